@@ -1,0 +1,313 @@
+/*
+ * core.h: the leaf layer every other layer stands on.
+ *
+ * Allocation (counting, fault-injectable), capped buffers, string slices,
+ * errors, logging with secret masking, clocks, ids, crypto helpers, the
+ * string map and the single limits table.  Nothing here knows about the
+ * gateway; nothing here touches the network.  See docs/architecture.md.
+ *
+ * Conventions (STYLE.md 8.2-8.4): functions return 0 or a negative CH_E*;
+ * `_take` steals its argument even on failure; `_get`/`_find` return
+ * borrowed values; `_dup` an owned copy.
+ */
+#ifndef CH_CORE_H
+#define CH_CORE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                               */
+/* ------------------------------------------------------------------ */
+
+enum {
+    CH_OK = 0,
+    CH_AGAIN = -1,        /* not yet: not an error (nginx NGX_AGAIN) */
+    CH_ENOMEM = -2,
+    CH_EINVAL = -3,       /* bad input; a ch_error says what */
+    CH_E_TOO_LARGE = -4,  /* a cap was reached */
+    CH_EIO = -5,
+    CH_ENOTFOUND = -6,
+    CH_EEXIST = -7,
+    CH_EBUSY = -8,        /* a bounded queue is full */
+    CH_ETIMEDOUT = -9,
+    CH_ECANCELED = -10,
+    CH_EPERM = -11,
+    CH_ECLOSED = -12,
+    CH_EVERSION = -13,    /* e.g. a database newer than this binary */
+    CH_EADDRINUSE = -14,
+    CH_ESTATE = -15,      /* called in the wrong state */
+};
+
+/* Static text for a CH_E* code ("out of memory", ...). */
+const char *ch_strerror(int rc);
+
+/*
+ * User-facing detail for a failure (jansson json_error_t).  Functions that
+ * can explain a failure take an optional `struct ch_error *`; NULL is fine.
+ * line/column are 1-based, 0 when unknown.
+ */
+struct ch_error {
+    int code;        /* CH_E* */
+    int line;
+    int column;
+    size_t offset;
+    char msg[160];
+};
+
+/* Fill err (if non-NULL) with code and a printf-formatted message.
+ * Returns code, so callers can write `return ch_error_set(err, ...)`. */
+int ch_error_set(struct ch_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------------ */
+/* Allocation (core/alloc.c)                                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The one allocator (STYLE.md 8.3 rule 8).  Every block carries a small
+ * header so the live byte count is exact.  ch_alloc_install() registers it
+ * with libuv, jansson, SQLite and OpenSSL; call it first thing in main()
+ * and in test main()s.  Thread-safe (atomic counters).
+ */
+void *ch_malloc(size_t n);
+void *ch_calloc(size_t count, size_t n);
+void *ch_realloc(void *p, size_t n);
+void ch_free(void *p);
+char *ch_strdup(const char *s);              /* NULL in, NULL out */
+char *ch_strndup(const char *s, size_t n);   /* always NUL-terminates */
+char *ch_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Overwrite then free: for anything that held a secret. */
+void ch_free_secret(char *s);
+void ch_wipe(void *p, size_t n);
+
+size_t ch_alloc_live_bytes(void);   /* bytes currently allocated */
+size_t ch_alloc_live_blocks(void);
+/* Fault injection for tests: the n-th allocation from now fails (1 = the
+ * next one); 0 disables.  Returns nothing; see tests/unit/core. */
+void ch_alloc_fail_after(long n);
+int ch_alloc_install(void);
+
+/* ------------------------------------------------------------------ */
+/* Slices and strings (core/str.c)                                      */
+/* ------------------------------------------------------------------ */
+
+/* A borrowed, not necessarily NUL-terminated byte range (h2o_iovec_t). */
+struct ch_str {
+    const char *p;
+    size_t len;
+};
+
+#define CH_STR(lit) ((struct ch_str){ (lit), sizeof(lit) - 1 })
+struct ch_str ch_str_from(const char *cstr); /* NULL gives {NULL,0} */
+bool ch_str_eq(struct ch_str a, struct ch_str b);
+bool ch_str_eq_cstr(struct ch_str a, const char *b);
+bool ch_str_eq_ci(struct ch_str a, const char *b); /* ASCII case-insensitive */
+bool ch_str_has_prefix(struct ch_str a, const char *prefix);
+char *ch_str_dup(struct ch_str s);                  /* owned, NUL-terminated */
+struct ch_str ch_str_trim(struct ch_str s);         /* spaces and tabs */
+/* Parse a non-negative decimal; CH_EINVAL on junk or overflow past max. */
+int ch_str_to_u64(struct ch_str s, uint64_t max, uint64_t *out);
+/* Parse "1MB", "256KB", "512", "1.5MiB" style sizes. */
+int ch_parse_size(const char *s, uint64_t *out);
+/* Parse durations "90d", "12h", "30m", "45s", "500ms"; plain number = s. */
+int ch_parse_duration_ms(const char *s, int64_t *out);
+/* Percent-decode a query component into out (capped at outcap-1). */
+int ch_url_decode(struct ch_str in, char *out, size_t outcap, size_t *outlen);
+
+/* ------------------------------------------------------------------ */
+/* Capped buffer (core/buf.c), curl dynbuf                              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A growable byte buffer with a cap fixed at init.  Appending past `max`
+ * returns CH_E_TOO_LARGE and leaves the buffer unchanged (it is not freed,
+ * unlike curl: callers decide).  data is always NUL-terminated when
+ * non-NULL, so printable content can be used as a C string.
+ */
+struct ch_buf {
+    char *data;   /* owned; NULL until the first append */
+    size_t len;   /* bytes used, excluding the NUL */
+    size_t cap;   /* bytes allocated */
+    size_t max;   /* cap on len; fixed at init */
+};
+
+void ch_buf_init(struct ch_buf *b, size_t max);
+void ch_buf_release(struct ch_buf *b);        /* free contents; keeps max */
+void ch_buf_reset(struct ch_buf *b);          /* len = 0, keeps memory */
+int ch_buf_reserve(struct ch_buf *b, size_t extra);
+int ch_buf_append(struct ch_buf *b, const void *p, size_t n);
+int ch_buf_append_str(struct ch_buf *b, const char *s);
+int ch_buf_append_char(struct ch_buf *b, char c);
+int ch_buf_appendf(struct ch_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int ch_buf_vappendf(struct ch_buf *b, const char *fmt, va_list ap);
+/* Append s as a JSON string literal, quotes included. */
+int ch_buf_append_json_str(struct ch_buf *b, const char *s, size_t n);
+/* Drop the first n bytes (n > len drops all). */
+void ch_buf_consume(struct ch_buf *b, size_t n);
+/* Hand the data to the caller (caller frees with ch_free); b becomes empty. */
+char *ch_buf_detach(struct ch_buf *b, size_t *len);
+
+/* ------------------------------------------------------------------ */
+/* String-keyed hash map (core/map.c)                                   */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Open-addressing map from owned copies of string keys to borrowed void*
+ * values.  The map never frees values; iterate and free them yourself.
+ * Not thread-safe.
+ */
+struct ch_map_entry {
+    char *key;      /* owned; NULL = empty slot; (char*)1 = tombstone */
+    size_t keylen;
+    uint64_t hash;
+    void *value;    /* borrowed */
+};
+
+struct ch_map {
+    struct ch_map_entry *slots;
+    size_t cap;      /* power of two */
+    size_t count;    /* live entries */
+    size_t used;     /* live + tombstones */
+};
+
+void ch_map_init(struct ch_map *m);
+void ch_map_release(struct ch_map *m);
+/* Insert or replace; *old (if non-NULL) gets the replaced value or NULL. */
+int ch_map_set(struct ch_map *m, const char *key, size_t keylen, void *value, void **old);
+void *ch_map_get(const struct ch_map *m, const char *key, size_t keylen);
+/* Remove; returns the removed value or NULL. */
+void *ch_map_del(struct ch_map *m, const char *key, size_t keylen);
+/* Iterate: start with *iter = 0; returns NULL at the end. */
+struct ch_map_entry *ch_map_next(const struct ch_map *m, size_t *iter);
+uint64_t ch_hash_bytes(const void *p, size_t n); /* FNV-1a 64 */
+
+/* ------------------------------------------------------------------ */
+/* Logging (core/log.c)                                                 */
+/* ------------------------------------------------------------------ */
+
+enum ch_log_level { CH_LOG_DEBUG, CH_LOG_INFO, CH_LOG_WARN, CH_LOG_ERROR, CH_LOG_OFF };
+enum ch_log_format { CH_LOG_TEXT, CH_LOG_JSON };
+
+/*
+ * One process-wide logger writing to stderr (the one deliberate global: the
+ * logger must work before any context exists).  Lines are buffered and
+ * flushed by ch_log_flush() (the loop calls it before sleeping) or when the
+ * buffer passes 64 KiB, so a busy access log costs one write(2) per loop
+ * iteration, not one per request.  Every line goes through ch_log_mask().
+ * Thread-safe (a mutex around the buffer).
+ */
+void ch_log_setup(enum ch_log_level level, enum ch_log_format fmt);
+int ch_log_level_parse(const char *s, enum ch_log_level *out);
+bool ch_log_enabled(enum ch_log_level level);
+void ch_log(enum ch_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A structured line: msg plus key/value pairs given as a NULL-terminated
+ * list of (const char *key, const char *value) string pairs. In text
+ * format: `msg k=v k=v`; in JSON: {"ts","level","msg",k:v...}. */
+void ch_log_kv(enum ch_log_level level, const char *msg, ...);
+void ch_log_flush(void);
+/* Unbuffered: write now (startup banners, fatal errors). */
+void ch_log_now(enum ch_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define ch_log_debug(...) do { if (ch_log_enabled(CH_LOG_DEBUG)) ch_log(CH_LOG_DEBUG, __VA_ARGS__); } while (0)
+#define ch_log_info(...) ch_log(CH_LOG_INFO, __VA_ARGS__)
+#define ch_log_warn(...) ch_log(CH_LOG_WARN, __VA_ARGS__)
+#define ch_log_error(...) ch_log(CH_LOG_ERROR, __VA_ARGS__)
+
+/*
+ * Mask secrets in place: chela tokens (oc_tok_...), `Bearer <x>`,
+ * `x-api-key: <x>`, provider keys (sk-..., sk-ant-..., AIza...), and
+ * `"token":"..."`/`"password":"..."`/`"apiKey":"..."` JSON values keep at
+ * most 4 leading characters followed by "****".  Returns the new length.
+ */
+size_t ch_log_mask(char *s, size_t len);
+
+/* ------------------------------------------------------------------ */
+/* Time (core/time.c)                                                   */
+/* ------------------------------------------------------------------ */
+
+int64_t ch_now_ms(void);        /* wall clock, ms since the epoch */
+uint64_t ch_mono_ns(void);      /* monotonic */
+uint64_t ch_mono_ms(void);
+/* "Sun, 06 Nov 1994 08:49:37 GMT"; out must hold 30 bytes. Cached per second. */
+const char *ch_http_date(char out[30]);
+/* RFC 3339 UTC with milliseconds, "2026-11-21T10:30:00.123Z"; 32 bytes. */
+void ch_time_iso8601(int64_t ms, char out[32]);
+
+/* ------------------------------------------------------------------ */
+/* Ids and crypto (core/crypto.c, core/id.c)                            */
+/* ------------------------------------------------------------------ */
+
+/* OpenSSL RAND_bytes; CH_EIO when the CSPRNG fails. */
+int ch_random_bytes(void *out, size_t n);
+void ch_uuid4(char out[37]);                      /* lowercase, hyphenated */
+/* prefix + `nchars` url-safe base64 chars of fresh randomness, owned. */
+char *ch_random_token(const char *prefix, size_t nchars);
+void ch_sha256(const void *p, size_t n, uint8_t out[32]);
+void ch_sha256_hex(const void *p, size_t n, char out[65]);
+void ch_hmac_sha256(const void *key, size_t keylen, const void *p, size_t n, uint8_t out[32]);
+void ch_hmac_sha256_hex(const void *key, size_t keylen, const void *p, size_t n, char out[65]);
+/* Constant-time comparison of equal-length buffers (CRYPTO_memcmp). */
+bool ch_ct_eq(const void *a, const void *b, size_t n);
+/* Constant time over the longer of the two lengths; false if lengths differ. */
+bool ch_ct_streq(const char *a, size_t alen, const char *b, size_t blen);
+void ch_hex_encode(const uint8_t *p, size_t n, char *out); /* out: 2n+1 */
+/* base64url without padding; out must hold 4*ceil(n/3)+1. Returns length. */
+size_t ch_base64url_encode(const uint8_t *p, size_t n, char *out);
+/* Accepts base64 and base64url, with or without padding. */
+int ch_base64_decode(const char *in, size_t inlen, uint8_t *out, size_t outcap, size_t *outlen);
+
+/* ------------------------------------------------------------------ */
+/* Limits (core/limits.c): the single table, STYLE.md 8.6               */
+/* ------------------------------------------------------------------ */
+
+enum ch_limit_id {
+    CH_LIMIT_MAX_CONNECTIONS,
+    CH_LIMIT_MAX_HEAD_BYTES,
+    CH_LIMIT_MAX_HEADERS,
+    CH_LIMIT_MAX_URI_BYTES,
+    CH_LIMIT_HEAD_TIMEOUT_MS,
+    CH_LIMIT_BODY_TIMEOUT_MS,
+    CH_LIMIT_MAX_BODY_BYTES,
+    CH_LIMIT_KEEPALIVE_TIMEOUT_MS,
+    CH_LIMIT_KEEPALIVE_REQUESTS,
+    CH_LIMIT_WRITE_QUEUE_SOFT_BYTES,
+    CH_LIMIT_WRITE_QUEUE_SOFT_MS,
+    CH_LIMIT_WRITE_QUEUE_HARD_BYTES,
+    CH_LIMIT_MAX_PIPELINED,
+    CH_LIMIT_SHUTDOWN_GRACE_MS,
+    CH_LIMIT_STORE_WRITE_QUEUE,
+    CH_LIMIT_LOOP_LAG_READY_MS,
+    CH_LIMIT__COUNT
+};
+
+struct ch_limit_def {
+    const char *name;      /* config key under `limits.`, camelCase */
+    int64_t def, min, max;
+    const char *unit;      /* "bytes", "ms", "count" */
+    const char *doc;       /* one line for docs/configuration.md */
+};
+
+struct ch_limits {
+    int64_t v[CH_LIMIT__COUNT];
+};
+
+const struct ch_limit_def *ch_limit_def_get(enum ch_limit_id id);
+/* Fill with the defaults. */
+void ch_limits_init(struct ch_limits *l);
+/* Set by name; CH_ENOTFOUND for an unknown name, CH_EINVAL out of range. */
+int ch_limits_set(struct ch_limits *l, const char *name, int64_t value, struct ch_error *err);
+
+#define CH_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define CH_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define CH_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define ch_container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+#define CH_VERSION "0.1.0"
+
+#endif

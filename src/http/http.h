@@ -1,0 +1,219 @@
+/*
+ * http.h: the HTTP/1.1 server (libuv + http-parser), responses, and the
+ * route table.  No thread per connection; one loop.
+ *
+ * A connection reads a request head, asks the owner whether the body may
+ * be read (limits, 413 before reading), reads it, stops reading, and hands
+ * a `struct ch_http_req` to the owner's `on_request`.  The owner answers,
+ * now or later, with exactly one ch_http_respond*() or a stream
+ * (begin/write/end).  Pipelined requests are parsed ahead but dispatched
+ * one at a time, so responses leave in order.  See
+ * docs/internals/http-connection.md for the state machine (STYLE.md 8.5).
+ *
+ * Layer: core <- net <- http.
+ */
+#ifndef CH_HTTP_H
+#define CH_HTTP_H
+
+#include <jansson.h>
+#include <netinet/in.h>
+#include <uv.h>
+
+#include "core/core.h"
+#include "net/net.h"
+
+#define CH_HTTP_MAX_PARAMS 4
+
+/* Method bits for routes and the Allow header. */
+enum {
+    CH_M_GET = 1 << 0,
+    CH_M_HEAD = 1 << 1,
+    CH_M_POST = 1 << 2,
+    CH_M_PUT = 1 << 3,
+    CH_M_DELETE = 1 << 4,
+    CH_M_PATCH = 1 << 5,
+    CH_M_OPTIONS = 1 << 6,
+    CH_M_OTHER = 1 << 7,
+};
+
+struct ch_http_header {
+    struct ch_str name;   /* borrowed from the request's head buffer */
+    struct ch_str value;  /* trimmed */
+};
+
+struct ch_http_conn;
+struct ch_http_server;
+
+/*
+ * One request.  Everything borrowed here stays valid until the response
+ * is complete (respond or stream_end); copy out what must live longer.
+ */
+struct ch_http_req {
+    struct ch_http_conn *conn;   /* borrowed */
+    uint64_t conn_id;
+    unsigned method;             /* CH_M_* bit */
+    const char *method_name;     /* "GET" ... static */
+    struct ch_str target;        /* the request-target as sent */
+    struct ch_str path;          /* target up to '?', not decoded */
+    struct ch_str query;         /* after '?', may be empty */
+    struct ch_http_header *headers; /* borrowed array */
+    size_t header_count;
+    struct ch_buf body;          /* owned by the request; capped */
+    int http_major, http_minor;
+    bool keep_alive;             /* client wants keep-alive */
+    char remote_addr[48];        /* textual peer address, no port */
+    struct sockaddr_storage peer;
+    char request_id[40];         /* X-Request-Id echoed (sanitized) or generated */
+    uint64_t start_ns;           /* ch_mono_ns() when the head completed */
+    /* Route match results, filled by ch_router_match. */
+    struct ch_str params[CH_HTTP_MAX_PARAMS];
+    size_t param_count;
+    const struct ch_route *route; /* borrowed: the matched route or NULL */
+    /* Free for the owner (api layer): auth result etc. */
+    void *owner_data;
+    const char *token_name;      /* borrowed; for the access log; NULL = anonymous */
+    const char *route_label;     /* borrowed; metrics label, e.g. "/api/v1/conversations/:id" */
+    int status;                  /* set when the response starts */
+    uint64_t bytes_out;          /* body bytes written */
+};
+
+/* Case-insensitive header lookup; NULL when absent. */
+const struct ch_str *ch_http_req_header(const struct ch_http_req *r, const char *name);
+/* Decoded query parameter into out; CH_ENOTFOUND if absent. */
+int ch_http_req_query(const struct ch_http_req *r, const char *name, char *out, size_t outcap);
+/* Path parameter by index (as declared in the route pattern). */
+struct ch_str ch_http_req_param(const struct ch_http_req *r, size_t i);
+
+/* ------------------------------------------------------------------ */
+/* Responses (http/respond.c)                                           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Add a response header before responding.  name/value are copied.
+ * Date, Content-Length, Connection, X-Request-Id are added by the server.
+ */
+int ch_http_add_header(struct ch_http_req *r, const char *name, const char *value);
+
+/* Complete response; body copied.  HEAD requests get headers only. */
+int ch_http_respond(struct ch_http_req *r, int status, const char *content_type,
+                    const void *body, size_t len);
+/* JSON response; steals `body` (even on failure). */
+int ch_http_respond_json(struct ch_http_req *r, int status, json_t *body);
+/*
+ * The common error shape {"error":"<code>","message":"<msg>"}; the
+ * message must not contain secrets.
+ */
+int ch_http_respond_error(struct ch_http_req *r, int status, const char *code,
+                          const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/*
+ * Streaming (SSE, chunked): begin sends the head with
+ * Transfer-Encoding: chunked (HTTP/1.1) or Connection: close (HTTP/1.0);
+ * each write is flushed before the loop sleeps (no buffering across
+ * iterations).  write returns CH_E_TOO_LARGE when the connection's write
+ * queue is over its hard cap (the client is too slow; the conn closes),
+ * CH_ECLOSED when the client went away.  on_close, when set, fires once if
+ * the client disconnects before stream_end (so the producer can abort).
+ */
+int ch_http_stream_begin(struct ch_http_req *r, int status, const char *content_type);
+int ch_http_stream_write(struct ch_http_req *r, const void *p, size_t n);
+int ch_http_stream_end(struct ch_http_req *r);
+void ch_http_req_on_close(struct ch_http_req *r, void (*cb)(struct ch_http_req *r, void *data), void *data);
+
+/*
+ * Async handlers keep the request alive across callbacks by holding a
+ * reference on its connection.  After unref, `r` may be gone.  A handler
+ * that will answer later must check ch_http_req_is_closed() first.
+ */
+void ch_http_req_ref(struct ch_http_req *r);
+void ch_http_req_unref(struct ch_http_req *r);
+bool ch_http_req_is_closed(const struct ch_http_req *r);
+
+const char *ch_http_status_text(int status);
+
+/* ------------------------------------------------------------------ */
+/* Server (http/server.c, http/conn.c, http/parse.c)                    */
+/* ------------------------------------------------------------------ */
+
+typedef void (*ch_http_request_cb)(struct ch_http_req *r, void *data);
+/*
+ * Called once the head is parsed, before any body byte is read.  Return 0
+ * to continue with max body `*max_body` (pre-set to limits.maxBodyBytes),
+ * or answer the request yourself (e.g. 401, 404 for a route that takes no
+ * body) and return CH_ECANCELED: the body is then discarded and the
+ * connection closed if a body was announced.
+ */
+typedef int (*ch_http_head_cb)(struct ch_http_req *r, size_t *max_body, void *data);
+/* One line per request, after the response is complete. */
+typedef void (*ch_http_done_cb)(struct ch_http_req *r, void *data);
+
+struct ch_http_server_opts {
+    const struct ch_limits *limits;   /* borrowed; outlives the server */
+    ch_http_head_cb on_head;          /* may be NULL */
+    ch_http_request_cb on_request;
+    ch_http_done_cb on_done;          /* may be NULL */
+    void *data;
+};
+
+struct ch_http_stats {
+    uint64_t conns_open;
+    uint64_t conns_total;
+    uint64_t conns_rejected;   /* over limits.maxConnections */
+    uint64_t requests_total;
+    uint64_t bytes_in, bytes_out;
+};
+
+int ch_http_server_new(struct ch_net *net, const struct ch_http_server_opts *o,
+                       struct ch_http_server **out);
+/*
+ * Listen on addr:port (addr is a literal IPv4/IPv6 address).  port 0
+ * picks a free port; ch_http_server_port() tells which.  A port in use
+ * gives CH_EADDRINUSE, with err saying "address already in use: <addr>:<port>".
+ */
+int ch_http_server_listen(struct ch_http_server *s, const char *addr, int port, struct ch_error *err);
+int ch_http_server_port(const struct ch_http_server *s);
+/*
+ * Graceful stop: close the listener, close idle keep-alive connections,
+ * let in-flight requests finish; after grace_ms close what is left.  cb
+ * runs on the loop thread once every connection is gone.
+ */
+void ch_http_server_shutdown(struct ch_http_server *s, uint64_t grace_ms,
+                             void (*cb)(void *data), void *data);
+void ch_http_server_free(struct ch_http_server *s); /* after shutdown's cb */
+void ch_http_server_stats(const struct ch_http_server *s, struct ch_http_stats *out);
+
+/* ------------------------------------------------------------------ */
+/* Routing (http/route.c)                                               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A table of routes: method mask + pattern with `:name` segments
+ * ("/api/v1/conversations/:id") and an optional trailing `*` that matches
+ * the rest ("/hooks/*").  Literal segments beat parameters; earlier routes
+ * win ties.
+ */
+struct ch_route {
+    unsigned methods;         /* CH_M_* mask */
+    const char *pattern;      /* static */
+    ch_http_request_cb handler;
+    unsigned flags;           /* owner-defined (the api layer: scope bits, auth) */
+    size_t max_body;          /* 0 = server default */
+};
+
+struct ch_router {
+    const struct ch_route *routes; /* borrowed array */
+    size_t count;
+};
+
+enum { CH_ROUTE_OK = 0, CH_ROUTE_NOT_FOUND = 1, CH_ROUTE_BAD_METHOD = 2 };
+/*
+ * Match method+path; on CH_ROUTE_OK fills r->route and r->params; on
+ * CH_ROUTE_BAD_METHOD sets *allowed to the methods the path accepts.
+ * Pure function of its inputs; unit-tested.
+ */
+int ch_router_match(const struct ch_router *rt, unsigned method, struct ch_str path,
+                    struct ch_http_req *r, unsigned *allowed);
+/* "GET, HEAD, POST" for an Allow header; out >= 64 bytes. */
+void ch_http_methods_format(unsigned mask, char *out, size_t outcap);
+
+#endif
