@@ -1,0 +1,217 @@
+/* Unit tests for core/: capped buffers, the map, parsers, crypto helpers,
+ * allocation counting and fault injection. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/core.h"
+
+static void test_buf_cap(void **state)
+{
+    struct ch_buf b;
+    (void)state;
+    ch_buf_init(&b, 8);
+    assert_int_equal(ch_buf_append_str(&b, "12345678"), 0);
+    assert_int_equal(ch_buf_append_char(&b, '9'), CH_E_TOO_LARGE);
+    assert_int_equal(b.len, 8);
+    assert_string_equal(b.data, "12345678");
+    ch_buf_consume(&b, 3);
+    assert_string_equal(b.data, "45678");
+    assert_int_equal(ch_buf_appendf(&b, "%d", 123), 0);
+    assert_string_equal(b.data, "45678123");
+    assert_int_equal(ch_buf_appendf(&b, "%d", 4), CH_E_TOO_LARGE);
+    assert_true(b.cap <= 9);
+    ch_buf_release(&b);
+}
+
+static void test_buf_json_str(void **state)
+{
+    struct ch_buf b;
+    (void)state;
+    ch_buf_init(&b, 64);
+    assert_int_equal(ch_buf_append_json_str(&b, "a\"b\\\n\x01", 6), 0);
+    assert_string_equal(b.data, "\"a\\\"b\\\\\\n\\u0001\"");
+    ch_buf_release(&b);
+    ch_buf_init(&b, 4);
+    assert_int_equal(ch_buf_append_json_str(&b, "abcdef", 6), CH_E_TOO_LARGE);
+    assert_int_equal(b.len, 0);
+    ch_buf_release(&b);
+}
+
+static void test_map(void **state)
+{
+    struct ch_map m;
+    char key[32];
+    size_t it = 0, seen = 0;
+    (void)state;
+    ch_map_init(&m);
+    for (long i = 0; i < 1000; i++) {
+        snprintf(key, sizeof(key), "k%ld", i);
+        assert_int_equal(ch_map_set(&m, key, strlen(key), (void *)(i + 1), NULL), 0);
+    }
+    assert_int_equal(m.count, 1000);
+    for (long i = 0; i < 1000; i += 2) {
+        snprintf(key, sizeof(key), "k%ld", i);
+        assert_ptr_equal(ch_map_del(&m, key, strlen(key)), (void *)(i + 1));
+    }
+    assert_int_equal(m.count, 500);
+    assert_null(ch_map_get(&m, "k0", 2));
+    assert_ptr_equal(ch_map_get(&m, "k1", 2), (void *)2);
+    while (ch_map_next(&m, &it))
+        seen++;
+    assert_int_equal(seen, 500);
+    /* churn through tombstones without growing forever */
+    for (long i = 0; i < 100000; i++) {
+        snprintf(key, sizeof(key), "t%ld", i);
+        ch_map_set(&m, key, strlen(key), (void *)1, NULL);
+        ch_map_del(&m, key, strlen(key));
+    }
+    assert_true(m.cap <= 4096);
+    ch_map_release(&m);
+}
+
+static void test_mask(void **state)
+{
+    char s[256];
+    size_t n;
+    (void)state;
+    strcpy(s, "Authorization: Bearer oc_tok_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG done");
+    n = ch_log_mask(s, strlen(s));
+    assert_int_equal(n, strlen(s));
+    assert_null(strstr(s, "ijklmnop"));
+    assert_non_null(strstr(s, "done"));
+    strcpy(s, "key sk-ant-api03-SECRETSECRETSECRET and AIzaSyA-SECRETSECRET1234");
+    ch_log_mask(s, strlen(s));
+    assert_null(strstr(s, "SECRETSECRET"));
+    strcpy(s, "{\"token\":\"hunter2hunter2\",\"password\":\"pw\"}");
+    ch_log_mask(s, strlen(s));
+    assert_null(strstr(s, "hunter2hunter2"));
+    assert_null(strstr(s, "\"pw\""));
+    strcpy(s, "plain text with no secrets, sk and tokens words");
+    n = ch_log_mask(s, strlen(s));
+    assert_string_equal(s, "plain text with no secrets, sk and tokens words");
+}
+
+static void test_parsers(void **state)
+{
+    uint64_t v;
+    int64_t ms;
+    char out[32];
+    size_t n;
+    (void)state;
+    assert_int_equal(ch_parse_size("1MB", &v), 0);
+    assert_int_equal(v, 1048576);
+    assert_int_equal(ch_parse_size("256 KiB", &v), 0);
+    assert_int_equal(v, 262144);
+    assert_int_equal(ch_parse_size("12", &v), 0);
+    assert_int_equal(v, 12);
+    assert_int_equal(ch_parse_size("1XB", &v), CH_EINVAL);
+    assert_int_equal(ch_parse_size("-1", &v), CH_EINVAL);
+    assert_int_equal(ch_parse_duration_ms("90d", &ms), 0);
+    assert_int_equal(ms, 90LL * 86400000);
+    assert_int_equal(ch_parse_duration_ms("500ms", &ms), 0);
+    assert_int_equal(ms, 500);
+    assert_int_equal(ch_parse_duration_ms("2x", &ms), CH_EINVAL);
+    assert_int_equal(ch_str_to_u64(CH_STR("18446744073709551615"), UINT64_MAX, &v), 0);
+    assert_int_equal(ch_str_to_u64(CH_STR("18446744073709551616"), UINT64_MAX, &v), CH_EINVAL);
+    assert_int_equal(ch_url_decode(CH_STR("a%20b+c"), out, sizeof(out), &n), 0);
+    assert_string_equal(out, "a b c");
+    assert_int_equal(ch_url_decode(CH_STR("bad%2"), out, sizeof(out), &n), CH_EINVAL);
+    assert_int_equal(ch_url_decode(CH_STR("bad%zz"), out, sizeof(out), &n), CH_EINVAL);
+}
+
+static void test_crypto(void **state)
+{
+    char hex[65], enc[64];
+    uint8_t dec[64];
+    size_t n;
+    char *tok;
+    (void)state;
+    ch_sha256_hex("abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    ch_hmac_sha256_hex("key", 3, "The quick brown fox jumps over the lazy dog", 43, hex);
+    assert_string_equal(hex, "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
+    assert_true(ch_ct_streq("abc", 3, "abc", 3));
+    assert_false(ch_ct_streq("abc", 3, "abd", 3));
+    assert_false(ch_ct_streq("abc", 3, "abcd", 4));
+    n = ch_base64url_encode((const uint8_t *)"\xff\xfe\xfd\x01", 4, enc);
+    assert_string_equal(enc, "__79AQ");
+    assert_int_equal(ch_base64_decode(enc, n, dec, sizeof(dec), &n), 0);
+    assert_int_equal(n, 4);
+    assert_memory_equal(dec, "\xff\xfe\xfd\x01", 4);
+    assert_int_equal(ch_base64_decode("/+/9AQ==", 8, dec, sizeof(dec), &n), 0);
+    assert_int_equal(ch_base64_decode("a$", 2, dec, sizeof(dec), &n), CH_EINVAL);
+    tok = ch_random_token("oc_tok_", 43);
+    assert_non_null(tok);
+    assert_int_equal(strlen(tok), 50);
+    assert_memory_equal(tok, "oc_tok_", 7);
+    for (size_t i = 7; i < 50; i++)
+        assert_non_null(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", tok[i]));
+    ch_free_secret(tok);
+    ch_uuid4(enc);
+    assert_int_equal(strlen(enc), 36);
+    assert_int_equal(enc[14], '4');
+}
+
+static void test_alloc_counting(void **state)
+{
+    size_t before = ch_alloc_live_bytes();
+    char *p;
+    struct ch_buf b;
+    int rc = CH_ENOMEM;
+    long n;
+    (void)state;
+    p = ch_malloc(1000);
+    assert_int_equal(ch_alloc_live_bytes(), before + 1000);
+    p = ch_realloc(p, 10);
+    assert_int_equal(ch_alloc_live_bytes(), before + 10);
+    ch_free(p);
+    assert_int_equal(ch_alloc_live_bytes(), before);
+    /* fail allocation N upward until the operation succeeds */
+    for (n = 1; rc != 0 && n < 50; n++) {
+        ch_buf_init(&b, 1 << 20);
+        ch_alloc_fail_after(n);
+        rc = ch_buf_appendf(&b, "%0500d", 7);
+        ch_alloc_fail_after(0);
+        if (rc)
+            assert_int_equal(rc, CH_ENOMEM);
+        ch_buf_release(&b);
+        assert_int_equal(ch_alloc_live_bytes(), before);
+    }
+    assert_int_equal(rc, 0);
+}
+
+static void test_limits(void **state)
+{
+    struct ch_limits l;
+    struct ch_error err = { 0 };
+    (void)state;
+    ch_limits_init(&l);
+    assert_int_equal(l.v[CH_LIMIT_MAX_CONNECTIONS], 1024);
+    assert_int_equal(l.v[CH_LIMIT_MAX_HEAD_BYTES], 32768);
+    assert_int_equal(ch_limits_set(&l, "maxHeaders", 50, &err), 0);
+    assert_int_equal(l.v[CH_LIMIT_MAX_HEADERS], 50);
+    assert_int_equal(ch_limits_set(&l, "maxHeaders", 5, &err), CH_EINVAL);
+    assert_non_null(strstr(err.msg, "out of range"));
+    assert_int_equal(ch_limits_set(&l, "nope", 5, &err), CH_ENOTFOUND);
+    for (int i = 0; i < CH_LIMIT__COUNT; i++) {
+        const struct ch_limit_def *d = ch_limit_def_get((enum ch_limit_id)i);
+        assert_non_null(d->name);
+        assert_true(d->def >= d->min && d->def <= d->max);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_cap),    cmocka_unit_test(test_buf_json_str),
+        cmocka_unit_test(test_map),        cmocka_unit_test(test_mask),
+        cmocka_unit_test(test_parsers),    cmocka_unit_test(test_crypto),
+        cmocka_unit_test(test_alloc_counting), cmocka_unit_test(test_limits),
+    };
+    ch_alloc_install();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
