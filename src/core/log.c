@@ -124,7 +124,7 @@ size_t ch_log_mask(char *s, size_t len)
     static const char *prefixes[] = { "oc_tok_", "sk-ant-", "sk-", "AIza", "xoxb-", "ghp_" };
     static const char *keywords[] = { "bearer ", "x-api-key: ", "x-api-key=", "x-openclaw-token: ",
                                       "\"token\":\"", "\"password\":\"", "\"apikey\":\"",
-                                      "\"secret\":\"", "\"localtoken\":\"", "token=" };
+                                      "\"secret\":\"", "\"localtoken\":\"" };
     size_t i = 0, orig = len;
 
     while (i < len) {

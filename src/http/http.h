@@ -63,7 +63,7 @@ struct ch_http_req {
     bool keep_alive;             /* client wants keep-alive */
     char remote_addr[48];        /* textual peer address, no port */
     struct sockaddr_storage peer;
-    char request_id[40];         /* X-Request-Id echoed (sanitized) or generated */
+    char request_id[65];         /* X-Request-Id echoed (1-64 of [A-Za-z0-9._:-]) or generated */
     uint64_t start_ns;           /* ch_mono_ns() when the head completed */
     /* Route match results, filled by ch_router_match. */
     struct ch_str params[CH_HTTP_MAX_PARAMS];
@@ -119,6 +119,9 @@ int ch_http_stream_begin(struct ch_http_req *r, int status, const char *content_
 int ch_http_stream_write(struct ch_http_req *r, const void *p, size_t n);
 int ch_http_stream_end(struct ch_http_req *r);
 void ch_http_req_on_close(struct ch_http_req *r, void (*cb)(struct ch_http_req *r, void *data), void *data);
+/* Output queued on the request's connection and not yet taken by the
+ * kernel: a producer can pause above limits.writeQueueSoftBytes. */
+size_t ch_http_req_queued_bytes(const struct ch_http_req *r);
 
 /*
  * Async handlers keep the request alive across callbacks by holding a
@@ -130,6 +133,47 @@ void ch_http_req_unref(struct ch_http_req *r);
 bool ch_http_req_is_closed(const struct ch_http_req *r);
 
 const char *ch_http_status_text(int status);
+
+/* ------------------------------------------------------------------ */
+/* Upgrade: the seam ws/ plugs into (http/upgrade.c)                    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * After ch_http_upgrade the connection is UPGRADED: HTTP parsing stops
+ * and its bytes go to these callbacks, on the loop thread.  The
+ * connection keeps its socket, its write queue (flushed before the loop
+ * sleeps, same hard cap) and its place in graceful shutdown.
+ */
+struct ch_http_upgrade_ops {
+    /* Bytes of the new protocol; bytes the client sent right after the
+     * request head come first.  May call ch_http_conn_write/_close. */
+    void (*on_read)(struct ch_http_conn *c, const char *p, size_t n, void *data);
+    /* The connection is closing, whoever asked; called once and last.
+     * c is freed after it returns unless a reference is held
+     * (ch_http_req_ref on the upgraded request). */
+    void (*on_close)(struct ch_http_conn *c, void *data);
+};
+
+/* The request carries Upgrade and Connection: upgrade (or is CONNECT). */
+bool ch_http_req_wants_upgrade(const struct ch_http_req *r);
+/*
+ * Answer r with "101 Switching Protocols" (Upgrade: <protocol>,
+ * Connection: Upgrade, plus headers added with ch_http_add_header) and
+ * hand the connection to ops.  Only from on_request, before any other
+ * response, for a request that wants an upgrade: else CH_ESTATE.  The
+ * request is complete afterwards (on_done runs); r->conn stays valid.
+ * An upgrade request answered any other way closes the connection.
+ */
+int ch_http_upgrade(struct ch_http_req *r, const char *protocol,
+                    const struct ch_http_upgrade_ops *ops, void *data);
+/* Queue bytes on an upgraded connection.  CH_ECLOSED once closing;
+ * CH_E_TOO_LARGE over limits.writeQueueHardBytes (the connection closes). */
+int ch_http_conn_write(struct ch_http_conn *c, const void *p, size_t n);
+/* Start or stop delivering bytes (backpressure towards the client). */
+void ch_http_conn_read(struct ch_http_conn *c, bool on);
+/* Close after flushing what is queued; on_close follows. */
+void ch_http_conn_close(struct ch_http_conn *c);
+size_t ch_http_conn_queued_bytes(const struct ch_http_conn *c);
 
 /* ------------------------------------------------------------------ */
 /* Server (http/server.c, http/conn.c, http/parse.c)                    */
@@ -189,7 +233,7 @@ void ch_http_server_stats(const struct ch_http_server *s, struct ch_http_stats *
 /*
  * A table of routes: method mask + pattern with `:name` segments
  * ("/api/v1/conversations/:id") and an optional trailing `*` that matches
- * the rest ("/hooks/*").  Literal segments beat parameters; earlier routes
+ * the rest ("/hooks/" followed by a star).  Literal segments beat parameters; earlier routes
  * win ties.
  */
 struct ch_route {

@@ -41,20 +41,35 @@ struct ch_net {
     uint64_t lag_max_ms;              /* max since start */
     int64_t start_ms;                 /* wall clock at init */
     uint64_t start_mono_ms;
+    uv_idle_t idle;                   /* armed only to skip one sleep (ch_net_want_flush) */
+    bool in_hooks;                    /* true while the flush hooks run */
     int open_handles;                 /* for close */
     void (*close_cb)(void *data);
     void *close_data;
 };
 
-/* Start the prepare hook and the tick on loop.  The tick is unref'd, so it
- * never keeps the loop alive by itself. */
+/* Start the prepare hook and the tick on loop.  Both are unref'd, so they
+ * never keep the loop alive by themselves: the loop runs while listeners,
+ * connections or requests exist (see ch_net_want_flush). Returns 0. */
 int ch_net_init(struct ch_net *n, uv_loop_t *loop);
-/* Close both handles; cb runs once they are closed. */
+/* Close the handles and drop every hook; cb runs once they are closed. */
 void ch_net_close(struct ch_net *n, void (*cb)(void *data), void *data);
 /* Register a hook run before every sleep (flush queued writes, logs). */
 int ch_net_on_flush(struct ch_net *n, ch_net_hook_cb cb, void *data);
 /* Register a hook run once per second. */
 int ch_net_on_tick(struct ch_net *n, ch_net_hook_cb cb, void *data);
+/* Unregister a hook added with the same cb and data (no-op if absent).
+ * Owners that die before the loop (an HTTP server) must call this. */
+void ch_net_off_flush(struct ch_net *n, ch_net_hook_cb cb, void *data);
+void ch_net_off_tick(struct ch_net *n, ch_net_hook_cb cb, void *data);
+/*
+ * Say that a flush hook has work queued.  The prepare handle is unref'd,
+ * so without this a loop whose only remaining work is queued output could
+ * exit (or sleep) before the hooks run; this refs it until the next run.
+ * Called from inside a flush hook, it also keeps the next poll from
+ * blocking, so work deferred for fairness runs on the next iteration.
+ */
+void ch_net_want_flush(struct ch_net *n);
 uint64_t ch_net_uptime_ms(const struct ch_net *n);
 
 /*

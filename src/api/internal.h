@@ -1,0 +1,206 @@
+/*
+ * internal.h: private declarations of the api layer (the .c files in src/api).
+ */
+#ifndef CH_API_INTERNAL_H
+#define CH_API_INTERNAL_H
+
+#include <jansson.h>
+
+#include "api/api.h"
+
+/* Route flags: the low bits are CH_SCOPE_* (the scope a route needs). */
+enum {
+    R_PUBLIC = 1 << 8,   /* no authentication */
+    R_METRICS = 1 << 9,  /* public when metrics.public */
+    R_JSON = 1 << 10,    /* body must be application/json */
+    R_SCOPES = CH_SCOPE_CHAT | CH_SCOPE_SEND | CH_SCOPE_READ | CH_SCOPE_ADMIN,
+};
+
+/* ---- auth.c: credentials and the token cache ---- */
+
+/*
+ * One credential.  Shared by the cache and by in-flight requests (which
+ * hold a reference for their access-log line), so a revocation that drops
+ * it from the cache never frees it under a running request.
+ */
+struct ch_auth_entry {
+    int refs;
+    char *name;               /* owned */
+    char hash_hex[65];        /* SHA-256 of the secret */
+    unsigned scopes;
+    int64_t rate_limit_rpm;   /* 0: api.rateLimit.perToken */
+    int64_t expires_ms;       /* 0: never */
+    int64_t last_used_ms;
+    bool dirty;               /* last_used_ms not yet written back */
+    bool from_db;             /* else from config or the local CLI token */
+    bool dead;                /* dropped from the cache */
+};
+
+struct ch_auth_fail {
+    int64_t window_start_ms;
+    int count;
+    int64_t locked_until_ms;
+};
+
+struct ch_auth {
+    struct ch_map by_hash;    /* hash_hex -> entry (one ref held) */
+    struct ch_map fails;      /* address -> struct ch_auth_fail (owned) */
+    int64_t fingerprint[4];   /* of the tokens table, to skip no-op reloads */
+    bool have_fingerprint;
+    bool refresh_inflight;
+    bool touch_inflight;
+    int max_attempts;         /* gateway.auth.rateLimit */
+    int64_t window_ms, lockout_ms;
+};
+
+void ch_auth_entry_unref(struct ch_auth_entry *e);
+int ch_auth_init(struct ch_api *a);
+void ch_auth_release(struct ch_api *a);
+/* Rebuild the config-sourced credentials (start and SIGHUP). */
+int ch_auth_load_config(struct ch_api *a);
+/* Take db records into the cache (replacing the db-sourced set). */
+void ch_auth_replace_db(struct ch_api *a, struct ch_token_list *list);
+/*
+ * Authenticate a presented secret: returns a borrowed entry or NULL.
+ * Expired tokens are NULL.  Constant-time on the hash.
+ */
+struct ch_auth_entry *ch_auth_find(struct ch_api *a, const char *secret, size_t len);
+/* Add/drop one db token right away (REST create/revoke). */
+int ch_auth_add_db(struct ch_api *a, const struct ch_token_rec *t);
+void ch_auth_drop_name(struct ch_api *a, const char *name);
+/* Failed-attempt limiter per address: returns ms to wait (0 = allowed). */
+int64_t ch_auth_fail_check(struct ch_api *a, const char *addr, int64_t now_ms);
+void ch_auth_fail_record(struct ch_api *a, const char *addr, int64_t now_ms);
+/* Forget expired failure windows (bounded memory). */
+void ch_auth_sweep(struct ch_api *a, int64_t now_ms);
+/* Once a second: reload tokens if the table changed, write last-used. */
+void ch_auth_tick(struct ch_api *a);
+
+/* ---- ratelimit.c: token buckets ---- */
+
+struct ch_bucket {
+    double tokens;            /* available now */
+    double capacity;          /* burst = maxRequests */
+    double refill_per_ms;     /* maxRequests / windowMs */
+    int64_t last_ms;
+};
+
+void ch_bucket_init(struct ch_bucket *b, double capacity, int64_t window_ms, int64_t now_ms);
+/* Take one token: 0 on success, else milliseconds until one is available. */
+int64_t ch_bucket_take(struct ch_bucket *b, int64_t now_ms);
+/* Whole tokens left and seconds until the bucket is full again. */
+int64_t ch_bucket_remaining(const struct ch_bucket *b);
+int64_t ch_bucket_reset_s(const struct ch_bucket *b);
+
+struct ch_rate {
+    struct ch_map buckets;    /* token name -> struct ch_bucket (owned) */
+    struct ch_bucket global;
+    bool global_on;
+    int64_t per_window_ms, per_max;
+};
+int ch_rate_init(struct ch_api *a);
+void ch_rate_release(struct ch_rate *r);
+/*
+ * Charge one request for entry.  Returns 0 and adds X-RateLimit-*
+ * headers, or answers 429 itself and returns CH_EBUSY.
+ */
+int ch_rate_check(struct ch_api *a, struct ch_http_req *r, const struct ch_auth_entry *e);
+
+/* ---- security.c: IP allowlist and CORS ---- */
+
+struct ch_security {
+    struct ch_cidr *allow;    /* owned; NULL/0 = everyone */
+    size_t allow_count;
+    bool cors_on;
+    char **origins;           /* owned */
+    size_t origin_count;
+    char *cors_methods;       /* owned, "GET, POST" */
+    char *cors_headers;       /* owned */
+    int64_t cors_max_age;
+};
+int ch_security_init(struct ch_api *a, struct ch_error *err);
+void ch_security_release(struct ch_security *s);
+/* 403 answered and CH_EPERM returned when the peer is not allowed. */
+int ch_security_check_ip(struct ch_api *a, struct ch_http_req *r);
+/* Preflight: answered (0) or not a preflight (CH_ENOTFOUND). */
+int ch_security_preflight(struct ch_api *a, struct ch_http_req *r);
+/* Add Access-Control-Allow-Origin for a listed Origin. */
+void ch_security_cors_headers(struct ch_api *a, struct ch_http_req *r);
+
+/* ---- metrics.c ---- */
+
+#define CH_METRICS_STATUSES 24
+#define CH_METRICS_BUCKETS 14
+
+struct ch_metrics_route {
+    const char *label;        /* borrowed: route pattern */
+    int status[CH_METRICS_STATUSES];
+    uint64_t count[CH_METRICS_STATUSES];
+    size_t n;
+};
+
+struct ch_metrics {
+    struct ch_metrics_route *routes; /* owned: one per route, plus "unmatched" last */
+    size_t route_count;
+    uint64_t hist[CH_METRICS_BUCKETS + 1];
+    double latency_sum_s;
+    uint64_t latency_count;
+    uint64_t auth_failures;
+    uint64_t rate_limited;
+    uint64_t audit_dropped;
+    uint64_t audit_written;
+};
+int ch_metrics_init(struct ch_api *a);
+void ch_metrics_release(struct ch_metrics *m);
+void ch_metrics_observe(struct ch_api *a, const struct ch_http_req *r, uint64_t latency_ns);
+void ch_metrics_handler(struct ch_http_req *r, void *data);
+
+/* ---- health.c ---- */
+void ch_health_live(struct ch_http_req *r, void *data);
+void ch_health_ready(struct ch_http_req *r, void *data);
+void ch_health_detail(struct ch_http_req *r, void *data);
+
+/* ---- tokens_rest.c: /api/v1/tokens ---- */
+void ch_tokens_rest_list(struct ch_http_req *r, void *data);
+void ch_tokens_rest_create(struct ch_http_req *r, void *data);
+void ch_tokens_rest_delete(struct ch_http_req *r, void *data);
+/* Token record -> the JSON shape `chela token list --json` prints (new ref). */
+json_t *ch_token_rec_json(const struct ch_token_rec *t);
+
+/* ---- audit.c: batched audit rows ---- */
+/* Rows pending on the loop; flushed every loop iteration or when full. */
+#define CH_AUDIT_BATCH 256
+struct ch_audit_batch {
+    size_t n;
+    struct ch_audit_rec recs[CH_AUDIT_BATCH];
+};
+void ch_audit_record(struct ch_api *a, const struct ch_http_req *r, uint64_t latency_ns);
+void ch_audit_flush(void *api);   /* net flush hook */
+
+/* ---- the api object ---- */
+struct ch_api {
+    struct ch_net *net;
+    struct ch_store *store;
+    const struct ch_config *cfg;
+    const struct ch_limits *limits;
+    struct ch_http_server *server;
+    char *state_dir;
+    char local_hash[65];          /* SHA-256 of the CLI's local token, or "" */
+    struct ch_router router;
+    struct ch_auth auth;
+    struct ch_rate rate;
+    struct ch_security sec;
+    struct ch_metrics metrics;
+    struct ch_audit_batch *audit; /* owned; pending rows */
+    size_t max_body;              /* api.security.maxBodySize */
+    bool metrics_public;
+    bool access_log;
+    bool audit_on;
+    bool stopped;
+    int64_t started_ms;
+};
+
+/* JSON response helpers shared by handlers. */
+int ch_api_json_body(struct ch_http_req *r, json_t **out); /* 400 answered on failure */
+
+#endif

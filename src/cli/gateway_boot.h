@@ -1,0 +1,39 @@
+/*
+ * gateway_boot.h: the synchronous startup steps of `chela gateway`, each
+ * reporting its own failure in one line on stderr and returning the exit
+ * code (0 to continue).
+ */
+#ifndef CH_CLI_GATEWAY_BOOT_H
+#define CH_CLI_GATEWAY_BOOT_H
+
+#include "config/config.h"
+#include "store/store.h"
+
+struct ch_boot {
+    const char *port_flag, *bind_flag;          /* borrowed from argv */
+    const char *log_format_flag, *log_level_flag;
+    char addr[64];                              /* resolved bind address */
+    int port;
+    char *db_path;                              /* owned */
+};
+
+/* Create (0700) and check the state directory is a writable directory. */
+int ch_boot_state_dir(const char *dir);
+/* Write the default config on first start, load and validate it (exit 2
+ * with every error), set up logging. */
+int ch_boot_config(struct ch_boot *b, const char *path, struct ch_config **out);
+/* Logging from flags (when given) or config. */
+void ch_boot_logging(const struct ch_config *c, const char *format_flag, const char *level_flag);
+/* Port and bind from flags, env (already in config) and config; refuse
+ * auth mode none off loopback (exit 2). */
+int ch_boot_listen_addr(struct ch_boot *b, const struct ch_config *c);
+/* Open and migrate the database; on first start create and print the
+ * admin token; return the live tokens for the cache. */
+int ch_boot_database(struct ch_boot *b, const char *state_dir, const struct ch_config *c,
+                     struct ch_token_list *tokens);
+/* Write <state>/gateway.json (0600, atomically); returns its owned path
+ * or NULL (logged; the gateway still runs). */
+char *ch_boot_write_runfile(const char *state_dir, const char *addr, int port, const char *local_token);
+void ch_boot_release(struct ch_boot *b);
+
+#endif

@@ -1,0 +1,216 @@
+/*
+ * schema.c: the one table of configuration keys (redis src/config.c rows).
+ *
+ * Every key chela reads is one row here: dotted path, type, default (as
+ * JSON text), range or allowed values, flags and a doc line.  Validation,
+ * default filling, redaction and docs/configuration.md all come from this
+ * table, so adding a key is adding a row.  The `limits.*` rows are not
+ * typed here: cfg_schema_new() generates them from the core limits table.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "config/internal.h"
+
+#define MiB (1024LL * 1024)
+#define DAY_MS 86400000LL
+
+/* Row helpers: one line per key.  Defaults are JSON text. */
+#define OBJ(path, doc) { path, CFG_OBJECT, NULL, 0, 0, NULL, NULL, 0, doc, NULL }
+#define STR(path, def, check, doc) { path, CFG_STRING, def, 0, 0, NULL, check, 0, doc, NULL }
+#define SECRET(path, flags, doc) \
+    { path, CFG_STRING, NULL, 0, 0, NULL, NULL, CFG_SECRET | (flags), doc, NULL }
+#define INT(path, def, lo, hi, unit, doc) \
+    { path, CFG_INT, #def, lo, hi, NULL, NULL, 0, doc, unit }
+#define BOOL(path, def, doc) { path, CFG_BOOL, #def, 0, 0, NULL, NULL, 0, doc, NULL }
+#define ENUM(path, def, values, doc) \
+    { path, CFG_ENUM, "\"" def "\"", 0, 0, values, NULL, 0, doc, NULL }
+#define STRINGS(path, def, values, check, doc) \
+    { path, CFG_STRINGS, def, 0, 0, values, check, 0, doc, NULL }
+#define OBJECTS(path, def, doc) { path, CFG_OBJECTS, def, 0, 0, NULL, NULL, 0, doc, NULL }
+#define SIZE(path, def, lo, hi, doc) \
+    { path, CFG_SIZE, "\"" def "\"", lo, hi, NULL, NULL, 0, doc, "bytes" }
+
+static const struct cfg_row rows[] = {
+    /* gateway: the listener and how clients authenticate to it. */
+    INT("gateway.port", 18789, 0, 65535, NULL,
+        "TCP port of the gateway (HTTP, WebSocket, API). 0 picks a free port (tests)."),
+    STR("gateway.bind", "\"loopback\"", cfg_check_bind,
+        "Listen address: `loopback` (127.0.0.1), `localhost`, `lan` (every interface) or a "
+        "literal IPv4/IPv6 address."),
+    ENUM("gateway.mode", "local", "local", "Gateway mode; chela runs the local gateway only."),
+    ENUM("gateway.auth.mode", "token", "token|password|none",
+         "How clients authenticate: shared token, password, or none."),
+    SECRET("gateway.auth.token", 0,
+           "Shared token for auth mode `token` (`Authorization: Bearer` or `x-openclaw-token`)."),
+    SECRET("gateway.auth.password", 0, "Password for auth mode `password`."),
+    INT("gateway.auth.rateLimit.maxAttempts", 10, 1, 1000000, "count",
+        "Failed authentications per client address within `windowMs` before a lockout."),
+    INT("gateway.auth.rateLimit.windowMs", 60000, 1000, DAY_MS, "ms",
+        "Window in which failed authentications are counted."),
+    INT("gateway.auth.rateLimit.lockoutMs", 300000, 0, DAY_MS, "ms",
+        "How long a client address stays locked out."),
+    STRINGS("gateway.controlUi.allowedOrigins", "[]", NULL, cfg_check_origin,
+            "Browser origins (`scheme://host[:port]`) allowed to open the control UI "
+            "WebSocket."),
+    BOOL("gateway.http.endpoints.chatCompletions.enabled", false,
+         "Serve the OpenAI-compatible `POST /v1/chat/completions`."),
+    BOOL("gateway.http.endpoints.responses.enabled", false,
+         "Serve the OpenResponses `POST /v1/responses`."),
+
+    /* api: the REST API and its own tokens. */
+    BOOL("api.enabled", true, "Serve the REST API under `/api`."),
+    BOOL("api.auth.enabled", true, "Require an API token (`Authorization: Bearer`)."),
+    OBJECTS("api.auth.tokens", "[]", "API tokens; each entry is an object with the keys below."),
+    { "api.auth.tokens[].name", CFG_STRING, NULL, 0, 0, NULL, NULL, CFG_REQUIRED,
+      "Label of the token in logs, metrics and the audit trail.", NULL },
+    SECRET("api.auth.tokens[].token", CFG_REQUIRED, "The token value clients send."),
+    STRINGS("api.auth.tokens[].scope", "[\"chat\",\"send\",\"read\"]", "chat|send|read|admin",
+            NULL, "What the token may do; `admin` must be granted explicitly."),
+    INT("api.auth.tokens[].rateLimit", 0, 0, 1000000, "count",
+        "Requests per minute for this token; 0 uses `api.rateLimit.perToken`."),
+    INT("api.rateLimit.global.windowMs", 60000, 1000, DAY_MS, "ms",
+        "Window of the global request counter."),
+    INT("api.rateLimit.global.maxRequests", 0, 0, 1000000000, "count",
+        "Requests per window over all tokens; 0 means unlimited."),
+    INT("api.rateLimit.perToken.windowMs", 60000, 1000, DAY_MS, "ms",
+        "Window of each token's request counter."),
+    INT("api.rateLimit.perToken.maxRequests", 60, 0, 1000000000, "count",
+        "Requests per window per token; 0 means unlimited."),
+    STRINGS("api.security.allowedIPs", "[]", NULL, cfg_check_cidr,
+            "Client addresses allowed to call the API, as CIDR (`10.0.0.0/8`, `::1`); empty "
+            "allows every address."),
+    BOOL("api.security.cors.enabled", false, "Answer CORS preflights and add CORS headers."),
+    STRINGS("api.security.cors.origins", "[]", NULL, cfg_check_cors_origin,
+            "Allowed origins (`scheme://host[:port]`, or `*` for any)."),
+    STRINGS("api.security.cors.methods", "[\"GET\",\"POST\",\"DELETE\"]",
+            "GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS", NULL, "Allowed request methods."),
+    STRINGS("api.security.cors.headers",
+            "[\"Authorization\",\"Content-Type\",\"X-Request-Id\",\"x-openclaw-token\"]", NULL,
+            cfg_check_header_name, "Allowed request headers."),
+    INT("api.security.cors.maxAgeSeconds", 600, 0, 86400, NULL,
+        "How long browsers may cache a preflight answer, in seconds."),
+    SIZE("api.security.maxBodySize", "1MB", 1024, 1024 * MiB,
+         "Largest request body (`512KB`, `1MB`, or bytes); sets `limits.maxBodyBytes` "
+         "unless that is given."),
+
+    /* log */
+    ENUM("log.level", "info", "debug|info|warn|error", "Lowest level written to stderr."),
+    ENUM("log.format", "text", "text|json", "Log line format."),
+    BOOL("log.access", true, "Write one access-log line per HTTP request."),
+
+    /* store: the SQLite database. */
+    ENUM("store.sync", "normal", "normal|full",
+         "SQLite `synchronous` pragma: `full` survives power loss, `normal` is faster."),
+    INT("store.busyTimeoutMs", 5000, 0, 600000, "ms",
+        "How long a database call waits for a lock before failing."),
+    INT("store.auditRetentionDays", 30, 0, 36500, NULL,
+        "Days audit rows are kept; 0 keeps them forever."),
+
+    /* metrics */
+    BOOL("metrics.public", false, "Serve `/metrics` without authentication."),
+
+    /* limits: generated from the core limits table by cfg_schema_new(). */
+    OBJ("limits", "Resource limits; every key is one row of the core limits table."),
+};
+
+struct cfg_schema *cfg_schema_new(void)
+{
+    struct cfg_schema *s;
+    size_t n = CH_ARRAY_SIZE(rows), k;
+
+    s = ch_calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->rows = ch_malloc((n + CH_LIMIT__COUNT) * sizeof(*s->rows));
+    if (!s->rows) {
+        ch_free(s);
+        return NULL;
+    }
+    memcpy(s->rows, rows, sizeof(rows));
+    for (k = 0; k < CH_LIMIT__COUNT; k++) {
+        const struct ch_limit_def *l = ch_limit_def_get((enum ch_limit_id)k);
+        struct cfg_row *r = &s->rows[n + k];
+        bool bytes = !strcmp(l->unit, "bytes");
+
+        snprintf(s->gen_path[k], sizeof(s->gen_path[k]), "limits.%s", l->name);
+        snprintf(s->gen_def[k], sizeof(s->gen_def[k]), "%lld", (long long)l->def);
+        memset(r, 0, sizeof(*r));
+        r->path = s->gen_path[k];
+        /* Byte limits also take "64KB"-style sizes, like api.security.maxBodySize. */
+        r->type = bytes ? CFG_SIZE : CFG_INT;
+        r->def = s->gen_def[k];
+        r->min = l->min;
+        r->max = l->max;
+        r->doc = l->doc;
+        r->unit = l->unit;
+    }
+    s->count = n + CH_LIMIT__COUNT;
+    return s;
+}
+
+void cfg_schema_free(struct cfg_schema *s)
+{
+    if (!s)
+        return;
+    ch_free(s->rows);
+    ch_free(s);
+}
+
+const struct cfg_row *cfg_schema_find(const struct cfg_schema *s, const char *pattern)
+{
+    for (size_t k = 0; k < s->count; k++)
+        if (!strcmp(s->rows[k].path, pattern))
+            return &s->rows[k];
+    return NULL;
+}
+
+bool cfg_schema_has_children(const struct cfg_schema *s, const char *pattern)
+{
+    size_t n = strlen(pattern);
+
+    for (size_t k = 0; k < s->count; k++) {
+        const char *path = s->rows[k].path;
+
+        if (n == 0)
+            return true; /* everything lies below the root */
+        /* Below means "<pattern>.x" or "<pattern>[]...". */
+        if (!strncmp(path, pattern, n) && (path[n] == '.' || path[n] == '['))
+            return true;
+    }
+    return false;
+}
+
+const char *cfg_type_name(enum cfg_type t)
+{
+    switch (t) {
+    case CFG_OBJECT: return "object";
+    case CFG_STRING: return "string";
+    case CFG_INT: return "integer";
+    case CFG_NUMBER: return "number";
+    case CFG_BOOL: return "boolean";
+    case CFG_ENUM: return "string";
+    case CFG_STRINGS: return "array of strings";
+    case CFG_OBJECTS: return "array of objects";
+    case CFG_MAP: return "object";
+    case CFG_SIZE: return "size";
+    case CFG_DURATION: return "duration";
+    }
+    return "?";
+}
+
+bool cfg_enum_has(const char *values, const char *s)
+{
+    size_t n = strlen(s);
+    const char *p = values;
+
+    while (p && *p) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+
+        if (len == n && !memcmp(p, s, n))
+            return true;
+        p = bar ? bar + 1 : NULL;
+    }
+    return false;
+}

@@ -1,0 +1,354 @@
+/*
+ * curlm.c: libcurl's multi interface on the libuv loop (the pattern of
+ * curl's docs/examples/multi-uv.c).  curl tells us which sockets to watch
+ * (CURLMOPT_SOCKETFUNCTION: one uv_poll_t each) and when to call it back
+ * (CURLMOPT_TIMERFUNCTION: one uv_timer_t); we answer every readiness or
+ * expiry with curl_multi_socket_action and then collect finished transfers
+ * from curl_multi_info_read.  This file also owns the manager's lifetime:
+ * close aborts every request, waits until each is freed, then cleans up
+ * curl and closes every handle, freeing in the last close callback.
+ * One transfer's own logic lives in curlm_req.c.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "net/curlm_int.h"
+
+static bool global_done;
+
+int ch_curlm_global_init(void)
+{
+    CURLcode cc;
+
+    if (global_done)
+        return 0;
+    /* Our functions match curl's callback types exactly; ch_realloc(p, 0)
+     * frees and returns NULL, as curl expects of realloc. */
+    cc = curl_global_init_mem(CURL_GLOBAL_ALL, ch_malloc, ch_free, ch_realloc, ch_strdup,
+                              ch_calloc);
+    if (cc != CURLE_OK) {
+        ch_log_error("curl_global_init_mem: %s", curl_easy_strerror(cc));
+        return CH_EIO;
+    }
+    global_done = true;
+    return 0;
+}
+
+void ch_curlm_global_cleanup(void)
+{
+    if (!global_done)
+        return;
+    curl_global_cleanup();
+    global_done = false;
+}
+
+/* ------------------------------------------------------------------ */
+/* Handles and their close callbacks                                   */
+/* ------------------------------------------------------------------ */
+
+static void manager_free(struct ch_curlm *m)
+{
+    void (*cb)(void *) = m->close_cb;
+    void *data = m->close_data;
+
+    ch_free(m->user_agent);
+    ch_free(m->proxy);
+    ch_free(m);
+    if (cb)
+        cb(data);
+}
+
+static void handle_closed(struct ch_curlm *m)
+{
+    m->open_handles--;
+    if (m->torn_down && m->open_handles == 0)
+        manager_free(m);
+}
+
+static void on_sock_closed(uv_handle_t *h)
+{
+    struct curlm_sock *s = h->data;
+    struct ch_curlm *m = s->m;
+
+    ch_free(s);
+    handle_closed(m);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    handle_closed(h->data);
+}
+
+/* Stop watching s and close it.  The poll must stop before curl closes the
+ * descriptor (curl calls REMOVE first), so epoll never sees a stale fd. */
+static void sock_close(struct ch_curlm *m, struct curlm_sock *s)
+{
+    uv_poll_stop(&s->poll);
+    if (!m->in_cleanup && m->multi)
+        curl_multi_assign(m->multi, s->fd, NULL);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        m->socks = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    uv_close((uv_handle_t *)&s->poll, on_sock_closed);
+}
+
+/* ------------------------------------------------------------------ */
+/* Driving curl                                                        */
+/* ------------------------------------------------------------------ */
+
+static void collect_done(struct ch_curlm *m)
+{
+    CURLMsg *msg;
+    int left;
+
+    /* Finishing removes the easy handle, which invalidates msg: copy out
+     * first.  on_done may submit (add) or abort others meanwhile; curl
+     * allows both here because no curl call is on the stack. */
+    while ((msg = curl_multi_info_read(m->multi, &left)) != NULL) {
+        CURL *easy = msg->easy_handle;
+        CURLcode cc = msg->data.result;
+        struct ch_curlm_req *req = NULL;
+
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&req);
+        if (req)
+            curlm_req_finish_curl(req, cc);
+    }
+}
+
+static void drive(struct ch_curlm *m, curl_socket_t fd, int flags)
+{
+    CURLMcode mc;
+    int running;
+
+    /* in_curl tells curlm_req.c that user callbacks run inside curl, where
+     * curl forbids adding or removing handles (CURLM_RECURSIVE_API_CALL). */
+    m->in_curl++;
+    mc = curl_multi_socket_action(m->multi, fd, flags, &running);
+    m->in_curl--;
+    if (mc != CURLM_OK)
+        ch_log_warn("curlm: socket_action: %s", curl_multi_strerror(mc));
+    collect_done(m);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    struct curlm_sock *s = h->data;
+    int flags = 0;
+
+    /* s may be closed (REMOVE) inside drive; only its copies are used. */
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    else {
+        if (events & UV_READABLE)
+            flags |= CURL_CSELECT_IN;
+        if (events & UV_WRITABLE)
+            flags |= CURL_CSELECT_OUT;
+    }
+    drive(s->m, s->fd, flags);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    drive(t->data, CURL_SOCKET_TIMEOUT, 0);
+}
+
+/* CURLMOPT_TIMERFUNCTION: -1 stops the timer, so an idle manager has
+ * nothing armed; 0 means "as soon as possible", which a 0 ms uv timer
+ * gives on the next iteration (curl forbids calling it back from here). */
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct ch_curlm *m = userp;
+
+    (void)multi;
+    if (timeout_ms < 0)
+        uv_timer_stop(&m->timer);
+    else
+        uv_timer_start(&m->timer, on_timeout, (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: create, re-arm or drop the poll for fd. */
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    struct ch_curlm *m = userp;
+    struct curlm_sock *s = socketp;
+    struct ch_curlm_req *req = NULL;
+    int events = 0, rc;
+
+    if (what == CURL_POLL_REMOVE) {
+        if (s)
+            sock_close(m, s);
+        return 0;
+    }
+    if (!s) {
+        rc = CH_ENOMEM;
+        s = ch_calloc(1, sizeof(*s));
+        if (!s)
+            goto fail;
+        /* Fails with EEXIST if libuv still watches fd; cannot happen since
+         * REMOVE stops the old poll, which drops it from the loop. */
+        rc = uv_poll_init_socket(m->loop, &s->poll, fd);
+        if (rc) {
+            ch_log_warn("curlm: uv_poll_init_socket(%d): %s", (int)fd, uv_strerror(rc));
+            ch_free(s);
+            s = NULL;
+            rc = CH_EIO;
+            goto fail;
+        }
+        s->fd = fd;
+        s->m = m;
+        s->poll.data = s;
+        s->next = m->socks;
+        if (m->socks)
+            m->socks->prev = s;
+        m->socks = s;
+        m->open_handles++;
+        curl_multi_assign(m->multi, fd, s);
+    }
+    if (what & CURL_POLL_IN)
+        events |= UV_READABLE;
+    if (what & CURL_POLL_OUT)
+        events |= UV_WRITABLE;
+    uv_poll_start(&s->poll, events, on_poll);
+    return 0;
+fail:
+    /* Without a poll the transfer would hang until a deadline: end it
+     * ourselves.  Not -1: curl then declares the whole multi handle dead. */
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&req);
+    if (req)
+        ch_curlm_abort_rc(req, rc);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Lifetime                                                            */
+/* ------------------------------------------------------------------ */
+
+static int multi_setup(struct ch_curlm *m, const struct ch_curlm_opts *o)
+{
+    long total = o->max_total_connections ? o->max_total_connections : CH_CURLM_DEF_MAX_TOTAL_CONNS;
+    long host = o->max_host_connections ? o->max_host_connections : CH_CURLM_DEF_MAX_HOST_CONNS;
+    CURLMcode mc = CURLM_OK;
+    CURLSHcode sc = CURLSHE_OK;
+
+#define MSET(opt, val) \
+    do { if (mc == CURLM_OK) mc = curl_multi_setopt(m->multi, opt, val); } while (0)
+    MSET(CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    MSET(CURLMOPT_SOCKETDATA, m);
+    MSET(CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    MSET(CURLMOPT_TIMERDATA, m);
+    /* Past these, curl queues transfers internally (state PENDING). */
+    MSET(CURLMOPT_MAX_TOTAL_CONNECTIONS, total);
+    MSET(CURLMOPT_MAX_HOST_CONNECTIONS, host);
+    /* The idle connection cache holds as many as may be open at once. */
+    MSET(CURLMOPT_MAXCONNECTS, total);
+    MSET(CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+#undef MSET
+    /* The share gives normal requests one DNS cache and TLS session cache
+     * (resumption).  Pinned requests stay out of it: see curlm_req.c.  No
+     * lock callbacks: only the loop thread ever touches it. */
+    sc = curl_share_setopt(m->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    if (sc == CURLSHE_OK)
+        sc = curl_share_setopt(m->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    if (mc != CURLM_OK || sc != CURLSHE_OK) {
+        ch_log_error("curlm: setup: %s", mc != CURLM_OK ? curl_multi_strerror(mc)
+                                                        : curl_share_strerror(sc));
+        return mc == CURLM_OUT_OF_MEMORY || sc == CURLSHE_NOMEM ? CH_ENOMEM : CH_EIO;
+    }
+    return 0;
+}
+
+int ch_curlm_new(uv_loop_t *loop, const struct ch_curlm_opts *opts, struct ch_curlm **out)
+{
+    static const struct ch_curlm_opts defaults;
+    const struct ch_curlm_opts *o = opts ? opts : &defaults;
+    struct ch_curlm *m;
+    int rc = CH_ENOMEM;
+
+    m = ch_calloc(1, sizeof(*m));
+    if (!m)
+        goto out;
+    m->loop = loop;
+    m->keepalive_s = o->keepalive_s ? o->keepalive_s : CH_CURLM_DEF_KEEPALIVE_S;
+    m->no_http2 = o->no_http2;
+    m->user_agent = ch_strdup(o->user_agent ? o->user_agent : "chela/" CH_VERSION);
+    m->proxy = ch_strdup(o->proxy ? o->proxy : "");
+    m->multi = curl_multi_init();
+    m->share = curl_share_init();
+    if (!m->user_agent || !m->proxy || !m->multi || !m->share)
+        goto out;
+    rc = multi_setup(m, o);
+    if (rc)
+        goto out;
+    uv_timer_init(loop, &m->timer); /* only fills a struct on unix */
+    m->timer.data = m;
+    m->open_handles = 1;
+out:
+    if (rc && m) {
+        if (m->multi)
+            curl_multi_cleanup(m->multi);
+        if (m->share)
+            curl_share_cleanup(m->share);
+        ch_free(m->user_agent);
+        ch_free(m->proxy);
+        ch_free(m);
+        m = NULL;
+    }
+    if (!rc)
+        *out = m;
+    return rc;
+}
+
+/* Every request is freed: clean curl up, then close our handles.  Runs
+ * outside any curl call (from a close callback or from ch_curlm_close). */
+static void teardown(struct ch_curlm *m)
+{
+    m->torn_down = true;
+    /* Closes cached connections; curl may still call the socket callback
+     * (REMOVE) or the timer callback from inside, both safe here. */
+    m->in_cleanup = true;
+    curl_multi_cleanup(m->multi);
+    m->multi = NULL;
+    m->in_cleanup = false;
+    curl_share_cleanup(m->share);
+    m->share = NULL;
+    while (m->socks)
+        sock_close(m, m->socks);
+    uv_timer_stop(&m->timer);
+    uv_close((uv_handle_t *)&m->timer, on_timer_closed);
+}
+
+void curlm_req_gone(struct ch_curlm *m)
+{
+    m->live_reqs--;
+    if (m->closing && !m->torn_down && m->live_reqs == 0)
+        teardown(m);
+}
+
+void ch_curlm_close(struct ch_curlm *m, void (*cb)(void *data), void *data)
+{
+    if (m->closing)
+        return;
+    m->closing = true;
+    m->close_cb = cb;
+    m->close_data = data;
+    /* Each abort is deferred to the request's own 0 ms timer, so no
+     * on_done runs inside this call and the list is not changed under us. */
+    for (struct ch_curlm_req *r = m->reqs; r; r = r->next)
+        ch_curlm_abort_rc(r, CH_ECANCELED);
+    /* With requests alive, the last one's free (curlm_req_gone) tears
+     * down; a request on the stack (close called from its callback) is
+     * alive, so teardown never runs under a curl or request callback. */
+    if (m->live_reqs == 0)
+        teardown(m);
+}
+
+void ch_curlm_stats_get(const struct ch_curlm *m, struct ch_curlm_stats *out)
+{
+    *out = m->stats;
+}

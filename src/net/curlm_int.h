@@ -1,0 +1,107 @@
+/*
+ * curlm_int.h: what curlm.c (the manager: multi handle, socket and timer
+ * wiring) and curlm_req.c (one transfer: options, callbacks, deadlines)
+ * share.  Private to src/net; belongs in src/net/internal.h once the
+ * layer has one.  See docs/internals/outbound-http.md.
+ */
+#ifndef CH_NET_CURLM_INT_H
+#define CH_NET_CURLM_INT_H
+
+#include <curl/curl.h>
+
+#include "net/curlm.h"
+
+/* One socket curl asked us to watch (multi-uv.c's curl_context). */
+struct curlm_sock {
+    uv_poll_t poll;             /* embedded; the struct is freed in its close cb */
+    curl_socket_t fd;           /* borrowed: curl owns and closes the socket */
+    struct ch_curlm *m;         /* borrowed */
+    struct curlm_sock *prev, *next; /* m->socks, while the poll is open */
+};
+
+struct ch_curlm {
+    uv_loop_t *loop;            /* borrowed */
+    CURLM *multi;               /* owned: transfers and the connection cache */
+    CURLSH *share;              /* owned: DNS cache and TLS sessions */
+    uv_timer_t timer;           /* curl's single timeout; stopped when curl says -1 */
+    struct curlm_sock *socks;   /* open poll handles */
+    struct ch_curlm_req *reqs;  /* requests not yet freed (finished ones too) */
+    size_t live_reqs;           /* length of reqs */
+    char *user_agent;           /* owned */
+    char *proxy;                /* owned; "" means no proxy */
+    long keepalive_s;
+    bool no_http2;
+    int in_curl;                /* >0 while curl_multi_socket_action runs */
+    int open_handles;           /* timer + polls not yet closed */
+    bool closing;               /* ch_curlm_close was called */
+    bool torn_down;             /* multi cleaned up, handles closing */
+    bool in_cleanup;            /* inside curl_multi_cleanup */
+    uint64_t next_id;
+    struct ch_curlm_stats stats;
+    void (*close_cb)(void *data);
+    void *close_data;
+};
+
+enum curlm_req_state {
+    CURLM_REQ_QUEUED,   /* submitted from inside curl; added on the next iteration */
+    CURLM_REQ_RUNNING,  /* in the multi handle */
+    CURLM_REQ_DONE,     /* on_done fired; the timer is closing, then freed */
+};
+
+struct ch_curlm_req {
+    struct ch_curlm *m;         /* borrowed: outlives every request */
+    struct ch_curlm_req *prev, *next; /* m->reqs */
+    uint64_t id;                /* for logs */
+    enum curlm_req_state state;
+    bool in_multi;              /* added to m->multi and not yet removed */
+    CURL *easy;                 /* owned until finish */
+    struct curl_slist *headers; /* owned; wiped on free (may hold API keys) */
+    struct curl_slist *resolve; /* owned */
+    void *body;                 /* owned copy or taken body; NULL when borrowed */
+    uv_timer_t timer;           /* deadlines; also defers adds and aborts (0 ms) */
+
+    /* Why we stopped curl (0: we did not): it wins over curl's own code. */
+    int stop_rc;
+    enum ch_curlm_timeout stop_timeout;
+    char msg[CURL_ERROR_SIZE];  /* our reason when stop_rc != 0 */
+    char errbuf[CURL_ERROR_SIZE]; /* CURLOPT_ERRORBUFFER */
+
+    /* Response head: the current head's lines, capped at max_header_bytes. */
+    struct ch_buf head;
+    struct ch_curlm_head view;  /* points into head once complete */
+    bool head_done;             /* the final head arrived (first-byte deadline met) */
+    bool head_pending;          /* complete but maybe a redirect curl follows */
+    bool head_fired;            /* delivered (on_headers called, if any) */
+    bool got_byte;              /* any response byte: the idle deadline runs */
+    uint64_t head_bytes;        /* all heads, interim and trailers too */
+    uint64_t body_bytes;
+    uint64_t max_header_bytes;
+    uint64_t max_body_bytes;
+    long max_redirects;         /* 0: curl does not follow */
+
+    /* Deadlines, loop clock (uv_now) in ms. */
+    uint64_t start_ms;
+    uint64_t last_rx_ms;
+    uint64_t armed_ms;          /* when the timer fires next; UINT64_MAX: not armed */
+    uint32_t first_byte_ms, idle_ms, total_ms; /* CH_CURLM_NO_TIMEOUT: off */
+    /* Timings, uv_hrtime() in ns. */
+    uint64_t t_start_ns, t_first_ns;
+
+    ch_curlm_headers_cb on_headers;
+    ch_curlm_data_cb on_data;
+    ch_curlm_done_cb on_done;
+    void *data;
+};
+
+/* curlm_req.c: a transfer curl reported done (from curl_multi_info_read). */
+void curlm_req_finish_curl(struct ch_curlm_req *req, CURLcode cc);
+/* curlm_req.c: CURLOPT_HEADERFUNCTION and CURLOPT_WRITEFUNCTION. */
+size_t curlm_req_on_header(char *p, size_t size, size_t nitems, void *userdata);
+size_t curlm_req_on_write(char *p, size_t size, size_t nmemb, void *userdata);
+/* curlm_req.c: after submit: arm the deadlines, or the deferred add of a
+ * QUEUED request.  req->timer must be initialised. */
+void curlm_req_launch(struct ch_curlm_req *req);
+/* curlm.c: a request was freed; tears the manager down if it is closing. */
+void curlm_req_gone(struct ch_curlm *m);
+
+#endif

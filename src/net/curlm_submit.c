@@ -1,0 +1,383 @@
+/*
+ * curlm_submit.c: turning a struct ch_curlm_request into a configured curl
+ * easy handle.  Everything a caller gives is checked here, synchronously,
+ * so that bad input (a malformed URL, a header with CR/LF, a file:// URL)
+ * fails ch_curlm_submit with CH_EINVAL and an explanation instead of
+ * surfacing later as a transfer error.  The transfer itself is
+ * curlm_req.c; the manager is curlm.c.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "net/curlm_int.h"
+
+#define MAX_URL_BYTES (64 * 1024)   /* far above any real API URL; curl allows 8 MB */
+#define MAX_METHOD_BYTES 16
+#define MAX_FIELD_BYTES (16 * 1024) /* one request header line */
+#define MAX_PIN_BYTES 512           /* "host:port:addr[,addr...]" */
+
+static bool is_tchar(unsigned char c)
+{
+    /* RFC 9110 5.6.2 token characters. */
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static bool valid_token(const char *s, size_t max)
+{
+    size_t n = 0;
+
+    for (; s[n]; n++) {
+        if (n >= max || !is_tchar((unsigned char)s[n]))
+            return false;
+    }
+    return n > 0;
+}
+
+/* No CR, LF or other controls but HT: they would split the request. */
+static bool valid_text(const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+static int check_url(const struct ch_curlm_request *r, bool *is_https, struct ch_error *err)
+{
+    CURLU *u;
+    CURLUcode uc;
+    char *scheme = NULL;
+    int rc = CH_EINVAL;
+
+    if (strlen(r->url) > MAX_URL_BYTES)
+        return ch_error_set(err, CH_EINVAL, "URL longer than %d bytes", MAX_URL_BYTES);
+    u = curl_url();
+    if (!u)
+        return ch_error_set(err, CH_ENOMEM, "out of memory");
+    /* Without CURLU_NON_SUPPORT_SCHEME this also refuses schemes this curl
+     * was built without; control characters and spaces are refused. */
+    uc = curl_url_set(u, CURLUPART_URL, r->url, 0);
+    if (uc != CURLUE_OK) {
+        rc = ch_error_set(err, uc == CURLUE_OUT_OF_MEMORY ? CH_ENOMEM : CH_EINVAL,
+                          "bad URL: %s", curl_url_strerror(uc));
+        goto out;
+    }
+    uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    if (uc != CURLUE_OK) {
+        rc = ch_error_set(err, uc == CURLUE_OUT_OF_MEMORY ? CH_ENOMEM : CH_EINVAL,
+                          "bad URL: %s", curl_url_strerror(uc));
+        goto out;
+    }
+    if (!r->allow_any_protocol && strcmp(scheme, "http") && strcmp(scheme, "https")) {
+        rc = ch_error_set(err, CH_EINVAL, "URL scheme %.16s is not allowed (http, https)", scheme);
+        goto out;
+    }
+    *is_https = !strcmp(scheme, "https");
+    rc = 0;
+out:
+    curl_free(scheme);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+static int slist_add(struct curl_slist **list, const char *s)
+{
+    struct curl_slist *n = curl_slist_append(*list, s); /* copies s */
+
+    if (!n)
+        return CH_ENOMEM; /* *list is unchanged and still ours */
+    *list = n;
+    return 0;
+}
+
+static int build_headers(struct ch_curlm_req *req, const struct ch_curlm_request *r, bool has_body,
+                         struct ch_error *err)
+{
+    struct ch_buf line;
+    bool has_expect = false, has_ctype = false;
+    int rc = 0;
+
+    ch_buf_init(&line, MAX_FIELD_BYTES);
+    for (size_t i = 0; i < r->header_count; i++) {
+        const struct ch_curlm_header *h = &r->headers[i];
+
+        if (!h->name || !h->value || !valid_token(h->name, MAX_FIELD_BYTES) ||
+            !valid_text(h->value)) {
+            rc = ch_error_set(err, CH_EINVAL, "request header %zu: bad name or value", i);
+            goto out;
+        }
+        has_expect |= ch_str_eq_ci(ch_str_from(h->name), "expect");
+        has_ctype |= ch_str_eq_ci(ch_str_from(h->name), "content-type");
+        ch_buf_reset(&line);
+        /* curl reads "Name:" as "remove this header"; "Name;" sends it empty. */
+        if (h->value[0])
+            rc = ch_buf_appendf(&line, "%s: %s", h->name, h->value);
+        else
+            rc = ch_buf_appendf(&line, "%s;", h->name);
+        if (rc == CH_E_TOO_LARGE) {
+            rc = ch_error_set(err, CH_EINVAL, "request header %zu longer than %d bytes", i,
+                              MAX_FIELD_BYTES);
+            goto out;
+        }
+        if (rc || (rc = slist_add(&req->headers, line.data)) != 0)
+            goto out;
+    }
+    /* curl sends "Expect: 100-continue" for large bodies and then waits up
+     * to a second for a 100 that many servers never send. */
+    if (!has_expect && (rc = slist_add(&req->headers, "Expect:")) != 0)
+        goto out;
+    /* Without this, curl labels every body application/x-www-form-urlencoded. */
+    if (has_body && !has_ctype)
+        rc = slist_add(&req->headers, "Content-Type:");
+out:
+    if (line.data)
+        ch_wipe(line.data, line.cap); /* may have held an API key */
+    ch_buf_release(&line);
+    if (rc == CH_ENOMEM)
+        ch_error_set(err, rc, "out of memory");
+    return rc;
+}
+
+static int build_resolve(struct ch_curlm_req *req, const struct ch_curlm_request *r,
+                         struct ch_error *err)
+{
+    for (size_t i = 0; i < r->resolve_count; i++) {
+        const char *pin = r->resolve[i];
+
+        if (!pin || strlen(pin) > MAX_PIN_BYTES || !valid_text(pin) || !strchr(pin, ':'))
+            return ch_error_set(err, CH_EINVAL, "resolve pin %zu: want host:port:addr", i);
+        if (slist_add(&req->resolve, pin))
+            return ch_error_set(err, CH_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static uint32_t pick(uint32_t v, uint32_t def)
+{
+    return v ? v : def;
+}
+
+static int setup_easy(struct ch_curlm_req *req, const struct ch_curlm_request *r,
+                      const char *method, bool has_body, const void *body, bool is_https,
+                      struct ch_error *err)
+{
+    struct ch_curlm *m = req->m;
+    CURL *e = req->easy;
+    CURLcode cc = CURLE_OK;
+    uint32_t connect_ms = pick(r->connect_timeout_ms, CH_CURLM_DEF_CONNECT_TIMEOUT_MS);
+
+#define SET(opt, val) \
+    do { if (cc == CURLE_OK) cc = curl_easy_setopt(e, opt, val); } while (0)
+    SET(CURLOPT_PRIVATE, req);
+    SET(CURLOPT_URL, r->url);
+    SET(CURLOPT_ERRORBUFFER, req->errbuf);
+    SET(CURLOPT_NOSIGNAL, 1L); /* the resolver is a thread, not SIGALRM */
+    SET(CURLOPT_HEADERFUNCTION, curlm_req_on_header);
+    SET(CURLOPT_HEADERDATA, req);
+    SET(CURLOPT_WRITEFUNCTION, curlm_req_on_write);
+    SET(CURLOPT_WRITEDATA, req);
+    SET(CURLOPT_HTTPHEADER, req->headers);
+    SET(CURLOPT_USERAGENT, m->user_agent);
+    SET(CURLOPT_PROXY, m->proxy); /* "" also ignores the *_proxy environment */
+    /* A proxy's CONNECT reply would otherwise reach on_header as a head. */
+    SET(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+    SET(CURLOPT_HTTP_VERSION, m->no_http2 ? (long)CURL_HTTP_VERSION_1_1
+                                           : (long)CURL_HTTP_VERSION_2TLS);
+    /* Wait for a connection that may multiplex rather than open another,
+     * but only where h2 can be negotiated: curl counts a cleartext
+     * HTTP/1.1 connection as "might multiplex" too, and would park every
+     * further transfer to that host until one completes. */
+    if (is_https && !m->no_http2)
+        SET(CURLOPT_PIPEWAIT, 1L);
+    SET(CURLOPT_TCP_NODELAY, 1L);
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_TCP_KEEPIDLE, m->keepalive_s);
+    SET(CURLOPT_TCP_KEEPINTVL, m->keepalive_s);
+    /* The one deadline curl enforces: it spans DNS, TCP and TLS, which our
+     * timer cannot see.  NO_TIMEOUT leaves curl's own 300 s. */
+    SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms == CH_CURLM_NO_TIMEOUT ? 0L : (long)connect_ms);
+    /* Refuses a larger Content-Length before any byte of body; our write
+     * callback enforces the same cap on bodies without one. */
+    if (req->max_body_bytes <= (uint64_t)INT64_MAX)
+        SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_body_bytes);
+    if (r->max_redirects > 0) {
+        SET(CURLOPT_FOLLOWLOCATION, 1L);
+        SET(CURLOPT_MAXREDIRS, r->max_redirects);
+    }
+    if (!r->allow_any_protocol) {
+        SET(CURLOPT_PROTOCOLS_STR, "http,https");
+        SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    }
+    if (req->resolve) {
+        /* A pinned request must connect to the checked address: never
+         * reuse a connection another request made to that host name, never
+         * leave this one for others, and keep the pins out of the shared
+         * DNS cache (it resolves in the multi's own cache instead). */
+        SET(CURLOPT_RESOLVE, req->resolve);
+        SET(CURLOPT_FRESH_CONNECT, 1L);
+        SET(CURLOPT_FORBID_REUSE, 1L);
+    } else {
+        SET(CURLOPT_SHARE, m->share);
+    }
+    if (has_body) {
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+        SET(CURLOPT_POSTFIELDS, body ? body : ""); /* borrowed by curl */
+        if (strcmp(method, "POST"))
+            SET(CURLOPT_CUSTOMREQUEST, method);
+    } else if (!strcmp(method, "HEAD")) {
+        SET(CURLOPT_NOBODY, 1L);
+    } else if (strcmp(method, "GET")) {
+        SET(CURLOPT_CUSTOMREQUEST, method);
+    }
+#undef SET
+    if (cc == CURLE_OK)
+        return 0;
+    return ch_error_set(err, cc == CURLE_OUT_OF_MEMORY ? CH_ENOMEM : CH_EIO,
+                        "curl_easy_setopt: %s", curl_easy_strerror(cc));
+}
+
+static int check_request(const struct ch_curlm *m, const struct ch_curlm_request *r,
+                         const char **method, bool *is_https, struct ch_error *err)
+{
+    if (!r->url || !r->on_done)
+        return ch_error_set(err, CH_EINVAL, "a request needs a url and on_done");
+    if (m->closing)
+        return ch_error_set(err, CH_ECLOSED, "outbound HTTP is closing");
+    if (r->body_len && !r->body)
+        return ch_error_set(err, CH_EINVAL, "body_len without a body");
+    if (r->header_count && !r->headers)
+        return ch_error_set(err, CH_EINVAL, "header_count without headers");
+    if (r->resolve_count && !r->resolve)
+        return ch_error_set(err, CH_EINVAL, "resolve_count without pins");
+    if (r->max_redirects < 0)
+        return ch_error_set(err, CH_EINVAL, "negative max_redirects");
+    *method = r->method ? r->method : r->body_len ? "POST" : "GET";
+    for (const char *c = *method; *c; c++) {
+        if (*c < 'A' || *c > 'Z' || c - *method >= MAX_METHOD_BYTES)
+            return ch_error_set(err, CH_EINVAL, "bad method");
+    }
+    if (!**method)
+        return ch_error_set(err, CH_EINVAL, "bad method");
+    return check_url(r, is_https, err);
+}
+
+static void fill_limits(struct ch_curlm_req *req, const struct ch_curlm_request *r)
+{
+    req->first_byte_ms = pick(r->first_byte_timeout_ms, CH_CURLM_DEF_FIRST_BYTE_TIMEOUT_MS);
+    req->idle_ms = pick(r->idle_timeout_ms, CH_CURLM_DEF_IDLE_TIMEOUT_MS);
+    req->total_ms = pick(r->total_timeout_ms, CH_CURLM_DEF_TOTAL_TIMEOUT_MS);
+    req->max_header_bytes = r->max_header_bytes ? r->max_header_bytes
+                                                : CH_CURLM_DEF_MAX_HEADER_BYTES;
+    req->max_body_bytes = r->max_body_bytes ? r->max_body_bytes : CH_CURLM_DEF_MAX_BODY_BYTES;
+    req->max_redirects = r->max_redirects;
+    req->armed_ms = UINT64_MAX;
+    /* The head buffer's own cap only backs up the head_bytes check. */
+    ch_buf_init(&req->head, req->max_header_bytes);
+}
+
+int ch_curlm_submit(struct ch_curlm *m, const struct ch_curlm_request *r, struct ch_curlm_req **out,
+                    struct ch_error *err)
+{
+    struct ch_curlm_req *req = NULL;
+    void *taken = r && r->body_mode == CH_CURLM_BODY_TAKE ? (void *)r->body : NULL;
+    const void *body;
+    const char *method = NULL;
+    bool has_body, is_https = false;
+    int rc = CH_EINVAL;
+
+    if (!r) {
+        ch_error_set(err, rc, "no request");
+        goto out;
+    }
+    rc = check_request(m, r, &method, &is_https, err);
+    if (rc)
+        goto out;
+    rc = CH_ENOMEM;
+    req = ch_calloc(1, sizeof(*req));
+    if (!req)
+        goto out;
+    req->m = m;
+    fill_limits(req, r);
+    body = r->body;
+    if (r->body_mode == CH_CURLM_BODY_TAKE) {
+        req->body = taken;
+        taken = NULL;
+    } else if (r->body_mode == CH_CURLM_BODY_COPY && r->body_len) {
+        req->body = ch_malloc(r->body_len);
+        if (!req->body)
+            goto out;
+        memcpy(req->body, r->body, r->body_len);
+        body = req->body;
+    }
+    has_body = r->body_len > 0 || !strcmp(method, "POST") || !strcmp(method, "PUT") ||
+               !strcmp(method, "PATCH");
+    req->easy = curl_easy_init();
+    if (!req->easy)
+        goto out;
+    rc = build_headers(req, r, has_body, err);
+    if (!rc)
+        rc = build_resolve(req, r, err);
+    if (!rc)
+        rc = setup_easy(req, r, method, has_body, body, is_https, err);
+    if (rc)
+        goto out;
+
+    req->id = ++m->next_id;
+    req->on_headers = r->on_headers;
+    req->on_data = r->on_data;
+    req->on_done = r->on_done;
+    req->data = r->data;
+    req->start_ms = uv_now(m->loop);
+    req->t_start_ns = uv_hrtime();
+    if (m->in_curl) {
+        /* Inside a curl callback curl refuses new handles; the request
+         * timer adds it on the next iteration. */
+        req->state = CURLM_REQ_QUEUED;
+    } else {
+        CURLMcode mc = curl_multi_add_handle(m->multi, req->easy);
+        if (mc != CURLM_OK) {
+            rc = ch_error_set(err, mc == CURLM_OUT_OF_MEMORY ? CH_ENOMEM : CH_EIO,
+                              "curl_multi_add_handle: %s", curl_multi_strerror(mc));
+            goto out;
+        }
+        req->in_multi = true;
+        req->state = CURLM_REQ_RUNNING;
+    }
+    /* From here nothing fails: the timer makes req a loop handle that
+     * only its close callback may free. */
+    uv_timer_init(m->loop, &req->timer);
+    req->timer.data = req;
+    req->next = m->reqs;
+    if (m->reqs)
+        m->reqs->prev = req;
+    m->reqs = req;
+    m->live_reqs++;
+    m->stats.total++;
+    m->stats.in_flight++;
+    curlm_req_launch(req);
+    rc = 0;
+out:
+    if (rc) {
+        ch_free(taken);
+        if (req) {
+            if (req->easy)
+                curl_easy_cleanup(req->easy);
+            curl_slist_free_all(req->resolve);
+            if (req->headers) {
+                for (struct curl_slist *s = req->headers; s; s = s->next)
+                    ch_wipe(s->data, strlen(s->data));
+                curl_slist_free_all(req->headers);
+            }
+            ch_buf_release(&req->head);
+            ch_free(req->body);
+            ch_free(req);
+        }
+        req = NULL;
+    }
+    if (!rc && out)
+        *out = req;
+    return rc;
+}

@@ -1,0 +1,151 @@
+/*
+ * providers/internal.h: private declarations shared by the provider wire
+ * layer's .c files.  Nothing outside src/providers/ includes this.
+ *
+ * It defines struct ch_llm_decoder (opaque in providers.h), the per-API
+ * decoder table each <api>_stream.c fills, the helpers every decoder uses
+ * to emit events and accumulate the final message (decoder.c), the shared
+ * request-building helpers (request.c) and the error classifier that both
+ * HTTP error bodies and in-stream error events go through (errors.c).
+ */
+#ifndef CH_PROVIDERS_INTERNAL_H
+#define CH_PROVIDERS_INTERNAL_H
+
+#include "providers/providers.h"
+
+/* ------------------------------------------------------------------ */
+/* Decoder state (decoder.c)                                            */
+/* ------------------------------------------------------------------ */
+
+/* One tool call of the response, in the order calls started. */
+struct llm_tool {
+    long key;             /* the provider's index for it (block index, tool_calls index) */
+    char *id;             /* owned; NULL until known */
+    char *name;           /* owned; NULL until known */
+    struct ch_buf args;   /* JSON argument text; capped at CH_LLM_MAX_TOOL_ARGS_BYTES */
+    bool started;         /* TOOL_START emitted (needs the name) */
+    bool ended;           /* TOOL_END emitted */
+};
+
+struct ch_llm_decoder;
+
+/* What differs per API.  Each returns 0 or the decoder's terminal error
+ * (which the callee has already reported with llm_fail). */
+struct llm_dec_ops {
+    /* One SSE event of a streamed body. */
+    int (*on_sse)(struct ch_llm_decoder *d, const struct ch_sse_event *ev);
+    /* The whole parsed body of a non-streamed response (borrowed). */
+    int (*on_body)(struct ch_llm_decoder *d, json_t *body);
+    /* The stream ended with no explicit end marker: complete it if what
+     * was seen is a whole response (OpenAI without [DONE], Gemini). */
+    int (*on_eof)(struct ch_llm_decoder *d);
+};
+
+extern const struct llm_dec_ops llm_anthropic_ops, llm_openai_ops, llm_gemini_ops;
+
+struct ch_llm_decoder {
+    enum ch_llm_api api;
+    bool stream;
+    const struct llm_dec_ops *ops;  /* static table */
+    ch_llm_event_cb cb;
+    void *cb_data;                  /* borrowed */
+    struct ch_sse_parser sse;       /* stream mode */
+    struct ch_buf body;             /* JSON mode: the whole body */
+
+    json_t *content;                /* owned: finished content blocks */
+    json_t *message;                /* owned: built by finish() */
+    struct ch_buf text;             /* the open text block */
+    bool text_open;
+    struct llm_tool *tools;         /* owned array of ntools, cap CH_LLM_MAX_TOOL_CALLS */
+    size_t ntools, tools_cap;
+
+    struct ch_llm_usage usage;
+    enum ch_llm_stop stop;
+    char raw_stop[48];              /* provider's word, truncated */
+    bool has_stop;                  /* a stop reason arrived (not yet emitted) */
+    bool complete;                  /* STOP emitted; later input is ignored */
+    bool failed;                    /* ERROR emitted; rc holds the code */
+    bool finished;                  /* finish() ran */
+    int rc;
+    char model[128];
+
+    /* Per-API scratch, reset by nothing: one response per decoder. */
+    long block;                     /* Anthropic: the open content block index */
+    int block_kind;                 /* Anthropic: LLM_BLOCK_* of that block */
+    bool saw_start;                 /* Anthropic: message_start arrived */
+};
+
+enum { LLM_BLOCK_NONE, LLM_BLOCK_TEXT, LLM_BLOCK_TOOL, LLM_BLOCK_OTHER };
+
+/* Report a terminal error: emit ERROR once, remember rc, return rc. */
+int llm_fail(struct ch_llm_decoder *d, int rc, enum ch_llm_err err, bool retryable,
+             const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Report a provider error object (Anthropic/OpenAI/Gemini shapes) as an
+ * ERROR event classified by errors.c; returns CH_EIO. */
+int llm_fail_provider(struct ch_llm_decoder *d, json_t *error_obj);
+/* Parse an SSE data field or body as JSON; on failure report it (CH_EINVAL). */
+int llm_parse_json(struct ch_llm_decoder *d, const char *p, size_t n, json_t **out);
+
+int llm_text(struct ch_llm_decoder *d, const char *p, size_t n);
+int llm_text_close(struct ch_llm_decoder *d);
+/* Start a tool call under the provider's key.  name may be NULL (START
+ * waits for it, see llm_tool_name); id NULL gets "call_<n>". */
+int llm_tool_begin(struct ch_llm_decoder *d, long key, const char *id, const char *name,
+                   struct llm_tool **out);
+int llm_tool_name(struct ch_llm_decoder *d, struct llm_tool *t, const char *name);
+struct llm_tool *llm_tool_find(struct ch_llm_decoder *d, long key); /* open calls only */
+int llm_tool_args(struct ch_llm_decoder *d, struct llm_tool *t, const char *p, size_t n);
+int llm_tool_end(struct ch_llm_decoder *d, struct llm_tool *t);
+/* Emit a complete call at once: START, one ARGS delta, END (Gemini, JSON bodies). */
+int llm_tool_whole(struct ch_llm_decoder *d, const char *id, const char *name, json_t *args);
+void llm_usage(struct ch_llm_decoder *d, const struct ch_llm_usage *u);
+void llm_set_stop(struct ch_llm_decoder *d, enum ch_llm_stop s, const char *raw);
+/* Close the text block and open tool calls, then emit STOP. */
+int llm_complete(struct ch_llm_decoder *d);
+void llm_set_model(struct ch_llm_decoder *d, const char *model);
+
+/* Small JSON accessors: NULL / 0 when absent or of another type. */
+const char *llm_jstr(const json_t *o, const char *key);
+uint64_t llm_jtokens(const json_t *o, const char *key); /* negative counts as 0 */
+
+/* ------------------------------------------------------------------ */
+/* Errors (errors.c)                                                    */
+/* ------------------------------------------------------------------ */
+
+/* Classify from the already-extracted fields of an error.  Any may be
+ * NULL; status 0 when there is none (an in-stream error event). */
+void llm_classify_fields(int status, const char *type, const char *code, const char *message,
+                         struct ch_llm_failure *out);
+/* Classify an error object of any provider's shape ({"error":{...}} or the
+ * inner object). */
+void llm_classify_json(int status, json_t *root, struct ch_llm_failure *out);
+
+/* ------------------------------------------------------------------ */
+/* Request helpers (request.c)                                          */
+/* ------------------------------------------------------------------ */
+
+/* A neutral message/content walk shared by the builders.  Validates the
+ * conversation once (llm_check_messages) so each builder can trust it. */
+int llm_check_messages(const json_t *messages, struct ch_error *err);
+/* Content of message m as an array of blocks (a string becomes one text
+ * block).  Returns a new reference or NULL on ENOMEM. */
+json_t *llm_blocks(const json_t *message);
+/* Set out->url to base (default when NULL, trailing '/' dropped) + path,
+ * skipping `dup_prefix` in path when base already ends with it. */
+int llm_set_url(struct ch_llm_http *out, enum ch_llm_api api, const char *base,
+                const char *dup_prefix, const char *path, struct ch_error *err);
+int llm_add_header(struct ch_llm_http *out, const char *name, const char *value, bool secret,
+                   struct ch_error *err);
+/* Extra headers from the config (object of strings), after the built-ins. */
+int llm_add_extra_headers(struct ch_llm_http *out, const json_t *headers, struct ch_error *err);
+/* Serialise body into out (compact, capped); steals body. */
+int llm_set_body_take(struct ch_llm_http *out, json_t *body, struct ch_error *err);
+
+int llm_build_anthropic(const struct ch_llm_request *req, struct ch_llm_http *out,
+                        struct ch_error *err);
+int llm_build_openai(const struct ch_llm_request *req, struct ch_llm_http *out,
+                     struct ch_error *err);
+int llm_build_gemini(const struct ch_llm_request *req, struct ch_llm_http *out,
+                     struct ch_error *err);
+
+#endif

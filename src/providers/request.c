@@ -1,0 +1,305 @@
+/*
+ * request.c: the shared half of request building.
+ *
+ * ch_llm_build_request() validates the neutral conversation once, then
+ * hands it to the per-API builder (<api>_req.c), which only translates.
+ * The helpers here assemble the URL (base URL + path, never the key),
+ * the header list (refusing CR/LF, which would split headers) and the
+ * capped JSON body.  Pure functions: no I/O, no clock, no randomness.
+ */
+#include <string.h>
+
+#include "providers/internal.h"
+
+static const struct {
+    const char *name;
+    const char *base_url;
+} apis[CH_LLM_API__COUNT] = {
+    [CH_LLM_ANTHROPIC] = { "anthropic-messages", "https://api.anthropic.com" },
+    [CH_LLM_OPENAI] = { "openai-completions", "https://api.openai.com/v1" },
+    [CH_LLM_GEMINI] = { "google-generative-ai", "https://generativelanguage.googleapis.com" },
+};
+
+const char *ch_llm_api_name(enum ch_llm_api api)
+{
+    return (unsigned)api < CH_LLM_API__COUNT ? apis[api].name : "unknown";
+}
+
+const char *ch_llm_api_default_base_url(enum ch_llm_api api)
+{
+    return (unsigned)api < CH_LLM_API__COUNT ? apis[api].base_url : NULL;
+}
+
+int ch_llm_api_parse(const char *name, enum ch_llm_api *out)
+{
+    int i;
+
+    for (i = 0; name && i < CH_LLM_API__COUNT; i++) {
+        if (strcmp(name, apis[i].name) == 0) {
+            *out = (enum ch_llm_api)i;
+            return 0;
+        }
+    }
+    return CH_EINVAL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Neutral conversation checks                                          */
+/* ------------------------------------------------------------------ */
+
+static int check_block(const json_t *b, bool assistant, size_t mi, size_t bi,
+                       struct ch_error *err)
+{
+    const char *type = llm_jstr(b, "type");
+    const json_t *v;
+
+    if (!type)
+        return ch_error_set(err, CH_EINVAL, "messages[%zu].content[%zu]: no type", mi, bi);
+    if (strcmp(type, "text") == 0) {
+        if (!json_is_string(json_object_get(b, "text")))
+            return ch_error_set(err, CH_EINVAL, "messages[%zu].content[%zu]: text is not a string",
+                                mi, bi);
+        return 0;
+    }
+    if (strcmp(type, "tool_use") == 0) {
+        v = json_object_get(b, "input");
+        if (!assistant || !llm_jstr(b, "id") || !llm_jstr(b, "name") ||
+            (v && !json_is_object(v)))
+            return ch_error_set(err, CH_EINVAL,
+                                "messages[%zu].content[%zu]: tool_use needs an assistant "
+                                "message, string id and name, and an object input", mi, bi);
+        return 0;
+    }
+    if (strcmp(type, "tool_result") == 0) {
+        v = json_object_get(b, "content");
+        if (assistant || !llm_jstr(b, "tool_use_id") || (v && !json_is_string(v)) ||
+            (json_object_get(b, "is_error") && !json_is_boolean(json_object_get(b, "is_error"))))
+            return ch_error_set(err, CH_EINVAL,
+                                "messages[%zu].content[%zu]: tool_result needs a user message, "
+                                "a string tool_use_id and content, a boolean is_error", mi, bi);
+        return 0;
+    }
+    return ch_error_set(err, CH_EINVAL, "messages[%zu].content[%zu]: unknown block type '%.40s'",
+                        mi, bi, type);
+}
+
+int llm_check_messages(const json_t *messages, struct ch_error *err)
+{
+    const json_t *m, *content, *b;
+    const char *role;
+    size_t i, j;
+    int rc;
+
+    if (!json_is_array(messages) || json_array_size(messages) == 0)
+        return ch_error_set(err, CH_EINVAL, "messages must be a non-empty array");
+    json_array_foreach(messages, i, m) {
+        role = llm_jstr(m, "role");
+        if (!role || (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0))
+            return ch_error_set(err, CH_EINVAL, "messages[%zu]: role must be user or assistant",
+                                i);
+        content = json_object_get(m, "content");
+        if (json_is_string(content))
+            continue;
+        if (!json_is_array(content))
+            return ch_error_set(err, CH_EINVAL,
+                                "messages[%zu]: content must be a string or an array", i);
+        json_array_foreach(content, j, b) {
+            rc = check_block(b, role[0] == 'a', i, j, err);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int check_tools(const json_t *tools, struct ch_error *err)
+{
+    const json_t *t, *schema;
+    size_t i;
+
+    if (!tools)
+        return 0;
+    if (!json_is_array(tools))
+        return ch_error_set(err, CH_EINVAL, "tools must be an array");
+    json_array_foreach(tools, i, t) {
+        schema = json_object_get(t, "input_schema");
+        if (!llm_jstr(t, "name") || (schema && !json_is_object(schema)) ||
+            (json_object_get(t, "description") && !llm_jstr(t, "description")))
+            return ch_error_set(err, CH_EINVAL,
+                                "tools[%zu]: needs a string name and description and an "
+                                "object input_schema", i);
+    }
+    return 0;
+}
+
+json_t *llm_blocks(const json_t *message)
+{
+    json_t *content = json_object_get(message, "content");
+
+    if (json_is_string(content))
+        return json_pack("[{s:s, s:O}]", "type", "text", "text", content);
+    return json_incref(content);
+}
+
+/* ------------------------------------------------------------------ */
+/* URL, headers, body                                                   */
+/* ------------------------------------------------------------------ */
+
+static bool has_ctl(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 && *s != '\t')
+            return true;
+    return false;
+}
+
+int llm_set_url(struct ch_llm_http *out, enum ch_llm_api api, const char *base,
+                const char *dup_prefix, const char *path, struct ch_error *err)
+{
+    size_t blen, plen = strlen(dup_prefix);
+
+    if (!base || !base[0])
+        base = apis[api].base_url;
+    if ((strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0) ||
+        has_ctl(base) || strchr(base, ' ') || strchr(base, '?') || strchr(base, '#'))
+        return ch_error_set(err, CH_EINVAL,
+                            "baseUrl must be an http:// or https:// URL without query: '%.80s'",
+                            base);
+    blen = strlen(base);
+    while (blen && base[blen - 1] == '/')
+        blen--;
+    /* "https://api.anthropic.com/v1" + "/v1/messages" must not double /v1. */
+    if (plen && blen >= plen && memcmp(base + blen - plen, dup_prefix, plen) == 0)
+        path += plen;
+    out->url = ch_sprintf("%.*s%s", (int)blen, base, path);
+    return out->url ? 0 : CH_ENOMEM;
+}
+
+int llm_add_header(struct ch_llm_http *out, const char *name, const char *value, bool secret,
+                   struct ch_error *err)
+{
+    struct ch_llm_header *h;
+
+    if (!name[0] || has_ctl(name) || strchr(name, ':') || strchr(name, ' ') || has_ctl(value))
+        return ch_error_set(err, CH_EINVAL, "header '%.40s' has a bad name or value", name);
+    h = ch_realloc(out->headers, (out->header_count + 1) * sizeof(*h));
+    if (!h)
+        return CH_ENOMEM;
+    out->headers = h;
+    h = &out->headers[out->header_count];
+    h->name = ch_strdup(name);
+    h->value = ch_strdup(value);
+    h->is_secret = secret;
+    if (!h->name || !h->value) {
+        ch_free(h->name);
+        ch_free_secret(h->value);
+        return CH_ENOMEM;
+    }
+    out->header_count++;
+    return 0;
+}
+
+int llm_add_extra_headers(struct ch_llm_http *out, const json_t *headers, struct ch_error *err)
+{
+    const char *k;
+    json_t *v;
+    int rc;
+
+    if (!headers)
+        return 0;
+    if (!json_is_object(headers))
+        return ch_error_set(err, CH_EINVAL, "headers must be an object of strings");
+    json_object_foreach((json_t *)headers, k, v) {
+        if (!json_is_string(v))
+            return ch_error_set(err, CH_EINVAL, "header '%.40s' is not a string", k);
+        rc = llm_add_header(out, k, json_string_value(v), false, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int llm_set_body_take(struct ch_llm_http *out, json_t *body, struct ch_error *err)
+{
+    size_t n;
+    int rc = CH_ENOMEM;
+
+    if (!body)
+        goto out;
+    /* Measure first: an oversized conversation fails clean, unserialised. */
+    n = json_dumpb(body, NULL, 0, JSON_COMPACT);
+    if (n == 0)
+        goto out;
+    if (n > CH_LLM_MAX_BODY_BYTES) {
+        rc = ch_error_set(err, CH_E_TOO_LARGE, "request body of %zu bytes exceeds the %u cap", n,
+                          CH_LLM_MAX_BODY_BYTES);
+        goto out;
+    }
+    out->body = ch_malloc(n + 1);
+    if (!out->body)
+        goto out;
+    out->body_len = json_dumpb(body, out->body, n, JSON_COMPACT);
+    out->body[out->body_len] = '\0';
+    rc = 0;
+out:
+    json_decref(body);
+    return rc;
+}
+
+void ch_llm_http_release(struct ch_llm_http *h)
+{
+    size_t i;
+
+    if (!h)
+        return;
+    for (i = 0; i < h->header_count; i++) {
+        ch_free(h->headers[i].name);
+        if (h->headers[i].is_secret)
+            ch_free_secret(h->headers[i].value);
+        else
+            ch_free(h->headers[i].value);
+    }
+    ch_free(h->headers);
+    ch_free(h->url);
+    ch_free(h->body);
+    memset(h, 0, sizeof(*h));
+}
+
+int ch_llm_build_request(enum ch_llm_api api, const struct ch_llm_request *req,
+                         struct ch_llm_http *out, struct ch_error *err)
+{
+    static int (*const build[CH_LLM_API__COUNT])(const struct ch_llm_request *,
+                                                 struct ch_llm_http *, struct ch_error *) = {
+        [CH_LLM_ANTHROPIC] = llm_build_anthropic,
+        [CH_LLM_OPENAI] = llm_build_openai,
+        [CH_LLM_GEMINI] = llm_build_gemini,
+    };
+    struct ch_llm_http h = { .method = "POST" };
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if ((unsigned)api >= CH_LLM_API__COUNT)
+        return ch_error_set(err, CH_EINVAL, "unknown API kind %d", (int)api);
+    if (!req->model || !req->model[0] || has_ctl(req->model))
+        return ch_error_set(err, CH_EINVAL, "model id is missing or malformed");
+    if (req->max_tokens <= 0)
+        return ch_error_set(err, CH_EINVAL, "max_tokens must be positive");
+    /* No key is fine (a local Ollama); a key that would split a header is not. */
+    if (req->api_key && has_ctl(req->api_key))
+        return ch_error_set(err, CH_EINVAL, "API key is malformed");
+    rc = llm_check_messages(req->messages, err);
+    if (!rc)
+        rc = check_tools(req->tools, err);
+    if (!rc)
+        rc = build[api](req, &h, err);
+    if (!rc)
+        rc = llm_add_extra_headers(&h, req->headers, err);
+    if (rc) {
+        if (rc == CH_ENOMEM)
+            ch_error_set(err, rc, "out of memory building the request");
+        ch_llm_http_release(&h);
+        return rc;
+    }
+    *out = h;
+    return 0;
+}

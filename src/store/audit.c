@@ -1,0 +1,90 @@
+/*
+ * store/audit.c: the request audit trail.
+ *
+ * The API layer collects finished requests and hands them over in batches
+ * (one writer job per batch), so an insert here is many rows through one
+ * cached statement inside one atomic section.  Fields are fixed-size
+ * arrays in the record; each is read only up to its size, so a record that
+ * is not NUL-terminated cannot make us read past it.  A query string never
+ * reaches the table even if a caller forgot to strip it.
+ */
+#include <string.h>
+
+#include "store/internal.h"
+
+#define FIELD_LEN(f) ((int)strnlen((f), sizeof(f)))
+
+static const char sql_audit_insert[] =
+    "INSERT INTO audit(ts_ms, request_id, token_name, address, method, path, status, latency_us)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
+static int insert_one(struct ch_db *db, const struct ch_audit_rec *r)
+{
+    sqlite3_stmt *st;
+    const char *q;
+    int path_len, rc, src;
+
+    rc = ch_db_stmt(db, CH_STMT_AUDIT_INSERT, sql_audit_insert, &st);
+    if (rc)
+        return rc;
+    path_len = FIELD_LEN(r->path);
+    q = memchr(r->path, '?', (size_t)path_len);
+    if (q)
+        path_len = (int)(q - r->path);
+    sqlite3_bind_int64(st, 1, r->ts_ms);
+    sqlite3_bind_text(st, 2, r->request_id, FIELD_LEN(r->request_id), SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, r->token_name, FIELD_LEN(r->token_name), SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, r->address, FIELD_LEN(r->address), SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, r->method, FIELD_LEN(r->method), SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, r->path, path_len, SQLITE_STATIC);
+    sqlite3_bind_int(st, 7, r->status);
+    sqlite3_bind_int64(st, 8, r->latency_us);
+    src = sqlite3_step(st);
+    sqlite3_reset(st);
+    return src == SQLITE_DONE ? 0 : ch_db_err_code(src);
+}
+
+int ch_audit_insert(struct ch_db *db, const struct ch_audit_rec *recs, size_t n)
+{
+    struct ch_db_atomic a;
+    size_t i;
+    int rc;
+
+    if (!db || (n > 0 && !recs))
+        return CH_EINVAL;
+    if (n == 0)
+        return 0;
+    /* All rows or none: a batch half-written would be hard to reason about. */
+    rc = ch_db_atomic_begin(db, &a);
+    if (rc)
+        return rc;
+    for (i = 0; i < n && rc == 0; i++)
+        rc = insert_one(db, &recs[i]);
+    return ch_db_atomic_end(db, &a, rc);
+}
+
+int ch_audit_prune(struct ch_db *db, int64_t cutoff_ms, int64_t *removed)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+
+    if (!db)
+        return CH_EINVAL;
+    /* One statement: run from the writer it is part of a group commit, so
+     * chunking it would not shorten how long the write lock is held.  The
+     * audit_ts index keeps the scan proportional to what is removed. */
+    rc = ch_db_prepare(db, "DELETE FROM audit WHERE ts_ms < ?1", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, cutoff_ms);
+    src = sqlite3_step(st);
+    if (src == SQLITE_DONE) {
+        rc = 0;
+        if (removed)
+            *removed = (int64_t)sqlite3_changes64(db->h);
+    } else {
+        rc = ch_db_err_code(src);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}

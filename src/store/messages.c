@@ -1,0 +1,443 @@
+/*
+ * store/messages.c: transcripts (the `messages` table), one per session id.
+ *
+ * Each entry has a seq, 1, 2, ... per session_id, assigned by the INSERT
+ * itself (MAX(seq) + 1 inside the writer's transaction), so concurrent
+ * appends serialised by the writer never collide.  Loads come newest-first
+ * (the agent fits the newest turns into the context window) or from a seq,
+ * always under a byte cap.  Compaction (spec section 5) deletes a prefix and
+ * puts one `compaction` entry holding the summary and first_kept_seq in its
+ * place; see docs/internals/store.md.
+ */
+#include <string.h>
+
+#include "store/internal.h"
+
+#define MESSAGE_COLS                                                                       \
+    "id, session_key, session_id, seq, role, content, model, input_tokens, output_tokens," \
+    " cache_read_tokens, cache_write_tokens, latency_ms, created_ms, run_id"
+#define COL_CONTENT 5
+/* A summary is a few thousand tokens; this cap keeps the escaped JSON of
+ * the compaction entry (at most 6 bytes per input byte) under the content
+ * cap. */
+#define MAX_SUMMARY_BYTES (512 * 1024)
+
+static const char *const roles[] = { "user", "assistant", "tool", "system", "compaction" };
+
+void ch_message_rec_release(struct ch_message_rec *m)
+{
+    if (!m)
+        return;
+    ch_free(m->session_key);
+    ch_free(m->session_id);
+    ch_free(m->content);
+    ch_free(m->model);
+    ch_free(m->run_id);
+    memset(m, 0, sizeof(*m));
+}
+
+void ch_message_list_release(struct ch_message_list *l)
+{
+    size_t i;
+
+    if (!l)
+        return;
+    for (i = 0; i < l->count; i++)
+        ch_message_rec_release(&l->items[i]);
+    ch_free(l->items);
+    memset(l, 0, sizeof(*l));
+}
+
+static int row_to_message(sqlite3_stmt *st, struct ch_message_rec *m)
+{
+    const unsigned char *role;
+    int rc;
+
+    memset(m, 0, sizeof(*m));
+    if ((rc = ch_store_col_dup(st, 1, &m->session_key))
+        || (rc = ch_store_col_dup(st, 2, &m->session_id))
+        || (rc = ch_store_col_dup(st, COL_CONTENT, &m->content))
+        || (rc = ch_store_col_dup(st, 6, &m->model)) || (rc = ch_store_col_dup(st, 13, &m->run_id))) {
+        ch_message_rec_release(m);
+        return rc;
+    }
+    if (!m->session_key || !m->session_id || !m->content) {
+        ch_message_rec_release(m);
+        return CH_EIO; /* NOT NULL columns */
+    }
+    role = sqlite3_column_text(st, 4);
+    /* The CHECK constraint bounds role; copy at most the field anyway. */
+    if (role)
+        memcpy(m->role, role, strnlen((const char *)role, sizeof(m->role) - 1));
+    m->id = sqlite3_column_int64(st, 0);
+    m->seq = sqlite3_column_int64(st, 3);
+    m->input_tokens = sqlite3_column_int64(st, 7);
+    m->output_tokens = sqlite3_column_int64(st, 8);
+    m->cache_read_tokens = sqlite3_column_int64(st, 9);
+    m->cache_write_tokens = sqlite3_column_int64(st, 10);
+    m->latency_ms = sqlite3_column_int64(st, 11);
+    m->created_ms = sqlite3_column_int64(st, 12);
+    return 0;
+}
+
+static int check_session_id(const char *session_id)
+{
+    return ch_store_check_text(session_id, CH_STORE_MAX_ID_BYTES, true, false, "session id",
+                               NULL, NULL);
+}
+
+/* A role append accepts: anything of `roles` but compaction. */
+static bool append_role_ok(const char *role)
+{
+    size_t i;
+
+    for (i = 0; i + 1 < CH_ARRAY_SIZE(roles); i++)
+        if (strcmp(role, roles[i]) == 0)
+            return true;
+    return false;
+}
+
+int ch_messages_append(struct ch_db *db, const struct ch_message_rec *m, int64_t *seq_out)
+{
+    sqlite3_stmt *st;
+    size_t content_len;
+    int64_t seq = 0;
+    int rc, src;
+
+    if (!db || !m)
+        return CH_EINVAL;
+    if ((rc = ch_store_check_text(m->session_key, CH_STORE_MAX_KEY_BYTES, true, false,
+                                  "session key", NULL, NULL))
+        || (rc = check_session_id(m->session_id))
+        || (rc = ch_store_check_text(m->content, CH_STORE_MAX_CONTENT_BYTES, true, true,
+                                     "message content", &content_len, NULL))
+        || (rc = ch_store_check_text(m->model, CH_STORE_MAX_NAME_BYTES, false, false, "model",
+                                     NULL, NULL))
+        || (rc = ch_store_check_text(m->run_id, CH_STORE_MAX_ID_BYTES, false, false, "run id",
+                                     NULL, NULL)))
+        return rc;
+    if (!append_role_ok(m->role) || m->input_tokens < 0 || m->output_tokens < 0
+        || m->cache_read_tokens < 0 || m->cache_write_tokens < 0 || m->latency_ms < 0)
+        return CH_EINVAL;
+    /* The seq comes from the same statement as the row: atomic without a
+     * savepoint, and UNIQUE(session_id, seq) catches any other writer. */
+    rc = ch_db_stmt(db, CH_STMT_MESSAGE_APPEND,
+                    "INSERT INTO messages(session_key, session_id, seq, role, content, model,"
+                    " input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,"
+                    " latency_ms, created_ms, run_id)"
+                    " SELECT ?1, ?2, COALESCE(MAX(seq), 0) + 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+                    " ?10, ?11, ?12 FROM messages WHERE session_id = ?2"
+                    " RETURNING seq",
+                    &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, m->session_key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, m->session_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, m->role, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, m->content, (int)content_len, SQLITE_STATIC);
+    ch_store_bind_text(st, 5, m->model);
+    sqlite3_bind_int64(st, 6, m->input_tokens);
+    sqlite3_bind_int64(st, 7, m->output_tokens);
+    sqlite3_bind_int64(st, 8, m->cache_read_tokens);
+    sqlite3_bind_int64(st, 9, m->cache_write_tokens);
+    sqlite3_bind_int64(st, 10, m->latency_ms);
+    sqlite3_bind_int64(st, 11, m->created_ms);
+    ch_store_bind_text(st, 12, m->run_id);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        seq = sqlite3_column_int64(st, 0);
+        src = sqlite3_step(st); /* run the statement to completion */
+    }
+    if (src == SQLITE_DONE)
+        rc = 0;
+    else if (src == SQLITE_CONSTRAINT_FOREIGNKEY)
+        rc = CH_ENOTFOUND; /* no session under that key */
+    else
+        rc = ch_db_err_code(src);
+    sqlite3_reset(st);
+    if (rc == 0 && seq_out)
+        *seq_out = seq;
+    return rc;
+}
+
+/* Shared by both loads: collect rows from a prepared statement while they
+ * fit under max_count and max_bytes; truncated when a row was left out. */
+static int collect(sqlite3_stmt *st, size_t max_count, size_t max_bytes,
+                   struct ch_message_list *l)
+{
+    size_t cap = 0, used = 0, bytes;
+    int rc, src;
+
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        /* The query asks for max_count + 1 rows to see whether more exist. */
+        if (l->count == max_count) {
+            l->truncated = true;
+            return 0;
+        }
+        bytes = (size_t)sqlite3_column_bytes(st, COL_CONTENT);
+        if (bytes > max_bytes - used) {
+            l->truncated = true;
+            return 0;
+        }
+        rc = ch_store_grow((void **)&l->items, &cap, l->count, sizeof(*l->items));
+        if (rc)
+            return rc;
+        rc = row_to_message(st, &l->items[l->count]);
+        if (rc)
+            return rc;
+        l->count++;
+        used += bytes;
+    }
+    return src == SQLITE_DONE ? 0 : ch_db_err_code(src);
+}
+
+static int check_load(struct ch_db *db, const char *session_id, size_t max_count,
+                      size_t max_bytes, struct ch_message_list *out)
+{
+    if (out)
+        memset(out, 0, sizeof(*out));
+    if (!db || !out || max_count == 0)
+        return CH_EINVAL;
+    if (max_count > CH_STORE_MAX_LIST || max_bytes > CH_STORE_MAX_LOAD_BYTES)
+        return CH_E_TOO_LARGE;
+    return check_session_id(session_id);
+}
+
+int ch_messages_load_last(struct ch_db *db, const char *session_id, size_t max_count,
+                          size_t max_bytes, struct ch_message_list *out)
+{
+    struct ch_message_list l = { 0 };
+    struct ch_message_rec tmp;
+    sqlite3_stmt *st = NULL;
+    size_t i;
+    int rc;
+
+    if ((rc = check_load(db, session_id, max_count, max_bytes, out)))
+        return rc;
+    rc = ch_db_prepare(db, "SELECT " MESSAGE_COLS " FROM messages WHERE session_id = ?1"
+                           " ORDER BY seq DESC LIMIT ?2",
+                       &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, session_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)max_count + 1);
+    rc = collect(st, max_count, max_bytes, &l);
+    sqlite3_finalize(st);
+    if (rc) {
+        ch_message_list_release(&l);
+        return rc;
+    }
+    /* Read newest first so the byte cap keeps the newest; hand back in
+     * transcript order. */
+    for (i = 0; i < l.count / 2; i++) {
+        tmp = l.items[i];
+        l.items[i] = l.items[l.count - 1 - i];
+        l.items[l.count - 1 - i] = tmp;
+    }
+    *out = l;
+    return 0;
+}
+
+int ch_messages_load_since(struct ch_db *db, const char *session_id, int64_t from_seq,
+                           size_t max_count, size_t max_bytes, struct ch_message_list *out)
+{
+    struct ch_message_list l = { 0 };
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if ((rc = check_load(db, session_id, max_count, max_bytes, out)))
+        return rc;
+    rc = ch_db_prepare(db, "SELECT " MESSAGE_COLS " FROM messages"
+                           " WHERE session_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
+                       &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, session_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, from_seq);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)max_count + 1);
+    rc = collect(st, max_count, max_bytes, &l);
+    sqlite3_finalize(st);
+    if (rc) {
+        ch_message_list_release(&l);
+        return rc;
+    }
+    *out = l;
+    return 0;
+}
+
+int ch_messages_count(struct ch_db *db, const char *session_id, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+
+    if (!db || !out)
+        return CH_EINVAL;
+    if ((rc = check_session_id(session_id)))
+        return rc;
+    rc = ch_db_prepare(db, "SELECT COUNT(*) FROM messages WHERE session_id = ?1", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, session_id, -1, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    rc = src == SQLITE_ROW ? 0 : ch_db_err_code(src == SQLITE_DONE ? SQLITE_ERROR : src);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Compaction                                                           */
+/* ------------------------------------------------------------------ */
+
+static int check_compaction(const struct ch_compaction *c)
+{
+    int rc;
+
+    if ((rc = ch_store_check_text(c->session_key, CH_STORE_MAX_KEY_BYTES, true, false,
+                                  "session key", NULL, NULL))
+        || (rc = check_session_id(c->session_id))
+        || (rc = ch_store_check_text(c->summary, MAX_SUMMARY_BYTES, true, true, "summary", NULL,
+                                     NULL))
+        || (rc = ch_store_check_text(c->model, CH_STORE_MAX_NAME_BYTES, false, false, "model",
+                                     NULL, NULL))
+        || (rc = ch_store_check_text(c->run_id, CH_STORE_MAX_ID_BYTES, false, false, "run id",
+                                     NULL, NULL)))
+        return rc;
+    /* seq 1 has nothing before it to replace. */
+    if (c->first_kept_seq < 2 || c->tokens_before < 0 || c->input_tokens < 0
+        || c->output_tokens < 0)
+        return CH_EINVAL;
+    return 0;
+}
+
+/* [{"type":"compaction","summary":S,"first_kept_seq":K,"tokens_before":N}] */
+static int compaction_content(const struct ch_compaction *c, struct ch_buf *b)
+{
+    int rc;
+
+    if ((rc = ch_buf_append_str(b, "[{\"type\":\"compaction\",\"summary\":"))
+        || (rc = ch_buf_append_json_str(b, c->summary, strlen(c->summary)))
+        || (rc = ch_buf_appendf(b, ",\"first_kept_seq\":%lld,\"tokens_before\":%lld}]",
+                                (long long)c->first_kept_seq, (long long)c->tokens_before)))
+        return rc;
+    return 0;
+}
+
+/* Count the transcript's rows, its last seq and the rows below the cut. */
+static int compaction_scan(struct ch_db *db, const struct ch_compaction *c, int64_t *total,
+                           int64_t *last, int64_t *below)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+
+    rc = ch_db_prepare(db, "SELECT COUNT(*), COALESCE(MAX(seq), 0), COALESCE(SUM(seq < ?3), 0)"
+                           " FROM messages WHERE session_id = ?1 AND session_key = ?2",
+                       &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, c->session_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, c->session_key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, c->first_kept_seq);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        *total = sqlite3_column_int64(st, 0);
+        *last = sqlite3_column_int64(st, 1);
+        *below = sqlite3_column_int64(st, 2);
+    }
+    rc = src == SQLITE_ROW ? 0 : ch_db_err_code(src == SQLITE_DONE ? SQLITE_ERROR : src);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Run one fixed statement binding session id, key and first kept seq as
+ * ?1 ?2 ?3 (a statement that has no ?3 ignores it: SQLITE_RANGE). */
+static int exec_sid_key_seq(struct ch_db *db, const char *sql, const struct ch_compaction *c)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = ch_db_prepare(db, sql, &st);
+
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, c->session_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, c->session_key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, c->first_kept_seq);
+    rc = ch_store_step_done(st);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int ch_messages_compact(struct ch_db *db, const struct ch_compaction *c, int64_t *seq_out,
+                        int64_t *replaced_out)
+{
+    struct ch_db_atomic a;
+    struct ch_buf content;
+    sqlite3_stmt *st = NULL;
+    int64_t total = 0, last = 0, below = 0;
+    int rc;
+
+    if (!db || !c)
+        return CH_EINVAL;
+    if ((rc = check_compaction(c)))
+        return rc;
+    ch_buf_init(&content, CH_STORE_MAX_CONTENT_BYTES);
+    if ((rc = compaction_content(c, &content)))
+        goto done;
+    if ((rc = ch_db_atomic_begin(db, &a)))
+        goto done;
+    if ((rc = compaction_scan(db, c, &total, &last, &below)))
+        goto out;
+    if (total == 0) {
+        rc = CH_ENOTFOUND;
+        goto out;
+    }
+    if (c->first_kept_seq > last + 1) {
+        rc = CH_EINVAL; /* cannot keep from a seq that does not exist yet */
+        goto out;
+    }
+    if (below == 0) {
+        rc = CH_ESTATE; /* an earlier compaction already went past this point */
+        goto out;
+    }
+    /* Delete first: the entry then takes the freed seq first_kept_seq - 1,
+     * which sorts it just before the first kept message. */
+    rc = exec_sid_key_seq(db, "DELETE FROM messages WHERE session_id = ?1 AND session_key = ?2"
+                              " AND seq < ?3",
+                          c);
+    if (rc)
+        goto out;
+    rc = ch_db_prepare(db, "INSERT INTO messages(session_key, session_id, seq, role, content,"
+                           " model, input_tokens, output_tokens, created_ms, run_id)"
+                           " VALUES (?1, ?2, ?3, 'compaction', ?4, ?5, ?6, ?7, ?8, ?9)",
+                       &st);
+    if (rc)
+        goto out;
+    sqlite3_bind_text(st, 1, c->session_key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, c->session_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, c->first_kept_seq - 1);
+    sqlite3_bind_text(st, 4, content.data, (int)content.len, SQLITE_STATIC);
+    ch_store_bind_text(st, 5, c->model);
+    sqlite3_bind_int64(st, 6, c->input_tokens);
+    sqlite3_bind_int64(st, 7, c->output_tokens);
+    sqlite3_bind_int64(st, 8, c->created_ms);
+    ch_store_bind_text(st, 9, c->run_id);
+    rc = ch_store_step_done(st);
+    if (rc)
+        goto out;
+    /* Count it on the session only if this transcript is still current. */
+    rc = exec_sid_key_seq(db, "UPDATE sessions SET compaction_count = compaction_count + 1"
+                              " WHERE key = ?2 AND session_id = ?1",
+                          c);
+out:
+    sqlite3_finalize(st);
+    rc = ch_db_atomic_end(db, &a, rc);
+done:
+    ch_buf_release(&content);
+    if (rc == 0) {
+        if (seq_out)
+            *seq_out = c->first_kept_seq - 1;
+        if (replaced_out)
+            *replaced_out = below;
+    }
+    return rc;
+}

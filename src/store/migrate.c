@@ -1,0 +1,259 @@
+/*
+ * store/migrate.c: versioned schema migrations.
+ *
+ * `steps` is append-only: step i (0-based) takes a database from
+ * user_version i to i + 1.  Each step runs in its own BEGIN IMMEDIATE
+ * transaction together with the user_version bump, so a crash leaves the
+ * file at a whole version, and a second process migrating the same file at
+ * the same time waits for the lock and then re-reads the version.  Never
+ * edit a shipped step; add a new one.
+ */
+#include <stdio.h>
+
+#include "store/internal.h"
+
+struct migration {
+    const char *name;   /* one line, for logs and errors */
+    const char *sql;    /* one or more statements */
+};
+
+static const struct migration steps[] = {
+    {
+        "initial schema: meta, tokens, audit",
+        "CREATE TABLE meta ("
+        "  key   TEXT PRIMARY KEY,"
+        "  value TEXT NOT NULL"
+        ");"
+        /* Only the SHA-256 of a secret is ever stored (hash); names are
+         * unique among live tokens only, so a revoked name can be reused. */
+        "CREATE TABLE tokens ("
+        "  id           INTEGER PRIMARY KEY,"
+        "  name         TEXT NOT NULL,"
+        "  hash         TEXT NOT NULL UNIQUE,"
+        "  scopes       INTEGER NOT NULL,"
+        "  rate_limit   INTEGER NOT NULL DEFAULT 0,"
+        "  created_ms   INTEGER NOT NULL,"
+        "  last_used_ms INTEGER NOT NULL DEFAULT 0,"
+        "  expires_ms   INTEGER NOT NULL DEFAULT 0,"
+        "  revoked_ms   INTEGER NOT NULL DEFAULT 0,"
+        "  source       TEXT NOT NULL DEFAULT 'cli'"
+        ");"
+        "CREATE UNIQUE INDEX tokens_live_name ON tokens(name) WHERE revoked_ms = 0;"
+        "CREATE TABLE audit ("
+        "  id         INTEGER PRIMARY KEY,"
+        "  ts_ms      INTEGER NOT NULL,"
+        "  request_id TEXT NOT NULL DEFAULT '',"
+        "  token_name TEXT NOT NULL DEFAULT '',"
+        "  address    TEXT NOT NULL DEFAULT '',"
+        "  method     TEXT NOT NULL DEFAULT '',"
+        "  path       TEXT NOT NULL DEFAULT '',"
+        "  status     INTEGER NOT NULL DEFAULT 0,"
+        "  latency_us INTEGER NOT NULL DEFAULT 0"
+        ");"
+        "CREATE INDEX audit_ts ON audit(ts_ms);",
+    },
+    {
+        "sessions, messages, runs, usage_daily",
+        /* One row per session key (OpenClaw's SessionEntry).  Counters are
+         * cumulative over the current session_id; a reset zeroes them. */
+        "CREATE TABLE sessions ("
+        "  key                TEXT PRIMARY KEY,"
+        "  session_id         TEXT NOT NULL,"
+        "  agent_id           TEXT NOT NULL DEFAULT 'main',"
+        "  created_ms         INTEGER NOT NULL,"
+        "  updated_ms         INTEGER NOT NULL,"
+        "  label              TEXT,"
+        "  display_name       TEXT,"
+        "  channel            TEXT,"
+        "  model_override     TEXT,"
+        "  thinking_level     TEXT,"
+        "  input_tokens       INTEGER NOT NULL DEFAULT 0,"
+        "  output_tokens      INTEGER NOT NULL DEFAULT 0,"
+        "  cache_read_tokens  INTEGER NOT NULL DEFAULT 0,"
+        "  cache_write_tokens INTEGER NOT NULL DEFAULT 0,"
+        "  total_tokens       INTEGER NOT NULL DEFAULT 0,"
+        "  context_tokens     INTEGER NOT NULL DEFAULT 0,"
+        "  compaction_count   INTEGER NOT NULL DEFAULT 0,"
+        "  estimated_cost_usd REAL NOT NULL DEFAULT 0,"
+        "  last_run_id        TEXT,"
+        "  origin             TEXT CHECK (origin IS NULL OR json_valid(origin)),"
+        "  extra              TEXT CHECK (extra IS NULL OR json_valid(extra))"
+        ");"
+        /* sessions.list and health's "recent": newest first. */
+        "CREATE INDEX sessions_updated ON sessions(updated_ms);"
+        /* Transcripts.  seq is dense per session_id except below a
+         * compaction entry (the replaced prefix is deleted).  The foreign
+         * key makes deleting a session delete all of its transcripts, and
+         * refuses messages for a key that has no session. */
+        "CREATE TABLE messages ("
+        "  id                 INTEGER PRIMARY KEY,"
+        "  session_key        TEXT NOT NULL REFERENCES sessions(key) ON DELETE CASCADE,"
+        "  session_id         TEXT NOT NULL,"
+        "  seq                INTEGER NOT NULL CHECK (seq >= 1),"
+        "  role               TEXT NOT NULL"
+        "    CHECK (role IN ('user', 'assistant', 'tool', 'system', 'compaction')),"
+        "  content            TEXT NOT NULL CHECK (json_valid(content)),"
+        "  model              TEXT,"
+        "  input_tokens       INTEGER NOT NULL DEFAULT 0,"
+        "  output_tokens      INTEGER NOT NULL DEFAULT 0,"
+        "  cache_read_tokens  INTEGER NOT NULL DEFAULT 0,"
+        "  cache_write_tokens INTEGER NOT NULL DEFAULT 0,"
+        "  latency_ms         INTEGER NOT NULL DEFAULT 0,"
+        "  created_ms         INTEGER NOT NULL,"
+        "  run_id             TEXT,"
+        "  UNIQUE (session_id, seq)"
+        ");"
+        /* UNIQUE(session_id, seq) serves loads and MAX(seq); this one
+         * serves the cascade from sessions. */
+        "CREATE INDEX messages_session_key ON messages(session_key);"
+        /* Runs outlive their session (no foreign key): they are history,
+         * and a queued run may precede its session's first row. */
+        "CREATE TABLE runs ("
+        "  run_id             TEXT PRIMARY KEY,"
+        "  session_key        TEXT NOT NULL,"
+        "  source             TEXT NOT NULL,"
+        "  status             TEXT NOT NULL DEFAULT 'queued' CHECK (status IN"
+        "    ('queued', 'running', 'ok', 'error', 'aborted', 'timeout')),"
+        "  request            TEXT NOT NULL CHECK (json_valid(request)),"
+        "  result             TEXT CHECK (result IS NULL OR json_valid(result)),"
+        "  error              TEXT,"
+        "  error_class        TEXT,"
+        "  created_ms         INTEGER NOT NULL,"
+        "  started_ms         INTEGER NOT NULL DEFAULT 0,"
+        "  finished_ms        INTEGER NOT NULL DEFAULT 0,"
+        "  attempts           INTEGER NOT NULL DEFAULT 0,"
+        "  idempotency_key    TEXT,"
+        "  model              TEXT,"
+        "  input_tokens       INTEGER NOT NULL DEFAULT 0,"
+        "  output_tokens      INTEGER NOT NULL DEFAULT 0,"
+        "  cache_read_tokens  INTEGER NOT NULL DEFAULT 0,"
+        "  cache_write_tokens INTEGER NOT NULL DEFAULT 0,"
+        "  cost_usd           REAL NOT NULL DEFAULT 0,"
+        "  delivery           TEXT CHECK (delivery IS NULL OR json_valid(delivery))"
+        ");"
+        /* Unfinished runs at start (oldest first) and status filters. */
+        "CREATE INDEX runs_status ON runs(status, created_ms);"
+        "CREATE INDEX runs_session ON runs(session_key, created_ms);"
+        "CREATE INDEX runs_created ON runs(created_ms);"
+        "CREATE UNIQUE INDEX runs_idempotency ON runs(idempotency_key)"
+        "  WHERE idempotency_key IS NOT NULL;"
+        /* Small and keyed by its whole primary key: no rowid needed. */
+        "CREATE TABLE usage_daily ("
+        "  day                TEXT NOT NULL,"
+        "  provider           TEXT NOT NULL,"
+        "  model              TEXT NOT NULL,"
+        "  requests           INTEGER NOT NULL DEFAULT 0,"
+        "  input_tokens       INTEGER NOT NULL DEFAULT 0,"
+        "  output_tokens      INTEGER NOT NULL DEFAULT 0,"
+        "  cache_read_tokens  INTEGER NOT NULL DEFAULT 0,"
+        "  cache_write_tokens INTEGER NOT NULL DEFAULT 0,"
+        "  cost_usd           REAL NOT NULL DEFAULT 0,"
+        "  PRIMARY KEY (day, provider, model)"
+        ") WITHOUT ROWID;",
+    },
+};
+
+int ch_db_latest_version(void)
+{
+    return (int)CH_ARRAY_SIZE(steps);
+}
+
+int ch_db_version_error(int found, struct ch_error *err)
+{
+    return ch_error_set(err, CH_EVERSION,
+                        "database schema version %d is newer than this chela (knows up to %d); "
+                        "upgrade chela or use another --state directory",
+                        found, ch_db_latest_version());
+}
+
+/* Bookkeeping rows written inside the step's transaction.  created_* are
+ * written once (INSERT OR IGNORE); migrated_* track the latest step. */
+static int record_meta(struct ch_db *db, int version, struct ch_error *err)
+{
+    char sql[512];
+    int64_t now = ch_now_ms();
+
+    snprintf(sql, sizeof(sql),
+             "INSERT OR IGNORE INTO meta(key, value) VALUES"
+             " ('created_ms', '%lld'), ('created_version', '%s');"
+             "INSERT OR REPLACE INTO meta(key, value) VALUES"
+             " ('migrated_ms', '%lld'), ('migrated_version', '%s'), ('schema_version', '%d');",
+             (long long)now, CH_VERSION, (long long)now, CH_VERSION, version);
+    return ch_db_exec(db, sql, err, "record migration in meta");
+}
+
+/* Apply the step that takes the file from `from` to `from + 1`, or nothing
+ * if another process got there first.  *now_at gets the version after. */
+static int apply_one(struct ch_db *db, int *now_at, struct ch_error *err)
+{
+    const struct migration *m;
+    char sql[64];
+    int v, rc;
+
+    rc = ch_db_exec(db, "BEGIN IMMEDIATE", err, "begin migration");
+    if (rc) {
+        ch_error_set(err, rc, "cannot lock database '%s' for migration: %s", db->path,
+                     sqlite3_errmsg(db->h));
+        return rc;
+    }
+    /* Re-read inside the lock: the version may have moved since open. */
+    v = ch_db_user_version(db);
+    if (v < 0) {
+        rc = ch_error_set(err, v, "cannot read schema version of '%s': %s", db->path,
+                          sqlite3_errmsg(db->h));
+        goto out;
+    }
+    if (v > ch_db_latest_version()) {
+        rc = ch_db_version_error(v, err);
+        goto out;
+    }
+    *now_at = v;
+    if (v == ch_db_latest_version())
+        goto out; /* nothing to do; rollback of an empty transaction is free */
+
+    m = &steps[v];
+    rc = ch_db_exec(db, m->sql, NULL, NULL);
+    if (rc) {
+        ch_error_set(err, rc, "migration %d (%s) of '%s' failed: %s", v + 1, m->name, db->path,
+                     sqlite3_errmsg(db->h));
+        goto out;
+    }
+    rc = record_meta(db, v + 1, err);
+    if (rc)
+        goto out;
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+    rc = ch_db_exec(db, sql, err, "set schema version");
+    if (rc)
+        goto out;
+    rc = ch_db_exec(db, "COMMIT", err, "commit migration");
+    if (rc == 0) {
+        *now_at = v + 1;
+        ch_log_info("store: migrated '%s' to schema version %d (%s)", db->path, v + 1, m->name);
+        return 0;
+    }
+out:
+    if (!sqlite3_get_autocommit(db->h))
+        sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+int ch_db_migrate(struct ch_db *db, struct ch_error *err)
+{
+    int at = -1, rc;
+
+    if (db->readonly)
+        return ch_error_set(err, CH_EPERM, "cannot migrate read-only database '%s'", db->path);
+    /* One transaction per step; the loop ends when a step finds the file
+     * already at the latest version.  Bounded: each pass advances `at`. */
+    for (;;) {
+        int before = at;
+
+        rc = apply_one(db, &at, err);
+        if (rc)
+            return rc;
+        if (at == ch_db_latest_version())
+            return 0;
+        if (at == before) /* cannot happen: apply_one advances or stops */
+            return ch_error_set(err, CH_EIO, "migration of '%s' made no progress", db->path);
+    }
+}
