@@ -83,7 +83,11 @@ R[chela_idle_rss_kb]=$(bench_status_kb "$CHELA_PID" VmRSS)
 TOKEN=$("$BIN" token create --name bench-read --scope read --state "$STATE" |
     awk '/^Token: / { print $2 }')
 [[ $TOKEN == oc_tok_* ]] || { echo "bench/http.sh: token create failed" >&2; exit 1; }
-bench_wait_200 "$CHELA_URL/health/detail" 5 "Authorization: Bearer $TOKEN" ||
+# A CLI-created token reaches the gateway's cache on its next 1 Hz sync;
+# poll slowly: every refused try counts toward the failed-auth lockout
+# (gateway.auth.rateLimit.maxAttempts, 10 by default).
+sleep 1
+bench_wait_200 "$CHELA_URL/health/detail" 6 "Authorization: Bearer $TOKEN" 0.4 ||
     { echo "bench/http.sh: the read token is not accepted" >&2; exit 1; }
 umask 077
 cat >"$TMP/auth.lua" <<EOF
@@ -221,7 +225,7 @@ EOF
     taskset -c "$SCPU" "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" \
         >"$TMP/nginx/stdout" 2>&1 </dev/null &
     NGINX_PID=$!
-    if bench_wait_200 "http://127.0.0.1:$NPORT/health" 5; then
+    if bench_wait_200 "http://127.0.0.1:$NPORT/health" 100; then
         sleep 1
         nworker=$(pgrep -P "$NGINX_PID" | head -1 || true)
         R[nginx_idle_rss_kb]=$(($(bench_status_kb "$NGINX_PID" VmRSS) + $(bench_status_kb "${nworker:-$NGINX_PID}" VmRSS)))

@@ -27,17 +27,18 @@ bench_wait_line() {
     return 1
 }
 
-# bench_wait_200 URL SECONDS [HEADER]: poll until URL answers 200.
+# bench_wait_200 URL TRIES [HEADER] [INTERVAL]: poll until URL answers 200,
+# at most TRIES times, INTERVAL seconds apart (default 0.05).
 bench_wait_200() {
-    local url=$1 secs=$2 hdr=${3:-} i code
-    for ((i = 0; i < secs * 20; i++)); do
+    local url=$1 tries=$2 hdr=${3:-} pause=${4:-0.05} i code
+    for ((i = 0; i < tries; i++)); do
         if [[ -n $hdr ]]; then
             code=$(curl -s -o /dev/null -w '%{http_code}' --noproxy '*' -H "$hdr" "$url" || true)
         else
             code=$(curl -s -o /dev/null -w '%{http_code}' --noproxy '*' "$url" || true)
         fi
         [[ $code == 200 ]] && return 0
-        sleep 0.05
+        sleep "$pause"
     done
     return 1
 }

@@ -21,6 +21,19 @@ static const struct ch_route routes[] = {
     { CH_M_GET, "/api/v1/tokens", ch_tokens_rest_list, CH_SCOPE_ADMIN, 0 },
     { CH_M_POST, "/api/v1/tokens", ch_tokens_rest_create, CH_SCOPE_ADMIN | R_JSON, 64 * 1024 },
     { CH_M_DELETE, "/api/v1/tokens/:name", ch_tokens_rest_delete, CH_SCOPE_ADMIN, 0 },
+    { CH_M_POST, "/api/v1/chat", ch_rest_chat, CH_SCOPE_CHAT | R_JSON, 0 },
+    { CH_M_POST, "/api/v1/chat/stream", ch_rest_chat_stream, CH_SCOPE_CHAT | R_JSON, 0 },
+    { CH_M_GET, "/api/v1/sessions", ch_rest_sessions_list, CH_SCOPE_READ, 0 },
+    { CH_M_GET, "/api/v1/sessions/:key", ch_rest_sessions_show, CH_SCOPE_READ, 0 },
+    { CH_M_DELETE, "/api/v1/sessions/:key", ch_rest_sessions_delete, CH_SCOPE_ADMIN, 0 },
+    { CH_M_POST, "/api/v1/sessions/:key/reset", ch_rest_sessions_reset, CH_SCOPE_ADMIN, 4096 },
+    { CH_M_GET, "/api/v1/conversations", ch_rest_conversations_list, CH_SCOPE_READ, 0 },
+    { CH_M_GET, "/api/v1/conversations/:id", ch_rest_conversations_show, CH_SCOPE_READ, 0 },
+    { CH_M_DELETE, "/api/v1/conversations/:id", ch_rest_conversations_delete, CH_SCOPE_ADMIN, 0 },
+    { CH_M_GET, "/api/v1/models", ch_rest_models, CH_SCOPE_READ, 0 },
+    { CH_M_GET, "/api/v1/runs", ch_rest_runs_list, CH_SCOPE_READ, 0 },
+    { CH_M_GET, "/api/v1/runs/:id", ch_rest_runs_get, CH_SCOPE_READ, 0 },
+    { CH_M_POST, "/api/v1/runs/:id/abort", ch_rest_runs_abort, CH_SCOPE_CHAT, 4096 },
 };
 
 static const char *scope_name(unsigned need)
@@ -235,6 +248,7 @@ int ch_api_new(const struct ch_api_opts *o, struct ch_api **out, struct ch_error
     a->store = o->store;
     a->cfg = o->cfg;
     a->limits = o->limits;
+    a->agent = o->agent;
     a->started_ms = ch_now_ms();
     a->audit_on = true;
     a->router.routes = routes;

@@ -9,6 +9,7 @@
 #ifndef CH_API_H
 #define CH_API_H
 
+#include "agent/agent.h"
 #include "config/config.h"
 #include "http/http.h"
 #include "net/net.h"
@@ -23,6 +24,7 @@ struct ch_api_opts {
     const struct ch_limits *limits; /* borrowed; outlives the api */
     const char *state_dir;          /* copied */
     const char *local_token;        /* copied as a hash: the CLI's admin credential */
+    struct ch_agent *agent;         /* borrowed; outlives the api; NULL: no agent routes */
 };
 
 /*

@@ -184,6 +184,7 @@ struct ch_api {
     const struct ch_config *cfg;
     const struct ch_limits *limits;
     struct ch_http_server *server;
+    struct ch_agent *agent;       /* borrowed; may be NULL */
     char *state_dir;
     char local_hash[65];          /* SHA-256 of the CLI's local token, or "" */
     struct ch_router router;
@@ -202,5 +203,37 @@ struct ch_api {
 
 /* JSON response helpers shared by handlers. */
 int ch_api_json_body(struct ch_http_req *r, json_t **out); /* 400 answered on failure */
+
+/* ---- rest_chat.c: POST /api/v1/chat and /api/v1/chat/stream (chat) ---- */
+void ch_rest_chat(struct ch_http_req *r, void *data);
+void ch_rest_chat_stream(struct ch_http_req *r, void *data);
+
+/* ---- rest_sessions.c: sessions, conversations, models ---- */
+void ch_rest_sessions_list(struct ch_http_req *r, void *data);
+void ch_rest_sessions_show(struct ch_http_req *r, void *data);
+void ch_rest_sessions_reset(struct ch_http_req *r, void *data);
+void ch_rest_sessions_delete(struct ch_http_req *r, void *data);
+void ch_rest_conversations_list(struct ch_http_req *r, void *data);
+void ch_rest_conversations_show(struct ch_http_req *r, void *data);
+void ch_rest_conversations_delete(struct ch_http_req *r, void *data);
+void ch_rest_models(struct ch_http_req *r, void *data);
+/*
+ * Path parameter i, percent-decoded ('+' stays '+'), into out: 0, or a 400
+ * answered and CH_EINVAL for a bad escape, a NUL, an empty value or one of
+ * outcap bytes or more.
+ */
+int ch_api_path_param(struct ch_http_req *r, size_t i, char *out, size_t outcap);
+/*
+ * ?limit= (1..1000, default def) and ?cursor= (an offset this gateway
+ * returned as nextCursor): 0, or a 400 answered and CH_EINVAL.
+ */
+int ch_api_page_query(struct ch_http_req *r, size_t def, size_t *limit, size_t *offset);
+/* ISO 8601 string of ms, or JSON null for 0 ("not yet").  New reference. */
+json_t *ch_api_time_json(int64_t ms);
+
+/* ---- rest_runs.c: /api/v1/runs ---- */
+void ch_rest_runs_get(struct ch_http_req *r, void *data);
+void ch_rest_runs_list(struct ch_http_req *r, void *data);
+void ch_rest_runs_abort(struct ch_http_req *r, void *data);
 
 #endif

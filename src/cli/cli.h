@@ -54,4 +54,65 @@ int ch_cmd_health(int argc, char **argv);    /* cmd_client.c */
 int ch_cmd_status(int argc, char **argv);    /* cmd_client.c */
 int ch_cmd_config(int argc, char **argv);    /* cmd_config.c */
 
+/* ---- rest_client.c: what the REST client commands share ---- */
+#include <jansson.h>
+
+/* Largest JSON answer a client command reads (a session with 200 messages). */
+#define CH_REST_MAX_RESPONSE (16 * 1024 * 1024)
+
+struct ch_rest_target {
+    char *url;   /* owned, no trailing slash */
+    char *token; /* owned secret, may be NULL */
+};
+/*
+ * Where to send and which credential, from the parsed options "url",
+ * "token" and "state" (absent ones are fine): --url, else DIR/gateway.json,
+ * else http://127.0.0.1:18789; --token, else $CHELA_TOKEN, else the running
+ * gateway's localToken unless --url points elsewhere.  Returns an exit
+ * code, having printed why on stderr; t is filled only on CH_EXIT_OK.
+ */
+int ch_rest_target_resolve(const char *prog, const struct ch_opt *opts, size_t nopts, struct ch_rest_target *t);
+void ch_rest_target_release(struct ch_rest_target *t);
+/* Percent-encode one path segment (':' kept).  Owned; NULL on OOM. */
+char *ch_rest_escape(const char *s);
+
+struct ch_rest_reply {
+    long status;        /* HTTP status, 0 when no response */
+    struct ch_buf body; /* capped; set up by ch_rest_call when max is 0 */
+    char reason[256];   /* why there is no (usable) response */
+    bool reached;       /* connected, but the answer was unusable */
+};
+/*
+ * One blocking request (30 s deadline, no proxy, no redirects) with an
+ * optional JSON body; a bodiless POST sends Content-Length: 0.  Returns 0
+ * when an HTTP response arrived (any status), CH_EIO with r->reason.  The
+ * caller releases r->body.
+ */
+int ch_rest_call(const struct ch_rest_target *t, const char *method, const char *path, const char *body,
+                 struct ch_rest_reply *r);
+/*
+ * ch_rest_call for a 2xx JSON object: *out (owned) on CH_EXIT_OK; else a
+ * line on stderr naming prog, the request and the gateway's message, and
+ * CH_EXIT_RUNTIME.
+ */
+int ch_rest_json(const char *prog, const struct ch_rest_target *t, const char *method, const char *path,
+                 const char *body, json_t **out);
+/* Lower-level pieces for streaming callers (cmd_agent.c).  ch_rest_easy_new
+ * returns a CURL * with URL, headers, method and body set (no timeout, no
+ * write callback), or NULL; *headers_out (a curl_slist *) is freed by the
+ * caller with curl_slist_free_all after the transfer. */
+void *ch_rest_easy_new(const struct ch_rest_target *t, const char *method, const char *path, const char *body,
+                       const char *accept, void **headers_out);
+void ch_rest_describe_failure(void *curl, int code, const char *errbuf, struct ch_rest_reply *r);
+/* "message (code)" from a {"error","message"} body, else "HTTP <status>". */
+void ch_rest_server_message(const struct ch_rest_reply *r, char *out, size_t cap);
+void ch_rest_print_json(json_t *doc); /* indented, newline-terminated, on stdout */
+const char *ch_rest_str(const json_t *o, const char *key, const char *dflt);
+int64_t ch_rest_int(const json_t *o, const char *key);
+
+int ch_cmd_agent(int argc, char **argv);     /* cmd_agent.c */
+int ch_cmd_sessions(int argc, char **argv);  /* cmd_sessions.c */
+int ch_cmd_models(int argc, char **argv);    /* cmd_sessions.c */
+int ch_cmd_runs(int argc, char **argv);      /* cmd_runs.c */
+
 #endif

@@ -18,14 +18,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent/agent.h"
 #include "api/api.h"
 #include "cli/cli.h"
 #include "cli/gateway_boot.h"
+#include "net/curlm.h"
+#include "providers/client.h"
+#include "tools/tools.h"
 
 struct gateway {
     uv_loop_t loop;
     struct ch_net net;
     struct ch_store *store;
+    struct ch_curlm *curlm;
+    struct ch_llm_client *llm;
+    struct ch_tools *tools;
+    struct ch_agent *agent;
     struct ch_api *api;
     struct ch_http_server *http;
     struct ch_config *cfg;
@@ -47,24 +55,56 @@ static void on_net_closed(void *data)
     (void)data;
 }
 
-static void on_store_closed(void *data)
+/*
+ * Shutdown runs as a chain of close callbacks, each layer after the ones
+ * that use it: HTTP (drain) -> agent (interrupted runs stay replayable)
+ * -> tools -> store (drain the writer) -> outbound HTTP -> loop helpers.
+ */
+static void on_curlm_closed(void *data)
 {
     struct gateway *g = data;
 
-    g->store = NULL;
+    g->curlm = NULL;
     uv_close((uv_handle_t *)&g->sig_term, on_sig_closed);
     uv_close((uv_handle_t *)&g->sig_int, on_sig_closed);
     uv_close((uv_handle_t *)&g->sig_hup, on_sig_closed);
     ch_net_close(&g->net, on_net_closed, g);
 }
 
+static void on_store_closed(void *data)
+{
+    struct gateway *g = data;
+
+    g->store = NULL;
+    ch_curlm_close(g->curlm, on_curlm_closed, g);
+}
+
+static void on_tools_closed(void *data)
+{
+    struct gateway *g = data;
+
+    g->tools = NULL;
+    ch_store_close(g->store, on_store_closed, g);
+}
+
+static void on_agent_stopped(void *data)
+{
+    struct gateway *g = data;
+
+    ch_llm_client_abort_all(g->llm);
+    if (g->tools)
+        ch_tools_close(g->tools, on_tools_closed, g);
+    else
+        on_tools_closed(g);
+}
+
 static void on_http_down(void *data)
 {
     struct gateway *g = data;
 
-    ch_log_info("listener closed and connections drained; flushing storage");
+    ch_log_info("listener closed and connections drained; stopping runs and flushing storage");
     ch_api_stop(g->api);
-    ch_store_close(g->store, on_store_closed, g);
+    ch_agent_stop(g->agent, on_agent_stopped, g);
 }
 
 static void gateway_stop(struct gateway *g, const char *why)
@@ -103,6 +143,11 @@ static void gateway_reload(struct gateway *g)
         ch_config_free(fresh);
         return;
     }
+    if (ch_llm_client_reload(g->llm, fresh, &err) != 0)
+        ch_log_error("reload: models: %s; keeping the running model settings", err.msg);
+    ch_agent_reload(g->agent, fresh);
+    if (!json_equal((json_t *)ch_config_get(g->cfg, "tools"), (json_t *)ch_config_get(fresh, "tools")))
+        ch_log_warn("reload: tools changed; it takes effect after a restart");
     ch_config_free(g->cfg);
     g->cfg = fresh;
     ch_boot_logging(g->cfg, NULL, NULL);
@@ -151,6 +196,8 @@ static void gateway_release(struct gateway *g)
     }
     ch_http_server_free(g->http);
     ch_api_free(g->api);
+    ch_agent_free(g->agent);
+    ch_llm_client_free(g->llm);
     ch_config_free(g->cfg);
     ch_free(g->state_dir);
     ch_free(g->config_path);
@@ -216,7 +263,11 @@ int ch_cmd_gateway(int argc, char **argv)
         fprintf(stderr, "chela: cannot open database %s: %s\n", boot.db_path, err.msg);
         goto out_loop;
     }
+    if (ch_boot_runtime(&boot, &g.loop, &g.net, g.store, g.cfg, g.state_dir, &g.curlm, &g.llm, &g.tools,
+                        &g.agent) != 0)
+        goto out_store;
     local_token = ch_random_token("oc_tok_", 43);
+    aopts.agent = g.agent;
     aopts.net = &g.net;
     aopts.store = g.store;
     aopts.cfg = g.cfg;
@@ -242,6 +293,7 @@ int ch_cmd_gateway(int argc, char **argv)
         fprintf(stderr, "chela: cannot install signal handlers\n");
         goto out_store;
     }
+    ch_agent_resume(g.agent, NULL, NULL);
     g.runfile = ch_boot_write_runfile(g.state_dir, boot.addr, ch_http_server_port(g.http), local_token);
     ch_free_secret(local_token);
     local_token = NULL;
@@ -261,8 +313,12 @@ out_store:
     ch_free_secret(local_token);
     if (g.api)
         ch_api_stop(g.api);
+    if (g.tools)
+        ch_tools_close(g.tools, on_net_closed, &g);
     if (g.store)
         ch_store_close(g.store, on_net_closed, &g);
+    if (g.curlm)
+        ch_curlm_close(g.curlm, on_net_closed, &g);
     if (g.http)
         ch_http_server_shutdown(g.http, 0, on_net_closed, &g);
     ch_net_close(&g.net, on_net_closed, &g);

@@ -31,6 +31,16 @@ int ch_boot_listen_addr(struct ch_boot *b, const struct ch_config *c);
  * admin token; return the live tokens for the cache. */
 int ch_boot_database(struct ch_boot *b, const char *state_dir, const struct ch_config *c,
                      struct ch_token_list *tokens);
+struct ch_net;
+struct ch_curlm;
+struct ch_llm_client;
+struct ch_tools;
+struct ch_agent;
+/* The runtime behind the surfaces: outbound HTTP, the LLM client, tools
+ * and the agent.  One line on stderr and non-zero on failure (exit code). */
+int ch_boot_runtime(struct ch_boot *b, uv_loop_t *loop, struct ch_net *net, struct ch_store *store,
+                    const struct ch_config *cfg, const char *state_dir, struct ch_curlm **curlm,
+                    struct ch_llm_client **llm, struct ch_tools **tools, struct ch_agent **agent);
 /* Write <state>/gateway.json (0600, atomically); returns its owned path
  * or NULL (logged; the gateway still runs). */
 char *ch_boot_write_runfile(const char *state_dir, const char *addr, int port, const char *local_token);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "net/curlm.h"
 
 static int cmd_version(int argc, char **argv);
 
@@ -71,6 +72,11 @@ int main(int argc, char **argv)
 
     if (ch_alloc_install() != 0) {
         fprintf(stderr, "chela: cannot install the allocator\n");
+        return CH_EXIT_RUNTIME;
+    }
+    /* libcurl's global state, with our allocator, before any thread exists. */
+    if (ch_curlm_global_init() != 0) {
+        fprintf(stderr, "chela: cannot initialise libcurl\n");
         return CH_EXIT_RUNTIME;
     }
     /* The CLI speaks on stdout/stderr itself; only warnings from the layers

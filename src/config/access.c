@@ -29,7 +29,7 @@ const json_t *ch_config_get(const struct ch_config *c, const char *dotted)
         seg[n] = '\0';
         if (json_is_object(node))
             node = json_object_get(node, seg);
-        else if (json_is_array(node) && !ch_str_to_u64((struct ch_str){ seg, n }, SIZE_MAX, &idx))
+        else if (json_is_array(node) && !ch_str_to_u64((struct ch_str){seg, n}, SIZE_MAX, &idx))
             node = json_array_get(node, (size_t)idx); /* "api.auth.tokens.0.name" */
         else
             return NULL;
@@ -73,6 +73,8 @@ uint64_t ch_config_size(const struct ch_config *c, const char *dotted, uint64_t 
     const json_t *v = ch_config_get(c, dotted);
     uint64_t n;
 
+    /* The validator keeps sizes non-negative; a getter on an unvalidated
+     * key must still not turn -1 into 2^64-1. */
     if (json_is_integer(v))
         return json_integer_value(v) >= 0 ? (uint64_t)json_integer_value(v) : fallback;
     if (json_is_string(v) && ch_parse_size(json_string_value(v), &n) == 0)
@@ -89,8 +91,7 @@ static bool limit_value(const json_t *v, int64_t *out)
         *out = (int64_t)json_integer_value(v);
         return true;
     }
-    if (json_is_string(v) && ch_parse_size(json_string_value(v), &n) == 0 &&
-        n <= (uint64_t)INT64_MAX) {
+    if (json_is_string(v) && ch_parse_size(json_string_value(v), &n) == 0 && n <= (uint64_t)INT64_MAX) {
         *out = (int64_t)n;
         return true;
     }
@@ -130,6 +131,8 @@ static int redact_child(const struct cfg_schema *s, json_t *v, const char *pat, 
     const struct cfg_row *r = cfg_schema_find(s, pat);
 
     *repl = NULL;
+    /* Any type is replaced, not only strings: a mistyped secret is still a
+     * secret.  null stays null, so "unset" remains visible. */
     if (r && (r->flags & CFG_SECRET) && !json_is_null(v)) {
         *repl = json_string(REDACTED);
         return *repl ? 0 : CH_ENOMEM;
@@ -151,10 +154,10 @@ static int redact(const struct cfg_schema *s, json_t *node, const char *pat)
         for (it = json_object_iter(node); it; it = json_object_iter_next(node, it)) {
             const char *k = json_object_iter_key(it);
 
+            /* Map keys are data: every one of them takes the "*" row. */
             if (!is_map && strpbrk(k, ".[]*"))
                 continue; /* cannot name a row */
-            n = snprintf(child, sizeof(child), "%s%s%s", pat, pat[0] ? "." : "",
-                         is_map ? "*" : k);
+            n = snprintf(child, sizeof(child), "%s%s%s", pat, pat[0] ? "." : "", is_map ? "*" : k);
             if (n < 0 || (size_t)n >= sizeof(child))
                 continue;
             if ((rc = redact_child(s, json_object_iter_value(it), child, &repl)))
@@ -166,7 +169,8 @@ static int redact(const struct cfg_schema *s, json_t *node, const char *pat)
         n = snprintf(child, sizeof(child), "%s[]", pat);
         if (n < 0 || (size_t)n >= sizeof(child))
             return 0;
-        json_array_foreach(node, i, v) {
+        json_array_foreach(node, i, v)
+        {
             if ((rc = redact_child(s, v, child, &repl)))
                 return rc;
             if (repl && json_array_set_new(node, i, repl))
@@ -186,6 +190,7 @@ json_t *ch_config_redacted(const struct ch_config *c)
     struct cfg_schema *s;
     json_t *copy = NULL;
 
+    /* Deep: a shallow copy would share the secret strings with c. */
     if (!c || !c->root)
         return NULL;
     s = cfg_schema_new();

@@ -30,8 +30,7 @@ static bool is_ipv6(const char *s)
 
 int cfg_check_bind(const char *s, char *why, size_t whylen)
 {
-    if (!strcmp(s, "loopback") || !strcmp(s, "lan") || !strcmp(s, "localhost") || is_ipv4(s) ||
-        is_ipv6(s))
+    if (!strcmp(s, "loopback") || !strcmp(s, "lan") || !strcmp(s, "localhost") || is_ipv4(s) || is_ipv6(s))
         return 0;
     snprintf(why, whylen, "'%.40s' is not loopback, lan, localhost or an IP address", s);
     return CH_EINVAL;
@@ -105,8 +104,7 @@ int cfg_check_origin(const char *s, char *why, size_t whylen)
     else if (!strncmp(s, "https://", 8))
         host = s + 8;
     else {
-        snprintf(why, whylen, "'%.50s' is not an origin: it must start with http:// or https://",
-                 s);
+        snprintf(why, whylen, "'%.50s' is not an origin: it must start with http:// or https://", s);
         return CH_EINVAL;
     }
     if (*host == '[') {
@@ -128,8 +126,7 @@ int cfg_check_origin(const char *s, char *why, size_t whylen)
         size_t nd = strspn(digits, "0123456789");
         uint64_t port;
 
-        if (nd == 0 || nd > 5 || ch_str_to_u64((struct ch_str){ digits, nd }, 65535, &port) ||
-            port == 0)
+        if (nd == 0 || nd > 5 || ch_str_to_u64((struct ch_str){digits, nd}, 65535, &port) || port == 0)
             goto bad;
         end = digits + nd;
     }

@@ -20,12 +20,11 @@
 #include "config/json5_int.h"
 
 const struct cfg_env_override cfg_env_overrides[] = {
-    { "CHELA_GATEWAY_TOKEN", "OPENCLAW_GATEWAY_TOKEN", "gateway.auth.token" },
-    { "CHELA_GATEWAY_PASSWORD", "OPENCLAW_GATEWAY_PASSWORD", "gateway.auth.password" },
-    { "CHELA_GATEWAY_PORT", "OPENCLAW_GATEWAY_PORT", "gateway.port" },
+    {"CHELA_GATEWAY_TOKEN", "OPENCLAW_GATEWAY_TOKEN", "gateway.auth.token"},
+    {"CHELA_GATEWAY_PASSWORD", "OPENCLAW_GATEWAY_PASSWORD", "gateway.auth.password"},
+    {"CHELA_GATEWAY_PORT", "OPENCLAW_GATEWAY_PORT", "gateway.port"},
 };
 const size_t cfg_env_override_count = CH_ARRAY_SIZE(cfg_env_overrides);
-
 
 bool cfg_errors_full(const struct ch_config_errors *e)
 {
@@ -60,8 +59,7 @@ int cfg_errors_add(struct ch_config_errors *e, const char *fmt, ...)
     if (e->count > CFG_MAX_ERRORS)
         return 0;
     if (e->count == CFG_MAX_ERRORS)
-        return errors_push(e, ch_sprintf("too many errors; stopped after %d",
-                                         CFG_MAX_ERRORS));
+        return errors_push(e, ch_sprintf("too many errors; stopped after %d", CFG_MAX_ERRORS));
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
@@ -162,8 +160,8 @@ static char *absolute_path(const char *path)
 }
 
 /* Parse and validate; on success *doc owns the tree. */
-static int parse_and_validate(const struct cfg_schema *s, const char *text, size_t len,
-                              struct ch_json5_doc *doc, struct ch_config_errors *errs)
+static int parse_and_validate(const struct cfg_schema *s, const char *text, size_t len, struct ch_json5_doc *doc,
+                              struct ch_config_errors *errs)
 {
     struct ch_error jerr;
     int rc;
@@ -195,8 +193,7 @@ int ch_config_validate_text(const char *text, size_t len, struct ch_config_error
 }
 
 /* Does an earlier row than i name the same key right below pat? */
-static bool seen_before(const struct cfg_schema *s, size_t i, size_t plen, const char *key,
-                        size_t klen)
+static bool seen_before(const struct cfg_schema *s, size_t i, size_t plen, const char *key, size_t klen)
 {
     for (size_t j = 0; j < i; j++) {
         const char *path = s->rows[j].path;
@@ -213,8 +210,7 @@ static bool seen_before(const struct cfg_schema *s, size_t i, size_t plen, const
 static int fill_object(const struct cfg_schema *s, json_t *obj, const char *pat);
 
 /* Fill inside an existing child according to its row type. */
-static int fill_child(const struct cfg_schema *s, enum cfg_type t, json_t *child,
-                      const char *full)
+static int fill_child(const struct cfg_schema *s, enum cfg_type t, json_t *child, const char *full)
 {
     char sub[CFG_MAX_PATTERN];
     const char *k;
@@ -227,15 +223,11 @@ static int fill_child(const struct cfg_schema *s, enum cfg_type t, json_t *child
     if (t == CFG_OBJECTS && json_is_array(child)) {
         if (snprintf(sub, sizeof(sub), "%s[]", full) >= (int)sizeof(sub))
             return 0; /* longer than any row: nothing to fill */
-        json_array_foreach(child, i, v)
-            if (json_is_object(v) && (rc = fill_object(s, v, sub)))
-                return rc;
+        json_array_foreach(child, i, v) if (json_is_object(v) && (rc = fill_object(s, v, sub))) return rc;
     } else if (t == CFG_MAP && json_is_object(child)) {
         if (snprintf(sub, sizeof(sub), "%s.*", full) >= (int)sizeof(sub))
             return 0;
-        json_object_foreach(child, k, v)
-            if (json_is_object(v) && (rc = fill_object(s, v, sub)))
-                return rc;
+        json_object_foreach(child, k, v) if (json_is_object(v) && (rc = fill_object(s, v, sub))) return rc;
     }
     return 0;
 }
@@ -262,8 +254,7 @@ static int fill_object(const struct cfg_schema *s, json_t *obj, const char *pat)
             continue;
         rest = plen ? path + plen + 1 : path;
         klen = strcspn(rest, ".[");
-        if (klen == 0 || klen >= sizeof(key) || (klen == 1 && rest[0] == '*') ||
-            seen_before(s, i, plen, rest, klen))
+        if (klen == 0 || klen >= sizeof(key) || (klen == 1 && rest[0] == '*') || seen_before(s, i, plen, rest, klen))
             continue;
         memcpy(key, rest, klen);
         key[klen] = '\0';
@@ -354,8 +345,8 @@ static int apply_env(const struct cfg_schema *s, json_t *root, struct ch_config_
             continue;
         if (r->type == CFG_INT) {
             if (ch_str_to_u64(ch_str_from(val), (uint64_t)r->max, &u) || (int64_t)u < r->min) {
-                if (cfg_errors_add(errs, "%s: expected an integer in [%lld, %lld], got '%.32s'",
-                                   name, (long long)r->min, (long long)r->max, val))
+                if (cfg_errors_add(errs, "%s: expected an integer in [%lld, %lld], got '%.32s'", name,
+                                   (long long)r->min, (long long)r->max, val))
                     return CH_ENOMEM;
                 rc = CH_EINVAL;
                 continue;

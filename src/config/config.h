@@ -27,23 +27,23 @@
  * through their parent instead (ch_json5_doc_child_pos).
  */
 struct ch_json5_pos {
-    const json_t *value;  /* borrowed key */
-    int line, column;     /* 1-based, where the value starts */
-    const json_t *parent; /* borrowed: containing object or array; NULL for the root */
-    const char *key;      /* borrowed from the doc's key_text: member name; NULL in arrays */
-    size_t index;         /* element index in an array; 0 for members */
+    const json_t *value;      /* borrowed key */
+    int line, column;         /* 1-based, where the value starts */
+    const json_t *parent;     /* borrowed: containing object or array; NULL for the root */
+    const char *key;          /* borrowed from the doc's key_text: member name; NULL in arrays */
+    size_t index;             /* element index in an array; 0 for members */
     int key_line, key_column; /* where the member's key starts; 0 in arrays */
 };
 
 struct ch_json5_doc {
-    json_t *root;                 /* owned (one reference) */
-    struct ch_json5_pos *pos;     /* owned array, sorted by value pointer */
+    json_t *root;             /* owned (one reference) */
+    struct ch_json5_pos *pos; /* owned array, sorted by value pointer */
     size_t pos_count, pos_cap;
     const struct ch_json5_pos **by_parent; /* owned array of pointers into pos:
                                             * non-root entries sorted by
                                             * (parent, key, index) */
     size_t by_parent_count;
-    char *key_text;               /* owned: every member name, NUL-separated */
+    char *key_text; /* owned: every member name, NUL-separated */
 };
 
 /* Caps (see ch_json5_parse). */
@@ -79,19 +79,18 @@ struct ch_json5_doc {
  * a message "line L, column C: what"), returns CH_EINVAL (CH_E_TOO_LARGE
  * over a cap, CH_ENOMEM when out of memory) and leaves doc empty.
  */
-int ch_json5_parse(const char *text, size_t len, bool substitute_env,
-                   struct ch_json5_doc *doc, struct ch_error *err);
+int ch_json5_parse(const char *text, size_t len, bool substitute_env, struct ch_json5_doc *doc, struct ch_error *err);
 void ch_json5_doc_release(struct ch_json5_doc *doc);
 /* Position of a value (0,0 if unknown, or if v is true/false/null). */
 void ch_json5_doc_pos(const struct ch_json5_doc *doc, const json_t *v, int *line, int *column);
 /* Position of the value of member `key` of object `parent`, or (key NULL)
  * of element `index` of array `parent`; 0,0 if unknown.  Works for
  * true/false/null. */
-void ch_json5_doc_child_pos(const struct ch_json5_doc *doc, const json_t *parent,
-                            const char *key, size_t index, int *line, int *column);
+void ch_json5_doc_child_pos(const struct ch_json5_doc *doc, const json_t *parent, const char *key, size_t index,
+                            int *line, int *column);
 /* Position of the key of member `key` of object `parent`; 0,0 if unknown. */
-void ch_json5_doc_key_pos(const struct ch_json5_doc *doc, const json_t *parent,
-                          const char *key, int *line, int *column);
+void ch_json5_doc_key_pos(const struct ch_json5_doc *doc, const json_t *parent, const char *key, int *line,
+                          int *column);
 
 /* ------------------------------------------------------------------ */
 /* Validated configuration (config/config.c, config/schema.c)           */
@@ -104,18 +103,18 @@ void ch_json5_doc_key_pos(const struct ch_json5_doc *doc, const json_t *parent,
  * "line L, column C: what".
  */
 struct ch_config_errors {
-    char **msgs;   /* owned strings, each "path: problem (line L:C)" */
+    char **msgs; /* owned strings, each "path: problem (line L:C)" */
     size_t count, cap;
 };
 /* Free the messages; e is zeroed and can be reused. */
 void ch_config_errors_release(struct ch_config_errors *e);
 
 struct ch_config {
-    json_t *root;        /* owned: the effective config, defaults filled in */
-    json_t *file;        /* owned: what the file said, env substituted; may be an empty object */
-    char *path;          /* owned: absolute path of the file, or NULL when none */
+    json_t *root; /* owned: the effective config, defaults filled in */
+    json_t *file; /* owned: what the file said, env substituted; may be an empty object */
+    char *path;   /* owned: absolute path of the file, or NULL when none */
     bool file_exists;
-    char *raw;           /* owned: file text, or NULL; wiped when freed */
+    char *raw; /* owned: file text, or NULL; wiped when freed */
 };
 
 /*

@@ -16,10 +16,10 @@
 #include "config/config.h"
 
 enum cfg_type {
-    CFG_OBJECT,   /* a JSON object whose keys are listed by other rows */
-    CFG_STRING,   /* any string; `check` may restrict it */
-    CFG_INT,      /* a JSON integer in [min, max] */
-    CFG_NUMBER,   /* integer or real in [min, max] */
+    CFG_OBJECT, /* a JSON object whose keys are listed by other rows */
+    CFG_STRING, /* any string; `check` may restrict it */
+    CFG_INT,    /* a JSON integer in [min, max] */
+    CFG_NUMBER, /* integer or real in [min, max] */
     CFG_BOOL,
     CFG_ENUM,     /* a string among `values` */
     CFG_STRINGS,  /* array of strings; each among `values` if set, passing `check` */
@@ -33,7 +33,7 @@ enum cfg_type {
 #define CFG_REQUIRED 0x2u /* must be present (and non-empty) in its object */
 
 struct cfg_row {
-    const char *path;   /* dotted pattern, see above */
+    const char *path; /* dotted pattern, see above */
     enum cfg_type type;
     const char *def;    /* default as compact JSON text; NULL: none */
     int64_t min, max;   /* CFG_INT/NUMBER/SIZE/DURATION range, inclusive */
@@ -41,9 +41,9 @@ struct cfg_row {
     /* Extra check on a string (or each string of CFG_STRINGS): 0 if fine,
      * else writes a short reason into why. NULL: none. */
     int (*check)(const char *s, char *why, size_t whylen);
-    unsigned flags;     /* CFG_SECRET, CFG_REQUIRED */
-    const char *doc;    /* one line for docs/configuration.md */
-    const char *unit;   /* "ms", "bytes", "count" for numbers; NULL: none */
+    unsigned flags;   /* CFG_SECRET, CFG_REQUIRED */
+    const char *doc;  /* one line for docs/configuration.md */
+    const char *unit; /* "ms", "bytes", "count" for numbers; NULL: none */
 };
 
 /* Longest generated path ("limits.<name>"). */
@@ -55,7 +55,7 @@ struct cfg_row {
  * retyped.  Built by cfg_schema_new (owned, free with ch_free).
  */
 struct cfg_schema {
-    struct cfg_row *rows;       /* owned: static rows, then one per limit */
+    struct cfg_row *rows; /* owned: static rows, then one per limit */
     size_t count;
     char gen_path[CH_LIMIT__COUNT][CFG_GEN_PATH_MAX];
     char gen_def[CH_LIMIT__COUNT][24];
@@ -78,8 +78,7 @@ const char *cfg_type_name(enum cfg_type t);
 /* Bounded error list: at most CFG_MAX_ERRORS messages, then one "too many". */
 #define CFG_MAX_ERRORS 100
 /* Append a formatted message; CH_ENOMEM if it could not be stored. */
-int cfg_errors_add(struct ch_config_errors *e, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int cfg_errors_add(struct ch_config_errors *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool cfg_errors_full(const struct ch_config_errors *e);
 
 /*

@@ -98,8 +98,7 @@ static int parse_object(struct j5 *p, json_t **out)
             goto out;
         if (p->i >= p->len || p->s[p->i] != ':') {
             j5_describe(p, what, sizeof(what));
-            rc = j5_fail(p, "expected ':' after key '%s', got %s",
-                         clip(key, clipped, sizeof(clipped)), what);
+            rc = j5_fail(p, "expected ':' after key '%s', got %s", clip(key, clipped, sizeof(clipped)), what);
             goto out;
         }
         j5_advance(p, 1);
@@ -178,6 +177,8 @@ static int parse_array(struct j5 *p, json_t **out)
             rc = oom(p);
             goto out;
         }
+        /* Recorded by (array, index) too: jansson shares one json_t for every
+         * true, false and null, so only the parent can locate those. */
         e.value = child;
         e.parent = arr;
         e.index = json_array_size(arr) - 1;
@@ -219,7 +220,8 @@ static int parse_string_value(struct j5 *p, json_t **out)
     n = p->tmp.len;
     if (p->substitute_env && (rc = j5_substitute(p, line, col, off, &s, &n)))
         return rc;
-    /* Both the decoder and the substitution checked UTF-8 and NULs. */
+    /* Both the decoder and the substitution checked UTF-8 and NULs, so the
+     * unchecked constructor is safe and spares a second UTF-8 pass. */
     v = json_stringn_nocheck(s, n);
     if (!v)
         return oom(p);
@@ -233,7 +235,7 @@ static int parse_literal(struct j5 *p, json_t **out)
     static const struct {
         const char *word;
         json_t *(*make)(void);
-    } lits[] = { { "true", json_true }, { "false", json_false }, { "null", json_null } };
+    } lits[] = {{"true", json_true}, {"false", json_false}, {"null", json_null}};
     int line = p->line, col = p->col, rc;
     size_t off = p->i, k;
     char clipped[40];
@@ -249,7 +251,8 @@ static int parse_literal(struct j5 *p, json_t **out)
     }
     return j5_fail_at(p, CH_EINVAL, line, col, off,
                       "unexpected word '%s' (strings must be quoted; literals are true, false "
-                      "and null)", clip(p->tmp.data, clipped, sizeof(clipped)));
+                      "and null)",
+                      clip(p->tmp.data, clipped, sizeof(clipped)));
 }
 
 static int parse_value(struct j5 *p, json_t **out)
@@ -284,6 +287,8 @@ static int parse_value(struct j5 *p, json_t **out)
     return j5_fail(p, "unexpected %s, expected a value", what);
 }
 
+/* Pointers compared as integers: relational operators on pointers into
+ * different objects are undefined in C, uintptr_t comparison is not. */
 static int cmp_value(const void *a, const void *b)
 {
     uintptr_t x = (uintptr_t)((const struct ch_json5_pos *)a)->value;
@@ -306,8 +311,7 @@ static int cmp_child(const struct ch_json5_pos *x, const struct ch_json5_pos *y)
 
 static int cmp_child_ptr(const void *a, const void *b)
 {
-    return cmp_child(*(const struct ch_json5_pos *const *)a,
-                     *(const struct ch_json5_pos *const *)b);
+    return cmp_child(*(const struct ch_json5_pos *const *)a, *(const struct ch_json5_pos *const *)b);
 }
 
 static int index_positions(struct j5 *p)
@@ -335,8 +339,7 @@ static int index_positions(struct j5 *p)
     return 0;
 }
 
-int ch_json5_parse(const char *text, size_t len, bool substitute_env, struct ch_json5_doc *doc,
-                   struct ch_error *err)
+int ch_json5_parse(const char *text, size_t len, bool substitute_env, struct ch_json5_doc *doc, struct ch_error *err)
 {
     struct ch_json5_doc d;
     struct ch_json5_pos root_pos;
@@ -362,9 +365,11 @@ int ch_json5_parse(const char *text, size_t len, bool substitute_env, struct ch_
     ch_buf_init(&p.env, CH_JSON5_MAX_SUBST);
     /* Names plus their NULs: never more than twice the input. */
     ch_buf_init(&p.keys, 2 * (size_t)CH_JSON5_MAX_INPUT);
+    /* Refuse oversized input before touching it: the cap bounds every
+     * buffer below (strings, names, positions) by a multiple of it. */
     if (len > CH_JSON5_MAX_INPUT) {
-        rc = j5_fail_at(&p, CH_E_TOO_LARGE, 0, 0, 0, "input is %zu bytes, over the %u MiB cap",
-                        len, CH_JSON5_MAX_INPUT >> 20);
+        rc = j5_fail_at(&p, CH_E_TOO_LARGE, 0, 0, 0, "input is %zu bytes, over the %u MiB cap", len,
+                        CH_JSON5_MAX_INPUT >> 20);
         goto out;
     }
     if ((rc = j5_skip_space(&p)))
@@ -373,6 +378,7 @@ int ch_json5_parse(const char *text, size_t len, bool substitute_env, struct ch_
         rc = j5_fail(&p, "empty document, expected a value");
         goto out;
     }
+    /* A leading BOM (U+FEFF) was skipped above: JSON5 counts it as space. */
     memset(&root_pos, 0, sizeof(root_pos));
     root_pos.line = p.line;
     root_pos.column = p.col;
@@ -430,6 +436,7 @@ void ch_json5_doc_pos(const struct ch_json5_doc *doc, const json_t *v, int *line
     /* jansson shares true/false/null; a pointer cannot tell them apart. */
     if (!doc || !doc->pos || !v || json_is_boolean(v) || json_is_null(v))
         return;
+    memset(&key, 0, sizeof(key));
     key.value = v;
     hit = bsearch(&key, doc->pos, doc->pos_count, sizeof(*doc->pos), cmp_value);
     if (hit) {
@@ -438,8 +445,8 @@ void ch_json5_doc_pos(const struct ch_json5_doc *doc, const json_t *v, int *line
     }
 }
 
-static const struct ch_json5_pos *find_child(const struct ch_json5_doc *doc, const json_t *parent,
-                                             const char *key, size_t index)
+static const struct ch_json5_pos *find_child(const struct ch_json5_doc *doc, const json_t *parent, const char *key,
+                                             size_t index)
 {
     struct ch_json5_pos probe;
     const struct ch_json5_pos *pp = &probe;
@@ -447,17 +454,18 @@ static const struct ch_json5_pos *find_child(const struct ch_json5_doc *doc, con
 
     if (!doc || !doc->by_parent || !parent)
         return NULL;
+    /* bsearch compares pointers to elements; the probe is one more level of
+     * indirection so it has the same shape as by_parent's entries. */
     memset(&probe, 0, sizeof(probe));
     probe.parent = parent;
     probe.key = key;
     probe.index = key ? 0 : index;
-    hit = bsearch(&pp, doc->by_parent, doc->by_parent_count, sizeof(*doc->by_parent),
-                  cmp_child_ptr);
+    hit = bsearch(&pp, doc->by_parent, doc->by_parent_count, sizeof(*doc->by_parent), cmp_child_ptr);
     return hit ? *hit : NULL;
 }
 
-void ch_json5_doc_child_pos(const struct ch_json5_doc *doc, const json_t *parent, const char *key,
-                            size_t index, int *line, int *column)
+void ch_json5_doc_child_pos(const struct ch_json5_doc *doc, const json_t *parent, const char *key, size_t index,
+                            int *line, int *column)
 {
     const struct ch_json5_pos *e = find_child(doc, parent, key, index);
 
@@ -465,8 +473,7 @@ void ch_json5_doc_child_pos(const struct ch_json5_doc *doc, const json_t *parent
     *column = e ? e->column : 0;
 }
 
-void ch_json5_doc_key_pos(const struct ch_json5_doc *doc, const json_t *parent, const char *key,
-                          int *line, int *column)
+void ch_json5_doc_key_pos(const struct ch_json5_doc *doc, const json_t *parent, const char *key, int *line, int *column)
 {
     const struct ch_json5_pos *e = key ? find_child(doc, parent, key, 0) : NULL;
 

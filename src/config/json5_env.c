@@ -70,8 +70,8 @@ int j5_substitute(struct j5 *p, int line, int col, size_t off, const char **res,
             def_len = 0;
             k++;
         } else {
-            return j5_fail_at(p, CH_EINVAL, line, col, off,
-                              "bad ${%s...}: expected '}' or ':-default}' after the name", name);
+            return j5_fail_at(p, CH_EINVAL, line, col, off, "bad ${%s...}: expected '}' or ':-default}' after the name",
+                              name);
         }
         val = getenv(name);
         before = p->env.len;
@@ -82,7 +82,8 @@ int j5_substitute(struct j5 *p, int line, int col, size_t off, const char **res,
         else
             return j5_fail_at(p, CH_EINVAL, line, col, off,
                               "environment variable '%s' is not set (use ${%s:-default} for a "
-                              "fallback)", name, name);
+                              "fallback)",
+                              name, name);
         p->subst_total += p->env.len - before;
         if (p->subst_total > CH_JSON5_MAX_SUBST)
             rc = CH_E_TOO_LARGE;
@@ -93,8 +94,7 @@ int j5_substitute(struct j5 *p, int line, int col, size_t off, const char **res,
     if (rc)
         return j5_fail_at(p, rc, line, col, off, "%s", ch_strerror(rc));
     if (!j5_utf8_valid(p->env.data, p->env.len))
-        return j5_fail_at(p, CH_EINVAL, line, col, off,
-                          "string is not valid UTF-8 after ${...} substitution");
+        return j5_fail_at(p, CH_EINVAL, line, col, off, "string is not valid UTF-8 after ${...} substitution");
     *res = p->env.data ? p->env.data : "";
     *reslen = p->env.len;
     return 0;

@@ -15,11 +15,11 @@ struct j5 {
     int line, col;          /* 1-based position of s[i], columns count code points */
     int depth;              /* open objects and arrays */
     bool substitute_env;
-    size_t subst_total;     /* bytes produced by ${VAR} so far, capped */
-    struct ch_buf tmp;      /* decoded string or key, capped at the input size */
-    struct ch_buf env;      /* a string after ${VAR} substitution */
-    struct ch_buf keys;     /* member names, NUL-separated; becomes doc->key_text */
-    struct ch_error *err;   /* borrowed, may be NULL */
+    size_t subst_total;   /* bytes produced by ${VAR} so far, capped */
+    struct ch_buf tmp;    /* decoded string or key, capped at the input size */
+    struct ch_buf env;    /* a string after ${VAR} substitution */
+    struct ch_buf keys;   /* member names, NUL-separated; becomes doc->key_text */
+    struct ch_error *err; /* borrowed, may be NULL */
     struct ch_json5_doc *doc;
 };
 

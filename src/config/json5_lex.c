@@ -83,8 +83,7 @@ static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
             return 0;
         c = (c << 6) | (s[k] & 0x3F);
     }
-    if ((len == 3 && c < 0x800) || (len == 4 && (c < 0x10000 || c > 0x10FFFF)) ||
-        (c >= 0xD800 && c <= 0xDFFF))
+    if ((len == 3 && c < 0x800) || (len == 4 && (c < 0x10000 || c > 0x10FFFF)) || (c >= 0xD800 && c <= 0xDFFF))
         return 0;
     *cp = c;
     return len;
@@ -132,9 +131,8 @@ bool j5_utf8_valid(const char *s, size_t n)
 /* JSON5 WhiteSpace other than line terminators: ECMAScript's list plus Zs. */
 static bool cp_is_space(uint32_t cp)
 {
-    return cp == 0x09 || cp == 0x0B || cp == 0x0C || cp == 0x20 || cp == 0xA0 ||
-           cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x202F || cp == 0x205F ||
-           cp == 0x3000 || cp == 0xFEFF;
+    return cp == 0x09 || cp == 0x0B || cp == 0x0C || cp == 0x20 || cp == 0xA0 || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200A) || cp == 0x202F || cp == 0x205F || cp == 0x3000 || cp == 0xFEFF;
 }
 
 static bool cp_is_line_break(uint32_t cp)
@@ -405,8 +403,7 @@ int j5_string(struct j5 *p)
 
 bool j5_ascii_ident(unsigned char c, bool first)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '$' || c == '_' ||
-           (!first && c >= '0' && c <= '9');
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '$' || c == '_' || (!first && c >= '0' && c <= '9');
 }
 
 /* Non-ASCII identifier characters: anything that is not space or a line break
@@ -458,8 +455,7 @@ int j5_identifier(struct j5 *p)
                                   "\\u%04X is not allowed in an unquoted key", (unsigned)cp);
             if ((rc = append_cp(p, cp)))
                 return rc;
-        } else if (c >= 0x80 && (k = utf8_decode(p->s + p->i, p->len - p->i, &cp)) &&
-                   cp_ident(cp, first)) {
+        } else if (c >= 0x80 && (k = utf8_decode(p->s + p->i, p->len - p->i, &cp)) && cp_ident(cp, first)) {
             if ((rc = ch_buf_append(&p->tmp, p->s + p->i, k)))
                 return buf_fail(p, rc);
             j5_advance(p, k);

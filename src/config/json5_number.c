@@ -39,11 +39,12 @@ static bool add_digit(uint64_t *m, unsigned base, unsigned d)
 int j5_number(struct j5 *p, json_t **out)
 {
     int line = p->line, col = p->col;
-    size_t start = p->i, at = p->i, digits_from;
+    size_t start = p->i, at, digits_from;
     bool neg = false, is_real = false, ok = true;
     uint64_t mag = 0;
     json_t *v;
 
+    at = start; /* scans ahead; p->i moves only once the whole number is read */
     if (p->s[at] == '+' || p->s[at] == '-')
         neg = p->s[at++] == '-';
     if (word_at(p, at, "Infinity") || word_at(p, at, "NaN"))
@@ -61,8 +62,7 @@ int j5_number(struct j5 *p, json_t **out)
         for (; is_digit(p, at); at++)
             ok = ok && add_digit(&mag, 10, (unsigned)(p->s[at] - '0'));
         if (at - digits_from > 1 && p->s[digits_from] == '0')
-            return j5_fail_at(p, CH_EINVAL, line, col, start,
-                              "leading zeros are not allowed in numbers");
+            return j5_fail_at(p, CH_EINVAL, line, col, start, "leading zeros are not allowed in numbers");
         if (at < p->len && p->s[at] == '.') {
             is_real = true;
             at++;
@@ -86,31 +86,26 @@ int j5_number(struct j5 *p, json_t **out)
     }
     /* "12abc" or "0x1g" is one bad token, not a number followed by junk. */
     if (at < p->len && (j5_ascii_ident(p->s[at], false) || p->s[at] == '.'))
-        return j5_fail_at(p, CH_EINVAL, line, col, start, "invalid character '%c' in number",
-                          p->s[at]);
+        return j5_fail_at(p, CH_EINVAL, line, col, start, "invalid character '%c' in number", p->s[at]);
     if (!is_real) {
         /* int64 holds -2^63 .. 2^63-1: the negative side is one larger. */
         if (!ok || mag > (uint64_t)INT64_MAX + (neg ? 1u : 0u))
-            return j5_fail_at(p, CH_EINVAL, line, col, start,
-                              "integer out of range (a 64-bit signed integer)");
-        v = json_integer(neg ? (mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(json_int_t)mag)
-                             : (json_int_t)mag);
+            return j5_fail_at(p, CH_EINVAL, line, col, start, "integer out of range (a 64-bit signed integer)");
+        v = json_integer(neg ? (mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(json_int_t)mag) : (json_int_t)mag);
     } else {
         char buf[MAX_NUMBER_CHARS + 1];
         size_t from = start + (p->s[start] == '+'); /* strtod accepts '+', but be plain */
         double d;
 
         if (at - from > MAX_NUMBER_CHARS)
-            return j5_fail_at(p, CH_EINVAL, line, col, start, "number longer than %d characters",
-                              MAX_NUMBER_CHARS);
+            return j5_fail_at(p, CH_EINVAL, line, col, start, "number longer than %d characters", MAX_NUMBER_CHARS);
         memcpy(buf, p->s + from, at - from);
         buf[at - from] = '\0';
         /* The daemon never calls setlocale, so the decimal point is '.'. */
         errno = 0;
         d = strtod(buf, NULL);
         if (errno == ERANGE && (d > 1.0 || d < -1.0))
-            return j5_fail_at(p, CH_EINVAL, line, col, start,
-                              "number out of range (larger than a double)");
+            return j5_fail_at(p, CH_EINVAL, line, col, start, "number out of range (larger than a double)");
         v = json_real(d);
     }
     if (!v)

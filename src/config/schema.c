@@ -16,12 +16,13 @@
 #define DAY_MS 86400000LL
 
 /* Row helpers: one line per key.  Defaults are JSON text. */
+/* clang-format off */
 #define OBJ(path, doc) { path, CFG_OBJECT, NULL, 0, 0, NULL, NULL, 0, doc, NULL }
 #define STR(path, def, check, doc) { path, CFG_STRING, def, 0, 0, NULL, check, 0, doc, NULL }
+#define REQUIRED(path, doc) { path, CFG_STRING, NULL, 0, 0, NULL, NULL, CFG_REQUIRED, doc, NULL }
 #define SECRET(path, flags, doc) \
     { path, CFG_STRING, NULL, 0, 0, NULL, NULL, CFG_SECRET | (flags), doc, NULL }
-#define INT(path, def, lo, hi, unit, doc) \
-    { path, CFG_INT, #def, lo, hi, NULL, NULL, 0, doc, unit }
+#define INT(path, def, lo, hi, unit, doc) { path, CFG_INT, #def, lo, hi, NULL, NULL, 0, doc, unit }
 #define BOOL(path, def, doc) { path, CFG_BOOL, #def, 0, 0, NULL, NULL, 0, doc, NULL }
 #define ENUM(path, def, values, doc) \
     { path, CFG_ENUM, "\"" def "\"", 0, 0, values, NULL, 0, doc, NULL }
@@ -30,6 +31,12 @@
 #define OBJECTS(path, def, doc) { path, CFG_OBJECTS, def, 0, 0, NULL, NULL, 0, doc, NULL }
 #define SIZE(path, def, lo, hi, doc) \
     { path, CFG_SIZE, "\"" def "\"", lo, hi, NULL, NULL, 0, doc, "bytes" }
+#define MAP(path, doc) { path, CFG_MAP, NULL, 0, 0, NULL, NULL, 0, doc, NULL }
+#define NUM(path, def, lo, hi, doc) { path, CFG_NUMBER, #def, lo, hi, NULL, NULL, 0, doc, NULL }
+#define OPTSTR(path, doc) { path, CFG_STRING, NULL, 0, 0, NULL, NULL, 0, doc, NULL }
+#define OPTINT(path, lo, hi, unit, doc) { path, CFG_INT, NULL, lo, hi, NULL, NULL, 0, doc, unit }
+#define OPTNUM(path, lo, hi, doc) { path, CFG_NUMBER, NULL, lo, hi, NULL, NULL, 0, doc, NULL }
+/* clang-format on */
 
 static const struct cfg_row rows[] = {
     /* gateway: the listener and how clients authenticate to it. */
@@ -48,33 +55,28 @@ static const struct cfg_row rows[] = {
         "Failed authentications per client address within `windowMs` before a lockout."),
     INT("gateway.auth.rateLimit.windowMs", 60000, 1000, DAY_MS, "ms",
         "Window in which failed authentications are counted."),
-    INT("gateway.auth.rateLimit.lockoutMs", 300000, 0, DAY_MS, "ms",
-        "How long a client address stays locked out."),
+    INT("gateway.auth.rateLimit.lockoutMs", 300000, 0, DAY_MS, "ms", "How long a client address stays locked out."),
     STRINGS("gateway.controlUi.allowedOrigins", "[]", NULL, cfg_check_origin,
             "Browser origins (`scheme://host[:port]`) allowed to open the control UI "
             "WebSocket."),
     BOOL("gateway.http.endpoints.chatCompletions.enabled", false,
          "Serve the OpenAI-compatible `POST /v1/chat/completions`."),
-    BOOL("gateway.http.endpoints.responses.enabled", false,
-         "Serve the OpenResponses `POST /v1/responses`."),
+    BOOL("gateway.http.endpoints.responses.enabled", false, "Serve the OpenResponses `POST /v1/responses`."),
 
     /* api: the REST API and its own tokens. */
     BOOL("api.enabled", true, "Serve the REST API under `/api`."),
     BOOL("api.auth.enabled", true, "Require an API token (`Authorization: Bearer`)."),
     OBJECTS("api.auth.tokens", "[]", "API tokens; each entry is an object with the keys below."),
-    { "api.auth.tokens[].name", CFG_STRING, NULL, 0, 0, NULL, NULL, CFG_REQUIRED,
-      "Label of the token in logs, metrics and the audit trail.", NULL },
+    REQUIRED("api.auth.tokens[].name", "Label of the token in logs, metrics and the audit trail."),
     SECRET("api.auth.tokens[].token", CFG_REQUIRED, "The token value clients send."),
-    STRINGS("api.auth.tokens[].scope", "[\"chat\",\"send\",\"read\"]", "chat|send|read|admin",
-            NULL, "What the token may do; `admin` must be granted explicitly."),
+    STRINGS("api.auth.tokens[].scope", "[\"chat\",\"send\",\"read\"]", "chat|send|read|admin", NULL,
+            "What the token may do; `admin` must be granted explicitly."),
     INT("api.auth.tokens[].rateLimit", 0, 0, 1000000, "count",
         "Requests per minute for this token; 0 uses `api.rateLimit.perToken`."),
-    INT("api.rateLimit.global.windowMs", 60000, 1000, DAY_MS, "ms",
-        "Window of the global request counter."),
+    INT("api.rateLimit.global.windowMs", 60000, 1000, DAY_MS, "ms", "Window of the global request counter."),
     INT("api.rateLimit.global.maxRequests", 0, 0, 1000000000, "count",
         "Requests per window over all tokens; 0 means unlimited."),
-    INT("api.rateLimit.perToken.windowMs", 60000, 1000, DAY_MS, "ms",
-        "Window of each token's request counter."),
+    INT("api.rateLimit.perToken.windowMs", 60000, 1000, DAY_MS, "ms", "Window of each token's request counter."),
     INT("api.rateLimit.perToken.maxRequests", 60, 0, 1000000000, "count",
         "Requests per window per token; 0 means unlimited."),
     STRINGS("api.security.allowedIPs", "[]", NULL, cfg_check_cidr,
@@ -83,11 +85,10 @@ static const struct cfg_row rows[] = {
     BOOL("api.security.cors.enabled", false, "Answer CORS preflights and add CORS headers."),
     STRINGS("api.security.cors.origins", "[]", NULL, cfg_check_cors_origin,
             "Allowed origins (`scheme://host[:port]`, or `*` for any)."),
-    STRINGS("api.security.cors.methods", "[\"GET\",\"POST\",\"DELETE\"]",
-            "GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS", NULL, "Allowed request methods."),
-    STRINGS("api.security.cors.headers",
-            "[\"Authorization\",\"Content-Type\",\"X-Request-Id\",\"x-openclaw-token\"]", NULL,
-            cfg_check_header_name, "Allowed request headers."),
+    STRINGS("api.security.cors.methods", "[\"GET\",\"POST\",\"DELETE\"]", "GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS",
+            NULL, "Allowed request methods."),
+    STRINGS("api.security.cors.headers", "[\"Authorization\",\"Content-Type\",\"X-Request-Id\",\"x-openclaw-token\"]",
+            NULL, cfg_check_header_name, "Allowed request headers."),
     INT("api.security.cors.maxAgeSeconds", 600, 0, 86400, NULL,
         "How long browsers may cache a preflight answer, in seconds."),
     SIZE("api.security.maxBodySize", "1MB", 1024, 1024 * MiB,
@@ -102,13 +103,84 @@ static const struct cfg_row rows[] = {
     /* store: the SQLite database. */
     ENUM("store.sync", "normal", "normal|full",
          "SQLite `synchronous` pragma: `full` survives power loss, `normal` is faster."),
-    INT("store.busyTimeoutMs", 5000, 0, 600000, "ms",
-        "How long a database call waits for a lock before failing."),
-    INT("store.auditRetentionDays", 30, 0, 36500, NULL,
-        "Days audit rows are kept; 0 keeps them forever."),
+    INT("store.busyTimeoutMs", 5000, 0, 600000, "ms", "How long a database call waits for a lock before failing."),
+    INT("store.auditRetentionDays", 30, 0, 36500, NULL, "Days audit rows are kept; 0 keeps them forever."),
 
     /* metrics */
     BOOL("metrics.public", false, "Serve `/metrics` without authentication."),
+
+    /* models: LLM providers (docs/internals/llm-client.md). */
+    MAP("models.providers", "LLM providers by id (`anthropic`, `openai`, `local`...); the id is the "
+                            "`provider` part of a `provider/model` reference."),
+    { "models.providers.*.api", CFG_ENUM, NULL, 0, 0, "anthropic-messages|openai-completions|google-generative-ai",
+      NULL, CFG_REQUIRED, "Wire format: Anthropic Messages, OpenAI Chat Completions (also Ollama, vLLM, "
+                          "OpenRouter, LiteLLM...), or Google Gemini.", NULL },
+    OPTSTR("models.providers.*.baseUrl", "Endpoint; default the provider's public API. For OpenAI-compatible "
+                                         "servers, the URL up to `/chat/completions`."),
+    SECRET("models.providers.*.apiKey", 0, "API key (`${ENV}` works); a missing key sends none (local servers)."),
+    { "models.providers.*.apiKeys", CFG_STRINGS, NULL, 0, 0, NULL, NULL, CFG_SECRET,
+      "Several keys, rotated; a key answering 429 cools down while the others serve.", NULL },
+    MAP("models.providers.*.headers", "Extra request headers (name: value)."),
+    { "models.providers.*.headers.*", CFG_STRING, NULL, 0, 0, NULL, NULL, CFG_SECRET, "A header value.", NULL },
+    OBJECTS("models.providers.*.models", "[]", "Models of this provider; unlisted models still resolve with "
+                                              "default limits."),
+    REQUIRED("models.providers.*.models[].id", "Model id sent to the provider."),
+    OPTSTR("models.providers.*.models[].name", "Display name."),
+    OPTINT("models.providers.*.models[].contextWindow", 1, 100000000, "tokens", "Context window in tokens."),
+    OPTINT("models.providers.*.models[].maxTokens", 1, 10000000, "tokens", "Largest reply in tokens."),
+    OPTNUM("models.providers.*.models[].pricing.input", 0, 1000000, "USD per million input tokens."),
+    OPTNUM("models.providers.*.models[].pricing.output", 0, 1000000, "USD per million output tokens."),
+    OPTNUM("models.providers.*.models[].pricing.cacheRead", 0, 1000000, "USD per million cache-read tokens."),
+    OPTNUM("models.providers.*.models[].pricing.cacheWrite", 0, 1000000, "USD per million cache-write tokens."),
+    OPTNUM("models.providers.*.models[].cost.input", 0, 1000000, "OpenClaw's spelling of `pricing.input`."),
+    OPTNUM("models.providers.*.models[].cost.output", 0, 1000000, "OpenClaw's spelling of `pricing.output`."),
+    OPTNUM("models.providers.*.models[].cost.cacheRead", 0, 1000000, "OpenClaw's spelling of `pricing.cacheRead`."),
+    OPTNUM("models.providers.*.models[].cost.cacheWrite", 0, 1000000,
+           "OpenClaw's spelling of `pricing.cacheWrite`."),
+    OPTINT("models.retry.count", 0, 10, "count", "Retries per model on 429, 5xx and connection errors "
+                                                 "(default 3, or `LLM_RETRY_COUNT`)."),
+    INT("models.retry.baseDelayMs", 500, 1, 60000, "ms", "First backoff delay (exponential, full jitter)."),
+    INT("models.retry.maxDelayMs", 30000, 1, 300000, "ms", "Longest backoff delay."),
+    INT("models.circuitBreaker.failureThreshold", 5, 1, 1000, "count",
+        "Consecutive failures of an endpoint that open its circuit."),
+    INT("models.circuitBreaker.cooldownMs", 30000, 10, 3600000, "ms",
+        "How long an open circuit fails fast before one probe call."),
+    INT("models.timeouts.connectMs", 10000, 10, 300000, "ms", "Connecting to a provider."),
+    INT("models.timeouts.firstByteMs", 120000, 10, 3600000, "ms", "Waiting for the response head."),
+    INT("models.timeouts.idleMs", 60000, 10, 3600000, "ms", "Longest pause inside a streamed response."),
+    INT("models.timeouts.callMs", 600000, 10, 86400000, "ms", "One call, all retries and fallbacks included."),
+
+    /* agents: the agent loop. */
+    OPTSTR("agents.defaults.model.primary", "Default model, `provider/model` (else `LLM_PROVIDER`/`LLM_MODEL`)."),
+    STRINGS("agents.defaults.model.fallbacks", "[]", NULL, NULL,
+            "Models tried in order when the primary fails after its retries."),
+    MAP("agents.defaults.models", "Per-model settings keyed by `provider/model`: `alias` (so `model: \"gpt\"` "
+                                  "resolves) and `params`."),
+    OPTSTR("agents.defaults.models.*.alias", "Short name for the model."),
+    MAP("agents.defaults.models.*.params", "Default request parameters (`maxTokens`, `temperature`)."),
+    STR("agents.defaults.systemPrompt", "\"\"", NULL,
+        "System prompt of every run; the workspace's AGENTS.md is appended."),
+    OPTSTR("agents.defaults.workspace", "Workspace directory (AGENTS.md, skills); default `<state>/workspace`."),
+    INT("agents.defaults.maxConcurrent", 32, 1, 100000, "count", "Runs executing at once (all sessions)."),
+    INT("agents.defaults.queueSize", 1024, 1, 10000000, "count",
+        "Runs waiting to start; beyond it submissions are refused with a clear error."),
+    INT("agents.defaults.timeoutSeconds", 600, 1, 86400, NULL, "Longest run, in seconds."),
+    OPTINT("agents.defaults.maxToolRounds", 0, 1000, "count",
+           "Tool rounds per run (default 10, or `MAX_TOOL_ROUNDS`)."),
+    NUM("agents.defaults.compaction.ratio", 0.8, 0, 1,
+        "Compact older turns when the history passes this share of the context budget."),
+    INT("agents.defaults.compaction.reserveTokensFloor", 4096, 0, 10000000, "tokens",
+        "Reply budget kept free in the context window."),
+    INT("agents.defaults.compaction.keepMessages", 6, 1, 1000, "count",
+        "Newest messages kept verbatim when compacting."),
+
+    /* tools */
+    STRINGS("tools.http.allowHosts", "[]", NULL, NULL,
+            "Hosts `http_request` may call (`host`, `*.domain`, optional `:port`); empty: the tool is not offered."),
+    STRINGS("tools.web.fetch.allowHosts", "[]", NULL, NULL,
+            "Hosts `web_fetch` may reach even when they resolve to private or loopback addresses."),
+    BOOL("tools.web.fetch.enabled", true, "Offer the `web_fetch` tool."),
+    OPTINT("tools.timeoutSeconds", 1, 3600, NULL, "Per tool call (default 30, or `TOOL_TIMEOUT`)."),
 
     /* limits: generated from the core limits table by cfg_schema_new(). */
     OBJ("limits", "Resource limits; every key is one row of the core limits table."),

@@ -51,8 +51,8 @@ static void where(char *out, size_t n, int line, int col)
 }
 
 /* Position of the value (parent, key/index); root when parent is NULL. */
-static void value_where(const struct walk *w, const json_t *parent, const char *key, size_t index,
-                        const json_t *v, char *out, size_t n)
+static void value_where(const struct walk *w, const json_t *parent, const char *key, size_t index, const json_t *v,
+                        char *out, size_t n)
 {
     int line = 0, col = 0;
 
@@ -63,15 +63,14 @@ static void value_where(const struct walk *w, const json_t *parent, const char *
     where(out, n, line, col);
 }
 
-#define problem(w, ...)                                     \
-    do {                                                    \
-        if (cfg_errors_add((w)->errs, __VA_ARGS__))         \
-            (w)->rc = CH_ENOMEM;                            \
+#define problem(w, ...)                                                                                                \
+    do {                                                                                                               \
+        if (cfg_errors_add((w)->errs, __VA_ARGS__))                                                                    \
+            (w)->rc = CH_ENOMEM;                                                                                       \
     } while (0)
 
 /* Append ".key" / "[i]" to both paths; returns the old lengths to restore. */
-static bool push(struct walk *w, const char *pat_seg, const char *disp_seg, bool sep,
-                 size_t *plen, size_t *dlen)
+static bool push(struct walk *w, const char *pat_seg, const char *disp_seg, bool sep, size_t *plen, size_t *dlen)
 {
     size_t pl = strlen(w->pat), dl = strlen(w->disp);
     int n;
@@ -94,8 +93,8 @@ static void pop(struct walk *w, size_t plen, size_t dlen)
     w->disp[dlen] = '\0';
 }
 
-static void check_value(struct walk *w, const struct cfg_row *row, const json_t *v,
-                        const json_t *parent, const char *key, size_t index);
+static void check_value(struct walk *w, const struct cfg_row *row, const json_t *v, const json_t *parent,
+                        const char *key, size_t index);
 
 /* True once the error list is full; the first time, it records that the
  * walk stopped (cfg_errors_add turns the 101st message into that note). */
@@ -119,7 +118,8 @@ static void check_object(struct walk *w, const json_t *obj)
     char at[40];
     size_t plen, dlen;
 
-    json_object_foreach((json_t *)obj, k, v) {
+    json_object_foreach((json_t *)obj, k, v)
+    {
         const struct cfg_row *row;
         int line, col;
 
@@ -144,27 +144,29 @@ static void check_object(struct walk *w, const json_t *obj)
 }
 
 /* Keys flagged required in the object at the current pattern. */
-static void check_required(struct walk *w, const json_t *obj, const json_t *parent,
-                           const char *key, size_t index)
+static void check_required(struct walk *w, const json_t *obj, const json_t *parent, const char *key, size_t index)
 {
     size_t n = strlen(w->pat);
     char at[40];
 
     for (size_t r = 0; r < w->s->count; r++) {
         const struct cfg_row *row = &w->s->rows[r];
-        const char *name = row->path + n + 1;
+        const char *name;
         const json_t *v;
 
-        if (!(row->flags & CFG_REQUIRED) || strncmp(row->path, w->pat, n) ||
-            row->path[n] != '.' || strpbrk(name, ".["))
+        /* Direct children only: "<pat>.<name>" with no further segment. */
+        if (!(row->flags & CFG_REQUIRED) || strncmp(row->path, w->pat, n) || (n && row->path[n] != '.'))
+            continue;
+        name = row->path + (n ? n + 1 : 0);
+        if (strpbrk(name, ".["))
             continue;
         v = json_object_get(obj, name);
         if (!v) {
             value_where(w, parent, key, index, obj, at, sizeof(at));
-            problem(w, "%s.%s: required key missing%s", w->disp, name, at);
+            problem(w, "%s%s%s: required key missing%s", w->disp, n ? "." : "", name, at);
         } else if (json_is_string(v) && json_string_length(v) == 0) {
             value_where(w, obj, name, 0, v, at, sizeof(at));
-            problem(w, "%s.%s: must not be empty%s", w->disp, name, at);
+            problem(w, "%s%s%s: must not be empty%s", w->disp, n ? "." : "", name, at);
         }
     }
 }
@@ -185,8 +187,7 @@ static void enum_list(const char *values, char *out, size_t n)
     out[k] = '\0';
 }
 
-static void check_string(struct walk *w, const struct cfg_row *row, const char *s,
-                         const char *at)
+static void check_string(struct walk *w, const struct cfg_row *row, const char *s, const char *at)
 {
     char why[96];
 
@@ -198,8 +199,7 @@ static void check_string(struct walk *w, const struct cfg_row *row, const char *
             if (row->flags & CFG_SECRET)
                 problem(w, "%s: value not allowed (allowed: %s)%s", w->disp, allowed, at);
             else
-                problem(w, "%s: '%.64s' is not allowed (allowed: %s)%s", w->disp, s, allowed,
-                        at);
+                problem(w, "%s: '%.64s' is not allowed (allowed: %s)%s", w->disp, s, allowed, at);
         }
         return;
     }
@@ -207,13 +207,33 @@ static void check_string(struct walk *w, const struct cfg_row *row, const char *
         problem(w, "%s: %s%s", w->disp, why, at);
 }
 
-static void check_range(struct walk *w, const struct cfg_row *row, double v, const char *at)
+static void out_of_range(struct walk *w, const struct cfg_row *row, const char *num, const char *at)
 {
     const char *unit = row->unit && strcmp(row->unit, "count") ? row->unit : "";
 
-    if (v < (double)row->min || v > (double)row->max)
-        problem(w, "%s: %.17g is out of range [%lld, %lld]%s%s%s", w->disp, v,
-                (long long)row->min, (long long)row->max, unit[0] ? " " : "", unit, at);
+    problem(w, "%s: %s is out of range [%lld, %lld]%s%s%s", w->disp, num, (long long)row->min, (long long)row->max,
+            unit[0] ? " " : "", unit, at);
+}
+
+/* Integers stay integers: a double would print INT64_MAX as 9.2e+18. */
+static void check_range_int(struct walk *w, const struct cfg_row *row, int64_t v, const char *at)
+{
+    char num[32];
+
+    if (v >= row->min && v <= row->max)
+        return;
+    snprintf(num, sizeof(num), "%lld", (long long)v);
+    out_of_range(w, row, num, at);
+}
+
+static void check_range(struct walk *w, const struct cfg_row *row, double v, const char *at)
+{
+    char num[32];
+
+    if (v >= (double)row->min && v <= (double)row->max)
+        return;
+    snprintf(num, sizeof(num), "%.17g", v);
+    out_of_range(w, row, num, at);
 }
 
 static void check_elements(struct walk *w, const struct cfg_row *row, const json_t *arr)
@@ -223,11 +243,13 @@ static void check_elements(struct walk *w, const struct cfg_row *row, const json
     char seg[32], at[40];
     const struct cfg_row *sub;
 
-    json_array_foreach(arr, i, el) {
+    json_array_foreach(arr, i, el)
+    {
         if (stop(w))
             return;
         snprintf(seg, sizeof(seg), "[%zu]", i);
-        push(w, "[]", seg, false, &plen, &dlen);
+        if (!push(w, "[]", seg, false, &plen, &dlen))
+            return; /* cannot happen: array rows are short */
         value_where(w, arr, NULL, i, el, at, sizeof(at));
         if (row->type == CFG_STRINGS) {
             if (!json_is_string(el))
@@ -258,7 +280,8 @@ static void check_map(struct walk *w, const json_t *obj)
         return; /* free-form values */
     }
     pop(w, plen, dlen);
-    json_object_foreach((json_t *)obj, k, v) {
+    json_object_foreach((json_t *)obj, k, v)
+    {
         if (stop(w))
             return;
         push(w, "*", k, true, &plen, &dlen);
@@ -267,8 +290,8 @@ static void check_map(struct walk *w, const json_t *obj)
     }
 }
 
-static void check_value(struct walk *w, const struct cfg_row *row, const json_t *v,
-                        const json_t *parent, const char *key, size_t index)
+static void check_value(struct walk *w, const struct cfg_row *row, const json_t *v, const json_t *parent,
+                        const char *key, size_t index)
 {
     enum cfg_type t = row ? row->type : CFG_OBJECT;
     const char *name = w->disp[0] ? w->disp : "top level";
@@ -299,7 +322,7 @@ static void check_value(struct walk *w, const struct cfg_row *row, const json_t 
     case CFG_INT:
         if (!json_is_integer(v))
             break;
-        check_range(w, row, (double)json_integer_value(v), at);
+        check_range_int(w, row, (int64_t)json_integer_value(v), at);
         return;
     case CFG_NUMBER:
         if (!json_is_number(v))
@@ -318,26 +341,25 @@ static void check_value(struct walk *w, const struct cfg_row *row, const json_t 
         return;
     case CFG_SIZE:
         if (json_is_integer(v)) {
-            check_range(w, row, (double)json_integer_value(v), at);
+            check_range_int(w, row, (int64_t)json_integer_value(v), at);
         } else if (json_is_string(v)) {
             if (ch_parse_size(json_string_value(v), &bytes))
-                problem(w, "%s: '%.64s' is not a size (write e.g. 512KB, 1MB, 2GB or bytes)%s",
-                        name, json_string_value(v), at);
+                problem(w, "%s: '%.64s' is not a size (write e.g. 512KB, 1MB, 2GB or bytes)%s", name,
+                        json_string_value(v), at);
             else
-                check_range(w, row, (double)bytes, at);
+                check_range_int(w, row, (int64_t)bytes, at); /* parse caps at 9e18 */
         } else {
-            problem(w, "%s: expected size (\"1MB\" or an integer), got %s%s", name,
-                    json_kind(v), at);
+            problem(w, "%s: expected size (\"1MB\" or an integer), got %s%s", name, json_kind(v), at);
         }
         return;
     case CFG_DURATION:
         if (!json_is_string(v))
             break;
         if (ch_parse_duration_ms(json_string_value(v), &ms))
-            problem(w, "%s: '%.64s' is not a duration (write e.g. 500ms, 30s, 5m, 12h, 7d)%s",
-                    name, json_string_value(v), at);
+            problem(w, "%s: '%.64s' is not a duration (write e.g. 500ms, 30s, 5m, 12h, 7d)%s", name,
+                    json_string_value(v), at);
         else
-            check_range(w, row, (double)ms, at);
+            check_range_int(w, row, ms, at);
         return;
     }
     if (t == CFG_ENUM) {

@@ -31,32 +31,41 @@ static uint64_t state_timeout_ms(const struct ch_http_conn *c, enum ch_http_stat
     const int64_t *v = c->srv->limits->v;
 
     switch (st) {
-    case CH_HTTP_READ_HEAD:
-        return (uint64_t)v[CH_LIMIT_HEAD_TIMEOUT_MS];  /* total: armed once per head */
-    case CH_HTTP_READ_BODY:
-        return (uint64_t)v[CH_LIMIT_BODY_TIMEOUT_MS];  /* idle: re-armed on each read */
-    case CH_HTTP_KEEPALIVE:
-        return (uint64_t)v[CH_LIMIT_KEEPALIVE_TIMEOUT_MS];
+    case CH_HTTP_READ_HEAD: return (uint64_t)v[CH_LIMIT_HEAD_TIMEOUT_MS]; /* total: armed once per head */
+    case CH_HTTP_READ_BODY: return (uint64_t)v[CH_LIMIT_BODY_TIMEOUT_MS]; /* idle: re-armed on each read */
+    case CH_HTTP_KEEPALIVE: return (uint64_t)v[CH_LIMIT_KEEPALIVE_TIMEOUT_MS];
     case CH_HTTP_WRITE:
         /* A stream lives as long as its producer (the write caps bound a
          * slow reader); a final response the peer will not take is
          * given up after the keep-alive time. */
         return c->streaming ? 0 : (uint64_t)v[CH_LIMIT_KEEPALIVE_TIMEOUT_MS];
-    case CH_HTTP_LINGER:
-        return CH_HTTP_LINGER_MS;
-    default:
-        return 0;
+    case CH_HTTP_LINGER: return CH_HTTP_LINGER_MS;
+    default: return 0;
     }
 }
 
+/*
+ * Deadlines are lazy: the uv timer is only moved when the new deadline is
+ * earlier than the one it is armed for.  A later deadline (the usual case:
+ * every request pushes it forward) costs no heap operation; the timer
+ * fires early, finds the real deadline in the future and re-arms for the
+ * rest.  A keep-alive connection thus touches the timer heap about once
+ * per head timeout, not three times per request.
+ */
 void ch_http_conn_rearm(struct ch_http_conn *c)
 {
     uint64_t ms = state_timeout_ms(c, c->state);
+    uint64_t now = uv_now(c->srv->net->loop);
 
-    if (ms)
-        uv_timer_start(&c->timer, on_deadline, ms, 0);
-    else
-        uv_timer_stop(&c->timer);
+    if (ms == 0) {
+        c->deadline_ms = 0; /* a stale firing finds nothing to do */
+        return;
+    }
+    c->deadline_ms = now + ms;
+    if (c->armed_ms && c->armed_ms <= c->deadline_ms)
+        return;
+    uv_timer_start(&c->timer, on_deadline, ms, 0);
+    c->armed_ms = c->deadline_ms;
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -98,8 +107,7 @@ void ch_http_conn_set_state(struct ch_http_conn *c, enum ch_http_state st)
 {
     if (c->state == st)
         return;
-    ch_log_debug("http conn %" PRIu64 ": %s -> %s", c->id, ch_http_state_name(c->state),
-                 ch_http_state_name(st));
+    ch_log_debug("http conn %" PRIu64 ": %s -> %s", c->id, ch_http_state_name(c->state), ch_http_state_name(st));
     c->state = st;
     ch_http_conn_rearm(c);
     if (state_enter[st])
@@ -124,17 +132,11 @@ void ch_http_conn_update_reading(struct ch_http_conn *c)
          * (on_close; nginx answers such a client 499 too).  What it sends
          * meanwhile (a pipelined request) waits in c->in, one read's worth
          * at most, so that every read still fits. */
-        want = (c->state == CH_HTTP_DISPATCH || c->streaming) &&
-               c->in.len <= c->in.max - CH_HTTP_READ_BYTES;
+        want = (c->state == CH_HTTP_DISPATCH || c->streaming) && c->in.len <= c->in.max - CH_HTTP_READ_BYTES;
         break;
-    case CH_HTTP_UPGRADED:
-        want = c->up_reading && !c->want_resume;
-        break;
-    case CH_HTTP_LINGER:
-        want = true;
-        break;
-    default:
-        want = false;
+    case CH_HTTP_UPGRADED: want = c->up_reading && !c->want_resume; break;
+    case CH_HTTP_LINGER: want = true; break;
+    default: want = false;
     }
     if (c->peer_eof)
         want = false;
@@ -325,7 +327,18 @@ void ch_http_conn_after_flush(struct ch_http_conn *c)
 static void on_deadline(uv_timer_t *t)
 {
     struct ch_http_conn *c = t->data;
+    uint64_t now = uv_now(c->srv->net->loop);
 
+    c->armed_ms = 0;
+    if (c->deadline_ms == 0)
+        return;
+    if (now < c->deadline_ms) {
+        /* Armed for an earlier deadline that has since moved. */
+        uv_timer_start(&c->timer, on_deadline, c->deadline_ms - now, 0);
+        c->armed_ms = c->deadline_ms;
+        return;
+    }
+    c->deadline_ms = 0;
     switch (c->state) {
     case CH_HTTP_READ_HEAD:
         /* The head deadline is total, not idle: one byte a second must not
@@ -335,20 +348,11 @@ static void on_deadline(uv_timer_t *t)
         else
             ch_http_conn_drop(c, "no request");
         break;
-    case CH_HTTP_READ_BODY:
-        ch_http_conn_fail(c, 408, "request_timeout", "the request body stalled");
-        break;
-    case CH_HTTP_KEEPALIVE:
-        ch_http_conn_drop(c, "keep-alive timeout");
-        break;
-    case CH_HTTP_WRITE:
-        ch_http_conn_drop(c, "client stopped reading");
-        break;
-    case CH_HTTP_LINGER:
-        ch_http_conn_drop(c, "linger over");
-        break;
-    default:
-        break;
+    case CH_HTTP_READ_BODY: ch_http_conn_fail(c, 408, "request_timeout", "the request body stalled"); break;
+    case CH_HTTP_KEEPALIVE: ch_http_conn_drop(c, "keep-alive timeout"); break;
+    case CH_HTTP_WRITE: ch_http_conn_drop(c, "client stopped reading"); break;
+    case CH_HTTP_LINGER: ch_http_conn_drop(c, "linger over"); break;
+    default: break;
     }
 }
 
@@ -375,10 +379,11 @@ int ch_http_conn_accept(struct ch_http_server *s)
     ch_http_parse_init(&c->parse, s->limits);
     /* Two reads' worth: a stream can watch one read while one waits. */
     ch_buf_init(&c->in, 2 * CH_HTTP_READ_BYTES);
-    ch_buf_init(&c->out, (size_t)v[CH_LIMIT_WRITE_QUEUE_HARD_BYTES]);
-    ch_buf_init(&c->inflight, (size_t)v[CH_LIMIT_WRITE_QUEUE_HARD_BYTES]);
+    /* Also under 1 GiB, so a queue always fits uv_buf_t's unsigned length. */
+    ch_buf_init(&c->out, (size_t)CH_MIN(v[CH_LIMIT_WRITE_QUEUE_HARD_BYTES], 1 << 30));
+    ch_buf_init(&c->inflight, c->out.max);
     ch_buf_init(&c->rhdrs, CH_HTTP_MAX_RESP_HEADER_BYTES);
-    ch_buf_init(&c->scratch, (size_t)v[CH_LIMIT_WRITE_QUEUE_HARD_BYTES]);
+    ch_buf_init(&c->scratch, c->out.max);
     ch_buf_init(&c->req.body, 0);
     ch_http_conn_req_clear(c);
     if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp) != 0) {

@@ -3,12 +3,14 @@
  * route table.  No thread per connection; one loop.
  *
  * A connection reads a request head, asks the owner whether the body may
- * be read (limits, 413 before reading), reads it, stops reading, and hands
+ * be read (limits, 413 before reading), reads it, stops parsing, and hands
  * a `struct ch_http_req` to the owner's `on_request`.  The owner answers,
  * now or later, with exactly one ch_http_respond*() or a stream
  * (begin/write/end).  Pipelined requests are parsed ahead but dispatched
- * one at a time, so responses leave in order.  See
- * docs/internals/http-connection.md for the state machine (STYLE.md 8.5).
+ * one at a time, so responses leave in order.  Output is queued and
+ * written before the loop sleeps.  Everything here runs on the loop
+ * thread.  See docs/internals/http-connection.md for the state machine
+ * (STYLE.md 8.5), the limits and the statuses they produce.
  *
  * Layer: core <- net <- http.
  */
@@ -89,31 +91,49 @@ struct ch_str ch_http_req_param(const struct ch_http_req *r, size_t i);
 /* ------------------------------------------------------------------ */
 
 /*
- * Add a response header before responding.  name/value are copied.
- * Date, Content-Length, Connection, X-Request-Id are added by the server.
+ * Add a response header before responding (also from on_head for the
+ * response on_request sends later).  name/value are copied.  Date,
+ * Content-Length, Transfer-Encoding, Connection and X-Request-Id belong
+ * to the server: CH_EINVAL for those, for a name that is not a token and
+ * for CR/LF in the value.  CH_ESTATE once the response has started;
+ * CH_E_TOO_LARGE past 16 KiB of added headers.
  */
 int ch_http_add_header(struct ch_http_req *r, const char *name, const char *value);
 
-/* Complete response; body copied.  HEAD requests get headers only. */
+/*
+ * Complete response; body copied into the connection's queue.  HEAD
+ * requests get headers only (with the GET Content-Length); 1xx/204/304
+ * get no body and no Content-Length.  Returns 0, CH_ECLOSED (the client
+ * is gone), CH_ESTATE (no request, or already answered), CH_E_TOO_LARGE
+ * (over limits.writeQueueHardBytes: the connection is closed) or
+ * CH_ENOMEM (closed too).  The request is complete on return: on_done
+ * has run and r must not be used again except to unref.
+ */
 int ch_http_respond(struct ch_http_req *r, int status, const char *content_type,
                     const void *body, size_t len);
 /* JSON response; steals `body` (even on failure). */
 int ch_http_respond_json(struct ch_http_req *r, int status, json_t *body);
 /*
  * The common error shape {"error":"<code>","message":"<msg>"}; the
- * message must not contain secrets.
+ * message (printf-formatted, cut at 511 bytes) must not contain secrets.
+ * Returns as ch_http_respond.
  */
 int ch_http_respond_error(struct ch_http_req *r, int status, const char *code,
                           const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /*
- * Streaming (SSE, chunked): begin sends the head with
- * Transfer-Encoding: chunked (HTTP/1.1) or Connection: close (HTTP/1.0);
- * each write is flushed before the loop sleeps (no buffering across
- * iterations).  write returns CH_E_TOO_LARGE when the connection's write
- * queue is over its hard cap (the client is too slow; the conn closes),
- * CH_ECLOSED when the client went away.  on_close, when set, fires once if
- * the client disconnects before stream_end (so the producer can abort).
+ * Streaming (SSE, chunked): begin (from on_request on; CH_ESTATE before)
+ * sends the head with Transfer-Encoding: chunked (HTTP/1.1) or
+ * Connection: close (HTTP/1.0); each write is flushed before the loop
+ * sleeps (no buffering across iterations).  write returns CH_E_TOO_LARGE
+ * when the connection's write queue is over its hard cap (the client is
+ * too slow; the conn closes), CH_ECLOSED when the client went away; a
+ * zero-length write is a no-op.  A connection over
+ * limits.writeQueueSoftBytes for writeQueueSoftMs is closed too.
+ * on_close, when set, fires once if the connection closes before the
+ * response is complete (the client left, a cap, shutdown), for streams
+ * and for async handlers alike, so the producer can abort; it runs before
+ * on_done, which then sees status 499 if nothing was sent.
  */
 int ch_http_stream_begin(struct ch_http_req *r, int status, const char *content_type);
 int ch_http_stream_write(struct ch_http_req *r, const void *p, size_t n);
@@ -135,7 +155,7 @@ bool ch_http_req_is_closed(const struct ch_http_req *r);
 const char *ch_http_status_text(int status);
 
 /* ------------------------------------------------------------------ */
-/* Upgrade: the seam ws/ plugs into (http/upgrade.c)                    */
+/* Upgrade: the seam ws/ plugs into (http/stream.c)                   */
 /* ------------------------------------------------------------------ */
 
 /*
@@ -185,10 +205,16 @@ typedef void (*ch_http_request_cb)(struct ch_http_req *r, void *data);
  * to continue with max body `*max_body` (pre-set to limits.maxBodyBytes),
  * or answer the request yourself (e.g. 401, 404 for a route that takes no
  * body) and return CH_ECANCELED: the body is then discarded and the
- * connection closed if a body was announced.
+ * connection closed if a body was announced.  Any other error, or
+ * CH_ECANCELED without an answer, gets a 500.
  */
 typedef int (*ch_http_head_cb)(struct ch_http_req *r, size_t *max_body, void *data);
-/* One line per request, after the response is complete. */
+/*
+ * Exactly once per request, after the response is complete or when the
+ * connection closes first (status 499 if nothing was sent).  Requests the
+ * server refused itself (400, 408, 413, 414, 431...) get it too, with
+ * method_name "-" and an empty path when the head was never understood.
+ */
 typedef void (*ch_http_done_cb)(struct ch_http_req *r, void *data);
 
 struct ch_http_server_opts {
@@ -207,19 +233,26 @@ struct ch_http_stats {
     uint64_t bytes_in, bytes_out;
 };
 
+/* CH_EINVAL without limits or on_request; registers a flush and a tick
+ * hook on net, removed by ch_http_server_free. */
 int ch_http_server_new(struct ch_net *net, const struct ch_http_server_opts *o,
                        struct ch_http_server **out);
 /*
  * Listen on addr:port (addr is a literal IPv4/IPv6 address).  port 0
  * picks a free port; ch_http_server_port() tells which.  A port in use
  * gives CH_EADDRINUSE, with err saying "address already in use: <addr>:<port>".
+ * SO_REUSEADDR (libuv's default) but never SO_REUSEPORT.  Once per server:
+ * CH_ESTATE after a listen, failed or not.
  */
 int ch_http_server_listen(struct ch_http_server *s, const char *addr, int port, struct ch_error *err);
 int ch_http_server_port(const struct ch_http_server *s);
 /*
  * Graceful stop: close the listener, close idle keep-alive connections,
- * let in-flight requests finish; after grace_ms close what is left.  cb
- * runs on the loop thread once every connection is gone.
+ * let in-flight requests finish (their responses say Connection: close);
+ * after grace_ms close what is left.  cb runs on the loop thread once
+ * every connection is gone (connections held by ch_http_req_ref included).
+ * A second call does nothing.  Required before ch_http_server_free, even
+ * for a server that never listened; cb may free the server.
  */
 void ch_http_server_shutdown(struct ch_http_server *s, uint64_t grace_ms,
                              void (*cb)(void *data), void *data);

@@ -30,10 +30,10 @@
 /* ------------------------------------------------------------------ */
 
 enum ch_http_ev {
-    CH_HTTP_EV_MORE,   /* all input consumed; feed more */
-    CH_HTTP_EV_HEAD,   /* the head is complete: call ch_http_parse_fill */
-    CH_HTTP_EV_DONE,   /* the message (head and body) is complete */
-    CH_HTTP_EV_ERROR,  /* err_status/err_code/err_msg say why; stop */
+    CH_HTTP_EV_MORE,  /* all input consumed; feed more */
+    CH_HTTP_EV_HEAD,  /* the head is complete: call ch_http_parse_fill */
+    CH_HTTP_EV_DONE,  /* the message (head and body) is complete */
+    CH_HTTP_EV_ERROR, /* err_status/err_code/err_msg say why; stop */
 };
 
 enum ch_http_phase { CH_HTTP_PH_HEAD, CH_HTTP_PH_BODY, CH_HTTP_PH_DONE, CH_HTTP_PH_ERROR };
@@ -45,7 +45,7 @@ struct ch_http_hdr_off {
 
 struct ch_http_parse {
     http_parser hp;
-    size_t max_head_bytes;        /* from the limits table */
+    size_t max_head_bytes; /* from the limits table */
     size_t max_headers;
     size_t max_uri_bytes;
     enum ch_http_phase phase;
@@ -54,18 +54,18 @@ struct ch_http_parse {
     struct ch_buf head;            /* owned: target, names, values; capped */
     struct ch_http_hdr_off *offs;  /* owned; grows up to max_headers */
     size_t nhdr, offs_cap;
-    struct ch_http_header *hdrs;   /* owned; slices built at HEAD */
+    struct ch_http_header *hdrs; /* owned; slices built at HEAD */
     size_t hdrs_cap;
     size_t url_len;
-    size_t head_bytes;             /* raw head bytes consumed (431 check) */
-    uint64_t body_raw_bytes;       /* raw bytes after the head, framing included */
-    uint64_t max_body_raw;         /* cap on body_raw_bytes (chunk framing) */
+    size_t head_bytes;       /* raw head bytes consumed (431 check) */
+    uint64_t body_raw_bytes; /* raw bytes after the head, framing included */
+    uint64_t max_body_raw;   /* cap on body_raw_bytes (chunk framing) */
     size_t trailer_bytes;
-    struct ch_buf *body;           /* borrowed sink (the request's body); NULL drops */
-    bool in_value;                 /* the last header callback was a value */
-    bool prev_lf;                  /* the last head byte seen was LF (obs-fold) */
-    int err_status;                /* 0, or the HTTP status to answer */
-    const char *err_code;          /* static: "bad_request", ... */
+    struct ch_buf *body;  /* borrowed sink (the request's body); NULL drops */
+    bool in_value;        /* the last header callback was a value */
+    bool prev_lf;         /* the last head byte seen was LF (obs-fold) */
+    int err_status;       /* 0, or the HTTP status to answer */
+    const char *err_code; /* static: "bad_request", ... */
     char err_msg[128];
 };
 
@@ -80,8 +80,7 @@ void ch_http_parse_next(struct ch_http_parse *p);
  * the caller decides (limits, 100-continue) before any body byte is
  * parsed.  After DONE, call ch_http_parse_next before feeding again.
  */
-enum ch_http_ev ch_http_parse_feed(struct ch_http_parse *p, const char *data, size_t len,
-                                   size_t *used);
+enum ch_http_ev ch_http_parse_feed(struct ch_http_parse *p, const char *data, size_t len, size_t *used);
 /* After HEAD: fill method, target, path, query, headers, version and
  * keep_alive of r (slices borrow the head buffer), and echo a sane
  * X-Request-Id into r->request_id (empty when there is none). */
@@ -93,8 +92,8 @@ void ch_http_parse_fill(struct ch_http_parse *p, struct ch_http_req *r);
  * Expect other than 100-continue).  *want_continue tells whether the
  * client waits for "100 Continue".
  */
-int ch_http_parse_check(const struct ch_http_parse *p, const struct ch_http_req *r,
-                        bool *want_continue, const char **code, const char **msg);
+int ch_http_parse_check(const struct ch_http_parse *p, const struct ch_http_req *r, bool *want_continue,
+                        const char **code, const char **msg);
 bool ch_http_parse_has_body(const struct ch_http_parse *p);
 /* The announced Content-Length, or UINT64_MAX (none, or chunked). */
 uint64_t ch_http_parse_content_length(const struct ch_http_parse *p);
@@ -111,14 +110,14 @@ unsigned ch_http_method_bit(unsigned hp_method);
 /* ------------------------------------------------------------------ */
 
 enum ch_http_state {
-    CH_HTTP_READ_HEAD,  /* waiting for (the rest of) a head; total deadline */
-    CH_HTTP_READ_BODY,  /* reading the body; idle deadline */
-    CH_HTTP_DISPATCH,   /* the owner has the request; not reading */
-    CH_HTTP_WRITE,      /* streaming, or flushing a final response before close */
-    CH_HTTP_KEEPALIVE,  /* between requests; idle deadline */
-    CH_HTTP_UPGRADED,   /* bytes belong to another protocol (ch_http_upgrade) */
-    CH_HTTP_LINGER,     /* response sent, write side shut; draining input */
-    CH_HTTP_CLOSING,    /* uv_close called; freed once closed and unreferenced */
+    CH_HTTP_READ_HEAD, /* waiting for (the rest of) a head; total deadline */
+    CH_HTTP_READ_BODY, /* reading the body; idle deadline */
+    CH_HTTP_DISPATCH,  /* the owner has the request; not reading */
+    CH_HTTP_WRITE,     /* streaming, or flushing a final response before close */
+    CH_HTTP_KEEPALIVE, /* between requests; idle deadline */
+    CH_HTTP_UPGRADED,  /* bytes belong to another protocol (ch_http_upgrade) */
+    CH_HTTP_LINGER,    /* response sent, write side shut; draining input */
+    CH_HTTP_CLOSING,   /* uv_close called; freed once closed and unreferenced */
     CH_HTTP_NSTATES
 };
 
@@ -128,74 +127,76 @@ struct ch_http_link {
 };
 
 struct ch_http_conn {
-    uv_tcp_t tcp;                  /* handle 1 */
-    uv_timer_t timer;              /* handle 2: the state's deadline */
-    uv_write_t wreq;               /* at most one write in flight */
-    uv_shutdown_t sreq;            /* LINGER's half-close */
-    struct ch_http_server *srv;    /* borrowed: outlives every conn */
+    uv_tcp_t tcp;               /* handle 1 */
+    uv_timer_t timer;           /* handle 2: the state's deadline, armed lazily */
+    uint64_t deadline_ms;       /* uv_now time the state expires; 0 = none */
+    uint64_t armed_ms;          /* when timer fires; 0 = not armed */
+    uv_write_t wreq;            /* at most one write in flight */
+    uv_shutdown_t sreq;         /* LINGER's half-close */
+    struct ch_http_server *srv; /* borrowed: outlives every conn */
     uint64_t id;
-    enum ch_http_state state;      /* changed only by ch_http_conn_set_state */
-    int handles;                   /* open libuv handles, 2 .. 0 */
-    int refs;                      /* async holders (ch_http_req_ref) */
-    struct ch_http_link all;       /* in srv->conns while allocated */
-    struct ch_http_link flushq;    /* in srv->flushq while it has work */
+    enum ch_http_state state;   /* changed only by ch_http_conn_set_state */
+    int handles;                /* open libuv handles, 2 .. 0 */
+    int refs;                   /* async holders (ch_http_req_ref) */
+    struct ch_http_link all;    /* in srv->conns while allocated */
+    struct ch_http_link flushq; /* in srv->flushq while it has work */
     struct ch_http_parse parse;
-    struct ch_http_req req;        /* the current request; reused */
-    struct ch_buf in;              /* owned: bytes read but not parsed yet */
-    struct ch_buf out;             /* owned: output not yet given to the kernel */
-    struct ch_buf inflight;        /* owned: output the pending uv_write points into */
-    size_t inflight_off;           /* bytes of inflight uv_try_write already sent */
-    struct ch_buf rhdrs;           /* owned: ch_http_add_header lines, current request */
-    struct ch_buf scratch;         /* owned: JSON rendering */
-    unsigned requests;             /* heads parsed on this connection */
-    uint64_t soft_since_ms;        /* uv_now when the queue passed the soft cap; 0 = under */
-    size_t linger_bytes;           /* dropped in LINGER */
+    struct ch_http_req req; /* the current request; reused */
+    struct ch_buf in;       /* owned: bytes read but not parsed yet */
+    struct ch_buf out;      /* owned: output not yet given to the kernel */
+    struct ch_buf inflight; /* owned: output the pending uv_write points into */
+    size_t inflight_off;    /* bytes of inflight uv_try_write already sent */
+    struct ch_buf rhdrs;    /* owned: ch_http_add_header lines, current request */
+    struct ch_buf scratch;  /* owned: JSON rendering */
+    unsigned requests;      /* heads parsed on this connection */
+    uint64_t soft_since_ms; /* uv_now when the queue passed the soft cap; 0 = under */
+    size_t linger_bytes;    /* dropped in LINGER */
     /* The current request. */
-    bool has_req;                  /* a head was parsed (or an error stands in) */
-    bool responded;                /* the response head is queued */
-    bool req_done;                 /* the response is complete */
-    bool done_called;              /* on_done ran for this request */
-    bool head_only;                /* HEAD: headers only */
-    bool streaming;                /* between stream_begin and stream_end */
-    bool chunked;                  /* the stream uses chunked framing */
-    bool resp_keep;                /* the response said keep-alive */
-    bool is_upgrade;               /* the request asked for another protocol */
-    bool dispatched;               /* on_request was called */
+    bool has_req;     /* a head was parsed (or an error stands in) */
+    bool responded;   /* the response head is queued */
+    bool req_done;    /* the response is complete */
+    bool done_called; /* on_done ran for this request */
+    bool head_only;   /* HEAD: headers only */
+    bool streaming;   /* between stream_begin and stream_end */
+    bool chunked;     /* the stream uses chunked framing */
+    bool resp_keep;   /* the response said keep-alive */
+    bool is_upgrade;  /* the request asked for another protocol */
+    bool dispatched;  /* on_request was called */
     /* The connection. */
-    bool reading;                  /* uv_read_start is in effect */
-    bool writing;                  /* wreq is in flight */
-    bool want_close;               /* close once the current response is flushed */
-    bool peer_eof;                 /* the client half-closed */
-    bool in_process;               /* conn_process is walking a buffer */
-    bool want_resume;              /* parse c->in from the flush hook */
-    bool up_reading;               /* UPGRADED: the owner wants bytes */
+    bool reading;     /* uv_read_start is in effect */
+    bool writing;     /* wreq is in flight */
+    bool want_close;  /* close once the current response is flushed */
+    bool peer_eof;    /* the client half-closed */
+    bool in_process;  /* conn_process is walking a buffer */
+    bool want_resume; /* parse c->in from the flush hook */
+    bool up_reading;  /* UPGRADED: the owner wants bytes */
     void (*on_close)(struct ch_http_req *r, void *data);
     void *on_close_data;
-    const struct ch_http_upgrade_ops *up;  /* borrowed; set in UPGRADED */
+    const struct ch_http_upgrade_ops *up; /* borrowed; set in UPGRADED */
     void *up_data;
 };
 
 struct ch_http_server {
-    struct ch_net *net;            /* borrowed */
-    struct ch_http_server_opts o;  /* copy; o.limits borrowed */
+    struct ch_net *net;           /* borrowed */
+    struct ch_http_server_opts o; /* copy; o.limits borrowed */
     const struct ch_limits *limits;
     uv_tcp_t listener;
-    uv_timer_t grace;              /* shutdown's deadline */
-    int handles;                   /* open: grace, and listener once listening */
+    uv_timer_t grace; /* shutdown's deadline */
+    int handles;      /* open: grace, and listener once listening */
     bool listening;
     bool stopping;
-    bool in_flush;                 /* the flush hook is walking flushq */
-    bool accept_pending;           /* a connection waits for memory to accept */
+    bool in_flush;       /* the flush hook is walking flushq */
+    bool accept_pending; /* a connection waits for memory to accept */
     int port;
-    char *rbuf;                    /* owned: shared read buffer, CH_HTTP_READ_BYTES */
-    struct ch_http_link conns;     /* every allocated conn */
-    struct ch_http_link flushq;    /* conns with output or deferred input */
+    char *rbuf;                 /* owned: shared read buffer, CH_HTTP_READ_BYTES */
+    struct ch_http_link conns;  /* every allocated conn */
+    struct ch_http_link flushq; /* conns with output or deferred input */
     size_t nconns;
-    size_t nrejects;               /* refused sockets still closing */
-    size_t soft_over;              /* conns over the soft write cap */
-    struct ch_http_reject *spare;  /* owned: used when allocation fails */
+    size_t nrejects;              /* refused sockets still closing */
+    size_t soft_over;             /* conns over the soft write cap */
+    struct ch_http_reject *spare; /* owned: used when allocation fails */
     uint64_t next_id;
-    char rid_prefix[9];            /* random hex, per process */
+    char rid_prefix[9]; /* random hex, per process */
     uint64_t rid_seq;
     struct ch_http_stats stats;
     void (*stop_cb)(void *data);
@@ -269,8 +270,8 @@ void ch_http_server_flush(void *data);
 
 /* respond.c */
 /* Queue a response head for the current request into c->out. */
-int ch_http_write_head(struct ch_http_conn *c, int status, const char *content_type,
-                       uint64_t content_length, bool stream);
+int ch_http_write_head(struct ch_http_conn *c, int status, const char *content_type, uint64_t content_length,
+                       bool stream);
 void ch_http_req_request_id(struct ch_http_conn *c);
 
 /* server.c */

@@ -264,26 +264,19 @@ static void map_parser_error(struct ch_http_parse *p, enum http_errno e)
     char msg[96];
 
     switch (e) {
-    case HPE_HEADER_OVERFLOW:
-        set_err(p, 431, "header_too_large", "the request head is too large");
-        break;
+    case HPE_HEADER_OVERFLOW: set_err(p, 431, "header_too_large", "the request head is too large"); break;
     case HPE_UNEXPECTED_CONTENT_LENGTH:
         set_err(p, 400, "bad_request", "conflicting Content-Length or Transfer-Encoding");
         break;
-    case HPE_INVALID_CONTENT_LENGTH:
-        set_err(p, 400, "bad_request", "invalid Content-Length");
-        break;
-    case HPE_INVALID_TRANSFER_ENCODING:
-        set_err(p, 400, "bad_request", "unsupported Transfer-Encoding");
-        break;
+    case HPE_INVALID_CONTENT_LENGTH: set_err(p, 400, "bad_request", "invalid Content-Length"); break;
+    case HPE_INVALID_TRANSFER_ENCODING: set_err(p, 400, "bad_request", "unsupported Transfer-Encoding"); break;
     default:
         snprintf(msg, sizeof(msg), "malformed request: %s", http_errno_description(e));
         set_err(p, 400, "bad_request", msg);
     }
 }
 
-enum ch_http_ev ch_http_parse_feed(struct ch_http_parse *p, const char *data, size_t len,
-                                   size_t *used)
+enum ch_http_ev ch_http_parse_feed(struct ch_http_parse *p, const char *data, size_t len, size_t *used)
 {
     size_t n;
     enum http_errno e;
@@ -345,8 +338,8 @@ bool ch_http_request_id_ok(struct ch_str s)
         return false;
     for (size_t i = 0; i < s.len; i++) {
         char c = s.p[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == ':' || c == '-';
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                  c == ':' || c == '-';
         if (!ok)
             return false;
     }
@@ -367,7 +360,7 @@ static struct ch_str origin_part(struct ch_str t)
         return t;
     for (size_t i = skip; i < t.len; i++) {
         if (t.p[i] == '/' || t.p[i] == '?')
-            return (struct ch_str){ t.p + i, t.len - i };
+            return (struct ch_str){t.p + i, t.len - i};
     }
     return CH_STR("/");
 }
@@ -380,25 +373,25 @@ void ch_http_parse_fill(struct ch_http_parse *p, struct ch_http_req *r)
 
     r->method = ch_http_method_bit(p->hp.method);
     r->method_name = http_method_str((enum http_method)p->hp.method);
-    t = (struct ch_str){ base, p->url_len };
+    t = (struct ch_str){base, p->url_len};
     r->target = t;
     path = origin_part(t);
     q = memchr(path.p, '?', path.len);
     if (q) {
-        r->path = (struct ch_str){ path.p, (size_t)(q - path.p) };
-        r->query = (struct ch_str){ q + 1, path.len - (size_t)(q - path.p) - 1 };
+        r->path = (struct ch_str){path.p, (size_t)(q - path.p)};
+        r->query = (struct ch_str){q + 1, path.len - (size_t)(q - path.p) - 1};
     } else {
         r->path = path;
-        r->query = (struct ch_str){ base + p->url_len, 0 };
+        r->query = (struct ch_str){base + p->url_len, 0};
     }
     if (r->path.len == 0 && path.p[0] == '?')
         r->path = CH_STR("/");
     for (size_t i = 0; i < p->nhdr; i++) {
         const struct ch_http_hdr_off *o = &p->offs[i];
-        p->hdrs[i].name = (struct ch_str){ base + o->name_off, o->name_len };
-        p->hdrs[i].value = ch_str_trim((struct ch_str){ base + o->value_off, o->value_len });
+        p->hdrs[i].name = (struct ch_str){base + o->name_off, o->name_len};
+        p->hdrs[i].value = ch_str_trim((struct ch_str){base + o->value_off, o->value_len});
         if (o->value_len == 0)
-            p->hdrs[i].value = (struct ch_str){ base + p->head.len, 0 };
+            p->hdrs[i].value = (struct ch_str){base + p->head.len, 0};
     }
     r->headers = p->hdrs;
     r->header_count = p->nhdr;
@@ -422,8 +415,7 @@ bool ch_http_parse_has_body(const struct ch_http_parse *p)
 {
     if (p->hp.flags & F_CHUNKED)
         return true;
-    return (p->hp.flags & F_CONTENTLENGTH) && p->hp.content_length > 0 &&
-           p->hp.content_length != ULLONG_MAX;
+    return (p->hp.flags & F_CONTENTLENGTH) && p->hp.content_length > 0 && p->hp.content_length != ULLONG_MAX;
 }
 
 uint64_t ch_http_parse_content_length(const struct ch_http_parse *p)
@@ -449,8 +441,8 @@ void ch_http_parse_set_body(struct ch_http_parse *p, struct ch_buf *sink, uint64
     p->max_body_raw = max * 4 + 64 * 1024;
 }
 
-int ch_http_parse_check(const struct ch_http_parse *p, const struct ch_http_req *r,
-                        bool *want_continue, const char **code, const char **msg)
+int ch_http_parse_check(const struct ch_http_parse *p, const struct ch_http_req *r, bool *want_continue,
+                        const char **code, const char **msg)
 {
     const struct ch_str *expect = ch_http_req_header(r, "expect");
     bool body = ch_http_parse_has_body(p);

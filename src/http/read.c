@@ -134,8 +134,11 @@ static void conn_process(struct ch_http_conn *c, const char *data, size_t len, b
         return;
     rest = len - off;
     if (rest == 0 || c->state == CH_HTTP_LINGER || (c->state == CH_HTTP_WRITE && !c->streaming)) {
-        /* All used, or the connection is closing: the rest is never parsed. */
-        if (from_in)
+        /* All used, or the connection is closing: the rest is never parsed.
+         * A burst that grew the buffer does not keep it while idle. */
+        if (from_in && c->in.cap > CH_HTTP_KEEP_BYTES)
+            ch_buf_release(&c->in);
+        else if (from_in)
             ch_buf_reset(&c->in);
     } else {
         if (from_in) {
@@ -144,8 +147,8 @@ static void conn_process(struct ch_http_conn *c, const char *data, size_t len, b
             ch_http_conn_drop(c, "no memory for pipelined input");
             return;
         }
-        if (c->state == CH_HTTP_READ_HEAD || c->state == CH_HTTP_READ_BODY ||
-            c->state == CH_HTTP_KEEPALIVE || c->state == CH_HTTP_UPGRADED) {
+        if (c->state == CH_HTTP_READ_HEAD || c->state == CH_HTTP_READ_BODY || c->state == CH_HTTP_KEEPALIVE ||
+            c->state == CH_HTTP_UPGRADED) {
             /* Deferred by the cap, or bytes of the upgraded protocol:
              * handled from the flush hook, after other connections. */
             c->want_resume = true;
@@ -166,8 +169,8 @@ void ch_http_conn_resume(struct ch_http_conn *c)
             if (c->state != CH_HTTP_CLOSING)
                 ch_buf_reset(&c->in);
         }
-    } else if (c->in.len && (c->state == CH_HTTP_READ_HEAD || c->state == CH_HTTP_READ_BODY ||
-                             c->state == CH_HTTP_KEEPALIVE)) {
+    } else if (c->in.len &&
+               (c->state == CH_HTTP_READ_HEAD || c->state == CH_HTTP_READ_BODY || c->state == CH_HTTP_KEEPALIVE)) {
         conn_process(c, c->in.data, c->in.len, true);
         return;
     }
@@ -178,14 +181,15 @@ void ch_http_conn_resume(struct ch_http_conn *c)
 static void on_eof(struct ch_http_conn *c, ssize_t nread)
 {
     c->peer_eof = true;
-    if (nread != UV_EOF || c->state == CH_HTTP_LINGER || c->state == CH_HTTP_UPGRADED ||
-        c->state == CH_HTTP_WRITE || c->state == CH_HTTP_DISPATCH) {
+    if (nread != UV_EOF || c->state == CH_HTTP_LINGER || c->state == CH_HTTP_UPGRADED || c->state == CH_HTTP_WRITE ||
+        c->state == CH_HTTP_DISPATCH) {
         /* An error, a client that left its request or stream, or the end
          * of lingering. */
         ch_http_conn_drop(c, nread == UV_EOF ? "client closed" : uv_err_name((int)nread));
         return;
     }
-    if ((c->has_req && !c->req_done) || c->parse.head_bytes > 0 || c->in.len) {
+    /* (head_bytes is stale in KEEPALIVE: the parser resets lazily.) */
+    if ((c->has_req && !c->req_done) || c->in.len || (c->state == CH_HTTP_READ_HEAD && c->parse.head_bytes > 0)) {
         ch_http_conn_drop(c, "client closed mid-request");
         return;
     }
@@ -239,8 +243,7 @@ void ch_http_conn_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
             ch_http_conn_drop(c, "input buffer full");
             return;
         }
-        if (c->state == CH_HTTP_READ_HEAD || c->state == CH_HTTP_READ_BODY ||
-            c->state == CH_HTTP_KEEPALIVE) {
+        if (c->state == CH_HTTP_READ_HEAD || c->state == CH_HTTP_READ_BODY || c->state == CH_HTTP_KEEPALIVE) {
             c->want_resume = true;
             ch_http_conn_enlist(c);
         }

@@ -29,8 +29,7 @@ int ch_http_req_query(const struct ch_http_req *r, const char *name, char *out, 
         const char *kend = eq ? eq : stop;
 
         if ((size_t)(kend - p) == nlen && memcmp(p, name, nlen) == 0) {
-            struct ch_str v = eq ? (struct ch_str){ eq + 1, (size_t)(stop - eq - 1) }
-                                 : (struct ch_str){ stop, 0 };
+            struct ch_str v = eq ? (struct ch_str){eq + 1, (size_t)(stop - eq - 1)} : (struct ch_str){stop, 0};
             return ch_url_decode(v, out, outcap, NULL);
         }
         p = amp ? amp + 1 : end;
@@ -41,7 +40,7 @@ int ch_http_req_query(const struct ch_http_req *r, const char *name, char *out, 
 struct ch_str ch_http_req_param(const struct ch_http_req *r, size_t i)
 {
     if (i >= r->param_count)
-        return (struct ch_str){ "", 0 };
+        return (struct ch_str){"", 0};
     return r->params[i];
 }
 

@@ -69,8 +69,7 @@ static bool resp_keep_alive(const struct ch_http_conn *c)
     if (c->requests >= (uint64_t)s->limits->v[CH_LIMIT_KEEPALIVE_REQUESTS])
         return false;
     /* An unread body would be parsed as the next request. */
-    if (c->parse.phase == CH_HTTP_PH_ERROR ||
-        (c->parse.phase != CH_HTTP_PH_DONE && ch_http_parse_has_body(&c->parse)))
+    if (c->parse.phase == CH_HTTP_PH_ERROR || (c->parse.phase != CH_HTTP_PH_DONE && ch_http_parse_has_body(&c->parse)))
         return false;
     return true;
 }
@@ -84,8 +83,8 @@ static int can_respond(const struct ch_http_conn *c)
     return 0;
 }
 
-int ch_http_write_head(struct ch_http_conn *c, int status, const char *content_type,
-                       uint64_t content_length, bool stream)
+int ch_http_write_head(struct ch_http_conn *c, int status, const char *content_type, uint64_t content_length,
+                       bool stream)
 {
     struct ch_http_req *r = &c->req;
     size_t ctlen = content_type ? strlen(content_type) : 0;
@@ -138,8 +137,7 @@ int ch_http_write_head(struct ch_http_conn *c, int status, const char *content_t
     return 0;
 }
 
-int ch_http_respond(struct ch_http_req *r, int status, const char *content_type,
-                    const void *body, size_t len)
+int ch_http_respond(struct ch_http_req *r, int status, const char *content_type, const void *body, size_t len)
 {
     struct ch_http_conn *c = r->conn;
     bool bodyless = status < 200 || status == 204 || status == 304;
@@ -188,8 +186,7 @@ int ch_http_respond_json(struct ch_http_req *r, int status, json_t *body)
     return rc;
 }
 
-int ch_http_respond_error(struct ch_http_req *r, int status, const char *code,
-                          const char *fmt, ...)
+int ch_http_respond_error(struct ch_http_req *r, int status, const char *code, const char *fmt, ...)
 {
     struct ch_http_conn *c = r->conn;
     char msg[512];

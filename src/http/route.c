@@ -24,8 +24,7 @@ static void score_add(uint64_t *score, int pos, int kind)
 
 /* Match pattern against path; on success fill params (up to the cap),
  * *np and *score. */
-static bool pattern_match(const char *pat, struct ch_str path, struct ch_str *params, size_t *np,
-                          uint64_t *score)
+static bool pattern_match(const char *pat, struct ch_str path, struct ch_str *params, size_t *np, uint64_t *score)
 {
     const char *pp, *sp, *se;
     int pos = 0;
@@ -45,7 +44,7 @@ static bool pattern_match(const char *pat, struct ch_str path, struct ch_str *pa
 
         if (!pe && plen == 1 && pp[0] == '*') {
             if (*np < CH_HTTP_MAX_PARAMS)
-                params[(*np)++] = (struct ch_str){ sp, (size_t)(se - sp) };
+                params[(*np)++] = (struct ch_str){sp, (size_t)(se - sp)};
             score_add(score, pos, SEG_STAR);
             return true;
         }
@@ -56,7 +55,7 @@ static bool pattern_match(const char *pat, struct ch_str path, struct ch_str *pa
             if (slen == 0)
                 return false;
             if (*np < CH_HTTP_MAX_PARAMS)
-                params[(*np)++] = (struct ch_str){ sp, slen };
+                params[(*np)++] = (struct ch_str){sp, slen};
             score_add(score, pos, SEG_PARAM);
         } else {
             if (plen != slen || memcmp(pp, sp, slen) != 0)
@@ -72,8 +71,8 @@ static bool pattern_match(const char *pat, struct ch_str path, struct ch_str *pa
     }
 }
 
-int ch_router_match(const struct ch_router *rt, unsigned method, struct ch_str path,
-                    struct ch_http_req *r, unsigned *allowed)
+int ch_router_match(const struct ch_router *rt, unsigned method, struct ch_str path, struct ch_http_req *r,
+                    unsigned *allowed)
 {
     struct ch_str best_params[CH_HTTP_MAX_PARAMS];
     size_t best_np = 0;
@@ -124,9 +123,8 @@ void ch_http_methods_format(unsigned mask, char *out, size_t outcap)
         unsigned bit;
         const char *name;
     } order[] = {
-        { CH_M_GET, "GET" },       { CH_M_HEAD, "HEAD" },     { CH_M_POST, "POST" },
-        { CH_M_PUT, "PUT" },       { CH_M_DELETE, "DELETE" }, { CH_M_PATCH, "PATCH" },
-        { CH_M_OPTIONS, "OPTIONS" },
+        {CH_M_GET, "GET"},       {CH_M_HEAD, "HEAD"},   {CH_M_POST, "POST"},       {CH_M_PUT, "PUT"},
+        {CH_M_DELETE, "DELETE"}, {CH_M_PATCH, "PATCH"}, {CH_M_OPTIONS, "OPTIONS"},
     };
     size_t len = 0;
 

@@ -19,9 +19,9 @@ struct ch_http_reject {
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_shutdown_t sreq;
-    struct ch_http_server *srv;  /* borrowed */
+    struct ch_http_server *srv; /* borrowed */
     int handles;
-    bool is_spare;               /* the server's preallocated one */
+    bool is_spare; /* the server's preallocated one */
 };
 
 static void on_connection(uv_stream_t *l, int status);
@@ -126,8 +126,7 @@ static void reject_send_503(struct ch_http_reject *j)
                  "HTTP/1.1 503 Service Unavailable\r\nDate: %s\r\nContent-Type: application/json\r\n"
                  "Content-Length: %zu\r\nConnection: close\r\nRetry-After: 1\r\n"
                  "X-Request-Id: %s-r%llx\r\n\r\n%s",
-                 ch_http_date(date), sizeof(body) - 1, j->srv->rid_prefix,
-                 (unsigned long long)++j->srv->rid_seq, body);
+                 ch_http_date(date), sizeof(body) - 1, j->srv->rid_prefix, (unsigned long long)++j->srv->rid_seq, body);
     /* A fresh socket's send buffer takes 300 bytes whole; if it does not,
      * the client was not going to read it anyway. */
     b = uv_buf_init(msg, (unsigned)n);
@@ -202,15 +201,14 @@ static void on_tick(void *data)
     for (struct ch_http_link *l = s->conns.next; l != &s->conns; l = l->next) {
         struct ch_http_conn *c = ch_container_of(l, struct ch_http_conn, all);
         if (c->soft_since_ms && now - c->soft_since_ms >= soft_ms && c->state != CH_HTTP_CLOSING) {
-            ch_log_info("http conn %llu %s: over the soft write cap for %llu ms; closing",
-                        (unsigned long long)c->id, c->req.remote_addr, (unsigned long long)soft_ms);
+            ch_log_info("http conn %llu %s: over the soft write cap for %llu ms; closing", (unsigned long long)c->id,
+                        c->req.remote_addr, (unsigned long long)soft_ms);
             ch_http_conn_drop(c, "slow reader");
         }
     }
 }
 
-int ch_http_server_new(struct ch_net *net, const struct ch_http_server_opts *o,
-                       struct ch_http_server **out)
+int ch_http_server_new(struct ch_net *net, const struct ch_http_server_opts *o, struct ch_http_server **out)
 {
     struct ch_http_server *s = NULL;
     uint8_t rnd[4];
@@ -287,8 +285,8 @@ int ch_http_server_listen(struct ch_http_server *s, const char *addr, int port, 
             return ch_error_set(err, CH_EADDRINUSE, "address already in use: %s:%d", addr, port);
         if (rc == UV_EACCES)
             return ch_error_set(err, CH_EPERM, "permission denied: %s:%d", addr, port);
-        return ch_error_set(err, rc == UV_EADDRNOTAVAIL ? CH_EINVAL : CH_EIO, "cannot listen on %s:%d: %s",
-                            addr, port, uv_strerror(rc));
+        return ch_error_set(err, rc == UV_EADDRNOTAVAIL ? CH_EINVAL : CH_EIO, "cannot listen on %s:%d: %s", addr, port,
+                            uv_strerror(rc));
     }
     s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                              : ((struct sockaddr_in *)&ss)->sin_port);
@@ -312,8 +310,7 @@ static void on_grace(uv_timer_t *t)
     maybe_done(s);
 }
 
-void ch_http_server_shutdown(struct ch_http_server *s, uint64_t grace_ms,
-                             void (*cb)(void *data), void *data)
+void ch_http_server_shutdown(struct ch_http_server *s, uint64_t grace_ms, void (*cb)(void *data), void *data)
 {
     if (s->stopping)
         return;

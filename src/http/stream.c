@@ -90,8 +90,7 @@ int ch_http_stream_end(struct ch_http_req *r)
     return 0;
 }
 
-int ch_http_upgrade(struct ch_http_req *r, const char *protocol,
-                    const struct ch_http_upgrade_ops *ops, void *data)
+int ch_http_upgrade(struct ch_http_req *r, const char *protocol, const struct ch_http_upgrade_ops *ops, void *data)
 {
     static const char head[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: ";
     static const char conn_hdr[] = "\r\nConnection: Upgrade\r\n";
@@ -132,8 +131,7 @@ int ch_http_upgrade(struct ch_http_req *r, const char *protocol,
 
 int ch_http_conn_write(struct ch_http_conn *c, const void *p, size_t n)
 {
-    if (c->state == CH_HTTP_CLOSING || c->state == CH_HTTP_LINGER ||
-        (c->state == CH_HTTP_WRITE && c->want_close))
+    if (c->state == CH_HTTP_CLOSING || c->state == CH_HTTP_LINGER || (c->state == CH_HTTP_WRITE && c->want_close))
         return CH_ECLOSED;
     if (c->state != CH_HTTP_UPGRADED)
         return CH_ESTATE;

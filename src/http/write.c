@@ -24,8 +24,8 @@ int ch_http_conn_check_queue(struct ch_http_conn *c)
     size_t q = ch_http_conn_queued(c);
 
     if (q > (size_t)s->limits->v[CH_LIMIT_WRITE_QUEUE_HARD_BYTES]) {
-        ch_log_info("http conn %" PRIu64 " %s: %zu bytes queued, over the hard cap; closing", c->id,
-                    c->req.remote_addr, q);
+        ch_log_info("http conn %" PRIu64 " %s: %zu bytes queued, over the hard cap; closing", c->id, c->req.remote_addr,
+                    q);
         ch_http_conn_drop(c, "write queue over the hard cap");
         return CH_E_TOO_LARGE;
     }

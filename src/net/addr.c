@@ -12,7 +12,7 @@
 
 #include "net/net.h"
 
-static const uint8_t v4mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+static const uint8_t v4mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 int ch_net_resolve_bind(const char *bind, char *out, size_t outcap, struct ch_error *err)
 {
@@ -39,8 +39,7 @@ int ch_net_resolve_bind(const char *bind, char *out, size_t outcap, struct ch_er
         memcpy(tmp, bind, n);
         tmp[n] = '\0';
         if (inet_pton(AF_INET, tmp, bin) != 1 && inet_pton(AF_INET6, tmp, bin) != 1)
-            return ch_error_set(err, CH_EINVAL,
-                                "bind \"%.64s\" is not loopback, lan, localhost or an IP address", tmp);
+            return ch_error_set(err, CH_EINVAL, "bind \"%.64s\" is not loopback, lan, localhost or an IP address", tmp);
         lit = tmp;
     }
     if (strlen(lit) >= outcap)
@@ -90,16 +89,13 @@ static int sockaddr_bytes(const struct sockaddr *sa, uint8_t out[16])
 
 bool ch_net_sockaddr_is_loopback(const struct sockaddr *sa)
 {
-    static const uint8_t v6loop[16] = { [15] = 1 };
+    static const uint8_t v6loop[16] = {[15] = 1};
     uint8_t b[16];
 
     switch (sockaddr_bytes(sa, b)) {
-    case AF_INET:
-        return b[0] == 127;
-    case AF_INET6:
-        return memcmp(b, v6loop, 16) == 0;
-    default:
-        return false;
+    case AF_INET: return b[0] == 127;
+    case AF_INET6: return memcmp(b, v6loop, 16) == 0;
+    default: return false;
     }
 }
 

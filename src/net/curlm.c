@@ -24,8 +24,7 @@ int ch_curlm_global_init(void)
         return 0;
     /* Our functions match curl's callback types exactly; ch_realloc(p, 0)
      * frees and returns NULL, as curl expects of realloc. */
-    cc = curl_global_init_mem(CURL_GLOBAL_ALL, ch_malloc, ch_free, ch_realloc, ch_strdup,
-                              ch_calloc);
+    cc = curl_global_init_mem(CURL_GLOBAL_ALL, ch_malloc, ch_free, ch_realloc, ch_strdup, ch_calloc);
     if (cc != CURLE_OK) {
         ch_log_error("curl_global_init_mem: %s", curl_easy_strerror(cc));
         return CH_EIO;
@@ -53,6 +52,7 @@ static void manager_free(struct ch_curlm *m)
 
     ch_free(m->user_agent);
     ch_free(m->proxy);
+    ch_free(m->ca_file);
     ch_free(m);
     if (cb)
         cb(data);
@@ -236,8 +236,11 @@ static int multi_setup(struct ch_curlm *m, const struct ch_curlm_opts *o)
     CURLMcode mc = CURLM_OK;
     CURLSHcode sc = CURLSHE_OK;
 
-#define MSET(opt, val) \
-    do { if (mc == CURLM_OK) mc = curl_multi_setopt(m->multi, opt, val); } while (0)
+#define MSET(opt, val)                                                                                                 \
+    do {                                                                                                               \
+        if (mc == CURLM_OK)                                                                                            \
+            mc = curl_multi_setopt(m->multi, opt, val);                                                                \
+    } while (0)
     MSET(CURLMOPT_SOCKETFUNCTION, on_curl_socket);
     MSET(CURLMOPT_SOCKETDATA, m);
     MSET(CURLMOPT_TIMERFUNCTION, on_curl_timer);
@@ -256,8 +259,7 @@ static int multi_setup(struct ch_curlm *m, const struct ch_curlm_opts *o)
     if (sc == CURLSHE_OK)
         sc = curl_share_setopt(m->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     if (mc != CURLM_OK || sc != CURLSHE_OK) {
-        ch_log_error("curlm: setup: %s", mc != CURLM_OK ? curl_multi_strerror(mc)
-                                                        : curl_share_strerror(sc));
+        ch_log_error("curlm: setup: %s", mc != CURLM_OK ? curl_multi_strerror(mc) : curl_share_strerror(sc));
         return mc == CURLM_OUT_OF_MEMORY || sc == CURLSHE_NOMEM ? CH_ENOMEM : CH_EIO;
     }
     return 0;
@@ -280,7 +282,8 @@ int ch_curlm_new(uv_loop_t *loop, const struct ch_curlm_opts *opts, struct ch_cu
     m->proxy = ch_strdup(o->proxy ? o->proxy : "");
     m->multi = curl_multi_init();
     m->share = curl_share_init();
-    if (!m->user_agent || !m->proxy || !m->multi || !m->share)
+    m->ca_file = o->ca_file ? ch_strdup(o->ca_file) : NULL;
+    if (!m->user_agent || !m->proxy || !m->multi || !m->share || (o->ca_file && !m->ca_file))
         goto out;
     rc = multi_setup(m, o);
     if (rc)
@@ -296,6 +299,7 @@ out:
             curl_share_cleanup(m->share);
         ch_free(m->user_agent);
         ch_free(m->proxy);
+        ch_free(m->ca_file);
         ch_free(m);
         m = NULL;
     }

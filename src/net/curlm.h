@@ -27,15 +27,15 @@
 #include "core/core.h"
 
 /* Defaults; a zero field in the options below means "use this". */
-#define CH_CURLM_DEF_MAX_TOTAL_CONNS 64          /* STYLE.md 8.6: outbound conns */
+#define CH_CURLM_DEF_MAX_TOTAL_CONNS 64 /* STYLE.md 8.6: outbound conns */
 #define CH_CURLM_DEF_MAX_HOST_CONNS 8
-#define CH_CURLM_DEF_CONNECT_TIMEOUT_MS 10000    /* STYLE.md 8.6: outbound connect */
+#define CH_CURLM_DEF_CONNECT_TIMEOUT_MS 10000     /* STYLE.md 8.6: outbound connect */
 #define CH_CURLM_DEF_FIRST_BYTE_TIMEOUT_MS 120000 /* a non-streamed LLM reply is slow */
-#define CH_CURLM_DEF_IDLE_TIMEOUT_MS 60000       /* STYLE.md 8.6: stall */
-#define CH_CURLM_DEF_TOTAL_TIMEOUT_MS 600000     /* the run timeout's default */
+#define CH_CURLM_DEF_IDLE_TIMEOUT_MS 60000        /* STYLE.md 8.6: stall */
+#define CH_CURLM_DEF_TOTAL_TIMEOUT_MS 600000      /* the run timeout's default */
 #define CH_CURLM_DEF_MAX_HEADER_BYTES (64 * 1024)
 #define CH_CURLM_DEF_MAX_BODY_BYTES (16 * 1024 * 1024) /* STYLE.md 8.6: provider response */
-#define CH_CURLM_DEF_KEEPALIVE_S 60              /* TCP keepalive idle and interval */
+#define CH_CURLM_DEF_KEEPALIVE_S 60                    /* TCP keepalive idle and interval */
 /* A timeout field set to this is disabled.  Use it sparingly: libcurl
  * itself has no total timeout (STYLE.md 8.11). */
 #define CH_CURLM_NO_TIMEOUT UINT32_MAX
@@ -71,8 +71,11 @@ struct ch_curlm_opts {
     /* Proxy URL ("http://host:3128"); NULL or "": no proxy, and the
      * http_proxy/https_proxy environment is ignored.  Copied. */
     const char *proxy;
-    const char *user_agent;         /* NULL: "chela/" CH_VERSION; copied */
-    bool no_http2;                  /* true: never offer h2 in TLS ALPN */
+    const char *user_agent; /* NULL: "chela/" CH_VERSION; copied */
+    /* PEM bundle used instead of the system CAs (CURLOPT_CAINFO): a
+     * private CA, or tests.  NULL: the system store.  Copied. */
+    const char *ca_file;
+    bool no_http2; /* true: never offer h2 in TLS ALPN */
 };
 
 /*
@@ -97,13 +100,13 @@ int ch_curlm_new(uv_loop_t *loop, const struct ch_curlm_opts *opts, struct ch_cu
 void ch_curlm_close(struct ch_curlm *m, void (*cb)(void *data), void *data);
 
 struct ch_curlm_stats {
-    uint64_t in_flight;   /* submitted, on_done not yet fired */
-    uint64_t total;       /* requests accepted by ch_curlm_submit */
-    uint64_t failed;      /* finished with rc != 0 (including canceled) */
-    uint64_t canceled;    /* finished with CH_ECANCELED */
-    uint64_t timed_out;   /* finished with CH_ETIMEDOUT */
-    uint64_t bytes_in;    /* response head + body bytes received */
-    uint64_t bytes_out;   /* request head + body bytes sent */
+    uint64_t in_flight; /* submitted, on_done not yet fired */
+    uint64_t total;     /* requests accepted by ch_curlm_submit */
+    uint64_t failed;    /* finished with rc != 0 (including canceled) */
+    uint64_t canceled;  /* finished with CH_ECANCELED */
+    uint64_t timed_out; /* finished with CH_ETIMEDOUT */
+    uint64_t bytes_in;  /* response head + body bytes received */
+    uint64_t bytes_out; /* request head + body bytes sent */
 };
 void ch_curlm_stats_get(const struct ch_curlm *m, struct ch_curlm_stats *out);
 
@@ -116,9 +119,9 @@ void ch_curlm_stats_get(const struct ch_curlm *m, struct ch_curlm_stats *out);
  * was followed).  Borrowed: valid from on_headers until on_done returns.
  */
 struct ch_curlm_head {
-    long status;          /* 200, 429, ... */
-    int http_version;     /* 10, 11, 20 or 30 */
-    struct ch_str raw;    /* status line and header lines, CRLF-separated */
+    long status;       /* 200, 429, ... */
+    int http_version;  /* 10, 11, 20 or 30 */
+    struct ch_str raw; /* status line and header lines, CRLF-separated */
 };
 
 /*
@@ -131,15 +134,14 @@ struct ch_str ch_curlm_head_get(const struct ch_curlm_head *head, const char *na
  * at the end.  Folded continuation lines (obsolete, RFC 9112 5.2) and lines
  * without a colon are skipped.
  */
-bool ch_curlm_head_next(const struct ch_curlm_head *head, size_t *iter, struct ch_str *name,
-                        struct ch_str *value);
+bool ch_curlm_head_next(const struct ch_curlm_head *head, size_t *iter, struct ch_str *name, struct ch_str *value);
 
 /* Which deadline ended a transfer with CH_ETIMEDOUT. */
 enum ch_curlm_timeout {
     CH_CURLM_TIMEOUT_NONE = 0,
-    CH_CURLM_TIMEOUT_CONNECT,     /* DNS + TCP + TLS (curl's connect phase) */
-    CH_CURLM_TIMEOUT_FIRST_BYTE,  /* the final response head did not arrive */
-    CH_CURLM_TIMEOUT_IDLE,        /* no byte received for idle_timeout_ms */
+    CH_CURLM_TIMEOUT_CONNECT,    /* DNS + TCP + TLS (curl's connect phase) */
+    CH_CURLM_TIMEOUT_FIRST_BYTE, /* the final response head did not arrive */
+    CH_CURLM_TIMEOUT_IDLE,       /* no byte received for idle_timeout_ms */
     CH_CURLM_TIMEOUT_TOTAL,
 };
 const char *ch_curlm_timeout_name(enum ch_curlm_timeout t); /* "connect", ... */
@@ -155,23 +157,23 @@ struct ch_curlm_result {
      * at transfer time), CH_ENOMEM, or the code on_headers/on_data returned.
      */
     int rc;
-    enum ch_curlm_timeout timeout;  /* set when rc == CH_ETIMEDOUT */
-    long status;                    /* final HTTP status; 0 if head is NULL */
+    enum ch_curlm_timeout timeout;    /* set when rc == CH_ETIMEDOUT */
+    long status;                      /* final HTTP status; 0 if head is NULL */
     const struct ch_curlm_head *head; /* NULL if no final head arrived */
-    const char *msg;                /* "" on success, else a short reason */
+    const char *msg;                  /* "" on success, else a short reason */
     /* Microseconds.  first_byte_us and total_us are measured from submit;
      * connect_us and tls_us are curl's (from the transfer's start, about
      * 0 on a reused connection).  0: did not happen. */
     uint64_t connect_us;
     uint64_t tls_us;
-    uint64_t first_byte_us;         /* first response byte (head) */
+    uint64_t first_byte_us; /* first response byte (head) */
     uint64_t total_us;
-    uint64_t head_bytes;            /* response head bytes, interim heads too */
-    uint64_t body_bytes;            /* body bytes passed to on_data */
-    uint64_t bytes_out;             /* request head + body sent */
-    long new_connections;           /* connections opened for it; 0: reused */
-    const char *primary_ip;         /* address connected to, "" if none */
-    const char *effective_url;      /* last URL used, "" if never started */
+    uint64_t head_bytes;       /* response head bytes, interim heads too */
+    uint64_t body_bytes;       /* body bytes passed to on_data */
+    uint64_t bytes_out;        /* request head + body sent */
+    long new_connections;      /* connections opened for it; 0: reused */
+    const char *primary_ip;    /* address connected to, "" if none */
+    const char *effective_url; /* last URL used, "" if never started */
 };
 
 /*
@@ -184,30 +186,28 @@ struct ch_curlm_result {
  * with the first body byte or at the end).  on_data: one body chunk as it
  * arrived (not NUL-terminated, valid during the call; no buffering here).
  * Both return 0 to go on, or a negative CH_E* to stop the transfer; on_done
- * then reports that code.  They may call ch_curlm_abort, ch_curlm_submit
+ * then reports that code (a positive value counts as CH_ECANCELED).  They may call ch_curlm_abort, ch_curlm_submit
  * (the new transfer starts on the next loop iteration) and ch_curlm_close.
  * on_done: the end.  req is valid until on_done returns; it may submit new
  * requests (a retry) or close the manager.
  */
-typedef int (*ch_curlm_headers_cb)(struct ch_curlm_req *req, const struct ch_curlm_head *head,
-                                   void *data);
+typedef int (*ch_curlm_headers_cb)(struct ch_curlm_req *req, const struct ch_curlm_head *head, void *data);
 typedef int (*ch_curlm_data_cb)(struct ch_curlm_req *req, const char *p, size_t len, void *data);
-typedef void (*ch_curlm_done_cb)(struct ch_curlm_req *req, const struct ch_curlm_result *res,
-                                 void *data);
+typedef void (*ch_curlm_done_cb)(struct ch_curlm_req *req, const struct ch_curlm_result *res, void *data);
 
 /* ------------------------------------------------------------------ */
 /* Requests                                                             */
 /* ------------------------------------------------------------------ */
 
 struct ch_curlm_header {
-    const char *name;   /* "Content-Type" */
-    const char *value;  /* "application/json"; "" sends an empty value */
+    const char *name;  /* "Content-Type" */
+    const char *value; /* "application/json"; "" sends an empty value */
 };
 
 enum ch_curlm_body_mode {
-    CH_CURLM_BODY_COPY = 0,  /* copied at submit */
-    CH_CURLM_BODY_BORROW,    /* caller keeps it valid until on_done returns */
-    CH_CURLM_BODY_TAKE,      /* a ch_malloc block; freed by us, even if submit fails */
+    CH_CURLM_BODY_COPY = 0, /* copied at submit */
+    CH_CURLM_BODY_BORROW,   /* caller keeps it valid until on_done returns */
+    CH_CURLM_BODY_TAKE,     /* a ch_malloc block; freed by us, even if submit fails */
 };
 
 /*
@@ -220,14 +220,14 @@ struct ch_curlm_request {
      * POST, PUT and PATCH always send a body (maybe empty); HEAD sends
      * none and gets no on_data. */
     const char *method;
-    const char *url;           /* required; checked at submit */
+    const char *url; /* required; checked at submit */
     /* Request headers, sent as given.  Names must be tokens and values
      * free of CR/LF (CH_EINVAL otherwise).  "Expect:" is suppressed and,
      * with a body but no Content-Type, curl's form default is dropped.
      * Copied, and the copies wiped when freed (they may hold API keys). */
     const struct ch_curlm_header *headers;
     size_t header_count;
-    const void *body;          /* may be NULL when body_len == 0 */
+    const void *body; /* may be NULL when body_len == 0 */
     size_t body_len;
     enum ch_curlm_body_mode body_mode;
 
@@ -247,12 +247,12 @@ struct ch_curlm_request {
      */
     const char *const *resolve;
     size_t resolve_count;
-    long max_redirects;        /* 0: redirects are returned, not followed */
-    bool allow_any_protocol;   /* false: http and https only, redirects too */
+    long max_redirects;      /* 0: redirects are returned, not followed */
+    bool allow_any_protocol; /* false: http and https only, redirects too */
 
-    ch_curlm_headers_cb on_headers;  /* optional */
-    ch_curlm_data_cb on_data;        /* optional: the body is then discarded */
-    ch_curlm_done_cb on_done;        /* required */
+    ch_curlm_headers_cb on_headers; /* optional */
+    ch_curlm_data_cb on_data;       /* optional: the body is then discarded */
+    ch_curlm_done_cb on_done;       /* required */
     void *data;
 };
 

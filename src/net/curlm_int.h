@@ -13,29 +13,30 @@
 
 /* One socket curl asked us to watch (multi-uv.c's curl_context). */
 struct curlm_sock {
-    uv_poll_t poll;             /* embedded; the struct is freed in its close cb */
-    curl_socket_t fd;           /* borrowed: curl owns and closes the socket */
-    struct ch_curlm *m;         /* borrowed */
+    uv_poll_t poll;                 /* embedded; the struct is freed in its close cb */
+    curl_socket_t fd;               /* borrowed: curl owns and closes the socket */
+    struct ch_curlm *m;             /* borrowed */
     struct curlm_sock *prev, *next; /* m->socks, while the poll is open */
 };
 
 struct ch_curlm {
-    uv_loop_t *loop;            /* borrowed */
-    CURLM *multi;               /* owned: transfers and the connection cache */
-    CURLSH *share;              /* owned: DNS cache and TLS sessions */
-    uv_timer_t timer;           /* curl's single timeout; stopped when curl says -1 */
-    struct curlm_sock *socks;   /* open poll handles */
-    struct ch_curlm_req *reqs;  /* requests not yet freed (finished ones too) */
-    size_t live_reqs;           /* length of reqs */
-    char *user_agent;           /* owned */
-    char *proxy;                /* owned; "" means no proxy */
+    uv_loop_t *loop;           /* borrowed */
+    CURLM *multi;              /* owned: transfers and the connection cache */
+    CURLSH *share;             /* owned: DNS cache and TLS sessions */
+    uv_timer_t timer;          /* curl's single timeout; stopped when curl says -1 */
+    struct curlm_sock *socks;  /* open poll handles */
+    struct ch_curlm_req *reqs; /* requests not yet freed (finished ones too) */
+    size_t live_reqs;          /* length of reqs */
+    char *user_agent;          /* owned */
+    char *proxy;               /* owned; "" means no proxy */
+    char *ca_file;             /* owned; NULL: the system CA store */
     long keepalive_s;
     bool no_http2;
-    int in_curl;                /* >0 while curl_multi_socket_action runs */
-    int open_handles;           /* timer + polls not yet closed */
-    bool closing;               /* ch_curlm_close was called */
-    bool torn_down;             /* multi cleaned up, handles closing */
-    bool in_cleanup;            /* inside curl_multi_cleanup */
+    int in_curl;      /* >0 while curl_multi_socket_action runs */
+    int open_handles; /* timer + polls not yet closed */
+    bool closing;     /* ch_curlm_close was called */
+    bool torn_down;   /* multi cleaned up, handles closing */
+    bool in_cleanup;  /* inside curl_multi_cleanup */
     uint64_t next_id;
     struct ch_curlm_stats stats;
     void (*close_cb)(void *data);
@@ -43,15 +44,15 @@ struct ch_curlm {
 };
 
 enum curlm_req_state {
-    CURLM_REQ_QUEUED,   /* submitted from inside curl; added on the next iteration */
-    CURLM_REQ_RUNNING,  /* in the multi handle */
-    CURLM_REQ_DONE,     /* on_done fired; the timer is closing, then freed */
+    CURLM_REQ_QUEUED,  /* submitted from inside curl; added on the next iteration */
+    CURLM_REQ_RUNNING, /* in the multi handle */
+    CURLM_REQ_DONE,    /* on_done fired; the timer is closing, then freed */
 };
 
 struct ch_curlm_req {
-    struct ch_curlm *m;         /* borrowed: outlives every request */
+    struct ch_curlm *m;               /* borrowed: outlives every request */
     struct ch_curlm_req *prev, *next; /* m->reqs */
-    uint64_t id;                /* for logs */
+    uint64_t id;                      /* for logs */
     enum curlm_req_state state;
     bool in_multi;              /* added to m->multi and not yet removed */
     CURL *easy;                 /* owned until finish */
@@ -63,26 +64,26 @@ struct ch_curlm_req {
     /* Why we stopped curl (0: we did not): it wins over curl's own code. */
     int stop_rc;
     enum ch_curlm_timeout stop_timeout;
-    char msg[CURL_ERROR_SIZE];  /* our reason when stop_rc != 0 */
+    char msg[CURL_ERROR_SIZE];    /* our reason when stop_rc != 0 */
     char errbuf[CURL_ERROR_SIZE]; /* CURLOPT_ERRORBUFFER */
 
     /* Response head: the current head's lines, capped at max_header_bytes. */
     struct ch_buf head;
-    struct ch_curlm_head view;  /* points into head once complete */
-    bool head_done;             /* the final head arrived (first-byte deadline met) */
-    bool head_pending;          /* complete but maybe a redirect curl follows */
-    bool head_fired;            /* delivered (on_headers called, if any) */
-    bool got_byte;              /* any response byte: the idle deadline runs */
-    uint64_t head_bytes;        /* all heads, interim and trailers too */
+    struct ch_curlm_head view; /* points into head once complete */
+    bool head_done;            /* the final head arrived (first-byte deadline met) */
+    bool head_pending;         /* complete but maybe a redirect curl follows */
+    bool head_fired;           /* delivered (on_headers called, if any) */
+    bool got_byte;             /* any response byte: the idle deadline runs */
+    uint64_t head_bytes;       /* all heads, interim and trailers too */
     uint64_t body_bytes;
     uint64_t max_header_bytes;
     uint64_t max_body_bytes;
-    long max_redirects;         /* 0: curl does not follow */
+    long max_redirects; /* 0: curl does not follow */
 
     /* Deadlines, loop clock (uv_now) in ms. */
     uint64_t start_ms;
     uint64_t last_rx_ms;
-    uint64_t armed_ms;          /* when the timer fires next; UINT64_MAX: not armed */
+    uint64_t armed_ms;                         /* when the timer fires next; UINT64_MAX: not armed */
     uint32_t first_byte_ms, idle_ms, total_ms; /* CH_CURLM_NO_TIMEOUT: off */
     /* Timings, uv_hrtime() in ns. */
     uint64_t t_start_ns, t_first_ns;

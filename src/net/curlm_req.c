@@ -19,7 +19,7 @@ static void on_req_timer(uv_timer_t *t);
 
 const char *ch_curlm_timeout_name(enum ch_curlm_timeout t)
 {
-    static const char *const names[] = { "none", "connect", "first-byte", "idle", "total" };
+    static const char *const names[] = {"none", "connect", "first-byte", "idle", "total"};
 
     return (unsigned)t < CH_ARRAY_SIZE(names) ? names[t] : "unknown";
 }
@@ -28,8 +28,7 @@ const char *ch_curlm_timeout_name(enum ch_curlm_timeout t)
 /* Response heads                                                      */
 /* ------------------------------------------------------------------ */
 
-bool ch_curlm_head_next(const struct ch_curlm_head *head, size_t *iter, struct ch_str *name,
-                        struct ch_str *value)
+bool ch_curlm_head_next(const struct ch_curlm_head *head, size_t *iter, struct ch_str *name, struct ch_str *value)
 {
     const char *p = head->raw.p;
     size_t len = head->raw.len, i = *iter;
@@ -50,8 +49,8 @@ bool ch_curlm_head_next(const struct ch_curlm_head *head, size_t *iter, struct c
         colon = memchr(line, ':', n);
         if (!colon)
             continue;
-        *name = (struct ch_str){ line, (size_t)(colon - line) };
-        *value = ch_str_trim((struct ch_str){ colon + 1, n - (size_t)(colon - line) - 1 });
+        *name = (struct ch_str){line, (size_t)(colon - line)};
+        *value = ch_str_trim((struct ch_str){colon + 1, n - (size_t)(colon - line) - 1});
         *iter = i;
         return true;
     }
@@ -68,7 +67,7 @@ struct ch_str ch_curlm_head_get(const struct ch_curlm_head *head, const char *na
         if (ch_str_eq_ci(k, name))
             return v;
     }
-    return (struct ch_str){ NULL, 0 };
+    return (struct ch_str){NULL, 0};
 }
 
 /* ------------------------------------------------------------------ */
@@ -133,19 +132,24 @@ static void stop(struct ch_curlm_req *req, int rc, enum ch_curlm_timeout t, cons
     va_end(ap);
 }
 
-/* A response byte arrived (head or body). */
-static void note_rx(struct ch_curlm_req *req)
+/* A deadline started and may come before the armed one. */
+static void rearm_if_earlier(struct ch_curlm_req *req)
 {
     enum ch_curlm_timeout which;
 
+    if (req->stop_rc == 0 && next_deadline(req, &which) < req->armed_ms)
+        arm_deadline(req);
+}
+
+/* A response byte arrived (head or body). */
+static void note_rx(struct ch_curlm_req *req)
+{
     req->last_rx_ms = uv_now(req->m->loop);
     if (req->got_byte)
         return;
     req->got_byte = true;
     req->t_first_ns = uv_hrtime();
-    /* The idle deadline starts now and may come before the armed one. */
-    if (req->stop_rc == 0 && next_deadline(req, &which) < req->armed_ms)
-        arm_deadline(req);
+    rearm_if_earlier(req); /* the idle deadline starts now */
 }
 
 /* ------------------------------------------------------------------ */
@@ -211,6 +215,8 @@ static int fire_headers(struct ch_curlm_req *req)
     req->head_fired = true;
     if (req->on_headers)
         rc = req->on_headers(req, &req->view, req->data);
+    if (rc > 0)
+        rc = CH_ECANCELED; /* the contract asks for a CH_E*; keep rc negative */
     if (rc)
         stop(req, rc, CH_CURLM_TIMEOUT_NONE, "stopped by on_headers (%s)", ch_strerror(rc));
     return rc;
@@ -243,7 +249,7 @@ static void fill_info(struct ch_curlm_req *req, struct ch_curlm_result *res)
 static void finish(struct ch_curlm_req *req, CURLcode cc)
 {
     struct ch_curlm *m = req->m;
-    struct ch_curlm_result res = { .msg = "", .primary_ip = "", .effective_url = "" };
+    struct ch_curlm_result res = {.msg = "", .primary_ip = "", .effective_url = ""};
 
     if (req->state == CURLM_REQ_DONE)
         return;
@@ -290,9 +296,9 @@ static void finish(struct ch_curlm_req *req, CURLcode cc)
         m->stats.canceled += res.rc == CH_ECANCELED;
         m->stats.timed_out += res.rc == CH_ETIMEDOUT;
     }
-    ch_log_debug("curlm: req %llu done rc=%d status=%ld %s%s%s %llu us", (unsigned long long)req->id,
-                 res.rc, res.status, res.timeout ? ch_curlm_timeout_name(res.timeout) : "",
-                 res.rc ? " " : "", res.msg, (unsigned long long)res.total_us);
+    ch_log_debug("curlm: req %llu done rc=%d status=%ld %s%s%s %llu us", (unsigned long long)req->id, res.rc,
+                 res.status, res.timeout ? ch_curlm_timeout_name(res.timeout) : "", res.rc ? " " : "", res.msg,
+                 (unsigned long long)res.total_us);
     req->on_done(req, &res, req->data);
     req_release(req);
 }
@@ -332,10 +338,12 @@ size_t curlm_req_on_header(char *p, size_t size, size_t nitems, void *userdata)
     if (req->head_fired)
         return len; /* trailers: counted against the cap, not reported */
     if (req->head_pending) {
-        /* curl followed the redirect: this is the next response. */
+        /* curl followed the redirect: this is the next response, and
+         * the first-byte deadline applies again. */
         req->head_pending = false;
         req->head_done = false;
         ch_buf_reset(&req->head);
+        rearm_if_earlier(req);
     }
     if (!(len == 2 && p[0] == '\r') && !(len == 1 && p[0] == '\n')) {
         /* Cannot exceed max: head_bytes already covers this line. */
@@ -353,12 +361,12 @@ size_t curlm_req_on_header(char *p, size_t size, size_t nitems, void *userdata)
     curl_easy_getinfo(req->easy, CURLINFO_HTTP_VERSION, &ver);
     req->head_done = true;
     req->view.status = status;
-    req->view.http_version = ver == CURL_HTTP_VERSION_1_0 ? 10
+    req->view.http_version = ver == CURL_HTTP_VERSION_1_0   ? 10
                              : ver == CURL_HTTP_VERSION_2_0 ? 20
-                             : ver == CURL_HTTP_VERSION_3 ? 30 : 11;
-    req->view.raw = (struct ch_str){ req->head.data ? req->head.data : "", req->head.len };
-    if (req->max_redirects > 0 && is_redirect(status) &&
-        ch_curlm_head_get(&req->view, "location").p) {
+                             : ver == CURL_HTTP_VERSION_3   ? 30
+                                                            : 11;
+    req->view.raw = (struct ch_str){req->head.data ? req->head.data : "", req->head.len};
+    if (req->max_redirects > 0 && is_redirect(status) && ch_curlm_head_get(&req->view, "location").p) {
         /* curl will probably follow it; report it only if it does not. */
         req->head_pending = true;
         return len;
@@ -389,6 +397,8 @@ size_t curlm_req_on_write(char *p, size_t size, size_t nmemb, void *userdata)
     if (!req->on_data)
         return len;
     rc = req->on_data(req, p, len, req->data);
+    if (rc > 0)
+        rc = CH_ECANCELED;
     if (rc)
         stop(req, rc, CH_CURLM_TIMEOUT_NONE, "stopped by on_data (%s)", ch_strerror(rc));
     return req->stop_rc ? 0 : len;

@@ -11,7 +11,7 @@
 
 #include "net/curlm_int.h"
 
-#define MAX_URL_BYTES (64 * 1024)   /* far above any real API URL; curl allows 8 MB */
+#define MAX_URL_BYTES (64 * 1024) /* far above any real API URL; curl allows 8 MB */
 #define MAX_METHOD_BYTES 16
 #define MAX_FIELD_BYTES (16 * 1024) /* one request header line */
 #define MAX_PIN_BYTES 512           /* "host:port:addr[,addr...]" */
@@ -61,14 +61,14 @@ static int check_url(const struct ch_curlm_request *r, bool *is_https, struct ch
      * was built without; control characters and spaces are refused. */
     uc = curl_url_set(u, CURLUPART_URL, r->url, 0);
     if (uc != CURLUE_OK) {
-        rc = ch_error_set(err, uc == CURLUE_OUT_OF_MEMORY ? CH_ENOMEM : CH_EINVAL,
-                          "bad URL: %s", curl_url_strerror(uc));
+        rc =
+            ch_error_set(err, uc == CURLUE_OUT_OF_MEMORY ? CH_ENOMEM : CH_EINVAL, "bad URL: %s", curl_url_strerror(uc));
         goto out;
     }
     uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
     if (uc != CURLUE_OK) {
-        rc = ch_error_set(err, uc == CURLUE_OUT_OF_MEMORY ? CH_ENOMEM : CH_EINVAL,
-                          "bad URL: %s", curl_url_strerror(uc));
+        rc =
+            ch_error_set(err, uc == CURLUE_OUT_OF_MEMORY ? CH_ENOMEM : CH_EINVAL, "bad URL: %s", curl_url_strerror(uc));
         goto out;
     }
     if (!r->allow_any_protocol && strcmp(scheme, "http") && strcmp(scheme, "https")) {
@@ -104,8 +104,7 @@ static int build_headers(struct ch_curlm_req *req, const struct ch_curlm_request
     for (size_t i = 0; i < r->header_count; i++) {
         const struct ch_curlm_header *h = &r->headers[i];
 
-        if (!h->name || !h->value || !valid_token(h->name, MAX_FIELD_BYTES) ||
-            !valid_text(h->value)) {
+        if (!h->name || !h->value || !valid_token(h->name, MAX_FIELD_BYTES) || !valid_text(h->value)) {
             rc = ch_error_set(err, CH_EINVAL, "request header %zu: bad name or value", i);
             goto out;
         }
@@ -118,8 +117,7 @@ static int build_headers(struct ch_curlm_req *req, const struct ch_curlm_request
         else
             rc = ch_buf_appendf(&line, "%s;", h->name);
         if (rc == CH_E_TOO_LARGE) {
-            rc = ch_error_set(err, CH_EINVAL, "request header %zu longer than %d bytes", i,
-                              MAX_FIELD_BYTES);
+            rc = ch_error_set(err, CH_EINVAL, "request header %zu longer than %d bytes", i, MAX_FIELD_BYTES);
             goto out;
         }
         if (rc || (rc = slist_add(&req->headers, line.data)) != 0)
@@ -141,8 +139,7 @@ out:
     return rc;
 }
 
-static int build_resolve(struct ch_curlm_req *req, const struct ch_curlm_request *r,
-                         struct ch_error *err)
+static int build_resolve(struct ch_curlm_req *req, const struct ch_curlm_request *r, struct ch_error *err)
 {
     for (size_t i = 0; i < r->resolve_count; i++) {
         const char *pin = r->resolve[i];
@@ -160,17 +157,19 @@ static uint32_t pick(uint32_t v, uint32_t def)
     return v ? v : def;
 }
 
-static int setup_easy(struct ch_curlm_req *req, const struct ch_curlm_request *r,
-                      const char *method, bool has_body, const void *body, bool is_https,
-                      struct ch_error *err)
+static int setup_easy(struct ch_curlm_req *req, const struct ch_curlm_request *r, const char *method, bool has_body,
+                      const void *body, bool is_https, struct ch_error *err)
 {
     struct ch_curlm *m = req->m;
     CURL *e = req->easy;
     CURLcode cc = CURLE_OK;
     uint32_t connect_ms = pick(r->connect_timeout_ms, CH_CURLM_DEF_CONNECT_TIMEOUT_MS);
 
-#define SET(opt, val) \
-    do { if (cc == CURLE_OK) cc = curl_easy_setopt(e, opt, val); } while (0)
+#define SET(opt, val)                                                                                                  \
+    do {                                                                                                               \
+        if (cc == CURLE_OK)                                                                                            \
+            cc = curl_easy_setopt(e, opt, val);                                                                        \
+    } while (0)
     SET(CURLOPT_PRIVATE, req);
     SET(CURLOPT_URL, r->url);
     SET(CURLOPT_ERRORBUFFER, req->errbuf);
@@ -182,10 +181,11 @@ static int setup_easy(struct ch_curlm_req *req, const struct ch_curlm_request *r
     SET(CURLOPT_HTTPHEADER, req->headers);
     SET(CURLOPT_USERAGENT, m->user_agent);
     SET(CURLOPT_PROXY, m->proxy); /* "" also ignores the *_proxy environment */
+    if (m->ca_file)
+        SET(CURLOPT_CAINFO, m->ca_file);
     /* A proxy's CONNECT reply would otherwise reach on_header as a head. */
     SET(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
-    SET(CURLOPT_HTTP_VERSION, m->no_http2 ? (long)CURL_HTTP_VERSION_1_1
-                                           : (long)CURL_HTTP_VERSION_2TLS);
+    SET(CURLOPT_HTTP_VERSION, m->no_http2 ? (long)CURL_HTTP_VERSION_1_1 : (long)CURL_HTTP_VERSION_2TLS);
     /* Wait for a connection that may multiplex rather than open another,
      * but only where h2 can be negotiated: curl counts a cleartext
      * HTTP/1.1 connection as "might multiplex" too, and would park every
@@ -235,12 +235,12 @@ static int setup_easy(struct ch_curlm_req *req, const struct ch_curlm_request *r
 #undef SET
     if (cc == CURLE_OK)
         return 0;
-    return ch_error_set(err, cc == CURLE_OUT_OF_MEMORY ? CH_ENOMEM : CH_EIO,
-                        "curl_easy_setopt: %s", curl_easy_strerror(cc));
+    return ch_error_set(err, cc == CURLE_OUT_OF_MEMORY ? CH_ENOMEM : CH_EIO, "curl_easy_setopt: %s",
+                        curl_easy_strerror(cc));
 }
 
-static int check_request(const struct ch_curlm *m, const struct ch_curlm_request *r,
-                         const char **method, bool *is_https, struct ch_error *err)
+static int check_request(const struct ch_curlm *m, const struct ch_curlm_request *r, const char **method,
+                         bool *is_https, struct ch_error *err)
 {
     if (!r->url || !r->on_done)
         return ch_error_set(err, CH_EINVAL, "a request needs a url and on_done");
@@ -269,8 +269,7 @@ static void fill_limits(struct ch_curlm_req *req, const struct ch_curlm_request 
     req->first_byte_ms = pick(r->first_byte_timeout_ms, CH_CURLM_DEF_FIRST_BYTE_TIMEOUT_MS);
     req->idle_ms = pick(r->idle_timeout_ms, CH_CURLM_DEF_IDLE_TIMEOUT_MS);
     req->total_ms = pick(r->total_timeout_ms, CH_CURLM_DEF_TOTAL_TIMEOUT_MS);
-    req->max_header_bytes = r->max_header_bytes ? r->max_header_bytes
-                                                : CH_CURLM_DEF_MAX_HEADER_BYTES;
+    req->max_header_bytes = r->max_header_bytes ? r->max_header_bytes : CH_CURLM_DEF_MAX_HEADER_BYTES;
     req->max_body_bytes = r->max_body_bytes ? r->max_body_bytes : CH_CURLM_DEF_MAX_BODY_BYTES;
     req->max_redirects = r->max_redirects;
     req->armed_ms = UINT64_MAX;
@@ -312,8 +311,7 @@ int ch_curlm_submit(struct ch_curlm *m, const struct ch_curlm_request *r, struct
         memcpy(req->body, r->body, r->body_len);
         body = req->body;
     }
-    has_body = r->body_len > 0 || !strcmp(method, "POST") || !strcmp(method, "PUT") ||
-               !strcmp(method, "PATCH");
+    has_body = r->body_len > 0 || !strcmp(method, "POST") || !strcmp(method, "PUT") || !strcmp(method, "PATCH");
     req->easy = curl_easy_init();
     if (!req->easy)
         goto out;
@@ -339,8 +337,8 @@ int ch_curlm_submit(struct ch_curlm *m, const struct ch_curlm_request *r, struct
     } else {
         CURLMcode mc = curl_multi_add_handle(m->multi, req->easy);
         if (mc != CURLM_OK) {
-            rc = ch_error_set(err, mc == CURLM_OUT_OF_MEMORY ? CH_ENOMEM : CH_EIO,
-                              "curl_multi_add_handle: %s", curl_multi_strerror(mc));
+            rc = ch_error_set(err, mc == CURLM_OUT_OF_MEMORY ? CH_ENOMEM : CH_EIO, "curl_multi_add_handle: %s",
+                              curl_multi_strerror(mc));
             goto out;
         }
         req->in_multi = true;

@@ -98,13 +98,14 @@ static void on_closed(uv_handle_t *h)
 
 void ch_net_close(struct ch_net *n, void (*cb)(void *data), void *data)
 {
-    uv_handle_t *hs[3] = { (uv_handle_t *)&n->prepare, (uv_handle_t *)&n->tick,
-                           (uv_handle_t *)&n->idle };
+    uv_handle_t *hs[3] = {(uv_handle_t *)&n->prepare, (uv_handle_t *)&n->tick, (uv_handle_t *)&n->idle};
 
     n->close_cb = cb;
     n->close_data = data;
-    n->flush_count = 0;
-    n->tick_count = 0;
+    /* Cleared, not just counted out: a hook run in progress (close called
+     * from inside one) skips the rest. */
+    memset(n->flush, 0, sizeof(n->flush));
+    memset(n->ticks, 0, sizeof(n->ticks));
     for (size_t i = 0; i < CH_ARRAY_SIZE(hs); i++) {
         if (!uv_is_closing(hs[i]))
             uv_close(hs[i], on_closed);

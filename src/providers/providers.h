@@ -119,7 +119,9 @@ enum ch_llm_event_type {
 struct ch_llm_event {
     enum ch_llm_event_type type;
     struct ch_str text;
-    int index;                 /* tool calls numbered 0, 1, ... in this response */
+    int index;                 /* tool calls numbered 0, 1, ... in this response;
+                                  START waits for the call's name, so a call
+                                  named late can start after a later one */
     const char *tool_id;
     const char *tool_name;
     json_t *tool_input;        /* TOOL_END: an object, or NULL with tool_error */

@@ -187,6 +187,9 @@ int ch_store_col_dup(sqlite3_stmt *st, int col, char **out);
 /* Step a statement expected to finish without rows (it is left for the
  * caller to reset); CH_E* from the step. */
 int ch_store_step_done(sqlite3_stmt *st);
+/* For a step that should have returned a row and did not: CH_ENOTFOUND
+ * for SQLITE_DONE, else the mapped error (never 0). */
+int ch_store_row_err(int sqlite_rc);
 /* Grow an array of `size`-byte items to hold one more, doubling from 16,
  * refusing past CH_STORE_MAX_LIST items with CH_E_TOO_LARGE. */
 int ch_store_grow(void **items, size_t *cap, size_t count, size_t size);

@@ -13,8 +13,8 @@
 
 #include "store/internal.h"
 
-#define MESSAGE_COLS                                                                       \
-    "id, session_key, session_id, seq, role, content, model, input_tokens, output_tokens," \
+#define MESSAGE_COLS                                                                                                   \
+    "id, session_key, session_id, seq, role, content, model, input_tokens, output_tokens,"                             \
     " cache_read_tokens, cache_write_tokens, latency_ms, created_ms, run_id"
 #define COL_CONTENT 5
 /* A summary is a few thousand tokens; this cap keeps the escaped JSON of
@@ -22,7 +22,7 @@
  * cap. */
 #define MAX_SUMMARY_BYTES (512 * 1024)
 
-static const char *const roles[] = { "user", "assistant", "tool", "system", "compaction" };
+static const char *const roles[] = {"user", "assistant", "tool", "system", "compaction"};
 
 void ch_message_rec_release(struct ch_message_rec *m)
 {
@@ -54,10 +54,9 @@ static int row_to_message(sqlite3_stmt *st, struct ch_message_rec *m)
     int rc;
 
     memset(m, 0, sizeof(*m));
-    if ((rc = ch_store_col_dup(st, 1, &m->session_key))
-        || (rc = ch_store_col_dup(st, 2, &m->session_id))
-        || (rc = ch_store_col_dup(st, COL_CONTENT, &m->content))
-        || (rc = ch_store_col_dup(st, 6, &m->model)) || (rc = ch_store_col_dup(st, 13, &m->run_id))) {
+    if ((rc = ch_store_col_dup(st, 1, &m->session_key)) || (rc = ch_store_col_dup(st, 2, &m->session_id)) ||
+        (rc = ch_store_col_dup(st, COL_CONTENT, &m->content)) || (rc = ch_store_col_dup(st, 6, &m->model)) ||
+        (rc = ch_store_col_dup(st, 13, &m->run_id))) {
         ch_message_rec_release(m);
         return rc;
     }
@@ -82,8 +81,7 @@ static int row_to_message(sqlite3_stmt *st, struct ch_message_rec *m)
 
 static int check_session_id(const char *session_id)
 {
-    return ch_store_check_text(session_id, CH_STORE_MAX_ID_BYTES, true, false, "session id",
-                               NULL, NULL);
+    return ch_store_check_text(session_id, CH_STORE_MAX_ID_BYTES, true, false, "session id", NULL, NULL);
 }
 
 /* A role append accepts: anything of `roles` but compaction. */
@@ -106,18 +104,15 @@ int ch_messages_append(struct ch_db *db, const struct ch_message_rec *m, int64_t
 
     if (!db || !m)
         return CH_EINVAL;
-    if ((rc = ch_store_check_text(m->session_key, CH_STORE_MAX_KEY_BYTES, true, false,
-                                  "session key", NULL, NULL))
-        || (rc = check_session_id(m->session_id))
-        || (rc = ch_store_check_text(m->content, CH_STORE_MAX_CONTENT_BYTES, true, true,
-                                     "message content", &content_len, NULL))
-        || (rc = ch_store_check_text(m->model, CH_STORE_MAX_NAME_BYTES, false, false, "model",
-                                     NULL, NULL))
-        || (rc = ch_store_check_text(m->run_id, CH_STORE_MAX_ID_BYTES, false, false, "run id",
-                                     NULL, NULL)))
+    if ((rc = ch_store_check_text(m->session_key, CH_STORE_MAX_KEY_BYTES, true, false, "session key", NULL, NULL)) ||
+        (rc = check_session_id(m->session_id)) ||
+        (rc = ch_store_check_text(m->content, CH_STORE_MAX_CONTENT_BYTES, true, true, "message content", &content_len,
+                                  NULL)) ||
+        (rc = ch_store_check_text(m->model, CH_STORE_MAX_NAME_BYTES, false, false, "model", NULL, NULL)) ||
+        (rc = ch_store_check_text(m->run_id, CH_STORE_MAX_ID_BYTES, false, false, "run id", NULL, NULL)))
         return rc;
-    if (!append_role_ok(m->role) || m->input_tokens < 0 || m->output_tokens < 0
-        || m->cache_read_tokens < 0 || m->cache_write_tokens < 0 || m->latency_ms < 0)
+    if (!append_role_ok(m->role) || m->input_tokens < 0 || m->output_tokens < 0 || m->cache_read_tokens < 0 ||
+        m->cache_write_tokens < 0 || m->latency_ms < 0)
         return CH_EINVAL;
     /* The seq comes from the same statement as the row: atomic without a
      * savepoint, and UNIQUE(session_id, seq) catches any other writer. */
@@ -162,8 +157,7 @@ int ch_messages_append(struct ch_db *db, const struct ch_message_rec *m, int64_t
 
 /* Shared by both loads: collect rows from a prepared statement while they
  * fit under max_count and max_bytes; truncated when a row was left out. */
-static int collect(sqlite3_stmt *st, size_t max_count, size_t max_bytes,
-                   struct ch_message_list *l)
+static int collect(sqlite3_stmt *st, size_t max_count, size_t max_bytes, struct ch_message_list *l)
 {
     size_t cap = 0, used = 0, bytes;
     int rc, src;
@@ -191,8 +185,8 @@ static int collect(sqlite3_stmt *st, size_t max_count, size_t max_bytes,
     return src == SQLITE_DONE ? 0 : ch_db_err_code(src);
 }
 
-static int check_load(struct ch_db *db, const char *session_id, size_t max_count,
-                      size_t max_bytes, struct ch_message_list *out)
+static int check_load(struct ch_db *db, const char *session_id, size_t max_count, size_t max_bytes,
+                      struct ch_message_list *out)
 {
     if (out)
         memset(out, 0, sizeof(*out));
@@ -203,10 +197,10 @@ static int check_load(struct ch_db *db, const char *session_id, size_t max_count
     return check_session_id(session_id);
 }
 
-int ch_messages_load_last(struct ch_db *db, const char *session_id, size_t max_count,
-                          size_t max_bytes, struct ch_message_list *out)
+int ch_messages_load_last(struct ch_db *db, const char *session_id, size_t max_count, size_t max_bytes,
+                          struct ch_message_list *out)
 {
-    struct ch_message_list l = { 0 };
+    struct ch_message_list l = {0};
     struct ch_message_rec tmp;
     sqlite3_stmt *st = NULL;
     size_t i;
@@ -214,8 +208,9 @@ int ch_messages_load_last(struct ch_db *db, const char *session_id, size_t max_c
 
     if ((rc = check_load(db, session_id, max_count, max_bytes, out)))
         return rc;
-    rc = ch_db_prepare(db, "SELECT " MESSAGE_COLS " FROM messages WHERE session_id = ?1"
-                           " ORDER BY seq DESC LIMIT ?2",
+    rc = ch_db_prepare(db,
+                       "SELECT " MESSAGE_COLS " FROM messages WHERE session_id = ?1"
+                       " ORDER BY seq DESC LIMIT ?2",
                        &st);
     if (rc)
         return rc;
@@ -238,17 +233,18 @@ int ch_messages_load_last(struct ch_db *db, const char *session_id, size_t max_c
     return 0;
 }
 
-int ch_messages_load_since(struct ch_db *db, const char *session_id, int64_t from_seq,
-                           size_t max_count, size_t max_bytes, struct ch_message_list *out)
+int ch_messages_load_since(struct ch_db *db, const char *session_id, int64_t from_seq, size_t max_count,
+                           size_t max_bytes, struct ch_message_list *out)
 {
-    struct ch_message_list l = { 0 };
+    struct ch_message_list l = {0};
     sqlite3_stmt *st = NULL;
     int rc;
 
     if ((rc = check_load(db, session_id, max_count, max_bytes, out)))
         return rc;
-    rc = ch_db_prepare(db, "SELECT " MESSAGE_COLS " FROM messages"
-                           " WHERE session_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
+    rc = ch_db_prepare(db,
+                       "SELECT " MESSAGE_COLS " FROM messages"
+                       " WHERE session_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
                        &st);
     if (rc)
         return rc;
@@ -294,19 +290,14 @@ static int check_compaction(const struct ch_compaction *c)
 {
     int rc;
 
-    if ((rc = ch_store_check_text(c->session_key, CH_STORE_MAX_KEY_BYTES, true, false,
-                                  "session key", NULL, NULL))
-        || (rc = check_session_id(c->session_id))
-        || (rc = ch_store_check_text(c->summary, MAX_SUMMARY_BYTES, true, true, "summary", NULL,
-                                     NULL))
-        || (rc = ch_store_check_text(c->model, CH_STORE_MAX_NAME_BYTES, false, false, "model",
-                                     NULL, NULL))
-        || (rc = ch_store_check_text(c->run_id, CH_STORE_MAX_ID_BYTES, false, false, "run id",
-                                     NULL, NULL)))
+    if ((rc = ch_store_check_text(c->session_key, CH_STORE_MAX_KEY_BYTES, true, false, "session key", NULL, NULL)) ||
+        (rc = check_session_id(c->session_id)) ||
+        (rc = ch_store_check_text(c->summary, MAX_SUMMARY_BYTES, true, true, "summary", NULL, NULL)) ||
+        (rc = ch_store_check_text(c->model, CH_STORE_MAX_NAME_BYTES, false, false, "model", NULL, NULL)) ||
+        (rc = ch_store_check_text(c->run_id, CH_STORE_MAX_ID_BYTES, false, false, "run id", NULL, NULL)))
         return rc;
     /* seq 1 has nothing before it to replace. */
-    if (c->first_kept_seq < 2 || c->tokens_before < 0 || c->input_tokens < 0
-        || c->output_tokens < 0)
+    if (c->first_kept_seq < 2 || c->tokens_before < 0 || c->input_tokens < 0 || c->output_tokens < 0)
         return CH_EINVAL;
     return 0;
 }
@@ -316,23 +307,24 @@ static int compaction_content(const struct ch_compaction *c, struct ch_buf *b)
 {
     int rc;
 
-    if ((rc = ch_buf_append_str(b, "[{\"type\":\"compaction\",\"summary\":"))
-        || (rc = ch_buf_append_json_str(b, c->summary, strlen(c->summary)))
-        || (rc = ch_buf_appendf(b, ",\"first_kept_seq\":%lld,\"tokens_before\":%lld}]",
-                                (long long)c->first_kept_seq, (long long)c->tokens_before)))
+    if ((rc = ch_buf_append_str(b, "[{\"type\":\"compaction\",\"summary\":")) ||
+        (rc = ch_buf_append_json_str(b, c->summary, strlen(c->summary))) ||
+        (rc = ch_buf_appendf(b, ",\"first_kept_seq\":%lld,\"tokens_before\":%lld}]", (long long)c->first_kept_seq,
+                             (long long)c->tokens_before)))
         return rc;
     return 0;
 }
 
 /* Count the transcript's rows, its last seq and the rows below the cut. */
-static int compaction_scan(struct ch_db *db, const struct ch_compaction *c, int64_t *total,
-                           int64_t *last, int64_t *below)
+static int compaction_scan(struct ch_db *db, const struct ch_compaction *c, int64_t *total, int64_t *last,
+                           int64_t *below)
 {
     sqlite3_stmt *st = NULL;
     int rc, src;
 
-    rc = ch_db_prepare(db, "SELECT COUNT(*), COALESCE(MAX(seq), 0), COALESCE(SUM(seq < ?3), 0)"
-                           " FROM messages WHERE session_id = ?1 AND session_key = ?2",
+    rc = ch_db_prepare(db,
+                       "SELECT COUNT(*), COALESCE(MAX(seq), 0), COALESCE(SUM(seq < ?3), 0)"
+                       " FROM messages WHERE session_id = ?1 AND session_key = ?2",
                        &st);
     if (rc)
         return rc;
@@ -367,8 +359,7 @@ static int exec_sid_key_seq(struct ch_db *db, const char *sql, const struct ch_c
     return rc;
 }
 
-int ch_messages_compact(struct ch_db *db, const struct ch_compaction *c, int64_t *seq_out,
-                        int64_t *replaced_out)
+int ch_messages_compact(struct ch_db *db, const struct ch_compaction *c, int64_t *seq_out, int64_t *replaced_out)
 {
     struct ch_db_atomic a;
     struct ch_buf content;
@@ -401,14 +392,16 @@ int ch_messages_compact(struct ch_db *db, const struct ch_compaction *c, int64_t
     }
     /* Delete first: the entry then takes the freed seq first_kept_seq - 1,
      * which sorts it just before the first kept message. */
-    rc = exec_sid_key_seq(db, "DELETE FROM messages WHERE session_id = ?1 AND session_key = ?2"
-                              " AND seq < ?3",
+    rc = exec_sid_key_seq(db,
+                          "DELETE FROM messages WHERE session_id = ?1 AND session_key = ?2"
+                          " AND seq < ?3",
                           c);
     if (rc)
         goto out;
-    rc = ch_db_prepare(db, "INSERT INTO messages(session_key, session_id, seq, role, content,"
-                           " model, input_tokens, output_tokens, created_ms, run_id)"
-                           " VALUES (?1, ?2, ?3, 'compaction', ?4, ?5, ?6, ?7, ?8, ?9)",
+    rc = ch_db_prepare(db,
+                       "INSERT INTO messages(session_key, session_id, seq, role, content,"
+                       " model, input_tokens, output_tokens, created_ms, run_id)"
+                       " VALUES (?1, ?2, ?3, 'compaction', ?4, ?5, ?6, ?7, ?8, ?9)",
                        &st);
     if (rc)
         goto out;
@@ -425,8 +418,9 @@ int ch_messages_compact(struct ch_db *db, const struct ch_compaction *c, int64_t
     if (rc)
         goto out;
     /* Count it on the session only if this transcript is still current. */
-    rc = exec_sid_key_seq(db, "UPDATE sessions SET compaction_count = compaction_count + 1"
-                              " WHERE key = ?2 AND session_id = ?1",
+    rc = exec_sid_key_seq(db,
+                          "UPDATE sessions SET compaction_count = compaction_count + 1"
+                          " WHERE key = ?2 AND session_id = ?1",
                           c);
 out:
     sqlite3_finalize(st);

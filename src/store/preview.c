@@ -4,16 +4,53 @@
  *
  * Content is provider-neutral JSON blocks; the preview joins text blocks
  * with newlines, shows a compaction entry as its summary and a tool call
- * as "[tool: name]", and cuts the result at a character (not byte) count
- * so a UTF-8 sequence is never split.
+ * as "[tool: name]", and cuts the result at a character (not byte) count.
+ * The extraction runs in SQL with SQLite's JSON functions rather than in
+ * jansson: jansson 2.14's lexer corrupts its state when an allocation
+ * fails mid-token (akheron/jansson#362), and SQLite's JSON code fails
+ * cleanly with SQLITE_NOMEM instead.
  */
-#include <jansson.h>
 #include <string.h>
 
 #include "store/internal.h"
 
 #define MAX_PREVIEW_LIMIT 1000
 #define MAX_PREVIEW_CHARS (1024 * 1024)
+
+/*
+ * The text of one JSON object block `v` (SQL text holding JSON): its
+ * "text"; a compaction's summary; "[tool: name]" for a tool call (a type
+ * naming a tool that is not a result); else a string "content", or the
+ * text blocks of an array "content" (a tool result's blocks).
+ */
+#define OBJ_TEXT(v)                                                                                                    \
+    "CASE"                                                                                                             \
+    " WHEN json_type(" v ", '$.text') = 'text' THEN json_extract(" v ", '$.text')"                                     \
+    " WHEN json_extract(" v ", '$.type') = 'compaction' THEN json_extract(" v ", '$.summary')"                         \
+    " WHEN json_type(" v ", '$.name') = 'text' AND json_extract(" v ", '$.type') LIKE '%tool%'"                        \
+    "  AND json_extract(" v ", '$.type') NOT LIKE '%result%'"                                                          \
+    "  THEN '[tool: ' || substr(json_extract(" v ", '$.name'), 1, 64) || ']'"                                          \
+    " WHEN json_type(" v ", '$.content') = 'text' THEN json_extract(" v ", '$.content')"                               \
+    " WHEN json_type(" v ", '$.content') = 'array' THEN"                                                               \
+    "  (SELECT group_concat(CASE c.type WHEN 'text' THEN c.value"                                                      \
+    "    ELSE json_extract(c.value, '$.text') END, char(10))"                                                          \
+    "   FROM json_each(" v ", '$.content') AS c"                                                                       \
+    "   WHERE c.type = 'text' OR (c.type = 'object' AND json_type(c.value, '$.text') = 'text'))"                       \
+    " END"
+
+/* The text of a whole content value: a string, one object, or an array of
+ * blocks (json_each's value is plain text for string elements). */
+/* clang-format off */
+#define CONTENT_TEXT                                                                   \
+    "CASE json_type(m.content)"                                                        \
+    " WHEN 'text' THEN json_extract(m.content, '$')"                                   \
+    " WHEN 'object' THEN " OBJ_TEXT("m.content")                                       \
+    " WHEN 'array' THEN (SELECT group_concat(t, char(10)) FROM"                        \
+    "  (SELECT CASE b.type WHEN 'text' THEN b.value"                                   \
+    "    WHEN 'object' THEN " OBJ_TEXT("b.value") " END AS t"                          \
+    "   FROM json_each(m.content) AS b ORDER BY b.key) WHERE t <> '')"                 \
+    " END"
+/* clang-format on */
 
 void ch_preview_list_release(struct ch_preview_list *l)
 {
@@ -27,97 +64,9 @@ void ch_preview_list_release(struct ch_preview_list *l)
     memset(l, 0, sizeof(*l));
 }
 
-static int text_join(struct ch_buf *b, const char *s)
+int ch_messages_preview(struct ch_db *db, const char *key, size_t limit, size_t max_chars, struct ch_preview_list *out)
 {
-    int rc = 0;
-
-    if (!s || !s[0])
-        return 0;
-    if (b->len)
-        rc = ch_buf_append_char(b, '\n');
-    return rc ? rc : ch_buf_append_str(b, s);
-}
-
-/* The readable text of one content block; `depth` bounds the recursion
- * into tool results that carry blocks of their own. */
-static int block_text(struct ch_buf *b, json_t *blk, int depth)
-{
-    const char *type = json_string_value(json_object_get(blk, "type"));
-    const char *name = json_string_value(json_object_get(blk, "name"));
-    json_t *inner = json_object_get(blk, "content");
-    size_t i;
-    int rc;
-
-    if (json_is_string(blk))
-        return text_join(b, json_string_value(blk));
-    if (!json_is_object(blk))
-        return 0;
-    if (json_is_string(json_object_get(blk, "text")))
-        return text_join(b, json_string_value(json_object_get(blk, "text")));
-    if (type && strcmp(type, "compaction") == 0)
-        return text_join(b, json_string_value(json_object_get(blk, "summary")));
-    if (name && type && strstr(type, "tool") && !strstr(type, "result")) {
-        char *label = ch_sprintf("[tool: %.64s]", name);
-
-        rc = label ? text_join(b, label) : CH_ENOMEM;
-        ch_free(label);
-        return rc;
-    }
-    if (json_is_string(inner))
-        return text_join(b, json_string_value(inner));
-    if (json_is_array(inner) && depth < 2)
-        for (i = 0; i < json_array_size(inner); i++)
-            if ((rc = block_text(b, json_array_get(inner, i), depth + 1)))
-                return rc;
-    return 0;
-}
-
-/* Byte length of the first max_chars UTF-8 characters of s (len bytes). */
-static size_t utf8_prefix(const char *s, size_t len, size_t max_chars)
-{
-    size_t i, chars = 0;
-
-    for (i = 0; i < len; i++) {
-        if (((unsigned char)s[i] & 0xc0) != 0x80) { /* a lead byte starts a character */
-            if (chars == max_chars)
-                return i;
-            chars++;
-        }
-    }
-    return len;
-}
-
-static int preview_text(const char *content, size_t len, size_t max_chars, char **out)
-{
-    struct ch_buf b;
-    json_t *root;
-    size_t i;
-    int rc = 0;
-
-    *out = NULL;
-    ch_buf_init(&b, CH_STORE_MAX_CONTENT_BYTES);
-    root = json_loadb(content, len, JSON_DECODE_ANY, NULL);
-    /* The CHECK constraint makes content valid JSON; an unreadable one (a
-     * jansson limit such as nesting depth) just previews as empty. */
-    if (json_is_array(root)) {
-        for (i = 0; i < json_array_size(root) && rc == 0; i++)
-            rc = block_text(&b, json_array_get(root, i), 0);
-    } else if (root) {
-        rc = block_text(&b, root, 0);
-    }
-    json_decref(root);
-    if (rc == 0) {
-        *out = ch_strndup(b.data ? b.data : "", utf8_prefix(b.data ? b.data : "", b.len, max_chars));
-        rc = *out ? 0 : CH_ENOMEM;
-    }
-    ch_buf_release(&b);
-    return rc;
-}
-
-int ch_messages_preview(struct ch_db *db, const char *key, size_t limit, size_t max_chars,
-                        struct ch_preview_list *out)
-{
-    struct ch_preview_list l = { 0 };
+    struct ch_preview_list l = {0};
     struct ch_preview_item tmp, *it;
     sqlite3_stmt *st = NULL;
     const unsigned char *role;
@@ -127,22 +76,22 @@ int ch_messages_preview(struct ch_db *db, const char *key, size_t limit, size_t 
 
     if (out)
         memset(out, 0, sizeof(*out));
-    if (!db || !out || limit == 0 || limit > MAX_PREVIEW_LIMIT || max_chars == 0
-        || max_chars > MAX_PREVIEW_CHARS)
+    if (!db || !out || limit == 0 || limit > MAX_PREVIEW_LIMIT || max_chars == 0 || max_chars > MAX_PREVIEW_CHARS)
         return CH_EINVAL;
-    if ((rc = ch_store_check_text(key, CH_STORE_MAX_KEY_BYTES, true, false, "session key", NULL,
-                                  NULL)))
+    if ((rc = ch_store_check_text(key, CH_STORE_MAX_KEY_BYTES, true, false, "session key", NULL, NULL)))
         return rc;
     /* One statement, one snapshot: a key without messages still gives one
-     * row (NULL role), a missing key none. */
-    rc = ch_db_prepare(db, "SELECT m.role, m.content FROM sessions s"
-                           " LEFT JOIN messages m ON m.session_id = s.session_id"
-                           " WHERE s.key = ?1 ORDER BY m.seq DESC LIMIT ?2",
+     * row (NULL role), a missing key none.  substr() counts characters. */
+    rc = ch_db_prepare(db,
+                       "SELECT m.role, substr(COALESCE(" CONTENT_TEXT ", ''), 1, ?3)"
+                       " FROM sessions s LEFT JOIN messages m ON m.session_id = s.session_id"
+                       " WHERE s.key = ?1 ORDER BY m.seq DESC LIMIT ?2",
                        &st);
     if (rc)
         return rc;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)max_chars);
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         found = true;
         if (sqlite3_column_type(st, 0) == SQLITE_NULL)
@@ -155,10 +104,9 @@ int ch_messages_preview(struct ch_db *db, const char *key, size_t limit, size_t 
         role = sqlite3_column_text(st, 0);
         if (role)
             memcpy(it->role, role, strnlen((const char *)role, sizeof(it->role) - 1));
-        rc = sqlite3_column_text(st, 1) ? 0 : CH_ENOMEM; /* NOT NULL column */
-        if (rc == 0)
-            rc = preview_text((const char *)sqlite3_column_text(st, 1),
-                              (size_t)sqlite3_column_bytes(st, 1), max_chars, &it->text);
+        rc = ch_store_col_dup(st, 1, &it->text);
+        if (rc == 0 && !it->text)
+            rc = CH_ENOMEM; /* COALESCE makes it non-NULL */
         if (rc)
             goto out;
         l.count++;

@@ -73,8 +73,8 @@ void ch_run_list_release(struct ch_run_list *l)
 /* Column lists: the light one reads NULL for the three payload columns so
  * a listing never pulls megabytes of requests it will not show. */
 #define RUN_COLS_HEAD "run_id, session_key, source, status, "
-#define RUN_COLS_MID                                                                       \
-    " error, error_class, created_ms, started_ms, finished_ms, attempts, idempotency_key," \
+#define RUN_COLS_MID                                                                                                   \
+    " error, error_class, created_ms, started_ms, finished_ms, attempts, idempotency_key,"                             \
     " model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, "
 #define RUN_COLS RUN_COLS_HEAD "request, result," RUN_COLS_MID "delivery"
 #define RUN_COLS_LIGHT RUN_COLS_HEAD "NULL, NULL," RUN_COLS_MID "NULL"
@@ -84,17 +84,15 @@ static int row_to_run(sqlite3_stmt *st, struct ch_run_rec *r)
     int rc;
 
     memset(r, 0, sizeof(*r));
-    if ((rc = ch_store_col_dup(st, 0, &r->run_id)) || (rc = ch_store_col_dup(st, 1, &r->session_key))
-        || (rc = ch_store_col_dup(st, 2, &r->source)) || (rc = ch_store_col_dup(st, 4, &r->request))
-        || (rc = ch_store_col_dup(st, 5, &r->result)) || (rc = ch_store_col_dup(st, 6, &r->error))
-        || (rc = ch_store_col_dup(st, 7, &r->error_class))
-        || (rc = ch_store_col_dup(st, 12, &r->idempotency_key))
-        || (rc = ch_store_col_dup(st, 13, &r->model))
-        || (rc = ch_store_col_dup(st, 19, &r->delivery)))
+    if ((rc = ch_store_col_dup(st, 0, &r->run_id)) || (rc = ch_store_col_dup(st, 1, &r->session_key)) ||
+        (rc = ch_store_col_dup(st, 2, &r->source)) || (rc = ch_store_col_dup(st, 4, &r->request)) ||
+        (rc = ch_store_col_dup(st, 5, &r->result)) || (rc = ch_store_col_dup(st, 6, &r->error)) ||
+        (rc = ch_store_col_dup(st, 7, &r->error_class)) || (rc = ch_store_col_dup(st, 12, &r->idempotency_key)) ||
+        (rc = ch_store_col_dup(st, 13, &r->model)) || (rc = ch_store_col_dup(st, 19, &r->delivery)))
         goto fail;
     rc = CH_EIO; /* NOT NULL columns, and a status the CHECK allows */
-    if (!r->run_id || !r->session_key || !r->source
-        || ch_run_status_parse((const char *)sqlite3_column_text(st, 3), &r->status))
+    if (!r->run_id || !r->session_key || !r->source ||
+        ch_run_status_parse((const char *)sqlite3_column_text(st, 3), &r->status))
         goto fail;
     r->created_ms = sqlite3_column_int64(st, 8);
     r->started_ms = sqlite3_column_int64(st, 9);
@@ -117,10 +115,9 @@ static int check_run_id(const char *run_id)
 }
 
 /* Fetch one run with a one-text-parameter query; CH_ENOTFOUND if none. */
-static int get_one(struct ch_db *db, enum ch_db_stmt_id id, const char *sql, const char *arg,
-                   struct ch_run_rec *out)
+static int get_one(struct ch_db *db, enum ch_db_stmt_id id, const char *sql, const char *arg, struct ch_run_rec *out)
 {
-    struct ch_run_rec r;
+    struct ch_run_rec r = { 0 };
     sqlite3_stmt *st;
     int rc, src;
 
@@ -132,7 +129,7 @@ static int get_one(struct ch_db *db, enum ch_db_stmt_id id, const char *sql, con
     if (src == SQLITE_ROW)
         rc = row_to_run(st, &r);
     else
-        rc = src == SQLITE_DONE ? CH_ENOTFOUND : ch_db_err_code(src);
+        rc = ch_store_row_err(src);
     sqlite3_reset(st);
     if (rc == 0)
         *out = r;
@@ -149,23 +146,21 @@ int ch_runs_get(struct ch_db *db, const char *run_id, struct ch_run_rec *out)
         return CH_EINVAL;
     if ((rc = check_run_id(run_id)))
         return rc;
-    return get_one(db, CH_STMT_RUN_GET, "SELECT " RUN_COLS " FROM runs WHERE run_id = ?1",
-                   run_id, out);
+    return get_one(db, CH_STMT_RUN_GET, "SELECT " RUN_COLS " FROM runs WHERE run_id = ?1", run_id, out);
 }
 
-int ch_runs_get_by_idempotency(struct ch_db *db, const char *idempotency_key,
-                               struct ch_run_rec *out)
+int ch_runs_get_by_idempotency(struct ch_db *db, const char *idempotency_key, struct ch_run_rec *out)
 {
     sqlite3_stmt *st = NULL;
-    struct ch_run_rec r;
+    struct ch_run_rec r = { 0 };
     int rc, src;
 
     if (out)
         memset(out, 0, sizeof(*out));
     if (!db || !out)
         return CH_EINVAL;
-    if ((rc = ch_store_check_text(idempotency_key, CH_STORE_MAX_NAME_BYTES, true, false,
-                                  "idempotency key", NULL, NULL)))
+    if ((rc =
+             ch_store_check_text(idempotency_key, CH_STORE_MAX_NAME_BYTES, true, false, "idempotency key", NULL, NULL)))
         return rc;
     rc = ch_db_prepare(db, "SELECT " RUN_COLS " FROM runs WHERE idempotency_key = ?1", &st);
     if (rc)
@@ -175,7 +170,7 @@ int ch_runs_get_by_idempotency(struct ch_db *db, const char *idempotency_key,
     if (src == SQLITE_ROW)
         rc = row_to_run(st, &r);
     else
-        rc = src == SQLITE_DONE ? CH_ENOTFOUND : ch_db_err_code(src);
+        rc = ch_store_row_err(src);
     sqlite3_finalize(st);
     if (rc == 0)
         *out = r;
@@ -189,8 +184,7 @@ static int find_idempotent(struct ch_db *db, const char *key, char **out)
     sqlite3_stmt *st;
     int rc, src;
 
-    rc = ch_db_stmt(db, CH_STMT_RUN_IDEM_FIND,
-                    "SELECT run_id FROM runs WHERE idempotency_key = ?1", &st);
+    rc = ch_db_stmt(db, CH_STMT_RUN_IDEM_FIND, "SELECT run_id FROM runs WHERE idempotency_key = ?1", &st);
     if (rc)
         return rc;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
@@ -198,7 +192,7 @@ static int find_idempotent(struct ch_db *db, const char *key, char **out)
     if (src == SQLITE_ROW)
         rc = ch_store_col_dup(st, 0, out);
     else
-        rc = src == SQLITE_DONE ? CH_ENOTFOUND : ch_db_err_code(src);
+        rc = ch_store_row_err(src);
     sqlite3_reset(st);
     if (rc == 0 && !*out)
         rc = CH_EIO;
@@ -209,28 +203,22 @@ static int check_insert(const struct ch_run_rec *r, size_t *request_len, struct 
 {
     int rc;
 
-    if ((rc = ch_store_check_text(r->run_id, CH_STORE_MAX_ID_BYTES, true, false, "run id", NULL,
-                                  err))
-        || (rc = ch_store_check_text(r->session_key, CH_STORE_MAX_KEY_BYTES, true, false,
-                                     "session key", NULL, err))
-        || (rc = ch_store_check_text(r->source, MAX_SOURCE_BYTES, true, false, "run source", NULL,
-                                     err))
-        || (rc = ch_store_check_text(r->request, CH_STORE_MAX_REQUEST_BYTES, true, true,
-                                     "run request", request_len, err))
-        || (rc = ch_store_check_text(r->idempotency_key, CH_STORE_MAX_NAME_BYTES, false, false,
-                                     "idempotency key", NULL, err))
-        || (rc = ch_store_check_text(r->model, CH_STORE_MAX_NAME_BYTES, false, false, "model",
-                                     NULL, err))
-        || (rc = ch_store_check_text(r->delivery, CH_STORE_MAX_META_JSON_BYTES, false, true,
-                                     "run delivery", NULL, err)))
+    if ((rc = ch_store_check_text(r->run_id, CH_STORE_MAX_ID_BYTES, true, false, "run id", NULL, err)) ||
+        (rc = ch_store_check_text(r->session_key, CH_STORE_MAX_KEY_BYTES, true, false, "session key", NULL, err)) ||
+        (rc = ch_store_check_text(r->source, MAX_SOURCE_BYTES, true, false, "run source", NULL, err)) ||
+        (rc = ch_store_check_text(r->request, CH_STORE_MAX_REQUEST_BYTES, true, true, "run request", request_len,
+                                  err)) ||
+        (rc = ch_store_check_text(r->idempotency_key, CH_STORE_MAX_NAME_BYTES, false, false, "idempotency key", NULL,
+                                  err)) ||
+        (rc = ch_store_check_text(r->model, CH_STORE_MAX_NAME_BYTES, false, false, "model", NULL, err)) ||
+        (rc = ch_store_check_text(r->delivery, CH_STORE_MAX_META_JSON_BYTES, false, true, "run delivery", NULL, err)))
         return rc;
     if (r->idempotency_key && !r->idempotency_key[0])
         return ch_error_set(err, CH_EINVAL, "idempotency key is empty");
     return 0;
 }
 
-int ch_runs_insert(struct ch_db *db, const struct ch_run_rec *r, char **existing_run_id,
-                   struct ch_error *err)
+int ch_runs_insert(struct ch_db *db, const struct ch_run_rec *r, char **existing_run_id, struct ch_error *err)
 {
     struct ch_db_atomic a;
     sqlite3_stmt *st;
@@ -252,8 +240,7 @@ int ch_runs_insert(struct ch_db *db, const struct ch_run_rec *r, char **existing
     if (r->idempotency_key) {
         rc = find_idempotent(db, r->idempotency_key, &existing);
         if (rc == 0) {
-            rc = ch_error_set(err, CH_EEXIST, "idempotency key already used by run '%s'",
-                              existing);
+            rc = ch_error_set(err, CH_EEXIST, "idempotency key already used by run '%s'", existing);
             goto out;
         }
         if (rc != CH_ENOTFOUND)
@@ -280,8 +267,7 @@ int ch_runs_insert(struct ch_db *db, const struct ch_run_rec *r, char **existing
         rc = 0;
     } else if (src == SQLITE_CONSTRAINT_PRIMARYKEY) {
         existing = ch_strdup(r->run_id);
-        rc = existing ? ch_error_set(err, CH_EEXIST, "run '%s' already exists", r->run_id)
-                      : CH_ENOMEM;
+        rc = existing ? ch_error_set(err, CH_EEXIST, "run '%s' already exists", r->run_id) : CH_ENOMEM;
     } else if (src == SQLITE_CONSTRAINT_UNIQUE && r->idempotency_key) {
         rc = find_idempotent(db, r->idempotency_key, &existing);
         rc = ch_error_set(err, rc == 0 ? CH_EEXIST : rc, "idempotency key already used");
@@ -354,17 +340,15 @@ int ch_runs_finish(struct ch_db *db, const char *run_id, const struct ch_run_out
 
     if (!db || !o)
         return CH_EINVAL;
-    if ((rc = check_run_id(run_id))
-        || (rc = ch_store_check_text(o->result, CH_STORE_MAX_RESULT_BYTES, false, true,
-                                     "run result", &result_len, NULL))
-        || (rc = ch_store_check_text(o->error_class, MAX_ERROR_CLASS_BYTES, false, false,
-                                     "error class", NULL, NULL))
-        || (rc = ch_store_check_text(o->model, CH_STORE_MAX_NAME_BYTES, false, false, "model",
-                                     NULL, NULL))
-        || (rc = ch_store_check_usage(&o->usage)))
+    if ((rc = check_run_id(run_id)) ||
+        (rc =
+             ch_store_check_text(o->result, CH_STORE_MAX_RESULT_BYTES, false, true, "run result", &result_len, NULL)) ||
+        (rc = ch_store_check_text(o->error_class, MAX_ERROR_CLASS_BYTES, false, false, "error class", NULL, NULL)) ||
+        (rc = ch_store_check_text(o->model, CH_STORE_MAX_NAME_BYTES, false, false, "model", NULL, NULL)) ||
+        (rc = ch_store_check_usage(&o->usage)))
         return rc;
-    if (o->status != CH_RUN_OK && o->status != CH_RUN_ERROR && o->status != CH_RUN_ABORTED
-        && o->status != CH_RUN_TIMEOUT)
+    if (o->status != CH_RUN_OK && o->status != CH_RUN_ERROR && o->status != CH_RUN_ABORTED &&
+        o->status != CH_RUN_TIMEOUT)
         return CH_EINVAL;
     rc = ch_db_stmt(db, CH_STMT_RUN_FINISH,
                     "UPDATE runs SET status = ?2, result = ?3, error = ?4, error_class = ?5,"
@@ -382,8 +366,7 @@ int ch_runs_finish(struct ch_db *db, const char *run_id, const struct ch_run_out
         sqlite3_bind_text(st, 3, o->result, (int)result_len, SQLITE_STATIC);
     /* An error text is evidence, not input to refuse: keep its head. */
     if (o->error)
-        sqlite3_bind_text(st, 4, o->error, (int)utf8_cut(o->error, CH_STORE_MAX_ERROR_BYTES),
-                          SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, o->error, (int)utf8_cut(o->error, CH_STORE_MAX_ERROR_BYTES), SQLITE_STATIC);
     ch_store_bind_text(st, 5, o->error_class);
     ch_store_bind_text(st, 6, o->model);
     sqlite3_bind_int64(st, 7, o->usage.input_tokens);
@@ -409,8 +392,9 @@ int ch_runs_bump_attempts(struct ch_db *db, const char *run_id, int64_t *attempt
         return CH_EINVAL;
     if ((rc = check_run_id(run_id)))
         return rc;
-    rc = ch_db_prepare(db, "UPDATE runs SET attempts = attempts + 1 WHERE run_id = ?1"
-                           " RETURNING attempts",
+    rc = ch_db_prepare(db,
+                       "UPDATE runs SET attempts = attempts + 1 WHERE run_id = ?1"
+                       " RETURNING attempts",
                        &st);
     if (rc)
         return rc;
@@ -420,7 +404,7 @@ int ch_runs_bump_attempts(struct ch_db *db, const char *run_id, int64_t *attempt
         n = sqlite3_column_int64(st, 0);
         rc = ch_store_step_done(st);
     } else {
-        rc = src == SQLITE_DONE ? CH_ENOTFOUND : ch_db_err_code(src);
+        rc = ch_store_row_err(src);
     }
     sqlite3_finalize(st);
     if (rc == 0 && attempts)
@@ -439,8 +423,8 @@ static int collect_runs(sqlite3_stmt *st, struct ch_run_list *l)
     int rc, src;
 
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        bytes = (size_t)sqlite3_column_bytes(st, 4) + (size_t)sqlite3_column_bytes(st, 5)
-                + (size_t)sqlite3_column_bytes(st, 19);
+        bytes = (size_t)sqlite3_column_bytes(st, 4) + (size_t)sqlite3_column_bytes(st, 5) +
+                (size_t)sqlite3_column_bytes(st, 19);
         if (l->count > 0 && bytes > CH_STORE_MAX_LOAD_BYTES - used) {
             l->truncated = true;
             return 0;
@@ -465,18 +449,17 @@ static int collect_runs(sqlite3_stmt *st, struct ch_run_list *l)
 #define RUNS_WHERE_SK " WHERE status = ?1 AND session_key = ?2"
 #define RUNS_ORDER " ORDER BY created_ms DESC, rowid DESC LIMIT ?3 OFFSET ?4"
 static const char *const count_sql[2][2] = {
-    { "SELECT COUNT(*) FROM runs" RUNS_WHERE_0, "SELECT COUNT(*) FROM runs" RUNS_WHERE_K },
-    { "SELECT COUNT(*) FROM runs" RUNS_WHERE_S, "SELECT COUNT(*) FROM runs" RUNS_WHERE_SK },
+    {"SELECT COUNT(*) FROM runs" RUNS_WHERE_0, "SELECT COUNT(*) FROM runs" RUNS_WHERE_K},
+    {"SELECT COUNT(*) FROM runs" RUNS_WHERE_S, "SELECT COUNT(*) FROM runs" RUNS_WHERE_SK},
 };
 static const char *const list_sql[2][2][2] = {
-    { { "SELECT " RUN_COLS_LIGHT " FROM runs" RUNS_WHERE_0 RUNS_ORDER,
-        "SELECT " RUN_COLS_LIGHT " FROM runs" RUNS_WHERE_K RUNS_ORDER },
-      { "SELECT " RUN_COLS_LIGHT " FROM runs" RUNS_WHERE_S RUNS_ORDER,
-        "SELECT " RUN_COLS_LIGHT " FROM runs" RUNS_WHERE_SK RUNS_ORDER } },
-    { { "SELECT " RUN_COLS " FROM runs" RUNS_WHERE_0 RUNS_ORDER,
-        "SELECT " RUN_COLS " FROM runs" RUNS_WHERE_K RUNS_ORDER },
-      { "SELECT " RUN_COLS " FROM runs" RUNS_WHERE_S RUNS_ORDER,
-        "SELECT " RUN_COLS " FROM runs" RUNS_WHERE_SK RUNS_ORDER } },
+    {{"SELECT " RUN_COLS_LIGHT " FROM runs" RUNS_WHERE_0 RUNS_ORDER,
+      "SELECT " RUN_COLS_LIGHT " FROM runs" RUNS_WHERE_K RUNS_ORDER},
+     {"SELECT " RUN_COLS_LIGHT " FROM runs" RUNS_WHERE_S RUNS_ORDER,
+      "SELECT " RUN_COLS_LIGHT " FROM runs" RUNS_WHERE_SK RUNS_ORDER}},
+    {{"SELECT " RUN_COLS " FROM runs" RUNS_WHERE_0 RUNS_ORDER, "SELECT " RUN_COLS " FROM runs" RUNS_WHERE_K RUNS_ORDER},
+     {"SELECT " RUN_COLS " FROM runs" RUNS_WHERE_S RUNS_ORDER,
+      "SELECT " RUN_COLS " FROM runs" RUNS_WHERE_SK RUNS_ORDER}},
 };
 
 static void bind_filter(sqlite3_stmt *st, const struct ch_run_query *q)
@@ -489,7 +472,7 @@ static void bind_filter(sqlite3_stmt *st, const struct ch_run_query *q)
 
 int ch_runs_list_recent(struct ch_db *db, const struct ch_run_query *q, struct ch_run_list *out)
 {
-    struct ch_run_list l = { 0 };
+    struct ch_run_list l = {0};
     sqlite3_stmt *st = NULL;
     size_t limit;
     int by_status, by_key, rc, src;
@@ -501,8 +484,7 @@ int ch_runs_list_recent(struct ch_db *db, const struct ch_run_query *q, struct c
     limit = q->limit ? q->limit : DEFAULT_LIST_LIMIT;
     if (limit > CH_STORE_MAX_LIST)
         return CH_E_TOO_LARGE;
-    if ((rc = ch_store_check_text(q->session_key, CH_STORE_MAX_KEY_BYTES, false, false,
-                                  "session key", NULL, NULL)))
+    if ((rc = ch_store_check_text(q->session_key, CH_STORE_MAX_KEY_BYTES, false, false, "session key", NULL, NULL)))
         return rc;
     by_status = q->status >= 0;
     by_key = q->session_key != NULL;
@@ -536,7 +518,7 @@ out:
 
 int ch_runs_list_unfinished(struct ch_db *db, size_t limit, struct ch_run_list *out)
 {
-    struct ch_run_list l = { 0 };
+    struct ch_run_list l = {0};
     sqlite3_stmt *st = NULL;
     int rc;
 
@@ -548,8 +530,9 @@ int ch_runs_list_unfinished(struct ch_db *db, size_t limit, struct ch_run_list *
         return CH_E_TOO_LARGE;
     /* Oldest first: replay in the order the runs were accepted (rowid
      * breaks ties between runs accepted in the same millisecond). */
-    rc = ch_db_prepare(db, "SELECT " RUN_COLS " FROM runs WHERE status IN ('queued', 'running')"
-                           " ORDER BY created_ms, rowid LIMIT ?1",
+    rc = ch_db_prepare(db,
+                       "SELECT " RUN_COLS " FROM runs WHERE status IN ('queued', 'running')"
+                       " ORDER BY created_ms, rowid LIMIT ?1",
                        &st);
     if (rc)
         return rc;
@@ -565,8 +548,7 @@ int ch_runs_list_unfinished(struct ch_db *db, size_t limit, struct ch_run_list *
 
 /* Run a fixed UPDATE/DELETE with up to three optional parameters and
  * report the rows changed. */
-static int exec_count(struct ch_db *db, const char *sql, const char *t1, const char *t2,
-                      int64_t i3, int64_t *count)
+static int exec_count(struct ch_db *db, const char *sql, const char *t1, const char *t2, int64_t i3, int64_t *count)
 {
     sqlite3_stmt *st = NULL;
     int rc = ch_db_prepare(db, sql, &st);
@@ -588,24 +570,21 @@ int ch_runs_requeue_running(struct ch_db *db, int64_t *count)
     if (!db)
         return CH_EINVAL;
     /* ?1..?3 unused: exec_count's binds fail harmlessly with SQLITE_RANGE. */
-    return exec_count(db, "UPDATE runs SET status = 'queued' WHERE status = 'running'", NULL,
-                      NULL, 0, count);
+    return exec_count(db, "UPDATE runs SET status = 'queued' WHERE status = 'running'", NULL, NULL, 0, count);
 }
 
-int ch_runs_fail_running(struct ch_db *db, const char *reason, const char *error_class,
-                         int64_t now_ms, int64_t *count)
+int ch_runs_fail_running(struct ch_db *db, const char *reason, const char *error_class, int64_t now_ms, int64_t *count)
 {
     int rc;
 
     if (!db)
         return CH_EINVAL;
-    if ((rc = ch_store_check_text(reason, CH_STORE_MAX_ERROR_BYTES, true, true, "reason", NULL,
-                                  NULL))
-        || (rc = ch_store_check_text(error_class, MAX_ERROR_CLASS_BYTES, false, false,
-                                     "error class", NULL, NULL)))
+    if ((rc = ch_store_check_text(reason, CH_STORE_MAX_ERROR_BYTES, true, true, "reason", NULL, NULL)) ||
+        (rc = ch_store_check_text(error_class, MAX_ERROR_CLASS_BYTES, false, false, "error class", NULL, NULL)))
         return rc;
-    return exec_count(db, "UPDATE runs SET status = 'error', error = ?1, error_class = ?2,"
-                          " finished_ms = ?3 WHERE status = 'running'",
+    return exec_count(db,
+                      "UPDATE runs SET status = 'error', error = ?1, error_class = ?2,"
+                      " finished_ms = ?3 WHERE status = 'running'",
                       reason, error_class, now_ms, count);
 }
 
@@ -613,7 +592,8 @@ int ch_runs_prune(struct ch_db *db, int64_t before_ms, int64_t *removed)
 {
     if (!db)
         return CH_EINVAL;
-    return exec_count(db, "DELETE FROM runs WHERE status IN ('ok', 'error', 'aborted', 'timeout')"
-                          " AND finished_ms < ?3",
+    return exec_count(db,
+                      "DELETE FROM runs WHERE status IN ('ok', 'error', 'aborted', 'timeout')"
+                      " AND finished_ms < ?3",
                       NULL, NULL, before_ms, removed);
 }

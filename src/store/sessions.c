@@ -22,8 +22,8 @@
 /* Shared helpers (declared in internal.h)                              */
 /* ------------------------------------------------------------------ */
 
-int ch_store_check_text(const char *s, size_t max_bytes, bool required, bool multiline,
-                        const char *what, size_t *len, struct ch_error *err)
+int ch_store_check_text(const char *s, size_t max_bytes, bool required, bool multiline, const char *what, size_t *len,
+                        struct ch_error *err)
 {
     size_t n, i;
 
@@ -54,10 +54,9 @@ int ch_store_check_usage(const struct ch_usage *u)
 {
     if (!u)
         return CH_EINVAL;
-    if (u->input_tokens < 0 || u->input_tokens > MAX_USAGE_TOKENS || u->output_tokens < 0
-        || u->output_tokens > MAX_USAGE_TOKENS || u->cache_read_tokens < 0
-        || u->cache_read_tokens > MAX_USAGE_TOKENS || u->cache_write_tokens < 0
-        || u->cache_write_tokens > MAX_USAGE_TOKENS)
+    if (u->input_tokens < 0 || u->input_tokens > MAX_USAGE_TOKENS || u->output_tokens < 0 ||
+        u->output_tokens > MAX_USAGE_TOKENS || u->cache_read_tokens < 0 || u->cache_read_tokens > MAX_USAGE_TOKENS ||
+        u->cache_write_tokens < 0 || u->cache_write_tokens > MAX_USAGE_TOKENS)
         return CH_EINVAL;
     if (!isfinite(u->cost_usd) || u->cost_usd < 0)
         return CH_EINVAL;
@@ -93,6 +92,15 @@ int ch_store_step_done(sqlite3_stmt *st)
     int src = sqlite3_step(st);
 
     return src == SQLITE_DONE ? 0 : ch_db_err_code(src == SQLITE_ROW ? SQLITE_MISUSE : src);
+}
+
+int ch_store_row_err(int sqlite_rc)
+{
+    int rc = ch_db_err_code(sqlite_rc);
+
+    if (sqlite_rc == SQLITE_DONE)
+        return CH_ENOTFOUND;
+    return rc ? rc : CH_EIO; /* SQLITE_ROW/OK where a row was expected: misuse */
 }
 
 int ch_store_grow(void **items, size_t *cap, size_t count, size_t size)
@@ -147,10 +155,10 @@ void ch_session_list_release(struct ch_session_list *l)
     memset(l, 0, sizeof(*l));
 }
 
-#define SESSION_COLS                                                                      \
-    "key, session_id, agent_id, created_ms, updated_ms, label, display_name, channel,"    \
-    " model_override, thinking_level, input_tokens, output_tokens, cache_read_tokens,"    \
-    " cache_write_tokens, total_tokens, context_tokens, compaction_count,"                \
+#define SESSION_COLS                                                                                                   \
+    "key, session_id, agent_id, created_ms, updated_ms, label, display_name, channel,"                                 \
+    " model_override, thinking_level, input_tokens, output_tokens, cache_read_tokens,"                                 \
+    " cache_write_tokens, total_tokens, context_tokens, compaction_count,"                                             \
     " estimated_cost_usd, last_run_id, origin, extra"
 
 static int row_to_session(sqlite3_stmt *st, struct ch_session_rec *s)
@@ -158,15 +166,12 @@ static int row_to_session(sqlite3_stmt *st, struct ch_session_rec *s)
     int rc;
 
     memset(s, 0, sizeof(*s));
-    if ((rc = ch_store_col_dup(st, 0, &s->key)) || (rc = ch_store_col_dup(st, 1, &s->session_id))
-        || (rc = ch_store_col_dup(st, 2, &s->agent_id)) || (rc = ch_store_col_dup(st, 5, &s->label))
-        || (rc = ch_store_col_dup(st, 6, &s->display_name))
-        || (rc = ch_store_col_dup(st, 7, &s->channel))
-        || (rc = ch_store_col_dup(st, 8, &s->model_override))
-        || (rc = ch_store_col_dup(st, 9, &s->thinking_level))
-        || (rc = ch_store_col_dup(st, 18, &s->last_run_id))
-        || (rc = ch_store_col_dup(st, 19, &s->origin))
-        || (rc = ch_store_col_dup(st, 20, &s->extra))) {
+    if ((rc = ch_store_col_dup(st, 0, &s->key)) || (rc = ch_store_col_dup(st, 1, &s->session_id)) ||
+        (rc = ch_store_col_dup(st, 2, &s->agent_id)) || (rc = ch_store_col_dup(st, 5, &s->label)) ||
+        (rc = ch_store_col_dup(st, 6, &s->display_name)) || (rc = ch_store_col_dup(st, 7, &s->channel)) ||
+        (rc = ch_store_col_dup(st, 8, &s->model_override)) || (rc = ch_store_col_dup(st, 9, &s->thinking_level)) ||
+        (rc = ch_store_col_dup(st, 18, &s->last_run_id)) || (rc = ch_store_col_dup(st, 19, &s->origin)) ||
+        (rc = ch_store_col_dup(st, 20, &s->extra))) {
         ch_session_rec_release(s);
         return rc;
     }
@@ -190,8 +195,7 @@ static int row_to_session(sqlite3_stmt *st, struct ch_session_rec *s)
 
 static int check_key(const char *key)
 {
-    return ch_store_check_text(key, CH_STORE_MAX_KEY_BYTES, true, false, "session key", NULL,
-                               NULL);
+    return ch_store_check_text(key, CH_STORE_MAX_KEY_BYTES, true, false, "session key", NULL, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -200,7 +204,7 @@ static int check_key(const char *key)
 
 int ch_sessions_get(struct ch_db *db, const char *key, struct ch_session_rec *out)
 {
-    struct ch_session_rec s;
+    struct ch_session_rec s = { 0 };
     sqlite3_stmt *st;
     int rc, src;
 
@@ -210,8 +214,7 @@ int ch_sessions_get(struct ch_db *db, const char *key, struct ch_session_rec *ou
         return CH_EINVAL;
     if ((rc = check_key(key)))
         return rc;
-    rc = ch_db_stmt(db, CH_STMT_SESSION_GET, "SELECT " SESSION_COLS " FROM sessions WHERE key = ?1",
-                    &st);
+    rc = ch_db_stmt(db, CH_STMT_SESSION_GET, "SELECT " SESSION_COLS " FROM sessions WHERE key = ?1", &st);
     if (rc)
         return rc;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
@@ -219,7 +222,7 @@ int ch_sessions_get(struct ch_db *db, const char *key, struct ch_session_rec *ou
     if (src == SQLITE_ROW)
         rc = row_to_session(st, &s);
     else
-        rc = src == SQLITE_DONE ? CH_ENOTFOUND : ch_db_err_code(src);
+        rc = ch_store_row_err(src);
     sqlite3_reset(st);
     if (rc == 0)
         *out = s;
@@ -239,9 +242,8 @@ int ch_sessions_ensure(struct ch_db *db, const char *key, const char *agent_id, 
         memset(out, 0, sizeof(*out));
     if (!db)
         return CH_EINVAL;
-    if ((rc = check_key(key))
-        || (rc = ch_store_check_text(agent_id, CH_STORE_MAX_ID_BYTES, false, false, "agent id",
-                                     NULL, NULL)))
+    if ((rc = check_key(key)) ||
+        (rc = ch_store_check_text(agent_id, CH_STORE_MAX_ID_BYTES, false, false, "agent id", NULL, NULL)))
         return rc;
     if (agent_id && !agent_id[0])
         return CH_EINVAL;
@@ -279,10 +281,9 @@ out:
     return 0;
 }
 
-int ch_sessions_list(struct ch_db *db, const struct ch_session_query *q,
-                     struct ch_session_list *out)
+int ch_sessions_list(struct ch_db *db, const struct ch_session_query *q, struct ch_session_list *out)
 {
-    struct ch_session_list l = { 0 };
+    struct ch_session_list l = {0};
     sqlite3_stmt *st = NULL;
     size_t cap = 0, limit;
     bool by_agent;
@@ -295,15 +296,15 @@ int ch_sessions_list(struct ch_db *db, const struct ch_session_query *q,
     limit = q->limit ? q->limit : DEFAULT_LIST_LIMIT;
     if (limit > CH_STORE_MAX_LIST)
         return CH_E_TOO_LARGE;
-    if ((rc = ch_store_check_text(q->agent_id, CH_STORE_MAX_ID_BYTES, false, false, "agent id",
-                                  NULL, NULL)))
+    if ((rc = ch_store_check_text(q->agent_id, CH_STORE_MAX_ID_BYTES, false, false, "agent id", NULL, NULL)))
         return rc;
     by_agent = q->agent_id != NULL;
     /* Two fixed texts rather than "?2 IS NULL OR ...", which would keep
      * the planner from using an index for the filter. */
-    rc = ch_db_prepare(db, by_agent ? "SELECT COUNT(*) FROM sessions"
-                                      " WHERE updated_ms >= ?1 AND agent_id = ?2"
-                                    : "SELECT COUNT(*) FROM sessions WHERE updated_ms >= ?1",
+    rc = ch_db_prepare(db,
+                       by_agent ? "SELECT COUNT(*) FROM sessions"
+                                  " WHERE updated_ms >= ?1 AND agent_id = ?2"
+                                : "SELECT COUNT(*) FROM sessions WHERE updated_ms >= ?1",
                        &st);
     if (rc)
         goto out;
@@ -319,12 +320,13 @@ int ch_sessions_list(struct ch_db *db, const struct ch_session_query *q,
     sqlite3_finalize(st);
     st = NULL;
 
-    rc = ch_db_prepare(db, by_agent ? "SELECT " SESSION_COLS " FROM sessions"
-                                      " WHERE updated_ms >= ?1 AND agent_id = ?2"
-                                      " ORDER BY updated_ms DESC, key LIMIT ?3 OFFSET ?4"
-                                    : "SELECT " SESSION_COLS " FROM sessions"
-                                      " WHERE updated_ms >= ?1"
-                                      " ORDER BY updated_ms DESC, key LIMIT ?3 OFFSET ?4",
+    rc = ch_db_prepare(db,
+                       by_agent ? "SELECT " SESSION_COLS " FROM sessions"
+                                  " WHERE updated_ms >= ?1 AND agent_id = ?2"
+                                  " ORDER BY updated_ms DESC, key LIMIT ?3 OFFSET ?4"
+                                : "SELECT " SESSION_COLS " FROM sessions"
+                                  " WHERE updated_ms >= ?1"
+                                  " ORDER BY updated_ms DESC, key LIMIT ?3 OFFSET ?4",
                        &st);
     if (rc)
         goto out;
@@ -357,20 +359,16 @@ static int check_patch(const struct ch_session_patch *p)
     const char *slash;
     int rc;
 
-    if ((rc = ch_store_check_text(p->label, CH_STORE_MAX_NAME_BYTES, false, false, "label", NULL,
-                                  NULL))
-        || (rc = ch_store_check_text(p->display_name, CH_STORE_MAX_NAME_BYTES, false, false,
-                                     "display name", NULL, NULL))
-        || (rc = ch_store_check_text(p->channel, CH_STORE_MAX_ID_BYTES, false, false, "channel",
-                                     NULL, NULL))
-        || (rc = ch_store_check_text(p->model_override, CH_STORE_MAX_NAME_BYTES, false, false,
-                                     "model override", NULL, NULL))
-        || (rc = ch_store_check_text(p->thinking_level, CH_STORE_MAX_ID_BYTES, false, false,
-                                     "thinking level", NULL, NULL))
-        || (rc = ch_store_check_text(p->origin, CH_STORE_MAX_META_JSON_BYTES, false, true,
-                                     "origin", NULL, NULL))
-        || (rc = ch_store_check_text(p->extra, CH_STORE_MAX_META_JSON_BYTES, false, true, "extra",
-                                     NULL, NULL)))
+    if ((rc = ch_store_check_text(p->label, CH_STORE_MAX_NAME_BYTES, false, false, "label", NULL, NULL)) ||
+        (rc =
+             ch_store_check_text(p->display_name, CH_STORE_MAX_NAME_BYTES, false, false, "display name", NULL, NULL)) ||
+        (rc = ch_store_check_text(p->channel, CH_STORE_MAX_ID_BYTES, false, false, "channel", NULL, NULL)) ||
+        (rc = ch_store_check_text(p->model_override, CH_STORE_MAX_NAME_BYTES, false, false, "model override", NULL,
+                                  NULL)) ||
+        (rc = ch_store_check_text(p->thinking_level, CH_STORE_MAX_ID_BYTES, false, false, "thinking level", NULL,
+                                  NULL)) ||
+        (rc = ch_store_check_text(p->origin, CH_STORE_MAX_META_JSON_BYTES, false, true, "origin", NULL, NULL)) ||
+        (rc = ch_store_check_text(p->extra, CH_STORE_MAX_META_JSON_BYTES, false, true, "extra", NULL, NULL)))
         return rc;
     /* The store keeps resolved "provider/model" only: aliases ("gpt") are
      * resolved against the config before they get here. */
@@ -382,8 +380,8 @@ static int check_patch(const struct ch_session_patch *p)
     return 0;
 }
 
-int ch_sessions_patch(struct ch_db *db, const char *key, const struct ch_session_patch *p,
-                      int64_t now_ms, struct ch_session_rec *out)
+int ch_sessions_patch(struct ch_db *db, const char *key, const struct ch_session_patch *p, int64_t now_ms,
+                      struct ch_session_rec *out)
 {
     struct ch_db_atomic a;
     sqlite3_stmt *st = NULL;
@@ -400,16 +398,17 @@ int ch_sessions_patch(struct ch_db *db, const char *key, const struct ch_session
         return rc;
     /* One fixed statement for every combination of fields: each flag
      * selects between the bound value (NULL clears) and the old one. */
-    rc = ch_db_prepare(db, "UPDATE sessions SET"
-                           " label = CASE WHEN ?2 THEN ?3 ELSE label END,"
-                           " display_name = CASE WHEN ?4 THEN ?5 ELSE display_name END,"
-                           " channel = CASE WHEN ?6 THEN ?7 ELSE channel END,"
-                           " model_override = CASE WHEN ?8 THEN ?9 ELSE model_override END,"
-                           " thinking_level = CASE WHEN ?10 THEN ?11 ELSE thinking_level END,"
-                           " origin = CASE WHEN ?12 THEN ?13 ELSE origin END,"
-                           " extra = CASE WHEN ?14 THEN ?15 ELSE extra END,"
-                           " updated_ms = ?16"
-                           " WHERE key = ?1",
+    rc = ch_db_prepare(db,
+                       "UPDATE sessions SET"
+                       " label = CASE WHEN ?2 THEN ?3 ELSE label END,"
+                       " display_name = CASE WHEN ?4 THEN ?5 ELSE display_name END,"
+                       " channel = CASE WHEN ?6 THEN ?7 ELSE channel END,"
+                       " model_override = CASE WHEN ?8 THEN ?9 ELSE model_override END,"
+                       " thinking_level = CASE WHEN ?10 THEN ?11 ELSE thinking_level END,"
+                       " origin = CASE WHEN ?12 THEN ?13 ELSE origin END,"
+                       " extra = CASE WHEN ?14 THEN ?15 ELSE extra END,"
+                       " updated_ms = ?16"
+                       " WHERE key = ?1",
                        &st);
     if (rc)
         goto out;
@@ -442,8 +441,8 @@ out:
     return rc;
 }
 
-int ch_sessions_reset(struct ch_db *db, const char *key, const char *expected_session_id,
-                      int64_t now_ms, struct ch_session_rec *out)
+int ch_sessions_reset(struct ch_db *db, const char *key, const char *expected_session_id, int64_t now_ms,
+                      struct ch_session_rec *out)
 {
     struct ch_db_atomic a;
     sqlite3_stmt *st = NULL;
@@ -454,19 +453,19 @@ int ch_sessions_reset(struct ch_db *db, const char *key, const char *expected_se
         memset(out, 0, sizeof(*out));
     if (!db)
         return CH_EINVAL;
-    if ((rc = check_key(key))
-        || (rc = ch_store_check_text(expected_session_id, CH_STORE_MAX_ID_BYTES, false, false,
-                                     "expected session id", NULL, NULL)))
+    if ((rc = check_key(key)) || (rc = ch_store_check_text(expected_session_id, CH_STORE_MAX_ID_BYTES, false, false,
+                                                           "expected session id", NULL, NULL)))
         return rc;
     ch_uuid4(uuid);
     rc = ch_db_atomic_begin(db, &a);
     if (rc)
         return rc;
-    rc = ch_db_prepare(db, "UPDATE sessions SET session_id = ?2, input_tokens = 0,"
-                           " output_tokens = 0, cache_read_tokens = 0, cache_write_tokens = 0,"
-                           " total_tokens = 0, context_tokens = 0, compaction_count = 0,"
-                           " estimated_cost_usd = 0, last_run_id = NULL, updated_ms = ?3"
-                           " WHERE key = ?1 AND (?4 IS NULL OR session_id = ?4)",
+    rc = ch_db_prepare(db,
+                       "UPDATE sessions SET session_id = ?2, input_tokens = 0,"
+                       " output_tokens = 0, cache_read_tokens = 0, cache_write_tokens = 0,"
+                       " total_tokens = 0, context_tokens = 0, compaction_count = 0,"
+                       " estimated_cost_usd = 0, last_run_id = NULL, updated_ms = ?3"
+                       " WHERE key = ?1 AND (?4 IS NULL OR session_id = ?4)",
                        &st);
     if (rc)
         goto out;
@@ -519,17 +518,16 @@ int ch_sessions_delete(struct ch_db *db, const char *key, bool *existed)
     return rc;
 }
 
-int ch_sessions_add_usage(struct ch_db *db, const char *key, const struct ch_usage *u,
-                          int64_t context_tokens, const char *run_id, int64_t now_ms)
+int ch_sessions_add_usage(struct ch_db *db, const char *key, const struct ch_usage *u, int64_t context_tokens,
+                          const char *run_id, int64_t now_ms)
 {
     sqlite3_stmt *st;
     int rc;
 
     if (!db)
         return CH_EINVAL;
-    if ((rc = check_key(key)) || (rc = ch_store_check_usage(u))
-        || (rc = ch_store_check_text(run_id, CH_STORE_MAX_ID_BYTES, false, false, "run id", NULL,
-                                     NULL)))
+    if ((rc = check_key(key)) || (rc = ch_store_check_usage(u)) ||
+        (rc = ch_store_check_text(run_id, CH_STORE_MAX_ID_BYTES, false, false, "run id", NULL, NULL)))
         return rc;
     if (context_tokens > MAX_USAGE_TOKENS)
         return CH_EINVAL;

@@ -266,3 +266,105 @@ def test_max_connections(gateway_factory):
     assert ok, "/health not answered after the idle connections closed"
     d = http(g, "GET", "/health/detail", token=g.admin_token).json()
     assert d["connections"]["rejected"] >= 1, d
+
+
+# ------------------------------------------------------------ keep-alive
+
+
+def test_keepalive_requests_limit(gateway_factory):
+    g = gateway_factory({"limits": {"keepaliveRequests": 3}})
+    with RawConn(g.port) as c:
+        for i in range(3):
+            c.send(request_bytes("GET", "/health", {"X-Request-Id": f"kr{i}"}))
+            r = c.read_response()
+            assert r.status == 200
+            want = "close" if i == 2 else "keep-alive"
+            assert (r.header("connection") or "").lower() == want, (i, r)
+        assert c.wait_closed(2), "not closed after keepaliveRequests"
+
+
+def test_keepalive_requests_limit_pipelined(gateway_factory):
+    """Pipelined past the limit: exactly keepaliveRequests answers, then close."""
+    g = gateway_factory({"limits": {"keepaliveRequests": 2}})
+    with RawConn(g.port) as c:
+        c.send(b"".join(request_bytes("GET", "/health", {"X-Request-Id": f"kp{i}"}) for i in range(4)))
+        data = c.read_until_close(3)
+    assert data.count(b"HTTP/1.1 200") == 2, data
+
+
+@pytest.mark.slow
+def test_keepalive_timeout(gateway_factory):
+    g = gateway_factory({"limits": {"keepaliveTimeoutMs": 1000}})
+    with RawConn(g.port) as c:
+        c.send(request_bytes("GET", "/health"))
+        assert c.read_response().status == 200
+        t0 = time.monotonic()
+        assert c.wait_closed(4), "idle keep-alive connection not closed"
+        elapsed = time.monotonic() - t0
+    assert 0.7 <= elapsed <= 2.5, f"closed after {elapsed:.2f}s with keepaliveTimeoutMs 1000"
+
+
+def test_configured_head_limits(gateway_factory):
+    g = gateway_factory({"limits": {"maxHeadBytes": 2048, "maxHeaders": 10, "maxUriBytes": 512}})
+    with RawConn(g.port) as c:
+        c.try_send(request_bytes("GET", "/health", {"X-Big": "z" * 2100}))
+        assert_error(c.read_response(), 431)
+    with RawConn(g.port) as c:
+        c.try_send(request_bytes("GET", "/health", [(f"X-H{i}", "v") for i in range(12)]))
+        assert_error(c.read_response(), 431)
+    with RawConn(g.port) as c:
+        c.try_send(request_bytes("GET", "/health?" + "u" * 600))
+        assert_error(c.read_response(), 414)
+    with RawConn(g.port) as c:
+        c.send(request_bytes("GET", "/health?" + "u" * 400, [(f"X-H{i}", "v") for i in range(5)]))
+        assert c.read_response().status == 200
+
+
+@pytest.mark.slow
+def test_write_queue_hard_cap_drops_non_reader(gateway_factory):
+    """A client that pipelines requests and never reads is dropped once its
+    queued output passes writeQueueHardBytes; the gateway stays healthy and
+    keeps no fd for it."""
+    from e2elib import HOST, fd_count, wait_for
+    g = gateway_factory({"limits": {"writeQueueHardBytes": 65536, "writeQueueSoftBytes": 16384,
+                                    "writeQueueSoftMs": 500}})
+    http(g, "GET", "/health")
+    base = fd_count(g.pid)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect((HOST, g.port))
+    assert wait_for(lambda: fd_count(g.pid) > base, 2), "connection never accepted"
+    s.settimeout(0.5)
+    req = request_bytes("GET", "/metrics", {"Authorization": f"Bearer {g.admin_token}"})
+    dropped = False
+    deadline = time.monotonic() + 15
+    sent = 0
+    try:
+        while time.monotonic() < deadline and sent < 200_000:
+            try:
+                s.sendall(req * 50)
+                sent += 50
+            except socket.timeout:
+                time.sleep(0.1)  # the server stopped reading us: wait for the drop
+            except (BrokenPipeError, ConnectionResetError):
+                dropped = True
+                break
+            if sent and fd_count(g.pid) <= base and sent > 100:
+                dropped = True
+                break
+    finally:
+        s.close()
+    assert dropped, f"a non-reading client was not dropped after {sent} pipelined requests"
+    print(f"dropped after {sent} pipelined requests")
+    assert wait_for_fd(g.pid, base, 3), "fd left behind after the drop"
+    assert http(g, "GET", "/health").status_code == 200
+
+
+def wait_for_fd(pid, base, timeout):
+    from e2elib import fd_count
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if fd_count(pid) <= base:
+            return True
+        time.sleep(0.05)
+    return False

@@ -45,11 +45,11 @@ static void check_request(const struct ch_http_parse *p, const struct ch_http_re
     char q[64];
     const struct ch_str *v;
     static const struct ch_route routes[] = {
-        { CH_M_GET, "/health", NULL, 0, 0 },
-        { CH_M_GET | CH_M_DELETE, "/api/v1/conversations/:id", NULL, 0, 0 },
-        { CH_M_POST, "/hooks/*", NULL, 0, 0 },
+        {CH_M_GET, "/health", NULL, 0, 0},
+        {CH_M_GET | CH_M_DELETE, "/api/v1/conversations/:id", NULL, 0, 0},
+        {CH_M_POST, "/hooks/*", NULL, 0, 0},
     };
-    static const struct ch_router router = { routes, 3 };
+    static const struct ch_router router = {routes, 3};
     struct ch_http_req m = *r;
     unsigned allowed;
 
@@ -87,8 +87,7 @@ static void record(uint64_t *h, const struct ch_http_req *r)
     mix(h, r->body.data ? r->body.data : "", r->body.len);
 }
 
-static void run(const struct ch_limits *l, const char *data, size_t len, size_t step,
-                struct transcript *t)
+static void run(const struct ch_limits *l, const char *data, size_t len, size_t step, struct transcript *t)
 {
     struct ch_http_parse p;
     struct ch_http_req r;

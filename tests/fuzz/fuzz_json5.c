@@ -28,7 +28,8 @@ static void check_positions(const struct ch_json5_doc *doc, const json_t *v, int
     if (depth > CH_JSON5_MAX_DEPTH + 1)
         abort();
     if (json_is_object(v)) {
-        json_object_foreach((json_t *)v, key, child) {
+        json_object_foreach((json_t *)v, key, child)
+        {
             ch_json5_doc_child_pos(doc, v, key, 0, &line, &col);
             if (line < 1 || col < 1)
                 abort();
@@ -38,7 +39,8 @@ static void check_positions(const struct ch_json5_doc *doc, const json_t *v, int
             check_positions(doc, child, depth + 1);
         }
     } else if (json_is_array(v)) {
-        json_array_foreach(v, i, child) {
+        json_array_foreach(v, i, child)
+        {
             ch_json5_doc_child_pos(doc, v, NULL, i, &line, &col);
             if (line < 1 || col < 1)
                 abort();

@@ -17,28 +17,11 @@
 #include <cmocka.h>
 
 #include "config/config.h"
+#include "config_test.h"
 
 #define CASES "tests/unit/data/json5"
 #define SAMPLE CASES "/ok-kitchen-sink/input"
 #define DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY)
-
-/* Whole file into an owned, NUL-terminated buffer; NULL if unreadable. */
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    struct ch_buf b;
-    char chunk[4096];
-    size_t n;
-
-    if (!f)
-        return NULL;
-    ch_buf_init(&b, 8u << 20);
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        assert_int_equal(ch_buf_append(&b, chunk, n), 0);
-    fclose(f);
-    assert_int_equal(ch_buf_append(&b, "", 0), 0);
-    return ch_buf_detach(&b, len);
-}
 
 static void set_case_env(void)
 {
@@ -76,10 +59,10 @@ static int run_case(const char *name)
         } else if (rc != CH_EINVAL) {
             printf("  %s: expected an error, got rc=%d\n", name, rc);
             fails = 1;
-        } else if (err.line != line || err.column != col || !strstr(err.msg, nl + 1) ||
-                   err.code != CH_EINVAL || doc.root || doc.pos) {
-            printf("  %s: expected %d:%d '%s', got %d:%d '%s'\n", name, line, col, nl + 1,
-                   err.line, err.column, err.msg);
+        } else if (err.line != line || err.column != col || !strstr(err.msg, nl + 1) || err.code != CH_EINVAL ||
+                   doc.root || doc.pos) {
+            printf("  %s: expected %d:%d '%s', got %d:%d '%s'\n", name, line, col, nl + 1, err.line, err.column,
+                   err.msg);
             fails = 1;
         }
     } else if (rc != 0) {
@@ -175,8 +158,7 @@ static void test_every_truncation(void **state)
 /* Each byte replaced by troublesome ones: never a crash or a leak. */
 static void test_byte_mutations(void **state)
 {
-    static const unsigned char subs[] = { 0x00, '"', '\'', '{', ']', ',', '\\', 0xFF, 0xE2, '/',
-                                          '*', '\n' };
+    static const unsigned char subs[] = {0x00, '"', '\'', '{', ']', ',', '\\', 0xFF, 0xE2, '/', '*', '\n'};
     size_t len, live = ch_alloc_live_blocks();
     char *text = slurp(SAMPLE, &len);
     struct ch_json5_doc doc;
@@ -452,16 +434,11 @@ static void test_many_values(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_case_directories),
-        cmocka_unit_test(test_every_truncation),
-        cmocka_unit_test(test_byte_mutations),
-        cmocka_unit_test(test_allocation_failures),
-        cmocka_unit_test(test_positions),
-        cmocka_unit_test(test_input_cap),
-        cmocka_unit_test(test_depth_cap_objects),
-        cmocka_unit_test(test_substitution_cap),
-        cmocka_unit_test(test_env_value_not_utf8),
-        cmocka_unit_test(test_null_and_empty),
+        cmocka_unit_test(test_case_directories),   cmocka_unit_test(test_every_truncation),
+        cmocka_unit_test(test_byte_mutations),     cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_positions),          cmocka_unit_test(test_input_cap),
+        cmocka_unit_test(test_depth_cap_objects),  cmocka_unit_test(test_substitution_cap),
+        cmocka_unit_test(test_env_value_not_utf8), cmocka_unit_test(test_null_and_empty),
         cmocka_unit_test(test_many_values),
     };
 

@@ -34,8 +34,8 @@ struct hx {
     uv_async_t wake;
     pthread_t thr;
     void (*client)(struct hx *h);
-    char fail[512];            /* the client's first failed check */
-    uint64_t grace_ms;         /* for the final shutdown */
+    char fail[512];             /* the client's first failed check */
+    uint64_t grace_ms;          /* for the final shutdown */
     struct ch_http_stats stats; /* taken when the client is done */
     /* Seen on the loop thread, read after the loop ends. */
     int done_count, close_count, upgrade_closes;
@@ -52,8 +52,8 @@ struct hx_conn {
 
 struct hx_resp {
     int status;
-    char *head;   /* owned, NUL-terminated */
-    char *body;   /* owned, NUL-terminated */
+    char *head; /* owned, NUL-terminated */
+    char *body; /* owned, NUL-terminated */
     size_t body_len;
 };
 
@@ -72,8 +72,18 @@ static void hx_failf(struct hx *h, int line, const char *fmt, ...)
 }
 
 /* In the client thread: record and go on, or record and return. */
-#define HX_CHECK(h, cond, ...) do { if (!(cond)) hx_failf((h), __LINE__, __VA_ARGS__); } while (0)
-#define HX_REQUIRE(h, cond, ...) do { if (!(cond)) { hx_failf((h), __LINE__, __VA_ARGS__); return; } } while (0)
+#define HX_CHECK(h, cond, ...)                                                                                         \
+    do {                                                                                                               \
+        if (!(cond))                                                                                                   \
+            hx_failf((h), __LINE__, __VA_ARGS__);                                                                      \
+    } while (0)
+#define HX_REQUIRE(h, cond, ...)                                                                                       \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            hx_failf((h), __LINE__, __VA_ARGS__);                                                                      \
+            return;                                                                                                    \
+        }                                                                                                              \
+    } while (0)
 
 static uint64_t hx_now_ms(void)
 {
@@ -84,7 +94,7 @@ static struct hx_conn *hx_open(struct hx *h)
 {
     struct hx_conn *c = ch_calloc(1, sizeof(*c));
     struct sockaddr_in sa;
-    struct timeval tv = { 5, 0 };
+    struct timeval tv = {5, 0};
     int one = 1;
 
     if (!c)

@@ -15,10 +15,10 @@ struct run {
     struct ch_http_parse p;
     struct ch_http_req r;
     int heads, dones;
-    int status;           /* err_status on error */
+    int status; /* err_status on error */
     char code[40];
     bool want_continue;
-    int check;            /* ch_http_parse_check result at HEAD */
+    int check; /* ch_http_parse_check result at HEAD */
 };
 
 static struct ch_limits limits;
@@ -169,26 +169,26 @@ static void test_errors(void **state)
         const char *in;
         int status;
     } cases[] = {
-        { "GET / HTTP/1.1\r\nX-A: a\r\n b\r\n\r\n", 400 },            /* obs-fold */
-        { "GET / HTTP/1.1\r\nX-A: a\r\n\tb\r\n\r\n", 400 },           /* obs-fold, tab */
-        { "GET / HTTP/1.1\r\n Host: x\r\n\r\n", 400 },                /* space before first field */
-        { "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400 },
-        { "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400 },
-        { "POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\n", 400 },
-        { "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 400 },
-        { "POST / HTTP/1.1\r\nHost: x\r\n\r\n", 411 },
-        { "PUT / HTTP/1.1\r\n\r\n", 411 },
-        { "PATCH / HTTP/1.1\r\n\r\n", 411 },
-        { "POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 0 },
-        { "DELETE / HTTP/1.1\r\n\r\n", 0 },
-        { "POST / HTTP/1.1\r\nExpect: fancy\r\nContent-Length: 1\r\n\r\n", 417 },
-        { "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400 },
-        { "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n", 413 }, /* 2 KiB > 1 KiB */
-        { "GET / HTTP/1.1\r\nX-Id: a\001b\r\n\r\n", 400 },
-        { "GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400 },
-        { "\001\002garbage\r\n\r\n", 400 },
-        { "FOO / HTTP/1.1\r\n\r\n", 400 },
-        { "GET /a b HTTP/1.1\r\n\r\n", 400 },
+        {"GET / HTTP/1.1\r\nX-A: a\r\n b\r\n\r\n", 400},  /* obs-fold */
+        {"GET / HTTP/1.1\r\nX-A: a\r\n\tb\r\n\r\n", 400}, /* obs-fold, tab */
+        {"GET / HTTP/1.1\r\n Host: x\r\n\r\n", 400},      /* space before first field */
+        {"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+        {"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400},
+        {"POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\n", 400},
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 400},
+        {"POST / HTTP/1.1\r\nHost: x\r\n\r\n", 411},
+        {"PUT / HTTP/1.1\r\n\r\n", 411},
+        {"PATCH / HTTP/1.1\r\n\r\n", 411},
+        {"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 0},
+        {"DELETE / HTTP/1.1\r\n\r\n", 0},
+        {"POST / HTTP/1.1\r\nExpect: fancy\r\nContent-Length: 1\r\n\r\n", 417},
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400},
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n", 413}, /* 2 KiB > 1 KiB */
+        {"GET / HTTP/1.1\r\nX-Id: a\001b\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400},
+        {"\001\002garbage\r\n\r\n", 400},
+        {"FOO / HTTP/1.1\r\n\r\n", 400},
+        {"GET /a b HTTP/1.1\r\n\r\n", 400},
     };
 
     (void)state;

@@ -16,71 +16,69 @@ static void h(struct ch_http_req *r, void *data)
 }
 
 static const struct ch_route routes[] = {
-    /* 0 */ { CH_M_GET, "/health", h, 0, 0 },
-    /* 1 */ { CH_M_GET, "/api/v1/conversations", h, 0, 0 },
-    /* 2 */ { CH_M_POST, "/api/v1/conversations", h, 0, 0 },
-    /* 3 */ { CH_M_GET | CH_M_DELETE, "/api/v1/conversations/:id", h, 0, 0 },
-    /* 4 */ { CH_M_GET, "/api/v1/conversations/search", h, 0, 0 },
-    /* 5 */ { CH_M_GET, "/api/v1/conversations/:id/messages/:mid", h, 0, 0 },
-    /* 6 */ { CH_M_POST, "/hooks/*", h, 0, 0 },
-    /* 7 */ { CH_M_POST, "/hooks/agent", h, 0, 0 },
-    /* 8 */ { CH_M_GET, "/", h, 0, 0 },
-    /* 9 */ { CH_M_PUT, "/tie/:a", h, 0, 0 },
-    /* 10 */ { CH_M_PUT, "/tie/:b", h, 0, 0 },
-    /* 11 */ { CH_M_GET, "/files/:dir/*", h, 0, 0 },
-    /* 12 */ { CH_M_OPTIONS | CH_M_PATCH, "/opt", h, 0, 0 },
+    /* 0 */ {CH_M_GET, "/health", h, 0, 0},
+    /* 1 */ {CH_M_GET, "/api/v1/conversations", h, 0, 0},
+    /* 2 */ {CH_M_POST, "/api/v1/conversations", h, 0, 0},
+    /* 3 */ {CH_M_GET | CH_M_DELETE, "/api/v1/conversations/:id", h, 0, 0},
+    /* 4 */ {CH_M_GET, "/api/v1/conversations/search", h, 0, 0},
+    /* 5 */ {CH_M_GET, "/api/v1/conversations/:id/messages/:mid", h, 0, 0},
+    /* 6 */ {CH_M_POST, "/hooks/*", h, 0, 0},
+    /* 7 */ {CH_M_POST, "/hooks/agent", h, 0, 0},
+    /* 8 */ {CH_M_GET, "/", h, 0, 0},
+    /* 9 */ {CH_M_PUT, "/tie/:a", h, 0, 0},
+    /* 10 */ {CH_M_PUT, "/tie/:b", h, 0, 0},
+    /* 11 */ {CH_M_GET, "/files/:dir/*", h, 0, 0},
+    /* 12 */ {CH_M_OPTIONS | CH_M_PATCH, "/opt", h, 0, 0},
 };
 
-static const struct ch_router router = { routes, sizeof(routes) / sizeof(routes[0]) };
+static const struct ch_router router = {routes, sizeof(routes) / sizeof(routes[0])};
 
 struct row {
     unsigned method;
     const char *path;
-    int want;          /* CH_ROUTE_* */
-    int route;         /* index on OK */
+    int want;            /* CH_ROUTE_* */
+    int route;           /* index on OK */
     const char *p0, *p1; /* expected params, NULL = none */
-    unsigned allowed;  /* on BAD_METHOD */
+    unsigned allowed;    /* on BAD_METHOD */
 };
 
 static const struct row table[] = {
-    { CH_M_GET, "/health", CH_ROUTE_OK, 0, NULL, NULL, 0 },
-    { CH_M_HEAD, "/health", CH_ROUTE_OK, 0, NULL, NULL, 0 },
-    { CH_M_POST, "/health", CH_ROUTE_BAD_METHOD, -1, NULL, NULL, CH_M_GET | CH_M_HEAD },
-    { CH_M_GET, "/health/", CH_ROUTE_NOT_FOUND, -1, NULL, NULL, 0 },
-    { CH_M_GET, "/healthz", CH_ROUTE_NOT_FOUND, -1, NULL, NULL, 0 },
-    { CH_M_GET, "health", CH_ROUTE_NOT_FOUND, -1, NULL, NULL, 0 },
-    { CH_M_GET, "", CH_ROUTE_NOT_FOUND, -1, NULL, NULL, 0 },
-    { CH_M_GET, "/", CH_ROUTE_OK, 8, NULL, NULL, 0 },
-    { CH_M_GET, "/api/v1/conversations", CH_ROUTE_OK, 1, NULL, NULL, 0 },
-    { CH_M_POST, "/api/v1/conversations", CH_ROUTE_OK, 2, NULL, NULL, 0 },
-    { CH_M_DELETE, "/api/v1/conversations", CH_ROUTE_BAD_METHOD, -1, NULL, NULL,
-      CH_M_GET | CH_M_HEAD | CH_M_POST },
-    { CH_M_GET, "/api/v1/conversations/abc", CH_ROUTE_OK, 3, "abc", NULL, 0 },
-    { CH_M_DELETE, "/api/v1/conversations/abc", CH_ROUTE_OK, 3, "abc", NULL, 0 },
+    {CH_M_GET, "/health", CH_ROUTE_OK, 0, NULL, NULL, 0},
+    {CH_M_HEAD, "/health", CH_ROUTE_OK, 0, NULL, NULL, 0},
+    {CH_M_POST, "/health", CH_ROUTE_BAD_METHOD, -1, NULL, NULL, CH_M_GET | CH_M_HEAD},
+    {CH_M_GET, "/health/", CH_ROUTE_NOT_FOUND, -1, NULL, NULL, 0},
+    {CH_M_GET, "/healthz", CH_ROUTE_NOT_FOUND, -1, NULL, NULL, 0},
+    {CH_M_GET, "health", CH_ROUTE_NOT_FOUND, -1, NULL, NULL, 0},
+    {CH_M_GET, "", CH_ROUTE_NOT_FOUND, -1, NULL, NULL, 0},
+    {CH_M_GET, "/", CH_ROUTE_OK, 8, NULL, NULL, 0},
+    {CH_M_GET, "/api/v1/conversations", CH_ROUTE_OK, 1, NULL, NULL, 0},
+    {CH_M_POST, "/api/v1/conversations", CH_ROUTE_OK, 2, NULL, NULL, 0},
+    {CH_M_DELETE, "/api/v1/conversations", CH_ROUTE_BAD_METHOD, -1, NULL, NULL, CH_M_GET | CH_M_HEAD | CH_M_POST},
+    {CH_M_GET, "/api/v1/conversations/abc", CH_ROUTE_OK, 3, "abc", NULL, 0},
+    {CH_M_DELETE, "/api/v1/conversations/abc", CH_ROUTE_OK, 3, "abc", NULL, 0},
     /* The literal wins although it is declared after the parameter. */
-    { CH_M_GET, "/api/v1/conversations/search", CH_ROUTE_OK, 4, NULL, NULL, 0 },
+    {CH_M_GET, "/api/v1/conversations/search", CH_ROUTE_OK, 4, NULL, NULL, 0},
     /* ... but only among routes that take the method. */
-    { CH_M_DELETE, "/api/v1/conversations/search", CH_ROUTE_OK, 3, "search", NULL, 0 },
-    { CH_M_PUT, "/api/v1/conversations/abc", CH_ROUTE_BAD_METHOD, -1, NULL, NULL,
-      CH_M_GET | CH_M_HEAD | CH_M_DELETE },
-    { CH_M_GET, "/api/v1/conversations/", CH_ROUTE_NOT_FOUND, -1, NULL, NULL, 0 },
-    { CH_M_GET, "/api/v1/conversations/a/messages/7", CH_ROUTE_OK, 5, "a", "7", 0 },
-    { CH_M_GET, "/api/v1/conversations/a/messages", CH_ROUTE_NOT_FOUND, -1, NULL, NULL, 0 },
-    { CH_M_GET, "/api/v1/conversations/a/messages/7/x", CH_ROUTE_NOT_FOUND, -1, NULL, NULL, 0 },
-    { CH_M_GET, "/api//v1/conversations", CH_ROUTE_NOT_FOUND, -1, NULL, NULL, 0 },
-    { CH_M_POST, "/hooks/agent", CH_ROUTE_OK, 7, NULL, NULL, 0 },
-    { CH_M_POST, "/hooks/wake", CH_ROUTE_OK, 6, "wake", NULL, 0 },
-    { CH_M_POST, "/hooks/a/b/c", CH_ROUTE_OK, 6, "a/b/c", NULL, 0 },
-    { CH_M_POST, "/hooks/", CH_ROUTE_OK, 6, "", NULL, 0 },
-    { CH_M_POST, "/hooks", CH_ROUTE_NOT_FOUND, -1, NULL, NULL, 0 },
-    { CH_M_GET, "/hooks/x", CH_ROUTE_BAD_METHOD, -1, NULL, NULL, CH_M_POST },
-    { CH_M_PUT, "/tie/1", CH_ROUTE_OK, 9, "1", NULL, 0 },
-    { CH_M_GET, "/files/etc/a/b", CH_ROUTE_OK, 11, "etc", "a/b", 0 },
-    { CH_M_GET, "/files//a", CH_ROUTE_NOT_FOUND, -1, NULL, NULL, 0 },
-    { CH_M_OPTIONS, "/opt", CH_ROUTE_OK, 12, NULL, NULL, 0 },
+    {CH_M_DELETE, "/api/v1/conversations/search", CH_ROUTE_OK, 3, "search", NULL, 0},
+    {CH_M_PUT, "/api/v1/conversations/abc", CH_ROUTE_BAD_METHOD, -1, NULL, NULL, CH_M_GET | CH_M_HEAD | CH_M_DELETE},
+    {CH_M_GET, "/api/v1/conversations/", CH_ROUTE_NOT_FOUND, -1, NULL, NULL, 0},
+    {CH_M_GET, "/api/v1/conversations/a/messages/7", CH_ROUTE_OK, 5, "a", "7", 0},
+    {CH_M_GET, "/api/v1/conversations/a/messages", CH_ROUTE_NOT_FOUND, -1, NULL, NULL, 0},
+    {CH_M_GET, "/api/v1/conversations/a/messages/7/x", CH_ROUTE_NOT_FOUND, -1, NULL, NULL, 0},
+    {CH_M_GET, "/api//v1/conversations", CH_ROUTE_NOT_FOUND, -1, NULL, NULL, 0},
+    {CH_M_POST, "/hooks/agent", CH_ROUTE_OK, 7, NULL, NULL, 0},
+    {CH_M_POST, "/hooks/wake", CH_ROUTE_OK, 6, "wake", NULL, 0},
+    {CH_M_POST, "/hooks/a/b/c", CH_ROUTE_OK, 6, "a/b/c", NULL, 0},
+    {CH_M_POST, "/hooks/", CH_ROUTE_OK, 6, "", NULL, 0},
+    {CH_M_POST, "/hooks", CH_ROUTE_NOT_FOUND, -1, NULL, NULL, 0},
+    {CH_M_GET, "/hooks/x", CH_ROUTE_BAD_METHOD, -1, NULL, NULL, CH_M_POST},
+    {CH_M_PUT, "/tie/1", CH_ROUTE_OK, 9, "1", NULL, 0},
+    {CH_M_GET, "/files/etc/a/b", CH_ROUTE_OK, 11, "etc", "a/b", 0},
+    {CH_M_GET, "/files//a", CH_ROUTE_NOT_FOUND, -1, NULL, NULL, 0},
+    {CH_M_OPTIONS, "/opt", CH_ROUTE_OK, 12, NULL, NULL, 0},
     /* No GET, so no implied HEAD. */
-    { CH_M_HEAD, "/opt", CH_ROUTE_BAD_METHOD, -1, NULL, NULL, CH_M_OPTIONS | CH_M_PATCH },
-    { CH_M_OTHER, "/health", CH_ROUTE_BAD_METHOD, -1, NULL, NULL, CH_M_GET | CH_M_HEAD },
+    {CH_M_HEAD, "/opt", CH_ROUTE_BAD_METHOD, -1, NULL, NULL, CH_M_OPTIONS | CH_M_PATCH},
+    {CH_M_OTHER, "/health", CH_ROUTE_BAD_METHOD, -1, NULL, NULL, CH_M_GET | CH_M_HEAD},
 };
 
 static void test_table(void **state)
@@ -121,14 +119,13 @@ static void test_params_out_of_range(void **state)
 
     (void)state;
     memset(&r, 0, sizeof(r));
-    assert_int_equal(ch_router_match(&router, CH_M_GET, CH_STR("/api/v1/conversations/x"), &r, &allowed),
-                     CH_ROUTE_OK);
+    assert_int_equal(ch_router_match(&router, CH_M_GET, CH_STR("/api/v1/conversations/x"), &r, &allowed), CH_ROUTE_OK);
     assert_int_equal(ch_http_req_param(&r, 1).len, 0);
     assert_non_null(ch_http_req_param(&r, 5).p);
     /* r may be NULL for a bare lookup. */
     assert_int_equal(ch_router_match(&router, CH_M_GET, CH_STR("/health"), NULL, NULL), CH_ROUTE_OK);
     /* An empty table finds nothing. */
-    struct ch_router empty = { NULL, 0 };
+    struct ch_router empty = {NULL, 0};
     assert_int_equal(ch_router_match(&empty, CH_M_GET, CH_STR("/"), &r, &allowed), CH_ROUTE_NOT_FOUND);
 }
 

@@ -77,7 +77,8 @@ static void client_sizes(struct hx *h)
     HX_CHECK(h, hx_now_ms() - t0 < 1000, "413 not immediate");
     /* ... and with 100-continue: 413 instead of the interim response. */
     c = hx_open(h);
-    HX_REQUIRE(h, c && hx_send_str(c, "POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2000\r\n\r\n"), "s");
+    HX_REQUIRE(h, c && hx_send_str(c, "POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2000\r\n\r\n"),
+               "s");
     HX_REQUIRE(h, hx_read(c, &r, false) == 0, "no response");
     HX_CHECK(h, r.status == 413, "continue + too large: %d", r.status);
     hx_resp_free(&r);
@@ -180,7 +181,7 @@ static void test_conn_limit(void **state)
 static int trickle(struct hx_conn *c, const char *s, int step_ms, uint64_t *elapsed)
 {
     uint64_t t0 = hx_now_ms();
-    struct pollfd p = { c->fd, POLLIN, 0 };
+    struct pollfd p = {c->fd, POLLIN, 0};
 
     for (size_t i = 0; i < 10000; i++) {
         if (s[i % strlen(s)] && send(c->fd, &s[i % strlen(s)], 1, MSG_NOSIGNAL) != 1)
@@ -314,8 +315,8 @@ static void client_cases(struct hx *h)
                 while (c->buf[c->len] = '\0', (eol = strstr(c->buf, "\r\n")) == NULL && hx_fill(c) > 0)
                     ;
                 snprintf(line, sizeof(line), "%.*s", eol ? (int)(eol - c->buf) : 0, c->buf);
-                HX_CHECK(h, strcmp(line, expect) == 0, "case %s: got \"%s\", want \"%s\"", names[i]->d_name,
-                         line, expect);
+                HX_CHECK(h, strcmp(line, expect) == 0, "case %s: got \"%s\", want \"%s\"", names[i]->d_name, line,
+                         expect);
                 ran++;
             } else {
                 hx_failf(h, __LINE__, "case %s: cannot run", names[i]->d_name);

@@ -68,9 +68,23 @@ static void test_parse_valid(void **state)
 static void test_parse_invalid(void **state)
 {
     static const char *const bad[] = {
-        "", "10.0.0.0/", "10.0.0.0/33", "10.0.0.0/-1", "10.0.0.0/08", "10.0.0.256",
-        "::1/129", "abc", "10.0.0.0/8/9", " 10.0.0.1", "1.2.3.4 ", "10.0.0.0/8x", "10.0.0",
-        "1.2.3.4/+8", "::1/", "/8", "fe80::1%eth0",
+        "",
+        "10.0.0.0/",
+        "10.0.0.0/33",
+        "10.0.0.0/-1",
+        "10.0.0.0/08",
+        "10.0.0.256",
+        "::1/129",
+        "abc",
+        "10.0.0.0/8/9",
+        " 10.0.0.1",
+        "1.2.3.4 ",
+        "10.0.0.0/8x",
+        "10.0.0",
+        "1.2.3.4/+8",
+        "::1/",
+        "/8",
+        "fe80::1%eth0",
         "0000000000000000000000000000000000000000000000000000000000000000000000000000:1",
     };
     struct ch_cidr c;
@@ -98,7 +112,7 @@ static void test_match(void **state)
     assert_true(matches("172.16.0.0/12", "172.31.255.255"));
     assert_false(matches("172.16.0.0/12", "172.32.0.0"));
     assert_true(matches("0.0.0.0/0", "8.8.8.8"));
-    assert_false(matches("0.0.0.0/0", "::1"));      /* families differ */
+    assert_false(matches("0.0.0.0/0", "::1")); /* families differ */
     assert_true(matches("::/0", "2001:db8::1"));
     assert_false(matches("::/0", "8.8.8.8"));
     assert_true(matches("::1", "::1"));

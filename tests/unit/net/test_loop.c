@@ -14,10 +14,10 @@
 
 struct ctx {
     struct ch_net net;
-    int queued;        /* work "queued" for the flush hook */
-    int flushed;       /* items the hook saw */
+    int queued;  /* work "queued" for the flush hook */
+    int flushed; /* items the hook saw */
     int hook_runs;
-    int again;         /* the hook re-queues itself this many times */
+    int again; /* the hook re-queues itself this many times */
     uint64_t first_ms, second_ms;
     int ticks;
     bool closed;

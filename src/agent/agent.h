@@ -1,0 +1,181 @@
+/*
+ * agent.h: the agent runtime.  A run is one turn of a session: the user's
+ * message goes in with a session key, the agent talks to an LLM (and its
+ * tools) and a result comes out, streamed as events on the way.
+ *
+ * Runs are durable: ch_agent_submit() answers only after the run's row is
+ * committed (status queued), a run is marked running, then ok / error /
+ * aborted / timeout; a run still queued or running when the gateway stops
+ * or crashes is resumed at the next start.  Runs of one session key are
+ * serialised (a lane per key); at most agents.defaults.maxConcurrent run
+ * at once; at most agents.defaults.queueSize wait (beyond: CH_EBUSY, the
+ * caller reports it, nothing is dropped silently).
+ *
+ * Surfaces (api, ws, channels) subscribe to the event bus; callbacks run
+ * synchronously on the loop thread and must only copy into their own
+ * bounded queues, so a slow subscriber never stalls a run.
+ *
+ * Layer: agent uses core, net, config, store, providers, tools.  It never
+ * includes api, ws or channels (STYLE.md 8.1).
+ */
+#ifndef CH_AGENT_H
+#define CH_AGENT_H
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "net/net.h"
+#include "providers/providers.h"
+#include "store/store.h"
+#include "tools/tools.h"
+
+struct ch_agent;
+struct ch_llm_client;
+
+struct ch_agent_opts {
+    uv_loop_t *loop;               /* borrowed */
+    struct ch_net *net;            /* borrowed */
+    struct ch_store *store;        /* borrowed */
+    struct ch_llm_client *llm;     /* borrowed */
+    struct ch_tools *tools;        /* borrowed; NULL: no tools offered */
+    const struct ch_config *cfg;   /* borrowed until ch_agent_reload */
+    const char *workspace_dir;     /* AGENTS.md lives here; NULL: none */
+};
+
+int ch_agent_new(const struct ch_agent_opts *o, struct ch_agent **out, struct ch_error *err);
+/*
+ * Resume unfinished runs from the store: `running` runs go back to
+ * `queued` and every queued run is scheduled again, oldest first.
+ * Asynchronous; cb (may be NULL) reports how many were resumed.
+ */
+void ch_agent_resume(struct ch_agent *a, void (*cb)(int rc, size_t resumed, void *data), void *data);
+/* SIGHUP: system prompt, limits, defaults. */
+void ch_agent_reload(struct ch_agent *a, const struct ch_config *cfg);
+/*
+ * Stop: refuse new runs, abort the LLM calls and tools in flight without
+ * marking their runs failed (they stay `running` in the store and are
+ * replayed at the next start), wait for pending store jobs, then cb.
+ */
+void ch_agent_stop(struct ch_agent *a, void (*cb)(void *data), void *data);
+void ch_agent_free(struct ch_agent *a);
+
+/* ------------------------------------------------------------------ */
+/* Runs                                                                 */
+/* ------------------------------------------------------------------ */
+
+struct ch_agent_run_req {
+    const char *session_key;     /* required; see ch_agent_session_key_valid */
+    const char *message;         /* required, non-empty; reaches the model byte for byte */
+    const char *run_id;          /* optional: caller-chosen (WS: the idempotencyKey) */
+    const char *idempotency_key; /* optional: a repeat returns the first run's id */
+    const char *source;          /* "hook" "api" "ws" "cli" "openai" ... */
+    const char *model;           /* optional override: "provider/model" or an alias */
+    const char *system_prompt;   /* optional: replaces the configured prompt for this run */
+    const char *extra_system;    /* optional: appended to the system prompt */
+    int64_t max_tokens;          /* 0: model default */
+    double temperature;
+    bool has_temperature;
+    int64_t timeout_s;           /* 0: agents.defaults.timeoutSeconds (600) */
+    bool no_tools;               /* plain chat: offer no tools */
+    const json_t *meta;          /* optional object kept in the run's request (hook name,
+                                    callback, delivery target...); borrowed */
+};
+
+/*
+ * Called once the run is durably queued (rc 0) or refused: CH_EBUSY (the
+ * queue is full), CH_EINVAL (bad request; msg says why), CH_ESTATE (the
+ * agent is stopping).  duplicate: the idempotency key was already used,
+ * run_id is the first run's id.  run_id and msg are valid only during the
+ * call.
+ */
+typedef void (*ch_agent_accepted_cb)(int rc, const char *run_id, bool duplicate, const char *msg,
+                                     void *data);
+/* Submit a run.  Never calls cb synchronously. */
+void ch_agent_submit(struct ch_agent *a, const struct ch_agent_run_req *req, ch_agent_accepted_cb cb,
+                     void *data);
+/* Abort a queued or running run; CH_ENOTFOUND when it is not live. */
+int ch_agent_abort(struct ch_agent *a, const char *run_id);
+/* Abort every live run of a session; returns how many. */
+size_t ch_agent_abort_session(struct ch_agent *a, const char *session_key, char ***run_ids_out);
+/* Is this run queued or running in this process? */
+bool ch_agent_run_is_live(struct ch_agent *a, const char *run_id);
+
+/* Reserved prefixes a caller may not use for its own session keys. */
+bool ch_agent_session_key_reserved(const char *key);
+bool ch_agent_session_key_valid(const char *key);
+
+/* ------------------------------------------------------------------ */
+/* Events                                                               */
+/* ------------------------------------------------------------------ */
+
+enum ch_agent_ev_type {
+    CH_AGENT_EV_START,        /* lifecycle start */
+    CH_AGENT_EV_TEXT,         /* assistant text: delta + cumulative text */
+    CH_AGENT_EV_TOOL_START,   /* tool_name, tool_id, tool_args */
+    CH_AGENT_EV_TOOL_RESULT,  /* tool_name, tool_id, tool_result, tool_is_error */
+    CH_AGENT_EV_USAGE,        /* usage of the LLM call that just ended */
+    CH_AGENT_EV_END,          /* lifecycle end: result says how (ok, error, ...) */
+};
+
+/* The outcome of a run (also what END carries). */
+struct ch_agent_result {
+    const char *status;       /* "ok" "error" "aborted" "timeout" */
+    const char *text;         /* final assistant text ("" if none) */
+    const char *error_class;  /* rate_limit timeout context_length auth refusal unknown, or NULL */
+    const char *error;        /* message, or NULL */
+    const char *provider;     /* who answered last, or NULL */
+    const char *model;
+    struct ch_llm_usage usage;/* the whole run (all rounds) */
+    double cost_usd;
+    int64_t started_ms, finished_ms;
+    int64_t first_token_ms;   /* 0: no text */
+    int tool_calls;
+    int64_t context_tokens;   /* prompt size of the last call */
+};
+
+struct ch_agent_event {
+    enum ch_agent_ev_type type;
+    const char *run_id;
+    const char *session_key;
+    const char *session_id;
+    const char *source;
+    uint64_t seq;             /* per run, from 1 */
+    int64_t ts_ms;
+    struct ch_str delta;      /* TEXT */
+    struct ch_str text;       /* TEXT: cumulative text of this run */
+    const char *tool_name, *tool_id;
+    const json_t *tool_args;  /* TOOL_START */
+    const char *tool_result;  /* TOOL_RESULT */
+    bool tool_is_error;
+    struct ch_llm_usage usage;/* USAGE: this call; END: the run */
+    const struct ch_agent_result *result; /* END */
+    const json_t *meta;       /* the run's meta object, or NULL */
+};
+
+typedef void (*ch_agent_event_cb)(const struct ch_agent_event *ev, void *data);
+struct ch_agent_sub;
+/*
+ * Subscribe to one run's events (run_id) or to every run (NULL).
+ * Callbacks run on the loop thread, synchronously; unsubscribing from
+ * inside a callback is allowed.  NULL on allocation failure.
+ */
+struct ch_agent_sub *ch_agent_subscribe(struct ch_agent *a, const char *run_id, ch_agent_event_cb cb,
+                                        void *data);
+void ch_agent_unsubscribe(struct ch_agent_sub *s);
+
+/* ------------------------------------------------------------------ */
+/* Introspection                                                        */
+/* ------------------------------------------------------------------ */
+
+struct ch_agent_stats {
+    size_t running, queued, lanes;
+    uint64_t runs_total, runs_ok, runs_failed, runs_aborted, runs_timeout, runs_resumed;
+    uint64_t tool_calls, compactions;
+    struct ch_llm_usage usage;    /* since start */
+    double cost_usd;
+};
+void ch_agent_stats(const struct ch_agent *a, struct ch_agent_stats *out);
+struct ch_llm_client *ch_agent_llm(struct ch_agent *a);
+
+#endif

@@ -1,0 +1,194 @@
+/*
+ * context.c: what the model sees.  The system prompt is the configured
+ * prompt (agents.defaults.systemPrompt) plus the workspace's AGENTS.md,
+ * plus any per-run addition.  The transcript is converted from stored
+ * rows to neutral messages (tool results travel as user turns, a
+ * compaction entry becomes a summary turn, consecutive turns of one role
+ * are merged so every provider accepts the alternation).  Token counts
+ * are estimated at 4 bytes per token: good enough to decide when to
+ * compact, and cheap; the provider's usage report is what gets billed.
+ */
+#include <string.h>
+
+#include "agent/internal.h"
+
+char *ch_context_system_prompt(struct ch_agent *a, struct ch_run *r)
+{
+    const char *base = r->system_prompt ? r->system_prompt : a->system_prompt;
+    struct ch_buf b;
+
+    ch_buf_init(&b, 1 << 20);
+    if (base && *base)
+        ch_buf_append_str(&b, base);
+    if (r->extra_system && *r->extra_system) {
+        if (b.len)
+            ch_buf_append_str(&b, "\n\n");
+        ch_buf_append_str(&b, r->extra_system);
+    }
+    return ch_buf_detach(&b, NULL);
+}
+
+static json_t *row_content(const struct ch_message_rec *m)
+{
+    json_error_t jerr;
+    json_t *c = json_loads(m->content ? m->content : "[]", 0, &jerr);
+
+    if (!c)
+        return NULL;
+    if (json_is_string(c)) {
+        json_t *arr = json_pack("[{s:s, s:O}]", "type", "text", "text", c);
+        json_decref(c);
+        return arr;
+    }
+    if (!json_is_array(c)) {
+        json_decref(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* A compaction row becomes one user turn carrying the summary. */
+static json_t *compaction_content(json_t *c)
+{
+    json_t *first = json_array_get(c, 0);
+    const char *summary = json_string_value(json_object_get(first, "summary"));
+    char *text = ch_sprintf("Summary of the earlier part of this conversation:\n%s", summary ? summary : "");
+    json_t *out = text ? json_pack("[{s:s, s:s}]", "type", "text", "text", text) : NULL;
+
+    ch_free(text);
+    json_decref(c);
+    return out;
+}
+
+json_t *ch_context_from_transcript(const struct ch_message_list *l, int64_t **seqs_out, size_t *nseqs)
+{
+    json_t *msgs = json_array();
+    json_t *last = NULL;
+    int64_t *seqs = ch_calloc(l->count + 1, sizeof(*seqs));
+    size_t ns = 0;
+
+    *seqs_out = NULL;
+    *nseqs = 0;
+    if (!seqs) {
+        json_decref(msgs);
+        return NULL;
+    }
+
+    for (size_t i = 0; msgs && i < l->count; i++) {
+        const struct ch_message_rec *m = &l->items[i];
+        const char *role;
+        json_t *content = row_content(m);
+
+        if (!content)
+            continue; /* an unreadable row is skipped, never fatal */
+        if (!strcmp(m->role, "assistant")) {
+            role = "assistant";
+        } else if (!strcmp(m->role, "compaction")) {
+            role = "user";
+            content = compaction_content(content);
+            if (!content)
+                continue;
+        } else if (!strcmp(m->role, "user") || !strcmp(m->role, "tool")) {
+            role = "user";
+        } else {
+            json_decref(content);
+            continue; /* system rows are not replayed */
+        }
+        if (last && !strcmp(json_string_value(json_object_get(last, "role")), role)) {
+            json_array_extend(json_object_get(last, "content"), content);
+            json_decref(content);
+            continue;
+        }
+        last = json_pack("{s:s, s:o}", "role", role, "content", content);
+        json_array_append_new(msgs, last);
+        seqs[ns++] = m->seq;
+    }
+    /* A transcript must not open with an assistant turn or a dangling
+     * tool result whose call was compacted away. */
+    while (json_array_size(msgs)) {
+        json_t *first = json_array_get(msgs, 0);
+        json_t *c0 = json_array_get(json_object_get(first, "content"), 0);
+        const char *t = json_string_value(json_object_get(c0, "type"));
+        if (strcmp(json_string_value(json_object_get(first, "role")), "assistant") &&
+            !(t && !strcmp(t, "tool_result")))
+            break;
+        json_array_remove(msgs, 0);
+        memmove(seqs, seqs + 1, (ns - 1) * sizeof(*seqs));
+        ns--;
+    }
+    *seqs_out = seqs;
+    *nseqs = ns;
+    return msgs;
+}
+
+static size_t json_size(const json_t *v)
+{
+    size_t n = 0;
+    char *s;
+
+    if (!v)
+        return 0;
+    s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (s) {
+        n = strlen(s);
+        ch_free(s);
+    }
+    return n;
+}
+
+int64_t ch_context_estimate_tokens(const char *system, const json_t *messages, const json_t *tools)
+{
+    size_t bytes = (system ? strlen(system) : 0) + json_size(messages) + json_size(tools);
+    return (int64_t)(bytes / 4) + 16;
+}
+
+/*
+ * Where to cut when the history is over budget: keep the newest
+ * compaction_keep messages (at least the last user turn), summarise the
+ * rest.  The cut never lands between a tool call and its result: it moves
+ * back to a user turn that is not a tool result.
+ */
+ssize_t ch_context_compaction_split(struct ch_agent *a, const json_t *messages, int64_t budget)
+{
+    size_t n = json_array_size(messages);
+    ssize_t cut;
+
+    (void)budget;
+    if (n <= (size_t)a->compaction_keep + 1)
+        return -1;
+    for (cut = (ssize_t)(n - (size_t)a->compaction_keep); cut > 0; cut--) {
+        const json_t *m = json_array_get(messages, (size_t)cut);
+        const json_t *c0 = json_array_get(json_object_get(m, "content"), 0);
+        const char *t = json_string_value(json_object_get(c0, "type"));
+        if (!strcmp(json_string_value(json_object_get(m, "role")), "user") && !(t && !strcmp(t, "tool_result")))
+            return cut;
+    }
+    return -1;
+}
+
+/* Plain text of messages[0, upto) for the summariser, capped. */
+char *ch_context_transcript_text(const json_t *messages, size_t upto, size_t max_bytes)
+{
+    struct ch_buf b;
+
+    ch_buf_init(&b, max_bytes);
+    for (size_t i = 0; i < upto && i < json_array_size(messages); i++) {
+        const json_t *m = json_array_get(messages, i), *blk;
+        size_t j;
+        ch_buf_appendf(&b, "%s: ", json_string_value(json_object_get(m, "role")));
+        json_array_foreach(json_object_get(m, "content"), j, blk) {
+            const char *t = json_string_value(json_object_get(blk, "type"));
+            if (!t)
+                continue;
+            if (!strcmp(t, "text") && json_string_value(json_object_get(blk, "text")))
+                ch_buf_append_str(&b, json_string_value(json_object_get(blk, "text")));
+            else if (!strcmp(t, "tool_use"))
+                ch_buf_appendf(&b, "[called tool %s]", json_string_value(json_object_get(blk, "name")));
+            else if (!strcmp(t, "tool_result"))
+                ch_buf_appendf(&b, "[tool result: %.500s]", json_string_value(json_object_get(blk, "content")));
+        }
+        if (ch_buf_append_char(&b, '\n') == CH_E_TOO_LARGE)
+            break;
+    }
+    return ch_buf_detach(&b, NULL);
+}

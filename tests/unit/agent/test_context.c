@@ -1,0 +1,149 @@
+/* Unit tests for agent/context.c: transcript rows to provider-neutral
+ * messages, token estimates, and where compaction cuts. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "agent/internal.h"
+
+static void add_row(struct ch_message_list *l, const char *role, const char *content, int64_t seq)
+{
+    struct ch_message_rec *m;
+    l->items = ch_realloc(l->items, (l->count + 1) * sizeof(*l->items));
+    m = &l->items[l->count++];
+    memset(m, 0, sizeof(*m));
+    snprintf(m->role, sizeof(m->role), "%s", role);
+    m->content = ch_strdup(content);
+    m->seq = seq;
+}
+
+static const char *role_at(const json_t *msgs, size_t i)
+{
+    return json_string_value(json_object_get(json_array_get(msgs, i), "role"));
+}
+
+static void test_roles_and_merging(void **state)
+{
+    struct ch_message_list l = { 0 };
+    int64_t *seqs;
+    size_t ns;
+    json_t *m;
+    (void)state;
+    add_row(&l, "user", "[{\"type\":\"text\",\"text\":\"hi\"}]", 1);
+    add_row(&l, "assistant", "[{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"current_time\",\"input\":{}}]", 2);
+    add_row(&l, "tool", "[{\"type\":\"tool_result\",\"tool_use_id\":\"t1\",\"content\":\"now\"}]", 3);
+    add_row(&l, "assistant", "[{\"type\":\"text\",\"text\":\"it is now\"}]", 4);
+    add_row(&l, "user", "[{\"type\":\"text\",\"text\":\"a\"}]", 5);
+    add_row(&l, "user", "[{\"type\":\"text\",\"text\":\"b\"}]", 6); /* merged with the previous */
+    add_row(&l, "system", "[{\"type\":\"text\",\"text\":\"ignored\"}]", 7);
+    add_row(&l, "user", "not json", 8);                             /* skipped, not fatal */
+    m = ch_context_from_transcript(&l, &seqs, &ns);
+    assert_non_null(m);
+    assert_int_equal(json_array_size(m), 5);
+    assert_int_equal(ns, 5);
+    assert_string_equal(role_at(m, 0), "user");
+    assert_string_equal(role_at(m, 1), "assistant");
+    assert_string_equal(role_at(m, 2), "user"); /* tool results travel as a user turn */
+    assert_string_equal(role_at(m, 3), "assistant");
+    assert_string_equal(role_at(m, 4), "user");
+    assert_int_equal(json_array_size(json_object_get(json_array_get(m, 4), "content")), 2);
+    assert_int_equal(seqs[2], 3);
+    assert_int_equal(seqs[4], 5);
+    json_decref(m);
+    ch_free(seqs);
+    ch_message_list_release(&l);
+}
+
+static void test_compaction_row_and_leading_assistant(void **state)
+{
+    struct ch_message_list l = { 0 };
+    int64_t *seqs;
+    size_t ns;
+    json_t *m;
+    const char *text;
+    (void)state;
+    add_row(&l, "assistant", "[{\"type\":\"text\",\"text\":\"orphan\"}]", 3);
+    add_row(&l, "compaction", "[{\"type\":\"compaction\",\"summary\":\"they met\",\"first_kept_seq\":5}]", 4);
+    add_row(&l, "user", "[{\"type\":\"text\",\"text\":\"next\"}]", 5);
+    m = ch_context_from_transcript(&l, &seqs, &ns);
+    /* the leading assistant turn is dropped; the summary and the user turn merge */
+    assert_int_equal(json_array_size(m), 1);
+    text = json_string_value(json_object_get(json_array_get(json_object_get(json_array_get(m, 0), "content"), 0), "text"));
+    assert_non_null(strstr(text, "they met"));
+    assert_int_equal(seqs[0], 4);
+    json_decref(m);
+    ch_free(seqs);
+    ch_message_list_release(&l);
+}
+
+static void test_estimate_and_split(void **state)
+{
+    struct ch_agent a = { 0 };
+    json_t *msgs = json_array();
+    char big[4001];
+    (void)state;
+    memset(big, 'x', 4000);
+    big[4000] = '\0';
+    for (int i = 0; i < 10; i++) {
+        json_array_append_new(msgs, json_pack("{s:s, s:[{s:s, s:s}]}", "role", i % 2 ? "assistant" : "user",
+                                              "content", "type", "text", "text", big));
+    }
+    assert_true(ch_context_estimate_tokens("sys", msgs, NULL) >= 10000);
+    a.compaction_keep = 4;
+    /* keep the newest 4 turns, cut lands on a user turn */
+    assert_int_equal(ch_context_compaction_split(&a, msgs, 1000), 6);
+    a.compaction_keep = 20;
+    assert_int_equal(ch_context_compaction_split(&a, msgs, 1000), -1);
+    json_decref(msgs);
+}
+
+static void test_split_never_between_call_and_result(void **state)
+{
+    struct ch_agent a = { .compaction_keep = 2 };
+    json_t *msgs = json_array();
+    (void)state;
+    json_array_append_new(msgs, json_pack("{s:s, s:[{s:s, s:s}]}", "role", "user", "content", "type", "text", "text", "q"));
+    json_array_append_new(msgs, json_pack("{s:s, s:[{s:s, s:s, s:s, s:{}}]}", "role", "assistant", "content", "type",
+                                          "tool_use", "id", "t", "name", "x", "input"));
+    json_array_append_new(msgs, json_pack("{s:s, s:[{s:s, s:s, s:s}]}", "role", "user", "content", "type",
+                                          "tool_result", "tool_use_id", "t", "content", "r"));
+    json_array_append_new(msgs, json_pack("{s:s, s:[{s:s, s:s}]}", "role", "assistant", "content", "type", "text",
+                                          "text", "a"));
+    /* newest 2 kept would cut at index 2, a tool result: it moves back to 0, which is no cut */
+    assert_int_equal(ch_context_compaction_split(&a, msgs, 10), -1);
+    json_decref(msgs);
+}
+
+static void test_transcript_text_cap(void **state)
+{
+    json_t *msgs = json_pack("[{s:s, s:[{s:s, s:s}]}, {s:s, s:[{s:s, s:s}]}]", "role", "user", "content", "type",
+                             "text", "text", "hello there", "role", "assistant", "content", "type", "text", "text",
+                             "general kenobi");
+    char *t = ch_context_transcript_text(msgs, 2, 4096);
+    (void)state;
+    assert_non_null(strstr(t, "user: hello there"));
+    assert_non_null(strstr(t, "assistant: general kenobi"));
+    ch_free(t);
+    t = ch_context_transcript_text(msgs, 1, 4096);
+    assert_null(strstr(t, "kenobi"));
+    ch_free(t);
+    t = ch_context_transcript_text(msgs, 2, 10);
+    assert_true(strlen(t) <= 10);
+    ch_free(t);
+    json_decref(msgs);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roles_and_merging),
+        cmocka_unit_test(test_compaction_row_and_leading_assistant),
+        cmocka_unit_test(test_estimate_and_split),
+        cmocka_unit_test(test_split_never_between_call_and_result),
+        cmocka_unit_test(test_transcript_text_cap),
+    };
+    ch_alloc_install();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
