@@ -47,6 +47,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 declare -A R # results, printed at the end
+R[load_before]=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ------------------------------------------------------------------ chela
 
@@ -94,15 +95,24 @@ cat >"$TMP/auth.lua" <<EOF
 wrk.headers["Authorization"] = "Bearer $TOKEN"
 EOF
 
-# run_wrk NAME URL [LUA]: warm up, then measure; fills R[NAME_rps], R[NAME_p99].
+# run_wrk NAME PID URL [LUA]: warm up, then measure; fills R[NAME_rps],
+# R[NAME_p99] and R[NAME_cpu], the server's CPU use during the run in % of
+# one core (PID's utime+stime; for nginx the worker), which tells whether
+# the server or the one-core load generator was the bottleneck.
 run_wrk() {
-    local name=$1 url=$2 lua=${3:-} args=()
+    local name=$1 pid=$2 url=$3 lua=${4:-} args=() t0 t1 w0 w1
     [[ -n $lua ]] && args=(-s "$lua")
     if ((WARMUP > 0)); then
         taskset -c "$CCPU" "$WRK" -t1 -c"$CONNS" -d"${WARMUP}s" "${args[@]}" "$url" >/dev/null 2>&1 || true
     fi
+    t0=$(bench_cpu_ticks "$pid")
+    w0=$(date +%s%N)
     taskset -c "$CCPU" "$WRK" -t1 -c"$CONNS" -d"${DURATION}s" --latency "${args[@]}" "$url" \
         >"$TMP/wrk-$name.txt" 2>&1 || true
+    w1=$(date +%s%N)
+    t1=$(bench_cpu_ticks "$pid")
+    R[${name}_cpu]=$(awk -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v ns=$((w1 - w0)) \
+        'BEGIN { printf "%.0f", 100 * (d / hz) / (ns / 1e9) }')
     R[${name}_rps]=$(bench_wrk_rps "$TMP/wrk-$name.txt")
     R[${name}_p99]=$(bench_wrk_p99_ms "$TMP/wrk-$name.txt")
     echo "== wrk $name: $url"
@@ -113,8 +123,8 @@ run_wrk() {
     return 0
 }
 
-run_wrk chela_health "$CHELA_URL/health"
-run_wrk chela_detail "$CHELA_URL/health/detail" "$TMP/auth.lua"
+run_wrk chela_health "$CHELA_PID" "$CHELA_URL/health"
+run_wrk chela_detail "$CHELA_PID" "$CHELA_URL/health/detail" "$TMP/auth.lua"
 R[chela_load_rss_kb]=$(bench_status_kb "$CHELA_PID" VmRSS)
 R[chela_load_rssanon_kb]=$(bench_status_kb "$CHELA_PID" RssAnon)
 
@@ -229,8 +239,8 @@ EOF
         sleep 1
         nworker=$(pgrep -P "$NGINX_PID" | head -1 || true)
         R[nginx_idle_rss_kb]=$(($(bench_status_kb "$NGINX_PID" VmRSS) + $(bench_status_kb "${nworker:-$NGINX_PID}" VmRSS)))
-        run_wrk nginx_health "http://127.0.0.1:$NPORT/health"
-        run_wrk nginx_auth "http://127.0.0.1:$NPORT/health/detail" "$TMP/auth.lua"
+        run_wrk nginx_health "${nworker:-$NGINX_PID}" "http://127.0.0.1:$NPORT/health"
+        run_wrk nginx_auth "${nworker:-$NGINX_PID}" "http://127.0.0.1:$NPORT/health/detail" "$TMP/auth.lua"
         R[nginx_load_rss_kb]=$(($(bench_status_kb "$NGINX_PID" VmRSS) + $(bench_status_kb "${nworker:-$NGINX_PID}" VmRSS)))
     else
         echo "bench/http.sh: nginx did not start:" >&2
@@ -243,22 +253,35 @@ fi
 
 # ------------------------------------------------------------------ summary
 
+# proj RPS CPU%: requests/s scaled to 100% of one server core.
+proj() { awk -v r="${1:-}" -v c="${2:-}" 'BEGIN { if (r > 0 && c > 0) printf "%.0f", r * 100 / c; else print "n/a" }'; }
 ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
 mb() { awk -v k="${1:-0}" 'BEGIN { printf "%.1f MB", k / 1024 }'; }
-verdict() { if awk -v c="$1" 'BEGIN { exit !(c) }'; then echo "met"; else echo "MISSED"; fi; }
+# verdict A OP B: "met" when the number A compares OP (<, <=, >=) to B.
+verdict() {
+    if awk -v a="$1" -v b="$3" -v op="$2" 'BEGIN {
+        if (a == "" || b == "" || a == "n/a" || b == "n/a") exit 1
+        a += 0; b += 0
+        exit !((op == "<" && a < b) || (op == "<=" && a <= b) || (op == ">=" && a >= b)) }'
+    then echo "met"; else echo "MISSED"; fi
+}
 v() { echo "${R[$1]:-n/a}"; }
 
 echo
 echo "chela HTTP benchmark  $(date -u +%Y-%m-%dT%H:%MZ)  $(nproc) cores  $(uname -m)"
 echo "wrk -t1 -c$CONNS -d${DURATION}s on core $CCPU; servers on core $SCPU; access log: $([[ $ACCESS_LOG == 1 ]] && echo on || echo off)"
+echo "load average before: ${R[load_before]}; after: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-38s %16s %16s %10s\n' "measure" "chela" "nginx" "target"
 printf '%-38s %16s %16s %10s\n' "--------------------------------------" "----------------" "----------------" "----------"
 printf '%-38s %16s %16s %10s\n' "GET /health requests/s" "$(v chela_health_rps)" "$(v nginx_health_rps)" ">=1.0x"
 printf '%-38s %16s %16s %10s\n' "  ratio chela/nginx" "$(ratio "${R[chela_health_rps]:-}" "${R[nginx_health_rps]:-}")" "" ""
 printf '%-38s %16s %16s %10s\n' "GET /health p99 (ms)" "$(v chela_health_p99)" "$(v nginx_health_p99)" "<10"
+printf '%-38s %16s %16s %10s\n' "  server CPU during the run (% core)" "$(v chela_health_cpu)" "$(v nginx_health_cpu)" ""
+printf '%-38s %16s %16s %10s\n' "  requests/s per server core (proj.)" "$(proj "${R[chela_health_rps]:-}" "${R[chela_health_cpu]:-}")" "$(proj "${R[nginx_health_rps]:-}" "${R[nginx_health_cpu]:-}")" ""
 printf '%-38s %16s %16s %10s\n' "GET /health/detail+auth requests/s" "$(v chela_detail_rps)" "$(v nginx_auth_rps)" ""
 printf '%-38s %16s %16s %10s\n' "  ratio chela/nginx" "$(ratio "${R[chela_detail_rps]:-}" "${R[nginx_auth_rps]:-}")" "" ""
 printf '%-38s %16s %16s %10s\n' "GET /health/detail+auth p99 (ms)" "$(v chela_detail_p99)" "$(v nginx_auth_p99)" "<10"
+printf '%-38s %16s %16s %10s\n' "  server CPU during the run (% core)" "$(v chela_detail_cpu)" "$(v nginx_auth_cpu)" ""
 printf '%-38s %16s %16s %10s\n' "idle RssAnon after start" "$(mb "${R[chela_idle_rssanon_kb]}")" "" "<=4 MB"
 printf '%-38s %16s %16s %10s\n' "RssAnon after load + idle" "$(mb "${R[chela_after_idle_rssanon_kb]}")" "" ""
 printf '%-38s %16s %16s %10s\n' "total RSS idle (nginx: master+worker)" "$(mb "${R[chela_idle_rss_kb]}")" "$(mb "${R[nginx_idle_rss_kb]:-0}")" "<=nginx"
@@ -270,13 +293,15 @@ printf '%-38s %16s %16s %10s\n' "  CPU ticks / context switches" "$(v chela_idle
 echo
 echo "targets:"
 if ((HAVE_NGINX)); then
-    echo "  /health rps >= 1.0x nginx:     $(verdict "${R[chela_health_rps]:-0} >= ${R[nginx_health_rps]:-1}")"
-    echo "  total RSS <= nginx (idle):     $(verdict "${R[chela_idle_rss_kb]:-0} <= ${R[nginx_idle_rss_kb]:-0}")"
+    echo "  /health rps >= 1.0x nginx:     $(verdict "${R[chela_health_rps]:-}" ">=" "${R[nginx_health_rps]:-}")"
+    echo "  total RSS <= nginx (idle):     $(verdict "${R[chela_idle_rss_kb]:-}" "<=" "${R[nginx_idle_rss_kb]:-}")"
+    echo "  total RSS <= nginx (loaded):   $(verdict "${R[chela_load_rss_kb]:-}" "<=" "${R[nginx_load_rss_kb]:-}")"
 else
     echo "  (nginx not installed: no comparison)"
 fi
-echo "  p99 < 10 ms (/health):         $(verdict "${R[chela_health_p99]:-99} < 10")"
-echo "  idle RssAnon <= 4 MB:          $(verdict "${R[chela_idle_rssanon_kb]:-99999} <= 4096")"
-echo "  start to 200 <= 5 ms median:   $(verdict "${R[start_median_ms]:-99} <= 5")"
-echo "  idle CPU ~0 (< 0.1%):          $(verdict "${R[chela_idle_cpu_pct]:-99} < 0.1")"
+echo "  p99 < 10 ms (/health):         $(verdict "${R[chela_health_p99]:-}" "<" 10)"
+echo "  p99 < 10 ms (/health/detail):  $(verdict "${R[chela_detail_p99]:-}" "<" 10)"
+echo "  idle RssAnon <= 4 MB:          $(verdict "${R[chela_idle_rssanon_kb]:-}" "<=" 4096)"
+echo "  start to 200 <= 5 ms median:   $(verdict "${R[start_median_ms]:-}" "<=" 5)"
+echo "  idle CPU ~0 (< 0.1%):          $(verdict "${R[chela_idle_cpu_pct]:-}" "<" 0.1)"
 exit 0

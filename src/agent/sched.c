@@ -182,6 +182,7 @@ static void submit_done(struct ch_store_job *job, int rc)
         sj->cb(0, r->run_id, false, NULL, sj->data);
         ch_run_free(r);
     } else if (rc == 0) {
+        a->stats.runs_total++;
         sj->cb(0, r->run_id, false, NULL, sj->data);
         ch_sched_enqueue(a, r);
         ch_sched_pump(a);

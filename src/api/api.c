@@ -249,6 +249,8 @@ int ch_api_new(const struct ch_api_opts *o, struct ch_api **out, struct ch_error
     a->cfg = o->cfg;
     a->limits = o->limits;
     a->agent = o->agent;
+    a->usage_baseline = o->usage_baseline;
+    a->requests_baseline = o->requests_baseline;
     a->started_ms = ch_now_ms();
     a->audit_on = true;
     a->router.routes = routes;

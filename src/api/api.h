@@ -25,6 +25,8 @@ struct ch_api_opts {
     const char *state_dir;          /* copied */
     const char *local_token;        /* copied as a hash: the CLI's admin credential */
     struct ch_agent *agent;         /* borrowed; outlives the api; NULL: no agent routes */
+    struct ch_usage usage_baseline; /* stored usage totals at start (/health/detail) */
+    int64_t requests_baseline;      /* stored LLM request count at start */
 };
 
 /*

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "api/internal.h"
+#include "providers/client.h"
 
 void ch_health_live(struct ch_http_req *r, void *data)
 {
@@ -42,6 +43,36 @@ void ch_health_ready(struct ch_http_req *r, void *data)
         return;
     }
     ch_http_respond_json(r, 503, json_pack("{s:b, s:o}", "ready", 0, "failing", failing));
+}
+
+/* Runs, LLM calls and usage/cost totals (stored before this start plus
+ * what this process added). */
+static void add_agent(struct ch_api *a, json_t *o)
+{
+    struct ch_agent_stats st;
+    const struct ch_usage *b = &a->usage_baseline;
+
+    ch_agent_stats(a->agent, &st);
+    json_object_set_new(o, "agent",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "running",
+                                  (json_int_t)st.running, "queued", (json_int_t)st.queued, "lanes",
+                                  (json_int_t)st.lanes, "runsTotal", (json_int_t)st.runs_total, "runsOk",
+                                  (json_int_t)st.runs_ok, "runsFailed", (json_int_t)st.runs_failed, "runsAborted",
+                                  (json_int_t)st.runs_aborted, "runsTimeout", (json_int_t)st.runs_timeout,
+                                  "runsResumed", (json_int_t)st.runs_resumed, "toolCalls", (json_int_t)st.tool_calls,
+                                  "compactions", (json_int_t)st.compactions));
+    json_object_set_new(
+        o, "usage",
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:f}", "inputTokens",
+                  (json_int_t)(b->input_tokens + (int64_t)st.usage.input_tokens), "outputTokens",
+                  (json_int_t)(b->output_tokens + (int64_t)st.usage.output_tokens), "cacheReadTokens",
+                  (json_int_t)(b->cache_read_tokens + (int64_t)st.usage.cache_read_tokens), "cacheWriteTokens",
+                  (json_int_t)(b->cache_write_tokens + (int64_t)st.usage.cache_write_tokens), "totalTokens",
+                  (json_int_t)(b->input_tokens + b->output_tokens + b->cache_read_tokens + b->cache_write_tokens +
+                               (int64_t)(st.usage.input_tokens + st.usage.output_tokens +
+                                         st.usage.cache_read_tokens + st.usage.cache_write_tokens)),
+                  "estimatedCostUsd", b->cost_usd + st.cost_usd));
+    json_object_set_new(o, "llm", ch_llm_client_stats_json(ch_agent_llm(a->agent)));
 }
 
 void ch_health_detail(struct ch_http_req *r, void *data)
@@ -78,5 +109,7 @@ void ch_health_detail(struct ch_http_req *r, void *data)
                   (json_int_t)ss.write_queue_max, "commits", (json_int_t)ss.commits, "writes",
                   (json_int_t)ss.writes_committed,
                   "tokens", "live", (json_int_t)live);
+    if (o && a->agent)
+        add_agent(a, o);
     ch_http_respond_json(r, 200, o);
 }

@@ -177,6 +177,36 @@ struct ch_audit_batch {
 void ch_audit_record(struct ch_api *a, const struct ch_http_req *r, uint64_t latency_ns);
 void ch_audit_flush(void *api);   /* net flush hook */
 
+/* ---- outbox.c, webhooks.c: durable outbound deliveries (issue #4) ---- */
+
+/*
+ * One delivery: the exact body POSTed to url, with the configured headers
+ * and, when secret is set, the signature headers (X-OpenClaw-Signature,
+ * X-Signature-256, X-OpenClaw-Timestamp + X-OpenClaw-Signature-V2), plus
+ * X-OpenClaw-Delivery: <id>.  At least once: retried with exponential
+ * backoff (2xx done; 4xx other than 408/429 permanent; 5xx, 408, 429 and
+ * transport errors retried), survives restarts, dead after max_attempts.
+ */
+struct ch_delivery_req {
+    const char *kind;          /* "callback" or "webhook" */
+    const char *run_id;        /* the run it reports, or NULL */
+    const char *event;         /* webhook event name, or NULL */
+    const char *url;           /* http or https */
+    const json_t *headers;     /* object of extra header strings, or NULL; copied */
+    const char *body;          /* exact bytes; copied */
+    size_t body_len;
+    const char *content_type;  /* NULL: application/json */
+    const char *secret;        /* HMAC-SHA256 key, or NULL: unsigned */
+    int max_attempts;          /* 0: retry.maxAttempts default (3) */
+    int64_t backoff_ms;        /* 0: retry.backoffMs default (5000) */
+};
+typedef void (*ch_outbox_done_cb)(int rc, const char *delivery_id, void *data);
+/* Durably queue a delivery; cb (may be NULL) after the commit, on the loop. */
+void ch_outbox_enqueue(struct ch_api *a, const struct ch_delivery_req *d, ch_outbox_done_cb cb, void *data);
+/* Send event {event, timestamp, data} to every outgoing webhook subscribed
+ * to it (api.webhooks.outgoing[] and those created over REST).  Steals data. */
+void ch_webhooks_emit(struct ch_api *a, const char *event, json_t *data);
+
 /* ---- the api object ---- */
 struct ch_api {
     struct ch_net *net;
@@ -185,6 +215,8 @@ struct ch_api {
     const struct ch_limits *limits;
     struct ch_http_server *server;
     struct ch_agent *agent;       /* borrowed; may be NULL */
+    struct ch_usage usage_baseline; /* usage totals stored before this start */
+    int64_t requests_baseline;
     char *state_dir;
     char local_hash[65];          /* SHA-256 of the CLI's local token, or "" */
     struct ch_router router;
@@ -199,6 +231,7 @@ struct ch_api {
     bool audit_on;
     bool stopped;
     int64_t started_ms;
+    struct ch_oc *oc;             /* owned: the OpenClaw WebSocket gateway (oc_ws.c) */
 };
 
 /* JSON response helpers shared by handlers. */
@@ -235,5 +268,19 @@ json_t *ch_api_time_json(int64_t ms);
 void ch_rest_runs_get(struct ch_http_req *r, void *data);
 void ch_rest_runs_list(struct ch_http_req *r, void *data);
 void ch_rest_runs_abort(struct ch_http_req *r, void *data);
+
+/* ---- oc_*.c: the OpenClaw gateway WebSocket protocol (oc_internal.h) ---- */
+struct ch_oc;
+/* Create/free the WS gateway state of a (created) api; reads gateway.ws.*. */
+int ch_oc_new(struct ch_api *a);
+void ch_oc_free(struct ch_api *a);
+/* Broadcast `shutdown` and close every WS connection with 1012; refuse
+ * new ones.  Idempotent.  Called from ch_api_stop. */
+void ch_oc_shutdown(struct ch_api *a);
+/* An HTTP request asking for an upgrade, on any path: take it over as an
+ * OpenClaw WS connection (authentication happens in `connect`). */
+void ch_oc_ws_upgrade(struct ch_http_req *r, struct ch_api *a);
+/* Open WS connections (both states), for /health/detail. */
+size_t ch_oc_conn_count(const struct ch_api *a);
 
 #endif

@@ -470,20 +470,88 @@ static int delete_run(struct ch_db *db, struct ch_store_job *job)
     return rc;
 }
 
+/*
+ * Deleting a session with live runs: abort them and wait for their END
+ * (bounded by DELETE_WAIT_MS) before deleting, so a run's last writes
+ * (its transcript, its outcome and usage) land before the row goes and
+ * never fail on, or recreate, a deleted session.  The wait owns a timer
+ * and frees itself in the timer's close callback.
+ */
+#define DELETE_WAIT_MS 5000
+
+struct delete_wait {
+    uv_timer_t timer;
+    struct ch_agent_sub *sub;
+    struct sess_job *job;        /* handed to the store when the wait ends */
+    size_t need, seen;           /* runs aborted, ENDs seen */
+    bool counting;               /* need is not known yet */
+    bool done;
+};
+
+static void wait_closed(uv_handle_t *h)
+{
+    ch_free(h->data);
+}
+
+static void wait_end(struct delete_wait *w)
+{
+    if (w->done)
+        return;
+    w->done = true;
+    ch_agent_unsubscribe(w->sub);
+    uv_timer_stop(&w->timer);
+    uv_close((uv_handle_t *)&w->timer, wait_closed);
+    submit(w->job, true);
+}
+
+static void wait_timeout(uv_timer_t *t)
+{
+    struct delete_wait *w = t->data;
+
+    ch_log_warn("sessions: %zu of %zu aborted run(s) of %s still running after %d ms; deleting anyway",
+                w->need - w->seen, w->need, w->job->key, DELETE_WAIT_MS);
+    wait_end(w);
+}
+
+static void wait_on_event(const struct ch_agent_event *ev, void *data)
+{
+    struct delete_wait *w = data;
+
+    if (ev->type != CH_AGENT_EV_END || w->done || !ev->session_key || strcmp(ev->session_key, w->job->key) != 0)
+        return;
+    w->seen++;
+    if (!w->counting && w->seen >= w->need)
+        wait_end(w);
+}
+
 static void delete_route(struct ch_http_req *r, void *api, bool conv)
 {
     struct ch_api *a = api;
     struct sess_job *j = job_new_key(r, api, conv);
-    size_t n;
+    struct delete_wait *w;
 
     if (!j)
         return;
-    /* A run still writing into the session would recreate parts of it. */
-    if (a->agent && (n = ch_agent_abort_session(a->agent, j->key, NULL)) > 0)
-        ch_log_info("sessions: deleting %s aborted %zu live run(s)", j->key, n);
     j->job.run = delete_run;
     j->job.done = answer_done;
-    submit(j, true);
+    if (!a->agent || !(w = ch_calloc(1, sizeof(*w)))) {
+        submit(j, true);
+        return;
+    }
+    w->job = j;
+    w->counting = true;
+    /* Subscribed first: an END emitted during the abort is counted too. */
+    w->sub = ch_agent_subscribe(a->agent, NULL, wait_on_event, w);
+    w->need = w->sub ? ch_agent_abort_session(a->agent, j->key, NULL) : 0;
+    w->counting = false;
+    if (w->need)
+        ch_log_info("sessions: deleting %s: waiting for %zu aborted run(s) to end", j->key, w->need);
+    uv_timer_init(a->net->loop, &w->timer);
+    w->timer.data = w;
+    if (w->seen >= w->need)
+        wait_end(w);
+    else
+        uv_timer_start(&w->timer, wait_timeout, DELETE_WAIT_MS, 0);
 }
 
 void ch_rest_sessions_delete(struct ch_http_req *r, void *data)

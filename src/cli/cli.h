@@ -113,6 +113,6 @@ int64_t ch_rest_int(const json_t *o, const char *key);
 int ch_cmd_agent(int argc, char **argv);     /* cmd_agent.c */
 int ch_cmd_sessions(int argc, char **argv);  /* cmd_sessions.c */
 int ch_cmd_models(int argc, char **argv);    /* cmd_sessions.c */
-int ch_cmd_runs(int argc, char **argv);      /* cmd_runs.c */
+int ch_cmd_runs(int argc, char **argv);      /* cmd_sessions.c */
 
 #endif

@@ -268,6 +268,8 @@ int ch_cmd_gateway(int argc, char **argv)
         goto out_store;
     local_token = ch_random_token("oc_tok_", 43);
     aopts.agent = g.agent;
+    aopts.usage_baseline = boot.usage;
+    aopts.requests_baseline = boot.usage_requests;
     aopts.net = &g.net;
     aopts.store = g.store;
     aopts.cfg = g.cfg;

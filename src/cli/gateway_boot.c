@@ -224,6 +224,14 @@ int ch_boot_database(struct ch_boot *b, const char *state_dir, const struct ch_c
         rc = bootstrap_admin(db, c->path ? c->path : "(embedded defaults)");
     if (rc == 0)
         rc = ch_tokens_list(db, false, tokens);
+    if (rc == 0) {
+        struct ch_usage_row row = { 0 };
+        if (ch_usage_totals(db, NULL, NULL, &row) == 0) {
+            b->usage = row.usage;
+            b->usage_requests = row.requests;
+        }
+        ch_usage_row_release(&row);
+    }
     if (rc)
         fprintf(stderr, "chela: database %s: %s\n", b->db_path, ch_strerror(rc));
     ch_db_close(db);

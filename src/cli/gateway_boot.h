@@ -15,6 +15,8 @@ struct ch_boot {
     char addr[64];                              /* resolved bind address */
     int port;
     char *db_path;                              /* owned */
+    struct ch_usage usage;                      /* stored usage totals */
+    int64_t usage_requests;
 };
 
 /* Create (0700) and check the state directory is a writable directory. */

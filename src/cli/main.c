@@ -4,6 +4,7 @@
  * main did: argv[1] is the command word, its options start at argv[2].  Exit codes:
  * 0 ok, 1 runtime error, 2 usage or configuration error (contract).
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,6 +25,10 @@ static const struct command commands[] = {
     {"health", ch_cmd_health, "check that a gateway is live"},
     {"status", ch_cmd_status, "show a running gateway's details"},
     {"config", ch_cmd_config, "validate, query and document the configuration"},
+    {"agent", ch_cmd_agent, "send one message to the agent and stream the answer"},
+    {"sessions", ch_cmd_sessions, "list, show, reset and delete sessions"},
+    {"models", ch_cmd_models, "list the models the gateway can use"},
+    {"runs", ch_cmd_runs, "list, show and abort agent runs"},
     {"version", cmd_version, "print the version"},
 };
 
@@ -70,6 +75,10 @@ int main(int argc, char **argv)
     const char *name;
     int rc;
 
+    /* Few arenas: the loop, the store writer and the pool threads would
+     * otherwise each get a 64 MiB glibc arena whose touched pages stay
+     * resident; idle private memory is a target (docs/performance.md). */
+    mallopt(M_ARENA_MAX, 2);
     if (ch_alloc_install() != 0) {
         fprintf(stderr, "chela: cannot install the allocator\n");
         return CH_EXIT_RUNTIME;

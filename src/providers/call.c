@@ -171,6 +171,7 @@ static void finish(struct ch_llm_call *c, const struct llm_failure *f)
     }
     r->attempts = c->attempts;
     r->attempt_count = c->nattempts;
+    r->fallbacks = c->fallbacks;
     r->latency_ms = ch_mono_ms() - c->start_ms;
     r->first_token_ms = c->first_token_ms;
     if (c->client)
@@ -189,6 +190,9 @@ static void finish(struct ch_llm_call *c, const struct llm_failure *f)
 /* ------------------------------------------------------------------ */
 
 enum next_step { NEXT_RETRY_NOW, NEXT_WAIT, NEXT_MODEL, NEXT_FINISH };
+
+/* libuv's loop clock may be CLOCK_MONOTONIC_COARSE (a few ms behind). */
+#define KEY_SLACK_MS 20
 
 static struct ch_llm_attempt *note_attempt(struct ch_llm_call *c, const struct ch_llm_target *t,
                                            int key_index, bool sent)
@@ -220,7 +224,7 @@ static enum next_step decide(struct ch_llm_call *c, const struct llm_failure *f,
     const struct ch_llm_target *t = &c->targets[c->pos];
     struct ch_llm_keyring *ring = llm_gen_ring(c->gen, t->provider);
     bool last_model = c->pos + 1 >= c->ntargets;
-    int64_t now = (int64_t)ch_mono_ms(), wait;
+    int64_t now = (int64_t)ch_mono_ms(), wait, jitter;
 
     c->last = *f;
     if (c->delivered || f->rc == CH_EINVAL || f->rc == CH_ENOMEM || f->rc == CH_ECLOSED)
@@ -237,9 +241,12 @@ static enum next_step decide(struct ch_llm_call *c, const struct llm_failure *f,
         return NEXT_RETRY_NOW;
     }
     if (f->retryable && c->retries < s->retry_count) {
-        wait = backoff_ms(c, c->retries + 1);
-        if (f->retry_after_ms > wait)
-            wait = f->retry_after_ms;
+        jitter = backoff_ms(c, c->retries + 1);
+        wait = CH_MAX(jitter, f->retry_after_ms);
+        /* Rate-limited: what matters is when any key of the ring serves
+         * again, which may be sooner than the key that just failed. */
+        if (f->err == CH_LLM_ERR_RATE_LIMIT && ring && ring->count)
+            wait = CH_MAX(jitter, ch_llm_keyring_wait_ms(ring, llm_client_now(c->client)));
         /* A long wait is worth it only when nothing else can serve. */
         if (now + wait < (int64_t)c->deadline_ms &&
             (wait <= s->backoff_max_ms || (last_model && wait <= CH_LLM_MAX_KEY_COOLDOWN_MS))) {
@@ -289,7 +296,7 @@ static bool act(struct ch_llm_call *c, const struct llm_failure *f, bool sent)
                     ch_llm_err_name(f->err), f->message, c->targets[c->pos + 1].ref);
         c->pos++;
         c->retries = c->rotations = 0;
-        c->result.fallbacks++;
+        c->fallbacks++;
         c->client->stats.fallbacks++;
         return true;
     case NEXT_FINISH:
@@ -343,6 +350,13 @@ static void attempt(struct ch_llm_call *c)
             if (c->breaker)
                 ch_llm_breaker_release(c->breaker, c->is_probe);
             c->is_probe = false;
+            if (rc == CH_AGAIN && retry_in <= KEY_SLACK_MS) {
+                /* A wait for this key just ended by the loop's coarser
+                 * clock but not by ours: finish it, costing no retry. */
+                call_set_state(c, LLM_CALL_WAITING);
+                uv_timer_start(&c->wait_timer, on_wait_timer, (uint64_t)retry_in + 1, 0);
+                return;
+            }
             a = note_attempt(c, t, -1, false);
             if (rc == CH_AGAIN)
                 llm_failure_set(&f, CH_EIO, CH_LLM_ERR_RATE_LIMIT, true,
@@ -502,6 +516,9 @@ int ch_llm_call_start(struct ch_llm_client *client, const struct ch_llm_call_opt
     } else {
         timeout = opts->timeout_ms ? opts->timeout_ms : c->gen->cat->settings.call_timeout_ms;
         c->deadline_ms = c->start_ms + timeout;
+        /* Loop time is cached from the last wakeup; a stale base would
+         * shorten the caller's timeout. */
+        uv_update_time(client->loop);
         uv_timer_start(&c->deadline_timer, on_deadline, timeout, 0);
         attempt(c);
     }

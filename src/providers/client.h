@@ -224,6 +224,8 @@ void ch_llm_keyring_free(struct ch_llm_keyring *r); /* NULL-safe */
  */
 int ch_llm_keyring_pick(struct ch_llm_keyring *r, int64_t now_ms, size_t *index,
                         int64_t *wait_ms);
+/* How long until some key is usable: 0 now, -1 for an empty ring. */
+int64_t ch_llm_keyring_wait_ms(const struct ch_llm_keyring *r, int64_t now_ms);
 /* True when a key other than `except` (SIZE_MAX: any) is usable now. */
 bool ch_llm_keyring_has_free(const struct ch_llm_keyring *r, int64_t now_ms, size_t except);
 /*

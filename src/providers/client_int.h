@@ -29,6 +29,27 @@ void llm_alias_release(struct ch_llm_alias *a);
  * unset or empty. */
 const char *llm_env_get(const char *const *env, const char *name);
 
+/* catalog_load.c: validators shared with catalog_chain.c. */
+/* 1..max printable bytes without spaces (nor '/' unless allow_slash). */
+bool llm_is_id_text(const char *s, size_t max, bool allow_slash);
+/* An optional integer at `path` within [min, max]; *out = def if absent.
+ * CH_EINVAL naming path otherwise. */
+int llm_opt_int(const json_t *v, const char *path, int64_t min, int64_t max, int64_t def,
+                int64_t *out, struct ch_error *err);
+/* Environment variable `name` as an integer within [min, max]; *present
+ * says whether it was set.  CH_EINVAL naming the variable. */
+int llm_env_int(const char *const *env, const char *name, int64_t min, int64_t max,
+                int64_t *out, bool *present, struct ch_error *err);
+/* Fill p from models.providers.<id> (p->id is set first, so a failure
+ * can release what was built).  CH_EINVAL naming the key, CH_ENOMEM. */
+int llm_load_provider(struct ch_llm_provider *p, const char *id, const json_t *j,
+                      struct ch_error *err);
+/* Add the environment shortcut provider number `which` (0..2: anthropic,
+ * openai, google) unless its variable is unset or cat has that id. */
+#define LLM_ENV_PROVIDERS 3
+int llm_load_env_provider(struct ch_llm_catalog *cat, size_t which, const char *const *env,
+                          struct ch_error *err);
+
 /* ------------------------------------------------------------------ */
 /* Generations and the client (client.c)                                */
 /* ------------------------------------------------------------------ */
@@ -111,6 +132,7 @@ struct ch_llm_call {
     size_t ntargets, pos;
     uint32_t retries;                /* backoff retries used on targets[pos] */
     uint32_t rotations;              /* immediate key switches on targets[pos] */
+    uint32_t fallbacks;              /* models given up on */
 
     /* The attempt in flight. */
     struct ch_curlm_req *req;        /* borrowed: valid until its on_done */

@@ -92,6 +92,18 @@ int ch_llm_keyring_pick(struct ch_llm_keyring *r, int64_t now_ms, size_t *index,
     return all_disabled ? CH_EPERM : CH_AGAIN;
 }
 
+int64_t ch_llm_keyring_wait_ms(const struct ch_llm_keyring *r, int64_t now_ms)
+{
+    int64_t soonest = INT64_MAX;
+    size_t i;
+
+    if (!r || r->count == 0)
+        return -1;
+    for (i = 0; i < r->count; i++)
+        soonest = CH_MIN(soonest, usable_at(&r->keys[i]));
+    return soonest <= now_ms ? 0 : soonest - now_ms;
+}
+
 bool ch_llm_keyring_has_free(const struct ch_llm_keyring *r, int64_t now_ms, size_t except)
 {
     size_t i;

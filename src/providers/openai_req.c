@@ -8,8 +8,9 @@
  * tool_result blocks become role "tool" messages (before the user's own
  * text, since they must follow the assistant's tool_calls directly).  The
  * API has no error flag on tool results, so an error result's content is
- * prefixed "Error: ".  max_tokens (not max_completion_tokens) because the
- * compatible servers understand only that.
+ * prefixed "Error: ".  The limit goes as max_tokens, which the compatible
+ * servers understand, unless the caller asks for max_completion_tokens
+ * (OpenAI's reasoning models refuse max_tokens).
  */
 #include <string.h>
 
@@ -218,7 +219,8 @@ int llm_build_openai(const struct ch_llm_request *req, struct ch_llm_http *out,
         return ch_error_set(err, rc, "request body exceeds the %u cap", CH_LLM_MAX_BODY_BYTES);
     if (rc)
         return rc;
-    body = json_pack("{s:s, s:I, s:o}", "model", req->model, "max_tokens",
+    body = json_pack("{s:s, s:I, s:o}", "model", req->model,
+                     req->want_max_completion_tokens ? "max_completion_tokens" : "max_tokens",
                      (json_int_t)req->max_tokens, "messages", msgs);
     if (!body)
         return CH_ENOMEM;

@@ -156,6 +156,9 @@ struct ch_llm_request {
     bool has_temperature;
     bool stream;
     bool want_prompt_cache;   /* Anthropic: cache_control on system and tools */
+    bool want_max_completion_tokens; /* OpenAI: send the limit as max_completion_tokens
+                                        (o-series and gpt-5 refuse max_tokens; most
+                                        compatible servers know only max_tokens) */
 };
 
 struct ch_llm_header {

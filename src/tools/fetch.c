@@ -29,34 +29,34 @@
 #define FETCH_DEF_CHARS 20000
 #define FETCH_MIN_CHARS 100
 #define FETCH_MAX_CHARS 100000
-#define FETCH_ERROR_CHARS 2000  /* text shown with an HTTP error status */
+#define FETCH_ERROR_CHARS 2000 /* text shown with an HTTP error status */
 
 enum fetch_phase { F_RESOLVING, F_FETCHING, F_CONVERTING };
 
 struct fetch {
-    struct ch_tool_call *call;   /* borrowed */
-    struct ch_tools *t;          /* borrowed */
-    struct tool_url url;         /* the current hop */
-    char *first_url;             /* owned: as the model gave it, normalised */
-    char *prev_url;              /* owned: the hop that redirected here, or NULL */
-    int hops;                    /* redirects followed so far */
+    struct ch_tool_call *call; /* borrowed */
+    struct ch_tools *t;        /* borrowed */
+    struct tool_url url;       /* the current hop */
+    char *first_url;           /* owned: as the model gave it, normalised */
+    char *prev_url;            /* owned: the hop that redirected here, or NULL */
+    int hops;                  /* redirects followed so far */
     size_t max_chars;
-    uint64_t deadline_ms;        /* uv_now-based: FETCH_TIMEOUT_MS for all hops */
+    uint64_t deadline_ms; /* uv_now-based: FETCH_TIMEOUT_MS for all hops */
     enum fetch_phase phase;
     bool aborted;
-    bool allowlisted;            /* this hop's host is in tools.web.fetch.allowHosts */
+    bool allowlisted; /* this hop's host is in tools.web.fetch.allowHosts */
     uv_getaddrinfo_t gai;
-    struct ch_curlm_req *req;    /* borrowed, valid until on_done */
+    struct ch_curlm_req *req; /* borrowed, valid until on_done */
     uv_work_t work;
     char pin[FETCH_MAX_PIN_BYTES + 1];
     /* The response of the current hop. */
     long status;
     char mime[96], charset[40];
     enum body_kind kind;
-    char *location;              /* owned: a redirect's Location */
+    char *location; /* owned: a redirect's Location */
     bool binary;
-    struct ch_buf body;          /* capped at FETCH_MAX_BODY_BYTES */
-    struct fetch_text out;       /* filled on the thread pool */
+    struct ch_buf body;    /* capped at FETCH_MAX_BODY_BYTES */
+    struct fetch_text out; /* filled on the thread pool */
     int render_rc;
 };
 
@@ -105,9 +105,8 @@ static const char *hop_note(const struct fetch *f, char *buf, size_t cap)
  * the text goes into a curl pin, where the family must match). */
 static void sa_text(const struct sockaddr *sa, char *out, size_t cap)
 {
-    const void *a = sa->sa_family == AF_INET
-                        ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
-                        : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+    const void *a = sa->sa_family == AF_INET ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
+                                             : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
 
     if (!inet_ntop(sa->sa_family, a, out, (socklen_t)cap))
         snprintf(out, cap, "?");
@@ -122,16 +121,22 @@ static const char *blocked(const struct fetch *f, const struct sockaddr *sa)
     return why;
 }
 
+/* "an unspecified address", "a private address". */
+static const char *article(const char *word)
+{
+    return word[0] && strchr("aeiou", word[0]) ? "an" : "a";
+}
+
 static void refuse(struct fetch *f, const char *addr, const char *why)
 {
     char note[400], what[400];
 
     if (f->url.ip_family)
-        snprintf(what, sizeof(what), "%s is a %s address", addr, why);
+        snprintf(what, sizeof(what), "%s is %s %s address", addr, article(why), why);
     else
-        snprintf(what, sizeof(what), "host %s resolves to %s, a %s address", f->url.host, addr,
-                 why);
-    fetch_end(f, true, NULL, "web_fetch refused %s%s: %s. web_fetch only reaches public "
+        snprintf(what, sizeof(what), "host %s resolves to %s, %s %s address", f->url.host, addr, article(why), why);
+    fetch_end(f, true, NULL,
+              "web_fetch refused %s%s: %s. web_fetch only reaches public "
               "addresses; an operator can allow a host in tools.web.fetch.allowHosts.",
               f->url.url, hop_note(f, note, sizeof(note)), what);
 }
@@ -147,16 +152,15 @@ static int on_fetch_headers(struct ch_curlm_req *req, const struct ch_curlm_head
 
     (void)req;
     f->status = head->status;
-    if (head->status == 301 || head->status == 302 || head->status == 303 ||
-        head->status == 307 || head->status == 308) {
+    if (head->status == 301 || head->status == 302 || head->status == 303 || head->status == 307 ||
+        head->status == 308) {
         loc = ch_curlm_head_get(head, "location");
         if (loc.p && loc.len) {
             f->location = ch_str_dup(loc);
             return f->location ? CH_ECANCELED : CH_ENOMEM; /* the body is not needed */
         }
     }
-    ctype_parse(ch_curlm_head_get(head, "content-type"), f->mime, sizeof(f->mime), f->charset,
-                sizeof(f->charset));
+    ctype_parse(ch_curlm_head_get(head, "content-type"), f->mime, sizeof(f->mime), f->charset, sizeof(f->charset));
     f->kind = ctype_kind(f->mime);
     if (f->kind == BODY_BINARY) {
         f->binary = true;
@@ -185,8 +189,7 @@ static void render_work(uv_work_t *w)
     struct fetch *f = ch_container_of(w, struct fetch, work);
     size_t max = f->status >= 400 ? CH_MIN(f->max_chars, (size_t)FETCH_ERROR_CHARS) : f->max_chars;
 
-    f->render_rc = fetch_render(f->body.data ? f->body.data : "", f->body.len, f->charset,
-                                f->kind, max, &f->out);
+    f->render_rc = fetch_render(f->body.data ? f->body.data : "", f->body.len, f->charset, f->kind, max, &f->out);
 }
 
 static void render_after(uv_work_t *w, int status)
@@ -199,17 +202,14 @@ static void render_after(uv_work_t *w, int status)
         return;
     }
     if (f->render_rc) {
-        fetch_end(f, true, NULL, "web_fetch: could not convert %s: %s", f->url.url,
-                  ch_strerror(f->render_rc));
+        fetch_end(f, true, NULL, "web_fetch: could not convert %s: %s", f->url.url, ch_strerror(f->render_rc));
         return;
     }
-    j = json_pack("{s:s, s:s, s:I, s:s, s:s?, s:I, s:b, s:i}", "url", f->first_url, "finalUrl",
-                  f->url.url, "status", (json_int_t)f->status, "contentType", f->mime,
-                  "title", f->out.title, "chars", (json_int_t)f->out.chars, "truncated",
-                  f->out.truncated, "redirects", f->hops);
+    j = json_pack("{s:s, s:s, s:I, s:s, s:s?, s:I, s:b, s:i}", "url", f->first_url, "finalUrl", f->url.url, "status",
+                  (json_int_t)f->status, "contentType", f->mime, "title", f->out.title, "chars",
+                  (json_int_t)f->out.chars, "truncated", f->out.truncated, "redirects", f->hops);
     if (f->status >= 400)
-        fetch_end(f, true, j, "web_fetch: HTTP %ld from %s\n\n%s", f->status, f->url.url,
-                  f->out.text);
+        fetch_end(f, true, j, "web_fetch: HTTP %ld from %s\n\n%s", f->status, f->url.url, f->out.text);
     else
         fetch_end(f, false, j, "URL: %s\n%s%s%s\n%s", f->url.url, f->hops ? "Redirected from: " : "",
                   f->hops ? f->first_url : "", f->hops ? "\n" : "", f->out.text);
@@ -222,8 +222,8 @@ static void next_hop(struct fetch *f)
     int rc;
 
     if (f->hops >= FETCH_MAX_REDIRECTS) {
-        fetch_end(f, true, NULL, "web_fetch: too many redirects (more than %d) from %s",
-                  FETCH_MAX_REDIRECTS, f->first_url);
+        fetch_end(f, true, NULL, "web_fetch: too many redirects (more than %d) from %s", FETCH_MAX_REDIRECTS,
+                  f->first_url);
         return;
     }
     rc = tool_url_parse(f->url.url, f->location, &next, msg, sizeof(msg));
@@ -277,14 +277,15 @@ static void on_fetch_done(struct ch_curlm_req *req, const struct ch_curlm_result
         return;
     }
     if (f->binary) {
-        fetch_end(f, true, NULL, "web_fetch: %s%s is %s, not text; web_fetch returns text and "
-                  "HTML pages only", f->url.url, hop_note(f, note, sizeof(note)),
-                  f->mime[0] ? f->mime : "binary data");
+        fetch_end(f, true, NULL,
+                  "web_fetch: %s%s is %s, not text; web_fetch returns text and "
+                  "HTML pages only",
+                  f->url.url, hop_note(f, note, sizeof(note)), f->mime[0] ? f->mime : "binary data");
         return;
     }
     if (res->rc == CH_E_TOO_LARGE) {
-        fetch_end(f, true, NULL, "web_fetch: %s%s is larger than %d MB", f->url.url,
-                  hop_note(f, note, sizeof(note)), FETCH_MAX_BODY_BYTES / (1024 * 1024));
+        fetch_end(f, true, NULL, "web_fetch: %s%s is larger than %d MB", f->url.url, hop_note(f, note, sizeof(note)),
+                  FETCH_MAX_BODY_BYTES / (1024 * 1024));
         return;
     }
     if (res->rc == CH_ETIMEDOUT) {
@@ -293,9 +294,8 @@ static void on_fetch_done(struct ch_curlm_req *req, const struct ch_curlm_result
         return;
     }
     if (res->rc) {
-        fetch_end(f, true, NULL, "web_fetch: %s%s failed: %s%s%s", f->url.url,
-                  hop_note(f, note, sizeof(note)), ch_strerror(res->rc), res->msg[0] ? ": " : "",
-                  res->msg);
+        fetch_end(f, true, NULL, "web_fetch: %s%s failed: %s%s%s", f->url.url, hop_note(f, note, sizeof(note)),
+                  ch_strerror(res->rc), res->msg[0] ? ": " : "", res->msg);
         return;
     }
     if (f->kind == BODY_UNKNOWN)
@@ -308,15 +308,17 @@ static void on_fetch_done(struct ch_curlm_req *req, const struct ch_curlm_result
 static void submit(struct fetch *f)
 {
     static const struct ch_curlm_header hdrs[] = {
-        { "Accept", "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.5" },
+        {"Accept", "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.5"},
     };
-    struct ch_curlm_request r = { 0 };
-    const char *pins[1] = { f->pin };
-    struct ch_error err = { 0 };
+    struct ch_curlm_request r = {0};
+    const char *pins[1] = {f->pin};
+    struct ch_error err = {0};
     uint64_t now = uv_now(f->t->loop), left = f->deadline_ms > now ? f->deadline_ms - now : 1;
     int rc;
 
-    left = CH_MIN(left, CH_MAX(ch_tool_call_remaining_ms(f->call), (uint64_t)1));
+    /* The registry's deadline is authoritative (its message names
+     * TOOL_TIMEOUT); curl's own stays a backstop one second behind it. */
+    left = CH_MIN(left, ch_tool_call_remaining_ms(f->call) + 1000);
     f->status = 0;
     f->mime[0] = f->charset[0] = '\0';
     f->kind = BODY_UNKNOWN;
@@ -341,8 +343,7 @@ static void submit(struct fetch *f)
     f->phase = F_FETCHING;
     rc = ch_curlm_submit(f->t->curlm, &r, &f->req, &err);
     if (rc)
-        fetch_end(f, true, NULL, "web_fetch: %s: %s", f->url.url, err.msg[0] ? err.msg
-                                                                                : ch_strerror(rc));
+        fetch_end(f, true, NULL, "web_fetch: %s: %s", f->url.url, err.msg[0] ? err.msg : ch_strerror(rc));
 }
 
 /* ------------------------------------------------------------------ */
@@ -370,8 +371,7 @@ static void check_and_pin(struct fetch *f, const struct sockaddr *const *sas, si
     len = (size_t)snprintf(f->pin, sizeof(f->pin), "%s:%d:", f->url.host, f->url.port);
     for (size_t i = 0; i < n && pinned < FETCH_MAX_ADDRS && len < sizeof(f->pin); i++) {
         sa_text(sas[i], addr, sizeof(addr));
-        snprintf(items[pinned], sizeof(items[pinned]),
-                 sas[i]->sa_family == AF_INET6 ? "[%s]" : "%s", addr);
+        snprintf(items[pinned], sizeof(items[pinned]), sas[i]->sa_family == AF_INET6 ? "[%s]" : "%s", addr);
         /* getaddrinfo may list an address more than once. */
         for (k = 0; k < pinned && strcmp(items[k], items[pinned]); k++)
             ;
@@ -381,8 +381,7 @@ static void check_and_pin(struct fetch *f, const struct sockaddr *const *sas, si
          * still safe. */
         if (len + strlen(items[pinned]) + 1 >= sizeof(f->pin))
             break;
-        len += (size_t)snprintf(f->pin + len, sizeof(f->pin) - len, "%s%s", pinned ? "," : "",
-                                items[pinned]);
+        len += (size_t)snprintf(f->pin + len, sizeof(f->pin) - len, "%s%s", pinned ? "," : "", items[pinned]);
         pinned++;
     }
     submit(f);
@@ -406,6 +405,13 @@ static void on_gai(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
                   hop_note(f, note, sizeof(note)), uv_strerror(status));
         return;
     }
+    /* The lookup itself is bounded only by the call's deadline (which
+     * cancels it); past web_fetch's own limit, stop here. */
+    if (uv_now(f->t->loop) >= f->deadline_ms) {
+        uv_freeaddrinfo(res);
+        fetch_end(f, true, NULL, "web_fetch: resolving %s took longer than %d s", f->url.host, FETCH_TIMEOUT_MS / 1000);
+        return;
+    }
     /* All addresses are checked, however many (a bad one hides anywhere). */
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
@@ -423,7 +429,7 @@ static void on_gai(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 
 static void hop_begin(struct fetch *f)
 {
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct sockaddr_storage ss[FETCH_MAX_ADDRS];
     const struct sockaddr *sas[FETCH_MAX_ADDRS];
     char port[8];
@@ -454,8 +460,7 @@ static void hop_begin(struct fetch *f)
     if (f->t->test_resolve) {
         rc = f->t->test_resolve(f->url.host, ss, FETCH_MAX_ADDRS);
         if (rc < 0) {
-            fetch_end(f, true, NULL, "web_fetch: cannot resolve host %s: %s", f->url.host,
-                      uv_strerror(rc));
+            fetch_end(f, true, NULL, "web_fetch: cannot resolve host %s: %s", f->url.host, uv_strerror(rc));
             return;
         }
         for (int i = 0; i < rc; i++)
@@ -466,8 +471,7 @@ static void hop_begin(struct fetch *f)
     snprintf(port, sizeof(port), "%d", f->url.port);
     rc = uv_getaddrinfo(f->t->loop, &f->gai, on_gai, f->url.host, port, &hints);
     if (rc)
-        fetch_end(f, true, NULL, "web_fetch: cannot resolve host %s: %s", f->url.host,
-                  uv_strerror(rc));
+        fetch_end(f, true, NULL, "web_fetch: cannot resolve host %s: %s", f->url.host, uv_strerror(rc));
 }
 
 /* ------------------------------------------------------------------ */
@@ -489,12 +493,10 @@ static int fetch_start(struct ch_tool_call *call, const json_t *in)
     f->t = ch_tool_call_tools(call);
     want = jmax ? json_number_value(jmax) : FETCH_DEF_CHARS;
     /* Clamped rather than refused: the model meant "more" or "less". */
-    f->max_chars = want < FETCH_MIN_CHARS ? FETCH_MIN_CHARS
-                   : want > FETCH_MAX_CHARS ? FETCH_MAX_CHARS : (size_t)want;
+    f->max_chars = want < FETCH_MIN_CHARS ? FETCH_MIN_CHARS : want > FETCH_MAX_CHARS ? FETCH_MAX_CHARS : (size_t)want;
     f->deadline_ms = uv_now(f->t->loop) + FETCH_TIMEOUT_MS;
     ch_buf_init(&f->body, FETCH_MAX_BODY_BYTES);
-    rc = tool_url_parse(NULL, json_string_value(json_object_get(in, "url")), &f->url, msg,
-                        sizeof(msg));
+    rc = tool_url_parse(NULL, json_string_value(json_object_get(in, "url")), &f->url, msg, sizeof(msg));
     if (rc == 0 && !(f->first_url = ch_strdup(f->url.url)))
         rc = CH_ENOMEM;
     if (rc) {
@@ -528,25 +530,22 @@ static void fetch_abort(struct ch_tool_call *call)
 
 const struct ch_tool_spec tools_web_fetch_spec = {
     .name = "web_fetch",
-    .description =
-        "Fetch a public web page (HTTP GET) and return its readable text: the title first, then "
-        "the main text without scripts, navigation, headers and footers. Plain-text and JSON "
-        "responses are returned as they are; binary files are refused. Follows up to 5 "
-        "redirects. Internal and private network addresses are refused.",
-    .input_schema =
-        "{\"type\":\"object\",\"properties\":{"
-        "\"url\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":8192,"
-        "\"description\":\"absolute http or https URL\"},"
-        "\"maxChars\":{\"type\":\"integer\",\"description\":\"maximum characters of text to "
-        "return (default 20000, 100 to 100000)\"}"
-        "},\"required\":[\"url\"],\"additionalProperties\":false}",
+    .description = "Fetch a public web page (HTTP GET) and return its readable text: the title first, then "
+                   "the main text without scripts, navigation, headers and footers. Plain-text and JSON "
+                   "responses are returned as they are; binary files are refused. Follows up to 5 "
+                   "redirects. Internal and private network addresses are refused.",
+    .input_schema = "{\"type\":\"object\",\"properties\":{"
+                    "\"url\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":8192,"
+                    "\"description\":\"absolute http or https URL\"},"
+                    "\"maxChars\":{\"type\":\"integer\",\"description\":\"maximum characters of text to "
+                    "return (default 20000, 100 to 100000)\"}"
+                    "},\"required\":[\"url\"],\"additionalProperties\":false}",
     .start = fetch_start,
     .abort = fetch_abort,
     .max_result_bytes = FETCH_MAX_CHARS * 4 + 8192, /* maxChars counts code points */
 };
 
-int tools_register_builtin(struct ch_tools *t, bool with_http, bool with_fetch,
-                           struct ch_error *err)
+int tools_register_builtin(struct ch_tools *t, bool with_http, bool with_fetch, struct ch_error *err)
 {
     struct ch_tool_spec http = tools_http_request_spec, fetch = tools_web_fetch_spec;
     int rc;

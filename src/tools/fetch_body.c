@@ -38,9 +38,8 @@ static size_t label_len(const char *p, size_t n)
 {
     size_t i = 0;
 
-    while (i < n && ((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
-                     (p[i] >= '0' && p[i] <= '9') || p[i] == '-' || p[i] == '_' || p[i] == '.' ||
-                     p[i] == ':'))
+    while (i < n && ((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= '0' && p[i] <= '9') ||
+                     p[i] == '-' || p[i] == '_' || p[i] == '.' || p[i] == ':'))
         i++;
     return i;
 }
@@ -48,7 +47,7 @@ static size_t label_len(const char *p, size_t n)
 void ctype_parse(struct ch_str ct, char *mime, size_t mcap, char *charset, size_t ccap)
 {
     const char *semi = ct.p ? memchr(ct.p, ';', ct.len) : NULL;
-    struct ch_str type = { ct.p, semi ? (size_t)(semi - ct.p) : ct.len };
+    struct ch_str type = {ct.p, semi ? (size_t)(semi - ct.p) : ct.len};
     const char *cs;
 
     mime[0] = charset[0] = '\0';
@@ -71,10 +70,10 @@ void ctype_parse(struct ch_str ct, char *mime, size_t mcap, char *charset, size_
 enum body_kind ctype_kind(const char *mime)
 {
     static const char *const text_types[] = {
-        "application/json", "application/xml", "application/javascript",
-        "application/ecmascript", "application/x-javascript", "application/x-ndjson",
-        "application/yaml", "application/x-yaml", "application/toml", "application/csv",
-        "application/x-sh", "application/sql", "application/graphql", "message/rfc822",
+        "application/json",         "application/xml",      "application/javascript", "application/ecmascript",
+        "application/x-javascript", "application/x-ndjson", "application/yaml",       "application/x-yaml",
+        "application/toml",         "application/csv",      "application/x-sh",       "application/sql",
+        "application/graphql",      "message/rfc822",
     };
     size_t n = strlen(mime);
 
@@ -142,8 +141,8 @@ void fetch_text_release(struct fetch_text *ft)
     memset(ft, 0, sizeof(*ft));
 }
 
-int fetch_render(const char *body, size_t len, const char *charset, enum body_kind kind,
-                 size_t max_chars, struct fetch_text *out)
+int fetch_render(const char *body, size_t len, const char *charset, enum body_kind kind, size_t max_chars,
+                 struct fetch_text *out)
 {
     struct ch_buf utf8, text;
     char cs[40];
@@ -172,8 +171,10 @@ int fetch_render(const char *body, size_t len, const char *charset, enum body_ki
         text.len = keep;
         text.data[keep] = '\0';
         out->truncated = true;
-        rc = ch_buf_appendf(&text, "\n\n[truncated: %zu of %zu characters shown; ask for a "
-                            "larger maxChars (up to 100000) to see more]", max_chars, out->chars);
+        rc = ch_buf_appendf(&text,
+                            "\n\n[truncated: %zu of %zu characters shown; ask for a "
+                            "larger maxChars (up to 100000) to see more]",
+                            max_chars, out->chars);
         if (rc)
             goto out;
     }

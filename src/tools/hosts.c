@@ -39,32 +39,27 @@ static bool host_chars_ok(const char *h)
 {
     for (; *h; h++) {
         char c = *h;
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
-              c == '_' || c == ':'))
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_' || c == ':'))
             return false;
     }
     return true;
 }
 
-static int parse_pattern(const char *in, struct host_pat *out, const char *setting, size_t idx,
-                         struct ch_error *err)
+static int parse_pattern(const char *in, struct host_pat *out, const char *setting, size_t idx, struct ch_error *err)
 {
     char buf[MAX_PATTERN_BYTES + 1], *host = buf, *colon, *end;
     size_t n;
     long port = -1;
 
     if (!in || (n = strlen(in)) == 0 || n > MAX_PATTERN_BYTES)
-        return ch_error_set(err, CH_EINVAL, "%s[%zu]: empty or longer than %d bytes", setting,
-                            idx, MAX_PATTERN_BYTES);
+        return ch_error_set(err, CH_EINVAL, "%s[%zu]: empty or longer than %d bytes", setting, idx, MAX_PATTERN_BYTES);
     if (strstr(in, "://"))
-        return ch_error_set(err, CH_EINVAL, "%s[%zu]: write the host, not a URL (\"%.64s\")",
-                            setting, idx, in);
+        return ch_error_set(err, CH_EINVAL, "%s[%zu]: write the host, not a URL (\"%.64s\")", setting, idx, in);
     memcpy(buf, in, n + 1);
     lower_ascii(buf);
     out->wildcard = false;
     if (!strcmp(buf, "*"))
-        return ch_error_set(err, CH_EINVAL,
-                            "%s[%zu]: \"*\" would allow every host; list the hosts (or \"*.domain\")",
+        return ch_error_set(err, CH_EINVAL, "%s[%zu]: \"*\" would allow every host; list the hosts (or \"*.domain\")",
                             setting, idx);
     if (!strncmp(buf, "*.", 2)) {
         out->wildcard = true;
@@ -73,8 +68,7 @@ static int parse_pattern(const char *in, struct host_pat *out, const char *setti
     if (host[0] == '[') {
         end = strchr(host, ']');
         if (!end)
-            return ch_error_set(err, CH_EINVAL, "%s[%zu]: \"%s\" lacks the closing ]", setting,
-                                idx, in);
+            return ch_error_set(err, CH_EINVAL, "%s[%zu]: \"%s\" lacks the closing ]", setting, idx, in);
         *end = '\0';
         colon = end[1] == ':' ? end + 1 : NULL;
         if (end[1] && !colon)
@@ -95,8 +89,7 @@ static int parse_pattern(const char *in, struct host_pat *out, const char *setti
     if (n && host[n - 1] == '.')
         host[--n] = '\0';
     if (!n || !host_chars_ok(host) || strchr(host, '*'))
-        return ch_error_set(err, CH_EINVAL,
-                            "%s[%zu]: \"%s\" is not a host, *.domain, host:port or [IPv6]", setting,
+        return ch_error_set(err, CH_EINVAL, "%s[%zu]: \"%s\" is not a host, *.domain, host:port or [IPv6]", setting,
                             idx, in);
     canon_ip(host, sizeof(buf) - (size_t)(host - buf));
     out->host = ch_strdup(host);
@@ -104,8 +97,7 @@ static int parse_pattern(const char *in, struct host_pat *out, const char *setti
     return out->host ? 0 : ch_error_set(err, CH_ENOMEM, "out of memory");
 }
 
-int host_list_init(struct host_list *l, const char *const *v, size_t n, const char *setting,
-                   struct ch_error *err)
+int host_list_init(struct host_list *l, const char *const *v, size_t n, const char *setting, struct ch_error *err)
 {
     int rc = 0;
 
@@ -114,8 +106,7 @@ int host_list_init(struct host_list *l, const char *const *v, size_t n, const ch
     if (n == 0)
         return 0;
     if (n > CH_TOOLS_MAX_ALLOW_HOSTS)
-        return ch_error_set(err, CH_EINVAL, "%s: more than %d entries", setting,
-                            CH_TOOLS_MAX_ALLOW_HOSTS);
+        return ch_error_set(err, CH_EINVAL, "%s: more than %d entries", setting, CH_TOOLS_MAX_ALLOW_HOSTS);
     l->v = ch_calloc(n, sizeof(*l->v));
     if (!l->v)
         return ch_error_set(err, CH_ENOMEM, "out of memory");
@@ -182,10 +173,9 @@ void tool_url_release(struct tool_url *u)
     memset(u, 0, sizeof(*u));
 }
 
-int tool_url_parse(const char *base, const char *url, struct tool_url *out, char *msg,
-                   size_t msgcap)
+int tool_url_parse(const char *base, const char *url, struct tool_url *out, char *msg, size_t msgcap)
 {
-    struct tool_url u = { 0 };
+    struct tool_url u = {0};
     char *s = NULL, hostb[256], hbuf[300];
     CURLUcode uc;
     CURLU *h;
@@ -207,22 +197,20 @@ int tool_url_parse(const char *base, const char *url, struct tool_url *out, char
     if (uc != CURLUE_OK) {
         if (uc == CURLUE_OUT_OF_MEMORY)
             rc = CH_ENOMEM;
-        snprintf(msg, msgcap, "\"%.200s\" is not a valid absolute http(s) URL (%s)", url,
-                 curl_url_strerror(uc));
+        snprintf(msg, msgcap, "\"%.200s\" is not a valid absolute http(s) URL (%s)", url, curl_url_strerror(uc));
         goto out;
     }
     s = url_part(h, CURLUPART_SCHEME, 0);
     if (!s || (strcmp(s, "http") && strcmp(s, "https"))) {
-        snprintf(msg, msgcap, "only http and https URLs are allowed, not \"%.20s:\"",
-                 s ? s : "?");
+        snprintf(msg, msgcap, "only http and https URLs are allowed, not \"%.20s:\"", s ? s : "?");
         goto out;
     }
     snprintf(u.scheme, sizeof(u.scheme), "%s", s);
     ch_free(s);
-    if ((s = url_part(h, CURLUPART_USER, 0)) != NULL ||
-        (s = url_part(h, CURLUPART_PASSWORD, 0)) != NULL) {
-        snprintf(msg, msgcap, "credentials in the URL are not allowed; send an Authorization "
-                              "header instead");
+    if ((s = url_part(h, CURLUPART_USER, 0)) != NULL || (s = url_part(h, CURLUPART_PASSWORD, 0)) != NULL) {
+        snprintf(msg, msgcap,
+                 "credentials in the URL are not allowed; send an Authorization "
+                 "header instead");
         goto out;
     }
     if ((s = url_part(h, CURLUPART_ZONEID, 0)) != NULL) {
@@ -250,8 +238,9 @@ int tool_url_parse(const char *base, const char *url, struct tool_url *out, char
     }
     for (size_t i = 0; i < n; i++) {
         if ((unsigned char)hostb[i] >= 0x80) {
-            snprintf(msg, msgcap, "non-ASCII host names are not supported; use the punycode "
-                                  "(xn--) form");
+            snprintf(msg, msgcap,
+                     "non-ASCII host names are not supported; use the punycode "
+                     "(xn--) form");
             goto out;
         }
     }
@@ -337,7 +326,7 @@ static bool zeros(const uint8_t *b, size_t n)
 
 static const char *v6_reason(const uint8_t *b)
 {
-    static const uint8_t nat64[12] = { 0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0 };
+    static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
 
     if (zeros(b, 10) && b[10] == 0xff && b[11] == 0xff)
         return v4_reason(b + 12); /* ::ffff:a.b.c.d, IPv4-mapped */
@@ -346,7 +335,7 @@ static const char *v6_reason(const uint8_t *b)
     if (zeros(b, 12))
         return "reserved (IPv4-compatible)"; /* deprecated, RFC 4291 2.5.5.1 */
     if (!memcmp(b, nat64, 12))
-        return v4_reason(b + 12);            /* 64:ff9b::/96, NAT64 well-known prefix */
+        return v4_reason(b + 12); /* 64:ff9b::/96, NAT64 well-known prefix */
     if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && b[4] == 0 && b[5] == 1)
         return "reserved (local-use NAT64)";
     if (b[0] == 0x01 && b[1] == 0x00 && zeros(b + 2, 6))
@@ -358,7 +347,7 @@ static const char *v6_reason(const uint8_t *b)
     if (b[0] == 0x20 && b[1] == 0x01 && b[2] < 0x02)
         return "reserved (IETF protocol assignments, Teredo)"; /* 2001::/23 */
     if (b[0] == 0x20 && b[1] == 0x02)
-        return v4_reason(b + 2);             /* 6to4 carries its IPv4 address */
+        return v4_reason(b + 2); /* 6to4 carries its IPv4 address */
     if ((b[0] & 0xFE) == 0xFC)
         return "private (unique local)";
     if (b[0] == 0xFE && (b[1] & 0xC0) == 0x80)

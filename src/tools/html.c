@@ -26,29 +26,27 @@ struct html {
     struct ch_buf *out;
     struct ch_buf title;
     bool title_done;
-    int pending_nl;          /* newlines owed before the next text (0..2) */
+    int pending_nl; /* newlines owed before the next text (0..2) */
     bool pending_space, pending_cell;
-    int trail_nl;            /* newlines at the end of out */
+    int trail_nl; /* newlines at the end of out */
     int pre_depth;
     char skip[MAX_SKIP_DEPTH][12];
-    int skip_n;              /* open skipped elements; beyond the stack, skip_extra */
+    int skip_n; /* open skipped elements; beyond the stack, skip_extra */
     int skip_extra;
     int rc;
 };
 
-static const char *const raw_skip[] = { "script", "style", "noscript", "iframe", "textarea",
-                                        "xmp", "noembed", "noframes" };
-static const char *const nested_skip[] = { "nav", "header", "footer", "svg", "math", "template" };
-static const char *const void_tags[] = { "area", "base", "br", "col", "embed", "hr", "img",
-                                         "input", "link", "meta", "param", "source", "track",
-                                         "wbr" };
-static const char *const para_tags[] = { "p", "ul", "ol", "dl", "table", "blockquote", "pre",
-                                         "hr", "section", "article", "figure", "address",
-                                         "fieldset", "details", "h1", "h2", "h3", "h4", "h5",
-                                         "h6" };
-static const char *const line_tags[] = { "div", "li", "tr", "dt", "dd", "caption", "figcaption",
-                                         "summary", "option", "legend", "aside", "main", "body",
-                                         "center", "form", "thead", "tbody", "tfoot" };
+static const char *const raw_skip[] = {"script",   "style", "noscript", "iframe",
+                                       "textarea", "xmp",   "noembed",  "noframes"};
+static const char *const nested_skip[] = {"nav", "header", "footer", "svg", "math", "template"};
+static const char *const void_tags[] = {"area",  "base", "br",   "col",   "embed",  "hr",    "img",
+                                        "input", "link", "meta", "param", "source", "track", "wbr"};
+static const char *const para_tags[] = {"p",       "table",  "blockquote", "pre",      "hr",      "section",
+                                        "article", "figure", "address",    "fieldset", "details", "h1",
+                                        "h2",      "h3",     "h4",         "h5",       "h6"};
+static const char *const line_tags[] = {"div",  "li",      "ul",         "ol",      "dl",     "tr",     "dt",
+                                        "dd",   "caption", "figcaption", "summary", "option", "legend", "aside",
+                                        "main", "body",    "center",     "form",    "thead",  "tbody",  "tfoot"};
 
 static bool in_set(const char *name, const char *const *set, size_t n)
 {
@@ -154,37 +152,35 @@ static void put_cp(struct html *h, uint32_t cp)
 /* Entities                                                             */
 /* ------------------------------------------------------------------ */
 
-static const struct { const char *name; uint16_t cp; bool legacy; } entities[] = {
-    { "amp", '&', true }, { "lt", '<', true }, { "gt", '>', true }, { "quot", '"', true },
-    { "apos", '\'', false }, { "nbsp", 0xA0, true }, { "copy", 0xA9, true },
-    { "reg", 0xAE, true }, { "trade", 0x2122, false }, { "hellip", 0x2026, false },
-    { "mdash", 0x2014, false }, { "ndash", 0x2013, false }, { "lsquo", 0x2018, false },
-    { "rsquo", 0x2019, false }, { "sbquo", 0x201A, false }, { "ldquo", 0x201C, false },
-    { "rdquo", 0x201D, false }, { "bdquo", 0x201E, false }, { "laquo", 0xAB, false },
-    { "raquo", 0xBB, false }, { "bull", 0x2022, false }, { "middot", 0xB7, false },
-    { "deg", 0xB0, false }, { "times", 0xD7, false }, { "divide", 0xF7, false },
-    { "euro", 0x20AC, false }, { "pound", 0xA3, false }, { "yen", 0xA5, false },
-    { "cent", 0xA2, false }, { "sect", 0xA7, false }, { "para", 0xB6, false },
-    { "plusmn", 0xB1, false }, { "frac12", 0xBD, false }, { "frac14", 0xBC, false },
-    { "frac34", 0xBE, false }, { "shy", 0xAD, false }, { "ensp", 0x2002, false },
-    { "emsp", 0x2003, false }, { "thinsp", 0x2009, false }, { "larr", 0x2190, false },
-    { "rarr", 0x2192, false }, { "uarr", 0x2191, false }, { "darr", 0x2193, false },
-    { "le", 0x2264, false }, { "ge", 0x2265, false }, { "ne", 0x2260, false },
-    { "minus", 0x2212, false }, { "prime", 0x2032, false }, { "micro", 0xB5, false },
-    { "iexcl", 0xA1, false }, { "iquest", 0xBF, false }, { "eacute", 0xE9, false },
-    { "egrave", 0xE8, false }, { "agrave", 0xE0, false }, { "aacute", 0xE1, false },
-    { "ccedil", 0xE7, false }, { "uuml", 0xFC, false }, { "ouml", 0xF6, false },
-    { "auml", 0xE4, false }, { "Uuml", 0xDC, false }, { "Ouml", 0xD6, false },
-    { "Auml", 0xC4, false }, { "szlig", 0xDF, false }, { "ntilde", 0xF1, false },
-    { "hearts", 0x2665, false }, { "check", 0x2713, false }, { "zwnj", 0x200C, false },
-    { "zwj", 0x200D, false },
+static const struct {
+    const char *name;
+    uint16_t cp;
+    bool legacy;
+} entities[] = {
+    {"amp", '&', true},        {"lt", '<', true},         {"gt", '>', true},         {"quot", '"', true},
+    {"apos", '\'', false},     {"nbsp", 0xA0, true},      {"copy", 0xA9, true},      {"reg", 0xAE, true},
+    {"trade", 0x2122, false},  {"hellip", 0x2026, false}, {"mdash", 0x2014, false},  {"ndash", 0x2013, false},
+    {"lsquo", 0x2018, false},  {"rsquo", 0x2019, false},  {"sbquo", 0x201A, false},  {"ldquo", 0x201C, false},
+    {"rdquo", 0x201D, false},  {"bdquo", 0x201E, false},  {"laquo", 0xAB, false},    {"raquo", 0xBB, false},
+    {"bull", 0x2022, false},   {"middot", 0xB7, false},   {"deg", 0xB0, false},      {"times", 0xD7, false},
+    {"divide", 0xF7, false},   {"euro", 0x20AC, false},   {"pound", 0xA3, false},    {"yen", 0xA5, false},
+    {"cent", 0xA2, false},     {"sect", 0xA7, false},     {"para", 0xB6, false},     {"plusmn", 0xB1, false},
+    {"frac12", 0xBD, false},   {"frac14", 0xBC, false},   {"frac34", 0xBE, false},   {"shy", 0xAD, false},
+    {"ensp", 0x2002, false},   {"emsp", 0x2003, false},   {"thinsp", 0x2009, false}, {"larr", 0x2190, false},
+    {"rarr", 0x2192, false},   {"uarr", 0x2191, false},   {"darr", 0x2193, false},   {"le", 0x2264, false},
+    {"ge", 0x2265, false},     {"ne", 0x2260, false},     {"minus", 0x2212, false},  {"prime", 0x2032, false},
+    {"micro", 0xB5, false},    {"iexcl", 0xA1, false},    {"iquest", 0xBF, false},   {"eacute", 0xE9, false},
+    {"egrave", 0xE8, false},   {"agrave", 0xE0, false},   {"aacute", 0xE1, false},   {"ccedil", 0xE7, false},
+    {"uuml", 0xFC, false},     {"ouml", 0xF6, false},     {"auml", 0xE4, false},     {"Uuml", 0xDC, false},
+    {"Ouml", 0xD6, false},     {"Auml", 0xC4, false},     {"szlig", 0xDF, false},    {"ntilde", 0xF1, false},
+    {"hearts", 0x2665, false}, {"check", 0x2713, false},  {"zwnj", 0x200C, false},   {"zwj", 0x200D, false},
 };
 
 /* HTML's mapping of numeric references 0x80..0x9F (windows-1252). */
 static const uint16_t c1_map[32] = {
-    0x20AC, 0x81, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
-    0x2039, 0x0152, 0x8D, 0x017D, 0x8F, 0x90, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
-    0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D, 0x017E, 0x0178,
+    0x20AC, 0x81,   0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
+    0x2039, 0x0152, 0x8D,   0x017D, 0x8F,   0x90,   0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
+    0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D,   0x017E, 0x0178,
 };
 
 static bool is_alnum(char c)
@@ -203,9 +199,10 @@ static size_t decode_entity(const char *p, size_t n, uint32_t *cp)
         i = start = hex ? 3 : 2;
         while (i < n && i - start < 8) {
             char c = p[i];
-            int d = c >= '0' && c <= '9' ? c - '0'
+            int d = c >= '0' && c <= '9'          ? c - '0'
                     : hex && c >= 'a' && c <= 'f' ? c - 'a' + 10
-                    : hex && c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+                    : hex && c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                  : -1;
             if (d < 0)
                 break;
             v = v * (hex ? 16 : 10) + (uint32_t)d;
@@ -428,12 +425,19 @@ static size_t handle_tag(struct html *h, const char *in, size_t len, size_t pos)
         return next;
     }
     start_tag(h, name, self_closing);
+    /* A newline right after <pre> is not content (HTML 13.2.6.4.7). */
+    if (!strcmp(name, "pre") && h->skip_n == 0 && h->skip_extra == 0) {
+        if (i < len && in[i] == '\r')
+            i++;
+        if (i < len && in[i] == '\n')
+            i++;
+    }
     return i;
 }
 
 int html_to_text(const char *in, size_t len, struct ch_buf *out, char **title)
 {
-    struct html h = { .out = out };
+    struct html h = {.out = out};
     size_t pos = 0, start = out->len;
     char *t;
 

@@ -17,25 +17,25 @@
 /* ------------------------------------------------------------------ */
 
 struct tool_entry {
-    char *name;                 /* owned */
-    char *description;          /* owned */
-    json_t *schema;             /* owned; passed ch_tools_schema_check */
+    char *name;        /* owned */
+    char *description; /* owned */
+    json_t *schema;    /* owned; passed ch_tools_schema_check */
     int (*start)(struct ch_tool_call *call, const json_t *input);
     void (*abort)(struct ch_tool_call *call);
-    void *data;                 /* borrowed */
-    size_t max_result_bytes;    /* 0: the registry's cap */
+    void *data;              /* borrowed */
+    size_t max_result_bytes; /* 0: the registry's cap */
     bool hidden;
 };
 
 /* One allowHosts entry, parsed once (hosts.c). */
 struct host_pat {
-    char *host;                 /* owned, lower-case, IPv6 without brackets, no trailing dot */
-    bool wildcard;              /* "*.domain": host holds "domain" */
-    int port;                   /* -1: any port */
+    char *host;    /* owned, lower-case, IPv6 without brackets, no trailing dot */
+    bool wildcard; /* "*.domain": host holds "domain" */
+    int port;      /* -1: any port */
 };
 
 struct host_list {
-    struct host_pat *v;         /* owned array of n */
+    struct host_pat *v; /* owned array of n */
     size_t n;
 };
 
@@ -46,20 +46,20 @@ struct host_list {
 typedef int (*tools_resolve_fn)(const char *host, struct sockaddr_storage *out, size_t cap);
 
 struct ch_tools {
-    uv_loop_t *loop;                    /* borrowed */
-    struct ch_curlm *curlm;             /* borrowed */
+    uv_loop_t *loop;                              /* borrowed */
+    struct ch_curlm *curlm;                       /* borrowed */
     struct tool_entry *tools[CH_TOOLS_MAX_TOOLS]; /* owned entries, registration order */
     size_t ntools;
-    json_t *defs;                       /* owned: the offered definitions */
-    struct host_list http_allow;        /* tools.http.allowHosts */
-    struct host_list fetch_allow;       /* tools.web.fetch.allowHosts */
-    uint64_t timeout_ms;                /* default per call */
-    size_t max_result_bytes;            /* default content cap */
-    char *tz_dir;                       /* owned */
-    struct ch_tool_call *calls;         /* live calls (doubly linked) */
+    json_t *defs;                 /* owned: the offered definitions */
+    struct host_list http_allow;  /* tools.http.allowHosts */
+    struct host_list fetch_allow; /* tools.web.fetch.allowHosts */
+    uint64_t timeout_ms;          /* default per call */
+    size_t max_result_bytes;      /* default content cap */
+    char *tz_dir;                 /* owned */
+    struct ch_tool_call *calls;   /* live calls (doubly linked) */
     size_t ncalls;
     bool closing;
-    uv_timer_t close_timer;             /* initialised only by ch_tools_close */
+    uv_timer_t close_timer; /* initialised only by ch_tools_close */
     void (*close_cb)(void *data);
     void *close_data;
     /* Tests only (tests/unit/tools): see tools_resolve_fn; and let
@@ -70,34 +70,33 @@ struct ch_tools {
 };
 
 enum call_state {
-    CALL_RUNNING,      /* the tool works; the timer is the deadline */
-    CALL_ABORTING,     /* abort requested; waiting for the tool's reply */
-    CALL_REPLIED,      /* result known; the timer (0 ms) will deliver it */
-    CALL_DONE,         /* delivered; the timer is closing, then free */
+    CALL_RUNNING,  /* the tool works; the timer is the deadline */
+    CALL_ABORTING, /* abort requested; waiting for the tool's reply */
+    CALL_REPLIED,  /* result known; the timer (0 ms) will deliver it */
+    CALL_DONE,     /* delivered; the timer is closing, then free */
 };
 
 struct ch_tool_call {
-    struct ch_tools *tools;             /* borrowed */
-    const struct tool_entry *tool;      /* borrowed; NULL: never started */
-    uv_timer_t timer;                   /* deadline, then deferred delivery */
+    struct ch_tools *tools;        /* borrowed */
+    const struct tool_entry *tool; /* borrowed; NULL: never started */
+    uv_timer_t timer;              /* deadline, then deferred delivery */
     enum call_state state;
     ch_tool_done_cb cb;
     void *cb_data;
-    void *impl;                         /* the tool's state (owned by the tool) */
-    uint64_t start_ms;                  /* uv_now at start */
-    uint64_t deadline_ms;               /* uv_now-based */
+    void *impl;           /* the tool's state (owned by the tool) */
+    uint64_t start_ms;    /* uv_now at start */
+    uint64_t deadline_ms; /* uv_now-based */
     uint64_t timeout_ms;
     size_t max_result_bytes;
     bool is_error, timed_out, aborted;
-    char *text;                         /* owned, NUL-terminated, valid UTF-8 */
+    char *text; /* owned, NUL-terminated, valid UTF-8 */
     size_t text_len;
-    json_t *json;                       /* owned, may be NULL */
+    json_t *json; /* owned, may be NULL */
     struct ch_tool_call *prev, *next;
 };
 
 /* The built-in tools (time_tool.c, http_tool.c, fetch.c). */
-int tools_register_builtin(struct ch_tools *t, bool with_http, bool with_fetch,
-                           struct ch_error *err);
+int tools_register_builtin(struct ch_tools *t, bool with_http, bool with_fetch, struct ch_error *err);
 extern const struct ch_tool_spec tools_current_time_spec;
 extern const struct ch_tool_spec tools_http_request_spec;
 extern const struct ch_tool_spec tools_web_fetch_spec;
@@ -130,8 +129,7 @@ const char *text_find_ci(const char *p, size_t n, const char *needle);
 /* ------------------------------------------------------------------ */
 
 /* Parse allowHosts entries; setting names the config key in errors. */
-int host_list_init(struct host_list *l, const char *const *v, size_t n, const char *setting,
-                   struct ch_error *err);
+int host_list_init(struct host_list *l, const char *const *v, size_t n, const char *setting, struct ch_error *err);
 void host_list_release(struct host_list *l);
 /* Does host (as tool_url gives it) on port match an entry? */
 bool host_list_match(const struct host_list *l, const char *host, int port);
@@ -140,12 +138,12 @@ bool host_list_match(const struct host_list *l, const char *host, int port);
  * host checked here is the host curl connects to (no parser differential:
  * "http://2130706433/" and "http://0x7f.1/" are both 127.0.0.1). */
 struct tool_url {
-    char *url;        /* owned: curl's normalised form, used for the transfer */
-    char *host;       /* owned: lower-case, IPv6 without brackets, no trailing dot */
-    char scheme[8];   /* "http" or "https" */
-    int port;         /* explicit or the scheme's default */
-    int ip_family;    /* AF_INET / AF_INET6 when host is a literal, else 0 */
-    uint8_t ip[16];   /* the literal's bytes */
+    char *url;      /* owned: curl's normalised form, used for the transfer */
+    char *host;     /* owned: lower-case, IPv6 without brackets, no trailing dot */
+    char scheme[8]; /* "http" or "https" */
+    int port;       /* explicit or the scheme's default */
+    int ip_family;  /* AF_INET / AF_INET6 when host is a literal, else 0 */
+    uint8_t ip[16]; /* the literal's bytes */
 };
 
 /*
@@ -153,8 +151,7 @@ struct tool_url {
  * (a redirect's Location).  Only http and https; no user info, no IPv6
  * zone, ASCII host names only.  CH_EINVAL with msg, or CH_ENOMEM.
  */
-int tool_url_parse(const char *base, const char *url, struct tool_url *out, char *msg,
-                   size_t msgcap);
+int tool_url_parse(const char *base, const char *url, struct tool_url *out, char *msg, size_t msgcap);
 void tool_url_release(struct tool_url *u);
 
 /*
@@ -184,10 +181,10 @@ enum body_kind body_sniff(const char *p, size_t n);
 
 /* A fetched body made readable (fetch_body.c; runs on the thread pool). */
 struct fetch_text {
-    char *text;          /* owned, UTF-8, at most max_chars code points plus a marker */
+    char *text; /* owned, UTF-8, at most max_chars code points plus a marker */
     size_t len;
-    char *title;         /* owned, may be NULL (HTML only) */
-    size_t chars;        /* code points before the cut */
+    char *title;  /* owned, may be NULL (HTML only) */
+    size_t chars; /* code points before the cut */
     bool truncated;
 };
 /*
@@ -195,8 +192,8 @@ struct fetch_text {
  * when kind is BODY_HTML, and cut to max_chars code points with a
  * "[truncated: ...]" marker.  CH_ENOMEM, CH_E_TOO_LARGE.
  */
-int fetch_render(const char *body, size_t len, const char *charset, enum body_kind kind,
-                 size_t max_chars, struct fetch_text *out);
+int fetch_render(const char *body, size_t len, const char *charset, enum body_kind kind, size_t max_chars,
+                 struct fetch_text *out);
 void fetch_text_release(struct fetch_text *ft);
 
 /* ------------------------------------------------------------------ */
@@ -218,7 +215,7 @@ struct tz_info;
 int tz_parse(const uint8_t *p, size_t n, struct tz_info **out);
 void tz_free(struct tz_info *z);
 struct tz_local {
-    int32_t utoff_s;      /* local = UTC + utoff */
+    int32_t utoff_s; /* local = UTC + utoff */
     bool is_dst;
     char abbr[16];
 };

@@ -54,8 +54,7 @@ static int rebuild_defs(struct ch_tools *t)
 
         if (e->hidden)
             continue;
-        d = json_pack("{s:s, s:s, s:O}", "name", e->name, "description", e->description,
-                      "input_schema", e->schema);
+        d = json_pack("{s:s, s:s, s:O}", "name", e->name, "description", e->description, "input_schema", e->schema);
         if (!d || json_array_append_new(defs, d)) {
             json_decref(defs);
             return CH_ENOMEM;
@@ -73,8 +72,8 @@ static bool name_valid(const char *s)
     if (n == 0 || n > CH_TOOLS_MAX_NAME_BYTES)
         return false;
     for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '_' || *s == '-'))
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' ||
+              *s == '-'))
             return false;
     return true;
 }
@@ -87,8 +86,10 @@ int ch_tools_register(struct ch_tools *t, const struct ch_tool_spec *spec, struc
     int rc = CH_EINVAL;
 
     if (!spec || !name_valid(spec->name) || !spec->start || !spec->abort || !spec->input_schema) {
-        ch_error_set(err, rc, "tool \"%.64s\": needs a name [a-zA-Z0-9_-]{1,64}, start, abort "
-                              "and an input schema", spec && spec->name ? spec->name : "");
+        ch_error_set(err, rc,
+                     "tool \"%.64s\": needs a name [a-zA-Z0-9_-]{1,64}, start, abort "
+                     "and an input schema",
+                     spec && spec->name ? spec->name : "");
         goto out;
     }
     if (find_tool(t, spec->name)) {
@@ -113,8 +114,7 @@ int ch_tools_register(struct ch_tools *t, const struct ch_tool_spec *spec, struc
         goto out;
     type = json_object_get(e->schema, "type");
     if (!json_is_string(type) || strcmp(json_string_value(type), "object")) {
-        rc = ch_error_set(err, CH_EINVAL, "tool %s: input schema must have type \"object\"",
-                          spec->name);
+        rc = ch_error_set(err, CH_EINVAL, "tool %s: input schema must have type \"object\"", spec->name);
         goto out;
     }
     e->start = spec->start;
@@ -134,8 +134,8 @@ out:
     return rc;
 }
 
-int ch_tools_new(uv_loop_t *loop, struct ch_curlm *curlm, const struct ch_tools_opts *opts,
-                 struct ch_tools **out, struct ch_error *err)
+int ch_tools_new(uv_loop_t *loop, struct ch_curlm *curlm, const struct ch_tools_opts *opts, struct ch_tools **out,
+                 struct ch_error *err)
 {
     static const struct ch_tools_opts none;
     struct ch_tools *t;
@@ -151,10 +151,9 @@ int ch_tools_new(uv_loop_t *loop, struct ch_curlm *curlm, const struct ch_tools_
         return ch_error_set(err, CH_ENOMEM, "out of memory");
     t->loop = loop;
     t->curlm = curlm;
-    t->timeout_ms = opts->timeout_ms ? CH_MIN(opts->timeout_ms, (uint64_t)CH_TOOLS_MAX_TIMEOUT_MS)
-                                     : CH_TOOLS_DEF_TIMEOUT_MS;
-    t->max_result_bytes = opts->max_result_bytes ? opts->max_result_bytes
-                                                 : CH_TOOLS_DEF_MAX_RESULT_BYTES;
+    t->timeout_ms =
+        opts->timeout_ms ? CH_MIN(opts->timeout_ms, (uint64_t)CH_TOOLS_MAX_TIMEOUT_MS) : CH_TOOLS_DEF_TIMEOUT_MS;
+    t->max_result_bytes = opts->max_result_bytes ? opts->max_result_bytes : CH_TOOLS_DEF_MAX_RESULT_BYTES;
     t->max_result_bytes = CH_MAX(t->max_result_bytes, (size_t)CH_TOOLS_MIN_RESULT_BYTES);
     t->max_result_bytes = CH_MIN(t->max_result_bytes, (size_t)CH_TOOLS_MAX_RESULT_BYTES);
     /* Read once here: getenv is not safe against a concurrent setenv, and
@@ -165,8 +164,7 @@ int ch_tools_new(uv_loop_t *loop, struct ch_curlm *curlm, const struct ch_tools_
         ch_error_set(err, rc, "out of memory");
         goto out;
     }
-    rc = host_list_init(&t->http_allow, opts->http_allow_hosts, opts->http_allow_count,
-                        "tools.http.allowHosts", err);
+    rc = host_list_init(&t->http_allow, opts->http_allow_hosts, opts->http_allow_count, "tools.http.allowHosts", err);
     if (rc == 0)
         rc = host_list_init(&t->fetch_allow, opts->fetch_allow_hosts, opts->fetch_allow_count,
                             "tools.web.fetch.allowHosts", err);
@@ -287,8 +285,8 @@ static void deliver(struct ch_tool_call *c)
     };
 
     c->state = CALL_DONE;
-    ch_log_debug("tool %s: %s in %llu ms", c->tool ? c->tool->name : "(none)",
-                 c->is_error ? "error" : "ok", (unsigned long long)res.duration_ms);
+    ch_log_debug("tool %s: %s in %llu ms", c->tool ? c->tool->name : "(none)", c->is_error ? "error" : "ok",
+                 (unsigned long long)res.duration_ms);
     c->cb(c, &res, c->cb_data);
     uv_close((uv_handle_t *)&c->timer, on_call_closed);
 }
@@ -337,23 +335,22 @@ static int store_text(struct ch_tool_call *c, const char *text, size_t len)
     return 0;
 }
 
-void ch_tool_call_reply(struct ch_tool_call *c, bool is_error, const char *text, size_t len,
-                        json_t *json)
+void ch_tool_call_reply(struct ch_tool_call *c, bool is_error, const char *text, size_t len, json_t *json)
 {
     char msg[200];
 
     if (c->state == CALL_REPLIED || c->state == CALL_DONE) {
-        ch_log_warn("tool %s replied twice; the second reply is ignored",
-                    c->tool ? c->tool->name : "(none)");
+        ch_log_warn("tool %s replied twice; the second reply is ignored", c->tool ? c->tool->name : "(none)");
         json_decref(json);
         return;
     }
     if (c->state == CALL_ABORTING) {
         /* The registry's reason wins: the tool only reports it stopped. */
         if (c->timed_out)
-            snprintf(msg, sizeof(msg), "tool %s timed out after %llu ms and was stopped "
-                     "(limit: TOOL_TIMEOUT / tools.timeoutSeconds)", c->tool->name,
-                     (unsigned long long)c->timeout_ms);
+            snprintf(msg, sizeof(msg),
+                     "tool %s timed out after %llu ms and was stopped "
+                     "(limit: TOOL_TIMEOUT / tools.timeoutSeconds)",
+                     c->tool->name, (unsigned long long)c->timeout_ms);
         else
             snprintf(msg, sizeof(msg), "tool %s was aborted before it finished", c->tool->name);
         json_decref(json);
@@ -403,9 +400,8 @@ static void reply_unknown(struct ch_tool_call *c, const char *name)
     ch_buf_release(&b);
 }
 
-int ch_tool_call_start(struct ch_tools *t, const char *name, const json_t *input,
-                       uint64_t timeout_ms, ch_tool_done_cb cb, void *data,
-                       struct ch_tool_call **out)
+int ch_tool_call_start(struct ch_tools *t, const char *name, const json_t *input, uint64_t timeout_ms,
+                       ch_tool_done_cb cb, void *data, struct ch_tool_call **out)
 {
     const struct tool_entry *e;
     struct ch_tool_call *c;
@@ -423,8 +419,7 @@ int ch_tool_call_start(struct ch_tools *t, const char *name, const json_t *input
     c->cb = cb;
     c->cb_data = data;
     c->state = CALL_RUNNING;
-    c->timeout_ms = timeout_ms ? CH_MIN(timeout_ms, (uint64_t)CH_TOOLS_MAX_TIMEOUT_MS)
-                               : t->timeout_ms;
+    c->timeout_ms = timeout_ms ? CH_MIN(timeout_ms, (uint64_t)CH_TOOLS_MAX_TIMEOUT_MS) : t->timeout_ms;
     c->start_ms = uv_now(t->loop);
     c->deadline_ms = c->start_ms + c->timeout_ms;
     c->max_result_bytes = t->max_result_bytes;
@@ -440,8 +435,10 @@ int ch_tool_call_start(struct ch_tools *t, const char *name, const json_t *input
     if (!e) {
         reply_unknown(c, name);
     } else if (ch_tools_schema_validate(e->schema, input, "input", msg, sizeof(msg)) != 0) {
-        ch_tool_call_replyf(c, true, "invalid input for tool %s: %s. Fix the arguments to match "
-                            "the tool's input_schema and call it again.", e->name, msg);
+        ch_tool_call_replyf(c, true,
+                            "invalid input for tool %s: %s. Fix the arguments to match "
+                            "the tool's input_schema and call it again.",
+                            e->name, msg);
     } else {
         c->tool = e;
         if (e->max_result_bytes)

@@ -19,14 +19,27 @@
 #define MAX_SCHEMA_DEPTH 16
 #define PATH_CAP 200 /* bytes of JSON path kept in messages */
 
-static const char *const type_names[] = { "object", "string", "integer", "number",
-                                          "boolean", "array", "null" };
+static const char *const type_names[] = {"object", "string", "integer", "number", "boolean", "array", "null"};
 
 static const char *const keywords[] = {
-    "type", "properties", "required", "additionalProperties", "enum", "minimum", "maximum",
-    "minLength", "maxLength", "items", "minItems", "maxItems",
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "enum",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "items",
+    "minItems",
+    "maxItems",
     /* annotations: no effect on validation */
-    "description", "title", "default", "examples", "$schema",
+    "description",
+    "title",
+    "default",
+    "examples",
+    "$schema",
 };
 
 /* ------------------------------------------------------------------ */
@@ -44,8 +57,8 @@ static bool plain_key(const char *k)
         return false;
     for (; *k; k++) {
         char c = *k;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '$' || c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '$' ||
+              c == '-'))
             return false;
     }
     return true;
@@ -109,21 +122,20 @@ static int check_type(const json_t *t, struct path *p, struct ch_error *err)
 
     if (json_is_string(t)) {
         if (!is_type_name(json_string_value(t)))
-            return ch_error_set(err, CH_EINVAL, "%s.type: unknown type \"%.32s\"", p->s,
-                                json_string_value(t));
+            return ch_error_set(err, CH_EINVAL, "%s.type: unknown type \"%.32s\"", p->s, json_string_value(t));
         return 0;
     }
     if (!json_is_array(t) || json_array_size(t) == 0)
         return ch_error_set(err, CH_EINVAL, "%s.type: want a type name or a non-empty array", p->s);
-    json_array_foreach(t, i, e) {
+    json_array_foreach(t, i, e)
+    {
         if (!json_is_string(e) || !is_type_name(json_string_value(e)))
             return ch_error_set(err, CH_EINVAL, "%s.type[%zu]: not a type name", p->s, i);
     }
     return 0;
 }
 
-static int check_keyword(const char *k, const json_t *v, struct path *p, int depth,
-                         struct ch_error *err)
+static int check_keyword(const char *k, const json_t *v, struct path *p, int depth, struct ch_error *err)
 {
     size_t i, old;
     const char *pk;
@@ -135,7 +147,8 @@ static int check_keyword(const char *k, const json_t *v, struct path *p, int dep
     if (!strcmp(k, "properties")) {
         if (!json_is_object(v))
             return ch_error_set(err, CH_EINVAL, "%s.properties: want an object", p->s);
-        json_object_foreach((json_t *)v, pk, e) {
+        json_object_foreach((json_t *)v, pk, e)
+        {
             old = path_push(p, "properties", 0);
             path_push(p, pk, 0);
             rc = check_node(e, p, depth + 1, err);
@@ -148,7 +161,8 @@ static int check_keyword(const char *k, const json_t *v, struct path *p, int dep
     if (!strcmp(k, "required")) {
         if (!json_is_array(v))
             return ch_error_set(err, CH_EINVAL, "%s.required: want an array of names", p->s);
-        json_array_foreach(v, i, e) {
+        json_array_foreach(v, i, e)
+        {
             if (!json_is_string(e))
                 return ch_error_set(err, CH_EINVAL, "%s.required[%zu]: want a string", p->s, i);
         }
@@ -175,8 +189,7 @@ static int check_keyword(const char *k, const json_t *v, struct path *p, int dep
             return ch_error_set(err, CH_EINVAL, "%s.%s: want a number", p->s, k);
         return 0;
     }
-    if (!strcmp(k, "minLength") || !strcmp(k, "maxLength") || !strcmp(k, "minItems") ||
-        !strcmp(k, "maxItems")) {
+    if (!strcmp(k, "minLength") || !strcmp(k, "maxLength") || !strcmp(k, "minItems") || !strcmp(k, "maxItems")) {
         if (!is_count(v))
             return ch_error_set(err, CH_EINVAL, "%s.%s: want a non-negative integer", p->s, k);
         return 0;
@@ -195,18 +208,19 @@ static int check_node(const json_t *s, struct path *p, int depth, struct ch_erro
     int rc;
 
     if (depth > MAX_SCHEMA_DEPTH)
-        return ch_error_set(err, CH_EINVAL, "%s: schema nested deeper than %d", p->s,
-                            MAX_SCHEMA_DEPTH);
+        return ch_error_set(err, CH_EINVAL, "%s: schema nested deeper than %d", p->s, MAX_SCHEMA_DEPTH);
     if (!json_is_object(s))
         return ch_error_set(err, CH_EINVAL, "%s: a schema must be an object", p->s);
-    json_object_foreach((json_t *)s, k, v) {
+    json_object_foreach((json_t *)s, k, v)
+    {
         bool known = false;
         for (size_t i = 0; i < CH_ARRAY_SIZE(keywords) && !known; i++)
             known = !strcmp(k, keywords[i]);
         if (!known)
             return ch_error_set(err, CH_EINVAL,
                                 "%s: keyword \"%.40s\" is not supported by chela's schema subset "
-                                "(docs/internals/tools.md)", p->s, k);
+                                "(docs/internals/tools.md)",
+                                p->s, k);
         if ((rc = check_keyword(k, v, p, depth, err)) != 0)
             return rc;
     }
@@ -215,7 +229,7 @@ static int check_node(const json_t *s, struct path *p, int depth, struct ch_erro
 
 int ch_tools_schema_check(const json_t *schema, struct ch_error *err)
 {
-    struct path p = { .s = "schema", .len = 6 };
+    struct path p = {.s = "schema", .len = 6};
 
     return check_node(schema, &p, 0, err);
 }
@@ -301,11 +315,12 @@ static int check_types(const json_t *t, const json_t *x, struct vctx *v)
             return 0;
         return vfail(v, "expected %s, got %s", json_string_value(t), value_type(x));
     }
-    json_array_foreach(t, i, e) {
+    json_array_foreach(t, i, e)
+    {
         if (type_matches(json_string_value(e), x))
             return 0;
-        off += (size_t)snprintf(want + off, sizeof(want) - CH_MIN(off, sizeof(want)), "%s%s",
-                                i ? " or " : "", json_string_value(e));
+        off += (size_t)snprintf(want + off, sizeof(want) - CH_MIN(off, sizeof(want)), "%s%s", i ? " or " : "",
+                                json_string_value(e));
         off = CH_MIN(off, sizeof(want));
     }
     return vfail(v, "expected %s, got %s", want, value_type(x));
@@ -318,11 +333,13 @@ static int check_enum(const json_t *en, const json_t *x, struct vctx *v)
     json_t *e;
     int rc;
 
-    json_array_foreach(en, i, e) {
+    json_array_foreach(en, i, e)
+    {
         if (values_equal(e, x))
             return 0;
     }
-    json_array_foreach(en, i, e) {
+    json_array_foreach(en, i, e)
+    {
         char *s = json_dumps(e, JSON_ENCODE_ANY | JSON_COMPACT);
         if (s && off < sizeof(list))
             off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i ? ", " : "", s);
@@ -346,11 +363,13 @@ static int check_object(const json_t *s, const json_t *x, struct vctx *v)
     size_t i, old;
     int rc;
 
-    json_array_foreach(req, i, e) {
+    json_array_foreach(req, i, e)
+    {
         if (!json_object_get(x, json_string_value(e)))
             return vfail(v, "missing required property \"%.64s\"", json_string_value(e));
     }
-    json_object_foreach((json_t *)x, k, e) {
+    json_object_foreach((json_t *)x, k, e)
+    {
         const json_t *ps = props ? json_object_get(props, k) : NULL;
 
         if (!ps && json_is_false(addl)) {
@@ -359,13 +378,12 @@ static int check_object(const json_t *s, const json_t *x, struct vctx *v)
             const char *pk;
             json_t *pv;
 
-            json_object_foreach((json_t *)props, pk, pv) {
+            json_object_foreach((json_t *)props, pk, pv)
+            {
                 if (off < sizeof(allowed))
-                    off += (size_t)snprintf(allowed + off, sizeof(allowed) - off, "%s%s",
-                                            off ? ", " : "", pk);
+                    off += (size_t)snprintf(allowed + off, sizeof(allowed) - off, "%s%s", off ? ", " : "", pk);
             }
-            return vfail(v, "unexpected property \"%.64s\" (allowed: %s)", k,
-                         off ? allowed : "none");
+            return vfail(v, "unexpected property \"%.64s\" (allowed: %s)", k, off ? allowed : "none");
         }
         if (!ps && json_is_object(addl))
             ps = addl;
@@ -396,7 +414,8 @@ static int check_array(const json_t *s, const json_t *x, struct vctx *v)
                      json_integer_value(mx) == 1 ? "" : "s");
     if (!items)
         return 0;
-    json_array_foreach(x, i, e) {
+    json_array_foreach(x, i, e)
+    {
         old = path_push(&v->path, NULL, (long)i);
         rc = validate_node(items, e, v);
         path_pop(&v->path, old);
@@ -412,13 +431,11 @@ static int check_bounds(const json_t *s, const json_t *x, struct vctx *v)
     double d = json_number_value(x);
 
     /* Two integers compare exactly; otherwise as doubles. */
-    if (mn && (json_is_integer(mn) && json_is_integer(x)
-                   ? json_integer_value(x) < json_integer_value(mn)
-                   : d < json_number_value(mn)))
+    if (mn && (json_is_integer(mn) && json_is_integer(x) ? json_integer_value(x) < json_integer_value(mn)
+                                                         : d < json_number_value(mn)))
         return vfail(v, "must be >= %g", json_number_value(mn));
-    if (mx && (json_is_integer(mx) && json_is_integer(x)
-                   ? json_integer_value(x) > json_integer_value(mx)
-                   : d > json_number_value(mx)))
+    if (mx && (json_is_integer(mx) && json_is_integer(x) ? json_integer_value(x) > json_integer_value(mx)
+                                                         : d > json_number_value(mx)))
         return vfail(v, "must be <= %g", json_number_value(mx));
     return 0;
 }
@@ -429,11 +446,11 @@ static int check_length(const json_t *s, const json_t *x, struct vctx *v)
     size_t n = text_count_chars(json_string_value(x), json_string_length(x));
 
     if (mn && n < (size_t)json_integer_value(mn))
-        return vfail(v, "must be at least %lld character%s long",
-                     (long long)json_integer_value(mn), json_integer_value(mn) == 1 ? "" : "s");
+        return vfail(v, "must be at least %lld character%s long", (long long)json_integer_value(mn),
+                     json_integer_value(mn) == 1 ? "" : "s");
     if (mx && n > (size_t)json_integer_value(mx))
-        return vfail(v, "must be at most %lld character%s long (got %zu)",
-                     (long long)json_integer_value(mx), json_integer_value(mx) == 1 ? "" : "s", n);
+        return vfail(v, "must be at most %lld character%s long (got %zu)", (long long)json_integer_value(mx),
+                     json_integer_value(mx) == 1 ? "" : "s", n);
     return 0;
 }
 
@@ -457,10 +474,9 @@ static int validate_node(const json_t *s, const json_t *x, struct vctx *v)
     return 0;
 }
 
-int ch_tools_schema_validate(const json_t *schema, const json_t *value, const char *root,
-                             char *msg, size_t msgcap)
+int ch_tools_schema_validate(const json_t *schema, const json_t *value, const char *root, char *msg, size_t msgcap)
 {
-    struct vctx v = { .msg = msg, .cap = msgcap };
+    struct vctx v = {.msg = msg, .cap = msgcap};
     int n;
 
     if (msgcap)

@@ -13,7 +13,7 @@
 
 #include "tools/internal.h"
 
-static const char replacement[3] = { (char)0xEF, (char)0xBF, (char)0xBD }; /* U+FFFD */
+static const char replacement[3] = {(char)0xEF, (char)0xBF, (char)0xBD}; /* U+FFFD */
 
 /* Length of the valid UTF-8 sequence at p (1..4), or 0 if invalid. */
 static size_t utf8_seq_len(const unsigned char *p, size_t n)
@@ -137,8 +137,8 @@ int text_append_cp(struct ch_buf *b, uint32_t cp)
 
 static bool is_utf8_name(const char *cs)
 {
-    return !cs || !*cs || !strcasecmp(cs, "utf-8") || !strcasecmp(cs, "utf8") ||
-           !strcasecmp(cs, "us-ascii") || !strcasecmp(cs, "ascii");
+    return !cs || !*cs || !strcasecmp(cs, "utf-8") || !strcasecmp(cs, "utf8") || !strcasecmp(cs, "us-ascii") ||
+           !strcasecmp(cs, "ascii");
 }
 
 int text_to_utf8(const char *charset, const char *p, size_t n, struct ch_buf *out)

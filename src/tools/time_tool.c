@@ -16,16 +16,15 @@
 
 #define MAX_ZONE_FILE_BYTES (256 * 1024) /* the largest tzdata file is ~4 KiB */
 
-static const char *const weekdays[] = { "Sunday", "Monday", "Tuesday", "Wednesday",
-                                        "Thursday", "Friday", "Saturday" };
+static const char *const weekdays[] = {"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"};
 
 struct time_work {
     uv_work_t req;
-    struct ch_tool_call *call;   /* borrowed: the call waits for after_work */
+    struct ch_tool_call *call; /* borrowed: the call waits for after_work */
     char path[512];
     char zone[72];
     int64_t now_ms;
-    int rc;                      /* 0, CH_ENOTFOUND, CH_EINVAL (not a TZif file) */
+    int rc; /* 0, CH_ENOTFOUND, CH_EINVAL (not a TZif file) */
     struct tz_local local;
 };
 
@@ -52,8 +51,7 @@ static void format_offset(int32_t off, char out[8])
 {
     int32_t a = off < 0 ? -off : off;
 
-    snprintf(out, 8, "%c%02d:%02d", off < 0 ? '-' : '+', (int)(a / 3600) % 100,
-             (int)(a % 3600) / 60);
+    snprintf(out, 8, "%c%02d:%02d", off < 0 ? '-' : '+', (int)(a / 3600) % 100, (int)(a % 3600) / 60);
 }
 
 /* The UTC part of every answer. */
@@ -66,12 +64,10 @@ static int append_utc(struct ch_buf *b, json_t *j, int64_t now_ms)
     json_object_set_new(j, "utc", json_sprintf("%sZ", utc));
     json_object_set_new(j, "unixMs", json_integer(now_ms));
     json_object_set_new(j, "weekdayUtc", json_string(weekdays[wday]));
-    return ch_buf_appendf(b, "UTC: %sZ (%s)\nUnix time (ms): %lld\n", utc, weekdays[wday],
-                          (long long)now_ms);
+    return ch_buf_appendf(b, "UTC: %sZ (%s)\nUnix time (ms): %lld\n", utc, weekdays[wday], (long long)now_ms);
 }
 
-static void reply_time(struct ch_tool_call *call, int64_t now_ms, const char *zone,
-                       const struct tz_local *loc)
+static void reply_time(struct ch_tool_call *call, int64_t now_ms, const char *zone, const struct tz_local *loc)
 {
     json_t *j = json_object();
     struct ch_buf b;
@@ -90,9 +86,8 @@ static void reply_time(struct ch_tool_call *call, int64_t now_ms, const char *zo
         json_object_set_new(j, "utcOffsetSeconds", json_integer(loc->utoff_s));
         json_object_set_new(j, "abbreviation", json_string(loc->abbr));
         json_object_set_new(j, "isDst", json_boolean(loc->is_dst));
-        rc = ch_buf_appendf(&b, "Local time in %s: %s%s (%s), %s, UTC%s, daylight saving %s\n",
-                            zone, local, off, weekdays[wday], loc->abbr, off,
-                            loc->is_dst ? "in effect" : "not in effect");
+        rc = ch_buf_appendf(&b, "Local time in %s: %s%s (%s), %s, UTC%s, daylight saving %s\n", zone, local, off,
+                            weekdays[wday], loc->abbr, off, loc->is_dst ? "in effect" : "not in effect");
     }
     if (rc) {
         json_decref(j);
@@ -120,8 +115,8 @@ static void time_work(uv_work_t *req)
     fd = open(w->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
-        st.st_size > MAX_ZONE_FILE_BYTES || !(buf = ch_malloc((size_t)st.st_size)))
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > MAX_ZONE_FILE_BYTES ||
+        !(buf = ch_malloc((size_t)st.st_size)))
         goto out;
     while (got < st.st_size) {
         ssize_t r = read(fd, buf + got, (size_t)(st.st_size - got));
@@ -147,9 +142,11 @@ static void time_after_work(uv_work_t *req, int status)
     if (status == UV_ECANCELED)
         ch_tool_call_replyf(call, true, "current_time was cancelled");
     else if (w->rc)
-        ch_tool_call_replyf(call, true, "unknown time zone \"%s\": not found in the tz database; "
+        ch_tool_call_replyf(call, true,
+                            "unknown time zone \"%s\": not found in the tz database; "
                             "use an IANA name such as \"Asia/Seoul\", \"Europe/Berlin\" or "
-                            "\"UTC\"", w->zone);
+                            "\"UTC\"",
+                            w->zone);
     else
         reply_time(call, w->now_ms, w->zone, &w->local);
     ch_free(w);
@@ -167,8 +164,10 @@ static int time_start(struct ch_tool_call *call, const json_t *input)
         return 0;
     }
     if (!tz_name_valid(zone)) {
-        ch_tool_call_replyf(call, true, "timezone \"%.64s\" is not an IANA zone name; use a name "
-                            "such as \"Asia/Seoul\" or \"America/New_York\"", zone);
+        ch_tool_call_replyf(call, true,
+                            "timezone \"%.64s\" is not an IANA zone name; use a name "
+                            "such as \"Asia/Seoul\" or \"America/New_York\"",
+                            zone);
         return 0;
     }
     w = ch_calloc(1, sizeof(*w));
@@ -178,8 +177,7 @@ static int time_start(struct ch_tool_call *call, const json_t *input)
     w->now_ms = ch_now_ms();
     snprintf(w->zone, sizeof(w->zone), "%s", zone);
     n = snprintf(w->path, sizeof(w->path), "%s/%s", t->tz_dir, zone);
-    if (n < 0 || (size_t)n >= sizeof(w->path) ||
-        uv_queue_work(ch_tools_loop(t), &w->req, time_work, time_after_work)) {
+    if (n < 0 || (size_t)n >= sizeof(w->path) || uv_queue_work(ch_tools_loop(t), &w->req, time_work, time_after_work)) {
         ch_free(w);
         return CH_EIO;
     }
@@ -201,10 +199,9 @@ const struct ch_tool_spec tools_current_time_spec = {
     .name = "current_time",
     .description = "Get the current date and time: UTC in ISO 8601, unix milliseconds, and the "
                    "local time in an IANA time zone when one is given.",
-    .input_schema =
-        "{\"type\":\"object\",\"properties\":{\"timezone\":{\"type\":\"string\",\"minLength\":1,"
-        "\"maxLength\":64,\"description\":\"IANA time zone name such as Asia/Seoul or "
-        "America/New_York; omit for UTC only\"}},\"additionalProperties\":false}",
+    .input_schema = "{\"type\":\"object\",\"properties\":{\"timezone\":{\"type\":\"string\",\"minLength\":1,"
+                    "\"maxLength\":64,\"description\":\"IANA time zone name such as Asia/Seoul or "
+                    "America/New_York; omit for UTC only\"}},\"additionalProperties\":false}",
     .start = time_start,
     .abort = time_abort,
 };

@@ -30,14 +30,14 @@
 #include "core/core.h"
 #include "net/curlm.h"
 
-#define CH_TOOLS_DEF_TIMEOUT_MS 30000           /* TOOL_TIMEOUT (seed 003) */
-#define CH_TOOLS_MAX_TIMEOUT_MS (3600 * 1000)   /* a longer value is clamped */
+#define CH_TOOLS_DEF_TIMEOUT_MS 30000         /* TOOL_TIMEOUT (seed 003) */
+#define CH_TOOLS_MAX_TIMEOUT_MS (3600 * 1000) /* a longer value is clamped */
 #define CH_TOOLS_DEF_MAX_RESULT_BYTES (64 * 1024)
 #define CH_TOOLS_MIN_RESULT_BYTES 1024          /* a smaller cap is raised to this */
 #define CH_TOOLS_MAX_RESULT_BYTES (1024 * 1024) /* a larger cap is lowered to this */
 #define CH_TOOLS_MAX_TOOLS 64
-#define CH_TOOLS_MAX_ALLOW_HOSTS 256            /* per list */
-#define CH_TOOLS_MAX_NAME_BYTES 64              /* [a-zA-Z0-9_-]{1,64}, as providers require */
+#define CH_TOOLS_MAX_ALLOW_HOSTS 256 /* per list */
+#define CH_TOOLS_MAX_NAME_BYTES 64   /* [a-zA-Z0-9_-]{1,64}, as providers require */
 
 struct ch_tools;
 struct ch_tool_call;
@@ -61,10 +61,10 @@ struct ch_tools_opts {
      */
     const char *const *fetch_allow_hosts;
     size_t fetch_allow_count;
-    uint64_t timeout_ms;        /* per call when the caller passes 0; 0: 30000 */
-    size_t max_result_bytes;    /* content cap; 0: 64 KiB (clamped 1 KiB..1 MiB) */
-    const char *tz_dir;         /* zoneinfo directory; NULL: $TZDIR or /usr/share/zoneinfo */
-    bool no_web_fetch;          /* true: web_fetch is not offered */
+    uint64_t timeout_ms;     /* per call when the caller passes 0; 0: 30000 */
+    size_t max_result_bytes; /* content cap; 0: 64 KiB (clamped 1 KiB..1 MiB) */
+    const char *tz_dir;      /* zoneinfo directory; NULL: $TZDIR or /usr/share/zoneinfo */
+    bool no_web_fetch;       /* true: web_fetch is not offered */
 };
 
 /*
@@ -74,8 +74,8 @@ struct ch_tools_opts {
  * malformed), CH_ENOMEM.  *out is set only on success.  Holds no libuv
  * handle while no call is in flight.
  */
-int ch_tools_new(uv_loop_t *loop, struct ch_curlm *curlm, const struct ch_tools_opts *opts,
-                 struct ch_tools **out, struct ch_error *err);
+int ch_tools_new(uv_loop_t *loop, struct ch_curlm *curlm, const struct ch_tools_opts *opts, struct ch_tools **out,
+                 struct ch_error *err);
 
 /*
  * Close: every unfinished call is aborted (its callback fires with an
@@ -108,13 +108,13 @@ uint64_t ch_tools_timeout_ms(const struct ch_tools *t);
  * borrowed: valid during the callback (json_incref to keep json).
  */
 struct ch_tool_result {
-    bool is_error;           /* send to the model as an error tool_result */
+    bool is_error; /* send to the model as an error tool_result */
     const char *content;
     size_t content_len;
-    const json_t *json;      /* NULL when the tool gives none */
-    bool timed_out;          /* is_error because the call's deadline passed */
-    bool aborted;            /* is_error because of ch_tool_call_abort / close */
-    uint64_t duration_ms;    /* from start to the report */
+    const json_t *json;   /* NULL when the tool gives none */
+    bool timed_out;       /* is_error because the call's deadline passed */
+    bool aborted;         /* is_error because of ch_tool_call_abort / close */
+    uint64_t duration_ms; /* from start to the report */
 };
 
 /*
@@ -123,8 +123,7 @@ struct ch_tool_result {
  * the callback returns; the callback may start new calls, abort others,
  * or close the registry.
  */
-typedef void (*ch_tool_done_cb)(struct ch_tool_call *call, const struct ch_tool_result *res,
-                                void *data);
+typedef void (*ch_tool_done_cb)(struct ch_tool_call *call, const struct ch_tool_result *res, void *data);
 
 /*
  * Run tool `name` with `input` (borrowed during this call only; normally
@@ -140,9 +139,8 @@ typedef void (*ch_tool_done_cb)(struct ch_tool_call *call, const struct ch_tool_
  * registry is closing), CH_ENOMEM.  *out (optional) is a borrowed handle
  * valid until cb returns.
  */
-int ch_tool_call_start(struct ch_tools *t, const char *name, const json_t *input,
-                       uint64_t timeout_ms, ch_tool_done_cb cb, void *data,
-                       struct ch_tool_call **out);
+int ch_tool_call_start(struct ch_tools *t, const char *name, const json_t *input, uint64_t timeout_ms,
+                       ch_tool_done_cb cb, void *data, struct ch_tool_call **out);
 
 /*
  * Abort a call: its work stops and cb fires with an "aborted" error result
@@ -166,14 +164,14 @@ void ch_tool_call_abort(struct ch_tool_call *call);
  * abort message.  abort is called at most once and never after the reply.
  */
 struct ch_tool_spec {
-    const char *name;           /* [a-zA-Z0-9_-]{1,64}, unique; copied */
-    const char *description;    /* for the model; copied */
-    const char *input_schema;   /* JSON text; the subset of ch_tools_schema_check */
+    const char *name;         /* [a-zA-Z0-9_-]{1,64}, unique; copied */
+    const char *description;  /* for the model; copied */
+    const char *input_schema; /* JSON text; the subset of ch_tools_schema_check */
     int (*start)(struct ch_tool_call *call, const json_t *input);
     void (*abort)(struct ch_tool_call *call);
-    void *data;                 /* borrowed; ch_tool_call_spec_data() */
-    size_t max_result_bytes;    /* 0: the registry's cap; at most CH_TOOLS_MAX_RESULT_BYTES */
-    bool hidden;                /* registered but not offered (callable) */
+    void *data;              /* borrowed; ch_tool_call_spec_data() */
+    size_t max_result_bytes; /* 0: the registry's cap; at most CH_TOOLS_MAX_RESULT_BYTES */
+    bool hidden;             /* registered but not offered (callable) */
 };
 
 /* Add a tool.  CH_EEXIST (name taken), CH_EINVAL (bad name or schema; err
@@ -198,8 +196,7 @@ bool ch_tool_call_is_aborting(const struct ch_tool_call *call);
  * and json (taken, may be NULL).  Only the first reply counts; a second is
  * ignored (and logged).  Never calls the caller's callback synchronously.
  */
-void ch_tool_call_reply(struct ch_tool_call *call, bool is_error, const char *text, size_t len,
-                        json_t *json);
+void ch_tool_call_reply(struct ch_tool_call *call, bool is_error, const char *text, size_t len, json_t *json);
 void ch_tool_call_replyf(struct ch_tool_call *call, bool is_error, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -226,7 +223,6 @@ int ch_tools_schema_check(const json_t *schema, struct ch_error *err);
  * "input.headers.Authorization: expected string, got integer".  Integral
  * reals (5.0) count as integers; string lengths count code points.
  */
-int ch_tools_schema_validate(const json_t *schema, const json_t *value, const char *root,
-                             char *msg, size_t msgcap);
+int ch_tools_schema_validate(const json_t *schema, const json_t *value, const char *root, char *msg, size_t msgcap);
 
 #endif

@@ -26,8 +26,8 @@ struct tz_type {
 /* A POSIX TZ rule date: J (1..365, no Feb 29), N (0..365), M (m.w.d). */
 struct tz_date {
     char kind;
-    int a, b, c;        /* J/N: a = day; M: a = month, b = week, c = weekday */
-    int32_t secs;       /* local time of day of the change, may exceed 24 h */
+    int a, b, c;  /* J/N: a = day; M: a = month, b = week, c = weekday */
+    int32_t secs; /* local time of day of the change, may exceed 24 h */
 };
 
 struct tz_rule {
@@ -37,8 +37,8 @@ struct tz_rule {
 };
 
 struct tz_info {
-    int64_t *trans;     /* owned, ascending */
-    uint8_t *idx;       /* owned, type index per transition */
+    int64_t *trans; /* owned, ascending */
+    uint8_t *idx;   /* owned, type index per transition */
     size_t timecnt;
     struct tz_type *types; /* owned */
     size_t typecnt;
@@ -100,7 +100,7 @@ static int64_t floor_div(int64_t a, int64_t b)
 /* Days since the epoch of the rule date in year y. */
 static int64_t rule_day(int64_t y, const struct tz_date *d)
 {
-    static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     int64_t jan1 = days_from_civil(y, 1, 1), first;
     int wd, day, len;
 
@@ -152,7 +152,7 @@ static bool parse_name(const char **s, char *out, size_t cap)
 static bool parse_hms(const char **s, int max_h, int32_t *out)
 {
     const char *p = *s;
-    int sign = 1, parts[3] = { 0, 0, 0 };
+    int sign = 1, parts[3] = {0, 0, 0};
     char *end;
 
     if (*p == '+' || *p == '-')
@@ -204,8 +204,8 @@ static bool parse_date(const char **s, struct tz_date *d)
     } else if (*p == 'M') {
         p++;
         d->kind = 'M';
-        if (!parse_num(&p, 1, 12, &d->a) || *p++ != '.' || !parse_num(&p, 1, 5, &d->b) ||
-            *p++ != '.' || !parse_num(&p, 0, 6, &d->c))
+        if (!parse_num(&p, 1, 12, &d->a) || *p++ != '.' || !parse_num(&p, 1, 5, &d->b) || *p++ != '.' ||
+            !parse_num(&p, 0, 6, &d->c))
             return false;
     } else {
         d->kind = 'N';
@@ -240,8 +240,8 @@ static bool parse_rule(const char *s, struct tz_rule *r)
         r->dst.utoff = -off;
     }
     if (!*s) { /* no rule: the US rule, as glibc assumes */
-        r->start = (struct tz_date){ 'M', 3, 2, 0, 7200 };
-        r->end = (struct tz_date){ 'M', 11, 1, 0, 7200 };
+        r->start = (struct tz_date){'M', 3, 2, 0, 7200};
+        r->end = (struct tz_date){'M', 11, 1, 0, 7200};
         return true;
     }
     if (*s++ != ',' || !parse_date(&s, &r->start) || *s++ != ',' || !parse_date(&s, &r->end))
@@ -291,16 +291,14 @@ int tz_parse(const uint8_t *p, size_t n, struct tz_info **out)
     for (i = 0; i < 6; i++)
         c[i] = be32(p + 20 + 4 * i);
     v1len = (size_t)c[3] * 5 + (size_t)c[4] * 6 + c[5] + (size_t)c[2] * 8 + c[1] + c[0];
-    if (c[3] > MAX_TRANSITIONS || c[4] > MAX_TYPES || c[2] > MAX_TRANSITIONS ||
-        v1len > n - 44 || n - 44 - v1len < 44)
+    if (c[3] > MAX_TRANSITIONS || c[4] > MAX_TYPES || c[2] > MAX_TRANSITIONS || v1len > n - 44 || n - 44 - v1len < 44)
         goto out;
     p += 44 + v1len; /* the version 2+ header and data follow */
     if (memcmp(p, "TZif", 4))
         goto out;
     for (i = 0; i < 6; i++)
         c[i] = be32(p + 20 + 4 * i);
-    if (c[3] > MAX_TRANSITIONS || c[4] == 0 || c[4] > MAX_TYPES || c[5] == 0 ||
-        c[2] > MAX_TRANSITIONS)
+    if (c[3] > MAX_TRANSITIONS || c[4] == 0 || c[4] > MAX_TYPES || c[5] == 0 || c[2] > MAX_TRANSITIONS)
         goto out;
     d = p + 44;
     need = (size_t)c[3] * 9 + (size_t)c[4] * 6 + c[5] + (size_t)c[2] * 12 + c[1] + c[0];
@@ -308,8 +306,7 @@ int tz_parse(const uint8_t *p, size_t n, struct tz_info **out)
         goto out;
     rc = CH_ENOMEM;
     z = ch_calloc(1, sizeof(*z));
-    if (!z || (c[3] && (!(z->trans = ch_malloc(c[3] * sizeof(int64_t))) ||
-                        !(z->idx = ch_malloc(c[3])))) ||
+    if (!z || (c[3] && (!(z->trans = ch_malloc(c[3] * sizeof(int64_t))) || !(z->idx = ch_malloc(c[3])))) ||
         !(z->types = ch_calloc(c[4], sizeof(*z->types))))
         goto out;
     rc = CH_EINVAL;
@@ -397,8 +394,8 @@ bool tz_name_valid(const char *name)
             comp = 0;
             continue;
         }
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '_' || ch == '+' || ch == '-' || ch == '.'))
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+              ch == '+' || ch == '-' || ch == '.'))
             return false;
         comp++;
     }

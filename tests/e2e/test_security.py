@@ -24,8 +24,9 @@ def test_allowlist_refuses_outside(gateway_factory, path):
     assert r.headers.get("x-request-id")
 
 
-def test_allowlist_allows_inside(gateway_factory):
-    g = gateway_factory({"api": {"security": {"allowedIPs": ["10.0.0.0/8", "127.0.0.0/8"]}}})
+@pytest.mark.parametrize("cidrs", [["127.0.0.0/8"], ["10.0.0.0/8", "127.0.0.0/8"]])
+def test_allowlist_allows_inside(gateway_factory, cidrs):
+    g = gateway_factory({"api": {"security": {"allowedIPs": cidrs}}})
     assert http(g, "GET", "/health").status_code == 200
     assert http(g, "GET", "/health/detail", token=g.admin_token).status_code == 200
 

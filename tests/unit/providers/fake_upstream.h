@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -42,7 +43,7 @@ enum fu_mode {
 struct fu_resp {
     int status;
     const char *headers;   /* extra header lines, each ending in \r\n; may be NULL */
-    const char *body;      /* borrowed: static or test-owned */
+    const char *body;      /* fu_push copies it */
     enum fu_mode mode;
     int delay_ms;
     size_t cut;            /* FU_DROP / FU_STALL: body bytes sent first */
@@ -55,7 +56,7 @@ struct fu_req {
     char *body;            /* malloc'd, NUL-terminated */
 };
 
-#define FU_MAX 64
+#define FU_MAX 512 /* responses and requests per test */
 
 struct fu {
     int lfd, port;
@@ -65,7 +66,7 @@ struct fu {
     size_t nscript, next;
     struct fu_req reqs[FU_MAX];
     size_t nreqs;
-    pthread_t conns[FU_MAX * 2];
+    pthread_t conns[FU_MAX];
     size_t nconns;
     bool stop;
 };
@@ -275,11 +276,14 @@ static void *fu_accept_main(void *arg)
         fd = accept(fu->lfd, NULL, NULL);
         if (fd < 0)
             continue;
+        /* Head and body go out in separate writes: without this, Nagle
+         * and the client's delayed ACK add 40 ms to every response. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
         c = malloc(sizeof(*c));
         c->fu = fu;
         c->fd = fd;
         pthread_mutex_lock(&fu->mu);
-        if (fu->nconns < FU_MAX * 2 &&
+        if (fu->nconns < FU_MAX &&
             pthread_create(&fu->conns[fu->nconns], NULL, fu_conn_main, c) == 0) {
             fu->nconns++;
         } else {
@@ -309,13 +313,28 @@ static void fu_start(struct fu *fu)
         abort();
 }
 
-/* Queue a response (the body is borrowed). */
+/* Queue a response.  Its body is copied: a connection thread may still be
+ * sending it after the test that queued it has freed its own. */
 static void fu_push(struct fu *fu, struct fu_resp r)
 {
+    r.body = r.body ? strdup(r.body) : NULL;
     pthread_mutex_lock(&fu->mu);
     if (fu->nscript < FU_MAX)
         fu->script[fu->nscript++] = r;
+    else
+        free((char *)r.body);
     pthread_mutex_unlock(&fu->mu);
+}
+
+/* Scripted responses not served yet. */
+static size_t fu_pending(struct fu *fu)
+{
+    size_t n;
+
+    pthread_mutex_lock(&fu->mu);
+    n = fu->nscript - fu->next;
+    pthread_mutex_unlock(&fu->mu);
+    return n;
 }
 
 static size_t fu_count(struct fu *fu)
@@ -356,6 +375,8 @@ static void fu_stop(struct fu *fu)
     close(fu->lfd);
     for (i = 0; i < fu->nreqs; i++)
         free(fu->reqs[i].body);
+    for (i = 0; i < fu->nscript; i++)
+        free((char *)fu->script[i].body);
     pthread_mutex_destroy(&fu->mu);
 }
 

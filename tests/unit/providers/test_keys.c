@@ -55,6 +55,7 @@ static void test_round_robin(void **state)
 
     assert_int_equal(ch_llm_keyring_new("local", NULL, 0, NULL, &empty), 0);
     assert_int_equal(ch_llm_keyring_pick(empty, 0, &i, &w), CH_ENOTFOUND);
+    assert_int_equal(ch_llm_keyring_wait_ms(empty, 0), -1);
     assert_false(ch_llm_keyring_has_free(empty, 0, SIZE_MAX));
     ch_llm_keyring_free(empty);
     ch_llm_keyring_free(NULL);
@@ -119,6 +120,8 @@ static void test_all_cooling(void **state)
     ch_llm_keyring_auth_failed(r, 2, 0);
     assert_int_equal(ch_llm_keyring_pick(r, 1000, &i, &w), CH_AGAIN);
     assert_int_equal(w, 3000); /* key 1 comes back first */
+    assert_int_equal(ch_llm_keyring_wait_ms(r, 1000), 3000);
+    assert_int_equal(ch_llm_keyring_wait_ms(r, 4000), 0);
     assert_int_equal(i, 99);
     assert_false(ch_llm_keyring_has_free(r, 1000, SIZE_MAX));
     assert_int_equal(pick(r, 4000), 1);

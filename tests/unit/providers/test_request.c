@@ -242,6 +242,30 @@ static void test_api_names(void **state)
     assert_null(ch_llm_api_default_base_url(CH_LLM_API__COUNT));
 }
 
+/* OpenAI's reasoning models take the limit as max_completion_tokens; the
+ * other APIs ignore the flag. */
+static void test_max_completion_tokens(void **state)
+{
+    json_t *msgs = simple_messages(), *body;
+    struct ch_llm_request r = { .model = "o3", .api_key = "k", .max_tokens = 77 };
+    struct ch_llm_http h;
+    struct ch_error e;
+
+    (void)state;
+    r.messages = msgs;
+    r.want_max_completion_tokens = true;
+    assert_int_equal(ch_llm_build_request(CH_LLM_OPENAI, &r, &h, &e), 0);
+    body = json_loads(h.body, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(body, "max_completion_tokens")), 77);
+    assert_null(json_object_get(body, "max_tokens"));
+    json_decref(body);
+    ch_llm_http_release(&h);
+    assert_int_equal(ch_llm_build_request(CH_LLM_ANTHROPIC, &r, &h, &e), 0);
+    assert_non_null(strstr(h.body, "\"max_tokens\":77"));
+    ch_llm_http_release(&h);
+    json_decref(msgs);
+}
+
 /* Release is NULL-safe and idempotent. */
 static void test_release(void **state)
 {
@@ -299,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_body_cap),
         cmocka_unit_test(test_api_names),
+        cmocka_unit_test(test_max_completion_tokens),
         cmocka_unit_test(test_release),
         cmocka_unit_test(test_alloc_failure),
     };

@@ -29,37 +29,73 @@ static void expect_reason(const char *addr, const char *want)
 static void test_addresses(void **state)
 {
     static const char *const cases[][2] = {
-        { "8.8.8.8", NULL }, { "1.1.1.1", NULL }, { "93.184.216.34", NULL },
-        { "127.0.0.1", "loopback" }, { "127.255.255.254", "loopback" },
-        { "10.0.0.1", "private" }, { "10.255.255.255", "private" },
-        { "172.16.0.1", "private" }, { "172.31.255.255", "private" }, { "172.32.0.1", NULL },
-        { "172.15.255.255", NULL }, { "192.168.1.1", "private" }, { "192.169.0.1", NULL },
-        { "169.254.169.254", "link-local" }, { "169.254.0.1", "link-local" },
-        { "100.64.0.1", "CGNAT" }, { "100.127.255.255", "CGNAT" }, { "100.128.0.1", NULL },
-        { "100.63.255.255", NULL }, { "0.0.0.0", "unspecified" }, { "0.1.2.3", "unspecified" },
-        { "224.0.0.1", "multicast" }, { "239.255.255.250", "multicast" },
-        { "240.0.0.1", "reserved" }, { "255.255.255.255", "reserved" },
-        { "192.0.0.8", "reserved" }, { "192.0.2.1", "documentation" },
-        { "198.51.100.7", "documentation" }, { "203.0.113.9", "documentation" },
-        { "198.18.0.1", "reserved" }, { "198.19.255.255", "reserved" }, { "198.20.0.1", NULL },
-        { "192.88.99.1", "reserved" },
-        { "::1", "loopback" }, { "::", "unspecified" }, { "::ffff:127.0.0.1", "loopback" },
-        { "::ffff:10.0.0.1", "private" }, { "::ffff:169.254.169.254", "link-local" },
-        { "::ffff:8.8.8.8", NULL }, { "::127.0.0.1", "reserved" }, { "::8.8.8.8", "reserved" },
-        { "fc00::1", "private" }, { "fd12:3456::1", "private" }, { "fe80::1", "link-local" },
-        { "febf::1", "link-local" }, { "fec0::1", "reserved" }, { "ff02::1", "multicast" },
-        { "ff0e::1", "multicast" }, { "2001:db8::1", "documentation" },
-        { "3fff::1", "documentation" }, { "2001::1", "reserved" }, { "2001:1ff::1", "reserved" },
-        { "2001:200::1", NULL }, { "64:ff9b::a9fe:a9fe", "link-local" },
-        { "64:ff9b::7f00:1", "loopback" }, { "64:ff9b::808:808", NULL },
-        { "64:ff9b:1::1", "reserved" }, { "100::1", "reserved" },
-        { "2002:7f00:1::", "loopback" }, { "2002:a00:1::1", "private" },
-        { "2002:808:808::1", NULL }, { "2606:4700:4700::1111", NULL },
-        { "2a00:1450:4001::200e", NULL },
+        {"8.8.8.8", NULL},
+        {"1.1.1.1", NULL},
+        {"93.184.216.34", NULL},
+        {"127.0.0.1", "loopback"},
+        {"127.255.255.254", "loopback"},
+        {"10.0.0.1", "private"},
+        {"10.255.255.255", "private"},
+        {"172.16.0.1", "private"},
+        {"172.31.255.255", "private"},
+        {"172.32.0.1", NULL},
+        {"172.15.255.255", NULL},
+        {"192.168.1.1", "private"},
+        {"192.169.0.1", NULL},
+        {"169.254.169.254", "link-local"},
+        {"169.254.0.1", "link-local"},
+        {"100.64.0.1", "CGNAT"},
+        {"100.127.255.255", "CGNAT"},
+        {"100.128.0.1", NULL},
+        {"100.63.255.255", NULL},
+        {"0.0.0.0", "unspecified"},
+        {"0.1.2.3", "unspecified"},
+        {"224.0.0.1", "multicast"},
+        {"239.255.255.250", "multicast"},
+        {"240.0.0.1", "reserved"},
+        {"255.255.255.255", "reserved"},
+        {"192.0.0.8", "reserved"},
+        {"192.0.2.1", "documentation"},
+        {"198.51.100.7", "documentation"},
+        {"203.0.113.9", "documentation"},
+        {"198.18.0.1", "reserved"},
+        {"198.19.255.255", "reserved"},
+        {"198.20.0.1", NULL},
+        {"192.88.99.1", "reserved"},
+        {"::1", "loopback"},
+        {"::", "unspecified"},
+        {"::ffff:127.0.0.1", "loopback"},
+        {"::ffff:10.0.0.1", "private"},
+        {"::ffff:169.254.169.254", "link-local"},
+        {"::ffff:8.8.8.8", NULL},
+        {"::127.0.0.1", "reserved"},
+        {"::8.8.8.8", "reserved"},
+        {"fc00::1", "private"},
+        {"fd12:3456::1", "private"},
+        {"fe80::1", "link-local"},
+        {"febf::1", "link-local"},
+        {"fec0::1", "reserved"},
+        {"ff02::1", "multicast"},
+        {"ff0e::1", "multicast"},
+        {"2001:db8::1", "documentation"},
+        {"3fff::1", "documentation"},
+        {"2001::1", "reserved"},
+        {"2001:1ff::1", "reserved"},
+        {"2001:200::1", NULL},
+        {"64:ff9b::a9fe:a9fe", "link-local"},
+        {"64:ff9b::7f00:1", "loopback"},
+        {"64:ff9b::808:808", NULL},
+        {"64:ff9b:1::1", "reserved"},
+        {"100::1", "reserved"},
+        {"2002:7f00:1::", "loopback"},
+        {"2002:a00:1::1", "private"},
+        {"2002:808:808::1", NULL},
+        {"2606:4700:4700::1111", NULL},
+        {"2a00:1450:4001::200e", NULL},
     };
-    struct sockaddr_in6 s6 = { .sin6_family = AF_INET6 };
-    struct sockaddr_in s4 = { .sin_family = AF_INET };
-    struct sockaddr sx = { .sa_family = AF_UNIX };
+    struct sockaddr_in6 s6 = {.sin6_family = AF_INET6};
+    struct sockaddr_in s4 = {.sin_family = AF_INET};
+    struct sockaddr sx = {.sa_family = AF_UNIX};
 
     (void)state;
     for (size_t i = 0; i < CH_ARRAY_SIZE(cases); i++)
@@ -74,14 +110,13 @@ static void test_addresses(void **state)
 
 static void test_patterns(void **state)
 {
-    const char *good[] = { "Example.COM", "*.example.org", "localhost:8000", "[::1]:8080",
-                           "::1", "127.0.0.1", "api.test.", "0:0:0:0:0:0:0:2", "*.Wild.Test:443" };
+    const char *good[] = {"Example.COM", "*.example.org", "localhost:8000",  "[::1]:8080",     "::1",
+                          "127.0.0.1",   "api.test.",     "0:0:0:0:0:0:0:2", "*.Wild.Test:443"};
     struct host_list l;
-    struct ch_error err = { 0 };
+    struct ch_error err = {0};
 
     (void)state;
-    assert_int_equal(host_list_init(&l, good, CH_ARRAY_SIZE(good), "tools.http.allowHosts", &err),
-                     0);
+    assert_int_equal(host_list_init(&l, good, CH_ARRAY_SIZE(good), "tools.http.allowHosts", &err), 0);
     assert_int_equal(l.n, CH_ARRAY_SIZE(good));
     /* Exact hosts, any port, case-insensitive. */
     assert_true(host_list_match(&l, "example.com", 80));
@@ -116,8 +151,8 @@ static void test_patterns(void **state)
 static void expect_bad_pattern(const char *p, const char *want)
 {
     struct host_list l;
-    struct ch_error err = { 0 };
-    const char *v[] = { "ok.test", p };
+    struct ch_error err = {0};
+    const char *v[] = {"ok.test", p};
 
     assert_int_equal(host_list_init(&l, v, 2, "tools.web.fetch.allowHosts", &err), CH_EINVAL);
     if (!strstr(err.msg, want))
@@ -130,7 +165,7 @@ static void test_bad_patterns(void **state)
 {
     const char *many[CH_TOOLS_MAX_ALLOW_HOSTS + 1];
     struct host_list l;
-    struct ch_error err = { 0 };
+    struct ch_error err = {0};
 
     (void)state;
     expect_bad_pattern("", "tools.web.fetch.allowHosts[1]: empty");
@@ -154,8 +189,8 @@ static void test_bad_patterns(void **state)
 }
 
 /* Parse and compare host, port, url; or the error text. */
-static void expect_url(const char *base, const char *in, const char *host, int port,
-                       const char *url, const char *err_part)
+static void expect_url(const char *base, const char *in, const char *host, int port, const char *url,
+                       const char *err_part)
 {
     struct tool_url u;
     char msg[400] = "";
@@ -186,12 +221,10 @@ static void test_urls(void **state)
     expect_url(NULL, "http://017700000001/", "127.0.0.1", 80, "http://127.0.0.1/", NULL);
     expect_url(NULL, "http://%31%32%37.0.0.1/", "127.0.0.1", 80, "http://127.0.0.1/", NULL);
     expect_url(NULL, "http://0/", "0.0.0.0", 80, "http://0.0.0.0/", NULL);
-    expect_url(NULL, "HTTP://Example.COM./a?b=1#frag", "example.com", 80,
-               "http://example.com/a?b=1", NULL);
+    expect_url(NULL, "HTTP://Example.COM./a?b=1#frag", "example.com", 80, "http://example.com/a?b=1", NULL);
     expect_url(NULL, "https://a.test", "a.test", 443, "https://a.test/", NULL);
     expect_url(NULL, "http://[::1]:8080/x", "::1", 8080, "http://[::1]:8080/x", NULL);
-    expect_url(NULL, "http://[::ffff:7f00:1]/", "::ffff:127.0.0.1", 80,
-               "http://[::ffff:127.0.0.1]/", NULL);
+    expect_url(NULL, "http://[::ffff:7f00:1]/", "::ffff:127.0.0.1", 80, "http://[::ffff:127.0.0.1]/", NULL);
     expect_url(NULL, "http://[0:0:0:0:0:0:0:1]/", "::1", 80, "http://[::1]/", NULL);
     expect_url(NULL, "ftp://x/", NULL, 0, NULL, "only http and https");
     expect_url(NULL, "file:///etc/passwd", NULL, 0, NULL, "only http and https");
@@ -200,14 +233,16 @@ static void test_urls(void **state)
     expect_url(NULL, "http://user:pw@x.test/", NULL, 0, NULL, "credentials in the URL");
     expect_url(NULL, "http://a.test\\@b.test/", NULL, 0, NULL, "credentials in the URL");
     expect_url(NULL, "http://[fe80::1%25eth0]/", NULL, 0, NULL, "zone");
-    expect_url(NULL, "http://b\xc3\xbc" "cher.de/", NULL, 0, NULL, "punycode");
+    expect_url(NULL,
+               "http://b\xc3\xbc"
+               "cher.de/",
+               NULL, 0, NULL, "punycode");
     expect_url(NULL, "http://a b/", NULL, 0, NULL, "not a valid");
     expect_url(NULL, "", NULL, 0, NULL, "empty");
     /* Redirect targets resolve against the current URL. */
     expect_url("http://a.test/b/c?q", "../x", "a.test", 80, "http://a.test/x", NULL);
     expect_url("http://a.test:8080/b/c", "/abs", "a.test", 8080, "http://a.test:8080/abs", NULL);
-    expect_url("http://a.test/b/c", "//other.test/y", "other.test", 80, "http://other.test/y",
-               NULL);
+    expect_url("http://a.test/b/c", "//other.test/y", "other.test", 80, "http://other.test/y", NULL);
     expect_url("https://a.test/b", "http://10.0.0.1/", "10.0.0.1", 80, "http://10.0.0.1/", NULL);
     expect_url("http://a.test/b", "ftp://a.test/", NULL, 0, NULL, "only http and https");
     expect_url("http://a.test/b", "javascript:alert(1)", NULL, 0, NULL, "");

@@ -18,7 +18,7 @@ static json_t *load(const char *text)
 /* 0 when the schema passes the check, else the message. */
 static void schema_refused(const char *schema, const char *want_msg)
 {
-    struct ch_error err = { 0 };
+    struct ch_error err = {0};
     json_t *s = load(schema);
     int rc = ch_tools_schema_check(s, &err);
 
@@ -36,19 +36,19 @@ static void test_check(void **state)
 {
     (void)state;
     schema_refused("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"minLength\":1,"
-                 "\"maxLength\":5,\"description\":\"x\"},\"b\":{\"type\":[\"integer\",\"null\"],"
-                 "\"minimum\":0,\"maximum\":9.5},\"c\":{\"type\":\"array\",\"items\":{\"enum\":"
-                 "[1,\"x\",null]},\"minItems\":0,\"maxItems\":3},\"d\":{\"type\":\"object\","
-                 "\"additionalProperties\":{\"type\":\"boolean\"}}},\"required\":[\"a\"],"
-                 "\"additionalProperties\":false,\"title\":\"t\",\"default\":{},\"examples\":[1],"
-                 "\"$schema\":\"https://json-schema.org/draft/2020-12/schema\"}",
-                 NULL);
+                   "\"maxLength\":5,\"description\":\"x\"},\"b\":{\"type\":[\"integer\",\"null\"],"
+                   "\"minimum\":0,\"maximum\":9.5},\"c\":{\"type\":\"array\",\"items\":{\"enum\":"
+                   "[1,\"x\",null]},\"minItems\":0,\"maxItems\":3},\"d\":{\"type\":\"object\","
+                   "\"additionalProperties\":{\"type\":\"boolean\"}}},\"required\":[\"a\"],"
+                   "\"additionalProperties\":false,\"title\":\"t\",\"default\":{},\"examples\":[1],"
+                   "\"$schema\":\"https://json-schema.org/draft/2020-12/schema\"}",
+                   NULL);
     schema_refused("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\","
-                 "\"pattern\":\"^x\"}}}",
-                 "schema.properties.a: keyword \"pattern\" is not supported by chela's schema "
-                 "subset (docs/internals/tools.md)");
+                   "\"pattern\":\"^x\"}}}",
+                   "schema.properties.a: keyword \"pattern\" is not supported by chela's schema "
+                   "subset (docs/internals/tools.md)");
     schema_refused("{\"oneOf\":[]}", "schema: keyword \"oneOf\" is not supported by chela's schema "
-                                   "subset (docs/internals/tools.md)");
+                                     "subset (docs/internals/tools.md)");
     schema_refused("{\"type\":\"float\"}", "schema.type: unknown type \"float\"");
     schema_refused("{\"type\":[]}", "schema.type: want a type name or a non-empty array");
     schema_refused("{\"type\":[\"string\",3]}", "schema.type[1]: not a type name");
@@ -58,12 +58,11 @@ static void test_check(void **state)
     schema_refused("{\"minimum\":\"1\"}", "schema.minimum: want a number");
     schema_refused("{\"required\":[\"a\",1]}", "schema.required[1]: want a string");
     schema_refused("{\"required\":\"a\"}", "schema.required: want an array of names");
-    schema_refused("{\"additionalProperties\":1}",
-                 "schema.additionalProperties: want a boolean or a schema");
+    schema_refused("{\"additionalProperties\":1}", "schema.additionalProperties: want a boolean or a schema");
     schema_refused("{\"enum\":[]}", "schema.enum: want a non-empty array");
     schema_refused("{\"properties\":[]}", "schema.properties: want an object");
     schema_refused("{\"properties\":{\"a b\":3}}", "schema.properties[\"a b\"]: a schema must be an "
-                                                 "object");
+                                                   "object");
     schema_refused("{\"description\":1}", "schema.description: want a string");
     schema_refused("[]", "schema: a schema must be an object");
 }
@@ -71,7 +70,7 @@ static void test_check(void **state)
 static void test_check_depth(void **state)
 {
     char deep[2048] = "", *p = deep;
-    struct ch_error err = { 0 };
+    struct ch_error err = {0};
     json_t *s;
 
     (void)state;
@@ -113,50 +112,45 @@ static void validates(const char *schema, const char *value, const char *want_ms
     json_decref(v);
 }
 
-#define HTTP_SCHEMA                                                                            \
-    "{\"type\":\"object\",\"properties\":{\"method\":{\"type\":\"string\",\"enum\":[\"GET\","    \
-    "\"POST\"]},\"url\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":10},\"headers\":"    \
-    "{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}},\"timeout_ms\":"      \
-    "{\"type\":\"integer\",\"minimum\":100,\"maximum\":1000}},\"required\":[\"url\"],"          \
+#define HTTP_SCHEMA                                                                                                    \
+    "{\"type\":\"object\",\"properties\":{\"method\":{\"type\":\"string\",\"enum\":[\"GET\","                          \
+    "\"POST\"]},\"url\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":10},\"headers\":"                           \
+    "{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}},\"timeout_ms\":"                             \
+    "{\"type\":\"integer\",\"minimum\":100,\"maximum\":1000}},\"required\":[\"url\"],"                                 \
     "\"additionalProperties\":false}"
 
 static void test_validate_objects(void **state)
 {
     (void)state;
     validates(HTTP_SCHEMA, "{\"url\":\"http://x\"}", NULL);
-    validates(HTTP_SCHEMA, "{\"url\":\"u\",\"method\":\"POST\",\"headers\":{\"A\":\"b\"},"
-                              "\"timeout_ms\":100}", NULL);
+    validates(HTTP_SCHEMA,
+              "{\"url\":\"u\",\"method\":\"POST\",\"headers\":{\"A\":\"b\"},"
+              "\"timeout_ms\":100}",
+              NULL);
     validates(HTTP_SCHEMA, "{}", "input: missing required property \"url\"");
     validates(HTTP_SCHEMA, "{\"url\":\"u\",\"headers\":{\"Authorization\":7}}",
-                 "input.headers.Authorization: expected string, got integer");
+              "input.headers.Authorization: expected string, got integer");
     validates(HTTP_SCHEMA, "{\"url\":\"u\",\"headers\":{\"X Odd\":null}}",
-                 "input.headers[\"X Odd\"]: expected string, got null");
-    validates(HTTP_SCHEMA, "{\"url\":\"u\",\"headers\":[]}",
-                 "input.headers: expected object, got array");
+              "input.headers[\"X Odd\"]: expected string, got null");
+    validates(HTTP_SCHEMA, "{\"url\":\"u\",\"headers\":[]}", "input.headers: expected object, got array");
     validates(HTTP_SCHEMA, "{\"url\":\"u\",\"verb\":\"GET\"}",
-                 "input: unexpected property \"verb\" (allowed: method, url, headers, "
-                 "timeout_ms)");
+              "input: unexpected property \"verb\" (allowed: method, url, headers, "
+              "timeout_ms)");
     validates(HTTP_SCHEMA, "{\"url\":\"u\",\"method\":\"FETCH\"}",
-                 "input.method: must be one of \"GET\", \"POST\" (got \"FETCH\")");
+              "input.method: must be one of \"GET\", \"POST\" (got \"FETCH\")");
     validates(HTTP_SCHEMA, "{\"url\":\"\"}", "input.url: must be at least 1 character long");
-    validates(HTTP_SCHEMA, "{\"url\":\"http://example\"}",
-                 "input.url: must be at most 10 characters long (got 14)");
-    validates(HTTP_SCHEMA, "{\"url\":\"u\",\"timeout_ms\":99}",
-                 "input.timeout_ms: must be >= 100");
-    validates(HTTP_SCHEMA, "{\"url\":\"u\",\"timeout_ms\":1001}",
-                 "input.timeout_ms: must be <= 1000");
+    validates(HTTP_SCHEMA, "{\"url\":\"http://example\"}", "input.url: must be at most 10 characters long (got 14)");
+    validates(HTTP_SCHEMA, "{\"url\":\"u\",\"timeout_ms\":99}", "input.timeout_ms: must be >= 100");
+    validates(HTTP_SCHEMA, "{\"url\":\"u\",\"timeout_ms\":1001}", "input.timeout_ms: must be <= 1000");
     validates(HTTP_SCHEMA, "{\"url\":\"u\",\"timeout_ms\":500.0}", NULL);
-    validates(HTTP_SCHEMA, "{\"url\":\"u\",\"timeout_ms\":500.5}",
-                 "input.timeout_ms: expected integer, got number");
-    validates(HTTP_SCHEMA, "{\"url\":\"u\",\"timeout_ms\":\"500\"}",
-                 "input.timeout_ms: expected integer, got string");
+    validates(HTTP_SCHEMA, "{\"url\":\"u\",\"timeout_ms\":500.5}", "input.timeout_ms: expected integer, got number");
+    validates(HTTP_SCHEMA, "{\"url\":\"u\",\"timeout_ms\":\"500\"}", "input.timeout_ms: expected integer, got string");
     validates(HTTP_SCHEMA, "[]", "input: expected object, got array");
     validates(HTTP_SCHEMA, "null", "input: expected object, got null");
     /* No additionalProperties: extra keys pass unchecked. */
-    validates("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}}}",
-                 "{\"b\":1}", NULL);
+    validates("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}}}", "{\"b\":1}", NULL);
     validates("{\"type\":\"object\",\"additionalProperties\":false}", "{\"b\":1}",
-                 "input: unexpected property \"b\" (allowed: none)");
+              "input: unexpected property \"b\" (allowed: none)");
 }
 
 static void test_validate_scalars_arrays(void **state)
@@ -174,18 +168,15 @@ static void test_validate_scalars_arrays(void **state)
     validates(list, "[\"a\",null]", "input[1]: expected string, got null");
     /* Lengths count code points, not bytes. */
     validates(list, "[\"\xed\x95\x9c\xea\xb8\x80\"]", NULL);
-    validates(list, "[\"\xed\x95\x9c\xea\xb8\x80!\"]",
-                 "input[0]: must be at most 2 characters long (got 3)");
-    validates(nested, "{\"a\":[{\"b\":true},{\"b\":\"yes\"}]}",
-                 "input.a[1].b: expected boolean, got string");
+    validates(list, "[\"\xed\x95\x9c\xea\xb8\x80!\"]", "input[0]: must be at most 2 characters long (got 3)");
+    validates(nested, "{\"a\":[{\"b\":true},{\"b\":\"yes\"}]}", "input.a[1].b: expected boolean, got string");
     validates("{\"type\":[\"string\",\"null\"]}", "null", NULL);
-    validates("{\"type\":[\"string\",\"null\"]}", "3",
-                 "input: expected string or null, got integer");
+    validates("{\"type\":[\"string\",\"null\"]}", "3", "input: expected string or null, got integer");
     validates("{\"type\":\"number\",\"minimum\":0.5}", "1", NULL);
     validates("{\"type\":\"number\",\"minimum\":0.5}", "0.25", "input: must be >= 0.5");
     validates("{\"type\":\"integer\",\"maximum\":9007199254740993}", "9007199254740993", NULL);
     validates("{\"type\":\"integer\",\"maximum\":9007199254740992}", "9007199254740993",
-                 "input: must be <= 9.0072e+15");
+              "input: must be <= 9.0072e+15");
     validates("{\"enum\":[1,\"a\",null,{\"k\":[1]}]}", "1.0", NULL);
     validates("{\"enum\":[1,\"a\",null,{\"k\":[1]}]}", "{\"k\":[1]}", NULL);
     validates("{\"enum\":[1,\"a\"]}", "2", "input: must be one of 1, \"a\" (got 2)");

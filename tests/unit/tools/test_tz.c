@@ -31,10 +31,9 @@ static void compare_at(const struct tz_info *z, int64_t t, const char *what)
 
     tz_lookup(z, t, &loc);
     assert_non_null(localtime_r(&tt, &tm));
-    if (loc.utoff_s != tm.tm_gmtoff || loc.is_dst != (tm.tm_isdst > 0) ||
-        strcmp(loc.abbr, tm.tm_zone))
-        fail_msg("%s at %lld: got %d %s dst=%d, glibc %ld %s dst=%d", what, (long long)t,
-                 loc.utoff_s, loc.abbr, loc.is_dst, tm.tm_gmtoff, tm.tm_zone, tm.tm_isdst);
+    if (loc.utoff_s != tm.tm_gmtoff || loc.is_dst != (tm.tm_isdst > 0) || strcmp(loc.abbr, tm.tm_zone))
+        fail_msg("%s at %lld: got %d %s dst=%d, glibc %ld %s dst=%d", what, (long long)t, loc.utoff_s, loc.abbr,
+                 loc.is_dst, tm.tm_gmtoff, tm.tm_zone, tm.tm_isdst);
 }
 
 static void compare_range(const struct tz_info *z, const char *what)
@@ -67,10 +66,10 @@ static struct tz_info *load_zone(const char *name)
 static void test_real_zones(void **state)
 {
     static const char *const zones[] = {
-        "America/New_York", "Europe/London", "Australia/Sydney", "Asia/Seoul", "UTC",
-        "America/Sao_Paulo", "Africa/Casablanca", "Pacific/Chatham", "Asia/Kolkata",
-        "America/St_Johns", "Europe/Dublin", "Antarctica/Troll", "Pacific/Kiritimati",
-        "America/Santiago", "Asia/Tehran", "Etc/GMT+9",
+        "America/New_York",  "Europe/London",     "Australia/Sydney",   "Asia/Seoul",       "UTC",
+        "America/Sao_Paulo", "Africa/Casablanca", "Pacific/Chatham",    "Asia/Kolkata",     "America/St_Johns",
+        "Europe/Dublin",     "Antarctica/Troll",  "Pacific/Kiritimati", "America/Santiago", "Asia/Tehran",
+        "Etc/GMT+9",
     };
     char tz[80];
 
@@ -127,7 +126,7 @@ static void test_known_instants(void **state)
 /* A version 2 TZif with no transitions: only the footer rule counts. */
 static size_t make_tzif(uint8_t *out, const char *footer)
 {
-    static const uint8_t type[6] = { 0, 0, 0, 0, 0, 0 };
+    static const uint8_t type[6] = {0, 0, 0, 0, 0, 0};
     uint8_t head[44] = "TZif2";
     size_t n = 0, fl = strlen(footer);
 
@@ -152,12 +151,24 @@ static size_t make_tzif(uint8_t *out, const char *footer)
 static void test_posix_rules(void **state)
 {
     static const char *const rules[] = {
-        "AEST-10AEDT,M10.1.0,M4.1.0/3", "EST5EDT,M3.2.0,M11.1.0", "<+0330>-3:30",
-        "CET-1CEST,M3.5.0,M10.5.0/3", "IST-1GMT0,M10.5.0,M3.5.0/1", "NZST-12NZDT,M9.5.0,M4.1.0/3",
-        "XST3XDT,J60/2,J300/2", "YST3YDT,59/2,299/2", "<-03>3<-02>,M3.5.0/-2,M10.5.0/-1",
-        "EST5EDT,0/0,J365/25", "<+1245>-12:45<+1345>,M9.5.0/2:45,M4.1.0/3:45",
-        "WART4WARST,J1/0,J365/25", "HST10", "ABC-5:30:15",
+        "AEST-10AEDT,M10.1.0,M4.1.0/3",
+        "EST5EDT,M3.2.0,M11.1.0",
+        "<+0330>-3:30",
+        "CET-1CEST,M3.5.0,M10.5.0/3",
+        "IST-1GMT0,M10.5.0,M3.5.0/1",
+        "NZST-12NZDT,M9.5.0,M4.1.0/3",
+        "XST3XDT,J60/2,J300/2",
+        "YST3YDT,59/2,299/2",
+        "<-03>3<-02>,M3.5.0/-2,M10.5.0/-1",
+        "<+1245>-12:45<+1345>,M9.5.0/2:45,M4.1.0/3:45",
+        "HST10",
+        "ABC-5:30:15",
     };
+    /* RFC 8536 3.3.1's all-year DST.  glibc picks the rule's year from
+     * UTC, so around new year it disagrees; Python's zoneinfo agrees with
+     * tz.c (year of local standard time): DST at every instant. */
+    static const char *const all_year[] = {"EST5EDT,0/0,J365/25", "WART4WARST,J1/0,J365/25"};
+    static const int64_t instants[] = {852092079, 852092079 - 86400 * 200, 852076800, 852094800, 4102444799LL, 0};
     uint8_t buf[256];
     struct tz_info *z;
     char tz[128];
@@ -174,6 +185,17 @@ static void test_posix_rules(void **state)
     }
     unsetenv("TZ");
     tzset();
+    for (size_t i = 0; i < CH_ARRAY_SIZE(all_year); i++) {
+        size_t n = make_tzif(buf, all_year[i]);
+        assert_int_equal(tz_parse(buf, n, &z), 0);
+        for (size_t k = 0; k < CH_ARRAY_SIZE(instants); k++) {
+            struct tz_local l;
+            tz_lookup(z, instants[k], &l);
+            assert_true(l.is_dst);
+            assert_int_equal(l.utoff_s, i == 0 ? -4 * 3600 : -3 * 3600);
+        }
+        tz_free(z);
+    }
 }
 
 static void test_bad_files(void **state)
@@ -248,11 +270,8 @@ static void test_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_real_zones),
-        cmocka_unit_test(test_known_instants),
-        cmocka_unit_test(test_posix_rules),
-        cmocka_unit_test(test_bad_files),
-        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_real_zones), cmocka_unit_test(test_known_instants), cmocka_unit_test(test_posix_rules),
+        cmocka_unit_test(test_bad_files),  cmocka_unit_test(test_names),
     };
     size_t blocks;
     int rc;

@@ -1,0 +1,323 @@
+/*
+ * oc_internal.h: private declarations of the OpenClaw gateway WebSocket
+ * protocol (v3 and v4, docs: ../shared/spec/openclaw-protocol.md sections
+ * 1 and 2), shared by src/api/oc_*.c and nothing else.
+ *
+ * The pieces: oc_ws.c (the per-connection state machine CHALLENGED ->
+ * AUTHED -> CLOSING, frame parsing and dispatch, the shared tick timer),
+ * oc_connect.c (the handshake), oc_schema.c and the generated
+ * oc_schema_gen.c (closed-object validation with OpenClaw's error texts),
+ * oc_events.c (agent/chat/presence/health/shutdown events, the run table),
+ * oc_methods_*.c (the method table and handlers).
+ *
+ * The dispatcher never touches a socket itself: a connection sends and
+ * closes through `struct oc_conn_ops`, which is the WebSocket layer in the
+ * gateway and a plain buffer in the unit tests and the fuzzer.
+ */
+#ifndef CH_API_OC_INTERNAL_H
+#define CH_API_OC_INTERNAL_H
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "api/internal.h"
+
+struct ch_ws_conn;
+
+/* ---- scopes (spec 1.7) ---- */
+enum {
+    OC_SCOPE_READ = 1 << 0,
+    OC_SCOPE_WRITE = 1 << 1,
+    OC_SCOPE_ADMIN = 1 << 2,
+    OC_SCOPE_APPROVALS = 1 << 3,
+    OC_SCOPE_PAIRING = 1 << 4,
+};
+/* "operator.read" -> bit; 0 for a scope chela does not know. */
+unsigned ch_oc_scope_bit(const char *name);
+/* Bits -> new JSON array of names, in canonical order. */
+json_t *ch_oc_scopes_json(unsigned bits);
+/* The operator scopes a chela credential (CH_SCOPE_* bits) may hold:
+ * read -> operator.read, chat/send -> operator.write, admin -> all. */
+unsigned ch_oc_scopes_allowed(unsigned ch_scopes);
+
+/* ---- schema validation (oc_schema.c, oc_schema_gen.c) ---- */
+enum oc_type { OC_T_ANY, OC_T_STRING, OC_T_INT, OC_T_NUM, OC_T_BOOL, OC_T_OBJ, OC_T_ARR, OC_T_NULL };
+enum {
+    OC_F_CLOSED = 1 << 0,     /* additionalProperties: false */
+    OC_F_NULLABLE = 1 << 1,   /* anyOf [items, null] */
+    OC_F_ENUM = 1 << 2,       /* enum: "must be equal to one of the allowed values" */
+    OC_F_ENUM_ANYOF = 1 << 3, /* anyOf of string constants */
+    OC_F_CONST = 1 << 4,      /* const */
+    OC_F_MIN = 1 << 5,
+    OC_F_MAX = 1 << 6,
+};
+struct oc_node;
+struct oc_prop {
+    const char *name;
+    const struct oc_node *node;
+};
+struct oc_node {
+    uint8_t type;                  /* enum oc_type */
+    uint16_t flags;                /* OC_F_* */
+    int32_t min_len, max_len;      /* strings (code points) and arrays (items); -1: none */
+    double minimum, maximum;       /* with OC_F_MIN / OC_F_MAX */
+    const char *const *values;     /* enum/const values, NULL-terminated */
+    const struct oc_prop *props;   /* objects: NULL-name-terminated */
+    const char *const *required;   /* NULL-terminated */
+    const struct oc_node *items;   /* arrays: items; objects: every value; nullable: the inner node */
+};
+struct oc_method_schema {
+    const char *method;
+    const struct oc_node *node;
+};
+extern const struct oc_node *const ch_oc_connect_schema;
+extern const struct oc_method_schema ch_oc_method_schemas[];
+extern const struct oc_node ch_oc_request_frame_schema;
+
+/*
+ * Wording of the error texts (spec 1.3): v3 is the 2026.3.x gateway (AJV
+ * with allErrors: every missing or unexpected property, "must NOT have",
+ * enums written as anyOf of constants); v4 is TypeBox 1.x (the first
+ * missing and the first unexpected property of an object, "must not
+ * have", "must be equal to one of the allowed values").
+ */
+enum oc_wording { OC_WORDING_V3 = 3, OC_WORDING_V4 = 4 };
+/*
+ * Validate v against n.  0 when valid; else CH_EINVAL and out holds the
+ * parts joined by "; " with duplicates removed, exactly as OpenClaw's
+ * formatValidationErrors() prints them (out is capped: a long list is
+ * cut, never overflowed).  v may be NULL (absent: "must be object").
+ */
+int ch_oc_schema_check(const struct oc_node *n, const json_t *v, enum oc_wording w, struct ch_buf *out);
+/* The params schema of a method, or NULL (no documented params). */
+const struct oc_node *ch_oc_method_schema(const char *method);
+
+/* ---- connections (oc_ws.c) ---- */
+enum oc_state { OC_CHALLENGED, OC_AUTHED, OC_CLOSING };
+
+struct oc_conn;
+struct oc_conn_ops {
+    /* Queue one text frame; 0 or a CH_E* (the transport closes itself on
+     * CH_E_TOO_LARGE: a slow consumer). */
+    int (*send)(struct oc_conn *c, const char *p, size_t n);
+    /* Start closing with code and reason. */
+    void (*close)(struct oc_conn *c, uint16_t code, const char *reason);
+    /* Raise the message cap after the handshake (may be NULL). */
+    void (*set_max_message)(struct oc_conn *c, size_t max_bytes);
+};
+
+struct oc_conn {
+    struct ch_oc *oc;             /* borrowed */
+    const struct oc_conn_ops *ops;
+    void *transport;              /* borrowed: the ch_ws_conn, or the test's buffer */
+    struct oc_conn *prev, *next;  /* in oc->pending (CHALLENGED) or oc->authed */
+    int refs;                     /* the transport + async work answering on it */
+    uint8_t state;                /* enum oc_state */
+    uint8_t protocol;             /* negotiated: 3 or 4; 0 before connect */
+    uint8_t scopes;               /* OC_SCOPE_* granted */
+    bool tool_events;             /* sent the tool-events cap */
+    bool loopback;
+    bool listed;                  /* in one of the two lists */
+    bool in_presence;             /* counted in the presence snapshot */
+    uint64_t seq;                 /* v4: events sent to this connection */
+    int64_t opened_ms;            /* wall clock at open */
+    char nonce[37];               /* the connect.challenge nonce */
+    char conn_id[37];
+    char addr[48];                /* peer address */
+    char *client_id, *client_mode, *client_version, *platform, *instance_id, *device_id, *display_name;
+    char *auth_name;              /* credential name, for logs */
+    char *role;                   /* "operator", "node", "worker" */
+};
+
+/* One live OpenClaw gateway per api (struct ch_api.oc). */
+struct oc_run;
+struct oc_dedupe_entry;
+struct ch_oc {
+    struct ch_api *api;           /* borrowed: the owner */
+    struct oc_conn pending;       /* list head: CHALLENGED connections, oldest first */
+    struct oc_conn authed;        /* list head: AUTHED connections */
+    size_t n_pending, n_authed, n_presence;
+    uv_timer_t tick;              /* one timer for every connection's tick */
+    bool tick_on;
+    bool stopped;                 /* shutdown sent: refuse new connections */
+    uint64_t seq_v3;              /* global broadcast counter of v3 connections */
+    uint64_t presence_version, health_version;
+    int64_t tick_interval_ms;     /* gateway.ws.tickIntervalMs */
+    int64_t max_payload;          /* gateway.ws.maxPayload (after connect) */
+    int64_t max_buffered;         /* gateway.ws.maxBufferedBytes (send queue) */
+    int64_t handshake_timeout_ms; /* gateway.ws.handshakeTimeoutMs */
+    struct ch_agent_sub *sub;     /* every run's events */
+    struct ch_map runs;           /* run id -> struct oc_run (owned) */
+    struct ch_map dedupe;         /* idempotency key -> struct oc_dedupe_entry (owned) */
+    struct oc_dedupe_entry *dd_head, *dd_tail; /* insertion order, for TTL and the cap */
+    json_t *events;               /* owned: queued system events (wake, system-event), bounded */
+    char boot_id[37];
+    int64_t started_ms;
+};
+
+/* Lifecycle (oc_ws.c).  ch_oc_new/free/shutdown are declared in internal.h. */
+/* A connection not bound to a socket (unit tests, the fuzzer); it is
+ * challenged at once through ops. */
+struct oc_conn *ch_oc_conn_open(struct ch_oc *oc, const struct oc_conn_ops *ops, void *transport, bool loopback,
+                                const char *addr);
+/* One complete text frame from the peer. */
+void ch_oc_conn_on_text(struct oc_conn *c, const char *p, size_t n);
+/* The transport is gone (after its close). */
+void ch_oc_conn_closed(struct oc_conn *c);
+void ch_oc_conn_ref(struct oc_conn *c);
+void ch_oc_conn_unref(struct oc_conn *c);
+/* Close with a code; the transport reports back with ch_oc_conn_closed. */
+void ch_oc_conn_close(struct oc_conn *c, uint16_t code, const char *reason);
+bool ch_oc_conn_is_open(const struct oc_conn *c);
+/* Enter AUTHED (oc_connect.c calls this once hello-ok is out). */
+void ch_oc_conn_set_authed(struct oc_conn *c);
+
+/* Sending (oc_ws.c).  Each steals payload/details (NULL allowed). */
+int ch_oc_send_json(struct oc_conn *c, json_t *frame);
+int ch_oc_res_ok(struct oc_conn *c, const char *id, json_t *payload);
+int ch_oc_res_err(struct oc_conn *c, const char *id, const char *code, const char *message, json_t *details);
+/* ok:false with a payload too (the v3 agent failure shape). */
+int ch_oc_res_err_payload(struct oc_conn *c, const char *id, json_t *payload, const char *code, const char *message,
+                          json_t *details);
+/* An event to one connection, with its seq (v4: per connection; v3:
+ * targeted events carry none). */
+int ch_oc_event_to(struct oc_conn *c, const char *event, json_t *payload);
+
+/* ---- the handshake (oc_connect.c) ---- */
+/* The challenge frame, sent on open. */
+void ch_oc_send_challenge(struct oc_conn *c);
+/* A frame in CHALLENGED state: parsed (may be NULL when the text was not
+ * JSON).  Answers, closes, or authenticates. */
+void ch_oc_connect_frame(struct oc_conn *c, json_t *frame);
+/* Pure helpers, unit-tested. */
+/* Highest of 4 and 3 inside [min, max], or 0. */
+int ch_oc_negotiate(int64_t min_protocol, int64_t max_protocol);
+/* The v2/v3 signed payload of a device proof (spec 1.4); owned. */
+char *ch_oc_device_payload(int version, const char *device_id, const char *client_id, const char *client_mode,
+                           const char *role, const json_t *scopes, int64_t signed_at_ms, const char *token,
+                           const char *nonce, const char *platform, const char *device_family);
+/*
+ * Verify a device block against the challenge nonce: 0, or CH_EINVAL with
+ * *message and *code set to OpenClaw's rejection text and details code
+ * (static strings).  Public keys: raw 32-byte Ed25519 in base64url or
+ * base64, or SPKI PEM.
+ */
+int ch_oc_device_verify(const json_t *device, const char *challenge_nonce, const char *client_id,
+                        const char *client_mode, const char *role, const json_t *scopes, const char *token,
+                        const char *platform, const char *device_family, int64_t now_ms, const char **message,
+                        const char **code);
+
+/* ---- dispatch and methods (oc_methods_misc.c) ---- */
+enum oc_need { OC_NEED_READ, OC_NEED_WRITE, OC_NEED_ADMIN };
+/* One request being served.  Handlers answer with ch_oc_res_* on q->conn
+ * with q->id, at once or later (then they ref the conn and copy the id). */
+struct oc_req {
+    struct oc_conn *conn;
+    const char *id;               /* borrowed for the call */
+    const char *method;
+    json_t *params;               /* borrowed for the call: an object */
+};
+typedef void (*oc_method_fn)(struct oc_req *q);
+struct oc_method {
+    const char *name;
+    uint8_t need;                 /* enum oc_need */
+    bool advertised;              /* listed in hello-ok features.methods */
+    oc_method_fn fn;
+};
+const struct oc_method *ch_oc_method_find(const char *name);
+/* features.methods of hello-ok (new reference). */
+json_t *ch_oc_methods_json(void);
+json_t *ch_oc_events_json(void);
+/* Serve one parsed request frame of an AUTHED connection. */
+void ch_oc_dispatch(struct oc_conn *c, const json_t *frame);
+
+/* Shared answers. */
+void ch_oc_unavailable(struct oc_req *q, const char *what);
+/* The health snapshot (also the `health` event and hello-ok). */
+json_t *ch_oc_health_json(struct ch_oc *oc);
+json_t *ch_oc_presence_json(struct ch_oc *oc);
+/* Queue a system event (wake, system-event): bounded ring of 100. */
+void ch_oc_system_event_push(struct ch_oc *oc, const char *text, const char *source);
+
+/* Method handlers, by file. */
+void ch_oc_m_sessions_list(struct oc_req *q);
+void ch_oc_m_sessions_preview(struct oc_req *q);
+void ch_oc_m_sessions_get(struct oc_req *q);
+void ch_oc_m_sessions_patch(struct oc_req *q);
+void ch_oc_m_sessions_reset(struct oc_req *q);
+void ch_oc_m_sessions_delete(struct oc_req *q);
+void ch_oc_m_sessions_compact(struct oc_req *q);
+void ch_oc_m_sessions_usage(struct oc_req *q);
+void ch_oc_m_usage_status(struct oc_req *q);
+void ch_oc_m_usage_cost(struct oc_req *q);
+void ch_oc_m_chat_history(struct oc_req *q);
+void ch_oc_m_chat_inject(struct oc_req *q);
+void ch_oc_m_status(struct oc_req *q);
+void ch_oc_m_agent(struct oc_req *q);
+void ch_oc_m_agent_wait(struct oc_req *q);
+void ch_oc_m_chat_send(struct oc_req *q);
+void ch_oc_m_chat_abort(struct oc_req *q);
+
+/* ---- runs, idempotency and events (oc_events.c, oc_methods_agent.c) ---- */
+#define OC_DEDUPE_MAX 1000
+#define OC_DEDUPE_TTL_MS (5 * 60 * 1000)
+
+struct oc_waiter;
+/* A run this gateway knows about: started over WS, or seen on the bus. */
+struct oc_run {
+    char *run_id;                 /* owned (the map key too) */
+    char *session_key;            /* owned */
+    char *session_id;             /* owned or NULL until START */
+    struct oc_waiter *waiters;    /* `agent` final answers and agent.wait calls */
+    uv_timer_t throttle;          /* chat delta throttle (150 ms) */
+    bool timer_init, timer_armed, closing;
+    bool ended;
+    uint64_t chat_seq;
+    int64_t last_chat_ms;         /* when the last chat delta left */
+    struct ch_buf text;           /* cumulative assistant text */
+    size_t chat_sent_len;         /* bytes of text already covered by chat deltas */
+    int64_t started_ms, ended_ms;
+    struct ch_oc *oc;
+};
+
+struct oc_dedupe_entry {
+    char *key;                    /* owned */
+    char *run_id;                 /* owned */
+    char *final_text;             /* owned: serialized final payload, or NULL while in flight */
+    bool final_ok;                /* the final res was ok:true */
+    int64_t at_ms;
+    struct oc_dedupe_entry *prev, *next;
+};
+struct oc_dedupe_entry *ch_oc_dedupe_find(struct ch_oc *oc, const char *key, int64_t now_ms);
+struct oc_dedupe_entry *ch_oc_dedupe_add(struct ch_oc *oc, const char *key, const char *run_id, int64_t now_ms);
+void ch_oc_dedupe_release(struct ch_oc *oc);
+
+/* A waiter: kind AGENT answers the second `agent` res; WAIT answers agent.wait. */
+enum oc_waiter_kind { OC_WAIT_AGENT, OC_WAIT_WAIT };
+struct oc_waiter {
+    struct oc_waiter *next;
+    uint8_t kind;
+    struct oc_conn *conn;         /* ref held */
+    char *req_id;                 /* owned */
+    char *dedupe_key;             /* owned or NULL: where to cache the final */
+    uv_timer_t timer;             /* agent.wait timeout */
+    bool timer_on;
+    struct oc_run *run;           /* borrowed while listed */
+};
+
+int ch_oc_events_start(struct ch_oc *oc);
+void ch_oc_events_stop(struct ch_oc *oc);
+/* The run record for run_id, created when absent (session_key may be NULL
+ * to only look up). */
+struct oc_run *ch_oc_run_get(struct ch_oc *oc, const char *run_id, const char *session_key);
+void ch_oc_run_add_waiter(struct oc_run *r, struct oc_waiter *w);
+void ch_oc_waiter_free(struct oc_waiter *w);
+/* Build the final `agent` payload and whether it is ok, from a result. */
+json_t *ch_oc_agent_final(const char *run_id, const struct ch_agent_result *res, const char *session_id,
+                          int protocol, bool *ok, char **err_msg);
+/* Broadcast to AUTHED connections holding need_scopes (0: everyone). */
+void ch_oc_broadcast(struct ch_oc *oc, const char *event, json_t *payload, unsigned need_scopes, bool tool_only,
+                     bool with_state_version);
+void ch_oc_broadcast_presence(struct ch_oc *oc);
+
+#endif

@@ -1,0 +1,360 @@
+/*
+ * pump.c: the wslay glue, with no sockets (RFC 6455 sections 5-7).  Bytes
+ * given to ch_ws_pump_feed are served to wslay's recv callback from
+ * memory; frames wslay produces go to ops->write at once.  wslay parses
+ * frames, checks masking, RSV bits, opcodes, fragmentation and UTF-8
+ * (1007), answers pings and echoes the peer's close; this file adds the
+ * message cap across fragments (1009, with a reason), refuses binary
+ * messages (1003), reassembles text in a capped ch_buf and records the
+ * close code that ends the connection.  The connection (conn.c) and the
+ * fuzzer (tests/fuzz/fuzz_ws.c) drive it the same way.
+ */
+#include <string.h>
+
+#include "ws/internal.h"
+
+static void record_close(struct ch_ws_pump *p, uint16_t code, const char *reason, size_t n)
+{
+    if (p->close_code)
+        return; /* the first close (ours or the peer's) is the one that counts */
+    p->close_code = code;
+    n = CH_MIN(n, (size_t)CH_WS_MAX_REASON);
+    if (n)
+        memcpy(p->close_reason, reason, n);
+    p->close_reason[n] = '\0';
+}
+
+void ch_ws_reason_copy(char *out, size_t max, const char *reason)
+{
+    size_t n = reason ? strlen(reason) : 0;
+
+    if (n > max) {
+        /* Cut before the character that straddles the limit: a close
+         * reason must stay valid UTF-8 or the peer fails us with 1007. */
+        n = max;
+        while (n > 0 && ((unsigned char)reason[n] & 0xC0) == 0x80)
+            n--;
+    }
+    if (n)
+        memcpy(out, reason, n);
+    out[n] = '\0';
+}
+
+/* RFC 6455 7.4: 1005, 1006 and 1015 are reserved for reporting, never sent. */
+static bool code_is_sendable(uint16_t code)
+{
+    if (code >= 3000 && code <= 4999)
+        return true;
+    return code >= 1000 && code <= 1014 && code != 1004 && code != 1005 && code != 1006;
+}
+
+/* Queue a close and stop reading; the caller flushes.  From inside wslay
+ * callbacks too: wslay ends its recv loop once reading is off. */
+static void queue_close(struct ch_ws_pump *p, uint16_t code, const char *reason)
+{
+    char r[CH_WS_MAX_REASON + 1];
+    size_t n;
+
+    if (p->closing || p->failed)
+        return;
+    if (code && !code_is_sendable(code))
+        code = CH_WS_CLOSE_INTERNAL;
+    ch_ws_reason_copy(r, CH_WS_MAX_REASON, code ? reason : NULL);
+    n = strlen(r);
+    record_close(p, code ? code : 1005, r, n);
+    p->closing = true;
+    p->in_data_frame = false;
+    /* NO_MORE_MSG (wslay already queued one) and NOMEM leave nothing to
+     * send; the transport then closes without a close frame. */
+    wslay_event_queue_close(p->ctx, code, (const uint8_t *)r, code ? n : 0);
+    wslay_event_shutdown_read(p->ctx);
+}
+
+static void too_big(struct ch_ws_pump *p)
+{
+    queue_close(p, CH_WS_CLOSE_TOO_BIG, p->too_big_reason);
+}
+
+static ssize_t on_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *ud)
+{
+    struct ch_ws_pump *p = ud;
+    size_t n;
+
+    if (p->in_len == 0) {
+        /* "Would block" is how wslay learns that the input is used up. */
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    n = CH_MIN(len, p->in_len);
+    memcpy(buf, p->in, n);
+    p->in += n;
+    p->in_len -= n;
+    return (ssize_t)n;
+}
+
+static ssize_t on_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *ud)
+{
+    struct ch_ws_pump *p = ud;
+
+    /* The write never blocks (the transport queues, capped), so wslay's
+     * queue is emptied on every flush. */
+    if (p->failed || p->ops->write(p->data, data, len) != 0) {
+        p->failed = true;
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    p->bytes_out += len;
+    return (ssize_t)len;
+}
+
+static int on_genmask(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *ud)
+{
+    /* Only clients mask; wslay never calls this for a server context. */
+    return ch_random_bytes(buf, len) == 0 ? 0 : -1;
+}
+
+static void on_frame_start(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *a, void *ud)
+{
+    struct ch_ws_pump *p = ud;
+
+    p->in_data_frame = false;
+    if (p->closing)
+        return;
+    switch (a->opcode) {
+    case WSLAY_TEXT_FRAME:
+        ch_buf_reset(&p->msg);
+        __attribute__((fallthrough));
+    case WSLAY_CONTINUATION_FRAME:
+        /* The cap covers the whole message and is checked against the
+         * announced length, before a payload byte is stored. */
+        if ((uint64_t)p->msg.len + a->payload_length > p->msg.max) {
+            too_big(p);
+            return;
+        }
+        p->in_data_frame = true;
+        return;
+    case WSLAY_BINARY_FRAME: queue_close(p, CH_WS_CLOSE_UNSUPPORTED, "binary messages are not supported"); return;
+    default: return; /* control frames: wslay buffers (<= 125 bytes) and answers */
+    }
+}
+
+static void on_frame_chunk(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_chunk_arg *a, void *ud)
+{
+    struct ch_ws_pump *p = ud;
+    int rc;
+
+    if (!p->in_data_frame || p->closing)
+        return;
+    rc = ch_buf_append(&p->msg, a->data, a->data_length);
+    if (rc == CH_E_TOO_LARGE)
+        too_big(p); /* the cap was lowered mid-message */
+    else if (rc)
+        queue_close(p, CH_WS_CLOSE_INTERNAL, "out of memory");
+}
+
+static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *a, void *ud)
+{
+    struct ch_ws_pump *p = ud;
+
+    switch (a->opcode) {
+    case WSLAY_TEXT_FRAME:
+        p->in_data_frame = false;
+        if (p->closing)
+            return; /* nothing is delivered once a close is under way */
+        p->messages_in++;
+        p->ops->on_text(p->data, p->msg.data ? p->msg.data : "", p->msg.len);
+        if (p->msg.cap > CH_WS_KEEP_MSG_BYTES)
+            ch_buf_release(&p->msg);
+        else
+            ch_buf_reset(&p->msg);
+        return;
+    case WSLAY_CONNECTION_CLOSE:
+        /* wslay has queued the echo (same code and reason) and stopped
+         * reading.  msg holds the code in its first two bytes. */
+        record_close(p, a->status_code ? a->status_code : 1005, a->msg_length > 2 ? (const char *)a->msg + 2 : "",
+                     a->msg_length > 2 ? a->msg_length - 2 : 0);
+        p->closing = true;
+        return;
+    case WSLAY_PONG:
+        if (p->ops->on_pong)
+            p->ops->on_pong(p->data);
+        return;
+    default: return;
+    }
+}
+
+/* Everything wslay has queued goes to ops->write now. */
+static void flush(struct ch_ws_pump *p)
+{
+    if (!p->failed && wslay_event_want_write(p->ctx) && wslay_event_send(p->ctx) != 0)
+        p->failed = true; /* our write failed, or wslay ran out of memory */
+    if (wslay_event_get_close_sent(p->ctx)) {
+        /* A close wslay queued by itself (1002, 1007, the 1009 backstop). */
+        p->closing = true;
+        record_close(p, wslay_event_get_status_code_sent(p->ctx), "", 0);
+    }
+}
+
+/*
+ * wslay_event_recv failed: a frame-level protocol error (a control frame
+ * over 125 bytes or fragmented, a non-minimal length) or no memory.
+ * wslay queued a close frame without a code; send 1002 (or 1011)
+ * ourselves instead, so the peer learns why, and let wslay write nothing
+ * more.
+ */
+static void recv_failed(struct ch_ws_pump *p, int wrc)
+{
+    uint16_t code = wrc == WSLAY_ERR_NOMEM ? CH_WS_CLOSE_INTERNAL : CH_WS_CLOSE_PROTOCOL;
+    uint8_t frame[4] = {0x88, 2, (uint8_t)(code >> 8), (uint8_t)(code & 0xff)};
+
+    wslay_event_shutdown_read(p->ctx);
+    wslay_event_shutdown_write(p->ctx);
+    if (p->closing || p->failed)
+        return;
+    p->closing = true;
+    record_close(p, code, "", 0);
+    if (p->ops->write(p->data, frame, sizeof(frame)) != 0)
+        p->failed = true;
+    else
+        p->bytes_out += sizeof(frame);
+}
+
+int ch_ws_pump_feed(struct ch_ws_pump *p, const void *buf, size_t n)
+{
+    size_t in_before;
+    uint64_t out_before;
+    int rounds, wrc;
+
+    if (p->failed)
+        return CH_ECLOSED;
+    p->in = buf;
+    p->in_len = n;
+    /*
+     * Pump until nothing changes (h2o lib/websocket.c): recv delivers
+     * messages whose handlers queue output, send hands it over.  recv
+     * drains its input and our send never blocks, so this settles in one
+     * round; the bound only guards against a wslay surprise.
+     */
+    for (rounds = 0; rounds < 4; rounds++) {
+        in_before = p->in_len;
+        out_before = p->bytes_out;
+        if (p->in_len && wslay_event_want_read(p->ctx) && (wrc = wslay_event_recv(p->ctx)) != 0)
+            recv_failed(p, wrc);
+        flush(p);
+        if (p->in_len == in_before && p->bytes_out == out_before)
+            break;
+        if (!wslay_event_want_read(p->ctx))
+            p->in_len = 0; /* reading stopped (a close): the rest is dropped */
+    }
+    p->in = NULL;
+    p->in_len = 0;
+    return p->failed ? CH_ECLOSED : 0;
+}
+
+int ch_ws_pump_send_text(struct ch_ws_pump *p, const char *s, size_t n)
+{
+    struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)s, n};
+    int wrc;
+
+    if (p->failed || p->closing)
+        return CH_ECLOSED;
+    wrc = wslay_event_queue_msg(p->ctx, &m);
+    if (wrc == WSLAY_ERR_NOMEM)
+        return CH_ENOMEM;
+    if (wrc != 0)
+        return CH_ECLOSED;
+    p->messages_out++;
+    /* Now, not at the end of the pump: wslay sends queued control frames
+     * (a close) ahead of queued messages, which would drop a reply sent
+     * just before ch_ws_close. */
+    flush(p);
+    return p->failed ? CH_ECLOSED : 0;
+}
+
+int ch_ws_pump_ping(struct ch_ws_pump *p)
+{
+    struct wslay_event_msg m = {WSLAY_PING, NULL, 0};
+    int wrc;
+
+    if (p->failed || p->closing)
+        return CH_ECLOSED;
+    wrc = wslay_event_queue_msg(p->ctx, &m);
+    if (wrc != 0)
+        return wrc == WSLAY_ERR_NOMEM ? CH_ENOMEM : CH_ECLOSED;
+    flush(p);
+    return p->failed ? CH_ECLOSED : 0;
+}
+
+void ch_ws_pump_close(struct ch_ws_pump *p, uint16_t code, const char *reason)
+{
+    if (p->closing || p->failed)
+        return;
+    queue_close(p, code, reason);
+    flush(p);
+}
+
+void ch_ws_pump_set_max(struct ch_ws_pump *p, size_t max_bytes)
+{
+    uint64_t backstop = (uint64_t)max_bytes + 1;
+
+    p->msg.max = max_bytes;
+    /*
+     * wslay's own cap (STYLE.md 8.10 item 7: never its 2 GiB default).  In
+     * no-buffering mode it applies per frame and fires before our frame
+     * callback, with a close that has no reason; one byte above ours, our
+     * check (which sees the whole message) always fires first.  Control
+     * frames (<= 125 bytes) must pass it whatever the cap.
+     */
+    if (backstop < 126)
+        backstop = 126;
+    wslay_event_config_set_max_recv_msg_length(p->ctx, backstop);
+}
+
+bool ch_ws_pump_want_read(const struct ch_ws_pump *p)
+{
+    return !p->failed && wslay_event_want_read(p->ctx);
+}
+
+bool ch_ws_pump_is_done(const struct ch_ws_pump *p)
+{
+    return p->failed || (!wslay_event_want_read(p->ctx) && !wslay_event_want_write(p->ctx));
+}
+
+size_t ch_ws_pump_queued_bytes(const struct ch_ws_pump *p)
+{
+    return wslay_event_get_queued_msg_length(p->ctx);
+}
+
+size_t ch_ws_pump_memory_bytes(const struct ch_ws_pump *p)
+{
+    return CH_WS_WSLAY_CTX_BYTES + p->msg.cap + ch_ws_pump_queued_bytes(p);
+}
+
+int ch_ws_pump_init(struct ch_ws_pump *p, size_t max_message_bytes, const struct ch_ws_pump_ops *ops, void *data)
+{
+    static const struct wslay_event_callbacks cbs = {
+        on_recv, on_send, on_genmask, on_frame_start, on_frame_chunk, NULL, on_msg,
+    };
+
+    memset(p, 0, sizeof(*p));
+    p->ops = ops;
+    p->data = data;
+    ch_buf_init(&p->msg, max_message_bytes);
+    ch_ws_reason_copy(p->too_big_reason, CH_WS_MAX_REASON, "message too large");
+    if (wslay_event_context_server_init(&p->ctx, &cbs, p) != 0)
+        return CH_ENOMEM;
+    /* Data frames come to us as chunks, so a message costs what has
+     * arrived (not what its header claims) and sits in counted memory. */
+    wslay_event_config_set_no_buffering(p->ctx, 1);
+    /* No extension is negotiated, so every RSV bit is a protocol error. */
+    wslay_event_config_set_allowed_rsv_bits(p->ctx, WSLAY_RSV_NONE);
+    ch_ws_pump_set_max(p, max_message_bytes);
+    return 0;
+}
+
+void ch_ws_pump_release(struct ch_ws_pump *p)
+{
+    wslay_event_context_free(p->ctx); /* NULL-safe */
+    p->ctx = NULL;
+    ch_buf_release(&p->msg);
+}
