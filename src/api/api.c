@@ -5,12 +5,18 @@
  * up to the rate limit runs in on_head, before a body byte is read, so an
  * unauthenticated client cannot make the gateway buffer a body.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "api/internal.h"
+#include "api/openai.h"
 
 static const struct ch_route routes[] = {
+    /* OpenAI-compatible (openai_compat.c); off unless enabled in config. */
+    { CH_M_POST, "/v1/chat/completions", ch_openai_completions, CH_SCOPE_CHAT | R_JSON | R_OPENAI, 20 * 1024 * 1024 },
+    { CH_M_GET, "/v1/models", ch_openai_models, CH_SCOPE_READ | R_OPENAI, 0 },
+    { CH_M_GET, "/v1/models/*", ch_openai_model, CH_SCOPE_READ | R_OPENAI, 0 },
     { CH_M_GET, "/health", ch_health_live, R_PUBLIC, 0 },
     { CH_M_GET, "/healthz", ch_health_live, R_PUBLIC, 0 },
     { CH_M_GET, "/api/health", ch_health_live, R_PUBLIC, 0 },
@@ -35,6 +41,31 @@ static const struct ch_route routes[] = {
     { CH_M_GET, "/api/v1/runs/:id", ch_rest_runs_get, CH_SCOPE_READ, 0 },
     { CH_M_POST, "/api/v1/runs/:id/abort", ch_rest_runs_abort, CH_SCOPE_CHAT, 4096 },
 };
+
+/*
+ * A middleware refusal in the shape the route's clients parse: the common
+ * {"error","message"}, or OpenAI's {error:{message,type,code}} on /v1.
+ */
+static void refuse(struct ch_http_req *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void refuse(struct ch_http_req *r, int status, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (r->route && (r->route->flags & R_OPENAI))
+        ch_openai_error(r, status,
+                        status == 401   ? "authentication_error"
+                        : status == 403 ? "permission_error"
+                        : status == 429 ? "rate_limit_error"
+                                        : "invalid_request_error",
+                        code, "%s", msg);
+    else
+        ch_http_respond_error(r, status, code, "%s", msg);
+}
 
 static const char *scope_name(unsigned need)
 {
@@ -79,7 +110,7 @@ static int refuse_auth(struct ch_api *a, struct ch_http_req *r, int64_t now)
     a->metrics.auth_failures++;
     ch_auth_fail_record(a, r->remote_addr, now);
     ch_http_add_header(r, "WWW-Authenticate", "Bearer");
-    ch_http_respond_error(r, 401, "unauthorized",
+    refuse(r, 401, "unauthorized",
                           "missing, invalid, expired or revoked token; send it as Authorization: Bearer <token>");
     return CH_ECANCELED;
 }
@@ -93,7 +124,7 @@ static int authorize(struct ch_api *a, struct ch_http_req *r, unsigned flags)
     unsigned need = flags & R_SCOPES;
 
     if (query_has_token(r)) {
-        ch_http_respond_error(r, 400, "token_in_query",
+        refuse(r, 400, "token_in_query",
                               "tokens are not accepted in the query string; send Authorization: Bearer <token> "
                               "or x-openclaw-token: <token>");
         return CH_ECANCELED;
@@ -103,7 +134,7 @@ static int authorize(struct ch_api *a, struct ch_http_req *r, unsigned flags)
         char ra[24];
         snprintf(ra, sizeof(ra), "%lld", (long long)((wait + 999) / 1000));
         ch_http_add_header(r, "Retry-After", ra);
-        ch_http_respond_error(r, 429, "too_many_failed_attempts",
+        refuse(r, 429, "too_many_failed_attempts",
                               "too many failed authentication attempts from this address; retry in %s s", ra);
         return CH_ECANCELED;
     }
@@ -122,6 +153,10 @@ static int authorize(struct ch_api *a, struct ch_http_req *r, unsigned flags)
         char msg[160];
         snprintf(msg, sizeof(msg), "token '%s' lacks scope '%s', which this route needs", e->name,
                  scope_name(need));
+        if (r->route->flags & R_OPENAI) {
+            refuse(r, 403, "forbidden", "%s", msg);
+            return CH_ECANCELED;
+        }
         ch_http_respond_json(r, 403, json_pack("{s:s, s:s, s:s}", "error", "forbidden", "message", msg,
                                                "missingScope", scope_name(need)));
         return CH_ECANCELED;
@@ -166,7 +201,7 @@ static int api_on_head(struct ch_http_req *r, size_t *max_body, void *data)
     if (rt->flags & R_JSON) {
         const struct ch_str *ct = ch_http_req_header(r, "content-type");
         if (!ct || !ch_str_has_prefix(ch_str_trim(*ct), "application/json")) {
-            ch_http_respond_error(r, 415, "unsupported_media_type", "send the body as Content-Type: application/json");
+            refuse(r, 415, "unsupported_media_type", "send the body as Content-Type: application/json");
             return CH_ECANCELED;
         }
     }

@@ -53,6 +53,8 @@ static void add_agent(struct ch_api *a, json_t *o)
     const struct ch_usage *b = &a->usage_baseline;
 
     ch_agent_stats(a->agent, &st);
+    ch_llm_usage_add(&st.usage, &a->pt_usage); /* OpenAI-compatible pass-through calls */
+    st.cost_usd += a->pt_cost_usd;
     json_object_set_new(o, "agent",
                         json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "running",
                                   (json_int_t)st.running, "queued", (json_int_t)st.queued, "lanes",

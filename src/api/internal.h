@@ -13,6 +13,7 @@ enum {
     R_PUBLIC = 1 << 8,   /* no authentication */
     R_METRICS = 1 << 9,  /* public when metrics.public */
     R_JSON = 1 << 10,    /* body must be application/json */
+    R_OPENAI = 1 << 11,  /* errors in OpenAI's shape {error:{message,type,code}} */
     R_SCOPES = CH_SCOPE_CHAT | CH_SCOPE_SEND | CH_SCOPE_READ | CH_SCOPE_ADMIN,
 };
 
@@ -216,6 +217,8 @@ struct ch_api {
     struct ch_http_server *server;
     struct ch_agent *agent;       /* borrowed; may be NULL */
     struct ch_usage usage_baseline; /* usage totals stored before this start */
+    struct ch_llm_usage pt_usage;   /* pass-through /v1 calls since start */
+    double pt_cost_usd;
     int64_t requests_baseline;
     char *state_dir;
     char local_hash[65];          /* SHA-256 of the CLI's local token, or "" */

@@ -151,6 +151,10 @@ struct ch_oc {
     struct ch_map dedupe;         /* idempotency key -> struct oc_dedupe_entry (owned) */
     struct oc_dedupe_entry *dd_head, *dd_tail; /* insertion order, for TTL and the cap */
     json_t *events;               /* owned: queued system events (wake, system-event), bounded */
+    bool presence_dirty;          /* a presence event is due (coalesced, 1 Hz) */
+    int64_t health_broadcast_ms;  /* last `health` event */
+    json_t *health_sessions;      /* owned: last {path, count, recent} read from the store, or NULL */
+    int64_t health_ms;            /* when health_sessions was read */
     char boot_id[37];
     int64_t started_ms;
 };
@@ -284,6 +288,7 @@ struct oc_dedupe_entry {
     char *key;                    /* owned */
     char *run_id;                 /* owned */
     char *final_text;             /* owned: serialized final payload, or NULL while in flight */
+    char *final_error;            /* owned: the error message of a failed final, or NULL */
     bool final_ok;                /* the final res was ok:true */
     int64_t at_ms;
     struct oc_dedupe_entry *prev, *next;
@@ -318,6 +323,9 @@ json_t *ch_oc_agent_final(const char *run_id, const struct ch_agent_result *res,
 /* Broadcast to AUTHED connections holding need_scopes (0: everyone). */
 void ch_oc_broadcast(struct ch_oc *oc, const char *event, json_t *payload, unsigned need_scopes, bool tool_only,
                      bool with_state_version);
+/* Presence changed: one `presence` event goes out at the next 1 Hz sweep. */
 void ch_oc_broadcast_presence(struct ch_oc *oc);
+/* Send due coalesced events (presence, the 60 s health); 1 Hz. */
+void ch_oc_events_sweep(struct ch_oc *oc);
 
 #endif

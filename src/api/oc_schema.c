@@ -294,8 +294,7 @@ static const struct oc_node req_any = { OC_T_ANY, 0, -1, -1, 0, 0, NULL, NULL, N
 static const struct oc_node req_trace = { OC_T_STRING, 0, -1, 128, 0, 0, NULL, NULL, NULL, NULL };
 static const struct oc_prop req_props[] = {
     { "type", &req_type },   { "id", &req_nonempty },       { "method", &req_nonempty },
-    { "params", &req_any },  { "traceparent", &req_trace }, { "expectedProfileId", &req_any },
-    { NULL, NULL },
+    { "params", &req_any },  { "traceparent", &req_trace }, { NULL, NULL },
 };
 const struct oc_node ch_oc_request_frame_schema = {
     OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, req_props, (const char *const[]){ "type", "id", "method", NULL }, NULL

@@ -337,9 +337,11 @@ static void stream_finish(struct chat *c, const struct ch_agent_result *res)
                       res->error_class ? res->error_class : res->status, "message",
                       res->error ? res->error : res->status, "status", res->status, "runId", c->run_id, "model",
                       res->model, "usage", usage_json(&res->usage));
-    if (sse_json(c, o) != 0)
-        return;
-    ch_http_stream_end(c->req);
+    /* Out of memory for the last event still ends the body cleanly; a
+     * failed write has closed the connection already. */
+    sse_json(c, o);
+    if (!c->closed)
+        ch_http_stream_end(c->req);
 }
 
 static void on_event(const struct ch_agent_event *ev, void *data)

@@ -182,6 +182,16 @@ static const struct cfg_row rows[] = {
     BOOL("tools.web.fetch.enabled", true, "Offer the `web_fetch` tool."),
     OPTINT("tools.timeoutSeconds", 1, 3600, NULL, "Per tool call (default 30, or `TOOL_TIMEOUT`)."),
 
+    /* gateway.ws: the OpenClaw WebSocket protocol (src/api/oc_ws.c; spec 1.1, 1.5). */
+    INT("gateway.ws.tickIntervalMs", 30000, 100, 3600000, "ms",
+        "How often every WebSocket client gets a `tick` event (`hello-ok` policy.tickIntervalMs)."),
+    INT("gateway.ws.maxPayload", 26214400, 65536, 268435456, "bytes",
+        "Largest WebSocket message after `connect` (before it: 64 KiB)."),
+    INT("gateway.ws.maxBufferedBytes", 52428800, 65536, 1073741824, "bytes",
+        "Send queue per WebSocket client; past it the client is closed with 1008 \"slow consumer\"."),
+    INT("gateway.ws.handshakeTimeoutMs", 15000, 100, 600000, "ms",
+        "How long a WebSocket client may take to send `connect` after the challenge."),
+
     /* limits: generated from the core limits table by cfg_schema_new(). */
     OBJ("limits", "Resource limits; every key is one row of the core limits table."),
 };

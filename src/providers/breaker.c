@@ -40,13 +40,11 @@ static void trip(struct ch_llm_breaker *b, int64_t now_ms)
     b->open_until_ms = now_ms + b->cooldown_ms;
     b->probe_in_flight = false;
     b->opened++;
-    ch_log_warn("llm: circuit open for %s after %u failure%s; next probe in %lld ms",
-                b->endpoint ? b->endpoint : "?", b->failures, b->failures == 1 ? "" : "s",
-                (long long)b->cooldown_ms);
+    ch_log_warn("llm: circuit open for %s after %u failure%s; next probe in %lld ms", b->endpoint ? b->endpoint : "?",
+                b->failures, b->failures == 1 ? "" : "s", (long long)b->cooldown_ms);
 }
 
-int ch_llm_breaker_allow(struct ch_llm_breaker *b, int64_t now_ms, bool *is_probe,
-                         int64_t *retry_in_ms)
+int ch_llm_breaker_allow(struct ch_llm_breaker *b, int64_t now_ms, bool *is_probe, int64_t *retry_in_ms)
 {
     *is_probe = false;
     if (b->state == CH_LLM_BREAKER_CLOSED)
@@ -76,8 +74,7 @@ int ch_llm_breaker_allow(struct ch_llm_breaker *b, int64_t now_ms, bool *is_prob
 void ch_llm_breaker_success(struct ch_llm_breaker *b, bool is_probe)
 {
     if (b->state == CH_LLM_BREAKER_HALF_OPEN && is_probe) {
-        ch_log_info("llm: circuit closed for %s: the probe succeeded",
-                    b->endpoint ? b->endpoint : "?");
+        ch_log_info("llm: circuit closed for %s: the probe succeeded", b->endpoint ? b->endpoint : "?");
         b->state = CH_LLM_BREAKER_CLOSED;
         b->probe_in_flight = false;
     }
@@ -101,8 +98,7 @@ void ch_llm_breaker_failure(struct ch_llm_breaker *b, int64_t now_ms, bool is_pr
         if (is_probe)
             trip(b, now_ms);
         break;
-    case CH_LLM_BREAKER_OPEN:
-        break; /* late failures of calls from before the trip change nothing */
+    case CH_LLM_BREAKER_OPEN: break; /* late failures of calls from before the trip change nothing */
     }
 }
 

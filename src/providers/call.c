@@ -19,7 +19,7 @@
 
 #include "providers/client_int.h"
 
-static const char *const state_names[] = { "waiting", "sending", "done" };
+static const char *const state_names[] = {"waiting", "sending", "done"};
 
 static void call_set_state(struct ch_llm_call *c, enum llm_call_state s)
 {
@@ -29,8 +29,7 @@ static void call_set_state(struct ch_llm_call *c, enum llm_call_state s)
     c->state = s;
 }
 
-void llm_failure_set(struct llm_failure *f, int rc, enum ch_llm_err err, bool retryable,
-                     const char *fmt, ...)
+void llm_failure_set(struct llm_failure *f, int rc, enum ch_llm_err err, bool retryable, const char *fmt, ...)
 {
     va_list ap;
 
@@ -177,8 +176,8 @@ static void finish(struct ch_llm_call *c, const struct llm_failure *f)
     if (c->client)
         account(c);
     if (f && f->rc != CH_ECANCELED)
-        ch_log_warn("llm: call failed after %zu attempt%s: %s: %s", c->nattempts,
-                    c->nattempts == 1 ? "" : "s", ch_llm_err_name(f->err), f->message);
+        ch_log_warn("llm: call failed after %zu attempt%s: %s: %s", c->nattempts, c->nattempts == 1 ? "" : "s",
+                    ch_llm_err_name(f->err), f->message);
     if (c->in_start) /* never inside ch_llm_call_start */
         uv_timer_start(&c->wait_timer, on_deliver_timer, 0, 0);
     else
@@ -194,8 +193,8 @@ enum next_step { NEXT_RETRY_NOW, NEXT_WAIT, NEXT_MODEL, NEXT_FINISH };
 /* libuv's loop clock may be CLOCK_MONOTONIC_COARSE (a few ms behind). */
 #define KEY_SLACK_MS 20
 
-static struct ch_llm_attempt *note_attempt(struct ch_llm_call *c, const struct ch_llm_target *t,
-                                           int key_index, bool sent)
+static struct ch_llm_attempt *note_attempt(struct ch_llm_call *c, const struct ch_llm_target *t, int key_index,
+                                           bool sent)
 {
     struct ch_llm_attempt *a = &c->attempts[c->nattempts++];
 
@@ -217,8 +216,7 @@ static int64_t backoff_ms(struct ch_llm_call *c, uint32_t n)
     return (int64_t)(llm_client_rand(c->client) % (uint64_t)(cap + 1));
 }
 
-static enum next_step decide(struct ch_llm_call *c, const struct llm_failure *f, bool sent,
-                             int64_t *wait_ms)
+static enum next_step decide(struct ch_llm_call *c, const struct llm_failure *f, bool sent, int64_t *wait_ms)
 {
     const struct ch_llm_settings *s = &c->gen->cat->settings;
     const struct ch_llm_target *t = &c->targets[c->pos];
@@ -233,8 +231,7 @@ static enum next_step decide(struct ch_llm_call *c, const struct llm_failure *f,
         return NEXT_FINISH;
     /* Another key may serve at once (seed 000).  Bounded by the ring size
      * so a zero Retry-After cannot spin. */
-    if (sent && (f->err == CH_LLM_ERR_RATE_LIMIT || f->err == CH_LLM_ERR_AUTH) && ring &&
-        c->rotations < ring->count &&
+    if (sent && (f->err == CH_LLM_ERR_RATE_LIMIT || f->err == CH_LLM_ERR_AUTH) && ring && c->rotations < ring->count &&
         ch_llm_keyring_has_free(ring, llm_client_now(c->client), SIZE_MAX)) {
         c->rotations++;
         c->client->stats.key_rotations++;
@@ -283,8 +280,8 @@ static bool act(struct ch_llm_call *c, const struct llm_failure *f, bool sent)
         c->retries++;
         c->client->stats.retries++;
         ch_log_info("llm: %s failed (%s: %s); retry %u of %u in %lld ms", c->targets[c->pos].ref,
-                    ch_llm_err_name(f->err), f->message, c->retries,
-                    c->gen->cat->settings.retry_count, (long long)wait);
+                    ch_llm_err_name(f->err), f->message, c->retries, c->gen->cat->settings.retry_count,
+                    (long long)wait);
         call_set_state(c, LLM_CALL_WAITING);
         /* Loop time may lag the clock cooldowns use; one more ms ensures a
          * key that asked for exactly `wait` is usable when we come back. */
@@ -292,15 +289,14 @@ static bool act(struct ch_llm_call *c, const struct llm_failure *f, bool sent)
         uv_timer_start(&c->wait_timer, on_wait_timer, (uint64_t)wait + (wait ? 1 : 0), 0);
         return false;
     case NEXT_MODEL:
-        ch_log_warn("llm: %s failed (%s: %s); falling back to %s", c->targets[c->pos].ref,
-                    ch_llm_err_name(f->err), f->message, c->targets[c->pos + 1].ref);
+        ch_log_warn("llm: %s failed (%s: %s); falling back to %s", c->targets[c->pos].ref, ch_llm_err_name(f->err),
+                    f->message, c->targets[c->pos + 1].ref);
         c->pos++;
         c->retries = c->rotations = 0;
         c->fallbacks++;
         c->client->stats.fallbacks++;
         return true;
-    case NEXT_FINISH:
-        break;
+    case NEXT_FINISH: break;
     }
     finish(c, f);
     return false;
@@ -333,9 +329,8 @@ static void attempt(struct ch_llm_call *c)
         if (c->breaker && ch_llm_breaker_allow(c->breaker, now, &c->is_probe, &retry_in)) {
             c->client->stats.breaker_rejections++;
             a = note_attempt(c, t, -1, false);
-            llm_failure_set(&f, CH_EIO, CH_LLM_ERR_UNKNOWN, false,
-                            "circuit open for %s (retry in %lld s)", t->provider->id,
-                            (long long)((retry_in + 999) / 1000));
+            llm_failure_set(&f, CH_EIO, CH_LLM_ERR_UNKNOWN, false, "circuit open for %s (retry in %lld s)",
+                            t->provider->id, (long long)((retry_in + 999) / 1000));
             a->rc = f.rc;
             a->err = f.err;
             c->breaker = NULL;
@@ -360,12 +355,11 @@ static void attempt(struct ch_llm_call *c)
             a = note_attempt(c, t, -1, false);
             if (rc == CH_AGAIN)
                 llm_failure_set(&f, CH_EIO, CH_LLM_ERR_RATE_LIMIT, true,
-                                "all %zu key%s of %s are cooling down (next in %lld ms)",
-                                ring->count, ring->count == 1 ? "" : "s", t->provider->id,
-                                (long long)retry_in);
+                                "all %zu key%s of %s are cooling down (next in %lld ms)", ring->count,
+                                ring->count == 1 ? "" : "s", t->provider->id, (long long)retry_in);
             else
-                llm_failure_set(&f, CH_EIO, CH_LLM_ERR_AUTH, false,
-                                "every key of %s was rejected (auth)", t->provider->id);
+                llm_failure_set(&f, CH_EIO, CH_LLM_ERR_AUTH, false, "every key of %s was rejected (auth)",
+                                t->provider->id);
             f.retry_after_ms = retry_in;
             a->rc = f.rc;
             a->err = f.err;
@@ -401,8 +395,7 @@ void llm_call_after_attempt(struct ch_llm_call *c, bool ok, struct llm_failure *
         llm_failure_set(f, CH_ECANCELED, CH_LLM_ERR_UNKNOWN, false, "aborted");
         finish(c, f);
     } else if (c->timed_out) {
-        llm_failure_set(f, CH_ETIMEDOUT, CH_LLM_ERR_TIMEOUT, false,
-                        "the call timed out after %llu ms",
+        llm_failure_set(f, CH_ETIMEDOUT, CH_LLM_ERR_TIMEOUT, false, "the call timed out after %llu ms",
                         (unsigned long long)(ch_mono_ms() - c->start_ms));
         finish(c, f);
     } else if (!c->client) {
@@ -431,8 +424,7 @@ static void on_deadline(uv_timer_t *t)
         ch_curlm_abort_rc(c->req, CH_ETIMEDOUT); /* the transfer's on_done finishes */
         return;
     }
-    llm_failure_set(&f, CH_ETIMEDOUT, CH_LLM_ERR_TIMEOUT, false,
-                    "the call timed out after %llu ms",
+    llm_failure_set(&f, CH_ETIMEDOUT, CH_LLM_ERR_TIMEOUT, false, "the call timed out after %llu ms",
                     (unsigned long long)(ch_mono_ms() - c->start_ms));
     finish(c, &f);
 }
@@ -461,11 +453,10 @@ void ch_llm_call_abort(struct ch_llm_call *c)
     uv_timer_start(&c->wait_timer, on_abort_timer, 0, 0);
 }
 
-int ch_llm_call_start(struct ch_llm_client *client, const struct ch_llm_call_opts *opts,
-                      struct ch_llm_call **out)
+int ch_llm_call_start(struct ch_llm_client *client, const struct ch_llm_call_opts *opts, struct ch_llm_call **out)
 {
     struct ch_llm_call *c;
-    struct ch_error e = { 0 };
+    struct ch_error e = {0};
     struct llm_failure f;
     uint64_t timeout;
     int rc;
@@ -507,9 +498,8 @@ int ch_llm_call_start(struct ch_llm_client *client, const struct ch_llm_call_opt
     *out = c;
 
     c->in_start = true;
-    rc = ch_llm_catalog_chain(c->gen->cat, opts->model, opts->fallbacks,
-                              opts->fallbacks ? opts->fallback_count : 0, c->targets,
-                              &c->ntargets, &e);
+    rc = ch_llm_catalog_chain(c->gen->cat, opts->model, opts->fallbacks, opts->fallbacks ? opts->fallback_count : 0,
+                              c->targets, &c->ntargets, &e);
     if (rc) {
         llm_failure_set(&f, rc, CH_LLM_ERR_UNKNOWN, false, "%s", e.msg);
         finish(c, &f);

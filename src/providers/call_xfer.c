@@ -117,8 +117,8 @@ static int on_data(struct ch_curlm_req *req, const char *p, size_t len, void *da
 }
 
 /* What a finished transfer means.  Returns true on success. */
-static bool assess(struct ch_llm_call *c, const struct ch_llm_target *t,
-                   const struct ch_curlm_result *res, struct llm_failure *f)
+static bool assess(struct ch_llm_call *c, const struct ch_llm_target *t, const struct ch_curlm_result *res,
+                   struct llm_failure *f)
 {
     struct ch_llm_failure cf;
     enum ch_llm_err err;
@@ -140,14 +140,11 @@ static bool assess(struct ch_llm_call *c, const struct ch_llm_target *t,
         llm_failure_set(f, CH_EIO, c->ev_err, c->ev_retryable, "%s", c->ev_message);
         f->endpoint_fault = c->ev_retryable && c->ev_err != CH_LLM_ERR_RATE_LIMIT;
     } else if (res->rc == 0) {
-        ch_llm_classify_http(t->provider->api, (int)res->status, c->errbody.data,
-                             c->errbody.len, &cf);
-        llm_failure_set(f, CH_EIO, cf.err, cf.retryable, "HTTP %ld: %s", res->status,
-                        cf.message);
+        ch_llm_classify_http(t->provider->api, (int)res->status, c->errbody.data, c->errbody.len, &cf);
+        llm_failure_set(f, CH_EIO, cf.err, cf.retryable, "HTTP %ld: %s", res->status, cf.message);
         f->retry_after_ms = cf.retry_after_ms;
         if (ch_llm_retry_after(c->retry_after[0] ? c->retry_after : NULL,
-                               c->retry_after_ms[0] ? c->retry_after_ms : NULL, ch_now_ms(),
-                               &ra) == 0)
+                               c->retry_after_ms[0] ? c->retry_after_ms : NULL, ch_now_ms(), &ra) == 0)
             f->retry_after_ms = ra;
         f->endpoint_fault = res->status >= 500 || res->status == 408;
     } else {
@@ -216,17 +213,16 @@ static void on_xfer_done(struct ch_curlm_req *req, const struct ch_curlm_result 
 /* Sending                                                              */
 /* ------------------------------------------------------------------ */
 
-int llm_call_send(struct ch_llm_call *c, const struct ch_llm_target *t, int key_index,
-                  struct llm_failure *f)
+int llm_call_send(struct ch_llm_call *c, const struct ch_llm_target *t, int key_index, struct llm_failure *f)
 {
     const struct ch_llm_settings *s = &c->gen->cat->settings;
     const struct ch_llm_provider *p = t->provider;
     const json_t *temp = json_object_get(t->params, "temperature");
-    struct ch_llm_request lr = { 0 };
-    struct ch_curlm_request r = { 0 };
+    struct ch_llm_request lr = {0};
+    struct ch_curlm_request r = {0};
     struct ch_curlm_header *hdrs = NULL;
     struct ch_llm_attempt *a;
-    struct ch_error e = { 0 };
+    struct ch_error e = {0};
     uint64_t now = ch_mono_ms();
     size_t i;
     int rc;
@@ -281,9 +277,8 @@ int llm_call_send(struct ch_llm_call *c, const struct ch_llm_target *t, int key_
     r.idle_timeout_ms = s->idle_timeout_ms;
     /* The call's deadline timer ends the call; this only keeps a transfer
      * from outliving it should that timer be late. */
-    r.total_timeout_ms = c->deadline_ms > now ? (uint32_t)CH_MIN(c->deadline_ms - now + 1000,
-                                                                 (uint64_t)UINT32_MAX - 1)
-                                              : 1000;
+    r.total_timeout_ms =
+        c->deadline_ms > now ? (uint32_t)CH_MIN(c->deadline_ms - now + 1000, (uint64_t)UINT32_MAX - 1) : 1000;
     r.max_body_bytes = CH_CURLM_DEF_MAX_BODY_BYTES; /* STYLE.md 8.6: provider response */
     r.on_headers = on_headers;
     r.on_data = on_data;
@@ -293,8 +288,8 @@ int llm_call_send(struct ch_llm_call *c, const struct ch_llm_target *t, int key_
     if (rc) {
         /* A malformed URL concerns this provider only: other models may
          * still serve (CH_EIO makes decide() move on, not finish). */
-        llm_failure_set(f, rc == CH_EINVAL ? CH_EIO : rc, CH_LLM_ERR_UNKNOWN, false, "%s: %s",
-                        t->ref, e.msg[0] ? e.msg : ch_strerror(rc));
+        llm_failure_set(f, rc == CH_EINVAL ? CH_EIO : rc, CH_LLM_ERR_UNKNOWN, false, "%s: %s", t->ref,
+                        e.msg[0] ? e.msg : ch_strerror(rc));
         goto out;
     }
     c->refs++; /* held by the transfer until on_xfer_done */

@@ -19,23 +19,23 @@ static const struct {
     const char *prefix;
     int64_t context_window, max_tokens;
 } known_models[] = {
-    { "claude-opus-4", 200000, 32000 },
-    { "claude-sonnet-4", 200000, 64000 },
-    { "claude-haiku-4", 200000, 64000 },
-    { "claude-3-7-sonnet", 200000, 64000 },
-    { "claude-3-5", 200000, 8192 },
-    { "claude-3", 200000, 4096 },
-    { "gpt-4o", 128000, 16384 },
-    { "gpt-4.1", 1047576, 32768 },
-    { "gpt-4-turbo", 128000, 4096 },
-    { "gpt-5", 400000, 128000 },
-    { "o1", 200000, 100000 },
-    { "o3", 200000, 100000 },
-    { "o4-mini", 200000, 100000 },
-    { "gemini-2.5", 1048576, 65536 },
-    { "gemini-2.0", 1048576, 8192 },
-    { "gemini-1.5-pro", 2097152, 8192 },
-    { "gemini-1.5", 1048576, 8192 },
+    {"claude-opus-4", 200000, 32000},
+    {"claude-sonnet-4", 200000, 64000},
+    {"claude-haiku-4", 200000, 64000},
+    {"claude-3-7-sonnet", 200000, 64000},
+    {"claude-3-5", 200000, 8192},
+    {"claude-3", 200000, 4096},
+    {"gpt-4o", 128000, 16384},
+    {"gpt-4.1", 1047576, 32768},
+    {"gpt-4-turbo", 128000, 4096},
+    {"gpt-5", 400000, 128000},
+    {"o1", 200000, 100000},
+    {"o3", 200000, 100000},
+    {"o4-mini", 200000, 100000},
+    {"gemini-2.5", 1048576, 65536},
+    {"gemini-2.0", 1048576, 8192},
+    {"gemini-1.5-pro", 2097152, 8192},
+    {"gemini-1.5", 1048576, 8192},
 };
 
 static bool known_lookup(const char *id, int64_t *ctx, int64_t *max)
@@ -45,8 +45,7 @@ static bool known_lookup(const char *id, int64_t *ctx, int64_t *max)
     for (i = 0; i < CH_ARRAY_SIZE(known_models); i++) {
         n = strlen(known_models[i].prefix);
         /* The prefix must end at a name boundary: "o3" is not "o30". */
-        if (n > bestlen && strncmp(id, known_models[i].prefix, n) == 0 &&
-            strchr("-.:@", id[n])) {
+        if (n > bestlen && strncmp(id, known_models[i].prefix, n) == 0 && strchr("-.:@", id[n])) {
             best = i;
             bestlen = n;
         }
@@ -100,8 +99,7 @@ void ch_llm_catalog_unref(struct ch_llm_catalog *cat)
     ch_free(cat);
 }
 
-const struct ch_llm_provider *ch_llm_catalog_provider(const struct ch_llm_catalog *cat,
-                                                      const char *id)
+const struct ch_llm_provider *ch_llm_catalog_provider(const struct ch_llm_catalog *cat, const char *id)
 {
     size_t i;
 
@@ -111,8 +109,7 @@ const struct ch_llm_provider *ch_llm_catalog_provider(const struct ch_llm_catalo
     return NULL;
 }
 
-static const struct ch_llm_provider *provider_n(const struct ch_llm_catalog *cat, const char *id,
-                                                size_t n)
+static const struct ch_llm_provider *provider_n(const struct ch_llm_catalog *cat, const char *id, size_t n)
 {
     size_t i;
 
@@ -137,8 +134,7 @@ static const struct ch_llm_model *model_find(const struct ch_llm_provider *p, co
 /* ------------------------------------------------------------------ */
 
 /* "unknown model 'x' (providers: a, b; aliases: c)", cut to fit err. */
-static int not_found(const struct ch_llm_catalog *cat, const char *ref, const char *why,
-                     struct ch_error *err)
+static int not_found(const struct ch_llm_catalog *cat, const char *ref, const char *why, struct ch_error *err)
 {
     struct ch_buf b;
     size_t i;
@@ -166,8 +162,8 @@ static int not_found(const struct ch_llm_catalog *cat, const char *ref, const ch
     return CH_ENOTFOUND;
 }
 
-static int fill(const struct ch_llm_catalog *cat, const struct ch_llm_provider *p,
-                const char *model_id, struct ch_llm_target *out, struct ch_error *err)
+static int fill(const struct ch_llm_catalog *cat, const struct ch_llm_provider *p, const char *model_id,
+                struct ch_llm_target *out, struct ch_error *err)
 {
     const struct ch_llm_model *m = model_find(p, model_id);
     int n;
@@ -176,8 +172,7 @@ static int fill(const struct ch_llm_catalog *cat, const struct ch_llm_provider *
     memset(out, 0, sizeof(*out));
     n = snprintf(out->ref, sizeof(out->ref), "%s/%s", p->id, model_id);
     if (n < 0 || (size_t)n >= sizeof(out->ref))
-        return ch_error_set(err, CH_EINVAL, "model reference longer than %d bytes",
-                            CH_LLM_MAX_REF_BYTES - 1);
+        return ch_error_set(err, CH_EINVAL, "model reference longer than %d bytes", CH_LLM_MAX_REF_BYTES - 1);
     out->provider = p;
     memcpy(out->model_id, model_id, strlen(model_id) + 1); /* shorter than ref */
     if (m) {
@@ -202,8 +197,8 @@ static int fill(const struct ch_llm_catalog *cat, const struct ch_llm_provider *
     return 0;
 }
 
-static int resolve(const struct ch_llm_catalog *cat, const char *ref, struct ch_llm_target *out,
-                   struct ch_error *err, int depth)
+static int resolve(const struct ch_llm_catalog *cat, const char *ref, struct ch_llm_target *out, struct ch_error *err,
+                   int depth)
 {
     const struct ch_llm_provider *p, *found = NULL;
     const char *slash;
@@ -211,7 +206,8 @@ static int resolve(const struct ch_llm_catalog *cat, const char *ref, struct ch_
 
     if (!ref || !ref[0]) {
         if (!cat->chain_count)
-            return ch_error_set(err, CH_ENOTFOUND, "no LLM provider is configured: set "
+            return ch_error_set(err, CH_ENOTFOUND,
+                                "no LLM provider is configured: set "
                                 "ANTHROPIC_API_KEY, OPENAI_API_KEY or GEMINI_API_KEY, or "
                                 "models.providers in the config");
         if (depth > 0)
@@ -219,8 +215,7 @@ static int resolve(const struct ch_llm_catalog *cat, const char *ref, struct ch_
         return resolve(cat, cat->chain[0], out, err, depth + 1);
     }
     if (strlen(ref) >= CH_LLM_MAX_REF_BYTES)
-        return ch_error_set(err, CH_EINVAL, "model reference longer than %d bytes",
-                            CH_LLM_MAX_REF_BYTES - 1);
+        return ch_error_set(err, CH_EINVAL, "model reference longer than %d bytes", CH_LLM_MAX_REF_BYTES - 1);
     for (i = 0; depth < 2 && i < cat->alias_count; i++)
         if (cat->aliases[i].alias && strcasecmp(cat->aliases[i].alias, ref) == 0)
             return resolve(cat, cat->aliases[i].ref, out, err, 2);
@@ -239,15 +234,17 @@ static int resolve(const struct ch_llm_catalog *cat, const char *ref, struct ch_
     if (hits == 1)
         return fill(cat, found, ref, out, err);
     if (hits > 1)
-        return not_found(cat, ref, "ambiguous model (listed by several providers; write "
-                         "provider/model)", err);
+        return not_found(cat, ref,
+                         "ambiguous model (listed by several providers; write "
+                         "provider/model)",
+                         err);
     if (slash && slash != ref)
         return not_found(cat, ref, "unknown provider in", err);
     return not_found(cat, ref, "unknown model", err);
 }
 
-int ch_llm_catalog_resolve(const struct ch_llm_catalog *cat, const char *ref,
-                           struct ch_llm_target *out, struct ch_error *err)
+int ch_llm_catalog_resolve(const struct ch_llm_catalog *cat, const char *ref, struct ch_llm_target *out,
+                           struct ch_error *err)
 {
     struct ch_llm_target t;
     int rc = resolve(cat, ref, &t, err, 0);
@@ -257,9 +254,8 @@ int ch_llm_catalog_resolve(const struct ch_llm_catalog *cat, const char *ref,
     return rc;
 }
 
-int ch_llm_catalog_chain(const struct ch_llm_catalog *cat, const char *ref,
-                         const char *const *fallbacks, size_t fallback_count,
-                         struct ch_llm_target out[CH_LLM_MAX_CHAIN], size_t *n,
+int ch_llm_catalog_chain(const struct ch_llm_catalog *cat, const char *ref, const char *const *fallbacks,
+                         size_t fallback_count, struct ch_llm_target out[CH_LLM_MAX_CHAIN], size_t *n,
                          struct ch_error *err)
 {
     struct ch_error e;
@@ -319,14 +315,12 @@ static json_t *model_entry(const struct ch_llm_catalog *cat, const struct ch_llm
     for (i = 0; aliases && i < cat->alias_count; i++)
         if (cat->aliases[i].alias && strcmp(cat->aliases[i].ref, t->ref) == 0)
             json_array_append_new(aliases, json_string(cat->aliases[i].alias));
-    o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:{s:f, s:f, s:f, s:f}, s:o, s:b, s:b, s:b}",
-                  "id", t->ref, "provider", t->provider->id, "api",
-                  ch_llm_api_name(t->provider->api), "name", t->name ? t->name : t->model_id, "contextWindow",
-                  (json_int_t)t->context_window, "maxTokens", (json_int_t)t->max_tokens,
-                  "pricing", "input", t->pricing.input, "output", t->pricing.output,
-                  "cacheRead", t->pricing.cache_read, "cacheWrite", t->pricing.cache_write,
-                  "aliases", aliases, "isDefault",
-                  cat->chain_count && strcmp(cat->chain[0], t->ref) == 0, "isFallback",
+    o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:{s:f, s:f, s:f, s:f}, s:o, s:b, s:b, s:b}", "id", t->ref,
+                  "provider", t->provider->id, "api", ch_llm_api_name(t->provider->api), "name",
+                  t->name ? t->name : t->model_id, "contextWindow", (json_int_t)t->context_window, "maxTokens",
+                  (json_int_t)t->max_tokens, "pricing", "input", t->pricing.input, "output", t->pricing.output,
+                  "cacheRead", t->pricing.cache_read, "cacheWrite", t->pricing.cache_write, "aliases", aliases,
+                  "isDefault", cat->chain_count && strcmp(cat->chain[0], t->ref) == 0, "isFallback",
                   in_chain(cat, t->ref, 1), "isListed", t->is_listed);
     return o;
 }
@@ -348,8 +342,7 @@ json_t *ch_llm_catalog_models_json(const struct ch_llm_catalog *cat)
     }
     /* The default or a fallback may name a model nobody listed. */
     for (i = 0; ok && i < cat->chain_count; i++)
-        if (!json_object_get(seen, cat->chain[i]) &&
-            ch_llm_catalog_resolve(cat, cat->chain[i], &t, NULL) == 0 &&
+        if (!json_object_get(seen, cat->chain[i]) && ch_llm_catalog_resolve(cat, cat->chain[i], &t, NULL) == 0 &&
             !json_object_get(seen, t.ref))
             ok = json_array_append_new(arr, model_entry(cat, &t)) == 0 &&
                  json_object_set_new(seen, t.ref, json_true()) == 0;
@@ -361,8 +354,7 @@ json_t *ch_llm_catalog_models_json(const struct ch_llm_catalog *cat)
     return arr;
 }
 
-int64_t ch_llm_target_reply_budget(const struct ch_llm_catalog *cat,
-                                   const struct ch_llm_target *t, int64_t requested)
+int64_t ch_llm_target_reply_budget(const struct ch_llm_catalog *cat, const struct ch_llm_target *t, int64_t requested)
 {
     const json_t *v = json_object_get(t->params, "maxTokens");
     int64_t n = requested;

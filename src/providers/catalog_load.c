@@ -81,21 +81,21 @@ static bool is_provider_id(const char *s)
     return true;
 }
 
-int llm_opt_int(const json_t *v, const char *path, int64_t min, int64_t max, int64_t def,
-                   int64_t *out, struct ch_error *err)
+int llm_opt_int(const json_t *v, const char *path, int64_t min, int64_t max, int64_t def, int64_t *out,
+                struct ch_error *err)
 {
     *out = def;
     if (!v)
         return 0;
     if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
-        return ch_error_set(err, CH_EINVAL, "%s: expected an integer from %lld to %lld", path,
-                            (long long)min, (long long)max);
+        return ch_error_set(err, CH_EINVAL, "%s: expected an integer from %lld to %lld", path, (long long)min,
+                            (long long)max);
     *out = (int64_t)json_integer_value(v);
     return 0;
 }
 
-int llm_env_int(const char *const *env, const char *name, int64_t min, int64_t max,
-                   int64_t *out, bool *present, struct ch_error *err)
+int llm_env_int(const char *const *env, const char *name, int64_t min, int64_t max, int64_t *out, bool *present,
+                struct ch_error *err)
 {
     const char *s = llm_env_get(env, name);
     uint64_t v;
@@ -104,16 +104,15 @@ int llm_env_int(const char *const *env, const char *name, int64_t min, int64_t m
     if (!s)
         return 0;
     if (ch_str_to_u64(ch_str_trim(ch_str_from(s)), (uint64_t)max, &v) || (int64_t)v < min)
-        return ch_error_set(err, CH_EINVAL, "%s: expected an integer from %lld to %lld", name,
-                            (long long)min, (long long)max);
+        return ch_error_set(err, CH_EINVAL, "%s: expected an integer from %lld to %lld", name, (long long)min,
+                            (long long)max);
     *out = (int64_t)v;
     *present = true;
     return 0;
 }
 
 /* Append key text to p->keys unless empty or already there. */
-static int add_key(struct ch_llm_provider *p, struct ch_str k, const char *where,
-                   struct ch_error *err)
+static int add_key(struct ch_llm_provider *p, struct ch_str k, const char *where, struct ch_error *err)
 {
     char **v;
     size_t i;
@@ -141,23 +140,20 @@ static int add_key(struct ch_llm_provider *p, struct ch_str k, const char *where
 }
 
 /* "k1,k2, k3": rotation lists in environment variables. */
-static int add_key_list(struct ch_llm_provider *p, const char *list, const char *where,
-                        struct ch_error *err)
+static int add_key_list(struct ch_llm_provider *p, const char *list, const char *where, struct ch_error *err)
 {
     const char *s = list, *comma;
     int rc = 0;
 
     while (!rc && s) {
         comma = strchr(s, ',');
-        rc = add_key(p, (struct ch_str){ s, comma ? (size_t)(comma - s) : strlen(s) }, where,
-                     err);
+        rc = add_key(p, (struct ch_str){s, comma ? (size_t)(comma - s) : strlen(s)}, where, err);
         s = comma ? comma + 1 : NULL;
     }
     return rc;
 }
 
-static int set_base_url(struct ch_llm_provider *p, const char *url, const char *where,
-                        struct ch_error *err)
+static int set_base_url(struct ch_llm_provider *p, const char *url, const char *where, struct ch_error *err)
 {
     size_t n;
 
@@ -196,12 +192,10 @@ static int add_default_model(struct ch_llm_provider *p)
 /* models.providers.<id>                                                */
 /* ------------------------------------------------------------------ */
 
-static int load_pricing(struct ch_llm_model *m, const json_t *pr, const char *path,
-                        struct ch_error *err)
+static int load_pricing(struct ch_llm_model *m, const json_t *pr, const char *path, struct ch_error *err)
 {
-    static const char *const names[] = { "input", "output", "cacheRead", "cacheWrite" };
-    double *dst[] = { &m->pricing.input, &m->pricing.output, &m->pricing.cache_read,
-                      &m->pricing.cache_write };
+    static const char *const names[] = {"input", "output", "cacheRead", "cacheWrite"};
+    double *dst[] = {&m->pricing.input, &m->pricing.output, &m->pricing.cache_read, &m->pricing.cache_write};
     size_t i;
 
     if (!json_is_object(pr))
@@ -212,16 +206,14 @@ static int load_pricing(struct ch_llm_model *m, const json_t *pr, const char *pa
         if (!v)
             continue;
         if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1e6)
-            return ch_error_set(err, CH_EINVAL, "%s.%s: expected a number from 0 to 1000000",
-                                path, names[i]);
+            return ch_error_set(err, CH_EINVAL, "%s.%s: expected a number from 0 to 1000000", path, names[i]);
         *dst[i] = json_number_value(v);
     }
     m->has_pricing = true;
     return 0;
 }
 
-static int load_model(struct ch_llm_provider *p, const json_t *j, const char *path,
-                      struct ch_error *err)
+static int load_model(struct ch_llm_provider *p, const json_t *j, const char *path, struct ch_error *err)
 {
     struct ch_llm_model *m = &p->models[p->model_count];
     const char *id = json_string_value(json_object_get(j, "id"));
@@ -242,12 +234,10 @@ static int load_model(struct ch_llm_provider *p, const json_t *j, const char *pa
         return ch_error_set(err, CH_EINVAL, "%s.name: expected a string", path);
     llm_known_model(id, &def_ctx, &def_max);
     snprintf(sub, sizeof(sub), "%s.contextWindow", path);
-    rc = llm_opt_int(json_object_get(j, "contextWindow"), sub, 1, 100000000, def_ctx,
-                 &m->context_window, err);
+    rc = llm_opt_int(json_object_get(j, "contextWindow"), sub, 1, 100000000, def_ctx, &m->context_window, err);
     snprintf(sub, sizeof(sub), "%s.maxTokens", path);
     if (!rc)
-        rc = llm_opt_int(json_object_get(j, "maxTokens"), sub, 1, 100000000, def_max, &m->max_tokens,
-                     err);
+        rc = llm_opt_int(json_object_get(j, "maxTokens"), sub, 1, 100000000, def_max, &m->max_tokens, err);
     if (rc)
         return rc;
     /* "pricing" as the gateway documents it; "cost" is OpenClaw's spelling. */
@@ -269,19 +259,21 @@ static int load_model(struct ch_llm_provider *p, const json_t *j, const char *pa
     return m->id && (!name || m->name) ? 0 : CH_ENOMEM;
 }
 
-static int load_headers(struct ch_llm_provider *p, const json_t *h, const char *path,
-                        struct ch_error *err)
+static int load_headers(struct ch_llm_provider *p, const json_t *h, const char *path, struct ch_error *err)
 {
     const char *k;
     json_t *v;
 
     if (!json_is_object(h))
         return ch_error_set(err, CH_EINVAL, "%s: expected an object of strings", path);
-    json_object_foreach((json_t *)h, k, v) {
+    json_object_foreach((json_t *)h, k, v)
+    {
         if (!json_is_string(v) || !llm_is_id_text(k, 128, false) || strchr(k, ':') ||
             strpbrk(json_string_value(v), "\r\n"))
-            return ch_error_set(err, CH_EINVAL, "%s.%s: expected a header name and a string "
-                                "value without line breaks", path, k);
+            return ch_error_set(err, CH_EINVAL,
+                                "%s.%s: expected a header name and a string "
+                                "value without line breaks",
+                                path, k);
     }
     p->headers = json_deep_copy(h);
     return p->headers ? 0 : CH_ENOMEM;
@@ -296,8 +288,7 @@ static enum ch_llm_api guess_api(const char *id)
     return CH_LLM_OPENAI; /* the compatible API most servers speak */
 }
 
-int llm_load_provider(struct ch_llm_provider *p, const char *id, const json_t *j,
-                         struct ch_error *err)
+int llm_load_provider(struct ch_llm_provider *p, const char *id, const json_t *j, struct ch_error *err)
 {
     char path[160], sub[200];
     const json_t *v, *models, *m;
@@ -306,8 +297,10 @@ int llm_load_provider(struct ch_llm_provider *p, const char *id, const json_t *j
 
     snprintf(path, sizeof(path), "models.providers.%.64s", id);
     if (!is_provider_id(id))
-        return ch_error_set(err, CH_EINVAL, "%s: provider ids use letters, digits, '.', '_' "
-                            "and '-' (at most 64)", path);
+        return ch_error_set(err, CH_EINVAL,
+                            "%s: provider ids use letters, digits, '.', '_' "
+                            "and '-' (at most 64)",
+                            path);
     if (!json_is_object(j))
         return ch_error_set(err, CH_EINVAL, "%s: expected an object", path);
     p->id = ch_strdup(id);
@@ -316,8 +309,10 @@ int llm_load_provider(struct ch_llm_provider *p, const char *id, const json_t *j
     v = json_object_get(j, "api");
     p->api = guess_api(id);
     if (v && (!json_is_string(v) || ch_llm_api_parse(json_string_value(v), &p->api)))
-        return ch_error_set(err, CH_EINVAL, "%s.api: expected \"anthropic-messages\", "
-                            "\"openai-completions\" or \"google-generative-ai\"", path);
+        return ch_error_set(err, CH_EINVAL,
+                            "%s.api: expected \"anthropic-messages\", "
+                            "\"openai-completions\" or \"google-generative-ai\"",
+                            path);
     v = json_object_get(j, "baseUrl");
     snprintf(sub, sizeof(sub), "%s.baseUrl", path);
     if (v && !json_is_string(v))
@@ -357,7 +352,8 @@ int llm_load_provider(struct ch_llm_provider *p, const char *id, const json_t *j
     p->models = ch_calloc(json_array_size(models), sizeof(*p->models));
     if (!p->models)
         return CH_ENOMEM;
-    json_array_foreach(models, i, m) {
+    json_array_foreach(models, i, m)
+    {
         snprintf(sub, sizeof(sub), "%s.models.%zu", path, i);
         rc = load_model(p, m, sub, err);
         if (rc)
@@ -376,13 +372,12 @@ static const struct {
     const char *key_vars[2];
     const char *url_var;
 } env_providers[LLM_ENV_PROVIDERS] = {
-    { "anthropic", CH_LLM_ANTHROPIC, { "ANTHROPIC_API_KEY", NULL }, "ANTHROPIC_BASE_URL" },
-    { "openai", CH_LLM_OPENAI, { "OPENAI_API_KEY", NULL }, "OPENAI_BASE_URL" },
-    { "google", CH_LLM_GEMINI, { "GEMINI_API_KEY", "GOOGLE_API_KEY" }, "GEMINI_BASE_URL" },
+    {"anthropic", CH_LLM_ANTHROPIC, {"ANTHROPIC_API_KEY", NULL}, "ANTHROPIC_BASE_URL"},
+    {"openai", CH_LLM_OPENAI, {"OPENAI_API_KEY", NULL}, "OPENAI_BASE_URL"},
+    {"google", CH_LLM_GEMINI, {"GEMINI_API_KEY", "GOOGLE_API_KEY"}, "GEMINI_BASE_URL"},
 };
 
-int llm_load_env_provider(struct ch_llm_catalog *cat, size_t which, const char *const *env,
-                             struct ch_error *err)
+int llm_load_env_provider(struct ch_llm_catalog *cat, size_t which, const char *const *env, struct ch_error *err)
 {
     struct ch_llm_provider *p = &cat->providers[cat->provider_count];
     const char *keys = NULL, *var = NULL;
@@ -400,12 +395,10 @@ int llm_load_env_provider(struct ch_llm_catalog *cat, size_t which, const char *
     p->from_env = true;
     if (!p->id)
         return CH_ENOMEM;
-    rc = set_base_url(p, llm_env_get(env, env_providers[which].url_var),
-                      env_providers[which].url_var, err);
+    rc = set_base_url(p, llm_env_get(env, env_providers[which].url_var), env_providers[which].url_var, err);
     if (!rc)
         rc = add_key_list(p, keys, var, err);
     if (!rc)
         rc = add_default_model(p);
     return rc;
 }
-

@@ -64,8 +64,7 @@ static int gen_new(struct ch_llm_catalog *cat, const struct llm_gen *prev, struc
     for (i = 0; i < cat->provider_count; i++) {
         pp = prev ? ch_llm_catalog_provider(prev->cat, cat->providers[i].id) : NULL;
         pr = pp ? prev->rings[pp - prev->cat->providers] : NULL;
-        rc = ch_llm_keyring_new(cat->providers[i].id,
-                                (const char *const *)cat->providers[i].keys,
+        rc = ch_llm_keyring_new(cat->providers[i].id, (const char *const *)cat->providers[i].keys,
                                 cat->providers[i].key_count, pr, &g->rings[i]);
         if (rc)
             goto out;
@@ -125,8 +124,7 @@ struct ch_llm_breaker *llm_client_breaker(struct ch_llm_client *c, const char *e
 /* ------------------------------------------------------------------ */
 
 int ch_llm_client_new(uv_loop_t *loop, struct ch_curlm *curlm, const struct ch_config *cfg,
-                      const struct ch_llm_client_opts *opts, struct ch_llm_client **out,
-                      struct ch_error *err)
+                      const struct ch_llm_client_opts *opts, struct ch_llm_client **out, struct ch_error *err)
 {
     struct ch_llm_client *c = NULL;
     struct ch_llm_catalog *cat = NULL;
@@ -160,8 +158,8 @@ int ch_llm_client_new(uv_loop_t *loop, struct ch_curlm *curlm, const struct ch_c
     rc = gen_new(cat, NULL, &c->gen);
     if (rc)
         goto out;
-    ch_log_info("llm: %zu provider%s, default model %s", cat->provider_count,
-                cat->provider_count == 1 ? "" : "s", cat->chain_count ? cat->chain[0] : "none");
+    ch_log_info("llm: %zu provider%s, default model %s", cat->provider_count, cat->provider_count == 1 ? "" : "s",
+                cat->chain_count ? cat->chain[0] : "none");
 out:
     if (rc) {
         if (rc == CH_ENOMEM)
@@ -173,8 +171,7 @@ out:
     return rc;
 }
 
-int ch_llm_client_reload(struct ch_llm_client *c, const struct ch_config *cfg,
-                         struct ch_error *err)
+int ch_llm_client_reload(struct ch_llm_client *c, const struct ch_config *cfg, struct ch_error *err)
 {
     struct ch_llm_catalog *cat;
     struct llm_gen *g;
@@ -222,11 +219,20 @@ void ch_llm_client_free(struct ch_llm_client *c)
 
     if (!c)
         return;
-    assert(c->calls == NULL && "free every ch_llm_call before the client");
-    /* Release builds: detach survivors so they never touch freed memory;
-     * they fail their next step with CH_ECLOSED. */
-    for (call = c->calls; call; call = call->next)
+    if (c->calls) {
+        /* A caller bug: debug builds stop here; release builds detach the
+         * survivors so they never touch freed memory (they end with
+         * CH_ECLOSED at their next step). */
+        ch_log_error("llm: client freed with %zu live call(s)", c->live_calls);
+#ifdef CH_DEBUG
+        assert(!"free every ch_llm_call before the client");
+#endif
+    }
+    for (call = c->calls; call; call = call->next) {
         call->client = NULL;
+        call->breaker = NULL; /* the breakers go with the client */
+        call->is_probe = false;
+    }
     while ((e = ch_map_next(&c->breakers, &it)) != NULL) {
         struct ch_llm_breaker *b = e->value;
         ch_free(b->endpoint);
@@ -255,8 +261,7 @@ static int add_failures(json_t *o, const struct ch_llm_stats *s)
     if (!f)
         return CH_ENOMEM;
     for (e = 0; e <= CH_LLM_ERR_UNKNOWN; e++)
-        json_object_set_new(f, ch_llm_err_name((enum ch_llm_err)e),
-                            json_integer((json_int_t)s->failures[e]));
+        json_object_set_new(f, ch_llm_err_name((enum ch_llm_err)e), json_integer((json_int_t)s->failures[e]));
     return json_object_set_new(o, "failuresByClass", f) ? CH_ENOMEM : 0;
 }
 
@@ -273,18 +278,13 @@ json_t *ch_llm_client_stats_json(struct ch_llm_client *c)
     while (ok && (e = ch_map_next(&c->breakers, &it)) != NULL) {
         struct ch_llm_breaker *b = e->value;
         ok = json_array_append_new(
-                 br, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "endpoint", b->endpoint,
-                               "state", ch_llm_breaker_state_name(b->state), "failures",
-                               (json_int_t)b->failures, "retryInMs",
-                               (json_int_t)(b->state == CH_LLM_BREAKER_OPEN
-                                                ? CH_MAX(b->open_until_ms - now, 0)
-                                                : 0),
-                               "opened", (json_int_t)b->opened, "rejected",
-                               (json_int_t)b->rejected)) == 0;
+                 br, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "endpoint", b->endpoint, "state",
+                               ch_llm_breaker_state_name(b->state), "failures", (json_int_t)b->failures, "retryInMs",
+                               (json_int_t)(b->state == CH_LLM_BREAKER_OPEN ? CH_MAX(b->open_until_ms - now, 0) : 0),
+                               "opened", (json_int_t)b->opened, "rejected", (json_int_t)b->rejected)) == 0;
     }
     for (i = 0; ok && i < c->gen->cat->provider_count; i++)
-        ok = json_object_set_new(keys, c->gen->cat->providers[i].id,
-                                 ch_llm_keyring_json(c->gen->rings[i], now)) == 0;
+        ok = json_object_set_new(keys, c->gen->cat->providers[i].id, ch_llm_keyring_json(c->gen->rings[i], now)) == 0;
     if (!ok) {
         json_decref(br);
         json_decref(keys);
@@ -292,17 +292,13 @@ json_t *ch_llm_client_stats_json(struct ch_llm_client *c)
     }
     o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I},"
                   " s:f, s:o, s:o}",
-                  "calls", (json_int_t)s.calls, "ok", (json_int_t)s.calls_ok, "failed",
-                  (json_int_t)s.calls_failed, "aborted", (json_int_t)s.calls_aborted,
-                  "inFlight", (json_int_t)s.in_flight, "attempts", (json_int_t)s.attempts,
-                  "retries", (json_int_t)s.retries, "fallbacks", (json_int_t)s.fallbacks,
-                  "keyRotations", (json_int_t)s.key_rotations, "breakerRejections",
-                  (json_int_t)s.breaker_rejections, "tokens", "input",
-                  (json_int_t)s.tokens.input_tokens, "output",
-                  (json_int_t)s.tokens.output_tokens, "cacheRead",
-                  (json_int_t)s.tokens.cache_read_tokens, "cacheWrite",
-                  (json_int_t)s.tokens.cache_write_tokens, "costUsd", s.cost_usd, "breakers",
-                  br, "keys", keys);
+                  "calls", (json_int_t)s.calls, "ok", (json_int_t)s.calls_ok, "failed", (json_int_t)s.calls_failed,
+                  "aborted", (json_int_t)s.calls_aborted, "inFlight", (json_int_t)s.in_flight, "attempts",
+                  (json_int_t)s.attempts, "retries", (json_int_t)s.retries, "fallbacks", (json_int_t)s.fallbacks,
+                  "keyRotations", (json_int_t)s.key_rotations, "breakerRejections", (json_int_t)s.breaker_rejections,
+                  "tokens", "input", (json_int_t)s.tokens.input_tokens, "output", (json_int_t)s.tokens.output_tokens,
+                  "cacheRead", (json_int_t)s.tokens.cache_read_tokens, "cacheWrite",
+                  (json_int_t)s.tokens.cache_write_tokens, "costUsd", s.cost_usd, "breakers", br, "keys", keys);
     if (o && add_failures(o, &s)) {
         json_decref(o);
         o = NULL;

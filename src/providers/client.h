@@ -27,29 +27,29 @@
 #include "providers/providers.h"
 
 /* Caps (STYLE.md 8.6); going past one is a clean CH_EINVAL naming the key. */
-#define CH_LLM_MAX_PROVIDERS 32          /* providers in one catalog */
-#define CH_LLM_MAX_MODELS 256            /* models[] of one provider */
-#define CH_LLM_MAX_KEYS 64               /* keys of one provider */
-#define CH_LLM_MAX_ALIASES 256           /* agents.defaults.models entries */
-#define CH_LLM_MAX_CHAIN 8               /* primary + fallbacks of one call */
-#define CH_LLM_MAX_REF_BYTES 256         /* "provider/model", NUL included */
-#define CH_LLM_MAX_ATTEMPTS 32           /* attempts of one call, all models */
-#define CH_LLM_MAX_RETRY_COUNT 10        /* models.retry.count / LLM_RETRY_COUNT */
+#define CH_LLM_MAX_PROVIDERS 32           /* providers in one catalog */
+#define CH_LLM_MAX_MODELS 256             /* models[] of one provider */
+#define CH_LLM_MAX_KEYS 64                /* keys of one provider */
+#define CH_LLM_MAX_ALIASES 256            /* agents.defaults.models entries */
+#define CH_LLM_MAX_CHAIN 8                /* primary + fallbacks of one call */
+#define CH_LLM_MAX_REF_BYTES 256          /* "provider/model", NUL included */
+#define CH_LLM_MAX_ATTEMPTS 32            /* attempts of one call, all models */
+#define CH_LLM_MAX_RETRY_COUNT 10         /* models.retry.count / LLM_RETRY_COUNT */
 #define CH_LLM_MAX_ERROR_BODY (64 * 1024) /* non-2xx body kept for classification */
 
 /* Defaults.  Every one has a config key (docs/internals/llm-client.md). */
 #define CH_LLM_DEF_RETRY_COUNT 3
 #define CH_LLM_DEF_BACKOFF_BASE_MS 500
 #define CH_LLM_DEF_BACKOFF_MAX_MS 30000
-#define CH_LLM_DEF_KEY_COOLDOWN_MS 30000   /* a 429 without Retry-After */
-#define CH_LLM_MAX_KEY_COOLDOWN_MS 300000  /* repeated 429s double up to this */
-#define CH_LLM_MAX_RETRY_AFTER_MS 3600000  /* a server's own Retry-After, capped */
-#define CH_LLM_KEY_AUTH_DISABLE_MS 600000  /* a key answered 401/403 */
+#define CH_LLM_DEF_KEY_COOLDOWN_MS 30000  /* a 429 without Retry-After */
+#define CH_LLM_MAX_KEY_COOLDOWN_MS 300000 /* repeated 429s double up to this */
+#define CH_LLM_MAX_RETRY_AFTER_MS 3600000 /* a server's own Retry-After, capped */
+#define CH_LLM_KEY_AUTH_DISABLE_MS 600000 /* a key answered 401/403 */
 #define CH_LLM_DEF_BREAKER_THRESHOLD 5
 #define CH_LLM_DEF_BREAKER_COOLDOWN_MS 30000
-#define CH_LLM_DEF_CONTEXT_WINDOW 128000   /* a model nobody described */
-#define CH_LLM_DEF_MAX_TOKENS 4096         /* reply budget when nothing says */
-#define CH_LLM_DEF_CALL_TIMEOUT_MS 600000  /* the run timeout's default */
+#define CH_LLM_DEF_CONTEXT_WINDOW 128000  /* a model nobody described */
+#define CH_LLM_DEF_MAX_TOKENS 4096        /* reply budget when nothing says */
+#define CH_LLM_DEF_CALL_TIMEOUT_MS 600000 /* the run timeout's default */
 
 /* ------------------------------------------------------------------ */
 /* Catalog (catalog.c, catalog_load.c)                                  */
@@ -65,35 +65,35 @@ struct ch_llm_model {
 };
 
 struct ch_llm_provider {
-    char *id;                      /* owned: "anthropic", the models.providers key */
+    char *id; /* owned: "anthropic", the models.providers key */
     enum ch_llm_api api;
-    char *base_url;                /* owned: never NULL (the API default if unset) */
-    char **keys;                   /* owned, wiped when freed; never logged */
-    size_t key_count;              /* 0: no key is sent (local servers) */
-    json_t *headers;               /* owned object of strings, or NULL */
-    struct ch_llm_model *models;   /* owned: configured, else the well-known one */
-    size_t model_count;            /* >= 1 */
-    bool from_env;                 /* made by an environment shortcut */
+    char *base_url;              /* owned: never NULL (the API default if unset) */
+    char **keys;                 /* owned, wiped when freed; never logged */
+    size_t key_count;            /* 0: no key is sent (local servers) */
+    json_t *headers;             /* owned object of strings, or NULL */
+    struct ch_llm_model *models; /* owned: configured, else the well-known one */
+    size_t model_count;          /* >= 1 */
+    bool from_env;               /* made by an environment shortcut */
 };
 
 struct ch_llm_alias {
-    char *alias;                   /* owned: "gpt"; may be NULL (params only) */
-    char *ref;                     /* owned: "openai/gpt-4o" */
-    json_t *params;                /* owned object, or NULL */
+    char *alias;    /* owned: "gpt"; may be NULL (params only) */
+    char *ref;      /* owned: "openai/gpt-4o" */
+    json_t *params; /* owned object, or NULL */
 };
 
 /* Runtime settings, read with the catalog so a reload swaps them at once. */
 struct ch_llm_settings {
-    uint32_t retry_count;          /* retries per model, 0..10 */
-    uint32_t backoff_base_ms;      /* full jitter: rand(0, min(max, base*2^n)) */
+    uint32_t retry_count;     /* retries per model, 0..10 */
+    uint32_t backoff_base_ms; /* full jitter: rand(0, min(max, base*2^n)) */
     uint32_t backoff_max_ms;
-    uint32_t breaker_threshold;    /* consecutive endpoint failures to open */
-    uint32_t breaker_cooldown_ms;  /* open for this long, then one probe */
+    uint32_t breaker_threshold;   /* consecutive endpoint failures to open */
+    uint32_t breaker_cooldown_ms; /* open for this long, then one probe */
     uint32_t connect_timeout_ms;
     uint32_t first_byte_timeout_ms;
     uint32_t idle_timeout_ms;
-    uint32_t call_timeout_ms;      /* a call's total when opts give none */
-    int64_t default_max_tokens;    /* MAX_TOKENS; 0 when unset */
+    uint32_t call_timeout_ms;   /* a call's total when opts give none */
+    int64_t default_max_tokens; /* MAX_TOKENS; 0 when unset */
 };
 
 /*
@@ -105,10 +105,10 @@ struct ch_llm_catalog {
     int refs;
     struct ch_llm_provider *providers; /* owned array, config order, then env ones */
     size_t provider_count;
-    struct ch_llm_alias *aliases;  /* owned array */
+    struct ch_llm_alias *aliases; /* owned array */
     size_t alias_count;
-    char **chain;                  /* owned "provider/model" refs: primary, fallbacks */
-    size_t chain_count;            /* 0 when no provider exists at all */
+    char **chain;       /* owned "provider/model" refs: primary, fallbacks */
+    size_t chain_count; /* 0 when no provider exists at all */
     struct ch_llm_settings settings;
 };
 
@@ -117,33 +117,35 @@ struct ch_llm_catalog {
  * a NULL-terminated "NAME=value" array (NULL: the process environment).
  * Reads models.providers, models.retry, models.timeouts,
  * models.circuitBreaker, agents.defaults.model, agents.defaults.models and
- * ANTHROPIC_API_KEY, OPENAI_API_KEY, OPENAI_BASE_URL, GEMINI_API_KEY,
- * GOOGLE_API_KEY, LLM_PROVIDER, LLM_MODEL, MAX_TOKENS, LLM_RETRY_COUNT.
+ * ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, OPENAI_API_KEY, OPENAI_BASE_URL,
+ * GEMINI_API_KEY (else GOOGLE_API_KEY), GEMINI_BASE_URL, LLM_PROVIDER,
+ * LLM_MODEL, MAX_TOKENS, LLM_RETRY_COUNT; the key variables may hold a
+ * comma-separated list (a rotation ring).
  * A config provider wins over the env shortcut with the same id, and
  * config settings win over env ones.  No provider at all is not an error
  * (calls then fail CH_ENOTFOUND).  *out (refs 1) is set only on success.
  * CH_EINVAL with err naming the key path or variable ("models.providers.
- * openai.models.2.contextWindow: expected a positive integer"), CH_ENOMEM.
+ * openai.models.2.contextWindow: expected an integer from 1 to 100000000"),
+ * CH_ENOMEM.
  */
-int ch_llm_catalog_new(const struct ch_config *cfg, const char *const *env,
-                       struct ch_llm_catalog **out, struct ch_error *err);
+int ch_llm_catalog_new(const struct ch_config *cfg, const char *const *env, struct ch_llm_catalog **out,
+                       struct ch_error *err);
 struct ch_llm_catalog *ch_llm_catalog_ref(struct ch_llm_catalog *cat);
 void ch_llm_catalog_unref(struct ch_llm_catalog *cat); /* NULL-safe */
 
-const struct ch_llm_provider *ch_llm_catalog_provider(const struct ch_llm_catalog *cat,
-                                                      const char *id);
+const struct ch_llm_provider *ch_llm_catalog_provider(const struct ch_llm_catalog *cat, const char *id);
 
 /* A resolved reference.  Pointers are borrowed from the catalog. */
 struct ch_llm_target {
     const struct ch_llm_provider *provider;
-    char ref[CH_LLM_MAX_REF_BYTES];  /* "provider/model" */
+    char ref[CH_LLM_MAX_REF_BYTES];      /* "provider/model" */
     char model_id[CH_LLM_MAX_REF_BYTES]; /* the model part (a copy: targets are copied) */
-    const char *name;                /* display name; NULL: none, show model_id */
+    const char *name;                    /* display name; NULL: none, show model_id */
     int64_t context_window;
-    int64_t max_tokens;              /* 0: unknown */
+    int64_t max_tokens; /* 0: unknown */
     struct ch_llm_pricing pricing;
-    bool is_listed;                  /* in models[] or the well-known default */
-    const json_t *params;            /* agents.defaults.models[ref].params, or NULL */
+    bool is_listed;       /* in models[] or the well-known default */
+    const json_t *params; /* agents.defaults.models[ref].params, or NULL */
 };
 
 /*
@@ -154,8 +156,8 @@ struct ch_llm_target {
  * a bare model id listed by exactly one provider.  CH_ENOTFOUND with err
  * listing what is configured; CH_EINVAL for a reference over the cap.
  */
-int ch_llm_catalog_resolve(const struct ch_llm_catalog *cat, const char *ref,
-                           struct ch_llm_target *out, struct ch_error *err);
+int ch_llm_catalog_resolve(const struct ch_llm_catalog *cat, const char *ref, struct ch_llm_target *out,
+                           struct ch_error *err);
 
 /*
  * The chain of a call: ref (NULL: the catalog's primary) followed by
@@ -164,9 +166,8 @@ int ch_llm_catalog_resolve(const struct ch_llm_catalog *cat, const char *ref,
  * resolve (else its error); a fallback that does not is skipped with a
  * warning.  Returns the count in *n.
  */
-int ch_llm_catalog_chain(const struct ch_llm_catalog *cat, const char *ref,
-                         const char *const *fallbacks, size_t fallback_count,
-                         struct ch_llm_target out[CH_LLM_MAX_CHAIN], size_t *n,
+int ch_llm_catalog_chain(const struct ch_llm_catalog *cat, const char *ref, const char *const *fallbacks,
+                         size_t fallback_count, struct ch_llm_target out[CH_LLM_MAX_CHAIN], size_t *n,
                          struct ch_error *err);
 
 /*
@@ -175,8 +176,7 @@ int ch_llm_catalog_chain(const struct ch_llm_catalog *cat, const char *ref,
  * else 4096; never above the model's maxTokens when that is known.  The
  * agent fits history into context_window minus this.
  */
-int64_t ch_llm_target_reply_budget(const struct ch_llm_catalog *cat,
-                                   const struct ch_llm_target *t, int64_t requested);
+int64_t ch_llm_target_reply_budget(const struct ch_llm_catalog *cat, const struct ch_llm_target *t, int64_t requested);
 
 /*
  * For `models list` and GET /api/v1/models: a new array of
@@ -193,10 +193,10 @@ json_t *ch_llm_catalog_models_json(const struct ch_llm_catalog *cat);
 
 /* State of one key.  Times are monotonic milliseconds (the caller's clock). */
 struct ch_llm_key_state {
-    uint64_t fingerprint;          /* hash of the key: carries state over a reload */
-    int64_t cool_until_ms;         /* rate-limited until; 0 none */
-    int64_t disabled_until_ms;     /* rejected (401/403) until; 0 none */
-    uint32_t strikes;              /* 429s in a row: the default cooldown doubles */
+    uint64_t fingerprint;      /* hash of the key: carries state over a reload */
+    int64_t cool_until_ms;     /* rate-limited until; 0 none */
+    int64_t disabled_until_ms; /* rejected (401/403) until; 0 none */
+    uint32_t strikes;          /* 429s in a row: the default cooldown doubles */
     uint64_t uses, rate_limits, auth_failures;
 };
 
@@ -205,7 +205,7 @@ struct ch_llm_keyring {
     char *provider;                /* owned: provider id, for logs */
     struct ch_llm_key_state *keys; /* owned array */
     size_t count;
-    size_t next;                   /* round-robin cursor */
+    size_t next; /* round-robin cursor */
 };
 
 /*
@@ -213,8 +213,8 @@ struct ch_llm_keyring {
  * ring of the catalog being replaced: keys found in it by fingerprint keep
  * their cooldowns.  CH_ENOMEM.
  */
-int ch_llm_keyring_new(const char *provider, const char *const *keys, size_t n,
-                       const struct ch_llm_keyring *prev, struct ch_llm_keyring **out);
+int ch_llm_keyring_new(const char *provider, const char *const *keys, size_t n, const struct ch_llm_keyring *prev,
+                       struct ch_llm_keyring **out);
 void ch_llm_keyring_free(struct ch_llm_keyring *r); /* NULL-safe */
 /*
  * The next usable key in round-robin order.  0 with *index; CH_AGAIN when
@@ -222,8 +222,7 @@ void ch_llm_keyring_free(struct ch_llm_keyring *r); /* NULL-safe */
  * usable again; CH_EPERM likewise when every key is disabled for auth;
  * CH_ENOTFOUND when the ring is empty.  Counts a use on success.
  */
-int ch_llm_keyring_pick(struct ch_llm_keyring *r, int64_t now_ms, size_t *index,
-                        int64_t *wait_ms);
+int ch_llm_keyring_pick(struct ch_llm_keyring *r, int64_t now_ms, size_t *index, int64_t *wait_ms);
 /* How long until some key is usable: 0 now, -1 for an empty ring. */
 int64_t ch_llm_keyring_wait_ms(const struct ch_llm_keyring *r, int64_t now_ms);
 /* True when a key other than `except` (SIZE_MAX: any) is usable now. */
@@ -233,8 +232,7 @@ bool ch_llm_keyring_has_free(const struct ch_llm_keyring *r, int64_t now_ms, siz
  * hour) or, when -1, for 30 s doubling per 429 in a row up to 5 min.
  * Returns the cooldown applied.
  */
-int64_t ch_llm_keyring_rate_limited(struct ch_llm_keyring *r, size_t index,
-                                    int64_t retry_after_ms, int64_t now_ms);
+int64_t ch_llm_keyring_rate_limited(struct ch_llm_keyring *r, size_t index, int64_t retry_after_ms, int64_t now_ms);
 /* Key index got 401/403: disabled for 10 minutes, logged by index. */
 void ch_llm_keyring_auth_failed(struct ch_llm_keyring *r, size_t index, int64_t now_ms);
 /* A response came back without a key problem: the 429 streak ends. */
@@ -256,14 +254,14 @@ const char *ch_llm_breaker_state_name(enum ch_llm_breaker_state s); /* "closed",
  * re-opens.  Rate limits and auth errors are key-level and never count.
  */
 struct ch_llm_breaker {
-    char *endpoint;                /* owned: base URL */
+    char *endpoint; /* owned: base URL */
     enum ch_llm_breaker_state state;
-    uint32_t failures;             /* consecutive, while closed */
-    uint32_t threshold;            /* >= 1 */
+    uint32_t failures;  /* consecutive, while closed */
+    uint32_t threshold; /* >= 1 */
     int64_t cooldown_ms;
-    int64_t open_until_ms;         /* OPEN: when the probe may go */
-    bool probe_in_flight;          /* HALF_OPEN: the one probe is out */
-    uint64_t opened, rejected;     /* counters for stats */
+    int64_t open_until_ms;     /* OPEN: when the probe may go */
+    bool probe_in_flight;      /* HALF_OPEN: the one probe is out */
+    uint64_t opened, rejected; /* counters for stats */
 };
 
 void ch_llm_breaker_init(struct ch_llm_breaker *b, uint32_t threshold, int64_t cooldown_ms);
@@ -272,8 +270,7 @@ void ch_llm_breaker_init(struct ch_llm_breaker *b, uint32_t threshold, int64_t c
  * must later report success, failure or release), or CH_EBUSY with
  * *retry_in_ms (>= 1) when open or while the probe is out.
  */
-int ch_llm_breaker_allow(struct ch_llm_breaker *b, int64_t now_ms, bool *is_probe,
-                         int64_t *retry_in_ms);
+int ch_llm_breaker_allow(struct ch_llm_breaker *b, int64_t now_ms, bool *is_probe, int64_t *retry_in_ms);
 void ch_llm_breaker_success(struct ch_llm_breaker *b, bool is_probe);
 void ch_llm_breaker_failure(struct ch_llm_breaker *b, int64_t now_ms, bool is_probe);
 /* The call allowed as probe ended with no verdict (aborted): allow another. */
@@ -306,22 +303,20 @@ struct ch_llm_client_opts {
  * CH_ENOMEM.
  */
 int ch_llm_client_new(uv_loop_t *loop, struct ch_curlm *curlm, const struct ch_config *cfg,
-                      const struct ch_llm_client_opts *opts, struct ch_llm_client **out,
-                      struct ch_error *err);
+                      const struct ch_llm_client_opts *opts, struct ch_llm_client **out, struct ch_error *err);
 /*
  * Re-read the configuration (SIGHUP).  Calls in flight finish on the
  * catalog they started with; new calls use the new one.  Key cooldowns
  * carry over by key, breakers by endpoint.  On error nothing changes.
  */
-int ch_llm_client_reload(struct ch_llm_client *c, const struct ch_config *cfg,
-                         struct ch_error *err);
+int ch_llm_client_reload(struct ch_llm_client *c, const struct ch_config *cfg, struct ch_error *err);
 /* The current catalog, borrowed until the next reload (ref it to keep it). */
 struct ch_llm_catalog *ch_llm_client_catalog(struct ch_llm_client *c);
 /* Abort every call in flight (shutdown); each reports CH_ECANCELED. */
 void ch_llm_client_abort_all(struct ch_llm_client *c);
 /*
  * Free the client.  Every call must have been freed first (a programming
- * error otherwise: asserted in debug builds).  Calls' handles may still be
+ * error otherwise: logged, and asserted in debug builds).  Calls' handles may still be
  * closing; they no longer touch the client.  NULL-safe.
  */
 void ch_llm_client_free(struct ch_llm_client *c);
@@ -329,12 +324,12 @@ void ch_llm_client_free(struct ch_llm_client *c);
 struct ch_llm_stats {
     uint64_t calls, calls_ok, calls_failed, calls_aborted, in_flight;
     uint64_t failures[CH_LLM_ERR_UNKNOWN + 1]; /* failed calls by final class */
-    uint64_t attempts;             /* requests sent, all calls */
-    uint64_t retries;              /* attempts after the first on one model */
-    uint64_t fallbacks;            /* moves to the next model of a chain */
-    uint64_t key_rotations;        /* immediate retries on another key */
-    uint64_t breaker_rejections;   /* fast failures on an open breaker */
-    struct ch_llm_usage tokens;    /* of successful calls */
+    uint64_t attempts;                         /* requests sent, all calls */
+    uint64_t retries;                          /* attempts after the first on one model */
+    uint64_t fallbacks;                        /* moves to the next model of a chain */
+    uint64_t key_rotations;                    /* immediate retries on another key */
+    uint64_t breaker_rejections;               /* fast failures on an open breaker */
+    struct ch_llm_usage tokens;                /* of every call that reported usage */
     double cost_usd;
 };
 void ch_llm_client_stats(const struct ch_llm_client *c, struct ch_llm_stats *out);
@@ -350,12 +345,12 @@ struct ch_llm_call;
 
 /* One attempt of a call, in order. */
 struct ch_llm_attempt {
-    const char *ref;               /* borrowed: "provider/model" */
-    int key_index;                 /* -1: no key (none configured, or never sent) */
-    bool sent;                     /* false: failed fast (breaker, keys cooling) */
-    int http_status;               /* 0: no response */
-    int rc;                        /* 0 or the attempt's CH_E* */
-    enum ch_llm_err err;           /* when rc != 0 */
+    const char *ref;     /* borrowed: "provider/model" */
+    int key_index;       /* -1: no key (none configured, or never sent) */
+    bool sent;           /* false: failed fast (breaker, keys cooling) */
+    int http_status;     /* 0: no response */
+    int rc;              /* 0 or the attempt's CH_E* */
+    enum ch_llm_err err; /* when rc != 0 */
     uint64_t latency_ms;
 };
 
@@ -369,39 +364,38 @@ struct ch_llm_attempt {
  */
 struct ch_llm_result {
     int rc;
-    enum ch_llm_err err;           /* class of the failure when rc != 0 */
-    char message[256];             /* "" on success */
-    json_t *message_json;          /* {role:"assistant",content:[...]}, also the
-                                      partial one of a stream that broke; or NULL */
-    struct ch_llm_usage usage;     /* of the attempt that answered */
-    enum ch_llm_stop stop;         /* CH_LLM_STOP_ERROR when rc != 0 */
-    const char *provider;          /* provider id that answered (or last tried), or "" */
-    const char *model;             /* model id that answered (or last tried), or "" */
-    const char *ref;               /* "provider/model", or "" */
-    const char *reported_model;    /* what the provider said it ran, or "" */
-    double cost_usd;               /* usage at the model's pricing */
+    enum ch_llm_err err;        /* class of the failure when rc != 0 */
+    char message[256];          /* "" on success */
+    json_t *message_json;       /* {role:"assistant",content:[...]}, also the
+                                   partial one of a stream that broke; or NULL */
+    struct ch_llm_usage usage;  /* of the attempt that answered */
+    enum ch_llm_stop stop;      /* CH_LLM_STOP_ERROR when rc != 0 */
+    const char *provider;       /* provider id that answered (or last tried), or "" */
+    const char *model;          /* model id that answered (or last tried), or "" */
+    const char *ref;            /* "provider/model", or "" */
+    const char *reported_model; /* what the provider said it ran, or "" */
+    double cost_usd;            /* usage at the model's pricing */
     const struct ch_llm_attempt *attempts;
     size_t attempt_count;
-    uint32_t fallbacks;            /* models given up on */
-    uint64_t latency_ms;           /* start to done */
-    uint64_t first_token_ms;       /* start to the first event delivered; 0 none */
+    uint32_t fallbacks;      /* models given up on */
+    uint64_t latency_ms;     /* start to done */
+    uint64_t first_token_ms; /* start to the first event delivered; 0 none */
 };
 
-typedef void (*ch_llm_done_cb)(struct ch_llm_call *call, const struct ch_llm_result *res,
-                               void *data);
+typedef void (*ch_llm_done_cb)(struct ch_llm_call *call, const struct ch_llm_result *res, void *data);
 
 struct ch_llm_call_opts {
-    const char *model;             /* a reference (see resolve); NULL: the default chain */
-    const char *const *fallbacks;  /* NULL: the catalog's; with count 0: none */
+    const char *model;            /* a reference (see resolve); NULL: the default chain */
+    const char *const *fallbacks; /* NULL: the catalog's; with count 0: none */
     size_t fallback_count;
-    const char *system;            /* optional; copied */
-    json_t *messages;              /* neutral messages; a reference is taken */
-    json_t *tools;                 /* neutral tools or NULL; a reference is taken */
-    int64_t max_tokens;            /* 0: params.maxTokens, MAX_TOKENS, the model's, 4096 */
-    double temperature;            /* when has_temperature (else params.temperature) */
+    const char *system; /* optional; copied */
+    json_t *messages;   /* neutral messages; a reference is taken */
+    json_t *tools;      /* neutral tools or NULL; a reference is taken */
+    int64_t max_tokens; /* 0: see ch_llm_target_reply_budget */
+    double temperature; /* when has_temperature (else params.temperature) */
     bool has_temperature;
-    bool prompt_cache;             /* Anthropic cache_control on system and tools */
-    uint32_t timeout_ms;           /* total, all attempts; 0: models.timeouts.callMs */
+    bool prompt_cache;   /* Anthropic cache_control on system and tools */
+    uint32_t timeout_ms; /* total, all attempts; 0: models.timeouts.callMs */
     /* Events as they arrive (TEXT_DELTA, TOOL_*, USAGE, STOP).  ERROR is not
      * forwarded: failures reach on_done.  Events of an attempt that is then
      * retried are never seen, because nothing is retried once one event was
@@ -415,16 +409,16 @@ struct ch_llm_call_opts {
 };
 
 /*
- * Start a call on client.  Upstream requests always stream.  On success
+ * Start a call on client.  Upstream requests always stream (there is no
+ * stream option: events are delivered whenever on_event is set).  On success
  * *out is owned by the caller (free it with ch_llm_call_free, in or after
  * on_done).  Errors found before anything is sent (no model resolves,
  * malformed messages) are still reported through on_done so callers have
  * one path; start itself fails only with CH_EINVAL (missing on_done or
- * messages), CH_ECLOSED (client freed) or CH_ENOMEM, and then no callback
- * fires.
+ * messages not an array), CH_ECLOSED (client NULL) or CH_ENOMEM, and then
+ * no callback fires and *out is untouched.
  */
-int ch_llm_call_start(struct ch_llm_client *client, const struct ch_llm_call_opts *opts,
-                      struct ch_llm_call **out);
+int ch_llm_call_start(struct ch_llm_client *client, const struct ch_llm_call_opts *opts, struct ch_llm_call **out);
 /* Stop the call: on_done fires with CH_ECANCELED (later, never inside this
  * call).  A no-op once on_done has fired. */
 void ch_llm_call_abort(struct ch_llm_call *call);

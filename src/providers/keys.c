@@ -16,8 +16,8 @@
 
 #include "providers/client_int.h"
 
-int ch_llm_keyring_new(const char *provider, const char *const *keys, size_t n,
-                       const struct ch_llm_keyring *prev, struct ch_llm_keyring **out)
+int ch_llm_keyring_new(const char *provider, const char *const *keys, size_t n, const struct ch_llm_keyring *prev,
+                       struct ch_llm_keyring **out)
 {
     struct ch_llm_keyring *r;
     size_t i, j;
@@ -67,8 +67,7 @@ static int64_t usable_at(const struct ch_llm_key_state *k)
     return CH_MAX(k->cool_until_ms, k->disabled_until_ms);
 }
 
-int ch_llm_keyring_pick(struct ch_llm_keyring *r, int64_t now_ms, size_t *index,
-                        int64_t *wait_ms)
+int ch_llm_keyring_pick(struct ch_llm_keyring *r, int64_t now_ms, size_t *index, int64_t *wait_ms)
 {
     int64_t soonest = INT64_MAX;
     size_t i, k;
@@ -114,8 +113,7 @@ bool ch_llm_keyring_has_free(const struct ch_llm_keyring *r, int64_t now_ms, siz
     return false;
 }
 
-int64_t ch_llm_keyring_rate_limited(struct ch_llm_keyring *r, size_t index,
-                                    int64_t retry_after_ms, int64_t now_ms)
+int64_t ch_llm_keyring_rate_limited(struct ch_llm_keyring *r, size_t index, int64_t retry_after_ms, int64_t now_ms)
 {
     struct ch_llm_key_state *k;
     int64_t ms;
@@ -132,13 +130,12 @@ int64_t ch_llm_keyring_rate_limited(struct ch_llm_keyring *r, size_t index,
         ms = CH_MIN(retry_after_ms, (int64_t)CH_LLM_MAX_RETRY_AFTER_MS);
     } else {
         shift = CH_MIN(k->strikes - 1, 10u); /* 30 s << 10 is far past the cap */
-        ms = CH_MIN((int64_t)CH_LLM_DEF_KEY_COOLDOWN_MS << shift,
-                    (int64_t)CH_LLM_MAX_KEY_COOLDOWN_MS);
+        ms = CH_MIN((int64_t)CH_LLM_DEF_KEY_COOLDOWN_MS << shift, (int64_t)CH_LLM_MAX_KEY_COOLDOWN_MS);
     }
     k->cool_until_ms = CH_MAX(k->cool_until_ms, now_ms + ms);
     ch_log_info("llm: provider %s key #%zu rate-limited, cooling down for %lld ms "
-                "(%zu key%s in the ring)", r->provider, index, (long long)ms, r->count,
-                r->count == 1 ? "" : "s");
+                "(%zu key%s in the ring)",
+                r->provider, index, (long long)ms, r->count, r->count == 1 ? "" : "s");
     return ms;
 }
 
@@ -148,8 +145,8 @@ void ch_llm_keyring_auth_failed(struct ch_llm_keyring *r, size_t index, int64_t 
         return;
     r->keys[index].auth_failures++;
     r->keys[index].disabled_until_ms = now_ms + CH_LLM_KEY_AUTH_DISABLE_MS;
-    ch_log_warn("llm: provider %s key #%zu was rejected (auth); disabled for %d s",
-                r->provider, index, CH_LLM_KEY_AUTH_DISABLE_MS / 1000);
+    ch_log_warn("llm: provider %s key #%zu was rejected (auth); disabled for %d s", r->provider, index,
+                CH_LLM_KEY_AUTH_DISABLE_MS / 1000);
 }
 
 void ch_llm_keyring_succeeded(struct ch_llm_keyring *r, size_t index)
@@ -169,13 +166,10 @@ json_t *ch_llm_keyring_json(const struct ch_llm_keyring *r, int64_t now_ms)
 
     for (i = 0; arr && r && i < r->count; i++) {
         k = &r->keys[i];
-        state = k->disabled_until_ms > now_ms ? "disabled"
-                : k->cool_until_ms > now_ms   ? "cooling"
-                                              : "ok";
-        o = json_pack("{s:I, s:s, s:I, s:I, s:I, s:I}", "index", (json_int_t)i, "state", state,
-                      "retryInMs", (json_int_t)CH_MAX(usable_at(k) - now_ms, 0), "uses",
-                      (json_int_t)k->uses, "rateLimits", (json_int_t)k->rate_limits,
-                      "authFailures", (json_int_t)k->auth_failures);
+        state = k->disabled_until_ms > now_ms ? "disabled" : k->cool_until_ms > now_ms ? "cooling" : "ok";
+        o = json_pack("{s:I, s:s, s:I, s:I, s:I, s:I}", "index", (json_int_t)i, "state", state, "retryInMs",
+                      (json_int_t)CH_MAX(usable_at(k) - now_ms, 0), "uses", (json_int_t)k->uses, "rateLimits",
+                      (json_int_t)k->rate_limits, "authFailures", (json_int_t)k->auth_failures);
         if (json_array_append_new(arr, o)) {
             json_decref(arr);
             return NULL;

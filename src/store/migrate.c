@@ -151,6 +151,57 @@ static const struct migration steps[] = {
         "  PRIMARY KEY (day, provider, model)"
         ") WITHOUT ROWID;",
     },
+    {
+        "deliveries (durable outbox), webhooks",
+        /* One row per POST chela owes someone (issue #4): a hook run's
+         * callback or an event webhook.  The body is a BLOB: sent byte for
+         * byte.  secret stays here (not a hash) because every attempt is
+         * signed again with a fresh timestamp.  dedupe_key makes a
+         * run's delivery unique so a re-enqueue after a crash is a no-op. */
+        "CREATE TABLE deliveries ("
+        "  id              TEXT PRIMARY KEY,"
+        "  kind            TEXT NOT NULL CHECK (kind IN ('callback', 'webhook')),"
+        "  run_id          TEXT,"
+        "  event           TEXT,"
+        "  webhook_id      TEXT,"
+        "  url             TEXT NOT NULL,"
+        "  headers         TEXT CHECK (headers IS NULL OR json_valid(headers)),"
+        "  body            BLOB NOT NULL,"
+        "  content_type    TEXT NOT NULL,"
+        "  secret          TEXT,"
+        "  status          TEXT NOT NULL DEFAULT 'pending'"
+        "    CHECK (status IN ('pending', 'sending', 'done', 'dead')),"
+        "  attempts        INTEGER NOT NULL DEFAULT 0,"
+        "  max_attempts    INTEGER NOT NULL CHECK (max_attempts >= 1),"
+        "  retry_base      INTEGER NOT NULL DEFAULT 0,"
+        "  backoff_ms      INTEGER NOT NULL,"
+        "  next_attempt_ms INTEGER NOT NULL,"
+        "  last_status     INTEGER NOT NULL DEFAULT 0,"
+        "  last_error      TEXT,"
+        "  created_ms      INTEGER NOT NULL,"
+        "  updated_ms      INTEGER NOT NULL,"
+        "  delivered_ms    INTEGER NOT NULL DEFAULT 0,"
+        "  dedupe_key      TEXT"
+        ");"
+        /* The engine's two questions: what is due, and when is the next. */
+        "CREATE INDEX deliveries_due ON deliveries(status, next_attempt_ms);"
+        "CREATE INDEX deliveries_created ON deliveries(created_ms);"
+        "CREATE INDEX deliveries_run ON deliveries(run_id) WHERE run_id IS NOT NULL;"
+        "CREATE UNIQUE INDEX deliveries_dedupe ON deliveries(dedupe_key) WHERE dedupe_key IS NOT NULL;"
+        /* Webhooks created over REST; configured ones are read from the
+         * config file each time and never stored. */
+        "CREATE TABLE webhooks ("
+        "  id           TEXT PRIMARY KEY,"
+        "  url          TEXT NOT NULL,"
+        "  secret       TEXT NOT NULL,"
+        "  events       TEXT NOT NULL CHECK (json_valid(events)),"
+        "  headers      TEXT CHECK (headers IS NULL OR json_valid(headers)),"
+        "  description  TEXT,"
+        "  max_attempts INTEGER NOT NULL,"
+        "  backoff_ms   INTEGER NOT NULL,"
+        "  created_ms   INTEGER NOT NULL"
+        ");",
+    },
 };
 
 int ch_db_latest_version(void)

@@ -556,4 +556,155 @@ int ch_usage_totals(struct ch_db *db, const char *from_day, const char *to_day,
 int ch_usage_query(struct ch_db *db, const char *from_day, const char *to_day,
                    enum ch_usage_group group, struct ch_usage_list *out);
 
+/* ------------------------------------------------------------------ */
+/* Outbound deliveries and REST webhooks (store/deliveries.c,          */
+/* store/webhooks.c; schema version 3; issue #4 items 2 and 3)          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The durable outbox: one row per HTTP POST chela owes someone (a hook
+ * run's callback, an event webhook).  The engine in src/api/outbox*.c
+ * drives the state machine; every transition is one guarded UPDATE:
+ *   pending -> sending              (claimed for an attempt)
+ *   sending -> done | dead          (2xx; permanent failure or attempts used up)
+ *   sending -> pending              (retry later, or an attempt cut short by
+ *                                    shutdown; at start every `sending` row)
+ *   dead | pending -> pending       (manual retry: due now, a fresh budget)
+ * attempts counts HTTP attempts over the row's life; the automatic budget
+ * is attempts - retry_base < max_attempts, and a manual retry sets
+ * retry_base = attempts.  The same rules as above apply (caps, CH_EINVAL
+ * for control characters, CH_ENOTFOUND for a missing row).
+ */
+#define CH_STORE_MAX_URL_BYTES 2048
+#define CH_STORE_MAX_DELIVERY_BODY_BYTES (5 * 1024 * 1024) /* a 4 MiB run result plus its envelope */
+#define CH_STORE_MAX_HEADERS_JSON_BYTES (16 * 1024)
+#define CH_STORE_MAX_SECRET_BYTES 512
+#define CH_STORE_MAX_DELIVERY_ATTEMPTS 100
+#define CH_STORE_MAX_WEBHOOKS 100                          /* REST-managed webhooks */
+
+enum ch_delivery_status {
+    CH_DELIVERY_PENDING,
+    CH_DELIVERY_SENDING,
+    CH_DELIVERY_DONE,
+    CH_DELIVERY_DEAD,
+};
+const char *ch_delivery_status_name(enum ch_delivery_status s); /* "pending", ... */
+int ch_delivery_status_parse(const char *name, enum ch_delivery_status *out); /* CH_EINVAL */
+
+struct ch_delivery_rec {
+    char *id;               /* owned: uuid, 1..CH_STORE_MAX_ID_BYTES */
+    char *kind;             /* owned: "callback" or "webhook" */
+    char *run_id;           /* owned or NULL: the run it reports */
+    char *event;            /* owned or NULL: webhook event name */
+    char *webhook_id;       /* owned or NULL: which webhook ("cfg:<n>" or a REST id) */
+    char *url;              /* owned: http(s) URL, at most CH_STORE_MAX_URL_BYTES */
+    char *headers;          /* owned or NULL: JSON object of extra header strings */
+    char *body;             /* owned: body_len bytes plus a NUL (listings: NULL) */
+    size_t body_len;        /* also set by listings */
+    char *content_type;     /* owned */
+    char *secret;           /* owned or NULL (listings: NULL); wiped when released */
+    bool has_secret;        /* set by every read */
+    enum ch_delivery_status status;
+    int64_t attempts;       /* HTTP attempts made, over the row's life */
+    int64_t max_attempts;   /* automatic attempts per budget, 1..CH_STORE_MAX_DELIVERY_ATTEMPTS */
+    int64_t retry_base;     /* attempts when the current budget began */
+    int64_t backoff_ms;     /* first retry delay (doubling) */
+    int64_t next_attempt_ms;
+    int64_t last_status;    /* HTTP status of the last attempt, 0: none */
+    char *last_error;       /* owned or NULL */
+    int64_t created_ms, updated_ms, delivered_ms;
+};
+void ch_delivery_rec_release(struct ch_delivery_rec *d);
+
+struct ch_delivery_list {
+    struct ch_delivery_rec *items; /* owned */
+    size_t count;
+    int64_t total;                 /* rows matching the filter (ch_deliveries_list only) */
+};
+void ch_delivery_list_release(struct ch_delivery_list *l);
+
+/*
+ * Insert a delivery as given (status, attempts and times included, so a
+ * caller may insert it already dead, e.g. `invalid_json`).  Required: id,
+ * kind, url, body (body_len bytes, may hold any byte), content_type,
+ * max_attempts >= 1, backoff_ms >= 0; headers must be a JSON object.
+ * A delivery that reports a run is unique per (kind, run_id, event, url,
+ * secret): inserting it again gives CH_EEXIST and *existing_id (may be
+ * NULL) an owned copy of the first one's id, so callers can re-enqueue
+ * after a crash without sending twice.
+ */
+int ch_deliveries_insert(struct ch_db *db, const struct ch_delivery_rec *d, char **existing_id,
+                         struct ch_error *err);
+/* One delivery with its body and secret. */
+int ch_deliveries_get(struct ch_db *db, const char *id, struct ch_delivery_rec *out);
+
+struct ch_delivery_query {
+    size_t limit;           /* 1..CH_STORE_MAX_LIST; 0 means 50 */
+    size_t offset;
+    int status;             /* an enum ch_delivery_status, or -1 for any */
+    const char *run_id;     /* NULL: any */
+};
+/* Newest first, without bodies and secrets (body_len and has_secret set). */
+int ch_deliveries_list(struct ch_db *db, const struct ch_delivery_query *q, struct ch_delivery_list *out);
+/* Rows per status, indexed by enum ch_delivery_status. */
+int ch_deliveries_count(struct ch_db *db, int64_t counts[4]);
+
+/*
+ * Claim up to max (1..CH_STORE_MAX_LIST) pending rows due at now_ms
+ * (next_attempt_ms <= now_ms, earliest first): they become `sending` and
+ * come back with bodies and secrets.  *next_due_ms gets the earliest
+ * next_attempt_ms of the rows still pending afterwards, 0 when none.
+ * Atomic: a row is never handed out twice.
+ */
+int ch_deliveries_claim(struct ch_db *db, int64_t now_ms, size_t max, struct ch_delivery_list *out,
+                        int64_t *next_due_ms);
+
+/* The result of one attempt of a `sending` row. */
+struct ch_delivery_outcome {
+    enum ch_delivery_status status; /* PENDING (retry at next_attempt_ms), DONE or DEAD */
+    bool attempted;                 /* an HTTP attempt was made: attempts + 1 */
+    int64_t last_status;            /* HTTP status, 0: none */
+    const char *last_error;         /* NULL clears; cut to CH_STORE_MAX_ERROR_BYTES */
+    int64_t next_attempt_ms;        /* PENDING */
+    int64_t now_ms;                 /* updated_ms, and delivered_ms for DONE */
+};
+/* Record it; CH_ESTATE when the row is not `sending` (e.g. retried). */
+int ch_deliveries_finish(struct ch_db *db, const char *id, const struct ch_delivery_outcome *o);
+/* At start: every `sending` row back to `pending` (its attempt was cut
+ * short; at least once means it is sent again).  *count may be NULL. */
+int ch_deliveries_requeue_sending(struct ch_db *db, int64_t now_ms, int64_t *count);
+/*
+ * Manual retry: a dead row gets a fresh budget (retry_base = attempts) and
+ * a pending one is made due now; both become pending with next_attempt_ms
+ * = now_ms.  CH_ESTATE for done and sending rows.  out (may be NULL) gets
+ * the row after the change (without body and secret).
+ */
+int ch_deliveries_retry(struct ch_db *db, const char *id, int64_t now_ms, struct ch_delivery_rec *out);
+/* Delete done rows with updated_ms < done_before_ms and dead rows with
+ * updated_ms < dead_before_ms (0: keep).  *removed may be NULL. */
+int ch_deliveries_prune(struct ch_db *db, int64_t done_before_ms, int64_t dead_before_ms, int64_t *removed);
+
+/* A webhook created over REST (the configured ones live in the config). */
+struct ch_webhook_rec {
+    char *id;               /* owned: "wh_<uuid>" */
+    char *url;              /* owned */
+    char *secret;           /* owned; NULL in listings without secrets; wiped when released */
+    char *events;           /* owned: JSON array of event names; [] = every event */
+    char *headers;          /* owned or NULL: JSON object of header strings */
+    char *description;      /* owned or NULL */
+    int64_t max_attempts, backoff_ms, created_ms;
+};
+void ch_webhook_rec_release(struct ch_webhook_rec *w);
+struct ch_webhook_list {
+    struct ch_webhook_rec *items; /* owned, oldest first */
+    size_t count;
+};
+void ch_webhook_list_release(struct ch_webhook_list *l);
+/* Insert; CH_EEXIST for a taken id, CH_E_TOO_LARGE past CH_STORE_MAX_WEBHOOKS. */
+int ch_webhooks_insert(struct ch_db *db, const struct ch_webhook_rec *w, struct ch_error *err);
+/* Every webhook, oldest first; secrets only when with_secrets. */
+int ch_webhooks_list(struct ch_db *db, bool with_secrets, struct ch_webhook_list *out);
+/* CH_ENOTFOUND when no webhook has that id. */
+int ch_webhooks_delete(struct ch_db *db, const char *id);
+
 #endif

@@ -70,8 +70,26 @@ def free_port():
         return s.getsockname()[1]
 
 
+def fd_targets(pid):
+    """{fd: readlink target} of a process's open files (racy by nature)."""
+    out = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            pass
+    return out
+
+
 def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def socket_fd_count(pid):
+    """Open sockets only: the listener plus connections.  Store files that
+    worker threads open lazily do not count, so this is the exact measure of
+    a connection leak."""
+    return sum(1 for t in fd_targets(pid).values() if t.startswith("socket:"))
 
 
 def wait_for(pred, timeout, interval=0.05):

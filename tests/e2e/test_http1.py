@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from e2elib import HOST, RawConn, fd_count, http, request_bytes
+from e2elib import HOST, RawConn, fd_targets, http, request_bytes, socket_fd_count
 
 
 def test_pipelined_three_in_one_write(gw):
@@ -135,7 +135,7 @@ def test_head_split_across_writes(gw):
 def test_1000_sequential_connections_no_fd_leak(gw):
     http(gw, "GET", "/health")
     time.sleep(0.2)
-    base = fd_count(gw.pid)
+    base = socket_fd_count(gw.pid)
     for i in range(1000):
         with socket.create_connection((HOST, gw.port), timeout=5) as s:
             s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -149,11 +149,11 @@ def test_1000_sequential_connections_no_fd_leak(gw):
             assert data.startswith(b"HTTP/1.1 200 "), (i, data[:200])
     now = None
     for _ in range(60):
-        now = fd_count(gw.pid)
-        if now <= base + 1:
+        now = socket_fd_count(gw.pid)
+        if now <= base:
             break
         time.sleep(0.05)
-    assert now <= base + 1, f"fds {base} -> {now} after 1000 connections"
+    assert now <= base, f"sockets {base} -> {now} after 1000 connections: {fd_targets(gw.pid)}"
     assert gw.alive()
 
 
@@ -163,7 +163,7 @@ def test_clients_that_vanish(gw):
     request leave no fd behind."""
     http(gw, "GET", "/health")
     time.sleep(0.2)
-    base = fd_count(gw.pid)
+    base = socket_fd_count(gw.pid)
     for i in range(100):
         c = RawConn(gw.port)
         if i % 3 == 0:
@@ -178,9 +178,9 @@ def test_clients_that_vanish(gw):
         c.close()  # RST
     now = None
     for _ in range(60):
-        now = fd_count(gw.pid)
-        if now <= base + 1:
+        now = socket_fd_count(gw.pid)
+        if now <= base:
             break
         time.sleep(0.05)
-    assert now <= base + 1, f"fds {base} -> {now}"
+    assert now <= base, f"sockets {base} -> {now}: {fd_targets(gw.pid)}"
     assert http(gw, "GET", "/health").status_code == 200

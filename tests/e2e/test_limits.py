@@ -325,15 +325,16 @@ def test_write_queue_hard_cap_drops_non_reader(gateway_factory):
     """A client that pipelines requests and never reads is dropped once its
     queued output passes writeQueueHardBytes; the gateway stays healthy and
     keeps no fd for it."""
-    from e2elib import HOST, fd_count, wait_for
+    from e2elib import HOST, fd_targets, socket_fd_count, wait_for
     g = gateway_factory({"limits": {"writeQueueHardBytes": 65536, "writeQueueSoftBytes": 16384,
                                     "writeQueueSoftMs": 500}})
     http(g, "GET", "/health")
-    base = fd_count(g.pid)
+    time.sleep(0.1)
+    base = socket_fd_count(g.pid)
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.connect((HOST, g.port))
-    assert wait_for(lambda: fd_count(g.pid) > base, 2), "connection never accepted"
+    assert wait_for(lambda: socket_fd_count(g.pid) > base, 2), "connection never accepted"
     s.settimeout(0.5)
     req = request_bytes("GET", "/metrics", {"Authorization": f"Bearer {g.admin_token}"})
     dropped = False
@@ -349,22 +350,12 @@ def test_write_queue_hard_cap_drops_non_reader(gateway_factory):
             except (BrokenPipeError, ConnectionResetError):
                 dropped = True
                 break
-            if sent and fd_count(g.pid) <= base and sent > 100:
+            if sent > 100 and socket_fd_count(g.pid) <= base:
                 dropped = True
                 break
     finally:
         s.close()
     assert dropped, f"a non-reading client was not dropped after {sent} pipelined requests"
-    print(f"dropped after {sent} pipelined requests")
-    assert wait_for_fd(g.pid, base, 3), "fd left behind after the drop"
+    assert wait_for(lambda: socket_fd_count(g.pid) <= base, 3), \
+        f"socket left behind after the drop: {fd_targets(g.pid)}"
     assert http(g, "GET", "/health").status_code == 200
-
-
-def wait_for_fd(pid, base, timeout):
-    from e2elib import fd_count
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if fd_count(pid) <= base:
-            return True
-        time.sleep(0.05)
-    return False

@@ -44,15 +44,15 @@ struct fx {
 struct rec {
     int done;
     struct ch_llm_call *call;
-    char log[8192];            /* one line per event */
+    char log[8192]; /* one line per event */
     int text_events;
-    bool abort_on_text;        /* abort at the first TEXT_DELTA */
+    bool abort_on_text; /* abort at the first TEXT_DELTA */
     /* Copies of the result (the original dies with the call). */
     int rc;
     enum ch_llm_err err;
     char message[256];
     char provider[64], model[128], ref[256], reported[128];
-    json_t *msg;               /* deep copy of message_json, or NULL */
+    json_t *msg; /* deep copy of message_json, or NULL */
     struct ch_llm_usage usage;
     enum ch_llm_stop stop;
     double cost;
@@ -63,7 +63,7 @@ struct rec {
     uint64_t latency_ms, first_token_ms;
 };
 
-static const char *const empty_env[] = { NULL };
+static const char *const empty_env[] = {NULL};
 
 static uint64_t zero_rand(void *data)
 {
@@ -94,12 +94,8 @@ static void on_event(const struct ch_llm_event *ev, void *data)
         if (r->abort_on_text)
             ch_llm_call_abort(r->call);
         break;
-    case CH_LLM_EV_TOOL_START:
-        logf_(r, "tool_start %d %s %s\n", ev->index, ev->tool_id, ev->tool_name);
-        break;
-    case CH_LLM_EV_TOOL_ARGS_DELTA:
-        logf_(r, "tool_args %d %.*s\n", ev->index, (int)ev->text.len, ev->text.p);
-        break;
+    case CH_LLM_EV_TOOL_START: logf_(r, "tool_start %d %s %s\n", ev->index, ev->tool_id, ev->tool_name); break;
+    case CH_LLM_EV_TOOL_ARGS_DELTA: logf_(r, "tool_args %d %.*s\n", ev->index, (int)ev->text.len, ev->text.p); break;
     case CH_LLM_EV_TOOL_END:
         in = json_dumps(ev->tool_input, JSON_COMPACT | JSON_SORT_KEYS);
         logf_(r, "tool_end %d %s %s\n", ev->index, ev->tool_name, in ? in : "-");
@@ -109,9 +105,7 @@ static void on_event(const struct ch_llm_event *ev, void *data)
         logf_(r, "usage %llu %llu\n", (unsigned long long)ev->usage.input_tokens,
               (unsigned long long)ev->usage.output_tokens);
         break;
-    case CH_LLM_EV_STOP:
-        logf_(r, "stop %s\n", ch_llm_stop_name(ev->stop));
-        break;
+    case CH_LLM_EV_STOP: logf_(r, "stop %s\n", ch_llm_stop_name(ev->stop)); break;
     case CH_LLM_EV_ERROR:
         logf_(r, "error %s\n", ev->message); /* must never be forwarded */
         break;
@@ -195,10 +189,10 @@ static void free_config(struct ch_config *c)
 /* A client for `json` (NULL: the harness config). */
 static void fx_client(struct fx *fx, const char *json)
 {
-    struct ch_llm_client_opts o = { .rand = zero_rand, .env = empty_env };
+    struct ch_llm_client_opts o = {.rand = zero_rand, .env = empty_env};
     char *own = json ? NULL : config_json(fx->fu.port);
     struct ch_config *cfg = make_config(json ? json : own);
-    struct ch_error err = { 0 };
+    struct ch_error err = {0};
 
     if (ch_llm_client_new(&fx->loop, fx->m, cfg, &o, &fx->c, &err))
         fail_msg("client: %s", err.msg);
@@ -249,7 +243,7 @@ static long g_fail_after;
 /* Run one call to completion.  opts may be NULL (the default chain). */
 static void run_call(struct fx *fx, const struct ch_llm_call_opts *opts, struct rec *r)
 {
-    struct ch_llm_call_opts o = opts ? *opts : (struct ch_llm_call_opts){ 0 };
+    struct ch_llm_call_opts o = opts ? *opts : (struct ch_llm_call_opts){0};
     json_t *msgs = json_pack("[{s:s, s:s}]", "role", "user", "content", "Hi");
     int rc;
 
@@ -270,7 +264,7 @@ static void run_call(struct fx *fx, const struct ch_llm_call_opts *opts, struct 
         return;
     }
     assert_int_equal(rc, 0);
-    json_decref(msgs); /* the call holds its own reference */
+    json_decref(msgs);            /* the call holds its own reference */
     assert_int_equal(r->done, 0); /* never inside start */
     assert_int_equal(uv_run(&fx->loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(r->done, 1);
@@ -284,12 +278,12 @@ static void expect_log(const struct rec *r, const char *want)
 
 static struct fu_resp sse(const char *body)
 {
-    return (struct fu_resp){ .status = 200, .body = body, .mode = FU_SSE, .delay_ms = 2 };
+    return (struct fu_resp){.status = 200, .body = body, .mode = FU_SSE, .delay_ms = 2};
 }
 
 static struct fu_resp http(int status, const char *headers, const char *body)
 {
-    return (struct fu_resp){ .status = status, .headers = headers, .body = body, .mode = FU_WHOLE };
+    return (struct fu_resp){.status = status, .headers = headers, .body = body, .mode = FU_WHOLE};
 }
 
 /* Byte offset just past the n-th occurrence of needle in s. */

@@ -42,18 +42,18 @@ enum fu_mode {
 
 struct fu_resp {
     int status;
-    const char *headers;   /* extra header lines, each ending in \r\n; may be NULL */
-    const char *body;      /* fu_push copies it */
+    const char *headers; /* extra header lines, each ending in \r\n; may be NULL */
+    const char *body;    /* fu_push copies it */
     enum fu_mode mode;
     int delay_ms;
-    size_t cut;            /* FU_DROP / FU_STALL: body bytes sent first */
+    size_t cut; /* FU_DROP / FU_STALL: body bytes sent first */
 };
 
 struct fu_req {
     char method[8];
     char path[256];
     char key[160];
-    char *body;            /* malloc'd, NUL-terminated */
+    char *body; /* malloc'd, NUL-terminated */
 };
 
 #define FU_MAX 512 /* responses and requests per test */
@@ -118,7 +118,7 @@ static bool fu_sendf(int fd, const char *fmt, ...)
 /* Sleep ms in small steps; false when the server stops or the peer left. */
 static bool fu_wait(struct fu *fu, int fd, int ms)
 {
-    struct pollfd p = { .fd = fd, .events = POLLIN };
+    struct pollfd p = {.fd = fd, .events = POLLIN};
     char c;
 
     while (ms > 0) {
@@ -154,20 +154,18 @@ static bool fu_chunk(int fd, const char *p, size_t n)
 static bool fu_respond(struct fu *fu, int fd, const struct fu_resp *r)
 {
     const char *body = r->body ? r->body : "";
-    const char *ctype = r->mode == FU_WHOLE || r->mode == FU_SLOW_HEAD ? "application/json"
-                                                                       : "text/event-stream";
+    const char *ctype = r->mode == FU_WHOLE || r->mode == FU_SLOW_HEAD ? "application/json" : "text/event-stream";
     size_t len = strlen(body), cut = r->cut && r->cut < len ? r->cut : len;
     const char *p, *end;
 
     if (r->mode == FU_SLOW_HEAD && !fu_wait(fu, fd, r->delay_ms))
         return false;
-    if (!fu_sendf(fd, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s", r->status, fu_reason(r->status),
-                  ctype, r->headers ? r->headers : ""))
+    if (!fu_sendf(fd, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s", r->status, fu_reason(r->status), ctype,
+                  r->headers ? r->headers : ""))
         return false;
     switch (r->mode) {
     case FU_WHOLE:
-    case FU_SLOW_HEAD:
-        return fu_sendf(fd, "Content-Length: %zu\r\n\r\n", len) && fu_send(fd, body, len);
+    case FU_SLOW_HEAD: return fu_sendf(fd, "Content-Length: %zu\r\n\r\n", len) && fu_send(fd, body, len);
     case FU_SSE:
         if (!fu_sendf(fd, "Transfer-Encoding: chunked\r\n\r\n"))
             return false;
@@ -196,10 +194,10 @@ static bool fu_respond(struct fu *fu, int fd, const struct fu_resp *r)
 /* One request: head, then Content-Length bytes of body.  false at EOF. */
 static bool fu_read_request(struct fu *fu, int fd, struct fu_req *out)
 {
-    static const char *const key_headers[] = { "x-api-key", "authorization", "x-goog-api-key" };
+    static const char *const key_headers[] = {"x-api-key", "authorization", "x-goog-api-key"};
     char *buf = malloc(1 << 20), *hend = NULL, *line, *colon;
     size_t have = 0, need = 0, i;
-    struct pollfd p = { .fd = fd, .events = POLLIN };
+    struct pollfd p = {.fd = fd, .events = POLLIN};
     ssize_t n;
 
     memset(out, 0, sizeof(*out));
@@ -242,8 +240,7 @@ static void *fu_conn_main(void *arg)
 {
     struct fu_conn *c = arg;
     struct fu *fu = c->fu;
-    struct fu_resp r, none = { 500, NULL, "{\"error\":{\"message\":\"no scripted response\"}}",
-                               FU_WHOLE, 0, 0 };
+    struct fu_resp r, none = {500, NULL, "{\"error\":{\"message\":\"no scripted response\"}}", FU_WHOLE, 0, 0};
     struct fu_req q;
 
     while (fu_read_request(fu, c->fd, &q)) {
@@ -266,7 +263,7 @@ static void *fu_conn_main(void *arg)
 static void *fu_accept_main(void *arg)
 {
     struct fu *fu = arg;
-    struct pollfd p = { .fd = fu->lfd, .events = POLLIN };
+    struct pollfd p = {.fd = fu->lfd, .events = POLLIN};
     struct fu_conn *c;
     int fd;
 
@@ -278,13 +275,12 @@ static void *fu_accept_main(void *arg)
             continue;
         /* Head and body go out in separate writes: without this, Nagle
          * and the client's delayed ACK add 40 ms to every response. */
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
         c = malloc(sizeof(*c));
         c->fu = fu;
         c->fd = fd;
         pthread_mutex_lock(&fu->mu);
-        if (fu->nconns < FU_MAX &&
-            pthread_create(&fu->conns[fu->nconns], NULL, fu_conn_main, c) == 0) {
+        if (fu->nconns < FU_MAX && pthread_create(&fu->conns[fu->nconns], NULL, fu_conn_main, c) == 0) {
             fu->nconns++;
         } else {
             close(fd);
@@ -297,7 +293,7 @@ static void *fu_accept_main(void *arg)
 
 static void fu_start(struct fu *fu)
 {
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof(a);
     int one = 1;
 
@@ -305,8 +301,8 @@ static void fu_start(struct fu *fu)
     pthread_mutex_init(&fu->mu, NULL);
     fu->lfd = socket(AF_INET, SOCK_STREAM, 0);
     setsockopt(fu->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (fu->lfd < 0 || bind(fu->lfd, (struct sockaddr *)&a, sizeof(a)) ||
-        listen(fu->lfd, 64) || getsockname(fu->lfd, (struct sockaddr *)&a, &len))
+    if (fu->lfd < 0 || bind(fu->lfd, (struct sockaddr *)&a, sizeof(a)) || listen(fu->lfd, 64) ||
+        getsockname(fu->lfd, (struct sockaddr *)&a, &len))
         abort();
     fu->port = ntohs(a.sin_port);
     if (pthread_create(&fu->acceptor, NULL, fu_accept_main, fu))
@@ -350,7 +346,7 @@ static size_t fu_count(struct fu *fu)
 /* Copy of request i (the body stays owned by fu). */
 static struct fu_req fu_get(struct fu *fu, size_t i)
 {
-    struct fu_req q = { 0 };
+    struct fu_req q = {0};
 
     pthread_mutex_lock(&fu->mu);
     if (i < fu->nreqs)

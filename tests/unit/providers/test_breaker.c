@@ -33,7 +33,7 @@ static bool allow(struct ch_llm_breaker *b, int64_t now, bool *probe, int64_t *r
 
 static void test_opens_after_threshold(void **state)
 {
-    struct ch_llm_breaker b = { 0 };
+    struct ch_llm_breaker b = {0};
     bool probe;
     int64_t retry;
     int i;
@@ -76,7 +76,7 @@ static void test_opens_after_threshold(void **state)
 
 static void test_probe_failure_reopens(void **state)
 {
-    struct ch_llm_breaker b = { 0 };
+    struct ch_llm_breaker b = {0};
     bool probe;
     int64_t retry;
 
@@ -98,7 +98,7 @@ static void test_probe_failure_reopens(void **state)
 
 static void test_success_resets_count(void **state)
 {
-    struct ch_llm_breaker b = { 0 };
+    struct ch_llm_breaker b = {0};
 
     (void)state;
     ch_llm_breaker_init(&b, 3, 1000);
@@ -114,7 +114,7 @@ static void test_success_resets_count(void **state)
 
 static void test_released_probe_and_late_verdicts(void **state)
 {
-    struct ch_llm_breaker b = { 0 };
+    struct ch_llm_breaker b = {0};
     bool probe;
 
     (void)state;
@@ -145,7 +145,7 @@ static void test_released_probe_and_late_verdicts(void **state)
 
 static void test_init_clamps(void **state)
 {
-    struct ch_llm_breaker b = { 0 };
+    struct ch_llm_breaker b = {0};
 
     (void)state;
     ch_llm_breaker_init(&b, 0, 0); /* at least one failure, at least 1 ms */
@@ -159,10 +159,8 @@ static void test_init_clamps(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_opens_after_threshold),
-        cmocka_unit_test(test_probe_failure_reopens),
-        cmocka_unit_test(test_success_resets_count),
-        cmocka_unit_test(test_released_probe_and_late_verdicts),
+        cmocka_unit_test(test_opens_after_threshold), cmocka_unit_test(test_probe_failure_reopens),
+        cmocka_unit_test(test_success_resets_count),  cmocka_unit_test(test_released_probe_and_late_verdicts),
         cmocka_unit_test(test_init_clamps),
     };
 

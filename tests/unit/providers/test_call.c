@@ -22,9 +22,8 @@ static const char *const a_text_log = "usage 25 1\n"
 
 static const char *rate_body =
     "{\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"slow down\"}}";
-static const char *auth_body =
-    "{\"type\":\"error\",\"error\":{\"type\":\"authentication_error\",\"message\":\"invalid "
-    "x-api-key\"}}";
+static const char *auth_body = "{\"type\":\"error\",\"error\":{\"type\":\"authentication_error\",\"message\":\"invalid "
+                               "x-api-key\"}}";
 static const char *busy_body =
     "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}";
 
@@ -32,7 +31,7 @@ static void test_stream_text(void **state)
 {
     struct fx *fx = *state;
     char *body = fu_data("providers/anthropic/text-basic/input");
-    struct rec r = { 0 };
+    struct rec r = {0};
     struct fu_req q;
     struct ch_llm_stats st;
 
@@ -46,9 +45,9 @@ static void test_stream_text(void **state)
     assert_string_equal(r.ref, "a/claude-sonnet-4-20250514");
     assert_string_equal(r.reported, "claude-sonnet-4-20250514");
     assert_string_equal(r.message, "");
-    assert_string_equal(json_string_value(json_object_get(
-                            json_array_get(json_object_get(r.msg, "content"), 0), "text")),
-                        "Hello, world! \xc3\xa9\xe2\x82\xac");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(json_object_get(r.msg, "content"), 0), "text")),
+        "Hello, world! \xc3\xa9\xe2\x82\xac");
     assert_int_equal(r.usage.input_tokens, 25);
     assert_int_equal(r.usage.output_tokens, 15);
     /* 25 in at $3/M plus 15 out at $15/M. */
@@ -82,9 +81,8 @@ static void test_tool_call(void **state)
 {
     struct fx *fx = *state;
     char *body = fu_data("providers/anthropic/tool-use/input");
-    struct ch_llm_call_opts o = { .max_tokens = 100, .temperature = 0.5, .has_temperature = true,
-                                  .system = "be brief" };
-    struct rec r = { 0 };
+    struct ch_llm_call_opts o = {.max_tokens = 100, .temperature = 0.5, .has_temperature = true, .system = "be brief"};
+    struct rec r = {0};
     json_t *blk;
 
     fu_push(&fx->fu, sse(body));
@@ -103,8 +101,7 @@ static void test_tool_call(void **state)
     assert_int_equal(r.stop, CH_LLM_STOP_TOOL_USE);
     blk = json_array_get(json_object_get(r.msg, "content"), 1);
     assert_string_equal(json_string_value(json_object_get(blk, "type")), "tool_use");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(blk, "input"), "unit")),
-                        "fahrenheit");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(blk, "input"), "unit")), "fahrenheit");
     assert_non_null(strstr(fu_get(&fx->fu, 0).body, "\"max_tokens\":100"));
     assert_non_null(strstr(fu_get(&fx->fu, 0).body, "\"temperature\":0.5"));
     assert_non_null(strstr(fu_get(&fx->fu, 0).body, "be brief"));
@@ -117,8 +114,8 @@ static void test_wire_formats(void **state)
     struct fx *fx = *state;
     char *ob = fu_data("providers/openai/text-basic/input");
     char *gb = fu_data("providers/gemini/text-basic/input");
-    struct ch_llm_call_opts o = { .model = "b/gpt-4o" };
-    struct rec r = { 0 };
+    struct ch_llm_call_opts o = {.model = "b/gpt-4o"};
+    struct rec r = {0};
     struct fu_req q;
 
     fu_push(&fx->fu, sse(ob));
@@ -153,7 +150,7 @@ static void test_429_moves_to_other_key(void **state)
 {
     struct fx *fx = *state;
     char *body = fu_data("providers/anthropic/text-basic/input");
-    struct rec r = { 0 };
+    struct rec r = {0};
     struct ch_llm_stats st;
     json_t *sj, *k0;
     char *dump;
@@ -198,7 +195,7 @@ static void test_401_disables_key(void **state)
 {
     struct fx *fx = *state;
     char *body = fu_data("providers/anthropic/text-basic/input");
-    struct rec r = { 0 };
+    struct rec r = {0};
     size_t i;
 
     fu_push(&fx->fu, http(401, NULL, auth_body));
@@ -221,7 +218,7 @@ static void test_5xx_retried(void **state)
 {
     struct fx *fx = *state;
     char *body = fu_data("providers/anthropic/text-basic/input");
-    struct rec r = { 0 };
+    struct rec r = {0};
     struct ch_llm_stats st;
 
     fu_push(&fx->fu, http(500, NULL, "{\"type\":\"error\",\"error\":{\"type\":\"api_error\"}}"));
@@ -247,9 +244,9 @@ static void test_retry_after_single_key(void **state)
 {
     struct fx *fx = *state;
     char *body = fu_data("providers/anthropic/text-basic/input");
-    const char *none[] = { NULL };
-    struct ch_llm_call_opts o = { .model = "s", .fallbacks = none, .fallback_count = 0 };
-    struct rec r = { 0 };
+    const char *none[] = {NULL};
+    struct ch_llm_call_opts o = {.model = "s", .fallbacks = none, .fallback_count = 0};
+    struct rec r = {0};
 
     fu_push(&fx->fu, http(429, "retry-after-ms: 150\r\nretry-after: 1\r\n", rate_body));
     fu_push(&fx->fu, sse(body));
@@ -269,7 +266,7 @@ static void test_fallback_after_retries(void **state)
 {
     struct fx *fx = *state;
     char *ob = fu_data("providers/openai/text-basic/input");
-    struct rec r = { 0 };
+    struct rec r = {0};
     struct ch_llm_stats st;
     size_t i;
 
@@ -299,9 +296,10 @@ static void test_context_length_skips_retries(void **state)
 {
     struct fx *fx = *state;
     char *ob = fu_data("providers/openai/text-basic/input");
-    struct rec r = { 0 };
+    struct rec r = {0};
 
-    fu_push(&fx->fu, http(400, NULL, "{\"type\":\"error\",\"error\":{\"type\":"
+    fu_push(&fx->fu, http(400, NULL,
+                          "{\"type\":\"error\",\"error\":{\"type\":"
                           "\"invalid_request_error\",\"message\":\"prompt is too long: 210000 "
                           "tokens > 200000 maximum\"}}"));
     fu_push(&fx->fu, sse(ob));
@@ -317,7 +315,7 @@ static void test_context_length_skips_retries(void **state)
 static void test_everything_fails(void **state)
 {
     struct fx *fx = *state;
-    struct rec r = { 0 };
+    struct rec r = {0};
     struct ch_llm_stats st;
     size_t i;
 
@@ -348,8 +346,8 @@ static void test_reload_keeps_cooldowns(void **state)
     char *json = config_json(fx->fu.port);
     struct ch_config *cfg = make_config(json);
     struct ch_config *bad = make_config("{\"models\": {\"retry\": {\"count\": -1}}}");
-    struct ch_error err = { 0 };
-    struct rec r = { 0 };
+    struct ch_error err = {0};
+    struct rec r = {0};
 
     fu_push(&fx->fu, http(429, "retry-after: 60\r\n", rate_body));
     fu_push(&fx->fu, sse(body));
@@ -389,7 +387,7 @@ int main(void)
     ch_alloc_install();
     /* OpenSSL's random generator allocates on first use (the client seeds
      * its jitter from it): do that before any test measures memory. */
-    ch_random_bytes(&(uint64_t){ 0 }, sizeof(uint64_t));
+    ch_random_bytes(&(uint64_t){0}, sizeof(uint64_t));
     ch_log_setup(getenv("CH_TEST_LOG") ? CH_LOG_DEBUG : CH_LOG_OFF, CH_LOG_TEXT);
     if (ch_curlm_global_init() != 0)
         return 1;

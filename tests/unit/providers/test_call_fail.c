@@ -15,7 +15,7 @@ static const char *busy_body =
 
 static void sleep_ms(int ms)
 {
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
     nanosleep(&ts, NULL);
 }
@@ -26,7 +26,8 @@ static json_t *find_breaker(json_t *stats, const char *suffix)
     json_t *b;
     size_t i, n = strlen(suffix);
 
-    json_array_foreach(json_object_get(stats, "breakers"), i, b) {
+    json_array_foreach(json_object_get(stats, "breakers"), i, b)
+    {
         const char *e = json_string_value(json_object_get(b, "endpoint"));
         if (strlen(e) >= n && strcmp(e + strlen(e) - n, suffix) == 0)
             return b;
@@ -40,9 +41,9 @@ static void test_breaker(void **state)
     struct fx *fx = *state;
     char *ab = fu_data("providers/anthropic/text-basic/input");
     char *ob = fu_data("providers/openai/text-basic/input");
-    const char *none[] = { NULL };
-    struct ch_llm_call_opts only_a = { .model = "a", .fallbacks = none };
-    struct rec r = { 0 };
+    const char *none[] = {NULL};
+    struct ch_llm_call_opts only_a = {.model = "a", .fallbacks = none};
+    struct rec r = {0};
     struct ch_llm_stats st;
     json_t *sj, *b;
     size_t i, n;
@@ -88,8 +89,7 @@ static void test_breaker(void **state)
     sj = ch_llm_client_stats_json(fx->c);
     b = find_breaker(sj, "/a");
     assert_string_equal(json_string_value(json_object_get(b, "state")), "closed");
-    assert_string_equal(json_string_value(json_object_get(find_breaker(sj, "/b/v1"), "state")),
-                        "closed");
+    assert_string_equal(json_string_value(json_object_get(find_breaker(sj, "/b/v1"), "state")), "closed");
     assert_int_equal(json_integer_value(json_object_get(b, "opened")), 1);
     json_decref(sj);
     ch_llm_client_stats(fx->c, &st);
@@ -104,9 +104,9 @@ static void test_breaker(void **state)
 static void test_probe_failure_reopens(void **state)
 {
     struct fx *fx = *state;
-    const char *none[] = { NULL };
-    struct ch_llm_call_opts only_a = { .model = "a", .fallbacks = none };
-    struct rec r = { 0 };
+    const char *none[] = {NULL};
+    struct ch_llm_call_opts only_a = {.model = "a", .fallbacks = none};
+    struct rec r = {0};
     size_t i;
 
     for (i = 0; i < 4; i++)
@@ -135,7 +135,7 @@ static void test_abort_mid_stream(void **state)
     struct fx *fx = *state;
     char *body = fu_data("providers/anthropic/text-basic/input");
     struct fu_resp s = sse(body);
-    struct rec r = { .abort_on_text = true };
+    struct rec r = {.abort_on_text = true};
 
     s.mode = FU_STALL; /* up to the first delta, then silence */
     s.cut = after_nth(body, "\n\n", 4);
@@ -158,11 +158,10 @@ static void on_done_abort_timer(uv_timer_t *t)
 static void test_abort_while_waiting(void **state)
 {
     struct fx *fx = *state;
-    const char *none[] = { NULL };
-    struct ch_llm_call_opts o = { .model = "s", .fallbacks = none, .on_event = on_event,
-                                  .on_done = on_done };
+    const char *none[] = {NULL};
+    struct ch_llm_call_opts o = {.model = "s", .fallbacks = none, .on_event = on_event, .on_done = on_done};
     json_t *msgs = json_pack("[{s:s, s:s}]", "role", "user", "content", "Hi");
-    struct rec r = { 0 };
+    struct rec r = {0};
     uv_timer_t t;
 
     /* A single key told to wait 10 s: the call waits; abort it at 100 ms. */
@@ -188,9 +187,9 @@ static void test_free_in_flight_and_abort_all(void **state)
     struct fx *fx = *state;
     char *body = fu_data("providers/anthropic/text-basic/input");
     struct fu_resp s = sse(body);
-    struct ch_llm_call_opts o = { .on_done = on_done };
+    struct ch_llm_call_opts o = {.on_done = on_done};
     json_t *msgs = json_pack("[{s:s, s:s}]", "role", "user", "content", "Hi");
-    struct rec r1 = { 0 }, r2 = { 0 };
+    struct rec r1 = {0}, r2 = {0};
     struct ch_llm_call *c1;
     struct ch_llm_stats st;
 
@@ -225,11 +224,11 @@ static void test_free_in_flight_and_abort_all(void **state)
 static void test_total_timeout(void **state)
 {
     struct fx *fx = *state;
-    struct ch_llm_call_opts o = { .timeout_ms = 200 };
-    struct rec r = { 0 };
+    struct ch_llm_call_opts o = {.timeout_ms = 200};
+    struct rec r = {0};
     struct ch_llm_stats st;
 
-    fu_push(&fx->fu, (struct fu_resp){ .status = 200, .mode = FU_STALL });
+    fu_push(&fx->fu, (struct fu_resp){.status = 200, .mode = FU_STALL});
     run_call(fx, &o, &r);
     assert_int_equal(r.rc, CH_ETIMEDOUT);
     assert_int_equal(r.err, CH_LLM_ERR_TIMEOUT);
@@ -246,15 +245,14 @@ static void test_first_byte_timeout_retried(void **state)
     struct fx *fx = *state;
     char *json = config_json(fx->fu.port), *p;
     char *body = fu_data("providers/anthropic/text-basic/input");
-    struct rec r = { 0 };
+    struct rec r = {0};
 
     /* Same config with a 150 ms first-byte timeout. */
     p = strstr(json, "\"firstByteMs\": 5000");
     memcpy(p, "\"firstByteMs\": 150 ", 19);
     ch_llm_client_free(fx->c);
     fx_client(fx, json);
-    fu_push(&fx->fu, (struct fu_resp){ .status = 200, .body = body, .mode = FU_SLOW_HEAD,
-                                       .delay_ms = 1000 });
+    fu_push(&fx->fu, (struct fu_resp){.status = 200, .body = body, .mode = FU_SLOW_HEAD, .delay_ms = 1000});
     fu_push(&fx->fu, sse(body));
     run_call(fx, NULL, &r);
     assert_int_equal(r.rc, 0);
@@ -273,7 +271,7 @@ static void test_drop_after_deltas(void **state)
     struct fx *fx = *state;
     char *body = fu_data("providers/anthropic/text-basic/input");
     struct fu_resp s = sse(body);
-    struct rec r = { 0 };
+    struct rec r = {0};
 
     s.mode = FU_DROP;
     s.cut = after_nth(body, "\n\n", 4); /* message_start .. the first delta */
@@ -285,9 +283,8 @@ static void test_drop_after_deltas(void **state)
     assert_int_equal(fu_count(&fx->fu), 1);
     expect_log(&r, "usage 25 1\ntext Hello\n");
     /* What arrived is in the partial message. */
-    assert_string_equal(json_string_value(json_object_get(
-                            json_array_get(json_object_get(r.msg, "content"), 0), "text")),
-                        "Hello");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(json_object_get(r.msg, "content"), 0), "text")), "Hello");
     assert_int_equal(r.stop, CH_LLM_STOP_ERROR);
     rec_release(&r);
     free(body);
@@ -298,7 +295,7 @@ static void test_drop_before_events_retried(void **state)
     struct fx *fx = *state;
     char *body = fu_data("providers/anthropic/text-basic/input");
     struct fu_resp s = sse(body);
-    struct rec r = { 0 };
+    struct rec r = {0};
 
     s.mode = FU_DROP;
     s.cut = after_nth(body, "\n\n", 2); /* message_start (usage only) */
@@ -318,7 +315,7 @@ static void test_error_inside_stream(void **state)
 {
     struct fx *fx = *state;
     char *body = fu_data("providers/anthropic/error-overloaded/input");
-    struct rec r = { 0 };
+    struct rec r = {0};
 
     fu_push(&fx->fu, sse(body));
     run_call(fx, NULL, &r);
@@ -334,8 +331,8 @@ static void test_error_inside_stream(void **state)
 static void test_nothing_configured(void **state)
 {
     struct fx *fx = *state;
-    struct rec r = { 0 };
-    struct ch_llm_call_opts bad = { 0 };
+    struct rec r = {0};
+    struct ch_llm_call_opts bad = {0};
     struct ch_llm_call *c = NULL;
 
     ch_llm_client_free(fx->c);
@@ -362,11 +359,11 @@ static void test_alloc_failures(void **state)
     char *body = fu_data("providers/anthropic/text-basic/input");
     char *json = config_json(fx->fu.port);
     struct ch_config *cfg = make_config(json);
-    struct ch_llm_client_opts co = { .rand = zero_rand, .env = empty_env };
-    const char *none[] = { NULL };
-    struct ch_llm_call_opts o = { .model = "s", .fallbacks = none };
+    struct ch_llm_client_opts co = {.rand = zero_rand, .env = empty_env};
+    const char *none[] = {NULL};
+    struct ch_llm_call_opts o = {.model = "s", .fallbacks = none};
     struct ch_llm_client *c2;
-    struct rec r = { 0 };
+    struct rec r = {0};
     size_t live = ch_alloc_live_bytes();
     int ok = 0, rc = CH_ENOMEM;
     long n;
@@ -427,7 +424,7 @@ int main(void)
     int rc;
 
     ch_alloc_install();
-    ch_random_bytes(&(uint64_t){ 0 }, sizeof(uint64_t)); /* see test_call.c */
+    ch_random_bytes(&(uint64_t){0}, sizeof(uint64_t)); /* see test_call.c */
     ch_log_setup(getenv("CH_TEST_LOG") ? CH_LOG_DEBUG : CH_LOG_OFF, CH_LOG_TEXT);
     if (ch_curlm_global_init() != 0)
         return 1;

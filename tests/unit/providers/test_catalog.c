@@ -42,13 +42,13 @@ static void cfg_free(struct ch_config *c)
     free(c);
 }
 
-static const char *const no_env[] = { NULL };
+static const char *const no_env[] = {NULL};
 
 static struct ch_llm_catalog *build(const char *json, const char *const *env)
 {
     struct ch_config *c = json ? cfg_new(json) : NULL;
     struct ch_llm_catalog *cat = NULL;
-    struct ch_error err = { 0 };
+    struct ch_error err = {0};
     int rc = ch_llm_catalog_new(c, env ? env : no_env, &cat, &err);
 
     if (rc)
@@ -63,7 +63,7 @@ static void build_fails(const char *json, const char *const *env, const char *wa
 {
     struct ch_config *c = json ? cfg_new(json) : NULL;
     struct ch_llm_catalog *cat = (void *)1;
-    struct ch_error err = { 0 };
+    struct ch_error err = {0};
 
     assert_int_equal(ch_llm_catalog_new(c, env ? env : no_env, &cat, &err), CH_EINVAL);
     assert_null(cat);
@@ -76,7 +76,7 @@ static void build_fails(const char *json, const char *const *env, const char *wa
 static void expect_ref(const struct ch_llm_catalog *cat, const char *ref, const char *want)
 {
     struct ch_llm_target t;
-    struct ch_error err = { 0 };
+    struct ch_error err = {0};
 
     if (ch_llm_catalog_resolve(cat, ref, &t, &err))
         fail_msg("resolve(%s): %s", ref ? ref : "NULL", err.msg);
@@ -87,9 +87,12 @@ static void expect_ref(const struct ch_llm_catalog *cat, const char *ref, const 
 
 static void test_env_shortcuts(void **state)
 {
-    const char *env[] = { "ANTHROPIC_API_KEY=sk-ant-a, sk-ant-b,,sk-ant-c, sk-ant-a",
-                          "OPENAI_API_KEY=sk-o1", "OPENAI_BASE_URL=http://localhost:11434/v1//",
-                          "GOOGLE_API_KEY=AIza-g", "UNRELATED=1", NULL };
+    const char *env[] = {"ANTHROPIC_API_KEY=sk-ant-a, sk-ant-b,,sk-ant-c, sk-ant-a",
+                         "OPENAI_API_KEY=sk-o1",
+                         "OPENAI_BASE_URL=http://localhost:11434/v1//",
+                         "GOOGLE_API_KEY=AIza-g",
+                         "UNRELATED=1",
+                         NULL};
     struct ch_llm_catalog *cat = build(NULL, env);
     const struct ch_llm_provider *p;
     struct ch_llm_target t;
@@ -129,13 +132,17 @@ static void test_env_shortcuts(void **state)
 
 static void test_env_provider_and_model(void **state)
 {
-    const char *e1[] = { "OPENAI_API_KEY=a", "GEMINI_API_KEY=g1,g2", "GOOGLE_API_KEY=ignored",
-                         "LLM_PROVIDER=gemini", NULL };
-    const char *e2[] = { "OPENAI_API_KEY=a", "GEMINI_API_KEY=g", "LLM_PROVIDER=google",
-                         "LLM_MODEL=gemini-2.5-pro", "MAX_TOKENS=2048", "LLM_RETRY_COUNT=5",
-                         NULL };
-    const char *e3[] = { "OPENAI_API_KEY=a", "LLM_MODEL=llama3.1:8b", NULL };
-    const char *e4[] = { "OPENAI_API_KEY=a", "LLM_PROVIDER=mistral", NULL };
+    const char *e1[] = {"OPENAI_API_KEY=a", "GEMINI_API_KEY=g1,g2", "GOOGLE_API_KEY=ignored", "LLM_PROVIDER=gemini",
+                        NULL};
+    const char *e2[] = {"OPENAI_API_KEY=a",
+                        "GEMINI_API_KEY=g",
+                        "LLM_PROVIDER=google",
+                        "LLM_MODEL=gemini-2.5-pro",
+                        "MAX_TOKENS=2048",
+                        "LLM_RETRY_COUNT=5",
+                        NULL};
+    const char *e3[] = {"OPENAI_API_KEY=a", "LLM_MODEL=llama3.1:8b", NULL};
+    const char *e4[] = {"OPENAI_API_KEY=a", "LLM_PROVIDER=mistral", NULL};
     struct ch_llm_catalog *cat;
     struct ch_llm_target t;
     struct ch_error err;
@@ -169,10 +176,10 @@ static void test_env_provider_and_model(void **state)
     assert_non_null(strstr(err.msg, "providers: openai"));
     ch_llm_catalog_unref(cat);
 
-    build_fails(NULL, (const char *[]){ "MAX_TOKENS=lots", NULL }, "MAX_TOKENS: expected");
-    build_fails(NULL, (const char *[]){ "MAX_TOKENS=0", NULL }, "MAX_TOKENS: expected");
-    build_fails(NULL, (const char *[]){ "LLM_RETRY_COUNT=11", NULL }, "LLM_RETRY_COUNT:");
-    build_fails(NULL, (const char *[]){ "OPENAI_API_KEY=a", "OPENAI_BASE_URL=ftp://x", NULL },
+    build_fails(NULL, (const char *[]){"MAX_TOKENS=lots", NULL}, "MAX_TOKENS: expected");
+    build_fails(NULL, (const char *[]){"MAX_TOKENS=0", NULL}, "MAX_TOKENS: expected");
+    build_fails(NULL, (const char *[]){"LLM_RETRY_COUNT=11", NULL}, "LLM_RETRY_COUNT:");
+    build_fails(NULL, (const char *[]){"OPENAI_API_KEY=a", "OPENAI_BASE_URL=ftp://x", NULL},
                 "OPENAI_BASE_URL: expected an http");
 }
 
@@ -221,7 +228,7 @@ static const char *full_config =
 
 static void test_config_providers(void **state)
 {
-    const char *env[] = { "ANTHROPIC_API_KEY=env-key", "LLM_RETRY_COUNT=7", NULL };
+    const char *env[] = {"ANTHROPIC_API_KEY=env-key", "LLM_RETRY_COUNT=7", NULL};
     struct ch_llm_catalog *cat = build(full_config, env);
     const struct ch_llm_provider *p;
     struct ch_llm_target t;
@@ -273,7 +280,7 @@ static void test_config_providers(void **state)
     assert_true(t.is_listed);
     assert_int_equal(t.max_tokens, 16384);
     assert_true(json_number_value(json_object_get(t.params, "temperature")) == 0.2);
-    assert_int_equal(ch_llm_target_reply_budget(cat, &t, 0), 1000);  /* params.maxTokens */
+    assert_int_equal(ch_llm_target_reply_budget(cat, &t, 0), 1000);      /* params.maxTokens */
     assert_int_equal(ch_llm_target_reply_budget(cat, &t, 50000), 16384); /* model cap */
     /* Unlisted models of known providers: built-in or default limits. */
     assert_int_equal(ch_llm_catalog_resolve(cat, "openai/gpt-4.1-mini", &t, NULL), 0);
@@ -284,8 +291,7 @@ static void test_config_providers(void **state)
     assert_int_equal(t.context_window, 128000);
     assert_int_equal(ch_llm_target_reply_budget(cat, &t, 0), CH_LLM_DEF_MAX_TOKENS);
     assert_null(t.params);
-    assert_int_equal(ch_llm_catalog_resolve(cat, "anthropic/claude-opus-4-20250514", &t, NULL),
-                     0);
+    assert_int_equal(ch_llm_catalog_resolve(cat, "anthropic/claude-opus-4-20250514", &t, NULL), 0);
     assert_non_null(t.params);
     assert_true(t.pricing.input == 15);
     ch_llm_catalog_unref(cat);
@@ -322,7 +328,7 @@ static void test_chain(void **state)
 {
     struct ch_llm_catalog *cat = build(full_config, NULL);
     struct ch_llm_target t[CH_LLM_MAX_CHAIN];
-    const char *fb[] = { "llama", "gpt", "nope/x", "anthropic/claude-sonnet-4-20250514" };
+    const char *fb[] = {"llama", "gpt", "nope/x", "anthropic/claude-sonnet-4-20250514"};
     struct ch_error err;
     size_t n = 99;
 
@@ -354,9 +360,7 @@ static json_t *find_model(json_t *list, const char *id)
     json_t *m;
     size_t i;
 
-    json_array_foreach(list, i, m)
-        if (strcmp(json_string_value(json_object_get(m, "id")), id) == 0)
-            return m;
+    json_array_foreach(list, i, m) if (strcmp(json_string_value(json_object_get(m, "id")), id) == 0) return m;
     fail_msg("model %s not listed", id);
     return NULL;
 }
@@ -376,8 +380,7 @@ static void test_models_json(void **state)
     assert_int_equal(json_integer_value(json_object_get(m, "contextWindow")), 128000);
     assert_int_equal(json_integer_value(json_object_get(m, "maxTokens")), 16384);
     assert_true(json_real_value(json_object_get(json_object_get(m, "pricing"), "output")) == 8);
-    assert_string_equal(json_string_value(json_array_get(json_object_get(m, "aliases"), 0)),
-                        "gpt");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(m, "aliases"), 0)), "gpt");
     m = find_model(list, "local/llama3.1:8b");
     assert_true(json_is_true(json_object_get(m, "isFallback")));
     assert_false(json_is_true(json_object_get(m, "isDefault")));
@@ -389,7 +392,7 @@ static void test_models_json(void **state)
     ch_llm_catalog_unref(cat);
 
     /* A default nobody listed is still shown. */
-    cat = build(NULL, (const char *[]){ "OPENAI_API_KEY=x", "LLM_MODEL=gpt-4.1", NULL });
+    cat = build(NULL, (const char *[]){"OPENAI_API_KEY=x", "LLM_MODEL=gpt-4.1", NULL});
     list = ch_llm_catalog_models_json(cat);
     assert_int_equal(json_array_size(list), 2);
     m = find_model(list, "openai/gpt-4.1");
@@ -404,8 +407,7 @@ static void test_config_errors(void **state)
     (void)state;
     build_fails("{\"models\": {\"providers\": []}}", NULL, "models.providers: expected an object");
     build_fails("{\"models\": {\"providers\": {\"a b\": {}}}}", NULL, "models.providers.a b:");
-    build_fails("{\"models\": {\"providers\": {\"x\": 3}}}", NULL,
-                "models.providers.x: expected an object");
+    build_fails("{\"models\": {\"providers\": {\"x\": 3}}}", NULL, "models.providers.x: expected an object");
     build_fails("{\"models\": {\"providers\": {\"x\": {\"api\": \"soap\"}}}}", NULL,
                 "models.providers.x.api: expected");
     build_fails("{\"models\": {\"providers\": {\"x\": {\"baseUrl\": \"file:///etc\"}}}}", NULL,
@@ -439,17 +441,15 @@ static void test_config_errors(void **state)
                 "models.retry.maxDelayMs: smaller");
     build_fails("{\"models\": {\"circuitBreaker\": {\"failureThreshold\": 0}}}", NULL,
                 "models.circuitBreaker.failureThreshold:");
-    build_fails("{\"models\": {\"timeouts\": {\"idleMs\": true}}}", NULL,
-                "models.timeouts.idleMs:");
+    build_fails("{\"models\": {\"timeouts\": {\"idleMs\": true}}}", NULL, "models.timeouts.idleMs:");
     build_fails("{\"agents\": {\"defaults\": {\"model\": 5}}}", NULL, "agents.defaults.model:");
-    build_fails("{\"agents\": {\"defaults\": {\"model\": {\"primary\": 1}}}}", NULL,
-                "agents.defaults.model.primary:");
+    build_fails("{\"agents\": {\"defaults\": {\"model\": {\"primary\": 1}}}}", NULL, "agents.defaults.model.primary:");
     build_fails("{\"agents\": {\"defaults\": {\"model\": {\"fallbacks\": [\"a/b\", 2]}}}}", NULL,
                 "agents.defaults.model.fallbacks.1:");
     build_fails("{\"agents\": {\"defaults\": {\"models\": {\"gpt\": {}}}}}", NULL,
                 "agents.defaults.models.gpt: keys are");
-    build_fails("{\"agents\": {\"defaults\": {\"models\": {\"a/b\": {\"alias\": \"x/y\"}}}}}",
-                NULL, "agents.defaults.models.a/b.alias:");
+    build_fails("{\"agents\": {\"defaults\": {\"models\": {\"a/b\": {\"alias\": \"x/y\"}}}}}", NULL,
+                "agents.defaults.models.a/b.alias:");
     build_fails("{\"agents\": {\"defaults\": {\"models\": {\"a/b\": {\"alias\": \"x\"},"
                 "\"a/c\": {\"alias\": \"X\"}}}}}",
                 NULL, "agents.defaults.models.a/c.alias: 'X' is also the alias of a/b");
@@ -461,7 +461,7 @@ static void test_config_errors(void **state)
  * failure is clean (CH_ENOMEM, nothing leaked). */
 static void test_alloc_failures(void **state)
 {
-    const char *env[] = { "ANTHROPIC_API_KEY=a,b", "GEMINI_API_KEY=g", NULL };
+    const char *env[] = {"ANTHROPIC_API_KEY=a,b", "GEMINI_API_KEY=g", NULL};
     struct ch_config *c = cfg_new(full_config);
     struct ch_llm_catalog *cat;
     size_t blocks = ch_alloc_live_blocks();
@@ -490,14 +490,10 @@ static void test_alloc_failures(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_env_shortcuts),
-        cmocka_unit_test(test_env_provider_and_model),
-        cmocka_unit_test(test_nothing_configured),
-        cmocka_unit_test(test_config_providers),
-        cmocka_unit_test(test_resolve_errors),
-        cmocka_unit_test(test_chain),
-        cmocka_unit_test(test_models_json),
-        cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_env_shortcuts),      cmocka_unit_test(test_env_provider_and_model),
+        cmocka_unit_test(test_nothing_configured), cmocka_unit_test(test_config_providers),
+        cmocka_unit_test(test_resolve_errors),     cmocka_unit_test(test_chain),
+        cmocka_unit_test(test_models_json),        cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_alloc_failures),
     };
 

@@ -18,7 +18,7 @@
 
 #include "providers/client.h"
 
-static const char *const three[] = { "key-alpha-0000", "key-bravo-1111", "key-charlie-2222" };
+static const char *const three[] = {"key-alpha-0000", "key-bravo-1111", "key-charlie-2222"};
 
 static struct ch_llm_keyring *ring3(void)
 {
@@ -84,7 +84,7 @@ static void test_rate_limit_cools_one_key(void **state)
 static void test_default_cooldown_doubles(void **state)
 {
     struct ch_llm_keyring *r = ring3();
-    const int64_t want[] = { 30000, 60000, 120000, 240000, 300000, 300000 };
+    const int64_t want[] = {30000, 60000, 120000, 240000, 300000, 300000};
     int64_t t = 0;
     size_t n;
 
@@ -156,13 +156,13 @@ static void test_auth_disables(void **state)
 
 static void test_reload_carries_state(void **state)
 {
-    const char *const next[] = { "key-new-3333", "key-charlie-2222", "key-alpha-0000" };
+    const char *const next[] = {"key-new-3333", "key-charlie-2222", "key-alpha-0000"};
     struct ch_llm_keyring *r = ring3(), *r2;
 
     (void)state;
-    ch_llm_keyring_rate_limited(r, 0, 10000, 0);  /* alpha */
-    ch_llm_keyring_auth_failed(r, 1, 0);          /* bravo, gone after the reload */
-    ch_llm_keyring_rate_limited(r, 2, -1, 0);     /* charlie */
+    ch_llm_keyring_rate_limited(r, 0, 10000, 0); /* alpha */
+    ch_llm_keyring_auth_failed(r, 1, 0);         /* bravo, gone after the reload */
+    ch_llm_keyring_rate_limited(r, 2, -1, 0);    /* charlie */
     assert_int_equal(ch_llm_keyring_new("anthropic", next, 3, r, &r2), 0);
     assert_int_equal(r2->keys[0].cool_until_ms, 0);
     assert_int_equal(r2->keys[0].rate_limits, 0);
@@ -206,13 +206,10 @@ static void test_no_key_text_anywhere(void **state)
     assert_non_null(strstr(buf, "key #1 was rejected"));
     j = ch_llm_keyring_json(r, 1);
     assert_int_equal(json_array_size(j), 3);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(j, 0), "state")),
-                        "cooling");
-    assert_string_equal(json_string_value(json_object_get(json_array_get(j, 1), "state")),
-                        "disabled");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(j, 0), "state")), "cooling");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(j, 1), "state")), "disabled");
     assert_string_equal(json_string_value(json_object_get(json_array_get(j, 2), "state")), "ok");
-    assert_int_equal(json_integer_value(json_object_get(json_array_get(j, 0), "retryInMs")),
-                     29999);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(j, 0), "retryInMs")), 29999);
     dump = json_dumps(j, 0);
     for (k = 0; k < 3; k++) {
         assert_null(strstr(buf, three[k]));

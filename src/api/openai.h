@@ -1,0 +1,53 @@
+/*
+ * openai.h: private declarations of the OpenAI-compatible surface
+ * (openai_compat.c, openai_conv.c, openai_stream.c), part of the api layer.
+ */
+#ifndef CH_API_OPENAI_H
+#define CH_API_OPENAI_H
+
+#include <jansson.h>
+
+#include "api/internal.h"
+#include "providers/client.h"
+
+/* OpenAI messages -> neutral messages and a system prompt (owned, NULL if
+ * none).  CH_EINVAL with err on bad input. */
+int ch_openai_to_neutral(const json_t *messages, json_t **out_msgs, char **out_system, char *err, size_t errcap);
+/* OpenAI tools -> neutral tools (new ref), NULL when absent or on error
+ * (then err is set). */
+json_t *ch_openai_tools_to_neutral(const json_t *tools, char *err, size_t errcap);
+const char *ch_openai_finish_reason(enum ch_llm_stop s);
+/* A neutral assistant reply as an OpenAI `message` object (new ref). */
+json_t *ch_openai_message(const json_t *reply);
+/* {"error":{"message","type","code","param":null}} */
+void ch_openai_error(struct ch_http_req *r, int status, const char *type, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* One in-flight /v1/chat/completions request. */
+struct oa_req {
+    struct ch_api *api;
+    struct ch_http_req *req;       /* ref held until done */
+    struct ch_llm_call *call;      /* pass-through */
+    struct ch_agent_sub *sub;      /* agent mode */
+    char id[48];                   /* chatcmpl-... */
+    char model[256];               /* as the client named it */
+    char run_id[40];
+    int64_t created;
+    bool stream, include_usage, started, finished, agent_mode;
+    size_t tool_index_base;
+    struct ch_buf text;            /* agent mode, non-stream */
+};
+
+/* openai_compat.c: the routes */
+void ch_openai_models(struct ch_http_req *r, void *data);
+void ch_openai_model(struct ch_http_req *r, void *data);
+void ch_openai_completions(struct ch_http_req *r, void *data);
+
+/* openai_stream.c */
+int ch_oa_stream_start(struct oa_req *o);
+void ch_oa_stream_delta(struct oa_req *o, const char *text, size_t len);
+void ch_oa_stream_tool(struct oa_req *o, const struct ch_llm_event *e);
+void ch_oa_stream_finish(struct oa_req *o, const char *finish_reason, const struct ch_llm_usage *u);
+void ch_oa_stream_error(struct oa_req *o, const char *type, const char *code, const char *msg);
+
+#endif

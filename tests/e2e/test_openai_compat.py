@@ -1,0 +1,188 @@
+"""OpenAI-compatible API (issue #4 item 5): /v1/chat/completions in agent
+mode (`openclaw`) and pass-through (`provider/model`), streaming with
+`data: [DONE]` and include_usage, /v1/models, OpenAI-shaped errors."""
+
+import json
+import time
+
+import pytest
+
+from e2elib import http
+from fakes.llm import FakeLLM
+
+
+def oa_config(fake, enabled=True):
+    return {
+        "gateway": {"http": {"endpoints": {"chatCompletions": {"enabled": enabled}}}},
+        "models": {"providers": {"f": {"api": "openai-completions", "baseUrl": fake.base_url,
+                                       "apiKey": "sk-test-oa", "models": [
+                                           {"id": "fake-model", "pricing": {"input": 1.0, "output": 2.0}}]}}},
+        "agents": {"defaults": {"model": {"primary": "f/fake-model"}}},
+    }
+
+
+@pytest.fixture
+def fake():
+    with FakeLLM("openai") as f:
+        yield f
+
+
+@pytest.fixture
+def oa(gateway_factory, fake):
+    g = gateway_factory(oa_config(fake))
+    return g, g.gateway_json()["localToken"]
+
+
+def oa_error(resp, status, code=None):
+    assert resp.status_code == status, resp.text
+    err = resp.json()["error"]
+    assert isinstance(err, dict) and err["message"] and err["type"], err
+    if code:
+        assert err["code"] == code, err
+    return err
+
+
+def sse_events(resp):
+    out = []
+    for line in resp.iter_lines(decode_unicode=True):
+        if line.startswith("data: "):
+            out.append(line[6:])
+    return out
+
+
+def test_pass_through_non_streaming(oa, fake):
+    g, tok = oa
+    fake.push({"text": "pong", "usage": {"input": 12, "output": 3}})
+    r = http(g, "POST", "/v1/chat/completions", token=tok, json={
+        "model": "f/fake-model",
+        "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "ping"}]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["object"] == "chat.completion" and body["id"].startswith("chatcmpl-")
+    assert body["model"] == "f/fake-model"
+    assert body["choices"][0]["message"] == {"role": "assistant", "content": "pong"}
+    assert body["choices"][0]["finish_reason"] == "stop"
+    assert body["usage"] == {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
+    up = fake.wait_requests(1)[0]
+    # the gateway's own key and format, the system prompt first
+    assert up.api_key == "sk-test-oa"
+    assert up.json["messages"][0] == {"role": "system", "content": "be brief"}
+    assert up.json["messages"][-1]["content"] in ("ping", [{"type": "text", "text": "ping"}])
+
+
+def test_pass_through_tool_calls_round_trip(oa, fake):
+    g, tok = oa
+    fake.push({"tool_calls": [{"name": "lookup", "arguments": {"q": "x"}}]})
+    tools = [{"type": "function", "function": {"name": "lookup", "description": "find",
+                                                "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}]
+    r = http(g, "POST", "/v1/chat/completions", token=tok, json={
+        "model": "f/fake-model", "tools": tools, "messages": [{"role": "user", "content": "find x"}]})
+    assert r.status_code == 200, r.text
+    choice = r.json()["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    call = choice["message"]["tool_calls"][0]
+    assert call["type"] == "function" and call["function"]["name"] == "lookup"
+    assert json.loads(call["function"]["arguments"]) == {"q": "x"}
+    # the client sends the result back in OpenAI's shape
+    fake.push({"text": "found it"})
+    r = http(g, "POST", "/v1/chat/completions", token=tok, json={
+        "model": "f/fake-model", "tools": tools, "messages": [
+            {"role": "user", "content": "find x"},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": call["id"], "content": "x=42"}]})
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["content"] == "found it"
+    up = fake.wait_requests(2)[1].json
+    tool_msg = [m for m in up["messages"] if m["role"] == "tool"][0]
+    assert tool_msg["tool_call_id"] == call["id"] and "x=42" in json.dumps(tool_msg["content"])
+
+
+def test_streaming_chunks_done_and_usage(oa, fake):
+    g, tok = oa
+    fake.push({"text": "one two three", "chunks": 3, "usage": {"input": 7, "output": 3}})
+    r = http(g, "POST", "/v1/chat/completions", token=tok, stream=True, json={
+        "model": "f/fake-model", "stream": True, "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": "count"}]})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/event-stream")
+    ev = sse_events(r)
+    assert ev[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in ev[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    assert text == "one two three"
+    finals = [c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
+    assert finals and finals[-1]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 3
+
+
+def test_agent_mode_runs_the_agent_with_a_session(oa, fake):
+    g, tok = oa
+    fake.push({"text": "first answer"})
+    fake.push({"text": "second answer"})
+    for m in ("openclaw", "openclaw/main"):
+        assert http(g, "GET", f"/v1/models/{m}", token=tok).json()["id"] == m
+    h = {"x-openclaw-session-key": "oa-test-session"}
+    r = http(g, "POST", "/v1/chat/completions", token=tok, headers=h, json={
+        "model": "openclaw", "messages": [{"role": "user", "content": "remember 7"}]})
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["content"] == "first answer"
+    r = http(g, "POST", "/v1/chat/completions", token=tok, headers=h, json={
+        "model": "openclaw", "messages": [{"role": "user", "content": "what number?"}]})
+    assert r.json()["choices"][0]["message"]["content"] == "second answer"
+    # the second upstream call carries the first exchange: the session is real
+    second = fake.wait_requests(2)[1].json["messages"]
+    flat = json.dumps(second)
+    assert "remember 7" in flat and "first answer" in flat and "what number?" in flat
+
+
+def test_agent_mode_streaming(oa, fake):
+    g, tok = oa
+    fake.push({"text": "streamed agent reply", "chunks": 3})
+    r = http(g, "POST", "/v1/chat/completions", token=tok, stream=True, json={
+        "model": "agent:main", "stream": True, "messages": [{"role": "user", "content": "go"}]})
+    ev = sse_events(r)
+    assert ev[-1] == "[DONE]"
+    text = "".join(json.loads(e)["choices"][0]["delta"].get("content", "") for e in ev[:-1]
+                   if json.loads(e)["choices"])
+    assert text == "streamed agent reply"
+
+
+def test_models_list_and_get(oa):
+    g, tok = oa
+    r = http(g, "GET", "/v1/models", token=tok)
+    assert r.status_code == 200
+    ids = [m["id"] for m in r.json()["data"]]
+    assert "openclaw" in ids and "f/fake-model" in ids
+    assert all(m["object"] == "model" for m in r.json()["data"])
+    assert http(g, "GET", "/v1/models/f/fake-model", token=tok).json()["owned_by"] == "f"
+    oa_error(http(g, "GET", "/v1/models/nope/nothing", token=tok), 404, "model_not_found")
+
+
+def test_errors_in_openai_shape(oa, fake):
+    g, tok = oa
+    oa_error(http(g, "POST", "/v1/chat/completions", json={"model": "x", "messages": []}), 401)
+    oa_error(http(g, "POST", "/v1/chat/completions", token=tok, json={"model": "f/fake-model"}), 400,
+             "invalid_messages")
+    oa_error(http(g, "POST", "/v1/chat/completions", token=tok,
+                  json={"model": "nope/none", "messages": [{"role": "user", "content": "x"}]}), 404, "model_not_found")
+    oa_error(http(g, "POST", "/v1/chat/completions", token=tok, data="{not json",
+                  headers={"Content-Type": "application/json"}), 400)
+    read = g.create_token("reader", "read")["token"]
+    time.sleep(1.2)  # the CLI wrote it to the db: the cache picks it up within a second
+    oa_error(http(g, "POST", "/v1/chat/completions", token=read,
+                  json={"model": "f/fake-model", "messages": [{"role": "user", "content": "x"}]}), 403)
+    # an upstream that keeps failing: the class survives as an OpenAI error
+    fake.push({"error_kind": "auth", "times": -1})
+    err = oa_error(http(g, "POST", "/v1/chat/completions", token=tok, timeout=30,
+                        json={"model": "f/fake-model", "messages": [{"role": "user", "content": "x"}]}), 502)
+    assert err["code"] == "auth"
+
+
+def test_disabled_by_default(gateway_factory, fake):
+    g = gateway_factory(oa_config(fake, enabled=False))
+    tok = g.gateway_json()["localToken"]
+    oa_error(http(g, "POST", "/v1/chat/completions", token=tok,
+                  json={"model": "openclaw", "messages": [{"role": "user", "content": "x"}]}), 404)
+    oa_error(http(g, "GET", "/v1/models", token=tok), 404)
