@@ -452,9 +452,12 @@ int ch_deliveries_finish(struct ch_db *db, const char *id, const struct ch_deliv
         return rc;
     if (o->last_error) {
         /* Receivers' answers are free text: cut, never refuse. */
-        elen = strnlen(o->last_error, CH_STORE_MAX_ERROR_BYTES);
-        while (elen > 0 && elen == CH_STORE_MAX_ERROR_BYTES && ((unsigned char)o->last_error[elen] & 0xc0) == 0x80)
-            elen--;
+        elen = strnlen(o->last_error, CH_STORE_MAX_ERROR_BYTES + 1);
+        if (elen > CH_STORE_MAX_ERROR_BYTES) {
+            elen = CH_STORE_MAX_ERROR_BYTES;
+            while (elen > 0 && ((unsigned char)o->last_error[elen] & 0xc0) == 0x80)
+                elen--; /* do not split a UTF-8 sequence */
+        }
     }
     rc = ch_db_prepare(db,
                        "UPDATE deliveries SET status = ?2, attempts = attempts + ?3, last_status = ?4,"

@@ -20,6 +20,9 @@
 /* Used when ch_ws_opts leaves a cap at 0 (STYLE.md 8.6 table). */
 #define CH_WS_DEFAULT_MAX_MESSAGE_BYTES (1024 * 1024)
 #define CH_WS_DEFAULT_MAX_QUEUED_BYTES (1024 * 1024)
+/* wslay's max_recv_msg_length: every frame wslay's parser accepts (bit
+ * 63 of a length is a protocol error); see ch_ws_pump_set_max. */
+#define CH_WS_WSLAY_MAX_FRAME (UINT64_MAX >> 1)
 /* The largest frame header a server writes (no mask): 2 + 8 bytes. */
 #define CH_WS_MAX_HEADER_BYTES 10
 /* A received message buffer at most this big is kept for the next one;

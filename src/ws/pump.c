@@ -295,19 +295,17 @@ void ch_ws_pump_close(struct ch_ws_pump *p, uint16_t code, const char *reason)
 
 void ch_ws_pump_set_max(struct ch_ws_pump *p, size_t max_bytes)
 {
-    uint64_t backstop = (uint64_t)max_bytes + 1;
-
     p->msg.max = max_bytes;
     /*
-     * wslay's own cap (STYLE.md 8.10 item 7: never its 2 GiB default).  In
-     * no-buffering mode it applies per frame and fires before our frame
-     * callback, with a close that has no reason; one byte above ours, our
-     * check (which sees the whole message) always fires first.  Control
-     * frames (<= 125 bytes) must pass it whatever the cap.
+     * Set explicitly, never wslay's 2 GiB default (STYLE.md 8.10 item 7),
+     * but to "any frame": in no-buffering mode wslay checks it per frame,
+     * allocates nothing for a data frame whatever its length, and runs the
+     * check before our frame callback, closing 1009 without a reason.  So
+     * the cap is on_frame_start's, over the whole message and with the
+     * configured reason ("preauth payload too large"); control frames are
+     * held to 125 bytes by wslay's frame parser.
      */
-    if (backstop < 126)
-        backstop = 126;
-    wslay_event_config_set_max_recv_msg_length(p->ctx, backstop);
+    wslay_event_config_set_max_recv_msg_length(p->ctx, CH_WS_WSLAY_MAX_FRAME);
 }
 
 bool ch_ws_pump_want_read(const struct ch_ws_pump *p)

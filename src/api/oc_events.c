@@ -1,0 +1,486 @@
+/*
+ * oc_events.c: events to WebSocket clients (spec 2.3, 1.6, 1.7): agent
+ * (lifecycle, assistant text and deltas, tool events for the tool-events
+ * cap), chat (deltas at most every 150 ms: v3 cumulative, v4 with
+ * deltaText; then final, error or aborted), presence (coalesced to one
+ * event a second, at most 64 entries), health (every 60 s), tick and
+ * shutdown, with seq per connection (v4) or one global counter (v3).
+ *
+ * The agent bus calls on_agent_event synchronously on the loop thread;
+ * everything here only serialises once per event and queues into each
+ * connection's bounded send queue (the ws layer drops a slow consumer).
+ * Broadcasts iterate a referenced snapshot of the connection list, so a
+ * connection closing during a send cannot break the walk.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/oc_internal.h"
+
+#define CHAT_THROTTLE_MS 150       /* spec 2.3: v3 deltas at most every 150 ms */
+#define PRESENCE_MAX 64            /* entries in a presence list */
+#define HEALTH_EVENT_MS 60000      /* spec 1.1: health refresh every 60 s */
+#define MAX_FRAME_TEXT (64u << 20) /* one serialised event */
+
+/* ---- broadcast ---- */
+
+static bool wants(const struct oc_conn *c, unsigned need, bool tool_only)
+{
+    if (c->state != OC_AUTHED)
+        return false;
+    if (tool_only && !c->tool_events)
+        return false;
+    /* ">= operator.read": read, write or admin all qualify. */
+    if (need && !(c->scopes & (OC_SCOPE_READ | OC_SCOPE_WRITE | OC_SCOPE_ADMIN)))
+        return false;
+    return true;
+}
+
+/* proto: 0 every client, 3 only v3 clients, 4 only v4 clients. */
+static void broadcast_ex(struct ch_oc *oc, const char *event, json_t *payload, unsigned need_scopes, bool tool_only,
+                         bool with_state_version, int proto)
+{
+    struct oc_conn **snap = NULL;
+    char *ptext = payload ? json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    struct ch_buf f;
+    size_t n = 0, cap = oc->n_authed;
+    bool any_v3 = false;
+    uint64_t v3seq = 0;
+
+    json_decref(payload);
+    if (!ptext || cap == 0)
+        goto out;
+    snap = ch_malloc(cap * sizeof(*snap));
+    if (!snap)
+        goto out;
+    for (struct oc_conn *c = oc->authed.next; c != &oc->authed && n < cap; c = c->next) {
+        if (!wants(c, need_scopes, tool_only) || (proto && (c->protocol >= 4) != (proto == 4)))
+            continue;
+        ch_oc_conn_ref(c);
+        snap[n++] = c;
+        any_v3 = any_v3 || c->protocol < 4;
+    }
+    if (any_v3)
+        v3seq = ++oc->seq_v3; /* one number per broadcast, shared by v3 clients */
+    ch_buf_init(&f, MAX_FRAME_TEXT);
+    for (size_t i = 0; i < n; i++) {
+        struct oc_conn *c = snap[i];
+        ch_buf_reset(&f);
+        if (ch_oc_conn_is_open(c) && c->transport) {
+            int rc = ch_buf_appendf(&f, "{\"type\":\"event\",\"event\":\"%s\",\"payload\":", event);
+            rc = rc ? rc : ch_buf_append_str(&f, ptext);
+            rc = rc ? rc
+                    : ch_buf_appendf(&f, ",\"seq\":%llu",
+                                     (unsigned long long)(c->protocol >= 4 ? ++c->seq : v3seq));
+            if (!rc && with_state_version)
+                rc = ch_buf_appendf(&f, ",\"stateVersion\":{\"presence\":%llu,\"health\":%llu}",
+                                    (unsigned long long)oc->presence_version, (unsigned long long)oc->health_version);
+            rc = rc ? rc : ch_buf_append_char(&f, '}');
+            if (!rc && c->ops->send(c, f.data, f.len) == CH_E_TOO_LARGE)
+                ch_log_warn("ws %s: send queue over gateway.ws.maxBufferedBytes; closed (slow consumer)", c->conn_id);
+        }
+        ch_oc_conn_unref(c);
+    }
+    ch_buf_release(&f);
+out:
+    ch_free(snap);
+    ch_free(ptext);
+}
+
+void ch_oc_broadcast(struct ch_oc *oc, const char *event, json_t *payload, unsigned need_scopes, bool tool_only,
+                     bool with_state_version)
+{
+    broadcast_ex(oc, event, payload, need_scopes, tool_only, with_state_version, 0);
+}
+
+/* ---- presence and health ---- */
+
+static json_t *presence_entry(const struct oc_conn *c)
+{
+    json_t *e = json_pack("{s:I, s:o, s:o}", "ts", (json_int_t)c->opened_ms, "roles",
+                          json_pack("[s]", c->role ? c->role : "operator"), "scopes", ch_oc_scopes_json(c->scopes));
+    const char *kv[][2] = { { "host", c->display_name }, { "ip", c->addr[0] ? c->addr : NULL },
+                            { "version", c->client_version }, { "platform", c->platform },
+                            { "mode", c->client_mode }, { "deviceId", c->device_id },
+                            { "instanceId", c->instance_id } };
+
+    for (size_t i = 0; e && i < CH_ARRAY_SIZE(kv); i++)
+        if (kv[i][1] && *kv[i][1])
+            json_object_set_new(e, kv[i][0], json_string(kv[i][1]));
+    if (e) {
+        json_object_set_new(e, "onlineSince", json_integer((json_int_t)c->opened_ms));
+        json_object_set_new(e, "reason", json_string("connect"));
+    }
+    return e;
+}
+
+json_t *ch_oc_presence_json(struct ch_oc *oc)
+{
+    json_t *a = json_array();
+    size_t n = 0;
+
+    /* Newest first, capped: a big fleet of idle clients must not make
+     * every presence event megabytes long. */
+    for (struct oc_conn *c = oc->authed.prev; a && c != &oc->authed && n < PRESENCE_MAX; c = c->prev) {
+        if (!c->in_presence)
+            continue;
+        json_array_append_new(a, presence_entry(c));
+        n++;
+    }
+    return a;
+}
+
+void ch_oc_broadcast_presence(struct ch_oc *oc)
+{
+    oc->presence_dirty = true;
+}
+
+json_t *ch_oc_health_json(struct ch_oc *oc)
+{
+    int64_t now = ch_now_ms();
+    const char *path = oc->api->store ? ch_store_path(oc->api->store) : "";
+    json_t *sessions = oc->health_sessions ? json_deep_copy(oc->health_sessions)
+                                           : json_pack("{s:s, s:i, s:[]}", "path", path ? path : "", "count", 0,
+                                                       "recent");
+    json_t *agent = json_pack("{s:s, s:b, s:{s:b, s:s, s:n, s:s, s:s, s:i}, s:O}", "agentId", "main", "isDefault", 1,
+                              "heartbeat", "enabled", 0, "every", "0m", "everyMs", "prompt", "", "target", "none",
+                              "ackMaxChars", 300, "sessions", sessions);
+
+    return json_pack("{s:b, s:I, s:i, s:{}, s:[], s:{}, s:i, s:s, s:[o], s:o}", "ok", 1, "ts", (json_int_t)now,
+                     "durationMs", 0, "channels", "channelOrder", "channelLabels", "heartbeatSeconds", 0,
+                     "defaultAgentId", "main", "agents", agent ? agent : json_object(), "sessions",
+                     sessions ? sessions : json_object());
+}
+
+void ch_oc_events_sweep(struct ch_oc *oc)
+{
+    int64_t now = ch_now_ms();
+
+    if (oc->stopped)
+        return;
+    if (oc->presence_dirty) {
+        oc->presence_dirty = false;
+        ch_oc_broadcast(oc, "presence", json_pack("{s:o}", "presence", ch_oc_presence_json(oc)), 0, false, true);
+    }
+    if (now - oc->health_broadcast_ms >= HEALTH_EVENT_MS) {
+        oc->health_broadcast_ms = now;
+        if (oc->n_authed) {
+            oc->health_version++;
+            ch_oc_broadcast(oc, "health", ch_oc_health_json(oc), OC_SCOPE_READ, false, true);
+        }
+    }
+}
+
+/* ---- runs ---- */
+
+static void run_closed(uv_handle_t *h)
+{
+    struct oc_run *r = h->data;
+
+    ch_buf_release(&r->text);
+    ch_free(r->run_id);
+    ch_free(r->session_key);
+    ch_free(r->session_id);
+    ch_free(r);
+}
+
+/* Forget a run: out of the map now, freed once its timer has closed. */
+static void run_drop(struct oc_run *r)
+{
+    struct ch_oc *oc = r->oc;
+
+    if (r->closing)
+        return;
+    r->closing = true;
+    ch_map_del(&oc->runs, r->run_id, strlen(r->run_id));
+    while (r->waiters) {
+        struct oc_waiter *w = r->waiters;
+        r->waiters = w->next;
+        w->run = NULL;
+        ch_oc_waiter_free(w);
+    }
+    if (r->timer_init) {
+        uv_timer_stop(&r->throttle);
+        uv_close((uv_handle_t *)&r->throttle, run_closed);
+    } else {
+        run_closed((uv_handle_t *)&r->throttle);
+    }
+}
+
+struct oc_run *ch_oc_run_get(struct ch_oc *oc, const char *run_id, const char *session_key)
+{
+    struct oc_run *r = ch_map_get(&oc->runs, run_id, strlen(run_id));
+
+    if (r || !session_key || oc->stopped)
+        return r;
+    r = ch_calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->oc = oc;
+    r->run_id = ch_strdup(run_id);
+    r->session_key = ch_strdup(session_key);
+    r->throttle.data = r;
+    ch_buf_init(&r->text, CH_LLM_MAX_TEXT_BYTES);
+    if (!r->run_id || !r->session_key || ch_map_set(&oc->runs, r->run_id, strlen(r->run_id), r, NULL) != 0) {
+        run_closed((uv_handle_t *)&r->throttle);
+        return NULL;
+    }
+    if (oc->api->net && uv_timer_init(oc->api->net->loop, &r->throttle) == 0)
+        r->timer_init = true;
+    return r;
+}
+
+void ch_oc_run_add_waiter(struct oc_run *r, struct oc_waiter *w)
+{
+    w->run = r;
+    w->next = r->waiters;
+    r->waiters = w;
+}
+
+/* ---- chat events ---- */
+
+static json_t *assistant_message(const struct oc_run *r, int64_t ts)
+{
+    return json_pack("{s:s, s:[{s:s, s:s#}], s:I}", "role", "assistant", "content", "type", "text", "text",
+                     r->text.data ? r->text.data : "", (int)r->text.len, "timestamp", (json_int_t)ts);
+}
+
+/* A chat event to every reader, in the shape of its protocol: v4 deltas
+ * carry deltaText, v3 ones the cumulative message only. */
+static void chat_broadcast(struct oc_run *r, json_t *payload, const char *delta, size_t delta_len)
+{
+    struct ch_oc *oc = r->oc;
+    bool v3 = false, v4 = false;
+
+    for (struct oc_conn *c = oc->authed.next; c != &oc->authed; c = c->next) {
+        if (!wants(c, OC_SCOPE_READ, false))
+            continue;
+        v3 = v3 || c->protocol < 4;
+        v4 = v4 || c->protocol >= 4;
+    }
+    if (!delta || !v4 || !v3) {
+        if (delta && v4)
+            json_object_set_new(payload, "deltaText", json_stringn(delta, delta_len));
+        ch_oc_broadcast(oc, "chat", payload, OC_SCOPE_READ, false, false);
+        return;
+    }
+    /* Mixed versions: two serialisations, each to its own clients. */
+    json_incref(payload);
+    broadcast_ex(oc, "chat", payload, OC_SCOPE_READ, false, false, 3);
+    json_object_set_new(payload, "deltaText", json_stringn(delta, delta_len));
+    broadcast_ex(oc, "chat", payload, OC_SCOPE_READ, false, false, 4);
+}
+
+static void chat_flush(struct oc_run *r)
+{
+    size_t n = r->text.len - r->chat_sent_len;
+    json_t *p;
+
+    if (n == 0 || r->oc->stopped)
+        return;
+    r->last_chat_ms = ch_now_ms();
+    p = json_pack("{s:s, s:s, s:I, s:s, s:o}", "runId", r->run_id, "sessionKey", r->session_key, "seq",
+                  (json_int_t)++r->chat_seq, "state", "delta", "message", assistant_message(r, r->last_chat_ms));
+    if (p)
+        chat_broadcast(r, p, r->text.data + r->chat_sent_len, n);
+    r->chat_sent_len = r->text.len;
+}
+
+static void on_throttle(uv_timer_t *t)
+{
+    struct oc_run *r = t->data;
+
+    r->timer_armed = false;
+    chat_flush(r);
+}
+
+static void chat_delta(struct oc_run *r)
+{
+    int64_t now = ch_now_ms(), since = now - r->last_chat_ms;
+
+    if (since >= CHAT_THROTTLE_MS) {
+        chat_flush(r);
+    } else if (r->timer_init && !r->timer_armed) {
+        r->timer_armed = true;
+        uv_timer_start(&r->throttle, on_throttle, (uint64_t)(CHAT_THROTTLE_MS - since), 0);
+    }
+}
+
+static const char *error_kind(const struct ch_agent_result *res)
+{
+    static const char *const kinds[] = { "refusal", "timeout", "rate_limit", "context_length" };
+    for (size_t i = 0; res->error_class && i < CH_ARRAY_SIZE(kinds); i++)
+        if (!strcmp(res->error_class, kinds[i]))
+            return kinds[i];
+    return !strcmp(res->status, "timeout") ? "timeout" : "unknown";
+}
+
+static void chat_end(struct oc_run *r, const struct ch_agent_result *res, int64_t ts)
+{
+    const char *state = !strcmp(res->status, "ok") ? "final" : !strcmp(res->status, "aborted") ? "aborted" : "error";
+    json_t *p;
+
+    if (r->timer_armed) {
+        uv_timer_stop(&r->throttle);
+        r->timer_armed = false;
+    }
+    chat_flush(r);
+    p = json_pack("{s:s, s:s, s:I, s:s, s:o}", "runId", r->run_id, "sessionKey", r->session_key, "seq",
+                  (json_int_t)++r->chat_seq, "state", state, "message", assistant_message(r, ts));
+    if (!p)
+        return;
+    if (!strcmp(state, "final")) {
+        json_object_set_new(p, "usage", json_pack("{s:I, s:I, s:I, s:I}", "input", (json_int_t)res->usage.input_tokens,
+                                                  "output", (json_int_t)res->usage.output_tokens, "cacheRead",
+                                                  (json_int_t)res->usage.cache_read_tokens, "cacheWrite",
+                                                  (json_int_t)res->usage.cache_write_tokens));
+        json_object_set_new(p, "stopReason", json_string("stop"));
+    } else {
+        json_object_set_new(p, "errorMessage", json_string(res->error ? res->error : res->status));
+        if (!strcmp(state, "error"))
+            json_object_set_new(p, "errorKind", json_string(error_kind(res)));
+    }
+    ch_oc_broadcast(r->oc, "chat", p, OC_SCOPE_READ, false, false);
+}
+
+/* ---- the bus ---- */
+
+static void agent_event(struct oc_run *r, const struct ch_agent_event *ev, const char *stream, json_t *data,
+                        bool tool_only)
+{
+    json_t *p = json_pack("{s:s, s:I, s:s, s:I, s:o}", "runId", ev->run_id, "seq", (json_int_t)ev->seq, "stream",
+                          stream, "ts", (json_int_t)ev->ts_ms, "data", data ? data : json_object());
+
+    /* sessionKey: spec 2.3 and the reference server send it, although
+     * the published AgentEvent schema does not list it. */
+    if (p && r->session_key)
+        json_object_set_new(p, "sessionKey", json_string(r->session_key));
+    ch_oc_broadcast(r->oc, "agent", p, OC_SCOPE_READ, tool_only, false);
+}
+
+static void answer_waiters(struct oc_run *r, const struct ch_agent_result *res);
+
+static void on_agent_event(const struct ch_agent_event *ev, void *data)
+{
+    struct ch_oc *oc = data;
+    struct oc_run *r;
+
+    if (oc->stopped || !ev->run_id)
+        return;
+    r = ch_oc_run_get(oc, ev->run_id, ev->session_key ? ev->session_key : "agent:main:main");
+    if (!r || r->ended)
+        return;
+    switch (ev->type) {
+    case CH_AGENT_EV_START:
+        r->started_ms = ev->ts_ms;
+        if (ev->session_id && !r->session_id)
+            r->session_id = ch_strdup(ev->session_id);
+        agent_event(r, ev, "lifecycle", json_pack("{s:s, s:I}", "phase", "start", "startedAt", (json_int_t)ev->ts_ms),
+                    false);
+        break;
+    case CH_AGENT_EV_TEXT:
+        if (ch_buf_append(&r->text, ev->delta.p, ev->delta.len) != 0)
+            break;
+        agent_event(r, ev, "assistant",
+                    json_pack("{s:s#, s:s#}", "text", ev->text.p ? ev->text.p : "", (int)ev->text.len, "delta",
+                              ev->delta.p ? ev->delta.p : "", (int)ev->delta.len),
+                    false);
+        chat_delta(r);
+        break;
+    case CH_AGENT_EV_TOOL_START:
+        agent_event(r, ev, "tool",
+                    json_pack("{s:s, s:s?, s:s?, s:O?}", "phase", "start", "name", ev->tool_name, "toolCallId",
+                              ev->tool_id, "args", ev->tool_args),
+                    true);
+        break;
+    case CH_AGENT_EV_TOOL_RESULT:
+        agent_event(r, ev, "tool",
+                    json_pack("{s:s, s:s?, s:s?, s:b, s:s?}", "phase", "result", "name", ev->tool_name, "toolCallId",
+                              ev->tool_id, "isError", ev->tool_is_error, "result", ev->tool_result),
+                    true);
+        break;
+    case CH_AGENT_EV_END: {
+        const struct ch_agent_result *res = ev->result;
+        bool ok = res && !strcmp(res->status, "ok");
+        r->ended = true;
+        r->ended_ms = ev->ts_ms;
+        if (ev->session_id && !r->session_id)
+            r->session_id = ch_strdup(ev->session_id);
+        if (res) {
+            json_t *d = json_pack("{s:s, s:I, s:s}", "phase", ok ? "end" : "error", "endedAt", (json_int_t)ev->ts_ms,
+                                  "status", res->status);
+            if (d && !ok)
+                json_object_set_new(d, "error", json_string(res->error ? res->error : res->status));
+            agent_event(r, ev, "lifecycle", d, false);
+            chat_end(r, res, ev->ts_ms);
+            answer_waiters(r, res);
+        }
+        run_drop(r);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* The final `agent` answers and agent.wait results, then the dedupe
+ * cache (so a repeat within 5 minutes gets the same final). */
+static void answer_waiters(struct oc_run *r, const struct ch_agent_result *res)
+{
+    struct ch_oc *oc = r->oc;
+
+    while (r->waiters) {
+        struct oc_waiter *w = r->waiters;
+        r->waiters = w->next;
+        w->run = NULL;
+        if (w->kind == OC_WAIT_AGENT) {
+            char *err = NULL;
+            bool ok = false;
+            json_t *fin = ch_oc_agent_final(r->run_id, res, r->session_id, w->conn->protocol, &ok, &err);
+            struct oc_dedupe_entry *d = w->dedupe_key ? ch_oc_dedupe_find(oc, w->dedupe_key, ch_now_ms()) : NULL;
+            if (d && fin && !d->final_text) {
+                d->final_text = json_dumps(fin, JSON_COMPACT);
+                d->final_ok = ok;
+                d->final_error = err ? ch_strdup(err) : NULL;
+            }
+            if (ok)
+                ch_oc_res_ok(w->conn, w->req_id, fin);
+            else
+                ch_oc_res_err_payload(w->conn, w->req_id, fin, "UNAVAILABLE", err ? err : "agent run failed", NULL);
+            ch_free(err);
+        } else {
+            const char *st = !strcmp(res->status, "ok") || !strcmp(res->status, "aborted") ? "ok" : "error";
+            json_t *p = json_pack("{s:s, s:s, s:I, s:I}", "runId", r->run_id, "status", st, "startedAt",
+                                  (json_int_t)(r->started_ms ? r->started_ms : res->started_ms), "endedAt",
+                                  (json_int_t)(res->finished_ms ? res->finished_ms : r->ended_ms));
+            if (p && strcmp(st, "ok"))
+                json_object_set_new(p, "error", json_string(res->error ? res->error : res->status));
+            ch_oc_res_ok(w->conn, w->req_id, p);
+        }
+        ch_oc_waiter_free(w);
+    }
+}
+
+int ch_oc_events_start(struct ch_oc *oc)
+{
+    if (!oc->api->agent)
+        return 0;
+    oc->sub = ch_agent_subscribe(oc->api->agent, NULL, on_agent_event, oc);
+    return oc->sub ? 0 : CH_ENOMEM;
+}
+
+void ch_oc_events_stop(struct ch_oc *oc)
+{
+    struct ch_map_entry *me;
+    size_t it = 0;
+
+    if (oc->sub) {
+        ch_agent_unsubscribe(oc->sub);
+        oc->sub = NULL;
+    }
+    /* run_drop deletes from the map: restart the walk after each. */
+    while ((me = ch_map_next(&oc->runs, &it)) != NULL) {
+        run_drop(me->value);
+        it = 0;
+    }
+}

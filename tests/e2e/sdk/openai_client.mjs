@@ -1,0 +1,39 @@
+// Drives chela's /v1 API with the official OpenAI SDK, unchanged.
+// Usage: node openai_client.mjs <baseURL> <apiKey> <model>
+// Prints one JSON object with what the SDK returned.
+import OpenAI from "openai";
+
+const [baseURL, apiKey, model] = process.argv.slice(2);
+const client = new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 20000 });
+const out = {};
+
+const done = await client.chat.completions.create({
+  model,
+  messages: [{ role: "system", content: "be brief" }, { role: "user", content: "hello sdk" }],
+});
+out.nonStream = { id: done.id, content: done.choices[0].message.content,
+  finish: done.choices[0].finish_reason, usage: done.usage };
+
+const stream = await client.chat.completions.create({
+  model, stream: true, stream_options: { include_usage: true },
+  messages: [{ role: "user", content: "stream please" }],
+});
+let text = "", chunks = 0, usage = null, finish = null;
+for await (const chunk of stream) {
+  chunks++;
+  if (chunk.usage) usage = chunk.usage;
+  const c = chunk.choices[0];
+  if (c) { text += c.delta?.content ?? ""; if (c.finish_reason) finish = c.finish_reason; }
+}
+out.stream = { text, chunks, usage, finish };
+
+const models = await client.models.list();
+out.models = models.data.map((m) => m.id);
+
+try {
+  await client.chat.completions.create({ model: "nope/none", messages: [{ role: "user", content: "x" }] });
+  out.error = null;
+} catch (e) {
+  out.error = { status: e.status, name: e.constructor.name, code: e.code ?? null };
+}
+console.log(JSON.stringify(out));

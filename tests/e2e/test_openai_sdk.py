@@ -1,0 +1,69 @@
+"""The official OpenAI SDK (npm `openai`) against chela's /v1 API, unchanged
+(issue #4 item 5): non-streaming, streaming with usage, models, errors.
+Node comes from tests/conformance/setup.sh (pinned, cached in build/); the
+SDK is installed next to it, pinned.  Skipped only when the npm registry
+cannot be reached."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fakes.llm import FakeLLM
+
+ROOT = Path(__file__).resolve().parents[2]
+SDK_VERSION = "5.23.2"
+
+
+@pytest.fixture(scope="module")
+def node_and_sdk():
+    setup = subprocess.run([str(ROOT / "tests/conformance/setup.sh"), "--print-node"], capture_output=True,
+                           text=True, timeout=900)
+    if setup.returncode == 3:
+        pytest.skip("the npm registry is unreachable: " + setup.stderr.strip()[-300:])
+    assert setup.returncode == 0, f"conformance setup failed:\n{setup.stdout}\n{setup.stderr}"
+    node = setup.stdout.strip().splitlines()[-1]
+    base = Path(os.environ.get("CHELA_CONFORMANCE_DIR", ROOT / "build/conformance")) / "openai-sdk"
+    stamp = base / ".installed"
+    if not (stamp.exists() and stamp.read_text() == SDK_VERSION):
+        base.mkdir(parents=True, exist_ok=True)
+        (base / "package.json").write_text('{"name":"chela-openai-sdk","private":true,"type":"module"}\n')
+        npm = Path(node).parent / "npm"
+        npm_cmd = [str(npm)] if npm.exists() else ["npm"]
+        env = dict(os.environ, PATH=f"{Path(node).parent}:{os.environ.get('PATH', '')}")
+        p = subprocess.run(npm_cmd + ["install", "--no-audit", "--no-fund", "--ignore-scripts",
+                                      f"openai@{SDK_VERSION}"], cwd=base, capture_output=True, text=True,
+                           timeout=600, env=env)
+        assert p.returncode == 0, f"npm install openai failed:\n{p.stderr[-2000:]}"
+        stamp.write_text(SDK_VERSION)
+    script = base / "openai_client.mjs"
+    script.write_text((ROOT / "tests/e2e/sdk/openai_client.mjs").read_text())
+    return node, script
+
+
+def test_openai_sdk_unchanged(gateway_factory, node_and_sdk):
+    node, script = node_and_sdk
+    with FakeLLM("openai") as fake:
+        fake.push({"text": "hi from chela", "usage": {"input": 9, "output": 4}})
+        fake.push({"text": "streamed words here", "chunks": 3, "usage": {"input": 5, "output": 3}})
+        g = gateway_factory({
+            "gateway": {"http": {"endpoints": {"chatCompletions": {"enabled": True}}}},
+            "models": {"providers": {"f": {"api": "openai-completions", "baseUrl": fake.base_url,
+                                           "apiKey": "sk-upstream", "models": [{"id": "fake-model"}]}}},
+            "agents": {"defaults": {"model": {"primary": "f/fake-model"}}},
+        })
+        tok = g.gateway_json()["localToken"]
+        p = subprocess.run([node, str(script), f"http://127.0.0.1:{g.port}/v1", tok, "f/fake-model"],
+                           capture_output=True, text=True, timeout=120, cwd=script.parent)
+        assert p.returncode == 0, f"SDK script failed:\n{p.stdout}\n{p.stderr}"
+        out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["nonStream"]["content"] == "hi from chela"
+    assert out["nonStream"]["finish"] == "stop"
+    assert out["nonStream"]["usage"]["completion_tokens"] == 4
+    assert out["stream"]["text"] == "streamed words here"
+    assert out["stream"]["finish"] == "stop"
+    assert out["stream"]["usage"]["completion_tokens"] == 3
+    assert "openclaw" in out["models"] and "f/fake-model" in out["models"]
+    assert out["error"]["status"] == 404 and out["error"]["name"] == "NotFoundError"
