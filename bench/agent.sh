@@ -165,6 +165,7 @@ run_wrk() {
     R[${name}_err]=$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^(errors|non2xx)=/) { split($i, a, "="); n += a[2] } }
                          END { print n + 0 }' <<<"$line")
     R[${name}_cpu]=$(pct_core x "$t0" "$t1" $((w1 - w0)))
+    [[ -n ${CHELA_PID:-} ]] || R[${name}_cpu]=n/a
     R[${name}_ucpu]=$(pct_core x "$u0" "$u1" $((w1 - w0)))
     echo "== $name: ${R[${name}_rps]:-?} req/s, p50 ${R[${name}_p50]:-?} us, p99 ${R[${name}_p99]:-?} us," \
         "errors ${R[${name}_err]}, CPU chela ${R[${name}_cpu]}% upstream ${R[${name}_ucpu]}%"

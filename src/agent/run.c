@@ -219,6 +219,8 @@ static int finish_run(struct ch_db *db, struct ch_store_job *job)
     if (!fj->started || (!u.input_tokens && !u.output_tokens))
         return 0;
     rc = ch_sessions_add_usage(db, r->session_key, &u, r->context_tokens, r->run_id, now);
+    if (rc == CH_ENOTFOUND)
+        rc = 0; /* the session was deleted mid-run: nothing to add it to */
     if (rc == 0 && r->provider && r->model)
         rc = ch_usage_add(db, now, r->provider, r->model, r->rounds + 1, &u);
     return rc;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "api/internal.h"
+#include "api/hooks.h"
 #include "api/openai.h"
 
 static const struct ch_route routes[] = {
@@ -40,6 +41,29 @@ static const struct ch_route routes[] = {
     { CH_M_GET, "/api/v1/runs", ch_rest_runs_list, CH_SCOPE_READ, 0 },
     { CH_M_GET, "/api/v1/runs/:id", ch_rest_runs_get, CH_SCOPE_READ, 0 },
     { CH_M_POST, "/api/v1/runs/:id/abort", ch_rest_runs_abort, CH_SCOPE_CHAT, 4096 },
+    /* The outbox and outgoing webhooks (rest_deliveries.c, issue #4 items 2-3). */
+    { CH_M_GET, "/api/v1/deliveries", ch_rest_deliveries_list, CH_SCOPE_ADMIN, 0 },
+    { CH_M_GET, "/api/v1/deliveries/:id", ch_rest_deliveries_get, CH_SCOPE_ADMIN, 0 },
+    { CH_M_POST, "/api/v1/deliveries/:id/retry", ch_rest_deliveries_retry, CH_SCOPE_ADMIN, 4096 },
+    { CH_M_GET, "/api/v1/webhooks", ch_rest_webhooks_list, CH_SCOPE_ADMIN, 0 },
+    { CH_M_POST, "/api/v1/webhooks", ch_rest_webhooks_create, CH_SCOPE_ADMIN | R_JSON, 64 * 1024 },
+    { CH_M_DELETE, "/api/v1/webhooks/:id", ch_rest_webhooks_delete, CH_SCOPE_ADMIN, 0 },
+    /* Hooks (hooks*.c, issue #4 item 1).  ch_hooks_on_head matches them
+     * under hooks.path (so a configured path works) with hooks.token auth;
+     * reached through the router they are answered 404 (hooks disabled,
+     * or outside the configured path).  Any method: a GET on a disabled
+     * hook path is a 404 too, not a 405. */
+    { CH_HOOK_METHODS, "/hooks/agent", ch_hooks_agent, R_HOOK, 0 },
+    { CH_HOOK_METHODS, "/hooks/wake", ch_hooks_wake, R_HOOK, 0 },
+    { CH_HOOK_METHODS, "/hooks/*", ch_hooks_mapped, R_HOOK, 0 },
+    /* Sends and skills (rest_send.c, rest_skills.c, issue #4 item 4). */
+    { CH_M_POST, "/api/v1/send", ch_rest_send, CH_SCOPE_SEND | R_JSON, 0 },
+    { CH_M_GET, "/api/v1/skills", ch_rest_skills, CH_SCOPE_READ, 0 },
+    /* Seed 004's Django client (docs/compatibility.md). */
+    { CH_M_POST, "/api/messages/send", ch_rest_messages_send, CH_SCOPE_SEND | R_JSON, 0 },
+    { CH_M_POST, "/api/messages/broadcast", ch_rest_messages_broadcast, CH_SCOPE_SEND | R_JSON, 0 },
+    { CH_M_GET, "/api/sessions/:id", ch_rest_sessions_show, CH_SCOPE_READ, 0 },
+    { CH_M_POST, "/api/sessions/:id/reset", ch_rest_seed_session_reset, CH_SCOPE_ADMIN, 4096 },
 };
 
 /*
@@ -175,6 +199,19 @@ static int api_on_head(struct ch_http_req *r, size_t *max_body, void *data)
 
     if (ch_security_check_ip(a, r) != 0)
         return CH_ECANCELED;
+    /* Hooks (hooks.c) first, as in OpenClaw's routing: under hooks.path
+     * they have their own token (hooks.token), refusals and body cap. */
+    if ((m = ch_hooks_on_head(a, r, max_body)) != CH_ENOTFOUND)
+        return m;
+    /* OpenClaw WebSocket (issue #5): an upgrade on ANY path goes to the WS
+     * protocol before route matching and before HTTP auth, because that
+     * protocol authenticates in its own `connect` request.  api_on_request
+     * hands it over (r->route stays NULL). */
+    if (ch_http_req_wants_upgrade(r)) {
+        r->route_label = "ws";
+        *max_body = 0;
+        return 0;
+    }
     if (r->method == CH_M_OPTIONS && ch_security_preflight(a, r) == 0)
         return CH_ECANCELED;
     m = ch_router_match(&a->router, r->method, r->path, r, &allowed);
@@ -193,6 +230,12 @@ static int api_on_head(struct ch_http_req *r, size_t *max_body, void *data)
     }
     rt = r->route;
     r->route_label = rt->pattern;
+    if (rt->flags & R_HOOK) { /* hooks disabled, or not under hooks.path */
+        ch_http_respond_error(r, 404, "not_found", "no route for %.*s; hooks are %s",
+                              (int)CH_MIN(r->path.len, (size_t)100), r->path.p,
+                              a->hooks && a->hooks->enabled ? "served under hooks.path" : "disabled (hooks.enabled)");
+        return CH_ECANCELED;
+    }
     ch_security_cors_headers(a, r);
     if (!(rt->flags & R_PUBLIC) && !((rt->flags & R_METRICS) && a->metrics_public)) {
         if (authorize(a, r, rt->flags) != 0)
@@ -211,6 +254,10 @@ static int api_on_head(struct ch_http_req *r, size_t *max_body, void *data)
 
 static void api_on_request(struct ch_http_req *r, void *data)
 {
+    if (!r->route && ch_http_req_wants_upgrade(r)) { /* see api_on_head */
+        ch_oc_ws_upgrade(r, data);
+        return;
+    }
     r->route->handler(r, data);
 }
 
@@ -298,7 +345,8 @@ int ch_api_new(const struct ch_api_opts *o, struct ch_api **out, struct ch_error
         ch_sha256_hex(o->local_token, strlen(o->local_token), a->local_hash);
     apply_config(a);
     if ((rc = ch_security_init(a, err)) != 0 || (rc = ch_auth_init(a)) != 0 || (rc = ch_rate_init(a)) != 0 ||
-        (rc = ch_metrics_init(a)) != 0 || (rc = ch_auth_load_config(a)) != 0)
+        (rc = ch_metrics_init(a)) != 0 || (rc = ch_auth_load_config(a)) != 0 || (rc = ch_oc_new(a)) != 0 ||
+        (rc = ch_hooks_new(a, err)) != 0)
         goto out;
     if (a->net) {
         ch_net_on_tick(a->net, on_tick, a);
@@ -330,7 +378,7 @@ int ch_api_reload(struct ch_api *a, const struct ch_config *cfg, struct ch_error
     ch_security_release(&old);
     apply_config(a);
     ch_rate_release(&a->rate);
-    if ((rc = ch_rate_init(a)) != 0)
+    if ((rc = ch_rate_init(a)) != 0 || (rc = ch_hooks_reload(a, err)) != 0)
         return rc;
     return ch_auth_load_config(a);
 }
@@ -340,8 +388,14 @@ void ch_api_tokens_take(struct ch_api *a, struct ch_token_list *list)
     ch_auth_replace_db(a, list);
 }
 
+void ch_api_begin_shutdown(struct ch_api *a)
+{
+    a->shutting_down = true;
+}
+
 void ch_api_stop(struct ch_api *a)
 {
+    ch_oc_shutdown(a);    /* WS clients: `shutdown`, then close 1012 */
     ch_auth_tick(a);      /* last-used write-back */
     ch_audit_flush(a);
     a->stopped = true;
@@ -351,6 +405,8 @@ void ch_api_free(struct ch_api *a)
 {
     if (!a)
         return;
+    ch_oc_free(a);
+    ch_hooks_free(a);
     ch_auth_release(a);
     ch_rate_release(&a->rate);
     ch_security_release(&a->sec);

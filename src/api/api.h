@@ -52,6 +52,29 @@ void ch_api_attach_server(struct ch_api *a, struct ch_http_server *s);
  */
 int ch_api_reload(struct ch_api *a, const struct ch_config *cfg, struct ch_error *err);
 
+/*
+ * Outbound deliveries (issue #4: hook callbacks and event webhooks through
+ * the durable outbox, docs/internals/outbox.md).  Start once the loop,
+ * the store and the agent exist (before or after listening): pending
+ * deliveries from earlier runs (and attempts a stop or crash cut short)
+ * are scheduled, webhooks subscribe to every run's events.  curlm is
+ * borrowed and must stay open until after ch_api_outbox_stop.  0,
+ * CH_EINVAL (no curlm), CH_ESTATE (already started), CH_ENOMEM, CH_EBUSY.
+ */
+struct ch_curlm;
+int ch_api_outbox_start(struct ch_api *a, struct ch_curlm *curlm);
+/*
+ * Stop with ch_api_stop, before the store and curlm close: attempts in
+ * flight are aborted and go back to pending (sent again at the next
+ * start), the timers close.  The outbox frees itself once its last store
+ * job has answered.  NULL-safe; a second call is a no-op.
+ */
+void ch_api_outbox_stop(struct ch_api *a);
+
+/* The gateway starts draining: from now on a closing connection is the
+ * drain's doing, not a client leaving (runs are left to be replayed). */
+void ch_api_begin_shutdown(struct ch_api *a);
+
 /* Stop periodic work (token refresh, audit flush) before the store closes;
  * queues a last audit batch and last-used update. */
 void ch_api_stop(struct ch_api *a);

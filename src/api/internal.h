@@ -13,6 +13,7 @@ enum {
     R_PUBLIC = 1 << 8,   /* no authentication */
     R_METRICS = 1 << 9,  /* public when metrics.public */
     R_JSON = 1 << 10,    /* body must be application/json */
+    R_HOOK = 1 << 11,    /* under hooks.path: hooks.c authenticates it (hooks.token) */
     R_OPENAI = 1 << 11,  /* errors in OpenAI's shape {error:{message,type,code}} */
     R_SCOPES = CH_SCOPE_CHAT | CH_SCOPE_SEND | CH_SCOPE_READ | CH_SCOPE_ADMIN,
 };
@@ -207,6 +208,17 @@ void ch_outbox_enqueue(struct ch_api *a, const struct ch_delivery_req *d, ch_out
 /* Send event {event, timestamp, data} to every outgoing webhook subscribed
  * to it (api.webhooks.outgoing[] and those created over REST).  Steals data. */
 void ch_webhooks_emit(struct ch_api *a, const char *event, json_t *data);
+/* Prometheus lines of the outbox (deliveries by outcome, attempts by
+ * result, in flight), appended by ch_metrics_handler. */
+void ch_outbox_metrics(struct ch_api *a, struct ch_buf *b);
+
+/* ---- rest_deliveries.c: /api/v1/deliveries and /api/v1/webhooks (admin) ---- */
+void ch_rest_deliveries_list(struct ch_http_req *r, void *data);
+void ch_rest_deliveries_get(struct ch_http_req *r, void *data);
+void ch_rest_deliveries_retry(struct ch_http_req *r, void *data);
+void ch_rest_webhooks_list(struct ch_http_req *r, void *data);
+void ch_rest_webhooks_create(struct ch_http_req *r, void *data);
+void ch_rest_webhooks_delete(struct ch_http_req *r, void *data);
 
 /* ---- the api object ---- */
 struct ch_api {
@@ -233,8 +245,13 @@ struct ch_api {
     bool access_log;
     bool audit_on;
     bool stopped;
+    bool shutting_down;           /* set when the drain starts: closes are not client aborts */
     int64_t started_ms;
     struct ch_oc *oc;             /* owned: the OpenClaw WebSocket gateway (oc_ws.c) */
+    struct ch_hooks *hooks;       /* owned: the /hooks surface (hooks.c, hooks.h) */
+    struct ch_curlm *curlm;       /* borrowed: outbound HTTP; set by ch_api_outbox_start */
+    struct ch_outbox *outbox;     /* owned: outbox.c; NULL before ch_api_outbox_start and
+                                   * once the stopped outbox has freed itself */
 };
 
 /* JSON response helpers shared by handlers. */

@@ -123,6 +123,8 @@ void ch_metrics_handler(struct ch_http_req *r, void *data)
           (double)m->audit_dropped);
     gauge(&b, "chela_uptime_seconds", "Seconds since the gateway started.", "gauge",
           a->net ? (double)ch_net_uptime_ms(a->net) / 1000.0 : 0);
+    /* The outbox's counters (outbox.c): deliveries by outcome, attempts by result. */
+    ch_outbox_metrics(a, &b);
     ch_http_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     ch_buf_release(&b);
 }

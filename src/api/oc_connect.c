@@ -372,6 +372,7 @@ void ch_oc_connect_frame(struct oc_conn *c, json_t *frame)
     const json_t *maxp = json_object_get(params, "maxProtocol");
     const char *role = "operator", *token;
     const json_t *requested, *device, *v;
+    json_t *none = NULL;
     struct ch_buf errs;
     unsigned allowed, granted = 0;
     int64_t minp, maxv;
@@ -430,12 +431,16 @@ void ch_oc_connect_frame(struct oc_conn *c, json_t *frame)
             token = json_string_value(json_object_get(auth, "deviceToken"));
         if (!token)
             token = json_string_value(json_object_get(auth, "bootstrapToken"));
-        if (ch_oc_device_verify(device, c->nonce, json_string_value(json_object_get(client, "id")),
-                                json_string_value(json_object_get(client, "mode")), role,
-                                requested ? requested : json_array(), token,
-                                json_string_value(json_object_get(client, "platform")),
-                                json_string_value(json_object_get(client, "deviceFamily")), ch_now_ms(), &msg,
-                                &code) != 0) {
+        if (!requested)
+            requested = none = json_array();
+        rc = ch_oc_device_verify(device, c->nonce, json_string_value(json_object_get(client, "id")),
+                                 json_string_value(json_object_get(client, "mode")), role, requested, token,
+                                 json_string_value(json_object_get(client, "platform")),
+                                 json_string_value(json_object_get(client, "deviceFamily")), ch_now_ms(), &msg,
+                                 &code);
+        json_decref(none);
+        requested = json_object_get(params, "scopes");
+        if (rc != 0) {
             static const char *const reasons[][2] = {
                 { "DEVICE_AUTH_DEVICE_ID_MISMATCH", "device-id-mismatch" },
                 { "DEVICE_AUTH_SIGNATURE_EXPIRED", "device-signature-stale" },

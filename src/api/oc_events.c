@@ -237,6 +237,24 @@ void ch_oc_run_add_waiter(struct oc_run *r, struct oc_waiter *w)
     r->waiters = w;
 }
 
+void ch_oc_run_remove_waiter(struct oc_run *r, struct oc_waiter *w)
+{
+    for (struct oc_waiter **pp = &r->waiters; *pp; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            w->next = NULL;
+            w->run = NULL;
+            return;
+        }
+    }
+}
+
+void ch_oc_run_forget(struct oc_run *r)
+{
+    if (r && !r->started_ms && !r->ended)
+        run_drop(r);
+}
+
 /* ---- chat events ---- */
 
 static json_t *assistant_message(const struct oc_run *r, int64_t ts)
@@ -360,6 +378,24 @@ static void agent_event(struct oc_run *r, const struct ch_agent_event *ev, const
 
 static void answer_waiters(struct oc_run *r, const struct ch_agent_result *res);
 
+/* A run started with an idempotency key whose final nobody cached (no
+ * `agent` waiter left, or chat.send): cache it for repeats. */
+static void remember_final(struct oc_run *r, const struct ch_agent_result *res)
+{
+    struct oc_dedupe_entry *d = ch_oc_dedupe_find(r->oc, r->run_id, ch_now_ms());
+    char *err = NULL;
+    bool ok = false;
+    json_t *fin;
+
+    if (!d || d->final_text)
+        return;
+    fin = ch_oc_agent_final(r->run_id, res, r->session_id, 4, &ok, &err);
+    d->final_text = fin ? json_dumps(fin, JSON_COMPACT) : NULL;
+    d->final_ok = ok;
+    d->final_error = err;
+    json_decref(fin);
+}
+
 static void on_agent_event(const struct ch_agent_event *ev, void *data)
 {
     struct ch_oc *oc = data;
@@ -414,6 +450,7 @@ static void on_agent_event(const struct ch_agent_event *ev, void *data)
             agent_event(r, ev, "lifecycle", d, false);
             chat_end(r, res, ev->ts_ms);
             answer_waiters(r, res);
+            remember_final(r, res);
         }
         run_drop(r);
         break;

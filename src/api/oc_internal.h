@@ -262,6 +262,47 @@ void ch_oc_m_agent_wait(struct oc_req *q);
 void ch_oc_m_chat_send(struct oc_req *q);
 void ch_oc_m_chat_abort(struct oc_req *q);
 
+/* ---- store-backed methods (oc_methods_sessions.c, oc_methods_usage.c) ---- */
+struct ch_llm_catalog;
+/*
+ * One store job answering one request.  run() executes on a store thread
+ * and fills answer (or err_code/err_msg); done answers on the loop thread
+ * if the connection is still open.  params is a reference; cat a catalog
+ * reference (read-only from the job thread).
+ */
+struct oc_sjob {
+    struct ch_store_job job;
+    struct ch_oc *oc;
+    struct oc_conn *conn;         /* ref held */
+    char *req_id;                 /* owned */
+    const char *method;           /* static */
+    json_t *params;               /* ref */
+    struct ch_llm_catalog *cat;   /* ref, may be NULL */
+    char *store_path;             /* owned */
+    int protocol;
+    int64_t now_ms;
+    char *model_ref;              /* owned: sessions.patch's resolved model, or NULL */
+    json_t *answer;               /* owned: built by run() */
+    json_t *health;               /* owned: a fresh health sessions block, or NULL */
+    const char *err_code;         /* static, or NULL */
+    char err_msg[256];
+};
+/* NULL after answering (no store, out of memory). */
+struct oc_sjob *ch_oc_sjob_new(struct oc_req *q, ch_store_job_run_cb run);
+/* The default completion: answer (if the connection is open) and free. */
+void ch_oc_sjob_finish(struct ch_store_job *job, int rc);
+/* Queue as a read or a write; answers UNAVAILABLE itself on failure. */
+void ch_oc_sjob_submit(struct oc_sjob *j, bool write);
+/* One session row (SessionRow, spec 2.2), on a job thread. */
+json_t *ch_oc_session_row(struct ch_db *db, const struct ch_session_rec *s, const struct ch_llm_catalog *cat,
+                          int64_t now_ms);
+/* sessions.list defaults {modelProvider, model, contextTokens}. */
+json_t *ch_oc_session_defaults(const struct ch_llm_catalog *cat);
+/* {path, count, recent[]} of the health snapshot from a list (first page). */
+json_t *ch_oc_health_sessions(const struct ch_session_list *l, const char *path, int64_t now_ms);
+/* A stored message in the Pi transcript shape (chat.history, sessions.get). */
+json_t *ch_oc_message_json(const struct ch_message_rec *m);
+
 /* ---- runs, idempotency and events (oc_events.c, oc_methods_agent.c) ---- */
 #define OC_DEDUPE_MAX 1000
 #define OC_DEDUPE_TTL_MS (5 * 60 * 1000)
@@ -306,7 +347,7 @@ struct oc_waiter {
     char *req_id;                 /* owned */
     char *dedupe_key;             /* owned or NULL: where to cache the final */
     uv_timer_t timer;             /* agent.wait timeout */
-    bool timer_on;
+    bool timer_init;
     struct oc_run *run;           /* borrowed while listed */
 };
 
@@ -316,6 +357,10 @@ void ch_oc_events_stop(struct ch_oc *oc);
  * to only look up). */
 struct oc_run *ch_oc_run_get(struct ch_oc *oc, const char *run_id, const char *session_key);
 void ch_oc_run_add_waiter(struct oc_run *r, struct oc_waiter *w);
+/* Unlink w from its run (it is not freed). */
+void ch_oc_run_remove_waiter(struct oc_run *r, struct oc_waiter *w);
+/* Forget a run record that never started (a refused submit). */
+void ch_oc_run_forget(struct oc_run *r);
 void ch_oc_waiter_free(struct oc_waiter *w);
 /* Build the final `agent` payload and whether it is ok, from a result. */
 json_t *ch_oc_agent_final(const char *run_id, const struct ch_agent_result *res, const char *session_id,

@@ -194,7 +194,7 @@ static const struct oc_prop p64[] = {
     { "label", &n63 },
     { NULL, NULL },
 };
-static const char *const s65[] = { "message", "idempotencyKey", NULL };
+static const char *const s65[] = { "message", NULL };
 static const struct oc_node n66 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p64, s65, NULL };
 static const struct oc_prop p67[] = {
     { "runId", &n4 },

@@ -290,8 +290,10 @@ static void ws_close(struct oc_conn *c, uint16_t code, const char *reason)
 
 static void ws_set_max(struct oc_conn *c, size_t max_bytes)
 {
-    if (c->transport)
+    if (c->transport) {
         ch_ws_set_max_message(c->transport, max_bytes);
+        ch_ws_set_too_big_reason(c->transport, "payload too large");
+    }
 }
 
 static const struct oc_conn_ops ws_ops = { ws_send, ws_close, ws_set_max };
@@ -301,6 +303,7 @@ static void ws_on_open(struct ch_ws_conn *w, void *data)
     struct oc_conn *c = data;
 
     c->transport = w;
+    ch_ws_set_too_big_reason(w, "preauth payload too large"); /* spec 1.1: 1009 before connect */
     ch_oc_send_challenge(c);
 }
 
@@ -347,6 +350,7 @@ void ch_oc_ws_upgrade(struct ch_http_req *r, struct ch_api *a)
     o.max_queued_bytes = (size_t)oc->max_buffered;
     o.allowed_origins = list;
     o.require_origin_match = true;
+    o.loop = a->net ? a->net->loop : NULL;
     c = ch_oc_conn_open(oc, &ws_ops, NULL, ch_net_sockaddr_is_loopback((const struct sockaddr *)&r->peer),
                         r->remote_addr);
     if (!c) {
@@ -410,6 +414,11 @@ int ch_oc_new(struct ch_api *a)
     oc->tick_interval_ms = ch_config_int(a->cfg, "gateway.ws.tickIntervalMs", 30000);
     oc->max_payload = ch_config_int(a->cfg, "gateway.ws.maxPayload", 26214400);
     oc->max_buffered = ch_config_int(a->cfg, "gateway.ws.maxBufferedBytes", 52428800);
+    /* The ws queue shares the http connection's write queue: above
+     * limits.writeQueueHardBytes http would drop the socket without the
+     * 1008 "slow consumer" close, so the policy we announce is the lower. */
+    if (a->limits && oc->max_buffered > a->limits->v[CH_LIMIT_WRITE_QUEUE_HARD_BYTES] - 65536)
+        oc->max_buffered = CH_MAX(a->limits->v[CH_LIMIT_WRITE_QUEUE_HARD_BYTES] - 65536, 65536);
     oc->handshake_timeout_ms = ch_config_int(a->cfg, "gateway.ws.handshakeTimeoutMs", 15000);
     oc->started_ms = ch_now_ms();
     ch_uuid4(oc->boot_id);

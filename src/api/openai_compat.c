@@ -76,7 +76,7 @@ void ch_openai_model(struct ch_http_req *r, void *data)
                         "the OpenAI-compatible API is disabled; set gateway.http.endpoints.chatCompletions.enabled");
         return;
     }
-    if (ch_url_decode(ch_http_req_param(r, 0), id, sizeof(id), &n) != 0 || n == 0) {
+    if (ch_url_decode_path(ch_http_req_param(r, 0), id, sizeof(id), &n) != 0 || n == 0) {
         ch_openai_error(r, 400, "invalid_request_error", "invalid_model", "bad model id in the path");
         return;
     }
@@ -113,7 +113,7 @@ static void on_client_gone(struct ch_http_req *r, void *data)
     o->finished = true;
     if (o->call)
         ch_llm_call_abort(o->call);
-    if (o->agent_mode && o->api->agent)
+    if (o->agent_mode && o->api->agent && !o->api->shutting_down)
         ch_agent_abort(o->api->agent, o->run_id);
 }
 

@@ -71,54 +71,17 @@ static void chat_detach(struct chat *c)
 }
 
 /*
- * Aborting a run whose client left is deferred by ABORT_DELAY_MS and
- * skipped once the api is stopping.  The connection may have been closed
- * by the server's own shutdown (grace over), not by the client; then the
- * agent's stop must find the run still live and leave it `running`, to be
- * replayed at the next start, instead of it ending `aborted`.  The http
- * layer has no public "stopping" flag, but the gateway stops the api
- * (a->stopped) as soon as the last connection is gone, within the same
- * loop turn as the grace timer unless a store job still holds a request.
+ * The client left: abort its run, unless the gateway itself is shutting
+ * down (then the connection was closed by the drain, not the client, and
+ * the run must stay `running` to be replayed at the next start).
  */
-#define ABORT_DELAY_MS 250
-
-struct pending_abort {
-    uv_timer_t timer;
-    struct ch_api *api;          /* borrowed: outlives the loop run */
-    char run_id[40];
-};
-
-static void pending_abort_closed(uv_handle_t *h)
-{
-    ch_free(h->data);
-}
-
-static void pending_abort_fire(uv_timer_t *t)
-{
-    struct pending_abort *p = t->data;
-
-    if (!p->api->stopped && ch_agent_abort(p->api->agent, p->run_id) == 0)
-        ch_log_info("chat: run %s aborted: its client went away", p->run_id);
-    uv_close((uv_handle_t *)&p->timer, pending_abort_closed);
-}
-
 static void chat_abort_run(struct chat *c)
 {
-    struct pending_abort *p;
-
-    if (c->abort_sent || !c->accepted || c->ended)
+    if (c->abort_sent || !c->accepted || c->ended || c->api->shutting_down)
         return;
     c->abort_sent = true;
-    p = ch_calloc(1, sizeof(*p));
-    if (!p) {
-        ch_agent_abort(c->api->agent, c->run_id); /* no memory to wait: abort now */
-        return;
-    }
-    p->api = c->api;
-    memcpy(p->run_id, c->run_id, sizeof(p->run_id));
-    uv_timer_init(c->api->net->loop, &p->timer);
-    p->timer.data = p;
-    uv_timer_start(&p->timer, pending_abort_fire, ABORT_DELAY_MS, 0);
+    if (ch_agent_abort(c->api->agent, c->run_id) == 0)
+        ch_log_info("chat: run %s aborted: its client went away", c->run_id);
 }
 
 /* The connection closed before the answer was complete. */

@@ -20,43 +20,13 @@
 
 /* ---- shared helpers (declared in internal.h) ---- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int ch_api_path_param(struct ch_http_req *r, size_t i, char *out, size_t outcap)
 {
-    struct ch_str p = ch_http_req_param(r, i);
-    size_t o = 0;
+    size_t n = 0;
 
-    /* Percent-decoding only: in a path '+' is a plus (session keys may
-     * hold one), unlike ch_url_decode's form decoding. */
-    for (size_t k = 0; k < p.len; k++) {
-        char c = p.p[k];
-        if (c == '%') {
-            int hi = k + 2 < p.len ? hexval(p.p[k + 1]) : -1;
-            int lo = k + 2 < p.len ? hexval(p.p[k + 2]) : -1;
-            if (hi < 0 || lo < 0)
-                goto bad;
-            c = (char)(hi * 16 + lo);
-            k += 2;
-        }
-        if (c == '\0' || o + 1 >= outcap)
-            goto bad;
-        out[o++] = c;
-    }
-    if (o == 0)
-        goto bad;
-    out[o] = '\0';
-    return 0;
-bad:
+    /* In a path '+' is a plus (session keys may hold one). */
+    if (ch_url_decode_path(ch_http_req_param(r, i), out, outcap, &n) == 0 && n > 0)
+        return 0;
     ch_http_respond_error(r, 400, "invalid_request", "bad path parameter: percent-encode it, 1-%zu bytes",
                           outcap - 1);
     return CH_EINVAL;

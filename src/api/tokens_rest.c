@@ -257,15 +257,11 @@ out:
 
 void ch_tokens_rest_delete(struct ch_http_req *r, void *data)
 {
-    struct ch_str p = ch_http_req_param(r, 0);
     char dec[128];
-    size_t n;
     struct tok_job *j;
 
-    if (ch_url_decode(p, dec, sizeof(dec), &n) != 0 || n == 0) {
-        ch_http_respond_error(r, 400, "invalid_request", "bad token name in the path");
-        return;
-    }
+    if (ch_api_path_param(r, 0, dec, sizeof(dec)) != 0)
+        return; /* answered */
     j = job_new(r, data);
     if (!j)
         return;

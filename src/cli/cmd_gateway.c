@@ -103,6 +103,7 @@ static void on_http_down(void *data)
     struct gateway *g = data;
 
     ch_log_info("listener closed and connections drained; stopping runs and flushing storage");
+    ch_api_outbox_stop(g->api); /* issue #4: abort attempts (left pending) before the store closes */
     ch_api_stop(g->api);
     ch_agent_stop(g->agent, on_agent_stopped, g);
 }
@@ -114,6 +115,7 @@ static void gateway_stop(struct gateway *g, const char *why)
     g->stopping = true;
     ch_log_now(CH_LOG_INFO, "%s: shutting down (grace %lld ms)", why,
                (long long)g->limits.v[CH_LIMIT_SHUTDOWN_GRACE_MS]);
+    ch_api_begin_shutdown(g->api);
     ch_http_server_shutdown(g->http, (uint64_t)g->limits.v[CH_LIMIT_SHUTDOWN_GRACE_MS], on_http_down, g);
 }
 
@@ -295,6 +297,7 @@ int ch_cmd_gateway(int argc, char **argv)
         fprintf(stderr, "chela: cannot install signal handlers\n");
         goto out_store;
     }
+    ch_api_outbox_start(g.api, g.curlm); /* issue #4 outbox + webhooks; after the last goto out_store */
     ch_agent_resume(g.agent, NULL, NULL);
     g.runfile = ch_boot_write_runfile(g.state_dir, boot.addr, ch_http_server_port(g.http), local_token);
     ch_free_secret(local_token);

@@ -94,6 +94,26 @@ static const struct cfg_row rows[] = {
     SIZE("api.security.maxBodySize", "1MB", 1024, 1024 * MiB,
          "Largest request body (`512KB`, `1MB`, or bytes); sets `limits.maxBodyBytes` "
          "unless that is given."),
+    /* api.webhooks: outgoing event webhooks through the durable outbox
+     * (src/api/webhooks.c, docs/internals/outbox.md; seed 002 section 4). */
+    OBJECTS("api.webhooks.outgoing", "[]",
+            "Outgoing event webhooks: each event is POSTed as `{event, timestamp, data}` to every entry that "
+            "lists it, through the durable outbox (retried, kept across restarts). More can be added over REST "
+            "(`/api/v1/webhooks`)."),
+    REQUIRED("api.webhooks.outgoing[].url", "Receiver URL (`http://` or `https://`); redirects are not followed."),
+    SECRET("api.webhooks.outgoing[].secret", 0,
+           "HMAC-SHA256 key: signs each attempt (`X-OpenClaw-Signature`, `X-Signature-256: sha256=...`, "
+           "`X-OpenClaw-Signature-V2` over `<timestamp>.<body>`). Without it deliveries are unsigned."),
+    STRINGS("api.webhooks.outgoing[].events", "[]",
+            "message.received|message.sent|conversation.created|run.completed|run.failed|channel.connected|"
+            "channel.disconnected|message|status|media",
+            NULL, "Events to send; empty sends every event."),
+    MAP("api.webhooks.outgoing[].headers", "Extra request headers (name: value; `${ENV}` works)."),
+    { "api.webhooks.outgoing[].headers.*", CFG_STRING, NULL, 0, 0, NULL, NULL, CFG_SECRET, "A header value.", NULL },
+    INT("api.webhooks.outgoing[].retry.maxAttempts", 3, 1, 20, "count",
+        "Attempts before a delivery is dead-lettered (2xx succeeds; 4xx other than 408/429 fails at once)."),
+    INT("api.webhooks.outgoing[].retry.backoffMs", 5000, 10, 3600000, "ms",
+        "Wait before the first retry; doubles on each further attempt (at least the receiver's Retry-After)."),
 
     /* log */
     ENUM("log.level", "info", "debug|info|warn|error", "Lowest level written to stderr."),

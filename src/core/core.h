@@ -114,8 +114,11 @@ int ch_str_to_u64(struct ch_str s, uint64_t max, uint64_t *out);
 int ch_parse_size(const char *s, uint64_t *out);
 /* Parse durations "90d", "12h", "30m", "45s", "500ms"; plain number = s. */
 int ch_parse_duration_ms(const char *s, int64_t *out);
-/* Percent-decode a query component into out (capped at outcap-1). */
+/* Percent-decode a query component into out (capped at outcap-1); '+'
+ * is a space (form encoding). */
 int ch_url_decode(struct ch_str in, char *out, size_t outcap, size_t *outlen);
+/* Percent-decode a path segment: '+' stays '+'; a decoded NUL is CH_EINVAL. */
+int ch_url_decode_path(struct ch_str in, char *out, size_t outcap, size_t *outlen);
 
 /* ------------------------------------------------------------------ */
 /* Capped buffer (core/buf.c), curl dynbuf                              */

@@ -155,7 +155,7 @@ static int hexval(char c)
     return -1;
 }
 
-int ch_url_decode(struct ch_str in, char *out, size_t outcap, size_t *outlen)
+static int url_decode(struct ch_str in, char *out, size_t outcap, size_t *outlen, bool form)
 {
     size_t o = 0;
 
@@ -163,7 +163,7 @@ int ch_url_decode(struct ch_str in, char *out, size_t outcap, size_t *outlen)
         return CH_E_TOO_LARGE;
     for (size_t i = 0; i < in.len; i++) {
         char c = in.p[i];
-        if (c == '+') {
+        if (c == '+' && form) {
             c = ' ';
         } else if (c == '%') {
             int hi, lo;
@@ -175,6 +175,8 @@ int ch_url_decode(struct ch_str in, char *out, size_t outcap, size_t *outlen)
                 return CH_EINVAL;
             c = (char)(hi * 16 + lo);
             i += 2;
+            if (c == '\0' && !form)
+                return CH_EINVAL;
         }
         if (o + 1 >= outcap)
             return CH_E_TOO_LARGE;
@@ -184,4 +186,14 @@ int ch_url_decode(struct ch_str in, char *out, size_t outcap, size_t *outlen)
     if (outlen)
         *outlen = o;
     return 0;
+}
+
+int ch_url_decode(struct ch_str in, char *out, size_t outcap, size_t *outlen)
+{
+    return url_decode(in, out, outcap, outlen, true);
+}
+
+int ch_url_decode_path(struct ch_str in, char *out, size_t outcap, size_t *outlen)
+{
+    return url_decode(in, out, outcap, outlen, false);
 }

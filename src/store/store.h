@@ -519,6 +519,21 @@ int ch_runs_fail_running(struct ch_db *db, const char *reason, const char *error
  * idempotency keys); *removed (may be NULL) gets the count. */
 int ch_runs_prune(struct ch_db *db, int64_t before_ms, int64_t *removed);
 
+/* ---- delivery state of a run (run_delivery.c) ------------------------ */
+
+/* Replace runs.delivery with delivery_json (JSON text of at most
+ * CH_STORE_MAX_META_JSON_BYTES, or NULL to clear).  CH_EINVAL for invalid
+ * JSON, CH_ENOTFOUND for an unknown run. */
+int ch_runs_set_delivery(struct ch_db *db, const char *run_id, const char *delivery_json);
+/*
+ * Finished runs (any end status) with finished_ms in [since_ms, before_ms),
+ * no delivery state, and a request whose meta.hook.callback is an object:
+ * hook results whose callback was never queued (the gateway stopped in
+ * between).  Oldest first, with payloads, at most limit (1..CH_STORE_MAX_LIST).
+ */
+int ch_runs_list_undelivered(struct ch_db *db, int64_t since_ms, int64_t before_ms, size_t limit,
+                             struct ch_run_list *out);
+
 /* ---- usage per day, provider and model (usage.c) ---------------------- */
 
 /* "YYYY-MM-DD" (UTC) of ms; out holds 11 bytes.  CH_EINVAL for ms < 0. */

@@ -59,6 +59,7 @@ struct ch_ws_pump {
     size_t in_len;
     struct ch_buf msg;     /* owned: text message being reassembled; max = the cap */
     bool in_data_frame;    /* the current frame's payload belongs to msg */
+    uint8_t frame_opcode;  /* of the frame being (or last) received */
     bool closing;          /* a close frame is queued or sent: no more messages */
     bool failed;           /* ops->write failed: the transport is gone */
     uint16_t close_code;   /* first close sent or received; 0 = none yet */

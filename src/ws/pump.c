@@ -48,6 +48,64 @@ static bool code_is_sendable(uint16_t code)
     return code >= 1000 && code <= 1014 && code != 1004 && code != 1005 && code != 1006;
 }
 
+/* Strict UTF-8 (RFC 3629): no overlongs, no surrogates, <= U+10FFFF. */
+static bool utf8_valid(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        uint8_t c = s[i];
+        size_t k;
+        uint32_t cp;
+
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf)
+            k = 1, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef)
+            k = 2, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4)
+            k = 3, cp = c & 0x07;
+        else
+            return false;
+        if (n - i <= k)
+            return false;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i + j] & 0x3f);
+        }
+        if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += k + 1;
+    }
+    return true;
+}
+
+/*
+ * Fail the connection past wslay: stop it reading and writing (a close
+ * it queued is never sent) and write our own close frame, so the code
+ * is the right one.  For wslay's fatal errors and for close frames it
+ * should have refused.
+ */
+static void fail_now(struct ch_ws_pump *p, uint16_t code)
+{
+    uint8_t frame[4] = {0x88, 2, (uint8_t)(code >> 8), (uint8_t)(code & 0xff)};
+
+    wslay_event_shutdown_read(p->ctx);
+    wslay_event_shutdown_write(p->ctx);
+    if (p->closing || p->failed)
+        return;
+    p->closing = true;
+    record_close(p, code, "", 0);
+    if (p->ops->write(p->data, frame, sizeof(frame)) != 0)
+        p->failed = true;
+    else
+        p->bytes_out += sizeof(frame);
+}
+
 /* Queue a close and stop reading; the caller flushes.  From inside wslay
  * callbacks too: wslay ends its recv loop once reading is off. */
 static void queue_close(struct ch_ws_pump *p, uint16_t code, const char *reason)
@@ -118,6 +176,7 @@ static void on_frame_start(wslay_event_context_ptr ctx, const struct wslay_event
     struct ch_ws_pump *p = ud;
 
     p->in_data_frame = false;
+    p->frame_opcode = a->opcode;
     if (p->closing)
         return;
     switch (a->opcode) {
@@ -170,7 +229,15 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         return;
     case WSLAY_CONNECTION_CLOSE:
         /* wslay has queued the echo (same code and reason) and stopped
-         * reading.  msg holds the code in its first two bytes. */
+         * reading.  msg holds the code in its first two bytes.  wslay
+         * 1.1.1 checks the reason's UTF-8 per received chunk, skipping the
+         * first two bytes of each, so a close frame split across reads
+         * can carry invalid UTF-8 past it: check the whole reason here,
+         * where wslay hands it over in one piece, rather than echo it. */
+        if (a->msg_length > 2 && !utf8_valid(a->msg + 2, a->msg_length - 2)) {
+            fail_now(p, CH_WS_CLOSE_INVALID_DATA);
+            return;
+        }
         record_close(p, a->status_code ? a->status_code : 1005, a->msg_length > 2 ? (const char *)a->msg + 2 : "",
                      a->msg_length > 2 ? a->msg_length - 2 : 0);
         p->closing = true;
@@ -198,25 +265,12 @@ static void flush(struct ch_ws_pump *p)
 /*
  * wslay_event_recv failed: a frame-level protocol error (a control frame
  * over 125 bytes or fragmented, a non-minimal length) or no memory.
- * wslay queued a close frame without a code; send 1002 (or 1011)
- * ourselves instead, so the peer learns why, and let wslay write nothing
- * more.
+ * wslay queued a close frame without a code; send 1002 (or 1011) instead,
+ * so the peer learns why.
  */
 static void recv_failed(struct ch_ws_pump *p, int wrc)
 {
-    uint16_t code = wrc == WSLAY_ERR_NOMEM ? CH_WS_CLOSE_INTERNAL : CH_WS_CLOSE_PROTOCOL;
-    uint8_t frame[4] = {0x88, 2, (uint8_t)(code >> 8), (uint8_t)(code & 0xff)};
-
-    wslay_event_shutdown_read(p->ctx);
-    wslay_event_shutdown_write(p->ctx);
-    if (p->closing || p->failed)
-        return;
-    p->closing = true;
-    record_close(p, code, "", 0);
-    if (p->ops->write(p->data, frame, sizeof(frame)) != 0)
-        p->failed = true;
-    else
-        p->bytes_out += sizeof(frame);
+    fail_now(p, wrc == WSLAY_ERR_NOMEM ? CH_WS_CLOSE_INTERNAL : CH_WS_CLOSE_PROTOCOL);
 }
 
 int ch_ws_pump_feed(struct ch_ws_pump *p, const void *buf, size_t n)

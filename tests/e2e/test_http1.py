@@ -184,3 +184,72 @@ def test_clients_that_vanish(gw):
         time.sleep(0.05)
     assert now <= base, f"sockets {base} -> {now}: {fd_targets(gw.pid)}"
     assert http(gw, "GET", "/health").status_code == 200
+
+
+# ------------------------------------------------------------ framing edge cases
+
+
+def test_content_length_and_chunked_rejected(gw):
+    """Both framings at once is the classic smuggling vector: 400 and close."""
+    with RawConn(gw.port) as c:
+        c.try_send(b"POST /api/v1/tokens HTTP/1.1\r\nHost: a\r\n"
+                   b"Authorization: Bearer " + gw.admin_token.encode() + b"\r\n"
+                   b"Content-Type: application/json\r\nContent-Length: 4\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /health HTTP/1.1\r\nHost: a\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 400, r
+        assert c.wait_closed(3)
+        assert b"HTTP/1.1 200" not in c.buf
+
+
+def test_chunked_post_answers(gw):
+    """A chunked body is framed: the gateway answers (201, or 411 if it
+    insists on Content-Length), never hangs."""
+    body = json.dumps({"name": "chunked-body", "scope": ["read"]}).encode()
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    with RawConn(gw.port) as c:
+        c.send(b"POST /api/v1/tokens HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer "
+               + gw.admin_token.encode() + b"\r\nContent-Type: application/json\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n" + chunked)
+        r = c.read_response(timeout=3)
+        assert r.status in (201, 411), r
+
+
+@pytest.mark.parametrize("cl", ["99999999999999999999999", "1e3", "+5", "0x10", "5, 5"])
+def test_bad_content_length(gw, cl):
+    with RawConn(gw.port) as c:
+        c.try_send(request_bytes("POST", "/api/v1/tokens", {
+            "Authorization": f"Bearer {gw.admin_token}", "Content-Type": "application/json",
+            "Content-Length": cl}))
+        r = c.read_response(timeout=3)
+        assert r.status in (400, 413), r
+
+
+def test_keepalive_survives_error_responses(gw):
+    """4xx answers to requests without a body leave the connection usable."""
+    with RawConn(gw.port) as c:
+        for path, tok, want in [("/nope", None, 404), ("/health/detail", None, 401),
+                                ("/health/detail?token=x", None, 400), ("/health", None, 200),
+                                ("/health/detail", gw.admin_token, 200)]:
+            h = {"Authorization": f"Bearer {tok}"} if tok else {}
+            c.send(request_bytes("GET", path, h))
+            r = c.read_response()
+            assert r.status == want, (path, r)
+        c.send(request_bytes("POST", "/health", {"Content-Length": "0"}))
+        assert c.read_response().status == 405
+        c.send(request_bytes("GET", "/health"))
+        assert c.read_response().status == 200
+
+
+def test_nul_in_header_rejected(gw):
+    with RawConn(gw.port) as c:
+        c.try_send(b"GET /health HTTP/1.1\r\nHost: a\r\nX-Bad: a\x00b\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 400, r
+
+
+def test_lowercase_method_rejected(gw):
+    with RawConn(gw.port) as c:
+        c.try_send(b"get /health HTTP/1.1\r\nHost: a\r\n\r\n")
+        r = c.read_response()
+        assert r.status in (400, 405, 501), r

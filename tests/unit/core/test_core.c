@@ -121,6 +121,9 @@ static void test_parsers(void **state)
     assert_string_equal(out, "a b c");
     assert_int_equal(ch_url_decode(CH_STR("bad%2"), out, sizeof(out), &n), CH_EINVAL);
     assert_int_equal(ch_url_decode(CH_STR("bad%zz"), out, sizeof(out), &n), CH_EINVAL);
+    assert_int_equal(ch_url_decode_path(CH_STR("agent%3Amain+x"), out, sizeof(out), &n), 0);
+    assert_string_equal(out, "agent:main+x");
+    assert_int_equal(ch_url_decode_path(CH_STR("nul%00"), out, sizeof(out), &n), CH_EINVAL);
 }
 
 static void test_crypto(void **state)

@@ -1,0 +1,520 @@
+#!/usr/bin/env bash
+# bench/openai_proxy.sh: what the OpenAI-compatible pass-through adds.
+#
+# POST /v1/chat/completions with model "f/fake-model" through chela, next
+# to the same body POSTed straight at the upstream, in the same run:
+#  - wrk (Lua: the POST body, the Bearer token; --latency-grade p50/p99
+#    from wrk's histogram) at concurrency 1 and BENCH_HIGH_CONC (50),
+#    non-streaming and `stream: true`, direct and through chela back to
+#    back so both sides see the same machine;
+#  - time to first byte and to the first complete SSE event of a streamed
+#    completion, over BENCH_TTFB_N requests on one keep-alive connection
+#    (a small Python client: no process spawn or TCP handshake in the
+#    timed path), median and p99.
+# Two upstreams:
+#  1. nginx serving canned answers recorded from the fake (`return 200
+#     '<body>'`): chat completion JSON at /v1/chat/completions, the SSE
+#     stream at /sse/v1/chat/completions.  chela's provider `f` points at
+#     /sse/v1 because chela always streams upstream.  No Python in the
+#     path: this is the headline measurement and the targets apply to it.
+#  2. the zero-delay Python fake (tests/e2e/fakes/llm.py --zero-delay),
+#     provider `py`, for reference: it is the bottleneck, and the script
+#     prints its CPU use to show it (BENCH_PYTHON=0 skips it).
+# CPU use of chela (all threads, and the loop thread alone) and of the
+# upstream is printed per phase, so the bottleneck is visible.
+#
+# Builds nothing (`make bench` builds first).  Not a test: it prints the
+# figures, a verdict per target, and exits 0 whether targets are met or
+# not.  Everything listens on 127.0.0.1; the EXIT trap stops every process
+# started here.  chela is pinned to core BENCH_SERVER_CPU (0), wrk and the
+# TTFB client to BENCH_CLIENT_CPU (1), the upstream to BENCH_UPSTREAM_CPU
+# (the client core by default).
+#
+# Knobs (environment): CHELA_BIN, BENCH_DURATION (s, 10), BENCH_WARMUP (s, 2),
+# BENCH_HIGH_CONC (50), BENCH_TTFB_N (2000), BENCH_PYTHON (1),
+# BENCH_SERVER_CPU (0), BENCH_CLIENT_CPU (1), BENCH_UPSTREAM_CPU (client).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
+
+BIN=${CHELA_BIN:-$REPO/build/chela}
+DURATION=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-2}
+HIGH=${BENCH_HIGH_CONC:-50}
+TTFB_N=${BENCH_TTFB_N:-2000}
+PYTHON_PHASE=${BENCH_PYTHON:-1}
+SCPU=${BENCH_SERVER_CPU:-0}
+CCPU=${BENCH_CLIENT_CPU:-1}
+UCPU=${BENCH_UPSTREAM_CPU:-$CCPU}
+NGINX=${NGINX:-/usr/sbin/nginx}
+WRK=${WRK:-/usr/bin/wrk}
+FAKE=$REPO/tests/e2e/fakes/llm.py
+ME=bench/openai_proxy.sh
+
+for tool in "$BIN" "$WRK" /usr/bin/taskset /usr/bin/curl "$PY" "$FAKE"; do
+    [[ -e $tool ]] || { echo "$ME: $tool not found (make bench builds chela)" >&2; exit 1; }
+done
+
+TMP=$(mktemp -d /tmp/chela-bench-oa.XXXXXX)
+CHELA_PID=
+FAKE_PID=
+NGINX_PID=
+cleanup() {
+    [[ -n $CHELA_PID ]] && { bench_stop "$CHELA_PID" 15 || true; }
+    [[ -n $NGINX_PID ]] && { bench_stop "$NGINX_PID" 5 || true; }
+    [[ -n $FAKE_PID ]] && { bench_stop "$FAKE_PID" 5 || true; }
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+declare -A R # results, printed at the end
+R[load_before]=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# Request bodies: the client's, sent unchanged to chela and to the upstream.
+BODY_FMT='{"model":"%s","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hi."}],"max_tokens":16%s}'
+STREAM_OPT=',"stream":true,"stream_options":{"include_usage":true}'
+# shellcheck disable=SC2059
+body() { printf "$BODY_FMT" "$1" "${2:+$STREAM_OPT}"; }
+
+# ------------------------------------------------------------------ helper scripts
+
+umask 077
+# wrk: POST $BENCH_BODY (with Bearer $BENCH_TOKEN when set); done() prints
+#   BENCH requests=N errors=E non2xx=X rps=R p50_us=A p99_us=B p999_us=C max_us=D
+cat >"$TMP/post.lua" <<'EOF'
+local body = os.getenv("BENCH_BODY") or "{}"
+local token = os.getenv("BENCH_TOKEN") or ""
+function init(args)
+    local h = { ["Content-Type"] = "application/json" }
+    if token ~= "" then h["Authorization"] = "Bearer " .. token end
+    req = wrk.format("POST", nil, h, body)
+end
+function request() return req end
+function done(summary, latency, requests)
+    local e = summary.errors
+    io.write(string.format("BENCH requests=%d errors=%d non2xx=%d rps=%.1f p50_us=%d p99_us=%d p999_us=%d max_us=%d\n",
+        summary.requests, e.connect + e.read + e.write + e.timeout, e.status,
+        summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99),
+        latency:percentile(99.9), latency.max))
+end
+EOF
+
+# TTFB: one keep-alive connection, N timed streamed requests after a
+# warm-up; per request the time from the request's send to the first
+# response byte, to the first complete `data:` event, and to the end of
+# the response.  Prints one JSON object.
+cat >"$TMP/ttfb.py" <<'EOF'
+import json, socket, sys, time
+from urllib.parse import urlsplit
+
+url, body, n, warm, token = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+u = urlsplit(url)
+head = (f"POST {u.path} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\nContent-Type: application/json\r\n"
+        "Accept: text/event-stream\r\n" + (f"Authorization: Bearer {token}\r\n" if token else "") +
+        f"Content-Length: {len(body)}\r\n\r\n").encode()
+req = head + body
+now = time.perf_counter_ns
+
+def conn():
+    s = socket.create_connection((u.hostname, u.port), timeout=10)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+def one(s):
+    """-> (status, ttfb_ns, first_event_ns, total_ns, saw_done)"""
+    raw = b""
+    t0 = now()
+    s.sendall(req)
+    t_first = t_event = None
+    hdr_end = -1
+    body = b""
+    pos = 0          # parse position in raw (after the header)
+    clen = None
+    chunked = False
+    done = False
+    while not done:
+        data = s.recv(65536)
+        t = now()
+        if not data:
+            raise ConnectionError("connection closed mid-response")
+        if t_first is None:
+            t_first = t
+        raw += data
+        if hdr_end < 0:
+            hdr_end = raw.find(b"\r\n\r\n")
+            if hdr_end < 0:
+                continue
+            lines = raw[:hdr_end].decode("latin-1").split("\r\n")
+            status = int(lines[0].split()[1])
+            for ln in lines[1:]:
+                k, _, v = ln.partition(":")
+                k = k.strip().lower()
+                if k == "content-length":
+                    clen = int(v)
+                elif k == "transfer-encoding" and "chunked" in v.lower():
+                    chunked = True
+            pos = hdr_end + 4
+        if chunked:
+            while True:
+                eol = raw.find(b"\r\n", pos)
+                if eol < 0:
+                    break
+                size = int(raw[pos:eol].split(b";")[0], 16)
+                if size == 0:
+                    if raw.find(b"\r\n", eol + 2) >= 0:  # no trailers expected
+                        done = True
+                    break
+                if len(raw) < eol + 2 + size + 2:
+                    break
+                body += raw[eol + 2:eol + 2 + size]
+                pos = eol + 2 + size + 2
+        elif clen is not None:
+            body = raw[pos:pos + clen]
+            done = len(raw) - pos >= clen
+        else:
+            raise ValueError("response without a length")
+        if t_event is None:
+            i = body.find(b"data:")
+            if i >= 0 and body.find(b"\n\n", i) >= 0:
+                t_event = t
+    t_end = now()
+    return status, t_first - t0, (t_event or t_end) - t0, t_end - t0, b"data: [DONE]" in body
+
+def pct(xs, p):
+    xs = sorted(xs)
+    if not xs:
+        return None
+    k = max(0, min(len(xs) - 1, int(round(p / 100 * len(xs) + 0.5)) - 1))
+    return xs[k]
+
+s = conn()
+bad = 0
+ttfb, ev, tot = [], [], []
+for i in range(warm + n):
+    try:
+        st, a, b, c, ok = one(s)
+    except (OSError, ValueError) as e:
+        bad += 1
+        s.close()
+        s = conn()
+        continue
+    if st != 200 or not ok:
+        bad += 1
+        continue
+    if i >= warm:
+        ttfb.append(a / 1e3); ev.append(b / 1e3); tot.append(c / 1e3)
+out = {"n": len(ttfb), "bad": bad}
+for name, xs in (("ttfb", ttfb), ("event", ev), ("total", tot)):
+    out[name + "_p50"] = round(pct(xs, 50), 1) if xs else None
+    out[name + "_p99"] = round(pct(xs, 99), 1) if xs else None
+print(json.dumps(out))
+EOF
+
+# ------------------------------------------------------------------ processes
+
+start_fake() {
+    taskset -c "$UCPU" "$PY" "$FAKE" --provider openai --port 0 --zero-delay \
+        >"$TMP/fake.out" 2>"$TMP/fake.err" </dev/null &
+    FAKE_PID=$!
+    local line
+    line=$(bench_wait_line "$TMP/fake.out" '^fake-llm openai listening on http://' 10) ||
+        { echo "$ME: the fake did not start:" >&2; cat "$TMP/fake.err" >&2; exit 1; }
+    FAKE_URL=${line#fake-llm openai listening on }
+}
+
+# A body nginx can carry in a single-quoted `return` string.
+nginx_safe() { [[ -s $1 ]] && ! grep -q "[\\\\'\$]" "$1"; }
+
+start_nginx() {
+    NPORT=$(bench_free_port)
+    mkdir -p "$TMP/nginx/logs" "$TMP/nginx/tmp"
+    local user_line="" mask=1 i
+    [[ $(id -u) == 0 ]] && user_line="user root root;"
+    # worker_cpu_affinity takes a bit string: "1" for core 0, "10" for core 1.
+    for ((i = 0; i < UCPU; i++)); do mask+=0; done
+    cat >"$TMP/nginx/nginx.conf" <<EOF
+$user_line
+worker_processes 1;
+worker_cpu_affinity $mask;
+daemon off;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $TMP/nginx/tmp/body;
+    proxy_temp_path $TMP/nginx/tmp/proxy;
+    fastcgi_temp_path $TMP/nginx/tmp/fastcgi;
+    uwsgi_temp_path $TMP/nginx/tmp/uwsgi;
+    scgi_temp_path $TMP/nginx/tmp/scgi;
+    keepalive_requests 10000000;
+    keepalive_timeout 120s;
+    server {
+        listen 127.0.0.1:$NPORT;
+        location = /v1/chat/completions {
+            default_type application/json;
+            return 200 '$(cat "$TMP/canned.json")';
+        }
+        location = /sse/v1/chat/completions {
+            default_type text/event-stream;
+            return 200 '$(cat "$TMP/canned.sse")';
+        }
+    }
+}
+EOF
+    taskset -c "$UCPU" "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" \
+        >"$TMP/nginx/stdout" 2>&1 </dev/null &
+    NGINX_PID=$!
+    if ! bench_wait_200 "http://127.0.0.1:$NPORT/v1/chat/completions" 100; then
+        echo "$ME: nginx did not start:" >&2
+        cat "$TMP/nginx/stdout" "$TMP/nginx/logs/error.log" >&2 2>/dev/null || true
+        bench_stop "$NGINX_PID" 5 || true
+        NGINX_PID=
+        return 1
+    fi
+    NGINX_URL=http://127.0.0.1:$NPORT
+    NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1 || true)
+    NGINX_WORKER=${NGINX_WORKER:-$NGINX_PID}
+}
+
+start_chela() {
+    local state=$TMP/state providers
+    mkdir -m 700 "$state"
+    providers="py: { api: \"openai-completions\", baseUrl: \"$FAKE_URL/v1\", apiKey: \"sk-bench\","
+    providers+=" models: [{ id: \"fake-model\", pricing: { input: 1, output: 2 } }] },"
+    if [[ -n ${NGINX_URL:-} ]]; then
+        providers+=" f: { api: \"openai-completions\", baseUrl: \"$NGINX_URL/sse/v1\", apiKey: \"sk-bench\","
+        providers+=" models: [{ id: \"fake-model\", pricing: { input: 1, output: 2 } }] },"
+    fi
+    cat >"$state/chela.json5" <<EOF
+// $ME: the OpenAI-compatible API on; no rate limit or keep-alive cap in
+// the way of the load; access log off.
+{
+  log: { access: false, level: "warn" },
+  gateway: { http: { endpoints: { chatCompletions: { enabled: true } } } },
+  api: { rateLimit: { perToken: { maxRequests: 0 }, global: { maxRequests: 0 } } },
+  limits: { keepaliveRequests: 10000000, maxConnections: 4096 },
+  models: { providers: { $providers } },
+}
+EOF
+    taskset -c "$SCPU" "$BIN" gateway --port 0 --bind 127.0.0.1 --state "$state" \
+        >"$TMP/chela.out" 2>"$TMP/chela.err" </dev/null &
+    CHELA_PID=$!
+    local line
+    line=$(bench_wait_line "$TMP/chela.out" '^chela listening on http://' 10) ||
+        { echo "$ME: chela did not start; stderr:" >&2; cat "$TMP/chela.err" >&2; exit 1; }
+    CHELA_URL=${line#chela listening on }
+    TOKEN=$(awk '/^Admin token/ { print $NF }' "$TMP/chela.out")
+    [[ $TOKEN == oc_tok_* ]] || { echo "$ME: no admin token banner" >&2; exit 1; }
+}
+
+# check NAME URL BODY [TOKEN]: one request answers 200 with a completion.
+check() {
+    local name=$1 url=$2 b=$3 tok=${4:-} code
+    local -a h=(-H 'Content-Type: application/json')
+    [[ -n $tok ]] && h+=(-H "Authorization: Bearer $tok")
+    code=$(curl -s -o "$TMP/check.out" -w '%{http_code}' --noproxy '*' --max-time 10 "${h[@]}" -d "$b" "$url" || true)
+    if [[ $code != 200 ]] || ! grep -q '"ok"' "$TMP/check.out"; then
+        echo "$ME: $name: $url answered $code:" >&2
+        head -c 600 "$TMP/check.out" >&2
+        echo >&2
+        tail -5 "$TMP/chela.err" >&2 2>/dev/null || true
+        exit 1
+    fi
+}
+
+ticks() { bench_cpu_ticks "$1"; }
+# pct_core TICKS0 TICKS1 NS: CPU use in % of one core.
+pct_core() {
+    awk -v d=$(($2 - $1)) -v hz="$(getconf CLK_TCK)" -v ns="$3" 'BEGIN { printf "%.0f", 100 * (d / hz) / (ns / 1e9) }'
+}
+
+# run_wrk NAME URL BODY CONNS TOKEN UPSTREAM_PID: warm up, then measure.
+# Fills R[NAME_rps|p50|p99|p999|err] and the CPU use (% of one core) of
+# chela (R[NAME_cpu]), its loop thread (R[NAME_lcpu]) and the upstream
+# (R[NAME_ucpu]).
+run_wrk() {
+    local name=$1 url=$2 b=$3 conns=$4 tok=$5 upid=$6 c0 c1 l0 l1 u0 u1 w0 w1 line
+    if ((WARMUP > 0)); then
+        BENCH_BODY=$b BENCH_TOKEN=$tok taskset -c "$CCPU" "$WRK" -t1 -c"$conns" -d"${WARMUP}s" \
+            -s "$TMP/post.lua" "$url" >/dev/null 2>&1 || true
+    fi
+    c0=$(ticks "$CHELA_PID")
+    l0=$(ticks "$CHELA_PID/task/$CHELA_PID")
+    u0=$(ticks "$upid")
+    w0=$(date +%s%N)
+    BENCH_BODY=$b BENCH_TOKEN=$tok taskset -c "$CCPU" "$WRK" -t1 -c"$conns" -d"${DURATION}s" --latency \
+        -s "$TMP/post.lua" "$url" >"$TMP/wrk-$name.txt" 2>&1 || true
+    w1=$(date +%s%N)
+    c1=$(ticks "$CHELA_PID")
+    l1=$(ticks "$CHELA_PID/task/$CHELA_PID")
+    u1=$(ticks "$upid")
+    line=$(grep -m1 '^BENCH ' "$TMP/wrk-$name.txt" || true)
+    local k
+    for k in rps p50_us p99_us p999_us; do
+        R[${name}_${k%_us}]=$(sed -n "s/.* $k=\([0-9.]*\).*/\1/p" <<<"$line")
+    done
+    R[${name}_err]=$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^(errors|non2xx)=/) { split($i, a, "="); n += a[2] } }
+                         END { print n + 0 }' <<<"$line")
+    R[${name}_cpu]=$(pct_core "$c0" "$c1" $((w1 - w0)))
+    R[${name}_lcpu]=$(pct_core "$l0" "$l1" $((w1 - w0)))
+    R[${name}_ucpu]=$(pct_core "$u0" "$u1" $((w1 - w0)))
+    printf '== %-16s %9s req/s  p50 %6s us  p99 %7s us  p99.9 %7s us  err %s  CPU chela %s%% (loop %s%%) upstream %s%%\n' \
+        "$name" "${R[${name}_rps]:-?}" "${R[${name}_p50]:-?}" "${R[${name}_p99]:-?}" "${R[${name}_p999]:-?}" \
+        "${R[${name}_err]}" "${R[${name}_cpu]}" "${R[${name}_lcpu]}" "${R[${name}_ucpu]}"
+    [[ -n $line ]] || { echo "   (!) wrk output:"; cat "$TMP/wrk-$name.txt"; }
+    return 0
+}
+
+# run_ttfb NAME URL BODY TOKEN: fills R[NAME_ttfb50|ttfb99|ev50|ev99|n|bad].
+run_ttfb() {
+    local name=$1 url=$2 b=$3 tok=$4 out
+    out=$(taskset -c "$CCPU" "$PY" "$TMP/ttfb.py" "$url" "$b" "$TTFB_N" 200 "$tok" 2>"$TMP/ttfb-$name.err" || true)
+    if [[ $out != \{* ]]; then
+        echo "== $name: the TTFB client failed:"
+        cat "$TMP/ttfb-$name.err"
+        return 0
+    fi
+    read -r 'R['"$name"'_ttfb50]' 'R['"$name"'_ttfb99]' 'R['"$name"'_ev50]' 'R['"$name"'_ev99]' \
+        'R['"$name"'_n]' 'R['"$name"'_bad]' < <("$PY" -c '
+import json, sys
+o = json.loads(sys.argv[1])
+print(*(o[k] for k in ("ttfb_p50", "ttfb_p99", "event_p50", "event_p99", "n", "bad")))' "$out")
+    printf '== %-16s TTFB p50 %7s us  p99 %7s us; first event p50 %7s us  p99 %7s us (n=%s, failed %s)\n' \
+        "$name" "${R[${name}_ttfb50]}" "${R[${name}_ttfb99]}" "${R[${name}_ev50]}" "${R[${name}_ev99]}" \
+        "${R[${name}_n]}" "${R[${name}_bad]}"
+}
+
+# measure PREFIX DIRECT_URL DIRECT_SSE_URL MODEL UPSTREAM_PID: every phase
+# for one upstream, each direct phase right before its gateway twin.
+measure() {
+    local p=$1 durl=$2 dsse=$3 model=$4 upid=$5 gurl="$CHELA_URL/v1/chat/completions" nb sb
+    nb=$(body "$model")
+    sb=$(body "$model" stream)
+    check "$p direct" "$durl" "$nb"
+    check "$p gateway" "$gurl" "$nb" "$TOKEN"
+    run_wrk "${p}_d1" "$durl" "$nb" 1 "" "$upid"
+    run_wrk "${p}_g1" "$gurl" "$nb" 1 "$TOKEN" "$upid"
+    run_wrk "${p}_dh" "$durl" "$nb" "$HIGH" "" "$upid"
+    run_wrk "${p}_gh" "$gurl" "$nb" "$HIGH" "$TOKEN" "$upid"
+    run_wrk "${p}_sd1" "$dsse" "$sb" 1 "" "$upid"
+    run_wrk "${p}_sg1" "$gurl" "$sb" 1 "$TOKEN" "$upid"
+    run_wrk "${p}_sdh" "$dsse" "$sb" "$HIGH" "" "$upid"
+    run_wrk "${p}_sgh" "$gurl" "$sb" "$HIGH" "$TOKEN" "$upid"
+    run_ttfb "${p}_td" "$dsse" "$sb" ""
+    run_ttfb "${p}_tg" "$gurl" "$sb" "$TOKEN"
+}
+
+# ------------------------------------------------------------------ run
+
+start_fake
+echo "fake: $FAKE_URL (pid $FAKE_PID, core $UCPU)"
+# The canned answers nginx serves: the fake's own, recorded once.
+curl -s --noproxy '*' -H 'Content-Type: application/json' -d "$(body f/fake-model)" \
+    "$FAKE_URL/v1/chat/completions" >"$TMP/canned.json" || true
+curl -s --noproxy '*' -H 'Content-Type: application/json' -d "$(body f/fake-model stream)" \
+    "$FAKE_URL/v1/chat/completions" >"$TMP/canned.sse" || true
+
+HAVE_NGINX=0
+NGINX_URL=
+if [[ -x $NGINX ]]; then
+    if nginx_safe "$TMP/canned.json" && nginx_safe "$TMP/canned.sse" && grep -q '\[DONE\]' "$TMP/canned.sse"; then
+        start_nginx && HAVE_NGINX=1
+    else
+        echo "$ME: the fake's answers cannot be canned for nginx; Python fake only" >&2
+    fi
+else
+    echo "$ME: no nginx at $NGINX: Python fake only (apt-get install nginx-light)" >&2
+fi
+((HAVE_NGINX)) && echo "nginx: $NGINX_URL (worker pid $NGINX_WORKER, core $UCPU)"
+
+start_chela
+echo "chela: $CHELA_URL (pid $CHELA_PID, core $SCPU)"
+R[idle_rss_kb]=$(bench_status_kb "$CHELA_PID" VmRSS)
+
+if ((HAVE_NGINX)); then
+    echo "-- upstream: nginx, canned answers"
+    measure n "$NGINX_URL/v1/chat/completions" "$NGINX_URL/sse/v1/chat/completions" f/fake-model "$NGINX_WORKER"
+fi
+if ((PYTHON_PHASE)) || ! ((HAVE_NGINX)); then
+    echo "-- upstream: the zero-delay Python fake"
+    measure p "$FAKE_URL/v1/chat/completions" "$FAKE_URL/v1/chat/completions" py/fake-model "$FAKE_PID"
+    HAVE_PY=1
+else
+    HAVE_PY=0
+fi
+R[load_rss_kb]=$(bench_status_kb "$CHELA_PID" VmRSS)
+bench_stop "$CHELA_PID" 15 || true
+CHELA_PID=
+
+# ------------------------------------------------------------------ summary
+
+v() { echo "${R[$1]:-n/a}"; }
+sub() { awk -v a="${1:-}" -v b="${2:-}" 'BEGIN { if (a == "" || b == "" || a == "None" || b == "None") print "n/a"; else printf "%+.0f", a - b }'; }
+ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
+verdict() {
+    if awk -v a="$1" -v b="$3" -v op="$2" 'BEGIN {
+        if (a == "" || b == "" || a == "n/a" || b == "n/a") exit 1
+        sub(/x$/, "", a); a += 0; b += 0
+        exit !((op == "<" && a < b) || (op == "<=" && a <= b) || (op == ">=" && a >= b)) }'
+    then echo "met"; else echo "MISSED"; fi
+}
+row() { printf '%-40s %12s %12s %14s %8s\n' "$@"; }
+cpu() { echo "$(v "${1}_cpu")/$(v "${1}_lcpu")/$(v "${1}_ucpu")"; }
+
+# table PREFIX TITLE: the rows for one upstream.
+table() {
+    local p=$1
+    echo "$2"
+    row "measure" "direct" "via chela" "added / ratio" "target"
+    row "----------------------------------------" "------------" "------------" "--------------" "--------"
+    row "c=1 p50 latency (us)" "$(v "${p}_d1_p50")" "$(v "${p}_g1_p50")" "$(sub "${R[${p}_g1_p50]:-}" "${R[${p}_d1_p50]:-}")" "<=50"
+    row "c=1 p99 latency (us)" "$(v "${p}_d1_p99")" "$(v "${p}_g1_p99")" "$(sub "${R[${p}_g1_p99]:-}" "${R[${p}_d1_p99]:-}")" "<=150"
+    row "c=1 requests/s" "$(v "${p}_d1_rps")" "$(v "${p}_g1_rps")" "$(ratio "${R[${p}_g1_rps]:-}" "${R[${p}_d1_rps]:-}")" ""
+    row "c=$HIGH p50 latency (us)" "$(v "${p}_dh_p50")" "$(v "${p}_gh_p50")" "$(sub "${R[${p}_gh_p50]:-}" "${R[${p}_dh_p50]:-}")" "<=50"
+    row "c=$HIGH p99 latency (us)" "$(v "${p}_dh_p99")" "$(v "${p}_gh_p99")" "$(sub "${R[${p}_gh_p99]:-}" "${R[${p}_dh_p99]:-}")" "<=150"
+    row "c=$HIGH requests/s" "$(v "${p}_dh_rps")" "$(v "${p}_gh_rps")" "$(ratio "${R[${p}_gh_rps]:-}" "${R[${p}_dh_rps]:-}")" ">=0.8x"
+    row "stream c=1 p50 / p99 (us)" "$(v "${p}_sd1_p50") / $(v "${p}_sd1_p99")" "$(v "${p}_sg1_p50") / $(v "${p}_sg1_p99")" \
+        "$(sub "${R[${p}_sg1_p50]:-}" "${R[${p}_sd1_p50]:-}") / $(sub "${R[${p}_sg1_p99]:-}" "${R[${p}_sd1_p99]:-}")" ""
+    row "stream c=$HIGH p50 / p99 (us)" "$(v "${p}_sdh_p50") / $(v "${p}_sdh_p99")" "$(v "${p}_sgh_p50") / $(v "${p}_sgh_p99")" \
+        "$(sub "${R[${p}_sgh_p50]:-}" "${R[${p}_sdh_p50]:-}") / $(sub "${R[${p}_sgh_p99]:-}" "${R[${p}_sdh_p99]:-}")" ""
+    row "stream c=$HIGH requests/s" "$(v "${p}_sdh_rps")" "$(v "${p}_sgh_rps")" "$(ratio "${R[${p}_sgh_rps]:-}" "${R[${p}_sdh_rps]:-}")" ""
+    row "stream TTFB p50 (us)" "$(v "${p}_td_ttfb50")" "$(v "${p}_tg_ttfb50")" "$(sub "${R[${p}_tg_ttfb50]:-}" "${R[${p}_td_ttfb50]:-}")" ""
+    row "stream TTFB p99 (us)" "$(v "${p}_td_ttfb99")" "$(v "${p}_tg_ttfb99")" "$(sub "${R[${p}_tg_ttfb99]:-}" "${R[${p}_td_ttfb99]:-}")" ""
+    row "stream first event p50 / p99 (us)" "$(v "${p}_td_ev50") / $(v "${p}_td_ev99")" "$(v "${p}_tg_ev50") / $(v "${p}_tg_ev99")" \
+        "$(sub "${R[${p}_tg_ev50]:-}" "${R[${p}_td_ev50]:-}") / $(sub "${R[${p}_tg_ev99]:-}" "${R[${p}_td_ev99]:-}")" ""
+    row "CPU % chela/loop/upstream, c=1" "-/-/$(v "${p}_d1_ucpu")" "$(cpu "${p}_g1")" "" ""
+    row "CPU % chela/loop/upstream, c=$HIGH" "-/-/$(v "${p}_dh_ucpu")" "$(cpu "${p}_gh")" "" ""
+    row "CPU % chela/loop/upstream, stream c=$HIGH" "-/-/$(v "${p}_sdh_ucpu")" "$(cpu "${p}_sgh")" "" ""
+    row "errors (wrk: non-2xx + socket)" "$(v "${p}_d1_err"),$(v "${p}_dh_err"),$(v "${p}_sd1_err"),$(v "${p}_sdh_err")" \
+        "$(v "${p}_g1_err"),$(v "${p}_gh_err"),$(v "${p}_sg1_err"),$(v "${p}_sgh_err")" "" ""
+    echo
+}
+
+echo
+echo "chela OpenAI-compatible proxy benchmark  $(date -u +%Y-%m-%dT%H:%MZ)  $(nproc) cores  $(uname -m)"
+echo "wrk -t1 -d${DURATION}s (warm-up ${WARMUP}s) on core $CCPU; chela on core $SCPU; upstream on core $UCPU;" \
+    "TTFB: $TTFB_N streamed requests on one connection"
+echo "load average before: ${R[load_before]}; after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "added = via chela - direct, per percentile (not a percentile of per-request differences)"
+echo
+((HAVE_NGINX)) && table n "upstream: nginx, canned answers (chela's provider f -> /sse/v1; direct JSON at /v1, SSE at /sse/v1)"
+((HAVE_PY)) && table p "upstream: zero-delay Python fake (tests/e2e/fakes/llm.py; chela's provider py)"
+echo "chela RSS: $(awk -v k="${R[idle_rss_kb]:-0}" 'BEGIN { printf "%.1f MB", k / 1024 }') idle," \
+    "$(awk -v k="${R[load_rss_kb]:-0}" 'BEGIN { printf "%.1f MB", k / 1024 }') after the load"
+echo
+if ((HAVE_NGINX)); then T=n; else T=p; fi
+echo "targets (upstream: $([[ $T == n ]] && echo nginx || echo 'Python fake'); issue 4):"
+echo "  added p50 <= 50 us, c=1:                $(verdict "$(sub "${R[${T}_g1_p50]:-}" "${R[${T}_d1_p50]:-}")" "<=" 50)"
+echo "  added p99 <= 150 us, c=1:               $(verdict "$(sub "${R[${T}_g1_p99]:-}" "${R[${T}_d1_p99]:-}")" "<=" 150)"
+echo "  added p50 <= 50 us, c=$HIGH:               $(verdict "$(sub "${R[${T}_gh_p50]:-}" "${R[${T}_dh_p50]:-}")" "<=" 50)"
+echo "  added p99 <= 150 us, c=$HIGH:              $(verdict "$(sub "${R[${T}_gh_p99]:-}" "${R[${T}_dh_p99]:-}")" "<=" 150)"
+echo "  throughput >= 0.8x direct, c=$HIGH:        $(verdict "$(ratio "${R[${T}_gh_rps]:-}" "${R[${T}_dh_rps]:-}")" ">=" 0.8)"
+if ((HAVE_PY)); then
+    echo "note: the Python fake alone serves $(v p_dh_rps) req/s at c=$HIGH using $(v p_dh_ucpu)% of a core;" \
+        "through chela it is the limit (fake at $(v p_gh_ucpu)%), so its ratios measure the fake, not chela."
+fi
+exit 0

@@ -1,0 +1,197 @@
+/*
+ * hooks.h: private declarations of the /hooks surface (hooks.c,
+ * hooks_agent.c, hooks_deliver.c, hooks_map.c) and of the seed 004 and
+ * skills routes (rest_send.c, rest_skills.c), part of the api layer.
+ *
+ * The hook contract is OpenClaw's (spec section 3, "Hooks"): a base path
+ * (hooks.path), its own token, POST only, JSON bodies up to
+ * hooks.maxBodyBytes, `agent`, `wake` and mapped names.  Where chela
+ * differs (request session keys allowed by default, the message is never
+ * trimmed or wrapped, the 202 comes only after a durable commit, native
+ * callbacks) docs/compatibility.md says so.
+ */
+#ifndef CH_API_HOOKS_H
+#define CH_API_HOOKS_H
+
+#include "api/internal.h"
+
+/* The hook rows of api.c's route table take every method: hooks.c answers
+ * 405 itself (after auth, as OpenClaw does), and a disabled hook path is
+ * a 404 whatever the method. */
+#define CH_HOOK_METHODS                                                                                                \
+    (CH_M_GET | CH_M_HEAD | CH_M_POST | CH_M_PUT | CH_M_DELETE | CH_M_PATCH | CH_M_OPTIONS | CH_M_OTHER)
+
+/* Why a hook request ended the way it did: one counter per (outcome, reason)
+ * in /metrics, and the word in the refusal's log line. */
+enum ch_hook_reason {
+    CH_HOOK_R_AGENT,          /* accepted: POST <base>/agent queued a run */
+    CH_HOOK_R_WAKE,           /* accepted: POST <base>/wake */
+    CH_HOOK_R_MAPPING,        /* accepted: a hooks.mappings[] entry matched */
+    CH_HOOK_R_REPLAY,         /* accepted: an idempotency key named an earlier run */
+    CH_HOOK_R_COMPLETED,      /* accepted: waitForCompletion answered with the outcome */
+    CH_HOOK_R_DISABLED,       /* refused below: hooks.enabled is false */
+    CH_HOOK_R_NOT_FOUND,      /* bare base path, or no mapping for the name */
+    CH_HOOK_R_METHOD,         /* not POST */
+    CH_HOOK_R_TOKEN_IN_QUERY, /* ?token= */
+    CH_HOOK_R_UNAUTHORIZED,   /* missing or wrong token */
+    CH_HOOK_R_THROTTLED,      /* 20 failures in 60 s from the address */
+    CH_HOOK_R_TOO_LARGE,      /* over hooks.maxBodyBytes */
+    CH_HOOK_R_INVALID_JSON,   /* not a JSON object */
+    CH_HOOK_R_INVALID,        /* a field is wrong (message, callback, ...) */
+    CH_HOOK_R_SESSION_KEY,    /* reserved prefix or outside allowedSessionKeyPrefixes */
+    CH_HOOK_R_MODEL,          /* the model does not resolve */
+    CH_HOOK_R_QUEUE_FULL,     /* agents.defaults.queueSize or the store queue */
+    CH_HOOK_R_UNAVAILABLE,    /* no agent, or the gateway is stopping */
+    CH_HOOK_R_INTERNAL,       /* out of memory, store error */
+    CH_HOOK_R_CLIENT_GONE,    /* the client left before the answer */
+    CH_HOOK_R__COUNT
+};
+const char *ch_hook_reason_name(enum ch_hook_reason r);
+
+/* Delivery outcomes counted when a hook run ends. */
+enum ch_hook_dlv {
+    CH_HOOK_D_QUEUED,         /* handed to the outbox (committed) */
+    CH_HOOK_D_INVALID_JSON,   /* raw mode and the final text is not JSON */
+    CH_HOOK_D_SKIPPED,        /* raw mode and the run failed; or no such channel */
+    CH_HOOK_D_FAILED,         /* the outbox refused it */
+    CH_HOOK_D_WEBHOOK,        /* deliver to the `webhook` channel: event emitted */
+    CH_HOOK_D__COUNT
+};
+
+/* Failed authentications of one address (OpenClaw: 20 in 60 s). */
+struct ch_hook_fail {
+    int64_t window_start_ms;
+    int count;
+};
+
+/*
+ * The hooks state of an api (a->hooks).  Configuration fields are rebuilt
+ * by ch_hooks_reload; counters, the failure table and the subscription
+ * live as long as the api.  Loop thread only.
+ */
+struct ch_hooks {
+    bool enabled;
+    char *base;                /* owned: hooks.path, no trailing '/', never "/" */
+    size_t base_len;
+    bool has_token;            /* hooks.token set: only it is accepted */
+    char token_hash[65];       /* SHA-256 hex of hooks.token (compared in constant time) */
+    size_t max_body;           /* hooks.maxBodyBytes */
+    bool allow_request_key;    /* hooks.allowRequestSessionKey */
+    char *default_key;         /* owned or NULL: hooks.defaultSessionKey */
+    json_t *prefixes;          /* owned array of strings; empty: any key */
+    json_t *mappings;          /* owned deep copy of hooks.mappings (array) */
+    json_t *callback;          /* owned deep copy of hooks.callback, or NULL */
+    int retry_max;             /* hooks.retry.maxAttempts */
+    int64_t retry_backoff_ms;  /* hooks.retry.backoffMs */
+    struct ch_map fails;       /* address -> struct ch_hook_fail (owned) */
+    struct ch_agent_sub *sub;  /* every run's END (hooks_deliver.c); NULL without agent */
+    int64_t started_ms;        /* runs that finished before this are the recovery scan's */
+    uint64_t counts[2][CH_HOOK_R__COUNT];   /* [0] accepted, [1] refused */
+    uint64_t deliveries[CH_HOOK_D__COUNT];
+    uint64_t recovered;        /* deliveries re-queued by the start-up scan */
+};
+
+/* ---- hooks.c: configuration, the head check, counters ---- */
+
+/* Build a->hooks from a->cfg; CH_EINVAL with err for a bad hooks.path or
+ * mapping (the gateway refuses to start, or a reload is refused). */
+int ch_hooks_new(struct ch_api *a, struct ch_error *err);
+int ch_hooks_reload(struct ch_api *a, struct ch_error *err);
+/* Unsubscribe (before the agent is freed) and free; NULL-safe. */
+void ch_hooks_free(struct ch_api *a);
+/*
+ * Called by api_on_head before the router.  CH_ENOTFOUND: not a hook
+ * request (hooks disabled or the path is outside hooks.path), the caller
+ * goes on.  0: a hook request that passed the checks that need no body
+ * (query token, auth, method, known name, declared size); r->route is set
+ * and *max_body is hooks.maxBodyBytes.  CH_ECANCELED: answered here.
+ */
+int ch_hooks_on_head(struct ch_api *a, struct ch_http_req *r, size_t *max_body);
+/* Count a request's outcome and, for a refusal, log it with its reason. */
+void ch_hooks_count(struct ch_api *a, const struct ch_http_req *r, bool accepted, enum ch_hook_reason why,
+                    const char *detail);
+/* Refuse with {"ok":false,"error":msg}: counted and logged.  Returns CH_ECANCELED. */
+int ch_hooks_refuse(struct ch_api *a, struct ch_http_req *r, int status, enum ch_hook_reason why, const char *fmt,
+                    ...) __attribute__((format(printf, 5, 6)));
+/* The hook part of /metrics, appended to b. */
+void ch_hooks_metrics(struct ch_api *a, struct ch_buf *b);
+/* The sub-path after hooks.path ("agent", "github/push"), borrowed from r. */
+struct ch_str ch_hooks_subpath(const struct ch_api *a, const struct ch_http_req *r);
+
+/* ---- hooks_parse.c: a hook body -> a run request ---- */
+
+/* One validated hook request.  Every string is an owned copy. */
+struct ch_hook_in {
+    char *message;             /* non-blank; reaches the model byte for byte */
+    char *session_key;
+    char *model;               /* as given (an alias is fine: the agent resolves it), or NULL */
+    char *idem;                /* the caller's idempotency key, or NULL */
+    int64_t timeout_s;         /* 0: agents.defaults.timeoutSeconds */
+    bool wait;                 /* waitForCompletion */
+    json_t *hook;              /* owned: meta.hook of the run (name, delivery, callback...) */
+    const char *source;        /* static: the run's source, "hook" or "wake" */
+    enum ch_hook_reason ok_reason;
+};
+void ch_hook_in_release(struct ch_hook_in *in);
+/* The JSON object body of r (an empty body is {}), or a 400 answered
+ * (counted) and CH_EINVAL. */
+int ch_hooks_body(struct ch_api *a, struct ch_http_req *r, json_t **out);
+/* POST <base>/agent: validate body into in; on failure the refusal is
+ * answered and counted and CH_EINVAL returned. */
+int ch_hooks_parse_agent(struct ch_api *a, struct ch_http_req *r, const json_t *body, struct ch_hook_in *in);
+/* POST <base>/<name> with an agent mapping m. */
+int ch_hooks_parse_mapping(struct ch_api *a, struct ch_http_req *r, const json_t *m, const json_t *body,
+                           struct ch_hook_in *in);
+
+/* ---- hooks_agent.c: the handlers ---- */
+/* Queue a validated request (steals in's contents) and answer r. */
+void ch_hooks_dispatch(struct ch_api *a, struct ch_http_req *r, struct ch_hook_in *in);
+void ch_hooks_agent(struct ch_http_req *r, void *data);
+void ch_hooks_wake(struct ch_http_req *r, void *data);
+void ch_hooks_mapped(struct ch_http_req *r, void *data);
+
+/* ---- hooks_deliver.c: what happens when a hook run ends ---- */
+
+/* Subscribe to the bus and queue the start-up scan for hook runs that
+ * ended without their callback being queued (a crash in between). */
+int ch_hooks_deliver_start(struct ch_api *a);
+void ch_hooks_deliver_stop(struct ch_api *a);
+/* The completion object of waitForCompletion from a result (new ref). */
+json_t *ch_hooks_completion_json(const char *run_id, const struct ch_agent_result *res);
+
+/* ---- hooks_map.c: mappings and templates (no I/O; unit-tested) ---- */
+
+/* What a template may refer to.  All borrowed. */
+struct ch_hook_tpl_ctx {
+    const json_t *payload;              /* the JSON body */
+    const struct ch_http_req *req;      /* {{headers.x}}, {{query.x}}; may be NULL */
+    struct ch_str path;                 /* {{path}}: the sub-path */
+    int64_t now_ms;                     /* {{now}} */
+};
+/*
+ * Render `{{ expr }}` placeholders: payload.a.b[0].c (or a bare path into
+ * the payload), headers.<name> (case-insensitive), query.<name>, path,
+ * now (ISO 8601).  Missing values render empty; strings verbatim, numbers
+ * and booleans as JSON text, objects and arrays as compact JSON.  An
+ * unterminated "{{" is copied literally.  Output capped by out's max
+ * (CH_E_TOO_LARGE).
+ */
+int ch_hooks_render(const char *tpl, const struct ch_hook_tpl_ctx *ctx, struct ch_buf *out);
+/* The first mapping whose match.path equals path (slashes trimmed) and
+ * whose match.source, if any, equals payload.source; NULL if none. */
+const json_t *ch_hooks_map_find(const json_t *mappings, struct ch_str path, const json_t *payload);
+/* Check hooks.mappings at load: CH_EINVAL with err naming the entry. */
+int ch_hooks_map_check(const json_t *mappings, struct ch_error *err);
+/* A string is usable as a session key of a hook (printable, bounded). */
+bool ch_hooks_key_ok(const char *key);
+
+/* ---- rest_send.c: /api/v1/send and seed 004's paths ---- */
+void ch_rest_send(struct ch_http_req *r, void *data);
+void ch_rest_messages_send(struct ch_http_req *r, void *data);
+void ch_rest_messages_broadcast(struct ch_http_req *r, void *data);
+void ch_rest_seed_session_reset(struct ch_http_req *r, void *data);
+
+/* ---- rest_skills.c: GET /api/v1/skills ---- */
+void ch_rest_skills(struct ch_http_req *r, void *data);
+
+#endif

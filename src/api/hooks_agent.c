@@ -1,0 +1,556 @@
+/*
+ * hooks_agent.c: the hook handlers (OpenClaw spec section 3): POST
+ * <base>/agent, <base>/wake and <base>/<name> (mappings).  A hook run is
+ * answered only once the agent reports it durably queued (a committed
+ * `queued` row), so a crash right after the 202 never loses it.
+ *
+ * One request is one `struct hjob`:
+ *   [idempotency lookup (read job)] -> submit -> accepted -> 202
+ *                                  \-> replay (same runId, 200)
+ * and with waitForCompletion it stays subscribed to the run until END
+ * (200 with `completion`) or the wait timer (202, completion pending).
+ * Idempotency keys are stored per UTC day, "hook:<key>@<day>", and looked
+ * up in today's and yesterday's buckets, which is exactly a 24 h window:
+ * an older run with the same key no longer blocks a new one.
+ */
+#include <string.h>
+
+#include "api/hooks.h"
+
+#define DAY_MS 86400000LL
+#define WAIT_GRACE_MS 30000        /* past the run's own timeout, for its queueing */
+#define MAIN_SESSION "agent:main:main"
+#define MAX_PLAIN_IDEM 160         /* longer (or unprintable) keys are stored hashed */
+
+struct hjob {
+    struct ch_store_job job;       /* idempotency lookup, then the wait read: never both at once */
+    int refs;                      /* dispatch, store job, accept cb, subscription, timer */
+    struct ch_api *api;            /* borrowed */
+    struct ch_http_req *req;       /* ref held until freed */
+    struct ch_hook_in in;          /* owned */
+    const char *wake_mode;         /* static: answer in /hooks/wake's shape */
+    char run_id[40];               /* the id our run gets */
+    char *keys[2];                 /* owned: stored idempotency keys, today and yesterday */
+    char *found;                   /* owned: the run an idempotency key named */
+    int64_t found_created_ms;
+    char *watch;                   /* owned: the run we wait for */
+    struct ch_agent_sub *sub;
+    uv_timer_t timer;
+    bool timer_on;
+    struct ch_run_rec rec;         /* the wait read */
+    bool answered;                 /* response out, or the client gone */
+    bool accepted;                 /* the run is durably queued */
+};
+
+static void hjob_unref(struct hjob *j)
+{
+    if (--j->refs > 0)
+        return;
+    ch_http_req_unref(j->req);
+    ch_hook_in_release(&j->in);
+    ch_free(j->keys[0]);
+    ch_free(j->keys[1]);
+    ch_free(j->found);
+    ch_free(j->watch);
+    ch_run_rec_release(&j->rec);
+    ch_free(j);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    hjob_unref(h->data);
+}
+
+static void detach(struct hjob *j)
+{
+    if (j->sub) {
+        ch_agent_unsubscribe(j->sub);
+        j->sub = NULL;
+        hjob_unref(j);
+    }
+    if (j->timer_on) {
+        j->timer_on = false;
+        uv_timer_stop(&j->timer);
+        uv_close((uv_handle_t *)&j->timer, timer_closed);
+    }
+}
+
+/* Accepted answers.  body is stolen. */
+static void answer(struct hjob *j, int status, json_t *body, enum ch_hook_reason why)
+{
+    if (j->answered) {
+        json_decref(body);
+        return;
+    }
+    j->answered = true;
+    ch_hooks_count(j->api, j->req, true, why, NULL);
+    ch_http_respond_json(j->req, status, body);
+    detach(j); /* last: it may drop the final reference */
+}
+
+static void refuse(struct hjob *j, int status, enum ch_hook_reason why, const char *msg)
+{
+    if (j->answered)
+        return;
+    j->answered = true;
+    if (status == 503)
+        ch_http_add_header(j->req, "Retry-After", "1");
+    ch_hooks_refuse(j->api, j->req, status, why, "%s", msg);
+    detach(j); /* last: it may drop the final reference */
+}
+
+static json_t *ok_body(struct hjob *j, const char *run_id)
+{
+    if (j->wake_mode)
+        return json_pack("{s:b, s:s, s:s}", "ok", 1, "mode", j->wake_mode, "runId", run_id);
+    return json_pack("{s:b, s:s}", "ok", 1, "runId", run_id);
+}
+
+static void on_client_close(struct ch_http_req *r, void *data)
+{
+    struct hjob *j = data;
+
+    (void)r;
+    if (j->answered)
+        return;
+    j->answered = true;
+    /* The run, once queued, goes on: a hook is fire-and-forget at heart. */
+    ch_hooks_count(j->api, j->req, j->accepted, j->accepted ? j->in.ok_reason : CH_HOOK_R_CLIENT_GONE,
+                   "the client left before the answer");
+    j->refs++;
+    detach(j);
+    hjob_unref(j);
+}
+
+/* ---- waitForCompletion ---- */
+
+static json_t *completion_from_rec(const struct ch_run_rec *rec)
+{
+    json_t *res = rec->result ? json_loads(rec->result, 0, NULL) : NULL;
+    const char *text = json_string_value(json_object_get(res, "text"));
+    char fin[32];
+    json_t *o;
+
+    ch_time_iso8601(rec->finished_ms, fin);
+    o = json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:{s:I, s:I}, s:s}", "status", ch_run_status_name(rec->status),
+                  "text", text ? text : "", "error", rec->error, "errorClass", rec->error_class, "model", rec->model,
+                  "usage", "inputTokens", (json_int_t)rec->usage.input_tokens, "outputTokens",
+                  (json_int_t)rec->usage.output_tokens, "finishedAt", fin);
+    json_decref(res);
+    return o;
+}
+
+static void on_event(const struct ch_agent_event *ev, void *data)
+{
+    struct hjob *j = data;
+
+    if (ev->type != CH_AGENT_EV_END || j->answered)
+        return;
+    answer(j, 200,
+           json_pack("{s:b, s:s, s:o}", "ok", 1, "runId", ev->run_id,
+                     "completion", ch_hooks_completion_json(ev->run_id, ev->result)),
+           CH_HOOK_R_COMPLETED);
+}
+
+static void on_wait_timeout(uv_timer_t *t)
+{
+    struct hjob *j = t->data;
+    const char *id = j->watch ? j->watch : j->run_id;
+
+    answer(j, 202, json_pack("{s:b, s:s, s:{s:s}}", "ok", 1, "runId", id, "completion", "status", "pending"),
+           j->in.ok_reason);
+}
+
+/* Subscribe to run id (replacing an earlier subscription). */
+static int watch(struct hjob *j, const char *id)
+{
+    if (j->sub) {
+        ch_agent_unsubscribe(j->sub);
+        j->sub = NULL;
+        hjob_unref(j);
+    }
+    ch_free(j->watch);
+    if (!(j->watch = ch_strdup(id)) || !(j->sub = ch_agent_subscribe(j->api->agent, id, on_event, j)))
+        return CH_ENOMEM;
+    j->refs++;
+    return 0;
+}
+
+static int read_run(struct ch_db *db, struct ch_store_job *job)
+{
+    struct hjob *j = (struct hjob *)job;
+    return ch_runs_get(db, j->watch, &j->rec);
+}
+
+static void read_run_done(struct ch_store_job *job, int rc)
+{
+    struct hjob *j = (struct hjob *)job;
+
+    if (!j->answered && rc == 0 && j->rec.status != CH_RUN_QUEUED && j->rec.status != CH_RUN_RUNNING)
+        answer(j, 200, json_pack("{s:b, s:s, s:o}", "ok", 1, "runId", j->watch, "completion",
+                                 completion_from_rec(&j->rec)), CH_HOOK_R_COMPLETED);
+    else if (!j->answered && rc && rc != CH_ENOTFOUND)
+        refuse(j, 500, CH_HOOK_R_INTERNAL, "reading the run failed");
+    /* queued or running: END answers; not stored yet: it is being queued. */
+    hjob_unref(j);
+}
+
+/* ---- replay and submit ---- */
+
+static void replay(struct hjob *j, const char *id)
+{
+    if (!j->in.wait) {
+        json_t *b = ok_body(j, id);
+        json_object_set_new(b, "replayed", json_true());
+        answer(j, 200, b, CH_HOOK_R_REPLAY);
+        return;
+    }
+    /* Subscribe first, then read: END is emitted only after the outcome is
+     * stored, so either the read sees it or the subscription does. */
+    if (watch(j, id) != 0) {
+        refuse(j, 500, CH_HOOK_R_INTERNAL, "out of memory");
+        return;
+    }
+    ch_run_rec_release(&j->rec);
+    j->job.run = read_run;
+    j->job.done = read_run_done;
+    j->refs++;
+    if (ch_store_read(j->api->store, &j->job) != 0) {
+        hjob_unref(j);
+        refuse(j, 503, CH_HOOK_R_QUEUE_FULL, "the store cannot take the request now; retry shortly");
+    }
+}
+
+static void on_accepted(int rc, const char *run_id, bool duplicate, const char *msg, void *data)
+{
+    struct hjob *j = data;
+
+    if (rc == 0) {
+        j->accepted = true;
+        if (duplicate)
+            replay(j, run_id);
+        else if (!j->in.wait)
+            answer(j, j->wake_mode ? 200 : 202, ok_body(j, run_id), j->in.ok_reason);
+        /* else: END or the wait timer answers */
+    } else if (rc == CH_EBUSY) {
+        refuse(j, 503, CH_HOOK_R_QUEUE_FULL, msg ? msg : "the run queue is full; retry later");
+    } else if (rc == CH_EINVAL) {
+        refuse(j, 400, CH_HOOK_R_INVALID, msg ? msg : "invalid request");
+    } else if (rc == CH_ESTATE) {
+        refuse(j, 503, CH_HOOK_R_UNAVAILABLE, msg ? msg : "the gateway is shutting down");
+    } else {
+        refuse(j, 500, CH_HOOK_R_INTERNAL, msg ? msg : "the run could not be queued");
+    }
+    hjob_unref(j);
+}
+
+static void submit(struct hjob *j)
+{
+    struct ch_agent_run_req rr = { 0 };
+    json_t *meta = json_pack("{s:O}", "hook", j->in.hook);
+
+    if (!meta) {
+        refuse(j, 500, CH_HOOK_R_INTERNAL, "out of memory");
+        return;
+    }
+    rr.session_key = j->in.session_key;
+    rr.message = j->in.message;
+    rr.run_id = j->run_id;
+    rr.idempotency_key = j->keys[0];
+    rr.source = j->in.source;
+    rr.model = j->in.model;
+    rr.timeout_s = j->in.timeout_s;
+    rr.meta = meta;
+    j->refs++; /* until on_accepted, which never runs synchronously */
+    ch_agent_submit(j->api->agent, &rr, on_accepted, j);
+    json_decref(meta); /* the agent keeps its own copy */
+}
+
+static int lookup_run(struct ch_db *db, struct ch_store_job *job)
+{
+    struct hjob *j = (struct hjob *)job;
+    struct ch_run_rec rec = { 0 };
+    int rc = 0;
+
+    for (int k = 0; k < 2 && !j->found; k++) {
+        rc = ch_runs_get_by_idempotency(db, j->keys[k], &rec);
+        if (rc == 0) {
+            j->found = ch_strdup(rec.run_id);
+            j->found_created_ms = rec.created_ms;
+            rc = j->found ? 0 : CH_ENOMEM;
+        } else if (rc == CH_ENOTFOUND) {
+            rc = 0;
+        }
+        ch_run_rec_release(&rec);
+        if (rc)
+            break;
+    }
+    return rc;
+}
+
+static void lookup_done(struct ch_store_job *job, int rc)
+{
+    struct hjob *j = (struct hjob *)job;
+
+    if (j->answered)
+        ;
+    else if (rc)
+        refuse(j, 500, CH_HOOK_R_INTERNAL, "looking up the idempotency key failed");
+    else if (j->found && ch_now_ms() - j->found_created_ms < DAY_MS)
+        replay(j, j->found);
+    else
+        submit(j);
+    hjob_unref(j);
+}
+
+/* "hook:<key>@<day>"; a long or unprintable key is stored as its digest. */
+static char *stored_key(const char *key, int64_t day)
+{
+    size_t n = strlen(key);
+    bool plain = n <= MAX_PLAIN_IDEM;
+    char hex[65];
+
+    for (size_t i = 0; plain && i < n; i++)
+        plain = (unsigned char)key[i] > 0x20 && (unsigned char)key[i] < 0x7f;
+    if (plain)
+        return ch_sprintf("hook:%s@%lld", key, (long long)day);
+    ch_sha256_hex(key, n, hex);
+    return ch_sprintf("hook:sha256:%s@%lld", hex, (long long)day);
+}
+
+void ch_hooks_dispatch(struct ch_api *a, struct ch_http_req *r, struct ch_hook_in *in)
+{
+    struct hjob *j = ch_calloc(1, sizeof(*j));
+    int64_t day = ch_now_ms() / DAY_MS;
+
+    if (!j) {
+        ch_hook_in_release(in);
+        ch_hooks_refuse(a, r, 500, CH_HOOK_R_INTERNAL, "out of memory");
+        return;
+    }
+    j->refs = 1;
+    j->api = a;
+    j->req = r;
+    ch_http_req_ref(r);
+    j->in = *in;
+    memset(in, 0, sizeof(*in));
+    ch_uuid4(j->run_id);
+    ch_http_req_on_close(r, on_client_close, j);
+    if (!strcmp(j->in.source, "wake"))
+        j->wake_mode = "now";
+    if (j->in.idem && (!(j->keys[0] = stored_key(j->in.idem, day)) || !(j->keys[1] = stored_key(j->in.idem, day - 1)))) {
+        refuse(j, 500, CH_HOOK_R_INTERNAL, "out of memory");
+        goto out;
+    }
+    if (j->in.wait) {
+        /* Subscribed before the run exists, so its END cannot slip past;
+         * the timer bounds the wait by the run's own timeout. */
+        int64_t t = j->in.timeout_s ? j->in.timeout_s : ch_config_int(a->cfg, "agents.defaults.timeoutSeconds", 600);
+        if (watch(j, j->run_id) != 0) {
+            refuse(j, 500, CH_HOOK_R_INTERNAL, "out of memory");
+            goto out;
+        }
+        uv_timer_init(a->net->loop, &j->timer);
+        j->timer.data = j;
+        j->timer_on = true;
+        j->refs++;
+        uv_timer_start(&j->timer, on_wait_timeout, (uint64_t)t * 1000 + WAIT_GRACE_MS, 0);
+    }
+    if (!j->in.idem) {
+        submit(j);
+        goto out;
+    }
+    j->job.run = lookup_run;
+    j->job.done = lookup_done;
+    j->refs++;
+    if (ch_store_read(a->store, &j->job) != 0) {
+        hjob_unref(j);
+        refuse(j, 503, CH_HOOK_R_QUEUE_FULL, "the store cannot take the request now; retry shortly");
+    }
+out:
+    hjob_unref(j);
+}
+
+/* ---- handlers ---- */
+
+static bool agent_ready(struct ch_api *a, struct ch_http_req *r)
+{
+    if (a->agent)
+        return true;
+    ch_hooks_refuse(a, r, 503, CH_HOOK_R_UNAVAILABLE, "this gateway runs without an agent runtime");
+    return false;
+}
+
+void ch_hooks_agent(struct ch_http_req *r, void *data)
+{
+    struct ch_api *a = data;
+    struct ch_hook_in in;
+    json_t *body = NULL;
+
+    if (!agent_ready(a, r) || ch_hooks_body(a, r, &body) != 0)
+        return;
+    if (ch_hooks_parse_agent(a, r, body, &in) == 0)
+        ch_hooks_dispatch(a, r, &in);
+    json_decref(body);
+}
+
+/* ---- wake: a system event on the main session ---- */
+
+struct wake_job {
+    struct ch_store_job job;
+    struct ch_api *api;
+    struct ch_http_req *req;       /* ref held */
+    char *content;                 /* owned JSON: the event as a system message */
+};
+
+/* chela has no heartbeat yet: a next-heartbeat event is kept, durably, as
+ * a system entry of the main session's transcript (visible in its
+ * history), and the next `now` wake or run of that session follows it. */
+static int wake_store(struct ch_db *db, struct ch_store_job *job)
+{
+    struct wake_job *w = (struct wake_job *)job;
+    struct ch_session_rec s = { 0 };
+    struct ch_message_rec m = { 0 };
+    int64_t now = ch_now_ms();
+    int rc = ch_sessions_ensure(db, MAIN_SESSION, NULL, now, &s, NULL);
+
+    if (rc == 0) {
+        m.session_key = s.key;
+        m.session_id = s.session_id;
+        snprintf(m.role, sizeof(m.role), "system");
+        m.content = w->content;
+        m.created_ms = now;
+        rc = ch_messages_append(db, &m, NULL);
+    }
+    ch_session_rec_release(&s);
+    return rc;
+}
+
+static void wake_done(struct ch_store_job *job, int rc)
+{
+    struct wake_job *w = (struct wake_job *)job;
+
+    if (!ch_http_req_is_closed(w->req)) {
+        if (rc == 0) {
+            ch_hooks_count(w->api, w->req, true, CH_HOOK_R_WAKE, NULL);
+            ch_http_respond_json(w->req, 200, json_pack("{s:b, s:s, s:s}", "ok", 1, "mode", "next-heartbeat",
+                                                        "eventOutcome", "queued"));
+        } else {
+            ch_hooks_refuse(w->api, w->req, 500, CH_HOOK_R_INTERNAL, "storing the wake event failed: %s",
+                            ch_strerror(rc));
+        }
+    }
+    ch_http_req_unref(w->req);
+    ch_free(w->content);
+    ch_free(w);
+}
+
+static void wake(struct ch_api *a, struct ch_http_req *r, const char *text, bool now, const char *name)
+{
+    struct ch_hook_in in = { 0 };
+    struct wake_job *w;
+    json_t *c;
+
+    if (now) {
+        in.source = "wake";
+        in.ok_reason = CH_HOOK_R_WAKE;
+        in.session_key = ch_strdup(MAIN_SESSION);
+        in.message = ch_strdup(text);
+        in.hook = json_pack("{s:s, s:s, s:s}", "kind", "wake", "name", name, "wakeMode", "now");
+        if (!in.session_key || !in.message || !in.hook) {
+            ch_hook_in_release(&in);
+            ch_hooks_refuse(a, r, 500, CH_HOOK_R_INTERNAL, "out of memory");
+            return;
+        }
+        ch_hooks_dispatch(a, r, &in);
+        return;
+    }
+    w = ch_calloc(1, sizeof(*w));
+    c = json_pack("[{s:s, s:s}]", "type", "text", "text", text);
+    if (w && c)
+        w->content = json_dumps(c, JSON_COMPACT);
+    json_decref(c);
+    if (!w || !w->content) {
+        if (w)
+            ch_free(w);
+        ch_hooks_refuse(a, r, 500, CH_HOOK_R_INTERNAL, "out of memory");
+        return;
+    }
+    w->api = a;
+    w->req = r;
+    ch_http_req_ref(r);
+    w->job.run = wake_store;
+    w->job.done = wake_done;
+    if (ch_store_write(a->store, &w->job) != 0) {
+        ch_http_add_header(r, "Retry-After", "1");
+        ch_hooks_refuse(a, r, 503, CH_HOOK_R_QUEUE_FULL, "the store's write queue is full; retry shortly");
+        ch_http_req_unref(r);
+        ch_free(w->content);
+        ch_free(w);
+    }
+}
+
+static bool blank(const char *s)
+{
+    for (; *s; s++)
+        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
+            return false;
+    return true;
+}
+
+void ch_hooks_wake(struct ch_http_req *r, void *data)
+{
+    struct ch_api *a = data;
+    const json_t *t;
+    const char *mode;
+    json_t *body = NULL;
+
+    if (!agent_ready(a, r) || ch_hooks_body(a, r, &body) != 0)
+        return;
+    t = json_object_get(body, "text");
+    mode = json_string_value(json_object_get(body, "mode"));
+    if (!json_is_string(t) || blank(json_string_value(t)))
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "text required");
+    else if (json_string_length(t) > CH_STORE_MAX_CONTENT_BYTES / 4)
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "text is longer than %d bytes", CH_STORE_MAX_CONTENT_BYTES / 4);
+    else
+        wake(a, r, json_string_value(t), !(mode && !strcmp(mode, "next-heartbeat")), "wake");
+    json_decref(body);
+}
+
+void ch_hooks_mapped(struct ch_http_req *r, void *data)
+{
+    struct ch_api *a = data;
+    struct ch_str sub = ch_hooks_subpath(a, r);
+    const json_t *m;
+    struct ch_hook_in in;
+    json_t *body = NULL;
+    const char *action, *mode;
+
+    if (!agent_ready(a, r) || ch_hooks_body(a, r, &body) != 0)
+        return;
+    m = ch_hooks_map_find(a->hooks->mappings, sub, body);
+    action = json_string_value(json_object_get(m, "action"));
+    if (!m) {
+        ch_hooks_refuse(a, r, 404, CH_HOOK_R_NOT_FOUND, "no hook mapping matches '%.*s'", (int)CH_MIN(sub.len, 100),
+                        sub.p);
+    } else if (action && !strcmp(action, "wake")) {
+        struct ch_hook_tpl_ctx ctx = { body, r, sub, ch_now_ms() };
+        struct ch_buf text;
+
+        ch_buf_init(&text, CH_STORE_MAX_CONTENT_BYTES / 4);
+        mode = json_string_value(json_object_get(m, "wakeMode"));
+        if (ch_hooks_render(json_string_value(json_object_get(m, "textTemplate")), &ctx, &text) != 0 ||
+            ch_buf_append_char(&text, '\0') != 0)
+            ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "the mapping's rendered text is too long");
+        else if (blank(text.data))
+            ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "hook mapping requires text");
+        else
+            wake(a, r, text.data, !(mode && !strcmp(mode, "next-heartbeat")),
+                 json_string_value(json_object_get(m, "id")) ? json_string_value(json_object_get(m, "id")) : "mapping");
+        ch_buf_release(&text);
+    } else if (ch_hooks_parse_mapping(a, r, m, body, &in) == 0) {
+        ch_hooks_dispatch(a, r, &in);
+    }
+    json_decref(body);
+}

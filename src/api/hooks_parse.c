@@ -1,0 +1,521 @@
+/*
+ * hooks_parse.c: a hook body -> a validated run request (OpenClaw's
+ * normalizeAgentPayload and resolveHookSessionKey, spec section 3).  Like
+ * OpenClaw, unknown keys are ignored and loosely typed optional fields
+ * fall back to their defaults; unlike it, the message is never trimmed or
+ * wrapped (seed 000's text must reach the model byte for byte), and a
+ * caller's sessionKey is allowed by default (hooks.allowRequestSessionKey).
+ * Every refusal here is a 400 {"ok":false,"error":...}, counted and logged.
+ */
+#include <string.h>
+
+#include "api/hooks.h"
+#include "providers/client.h"
+
+#define MAX_NAME 256
+#define MAX_CHANNEL 64
+#define MAX_TO 512
+#define MAX_THINKING 32
+#define MAX_IDEM 1024
+#define MAX_URL 2048
+#define MAX_CB_HEADERS 32
+#define MAX_CB_HEADER_VALUE 8192
+#define MAX_SECRET 1024
+#define MAX_TIMEOUT_S 86400
+/* A rendered mapping message: the store's bound on one message, halved
+ * as the agent does for run messages. */
+#define MAX_MESSAGE (CH_STORE_MAX_CONTENT_BYTES / 2)
+
+void ch_hook_in_release(struct ch_hook_in *in)
+{
+    ch_free(in->message);
+    ch_free(in->session_key);
+    ch_free(in->model);
+    ch_free(in->idem);
+    json_decref(in->hook);
+    memset(in, 0, sizeof(*in));
+}
+
+int ch_hooks_body(struct ch_api *a, struct ch_http_req *r, json_t **out)
+{
+    json_error_t jerr;
+    json_t *v;
+
+    *out = NULL;
+    /* OpenClaw reads an empty body as {} (a bare ping to a mapping). */
+    if (r->body.len == 0) {
+        *out = json_object();
+        return *out ? 0 : CH_ENOMEM;
+    }
+    v = json_loadb(r->body.data, r->body.len, 0, &jerr);
+    if (!v) {
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID_JSON, "invalid JSON: %s (line %d, column %d)", jerr.text,
+                        jerr.line, jerr.column);
+        return CH_EINVAL;
+    }
+    if (!json_is_object(v)) {
+        json_decref(v);
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID_JSON, "the body must be a JSON object");
+        return CH_EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+/* A string member trimmed of white space, or NULL when absent, not a
+ * string, or blank (OpenClaw's `typeof x === "string" && x.trim()`). */
+static char *opt_trimmed(const json_t *body, const char *key, size_t max, bool *too_long)
+{
+    const json_t *v = json_object_get(body, key);
+    struct ch_str s;
+
+    if (!json_is_string(v))
+        return NULL;
+    s = ch_str_trim(ch_str_from(json_string_value(v)));
+    while (s.len && (s.p[0] == '\n' || s.p[0] == '\r')) {
+        s.p++;
+        s.len--;
+    }
+    while (s.len && (s.p[s.len - 1] == '\n' || s.p[s.len - 1] == '\r'))
+        s.len--;
+    if (s.len == 0)
+        return NULL;
+    if (s.len > max) {
+        *too_long = true;
+        return NULL;
+    }
+    return ch_str_dup(s);
+}
+
+static bool is_blank(const char *s)
+{
+    for (; *s; s++)
+        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
+            return false;
+    return true;
+}
+
+/* ---- session keys ---- */
+
+static bool has_allowed_prefix(const json_t *prefixes, const char *key)
+{
+    size_t i;
+    const json_t *p;
+
+    if (json_array_size(prefixes) == 0)
+        return true;
+    json_array_foreach (prefixes, i, p) {
+        const char *s = json_string_value(p);
+        if (s && !strncmp(key, s, strlen(s)))
+            return true;
+    }
+    return false;
+}
+
+static void prefixes_text(const json_t *prefixes, char *out, size_t cap)
+{
+    size_t i, n = 0;
+    const json_t *p;
+
+    out[0] = '\0';
+    json_array_foreach (prefixes, i, p) {
+        int w = snprintf(out + n, cap - n, "%s%s", i ? ", " : "", json_string_value(p));
+        if (w < 0 || (size_t)w >= cap - n)
+            break;
+        n += (size_t)w;
+    }
+}
+
+/* requested: the caller's (or a mapping's rendered) key, or NULL. */
+static int resolve_key(struct ch_api *a, struct ch_http_req *r, const char *requested, bool from_request,
+                       struct ch_hook_in *in)
+{
+    struct ch_hooks *h = a->hooks;
+    char list[512], uuid[37];
+
+    if (requested) {
+        if (from_request && !h->allow_request_key) {
+            ch_hooks_refuse(a, r, 400, CH_HOOK_R_SESSION_KEY,
+                            "sessionKey is disabled for external /hooks/agent payloads; set "
+                            "hooks.allowRequestSessionKey=true to enable");
+            return CH_EINVAL;
+        }
+        if (!ch_hooks_key_ok(requested)) {
+            ch_hooks_refuse(a, r, 400, CH_HOOK_R_SESSION_KEY,
+                            "sessionKey must be 1-%d printable characters without spaces", CH_STORE_MAX_KEY_BYTES);
+            return CH_EINVAL;
+        }
+        /* OpenClaw's own sessions (agent:, cron:, subagent:, acp:) are not
+         * a webhook sender's to write into. */
+        if (ch_agent_session_key_reserved(requested)) {
+            ch_hooks_refuse(a, r, 400, CH_HOOK_R_SESSION_KEY,
+                            "sessionKey uses a reserved prefix (agent:, cron:, subagent:, acp:)");
+            return CH_EINVAL;
+        }
+        in->session_key = ch_strdup(requested);
+    } else if (h->default_key) {
+        in->session_key = ch_strdup(h->default_key);
+    } else {
+        ch_uuid4(uuid);
+        in->session_key = ch_sprintf("hook:%s", uuid);
+    }
+    if (!in->session_key)
+        return CH_ENOMEM;
+    if (!has_allowed_prefix(h->prefixes, in->session_key)) {
+        prefixes_text(h->prefixes, list, sizeof(list));
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_SESSION_KEY, "sessionKey must start with one of: %s", list);
+        return CH_EINVAL;
+    }
+    return 0;
+}
+
+/* ---- model ---- */
+
+/* The model must resolve now (aliases included: `model: "gpt"`), so a
+ * typo is a 400 naming what is configured, not a failed run later. */
+static int check_model(struct ch_api *a, struct ch_http_req *r, const char *model)
+{
+    struct ch_llm_catalog *cat = ch_llm_client_catalog(ch_agent_llm(a->agent));
+    struct ch_llm_target t;
+    struct ch_error err = { 0 };
+
+    if (!cat || cat->provider_count == 0) {
+        ch_hooks_refuse(a, r, 503, CH_HOOK_R_UNAVAILABLE,
+                        "no LLM provider is configured: set models.providers in the config, or ANTHROPIC_API_KEY, "
+                        "OPENAI_API_KEY or GEMINI_API_KEY");
+        return CH_ENOTFOUND;
+    }
+    if (model && ch_llm_catalog_resolve(cat, model, &t, &err) != 0) {
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_MODEL, "%s", err.msg[0] ? err.msg : "unknown model");
+        return CH_EINVAL;
+    }
+    return 0;
+}
+
+/* ---- callback ---- */
+
+static bool url_ok(const char *u)
+{
+    size_t n = strlen(u);
+
+    if (n > MAX_URL || (strncmp(u, "http://", 7) && strncmp(u, "https://", 8)))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)u[i] <= 0x20 || u[i] == 0x7f)
+            return false;
+    return n > (u[4] == 's' ? 8u : 7u);
+}
+
+static bool header_name_ok(const char *s)
+{
+    static const char tchar[] = "!#$%&'*+-.^_`|~";
+
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              strchr(tchar, *s)))
+            return false;
+    return true;
+}
+
+static int check_headers(struct ch_api *a, struct ch_http_req *r, const json_t *hs)
+{
+    const char *k;
+    const json_t *v;
+
+    if (!json_is_object(hs) || json_object_size(hs) > MAX_CB_HEADERS) {
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "callback.headers must be an object of at most %d strings",
+                        MAX_CB_HEADERS);
+        return CH_EINVAL;
+    }
+    json_object_foreach ((json_t *)hs, k, v) {
+        const char *s = json_string_value(v);
+        if (!header_name_ok(k) || !s || json_string_length(v) > MAX_CB_HEADER_VALUE || strpbrk(s, "\r\n") ||
+            strlen(s) != json_string_length(v)) {
+            ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID,
+                            "callback.headers: '%.64s' needs a token name and a one-line string value", k);
+            return CH_EINVAL;
+        }
+    }
+    return 0;
+}
+
+/*
+ * meta.hook.callback: the body's callback merged over hooks.callback for
+ * url and mode.  Headers and a secret from the body are stored with the
+ * run (they must survive a restart); the configured ones are merged in
+ * at delivery time and never written to the store.  `callback: false`
+ * opts out of a configured default.
+ */
+static int parse_callback(struct ch_api *a, struct ch_http_req *r, const json_t *body, json_t *hook)
+{
+    const json_t *cb = json_object_get(body, "callback"), *def = a->hooks->callback, *v;
+    const char *url, *mode;
+    json_t *out;
+
+    if (json_is_false(cb) || (!cb && !json_string_value(json_object_get(def, "url"))))
+        return 0;
+    if (cb && !json_is_null(cb) && !json_is_object(cb)) {
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "callback must be an object {url, headers?, mode?, secret?}");
+        return CH_EINVAL;
+    }
+    url = json_string_value(json_object_get(cb, "url"));
+    if (!url)
+        url = json_string_value(json_object_get(def, "url"));
+    if (!url || !url_ok(url)) {
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "callback.url must be an http:// or https:// URL of at most %d "
+                        "bytes", MAX_URL);
+        return CH_EINVAL;
+    }
+    v = json_object_get(cb, "mode");
+    mode = json_string_value(v) ? json_string_value(v) : json_string_value(json_object_get(def, "mode"));
+    if (!mode)
+        mode = "envelope";
+    if ((v && !json_is_null(v) && !json_is_string(v)) || (strcmp(mode, "raw") && strcmp(mode, "envelope"))) {
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "callback.mode must be \"raw\" or \"envelope\"");
+        return CH_EINVAL;
+    }
+    out = json_pack("{s:s, s:s}", "url", url, "mode", mode);
+    if (!out)
+        return CH_ENOMEM;
+    v = json_object_get(cb, "headers");
+    if (v && !json_is_null(v)) {
+        if (check_headers(a, r, v) != 0) {
+            json_decref(out);
+            return CH_EINVAL;
+        }
+        json_object_set(out, "headers", (json_t *)v);
+    }
+    v = json_object_get(cb, "secret");
+    if (v && !json_is_null(v)) {
+        if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > MAX_SECRET) {
+            json_decref(out);
+            ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "callback.secret must be a string of 1-%d bytes",
+                            MAX_SECRET);
+            return CH_EINVAL;
+        }
+        json_object_set(out, "secret", (json_t *)v);
+    }
+    json_object_set_new(hook, "callback", out);
+    return 0;
+}
+
+/* ---- the shared optional fields ---- */
+
+struct opt_fields {
+    char *name, *agent_id, *channel, *to, *thinking, *model;
+};
+
+static void opt_release(struct opt_fields *o)
+{
+    ch_free(o->name);
+    ch_free(o->agent_id);
+    ch_free(o->channel);
+    ch_free(o->to);
+    ch_free(o->thinking);
+    ch_free(o->model);
+}
+
+/* name, agentId, channel, to, thinking, model, wakeMode, deliver,
+ * timeoutSeconds: the same rules for a body and a rendered mapping. */
+static int parse_common(struct ch_api *a, struct ch_http_req *r, const json_t *src, struct ch_hook_in *in,
+                        json_t *hook)
+{
+    struct opt_fields o = { 0 };
+    const json_t *v;
+    bool long_field = false;
+    const char *wake;
+    int rc = CH_EINVAL;
+
+    o.name = opt_trimmed(src, "name", MAX_NAME, &long_field);
+    o.agent_id = opt_trimmed(src, "agentId", CH_STORE_MAX_ID_BYTES, &long_field);
+    o.channel = opt_trimmed(src, "channel", MAX_CHANNEL, &long_field);
+    o.to = opt_trimmed(src, "to", MAX_TO, &long_field);
+    o.thinking = opt_trimmed(src, "thinking", MAX_THINKING, &long_field);
+    o.model = opt_trimmed(src, "model", CH_LLM_MAX_REF_BYTES - 1, &long_field);
+    if (long_field) {
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID,
+                        "name, agentId, channel, to, thinking or model is longer than chela allows");
+        goto out;
+    }
+    v = json_object_get(src, "model");
+    if (v && !json_is_null(v) && !o.model) {
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "model required"); /* OpenClaw's words for model: "" */
+        goto out;
+    }
+    if (check_model(a, r, o.model) != 0)
+        goto out;
+    wake = json_string_value(json_object_get(src, "wakeMode"));
+    v = json_object_get(src, "timeoutSeconds");
+    if (json_is_number(v) && json_number_value(v) >= 1)
+        in->timeout_s = (int64_t)CH_MIN(json_number_value(v), (double)MAX_TIMEOUT_S);
+    json_object_set_new(hook, "name", json_string(o.name ? o.name : "Hook"));
+    json_object_set_new(hook, "wakeMode",
+                        json_string(wake && !strcmp(wake, "next-heartbeat") ? "next-heartbeat" : "now"));
+    json_object_set_new(hook, "deliver", json_boolean(!json_is_false(json_object_get(src, "deliver"))));
+    json_object_set_new(hook, "channel", json_string(o.channel ? o.channel : "last"));
+    if (o.agent_id)
+        json_object_set_new(hook, "agentId", json_string(o.agent_id));
+    if (o.to)
+        json_object_set_new(hook, "to", json_string(o.to));
+    if (o.thinking)
+        json_object_set_new(hook, "thinking", json_string(o.thinking));
+    in->model = o.model;
+    o.model = NULL;
+    rc = 0;
+out:
+    opt_release(&o);
+    return rc;
+}
+
+/* Idempotency-Key, X-OpenClaw-Idempotency-Key, then body idempotencyKey. */
+static int parse_idem(struct ch_api *a, struct ch_http_req *r, const json_t *body, struct ch_hook_in *in)
+{
+    const struct ch_str *hv = ch_http_req_header(r, "idempotency-key");
+    struct ch_str s = { NULL, 0 };
+    const json_t *v;
+
+    if (!hv)
+        hv = ch_http_req_header(r, "x-openclaw-idempotency-key");
+    if (hv) {
+        s = ch_str_trim(*hv);
+    } else if ((v = json_object_get(body, "idempotencyKey")) && !json_is_null(v)) {
+        if (!json_is_string(v)) {
+            ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "idempotencyKey must be a string");
+            return CH_EINVAL;
+        }
+        s = ch_str_trim(ch_str_from(json_string_value(v)));
+    }
+    if (!s.p || s.len == 0)
+        return 0;
+    if (s.len > MAX_IDEM || memchr(s.p, '\0', s.len)) {
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "the idempotency key must be 1-%d bytes", MAX_IDEM);
+        return CH_EINVAL;
+    }
+    in->idem = ch_str_dup(s);
+    return in->idem ? 0 : CH_ENOMEM;
+}
+
+int ch_hooks_parse_agent(struct ch_api *a, struct ch_http_req *r, const json_t *body, struct ch_hook_in *in)
+{
+    const json_t *msg = json_object_get(body, "message");
+    bool long_key = false;
+    char *key = NULL;
+    int rc = CH_EINVAL;
+
+    memset(in, 0, sizeof(*in));
+    in->source = "hook";
+    in->ok_reason = CH_HOOK_R_AGENT;
+    if (!json_is_string(msg) || is_blank(json_string_value(msg))) {
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "message required");
+        goto out;
+    }
+    if (json_string_length(msg) > MAX_MESSAGE) {
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "message is longer than %d bytes", MAX_MESSAGE);
+        goto out;
+    }
+    if (!(in->hook = json_pack("{s:s}", "kind", "agent")) || !(in->message = ch_strdup(json_string_value(msg)))) {
+        rc = CH_ENOMEM;
+        goto out;
+    }
+    key = opt_trimmed(body, "sessionKey", CH_STORE_MAX_KEY_BYTES, &long_key);
+    if (long_key) {
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_SESSION_KEY, "sessionKey is longer than %d bytes",
+                        CH_STORE_MAX_KEY_BYTES);
+        goto out;
+    }
+    if ((rc = resolve_key(a, r, key, true, in)) != 0 || (rc = parse_common(a, r, body, in, in->hook)) != 0 ||
+        (rc = parse_callback(a, r, body, in->hook)) != 0 || (rc = parse_idem(a, r, body, in)) != 0)
+        goto out;
+    in->wait = json_is_true(json_object_get(body, "waitForCompletion"));
+    rc = 0;
+out:
+    ch_free(key);
+    if (rc) {
+        /* CH_EINVAL: answered where it was found; anything else was not. */
+        if (rc != CH_EINVAL)
+            ch_hooks_refuse(a, r, 500, CH_HOOK_R_INTERNAL, "out of memory");
+        ch_hook_in_release(in);
+    }
+    return rc ? CH_EINVAL : 0;
+}
+
+/* Render one optional template field of mapping m into an object. */
+static int render_field(const json_t *m, const char *key, const struct ch_hook_tpl_ctx *ctx, json_t *dst)
+{
+    const char *tpl = json_string_value(json_object_get(m, key));
+    struct ch_buf b;
+    int rc;
+
+    if (!tpl)
+        return 0;
+    ch_buf_init(&b, MAX_TO + MAX_NAME + CH_STORE_MAX_KEY_BYTES);
+    rc = ch_hooks_render(tpl, ctx, &b);
+    if (rc == 0 && ch_buf_append_char(&b, '\0') == 0)
+        json_object_set_new(dst, key, json_string(b.data));
+    ch_buf_release(&b);
+    return rc;
+}
+
+int ch_hooks_parse_mapping(struct ch_api *a, struct ch_http_req *r, const json_t *m, const json_t *body,
+                           struct ch_hook_in *in)
+{
+    static const char *const fields[] = { "name", "sessionKey", "to", "model", "thinking", "channel" };
+    struct ch_hook_tpl_ctx ctx = { body, r, ch_hooks_subpath(a, r), ch_now_ms() };
+    const char *id = json_string_value(json_object_get(m, "id"));
+    json_t *rendered = json_object();
+    struct ch_buf msg;
+    bool long_key = false;
+    char *key = NULL;
+    int rc = CH_ENOMEM;
+
+    memset(in, 0, sizeof(*in));
+    in->source = "hook";
+    in->ok_reason = CH_HOOK_R_MAPPING;
+    ch_buf_init(&msg, MAX_MESSAGE);
+    rc = rendered ? ch_hooks_render(json_string_value(json_object_get(m, "messageTemplate")), &ctx, &msg) : CH_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < CH_ARRAY_SIZE(fields); i++)
+        rc = render_field(m, fields[i], &ctx, rendered);
+    if (rc == CH_E_TOO_LARGE) {
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "the mapping's rendered message or field is too long");
+        rc = CH_EINVAL;
+        goto out;
+    }
+    if (rc || (rc = ch_buf_append_char(&msg, '\0')) != 0)
+        goto out;
+    rc = CH_EINVAL;
+    if (is_blank(msg.data)) {
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "hook mapping requires message");
+        goto out;
+    }
+    /* The mapping's own settings (deliver, wakeMode, timeoutSeconds) are
+     * taken as configured; its string fields as rendered. */
+    json_object_set(rendered, "deliver", json_object_get(m, "deliver"));
+    json_object_set(rendered, "wakeMode", json_object_get(m, "wakeMode"));
+    json_object_set(rendered, "timeoutSeconds", json_object_get(m, "timeoutSeconds"));
+    in->message = ch_buf_detach(&msg, NULL);
+    in->hook = json_pack("{s:s, s:s?}", "kind", "mapping", "mapping", id);
+    key = opt_trimmed(rendered, "sessionKey", CH_STORE_MAX_KEY_BYTES, &long_key);
+    if (!in->message || !in->hook) {
+        rc = CH_ENOMEM;
+        goto out;
+    }
+    if (long_key) {
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_SESSION_KEY, "the mapping's sessionKey renders too long");
+        goto out;
+    }
+    if ((rc = resolve_key(a, r, key, false, in)) != 0 || (rc = parse_common(a, r, rendered, in, in->hook)) != 0 ||
+        (rc = parse_callback(a, r, body, in->hook)) != 0 || (rc = parse_idem(a, r, body, in)) != 0)
+        goto out;
+out:
+    ch_free(key);
+    ch_buf_release(&msg);
+    json_decref(rendered);
+    if (rc) {
+        if (rc != CH_EINVAL) /* not answered yet */
+            ch_hooks_refuse(a, r, 500, CH_HOOK_R_INTERNAL, "the mapping could not be rendered: %s", ch_strerror(rc));
+        ch_hook_in_release(in);
+    }
+    return rc ? CH_EINVAL : 0;
+}

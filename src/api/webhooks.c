@@ -1,0 +1,325 @@
+/*
+ * webhooks.c: outgoing event webhooks (issue #4 item 3; seed 002 section
+ * 4, seed 004).  An event becomes one body {event, timestamp, data} and one
+ * outbox row per subscribed webhook, signed with that webhook's secret.
+ *
+ * Subscribers come from two places: api.webhooks.outgoing[] (read from
+ * the live configuration at every emit, so SIGHUP applies at once) and the
+ * `webhooks` table (REST-managed).  The fan-out runs as one writer job
+ * that reads the table and inserts every row in the same transaction, so
+ * a webhook deleted over REST never receives an event emitted after the
+ * delete committed.  The loop keeps only a mask of the events REST
+ * webhooks want, to skip that job when nobody listens.
+ */
+#include <string.h>
+
+#include "api/outbox_int.h"
+
+/* The ten events, in bit order; api.webhooks.outgoing[].events lists the
+ * same names in config/schema.c. */
+static const char *const event_names[] = {
+    "message.received", "message.sent",         "conversation.created", "run.completed", "run.failed",
+    "channel.connected", "channel.disconnected", "message",              "status",        "media",
+};
+
+unsigned ch_webhooks_event_bit(const char *event)
+{
+    for (size_t i = 0; event && i < CH_ARRAY_SIZE(event_names); i++)
+        if (!strcmp(event, event_names[i]))
+            return 1u << i;
+    return 0;
+}
+
+const char *ch_webhooks_event_names(void)
+{
+    return "message.received, message.sent, conversation.created, run.completed, run.failed, "
+           "channel.connected, channel.disconnected, message, status, media";
+}
+
+unsigned ch_webhooks_events_mask(const json_t *events)
+{
+    unsigned m = 0;
+    const json_t *e;
+    size_t i;
+
+    if (!json_is_array(events) || json_array_size(events) == 0)
+        return CH_WEBHOOKS_ALL_EVENTS;
+    json_array_foreach(events, i, e) m |= ch_webhooks_event_bit(json_string_value(e));
+    return m;
+}
+
+static unsigned mask_of_text(const char *events_json)
+{
+    json_t *v = json_loads(events_json ? events_json : "[]", 0, NULL);
+    unsigned m = ch_webhooks_events_mask(v);
+
+    json_decref(v);
+    return m;
+}
+
+void ch_webhooks_set_rest(struct ch_outbox *ob, const struct ch_webhook_list *l)
+{
+    unsigned m = 0;
+
+    for (size_t i = 0; i < l->count; i++)
+        m |= mask_of_text(l->items[i].events);
+    ob->rest_mask = m;
+}
+
+static const json_t *configured(struct ch_api *a)
+{
+    const json_t *v = ch_config_get(a->cfg, "api.webhooks.outgoing");
+    return json_is_array(v) ? v : NULL;
+}
+
+unsigned ch_webhooks_wanted(struct ch_api *a)
+{
+    const json_t *arr = configured(a), *w;
+    unsigned m = a->outbox ? a->outbox->rest_mask : 0;
+    size_t i;
+
+    json_array_foreach(arr, i, w) m |= ch_webhooks_events_mask(json_object_get(w, "events"));
+    return m;
+}
+
+/* ---- fan-out ---- */
+
+struct target {
+    char *url, *secret, *headers, *webhook_id; /* owned */
+    int64_t max_attempts, backoff_ms;
+};
+
+struct fanout_job {
+    struct ch_store_job job;
+    struct ch_outbox *ob;         /* ref held */
+    char *event, *run_id;         /* owned */
+    char *body;                   /* owned: the exact bytes every webhook gets */
+    size_t body_len;
+    unsigned bit;
+    struct target *targets;       /* owned: configured webhooks that want the event */
+    size_t ntargets;
+    bool rest;                    /* also read the REST webhooks */
+    unsigned rest_mask;           /* recomputed from the table (rest only) */
+    size_t inserted;
+};
+
+static void fanout_free(struct fanout_job *fj)
+{
+    for (size_t i = 0; i < fj->ntargets; i++) {
+        ch_free(fj->targets[i].url);
+        ch_free_secret(fj->targets[i].secret);
+        ch_free_secret(fj->targets[i].headers);
+        ch_free(fj->targets[i].webhook_id);
+    }
+    ch_free(fj->targets);
+    ch_free(fj->event);
+    ch_free(fj->run_id);
+    ch_free(fj->body);
+    ch_free(fj);
+}
+
+/* Insert one row for one webhook (writer thread). */
+static void insert_one(struct ch_db *db, struct fanout_job *fj, const struct target *t)
+{
+    struct ch_delivery_rec d = { 0 };
+    struct ch_error err = { 0 };
+    char id[37];
+    int64_t now = ch_now_ms();
+    int rc;
+
+    ch_uuid4(id);
+    d.id = id;
+    d.kind = "webhook";
+    d.run_id = fj->run_id;
+    d.event = fj->event;
+    d.webhook_id = t->webhook_id;
+    d.url = t->url;
+    d.headers = t->headers;
+    d.body = fj->body;
+    d.body_len = fj->body_len;
+    d.content_type = "application/json";
+    d.secret = t->secret;
+    d.status = CH_DELIVERY_PENDING;
+    d.max_attempts = t->max_attempts;
+    d.backoff_ms = t->backoff_ms;
+    d.next_attempt_ms = d.created_ms = d.updated_ms = now;
+    rc = ch_deliveries_insert(db, &d, NULL, &err);
+    if (rc == 0)
+        fj->inserted++;
+    else if (rc != CH_EEXIST) /* EEXIST: this run's event already went to it */
+        ch_log_error("webhooks: cannot queue %s for webhook %s: %s", fj->event, t->webhook_id,
+                     err.msg[0] ? err.msg : ch_strerror(rc));
+}
+
+static int fanout_run(struct ch_db *db, struct ch_store_job *job)
+{
+    struct fanout_job *fj = (struct fanout_job *)job;
+    struct ch_webhook_list l = { 0 };
+    int rc;
+
+    for (size_t i = 0; i < fj->ntargets; i++)
+        insert_one(db, fj, &fj->targets[i]);
+    if (!fj->rest)
+        return 0;
+    if ((rc = ch_webhooks_list(db, true, &l)) != 0)
+        return rc;
+    fj->rest_mask = 0;
+    for (size_t i = 0; i < l.count; i++) {
+        const struct ch_webhook_rec *w = &l.items[i];
+        unsigned m = mask_of_text(w->events);
+        struct target t = { w->url, w->secret, w->headers, w->id, w->max_attempts, w->backoff_ms };
+
+        fj->rest_mask |= m;
+        if (m & fj->bit)
+            insert_one(db, fj, &t);
+    }
+    ch_webhook_list_release(&l);
+    return 0;
+}
+
+static void fanout_done(struct ch_store_job *job, int rc)
+{
+    struct fanout_job *fj = (struct fanout_job *)job;
+    struct ch_outbox *ob = fj->ob;
+
+    if (rc)
+        ch_log_error("webhooks: event %s was not queued: %s", fj->event, ch_strerror(rc));
+    else if (fj->rest)
+        ob->rest_mask = fj->rest_mask;
+    if (fj->inserted) {
+        ob->stats.events_emitted++;
+        ch_outbox_kick(ob);
+    }
+    fanout_free(fj);
+    ch_outbox_unref(ob);
+}
+
+/* Copy configured webhook w (index i) into t if it wants bit and is valid. */
+static int add_target(struct fanout_job *fj, const json_t *w, size_t i)
+{
+    struct target *t = &fj->targets[fj->ntargets];
+    const json_t *h = json_object_get(w, "headers"), *v;
+    const char *url = json_string_value(json_object_get(w, "url"));
+    const char *secret = json_string_value(json_object_get(w, "secret")), *k;
+    struct ch_error err = { 0 };
+    int rc = ch_outbox_check_url(url, &err);
+
+    if (rc == 0 && json_object_size(h) > CH_OUTBOX_MAX_HEADERS)
+        rc = ch_error_set(&err, CH_EINVAL, "more than %d headers", CH_OUTBOX_MAX_HEADERS);
+    json_object_foreach((json_t *)h, k, v) if (rc == 0) rc = ch_outbox_check_header(k, json_string_value(v), &err);
+    if (rc) {
+        ch_log_warn("webhooks: api.webhooks.outgoing[%zu] skipped: %s", i, err.msg);
+        return 0;
+    }
+    memset(t, 0, sizeof(*t));
+    t->url = ch_strdup(url);
+    t->secret = secret && *secret ? ch_strdup(secret) : NULL;
+    t->headers = json_object_size(h) ? json_dumps(h, JSON_COMPACT) : NULL;
+    t->webhook_id = ch_sprintf("cfg:%zu", i);
+    t->max_attempts = json_integer_value(json_object_get(json_object_get(w, "retry"), "maxAttempts"));
+    t->backoff_ms = json_integer_value(json_object_get(json_object_get(w, "retry"), "backoffMs"));
+    if (t->max_attempts < 1 || t->max_attempts > CH_STORE_MAX_DELIVERY_ATTEMPTS)
+        t->max_attempts = CH_OUTBOX_DEFAULT_MAX_ATTEMPTS;
+    if (t->backoff_ms <= 0)
+        t->backoff_ms = CH_OUTBOX_DEFAULT_BACKOFF_MS;
+    fj->ntargets++;
+    if (!t->url || !t->webhook_id || (secret && *secret && !t->secret) || (json_object_size(h) && !t->headers))
+        return CH_ENOMEM;
+    return 0;
+}
+
+void ch_webhooks_emit(struct ch_api *a, const char *event, json_t *data)
+{
+    struct ch_outbox *ob = a->outbox;
+    const json_t *arr = configured(a), *w, *rid;
+    struct fanout_job *fj = NULL;
+    char ts[32];
+    json_t *doc = NULL;
+    size_t i;
+    unsigned bit = ch_webhooks_event_bit(event);
+
+    if (!ob || ob->stopping || !bit)
+        goto out;
+    if (!data && !(data = json_object()))
+        goto oom;
+    if (!(fj = ch_calloc(1, sizeof(*fj))) ||
+        (json_array_size(arr) && !(fj->targets = ch_calloc(json_array_size(arr), sizeof(*fj->targets)))))
+        goto oom;
+    json_array_foreach(arr, i, w) {
+        if (!(ch_webhooks_events_mask(json_object_get(w, "events")) & bit))
+            continue;
+        if (add_target(fj, w, i) != 0)
+            goto oom;
+    }
+    fj->rest = (ob->rest_mask & bit) != 0;
+    if (!fj->ntargets && !fj->rest)
+        goto out; /* nobody listens: no row, no job */
+    rid = json_object_get(data, "runId");
+    ch_time_iso8601(ch_now_ms(), ts);
+    doc = json_pack("{s:s, s:s, s:O}", "event", event, "timestamp", ts, "data", data);
+    fj->event = ch_strdup(event);
+    fj->run_id = json_is_string(rid) ? ch_strdup(json_string_value(rid)) : NULL;
+    fj->body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    if (!fj->event || !fj->body || (json_is_string(rid) && !fj->run_id))
+        goto oom;
+    fj->body_len = strlen(fj->body);
+    fj->bit = bit;
+    fj->ob = ob;
+    fj->job.run = fanout_run;
+    fj->job.done = fanout_done;
+    if (ch_store_write(a->store, &fj->job) != 0) {
+        ch_log_error("webhooks: event %s dropped: the store's write queue is full", event);
+        goto out;
+    }
+    ch_outbox_ref(ob);
+    fj = NULL;
+    goto out;
+oom:
+    ch_log_error("webhooks: event %s dropped: out of memory", event);
+out:
+    if (fj)
+        fanout_free(fj);
+    json_decref(doc);
+    json_decref(data);
+}
+
+/* ---- start: the REST mask ---- */
+
+struct mask_job {
+    struct ch_store_job job;
+    struct ch_outbox *ob;
+    struct ch_webhook_list list;
+};
+
+static int mask_run(struct ch_db *db, struct ch_store_job *job)
+{
+    return ch_webhooks_list(db, false, &((struct mask_job *)job)->list);
+}
+
+static void mask_done(struct ch_store_job *job, int rc)
+{
+    struct mask_job *mj = (struct mask_job *)job;
+
+    if (rc == 0)
+        ch_webhooks_set_rest(mj->ob, &mj->list);
+    ch_webhook_list_release(&mj->list);
+    ch_outbox_unref(mj->ob);
+    ch_free(mj);
+}
+
+int ch_webhooks_load_rest(struct ch_outbox *ob)
+{
+    struct mask_job *mj = ch_calloc(1, sizeof(*mj));
+
+    if (!mj)
+        return CH_ENOMEM;
+    mj->ob = ob;
+    mj->job.run = mask_run;
+    mj->job.done = mask_done;
+    if (ch_store_read(ob->api->store, &mj->job) != 0) {
+        ch_free(mj);
+        return CH_ECLOSED;
+    }
+    ch_outbox_ref(ob);
+    return 0;
+}
