@@ -28,7 +28,8 @@
 #
 # Knobs (environment): CHELA_BIN, BENCH_DURATION (s, 10), BENCH_WARMUP (s, 2),
 # BENCH_HIGH_CONC (64), BENCH_SESSIONS (10000), BENCH_SOAK_TURNS (100000),
-# BENCH_SOAK_SESSIONS (1000), BENCH_SOAK_WARMUP (5000), BENCH_LOAD_CONC (16),
+# BENCH_SOAK_SESSIONS (1000), BENCH_SOAK_WARMUP (5000), BENCH_SOAK_STEPS (5),
+# BENCH_LOAD_CONC (16),
 # BENCH_NGINX_UPSTREAM (1), BENCH_SERVER_CPU / BENCH_CLIENT_CPU (unset: no
 # pinning; set both to pin chela, and the fake plus the load generator).
 set -euo pipefail
@@ -45,6 +46,7 @@ SESSIONS=${BENCH_SESSIONS:-10000}
 SOAK=${BENCH_SOAK_TURNS:-100000}
 SOAK_SESSIONS=${BENCH_SOAK_SESSIONS:-1000}
 SOAK_WARMUP=${BENCH_SOAK_WARMUP:-5000}
+SOAK_STEPS=${BENCH_SOAK_STEPS:-5}
 LOAD_CONC=${BENCH_LOAD_CONC:-16}
 NGINX_UPSTREAM=${BENCH_NGINX_UPSTREAM:-1}
 SCPU=${BENCH_SERVER_CPU:-}
@@ -227,7 +229,20 @@ load soak_warm /api/v1/chat "$SOAK_WARMUP" "$SOAK_SESSIONS" soak
 sleep 1
 R[soak0_rss_kb]=$(rss)
 R[soak0_anon_kb]=$(anon)
-load soak /api/v1/chat "$SOAK" "$SOAK_SESSIONS" soak
+# In BENCH_SOAK_STEPS segments, RSS after each: a curve that flattens is a
+# bounded cache filling up (SQLite's page cache grows with the database up
+# to its cache_size), one that keeps rising is a per-turn leak.
+soak_ok=0
+soak_secs=0
+R[soak_curve]=""
+for ((i = 1; i <= SOAK_STEPS; i++)); do
+    load soak_step /api/v1/chat $((SOAK / SOAK_STEPS)) "$SOAK_SESSIONS" soak
+    soak_ok=$((soak_ok + R[soak_step_ok]))
+    soak_secs=$(awk -v a="$soak_secs" -v b="${R[soak_step_secs]}" 'BEGIN { print a + b }')
+    R[soak_curve]+="$(awk -v k="$(rss)" 'BEGIN { printf "%.1f", k / 1024 }') "
+done
+R[soak_ok]=$soak_ok
+R[soak_rps]=$(awk -v n="$soak_ok" -v s="$soak_secs" 'BEGIN { if (s > 0) printf "%.1f", n / s; else print "n/a" }')
 sleep 1
 R[soak1_rss_kb]=$(rss)
 R[soak1_anon_kb]=$(anon)
@@ -351,6 +366,7 @@ row "  load rate (agent_load.py, c=$LOAD_CONC)" "$(v sessions_rps)/s" "" ""
 row "soak: $SOAK turns on $SOAK_SESSIONS sessions" "$(v soak_ok) ok" "" ""
 row "  RSS before / after" "$(mb "${R[soak0_rss_kb]}") / $(mb "${R[soak1_rss_kb]}")" "" ""
 row "  growth VmRSS / RssAnon (kB)" "$(v soak_growth_kb) / $(v soak_growth_anon_kb)" "" "<1024"
+echo "  RSS (MB) after each of the $SOAK_STEPS soak segments: ${R[soak_curve]}"
 row "  soak rate (agent_load.py, c=$LOAD_CONC)" "$(v soak_rps)/s" "" ""
 if ((HAVE_NGINX)); then
     row "nginx upstream (fixed stream): alone c=1" "$(v nginx_c1_rps)" "" ""

@@ -20,8 +20,12 @@
 #  2. the zero-delay Python fake (tests/e2e/fakes/llm.py --zero-delay),
 #     provider `py`, for reference: it is the bottleneck, and the script
 #     prints its CPU use to show it (BENCH_PYTHON=0 skips it).
-# CPU use of chela (all threads, and the loop thread alone) and of the
-# upstream is printed per phase, so the bottleneck is visible.
+# Then, with nginx, a same-core diagnostic at c=1: wrk, nginx and chela all
+# on core BENCH_SERVER_CPU, so no hop waits for an idle core to wake up;
+# the added latency is then chela's own CPU work per request.
+# CPU use of chela (all threads, the loop thread alone, and microseconds of
+# CPU per request, which other load on the machine disturbs much less than
+# rates) and of the upstream is printed per phase: it shows the bottleneck.
 #
 # Builds nothing (`make bench` builds first).  Not a test: it prints the
 # figures, a verdict per target, and exits 0 whether targets are met or
@@ -32,7 +36,8 @@
 #
 # Knobs (environment): CHELA_BIN, BENCH_DURATION (s, 10), BENCH_WARMUP (s, 2),
 # BENCH_HIGH_CONC (50), BENCH_TTFB_N (2000), BENCH_PYTHON (1),
-# BENCH_SERVER_CPU (0), BENCH_CLIENT_CPU (1), BENCH_UPSTREAM_CPU (client).
+# BENCH_SAME_CORE (1), BENCH_SERVER_CPU (0), BENCH_CLIENT_CPU (1),
+# BENCH_UPSTREAM_CPU (the client core).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -48,6 +53,8 @@ PYTHON_PHASE=${BENCH_PYTHON:-1}
 SCPU=${BENCH_SERVER_CPU:-0}
 CCPU=${BENCH_CLIENT_CPU:-1}
 UCPU=${BENCH_UPSTREAM_CPU:-$CCPU}
+LOADCPU=$CCPU # the load generators' core; the same-core phase moves it
+SAME_CORE=${BENCH_SAME_CORE:-1}
 NGINX=${NGINX:-/usr/sbin/nginx}
 WRK=${WRK:-/usr/bin/wrk}
 FAKE=$REPO/tests/e2e/fakes/llm.py
@@ -61,6 +68,7 @@ TMP=$(mktemp -d /tmp/chela-bench-oa.XXXXXX)
 CHELA_PID=
 FAKE_PID=
 NGINX_PID=
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
     [[ -n $CHELA_PID ]] && { bench_stop "$CHELA_PID" 15 || true; }
     [[ -n $NGINX_PID ]] && { bench_stop "$NGINX_PID" 5 || true; }
@@ -296,7 +304,7 @@ start_chela() {
   log: { access: false, level: "warn" },
   gateway: { http: { endpoints: { chatCompletions: { enabled: true } } } },
   api: { rateLimit: { perToken: { maxRequests: 0 }, global: { maxRequests: 0 } } },
-  limits: { keepaliveRequests: 10000000, maxConnections: 4096 },
+  limits: { keepaliveRequests: 1000000, maxConnections: 4096 },
   models: { providers: { $providers } },
 }
 EOF
@@ -327,6 +335,11 @@ check() {
 }
 
 ticks() { bench_cpu_ticks "$1"; }
+# us_per_req TICKS0 TICKS1 REQUESTS: CPU microseconds per request, a figure
+# that other load on the machine disturbs much less than rates do.
+us_per_req() {
+    awk -v d=$(($2 - $1)) -v hz="$(getconf CLK_TCK)" -v n="${3:-0}" 'BEGIN { if (n > 0) printf "%.1f", d / hz * 1e6 / n; else print "n/a" }'
+}
 # pct_core TICKS0 TICKS1 NS: CPU use in % of one core.
 pct_core() {
     awk -v d=$(($2 - $1)) -v hz="$(getconf CLK_TCK)" -v ns="$3" 'BEGIN { printf "%.0f", 100 * (d / hz) / (ns / 1e9) }'
@@ -339,14 +352,14 @@ pct_core() {
 run_wrk() {
     local name=$1 url=$2 b=$3 conns=$4 tok=$5 upid=$6 c0 c1 l0 l1 u0 u1 w0 w1 line
     if ((WARMUP > 0)); then
-        BENCH_BODY=$b BENCH_TOKEN=$tok taskset -c "$CCPU" "$WRK" -t1 -c"$conns" -d"${WARMUP}s" \
+        BENCH_BODY=$b BENCH_TOKEN=$tok taskset -c "$LOADCPU" "$WRK" -t1 -c"$conns" -d"${WARMUP}s" \
             -s "$TMP/post.lua" "$url" >/dev/null 2>&1 || true
     fi
     c0=$(ticks "$CHELA_PID")
     l0=$(ticks "$CHELA_PID/task/$CHELA_PID")
     u0=$(ticks "$upid")
     w0=$(date +%s%N)
-    BENCH_BODY=$b BENCH_TOKEN=$tok taskset -c "$CCPU" "$WRK" -t1 -c"$conns" -d"${DURATION}s" --latency \
+    BENCH_BODY=$b BENCH_TOKEN=$tok taskset -c "$LOADCPU" "$WRK" -t1 -c"$conns" -d"${DURATION}s" --latency \
         -s "$TMP/post.lua" "$url" >"$TMP/wrk-$name.txt" 2>&1 || true
     w1=$(date +%s%N)
     c1=$(ticks "$CHELA_PID")
@@ -362,9 +375,12 @@ run_wrk() {
     R[${name}_cpu]=$(pct_core "$c0" "$c1" $((w1 - w0)))
     R[${name}_lcpu]=$(pct_core "$l0" "$l1" $((w1 - w0)))
     R[${name}_ucpu]=$(pct_core "$u0" "$u1" $((w1 - w0)))
-    printf '== %-16s %9s req/s  p50 %6s us  p99 %7s us  p99.9 %7s us  err %s  CPU chela %s%% (loop %s%%) upstream %s%%\n' \
+    R[${name}_req]=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$line")
+    R[${name}_cus]=$(us_per_req "$c0" "$c1" "${R[${name}_req]}")
+    R[${name}_uus]=$(us_per_req "$u0" "$u1" "${R[${name}_req]}")
+    printf '== %-6s %9s req/s  p50 %6s us  p99 %7s us  p99.9 %7s us  err %s  CPU chela %s%% (loop %s%%, %s us/req) upstream %s%% (%s us/req)\n' \
         "$name" "${R[${name}_rps]:-?}" "${R[${name}_p50]:-?}" "${R[${name}_p99]:-?}" "${R[${name}_p999]:-?}" \
-        "${R[${name}_err]}" "${R[${name}_cpu]}" "${R[${name}_lcpu]}" "${R[${name}_ucpu]}"
+        "${R[${name}_err]}" "${R[${name}_cpu]}" "${R[${name}_lcpu]}" "${R[${name}_cus]}" "${R[${name}_ucpu]}" "${R[${name}_uus]}"
     [[ -n $line ]] || { echo "   (!) wrk output:"; cat "$TMP/wrk-$name.txt"; }
     return 0
 }
@@ -372,7 +388,7 @@ run_wrk() {
 # run_ttfb NAME URL BODY TOKEN: fills R[NAME_ttfb50|ttfb99|ev50|ev99|n|bad].
 run_ttfb() {
     local name=$1 url=$2 b=$3 tok=$4 out
-    out=$(taskset -c "$CCPU" "$PY" "$TMP/ttfb.py" "$url" "$b" "$TTFB_N" 200 "$tok" 2>"$TMP/ttfb-$name.err" || true)
+    out=$(taskset -c "$LOADCPU" "$PY" "$TMP/ttfb.py" "$url" "$b" "$TTFB_N" 200 "$tok" 2>"$TMP/ttfb-$name.err" || true)
     if [[ $out != \{* ]]; then
         echo "== $name: the TTFB client failed:"
         cat "$TMP/ttfb-$name.err"
@@ -383,7 +399,7 @@ run_ttfb() {
 import json, sys
 o = json.loads(sys.argv[1])
 print(*(o[k] for k in ("ttfb_p50", "ttfb_p99", "event_p50", "event_p99", "n", "bad")))' "$out")
-    printf '== %-16s TTFB p50 %7s us  p99 %7s us; first event p50 %7s us  p99 %7s us (n=%s, failed %s)\n' \
+    printf '== %-6s TTFB p50 %7s us  p99 %7s us; first event p50 %7s us  p99 %7s us (n=%s, failed %s)\n' \
         "$name" "${R[${name}_ttfb50]}" "${R[${name}_ttfb99]}" "${R[${name}_ev50]}" "${R[${name}_ev99]}" \
         "${R[${name}_n]}" "${R[${name}_bad]}"
 }
@@ -439,6 +455,19 @@ if ((HAVE_NGINX)); then
     echo "-- upstream: nginx, canned answers"
     measure n "$NGINX_URL/v1/chat/completions" "$NGINX_URL/sse/v1/chat/completions" f/fake-model "$NGINX_WORKER"
 fi
+# Same-core diagnostic: wrk, nginx and chela all on core SCPU, so no
+# request waits for an idle core to wake up (an inter-processor interrupt,
+# costly on a VM).  The added latency at c=1 is then chela's own work.
+if ((HAVE_NGINX && SAME_CORE)); then
+    echo "-- same core: wrk, nginx and chela all on core $SCPU (c=1)"
+    taskset -a -p -c "$SCPU" "$NGINX_WORKER" >/dev/null
+    LOADCPU=$SCPU
+    nb=$(body f/fake-model)
+    run_wrk s_d1 "$NGINX_URL/v1/chat/completions" "$nb" 1 "" "$NGINX_WORKER"
+    run_wrk s_g1 "$CHELA_URL/v1/chat/completions" "$nb" 1 "$TOKEN" "$NGINX_WORKER"
+    LOADCPU=$CCPU
+    taskset -a -p -c "$UCPU" "$NGINX_WORKER" >/dev/null
+fi
 if ((PYTHON_PHASE)) || ! ((HAVE_NGINX)); then
     echo "-- upstream: the zero-delay Python fake"
     measure p "$FAKE_URL/v1/chat/completions" "$FAKE_URL/v1/chat/completions" py/fake-model "$FAKE_PID"
@@ -477,6 +506,10 @@ table() {
     row "c=$HIGH p50 latency (us)" "$(v "${p}_dh_p50")" "$(v "${p}_gh_p50")" "$(sub "${R[${p}_gh_p50]:-}" "${R[${p}_dh_p50]:-}")" "<=50"
     row "c=$HIGH p99 latency (us)" "$(v "${p}_dh_p99")" "$(v "${p}_gh_p99")" "$(sub "${R[${p}_gh_p99]:-}" "${R[${p}_dh_p99]:-}")" "<=150"
     row "c=$HIGH requests/s" "$(v "${p}_dh_rps")" "$(v "${p}_gh_rps")" "$(ratio "${R[${p}_gh_rps]:-}" "${R[${p}_dh_rps]:-}")" ">=0.8x"
+    if [[ $p == n && -n ${R[s_g1_p50]:-} ]]; then
+        row "c=1 p50, all on core $SCPU (us)" "$(v s_d1_p50)" "$(v s_g1_p50)" "$(sub "${R[s_g1_p50]:-}" "${R[s_d1_p50]:-}")" ""
+        row "c=1 p99, all on core $SCPU (us)" "$(v s_d1_p99)" "$(v s_g1_p99)" "$(sub "${R[s_g1_p99]:-}" "${R[s_d1_p99]:-}")" ""
+    fi
     row "stream c=1 p50 / p99 (us)" "$(v "${p}_sd1_p50") / $(v "${p}_sd1_p99")" "$(v "${p}_sg1_p50") / $(v "${p}_sg1_p99")" \
         "$(sub "${R[${p}_sg1_p50]:-}" "${R[${p}_sd1_p50]:-}") / $(sub "${R[${p}_sg1_p99]:-}" "${R[${p}_sd1_p99]:-}")" ""
     row "stream c=$HIGH p50 / p99 (us)" "$(v "${p}_sdh_p50") / $(v "${p}_sdh_p99")" "$(v "${p}_sgh_p50") / $(v "${p}_sgh_p99")" \
@@ -486,6 +519,10 @@ table() {
     row "stream TTFB p99 (us)" "$(v "${p}_td_ttfb99")" "$(v "${p}_tg_ttfb99")" "$(sub "${R[${p}_tg_ttfb99]:-}" "${R[${p}_td_ttfb99]:-}")" ""
     row "stream first event p50 / p99 (us)" "$(v "${p}_td_ev50") / $(v "${p}_td_ev99")" "$(v "${p}_tg_ev50") / $(v "${p}_tg_ev99")" \
         "$(sub "${R[${p}_tg_ev50]:-}" "${R[${p}_td_ev50]:-}") / $(sub "${R[${p}_tg_ev99]:-}" "${R[${p}_td_ev99]:-}")" ""
+    row "chela CPU us/request, c=1 / c=$HIGH" "" "$(v "${p}_g1_cus") / $(v "${p}_gh_cus")" "" ""
+    [[ $p == n && -n ${R[s_g1_cus]:-} ]] && row "  c=1, all on core $SCPU" "" "$(v s_g1_cus)" "" ""
+    row "  stream, c=1 / c=$HIGH" "" "$(v "${p}_sg1_cus") / $(v "${p}_sgh_cus")" "" ""
+    row "upstream CPU us/request, c=$HIGH" "$(v "${p}_dh_uus")" "$(v "${p}_gh_uus")" "" ""
     row "CPU % chela/loop/upstream, c=1" "-/-/$(v "${p}_d1_ucpu")" "$(cpu "${p}_g1")" "" ""
     row "CPU % chela/loop/upstream, c=$HIGH" "-/-/$(v "${p}_dh_ucpu")" "$(cpu "${p}_gh")" "" ""
     row "CPU % chela/loop/upstream, stream c=$HIGH" "-/-/$(v "${p}_sdh_ucpu")" "$(cpu "${p}_sgh")" "" ""
@@ -514,7 +551,8 @@ echo "  added p50 <= 50 us, c=$HIGH:               $(verdict "$(sub "${R[${T}_gh
 echo "  added p99 <= 150 us, c=$HIGH:              $(verdict "$(sub "${R[${T}_gh_p99]:-}" "${R[${T}_dh_p99]:-}")" "<=" 150)"
 echo "  throughput >= 0.8x direct, c=$HIGH:        $(verdict "$(ratio "${R[${T}_gh_rps]:-}" "${R[${T}_dh_rps]:-}")" ">=" 0.8)"
 if ((HAVE_PY)); then
-    echo "note: the Python fake alone serves $(v p_dh_rps) req/s at c=$HIGH using $(v p_dh_ucpu)% of a core;" \
-        "through chela it is the limit (fake at $(v p_gh_ucpu)%), so its ratios measure the fake, not chela."
+    echo "note: the Python fake alone: $(v p_dh_rps) req/s at c=$HIGH, $(v p_dh_uus) us of CPU per request" \
+        "(nginx: $(v n_dh_uus)); behind chela it used $(v p_gh_ucpu)% of a core.  With it as the upstream the" \
+        "ratios measure the fake as much as chela."
 fi
 exit 0

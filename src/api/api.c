@@ -345,8 +345,8 @@ int ch_api_new(const struct ch_api_opts *o, struct ch_api **out, struct ch_error
         ch_sha256_hex(o->local_token, strlen(o->local_token), a->local_hash);
     apply_config(a);
     if ((rc = ch_security_init(a, err)) != 0 || (rc = ch_auth_init(a)) != 0 || (rc = ch_rate_init(a)) != 0 ||
-        (rc = ch_metrics_init(a)) != 0 || (rc = ch_auth_load_config(a)) != 0 || (rc = ch_oc_new(a)) != 0 ||
-        (rc = ch_hooks_new(a, err)) != 0)
+        (rc = ch_metrics_init(a)) != 0 || (rc = ch_auth_load_config(a)) != 0 || (rc = ch_hooks_new(a, err)) != 0 ||
+        (rc = ch_oc_new(a)) != 0)
         goto out;
     if (a->net) {
         ch_net_on_tick(a->net, on_tick, a);
@@ -391,6 +391,7 @@ void ch_api_tokens_take(struct ch_api *a, struct ch_token_list *list)
 void ch_api_begin_shutdown(struct ch_api *a)
 {
     a->shutting_down = true;
+    ch_oc_shutdown(a);    /* WS clients: `shutdown`, then close 1012, before the HTTP drain */
 }
 
 void ch_api_stop(struct ch_api *a)

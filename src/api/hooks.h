@@ -58,6 +58,8 @@ enum ch_hook_dlv {
     CH_HOOK_D__COUNT
 };
 
+struct ch_hooks_recover;
+
 /* Failed authentications of one address (OpenClaw: 20 in 60 s). */
 struct ch_hook_fail {
     int64_t window_start_ms;
@@ -85,6 +87,7 @@ struct ch_hooks {
     int64_t retry_backoff_ms;  /* hooks.retry.backoffMs */
     struct ch_map fails;       /* address -> struct ch_hook_fail (owned) */
     struct ch_agent_sub *sub;  /* every run's END (hooks_deliver.c); NULL without agent */
+    struct ch_hooks_recover *recover; /* the start-up scan while it runs (it outlives a failed start) */
     int64_t started_ms;        /* runs that finished before this are the recovery scan's */
     uint64_t counts[2][CH_HOOK_R__COUNT];   /* [0] accepted, [1] refused */
     uint64_t deliveries[CH_HOOK_D__COUNT];

@@ -364,16 +364,16 @@ static void on_run_event(const struct ch_agent_event *ev, void *data)
 
 /* ---- start-up recovery ---- */
 
-struct recover_job {
+struct ch_hooks_recover {
     struct ch_store_job job;
-    struct ch_api *api;       /* borrowed: the store drains before the api is freed */
+    struct ch_api *api;       /* borrowed; NULL once the api is freed first (a failed start) */
     int64_t before_ms;
     struct ch_run_list list;
 };
 
 static int recover_run(struct ch_db *db, struct ch_store_job *job)
 {
-    struct recover_job *rj = (struct recover_job *)job;
+    struct ch_hooks_recover *rj = (struct ch_hooks_recover *)job;
     return ch_runs_list_undelivered(db, rj->before_ms - RECOVER_WINDOW_MS, rj->before_ms, RECOVER_MAX, &rj->list);
 }
 
@@ -410,11 +410,15 @@ static void deliver_rec(struct ch_api *a, const struct ch_run_rec *rec)
 
 static void recover_done(struct ch_store_job *job, int rc)
 {
-    struct recover_job *rj = (struct recover_job *)job;
+    struct ch_hooks_recover *rj = (struct ch_hooks_recover *)job;
 
-    if (rc)
+    if (rj->api)
+        rj->api->hooks->recover = NULL;
+    if (!rj->api)
+        ; /* the api is gone: nothing to deliver to */
+    else if (rc)
         ch_log_warn("hooks: the scan for undelivered hook results failed: %s", ch_strerror(rc));
-    else if (rj->api->hooks && !rj->api->stopped)
+    else if (!rj->api->stopped)
         for (size_t i = 0; i < rj->list.count; i++)
             deliver_rec(rj->api, &rj->list.items[i]);
     ch_run_list_release(&rj->list);
@@ -424,7 +428,7 @@ static void recover_done(struct ch_store_job *job, int rc)
 int ch_hooks_deliver_start(struct ch_api *a)
 {
     struct ch_hooks *h = a->hooks;
-    struct recover_job *rj;
+    struct ch_hooks_recover *rj;
 
     if (!a->agent)
         return 0;
@@ -445,14 +449,22 @@ int ch_hooks_deliver_start(struct ch_api *a)
     if (ch_store_read(a->store, &rj->job) != 0) {
         ch_free(rj);
         ch_log_warn("hooks: cannot scan for undelivered hook results (store closed)");
+        return 0;
     }
+    h->recover = rj;
     return 0;
 }
 
 void ch_hooks_deliver_stop(struct ch_api *a)
 {
-    if (a->hooks && a->hooks->sub) {
+    if (!a->hooks)
+        return;
+    if (a->hooks->sub) {
         ch_agent_unsubscribe(a->hooks->sub);
         a->hooks->sub = NULL;
+    }
+    if (a->hooks->recover) { /* its done callback runs later and frees it */
+        a->hooks->recover->api = NULL;
+        a->hooks->recover = NULL;
     }
 }

@@ -13,8 +13,8 @@ enum {
     R_PUBLIC = 1 << 8,   /* no authentication */
     R_METRICS = 1 << 9,  /* public when metrics.public */
     R_JSON = 1 << 10,    /* body must be application/json */
-    R_HOOK = 1 << 11,    /* under hooks.path: hooks.c authenticates it (hooks.token) */
     R_OPENAI = 1 << 11,  /* errors in OpenAI's shape {error:{message,type,code}} */
+    R_HOOK = 1 << 12,    /* under hooks.path: hooks.c authenticates it (hooks.token) */
     R_SCOPES = CH_SCOPE_CHAT | CH_SCOPE_SEND | CH_SCOPE_READ | CH_SCOPE_ADMIN,
 };
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/internal.h"
+#include "api/hooks.h"
 
 static const double bounds[CH_METRICS_BUCKETS] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                                    0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5 };
@@ -125,6 +126,8 @@ void ch_metrics_handler(struct ch_http_req *r, void *data)
           a->net ? (double)ch_net_uptime_ms(a->net) / 1000.0 : 0);
     /* The outbox's counters (outbox.c): deliveries by outcome, attempts by result. */
     ch_outbox_metrics(a, &b);
+    /* Hook requests by outcome and reason, hook deliveries (hooks.c). */
+    ch_hooks_metrics(a, &b);
     ch_http_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     ch_buf_release(&b);
 }

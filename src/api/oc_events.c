@@ -3,7 +3,7 @@
  * (lifecycle, assistant text and deltas, tool events for the tool-events
  * cap), chat (deltas at most every 150 ms: v3 cumulative, v4 with
  * deltaText; then final, error or aborted), presence (coalesced to one
- * event a second, at most 64 entries), health (every 60 s), tick and
+ * event a second, at most 16 entries), health (every 60 s), tick and
  * shutdown, with seq per connection (v4) or one global counter (v3).
  *
  * The agent bus calls on_agent_event synchronously on the loop thread;
@@ -18,7 +18,7 @@
 #include "api/oc_internal.h"
 
 #define CHAT_THROTTLE_MS 150       /* spec 2.3: v3 deltas at most every 150 ms */
-#define PRESENCE_MAX 64            /* entries in a presence list */
+#define PRESENCE_MAX 16            /* entries in a presence list (newest first) */
 #define HEALTH_EVENT_MS 60000      /* spec 1.1: health refresh every 60 s */
 #define MAX_FRAME_TEXT (64u << 20) /* one serialised event */
 

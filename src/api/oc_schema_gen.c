@@ -16,16 +16,8 @@ static const struct oc_node n6 = { OC_T_STRING, 0, 1, 64, 0, 0, NULL, NULL, NULL
 static const char *const s7[] = { "webchat", "cli", "ui", "backend", "node", "worker", "probe", "test", NULL };
 static const struct oc_node n8 = { OC_T_STRING, OC_F_ENUM, -1, -1, 0, 0, s7, NULL, NULL, NULL };
 static const struct oc_prop p9[] = {
-    { "id", &n3 },
-    { "displayName", &n4 },
-    { "version", &n4 },
-    { "buildId", &n5 },
-    { "platform", &n4 },
-    { "deviceFamily", &n4 },
-    { "modelIdentifier", &n4 },
-    { "timeZone", &n6 },
-    { "mode", &n8 },
-    { "instanceId", &n4 },
+    { "id", &n3 }, { "displayName", &n4 }, { "version", &n4 }, { "buildId", &n5 }, { "platform", &n4 },
+    { "deviceFamily", &n4 }, { "modelIdentifier", &n4 }, { "timeZone", &n6 }, { "mode", &n8 }, { "instanceId", &n4 },
     { NULL, NULL },
 };
 static const char *const s10[] = { "id", "version", "platform", "mode", NULL };
@@ -37,10 +29,7 @@ static const struct oc_node n15 = { OC_T_STRING, 0, 1, 128, 0, 0, NULL, NULL, NU
 static const struct oc_node n16 = { OC_T_ARR, 0, -1, 64, 0, 0, NULL, NULL, NULL, &n15 };
 static const struct oc_node n17 = { OC_T_INT, OC_F_MIN | OC_F_MAX, -1, -1, 1.0, 9007199254740991.0, NULL, NULL, NULL, NULL };
 static const struct oc_prop p18[] = {
-    { "bundleHash", &n14 },
-    { "openclawVersion", &n15 },
-    { "protocolFeatures", &n16 },
-    { "bundlePrewarm", &n17 },
+    { "bundleHash", &n14 }, { "openclawVersion", &n15 }, { "protocolFeatures", &n16 }, { "bundlePrewarm", &n17 },
     { NULL, NULL },
 };
 static const char *const s19[] = { "bundleHash", "openclawVersion", "protocolFeatures", NULL };
@@ -50,41 +39,19 @@ static const struct oc_node n22 = { OC_T_OBJ, 0, -1, -1, 0, 0, NULL, NULL, NULL,
 static const struct oc_node n23 = { OC_T_STRING, 0, -1, -1, 0, 0, NULL, NULL, NULL, NULL };
 static const struct oc_node n24 = { OC_T_INT, OC_F_MIN, -1, -1, 0.0, 0, NULL, NULL, NULL, NULL };
 static const struct oc_prop p25[] = {
-    { "id", &n4 },
-    { "publicKey", &n4 },
-    { "signature", &n4 },
-    { "signedAt", &n24 },
-    { "nonce", &n4 },
-    { NULL, NULL },
+    { "id", &n4 }, { "publicKey", &n4 }, { "signature", &n4 }, { "signedAt", &n24 }, { "nonce", &n4 }, { NULL, NULL },
 };
 static const char *const s26[] = { "id", "publicKey", "signature", "signedAt", "nonce", NULL };
 static const struct oc_node n27 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p25, s26, NULL };
 static const struct oc_prop p28[] = {
-    { "token", &n23 },
-    { "bootstrapToken", &n23 },
-    { "deviceToken", &n23 },
-    { "password", &n23 },
-    { "approvalRuntimeToken", &n23 },
-    { "agentRuntimeIdentityToken", &n23 },
-    { NULL, NULL },
+    { "token", &n23 }, { "bootstrapToken", &n23 }, { "deviceToken", &n23 }, { "password", &n23 },
+    { "approvalRuntimeToken", &n23 }, { "agentRuntimeIdentityToken", &n23 }, { NULL, NULL },
 };
 static const struct oc_node n29 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p28, NULL, NULL };
 static const struct oc_prop p30[] = {
-    { "minProtocol", &n1 },
-    { "maxProtocol", &n1 },
-    { "client", &n11 },
-    { "caps", &n12 },
-    { "commands", &n12 },
-    { "computerUse", &n13 },
-    { "workerRuns", &n20 },
-    { "permissions", &n22 },
-    { "pathEnv", &n23 },
-    { "role", &n4 },
-    { "scopes", &n12 },
-    { "device", &n27 },
-    { "auth", &n29 },
-    { "locale", &n23 },
-    { "userAgent", &n23 },
+    { "minProtocol", &n1 }, { "maxProtocol", &n1 }, { "client", &n11 }, { "caps", &n12 }, { "commands", &n12 },
+    { "computerUse", &n13 }, { "workerRuns", &n20 }, { "permissions", &n22 }, { "pathEnv", &n23 }, { "role", &n4 },
+    { "scopes", &n12 }, { "device", &n27 }, { "auth", &n29 }, { "locale", &n23 }, { "userAgent", &n23 },
     { NULL, NULL },
 };
 static const char *const s31[] = { "minProtocol", "maxProtocol", "client", NULL };
@@ -106,21 +73,10 @@ static const char *const s46[] = { "ok", "timeout", "error", "unknown", NULL };
 static const struct oc_node n47 = { OC_T_STRING, OC_F_ENUM, -1, -1, 0, 0, s46, NULL, NULL, NULL };
 static const struct oc_node n48 = { OC_T_ARR, 0, -1, -1, 0, 0, NULL, NULL, NULL, NULL };
 static const struct oc_prop p49[] = {
-    { "type", &n43 },
-    { "source", &n45 },
-    { "childSessionKey", &n23 },
-    { "childSessionId", &n23 },
-    { "announceType", &n23 },
-    { "taskLabel", &n23 },
-    { "status", &n47 },
-    { "statusLabel", &n23 },
-    { "result", &n23 },
-    { "modelRouteChange", &n23 },
-    { "attachments", &n48 },
-    { "mediaUrls", &n48 },
-    { "statsLine", &n23 },
-    { "replyInstruction", &n23 },
-    { NULL, NULL },
+    { "type", &n43 }, { "source", &n45 }, { "childSessionKey", &n23 }, { "childSessionId", &n23 },
+    { "announceType", &n23 }, { "taskLabel", &n23 }, { "status", &n47 }, { "statusLabel", &n23 }, { "result", &n23 },
+    { "modelRouteChange", &n23 }, { "attachments", &n48 }, { "mediaUrls", &n48 }, { "statsLine", &n23 },
+    { "replyInstruction", &n23 }, { NULL, NULL },
 };
 static const char *const s50[] = { "type", "source", "childSessionKey", "announceType", "taskLabel", "status", "statusLabel", "result", "replyInstruction", NULL };
 static const struct oc_node n51 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p49, s50, NULL };
@@ -128,12 +84,8 @@ static const struct oc_node n52 = { OC_T_ARR, 0, -1, -1, 0, 0, NULL, NULL, NULL,
 static const char *const s53[] = { "external_user", "inter_session", "internal_system", NULL };
 static const struct oc_node n54 = { OC_T_STRING, OC_F_ENUM, -1, -1, 0, 0, s53, NULL, NULL, NULL };
 static const struct oc_prop p55[] = {
-    { "kind", &n54 },
-    { "originSessionId", &n23 },
-    { "sourceSessionKey", &n23 },
-    { "sourceChannel", &n23 },
-    { "sourceTool", &n23 },
-    { NULL, NULL },
+    { "kind", &n54 }, { "originSessionId", &n23 }, { "sourceSessionKey", &n23 }, { "sourceChannel", &n23 },
+    { "sourceTool", &n23 }, { NULL, NULL },
 };
 static const char *const s56[] = { "kind", NULL };
 static const struct oc_node n57 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p55, s56, NULL };
@@ -144,79 +96,35 @@ static const struct oc_node n61 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, 
 static const struct oc_node n62 = { OC_T_OBJ, 0, -1, -1, 0, 0, NULL, NULL, NULL, &n13 };
 static const struct oc_node n63 = { OC_T_STRING, 0, 1, 512, 0, 0, NULL, NULL, NULL, NULL };
 static const struct oc_prop p64[] = {
-    { "message", &n4 },
-    { "agentId", &n4 },
-    { "provider", &n23 },
-    { "model", &n23 },
-    { "to", &n23 },
-    { "replyTo", &n23 },
-    { "sessionId", &n23 },
-    { "sessionKey", &n23 },
-    { "expectedExistingSessionId", &n4 },
-    { "thinking", &n23 },
-    { "deliver", &n21 },
-    { "attachments", &n33 },
-    { "channel", &n23 },
-    { "replyChannel", &n23 },
-    { "accountId", &n23 },
-    { "replyAccountId", &n23 },
-    { "threadId", &n23 },
-    { "groupId", &n23 },
-    { "groupChannel", &n23 },
-    { "groupSpace", &n23 },
-    { "timeout", &n24 },
-    { "bestEffortDeliver", &n21 },
-    { "lane", &n23 },
-    { "cwd", &n4 },
-    { "cleanupBundleMcpOnRunEnd", &n21 },
-    { "modelRun", &n21 },
-    { "promptMode", &n35 },
-    { "extraSystemPrompt", &n23 },
-    { "bootstrapContextMode", &n37 },
-    { "bootstrapContextRunKind", &n39 },
-    { "acpTurnSource", &n41 },
-    { "internalRuntimeHandoffId", &n4 },
-    { "internalExecutionIdentityRetry", &n21 },
-    { "internalExecutionIdentityRecoveryAttempt", &n1 },
-    { "execApprovalFollowupExpectedSessionId", &n4 },
-    { "internalEvents", &n52 },
-    { "inputProvenance", &n57 },
-    { "suppressPromptPersistence", &n21 },
-    { "sessionEffects", &n59 },
-    { "sourceReplyDeliveryMode", &n61 },
-    { "disableMessageTool", &n21 },
-    { "swarmCollector", &n21 },
-    { "swarmOutputSchema", &n62 },
-    { "forceRestartSafeTools", &n21 },
-    { "forceCodeModeTools", &n21 },
-    { "voiceWakeTrigger", &n23 },
-    { "idempotencyKey", &n4 },
-    { "label", &n63 },
-    { NULL, NULL },
+    { "message", &n4 }, { "agentId", &n4 }, { "provider", &n23 }, { "model", &n23 }, { "to", &n23 },
+    { "replyTo", &n23 }, { "sessionId", &n23 }, { "sessionKey", &n23 }, { "expectedExistingSessionId", &n4 },
+    { "thinking", &n23 }, { "deliver", &n21 }, { "attachments", &n33 }, { "channel", &n23 }, { "replyChannel", &n23 },
+    { "accountId", &n23 }, { "replyAccountId", &n23 }, { "threadId", &n23 }, { "groupId", &n23 },
+    { "groupChannel", &n23 }, { "groupSpace", &n23 }, { "timeout", &n24 }, { "bestEffortDeliver", &n21 },
+    { "lane", &n23 }, { "cwd", &n4 }, { "cleanupBundleMcpOnRunEnd", &n21 }, { "modelRun", &n21 },
+    { "promptMode", &n35 }, { "extraSystemPrompt", &n23 }, { "bootstrapContextMode", &n37 },
+    { "bootstrapContextRunKind", &n39 }, { "acpTurnSource", &n41 }, { "internalRuntimeHandoffId", &n4 },
+    { "internalExecutionIdentityRetry", &n21 }, { "internalExecutionIdentityRecoveryAttempt", &n1 },
+    { "execApprovalFollowupExpectedSessionId", &n4 }, { "internalEvents", &n52 }, { "inputProvenance", &n57 },
+    { "suppressPromptPersistence", &n21 }, { "sessionEffects", &n59 }, { "sourceReplyDeliveryMode", &n61 },
+    { "disableMessageTool", &n21 }, { "swarmCollector", &n21 }, { "swarmOutputSchema", &n62 },
+    { "forceRestartSafeTools", &n21 }, { "forceCodeModeTools", &n21 }, { "voiceWakeTrigger", &n23 },
+    { "idempotencyKey", &n4 }, { "label", &n63 }, { NULL, NULL },
 };
 static const char *const s65[] = { "message", NULL };
 static const struct oc_node n66 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p64, s65, NULL };
 static const struct oc_prop p67[] = {
-    { "runId", &n4 },
-    { "timeoutMs", &n24 },
-    { NULL, NULL },
+    { "runId", &n4 }, { "timeoutMs", &n24 }, { NULL, NULL },
 };
 static const char *const s68[] = { "runId", NULL };
 static const struct oc_node n69 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p67, s68, NULL };
 static const struct oc_node n70 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, NULL, NULL, NULL };
 static const struct oc_prop p71[] = {
-    { "probe", &n21 },
-    { "timeoutMs", &n24 },
-    { "channel", &n4 },
-    { NULL, NULL },
+    { "probe", &n21 }, { "timeoutMs", &n24 }, { "channel", &n4 }, { NULL, NULL },
 };
 static const struct oc_node n72 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p71, NULL, NULL };
 static const struct oc_prop p73[] = {
-    { "sessionKey", &n4 },
-    { "agentId", &n4 },
-    { "runId", &n4 },
-    { "preserveSideRuns", &n21 },
-    { NULL, NULL },
+    { "sessionKey", &n4 }, { "agentId", &n4 }, { "runId", &n4 }, { "preserveSideRuns", &n21 }, { NULL, NULL },
 };
 static const char *const s74[] = { "sessionKey", NULL };
 static const struct oc_node n75 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p73, s74, NULL };
@@ -225,26 +133,14 @@ static const struct oc_node n77 = { OC_T_STRING, 0, 1, 256, 0, 0, NULL, NULL, NU
 static const struct oc_node n78 = { OC_T_ARR, 0, 1, 50, 0, 0, NULL, NULL, NULL, &n77 };
 static const struct oc_node n79 = { OC_T_INT, OC_F_MIN | OC_F_MAX, -1, -1, 1.0, 500000.0, NULL, NULL, NULL, NULL };
 static const struct oc_prop p80[] = {
-    { "sessionKey", &n4 },
-    { "agentId", &n4 },
-    { "cursor", &n23 },
-    { "limit", &n76 },
-    { "offset", &n24 },
-    { "pendingBefore", &n1 },
-    { "inputRunIds", &n78 },
-    { "messageId", &n4 },
-    { "sessionId", &n4 },
-    { "maxChars", &n79 },
-    { NULL, NULL },
+    { "sessionKey", &n4 }, { "agentId", &n4 }, { "cursor", &n23 }, { "limit", &n76 }, { "offset", &n24 },
+    { "pendingBefore", &n1 }, { "inputRunIds", &n78 }, { "messageId", &n4 }, { "sessionId", &n4 },
+    { "maxChars", &n79 }, { NULL, NULL },
 };
 static const struct oc_node n81 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p80, s74, NULL };
 static const struct oc_node n82 = { OC_T_STRING, 0, -1, 100, 0, 0, NULL, NULL, NULL, NULL };
 static const struct oc_prop p83[] = {
-    { "sessionKey", &n4 },
-    { "agentId", &n4 },
-    { "message", &n4 },
-    { "label", &n82 },
-    { NULL, NULL },
+    { "sessionKey", &n4 }, { "agentId", &n4 }, { "message", &n4 }, { "label", &n82 }, { NULL, NULL },
 };
 static const char *const s84[] = { "sessionKey", "message", NULL };
 static const struct oc_node n85 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p83, s84, NULL };
@@ -252,25 +148,15 @@ static const char *const s86[] = { "session-goal-start", NULL };
 static const struct oc_node n87 = { OC_T_STRING, OC_F_CONST, -1, -1, 0, 0, s86, NULL, NULL, NULL };
 static const struct oc_node n88 = { OC_T_NUM, 0, -1, -1, 0, 0, NULL, NULL, NULL, NULL };
 static const struct oc_prop p89[] = {
-    { "kind", &n87 },
-    { "version", &n88 },
-    { "issuedAtMs", &n24 },
-    { NULL, NULL },
+    { "kind", &n87 }, { "version", &n88 }, { "issuedAtMs", &n24 }, { NULL, NULL },
 };
 static const char *const s90[] = { "kind", "version", "issuedAtMs", NULL };
 static const struct oc_node n91 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p89, s90, NULL };
 static const char *const s92[] = { "steer", "followup", "collect", "interrupt", NULL };
 static const struct oc_node n93 = { OC_T_STRING, OC_F_ENUM, -1, -1, 0, 0, s92, NULL, NULL, NULL };
 static const struct oc_prop p94[] = {
-    { "type", &n23 },
-    { "mimeType", &n23 },
-    { "fileName", &n23 },
-    { "content", &n13 },
-    { "sizeBytes", &n88 },
-    { "durationMs", &n88 },
-    { "width", &n88 },
-    { "height", &n88 },
-    { NULL, NULL },
+    { "type", &n23 }, { "mimeType", &n23 }, { "fileName", &n23 }, { "content", &n13 }, { "sizeBytes", &n88 },
+    { "durationMs", &n88 }, { "width", &n88 }, { "height", &n88 }, { NULL, NULL },
 };
 static const struct oc_node n95 = { OC_T_OBJ, 0, -1, -1, 0, 0, NULL, p94, NULL, NULL };
 static const struct oc_node n96 = { OC_T_ARR, 0, -1, -1, 0, 0, NULL, NULL, NULL, &n95 };
@@ -280,42 +166,19 @@ static const struct oc_node n99 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, 
 static const struct oc_node n100 = { OC_T_ANY, OC_F_NULLABLE, -1, -1, 0, 0, NULL, NULL, NULL, &n99 };
 static const struct oc_node n101 = { OC_T_OBJ, 0, -1, -1, 0, 0, NULL, NULL, NULL, &n48 };
 static const struct oc_prop p102[] = {
-    { "mcpServers", &n22 },
-    { "mcpToolsDeny", &n101 },
-    { "skills", &n22 },
-    { "webSearch", &n21 },
-    { NULL, NULL },
+    { "mcpServers", &n22 }, { "mcpToolsDeny", &n101 }, { "skills", &n22 }, { "webSearch", &n21 }, { NULL, NULL },
 };
 static const struct oc_node n103 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p102, NULL, NULL };
 static const struct oc_node n104 = { OC_T_ANY, OC_F_NULLABLE, -1, -1, 0, 0, NULL, NULL, NULL, &n103 };
 static const struct oc_prop p105[] = {
-    { "sessionKey", &n63 },
-    { "agentId", &n4 },
-    { "sessionId", &n4 },
-    { "message", &n23 },
-    { "intent", &n91 },
-    { "thinking", &n23 },
-    { "fastMode", &n13 },
-    { "fastAutoOnSeconds", &n1 },
-    { "queueMode", &n93 },
-    { "deliver", &n21 },
-    { "originatingChannel", &n23 },
-    { "originatingTo", &n23 },
-    { "originatingAccountId", &n23 },
-    { "originatingThreadId", &n23 },
-    { "replyToId", &n4 },
-    { "attachments", &n96 },
-    { "toolBindings", &n62 },
-    { "timeoutMs", &n24 },
-    { "systemInputProvenance", &n57 },
-    { "systemProvenanceReceipt", &n23 },
-    { "suppressCommandInterpretation", &n21 },
-    { "expectedLeafEntryId", &n97 },
-    { "expectedSessionRoutingContract", &n4 },
-    { "expectedPermissionMode", &n100 },
-    { "expectedToolOverrides", &n104 },
-    { "idempotencyKey", &n4 },
-    { NULL, NULL },
+    { "sessionKey", &n63 }, { "agentId", &n4 }, { "sessionId", &n4 }, { "message", &n23 }, { "intent", &n91 },
+    { "thinking", &n23 }, { "fastMode", &n13 }, { "fastAutoOnSeconds", &n1 }, { "queueMode", &n93 },
+    { "deliver", &n21 }, { "originatingChannel", &n23 }, { "originatingTo", &n23 }, { "originatingAccountId", &n23 },
+    { "originatingThreadId", &n23 }, { "replyToId", &n4 }, { "attachments", &n96 }, { "toolBindings", &n62 },
+    { "timeoutMs", &n24 }, { "systemInputProvenance", &n57 }, { "systemProvenanceReceipt", &n23 },
+    { "suppressCommandInterpretation", &n21 }, { "expectedLeafEntryId", &n97 },
+    { "expectedSessionRoutingContract", &n4 }, { "expectedPermissionMode", &n100 },
+    { "expectedToolOverrides", &n104 }, { "idempotencyKey", &n4 }, { NULL, NULL },
 };
 static const char *const s106[] = { "sessionKey", "message", "idempotencyKey", NULL };
 static const struct oc_node n107 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p105, s106, NULL };
@@ -333,100 +196,55 @@ static const struct oc_node n118 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0,
 static const char *const s119[] = { "asc", "desc", NULL };
 static const struct oc_node n120 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, s119, NULL, NULL, NULL };
 static const struct oc_prop p121[] = {
-    { "includeDisabled", &n21 },
-    { "limit", &n108 },
-    { "offset", &n24 },
-    { "query", &n23 },
-    { "enabled", &n110 },
-    { "scheduleKind", &n112 },
-    { "lastRunStatus", &n114 },
-    { "trigger", &n116 },
-    { "sortBy", &n118 },
-    { "sortDir", &n120 },
-    { "agentId", &n4 },
-    { "compact", &n21 },
-    { "includeDeliveryPreviews", &n21 },
+    { "includeDisabled", &n21 }, { "limit", &n108 }, { "offset", &n24 }, { "query", &n23 }, { "enabled", &n110 },
+    { "scheduleKind", &n112 }, { "lastRunStatus", &n114 }, { "trigger", &n116 }, { "sortBy", &n118 },
+    { "sortDir", &n120 }, { "agentId", &n4 }, { "compact", &n21 }, { "includeDeliveryPreviews", &n21 },
     { NULL, NULL },
 };
 static const struct oc_node n122 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p121, NULL, NULL };
 static const struct oc_prop p123[] = {
-    { "probe", &n21 },
-    { NULL, NULL },
+    { "probe", &n21 }, { NULL, NULL },
 };
 static const struct oc_node n124 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p123, NULL, NULL };
 static const struct oc_node n125 = { OC_T_INT, OC_F_MIN | OC_F_MAX, -1, -1, 1.0, 5000.0, NULL, NULL, NULL, NULL };
 static const struct oc_node n126 = { OC_T_INT, OC_F_MIN | OC_F_MAX, -1, -1, 1.0, 1000000.0, NULL, NULL, NULL, NULL };
 static const struct oc_prop p127[] = {
-    { "cursor", &n24 },
-    { "limit", &n125 },
-    { "maxBytes", &n126 },
-    { NULL, NULL },
+    { "cursor", &n24 }, { "limit", &n125 }, { "maxBytes", &n126 }, { NULL, NULL },
 };
 static const struct oc_node n128 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p127, NULL, NULL };
 static const char *const s129[] = { "default", "configured", "provider-config", "all", NULL };
 static const struct oc_node n130 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, s129, NULL, NULL, NULL };
 static const struct oc_prop p131[] = {
-    { "agentId", &n4 },
-    { "includeProviderCapabilities", &n21 },
-    { "preparedOnly", &n21 },
-    { "refresh", &n21 },
-    { "view", &n130 },
-    { NULL, NULL },
+    { "agentId", &n4 }, { "includeProviderCapabilities", &n21 }, { "preparedOnly", &n21 }, { "refresh", &n21 },
+    { "view", &n130 }, { NULL, NULL },
 };
 static const struct oc_node n132 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p131, NULL, NULL };
 static const struct oc_node n133 = { OC_T_ARR, 0, -1, -1, 0, 0, NULL, NULL, NULL, &n23 };
 static const char *const s134[] = { "HTML", NULL };
 static const struct oc_node n135 = { OC_T_STRING, OC_F_CONST, -1, -1, 0, 0, s134, NULL, NULL, NULL };
 static const struct oc_prop p136[] = {
-    { "to", &n4 },
-    { "message", &n23 },
-    { "mediaUrl", &n23 },
-    { "mediaUrls", &n133 },
-    { "buffer", &n23 },
-    { "filename", &n23 },
-    { "contentType", &n23 },
-    { "asVoice", &n21 },
-    { "gifPlayback", &n21 },
-    { "channel", &n23 },
-    { "accountId", &n23 },
-    { "agentId", &n23 },
-    { "replyToId", &n23 },
-    { "threadId", &n23 },
-    { "forceDocument", &n21 },
-    { "silent", &n21 },
-    { "parseMode", &n135 },
-    { "sessionKey", &n23 },
-    { "idempotencyKey", &n4 },
-    { NULL, NULL },
+    { "to", &n4 }, { "message", &n23 }, { "mediaUrl", &n23 }, { "mediaUrls", &n133 }, { "buffer", &n23 },
+    { "filename", &n23 }, { "contentType", &n23 }, { "asVoice", &n21 }, { "gifPlayback", &n21 }, { "channel", &n23 },
+    { "accountId", &n23 }, { "agentId", &n23 }, { "replyToId", &n23 }, { "threadId", &n23 },
+    { "forceDocument", &n21 }, { "silent", &n21 }, { "parseMode", &n135 }, { "sessionKey", &n23 },
+    { "idempotencyKey", &n4 }, { NULL, NULL },
 };
 static const char *const s137[] = { "to", "idempotencyKey", NULL };
 static const struct oc_node n138 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p136, s137, NULL };
 static const struct oc_prop p139[] = {
-    { "key", &n4 },
-    { "agentId", &n4 },
-    { "maxLines", &n1 },
-    { NULL, NULL },
+    { "key", &n4 }, { "agentId", &n4 }, { "maxLines", &n1 }, { NULL, NULL },
 };
 static const char *const s140[] = { "key", NULL };
 static const struct oc_node n141 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p139, s140, NULL };
 static const struct oc_node n142 = { OC_T_NUM, OC_F_MIN, -1, -1, 0.0, 0, NULL, NULL, NULL, NULL };
 static const struct oc_prop p143[] = {
-    { "key", &n4 },
-    { "agentId", &n4 },
-    { "deleteTranscript", &n21 },
-    { "expectedSessionId", &n4 },
-    { "expectedLifecycleRevision", &n4 },
-    { "expectedSessionUpdatedAt", &n142 },
-    { "emitLifecycleHooks", &n21 },
-    { "archivedOnly", &n21 },
-    { NULL, NULL },
+    { "key", &n4 }, { "agentId", &n4 }, { "deleteTranscript", &n21 }, { "expectedSessionId", &n4 },
+    { "expectedLifecycleRevision", &n4 }, { "expectedSessionUpdatedAt", &n142 }, { "emitLifecycleHooks", &n21 },
+    { "archivedOnly", &n21 }, { NULL, NULL },
 };
 static const struct oc_node n144 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p143, s140, NULL };
 static const struct oc_prop p145[] = {
-    { "key", &n4 },
-    { "agentId", &n4 },
-    { "limit", &n1 },
-    { NULL, NULL },
+    { "key", &n4 }, { "agentId", &n4 }, { "limit", &n1 }, { NULL, NULL },
 };
 static const struct oc_node n146 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p145, s140, NULL };
 static const char *const s147[] = { "updatedAt", "lastInteractionAt", NULL };
@@ -434,29 +252,12 @@ static const struct oc_node n148 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0,
 static const char *const s149[] = { "chat", "dashboard", NULL };
 static const struct oc_node n150 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, s149, NULL, NULL, NULL };
 static const struct oc_prop p151[] = {
-    { "limit", &n1 },
-    { "offset", &n24 },
-    { "activeMinutes", &n1 },
-    { "requireLastInteraction", &n21 },
-    { "sortBy", &n148 },
-    { "includeGlobal", &n21 },
-    { "includeUnknown", &n21 },
-    { "configuredAgentsOnly", &n21 },
-    { "includeDerivedTitles", &n21 },
-    { "includeLastMessage", &n21 },
-    { "label", &n63 },
-    { "boardFace", &n150 },
-    { "creatorId", &n4 },
-    { "ownerId", &n4 },
-    { "ownerFirst", &n21 },
-    { "involvingMe", &n21 },
-    { "involvingProfileId", &n4 },
-    { "includePeople", &n21 },
-    { "spawnedBy", &n4 },
-    { "agentId", &n4 },
-    { "search", &n23 },
-    { "archived", &n13 },
-    { NULL, NULL },
+    { "limit", &n1 }, { "offset", &n24 }, { "activeMinutes", &n1 }, { "requireLastInteraction", &n21 },
+    { "sortBy", &n148 }, { "includeGlobal", &n21 }, { "includeUnknown", &n21 }, { "configuredAgentsOnly", &n21 },
+    { "includeDerivedTitles", &n21 }, { "includeLastMessage", &n21 }, { "label", &n63 }, { "boardFace", &n150 },
+    { "creatorId", &n4 }, { "ownerId", &n4 }, { "ownerFirst", &n21 }, { "involvingMe", &n21 },
+    { "involvingProfileId", &n4 }, { "includePeople", &n21 }, { "spawnedBy", &n4 }, { "agentId", &n4 },
+    { "search", &n23 }, { "archived", &n13 }, { NULL, NULL },
 };
 static const struct oc_node n152 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p151, NULL, NULL };
 static const struct oc_node n153 = { OC_T_ANY, OC_F_NULLABLE, -1, -1, 0, 0, NULL, NULL, NULL, &n103 };
@@ -472,65 +273,30 @@ static const struct oc_node n162 = { OC_T_INT, OC_F_MIN | OC_F_MAX, -1, -1, 1.0,
 static const struct oc_node n163 = { OC_T_ANY, OC_F_NULLABLE, -1, -1, 0, 0, NULL, NULL, NULL, &n88 };
 static const struct oc_node n164 = { OC_T_ANY, OC_F_NULLABLE, -1, -1, 0, 0, NULL, NULL, NULL, &n12 };
 static const struct oc_prop p165[] = {
-    { "key", &n4 },
-    { "agentId", &n4 },
-    { "expectedSessionId", &n4 },
-    { "expectedLifecycleRevision", &n4 },
-    { "expectedPermissionMode", &n100 },
-    { "expectedToolOverrides", &n153 },
-    { "expectedMarkedUnreadAt", &n154 },
-    { "label", &n155 },
-    { "icon", &n156 },
-    { "color", &n156 },
-    { "category", &n155 },
-    { "boardFace", &n150 },
-    { "statusNote", &n158 },
-    { "attention", &n161 },
-    { "ttlMinutes", &n162 },
-    { "archived", &n21 },
-    { "pinned", &n21 },
-    { "unread", &n21 },
-    { "contextWindow", &n97 },
-    { "thinkingLevel", &n97 },
-    { "fastMode", &n13 },
-    { "toolOverrides", &n104 },
-    { "verboseLevel", &n97 },
-    { "traceLevel", &n97 },
-    { "reasoningLevel", &n97 },
-    { "responseUsage", &n13 },
-    { "elevatedLevel", &n97 },
-    { "execHost", &n97 },
-    { "execSecurity", &n97 },
-    { "execAsk", &n97 },
-    { "execNode", &n97 },
-    { "permissionMode", &n100 },
-    { "model", &n97 },
-    { "completionOwnerSessionKey", &n97 },
-    { "inheritedToolPolicyVersion", &n163 },
-    { "inheritedToolAllow", &n164 },
-    { "inheritedToolDeny", &n164 },
-    { "sendPolicy", &n13 },
-    { "groupActivation", &n13 },
-    { NULL, NULL },
+    { "key", &n4 }, { "agentId", &n4 }, { "expectedSessionId", &n4 }, { "expectedLifecycleRevision", &n4 },
+    { "expectedPermissionMode", &n100 }, { "expectedToolOverrides", &n153 }, { "expectedMarkedUnreadAt", &n154 },
+    { "label", &n155 }, { "icon", &n156 }, { "color", &n156 }, { "category", &n155 }, { "boardFace", &n150 },
+    { "statusNote", &n158 }, { "attention", &n161 }, { "ttlMinutes", &n162 }, { "archived", &n21 },
+    { "pinned", &n21 }, { "unread", &n21 }, { "contextWindow", &n97 }, { "thinkingLevel", &n97 },
+    { "fastMode", &n13 }, { "toolOverrides", &n104 }, { "verboseLevel", &n97 }, { "traceLevel", &n97 },
+    { "reasoningLevel", &n97 }, { "responseUsage", &n13 }, { "elevatedLevel", &n97 }, { "execHost", &n97 },
+    { "execSecurity", &n97 }, { "execAsk", &n97 }, { "execNode", &n97 }, { "permissionMode", &n100 },
+    { "model", &n97 }, { "completionOwnerSessionKey", &n97 }, { "inheritedToolPolicyVersion", &n163 },
+    { "inheritedToolAllow", &n164 }, { "inheritedToolDeny", &n164 }, { "sendPolicy", &n13 },
+    { "groupActivation", &n13 }, { NULL, NULL },
 };
 static const struct oc_node n166 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p165, s140, NULL };
 static const struct oc_node n167 = { OC_T_ARR, 0, 1, -1, 0, 0, NULL, NULL, NULL, &n4 };
 static const struct oc_node n168 = { OC_T_INT, OC_F_MIN, -1, -1, 20.0, 0, NULL, NULL, NULL, NULL };
 static const struct oc_prop p169[] = {
-    { "keys", &n167 },
-    { "limit", &n1 },
-    { "maxChars", &n168 },
-    { NULL, NULL },
+    { "keys", &n167 }, { "limit", &n1 }, { "maxChars", &n168 }, { NULL, NULL },
 };
 static const char *const s170[] = { "keys", NULL };
 static const struct oc_node n171 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p169, s170, NULL };
 static const char *const s172[] = { "new", "reset", NULL };
 static const struct oc_node n173 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, s172, NULL, NULL, NULL };
 static const struct oc_prop p174[] = {
-    { "key", &n4 },
-    { "agentId", &n4 },
-    { "reason", &n173 },
-    { NULL, NULL },
+    { "key", &n4 }, { "agentId", &n4 }, { "reason", &n173 }, { NULL, NULL },
 };
 static const struct oc_node n175 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p174, s140, NULL };
 static const char *const s176[] = { "all", NULL };
@@ -542,67 +308,32 @@ static const struct oc_node n181 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0,
 static const char *const s182[] = { "instance", "family", NULL };
 static const struct oc_node n183 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, s182, NULL, NULL, NULL };
 static const struct oc_prop p184[] = {
-    { "key", &n4 },
-    { "agentId", &n4 },
-    { "agentScope", &n177 },
-    { "startDate", &n23 },
-    { "endDate", &n23 },
-    { "mode", &n179 },
-    { "range", &n181 },
-    { "groupBy", &n183 },
-    { "includeHistorical", &n21 },
-    { "utcOffset", &n23 },
-    { "timeZone", &n4 },
-    { "limit", &n1 },
-    { "includeContextWeight", &n21 },
-    { NULL, NULL },
+    { "key", &n4 }, { "agentId", &n4 }, { "agentScope", &n177 }, { "startDate", &n23 }, { "endDate", &n23 },
+    { "mode", &n179 }, { "range", &n181 }, { "groupBy", &n183 }, { "includeHistorical", &n21 }, { "utcOffset", &n23 },
+    { "timeZone", &n4 }, { "limit", &n1 }, { "includeContextWeight", &n21 }, { NULL, NULL },
 };
 static const struct oc_node n185 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p184, NULL, NULL };
 static const struct oc_prop p186[] = {
-    { "includeChannelSummary", &n21 },
-    { "includeCliProjection", &n21 },
-    { NULL, NULL },
+    { "includeChannelSummary", &n21 }, { "includeCliProjection", &n21 }, { NULL, NULL },
 };
 static const struct oc_node n187 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p186, NULL, NULL };
 static const struct oc_prop p188[] = {
-    { "text", &n4 },
-    { "deviceId", &n23 },
-    { "instanceId", &n23 },
-    { "host", &n23 },
-    { "ip", &n23 },
-    { "mode", &n23 },
-    { "version", &n23 },
-    { "platform", &n23 },
-    { "deviceFamily", &n23 },
-    { "modelIdentifier", &n23 },
-    { "lastInputSeconds", &n24 },
-    { "reason", &n23 },
-    { "roles", &n133 },
-    { "scopes", &n133 },
-    { "tags", &n133 },
-    { "sessionKey", &n4 },
-    { NULL, NULL },
+    { "text", &n4 }, { "deviceId", &n23 }, { "instanceId", &n23 }, { "host", &n23 }, { "ip", &n23 }, { "mode", &n23 },
+    { "version", &n23 }, { "platform", &n23 }, { "deviceFamily", &n23 }, { "modelIdentifier", &n23 },
+    { "lastInputSeconds", &n24 }, { "reason", &n23 }, { "roles", &n133 }, { "scopes", &n133 }, { "tags", &n133 },
+    { "sessionKey", &n4 }, { NULL, NULL },
 };
 static const char *const s189[] = { "text", NULL };
 static const struct oc_node n190 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p188, s189, NULL };
 static const struct oc_prop p191[] = {
-    { "startDate", &n23 },
-    { "endDate", &n23 },
-    { "days", &n1 },
-    { "mode", &n179 },
-    { "utcOffset", &n23 },
-    { "timeZone", &n23 },
-    { NULL, NULL },
+    { "startDate", &n23 }, { "endDate", &n23 }, { "days", &n1 }, { "mode", &n179 }, { "utcOffset", &n23 },
+    { "timeZone", &n23 }, { NULL, NULL },
 };
 static const struct oc_node n192 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p191, NULL, NULL };
 static const char *const s193[] = { "now", "next-heartbeat", NULL };
 static const struct oc_node n194 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, s193, NULL, NULL, NULL };
 static const struct oc_prop p195[] = {
-    { "mode", &n194 },
-    { "text", &n4 },
-    { "sessionKey", &n4 },
-    { "agentId", &n4 },
-    { NULL, NULL },
+    { "mode", &n194 }, { "text", &n4 }, { "sessionKey", &n4 }, { "agentId", &n4 }, { NULL, NULL },
 };
 static const char *const s196[] = { "mode", "text", NULL };
 static const struct oc_node n197 = { OC_T_OBJ, 0, -1, -1, 0, 0, NULL, p195, s196, NULL };

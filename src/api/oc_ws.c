@@ -484,6 +484,7 @@ void ch_oc_free(struct ch_api *a)
     ch_map_release(&oc->runs);
     ch_oc_dedupe_release(oc);
     json_decref(oc->events);
+    json_decref(oc->health_sessions);
     ch_free(oc);
     a->oc = NULL;
 }

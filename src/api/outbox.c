@@ -214,8 +214,8 @@ void ch_outbox_kick(struct ch_outbox *ob)
 struct enq_job {
     struct ch_store_job job;
     struct ch_outbox *ob;
-    struct ch_delivery_rec rec;   /* owned contents */
-    char *existing;               /* dedupe: the first row's id */
+    struct ch_delivery_rec rec; /* owned contents */
+    char *existing;             /* dedupe: the first row's id */
     ch_outbox_done_cb cb;
     void *data;
 };
@@ -271,7 +271,8 @@ static int copy_headers(const json_t *h, char **out, const char **ctype, struct 
         return ch_error_set(err, CH_EINVAL, "at most %d headers", CH_OUTBOX_MAX_HEADERS);
     if (!(copy = json_object()))
         return CH_ENOMEM;
-    json_object_foreach((json_t *)h, k, v) {
+    json_object_foreach((json_t *)h, k, v)
+    {
         if (!strcasecmp(k, "content-type") && json_is_string(v)) {
             *ctype = json_string_value(v);
             continue;
@@ -293,6 +294,7 @@ static int copy_headers(const json_t *h, char **out, const char **ctype, struct 
 static int build_rec(const struct ch_delivery_req *d, struct ch_delivery_rec *rec, struct ch_error *err)
 {
     const char *ctype = d->content_type ? d->content_type : "application/json";
+    const char *secret = d->secret && *d->secret ? d->secret : NULL;
     int64_t now = ch_now_ms();
     json_error_t jerr;
     int rc;
@@ -305,8 +307,9 @@ static int build_rec(const struct ch_delivery_req *d, struct ch_delivery_rec *re
         return ch_error_set(err, CH_EINVAL, "body is missing");
     if (d->body_len > CH_STORE_MAX_DELIVERY_BODY_BYTES)
         return ch_error_set(err, CH_E_TOO_LARGE, "body is larger than %d bytes", CH_STORE_MAX_DELIVERY_BODY_BYTES);
-    if (d->secret && (!*d->secret || strlen(d->secret) > CH_STORE_MAX_SECRET_BYTES))
-        return ch_error_set(err, CH_EINVAL, "secret must be 1-%d bytes", CH_STORE_MAX_SECRET_BYTES);
+    /* An empty secret (an unset ${VAR:-} in config) means unsigned. */
+    if (secret && strlen(secret) > CH_STORE_MAX_SECRET_BYTES)
+        return ch_error_set(err, CH_EINVAL, "secret is longer than %d bytes", CH_STORE_MAX_SECRET_BYTES);
     if (d->max_attempts < 0 || d->max_attempts > CH_STORE_MAX_DELIVERY_ATTEMPTS || d->backoff_ms < 0 ||
         d->backoff_ms > CH_OUTBOX_MAX_DELAY_MS)
         return ch_error_set(err, CH_EINVAL, "retry settings out of range");
@@ -318,10 +321,10 @@ static int build_rec(const struct ch_delivery_req *d, struct ch_delivery_rec *re
     rec->event = ch_strdup(d->event);
     rec->url = ch_strdup(d->url);
     rec->content_type = ch_strdup(ctype);
-    rec->secret = ch_strdup(d->secret);
+    rec->secret = ch_strdup(secret);
     rec->body = ch_malloc(d->body_len + 1);
     if (!rec->id || !rec->kind || !rec->url || !rec->content_type || !rec->body || (d->run_id && !rec->run_id) ||
-        (d->event && !rec->event) || (d->secret && !rec->secret))
+        (d->event && !rec->event) || (secret && !rec->secret))
         return CH_ENOMEM;
     ch_uuid4(rec->id);
     if (d->body_len)
@@ -351,7 +354,7 @@ static int build_rec(const struct ch_delivery_req *d, struct ch_delivery_rec *re
 void ch_outbox_enqueue(struct ch_api *a, const struct ch_delivery_req *d, ch_outbox_done_cb cb, void *data)
 {
     struct ch_outbox *ob = a->outbox;
-    struct ch_error err = { 0 };
+    struct ch_error err = {0};
     struct enq_job *ej;
     char where[160];
     int rc;
@@ -393,7 +396,7 @@ void ch_outbox_enqueue(struct ch_api *a, const struct ch_delivery_req *d, ch_out
 struct boot_job {
     struct ch_store_job job;
     struct ch_outbox *ob;
-    bool startup;              /* else the hourly prune, which leaves `sending` alone */
+    bool startup; /* else the hourly prune, which leaves `sending` alone */
     int64_t requeued, pruned;
 };
 
@@ -514,9 +517,9 @@ void ch_api_outbox_stop(struct ch_api *a)
 
 void ch_outbox_metrics(struct ch_api *a, struct ch_buf *b)
 {
-    static const char *const cls[5] = { "2xx", "3xx", "4xx", "5xx", "error" };
+    static const char *const cls[5] = {"2xx", "3xx", "4xx", "5xx", "error"};
     struct ch_outbox *ob = a->outbox;
-    struct ch_outbox_stats s = { 0 };
+    struct ch_outbox_stats s = {0};
 
     if (ob)
         s = ob->stats;

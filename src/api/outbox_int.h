@@ -14,16 +14,16 @@
 #include "net/curlm.h"
 
 /* Engine limits (docs/internals/outbox.md, "Limits"). */
-#define CH_OUTBOX_MAX_IN_FLIGHT 16            /* attempts from claim to their result's commit */
-#define CH_OUTBOX_CONNECT_TIMEOUT_MS 10000    /* DNS + TCP + TLS of one attempt */
-#define CH_OUTBOX_TOTAL_TIMEOUT_MS 30000      /* one attempt, start to end */
+#define CH_OUTBOX_MAX_IN_FLIGHT 16               /* attempts from claim to their result's commit */
+#define CH_OUTBOX_CONNECT_TIMEOUT_MS 10000       /* DNS + TCP + TLS of one attempt */
+#define CH_OUTBOX_TOTAL_TIMEOUT_MS 30000         /* one attempt, start to end */
 #define CH_OUTBOX_MAX_RESPONSE_BYTES (64 * 1024) /* a receiver's answer is read up to this */
-#define CH_OUTBOX_MAX_DELAY_MS 3600000LL      /* cap on one backoff wait and on Retry-After */
-#define CH_OUTBOX_DEFAULT_MAX_ATTEMPTS 3      /* retry.maxAttempts */
-#define CH_OUTBOX_DEFAULT_BACKOFF_MS 5000     /* retry.backoffMs */
-#define CH_OUTBOX_MAX_HEADERS 32              /* caller-supplied headers per delivery */
-#define CH_OUTBOX_SNIPPET_BYTES 200           /* of a refusing receiver's body, kept in last_error */
-#define CH_OUTBOX_STORE_RETRY_MS 200          /* the store queue was full: try again after this */
+#define CH_OUTBOX_MAX_DELAY_MS 3600000LL         /* cap on one backoff wait and on Retry-After */
+#define CH_OUTBOX_DEFAULT_MAX_ATTEMPTS 3         /* retry.maxAttempts */
+#define CH_OUTBOX_DEFAULT_BACKOFF_MS 5000        /* retry.backoffMs */
+#define CH_OUTBOX_MAX_HEADERS 32                 /* caller-supplied headers per delivery */
+#define CH_OUTBOX_SNIPPET_BYTES 200              /* of a refusing receiver's body, kept in last_error */
+#define CH_OUTBOX_STORE_RETRY_MS 200             /* the store queue was full: try again after this */
 #define CH_OUTBOX_KEEP_DONE_MS (7 * 86400000LL)  /* done rows are pruned after a week */
 #define CH_OUTBOX_KEEP_DEAD_MS (30 * 86400000LL) /* dead rows after a month */
 
@@ -97,32 +97,32 @@ struct ch_outbox_refusal;
 struct ch_outbox_finish;
 
 struct ch_outbox_stats {
-    uint64_t enqueued;        /* rows committed by ch_outbox_enqueue */
-    uint64_t deduplicated;    /* enqueues answered with an existing row */
-    uint64_t refused;         /* enqueues refused (bad input, store full, stopping) */
-    uint64_t attempts;        /* HTTP attempts made */
-    uint64_t attempt_class[5];/* by result: 2xx, 3xx, 4xx, 5xx, no response */
+    uint64_t enqueued;         /* rows committed by ch_outbox_enqueue */
+    uint64_t deduplicated;     /* enqueues answered with an existing row */
+    uint64_t refused;          /* enqueues refused (bad input, store full, stopping) */
+    uint64_t attempts;         /* HTTP attempts made */
+    uint64_t attempt_class[5]; /* by result: 2xx, 3xx, 4xx, 5xx, no response */
     uint64_t done, retried, dead;
     uint64_t manual_retries;
-    uint64_t events_emitted;  /* webhook events that had at least one subscriber */
+    uint64_t events_emitted; /* webhook events that had at least one subscriber */
 };
 
 struct ch_outbox {
-    struct ch_api *api;               /* borrowed: the api owns us through a->outbox */
-    struct ch_curlm *curlm;           /* borrowed: outlives our stop */
-    uv_timer_t timer;                 /* the next due delivery; unref'd */
-    uv_timer_t defer;                 /* 0 ms: refusals reported on a later loop turn */
-    int64_t timer_due_ms;             /* wall clock timer is armed for; 0: idle */
-    int refs;                         /* "running" + open handles + store jobs + attempts */
-    size_t in_flight;                 /* claimed rows whose result is not committed yet */
-    bool claiming;                    /* a claim job is queued */
-    bool want_claim;                  /* due work may be waiting for a slot or the claim */
+    struct ch_api *api;     /* borrowed: the api owns us through a->outbox */
+    struct ch_curlm *curlm; /* borrowed: outlives our stop */
+    uv_timer_t timer;       /* the next due delivery; unref'd */
+    uv_timer_t defer;       /* 0 ms: refusals reported on a later loop turn */
+    int64_t timer_due_ms;   /* wall clock timer is armed for; 0: idle */
+    int refs;               /* "running" + open handles + store jobs + attempts */
+    size_t in_flight;       /* claimed rows whose result is not committed yet */
+    bool claiming;          /* a claim job is queued */
+    bool want_claim;        /* due work may be waiting for a slot or the claim */
     bool stopping;
-    struct ch_outbox_attempt *attempts;  /* live HTTP attempts (for abort at stop) */
-    struct ch_outbox_refusal *refusals;  /* enqueues to answer on the next turn */
-    struct ch_outbox_finish *stalled;    /* results the store could not take yet */
-    struct ch_agent_sub *sub;         /* webhooks.c: every run's events */
-    unsigned rest_mask;               /* events some REST webhook wants; ~0u until loaded */
+    struct ch_outbox_attempt *attempts; /* live HTTP attempts (for abort at stop) */
+    struct ch_outbox_refusal *refusals; /* enqueues to answer on the next turn */
+    struct ch_outbox_finish *stalled;   /* results the store could not take yet */
+    struct ch_agent_sub *sub;           /* webhooks.c: every run's events */
+    unsigned rest_mask;                 /* events some REST webhook wants; ~0u until loaded */
     int64_t prune_next_ms;
     struct ch_outbox_stats stats;
 };

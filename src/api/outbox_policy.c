@@ -130,8 +130,8 @@ static bool is_tchar(unsigned char c)
 
 int ch_outbox_check_header(const char *name, const char *value, struct ch_error *err)
 {
-    static const char *const reserved[] = { "host",   "content-length", "transfer-encoding", "connection",
-                                            "expect", "x-signature-256" };
+    static const char *const reserved[] = {"host",       "content-length", "transfer-encoding",
+                                           "connection", "expect",         "x-signature-256"};
     size_t n;
 
     if (!name || !*name)

@@ -17,23 +17,23 @@
 #include "api/outbox_int.h"
 
 struct ch_outbox_attempt {
-    struct ch_outbox *ob;              /* ref held */
-    struct ch_delivery_rec rec;        /* owned; the body is lent to curl */
-    struct ch_curlm_req *req;          /* borrowed: valid until on_done */
-    struct ch_outbox_attempt *next;    /* ob->attempts list while req is live */
-    struct ch_buf snippet;             /* first bytes of the receiver's answer */
-    int64_t retry_after_ms;            /* -1: none given */
+    struct ch_outbox *ob;           /* ref held */
+    struct ch_delivery_rec rec;     /* owned; the body is lent to curl */
+    struct ch_curlm_req *req;       /* borrowed: valid until on_done */
+    struct ch_outbox_attempt *next; /* ob->attempts list while req is live */
+    struct ch_buf snippet;          /* first bytes of the receiver's answer */
+    int64_t retry_after_ms;         /* -1: none given */
 };
 
 /* A committed-or-to-commit outcome; also the stalled list's node. */
 struct ch_outbox_finish {
     struct ch_store_job job;
-    struct ch_outbox *ob;              /* ref held */
-    struct ch_outbox_finish *next;     /* ob->stalled */
-    char *id;                          /* owned */
-    struct ch_delivery_outcome o;      /* last_error points at `error` */
-    char *error;                       /* owned */
-    bool counted;                      /* holds an in-flight slot */
+    struct ch_outbox *ob;          /* ref held */
+    struct ch_outbox_finish *next; /* ob->stalled */
+    char *id;                      /* owned */
+    struct ch_delivery_outcome o;  /* last_error points at `error` */
+    char *error;                   /* owned */
+    bool counted;                  /* holds an in-flight slot */
 };
 
 static void unlink_attempt(struct ch_outbox_attempt *at)
@@ -130,8 +130,7 @@ void ch_outbox_finish_stalled(struct ch_outbox *ob)
 }
 
 /* Queue outcome o for row id; takes error (may be NULL). */
-static void record(struct ch_outbox *ob, const char *id, const struct ch_delivery_outcome *o, char *error,
-                   bool counted)
+static void record(struct ch_outbox *ob, const char *id, const struct ch_delivery_outcome *o, char *error, bool counted)
 {
     struct ch_outbox_finish *f = ch_calloc(1, sizeof(*f));
 
@@ -154,7 +153,7 @@ static void record(struct ch_outbox *ob, const char *id, const struct ch_deliver
 
 void ch_outbox_release(struct ch_outbox *ob, const char *id)
 {
-    struct ch_delivery_outcome o = { .status = CH_DELIVERY_PENDING, .now_ms = ch_now_ms() };
+    struct ch_delivery_outcome o = {.status = CH_DELIVERY_PENDING, .now_ms = ch_now_ms()};
 
     o.next_attempt_ms = o.now_ms;
     o.last_error = NULL;
@@ -198,7 +197,7 @@ static void on_done(struct ch_curlm_req *req, const struct ch_curlm_result *res,
     struct ch_outbox_attempt *at = data;
     struct ch_outbox *ob = at->ob;
     struct ch_delivery_rec *d = &at->rec;
-    struct ch_delivery_outcome o = { 0 };
+    struct ch_delivery_outcome o = {0};
     long status = res->head ? res->status : 0;
     enum ch_outbox_verdict v;
     int64_t used, wait;
@@ -227,7 +226,8 @@ static void on_done(struct ch_curlm_req *req, const struct ch_curlm_result *res,
     o.last_status = status;
     snippet_text(at);
     if (status > 0 && v != CH_OUTBOX_DONE)
-        error = ch_sprintf("HTTP %ld%s%s", status, at->snippet.len ? ": " : "", at->snippet.len ? at->snippet.data : "");
+        error =
+            ch_sprintf("HTTP %ld%s%s", status, at->snippet.len ? ": " : "", at->snippet.len ? at->snippet.data : "");
     else if (status <= 0)
         error = ch_sprintf("%s%s%s", res->rc == CH_ETIMEDOUT ? ch_curlm_timeout_name(res->timeout) : "",
                            res->rc == CH_ETIMEDOUT ? " timeout: " : "",
@@ -239,8 +239,8 @@ static void on_done(struct ch_curlm_req *req, const struct ch_curlm_result *res,
         ch_log_info("outbox: delivery %s to %s: HTTP %ld after %lld attempt(s)", d->id, where, status,
                     (long long)(d->attempts + 1));
     } else if (v == CH_OUTBOX_PERMANENT || used >= d->max_attempts) {
-        char *e = ch_sprintf("%s%s", v == CH_OUTBOX_PERMANENT ? "permanent: " : "gave up after the last attempt: ",
-                             error ? error : "");
+        char *e = ch_sprintf(
+            "%s%s", v == CH_OUTBOX_PERMANENT ? "permanent: " : "gave up after the last attempt: ", error ? error : "");
         ch_free(error);
         error = e;
         o.status = CH_DELIVERY_DEAD;
@@ -265,7 +265,7 @@ static void on_done(struct ch_curlm_req *req, const struct ch_curlm_result *res,
 /* Give up on a claimed row without an HTTP attempt (bad stored input). */
 static void fail_now(struct ch_outbox_attempt *at, char *error)
 {
-    struct ch_delivery_outcome o = { .status = CH_DELIVERY_DEAD, .now_ms = ch_now_ms() };
+    struct ch_delivery_outcome o = {.status = CH_DELIVERY_DEAD, .now_ms = ch_now_ms()};
     char where[160];
 
     ch_outbox_url_for_log(at->rec.url, where, sizeof(where));
@@ -280,10 +280,10 @@ static void fail_now(struct ch_outbox_attempt *at, char *error)
 void ch_outbox_attempt_start(struct ch_outbox *ob, struct ch_delivery_rec *rec)
 {
     struct ch_curlm_header hs[MAX_SENT_HEADERS];
-    struct ch_curlm_request r = { 0 };
+    struct ch_curlm_request r = {0};
     struct ch_outbox_attempt *at;
     struct ch_outbox_sig sig;
-    struct ch_error err = { 0 };
+    struct ch_error err = {0};
     json_t *extra = NULL, *v;
     char attempt[24];
     const char *k;
@@ -292,7 +292,7 @@ void ch_outbox_attempt_start(struct ch_outbox *ob, struct ch_delivery_rec *rec)
 
     at = ch_calloc(1, sizeof(*at));
     if (!at) {
-        struct ch_delivery_outcome o = { .status = CH_DELIVERY_PENDING, .now_ms = ch_now_ms() };
+        struct ch_delivery_outcome o = {.status = CH_DELIVERY_PENDING, .now_ms = ch_now_ms()};
         o.next_attempt_ms = o.now_ms + CH_OUTBOX_STORE_RETRY_MS;
         record(ob, rec->id, &o, ch_strdup("out of memory"), true);
         ch_delivery_rec_release(rec);
@@ -313,32 +313,33 @@ void ch_outbox_attempt_start(struct ch_outbox *ob, struct ch_delivery_rec *rec)
         }
         json_decref(body);
     }
-    hs[n++] = (struct ch_curlm_header){ "Content-Type", at->rec.content_type };
+    hs[n++] = (struct ch_curlm_header){"Content-Type", at->rec.content_type};
     if (at->rec.headers && !(extra = json_loads(at->rec.headers, 0, NULL))) {
         fail_now(at, ch_strdup("stored headers are not valid JSON"));
         return;
     }
-    json_object_foreach(extra, k, v) {
+    json_object_foreach(extra, k, v)
+    {
         if (n >= CH_OUTBOX_MAX_HEADERS + 1 || !json_is_string(v))
             break;
-        hs[n++] = (struct ch_curlm_header){ k, json_string_value(v) };
+        hs[n++] = (struct ch_curlm_header){k, json_string_value(v)};
     }
-    hs[n++] = (struct ch_curlm_header){ "X-OpenClaw-Delivery", at->rec.id };
+    hs[n++] = (struct ch_curlm_header){"X-OpenClaw-Delivery", at->rec.id};
     if (at->rec.event)
-        hs[n++] = (struct ch_curlm_header){ "X-OpenClaw-Event", at->rec.event };
+        hs[n++] = (struct ch_curlm_header){"X-OpenClaw-Event", at->rec.event};
     snprintf(attempt, sizeof(attempt), "%lld", (long long)(at->rec.attempts + 1));
-    hs[n++] = (struct ch_curlm_header){ "X-OpenClaw-Attempt", attempt };
+    hs[n++] = (struct ch_curlm_header){"X-OpenClaw-Attempt", attempt};
     if (at->rec.secret) {
-        if (ch_outbox_sign(at->rec.secret, strlen(at->rec.secret), at->rec.body, at->rec.body_len,
-                           ch_now_ms() / 1000, &sig) != 0) {
+        if (ch_outbox_sign(at->rec.secret, strlen(at->rec.secret), at->rec.body, at->rec.body_len, ch_now_ms() / 1000,
+                           &sig) != 0) {
             json_decref(extra);
             fail_now(at, ch_strdup("cannot sign the body (out of memory)"));
             return;
         }
-        hs[n++] = (struct ch_curlm_header){ "X-OpenClaw-Signature", sig.hex };
-        hs[n++] = (struct ch_curlm_header){ "X-Signature-256", sig.sha256 };
-        hs[n++] = (struct ch_curlm_header){ "X-OpenClaw-Timestamp", sig.timestamp };
-        hs[n++] = (struct ch_curlm_header){ "X-OpenClaw-Signature-V2", sig.v2 };
+        hs[n++] = (struct ch_curlm_header){"X-OpenClaw-Signature", sig.hex};
+        hs[n++] = (struct ch_curlm_header){"X-Signature-256", sig.sha256};
+        hs[n++] = (struct ch_curlm_header){"X-OpenClaw-Timestamp", sig.timestamp};
+        hs[n++] = (struct ch_curlm_header){"X-OpenClaw-Signature-V2", sig.v2};
     }
     r.method = "POST";
     r.url = at->rec.url;
@@ -374,7 +375,7 @@ void ch_outbox_attempt_start(struct ch_outbox *ob, struct ch_delivery_rec *rec)
     }
     /* Closing manager or no memory: not an attempt; leave it pending. */
     {
-        struct ch_delivery_outcome o = { .status = CH_DELIVERY_PENDING, .now_ms = ch_now_ms() };
+        struct ch_delivery_outcome o = {.status = CH_DELIVERY_PENDING, .now_ms = ch_now_ms()};
         o.next_attempt_ms = o.now_ms + CH_OUTBOX_STORE_RETRY_MS;
         record(ob, at->rec.id, &o, ch_sprintf("not attempted: %s", ch_strerror(rc)), true);
         attempt_free(at);

@@ -21,17 +21,17 @@
 
 struct dl_job {
     struct ch_store_job job;
-    struct ch_api *api;            /* borrowed */
-    struct ch_http_req *req;       /* ref held */
-    char *id;                      /* owned: get, retry, webhook delete */
-    int status;                    /* list filter, or -1 */
-    char *run_id;                  /* owned: list filter */
+    struct ch_api *api;      /* borrowed */
+    struct ch_http_req *req; /* ref held */
+    char *id;                /* owned: get, retry, webhook delete */
+    int status;              /* list filter, or -1 */
+    char *run_id;            /* owned: list filter */
     size_t limit, offset;
     struct ch_delivery_list list;
     struct ch_delivery_rec rec;
     int64_t counts[4];
-    struct ch_webhook_rec wh;      /* create */
-    struct ch_webhook_list whs;    /* list; the table after create/delete */
+    struct ch_webhook_rec wh;   /* create */
+    struct ch_webhook_list whs; /* list; the table after create/delete */
     struct ch_error err;
 };
 
@@ -75,8 +75,7 @@ static void submit(struct dl_job *j, bool write)
 }
 
 /* The id path parameter into j->id (400 answered on failure). */
-static struct dl_job *job_with_id(struct ch_http_req *r, void *api, ch_store_job_run_cb run,
-                                  ch_store_job_done_cb done)
+static struct dl_job *job_with_id(struct ch_http_req *r, void *api, ch_store_job_run_cb run, ch_store_job_done_cb done)
 {
     char id[CH_STORE_MAX_ID_BYTES + 1];
     struct dl_job *j;
@@ -99,7 +98,10 @@ static json_t *header_names(const char *headers)
     json_t *o = headers ? json_loads(headers, 0, NULL) : NULL, *arr = json_array(), *v;
     const char *k;
 
-    json_object_foreach(o, k, v) json_array_append_new(arr, json_string(k));
+    json_object_foreach(o, k, v)
+    {
+        json_array_append_new(arr, json_string(k));
+    }
     json_decref(o);
     return arr;
 }
@@ -143,7 +145,7 @@ static json_t *delivery_json(const struct ch_delivery_rec *d, bool with_body)
 static int list_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct dl_job *j = (struct dl_job *)job;
-    struct ch_delivery_query q = { j->limit, j->offset, j->status, j->run_id };
+    struct ch_delivery_query q = {j->limit, j->offset, j->status, j->run_id};
     int rc = ch_deliveries_list(db, &q, &j->list);
 
     return rc ? rc : ch_deliveries_count(db, j->counts);
@@ -165,8 +167,8 @@ static void list_done(struct ch_store_job *job, int rc)
     for (size_t i = 0; i < j->list.count; i++)
         json_array_append_new(arr, delivery_json(&j->list.items[i], false));
     snprintf(cur, sizeof(cur), "%zu", j->offset + j->list.count);
-    o = json_pack("{s:o, s:I, s:{s:I, s:I, s:I, s:I}}", "deliveries", arr, "total", (json_int_t)j->list.total,
-                  "counts", "pending", (json_int_t)j->counts[0], "sending", (json_int_t)j->counts[1], "done",
+    o = json_pack("{s:o, s:I, s:{s:I, s:I, s:I, s:I}}", "deliveries", arr, "total", (json_int_t)j->list.total, "counts",
+                  "pending", (json_int_t)j->counts[0], "sending", (json_int_t)j->counts[1], "done",
                   (json_int_t)j->counts[2], "dead", (json_int_t)j->counts[3]);
     if (o)
         json_object_set_new(o, "nextCursor",
@@ -295,8 +297,8 @@ static json_t *webhook_json(const struct ch_webhook_rec *w)
 
     return json_pack("{s:s, s:s, s:o, s:o, s:{s:I, s:I}, s:s?, s:o, s:b, s:s}", "id", w->id, "url", w->url, "events",
                      ev ? ev : json_array(), "headers", header_names(w->headers), "retry", "maxAttempts",
-                     (json_int_t)w->max_attempts, "backoffMs", (json_int_t)w->backoff_ms, "description",
-                     w->description, "createdAt", ch_api_time_json(w->created_ms), "signed", 1, "source", "api");
+                     (json_int_t)w->max_attempts, "backoffMs", (json_int_t)w->backoff_ms, "description", w->description,
+                     "createdAt", ch_api_time_json(w->created_ms), "signed", 1, "source", "api");
 }
 
 /* The configured webhooks as the listing shows them (no secrets). */
@@ -306,20 +308,24 @@ static void append_configured(struct ch_api *a, json_t *arr)
     char id[32];
     size_t i;
 
-    json_array_foreach(list, i, w) {
+    json_array_foreach(list, i, w)
+    {
         const char *secret = json_string_value(json_object_get(w, "secret"));
         const json_t *h = json_object_get(w, "headers");
         json_t *names = json_array(), *v;
         const char *k;
 
-        json_object_foreach((json_t *)h, k, v) json_array_append_new(names, json_string(k));
+        json_object_foreach((json_t *)h, k, v)
+        {
+            json_array_append_new(names, json_string(k));
+        }
         snprintf(id, sizeof(id), "cfg:%zu", i);
         ev = json_object_get(w, "events");
         retry = json_object_get(w, "retry");
         json_array_append_new(arr, json_pack("{s:s, s:s?, s:o, s:o, s:{s:I, s:I}, s:b, s:s}", "id", id, "url",
                                              json_string_value(json_object_get(w, "url")), "events",
-                                             ev ? json_incref((json_t *)ev) : json_array(), "headers", names, "retry", "maxAttempts",
-                                             json_integer_value(json_object_get(retry, "maxAttempts")),
+                                             ev ? json_incref((json_t *)ev) : json_array(), "headers", names, "retry",
+                                             "maxAttempts", json_integer_value(json_object_get(retry, "maxAttempts")),
                                              "backoffMs", json_integer_value(json_object_get(retry, "backoffMs")),
                                              "signed", secret && *secret, "source", "config"));
     }
@@ -409,7 +415,7 @@ static int parse_webhook(struct ch_http_req *r, const json_t *body, struct ch_we
     const char *url = json_string_value(json_object_get(body, "url"));
     const char *secret = json_string_value(json_object_get(body, "secret"));
     const char *desc = json_string_value(json_object_get(body, "description")), *k;
-    struct ch_error err = { 0 };
+    struct ch_error err = {0};
     size_t i;
 
     if (ch_outbox_check_url(url, &err) != 0)
@@ -418,21 +424,28 @@ static int parse_webhook(struct ch_http_req *r, const json_t *body, struct ch_we
         ch_error_set(&err, CH_EINVAL, "events must be an array of event names");
         goto bad;
     }
-    json_array_foreach(ev, i, v) if (!ch_webhooks_event_bit(json_string_value(v))) {
-        ch_error_set(&err, CH_EINVAL, "unknown event; events are: %s", ch_webhooks_event_names());
-        goto bad;
+    json_array_foreach(ev, i, v)
+    {
+        if (!ch_webhooks_event_bit(json_string_value(v))) {
+            ch_error_set(&err, CH_EINVAL, "unknown event; events are: %s", ch_webhooks_event_names());
+            goto bad;
+        }
     }
     if (h && (!json_is_object(h) || json_object_size(h) > CH_OUTBOX_MAX_HEADERS)) {
         ch_error_set(&err, CH_EINVAL, "headers must be an object of at most %d strings", CH_OUTBOX_MAX_HEADERS);
         goto bad;
     }
-    json_object_foreach((json_t *)h, k, v) if (ch_outbox_check_header(k, json_string_value(v), &err) != 0) goto bad;
-    if ((retry && !json_is_object(retry)) || (ma && (!json_is_integer(ma) || json_integer_value(ma) < 1 ||
-                                                      json_integer_value(ma) > MAX_RETRY_ATTEMPTS)) ||
+    json_object_foreach((json_t *)h, k, v)
+    {
+        if (ch_outbox_check_header(k, json_string_value(v), &err) != 0)
+            goto bad;
+    }
+    if ((retry && !json_is_object(retry)) ||
+        (ma && (!json_is_integer(ma) || json_integer_value(ma) < 1 || json_integer_value(ma) > MAX_RETRY_ATTEMPTS)) ||
         (bo && (!json_is_integer(bo) || json_integer_value(bo) < MIN_BACKOFF_MS ||
                 json_integer_value(bo) > CH_OUTBOX_MAX_DELAY_MS))) {
-        ch_error_set(&err, CH_EINVAL, "retry.maxAttempts must be 1-%d and retry.backoffMs %d-%lld",
-                     MAX_RETRY_ATTEMPTS, MIN_BACKOFF_MS, (long long)CH_OUTBOX_MAX_DELAY_MS);
+        ch_error_set(&err, CH_EINVAL, "retry.maxAttempts must be 1-%d and retry.backoffMs %d-%lld", MAX_RETRY_ATTEMPTS,
+                     MIN_BACKOFF_MS, (long long)CH_OUTBOX_MAX_DELAY_MS);
         goto bad;
     }
     if (json_object_get(body, "secret") &&

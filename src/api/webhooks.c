@@ -18,8 +18,16 @@
 /* The ten events, in bit order; api.webhooks.outgoing[].events lists the
  * same names in config/schema.c. */
 static const char *const event_names[] = {
-    "message.received", "message.sent",         "conversation.created", "run.completed", "run.failed",
-    "channel.connected", "channel.disconnected", "message",              "status",        "media",
+    "message.received",
+    "message.sent",
+    "conversation.created",
+    "run.completed",
+    "run.failed",
+    "channel.connected",
+    "channel.disconnected",
+    "message",
+    "status",
+    "media",
 };
 
 unsigned ch_webhooks_event_bit(const char *event)
@@ -44,7 +52,10 @@ unsigned ch_webhooks_events_mask(const json_t *events)
 
     if (!json_is_array(events) || json_array_size(events) == 0)
         return CH_WEBHOOKS_ALL_EVENTS;
-    json_array_foreach(events, i, e) m |= ch_webhooks_event_bit(json_string_value(e));
+    json_array_foreach(events, i, e)
+    {
+        m |= ch_webhooks_event_bit(json_string_value(e));
+    }
     return m;
 }
 
@@ -78,7 +89,10 @@ unsigned ch_webhooks_wanted(struct ch_api *a)
     unsigned m = a->outbox ? a->outbox->rest_mask : 0;
     size_t i;
 
-    json_array_foreach(arr, i, w) m |= ch_webhooks_events_mask(json_object_get(w, "events"));
+    json_array_foreach(arr, i, w)
+    {
+        m |= ch_webhooks_events_mask(json_object_get(w, "events"));
+    }
     return m;
 }
 
@@ -91,15 +105,15 @@ struct target {
 
 struct fanout_job {
     struct ch_store_job job;
-    struct ch_outbox *ob;         /* ref held */
-    char *event, *run_id;         /* owned */
-    char *body;                   /* owned: the exact bytes every webhook gets */
+    struct ch_outbox *ob; /* ref held */
+    char *event, *run_id; /* owned */
+    char *body;           /* owned: the exact bytes every webhook gets */
     size_t body_len;
     unsigned bit;
-    struct target *targets;       /* owned: configured webhooks that want the event */
+    struct target *targets; /* owned: configured webhooks that want the event */
     size_t ntargets;
-    bool rest;                    /* also read the REST webhooks */
-    unsigned rest_mask;           /* recomputed from the table (rest only) */
+    bool rest;          /* also read the REST webhooks */
+    unsigned rest_mask; /* recomputed from the table (rest only) */
     size_t inserted;
 };
 
@@ -121,8 +135,8 @@ static void fanout_free(struct fanout_job *fj)
 /* Insert one row for one webhook (writer thread). */
 static void insert_one(struct ch_db *db, struct fanout_job *fj, const struct target *t)
 {
-    struct ch_delivery_rec d = { 0 };
-    struct ch_error err = { 0 };
+    struct ch_delivery_rec d = {0};
+    struct ch_error err = {0};
     char id[37];
     int64_t now = ch_now_ms();
     int rc;
@@ -154,7 +168,7 @@ static void insert_one(struct ch_db *db, struct fanout_job *fj, const struct tar
 static int fanout_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct fanout_job *fj = (struct fanout_job *)job;
-    struct ch_webhook_list l = { 0 };
+    struct ch_webhook_list l = {0};
     int rc;
 
     for (size_t i = 0; i < fj->ntargets; i++)
@@ -167,7 +181,7 @@ static int fanout_run(struct ch_db *db, struct ch_store_job *job)
     for (size_t i = 0; i < l.count; i++) {
         const struct ch_webhook_rec *w = &l.items[i];
         unsigned m = mask_of_text(w->events);
-        struct target t = { w->url, w->secret, w->headers, w->id, w->max_attempts, w->backoff_ms };
+        struct target t = {w->url, w->secret, w->headers, w->id, w->max_attempts, w->backoff_ms};
 
         fj->rest_mask |= m;
         if (m & fj->bit)
@@ -188,6 +202,7 @@ static void fanout_done(struct ch_store_job *job, int rc)
         ob->rest_mask = fj->rest_mask;
     if (fj->inserted) {
         ob->stats.events_emitted++;
+        ob->stats.enqueued += fj->inserted;
         ch_outbox_kick(ob);
     }
     fanout_free(fj);
@@ -201,12 +216,16 @@ static int add_target(struct fanout_job *fj, const json_t *w, size_t i)
     const json_t *h = json_object_get(w, "headers"), *v;
     const char *url = json_string_value(json_object_get(w, "url"));
     const char *secret = json_string_value(json_object_get(w, "secret")), *k;
-    struct ch_error err = { 0 };
+    struct ch_error err = {0};
     int rc = ch_outbox_check_url(url, &err);
 
     if (rc == 0 && json_object_size(h) > CH_OUTBOX_MAX_HEADERS)
         rc = ch_error_set(&err, CH_EINVAL, "more than %d headers", CH_OUTBOX_MAX_HEADERS);
-    json_object_foreach((json_t *)h, k, v) if (rc == 0) rc = ch_outbox_check_header(k, json_string_value(v), &err);
+    json_object_foreach((json_t *)h, k, v)
+    {
+        if (rc == 0)
+            rc = ch_outbox_check_header(k, json_string_value(v), &err);
+    }
     if (rc) {
         ch_log_warn("webhooks: api.webhooks.outgoing[%zu] skipped: %s", i, err.msg);
         return 0;
@@ -245,7 +264,8 @@ void ch_webhooks_emit(struct ch_api *a, const char *event, json_t *data)
     if (!(fj = ch_calloc(1, sizeof(*fj))) ||
         (json_array_size(arr) && !(fj->targets = ch_calloc(json_array_size(arr), sizeof(*fj->targets)))))
         goto oom;
-    json_array_foreach(arr, i, w) {
+    json_array_foreach(arr, i, w)
+    {
         if (!(ch_webhooks_events_mask(json_object_get(w, "events")) & bit))
             continue;
         if (add_target(fj, w, i) != 0)

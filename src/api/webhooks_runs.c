@@ -28,11 +28,11 @@
 
 struct start_job {
     struct ch_store_job job;
-    struct ch_outbox *ob;        /* ref held */
+    struct ch_outbox *ob;                /* ref held */
     char *run_id, *session_key, *source; /* owned */
     int64_t ts_ms;
-    char *message;               /* owned: from the run's request */
-    char *session_id;            /* owned or NULL: the current transcript */
+    char *message;    /* owned: from the run's request */
+    char *session_id; /* owned or NULL: the current transcript */
     bool created;
 };
 
@@ -65,9 +65,9 @@ static void start_job_free(struct start_job *sj)
 static int start_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct start_job *sj = (struct start_job *)job;
-    struct ch_run_rec run = { 0 };
-    struct ch_session_rec s = { 0 };
-    struct ch_message_list first = { 0 };
+    struct ch_run_rec run = {0};
+    struct ch_session_rec s = {0};
+    struct ch_message_list first = {0};
     json_t *req;
     int rc;
 
@@ -90,8 +90,8 @@ static int start_run(struct ch_db *db, struct ch_store_job *job)
     sj->session_id = ch_strdup(s.session_id);
     rc = ch_messages_load_since(db, s.session_id, 1, 1, CH_STORE_MAX_CONTENT_BYTES, &first);
     if (rc == 0)
-        sj->created = first.count ? (first.items[0].run_id && !strcmp(first.items[0].run_id, sj->run_id))
-                                  : !first.truncated;
+        sj->created =
+            first.count ? (first.items[0].run_id && !strcmp(first.items[0].run_id, sj->run_id)) : !first.truncated;
     ch_message_list_release(&first);
     ch_session_rec_release(&s);
     return rc;
@@ -106,8 +106,7 @@ static void start_done(struct ch_store_job *job, int rc)
     char ts[32], mid[CH_STORE_MAX_ID_BYTES + 8];
 
     if (rc) {
-        ch_log_warn("webhooks: run %s: cannot read its message for message.received: %s", sj->run_id,
-                    ch_strerror(rc));
+        ch_log_warn("webhooks: run %s: cannot read its message for message.received: %s", sj->run_id, ch_strerror(rc));
         goto out;
     }
     if (ob->stopping)
@@ -115,15 +114,15 @@ static void start_done(struct ch_store_job *job, int rc)
     ch_time_iso8601(sj->ts_ms, ts);
     if (sj->created && (want & BIT_CREATED))
         emit(a, "conversation.created", sj->run_id,
-                         json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s}", "conversationId", sj->session_key, "sessionKey",
-                                   sj->session_key, "sessionId", sj->session_id, "runId", sj->run_id, "channel",
-                                   sj->source, "createdAt", ts));
+             json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s}", "conversationId", sj->session_key, "sessionKey",
+                       sj->session_key, "sessionId", sj->session_id, "runId", sj->run_id, "channel", sj->source,
+                       "createdAt", ts));
     if (sj->message && (want & BIT_RECEIVED)) {
         snprintf(mid, sizeof(mid), "%s:user", sj->run_id);
         emit(a, "message.received", sj->run_id,
-                         json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "messageId", mid, "conversationId",
-                                   sj->session_key, "sessionKey", sj->session_key, "runId", sj->run_id, "channel",
-                                   sj->source, "role", "user", "content", sj->message, "timestamp", ts));
+             json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "messageId", mid, "conversationId", sj->session_key,
+                       "sessionKey", sj->session_key, "runId", sj->run_id, "channel", sj->source, "role", "user",
+                       "content", sj->message, "timestamp", ts));
     }
 out:
     start_job_free(sj);
@@ -179,10 +178,10 @@ static void on_end(struct ch_outbox *ob, const struct ch_agent_event *ev)
     if (ok && res->text && *res->text && (want & BIT_SENT)) {
         snprintf(mid, sizeof(mid), "%s:assistant", ev->run_id);
         emit(a, "message.sent", ev->run_id,
-                         json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s}", "messageId", mid,
-                                   "conversationId", ev->session_key, "sessionKey", ev->session_key, "runId",
-                                   ev->run_id, "channel", ev->source ? ev->source : "unknown", "role", "assistant",
-                                   "content", res->text, "model", res->model, "timestamp", ts));
+             json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s}", "messageId", mid, "conversationId",
+                       ev->session_key, "sessionKey", ev->session_key, "runId", ev->run_id, "channel",
+                       ev->source ? ev->source : "unknown", "role", "assistant", "content", res->text, "model",
+                       res->model, "timestamp", ts));
     }
     if (!(want & (ok ? BIT_COMPLETED : BIT_FAILED)))
         return;
@@ -190,8 +189,8 @@ static void on_end(struct ch_outbox *ob, const struct ch_agent_event *ev)
                   ev->run_id, "sessionKey", ev->session_key, "sessionId", ev->session_id, "source",
                   ev->source ? ev->source : "unknown", "status", res->status ? res->status : "error", "text",
                   res->text ? res->text : "", "usage", usage_json(&res->usage, res->cost_usd), "model", res->model,
-                  "provider", res->provider, "error", res->error, "errorClass", res->error_class, "startedAt",
-                  started, "finishedAt", ts, "durationMs",
+                  "provider", res->provider, "error", res->error, "errorClass", res->error_class, "startedAt", started,
+                  "finishedAt", ts, "durationMs",
                   (json_int_t)(res->finished_ms && res->started_ms ? res->finished_ms - res->started_ms : 0),
                   "toolCalls", res->tool_calls);
     emit(a, ok ? "run.completed" : "run.failed", ev->run_id, d);

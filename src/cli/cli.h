@@ -114,5 +114,6 @@ int ch_cmd_agent(int argc, char **argv);     /* cmd_agent.c */
 int ch_cmd_sessions(int argc, char **argv);  /* cmd_sessions.c */
 int ch_cmd_models(int argc, char **argv);    /* cmd_sessions.c */
 int ch_cmd_runs(int argc, char **argv);      /* cmd_sessions.c */
+int ch_cmd_deliveries(int argc, char **argv); /* cmd_deliveries.c */
 
 #endif

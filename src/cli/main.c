@@ -29,6 +29,7 @@ static const struct command commands[] = {
     {"sessions", ch_cmd_sessions, "list, show, reset and delete sessions"},
     {"models", ch_cmd_models, "list the models the gateway can use"},
     {"runs", ch_cmd_runs, "list, show and abort agent runs"},
+    {"deliveries", ch_cmd_deliveries, "list and retry callback and webhook deliveries"},
     {"version", cmd_version, "print the version"},
 };
 

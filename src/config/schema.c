@@ -212,6 +212,47 @@ static const struct cfg_row rows[] = {
     INT("gateway.ws.handshakeTimeoutMs", 15000, 100, 600000, "ms",
         "How long a WebSocket client may take to send `connect` after the challenge."),
 
+    /* hooks: the webhook surface (src/api/hooks*.c; OpenClaw spec section 3, docs/compatibility.md). */
+    BOOL("hooks.enabled", false, "Serve `POST <hooks.path>/agent`, `/wake` and mapped names; off: they are 404."),
+    SECRET("hooks.token", 0,
+           "Token hook callers send (`Authorization: Bearer` or `x-openclaw-token`). Unset: the gateway "
+           "token and API tokens with the `chat` scope are accepted instead."),
+    STR("hooks.path", "\"/hooks\"", NULL, "Base path of the hooks (not `/`); a bare base path is 404."),
+    SIZE("hooks.maxBodyBytes", "256KB", 1024, 64 * MiB, "Largest hook body; a larger one gets 413."),
+    STRINGS("hooks.allowedSessionKeyPrefixes", "[]", NULL, NULL,
+            "When set, every hook session key (given, default or generated) must start with one of these."),
+    OPTSTR("hooks.defaultSessionKey", "Session key of hook runs that name none (default `hook:<uuid>` per run)."),
+    BOOL("hooks.allowRequestSessionKey", true,
+         "Accept a caller's `sessionKey` (seed 000 relies on it; OpenClaw's default is false). Reserved "
+         "prefixes (`agent:`, `cron:`, `subagent:`, `acp:`) are always refused."),
+    OPTSTR("hooks.callback.url", "Default callback URL for every `/hooks/agent` run (a body's `callback` wins; "
+                                 "`callback: false` opts out)."),
+    MAP("hooks.callback.headers", "Headers added to every callback (e.g. `Authorization: Bearer ${TOKEN}`); a "
+                                  "body's own headers win per name."),
+    { "hooks.callback.headers.*", CFG_STRING, NULL, 0, 0, NULL, NULL, CFG_SECRET, "A header value.", NULL },
+    ENUM("hooks.callback.mode", "envelope", "raw|envelope",
+         "`raw` posts the agent's final text (must be JSON), `envelope` posts {runId, status, text, json?, ...}."),
+    SECRET("hooks.callback.secret", 0, "HMAC-SHA256 key for the callback signature headers (a body's wins)."),
+    INT("hooks.retry.maxAttempts", 3, 1, 100, "count", "Attempts per callback before it is dead-lettered."),
+    INT("hooks.retry.backoffMs", 5000, 1, 3600000, "ms", "First retry delay of a callback (doubling after)."),
+    OBJECTS("hooks.mappings", "[]", "`POST <hooks.path>/<name>` mappings; each entry is an object with the keys below."),
+    OPTSTR("hooks.mappings[].id", "Name of the mapping in logs and run metadata."),
+    OPTSTR("hooks.mappings[].match.path", "Sub-path it serves (`github` for `/hooks/github`); unset: any."),
+    OPTSTR("hooks.mappings[].match.source", "Only bodies whose `source` field equals this."),
+    ENUM("hooks.mappings[].action", "agent", "agent|wake", "Start an agent run, or wake the main session."),
+    OPTSTR("hooks.mappings[].name", "Run name (template)."),
+    OPTSTR("hooks.mappings[].sessionKey", "Session key (template); default as for `/hooks/agent`."),
+    OPTSTR("hooks.mappings[].messageTemplate",
+           "The run's message: `{{payload.x.y}}`, `{{headers.x}}`, `{{query.x}}`, `{{path}}`, `{{now}}`."),
+    OPTSTR("hooks.mappings[].textTemplate", "The wake text (action `wake`), same placeholders."),
+    { "hooks.mappings[].deliver", CFG_BOOL, NULL, 0, 0, NULL, NULL, 0, "Deliver the reply to `channel`.", NULL },
+    OPTSTR("hooks.mappings[].channel", "Channel of the reply (`webhook` emits `message.sent`)."),
+    OPTSTR("hooks.mappings[].to", "Recipient on the channel (template)."),
+    OPTSTR("hooks.mappings[].model", "Model or alias (template)."),
+    OPTSTR("hooks.mappings[].thinking", "Thinking level, kept on the run."),
+    OPTINT("hooks.mappings[].timeoutSeconds", 1, 86400, NULL, "Run timeout in seconds."),
+    ENUM("hooks.mappings[].wakeMode", "now", "now|next-heartbeat", "When the run or wake happens."),
+
     /* limits: generated from the core limits table by cfg_schema_new(). */
     OBJ("limits", "Resource limits; every key is one row of the core limits table."),
 };

@@ -70,7 +70,7 @@ void ch_delivery_list_release(struct ch_delivery_list *l)
 /* Column lists; the light one leaves body and secret out (listings). */
 #define COLS_HEAD "id, kind, run_id, event, webhook_id, url, headers, "
 #define COLS_TAIL                                                                                                      \
-    " content_type, status, attempts, max_attempts, retry_base, backoff_ms, next_attempt_ms, last_status,"            \
+    " content_type, status, attempts, max_attempts, retry_base, backoff_ms, next_attempt_ms, last_status,"             \
     " last_error, created_ms, updated_ms, delivered_ms, length(body), secret IS NOT NULL"
 #define COLS COLS_HEAD "body, secret," COLS_TAIL
 #define COLS_LIGHT COLS_HEAD "NULL, NULL," COLS_TAIL
@@ -151,10 +151,8 @@ static int check_insert(const struct ch_delivery_rec *d, struct ch_error *err)
         (rc = ch_store_check_text(d->event, MAX_EVENT_BYTES, false, false, "event", NULL, err)) ||
         (rc = ch_store_check_text(d->webhook_id, CH_STORE_MAX_ID_BYTES, false, false, "webhook id", NULL, err)) ||
         (rc = ch_store_check_text(d->url, CH_STORE_MAX_URL_BYTES, true, false, "url", NULL, err)) ||
-        (rc = ch_store_check_text(d->headers, CH_STORE_MAX_HEADERS_JSON_BYTES, false, true, "headers", NULL,
-                                  err)) ||
-        (rc = ch_store_check_text(d->content_type, MAX_CONTENT_TYPE_BYTES, true, false, "content type", NULL,
-                                  err)) ||
+        (rc = ch_store_check_text(d->headers, CH_STORE_MAX_HEADERS_JSON_BYTES, false, true, "headers", NULL, err)) ||
+        (rc = ch_store_check_text(d->content_type, MAX_CONTENT_TYPE_BYTES, true, false, "content type", NULL, err)) ||
         (rc = ch_store_check_text(d->secret, CH_STORE_MAX_SECRET_BYTES, false, false, "secret", NULL, err)) ||
         (rc = ch_store_check_text(d->last_error, CH_STORE_MAX_ERROR_BYTES, false, true, "last error", NULL, err)))
         return rc;
@@ -177,7 +175,7 @@ static int check_insert(const struct ch_delivery_rec *d, struct ch_error *err)
  * NUL separators keep ("ab","c") and ("a","bc") apart. */
 static void dedupe_key(const struct ch_delivery_rec *d, char out[65])
 {
-    const char *parts[] = { d->kind, d->run_id, d->event ? d->event : "", d->url, d->secret ? d->secret : "" };
+    const char *parts[] = {d->kind, d->run_id, d->event ? d->event : "", d->url, d->secret ? d->secret : ""};
     struct ch_buf b;
 
     ch_buf_init(&b, 4 * CH_STORE_MAX_URL_BYTES);
@@ -273,7 +271,7 @@ int ch_deliveries_insert(struct ch_db *db, const struct ch_delivery_rec *d, char
 
 int ch_deliveries_get(struct ch_db *db, const char *id, struct ch_delivery_rec *out)
 {
-    struct ch_delivery_rec d = { 0 };
+    struct ch_delivery_rec d = {0};
     sqlite3_stmt *st = NULL;
     int rc, src;
 
@@ -313,10 +311,10 @@ int ch_deliveries_list(struct ch_db *db, const struct ch_delivery_query *q, stru
 {
     /* [by status][by run]; ?1 status, ?2 run, ?3 limit, ?4 offset. */
     static const char *const where[2][2] = {
-        { "", " WHERE run_id = ?2" },
-        { " WHERE status = ?1", " WHERE status = ?1 AND run_id = ?2" },
+        {"", " WHERE run_id = ?2"},
+        {" WHERE status = ?1", " WHERE status = ?1 AND run_id = ?2"},
     };
-    struct ch_delivery_list l = { 0 };
+    struct ch_delivery_list l = {0};
     sqlite3_stmt *st = NULL;
     char sql[512];
     size_t limit;
@@ -389,7 +387,7 @@ int ch_deliveries_count(struct ch_db *db, int64_t counts[4])
 int ch_deliveries_claim(struct ch_db *db, int64_t now_ms, size_t max, struct ch_delivery_list *out,
                         int64_t *next_due_ms)
 {
-    struct ch_delivery_list l = { 0 };
+    struct ch_delivery_list l = {0};
     struct ch_db_atomic a;
     sqlite3_stmt *st = NULL;
     int64_t next = 0;
@@ -480,7 +478,7 @@ int ch_deliveries_finish(struct ch_db *db, const char *id, const struct ch_deliv
     rc = ch_store_step_done(st);
     sqlite3_finalize(st);
     if (rc == 0 && sqlite3_changes(db->h) == 0) {
-        struct ch_delivery_rec d = { 0 };
+        struct ch_delivery_rec d = {0};
         rc = get_light(db, id, &d);
         ch_delivery_rec_release(&d);
         if (rc == 0)
@@ -520,7 +518,7 @@ int ch_deliveries_requeue_sending(struct ch_db *db, int64_t now_ms, int64_t *cou
 
 int ch_deliveries_retry(struct ch_db *db, const char *id, int64_t now_ms, struct ch_delivery_rec *out)
 {
-    struct ch_delivery_rec d = { 0 };
+    struct ch_delivery_rec d = {0};
     struct ch_db_atomic a;
     sqlite3_stmt *st = NULL;
     int rc;

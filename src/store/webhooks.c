@@ -43,8 +43,7 @@ static int check_insert(const struct ch_webhook_rec *w, struct ch_error *err)
         (rc = ch_store_check_text(w->url, CH_STORE_MAX_URL_BYTES, true, false, "url", NULL, err)) ||
         (rc = ch_store_check_text(w->secret, CH_STORE_MAX_SECRET_BYTES, true, false, "secret", NULL, err)) ||
         (rc = ch_store_check_text(w->events, MAX_EVENTS_JSON_BYTES, true, true, "events", NULL, err)) ||
-        (rc = ch_store_check_text(w->headers, CH_STORE_MAX_HEADERS_JSON_BYTES, false, true, "headers", NULL,
-                                  err)) ||
+        (rc = ch_store_check_text(w->headers, CH_STORE_MAX_HEADERS_JSON_BYTES, false, true, "headers", NULL, err)) ||
         (rc = ch_store_check_text(w->description, MAX_DESCRIPTION_BYTES, false, false, "description", NULL, err)))
         return rc;
     if (w->max_attempts < 1 || w->max_attempts > CH_STORE_MAX_DELIVERY_ATTEMPTS || w->backoff_ms < 0)
@@ -109,7 +108,7 @@ out:
 
 int ch_webhooks_list(struct ch_db *db, bool with_secrets, struct ch_webhook_list *out)
 {
-    struct ch_webhook_list l = { 0 };
+    struct ch_webhook_list l = {0};
     sqlite3_stmt *st = NULL;
     size_t cap = 0;
     int rc, src;

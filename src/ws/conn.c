@@ -188,51 +188,10 @@ static void on_timer(uv_timer_t *t)
 
 /* ---------------------------------------------------------------- accept */
 
-static int accept_fail(struct ch_http_req *r, int rc, const char *what)
+/* The connection's fields once http has handed the socket over. */
+static void conn_start(struct ch_ws_conn *c, struct ch_http_req *r, const struct ch_ws_opts *o,
+                       const struct ch_ws_handler *h, void *data)
 {
-    ch_log_error("ws conn %" PRIu64 " %s: %s", r->conn_id, r->remote_addr, what);
-    if (rc == CH_ENOMEM)
-        ch_http_respond_error(r, 503, "overloaded", "no memory for the WebSocket connection");
-    else
-        ch_http_respond_error(r, 500, "internal_error", "the WebSocket connection could not start");
-    return rc;
-}
-
-int ch_ws_accept(struct ch_http_req *r, const struct ch_ws_opts *o, const struct ch_ws_handler *h, void *data,
-                 struct ch_ws_conn **out)
-{
-    static const struct ch_http_upgrade_ops up_ops = {on_http_read, on_http_close};
-    static const struct ch_ws_pump_ops pump_ops = {conn_write, conn_on_text, conn_on_pong};
-    struct ch_ws_verdict v;
-    struct ch_ws_conn *c = NULL;
-    int rc;
-
-    *out = NULL;
-    if (!o || !o->loop || !h || !h->on_text)
-        return accept_fail(r, CH_EINVAL, "ch_ws_accept needs opts with a loop and an on_text handler");
-    rc = ch_ws_handshake_check(r, o, &v);
-    if (rc) {
-        stats.refused++;
-        ch_log_info("ws conn %" PRIu64 " %s: handshake refused: %d %s", r->conn_id, r->remote_addr, v.status, v.msg);
-        if (v.status == 426)
-            ch_http_add_header(r, "Sec-WebSocket-Version", "13");
-        ch_http_respond_error(r, v.status, v.code, "%s", v.msg);
-        return rc;
-    }
-    c = ch_calloc(1, sizeof(*c));
-    if (!c)
-        return accept_fail(r, CH_ENOMEM, "no memory for a connection");
-    rc = ch_ws_pump_init(&c->pump, o->max_message_bytes ? o->max_message_bytes : CH_WS_DEFAULT_MAX_MESSAGE_BYTES,
-                         &pump_ops, c);
-    if (rc == 0)
-        rc = ch_http_add_header(r, "Sec-WebSocket-Accept", v.accept);
-    if (rc == 0)
-        rc = ch_http_upgrade(r, "websocket", &up_ops, c);
-    if (rc) {
-        ch_ws_pump_release(&c->pump);
-        ch_free(c);
-        return accept_fail(r, rc, "upgrade failed");
-    }
     c->http = r->conn;
     c->h = *h;
     c->data = data;
@@ -251,13 +210,62 @@ int ch_ws_accept(struct ch_http_req *r, const struct ch_ws_opts *o, const struct
     stats.open++;
     stats.total++;
     ch_log_debug("ws conn %" PRIu64 " %s: open", c->id, c->remote_addr);
+}
+
+int ch_ws_accept(struct ch_http_req *r, const struct ch_ws_opts *o, const struct ch_ws_handler *h, void *data,
+                 struct ch_ws_conn **out)
+{
+    static const struct ch_http_upgrade_ops up_ops = {on_http_read, on_http_close};
+    static const struct ch_ws_pump_ops pump_ops = {conn_write, conn_on_text, conn_on_pong};
+    struct ch_ws_verdict v;
+    struct ch_ws_conn *c = NULL;
+    int rc = CH_EINVAL;
+
+    if (!o || !o->loop || !h || !h->on_text) {
+        ch_log_error("ws conn %" PRIu64 ": ch_ws_accept needs opts with a loop and an on_text handler", r->conn_id);
+        ch_http_respond_error(r, 500, "internal_error", "the WebSocket endpoint is misconfigured");
+        goto out;
+    }
+    rc = ch_ws_handshake_check(r, o, &v);
+    if (rc) {
+        stats.refused++;
+        ch_log_info("ws conn %" PRIu64 " %s: handshake refused: %d %s", r->conn_id, r->remote_addr, v.status, v.msg);
+        if (v.status == 426)
+            ch_http_add_header(r, "Sec-WebSocket-Version", "13");
+        ch_http_respond_error(r, v.status, v.code, "%s", v.msg);
+        goto out;
+    }
+    rc = CH_ENOMEM;
+    c = ch_calloc(1, sizeof(*c));
+    if (c)
+        rc = ch_ws_pump_init(&c->pump, o->max_message_bytes ? o->max_message_bytes : CH_WS_DEFAULT_MAX_MESSAGE_BYTES,
+                             &pump_ops, c);
+    if (rc == 0)
+        rc = ch_http_add_header(r, "Sec-WebSocket-Accept", v.accept);
+    if (rc == 0)
+        rc = ch_http_upgrade(r, "websocket", &up_ops, c);
+    if (rc) {
+        ch_log_error("ws conn %" PRIu64 " %s: cannot start: %s", r->conn_id, r->remote_addr, ch_strerror(rc));
+        if (rc == CH_ENOMEM)
+            ch_http_respond_error(r, 503, "overloaded", "no memory for the WebSocket connection");
+        else
+            ch_http_respond_error(r, 500, "internal_error", "the WebSocket connection could not start");
+        if (c)
+            ch_ws_pump_release(&c->pump);
+        ch_free(c);
+        c = NULL;
+        goto out;
+    }
+    conn_start(c, r, o, h, data);
+    /* on_open may send or close; a close it causes is reported later. */
     conn_enter(c);
     if (c->h.on_open)
         c->h.on_open(c, c->data);
     conn_settle(c);
-    *out = c;
     conn_leave(c, false);
-    return 0;
+out:
+    *out = c;
+    return rc;
 }
 
 /* ---------------------------------------------------------------- owner calls */

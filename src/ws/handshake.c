@@ -8,6 +8,7 @@
  * hijacking: a browser always sends Origin, other clients send none, so
  * only a present and unlisted Origin is refused).
  */
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,8 +31,12 @@ int ch_ws_accept_key(const char *key, size_t keylen, char out[29])
     memcpy(in + keylen, guid, sizeof(guid) - 1);
     /* SHA-1 is what the protocol asks for here; it proves nothing about
      * security, only that the server understood the handshake. */
-    if (EVP_Digest(in, keylen + sizeof(guid) - 1, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20)
+    if (EVP_Digest(in, keylen + sizeof(guid) - 1, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20) {
+        /* Out of memory, in practice: drop what OpenSSL queued about it,
+         * or the thread's error queue keeps it. */
+        ERR_clear_error();
         return CH_EIO;
+    }
     EVP_EncodeBlock((unsigned char *)out, md, 20); /* 28 chars and a NUL */
     return 0;
 }

@@ -57,16 +57,16 @@ struct ch_ws_pump {
     void *data;
     const uint8_t *in; /* borrowed during feed: bytes not yet given to wslay */
     size_t in_len;
-    struct ch_buf msg;     /* owned: text message being reassembled; max = the cap */
-    bool in_data_frame;    /* the current frame's payload belongs to msg */
-    uint8_t frame_opcode;  /* of the frame being (or last) received */
-    bool closing;          /* a close frame is queued or sent: no more messages */
-    bool failed;           /* ops->write failed: the transport is gone */
-    uint16_t close_code;   /* first close sent or received; 0 = none yet */
+    struct ch_buf msg;    /* owned: text message being reassembled; max = the cap */
+    bool in_data_frame;   /* the current frame's payload belongs to msg */
+    uint8_t frame_opcode; /* of the frame being (or last) received */
+    bool closing;         /* a close frame is queued or sent: no more messages */
+    bool failed;          /* ops->write failed: the transport is gone */
+    uint16_t close_code;  /* first close sent or received; 0 = none yet */
     char close_reason[CH_WS_MAX_REASON + 1];
     char too_big_reason[CH_WS_MAX_REASON + 1];
     uint64_t messages_in, messages_out;
-    uint64_t bytes_out;    /* given to ops->write */
+    uint64_t bytes_out; /* given to ops->write */
 };
 
 /* CH_ENOMEM, or 0 with wslay configured as a server (no masking, no
@@ -105,10 +105,10 @@ void ch_ws_reason_copy(char *out, size_t max, const char *reason);
 int ch_ws_accept_key(const char *key, size_t keylen, char out[29]);
 
 struct ch_ws_verdict {
-    int status;           /* 0 ok, or 400/403/426 (500: SHA-1 failed) */
-    const char *code;     /* static error code for the JSON shape */
+    int status;       /* 0 ok, or 400/403/426 (500: SHA-1 failed) */
+    const char *code; /* static error code for the JSON shape */
     char msg[128];
-    char accept[29];      /* Sec-WebSocket-Accept when status is 0 */
+    char accept[29]; /* Sec-WebSocket-Accept when status is 0 */
 };
 
 /* Check r against RFC 6455 4.2.1 and the Origin policy in o.  Returns 0,
@@ -120,22 +120,22 @@ int ch_ws_handshake_check(const struct ch_http_req *r, const struct ch_ws_opts *
 /* ------------------------------------------------------------------ */
 
 struct ch_ws_conn {
-    struct ch_http_conn *http;  /* borrowed: NULL once the transport closed */
+    struct ch_http_conn *http; /* borrowed: NULL once the transport closed */
     struct ch_ws_pump pump;
-    struct ch_ws_handler h;     /* copy */
+    struct ch_ws_handler h; /* copy */
     void *data;
-    uv_loop_t *loop;            /* borrowed: outlives the connection */
-    uv_timer_t timer;           /* idle timeout, then the deferred on_close */
-    uint64_t id;                /* the http connection's id */
-    uint64_t idle_timeout_ms;   /* 0: none */
-    uint64_t last_rx_ms;        /* uv_now of the last bytes received */
-    uint64_t last_pong_ms;      /* uv_now of the last pong; 0 = none */
-    size_t max_queued_bytes;    /* ws + http output cap: beyond, 1008 */
-    size_t mem_counted;         /* this conn's share of the stats' memory_bytes */
-    int depth;                  /* ws code frames on the stack (redis callHandler) */
-    bool transport_closing;     /* ch_http_conn_close was called */
-    bool gone;                  /* the http side closed: finish at depth 0 */
-    bool finished;              /* on_close ran; freed in the timer's close cb */
+    uv_loop_t *loop;          /* borrowed: outlives the connection */
+    uv_timer_t timer;         /* idle timeout, then the deferred on_close */
+    uint64_t id;              /* the http connection's id */
+    uint64_t idle_timeout_ms; /* 0: none */
+    uint64_t last_rx_ms;      /* uv_now of the last bytes received */
+    uint64_t last_pong_ms;    /* uv_now of the last pong; 0 = none */
+    size_t max_queued_bytes;  /* ws + http output cap: beyond, 1008 */
+    size_t mem_counted;       /* this conn's share of the stats' memory_bytes */
+    int depth;                /* ws code frames on the stack (redis callHandler) */
+    bool transport_closing;   /* ch_http_conn_close was called */
+    bool gone;                /* the http side closed: finish at depth 0 */
+    bool finished;            /* on_close ran; freed in the timer's close cb */
     bool loopback;
     char remote_addr[48];
 };

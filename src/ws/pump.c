@@ -13,6 +13,12 @@
 
 #include "ws/internal.h"
 
+/* A close is under way or the transport is gone: deliver nothing more. */
+static bool stopped(const struct ch_ws_pump *p)
+{
+    return p->closing || p->failed;
+}
+
 static void record_close(struct ch_ws_pump *p, uint16_t code, const char *reason, size_t n)
 {
     if (p->close_code)
@@ -96,7 +102,7 @@ static void fail_now(struct ch_ws_pump *p, uint16_t code)
 
     wslay_event_shutdown_read(p->ctx);
     wslay_event_shutdown_write(p->ctx);
-    if (p->closing || p->failed)
+    if (stopped(p))
         return;
     p->closing = true;
     record_close(p, code, "", 0);
@@ -113,7 +119,7 @@ static void queue_close(struct ch_ws_pump *p, uint16_t code, const char *reason)
     char r[CH_WS_MAX_REASON + 1];
     size_t n;
 
-    if (p->closing || p->failed)
+    if (stopped(p))
         return;
     if (code && !code_is_sendable(code))
         code = CH_WS_CLOSE_INTERNAL;
@@ -157,7 +163,11 @@ static ssize_t on_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
     /* The write never blocks (the transport queues, capped), so wslay's
      * queue is emptied on every flush. */
     if (p->failed || p->ops->write(p->data, data, len) != 0) {
+        /* The transport is gone (a handler's send may have hit the http
+         * cap while wslay still iterates over buffered frames): stop the
+         * recv loop too. */
         p->failed = true;
+        wslay_event_shutdown_read(ctx);
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
@@ -177,13 +187,13 @@ static void on_frame_start(wslay_event_context_ptr ctx, const struct wslay_event
 
     p->in_data_frame = false;
     p->frame_opcode = a->opcode;
-    if (p->closing)
+    if (stopped(p))
         return;
     switch (a->opcode) {
     case WSLAY_TEXT_FRAME:
-        ch_buf_reset(&p->msg);
-        __attribute__((fallthrough));
     case WSLAY_CONTINUATION_FRAME:
+        if (a->opcode == WSLAY_TEXT_FRAME)
+            ch_buf_reset(&p->msg); /* wslay refuses a text frame inside a message */
         /* The cap covers the whole message and is checked against the
          * announced length, before a payload byte is stored. */
         if ((uint64_t)p->msg.len + a->payload_length > p->msg.max) {
@@ -202,7 +212,7 @@ static void on_frame_chunk(wslay_event_context_ptr ctx, const struct wslay_event
     struct ch_ws_pump *p = ud;
     int rc;
 
-    if (!p->in_data_frame || p->closing)
+    if (!p->in_data_frame || stopped(p))
         return;
     rc = ch_buf_append(&p->msg, a->data, a->data_length);
     if (rc == CH_E_TOO_LARGE)
@@ -218,7 +228,7 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     switch (a->opcode) {
     case WSLAY_TEXT_FRAME:
         p->in_data_frame = false;
-        if (p->closing)
+        if (stopped(p))
             return; /* nothing is delivered once a close is under way */
         p->messages_in++;
         p->ops->on_text(p->data, p->msg.data ? p->msg.data : "", p->msg.len);
@@ -253,10 +263,13 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 /* Everything wslay has queued goes to ops->write now. */
 static void flush(struct ch_ws_pump *p)
 {
-    if (!p->failed && wslay_event_want_write(p->ctx) && wslay_event_send(p->ctx) != 0)
+    if (!p->failed && wslay_event_want_write(p->ctx) && wslay_event_send(p->ctx) != 0) {
         p->failed = true; /* our write failed, or wslay ran out of memory */
+        wslay_event_shutdown_read(p->ctx);
+    }
     if (wslay_event_get_close_sent(p->ctx)) {
-        /* A close wslay queued by itself (1002, 1007, the 1009 backstop). */
+        /* A close wslay queued by itself (1002 or 1007) or the echo of
+         * the peer's; recorded here unless one is already. */
         p->closing = true;
         record_close(p, wslay_event_get_status_code_sent(p->ctx), "", 0);
     }
@@ -310,7 +323,7 @@ int ch_ws_pump_send_text(struct ch_ws_pump *p, const char *s, size_t n)
     struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)s, n};
     int wrc;
 
-    if (p->failed || p->closing)
+    if (stopped(p))
         return CH_ECLOSED;
     wrc = wslay_event_queue_msg(p->ctx, &m);
     if (wrc == WSLAY_ERR_NOMEM)
@@ -330,7 +343,7 @@ int ch_ws_pump_ping(struct ch_ws_pump *p)
     struct wslay_event_msg m = {WSLAY_PING, NULL, 0};
     int wrc;
 
-    if (p->failed || p->closing)
+    if (stopped(p))
         return CH_ECLOSED;
     wrc = wslay_event_queue_msg(p->ctx, &m);
     if (wrc != 0)
@@ -341,7 +354,7 @@ int ch_ws_pump_ping(struct ch_ws_pump *p)
 
 void ch_ws_pump_close(struct ch_ws_pump *p, uint16_t code, const char *reason)
 {
-    if (p->closing || p->failed)
+    if (stopped(p))
         return;
     queue_close(p, code, reason);
     flush(p);

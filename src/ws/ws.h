@@ -50,20 +50,20 @@ struct ch_ws_handler {
     void (*on_text)(struct ch_ws_conn *c, const char *p, size_t n, void *data);
     /* Called exactly once, last: code/reason of the close frame received
      * or sent (1006 when the TCP connection just went away).  The
-     * connection is freed after it returns. */
+     * connection is freed after it returns.  May be NULL. */
     void (*on_close)(struct ch_ws_conn *c, uint16_t code, const char *reason, void *data);
 };
 
 struct ch_ws_opts {
-    size_t max_message_bytes;     /* initial cap per message (e.g. 64 KiB before connect); 0: 1 MiB */
+    size_t max_message_bytes; /* initial cap per message (e.g. 64 KiB before connect); 0: 1 MiB */
     /* Send queue cap: beyond it, close 1008 "slow consumer"; 0: 1 MiB.
      * It counts ws and http output; keep it under the http limits
      * writeQueueHardBytes (http drops the socket, no close frame) and
      * writeQueueSoftBytes if a burst may stay queued writeQueueSoftMs. */
     size_t max_queued_bytes;
-    uint64_t idle_timeout_ms;     /* 0: none; no frame received for this long: close 1001 */
+    uint64_t idle_timeout_ms;           /* 0: none; no frame received for this long: close 1001 */
     const char *const *allowed_origins; /* NULL-terminated; NULL: no Origin check */
-    bool require_origin_match;    /* an Origin header not in the list is refused (403) */
+    bool require_origin_match;          /* an Origin header not in the list is refused (403) */
     /* Added by ws/: required.  The loop the http server runs on; it owns
      * the connection's one timer (idle timeout, deferred on_close).  The
      * public request does not expose its loop, hence this field. */
@@ -92,7 +92,8 @@ int ch_ws_accept(struct ch_http_req *r, const struct ch_ws_opts *o, const struct
  * 0, CH_ECLOSED (closing), CH_E_TOO_LARGE (the queue cap was passed: the
  * connection is now closing with 1008), CH_ENOMEM (closing with 1011). */
 int ch_ws_send_text(struct ch_ws_conn *c, const char *p, size_t n);
-/* Send a ping (keepalive); the pong is consumed by the library. */
+/* Send a ping (keepalive); the pong is consumed by the library (see
+ * ch_ws_last_pong_ms).  0, CH_ECLOSED, CH_E_TOO_LARGE as for a message. */
 int ch_ws_ping(struct ch_ws_conn *c);
 /* Start the closing handshake with code and reason (<= 123 bytes, cut
  * at a UTF-8 boundary; NULL for none); on_close follows once it

@@ -187,8 +187,17 @@ class Gen:
                 entries = [(name, self.node(p, depth + 1)) for name, p in props.items()]
                 self.n += 1
                 pname = f"p{self.n}"
-                body = "\n".join(f"    {{ {self.cstr(nm)}, &{ref} }}," for nm, ref in entries)
-                self.out.append(f"static const struct oc_prop {pname}[] = {{\n{body}\n    {{ NULL, NULL }},\n}};")
+                # Several entries per line keep the generated file short.
+                items = [f"{{ {self.cstr(nm)}, &{ref} }}," for nm, ref in entries] + ["{ NULL, NULL },"]
+                lines, cur = [], "   "
+                for it in items:
+                    if len(cur) + len(it) + 1 > 118:
+                        lines.append(cur)
+                        cur = "   "
+                    cur += " " + it
+                lines.append(cur)
+                body = "\n".join(lines)
+                self.out.append(f"static const struct oc_prop {pname}[] = {{\n{body}\n}};")
                 fields["props"] = pname
             if s.get("required"):
                 fields["required"] = self.strlist(s["required"])

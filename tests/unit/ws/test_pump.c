@@ -85,8 +85,8 @@ static void render_out(struct run *r)
 {
     const uint8_t *b = (const uint8_t *)r->out.data;
     size_t off = 0, n = r->out.len;
-    static const char *const names[16] = {"cont", "text", "binary", "op3", "op4", "op5", "op6", "op7",
-                                          "close", "ping", "pong", "op11", "op12", "op13", "op14", "op15"};
+    static const char *const names[16] = {"cont",  "text", "binary", "op3",  "op4",  "op5",  "op6",  "op7",
+                                          "close", "ping", "pong",   "op11", "op12", "op13", "op14", "op15"};
 
     while (off < n) {
         uint64_t len;

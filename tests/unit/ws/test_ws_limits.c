@@ -93,8 +93,7 @@ static void client_idle(struct hx *h)
     HX_CHECK(h, ws_send_text(c, "still here") && ws_expect_text(c, "still here"), "echo");
     t0 = hx_now_ms();
     HX_CHECK(h, ws_expect_close(c, 1001, "idle timeout"), "idle close");
-    HX_CHECK(h, hx_now_ms() - t0 >= 250 && hx_now_ms() - t0 < 2000, "closed after %" PRIu64 " ms",
-             hx_now_ms() - t0);
+    HX_CHECK(h, hx_now_ms() - t0 >= 250 && hx_now_ms() - t0 < 2000, "closed after %" PRIu64 " ms", hx_now_ms() - t0);
     hx_close(c);
 }
 
@@ -157,8 +156,9 @@ static void client_slow(struct hx *h)
     for (;;) {
         HX_REQUIRE(h, ws_read(c, &f, FLOOD_MSG), "frame %d after %zu bytes", frames, got);
         if (f.op != WS_TEXT) {
-            HX_CHECK(h, f.op == WS_CLOSE && f.code == 1008 && f.data.len == 15 &&
-                            memcmp(f.data.data + 2, "slow consumer", 13) == 0,
+            HX_CHECK(h,
+                     f.op == WS_CLOSE && f.code == 1008 && f.data.len == 15 &&
+                         memcmp(f.data.data + 2, "slow consumer", 13) == 0,
                      "op %d code %u", f.op, f.code);
             wframe_free(&f);
             break;
@@ -193,8 +193,8 @@ static void test_slow_consumer(void **state)
      * that queue plus the slack of its buffers: http's output buffer
      * (doubling, so up to twice what it holds) and the buffer in flight.
      */
-    print_message("flood: %zu bytes accepted, heap peak +%zu bytes (cap %zu)\n", w.flood_sent,
-                  w.mem_peak - w.mem_base, cap);
+    print_message("flood: %zu bytes accepted, heap peak +%zu bytes (cap %zu)\n", w.flood_sent, w.mem_peak - w.mem_base,
+                  cap);
     assert_true(w.mem_peak - w.mem_base < 3 * cap + 64 * 1024);
 }
 

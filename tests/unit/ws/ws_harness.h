@@ -250,6 +250,7 @@ struct wt {
     size_t flood_sent, mem_base, mem_peak;
     int flood_rc;
     atomic_int flood_done;
+    atomic_long fail_n; /* > 0: the n-th allocation inside ch_ws_accept fails */
 };
 
 static void flood_stop(struct wt *w, int rc)
@@ -366,7 +367,9 @@ static void on_request(struct ch_http_req *r, void *data)
         ch_http_respond(r, 200, "text/plain", "ok", 2);
         return;
     }
+    ch_alloc_fail_after(atomic_load(&w->fail_n));
     rc = ch_ws_accept(r, &w->o, &handler, w, &c);
+    ch_alloc_fail_after(0);
     if (rc)
         w->accept_rc = rc;
     else
@@ -397,6 +400,5 @@ static void wt_run(struct wt *w, void (*client)(struct hx *h))
 #define UPG "Upgrade: websocket\r\nConnection: Upgrade\r\n"
 #define KEY "Sec-WebSocket-Key: " WS_KEY "\r\n"
 #define V13 "Sec-WebSocket-Version: 13\r\n"
-
 
 #endif
