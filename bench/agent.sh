@@ -187,6 +187,13 @@ load() {
 }
 
 rss() { bench_status_kb "$CHELA_PID" VmRSS; }
+# heap: live bytes of chela's counting allocator (every library allocates
+# through it: SQLite, jansson, curl, OpenSSL), from /health/detail, in kB.
+# Flat heap with rising RSS means allocator fragmentation, not a leak.
+heap() {
+    curl -s --noproxy '*' -H "Authorization: Bearer $TOKEN" "$CHELA_URL/health/detail" |
+        "$PY" -c 'import json,sys; print(json.load(sys.stdin)["memory"]["heapBytes"] // 1024)' 2>/dev/null || echo "?"
+}
 anon() { bench_status_kb "$CHELA_PID" RssAnon; }
 
 # ------------------------------------------------------------------ 1. the fake alone
@@ -218,10 +225,12 @@ load warm /api/v1/chat 500 0 warm
 sleep 1
 R[mem0_rss_kb]=$(rss)
 R[mem0_anon_kb]=$(anon)
+R[mem0_heap_kb]=$(heap)
 load sessions /api/v1/chat "$SESSIONS" 0 s
 sleep 1
 R[mem1_rss_kb]=$(rss)
 R[mem1_anon_kb]=$(anon)
+R[mem1_heap_kb]=$(heap)
 R[sessions_total]=$(curl -s --noproxy '*' -H "Authorization: Bearer $TOKEN" "$CHELA_URL/api/v1/sessions?limit=1" |
     "$PY" -c 'import json,sys; print(json.load(sys.stdin).get("total"))' 2>/dev/null || echo "?")
 
@@ -229,6 +238,7 @@ load soak_warm /api/v1/chat "$SOAK_WARMUP" "$SOAK_SESSIONS" soak
 sleep 1
 R[soak0_rss_kb]=$(rss)
 R[soak0_anon_kb]=$(anon)
+R[soak0_heap_kb]=$(heap)
 # In BENCH_SOAK_STEPS segments, RSS after each: a curve that flattens is a
 # bounded cache filling up (SQLite's page cache grows with the database up
 # to its cache_size), one that keeps rising is a per-turn leak.
@@ -239,13 +249,14 @@ for ((i = 1; i <= SOAK_STEPS; i++)); do
     load soak_step /api/v1/chat $((SOAK / SOAK_STEPS)) "$SOAK_SESSIONS" soak
     soak_ok=$((soak_ok + R[soak_step_ok]))
     soak_secs=$(awk -v a="$soak_secs" -v b="${R[soak_step_secs]}" 'BEGIN { print a + b }')
-    R[soak_curve]+="$(awk -v k="$(rss)" 'BEGIN { printf "%.1f", k / 1024 }') "
+    R[soak_curve]+="$(awk -v k="$(rss)" 'BEGIN { printf "%.1f", k / 1024 }')/$(awk -v k="$(heap)" 'BEGIN { printf "%.1f", k / 1024 }') "
 done
 R[soak_ok]=$soak_ok
 R[soak_rps]=$(awk -v n="$soak_ok" -v s="$soak_secs" 'BEGIN { if (s > 0) printf "%.1f", n / s; else print "n/a" }')
 sleep 1
 R[soak1_rss_kb]=$(rss)
 R[soak1_anon_kb]=$(anon)
+R[soak1_heap_kb]=$(heap)
 stop_chela
 
 # ------------------------------------------------------------------ extra: nginx upstream
@@ -361,12 +372,14 @@ row "added per call p99 (us), chat / stream" "$(v added_p99) / $(v sadded_p99)" 
 row "RSS idle after start" "$(mb "${R[idle_rss_kb]}")" "" ""
 row "RSS before / after $SESSIONS sessions" "$(mb "${R[mem0_rss_kb]}") / $(mb "${R[mem1_rss_kb]}")" "" ""
 row "  per session, VmRSS / RssAnon (bytes)" "$(v per_session_b) / $(v per_session_anon_b)" "" "<=2048"
+row "  heap (allocator) before / after" "$(mb "${R[mem0_heap_kb]}") / $(mb "${R[mem1_heap_kb]}")" "" ""
 row "  sessions in the store" "$(v sessions_total)" "" ""
 row "  load rate (agent_load.py, c=$LOAD_CONC)" "$(v sessions_rps)/s" "" ""
 row "soak: $SOAK turns on $SOAK_SESSIONS sessions" "$(v soak_ok) ok" "" ""
 row "  RSS before / after" "$(mb "${R[soak0_rss_kb]}") / $(mb "${R[soak1_rss_kb]}")" "" ""
 row "  growth VmRSS / RssAnon (kB)" "$(v soak_growth_kb) / $(v soak_growth_anon_kb)" "" "<1024"
-echo "  RSS (MB) after each of the $SOAK_STEPS soak segments: ${R[soak_curve]}"
+row "  heap (allocator) before / after" "$(mb "${R[soak0_heap_kb]}") / $(mb "${R[soak1_heap_kb]}")" "" ""
+echo "  VmRSS/heap (MB) after each of the $SOAK_STEPS soak segments: ${R[soak_curve]}"
 row "  soak rate (agent_load.py, c=$LOAD_CONC)" "$(v soak_rps)/s" "" ""
 if ((HAVE_NGINX)); then
     row "nginx upstream (fixed stream): alone c=1" "$(v nginx_c1_rps)" "" ""

@@ -6,7 +6,7 @@
 -- auto_trader does (uuid4 per call).  BENCH_TOKEN: the hooks token.
 --
 -- done() prints one machine-readable line:
---   BENCH requests=N errors=E non2xx=X rps=R p50_us=A p99_us=B
+--   BENCH requests=N errors=E non2xx=X rps=R p50_us=A p99_us=B body_bytes=L
 
 local token = os.getenv("BENCH_TOKEN") or ""
 local threads = {}
@@ -49,13 +49,14 @@ function request()
         "RESPONSE_JSON_SCHEMA (example):\n" .. string.format(schema, rid) .. "\n"
     local body = '{"message": ' .. json_str(msg) .. ', "name": "auto-trader:analysis", "sessionKey": ' ..
         '"auto-trader:openclaw:' .. rid .. '", "wakeMode": "now"}'
+    blen = #body
     return wrk.format("POST", nil, headers, body)
 end
 
 function done(summary, latency, requests)
     local e = summary.errors
     local errors = e.connect + e.read + e.write + e.timeout
-    io.write(string.format("BENCH requests=%d errors=%d non2xx=%d rps=%.1f p50_us=%d p99_us=%d\n",
+    io.write(string.format("BENCH requests=%d errors=%d non2xx=%d rps=%.1f p50_us=%d p99_us=%d body_bytes=%d\n",
         summary.requests, errors, e.status, summary.requests / (summary.duration / 1e6),
-        latency:percentile(50), latency:percentile(99)))
+        latency:percentile(50), latency:percentile(99), threads[1]:get("blen") or 0))
 end

@@ -55,6 +55,7 @@ CCPU=${BENCH_CLIENT_CPU:-1}
 UCPU=${BENCH_UPSTREAM_CPU:-$CCPU}
 LOADCPU=$CCPU # the load generators' core; the same-core phase moves it
 SAME_CORE=${BENCH_SAME_CORE:-1}
+REF_PROXY=${BENCH_NGINX_PROXY:-1}
 NGINX=${NGINX:-/usr/sbin/nginx}
 WRK=${WRK:-/usr/bin/wrk}
 FAKE=$REPO/tests/e2e/fakes/llm.py
@@ -68,10 +69,12 @@ TMP=$(mktemp -d /tmp/chela-bench-oa.XXXXXX)
 CHELA_PID=
 FAKE_PID=
 NGINX_PID=
+PROXY_PID=
 # shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
     [[ -n $CHELA_PID ]] && { bench_stop "$CHELA_PID" 15 || true; }
     [[ -n $NGINX_PID ]] && { bench_stop "$NGINX_PID" 5 || true; }
+    [[ -n $PROXY_PID ]] && { bench_stop "$PROXY_PID" 5 || true; }
     [[ -n $FAKE_PID ]] && { bench_stop "$FAKE_PID" 5 || true; }
     rm -rf "$TMP"
 }
@@ -236,32 +239,60 @@ start_fake() {
 # A body nginx can carry in a single-quoted `return` string.
 nginx_safe() { [[ -s $1 ]] && ! grep -q "[\\\\'\$]" "$1"; }
 
-start_nginx() {
-    NPORT=$(bench_free_port)
-    mkdir -p "$TMP/nginx/logs" "$TMP/nginx/tmp"
-    local user_line="" mask=1 i
+# nginx_run NAME CPU PORT LOCATIONS [HTTP_EXTRA]: an nginx with one worker
+# pinned to CPU, from the prefix $TMP/NAME, serving LOCATIONS (config text)
+# on PORT, HTTP_EXTRA at the http{} level; waits until
+# /v1/chat/completions answers 200.  Sets NG_PID (master) and
+# NG_WORKER; returns 1 when it does not come up.
+nginx_run() {
+    local name=$1 cpu=$2 port=$3 locations=$4 extra=${5:-} dir=$TMP/$1 user_line="" mask=1 i
+    mkdir -p "$dir/logs" "$dir/tmp"
     [[ $(id -u) == 0 ]] && user_line="user root root;"
     # worker_cpu_affinity takes a bit string: "1" for core 0, "10" for core 1.
-    for ((i = 0; i < UCPU; i++)); do mask+=0; done
-    cat >"$TMP/nginx/nginx.conf" <<EOF
+    for ((i = 0; i < cpu; i++)); do mask+=0; done
+    cat >"$dir/nginx.conf" <<EOF
 $user_line
 worker_processes 1;
 worker_cpu_affinity $mask;
 daemon off;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/logs/error.log warn;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
-    client_body_temp_path $TMP/nginx/tmp/body;
-    proxy_temp_path $TMP/nginx/tmp/proxy;
-    fastcgi_temp_path $TMP/nginx/tmp/fastcgi;
-    uwsgi_temp_path $TMP/nginx/tmp/uwsgi;
-    scgi_temp_path $TMP/nginx/tmp/scgi;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
     keepalive_requests 10000000;
     keepalive_timeout 120s;
+$extra
     server {
-        listen 127.0.0.1:$NPORT;
+        listen 127.0.0.1:$port;
+$locations
+    }
+}
+EOF
+    taskset -c "$cpu" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" \
+        >"$dir/stdout" 2>&1 </dev/null &
+    NG_PID=$!
+    if ! bench_wait_200 "http://127.0.0.1:$port/v1/chat/completions" 100; then
+        echo "$ME: nginx ($name) did not start:" >&2
+        cat "$dir/stdout" "$dir/logs/error.log" >&2 2>/dev/null || true
+        bench_stop "$NG_PID" 5 || true
+        NG_PID=
+        return 1
+    fi
+    NG_WORKER=$(pgrep -P "$NG_PID" | head -1 || true)
+    NG_WORKER=${NG_WORKER:-$NG_PID}
+}
+
+# The upstream: canned answers, on the upstream core.
+start_nginx() {
+    local port
+    port=$(bench_free_port)
+    nginx_run nginx "$UCPU" "$port" "
         location = /v1/chat/completions {
             default_type application/json;
             return 200 '$(cat "$TMP/canned.json")';
@@ -269,23 +300,33 @@ http {
         location = /sse/v1/chat/completions {
             default_type text/event-stream;
             return 200 '$(cat "$TMP/canned.sse")';
-        }
-    }
+        }" || return 1
+    NGINX_PID=$NG_PID
+    NGINX_WORKER=$NG_WORKER
+    NGINX_URL=http://127.0.0.1:$port
 }
-EOF
-    taskset -c "$UCPU" "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" \
-        >"$TMP/nginx/stdout" 2>&1 </dev/null &
-    NGINX_PID=$!
-    if ! bench_wait_200 "http://127.0.0.1:$NPORT/v1/chat/completions" 100; then
-        echo "$ME: nginx did not start:" >&2
-        cat "$TMP/nginx/stdout" "$TMP/nginx/logs/error.log" >&2 2>/dev/null || true
-        bench_stop "$NGINX_PID" 5 || true
-        NGINX_PID=
-        return 1
-    fi
-    NGINX_URL=http://127.0.0.1:$NPORT
-    NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1 || true)
-    NGINX_WORKER=${NGINX_WORKER:-$NGINX_PID}
+
+# The reference proxy: nginx itself in chela's place (chela's core),
+# proxy_pass with upstream keep-alive and no buffering.  It forwards bytes
+# and converts nothing: the floor for one more HTTP hop on this machine
+# with this pinning.
+start_nginx_proxy() {
+    local port
+    port=$(bench_free_port)
+    nginx_run nginx-proxy "$SCPU" "$port" "
+        location / {
+            proxy_pass http://up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_buffering off;
+        }" "
+    upstream up {
+        server 127.0.0.1:${NGINX_URL##*:};
+        keepalive 64;
+    }" || return 1
+    PROXY_PID=$NG_PID
+    PROXY_WORKER=$NG_WORKER
+    PROXY_URL=http://127.0.0.1:$port
 }
 
 start_chela() {
@@ -345,25 +386,26 @@ pct_core() {
     awk -v d=$(($2 - $1)) -v hz="$(getconf CLK_TCK)" -v ns="$3" 'BEGIN { printf "%.0f", 100 * (d / hz) / (ns / 1e9) }'
 }
 
-# run_wrk NAME URL BODY CONNS TOKEN UPSTREAM_PID: warm up, then measure.
-# Fills R[NAME_rps|p50|p99|p999|err] and the CPU use (% of one core) of
-# chela (R[NAME_cpu]), its loop thread (R[NAME_lcpu]) and the upstream
-# (R[NAME_ucpu]).
+# run_wrk NAME URL BODY CONNS TOKEN UPSTREAM_PID [PROXY_PID]: warm up, then
+# measure.  Fills R[NAME_rps|p50|p99|p999|err], the CPU use (% of one core)
+# of the proxy (chela unless PROXY_PID is given: R[NAME_cpu]), of its main
+# thread (chela's loop: R[NAME_lcpu]) and of the upstream (R[NAME_ucpu]),
+# and CPU microseconds per request (R[NAME_cus], R[NAME_uus]).
 run_wrk() {
-    local name=$1 url=$2 b=$3 conns=$4 tok=$5 upid=$6 c0 c1 l0 l1 u0 u1 w0 w1 line
+    local name=$1 url=$2 b=$3 conns=$4 tok=$5 upid=$6 mid=${7:-$CHELA_PID} c0 c1 l0 l1 u0 u1 w0 w1 line
     if ((WARMUP > 0)); then
         BENCH_BODY=$b BENCH_TOKEN=$tok taskset -c "$LOADCPU" "$WRK" -t1 -c"$conns" -d"${WARMUP}s" \
             -s "$TMP/post.lua" "$url" >/dev/null 2>&1 || true
     fi
-    c0=$(ticks "$CHELA_PID")
-    l0=$(ticks "$CHELA_PID/task/$CHELA_PID")
+    c0=$(ticks "$mid")
+    l0=$(ticks "$mid/task/$mid")
     u0=$(ticks "$upid")
     w0=$(date +%s%N)
     BENCH_BODY=$b BENCH_TOKEN=$tok taskset -c "$LOADCPU" "$WRK" -t1 -c"$conns" -d"${DURATION}s" --latency \
         -s "$TMP/post.lua" "$url" >"$TMP/wrk-$name.txt" 2>&1 || true
     w1=$(date +%s%N)
-    c1=$(ticks "$CHELA_PID")
-    l1=$(ticks "$CHELA_PID/task/$CHELA_PID")
+    c1=$(ticks "$mid")
+    l1=$(ticks "$mid/task/$mid")
     u1=$(ticks "$upid")
     line=$(grep -m1 '^BENCH ' "$TMP/wrk-$name.txt" || true)
     local k
@@ -378,7 +420,7 @@ run_wrk() {
     R[${name}_req]=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$line")
     R[${name}_cus]=$(us_per_req "$c0" "$c1" "${R[${name}_req]}")
     R[${name}_uus]=$(us_per_req "$u0" "$u1" "${R[${name}_req]}")
-    printf '== %-6s %9s req/s  p50 %6s us  p99 %7s us  p99.9 %7s us  err %s  CPU chela %s%% (loop %s%%, %s us/req) upstream %s%% (%s us/req)\n' \
+    printf '== %-6s %9s req/s  p50 %6s us  p99 %7s us  p99.9 %7s us  err %s  CPU proxy %s%% (main thread %s%%, %s us/req) upstream %s%% (%s us/req)\n' \
         "$name" "${R[${name}_rps]:-?}" "${R[${name}_p50]:-?}" "${R[${name}_p99]:-?}" "${R[${name}_p999]:-?}" \
         "${R[${name}_err]}" "${R[${name}_cpu]}" "${R[${name}_lcpu]}" "${R[${name}_cus]}" "${R[${name}_ucpu]}" "${R[${name}_uus]}"
     [[ -n $line ]] || { echo "   (!) wrk output:"; cat "$TMP/wrk-$name.txt"; }
@@ -446,6 +488,11 @@ else
     echo "$ME: no nginx at $NGINX: Python fake only (apt-get install nginx-light)" >&2
 fi
 ((HAVE_NGINX)) && echo "nginx: $NGINX_URL (worker pid $NGINX_WORKER, core $UCPU)"
+HAVE_PROXY=0
+if ((HAVE_NGINX && REF_PROXY)) && start_nginx_proxy; then
+    HAVE_PROXY=1
+    echo "nginx proxy_pass: $PROXY_URL (worker pid $PROXY_WORKER, core $SCPU)"
+fi
 
 start_chela
 echo "chela: $CHELA_URL (pid $CHELA_PID, core $SCPU)"
@@ -454,6 +501,14 @@ R[idle_rss_kb]=$(bench_status_kb "$CHELA_PID" VmRSS)
 if ((HAVE_NGINX)); then
     echo "-- upstream: nginx, canned answers"
     measure n "$NGINX_URL/v1/chat/completions" "$NGINX_URL/sse/v1/chat/completions" f/fake-model "$NGINX_WORKER"
+fi
+if ((HAVE_PROXY)); then
+    echo "-- reference: nginx proxy_pass in chela's place"
+    nb=$(body f/fake-model)
+    check "nginx proxy" "$PROXY_URL/v1/chat/completions" "$nb"
+    run_wrk x_g1 "$PROXY_URL/v1/chat/completions" "$nb" 1 "" "$NGINX_WORKER" "$PROXY_WORKER"
+    run_wrk x_gh "$PROXY_URL/v1/chat/completions" "$nb" "$HIGH" "" "$NGINX_WORKER" "$PROXY_WORKER"
+    run_ttfb x_tg "$PROXY_URL/sse/v1/chat/completions" "$(body f/fake-model stream)" ""
 fi
 # Same-core diagnostic: wrk, nginx and chela all on core SCPU, so no
 # request waits for an idle core to wake up (an inter-processor interrupt,
@@ -465,6 +520,7 @@ if ((HAVE_NGINX && SAME_CORE)); then
     nb=$(body f/fake-model)
     run_wrk s_d1 "$NGINX_URL/v1/chat/completions" "$nb" 1 "" "$NGINX_WORKER"
     run_wrk s_g1 "$CHELA_URL/v1/chat/completions" "$nb" 1 "$TOKEN" "$NGINX_WORKER"
+    ((HAVE_PROXY)) && run_wrk s_x1 "$PROXY_URL/v1/chat/completions" "$nb" 1 "" "$NGINX_WORKER" "$PROXY_WORKER"
     LOADCPU=$CCPU
     taskset -a -p -c "$UCPU" "$NGINX_WORKER" >/dev/null
 fi
@@ -491,43 +547,62 @@ verdict() {
         exit !((op == "<" && a < b) || (op == "<=" && a <= b) || (op == ">=" && a >= b)) }'
     then echo "met"; else echo "MISSED"; fi
 }
-row() { printf '%-40s %12s %12s %14s %8s\n' "$@"; }
+row() { printf '%-38s %11s %11s %10s %11s %10s %7s\n' "$@"; }
 cpu() { echo "$(v "${1}_cpu")/$(v "${1}_lcpu")/$(v "${1}_ucpu")"; }
+# lat LABEL DIRECT VIA_CHELA VIA_PROXY KEY TARGET: a latency row
+# (R[<phase>_<KEY>]); the added columns are differences.
+lat() {
+    local d=${R[${2}_$5]:-} g=${R[${3}_$5]:-} x=${R[${4}_$5]:-}
+    row "$1" "${d:-n/a}" "${g:-n/a}" "$(sub "$g" "$d")" "${x:-}" "$([[ -n $x ]] && sub "$x" "$d")" "${6:-}"
+}
+# rate LABEL DIRECT VIA_CHELA VIA_PROXY TARGET: a requests/s row with ratios.
+rate() {
+    local d=${R[${2}_rps]:-} g=${R[${3}_rps]:-} x=${R[${4}_rps]:-}
+    row "$1" "${d:-n/a}" "${g:-n/a}" "$(ratio "$g" "$d")" "${x:-}" "$([[ -n $x ]] && ratio "$x" "$d")" "${5:-}"
+}
 
-# table PREFIX TITLE: the rows for one upstream.
+# table PREFIX TITLE: the rows for one upstream (n: nginx, p: Python fake);
+# the nginx proxy_pass columns only exist for nginx.
 table() {
-    local p=$1
+    local p=$1 x=none s=none
+    [[ $p == n ]] && x=x
+    [[ $p == n ]] && s=s
     echo "$2"
-    row "measure" "direct" "via chela" "added / ratio" "target"
-    row "----------------------------------------" "------------" "------------" "--------------" "--------"
-    row "c=1 p50 latency (us)" "$(v "${p}_d1_p50")" "$(v "${p}_g1_p50")" "$(sub "${R[${p}_g1_p50]:-}" "${R[${p}_d1_p50]:-}")" "<=50"
-    row "c=1 p99 latency (us)" "$(v "${p}_d1_p99")" "$(v "${p}_g1_p99")" "$(sub "${R[${p}_g1_p99]:-}" "${R[${p}_d1_p99]:-}")" "<=150"
-    row "c=1 requests/s" "$(v "${p}_d1_rps")" "$(v "${p}_g1_rps")" "$(ratio "${R[${p}_g1_rps]:-}" "${R[${p}_d1_rps]:-}")" ""
-    row "c=$HIGH p50 latency (us)" "$(v "${p}_dh_p50")" "$(v "${p}_gh_p50")" "$(sub "${R[${p}_gh_p50]:-}" "${R[${p}_dh_p50]:-}")" "<=50"
-    row "c=$HIGH p99 latency (us)" "$(v "${p}_dh_p99")" "$(v "${p}_gh_p99")" "$(sub "${R[${p}_gh_p99]:-}" "${R[${p}_dh_p99]:-}")" "<=150"
-    row "c=$HIGH requests/s" "$(v "${p}_dh_rps")" "$(v "${p}_gh_rps")" "$(ratio "${R[${p}_gh_rps]:-}" "${R[${p}_dh_rps]:-}")" ">=0.8x"
-    if [[ $p == n && -n ${R[s_g1_p50]:-} ]]; then
-        row "c=1 p50, all on core $SCPU (us)" "$(v s_d1_p50)" "$(v s_g1_p50)" "$(sub "${R[s_g1_p50]:-}" "${R[s_d1_p50]:-}")" ""
-        row "c=1 p99, all on core $SCPU (us)" "$(v s_d1_p99)" "$(v s_g1_p99)" "$(sub "${R[s_g1_p99]:-}" "${R[s_d1_p99]:-}")" ""
+    row "measure (latency in us)" "direct" "via chela" "added" "nginx proxy" "added" "target"
+    row "--------------------------------------" "-----------" "-----------" "----------" "-----------" "----------" "-------"
+    lat "c=1 p50" "${p}_d1" "${p}_g1" "${x}_g1" p50 "<=50"
+    lat "c=1 p99" "${p}_d1" "${p}_g1" "${x}_g1" p99 "<=150"
+    rate "c=1 requests/s" "${p}_d1" "${p}_g1" "${x}_g1"
+    lat "c=$HIGH p50" "${p}_dh" "${p}_gh" "${x}_gh" p50 "<=50"
+    lat "c=$HIGH p99" "${p}_dh" "${p}_gh" "${x}_gh" p99 "<=150"
+    rate "c=$HIGH requests/s" "${p}_dh" "${p}_gh" "${x}_gh" ">=0.8x"
+    if [[ -n ${R[${s}_g1_p50]:-} ]]; then
+        lat "c=1 p50, all on core $SCPU" "${s}_d1" "${s}_g1" "${s}_x1" p50
+        lat "c=1 p99, all on core $SCPU" "${s}_d1" "${s}_g1" "${s}_x1" p99
     fi
-    row "stream c=1 p50 / p99 (us)" "$(v "${p}_sd1_p50") / $(v "${p}_sd1_p99")" "$(v "${p}_sg1_p50") / $(v "${p}_sg1_p99")" \
-        "$(sub "${R[${p}_sg1_p50]:-}" "${R[${p}_sd1_p50]:-}") / $(sub "${R[${p}_sg1_p99]:-}" "${R[${p}_sd1_p99]:-}")" ""
-    row "stream c=$HIGH p50 / p99 (us)" "$(v "${p}_sdh_p50") / $(v "${p}_sdh_p99")" "$(v "${p}_sgh_p50") / $(v "${p}_sgh_p99")" \
-        "$(sub "${R[${p}_sgh_p50]:-}" "${R[${p}_sdh_p50]:-}") / $(sub "${R[${p}_sgh_p99]:-}" "${R[${p}_sdh_p99]:-}")" ""
-    row "stream c=$HIGH requests/s" "$(v "${p}_sdh_rps")" "$(v "${p}_sgh_rps")" "$(ratio "${R[${p}_sgh_rps]:-}" "${R[${p}_sdh_rps]:-}")" ""
-    row "stream TTFB p50 (us)" "$(v "${p}_td_ttfb50")" "$(v "${p}_tg_ttfb50")" "$(sub "${R[${p}_tg_ttfb50]:-}" "${R[${p}_td_ttfb50]:-}")" ""
-    row "stream TTFB p99 (us)" "$(v "${p}_td_ttfb99")" "$(v "${p}_tg_ttfb99")" "$(sub "${R[${p}_tg_ttfb99]:-}" "${R[${p}_td_ttfb99]:-}")" ""
-    row "stream first event p50 / p99 (us)" "$(v "${p}_td_ev50") / $(v "${p}_td_ev99")" "$(v "${p}_tg_ev50") / $(v "${p}_tg_ev99")" \
-        "$(sub "${R[${p}_tg_ev50]:-}" "${R[${p}_td_ev50]:-}") / $(sub "${R[${p}_tg_ev99]:-}" "${R[${p}_td_ev99]:-}")" ""
-    row "chela CPU us/request, c=1 / c=$HIGH" "" "$(v "${p}_g1_cus") / $(v "${p}_gh_cus")" "" ""
-    [[ $p == n && -n ${R[s_g1_cus]:-} ]] && row "  c=1, all on core $SCPU" "" "$(v s_g1_cus)" "" ""
-    row "  stream, c=1 / c=$HIGH" "" "$(v "${p}_sg1_cus") / $(v "${p}_sgh_cus")" "" ""
-    row "upstream CPU us/request, c=$HIGH" "$(v "${p}_dh_uus")" "$(v "${p}_gh_uus")" "" ""
-    row "CPU % chela/loop/upstream, c=1" "-/-/$(v "${p}_d1_ucpu")" "$(cpu "${p}_g1")" "" ""
-    row "CPU % chela/loop/upstream, c=$HIGH" "-/-/$(v "${p}_dh_ucpu")" "$(cpu "${p}_gh")" "" ""
-    row "CPU % chela/loop/upstream, stream c=$HIGH" "-/-/$(v "${p}_sdh_ucpu")" "$(cpu "${p}_sgh")" "" ""
-    row "errors (wrk: non-2xx + socket)" "$(v "${p}_d1_err"),$(v "${p}_dh_err"),$(v "${p}_sd1_err"),$(v "${p}_sdh_err")" \
-        "$(v "${p}_g1_err"),$(v "${p}_gh_err"),$(v "${p}_sg1_err"),$(v "${p}_sgh_err")" "" ""
+    lat "stream c=1 p50" "${p}_sd1" "${p}_sg1" none p50
+    lat "stream c=1 p99" "${p}_sd1" "${p}_sg1" none p99
+    lat "stream c=$HIGH p50" "${p}_sdh" "${p}_sgh" none p50
+    lat "stream c=$HIGH p99" "${p}_sdh" "${p}_sgh" none p99
+    rate "stream c=$HIGH requests/s" "${p}_sdh" "${p}_sgh" none
+    lat "stream TTFB p50" "${p}_td" "${p}_tg" "${x}_tg" ttfb50
+    lat "stream TTFB p99" "${p}_td" "${p}_tg" "${x}_tg" ttfb99
+    lat "stream first event p50" "${p}_td" "${p}_tg" "${x}_tg" ev50
+    lat "stream first event p99" "${p}_td" "${p}_tg" "${x}_tg" ev99
+    row "proxy CPU us/request, c=1" "" "$(v "${p}_g1_cus")" "" "${R[${x}_g1_cus]:-}" "" ""
+    row "proxy CPU us/request, c=$HIGH" "" "$(v "${p}_gh_cus")" "" "${R[${x}_gh_cus]:-}" "" ""
+    [[ -n ${R[${s}_g1_cus]:-} ]] &&
+        row "proxy CPU us/request, c=1, one core" "" "$(v "${s}_g1_cus")" "" "${R[${s}_x1_cus]:-}" "" ""
+    row "proxy CPU us/request, stream c=1" "" "$(v "${p}_sg1_cus")" "" "" "" ""
+    row "proxy CPU us/request, stream c=$HIGH" "" "$(v "${p}_sgh_cus")" "" "" "" ""
+    row "upstream CPU us/request, c=$HIGH" "$(v "${p}_dh_uus")" "$(v "${p}_gh_uus")" "" "${R[${x}_gh_uus]:-}" "" ""
+    row "CPU % proxy/main thread/upstream, c=1" "-/-/$(v "${p}_d1_ucpu")" "$(cpu "${p}_g1")" "" \
+        "$([[ $x == x ]] && cpu x_g1)" "" ""
+    row "  c=$HIGH" "-/-/$(v "${p}_dh_ucpu")" "$(cpu "${p}_gh")" "" "$([[ $x == x ]] && cpu x_gh)" "" ""
+    row "  stream c=$HIGH" "-/-/$(v "${p}_sdh_ucpu")" "$(cpu "${p}_sgh")" "" "" "" ""
+    row "wrk errors (non-2xx + socket)" "$(v "${p}_d1_err"),$(v "${p}_dh_err"),$(v "${p}_sd1_err"),$(v "${p}_sdh_err")" \
+        "$(v "${p}_g1_err"),$(v "${p}_gh_err"),$(v "${p}_sg1_err"),$(v "${p}_sgh_err")" "" \
+        "$([[ $x == x ]] && echo "$(v x_g1_err),$(v x_gh_err)")" "" ""
     echo
 }
 
@@ -536,7 +611,8 @@ echo "chela OpenAI-compatible proxy benchmark  $(date -u +%Y-%m-%dT%H:%MZ)  $(np
 echo "wrk -t1 -d${DURATION}s (warm-up ${WARMUP}s) on core $CCPU; chela on core $SCPU; upstream on core $UCPU;" \
     "TTFB: $TTFB_N streamed requests on one connection"
 echo "load average before: ${R[load_before]}; after: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "added = via chela - direct, per percentile (not a percentile of per-request differences)"
+echo "added = via the proxy - direct, per percentile (not a percentile of per-request differences);" \
+    "nginx proxy = nginx proxy_pass in chela's place (core $SCPU), the floor for one more HTTP hop"
 echo
 ((HAVE_NGINX)) && table n "upstream: nginx, canned answers (chela's provider f -> /sse/v1; direct JSON at /v1, SSE at /sse/v1)"
 ((HAVE_PY)) && table p "upstream: zero-delay Python fake (tests/e2e/fakes/llm.py; chela's provider py)"
@@ -550,6 +626,10 @@ echo "  added p99 <= 150 us, c=1:               $(verdict "$(sub "${R[${T}_g1_p9
 echo "  added p50 <= 50 us, c=$HIGH:               $(verdict "$(sub "${R[${T}_gh_p50]:-}" "${R[${T}_dh_p50]:-}")" "<=" 50)"
 echo "  added p99 <= 150 us, c=$HIGH:              $(verdict "$(sub "${R[${T}_gh_p99]:-}" "${R[${T}_dh_p99]:-}")" "<=" 150)"
 echo "  throughput >= 0.8x direct, c=$HIGH:        $(verdict "$(ratio "${R[${T}_gh_rps]:-}" "${R[${T}_dh_rps]:-}")" ">=" 0.8)"
+if [[ -n ${R[s_g1_p50]:-} ]]; then
+    echo "  (diagnostic) added p50 <= 50 us, c=1, all on one core: $(verdict "$(sub "${R[s_g1_p50]:-}" "${R[s_d1_p50]:-}")" "<=" 50)" \
+        "(nginx proxy_pass: $(sub "${R[s_x1_p50]:-}" "${R[s_d1_p50]:-}") us)"
+fi
 if ((HAVE_PY)); then
     echo "note: the Python fake alone: $(v p_dh_rps) req/s at c=$HIGH, $(v p_dh_uus) us of CPU per request" \
         "(nginx: $(v n_dh_uus)); behind chela it used $(v p_gh_ucpu)% of a core.  With it as the upstream the" \

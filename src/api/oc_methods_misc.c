@@ -253,13 +253,35 @@ static void m_config_get(struct oc_req *q)
     ch_free(raw);
 }
 
+static void tail_line(const char *line, size_t len, void *data)
+{
+    json_array_append_new(data, json_stringn(line, len));
+}
+
+/* The log goes to stderr; the newest lines (masked) are kept in a bounded
+ * ring in core/log.c, which is what this tails.  `cursor` is the ring's
+ * line sequence: poll with the returned cursor (`openclaw logs --follow`). */
 static void m_logs_tail(struct oc_req *q)
 {
-    /* chela logs to stderr (journald, a file, a terminal): it keeps no
-     * copy, so the tail is empty and says where the log goes. */
+    const json_t *c = json_object_get(q->params, "cursor"), *lim = json_object_get(q->params, "limit");
+    const json_t *mb = json_object_get(q->params, "maxBytes");
+    uint64_t cursor = json_is_integer(c) && json_integer_value(c) > 0 ? (uint64_t)json_integer_value(c) : 0;
+    size_t limit = json_is_integer(lim) && json_integer_value(lim) > 0 ? (size_t)json_integer_value(lim) : 200;
+    size_t max_bytes = json_is_integer(mb) && json_integer_value(mb) > 0 ? (size_t)json_integer_value(mb) : 1000000;
+    json_t *lines = json_array();
+    bool reset = false, first = !c;
+    size_t n, bytes = 0, i;
+    json_t *l;
+
+    limit = CH_MIN(limit, (size_t)5000);
+    max_bytes = CH_MIN(max_bytes, (size_t)1000000);
+    n = ch_log_tail(&cursor, limit, max_bytes, &reset, tail_line, lines);
+    json_array_foreach(lines, i, l)
+        bytes += json_string_length(l) + 1;
     ch_oc_res_ok(q->conn, q->id,
-                 json_pack("{s:s, s:i, s:i, s:[], s:b, s:b}", "file", "stderr (not retained by the gateway)", "cursor",
-                           0, "size", 0, "lines", "truncated", 0, "reset", 0));
+                 json_pack("{s:s, s:I, s:I, s:o, s:b, s:b}", "file", "stderr (the newest lines are kept in memory)",
+                           "cursor", (json_int_t)cursor, "size", (json_int_t)bytes, "lines", lines, "truncated",
+                           n == limit, "reset", reset && !first));
 }
 
 static void m_system_presence(struct oc_req *q)

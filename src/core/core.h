@@ -213,6 +213,17 @@ void ch_log(enum ch_log_level level, const char *fmt, ...)
  * format: `msg k=v k=v`; in JSON: {"ts","level","msg",k:v...}. */
 void ch_log_kv(enum ch_log_level level, const char *msg, ...);
 void ch_log_flush(void);
+/*
+ * The newest log lines (already masked) stay in a bounded in-memory ring
+ * (CH_LOG_RING_LINES lines of at most 1 KiB each) for `logs.tail`.  Each
+ * line has a sequence number; ch_log_tail calls each() for lines with
+ * sequence >= *cursor (all retained lines if the cursor fell out of the
+ * ring: *reset is set then), at most limit lines and max_bytes bytes,
+ * and sets *cursor past the last one delivered.  Returns the count.
+ */
+#define CH_LOG_RING_LINES 512
+size_t ch_log_tail(uint64_t *cursor, size_t limit, size_t max_bytes, bool *reset,
+                   void (*each)(const char *line, size_t len, void *data), void *data);
 /* Unbuffered: write now (startup banners, fatal errors). */
 void ch_log_now(enum ch_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

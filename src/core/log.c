@@ -23,6 +23,12 @@ static size_t g_len;
 
 static const char *level_name[] = { "debug", "info", "warn", "error", "off" };
 
+/* The tail ring: slot i holds line number seq with seq % LINES == i. */
+#define RING_LINE_MAX 1024
+static char *g_ring[CH_LOG_RING_LINES]; /* owned, lazily allocated */
+static uint16_t g_ring_len[CH_LOG_RING_LINES];
+static uint64_t g_ring_next;            /* sequence of the next line */
+
 void ch_log_setup(enum ch_log_level level, enum ch_log_format fmt)
 {
     g_level = level;
@@ -161,6 +167,47 @@ size_t ch_log_mask(char *s, size_t len)
     return len;
 }
 
+/* Called with g_mu held.  Memory is bounded: 512 slots of 1 KiB. */
+static void ring_put(const char *line, size_t len)
+{
+    size_t slot = (size_t)(g_ring_next % CH_LOG_RING_LINES);
+
+    if (!g_ring[slot]) {
+        g_ring[slot] = ch_malloc(RING_LINE_MAX);
+        if (!g_ring[slot])
+            return; /* the tail loses a line; logging goes on */
+    }
+    len = CH_MIN(len, (size_t)RING_LINE_MAX);
+    memcpy(g_ring[slot], line, len);
+    g_ring_len[slot] = (uint16_t)len;
+    g_ring_next++;
+}
+
+size_t ch_log_tail(uint64_t *cursor, size_t limit, size_t max_bytes, bool *reset,
+                   void (*each)(const char *line, size_t len, void *data), void *data)
+{
+    uint64_t first, seq;
+    size_t n = 0, bytes = 0;
+
+    pthread_mutex_lock(&g_mu);
+    first = g_ring_next > CH_LOG_RING_LINES ? g_ring_next - CH_LOG_RING_LINES : 0;
+    *reset = *cursor < first || *cursor > g_ring_next;
+    seq = *reset ? first : *cursor;
+    for (; seq < g_ring_next && n < limit; seq++) {
+        size_t slot = (size_t)(seq % CH_LOG_RING_LINES);
+        if (!g_ring[slot])
+            continue;
+        if (bytes + g_ring_len[slot] > max_bytes && n > 0)
+            break;
+        each(g_ring[slot], g_ring_len[slot], data);
+        bytes += g_ring_len[slot];
+        n++;
+    }
+    *cursor = seq;
+    pthread_mutex_unlock(&g_mu);
+    return n;
+}
+
 static size_t format_prefix(char *out, size_t cap, enum ch_log_level level)
 {
     char ts[32];
@@ -204,6 +251,7 @@ static void emit(enum ch_log_level level, const char *body, size_t n, bool now)
     line[len++] = '\n';
 
     pthread_mutex_lock(&g_mu);
+    ring_put(line, len - 1);
     if (g_len + len > sizeof(g_buf))
         flush_locked();
     memcpy(g_buf + g_len, line, len);

@@ -376,6 +376,12 @@ def test_read_methods_shapes(gwws):
     assert TOKEN not in json.dumps(cfg)
     lt = c.call("logs.tail", {})["payload"]
     assert set(lt) >= {"file", "cursor", "size", "lines"}
+    # the gateway's own startup line is in the tail, and secrets are masked
+    assert any("listening on" in line for line in lt["lines"]), lt
+    assert not any(TOKEN in line for line in lt["lines"])
+    # polling with the cursor returns only newer lines
+    again = c.call("logs.tail", {"cursor": lt["cursor"]})["payload"]
+    assert again["cursor"] >= lt["cursor"] and not any("listening on" in line for line in again["lines"])
     assert c.call("cron.list", {})["payload"]["jobs"] == []
     assert c.call("cron.status", {})["payload"]["jobs"] == 0
     ch = c.call("channels.status", {})["payload"]

@@ -187,6 +187,46 @@ static void test_alloc_counting(void **state)
     assert_int_equal(rc, 0);
 }
 
+static void collect(const char *line, size_t len, void *data)
+{
+    char *out = data;
+    strncat(out, line, len);
+    strcat(out, "|");
+}
+
+static void test_log_tail(void **state)
+{
+    char out[8192] = "";
+    uint64_t cursor = 0;
+    bool reset = false;
+    size_t n;
+    (void)state;
+    ch_log_setup(CH_LOG_INFO, CH_LOG_TEXT);
+    ch_log_info("tail-one token oc_tok_abcdefghijklmnopqrstuvwxyz");
+    ch_log_info("tail-two");
+    n = ch_log_tail(&cursor, 1000, 1 << 20, &reset, collect, out);
+    assert_true(n >= 2);
+    assert_non_null(strstr(out, "tail-one"));
+    assert_non_null(strstr(out, "tail-two"));
+    assert_null(strstr(out, "ijklmnop")); /* masked before it is kept */
+    out[0] = '\0';
+    assert_int_equal(ch_log_tail(&cursor, 1000, 1 << 20, &reset, collect, out), 0);
+    ch_log_info("tail-three");
+    assert_int_equal(ch_log_tail(&cursor, 1000, 1 << 20, &reset, collect, out), 1);
+    assert_non_null(strstr(out, "tail-three"));
+    /* the ring is bounded: 600 more lines, the cursor falls out, reset says so */
+    for (int i = 0; i < 600; i++)
+        ch_log_info("filler %d", i);
+    out[0] = '\0';
+    n = ch_log_tail(&cursor, 5, 1 << 20, &reset, collect, out);
+    assert_true(reset);   /* the old cursor fell out of the ring */
+    assert_int_equal(n, 5);
+    n = ch_log_tail(&cursor, 5, 1 << 20, &reset, collect, out);
+    assert_false(reset);  /* a fresh cursor does not */
+    assert_int_equal(n, 5);
+    ch_log_flush();
+}
+
 static void test_limits(void **state)
 {
     struct ch_limits l;
@@ -214,6 +254,7 @@ int main(void)
         cmocka_unit_test(test_map),        cmocka_unit_test(test_mask),
         cmocka_unit_test(test_parsers),    cmocka_unit_test(test_crypto),
         cmocka_unit_test(test_alloc_counting), cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_log_tail),
     };
     ch_alloc_install();
     return cmocka_run_group_tests(tests, NULL, NULL);
