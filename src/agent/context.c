@@ -60,6 +60,61 @@ static json_t *compaction_content(json_t *c)
     return out;
 }
 
+static bool has_result_for(const json_t *content, const char *id)
+{
+    const json_t *blk;
+    size_t i;
+
+    json_array_foreach(content, i, blk) {
+        const char *t = json_string_value(json_object_get(blk, "type"));
+        const char *rid = json_string_value(json_object_get(blk, "tool_use_id"));
+        if (t && !strcmp(t, "tool_result") && rid && !strcmp(rid, id))
+            return true;
+    }
+    return false;
+}
+
+/*
+ * A run that stopped between a tool call and its result (loop guard,
+ * MAX_TOOL_ROUNDS, timeout, abort, crash) leaves a tool_use without its
+ * tool_result; every provider refuses such a history.  Give each one a
+ * result saying it was not run, at the head of the next user turn.
+ */
+static void close_dangling_tool_calls(json_t *msgs)
+{
+    for (size_t i = 0; i < json_array_size(msgs); i++) {
+        json_t *m = json_array_get(msgs, i), *next, *blk, *missing;
+        size_t j;
+
+        if (strcmp(json_string_value(json_object_get(m, "role")), "assistant"))
+            continue;
+        next = json_array_get(msgs, i + 1);
+        missing = json_array();
+        json_array_foreach(json_object_get(m, "content"), j, blk) {
+            const char *t = json_string_value(json_object_get(blk, "type"));
+            const char *id = json_string_value(json_object_get(blk, "id"));
+            if (!t || strcmp(t, "tool_use") || !id)
+                continue;
+            if (next && has_result_for(json_object_get(next, "content"), id))
+                continue;
+            json_array_append_new(missing, json_pack("{s:s, s:s, s:s, s:b}", "type", "tool_result", "tool_use_id", id,
+                                                     "content", "not run: the earlier run stopped before this tool "
+                                                                "call completed",
+                                                     "is_error", 1));
+        }
+        if (json_array_size(missing) == 0) {
+            json_decref(missing);
+            continue;
+        }
+        if (next && !strcmp(json_string_value(json_object_get(next, "role")), "user")) {
+            json_array_extend(missing, json_object_get(next, "content"));
+            json_object_set_new(next, "content", missing);
+        } else {
+            json_array_insert_new(msgs, i + 1, json_pack("{s:s, s:o}", "role", "user", "content", missing));
+        }
+    }
+}
+
 json_t *ch_context_from_transcript(const struct ch_message_list *l, int64_t **seqs_out, size_t *nseqs)
 {
     json_t *msgs = json_array();
@@ -116,6 +171,7 @@ json_t *ch_context_from_transcript(const struct ch_message_list *l, int64_t **se
         memmove(seqs, seqs + 1, (ns - 1) * sizeof(*seqs));
         ns--;
     }
+    close_dangling_tool_calls(msgs);
     *seqs_out = seqs;
     *nseqs = ns;
     return msgs;

@@ -120,9 +120,17 @@ static void on_llm_done(struct ch_llm_call *call, const struct ch_llm_result *re
         json_array_append_new(r->history, json_pack("{s:s, s:O}", "role", "assistant", "content",
                                                     json_object_get(reply, "content")));
     }
-    uses = res->stop == CH_LLM_STOP_TOOL_USE || reply ? tool_uses(reply) : NULL;
+    uses = reply ? tool_uses(reply) : NULL;
     ch_llm_call_free(call);
-    if (uses) {
+    if (uses && r->rounds >= r->agent->max_tool_rounds) {
+        char msg[200];
+        json_decref(uses);
+        snprintf(msg, sizeof(msg),
+                 "stopped after %d tool rounds (MAX_TOOL_ROUNDS): the model asked for more tools; the task needs "
+                 "more steps or a higher agents.defaults.maxToolRounds",
+                 r->agent->max_tool_rounds);
+        ch_run_finish(r, "error", "unknown", msg);
+    } else if (uses) {
         json_decref(r->pending_tools);
         r->pending_tools = uses;
         /* Text around tool calls belongs to the run's cumulative text. */
@@ -290,14 +298,6 @@ void ch_run_call_llm(struct ch_run *r)
     if (r->abort_requested || r->timed_out) {
         json_decref(tools);
         ch_run_finish(r, r->timed_out ? "timeout" : "aborted", NULL, "aborted");
-        return;
-    }
-    if (r->rounds > a->max_tool_rounds) {
-        char msg[160];
-        json_decref(tools);
-        snprintf(msg, sizeof(msg), "stopped after %d tool rounds (MAX_TOOL_ROUNDS); the task needs more steps",
-                 a->max_tool_rounds);
-        ch_run_finish(r, "error", "unknown", msg);
         return;
     }
     system = ch_context_system_prompt(a, r);

@@ -52,6 +52,7 @@ static void config_release(struct ch_hooks *h)
  * OpenClaw does (every path would be a hook). */
 static int load_base(struct ch_hooks *h, const char *p, struct ch_error *err)
 {
+    static const char *const taken[] = { "/api", "/v1", "/health", "/healthz", "/ready", "/readyz", "/metrics" };
     size_t n = p ? strlen(p) : 0;
 
     while (n > 1 && p[n - 1] == '/')
@@ -62,6 +63,14 @@ static int load_base(struct ch_hooks *h, const char *p, struct ch_error *err)
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)p[i] <= 0x20 || p[i] == '?' || p[i] == '#' || p[i] == 0x7f)
             return ch_error_set(err, CH_EINVAL, "hooks.path must not contain spaces, '?' or '#'");
+    /* Hooks are matched before the route table: a base over the API's own
+     * paths would take them over. */
+    for (size_t i = 0; i < CH_ARRAY_SIZE(taken); i++) {
+        size_t t = strlen(taken[i]);
+        if (n >= t && !memcmp(p, taken[i], t) && (n == t || p[t] == '/'))
+            return ch_error_set(err, CH_EINVAL, "hooks.path must not be under %s (the gateway's own paths)",
+                                taken[i]);
+    }
     h->base = ch_malloc(n + 1);
     if (!h->base)
         return CH_ENOMEM;
@@ -184,7 +193,10 @@ void ch_hooks_count(struct ch_api *a, const struct ch_http_req *r, bool accepted
     if (!h || (unsigned)why >= CH_HOOK_R__COUNT)
         return;
     h->counts[accepted ? 0 : 1][why]++;
-    if (!accepted)
+    if (!accepted && !r) /* the client is gone; its request is no longer readable */
+        ch_log_warn("hooks: refused a request whose client left: %s%s%s", reason_names[why],
+                    detail && *detail ? ": " : "", detail ? detail : "");
+    else if (!accepted)
         ch_log_warn("hooks: refused %s %.*s from %s (request %s): %s%s%s", r->method_name,
                     (int)CH_MIN(r->path.len, (size_t)200), r->path.p, r->remote_addr, r->request_id,
                     reason_names[why], detail && *detail ? ": " : "", detail ? detail : "");

@@ -110,7 +110,8 @@ void ch_hooks_free(struct ch_api *a);
  * and *max_body is hooks.maxBodyBytes.  CH_ECANCELED: answered here.
  */
 int ch_hooks_on_head(struct ch_api *a, struct ch_http_req *r, size_t *max_body);
-/* Count a request's outcome and, for a refusal, log it with its reason. */
+/* Count a request's outcome and, for a refusal, log it with its reason
+ * (r may be NULL once the client has left). */
 void ch_hooks_count(struct ch_api *a, const struct ch_http_req *r, bool accepted, enum ch_hook_reason why,
                     const char *detail);
 /* Refuse with {"ok":false,"error":msg}: counted and logged.  Returns CH_ECANCELED. */

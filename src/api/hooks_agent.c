@@ -40,6 +40,7 @@ struct hjob {
     struct ch_run_rec rec;         /* the wait read */
     bool answered;                 /* response out, or the client gone */
     bool accepted;                 /* the run is durably queued */
+    bool gone_uncounted;           /* the client left first: count the outcome when it is known */
 };
 
 static void hjob_unref(struct hjob *j)
@@ -90,6 +91,10 @@ static void answer(struct hjob *j, int status, json_t *body, enum ch_hook_reason
 
 static void refuse(struct hjob *j, int status, enum ch_hook_reason why, const char *msg)
 {
+    if (j->gone_uncounted) {
+        j->gone_uncounted = false;
+        ch_hooks_count(j->api, NULL, false, why, msg); /* r: its connection is gone */
+    }
     if (j->answered)
         return;
     j->answered = true;
@@ -114,9 +119,12 @@ static void on_client_close(struct ch_http_req *r, void *data)
     if (j->answered)
         return;
     j->answered = true;
-    /* The run, once queued, goes on: a hook is fire-and-forget at heart. */
-    ch_hooks_count(j->api, j->req, j->accepted, j->accepted ? j->in.ok_reason : CH_HOOK_R_CLIENT_GONE,
-                   "the client left before the answer");
+    /* The run goes on (a hook is fire-and-forget at heart): whether it is
+     * counted accepted or refused is known once the agent has answered. */
+    if (j->accepted)
+        ch_hooks_count(j->api, j->req, true, j->in.ok_reason, NULL);
+    else
+        j->gone_uncounted = true;
     j->refs++;
     detach(j);
     hjob_unref(j);
@@ -227,6 +235,10 @@ static void on_accepted(int rc, const char *run_id, bool duplicate, const char *
 
     if (rc == 0) {
         j->accepted = true;
+        if (j->gone_uncounted) {
+            j->gone_uncounted = false;
+            ch_hooks_count(j->api, NULL, true, duplicate ? CH_HOOK_R_REPLAY : j->in.ok_reason, NULL);
+        }
         if (duplicate)
             replay(j, run_id);
         else if (!j->in.wait)
@@ -292,14 +304,18 @@ static void lookup_done(struct ch_store_job *job, int rc)
 {
     struct hjob *j = (struct hjob *)job;
 
-    if (j->answered)
+    if (j->answered && j->gone_uncounted) {
+        j->gone_uncounted = false; /* nothing was submitted */
+        ch_hooks_count(j->api, NULL, false, CH_HOOK_R_CLIENT_GONE, "the client left during the idempotency lookup");
+    } else if (j->answered) {
         ;
-    else if (rc)
+    } else if (rc) {
         refuse(j, 500, CH_HOOK_R_INTERNAL, "looking up the idempotency key failed");
-    else if (j->found && ch_now_ms() - j->found_created_ms < DAY_MS)
+    } else if (j->found && ch_now_ms() - j->found_created_ms < DAY_MS) {
         replay(j, j->found);
-    else
+    } else {
         submit(j);
+    }
     hjob_unref(j);
 }
 

@@ -167,18 +167,21 @@ size_t ch_log_mask(char *s, size_t len)
     return len;
 }
 
-/* Called with g_mu held.  Memory is bounded: 512 slots of 1 KiB. */
+/* Called with g_mu held.  Memory is bounded: 512 lines of at most 1 KiB. */
 static void ring_put(const char *line, size_t len)
 {
     size_t slot = (size_t)(g_ring_next % CH_LOG_RING_LINES);
 
-    if (!g_ring[slot]) {
-        g_ring[slot] = ch_malloc(RING_LINE_MAX);
-        if (!g_ring[slot])
-            return; /* the tail loses a line; logging goes on */
-    }
+    char *p;
+
+    /* Exactly the line's size: a ring of typical 150-byte lines costs
+     * ~75 KiB, not 512 KiB. */
     len = CH_MIN(len, (size_t)RING_LINE_MAX);
-    memcpy(g_ring[slot], line, len);
+    p = ch_realloc(g_ring[slot], len ? len : 1);
+    if (!p)
+        return; /* the tail loses a line; logging goes on */
+    g_ring[slot] = p;
+    memcpy(p, line, len);
     g_ring_len[slot] = (uint16_t)len;
     g_ring_next++;
 }

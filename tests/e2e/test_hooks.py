@@ -440,6 +440,11 @@ def test_bad_mapping_refuses_start(gateway_factory):
         g.spawn()
         assert g.wait(10) not in (None, 0)
         assert "messageTemplate" in g.stderr()
+        for bad in ("/", "/api/hooks", "no-slash"):
+            g = gateway_factory.new(hooks_config({"p": fake}, hooks={"path": bad}))
+            g.spawn()
+            assert g.wait(10) not in (None, 0), bad
+            assert "hooks.path" in g.stderr(), bad
 
 
 # ---------------------------------------------------------------- wake

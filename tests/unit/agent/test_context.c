@@ -78,6 +78,28 @@ static void test_compaction_row_and_leading_assistant(void **state)
     ch_message_list_release(&l);
 }
 
+static void test_dangling_tool_call_gets_a_result(void **state)
+{
+    struct ch_message_list l = { 0 };
+    int64_t *seqs;
+    size_t ns;
+    json_t *m, *c;
+    (void)state;
+    add_row(&l, "user", "[{\"type\":\"text\",\"text\":\"loop\"}]", 1);
+    add_row(&l, "assistant", "[{\"type\":\"tool_use\",\"id\":\"t9\",\"name\":\"x\",\"input\":{}}]", 2);
+    add_row(&l, "user", "[{\"type\":\"text\",\"text\":\"next run\"}]", 3); /* the run stopped before the result */
+    m = ch_context_from_transcript(&l, &seqs, &ns);
+    assert_int_equal(json_array_size(m), 3);
+    c = json_object_get(json_array_get(m, 2), "content");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(c, 0), "type")), "tool_result");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(c, 0), "tool_use_id")), "t9");
+    assert_true(json_is_true(json_object_get(json_array_get(c, 0), "is_error")));
+    assert_string_equal(json_string_value(json_object_get(json_array_get(c, 1), "text")), "next run");
+    json_decref(m);
+    ch_free(seqs);
+    ch_message_list_release(&l);
+}
+
 static void test_estimate_and_split(void **state)
 {
     struct ch_agent a = { 0 };
@@ -140,6 +162,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roles_and_merging),
         cmocka_unit_test(test_compaction_row_and_leading_assistant),
+        cmocka_unit_test(test_dangling_tool_call_gets_a_result),
         cmocka_unit_test(test_estimate_and_split),
         cmocka_unit_test(test_split_never_between_call_and_result),
         cmocka_unit_test(test_transcript_text_cap),
