@@ -117,24 +117,40 @@ nomem:
     return NULL;
 }
 
-/* The run's request as stored: enough to replay it after a restart. */
+/* The run's request as stored: enough to replay it after a restart.
+ * Written with ch_buf rather than json_pack+json_dumps: the message can be
+ * large and this runs for every admitted run (bench/hooks.sh). */
+static void put_str(struct ch_buf *b, const char *key, const char *v)
+{
+    if (!v)
+        return;
+    ch_buf_appendf(b, ",\"%s\":", key);
+    ch_buf_append_json_str(b, v, strlen(v));
+}
+
 static char *request_json(const struct ch_run *r)
 {
-    json_t *o = json_pack("{s:s, s:s?, s:s?, s:s?, s:I, s:I, s:b}", "message", r->message, "model", r->model_ref,
-                          "systemPrompt", r->system_prompt, "extraSystem", r->extra_system, "maxTokens",
-                          (json_int_t)r->max_tokens, "timeoutSeconds", (json_int_t)r->timeout_s, "noTools",
-                          r->no_tools);
-    char *s;
+    struct ch_buf b;
+    char *meta = r->meta ? json_dumps(r->meta, JSON_COMPACT) : NULL;
 
-    if (!o)
-        return NULL;
+    ch_buf_init(&b, CH_STORE_MAX_REQUEST_BYTES);
+    ch_buf_append_str(&b, "{\"message\":");
+    ch_buf_append_json_str(&b, r->message, strlen(r->message));
+    put_str(&b, "model", r->model_ref);
+    put_str(&b, "systemPrompt", r->system_prompt);
+    put_str(&b, "extraSystem", r->extra_system);
+    ch_buf_appendf(&b, ",\"maxTokens\":%lld,\"timeoutSeconds\":%lld,\"noTools\":%s", (long long)r->max_tokens,
+                   (long long)r->timeout_s, r->no_tools ? "true" : "false");
     if (r->has_temperature)
-        json_object_set_new(o, "temperature", json_real(r->temperature));
-    if (r->meta)
-        json_object_set(o, "meta", r->meta);
-    s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    return s;
+        ch_buf_appendf(&b, ",\"temperature\":%.17g", r->temperature);
+    if (meta)
+        ch_buf_appendf(&b, ",\"meta\":%s", meta);
+    ch_free(meta);
+    if (ch_buf_append_char(&b, '}') != 0) {
+        ch_buf_release(&b); /* over the cap or out of memory: refused */
+        return NULL;
+    }
+    return ch_buf_detach(&b, NULL);
 }
 
 /* ---- submit: durable insert, then accepted ---- */
@@ -154,11 +170,9 @@ static int submit_run(struct ch_db *db, struct ch_store_job *job)
     struct submit_job *sj = (struct submit_job *)job;
     struct ch_run *r = sj->run;
     struct ch_run_rec rec = { 0 };
-    int rc;
 
-    rc = ch_sessions_ensure(db, r->session_key, NULL, r->created_ms, NULL, NULL);
-    if (rc)
-        return rc;
+    /* Only the run row: the session row is made when the run starts
+     * (start_run), which keeps admission to one insert per run. */
     rec.run_id = r->run_id;
     rec.session_key = r->session_key;
     rec.source = r->source;
