@@ -92,7 +92,10 @@ void ch_health_detail(struct ch_http_req *r, void *data)
         ch_http_server_stats(a->server, &hs);
     if (a->store)
         ch_store_stats(a->store, &ss);
-    ch_net_rss(&rss, &anon);
+    if (a->net)
+        ch_net_rss_cached(a->net, &rss, &anon);
+    else
+        ch_net_rss(&rss, &anon);
     while ((me = ch_map_next(&a->auth.by_hash, &it)) != NULL)
         live += ((struct ch_auth_entry *)me->value)->from_db;
     o = json_pack("{s:b, s:s, s:I, s:I, s:s?, s:s, s:{s:I, s:I, s:I}, s:{s:I}, s:{s:I, s:I, s:I},"

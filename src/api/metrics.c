@@ -82,7 +82,10 @@ void ch_metrics_handler(struct ch_http_req *r, void *data)
         ch_http_server_stats(a->server, &hs);
     if (a->store)
         ch_store_stats(a->store, &ss);
-    ch_net_rss(&rss, &anon);
+    if (a->net)
+        ch_net_rss_cached(a->net, &rss, &anon);
+    else
+        ch_net_rss(&rss, &anon);
 
     ch_buf_append_str(&b, "# HELP chela_http_requests_total HTTP requests by route pattern and status.\n"
                           "# TYPE chela_http_requests_total counter\n");

@@ -52,6 +52,7 @@ static void on_tick(uv_timer_t *t)
     uint64_t now = uv_now(n->loop);
 
     n->lag_ms = now > n->tick_expected_ms ? now - n->tick_expected_ms : 0;
+    ch_net_rss(&n->rss_bytes, &n->rss_anon_bytes);
     if (n->lag_ms > n->lag_max_ms)
         n->lag_max_ms = n->lag_ms;
     /* libuv re-arms a repeating timer from the time it ran, not from its
@@ -193,6 +194,14 @@ static uint64_t status_field(const char *text, const char *key)
     while (*p >= '0' && *p <= '9')
         kb = kb * 10 + (uint64_t)(*p++ - '0');
     return kb * 1024;
+}
+
+void ch_net_rss_cached(struct ch_net *n, uint64_t *rss, uint64_t *rss_anon)
+{
+    if (!n->rss_bytes)
+        ch_net_rss(&n->rss_bytes, &n->rss_anon_bytes);
+    *rss = n->rss_bytes;
+    *rss_anon = n->rss_anon_bytes;
 }
 
 void ch_net_rss(uint64_t *rss, uint64_t *rss_anon)

@@ -38,6 +38,8 @@ struct ch_net {
     size_t tick_count;
     uint64_t tick_expected_ms;        /* when the tick should have fired */
     uint64_t lag_ms;                  /* last measured loop lag */
+    uint64_t rss_bytes;               /* VmRSS sampled on the tick (0 before the first) */
+    uint64_t rss_anon_bytes;          /* RssAnon sampled on the tick */
     uint64_t lag_max_ms;              /* max since start */
     int64_t start_ms;                 /* wall clock at init */
     uint64_t start_mono_ms;
@@ -100,5 +102,8 @@ void ch_net_tune_tcp(uv_tcp_t *t);
 
 /* Resident set size and anonymous RSS from /proc/self/status (bytes). */
 void ch_net_rss(uint64_t *rss, uint64_t *rss_anon);
+/* The figures sampled on the last tick (read now when none is yet): what
+ * /health/detail and /metrics report, so a request never reads /proc. */
+void ch_net_rss_cached(struct ch_net *n, uint64_t *rss, uint64_t *rss_anon);
 
 #endif

@@ -131,7 +131,7 @@ static bool run_case(enum ch_llm_api api, const char *name)
 {
     char path[512], *in, *want, *got, what[600];
     bool stream = strncmp(name, "json-", 5) != 0;
-    size_t len, cut, i, *cuts;
+    size_t len = 0, cut, i, *cuts;
     int rc;
 
     snprintf(path, sizeof(path), "%s/%s/%s/input", DATA_DIR, api_dirs[api], name);
@@ -220,7 +220,7 @@ static void alloc_loop(enum ch_llm_api api, const char *name)
 {
     char path[512], *in, *want, *got;
     bool stream = strncmp(name, "json-", 5) != 0, ok = false;
-    size_t len, blocks = ch_alloc_live_blocks();
+    size_t len = 0, blocks = ch_alloc_live_blocks();
     long n;
     int rc;
 

@@ -66,7 +66,7 @@ static char *parse_chunks(const char *in, size_t len, const size_t *cuts, size_t
 static void run_case(const char *name)
 {
     char path[512], *in, *want, *caps, *got, what[600];
-    size_t len, cut, i, *cuts;
+    size_t len = 0, cut, i, *cuts;
     unsigned long ml = 0, md = 0;
 
     snprintf(path, sizeof(path), "%s/%s/input", SSE_DIR, name);
