@@ -137,9 +137,10 @@ stop_chela() {
     CHELA_PID=
 }
 
-# pct_core PID TICKS0 TICKS1 NS: CPU use in % of one core.
+# pct_core TICKS0 TICKS1 NS: CPU use in % of one core (all threads of the
+# process: /proc/PID/stat sums them, so chela can pass 100%).
 pct_core() {
-    awk -v d=$(($3 - $2)) -v hz="$(getconf CLK_TCK)" -v ns="$4" 'BEGIN { printf "%.0f", 100 * (d / hz) / (ns / 1e9) }'
+    awk -v d=$(($2 - $1)) -v hz="$(getconf CLK_TCK)" -v ns="$3" 'BEGIN { printf "%.0f", 100 * (d / hz) / (ns / 1e9) }'
 }
 
 # run_wrk NAME URL MODE CONNS [UPSTREAM_PID]: warm up, measure; fills
@@ -166,9 +167,9 @@ run_wrk() {
     R[${name}_p99]=$(sed -n 's/.* p99_us=\([0-9]*\).*/\1/p' <<<"$line")
     R[${name}_err]=$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^(errors|non2xx)=/) { split($i, a, "="); n += a[2] } }
                          END { print n + 0 }' <<<"$line")
-    R[${name}_cpu]=$(pct_core x "$t0" "$t1" $((w1 - w0)))
+    R[${name}_cpu]=$(pct_core "$t0" "$t1" $((w1 - w0)))
     [[ -n ${CHELA_PID:-} ]] || R[${name}_cpu]=n/a
-    R[${name}_ucpu]=$(pct_core x "$u0" "$u1" $((w1 - w0)))
+    R[${name}_ucpu]=$(pct_core "$u0" "$u1" $((w1 - w0)))
     echo "== $name: ${R[${name}_rps]:-?} req/s, p50 ${R[${name}_p50]:-?} us, p99 ${R[${name}_p99]:-?} us," \
         "errors ${R[${name}_err]}, CPU chela ${R[${name}_cpu]}% upstream ${R[${name}_ucpu]}%"
     [[ -n $line ]] || { echo "   (!) wrk output:"; cat "$TMP/wrk-$name.txt"; }

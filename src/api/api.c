@@ -306,8 +306,10 @@ void ch_api_attach_server(struct ch_api *a, struct ch_http_server *s)
 static void on_tick(void *data)
 {
     struct ch_api *a = data;
-    if (!a->stopped)
+    if (!a->stopped) {
         ch_auth_tick(a);
+        ch_openai_flush_usage(a);
+    }
 }
 
 static void apply_config(struct ch_api *a)
@@ -398,6 +400,7 @@ void ch_api_stop(struct ch_api *a)
 {
     ch_oc_shutdown(a);    /* WS clients: `shutdown`, then close 1012 */
     ch_auth_tick(a);      /* last-used write-back */
+    ch_openai_flush_usage(a);
     ch_audit_flush(a);
     a->stopped = true;
 }
@@ -412,6 +415,7 @@ void ch_api_free(struct ch_api *a)
     ch_rate_release(&a->rate);
     ch_security_release(&a->sec);
     ch_metrics_release(&a->metrics);
+    ch_openai_release(a);
     ch_free(a->audit);
     ch_free(a->state_dir);
     ch_free(a);

@@ -230,6 +230,7 @@ struct ch_api {
     struct ch_agent *agent;       /* borrowed; may be NULL */
     struct ch_usage usage_baseline; /* usage totals stored before this start */
     struct ch_llm_usage pt_usage;   /* pass-through /v1 calls since start */
+    struct ch_map pt_rows;          /* "provider/model" -> usage not yet written (openai_compat.c) */
     double pt_cost_usd;
     int64_t requests_baseline;
     char *state_dir;

@@ -42,6 +42,10 @@ struct oa_req {
 void ch_openai_models(struct ch_http_req *r, void *data);
 void ch_openai_model(struct ch_http_req *r, void *data);
 void ch_openai_completions(struct ch_http_req *r, void *data);
+/* Write the pass-through usage summed since the last flush (tick, stop). */
+void ch_openai_flush_usage(struct ch_api *a);
+/* Free what was never flushed (api free). */
+void ch_openai_release(struct ch_api *a);
 
 /* openai_stream.c */
 int ch_oa_stream_start(struct oa_req *o);

@@ -236,10 +236,12 @@ def test_max_tool_rounds_stops_an_endless_loop(gateway_factory, how):
         assert "MAX_TOOL_ROUNDS" in j["message"] or "tool rounds" in j["message"], j
         run = get_run(g, j["runId"])
         assert run["status"] == "error" and "tool rounds" in (run["error"] or ""), run
-        # limit rounds of tools ran, with an LLM call before each and one after
+        # at most `limit` rounds of tools ran (seed 003: "도구 최대 실행 라운드",
+        # the most tool rounds per turn); the model was called before each
+        # round, and possibly once more with the last results
         executed = health_detail(g)["agent"]["toolCalls"] - before
         assert executed == limit, f"maxToolRounds={limit} but {executed} tool rounds ran"
-        assert len(fake.requests) == limit + 1, f"{len(fake.requests)} LLM calls for maxToolRounds={limit}"
+        assert len(fake.requests) in (limit, limit + 1), f"{len(fake.requests)} LLM calls for maxToolRounds={limit}"
 
 
 def test_max_tool_rounds_zero_runs_no_tool(gateway_factory):
