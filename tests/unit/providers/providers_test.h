@@ -24,7 +24,8 @@
 /* The whole file, NUL-terminated (malloc); NULL if it does not exist. */
 static inline char *tfile_read(const char *path, size_t *len)
 {
-    *len = 0; /* defined on every path (gcc -O2 checks the callers) */
+    if (len)
+        *len = 0; /* defined on every path (gcc -O2 checks the callers) */
     FILE *f = fopen(path, "rb");
     char *p;
     long n;
