@@ -72,6 +72,12 @@ struct ch_rest_target {
  * code, having printed why on stderr; t is filled only on CH_EXIT_OK.
  */
 int ch_rest_target_resolve(const char *prog, const struct ch_opt *opts, size_t nopts, struct ch_rest_target *t);
+/*
+ * The same for an endpoint that needs no credential (`chela health`):
+ * t->token stays NULL; --token, $CHELA_TOKEN and the local token are
+ * neither read nor checked.
+ */
+int ch_rest_target_resolve_url(const char *prog, const struct ch_opt *opts, size_t nopts, struct ch_rest_target *t);
 void ch_rest_target_release(struct ch_rest_target *t);
 /* Percent-encode one path segment (':' kept).  Owned; NULL on OOM. */
 char *ch_rest_escape(const char *s);
@@ -81,12 +87,13 @@ struct ch_rest_reply {
     struct ch_buf body; /* capped; set up by ch_rest_call when max is 0 */
     char reason[256];   /* why there is no (usable) response */
     bool reached;       /* connected, but the answer was unusable */
+    long timeout_ms;    /* in: whole-request deadline for ch_rest_call, 0 for 30 s */
 };
 /*
- * One blocking request (30 s deadline, no proxy, no redirects) with an
- * optional JSON body; a bodiless POST sends Content-Length: 0.  Returns 0
- * when an HTTP response arrived (any status), CH_EIO with r->reason.  The
- * caller releases r->body.
+ * One blocking request (30 s deadline unless r->timeout_ms, no proxy, no
+ * redirects) with an optional JSON body; a bodiless POST sends
+ * Content-Length: 0.  Returns 0 when an HTTP response arrived (any
+ * status), CH_EIO with r->reason.  The caller releases r->body.
  */
 int ch_rest_call(const struct ch_rest_target *t, const char *method, const char *path, const char *body,
                  struct ch_rest_reply *r);

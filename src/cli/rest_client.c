@@ -1,10 +1,11 @@
 /*
- * rest_client.c: what the REST client commands (`chela agent`, `sessions`,
- * `models`, `runs`) share: finding the gateway and a credential the way
- * `chela status` does (--url, --token, $CHELA_TOKEN, DIR/gateway.json and
- * its localToken, which never goes to another --url), one blocking JSON
- * request over libcurl's easy interface with a deadline, a response cap
- * and no proxy, and the error lines every command prints.
+ * rest_client.c: what the gateway client commands (`chela health`,
+ * `status`, `agent`, `sessions`, `models`, `runs`, `deliveries`) share:
+ * finding the gateway and a credential (--url, --token, $CHELA_TOKEN,
+ * DIR/gateway.json and its localToken, which never goes to another
+ * --url), one blocking JSON request over libcurl's easy interface with
+ * a deadline, a response cap and no proxy, and the error lines every
+ * command prints.
  */
 #include <curl/curl.h>
 #include <ctype.h>
@@ -41,7 +42,9 @@ static bool same_url(const char *a, const char *b)
     return la == lb && !strncmp(a, b, la);
 }
 
-int ch_rest_target_resolve(const char *prog, const struct ch_opt *opts, size_t nopts, struct ch_rest_target *t)
+/* want_token false: t->token stays NULL and no credential is read or checked. */
+static int resolve(const char *prog, const struct ch_opt *opts, size_t nopts, bool want_token,
+                   struct ch_rest_target *t)
 {
     const char *url_flag = ch_opt_get(opts, nopts, "url"), *token_flag = ch_opt_get(opts, nopts, "token");
     char *dir = NULL, *gw_url = NULL, *gw_token = NULL;
@@ -56,7 +59,7 @@ int ch_rest_target_resolve(const char *prog, const struct ch_opt *opts, size_t n
         goto out;
     }
     /* gateway.json is optional: absent or unreadable means "use defaults". */
-    (void)ch_cli_local_gateway(dir, &gw_url, &gw_token);
+    (void)ch_cli_local_gateway(dir, &gw_url, want_token ? &gw_token : NULL);
     url = url_flag ? url_flag : gw_url ? gw_url : DEFAULT_URL;
     if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
         fprintf(stderr, "%s: the URL must start with http:// or https://, got '%.100s'\n", prog, url);
@@ -72,14 +75,16 @@ int ch_rest_target_resolve(const char *prog, const struct ch_opt *opts, size_t n
     while (len > 0 && url[len - 1] == '/')
         len--;
     t->url = ch_strndup(url, len);
-    env = getenv("CHELA_TOKEN");
-    if (token_flag && *token_flag)
-        t->token = ch_strdup(token_flag);
-    else if (env && *env)
-        t->token = ch_strdup(env);
-    else if (!url_flag || (gw_url && same_url(url_flag, gw_url)))
-        t->token = gw_token, gw_token = NULL;
-    /* else: the local admin token never goes to another --url. */
+    if (want_token) {
+        env = getenv("CHELA_TOKEN");
+        if (token_flag && *token_flag)
+            t->token = ch_strdup(token_flag);
+        else if (env && *env)
+            t->token = ch_strdup(env);
+        else if (!url_flag || (gw_url && same_url(url_flag, gw_url)))
+            t->token = gw_token, gw_token = NULL;
+        /* else: the local admin token never goes to another --url. */
+    }
     if (!t->url) {
         fprintf(stderr, "%s: out of memory\n", prog);
         goto out;
@@ -98,6 +103,16 @@ out:
     ch_free(gw_url);
     ch_free_secret(gw_token);
     return rc;
+}
+
+int ch_rest_target_resolve(const char *prog, const struct ch_opt *opts, size_t nopts, struct ch_rest_target *t)
+{
+    return resolve(prog, opts, nopts, true, t);
+}
+
+int ch_rest_target_resolve_url(const char *prog, const struct ch_opt *opts, size_t nopts, struct ch_rest_target *t)
+{
+    return resolve(prog, opts, nopts, false, t);
 }
 
 void ch_rest_target_release(struct ch_rest_target *t)
@@ -149,7 +164,10 @@ void ch_rest_describe_failure(void *curl, int code, const char *errbuf, struct c
         return;
     }
     if (cc == CURLE_OPERATION_TIMEDOUT) {
-        snprintf(r->reason, sizeof(r->reason), "no answer in time");
+        if (r->timeout_ms)
+            snprintf(r->reason, sizeof(r->reason), "no answer within %ld s", r->timeout_ms / 1000);
+        else
+            snprintf(r->reason, sizeof(r->reason), "no answer in time");
         return;
     }
     curl_easy_getinfo((CURL *)curl, CURLINFO_OS_ERRNO, &os_errno);
@@ -238,7 +256,7 @@ int ch_rest_call(const struct ch_rest_target *t, const char *method, const char 
     h = ch_rest_easy_new(t, method, path, body, NULL, &hdrs);
     if (!h)
         return CH_EIO;
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, CALL_TIMEOUT_MS);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, r->timeout_ms ? r->timeout_ms : CALL_TIMEOUT_MS);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
