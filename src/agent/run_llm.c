@@ -129,7 +129,8 @@ static void on_llm_done(struct ch_llm_call *call, const struct ch_llm_result *re
                  "stopped after %d tool rounds (MAX_TOOL_ROUNDS): the model asked for more tools; the task needs "
                  "more steps or a higher agents.defaults.maxToolRounds",
                  r->agent->max_tool_rounds);
-        ch_run_finish(r, "error", "unknown", msg);
+        /* No error class: the provider answered every call; the agent stopped. */
+        ch_run_finish(r, "error", NULL, msg);
     } else if (uses) {
         json_decref(r->pending_tools);
         r->pending_tools = uses;

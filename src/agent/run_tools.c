@@ -117,7 +117,7 @@ static void next_tool(struct ch_run *r)
         snprintf(msg, sizeof(msg),
                  "stopped: the model called %s %d times in a row with the same arguments, which looks like a loop",
                  name, LOOP_REPEATS);
-        ch_run_finish(r, "error", "unknown", msg);
+        ch_run_finish(r, "error", NULL, msg); /* the agent's stop, not a provider failure */
         return;
     }
     ev.tool_name = name;

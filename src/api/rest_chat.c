@@ -247,7 +247,9 @@ static int failure_status(const struct ch_agent_result *res, const char **code)
         *code = "aborted";
         return 409;
     }
-    if (res->provider && *res->provider) {
+    /* A provider failure carries its class; a run the agent itself
+     * stopped (tool loop, MAX_TOOL_ROUNDS) has none. */
+    if (res->provider && *res->provider && res->error_class) {
         *code = "provider_error";
         return 502;
     }

@@ -4,8 +4,10 @@
   instances (fakes/llm.py);
 - REST: `chat()`, `ChatStream` (SSE of /api/v1/chat/stream), `get_run()`,
   `wait_run()`, `session()`, `health_detail()`;
-- upstream bodies: `turns()` and `tool_results()` read a recorded request
-  in any of the three provider formats and give a neutral view of it;
+- upstream bodies: `turns()`, `tool_calls()`, `tool_results()` and
+  `offered_tools()` read a recorded request in any of the three provider
+  formats and give a neutral view of it; `wire_problems()` lists what the
+  real API would refuse (a tool call without its result...);
 - `LocalServer`: a tiny HTTP receiver on 127.0.0.1 (records requests,
   answers scripted responses, redirects) for the http_request and
   web_fetch tools.

@@ -10,6 +10,7 @@ import pytest
 
 from agentlib import (MODEL, PROVIDERS, ChatStream, abort_run, chat, chat_ok, get_run, health_detail, in_thread,
                       list_runs, llm_config, start, wait_run)
+from e2elib import http
 from fakes.llm import FakeLLM
 
 # ---------------------------------------------------------------- keys
@@ -300,3 +301,48 @@ def test_run_timeout_streaming(gateway_factory):
             st.close()
         assert evs[-1]["type"] == "error" and evs[-1]["status"] == "timeout", evs
         assert wait_run(g, evs[0]["runId"])["status"] == "timeout"
+
+
+def test_client_leaving_a_stream_aborts_its_run(gateway_factory):
+    with FakeLLM("openai") as fake:
+        fake.push({"text": " ".join(f"t{i}" for i in range(50)), "chunks": 50, "chunk_delay": 0.1})
+        g = start(gateway_factory, llm_config({"p": fake}))
+        st = ChatStream(g, "stream and hang up", "leave-1")
+        start_ev = st.until("start")
+        assert start_ev, st.events
+        assert st.until("delta") is not None
+        st.close()
+        run = wait_run(g, start_ev["runId"], timeout=5)
+        assert run["status"] == "aborted", run
+        # the session keeps the user's message and what streamed before the abort
+        s = http(g, "GET", "/api/v1/sessions/leave-1", token=g.admin_token).json()
+        assert s["messages"][0]["content"] == "stream and hang up"
+
+
+def test_slow_first_byte_times_out_and_is_retried(gateway_factory):
+    with FakeLLM("anthropic", strict=True) as fake:
+        fake.push({"text": "too slow", "first_byte_delay": 3}, {"text": "fast enough"})
+        g = start(gateway_factory, llm_config({"p": fake}, retry=1, timeouts={"firstByteMs": 300}))
+        t0 = time.monotonic()
+        a = chat_ok(g, "hi", "fb-slow")
+        assert a["content"] == "fast enough"
+        assert time.monotonic() - t0 < 2.5, "the first-byte timeout did not cut the slow attempt"
+        assert len(fake.requests) == 2
+
+
+def test_slow_first_byte_every_time_is_a_timeout(gateway_factory):
+    with FakeLLM("openai", default={"text": "late", "first_byte_delay": 3}) as fake:
+        g = start(gateway_factory, llm_config({"p": fake}, retry=1, timeouts={"firstByteMs": 200}))
+        r = chat(g, "hi", "fb-slow-2")
+        assert r.status_code in (502, 504), r.text
+        assert r.json()["errorClass"] == "timeout", r.json()
+        assert len(fake.requests) == 2
+
+
+def test_malformed_stream_before_text_is_retried(gateway_factory):
+    with FakeLLM("anthropic", strict=True) as fake:
+        fake.push({"text": "broken", "malformed": True}, {"text": "clean answer"})
+        g = start(gateway_factory, llm_config({"p": fake}, retry=1))
+        a = chat_ok(g, "hi", "malformed")
+        assert a["content"] == "clean answer"
+        assert len(fake.requests) == 2

@@ -3,9 +3,10 @@
 fakes/llm.py in each provider's real wire format.
 
 Covers: multi-turn context reaching each provider in its own shape, a
-tool-call round trip per provider, cost and usage from the pricing table,
-per-session serialisation and cross-session parallelism, the bounded run
-queue, and the `chela agent` CLI.
+tool-call round trip (single and parallel calls) per provider, cost and
+usage from the pricing table, per-session serialisation and cross-session
+parallelism, the bounded run queue, model overrides, aliases and the
+environment shortcuts, compaction, and the `chela agent` CLI.
 """
 
 import json
@@ -14,14 +15,11 @@ import time
 import pytest
 
 from agentlib import (MODEL, PROVIDERS, ChatStream, chat, chat_ok, get_run, health_detail, in_thread,
-                      llm_config, offered_tools, session, start, tool_calls, tool_results, turns, wait_run)
+                      llm_config, offered_tools, session, start, tool_calls, tool_results, turns,
+                      wire_problems)
 from fakes.llm import FakeLLM
 
 SYSTEM = "You are the chela test agent."
-
-
-def _first_user_text(provider, body):
-    return [t for r, t in turns(provider, body) if r == "user"]
 
 
 # ---------------------------------------------------------------- context
@@ -379,3 +377,44 @@ def test_environment_shortcuts_create_the_provider(gateway_factory):
         assert fake.last.api_key == "sk-from-env"
         assert fake.last.json["model"] == MODEL
         assert fake.last.json["max_tokens"] == 321
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_parallel_tool_calls_in_one_reply(gateway_factory, provider):
+    with FakeLLM(provider, strict=True) as fake:
+        fake.push({"tool_calls": [{"name": "current_time", "arguments": {"timezone": "Asia/Seoul"}},
+                                  {"name": "current_time", "arguments": {"timezone": "Europe/Paris"}}],
+                   "text": "Checking both.", "chunks": 2},
+                  {"text": "Seoul is 8 hours ahead."})
+        g = start(gateway_factory, llm_config({"p": fake}))
+        a = chat_ok(g, "Time in Seoul and Paris?", "par-tools")
+        assert "Seoul is 8 hours ahead." in a["content"]
+        second = fake.wait_requests(2)[1].json
+        calls = tool_calls(provider, second)
+        res = tool_results(provider, second)
+        assert [c["args"]["timezone"] for c in calls] == ["Asia/Seoul", "Europe/Paris"]
+        assert len(res) == 2 and not any(r["is_error"] for r in res), res
+        assert "Asia/Seoul" in res[0]["content"] and "Europe/Paris" in res[1]["content"], res
+        if provider != "gemini":
+            assert [r["id"] for r in res] == [c["id"] for c in calls]
+        assert wire_problems(provider, second) == []
+
+
+def test_compaction_summarises_older_turns(gateway_factory):
+    filler = "lorem ipsum dolor sit amet " * 150   # about 4 KB, about 1,000 tokens
+    with FakeLLM("anthropic") as fake:
+        fake.default = {"text": "noted"}
+        cfg = llm_config({"p": (fake, {"models": [{"id": MODEL, "contextWindow": 9000, "maxTokens": 1000}]})},
+                         agents={"compaction": {"ratio": 0.5, "keepMessages": 2, "reserveTokensFloor": 1000}})
+        g = start(gateway_factory, cfg)
+        for i in range(8):
+            chat_ok(g, f"fact {i}: {filler}", "compact-1", maxTokens=1000)
+        summaries = [r for r in fake.requests if "Summarise the conversation" in json.dumps(r.json)]
+        assert summaries, "no compaction call reached the model"
+        s = session(g, "compact-1")
+        assert s.get("compactionCount", 0) >= 1, s
+        last = fake.requests[-1].json
+        texts = [t for _, t in turns("anthropic", last)]
+        assert any(t.startswith("Summary of the earlier part") for t in texts), texts[:2]
+        assert len(json.dumps(last)) < 9000 * 4, "the history sent was not cut down"
+        assert wire_problems("anthropic", last) == []

@@ -234,6 +234,8 @@ def test_max_tool_rounds_stops_an_endless_loop(gateway_factory, how):
         assert r.status_code != 200, r.text
         j = r.json()
         assert "MAX_TOOL_ROUNDS" in j["message"] or "tool rounds" in j["message"], j
+        # the provider answered every call: this is not a 502 provider failure
+        assert j["error"] != "provider_error" and r.status_code != 502, j
         run = get_run(g, j["runId"])
         assert run["status"] == "error" and "tool rounds" in (run["error"] or ""), run
         # at most `limit` rounds of tools ran (seed 003: "도구 최대 실행 라운드",
@@ -263,6 +265,7 @@ def test_same_tool_same_arguments_three_times_stops(gateway_factory):
         assert r.status_code != 200, r.text
         j = r.json()
         assert "3 times in a row" in j["message"] and "current_time" in j["message"], j
+        assert j["error"] != "provider_error" and r.status_code != 502, j
         assert len(fake.requests) == 3, f"{len(fake.requests)} LLM calls"
         run = get_run(g, j["runId"])
         assert run["status"] == "error" and "loop" in run["error"], run
@@ -341,3 +344,19 @@ def test_interrupted_tool_call(gateway_factory, how):
         assert a["content"] in ("next turn answered", "after the tool")
         body = fake.wait_requests(n + 1)[n].json
         assert wire_problems("anthropic", body) == [], json.dumps(body)[:3000]
+
+
+def test_http_request_seed000_callback_by_localhost_name(gateway_factory):
+    """Seed 000's message names the callback as http://localhost:8000/...;
+    an operator who lists "localhost:<port>" gets it delivered."""
+    with LocalServer({"/api/v1/openclaw/callback": (200, {"Content-Type": "application/json"}, '{"ok":true}')}) as rx, \
+            FakeLLM("anthropic") as fake:
+        _tool_round(fake, "http_request", {
+            "method": "POST", "url": f"http://localhost:{rx.port}/api/v1/openclaw/callback",
+            "headers": {"Authorization": "Bearer t0k", "X-Trace": "abc"}, "body": {"done": True}}, "sent")
+        g = start(gateway_factory, llm_config({"p": fake}, tools={"http": {"allowHosts": [f"localhost:{rx.port}"]}}))
+        assert chat_ok(g, "report back", "cb-localhost")["content"] == "sent"
+        got = rx.wait(1)[0]
+        assert got["headers"]["authorization"] == "Bearer t0k" and got["headers"]["x-trace"] == "abc"
+        assert json.loads(got["body"]) == {"done": True}
+        assert not _result(fake)["is_error"]
