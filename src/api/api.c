@@ -278,7 +278,7 @@ static void api_on_done(struct ch_http_req *r, void *data)
         snprintf(us, sizeof(us), "%llu", (unsigned long long)(lat / 1000));
         ch_log_kv(CH_LOG_INFO, "access", "id", r->request_id, "method", r->method_name, "path", path,
                   "status", st, "bytes", bytes, "latency_us", us, "token", r->token_name ? r->token_name : "-",
-                  "addr", r->remote_addr, NULL);
+                  "addr", r->remote_addr, (const char *)NULL);
     }
     if (a->audit_on && r->token_name)
         ch_audit_record(a, r, lat);
