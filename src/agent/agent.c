@@ -65,12 +65,11 @@ static void apply_config(struct ch_agent *a, const struct ch_config *c)
     a->max_concurrent = (size_t)ch_config_int(c, "agents.defaults.maxConcurrent", 32);
     a->queue_size = (size_t)ch_config_int(c, "agents.defaults.queueSize", 1024);
     a->timeout_s = ch_config_int(c, "agents.defaults.timeoutSeconds", 600);
-    a->max_tool_rounds = (int)(ch_config_get(c, "agents.defaults.maxToolRounds")
-                                   ? ch_config_int(c, "agents.defaults.maxToolRounds", 10)
-                                   : env_int("MAX_TOOL_ROUNDS", 10, 0, 1000));
-    a->tool_timeout_ms = 1000 * (ch_config_get(c, "tools.timeoutSeconds")
-                                     ? ch_config_int(c, "tools.timeoutSeconds", 30)
-                                     : env_int("TOOL_TIMEOUT", 30, 1, 3600));
+    a->max_tool_rounds =
+        (int)(ch_config_get(c, "agents.defaults.maxToolRounds") ? ch_config_int(c, "agents.defaults.maxToolRounds", 10)
+                                                                : env_int("MAX_TOOL_ROUNDS", 10, 0, 1000));
+    a->tool_timeout_ms = 1000 * (ch_config_get(c, "tools.timeoutSeconds") ? ch_config_int(c, "tools.timeoutSeconds", 30)
+                                                                          : env_int("TOOL_TIMEOUT", 30, 1, 3600));
     a->compaction_ratio = ch_config_real(c, "agents.defaults.compaction.ratio", 0.8);
     a->reserve_tokens = ch_config_int(c, "agents.defaults.compaction.reserveTokensFloor", 4096);
     a->compaction_keep = (int)ch_config_int(c, "agents.defaults.compaction.keepMessages", 6);
@@ -151,8 +150,8 @@ static int resume_run(struct ch_db *db, struct ch_store_job *job)
 
 static struct ch_run *run_from_rec(struct ch_agent *a, const struct ch_run_rec *rec)
 {
-    struct ch_agent_run_req req = { 0 };
-    struct ch_error err = { 0 };
+    struct ch_agent_run_req req = {0};
+    struct ch_error err = {0};
     json_t *o = json_loads(rec->request ? rec->request : "{}", 0, NULL);
     struct ch_run *r;
 

@@ -34,13 +34,13 @@ struct ch_agent;
 struct ch_llm_client;
 
 struct ch_agent_opts {
-    uv_loop_t *loop;               /* borrowed */
-    struct ch_net *net;            /* borrowed */
-    struct ch_store *store;        /* borrowed */
-    struct ch_llm_client *llm;     /* borrowed */
-    struct ch_tools *tools;        /* borrowed; NULL: no tools offered */
-    const struct ch_config *cfg;   /* borrowed until ch_agent_reload */
-    const char *workspace_dir;     /* AGENTS.md lives here; NULL: none */
+    uv_loop_t *loop;             /* borrowed */
+    struct ch_net *net;          /* borrowed */
+    struct ch_store *store;      /* borrowed */
+    struct ch_llm_client *llm;   /* borrowed */
+    struct ch_tools *tools;      /* borrowed; NULL: no tools offered */
+    const struct ch_config *cfg; /* borrowed until ch_agent_reload */
+    const char *workspace_dir;   /* AGENTS.md lives here; NULL: none */
 };
 
 int ch_agent_new(const struct ch_agent_opts *o, struct ch_agent **out, struct ch_error *err);
@@ -76,10 +76,10 @@ struct ch_agent_run_req {
     int64_t max_tokens;          /* 0: model default */
     double temperature;
     bool has_temperature;
-    int64_t timeout_s;           /* 0: agents.defaults.timeoutSeconds (600) */
-    bool no_tools;               /* plain chat: offer no tools */
-    const json_t *meta;          /* optional object kept in the run's request (hook name,
-                                    callback, delivery target...); borrowed */
+    int64_t timeout_s;  /* 0: agents.defaults.timeoutSeconds (600) */
+    bool no_tools;      /* plain chat: offer no tools */
+    const json_t *meta; /* optional object kept in the run's request (hook name,
+                           callback, delivery target...); borrowed */
 };
 
 /*
@@ -89,11 +89,9 @@ struct ch_agent_run_req {
  * run_id is the first run's id.  run_id and msg are valid only during the
  * call.
  */
-typedef void (*ch_agent_accepted_cb)(int rc, const char *run_id, bool duplicate, const char *msg,
-                                     void *data);
+typedef void (*ch_agent_accepted_cb)(int rc, const char *run_id, bool duplicate, const char *msg, void *data);
 /* Submit a run.  Never calls cb synchronously. */
-void ch_agent_submit(struct ch_agent *a, const struct ch_agent_run_req *req, ch_agent_accepted_cb cb,
-                     void *data);
+void ch_agent_submit(struct ch_agent *a, const struct ch_agent_run_req *req, ch_agent_accepted_cb cb, void *data);
 /* Abort a queued or running run; CH_ENOTFOUND when it is not live. */
 int ch_agent_abort(struct ch_agent *a, const char *run_id);
 /* Abort every live run of a session; returns how many. */
@@ -110,28 +108,28 @@ bool ch_agent_session_key_valid(const char *key);
 /* ------------------------------------------------------------------ */
 
 enum ch_agent_ev_type {
-    CH_AGENT_EV_START,        /* lifecycle start */
-    CH_AGENT_EV_TEXT,         /* assistant text: delta + cumulative text */
-    CH_AGENT_EV_TOOL_START,   /* tool_name, tool_id, tool_args */
-    CH_AGENT_EV_TOOL_RESULT,  /* tool_name, tool_id, tool_result, tool_is_error */
-    CH_AGENT_EV_USAGE,        /* usage of the LLM call that just ended */
-    CH_AGENT_EV_END,          /* lifecycle end: result says how (ok, error, ...) */
+    CH_AGENT_EV_START,       /* lifecycle start */
+    CH_AGENT_EV_TEXT,        /* assistant text: delta + cumulative text */
+    CH_AGENT_EV_TOOL_START,  /* tool_name, tool_id, tool_args */
+    CH_AGENT_EV_TOOL_RESULT, /* tool_name, tool_id, tool_result, tool_is_error */
+    CH_AGENT_EV_USAGE,       /* usage of the LLM call that just ended */
+    CH_AGENT_EV_END,         /* lifecycle end: result says how (ok, error, ...) */
 };
 
 /* The outcome of a run (also what END carries). */
 struct ch_agent_result {
-    const char *status;       /* "ok" "error" "aborted" "timeout" */
-    const char *text;         /* final assistant text ("" if none) */
-    const char *error_class;  /* rate_limit timeout context_length auth refusal unknown, or NULL */
-    const char *error;        /* message, or NULL */
-    const char *provider;     /* who answered last, or NULL */
+    const char *status;      /* "ok" "error" "aborted" "timeout" */
+    const char *text;        /* final assistant text ("" if none) */
+    const char *error_class; /* rate_limit timeout context_length auth refusal unknown, or NULL */
+    const char *error;       /* message, or NULL */
+    const char *provider;    /* who answered last, or NULL */
     const char *model;
-    struct ch_llm_usage usage;/* the whole run (all rounds) */
+    struct ch_llm_usage usage; /* the whole run (all rounds) */
     double cost_usd;
     int64_t started_ms, finished_ms;
-    int64_t first_token_ms;   /* 0: no text */
+    int64_t first_token_ms; /* 0: no text */
     int tool_calls;
-    int64_t context_tokens;   /* prompt size of the last call */
+    int64_t context_tokens; /* prompt size of the last call */
 };
 
 struct ch_agent_event {
@@ -140,17 +138,17 @@ struct ch_agent_event {
     const char *session_key;
     const char *session_id;
     const char *source;
-    uint64_t seq;             /* per run, from 1 */
+    uint64_t seq; /* per run, from 1 */
     int64_t ts_ms;
-    struct ch_str delta;      /* TEXT */
-    struct ch_str text;       /* TEXT: cumulative text of this run */
+    struct ch_str delta; /* TEXT */
+    struct ch_str text;  /* TEXT: cumulative text of this run */
     const char *tool_name, *tool_id;
-    const json_t *tool_args;  /* TOOL_START */
-    const char *tool_result;  /* TOOL_RESULT */
+    const json_t *tool_args; /* TOOL_START */
+    const char *tool_result; /* TOOL_RESULT */
     bool tool_is_error;
-    struct ch_llm_usage usage;/* USAGE: this call; END: the run */
+    struct ch_llm_usage usage;            /* USAGE: this call; END: the run */
     const struct ch_agent_result *result; /* END */
-    const json_t *meta;       /* the run's meta object, or NULL */
+    const json_t *meta;                   /* the run's meta object, or NULL */
 };
 
 typedef void (*ch_agent_event_cb)(const struct ch_agent_event *ev, void *data);
@@ -160,8 +158,7 @@ struct ch_agent_sub;
  * Callbacks run on the loop thread, synchronously; unsubscribing from
  * inside a callback is allowed.  NULL on allocation failure.
  */
-struct ch_agent_sub *ch_agent_subscribe(struct ch_agent *a, const char *run_id, ch_agent_event_cb cb,
-                                        void *data);
+struct ch_agent_sub *ch_agent_subscribe(struct ch_agent *a, const char *run_id, ch_agent_event_cb cb, void *data);
 void ch_agent_unsubscribe(struct ch_agent_sub *s);
 
 /* ------------------------------------------------------------------ */
@@ -172,7 +169,7 @@ struct ch_agent_stats {
     size_t running, queued, lanes;
     uint64_t runs_total, runs_ok, runs_failed, runs_aborted, runs_timeout, runs_resumed;
     uint64_t tool_calls, compactions;
-    struct ch_llm_usage usage;    /* since start */
+    struct ch_llm_usage usage; /* since start */
     double cost_usd;
 };
 void ch_agent_stats(const struct ch_agent *a, struct ch_agent_stats *out);

@@ -65,7 +65,8 @@ static bool has_result_for(const json_t *content, const char *id)
     const json_t *blk;
     size_t i;
 
-    json_array_foreach(content, i, blk) {
+    json_array_foreach(content, i, blk)
+    {
         const char *t = json_string_value(json_object_get(blk, "type"));
         const char *rid = json_string_value(json_object_get(blk, "tool_use_id"));
         if (t && !strcmp(t, "tool_result") && rid && !strcmp(rid, id))
@@ -90,17 +91,19 @@ static void close_dangling_tool_calls(json_t *msgs)
             continue;
         next = json_array_get(msgs, i + 1);
         missing = json_array();
-        json_array_foreach(json_object_get(m, "content"), j, blk) {
+        json_array_foreach(json_object_get(m, "content"), j, blk)
+        {
             const char *t = json_string_value(json_object_get(blk, "type"));
             const char *id = json_string_value(json_object_get(blk, "id"));
             if (!t || strcmp(t, "tool_use") || !id)
                 continue;
             if (next && has_result_for(json_object_get(next, "content"), id))
                 continue;
-            json_array_append_new(missing, json_pack("{s:s, s:s, s:s, s:b}", "type", "tool_result", "tool_use_id", id,
-                                                     "content", "not run: the earlier run stopped before this tool "
-                                                                "call completed",
-                                                     "is_error", 1));
+            json_array_append_new(missing,
+                                  json_pack("{s:s, s:s, s:s, s:b}", "type", "tool_result", "tool_use_id", id, "content",
+                                            "not run: the earlier run stopped before this tool "
+                                            "call completed",
+                                            "is_error", 1));
         }
         if (json_array_size(missing) == 0) {
             json_decref(missing);
@@ -164,8 +167,7 @@ json_t *ch_context_from_transcript(const struct ch_message_list *l, int64_t **se
         json_t *first = json_array_get(msgs, 0);
         json_t *c0 = json_array_get(json_object_get(first, "content"), 0);
         const char *t = json_string_value(json_object_get(c0, "type"));
-        if (strcmp(json_string_value(json_object_get(first, "role")), "assistant") &&
-            !(t && !strcmp(t, "tool_result")))
+        if (strcmp(json_string_value(json_object_get(first, "role")), "assistant") && !(t && !strcmp(t, "tool_result")))
             break;
         json_array_remove(msgs, 0);
         memmove(seqs, seqs + 1, (ns - 1) * sizeof(*seqs));
@@ -232,7 +234,8 @@ char *ch_context_transcript_text(const json_t *messages, size_t upto, size_t max
         const json_t *m = json_array_get(messages, i), *blk;
         size_t j;
         ch_buf_appendf(&b, "%s: ", json_string_value(json_object_get(m, "role")));
-        json_array_foreach(json_object_get(m, "content"), j, blk) {
+        json_array_foreach(json_object_get(m, "content"), j, blk)
+        {
             const char *t = json_string_value(json_object_get(blk, "type"));
             if (!t)
                 continue;

@@ -36,65 +36,65 @@ struct lane;
 struct ch_run {
     /* request (owned copies) */
     char *run_id, *session_key, *source, *message, *model_ref, *system_prompt, *extra_system, *idem;
-    json_t *meta;                 /* owned ref or NULL */
+    json_t *meta; /* owned ref or NULL */
     int64_t max_tokens, timeout_s;
     double temperature;
     bool has_temperature, no_tools;
-    bool resumed;                 /* replayed after a restart */
+    bool resumed; /* replayed after a restart */
     /* scheduling */
     enum run_state state;
-    struct lane *lane;            /* borrowed */
-    struct ch_run *next;          /* in the lane's wait list */
-    struct ch_agent *agent;       /* borrowed */
-    int refs;                     /* jobs and timers holding the run */
+    struct lane *lane;      /* borrowed */
+    struct ch_run *next;    /* in the lane's wait list */
+    struct ch_agent *agent; /* borrowed */
+    int refs;               /* jobs and timers holding the run */
     /* execution */
-    char *session_id;             /* owned, from the store */
-    char *model_override;         /* owned: the session's override, if any */
-    json_t *history;              /* owned: neutral messages sent to the model */
-    int64_t *hist_seqs;           /* owned: seq of the first stored row behind history[i] */
-    size_t hist_seq_count;        /* entries loaded from the store (later ones are new) */
-    json_t *pending_tools;        /* owned: tool_use blocks of the last reply */
-    json_t *tool_results;         /* owned: tool_result blocks collected */
+    char *session_id;      /* owned, from the store */
+    char *model_override;  /* owned: the session's override, if any */
+    json_t *history;       /* owned: neutral messages sent to the model */
+    int64_t *hist_seqs;    /* owned: seq of the first stored row behind history[i] */
+    size_t hist_seq_count; /* entries loaded from the store (later ones are new) */
+    json_t *pending_tools; /* owned: tool_use blocks of the last reply */
+    json_t *tool_results;  /* owned: tool_result blocks collected */
     size_t tool_index;
-    struct ch_buf text;           /* cumulative assistant text of the run */
-    struct ch_buf round_text;     /* text of the current LLM reply */
-    struct ch_llm_call *call;     /* in flight, or NULL */
-    struct ch_tool_call *tool;    /* in flight, or NULL */
-    uv_timer_t timer;             /* the run's total deadline */
+    struct ch_buf text;        /* cumulative assistant text of the run */
+    struct ch_buf round_text;  /* text of the current LLM reply */
+    struct ch_llm_call *call;  /* in flight, or NULL */
+    struct ch_tool_call *tool; /* in flight, or NULL */
+    uv_timer_t timer;          /* the run's total deadline */
     bool timer_on;
     int rounds;
-    char last_sig[65];            /* sha256 of the last tool name+args: loop detection */
+    char last_sig[65]; /* sha256 of the last tool name+args: loop detection */
     int same_sig_count;
     int tool_calls;
-    uint64_t seq;                 /* events emitted */
+    uint64_t seq; /* events emitted */
     int64_t started_ms, first_token_ms, created_ms;
-    int64_t context_tokens;       /* prompt estimate of the last call */
+    int64_t context_tokens; /* prompt estimate of the last call */
     int64_t context_window;
     struct ch_llm_usage usage;
     double cost_usd;
-    char *provider, *model;       /* owned: last answering model */
+    char *provider, *model; /* owned: last answering model */
     bool abort_requested, timed_out, stopping;
-    bool rounds_compacted;        /* compacted once this run: do not loop */
+    bool rounds_compacted; /* compacted once this run: do not loop */
     /* outcome */
-    const char *status;           /* static "ok" "error" "aborted" "timeout" */
-    char *error, *error_class;    /* owned */
+    const char *status;        /* static "ok" "error" "aborted" "timeout" */
+    char *error, *error_class; /* owned */
 };
 
 struct lane {
-    char *key;                    /* owned */
-    struct ch_run *head, *tail;   /* waiting runs, FIFO */
-    struct ch_run *active;        /* running, or NULL */
-    struct lane *ready_next;      /* in the agent's ready list */
+    char *key;                  /* owned */
+    struct ch_run *head, *tail; /* waiting runs, FIFO */
+    struct ch_run *active;      /* running, or NULL */
+    struct lane *ready_next;    /* in the agent's ready list */
     bool in_ready;
 };
 
 struct ch_agent_sub {
     struct ch_agent *agent;
-    char *run_id;                 /* owned, NULL = all runs */
+    char *run_id; /* owned, NULL = all runs */
     ch_agent_event_cb cb;
     void *data;
     struct ch_agent_sub *next;
-    bool dead;                    /* unsubscribed while the bus was iterating */
+    bool dead; /* unsubscribed while the bus was iterating */
 };
 
 struct ch_agent {
@@ -106,17 +106,17 @@ struct ch_agent {
     const struct ch_config *cfg;
     char *workspace_dir;
     /* settings (agent.c) */
-    char *system_prompt;          /* owned: configured prompt + AGENTS.md */
+    char *system_prompt; /* owned: configured prompt + AGENTS.md */
     size_t max_concurrent, queue_size;
     int64_t timeout_s;
     int max_tool_rounds;
     int64_t tool_timeout_ms;
-    double compaction_ratio;      /* compact when history > ratio * budget */
-    int64_t reserve_tokens;       /* reply budget floor */
-    int compaction_keep;          /* newest messages kept verbatim */
+    double compaction_ratio; /* compact when history > ratio * budget */
+    int64_t reserve_tokens;  /* reply budget floor */
+    int compaction_keep;     /* newest messages kept verbatim */
     /* scheduling (sched.c) */
-    struct ch_map lanes;          /* session key -> struct lane (owned) */
-    struct ch_map live;           /* run id -> struct ch_run (borrowed from lanes) */
+    struct ch_map lanes; /* session key -> struct lane (owned) */
+    struct ch_map live;  /* run id -> struct ch_run (borrowed from lanes) */
     struct lane *ready_head, *ready_tail;
     size_t running, waiting, submitting;
     /* bus (bus.c) */
@@ -125,7 +125,7 @@ struct ch_agent {
     bool bus_dirty;
     /* lifecycle */
     bool stopping;
-    size_t jobs;                  /* store jobs in flight */
+    size_t jobs; /* store jobs in flight */
     void (*stop_cb)(void *data);
     void *stop_data;
     struct ch_agent_stats stats;

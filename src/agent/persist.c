@@ -13,7 +13,7 @@
 struct append_job {
     struct ch_store_job job;
     struct ch_agent *agent;
-    struct ch_message_rec rec;   /* strings owned by the job */
+    struct ch_message_rec rec; /* strings owned by the job */
 };
 
 static int append_run(struct ch_db *db, struct ch_store_job *job)

@@ -71,7 +71,7 @@ static int start_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct start_job *sj = (struct start_job *)job;
     struct ch_run *r = sj->run;
-    struct ch_message_rec m = { 0 };
+    struct ch_message_rec m = {0};
     bool have_user = false;
     json_t *content;
     char *text;
@@ -158,7 +158,7 @@ static void start_done(struct ch_store_job *job, int rc)
 void ch_run_start(struct ch_run *r)
 {
     struct ch_agent *a = r->agent;
-    struct ch_agent_event ev = { .type = CH_AGENT_EV_START };
+    struct ch_agent_event ev = {.type = CH_AGENT_EV_START};
     struct start_job *sj;
 
     ch_run_set_state(r, RUN_STARTING);
@@ -192,7 +192,7 @@ void ch_run_start(struct ch_run *r)
 struct finish_job {
     struct ch_store_job job;
     struct ch_run *run;
-    char *result;      /* owned JSON text */
+    char *result; /* owned JSON text */
     bool started;
 };
 
@@ -200,9 +200,9 @@ static int finish_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct finish_job *fj = (struct finish_job *)job;
     struct ch_run *r = fj->run;
-    struct ch_run_outcome o = { 0 };
-    struct ch_usage u = { (int64_t)r->usage.input_tokens, (int64_t)r->usage.output_tokens,
-                          (int64_t)r->usage.cache_read_tokens, (int64_t)r->usage.cache_write_tokens, r->cost_usd };
+    struct ch_run_outcome o = {0};
+    struct ch_usage u = {(int64_t)r->usage.input_tokens, (int64_t)r->usage.output_tokens,
+                         (int64_t)r->usage.cache_read_tokens, (int64_t)r->usage.cache_write_tokens, r->cost_usd};
     int64_t now = ch_now_ms();
     int rc;
 
@@ -229,8 +229,8 @@ static int finish_run(struct ch_db *db, struct ch_store_job *job)
 static void finish_emit(struct ch_run *r)
 {
     struct ch_agent *a = r->agent;
-    struct ch_agent_result res = { 0 };
-    struct ch_agent_event ev = { .type = CH_AGENT_EV_END };
+    struct ch_agent_result res = {0};
+    struct ch_agent_event ev = {.type = CH_AGENT_EV_END};
 
     res.status = r->status;
     res.text = r->text.data ? r->text.data : "";
@@ -279,13 +279,12 @@ static void finish_done(struct ch_store_job *job, int rc)
 
 static char *result_json(struct ch_run *r)
 {
-    json_t *o = json_pack("{s:s, s:s, s:{s:I, s:I, s:I, s:I}, s:f, s:s?, s:s?, s:I, s:i}", "status", r->status,
-                          "text", r->text.data ? r->text.data : "", "usage", "input", (json_int_t)r->usage.input_tokens,
-                          "output", (json_int_t)r->usage.output_tokens, "cacheRead",
-                          (json_int_t)r->usage.cache_read_tokens, "cacheWrite",
-                          (json_int_t)r->usage.cache_write_tokens, "costUsd", r->cost_usd, "provider", r->provider,
-                          "model", r->model, "durationMs", (json_int_t)(ch_now_ms() - r->started_ms), "toolCalls",
-                          r->tool_calls);
+    json_t *o =
+        json_pack("{s:s, s:s, s:{s:I, s:I, s:I, s:I}, s:f, s:s?, s:s?, s:I, s:i}", "status", r->status, "text",
+                  r->text.data ? r->text.data : "", "usage", "input", (json_int_t)r->usage.input_tokens, "output",
+                  (json_int_t)r->usage.output_tokens, "cacheRead", (json_int_t)r->usage.cache_read_tokens, "cacheWrite",
+                  (json_int_t)r->usage.cache_write_tokens, "costUsd", r->cost_usd, "provider", r->provider, "model",
+                  r->model, "durationMs", (json_int_t)(ch_now_ms() - r->started_ms), "toolCalls", r->tool_calls);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return s;

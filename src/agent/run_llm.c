@@ -33,7 +33,7 @@ void ch_run_abort_inflight(struct ch_run *r)
 static void on_llm_event(const struct ch_llm_event *e, void *data)
 {
     struct ch_run *r = data;
-    struct ch_agent_event ev = { .type = CH_AGENT_EV_TEXT };
+    struct ch_agent_event ev = {.type = CH_AGENT_EV_TEXT};
 
     if (e->type != CH_LLM_EV_TEXT_DELTA || r->state != RUN_CALLING_LLM || !e->text.len)
         return;
@@ -43,7 +43,7 @@ static void on_llm_event(const struct ch_llm_event *e, void *data)
     ch_buf_append(&r->text, e->text.p, e->text.len);
     ch_buf_append(&r->round_text, e->text.p, e->text.len);
     ev.delta = e->text;
-    ev.text = (struct ch_str){ r->text.data ? r->text.data : "", r->text.len };
+    ev.text = (struct ch_str){r->text.data ? r->text.data : "", r->text.len};
     emit_ev(r, &ev);
 }
 
@@ -66,7 +66,8 @@ static json_t *tool_uses(const json_t *reply)
     json_t *out = json_array(), *blk;
     size_t i;
 
-    json_array_foreach(json_object_get(reply, "content"), i, blk) {
+    json_array_foreach(json_object_get(reply, "content"), i, blk)
+    {
         const char *t = json_string_value(json_object_get(blk, "type"));
         if (t && !strcmp(t, "tool_use"))
             json_array_append(out, blk);
@@ -81,7 +82,7 @@ static json_t *tool_uses(const json_t *reply)
 static void on_llm_done(struct ch_llm_call *call, const struct ch_llm_result *res, void *data)
 {
     struct ch_run *r = data;
-    struct ch_agent_event ev = { .type = CH_AGENT_EV_USAGE };
+    struct ch_agent_event ev = {.type = CH_AGENT_EV_USAGE};
     json_t *reply, *uses;
 
     r->call = NULL;
@@ -105,8 +106,8 @@ static void on_llm_done(struct ch_llm_call *call, const struct ch_llm_result *re
         const char *status = r->abort_requested ? "aborted" : r->timed_out ? "timeout" : "error";
         /* Keep what streamed before the failure in the transcript. */
         if (res->message_json && r->round_text.len)
-            ch_persist_append(r, "assistant", json_deep_copy(json_object_get(res->message_json, "content")),
-                              r->model, &res->usage, (int64_t)res->latency_ms);
+            ch_persist_append(r, "assistant", json_deep_copy(json_object_get(res->message_json, "content")), r->model,
+                              &res->usage, (int64_t)res->latency_ms);
         ch_run_finish(r, status, res->rc == CH_ECANCELED && !r->timed_out ? NULL : cls,
                       res->message[0] ? res->message : ch_strerror(res->rc));
         ch_llm_call_free(call);
@@ -117,8 +118,8 @@ static void on_llm_done(struct ch_llm_call *call, const struct ch_llm_result *re
     if (reply) {
         ch_persist_append(r, "assistant", json_deep_copy(json_object_get(reply, "content")), r->model, &res->usage,
                           (int64_t)res->latency_ms);
-        json_array_append_new(r->history, json_pack("{s:s, s:O}", "role", "assistant", "content",
-                                                    json_object_get(reply, "content")));
+        json_array_append_new(
+            r->history, json_pack("{s:s, s:O}", "role", "assistant", "content", json_object_get(reply, "content")));
     }
     uses = reply ? tool_uses(reply) : NULL;
     ch_llm_call_free(call);
@@ -163,7 +164,7 @@ static int64_t context_window(struct ch_run *r)
 static void start_call(struct ch_run *r, const char *system, json_t *tools)
 {
     struct ch_agent *a = r->agent;
-    struct ch_llm_call_opts o = { 0 };
+    struct ch_llm_call_opts o = {0};
     int rc;
 
     ch_run_set_state(r, RUN_CALLING_LLM);
@@ -199,16 +200,15 @@ static void on_summary_done(struct ch_llm_call *call, const struct ch_llm_result
 
 static void compact(struct ch_run *r, ssize_t cut, int64_t tokens_before)
 {
-    struct ch_llm_call_opts o = { 0 };
+    struct ch_llm_call_opts o = {0};
     char *text = ch_context_transcript_text(r->history, (size_t)cut, 512 * 1024);
     char *prompt = text ? ch_sprintf("Summarise the conversation below for your own later use. Keep every fact, "
                                      "decision, name, number and open question; drop pleasantries.\n\n%s",
                                      text)
                         : NULL;
     struct compact_ctx *cc = ch_calloc(1, sizeof(*cc));
-    json_t *msgs = prompt ? json_pack("[{s:s, s:[{s:s, s:s}]}]", "role", "user", "content", "type", "text", "text",
-                                      prompt)
-                          : NULL;
+    json_t *msgs =
+        prompt ? json_pack("[{s:s, s:[{s:s, s:s}]}]", "role", "user", "content", "type", "text", "text", prompt) : NULL;
     int rc = CH_ENOMEM;
 
     ch_free(text);
@@ -249,7 +249,8 @@ static void on_summary_done(struct ch_llm_call *call, const struct ch_llm_result
     if (r->state != RUN_COMPACTING)
         goto out;
     ch_buf_init(&sum, 512 * 1024);
-    json_array_foreach(json_object_get(res->message_json, "content"), i, blk) {
+    json_array_foreach(json_object_get(res->message_json, "content"), i, blk)
+    {
         const char *t = json_string_value(json_object_get(blk, "text"));
         if (t)
             ch_buf_append_str(&sum, t);

@@ -28,10 +28,10 @@ static void next_tool(struct ch_run *r);
 
 static void add_result(struct ch_run *r, const char *id, const char *name, const char *content, bool is_error)
 {
-    struct ch_agent_event ev = { .type = CH_AGENT_EV_TOOL_RESULT };
+    struct ch_agent_event ev = {.type = CH_AGENT_EV_TOOL_RESULT};
 
-    json_array_append_new(r->tool_results, json_pack("{s:s, s:s, s:s, s:b}", "type", "tool_result", "tool_use_id",
-                                                     id, "content", content, "is_error", is_error));
+    json_array_append_new(r->tool_results, json_pack("{s:s, s:s, s:s, s:b}", "type", "tool_result", "tool_use_id", id,
+                                                     "content", content, "is_error", is_error));
     ev.tool_name = name;
     ev.tool_id = id;
     ev.tool_result = content;
@@ -94,7 +94,7 @@ static void tools_finished(struct ch_run *r)
 static void next_tool(struct ch_run *r)
 {
     struct ch_agent *a = r->agent;
-    struct ch_agent_event ev = { .type = CH_AGENT_EV_TOOL_START };
+    struct ch_agent_event ev = {.type = CH_AGENT_EV_TOOL_START};
     const json_t *blk, *input;
     const char *name, *id, *input_error;
     int rc;

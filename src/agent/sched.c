@@ -45,7 +45,7 @@ void ch_run_free(struct ch_run *r)
 
 bool ch_agent_session_key_reserved(const char *key)
 {
-    static const char *reserved[] = { "agent:", "cron:", "subagent:", "acp:" };
+    static const char *reserved[] = {"agent:", "cron:", "subagent:", "acp:"};
     for (size_t i = 0; i < CH_ARRAY_SIZE(reserved); i++)
         if (!strncmp(key, reserved[i], strlen(reserved[i])))
             return true;
@@ -158,8 +158,8 @@ static char *request_json(const struct ch_run *r)
 struct submit_job {
     struct ch_store_job job;
     struct ch_run *run;
-    char *request;            /* jansson-allocated JSON text */
-    char *existing;           /* owned: the run that holds the idempotency key */
+    char *request;  /* jansson-allocated JSON text */
+    char *existing; /* owned: the run that holds the idempotency key */
     ch_agent_accepted_cb cb;
     void *data;
     struct ch_error err;
@@ -169,7 +169,7 @@ static int submit_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct submit_job *sj = (struct submit_job *)job;
     struct ch_run *r = sj->run;
-    struct ch_run_rec rec = { 0 };
+    struct ch_run_rec rec = {0};
 
     /* Only the run row: the session row is made when the run starts
      * (start_run), which keeps admission to one insert per run. */
@@ -254,7 +254,7 @@ static void refuse_later(struct ch_agent *a, int rc, const char *msg, ch_agent_a
 
 void ch_agent_submit(struct ch_agent *a, const struct ch_agent_run_req *req, ch_agent_accepted_cb cb, void *data)
 {
-    struct ch_error err = { 0 };
+    struct ch_error err = {0};
     struct submit_job *sj;
     struct ch_run *r;
     char msg[160];

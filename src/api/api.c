@@ -15,55 +15,55 @@
 
 static const struct ch_route routes[] = {
     /* OpenAI-compatible (openai_compat.c); off unless enabled in config. */
-    { CH_M_POST, "/v1/chat/completions", ch_openai_completions, CH_SCOPE_CHAT | R_JSON | R_OPENAI, 20 * 1024 * 1024 },
-    { CH_M_GET, "/v1/models", ch_openai_models, CH_SCOPE_READ | R_OPENAI, 0 },
-    { CH_M_GET, "/v1/models/*", ch_openai_model, CH_SCOPE_READ | R_OPENAI, 0 },
-    { CH_M_GET, "/health", ch_health_live, R_PUBLIC, 0 },
-    { CH_M_GET, "/healthz", ch_health_live, R_PUBLIC, 0 },
-    { CH_M_GET, "/api/health", ch_health_live, R_PUBLIC, 0 },
-    { CH_M_GET, "/ready", ch_health_ready, R_PUBLIC, 0 },
-    { CH_M_GET, "/readyz", ch_health_ready, R_PUBLIC, 0 },
-    { CH_M_GET, "/health/detail", ch_health_detail, CH_SCOPE_READ, 0 },
-    { CH_M_GET, "/metrics", ch_metrics_handler, CH_SCOPE_READ | R_METRICS, 0 },
-    { CH_M_GET, "/api/v1/tokens", ch_tokens_rest_list, CH_SCOPE_ADMIN, 0 },
-    { CH_M_POST, "/api/v1/tokens", ch_tokens_rest_create, CH_SCOPE_ADMIN | R_JSON, 64 * 1024 },
-    { CH_M_DELETE, "/api/v1/tokens/:name", ch_tokens_rest_delete, CH_SCOPE_ADMIN, 0 },
-    { CH_M_POST, "/api/v1/chat", ch_rest_chat, CH_SCOPE_CHAT | R_JSON, 0 },
-    { CH_M_POST, "/api/v1/chat/stream", ch_rest_chat_stream, CH_SCOPE_CHAT | R_JSON, 0 },
-    { CH_M_GET, "/api/v1/sessions", ch_rest_sessions_list, CH_SCOPE_READ, 0 },
-    { CH_M_GET, "/api/v1/sessions/:key", ch_rest_sessions_show, CH_SCOPE_READ, 0 },
-    { CH_M_DELETE, "/api/v1/sessions/:key", ch_rest_sessions_delete, CH_SCOPE_ADMIN, 0 },
-    { CH_M_POST, "/api/v1/sessions/:key/reset", ch_rest_sessions_reset, CH_SCOPE_ADMIN, 4096 },
-    { CH_M_GET, "/api/v1/conversations", ch_rest_conversations_list, CH_SCOPE_READ, 0 },
-    { CH_M_GET, "/api/v1/conversations/:id", ch_rest_conversations_show, CH_SCOPE_READ, 0 },
-    { CH_M_DELETE, "/api/v1/conversations/:id", ch_rest_conversations_delete, CH_SCOPE_ADMIN, 0 },
-    { CH_M_GET, "/api/v1/models", ch_rest_models, CH_SCOPE_READ, 0 },
-    { CH_M_GET, "/api/v1/runs", ch_rest_runs_list, CH_SCOPE_READ, 0 },
-    { CH_M_GET, "/api/v1/runs/:id", ch_rest_runs_get, CH_SCOPE_READ, 0 },
-    { CH_M_POST, "/api/v1/runs/:id/abort", ch_rest_runs_abort, CH_SCOPE_CHAT, 4096 },
+    {CH_M_POST, "/v1/chat/completions", ch_openai_completions, CH_SCOPE_CHAT | R_JSON | R_OPENAI, 20 * 1024 * 1024},
+    {CH_M_GET, "/v1/models", ch_openai_models, CH_SCOPE_READ | R_OPENAI, 0},
+    {CH_M_GET, "/v1/models/*", ch_openai_model, CH_SCOPE_READ | R_OPENAI, 0},
+    {CH_M_GET, "/health", ch_health_live, R_PUBLIC, 0},
+    {CH_M_GET, "/healthz", ch_health_live, R_PUBLIC, 0},
+    {CH_M_GET, "/api/health", ch_health_live, R_PUBLIC, 0},
+    {CH_M_GET, "/ready", ch_health_ready, R_PUBLIC, 0},
+    {CH_M_GET, "/readyz", ch_health_ready, R_PUBLIC, 0},
+    {CH_M_GET, "/health/detail", ch_health_detail, CH_SCOPE_READ, 0},
+    {CH_M_GET, "/metrics", ch_metrics_handler, CH_SCOPE_READ | R_METRICS, 0},
+    {CH_M_GET, "/api/v1/tokens", ch_tokens_rest_list, CH_SCOPE_ADMIN, 0},
+    {CH_M_POST, "/api/v1/tokens", ch_tokens_rest_create, CH_SCOPE_ADMIN | R_JSON, 64 * 1024},
+    {CH_M_DELETE, "/api/v1/tokens/:name", ch_tokens_rest_delete, CH_SCOPE_ADMIN, 0},
+    {CH_M_POST, "/api/v1/chat", ch_rest_chat, CH_SCOPE_CHAT | R_JSON, 0},
+    {CH_M_POST, "/api/v1/chat/stream", ch_rest_chat_stream, CH_SCOPE_CHAT | R_JSON, 0},
+    {CH_M_GET, "/api/v1/sessions", ch_rest_sessions_list, CH_SCOPE_READ, 0},
+    {CH_M_GET, "/api/v1/sessions/:key", ch_rest_sessions_show, CH_SCOPE_READ, 0},
+    {CH_M_DELETE, "/api/v1/sessions/:key", ch_rest_sessions_delete, CH_SCOPE_ADMIN, 0},
+    {CH_M_POST, "/api/v1/sessions/:key/reset", ch_rest_sessions_reset, CH_SCOPE_ADMIN, 4096},
+    {CH_M_GET, "/api/v1/conversations", ch_rest_conversations_list, CH_SCOPE_READ, 0},
+    {CH_M_GET, "/api/v1/conversations/:id", ch_rest_conversations_show, CH_SCOPE_READ, 0},
+    {CH_M_DELETE, "/api/v1/conversations/:id", ch_rest_conversations_delete, CH_SCOPE_ADMIN, 0},
+    {CH_M_GET, "/api/v1/models", ch_rest_models, CH_SCOPE_READ, 0},
+    {CH_M_GET, "/api/v1/runs", ch_rest_runs_list, CH_SCOPE_READ, 0},
+    {CH_M_GET, "/api/v1/runs/:id", ch_rest_runs_get, CH_SCOPE_READ, 0},
+    {CH_M_POST, "/api/v1/runs/:id/abort", ch_rest_runs_abort, CH_SCOPE_CHAT, 4096},
     /* The outbox and outgoing webhooks (rest_deliveries.c, issue #4 items 2-3). */
-    { CH_M_GET, "/api/v1/deliveries", ch_rest_deliveries_list, CH_SCOPE_ADMIN, 0 },
-    { CH_M_GET, "/api/v1/deliveries/:id", ch_rest_deliveries_get, CH_SCOPE_ADMIN, 0 },
-    { CH_M_POST, "/api/v1/deliveries/:id/retry", ch_rest_deliveries_retry, CH_SCOPE_ADMIN, 4096 },
-    { CH_M_GET, "/api/v1/webhooks", ch_rest_webhooks_list, CH_SCOPE_ADMIN, 0 },
-    { CH_M_POST, "/api/v1/webhooks", ch_rest_webhooks_create, CH_SCOPE_ADMIN | R_JSON, 64 * 1024 },
-    { CH_M_DELETE, "/api/v1/webhooks/:id", ch_rest_webhooks_delete, CH_SCOPE_ADMIN, 0 },
+    {CH_M_GET, "/api/v1/deliveries", ch_rest_deliveries_list, CH_SCOPE_ADMIN, 0},
+    {CH_M_GET, "/api/v1/deliveries/:id", ch_rest_deliveries_get, CH_SCOPE_ADMIN, 0},
+    {CH_M_POST, "/api/v1/deliveries/:id/retry", ch_rest_deliveries_retry, CH_SCOPE_ADMIN, 4096},
+    {CH_M_GET, "/api/v1/webhooks", ch_rest_webhooks_list, CH_SCOPE_ADMIN, 0},
+    {CH_M_POST, "/api/v1/webhooks", ch_rest_webhooks_create, CH_SCOPE_ADMIN | R_JSON, 64 * 1024},
+    {CH_M_DELETE, "/api/v1/webhooks/:id", ch_rest_webhooks_delete, CH_SCOPE_ADMIN, 0},
     /* Hooks (hooks*.c, issue #4 item 1).  ch_hooks_on_head matches them
      * under hooks.path (so a configured path works) with hooks.token auth;
      * reached through the router they are answered 404 (hooks disabled,
      * or outside the configured path).  Any method: a GET on a disabled
      * hook path is a 404 too, not a 405. */
-    { CH_HOOK_METHODS, "/hooks/agent", ch_hooks_agent, R_HOOK, 0 },
-    { CH_HOOK_METHODS, "/hooks/wake", ch_hooks_wake, R_HOOK, 0 },
-    { CH_HOOK_METHODS, "/hooks/*", ch_hooks_mapped, R_HOOK, 0 },
+    {CH_HOOK_METHODS, "/hooks/agent", ch_hooks_agent, R_HOOK, 0},
+    {CH_HOOK_METHODS, "/hooks/wake", ch_hooks_wake, R_HOOK, 0},
+    {CH_HOOK_METHODS, "/hooks/*", ch_hooks_mapped, R_HOOK, 0},
     /* Sends and skills (rest_send.c, rest_skills.c, issue #4 item 4). */
-    { CH_M_POST, "/api/v1/send", ch_rest_send, CH_SCOPE_SEND | R_JSON, 0 },
-    { CH_M_GET, "/api/v1/skills", ch_rest_skills, CH_SCOPE_READ, 0 },
+    {CH_M_POST, "/api/v1/send", ch_rest_send, CH_SCOPE_SEND | R_JSON, 0},
+    {CH_M_GET, "/api/v1/skills", ch_rest_skills, CH_SCOPE_READ, 0},
     /* Seed 004's Django client (docs/compatibility.md). */
-    { CH_M_POST, "/api/messages/send", ch_rest_messages_send, CH_SCOPE_SEND | R_JSON, 0 },
-    { CH_M_POST, "/api/messages/broadcast", ch_rest_messages_broadcast, CH_SCOPE_SEND | R_JSON, 0 },
-    { CH_M_GET, "/api/sessions/:id", ch_rest_sessions_show, CH_SCOPE_READ, 0 },
-    { CH_M_POST, "/api/sessions/:id/reset", ch_rest_seed_session_reset, CH_SCOPE_ADMIN, 4096 },
+    {CH_M_POST, "/api/messages/send", ch_rest_messages_send, CH_SCOPE_SEND | R_JSON, 0},
+    {CH_M_POST, "/api/messages/broadcast", ch_rest_messages_broadcast, CH_SCOPE_SEND | R_JSON, 0},
+    {CH_M_GET, "/api/sessions/:id", ch_rest_sessions_show, CH_SCOPE_READ, 0},
+    {CH_M_POST, "/api/sessions/:id/reset", ch_rest_seed_session_reset, CH_SCOPE_ADMIN, 4096},
 };
 
 /*
@@ -109,8 +109,8 @@ static bool find_secret(const struct ch_http_req *r, struct ch_str *out)
 
     if (h) {
         struct ch_str v = ch_str_trim(*h);
-        if (v.len > 7 && ch_str_eq_ci((struct ch_str){ v.p, 7 }, "bearer ")) {
-            *out = ch_str_trim((struct ch_str){ v.p + 7, v.len - 7 });
+        if (v.len > 7 && ch_str_eq_ci((struct ch_str){v.p, 7}, "bearer ")) {
+            *out = ch_str_trim((struct ch_str){v.p + 7, v.len - 7});
             return out->len > 0;
         }
     }
@@ -135,7 +135,7 @@ static int refuse_auth(struct ch_api *a, struct ch_http_req *r, int64_t now)
     ch_auth_fail_record(a, r->remote_addr, now);
     ch_http_add_header(r, "WWW-Authenticate", "Bearer");
     refuse(r, 401, "unauthorized",
-                          "missing, invalid, expired or revoked token; send it as Authorization: Bearer <token>");
+           "missing, invalid, expired or revoked token; send it as Authorization: Bearer <token>");
     return CH_ECANCELED;
 }
 
@@ -149,8 +149,8 @@ static int authorize(struct ch_api *a, struct ch_http_req *r, unsigned flags)
 
     if (query_has_token(r)) {
         refuse(r, 400, "token_in_query",
-                              "tokens are not accepted in the query string; send Authorization: Bearer <token> "
-                              "or x-openclaw-token: <token>");
+               "tokens are not accepted in the query string; send Authorization: Bearer <token> "
+               "or x-openclaw-token: <token>");
         return CH_ECANCELED;
     }
     wait = ch_auth_fail_check(a, r->remote_addr, now);
@@ -159,7 +159,7 @@ static int authorize(struct ch_api *a, struct ch_http_req *r, unsigned flags)
         snprintf(ra, sizeof(ra), "%lld", (long long)((wait + 999) / 1000));
         ch_http_add_header(r, "Retry-After", ra);
         refuse(r, 429, "too_many_failed_attempts",
-                              "too many failed authentication attempts from this address; retry in %s s", ra);
+               "too many failed authentication attempts from this address; retry in %s s", ra);
         return CH_ECANCELED;
     }
     if (!find_secret(r, &secret))
@@ -175,14 +175,14 @@ static int authorize(struct ch_api *a, struct ch_http_req *r, unsigned flags)
         e->dirty = true;
     if (need && !(e->scopes & CH_SCOPE_ADMIN) && !(e->scopes & need)) {
         char msg[160];
-        snprintf(msg, sizeof(msg), "token '%s' lacks scope '%s', which this route needs", e->name,
-                 scope_name(need));
+        snprintf(msg, sizeof(msg), "token '%s' lacks scope '%s', which this route needs", e->name, scope_name(need));
         if (r->route->flags & R_OPENAI) {
             refuse(r, 403, "forbidden", "%s", msg);
             return CH_ECANCELED;
         }
-        ch_http_respond_json(r, 403, json_pack("{s:s, s:s, s:s}", "error", "forbidden", "message", msg,
-                                               "missingScope", scope_name(need)));
+        ch_http_respond_json(
+            r, 403,
+            json_pack("{s:s, s:s, s:s}", "error", "forbidden", "message", msg, "missingScope", scope_name(need)));
         return CH_ECANCELED;
     }
     if (ch_rate_check(a, r, e) != 0)
@@ -224,8 +224,8 @@ static int api_on_head(struct ch_http_req *r, size_t *max_body, void *data)
         char allow[64];
         ch_http_methods_format(allowed, allow, sizeof(allow));
         ch_http_add_header(r, "Allow", allow);
-        ch_http_respond_error(r, 405, "method_not_allowed", "%s is not allowed here; allowed: %s",
-                              r->method_name, allow);
+        ch_http_respond_error(r, 405, "method_not_allowed", "%s is not allowed here; allowed: %s", r->method_name,
+                              allow);
         return CH_ECANCELED;
     }
     rt = r->route;
@@ -276,9 +276,9 @@ static void api_on_done(struct ch_http_req *r, void *data)
         snprintf(st, sizeof(st), "%d", r->status);
         snprintf(bytes, sizeof(bytes), "%llu", (unsigned long long)r->bytes_out);
         snprintf(us, sizeof(us), "%llu", (unsigned long long)(lat / 1000));
-        ch_log_kv(CH_LOG_INFO, "access", "id", r->request_id, "method", r->method_name, "path", path,
-                  "status", st, "bytes", bytes, "latency_us", us, "token", r->token_name ? r->token_name : "-",
-                  "addr", r->remote_addr, (const char *)NULL);
+        ch_log_kv(CH_LOG_INFO, "access", "id", r->request_id, "method", r->method_name, "path", path, "status", st,
+                  "bytes", bytes, "latency_us", us, "token", r->token_name ? r->token_name : "-", "addr",
+                  r->remote_addr, (const char *)NULL);
     }
     if (a->audit_on && r->token_name)
         ch_audit_record(a, r, lat);
@@ -314,8 +314,8 @@ static void on_tick(void *data)
 
 static void apply_config(struct ch_api *a)
 {
-    a->max_body = (size_t)ch_config_size(a->cfg, "api.security.maxBodySize",
-                                         (uint64_t)a->limits->v[CH_LIMIT_MAX_BODY_BYTES]);
+    a->max_body =
+        (size_t)ch_config_size(a->cfg, "api.security.maxBodySize", (uint64_t)a->limits->v[CH_LIMIT_MAX_BODY_BYTES]);
     a->metrics_public = ch_config_bool(a->cfg, "metrics.public", false);
     a->access_log = ch_config_bool(a->cfg, "log.access", true);
 }
@@ -366,7 +366,7 @@ out:
 
 int ch_api_reload(struct ch_api *a, const struct ch_config *cfg, struct ch_error *err)
 {
-    struct ch_security fresh = { 0 }, old = a->sec;
+    struct ch_security fresh = {0}, old = a->sec;
     int rc;
 
     a->cfg = cfg;
@@ -393,13 +393,13 @@ void ch_api_tokens_take(struct ch_api *a, struct ch_token_list *list)
 void ch_api_begin_shutdown(struct ch_api *a)
 {
     a->shutting_down = true;
-    ch_oc_shutdown(a);    /* WS clients: `shutdown`, then close 1012, before the HTTP drain */
+    ch_oc_shutdown(a); /* WS clients: `shutdown`, then close 1012, before the HTTP drain */
 }
 
 void ch_api_stop(struct ch_api *a)
 {
-    ch_oc_shutdown(a);    /* WS clients: `shutdown`, then close 1012 */
-    ch_auth_tick(a);      /* last-used write-back */
+    ch_oc_shutdown(a); /* WS clients: `shutdown`, then close 1012 */
+    ch_auth_tick(a);   /* last-used write-back */
     ch_openai_flush_usage(a);
     ch_audit_flush(a);
     a->stopped = true;

@@ -125,13 +125,15 @@ int ch_auth_load_config(struct ch_api *a)
             return e ? rc : CH_ENOMEM;
     }
     toks = ch_config_get(c, "api.auth.tokens");
-    json_array_foreach(toks, i, t) {
+    json_array_foreach(toks, i, t)
+    {
         const json_t *sc = json_object_get(t, "scope"), *one;
         const char *name = json_string_value(json_object_get(t, "name"));
         const char *secret = json_string_value(json_object_get(t, "token"));
         unsigned mask = 0;
         size_t j;
-        json_array_foreach(sc, j, one) {
+        json_array_foreach(sc, j, one)
+        {
             unsigned m = 0;
             if (ch_scopes_parse(json_string_value(one), &m, NULL) == 0)
                 mask |= m;
@@ -266,8 +268,8 @@ void ch_auth_fail_record(struct ch_api *a, const char *addr, int64_t now_ms)
     if (++f->count >= a->auth.max_attempts) {
         f->locked_until_ms = now_ms + a->auth.lockout_ms;
         f->count = 0;
-        ch_log_warn("auth: %s locked out for %lld ms after %d failed attempts", addr,
-                    (long long)a->auth.lockout_ms, a->auth.max_attempts);
+        ch_log_warn("auth: %s locked out for %lld ms after %d failed attempts", addr, (long long)a->auth.lockout_ms,
+                    a->auth.max_attempts);
     }
 }
 

@@ -46,7 +46,7 @@ struct touch_job {
 static int touch_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct touch_job *tj = (struct touch_job *)job;
-    return ch_tokens_touch(db, (const char (*)[65])tj->hashes, tj->when, tj->n);
+    return ch_tokens_touch(db, (const char(*)[65])tj->hashes, tj->when, tj->n);
 }
 
 static void touch_done(struct ch_store_job *job, int rc)

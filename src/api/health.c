@@ -26,7 +26,7 @@ void ch_health_live(struct ch_http_req *r, void *data)
 void ch_health_ready(struct ch_http_req *r, void *data)
 {
     struct ch_api *a = data;
-    struct ch_store_stats ss = { 0 };
+    struct ch_store_stats ss = {0};
     json_t *failing = json_array();
 
     if (a->store)
@@ -71,8 +71,8 @@ static void add_agent(struct ch_api *a, json_t *o)
                   (json_int_t)(b->cache_read_tokens + (int64_t)st.usage.cache_read_tokens), "cacheWriteTokens",
                   (json_int_t)(b->cache_write_tokens + (int64_t)st.usage.cache_write_tokens), "totalTokens",
                   (json_int_t)(b->input_tokens + b->output_tokens + b->cache_read_tokens + b->cache_write_tokens +
-                               (int64_t)(st.usage.input_tokens + st.usage.output_tokens +
-                                         st.usage.cache_read_tokens + st.usage.cache_write_tokens)),
+                               (int64_t)(st.usage.input_tokens + st.usage.output_tokens + st.usage.cache_read_tokens +
+                                         st.usage.cache_write_tokens)),
                   "estimatedCostUsd", b->cost_usd + st.cost_usd));
     json_object_set_new(o, "llm", ch_llm_client_stats_json(ch_agent_llm(a->agent)));
 }
@@ -80,8 +80,8 @@ static void add_agent(struct ch_api *a, json_t *o)
 void ch_health_detail(struct ch_http_req *r, void *data)
 {
     struct ch_api *a = data;
-    struct ch_http_stats hs = { 0 };
-    struct ch_store_stats ss = { 0 };
+    struct ch_http_stats hs = {0};
+    struct ch_store_stats ss = {0};
     uint64_t rss = 0, anon = 0, live = 0;
     const struct ch_config *c = a->cfg;
     struct ch_map_entry *me;
@@ -98,22 +98,18 @@ void ch_health_detail(struct ch_http_req *r, void *data)
         ch_net_rss(&rss, &anon);
     while ((me = ch_map_next(&a->auth.by_hash, &it)) != NULL)
         live += ((struct ch_auth_entry *)me->value)->from_db;
-    o = json_pack("{s:b, s:s, s:I, s:I, s:s?, s:s, s:{s:I, s:I, s:I}, s:{s:I}, s:{s:I, s:I, s:I},"
-                  " s:{s:I, s:I}, s:{s:b, s:s?, s:i, s:I, s:I, s:I, s:I}, s:{s:I}}",
-                  "ok", 1, "version", CH_VERSION, "uptimeMs", (json_int_t)(a->net ? ch_net_uptime_ms(a->net) : 0),
-                  "pid", (json_int_t)getpid(), "configPath", c ? c->path : NULL, "stateDir", a->state_dir,
-                  "connections", "open", (json_int_t)hs.conns_open, "total", (json_int_t)hs.conns_total,
-                  "rejected", (json_int_t)hs.conns_rejected,
-                  "requests", "total", (json_int_t)hs.requests_total,
-                  "memory", "rssBytes", (json_int_t)rss, "rssAnonBytes", (json_int_t)anon, "heapBytes",
-                  (json_int_t)ch_alloc_live_bytes(),
-                  "eventLoop", "lagMs", (json_int_t)(a->net ? a->net->lag_ms : 0), "lagMaxMs",
-                  (json_int_t)(a->net ? a->net->lag_max_ms : 0),
-                  "store", "ok", ss.open, "path", a->store ? ch_store_path(a->store) : NULL, "schemaVersion",
-                  ss.schema_version, "writeQueueDepth", (json_int_t)ss.write_queue_depth, "writeQueueMax",
-                  (json_int_t)ss.write_queue_max, "commits", (json_int_t)ss.commits, "writes",
-                  (json_int_t)ss.writes_committed,
-                  "tokens", "live", (json_int_t)live);
+    o = json_pack(
+        "{s:b, s:s, s:I, s:I, s:s?, s:s, s:{s:I, s:I, s:I}, s:{s:I}, s:{s:I, s:I, s:I},"
+        " s:{s:I, s:I}, s:{s:b, s:s?, s:i, s:I, s:I, s:I, s:I}, s:{s:I}}",
+        "ok", 1, "version", CH_VERSION, "uptimeMs", (json_int_t)(a->net ? ch_net_uptime_ms(a->net) : 0), "pid",
+        (json_int_t)getpid(), "configPath", c ? c->path : NULL, "stateDir", a->state_dir, "connections", "open",
+        (json_int_t)hs.conns_open, "total", (json_int_t)hs.conns_total, "rejected", (json_int_t)hs.conns_rejected,
+        "requests", "total", (json_int_t)hs.requests_total, "memory", "rssBytes", (json_int_t)rss, "rssAnonBytes",
+        (json_int_t)anon, "heapBytes", (json_int_t)ch_alloc_live_bytes(), "eventLoop", "lagMs",
+        (json_int_t)(a->net ? a->net->lag_ms : 0), "lagMaxMs", (json_int_t)(a->net ? a->net->lag_max_ms : 0), "store",
+        "ok", ss.open, "path", a->store ? ch_store_path(a->store) : NULL, "schemaVersion", ss.schema_version,
+        "writeQueueDepth", (json_int_t)ss.write_queue_depth, "writeQueueMax", (json_int_t)ss.write_queue_max, "commits",
+        (json_int_t)ss.commits, "writes", (json_int_t)ss.writes_committed, "tokens", "live", (json_int_t)live);
     if (o && a->agent)
         add_agent(a, o);
     ch_http_respond_json(r, 200, o);

@@ -22,12 +22,12 @@
 #define MAX_BASE_PATH 128
 
 static const char *const reason_names[CH_HOOK_R__COUNT] = {
-    "agent",     "wake",          "mapping",        "replay",       "completed",    "disabled",    "not_found",
-    "method",    "token_in_query", "unauthorized",  "throttled",    "too_large",    "invalid_json", "invalid",
-    "session_key", "model",       "queue_full",     "unavailable",  "internal",     "client_gone",
+    "agent",       "wake",           "mapping",      "replay",      "completed", "disabled",     "not_found",
+    "method",      "token_in_query", "unauthorized", "throttled",   "too_large", "invalid_json", "invalid",
+    "session_key", "model",          "queue_full",   "unavailable", "internal",  "client_gone",
 };
 
-static const char *const dlv_names[CH_HOOK_D__COUNT] = { "queued", "invalid_json", "skipped", "failed", "webhook" };
+static const char *const dlv_names[CH_HOOK_D__COUNT] = {"queued", "invalid_json", "skipped", "failed", "webhook"};
 
 const char *ch_hook_reason_name(enum ch_hook_reason r)
 {
@@ -52,7 +52,7 @@ static void config_release(struct ch_hooks *h)
  * OpenClaw does (every path would be a hook). */
 static int load_base(struct ch_hooks *h, const char *p, struct ch_error *err)
 {
-    static const char *const taken[] = { "/api", "/v1", "/health", "/healthz", "/ready", "/readyz", "/metrics" };
+    static const char *const taken[] = {"/api", "/v1", "/health", "/healthz", "/ready", "/readyz", "/metrics"};
     size_t n = p ? strlen(p) : 0;
 
     while (n > 1 && p[n - 1] == '/')
@@ -68,8 +68,7 @@ static int load_base(struct ch_hooks *h, const char *p, struct ch_error *err)
     for (size_t i = 0; i < CH_ARRAY_SIZE(taken); i++) {
         size_t t = strlen(taken[i]);
         if (n >= t && !memcmp(p, taken[i], t) && (n == t || p[t] == '/'))
-            return ch_error_set(err, CH_EINVAL, "hooks.path must not be under %s (the gateway's own paths)",
-                                taken[i]);
+            return ch_error_set(err, CH_EINVAL, "hooks.path must not be under %s (the gateway's own paths)", taken[i]);
     }
     h->base = ch_malloc(n + 1);
     if (!h->base)
@@ -98,8 +97,10 @@ static int load_config(struct ch_api *a, struct ch_hooks *h, struct ch_error *er
     dk = ch_config_str(c, "hooks.defaultSessionKey", NULL);
     if (dk && *dk) {
         if (!ch_hooks_key_ok(dk))
-            return ch_error_set(err, CH_EINVAL, "hooks.defaultSessionKey must be 1-%d printable characters without "
-                                "spaces", CH_STORE_MAX_KEY_BYTES);
+            return ch_error_set(err, CH_EINVAL,
+                                "hooks.defaultSessionKey must be 1-%d printable characters without "
+                                "spaces",
+                                CH_STORE_MAX_KEY_BYTES);
         if (!(h->default_key = ch_strdup(dk)))
             return CH_ENOMEM;
     }
@@ -198,8 +199,8 @@ void ch_hooks_count(struct ch_api *a, const struct ch_http_req *r, bool accepted
                     detail && *detail ? ": " : "", detail ? detail : "");
     else if (!accepted)
         ch_log_warn("hooks: refused %s %.*s from %s (request %s): %s%s%s", r->method_name,
-                    (int)CH_MIN(r->path.len, (size_t)200), r->path.p, r->remote_addr, r->request_id,
-                    reason_names[why], detail && *detail ? ": " : "", detail ? detail : "");
+                    (int)CH_MIN(r->path.len, (size_t)200), r->path.p, r->remote_addr, r->request_id, reason_names[why],
+                    detail && *detail ? ": " : "", detail ? detail : "");
 }
 
 int ch_hooks_refuse(struct ch_api *a, struct ch_http_req *r, int status, enum ch_hook_reason why, const char *fmt, ...)
@@ -284,8 +285,8 @@ static bool find_secret(const struct ch_http_req *r, struct ch_str *out)
 
     if (h) {
         struct ch_str v = ch_str_trim(*h);
-        if (v.len > 7 && ch_str_eq_ci((struct ch_str){ v.p, 7 }, "bearer ")) {
-            *out = ch_str_trim((struct ch_str){ v.p + 7, v.len - 7 });
+        if (v.len > 7 && ch_str_eq_ci((struct ch_str){v.p, 7}, "bearer ")) {
+            *out = ch_str_trim((struct ch_str){v.p + 7, v.len - 7});
             if (out->len > 0)
                 return true;
         }
@@ -384,10 +385,10 @@ static bool under_base(const struct ch_hooks *h, struct ch_str path)
 
 struct ch_str ch_hooks_subpath(const struct ch_api *a, const struct ch_http_req *r)
 {
-    struct ch_str s = { r->path.p, r->path.len };
+    struct ch_str s = {r->path.p, r->path.len};
 
     if (!a->hooks || !under_base(a->hooks, s))
-        return (struct ch_str){ "", 0 };
+        return (struct ch_str){"", 0};
     s.p += a->hooks->base_len;
     s.len -= a->hooks->base_len;
     while (s.len && s.p[0] == '/') { /* OpenClaw: subPath.replace(/^\/+/, "") */

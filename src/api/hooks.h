@@ -50,11 +50,11 @@ const char *ch_hook_reason_name(enum ch_hook_reason r);
 
 /* Delivery outcomes counted when a hook run ends. */
 enum ch_hook_dlv {
-    CH_HOOK_D_QUEUED,         /* handed to the outbox (committed) */
-    CH_HOOK_D_INVALID_JSON,   /* raw mode and the final text is not JSON */
-    CH_HOOK_D_SKIPPED,        /* raw mode and the run failed; or no such channel */
-    CH_HOOK_D_FAILED,         /* the outbox refused it */
-    CH_HOOK_D_WEBHOOK,        /* deliver to the `webhook` channel: event emitted */
+    CH_HOOK_D_QUEUED,       /* handed to the outbox (committed) */
+    CH_HOOK_D_INVALID_JSON, /* raw mode and the final text is not JSON */
+    CH_HOOK_D_SKIPPED,      /* raw mode and the run failed; or no such channel */
+    CH_HOOK_D_FAILED,       /* the outbox refused it */
+    CH_HOOK_D_WEBHOOK,      /* deliver to the `webhook` channel: event emitted */
     CH_HOOK_D__COUNT
 };
 
@@ -73,25 +73,25 @@ struct ch_hook_fail {
  */
 struct ch_hooks {
     bool enabled;
-    char *base;                /* owned: hooks.path, no trailing '/', never "/" */
+    char *base; /* owned: hooks.path, no trailing '/', never "/" */
     size_t base_len;
-    bool has_token;            /* hooks.token set: only it is accepted */
-    char token_hash[65];       /* SHA-256 hex of hooks.token (compared in constant time) */
-    size_t max_body;           /* hooks.maxBodyBytes */
-    bool allow_request_key;    /* hooks.allowRequestSessionKey */
-    char *default_key;         /* owned or NULL: hooks.defaultSessionKey */
-    json_t *prefixes;          /* owned array of strings; empty: any key */
-    json_t *mappings;          /* owned deep copy of hooks.mappings (array) */
-    json_t *callback;          /* owned deep copy of hooks.callback, or NULL */
-    int retry_max;             /* hooks.retry.maxAttempts */
-    int64_t retry_backoff_ms;  /* hooks.retry.backoffMs */
-    struct ch_map fails;       /* address -> struct ch_hook_fail (owned) */
-    struct ch_agent_sub *sub;  /* every run's END (hooks_deliver.c); NULL without agent */
-    struct ch_hooks_recover *recover; /* the start-up scan while it runs (it outlives a failed start) */
-    int64_t started_ms;        /* runs that finished before this are the recovery scan's */
-    uint64_t counts[2][CH_HOOK_R__COUNT];   /* [0] accepted, [1] refused */
+    bool has_token;                       /* hooks.token set: only it is accepted */
+    char token_hash[65];                  /* SHA-256 hex of hooks.token (compared in constant time) */
+    size_t max_body;                      /* hooks.maxBodyBytes */
+    bool allow_request_key;               /* hooks.allowRequestSessionKey */
+    char *default_key;                    /* owned or NULL: hooks.defaultSessionKey */
+    json_t *prefixes;                     /* owned array of strings; empty: any key */
+    json_t *mappings;                     /* owned deep copy of hooks.mappings (array) */
+    json_t *callback;                     /* owned deep copy of hooks.callback, or NULL */
+    int retry_max;                        /* hooks.retry.maxAttempts */
+    int64_t retry_backoff_ms;             /* hooks.retry.backoffMs */
+    struct ch_map fails;                  /* address -> struct ch_hook_fail (owned) */
+    struct ch_agent_sub *sub;             /* every run's END (hooks_deliver.c); NULL without agent */
+    struct ch_hooks_recover *recover;     /* the start-up scan while it runs (it outlives a failed start) */
+    int64_t started_ms;                   /* runs that finished before this are the recovery scan's */
+    uint64_t counts[2][CH_HOOK_R__COUNT]; /* [0] accepted, [1] refused */
     uint64_t deliveries[CH_HOOK_D__COUNT];
-    uint64_t recovered;        /* deliveries re-queued by the start-up scan */
+    uint64_t recovered; /* deliveries re-queued by the start-up scan */
 };
 
 /* ---- hooks.c: configuration, the head check, counters ---- */
@@ -115,8 +115,8 @@ int ch_hooks_on_head(struct ch_api *a, struct ch_http_req *r, size_t *max_body);
 void ch_hooks_count(struct ch_api *a, const struct ch_http_req *r, bool accepted, enum ch_hook_reason why,
                     const char *detail);
 /* Refuse with {"ok":false,"error":msg}: counted and logged.  Returns CH_ECANCELED. */
-int ch_hooks_refuse(struct ch_api *a, struct ch_http_req *r, int status, enum ch_hook_reason why, const char *fmt,
-                    ...) __attribute__((format(printf, 5, 6)));
+int ch_hooks_refuse(struct ch_api *a, struct ch_http_req *r, int status, enum ch_hook_reason why, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* The hook part of /metrics, appended to b. */
 void ch_hooks_metrics(struct ch_api *a, struct ch_buf *b);
 /* The sub-path after hooks.path ("agent", "github/push"), borrowed from r. */
@@ -126,14 +126,14 @@ struct ch_str ch_hooks_subpath(const struct ch_api *a, const struct ch_http_req 
 
 /* One validated hook request.  Every string is an owned copy. */
 struct ch_hook_in {
-    char *message;             /* non-blank; reaches the model byte for byte */
+    char *message; /* non-blank; reaches the model byte for byte */
     char *session_key;
-    char *model;               /* as given (an alias is fine: the agent resolves it), or NULL */
-    char *idem;                /* the caller's idempotency key, or NULL */
-    int64_t timeout_s;         /* 0: agents.defaults.timeoutSeconds */
-    bool wait;                 /* waitForCompletion */
-    json_t *hook;              /* owned: meta.hook of the run (name, delivery, callback...) */
-    const char *source;        /* static: the run's source, "hook" or "wake" */
+    char *model;        /* as given (an alias is fine: the agent resolves it), or NULL */
+    char *idem;         /* the caller's idempotency key, or NULL */
+    int64_t timeout_s;  /* 0: agents.defaults.timeoutSeconds */
+    bool wait;          /* waitForCompletion */
+    json_t *hook;       /* owned: meta.hook of the run (name, delivery, callback...) */
+    const char *source; /* static: the run's source, "hook" or "wake" */
     enum ch_hook_reason ok_reason;
 };
 void ch_hook_in_release(struct ch_hook_in *in);
@@ -167,10 +167,10 @@ json_t *ch_hooks_completion_json(const char *run_id, const struct ch_agent_resul
 
 /* What a template may refer to.  All borrowed. */
 struct ch_hook_tpl_ctx {
-    const json_t *payload;              /* the JSON body */
-    const struct ch_http_req *req;      /* {{headers.x}}, {{query.x}}; may be NULL */
-    struct ch_str path;                 /* {{path}}: the sub-path */
-    int64_t now_ms;                     /* {{now}} */
+    const json_t *payload;         /* the JSON body */
+    const struct ch_http_req *req; /* {{headers.x}}, {{query.x}}; may be NULL */
+    struct ch_str path;            /* {{path}}: the sub-path */
+    int64_t now_ms;                /* {{now}} */
 };
 /*
  * Render `{{ expr }}` placeholders: payload.a.b[0].c (or a bare path into

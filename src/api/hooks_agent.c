@@ -18,29 +18,29 @@
 #include "api/hooks.h"
 
 #define DAY_MS 86400000LL
-#define WAIT_GRACE_MS 30000        /* past the run's own timeout, for its queueing */
+#define WAIT_GRACE_MS 30000 /* past the run's own timeout, for its queueing */
 #define MAIN_SESSION "agent:main:main"
-#define MAX_PLAIN_IDEM 160         /* longer (or unprintable) keys are stored hashed */
+#define MAX_PLAIN_IDEM 160 /* longer (or unprintable) keys are stored hashed */
 
 struct hjob {
-    struct ch_store_job job;       /* idempotency lookup, then the wait read: never both at once */
-    int refs;                      /* dispatch, store job, accept cb, subscription, timer */
-    struct ch_api *api;            /* borrowed */
-    struct ch_http_req *req;       /* ref held until freed */
-    struct ch_hook_in in;          /* owned */
-    const char *wake_mode;         /* static: answer in /hooks/wake's shape */
-    char run_id[40];               /* the id our run gets */
-    char *keys[2];                 /* owned: stored idempotency keys, today and yesterday */
-    char *found;                   /* owned: the run an idempotency key named */
+    struct ch_store_job job; /* idempotency lookup, then the wait read: never both at once */
+    int refs;                /* dispatch, store job, accept cb, subscription, timer */
+    struct ch_api *api;      /* borrowed */
+    struct ch_http_req *req; /* ref held until freed */
+    struct ch_hook_in in;    /* owned */
+    const char *wake_mode;   /* static: answer in /hooks/wake's shape */
+    char run_id[40];         /* the id our run gets */
+    char *keys[2];           /* owned: stored idempotency keys, today and yesterday */
+    char *found;             /* owned: the run an idempotency key named */
     int64_t found_created_ms;
-    char *watch;                   /* owned: the run we wait for */
+    char *watch; /* owned: the run we wait for */
     struct ch_agent_sub *sub;
     uv_timer_t timer;
     bool timer_on;
-    struct ch_run_rec rec;         /* the wait read */
-    bool answered;                 /* response out, or the client gone */
-    bool accepted;                 /* the run is durably queued */
-    bool gone_uncounted;           /* the client left first: count the outcome when it is known */
+    struct ch_run_rec rec; /* the wait read */
+    bool answered;         /* response out, or the client gone */
+    bool accepted;         /* the run is durably queued */
+    bool gone_uncounted;   /* the client left first: count the outcome when it is known */
 };
 
 static void hjob_unref(struct hjob *j)
@@ -140,9 +140,9 @@ static json_t *completion_from_rec(const struct ch_run_rec *rec)
     json_t *o;
 
     ch_time_iso8601(rec->finished_ms, fin);
-    o = json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:{s:I, s:I}, s:s}", "status", ch_run_status_name(rec->status),
-                  "text", text ? text : "", "error", rec->error, "errorClass", rec->error_class, "model", rec->model,
-                  "usage", "inputTokens", (json_int_t)rec->usage.input_tokens, "outputTokens",
+    o = json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:{s:I, s:I}, s:s}", "status", ch_run_status_name(rec->status), "text",
+                  text ? text : "", "error", rec->error, "errorClass", rec->error_class, "model", rec->model, "usage",
+                  "inputTokens", (json_int_t)rec->usage.input_tokens, "outputTokens",
                   (json_int_t)rec->usage.output_tokens, "finishedAt", fin);
     json_decref(res);
     return o;
@@ -155,8 +155,8 @@ static void on_event(const struct ch_agent_event *ev, void *data)
     if (ev->type != CH_AGENT_EV_END || j->answered)
         return;
     answer(j, 200,
-           json_pack("{s:b, s:s, s:o}", "ok", 1, "runId", ev->run_id,
-                     "completion", ch_hooks_completion_json(ev->run_id, ev->result)),
+           json_pack("{s:b, s:s, s:o}", "ok", 1, "runId", ev->run_id, "completion",
+                     ch_hooks_completion_json(ev->run_id, ev->result)),
            CH_HOOK_R_COMPLETED);
 }
 
@@ -195,8 +195,9 @@ static void read_run_done(struct ch_store_job *job, int rc)
     struct hjob *j = (struct hjob *)job;
 
     if (!j->answered && rc == 0 && j->rec.status != CH_RUN_QUEUED && j->rec.status != CH_RUN_RUNNING)
-        answer(j, 200, json_pack("{s:b, s:s, s:o}", "ok", 1, "runId", j->watch, "completion",
-                                 completion_from_rec(&j->rec)), CH_HOOK_R_COMPLETED);
+        answer(j, 200,
+               json_pack("{s:b, s:s, s:o}", "ok", 1, "runId", j->watch, "completion", completion_from_rec(&j->rec)),
+               CH_HOOK_R_COMPLETED);
     else if (!j->answered && rc && rc != CH_ENOTFOUND)
         refuse(j, 500, CH_HOOK_R_INTERNAL, "reading the run failed");
     /* queued or running: END answers; not stored yet: it is being queued. */
@@ -258,7 +259,7 @@ static void on_accepted(int rc, const char *run_id, bool duplicate, const char *
 
 static void submit(struct hjob *j)
 {
-    struct ch_agent_run_req rr = { 0 };
+    struct ch_agent_run_req rr = {0};
     json_t *meta = json_pack("{s:O}", "hook", j->in.hook);
 
     if (!meta) {
@@ -281,7 +282,7 @@ static void submit(struct hjob *j)
 static int lookup_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct hjob *j = (struct hjob *)job;
-    struct ch_run_rec rec = { 0 };
+    struct ch_run_rec rec = {0};
     int rc = 0;
 
     for (int k = 0; k < 2 && !j->found; k++) {
@@ -354,7 +355,8 @@ void ch_hooks_dispatch(struct ch_api *a, struct ch_http_req *r, struct ch_hook_i
     ch_http_req_on_close(r, on_client_close, j);
     if (!strcmp(j->in.source, "wake"))
         j->wake_mode = "now";
-    if (j->in.idem && (!(j->keys[0] = stored_key(j->in.idem, day)) || !(j->keys[1] = stored_key(j->in.idem, day - 1)))) {
+    if (j->in.idem &&
+        (!(j->keys[0] = stored_key(j->in.idem, day)) || !(j->keys[1] = stored_key(j->in.idem, day - 1)))) {
         refuse(j, 500, CH_HOOK_R_INTERNAL, "out of memory");
         goto out;
     }
@@ -415,8 +417,8 @@ void ch_hooks_agent(struct ch_http_req *r, void *data)
 struct wake_job {
     struct ch_store_job job;
     struct ch_api *api;
-    struct ch_http_req *req;       /* ref held */
-    char *content;                 /* owned JSON: the event as a system message */
+    struct ch_http_req *req; /* ref held */
+    char *content;           /* owned JSON: the event as a system message */
 };
 
 /* chela has no heartbeat yet: a next-heartbeat event is kept, durably, as
@@ -425,8 +427,8 @@ struct wake_job {
 static int wake_store(struct ch_db *db, struct ch_store_job *job)
 {
     struct wake_job *w = (struct wake_job *)job;
-    struct ch_session_rec s = { 0 };
-    struct ch_message_rec m = { 0 };
+    struct ch_session_rec s = {0};
+    struct ch_message_rec m = {0};
     int64_t now = ch_now_ms();
     int rc = ch_sessions_ensure(db, MAIN_SESSION, NULL, now, &s, NULL);
 
@@ -449,8 +451,8 @@ static void wake_done(struct ch_store_job *job, int rc)
     if (!ch_http_req_is_closed(w->req)) {
         if (rc == 0) {
             ch_hooks_count(w->api, w->req, true, CH_HOOK_R_WAKE, NULL);
-            ch_http_respond_json(w->req, 200, json_pack("{s:b, s:s, s:s}", "ok", 1, "mode", "next-heartbeat",
-                                                        "eventOutcome", "queued"));
+            ch_http_respond_json(
+                w->req, 200, json_pack("{s:b, s:s, s:s}", "ok", 1, "mode", "next-heartbeat", "eventOutcome", "queued"));
         } else {
             ch_hooks_refuse(w->api, w->req, 500, CH_HOOK_R_INTERNAL, "storing the wake event failed: %s",
                             ch_strerror(rc));
@@ -463,7 +465,7 @@ static void wake_done(struct ch_store_job *job, int rc)
 
 static void wake(struct ch_api *a, struct ch_http_req *r, const char *text, bool now, const char *name)
 {
-    struct ch_hook_in in = { 0 };
+    struct ch_hook_in in = {0};
     struct wake_job *w;
     json_t *c;
 
@@ -551,7 +553,7 @@ void ch_hooks_mapped(struct ch_http_req *r, void *data)
         ch_hooks_refuse(a, r, 404, CH_HOOK_R_NOT_FOUND, "no hook mapping matches '%.*s'", (int)CH_MIN(sub.len, 100),
                         sub.p);
     } else if (action && !strcmp(action, "wake")) {
-        struct ch_hook_tpl_ctx ctx = { body, r, sub, ch_now_ms() };
+        struct ch_hook_tpl_ctx ctx = {body, r, sub, ch_now_ms()};
         struct ch_buf text;
 
         ch_buf_init(&text, CH_STORE_MAX_CONTENT_BYTES / 4);

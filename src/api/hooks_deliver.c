@@ -27,22 +27,21 @@ json_t *ch_hooks_completion_json(const char *run_id, const struct ch_agent_resul
 
     (void)run_id;
     ch_time_iso8601(res->finished_ms ? res->finished_ms : ch_now_ms(), fin);
-    return json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:{s:I, s:I, s:I, s:I}, s:f, s:I, s:s}", "status",
-                     res->status, "text", res->text ? res->text : "", "error", res->error, "errorClass",
-                     res->error_class, "model", res->model, "provider", res->provider, "usage", "inputTokens",
-                     (json_int_t)res->usage.input_tokens, "outputTokens", (json_int_t)res->usage.output_tokens,
-                     "cacheReadTokens", (json_int_t)res->usage.cache_read_tokens, "cacheWriteTokens",
-                     (json_int_t)res->usage.cache_write_tokens, "costUsd", res->cost_usd, "durationMs",
-                     (json_int_t)(res->started_ms && res->finished_ms ? res->finished_ms - res->started_ms : 0),
-                     "finishedAt", fin);
+    return json_pack(
+        "{s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:{s:I, s:I, s:I, s:I}, s:f, s:I, s:s}", "status", res->status, "text",
+        res->text ? res->text : "", "error", res->error, "errorClass", res->error_class, "model", res->model,
+        "provider", res->provider, "usage", "inputTokens", (json_int_t)res->usage.input_tokens, "outputTokens",
+        (json_int_t)res->usage.output_tokens, "cacheReadTokens", (json_int_t)res->usage.cache_read_tokens,
+        "cacheWriteTokens", (json_int_t)res->usage.cache_write_tokens, "costUsd", res->cost_usd, "durationMs",
+        (json_int_t)(res->started_ms && res->finished_ms ? res->finished_ms - res->started_ms : 0), "finishedAt", fin);
 }
 
 /* ---- runs.delivery ---- */
 
 struct dlv_write {
     struct ch_store_job job;
-    char *run_id;             /* owned */
-    char *json;               /* owned JSON text */
+    char *run_id; /* owned */
+    char *json;   /* owned JSON text */
 };
 
 static int dlv_write_run(struct ch_db *db, struct ch_store_job *job)
@@ -160,8 +159,7 @@ static json_t *envelope(const char *run_id, const char *session_key, const json_
     if (o && find_json(txt, &js, &jn))
         json_object_set_new(o, "json", json_loadb(js, jn, JSON_DECODE_ANY, NULL));
     if (o && res->error)
-        json_object_set_new(o, "error",
-                            json_pack("{s:s, s:s?}", "message", res->error, "class", res->error_class));
+        json_object_set_new(o, "error", json_pack("{s:s, s:s?}", "message", res->error, "class", res->error_class));
     return o;
 }
 
@@ -175,13 +173,10 @@ static json_t *merge_headers(const json_t *cfg, const json_t *run)
 
     if (!out)
         return NULL;
-    json_object_foreach ((json_t *)cfg, k, v)
-        if (json_is_string(v))
-            json_object_set(out, k, v);
-    json_object_foreach ((json_t *)run, k, v) {
-        json_object_foreach_safe (out, tmp, k2, v2)
-            if (!strcasecmp(k, k2))
-                json_object_del(out, k2);
+    json_object_foreach((json_t *)cfg, k, v) if (json_is_string(v)) json_object_set(out, k, v);
+    json_object_foreach((json_t *)run, k, v)
+    {
+        json_object_foreach_safe(out, tmp, k2, v2) if (!strcasecmp(k, k2)) json_object_del(out, k2);
         json_object_set(out, k, v);
     }
     return out;
@@ -190,9 +185,9 @@ static json_t *merge_headers(const json_t *cfg, const json_t *run)
 /* ---- one ended run ---- */
 
 struct dlv_ctx {
-    struct ch_api *api;       /* borrowed */
-    char *run_id;             /* owned */
-    json_t *state;            /* owned: the runs.delivery object being built */
+    struct ch_api *api; /* borrowed */
+    char *run_id;       /* owned */
+    json_t *state;      /* owned: the runs.delivery object being built */
 };
 
 static void on_enqueued(int rc, const char *delivery_id, void *data)
@@ -228,9 +223,10 @@ static bool callback(struct ch_api *a, const char *run_id, const char *session_k
 {
     struct ch_hooks *h = a->hooks;
     const json_t *cb = json_object_get(hook, "callback"), *def = h->callback;
-    const char *mode = json_string_value(json_object_get(cb, "mode")), *url = json_string_value(json_object_get(cb, "url"));
+    const char *mode = json_string_value(json_object_get(cb, "mode")),
+               *url = json_string_value(json_object_get(cb, "url"));
     const char *secret = json_string_value(json_object_get(cb, "secret"));
-    struct ch_delivery_req d = { 0 };
+    struct ch_delivery_req d = {0};
     json_t *st, *headers = NULL, *env = NULL;
     char *body = NULL;
     const char *js;
@@ -245,15 +241,16 @@ static bool callback(struct ch_api *a, const char *run_id, const char *session_k
         if (strcmp(res->status, "ok")) {
             h->deliveries[CH_HOOK_D_SKIPPED]++;
             json_object_set_new(st, "state", json_string("skipped"));
-            json_object_set_new(st, "reason", json_sprintf("the run ended %s: raw mode has no JSON to post",
-                                                           res->status));
+            json_object_set_new(st, "reason",
+                                json_sprintf("the run ended %s: raw mode has no JSON to post", res->status));
             return false;
         }
         if (!find_json(res->text ? res->text : "", &js, &jn)) {
             h->deliveries[CH_HOOK_D_INVALID_JSON]++;
             json_object_set_new(st, "state", json_string("invalid_json"));
-            json_object_set_new(st, "reason", json_string("the agent's final text is not valid JSON; nothing was "
-                                                          "posted (raw mode)"));
+            json_object_set_new(st, "reason",
+                                json_string("the agent's final text is not valid JSON; nothing was "
+                                            "posted (raw mode)"));
             ch_log_warn("hooks: run %s: raw callback not sent: the final text is not JSON", run_id);
             return false;
         }
@@ -321,8 +318,9 @@ static void channel(struct ch_api *a, const char *run_id, const char *session_ke
             a->hooks->deliveries[CH_HOOK_D_WEBHOOK]++;
             json_object_set_new(state, "channel", json_pack("{s:s, s:s}", "name", ch, "state", "emitted"));
         } else {
-            json_object_set_new(state, "channel", json_pack("{s:s, s:s, s:s}", "name", ch, "state", "skipped",
-                                                            "reason", "the run produced no reply"));
+            json_object_set_new(
+                state, "channel",
+                json_pack("{s:s, s:s, s:s}", "name", ch, "state", "skipped", "reason", "the run produced no reply"));
         }
         return;
     }
@@ -366,7 +364,7 @@ static void on_run_event(const struct ch_agent_event *ev, void *data)
 
 struct ch_hooks_recover {
     struct ch_store_job job;
-    struct ch_api *api;       /* borrowed; NULL once the api is freed first (a failed start) */
+    struct ch_api *api; /* borrowed; NULL once the api is freed first (a failed start) */
     int64_t before_ms;
     struct ch_run_list list;
 };
@@ -383,7 +381,7 @@ static void deliver_rec(struct ch_api *a, const struct ch_run_rec *rec)
     json_t *req = rec->request ? json_loads(rec->request, 0, NULL) : NULL;
     json_t *out = rec->result ? json_loads(rec->result, 0, NULL) : NULL;
     const json_t *hook = json_object_get(json_object_get(req, "meta"), "hook");
-    struct ch_agent_result res = { 0 };
+    struct ch_agent_result res = {0};
 
     res.status = ch_run_status_name(rec->status);
     res.text = json_string_value(json_object_get(out, "text"));
@@ -399,8 +397,7 @@ static void deliver_rec(struct ch_api *a, const struct ch_run_rec *rec)
     res.started_ms = rec->started_ms;
     res.finished_ms = rec->finished_ms;
     if (json_is_object(hook)) {
-        ch_log_info("hooks: run %s ended before a restart without its callback queued; queueing it now",
-                    rec->run_id);
+        ch_log_info("hooks: run %s ended before a restart without its callback queued; queueing it now", rec->run_id);
         a->hooks->recovered++;
         deliver(a, rec->run_id, rec->session_key, hook, &res);
     }

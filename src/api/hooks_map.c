@@ -12,9 +12,9 @@
 
 #include "api/hooks.h"
 
-#define MAX_TEMPLATE_BYTES (64 * 1024)  /* one template in the config */
-#define MAX_EXPR_BYTES 512              /* one {{ expression }} */
-#define MAX_QUERY_VALUE 8192            /* a decoded ?name= value */
+#define MAX_TEMPLATE_BYTES (64 * 1024) /* one template in the config */
+#define MAX_EXPR_BYTES 512             /* one {{ expression }} */
+#define MAX_QUERY_VALUE 8192           /* a decoded ?name= value */
 #define MAX_PATH_SEGMENTS 32
 
 bool ch_hooks_key_ok(const char *key)
@@ -39,8 +39,8 @@ static struct ch_str trim_ws(struct ch_str s)
         s.p++;
         s.len--;
     }
-    while (s.len && (s.p[s.len - 1] == ' ' || s.p[s.len - 1] == '\t' || s.p[s.len - 1] == '\n' ||
-                     s.p[s.len - 1] == '\r'))
+    while (s.len &&
+           (s.p[s.len - 1] == ' ' || s.p[s.len - 1] == '\t' || s.p[s.len - 1] == '\n' || s.p[s.len - 1] == '\r'))
         s.len--;
     return s;
 }
@@ -51,7 +51,8 @@ const json_t *ch_hooks_map_find(const json_t *mappings, struct ch_str path, cons
     const json_t *m;
 
     path = trim_slashes(path);
-    json_array_foreach (mappings, i, m) {
+    json_array_foreach(mappings, i, m)
+    {
         const json_t *match = json_object_get(m, "match");
         const char *mp = json_string_value(json_object_get(match, "path"));
         const char *ms = json_string_value(json_object_get(match, "source"));
@@ -92,14 +93,15 @@ static int check_template(const json_t *m, const char *key, bool required, size_
 
 int ch_hooks_map_check(const json_t *mappings, struct ch_error *err)
 {
-    static const char *const optional[] = { "name", "sessionKey", "to", "model", "thinking", "channel" };
+    static const char *const optional[] = {"name", "sessionKey", "to", "model", "thinking", "channel"};
     size_t i;
     const json_t *m;
     int rc;
 
     if (!json_is_array(mappings))
         return ch_error_set(err, CH_EINVAL, "hooks.mappings must be an array");
-    json_array_foreach (mappings, i, m) {
+    json_array_foreach(mappings, i, m)
+    {
         const char *action = json_string_value(json_object_get(m, "action"));
         bool wake = action && !strcmp(action, "wake");
 
@@ -109,8 +111,10 @@ int ch_hooks_map_check(const json_t *mappings, struct ch_error *err)
             return ch_error_set(err, CH_EINVAL, "hooks.mappings[%zu].action must be agent or wake", i);
         /* chela has no transform modules: the templates are the mapping. */
         if (json_object_get(m, "transform"))
-            return ch_error_set(err, CH_EINVAL, "hooks.mappings[%zu].transform is not supported by chela; use "
-                                "messageTemplate/textTemplate", i);
+            return ch_error_set(err, CH_EINVAL,
+                                "hooks.mappings[%zu].transform is not supported by chela; use "
+                                "messageTemplate/textTemplate",
+                                i);
         if ((rc = check_template(m, wake ? "textTemplate" : "messageTemplate", true, i, err)) != 0)
             return rc;
         for (size_t k = 0; k < CH_ARRAY_SIZE(optional); k++)
@@ -156,7 +160,7 @@ static const json_t *json_walk(const json_t *v, struct ch_str path)
             return NULL;
         if (json_is_array(v)) {
             uint64_t idx;
-            if (ch_str_to_u64((struct ch_str){ path.p + start, n }, SIZE_MAX, &idx) != 0)
+            if (ch_str_to_u64((struct ch_str){path.p + start, n}, SIZE_MAX, &idx) != 0)
                 return NULL;
             v = json_array_get(v, (size_t)idx);
         } else if (json_is_object(v) && !bracket) {
@@ -233,7 +237,7 @@ static int render_expr(struct ch_str e, const struct ch_hook_tpl_ctx *ctx, struc
         return rc;
     }
     if (ch_str_has_prefix(e, "payload."))
-        e = (struct ch_str){ e.p + 8, e.len - 8 };
+        e = (struct ch_str){e.p + 8, e.len - 8};
     return append_value(out, json_walk(ctx->payload, e));
 }
 
@@ -250,7 +254,7 @@ int ch_hooks_render(const char *tpl, const struct ch_hook_tpl_ctx *ctx, struct c
         if ((rc = ch_buf_append(out, p, (size_t)(open - p))) != 0)
             return rc;
         {
-            struct ch_str e = trim_ws((struct ch_str){ open + 2, (size_t)(close - open - 2) });
+            struct ch_str e = trim_ws((struct ch_str){open + 2, (size_t)(close - open - 2)});
             /* OpenClaw's pattern excludes '}' from expressions; an empty or
              * oversized one is copied as written. */
             if (e.len == 0 || e.len > MAX_EXPR_BYTES || memchr(e.p, '}', e.len) || memchr(e.p, '{', e.len))

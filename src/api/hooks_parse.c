@@ -104,7 +104,8 @@ static bool has_allowed_prefix(const json_t *prefixes, const char *key)
 
     if (json_array_size(prefixes) == 0)
         return true;
-    json_array_foreach (prefixes, i, p) {
+    json_array_foreach(prefixes, i, p)
+    {
         const char *s = json_string_value(p);
         if (s && !strncmp(key, s, strlen(s)))
             return true;
@@ -118,7 +119,8 @@ static void prefixes_text(const json_t *prefixes, char *out, size_t cap)
     const json_t *p;
 
     out[0] = '\0';
-    json_array_foreach (prefixes, i, p) {
+    json_array_foreach(prefixes, i, p)
+    {
         int w = snprintf(out + n, cap - n, "%s%s", i ? ", " : "", json_string_value(p));
         if (w < 0 || (size_t)w >= cap - n)
             break;
@@ -177,7 +179,7 @@ static int check_model(struct ch_api *a, struct ch_http_req *r, const char *mode
 {
     struct ch_llm_catalog *cat = ch_llm_client_catalog(ch_agent_llm(a->agent));
     struct ch_llm_target t;
-    struct ch_error err = { 0 };
+    struct ch_error err = {0};
 
     if (!cat || cat->provider_count == 0) {
         ch_hooks_refuse(a, r, 503, CH_HOOK_R_UNAVAILABLE,
@@ -213,8 +215,7 @@ static bool header_name_ok(const char *s)
     if (!*s)
         return false;
     for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              strchr(tchar, *s)))
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || strchr(tchar, *s)))
             return false;
     return true;
 }
@@ -229,7 +230,8 @@ static int check_headers(struct ch_api *a, struct ch_http_req *r, const json_t *
                         MAX_CB_HEADERS);
         return CH_EINVAL;
     }
-    json_object_foreach ((json_t *)hs, k, v) {
+    json_object_foreach((json_t *)hs, k, v)
+    {
         const char *s = json_string_value(v);
         if (!header_name_ok(k) || !s || json_string_length(v) > MAX_CB_HEADER_VALUE || strpbrk(s, "\r\n") ||
             strlen(s) != json_string_length(v)) {
@@ -264,8 +266,10 @@ static int parse_callback(struct ch_api *a, struct ch_http_req *r, const json_t 
     if (!url)
         url = json_string_value(json_object_get(def, "url"));
     if (!url || !url_ok(url)) {
-        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "callback.url must be an http:// or https:// URL of at most %d "
-                        "bytes", MAX_URL);
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID,
+                        "callback.url must be an http:// or https:// URL of at most %d "
+                        "bytes",
+                        MAX_URL);
         return CH_EINVAL;
     }
     v = json_object_get(cb, "mode");
@@ -291,8 +295,7 @@ static int parse_callback(struct ch_api *a, struct ch_http_req *r, const json_t 
     if (v && !json_is_null(v)) {
         if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > MAX_SECRET) {
             json_decref(out);
-            ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "callback.secret must be a string of 1-%d bytes",
-                            MAX_SECRET);
+            ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "callback.secret must be a string of 1-%d bytes", MAX_SECRET);
             return CH_EINVAL;
         }
         json_object_set(out, "secret", (json_t *)v);
@@ -319,10 +322,9 @@ static void opt_release(struct opt_fields *o)
 
 /* name, agentId, channel, to, thinking, model, wakeMode, deliver,
  * timeoutSeconds: the same rules for a body and a rendered mapping. */
-static int parse_common(struct ch_api *a, struct ch_http_req *r, const json_t *src, struct ch_hook_in *in,
-                        json_t *hook)
+static int parse_common(struct ch_api *a, struct ch_http_req *r, const json_t *src, struct ch_hook_in *in, json_t *hook)
 {
-    struct opt_fields o = { 0 };
+    struct opt_fields o = {0};
     const json_t *v;
     bool long_field = false;
     const char *wake;
@@ -373,7 +375,7 @@ out:
 static int parse_idem(struct ch_api *a, struct ch_http_req *r, const json_t *body, struct ch_hook_in *in)
 {
     const struct ch_str *hv = ch_http_req_header(r, "idempotency-key");
-    struct ch_str s = { NULL, 0 };
+    struct ch_str s = {NULL, 0};
     const json_t *v;
 
     if (!hv)
@@ -421,8 +423,7 @@ int ch_hooks_parse_agent(struct ch_api *a, struct ch_http_req *r, const json_t *
     }
     key = opt_trimmed(body, "sessionKey", CH_STORE_MAX_KEY_BYTES, &long_key);
     if (long_key) {
-        ch_hooks_refuse(a, r, 400, CH_HOOK_R_SESSION_KEY, "sessionKey is longer than %d bytes",
-                        CH_STORE_MAX_KEY_BYTES);
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_SESSION_KEY, "sessionKey is longer than %d bytes", CH_STORE_MAX_KEY_BYTES);
         goto out;
     }
     if ((rc = resolve_key(a, r, key, true, in)) != 0 || (rc = parse_common(a, r, body, in, in->hook)) != 0 ||
@@ -461,8 +462,8 @@ static int render_field(const json_t *m, const char *key, const struct ch_hook_t
 int ch_hooks_parse_mapping(struct ch_api *a, struct ch_http_req *r, const json_t *m, const json_t *body,
                            struct ch_hook_in *in)
 {
-    static const char *const fields[] = { "name", "sessionKey", "to", "model", "thinking", "channel" };
-    struct ch_hook_tpl_ctx ctx = { body, r, ch_hooks_subpath(a, r), ch_now_ms() };
+    static const char *const fields[] = {"name", "sessionKey", "to", "model", "thinking", "channel"};
+    struct ch_hook_tpl_ctx ctx = {body, r, ch_hooks_subpath(a, r), ch_now_ms()};
     const char *id = json_string_value(json_object_get(m, "id"));
     json_t *rendered = json_object();
     struct ch_buf msg;

@@ -10,11 +10,11 @@
 
 /* Route flags: the low bits are CH_SCOPE_* (the scope a route needs). */
 enum {
-    R_PUBLIC = 1 << 8,   /* no authentication */
-    R_METRICS = 1 << 9,  /* public when metrics.public */
-    R_JSON = 1 << 10,    /* body must be application/json */
-    R_OPENAI = 1 << 11,  /* errors in OpenAI's shape {error:{message,type,code}} */
-    R_HOOK = 1 << 12,    /* under hooks.path: hooks.c authenticates it (hooks.token) */
+    R_PUBLIC = 1 << 8,  /* no authentication */
+    R_METRICS = 1 << 9, /* public when metrics.public */
+    R_JSON = 1 << 10,   /* body must be application/json */
+    R_OPENAI = 1 << 11, /* errors in OpenAI's shape {error:{message,type,code}} */
+    R_HOOK = 1 << 12,   /* under hooks.path: hooks.c authenticates it (hooks.token) */
     R_SCOPES = CH_SCOPE_CHAT | CH_SCOPE_SEND | CH_SCOPE_READ | CH_SCOPE_ADMIN,
 };
 
@@ -27,15 +27,15 @@ enum {
  */
 struct ch_auth_entry {
     int refs;
-    char *name;               /* owned */
-    char hash_hex[65];        /* SHA-256 of the secret */
+    char *name;        /* owned */
+    char hash_hex[65]; /* SHA-256 of the secret */
     unsigned scopes;
-    int64_t rate_limit_rpm;   /* 0: api.rateLimit.perToken */
-    int64_t expires_ms;       /* 0: never */
+    int64_t rate_limit_rpm; /* 0: api.rateLimit.perToken */
+    int64_t expires_ms;     /* 0: never */
     int64_t last_used_ms;
-    bool dirty;               /* last_used_ms not yet written back */
-    bool from_db;             /* else from config or the local CLI token */
-    bool dead;                /* dropped from the cache */
+    bool dirty;   /* last_used_ms not yet written back */
+    bool from_db; /* else from config or the local CLI token */
+    bool dead;    /* dropped from the cache */
 };
 
 struct ch_auth_fail {
@@ -45,13 +45,13 @@ struct ch_auth_fail {
 };
 
 struct ch_auth {
-    struct ch_map by_hash;    /* hash_hex -> entry (one ref held) */
-    struct ch_map fails;      /* address -> struct ch_auth_fail (owned) */
-    int64_t fingerprint[4];   /* of the tokens table, to skip no-op reloads */
+    struct ch_map by_hash;  /* hash_hex -> entry (one ref held) */
+    struct ch_map fails;    /* address -> struct ch_auth_fail (owned) */
+    int64_t fingerprint[4]; /* of the tokens table, to skip no-op reloads */
     bool have_fingerprint;
     bool refresh_inflight;
     bool touch_inflight;
-    int max_attempts;         /* gateway.auth.rateLimit */
+    int max_attempts; /* gateway.auth.rateLimit */
     int64_t window_ms, lockout_ms;
 };
 
@@ -81,9 +81,9 @@ void ch_auth_tick(struct ch_api *a);
 /* ---- ratelimit.c: token buckets ---- */
 
 struct ch_bucket {
-    double tokens;            /* available now */
-    double capacity;          /* burst = maxRequests */
-    double refill_per_ms;     /* maxRequests / windowMs */
+    double tokens;        /* available now */
+    double capacity;      /* burst = maxRequests */
+    double refill_per_ms; /* maxRequests / windowMs */
     int64_t last_ms;
 };
 
@@ -95,7 +95,7 @@ int64_t ch_bucket_remaining(const struct ch_bucket *b);
 int64_t ch_bucket_reset_s(const struct ch_bucket *b);
 
 struct ch_rate {
-    struct ch_map buckets;    /* token name -> struct ch_bucket (owned) */
+    struct ch_map buckets; /* token name -> struct ch_bucket (owned) */
     struct ch_bucket global;
     bool global_on;
     int64_t per_window_ms, per_max;
@@ -111,13 +111,13 @@ int ch_rate_check(struct ch_api *a, struct ch_http_req *r, const struct ch_auth_
 /* ---- security.c: IP allowlist and CORS ---- */
 
 struct ch_security {
-    struct ch_cidr *allow;    /* owned; NULL/0 = everyone */
+    struct ch_cidr *allow; /* owned; NULL/0 = everyone */
     size_t allow_count;
     bool cors_on;
-    char **origins;           /* owned */
+    char **origins; /* owned */
     size_t origin_count;
-    char *cors_methods;       /* owned, "GET, POST" */
-    char *cors_headers;       /* owned */
+    char *cors_methods; /* owned, "GET, POST" */
+    char *cors_headers; /* owned */
     int64_t cors_max_age;
 };
 int ch_security_init(struct ch_api *a, struct ch_error *err);
@@ -135,7 +135,7 @@ void ch_security_cors_headers(struct ch_api *a, struct ch_http_req *r);
 #define CH_METRICS_BUCKETS 14
 
 struct ch_metrics_route {
-    const char *label;        /* borrowed: route pattern */
+    const char *label; /* borrowed: route pattern */
     int status[CH_METRICS_STATUSES];
     uint64_t count[CH_METRICS_STATUSES];
     size_t n;
@@ -177,7 +177,7 @@ struct ch_audit_batch {
     struct ch_audit_rec recs[CH_AUDIT_BATCH];
 };
 void ch_audit_record(struct ch_api *a, const struct ch_http_req *r, uint64_t latency_ns);
-void ch_audit_flush(void *api);   /* net flush hook */
+void ch_audit_flush(void *api); /* net flush hook */
 
 /* ---- outbox.c, webhooks.c: durable outbound deliveries (issue #4) ---- */
 
@@ -190,17 +190,17 @@ void ch_audit_flush(void *api);   /* net flush hook */
  * transport errors retried), survives restarts, dead after max_attempts.
  */
 struct ch_delivery_req {
-    const char *kind;          /* "callback" or "webhook" */
-    const char *run_id;        /* the run it reports, or NULL */
-    const char *event;         /* webhook event name, or NULL */
-    const char *url;           /* http or https */
-    const json_t *headers;     /* object of extra header strings, or NULL; copied */
-    const char *body;          /* exact bytes; copied */
+    const char *kind;      /* "callback" or "webhook" */
+    const char *run_id;    /* the run it reports, or NULL */
+    const char *event;     /* webhook event name, or NULL */
+    const char *url;       /* http or https */
+    const json_t *headers; /* object of extra header strings, or NULL; copied */
+    const char *body;      /* exact bytes; copied */
     size_t body_len;
-    const char *content_type;  /* NULL: application/json */
-    const char *secret;        /* HMAC-SHA256 key, or NULL: unsigned */
-    int max_attempts;          /* 0: retry.maxAttempts default (3) */
-    int64_t backoff_ms;        /* 0: retry.backoffMs default (5000) */
+    const char *content_type; /* NULL: application/json */
+    const char *secret;       /* HMAC-SHA256 key, or NULL: unsigned */
+    int max_attempts;         /* 0: retry.maxAttempts default (3) */
+    int64_t backoff_ms;       /* 0: retry.backoffMs default (5000) */
 };
 typedef void (*ch_outbox_done_cb)(int rc, const char *delivery_id, void *data);
 /* Durably queue a delivery; cb (may be NULL) after the commit, on the loop. */
@@ -227,14 +227,14 @@ struct ch_api {
     const struct ch_config *cfg;
     const struct ch_limits *limits;
     struct ch_http_server *server;
-    struct ch_agent *agent;       /* borrowed; may be NULL */
+    struct ch_agent *agent;         /* borrowed; may be NULL */
     struct ch_usage usage_baseline; /* usage totals stored before this start */
     struct ch_llm_usage pt_usage;   /* pass-through /v1 calls since start */
     struct ch_map pt_rows;          /* "provider/model" -> usage not yet written (openai_compat.c) */
     double pt_cost_usd;
     int64_t requests_baseline;
     char *state_dir;
-    char local_hash[65];          /* SHA-256 of the CLI's local token, or "" */
+    char local_hash[65]; /* SHA-256 of the CLI's local token, or "" */
     struct ch_router router;
     struct ch_auth auth;
     struct ch_rate rate;
@@ -246,13 +246,13 @@ struct ch_api {
     bool access_log;
     bool audit_on;
     bool stopped;
-    bool shutting_down;           /* set when the drain starts: closes are not client aborts */
+    bool shutting_down; /* set when the drain starts: closes are not client aborts */
     int64_t started_ms;
-    struct ch_oc *oc;             /* owned: the OpenClaw WebSocket gateway (oc_ws.c) */
-    struct ch_hooks *hooks;       /* owned: the /hooks surface (hooks.c, hooks.h) */
-    struct ch_curlm *curlm;       /* borrowed: outbound HTTP; set by ch_api_outbox_start */
-    struct ch_outbox *outbox;     /* owned: outbox.c; NULL before ch_api_outbox_start and
-                                   * once the stopped outbox has freed itself */
+    struct ch_oc *oc;         /* owned: the OpenClaw WebSocket gateway (oc_ws.c) */
+    struct ch_hooks *hooks;   /* owned: the /hooks surface (hooks.c, hooks.h) */
+    struct ch_curlm *curlm;   /* borrowed: outbound HTTP; set by ch_api_outbox_start */
+    struct ch_outbox *outbox; /* owned: outbox.c; NULL before ch_api_outbox_start and
+                               * once the stopped outbox has freed itself */
 };
 
 /* JSON response helpers shared by handlers. */

@@ -10,8 +10,8 @@
 #include "api/internal.h"
 #include "api/hooks.h"
 
-static const double bounds[CH_METRICS_BUCKETS] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                                   0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5 };
+static const double bounds[CH_METRICS_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                  0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
 
 int ch_metrics_init(struct ch_api *a)
 {
@@ -72,8 +72,8 @@ void ch_metrics_handler(struct ch_http_req *r, void *data)
 {
     struct ch_api *a = data;
     struct ch_metrics *m = &a->metrics;
-    struct ch_http_stats hs = { 0 };
-    struct ch_store_stats ss = { 0 };
+    struct ch_http_stats hs = {0};
+    struct ch_store_stats ss = {0};
     uint64_t rss = 0, anon = 0, cum = 0;
     struct ch_buf b;
 
@@ -112,8 +112,7 @@ void ch_metrics_handler(struct ch_http_req *r, void *data)
           (double)hs.conns_rejected);
     gauge(&b, "chela_process_resident_memory_bytes", "Resident set size.", "gauge", (double)rss);
     gauge(&b, "chela_process_anon_memory_bytes", "Anonymous (private) resident memory.", "gauge", (double)anon);
-    gauge(&b, "chela_heap_bytes", "Bytes allocated through chela's allocator.", "gauge",
-          (double)ch_alloc_live_bytes());
+    gauge(&b, "chela_heap_bytes", "Bytes allocated through chela's allocator.", "gauge", (double)ch_alloc_live_bytes());
     gauge(&b, "chela_event_loop_lag_seconds", "Last measured event-loop lag.", "gauge",
           a->net ? (double)a->net->lag_ms / 1000.0 : 0);
     gauge(&b, "chela_store_write_queue_depth", "Writes waiting for the store writer.", "gauge",

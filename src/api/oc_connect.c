@@ -46,8 +46,8 @@ int ch_oc_negotiate(int64_t min_protocol, int64_t max_protocol)
 
 /* ---- scopes ---- */
 
-static const char *const scope_names[] = { "operator.read", "operator.write", "operator.admin", "operator.approvals",
-                                           "operator.pairing" };
+static const char *const scope_names[] = {"operator.read", "operator.write", "operator.admin", "operator.approvals",
+                                          "operator.pairing"};
 
 unsigned ch_oc_scope_bit(const char *name)
 {
@@ -112,7 +112,8 @@ char *ch_oc_device_payload(int version, const char *device_id, const char *clien
 
     ch_buf_init(&b, 64 * 1024);
     ch_buf_appendf(&b, "v%d|%s|%s|%s|%s|", version, device_id, client_id, client_mode, role);
-    json_array_foreach(scopes, i, v) {
+    json_array_foreach(scopes, i, v)
+    {
         if (i)
             ch_buf_append_char(&b, ',');
         ch_buf_append_str(&b, json_string_value(v) ? json_string_value(v) : "");
@@ -259,9 +260,9 @@ static int authenticate(struct oc_conn *c, const char *id, const json_t *params)
     const json_t *auth = json_object_get(params, "auth");
     const char *mode = ch_config_str(a->cfg, "gateway.auth.mode", "token");
     const char *client = json_string_value(json_object_get(json_object_get(params, "client"), "id"));
-    const char *secrets[3] = { json_string_value(json_object_get(auth, "token")),
-                               json_string_value(json_object_get(auth, "password")),
-                               json_string_value(json_object_get(auth, "deviceToken")) };
+    const char *secrets[3] = {json_string_value(json_object_get(auth, "token")),
+                              json_string_value(json_object_get(auth, "password")),
+                              json_string_value(json_object_get(auth, "deviceToken"))};
     bool pw = !strcmp(mode, "password"), any = false, is_cli = client && !strcmp(client, "cli");
     struct ch_auth_entry *e = NULL;
     int64_t now = ch_now_ms(), wait;
@@ -329,12 +330,11 @@ static json_t *hello_ok(struct oc_conn *c)
     if (snap && a->cfg && a->cfg->path)
         json_object_set_new(snap, "configPath", json_string(a->cfg->path));
     auth = json_pack("{s:s, s:o}", "role", c->role ? c->role : "operator", "scopes", ch_oc_scopes_json(c->scopes));
-    h = json_pack("{s:s, s:i, s:{s:s, s:s}, s:{s:o, s:o}, s:o, s:o, s:{s:I, s:I, s:I}}", "type", "hello-ok",
-                  "protocol", (int)c->protocol, "server", "version", CH_VERSION, "connId", c->conn_id, "features",
-                  "methods", ch_oc_methods_json(), "events", ch_oc_events_json(), "snapshot",
-                  snap ? snap : json_object(), "auth", auth ? auth : json_object(), "policy", "maxPayload",
-                  (json_int_t)oc->max_payload, "maxBufferedBytes", (json_int_t)oc->max_buffered, "tickIntervalMs",
-                  (json_int_t)oc->tick_interval_ms);
+    h = json_pack("{s:s, s:i, s:{s:s, s:s}, s:{s:o, s:o}, s:o, s:o, s:{s:I, s:I, s:I}}", "type", "hello-ok", "protocol",
+                  (int)c->protocol, "server", "version", CH_VERSION, "connId", c->conn_id, "features", "methods",
+                  ch_oc_methods_json(), "events", ch_oc_events_json(), "snapshot", snap ? snap : json_object(), "auth",
+                  auth ? auth : json_object(), "policy", "maxPayload", (json_int_t)oc->max_payload, "maxBufferedBytes",
+                  (json_int_t)oc->max_buffered, "tickIntervalMs", (json_int_t)oc->tick_interval_ms);
     if (h && c->protocol >= 4) {
         json_object_set_new(json_object_get(h, "server"), "bootId", json_string(oc->boot_id));
         json_object_set_new(json_object_get(h, "features"), "capabilities", json_array());
@@ -359,9 +359,8 @@ static void remember(struct oc_conn *c, const json_t *params, unsigned scopes, c
     c->device_id = dup_str(json_object_get(params, "device"), "id");
     c->role = ch_strdup(role);
     c->scopes = (uint8_t)scopes;
-    json_array_foreach(caps, i, v)
-        if (json_is_string(v) && !strcmp(json_string_value(v), "tool-events"))
-            c->tool_events = true;
+    json_array_foreach(caps, i, v) if (json_is_string(v) && !strcmp(json_string_value(v), "tool-events"))
+        c->tool_events = true;
 }
 
 void ch_oc_connect_frame(struct oc_conn *c, json_t *frame)
@@ -436,17 +435,16 @@ void ch_oc_connect_frame(struct oc_conn *c, json_t *frame)
         rc = ch_oc_device_verify(device, c->nonce, json_string_value(json_object_get(client, "id")),
                                  json_string_value(json_object_get(client, "mode")), role, requested, token,
                                  json_string_value(json_object_get(client, "platform")),
-                                 json_string_value(json_object_get(client, "deviceFamily")), ch_now_ms(), &msg,
-                                 &code);
+                                 json_string_value(json_object_get(client, "deviceFamily")), ch_now_ms(), &msg, &code);
         json_decref(none);
         requested = json_object_get(params, "scopes");
         if (rc != 0) {
             static const char *const reasons[][2] = {
-                { "DEVICE_AUTH_DEVICE_ID_MISMATCH", "device-id-mismatch" },
-                { "DEVICE_AUTH_SIGNATURE_EXPIRED", "device-signature-stale" },
-                { "DEVICE_AUTH_NONCE_REQUIRED", "device-nonce-missing" },
-                { "DEVICE_AUTH_NONCE_MISMATCH", "device-nonce-mismatch" },
-                { "DEVICE_AUTH_SIGNATURE_INVALID", "device-signature" },
+                {"DEVICE_AUTH_DEVICE_ID_MISMATCH", "device-id-mismatch"},
+                {"DEVICE_AUTH_SIGNATURE_EXPIRED", "device-signature-stale"},
+                {"DEVICE_AUTH_NONCE_REQUIRED", "device-nonce-missing"},
+                {"DEVICE_AUTH_NONCE_MISMATCH", "device-nonce-mismatch"},
+                {"DEVICE_AUTH_SIGNATURE_INVALID", "device-signature"},
             };
             const char *reason = NULL;
             for (i = 0; i < CH_ARRAY_SIZE(reasons); i++)
@@ -460,8 +458,7 @@ void ch_oc_connect_frame(struct oc_conn *c, json_t *frame)
     }
     /* The connection gets the requested scopes its credential allows
      * (spec 1.4: shared-secret operators keep what they ask for). */
-    json_array_foreach(requested, i, v)
-        granted |= ch_oc_scope_bit(json_string_value(v)) & allowed;
+    json_array_foreach(requested, i, v) granted |= ch_oc_scope_bit(json_string_value(v)) & allowed;
     if (strcmp(role, "operator") != 0)
         granted = 0;
     c->protocol = (uint8_t)proto;
@@ -470,8 +467,8 @@ void ch_oc_connect_frame(struct oc_conn *c, json_t *frame)
     if (!ch_oc_conn_is_open(c))
         return;
     ch_oc_conn_set_authed(c);
-    ch_log_info("ws %s from %s: connected as %s/%s, protocol %d, credential %s", c->conn_id, c->addr,
-                c->client_id, c->client_mode, proto, c->auth_name ? c->auth_name : "-");
+    ch_log_info("ws %s from %s: connected as %s/%s, protocol %d, credential %s", c->conn_id, c->addr, c->client_id,
+                c->client_mode, proto, c->auth_name ? c->auth_name : "-");
     c->in_presence = true;
     c->oc->n_presence++;
     c->oc->presence_version++;

@@ -70,8 +70,7 @@ static void broadcast_ex(struct ch_oc *oc, const char *event, json_t *payload, u
             int rc = ch_buf_appendf(&f, "{\"type\":\"event\",\"event\":\"%s\",\"payload\":", event);
             rc = rc ? rc : ch_buf_append_str(&f, ptext);
             rc = rc ? rc
-                    : ch_buf_appendf(&f, ",\"seq\":%llu",
-                                     (unsigned long long)(c->protocol >= 4 ? ++c->seq : v3seq));
+                    : ch_buf_appendf(&f, ",\"seq\":%llu", (unsigned long long)(c->protocol >= 4 ? ++c->seq : v3seq));
             if (!rc && with_state_version)
                 rc = ch_buf_appendf(&f, ",\"stateVersion\":{\"presence\":%llu,\"health\":%llu}",
                                     (unsigned long long)oc->presence_version, (unsigned long long)oc->health_version);
@@ -99,10 +98,10 @@ static json_t *presence_entry(const struct oc_conn *c)
 {
     json_t *e = json_pack("{s:I, s:o, s:o}", "ts", (json_int_t)c->opened_ms, "roles",
                           json_pack("[s]", c->role ? c->role : "operator"), "scopes", ch_oc_scopes_json(c->scopes));
-    const char *kv[][2] = { { "host", c->display_name }, { "ip", c->addr[0] ? c->addr : NULL },
-                            { "version", c->client_version }, { "platform", c->platform },
-                            { "mode", c->client_mode }, { "deviceId", c->device_id },
-                            { "instanceId", c->instance_id } };
+    const char *kv[][2] = {{"host", c->display_name},      {"ip", c->addr[0] ? c->addr : NULL},
+                           {"version", c->client_version}, {"platform", c->platform},
+                           {"mode", c->client_mode},       {"deviceId", c->device_id},
+                           {"instanceId", c->instance_id}};
 
     for (size_t i = 0; e && i < CH_ARRAY_SIZE(kv); i++)
         if (kv[i][1] && *kv[i][1])
@@ -139,9 +138,9 @@ json_t *ch_oc_health_json(struct ch_oc *oc)
 {
     int64_t now = ch_now_ms();
     const char *path = oc->api->store ? ch_store_path(oc->api->store) : "";
-    json_t *sessions = oc->health_sessions ? json_deep_copy(oc->health_sessions)
-                                           : json_pack("{s:s, s:i, s:[]}", "path", path ? path : "", "count", 0,
-                                                       "recent");
+    json_t *sessions = oc->health_sessions
+                           ? json_deep_copy(oc->health_sessions)
+                           : json_pack("{s:s, s:i, s:[]}", "path", path ? path : "", "count", 0, "recent");
     json_t *agent = json_pack("{s:s, s:b, s:{s:b, s:s, s:n, s:s, s:s, s:i}, s:O}", "agentId", "main", "isDefault", 1,
                               "heartbeat", "enabled", 0, "every", "0m", "everyMs", "prompt", "", "target", "none",
                               "ackMaxChars", 300, "sessions", sessions);
@@ -326,7 +325,7 @@ static void chat_delta(struct oc_run *r)
 
 static const char *error_kind(const struct ch_agent_result *res)
 {
-    static const char *const kinds[] = { "refusal", "timeout", "rate_limit", "context_length" };
+    static const char *const kinds[] = {"refusal", "timeout", "rate_limit", "context_length"};
     for (size_t i = 0; res->error_class && i < CH_ARRAY_SIZE(kinds); i++)
         if (!strcmp(res->error_class, kinds[i]))
             return kinds[i];
@@ -348,10 +347,11 @@ static void chat_end(struct oc_run *r, const struct ch_agent_result *res, int64_
     if (!p)
         return;
     if (!strcmp(state, "final")) {
-        json_object_set_new(p, "usage", json_pack("{s:I, s:I, s:I, s:I}", "input", (json_int_t)res->usage.input_tokens,
-                                                  "output", (json_int_t)res->usage.output_tokens, "cacheRead",
-                                                  (json_int_t)res->usage.cache_read_tokens, "cacheWrite",
-                                                  (json_int_t)res->usage.cache_write_tokens));
+        json_object_set_new(p, "usage",
+                            json_pack("{s:I, s:I, s:I, s:I}", "input", (json_int_t)res->usage.input_tokens, "output",
+                                      (json_int_t)res->usage.output_tokens, "cacheRead",
+                                      (json_int_t)res->usage.cache_read_tokens, "cacheWrite",
+                                      (json_int_t)res->usage.cache_write_tokens));
         json_object_set_new(p, "stopReason", json_string("stop"));
     } else {
         json_object_set_new(p, "errorMessage", json_string(res->error ? res->error : res->status));
@@ -455,8 +455,7 @@ static void on_agent_event(const struct ch_agent_event *ev, void *data)
         run_drop(r);
         break;
     }
-    default:
-        break;
+    default: break;
     }
 }
 

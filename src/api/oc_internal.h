@@ -57,14 +57,14 @@ struct oc_prop {
     const struct oc_node *node;
 };
 struct oc_node {
-    uint8_t type;                  /* enum oc_type */
-    uint16_t flags;                /* OC_F_* */
-    int32_t min_len, max_len;      /* strings (code points) and arrays (items); -1: none */
-    double minimum, maximum;       /* with OC_F_MIN / OC_F_MAX */
-    const char *const *values;     /* enum/const values, NULL-terminated */
-    const struct oc_prop *props;   /* objects: NULL-name-terminated */
-    const char *const *required;   /* NULL-terminated */
-    const struct oc_node *items;   /* arrays: items; objects: every value; nullable: the inner node */
+    uint8_t type;                /* enum oc_type */
+    uint16_t flags;              /* OC_F_* */
+    int32_t min_len, max_len;    /* strings (code points) and arrays (items); -1: none */
+    double minimum, maximum;     /* with OC_F_MIN / OC_F_MAX */
+    const char *const *values;   /* enum/const values, NULL-terminated */
+    const struct oc_prop *props; /* objects: NULL-name-terminated */
+    const char *const *required; /* NULL-terminated */
+    const struct oc_node *items; /* arrays: items; objects: every value; nullable: the inner node */
 };
 struct oc_method_schema {
     const char *method;
@@ -107,54 +107,54 @@ struct oc_conn_ops {
 };
 
 struct oc_conn {
-    struct ch_oc *oc;             /* borrowed */
+    struct ch_oc *oc; /* borrowed */
     const struct oc_conn_ops *ops;
-    void *transport;              /* borrowed: the ch_ws_conn, or the test's buffer */
-    struct oc_conn *prev, *next;  /* in oc->pending (CHALLENGED) or oc->authed */
-    int refs;                     /* the transport + async work answering on it */
-    uint8_t state;                /* enum oc_state */
-    uint8_t protocol;             /* negotiated: 3 or 4; 0 before connect */
-    uint8_t scopes;               /* OC_SCOPE_* granted */
-    bool tool_events;             /* sent the tool-events cap */
+    void *transport;             /* borrowed: the ch_ws_conn, or the test's buffer */
+    struct oc_conn *prev, *next; /* in oc->pending (CHALLENGED) or oc->authed */
+    int refs;                    /* the transport + async work answering on it */
+    uint8_t state;               /* enum oc_state */
+    uint8_t protocol;            /* negotiated: 3 or 4; 0 before connect */
+    uint8_t scopes;              /* OC_SCOPE_* granted */
+    bool tool_events;            /* sent the tool-events cap */
     bool loopback;
-    bool listed;                  /* in one of the two lists */
-    bool in_presence;             /* counted in the presence snapshot */
-    uint64_t seq;                 /* v4: events sent to this connection */
-    int64_t opened_ms;            /* wall clock at open */
-    char nonce[37];               /* the connect.challenge nonce */
+    bool listed;       /* in one of the two lists */
+    bool in_presence;  /* counted in the presence snapshot */
+    uint64_t seq;      /* v4: events sent to this connection */
+    int64_t opened_ms; /* wall clock at open */
+    char nonce[37];    /* the connect.challenge nonce */
     char conn_id[37];
-    char addr[48];                /* peer address */
+    char addr[48]; /* peer address */
     char *client_id, *client_mode, *client_version, *platform, *instance_id, *device_id, *display_name;
-    char *auth_name;              /* credential name, for logs */
-    char *role;                   /* "operator", "node", "worker" */
+    char *auth_name; /* credential name, for logs */
+    char *role;      /* "operator", "node", "worker" */
 };
 
 /* One live OpenClaw gateway per api (struct ch_api.oc). */
 struct oc_run;
 struct oc_dedupe_entry;
 struct ch_oc {
-    struct ch_api *api;           /* borrowed: the owner */
-    struct oc_conn pending;       /* list head: CHALLENGED connections, oldest first */
-    struct oc_conn authed;        /* list head: AUTHED connections */
+    struct ch_api *api;     /* borrowed: the owner */
+    struct oc_conn pending; /* list head: CHALLENGED connections, oldest first */
+    struct oc_conn authed;  /* list head: AUTHED connections */
     size_t n_pending, n_authed, n_presence;
-    uv_timer_t tick;              /* one timer for every connection's tick */
+    uv_timer_t tick; /* one timer for every connection's tick */
     bool tick_on;
-    bool stopped;                 /* shutdown sent: refuse new connections */
-    uint64_t seq_v3;              /* global broadcast counter of v3 connections */
+    bool stopped;    /* shutdown sent: refuse new connections */
+    uint64_t seq_v3; /* global broadcast counter of v3 connections */
     uint64_t presence_version, health_version;
-    int64_t tick_interval_ms;     /* gateway.ws.tickIntervalMs */
-    int64_t max_payload;          /* gateway.ws.maxPayload (after connect) */
-    int64_t max_buffered;         /* gateway.ws.maxBufferedBytes (send queue) */
-    int64_t handshake_timeout_ms; /* gateway.ws.handshakeTimeoutMs */
-    struct ch_agent_sub *sub;     /* every run's events */
-    struct ch_map runs;           /* run id -> struct oc_run (owned) */
-    struct ch_map dedupe;         /* idempotency key -> struct oc_dedupe_entry (owned) */
+    int64_t tick_interval_ms;                  /* gateway.ws.tickIntervalMs */
+    int64_t max_payload;                       /* gateway.ws.maxPayload (after connect) */
+    int64_t max_buffered;                      /* gateway.ws.maxBufferedBytes (send queue) */
+    int64_t handshake_timeout_ms;              /* gateway.ws.handshakeTimeoutMs */
+    struct ch_agent_sub *sub;                  /* every run's events */
+    struct ch_map runs;                        /* run id -> struct oc_run (owned) */
+    struct ch_map dedupe;                      /* idempotency key -> struct oc_dedupe_entry (owned) */
     struct oc_dedupe_entry *dd_head, *dd_tail; /* insertion order, for TTL and the cap */
-    json_t *events;               /* owned: queued system events (wake, system-event), bounded */
-    bool presence_dirty;          /* a presence event is due (coalesced, 1 Hz) */
-    int64_t health_broadcast_ms;  /* last `health` event */
-    json_t *health_sessions;      /* owned: last {path, count, recent} read from the store, or NULL */
-    int64_t health_ms;            /* when health_sessions was read */
+    json_t *events;                            /* owned: queued system events (wake, system-event), bounded */
+    bool presence_dirty;                       /* a presence event is due (coalesced, 1 Hz) */
+    int64_t health_broadcast_ms;               /* last `health` event */
+    json_t *health_sessions;                   /* owned: last {path, count, recent} read from the store, or NULL */
+    int64_t health_ms;                         /* when health_sessions was read */
     char boot_id[37];
     int64_t started_ms;
 };
@@ -217,15 +217,15 @@ enum oc_need { OC_NEED_READ, OC_NEED_WRITE, OC_NEED_ADMIN };
  * with q->id, at once or later (then they ref the conn and copy the id). */
 struct oc_req {
     struct oc_conn *conn;
-    const char *id;               /* borrowed for the call */
+    const char *id; /* borrowed for the call */
     const char *method;
-    json_t *params;               /* borrowed for the call: an object */
+    json_t *params; /* borrowed for the call: an object */
 };
 typedef void (*oc_method_fn)(struct oc_req *q);
 struct oc_method {
     const char *name;
-    uint8_t need;                 /* enum oc_need */
-    bool advertised;              /* listed in hello-ok features.methods */
+    uint8_t need;    /* enum oc_need */
+    bool advertised; /* listed in hello-ok features.methods */
     oc_method_fn fn;
 };
 const struct oc_method *ch_oc_method_find(const char *name);
@@ -273,18 +273,18 @@ struct ch_llm_catalog;
 struct oc_sjob {
     struct ch_store_job job;
     struct ch_oc *oc;
-    struct oc_conn *conn;         /* ref held */
-    char *req_id;                 /* owned */
-    const char *method;           /* static */
-    json_t *params;               /* ref */
-    struct ch_llm_catalog *cat;   /* ref, may be NULL */
-    char *store_path;             /* owned */
+    struct oc_conn *conn;       /* ref held */
+    char *req_id;               /* owned */
+    const char *method;         /* static */
+    json_t *params;             /* ref */
+    struct ch_llm_catalog *cat; /* ref, may be NULL */
+    char *store_path;           /* owned */
     int protocol;
     int64_t now_ms;
-    char *model_ref;              /* owned: sessions.patch's resolved model, or NULL */
-    json_t *answer;               /* owned: built by run() */
-    json_t *health;               /* owned: a fresh health sessions block, or NULL */
-    const char *err_code;         /* static, or NULL */
+    char *model_ref;      /* owned: sessions.patch's resolved model, or NULL */
+    json_t *answer;       /* owned: built by run() */
+    json_t *health;       /* owned: a fresh health sessions block, or NULL */
+    const char *err_code; /* static, or NULL */
     char err_msg[256];
 };
 /* NULL after answering (no store, out of memory). */
@@ -310,27 +310,27 @@ json_t *ch_oc_message_json(const struct ch_message_rec *m);
 struct oc_waiter;
 /* A run this gateway knows about: started over WS, or seen on the bus. */
 struct oc_run {
-    char *run_id;                 /* owned (the map key too) */
-    char *session_key;            /* owned */
-    char *session_id;             /* owned or NULL until START */
-    struct oc_waiter *waiters;    /* `agent` final answers and agent.wait calls */
-    uv_timer_t throttle;          /* chat delta throttle (150 ms) */
+    char *run_id;              /* owned (the map key too) */
+    char *session_key;         /* owned */
+    char *session_id;          /* owned or NULL until START */
+    struct oc_waiter *waiters; /* `agent` final answers and agent.wait calls */
+    uv_timer_t throttle;       /* chat delta throttle (150 ms) */
     bool timer_init, timer_armed, closing;
     bool ended;
     uint64_t chat_seq;
-    int64_t last_chat_ms;         /* when the last chat delta left */
-    struct ch_buf text;           /* cumulative assistant text */
-    size_t chat_sent_len;         /* bytes of text already covered by chat deltas */
+    int64_t last_chat_ms; /* when the last chat delta left */
+    struct ch_buf text;   /* cumulative assistant text */
+    size_t chat_sent_len; /* bytes of text already covered by chat deltas */
     int64_t started_ms, ended_ms;
     struct ch_oc *oc;
 };
 
 struct oc_dedupe_entry {
-    char *key;                    /* owned */
-    char *run_id;                 /* owned */
-    char *final_text;             /* owned: serialized final payload, or NULL while in flight */
-    char *final_error;            /* owned: the error message of a failed final, or NULL */
-    bool final_ok;                /* the final res was ok:true */
+    char *key;         /* owned */
+    char *run_id;      /* owned */
+    char *final_text;  /* owned: serialized final payload, or NULL while in flight */
+    char *final_error; /* owned: the error message of a failed final, or NULL */
+    bool final_ok;     /* the final res was ok:true */
     int64_t at_ms;
     struct oc_dedupe_entry *prev, *next;
 };
@@ -343,12 +343,12 @@ enum oc_waiter_kind { OC_WAIT_AGENT, OC_WAIT_WAIT };
 struct oc_waiter {
     struct oc_waiter *next;
     uint8_t kind;
-    struct oc_conn *conn;         /* ref held */
-    char *req_id;                 /* owned */
-    char *dedupe_key;             /* owned or NULL: where to cache the final */
-    uv_timer_t timer;             /* agent.wait timeout */
+    struct oc_conn *conn; /* ref held */
+    char *req_id;         /* owned */
+    char *dedupe_key;     /* owned or NULL: where to cache the final */
+    uv_timer_t timer;     /* agent.wait timeout */
     bool timer_init;
-    struct oc_run *run;           /* borrowed while listed */
+    struct oc_run *run; /* borrowed while listed */
 };
 
 int ch_oc_events_start(struct ch_oc *oc);
@@ -363,8 +363,8 @@ void ch_oc_run_remove_waiter(struct oc_run *r, struct oc_waiter *w);
 void ch_oc_run_forget(struct oc_run *r);
 void ch_oc_waiter_free(struct oc_waiter *w);
 /* Build the final `agent` payload and whether it is ok, from a result. */
-json_t *ch_oc_agent_final(const char *run_id, const struct ch_agent_result *res, const char *session_id,
-                          int protocol, bool *ok, char **err_msg);
+json_t *ch_oc_agent_final(const char *run_id, const struct ch_agent_result *res, const char *session_id, int protocol,
+                          bool *ok, char **err_msg);
 /* Broadcast to AUTHED connections holding need_scopes (0: everyone). */
 void ch_oc_broadcast(struct ch_oc *oc, const char *event, json_t *payload, unsigned need_scopes, bool tool_only,
                      bool with_state_version);

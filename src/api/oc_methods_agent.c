@@ -136,8 +136,8 @@ static struct oc_waiter *waiter_new(struct oc_req *q, enum oc_waiter_kind kind, 
 
 /* ---- the final payload ---- */
 
-json_t *ch_oc_agent_final(const char *run_id, const struct ch_agent_result *res, const char *session_id,
-                          int protocol, bool *ok, char **err_msg)
+json_t *ch_oc_agent_final(const char *run_id, const struct ch_agent_result *res, const char *session_id, int protocol,
+                          bool *ok, char **err_msg)
 {
     const struct ch_llm_usage *u = &res->usage;
     bool aborted = !strcmp(res->status, "aborted");
@@ -170,9 +170,9 @@ json_t *ch_oc_agent_final(const char *run_id, const struct ch_agent_result *res,
 /* ---- submission ---- */
 
 struct submit_ctx {
-    struct oc_conn *conn;          /* ref held */
+    struct oc_conn *conn; /* ref held */
     char *req_id, *run_id, *session_key;
-    bool chat;                     /* chat.send: answer "started" */
+    bool chat; /* chat.send: answer "started" */
 };
 
 static void ctx_free(struct submit_ctx *x)
@@ -229,15 +229,16 @@ static void on_accepted(int rc, const char *run_id, bool duplicate, const char *
         if (oc->api->agent && ch_agent_run_is_live(oc->api->agent, run_id))
             ch_oc_res_ok(c, x->req_id, json_pack("{s:s, s:s}", "runId", run_id, "status", "in_flight"));
         else {
-            snprintf(text, sizeof(text), "idempotencyKey was already used by finished run %.128s; use agent.wait "
-                     "or a new key", run_id);
+            snprintf(text, sizeof(text),
+                     "idempotencyKey was already used by finished run %.128s; use agent.wait "
+                     "or a new key",
+                     run_id);
             ch_oc_res_err(c, x->req_id, "INVALID_REQUEST", text, NULL);
         }
     } else {
         undo(oc, x);
-        snprintf(text, sizeof(text), "%s%s", rc == CH_EINVAL ? (x->chat ? "invalid chat.send params: "
-                                                                         : "invalid agent params: ")
-                                                             : "",
+        snprintf(text, sizeof(text), "%s%s",
+                 rc == CH_EINVAL ? (x->chat ? "invalid chat.send params: " : "invalid agent params: ") : "",
                  msg ? msg : ch_strerror(rc));
         if (rc == CH_EINVAL)
             ch_oc_res_err(c, x->req_id, "INVALID_REQUEST", text, NULL);
@@ -269,7 +270,7 @@ static bool model_ok(struct ch_oc *oc, const char *ref, char *why, size_t cap)
 {
     struct ch_llm_catalog *cat = ch_llm_client_catalog(ch_agent_llm(oc->api->agent));
     struct ch_llm_target t;
-    struct ch_error err = { 0 };
+    struct ch_error err = {0};
 
     if (!cat || ch_llm_catalog_resolve(cat, ref, &t, &err) != 0) {
         snprintf(why, cap, "unknown model \"%.100s\"%s%.120s", ref, err.msg[0] ? ": " : "", err.msg);
@@ -281,7 +282,7 @@ static bool model_ok(struct ch_oc *oc, const char *ref, char *why, size_t cap)
 static void submit_run(struct oc_req *q, bool chat)
 {
     struct ch_oc *oc = q->conn->oc;
-    struct ch_agent_run_req rr = { 0 };
+    struct ch_agent_run_req rr = {0};
     const json_t *p = q->params;
     const char *idem = json_string_value(json_object_get(p, "idempotencyKey"));
     const char *agent_id = json_string_value(json_object_get(p, "agentId"));
@@ -394,8 +395,8 @@ static void on_wait_timeout(uv_timer_t *t)
 {
     struct oc_waiter *w = t->data;
 
-    ch_oc_res_ok(w->conn, w->req_id, json_pack("{s:s, s:s}", "runId", w->run ? w->run->run_id : "", "status",
-                                                "timeout"));
+    ch_oc_res_ok(w->conn, w->req_id,
+                 json_pack("{s:s, s:s}", "runId", w->run ? w->run->run_id : "", "status", "timeout"));
     ch_oc_waiter_free(w);
 }
 

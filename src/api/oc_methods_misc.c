@@ -33,41 +33,41 @@ static void m_system_event(struct oc_req *q);
 #define A OC_NEED_ADMIN
 /* Scopes from the published methods map (spec 1.7). */
 static const struct oc_method methods[] = {
-    { "health", R, true, m_health },
-    { "status", R, true, ch_oc_m_status },
-    { "logs.tail", R, true, m_logs_tail },
-    { "usage.status", R, true, ch_oc_m_usage_status },
-    { "usage.cost", R, true, ch_oc_m_usage_cost },
-    { "channels.status", R, true, m_channels_status },
-    { "config.get", R, true, m_config_get },
-    { "models.list", R, true, m_models_list },
-    { "agents.list", R, true, m_agents_list },
-    { "sessions.list", R, true, ch_oc_m_sessions_list },
-    { "sessions.preview", R, true, ch_oc_m_sessions_preview },
-    { "sessions.get", R, false, ch_oc_m_sessions_get },
-    { "sessions.usage", R, false, ch_oc_m_sessions_usage },
-    { "sessions.patch", A, true, ch_oc_m_sessions_patch },
-    { "sessions.reset", A, true, ch_oc_m_sessions_reset },
-    { "sessions.delete", A, true, ch_oc_m_sessions_delete },
-    { "sessions.compact", A, true, ch_oc_m_sessions_compact },
-    { "cron.list", R, true, m_cron_list },
-    { "cron.status", R, true, m_cron_status },
-    { "system-presence", R, true, m_system_presence },
-    { "system-event", A, true, m_system_event },
-    { "wake", W, true, m_wake },
-    { "send", W, true, m_send },
-    { "agent", W, true, ch_oc_m_agent },
-    { "agent.wait", W, true, ch_oc_m_agent_wait },
-    { "chat.send", W, true, ch_oc_m_chat_send },
-    { "chat.history", R, true, ch_oc_m_chat_history },
-    { "chat.abort", W, true, ch_oc_m_chat_abort },
-    { "chat.inject", A, false, ch_oc_m_chat_inject },
+    {"health", R, true, m_health},
+    {"status", R, true, ch_oc_m_status},
+    {"logs.tail", R, true, m_logs_tail},
+    {"usage.status", R, true, ch_oc_m_usage_status},
+    {"usage.cost", R, true, ch_oc_m_usage_cost},
+    {"channels.status", R, true, m_channels_status},
+    {"config.get", R, true, m_config_get},
+    {"models.list", R, true, m_models_list},
+    {"agents.list", R, true, m_agents_list},
+    {"sessions.list", R, true, ch_oc_m_sessions_list},
+    {"sessions.preview", R, true, ch_oc_m_sessions_preview},
+    {"sessions.get", R, false, ch_oc_m_sessions_get},
+    {"sessions.usage", R, false, ch_oc_m_sessions_usage},
+    {"sessions.patch", A, true, ch_oc_m_sessions_patch},
+    {"sessions.reset", A, true, ch_oc_m_sessions_reset},
+    {"sessions.delete", A, true, ch_oc_m_sessions_delete},
+    {"sessions.compact", A, true, ch_oc_m_sessions_compact},
+    {"cron.list", R, true, m_cron_list},
+    {"cron.status", R, true, m_cron_status},
+    {"system-presence", R, true, m_system_presence},
+    {"system-event", A, true, m_system_event},
+    {"wake", W, true, m_wake},
+    {"send", W, true, m_send},
+    {"agent", W, true, ch_oc_m_agent},
+    {"agent.wait", W, true, ch_oc_m_agent_wait},
+    {"chat.send", W, true, ch_oc_m_chat_send},
+    {"chat.history", R, true, ch_oc_m_chat_history},
+    {"chat.abort", W, true, ch_oc_m_chat_abort},
+    {"chat.inject", A, false, ch_oc_m_chat_inject},
 };
 #undef R
 #undef W
 #undef A
 
-static const char *const events[] = { "connect.challenge", "agent", "chat", "presence", "tick", "shutdown", "health" };
+static const char *const events[] = {"connect.challenge", "agent", "chat", "presence", "tick", "shutdown", "health"};
 
 const struct oc_method *ch_oc_method_find(const char *name)
 {
@@ -111,13 +111,13 @@ static bool has_scope(unsigned scopes, enum oc_need need)
 
 void ch_oc_dispatch(struct oc_conn *c, const json_t *frame)
 {
-    static const char *const need_name[] = { "operator.read", "operator.write", "operator.admin" };
+    static const char *const need_name[] = {"operator.read", "operator.write", "operator.admin"};
     enum oc_wording w = c->protocol >= 4 ? OC_WORDING_V4 : OC_WORDING_V3;
     const json_t *idv = json_object_get(frame, "id");
     const char *id = json_is_string(idv) && json_string_length(idv) ? json_string_value(idv) : "invalid";
     const struct oc_method *m;
     const struct oc_node *schema;
-    struct oc_req q = { 0 };
+    struct oc_req q = {0};
     struct ch_buf errs;
     json_t *params, *empty = NULL;
     const char *method;
@@ -199,15 +199,16 @@ static void m_models_list(struct oc_req *q)
     json_t *all = cat ? ch_llm_catalog_models_json(cat) : json_array(), *out = json_array(), *m;
     size_t i;
 
-    json_array_foreach(all, i, m) {
+    json_array_foreach(all, i, m)
+    {
         const char *ref = json_string_value(json_object_get(m, "id"));
         const char *slash = ref ? strchr(ref, '/') : NULL;
         const char *name = json_string_value(json_object_get(m, "name"));
         json_t *row;
         if (!slash || !slash[1])
             continue;
-        row = json_pack("{s:s, s:s, s:s#}", "id", slash + 1, "name", name && *name ? name : slash + 1, "provider",
-                        ref, (int)(slash - ref));
+        row = json_pack("{s:s, s:s, s:s#}", "id", slash + 1, "name", name && *name ? name : slash + 1, "provider", ref,
+                        (int)(slash - ref));
         if (row && json_integer_value(json_object_get(m, "contextWindow")) > 0)
             json_object_set(row, "contextWindow", json_object_get(m, "contextWindow"));
         json_array_append_new(out, row);
@@ -276,8 +277,7 @@ static void m_logs_tail(struct oc_req *q)
     limit = CH_MIN(limit, (size_t)5000);
     max_bytes = CH_MIN(max_bytes, (size_t)1000000);
     n = ch_log_tail(&cursor, limit, max_bytes, &reset, tail_line, lines);
-    json_array_foreach(lines, i, l)
-        bytes += json_string_length(l) + 1;
+    json_array_foreach(lines, i, l) bytes += json_string_length(l) + 1;
     ch_oc_res_ok(q->conn, q->id,
                  json_pack("{s:s, s:I, s:I, s:o, s:b, s:b}", "file", "stderr (the newest lines are kept in memory)",
                            "cursor", (json_int_t)cursor, "size", (json_int_t)bytes, "lines", lines, "truncated",
@@ -319,8 +319,10 @@ static void m_send(struct oc_req *q)
     char msg[256];
 
     /* No channel adapter exists yet: say which one was asked for. */
-    snprintf(msg, sizeof(msg), "send: channel %s%.64s%s is not available on this gateway (no channel adapters are "
-             "configured)", ch ? "'" : "", ch ? ch : "(default)", ch ? "'" : "");
+    snprintf(msg, sizeof(msg),
+             "send: channel %s%.64s%s is not available on this gateway (no channel adapters are "
+             "configured)",
+             ch ? "'" : "", ch ? ch : "(default)", ch ? "'" : "");
     ch_oc_res_err(q->conn, q->id, "UNAVAILABLE", msg,
                   json_pack("{s:s, s:s}", "code", "CHANNEL_UNAVAILABLE", "channel", ch ? ch : "default"));
 }
@@ -331,8 +333,8 @@ void ch_oc_system_event_push(struct ch_oc *oc, const char *text, const char *sou
      * consumes them yet; status shows them). */
     while (json_array_size(oc->events) >= 100)
         json_array_remove(oc->events, 0);
-    json_array_append_new(oc->events, json_pack("{s:s, s:s, s:I}", "text", text, "source", source, "ts",
-                                                (json_int_t)ch_now_ms()));
+    json_array_append_new(oc->events,
+                          json_pack("{s:s, s:s, s:I}", "text", text, "source", source, "ts", (json_int_t)ch_now_ms()));
 }
 
 static void m_wake(struct oc_req *q)

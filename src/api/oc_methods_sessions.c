@@ -118,7 +118,7 @@ static int fail_job(struct oc_sjob *j, const char *code, const char *fmt, const 
  * last run ("provider/model" when known), else NULL (the default). */
 static char *session_model(struct ch_db *db, const struct ch_session_rec *s)
 {
-    struct ch_run_rec run = { 0 };
+    struct ch_run_rec run = {0};
     char *out = NULL;
 
     if (s->model_override)
@@ -178,12 +178,11 @@ json_t *ch_oc_session_row(struct ch_db *db, const struct ch_session_rec *s, cons
     o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:f, s:s, s:s}", "key", key, "kind",
                   !strcmp(key, "global") ? "global" : "direct", "sessionId", s->session_id, "updatedAt",
                   (json_int_t)s->updated_ms, "age", (json_int_t)(now_ms > s->updated_ms ? now_ms - s->updated_ms : 0),
-                  "inputTokens", (json_int_t)s->usage.input_tokens, "outputTokens",
-                  (json_int_t)s->usage.output_tokens, "cacheRead", (json_int_t)s->usage.cache_read_tokens,
-                  "cacheWrite", (json_int_t)s->usage.cache_write_tokens, "totalTokens",
-                  (json_int_t)s->context_tokens, "totalTokensFresh", 1, "contextTokens",
-                  (json_int_t)window_of(cat, ref), "estimatedCostUsd", s->usage.cost_usd, "modelProvider", prov,
-                  "model", model ? model : "");
+                  "inputTokens", (json_int_t)s->usage.input_tokens, "outputTokens", (json_int_t)s->usage.output_tokens,
+                  "cacheRead", (json_int_t)s->usage.cache_read_tokens, "cacheWrite",
+                  (json_int_t)s->usage.cache_write_tokens, "totalTokens", (json_int_t)s->context_tokens,
+                  "totalTokensFresh", 1, "contextTokens", (json_int_t)window_of(cat, ref), "estimatedCostUsd",
+                  s->usage.cost_usd, "modelProvider", prov, "model", model ? model : "");
     if (o && s->label)
         json_object_set_new(o, "label", json_string(s->label));
     if (o && s->display_name)
@@ -208,9 +207,9 @@ json_t *ch_oc_health_sessions(const struct ch_session_list *l, const char *path,
 
     for (size_t i = 0; recent && i < l->count && i < 5; i++) {
         const struct ch_session_rec *s = &l->items[i];
-        json_array_append_new(recent, json_pack("{s:s, s:I, s:I}", "key", s->key, "updatedAt",
-                                                (json_int_t)s->updated_ms, "age",
-                                                (json_int_t)(now_ms > s->updated_ms ? now_ms - s->updated_ms : 0)));
+        json_array_append_new(recent,
+                              json_pack("{s:s, s:I, s:I}", "key", s->key, "updatedAt", (json_int_t)s->updated_ms, "age",
+                                        (json_int_t)(now_ms > s->updated_ms ? now_ms - s->updated_ms : 0)));
     }
     return json_pack("{s:s, s:I, s:o}", "path", path, "count", (json_int_t)l->total, "recent",
                      recent ? recent : json_array());
@@ -223,8 +222,8 @@ static int list_run(struct ch_db *db, struct ch_store_job *job)
     struct oc_sjob *j = (struct oc_sjob *)job;
     const json_t *lim = json_object_get(j->params, "limit"), *off = json_object_get(j->params, "offset");
     const json_t *active = json_object_get(j->params, "activeMinutes");
-    struct ch_session_query q = { 0 };
-    struct ch_session_list l = { 0 };
+    struct ch_session_query q = {0};
+    struct ch_session_list l = {0};
     json_t *rows;
     int rc;
 
@@ -248,7 +247,8 @@ static int list_run(struct ch_db *db, struct ch_store_job *job)
         json_object_set_new(j->answer, "totalCount", json_integer(l.total));
         json_object_set_new(j->answer, "limitApplied", json_integer((json_int_t)q.limit));
         json_object_set_new(j->answer, "offset", json_integer((json_int_t)q.offset));
-        json_object_set_new(j->answer, "nextOffset", more ? json_integer((json_int_t)(q.offset + l.count)) : json_null());
+        json_object_set_new(j->answer, "nextOffset",
+                            more ? json_integer((json_int_t)(q.offset + l.count)) : json_null());
         json_object_set_new(j->answer, "hasMore", json_boolean(more));
     }
     if (q.offset == 0 && !q.agent_id && !q.updated_since_ms)
@@ -277,15 +277,16 @@ static int preview_run(struct ch_db *db, struct ch_store_job *job)
     json_t *out = json_array();
     size_t i;
 
-    json_array_foreach(keys, i, k) {
-        struct ch_preview_list pl = { 0 };
+    json_array_foreach(keys, i, k)
+    {
+        struct ch_preview_list pl = {0};
         int rc = ch_messages_preview(db, json_string_value(k), limit, max_chars, &pl);
         json_t *items = json_array();
         const char *status = rc == CH_ENOTFOUND ? "missing" : rc ? "error" : pl.count ? "ok" : "empty";
         for (size_t n = 0; items && n < pl.count; n++)
             json_array_append_new(items, json_pack("{s:s, s:s}", "role", pl.items[n].role, "text", pl.items[n].text));
-        json_array_append_new(out, json_pack("{s:s, s:s, s:o}", "key", json_string_value(k), "status", status,
-                                             "items", items ? items : json_array()));
+        json_array_append_new(out, json_pack("{s:s, s:s, s:o}", "key", json_string_value(k), "status", status, "items",
+                                             items ? items : json_array()));
         ch_preview_list_release(&pl);
         if (i >= 100)
             break; /* bounded answer */
@@ -312,12 +313,14 @@ json_t *ch_oc_message_json(const struct ch_message_rec *m)
 
     if (json_is_string(doc))
         json_array_append_new(content, json_pack("{s:s, s:O}", "type", "text", "text", doc));
-    json_array_foreach(doc, i, b) {
+    json_array_foreach(doc, i, b)
+    {
         const char *type = json_string_value(json_object_get(b, "type"));
         if (!type)
             continue;
         if (!strcmp(type, "text"))
-            json_array_append_new(content, json_pack("{s:s, s:O?}", "type", "text", "text", json_object_get(b, "text")));
+            json_array_append_new(content,
+                                  json_pack("{s:s, s:O?}", "type", "text", "text", json_object_get(b, "text")));
         else if (!strcmp(type, "compaction"))
             json_array_append_new(content,
                                   json_pack("{s:s, s:O?}", "type", "text", "text", json_object_get(b, "summary")));
@@ -342,8 +345,8 @@ static int history_run(struct ch_db *db, struct ch_store_job *job)
     bool chat = !strcmp(j->method, "chat.history");
     const char *key = pstr(j, chat ? "sessionKey" : "key");
     const json_t *lim = json_object_get(j->params, "limit");
-    struct ch_session_rec s = { 0 };
-    struct ch_message_list ml = { 0 };
+    struct ch_session_rec s = {0};
+    struct ch_message_list ml = {0};
     json_t *msgs;
     int rc = ch_sessions_get(db, key, &s);
 
@@ -395,8 +398,8 @@ static int patch_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct oc_sjob *j = (struct oc_sjob *)job;
     const char *key = pstr(j, "key");
-    struct ch_session_patch p = { 0 };
-    struct ch_session_rec s = { 0 };
+    struct ch_session_patch p = {0};
+    struct ch_session_rec s = {0};
     const json_t *v;
     char prov[128];
     const char *model;
@@ -420,11 +423,11 @@ static int patch_run(struct ch_db *db, struct ch_store_job *job)
         return fail_job(j, "INVALID_REQUEST", "invalid sessions.patch params: %s", "a value is too long or invalid");
     if (rc == 0) {
         json_t *entry = ch_oc_session_row(db, &s, j->cat, j->now_ms);
-        split_ref(s.model_override ? s.model_override : (j->cat && j->cat->chain_count ? j->cat->chain[0] : NULL),
-                  prov, sizeof(prov), &model);
-        j->answer = json_pack("{s:b, s:s, s:s, s:o, s:{s:s, s:s}}", "ok", 1, "path", j->store_path, "key", key,
-                              "entry", entry ? entry : json_object(), "resolved", "modelProvider", prov, "model",
-                              model ? model : "");
+        split_ref(s.model_override ? s.model_override : (j->cat && j->cat->chain_count ? j->cat->chain[0] : NULL), prov,
+                  sizeof(prov), &model);
+        j->answer =
+            json_pack("{s:b, s:s, s:s, s:o, s:{s:s, s:s}}", "ok", 1, "path", j->store_path, "key", key, "entry",
+                      entry ? entry : json_object(), "resolved", "modelProvider", prov, "model", model ? model : "");
         rc = j->answer ? 0 : CH_ENOMEM;
     }
     ch_session_rec_release(&s);
@@ -437,7 +440,7 @@ void ch_oc_m_sessions_patch(struct oc_req *q)
     const json_t *model = json_object_get(q->params, "model");
     const char *key = json_string_value(json_object_get(q->params, "key"));
     struct ch_llm_target t;
-    struct ch_error err = { 0 };
+    struct ch_error err = {0};
     struct oc_sjob *j;
     char msg[400];
 
@@ -471,7 +474,7 @@ static int reset_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct oc_sjob *j = (struct oc_sjob *)job;
     const char *key = pstr(j, "key");
-    struct ch_session_rec s = { 0 };
+    struct ch_session_rec s = {0};
     int rc = ch_sessions_ensure(db, key, NULL, j->now_ms, NULL, NULL);
 
     if (rc == 0)
@@ -508,8 +511,8 @@ static int delete_run(struct ch_db *db, struct ch_store_job *job)
     bool existed = false;
     int rc = ch_sessions_delete(db, pstr(j, "key"), &existed);
 
-    if (rc == 0 && !(j->answer = json_pack("{s:b, s:s, s:b, s:[]}", "ok", 1, "key", pstr(j, "key"), "deleted",
-                                           existed, "archived")))
+    if (rc == 0 && !(j->answer = json_pack("{s:b, s:s, s:b, s:[]}", "ok", 1, "key", pstr(j, "key"), "deleted", existed,
+                                           "archived")))
         rc = CH_ENOMEM;
     return rc;
 }
@@ -540,9 +543,9 @@ static int compact_run(struct ch_db *db, struct ch_store_job *job)
     const char *key = pstr(j, "key");
     const json_t *ml = json_object_get(j->params, "maxLines");
     int64_t keep = ml ? json_integer_value(ml) : COMPACT_DEFAULT_LINES, count = 0, replaced = 0;
-    struct ch_session_rec s = { 0 };
-    struct ch_message_list last = { 0 };
-    struct ch_compaction c = { 0 };
+    struct ch_session_rec s = {0};
+    struct ch_message_list last = {0};
+    struct ch_compaction c = {0};
     char summary[160];
     int rc = ch_sessions_get(db, key, &s);
 
@@ -572,12 +575,12 @@ static int compact_run(struct ch_db *db, struct ch_store_job *job)
         rc = c.first_kept_seq >= 2 ? ch_messages_compact(db, &c, NULL, &replaced) : CH_ESTATE;
     }
     if (rc == CH_ESTATE) {
-        j->answer = json_pack("{s:b, s:s, s:b, s:s}", "ok", 1, "key", key, "compacted", 0, "reason",
-                              "already compacted");
+        j->answer =
+            json_pack("{s:b, s:s, s:b, s:s}", "ok", 1, "key", key, "compacted", 0, "reason", "already compacted");
         rc = j->answer ? 0 : CH_ENOMEM;
     } else if (rc == 0) {
-        j->answer = json_pack("{s:b, s:s, s:b, s:I}", "ok", 1, "key", key, "compacted", 1, "removed",
-                              (json_int_t)replaced);
+        j->answer =
+            json_pack("{s:b, s:s, s:b, s:I}", "ok", 1, "key", key, "compacted", 1, "removed", (json_int_t)replaced);
         rc = j->answer ? 0 : CH_ENOMEM;
     }
 out:

@@ -41,8 +41,8 @@ static json_t *status_row(struct ch_db *db, const struct ch_session_rec *s, cons
 static int status_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct oc_sjob *j = (struct oc_sjob *)job;
-    struct ch_session_query q = { .limit = STATUS_RECENT };
-    struct ch_session_list l = { 0 };
+    struct ch_session_query q = {.limit = STATUS_RECENT};
+    struct ch_session_list l = {0};
     json_t *recent, *defaults, *agents;
     int rc = ch_sessions_list(db, &q, &l);
 
@@ -56,11 +56,10 @@ static int status_run(struct ch_db *db, struct ch_store_job *job)
     agents = json_pack("[{s:s, s:b, s:s, s:n}]", "agentId", "main", "enabled", 0, "every", "0m", "everyMs");
     j->answer = json_pack("{s:s, s:{s:s, s:o}, s:[], s:o, s:{s:[s], s:I, s:o, s:o, s:[{s:s, s:s, s:I, s:O}]}}",
                           "runtimeVersion", CH_VERSION, "heartbeat", "defaultAgentId", "main", "agents",
-                          agents ? agents : json_array(), "channelSummary", "queuedSystemEvents",
-                          json_array(), "sessions", "paths",
-                          j->store_path, "count", (json_int_t)l.total, "defaults", defaults ? defaults : json_object(),
-                          "recent", recent ? recent : json_array(), "byAgent", "agentId", "main", "path",
-                          j->store_path, "count", (json_int_t)l.total, "recent", recent);
+                          agents ? agents : json_array(), "channelSummary", "queuedSystemEvents", json_array(),
+                          "sessions", "paths", j->store_path, "count", (json_int_t)l.total, "defaults",
+                          defaults ? defaults : json_object(), "recent", recent ? recent : json_array(), "byAgent",
+                          "agentId", "main", "path", j->store_path, "count", (json_int_t)l.total, "recent", recent);
     j->health = ch_oc_health_sessions(&l, j->store_path, j->now_ms);
     ch_session_list_release(&l);
     return j->answer ? 0 : CH_ENOMEM;
@@ -73,8 +72,7 @@ static void status_done_events(struct oc_sjob *j)
     size_t i;
     json_t *e;
 
-    json_array_foreach(j->oc->events, i, e)
-        json_array_append(ev, json_object_get(e, "text"));
+    json_array_foreach(j->oc->events, i, e) json_array_append(ev, json_object_get(e, "text"));
 }
 
 static void status_done(struct ch_store_job *job, int rc)
@@ -103,10 +101,10 @@ static int susage_run(struct ch_db *db, struct ch_store_job *job)
     struct oc_sjob *j = (struct oc_sjob *)job;
     const char *key = json_string_value(json_object_get(j->params, "key"));
     const json_t *lim = json_object_get(j->params, "limit");
-    struct ch_session_query q = { .limit = lim ? (size_t)CH_MIN(json_integer_value(lim), USAGE_SESSIONS_MAX) : 100 };
-    struct ch_session_list l = { 0 };
-    struct ch_session_rec one = { 0 };
-    struct ch_usage tot = { 0 };
+    struct ch_session_query q = {.limit = lim ? (size_t)CH_MIN(json_integer_value(lim), USAGE_SESSIONS_MAX) : 100};
+    struct ch_session_list l = {0};
+    struct ch_session_rec one = {0};
+    struct ch_usage tot = {0};
     json_t *rows = json_array();
     int rc = 0;
 
@@ -139,8 +137,8 @@ static int susage_run(struct ch_db *db, struct ch_store_job *job)
         json_decref(rows);
         return rc;
     }
-    j->answer = json_pack("{s:I, s:o, s:o}", "updatedAt", (json_int_t)j->now_ms, "sessions",
-                          rows ? rows : json_array(), "totals", usage_obj(&tot));
+    j->answer = json_pack("{s:I, s:o, s:o}", "updatedAt", (json_int_t)j->now_ms, "sessions", rows ? rows : json_array(),
+                          "totals", usage_obj(&tot));
     return j->answer ? 0 : CH_ENOMEM;
 }
 
@@ -167,8 +165,8 @@ static int cost_run(struct ch_db *db, struct ch_store_job *job)
     const char *from = json_string_value(json_object_get(j->params, "startDate"));
     const char *to = json_string_value(json_object_get(j->params, "endDate"));
     int64_t days = dv ? CH_MIN(json_integer_value(dv), 3660) : 30;
-    struct ch_usage_list ul = { 0 };
-    struct ch_usage tot = { 0 };
+    struct ch_usage_list ul = {0};
+    struct ch_usage tot = {0};
     char from_buf[11], to_buf[11];
     json_t *daily;
     int rc;
@@ -202,9 +200,9 @@ static int cost_run(struct ch_db *db, struct ch_store_job *job)
         tot.cost_usd += ul.items[i].usage.cost_usd;
     }
     ch_usage_list_release(&ul);
-    j->answer = json_pack("{s:I, s:I, s:s, s:s, s:o, s:o}", "updatedAt", (json_int_t)j->now_ms, "days",
-                          (json_int_t)days, "startDate", from, "endDate", to, "daily", daily ? daily : json_array(),
-                          "totals", usage_obj(&tot));
+    j->answer =
+        json_pack("{s:I, s:I, s:s, s:s, s:o, s:o}", "updatedAt", (json_int_t)j->now_ms, "days", (json_int_t)days,
+                  "startDate", from, "endDate", to, "daily", daily ? daily : json_array(), "totals", usage_obj(&tot));
     return j->answer ? 0 : CH_ENOMEM;
 }
 
@@ -223,8 +221,8 @@ static int inject_run(struct ch_db *db, struct ch_store_job *job)
     struct oc_sjob *j = (struct oc_sjob *)job;
     const char *key = json_string_value(json_object_get(j->params, "sessionKey"));
     const char *text = json_string_value(json_object_get(j->params, "message"));
-    struct ch_session_rec s = { 0 };
-    struct ch_message_rec m = { 0 };
+    struct ch_session_rec s = {0};
+    struct ch_message_rec m = {0};
     json_t *content = json_pack("[{s:s, s:s}]", "type", "text", "text", text);
     char *ctext = content ? json_dumps(content, JSON_COMPACT) : NULL;
     int64_t seq = 0;

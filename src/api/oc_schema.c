@@ -22,7 +22,7 @@
 #define MAX_PATH_BYTES 256
 
 struct parts {
-    char *p[MAX_PARTS];       /* owned */
+    char *p[MAX_PARTS]; /* owned */
     size_t n;
     enum oc_wording w;
 };
@@ -129,7 +129,8 @@ static void check_object(const struct oc_node *n, const json_t *v, const char *p
         }
     }
     if (n->flags & OC_F_CLOSED) {
-        json_object_foreach((json_t *)v, key, val) {
+        json_object_foreach((json_t *)v, key, val)
+        {
             bool known = false;
             for (const struct oc_prop *p = n->props; p && p->name; p++)
                 if (!strcmp(p->name, key)) {
@@ -151,7 +152,8 @@ static void check_object(const struct oc_node *n, const json_t *v, const char *p
         check(p->node, val, cp, ps);
     }
     if (n->items && !n->props) {
-        json_object_foreach((json_t *)v, key, val) {
+        json_object_foreach((json_t *)v, key, val)
+        {
             child_path(cp, path, key);
             check(n->items, val, cp, ps);
         }
@@ -179,14 +181,14 @@ static void check_enum(const struct oc_node *n, const json_t *v, const char *pat
 
 static void check(const struct oc_node *n, const json_t *v, const char *path, struct parts *ps)
 {
-    static const char *const tname[] = { "any", "string", "integer", "number", "boolean", "object", "array", "null" };
+    static const char *const tname[] = {"any", "string", "integer", "number", "boolean", "object", "array", "null"};
     char num[32], cp[MAX_PATH_BYTES];
     bool type_ok;
 
     if (!n)
         return;
     if (n->flags & OC_F_NULLABLE) {
-        struct parts inner = { .w = ps->w };
+        struct parts inner = {.w = ps->w};
         if (json_is_null(v))
             return;
         check(n->items, v, path, &inner);
@@ -261,7 +263,7 @@ static void check(const struct oc_node *n, const json_t *v, const char *path, st
 
 int ch_oc_schema_check(const struct oc_node *n, const json_t *v, enum oc_wording w, struct ch_buf *out)
 {
-    struct parts ps = { .w = w };
+    struct parts ps = {.w = w};
     static const json_t *absent;
 
     check(n, v ? v : absent, "", &ps);
@@ -287,15 +289,14 @@ const struct oc_node *ch_oc_method_schema(const char *method)
 }
 
 /* RequestFrame (spec 1.2), closed. */
-static const struct oc_node req_nonempty = { OC_T_STRING, 0, 1, -1, 0, 0, NULL, NULL, NULL, NULL };
-static const struct oc_node req_type = { OC_T_STRING, OC_F_CONST, -1, -1, 0, 0,
-                                         (const char *const[]){ "req", NULL }, NULL, NULL, NULL };
-static const struct oc_node req_any = { OC_T_ANY, 0, -1, -1, 0, 0, NULL, NULL, NULL, NULL };
-static const struct oc_node req_trace = { OC_T_STRING, 0, -1, 128, 0, 0, NULL, NULL, NULL, NULL };
+static const struct oc_node req_nonempty = {OC_T_STRING, 0, 1, -1, 0, 0, NULL, NULL, NULL, NULL};
+static const struct oc_node req_type = {OC_T_STRING, OC_F_CONST, -1,  -1, 0, 0, (const char *const[]){"req", NULL},
+                                        NULL,        NULL,       NULL};
+static const struct oc_node req_any = {OC_T_ANY, 0, -1, -1, 0, 0, NULL, NULL, NULL, NULL};
+static const struct oc_node req_trace = {OC_T_STRING, 0, -1, 128, 0, 0, NULL, NULL, NULL, NULL};
 static const struct oc_prop req_props[] = {
-    { "type", &req_type },   { "id", &req_nonempty },       { "method", &req_nonempty },
-    { "params", &req_any },  { "traceparent", &req_trace }, { NULL, NULL },
+    {"type", &req_type},  {"id", &req_nonempty},       {"method", &req_nonempty},
+    {"params", &req_any}, {"traceparent", &req_trace}, {NULL, NULL},
 };
 const struct oc_node ch_oc_request_frame_schema = {
-    OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, req_props, (const char *const[]){ "type", "id", "method", NULL }, NULL
-};
+    OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, req_props, (const char *const[]){"type", "id", "method", NULL}, NULL};

@@ -20,7 +20,7 @@
 
 #define PREAUTH_MAX_BYTES (64 * 1024) /* spec 1.1: MAX_PREAUTH_PAYLOAD_BYTES */
 
-static const char *const state_name[] = { "challenged", "authed", "closing" };
+static const char *const state_name[] = {"challenged", "authed", "closing"};
 
 /* ---- lists ---- */
 
@@ -234,8 +234,8 @@ int ch_oc_res_err(struct oc_conn *c, const char *id, const char *code, const cha
 
 int ch_oc_event_to(struct oc_conn *c, const char *event, json_t *payload)
 {
-    json_t *f = json_pack("{s:s, s:s, s:o}", "type", "event", "event", event, "payload",
-                          payload ? payload : json_object());
+    json_t *f =
+        json_pack("{s:s, s:s, s:o}", "type", "event", "event", event, "payload", payload ? payload : json_object());
 
     if (f && c->protocol >= 4)
         json_object_set_new(f, "seq", json_integer((json_int_t)++c->seq));
@@ -265,8 +265,7 @@ void ch_oc_conn_on_text(struct oc_conn *c, const char *p, size_t n)
         char msg[256];
         /* The reference only logs unparsable frames after connect; an
          * answer tells the client why nothing else came back. */
-        snprintf(msg, sizeof(msg), "invalid request frame: not JSON (%s at offset %d)", jerr.text,
-                 (int)jerr.position);
+        snprintf(msg, sizeof(msg), "invalid request frame: not JSON (%s at offset %d)", jerr.text, (int)jerr.position);
         ch_oc_res_err(c, "invalid", "INVALID_REQUEST", msg, NULL);
     } else {
         ch_oc_dispatch(c, frame);
@@ -296,7 +295,7 @@ static void ws_set_max(struct oc_conn *c, size_t max_bytes)
     }
 }
 
-static const struct oc_conn_ops ws_ops = { ws_send, ws_close, ws_set_max };
+static const struct oc_conn_ops ws_ops = {ws_send, ws_close, ws_set_max};
 
 static void ws_on_open(struct ch_ws_conn *w, void *data)
 {
@@ -322,14 +321,14 @@ static void ws_on_close(struct ch_ws_conn *w, uint16_t code, const char *reason,
     ch_oc_conn_closed(c);
 }
 
-static const struct ch_ws_handler ws_handler = { ws_on_open, ws_on_text, ws_on_close };
+static const struct ch_ws_handler ws_handler = {ws_on_open, ws_on_text, ws_on_close};
 
 void ch_oc_ws_upgrade(struct ch_http_req *r, struct ch_api *a)
 {
     struct ch_oc *oc = a->oc;
     const json_t *origins = ch_config_get(a->cfg, "gateway.controlUi.allowedOrigins");
     const char *list[65];
-    struct ch_ws_opts o = { 0 };
+    struct ch_ws_opts o = {0};
     struct ch_ws_conn *w = NULL;
     struct oc_conn *c;
     size_t k = 0, i;
@@ -341,7 +340,8 @@ void ch_oc_ws_upgrade(struct ch_http_req *r, struct ch_api *a)
     }
     /* Browsers send Origin; a page outside the allowlist must not drive
      * the gateway with the user's loopback access (ClawJacked). */
-    json_array_foreach(origins, i, v) {
+    json_array_foreach(origins, i, v)
+    {
         if (k < CH_ARRAY_SIZE(list) - 1 && json_is_string(v))
             list[k++] = json_string_value(v);
     }

@@ -26,16 +26,16 @@ void ch_openai_error(struct ch_http_req *r, int status, const char *type, const 
 /* One in-flight /v1/chat/completions request. */
 struct oa_req {
     struct ch_api *api;
-    struct ch_http_req *req;       /* ref held until done */
-    struct ch_llm_call *call;      /* pass-through */
-    struct ch_agent_sub *sub;      /* agent mode */
-    char id[48];                   /* chatcmpl-... */
-    char model[256];               /* as the client named it */
+    struct ch_http_req *req;  /* ref held until done */
+    struct ch_llm_call *call; /* pass-through */
+    struct ch_agent_sub *sub; /* agent mode */
+    char id[48];              /* chatcmpl-... */
+    char model[256];          /* as the client named it */
     char run_id[40];
     int64_t created;
     bool stream, include_usage, started, finished, agent_mode;
     size_t tool_index_base;
-    struct ch_buf text;            /* agent mode, non-stream */
+    struct ch_buf text; /* agent mode, non-stream */
 };
 
 /* openai_compat.c: the routes */

@@ -20,7 +20,7 @@ static bool enabled(struct ch_api *a)
 
 static bool is_agent_model(const char *m, const char **agent_id)
 {
-    static const char *prefixes[] = { "openclaw/", "openclaw:", "agent:" };
+    static const char *prefixes[] = {"openclaw/", "openclaw:", "agent:"};
     *agent_id = "main";
     if (!strcmp(m, "openclaw"))
         return true;
@@ -34,8 +34,8 @@ static bool is_agent_model(const char *m, const char **agent_id)
 
 static json_t *model_obj(const char *id, const char *owner)
 {
-    return json_pack("{s:s, s:s, s:I, s:s}", "id", id, "object", "model", "created", (json_int_t)1700000000,
-                     "owned_by", owner);
+    return json_pack("{s:s, s:s, s:I, s:s}", "id", id, "object", "model", "created", (json_int_t)1700000000, "owned_by",
+                     owner);
 }
 
 void ch_openai_models(struct ch_http_req *r, void *data)
@@ -53,7 +53,8 @@ void ch_openai_models(struct ch_http_req *r, void *data)
     json_array_append_new(list, model_obj("openclaw", "chela"));
     json_array_append_new(list, model_obj("openclaw/main", "chela"));
     cat = ch_llm_catalog_models_json(ch_llm_client_catalog(ch_agent_llm(a->agent)));
-    json_array_foreach(cat, i, m) {
+    json_array_foreach(cat, i, m)
+    {
         const char *id = json_string_value(json_object_get(m, "id"));
         const char *prov = json_string_value(json_object_get(m, "provider"));
         if (id)
@@ -146,8 +147,8 @@ static json_t *completion(struct oa_req *o, json_t *message, const char *finish,
     int64_t in = (int64_t)(u->input_tokens + u->cache_read_tokens + u->cache_write_tokens);
     return json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:o, s:s, s:n}], s:{s:I, s:I, s:I}}", "id", o->id, "object",
                      "chat.completion", "created", (json_int_t)o->created, "model", o->model, "choices", "index", 0,
-                     "message", message, "finish_reason", finish, "logprobs", "usage", "prompt_tokens",
-                     (json_int_t)in, "completion_tokens", (json_int_t)u->output_tokens, "total_tokens",
+                     "message", message, "finish_reason", finish, "logprobs", "usage", "prompt_tokens", (json_int_t)in,
+                     "completion_tokens", (json_int_t)u->output_tokens, "total_tokens",
                      (json_int_t)(in + (int64_t)u->output_tokens));
 }
 
@@ -160,7 +161,7 @@ static json_t *completion(struct oa_req *o, json_t *message, const char *finish,
  * otherwise costs a writer-thread wake-up and a transaction per call.
  */
 struct usage_row {
-    char *provider, *model;      /* owned */
+    char *provider, *model; /* owned */
     int64_t requests;
     struct ch_usage u;
 };
@@ -168,7 +169,7 @@ struct usage_row {
 struct usage_job {
     struct ch_store_job job;
     size_t n;
-    struct usage_row *rows;      /* owned */
+    struct usage_row *rows; /* owned */
 };
 
 static void usage_rows_free(struct usage_row *rows, size_t n)
@@ -320,8 +321,9 @@ static void pt_done(struct ch_llm_call *call, const struct ch_llm_result *res, v
             goto out;
         ch_oa_stream_finish(o, ch_openai_finish_reason(res->stop), &res->usage);
     } else {
-        ch_http_respond_json(o->req, 200, completion(o, ch_openai_message(res->message_json),
-                                                     ch_openai_finish_reason(res->stop), &res->usage));
+        ch_http_respond_json(
+            o->req, 200,
+            completion(o, ch_openai_message(res->message_json), ch_openai_finish_reason(res->stop), &res->usage));
         o->finished = true;
     }
 out:
@@ -330,7 +332,7 @@ out:
 
 static void pass_through(struct oa_req *o, const json_t *body, json_t *msgs, char *system)
 {
-    struct ch_llm_call_opts opts = { 0 };
+    struct ch_llm_call_opts opts = {0};
     char err[256] = "";
     const json_t *mt = json_object_get(body, "max_completion_tokens");
     json_t *tools = ch_openai_tools_to_neutral(json_object_get(body, "tools"), err, sizeof(err));
@@ -384,9 +386,9 @@ static void ag_event(const struct ch_agent_event *ev, void *data)
         if (o->started || ch_oa_stream_start(o) == 0)
             ch_oa_stream_finish(o, "stop", &ev->result->usage);
     } else {
-        ch_http_respond_json(o->req, 200, completion(o, json_pack("{s:s, s:s}", "role", "assistant", "content",
-                                                                  ev->result->text),
-                                                     "stop", &ev->result->usage));
+        ch_http_respond_json(o->req, 200,
+                             completion(o, json_pack("{s:s, s:s}", "role", "assistant", "content", ev->result->text),
+                                        "stop", &ev->result->usage));
     }
     o->finished = true;
     /* Unsubscribing from inside the bus's callback is allowed. */
@@ -418,11 +420,13 @@ static char *history_text(const json_t *msgs, size_t upto)
     size_t i, j;
 
     ch_buf_init(&b, 1 << 20);
-    json_array_foreach(msgs, i, m) {
+    json_array_foreach(msgs, i, m)
+    {
         if (i >= upto)
             break;
         ch_buf_appendf(&b, "%s: ", json_string_value(json_object_get(m, "role")));
-        json_array_foreach(json_object_get(m, "content"), j, blk) {
+        json_array_foreach(json_object_get(m, "content"), j, blk)
+        {
             const char *t = json_string_value(json_object_get(blk, "text"));
             if (t)
                 ch_buf_append_str(&b, t);
@@ -436,7 +440,7 @@ static char *history_text(const json_t *msgs, size_t upto)
  * earlier turns and system messages travel as extra system text. */
 static void agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char *system, const char *session_hdr)
 {
-    struct ch_agent_run_req req = { 0 };
+    struct ch_agent_run_req req = {0};
     const json_t *last = json_array_get(msgs, json_array_size(msgs) - 1), *blk;
     const char *user = json_string_value(json_object_get(body, "user"));
     struct ch_buf msg, extra;
@@ -450,7 +454,8 @@ static void agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char 
                         "the last message must come from the user for the agent models");
         goto fail;
     }
-    json_array_foreach(json_object_get(last, "content"), i, blk) {
+    json_array_foreach(json_object_get(last, "content"), i, blk)
+    {
         const char *t = json_string_value(json_object_get(blk, "text"));
         if (t) {
             if (msg.len)
@@ -567,7 +572,7 @@ void ch_openai_completions(struct ch_http_req *r, void *data)
         agent_mode(o, body, msgs, system, session[0] ? session : NULL);
     } else {
         struct ch_llm_target t;
-        struct ch_error e = { 0 };
+        struct ch_error e = {0};
         if (ch_llm_catalog_resolve(ch_llm_client_catalog(ch_agent_llm(a->agent)), o->model, &t, &e) != 0) {
             ch_openai_error(r, 404, "invalid_request_error", "model_not_found", "%s", e.msg);
             oa_free(o);

@@ -25,7 +25,8 @@ static int content_text(const json_t *c, struct ch_buf *out, char *err, size_t e
         snprintf(err, errcap, "message content must be a string or an array of content parts");
         return CH_EINVAL;
     }
-    json_array_foreach(c, i, part) {
+    json_array_foreach(c, i, part)
+    {
         const char *t = json_string_value(json_object_get(part, "type"));
         if (!t || strcmp(t, "text") || !json_is_string(json_object_get(part, "text"))) {
             snprintf(err, errcap, "content part %zu: only {\"type\":\"text\",\"text\":...} parts are supported", i);
@@ -61,7 +62,8 @@ static int assistant_blocks(const json_t *m, json_t *blocks, struct ch_buf *tmp,
         return rc;
     if (tmp->len)
         json_array_append_new(blocks, json_pack("{s:s, s:s}", "type", "text", "text", tmp->data));
-    json_array_foreach(json_object_get(m, "tool_calls"), i, tc) {
+    json_array_foreach(json_object_get(m, "tool_calls"), i, tc)
+    {
         const json_t *fn = json_object_get(tc, "function");
         const char *id = json_string_value(json_object_get(tc, "id"));
         const char *name = json_string_value(json_object_get(fn, "name"));
@@ -76,8 +78,8 @@ static int assistant_blocks(const json_t *m, json_t *blocks, struct ch_buf *tmp,
             json_decref(input);
             input = json_object();
         }
-        json_array_append_new(blocks, json_pack("{s:s, s:s, s:s, s:o}", "type", "tool_use", "id", id, "name", name,
-                                                "input", input));
+        json_array_append_new(
+            blocks, json_pack("{s:s, s:s, s:s, s:o}", "type", "tool_use", "id", id, "name", name, "input", input));
     }
     return 0;
 }
@@ -98,7 +100,8 @@ int ch_openai_to_neutral(const json_t *messages, json_t **out_msgs, char **out_s
         snprintf(err, errcap, "messages must be a non-empty array");
         rc = CH_EINVAL;
     }
-    json_array_foreach(messages, i, m) {
+    json_array_foreach(messages, i, m)
+    {
         const char *role = json_string_value(json_object_get(m, "role"));
         json_t *blocks;
         if (rc)
@@ -130,8 +133,9 @@ int ch_openai_to_neutral(const json_t *messages, json_t **out_msgs, char **out_s
                 rc = CH_EINVAL;
             }
             if (!rc)
-                push(msgs, "user", json_pack("[{s:s, s:s, s:s}]", "type", "tool_result", "tool_use_id", id, "content",
-                                             tmp.data ? tmp.data : ""));
+                push(msgs, "user",
+                     json_pack("[{s:s, s:s, s:s}]", "type", "tool_result", "tool_use_id", id, "content",
+                               tmp.data ? tmp.data : ""));
         } else {
             snprintf(err, errcap, "messages[%zu].role '%.40s' is not one of system, developer, user, assistant, tool",
                      i, role);
@@ -164,7 +168,8 @@ json_t *ch_openai_tools_to_neutral(const json_t *tools, char *err, size_t errcap
     if (!tools || json_is_null(tools))
         return NULL;
     out = json_array();
-    json_array_foreach(tools, i, t) {
+    json_array_foreach(tools, i, t)
+    {
         const json_t *fn = json_object_get(t, "function");
         const char *name = json_string_value(json_object_get(fn, "name"));
         const json_t *params = json_object_get(fn, "parameters");
@@ -200,7 +205,8 @@ json_t *ch_openai_message(const json_t *reply)
     size_t i;
 
     ch_buf_init(&text, 64 << 20);
-    json_array_foreach(json_object_get(reply, "content"), i, blk) {
+    json_array_foreach(json_object_get(reply, "content"), i, blk)
+    {
         const char *t = json_string_value(json_object_get(blk, "type"));
         if (t && !strcmp(t, "text") && json_string_value(json_object_get(blk, "text")))
             ch_buf_append_str(&text, json_string_value(json_object_get(blk, "text")));
@@ -230,6 +236,7 @@ void ch_openai_error(struct ch_http_req *r, int status, const char *type, const 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    ch_http_respond_json(r, status, json_pack("{s:{s:s, s:s, s:s?, s:n}}", "error", "message", msg, "type", type,
-                                              "code", code, "param"));
+    ch_http_respond_json(
+        r, status,
+        json_pack("{s:{s:s, s:s, s:s?, s:n}}", "error", "message", msg, "type", type, "code", code, "param"));
 }

@@ -56,8 +56,8 @@ void ch_oa_stream_tool(struct oa_req *o, const struct ch_llm_event *e)
     if (!o->started || o->finished)
         return;
     if (e->type == CH_LLM_EV_TOOL_START)
-        call = json_pack("{s:i, s:s, s:s, s:{s:s, s:s}}", "index", e->index, "id", e->tool_id ? e->tool_id : "",
-                         "type", "function", "function", "name", e->tool_name ? e->tool_name : "", "arguments", "");
+        call = json_pack("{s:i, s:s, s:s, s:{s:s, s:s}}", "index", e->index, "id", e->tool_id ? e->tool_id : "", "type",
+                         "function", "function", "name", e->tool_name ? e->tool_name : "", "arguments", "");
     else if (e->type == CH_LLM_EV_TOOL_ARGS_DELTA)
         call = json_pack("{s:i, s:{s:s%}}", "index", e->index, "function", "arguments", e->text.p, e->text.len);
     else
@@ -75,7 +75,8 @@ void ch_oa_stream_finish(struct oa_req *o, const char *finish_reason, const stru
         send_chunk(o, json_pack("{s:s, s:s, s:I, s:s, s:[], s:{s:I, s:I, s:I}}", "id", o->id, "object",
                                 "chat.completion.chunk", "created", (json_int_t)o->created, "model", o->model,
                                 "choices", "usage", "prompt_tokens", (json_int_t)in, "completion_tokens",
-                                (json_int_t)u->output_tokens, "total_tokens", (json_int_t)(in + (int64_t)u->output_tokens)));
+                                (json_int_t)u->output_tokens, "total_tokens",
+                                (json_int_t)(in + (int64_t)u->output_tokens)));
     }
     ch_http_stream_write(o->req, "data: [DONE]\n\n", 14);
     ch_http_stream_end(o->req);

@@ -98,8 +98,9 @@ static int refuse(struct ch_api *a, struct ch_http_req *req, int64_t wait_ms, co
     snprintf(ra, sizeof(ra), "%lld", (long long)secs);
     snprintf(msg, sizeof(msg), "%s rate limit exceeded; retry after %lld s", which, (long long)secs);
     ch_http_add_header(req, "Retry-After", ra);
-    ch_http_respond_json(req, 429, json_pack("{s:s, s:s, s:I}", "error", "rate_limit_exceeded", "message", msg,
-                                             "retryAfter", (json_int_t)secs));
+    ch_http_respond_json(
+        req, 429,
+        json_pack("{s:s, s:s, s:I}", "error", "rate_limit_exceeded", "message", msg, "retryAfter", (json_int_t)secs));
     return CH_EBUSY;
 }
 

@@ -14,29 +14,29 @@
 #include "api/internal.h"
 #include "providers/client.h"
 
-#define KEEPALIVE_MS 15000           /* proxies commonly time out idle streams at 30-60 s */
+#define KEEPALIVE_MS 15000 /* proxies commonly time out idle streams at 30-60 s */
 #define MAX_SYSTEM_PROMPT (256 * 1024)
 #define MAX_MODEL_REF 256
-#define MAX_EVENT_BYTES (32u << 20)  /* one SSE event: a delta escaped as JSON fits easily */
+#define MAX_EVENT_BYTES (32u << 20) /* one SSE event: a delta escaped as JSON fits easily */
 
 struct chat {
-    int refs;                    /* setup, subscription, pending accept cb, open timer */
-    struct ch_api *api;          /* borrowed */
-    struct ch_http_req *req;     /* ref held until the chat is freed */
-    struct ch_agent_sub *sub;    /* NULL once unsubscribed */
-    uv_timer_t keepalive;        /* stream only */
+    int refs;                 /* setup, subscription, pending accept cb, open timer */
+    struct ch_api *api;       /* borrowed */
+    struct ch_http_req *req;  /* ref held until the chat is freed */
+    struct ch_agent_sub *sub; /* NULL once unsubscribed */
+    uv_timer_t keepalive;     /* stream only */
     bool timer_on;
     bool stream;
-    bool accepted;               /* the run is durably queued */
-    bool began;                  /* SSE head and start event written */
-    bool ended;                  /* END seen (or the answer is out) */
-    bool closed;                 /* the client left: never touch req again */
+    bool accepted; /* the run is durably queued */
+    bool began;    /* SSE head and start event written */
+    bool ended;    /* END seen (or the answer is out) */
+    bool closed;   /* the client left: never touch req again */
     bool abort_sent;
     char run_id[40];
-    char *conv_id;               /* owned: the session key */
-    int64_t t0_ms;               /* when the request was dispatched */
-    struct ch_buf ev;            /* scratch for one SSE event, reused */
-    char carry[4];               /* incomplete UTF-8 tail of the last delta */
+    char *conv_id;    /* owned: the session key */
+    int64_t t0_ms;    /* when the request was dispatched */
+    struct ch_buf ev; /* scratch for one SSE event, reused */
+    char carry[4];    /* incomplete UTF-8 tail of the last delta */
     size_t carry_len;
 };
 
@@ -94,7 +94,7 @@ static void on_client_close(struct ch_http_req *r, void *data)
         return;
     c->refs++;
     c->closed = true;
-    chat_detach(c);      /* first: nothing more is written to this client */
+    chat_detach(c); /* first: nothing more is written to this client */
     chat_abort_run(c);
     chat_unref(c);
 }
@@ -176,8 +176,8 @@ static void stream_begin(struct chat *c)
         on_client_close(c->req, c);
         return;
     }
-    if (sse_json(c, json_pack("{s:s, s:s, s:s}", "type", "start", "conversationId", c->conv_id, "runId",
-                              c->run_id)) != 0)
+    if (sse_json(c, json_pack("{s:s, s:s, s:s}", "type", "start", "conversationId", c->conv_id, "runId", c->run_id)) !=
+        0)
         return;
     if (c->ended)
         return; /* the done event follows at once: no keepalive needed */
@@ -264,8 +264,8 @@ static void chat_answer(struct chat *c, const struct ch_agent_result *res)
 
     if (!strcmp(res->status, "ok")) {
         ch_http_respond_json(c->req, 200,
-                             json_pack("{s:s+, s:s, s:s, s:s, s:s?, s:s?, s:o, s:f, s:I, s:s}", "id", "msg_",
-                                       c->run_id, "conversationId", c->conv_id, "role", "assistant", "content",
+                             json_pack("{s:s+, s:s, s:s, s:s, s:s?, s:s?, s:o, s:f, s:I, s:s}", "id", "msg_", c->run_id,
+                                       "conversationId", c->conv_id, "role", "assistant", "content",
                                        res->text ? res->text : "", "model", res->model, "provider", res->provider,
                                        "usage", usage_json(&res->usage), "costUsd", res->cost_usd, "latency",
                                        (json_int_t)(ch_now_ms() - c->t0_ms), "runId", c->run_id));
@@ -335,8 +335,7 @@ static void on_event(const struct ch_agent_event *ev, void *data)
             chat_answer(c, ev->result);
         }
         break;
-    default:
-        break;
+    default: break;
     }
     chat_unref(c);
 }
@@ -350,7 +349,7 @@ static void on_accepted(int rc, const char *run_id, bool duplicate, const char *
     if (rc == 0) {
         c->accepted = true;
         if (c->closed)
-            chat_abort_run(c);   /* left while the run was being queued */
+            chat_abort_run(c); /* left while the run was being queued */
         else if (c->stream && !c->ended)
             stream_begin(c);
     } else if (!c->closed && !c->ended) {
@@ -459,7 +458,7 @@ static int check_model(struct ch_http_req *r, struct ch_api *a, const char *mode
 {
     struct ch_llm_catalog *cat = ch_llm_client_catalog(ch_agent_llm(a->agent));
     struct ch_llm_target t;
-    struct ch_error err = { 0 };
+    struct ch_error err = {0};
 
     if (!cat || cat->provider_count == 0) {
         ch_http_respond_error(r, 503, "no_provider",
@@ -476,7 +475,7 @@ static int check_model(struct ch_http_req *r, struct ch_api *a, const char *mode
 
 static void chat_start(struct ch_http_req *r, struct ch_api *a, bool stream)
 {
-    struct ch_agent_run_req rr = { 0 };
+    struct ch_agent_run_req rr = {0};
     struct chat_input in;
     struct chat *c = NULL;
     json_t *body = NULL;

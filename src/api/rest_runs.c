@@ -13,14 +13,14 @@
 
 struct run_job {
     struct ch_store_job job;
-    struct ch_api *api;          /* borrowed */
-    struct ch_http_req *req;     /* ref held */
-    char *run_id;                /* owned: get, abort */
-    char *session_key;           /* owned or NULL: list filter */
-    int status;                  /* list filter: enum ch_run_status or -1 */
+    struct ch_api *api;      /* borrowed */
+    struct ch_http_req *req; /* ref held */
+    char *run_id;            /* owned: get, abort */
+    char *session_key;       /* owned or NULL: list filter */
+    int status;              /* list filter: enum ch_run_status or -1 */
     size_t limit, offset;
-    bool live;                   /* the agent still has it (loop-side answer) */
-    json_t *answer;              /* owned */
+    bool live;      /* the agent still has it (loop-side answer) */
+    json_t *answer; /* owned */
 };
 
 static void job_free(struct run_job *j)
@@ -122,7 +122,7 @@ static json_t *run_json(const struct ch_run_rec *run, bool with_result)
 static int get_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct run_job *j = (struct run_job *)job;
-    struct ch_run_rec run = { 0 };
+    struct ch_run_rec run = {0};
     int rc = ch_runs_get(db, j->run_id, &run);
 
     if (rc == 0 && !(j->answer = run_json(&run, true)))
@@ -168,9 +168,9 @@ void ch_rest_runs_get(struct ch_http_req *r, void *data)
 static int list_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct run_job *j = (struct run_job *)job;
-    struct ch_run_query q = { .limit = j->limit, .offset = j->offset, .status = j->status,
-                              .session_key = j->session_key };
-    struct ch_run_list l = { 0 };
+    struct ch_run_query q = {
+        .limit = j->limit, .offset = j->offset, .status = j->status, .session_key = j->session_key};
+    struct ch_run_list l = {0};
     json_t *arr;
     int rc = ch_runs_list_recent(db, &q, &l);
 
@@ -179,10 +179,10 @@ static int list_run(struct ch_db *db, struct ch_store_job *job)
     arr = json_array();
     for (size_t i = 0; arr && i < l.count; i++)
         json_array_append_new(arr, run_json(&l.items[i], false));
-    j->answer = json_pack("{s:o, s:o, s:I}", "runs", arr, "nextCursor",
-                          j->offset + l.count < (size_t)l.total ? json_sprintf("%zu", j->offset + l.count)
-                                                                 : json_null(),
-                          "total", (json_int_t)l.total);
+    j->answer =
+        json_pack("{s:o, s:o, s:I}", "runs", arr, "nextCursor",
+                  j->offset + l.count < (size_t)l.total ? json_sprintf("%zu", j->offset + l.count) : json_null(),
+                  "total", (json_int_t)l.total);
     ch_run_list_release(&l);
     return j->answer ? 0 : CH_ENOMEM;
 }
@@ -231,8 +231,7 @@ void ch_rest_runs_list(struct ch_http_req *r, void *data)
         return;
     }
     if (rc != 0 && rc != CH_ENOTFOUND) {
-        ch_http_respond_error(r, 400, "invalid_request", "sessionKey must be at most %d bytes",
-                              CH_STORE_MAX_KEY_BYTES);
+        ch_http_respond_error(r, 400, "invalid_request", "sessionKey must be at most %d bytes", CH_STORE_MAX_KEY_BYTES);
         job_free(j);
         return;
     }
@@ -248,11 +247,11 @@ void ch_rest_runs_list(struct ch_http_req *r, void *data)
 static int abort_lookup(struct ch_db *db, struct ch_store_job *job)
 {
     struct run_job *j = (struct run_job *)job;
-    struct ch_run_rec run = { 0 };
+    struct ch_run_rec run = {0};
     int rc = ch_runs_get(db, j->run_id, &run);
 
-    if (rc == 0 && !(j->answer = json_pack("{s:b, s:b, s:s, s:s}", "ok", 1, "aborted", 0, "runId", j->run_id,
-                                           "status", ch_run_status_name(run.status))))
+    if (rc == 0 && !(j->answer = json_pack("{s:b, s:b, s:s, s:s}", "ok", 1, "aborted", 0, "runId", j->run_id, "status",
+                                           ch_run_status_name(run.status))))
         rc = CH_ENOMEM;
     ch_run_rec_release(&run);
     return rc;
@@ -285,8 +284,8 @@ void ch_rest_runs_abort(struct ch_http_req *r, void *data)
         return;
     if (a->agent && ch_agent_abort(a->agent, j->run_id) == 0) {
         ch_log_info("runs: run %s aborted by %s", j->run_id, r->token_name ? r->token_name : "-");
-        ch_http_respond_json(r, 200, json_pack("{s:b, s:b, s:s, s:s}", "ok", 1, "aborted", 1, "runId", j->run_id,
-                                               "status", "aborting"));
+        ch_http_respond_json(
+            r, 200, json_pack("{s:b, s:b, s:s, s:s}", "ok", 1, "aborted", 1, "runId", j->run_id, "status", "aborting"));
         job_free(j);
         return;
     }

@@ -21,7 +21,7 @@
 #define MAX_ATTACHMENTS 32
 
 /* The channels a send can use today. */
-static const char *const channels[] = { "webhook" };
+static const char *const channels[] = {"webhook"};
 
 static bool channel_known(const char *c)
 {
@@ -43,8 +43,8 @@ static void refuse_channel(struct ch_http_req *r, const char *c)
         n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s", i ? ", " : "", channels[i]);
     }
     snprintf(msg, sizeof(msg), "unknown channel '%.64s'; configured channels: %s", c, names);
-    ch_http_respond_json(r, 400, json_pack("{s:s, s:s, s:o}", "error", "unknown_channel", "message", msg, "channels",
-                                           list));
+    ch_http_respond_json(r, 400,
+                         json_pack("{s:s, s:s, s:o}", "error", "unknown_channel", "message", msg, "channels", list));
 }
 
 /* A chat id: a string, or an integer (Telegram ids are numbers). */
@@ -112,8 +112,9 @@ void ch_rest_send(struct ch_http_req *r, void *data)
         goto out;
     }
     emit_sent(a, ch, to, json_string_value(json_object_get(body, "message")), NULL, NULL, id);
-    ch_http_respond_json(r, 200, json_pack("{s:b, s:s, s:s, s:s, s:s}", "ok", 1, "messageId", id, "channel", ch,
-                                           "chatId", to, "status", "queued"));
+    ch_http_respond_json(r, 200,
+                         json_pack("{s:b, s:s, s:s, s:s, s:s}", "ok", 1, "messageId", id, "channel", ch, "chatId", to,
+                                   "status", "queued"));
 out:
     ch_free(to);
     json_decref(body);
@@ -148,7 +149,8 @@ void ch_rest_messages_broadcast(struct ch_http_req *r, void *data)
                               MAX_RECIPIENTS);
         goto out;
     }
-    json_array_foreach (rcpt, i, v) {
+    json_array_foreach(rcpt, i, v)
+    {
         char *to = chat_id(v);
         if (!to) {
             ch_http_respond_error(r, 400, "invalid_request", "recipients[%zu] must be a string or an integer", i);
@@ -163,18 +165,19 @@ void ch_rest_messages_broadcast(struct ch_http_req *r, void *data)
     }
     /* Validated first, then sent: a bad recipient sends nothing. */
     results = json_array();
-    json_array_foreach (rcpt, i, v) {
+    json_array_foreach(rcpt, i, v)
+    {
         char *to = chat_id(v);
         if (!to)
             continue;
         emit_sent(a, platform, to, text, NULL, NULL, id);
-        json_array_append_new(results, json_pack("{s:s, s:s, s:s}", "recipient", to, "messageId", id, "status",
-                                                 "queued"));
+        json_array_append_new(results,
+                              json_pack("{s:s, s:s, s:s}", "recipient", to, "messageId", id, "status", "queued"));
         ch_free(to);
     }
-    ch_http_respond_json(r, 200, json_pack("{s:b, s:s, s:I, s:I, s:O}", "ok", 1, "platform", platform, "sent",
-                                           (json_int_t)json_array_size(results), "failed", (json_int_t)0, "results",
-                                           results));
+    ch_http_respond_json(r, 200,
+                         json_pack("{s:b, s:s, s:I, s:I, s:O}", "ok", 1, "platform", platform, "sent",
+                                   (json_int_t)json_array_size(results), "failed", (json_int_t)0, "results", results));
 out:
     json_decref(results);
     json_decref(body);
@@ -184,14 +187,14 @@ out:
 
 struct send_job {
     struct ch_store_job job;
-    struct ch_api *api;          /* borrowed */
-    struct ch_http_req *req;     /* ref held */
-    char *key;                   /* owned: the session key (seed 004's sessionId) */
-    char *text;                  /* owned: send */
-    char *content;               /* owned JSON: the transcript entry */
-    json_t *attachments;         /* owned or NULL */
-    char *channel;               /* owned: the session's channel, from the job */
-    char *old_id, *new_id;       /* owned: reset */
+    struct ch_api *api;      /* borrowed */
+    struct ch_http_req *req; /* ref held */
+    char *key;               /* owned: the session key (seed 004's sessionId) */
+    char *text;              /* owned: send */
+    char *content;           /* owned JSON: the transcript entry */
+    json_t *attachments;     /* owned or NULL */
+    char *channel;           /* owned: the session's channel, from the job */
+    char *old_id, *new_id;   /* owned: reset */
     bool reset;
 };
 
@@ -211,8 +214,8 @@ static void send_job_free(struct send_job *j)
 static int send_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct send_job *j = (struct send_job *)job;
-    struct ch_session_rec s = { 0 }, after = { 0 };
-    struct ch_message_rec m = { 0 };
+    struct ch_session_rec s = {0}, after = {0};
+    struct ch_message_rec m = {0};
     int rc = ch_sessions_get(db, j->key, &s);
 
     if (rc)
@@ -245,8 +248,9 @@ static void send_done(struct ch_store_job *job, int rc)
     char id[37];
 
     if (rc == 0 && j->reset)
-        ch_webhooks_emit(j->api, "status", json_pack("{s:s, s:s, s:s?, s:s?}", "sessionId", j->key, "status", "reset",
-                                                     "previousTranscriptId", j->old_id, "transcriptId", j->new_id));
+        ch_webhooks_emit(j->api, "status",
+                         json_pack("{s:s, s:s, s:s?, s:s?}", "sessionId", j->key, "status", "reset",
+                                   "previousTranscriptId", j->old_id, "transcriptId", j->new_id));
     else if (rc == 0)
         emit_sent(j->api, ch, NULL, j->text, j->attachments, j->key, id);
     if (ch_http_req_is_closed(j->req))
@@ -256,12 +260,14 @@ static void send_done(struct ch_store_job *job, int rc)
     else if (rc)
         ch_http_respond_error(j->req, 500, "store_error", "the session could not be updated: %s", ch_strerror(rc));
     else if (j->reset)
-        ch_http_respond_json(j->req, 200, json_pack("{s:b, s:s, s:s, s:s, s:s?, s:s?}", "ok", 1, "status", "reset",
-                                                    "key", j->key, "sessionId", j->key, "transcriptId", j->new_id,
-                                                    "previousTranscriptId", j->old_id));
+        ch_http_respond_json(j->req, 200,
+                             json_pack("{s:b, s:s, s:s, s:s, s:s?, s:s?}", "ok", 1, "status", "reset", "key", j->key,
+                                       "sessionId", j->key, "transcriptId", j->new_id, "previousTranscriptId",
+                                       j->old_id));
     else
-        ch_http_respond_json(j->req, 200, json_pack("{s:b, s:s, s:s, s:s, s:s}", "ok", 1, "status", "sent",
-                                                    "messageId", id, "sessionId", j->key, "channel", ch));
+        ch_http_respond_json(j->req, 200,
+                             json_pack("{s:b, s:s, s:s, s:s, s:s}", "ok", 1, "status", "sent", "messageId", id,
+                                       "sessionId", j->key, "channel", ch));
 out:
     send_job_free(j);
 }
@@ -305,8 +311,10 @@ void ch_rest_messages_send(struct ch_http_req *r, void *data)
     text = json_object_get(body, "text");
     att = json_object_get(body, "attachments");
     if (!json_is_string(key) || !ch_agent_session_key_valid(json_string_value(key))) {
-        ch_http_respond_error(r, 400, "invalid_request", "sessionId is required: a session key (1-%d printable "
-                              "characters without spaces)", CH_STORE_MAX_KEY_BYTES);
+        ch_http_respond_error(r, 400, "invalid_request",
+                              "sessionId is required: a session key (1-%d printable "
+                              "characters without spaces)",
+                              CH_STORE_MAX_KEY_BYTES);
         goto out;
     }
     if (!text_ok(text)) {

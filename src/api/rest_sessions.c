@@ -27,8 +27,7 @@ int ch_api_path_param(struct ch_http_req *r, size_t i, char *out, size_t outcap)
     /* In a path '+' is a plus (session keys may hold one). */
     if (ch_url_decode_path(ch_http_req_param(r, i), out, outcap, &n) == 0 && n > 0)
         return 0;
-    ch_http_respond_error(r, 400, "invalid_request", "bad path parameter: percent-encode it, 1-%zu bytes",
-                          outcap - 1);
+    ch_http_respond_error(r, 400, "invalid_request", "bad path parameter: percent-encode it, 1-%zu bytes", outcap - 1);
     return CH_EINVAL;
 }
 
@@ -80,13 +79,13 @@ json_t *ch_api_time_json(int64_t ms)
 
 struct sess_job {
     struct ch_store_job job;
-    struct ch_api *api;          /* borrowed */
-    struct ch_http_req *req;     /* ref held */
-    bool conv;                   /* conversations naming: "id" instead of "key" */
-    char *key;                   /* owned; show, reset, delete */
-    size_t limit, offset;        /* list */
-    json_t *answer;              /* built by the job body; owned */
-    bool existed;                /* delete */
+    struct ch_api *api;      /* borrowed */
+    struct ch_http_req *req; /* ref held */
+    bool conv;               /* conversations naming: "id" instead of "key" */
+    char *key;               /* owned; show, reset, delete */
+    size_t limit, offset;    /* list */
+    json_t *answer;          /* built by the job body; owned */
+    bool existed;            /* delete */
 };
 
 static void job_free(struct sess_job *j)
@@ -146,7 +145,7 @@ static void submit(struct sess_job *j, bool write)
  */
 static char *session_model(struct ch_db *db, const struct ch_session_rec *s)
 {
-    struct ch_run_rec run = { 0 };
+    struct ch_run_rec run = {0};
     const char *prov;
     json_t *res;
     char *out = NULL;
@@ -218,8 +217,7 @@ static void block_text(const json_t *b, struct ch_buf *out)
         c = json_object_get(b, "content");
         if (json_is_string(c))
             append_opt(out, json_string_value(c));
-        json_array_foreach(c, i, item)
-            append_opt(out, json_string_value(json_object_get(item, "text")));
+        json_array_foreach(c, i, item) append_opt(out, json_string_value(json_object_get(item, "text")));
     } else if (json_string_value(json_object_get(b, "name"))) {
         ch_buf_appendf(out, "[tool: %.64s]", json_string_value(json_object_get(b, "name")));
     }
@@ -235,7 +233,8 @@ static json_t *content_text(const char *content)
     ch_buf_init(&out, SHOW_MAX_BYTES);
     ch_buf_init(&one, SHOW_MAX_BYTES);
     if (json_is_array(doc)) {
-        json_array_foreach(doc, i, b) {
+        json_array_foreach(doc, i, b)
+        {
             ch_buf_reset(&one);
             block_text(b, &one);
             if (!one.len)
@@ -256,12 +255,11 @@ static json_t *content_text(const char *content)
 
 static json_t *message_json(const struct ch_message_rec *m)
 {
-    return json_pack("{s:I, s:s, s:o, s:o, s:s?, s:s?, s:{s:I, s:I, s:I, s:I}, s:I}", "seq", (json_int_t)m->seq,
-                     "role", m->role, "content", content_text(m->content), "createdAt",
-                     ch_api_time_json(m->created_ms), "model", m->model, "runId", m->run_id, "usage", "inputTokens",
-                     (json_int_t)m->input_tokens, "outputTokens", (json_int_t)m->output_tokens, "cacheReadTokens",
-                     (json_int_t)m->cache_read_tokens, "cacheWriteTokens", (json_int_t)m->cache_write_tokens,
-                     "latencyMs", (json_int_t)m->latency_ms);
+    return json_pack("{s:I, s:s, s:o, s:o, s:s?, s:s?, s:{s:I, s:I, s:I, s:I}, s:I}", "seq", (json_int_t)m->seq, "role",
+                     m->role, "content", content_text(m->content), "createdAt", ch_api_time_json(m->created_ms),
+                     "model", m->model, "runId", m->run_id, "usage", "inputTokens", (json_int_t)m->input_tokens,
+                     "outputTokens", (json_int_t)m->output_tokens, "cacheReadTokens", (json_int_t)m->cache_read_tokens,
+                     "cacheWriteTokens", (json_int_t)m->cache_write_tokens, "latencyMs", (json_int_t)m->latency_ms);
 }
 
 /* ---- list ---- */
@@ -269,8 +267,8 @@ static json_t *message_json(const struct ch_message_rec *m)
 static int list_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct sess_job *j = (struct sess_job *)job;
-    struct ch_session_query q = { .limit = j->limit, .offset = j->offset };
-    struct ch_session_list l = { 0 };
+    struct ch_session_query q = {.limit = j->limit, .offset = j->offset};
+    struct ch_session_list l = {0};
     json_t *arr;
     int rc = ch_sessions_list(db, &q, &l);
 
@@ -282,10 +280,10 @@ static int list_run(struct ch_db *db, struct ch_store_job *job)
         json_array_append_new(arr, session_json(&l.items[i], model, j->conv));
         ch_free(model);
     }
-    j->answer = json_pack("{s:o, s:o, s:I}", j->conv ? "conversations" : "sessions", arr, "nextCursor",
-                          j->offset + l.count < (size_t)l.total ? json_sprintf("%zu", j->offset + l.count)
-                                                                 : json_null(),
-                          "total", (json_int_t)l.total);
+    j->answer =
+        json_pack("{s:o, s:o, s:I}", j->conv ? "conversations" : "sessions", arr, "nextCursor",
+                  j->offset + l.count < (size_t)l.total ? json_sprintf("%zu", j->offset + l.count) : json_null(),
+                  "total", (json_int_t)l.total);
     ch_session_list_release(&l);
     return j->answer ? 0 : CH_ENOMEM;
 }
@@ -341,8 +339,8 @@ void ch_rest_conversations_list(struct ch_http_req *r, void *data)
 static int show_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct sess_job *j = (struct sess_job *)job;
-    struct ch_session_rec s = { 0 };
-    struct ch_message_list ml = { 0 };
+    struct ch_session_rec s = {0};
+    struct ch_message_list ml = {0};
     json_t *o = NULL, *arr;
     char *model = NULL;
     int rc = ch_sessions_get(db, j->key, &s);
@@ -401,7 +399,7 @@ void ch_rest_conversations_show(struct ch_http_req *r, void *data)
 static int reset_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct sess_job *j = (struct sess_job *)job;
-    struct ch_session_rec before = { 0 }, after = { 0 };
+    struct ch_session_rec before = {0}, after = {0};
     int rc = ch_sessions_get(db, j->key, &before);
 
     if (rc == 0)
@@ -452,9 +450,9 @@ static int delete_run(struct ch_db *db, struct ch_store_job *job)
 struct delete_wait {
     uv_timer_t timer;
     struct ch_agent_sub *sub;
-    struct sess_job *job;        /* handed to the store when the wait ends */
-    size_t need, seen;           /* runs aborted, ENDs seen */
-    bool counting;               /* need is not known yet */
+    struct sess_job *job; /* handed to the store when the wait ends */
+    size_t need, seen;    /* runs aborted, ENDs seen */
+    bool counting;        /* need is not known yet */
     bool done;
 };
 
@@ -546,6 +544,6 @@ void ch_rest_models(struct ch_http_req *r, void *data)
         ch_http_respond_error(r, 500, "internal", "out of memory");
         return;
     }
-    ch_http_respond_json(r, 200, json_pack("{s:o, s:s?}", "models", models, "default",
-                                           cat && cat->chain_count ? cat->chain[0] : NULL));
+    ch_http_respond_json(
+        r, 200, json_pack("{s:o, s:s?}", "models", models, "default", cat && cat->chain_count ? cat->chain[0] : NULL));
 }

@@ -18,18 +18,18 @@
 
 #include "api/hooks.h"
 
-#define MAX_SKILLS 500            /* folders listed; more sets "truncated" */
+#define MAX_SKILLS 500             /* folders listed; more sets "truncated" */
 #define MAX_SKILL_FILE (64 * 1024) /* bytes of SKILL.md read: the frontmatter is at the top */
-#define MAX_FIELD 4096            /* a name or description, after unquoting */
+#define MAX_FIELD 4096             /* a name or description, after unquoting */
 
 struct skills_work {
     uv_work_t work;
-    struct ch_api *api;           /* borrowed */
-    struct ch_http_req *req;      /* ref held */
-    char *dir;                    /* owned: <workspace>/skills */
-    json_t *list;                 /* built on the pool thread */
+    struct ch_api *api;      /* borrowed */
+    struct ch_http_req *req; /* ref held */
+    char *dir;               /* owned: <workspace>/skills */
+    json_t *list;            /* built on the pool thread */
     bool truncated;
-    int err;                      /* errno of opendir, 0 or ENOENT is fine */
+    int err; /* errno of opendir, 0 or ENOENT is fine */
 };
 
 /* ---- a tiny YAML subset: top-level scalars of a frontmatter block ---- */
@@ -252,9 +252,9 @@ static void scanned(uv_work_t *w, int status)
         else if (s->err && s->err != ENOENT && s->err != ENOTDIR)
             ch_http_respond_error(s->req, 500, "internal", "cannot read the skills folder: %s", strerror(s->err));
         else
-            ch_http_respond_json(s->req, 200, json_pack("{s:O, s:I, s:b}", "skills", s->list, "count",
-                                                        (json_int_t)json_array_size(s->list), "truncated",
-                                                        s->truncated));
+            ch_http_respond_json(s->req, 200,
+                                 json_pack("{s:O, s:I, s:b}", "skills", s->list, "count",
+                                           (json_int_t)json_array_size(s->list), "truncated", s->truncated));
     }
     json_decref(s->list);
     ch_http_req_unref(s->req);

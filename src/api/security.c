@@ -15,7 +15,8 @@ static char *join_strings(const json_t *arr, const char *fallback)
     size_t i;
 
     ch_buf_init(&b, 4096);
-    json_array_foreach(arr, i, v) {
+    json_array_foreach(arr, i, v)
+    {
         if (!json_is_string(v))
             continue;
         if (b.len)
@@ -41,7 +42,8 @@ int ch_security_init(struct ch_api *a, struct ch_error *err)
         s->allow = ch_calloc(json_array_size(ips), sizeof(*s->allow));
         if (!s->allow)
             return CH_ENOMEM;
-        json_array_foreach(ips, i, v) {
+        json_array_foreach(ips, i, v)
+        {
             rc = ch_cidr_parse(json_string_value(v), &s->allow[s->allow_count], err);
             if (rc)
                 return rc;
@@ -53,7 +55,8 @@ int ch_security_init(struct ch_api *a, struct ch_error *err)
         s->origins = ch_calloc(json_array_size(origins), sizeof(char *));
         if (!s->origins)
             return CH_ENOMEM;
-        json_array_foreach(origins, i, v) {
+        json_array_foreach(origins, i, v)
+        {
             s->origins[s->origin_count] = ch_strdup(json_string_value(v));
             if (!s->origins[s->origin_count])
                 return CH_ENOMEM;
@@ -112,8 +115,7 @@ int ch_security_preflight(struct ch_api *a, struct ch_http_req *r)
         return CH_ENOTFOUND;
     ok = listed_origin(a, r);
     if (!ok) {
-        ch_http_respond_error(r, 403, "cors_origin_denied",
-                              "this origin is not listed in api.security.cors.origins");
+        ch_http_respond_error(r, 403, "cors_origin_denied", "this origin is not listed in api.security.cors.origins");
         return 0;
     }
     origin = ch_str_dup(*o);

@@ -30,11 +30,11 @@ json_t *ch_token_rec_json(const struct ch_token_rec *t)
 struct tok_job {
     struct ch_store_job job;
     struct ch_api *api;
-    struct ch_http_req *req;       /* ref held */
-    struct ch_token_rec rec;       /* create */
-    char *secret;                  /* create: shown once, wiped */
-    char *name;                    /* delete */
-    struct ch_token_list list;     /* list */
+    struct ch_http_req *req;   /* ref held */
+    struct ch_token_rec rec;   /* create */
+    char *secret;              /* create: shown once, wiped */
+    char *name;                /* delete */
+    struct ch_token_list list; /* list */
     struct ch_error err;
 };
 
@@ -150,7 +150,8 @@ static int parse_scopes(const json_t *v, unsigned *mask, struct ch_error *err)
         return ch_scopes_parse(json_string_value(v), mask, err);
     if (!json_is_array(v) || json_array_size(v) == 0)
         return ch_error_set(err, CH_EINVAL, "scope must be a non-empty array or a comma-separated string");
-    json_array_foreach(v, i, s) {
+    json_array_foreach(v, i, s)
+    {
         unsigned m;
         if (!json_is_string(s) || ch_scopes_parse(json_string_value(s), &m, err) != 0)
             return ch_error_set(err, CH_EINVAL, "scope entries must be chat, send, read or admin");
@@ -172,7 +173,7 @@ static bool valid_name(const char *n)
 
 void ch_tokens_rest_create(struct ch_http_req *r, void *data)
 {
-    struct ch_error err = { 0 };
+    struct ch_error err = {0};
     json_t *body, *rl, *sc;
     const char *name, *expires;
     struct tok_job *j;

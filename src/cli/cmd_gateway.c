@@ -123,10 +123,10 @@ static void gateway_stop(struct gateway *g, const char *why)
 /* SIGHUP: apply what can change at run time; name what needs a restart. */
 static void gateway_reload(struct gateway *g)
 {
-    struct ch_config_errors errs = { 0 };
+    struct ch_config_errors errs = {0};
     struct ch_config *fresh = NULL;
-    struct ch_error err = { 0 };
-    static const char *restart_keys[] = { "gateway.port", "gateway.bind", "store", "limits", "gateway.auth.mode" };
+    struct ch_error err = {0};
+    static const char *restart_keys[] = {"gateway.port", "gateway.bind", "store", "limits", "gateway.auth.mode"};
 
     if (ch_config_load(g->config_path, &fresh, &errs) != 0) {
         for (size_t i = 0; i < errs.count; i++)
@@ -181,18 +181,18 @@ static void on_signal(uv_signal_t *h, int signum)
 }
 
 static struct ch_opt opts[] = {
-    { "port", true, "port to listen on (0 picks a free one; default gateway.port, 18789)", NULL },
-    { "bind", true, "loopback (default), lan, or an IP address", NULL },
-    { "config", true, "configuration file (default <state>/chela.json5)", NULL },
-    { "state", true, "state directory (default $CHELA_HOME, else ~/.chela)", NULL },
-    { "log-format", true, "text or json", NULL },
-    { "log-level", true, "debug, info, warn or error", NULL },
+    {"port", true, "port to listen on (0 picks a free one; default gateway.port, 18789)", NULL},
+    {"bind", true, "loopback (default), lan, or an IP address", NULL},
+    {"config", true, "configuration file (default <state>/chela.json5)", NULL},
+    {"state", true, "state directory (default $CHELA_HOME, else ~/.chela)", NULL},
+    {"log-format", true, "text or json", NULL},
+    {"log-level", true, "debug, info, warn or error", NULL},
 };
 
 static int start_signals(struct gateway *g)
 {
-    uv_signal_t *hs[] = { &g->sig_term, &g->sig_int, &g->sig_hup };
-    int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+    uv_signal_t *hs[] = {&g->sig_term, &g->sig_int, &g->sig_hup};
+    int sigs[] = {SIGTERM, SIGINT, SIGHUP};
 
     signal(SIGPIPE, SIG_IGN);
     for (size_t i = 0; i < 3; i++) {
@@ -222,12 +222,12 @@ static void gateway_release(struct gateway *g)
 int ch_cmd_gateway(int argc, char **argv)
 {
     struct gateway g;
-    struct ch_error err = { 0 };
-    struct ch_http_server_opts hopts = { 0 };
-    struct ch_api_opts aopts = { 0 };
-    struct ch_store_opts sopts = { 0 };
-    struct ch_token_list tokens = { 0 };
-    struct ch_boot boot = { 0 };
+    struct ch_error err = {0};
+    struct ch_http_server_opts hopts = {0};
+    struct ch_api_opts aopts = {0};
+    struct ch_store_opts sopts = {0};
+    struct ch_token_list tokens = {0};
+    struct ch_boot boot = {0};
     char *local_token = NULL;
     bool help = false;
     size_t npos = 0;
@@ -239,8 +239,7 @@ int ch_cmd_gateway(int argc, char **argv)
     if (rc)
         return rc;
     if (help) {
-        ch_args_usage(stdout, "chela gateway [options]   run the gateway in the foreground", opts,
-                      CH_ARRAY_SIZE(opts));
+        ch_args_usage(stdout, "chela gateway [options]   run the gateway in the foreground", opts, CH_ARRAY_SIZE(opts));
         return CH_EXIT_OK;
     }
     boot.port_flag = ch_opt_get(opts, CH_ARRAY_SIZE(opts), "port");
@@ -279,8 +278,7 @@ int ch_cmd_gateway(int argc, char **argv)
         fprintf(stderr, "chela: cannot open database %s: %s\n", boot.db_path, err.msg);
         goto out_loop;
     }
-    if (ch_boot_runtime(&boot, &g.loop, &g.net, g.store, g.cfg, g.state_dir, &g.curlm, &g.llm, &g.tools,
-                        &g.agent) != 0)
+    if (ch_boot_runtime(&boot, &g.loop, &g.net, g.store, g.cfg, g.state_dir, &g.curlm, &g.llm, &g.tools, &g.agent) != 0)
         goto out_store;
     local_token = ch_random_token("oc_tok_", 43);
     aopts.agent = g.agent;
@@ -321,8 +319,7 @@ int ch_cmd_gateway(int argc, char **argv)
            strchr(boot.addr, ':') ? "]" : "", ch_http_server_port(g.http));
     fflush(stdout);
     ch_log_now(CH_LOG_INFO, "chela %s listening on %s:%d (config %s, state %s)", CH_VERSION, boot.addr,
-               ch_http_server_port(g.http), g.cfg->file_exists ? g.config_path : "embedded defaults",
-               g.state_dir);
+               ch_http_server_port(g.http), g.cfg->file_exists ? g.config_path : "embedded defaults", g.state_dir);
     uv_run(&g.loop, UV_RUN_DEFAULT);
     ch_log_now(CH_LOG_INFO, "stopped");
     rc = CH_EXIT_OK;

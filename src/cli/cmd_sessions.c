@@ -12,15 +12,17 @@
 
 #include "cli/cli.h"
 
-#define PAGE 1000              /* the REST maximum per request */
+#define PAGE 1000 /* the REST maximum per request */
 #define DEFAULT_LIST_LIMIT 1000
 #define MAX_LIST_LIMIT 100000
 
-#define COMMON_OPTS                                                                                         \
-    { "json", false, "print JSON", NULL },                                                                  \
-        { "url", true, "gateway URL (default: DIR/gateway.json, else http://127.0.0.1:18789)", NULL },      \
-        { "token", true, "bearer token (default: $CHELA_TOKEN, else the running gateway's local token)", NULL }, \
-        { "state", true, "state directory (default $CHELA_HOME, else ~/.chela)", NULL }
+#define COMMON_OPTS                                                                                                    \
+    {"json", false, "print JSON", NULL},                                                                               \
+        {"url", true, "gateway URL (default: DIR/gateway.json, else http://127.0.0.1:18789)", NULL},                   \
+        {"token", true, "bearer token (default: $CHELA_TOKEN, else the running gateway's local token)", NULL},         \
+    {                                                                                                                  \
+        "state", true, "state directory (default $CHELA_HOME, else ~/.chela)", NULL                                    \
+    }
 
 /* Parse a subcommand's options (argv[3..]) and resolve the target. */
 static int begin(int argc, char **argv, struct ch_opt *opts, size_t n, const char *prog, const char *usage,
@@ -71,8 +73,8 @@ static void short_time(const char *iso, char *out, size_t cap)
 
 /* ---- sessions list ---- */
 
-static const char *const LIST_KEYS[] = { "key", "model", "inputTokens", "outputTokens", "totalTokens",
-                                         "contextTokens", "estimatedCostUsd", "updatedAt" };
+static const char *const LIST_KEYS[] = {"key",         "model",         "inputTokens",      "outputTokens",
+                                        "totalTokens", "contextTokens", "estimatedCostUsd", "updatedAt"};
 
 /* Fetch up to limit rows, following nextCursor; rows appended to out. */
 static int fetch_sessions(const char *prog, const struct ch_rest_target *t, size_t limit, json_t *out)
@@ -88,7 +90,8 @@ static int fetch_sessions(const char *prog, const struct ch_rest_target *t, size
         if ((rc = ch_rest_json(prog, t, "GET", path, NULL, &doc)) != 0)
             return rc;
         rows = json_object_get(doc, "sessions");
-        json_array_foreach(rows, i, row) {
+        json_array_foreach(rows, i, row)
+        {
             json_t *slim = json_object();
             for (size_t k = 0; slim && k < CH_ARRAY_SIZE(LIST_KEYS); k++) {
                 json_t *v = json_object_get(row, LIST_KEYS[k]);
@@ -114,7 +117,8 @@ static void print_sessions(json_t *rows)
     json_t *row;
     char upd[32];
 
-    json_array_foreach(rows, i, row) {
+    json_array_foreach(rows, i, row)
+    {
         kw = CH_MAX(kw, strlen(ch_rest_str(row, "key", "")));
         mw = CH_MAX(mw, strlen(ch_rest_str(row, "model", "-")));
     }
@@ -122,7 +126,8 @@ static void print_sessions(json_t *rows)
     mw = CH_MIN(mw, (size_t)40);
     printf("%-*s  %-*s  %10s  %10s  %10s  %10s  %10s  %s\n", (int)kw, "KEY", (int)mw, "MODEL", "IN", "OUT", "TOTAL",
            "CONTEXT", "COST-USD", "UPDATED");
-    json_array_foreach(rows, i, row) {
+    json_array_foreach(rows, i, row)
+    {
         short_time(ch_rest_str(row, "updatedAt", NULL), upd, sizeof(upd));
         printf("%-*.*s  %-*.*s  %10" PRId64 "  %10" PRId64 "  %10" PRId64 "  %10" PRId64 "  %10.4f  %s\n", (int)kw,
                (int)kw, ch_rest_str(row, "key", ""), (int)mw, (int)mw, ch_rest_str(row, "model", "-"),
@@ -137,9 +142,9 @@ static int sessions_list(int argc, char **argv)
 {
     static const char *prog = "chela sessions list";
     static const char *usage = "chela sessions list [--limit N] [--json] [--url URL] [--token T] [--state DIR]";
-    struct ch_opt opts[] = { { "limit", true, "most rows to list (default 1000)", NULL }, COMMON_OPTS };
+    struct ch_opt opts[] = {{"limit", true, "most rows to list (default 1000)", NULL}, COMMON_OPTS};
     const size_t n = CH_ARRAY_SIZE(opts);
-    struct ch_rest_target t = { 0 };
+    struct ch_rest_target t = {0};
     json_t *rows = NULL;
     size_t limit;
     int rc = begin(argc, argv, opts, n, prog, usage, NULL, 0, 0, &t);
@@ -190,7 +195,8 @@ static void print_session(json_t *s)
     printf("Created:     %s\nUpdated:     %s\n", created, updated);
     printf("Messages:    %zu%s\n", json_array_size(msgs),
            json_is_true(json_object_get(s, "truncated")) ? " (newest only)" : "");
-    json_array_foreach(msgs, i, m) {
+    json_array_foreach(msgs, i, m)
+    {
         short_time(ch_rest_str(m, "createdAt", NULL), when, sizeof(when));
         printf("\n[%" PRId64 "] %s  %s\n%s\n", ch_rest_int(m, "seq"), ch_rest_str(m, "role", "?"), when,
                ch_rest_str(m, "content", ""));
@@ -201,9 +207,9 @@ static void print_session(json_t *s)
 static int sessions_one(int argc, char **argv, const char *verb)
 {
     char prog[64], usage[160], *key = NULL, *path = NULL;
-    struct ch_opt opts[] = { COMMON_OPTS };
+    struct ch_opt opts[] = {COMMON_OPTS};
     const size_t n = CH_ARRAY_SIZE(opts);
-    struct ch_rest_target t = { 0 };
+    struct ch_rest_target t = {0};
     const char *pos[1];
     json_t *doc = NULL;
     bool json;
@@ -287,11 +293,11 @@ static void print_models(json_t *doc)
     json_t *models = json_object_get(doc, "models"), *m, *aliases;
     size_t i, w = 5;
 
-    json_array_foreach(models, i, m)
-        w = CH_MAX(w, strlen(ch_rest_str(m, "id", "")));
+    json_array_foreach(models, i, m) w = CH_MAX(w, strlen(ch_rest_str(m, "id", "")));
     w = CH_MIN(w, (size_t)60);
     printf("%-*s  %10s  %10s  %9s  %9s  %s\n", (int)w, "MODEL", "CONTEXT", "MAX-OUT", "IN-$/M", "OUT-$/M", "TAGS");
-    json_array_foreach(models, i, m) {
+    json_array_foreach(models, i, m)
+    {
         json_t *pr = json_object_get(m, "pricing"), *a;
         char tags[256] = "";
         size_t k, len;
@@ -301,7 +307,8 @@ static void print_models(json_t *doc)
         else if (json_is_true(json_object_get(m, "isFallback")))
             snprintf(tags, sizeof(tags), "fallback");
         aliases = json_object_get(m, "aliases");
-        json_array_foreach(aliases, k, a) {
+        json_array_foreach(aliases, k, a)
+        {
             len = strlen(tags);
             if (json_is_string(a) && len + 1 < sizeof(tags))
                 snprintf(tags + len, sizeof(tags) - len, "%salias:%s", len ? "," : "", json_string_value(a));
@@ -319,9 +326,9 @@ int ch_cmd_models(int argc, char **argv)
 {
     static const char *prog = "chela models list";
     static const char *usage = "chela models list [--json] [--url URL] [--token T] [--state DIR]";
-    struct ch_opt opts[] = { COMMON_OPTS };
+    struct ch_opt opts[] = {COMMON_OPTS};
     const size_t n = CH_ARRAY_SIZE(opts);
-    struct ch_rest_target t = { 0 };
+    struct ch_rest_target t = {0};
     const char *sub = argc > 2 ? argv[2] : NULL;
     json_t *doc = NULL;
     int rc;
@@ -358,7 +365,8 @@ static void print_runs(json_t *doc)
 
     printf("%-36s  %-8s  %-6s  %-28s  %-24s  %-19s  %9s  %s\n", "RUN", "STATUS", "SOURCE", "SESSION", "MODEL",
            "CREATED", "DURATION", "TOKENS");
-    json_array_foreach(runs, i, r) {
+    json_array_foreach(runs, i, r)
+    {
         u = json_object_get(r, "usage");
         short_time(ch_rest_str(r, "createdAt", NULL), created, sizeof(created));
         if (json_is_number(json_object_get(r, "durationMs")))
@@ -387,8 +395,8 @@ static void print_run(json_t *r)
            json_is_true(json_object_get(r, "live")) ? " (live)" : "");
     printf("Session:     %s\n", ch_rest_str(r, "sessionKey", "-"));
     printf("Source:      %s\n", ch_rest_str(r, "source", "-"));
-    printf("Model:       %s%s%s\n", ch_rest_str(r, "provider", ""), json_is_string(json_object_get(r, "provider")) ? "/" : "",
-           ch_rest_str(r, "model", "-"));
+    printf("Model:       %s%s%s\n", ch_rest_str(r, "provider", ""),
+           json_is_string(json_object_get(r, "provider")) ? "/" : "", ch_rest_str(r, "model", "-"));
     printf("Created:     %s\nStarted:     %s\nFinished:    %s\n", t1, t2, t3);
     if (json_is_number(json_object_get(r, "durationMs")))
         printf("Duration:    %" PRId64 " ms\n", ch_rest_int(r, "durationMs"));
@@ -407,13 +415,13 @@ static int runs_list(int argc, char **argv)
     static const char *usage = "chela runs list [--status S] [--session KEY] [--limit N] [--json] [--url URL] "
                                "[--token T] [--state DIR]";
     struct ch_opt opts[] = {
-        { "status", true, "only runs in this status: queued, running, ok, error, aborted, timeout", NULL },
-        { "session", true, "only runs of this session key", NULL },
-        { "limit", true, "most rows (1-1000, default 50)", NULL },
+        {"status", true, "only runs in this status: queued, running, ok, error, aborted, timeout", NULL},
+        {"session", true, "only runs of this session key", NULL},
+        {"limit", true, "most rows (1-1000, default 50)", NULL},
         COMMON_OPTS,
     };
     const size_t n = CH_ARRAY_SIZE(opts);
-    struct ch_rest_target t = { 0 };
+    struct ch_rest_target t = {0};
     struct ch_buf path;
     const char *st = NULL, *sk = NULL;
     char *esc = NULL;
@@ -465,9 +473,9 @@ out:
 static int runs_one(int argc, char **argv, const char *verb)
 {
     char prog[64], usage[160], *id = NULL, *path = NULL;
-    struct ch_opt opts[] = { COMMON_OPTS };
+    struct ch_opt opts[] = {COMMON_OPTS};
     const size_t n = CH_ARRAY_SIZE(opts);
-    struct ch_rest_target t = { 0 };
+    struct ch_rest_target t = {0};
     bool is_show = !strcmp(verb, "show");
     const char *pos[1];
     json_t *doc = NULL;

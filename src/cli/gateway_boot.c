@@ -101,7 +101,7 @@ void ch_boot_logging(const struct ch_config *c, const char *format_flag, const c
 
 int ch_boot_config(struct ch_boot *b, const char *path, struct ch_config **out)
 {
-    struct ch_config_errors errs = { 0 };
+    struct ch_config_errors errs = {0};
     enum ch_log_level lv;
     int fd, rc;
 
@@ -133,7 +133,7 @@ int ch_boot_config(struct ch_boot *b, const char *path, struct ch_config **out)
 
 int ch_boot_listen_addr(struct ch_boot *b, const struct ch_config *c)
 {
-    struct ch_error err = { 0 };
+    struct ch_error err = {0};
     const char *bind = b->bind_flag ? b->bind_flag : ch_config_str(c, "gateway.bind", "loopback");
     const char *mode = ch_config_str(c, "gateway.auth.mode", "token");
     long port = ch_config_int(c, "gateway.port", 18789);
@@ -153,8 +153,10 @@ int ch_boot_listen_addr(struct ch_boot *b, const struct ch_config *c)
         return CH_EXIT_USAGE;
     }
     if (!strcmp(mode, "none") && !ch_net_is_loopback(b->addr)) {
-        fprintf(stderr, "chela: gateway.auth.mode 'none' is allowed only on loopback, not on %s; "
-                        "use a token\n", b->addr);
+        fprintf(stderr,
+                "chela: gateway.auth.mode 'none' is allowed only on loopback, not on %s; "
+                "use a token\n",
+                b->addr);
         return CH_EXIT_USAGE;
     }
     if (!strcmp(mode, "password") && !*ch_config_str(c, "gateway.auth.password", "")) {
@@ -167,8 +169,8 @@ int ch_boot_listen_addr(struct ch_boot *b, const struct ch_config *c)
 /* First start: an admin token, stored hashed, printed once. */
 static int bootstrap_admin(struct ch_db *db, const char *config_path_hint)
 {
-    struct ch_token_rec t = { 0 };
-    struct ch_error err = { 0 };
+    struct ch_token_rec t = {0};
+    struct ch_error err = {0};
     char *done = NULL, *secret;
     int rc;
 
@@ -200,11 +202,10 @@ static int bootstrap_admin(struct ch_db *db, const char *config_path_hint)
     return rc;
 }
 
-int ch_boot_database(struct ch_boot *b, const char *state_dir, const struct ch_config *c,
-                     struct ch_token_list *tokens)
+int ch_boot_database(struct ch_boot *b, const char *state_dir, const struct ch_config *c, struct ch_token_list *tokens)
 {
-    struct ch_db_opts o = { 0 };
-    struct ch_error err = { 0 };
+    struct ch_db_opts o = {0};
+    struct ch_error err = {0};
     struct ch_db *db = NULL;
     int rc;
 
@@ -225,7 +226,7 @@ int ch_boot_database(struct ch_boot *b, const char *state_dir, const struct ch_c
     if (rc == 0)
         rc = ch_tokens_list(db, false, tokens);
     if (rc == 0) {
-        struct ch_usage_row row = { 0 };
+        struct ch_usage_row row = {0};
         if (ch_usage_totals(db, NULL, NULL, &row) == 0) {
             b->usage = row.usage;
             b->usage_requests = row.requests;

@@ -10,12 +10,12 @@
 #include "store/store.h"
 
 struct ch_boot {
-    const char *port_flag, *bind_flag;          /* borrowed from argv */
+    const char *port_flag, *bind_flag; /* borrowed from argv */
     const char *log_format_flag, *log_level_flag;
-    char addr[64];                              /* resolved bind address */
+    char addr[64]; /* resolved bind address */
     int port;
-    char *db_path;                              /* owned */
-    struct ch_usage usage;                      /* stored usage totals */
+    char *db_path;         /* owned */
+    struct ch_usage usage; /* stored usage totals */
     int64_t usage_requests;
 };
 
@@ -31,8 +31,7 @@ void ch_boot_logging(const struct ch_config *c, const char *format_flag, const c
 int ch_boot_listen_addr(struct ch_boot *b, const struct ch_config *c);
 /* Open and migrate the database; on first start create and print the
  * admin token; return the live tokens for the cache. */
-int ch_boot_database(struct ch_boot *b, const char *state_dir, const struct ch_config *c,
-                     struct ch_token_list *tokens);
+int ch_boot_database(struct ch_boot *b, const char *state_dir, const struct ch_config *c, struct ch_token_list *tokens);
 struct ch_net;
 struct ch_curlm;
 struct ch_llm_client;

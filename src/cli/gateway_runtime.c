@@ -22,7 +22,8 @@ static size_t strings_of(const json_t *arr, const char **out, size_t cap)
     const json_t *v;
     size_t i, n = 0;
 
-    json_array_foreach(arr, i, v) {
+    json_array_foreach(arr, i, v)
+    {
         if (json_is_string(v) && n < cap)
             out[n++] = json_string_value(v);
     }
@@ -34,9 +35,9 @@ int ch_boot_runtime(struct ch_boot *b, uv_loop_t *loop, struct ch_net *net, stru
                     struct ch_llm_client **llm, struct ch_tools **tools, struct ch_agent **agent)
 {
     const char *http_hosts[MAX_HOSTS], *fetch_hosts[MAX_HOSTS];
-    struct ch_tools_opts topts = { 0 };
-    struct ch_agent_opts aopts = { 0 };
-    struct ch_error err = { 0 };
+    struct ch_tools_opts topts = {0};
+    struct ch_agent_opts aopts = {0};
+    struct ch_error err = {0};
     const char *ws = ch_config_str(cfg, "agents.defaults.workspace", NULL);
     char *workspace = ws ? ch_strdup(ws) : ch_sprintf("%s/workspace", state_dir);
     int rc = CH_EXIT_RUNTIME;

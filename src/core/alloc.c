@@ -224,8 +224,14 @@ int ch_alloc_install(void)
 {
     static bool done;
     static const sqlite3_mem_methods sq = {
-        (void *(*)(int))sq_malloc, ch_free, (void *(*)(void *, int))sq_realloc,
-        sq_size, sq_roundup, sq_init, sq_shutdown, NULL,
+        (void *(*)(int))sq_malloc,
+        ch_free,
+        (void *(*)(void *, int))sq_realloc,
+        sq_size,
+        sq_roundup,
+        sq_init,
+        sq_shutdown,
+        NULL,
     };
     int rc = 0;
 

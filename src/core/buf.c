@@ -122,7 +122,7 @@ int ch_buf_append_json_str(struct ch_buf *b, const char *s, size_t n)
         case '\t': rc = ch_buf_append(b, "\\t", 2); break;
         default:
             if (c < 0x20) {
-                char e[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+                char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
                 rc = ch_buf_append(b, e, 6);
             } else {
                 rc = ch_buf_append_char(b, (char)c);

@@ -24,21 +24,21 @@
 
 enum {
     CH_OK = 0,
-    CH_AGAIN = -1,        /* not yet: not an error (nginx NGX_AGAIN) */
+    CH_AGAIN = -1, /* not yet: not an error (nginx NGX_AGAIN) */
     CH_ENOMEM = -2,
-    CH_EINVAL = -3,       /* bad input; a ch_error says what */
-    CH_E_TOO_LARGE = -4,  /* a cap was reached */
+    CH_EINVAL = -3,      /* bad input; a ch_error says what */
+    CH_E_TOO_LARGE = -4, /* a cap was reached */
     CH_EIO = -5,
     CH_ENOTFOUND = -6,
     CH_EEXIST = -7,
-    CH_EBUSY = -8,        /* a bounded queue is full */
+    CH_EBUSY = -8, /* a bounded queue is full */
     CH_ETIMEDOUT = -9,
     CH_ECANCELED = -10,
     CH_EPERM = -11,
     CH_ECLOSED = -12,
-    CH_EVERSION = -13,    /* e.g. a database newer than this binary */
+    CH_EVERSION = -13, /* e.g. a database newer than this binary */
     CH_EADDRINUSE = -14,
-    CH_ESTATE = -15,      /* called in the wrong state */
+    CH_ESTATE = -15, /* called in the wrong state */
 };
 
 /* Static text for a CH_E* code ("out of memory", ...). */
@@ -50,7 +50,7 @@ const char *ch_strerror(int rc);
  * line/column are 1-based, 0 when unknown.
  */
 struct ch_error {
-    int code;        /* CH_E* */
+    int code; /* CH_E* */
     int line;
     int column;
     size_t offset;
@@ -59,8 +59,7 @@ struct ch_error {
 
 /* Fill err (if non-NULL) with code and a printf-formatted message.
  * Returns code, so callers can write `return ch_error_set(err, ...)`. */
-int ch_error_set(struct ch_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int ch_error_set(struct ch_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ------------------------------------------------------------------ */
 /* Allocation (core/alloc.c)                                            */
@@ -76,14 +75,14 @@ void *ch_malloc(size_t n);
 void *ch_calloc(size_t count, size_t n);
 void *ch_realloc(void *p, size_t n);
 void ch_free(void *p);
-char *ch_strdup(const char *s);              /* NULL in, NULL out */
-char *ch_strndup(const char *s, size_t n);   /* always NUL-terminates */
+char *ch_strdup(const char *s);            /* NULL in, NULL out */
+char *ch_strndup(const char *s, size_t n); /* always NUL-terminates */
 char *ch_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Overwrite then free: for anything that held a secret. */
 void ch_free_secret(char *s);
 void ch_wipe(void *p, size_t n);
 
-size_t ch_alloc_live_bytes(void);   /* bytes currently allocated */
+size_t ch_alloc_live_bytes(void); /* bytes currently allocated */
 size_t ch_alloc_live_blocks(void);
 /* Fault injection for tests: the n-th allocation from now fails (1 = the
  * next one); 0 disables.  Returns nothing; see tests/unit/core. */
@@ -100,14 +99,14 @@ struct ch_str {
     size_t len;
 };
 
-#define CH_STR(lit) ((struct ch_str){ (lit), sizeof(lit) - 1 })
+#define CH_STR(lit) ((struct ch_str){(lit), sizeof(lit) - 1})
 struct ch_str ch_str_from(const char *cstr); /* NULL gives {NULL,0} */
 bool ch_str_eq(struct ch_str a, struct ch_str b);
 bool ch_str_eq_cstr(struct ch_str a, const char *b);
 bool ch_str_eq_ci(struct ch_str a, const char *b); /* ASCII case-insensitive */
 bool ch_str_has_prefix(struct ch_str a, const char *prefix);
-char *ch_str_dup(struct ch_str s);                  /* owned, NUL-terminated */
-struct ch_str ch_str_trim(struct ch_str s);         /* spaces and tabs */
+char *ch_str_dup(struct ch_str s);          /* owned, NUL-terminated */
+struct ch_str ch_str_trim(struct ch_str s); /* spaces and tabs */
 /* Parse a non-negative decimal; CH_EINVAL on junk or overflow past max. */
 int ch_str_to_u64(struct ch_str s, uint64_t max, uint64_t *out);
 /* Parse "1MB", "256KB", "512", "1.5MiB" style sizes. */
@@ -131,21 +130,20 @@ int ch_url_decode_path(struct ch_str in, char *out, size_t outcap, size_t *outle
  * non-NULL, so printable content can be used as a C string.
  */
 struct ch_buf {
-    char *data;   /* owned; NULL until the first append */
-    size_t len;   /* bytes used, excluding the NUL */
-    size_t cap;   /* bytes allocated */
-    size_t max;   /* cap on len; fixed at init */
+    char *data; /* owned; NULL until the first append */
+    size_t len; /* bytes used, excluding the NUL */
+    size_t cap; /* bytes allocated */
+    size_t max; /* cap on len; fixed at init */
 };
 
 void ch_buf_init(struct ch_buf *b, size_t max);
-void ch_buf_release(struct ch_buf *b);        /* free contents; keeps max */
-void ch_buf_reset(struct ch_buf *b);          /* len = 0, keeps memory */
+void ch_buf_release(struct ch_buf *b); /* free contents; keeps max */
+void ch_buf_reset(struct ch_buf *b);   /* len = 0, keeps memory */
 int ch_buf_reserve(struct ch_buf *b, size_t extra);
 int ch_buf_append(struct ch_buf *b, const void *p, size_t n);
 int ch_buf_append_str(struct ch_buf *b, const char *s);
 int ch_buf_append_char(struct ch_buf *b, char c);
-int ch_buf_appendf(struct ch_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int ch_buf_appendf(struct ch_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int ch_buf_vappendf(struct ch_buf *b, const char *fmt, va_list ap);
 /* Append s as a JSON string literal, quotes included. */
 int ch_buf_append_json_str(struct ch_buf *b, const char *s, size_t n);
@@ -164,17 +162,17 @@ char *ch_buf_detach(struct ch_buf *b, size_t *len);
  * Not thread-safe.
  */
 struct ch_map_entry {
-    char *key;      /* owned; NULL = empty slot; (char*)1 = tombstone */
+    char *key; /* owned; NULL = empty slot; (char*)1 = tombstone */
     size_t keylen;
     uint64_t hash;
-    void *value;    /* borrowed */
+    void *value; /* borrowed */
 };
 
 struct ch_map {
     struct ch_map_entry *slots;
-    size_t cap;      /* power of two */
-    size_t count;    /* live entries */
-    size_t used;     /* live + tombstones */
+    size_t cap;   /* power of two */
+    size_t count; /* live entries */
+    size_t used;  /* live + tombstones */
 };
 
 void ch_map_init(struct ch_map *m);
@@ -206,8 +204,7 @@ enum ch_log_format { CH_LOG_TEXT, CH_LOG_JSON };
 void ch_log_setup(enum ch_log_level level, enum ch_log_format fmt);
 int ch_log_level_parse(const char *s, enum ch_log_level *out);
 bool ch_log_enabled(enum ch_log_level level);
-void ch_log(enum ch_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void ch_log(enum ch_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A structured line: msg plus key/value pairs given as a NULL-terminated
  * list of (const char *key, const char *value) string pairs. In text
  * format: `msg k=v k=v`; in JSON: {"ts","level","msg",k:v...}. */
@@ -225,10 +222,13 @@ void ch_log_flush(void);
 size_t ch_log_tail(uint64_t *cursor, size_t limit, size_t max_bytes, bool *reset,
                    void (*each)(const char *line, size_t len, void *data), void *data);
 /* Unbuffered: write now (startup banners, fatal errors). */
-void ch_log_now(enum ch_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void ch_log_now(enum ch_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define ch_log_debug(...) do { if (ch_log_enabled(CH_LOG_DEBUG)) ch_log(CH_LOG_DEBUG, __VA_ARGS__); } while (0)
+#define ch_log_debug(...)                                                                                              \
+    do {                                                                                                               \
+        if (ch_log_enabled(CH_LOG_DEBUG))                                                                              \
+            ch_log(CH_LOG_DEBUG, __VA_ARGS__);                                                                         \
+    } while (0)
 #define ch_log_info(...) ch_log(CH_LOG_INFO, __VA_ARGS__)
 #define ch_log_warn(...) ch_log(CH_LOG_WARN, __VA_ARGS__)
 #define ch_log_error(...) ch_log(CH_LOG_ERROR, __VA_ARGS__)
@@ -245,8 +245,8 @@ size_t ch_log_mask(char *s, size_t len);
 /* Time (core/time.c)                                                   */
 /* ------------------------------------------------------------------ */
 
-int64_t ch_now_ms(void);        /* wall clock, ms since the epoch */
-uint64_t ch_mono_ns(void);      /* monotonic */
+int64_t ch_now_ms(void);   /* wall clock, ms since the epoch */
+uint64_t ch_mono_ns(void); /* monotonic */
 uint64_t ch_mono_ms(void);
 /* "Sun, 06 Nov 1994 08:49:37 GMT"; out must hold 30 bytes. Cached per second. */
 const char *ch_http_date(char out[30]);
@@ -259,7 +259,7 @@ void ch_time_iso8601(int64_t ms, char out[32]);
 
 /* OpenSSL RAND_bytes; CH_EIO when the CSPRNG fails. */
 int ch_random_bytes(void *out, size_t n);
-void ch_uuid4(char out[37]);                      /* lowercase, hyphenated */
+void ch_uuid4(char out[37]); /* lowercase, hyphenated */
 /* prefix + `nchars` url-safe base64 chars of fresh randomness, owned. */
 char *ch_random_token(const char *prefix, size_t nchars);
 void ch_sha256(const void *p, size_t n, uint8_t out[32]);
@@ -301,10 +301,10 @@ enum ch_limit_id {
 };
 
 struct ch_limit_def {
-    const char *name;      /* config key under `limits.`, camelCase */
+    const char *name; /* config key under `limits.`, camelCase */
     int64_t def, min, max;
-    const char *unit;      /* "bytes", "ms", "count" */
-    const char *doc;       /* one line for docs/configuration.md */
+    const char *unit; /* "bytes", "ms", "count" */
+    const char *doc;  /* one line for docs/configuration.md */
 };
 
 struct ch_limits {
@@ -320,7 +320,7 @@ int ch_limits_set(struct ch_limits *l, const char *name, int64_t value, struct c
 #define CH_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define CH_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CH_MAX(a, b) ((a) > (b) ? (a) : (b))
-#define ch_container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define ch_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #define CH_VERSION "0.1.0"
 

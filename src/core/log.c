@@ -22,13 +22,13 @@ static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static char g_buf[LOG_BUF_FLUSH + LOG_LINE_MAX + 256];
 static size_t g_len;
 
-static const char *level_name[] = { "debug", "info", "warn", "error", "off" };
+static const char *level_name[] = {"debug", "info", "warn", "error", "off"};
 
 /* The tail ring: slot i holds line number seq with seq % LINES == i. */
 #define RING_LINE_MAX 1024
 static char *g_ring[CH_LOG_RING_LINES]; /* owned, lazily allocated */
 static uint16_t g_ring_len[CH_LOG_RING_LINES];
-static uint64_t g_ring_next;            /* sequence of the next line */
+static uint64_t g_ring_next; /* sequence of the next line */
 
 void ch_log_setup(enum ch_log_level level, enum ch_log_format fmt)
 {
@@ -83,8 +83,8 @@ void ch_log_flush(void)
 
 static bool is_tok_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-' || c == '.' || c == '~' || c == '+' || c == '/' || c == '=';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+           c == '.' || c == '~' || c == '+' || c == '/' || c == '=';
 }
 
 /* Mask the secret at s[start, end): keep 4 chars and write "****" when it
@@ -128,18 +128,17 @@ static bool match_ci(const char *s, size_t len, size_t i, const char *lit)
  */
 size_t ch_log_mask(char *s, size_t len)
 {
-    static const char *prefixes[] = { "oc_tok_", "sk-ant-", "sk-", "AIza", "xoxb-", "ghp_" };
-    static const char *keywords[] = { "bearer ", "x-api-key: ", "x-api-key=", "x-openclaw-token: ",
-                                      "\"token\":\"", "\"password\":\"", "\"apikey\":\"",
-                                      "\"secret\":\"", "\"localtoken\":\"" };
+    static const char *prefixes[] = {"oc_tok_", "sk-ant-", "sk-", "AIza", "xoxb-", "ghp_"};
+    static const char *keywords[] = {
+        "bearer ",         "x-api-key: ",   "x-api-key=",    "x-openclaw-token: ", "\"token\":\"",
+        "\"password\":\"", "\"apikey\":\"", "\"secret\":\"", "\"localtoken\":\""};
     size_t i = 0, orig = len;
 
     while (i < len) {
         bool hit = false;
         for (size_t k = 0; k < CH_ARRAY_SIZE(prefixes) && !hit; k++) {
             size_t pl = strlen(prefixes[k]);
-            if (i + pl <= len && memcmp(s + i, prefixes[k], pl) == 0 &&
-                (i == 0 || !is_tok_char(s[i - 1]))) {
+            if (i + pl <= len && memcmp(s + i, prefixes[k], pl) == 0 && (i == 0 || !is_tok_char(s[i - 1]))) {
                 size_t end = i + pl;
                 while (end < len && is_tok_char(s[end]))
                     end++;

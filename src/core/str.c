@@ -13,7 +13,7 @@
 
 struct ch_str ch_str_from(const char *cstr)
 {
-    struct ch_str s = { cstr, cstr ? strlen(cstr) : 0 };
+    struct ch_str s = {cstr, cstr ? strlen(cstr) : 0};
     return s;
 }
 

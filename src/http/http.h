@@ -39,8 +39,8 @@ enum {
 };
 
 struct ch_http_header {
-    struct ch_str name;   /* borrowed from the request's head buffer */
-    struct ch_str value;  /* trimmed */
+    struct ch_str name;  /* borrowed from the request's head buffer */
+    struct ch_str value; /* trimmed */
 };
 
 struct ch_http_conn;
@@ -51,32 +51,32 @@ struct ch_http_server;
  * is complete (respond or stream_end); copy out what must live longer.
  */
 struct ch_http_req {
-    struct ch_http_conn *conn;   /* borrowed */
+    struct ch_http_conn *conn; /* borrowed */
     uint64_t conn_id;
-    unsigned method;             /* CH_M_* bit */
-    const char *method_name;     /* "GET" ... static */
-    struct ch_str target;        /* the request-target as sent */
-    struct ch_str path;          /* target up to '?', not decoded */
-    struct ch_str query;         /* after '?', may be empty */
+    unsigned method;                /* CH_M_* bit */
+    const char *method_name;        /* "GET" ... static */
+    struct ch_str target;           /* the request-target as sent */
+    struct ch_str path;             /* target up to '?', not decoded */
+    struct ch_str query;            /* after '?', may be empty */
     struct ch_http_header *headers; /* borrowed array */
     size_t header_count;
-    struct ch_buf body;          /* owned by the request; capped */
+    struct ch_buf body; /* owned by the request; capped */
     int http_major, http_minor;
-    bool keep_alive;             /* client wants keep-alive */
-    char remote_addr[48];        /* textual peer address, no port */
+    bool keep_alive;      /* client wants keep-alive */
+    char remote_addr[48]; /* textual peer address, no port */
     struct sockaddr_storage peer;
-    char request_id[65];         /* X-Request-Id echoed (1-64 of [A-Za-z0-9._:-]) or generated */
-    uint64_t start_ns;           /* ch_mono_ns() when the head completed */
+    char request_id[65]; /* X-Request-Id echoed (1-64 of [A-Za-z0-9._:-]) or generated */
+    uint64_t start_ns;   /* ch_mono_ns() when the head completed */
     /* Route match results, filled by ch_router_match. */
     struct ch_str params[CH_HTTP_MAX_PARAMS];
     size_t param_count;
     const struct ch_route *route; /* borrowed: the matched route or NULL */
     /* Free for the owner (api layer): auth result etc. */
     void *owner_data;
-    const char *token_name;      /* borrowed; for the access log; NULL = anonymous */
-    const char *route_label;     /* borrowed; metrics label, e.g. "/api/v1/conversations/:id" */
-    int status;                  /* set when the response starts */
-    uint64_t bytes_out;          /* body bytes written */
+    const char *token_name;  /* borrowed; for the access log; NULL = anonymous */
+    const char *route_label; /* borrowed; metrics label, e.g. "/api/v1/conversations/:id" */
+    int status;              /* set when the response starts */
+    uint64_t bytes_out;      /* body bytes written */
 };
 
 /* Case-insensitive header lookup; NULL when absent. */
@@ -109,8 +109,7 @@ int ch_http_add_header(struct ch_http_req *r, const char *name, const char *valu
  * CH_ENOMEM (closed too).  The request is complete on return: on_done
  * has run and r must not be used again except to unref.
  */
-int ch_http_respond(struct ch_http_req *r, int status, const char *content_type,
-                    const void *body, size_t len);
+int ch_http_respond(struct ch_http_req *r, int status, const char *content_type, const void *body, size_t len);
 /* JSON response; steals `body` (even on failure). */
 int ch_http_respond_json(struct ch_http_req *r, int status, json_t *body);
 /*
@@ -118,8 +117,8 @@ int ch_http_respond_json(struct ch_http_req *r, int status, json_t *body);
  * message (printf-formatted, cut at 511 bytes) must not contain secrets.
  * Returns as ch_http_respond.
  */
-int ch_http_respond_error(struct ch_http_req *r, int status, const char *code,
-                          const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int ch_http_respond_error(struct ch_http_req *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /*
  * Streaming (SSE, chunked): begin (from on_request on; CH_ESTATE before)
@@ -184,8 +183,7 @@ bool ch_http_req_wants_upgrade(const struct ch_http_req *r);
  * request is complete afterwards (on_done runs); r->conn stays valid.
  * An upgrade request answered any other way closes the connection.
  */
-int ch_http_upgrade(struct ch_http_req *r, const char *protocol,
-                    const struct ch_http_upgrade_ops *ops, void *data);
+int ch_http_upgrade(struct ch_http_req *r, const char *protocol, const struct ch_http_upgrade_ops *ops, void *data);
 /* Queue bytes on an upgraded connection.  CH_ECLOSED once closing;
  * CH_E_TOO_LARGE over limits.writeQueueHardBytes (the connection closes). */
 int ch_http_conn_write(struct ch_http_conn *c, const void *p, size_t n);
@@ -218,25 +216,24 @@ typedef int (*ch_http_head_cb)(struct ch_http_req *r, size_t *max_body, void *da
 typedef void (*ch_http_done_cb)(struct ch_http_req *r, void *data);
 
 struct ch_http_server_opts {
-    const struct ch_limits *limits;   /* borrowed; outlives the server */
-    ch_http_head_cb on_head;          /* may be NULL */
+    const struct ch_limits *limits; /* borrowed; outlives the server */
+    ch_http_head_cb on_head;        /* may be NULL */
     ch_http_request_cb on_request;
-    ch_http_done_cb on_done;          /* may be NULL */
+    ch_http_done_cb on_done; /* may be NULL */
     void *data;
 };
 
 struct ch_http_stats {
     uint64_t conns_open;
     uint64_t conns_total;
-    uint64_t conns_rejected;   /* over limits.maxConnections */
+    uint64_t conns_rejected; /* over limits.maxConnections */
     uint64_t requests_total;
     uint64_t bytes_in, bytes_out;
 };
 
 /* CH_EINVAL without limits or on_request; registers a flush and a tick
  * hook on net, removed by ch_http_server_free. */
-int ch_http_server_new(struct ch_net *net, const struct ch_http_server_opts *o,
-                       struct ch_http_server **out);
+int ch_http_server_new(struct ch_net *net, const struct ch_http_server_opts *o, struct ch_http_server **out);
 /*
  * Listen on addr:port (addr is a literal IPv4/IPv6 address).  port 0
  * picks a free port; ch_http_server_port() tells which.  A port in use
@@ -254,8 +251,7 @@ int ch_http_server_port(const struct ch_http_server *s);
  * A second call does nothing.  Required before ch_http_server_free, even
  * for a server that never listened; cb may free the server.
  */
-void ch_http_server_shutdown(struct ch_http_server *s, uint64_t grace_ms,
-                             void (*cb)(void *data), void *data);
+void ch_http_server_shutdown(struct ch_http_server *s, uint64_t grace_ms, void (*cb)(void *data), void *data);
 void ch_http_server_free(struct ch_http_server *s); /* after shutdown's cb */
 void ch_http_server_stats(const struct ch_http_server *s, struct ch_http_stats *out);
 
@@ -270,11 +266,11 @@ void ch_http_server_stats(const struct ch_http_server *s, struct ch_http_stats *
  * win ties.
  */
 struct ch_route {
-    unsigned methods;         /* CH_M_* mask */
-    const char *pattern;      /* static */
+    unsigned methods;    /* CH_M_* mask */
+    const char *pattern; /* static */
     ch_http_request_cb handler;
-    unsigned flags;           /* owner-defined (the api layer: scope bits, auth) */
-    size_t max_body;          /* 0 = server default */
+    unsigned flags;  /* owner-defined (the api layer: scope bits, auth) */
+    size_t max_body; /* 0 = server default */
 };
 
 struct ch_router {
@@ -288,8 +284,8 @@ enum { CH_ROUTE_OK = 0, CH_ROUTE_NOT_FOUND = 1, CH_ROUTE_BAD_METHOD = 2 };
  * CH_ROUTE_BAD_METHOD sets *allowed to the methods the path accepts.
  * Pure function of its inputs; unit-tested.
  */
-int ch_router_match(const struct ch_router *rt, unsigned method, struct ch_str path,
-                    struct ch_http_req *r, unsigned *allowed);
+int ch_router_match(const struct ch_router *rt, unsigned method, struct ch_str path, struct ch_http_req *r,
+                    unsigned *allowed);
 /* "GET, HEAD, POST" for an Allow header; out >= 64 bytes. */
 void ch_http_methods_format(unsigned mask, char *out, size_t outcap);
 

@@ -29,23 +29,23 @@ struct ch_net_hook {
 };
 
 struct ch_net {
-    uv_loop_t *loop;                  /* borrowed */
-    uv_prepare_t prepare;             /* runs flush hooks before the loop sleeps */
-    uv_timer_t tick;                  /* 1 Hz housekeeping */
+    uv_loop_t *loop;      /* borrowed */
+    uv_prepare_t prepare; /* runs flush hooks before the loop sleeps */
+    uv_timer_t tick;      /* 1 Hz housekeeping */
     struct ch_net_hook flush[CH_NET_MAX_HOOKS];
     size_t flush_count;
     struct ch_net_hook ticks[CH_NET_MAX_HOOKS];
     size_t tick_count;
-    uint64_t tick_expected_ms;        /* when the tick should have fired */
-    uint64_t lag_ms;                  /* last measured loop lag */
-    uint64_t rss_bytes;               /* VmRSS sampled on the tick (0 before the first) */
-    uint64_t rss_anon_bytes;          /* RssAnon sampled on the tick */
-    uint64_t lag_max_ms;              /* max since start */
-    int64_t start_ms;                 /* wall clock at init */
+    uint64_t tick_expected_ms; /* when the tick should have fired */
+    uint64_t lag_ms;           /* last measured loop lag */
+    uint64_t rss_bytes;        /* VmRSS sampled on the tick (0 before the first) */
+    uint64_t rss_anon_bytes;   /* RssAnon sampled on the tick */
+    uint64_t lag_max_ms;       /* max since start */
+    int64_t start_ms;          /* wall clock at init */
     uint64_t start_mono_ms;
-    uv_idle_t idle;                   /* armed only to skip one sleep (ch_net_want_flush) */
-    bool in_hooks;                    /* true while the flush hooks run */
-    int open_handles;                 /* for close */
+    uv_idle_t idle;   /* armed only to skip one sleep (ch_net_want_flush) */
+    bool in_hooks;    /* true while the flush hooks run */
+    int open_handles; /* for close */
     void (*close_cb)(void *data);
     void *close_data;
 };
@@ -88,9 +88,9 @@ void ch_net_addr_str(const struct sockaddr *sa, char *out, size_t outcap);
 
 /* CIDR list matching (IPv4, IPv6, and IPv4-mapped IPv6 peers). */
 struct ch_cidr {
-    int family;          /* AF_INET or AF_INET6 */
+    int family; /* AF_INET or AF_INET6 */
     uint8_t addr[16];
-    int prefix;          /* bits */
+    int prefix; /* bits */
 };
 /* "10.0.0.0/8", "::1", "192.168.1.7" (a bare address is /32 or /128). */
 int ch_cidr_parse(const char *s, struct ch_cidr *out, struct ch_error *err);

@@ -20,13 +20,11 @@ static json_t *block_of(const json_t *b)
     if (strcmp(type, "text") == 0)
         return json_pack("{s:s, s:O}", "type", "text", "text", json_object_get(b, "text"));
     if (strcmp(type, "tool_use") == 0)
-        return json_pack("{s:s, s:s, s:s, s:o}", "type", "tool_use", "id", llm_jstr(b, "id"),
-                         "name", llm_jstr(b, "name"),
-                         "input", input ? json_incref(input) : json_object());
-    o = json_pack("{s:s, s:s, s:s}", "type", "tool_result", "tool_use_id",
-                  llm_jstr(b, "tool_use_id"), "content", content ? content : "");
-    if (o && json_is_true(json_object_get(b, "is_error")) &&
-        json_object_set_new(o, "is_error", json_true())) {
+        return json_pack("{s:s, s:s, s:s, s:o}", "type", "tool_use", "id", llm_jstr(b, "id"), "name",
+                         llm_jstr(b, "name"), "input", input ? json_incref(input) : json_object());
+    o = json_pack("{s:s, s:s, s:s}", "type", "tool_result", "tool_use_id", llm_jstr(b, "tool_use_id"), "content",
+                  content ? content : "");
+    if (o && json_is_true(json_object_get(b, "is_error")) && json_object_set_new(o, "is_error", json_true())) {
         json_decref(o);
         o = NULL;
     }
@@ -40,12 +38,14 @@ static json_t *messages_of(const json_t *messages)
 
     if (!out)
         return NULL;
-    json_array_foreach(messages, i, m) {
+    json_array_foreach(messages, i, m)
+    {
         blocks = llm_blocks(m);
         content = json_array();
         if (!blocks || !content)
             goto fail;
-        json_array_foreach(blocks, j, b) {
+        json_array_foreach(blocks, j, b)
+        {
             const char *text = llm_jstr(b, "text");
             if (strcmp(llm_jstr(b, "type"), "text") == 0 && text && !text[0])
                 continue;
@@ -59,8 +59,7 @@ static json_t *messages_of(const json_t *messages)
             json_decref(content);
             continue;
         }
-        if (json_array_append_new(out, json_pack("{s:s, s:o}", "role", llm_jstr(m, "role"),
-                                                 "content", content)))
+        if (json_array_append_new(out, json_pack("{s:s, s:o}", "role", llm_jstr(m, "role"), "content", content)))
             goto fail_out;
     }
     return out;
@@ -78,7 +77,8 @@ static json_t *tools_of(const json_t *tools, bool cache)
     const char *desc;
     size_t i;
 
-    json_array_foreach(tools, i, t) {
+    json_array_foreach(tools, i, t)
+    {
         if (!out)
             return NULL;
         schema = json_object_get(t, "input_schema");
@@ -99,8 +99,7 @@ static json_t *tools_of(const json_t *tools, bool cache)
     return out;
 }
 
-int llm_build_anthropic(const struct ch_llm_request *req, struct ch_llm_http *out,
-                        struct ch_error *err)
+int llm_build_anthropic(const struct ch_llm_request *req, struct ch_llm_http *out, struct ch_error *err)
 {
     json_t *body, *v;
     int rc;
@@ -117,24 +116,22 @@ int llm_build_anthropic(const struct ch_llm_request *req, struct ch_llm_http *ou
     if (rc)
         return rc;
 
-    body = json_pack("{s:s, s:I, s:o}", "model", req->model, "max_tokens",
-                     (json_int_t)req->max_tokens, "messages", messages_of(req->messages));
+    body = json_pack("{s:s, s:I, s:o}", "model", req->model, "max_tokens", (json_int_t)req->max_tokens, "messages",
+                     messages_of(req->messages));
     if (!body)
         return CH_ENOMEM;
     rc = CH_ENOMEM;
     if (req->system && req->system[0]) {
-        v = req->want_prompt_cache
-                ? json_pack("[{s:s, s:s, s:{s:s}}]", "type", "text", "text", req->system,
-                            "cache_control", "type", "ephemeral")
-                : json_string(req->system);
+        v = req->want_prompt_cache ? json_pack("[{s:s, s:s, s:{s:s}}]", "type", "text", "text", req->system,
+                                               "cache_control", "type", "ephemeral")
+                                   : json_string(req->system);
         if (json_object_set_new(body, "system", v))
             goto out;
     }
     if (req->tools && json_array_size(req->tools) &&
         json_object_set_new(body, "tools", tools_of(req->tools, req->want_prompt_cache)))
         goto out;
-    if (req->has_temperature &&
-        json_object_set_new(body, "temperature", json_real(req->temperature)))
+    if (req->has_temperature && json_object_set_new(body, "temperature", json_real(req->temperature)))
         goto out;
     if (req->stream && json_object_set_new(body, "stream", json_true()))
         goto out;

@@ -15,16 +15,19 @@
 
 static enum ch_llm_stop map_stop(const char *r)
 {
-    static const struct { const char *raw; enum ch_llm_stop s; } map[] = {
-        { "end_turn", CH_LLM_STOP_END_TURN },
-        { "tool_use", CH_LLM_STOP_TOOL_USE },
-        { "max_tokens", CH_LLM_STOP_MAX_TOKENS },
-        { "model_context_window_exceeded", CH_LLM_STOP_MAX_TOKENS },
-        { "stop_sequence", CH_LLM_STOP_STOP_SEQUENCE },
-        { "refusal", CH_LLM_STOP_REFUSAL },
+    static const struct {
+        const char *raw;
+        enum ch_llm_stop s;
+    } map[] = {
+        {"end_turn", CH_LLM_STOP_END_TURN},
+        {"tool_use", CH_LLM_STOP_TOOL_USE},
+        {"max_tokens", CH_LLM_STOP_MAX_TOKENS},
+        {"model_context_window_exceeded", CH_LLM_STOP_MAX_TOKENS},
+        {"stop_sequence", CH_LLM_STOP_STOP_SEQUENCE},
+        {"refusal", CH_LLM_STOP_REFUSAL},
         /* pause_turn: a server tool paused a long turn; for this client the
          * turn is over. */
-        { "pause_turn", CH_LLM_STOP_END_TURN },
+        {"pause_turn", CH_LLM_STOP_END_TURN},
     };
     size_t i;
 
@@ -173,11 +176,11 @@ static int on_body(struct ch_llm_decoder *d, json_t *j)
     if ((type && strcmp(type, "error") == 0) || json_object_get(j, "error"))
         return llm_fail_provider(d, j);
     if (!json_is_array(content))
-        return llm_fail(d, CH_EINVAL, CH_LLM_ERR_UNKNOWN, true,
-                        "response has no content array");
+        return llm_fail(d, CH_EINVAL, CH_LLM_ERR_UNKNOWN, true, "response has no content array");
     llm_set_model(d, llm_jstr(j, "model"));
     take_usage(d, json_object_get(j, "usage"));
-    json_array_foreach(content, i, b) {
+    json_array_foreach(content, i, b)
+    {
         btype = llm_jstr(b, "type");
         if (!btype)
             continue;
@@ -186,8 +189,7 @@ static int on_body(struct ch_llm_decoder *d, json_t *j)
             if (!rc)
                 rc = llm_text_close(d);
         } else if (strcmp(btype, "tool_use") == 0) {
-            rc = llm_tool_whole(d, llm_jstr(b, "id"), llm_jstr(b, "name"),
-                                json_object_get(b, "input"));
+            rc = llm_tool_whole(d, llm_jstr(b, "id"), llm_jstr(b, "name"), json_object_get(b, "input"));
         }
         if (rc)
             return rc;
@@ -204,4 +206,4 @@ static int on_eof(struct ch_llm_decoder *d)
     return 0; /* without message_stop the response is incomplete */
 }
 
-const struct llm_dec_ops llm_anthropic_ops = { on_sse, on_body, on_eof };
+const struct llm_dec_ops llm_anthropic_ops = {on_sse, on_body, on_eof};

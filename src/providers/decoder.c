@@ -21,10 +21,9 @@ static void emit(struct ch_llm_decoder *d, struct ch_llm_event *ev)
         d->cb(ev, d->cb_data);
 }
 
-int llm_fail(struct ch_llm_decoder *d, int rc, enum ch_llm_err err, bool retryable,
-             const char *fmt, ...)
+int llm_fail(struct ch_llm_decoder *d, int rc, enum ch_llm_err err, bool retryable, const char *fmt, ...)
 {
-    struct ch_llm_event ev = { .type = CH_LLM_EV_ERROR };
+    struct ch_llm_event ev = {.type = CH_LLM_EV_ERROR};
     char msg[256];
     va_list ap;
 
@@ -61,9 +60,8 @@ int llm_parse_json(struct ch_llm_decoder *d, const char *p, size_t n, json_t **o
          * (a failed lexer buffer) with no text at all. */
         if (json_error_code(&je) == json_error_out_of_memory || !je.text[0])
             return llm_fail(d, CH_ENOMEM, CH_LLM_ERR_UNKNOWN, false, "out of memory");
-        return llm_fail(d, CH_EINVAL, CH_LLM_ERR_UNKNOWN, true,
-                        "malformed JSON from the provider: %s at offset %d", je.text,
-                        je.position);
+        return llm_fail(d, CH_EINVAL, CH_LLM_ERR_UNKNOWN, true, "malformed JSON from the provider: %s at offset %d",
+                        je.text, je.position);
     }
     *out = j;
     return 0;
@@ -102,7 +100,7 @@ static int buf_fail(struct ch_llm_decoder *d, int rc, const char *what)
 
 int llm_text(struct ch_llm_decoder *d, const char *p, size_t n)
 {
-    struct ch_llm_event ev = { .type = CH_LLM_EV_TEXT_DELTA };
+    struct ch_llm_event ev = {.type = CH_LLM_EV_TEXT_DELTA};
     int rc;
 
     if (n == 0)
@@ -111,7 +109,7 @@ int llm_text(struct ch_llm_decoder *d, const char *p, size_t n)
     if (rc)
         return buf_fail(d, rc, "response text");
     d->text_open = true;
-    ev.text = (struct ch_str){ p, n };
+    ev.text = (struct ch_str){p, n};
     emit(d, &ev);
     return 0;
 }
@@ -130,10 +128,9 @@ int llm_text_close(struct ch_llm_decoder *d)
     return 0;
 }
 
-static void emit_tool(struct ch_llm_decoder *d, enum ch_llm_event_type type,
-                      const struct llm_tool *t)
+static void emit_tool(struct ch_llm_decoder *d, enum ch_llm_event_type type, const struct llm_tool *t)
 {
-    struct ch_llm_event ev = { .type = type };
+    struct ch_llm_event ev = {.type = type};
 
     ev.index = (int)(t - d->tools);
     ev.tool_id = t->id;
@@ -141,8 +138,7 @@ static void emit_tool(struct ch_llm_decoder *d, enum ch_llm_event_type type,
     emit(d, &ev);
 }
 
-int llm_tool_begin(struct ch_llm_decoder *d, long key, const char *id, const char *name,
-                   struct llm_tool **out)
+int llm_tool_begin(struct ch_llm_decoder *d, long key, const char *id, const char *name, struct llm_tool **out)
 {
     struct llm_tool *t;
     char synth[32];
@@ -152,8 +148,8 @@ int llm_tool_begin(struct ch_llm_decoder *d, long key, const char *id, const cha
     if (rc)
         return rc;
     if (d->ntools == CH_LLM_MAX_TOOL_CALLS)
-        return llm_fail(d, CH_E_TOO_LARGE, CH_LLM_ERR_UNKNOWN, false,
-                        "more than %d tool calls in one response", CH_LLM_MAX_TOOL_CALLS);
+        return llm_fail(d, CH_E_TOO_LARGE, CH_LLM_ERR_UNKNOWN, false, "more than %d tool calls in one response",
+                        CH_LLM_MAX_TOOL_CALLS);
     if (d->ntools == d->tools_cap) {
         size_t ncap = d->tools_cap ? d->tools_cap * 2 : 4;
         t = ch_realloc(d->tools, ncap * sizeof(*t));
@@ -197,9 +193,9 @@ int llm_tool_name(struct ch_llm_decoder *d, struct llm_tool *t, const char *name
     emit_tool(d, CH_LLM_EV_TOOL_START, t);
     /* Arguments that arrived before the name are released now, in one. */
     if (t->args.len) {
-        struct ch_llm_event ev = { .type = CH_LLM_EV_TOOL_ARGS_DELTA };
+        struct ch_llm_event ev = {.type = CH_LLM_EV_TOOL_ARGS_DELTA};
         ev.index = (int)(t - d->tools);
-        ev.text = (struct ch_str){ t->args.data, t->args.len };
+        ev.text = (struct ch_str){t->args.data, t->args.len};
         emit(d, &ev);
     }
     return 0;
@@ -217,7 +213,7 @@ struct llm_tool *llm_tool_find(struct ch_llm_decoder *d, long key)
 
 int llm_tool_args(struct ch_llm_decoder *d, struct llm_tool *t, const char *p, size_t n)
 {
-    struct ch_llm_event ev = { .type = CH_LLM_EV_TOOL_ARGS_DELTA };
+    struct ch_llm_event ev = {.type = CH_LLM_EV_TOOL_ARGS_DELTA};
     int rc;
 
     if (n == 0)
@@ -227,7 +223,7 @@ int llm_tool_args(struct ch_llm_decoder *d, struct llm_tool *t, const char *p, s
         return buf_fail(d, rc, "tool call arguments");
     if (t->started) {
         ev.index = (int)(t - d->tools);
-        ev.text = (struct ch_str){ p, n };
+        ev.text = (struct ch_str){p, n};
         emit(d, &ev);
     }
     return 0;
@@ -265,7 +261,7 @@ static json_t *parse_args(const struct llm_tool *t, char *why, size_t whylen, bo
 
 int llm_tool_end(struct ch_llm_decoder *d, struct llm_tool *t)
 {
-    struct ch_llm_event ev = { .type = CH_LLM_EV_TOOL_END };
+    struct ch_llm_event ev = {.type = CH_LLM_EV_TOOL_END};
     char why[200] = "";
     bool nomem = false;
     json_t *input, *block;
@@ -283,8 +279,8 @@ int llm_tool_end(struct ch_llm_decoder *d, struct llm_tool *t)
     input = why[0] ? NULL : parse_args(t, why, sizeof(why), &nomem);
     if (nomem)
         return oom(d);
-    block = json_pack("{s:s, s:s, s:s, s:o}", "type", "tool_use", "id", t->id, "name", t->name,
-                      "input", input ? json_incref(input) : json_object());
+    block = json_pack("{s:s, s:s, s:s, s:o}", "type", "tool_use", "id", t->id, "name", t->name, "input",
+                      input ? json_incref(input) : json_object());
     if (block && !input && json_object_set_new(block, "input_error", json_string(why))) {
         json_decref(block);
         block = NULL;
@@ -327,7 +323,7 @@ int llm_tool_whole(struct ch_llm_decoder *d, const char *id, const char *name, j
 
 void llm_usage(struct ch_llm_decoder *d, const struct ch_llm_usage *u)
 {
-    struct ch_llm_event ev = { .type = CH_LLM_EV_USAGE };
+    struct ch_llm_event ev = {.type = CH_LLM_EV_USAGE};
 
     d->usage = *u;
     ev.usage = *u;
@@ -343,7 +339,7 @@ void llm_set_stop(struct ch_llm_decoder *d, enum ch_llm_stop s, const char *raw)
 
 int llm_complete(struct ch_llm_decoder *d)
 {
-    struct ch_llm_event ev = { .type = CH_LLM_EV_STOP };
+    struct ch_llm_event ev = {.type = CH_LLM_EV_STOP};
     size_t i;
     int rc;
 
@@ -378,8 +374,7 @@ static int on_sse(const struct ch_sse_event *ev, void *data)
     return d->ops->on_sse(d, ev);
 }
 
-int ch_llm_decoder_new(struct ch_llm_decoder **out, enum ch_llm_api api, bool stream,
-                       ch_llm_event_cb cb, void *data)
+int ch_llm_decoder_new(struct ch_llm_decoder **out, enum ch_llm_api api, bool stream, ch_llm_event_cb cb, void *data)
 {
     static const struct llm_dec_ops *ops[CH_LLM_API__COUNT] = {
         [CH_LLM_ANTHROPIC] = &llm_anthropic_ops,
@@ -487,8 +482,7 @@ int ch_llm_decoder_finish(struct ch_llm_decoder *d)
         }
     }
     if (!rc && !d->complete && !d->failed)
-        llm_fail(d, CH_EIO, CH_LLM_ERR_UNKNOWN, true,
-                 "stream ended before the response was complete");
+        llm_fail(d, CH_EIO, CH_LLM_ERR_UNKNOWN, true, "stream ended before the response was complete");
     /* Keep what arrived, even on failure: partial text is still useful. */
     if (d->text_open && d->failed && !d->message) {
         json_t *b = json_pack("{s:s, s:s%}", "type", "text", "text", d->text.data, d->text.len);

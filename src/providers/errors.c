@@ -20,15 +20,13 @@
 
 const char *ch_llm_stop_name(enum ch_llm_stop s)
 {
-    static const char *const names[] = { "end_turn", "tool_use", "max_tokens",
-                                         "stop_sequence", "refusal", "error" };
+    static const char *const names[] = {"end_turn", "tool_use", "max_tokens", "stop_sequence", "refusal", "error"};
     return (unsigned)s < CH_ARRAY_SIZE(names) ? names[s] : "error";
 }
 
 const char *ch_llm_err_name(enum ch_llm_err e)
 {
-    static const char *const names[] = { "rate_limit", "timeout", "context_length",
-                                         "auth", "refusal", "unknown" };
+    static const char *const names[] = {"rate_limit", "timeout", "context_length", "auth", "refusal", "unknown"};
     return (unsigned)e < CH_ARRAY_SIZE(names) ? names[e] : "unknown";
 }
 
@@ -58,8 +56,7 @@ static bool contains_ci(const char *hay, const char *needle)
     return false;
 }
 
-static bool any_ci(const char *const *words, size_t n, const char *a, const char *b,
-                   const char *c)
+static bool any_ci(const char *const *words, size_t n, const char *a, const char *b, const char *c)
 {
     size_t i;
 
@@ -72,9 +69,10 @@ static bool any_ci(const char *const *words, size_t n, const char *a, const char
 static bool says_context(const char *type, const char *code, const char *msg)
 {
     static const char *const words[] = {
-        "context_length", "context length", "maximum context", "context window",
-        "prompt is too long", "too long", "too many tokens", "request_too_large",
-        "exceeds the maximum number of tokens", "input token count",
+        "context_length",    "context length",     "maximum context",
+        "context window",    "prompt is too long", "too long",
+        "too many tokens",   "request_too_large",  "exceeds the maximum number of tokens",
+        "input token count",
     };
     return any_ci(words, CH_ARRAY_SIZE(words), type, code, msg);
 }
@@ -82,17 +80,13 @@ static bool says_context(const char *type, const char *code, const char *msg)
 void llm_classify_fields(int status, const char *type, const char *code, const char *message,
                          struct ch_llm_failure *out)
 {
-    static const char *const rate[] = { "rate_limit", "rate limit", "resource_exhausted",
-                                        "too many requests", "quota" };
-    static const char *const auth[] = { "authentication", "permission", "unauthenticated",
-                                        "invalid_api_key", "invalid api key", "billing",
-                                        "api key not valid", "permission_denied" };
-    static const char *const badkey[] = { "api key not valid", "api_key_invalid",
-                                          "invalid api key", "invalid_api_key" };
-    static const char *const busy[] = { "overloaded", "unavailable", "api_error",
-                                        "internal", "server_error" };
-    static const char *const slow[] = { "timeout", "timed out", "deadline_exceeded" };
-    static const char *const refused[] = { "content_policy", "content_filter", "safety" };
+    static const char *const rate[] = {"rate_limit", "rate limit", "resource_exhausted", "too many requests", "quota"};
+    static const char *const auth[] = {"authentication",  "permission", "unauthenticated",   "invalid_api_key",
+                                       "invalid api key", "billing",    "api key not valid", "permission_denied"};
+    static const char *const badkey[] = {"api key not valid", "api_key_invalid", "invalid api key", "invalid_api_key"};
+    static const char *const busy[] = {"overloaded", "unavailable", "api_error", "internal", "server_error"};
+    static const char *const slow[] = {"timeout", "timed out", "deadline_exceeded"};
+    static const char *const refused[] = {"content_policy", "content_filter", "safety"};
 
     out->err = CH_LLM_ERR_UNKNOWN;
     out->retryable = false;
@@ -100,33 +94,27 @@ void llm_classify_fields(int status, const char *type, const char *code, const c
     if (message && message[0])
         snprintf(out->message, sizeof(out->message), "%s", message);
     else if (status)
-        snprintf(out->message, sizeof(out->message), "HTTP %d%s%s", status,
-                 type ? ": " : "", type ? type : "");
+        snprintf(out->message, sizeof(out->message), "HTTP %d%s%s", status, type ? ": " : "", type ? type : "");
     else
         snprintf(out->message, sizeof(out->message), "%s", type ? type : "provider error");
 
     if (status == 429 || (status == 0 && any_ci(rate, CH_ARRAY_SIZE(rate), type, code, NULL))) {
         out->err = CH_LLM_ERR_RATE_LIMIT;
         /* OpenAI's insufficient_quota is a 429 that waiting does not fix. */
-        out->retryable = !contains_ci(code, "insufficient_quota") &&
-                         !contains_ci(type, "insufficient_quota");
+        out->retryable = !contains_ci(code, "insufficient_quota") && !contains_ci(type, "insufficient_quota");
     } else if (status == 401 || status == 403 || status == 402 ||
                (status == 0 && any_ci(auth, CH_ARRAY_SIZE(auth), type, code, NULL)) ||
                /* Google answers a bad key with 400 INVALID_ARGUMENT. */
                (status == 400 && any_ci(badkey, CH_ARRAY_SIZE(badkey), message, code, NULL))) {
         out->err = CH_LLM_ERR_AUTH;
-    } else if (status == 408 || status == 504 || status == 524 ||
-               any_ci(slow, CH_ARRAY_SIZE(slow), type, code, NULL)) {
+    } else if (status == 408 || status == 504 || status == 524 || any_ci(slow, CH_ARRAY_SIZE(slow), type, code, NULL)) {
         out->err = CH_LLM_ERR_TIMEOUT;
         out->retryable = true;
-    } else if ((status == 400 || status == 413 || status == 422 || status == 0) &&
-               says_context(type, code, message)) {
+    } else if ((status == 400 || status == 413 || status == 422 || status == 0) && says_context(type, code, message)) {
         out->err = CH_LLM_ERR_CONTEXT_LENGTH;
-    } else if ((status == 400 || status == 0) &&
-               any_ci(refused, CH_ARRAY_SIZE(refused), type, code, NULL)) {
+    } else if ((status == 400 || status == 0) && any_ci(refused, CH_ARRAY_SIZE(refused), type, code, NULL)) {
         out->err = CH_LLM_ERR_REFUSAL;
-    } else if (status >= 500 ||
-               (status == 0 && any_ci(busy, CH_ARRAY_SIZE(busy), type, code, NULL))) {
+    } else if (status >= 500 || (status == 0 && any_ci(busy, CH_ARRAY_SIZE(busy), type, code, NULL))) {
         out->retryable = true; /* overloaded (529), 500, 502, 503 */
     }
 }
@@ -141,12 +129,13 @@ static int64_t google_retry_delay(json_t *err)
     char unit[4];
     size_t i;
 
-    json_array_foreach(details, i, d) {
+    json_array_foreach(details, i, d)
+    {
         if (!contains_ci(llm_jstr(d, "@type"), "RetryInfo"))
             continue;
         delay = llm_jstr(d, "retryDelay");
-        if (delay && sscanf(delay, "%lf%3s", &secs, unit) == 2 && strcmp(unit, "s") == 0 &&
-            secs >= 0 && secs * 1000 <= (double)MAX_RETRY_AFTER_MS)
+        if (delay && sscanf(delay, "%lf%3s", &secs, unit) == 2 && strcmp(unit, "s") == 0 && secs >= 0 &&
+            secs * 1000 <= (double)MAX_RETRY_AFTER_MS)
             return (int64_t)(secs * 1000 + 0.5);
     }
     return -1;
@@ -221,8 +210,8 @@ void ch_llm_classify_transport(int rc, const char *detail, struct ch_llm_failure
 
 static int month_index(const char *m)
 {
-    static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     int i;
 
     for (i = 0; i < 12; i++)
@@ -236,7 +225,7 @@ static int month_index(const char *m)
  * (RFC 9110 section 5.6.7 requires recipients to accept all three). */
 static int parse_http_date(struct ch_str in, int64_t *out_ms)
 {
-    struct tm tm = { 0 };
+    struct tm tm = {0};
     char s[64], wd[16], mon[4], tz[4] = "GMT";
     int day, year, h, mi, sec, n = 0;
     time_t t;
@@ -245,18 +234,16 @@ static int parse_http_date(struct ch_str in, int64_t *out_ms)
         return CH_EINVAL;
     memcpy(s, in.p, in.len);
     s[in.len] = '\0';
-    if (sscanf(s, "%15[A-Za-z], %d %3s %d %d:%d:%d %3s%n", wd, &day, mon, &year, &h, &mi, &sec,
-               tz, &n) == 8 && n > 0)
+    if (sscanf(s, "%15[A-Za-z], %d %3s %d %d:%d:%d %3s%n", wd, &day, mon, &year, &h, &mi, &sec, tz, &n) == 8 && n > 0)
         ; /* IMF-fixdate */
-    else if (sscanf(s, "%15[A-Za-z], %d-%3[A-Za-z]-%d %d:%d:%d %3s%n", wd, &day, mon, &year, &h,
-                    &mi, &sec, tz, &n) == 8 && n > 0)
+    else if (sscanf(s, "%15[A-Za-z], %d-%3[A-Za-z]-%d %d:%d:%d %3s%n", wd, &day, mon, &year, &h, &mi, &sec, tz, &n) ==
+                 8 &&
+             n > 0)
         year += year < 70 ? 2000 : 1900; /* RFC 850's two-digit year */
-    else if (sscanf(s, "%15[A-Za-z] %3s %d %d:%d:%d %d%n", wd, mon, &day, &h, &mi, &sec, &year,
-                    &n) != 7 || n == 0)
+    else if (sscanf(s, "%15[A-Za-z] %3s %d %d:%d:%d %d%n", wd, mon, &day, &h, &mi, &sec, &year, &n) != 7 || n == 0)
         return CH_EINVAL;
-    if (s[n] != '\0' || strcmp(tz, "GMT") != 0 || month_index(mon) < 0 || day < 1 ||
-        day > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 60 ||
-        year < 1970 || year > 9999)
+    if (s[n] != '\0' || strcmp(tz, "GMT") != 0 || month_index(mon) < 0 || day < 1 || day > 31 || h < 0 || h > 23 ||
+        mi < 0 || mi > 59 || sec < 0 || sec > 60 || year < 1970 || year > 9999)
         return CH_EINVAL;
     tm.tm_year = year - 1900;
     tm.tm_mon = month_index(mon);
@@ -292,8 +279,7 @@ static int parse_number(const char *s, int64_t scale, int64_t *out_ms)
     return 0;
 }
 
-int ch_llm_retry_after(const char *retry_after, const char *retry_after_ms, int64_t now_ms,
-                       int64_t *out_ms)
+int ch_llm_retry_after(const char *retry_after, const char *retry_after_ms, int64_t now_ms, int64_t *out_ms)
 {
     int64_t v, when;
 

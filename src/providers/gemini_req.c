@@ -17,9 +17,10 @@
 
 /* The Schema fields of the Gemini API reference (v1beta). */
 static const char *const schema_keys[] = {
-    "type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems",
-    "properties", "required", "minProperties", "maxProperties", "minLength", "maxLength",
-    "pattern", "example", "anyOf", "propertyOrdering", "default", "items", "minimum", "maximum",
+    "type",      "format",    "title",      "description", "nullable",      "enum",
+    "maxItems",  "minItems",  "properties", "required",    "minProperties", "maxProperties",
+    "minLength", "maxLength", "pattern",    "example",     "anyOf",         "propertyOrdering",
+    "default",   "items",     "minimum",    "maximum",
 };
 
 static bool schema_key_ok(const char *k)
@@ -43,7 +44,8 @@ static json_t *schema_of(const json_t *s, int depth)
     if (!json_is_object(s) || depth > 32)
         return json_object();
     out = json_object();
-    json_object_foreach((json_t *)s, k, v) {
+    json_object_foreach((json_t *)s, k, v)
+    {
         if (!out)
             return NULL;
         if (!schema_key_ok(k))
@@ -53,19 +55,19 @@ static json_t *schema_of(const json_t *s, int depth)
             const char *pk;
             json_t *pv;
             nv = json_object();
-            json_object_foreach(v, pk, pv)
-                if (nv && json_object_set_new(nv, pk, schema_of(pv, depth + 1)))
-                    json_decref(nv), nv = NULL;
+            json_object_foreach(v, pk, pv) if (nv && json_object_set_new(nv, pk, schema_of(pv, depth + 1)))
+                json_decref(nv),
+                nv = NULL;
         } else if ((strcmp(k, "items") == 0) && json_is_object(v)) {
             nv = schema_of(v, depth + 1);
         } else if (strcmp(k, "anyOf") == 0 && json_is_array(v)) {
             nv = json_array();
-            json_array_foreach(v, i, e)
-                if (nv && json_array_append_new(nv, schema_of(e, depth + 1)))
-                    json_decref(nv), nv = NULL;
+            json_array_foreach(v, i, e) if (nv && json_array_append_new(nv, schema_of(e, depth + 1))) json_decref(nv),
+                nv = NULL;
         } else if (strcmp(k, "type") == 0 && json_is_array(v)) {
             /* ["string","null"] becomes type string, nullable true. */
-            json_array_foreach(v, i, e) {
+            json_array_foreach(v, i, e)
+            {
                 if (json_is_string(e) && strcmp(json_string_value(e), "null") == 0) {
                     if (json_object_set_new(out, "nullable", json_true()))
                         goto fail;
@@ -105,8 +107,7 @@ static const char *call_name(const json_t *messages, size_t upto, const char *id
     return NULL;
 }
 
-static json_t *part_of(const json_t *messages, size_t mi, const json_t *b, struct ch_error *err,
-                       int *rc)
+static json_t *part_of(const json_t *messages, size_t mi, const json_t *b, struct ch_error *err, int *rc)
 {
     const char *type = llm_jstr(b, "type"), *name, *content;
     json_t *input = json_object_get(b, "input");
@@ -119,15 +120,13 @@ static json_t *part_of(const json_t *messages, size_t mi, const json_t *b, struc
                          input ? json_incref(input) : json_object());
     name = call_name(messages, mi, llm_jstr(b, "tool_use_id"));
     if (!name) {
-        *rc = ch_error_set(err, CH_EINVAL,
-                           "messages[%zu]: tool_result '%.60s' follows no tool_use with that id",
-                           mi, llm_jstr(b, "tool_use_id"));
+        *rc = ch_error_set(err, CH_EINVAL, "messages[%zu]: tool_result '%.60s' follows no tool_use with that id", mi,
+                           llm_jstr(b, "tool_use_id"));
         return NULL;
     }
     content = llm_jstr(b, "content");
     return json_pack("{s:{s:s, s:{s:s}}}", "functionResponse", "name", name, "response",
-                     json_is_true(json_object_get(b, "is_error")) ? "error" : "content",
-                     content ? content : "");
+                     json_is_true(json_object_get(b, "is_error")) ? "error" : "content", content ? content : "");
 }
 
 static int contents_of(const json_t *messages, json_t **out, struct ch_error *err)
@@ -138,12 +137,14 @@ static int contents_of(const json_t *messages, json_t **out, struct ch_error *er
 
     if (!contents)
         goto out;
-    json_array_foreach(messages, i, m) {
+    json_array_foreach(messages, i, m)
+    {
         blocks = llm_blocks(m);
         parts = json_array();
         if (!blocks || !parts)
             goto out;
-        json_array_foreach(blocks, j, b) {
+        json_array_foreach(blocks, j, b)
+        {
             const char *text = llm_jstr(b, "text");
             if (strcmp(llm_jstr(b, "type"), "text") == 0 && text && !text[0])
                 continue; /* an empty part is a 400 */
@@ -154,8 +155,7 @@ static int contents_of(const json_t *messages, json_t **out, struct ch_error *er
         rc = CH_ENOMEM;
         if (json_array_size(parts) &&
             json_array_append_new(contents, json_pack("{s:s, s:O}", "role",
-                                                      strcmp(llm_jstr(m, "role"), "assistant")
-                                                          ? "user" : "model",
+                                                      strcmp(llm_jstr(m, "role"), "assistant") ? "user" : "model",
                                                       "parts", parts)))
             goto out;
         json_decref(blocks);
@@ -180,13 +180,13 @@ static json_t *tools_of(const json_t *tools)
     const char *desc;
     size_t i;
 
-    json_array_foreach(tools, i, t) {
+    json_array_foreach(tools, i, t)
+    {
         if (!decls)
             return NULL;
         desc = llm_jstr(t, "description");
         schema = json_object_get(t, "input_schema");
-        d = json_pack("{s:s, s:s}", "name", llm_jstr(t, "name"), "description",
-                      desc ? desc : "");
+        d = json_pack("{s:s, s:s}", "name", llm_jstr(t, "name"), "description", desc ? desc : "");
         /* An OBJECT with no properties is a 400: a tool without arguments
          * is declared without parameters. */
         if (d && json_object_size(json_object_get(schema, "properties")) &&
@@ -213,8 +213,7 @@ static char *model_path(const char *model, bool stream)
     if (ch_buf_append_str(&b, "/v1beta/models/"))
         goto fail;
     for (s = (const unsigned char *)model; *s; s++) {
-        if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-            strchr("-._~", *s)) {
+        if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || strchr("-._~", *s)) {
             if (ch_buf_append_char(&b, (char)*s))
                 goto fail;
         } else if (ch_buf_appendf(&b, "%%%c%c", hex[*s >> 4], hex[*s & 15])) {
@@ -229,8 +228,7 @@ fail:
     return NULL;
 }
 
-int llm_build_gemini(const struct ch_llm_request *req, struct ch_llm_http *out,
-                     struct ch_error *err)
+int llm_build_gemini(const struct ch_llm_request *req, struct ch_llm_http *out, struct ch_error *err)
 {
     json_t *body = NULL, *contents = NULL, *gen;
     char *path = model_path(req->model, req->stream);
@@ -251,19 +249,16 @@ int llm_build_gemini(const struct ch_llm_request *req, struct ch_llm_http *out,
         goto out;
     rc = CH_ENOMEM;
     gen = json_pack("{s:I}", "maxOutputTokens", (json_int_t)req->max_tokens);
-    if (gen && req->has_temperature &&
-        json_object_set_new(gen, "temperature", json_real(req->temperature)))
+    if (gen && req->has_temperature && json_object_set_new(gen, "temperature", json_real(req->temperature)))
         json_decref(gen), gen = NULL;
     body = json_pack("{s:o, s:o}", "contents", contents, "generationConfig", gen);
     contents = NULL; /* stolen, even on failure */
     if (!body)
         goto out;
     if (req->system && req->system[0] &&
-        json_object_set_new(body, "systemInstruction",
-                            json_pack("{s:[{s:s}]}", "parts", "text", req->system)))
+        json_object_set_new(body, "systemInstruction", json_pack("{s:[{s:s}]}", "parts", "text", req->system)))
         goto out;
-    if (req->tools && json_array_size(req->tools) &&
-        json_object_set_new(body, "tools", tools_of(req->tools)))
+    if (req->tools && json_array_size(req->tools) && json_object_set_new(body, "tools", tools_of(req->tools)))
         goto out;
     rc = llm_set_body_take(out, body, err);
     body = NULL;

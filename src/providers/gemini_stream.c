@@ -17,8 +17,7 @@
 static enum ch_llm_stop map_finish(const char *r)
 {
     static const char *const refusals[] = {
-        "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII",
-        "IMAGE_SAFETY", "LANGUAGE",
+        "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "LANGUAGE",
     };
     size_t i;
 
@@ -38,7 +37,7 @@ static enum ch_llm_stop map_finish(const char *r)
  * output. */
 static void take_usage(struct ch_llm_decoder *d, const json_t *u)
 {
-    struct ch_llm_usage n = { 0 };
+    struct ch_llm_usage n = {0};
     uint64_t prompt;
 
     if (!json_is_object(u))
@@ -58,8 +57,7 @@ static int on_part(struct ch_llm_decoder *d, json_t *part)
     const char *s;
 
     if (json_is_object(fc))
-        return llm_tool_whole(d, llm_jstr(fc, "id"), llm_jstr(fc, "name"),
-                              json_object_get(fc, "args"));
+        return llm_tool_whole(d, llm_jstr(fc, "id"), llm_jstr(fc, "name"), json_object_get(fc, "args"));
     /* thought: true marks a thinking summary, not part of the answer. */
     if (json_is_true(json_object_get(part, "thought")))
         return 0;
@@ -75,14 +73,14 @@ static int on_object(struct ch_llm_decoder *d, json_t *j)
     int rc = 0;
 
     if (!json_is_object(j))
-        return llm_fail(d, CH_EINVAL, CH_LLM_ERR_UNKNOWN, true,
-                        "response chunk is not a JSON object");
+        return llm_fail(d, CH_EINVAL, CH_LLM_ERR_UNKNOWN, true, "response chunk is not a JSON object");
     if (err && !json_is_null(err))
         return llm_fail_provider(d, j);
     llm_set_model(d, llm_jstr(j, "modelVersion"));
     cand = json_array_get(json_object_get(j, "candidates"), 0);
     parts = json_object_get(json_object_get(cand, "content"), "parts");
-    json_array_foreach(parts, i, p) {
+    json_array_foreach(parts, i, p)
+    {
         rc = on_part(d, p);
         if (rc)
             return rc;
@@ -118,7 +116,8 @@ static int on_body(struct ch_llm_decoder *d, json_t *j)
     int rc = 0;
 
     if (json_is_array(j)) {
-        json_array_foreach(j, i, e) {
+        json_array_foreach(j, i, e)
+        {
             rc = on_object(d, e);
             if (rc)
                 return rc;
@@ -129,8 +128,7 @@ static int on_body(struct ch_llm_decoder *d, json_t *j)
             return rc;
     }
     return d->has_stop ? llm_complete(d)
-                       : llm_fail(d, CH_EINVAL, CH_LLM_ERR_UNKNOWN, true,
-                                  "response has no finishReason");
+                       : llm_fail(d, CH_EINVAL, CH_LLM_ERR_UNKNOWN, true, "response has no finishReason");
 }
 
 static int on_eof(struct ch_llm_decoder *d)
@@ -138,4 +136,4 @@ static int on_eof(struct ch_llm_decoder *d)
     return d->has_stop ? llm_complete(d) : 0;
 }
 
-const struct llm_dec_ops llm_gemini_ops = { on_sse, on_body, on_eof };
+const struct llm_dec_ops llm_gemini_ops = {on_sse, on_body, on_eof};

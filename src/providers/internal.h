@@ -19,12 +19,12 @@
 
 /* One tool call of the response, in the order calls started. */
 struct llm_tool {
-    long key;             /* the provider's index for it (block index, tool_calls index) */
-    char *id;             /* owned; NULL until known */
-    char *name;           /* owned; NULL until known */
-    struct ch_buf args;   /* JSON argument text; capped at CH_LLM_MAX_TOOL_ARGS_BYTES */
-    bool started;         /* TOOL_START emitted (needs the name) */
-    bool ended;           /* TOOL_END emitted */
+    long key;           /* the provider's index for it (block index, tool_calls index) */
+    char *id;           /* owned; NULL until known */
+    char *name;         /* owned; NULL until known */
+    struct ch_buf args; /* JSON argument text; capped at CH_LLM_MAX_TOOL_ARGS_BYTES */
+    bool started;       /* TOOL_START emitted (needs the name) */
+    bool ended;         /* TOOL_END emitted */
 };
 
 struct ch_llm_decoder;
@@ -46,40 +46,40 @@ extern const struct llm_dec_ops llm_anthropic_ops, llm_openai_ops, llm_gemini_op
 struct ch_llm_decoder {
     enum ch_llm_api api;
     bool stream;
-    const struct llm_dec_ops *ops;  /* static table */
+    const struct llm_dec_ops *ops; /* static table */
     ch_llm_event_cb cb;
-    void *cb_data;                  /* borrowed */
-    struct ch_sse_parser sse;       /* stream mode */
-    struct ch_buf body;             /* JSON mode: the whole body */
+    void *cb_data;            /* borrowed */
+    struct ch_sse_parser sse; /* stream mode */
+    struct ch_buf body;       /* JSON mode: the whole body */
 
-    json_t *content;                /* owned: finished content blocks */
-    json_t *message;                /* owned: built by finish() */
-    struct ch_buf text;             /* the open text block */
+    json_t *content;    /* owned: finished content blocks */
+    json_t *message;    /* owned: built by finish() */
+    struct ch_buf text; /* the open text block */
     bool text_open;
-    struct llm_tool *tools;         /* owned array of ntools, cap CH_LLM_MAX_TOOL_CALLS */
+    struct llm_tool *tools; /* owned array of ntools, cap CH_LLM_MAX_TOOL_CALLS */
     size_t ntools, tools_cap;
 
     struct ch_llm_usage usage;
     enum ch_llm_stop stop;
-    char raw_stop[48];              /* provider's word, truncated */
-    bool has_stop;                  /* a stop reason arrived (not yet emitted) */
-    bool complete;                  /* STOP emitted; later input is ignored */
-    bool failed;                    /* ERROR emitted; rc holds the code */
-    bool finished;                  /* finish() ran */
+    char raw_stop[48]; /* provider's word, truncated */
+    bool has_stop;     /* a stop reason arrived (not yet emitted) */
+    bool complete;     /* STOP emitted; later input is ignored */
+    bool failed;       /* ERROR emitted; rc holds the code */
+    bool finished;     /* finish() ran */
     int rc;
     char model[128];
 
     /* Per-API scratch, reset by nothing: one response per decoder. */
-    long block;                     /* Anthropic: the open content block index */
-    int block_kind;                 /* Anthropic: LLM_BLOCK_* of that block */
-    bool saw_start;                 /* Anthropic: message_start arrived */
+    long block;     /* Anthropic: the open content block index */
+    int block_kind; /* Anthropic: LLM_BLOCK_* of that block */
+    bool saw_start; /* Anthropic: message_start arrived */
 };
 
 enum { LLM_BLOCK_NONE, LLM_BLOCK_TEXT, LLM_BLOCK_TOOL, LLM_BLOCK_OTHER };
 
 /* Report a terminal error: emit ERROR once, remember rc, return rc. */
-int llm_fail(struct ch_llm_decoder *d, int rc, enum ch_llm_err err, bool retryable,
-             const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int llm_fail(struct ch_llm_decoder *d, int rc, enum ch_llm_err err, bool retryable, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* Report a provider error object (Anthropic/OpenAI/Gemini shapes) as an
  * ERROR event classified by errors.c; returns CH_EIO. */
 int llm_fail_provider(struct ch_llm_decoder *d, json_t *error_obj);
@@ -90,8 +90,7 @@ int llm_text(struct ch_llm_decoder *d, const char *p, size_t n);
 int llm_text_close(struct ch_llm_decoder *d);
 /* Start a tool call under the provider's key.  name may be NULL (START
  * waits for it, see llm_tool_name); id NULL gets "call_<n>". */
-int llm_tool_begin(struct ch_llm_decoder *d, long key, const char *id, const char *name,
-                   struct llm_tool **out);
+int llm_tool_begin(struct ch_llm_decoder *d, long key, const char *id, const char *name, struct llm_tool **out);
 int llm_tool_name(struct ch_llm_decoder *d, struct llm_tool *t, const char *name);
 struct llm_tool *llm_tool_find(struct ch_llm_decoder *d, long key); /* open calls only */
 int llm_tool_args(struct ch_llm_decoder *d, struct llm_tool *t, const char *p, size_t n);
@@ -132,20 +131,16 @@ int llm_check_messages(const json_t *messages, struct ch_error *err);
 json_t *llm_blocks(const json_t *message);
 /* Set out->url to base (default when NULL, trailing '/' dropped) + path,
  * skipping `dup_prefix` in path when base already ends with it. */
-int llm_set_url(struct ch_llm_http *out, enum ch_llm_api api, const char *base,
-                const char *dup_prefix, const char *path, struct ch_error *err);
-int llm_add_header(struct ch_llm_http *out, const char *name, const char *value, bool secret,
-                   struct ch_error *err);
+int llm_set_url(struct ch_llm_http *out, enum ch_llm_api api, const char *base, const char *dup_prefix,
+                const char *path, struct ch_error *err);
+int llm_add_header(struct ch_llm_http *out, const char *name, const char *value, bool secret, struct ch_error *err);
 /* Extra headers from the config (object of strings), after the built-ins. */
 int llm_add_extra_headers(struct ch_llm_http *out, const json_t *headers, struct ch_error *err);
 /* Serialise body into out (compact, capped); steals body. */
 int llm_set_body_take(struct ch_llm_http *out, json_t *body, struct ch_error *err);
 
-int llm_build_anthropic(const struct ch_llm_request *req, struct ch_llm_http *out,
-                        struct ch_error *err);
-int llm_build_openai(const struct ch_llm_request *req, struct ch_llm_http *out,
-                     struct ch_error *err);
-int llm_build_gemini(const struct ch_llm_request *req, struct ch_llm_http *out,
-                     struct ch_error *err);
+int llm_build_anthropic(const struct ch_llm_request *req, struct ch_llm_http *out, struct ch_error *err);
+int llm_build_openai(const struct ch_llm_request *req, struct ch_llm_http *out, struct ch_error *err);
+int llm_build_gemini(const struct ch_llm_request *req, struct ch_llm_http *out, struct ch_error *err);
 
 #endif

@@ -28,7 +28,8 @@ static int joined_text(const json_t *blocks, json_t **out)
 
     *out = NULL;
     ch_buf_init(&b, CH_LLM_MAX_BODY_BYTES);
-    json_array_foreach(blocks, i, blk) {
+    json_array_foreach(blocks, i, blk)
+    {
         if (strcmp(llm_jstr(blk, "type"), "text") != 0 || !llm_jstr(blk, "text")[0])
             continue;
         if (any)
@@ -55,8 +56,8 @@ static json_t *tool_call_of(const json_t *b)
 
     if (input && !args)
         return NULL;
-    o = json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", llm_jstr(b, "id"), "type", "function",
-                  "function", "name", llm_jstr(b, "name"), "arguments", args ? args : "{}");
+    o = json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", llm_jstr(b, "id"), "type", "function", "function", "name",
+                  llm_jstr(b, "name"), "arguments", args ? args : "{}");
     ch_free(args);
     return o;
 }
@@ -69,7 +70,8 @@ static int add_assistant(json_t *out, const json_t *blocks)
 
     if (!calls)
         return CH_ENOMEM;
-    json_array_foreach(blocks, i, b) {
+    json_array_foreach(blocks, i, b)
+    {
         if (strcmp(llm_jstr(b, "type"), "tool_use") != 0)
             continue;
         c = tool_call_of(b);
@@ -105,7 +107,8 @@ static int add_user(json_t *out, const json_t *blocks)
     size_t i;
     int rc;
 
-    json_array_foreach(blocks, i, b) {
+    json_array_foreach(blocks, i, b)
+    {
         if (strcmp(llm_jstr(b, "type"), "tool_result") != 0)
             continue;
         content = llm_jstr(b, "content");
@@ -113,13 +116,13 @@ static int add_user(json_t *out, const json_t *blocks)
             content = "";
         if (json_is_true(json_object_get(b, "is_error"))) {
             char *s = ch_sprintf("Error: %s", content);
-            m = s ? json_pack("{s:s, s:s, s:s}", "role", "tool", "tool_call_id",
-                              llm_jstr(b, "tool_use_id"), "content", s)
+            m = s ? json_pack("{s:s, s:s, s:s}", "role", "tool", "tool_call_id", llm_jstr(b, "tool_use_id"), "content",
+                              s)
                   : NULL;
             ch_free(s);
         } else {
-            m = json_pack("{s:s, s:s, s:s}", "role", "tool", "tool_call_id",
-                          llm_jstr(b, "tool_use_id"), "content", content);
+            m = json_pack("{s:s, s:s, s:s}", "role", "tool", "tool_call_id", llm_jstr(b, "tool_use_id"), "content",
+                          content);
         }
         if (!m || json_array_append_new(out, m))
             return CH_ENOMEM;
@@ -127,9 +130,7 @@ static int add_user(json_t *out, const json_t *blocks)
     rc = joined_text(blocks, &text);
     if (rc || !text)
         return rc;
-    return json_array_append_new(out, json_pack("{s:s, s:o}", "role", "user", "content", text))
-               ? CH_ENOMEM
-               : 0;
+    return json_array_append_new(out, json_pack("{s:s, s:o}", "role", "user", "content", text)) ? CH_ENOMEM : 0;
 }
 
 static int messages_of(const struct ch_llm_request *req, json_t **out_msgs)
@@ -141,17 +142,16 @@ static int messages_of(const struct ch_llm_request *req, json_t **out_msgs)
     if (!out)
         goto out;
     if (req->system && req->system[0] &&
-        json_array_append_new(out, json_pack("{s:s, s:s}", "role", "system", "content",
-                                             req->system)))
+        json_array_append_new(out, json_pack("{s:s, s:s}", "role", "system", "content", req->system)))
         goto out;
-    json_array_foreach(req->messages, i, m) {
+    json_array_foreach(req->messages, i, m)
+    {
         blocks = llm_blocks(m);
         if (!blocks) {
             rc = CH_ENOMEM;
             goto out;
         }
-        rc = strcmp(llm_jstr(m, "role"), "assistant") == 0 ? add_assistant(out, blocks)
-                                                           : add_user(out, blocks);
+        rc = strcmp(llm_jstr(m, "role"), "assistant") == 0 ? add_assistant(out, blocks) : add_user(out, blocks);
         json_decref(blocks);
         if (rc)
             goto out;
@@ -172,20 +172,18 @@ static json_t *tools_of(const json_t *tools)
     const char *desc;
     size_t i;
 
-    json_array_foreach(tools, i, t) {
+    json_array_foreach(tools, i, t)
+    {
         if (!out)
             return NULL;
         schema = json_object_get(t, "input_schema");
         desc = llm_jstr(t, "description");
-        o = json_pack("{s:s, s:s}", "name", llm_jstr(t, "name"), "description",
-                      desc ? desc : "");
+        o = json_pack("{s:s, s:s}", "name", llm_jstr(t, "name"), "description", desc ? desc : "");
         if (o && json_object_set_new(o, "parameters",
                                      schema ? json_incref(schema)
-                                            : json_pack("{s:s, s:{}}", "type", "object",
-                                                        "properties")))
+                                            : json_pack("{s:s, s:{}}", "type", "object", "properties")))
             json_decref(o), o = NULL;
-        if (!o || json_array_append_new(out, json_pack("{s:s, s:o}", "type", "function",
-                                                       "function", o))) {
+        if (!o || json_array_append_new(out, json_pack("{s:s, s:o}", "type", "function", "function", o))) {
             json_decref(out);
             return NULL;
         }
@@ -193,15 +191,13 @@ static json_t *tools_of(const json_t *tools)
     return out;
 }
 
-int llm_build_openai(const struct ch_llm_request *req, struct ch_llm_http *out,
-                     struct ch_error *err)
+int llm_build_openai(const struct ch_llm_request *req, struct ch_llm_http *out, struct ch_error *err)
 {
     json_t *body, *msgs;
     char *auth;
     int rc;
 
-    rc = llm_set_url(out, CH_LLM_OPENAI, req->base_url, "/chat/completions",
-                     "/chat/completions", err);
+    rc = llm_set_url(out, CH_LLM_OPENAI, req->base_url, "/chat/completions", "/chat/completions", err);
     if (!rc && req->api_key && req->api_key[0]) {
         auth = ch_sprintf("Bearer %s", req->api_key);
         rc = auth ? llm_add_header(out, "authorization", auth, true, err) : CH_ENOMEM;
@@ -224,17 +220,14 @@ int llm_build_openai(const struct ch_llm_request *req, struct ch_llm_http *out,
                      (json_int_t)req->max_tokens, "messages", msgs);
     if (!body)
         return CH_ENOMEM;
-    if (req->tools && json_array_size(req->tools) &&
-        json_object_set_new(body, "tools", tools_of(req->tools)))
+    if (req->tools && json_array_size(req->tools) && json_object_set_new(body, "tools", tools_of(req->tools)))
         goto fail;
-    if (req->has_temperature &&
-        json_object_set_new(body, "temperature", json_real(req->temperature)))
+    if (req->has_temperature && json_object_set_new(body, "temperature", json_real(req->temperature)))
         goto fail;
     /* include_usage adds the final usage chunk; without it a streamed
      * call reports no tokens at all. */
-    if (req->stream &&
-        (json_object_set_new(body, "stream", json_true()) ||
-         json_object_set_new(body, "stream_options", json_pack("{s:b}", "include_usage", 1))))
+    if (req->stream && (json_object_set_new(body, "stream", json_true()) ||
+                        json_object_set_new(body, "stream_options", json_pack("{s:b}", "include_usage", 1))))
         goto fail;
     return llm_set_body_take(out, body, err);
 fail:

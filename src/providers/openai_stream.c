@@ -29,14 +29,13 @@ static enum ch_llm_stop map_finish(const char *r)
 /* prompt_tokens counts the cached ones too; the neutral input does not. */
 static void take_usage(struct ch_llm_decoder *d, const json_t *u)
 {
-    struct ch_llm_usage n = { 0 };
+    struct ch_llm_usage n = {0};
     uint64_t prompt;
 
     if (!json_is_object(u))
         return;
     prompt = llm_jtokens(u, "prompt_tokens");
-    n.cache_read_tokens = llm_jtokens(json_object_get(u, "prompt_tokens_details"),
-                                      "cached_tokens");
+    n.cache_read_tokens = llm_jtokens(json_object_get(u, "prompt_tokens_details"), "cached_tokens");
     if (n.cache_read_tokens > prompt)
         n.cache_read_tokens = prompt;
     n.input_tokens = prompt - n.cache_read_tokens;
@@ -94,7 +93,8 @@ static int on_choice(struct ch_llm_decoder *d, json_t *choice, const char *msgke
         llm_set_stop(d, CH_LLM_STOP_REFUSAL, "refusal");
     }
     tcs = json_object_get(delta, "tool_calls");
-    json_array_foreach(tcs, i, tc) {
+    json_array_foreach(tcs, i, tc)
+    {
         if (rc)
             break;
         rc = tool_delta(d, tc, i);
@@ -123,7 +123,8 @@ static int on_object(struct ch_llm_decoder *d, json_t *j, const char *msgkey)
     if (err && !json_is_null(err))
         return llm_fail_provider(d, j);
     llm_set_model(d, llm_jstr(j, "model"));
-    json_array_foreach(choices, i, c) {
+    json_array_foreach(choices, i, c)
+    {
         json_t *ix = json_object_get(c, "index");
         if (ix && json_integer_value(ix) != 0)
             continue;
@@ -154,10 +155,8 @@ static int on_body(struct ch_llm_decoder *d, json_t *j)
 {
     int rc;
 
-    if (!json_is_object(j) ||
-        (!json_object_get(j, "choices") && !json_object_get(j, "error")))
-        return llm_fail(d, CH_EINVAL, CH_LLM_ERR_UNKNOWN, true,
-                        "response has no choices array");
+    if (!json_is_object(j) || (!json_object_get(j, "choices") && !json_object_get(j, "error")))
+        return llm_fail(d, CH_EINVAL, CH_LLM_ERR_UNKNOWN, true, "response has no choices array");
     rc = on_object(d, j, "message");
     return rc ? rc : llm_complete(d);
 }
@@ -168,4 +167,4 @@ static int on_eof(struct ch_llm_decoder *d)
     return d->has_stop ? llm_complete(d) : 0;
 }
 
-const struct llm_dec_ops llm_openai_ops = { on_sse, on_body, on_eof };
+const struct llm_dec_ops llm_openai_ops = {on_sse, on_body, on_eof};

@@ -25,12 +25,12 @@
 #include "core/core.h"
 
 /* Caps (STYLE.md 8.6).  Exceeding one is a clean CH_E_TOO_LARGE. */
-#define CH_SSE_MAX_LINE_BYTES (1u << 20)       /* one SSE line */
-#define CH_SSE_MAX_DATA_BYTES (4u << 20)       /* one event's joined data */
-#define CH_LLM_MAX_BODY_BYTES (16u << 20)      /* a non-streamed response */
-#define CH_LLM_MAX_TEXT_BYTES (16u << 20)      /* one text block */
-#define CH_LLM_MAX_TOOL_ARGS_BYTES (4u << 20)  /* one tool call's arguments */
-#define CH_LLM_MAX_TOOL_CALLS 128              /* tool calls in one response */
+#define CH_SSE_MAX_LINE_BYTES (1u << 20)      /* one SSE line */
+#define CH_SSE_MAX_DATA_BYTES (4u << 20)      /* one event's joined data */
+#define CH_LLM_MAX_BODY_BYTES (16u << 20)     /* a non-streamed response */
+#define CH_LLM_MAX_TEXT_BYTES (16u << 20)     /* one text block */
+#define CH_LLM_MAX_TOOL_ARGS_BYTES (4u << 20) /* one tool call's arguments */
+#define CH_LLM_MAX_TOOL_CALLS 128             /* tool calls in one response */
 
 /* ------------------------------------------------------------------ */
 /* Incremental SSE parser (sse_parse.c), WHATWG "event stream" rules     */
@@ -49,21 +49,20 @@ typedef int (*ch_sse_event_cb)(const struct ch_sse_event *ev, void *data);
 
 struct ch_sse_parser {
     ch_sse_event_cb cb;
-    void *cb_data;          /* borrowed */
-    struct ch_buf line;     /* a line split across feeds; capped at max_line */
-    struct ch_buf data;     /* pending event data; capped at max_data */
-    struct ch_buf type;     /* pending event type */
-    struct ch_buf id;       /* last event id; survives dispatch (WHATWG) */
-    int64_t retry_ms;       /* last valid `retry:` value, -1 if none */
-    int rc;                 /* sticky: 0, a cap error or the callback's value */
-    uint8_t bom_seen;       /* bytes of a leading UTF-8 BOM matched so far */
-    bool started;           /* past the BOM check */
-    bool skip_lf;           /* last byte was CR: a following LF ends nothing */
+    void *cb_data;      /* borrowed */
+    struct ch_buf line; /* a line split across feeds; capped at max_line */
+    struct ch_buf data; /* pending event data; capped at max_data */
+    struct ch_buf type; /* pending event type */
+    struct ch_buf id;   /* last event id; survives dispatch (WHATWG) */
+    int64_t retry_ms;   /* last valid `retry:` value, -1 if none */
+    int rc;             /* sticky: 0, a cap error or the callback's value */
+    uint8_t bom_seen;   /* bytes of a leading UTF-8 BOM matched so far */
+    bool started;       /* past the BOM check */
+    bool skip_lf;       /* last byte was CR: a following LF ends nothing */
 };
 
 /* Zero max_* selects the CH_SSE_MAX_* defaults.  Never fails. */
-void ch_sse_parser_init(struct ch_sse_parser *p, size_t max_line, size_t max_data,
-                        ch_sse_event_cb cb, void *data);
+void ch_sse_parser_init(struct ch_sse_parser *p, size_t max_line, size_t max_data, ch_sse_event_cb cb, void *data);
 void ch_sse_parser_release(struct ch_sse_parser *p);
 /* Feed any chunk of the stream (split anywhere).  0, CH_E_TOO_LARGE (line or
  * data over its cap), CH_ENOMEM, or the callback's non-zero value. */
@@ -86,21 +85,29 @@ const char *ch_llm_api_default_base_url(enum ch_llm_api api);
 
 /* Normalised stop reasons; ch_llm_stop_name() gives the wire words. */
 enum ch_llm_stop {
-    CH_LLM_STOP_END_TURN, CH_LLM_STOP_TOOL_USE, CH_LLM_STOP_MAX_TOKENS,
-    CH_LLM_STOP_STOP_SEQUENCE, CH_LLM_STOP_REFUSAL, CH_LLM_STOP_ERROR,
+    CH_LLM_STOP_END_TURN,
+    CH_LLM_STOP_TOOL_USE,
+    CH_LLM_STOP_MAX_TOKENS,
+    CH_LLM_STOP_STOP_SEQUENCE,
+    CH_LLM_STOP_REFUSAL,
+    CH_LLM_STOP_ERROR,
 };
 const char *ch_llm_stop_name(enum ch_llm_stop s);
 
 /* Error classes, reported in exactly these words (ch_llm_err_name). */
 enum ch_llm_err {
-    CH_LLM_ERR_RATE_LIMIT, CH_LLM_ERR_TIMEOUT, CH_LLM_ERR_CONTEXT_LENGTH,
-    CH_LLM_ERR_AUTH, CH_LLM_ERR_REFUSAL, CH_LLM_ERR_UNKNOWN,
+    CH_LLM_ERR_RATE_LIMIT,
+    CH_LLM_ERR_TIMEOUT,
+    CH_LLM_ERR_CONTEXT_LENGTH,
+    CH_LLM_ERR_AUTH,
+    CH_LLM_ERR_REFUSAL,
+    CH_LLM_ERR_UNKNOWN,
 };
 const char *ch_llm_err_name(enum ch_llm_err e);
 
 struct ch_llm_usage {
-    uint64_t input_tokens;       /* not cached */
-    uint64_t output_tokens;      /* includes reasoning/thinking tokens */
+    uint64_t input_tokens;  /* not cached */
+    uint64_t output_tokens; /* includes reasoning/thinking tokens */
     uint64_t cache_read_tokens;
     uint64_t cache_write_tokens;
 };
@@ -119,16 +126,16 @@ enum ch_llm_event_type {
 struct ch_llm_event {
     enum ch_llm_event_type type;
     struct ch_str text;
-    int index;                 /* tool calls numbered 0, 1, ... in this response;
-                                  START waits for the call's name, so a call
-                                  named late can start after a later one */
+    int index; /* tool calls numbered 0, 1, ... in this response;
+                  START waits for the call's name, so a call
+                  named late can start after a later one */
     const char *tool_id;
     const char *tool_name;
-    json_t *tool_input;        /* TOOL_END: an object, or NULL with tool_error */
-    const char *tool_error;    /* TOOL_END: why the arguments were rejected */
+    json_t *tool_input;     /* TOOL_END: an object, or NULL with tool_error */
+    const char *tool_error; /* TOOL_END: why the arguments were rejected */
     struct ch_llm_usage usage;
     enum ch_llm_stop stop;
-    const char *raw_stop;      /* the provider's own word, "" if none was sent */
+    const char *raw_stop; /* the provider's own word, "" if none was sent */
     enum ch_llm_err err;
     bool retryable;
     const char *message;
@@ -141,39 +148,39 @@ typedef void (*ch_llm_event_cb)(const struct ch_llm_event *ev, void *data);
 /* ------------------------------------------------------------------ */
 
 struct ch_llm_request {
-    const char *base_url;     /* NULL: the API's default; a trailing "/v1"
-                                 (Anthropic) or "/v1beta" (Gemini) is kept,
-                                 not doubled */
-    const char *api_key;      /* sent in a header, never in the URL; NULL or
-                                 "" sends none (local servers) */
-    const json_t *headers;    /* optional object of extra string headers */
+    const char *base_url;  /* NULL: the API's default; a trailing "/v1"
+                              (Anthropic) or "/v1beta" (Gemini) is kept,
+                              not doubled */
+    const char *api_key;   /* sent in a header, never in the URL; NULL or
+                              "" sends none (local servers) */
+    const json_t *headers; /* optional object of extra string headers */
     const char *model;
-    const char *system;       /* optional */
-    const json_t *messages;   /* neutral messages, see the top of the file */
-    const json_t *tools;      /* optional neutral tool list */
-    int64_t max_tokens;       /* > 0 */
-    double temperature;       /* used when has_temperature */
+    const char *system;     /* optional */
+    const json_t *messages; /* neutral messages, see the top of the file */
+    const json_t *tools;    /* optional neutral tool list */
+    int64_t max_tokens;     /* > 0 */
+    double temperature;     /* used when has_temperature */
     bool has_temperature;
     bool stream;
-    bool want_prompt_cache;   /* Anthropic: cache_control on system and tools */
+    bool want_prompt_cache;          /* Anthropic: cache_control on system and tools */
     bool want_max_completion_tokens; /* OpenAI: send the limit as max_completion_tokens
                                         (o-series and gpt-5 refuse max_tokens; most
                                         compatible servers know only max_tokens) */
 };
 
 struct ch_llm_header {
-    char *name;               /* owned */
-    char *value;              /* owned; wiped on release when is_secret */
-    bool is_secret;           /* the API key: never log it */
+    char *name;     /* owned */
+    char *value;    /* owned; wiped on release when is_secret */
+    bool is_secret; /* the API key: never log it */
 };
 
 /* A built request.  Owned by the caller; ch_llm_http_release() frees it. */
 struct ch_llm_http {
-    const char *method;       /* static "POST" */
-    char *url;                /* owned */
+    const char *method;            /* static "POST" */
+    char *url;                     /* owned */
     struct ch_llm_header *headers; /* owned array */
     size_t header_count;
-    char *body;               /* owned, NUL-terminated JSON */
+    char *body; /* owned, NUL-terminated JSON */
     size_t body_len;
 };
 
@@ -181,8 +188,8 @@ struct ch_llm_http {
  * inputs are borrowed.  On success *out is filled; on failure it is left
  * zeroed.  CH_EINVAL (err says which message or block is wrong), CH_ENOMEM,
  * CH_E_TOO_LARGE (body over CH_LLM_MAX_BODY_BYTES). */
-int ch_llm_build_request(enum ch_llm_api api, const struct ch_llm_request *req,
-                         struct ch_llm_http *out, struct ch_error *err);
+int ch_llm_build_request(enum ch_llm_api api, const struct ch_llm_request *req, struct ch_llm_http *out,
+                         struct ch_error *err);
 void ch_llm_http_release(struct ch_llm_http *h); /* NULL-safe, idempotent */
 
 /* ------------------------------------------------------------------ */
@@ -194,8 +201,7 @@ struct ch_llm_decoder;
 /* A decoder for one 2xx response body: SSE when `stream`, else one JSON
  * document.  cb fires synchronously from feed()/finish() on the caller's
  * thread.  CH_ENOMEM. */
-int ch_llm_decoder_new(struct ch_llm_decoder **out, enum ch_llm_api api, bool stream,
-                       ch_llm_event_cb cb, void *data);
+int ch_llm_decoder_new(struct ch_llm_decoder **out, enum ch_llm_api api, bool stream, ch_llm_event_cb cb, void *data);
 void ch_llm_decoder_free(struct ch_llm_decoder *d); /* NULL-safe */
 /* Feed body bytes as they arrive, split anywhere.  Returns 0, or the
  * decoder's terminal error after it emitted ERROR: CH_EINVAL (malformed
@@ -224,9 +230,9 @@ const char *ch_llm_decoder_model(const struct ch_llm_decoder *d);
 
 struct ch_llm_failure {
     enum ch_llm_err err;
-    bool retryable;           /* 429, 5xx, 408, no response at all */
-    int64_t retry_after_ms;   /* from the body (Gemini RetryInfo), -1 if none */
-    char message[256];        /* the provider's message, or a description */
+    bool retryable;         /* 429, 5xx, 408, no response at all */
+    int64_t retry_after_ms; /* from the body (Gemini RetryInfo), -1 if none */
+    char message[256];      /* the provider's message, or a description */
 };
 
 /* Classify a non-2xx response (status 0: no HTTP response; then body may
@@ -243,8 +249,7 @@ bool ch_llm_stop_is_failure(enum ch_llm_stop s, enum ch_llm_err *err);
  * `Retry-After` (delta seconds or an HTTP date, compared to now_ms).
  * Either header may be NULL.  0 with *out_ms set (capped at one day), or
  * CH_ENOTFOUND when neither header is usable. */
-int ch_llm_retry_after(const char *retry_after, const char *retry_after_ms, int64_t now_ms,
-                       int64_t *out_ms);
+int ch_llm_retry_after(const char *retry_after, const char *retry_after_ms, int64_t now_ms, int64_t *out_ms);
 
 /* ------------------------------------------------------------------ */
 /* Pricing and cost (usage.c)                                            */

@@ -15,9 +15,9 @@ static const struct {
     const char *name;
     const char *base_url;
 } apis[CH_LLM_API__COUNT] = {
-    [CH_LLM_ANTHROPIC] = { "anthropic-messages", "https://api.anthropic.com" },
-    [CH_LLM_OPENAI] = { "openai-completions", "https://api.openai.com/v1" },
-    [CH_LLM_GEMINI] = { "google-generative-ai", "https://generativelanguage.googleapis.com" },
+    [CH_LLM_ANTHROPIC] = {"anthropic-messages", "https://api.anthropic.com"},
+    [CH_LLM_OPENAI] = {"openai-completions", "https://api.openai.com/v1"},
+    [CH_LLM_GEMINI] = {"google-generative-ai", "https://generativelanguage.googleapis.com"},
 };
 
 const char *ch_llm_api_name(enum ch_llm_api api)
@@ -47,8 +47,7 @@ int ch_llm_api_parse(const char *name, enum ch_llm_api *out)
 /* Neutral conversation checks                                          */
 /* ------------------------------------------------------------------ */
 
-static int check_block(const json_t *b, bool assistant, size_t mi, size_t bi,
-                       struct ch_error *err)
+static int check_block(const json_t *b, bool assistant, size_t mi, size_t bi, struct ch_error *err)
 {
     const char *type = llm_jstr(b, "type");
     const json_t *v;
@@ -57,17 +56,16 @@ static int check_block(const json_t *b, bool assistant, size_t mi, size_t bi,
         return ch_error_set(err, CH_EINVAL, "messages[%zu].content[%zu]: no type", mi, bi);
     if (strcmp(type, "text") == 0) {
         if (!json_is_string(json_object_get(b, "text")))
-            return ch_error_set(err, CH_EINVAL, "messages[%zu].content[%zu]: text is not a string",
-                                mi, bi);
+            return ch_error_set(err, CH_EINVAL, "messages[%zu].content[%zu]: text is not a string", mi, bi);
         return 0;
     }
     if (strcmp(type, "tool_use") == 0) {
         v = json_object_get(b, "input");
-        if (!assistant || !llm_jstr(b, "id") || !llm_jstr(b, "name") ||
-            (v && !json_is_object(v)))
+        if (!assistant || !llm_jstr(b, "id") || !llm_jstr(b, "name") || (v && !json_is_object(v)))
             return ch_error_set(err, CH_EINVAL,
                                 "messages[%zu].content[%zu]: tool_use needs an assistant "
-                                "message, string id and name, and an object input", mi, bi);
+                                "message, string id and name, and an object input",
+                                mi, bi);
         return 0;
     }
     if (strcmp(type, "tool_result") == 0) {
@@ -76,11 +74,11 @@ static int check_block(const json_t *b, bool assistant, size_t mi, size_t bi,
             (json_object_get(b, "is_error") && !json_is_boolean(json_object_get(b, "is_error"))))
             return ch_error_set(err, CH_EINVAL,
                                 "messages[%zu].content[%zu]: tool_result needs a user message, "
-                                "a string tool_use_id and content, a boolean is_error", mi, bi);
+                                "a string tool_use_id and content, a boolean is_error",
+                                mi, bi);
         return 0;
     }
-    return ch_error_set(err, CH_EINVAL, "messages[%zu].content[%zu]: unknown block type '%.40s'",
-                        mi, bi, type);
+    return ch_error_set(err, CH_EINVAL, "messages[%zu].content[%zu]: unknown block type '%.40s'", mi, bi, type);
 }
 
 int llm_check_messages(const json_t *messages, struct ch_error *err)
@@ -92,18 +90,18 @@ int llm_check_messages(const json_t *messages, struct ch_error *err)
 
     if (!json_is_array(messages) || json_array_size(messages) == 0)
         return ch_error_set(err, CH_EINVAL, "messages must be a non-empty array");
-    json_array_foreach(messages, i, m) {
+    json_array_foreach(messages, i, m)
+    {
         role = llm_jstr(m, "role");
         if (!role || (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0))
-            return ch_error_set(err, CH_EINVAL, "messages[%zu]: role must be user or assistant",
-                                i);
+            return ch_error_set(err, CH_EINVAL, "messages[%zu]: role must be user or assistant", i);
         content = json_object_get(m, "content");
         if (json_is_string(content))
             continue;
         if (!json_is_array(content))
-            return ch_error_set(err, CH_EINVAL,
-                                "messages[%zu]: content must be a string or an array", i);
-        json_array_foreach(content, j, b) {
+            return ch_error_set(err, CH_EINVAL, "messages[%zu]: content must be a string or an array", i);
+        json_array_foreach(content, j, b)
+        {
             rc = check_block(b, role[0] == 'a', i, j, err);
             if (rc)
                 return rc;
@@ -121,13 +119,15 @@ static int check_tools(const json_t *tools, struct ch_error *err)
         return 0;
     if (!json_is_array(tools))
         return ch_error_set(err, CH_EINVAL, "tools must be an array");
-    json_array_foreach(tools, i, t) {
+    json_array_foreach(tools, i, t)
+    {
         schema = json_object_get(t, "input_schema");
         if (!llm_jstr(t, "name") || (schema && !json_is_object(schema)) ||
             (json_object_get(t, "description") && !llm_jstr(t, "description")))
             return ch_error_set(err, CH_EINVAL,
                                 "tools[%zu]: needs a string name and description and an "
-                                "object input_schema", i);
+                                "object input_schema",
+                                i);
     }
     return 0;
 }
@@ -153,18 +153,16 @@ static bool has_ctl(const char *s)
     return false;
 }
 
-int llm_set_url(struct ch_llm_http *out, enum ch_llm_api api, const char *base,
-                const char *dup_prefix, const char *path, struct ch_error *err)
+int llm_set_url(struct ch_llm_http *out, enum ch_llm_api api, const char *base, const char *dup_prefix,
+                const char *path, struct ch_error *err)
 {
     size_t blen, plen = strlen(dup_prefix);
 
     if (!base || !base[0])
         base = apis[api].base_url;
-    if ((strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0) ||
-        has_ctl(base) || strchr(base, ' ') || strchr(base, '?') || strchr(base, '#'))
-        return ch_error_set(err, CH_EINVAL,
-                            "baseUrl must be an http:// or https:// URL without query: '%.80s'",
-                            base);
+    if ((strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0) || has_ctl(base) || strchr(base, ' ') ||
+        strchr(base, '?') || strchr(base, '#'))
+        return ch_error_set(err, CH_EINVAL, "baseUrl must be an http:// or https:// URL without query: '%.80s'", base);
     blen = strlen(base);
     while (blen && base[blen - 1] == '/')
         blen--;
@@ -175,8 +173,7 @@ int llm_set_url(struct ch_llm_http *out, enum ch_llm_api api, const char *base,
     return out->url ? 0 : CH_ENOMEM;
 }
 
-int llm_add_header(struct ch_llm_http *out, const char *name, const char *value, bool secret,
-                   struct ch_error *err)
+int llm_add_header(struct ch_llm_http *out, const char *name, const char *value, bool secret, struct ch_error *err)
 {
     struct ch_llm_header *h;
 
@@ -209,7 +206,8 @@ int llm_add_extra_headers(struct ch_llm_http *out, const json_t *headers, struct
         return 0;
     if (!json_is_object(headers))
         return ch_error_set(err, CH_EINVAL, "headers must be an object of strings");
-    json_object_foreach((json_t *)headers, k, v) {
+    json_object_foreach((json_t *)headers, k, v)
+    {
         if (!json_is_string(v))
             return ch_error_set(err, CH_EINVAL, "header '%.40s' is not a string", k);
         rc = llm_add_header(out, k, json_string_value(v), false, err);
@@ -231,8 +229,8 @@ int llm_set_body_take(struct ch_llm_http *out, json_t *body, struct ch_error *er
     if (n == 0)
         goto out;
     if (n > CH_LLM_MAX_BODY_BYTES) {
-        rc = ch_error_set(err, CH_E_TOO_LARGE, "request body of %zu bytes exceeds the %u cap", n,
-                          CH_LLM_MAX_BODY_BYTES);
+        rc =
+            ch_error_set(err, CH_E_TOO_LARGE, "request body of %zu bytes exceeds the %u cap", n, CH_LLM_MAX_BODY_BYTES);
         goto out;
     }
     out->body = ch_malloc(n + 1);
@@ -265,16 +263,16 @@ void ch_llm_http_release(struct ch_llm_http *h)
     memset(h, 0, sizeof(*h));
 }
 
-int ch_llm_build_request(enum ch_llm_api api, const struct ch_llm_request *req,
-                         struct ch_llm_http *out, struct ch_error *err)
+int ch_llm_build_request(enum ch_llm_api api, const struct ch_llm_request *req, struct ch_llm_http *out,
+                         struct ch_error *err)
 {
-    static int (*const build[CH_LLM_API__COUNT])(const struct ch_llm_request *,
-                                                 struct ch_llm_http *, struct ch_error *) = {
+    static int (*const build[CH_LLM_API__COUNT])(const struct ch_llm_request *, struct ch_llm_http *,
+                                                 struct ch_error *) = {
         [CH_LLM_ANTHROPIC] = llm_build_anthropic,
         [CH_LLM_OPENAI] = llm_build_openai,
         [CH_LLM_GEMINI] = llm_build_gemini,
     };
-    struct ch_llm_http h = { .method = "POST" };
+    struct ch_llm_http h = {.method = "POST"};
     int rc;
 
     memset(out, 0, sizeof(*out));

@@ -13,10 +13,9 @@
 
 #include "providers/providers.h"
 
-static const unsigned char utf8_bom[3] = { 0xEF, 0xBB, 0xBF };
+static const unsigned char utf8_bom[3] = {0xEF, 0xBB, 0xBF};
 
-void ch_sse_parser_init(struct ch_sse_parser *p, size_t max_line, size_t max_data,
-                        ch_sse_event_cb cb, void *data)
+void ch_sse_parser_init(struct ch_sse_parser *p, size_t max_line, size_t max_data, ch_sse_event_cb cb, void *data)
 {
     memset(p, 0, sizeof(*p));
     if (!max_line)
@@ -53,9 +52,9 @@ static int dispatch(struct ch_sse_parser *p)
         ch_buf_reset(&p->type);
         return 0;
     }
-    ev.type = p->type.len ? (struct ch_str){ p->type.data, p->type.len } : CH_STR("message");
-    ev.data = (struct ch_str){ p->data.data, p->data.len - 1 };
-    ev.id = p->id.len ? (struct ch_str){ p->id.data, p->id.len } : CH_STR("");
+    ev.type = p->type.len ? (struct ch_str){p->type.data, p->type.len} : CH_STR("message");
+    ev.data = (struct ch_str){p->data.data, p->data.len - 1};
+    ev.id = p->id.len ? (struct ch_str){p->id.data, p->id.len} : CH_STR("");
     rc = p->cb ? p->cb(&ev, p->cb_data) : 0;
     ch_buf_reset(&p->type);
     ch_buf_reset(&p->data);

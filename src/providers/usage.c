@@ -15,39 +15,39 @@
 
 struct price_row {
     const char *model;
-    struct ch_llm_pricing p;   /* input, output, cache_read, cache_write */
+    struct ch_llm_pricing p; /* input, output, cache_read, cache_write */
 };
 
 /* Public list prices at the time of writing (standard tier, prompts under
  * any long-context surcharge).  Anthropic cache writes are the 5-minute
  * rate (1.25x input), reads 0.1x.  OpenAI and Gemini bill no cache write. */
 static const struct price_row prices[] = {
-    { "claude-opus-4-5", { 5, 25, 0.5, 6.25 } },
-    { "claude-opus-4", { 15, 75, 1.5, 18.75 } },
-    { "claude-sonnet-4", { 3, 15, 0.3, 3.75 } },
-    { "claude-haiku-4-5", { 1, 5, 0.1, 1.25 } },
-    { "claude-3-7-sonnet", { 3, 15, 0.3, 3.75 } },
-    { "claude-3-5-sonnet", { 3, 15, 0.3, 3.75 } },
-    { "claude-3-5-haiku", { 0.8, 4, 0.08, 1 } },
-    { "claude-3-opus", { 15, 75, 1.5, 18.75 } },
-    { "claude-3-haiku", { 0.25, 1.25, 0.03, 0.3 } },
-    { "gpt-4o", { 2.5, 10, 1.25, 0 } },
-    { "gpt-4o-mini", { 0.15, 0.6, 0.075, 0 } },
-    { "gpt-4.1", { 2, 8, 0.5, 0 } },
-    { "gpt-4.1-mini", { 0.4, 1.6, 0.1, 0 } },
-    { "gpt-4.1-nano", { 0.1, 0.4, 0.025, 0 } },
-    { "gpt-5", { 1.25, 10, 0.125, 0 } },
-    { "gpt-5-mini", { 0.25, 2, 0.025, 0 } },
-    { "gpt-5-nano", { 0.05, 0.4, 0.005, 0 } },
-    { "o3", { 2, 8, 0.5, 0 } },
-    { "o3-mini", { 1.1, 4.4, 0.55, 0 } },
-    { "o4-mini", { 1.1, 4.4, 0.275, 0 } },
-    { "gemini-2.5-pro", { 1.25, 10, 0.31, 0 } },
-    { "gemini-2.5-flash", { 0.15, 0.6, 0.0375, 0 } },
-    { "gemini-2.5-flash-lite", { 0.1, 0.4, 0.025, 0 } },
-    { "gemini-2.0-flash", { 0.1, 0.4, 0.025, 0 } },
-    { "gemini-1.5-pro", { 1.25, 5, 0.3125, 0 } },
-    { "gemini-1.5-flash", { 0.075, 0.3, 0.01875, 0 } },
+    {"claude-opus-4-5", {5, 25, 0.5, 6.25}},
+    {"claude-opus-4", {15, 75, 1.5, 18.75}},
+    {"claude-sonnet-4", {3, 15, 0.3, 3.75}},
+    {"claude-haiku-4-5", {1, 5, 0.1, 1.25}},
+    {"claude-3-7-sonnet", {3, 15, 0.3, 3.75}},
+    {"claude-3-5-sonnet", {3, 15, 0.3, 3.75}},
+    {"claude-3-5-haiku", {0.8, 4, 0.08, 1}},
+    {"claude-3-opus", {15, 75, 1.5, 18.75}},
+    {"claude-3-haiku", {0.25, 1.25, 0.03, 0.3}},
+    {"gpt-4o", {2.5, 10, 1.25, 0}},
+    {"gpt-4o-mini", {0.15, 0.6, 0.075, 0}},
+    {"gpt-4.1", {2, 8, 0.5, 0}},
+    {"gpt-4.1-mini", {0.4, 1.6, 0.1, 0}},
+    {"gpt-4.1-nano", {0.1, 0.4, 0.025, 0}},
+    {"gpt-5", {1.25, 10, 0.125, 0}},
+    {"gpt-5-mini", {0.25, 2, 0.025, 0}},
+    {"gpt-5-nano", {0.05, 0.4, 0.005, 0}},
+    {"o3", {2, 8, 0.5, 0}},
+    {"o3-mini", {1.1, 4.4, 0.55, 0}},
+    {"o4-mini", {1.1, 4.4, 0.275, 0}},
+    {"gemini-2.5-pro", {1.25, 10, 0.31, 0}},
+    {"gemini-2.5-flash", {0.15, 0.6, 0.0375, 0}},
+    {"gemini-2.5-flash-lite", {0.1, 0.4, 0.025, 0}},
+    {"gemini-2.0-flash", {0.1, 0.4, 0.025, 0}},
+    {"gemini-1.5-pro", {1.25, 5, 0.3125, 0}},
+    {"gemini-1.5-flash", {0.075, 0.3, 0.01875, 0}},
 };
 
 static const struct price_row *lookup(const char *id)
@@ -93,8 +93,8 @@ double ch_llm_cost_usd(const struct ch_llm_pricing *p, const struct ch_llm_usage
 {
     /* Sum in double: token counts stay far below 2^53. */
     return ((double)u->input_tokens * p->input + (double)u->output_tokens * p->output +
-            (double)u->cache_read_tokens * p->cache_read +
-            (double)u->cache_write_tokens * p->cache_write) / 1e6;
+            (double)u->cache_read_tokens * p->cache_read + (double)u->cache_write_tokens * p->cache_write) /
+           1e6;
 }
 
 void ch_llm_usage_add(struct ch_llm_usage *a, const struct ch_llm_usage *b)

@@ -24,32 +24,24 @@ int ch_db_err_code(int sqlite_rc)
     switch (sqlite_rc & 0xff) {
     case SQLITE_OK:
     case SQLITE_ROW:
-    case SQLITE_DONE:
-        return 0;
-    case SQLITE_NOMEM:
-        return CH_ENOMEM;
+    case SQLITE_DONE: return 0;
+    case SQLITE_NOMEM: return CH_ENOMEM;
     case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return CH_EBUSY;
+    case SQLITE_LOCKED: return CH_EBUSY;
     case SQLITE_CONSTRAINT:
         /* Uniqueness is the one constraint callers branch on. */
         if (sqlite_rc == SQLITE_CONSTRAINT_UNIQUE || sqlite_rc == SQLITE_CONSTRAINT_PRIMARYKEY)
             return CH_EEXIST;
         return CH_EINVAL;
-    case SQLITE_TOOBIG:
-        return CH_E_TOO_LARGE;
+    case SQLITE_TOOBIG: return CH_E_TOO_LARGE;
     case SQLITE_READONLY:
     case SQLITE_PERM:
-    case SQLITE_AUTH:
-        return CH_EPERM;
-    case SQLITE_NOTFOUND:
-        return CH_ENOTFOUND;
+    case SQLITE_AUTH: return CH_EPERM;
+    case SQLITE_NOTFOUND: return CH_ENOTFOUND;
     case SQLITE_INTERRUPT:
-    case SQLITE_ABORT:
-        return CH_ECANCELED;
+    case SQLITE_ABORT: return CH_ECANCELED;
     case SQLITE_RANGE:
-    case SQLITE_MISMATCH:
-        return CH_EINVAL;
+    case SQLITE_MISMATCH: return CH_EINVAL;
     default:
         /* CANTOPEN, IOERR, CORRUPT, NOTADB, FULL, PROTOCOL, generic ERROR... */
         return CH_EIO;
@@ -63,8 +55,7 @@ int ch_db_fail(struct ch_db *db, int sqlite_rc, struct ch_error *err, const char
     if (code == 0)
         code = CH_EIO; /* a caller treating success as failure: still fail */
     if (err)
-        ch_error_set(err, code, "%s: %s", what,
-                     db && db->h ? sqlite3_errmsg(db->h) : sqlite3_errstr(sqlite_rc));
+        ch_error_set(err, code, "%s: %s", what, db && db->h ? sqlite3_errmsg(db->h) : sqlite3_errstr(sqlite_rc));
     return code;
 }
 
@@ -287,14 +278,12 @@ static int db_configure(struct ch_db *db, const struct ch_db_opts *o, struct ch_
     mode = (const char *)sqlite3_column_text(st, 0);
     rc = 0;
     if (!mode || (strcmp(mode, "wal") != 0 && !(is_memory && strcmp(mode, "memory") == 0)))
-        rc = ch_error_set(err, CH_EIO, "database '%s' is in journal mode '%s', not WAL", o->path,
-                          mode ? mode : "?");
+        rc = ch_error_set(err, CH_EIO, "database '%s' is in journal mode '%s', not WAL", o->path, mode ? mode : "?");
     sqlite3_finalize(st);
     if (rc)
         return rc;
 
-    rc = ch_db_exec(db, o->sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err,
-                    "set synchronous");
+    rc = ch_db_exec(db, o->sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err, "set synchronous");
     if (rc == 0)
         rc = ch_db_exec(db, "PRAGMA foreign_keys=ON", err, "enable foreign keys");
     return rc;
@@ -348,8 +337,7 @@ int ch_db_open(const struct ch_db_opts *o, struct ch_db **out, struct ch_error *
     v = ch_db_user_version(db);
     if (v < 0) {
         rc = v;
-        ch_error_set(err, rc, "cannot read schema version of '%s': %s", o->path,
-                     sqlite3_errmsg(db->h));
+        ch_error_set(err, rc, "cannot read schema version of '%s': %s", o->path, sqlite3_errmsg(db->h));
     } else if (v > ch_db_latest_version()) {
         rc = ch_db_version_error(v, err);
     } else {
@@ -383,8 +371,7 @@ void ch_db_close(struct ch_db *db)
         }
         src = sqlite3_close(db->h);
         if (src != SQLITE_OK)
-            ch_log_error("store: closing '%s' failed: %s", db->path ? db->path : "?",
-                         sqlite3_errstr(src));
+            ch_log_error("store: closing '%s' failed: %s", db->path ? db->path : "?", sqlite3_errstr(src));
     }
     ch_free(db->path);
     ch_free(db);

@@ -54,14 +54,14 @@ enum ch_db_stmt_id {
 };
 
 struct ch_db {
-    sqlite3 *h;                            /* owned */
-    char *path;                            /* owned copy, for messages */
+    sqlite3 *h; /* owned */
+    char *path; /* owned copy, for messages */
     bool readonly;
     /* True while the writer thread holds a group transaction open on this
      * connection: ch_db_begin/commit/rollback then refuse (CH_ESTATE) so a
      * job body cannot end the batch that other jobs share. */
     bool in_batch;
-    sqlite3_stmt *cache[CH_STMT__COUNT];   /* owned; NULL until first use */
+    sqlite3_stmt *cache[CH_STMT__COUNT]; /* owned; NULL until first use */
 };
 
 /* The one mapping from SQLite result codes (extended or primary) to CH_E*. */
@@ -98,7 +98,7 @@ int ch_db_user_version(struct ch_db *db);
  * rolls back, and returns rc or the commit's own error.
  */
 struct ch_db_atomic {
-    bool own_txn;   /* we issued BEGIN (else a SAVEPOINT) */
+    bool own_txn; /* we issued BEGIN (else a SAVEPOINT) */
 };
 int ch_db_atomic_begin(struct ch_db *db, struct ch_db_atomic *a);
 int ch_db_atomic_end(struct ch_db *db, struct ch_db_atomic *a, int rc);
@@ -124,20 +124,20 @@ struct ch_store {
     uint64_t gen;                  /* unique per store in this process (reader.c) */
     int schema_version;
 
-    struct ch_db *wdb;             /* owned by the writer thread once it starts */
+    struct ch_db *wdb; /* owned by the writer thread once it starts */
     uv_thread_t thread;
-    uv_async_t async;              /* writer -> loop: finished batches, writer exit */
+    uv_async_t async; /* writer -> loop: finished batches, writer exit */
 
     /* Everything below `mu` up to the counters is guarded by it. */
     uv_mutex_t mu;
-    uv_cond_t cond;                /* queue non-empty, stopping, reads_pending == 0 */
-    struct ch_store_job *q_head, *q_tail;   /* waiting writes, FIFO */
+    uv_cond_t cond;                       /* queue non-empty, stopping, reads_pending == 0 */
+    struct ch_store_job *q_head, *q_tail; /* waiting writes, FIFO */
     size_t q_len;
-    size_t q_max;                  /* opts.max_write_queue */
+    size_t q_max; /* opts.max_write_queue */
     size_t max_batch;
     struct ch_store_job *done_head, *done_tail; /* finished writes, FIFO */
-    size_t reads_pending;          /* queued or running reads (pool side) */
-    bool stopping;                 /* writer: drain then exit */
+    size_t reads_pending;                       /* queued or running reads (pool side) */
+    bool stopping;                              /* writer: drain then exit */
     bool writer_exited;
 
     /* Counters shared with the writer and pool threads. */
@@ -147,11 +147,11 @@ struct ch_store {
     atomic_uint_fast64_t reads;
 
     /* Loop-thread-only state. */
-    size_t writes_outstanding;     /* submitted, done not yet called */
-    size_t reads_inflight;         /* submitted, after-work not yet run */
-    bool closing;                  /* ch_store_close was called */
-    bool joined;                   /* writer thread joined */
-    bool async_closing;            /* uv_close issued on `async` */
+    size_t writes_outstanding; /* submitted, done not yet called */
+    size_t reads_inflight;     /* submitted, after-work not yet run */
+    bool closing;              /* ch_store_close was called */
+    bool joined;               /* writer thread joined */
+    bool async_closing;        /* uv_close issued on `async` */
     void (*close_cb)(void *data);
     void *close_data;
 };
@@ -175,8 +175,8 @@ void ch_store_maybe_finish_close(struct ch_store *s);
  * CH_E_TOO_LARGE past max_bytes.  NULL and not required is fine.  *len
  * (may be NULL) gets the length.  err (may be NULL) names `what`.
  */
-int ch_store_check_text(const char *s, size_t max_bytes, bool required, bool multiline,
-                        const char *what, size_t *len, struct ch_error *err);
+int ch_store_check_text(const char *s, size_t max_bytes, bool required, bool multiline, const char *what, size_t *len,
+                        struct ch_error *err);
 /* Validate a usage record (counts in [0, 2^40], cost finite and >= 0). */
 int ch_store_check_usage(const struct ch_usage *u);
 /* Bind a C string (NULL binds SQL NULL).  SQLITE_STATIC: the caller keeps

@@ -71,8 +71,10 @@ int ch_meta_set(struct ch_db *db, const char *key, const char *value)
         rc = CH_E_TOO_LARGE;
         goto out;
     }
-    rc = ch_db_prepare(db, "INSERT INTO meta(key, value) VALUES (?1, ?2)"
-                           " ON CONFLICT(key) DO UPDATE SET value = excluded.value", &st);
+    rc = ch_db_prepare(db,
+                       "INSERT INTO meta(key, value) VALUES (?1, ?2)"
+                       " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                       &st);
     if (rc)
         goto out;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);

@@ -13,8 +13,8 @@
 #include "store/internal.h"
 
 struct migration {
-    const char *name;   /* one line, for logs and errors */
-    const char *sql;    /* one or more statements */
+    const char *name; /* one line, for logs and errors */
+    const char *sql;  /* one or more statements */
 };
 
 static const struct migration steps[] = {
@@ -243,15 +243,13 @@ static int apply_one(struct ch_db *db, int *now_at, struct ch_error *err)
 
     rc = ch_db_exec(db, "BEGIN IMMEDIATE", err, "begin migration");
     if (rc) {
-        ch_error_set(err, rc, "cannot lock database '%s' for migration: %s", db->path,
-                     sqlite3_errmsg(db->h));
+        ch_error_set(err, rc, "cannot lock database '%s' for migration: %s", db->path, sqlite3_errmsg(db->h));
         return rc;
     }
     /* Re-read inside the lock: the version may have moved since open. */
     v = ch_db_user_version(db);
     if (v < 0) {
-        rc = ch_error_set(err, v, "cannot read schema version of '%s': %s", db->path,
-                          sqlite3_errmsg(db->h));
+        rc = ch_error_set(err, v, "cannot read schema version of '%s': %s", db->path, sqlite3_errmsg(db->h));
         goto out;
     }
     if (v > ch_db_latest_version()) {
@@ -265,8 +263,7 @@ static int apply_one(struct ch_db *db, int *now_at, struct ch_error *err)
     m = &steps[v];
     rc = ch_db_exec(db, m->sql, NULL, NULL);
     if (rc) {
-        ch_error_set(err, rc, "migration %d (%s) of '%s' failed: %s", v + 1, m->name, db->path,
-                     sqlite3_errmsg(db->h));
+        ch_error_set(err, rc, "migration %d (%s) of '%s' failed: %s", v + 1, m->name, db->path, sqlite3_errmsg(db->h));
         goto out;
     }
     rc = record_meta(db, v + 1, err);

@@ -17,16 +17,16 @@
 #include "store/internal.h"
 
 struct reader_conn {
-    uint64_t id;               /* unique: TLS refers to entries by id, never by address */
-    uint64_t gen;              /* store generation it was opened for */
-    struct ch_db *db;          /* owned */
+    uint64_t id;      /* unique: TLS refers to entries by id, never by address */
+    uint64_t gen;     /* store generation it was opened for */
+    struct ch_db *db; /* owned */
     struct reader_conn *next;
 };
 
 static uv_once_t reg_once = UV_ONCE_INIT;
 static uv_mutex_t reg_mu;
-static struct reader_conn *reg_head;   /* guarded by reg_mu */
-static uint64_t reg_next_id;           /* guarded by reg_mu */
+static struct reader_conn *reg_head; /* guarded by reg_mu */
+static uint64_t reg_next_id;         /* guarded by reg_mu */
 static atomic_uint_fast64_t gen_counter;
 
 /* Valid only while the store of generation tl_gen is open. */
@@ -87,7 +87,7 @@ void ch_store_readers_reap(uint64_t gen)
 static int reader_get(struct ch_store *s, struct ch_db **out)
 {
     struct reader_conn *c;
-    struct ch_error e = { 0 };
+    struct ch_error e = {0};
     struct ch_db *db;
     int rc;
 
@@ -149,8 +149,7 @@ static void read_work(uv_work_t *w)
          * an old WAL snapshot for every later read on this thread. */
         ch_db_reset_busy(db);
         if (!sqlite3_get_autocommit(db->h)) {
-            ch_log_warn("store: read job left a transaction open on '%s'; rolling back",
-                        db->path);
+            ch_log_warn("store: read job left a transaction open on '%s'; rolling back", db->path);
             sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
         }
     }

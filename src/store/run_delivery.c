@@ -18,8 +18,8 @@ int ch_runs_set_delivery(struct ch_db *db, const char *run_id, const char *deliv
     if (!db)
         return CH_EINVAL;
     if ((rc = ch_store_check_text(run_id, CH_STORE_MAX_ID_BYTES, true, false, "run id", NULL, NULL)) ||
-        (rc = ch_store_check_text(delivery_json, CH_STORE_MAX_META_JSON_BYTES, false, true, "run delivery", NULL,
-                                  NULL)))
+        (rc =
+             ch_store_check_text(delivery_json, CH_STORE_MAX_META_JSON_BYTES, false, true, "run delivery", NULL, NULL)))
         return rc;
     /* json(?2) fails on invalid JSON, which the column's CHECK would
      * refuse anyway: report it as the caller's CH_EINVAL. */
@@ -43,7 +43,7 @@ int ch_runs_set_delivery(struct ch_db *db, const char *run_id, const char *deliv
 int ch_runs_list_undelivered(struct ch_db *db, int64_t since_ms, int64_t before_ms, size_t limit,
                              struct ch_run_list *out)
 {
-    struct ch_run_list l = { 0 };
+    struct ch_run_list l = {0};
     sqlite3_stmt *st = NULL;
     size_t cap = 0;
     int rc, src;
@@ -67,7 +67,7 @@ int ch_runs_list_undelivered(struct ch_db *db, int64_t since_ms, int64_t before_
     sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         const char *id = (const char *)sqlite3_column_text(st, 0);
-        struct ch_run_rec rec = { 0 };
+        struct ch_run_rec rec = {0};
 
         if (!id)
             continue;

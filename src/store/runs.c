@@ -117,7 +117,7 @@ static int check_run_id(const char *run_id)
 /* Fetch one run with a one-text-parameter query; CH_ENOTFOUND if none. */
 static int get_one(struct ch_db *db, enum ch_db_stmt_id id, const char *sql, const char *arg, struct ch_run_rec *out)
 {
-    struct ch_run_rec r = { 0 };
+    struct ch_run_rec r = {0};
     sqlite3_stmt *st;
     int rc, src;
 
@@ -152,7 +152,7 @@ int ch_runs_get(struct ch_db *db, const char *run_id, struct ch_run_rec *out)
 int ch_runs_get_by_idempotency(struct ch_db *db, const char *idempotency_key, struct ch_run_rec *out)
 {
     sqlite3_stmt *st = NULL;
-    struct ch_run_rec r = { 0 };
+    struct ch_run_rec r = {0};
     int rc, src;
 
     if (out)

@@ -204,7 +204,7 @@ static int check_key(const char *key)
 
 int ch_sessions_get(struct ch_db *db, const char *key, struct ch_session_rec *out)
 {
-    struct ch_session_rec s = { 0 };
+    struct ch_session_rec s = {0};
     sqlite3_stmt *st;
     int rc, src;
 

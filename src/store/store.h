@@ -27,11 +27,11 @@
 struct ch_db; /* one sqlite3 connection, owned by one thread */
 
 struct ch_db_opts {
-    const char *path;        /* file path; ":memory:" allowed for tests */
-    bool sync_full;          /* PRAGMA synchronous=FULL (default NORMAL) */
-    int busy_timeout_ms;     /* default 5000 */
+    const char *path;    /* file path; ":memory:" allowed for tests */
+    bool sync_full;      /* PRAGMA synchronous=FULL (default NORMAL) */
+    int busy_timeout_ms; /* default 5000 */
     bool readonly;
-    bool migrate;            /* apply migrations (the gateway, the CLI) */
+    bool migrate; /* apply migrations (the gateway, the CLI) */
 };
 
 /*
@@ -43,8 +43,8 @@ struct ch_db_opts {
  */
 int ch_db_open(const struct ch_db_opts *o, struct ch_db **out, struct ch_error *err);
 void ch_db_close(struct ch_db *db);
-int ch_db_schema_version(struct ch_db *db);   /* user_version */
-int ch_db_latest_version(void);               /* what this binary migrates to */
+int ch_db_schema_version(struct ch_db *db); /* user_version */
+int ch_db_latest_version(void);             /* what this binary migrates to */
 /* PRAGMA data_version: changes when another connection commits. */
 int ch_db_data_version(struct ch_db *db, int64_t *out);
 int ch_db_begin(struct ch_db *db);
@@ -75,15 +75,15 @@ void ch_scopes_format(unsigned mask, char *out, size_t outcap);
 
 struct ch_token_rec {
     int64_t id;
-    char *name;            /* owned, unique among live tokens */
-    char hash_hex[65];     /* SHA-256 of the secret, lowercase hex */
+    char *name;        /* owned, unique among live tokens */
+    char hash_hex[65]; /* SHA-256 of the secret, lowercase hex */
     unsigned scopes;
     int64_t rate_limit_rpm; /* 0 = use api.rateLimit.perToken */
     int64_t created_ms;
-    int64_t last_used_ms;  /* 0 = never */
-    int64_t expires_ms;    /* 0 = never */
-    int64_t revoked_ms;    /* 0 = live */
-    char *source;          /* owned: "cli", "bootstrap", ... */
+    int64_t last_used_ms; /* 0 = never */
+    int64_t expires_ms;   /* 0 = never */
+    int64_t revoked_ms;   /* 0 = live */
+    char *source;         /* owned: "cli", "bootstrap", ... */
 };
 void ch_token_rec_release(struct ch_token_rec *t);
 
@@ -113,7 +113,7 @@ struct ch_audit_rec {
     char token_name[64];
     char address[48];
     char method[12];
-    char path[256];        /* truncated; never the query string */
+    char path[256]; /* truncated; never the query string */
     int status;
     int64_t latency_us;
 };
@@ -147,8 +147,8 @@ typedef void (*ch_store_job_done_cb)(struct ch_store_job *job, int rc);
 
 struct ch_store_job {
     ch_store_job_run_cb run;
-    ch_store_job_done_cb done;   /* may be NULL: then the store frees the job with ch_free */
-    void *data;                  /* caller's */
+    ch_store_job_done_cb done; /* may be NULL: then the store frees the job with ch_free */
+    void *data;                /* caller's */
     /* private */
     struct ch_store_job *next;
     int rc;
@@ -160,8 +160,8 @@ struct ch_store_opts {
     const char *path;
     bool sync_full;
     int busy_timeout_ms;
-    size_t max_write_queue;      /* limits.storeWriteQueue */
-    size_t max_batch;            /* jobs per group commit; default 512 */
+    size_t max_write_queue; /* limits.storeWriteQueue */
+    size_t max_batch;       /* jobs per group commit; default 512 */
 };
 
 /*
@@ -194,7 +194,7 @@ struct ch_store_stats {
     size_t write_queue_depth;
     size_t write_queue_max;
     uint64_t writes_committed;
-    uint64_t commits;             /* transactions; writes/commits = batch size */
+    uint64_t commits; /* transactions; writes/commits = batch size */
     uint64_t write_errors;
     uint64_t reads;
     bool open;
@@ -220,16 +220,16 @@ const char *ch_store_path(struct ch_store *s);
  * with their _release function (NULL-safe, idempotent).  Times are ms
  * since the epoch; 0 means "not yet".
  */
-#define CH_STORE_MAX_KEY_BYTES 512                     /* session keys */
-#define CH_STORE_MAX_ID_BYTES 128                      /* run ids, agent ids, session ids */
-#define CH_STORE_MAX_NAME_BYTES 256                    /* labels, models, idempotency keys */
-#define CH_STORE_MAX_META_JSON_BYTES (64 * 1024)       /* origin, extra, delivery */
-#define CH_STORE_MAX_CONTENT_BYTES (4 * 1024 * 1024)   /* one message's content JSON */
-#define CH_STORE_MAX_REQUEST_BYTES (1024 * 1024)       /* a run's request JSON */
-#define CH_STORE_MAX_RESULT_BYTES (4 * 1024 * 1024)    /* a run's result JSON */
-#define CH_STORE_MAX_ERROR_BYTES (16 * 1024)           /* longer error text is cut, not refused */
-#define CH_STORE_MAX_LIST 10000                        /* rows per list call */
-#define CH_STORE_MAX_LOAD_BYTES (64 * 1024 * 1024)     /* content bytes per transcript load */
+#define CH_STORE_MAX_KEY_BYTES 512                   /* session keys */
+#define CH_STORE_MAX_ID_BYTES 128                    /* run ids, agent ids, session ids */
+#define CH_STORE_MAX_NAME_BYTES 256                  /* labels, models, idempotency keys */
+#define CH_STORE_MAX_META_JSON_BYTES (64 * 1024)     /* origin, extra, delivery */
+#define CH_STORE_MAX_CONTENT_BYTES (4 * 1024 * 1024) /* one message's content JSON */
+#define CH_STORE_MAX_REQUEST_BYTES (1024 * 1024)     /* a run's request JSON */
+#define CH_STORE_MAX_RESULT_BYTES (4 * 1024 * 1024)  /* a run's result JSON */
+#define CH_STORE_MAX_ERROR_BYTES (16 * 1024)         /* longer error text is cut, not refused */
+#define CH_STORE_MAX_LIST 10000                      /* rows per list call */
+#define CH_STORE_MAX_LOAD_BYTES (64 * 1024 * 1024)   /* content bytes per transcript load */
 
 /*
  * Token usage of one call, run, session or day.  input_tokens excludes
@@ -249,30 +249,30 @@ struct ch_usage {
 
 /* One row of `sessions`: the OpenClaw SessionEntry for a session key. */
 struct ch_session_rec {
-    char *key;              /* owned: "agent:main:main", "hook:<uuid>", free-form */
-    char *session_id;       /* owned: uuid of the current transcript */
-    char *agent_id;         /* owned: "main" by default */
+    char *key;        /* owned: "agent:main:main", "hook:<uuid>", free-form */
+    char *session_id; /* owned: uuid of the current transcript */
+    char *agent_id;   /* owned: "main" by default */
     int64_t created_ms;
     int64_t updated_ms;
-    char *label;            /* owned or NULL (the same for every char * below) */
+    char *label; /* owned or NULL (the same for every char * below) */
     char *display_name;
     char *channel;
-    char *model_override;   /* "provider/model" */
+    char *model_override; /* "provider/model" */
     char *thinking_level;
     struct ch_usage usage;  /* cumulative over the current session_id */
     int64_t total_tokens;   /* sum of the four usage counts */
     int64_t context_tokens; /* prompt size of the last turn */
     int64_t compaction_count;
     char *last_run_id;
-    char *origin;           /* JSON text */
-    char *extra;            /* JSON text: other SessionEntry fields */
+    char *origin; /* JSON text */
+    char *extra;  /* JSON text: other SessionEntry fields */
 };
 void ch_session_rec_release(struct ch_session_rec *s);
 
 struct ch_session_list {
     struct ch_session_rec *items; /* owned */
     size_t count;
-    int64_t total;                /* rows matching the filter, ignoring limit/offset */
+    int64_t total; /* rows matching the filter, ignoring limit/offset */
 };
 void ch_session_list_release(struct ch_session_list *l);
 
@@ -287,14 +287,13 @@ int ch_sessions_ensure(struct ch_db *db, const char *key, const char *agent_id, 
                        struct ch_session_rec *out, bool *created);
 
 struct ch_session_query {
-    size_t limit;               /* 1..CH_STORE_MAX_LIST; 0 means 100 */
+    size_t limit; /* 1..CH_STORE_MAX_LIST; 0 means 100 */
     size_t offset;
-    const char *agent_id;       /* NULL: any agent */
-    int64_t updated_since_ms;   /* 0: any; else rows with updated_ms >= this */
+    const char *agent_id;     /* NULL: any agent */
+    int64_t updated_since_ms; /* 0: any; else rows with updated_ms >= this */
 };
 /* Sessions ordered by updated_ms descending (ties by key). */
-int ch_sessions_list(struct ch_db *db, const struct ch_session_query *q,
-                     struct ch_session_list *out);
+int ch_sessions_list(struct ch_db *db, const struct ch_session_query *q, struct ch_session_list *out);
 
 /*
  * Fields to change; each set_x flag selects x, and a NULL value clears
@@ -304,14 +303,12 @@ int ch_sessions_list(struct ch_db *db, const struct ch_session_query *q,
  * CH_STORE_MAX_META_JSON_BYTES of JSON.
  */
 struct ch_session_patch {
-    bool set_label, set_display_name, set_channel, set_model_override, set_thinking_level,
-        set_origin, set_extra;
-    const char *label, *display_name, *channel, *model_override, *thinking_level, *origin,
-        *extra;
+    bool set_label, set_display_name, set_channel, set_model_override, set_thinking_level, set_origin, set_extra;
+    const char *label, *display_name, *channel, *model_override, *thinking_level, *origin, *extra;
 };
 /* Apply a patch and bump updated_ms; out (may be NULL) gets the new row. */
-int ch_sessions_patch(struct ch_db *db, const char *key, const struct ch_session_patch *p,
-                      int64_t now_ms, struct ch_session_rec *out);
+int ch_sessions_patch(struct ch_db *db, const char *key, const struct ch_session_patch *p, int64_t now_ms,
+                      struct ch_session_rec *out);
 /*
  * Start a new transcript: a fresh session_id, usage, total, context and
  * compaction counters and last_run_id zeroed, updated_ms = now_ms; label,
@@ -319,8 +316,8 @@ int ch_sessions_patch(struct ch_db *db, const char *key, const struct ch_session
  * session_id are kept (they still belong to it).  With expected_session_id
  * non-NULL and not the current id: CH_ESTATE (someone reset first).
  */
-int ch_sessions_reset(struct ch_db *db, const char *key, const char *expected_session_id,
-                      int64_t now_ms, struct ch_session_rec *out);
+int ch_sessions_reset(struct ch_db *db, const char *key, const char *expected_session_id, int64_t now_ms,
+                      struct ch_session_rec *out);
 /* Delete the session and every message stored under its key (all of its
  * session ids).  *existed (may be NULL) says whether there was one; a
  * missing key is not an error.  Runs are history and stay. */
@@ -330,31 +327,31 @@ int ch_sessions_delete(struct ch_db *db, const char *key, bool *existed);
  * context_tokens is set to context_tokens (negative: left alone),
  * last_run_id to run_id (NULL: left alone), updated_ms to now_ms.
  */
-int ch_sessions_add_usage(struct ch_db *db, const char *key, const struct ch_usage *u,
-                          int64_t context_tokens, const char *run_id, int64_t now_ms);
+int ch_sessions_add_usage(struct ch_db *db, const char *key, const struct ch_usage *u, int64_t context_tokens,
+                          const char *run_id, int64_t now_ms);
 
 /* ---- messages (messages.c) ----------------------------------------- */
 
 /* One transcript entry.  As input to append, id and seq are ignored. */
 struct ch_message_rec {
     int64_t id;
-    char *session_key;      /* owned */
-    char *session_id;       /* owned */
-    int64_t seq;            /* 1, 2, ... per session_id; gaps only below a compaction */
-    char role[16];          /* "user" "assistant" "tool" "system" "compaction" */
-    char *content;          /* owned: provider-neutral JSON content blocks */
-    char *model;            /* owned or NULL */
+    char *session_key; /* owned */
+    char *session_id;  /* owned */
+    int64_t seq;       /* 1, 2, ... per session_id; gaps only below a compaction */
+    char role[16];     /* "user" "assistant" "tool" "system" "compaction" */
+    char *content;     /* owned: provider-neutral JSON content blocks */
+    char *model;       /* owned or NULL */
     int64_t input_tokens, output_tokens, cache_read_tokens, cache_write_tokens;
     int64_t latency_ms;
     int64_t created_ms;
-    char *run_id;           /* owned or NULL */
+    char *run_id; /* owned or NULL */
 };
 void ch_message_rec_release(struct ch_message_rec *m);
 
 struct ch_message_list {
     struct ch_message_rec *items; /* owned, ascending seq */
     size_t count;
-    bool truncated;               /* more rows matched than were returned */
+    bool truncated; /* more rows matched than were returned */
 };
 void ch_message_list_release(struct ch_message_list *l);
 
@@ -374,12 +371,12 @@ int ch_messages_append(struct ch_db *db, const struct ch_message_rec *m, int64_t
  * even the newest message does not fit the list is empty.  truncated says
  * older messages were left out.  An unknown session_id gives an empty list.
  */
-int ch_messages_load_last(struct ch_db *db, const char *session_id, size_t max_count,
-                          size_t max_bytes, struct ch_message_list *out);
+int ch_messages_load_last(struct ch_db *db, const char *session_id, size_t max_count, size_t max_bytes,
+                          struct ch_message_list *out);
 /* Messages with seq >= from_seq, oldest first, stopping at max_count or
  * before the first that would pass max_bytes (truncated: newer ones left). */
-int ch_messages_load_since(struct ch_db *db, const char *session_id, int64_t from_seq,
-                           size_t max_count, size_t max_bytes, struct ch_message_list *out);
+int ch_messages_load_since(struct ch_db *db, const char *session_id, int64_t from_seq, size_t max_count,
+                           size_t max_bytes, struct ch_message_list *out);
 int ch_messages_count(struct ch_db *db, const char *session_id, int64_t *out);
 
 /*
@@ -397,21 +394,20 @@ struct ch_compaction {
     const char *session_key;
     const char *session_id;
     int64_t first_kept_seq;
-    const char *summary;        /* UTF-8 text, 1 byte..512 KiB */
-    int64_t tokens_before;      /* context size before compaction */
-    const char *model;          /* NULL or the summarising model */
-    int64_t input_tokens, output_tokens;   /* the summarising call's usage */
+    const char *summary;                 /* UTF-8 text, 1 byte..512 KiB */
+    int64_t tokens_before;               /* context size before compaction */
+    const char *model;                   /* NULL or the summarising model */
+    int64_t input_tokens, output_tokens; /* the summarising call's usage */
     int64_t created_ms;
-    const char *run_id;         /* NULL or the run that compacted */
+    const char *run_id; /* NULL or the run that compacted */
 };
-int ch_messages_compact(struct ch_db *db, const struct ch_compaction *c, int64_t *seq_out,
-                        int64_t *replaced_out);
+int ch_messages_compact(struct ch_db *db, const struct ch_compaction *c, int64_t *seq_out, int64_t *replaced_out);
 
 /* sessions.preview (store/preview.c): text of the last messages of a key. */
 struct ch_preview_item {
     char role[16];
-    char *text;                 /* owned: text blocks joined by "\n", tool calls as
-                                 * "[tool: name]", at most max_chars code points */
+    char *text; /* owned: text blocks joined by "\n", tool calls as
+                 * "[tool: name]", at most max_chars code points */
 };
 struct ch_preview_list {
     struct ch_preview_item *items; /* owned, oldest first */
@@ -421,8 +417,7 @@ void ch_preview_list_release(struct ch_preview_list *l);
 /* The last `limit` (1..1000) messages of key's current session_id, each cut
  * to max_chars (1..1 MiB) characters.  CH_ENOTFOUND for an unknown key;
  * an empty transcript gives count 0. */
-int ch_messages_preview(struct ch_db *db, const char *key, size_t limit, size_t max_chars,
-                        struct ch_preview_list *out);
+int ch_messages_preview(struct ch_db *db, const char *key, size_t limit, size_t max_chars, struct ch_preview_list *out);
 
 /* ---- runs (runs.c) -------------------------------------------------- */
 
@@ -434,33 +429,33 @@ enum ch_run_status {
     CH_RUN_ABORTED,
     CH_RUN_TIMEOUT,
 };
-const char *ch_run_status_name(enum ch_run_status s);   /* "queued", ... */
+const char *ch_run_status_name(enum ch_run_status s); /* "queued", ... */
 /* Name -> status; CH_EINVAL for anything else. */
 int ch_run_status_parse(const char *name, enum ch_run_status *out);
 
 struct ch_run_rec {
-    char *run_id;           /* owned, 1..CH_STORE_MAX_ID_BYTES */
-    char *session_key;      /* owned */
-    char *source;           /* owned: "hook" "api" "ws" "cli" "openai" ... */
+    char *run_id;      /* owned, 1..CH_STORE_MAX_ID_BYTES */
+    char *session_key; /* owned */
+    char *source;      /* owned: "hook" "api" "ws" "cli" "openai" ... */
     enum ch_run_status status;
-    char *request;          /* owned JSON: everything needed to replay the run */
-    char *result;           /* owned JSON or NULL */
-    char *error;            /* owned or NULL */
-    char *error_class;      /* owned or NULL: rate_limit, timeout, context_length, ... */
+    char *request;     /* owned JSON: everything needed to replay the run */
+    char *result;      /* owned JSON or NULL */
+    char *error;       /* owned or NULL */
+    char *error_class; /* owned or NULL: rate_limit, timeout, context_length, ... */
     int64_t created_ms, started_ms, finished_ms;
-    int64_t attempts;       /* times the run was started */
-    char *idempotency_key;  /* owned or NULL */
-    char *model;            /* owned or NULL: requested, then the one that answered */
-    struct ch_usage usage;  /* tokens and cost_usd */
-    char *delivery;         /* owned JSON or NULL */
+    int64_t attempts;      /* times the run was started */
+    char *idempotency_key; /* owned or NULL */
+    char *model;           /* owned or NULL: requested, then the one that answered */
+    struct ch_usage usage; /* tokens and cost_usd */
+    char *delivery;        /* owned JSON or NULL */
 };
 void ch_run_rec_release(struct ch_run_rec *r);
 
 struct ch_run_list {
-    struct ch_run_rec *items;   /* owned */
+    struct ch_run_rec *items; /* owned */
     size_t count;
-    int64_t total;              /* rows matching the filter (list_recent only) */
-    bool truncated;             /* stopped at CH_STORE_MAX_LOAD_BYTES of payloads */
+    int64_t total;  /* rows matching the filter (list_recent only) */
+    bool truncated; /* stopped at CH_STORE_MAX_LOAD_BYTES of payloads */
 };
 void ch_run_list_release(struct ch_run_list *l);
 
@@ -471,11 +466,9 @@ void ch_run_list_release(struct ch_run_list *l);
  * CH_EEXIST and *existing_run_id (may be NULL) gets an owned copy of the
  * run id that holds it, so the caller can answer with that run instead.
  */
-int ch_runs_insert(struct ch_db *db, const struct ch_run_rec *r, char **existing_run_id,
-                   struct ch_error *err);
+int ch_runs_insert(struct ch_db *db, const struct ch_run_rec *r, char **existing_run_id, struct ch_error *err);
 int ch_runs_get(struct ch_db *db, const char *run_id, struct ch_run_rec *out);
-int ch_runs_get_by_idempotency(struct ch_db *db, const char *idempotency_key,
-                               struct ch_run_rec *out);
+int ch_runs_get_by_idempotency(struct ch_db *db, const char *idempotency_key, struct ch_run_rec *out);
 /* queued -> running: started_ms = now_ms and attempts + 1.  CH_ESTATE
  * from any other status, CH_ENOTFOUND for an unknown id. */
 int ch_runs_start(struct ch_db *db, const char *run_id, int64_t now_ms);
@@ -484,11 +477,11 @@ int ch_runs_start(struct ch_db *db, const char *run_id, int64_t now_ms);
  * queued -> error|aborted|timeout (it never started); else CH_ESTATE. */
 struct ch_run_outcome {
     enum ch_run_status status;
-    const char *result;         /* JSON or NULL */
-    const char *error;          /* NULL, or text cut to CH_STORE_MAX_ERROR_BYTES */
-    const char *error_class;    /* NULL or a short word */
-    const char *model;          /* NULL keeps the stored model */
-    struct ch_usage usage;      /* replaces the run's usage */
+    const char *result;      /* JSON or NULL */
+    const char *error;       /* NULL, or text cut to CH_STORE_MAX_ERROR_BYTES */
+    const char *error_class; /* NULL or a short word */
+    const char *model;       /* NULL keeps the stored model */
+    struct ch_usage usage;   /* replaces the run's usage */
     int64_t finished_ms;
 };
 int ch_runs_finish(struct ch_db *db, const char *run_id, const struct ch_run_outcome *o);
@@ -497,11 +490,11 @@ int ch_runs_finish(struct ch_db *db, const char *run_id, const struct ch_run_out
 int ch_runs_bump_attempts(struct ch_db *db, const char *run_id, int64_t *attempts);
 
 struct ch_run_query {
-    size_t limit;               /* 1..CH_STORE_MAX_LIST; 0 means 50 */
+    size_t limit; /* 1..CH_STORE_MAX_LIST; 0 means 50 */
     size_t offset;
-    int status;                 /* an enum ch_run_status, or -1 for any */
-    const char *session_key;    /* NULL: any */
-    bool with_payloads;         /* else request, result and delivery stay NULL */
+    int status;              /* an enum ch_run_status, or -1 for any */
+    const char *session_key; /* NULL: any */
+    bool with_payloads;      /* else request, result and delivery stay NULL */
 };
 /* Newest first (created_ms descending). */
 int ch_runs_list_recent(struct ch_db *db, const struct ch_run_query *q, struct ch_run_list *out);
@@ -513,8 +506,7 @@ int ch_runs_list_unfinished(struct ch_db *db, size_t limit, struct ch_run_list *
  * `error` with reason and error_class (e.g. "interrupted").  *count (may be
  * NULL) gets the number of runs changed. */
 int ch_runs_requeue_running(struct ch_db *db, int64_t *count);
-int ch_runs_fail_running(struct ch_db *db, const char *reason, const char *error_class,
-                         int64_t now_ms, int64_t *count);
+int ch_runs_fail_running(struct ch_db *db, const char *reason, const char *error_class, int64_t now_ms, int64_t *count);
 /* Delete finished runs with finished_ms < before_ms (frees their
  * idempotency keys); *removed (may be NULL) gets the count. */
 int ch_runs_prune(struct ch_db *db, int64_t before_ms, int64_t *removed);
@@ -540,9 +532,9 @@ int ch_runs_list_undelivered(struct ch_db *db, int64_t since_ms, int64_t before_
 int ch_usage_day(int64_t ms, char out[11]);
 
 struct ch_usage_row {
-    char day[11];               /* "" when not grouped by day */
-    char *provider;             /* owned; NULL when not grouped by model */
-    char *model;                /* owned; NULL when not grouped by model */
+    char day[11];   /* "" when not grouped by day */
+    char *provider; /* owned; NULL when not grouped by model */
+    char *model;    /* owned; NULL when not grouped by model */
     int64_t requests;
     struct ch_usage usage;
 };
@@ -555,8 +547,8 @@ void ch_usage_list_release(struct ch_usage_list *l);
 
 /* Add `requests` calls and their usage to the (day of at_ms, provider,
  * model) row, creating it.  provider 1..64 bytes, model 1..256. */
-int ch_usage_add(struct ch_db *db, int64_t at_ms, const char *provider, const char *model,
-                 int64_t requests, const struct ch_usage *u);
+int ch_usage_add(struct ch_db *db, int64_t at_ms, const char *provider, const char *model, int64_t requests,
+                 const struct ch_usage *u);
 
 enum ch_usage_group { CH_USAGE_BY_DAY, CH_USAGE_BY_MODEL, CH_USAGE_BY_DAY_MODEL };
 /*
@@ -564,12 +556,11 @@ enum ch_usage_group { CH_USAGE_BY_DAY, CH_USAGE_BY_MODEL, CH_USAGE_BY_DAY_MODEL 
  * out (provider/model NULL, day "").  The status endpoint uses it with
  * NULL, NULL.  CH_EINVAL for a malformed day.
  */
-int ch_usage_totals(struct ch_db *db, const char *from_day, const char *to_day,
-                    struct ch_usage_row *out);
+int ch_usage_totals(struct ch_db *db, const char *from_day, const char *to_day, struct ch_usage_row *out);
 /* Grouped sums, ordered by day then provider and model.  More than
  * CH_STORE_MAX_LIST groups: CH_E_TOO_LARGE (narrow the range). */
-int ch_usage_query(struct ch_db *db, const char *from_day, const char *to_day,
-                   enum ch_usage_group group, struct ch_usage_list *out);
+int ch_usage_query(struct ch_db *db, const char *from_day, const char *to_day, enum ch_usage_group group,
+                   struct ch_usage_list *out);
 
 /* ------------------------------------------------------------------ */
 /* Outbound deliveries and REST webhooks (store/deliveries.c,          */
@@ -595,7 +586,7 @@ int ch_usage_query(struct ch_db *db, const char *from_day, const char *to_day,
 #define CH_STORE_MAX_HEADERS_JSON_BYTES (16 * 1024)
 #define CH_STORE_MAX_SECRET_BYTES 512
 #define CH_STORE_MAX_DELIVERY_ATTEMPTS 100
-#define CH_STORE_MAX_WEBHOOKS 100                          /* REST-managed webhooks */
+#define CH_STORE_MAX_WEBHOOKS 100 /* REST-managed webhooks */
 
 enum ch_delivery_status {
     CH_DELIVERY_PENDING,
@@ -603,30 +594,30 @@ enum ch_delivery_status {
     CH_DELIVERY_DONE,
     CH_DELIVERY_DEAD,
 };
-const char *ch_delivery_status_name(enum ch_delivery_status s); /* "pending", ... */
+const char *ch_delivery_status_name(enum ch_delivery_status s);               /* "pending", ... */
 int ch_delivery_status_parse(const char *name, enum ch_delivery_status *out); /* CH_EINVAL */
 
 struct ch_delivery_rec {
-    char *id;               /* owned: uuid, 1..CH_STORE_MAX_ID_BYTES */
-    char *kind;             /* owned: "callback" or "webhook" */
-    char *run_id;           /* owned or NULL: the run it reports */
-    char *event;            /* owned or NULL: webhook event name */
-    char *webhook_id;       /* owned or NULL: which webhook ("cfg:<n>" or a REST id) */
-    char *url;              /* owned: http(s) URL, at most CH_STORE_MAX_URL_BYTES */
-    char *headers;          /* owned or NULL: JSON object of extra header strings */
-    char *body;             /* owned: body_len bytes plus a NUL (listings: NULL) */
-    size_t body_len;        /* also set by listings */
-    char *content_type;     /* owned */
-    char *secret;           /* owned or NULL (listings: NULL); wiped when released */
-    bool has_secret;        /* set by every read */
+    char *id;           /* owned: uuid, 1..CH_STORE_MAX_ID_BYTES */
+    char *kind;         /* owned: "callback" or "webhook" */
+    char *run_id;       /* owned or NULL: the run it reports */
+    char *event;        /* owned or NULL: webhook event name */
+    char *webhook_id;   /* owned or NULL: which webhook ("cfg:<n>" or a REST id) */
+    char *url;          /* owned: http(s) URL, at most CH_STORE_MAX_URL_BYTES */
+    char *headers;      /* owned or NULL: JSON object of extra header strings */
+    char *body;         /* owned: body_len bytes plus a NUL (listings: NULL) */
+    size_t body_len;    /* also set by listings */
+    char *content_type; /* owned */
+    char *secret;       /* owned or NULL (listings: NULL); wiped when released */
+    bool has_secret;    /* set by every read */
     enum ch_delivery_status status;
-    int64_t attempts;       /* HTTP attempts made, over the row's life */
-    int64_t max_attempts;   /* automatic attempts per budget, 1..CH_STORE_MAX_DELIVERY_ATTEMPTS */
-    int64_t retry_base;     /* attempts when the current budget began */
-    int64_t backoff_ms;     /* first retry delay (doubling) */
+    int64_t attempts;     /* HTTP attempts made, over the row's life */
+    int64_t max_attempts; /* automatic attempts per budget, 1..CH_STORE_MAX_DELIVERY_ATTEMPTS */
+    int64_t retry_base;   /* attempts when the current budget began */
+    int64_t backoff_ms;   /* first retry delay (doubling) */
     int64_t next_attempt_ms;
-    int64_t last_status;    /* HTTP status of the last attempt, 0: none */
-    char *last_error;       /* owned or NULL */
+    int64_t last_status; /* HTTP status of the last attempt, 0: none */
+    char *last_error;    /* owned or NULL */
     int64_t created_ms, updated_ms, delivered_ms;
 };
 void ch_delivery_rec_release(struct ch_delivery_rec *d);
@@ -634,7 +625,7 @@ void ch_delivery_rec_release(struct ch_delivery_rec *d);
 struct ch_delivery_list {
     struct ch_delivery_rec *items; /* owned */
     size_t count;
-    int64_t total;                 /* rows matching the filter (ch_deliveries_list only) */
+    int64_t total; /* rows matching the filter (ch_deliveries_list only) */
 };
 void ch_delivery_list_release(struct ch_delivery_list *l);
 
@@ -648,16 +639,15 @@ void ch_delivery_list_release(struct ch_delivery_list *l);
  * NULL) an owned copy of the first one's id, so callers can re-enqueue
  * after a crash without sending twice.
  */
-int ch_deliveries_insert(struct ch_db *db, const struct ch_delivery_rec *d, char **existing_id,
-                         struct ch_error *err);
+int ch_deliveries_insert(struct ch_db *db, const struct ch_delivery_rec *d, char **existing_id, struct ch_error *err);
 /* One delivery with its body and secret. */
 int ch_deliveries_get(struct ch_db *db, const char *id, struct ch_delivery_rec *out);
 
 struct ch_delivery_query {
-    size_t limit;           /* 1..CH_STORE_MAX_LIST; 0 means 50 */
+    size_t limit; /* 1..CH_STORE_MAX_LIST; 0 means 50 */
     size_t offset;
-    int status;             /* an enum ch_delivery_status, or -1 for any */
-    const char *run_id;     /* NULL: any */
+    int status;         /* an enum ch_delivery_status, or -1 for any */
+    const char *run_id; /* NULL: any */
 };
 /* Newest first, without bodies and secrets (body_len and has_secret set). */
 int ch_deliveries_list(struct ch_db *db, const struct ch_delivery_query *q, struct ch_delivery_list *out);
@@ -701,12 +691,12 @@ int ch_deliveries_prune(struct ch_db *db, int64_t done_before_ms, int64_t dead_b
 
 /* A webhook created over REST (the configured ones live in the config). */
 struct ch_webhook_rec {
-    char *id;               /* owned: "wh_<uuid>" */
-    char *url;              /* owned */
-    char *secret;           /* owned; NULL in listings without secrets; wiped when released */
-    char *events;           /* owned: JSON array of event names; [] = every event */
-    char *headers;          /* owned or NULL: JSON object of header strings */
-    char *description;      /* owned or NULL */
+    char *id;          /* owned: "wh_<uuid>" */
+    char *url;         /* owned */
+    char *secret;      /* owned; NULL in listings without secrets; wiped when released */
+    char *events;      /* owned: JSON array of event names; [] = every event */
+    char *headers;     /* owned or NULL: JSON object of header strings */
+    char *description; /* owned or NULL */
     int64_t max_attempts, backoff_ms, created_ms;
 };
 void ch_webhook_rec_release(struct ch_webhook_rec *w);

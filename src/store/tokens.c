@@ -26,10 +26,10 @@ static const struct {
     const char *name;
     unsigned bit;
 } scope_names[] = {
-    { "chat", CH_SCOPE_CHAT },
-    { "send", CH_SCOPE_SEND },
-    { "read", CH_SCOPE_READ },
-    { "admin", CH_SCOPE_ADMIN },
+    {"chat", CH_SCOPE_CHAT},
+    {"send", CH_SCOPE_SEND},
+    {"read", CH_SCOPE_READ},
+    {"admin", CH_SCOPE_ADMIN},
 };
 
 #define SCOPE_ALL (CH_SCOPE_CHAT | CH_SCOPE_SEND | CH_SCOPE_READ | CH_SCOPE_ADMIN)
@@ -52,14 +52,14 @@ int ch_scopes_parse(const char *csv, unsigned *mask, struct ch_error *err)
         ch_error_set(err, rc, "scope list longer than %d bytes", MAX_SCOPES_CSV_BYTES);
         goto out;
     }
-    if (ch_str_trim((struct ch_str){ csv, len }).len == 0) {
+    if (ch_str_trim((struct ch_str){csv, len}).len == 0) {
         ch_error_set(err, rc, "no scopes given (valid: chat, send, read, admin)");
         goto out;
     }
-    rest = (struct ch_str){ csv, len };
+    rest = (struct ch_str){csv, len};
     for (;;) {
         comma = memchr(rest.p, ',', rest.len);
-        item = ch_str_trim((struct ch_str){ rest.p, comma ? (size_t)(comma - rest.p) : rest.len });
+        item = ch_str_trim((struct ch_str){rest.p, comma ? (size_t)(comma - rest.p) : rest.len});
         if (item.len == 0) {
             ch_error_set(err, rc, "empty entry in scope list '%s'", csv);
             goto out;
@@ -68,8 +68,8 @@ int ch_scopes_parse(const char *csv, unsigned *mask, struct ch_error *err)
             if (ch_str_eq_cstr(item, scope_names[i].name))
                 break;
         if (i == CH_ARRAY_SIZE(scope_names)) {
-            ch_error_set(err, rc, "unknown scope '%.*s' (valid: chat, send, read, admin)",
-                         (int)CH_MIN(item.len, 32), item.p);
+            ch_error_set(err, rc, "unknown scope '%.*s' (valid: chat, send, read, admin)", (int)CH_MIN(item.len, 32),
+                         item.p);
             goto out;
         }
         m |= scope_names[i].bit;
@@ -159,26 +159,22 @@ static int token_validate(const struct ch_token_rec *t, struct ch_error *err)
     if (!t->name || (n = strnlen(t->name, MAX_TOKEN_NAME_BYTES + 1)) == 0)
         return ch_error_set(err, CH_EINVAL, "token name is empty");
     if (n > MAX_TOKEN_NAME_BYTES)
-        return ch_error_set(err, CH_EINVAL, "token name longer than %d bytes",
-                            MAX_TOKEN_NAME_BYTES);
+        return ch_error_set(err, CH_EINVAL, "token name longer than %d bytes", MAX_TOKEN_NAME_BYTES);
     if (!is_printable(t->name, n))
         return ch_error_set(err, CH_EINVAL, "token name contains control characters");
     /* Revoke takes "a name or a secret"; a name shaped like a secret would
      * be ambiguous (and would put secret-looking text in logs). */
     if (strncmp(t->name, TOKEN_SECRET_PREFIX, strlen(TOKEN_SECRET_PREFIX)) == 0)
-        return ch_error_set(err, CH_EINVAL, "token name must not start with '%s'",
-                            TOKEN_SECRET_PREFIX);
+        return ch_error_set(err, CH_EINVAL, "token name must not start with '%s'", TOKEN_SECRET_PREFIX);
     if (!is_hash_hex(t->hash_hex))
         return ch_error_set(err, CH_EINVAL, "token hash is not 64 lowercase hex digits");
     if (t->scopes == 0 || (t->scopes & ~(unsigned)SCOPE_ALL))
         return ch_error_set(err, CH_EINVAL, "token scopes 0x%x are empty or unknown", t->scopes);
-    if (t->rate_limit_rpm < 0 || t->created_ms < 0 || t->expires_ms < 0 || t->last_used_ms < 0
-        || t->revoked_ms < 0)
+    if (t->rate_limit_rpm < 0 || t->created_ms < 0 || t->expires_ms < 0 || t->last_used_ms < 0 || t->revoked_ms < 0)
         return ch_error_set(err, CH_EINVAL, "token has a negative rate limit or time");
     if (t->source && (n = strnlen(t->source, MAX_TOKEN_SOURCE_BYTES + 1),
                       n == 0 || n > MAX_TOKEN_SOURCE_BYTES || !is_printable(t->source, n)))
-        return ch_error_set(err, CH_EINVAL, "token source must be 1-%d printable bytes",
-                            MAX_TOKEN_SOURCE_BYTES);
+        return ch_error_set(err, CH_EINVAL, "token source must be 1-%d printable bytes", MAX_TOKEN_SOURCE_BYTES);
     return 0;
 }
 
@@ -227,9 +223,11 @@ int ch_tokens_insert(struct ch_db *db, const struct ch_token_rec *t, struct ch_e
         ch_error_set(err, rc, "look up token name: %s", sqlite3_errmsg(db->h));
         goto out;
     }
-    rc = ch_db_prepare(db, "INSERT INTO tokens(name, hash, scopes, rate_limit, created_ms,"
-                           " last_used_ms, expires_ms, revoked_ms, source)"
-                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &st);
+    rc = ch_db_prepare(db,
+                       "INSERT INTO tokens(name, hash, scopes, rate_limit, created_ms,"
+                       " last_used_ms, expires_ms, revoked_ms, source)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                       &st);
     if (rc) {
         ch_error_set(err, rc, "prepare token insert: %s", sqlite3_errmsg(db->h));
         goto out;
@@ -247,8 +245,8 @@ int ch_tokens_insert(struct ch_db *db, const struct ch_token_rec *t, struct ch_e
     if (src == SQLITE_DONE) {
         rc = 0;
     } else if ((src & 0xff) == SQLITE_CONSTRAINT) {
-        rc = ch_error_set(err, CH_EEXIST, "token '%s' clashes with an existing token (%s)",
-                          t->name, sqlite3_errmsg(db->h));
+        rc = ch_error_set(err, CH_EEXIST, "token '%s' clashes with an existing token (%s)", t->name,
+                          sqlite3_errmsg(db->h));
     } else {
         rc = ch_db_fail(db, src, err, "insert token");
     }
@@ -285,7 +283,7 @@ static int row_to_rec(sqlite3_stmt *st, struct ch_token_rec *t)
 
 int ch_tokens_list(struct ch_db *db, bool include_revoked, struct ch_token_list *out)
 {
-    struct ch_token_list l = { NULL, 0 };
+    struct ch_token_list l = {NULL, 0};
     struct ch_token_rec *grown;
     sqlite3_stmt *st = NULL;
     size_t cap = 0;
@@ -293,13 +291,13 @@ int ch_tokens_list(struct ch_db *db, bool include_revoked, struct ch_token_list 
 
     if (!db || !out)
         goto out;
-    rc = ch_db_prepare(db, include_revoked
-                               ? "SELECT id, name, hash, scopes, rate_limit, created_ms,"
-                                 " last_used_ms, expires_ms, revoked_ms, source"
-                                 " FROM tokens ORDER BY id"
-                               : "SELECT id, name, hash, scopes, rate_limit, created_ms,"
-                                 " last_used_ms, expires_ms, revoked_ms, source"
-                                 " FROM tokens WHERE revoked_ms = 0 ORDER BY id",
+    rc = ch_db_prepare(db,
+                       include_revoked ? "SELECT id, name, hash, scopes, rate_limit, created_ms,"
+                                         " last_used_ms, expires_ms, revoked_ms, source"
+                                         " FROM tokens ORDER BY id"
+                                       : "SELECT id, name, hash, scopes, rate_limit, created_ms,"
+                                         " last_used_ms, expires_ms, revoked_ms, source"
+                                         " FROM tokens WHERE revoked_ms = 0 ORDER BY id",
                        &st);
     if (rc)
         goto out;
@@ -346,10 +344,11 @@ int ch_tokens_revoke(struct ch_db *db, const char *name_or_secret, int64_t now_m
         rc = CH_ENOTFOUND; /* no stored name can be this long */
         goto out;
     }
-    rc = ch_db_prepare(db, by_secret ? "UPDATE tokens SET revoked_ms = ?1"
-                                       " WHERE hash = ?2 AND revoked_ms = 0"
-                                     : "UPDATE tokens SET revoked_ms = ?1"
-                                       " WHERE name = ?2 AND revoked_ms = 0",
+    rc = ch_db_prepare(db,
+                       by_secret ? "UPDATE tokens SET revoked_ms = ?1"
+                                   " WHERE hash = ?2 AND revoked_ms = 0"
+                                 : "UPDATE tokens SET revoked_ms = ?1"
+                                   " WHERE name = ?2 AND revoked_ms = 0",
                        &st);
     if (rc)
         goto out;
@@ -388,8 +387,7 @@ int ch_tokens_touch(struct ch_db *db, const char (*hashes)[65], const int64_t *w
         /* MAX(): touches may arrive out of order from different batches;
          * last_used_ms never moves backwards. */
         rc = ch_db_stmt(db, CH_STMT_TOKEN_TOUCH,
-                        "UPDATE tokens SET last_used_ms = MAX(last_used_ms, ?1) WHERE hash = ?2",
-                        &st);
+                        "UPDATE tokens SET last_used_ms = MAX(last_used_ms, ?1) WHERE hash = ?2", &st);
         if (rc)
             break;
         sqlite3_bind_int64(st, 1, when_ms[i]);

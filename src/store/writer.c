@@ -38,8 +38,8 @@ static int begin_batch(struct ch_db *db)
         rc = ch_db_run_cached(db, CH_STMT_BEGIN_IMMEDIATE, sql_begin);
         if (rc != CH_EBUSY || attempt == BEGIN_RETRIES)
             return rc;
-        ch_log_warn("store: writer: '%s' is locked by another process, retry %d/%d", db->path,
-                    attempt + 1, BEGIN_RETRIES);
+        ch_log_warn("store: writer: '%s' is locked by another process, retry %d/%d", db->path, attempt + 1,
+                    BEGIN_RETRIES);
         uv_sleep(50u << attempt); /* 50, 100, 200 ms */
     }
 }
@@ -57,8 +57,7 @@ static int commit_batch(struct ch_db *db)
         uv_sleep(10u << attempt);
     }
     if (rc) {
-        ch_log_error("store: writer: commit on '%s' failed: %s", db->path,
-                     sqlite3_errmsg(db->h));
+        ch_log_error("store: writer: commit on '%s' failed: %s", db->path, sqlite3_errmsg(db->h));
         if (!sqlite3_get_autocommit(db->h))
             ch_db_run_cached(db, CH_STMT_ROLLBACK, sql_rollback);
     }
@@ -91,8 +90,7 @@ static int run_job(struct ch_db *db, struct ch_store_job *job)
         /* SQLite rolled the whole transaction back (disk full, I/O error,
          * out of memory) or the job ended it through the raw handle. */
         ch_log_error("store: writer: batch transaction on '%s' ended inside a job: %s", db->path,
-                     sqlite3_errcode(db->h) != SQLITE_OK ? sqlite3_errmsg(db->h)
-                                                         : "the job ended it");
+                     sqlite3_errcode(db->h) != SQLITE_OK ? sqlite3_errmsg(db->h) : "the job ended it");
         return CH_EIO;
     }
     if (job->rc != 0) {
@@ -122,8 +120,7 @@ static void run_batch(struct ch_store *s, struct ch_store_job *head)
         if (!seg) {
             rc = begin_batch(db);
             if (rc) {
-                ch_log_error("store: writer: cannot begin a transaction on '%s': %s", db->path,
-                             sqlite3_errmsg(db->h));
+                ch_log_error("store: writer: cannot begin a transaction on '%s': %s", db->path, sqlite3_errmsg(db->h));
                 fail_range(job, NULL, rc);
                 break;
             }
@@ -286,8 +283,7 @@ static void on_open_failed_closed(uv_handle_t *h)
     ch_free(s);
 }
 
-int ch_store_open(uv_loop_t *loop, const struct ch_store_opts *o, struct ch_store **out,
-                  struct ch_error *err)
+int ch_store_open(uv_loop_t *loop, const struct ch_store_opts *o, struct ch_store **out, struct ch_error *err)
 {
     struct ch_store *s = NULL;
     struct ch_db_opts dbo;
@@ -308,23 +304,20 @@ int ch_store_open(uv_loop_t *loop, const struct ch_store_opts *o, struct ch_stor
     if (!s || !(s->path = ch_strdup(o->path)))
         goto out;
     s->loop = loop;
-    s->q_max = o->max_write_queue > 0
-                   ? o->max_write_queue
-                   : (size_t)ch_limit_def_get(CH_LIMIT_STORE_WRITE_QUEUE)->def;
+    s->q_max = o->max_write_queue > 0 ? o->max_write_queue : (size_t)ch_limit_def_get(CH_LIMIT_STORE_WRITE_QUEUE)->def;
     s->max_batch = o->max_batch > 0 ? o->max_batch : DEFAULT_MAX_BATCH;
     atomic_init(&s->writes_committed, 0);
     atomic_init(&s->commits, 0);
     atomic_init(&s->write_errors, 0);
     atomic_init(&s->reads, 0);
 
-    dbo = (struct ch_db_opts){ .path = s->path, .sync_full = o->sync_full,
-                               .busy_timeout_ms = o->busy_timeout_ms, .migrate = true };
+    dbo = (struct ch_db_opts){
+        .path = s->path, .sync_full = o->sync_full, .busy_timeout_ms = o->busy_timeout_ms, .migrate = true};
     rc = ch_db_open(&dbo, &s->wdb, err);
     if (rc)
         goto out;
     s->schema_version = ch_db_schema_version(s->wdb);
-    s->reader_opts = (struct ch_db_opts){ .path = s->path, .busy_timeout_ms = o->busy_timeout_ms,
-                                          .readonly = true };
+    s->reader_opts = (struct ch_db_opts){.path = s->path, .busy_timeout_ms = o->busy_timeout_ms, .readonly = true};
     s->gen = ch_store_next_gen();
 
     rc = CH_EIO;

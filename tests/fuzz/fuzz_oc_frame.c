@@ -43,16 +43,16 @@ static void tr_close(struct oc_conn *c, uint16_t code, const char *reason)
     t->close_code = code;
 }
 
-static const struct oc_conn_ops ops = { tr_send, tr_close, NULL };
+static const struct oc_conn_ops ops = {tr_send, tr_close, NULL};
 static struct ch_api *api;
 
 static void setup(void)
 {
     static struct ch_limits limits;
-    struct ch_config_errors errs = { 0 };
+    struct ch_config_errors errs = {0};
     struct ch_config *cfg = NULL;
-    struct ch_api_opts o = { 0 };
-    struct ch_error err = { 0 };
+    struct ch_api_opts o = {0};
+    struct ch_error err = {0};
 
     ch_alloc_install();
     ch_log_setup(CH_LOG_OFF, CH_LOG_TEXT);
@@ -76,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         "{\"type\":\"req\",\"id\":\"c\",\"method\":\"connect\",\"params\":{\"minProtocol\":3,\"maxProtocol\":4,"
         "\"client\":{\"id\":\"cli\",\"version\":\"1\",\"platform\":\"p\",\"mode\":\"cli\"},"
         "\"auth\":{\"token\":\"fuzz-token\"},\"scopes\":[\"operator.admin\"]}}";
-    struct tr t = { 0 };
+    struct tr t = {0};
     struct oc_conn *c;
 
     if (!api)

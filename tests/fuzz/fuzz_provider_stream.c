@@ -18,7 +18,7 @@
 #define MAX_TRACKED 256
 
 struct check {
-    int started;                     /* tool calls started so far */
+    int started;                      /* tool calls started so far */
     unsigned char state[MAX_TRACKED]; /* 0 none, 1 started, 2 ended */
     int stops, errors;
     bool terminal;
@@ -38,8 +38,8 @@ static void on_event(const struct ch_llm_event *ev, void *data)
     case CH_LLM_EV_TOOL_START:
         /* Indices are unique; a call whose name came late may start after
          * a later one, so they are not always in order. */
-        if (ev->index < 0 || ev->index >= MAX_TRACKED || c->state[ev->index] != 0 ||
-            !ev->tool_id || !ev->tool_name || !ev->tool_name[0])
+        if (ev->index < 0 || ev->index >= MAX_TRACKED || c->state[ev->index] != 0 || !ev->tool_id || !ev->tool_name ||
+            !ev->tool_name[0])
             abort();
         c->state[ev->index] = 1;
         if (ev->index >= c->started)
@@ -51,13 +51,11 @@ static void on_event(const struct ch_llm_event *ev, void *data)
         break;
     case CH_LLM_EV_TOOL_END:
         if (ev->index < 0 || ev->index >= c->started || c->state[ev->index] != 1 ||
-            (!ev->tool_input) == (!ev->tool_error) ||
-            (ev->tool_input && !json_is_object(ev->tool_input)))
+            (!ev->tool_input) == (!ev->tool_error) || (ev->tool_input && !json_is_object(ev->tool_input)))
             abort();
         c->state[ev->index] = 2;
         break;
-    case CH_LLM_EV_USAGE:
-        break;
+    case CH_LLM_EV_USAGE: break;
     case CH_LLM_EV_STOP:
         c->stops++;
         c->terminal = true;

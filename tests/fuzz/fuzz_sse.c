@@ -15,7 +15,7 @@
 #include "providers/providers.h"
 
 struct trace {
-    uint64_t hash;   /* FNV-1a over every event's fields */
+    uint64_t hash; /* FNV-1a over every event's fields */
     size_t events;
 };
 
@@ -34,9 +34,8 @@ static int on_event(const struct ch_sse_event *ev, void *data)
 
     /* A dispatched event has a type and never a raw line terminator in
      * its type or id (data may hold the "\n" joins). */
-    if (ev->type.len == 0 || memchr(ev->type.p, '\n', ev->type.len) ||
-        memchr(ev->type.p, '\r', ev->type.len) || memchr(ev->id.p, '\n', ev->id.len) ||
-        memchr(ev->id.p, '\0', ev->id.len) || ev->data.len > 1024)
+    if (ev->type.len == 0 || memchr(ev->type.p, '\n', ev->type.len) || memchr(ev->type.p, '\r', ev->type.len) ||
+        memchr(ev->id.p, '\n', ev->id.len) || memchr(ev->id.p, '\0', ev->id.len) || ev->data.len > 1024)
         abort();
     mix(t, ev->type.p, ev->type.len);
     mix(t, "|", 1);

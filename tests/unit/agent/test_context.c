@@ -26,7 +26,7 @@ static const char *role_at(const json_t *msgs, size_t i)
 
 static void test_roles_and_merging(void **state)
 {
-    struct ch_message_list l = { 0 };
+    struct ch_message_list l = {0};
     int64_t *seqs;
     size_t ns;
     json_t *m;
@@ -38,7 +38,7 @@ static void test_roles_and_merging(void **state)
     add_row(&l, "user", "[{\"type\":\"text\",\"text\":\"a\"}]", 5);
     add_row(&l, "user", "[{\"type\":\"text\",\"text\":\"b\"}]", 6); /* merged with the previous */
     add_row(&l, "system", "[{\"type\":\"text\",\"text\":\"ignored\"}]", 7);
-    add_row(&l, "user", "not json", 8);                             /* skipped, not fatal */
+    add_row(&l, "user", "not json", 8); /* skipped, not fatal */
     m = ch_context_from_transcript(&l, &seqs, &ns);
     assert_non_null(m);
     assert_int_equal(json_array_size(m), 5);
@@ -58,7 +58,7 @@ static void test_roles_and_merging(void **state)
 
 static void test_compaction_row_and_leading_assistant(void **state)
 {
-    struct ch_message_list l = { 0 };
+    struct ch_message_list l = {0};
     int64_t *seqs;
     size_t ns;
     json_t *m;
@@ -70,7 +70,8 @@ static void test_compaction_row_and_leading_assistant(void **state)
     m = ch_context_from_transcript(&l, &seqs, &ns);
     /* the leading assistant turn is dropped; the summary and the user turn merge */
     assert_int_equal(json_array_size(m), 1);
-    text = json_string_value(json_object_get(json_array_get(json_object_get(json_array_get(m, 0), "content"), 0), "text"));
+    text =
+        json_string_value(json_object_get(json_array_get(json_object_get(json_array_get(m, 0), "content"), 0), "text"));
     assert_non_null(strstr(text, "they met"));
     assert_int_equal(seqs[0], 4);
     json_decref(m);
@@ -80,7 +81,7 @@ static void test_compaction_row_and_leading_assistant(void **state)
 
 static void test_dangling_tool_call_gets_a_result(void **state)
 {
-    struct ch_message_list l = { 0 };
+    struct ch_message_list l = {0};
     int64_t *seqs;
     size_t ns;
     json_t *m, *c;
@@ -102,15 +103,15 @@ static void test_dangling_tool_call_gets_a_result(void **state)
 
 static void test_estimate_and_split(void **state)
 {
-    struct ch_agent a = { 0 };
+    struct ch_agent a = {0};
     json_t *msgs = json_array();
     char big[4001];
     (void)state;
     memset(big, 'x', 4000);
     big[4000] = '\0';
     for (int i = 0; i < 10; i++) {
-        json_array_append_new(msgs, json_pack("{s:s, s:[{s:s, s:s}]}", "role", i % 2 ? "assistant" : "user",
-                                              "content", "type", "text", "text", big));
+        json_array_append_new(msgs, json_pack("{s:s, s:[{s:s, s:s}]}", "role", i % 2 ? "assistant" : "user", "content",
+                                              "type", "text", "text", big));
     }
     assert_true(ch_context_estimate_tokens("sys", msgs, NULL) >= 10000);
     a.compaction_keep = 4;
@@ -123,16 +124,17 @@ static void test_estimate_and_split(void **state)
 
 static void test_split_never_between_call_and_result(void **state)
 {
-    struct ch_agent a = { .compaction_keep = 2 };
+    struct ch_agent a = {.compaction_keep = 2};
     json_t *msgs = json_array();
     (void)state;
-    json_array_append_new(msgs, json_pack("{s:s, s:[{s:s, s:s}]}", "role", "user", "content", "type", "text", "text", "q"));
+    json_array_append_new(msgs,
+                          json_pack("{s:s, s:[{s:s, s:s}]}", "role", "user", "content", "type", "text", "text", "q"));
     json_array_append_new(msgs, json_pack("{s:s, s:[{s:s, s:s, s:s, s:{}}]}", "role", "assistant", "content", "type",
                                           "tool_use", "id", "t", "name", "x", "input"));
     json_array_append_new(msgs, json_pack("{s:s, s:[{s:s, s:s, s:s}]}", "role", "user", "content", "type",
                                           "tool_result", "tool_use_id", "t", "content", "r"));
-    json_array_append_new(msgs, json_pack("{s:s, s:[{s:s, s:s}]}", "role", "assistant", "content", "type", "text",
-                                          "text", "a"));
+    json_array_append_new(
+        msgs, json_pack("{s:s, s:[{s:s, s:s}]}", "role", "assistant", "content", "type", "text", "text", "a"));
     /* newest 2 kept would cut at index 2, a tool result: it moves back to 0, which is no cut */
     assert_int_equal(ch_context_compaction_split(&a, msgs, 10), -1);
     json_decref(msgs);
@@ -140,9 +142,9 @@ static void test_split_never_between_call_and_result(void **state)
 
 static void test_transcript_text_cap(void **state)
 {
-    json_t *msgs = json_pack("[{s:s, s:[{s:s, s:s}]}, {s:s, s:[{s:s, s:s}]}]", "role", "user", "content", "type",
-                             "text", "text", "hello there", "role", "assistant", "content", "type", "text", "text",
-                             "general kenobi");
+    json_t *msgs =
+        json_pack("[{s:s, s:[{s:s, s:s}]}, {s:s, s:[{s:s, s:s}]}]", "role", "user", "content", "type", "text", "text",
+                  "hello there", "role", "assistant", "content", "type", "text", "text", "general kenobi");
     char *t = ch_context_transcript_text(msgs, 2, 4096);
     (void)state;
     assert_non_null(strstr(t, "user: hello there"));

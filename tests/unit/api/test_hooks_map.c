@@ -34,12 +34,12 @@ static int setup(void **state)
 
     e->payload = json_loads(payload_text, 0, NULL);
     assert_non_null(e->payload);
-    e->headers[0] = (struct ch_http_header){ ch_str_from("X-GitHub-Event"), ch_str_from("push") };
-    e->headers[1] = (struct ch_http_header){ ch_str_from("Content-Type"), ch_str_from("application/json") };
+    e->headers[0] = (struct ch_http_header){ch_str_from("X-GitHub-Event"), ch_str_from("push")};
+    e->headers[1] = (struct ch_http_header){ch_str_from("Content-Type"), ch_str_from("application/json")};
     e->req.headers = e->headers;
     e->req.header_count = 2;
     e->req.query = ch_str_from("ref=refs%2Fheads%2Fmain&empty=&plus=a+b");
-    e->ctx = (struct ch_hook_tpl_ctx){ e->payload, &e->req, ch_str_from("github"), NOW_MS };
+    e->ctx = (struct ch_hook_tpl_ctx){e->payload, &e->req, ch_str_from("github"), NOW_MS};
     *state = e;
     return 0;
 }
@@ -201,7 +201,7 @@ static void test_map_find(void **state)
 static void check_maps(const char *maps_text, int want, const char *msg_part)
 {
     json_t *maps = json_loads(maps_text, 0, NULL);
-    struct ch_error err = { 0 };
+    struct ch_error err = {0};
 
     assert_non_null(maps);
     assert_int_equal(ch_hooks_map_check(maps, &err), want);
@@ -220,7 +220,7 @@ static void test_map_check(void **state)
     check_maps("[{\"messageTemplate\":\"m\"},{\"action\":\"wake\",\"textTemplate\":\"t\"}]", 0, NULL);
     check_maps("[{\"action\":\"agent\"}]", CH_EINVAL, "[0]: messageTemplate is required");
     check_maps("[{\"messageTemplate\":\"m\"},{\"action\":\"wake\",\"messageTemplate\":\"m\"}]", CH_EINVAL,
-                 "[1]: textTemplate");
+               "[1]: textTemplate");
     check_maps("[{\"messageTemplate\":\"\"}]", CH_EINVAL, "must not be empty");
     check_maps("[{\"messageTemplate\":\"m\",\"transform\":{\"module\":\"x.js\"}}]", CH_EINVAL, "transform");
     check_maps("[{\"messageTemplate\":\"m\",\"action\":\"run\"}]", CH_EINVAL, "agent or wake");

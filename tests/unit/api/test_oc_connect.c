@@ -18,53 +18,55 @@
 
 /* ---- schema texts: {params, v4 text or NULL, v3 text or NULL} ---- */
 static const char *const cases[][3] = {
-    { "{\"minProtocol\":3,\"maxProtocol\":3,\"client\":{\"id\":\"gateway-client\",\"version\":\"1\",\"platform\":\"x\","
-      "\"mode\":\"backend\"}}",
-      NULL, NULL },
-    { "{\"minProtocol\":3,\"maxProtocol\":3,\"client\":{\"id\":\"CLI\",\"version\":\"1\",\"platform\":\"x\",\"mode\":"
-      "\"backend\"}}",
-      "at /client/id: must be equal to one of the allowed values",
-      "at /client/id: must be equal to constant; at /client/id: must match a schema in anyOf" },
-    { "{\"minProtocol\":3,\"maxProtocol\":3,\"client\":{\"id\":\"cli\",\"version\":\"1\",\"platform\":\"x\",\"mode\":"
-      "\"cli\"},\"x\":1}",
-      "at root: unexpected property 'x'", "at root: unexpected property 'x'" },
-    { "{}", "must have required property 'minProtocol'",
-      "must have required property 'minProtocol'; must have required property 'maxProtocol'; must have required "
-      "property 'client'" },
-    { "{\"minProtocol\":\"3\",\"maxProtocol\":0,\"client\":{\"id\":\"cli\",\"version\":\"\",\"platform\":\"x\","
-      "\"mode\":\"cli\",\"extra\":true}}",
-      "at /minProtocol: must be integer; at /maxProtocol: must be >= 1; at /client: unexpected property 'extra'; at "
-      "/client/version: must not have fewer than 1 characters",
-      "at /minProtocol: must be integer; at /maxProtocol: must be >= 1; at /client: unexpected property 'extra'; at "
-      "/client/version: must NOT have fewer than 1 characters" },
-    { "{\"minProtocol\":3,\"maxProtocol\":3,\"client\":{\"id\":5,\"version\":1,\"platform\":\"x\",\"mode\":\"cli\"},"
-      "\"caps\":\"x\",\"scopes\":[1],\"auth\":{\"token\":1,\"foo\":\"b\"},\"device\":{\"id\":\"a\"}}",
-      "at /client/id: must be equal to one of the allowed values; at /client/version: must be string; at /caps: must "
-      "be array; at /scopes/0: must be string; at /device: must have required property 'publicKey'; at /auth: "
-      "unexpected property 'foo'; at /auth/token: must be string",
-      "at /client/id: must be string; at /client/id: must be equal to constant; at /client/id: must match a schema in "
-      "anyOf; at /client/version: must be string; at /caps: must be array; at /scopes/0: must be string; at /device: "
-      "must have required property 'publicKey'; at /device: must have required property 'signature'; at /device: must "
-      "have required property 'signedAt'; at /device: must have required property 'nonce'; at /auth: unexpected "
-      "property 'foo'; at /auth/token: must be string" },
-    { "{\"minProtocol\":1.5,\"maxProtocol\":3,\"client\":[]}", "at /minProtocol: must be integer; at /client: must be "
-      "object", "at /minProtocol: must be integer; at /client: must be object" },
-    { "[1,2]", "must be object", "must be object" },
-    { "{\"maxProtocol\":\"x\",\"zz\":1,\"client\":{\"id\":\"cli\"}}",
-      "must have required property 'minProtocol'; at root: unexpected property 'zz'; at /maxProtocol: must be "
-      "integer; at /client: must have required property 'version'",
-      "must have required property 'minProtocol'; at root: unexpected property 'zz'; at /maxProtocol: must be "
-      "integer; at /client: must have required property 'version'; at /client: must have required property "
-      "'platform'; at /client: must have required property 'mode'" },
-    { "{\"zz\":1,\"yy\":2,\"minProtocol\":3,\"maxProtocol\":3,\"client\":{\"id\":\"cli\",\"version\":\"1\","
-      "\"platform\":\"x\",\"mode\":\"cli\"},\"caps\":[\"\"]}",
-      "at root: unexpected property 'zz'; at /caps/0: must not have fewer than 1 characters",
-      "at root: unexpected property 'zz'; at root: unexpected property 'yy'; at /caps/0: must NOT have fewer than 1 "
-      "characters" },
-    { "{\"minProtocol\":3,\"maxProtocol\":3,\"client\":{\"id\":\"cli\",\"version\":\"1\",\"platform\":\"x\",\"mode\":"
-      "\"cli\"},\"auth\":\"tok\",\"permissions\":[],\"commands\":[1]}",
-      "at /commands/0: must be string; at /permissions: must be object; at /auth: must be object",
-      "at /commands/0: must be string; at /permissions: must be object; at /auth: must be object" },
+    {"{\"minProtocol\":3,\"maxProtocol\":3,\"client\":{\"id\":\"gateway-client\",\"version\":\"1\",\"platform\":\"x\","
+     "\"mode\":\"backend\"}}",
+     NULL, NULL},
+    {"{\"minProtocol\":3,\"maxProtocol\":3,\"client\":{\"id\":\"CLI\",\"version\":\"1\",\"platform\":\"x\",\"mode\":"
+     "\"backend\"}}",
+     "at /client/id: must be equal to one of the allowed values",
+     "at /client/id: must be equal to constant; at /client/id: must match a schema in anyOf"},
+    {"{\"minProtocol\":3,\"maxProtocol\":3,\"client\":{\"id\":\"cli\",\"version\":\"1\",\"platform\":\"x\",\"mode\":"
+     "\"cli\"},\"x\":1}",
+     "at root: unexpected property 'x'", "at root: unexpected property 'x'"},
+    {"{}", "must have required property 'minProtocol'",
+     "must have required property 'minProtocol'; must have required property 'maxProtocol'; must have required "
+     "property 'client'"},
+    {"{\"minProtocol\":\"3\",\"maxProtocol\":0,\"client\":{\"id\":\"cli\",\"version\":\"\",\"platform\":\"x\","
+     "\"mode\":\"cli\",\"extra\":true}}",
+     "at /minProtocol: must be integer; at /maxProtocol: must be >= 1; at /client: unexpected property 'extra'; at "
+     "/client/version: must not have fewer than 1 characters",
+     "at /minProtocol: must be integer; at /maxProtocol: must be >= 1; at /client: unexpected property 'extra'; at "
+     "/client/version: must NOT have fewer than 1 characters"},
+    {"{\"minProtocol\":3,\"maxProtocol\":3,\"client\":{\"id\":5,\"version\":1,\"platform\":\"x\",\"mode\":\"cli\"},"
+     "\"caps\":\"x\",\"scopes\":[1],\"auth\":{\"token\":1,\"foo\":\"b\"},\"device\":{\"id\":\"a\"}}",
+     "at /client/id: must be equal to one of the allowed values; at /client/version: must be string; at /caps: must "
+     "be array; at /scopes/0: must be string; at /device: must have required property 'publicKey'; at /auth: "
+     "unexpected property 'foo'; at /auth/token: must be string",
+     "at /client/id: must be string; at /client/id: must be equal to constant; at /client/id: must match a schema in "
+     "anyOf; at /client/version: must be string; at /caps: must be array; at /scopes/0: must be string; at /device: "
+     "must have required property 'publicKey'; at /device: must have required property 'signature'; at /device: must "
+     "have required property 'signedAt'; at /device: must have required property 'nonce'; at /auth: unexpected "
+     "property 'foo'; at /auth/token: must be string"},
+    {"{\"minProtocol\":1.5,\"maxProtocol\":3,\"client\":[]}",
+     "at /minProtocol: must be integer; at /client: must be "
+     "object",
+     "at /minProtocol: must be integer; at /client: must be object"},
+    {"[1,2]", "must be object", "must be object"},
+    {"{\"maxProtocol\":\"x\",\"zz\":1,\"client\":{\"id\":\"cli\"}}",
+     "must have required property 'minProtocol'; at root: unexpected property 'zz'; at /maxProtocol: must be "
+     "integer; at /client: must have required property 'version'",
+     "must have required property 'minProtocol'; at root: unexpected property 'zz'; at /maxProtocol: must be "
+     "integer; at /client: must have required property 'version'; at /client: must have required property "
+     "'platform'; at /client: must have required property 'mode'"},
+    {"{\"zz\":1,\"yy\":2,\"minProtocol\":3,\"maxProtocol\":3,\"client\":{\"id\":\"cli\",\"version\":\"1\","
+     "\"platform\":\"x\",\"mode\":\"cli\"},\"caps\":[\"\"]}",
+     "at root: unexpected property 'zz'; at /caps/0: must not have fewer than 1 characters",
+     "at root: unexpected property 'zz'; at root: unexpected property 'yy'; at /caps/0: must NOT have fewer than 1 "
+     "characters"},
+    {"{\"minProtocol\":3,\"maxProtocol\":3,\"client\":{\"id\":\"cli\",\"version\":\"1\",\"platform\":\"x\",\"mode\":"
+     "\"cli\"},\"auth\":\"tok\",\"permissions\":[],\"commands\":[1]}",
+     "at /commands/0: must be string; at /permissions: must be object; at /auth: must be object",
+     "at /commands/0: must be string; at /permissions: must be object; at /auth: must be object"},
 };
 
 static void test_connect_schema_texts(void **state)
@@ -97,16 +99,16 @@ static void test_method_params_texts(void **state)
     struct {
         const char *method, *params, *want;
     } t[] = {
-        { "sessions.reset", "{\"key\":\"a\",\"reason\":\"x\"}",
-          "at /reason: must be equal to constant; at /reason: must match a schema in anyOf" },
-        { "sessions.patch", "{\"key\":\"a\",\"label\":5}",
-          "at /label: must be string; at /label: must be null; at /label: must match a schema in anyOf" },
-        { "chat.send", "{\"sessionKey\":\"a\",\"message\":\"m\",\"idempotencyKey\":\"k\",\"queueMode\":\"zz\"}",
-          "at /queueMode: must be equal to one of the allowed values" },
-        { "agent", "{\"message\":\"m\",\"timeout\":1.5}", "at /timeout: must be integer" },
-        { "agent", "{\"message\":\"m\"}", NULL }, /* idempotencyKey optional: seed 001 */
-        { "sessions.patch", "{\"key\":\"a\",\"model\":null}", NULL },
-        { "logs.tail", "{\"limit\":6000}", "at /limit: must be <= 5000" },
+        {"sessions.reset", "{\"key\":\"a\",\"reason\":\"x\"}",
+         "at /reason: must be equal to constant; at /reason: must match a schema in anyOf"},
+        {"sessions.patch", "{\"key\":\"a\",\"label\":5}",
+         "at /label: must be string; at /label: must be null; at /label: must match a schema in anyOf"},
+        {"chat.send", "{\"sessionKey\":\"a\",\"message\":\"m\",\"idempotencyKey\":\"k\",\"queueMode\":\"zz\"}",
+         "at /queueMode: must be equal to one of the allowed values"},
+        {"agent", "{\"message\":\"m\",\"timeout\":1.5}", "at /timeout: must be integer"},
+        {"agent", "{\"message\":\"m\"}", NULL}, /* idempotencyKey optional: seed 001 */
+        {"sessions.patch", "{\"key\":\"a\",\"model\":null}", NULL},
+        {"logs.tail", "{\"limit\":6000}", "at /limit: must be <= 5000"},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
@@ -195,12 +197,12 @@ static void test_device_verify(void **state)
         bool bad_id;
         const char *want_code;
     } t[] = {
-        { 3, now, "n1", false, NULL },
-        { 2, now - 1000, "n1", false, NULL },
-        { 3, now - 121000, "n1", false, "DEVICE_AUTH_SIGNATURE_EXPIRED" },
-        { 3, now + 121000, "n1", false, "DEVICE_AUTH_SIGNATURE_EXPIRED" },
-        { 3, now, "other", false, "DEVICE_AUTH_NONCE_MISMATCH" },
-        { 3, now, "n1", true, "DEVICE_AUTH_DEVICE_ID_MISMATCH" },
+        {3, now, "n1", false, NULL},
+        {2, now - 1000, "n1", false, NULL},
+        {3, now - 121000, "n1", false, "DEVICE_AUTH_SIGNATURE_EXPIRED"},
+        {3, now + 121000, "n1", false, "DEVICE_AUTH_SIGNATURE_EXPIRED"},
+        {3, now, "other", false, "DEVICE_AUTH_NONCE_MISMATCH"},
+        {3, now, "n1", true, "DEVICE_AUTH_DEVICE_ID_MISMATCH"},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
@@ -224,9 +226,9 @@ static void test_device_verify(void **state)
     {
         json_t *d = json_pack("{s:s, s:s, s:s, s:I, s:s}", "id", "x", "publicKey", "!!notbase64", "signature", "s",
                               "signedAt", (json_int_t)now, "nonce", "");
-        assert_int_equal(ch_oc_device_verify(d, "n1", "cli", "cli", "operator", scopes, NULL, NULL, NULL, now, &msg,
-                                             &code),
-                         CH_EINVAL);
+        assert_int_equal(
+            ch_oc_device_verify(d, "n1", "cli", "cli", "operator", scopes, NULL, NULL, NULL, now, &msg, &code),
+            CH_EINVAL);
         assert_string_equal(code, "DEVICE_AUTH_DEVICE_ID_MISMATCH");
         json_decref(d);
     }
@@ -236,7 +238,7 @@ static void test_device_verify(void **state)
 /* ---- whole connects through a buffer transport ---- */
 
 struct tr {
-    json_t *frames;       /* every frame sent */
+    json_t *frames; /* every frame sent */
     int close_code;
     char reason[128];
     struct oc_conn *c;
@@ -258,16 +260,16 @@ static void tr_close(struct oc_conn *c, uint16_t code, const char *reason)
     snprintf(t->reason, sizeof(t->reason), "%s", reason);
 }
 
-static const struct oc_conn_ops tr_ops = { tr_send, tr_close, NULL };
+static const struct oc_conn_ops tr_ops = {tr_send, tr_close, NULL};
 
 static struct ch_api *api_new(void)
 {
     static struct ch_limits limits;
-    struct ch_config_errors errs = { 0 };
+    struct ch_config_errors errs = {0};
     struct ch_config *cfg = NULL;
-    struct ch_api_opts o = { 0 };
+    struct ch_api_opts o = {0};
     struct ch_api *a = NULL;
-    struct ch_error err = { 0 };
+    struct ch_error err = {0};
 
     setenv("CHELA_GATEWAY_TOKEN", "unit-token", 1);
     assert_int_equal(ch_config_load(NULL, &cfg, &errs), 0);
@@ -295,8 +297,7 @@ static json_t *run_connect(struct ch_api *a, struct tr *t, const char *params_fm
     t->frames = json_array();
     t->c = ch_oc_conn_open(a->oc, &tr_ops, t, true, "127.0.0.1");
     ch_oc_send_challenge(t->c);
-    snprintf(frame, sizeof(frame), "{\"type\":\"req\",\"id\":\"c1\",\"method\":\"connect\",\"params\":%s}",
-             params_fmt);
+    snprintf(frame, sizeof(frame), "{\"type\":\"req\",\"id\":\"c1\",\"method\":\"connect\",\"params\":%s}", params_fmt);
     ch_oc_conn_on_text(t->c, frame, strlen(frame));
     last = json_array_get(t->frames, json_array_size(t->frames) - 1);
     return last;
@@ -322,8 +323,9 @@ static void test_connect_flows(void **state)
     json_t *r, *ch;
     (void)state;
 
-    r = run_connect(a, &t, "{\"minProtocol\":3,\"maxProtocol\":3," CLIENT ",\"auth\":{\"token\":\"unit-token\"},"
-                           "\"scopes\":[\"operator.admin\"]}");
+    r = run_connect(a, &t,
+                    "{\"minProtocol\":3,\"maxProtocol\":3," CLIENT ",\"auth\":{\"token\":\"unit-token\"},"
+                    "\"scopes\":[\"operator.admin\"]}");
     ch = json_array_get(t.frames, 0);
     assert_string_equal(json_string_value(json_object_get(ch, "event")), "connect.challenge");
     assert_int_equal(strlen(json_string_value(json_object_get(json_object_get(ch, "payload"), "nonce"))), 36);
@@ -348,9 +350,9 @@ static void test_connect_flows(void **state)
     tr_done(&t);
 
     r = run_connect(a, &t, "{\"minProtocol\":4,\"maxProtocol\":4," CLIENT ",\"auth\":{\"token\":\"nope\"}}");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(r, "error"), "details"),
-                                                          "code")),
-                        "AUTH_TOKEN_MISMATCH");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(json_object_get(r, "error"), "details"), "code")),
+        "AUTH_TOKEN_MISMATCH");
     assert_int_equal(t.close_code, 1008);
     tr_done(&t);
 
@@ -359,8 +361,9 @@ static void test_connect_flows(void **state)
     tr_done(&t);
 
     /* A long validation message is cut to a 123-byte close reason. */
-    r = run_connect(a, &t, "{\"minProtocol\":3,\"maxProtocol\":3,\"client\":{\"id\":5,\"version\":1,\"platform\":1,"
-                           "\"mode\":1},\"a\":1,\"b\":2}");
+    r = run_connect(a, &t,
+                    "{\"minProtocol\":3,\"maxProtocol\":3,\"client\":{\"id\":5,\"version\":1,\"platform\":1,"
+                    "\"mode\":1},\"a\":1,\"b\":2}");
     assert_int_equal(t.close_code, 1008);
     assert_true(strlen(t.reason) <= 123);
     assert_true(strncmp(t.reason, "invalid connect params: at root: unexpected property 'a'", 56) == 0);
@@ -381,9 +384,12 @@ static void test_connect_flows(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_connect_schema_texts), cmocka_unit_test(test_method_params_texts),
-        cmocka_unit_test(test_negotiate),           cmocka_unit_test(test_device_payload_strings),
-        cmocka_unit_test(test_device_verify),       cmocka_unit_test(test_connect_flows),
+        cmocka_unit_test(test_connect_schema_texts),
+        cmocka_unit_test(test_method_params_texts),
+        cmocka_unit_test(test_negotiate),
+        cmocka_unit_test(test_device_payload_strings),
+        cmocka_unit_test(test_device_verify),
+        cmocka_unit_test(test_connect_flows),
     };
     ch_alloc_install();
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -219,10 +219,10 @@ static void test_log_tail(void **state)
         ch_log_info("filler %d", i);
     out[0] = '\0';
     n = ch_log_tail(&cursor, 5, 1 << 20, &reset, collect, out);
-    assert_true(reset);   /* the old cursor fell out of the ring */
+    assert_true(reset); /* the old cursor fell out of the ring */
     assert_int_equal(n, 5);
     n = ch_log_tail(&cursor, 5, 1 << 20, &reset, collect, out);
-    assert_false(reset);  /* a fresh cursor does not */
+    assert_false(reset); /* a fresh cursor does not */
     assert_int_equal(n, 5);
     ch_log_flush();
 }
@@ -230,7 +230,7 @@ static void test_log_tail(void **state)
 static void test_limits(void **state)
 {
     struct ch_limits l;
-    struct ch_error err = { 0 };
+    struct ch_error err = {0};
     (void)state;
     ch_limits_init(&l);
     assert_int_equal(l.v[CH_LIMIT_MAX_CONNECTIONS], 1024);
@@ -250,11 +250,9 @@ static void test_limits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_cap),    cmocka_unit_test(test_buf_json_str),
-        cmocka_unit_test(test_map),        cmocka_unit_test(test_mask),
-        cmocka_unit_test(test_parsers),    cmocka_unit_test(test_crypto),
-        cmocka_unit_test(test_alloc_counting), cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_log_tail),
+        cmocka_unit_test(test_buf_cap),        cmocka_unit_test(test_buf_json_str), cmocka_unit_test(test_map),
+        cmocka_unit_test(test_mask),           cmocka_unit_test(test_parsers),      cmocka_unit_test(test_crypto),
+        cmocka_unit_test(test_alloc_counting), cmocka_unit_test(test_limits),       cmocka_unit_test(test_log_tail),
     };
     ch_alloc_install();
     return cmocka_run_group_tests(tests, NULL, NULL);

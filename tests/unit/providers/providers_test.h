@@ -35,8 +35,7 @@ static inline void tout_add(struct tout *o, const char *s, size_t n)
     o->p[o->len] = '\0';
 }
 
-static inline void tout_printf(struct tout *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static inline void tout_printf(struct tout *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static inline void tout_printf(struct tout *o, const char *fmt, ...)
 {
     char tmp[1024];
@@ -91,8 +90,7 @@ static inline void tout_free(struct tout *o)
 static inline void texpect_eq(const char *what, const char *got, const char *want)
 {
     if (strcmp(got ? got : "", want ? want : "") != 0)
-        fail_msg("%s: output differs\n--- got ---\n%s--- want ---\n%s", what, got ? got : "",
-                 want ? want : "");
+        fail_msg("%s: output differs\n--- got ---\n%s--- want ---\n%s", what, got ? got : "", want ? want : "");
 }
 
 /* A stable name for a CH_E* code in expected outputs. */

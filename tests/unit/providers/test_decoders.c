@@ -57,14 +57,10 @@ static void on_event(const struct ch_llm_event *ev, void *data)
         break;
     case CH_LLM_EV_USAGE:
         tout_printf(o, "usage in=%llu out=%llu cache_read=%llu cache_write=%llu\n",
-                    (unsigned long long)ev->usage.input_tokens,
-                    (unsigned long long)ev->usage.output_tokens,
-                    (unsigned long long)ev->usage.cache_read_tokens,
-                    (unsigned long long)ev->usage.cache_write_tokens);
+                    (unsigned long long)ev->usage.input_tokens, (unsigned long long)ev->usage.output_tokens,
+                    (unsigned long long)ev->usage.cache_read_tokens, (unsigned long long)ev->usage.cache_write_tokens);
         break;
-    case CH_LLM_EV_STOP:
-        tout_printf(o, "stop %s raw=%s\n", ch_llm_stop_name(ev->stop), ev->raw_stop);
-        break;
+    case CH_LLM_EV_STOP: tout_printf(o, "stop %s raw=%s\n", ch_llm_stop_name(ev->stop), ev->raw_stop); break;
     case CH_LLM_EV_ERROR:
         tout_printf(o, "error %s retryable=%d \"", ch_llm_err_name(ev->err), ev->retryable);
         tout_esc(o, ev->message, strlen(ev->message));
@@ -74,11 +70,11 @@ static void on_event(const struct ch_llm_event *ev, void *data)
 }
 
 /* Decode `in` fed in the chunks given by the cut points; render all. */
-static char *decode(enum ch_llm_api api, bool stream, const char *in, size_t len,
-                    const size_t *cuts, size_t ncuts, int *rc_out)
+static char *decode(enum ch_llm_api api, bool stream, const char *in, size_t len, const size_t *cuts, size_t ncuts,
+                    int *rc_out)
 {
     struct ch_llm_decoder *d = NULL;
-    struct tout o = { 0 };
+    struct tout o = {0};
     size_t i, from = 0;
     int rc, frc;
     char *s;
@@ -120,8 +116,8 @@ static char *decode(enum ch_llm_api api, bool stream, const char *in, size_t len
     } else {
         tout_add(&o, "message null\n", 13);
     }
-    tout_printf(&o, "result rc=%s stop=%s model=%s\n", trc_name(frc),
-                ch_llm_stop_name(ch_llm_decoder_stop(d)), ch_llm_decoder_model(d));
+    tout_printf(&o, "result rc=%s stop=%s model=%s\n", trc_name(frc), ch_llm_stop_name(ch_llm_decoder_stop(d)),
+                ch_llm_decoder_model(d));
     ch_llm_decoder_free(d);
     *rc_out = frc;
     return o.p;
@@ -278,8 +274,8 @@ static void test_api_edges(void **state)
     assert_int_equal(ch_llm_decoder_finish(d), 0);
     assert_int_equal(ch_llm_decoder_stop(d), CH_LLM_STOP_END_TURN);
     assert_string_equal(json_string_value(json_object_get(
-                            json_array_get(json_object_get(ch_llm_decoder_message(d), "content"),
-                                           0), "text")), "hi");
+                            json_array_get(json_object_get(ch_llm_decoder_message(d), "content"), 0), "text")),
+                        "hi");
     ch_llm_decoder_free(d);
     ch_llm_decoder_free(NULL);
 }
@@ -288,7 +284,7 @@ static void test_api_edges(void **state)
 static void test_body_cap(void **state)
 {
     struct ch_llm_decoder *d;
-    struct tout o = { 0 };
+    struct tout o = {0};
     char *chunk = malloc(1 << 20);
     int i, rc = 0;
 
@@ -310,22 +306,22 @@ static void test_body_cap(void **state)
 static void test_tool_call_cap(void **state)
 {
     struct ch_llm_decoder *d;
-    struct tout o = { 0 };
+    struct tout o = {0};
     char ev[256];
     int i, rc = 0;
 
     (void)state;
     assert_int_equal(ch_llm_decoder_new(&d, CH_LLM_GEMINI, true, NULL, NULL), 0);
     for (i = 0; i <= CH_LLM_MAX_TOOL_CALLS && !rc; i++) {
-        snprintf(ev, sizeof(ev), "data: {\"candidates\":[{\"content\":{\"parts\":"
-                                 "[{\"functionCall\":{\"name\":\"f\",\"args\":{}}}]}}]}\n\n");
+        snprintf(ev, sizeof(ev),
+                 "data: {\"candidates\":[{\"content\":{\"parts\":"
+                 "[{\"functionCall\":{\"name\":\"f\",\"args\":{}}}]}}]}\n\n");
         rc = ch_llm_decoder_feed(d, ev, strlen(ev));
     }
     assert_int_equal(rc, CH_E_TOO_LARGE);
     assert_int_equal(i, CH_LLM_MAX_TOOL_CALLS + 1);
     assert_int_equal(ch_llm_decoder_finish(d), CH_E_TOO_LARGE);
-    assert_int_equal(json_array_size(json_object_get(ch_llm_decoder_message(d), "content")),
-                     CH_LLM_MAX_TOOL_CALLS);
+    assert_int_equal(json_array_size(json_object_get(ch_llm_decoder_message(d), "content")), CH_LLM_MAX_TOOL_CALLS);
     ch_llm_decoder_free(d);
     tout_free(&o);
 }
@@ -333,12 +329,8 @@ static void test_tool_call_cap(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_anthropic),
-        cmocka_unit_test(test_openai),
-        cmocka_unit_test(test_gemini),
-        cmocka_unit_test(test_alloc_failure),
-        cmocka_unit_test(test_api_edges),
-        cmocka_unit_test(test_body_cap),
+        cmocka_unit_test(test_anthropic),     cmocka_unit_test(test_openai),    cmocka_unit_test(test_gemini),
+        cmocka_unit_test(test_alloc_failure), cmocka_unit_test(test_api_edges), cmocka_unit_test(test_body_cap),
         cmocka_unit_test(test_tool_call_cap),
     };
 

@@ -44,13 +44,12 @@ static json_t *http_to_json(const struct ch_llm_http *h)
     size_t i;
 
     for (i = 0; i < h->header_count; i++)
-        json_array_append_new(headers, json_pack("[s, s, b]", h->headers[i].name,
-                                                 h->headers[i].value, h->headers[i].is_secret));
+        json_array_append_new(headers,
+                              json_pack("[s, s, b]", h->headers[i].name, h->headers[i].value, h->headers[i].is_secret));
     body = json_loadb(h->body, h->body_len, 0, NULL);
     assert_non_null(body);
     assert_int_equal(strlen(h->body), h->body_len);
-    return json_pack("{s:s, s:s, s:o, s:o}", "method", h->method, "url", h->url, "headers",
-                     headers, "body", body);
+    return json_pack("{s:s, s:s, s:o, s:o}", "method", h->method, "url", h->url, "headers", headers, "body", body);
 }
 
 static void run_case(const char *name)
@@ -135,7 +134,7 @@ static int build_with(enum ch_llm_api api, struct ch_llm_request *r, struct ch_e
 static void test_refusals(void **state)
 {
     json_t *msgs = simple_messages(), *hdr;
-    struct ch_llm_request r = { .model = "m", .api_key = "k", .max_tokens = 5 };
+    struct ch_llm_request r = {.model = "m", .api_key = "k", .max_tokens = 5};
     struct ch_error e;
     int api;
 
@@ -201,7 +200,7 @@ static void test_body_cap(void **state)
     size_t n = CH_LLM_MAX_BODY_BYTES + 10;
     char *big = malloc(n + 1);
     json_t *msgs;
-    struct ch_llm_request r = { .model = "m", .api_key = "k", .max_tokens = 5 };
+    struct ch_llm_request r = {.model = "m", .api_key = "k", .max_tokens = 5};
     struct ch_error e;
     int api, rc;
 
@@ -247,7 +246,7 @@ static void test_api_names(void **state)
 static void test_max_completion_tokens(void **state)
 {
     json_t *msgs = simple_messages(), *body;
-    struct ch_llm_request r = { .model = "o3", .api_key = "k", .max_tokens = 77 };
+    struct ch_llm_request r = {.model = "o3", .api_key = "k", .max_tokens = 77};
     struct ch_llm_http h;
     struct ch_error e;
 
@@ -269,7 +268,7 @@ static void test_max_completion_tokens(void **state)
 /* Release is NULL-safe and idempotent. */
 static void test_release(void **state)
 {
-    struct ch_llm_http h = { 0 };
+    struct ch_llm_http h = {0};
 
     (void)state;
     ch_llm_http_release(NULL);
@@ -298,7 +297,7 @@ static void test_alloc_failure(void **state)
     for (api = 0; api < CH_LLM_API__COUNT; api++) {
         rc = CH_ENOMEM;
         for (n = 1; n < 5000 && rc; n++) {
-            struct ch_error e = { 0 };
+            struct ch_error e = {0};
             ch_alloc_fail_after(n);
             rc = ch_llm_build_request(api, &r, &h, &e);
             ch_alloc_fail_after(0);

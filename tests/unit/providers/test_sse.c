@@ -35,11 +35,11 @@ static int on_event(const struct ch_sse_event *ev, void *data)
 }
 
 /* Parse `in` in the chunks given by cut points, render the result. */
-static char *parse_chunks(const char *in, size_t len, const size_t *cuts, size_t ncuts,
-                          size_t max_line, size_t max_data)
+static char *parse_chunks(const char *in, size_t len, const size_t *cuts, size_t ncuts, size_t max_line,
+                          size_t max_data)
 {
     struct ch_sse_parser p;
-    struct run r = { 0 };
+    struct run r = {0};
     size_t i, from = 0;
     int rc = 0;
 
@@ -125,7 +125,7 @@ static void test_callback_stops(void **state)
 {
     static const char in[] = "data: a\n\ndata: b\n\ndata: c\n\n";
     struct ch_sse_parser p;
-    struct run r = { .stop_after = 2 };
+    struct run r = {.stop_after = 2};
 
     (void)state;
     ch_sse_parser_init(&p, 0, 0, on_event, &r);
@@ -171,7 +171,7 @@ static void test_default_caps(void **state)
     size_t n = CH_SSE_MAX_LINE_BYTES + 16;
     char *in = malloc(n);
     struct ch_sse_parser p;
-    struct run r = { 0 };
+    struct run r = {0};
 
     (void)state;
     assert_non_null(in);
@@ -212,7 +212,8 @@ static void test_no_callback(void **state)
 /* Allocation failure at every step: a clean CH_ENOMEM or success, no leak. */
 static void test_alloc_failure(void **state)
 {
-    static const char in[] = "\xEF\xBB\xBF" "event: a\r\nid: 7\r\ndata: one\r\ndata: two\r\n\r\n"
+    static const char in[] = "\xEF\xBB\xBF"
+                             "event: a\r\nid: 7\r\ndata: one\r\ndata: two\r\n\r\n"
                              "data: three\n\n";
     size_t blocks = ch_alloc_live_blocks();
     bool ok = false;
@@ -221,7 +222,7 @@ static void test_alloc_failure(void **state)
     (void)state;
     for (n = 1; n < 200 && !ok; n++) {
         struct ch_sse_parser p;
-        struct run r = { 0 };
+        struct run r = {0};
         int rc = 0;
         size_t i;
 
@@ -247,12 +248,9 @@ static void test_alloc_failure(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cases),
-        cmocka_unit_test(test_callback_stops),
-        cmocka_unit_test(test_data_cap_edges),
-        cmocka_unit_test(test_default_caps),
-        cmocka_unit_test(test_no_callback),
-        cmocka_unit_test(test_alloc_failure),
+        cmocka_unit_test(test_cases),          cmocka_unit_test(test_callback_stops),
+        cmocka_unit_test(test_data_cap_edges), cmocka_unit_test(test_default_caps),
+        cmocka_unit_test(test_no_callback),    cmocka_unit_test(test_alloc_failure),
     };
 
     ch_alloc_install();

@@ -19,7 +19,7 @@ static void expect_price(const char *model, double in, double out, double cr, do
 
 static void expect_unknown(const char *model)
 {
-    struct ch_llm_pricing p = { 1, 2, 3, 4 };
+    struct ch_llm_pricing p = {1, 2, 3, 4};
 
     assert_false(ch_llm_pricing_default(model, &p));
     assert_true(p.input == 0 && p.output == 0 && p.cache_read == 0 && p.cache_write == 0);
@@ -49,7 +49,7 @@ static void test_lookup(void **state)
     expect_price("gemini-2.5-flash-lite", 0.1, 0.4, 0.025, 0);
     expect_price("gemini-2.5-pro", 1.25, 10, 0.31, 0);
     expect_price("models/gemini-2.5-pro", 1.25, 10, 0.31, 0);
-    expect_unknown("o30");              /* a prefix must end at a name boundary */
+    expect_unknown("o30"); /* a prefix must end at a name boundary */
     expect_unknown("gpt-4oo");
     expect_unknown("llama3.1:8b");
     expect_unknown("claude");
@@ -66,8 +66,8 @@ static bool near(double a, double b)
 static void test_cost(void **state)
 {
     struct ch_llm_pricing p;
-    struct ch_llm_usage u = { 0 };
-    struct ch_llm_pricing zero = { 0 };
+    struct ch_llm_usage u = {0};
+    struct ch_llm_pricing zero = {0};
 
     (void)state;
     assert_true(ch_llm_pricing_default("claude-sonnet-4-20250514", &p));
@@ -80,20 +80,20 @@ static void test_cost(void **state)
     assert_true(near(ch_llm_cost_usd(&p, &u), 18.0 + 0.3 + 3.75));
     /* The example sizes: a small turn. */
     assert_true(ch_llm_pricing_default("gpt-4o-mini", &p));
-    u = (struct ch_llm_usage){ .input_tokens = 1000, .output_tokens = 500 };
+    u = (struct ch_llm_usage){.input_tokens = 1000, .output_tokens = 500};
     assert_true(near(ch_llm_cost_usd(&p, &u), 0.00015 + 0.0003));
     u.cache_read_tokens = 2000;
     assert_true(near(ch_llm_cost_usd(&p, &u), 0.00015 + 0.0003 + 0.00015));
     assert_true(near(ch_llm_cost_usd(&zero, &u), 0));
     /* Large counts stay exact enough in double. */
-    u = (struct ch_llm_usage){ .input_tokens = 4000000000ULL };
-    p = (struct ch_llm_pricing){ .input = 1.25 };
+    u = (struct ch_llm_usage){.input_tokens = 4000000000ULL};
+    p = (struct ch_llm_pricing){.input = 1.25};
     assert_true(near(ch_llm_cost_usd(&p, &u), 5000.0));
 }
 
 static void test_usage_add(void **state)
 {
-    struct ch_llm_usage a = { 1, 2, 3, 4 }, b = { 10, 20, 30, 40 };
+    struct ch_llm_usage a = {1, 2, 3, 4}, b = {10, 20, 30, 40};
 
     (void)state;
     ch_llm_usage_add(&a, &b);

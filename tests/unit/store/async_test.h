@@ -14,10 +14,10 @@ struct fixture {
     char path[512];
     uv_loop_t loop;
     struct ch_store *store;
-    int closed;               /* close callbacks seen */
-    int done;                 /* done callbacks seen */
+    int closed; /* close callbacks seen */
+    int done;   /* done callbacks seen */
     int done_ok;
-    int next_seq;             /* expected seq of the next done */
+    int next_seq; /* expected seq of the next done */
     bool order_ok;
     uv_sem_t started, release;
 };
@@ -26,10 +26,10 @@ struct tjob {
     struct ch_store_job base;
     struct fixture *f;
     int seq;
-    int fail_with;            /* run returns this after writing */
+    int fail_with; /* run returns this after writing */
     char key[32];
     char value[32];
-    char *read_back;          /* owned: read jobs put the value here */
+    char *read_back; /* owned: read jobs put the value here */
     int rc;
 };
 
@@ -61,9 +61,8 @@ static inline int teardown(void **state)
 
 static inline void open_store(struct fixture *f, size_t max_queue, size_t max_batch)
 {
-    struct ch_store_opts o = { .path = f->path, .max_write_queue = max_queue,
-                               .max_batch = max_batch };
-    struct ch_error e = { 0 };
+    struct ch_store_opts o = {.path = f->path, .max_write_queue = max_queue, .max_batch = max_batch};
+    struct ch_error e = {0};
 
     if (ch_store_open(&f->loop, &o, &f->store, &e) != 0)
         fail_msg("ch_store_open: %s", e.msg);
@@ -97,7 +96,7 @@ static inline int run_meta_set(struct ch_db *db, struct ch_store_job *job)
 static inline int run_audit(struct ch_db *db, struct ch_store_job *job)
 {
     struct tjob *j = (struct tjob *)job;
-    struct ch_audit_rec r = { .ts_ms = j->seq, .status = 200 };
+    struct ch_audit_rec r = {.ts_ms = j->seq, .status = 200};
 
     snprintf(r.method, sizeof(r.method), "GET");
     snprintf(r.path, sizeof(r.path), "/%d", j->seq);
@@ -169,8 +168,7 @@ static inline struct tjob *job_new(struct fixture *f, ch_store_job_run_cb run, i
     return j;
 }
 
-static inline void submit_meta(struct fixture *f, const char *key, const char *value,
-                               int fail_with, int seq)
+static inline void submit_meta(struct fixture *f, const char *key, const char *value, int fail_with, int seq)
 {
     struct tjob *j = job_new(f, run_meta_set, seq);
 

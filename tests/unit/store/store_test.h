@@ -61,8 +61,8 @@ static inline void tmpdir_remove(struct tmpdir *t)
 
 static inline struct ch_db *db_open_or_fail(const char *path, bool readonly, bool migrate)
 {
-    struct ch_db_opts o = { .path = path, .readonly = readonly, .migrate = migrate };
-    struct ch_error e = { 0 };
+    struct ch_db_opts o = {.path = path, .readonly = readonly, .migrate = migrate};
+    struct ch_error e = {0};
     struct ch_db *db = NULL;
     int rc = ch_db_open(&o, &db, &e);
 

@@ -86,8 +86,7 @@ static void test_fields_bounded(void **state)
     r.status = 404;
     r.latency_us = 1;
     assert_int_equal(ch_audit_insert(f->db, &r, 1), 0);
-    assert_int_equal(db_query_int(f->db, "SELECT length(request_id) FROM audit"),
-                     sizeof(r.request_id));
+    assert_int_equal(db_query_int(f->db, "SELECT length(request_id) FROM audit"), sizeof(r.request_id));
     assert_int_equal(db_query_int(f->db, "SELECT length(method) FROM audit"), sizeof(r.method));
     assert_int_equal(db_query_int(f->db, "SELECT length(path) FROM audit"), sizeof(r.path));
 
@@ -96,8 +95,7 @@ static void test_fields_bounded(void **state)
     snprintf(r.path, sizeof(r.path), "/hooks/x?token=oc_tok_secret");
     assert_int_equal(ch_audit_insert(f->db, &r, 1), 0);
     assert_int_equal(db_query_int(f->db, "SELECT COUNT(*) FROM audit WHERE path = '/hooks/x'"), 1);
-    assert_int_equal(db_query_int(f->db, "SELECT COUNT(*) FROM audit WHERE path LIKE '%secret%'"),
-                     0);
+    assert_int_equal(db_query_int(f->db, "SELECT COUNT(*) FROM audit WHERE path LIKE '%secret%'"), 0);
 }
 
 static void test_insert_all_or_nothing(void **state)
@@ -150,9 +148,7 @@ static void test_insert_while_caller_iterates(void **state)
      * store must not reset the caller's statement under it. */
     db_exec_or_fail(f->db, "CREATE TABLE src(x); INSERT INTO src VALUES (1), (2), (3), (4), (5)");
     assert_int_equal(ch_db_begin(f->db), 0);
-    assert_int_equal(sqlite3_prepare_v2(ch_db_handle(f->db), "SELECT x FROM src ORDER BY x", -1,
-                                        &st, NULL),
-                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(ch_db_handle(f->db), "SELECT x FROM src ORDER BY x", -1, &st, NULL), SQLITE_OK);
     while (sqlite3_step(st) == SQLITE_ROW) {
         fill(&r, sqlite3_column_int(st, 0), rows++);
         assert_int_equal(ch_audit_insert(f->db, &r, 1), 0);

@@ -30,8 +30,7 @@ static bool has_object(struct ch_db *db, const char *type, const char *name)
     sqlite3_stmt *st;
     bool found;
 
-    assert_int_equal(sqlite3_prepare_v2(ch_db_handle(db),
-                                        "SELECT 1 FROM sqlite_master WHERE type = ?1 AND name = ?2",
+    assert_int_equal(sqlite3_prepare_v2(ch_db_handle(db), "SELECT 1 FROM sqlite_master WHERE type = ?1 AND name = ?2",
                                         -1, &st, NULL),
                      SQLITE_OK);
     sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
@@ -60,8 +59,7 @@ static void test_migrate_fresh(void **state)
     assert_true(has_object(db, "index", "audit_ts"));
 
     /* Pragmas as promised: WAL, NORMAL, foreign keys. */
-    assert_int_equal(sqlite3_prepare_v2(ch_db_handle(db), "PRAGMA journal_mode", -1, &st, NULL),
-                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(ch_db_handle(db), "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
     sqlite3_finalize(st);
@@ -83,8 +81,8 @@ static void test_migrate_fresh(void **state)
 static void test_sync_full_and_timeout(void **state)
 {
     struct tmpdir *t = *state;
-    struct ch_db_opts o = { .sync_full = true, .busy_timeout_ms = 1234, .migrate = true };
-    struct ch_error e = { 0 };
+    struct ch_db_opts o = {.sync_full = true, .busy_timeout_ms = 1234, .migrate = true};
+    struct ch_error e = {0};
     struct ch_db *db = NULL;
     char path[512];
 
@@ -126,8 +124,8 @@ static void test_reopen_is_noop(void **state)
 static void test_newer_schema_refused(void **state)
 {
     struct tmpdir *t = *state;
-    struct ch_db_opts o = { .migrate = true };
-    struct ch_error e = { 0 };
+    struct ch_db_opts o = {.migrate = true};
+    struct ch_error e = {0};
     struct ch_db *db;
     char path[512], sql[64], expect[200];
     int newer = ch_db_latest_version() + 1;
@@ -180,8 +178,8 @@ static void test_older_schema_migrates(void **state)
 static void test_migration_failure_rolls_back(void **state)
 {
     struct tmpdir *t = *state;
-    struct ch_db_opts o = { .migrate = true };
-    struct ch_error e = { 0 };
+    struct ch_db_opts o = {.migrate = true};
+    struct ch_error e = {0};
     struct ch_db *db;
     char path[512];
 
@@ -204,8 +202,8 @@ static void test_migration_failure_rolls_back(void **state)
 static void test_open_errors(void **state)
 {
     struct tmpdir *t = *state;
-    struct ch_db_opts o = { 0 };
-    struct ch_error e = { 0 };
+    struct ch_db_opts o = {0};
+    struct ch_error e = {0};
     struct ch_db *db = NULL;
     char path[512];
     FILE *f;
@@ -222,7 +220,7 @@ static void test_open_errors(void **state)
 
     /* A read-only open of a missing file. */
     tmpdir_file(t, "missing.db", path, sizeof(path));
-    o = (struct ch_db_opts){ .path = path, .readonly = true };
+    o = (struct ch_db_opts){.path = path, .readonly = true};
     assert_int_equal(ch_db_open(&o, &db, &e), CH_EIO);
     assert_non_null(strstr(e.msg, "missing.db"));
 
@@ -233,7 +231,7 @@ static void test_open_errors(void **state)
     for (int i = 0; i < 512; i++)
         fputs("this is not sqlite ", f);
     fclose(f);
-    o = (struct ch_db_opts){ .path = path, .migrate = true };
+    o = (struct ch_db_opts){.path = path, .migrate = true};
     memset(&e, 0, sizeof(e));
     assert_int_equal(ch_db_open(&o, &db, &e), CH_EIO);
     assert_non_null(strstr(e.msg, "garbage.db"));
@@ -241,16 +239,16 @@ static void test_open_errors(void **state)
     /* A directory in place of the file. */
     tmpdir_file(t, "adir", path, sizeof(path));
     assert_int_equal(mkdir(path, 0700), 0);
-    o = (struct ch_db_opts){ .path = path, .migrate = true };
+    o = (struct ch_db_opts){.path = path, .migrate = true};
     assert_int_equal(ch_db_open(&o, &db, &e), CH_EIO);
     assert_non_null(strstr(e.msg, "adir"));
 
     /* Bad arguments. */
     assert_int_equal(ch_db_open(NULL, &db, &e), CH_EINVAL);
-    o = (struct ch_db_opts){ .path = "" };
+    o = (struct ch_db_opts){.path = ""};
     assert_int_equal(ch_db_open(&o, &db, &e), CH_EINVAL);
     tmpdir_file(t, "x.db", path, sizeof(path));
-    o = (struct ch_db_opts){ .path = path, .readonly = true, .migrate = true };
+    o = (struct ch_db_opts){.path = path, .readonly = true, .migrate = true};
     assert_int_equal(ch_db_open(&o, &db, NULL), CH_EINVAL);
     assert_null(db);
 }
@@ -329,8 +327,7 @@ static void test_readonly(void **state)
     assert_string_equal(v, "v1");
     ch_free(v);
     assert_int_equal(ch_meta_set(ro, "k", "v2"), CH_EPERM);
-    assert_int_equal(sqlite3_prepare_v2(ch_db_handle(ro), "PRAGMA journal_mode", -1, &st, NULL),
-                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(ch_db_handle(ro), "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
     sqlite3_finalize(st);
@@ -388,7 +385,7 @@ static void test_meta(void **state)
 static void test_alloc_failure_open(void **state)
 {
     struct tmpdir *t = *state;
-    struct ch_db_opts o = { .migrate = true };
+    struct ch_db_opts o = {.migrate = true};
     struct ch_error e;
     struct ch_db *db = NULL;
     size_t before;

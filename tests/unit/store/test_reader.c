@@ -80,9 +80,9 @@ static void read_counts(struct fixture *f, struct ch_store *s, int n)
 static void test_stores_in_sequence_and_together(void **state)
 {
     struct fixture *f = *state;
-    struct ch_store_opts o = { 0 };
+    struct ch_store_opts o = {0};
     struct ch_store *other = NULL;
-    struct ch_error e = { 0 };
+    struct ch_error e = {0};
     char path2[512];
     int i, closed_before;
 

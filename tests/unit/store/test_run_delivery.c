@@ -41,9 +41,9 @@ static int teardown(void **state)
 static void add_run(struct ch_db *db, const char *id, const char *request, enum ch_run_status status,
                     int64_t finished_ms)
 {
-    struct ch_run_rec r = { 0 };
-    struct ch_run_outcome o = { 0 };
-    struct ch_error e = { 0 };
+    struct ch_run_rec r = {0};
+    struct ch_run_outcome o = {0};
+    struct ch_error e = {0};
 
     r.run_id = (char *)id;
     r.session_key = "hook:s";
@@ -117,7 +117,7 @@ static void test_list_undelivered(void **state)
     assert_int_equal(l.count, 2);
     assert_string_equal(l.items[0].run_id, "ok-cb"); /* oldest first */
     assert_string_equal(l.items[1].run_id, "err-cb");
-    assert_non_null(l.items[0].request);            /* with payloads */
+    assert_non_null(l.items[0].request); /* with payloads */
     assert_non_null(strstr(l.items[0].result, "text"));
     ch_run_list_release(&l);
 

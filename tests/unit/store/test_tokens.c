@@ -35,7 +35,7 @@ static int teardown(void **state)
 /* A record for `secret`, hashed as the CLI would. */
 static struct ch_token_rec rec_for(const char *name, const char *secret, unsigned scopes)
 {
-    struct ch_token_rec t = { 0 };
+    struct ch_token_rec t = {0};
 
     t.name = (char *)name;
     ch_sha256_hex(secret, strlen(secret), t.hash_hex);
@@ -48,7 +48,7 @@ static struct ch_token_rec rec_for(const char *name, const char *secret, unsigne
 
 static void test_scopes_parse(void **state)
 {
-    struct ch_error e = { 0 };
+    struct ch_error e = {0};
     unsigned m = 0;
 
     assert_int_equal(ch_scopes_parse("chat", &m, &e), 0);
@@ -103,8 +103,7 @@ static void test_scopes_format(void **state)
     char out[32], tiny[10];
     unsigned m;
 
-    ch_scopes_format(CH_SCOPE_ADMIN | CH_SCOPE_CHAT | CH_SCOPE_READ | CH_SCOPE_SEND, out,
-                     sizeof(out));
+    ch_scopes_format(CH_SCOPE_ADMIN | CH_SCOPE_CHAT | CH_SCOPE_READ | CH_SCOPE_SEND, out, sizeof(out));
     assert_string_equal(out, "chat,send,read,admin");
     ch_scopes_format(CH_SCOPE_READ | CH_SCOPE_CHAT, out, sizeof(out));
     assert_string_equal(out, "chat,read");
@@ -134,8 +133,8 @@ static void test_insert_list(void **state)
     struct fixture *f = *state;
     struct ch_token_rec a = rec_for("ci", "oc_tok_aaaa", CH_SCOPE_CHAT);
     struct ch_token_rec b = rec_for("bot", "oc_tok_bbbb", CH_SCOPE_SEND | CH_SCOPE_READ);
-    struct ch_token_list l = { 0 };
-    struct ch_error e = { 0 };
+    struct ch_token_list l = {0};
+    struct ch_error e = {0};
 
     b.rate_limit_rpm = 60;
     b.expires_ms = 999999;
@@ -175,8 +174,8 @@ static void test_duplicate_live_name(void **state)
     struct ch_token_rec a = rec_for("ci", "oc_tok_one", CH_SCOPE_CHAT);
     struct ch_token_rec dup = rec_for("ci", "oc_tok_two", CH_SCOPE_CHAT);
     struct ch_token_rec same_hash = rec_for("other", "oc_tok_one", CH_SCOPE_CHAT);
-    struct ch_token_list l = { 0 };
-    struct ch_error e = { 0 };
+    struct ch_token_list l = {0};
+    struct ch_error e = {0};
 
     assert_int_equal(ch_tokens_insert(f->db, &a, &e), 0);
     assert_int_equal(ch_tokens_insert(f->db, &dup, &e), CH_EEXIST);
@@ -252,15 +251,15 @@ static void test_touch(void **state)
     struct ch_token_rec a = rec_for("a", "oc_tok_a", CH_SCOPE_CHAT);
     struct ch_token_rec b = rec_for("b", "oc_tok_b", CH_SCOPE_CHAT);
     char hashes[3][65];
-    int64_t when[3] = { 500, 700, 900 };
-    struct ch_token_list l = { 0 };
+    int64_t when[3] = {500, 700, 900};
+    struct ch_token_list l = {0};
 
     assert_int_equal(ch_tokens_insert(f->db, &a, NULL), 0);
     assert_int_equal(ch_tokens_insert(f->db, &b, NULL), 0);
     memcpy(hashes[0], a.hash_hex, 65);
     memcpy(hashes[1], b.hash_hex, 65);
     ch_sha256_hex("unknown", 7, hashes[2]); /* unknown hashes are ignored */
-    assert_int_equal(ch_tokens_touch(f->db, (const char (*)[65])hashes, when, 3), 0);
+    assert_int_equal(ch_tokens_touch(f->db, (const char(*)[65])hashes, when, 3), 0);
     assert_int_equal(ch_tokens_list(f->db, false, &l), 0);
     assert_int_equal(l.items[0].last_used_ms, 500);
     assert_int_equal(l.items[1].last_used_ms, 700);
@@ -268,7 +267,7 @@ static void test_touch(void **state)
 
     /* Never backwards. */
     when[0] = 100;
-    assert_int_equal(ch_tokens_touch(f->db, (const char (*)[65])hashes, when, 1), 0);
+    assert_int_equal(ch_tokens_touch(f->db, (const char(*)[65])hashes, when, 1), 0);
     assert_int_equal(db_query_int(f->db, "SELECT last_used_ms FROM tokens WHERE name = 'a'"), 500);
     assert_int_equal(ch_tokens_touch(f->db, NULL, NULL, 0), 0);
     assert_int_equal(ch_tokens_touch(f->db, NULL, when, 2), CH_EINVAL);
@@ -278,7 +277,7 @@ static void test_insert_validation(void **state)
 {
     struct fixture *f = *state;
     struct ch_token_rec t = rec_for("ok", "oc_tok_v", CH_SCOPE_CHAT);
-    struct ch_error e = { 0 };
+    struct ch_error e = {0};
     char longname[80];
 
     t.name = "";
@@ -322,7 +321,7 @@ static void test_readonly_refuses_writes(void **state)
 {
     struct fixture *f = *state;
     struct ch_token_rec t = rec_for("ro", "oc_tok_ro", CH_SCOPE_CHAT);
-    struct ch_token_list l = { 0 };
+    struct ch_token_list l = {0};
     struct ch_db *ro;
     char path[512];
 

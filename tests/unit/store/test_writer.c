@@ -291,10 +291,10 @@ static void on_release_lock(uv_timer_t *t)
  * timeout is 20 ms.  One write must finish with expect_rc. */
 static void busy_case(struct fixture *f, uint64_t hold_ms, int expect_rc)
 {
-    struct ch_store_opts o = { .path = f->path, .busy_timeout_ms = 20 };
+    struct ch_store_opts o = {.path = f->path, .busy_timeout_ms = 20};
     struct lock_holder h;
     struct ch_store_stats st;
-    struct ch_error e = { 0 };
+    struct ch_error e = {0};
     struct tjob *j;
 
     assert_int_equal(ch_store_open(&f->loop, &o, &f->store, &e), 0);
@@ -342,9 +342,9 @@ static void test_idle_store_does_not_hold_loop(void **state)
 static void test_open_errors(void **state)
 {
     struct fixture *f = *state;
-    struct ch_store_opts o = { 0 };
+    struct ch_store_opts o = {0};
     struct ch_store *s = (struct ch_store *)1;
-    struct ch_error e = { 0 };
+    struct ch_error e = {0};
     char path[512];
 
     tmpdir_file(&f->dir, "missing/dir/x.db", path, sizeof(path));
@@ -363,7 +363,7 @@ static void test_open_errors(void **state)
 
     open_store(f, 8, 0);
     {
-        struct ch_store_job bad = { 0 }; /* no run */
+        struct ch_store_job bad = {0}; /* no run */
 
         assert_int_equal(ch_store_write(f->store, &bad), CH_EINVAL);
         assert_int_equal(ch_store_read(f->store, &bad), CH_EINVAL);
