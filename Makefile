@@ -11,13 +11,15 @@
 #   make lint       clang-format check and cppcheck
 
 CC       ?= gcc
-PKGS     := libuv jansson sqlite3 libcurl openssl
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKGS     := libuv jansson sqlite3 openssl
+# libcurl: headers only; it is dlopened at first use (src/net/curl_dl.h).
+CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CURL_CFLAGS)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes
 # libuv's headers need _GNU_SOURCE under -std=c17.
 BASE_CFLAGS := -std=c17 -D_GNU_SOURCE $(WARN) -Isrc $(PKG_CFLAGS) -MMD -MP
-LIBS     := $(PKG_LIBS) -lwslay -lhttp_parser -lpthread -lm
+LIBS     := $(PKG_LIBS) -lwslay -lhttp_parser -lpthread -lm -ldl
 PYTHON   := /usr/bin/python3
 FUZZ_SECONDS ?= 30
 

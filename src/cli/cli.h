@@ -106,8 +106,9 @@ int ch_rest_json(const char *prog, const struct ch_rest_target *t, const char *m
                  const char *body, json_t **out);
 /* Lower-level pieces for streaming callers (cmd_agent.c).  ch_rest_easy_new
  * returns a CURL * with URL, headers, method and body set (no timeout, no
- * write callback), or NULL; *headers_out (a curl_slist *) is freed by the
- * caller with curl_slist_free_all after the transfer. */
+ * write callback), or NULL (out of memory, or libcurl could not be loaded:
+ * call ch_curl_load first to learn why); *headers_out (a curl_slist *) is
+ * freed by the caller with curl_slist_free_all after the transfer. */
 void *ch_rest_easy_new(const struct ch_rest_target *t, const char *method, const char *path, const char *body,
                        const char *accept, void **headers_out);
 void ch_rest_describe_failure(void *curl, int code, const char *errbuf, struct ch_rest_reply *r);

@@ -8,10 +8,10 @@
  * 400 from the gateway about the request).  Interrupting the command
  * closes the connection, which aborts the run on the gateway.
  */
-#include <curl/curl.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "net/curl_dl.h"
 
 #define MAX_EVENT (32u << 20)       /* one SSE event's data */
 #define MAX_TEXT (64u << 20)        /* the reply kept for --json */
@@ -221,6 +221,7 @@ int ch_cmd_agent(int argc, char **argv)
     struct stream s = { 0 };
     struct ch_rest_target t = { 0 };
     char errbuf[CURL_ERROR_SIZE] = "";
+    struct ch_error cerr = {0};
     char **args = rewrite_short(argc, argv);
     const char *message;
     void *hdrs = NULL;
@@ -256,6 +257,10 @@ int ch_cmd_agent(int argc, char **argv)
     if (!text) {
         fprintf(stderr, "%s: the message is not valid UTF-8 text\n", prog);
         rc = CH_EXIT_USAGE;
+        goto out;
+    }
+    if (ch_curl_load(&cerr) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, cerr.msg);
         goto out;
     }
     s.h = ch_rest_easy_new(&t, "POST", "/api/v1/chat/stream", text, "text/event-stream", &hdrs);

@@ -84,7 +84,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "chela: cannot install the allocator\n");
         return CH_EXIT_RUNTIME;
     }
-    /* libcurl's global state, with our allocator, before any thread exists. */
+    /* Records only: libcurl is loaded, and its global state set up with our
+     * allocator, at the first outbound request (net/curl_dl.h), so a start
+     * does not pay for mapping libcurl and its dependencies. */
     if (ch_curlm_global_init() != 0) {
         fprintf(stderr, "chela: cannot initialise libcurl\n");
         return CH_EXIT_RUNTIME;

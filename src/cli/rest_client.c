@@ -7,11 +7,11 @@
  * a deadline, a response cap and no proxy, and the error lines every
  * command prints.
  */
-#include <curl/curl.h>
 #include <ctype.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "net/curl_dl.h"
 
 #define DEFAULT_URL "http://127.0.0.1:18789"
 #define MAX_URL 2048
@@ -194,9 +194,15 @@ void *ch_rest_easy_new(const struct ch_rest_target *t, const char *method, const
                        const char *accept, void **headers_out)
 {
     struct curl_slist *hdrs = NULL;
-    char *url = ch_sprintf("%s%s", t->url, path), *auth = NULL, acc[64];
-    CURL *h = curl_easy_init();
-    bool ok = url && h;
+    char *url, *auth = NULL, acc[64];
+    CURL *h;
+    bool ok;
+
+    if (ch_curl_load(NULL) != 0)
+        return NULL; /* callers that can say why called ch_curl_load first */
+    url = ch_sprintf("%s%s", t->url, path);
+    h = curl_easy_init();
+    ok = url && h;
 
     snprintf(acc, sizeof(acc), "Accept: %s", accept ? accept : "application/json");
     if (ok && t->token) {
@@ -244,6 +250,7 @@ int ch_rest_call(const struct ch_rest_target *t, const char *method, const char 
                  struct ch_rest_reply *r)
 {
     char errbuf[CURL_ERROR_SIZE] = "";
+    struct ch_error cerr = {0};
     void *hdrs = NULL;
     CURL *h;
     CURLcode cc;
@@ -252,6 +259,10 @@ int ch_rest_call(const struct ch_rest_target *t, const char *method, const char 
     r->reached = false;
     if (!r->body.max)
         ch_buf_init(&r->body, CH_REST_MAX_RESPONSE);
+    if (ch_curl_load(&cerr) != 0) {
+        snprintf(r->reason, sizeof(r->reason), "%s", cerr.msg);
+        return CH_EIO;
+    }
     snprintf(r->reason, sizeof(r->reason), "out of memory");
     h = ch_rest_easy_new(t, method, path, body, NULL, &hdrs);
     if (!h)

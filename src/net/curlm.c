@@ -14,33 +14,6 @@
 
 #include "net/curlm_int.h"
 
-static bool global_done;
-
-int ch_curlm_global_init(void)
-{
-    CURLcode cc;
-
-    if (global_done)
-        return 0;
-    /* Our functions match curl's callback types exactly; ch_realloc(p, 0)
-     * frees and returns NULL, as curl expects of realloc. */
-    cc = curl_global_init_mem(CURL_GLOBAL_ALL, ch_malloc, ch_free, ch_realloc, ch_strdup, ch_calloc);
-    if (cc != CURLE_OK) {
-        ch_log_error("curl_global_init_mem: %s", curl_easy_strerror(cc));
-        return CH_EIO;
-    }
-    global_done = true;
-    return 0;
-}
-
-void ch_curlm_global_cleanup(void)
-{
-    if (!global_done)
-        return;
-    curl_global_cleanup();
-    global_done = false;
-}
-
 /* ------------------------------------------------------------------ */
 /* Handles and their close callbacks                                   */
 /* ------------------------------------------------------------------ */
@@ -229,10 +202,9 @@ fail:
 /* Lifetime                                                            */
 /* ------------------------------------------------------------------ */
 
-static int multi_setup(struct ch_curlm *m, const struct ch_curlm_opts *o)
+static int multi_setup(struct ch_curlm *m)
 {
-    long total = o->max_total_connections ? o->max_total_connections : CH_CURLM_DEF_MAX_TOTAL_CONNS;
-    long host = o->max_host_connections ? o->max_host_connections : CH_CURLM_DEF_MAX_HOST_CONNS;
+    long total = m->max_total, host = m->max_host;
     CURLMcode mc = CURLM_OK;
     CURLSHcode sc = CURLSHE_OK;
 
@@ -280,23 +252,17 @@ int ch_curlm_new(uv_loop_t *loop, const struct ch_curlm_opts *opts, struct ch_cu
     m->no_http2 = o->no_http2;
     m->user_agent = ch_strdup(o->user_agent ? o->user_agent : "chela/" CH_VERSION);
     m->proxy = ch_strdup(o->proxy ? o->proxy : "");
-    m->multi = curl_multi_init();
-    m->share = curl_share_init();
+    m->max_total = o->max_total_connections ? o->max_total_connections : CH_CURLM_DEF_MAX_TOTAL_CONNS;
+    m->max_host = o->max_host_connections ? o->max_host_connections : CH_CURLM_DEF_MAX_HOST_CONNS;
     m->ca_file = o->ca_file ? ch_strdup(o->ca_file) : NULL;
-    if (!m->user_agent || !m->proxy || !m->multi || !m->share || (o->ca_file && !m->ca_file))
+    if (!m->user_agent || !m->proxy || (o->ca_file && !m->ca_file))
         goto out;
-    rc = multi_setup(m, o);
-    if (rc)
-        goto out;
+    rc = 0;
     uv_timer_init(loop, &m->timer); /* only fills a struct on unix */
     m->timer.data = m;
     m->open_handles = 1;
 out:
     if (rc && m) {
-        if (m->multi)
-            curl_multi_cleanup(m->multi);
-        if (m->share)
-            curl_share_cleanup(m->share);
         ch_free(m->user_agent);
         ch_free(m->proxy);
         ch_free(m->ca_file);
@@ -308,6 +274,34 @@ out:
     return rc;
 }
 
+int curlm_start(struct ch_curlm *m, struct ch_error *err)
+{
+    int rc;
+
+    if (m->multi)
+        return 0;
+    /* The loop thread is the only one that calls libcurl, so the global
+     * init inside ch_curl_load (not thread-safe) cannot race another. */
+    rc = ch_curl_load(err);
+    if (rc)
+        return rc;
+    rc = CH_ENOMEM;
+    m->multi = curl_multi_init();
+    m->share = curl_share_init();
+    if (m->multi && m->share)
+        rc = multi_setup(m);
+    if (rc) {
+        curl_multi_cleanup(m->multi);
+        curl_share_cleanup(m->share);
+        m->multi = NULL;
+        m->share = NULL;
+        if (rc == CH_ENOMEM)
+            return ch_error_set(err, rc, "out of memory");
+        return ch_error_set(err, rc, "curl refused a multi handle setting");
+    }
+    return 0;
+}
+
 /* Every request is freed: clean curl up, then close our handles.  Runs
  * outside any curl call (from a close callback or from ch_curlm_close). */
 static void teardown(struct ch_curlm *m)
@@ -316,7 +310,7 @@ static void teardown(struct ch_curlm *m)
     /* Closes cached connections; curl may still call the socket callback
      * (REMOVE) or the timer callback from inside, both safe here. */
     m->in_cleanup = true;
-    curl_multi_cleanup(m->multi);
+    curl_multi_cleanup(m->multi); /* both accept NULL: never started */
     m->multi = NULL;
     m->in_cleanup = false;
     curl_share_cleanup(m->share);

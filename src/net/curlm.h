@@ -12,6 +12,8 @@
  *
  * Threading: every function here, and every callback, runs on the loop
  * thread, except ch_curlm_global_init/_cleanup (process start and end).
+ * The loop thread is also the only one that calls libcurl, which the lazy
+ * curl_global_init at the first submit relies on.
  *
  * A temporary second header of the net layer; its declarations move into
  * net.h.  Layer: core <- net.
@@ -48,16 +50,19 @@ struct ch_curlm_req;
 /* ------------------------------------------------------------------ */
 
 /*
- * curl_global_init_mem with chela's allocator (ch_malloc, ch_free,
- * ch_realloc, ch_strdup, ch_calloc), so curl's memory is counted and
- * fault-injectable like the rest (STYLE.md 8.3 rule 8).  Call once at
- * process start, after ch_alloc_install() (which must set OpenSSL's memory
- * functions before curl initialises OpenSSL) and before any other thread
- * exists: curl_global_init is not thread-safe.  Later calls are no-ops.
- * Returns 0 or CH_EIO.
+ * libcurl is not linked but loaded at first use (net/curl_dl.h): the first
+ * ch_curlm_submit (or ch_curl_load, for the CLI's own easy handles) dlopens
+ * it and runs curl_global_init_mem with chela's allocator (ch_malloc,
+ * ch_free, ch_realloc, ch_strdup, ch_calloc), so curl's memory is counted
+ * and fault-injectable like the rest (STYLE.md 8.3 rule 8), before any
+ * other curl call.  ch_curlm_global_init only records, at process start
+ * and after ch_alloc_install(), that libcurl will be wanted; it loads
+ * nothing and cannot fail (0).  curl_global_init is not thread-safe: only
+ * the loop thread (the CLI: the main thread) ever calls libcurl.
  */
 int ch_curlm_global_init(void);
-/* curl_global_cleanup; at process exit, after every manager has closed. */
+/* curl_global_cleanup if libcurl was loaded; at process exit, after every
+ * manager has closed, on the thread that used libcurl. */
 void ch_curlm_global_cleanup(void);
 
 /* ------------------------------------------------------------------ */
@@ -84,8 +89,9 @@ struct ch_curlm_opts {
  * an https transfer waits for a connection that may multiplex rather than
  * opening another one (pipewait); cleartext stays HTTP/1.1 with keep-alive.
  * Connections are reused per host:port across requests.  Owns no handle
- * that keeps the loop alive while idle.  *out is set only on success.
- * CH_ENOMEM, CH_EIO (curl refused a setting).
+ * that keeps the loop alive while idle.  Makes no curl call: the multi
+ * handle is created (and libcurl loaded) by the first ch_curlm_submit.
+ * *out is set only on success.  CH_ENOMEM.
  */
 int ch_curlm_new(uv_loop_t *loop, const struct ch_curlm_opts *opts, struct ch_curlm **out);
 
@@ -262,7 +268,9 @@ struct ch_curlm_request {
  * ever fires and a CH_CURLM_BODY_TAKE body is freed: CH_EINVAL (no URL or
  * on_done, a malformed URL, a scheme other than http/https unless
  * allow_any_protocol, a malformed header or pin; err says which),
- * CH_ECLOSED (the manager is closing), CH_ENOMEM.
+ * CH_ECLOSED (the manager is closing), CH_ENOMEM, CH_EIO (the first
+ * request of a manager loads libcurl and makes the multi handle; when
+ * libcurl cannot be loaded, err says "libcurl could not be loaded: ...").
  */
 int ch_curlm_submit(struct ch_curlm *m, const struct ch_curlm_request *r, struct ch_curlm_req **out,
                     struct ch_error *err);

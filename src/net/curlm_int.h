@@ -7,8 +7,7 @@
 #ifndef CH_NET_CURLM_INT_H
 #define CH_NET_CURLM_INT_H
 
-#include <curl/curl.h>
-
+#include "net/curl_dl.h"
 #include "net/curlm.h"
 
 /* One socket curl asked us to watch (multi-uv.c's curl_context). */
@@ -21,8 +20,8 @@ struct curlm_sock {
 
 struct ch_curlm {
     uv_loop_t *loop;           /* borrowed */
-    CURLM *multi;              /* owned: transfers and the connection cache */
-    CURLSH *share;             /* owned: DNS cache and TLS sessions */
+    CURLM *multi;              /* owned; NULL until the first submit (curlm_start) */
+    CURLSH *share;             /* owned: DNS cache and TLS sessions; as multi */
     uv_timer_t timer;          /* curl's single timeout; stopped when curl says -1 */
     struct curlm_sock *socks;  /* open poll handles */
     struct ch_curlm_req *reqs; /* requests not yet freed (finished ones too) */
@@ -31,6 +30,7 @@ struct ch_curlm {
     char *proxy;               /* owned; "" means no proxy */
     char *ca_file;             /* owned; NULL: the system CA store */
     long keepalive_s;
+    long max_total, max_host; /* connection limits, applied by curlm_start */
     bool no_http2;
     int in_curl;      /* >0 while curl_multi_socket_action runs */
     int open_handles; /* timer + polls not yet closed */
@@ -102,6 +102,10 @@ size_t curlm_req_on_write(char *p, size_t size, size_t nmemb, void *userdata);
 /* curlm_req.c: after submit: arm the deadlines, or the deferred add of a
  * QUEUED request.  req->timer must be initialised. */
 void curlm_req_launch(struct ch_curlm_req *req);
+/* curlm.c: load libcurl if needed and create m's multi and share handles,
+ * once; the first ch_curlm_submit calls it.  0, CH_ENOMEM or CH_EIO with
+ * err set ("libcurl could not be loaded: ..."). */
+int curlm_start(struct ch_curlm *m, struct ch_error *err);
 /* curlm.c: a request was freed; tears the manager down if it is closing. */
 void curlm_req_gone(struct ch_curlm *m);
 

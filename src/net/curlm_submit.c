@@ -239,9 +239,11 @@ static int setup_easy(struct ch_curlm_req *req, const struct ch_curlm_request *r
                         curl_easy_strerror(cc));
 }
 
-static int check_request(const struct ch_curlm *m, const struct ch_curlm_request *r, const char **method,
-                         bool *is_https, struct ch_error *err)
+static int check_request(struct ch_curlm *m, const struct ch_curlm_request *r, const char **method, bool *is_https,
+                         struct ch_error *err)
 {
+    int rc;
+
     if (!r->url || !r->on_done)
         return ch_error_set(err, CH_EINVAL, "a request needs a url and on_done");
     if (m->closing)
@@ -261,6 +263,11 @@ static int check_request(const struct ch_curlm *m, const struct ch_curlm_request
     }
     if (!**method)
         return ch_error_set(err, CH_EINVAL, "bad method");
+    /* The first request loads libcurl and creates the multi handle; if
+     * libcurl cannot be loaded, each request fails with CH_EIO saying so. */
+    rc = curlm_start(m, err);
+    if (rc)
+        return rc;
     return check_url(r, is_https, err);
 }
 

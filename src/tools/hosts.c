@@ -8,11 +8,11 @@
  * IPv4 forms embedded in IPv6 judged by their IPv4 address).
  */
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/curl_dl.h"
 #include "tools/internal.h"
 
 #define MAX_PATTERN_BYTES 260
@@ -176,6 +176,7 @@ void tool_url_release(struct tool_url *u)
 int tool_url_parse(const char *base, const char *url, struct tool_url *out, char *msg, size_t msgcap)
 {
     struct tool_url u = {0};
+    struct ch_error cerr = {0};
     char *s = NULL, hostb[256], hbuf[300];
     CURLUcode uc;
     CURLU *h;
@@ -185,6 +186,12 @@ int tool_url_parse(const char *base, const char *url, struct tool_url *out, char
     if (!url || !*url || strlen(url) > MAX_URL_BYTES) {
         snprintf(msg, msgcap, "the url is empty or longer than %d bytes", MAX_URL_BYTES);
         return CH_EINVAL;
+    }
+    /* The URL parser is libcurl's, loaded at first use (tools run on the
+     * loop thread, the one thread that calls libcurl). */
+    if (ch_curl_load(&cerr) != 0) {
+        snprintf(msg, msgcap, "%s", cerr.msg);
+        return CH_EIO;
     }
     h = curl_url();
     if (!h)

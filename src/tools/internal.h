@@ -149,7 +149,8 @@ struct tool_url {
 /*
  * Parse url (absolute), or resolve it against base when base is non-NULL
  * (a redirect's Location).  Only http and https; no user info, no IPv6
- * zone, ASCII host names only.  CH_EINVAL with msg, or CH_ENOMEM.
+ * zone, ASCII host names only.  CH_EINVAL with msg, CH_ENOMEM, or CH_EIO
+ * with msg when libcurl (its URL parser) cannot be loaded.
  */
 int tool_url_parse(const char *base, const char *url, struct tool_url *out, char *msg, size_t msgcap);
 void tool_url_release(struct tool_url *u);

@@ -12,6 +12,7 @@
  */
 #include <math.h>
 
+#include "net/curl_dl.h"
 #include "call_harness.h"
 
 static const char *const a_text_log = "usage 25 1\n"
@@ -390,6 +391,11 @@ int main(void)
     ch_random_bytes(&(uint64_t){0}, sizeof(uint64_t));
     ch_log_setup(getenv("CH_TEST_LOG") ? CH_LOG_DEBUG : CH_LOG_OFF, CH_LOG_TEXT);
     if (ch_curlm_global_init() != 0)
+        return 1;
+    /* libcurl is loaded at first use; load it here so its global state
+     * (curl's and OpenSSL's, on our allocator) predates every test's
+     * memory baseline. */
+    if (ch_curl_load(NULL) != 0)
         return 1;
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     ch_curlm_global_cleanup();

@@ -6,6 +6,7 @@
  * aborts, closing with calls in flight, result caps and UTF-8 repair,
  * registration errors, allocation failures.
  */
+#include "net/curl_dl.h"
 #include "tools_loop.h"
 
 /* ------------------------------------------------------------------ */
@@ -519,6 +520,11 @@ int main(void)
 
     ch_alloc_install();
     if (ch_curlm_global_init() != 0)
+        return 1;
+    /* libcurl is loaded at first use; load it here so its global state
+     * (curl's and OpenSSL's, on our allocator) predates every test's
+     * memory baseline. */
+    if (ch_curl_load(NULL) != 0)
         return 1;
     warm_thread_pool();
     rc = cmocka_run_group_tests(tests, NULL, NULL);

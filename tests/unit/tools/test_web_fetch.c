@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 
+#include "net/curl_dl.h"
 #include "tools_loop.h"
 
 static void fetch_fmt(struct fx *fx, struct got *g, uint64_t timeout_ms, const char *fmt, ...)
@@ -275,6 +276,11 @@ int main(void)
 
     ch_alloc_install();
     if (ch_curlm_global_init() != 0)
+        return 1;
+    /* libcurl is loaded at first use; load it here so its global state
+     * (curl's and OpenSSL's, on our allocator) predates every test's
+     * memory baseline. */
+    if (ch_curl_load(NULL) != 0)
         return 1;
     warm_thread_pool();
     rc = cmocka_run_group_tests(tests, NULL, NULL);
