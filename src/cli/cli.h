@@ -15,10 +15,10 @@ enum { CH_EXIT_OK = 0, CH_EXIT_RUNTIME = 1, CH_EXIT_USAGE = 2 };
 
 /* ---- args.c: a small long-option parser ---- */
 struct ch_opt {
-    const char *name;     /* "port" for --port */
-    bool takes_value;     /* --port 80 / --port=80; false: a flag */
-    const char *help;     /* one line */
-    const char *value;    /* out: the value, "1" for a set flag, NULL if absent */
+    const char *name;  /* "port" for --port */
+    bool takes_value;  /* --port 80 / --port=80; false: a flag */
+    const char *help;  /* one line */
+    const char *value; /* out: the value, "1" for a set flag, NULL if absent */
 };
 /*
  * Parse argv[from..] against opts; positional arguments are collected in
@@ -26,8 +26,8 @@ struct ch_opt {
  * *want_help.  Unknown option or missing value: message on stderr,
  * returns CH_EXIT_USAGE.
  */
-int ch_args_parse(int argc, char **argv, int from, struct ch_opt *opts, size_t nopts,
-                  const char **pos, size_t maxpos, size_t *npos, bool *want_help);
+int ch_args_parse(int argc, char **argv, int from, struct ch_opt *opts, size_t nopts, const char **pos, size_t maxpos,
+                  size_t *npos, bool *want_help);
 void ch_args_usage(FILE *f, const char *usage_line, const struct ch_opt *opts, size_t nopts);
 const char *ch_opt_get(const struct ch_opt *opts, size_t nopts, const char *name);
 
@@ -48,11 +48,11 @@ char *ch_cli_db_path(const char *state_dir);
 int ch_cli_local_gateway(const char *state_dir, char **url, char **token);
 
 /* ---- subcommands ---- */
-int ch_cmd_gateway(int argc, char **argv);   /* cmd_gateway.c */
-int ch_cmd_token(int argc, char **argv);     /* cmd_token.c */
-int ch_cmd_health(int argc, char **argv);    /* cmd_client.c */
-int ch_cmd_status(int argc, char **argv);    /* cmd_client.c */
-int ch_cmd_config(int argc, char **argv);    /* cmd_config.c */
+int ch_cmd_gateway(int argc, char **argv); /* cmd_gateway.c */
+int ch_cmd_token(int argc, char **argv);   /* cmd_token.c */
+int ch_cmd_health(int argc, char **argv);  /* cmd_client.c */
+int ch_cmd_status(int argc, char **argv);  /* cmd_client.c */
+int ch_cmd_config(int argc, char **argv);  /* cmd_config.c */
 
 /* ---- rest_client.c: what the REST client commands share ---- */
 #include <jansson.h>
@@ -118,10 +118,10 @@ void ch_rest_print_json(json_t *doc); /* indented, newline-terminated, on stdout
 const char *ch_rest_str(const json_t *o, const char *key, const char *dflt);
 int64_t ch_rest_int(const json_t *o, const char *key);
 
-int ch_cmd_agent(int argc, char **argv);     /* cmd_agent.c */
-int ch_cmd_sessions(int argc, char **argv);  /* cmd_sessions.c */
-int ch_cmd_models(int argc, char **argv);    /* cmd_sessions.c */
-int ch_cmd_runs(int argc, char **argv);      /* cmd_sessions.c */
+int ch_cmd_agent(int argc, char **argv);      /* cmd_agent.c */
+int ch_cmd_sessions(int argc, char **argv);   /* cmd_sessions.c */
+int ch_cmd_models(int argc, char **argv);     /* cmd_sessions.c */
+int ch_cmd_runs(int argc, char **argv);       /* cmd_sessions.c */
 int ch_cmd_deliveries(int argc, char **argv); /* cmd_deliveries.c */
 
 #endif

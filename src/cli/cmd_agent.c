@@ -13,25 +13,25 @@
 #include "cli/cli.h"
 #include "net/curl_dl.h"
 
-#define MAX_EVENT (32u << 20)       /* one SSE event's data */
-#define MAX_TEXT (64u << 20)        /* the reply kept for --json */
-#define MAX_ERROR_BODY (64u << 10)  /* a non-2xx answer */
+#define MAX_EVENT (32u << 20)      /* one SSE event's data */
+#define MAX_TEXT (64u << 20)       /* the reply kept for --json */
+#define MAX_ERROR_BODY (64u << 10) /* a non-2xx answer */
 /* The gateway sends a keepalive comment every 15 s: a minute of silence
  * means the connection is dead. */
 #define STALL_SECONDS 60L
 
 struct stream {
     CURL *h;
-    long status;                /* 0 until the head arrived */
+    long status; /* 0 until the head arrived */
     bool json_mode;
-    struct ch_buf line;         /* the current, unterminated line */
-    struct ch_buf data;         /* data: lines of the current event */
-    struct ch_buf text;         /* the reply (--json) */
-    struct ch_buf err_body;     /* a non-2xx body */
+    struct ch_buf line;           /* the current, unterminated line */
+    struct ch_buf data;           /* data: lines of the current event */
+    struct ch_buf text;           /* the reply (--json) */
+    struct ch_buf err_body;       /* a non-2xx body */
     json_t *start, *done, *error; /* owned: the lifecycle events */
-    bool wrote_text;            /* something went to stdout */
-    char last_char;             /* last byte written to stdout */
-    bool bad_event;             /* an event was not JSON */
+    bool wrote_text;              /* something went to stdout */
+    char last_char;               /* last byte written to stdout */
+    bool bad_event;               /* an event was not JSON */
 };
 
 static void dispatch(struct stream *s)
@@ -121,11 +121,11 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 static void print_json_result(struct stream *s, const char *status)
 {
     json_t *fin = s->done ? s->done : s->error;
-    json_t *o = json_pack("{s:s#, s:O?, s:O?, s:s, s:O?, s:O?, s:O?}", "text", s->text.data ? s->text.data : "",
-                          (int)s->text.len, "runId", json_object_get(s->start, "runId"), "sessionKey",
-                          json_object_get(s->start, "conversationId"), "status", status, "usage",
-                          json_object_get(fin, "usage"), "model", json_object_get(fin, "model"), "costUsd",
-                          json_object_get(fin, "costUsd"));
+    json_t *o =
+        json_pack("{s:s#, s:O?, s:O?, s:s, s:O?, s:O?, s:O?}", "text", s->text.data ? s->text.data : "",
+                  (int)s->text.len, "runId", json_object_get(s->start, "runId"), "sessionKey",
+                  json_object_get(s->start, "conversationId"), "status", status, "usage", json_object_get(fin, "usage"),
+                  "model", json_object_get(fin, "model"), "costUsd", json_object_get(fin, "costUsd"));
 
     if (o && s->error) {
         json_object_set(o, "errorClass", json_object_get(s->error, "error"));
@@ -149,7 +149,7 @@ static int finish(struct stream *s, const char *prog, CURLcode cc, const char *e
     if (s->data.len) /* a last event without its blank line */
         dispatch(s);
     if (s->status && s->status != 200) {
-        struct ch_rest_reply r = { .status = s->status, .body = s->err_body };
+        struct ch_rest_reply r = {.status = s->status, .body = s->err_body};
         ch_rest_server_message(&r, msg, sizeof(msg));
         fprintf(stderr, "%s: the gateway refused the request (HTTP %ld): %s\n", prog, s->status, msg);
         return s->status == 400 ? CH_EXIT_USAGE : CH_EXIT_RUNTIME;
@@ -169,7 +169,7 @@ static int finish(struct stream *s, const char *prog, CURLcode cc, const char *e
         return CH_EXIT_RUNTIME;
     }
     if (cc != CURLE_OK) {
-        struct ch_rest_reply r = { 0 };
+        struct ch_rest_reply r = {0};
         ch_rest_describe_failure(s->h, cc, errbuf, &r);
         if (cc == CURLE_WRITE_ERROR)
             snprintf(r.reason, sizeof(r.reason), "an event larger than %u bytes", MAX_EVENT);
@@ -209,17 +209,17 @@ int ch_cmd_agent(int argc, char **argv)
     static const char *usage = "chela agent -m MESSAGE [--session KEY] [--model provider/model] [--json] "
                                "[--url URL] [--token T] [--state DIR]";
     struct ch_opt opts[] = {
-        { "message", true, "the message (also -m); sent to the model byte for byte", NULL },
-        { "session", true, "session key (conversation id); default: a new conversation", NULL },
-        { "model", true, "model for this turn: provider/model or an alias", NULL },
-        { "json", false, "print one JSON object at the end (text, runId, usage, model, status)", NULL },
-        { "url", true, "gateway URL (default: DIR/gateway.json, else http://127.0.0.1:18789)", NULL },
-        { "token", true, "bearer token with the chat scope (default: $CHELA_TOKEN, else the local token)", NULL },
-        { "state", true, "state directory (default $CHELA_HOME, else ~/.chela)", NULL },
+        {"message", true, "the message (also -m); sent to the model byte for byte", NULL},
+        {"session", true, "session key (conversation id); default: a new conversation", NULL},
+        {"model", true, "model for this turn: provider/model or an alias", NULL},
+        {"json", false, "print one JSON object at the end (text, runId, usage, model, status)", NULL},
+        {"url", true, "gateway URL (default: DIR/gateway.json, else http://127.0.0.1:18789)", NULL},
+        {"token", true, "bearer token with the chat scope (default: $CHELA_TOKEN, else the local token)", NULL},
+        {"state", true, "state directory (default $CHELA_HOME, else ~/.chela)", NULL},
     };
     const size_t n = CH_ARRAY_SIZE(opts);
-    struct stream s = { 0 };
-    struct ch_rest_target t = { 0 };
+    struct stream s = {0};
+    struct ch_rest_target t = {0};
     char errbuf[CURL_ERROR_SIZE] = "";
     struct ch_error cerr = {0};
     char **args = rewrite_short(argc, argv);
@@ -251,8 +251,8 @@ int ch_cmd_agent(int argc, char **argv)
     if ((rc = ch_rest_target_resolve(prog, opts, n, &t)) != 0)
         goto out;
     rc = CH_EXIT_RUNTIME;
-    body = json_pack("{s:s, s:s?, s:s?}", "message", message, "conversationId", ch_opt_get(opts, n, "session"),
-                     "model", ch_opt_get(opts, n, "model"));
+    body = json_pack("{s:s, s:s?, s:s?}", "message", message, "conversationId", ch_opt_get(opts, n, "session"), "model",
+                     ch_opt_get(opts, n, "model"));
     text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     if (!text) {
         fprintf(stderr, "%s: the message is not valid UTF-8 text\n", prog);

@@ -43,8 +43,7 @@ static bool same_url(const char *a, const char *b)
 }
 
 /* want_token false: t->token stays NULL and no credential is read or checked. */
-static int resolve(const char *prog, const struct ch_opt *opts, size_t nopts, bool want_token,
-                   struct ch_rest_target *t)
+static int resolve(const char *prog, const struct ch_opt *opts, size_t nopts, bool want_token, struct ch_rest_target *t)
 {
     const char *url_flag = ch_opt_get(opts, nopts, "url"), *token_flag = ch_opt_get(opts, nopts, "token");
     char *dir = NULL, *gw_url = NULL, *gw_token = NULL;
@@ -299,15 +298,15 @@ void ch_rest_server_message(const struct ch_rest_reply *r, char *out, size_t cap
 int ch_rest_json(const char *prog, const struct ch_rest_target *t, const char *method, const char *path,
                  const char *body, json_t **out)
 {
-    struct ch_rest_reply r = { 0 };
+    struct ch_rest_reply r = {0};
     json_t *doc = NULL;
     char msg[600];
     int rc = CH_EXIT_RUNTIME;
 
     *out = NULL;
     if (ch_rest_call(t, method, path, body, &r) != 0) {
-        fprintf(stderr, "%s: %s the gateway at %s: %s\n", prog, r.reached ? "bad answer from" : "cannot reach",
-                t->url, r.reason);
+        fprintf(stderr, "%s: %s the gateway at %s: %s\n", prog, r.reached ? "bad answer from" : "cannot reach", t->url,
+                r.reason);
         goto out;
     }
     if (r.status < 200 || r.status > 299) {

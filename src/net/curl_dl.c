@@ -21,7 +21,10 @@ static bool global_done;   /* curl_global_init_mem succeeded, no cleanup since *
 static bool global_wanted; /* ch_curlm_global_init was called */
 static const char *soname; /* tests' override of CH_CURL_SONAME; borrowed */
 
-#define SYM(field, name) {name, offsetof(struct ch_curl_api, field)}
+#define SYM(field, name)                                                                                               \
+    {                                                                                                                  \
+        name, offsetof(struct ch_curl_api, field)                                                                      \
+    }
 static const struct {
     const char *name;
     size_t off;

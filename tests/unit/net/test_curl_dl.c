@@ -156,10 +156,8 @@ static void test_load_on_first_submit(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cleanups_before_load),
-        cmocka_unit_test(test_idle_manager_loads_nothing),
-        cmocka_unit_test(test_missing_library),
-        cmocka_unit_test(test_not_libcurl),
+        cmocka_unit_test(test_cleanups_before_load), cmocka_unit_test(test_idle_manager_loads_nothing),
+        cmocka_unit_test(test_missing_library),      cmocka_unit_test(test_not_libcurl),
         cmocka_unit_test(test_load_on_first_submit),
     };
     int rc;
