@@ -453,7 +453,7 @@ void ch_oc_connect_frame(struct oc_conn *c, json_t *frame)
             fail(c, id, 1008, msg, code_details(code, reason));
             return;
         }
-        /* Devices are approved silently: pairing is not implemented, and
+        /* TODO(#5): devices are approved silently; pairing is not implemented, and
          * the shared secret already authenticated the operator. */
     }
     /* The connection gets the requested scopes its credential allows
