@@ -117,6 +117,15 @@ void ch_rest_server_message(const struct ch_rest_reply *r, char *out, size_t cap
 void ch_rest_print_json(json_t *doc); /* indented, newline-terminated, on stdout */
 const char *ch_rest_str(const json_t *o, const char *key, const char *dflt);
 int64_t ch_rest_int(const json_t *o, const char *key);
+/*
+ * The opening of every `chela <noun> <verb>` REST command: parse options
+ * from argv[3], print usage for --help, require exactly `need` positional
+ * arguments, resolve the target.  Returns -1 to go on, else the exit code.
+ */
+int ch_rest_begin(int argc, char **argv, struct ch_opt *opts, size_t n, const char *prog, const char *usage,
+                  const char **pos, size_t maxpos, size_t need, struct ch_rest_target *t);
+/* "2026-11-21T10:30:00.123Z" -> "2026-11-21 10:30:00" ("-" for NULL). */
+void ch_rest_short_time(const char *iso, char *out, size_t cap);
 
 int ch_cmd_agent(int argc, char **argv);      /* cmd_agent.c */
 int ch_cmd_sessions(int argc, char **argv);   /* cmd_sessions.c */

@@ -18,36 +18,6 @@
     }
 
 /* Parse a subcommand's options (argv[3..]) and resolve the target; -1 to go on. */
-static int begin(int argc, char **argv, struct ch_opt *opts, size_t n, const char *prog, const char *usage,
-                 const char **pos, size_t maxpos, size_t need, struct ch_rest_target *t)
-{
-    size_t npos;
-    bool help;
-    int rc = ch_args_parse(argc, argv, 3, opts, n, pos, maxpos, &npos, &help);
-
-    if (rc || help) {
-        if (help)
-            ch_args_usage(stdout, usage, opts, n);
-        return rc;
-    }
-    if (npos != need) {
-        fprintf(stderr, "%s: %s\nUsage: %s\n", prog, need ? "expected exactly one argument" : "unexpected argument",
-                usage);
-        return CH_EXIT_USAGE;
-    }
-    rc = ch_rest_target_resolve(prog, opts, n, t);
-    return rc ? rc : -1;
-}
-
-/* "2026-11-21T10:30:00.123Z" -> "2026-11-21 10:30:00". */
-static void short_time(const char *iso, char *out, size_t cap)
-{
-    if (!iso || strlen(iso) < 19)
-        snprintf(out, cap, "-");
-    else
-        snprintf(out, cap, "%.10s %.8s", iso, iso + 11);
-}
-
 static void print_list(json_t *doc)
 {
     json_t *rows = json_object_get(doc, "deliveries"), *row, *c = json_object_get(doc, "counts");
@@ -59,7 +29,7 @@ static void print_list(json_t *doc)
     {
         const char *what = json_is_string(json_object_get(row, "event")) ? ch_rest_str(row, "event", "")
                                                                          : ch_rest_str(row, "kind", "?");
-        short_time(ch_rest_str(row, "createdAt", NULL), when, sizeof(when));
+        ch_rest_short_time(ch_rest_str(row, "createdAt", NULL), when, sizeof(when));
         if (json_is_integer(json_object_get(row, "lastStatus")))
             snprintf(last, sizeof(last), "%" PRId64, ch_rest_int(row, "lastStatus"));
         else
@@ -93,7 +63,7 @@ static int deliveries_list(int argc, char **argv)
     char *path = NULL, *e1 = NULL, *e2 = NULL;
     json_t *doc = NULL;
     uint64_t limit = 50;
-    int rc = begin(argc, argv, opts, n, prog, usage, NULL, 0, 0, &t);
+    int rc = ch_rest_begin(argc, argv, opts, n, prog, usage, NULL, 0, 0, &t);
 
     if (rc >= 0)
         return rc;
@@ -136,9 +106,9 @@ static void print_one(json_t *d)
 {
     char t1[32], t2[32], t3[32];
 
-    short_time(ch_rest_str(d, "createdAt", NULL), t1, sizeof(t1));
-    short_time(ch_rest_str(d, "deliveredAt", NULL), t2, sizeof(t2));
-    short_time(ch_rest_str(d, "nextAttemptAt", NULL), t3, sizeof(t3));
+    ch_rest_short_time(ch_rest_str(d, "createdAt", NULL), t1, sizeof(t1));
+    ch_rest_short_time(ch_rest_str(d, "deliveredAt", NULL), t2, sizeof(t2));
+    ch_rest_short_time(ch_rest_str(d, "nextAttemptAt", NULL), t3, sizeof(t3));
     printf("Delivery:    %s\n", ch_rest_str(d, "id", "?"));
     printf("Status:      %s\n", ch_rest_str(d, "status", "?"));
     printf("Kind:        %s%s%s\n", ch_rest_str(d, "kind", "?"), json_is_string(json_object_get(d, "event")) ? " " : "",
@@ -171,7 +141,7 @@ static int deliveries_one(int argc, char **argv, const char *verb)
 
     snprintf(prog, sizeof(prog), "chela deliveries %s", verb);
     snprintf(usage, sizeof(usage), "chela deliveries %s ID [--json] [--url URL] [--token T] [--state DIR]", verb);
-    rc = begin(argc, argv, opts, n, prog, usage, pos, 1, 1, &t);
+    rc = ch_rest_begin(argc, argv, opts, n, prog, usage, pos, 1, 1, &t);
     if (rc >= 0)
         return rc;
     rc = CH_EXIT_RUNTIME;

@@ -25,27 +25,6 @@
     }
 
 /* Parse a subcommand's options (argv[3..]) and resolve the target. */
-static int begin(int argc, char **argv, struct ch_opt *opts, size_t n, const char *prog, const char *usage,
-                 const char **pos, size_t maxpos, size_t need, struct ch_rest_target *t)
-{
-    size_t npos;
-    bool help;
-    int rc = ch_args_parse(argc, argv, 3, opts, n, pos, maxpos, &npos, &help);
-
-    if (rc || help) {
-        if (help)
-            ch_args_usage(stdout, usage, opts, n);
-        return rc;
-    }
-    if (npos != need) {
-        fprintf(stderr, "%s: %s\nUsage: %s\n", prog, need ? "expected exactly one argument" : "unexpected argument",
-                usage);
-        return CH_EXIT_USAGE;
-    }
-    rc = ch_rest_target_resolve(prog, opts, n, t);
-    return rc ? rc : -1;
-}
-
 static int parse_limit(const char *prog, const char *v, size_t dflt, size_t *out)
 {
     uint64_t n;
@@ -59,16 +38,6 @@ static int parse_limit(const char *prog, const char *v, size_t dflt, size_t *out
     }
     *out = (size_t)n;
     return 0;
-}
-
-/* "2026-11-21T10:30:00.123Z" -> "2026-11-21 10:30:00". */
-static void short_time(const char *iso, char *out, size_t cap)
-{
-    if (!iso || strlen(iso) < 19) {
-        snprintf(out, cap, "-");
-        return;
-    }
-    snprintf(out, cap, "%.10s %.8s", iso, iso + 11);
 }
 
 /* ---- sessions list ---- */
@@ -128,7 +97,7 @@ static void print_sessions(json_t *rows)
            "CONTEXT", "COST-USD", "UPDATED");
     json_array_foreach(rows, i, row)
     {
-        short_time(ch_rest_str(row, "updatedAt", NULL), upd, sizeof(upd));
+        ch_rest_short_time(ch_rest_str(row, "updatedAt", NULL), upd, sizeof(upd));
         printf("%-*.*s  %-*.*s  %10" PRId64 "  %10" PRId64 "  %10" PRId64 "  %10" PRId64 "  %10.4f  %s\n", (int)kw,
                (int)kw, ch_rest_str(row, "key", ""), (int)mw, (int)mw, ch_rest_str(row, "model", "-"),
                ch_rest_int(row, "inputTokens"), ch_rest_int(row, "outputTokens"), ch_rest_int(row, "totalTokens"),
@@ -147,7 +116,7 @@ static int sessions_list(int argc, char **argv)
     struct ch_rest_target t = {0};
     json_t *rows = NULL;
     size_t limit;
-    int rc = begin(argc, argv, opts, n, prog, usage, NULL, 0, 0, &t);
+    int rc = ch_rest_begin(argc, argv, opts, n, prog, usage, NULL, 0, 0, &t);
 
     if (rc >= 0)
         return rc;
@@ -181,8 +150,8 @@ static void print_session(json_t *s)
     char created[32], updated[32], when[32];
     size_t i;
 
-    short_time(ch_rest_str(s, "createdAt", NULL), created, sizeof(created));
-    short_time(ch_rest_str(s, "updatedAt", NULL), updated, sizeof(updated));
+    ch_rest_short_time(ch_rest_str(s, "createdAt", NULL), created, sizeof(created));
+    ch_rest_short_time(ch_rest_str(s, "updatedAt", NULL), updated, sizeof(updated));
     printf("Session:     %s\n", ch_rest_str(s, "key", "-"));
     printf("Session id:  %s\n", ch_rest_str(s, "sessionId", "-"));
     printf("Model:       %s\n", ch_rest_str(s, "model", "-"));
@@ -197,7 +166,7 @@ static void print_session(json_t *s)
            json_is_true(json_object_get(s, "truncated")) ? " (newest only)" : "");
     json_array_foreach(msgs, i, m)
     {
-        short_time(ch_rest_str(m, "createdAt", NULL), when, sizeof(when));
+        ch_rest_short_time(ch_rest_str(m, "createdAt", NULL), when, sizeof(when));
         printf("\n[%" PRId64 "] %s  %s\n%s\n", ch_rest_int(m, "seq"), ch_rest_str(m, "role", "?"), when,
                ch_rest_str(m, "content", ""));
     }
@@ -217,7 +186,7 @@ static int sessions_one(int argc, char **argv, const char *verb)
 
     snprintf(prog, sizeof(prog), "chela sessions %s", verb);
     snprintf(usage, sizeof(usage), "chela sessions %s KEY [--json] [--url URL] [--token T] [--state DIR]", verb);
-    rc = begin(argc, argv, opts, n, prog, usage, pos, 1, 1, &t);
+    rc = ch_rest_begin(argc, argv, opts, n, prog, usage, pos, 1, 1, &t);
     if (rc >= 0)
         return rc;
     rc = CH_EXIT_RUNTIME;
@@ -340,7 +309,7 @@ int ch_cmd_models(int argc, char **argv)
         fprintf(help ? stdout : stderr, "Usage: %s\n", usage);
         return help ? CH_EXIT_OK : CH_EXIT_USAGE;
     }
-    rc = begin(argc, argv, opts, n, prog, usage, NULL, 0, 0, &t);
+    rc = ch_rest_begin(argc, argv, opts, n, prog, usage, NULL, 0, 0, &t);
     if (rc >= 0)
         return rc;
     rc = ch_rest_json(prog, &t, "GET", "/api/v1/models", NULL, &doc);
@@ -368,7 +337,7 @@ static void print_runs(json_t *doc)
     json_array_foreach(runs, i, r)
     {
         u = json_object_get(r, "usage");
-        short_time(ch_rest_str(r, "createdAt", NULL), created, sizeof(created));
+        ch_rest_short_time(ch_rest_str(r, "createdAt", NULL), created, sizeof(created));
         if (json_is_number(json_object_get(r, "durationMs")))
             snprintf(dur, sizeof(dur), "%.1fs", (double)ch_rest_int(r, "durationMs") / 1000.0);
         else
@@ -387,9 +356,9 @@ static void print_run(json_t *r)
     json_t *u = json_object_get(r, "usage");
     char t1[32], t2[32], t3[32];
 
-    short_time(ch_rest_str(r, "createdAt", NULL), t1, sizeof(t1));
-    short_time(ch_rest_str(r, "startedAt", NULL), t2, sizeof(t2));
-    short_time(ch_rest_str(r, "finishedAt", NULL), t3, sizeof(t3));
+    ch_rest_short_time(ch_rest_str(r, "createdAt", NULL), t1, sizeof(t1));
+    ch_rest_short_time(ch_rest_str(r, "startedAt", NULL), t2, sizeof(t2));
+    ch_rest_short_time(ch_rest_str(r, "finishedAt", NULL), t3, sizeof(t3));
     printf("Run:         %s\n", ch_rest_str(r, "runId", "-"));
     printf("Status:      %s%s\n", ch_rest_str(r, "status", "?"),
            json_is_true(json_object_get(r, "live")) ? " (live)" : "");
@@ -427,7 +396,7 @@ static int runs_list(int argc, char **argv)
     char *esc = NULL;
     json_t *doc = NULL;
     size_t limit;
-    int rc = begin(argc, argv, opts, n, prog, usage, NULL, 0, 0, &t);
+    int rc = ch_rest_begin(argc, argv, opts, n, prog, usage, NULL, 0, 0, &t);
 
     if (rc >= 0)
         return rc;
@@ -483,7 +452,7 @@ static int runs_one(int argc, char **argv, const char *verb)
 
     snprintf(prog, sizeof(prog), "chela runs %s", verb);
     snprintf(usage, sizeof(usage), "chela runs %s RUN-ID [--json] [--url URL] [--token T] [--state DIR]", verb);
-    rc = begin(argc, argv, opts, n, prog, usage, pos, 1, 1, &t);
+    rc = ch_rest_begin(argc, argv, opts, n, prog, usage, pos, 1, 1, &t);
     if (rc >= 0)
         return rc;
     rc = CH_EXIT_RUNTIME;

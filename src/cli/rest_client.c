@@ -352,3 +352,32 @@ int64_t ch_rest_int(const json_t *o, const char *key)
 {
     return (int64_t)json_number_value(json_object_get(o, key));
 }
+
+int ch_rest_begin(int argc, char **argv, struct ch_opt *opts, size_t n, const char *prog, const char *usage,
+                  const char **pos, size_t maxpos, size_t need, struct ch_rest_target *t)
+{
+    size_t npos;
+    bool help;
+    int rc = ch_args_parse(argc, argv, 3, opts, n, pos, maxpos, &npos, &help);
+
+    if (rc || help) {
+        if (help)
+            ch_args_usage(stdout, usage, opts, n);
+        return rc;
+    }
+    if (npos != need) {
+        fprintf(stderr, "%s: %s\nUsage: %s\n", prog, need ? "expected exactly one argument" : "unexpected argument",
+                usage);
+        return CH_EXIT_USAGE;
+    }
+    rc = ch_rest_target_resolve(prog, opts, n, t);
+    return rc ? rc : -1;
+}
+
+void ch_rest_short_time(const char *iso, char *out, size_t cap)
+{
+    if (!iso || strlen(iso) < 19)
+        snprintf(out, cap, "-");
+    else
+        snprintf(out, cap, "%.10s %.8s", iso, iso + 11);
+}
