@@ -74,6 +74,11 @@ $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libchela.a
 deps:
 	@scripts/install-deps
 
+# The WebSocket load generator bench/ws.sh drives (not part of the gateway).
+$(BUILD)/ws_client: bench/ws_client.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -D_GNU_SOURCE $(WARN) -O2 -g -o $@ $<
+
 # Unit tests: every tests/unit/<layer>/test_*.c is one cmocka binary, run
 # from the repository root so case directories resolve.
 unit: $(BUILD)/chela $(UNIT_BIN)

@@ -15,8 +15,11 @@
 #  1. nginx serving canned answers recorded from the fake (`return 200
 #     '<body>'`): chat completion JSON at /v1/chat/completions, the SSE
 #     stream at /sse/v1/chat/completions.  chela's provider `f` points at
-#     /sse/v1 because chela always streams upstream.  No Python in the
-#     path: this is the headline measurement and the targets apply to it.
+#     /sse/v1: chela streams upstream for streaming clients, and for the
+#     others asks for one JSON body, which nginx's canned SSE ignores (chela
+#     then reads the stream it got), so both phases decode the same SSE.
+#     No Python in the path: this is the headline measurement and the
+#     targets apply to it.
 #  2. the zero-delay Python fake (tests/e2e/fakes/llm.py --zero-delay),
 #     provider `py`, for reference: Python spends 10x nginx's CPU per
 #     answer, so it dominates the direct figures; the script prints which

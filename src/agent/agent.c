@@ -73,6 +73,7 @@ static void apply_config(struct ch_agent *a, const struct ch_config *c)
     a->compaction_ratio = ch_config_real(c, "agents.defaults.compaction.ratio", 0.8);
     a->reserve_tokens = ch_config_int(c, "agents.defaults.compaction.reserveTokensFloor", 4096);
     a->compaction_keep = (int)ch_config_int(c, "agents.defaults.compaction.keepMessages", 6);
+    ch_tcache_set_max(&a->tcache, (size_t)ch_config_int(c, "agents.defaults.transcriptCacheBytes", 2 << 20));
     ch_buf_init(&b, 1 << 20);
     if (*sp)
         ch_buf_append_str(&b, sp);
@@ -101,6 +102,7 @@ int ch_agent_new(const struct ch_agent_opts *o, struct ch_agent **out, struct ch
     a->workspace_dir = o->workspace_dir ? ch_strdup(o->workspace_dir) : NULL;
     ch_map_init(&a->lanes);
     ch_map_init(&a->live);
+    ch_tcache_init(&a->tcache, 0);
     apply_config(a, o->cfg);
     if (!a->system_prompt) {
         ch_agent_free(a);
@@ -122,6 +124,9 @@ void ch_agent_stats(const struct ch_agent *a, struct ch_agent_stats *out)
     out->running = a->running;
     out->queued = a->waiting;
     out->lanes = a->lanes.count;
+    out->transcript_cache_bytes = a->tcache.bytes;
+    out->transcript_cache_hits = a->tcache.hits;
+    out->transcript_cache_misses = a->tcache.misses;
 }
 
 struct ch_llm_client *ch_agent_llm(struct ch_agent *a)
@@ -280,6 +285,8 @@ void ch_agent_free(struct ch_agent *a)
     }
     ch_map_release(&a->lanes);
     ch_map_release(&a->live);
+    ch_tcache_release(&a->tcache);
+    json_decref(a->tools_memo);
     ch_bus_release(a);
     ch_free(a->system_prompt);
     ch_free(a->workspace_dir);

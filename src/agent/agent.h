@@ -76,10 +76,13 @@ struct ch_agent_run_req {
     int64_t max_tokens;          /* 0: model default */
     double temperature;
     bool has_temperature;
-    int64_t timeout_s;  /* 0: agents.defaults.timeoutSeconds (600) */
-    bool no_tools;      /* plain chat: offer no tools */
-    const json_t *meta; /* optional object kept in the run's request (hook name,
-                           callback, delivery target...); borrowed */
+    int64_t timeout_s;     /* 0: agents.defaults.timeoutSeconds (600) */
+    bool no_tools;         /* plain chat: offer no tools */
+    const json_t *meta;    /* optional object kept in the run's request (hook name,
+                              callback, delivery target...); borrowed */
+    const char *meta_json; /* optional: meta already encoded as compact JSON (the
+                              caller has the text), stored as is instead of
+                              encoding meta again; used only with meta */
 };
 
 /*
@@ -171,6 +174,9 @@ struct ch_agent_stats {
     uint64_t tool_calls, compactions;
     struct ch_llm_usage usage; /* since start */
     double cost_usd;
+    /* transcript cache (agents.defaults.transcriptCacheBytes) */
+    size_t transcript_cache_bytes;
+    uint64_t transcript_cache_hits, transcript_cache_misses;
 };
 void ch_agent_stats(const struct ch_agent *a, struct ch_agent_stats *out);
 struct ch_llm_client *ch_agent_llm(struct ch_agent *a);

@@ -28,38 +28,6 @@ char *ch_context_system_prompt(struct ch_agent *a, struct ch_run *r)
     return ch_buf_detach(&b, NULL);
 }
 
-static json_t *row_content(const struct ch_message_rec *m)
-{
-    json_error_t jerr;
-    json_t *c = json_loads(m->content ? m->content : "[]", 0, &jerr);
-
-    if (!c)
-        return NULL;
-    if (json_is_string(c)) {
-        json_t *arr = json_pack("[{s:s, s:O}]", "type", "text", "text", c);
-        json_decref(c);
-        return arr;
-    }
-    if (!json_is_array(c)) {
-        json_decref(c);
-        return NULL;
-    }
-    return c;
-}
-
-/* A compaction row becomes one user turn carrying the summary. */
-static json_t *compaction_content(json_t *c)
-{
-    json_t *first = json_array_get(c, 0);
-    const char *summary = json_string_value(json_object_get(first, "summary"));
-    char *text = ch_sprintf("Summary of the earlier part of this conversation:\n%s", summary ? summary : "");
-    json_t *out = text ? json_pack("[{s:s, s:s}]", "type", "text", "text", text) : NULL;
-
-    ch_free(text);
-    json_decref(c);
-    return out;
-}
-
 static bool has_result_for(const json_t *content, const char *id)
 {
     const json_t *blk;
@@ -81,8 +49,10 @@ static bool has_result_for(const json_t *content, const char *id)
  * tool_result; every provider refuses such a history.  Give each one a
  * result saying it was not run, at the head of the next user turn.
  */
-static void close_dangling_tool_calls(json_t *msgs)
+static bool close_dangling_tool_calls(json_t *msgs)
 {
+    bool changed = false;
+
     for (size_t i = 0; i < json_array_size(msgs); i++) {
         json_t *m = json_array_get(msgs, i), *next, *blk, *missing;
         size_t j;
@@ -109,6 +79,7 @@ static void close_dangling_tool_calls(json_t *msgs)
             json_decref(missing);
             continue;
         }
+        changed = true;
         if (next && !strcmp(json_string_value(json_object_get(next, "role")), "user")) {
             json_array_extend(missing, json_object_get(next, "content"));
             json_object_set_new(next, "content", missing);
@@ -116,50 +87,98 @@ static void close_dangling_tool_calls(json_t *msgs)
             json_array_insert_new(msgs, i + 1, json_pack("{s:s, s:o}", "role", "user", "content", missing));
         }
     }
+    return changed;
 }
 
 json_t *ch_context_from_transcript(const struct ch_message_list *l, int64_t **seqs_out, size_t *nseqs)
 {
-    json_t *msgs = json_array();
-    json_t *last = NULL;
-    int64_t *seqs = ch_calloc(l->count + 1, sizeof(*seqs));
-    size_t ns = 0;
+    struct ch_message_bounds none = {0};
+    struct ch_tc_entry *e = ch_tc_entry_new("-", "-");
+    json_t *msgs = NULL;
+    size_t bytes;
 
     *seqs_out = NULL;
     *nseqs = 0;
-    if (!seqs) {
-        json_decref(msgs);
-        return NULL;
-    }
+    if (e && ch_tc_entry_fill(e, l, &none) == 0)
+        msgs = ch_context_from_rows(e->rows, e->count, seqs_out, nseqs, &bytes);
+    ch_tc_entry_unref(e);
+    return msgs;
+}
 
-    for (size_t i = 0; msgs && i < l->count; i++) {
-        const struct ch_message_rec *m = &l->items[i];
+/* Size of the content array [a..., b...] from the sizes of [a...] and [b...]. */
+static size_t merged_bytes(size_t a, size_t b)
+{
+    if (a <= 2)
+        return b;
+    if (b <= 2)
+        return a;
+    return a + b - 1; /* "][" becomes "," */
+}
+
+size_t ch_context_message_bytes(const char *role, size_t content_bytes)
+{
+    /* {"role":"<role>","content":<content>} */
+    return 22 + strlen(role) + content_bytes;
+}
+
+/*
+ * Rows to neutral messages (tool results travel as user turns, a
+ * compaction entry is a user summary turn, consecutive turns of one role
+ * merge).  A message's content starts as the row's own array, shared;
+ * it is copied (shallow) before a merge appends to it, so the cache's
+ * rows are never changed.
+ */
+json_t *ch_context_from_rows(const struct ch_tc_row *rows, size_t n, int64_t **seqs_out, size_t *nseqs,
+                             size_t *json_bytes)
+{
+    json_t *msgs = json_array(), *user = json_string("user"), *assistant = json_string("assistant");
+    json_t *last = NULL;
+    bool last_shared = false;
+    int64_t *seqs = ch_calloc(n + 1, sizeof(*seqs));
+    size_t *sizes = ch_calloc(n + 1, sizeof(*sizes));
+    size_t ns = 0, total;
+
+    *seqs_out = NULL;
+    *nseqs = 0;
+    *json_bytes = 0;
+    if (!seqs || !sizes || !msgs || !user || !assistant)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        const struct ch_tc_row *m = &rows[i];
         const char *role;
-        json_t *content = row_content(m);
 
-        if (!content)
+        if (!m->content)
             continue; /* an unreadable row is skipped, never fatal */
-        if (!strcmp(m->role, "assistant")) {
+        if (!strcmp(m->role, "assistant"))
             role = "assistant";
-        } else if (!strcmp(m->role, "compaction")) {
+        else if (!strcmp(m->role, "compaction") || !strcmp(m->role, "user") || !strcmp(m->role, "tool"))
             role = "user";
-            content = compaction_content(content);
-            if (!content)
-                continue;
-        } else if (!strcmp(m->role, "user") || !strcmp(m->role, "tool")) {
-            role = "user";
-        } else {
-            json_decref(content);
+        else
             continue; /* system rows are not replayed */
-        }
         if (last && !strcmp(json_string_value(json_object_get(last, "role")), role)) {
-            json_array_extend(json_object_get(last, "content"), content);
-            json_decref(content);
+            json_t *lc = json_object_get(last, "content");
+            if (last_shared) {
+                lc = json_copy(lc);
+                if (!lc || json_object_set_new(last, "content", lc))
+                    goto fail;
+                last_shared = false;
+            }
+            if (json_array_extend(lc, m->content))
+                goto fail;
+            sizes[ns - 1] = merged_bytes(sizes[ns - 1], m->json_bytes);
             continue;
         }
-        last = json_pack("{s:s, s:o}", "role", role, "content", content);
-        json_array_append_new(msgs, last);
-        seqs[ns++] = m->seq;
+        /* Built by hand: json_pack would parse its format and copy the
+         * role for every message of every turn. */
+        last = json_object();
+        if (!last || json_array_append_new(msgs, last) ||
+            json_object_set_nocheck(last, "role", role[0] == 'a' ? assistant : user) ||
+            json_object_set_nocheck(last, "content", m->content))
+            goto fail;
+        last_shared = true;
+        seqs[ns] = m->seq;
+        sizes[ns] = m->json_bytes;
+        ns++;
     }
     /* A transcript must not open with an assistant turn or a dangling
      * tool result whose call was compacted away. */
@@ -171,33 +190,48 @@ json_t *ch_context_from_transcript(const struct ch_message_list *l, int64_t **se
             break;
         json_array_remove(msgs, 0);
         memmove(seqs, seqs + 1, (ns - 1) * sizeof(*seqs));
+        memmove(sizes, sizes + 1, (ns - 1) * sizeof(*sizes));
         ns--;
     }
-    close_dangling_tool_calls(msgs);
+    if (close_dangling_tool_calls(msgs)) {
+        total = ch_context_json_size(msgs); /* rare: measure it */
+    } else {
+        total = 2 + (ns ? ns - 1 : 0);
+        for (size_t i = 0; i < ns; i++)
+            total +=
+                ch_context_message_bytes(json_string_value(json_object_get(json_array_get(msgs, i), "role")), sizes[i]);
+    }
+    ch_free(sizes);
+    json_decref(user);
+    json_decref(assistant);
     *seqs_out = seqs;
     *nseqs = ns;
+    *json_bytes = total;
     return msgs;
+fail:
+    ch_free(seqs);
+    ch_free(sizes);
+    json_decref(user);
+    json_decref(assistant);
+    json_decref(msgs);
+    return NULL;
 }
 
-static size_t json_size(const json_t *v)
+size_t ch_context_json_size(const json_t *v)
 {
-    size_t n = 0;
-    char *s;
+    /* json_dumpb with no buffer measures without allocating. */
+    return v ? json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
+}
 
-    if (!v)
-        return 0;
-    s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (s) {
-        n = strlen(s);
-        ch_free(s);
-    }
-    return n;
+int64_t ch_context_estimate_bytes(size_t system_bytes, size_t messages_bytes, size_t tools_bytes)
+{
+    return (int64_t)((system_bytes + messages_bytes + tools_bytes) / 4) + 16;
 }
 
 int64_t ch_context_estimate_tokens(const char *system, const json_t *messages, const json_t *tools)
 {
-    size_t bytes = (system ? strlen(system) : 0) + json_size(messages) + json_size(tools);
-    return (int64_t)(bytes / 4) + 16;
+    return ch_context_estimate_bytes(system ? strlen(system) : 0, ch_context_json_size(messages),
+                                     ch_context_json_size(tools));
 }
 
 /*

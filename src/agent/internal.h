@@ -33,6 +33,63 @@ enum run_state {
 
 struct lane;
 
+/* ---- transcript cache (transcript.c); loop thread only ---- */
+
+/* The window of stored rows a run sees: what ch_messages_load_last gives. */
+#define CH_TRANSCRIPT_MAX_ROWS 400
+#define CH_TRANSCRIPT_MAX_BYTES (16 << 20)
+
+struct ch_tc_row {
+    int64_t seq;
+    char role[16];     /* as stored: user assistant tool system compaction */
+    json_t *content;   /* owned ref, shared with histories, never mutated; NULL: unreadable */
+    size_t json_bytes; /* compact JSON size of content */
+    size_t text_bytes; /* stored text size (the window's byte cap) */
+};
+
+struct ch_tcache;
+
+struct ch_tc_entry {
+    char *key, *session_id;          /* owned */
+    struct ch_message_bounds bounds; /* the stored transcript's ends this copy matches */
+    struct ch_tc_row *rows;          /* owned, ascending seq */
+    size_t count, cap;
+    size_t text_bytes;
+    size_t cost;                     /* bytes charged to the cache */
+    struct ch_tc_entry *prev, *next; /* LRU (head: most recent), while in_map */
+    struct ch_tcache *cache;         /* borrowed: set while in_map */
+    int refs;                        /* the map's, a run's, append jobs' */
+    bool in_map;
+};
+
+struct ch_tcache {
+    struct ch_map map; /* session key -> entry (one ref each) */
+    struct ch_tc_entry *head, *tail;
+    size_t bytes, max_bytes; /* max 0: disabled */
+    uint64_t hits, misses;
+};
+
+void ch_tcache_init(struct ch_tcache *c, size_t max_bytes);
+void ch_tcache_release(struct ch_tcache *c);
+void ch_tcache_set_max(struct ch_tcache *c, size_t max_bytes);
+/* Borrowed (ref it to keep it); marks it most recently used. */
+struct ch_tc_entry *ch_tcache_get(struct ch_tcache *c, const char *key);
+/* Cache e under its key (replacing another copy), then evict to fit. */
+void ch_tcache_put(struct ch_tcache *c, struct ch_tc_entry *e);
+/* Forget e: the next run of its session reloads from the store. */
+void ch_tcache_drop(struct ch_tcache *c, struct ch_tc_entry *e);
+struct ch_tc_entry *ch_tc_entry_new(const char *key, const char *session_id);
+void ch_tc_entry_ref(struct ch_tc_entry *e);
+void ch_tc_entry_unref(struct ch_tc_entry *e);
+/* Parse loaded rows (ascending) into e, whose ends in the store are *b. */
+int ch_tc_entry_fill(struct ch_tc_entry *e, const struct ch_message_list *l, const struct ch_message_bounds *b);
+/* Add a row just stored as (seq, id); CH_ESTATE when seq does not follow
+ * the last one (another writer appended in between: drop the entry).
+ * json_bytes: content's compact size if known (the stored text is its
+ * json_dumps), else 0 to measure it. */
+int ch_tc_entry_append(struct ch_tc_entry *e, int64_t seq, int64_t id, const char *role, json_t *content,
+                       size_t text_bytes, size_t json_bytes);
+
 struct ch_run {
     /* request (owned copies) */
     char *run_id, *session_key, *source, *message, *model_ref, *system_prompt, *extra_system, *idem;
@@ -48,13 +105,15 @@ struct ch_run {
     struct ch_agent *agent; /* borrowed */
     int refs;               /* jobs and timers holding the run */
     /* execution */
-    char *session_id;      /* owned, from the store */
-    char *model_override;  /* owned: the session's override, if any */
-    json_t *history;       /* owned: neutral messages sent to the model */
-    int64_t *hist_seqs;    /* owned: seq of the first stored row behind history[i] */
-    size_t hist_seq_count; /* entries loaded from the store (later ones are new) */
-    json_t *pending_tools; /* owned: tool_use blocks of the last reply */
-    json_t *tool_results;  /* owned: tool_result blocks collected */
+    char *session_id;           /* owned, from the store */
+    char *model_override;       /* owned: the session's override, if any */
+    json_t *history;            /* owned: neutral messages sent to the model */
+    int64_t *hist_seqs;         /* owned: seq of the first stored row behind history[i] */
+    size_t hist_seq_count;      /* entries loaded from the store (later ones are new) */
+    size_t hist_bytes;          /* compact JSON size of history (token estimate) */
+    struct ch_tc_entry *tentry; /* ref: the session's transcript, or NULL */
+    json_t *pending_tools;      /* owned: tool_use blocks of the last reply */
+    json_t *tool_results;       /* owned: tool_result blocks collected */
     size_t tool_index;
     struct ch_buf text;        /* cumulative assistant text of the run */
     struct ch_buf round_text;  /* text of the current LLM reply */
@@ -76,8 +135,9 @@ struct ch_run {
     bool abort_requested, timed_out, stopping;
     bool rounds_compacted; /* compacted once this run: do not loop */
     /* outcome */
-    const char *status;        /* static "ok" "error" "aborted" "timeout" */
-    char *error, *error_class; /* owned */
+    const char *status;             /* static "ok" "error" "aborted" "timeout" */
+    char *error, *error_class;      /* owned */
+    struct ch_store_job *reply_job; /* owned: the last reply's append, run by the finish job */
 };
 
 struct lane {
@@ -85,6 +145,7 @@ struct lane {
     struct ch_run *head, *tail; /* waiting runs, FIFO */
     struct ch_run *active;      /* running, or NULL */
     struct lane *ready_next;    /* in the agent's ready list */
+    size_t submitting;          /* runs of this key whose insert is in the store queue */
     bool in_ready;
 };
 
@@ -129,6 +190,10 @@ struct ch_agent {
     void (*stop_cb)(void *data);
     void *stop_data;
     struct ch_agent_stats stats;
+    /* transcript cache (transcript.c) and the tool list's size (run_llm.c) */
+    struct ch_tcache tcache;
+    json_t *tools_memo; /* ref: the definitions tools_memo_bytes was measured on */
+    size_t tools_memo_bytes;
 };
 
 /* sched.c */
@@ -138,9 +203,21 @@ void ch_sched_run_done(struct ch_agent *a, struct ch_run *r);
 struct ch_run *ch_run_new_from_req(struct ch_agent *a, const struct ch_agent_run_req *req, struct ch_error *err);
 void ch_run_free(struct ch_run *r);
 void ch_agent_maybe_stopped(struct ch_agent *a);
+/* Store the run's row, queued (or running since r->started_ms); writer
+ * thread, reading only fields fixed before the job was queued. */
+int ch_run_insert(struct ch_db *db, struct ch_run *r, char *request, bool running, char **existing,
+                  struct ch_error *err);
 
 /* run.c, run_llm.c, run_tools.c */
 void ch_run_start(struct ch_run *r);
+/*
+ * Admission and start in one store job, for a run that already holds its
+ * lane and a slot: insert (request stolen), mark running, ensure the
+ * session, append the user message.  cb hears the outcome as from
+ * ch_agent_submit.  CH_EBUSY (nothing queued, request freed) when the
+ * store's queue is full.
+ */
+int ch_run_admit(struct ch_run *r, char *request, ch_agent_accepted_cb cb, void *data);
 void ch_run_set_state(struct ch_run *r, enum run_state s);
 void ch_run_call_llm(struct ch_run *r);
 void ch_run_start_tools(struct ch_run *r);
@@ -148,10 +225,24 @@ void ch_run_finish(struct ch_run *r, const char *status, const char *error_class
 void ch_run_ref(struct ch_run *r);
 void ch_run_unref(struct ch_run *r);
 void ch_run_abort_inflight(struct ch_run *r);
+void ch_run_history_append(struct ch_run *r, json_t *msg /* stolen */, const char *role, size_t content_bytes);
 
 /* persist.c: store jobs that keep a run durable */
+/* Also adds the message to the run's cached transcript once it is stored.
+ * *json_bytes (may be NULL) gets the compact size of content, 0 on failure. */
 int ch_persist_append(struct ch_run *r, const char *role, json_t *content /* stolen */, const char *model,
-                      const struct ch_llm_usage *u, int64_t latency_ms);
+                      const struct ch_llm_usage *u, int64_t latency_ms, size_t *json_bytes);
+/* The same in steps: prepare the job (NULL on failure, content freed),
+ * then queue it alone (ch_persist_queue; frees it when it cannot), or run
+ * it inside another job (the finish job: ch_persist_run_in on the writer
+ * thread, then ch_persist_done_in on the loop, which frees it). */
+struct ch_store_job *ch_persist_prepare(struct ch_run *r, const char *role, json_t *content /* stolen */,
+                                        const char *model, const struct ch_llm_usage *u, int64_t latency_ms,
+                                        size_t *json_bytes);
+int ch_persist_queue(struct ch_run *r, struct ch_store_job *job);
+int ch_persist_run_in(struct ch_db *db, struct ch_store_job *job);
+void ch_persist_discard(struct ch_run *r, struct ch_store_job *job);
+void ch_persist_done_in(struct ch_run *r, struct ch_store_job *job, int rc);
 /* Replace the stored transcript below first_kept_seq by a summary entry. */
 int ch_persist_compaction(struct ch_run *r, int64_t first_kept_seq, const char *summary, int64_t tokens_before,
                           const struct ch_llm_usage *u);
@@ -159,7 +250,16 @@ int ch_persist_compaction(struct ch_run *r, int64_t first_kept_seq, const char *
 /* context.c */
 char *ch_context_system_prompt(struct ch_agent *a, struct ch_run *r);
 json_t *ch_context_from_transcript(const struct ch_message_list *l, int64_t **seqs, size_t *nseqs);
+/* The same from cached rows; *json_bytes gets the compact JSON size of
+ * the result without encoding it.  Shares the rows' content. */
+json_t *ch_context_from_rows(const struct ch_tc_row *rows, size_t n, int64_t **seqs, size_t *nseqs, size_t *json_bytes);
 int64_t ch_context_estimate_tokens(const char *system, const json_t *messages, const json_t *tools);
+/* The same estimate from sizes already known. */
+int64_t ch_context_estimate_bytes(size_t system_bytes, size_t messages_bytes, size_t tools_bytes);
+/* Compact JSON size of one {"role":R,"content":C} message of content size C. */
+size_t ch_context_message_bytes(const char *role, size_t content_bytes);
+/* Compact JSON size of v (0 for NULL). */
+size_t ch_context_json_size(const json_t *v);
 /* Index of the first message to keep verbatim when compacting, or -1. */
 ssize_t ch_context_compaction_split(struct ch_agent *a, const json_t *messages, int64_t budget);
 char *ch_context_transcript_text(const json_t *messages, size_t upto, size_t max_bytes);

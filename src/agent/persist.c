@@ -4,7 +4,8 @@
  * writer thread; the writer is FIFO, so the transcript keeps the run's
  * order without the run waiting for each commit.  The run's terminal
  * write (run.c) is queued after them and waited for, so "ok" in the runs
- * table implies the transcript is on disk.
+ * table implies the transcript is on disk.  Once stored, a message joins
+ * the session's cached transcript (transcript.c) with its seq and id.
  */
 #include <string.h>
 
@@ -13,46 +14,76 @@
 struct append_job {
     struct ch_store_job job;
     struct ch_agent *agent;
-    struct ch_message_rec rec; /* strings owned by the job */
+    struct ch_message_rec rec;  /* strings owned by the job */
+    json_t *content;            /* owned ref: rec.content parsed */
+    struct ch_tc_entry *tentry; /* ref or NULL: the run's cached transcript */
+    int64_t seq, id;            /* of the stored row */
 };
 
 static int append_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct append_job *aj = (struct append_job *)job;
-    return ch_messages_append(db, &aj->rec, NULL);
+    return ch_messages_append_ids(db, &aj->rec, &aj->seq, &aj->id);
 }
 
 static void append_done(struct ch_store_job *job, int rc)
 {
     struct append_job *aj = (struct append_job *)job;
     struct ch_agent *a = aj->agent;
+    size_t len = strlen(aj->rec.content); /* the json_dumps of aj->content */
 
     if (rc)
         ch_log_error("agent: run %s: saving a %s message failed: %s", aj->rec.run_id ? aj->rec.run_id : "-",
                      aj->rec.role, ch_strerror(rc));
+    if (aj->tentry && (rc || ch_tc_entry_append(aj->tentry, aj->seq, aj->id, aj->rec.role, aj->content, len, len) != 0))
+        ch_tcache_drop(&a->tcache, aj->tentry); /* the next run reloads */
+    ch_tc_entry_unref(aj->tentry);
+    json_decref(aj->content);
     ch_message_rec_release(&aj->rec);
     ch_free(aj);
     a->jobs--;
     ch_agent_maybe_stopped(a);
 }
 
-int ch_persist_append(struct ch_run *r, const char *role, json_t *content, const char *model,
-                      const struct ch_llm_usage *u, int64_t latency_ms)
+static void append_free(struct ch_agent *a, struct append_job *aj, bool drop_cache)
+{
+    /* Not stored: the cached transcript would no longer match. */
+    if (aj->tentry && drop_cache)
+        ch_tcache_drop(&a->tcache, aj->tentry);
+    ch_tc_entry_unref(aj->tentry);
+    json_decref(aj->content);
+    ch_message_rec_release(&aj->rec);
+    ch_free(aj);
+}
+
+struct ch_store_job *ch_persist_prepare(struct ch_run *r, const char *role, json_t *content, const char *model,
+                                        const struct ch_llm_usage *u, int64_t latency_ms, size_t *json_bytes)
 {
     struct ch_agent *a = r->agent;
     struct append_job *aj = ch_calloc(1, sizeof(*aj));
     char *text = content ? json_dumps(content, JSON_COMPACT) : NULL;
-    int rc = CH_ENOMEM;
+    size_t text_len = text ? strlen(text) : 0;
 
-    json_decref(content);
-    if (!aj || !text)
-        goto out;
+    if (json_bytes)
+        *json_bytes = 0;
+    if (!aj || !text) {
+        json_decref(content);
+        ch_free(aj);
+        ch_free(text);
+        return NULL;
+    }
     aj->agent = a;
+    aj->content = content;
+    if (r->tentry) {
+        aj->tentry = r->tentry;
+        ch_tc_entry_ref(aj->tentry);
+    }
     snprintf(aj->rec.role, sizeof(aj->rec.role), "%s", role);
     aj->rec.session_key = ch_strdup(r->session_key);
     aj->rec.session_id = ch_strdup(r->session_id);
     aj->rec.run_id = ch_strdup(r->run_id);
-    aj->rec.content = ch_strdup(text);
+    aj->rec.content = text; /* jansson allocates with ch_malloc */
+    text = NULL;
     aj->rec.model = model ? ch_strdup(model) : NULL;
     aj->rec.created_ms = ch_now_ms();
     aj->rec.latency_ms = latency_ms;
@@ -62,24 +93,61 @@ int ch_persist_append(struct ch_run *r, const char *role, json_t *content, const
         aj->rec.cache_read_tokens = (int64_t)u->cache_read_tokens;
         aj->rec.cache_write_tokens = (int64_t)u->cache_write_tokens;
     }
-    if (!aj->rec.session_key || !aj->rec.session_id || !aj->rec.run_id || !aj->rec.content)
-        goto out;
+    if (!aj->rec.session_key || !aj->rec.session_id || !aj->rec.run_id || !aj->rec.content) {
+        append_free(a, aj, false);
+        return NULL;
+    }
     aj->job.run = append_run;
     aj->job.done = append_done;
-    rc = ch_store_write(a->store, &aj->job);
-    if (rc == 0) {
+    if (json_bytes)
+        *json_bytes = text_len;
+    return &aj->job;
+}
+
+int ch_persist_queue(struct ch_run *r, struct ch_store_job *job)
+{
+    struct ch_agent *a = r->agent;
+    struct append_job *aj = (struct append_job *)job;
+    int rc = CH_ENOMEM;
+
+    if (job && (rc = ch_store_write(a->store, job)) == 0) {
         a->jobs++;
-        aj = NULL;
+        return 0;
     }
-out:
-    if (rc)
-        ch_log_error("agent: run %s: cannot queue a %s message: %s", r->run_id, role, ch_strerror(rc));
-    if (aj) {
-        ch_message_rec_release(&aj->rec);
-        ch_free(aj);
-    }
-    ch_free(text); /* jansson allocates with ch_malloc */
+    ch_log_error("agent: run %s: cannot queue a message: %s", r->run_id, ch_strerror(rc));
+    if (aj)
+        append_free(a, aj, true);
+    else
+        ch_tcache_drop(&a->tcache, r->tentry);
     return rc;
+}
+
+int ch_persist_append(struct ch_run *r, const char *role, json_t *content, const char *model,
+                      const struct ch_llm_usage *u, int64_t latency_ms, size_t *json_bytes)
+{
+    struct ch_store_job *job = ch_persist_prepare(r, role, content, model, u, latency_ms, json_bytes);
+    int rc = ch_persist_queue(r, job);
+
+    if (rc && json_bytes)
+        *json_bytes = 0;
+    return rc;
+}
+
+void ch_persist_discard(struct ch_run *r, struct ch_store_job *job)
+{
+    if (job)
+        append_free(r->agent, (struct append_job *)job, true);
+}
+
+int ch_persist_run_in(struct ch_db *db, struct ch_store_job *job)
+{
+    return append_run(db, job);
+}
+
+void ch_persist_done_in(struct ch_run *r, struct ch_store_job *job, int rc)
+{
+    r->agent->jobs++; /* append_done counts it out */
+    append_done(job, rc);
 }
 
 struct compact_job {
@@ -141,6 +209,8 @@ int ch_persist_compaction(struct ch_run *r, int64_t first_kept_seq, const char *
         cj->job.done = compact_done;
         rc = ch_store_write(r->agent->store, &cj->job);
     }
+    /* The stored transcript changes shape: the next run reloads it. */
+    ch_tcache_drop(&r->agent->tcache, r->tentry);
     if (rc) {
         ch_free(cj->key);
         ch_free(cj->sid);

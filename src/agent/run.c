@@ -60,11 +60,31 @@ static void timer_closed(uv_handle_t *h)
 
 /* ---- STARTING + LOADING: one writer job ---- */
 
+/*
+ * The job marks the run running, ensures the session, and appends the
+ * user message.  The transcript comes from the cache when the run brought
+ * the ends of its cached copy (check) and the store still has exactly
+ * those ends for the same session id; otherwise it is loaded (the newest
+ * CH_TRANSCRIPT_MAX_ROWS rows) and the cache refilled.
+ */
 struct start_job {
     struct ch_store_job job;
     struct ch_run *run;
     struct ch_session_rec session;
-    struct ch_message_list rows;
+    struct ch_message_list rows; /* loaded on a miss */
+    char *user_text;             /* owned: the user message's content JSON */
+    bool check, hit, user_stored;
+    char *expect_sid;                /* owned: the cached copy's session id */
+    struct ch_message_bounds expect; /* the cached copy's ends */
+    struct ch_message_bounds bounds; /* the store's ends before the user message */
+    int64_t user_seq, user_id;
+    /* admission folded in (ch_run_admit) */
+    bool admit;
+    char *request;  /* owned: the run's request JSON */
+    char *existing; /* owned: the run that holds the idempotency key */
+    ch_agent_accepted_cb cb;
+    void *cb_data;
+    struct ch_error err;
 };
 
 static int start_run(struct ch_db *db, struct ch_store_job *job)
@@ -72,59 +92,91 @@ static int start_run(struct ch_db *db, struct ch_store_job *job)
     struct start_job *sj = (struct start_job *)job;
     struct ch_run *r = sj->run;
     struct ch_message_rec m = {0};
-    bool have_user = false;
-    json_t *content;
-    char *text;
     int rc;
 
-    rc = ch_runs_start(db, r->run_id, r->started_ms);
+    /* Admitted here: inserted as running.  Else queued earlier: start it. */
+    rc = sj->admit ? ch_run_insert(db, r, sj->request, true, &sj->existing, &sj->err)
+                   : ch_runs_start(db, r->run_id, r->started_ms);
     if (rc)
         return rc;
     rc = ch_sessions_ensure(db, r->session_key, NULL, r->started_ms, &sj->session, NULL);
     if (rc)
         return rc;
-    rc = ch_messages_load_last(db, sj->session.session_id, 400, 16 << 20, &sj->rows);
+    rc = ch_messages_bounds(db, sj->session.session_id, &sj->bounds);
     if (rc)
         return rc;
-    /* A replayed run already stored its user message the first time. */
-    for (size_t i = 0; i < sj->rows.count; i++)
-        if (sj->rows.items[i].run_id && !strcmp(sj->rows.items[i].run_id, r->run_id) &&
-            !strcmp(sj->rows.items[i].role, "user"))
-            have_user = true;
-    if (have_user)
-        return 0;
-    content = json_pack("[{s:s, s:s}]", "type", "text", "text", r->message);
-    text = content ? json_dumps(content, JSON_COMPACT) : NULL;
-    json_decref(content);
-    if (!text)
-        return CH_ENOMEM;
+    sj->hit = sj->check && !strcmp(sj->expect_sid, sj->session.session_id) &&
+              ch_message_bounds_equal(&sj->expect, &sj->bounds);
+    if (!sj->hit) {
+        rc = ch_messages_load_last(db, sj->session.session_id, CH_TRANSCRIPT_MAX_ROWS, CH_TRANSCRIPT_MAX_BYTES,
+                                   &sj->rows);
+        if (rc)
+            return rc;
+        /* A replayed run already stored its user message the first time. */
+        for (size_t i = 0; i < sj->rows.count; i++)
+            if (sj->rows.items[i].run_id && !strcmp(sj->rows.items[i].run_id, r->run_id) &&
+                !strcmp(sj->rows.items[i].role, "user"))
+                return 0;
+    }
     m.session_key = r->session_key;
     m.session_id = sj->session.session_id;
     snprintf(m.role, sizeof(m.role), "user");
-    m.content = text;
+    m.content = sj->user_text;
     m.created_ms = r->started_ms;
     m.run_id = r->run_id;
-    rc = ch_messages_append(db, &m, &m.seq);
-    if (rc == 0) {
-        /* Add it to the rows we return, so the context includes it. */
-        struct ch_message_rec *items = ch_realloc(sj->rows.items, (sj->rows.count + 1) * sizeof(*items));
-        if (!items) {
-            rc = CH_ENOMEM;
-        } else {
-            sj->rows.items = items;
-            memset(&items[sj->rows.count], 0, sizeof(*items));
-            items[sj->rows.count].session_key = ch_strdup(r->session_key);
-            items[sj->rows.count].session_id = ch_strdup(sj->session.session_id);
-            items[sj->rows.count].seq = m.seq;
-            snprintf(items[sj->rows.count].role, sizeof(items->role), "user");
-            items[sj->rows.count].content = text;
-            text = NULL;
-            items[sj->rows.count].run_id = ch_strdup(r->run_id);
-            sj->rows.count++;
+    rc = ch_messages_append_ids(db, &m, &sj->user_seq, &sj->user_id);
+    sj->user_stored = rc == 0;
+    return rc;
+}
+
+/* The run's transcript entry after the job: the cached one on a hit, a
+ * fresh one from the loaded rows on a miss (cached for the next run). */
+static int start_transcript(struct ch_run *r, struct start_job *sj)
+{
+    struct ch_agent *a = r->agent;
+    struct ch_tc_entry *e = r->tentry;
+    json_t *content;
+    int rc;
+
+    if (sj->hit) {
+        a->tcache.hits++;
+    } else {
+        a->tcache.misses++;
+        if (e)
+            ch_tcache_drop(&a->tcache, e);
+        ch_tc_entry_unref(e);
+        r->tentry = e = ch_tc_entry_new(r->session_key, r->session_id);
+        if (!e)
+            return CH_ENOMEM;
+        rc = ch_tc_entry_fill(e, &sj->rows, &sj->bounds);
+        if (rc)
+            return rc;
+        ch_tcache_put(&a->tcache, e);
+    }
+    if (sj->user_stored) {
+        json_error_t jerr;
+        content = json_loads(sj->user_text, 0, &jerr);
+        rc = content ? ch_tc_entry_append(e, sj->user_seq, sj->user_id, "user", content, strlen(sj->user_text), 0)
+                     : CH_ENOMEM;
+        json_decref(content);
+        if (rc) {
+            ch_tcache_drop(&a->tcache, e);
+            return rc;
         }
     }
-    ch_free(text);
-    return rc;
+    r->history = ch_context_from_rows(e->rows, e->count, &r->hist_seqs, &r->hist_seq_count, &r->hist_bytes);
+    return r->history ? 0 : CH_ENOMEM;
+}
+
+static void start_job_free(struct start_job *sj)
+{
+    ch_session_rec_release(&sj->session);
+    ch_message_list_release(&sj->rows);
+    ch_free(sj->user_text);
+    ch_free(sj->expect_sid);
+    ch_free(sj->request);
+    ch_free(sj->existing);
+    ch_free(sj);
 }
 
 static void start_done(struct ch_store_job *job, int rc)
@@ -136,55 +188,179 @@ static void start_done(struct ch_store_job *job, int rc)
     a->jobs--;
     if (r->state == RUN_STARTING) {
         if (rc) {
+            ch_tcache_drop(&a->tcache, r->tentry);
             ch_run_finish(r, "error", "unknown", rc == CH_ESTATE ? "the run was already finished" : ch_strerror(rc));
         } else {
             ch_run_set_state(r, RUN_LOADING);
             r->session_id = ch_strdup(sj->session.session_id);
             r->model_override = sj->session.model_override ? ch_strdup(sj->session.model_override) : NULL;
-            r->history = ch_context_from_transcript(&sj->rows, &r->hist_seqs, &r->hist_seq_count);
-            if (!r->session_id || !r->history)
+            if (!r->session_id || start_transcript(r, sj) != 0)
                 ch_run_finish(r, "error", "unknown", "out of memory");
             else
                 ch_run_call_llm(r);
         }
+    } else if (sj->user_stored) {
+        /* Aborted meanwhile: the transcript moved on without the cache. */
+        ch_tcache_drop(&a->tcache, r->tentry);
     }
-    ch_session_rec_release(&sj->session);
-    ch_message_list_release(&sj->rows);
-    ch_free(sj);
+    start_job_free(sj);
     ch_run_unref(r);
     ch_agent_maybe_stopped(a);
 }
 
-void ch_run_start(struct ch_run *r)
+/* The user message as stored: one text block. */
+static char *user_content(const char *message)
+{
+    struct ch_buf b;
+
+    ch_buf_init(&b, CH_STORE_MAX_CONTENT_BYTES);
+    ch_buf_append_str(&b, "[{\"type\":\"text\",\"text\":");
+    ch_buf_append_json_str(&b, message, strlen(message));
+    if (ch_buf_append_str(&b, "}]") != 0) {
+        ch_buf_release(&b);
+        return NULL;
+    }
+    return ch_buf_detach(&b, NULL);
+}
+
+/* The run's deadline and its START event. */
+static void run_arm(struct ch_run *r)
 {
     struct ch_agent *a = r->agent;
     struct ch_agent_event ev = {.type = CH_AGENT_EV_START};
-    struct start_job *sj;
 
-    ch_run_set_state(r, RUN_STARTING);
-    r->started_ms = ch_now_ms();
     uv_timer_init(a->loop, &r->timer);
     r->timer.data = r;
     ch_run_ref(r); /* held by the timer until its close callback */
     r->timer_on = true;
     uv_timer_start(&r->timer, on_timeout, (uint64_t)r->timeout_s * 1000, 0);
     emit(r, &ev);
-    sj = ch_calloc(1, sizeof(*sj));
-    if (!sj) {
-        ch_run_finish(r, "error", "unknown", "out of memory");
-        return;
+}
+
+/* A start job for r, expecting its session's cached transcript if any. */
+static struct start_job *start_job_new(struct ch_run *r)
+{
+    struct ch_agent *a = r->agent;
+    struct start_job *sj = ch_calloc(1, sizeof(*sj));
+    struct ch_tc_entry *e;
+
+    if (!sj || !(sj->user_text = user_content(r->message))) {
+        ch_free(sj);
+        return NULL;
+    }
+    /* A replayed run may have stored its user message already: load. */
+    e = r->resumed ? NULL : ch_tcache_get(&a->tcache, r->session_key);
+    if (e && (sj->expect_sid = ch_strdup(e->session_id)) != NULL) {
+        ch_tc_entry_ref(e);
+        r->tentry = e;
+        sj->check = true;
+        sj->expect = e->bounds;
     }
     sj->run = r;
     sj->job.run = start_run;
     sj->job.done = start_done;
+    return sj;
+}
+
+void ch_run_start(struct ch_run *r)
+{
+    struct ch_agent *a = r->agent;
+    struct start_job *sj;
+
+    ch_run_set_state(r, RUN_STARTING);
+    r->started_ms = ch_now_ms();
+    run_arm(r);
+    sj = start_job_new(r);
+    if (!sj) {
+        ch_run_finish(r, "error", "unknown", "out of memory");
+        return;
+    }
     ch_run_ref(r);
     if (ch_store_write(a->store, &sj->job) != 0) {
-        ch_free(sj);
+        start_job_free(sj);
         ch_run_unref(r);
         ch_run_finish(r, "error", "unknown", "the store's write queue is full");
         return;
     }
     a->jobs++;
+}
+
+/* ---- admission and start in one job (sched.c's fast path) ---- */
+
+static void admit_done(struct ch_store_job *job, int rc)
+{
+    struct start_job *sj = (struct start_job *)job;
+    struct ch_run *r = sj->run;
+    struct ch_agent *a = r->agent;
+
+    a->jobs--;
+    if (rc) {
+        /* Nothing was stored: refuse (or point at the first run of the
+         * idempotency key), give back the slot and the lane. */
+        if (rc == CH_EEXIST && sj->existing)
+            sj->cb(0, sj->existing, true, NULL, sj->cb_data);
+        else
+            sj->cb(rc, r->run_id, false, sj->err.msg[0] ? sj->err.msg : ch_strerror(rc), sj->cb_data);
+        ch_tcache_drop(&a->tcache, r->tentry);
+        r->state = RUN_DONE;
+        ch_sched_run_done(a, r); /* frees the slot, the lane if idle, pumps */
+        start_job_free(sj);
+        ch_run_unref(r);
+        return;
+    }
+    a->stats.runs_total++;
+    sj->cb(0, r->run_id, false, NULL, sj->cb_data);
+    if (ch_map_set(&a->live, r->run_id, strlen(r->run_id), r, NULL) != 0)
+        ch_log_error("agent: run %s: out of memory tracking it; it cannot be aborted by id", r->run_id);
+    if (a->stopping) {
+        /* Stays `running` in the store and is replayed at the next start;
+         * like a run accepted while stopping, it emits nothing. */
+        r->stopping = true;
+        ch_tcache_drop(&a->tcache, r->tentry);
+        ch_run_finish(r, "aborted", NULL, "gateway stopping");
+        start_job_free(sj);
+        ch_agent_maybe_stopped(a);
+        return;
+    }
+    run_arm(r);
+    if (r->abort_requested) {
+        ch_tcache_drop(&a->tcache, r->tentry);
+        ch_run_finish(r, "aborted", NULL, "aborted");
+        start_job_free(sj);
+        ch_agent_maybe_stopped(a);
+        return;
+    }
+    /* From here on exactly like a run whose start job just finished. */
+    a->jobs++;
+    ch_run_ref(r);
+    start_done(job, 0);
+}
+
+int ch_run_admit(struct ch_run *r, char *request, ch_agent_accepted_cb cb, void *data)
+{
+    struct ch_agent *a = r->agent;
+    struct start_job *sj;
+
+    ch_run_set_state(r, RUN_STARTING);
+    r->started_ms = ch_now_ms();
+    sj = start_job_new(r);
+    if (!sj) {
+        ch_free(request);
+        return CH_ENOMEM;
+    }
+    sj->admit = true;
+    sj->request = request;
+    sj->cb = cb;
+    sj->cb_data = data;
+    sj->job.done = admit_done;
+    if (ch_store_write(a->store, &sj->job) != 0) {
+        ch_tc_entry_unref(r->tentry);
+        r->tentry = NULL;
+        start_job_free(sj);
+        return CH_EBUSY;
+    }
+    a->jobs++;
+    return 0;
 }
 
 /* ---- FINISHING ---- */
@@ -194,6 +370,8 @@ struct finish_job {
     struct ch_run *run;
     char *result; /* owned JSON text */
     bool started;
+    struct ch_store_job *reply; /* owned or NULL: the last reply's append (persist.c) */
+    int reply_rc;
 };
 
 static int finish_run(struct ch_db *db, struct ch_store_job *job)
@@ -206,6 +384,10 @@ static int finish_run(struct ch_db *db, struct ch_store_job *job)
     int64_t now = ch_now_ms();
     int rc;
 
+    /* The reply first, as its own append would have been: a failure to
+     * store it is reported, not a reason to lose the outcome. */
+    if (fj->reply)
+        fj->reply_rc = ch_persist_run_in(db, fj->reply);
     ch_run_status_parse(r->status, &o.status);
     o.result = fj->result;
     o.error = r->error;
@@ -267,6 +449,9 @@ static void finish_done(struct ch_store_job *job, int rc)
     struct ch_agent *a = r->agent;
 
     a->jobs--;
+    /* Before the next run of the session can start: it updates the cache. */
+    if (fj->reply)
+        ch_persist_done_in(r, fj->reply, rc ? rc : fj->reply_rc);
     if (rc)
         ch_log_error("run %s: saving its outcome failed: %s", r->run_id, ch_strerror(rc));
     ch_run_set_state(r, RUN_DONE);
@@ -311,7 +496,11 @@ void ch_run_finish(struct ch_run *r, const char *status, const char *error_class
         ch_log_info("run %s: %s%s%s", r->run_id, status, error ? ": " : "", error ? error : "");
     if (r->stopping) {
         /* The gateway is stopping: leave the run `running` in the store,
-         * to be replayed at the next start, and emit nothing. */
+         * to be replayed at the next start, and emit nothing (a reply
+         * already received is stored, as it always was). */
+        if (r->reply_job)
+            ch_persist_queue(r, r->reply_job);
+        r->reply_job = NULL;
         ch_run_set_state(r, RUN_DONE);
         ch_sched_run_done(a, r);
         ch_run_unref(r);
@@ -324,11 +513,15 @@ void ch_run_finish(struct ch_run *r, const char *status, const char *error_class
         fj->result = result_json(r);
         fj->job.run = finish_run;
         fj->job.done = finish_done;
+        fj->reply = r->reply_job;
+        r->reply_job = NULL;
     }
     if (!fj || ch_store_write(a->store, &fj->job) != 0) {
         ch_log_error("run %s: cannot queue its outcome; it will be replayed at the next start", r->run_id);
-        if (fj)
+        if (fj) {
+            r->reply_job = fj->reply; /* freed with the run */
             ch_free(fj->result);
+        }
         ch_free(fj);
         ch_run_set_state(r, RUN_DONE);
         finish_emit(r);

@@ -107,7 +107,7 @@ static void on_llm_done(struct ch_llm_call *call, const struct ch_llm_result *re
         /* Keep what streamed before the failure in the transcript. */
         if (res->message_json && r->round_text.len)
             ch_persist_append(r, "assistant", json_deep_copy(json_object_get(res->message_json, "content")), r->model,
-                              &res->usage, (int64_t)res->latency_ms);
+                              &res->usage, (int64_t)res->latency_ms, NULL);
         ch_run_finish(r, status, res->rc == CH_ECANCELED && !r->timed_out ? NULL : cls,
                       res->message[0] ? res->message : ch_strerror(res->rc));
         ch_llm_call_free(call);
@@ -115,13 +115,26 @@ static void on_llm_done(struct ch_llm_call *call, const struct ch_llm_result *re
         return;
     }
     reply = res->message_json;
-    if (reply) {
-        ch_persist_append(r, "assistant", json_deep_copy(json_object_get(reply, "content")), r->model, &res->usage,
-                          (int64_t)res->latency_ms);
-        json_array_append_new(
-            r->history, json_pack("{s:s, s:O}", "role", "assistant", "content", json_object_get(reply, "content")));
-    }
     uses = reply ? tool_uses(reply) : NULL;
+    if (reply) {
+        bool more = uses && r->rounds < r->agent->max_tool_rounds;
+        size_t bytes;
+        struct ch_store_job *job = ch_persist_prepare(r, "assistant", json_deep_copy(json_object_get(reply, "content")),
+                                                      r->model, &res->usage, (int64_t)res->latency_ms, &bytes);
+        if (more) {
+            if (ch_persist_queue(r, job) != 0)
+                bytes = 0;
+            ch_run_history_append(
+                r, json_pack("{s:s, s:O}", "role", "assistant", "content", json_object_get(reply, "content")),
+                "assistant", bytes);
+        } else if (job) {
+            /* The run finishes now: the reply is stored by the finish job. */
+            r->reply_job = job;
+        } else {
+            ch_log_error("run %s: cannot save the reply: out of memory", r->run_id);
+            ch_tcache_drop(&r->agent->tcache, r->tentry);
+        }
+    }
     ch_llm_call_free(call);
     if (uses && r->rounds >= r->agent->max_tool_rounds) {
         char msg[200];
@@ -271,6 +284,7 @@ static void on_summary_done(struct ch_llm_call *call, const struct ch_llm_result
             json_array_append(kept, json_array_get(r->history, i));
         json_decref(r->history);
         r->history = kept;
+        r->hist_bytes = ch_context_json_size(kept);
         /* Persist only when the cut falls inside what was loaded (it
          * always does unless this run already grew the history past it). */
         if ((size_t)cc->cut < r->hist_seq_count)
@@ -286,6 +300,33 @@ out:
     ch_llm_call_free(call);
     ch_free(cc);
     ch_run_unref(r);
+}
+
+/* Append msg (stolen) to the history; content_bytes: its content's
+ * compact size when known, else 0 and the history is measured again. */
+void ch_run_history_append(struct ch_run *r, json_t *msg, const char *role, size_t content_bytes)
+{
+    size_t n = json_array_size(r->history);
+
+    if (!msg || json_array_append_new(r->history, msg) || !content_bytes) {
+        r->hist_bytes = ch_context_json_size(r->history);
+        return;
+    }
+    r->hist_bytes += ch_context_message_bytes(role, content_bytes) + (n ? 1 : 0);
+}
+
+/* Compact size of the tool list; measured once per list (the registry
+ * builds a new array whenever it changes, and the memo holds a ref). */
+static size_t tools_bytes(struct ch_agent *a, json_t *tools)
+{
+    if (!tools)
+        return 0;
+    if (tools != a->tools_memo) {
+        json_decref(a->tools_memo);
+        a->tools_memo = json_incref(tools);
+        a->tools_memo_bytes = ch_context_json_size(tools);
+    }
+    return a->tools_memo_bytes;
 }
 
 void ch_run_call_llm(struct ch_run *r)
@@ -311,7 +352,7 @@ void ch_run_call_llm(struct ch_run *r)
     r->context_window = context_window(r);
     reply = r->max_tokens > 0 ? r->max_tokens : CH_MAX(a->reserve_tokens, (int64_t)CH_LLM_DEF_MAX_TOKENS);
     budget = r->context_window - reply;
-    est = ch_context_estimate_tokens(system, r->history, tools);
+    est = ch_context_estimate_bytes(strlen(system), r->hist_bytes, tools_bytes(a, tools));
     r->context_tokens = est;
     if (!r->rounds_compacted && budget > 0 && (double)est > a->compaction_ratio * (double)budget &&
         (cut = ch_context_compaction_split(a, r->history, budget)) > 0) {

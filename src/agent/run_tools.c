@@ -80,9 +80,10 @@ static bool looping(struct ch_run *r, const char *name, const json_t *input)
 static void tools_finished(struct ch_run *r)
 {
     json_t *turn = json_pack("{s:s, s:O}", "role", "user", "content", r->tool_results);
+    size_t bytes;
 
-    ch_persist_append(r, "tool", json_incref(r->tool_results), NULL, NULL, 0);
-    json_array_append_new(r->history, turn);
+    ch_persist_append(r, "tool", json_incref(r->tool_results), NULL, NULL, 0, &bytes);
+    ch_run_history_append(r, turn, "user", bytes);
     json_decref(r->tool_results);
     r->tool_results = NULL;
     json_decref(r->pending_tools);

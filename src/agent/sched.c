@@ -10,6 +10,9 @@
 
 #include "agent/internal.h"
 
+static struct lane *lane_get(struct ch_agent *a, const char *key);
+static void lane_maybe_free(struct ch_agent *a, struct lane *l);
+
 static char *dup_opt(const char *s)
 {
     return s ? ch_strdup(s) : NULL;
@@ -32,6 +35,8 @@ void ch_run_free(struct ch_run *r)
     ch_free(r->model_override);
     json_decref(r->history);
     ch_free(r->hist_seqs);
+    ch_persist_discard(r, r->reply_job);
+    ch_tc_entry_unref(r->tentry);
     json_decref(r->pending_tools);
     json_decref(r->tool_results);
     ch_buf_release(&r->text);
@@ -128,10 +133,10 @@ static void put_str(struct ch_buf *b, const char *key, const char *v)
     ch_buf_append_json_str(b, v, strlen(v));
 }
 
-static char *request_json(const struct ch_run *r)
+static char *request_json(const struct ch_run *r, const char *meta_json)
 {
     struct ch_buf b;
-    char *meta = r->meta ? json_dumps(r->meta, JSON_COMPACT) : NULL;
+    char *meta = r->meta && !meta_json ? json_dumps(r->meta, JSON_COMPACT) : NULL;
 
     ch_buf_init(&b, CH_STORE_MAX_REQUEST_BYTES);
     ch_buf_append_str(&b, "{\"message\":");
@@ -143,8 +148,10 @@ static char *request_json(const struct ch_run *r)
                    (long long)r->timeout_s, r->no_tools ? "true" : "false");
     if (r->has_temperature)
         ch_buf_appendf(&b, ",\"temperature\":%.17g", r->temperature);
-    if (meta)
-        ch_buf_appendf(&b, ",\"meta\":%s", meta);
+    if (meta || (r->meta && meta_json)) {
+        ch_buf_append_str(&b, ",\"meta\":");
+        ch_buf_append_str(&b, meta ? meta : meta_json);
+    }
     ch_free(meta);
     if (ch_buf_append_char(&b, '}') != 0) {
         ch_buf_release(&b); /* over the cap or out of memory: refused */
@@ -165,10 +172,9 @@ struct submit_job {
     struct ch_error err;
 };
 
-static int submit_run(struct ch_db *db, struct ch_store_job *job)
+int ch_run_insert(struct ch_db *db, struct ch_run *r, char *request, bool running, char **existing,
+                  struct ch_error *err)
 {
-    struct submit_job *sj = (struct submit_job *)job;
-    struct ch_run *r = sj->run;
     struct ch_run_rec rec = {0};
 
     /* Only the run row: the session row is made when the run starts
@@ -176,11 +182,21 @@ static int submit_run(struct ch_db *db, struct ch_store_job *job)
     rec.run_id = r->run_id;
     rec.session_key = r->session_key;
     rec.source = r->source;
-    rec.request = sj->request;
+    rec.request = request;
     rec.created_ms = r->created_ms;
     rec.idempotency_key = r->idem;
     rec.model = r->model_ref;
-    return ch_runs_insert(db, &rec, &sj->existing, &sj->err);
+    if (running) { /* admitted and started in one job (run.c) */
+        rec.status = CH_RUN_RUNNING;
+        rec.started_ms = r->started_ms;
+    }
+    return ch_runs_insert(db, &rec, existing, err);
+}
+
+static int submit_run(struct ch_db *db, struct ch_store_job *job)
+{
+    struct submit_job *sj = (struct submit_job *)job;
+    return ch_run_insert(db, sj->run, sj->request, false, &sj->existing, &sj->err);
 }
 
 static void submit_done(struct ch_store_job *job, int rc)
@@ -191,6 +207,12 @@ static void submit_done(struct ch_store_job *job, int rc)
 
     a->submitting--;
     a->jobs--;
+    if (r->lane) {
+        /* The lane kept this session's order while the insert was out. */
+        r->lane->submitting--;
+        lane_maybe_free(a, r->lane);
+        r->lane = NULL;
+    }
     if (rc == 0 && a->stopping) {
         /* Committed as queued: the next start replays it. */
         sj->cb(0, r->run_id, false, NULL, sj->data);
@@ -256,7 +278,9 @@ void ch_agent_submit(struct ch_agent *a, const struct ch_agent_run_req *req, ch_
 {
     struct ch_error err = {0};
     struct submit_job *sj;
+    struct lane *l;
     struct ch_run *r;
+    char *request;
     char msg[160];
 
     if (a->stopping) {
@@ -274,19 +298,53 @@ void ch_agent_submit(struct ch_agent *a, const struct ch_agent_run_req *req, ch_
         refuse_later(a, err.code ? err.code : CH_EINVAL, err.msg, cb, data);
         return;
     }
-    sj = ch_calloc(1, sizeof(*sj));
-    if (!sj || !(sj->request = request_json(r))) {
-        ch_free(sj);
+    l = lane_get(a, r->session_key);
+    if (!l || !(request = request_json(r, req->meta_json))) {
+        if (l)
+            lane_maybe_free(a, l);
         ch_run_free(r);
         refuse_later(a, CH_ENOMEM, "out of memory", cb, data);
         return;
     }
+    /* Fast path: an idle session and a free slot (nobody waiting for
+     * one).  The insert and the start of the run are one store job, so
+     * the run is running as soon as it is accepted. */
+    if (!l->active && !l->head && !l->submitting && !a->ready_head && a->running < a->max_concurrent) {
+        r->lane = l;
+        l->active = r;
+        a->running++;
+        int rc = ch_run_admit(r, request, cb, data);
+        if (rc == 0)
+            return;
+        l->active = NULL;
+        a->running--;
+        r->lane = NULL;
+        lane_maybe_free(a, l);
+        ch_run_free(r);
+        refuse_later(a, rc, rc == CH_EBUSY ? "the store's write queue is full; retry shortly" : "out of memory", cb,
+                     data);
+        return;
+    }
+    sj = ch_calloc(1, sizeof(*sj));
+    if (!sj) {
+        ch_free(request);
+        lane_maybe_free(a, l);
+        ch_run_free(r);
+        refuse_later(a, CH_ENOMEM, "out of memory", cb, data);
+        return;
+    }
+    sj->request = request;
+    r->lane = l;
+    l->submitting++;
     sj->run = r;
     sj->cb = cb;
     sj->data = data;
     sj->job.run = submit_run;
     sj->job.done = submit_done;
     if (ch_store_write(a->store, &sj->job) != 0) {
+        l->submitting--;
+        r->lane = NULL;
+        lane_maybe_free(a, l);
         ch_free(sj->request);
         ch_free(sj);
         ch_run_free(r);
@@ -330,7 +388,7 @@ static void lane_ready(struct ch_agent *a, struct lane *l)
 
 static void lane_maybe_free(struct ch_agent *a, struct lane *l)
 {
-    if (l->active || l->head || l->in_ready)
+    if (l->active || l->head || l->in_ready || l->submitting)
         return;
     ch_map_del(&a->lanes, l->key, strlen(l->key));
     ch_free(l->key);
@@ -464,6 +522,9 @@ size_t ch_agent_abort_session(struct ch_agent *a, const char *session_key, char 
         if (run_ids_out && n < cap)
             ids[n] = ch_strdup(r->run_id);
         n++;
+        /* A run still being admitted is not live yet: the flag makes its
+         * admission end it as aborted (run.c admit_done). */
+        r->abort_requested = true;
         ch_agent_abort(a, r->run_id);
         l = ch_map_get(&a->lanes, session_key, strlen(session_key));
     }

@@ -48,6 +48,11 @@ static const struct ch_route routes[] = {
     {CH_M_GET, "/api/v1/webhooks", ch_rest_webhooks_list, CH_SCOPE_ADMIN, 0},
     {CH_M_POST, "/api/v1/webhooks", ch_rest_webhooks_create, CH_SCOPE_ADMIN | R_JSON, 64 * 1024},
     {CH_M_DELETE, "/api/v1/webhooks/:id", ch_rest_webhooks_delete, CH_SCOPE_ADMIN, 0},
+    /* OpenClaw device pairing (rest_devices.c, issue #5). */
+    {CH_M_GET, "/api/v1/devices", ch_rest_devices_list, CH_SCOPE_ADMIN, 0},
+    {CH_M_POST, "/api/v1/devices/:id/approve", ch_rest_devices_approve, CH_SCOPE_ADMIN, 4096},
+    {CH_M_POST, "/api/v1/devices/:id/reject", ch_rest_devices_reject, CH_SCOPE_ADMIN, 4096},
+    {CH_M_DELETE, "/api/v1/devices/:id", ch_rest_devices_remove, CH_SCOPE_ADMIN, 0},
     /* Hooks (hooks*.c, issue #4 item 1).  ch_hooks_on_head matches them
      * under hooks.path (so a configured path works) with hooks.token auth;
      * reached through the router they are answered 404 (hooks disabled,

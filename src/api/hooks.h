@@ -60,6 +60,9 @@ enum ch_hook_dlv {
 
 struct ch_hooks_recover;
 
+/* Hook tokens up to this long are compared padded, others by digest. */
+#define CH_HOOK_TOKEN_PAD 256
+
 /* Failed authentications of one address (OpenClaw: 20 in 60 s). */
 struct ch_hook_fail {
     int64_t window_start_ms;
@@ -75,8 +78,12 @@ struct ch_hooks {
     bool enabled;
     char *base; /* owned: hooks.path, no trailing '/', never "/" */
     size_t base_len;
-    bool has_token;                       /* hooks.token set: only it is accepted */
-    char token_hash[65];                  /* SHA-256 hex of hooks.token (compared in constant time) */
+    bool has_token;      /* hooks.token set: only it is accepted */
+    char token_hash[65]; /* SHA-256 hex of hooks.token (compared in constant time) */
+    /* hooks.token zero-padded, when it fits: compared in constant time
+     * without hashing the presented secret on every request (wiped). */
+    unsigned char token_pad[CH_HOOK_TOKEN_PAD];
+    size_t token_len;                     /* 0: longer than the pad, compare the hashes */
     size_t max_body;                      /* hooks.maxBodyBytes */
     bool allow_request_key;               /* hooks.allowRequestSessionKey */
     char *default_key;                    /* owned or NULL: hooks.defaultSessionKey */
@@ -140,6 +147,13 @@ void ch_hook_in_release(struct ch_hook_in *in);
 /* The JSON object body of r (an empty body is {}), or a 400 answered
  * (counted) and CH_EINVAL. */
 int ch_hooks_body(struct ch_api *a, struct ch_http_req *r, json_t **out);
+/* hooks_json.c: decode data as json_loadb(data, len, 0) would, for the
+ * object bodies it can (0, *out owned); CH_AGAIN for anything else, valid
+ * or not, which the caller gives to json_loadb. */
+int ch_hooks_json_object(const char *data, size_t len, json_t **out);
+/* The stored form of an idempotency key for a UTC day: "hook:<key>@<day>",
+ * or "hook:sha256:<hex>@<day>" for a long or unprintable key (owned). */
+char *ch_hooks_idem_key(const char *key, int64_t day);
 /* POST <base>/agent: validate body into in; on failure the refusal is
  * answered and counted and CH_EINVAL returned. */
 int ch_hooks_parse_agent(struct ch_api *a, struct ch_http_req *r, const json_t *body, struct ch_hook_in *in);

@@ -20,7 +20,6 @@
 #define DAY_MS 86400000LL
 #define WAIT_GRACE_MS 30000 /* past the run's own timeout, for its queueing */
 #define MAIN_SESSION "agent:main:main"
-#define MAX_PLAIN_IDEM 160 /* longer (or unprintable) keys are stored hashed */
 
 struct hjob {
     struct ch_store_job job; /* idempotency lookup, then the wait read: never both at once */
@@ -109,6 +108,27 @@ static json_t *ok_body(struct hjob *j, const char *run_id)
     if (j->wake_mode)
         return json_pack("{s:b, s:s, s:s}", "ok", 1, "mode", j->wake_mode, "runId", run_id);
     return json_pack("{s:b, s:s}", "ok", 1, "runId", run_id);
+}
+
+/* ok_body's bytes as jansson writes them, without an object to build and
+ * encode per accepted hook; an id JSON would escape takes ok_body. */
+static void answer_ok(struct hjob *j, int status, const char *run_id, enum ch_hook_reason why)
+{
+    const char *head = j->wake_mode ? "{\"ok\":true,\"mode\":\"now\",\"runId\":\"" : "{\"ok\":true,\"runId\":\"";
+    size_t h = strlen(head), n = strspn(run_id, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_.:");
+    char text[128];
+
+    if (run_id[n] || n > 64 || (j->wake_mode && strcmp(j->wake_mode, "now")) || j->answered) {
+        answer(j, status, ok_body(j, run_id), why);
+        return;
+    }
+    j->answered = true;
+    memcpy(text, head, h);
+    memcpy(text + h, run_id, n);
+    memcpy(text + h + n, "\"}", 2);
+    ch_hooks_count(j->api, j->req, true, why, NULL);
+    ch_http_respond(j->req, status, "application/json", text, h + n + 2);
+    detach(j); /* last: it may drop the final reference */
 }
 
 static void on_client_close(struct ch_http_req *r, void *data)
@@ -243,7 +263,7 @@ static void on_accepted(int rc, const char *run_id, bool duplicate, const char *
         if (duplicate)
             replay(j, run_id);
         else if (!j->in.wait)
-            answer(j, j->wake_mode ? 200 : 202, ok_body(j, run_id), j->in.ok_reason);
+            answer_ok(j, j->wake_mode ? 200 : 202, run_id, j->in.ok_reason);
         /* else: END or the wait timer answers */
     } else if (rc == CH_EBUSY) {
         refuse(j, 503, CH_HOOK_R_QUEUE_FULL, msg ? msg : "the run queue is full; retry later");
@@ -261,11 +281,18 @@ static void submit(struct hjob *j)
 {
     struct ch_agent_run_req rr = {0};
     json_t *meta = json_pack("{s:O}", "hook", j->in.hook);
+    struct ch_buf text;
 
     if (!meta) {
         refuse(j, 500, CH_HOOK_R_INTERNAL, "out of memory");
         return;
     }
+    /* The same meta as text (jansson's bytes) for a tenth of what
+     * json_dumps costs the agent; on any failure the agent encodes it. */
+    ch_buf_init(&text, CH_STORE_MAX_REQUEST_BYTES);
+    if (ch_buf_append_str(&text, "{\"hook\":") == 0 && ch_http_json_dump(j->in.hook, &text) == 0 &&
+        ch_buf_append_char(&text, '}') == 0)
+        rr.meta_json = text.data;
     rr.session_key = j->in.session_key;
     rr.message = j->in.message;
     rr.run_id = j->run_id;
@@ -277,6 +304,7 @@ static void submit(struct hjob *j)
     j->refs++; /* until on_accepted, which never runs synchronously */
     ch_agent_submit(j->api->agent, &rr, on_accepted, j);
     json_decref(meta); /* the agent keeps its own copy */
+    ch_buf_release(&text);
 }
 
 static int lookup_run(struct ch_db *db, struct ch_store_job *job)
@@ -320,21 +348,6 @@ static void lookup_done(struct ch_store_job *job, int rc)
     hjob_unref(j);
 }
 
-/* "hook:<key>@<day>"; a long or unprintable key is stored as its digest. */
-static char *stored_key(const char *key, int64_t day)
-{
-    size_t n = strlen(key);
-    bool plain = n <= MAX_PLAIN_IDEM;
-    char hex[65];
-
-    for (size_t i = 0; plain && i < n; i++)
-        plain = (unsigned char)key[i] > 0x20 && (unsigned char)key[i] < 0x7f;
-    if (plain)
-        return ch_sprintf("hook:%s@%lld", key, (long long)day);
-    ch_sha256_hex(key, n, hex);
-    return ch_sprintf("hook:sha256:%s@%lld", hex, (long long)day);
-}
-
 void ch_hooks_dispatch(struct ch_api *a, struct ch_http_req *r, struct ch_hook_in *in)
 {
     struct hjob *j = ch_calloc(1, sizeof(*j));
@@ -355,8 +368,8 @@ void ch_hooks_dispatch(struct ch_api *a, struct ch_http_req *r, struct ch_hook_i
     ch_http_req_on_close(r, on_client_close, j);
     if (!strcmp(j->in.source, "wake"))
         j->wake_mode = "now";
-    if (j->in.idem &&
-        (!(j->keys[0] = stored_key(j->in.idem, day)) || !(j->keys[1] = stored_key(j->in.idem, day - 1)))) {
+    if (j->in.idem && (!(j->keys[0] = ch_hooks_idem_key(j->in.idem, day)) ||
+                       !(j->keys[1] = ch_hooks_idem_key(j->in.idem, day - 1)))) {
         refuse(j, 500, CH_HOOK_R_INTERNAL, "out of memory");
         goto out;
     }

@@ -17,6 +17,7 @@
 #define MAX_TO 512
 #define MAX_THINKING 32
 #define MAX_IDEM 1024
+#define MAX_PLAIN_IDEM 160 /* longer (or unprintable) keys are stored hashed */
 #define MAX_URL 2048
 #define MAX_CB_HEADERS 32
 #define MAX_CB_HEADER_VALUE 8192
@@ -47,6 +48,10 @@ int ch_hooks_body(struct ch_api *a, struct ch_http_req *r, json_t **out)
         *out = json_object();
         return *out ? 0 : CH_ENOMEM;
     }
+    /* The fast path decodes the common flat body; whatever it does not
+     * take (or takes to be wrong) jansson decodes or words the error. */
+    if (ch_hooks_json_object(r->body.data, r->body.len, out) == 0)
+        return 0;
     v = json_loadb(r->body.data, r->body.len, 0, &jerr);
     if (!v) {
         ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID_JSON, "invalid JSON: %s (line %d, column %d)", jerr.text,
@@ -397,6 +402,21 @@ static int parse_idem(struct ch_api *a, struct ch_http_req *r, const json_t *bod
     }
     in->idem = ch_str_dup(s);
     return in->idem ? 0 : CH_ENOMEM;
+}
+
+/* "hook:<key>@<day>"; a long or unprintable key is stored as its digest. */
+char *ch_hooks_idem_key(const char *key, int64_t day)
+{
+    size_t n = strlen(key);
+    bool plain = n <= MAX_PLAIN_IDEM;
+    char hex[65];
+
+    for (size_t i = 0; plain && i < n; i++)
+        plain = (unsigned char)key[i] > 0x20 && (unsigned char)key[i] < 0x7f;
+    if (plain)
+        return ch_sprintf("hook:%s@%lld", key, (long long)day);
+    ch_sha256_hex(key, n, hex);
+    return ch_sprintf("hook:sha256:%s@%lld", hex, (long long)day);
 }
 
 int ch_hooks_parse_agent(struct ch_api *a, struct ch_http_req *r, const json_t *body, struct ch_hook_in *in)

@@ -212,6 +212,12 @@ void ch_webhooks_emit(struct ch_api *a, const char *event, json_t *data);
  * result, in flight), appended by ch_metrics_handler. */
 void ch_outbox_metrics(struct ch_api *a, struct ch_buf *b);
 
+/* ---- rest_devices.c: /api/v1/devices, OpenClaw device pairing (admin; issue #5) ---- */
+void ch_rest_devices_list(struct ch_http_req *r, void *data);
+void ch_rest_devices_approve(struct ch_http_req *r, void *data);
+void ch_rest_devices_reject(struct ch_http_req *r, void *data);
+void ch_rest_devices_remove(struct ch_http_req *r, void *data);
+
 /* ---- rest_deliveries.c: /api/v1/deliveries and /api/v1/webhooks (admin) ---- */
 void ch_rest_deliveries_list(struct ch_http_req *r, void *data);
 void ch_rest_deliveries_get(struct ch_http_req *r, void *data);

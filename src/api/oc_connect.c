@@ -2,7 +2,7 @@
  * oc_connect.c: the OpenClaw handshake (spec 1.3-1.5): connect.challenge,
  * the first frame's checks with OpenClaw's exact texts, protocol
  * negotiation, authentication, the device proof (Ed25519 via OpenSSL),
- * and hello-ok for the negotiated version.
+ * and hello-ok for the negotiated version (rendered by oc_hello.c).
  *
  * Error wording: a client whose maxProtocol is an integer below 4 cannot
  * speak v4, so it was written against a 2026.3.x gateway and gets that
@@ -21,20 +21,6 @@
 #include "api/oc_internal.h"
 
 #define DEVICE_SKEW_MS 120000 /* spec 1.4: |now - signedAt| <= 120 s */
-
-void ch_oc_send_challenge(struct oc_conn *c)
-{
-    json_t *p;
-
-    ch_uuid4(c->nonce);
-    p = json_pack("{s:s, s:I}", "nonce", c->nonce, "ts", (json_int_t)ch_now_ms());
-    /* v4 adds the server's capabilities; v3 clients ignore the key, and
-     * the version is not known yet (the challenge precedes connect). */
-    if (p)
-        json_object_set_new(p, "capabilities", json_pack("[s]", "model-catalog-snapshot"));
-    ch_oc_send_json(c, json_pack("{s:s, s:s, s:o}", "type", "event", "event", "connect.challenge", "payload",
-                                 p ? p : json_object()));
-}
 
 int ch_oc_negotiate(int64_t min_protocol, int64_t max_protocol)
 {
@@ -55,6 +41,23 @@ unsigned ch_oc_scope_bit(const char *name)
         if (!strcmp(scope_names[i], name))
             return 1u << i;
     return 0;
+}
+
+int ch_oc_scopes_append(struct ch_buf *b, unsigned bits)
+{
+    int rc = ch_buf_append_char(b, '[');
+    bool first = true;
+
+    for (size_t i = 0; rc == 0 && i < CH_ARRAY_SIZE(scope_names); i++) {
+        if (!(bits & (1u << i)))
+            continue;
+        rc = first ? 0 : ch_buf_append_char(b, ',');
+        rc = rc ? rc : ch_buf_append_char(b, '"');
+        rc = rc ? rc : ch_buf_append_str(b, scope_names[i]);
+        rc = rc ? rc : ch_buf_append_char(b, '"');
+        first = false;
+    }
+    return rc ? rc : ch_buf_append_char(b, ']');
 }
 
 json_t *ch_oc_scopes_json(unsigned bits)
@@ -243,12 +246,6 @@ static json_t *code_details(const char *code, const char *reason)
 
 /* ---- authentication ---- */
 
-static char *dup_str(const json_t *o, const char *k)
-{
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? ch_strdup(s) : NULL;
-}
-
 /*
  * The credential: the shared token or password (auth.token or
  * auth.password, either field) or a chela API token.  Returns the
@@ -267,6 +264,7 @@ static int authenticate(struct oc_conn *c, const char *id, const json_t *params)
     struct ch_auth_entry *e = NULL;
     int64_t now = ch_now_ms(), wait;
     char msg[200];
+    int rc;
     json_t *d;
 
     wait = ch_auth_fail_check(a, c->addr, now);
@@ -289,6 +287,8 @@ static int authenticate(struct oc_conn *c, const char *id, const json_t *params)
         c->auth_name = ch_strdup(e->name);
         return (int)ch_oc_scopes_allowed(e->scopes);
     }
+    if (any && (rc = ch_oc_pairing_token_auth(c, id, params, now)) != -1)
+        return rc < 0 ? -1 : rc; /* a paired device's token (issue #5) */
     if (!strcmp(mode, "none") && !any) {
         /* Loopback-only by the boot checks: the requested scopes stand. */
         c->auth_name = ch_strdup("none");
@@ -311,53 +311,37 @@ static int authenticate(struct oc_conn *c, const char *id, const json_t *params)
     return -1;
 }
 
-/* ---- hello-ok ---- */
-
-static json_t *hello_ok(struct oc_conn *c)
-{
-    struct ch_oc *oc = c->oc;
-    struct ch_api *a = oc->api;
-    const char *mode = ch_config_str(a->cfg, "gateway.auth.mode", "token");
-    json_t *snap, *auth, *h;
-
-    snap = json_pack("{s:o, s:o, s:{s:I, s:I}, s:I, s:s, s:{s:s, s:s, s:s, s:s}, s:s}", "presence",
-                     ch_oc_presence_json(oc), "health", ch_oc_health_json(oc), "stateVersion", "presence",
-                     (json_int_t)oc->presence_version, "health", (json_int_t)oc->health_version, "uptimeMs",
-                     (json_int_t)(ch_now_ms() - oc->started_ms), "stateDir", a->state_dir ? a->state_dir : "",
-                     "sessionDefaults", "defaultAgentId", "main", "mainKey", "main", "mainSessionKey",
-                     "agent:main:main", "scope", "per-sender", "authMode",
-                     !strcmp(mode, "none") || !strcmp(mode, "password") ? mode : "token");
-    if (snap && a->cfg && a->cfg->path)
-        json_object_set_new(snap, "configPath", json_string(a->cfg->path));
-    auth = json_pack("{s:s, s:o}", "role", c->role ? c->role : "operator", "scopes", ch_oc_scopes_json(c->scopes));
-    h = json_pack("{s:s, s:i, s:{s:s, s:s}, s:{s:o, s:o}, s:o, s:o, s:{s:I, s:I, s:I}}", "type", "hello-ok", "protocol",
-                  (int)c->protocol, "server", "version", CH_VERSION, "connId", c->conn_id, "features", "methods",
-                  ch_oc_methods_json(), "events", ch_oc_events_json(), "snapshot", snap ? snap : json_object(), "auth",
-                  auth ? auth : json_object(), "policy", "maxPayload", (json_int_t)oc->max_payload, "maxBufferedBytes",
-                  (json_int_t)oc->max_buffered, "tickIntervalMs", (json_int_t)oc->tick_interval_ms);
-    if (h && c->protocol >= 4) {
-        json_object_set_new(json_object_get(h, "server"), "bootId", json_string(oc->boot_id));
-        json_object_set_new(json_object_get(h, "features"), "capabilities", json_array());
-    }
-    return h;
-}
-
-/* Remember who this is (presence, logs). */
+/* Remember who this is (presence, logs): the strings in one block, so an
+ * idle connection pays one allocation for them, not seven. */
 static void remember(struct oc_conn *c, const json_t *params, unsigned scopes, const char *role)
 {
     const json_t *client = json_object_get(params, "client");
     const json_t *caps = json_object_get(params, "caps");
-    size_t i;
+    char **dst[] = {&c->client_id,   &c->client_mode,  &c->client_version, &c->platform,
+                    &c->instance_id, &c->display_name, &c->device_id};
+    const char *src[] = {
+        json_string_value(json_object_get(client, "id")),
+        json_string_value(json_object_get(client, "mode")),
+        json_string_value(json_object_get(client, "version")),
+        json_string_value(json_object_get(client, "platform")),
+        json_string_value(json_object_get(client, "instanceId")),
+        json_string_value(json_object_get(client, "displayName")),
+        json_string_value(json_object_get(json_object_get(params, "device"), "id")),
+    };
+    size_t i, total = 0, off = 0;
     json_t *v;
 
-    c->client_id = dup_str(client, "id");
-    c->client_mode = dup_str(client, "mode");
-    c->client_version = dup_str(client, "version");
-    c->platform = dup_str(client, "platform");
-    c->instance_id = dup_str(client, "instanceId");
-    c->display_name = dup_str(client, "displayName");
-    c->device_id = dup_str(json_object_get(params, "device"), "id");
-    c->role = ch_strdup(role);
+    for (i = 0; i < CH_ARRAY_SIZE(src); i++)
+        total += src[i] ? strlen(src[i]) + 1 : 0;
+    c->strs = total ? ch_malloc(total) : NULL;
+    for (i = 0; c->strs && i < CH_ARRAY_SIZE(src); i++) {
+        if (!src[i])
+            continue;
+        *dst[i] = memcpy(c->strs + off, src[i], strlen(src[i]) + 1);
+        off += strlen(src[i]) + 1;
+    }
+    /* role was checked against these three by the caller. */
+    c->role = !strcmp(role, "node") ? "node" : !strcmp(role, "worker") ? "worker" : "operator";
     c->scopes = (uint8_t)scopes;
     json_array_foreach(caps, i, v) if (json_is_string(v) && !strcmp(json_string_value(v), "tool-events"))
         c->tool_events = true;
@@ -372,6 +356,7 @@ void ch_oc_connect_frame(struct oc_conn *c, json_t *frame)
     const char *role = "operator", *token;
     const json_t *requested, *device, *v;
     json_t *none = NULL;
+    struct oc_pair_grant grant = {0};
     struct ch_buf errs;
     unsigned allowed, granted = 0;
     int64_t minp, maxv;
@@ -453,8 +438,10 @@ void ch_oc_connect_frame(struct oc_conn *c, json_t *frame)
             fail(c, id, 1008, msg, code_details(code, reason));
             return;
         }
-        /* TODO(#5): devices are approved silently; pairing is not implemented, and
-         * the shared secret already authenticated the operator. */
+        /* Pairing (spec 1.4): unpaired or upgrading devices wait for approval
+         * unless local; a paired one gets its device token in hello-ok. */
+        if (ch_oc_pairing_connect(c, id, params, role, &grant) != 0)
+            return;
     }
     /* The connection gets the requested scopes its credential allows
      * (spec 1.4: shared-secret operators keep what they ask for). */
@@ -463,7 +450,10 @@ void ch_oc_connect_frame(struct oc_conn *c, json_t *frame)
         granted = 0;
     c->protocol = (uint8_t)proto;
     remember(c, params, granted, role);
-    ch_oc_res_ok(c, id, hello_ok(c));
+    rc = ch_oc_send_hello_ok(c, id, &grant);
+    ch_oc_pair_grant_release(&grant);
+    if (rc != 0 && ch_oc_conn_is_open(c))
+        ch_oc_conn_close(c, 1011, "internal error"); /* no memory for hello-ok */
     if (!ch_oc_conn_is_open(c))
         return;
     ch_oc_conn_set_authed(c);

@@ -18,7 +18,6 @@
 #include "api/oc_internal.h"
 
 #define CHAT_THROTTLE_MS 150       /* spec 2.3: v3 deltas at most every 150 ms */
-#define PRESENCE_MAX 16            /* entries in a presence list (newest first) */
 #define HEALTH_EVENT_MS 60000      /* spec 1.1: health refresh every 60 s */
 #define MAX_FRAME_TEXT (64u << 20) /* one serialised event */
 
@@ -120,7 +119,7 @@ json_t *ch_oc_presence_json(struct ch_oc *oc)
 
     /* Newest first, capped: a big fleet of idle clients must not make
      * every presence event megabytes long. */
-    for (struct oc_conn *c = oc->authed.prev; a && c != &oc->authed && n < PRESENCE_MAX; c = c->prev) {
+    for (struct oc_conn *c = oc->authed.prev; a && c != &oc->authed && n < OC_PRESENCE_MAX; c = c->prev) {
         if (!c->in_presence)
             continue;
         json_array_append_new(a, presence_entry(c));

@@ -36,6 +36,8 @@ enum {
 unsigned ch_oc_scope_bit(const char *name);
 /* Bits -> new JSON array of names, in canonical order. */
 json_t *ch_oc_scopes_json(unsigned bits);
+/* The same array appended as compact JSON text. */
+int ch_oc_scopes_append(struct ch_buf *b, unsigned bits);
 /* The operator scopes a chela credential (CH_SCOPE_* bits) may hold:
  * read -> operator.read, chat/send -> operator.write, admin -> all. */
 unsigned ch_oc_scopes_allowed(unsigned ch_scopes);
@@ -119,14 +121,18 @@ struct oc_conn {
     bool loopback;
     bool listed;       /* in one of the two lists */
     bool in_presence;  /* counted in the presence snapshot */
+    bool parked;       /* its connect waits for the pairing registry */
     uint64_t seq;      /* v4: events sent to this connection */
     int64_t opened_ms; /* wall clock at open */
     char nonce[37];    /* the connect.challenge nonce */
     char conn_id[37];
     char addr[48]; /* peer address */
+    /* Borrowed: point into strs (one allocation per connection, set once
+     * by the handshake's remember()); NULL when absent.  Never free one. */
     char *client_id, *client_mode, *client_version, *platform, *instance_id, *device_id, *display_name;
-    char *auth_name; /* credential name, for logs */
-    char *role;      /* "operator", "node", "worker" */
+    char *strs;       /* owned: the block the strings above live in */
+    char *auth_name;  /* owned: credential name, for logs */
+    const char *role; /* static: "operator", "node", "worker" */
 };
 
 /* One live OpenClaw gateway per api (struct ch_api.oc). */
@@ -157,6 +163,7 @@ struct ch_oc {
     int64_t health_ms;                         /* when health_sessions was read */
     char boot_id[37];
     int64_t started_ms;
+    struct oc_pairing *pairing; /* owned: paired devices and requests (oc_pairing.c) */
 };
 
 /* Lifecycle (oc_ws.c).  ch_oc_new/free/shutdown are declared in internal.h. */
@@ -178,6 +185,8 @@ void ch_oc_conn_set_authed(struct oc_conn *c);
 
 /* Sending (oc_ws.c).  Each steals payload/details (NULL allowed). */
 int ch_oc_send_json(struct oc_conn *c, json_t *frame);
+/* One frame already serialised (copied): CH_ECLOSED when not open. */
+int ch_oc_send_text(struct oc_conn *c, const char *p, size_t n);
 int ch_oc_res_ok(struct oc_conn *c, const char *id, json_t *payload);
 int ch_oc_res_err(struct oc_conn *c, const char *id, const char *code, const char *message, json_t *details);
 /* ok:false with a payload too (the v3 agent failure shape). */
@@ -187,9 +196,21 @@ int ch_oc_res_err_payload(struct oc_conn *c, const char *id, json_t *payload, co
  * targeted events carry none). */
 int ch_oc_event_to(struct oc_conn *c, const char *event, json_t *payload);
 
-/* ---- the handshake (oc_connect.c) ---- */
-/* The challenge frame, sent on open. */
+/* ---- the handshake (oc_connect.c, oc_hello.c) ---- */
+/* The challenge frame, sent on open (a fresh nonce in c->nonce). */
 void ch_oc_send_challenge(struct oc_conn *c);
+/* The hello-ok response to request id, for c's negotiated protocol,
+ * role and scopes, with g's device token (g may be NULL; not released);
+ * 0 or a CH_E* (nothing sent). */
+struct oc_pair_grant;
+int ch_oc_send_hello_ok(struct oc_conn *c, const char *id, const struct oc_pair_grant *g);
+/* Text renderers, byte-identical to json_dumps(JSON_COMPACT) of the
+ * jansson builders: s as a JSON string (jansson's escapes), the presence
+ * list, the health payload. */
+int ch_oc_buf_jstr(struct ch_buf *b, const char *s);
+int ch_oc_presence_append(struct ch_oc *oc, struct ch_buf *b);
+int ch_oc_health_append(struct ch_oc *oc, struct ch_buf *b, int64_t now_ms);
+#define OC_PRESENCE_MAX 16 /* entries in a presence list (newest first) */
 /* A frame in CHALLENGED state: parsed (may be NULL when the text was not
  * JSON).  Answers, closes, or authenticates. */
 void ch_oc_connect_frame(struct oc_conn *c, json_t *frame);
@@ -212,7 +233,7 @@ int ch_oc_device_verify(const json_t *device, const char *challenge_nonce, const
                         const char **code);
 
 /* ---- dispatch and methods (oc_methods_misc.c) ---- */
-enum oc_need { OC_NEED_READ, OC_NEED_WRITE, OC_NEED_ADMIN };
+enum oc_need { OC_NEED_READ, OC_NEED_WRITE, OC_NEED_ADMIN, OC_NEED_PAIRING /* operator.pairing (or admin) */ };
 /* One request being served.  Handlers answer with ch_oc_res_* on q->conn
  * with q->id, at once or later (then they ref the conn and copy the id). */
 struct oc_req {
@@ -372,5 +393,113 @@ void ch_oc_broadcast(struct ch_oc *oc, const char *event, json_t *payload, unsig
 void ch_oc_broadcast_presence(struct ch_oc *oc);
 /* Send due coalesced events (presence, the 60 s health); 1 Hz. */
 void ch_oc_events_sweep(struct ch_oc *oc);
+
+/* ---- device pairing and device tokens (oc_pairing.c, oc_pairing_ops.c;
+ * spec 1.4 "Pairing", 2.2 "Node and device methods") ---- */
+#define OC_PAIR_PENDING_TTL_MS (5 * 60 * 1000) /* the reference's DEVICE_PAIRING_PENDING_TTL_MS */
+#define OC_PAIR_PARKED_MAX 64                  /* device connects held while the registry loads */
+
+/*
+ * The gateway's pairing state, in memory: loaded from the store at start
+ * (a pool read), changed only on the loop thread, and written
+ * through to the store (one write job per change, in order).  Pending
+ * requests older than OC_PAIR_PENDING_TTL_MS are dropped when next seen.
+ */
+struct oc_pairing {
+    struct ch_oc *oc;                      /* borrowed: the owner */
+    struct ch_device_list devices;         /* owned: paired devices */
+    size_t devices_cap;                    /* allocated items */
+    struct ch_device_request_list pending; /* owned: requests, oldest first */
+    size_t pending_cap;
+    bool loaded;           /* the store's rows are in (else device connects wait) */
+    struct load_job *load; /* the load in flight, or NULL */
+    /* Device connects that arrived before the load answered wait here
+     * (bounded) and are replayed when it does, instead of being refused. */
+    struct oc_parked {
+        struct oc_conn *c; /* a ref held */
+        json_t *frame;     /* owned ref */
+    } parked[OC_PAIR_PARKED_MAX];
+    size_t n_parked;
+};
+
+/* What a device connect earned, for hello-ok.auth (spec 1.5). */
+struct oc_pair_grant {
+    char *device_token; /* owned secret (wiped when released), or NULL: none issued */
+    char role[16];
+    unsigned scopes; /* OC_SCOPE_* of the token */
+    int64_t issued_ms;
+};
+
+/* Start the load (ch_oc_new); an unreadable store logs and starts empty. */
+int ch_oc_pairing_start(struct ch_oc *oc);
+/* A connect frame that needs the registry while it is still loading: keep
+ * it (true) to replay through ch_oc_connect_frame once loaded.  False when
+ * it can be answered now (or the parking lot is full: the caller answers,
+ * and the device connect gets the reference's "gateway starting"). */
+bool ch_oc_pairing_park(struct oc_conn *c, json_t *frame);
+/* Once `loaded` is set: answer the parked connects, oldest first. */
+void ch_oc_pairing_replay(struct oc_pairing *p);
+void ch_oc_pairing_free(struct ch_oc *oc);
+/*
+ * authenticate(): when the shared secret did not match, a paired device's
+ * token (auth.deviceToken, else auth.token) for the connect's device and
+ * role.  Returns the OC_SCOPE_* the token allows, -1 when it is not a
+ * device token (the caller answers as usual), -2 after refusing an
+ * explicit auth.deviceToken (answered and closing).
+ */
+int ch_oc_pairing_token_auth(struct oc_conn *c, const char *id, const json_t *params, int64_t now_ms);
+/*
+ * After the device proof verified: a paired device within its approved
+ * role and scopes goes on (0; g gets its device token), an unpaired one
+ * or an upgrade is paired silently on loopback with
+ * gateway.nodes.pairing.autoApproveLocal, else becomes a pending request
+ * and the connect is answered NOT_PAIRED and closed 1008 (-1).
+ */
+int ch_oc_pairing_connect(struct oc_conn *c, const char *id, const json_t *params, const char *role,
+                          struct oc_pair_grant *g);
+/* Wipe and free the token. */
+void ch_oc_pair_grant_release(struct oc_pair_grant *g);
+/* hello-ok's auth members for g (oc_hello.c): appends
+ * `,"deviceToken":"...","issuedAtMs":N` inside auth{}, or nothing. */
+int ch_oc_pairing_hello_append(struct ch_buf *b, const struct oc_pair_grant *g);
+
+/* Shared by the WS methods and REST (oc_pairing_ops.c).  Each returns 0
+ * and *out (a new reference), CH_ENOTFOUND, or CH_EINVAL with msg set. */
+json_t *ch_oc_pairing_list_json(struct ch_oc *oc);
+int ch_oc_pairing_approve(struct ch_oc *oc, const char *request_id, json_t **out);
+int ch_oc_pairing_reject(struct ch_oc *oc, const char *request_id, json_t **out);
+int ch_oc_pairing_remove(struct ch_oc *oc, const char *device_id, json_t **out);
+/* The pending request of a device (REST accepts a device id), or NULL. */
+const char *ch_oc_pairing_request_of(struct ch_oc *oc, const char *device_id);
+/* Internals shared by the two files. */
+struct ch_device_rec *ch_oc_pairing_find(struct oc_pairing *p, const char *device_id);
+struct ch_device_request_rec *ch_oc_pairing_find_request(struct oc_pairing *p, const char *request_id);
+void ch_oc_pairing_expire(struct oc_pairing *p, int64_t now_ms);
+void ch_oc_pairing_save_device(struct oc_pairing *p, const struct ch_device_rec *d);
+void ch_oc_pairing_save_request(struct oc_pairing *p, const struct ch_device_request_rec *r);
+void ch_oc_pairing_delete(struct oc_pairing *p, const char *device_id, const char *request_id);
+void ch_oc_pairing_drop_request(struct oc_pairing *p, size_t i);
+/* Pair r's device (new, or merging r's roles and scopes into it); via is
+ * "silent" or "manual".  NULL when out of memory or at the device cap. */
+struct ch_device_rec *ch_oc_pairing_apply(struct oc_pairing *p, const struct ch_device_request_rec *r, const char *via,
+                                          int64_t now_ms);
+/* Close the device's connections (role NULL: every role). */
+void ch_oc_pairing_disconnect(struct ch_oc *oc, const char *device_id, const char *role, const char *reason);
+/* To every AUTHED connection holding operator.pairing or operator.admin. */
+void ch_oc_pairing_broadcast(struct ch_oc *oc, const char *event, json_t *payload);
+json_t *ch_oc_pairing_device_json(struct ch_oc *oc, const struct ch_device_rec *d);
+json_t *ch_oc_pairing_request_json(const struct ch_device_request_rec *r);
+/* "a,b" -> JSON array of the names; OC_SCOPE_* of a csv; bits -> csv (owned). */
+json_t *ch_oc_csv_json(const char *csv);
+unsigned ch_oc_csv_scopes(const char *csv);
+char *ch_oc_scopes_csv(unsigned bits);
+bool ch_oc_csv_has(const char *csv, const char *name);
+/* The device.* methods. */
+void ch_oc_m_device_pair_list(struct oc_req *q);
+void ch_oc_m_device_pair_approve(struct oc_req *q);
+void ch_oc_m_device_pair_reject(struct oc_req *q);
+void ch_oc_m_device_pair_remove(struct oc_req *q);
+void ch_oc_m_device_token_rotate(struct oc_req *q);
+void ch_oc_m_device_token_revoke(struct oc_req *q);
 
 #endif

@@ -31,6 +31,7 @@ static void m_system_event(struct oc_req *q);
 #define R OC_NEED_READ
 #define W OC_NEED_WRITE
 #define A OC_NEED_ADMIN
+#define P OC_NEED_PAIRING
 /* Scopes from the published methods map (spec 1.7). */
 static const struct oc_method methods[] = {
     {"health", R, true, m_health},
@@ -62,12 +63,21 @@ static const struct oc_method methods[] = {
     {"chat.history", R, true, ch_oc_m_chat_history},
     {"chat.abort", W, true, ch_oc_m_chat_abort},
     {"chat.inject", A, false, ch_oc_m_chat_inject},
+    {"device.pair.list", P, true, ch_oc_m_device_pair_list},
+    {"device.pair.approve", P, true, ch_oc_m_device_pair_approve},
+    {"device.pair.reject", P, true, ch_oc_m_device_pair_reject},
+    {"device.pair.remove", P, true, ch_oc_m_device_pair_remove},
+    {"device.token.rotate", P, true, ch_oc_m_device_token_rotate},
+    {"device.token.revoke", P, true, ch_oc_m_device_token_revoke},
 };
 #undef R
 #undef W
 #undef A
+#undef P
 
-static const char *const events[] = {"connect.challenge", "agent", "chat", "presence", "tick", "shutdown", "health"};
+static const char *const events[] = {
+    "connect.challenge",   "agent", "chat", "presence", "tick", "shutdown", "health", "device.pair.requested",
+    "device.pair.resolved"};
 
 const struct oc_method *ch_oc_method_find(const char *name)
 {
@@ -106,12 +116,14 @@ static bool has_scope(unsigned scopes, enum oc_need need)
         return scopes & (OC_SCOPE_READ | OC_SCOPE_WRITE);
     if (need == OC_NEED_WRITE)
         return scopes & OC_SCOPE_WRITE;
+    if (need == OC_NEED_PAIRING)
+        return scopes & OC_SCOPE_PAIRING;
     return false;
 }
 
 void ch_oc_dispatch(struct oc_conn *c, const json_t *frame)
 {
-    static const char *const need_name[] = {"operator.read", "operator.write", "operator.admin"};
+    static const char *const need_name[] = {"operator.read", "operator.write", "operator.admin", "operator.pairing"};
     enum oc_wording w = c->protocol >= 4 ? OC_WORDING_V4 : OC_WORDING_V3;
     const json_t *idv = json_object_get(frame, "id");
     const char *id = json_is_string(idv) && json_string_length(idv) ? json_string_value(idv) : "invalid";

@@ -57,7 +57,11 @@ static void add_part(struct parts *ps, const char *path, bool root_word, const c
 
 static void child_path(char *out, const char *base, const char *key)
 {
-    size_t n = (size_t)snprintf(out, MAX_PATH_BYTES, "%s/", base);
+    size_t n = CH_MIN(strlen(base), (size_t)MAX_PATH_BYTES - 2);
+
+    /* Called for every property checked: no printf here. */
+    memcpy(out, base, n);
+    out[n++] = '/';
 
     /* JSON pointer escaping (RFC 6901): ~ -> ~0, / -> ~1. */
     for (const char *k = key; *k && n + 3 < MAX_PATH_BYTES; k++) {

@@ -203,140 +203,159 @@ static const struct oc_prop p121[] = {
 };
 static const struct oc_node n122 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p121, NULL, NULL };
 static const struct oc_prop p123[] = {
+    { "requestId", &n4 }, { NULL, NULL },
+};
+static const char *const s124[] = { "requestId", NULL };
+static const struct oc_node n125 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p123, s124, NULL };
+static const struct oc_prop p126[] = {
+    { "deviceId", &n4 }, { NULL, NULL },
+};
+static const char *const s127[] = { "deviceId", NULL };
+static const struct oc_node n128 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p126, s127, NULL };
+static const struct oc_prop p129[] = {
+    { "deviceId", &n4 }, { "role", &n4 }, { NULL, NULL },
+};
+static const char *const s130[] = { "deviceId", "role", NULL };
+static const struct oc_node n131 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p129, s130, NULL };
+static const struct oc_prop p132[] = {
+    { "deviceId", &n4 }, { "role", &n4 }, { "scopes", &n12 }, { NULL, NULL },
+};
+static const struct oc_node n133 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p132, s130, NULL };
+static const struct oc_prop p134[] = {
     { "probe", &n21 }, { NULL, NULL },
 };
-static const struct oc_node n124 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p123, NULL, NULL };
-static const struct oc_node n125 = { OC_T_INT, OC_F_MIN | OC_F_MAX, -1, -1, 1.0, 5000.0, NULL, NULL, NULL, NULL };
-static const struct oc_node n126 = { OC_T_INT, OC_F_MIN | OC_F_MAX, -1, -1, 1.0, 1000000.0, NULL, NULL, NULL, NULL };
-static const struct oc_prop p127[] = {
-    { "cursor", &n24 }, { "limit", &n125 }, { "maxBytes", &n126 }, { NULL, NULL },
+static const struct oc_node n135 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p134, NULL, NULL };
+static const struct oc_node n136 = { OC_T_INT, OC_F_MIN | OC_F_MAX, -1, -1, 1.0, 5000.0, NULL, NULL, NULL, NULL };
+static const struct oc_node n137 = { OC_T_INT, OC_F_MIN | OC_F_MAX, -1, -1, 1.0, 1000000.0, NULL, NULL, NULL, NULL };
+static const struct oc_prop p138[] = {
+    { "cursor", &n24 }, { "limit", &n136 }, { "maxBytes", &n137 }, { NULL, NULL },
 };
-static const struct oc_node n128 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p127, NULL, NULL };
-static const char *const s129[] = { "default", "configured", "provider-config", "all", NULL };
-static const struct oc_node n130 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, s129, NULL, NULL, NULL };
-static const struct oc_prop p131[] = {
+static const struct oc_node n139 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p138, NULL, NULL };
+static const char *const s140[] = { "default", "configured", "provider-config", "all", NULL };
+static const struct oc_node n141 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, s140, NULL, NULL, NULL };
+static const struct oc_prop p142[] = {
     { "agentId", &n4 }, { "includeProviderCapabilities", &n21 }, { "preparedOnly", &n21 }, { "refresh", &n21 },
-    { "view", &n130 }, { NULL, NULL },
+    { "view", &n141 }, { NULL, NULL },
 };
-static const struct oc_node n132 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p131, NULL, NULL };
-static const struct oc_node n133 = { OC_T_ARR, 0, -1, -1, 0, 0, NULL, NULL, NULL, &n23 };
-static const char *const s134[] = { "HTML", NULL };
-static const struct oc_node n135 = { OC_T_STRING, OC_F_CONST, -1, -1, 0, 0, s134, NULL, NULL, NULL };
-static const struct oc_prop p136[] = {
-    { "to", &n4 }, { "message", &n23 }, { "mediaUrl", &n23 }, { "mediaUrls", &n133 }, { "buffer", &n23 },
+static const struct oc_node n143 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p142, NULL, NULL };
+static const struct oc_node n144 = { OC_T_ARR, 0, -1, -1, 0, 0, NULL, NULL, NULL, &n23 };
+static const char *const s145[] = { "HTML", NULL };
+static const struct oc_node n146 = { OC_T_STRING, OC_F_CONST, -1, -1, 0, 0, s145, NULL, NULL, NULL };
+static const struct oc_prop p147[] = {
+    { "to", &n4 }, { "message", &n23 }, { "mediaUrl", &n23 }, { "mediaUrls", &n144 }, { "buffer", &n23 },
     { "filename", &n23 }, { "contentType", &n23 }, { "asVoice", &n21 }, { "gifPlayback", &n21 }, { "channel", &n23 },
     { "accountId", &n23 }, { "agentId", &n23 }, { "replyToId", &n23 }, { "threadId", &n23 },
-    { "forceDocument", &n21 }, { "silent", &n21 }, { "parseMode", &n135 }, { "sessionKey", &n23 },
+    { "forceDocument", &n21 }, { "silent", &n21 }, { "parseMode", &n146 }, { "sessionKey", &n23 },
     { "idempotencyKey", &n4 }, { NULL, NULL },
 };
-static const char *const s137[] = { "to", "idempotencyKey", NULL };
-static const struct oc_node n138 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p136, s137, NULL };
-static const struct oc_prop p139[] = {
+static const char *const s148[] = { "to", "idempotencyKey", NULL };
+static const struct oc_node n149 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p147, s148, NULL };
+static const struct oc_prop p150[] = {
     { "key", &n4 }, { "agentId", &n4 }, { "maxLines", &n1 }, { NULL, NULL },
 };
-static const char *const s140[] = { "key", NULL };
-static const struct oc_node n141 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p139, s140, NULL };
-static const struct oc_node n142 = { OC_T_NUM, OC_F_MIN, -1, -1, 0.0, 0, NULL, NULL, NULL, NULL };
-static const struct oc_prop p143[] = {
+static const char *const s151[] = { "key", NULL };
+static const struct oc_node n152 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p150, s151, NULL };
+static const struct oc_node n153 = { OC_T_NUM, OC_F_MIN, -1, -1, 0.0, 0, NULL, NULL, NULL, NULL };
+static const struct oc_prop p154[] = {
     { "key", &n4 }, { "agentId", &n4 }, { "deleteTranscript", &n21 }, { "expectedSessionId", &n4 },
-    { "expectedLifecycleRevision", &n4 }, { "expectedSessionUpdatedAt", &n142 }, { "emitLifecycleHooks", &n21 },
+    { "expectedLifecycleRevision", &n4 }, { "expectedSessionUpdatedAt", &n153 }, { "emitLifecycleHooks", &n21 },
     { "archivedOnly", &n21 }, { NULL, NULL },
 };
-static const struct oc_node n144 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p143, s140, NULL };
-static const struct oc_prop p145[] = {
+static const struct oc_node n155 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p154, s151, NULL };
+static const struct oc_prop p156[] = {
     { "key", &n4 }, { "agentId", &n4 }, { "limit", &n1 }, { NULL, NULL },
 };
-static const struct oc_node n146 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p145, s140, NULL };
-static const char *const s147[] = { "updatedAt", "lastInteractionAt", NULL };
-static const struct oc_node n148 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, s147, NULL, NULL, NULL };
-static const char *const s149[] = { "chat", "dashboard", NULL };
-static const struct oc_node n150 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, s149, NULL, NULL, NULL };
-static const struct oc_prop p151[] = {
+static const struct oc_node n157 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p156, s151, NULL };
+static const char *const s158[] = { "updatedAt", "lastInteractionAt", NULL };
+static const struct oc_node n159 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, s158, NULL, NULL, NULL };
+static const char *const s160[] = { "chat", "dashboard", NULL };
+static const struct oc_node n161 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, s160, NULL, NULL, NULL };
+static const struct oc_prop p162[] = {
     { "limit", &n1 }, { "offset", &n24 }, { "activeMinutes", &n1 }, { "requireLastInteraction", &n21 },
-    { "sortBy", &n148 }, { "includeGlobal", &n21 }, { "includeUnknown", &n21 }, { "configuredAgentsOnly", &n21 },
-    { "includeDerivedTitles", &n21 }, { "includeLastMessage", &n21 }, { "label", &n63 }, { "boardFace", &n150 },
+    { "sortBy", &n159 }, { "includeGlobal", &n21 }, { "includeUnknown", &n21 }, { "configuredAgentsOnly", &n21 },
+    { "includeDerivedTitles", &n21 }, { "includeLastMessage", &n21 }, { "label", &n63 }, { "boardFace", &n161 },
     { "creatorId", &n4 }, { "ownerId", &n4 }, { "ownerFirst", &n21 }, { "involvingMe", &n21 },
     { "involvingProfileId", &n4 }, { "includePeople", &n21 }, { "spawnedBy", &n4 }, { "agentId", &n4 },
     { "search", &n23 }, { "archived", &n13 }, { NULL, NULL },
 };
-static const struct oc_node n152 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p151, NULL, NULL };
-static const struct oc_node n153 = { OC_T_ANY, OC_F_NULLABLE, -1, -1, 0, 0, NULL, NULL, NULL, &n103 };
-static const struct oc_node n154 = { OC_T_ANY, OC_F_NULLABLE, -1, -1, 0, 0, NULL, NULL, NULL, &n142 };
-static const struct oc_node n155 = { OC_T_ANY, OC_F_NULLABLE, -1, -1, 0, 0, NULL, NULL, NULL, &n63 };
-static const struct oc_node n156 = { OC_T_ANY, OC_F_NULLABLE, -1, -1, 0, 0, NULL, NULL, NULL, &n23 };
-static const struct oc_node n157 = { OC_T_STRING, 0, -1, 120, 0, 0, NULL, NULL, NULL, NULL };
-static const struct oc_node n158 = { OC_T_ANY, OC_F_NULLABLE, -1, -1, 0, 0, NULL, NULL, NULL, &n157 };
-static const char *const s159[] = { "hand", "key", "alert", "flag", "lock", "hourglass", NULL };
-static const struct oc_node n160 = { OC_T_STRING, OC_F_ENUM, -1, -1, 0, 0, s159, NULL, NULL, NULL };
-static const struct oc_node n161 = { OC_T_ANY, OC_F_NULLABLE, -1, -1, 0, 0, NULL, NULL, NULL, &n160 };
-static const struct oc_node n162 = { OC_T_INT, OC_F_MIN | OC_F_MAX, -1, -1, 1.0, 120.0, NULL, NULL, NULL, NULL };
-static const struct oc_node n163 = { OC_T_ANY, OC_F_NULLABLE, -1, -1, 0, 0, NULL, NULL, NULL, &n88 };
-static const struct oc_node n164 = { OC_T_ANY, OC_F_NULLABLE, -1, -1, 0, 0, NULL, NULL, NULL, &n12 };
-static const struct oc_prop p165[] = {
+static const struct oc_node n163 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p162, NULL, NULL };
+static const struct oc_node n164 = { OC_T_ANY, OC_F_NULLABLE, -1, -1, 0, 0, NULL, NULL, NULL, &n103 };
+static const struct oc_node n165 = { OC_T_ANY, OC_F_NULLABLE, -1, -1, 0, 0, NULL, NULL, NULL, &n153 };
+static const struct oc_node n166 = { OC_T_ANY, OC_F_NULLABLE, -1, -1, 0, 0, NULL, NULL, NULL, &n63 };
+static const struct oc_node n167 = { OC_T_ANY, OC_F_NULLABLE, -1, -1, 0, 0, NULL, NULL, NULL, &n23 };
+static const struct oc_node n168 = { OC_T_STRING, 0, -1, 120, 0, 0, NULL, NULL, NULL, NULL };
+static const struct oc_node n169 = { OC_T_ANY, OC_F_NULLABLE, -1, -1, 0, 0, NULL, NULL, NULL, &n168 };
+static const char *const s170[] = { "hand", "key", "alert", "flag", "lock", "hourglass", NULL };
+static const struct oc_node n171 = { OC_T_STRING, OC_F_ENUM, -1, -1, 0, 0, s170, NULL, NULL, NULL };
+static const struct oc_node n172 = { OC_T_ANY, OC_F_NULLABLE, -1, -1, 0, 0, NULL, NULL, NULL, &n171 };
+static const struct oc_node n173 = { OC_T_INT, OC_F_MIN | OC_F_MAX, -1, -1, 1.0, 120.0, NULL, NULL, NULL, NULL };
+static const struct oc_node n174 = { OC_T_ANY, OC_F_NULLABLE, -1, -1, 0, 0, NULL, NULL, NULL, &n88 };
+static const struct oc_node n175 = { OC_T_ANY, OC_F_NULLABLE, -1, -1, 0, 0, NULL, NULL, NULL, &n12 };
+static const struct oc_prop p176[] = {
     { "key", &n4 }, { "agentId", &n4 }, { "expectedSessionId", &n4 }, { "expectedLifecycleRevision", &n4 },
-    { "expectedPermissionMode", &n100 }, { "expectedToolOverrides", &n153 }, { "expectedMarkedUnreadAt", &n154 },
-    { "label", &n155 }, { "icon", &n156 }, { "color", &n156 }, { "category", &n155 }, { "boardFace", &n150 },
-    { "statusNote", &n158 }, { "attention", &n161 }, { "ttlMinutes", &n162 }, { "archived", &n21 },
+    { "expectedPermissionMode", &n100 }, { "expectedToolOverrides", &n164 }, { "expectedMarkedUnreadAt", &n165 },
+    { "label", &n166 }, { "icon", &n167 }, { "color", &n167 }, { "category", &n166 }, { "boardFace", &n161 },
+    { "statusNote", &n169 }, { "attention", &n172 }, { "ttlMinutes", &n173 }, { "archived", &n21 },
     { "pinned", &n21 }, { "unread", &n21 }, { "contextWindow", &n97 }, { "thinkingLevel", &n97 },
     { "fastMode", &n13 }, { "toolOverrides", &n104 }, { "verboseLevel", &n97 }, { "traceLevel", &n97 },
     { "reasoningLevel", &n97 }, { "responseUsage", &n13 }, { "elevatedLevel", &n97 }, { "execHost", &n97 },
     { "execSecurity", &n97 }, { "execAsk", &n97 }, { "execNode", &n97 }, { "permissionMode", &n100 },
-    { "model", &n97 }, { "completionOwnerSessionKey", &n97 }, { "inheritedToolPolicyVersion", &n163 },
-    { "inheritedToolAllow", &n164 }, { "inheritedToolDeny", &n164 }, { "sendPolicy", &n13 },
+    { "model", &n97 }, { "completionOwnerSessionKey", &n97 }, { "inheritedToolPolicyVersion", &n174 },
+    { "inheritedToolAllow", &n175 }, { "inheritedToolDeny", &n175 }, { "sendPolicy", &n13 },
     { "groupActivation", &n13 }, { NULL, NULL },
 };
-static const struct oc_node n166 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p165, s140, NULL };
-static const struct oc_node n167 = { OC_T_ARR, 0, 1, -1, 0, 0, NULL, NULL, NULL, &n4 };
-static const struct oc_node n168 = { OC_T_INT, OC_F_MIN, -1, -1, 20.0, 0, NULL, NULL, NULL, NULL };
-static const struct oc_prop p169[] = {
-    { "keys", &n167 }, { "limit", &n1 }, { "maxChars", &n168 }, { NULL, NULL },
+static const struct oc_node n177 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p176, s151, NULL };
+static const struct oc_node n178 = { OC_T_ARR, 0, 1, -1, 0, 0, NULL, NULL, NULL, &n4 };
+static const struct oc_node n179 = { OC_T_INT, OC_F_MIN, -1, -1, 20.0, 0, NULL, NULL, NULL, NULL };
+static const struct oc_prop p180[] = {
+    { "keys", &n178 }, { "limit", &n1 }, { "maxChars", &n179 }, { NULL, NULL },
 };
-static const char *const s170[] = { "keys", NULL };
-static const struct oc_node n171 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p169, s170, NULL };
-static const char *const s172[] = { "new", "reset", NULL };
-static const struct oc_node n173 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, s172, NULL, NULL, NULL };
-static const struct oc_prop p174[] = {
-    { "key", &n4 }, { "agentId", &n4 }, { "reason", &n173 }, { NULL, NULL },
+static const char *const s181[] = { "keys", NULL };
+static const struct oc_node n182 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p180, s181, NULL };
+static const char *const s183[] = { "new", "reset", NULL };
+static const struct oc_node n184 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, s183, NULL, NULL, NULL };
+static const struct oc_prop p185[] = {
+    { "key", &n4 }, { "agentId", &n4 }, { "reason", &n184 }, { NULL, NULL },
 };
-static const struct oc_node n175 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p174, s140, NULL };
-static const char *const s176[] = { "all", NULL };
-static const struct oc_node n177 = { OC_T_STRING, OC_F_CONST, -1, -1, 0, 0, s176, NULL, NULL, NULL };
-static const char *const s178[] = { "utc", "gateway", "specific", NULL };
-static const struct oc_node n179 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, s178, NULL, NULL, NULL };
-static const char *const s180[] = { "7d", "30d", "90d", "1y", "all", NULL };
-static const struct oc_node n181 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, s180, NULL, NULL, NULL };
-static const char *const s182[] = { "instance", "family", NULL };
-static const struct oc_node n183 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, s182, NULL, NULL, NULL };
-static const struct oc_prop p184[] = {
-    { "key", &n4 }, { "agentId", &n4 }, { "agentScope", &n177 }, { "startDate", &n23 }, { "endDate", &n23 },
-    { "mode", &n179 }, { "range", &n181 }, { "groupBy", &n183 }, { "includeHistorical", &n21 }, { "utcOffset", &n23 },
-    { "timeZone", &n4 }, { "limit", &n1 }, { "includeContextWeight", &n21 }, { NULL, NULL },
-};
-static const struct oc_node n185 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p184, NULL, NULL };
-static const struct oc_prop p186[] = {
-    { "includeChannelSummary", &n21 }, { "includeCliProjection", &n21 }, { NULL, NULL },
-};
-static const struct oc_node n187 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p186, NULL, NULL };
-static const struct oc_prop p188[] = {
-    { "text", &n4 }, { "deviceId", &n23 }, { "instanceId", &n23 }, { "host", &n23 }, { "ip", &n23 }, { "mode", &n23 },
-    { "version", &n23 }, { "platform", &n23 }, { "deviceFamily", &n23 }, { "modelIdentifier", &n23 },
-    { "lastInputSeconds", &n24 }, { "reason", &n23 }, { "roles", &n133 }, { "scopes", &n133 }, { "tags", &n133 },
-    { "sessionKey", &n4 }, { NULL, NULL },
-};
-static const char *const s189[] = { "text", NULL };
-static const struct oc_node n190 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p188, s189, NULL };
-static const struct oc_prop p191[] = {
-    { "startDate", &n23 }, { "endDate", &n23 }, { "days", &n1 }, { "mode", &n179 }, { "utcOffset", &n23 },
-    { "timeZone", &n23 }, { NULL, NULL },
-};
-static const struct oc_node n192 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p191, NULL, NULL };
-static const char *const s193[] = { "now", "next-heartbeat", NULL };
+static const struct oc_node n186 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p185, s151, NULL };
+static const char *const s187[] = { "all", NULL };
+static const struct oc_node n188 = { OC_T_STRING, OC_F_CONST, -1, -1, 0, 0, s187, NULL, NULL, NULL };
+static const char *const s189[] = { "utc", "gateway", "specific", NULL };
+static const struct oc_node n190 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, s189, NULL, NULL, NULL };
+static const char *const s191[] = { "7d", "30d", "90d", "1y", "all", NULL };
+static const struct oc_node n192 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, s191, NULL, NULL, NULL };
+static const char *const s193[] = { "instance", "family", NULL };
 static const struct oc_node n194 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, s193, NULL, NULL, NULL };
 static const struct oc_prop p195[] = {
-    { "mode", &n194 }, { "text", &n4 }, { "sessionKey", &n4 }, { "agentId", &n4 }, { NULL, NULL },
+    { "key", &n4 }, { "agentId", &n4 }, { "agentScope", &n188 }, { "startDate", &n23 }, { "endDate", &n23 },
+    { "mode", &n190 }, { "range", &n192 }, { "groupBy", &n194 }, { "includeHistorical", &n21 }, { "utcOffset", &n23 },
+    { "timeZone", &n4 }, { "limit", &n1 }, { "includeContextWeight", &n21 }, { NULL, NULL },
 };
-static const char *const s196[] = { "mode", "text", NULL };
-static const struct oc_node n197 = { OC_T_OBJ, 0, -1, -1, 0, 0, NULL, p195, s196, NULL };
+static const struct oc_node n196 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p195, NULL, NULL };
+static const struct oc_prop p197[] = {
+    { "includeChannelSummary", &n21 }, { "includeCliProjection", &n21 }, { NULL, NULL },
+};
+static const struct oc_node n198 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p197, NULL, NULL };
+static const struct oc_prop p199[] = {
+    { "text", &n4 }, { "deviceId", &n23 }, { "instanceId", &n23 }, { "host", &n23 }, { "ip", &n23 }, { "mode", &n23 },
+    { "version", &n23 }, { "platform", &n23 }, { "deviceFamily", &n23 }, { "modelIdentifier", &n23 },
+    { "lastInputSeconds", &n24 }, { "reason", &n23 }, { "roles", &n144 }, { "scopes", &n144 }, { "tags", &n144 },
+    { "sessionKey", &n4 }, { NULL, NULL },
+};
+static const char *const s200[] = { "text", NULL };
+static const struct oc_node n201 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p199, s200, NULL };
+static const struct oc_prop p202[] = {
+    { "startDate", &n23 }, { "endDate", &n23 }, { "days", &n1 }, { "mode", &n190 }, { "utcOffset", &n23 },
+    { "timeZone", &n23 }, { NULL, NULL },
+};
+static const struct oc_node n203 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p202, NULL, NULL };
+static const char *const s204[] = { "now", "next-heartbeat", NULL };
+static const struct oc_node n205 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, s204, NULL, NULL, NULL };
+static const struct oc_prop p206[] = {
+    { "mode", &n205 }, { "text", &n4 }, { "sessionKey", &n4 }, { "agentId", &n4 }, { NULL, NULL },
+};
+static const char *const s207[] = { "mode", "text", NULL };
+static const struct oc_node n208 = { OC_T_OBJ, 0, -1, -1, 0, 0, NULL, p206, s207, NULL };
 /* clang-format on */
 
 const struct oc_node *const ch_oc_connect_schema = &n32;
@@ -353,23 +372,29 @@ const struct oc_method_schema ch_oc_method_schemas[] = {
     { "config.get", &n70 },
     { "cron.list", &n122 },
     { "cron.status", &n70 },
-    { "health", &n124 },
-    { "logs.tail", &n128 },
-    { "models.list", &n132 },
-    { "send", &n138 },
-    { "sessions.compact", &n141 },
-    { "sessions.delete", &n144 },
-    { "sessions.get", &n146 },
-    { "sessions.list", &n152 },
-    { "sessions.patch", &n166 },
-    { "sessions.preview", &n171 },
-    { "sessions.reset", &n175 },
-    { "sessions.usage", &n185 },
-    { "status", &n187 },
-    { "system-event", &n190 },
+    { "device.pair.approve", &n125 },
+    { "device.pair.list", &n70 },
+    { "device.pair.reject", &n125 },
+    { "device.pair.remove", &n128 },
+    { "device.token.revoke", &n131 },
+    { "device.token.rotate", &n133 },
+    { "health", &n135 },
+    { "logs.tail", &n139 },
+    { "models.list", &n143 },
+    { "send", &n149 },
+    { "sessions.compact", &n152 },
+    { "sessions.delete", &n155 },
+    { "sessions.get", &n157 },
+    { "sessions.list", &n163 },
+    { "sessions.patch", &n177 },
+    { "sessions.preview", &n182 },
+    { "sessions.reset", &n186 },
+    { "sessions.usage", &n196 },
+    { "status", &n198 },
+    { "system-event", &n201 },
     { "system-presence", &n70 },
-    { "usage.cost", &n192 },
+    { "usage.cost", &n203 },
     { "usage.status", &n70 },
-    { "wake", &n197 },
+    { "wake", &n208 },
     { NULL, NULL },
 };

@@ -81,15 +81,8 @@ void ch_oc_conn_unref(struct oc_conn *c)
 {
     if (!c || --c->refs > 0)
         return;
-    ch_free(c->client_id);
-    ch_free(c->client_mode);
-    ch_free(c->client_version);
-    ch_free(c->platform);
-    ch_free(c->instance_id);
-    ch_free(c->device_id);
-    ch_free(c->display_name);
+    ch_free(c->strs);
     ch_free(c->auth_name);
-    ch_free(c->role);
     ch_free(c);
 }
 
@@ -165,6 +158,18 @@ void ch_oc_conn_closed(struct oc_conn *c)
 
 /* ---- sending ---- */
 
+int ch_oc_send_text(struct oc_conn *c, const char *p, size_t n)
+{
+    int rc;
+
+    if (!ch_oc_conn_is_open(c) || !c->transport)
+        return CH_ECLOSED;
+    rc = c->ops->send(c, p, n);
+    if (rc == CH_E_TOO_LARGE)
+        conn_set_state(c, OC_CLOSING); /* the transport closes it: slow consumer */
+    return rc;
+}
+
 int ch_oc_send_json(struct oc_conn *c, json_t *frame)
 {
     char *s;
@@ -180,10 +185,8 @@ int ch_oc_send_json(struct oc_conn *c, json_t *frame)
     json_decref(frame);
     if (!s)
         return CH_ENOMEM;
-    rc = c->ops->send(c, s, strlen(s));
+    rc = ch_oc_send_text(c, s, strlen(s));
     ch_free(s);
-    if (rc == CH_E_TOO_LARGE)
-        conn_set_state(c, OC_CLOSING); /* the transport closes it: slow consumer */
     return rc;
 }
 
@@ -259,8 +262,12 @@ void ch_oc_conn_on_text(struct oc_conn *c, const char *p, size_t n)
     }
     frame = json_loadb(p, n, JSON_DECODE_ANY, &jerr);
     ch_oc_conn_ref(c);
-    if (c->state == OC_CHALLENGED) {
-        ch_oc_connect_frame(c, frame);
+    if (c->parked) {
+        /* Its connect is still waiting for the pairing registry: the
+         * handshake is one request, anything sent meanwhile is dropped. */
+    } else if (c->state == OC_CHALLENGED) {
+        if (!ch_oc_pairing_park(c, frame))
+            ch_oc_connect_frame(c, frame);
     } else if (!frame) {
         char msg[256];
         /* The reference only logs unparsable frames after connect; an
@@ -434,6 +441,8 @@ int ch_oc_new(struct ch_api *a)
         uv_unref((uv_handle_t *)&oc->tick); /* never keeps the loop alive by itself */
         ch_net_on_tick(a->net, on_sweep, oc);
     }
+    if (ch_oc_pairing_start(oc) != 0) /* device pairing (issue #5): load the registry */
+        return CH_ENOMEM;
     return ch_oc_events_start(oc);
 }
 
@@ -472,6 +481,7 @@ void ch_oc_free(struct ch_api *a)
         return;
     if (!oc->stopped)
         ch_oc_shutdown(a);
+    ch_oc_pairing_free(oc);
     if (oc->tick_on || oc->runs.count) {
         /* Handles still closing: freeing now would be a use-after-free
          * in their callbacks (only when the loop never ran them). */

@@ -17,8 +17,6 @@ int ch_openai_to_neutral(const json_t *messages, json_t **out_msgs, char **out_s
  * (then err is set). */
 json_t *ch_openai_tools_to_neutral(const json_t *tools, char *err, size_t errcap);
 const char *ch_openai_finish_reason(enum ch_llm_stop s);
-/* A neutral assistant reply as an OpenAI `message` object (new ref). */
-json_t *ch_openai_message(const json_t *reply);
 /* {"error":{"message","type","code","param":null}} */
 void ch_openai_error(struct ch_http_req *r, int status, const char *type, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
@@ -36,7 +34,24 @@ struct oa_req {
     bool stream, include_usage, started, finished, agent_mode;
     size_t tool_index_base;
     struct ch_buf text; /* agent mode, non-stream */
+    struct ch_buf out;  /* rendered replies and chunks; a stream keeps its
+                           `data: {"id":..,"model":..,"choices":[{"index":0,
+                           "delta":` prefix in [0, prefix_len) */
+    size_t prefix_len;
 };
+
+/* Rendering without jansson (openai_conv.c), byte-compatible with what
+ * jansson's compact dump of the same objects gave.  0 or CH_E_TOO_LARGE,
+ * CH_ENOMEM. */
+int ch_oa_put_int(struct ch_buf *b, int64_t v);
+/* "usage":{"prompt_tokens":..,"completion_tokens":..,"total_tokens":..} */
+int ch_oa_put_usage(struct ch_buf *b, const struct ch_llm_usage *u);
+/* {"id":..,"object":"<kind>","created":..,"model":.., */
+int ch_oa_put_head(struct ch_buf *b, const struct oa_req *o, const char *kind);
+/* A whole chat.completion: the message from a neutral reply, or from
+ * text when reply is NULL (agent mode). */
+int ch_oa_render_completion(struct ch_buf *b, const struct oa_req *o, const json_t *reply, const char *text,
+                            const char *finish, const struct ch_llm_usage *u);
 
 /* openai_compat.c: the routes */
 void ch_openai_models(struct ch_http_req *r, void *data);

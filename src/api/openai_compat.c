@@ -101,6 +101,7 @@ static void oa_free(struct oa_req *o)
     if (o->call)
         ch_llm_call_free(o->call);
     ch_buf_release(&o->text);
+    ch_buf_release(&o->out);
     ch_http_req_unref(o->req);
     ch_free(o);
 }
@@ -142,14 +143,17 @@ static void error_for(struct oa_req *o, const char *cls, const char *msg)
     o->finished = true;
 }
 
-static json_t *completion(struct oa_req *o, json_t *message, const char *finish, const struct ch_llm_usage *u)
+/* Reply with a whole chat.completion (reply: a neutral message, or NULL
+ * and text).  Rendered straight into o->out, without a jansson tree. */
+static void respond_completion(struct oa_req *o, const json_t *reply, const char *text, const char *finish,
+                               const struct ch_llm_usage *u)
 {
-    int64_t in = (int64_t)(u->input_tokens + u->cache_read_tokens + u->cache_write_tokens);
-    return json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:o, s:s, s:n}], s:{s:I, s:I, s:I}}", "id", o->id, "object",
-                     "chat.completion", "created", (json_int_t)o->created, "model", o->model, "choices", "index", 0,
-                     "message", message, "finish_reason", finish, "logprobs", "usage", "prompt_tokens", (json_int_t)in,
-                     "completion_tokens", (json_int_t)u->output_tokens, "total_tokens",
-                     (json_int_t)(in + (int64_t)u->output_tokens));
+    ch_buf_reset(&o->out);
+    if (ch_oa_render_completion(&o->out, o, reply, text, finish, u) == 0)
+        ch_http_respond(o->req, 200, "application/json", o->out.data, o->out.len);
+    else
+        ch_openai_error(o->req, 500, "api_error", "internal", "the response could not be rendered");
+    o->finished = true;
 }
 
 /* ---- pass-through ---- */
@@ -321,10 +325,7 @@ static void pt_done(struct ch_llm_call *call, const struct ch_llm_result *res, v
             goto out;
         ch_oa_stream_finish(o, ch_openai_finish_reason(res->stop), &res->usage);
     } else {
-        ch_http_respond_json(
-            o->req, 200,
-            completion(o, ch_openai_message(res->message_json), ch_openai_finish_reason(res->stop), &res->usage));
-        o->finished = true;
+        respond_completion(o, res->message_json, NULL, ch_openai_finish_reason(res->stop), &res->usage);
     }
 out:
     oa_free(o);
@@ -352,6 +353,7 @@ static void pass_through(struct oa_req *o, const json_t *body, json_t *msgs, cha
     opts.max_tokens = json_integer_value(mt);
     opts.has_temperature = json_is_number(json_object_get(body, "temperature"));
     opts.temperature = json_number_value(json_object_get(body, "temperature"));
+    opts.whole_body = !o->stream; /* nothing is sent before the end anyway */
     opts.on_event = pt_event;
     opts.on_done = pt_done;
     opts.data = o;
@@ -386,9 +388,7 @@ static void ag_event(const struct ch_agent_event *ev, void *data)
         if (o->started || ch_oa_stream_start(o) == 0)
             ch_oa_stream_finish(o, "stop", &ev->result->usage);
     } else {
-        ch_http_respond_json(o->req, 200,
-                             completion(o, json_pack("{s:s, s:s}", "role", "assistant", "content", ev->result->text),
-                                        "stop", &ev->result->usage));
+        respond_completion(o, NULL, ev->result->text, "stop", &ev->result->usage);
     }
     o->finished = true;
     /* Unsubscribing from inside the bus's callback is allowed. */
@@ -554,6 +554,7 @@ void ch_openai_completions(struct ch_http_req *r, void *data)
     o->req = r;
     ch_http_req_ref(r);
     ch_buf_init(&o->text, 16 << 20);
+    ch_buf_init(&o->out, (size_t)CH_LLM_MAX_TEXT_BYTES * 6 + (64 << 10)); /* escaped text, worst case */
     ch_uuid4(o->id + 9);
     memcpy(o->id, "chatcmpl-", 9);
     snprintf(o->model, sizeof(o->model), "%s", json_string_value(model));

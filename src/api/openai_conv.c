@@ -197,35 +197,128 @@ const char *ch_openai_finish_reason(enum ch_llm_stop s)
     }
 }
 
-json_t *ch_openai_message(const json_t *reply)
-{
-    struct ch_buf text;
-    json_t *calls = json_array(), *msg;
-    const json_t *blk;
-    size_t i;
+/* ---- rendering without jansson: the reply path of every request ---- */
 
-    ch_buf_init(&text, 64 << 20);
+int ch_oa_put_int(struct ch_buf *b, int64_t v)
+{
+    char tmp[24], *p = tmp + sizeof(tmp);
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    return ch_buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+int ch_oa_put_usage(struct ch_buf *b, const struct ch_llm_usage *u)
+{
+    int64_t in = (int64_t)(u->input_tokens + u->cache_read_tokens + u->cache_write_tokens);
+    int rc = ch_buf_append_str(b, "\"usage\":{\"prompt_tokens\":");
+
+    rc = rc ? rc : ch_oa_put_int(b, in);
+    rc = rc ? rc : ch_buf_append_str(b, ",\"completion_tokens\":");
+    rc = rc ? rc : ch_oa_put_int(b, (int64_t)u->output_tokens);
+    rc = rc ? rc : ch_buf_append_str(b, ",\"total_tokens\":");
+    rc = rc ? rc : ch_oa_put_int(b, in + (int64_t)u->output_tokens);
+    return rc ? rc : ch_buf_append_char(b, '}');
+}
+
+/* {"id":..,"object":KIND,"created":..,"model":.., -- shared by replies and chunks. */
+int ch_oa_put_head(struct ch_buf *b, const struct oa_req *o, const char *kind)
+{
+    int rc = ch_buf_append_str(b, "{\"id\":");
+
+    rc = rc ? rc : ch_buf_append_json_str(b, o->id, strlen(o->id));
+    rc = rc ? rc : ch_buf_append_str(b, ",\"object\":\"");
+    rc = rc ? rc : ch_buf_append_str(b, kind);
+    rc = rc ? rc : ch_buf_append_str(b, "\",\"created\":");
+    rc = rc ? rc : ch_oa_put_int(b, o->created);
+    rc = rc ? rc : ch_buf_append_str(b, ",\"model\":");
+    rc = rc ? rc : ch_buf_append_json_str(b, o->model, strlen(o->model));
+    return rc ? rc : ch_buf_append_char(b, ',');
+}
+
+/* The text blocks of a neutral reply, joined (as one JSON string). */
+static int put_reply_text(struct ch_buf *b, const json_t *content)
+{
+    const json_t *blk, *one = NULL;
+    struct ch_buf joined;
+    size_t i, n = 0;
+    int rc = 0;
+
+    json_array_foreach(content, i, blk)
+    {
+        const char *t = json_string_value(json_object_get(blk, "type"));
+        if (t && !strcmp(t, "text") && json_is_string(json_object_get(blk, "text")))
+            n++, one = json_object_get(blk, "text");
+    }
+    if (n <= 1) /* the usual case: no copy */
+        return one ? ch_buf_append_json_str(b, json_string_value(one), json_string_length(one))
+                   : ch_buf_append_str(b, "\"\"");
+    ch_buf_init(&joined, 64 << 20);
+    json_array_foreach(content, i, blk)
+    {
+        const char *t = json_string_value(json_object_get(blk, "type"));
+        const json_t *txt = json_object_get(blk, "text");
+        if (!rc && t && !strcmp(t, "text") && json_is_string(txt))
+            rc = ch_buf_append(&joined, json_string_value(txt), json_string_length(txt));
+    }
+    rc = rc ? rc : ch_buf_append_json_str(b, joined.data ? joined.data : "", joined.len);
+    ch_buf_release(&joined);
+    return rc;
+}
+
+/* The assistant message of a neutral reply (text blocks joined, tool_use
+ * blocks as tool_calls), or of plain text when reply is NULL. */
+static int put_message(struct ch_buf *b, const json_t *reply, const char *text)
+{
+    const json_t *blk;
+    size_t i, ncalls = 0;
+    int rc = ch_buf_append_str(b, "{\"role\":\"assistant\",\"content\":");
+
+    if (!reply) {
+        rc = rc ? rc : ch_buf_append_json_str(b, text ? text : "", text ? strlen(text) : 0);
+        return rc ? rc : ch_buf_append_char(b, '}');
+    }
+    rc = rc ? rc : put_reply_text(b, json_object_get(reply, "content"));
     json_array_foreach(json_object_get(reply, "content"), i, blk)
     {
         const char *t = json_string_value(json_object_get(blk, "type"));
-        if (t && !strcmp(t, "text") && json_string_value(json_object_get(blk, "text")))
-            ch_buf_append_str(&text, json_string_value(json_object_get(blk, "text")));
-        else if (t && !strcmp(t, "tool_use")) {
-            char *args = json_dumps(json_object_get(blk, "input"), JSON_COMPACT);
-            json_array_append_new(calls, json_pack("{s:s, s:s, s:{s:s, s:s}}", "id",
-                                                   json_string_value(json_object_get(blk, "id")), "type", "function",
-                                                   "function", "name", json_string_value(json_object_get(blk, "name")),
-                                                   "arguments", args ? args : "{}"));
-            ch_free(args);
-        }
+        const char *id = json_string_value(json_object_get(blk, "id"));
+        const char *name = json_string_value(json_object_get(blk, "name"));
+        char *args;
+        if (rc || !t || strcmp(t, "tool_use"))
+            continue;
+        args = json_dumps(json_object_get(blk, "input"), JSON_COMPACT);
+        rc = ch_buf_append_str(b, ncalls++ ? ",{\"id\":" : ",\"tool_calls\":[{\"id\":");
+        rc = rc ? rc : ch_buf_append_json_str(b, id ? id : "", id ? strlen(id) : 0);
+        rc = rc ? rc : ch_buf_append_str(b, ",\"type\":\"function\",\"function\":{\"name\":");
+        rc = rc ? rc : ch_buf_append_json_str(b, name ? name : "", name ? strlen(name) : 0);
+        rc = rc ? rc : ch_buf_append_str(b, ",\"arguments\":");
+        rc = rc ? rc : ch_buf_append_json_str(b, args ? args : "{}", args ? strlen(args) : 2);
+        rc = rc ? rc : ch_buf_append_str(b, "}}");
+        ch_free(args);
     }
-    msg = json_pack("{s:s, s:s%}", "role", "assistant", "content", text.data ? text.data : "", text.len);
-    if (json_array_size(calls))
-        json_object_set_new(msg, "tool_calls", calls);
-    else
-        json_decref(calls);
-    ch_buf_release(&text);
-    return msg;
+    if (!rc && ncalls)
+        rc = ch_buf_append_char(b, ']');
+    return rc ? rc : ch_buf_append_char(b, '}');
+}
+
+int ch_oa_render_completion(struct ch_buf *b, const struct oa_req *o, const json_t *reply, const char *text,
+                            const char *finish, const struct ch_llm_usage *u)
+{
+    int rc = ch_oa_put_head(b, o, "chat.completion");
+
+    rc = rc ? rc : ch_buf_append_str(b, "\"choices\":[{\"index\":0,\"message\":");
+    rc = rc ? rc : put_message(b, reply, text);
+    rc = rc ? rc : ch_buf_append_str(b, ",\"finish_reason\":\"");
+    rc = rc ? rc : ch_buf_append_str(b, finish);
+    rc = rc ? rc : ch_buf_append_str(b, "\",\"logprobs\":null}],");
+    rc = rc ? rc : ch_oa_put_usage(b, u);
+    return rc ? rc : ch_buf_append_char(b, '}');
 }
 
 void ch_openai_error(struct ch_http_req *r, int status, const char *type, const char *code, const char *fmt, ...)

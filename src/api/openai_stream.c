@@ -22,11 +22,24 @@ static void send_chunk(struct oa_req *o, json_t *chunk)
     ch_free(s);
 }
 
-static json_t *chunk_of(struct oa_req *o, json_t *delta, const char *finish)
+/* Send o->out (prefix + delta + tail) as one write, then cut it back to
+ * the prefix.  A render that failed (rc) sends nothing, as a chunk jansson
+ * could not pack was skipped before. */
+static void send_out(struct oa_req *o, int rc, const char *finish)
 {
-    return json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:o, s:s?}]}", "id", o->id, "object", "chat.completion.chunk",
-                     "created", (json_int_t)o->created, "model", o->model, "choices", "index", 0, "delta", delta,
-                     "finish_reason", finish);
+    if (!rc && finish) {
+        rc = ch_buf_append_str(&o->out, ",\"finish_reason\":\"");
+        rc = rc ? rc : ch_buf_append_str(&o->out, finish);
+        rc = rc ? rc : ch_buf_append_str(&o->out, "\"}]}\n\n");
+    } else if (!rc) {
+        rc = ch_buf_append_str(&o->out, ",\"finish_reason\":null}]}\n\n");
+    }
+    if (!rc)
+        ch_http_stream_write(o->req, o->out.data, o->out.len);
+    if (o->out.data) {
+        o->out.len = o->prefix_len;
+        o->out.data[o->out.len] = '\0';
+    }
 }
 
 int ch_oa_stream_start(struct oa_req *o)
@@ -38,45 +51,76 @@ int ch_oa_stream_start(struct oa_req *o)
     if (rc)
         return rc;
     o->started = true;
-    send_chunk(o, chunk_of(o, json_pack("{s:s, s:s}", "role", "assistant", "content", ""), NULL));
+    /* Every chunk opens the same way: render that once. */
+    ch_buf_reset(&o->out);
+    rc = ch_buf_append_str(&o->out, "data: ");
+    rc = rc ? rc : ch_oa_put_head(&o->out, o, "chat.completion.chunk");
+    rc = rc ? rc : ch_buf_append_str(&o->out, "\"choices\":[{\"index\":0,\"delta\":");
+    if (rc) {
+        ch_http_stream_end(o->req);
+        o->finished = true;
+        return rc;
+    }
+    o->prefix_len = o->out.len;
+    send_out(o, ch_buf_append_str(&o->out, "{\"role\":\"assistant\",\"content\":\"\"}"), NULL);
     return 0;
 }
 
 void ch_oa_stream_delta(struct oa_req *o, const char *text, size_t len)
 {
+    int rc;
+
     if (!o->started || o->finished || !len)
         return;
-    send_chunk(o, chunk_of(o, json_pack("{s:s%}", "content", text, len), NULL));
+    rc = ch_buf_append_str(&o->out, "{\"content\":");
+    rc = rc ? rc : ch_buf_append_json_str(&o->out, text, len);
+    send_out(o, rc ? rc : ch_buf_append_char(&o->out, '}'), NULL);
 }
 
 void ch_oa_stream_tool(struct oa_req *o, const struct ch_llm_event *e)
 {
-    json_t *call;
+    struct ch_buf *b = &o->out;
+    int rc;
 
     if (!o->started || o->finished)
         return;
-    if (e->type == CH_LLM_EV_TOOL_START)
-        call = json_pack("{s:i, s:s, s:s, s:{s:s, s:s}}", "index", e->index, "id", e->tool_id ? e->tool_id : "", "type",
-                         "function", "function", "name", e->tool_name ? e->tool_name : "", "arguments", "");
-    else if (e->type == CH_LLM_EV_TOOL_ARGS_DELTA)
-        call = json_pack("{s:i, s:{s:s%}}", "index", e->index, "function", "arguments", e->text.p, e->text.len);
-    else
+    if (e->type != CH_LLM_EV_TOOL_START && e->type != CH_LLM_EV_TOOL_ARGS_DELTA)
         return;
-    send_chunk(o, chunk_of(o, json_pack("{s:[o]}", "tool_calls", call), NULL));
+    rc = ch_buf_append_str(b, "{\"tool_calls\":[{\"index\":");
+    rc = rc ? rc : ch_oa_put_int(b, e->index);
+    if (e->type == CH_LLM_EV_TOOL_START) {
+        const char *id = e->tool_id ? e->tool_id : "", *name = e->tool_name ? e->tool_name : "";
+        rc = rc ? rc : ch_buf_append_str(b, ",\"id\":");
+        rc = rc ? rc : ch_buf_append_json_str(b, id, strlen(id));
+        rc = rc ? rc : ch_buf_append_str(b, ",\"type\":\"function\",\"function\":{\"name\":");
+        rc = rc ? rc : ch_buf_append_json_str(b, name, strlen(name));
+        rc = rc ? rc : ch_buf_append_str(b, ",\"arguments\":\"\"}}]}");
+    } else {
+        rc = rc ? rc : ch_buf_append_str(b, ",\"function\":{\"arguments\":");
+        rc = rc ? rc : ch_buf_append_json_str(b, e->text.p ? e->text.p : "", e->text.len);
+        rc = rc ? rc : ch_buf_append_str(b, "}}]}");
+    }
+    send_out(o, rc, NULL);
 }
 
 void ch_oa_stream_finish(struct oa_req *o, const char *finish_reason, const struct ch_llm_usage *u)
 {
+    struct ch_buf *b = &o->out;
+    int rc;
+
     if (!o->started || o->finished)
         return;
-    send_chunk(o, chunk_of(o, json_object(), finish_reason));
+    send_out(o, ch_buf_append_str(b, "{}"), finish_reason);
     if (o->include_usage && u) {
-        int64_t in = (int64_t)(u->input_tokens + u->cache_read_tokens + u->cache_write_tokens);
-        send_chunk(o, json_pack("{s:s, s:s, s:I, s:s, s:[], s:{s:I, s:I, s:I}}", "id", o->id, "object",
-                                "chat.completion.chunk", "created", (json_int_t)o->created, "model", o->model,
-                                "choices", "usage", "prompt_tokens", (json_int_t)in, "completion_tokens",
-                                (json_int_t)u->output_tokens, "total_tokens",
-                                (json_int_t)(in + (int64_t)u->output_tokens)));
+        /* {"id",..,"model":..,"choices":[],"usage":{..}}: its own head. */
+        ch_buf_reset(b);
+        rc = ch_buf_append_str(b, "data: ");
+        rc = rc ? rc : ch_oa_put_head(b, o, "chat.completion.chunk");
+        rc = rc ? rc : ch_buf_append_str(b, "\"choices\":[],");
+        rc = rc ? rc : ch_oa_put_usage(b, u);
+        rc = rc ? rc : ch_buf_append_str(b, "}\n\n");
+        if (!rc)
+            ch_http_stream_write(o->req, b->data, b->len);
     }
     ch_http_stream_write(o->req, "data: [DONE]\n\n", 14);
     ch_http_stream_end(o->req);

@@ -132,5 +132,6 @@ int ch_cmd_sessions(int argc, char **argv);   /* cmd_sessions.c */
 int ch_cmd_models(int argc, char **argv);     /* cmd_sessions.c */
 int ch_cmd_runs(int argc, char **argv);       /* cmd_sessions.c */
 int ch_cmd_deliveries(int argc, char **argv); /* cmd_deliveries.c */
+int ch_cmd_devices(int argc, char **argv);    /* cmd_devices.c */
 
 #endif

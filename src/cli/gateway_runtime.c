@@ -35,6 +35,7 @@ int ch_boot_runtime(struct ch_boot *b, uv_loop_t *loop, struct ch_net *net, stru
                     struct ch_llm_client **llm, struct ch_tools **tools, struct ch_agent **agent)
 {
     const char *http_hosts[MAX_HOSTS], *fetch_hosts[MAX_HOSTS];
+    struct ch_curlm_opts copts = {0};
     struct ch_tools_opts topts = {0};
     struct ch_agent_opts aopts = {0};
     struct ch_error err = {0};
@@ -47,7 +48,19 @@ int ch_boot_runtime(struct ch_boot *b, uv_loop_t *loop, struct ch_net *net, stru
         goto out;
     if (mkdir(workspace, 0700) != 0 && errno != EEXIST)
         ch_log_warn("cannot create the workspace %s: %s", workspace, strerror(errno));
-    if (ch_curlm_new(loop, NULL, curlm) != 0) {
+    /* Outbound connection limits: a run past the per-host limit would wait
+     * inside curl with its first-byte clock running, so by default every
+     * run allowed to execute at once can hold its own connection. */
+    copts.max_host_connections = (uint32_t)ch_config_int(cfg, "gateway.outbound.maxConnectionsPerHost",
+                                                         ch_config_int(cfg, "agents.defaults.maxConcurrent", 32) > 8
+                                                             ? ch_config_int(cfg, "agents.defaults.maxConcurrent", 32)
+                                                             : 8);
+    copts.max_total_connections =
+        (uint32_t)ch_config_int(cfg, "gateway.outbound.maxConnections",
+                                copts.max_host_connections + 16 > 64 ? (int64_t)copts.max_host_connections + 16 : 64);
+    if (copts.max_host_connections > copts.max_total_connections)
+        copts.max_host_connections = copts.max_total_connections;
+    if (ch_curlm_new(loop, &copts, curlm) != 0) {
         fprintf(stderr, "chela: cannot set up outbound HTTP\n");
         goto out;
     }

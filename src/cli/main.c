@@ -30,6 +30,7 @@ static const struct command commands[] = {
     {"models", ch_cmd_models, "list the models the gateway can use"},
     {"runs", ch_cmd_runs, "list, show and abort agent runs"},
     {"deliveries", ch_cmd_deliveries, "list and retry callback and webhook deliveries"},
+    {"devices", ch_cmd_devices, "list, approve, reject and remove paired OpenClaw devices"},
     {"version", cmd_version, "print the version"},
 };
 

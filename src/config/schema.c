@@ -61,6 +61,14 @@ static const struct cfg_row rows[] = {
             "WebSocket."),
     BOOL("gateway.http.endpoints.chatCompletions.enabled", false,
          "Serve the OpenAI-compatible `POST /v1/chat/completions`."),
+    OPTINT("gateway.outbound.maxConnectionsPerHost", 1, 4096, "count",
+           "Outbound connections to one host:port at once (default `agents.defaults.maxConcurrent`, at "
+           "least 8). A streamed LLM call holds its HTTP/1.1 connection for the whole reply, so a local "
+           "server (vLLM, Ollama) sees at most this many calls at once; HTTP/2 providers multiplex. "
+           "Calls past it wait, and the wait counts toward their first-byte timeout."),
+    OPTINT("gateway.outbound.maxConnections", 1, 65536, "count",
+           "Outbound connections open at once, all hosts (LLM calls, tools, deliveries); default 64, "
+           "or the per-host limit plus 16 when that is larger."),
     BOOL("gateway.http.endpoints.responses.enabled", false, "Serve the OpenResponses `POST /v1/responses`."),
 
     /* api: the REST API and its own tokens. */
@@ -196,6 +204,8 @@ static const struct cfg_row rows[] = {
         "Reply budget kept free in the context window."),
     INT("agents.defaults.compaction.keepMessages", 6, 1, 1000, "count",
         "Newest messages kept verbatim when compacting."),
+    INT("agents.defaults.transcriptCacheBytes", 2097152, 0, 1073741824, "bytes",
+        "Memory for recent sessions' parsed transcripts, so a turn need not reload its history; 0 disables."),
 
     /* tools */
     STRINGS("tools.http.allowHosts", "[]", NULL, NULL,
@@ -214,6 +224,9 @@ static const struct cfg_row rows[] = {
         "Send queue per WebSocket client; past it the client is closed with 1008 \"slow consumer\"."),
     INT("gateway.ws.handshakeTimeoutMs", 15000, 100, 600000, "ms",
         "How long a WebSocket client may take to send `connect` after the challenge."),
+    BOOL("gateway.nodes.pairing.autoApproveLocal", true,
+         "Pair devices connecting over loopback silently; others wait for `chela devices approve` or "
+         "`device.pair.approve`."),
 
     /* hooks: the webhook surface (src/api/hooks*.c; OpenClaw spec section 3, docs/compatibility.md). */
     BOOL("hooks.enabled", false, "Serve `POST <hooks.path>/agent`, `/wake` and mapped names; off: they are 404."),

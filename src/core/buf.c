@@ -80,13 +80,25 @@ int ch_buf_append_char(struct ch_buf *b, char c)
 int ch_buf_vappendf(struct ch_buf *b, const char *fmt, va_list ap)
 {
     va_list ap2;
+    size_t room = b->data ? b->cap - b->len : 0;
     int n, rc;
 
+    /* Format into the room there is; only a text that does not fit is
+     * formatted twice (once more after growing). */
     va_copy(ap2, ap);
-    n = vsnprintf(NULL, 0, fmt, ap2);
+    n = vsnprintf(b->data ? b->data + b->len : NULL, room, fmt, ap2);
     va_end(ap2);
-    if (n < 0)
+    if (n < 0) {
+        if (b->data)
+            b->data[b->len] = '\0';
         return CH_EINVAL;
+    }
+    if ((size_t)n < room) {
+        b->len += (size_t)n;
+        return 0;
+    }
+    if (b->data)
+        b->data[b->len] = '\0'; /* undo the partial text */
     rc = ch_buf_reserve(b, (size_t)n);
     if (rc)
         return rc;
@@ -106,36 +118,92 @@ int ch_buf_appendf(struct ch_buf *b, const char *fmt, ...)
     return rc;
 }
 
+/*
+ * Copy s[0..n) to d up to the first byte that needs an escape ('"', '\\'
+ * or a control) and return how many bytes were copied.  Eight bytes a
+ * word, each stored whole before it is tested (d has room for n bytes);
+ * the lowest byte the test flags is exact ("determine if a word has a
+ * byte less than n", Bit Twiddling Hacks: borrows only run upwards).
+ */
+static inline size_t copy_plain(char *d, const unsigned char *s, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    size_t i = 0;
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; n - i >= 8; i += 8) {
+        uint64_t x, q, b, m;
+        memcpy(&x, s + i, 8);
+        memcpy(d + i, &x, 8);
+        q = x ^ (ones * '"');
+        b = x ^ (ones * '\\');
+        m = (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b)) & highs;
+        if (m)
+            return i + (size_t)__builtin_ctzll(m) / 8;
+    }
+#endif
+    for (; i < n && s[i] >= 0x20 && s[i] != '"' && s[i] != '\\'; i++)
+        d[i] = (char)s[i];
+    return i;
+}
+
+/*
+ * One pass, room reserved for the text as if nothing needed an escape and
+ * grown (the buffer doubles) only when escapes use it up: this writes
+ * every run's request and every JSON error, 2 KB hook messages with a
+ * hundred escapes included.  Past the cap the buffer is left as it was.
+ */
 int ch_buf_append_json_str(struct ch_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t start = b->len;
-    int rc = ch_buf_append_char(b, '"');
+    const unsigned char *u = (const unsigned char *)s;
+    size_t start = b->len, i = 0, used;
+    char *o;
+    int rc;
 
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
+    if ((rc = ch_buf_reserve(b, n + 2)) != 0)
+        return rc;
+    o = b->data + start;
+    *o++ = '"';
+    for (;;) {
+        size_t run = copy_plain(o, u + i, n - i), esc;
+        unsigned char c;
+        o += run;
+        if ((i += run) == n)
+            break;
+        c = u[i++];
+        esc = (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t') ? 2 : 6;
+        /* Room for this escape, the rest unescaped and the closing quote
+         * (the cap, not the alloc, has the last word: b->cap - 1 is it). */
+        used = (size_t)(o - b->data);
+        if (b->cap - 1 - used < esc + (n - i) + 1) {
+            b->len = used;
+            if ((rc = ch_buf_reserve(b, esc + (n - i) + 1)) != 0)
+                goto fail;
+            o = b->data + used;
+        }
+        *o++ = '\\';
         switch (c) {
-        case '"': rc = ch_buf_append(b, "\\\"", 2); break;
-        case '\\': rc = ch_buf_append(b, "\\\\", 2); break;
-        case '\n': rc = ch_buf_append(b, "\\n", 2); break;
-        case '\r': rc = ch_buf_append(b, "\\r", 2); break;
-        case '\t': rc = ch_buf_append(b, "\\t", 2); break;
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
         default:
-            if (c < 0x20) {
-                char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-                rc = ch_buf_append(b, e, 6);
-            } else {
-                rc = ch_buf_append_char(b, (char)c);
-            }
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
         }
     }
-    if (rc == 0)
-        rc = ch_buf_append_char(b, '"');
-    if (rc) { /* leave the buffer as it was */
-        b->len = start;
-        if (b->data)
-            b->data[start] = '\0';
-    }
+    *o++ = '"';
+    *o = '\0';
+    b->len = (size_t)(o - b->data);
+    return 0;
+fail: /* leave the buffer as it was */
+    b->len = start;
+    b->data[start] = '\0';
     return rc;
 }
 

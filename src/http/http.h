@@ -113,6 +113,19 @@ int ch_http_respond(struct ch_http_req *r, int status, const char *content_type,
 /* JSON response; steals `body` (even on failure). */
 int ch_http_respond_json(struct ch_http_req *r, int status, json_t *body);
 /*
+ * Append v (an object or array) to b as json_dumps(v, JSON_COMPACT)
+ * would, byte for byte, at a fraction of the cost (json.c).  CH_AGAIN for
+ * what it leaves to jansson (a scalar, invalid UTF-8, nesting past 512),
+ * CH_E_TOO_LARGE past b's cap, CH_ENOMEM; b is unchanged on failure.
+ */
+int ch_http_json_dump(const json_t *v, struct ch_buf *b);
+/* The same for any value, a scalar included (JSON_ENCODE_ANY). */
+int ch_http_json_put(const json_t *v, struct ch_buf *b);
+/* One string (n bytes, NULs allowed) or integer as jansson writes it;
+ * a string that is not UTF-8 is CH_AGAIN.  b is unchanged on failure. */
+int ch_http_json_str(struct ch_buf *b, const char *s, size_t n);
+int ch_http_json_int(struct ch_buf *b, json_int_t v);
+/*
  * The common error shape {"error":"<code>","message":"<msg>"}; the
  * message (printf-formatted, cut at 511 bytes) must not contain secrets.
  * Returns as ch_http_respond.

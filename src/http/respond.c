@@ -175,7 +175,11 @@ int ch_http_respond_json(struct ch_http_req *r, int status, json_t *body)
 
     if (rc == 0) {
         ch_buf_reset(&c->scratch);
-        if (json_dump_callback(body, dump_to_buf, &c->scratch, JSON_COMPACT) != 0)
+        /* Our encoder, jansson's bytes; jansson for what it declines. */
+        rc = ch_http_json_dump(body, &c->scratch);
+        if (rc == CH_AGAIN && json_dump_callback(body, dump_to_buf, &c->scratch, JSON_COMPACT) == 0)
+            rc = 0;
+        else if (rc)
             rc = CH_ENOMEM;
     }
     json_decref(body); /* stolen, even on failure */

@@ -71,10 +71,13 @@ int ch_http_conn_queue(struct ch_http_conn *c, const void *p, size_t n)
     return ch_http_conn_check_queue(c);
 }
 
-/* A drained buffer keeps small memory for the next response only. */
-static void drained(struct ch_buf *b)
+/* A drained buffer keeps small memory for the next response only.  An
+ * upgraded (WebSocket) connection mostly idles between small frames, so
+ * it keeps nothing: thousands of idle connections would otherwise each
+ * hold the few KiB their hello-ok and presence events grew the buffer to. */
+static void drained(struct ch_http_conn *c, struct ch_buf *b)
 {
-    if (b->cap > CH_HTTP_KEEP_BYTES)
+    if (b->cap > CH_HTTP_KEEP_BYTES || c->state == CH_HTTP_UPGRADED)
         ch_buf_release(b);
     else
         ch_buf_reset(b);
@@ -92,7 +95,7 @@ static void on_write(uv_write_t *w, int status)
         return;
     }
     c->srv->stats.bytes_out += c->inflight.len - c->inflight_off;
-    drained(&c->inflight);
+    drained(c, &c->inflight);
     c->inflight_off = 0;
     /* The socket took everything: whatever was queued meanwhile goes now. */
     ch_http_conn_flush(c);
@@ -122,7 +125,7 @@ void ch_http_conn_flush(struct ch_http_conn *c)
     }
     c->srv->stats.bytes_out += (uint64_t)n;
     if ((size_t)n == c->out.len) {
-        drained(&c->out);
+        drained(c, &c->out);
         ch_http_conn_check_queue(c);
         ch_http_conn_after_flush(c);
         return;

@@ -52,6 +52,7 @@ struct ch_curl_api {
     __typeof__(curl_easy_getinfo) *easy_getinfo;
     __typeof__(curl_easy_perform) *easy_perform;
     __typeof__(curl_easy_cleanup) *easy_cleanup;
+    __typeof__(curl_easy_reset) *easy_reset;
     __typeof__(curl_easy_strerror) *easy_strerror;
     __typeof__(curl_slist_append) *slist_append;
     __typeof__(curl_slist_free_all) *slist_free_all;
@@ -142,6 +143,7 @@ static inline CURLSHcode ch_curl_share_cleanup_(CURLSH *s)
 #define curl_easy_getinfo(h, info, out) ch_curl.easy_getinfo(h, info, out)
 #define curl_easy_perform(h) ch_curl.easy_perform(h)
 #define curl_easy_cleanup(h) ch_curl_easy_cleanup_(h)
+#define curl_easy_reset(h) ch_curl.easy_reset(h)
 #define curl_easy_strerror(cc) ch_curl.easy_strerror(cc)
 #define curl_slist_append(l, s) ch_curl.slist_append(l, s)
 #define curl_slist_free_all(l) ch_curl_slist_free_all_(l)

@@ -26,6 +26,7 @@ static void manager_free(struct ch_curlm *m)
     ch_free(m->user_agent);
     ch_free(m->proxy);
     ch_free(m->ca_file);
+    ch_free(m->last_url);
     ch_free(m);
     if (cb)
         cb(data);
@@ -310,6 +311,8 @@ static void teardown(struct ch_curlm *m)
     /* Closes cached connections; curl may still call the socket callback
      * (REMOVE) or the timer callback from inside, both safe here. */
     m->in_cleanup = true;
+    while (m->idle_easy_count)
+        curl_easy_cleanup(m->idle_easy[--m->idle_easy_count]);
     curl_multi_cleanup(m->multi); /* both accept NULL: never started */
     m->multi = NULL;
     m->in_cleanup = false;
@@ -319,6 +322,27 @@ static void teardown(struct ch_curlm *m)
         sock_close(m, m->socks);
     uv_timer_stop(&m->timer);
     uv_close((uv_handle_t *)&m->timer, on_timer_closed);
+}
+
+CURL *curlm_easy_get(struct ch_curlm *m)
+{
+    /* Idle handles were reset when put back: no option, no pointer into a
+     * freed request.  Connections stay in the multi handle's cache. */
+    if (m->idle_easy_count)
+        return m->idle_easy[--m->idle_easy_count];
+    return curl_easy_init();
+}
+
+void curlm_easy_put(struct ch_curlm *m, CURL *easy)
+{
+    if (!easy)
+        return;
+    if (m->closing || m->idle_easy_count >= CURLM_IDLE_EASY_MAX) {
+        curl_easy_cleanup(easy);
+        return;
+    }
+    curl_easy_reset(easy);
+    m->idle_easy[m->idle_easy_count++] = easy;
 }
 
 void curlm_req_gone(struct ch_curlm *m)

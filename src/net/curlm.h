@@ -30,6 +30,14 @@
 
 /* Defaults; a zero field in the options below means "use this". */
 #define CH_CURLM_DEF_MAX_TOTAL_CONNS 64 /* STYLE.md 8.6: outbound conns */
+/* A streamed LLM call holds its HTTP/1.1 connection for the whole reply,
+ * so past this many calls to one plain-HTTP server queue inside curl.
+ * The gateway passes gateway.outbound.maxConnectionsPerHost, by default
+ * agents.defaults.maxConcurrent (cli/gateway_runtime.c); this is the
+ * default of other users (tests).
+ * Raising it (64) was measured: thread-per-connection servers (Python's
+ * http.server, the e2e fake) then serve a third fewer requests a second
+ * (docs/performance.md); h2 providers multiplex and never reach it. */
 #define CH_CURLM_DEF_MAX_HOST_CONNS 8
 #define CH_CURLM_DEF_CONNECT_TIMEOUT_MS 10000     /* STYLE.md 8.6: outbound connect */
 #define CH_CURLM_DEF_FIRST_BYTE_TIMEOUT_MS 120000 /* a non-streamed LLM reply is slow */

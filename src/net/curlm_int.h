@@ -10,6 +10,8 @@
 #include "net/curl_dl.h"
 #include "net/curlm.h"
 
+#define CURLM_IDLE_EASY_MAX 8 /* each keeps curl's ~16 KB receive buffer */
+
 /* One socket curl asked us to watch (multi-uv.c's curl_context). */
 struct curlm_sock {
     uv_poll_t poll;                 /* embedded; the struct is freed in its close cb */
@@ -38,6 +40,14 @@ struct ch_curlm {
     bool torn_down;   /* multi cleaned up, handles closing */
     bool in_cleanup;  /* inside curl_multi_cleanup */
     uint64_t next_id;
+    /* Idle easy handles kept for reuse (curl_easy_reset): creating and
+     * freeing one per request costs more than the request's own setup. */
+    CURL *idle_easy[CURLM_IDLE_EASY_MAX];
+    size_t idle_easy_count;
+    /* The last URL check_url accepted (http/https only), and its scheme:
+     * an LLM provider's URL is the same on every call. */
+    char *last_url; /* owned */
+    bool last_url_https;
     struct ch_curlm_stats stats;
     void (*close_cb)(void *data);
     void *close_data;
@@ -106,6 +116,11 @@ void curlm_req_launch(struct ch_curlm_req *req);
  * once; the first ch_curlm_submit calls it.  0, CH_ENOMEM or CH_EIO with
  * err set ("libcurl could not be loaded: ..."). */
 int curlm_start(struct ch_curlm *m, struct ch_error *err);
+/* curlm.c: an easy handle for a new request: a reset idle one, else a new
+ * one (NULL when out of memory); and the way back to the idle list (or
+ * curl_easy_cleanup when it is full or the manager is closing). */
+CURL *curlm_easy_get(struct ch_curlm *m);
+void curlm_easy_put(struct ch_curlm *m, CURL *easy);
 /* curlm.c: a request was freed; tears the manager down if it is closing. */
 void curlm_req_gone(struct ch_curlm *m);
 

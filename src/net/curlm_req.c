@@ -195,8 +195,11 @@ static void on_req_closed(uv_handle_t *h)
 /* Release everything but the timer, then close it; freed in its close cb. */
 static void req_release(struct ch_curlm_req *req)
 {
-    if (req->easy)
+    /* A pinned request's handle never served a normal one: not reused. */
+    if (req->resolve)
         curl_easy_cleanup(req->easy);
+    else
+        curlm_easy_put(req->m, req->easy);
     req->easy = NULL;
     wipe_slist(req->headers);
     curl_slist_free_all(req->resolve);

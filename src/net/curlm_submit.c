@@ -45,7 +45,7 @@ static bool valid_text(const char *s)
     return true;
 }
 
-static int check_url(const struct ch_curlm_request *r, bool *is_https, struct ch_error *err)
+static int check_url(struct ch_curlm *m, const struct ch_curlm_request *r, bool *is_https, struct ch_error *err)
 {
     CURLU *u;
     CURLUcode uc;
@@ -54,6 +54,11 @@ static int check_url(const struct ch_curlm_request *r, bool *is_https, struct ch
 
     if (strlen(r->url) > MAX_URL_BYTES)
         return ch_error_set(err, CH_EINVAL, "URL longer than %d bytes", MAX_URL_BYTES);
+    /* The same text gets the same verdict: skip curl's URL parser. */
+    if (!r->allow_any_protocol && m->last_url && !strcmp(m->last_url, r->url)) {
+        *is_https = m->last_url_https;
+        return 0;
+    }
     u = curl_url();
     if (!u)
         return ch_error_set(err, CH_ENOMEM, "out of memory");
@@ -77,6 +82,11 @@ static int check_url(const struct ch_curlm_request *r, bool *is_https, struct ch
     }
     *is_https = !strcmp(scheme, "https");
     rc = 0;
+    if (!r->allow_any_protocol) {
+        ch_free(m->last_url);
+        m->last_url = ch_strdup(r->url); /* NULL on ENOMEM: just no cache */
+        m->last_url_https = *is_https;
+    }
 out:
     curl_free(scheme);
     curl_url_cleanup(u);
@@ -112,10 +122,13 @@ static int build_headers(struct ch_curlm_req *req, const struct ch_curlm_request
         has_ctype |= ch_str_eq_ci(ch_str_from(h->name), "content-type");
         ch_buf_reset(&line);
         /* curl reads "Name:" as "remove this header"; "Name;" sends it empty. */
-        if (h->value[0])
-            rc = ch_buf_appendf(&line, "%s: %s", h->name, h->value);
-        else
-            rc = ch_buf_appendf(&line, "%s;", h->name);
+        rc = ch_buf_append_str(&line, h->name);
+        if (!rc && h->value[0]) {
+            rc = ch_buf_append(&line, ": ", 2);
+            rc = rc ? rc : ch_buf_append_str(&line, h->value);
+        } else if (!rc) {
+            rc = ch_buf_append_char(&line, ';');
+        }
         if (rc == CH_E_TOO_LARGE) {
             rc = ch_error_set(err, CH_EINVAL, "request header %zu longer than %d bytes", i, MAX_FIELD_BYTES);
             goto out;
@@ -268,7 +281,7 @@ static int check_request(struct ch_curlm *m, const struct ch_curlm_request *r, c
     rc = curlm_start(m, err);
     if (rc)
         return rc;
-    return check_url(r, is_https, err);
+    return check_url(m, r, is_https, err);
 }
 
 static void fill_limits(struct ch_curlm_req *req, const struct ch_curlm_request *r)
@@ -319,7 +332,8 @@ int ch_curlm_submit(struct ch_curlm *m, const struct ch_curlm_request *r, struct
         body = req->body;
     }
     has_body = r->body_len > 0 || !strcmp(method, "POST") || !strcmp(method, "PUT") || !strcmp(method, "PATCH");
-    req->easy = curl_easy_init();
+    /* Pinned requests get a handle of their own (see setup_easy). */
+    req->easy = r->resolve_count ? curl_easy_init() : curlm_easy_get(m);
     if (!req->easy)
         goto out;
     rc = build_headers(req, r, has_body, err);

@@ -206,4 +206,4 @@ static int on_eof(struct ch_llm_decoder *d)
     return 0; /* without message_stop the response is incomplete */
 }
 
-const struct llm_dec_ops llm_anthropic_ops = {on_sse, on_body, on_eof};
+const struct llm_dec_ops llm_anthropic_ops = {on_sse, on_body, on_eof, NULL};

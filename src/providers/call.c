@@ -482,6 +482,7 @@ int ch_llm_call_start(struct ch_llm_client *client, const struct ch_llm_call_opt
     c->temperature = opts->temperature;
     c->has_temperature = opts->has_temperature;
     c->prompt_cache = opts->prompt_cache;
+    c->whole_body = opts->whole_body;
     c->on_event = opts->on_event;
     c->on_done = opts->on_done;
     c->data = opts->data;

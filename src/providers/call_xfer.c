@@ -12,6 +12,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "providers/client_int.h"
 
@@ -85,6 +86,13 @@ static void copy_header(const struct ch_curlm_head *head, const char *name, char
         snprintf(out, cap, "%.*s", (int)CH_MIN(v.len, cap - 1), v.p);
 }
 
+static bool is_event_stream(struct ch_str ctype)
+{
+    static const char want[] = "text/event-stream";
+
+    return ctype.p && ctype.len >= sizeof(want) - 1 && !strncasecmp(ctype.p, want, sizeof(want) - 1);
+}
+
 static int on_headers(struct ch_curlm_req *req, const struct ch_curlm_head *head, void *data)
 {
     struct ch_llm_call *c = data;
@@ -93,6 +101,16 @@ static int on_headers(struct ch_curlm_req *req, const struct ch_curlm_head *head
     if (!is_2xx(head->status)) {
         copy_header(head, "retry-after", c->retry_after, sizeof(c->retry_after));
         copy_header(head, "retry-after-ms", c->retry_after_ms, sizeof(c->retry_after_ms));
+        return 0;
+    }
+    /* Asked for one body, got a stream (a server that always streams):
+     * read it as one.  Nothing was fed to the decoder yet. */
+    if (c->whole_body_asked && is_event_stream(ch_curlm_head_get(head, "content-type"))) {
+        struct ch_llm_decoder *dec = NULL;
+        if (ch_llm_decoder_new(&dec, c->targets[c->pos].provider->api, true, on_dec_event, c))
+            return CH_ENOMEM;
+        ch_llm_decoder_free(c->dec);
+        c->dec = dec;
     }
     return 0;
 }
@@ -237,7 +255,10 @@ int llm_call_send(struct ch_llm_call *c, const struct ch_llm_target *t, int key_
     lr.max_tokens = ch_llm_target_reply_budget(c->gen->cat, t, c->max_tokens);
     lr.has_temperature = c->has_temperature || json_is_number(temp);
     lr.temperature = c->has_temperature ? c->temperature : json_number_value(temp);
-    lr.stream = true; /* always: first tokens sooner, idle timeouts meaningful */
+    /* Streamed unless the caller wants the whole reply anyway and the API
+     * is OpenAI's: first tokens sooner, idle timeouts meaningful. */
+    c->whole_body_asked = c->whole_body && p->api == CH_LLM_OPENAI;
+    lr.stream = !c->whole_body_asked;
     lr.want_prompt_cache = c->prompt_cache;
 
     ch_llm_decoder_free(c->dec);
@@ -252,7 +273,7 @@ int llm_call_send(struct ch_llm_call *c, const struct ch_llm_target *t, int key_
         llm_failure_set(f, rc, CH_LLM_ERR_UNKNOWN, false, "%s", e.msg);
         goto out;
     }
-    rc = ch_llm_decoder_new(&c->dec, p->api, true, on_dec_event, c);
+    rc = ch_llm_decoder_new(&c->dec, p->api, lr.stream, on_dec_event, c);
     if (!rc) {
         hdrs = ch_calloc(c->http.header_count + 1, sizeof(*hdrs));
         rc = hdrs ? 0 : CH_ENOMEM;
@@ -274,6 +295,10 @@ int llm_call_send(struct ch_llm_call *c, const struct ch_llm_target *t, int key_
     r.body_mode = CH_CURLM_BODY_BORROW; /* c->http lives until on_done */
     r.connect_timeout_ms = s->connect_timeout_ms;
     r.first_byte_timeout_ms = s->first_byte_timeout_ms;
+    /* A whole body comes when the reply is done: only the call's own
+     * deadline bounds the wait for it. */
+    if (c->whole_body_asked)
+        r.first_byte_timeout_ms = CH_CURLM_NO_TIMEOUT;
     r.idle_timeout_ms = s->idle_timeout_ms;
     /* The call's deadline timer ends the call; this only keeps a transfer
      * from outliving it should that timer be late. */

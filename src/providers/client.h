@@ -396,6 +396,14 @@ struct ch_llm_call_opts {
     bool has_temperature;
     bool prompt_cache;   /* Anthropic cache_control on system and tools */
     uint32_t timeout_ms; /* total, all attempts; 0: models.timeouts.callMs */
+    /* The caller needs the reply only when complete (a non-streaming
+     * client of the OpenAI pass-through): an openai-completions upstream
+     * is then asked for one JSON body (stream false), which costs it and
+     * us less than a stream; events still fire, all at the end.  The
+     * first-byte deadline widens to the call's own, since such a server
+     * sends nothing until it is done.  An upstream that streams anyway is
+     * read as a stream. */
+    bool whole_body;
     /* Events as they arrive (TEXT_DELTA, TOOL_*, USAGE, STOP).  ERROR is not
      * forwarded: failures reach on_done.  Events of an attempt that is then
      * retried are never seen, because nothing is retried once one event was

@@ -120,7 +120,8 @@ struct ch_llm_call {
     json_t *messages, *tools; /* refs */
     int64_t max_tokens;
     double temperature;
-    bool has_temperature, prompt_cache;
+    bool has_temperature, prompt_cache, whole_body;
+    bool whole_body_asked; /* this attempt asked for stream false */
     ch_llm_event_cb on_event;
     ch_llm_done_cb on_done;
     void *data;

@@ -458,6 +458,8 @@ static int finish_body(struct ch_llm_decoder *d)
 
     if (d->body.len == 0)
         return llm_fail(d, CH_EIO, CH_LLM_ERR_UNKNOWN, true, "empty response body");
+    if (d->ops->on_body_text && (rc = d->ops->on_body_text(d, d->body.data, d->body.len)) != 1)
+        return rc;
     rc = llm_parse_json(d, d->body.data, d->body.len, &j);
     if (rc)
         return rc;

@@ -136,4 +136,4 @@ static int on_eof(struct ch_llm_decoder *d)
     return d->has_stop ? llm_complete(d) : 0;
 }
 
-const struct llm_dec_ops llm_gemini_ops = {on_sse, on_body, on_eof};
+const struct llm_dec_ops llm_gemini_ops = {on_sse, on_body, on_eof, NULL};

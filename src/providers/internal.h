@@ -39,6 +39,9 @@ struct llm_dec_ops {
     /* The stream ended with no explicit end marker: complete it if what
      * was seen is a whole response (OpenAI without [DONE], Gemini). */
     int (*on_eof)(struct ch_llm_decoder *d);
+    /* Optional: the whole body as text, before on_body; returns 1 to
+     * have it parsed with jansson and given to on_body instead. */
+    int (*on_body_text)(struct ch_llm_decoder *d, const char *p, size_t n);
 };
 
 extern const struct llm_dec_ops llm_anthropic_ops, llm_openai_ops, llm_gemini_ops;
@@ -106,6 +109,51 @@ void llm_set_model(struct ch_llm_decoder *d, const char *model);
 /* Small JSON accessors: NULL / 0 when absent or of another type. */
 const char *llm_jstr(const json_t *o, const char *key);
 uint64_t llm_jtokens(const json_t *o, const char *key); /* negative counts as 0 */
+
+/* ------------------------------------------------------------------ */
+/* Non-allocating JSON scanner (json_scan.c)                            */
+/* ------------------------------------------------------------------ */
+
+#define LLM_JSCAN_MAX_DEPTH 32
+#define LLM_JSCAN_MAX_TOKENS 256 /* what a stream chunk may need; more: jansson */
+
+enum llm_jtype { LLM_J_OBJ = 1, LLM_J_ARR, LLM_J_STR, LLM_J_NUM, LLM_J_TRUE, LLM_J_FALSE, LLM_J_NULL };
+
+/* One value; an object's children alternate key and value tokens. */
+struct llm_jtok {
+    uint8_t type;   /* enum llm_jtype */
+    bool escaped;   /* STR: holds a backslash escape */
+    bool is_int;    /* NUM: no fraction, no exponent */
+    uint32_t start; /* STR: first byte inside the quotes; else the literal */
+    uint32_t len;   /* STR: raw (escaped) length; else the literal's */
+    uint32_t end;   /* index of the first token past this value */
+    uint32_t count; /* OBJ: members; ARR: elements */
+};
+
+struct llm_jdoc {
+    const char *src;       /* borrowed: the scanned text */
+    struct llm_jtok *toks; /* borrowed: cap entries */
+    size_t count, cap;
+};
+
+/* Scan p[0..n) into doc (toks and cap set by the caller).  0, or CH_EINVAL
+ * when the text is malformed or outside the subset (see json_scan.c): the
+ * caller then parses it with jansson. */
+int llm_jscan(struct llm_jdoc *doc, const char *p, size_t n);
+/* The value token of key in object token obj (the last duplicate, as
+ * jansson keeps), or -1 (absent, or obj is -1 or not an object). */
+int llm_jget(const struct llm_jdoc *d, int obj, const char *key);
+/* Iterate the elements of array token parent: cur -1 gives the first;
+ * -1 at the end. */
+int llm_jnext(const struct llm_jdoc *d, int parent, int cur);
+/* The decoded text of string token ti into out (room for len + 1 bytes:
+ * decoding never lengthens), NUL-terminated; returns its length. */
+size_t llm_jstr_decode(const struct llm_jdoc *d, int ti, char *out);
+bool llm_jstr_eq(const struct llm_jdoc *d, int ti, const char *s, size_t n);
+/* p[0..n) is valid UTF-8 (what jansson accepts in a string). */
+bool llm_utf8_valid(const unsigned char *p, size_t n);
+/* An integer token's value (false for a real, another type, or -1). */
+bool llm_jint(const struct llm_jdoc *d, int ti, int64_t *out);
 
 /* ------------------------------------------------------------------ */
 /* Errors (errors.c)                                                    */

@@ -16,184 +16,232 @@
 
 #include "providers/internal.h"
 
-/* Join the non-empty text blocks with "\n" into *out (NULL when there
- * are none).  CH_E_TOO_LARGE past the body cap, CH_ENOMEM. */
-static int joined_text(const json_t *blocks, json_t **out)
+/*
+ * The body is written straight into a capped buffer, not built as a
+ * jansson tree and then serialised: on a pass-through call that was a
+ * third of the gateway's CPU per request.  Only a tool call's input and
+ * a tool's schema (objects of the caller's) go through json_dump.
+ */
+struct wr {
+    struct ch_buf b; /* capped at CH_LLM_MAX_BODY_BYTES */
+    int rc;          /* sticky: the first failure */
+};
+
+static void put(struct wr *w, const char *s)
 {
-    struct ch_buf b;
-    json_t *blk;
-    bool any = false;
-    size_t i;
+    if (!w->rc)
+        w->rc = ch_buf_append_str(&w->b, s);
+}
+
+static void put_str(struct wr *w, const char *s)
+{
+    if (!s)
+        s = "";
+    if (!w->rc)
+        w->rc = ch_buf_append_json_str(&w->b, s, strlen(s));
+}
+
+static int dump_cb(const char *p, size_t n, void *data)
+{
+    struct wr *w = data;
+
+    w->rc = ch_buf_append(&w->b, p, n);
+    return w->rc ? -1 : 0;
+}
+
+static void put_json(struct wr *w, const json_t *v, size_t flags)
+{
+    if (!w->rc && json_dump_callback(v, dump_cb, w, JSON_COMPACT | flags) && !w->rc)
+        w->rc = CH_ENOMEM;
+}
+
+/* The non-empty text blocks joined with "\n", as one string (nothing
+ * written, false returned, when there are none). */
+static bool put_joined_text(struct wr *w, const json_t *blocks)
+{
+    const json_t *blk, *one = NULL;
+    struct ch_buf j;
+    size_t i, n = 0;
     int rc = 0;
 
-    *out = NULL;
-    ch_buf_init(&b, CH_LLM_MAX_BODY_BYTES);
     json_array_foreach(blocks, i, blk)
     {
-        if (strcmp(llm_jstr(blk, "type"), "text") != 0 || !llm_jstr(blk, "text")[0])
+        if (strcmp(llm_jstr(blk, "type"), "text") == 0 && llm_jstr(blk, "text")[0])
+            n++, one = blk;
+    }
+    if (n == 0)
+        return false;
+    if (n == 1) {
+        put_str(w, llm_jstr(one, "text"));
+        return true;
+    }
+    ch_buf_init(&j, CH_LLM_MAX_BODY_BYTES);
+    json_array_foreach(blocks, i, blk)
+    {
+        if (rc || strcmp(llm_jstr(blk, "type"), "text") != 0 || !llm_jstr(blk, "text")[0])
             continue;
-        if (any)
-            rc = ch_buf_append_char(&b, '\n');
+        if (j.len)
+            rc = ch_buf_append_char(&j, '\n');
         if (!rc)
-            rc = ch_buf_append_str(&b, llm_jstr(blk, "text"));
-        if (rc)
-            goto out;
-        any = true;
+            rc = ch_buf_append_str(&j, llm_jstr(blk, "text"));
     }
-    if (any) {
-        *out = json_stringn(b.data, b.len);
-        rc = *out ? 0 : CH_ENOMEM;
-    }
-out:
-    ch_buf_release(&b);
-    return rc;
+    if (rc && !w->rc)
+        w->rc = rc;
+    if (!w->rc)
+        w->rc = ch_buf_append_json_str(&w->b, j.data, j.len);
+    ch_buf_release(&j);
+    return true;
 }
 
-static json_t *tool_call_of(const json_t *b)
+static bool has_text(const json_t *blocks)
 {
-    json_t *input = json_object_get(b, "input"), *o;
-    char *args = input ? json_dumps(input, JSON_COMPACT) : NULL;
-
-    if (input && !args)
-        return NULL;
-    o = json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", llm_jstr(b, "id"), "type", "function", "function", "name",
-                  llm_jstr(b, "name"), "arguments", args ? args : "{}");
-    ch_free(args);
-    return o;
-}
-
-static int add_assistant(json_t *out, const json_t *blocks)
-{
-    json_t *m, *calls = json_array(), *b, *c, *text;
+    const json_t *blk;
     size_t i;
-    int rc;
 
-    if (!calls)
-        return CH_ENOMEM;
+    json_array_foreach(blocks, i, blk)
+    {
+        if (strcmp(llm_jstr(blk, "type"), "text") == 0 && llm_jstr(blk, "text")[0])
+            return true;
+    }
+    return false;
+}
+
+/* Text joins into `content`; tool_use blocks become `tool_calls` with the
+ * input serialised as the `arguments` string. */
+static void put_assistant(struct wr *w, const json_t *blocks, bool *first)
+{
+    const json_t *b;
+    size_t i, ncalls = 0;
+
+    json_array_foreach(blocks, i, b) ncalls += strcmp(llm_jstr(b, "type"), "tool_use") == 0;
+    /* An assistant message with neither is a 400: leave it out. */
+    if (!ncalls && !has_text(blocks))
+        return;
+    put(w, *first ? "{\"role\":\"assistant\",\"content\":" : ",{\"role\":\"assistant\",\"content\":");
+    *first = false;
+    /* content is null, not "", next to tool_calls, as OpenAI itself sends. */
+    if (!put_joined_text(w, blocks))
+        put(w, "null");
+    ncalls = 0;
     json_array_foreach(blocks, i, b)
     {
+        const json_t *input = json_object_get(b, "input");
+        char *args;
         if (strcmp(llm_jstr(b, "type"), "tool_use") != 0)
             continue;
-        c = tool_call_of(b);
-        if (!c || json_array_append_new(calls, c)) {
-            json_decref(calls);
-            return CH_ENOMEM;
-        }
+        args = input ? json_dumps(input, JSON_COMPACT) : NULL;
+        if (input && !args && !w->rc)
+            w->rc = CH_ENOMEM;
+        put(w, ncalls++ ? ",{\"id\":" : ",\"tool_calls\":[{\"id\":");
+        put_str(w, llm_jstr(b, "id"));
+        put(w, ",\"type\":\"function\",\"function\":{\"name\":");
+        put_str(w, llm_jstr(b, "name"));
+        put(w, ",\"arguments\":");
+        put_str(w, args ? args : "{}");
+        put(w, "}}");
+        ch_free(args);
     }
-    rc = joined_text(blocks, &text);
-    if (rc) {
-        json_decref(calls);
-        return rc;
-    }
-    /* An assistant message with neither is a 400: leave it out. */
-    if (!text && json_array_size(calls) == 0) {
-        json_decref(calls);
-        return 0;
-    }
-    /* content is null, not "", next to tool_calls, as OpenAI itself sends. */
-    m = json_pack("{s:s, s:o}", "role", "assistant", "content", text ? text : json_null());
-    if (m && json_array_size(calls) && json_object_set(m, "tool_calls", calls)) {
-        json_decref(m);
-        m = NULL;
-    }
-    json_decref(calls);
-    return m && !json_array_append_new(out, m) ? 0 : CH_ENOMEM;
+    if (ncalls)
+        put(w, "]");
+    put(w, "}");
 }
 
-static int add_user(json_t *out, const json_t *blocks)
+/* tool_result blocks become role "tool" messages, before the user's own
+ * text (they must follow the assistant's tool_calls directly); the API
+ * has no error flag, so an error result's content is prefixed "Error: ". */
+static void put_user(struct wr *w, const json_t *blocks, bool *first)
 {
-    json_t *b, *m, *text;
-    const char *content;
+    const json_t *b;
     size_t i;
-    int rc;
 
     json_array_foreach(blocks, i, b)
     {
+        const char *content = llm_jstr(b, "content");
         if (strcmp(llm_jstr(b, "type"), "tool_result") != 0)
             continue;
-        content = llm_jstr(b, "content");
-        if (!content)
-            content = "";
+        put(w, *first ? "{\"role\":\"tool\",\"tool_call_id\":" : ",{\"role\":\"tool\",\"tool_call_id\":");
+        *first = false;
+        put_str(w, llm_jstr(b, "tool_use_id"));
+        put(w, ",\"content\":");
         if (json_is_true(json_object_get(b, "is_error"))) {
-            char *s = ch_sprintf("Error: %s", content);
-            m = s ? json_pack("{s:s, s:s, s:s}", "role", "tool", "tool_call_id", llm_jstr(b, "tool_use_id"), "content",
-                              s)
-                  : NULL;
+            char *s = ch_sprintf("Error: %s", content ? content : "");
+            if (!s && !w->rc)
+                w->rc = CH_ENOMEM;
+            put_str(w, s);
             ch_free(s);
         } else {
-            m = json_pack("{s:s, s:s, s:s}", "role", "tool", "tool_call_id", llm_jstr(b, "tool_use_id"), "content",
-                          content);
+            put_str(w, content);
         }
-        if (!m || json_array_append_new(out, m))
-            return CH_ENOMEM;
+        put(w, "}");
     }
-    rc = joined_text(blocks, &text);
-    if (rc || !text)
-        return rc;
-    return json_array_append_new(out, json_pack("{s:s, s:o}", "role", "user", "content", text)) ? CH_ENOMEM : 0;
+    if (!has_text(blocks))
+        return;
+    put(w, *first ? "{\"role\":\"user\",\"content\":" : ",{\"role\":\"user\",\"content\":");
+    *first = false;
+    put_joined_text(w, blocks);
+    put(w, "}");
 }
 
-static int messages_of(const struct ch_llm_request *req, json_t **out_msgs)
+static void put_messages(struct wr *w, const struct ch_llm_request *req)
 {
-    json_t *out = json_array(), *m, *blocks;
+    const json_t *m;
+    bool first = true;
     size_t i;
-    int rc = CH_ENOMEM;
 
-    if (!out)
-        goto out;
-    if (req->system && req->system[0] &&
-        json_array_append_new(out, json_pack("{s:s, s:s}", "role", "system", "content", req->system)))
-        goto out;
+    put(w, "\"messages\":[");
+    /* Every other string comes from jansson, which checked its UTF-8. */
+    if (req->system && !llm_utf8_valid((const unsigned char *)req->system, strlen(req->system)) && !w->rc)
+        w->rc = CH_EINVAL;
+    if (req->system && req->system[0]) {
+        put(w, "{\"role\":\"system\",\"content\":");
+        put_str(w, req->system);
+        put(w, "}");
+        first = false;
+    }
     json_array_foreach(req->messages, i, m)
     {
-        blocks = llm_blocks(m);
+        json_t *blocks = llm_blocks(m);
         if (!blocks) {
-            rc = CH_ENOMEM;
-            goto out;
+            if (!w->rc)
+                w->rc = CH_ENOMEM;
+            break;
         }
-        rc = strcmp(llm_jstr(m, "role"), "assistant") == 0 ? add_assistant(out, blocks) : add_user(out, blocks);
+        if (strcmp(llm_jstr(m, "role"), "assistant") == 0)
+            put_assistant(w, blocks, &first);
+        else
+            put_user(w, blocks, &first);
         json_decref(blocks);
-        if (rc)
-            goto out;
     }
-    rc = 0;
-out:
-    if (rc) {
-        json_decref(out);
-        out = NULL;
-    }
-    *out_msgs = out;
-    return rc;
+    put(w, "]");
 }
 
-static json_t *tools_of(const json_t *tools)
+static void put_tools(struct wr *w, const json_t *tools)
 {
-    json_t *out = json_array(), *t, *o, *schema;
-    const char *desc;
+    const json_t *t;
     size_t i;
 
+    put(w, ",\"tools\":[");
     json_array_foreach(tools, i, t)
     {
-        if (!out)
-            return NULL;
-        schema = json_object_get(t, "input_schema");
-        desc = llm_jstr(t, "description");
-        o = json_pack("{s:s, s:s}", "name", llm_jstr(t, "name"), "description", desc ? desc : "");
-        if (o && json_object_set_new(o, "parameters",
-                                     schema ? json_incref(schema)
-                                            : json_pack("{s:s, s:{}}", "type", "object", "properties")))
-            json_decref(o), o = NULL;
-        if (!o || json_array_append_new(out, json_pack("{s:s, s:o}", "type", "function", "function", o))) {
-            json_decref(out);
-            return NULL;
-        }
+        const json_t *schema = json_object_get(t, "input_schema");
+        put(w,
+            i ? ",{\"type\":\"function\",\"function\":{\"name\":" : "{\"type\":\"function\",\"function\":{\"name\":");
+        put_str(w, llm_jstr(t, "name"));
+        put(w, ",\"description\":");
+        put_str(w, llm_jstr(t, "description"));
+        put(w, ",\"parameters\":");
+        if (schema)
+            put_json(w, schema, JSON_ENCODE_ANY);
+        else
+            put(w, "{\"type\":\"object\",\"properties\":{}}");
+        put(w, "}}");
     }
-    return out;
+    put(w, "]");
 }
 
 int llm_build_openai(const struct ch_llm_request *req, struct ch_llm_http *out, struct ch_error *err)
 {
-    json_t *body, *msgs;
+    struct wr w = {0};
     char *auth;
     int rc;
 
@@ -210,27 +258,39 @@ int llm_build_openai(const struct ch_llm_request *req, struct ch_llm_http *out, 
     if (rc)
         return rc;
 
-    rc = messages_of(req, &msgs);
-    if (rc == CH_E_TOO_LARGE)
-        return ch_error_set(err, rc, "request body exceeds the %u cap", CH_LLM_MAX_BODY_BYTES);
-    if (rc)
-        return rc;
-    body = json_pack("{s:s, s:I, s:o}", "model", req->model,
-                     req->want_max_completion_tokens ? "max_completion_tokens" : "max_tokens",
-                     (json_int_t)req->max_tokens, "messages", msgs);
-    if (!body)
-        return CH_ENOMEM;
-    if (req->tools && json_array_size(req->tools) && json_object_set_new(body, "tools", tools_of(req->tools)))
-        goto fail;
-    if (req->has_temperature && json_object_set_new(body, "temperature", json_real(req->temperature)))
-        goto fail;
+    ch_buf_init(&w.b, CH_LLM_MAX_BODY_BYTES);
+    w.rc = ch_buf_reserve(&w.b, 1024);
+    put(&w, "{\"model\":");
+    put_str(&w, req->model);
+    put(&w, req->want_max_completion_tokens ? ",\"max_completion_tokens\":" : ",\"max_tokens\":");
+    if (!w.rc)
+        w.rc = ch_buf_appendf(&w.b, "%lld,", (long long)req->max_tokens);
+    put_messages(&w, req);
+    if (req->tools && json_array_size(req->tools))
+        put_tools(&w, req->tools);
+    if (req->has_temperature) {
+        json_t *t = json_real(req->temperature);
+        put(&w, ",\"temperature\":");
+        if (t)
+            put_json(&w, t, JSON_ENCODE_ANY);
+        else if (!w.rc)
+            w.rc = CH_ENOMEM;
+        json_decref(t);
+    }
     /* include_usage adds the final usage chunk; without it a streamed
      * call reports no tokens at all. */
-    if (req->stream && (json_object_set_new(body, "stream", json_true()) ||
-                        json_object_set_new(body, "stream_options", json_pack("{s:b}", "include_usage", 1))))
-        goto fail;
-    return llm_set_body_take(out, body, err);
-fail:
-    json_decref(body);
-    return CH_ENOMEM;
+    if (req->stream)
+        put(&w, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+    put(&w, "}");
+    rc = w.rc;
+    if (rc == CH_E_TOO_LARGE)
+        rc = ch_error_set(err, rc, "request body exceeds the %u cap", CH_LLM_MAX_BODY_BYTES);
+    else if (rc == CH_EINVAL)
+        rc = ch_error_set(err, rc, "the system prompt is not valid UTF-8");
+    if (!rc) {
+        out->body_len = w.b.len;
+        out->body = ch_buf_detach(&w.b, NULL);
+    }
+    ch_buf_release(&w.b);
+    return rc;
 }

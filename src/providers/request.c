@@ -217,29 +217,39 @@ int llm_add_extra_headers(struct ch_llm_http *out, const json_t *headers, struct
     return 0;
 }
 
+struct dump_ctx {
+    struct ch_buf b;
+    int rc; /* the append that failed */
+};
+
+static int dump_capped(const char *p, size_t n, void *data)
+{
+    struct dump_ctx *d = data;
+
+    d->rc = ch_buf_append(&d->b, p, n);
+    return d->rc ? -1 : 0;
+}
+
 int llm_set_body_take(struct ch_llm_http *out, json_t *body, struct ch_error *err)
 {
-    size_t n;
+    struct dump_ctx d = {.rc = CH_ENOMEM};
     int rc = CH_ENOMEM;
 
-    if (!body)
+    /* One pass into a buffer capped at the body limit: an oversized
+     * conversation stops at the cap rather than being measured first. */
+    ch_buf_init(&d.b, CH_LLM_MAX_BODY_BYTES);
+    if (!body || ch_buf_reserve(&d.b, 1024))
         goto out;
-    /* Measure first: an oversized conversation fails clean, unserialised. */
-    n = json_dumpb(body, NULL, 0, JSON_COMPACT);
-    if (n == 0)
-        goto out;
-    if (n > CH_LLM_MAX_BODY_BYTES) {
-        rc =
-            ch_error_set(err, CH_E_TOO_LARGE, "request body of %zu bytes exceeds the %u cap", n, CH_LLM_MAX_BODY_BYTES);
+    if (json_dump_callback(body, dump_capped, &d, JSON_COMPACT) != 0) {
+        if (d.rc == CH_E_TOO_LARGE)
+            rc = ch_error_set(err, CH_E_TOO_LARGE, "request body exceeds the %u cap", CH_LLM_MAX_BODY_BYTES);
         goto out;
     }
-    out->body = ch_malloc(n + 1);
-    if (!out->body)
-        goto out;
-    out->body_len = json_dumpb(body, out->body, n, JSON_COMPACT);
-    out->body[out->body_len] = '\0';
-    rc = 0;
+    out->body_len = d.b.len;
+    out->body = ch_buf_detach(&d.b, NULL);
+    rc = out->body ? 0 : CH_ENOMEM;
 out:
+    ch_buf_release(&d.b);
     json_decref(body);
     return rc;
 }

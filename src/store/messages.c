@@ -97,9 +97,16 @@ static bool append_role_ok(const char *role)
 
 int ch_messages_append(struct ch_db *db, const struct ch_message_rec *m, int64_t *seq_out)
 {
+    return ch_messages_append_ids(db, m, seq_out, NULL);
+}
+
+int ch_messages_append_ids(struct ch_db *db, const struct ch_message_rec *m, int64_t *seq_out, int64_t *id_out)
+{
+    struct ch_db_atomic a;
     sqlite3_stmt *st;
     size_t content_len;
-    int64_t seq = 0;
+    int64_t seq = 0, id = 0;
+    bool own;
     int rc, src;
 
     if (!db || !m)
@@ -114,18 +121,34 @@ int ch_messages_append(struct ch_db *db, const struct ch_message_rec *m, int64_t
     if (!append_role_ok(m->role) || m->input_tokens < 0 || m->output_tokens < 0 || m->cache_read_tokens < 0 ||
         m->cache_write_tokens < 0 || m->latency_ms < 0)
         return CH_EINVAL;
-    /* The seq comes from the same statement as the row: atomic without a
-     * savepoint, and UNIQUE(session_id, seq) catches any other writer. */
+    /* Next seq, then a plain INSERT: INSERT ... SELECT FROM the same table
+     * and RETURNING each cost SQLite an ephemeral table per call.  Inside
+     * a transaction (the writer's batch) the two are atomic and a failed
+     * INSERT undoes only itself; alone, they get their own transaction.
+     * UNIQUE(session_id, seq) still catches any other writer. */
+    own = sqlite3_get_autocommit(db->h) != 0;
+    if (own && (rc = ch_db_atomic_begin(db, &a)))
+        return rc;
+    rc = ch_db_stmt(db, CH_STMT_MESSAGE_NEXT_SEQ,
+                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE session_id = ?1", &st);
+    if (rc)
+        goto out;
+    sqlite3_bind_text(st, 1, m->session_id, -1, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    seq = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (src != SQLITE_ROW) {
+        rc = ch_db_err_code(src == SQLITE_DONE ? SQLITE_ERROR : src);
+        goto out;
+    }
     rc = ch_db_stmt(db, CH_STMT_MESSAGE_APPEND,
                     "INSERT INTO messages(session_key, session_id, seq, role, content, model,"
                     " input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,"
                     " latency_ms, created_ms, run_id)"
-                    " SELECT ?1, ?2, COALESCE(MAX(seq), 0) + 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-                    " ?10, ?11, ?12 FROM messages WHERE session_id = ?2"
-                    " RETURNING seq",
+                    " VALUES (?1, ?2, ?13, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                     &st);
     if (rc)
-        return rc;
+        goto out;
     sqlite3_bind_text(st, 1, m->session_key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, m->session_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, m->role, -1, SQLITE_STATIC);
@@ -138,20 +161,24 @@ int ch_messages_append(struct ch_db *db, const struct ch_message_rec *m, int64_t
     sqlite3_bind_int64(st, 10, m->latency_ms);
     sqlite3_bind_int64(st, 11, m->created_ms);
     ch_store_bind_text(st, 12, m->run_id);
+    sqlite3_bind_int64(st, 13, seq);
     src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        seq = sqlite3_column_int64(st, 0);
-        src = sqlite3_step(st); /* run the statement to completion */
-    }
-    if (src == SQLITE_DONE)
+    if (src == SQLITE_DONE) {
+        id = sqlite3_last_insert_rowid(db->h);
         rc = 0;
-    else if (src == SQLITE_CONSTRAINT_FOREIGNKEY)
+    } else if (src == SQLITE_CONSTRAINT_FOREIGNKEY) {
         rc = CH_ENOTFOUND; /* no session under that key */
-    else
+    } else {
         rc = ch_db_err_code(src);
+    }
     sqlite3_reset(st);
+out:
+    if (own)
+        rc = ch_db_atomic_end(db, &a, rc);
     if (rc == 0 && seq_out)
         *seq_out = seq;
+    if (rc == 0 && id_out)
+        *id_out = id;
     return rc;
 }
 
@@ -208,16 +235,17 @@ int ch_messages_load_last(struct ch_db *db, const char *session_id, size_t max_c
 
     if ((rc = check_load(db, session_id, max_count, max_bytes, out)))
         return rc;
-    rc = ch_db_prepare(db,
-                       "SELECT " MESSAGE_COLS " FROM messages WHERE session_id = ?1"
-                       " ORDER BY seq DESC LIMIT ?2",
-                       &st);
+    /* Cached: the agent loads a transcript whenever its cache misses. */
+    rc = ch_db_stmt(db, CH_STMT_MESSAGE_LOAD_LAST,
+                    "SELECT " MESSAGE_COLS " FROM messages WHERE session_id = ?1"
+                    " ORDER BY seq DESC LIMIT ?2",
+                    &st);
     if (rc)
         return rc;
     sqlite3_bind_text(st, 1, session_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)max_count + 1);
     rc = collect(st, max_count, max_bytes, &l);
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     if (rc) {
         ch_message_list_release(&l);
         return rc;
@@ -231,6 +259,60 @@ int ch_messages_load_last(struct ch_db *db, const char *session_id, size_t max_c
     }
     *out = l;
     return 0;
+}
+
+int ch_messages_bounds(struct ch_db *db, const char *session_id, struct ch_message_bounds *out)
+{
+    sqlite3_stmt *st;
+    const unsigned char *role;
+    int rc, src;
+
+    if (out)
+        memset(out, 0, sizeof(*out));
+    if (!db || !out)
+        return CH_EINVAL;
+    if ((rc = check_session_id(session_id)))
+        return rc;
+    /* Two probes of UNIQUE(session_id, seq); no row for an empty
+     * transcript.  Separate statements: one joining both as subqueries
+     * materialises each in an ephemeral table. */
+    rc = ch_db_stmt(db, CH_STMT_MESSAGE_FIRST,
+                    "SELECT seq, id FROM messages WHERE session_id = ?1 ORDER BY seq LIMIT 1", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, session_id, -1, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        out->first_seq = sqlite3_column_int64(st, 0);
+        out->first_id = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    if (src != SQLITE_ROW)
+        return src == SQLITE_DONE ? 0 : ch_db_err_code(src);
+    rc = ch_db_stmt(db, CH_STMT_MESSAGE_LAST,
+                    "SELECT seq, id, role FROM messages WHERE session_id = ?1 ORDER BY seq DESC LIMIT 1", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, session_id, -1, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        out->last_seq = sqlite3_column_int64(st, 0);
+        out->last_id = sqlite3_column_int64(st, 1);
+        role = sqlite3_column_text(st, 2);
+        if (role)
+            memcpy(out->last_role, role, strnlen((const char *)role, sizeof(out->last_role) - 1));
+        rc = 0;
+    } else {
+        rc = ch_db_err_code(src == SQLITE_DONE ? SQLITE_ERROR : src); /* a row vanished: not in one transaction */
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+bool ch_message_bounds_equal(const struct ch_message_bounds *a, const struct ch_message_bounds *b)
+{
+    return a->first_seq == b->first_seq && a->first_id == b->first_id && a->last_seq == b->last_seq &&
+           a->last_id == b->last_id && strcmp(a->last_role, b->last_role) == 0;
 }
 
 int ch_messages_load_since(struct ch_db *db, const char *session_id, int64_t from_seq, size_t max_count,

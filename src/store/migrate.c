@@ -202,6 +202,60 @@ static const struct migration steps[] = {
         "  created_ms   INTEGER NOT NULL"
         ");",
     },
+    {
+        "devices, device tokens, device pairing requests",
+        /* OpenClaw device pairing (issue #5, spec 1.4): one row per paired
+         * device (its id is the SHA-256 of its public key); roles and
+         * scopes are comma-separated names. */
+        "CREATE TABLE devices ("
+        "  device_id     TEXT PRIMARY KEY,"
+        "  public_key    TEXT NOT NULL,"
+        "  display_name  TEXT,"
+        "  platform      TEXT,"
+        "  device_family TEXT,"
+        "  client_id     TEXT,"
+        "  client_mode   TEXT,"
+        "  remote_ip     TEXT,"
+        "  roles         TEXT NOT NULL DEFAULT '',"
+        "  scopes        TEXT NOT NULL DEFAULT '',"
+        "  approved_via  TEXT NOT NULL DEFAULT 'manual',"
+        "  created_ms    INTEGER NOT NULL,"
+        "  approved_ms   INTEGER NOT NULL,"
+        "  last_seen_ms  INTEGER NOT NULL DEFAULT 0"
+        ") WITHOUT ROWID;"
+        /* One token per device and role; only its SHA-256 is stored, like
+         * API tokens.  revoked_ms > 0: refused until rotated. */
+        "CREATE TABLE device_tokens ("
+        "  device_id    TEXT NOT NULL REFERENCES devices(device_id) ON DELETE CASCADE,"
+        "  role         TEXT NOT NULL,"
+        "  hash         TEXT NOT NULL,"
+        "  scopes       TEXT NOT NULL DEFAULT '',"
+        "  created_ms   INTEGER NOT NULL,"
+        "  rotated_ms   INTEGER NOT NULL DEFAULT 0,"
+        "  revoked_ms   INTEGER NOT NULL DEFAULT 0,"
+        "  last_used_ms INTEGER NOT NULL DEFAULT 0,"
+        "  PRIMARY KEY (device_id, role)"
+        ") WITHOUT ROWID;"
+        /* Pending requests expire (the api drops them after a few
+         * minutes); the device need not be paired yet, so no foreign key. */
+        "CREATE TABLE device_pairing_requests ("
+        "  request_id    TEXT PRIMARY KEY,"
+        "  device_id     TEXT NOT NULL,"
+        "  public_key    TEXT NOT NULL,"
+        "  display_name  TEXT,"
+        "  platform      TEXT,"
+        "  device_family TEXT,"
+        "  client_id     TEXT,"
+        "  client_mode   TEXT,"
+        "  remote_ip     TEXT,"
+        "  role          TEXT NOT NULL,"
+        "  roles         TEXT NOT NULL DEFAULT '',"
+        "  scopes        TEXT NOT NULL DEFAULT '',"
+        "  is_repair     INTEGER NOT NULL DEFAULT 0,"
+        "  created_ms    INTEGER NOT NULL"
+        ");"
+        "CREATE INDEX device_pairing_requests_device ON device_pairing_requests(device_id);",
+    },
 };
 
 int ch_db_latest_version(void)

@@ -224,6 +224,7 @@ int ch_runs_insert(struct ch_db *db, const struct ch_run_rec *r, char **existing
     sqlite3_stmt *st;
     char *existing = NULL;
     size_t request_len = 0;
+    bool own, running = r && r->status == CH_RUN_RUNNING;
     int rc, src;
 
     if (existing_run_id)
@@ -232,7 +233,10 @@ int ch_runs_insert(struct ch_db *db, const struct ch_run_rec *r, char **existing
         return ch_error_set(err, CH_EINVAL, "no run given");
     if ((rc = check_insert(r, &request_len, err)))
         return rc;
-    rc = ch_db_atomic_begin(db, &a);
+    /* In a transaction (the writer's batch) lookup and insert are atomic,
+     * and a failed INSERT undoes only itself: no savepoint needed. */
+    own = sqlite3_get_autocommit(db->h) != 0;
+    rc = own ? ch_db_atomic_begin(db, &a) : 0;
     if (rc)
         return ch_error_set(err, rc, "begin run insert: %s", sqlite3_errmsg(db->h));
     /* Looked up first so the answer names the run holding the key; the
@@ -248,8 +252,8 @@ int ch_runs_insert(struct ch_db *db, const struct ch_run_rec *r, char **existing
     }
     rc = ch_db_stmt(db, CH_STMT_RUN_INSERT,
                     "INSERT INTO runs(run_id, session_key, source, status, request, created_ms,"
-                    " idempotency_key, model, delivery)"
-                    " VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8)",
+                    " idempotency_key, model, delivery, started_ms, attempts)"
+                    " VALUES (?1, ?2, ?3, ?9, ?4, ?5, ?6, ?7, ?8, ?10, ?11)",
                     &st);
     if (rc)
         goto out;
@@ -261,6 +265,9 @@ int ch_runs_insert(struct ch_db *db, const struct ch_run_rec *r, char **existing
     ch_store_bind_text(st, 6, r->idempotency_key);
     ch_store_bind_text(st, 7, r->model);
     ch_store_bind_text(st, 8, r->delivery);
+    sqlite3_bind_text(st, 9, running ? "running" : "queued", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 10, running ? r->started_ms : 0);
+    sqlite3_bind_int(st, 11, running);
     src = sqlite3_step(st);
     sqlite3_reset(st);
     if (src == SQLITE_DONE) {
@@ -275,7 +282,8 @@ int ch_runs_insert(struct ch_db *db, const struct ch_run_rec *r, char **existing
         rc = ch_db_fail(db, src, err, "insert run"); /* CHECK: request is not JSON */
     }
 out:
-    rc = ch_db_atomic_end(db, &a, rc);
+    if (own)
+        rc = ch_db_atomic_end(db, &a, rc);
     if (rc == CH_EEXIST && existing_run_id) {
         *existing_run_id = existing;
         existing = NULL;
@@ -544,56 +552,4 @@ int ch_runs_list_unfinished(struct ch_db *db, size_t limit, struct ch_run_list *
     else
         *out = l;
     return rc;
-}
-
-/* Run a fixed UPDATE/DELETE with up to three optional parameters and
- * report the rows changed. */
-static int exec_count(struct ch_db *db, const char *sql, const char *t1, const char *t2, int64_t i3, int64_t *count)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = ch_db_prepare(db, sql, &st);
-
-    if (rc)
-        return rc;
-    ch_store_bind_text(st, 1, t1);
-    ch_store_bind_text(st, 2, t2);
-    sqlite3_bind_int64(st, 3, i3);
-    rc = ch_store_step_done(st);
-    if (rc == 0 && count)
-        *count = sqlite3_changes(db->h);
-    sqlite3_finalize(st);
-    return rc;
-}
-
-int ch_runs_requeue_running(struct ch_db *db, int64_t *count)
-{
-    if (!db)
-        return CH_EINVAL;
-    /* ?1..?3 unused: exec_count's binds fail harmlessly with SQLITE_RANGE. */
-    return exec_count(db, "UPDATE runs SET status = 'queued' WHERE status = 'running'", NULL, NULL, 0, count);
-}
-
-int ch_runs_fail_running(struct ch_db *db, const char *reason, const char *error_class, int64_t now_ms, int64_t *count)
-{
-    int rc;
-
-    if (!db)
-        return CH_EINVAL;
-    if ((rc = ch_store_check_text(reason, CH_STORE_MAX_ERROR_BYTES, true, true, "reason", NULL, NULL)) ||
-        (rc = ch_store_check_text(error_class, MAX_ERROR_CLASS_BYTES, false, false, "error class", NULL, NULL)))
-        return rc;
-    return exec_count(db,
-                      "UPDATE runs SET status = 'error', error = ?1, error_class = ?2,"
-                      " finished_ms = ?3 WHERE status = 'running'",
-                      reason, error_class, now_ms, count);
-}
-
-int ch_runs_prune(struct ch_db *db, int64_t before_ms, int64_t *removed)
-{
-    if (!db)
-        return CH_EINVAL;
-    return exec_count(db,
-                      "DELETE FROM runs WHERE status IN ('ok', 'error', 'aborted', 'timeout')"
-                      " AND finished_ms < ?3",
-                      NULL, NULL, before_ms, removed);
 }

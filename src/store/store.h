@@ -356,4 +356,94 @@ int ch_webhooks_list(struct ch_db *db, bool with_secrets, struct ch_webhook_list
 /* CH_ENOTFOUND when no webhook has that id. */
 int ch_webhooks_delete(struct ch_db *db, const char *id);
 
+/* ------------------------------------------------------------------ */
+/* OpenClaw devices: paired devices, their tokens, pairing requests      */
+/* (store/devices.c; schema version 4; issue #5)                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The gateway keeps these tables in memory (src/api/oc_pairing.c) and
+ * writes each change through; these calls are its load and its writes.
+ * Roles and scopes are comma-separated names ("operator",
+ * "operator.read,operator.write").  A device token is never stored: only
+ * its SHA-256 (ch_device_token_hash), compared in constant time.
+ */
+#define CH_STORE_MAX_DEVICES 1000           /* paired devices */
+#define CH_STORE_MAX_DEVICE_REQUESTS 256    /* pending pairing requests */
+#define CH_STORE_MAX_DEVICE_FIELD_BYTES 256 /* display fields, roles, scopes */
+#define CH_STORE_MAX_PUBKEY_BYTES 1024      /* base64url or PEM */
+#define CH_DEVICE_MAX_TOKENS 3              /* one per role: operator, node, worker */
+
+struct ch_device_token {
+    char role[16];                                            /* "operator", "node" or "worker" */
+    char hash_hex[65];                                        /* SHA-256 of the token, lowercase hex */
+    char *scopes;                                             /* owned: comma-separated, may be "" */
+    int64_t created_ms, rotated_ms, revoked_ms, last_used_ms; /* 0: never */
+};
+
+struct ch_device_rec {
+    char *device_id;  /* owned: lowercase hex SHA-256 of the raw public key */
+    char *public_key; /* owned: as the device sent it */
+    char *display_name, *platform, *device_family, *client_id, *client_mode, *remote_ip; /* owned or NULL */
+    char *roles;                                                                         /* owned: approved roles */
+    char *scopes;       /* owned: approved operator scopes */
+    char *approved_via; /* owned: "silent" (loopback auto-approval) or "manual" */
+    int64_t created_ms, approved_ms, last_seen_ms;
+    struct ch_device_token tokens[CH_DEVICE_MAX_TOKENS];
+    size_t token_count;
+};
+void ch_device_rec_release(struct ch_device_rec *d);
+/* Deep copy into *out (released on failure); CH_ENOMEM. */
+int ch_device_rec_copy(struct ch_device_rec *out, const struct ch_device_rec *d);
+
+struct ch_device_list {
+    struct ch_device_rec *items; /* owned, oldest approval first */
+    size_t count;
+};
+void ch_device_list_release(struct ch_device_list *l);
+
+struct ch_device_request_rec {
+    char *request_id; /* owned: uuid */
+    char *device_id, *public_key;
+    char *display_name, *platform, *device_family, *client_id, *client_mode, *remote_ip; /* owned or NULL */
+    char *role;     /* owned: the role the connect asked for */
+    char *roles;    /* owned: every role asked for (merged) */
+    char *scopes;   /* owned: every scope asked for (merged) */
+    bool is_repair; /* the device is already paired (role or scope upgrade) */
+    int64_t created_ms;
+};
+void ch_device_request_rec_release(struct ch_device_request_rec *r);
+int ch_device_request_rec_copy(struct ch_device_request_rec *out, const struct ch_device_request_rec *r);
+
+struct ch_device_request_list {
+    struct ch_device_request_rec *items; /* owned, oldest first */
+    size_t count;
+};
+void ch_device_request_list_release(struct ch_device_request_list *l);
+
+/* SHA-256 hex of a device token. */
+void ch_device_token_hash(const char *token, char out[65]);
+/* The token is t's (constant time on the hash); revocation is the caller's. */
+bool ch_device_token_matches(const struct ch_device_token *t, const char *token);
+
+/* Every paired device with its tokens. */
+int ch_devices_list(struct ch_db *db, struct ch_device_list *out);
+/*
+ * Insert or update a device and replace its tokens with d's.  CH_EINVAL
+ * (missing id or key, control characters, a bad token row), CH_E_TOO_LARGE
+ * (a field over its cap, or a new device past CH_STORE_MAX_DEVICES).
+ */
+int ch_devices_put(struct ch_db *db, const struct ch_device_rec *d, struct ch_error *err);
+/* Delete a device, its tokens and its pending requests; CH_ENOTFOUND. */
+int ch_devices_delete(struct ch_db *db, const char *device_id);
+
+/* Requests created at or after not_before_ms, oldest first. */
+int ch_device_requests_list(struct ch_db *db, int64_t not_before_ms, struct ch_device_request_list *out);
+/* Insert or replace one request; CH_E_TOO_LARGE past the cap. */
+int ch_device_requests_put(struct ch_db *db, const struct ch_device_request_rec *r, struct ch_error *err);
+/* CH_ENOTFOUND when no request has that id. */
+int ch_device_requests_delete(struct ch_db *db, const char *request_id);
+/* Delete requests created before before_ms; *removed may be NULL. */
+int ch_device_requests_prune(struct ch_db *db, int64_t before_ms, int64_t *removed);
+
 #endif

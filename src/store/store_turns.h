@@ -169,6 +169,24 @@ void ch_message_list_release(struct ch_message_list *l);
  * *seq_out (may be NULL) gets the seq.  Borrowed input.
  */
 int ch_messages_append(struct ch_db *db, const struct ch_message_rec *m, int64_t *seq_out);
+/* The same, also giving the new row's id (*id_out, may be NULL). */
+int ch_messages_append_ids(struct ch_db *db, const struct ch_message_rec *m, int64_t *seq_out, int64_t *id_out);
+/*
+ * The two ends of session_id's transcript: the first and the last row's
+ * seq and id, and the last row's role; all zero for an empty transcript.
+ * Every change to a transcript (append, compaction, a session reset or
+ * delete) moves one of them: seqs grow, compaction deletes a prefix and
+ * inserts a row with a fresh id, a reset or delete changes the session
+ * id.  The agent's transcript cache (agent/transcript.c) compares them,
+ * two index probes, instead of reloading the transcript for every run.
+ */
+struct ch_message_bounds {
+    int64_t first_seq, first_id;
+    int64_t last_seq, last_id;
+    char last_role[16];
+};
+int ch_messages_bounds(struct ch_db *db, const char *session_id, struct ch_message_bounds *out);
+bool ch_message_bounds_equal(const struct ch_message_bounds *a, const struct ch_message_bounds *b);
 /*
  * The newest messages of session_id, returned oldest first: at most
  * max_count (1..CH_STORE_MAX_LIST) whose content adds up to at most
@@ -265,11 +283,13 @@ struct ch_run_list {
 void ch_run_list_release(struct ch_run_list *l);
 
 /*
- * Insert a run as queued, attempts 0 (r->status, attempts, started and
- * finished are ignored; run_id, session_key, source and request are
- * required).  When r->idempotency_key (or r->run_id) is already taken:
- * CH_EEXIST and *existing_run_id (may be NULL) gets an owned copy of the
- * run id that holds it, so the caller can answer with that run instead.
+ * Insert a run as queued, attempts 0; or, with r->status CH_RUN_RUNNING,
+ * as running since r->started_ms, attempts 1 (what ch_runs_start would
+ * make of it, in one statement: the agent admits and starts a run in one
+ * job).  Any other status is ignored (queued), as are attempts and
+ * finished; run_id, session_key, source and request are required.  When r->idempotency_key (or r->run_id) is already
+ * taken: CH_EEXIST and *existing_run_id (may be NULL) gets an owned copy of the run id that holds it, so the caller can
+ * answer with that run instead.
  */
 int ch_runs_insert(struct ch_db *db, const struct ch_run_rec *r, char **existing_run_id, struct ch_error *err);
 int ch_runs_get(struct ch_db *db, const char *run_id, struct ch_run_rec *out);

@@ -342,7 +342,7 @@ void ch_ws_set_max_message(struct ch_ws_conn *c, size_t max_bytes)
 
 void ch_ws_set_too_big_reason(struct ch_ws_conn *c, const char *reason)
 {
-    ch_ws_reason_copy(c->pump.too_big_reason, CH_WS_MAX_REASON, reason);
+    c->pump.too_big_reason = reason ? reason : "message too large";
 }
 
 bool ch_ws_is_closing(const struct ch_ws_conn *c)

@@ -15,7 +15,8 @@
 #define CH_WS_MAX_REASON 123
 /* wslay allocates its context with libc malloc, out of ch_alloc's sight:
  * an event context (4 KiB obuf + ~300 B) and a frame context (4 KiB ibuf
- * + ~150 B) plus four queue heads.  Counted per connection as this. */
+ * + ~150 B) plus four queue heads.  Counted as this while a connection
+ * holds one (only while frames are in flight or closing, see pump.c). */
 #define CH_WS_WSLAY_CTX_BYTES 8800
 /* Used when ch_ws_opts leaves a cap at 0 (STYLE.md 8.6 table). */
 #define CH_WS_DEFAULT_MAX_MESSAGE_BYTES (1024 * 1024)
@@ -25,9 +26,6 @@
 #define CH_WS_WSLAY_MAX_FRAME (UINT64_MAX >> 1)
 /* The largest frame header a server writes (no mask): 2 + 8 bytes. */
 #define CH_WS_MAX_HEADER_BYTES 10
-/* A received message buffer at most this big is kept for the next one;
- * larger ones are freed once delivered, so idle connections hold none. */
-#define CH_WS_KEEP_MSG_BYTES 1024
 
 /* ------------------------------------------------------------------ */
 /* pump.c: wslay glue with no sockets                                   */
@@ -47,12 +45,15 @@ struct ch_ws_pump_ops {
  * A pump turns input bytes into messages and queued messages into output
  * bytes.  wslay buffers nothing of ours: data frames arrive as chunks
  * (no_buffering) and are reassembled in `msg`, capped, in ch_alloc
- * memory; output is handed to ops->write as soon as it is queued, so
- * wslay's own queue is empty between calls and messages leave in the
- * order they were sent (wslay would put a close frame ahead of them).
+ * memory, freed once delivered; text and pings are framed by the pump
+ * and handed to ops->write at once, and what wslay queues itself (pongs,
+ * close frames) is flushed at once, so wslay's queue is empty between
+ * calls and messages leave in the order they were sent.  wslay's context
+ * exists only between the first byte of a frame and the end of the feed
+ * that completes it, and from a close on: idle pumps hold none.
  */
 struct ch_ws_pump {
-    wslay_event_context_ptr ctx;      /* owned (libc malloc inside wslay) */
+    wslay_event_context_ptr ctx;      /* owned (libc malloc inside wslay); NULL while idle */
     const struct ch_ws_pump_ops *ops; /* borrowed: outlives the pump */
     void *data;
     const uint8_t *in; /* borrowed during feed: bytes not yet given to wslay */
@@ -60,17 +61,22 @@ struct ch_ws_pump {
     struct ch_buf msg;    /* owned: text message being reassembled; max = the cap */
     bool in_data_frame;   /* the current frame's payload belongs to msg */
     uint8_t frame_opcode; /* of the frame being (or last) received */
+    bool in_message;      /* a fragmented data message is under way */
+    uint64_t frame_bytes; /* wire size of the frame being received */
+    uint64_t rx_given;    /* bytes handed to this wslay context */
+    uint64_t rx_framed;   /* of those, bytes of frames wslay finished */
     bool closing;         /* a close frame is queued or sent: no more messages */
     bool failed;          /* ops->write failed: the transport is gone */
     uint16_t close_code;  /* first close sent or received; 0 = none yet */
     char close_reason[CH_WS_MAX_REASON + 1];
-    char too_big_reason[CH_WS_MAX_REASON + 1];
+    const char *too_big_reason; /* borrowed: a literal (ch_ws_set_too_big_reason) */
     uint64_t messages_in, messages_out;
     uint64_t bytes_out; /* given to ops->write */
 };
 
-/* CH_ENOMEM, or 0 with wslay configured as a server (no masking, no
- * RSV bits, no buffering, max_recv_msg_length set). */
+/* 0 (allocates nothing: wslay's context is made on demand, configured
+ * as a server: no masking, no RSV bits, no buffering, max_recv_msg_length
+ * set; when that fails the pump fails like a gone transport). */
 int ch_ws_pump_init(struct ch_ws_pump *p, size_t max_message_bytes, const struct ch_ws_pump_ops *ops, void *data);
 void ch_ws_pump_release(struct ch_ws_pump *p);
 /*

@@ -8,6 +8,13 @@
  * messages (1003), reassembles text in a capped ch_buf and records the
  * close code that ends the connection.  The connection (conn.c) and the
  * fuzzer (tests/fuzz/fuzz_ws.c) drive it the same way.
+ *
+ * wslay's context (~8.5 KiB: two 4 KiB buffers) exists only while it
+ * holds state: it is made when bytes arrive or a close is queued and
+ * freed when a feed ends between frames with nothing queued, so an idle
+ * connection holds none.  Text and ping frames are framed here (a server
+ * frame is a 2-10 byte header and the payload, unmasked) and go straight
+ * to ops->write, without wslay's copy of the message.
  */
 #include <string.h>
 
@@ -153,6 +160,7 @@ static ssize_t on_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
     memcpy(buf, p->in, n);
     p->in += n;
     p->in_len -= n;
+    p->rx_given += n;
     return (ssize_t)n;
 }
 
@@ -187,6 +195,11 @@ static void on_frame_start(wslay_event_context_ptr ctx, const struct wslay_event
 
     p->in_data_frame = false;
     p->frame_opcode = a->opcode;
+    /* wslay refuses non-minimal lengths and unmasked client frames, so
+     * the frame's size on the wire follows from its payload length. */
+    p->frame_bytes = 2 + 4 + a->payload_length + (a->payload_length < 126 ? 0 : a->payload_length < 65536 ? 2 : 8);
+    if (a->opcode == WSLAY_TEXT_FRAME || a->opcode == WSLAY_BINARY_FRAME || a->opcode == WSLAY_CONTINUATION_FRAME)
+        p->in_message = !a->fin;
     if (stopped(p))
         return;
     switch (a->opcode) {
@@ -221,6 +234,13 @@ static void on_frame_chunk(wslay_event_context_ptr ctx, const struct wslay_event
         queue_close(p, CH_WS_CLOSE_INTERNAL, "out of memory");
 }
 
+static void on_frame_end(wslay_event_context_ptr ctx, void *ud)
+{
+    struct ch_ws_pump *p = ud;
+
+    p->rx_framed += p->frame_bytes;
+}
+
 static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *a, void *ud)
 {
     struct ch_ws_pump *p = ud;
@@ -232,10 +252,8 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
             return; /* nothing is delivered once a close is under way */
         p->messages_in++;
         p->ops->on_text(p->data, p->msg.data ? p->msg.data : "", p->msg.len);
-        if (p->msg.cap > CH_WS_KEEP_MSG_BYTES)
-            ch_buf_release(&p->msg);
-        else
-            ch_buf_reset(&p->msg);
+        /* Freed, not kept: most connections sit idle between messages. */
+        ch_buf_release(&p->msg);
         return;
     case WSLAY_CONNECTION_CLOSE:
         /* wslay has queued the echo (same code and reason) and stopped
@@ -263,6 +281,8 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 /* Everything wslay has queued goes to ops->write now. */
 static void flush(struct ch_ws_pump *p)
 {
+    if (!p->ctx)
+        return;
     if (!p->failed && wslay_event_want_write(p->ctx) && wslay_event_send(p->ctx) != 0) {
         p->failed = true; /* our write failed, or wslay ran out of memory */
         wslay_event_shutdown_read(p->ctx);
@@ -286,6 +306,55 @@ static void recv_failed(struct ch_ws_pump *p, int wrc)
     fail_now(p, wrc == WSLAY_ERR_NOMEM ? CH_WS_CLOSE_INTERNAL : CH_WS_CLOSE_PROTOCOL);
 }
 
+static void close_without_ctx(struct ch_ws_pump *p, uint16_t code, const char *reason);
+
+/* wslay's context, made on demand: 0 or CH_ENOMEM. */
+static int ensure_ctx(struct ch_ws_pump *p)
+{
+    static const struct wslay_event_callbacks cbs = {
+        on_recv, on_send, on_genmask, on_frame_start, on_frame_chunk, on_frame_end, on_msg,
+    };
+
+    if (p->ctx)
+        return 0;
+    if (wslay_event_context_server_init(&p->ctx, &cbs, p) != 0) {
+        p->ctx = NULL;
+        return CH_ENOMEM;
+    }
+    /* Data frames come to us as chunks, so a message costs what has
+     * arrived (not what its header claims) and sits in counted memory. */
+    wslay_event_config_set_no_buffering(p->ctx, 1);
+    /* No extension is negotiated, so every RSV bit is a protocol error. */
+    wslay_event_config_set_allowed_rsv_bits(p->ctx, WSLAY_RSV_NONE);
+    /*
+     * Set explicitly, never wslay's 2 GiB default (STYLE.md 8.10 item 7),
+     * but to "any frame": in no-buffering mode wslay checks it per frame,
+     * allocates nothing for a data frame whatever its length, and runs the
+     * check before our frame callback, closing 1009 without a reason.  So
+     * the cap is on_frame_start's, over the whole message and with the
+     * configured reason ("preauth payload too large"); control frames are
+     * held to 125 bytes by wslay's frame parser.
+     */
+    wslay_event_config_set_max_recv_msg_length(p->ctx, CH_WS_WSLAY_MAX_FRAME);
+    p->rx_given = p->rx_framed = 0;
+    return 0;
+}
+
+/*
+ * Free wslay's context when a fresh one would behave the same: open,
+ * between frames (every byte wslay took belongs to a finished frame, so
+ * its buffer holds no partial header) and between messages, nothing
+ * queued.  Once closing it stays: it knows what was sent and received.
+ */
+static void maybe_drop_ctx(struct ch_ws_pump *p)
+{
+    if (!p->ctx || stopped(p) || p->rx_given != p->rx_framed || p->in_message || !wslay_event_want_read(p->ctx) ||
+        wslay_event_want_write(p->ctx) || wslay_event_get_queued_msg_count(p->ctx) != 0)
+        return;
+    wslay_event_context_free(p->ctx);
+    p->ctx = NULL;
+}
+
 int ch_ws_pump_feed(struct ch_ws_pump *p, const void *buf, size_t n)
 {
     size_t in_before;
@@ -294,6 +363,12 @@ int ch_ws_pump_feed(struct ch_ws_pump *p, const void *buf, size_t n)
 
     if (p->failed)
         return CH_ECLOSED;
+    if (n == 0 || stopped(p))
+        return 0; /* reading stopped: a closing pump drops what comes */
+    if (ensure_ctx(p) != 0) {
+        close_without_ctx(p, CH_WS_CLOSE_INTERNAL, "out of memory");
+        return p->failed ? CH_ECLOSED : 0;
+    }
     p->in = buf;
     p->in_len = n;
     /*
@@ -315,105 +390,139 @@ int ch_ws_pump_feed(struct ch_ws_pump *p, const void *buf, size_t n)
     }
     p->in = NULL;
     p->in_len = 0;
+    maybe_drop_ctx(p);
     return p->failed ? CH_ECLOSED : 0;
+}
+
+/* One unmasked frame (RFC 6455 5.2), header and payload, to ops->write. */
+static int write_frame(struct ch_ws_pump *p, uint8_t opcode, const void *s, size_t n)
+{
+    uint8_t h[CH_WS_MAX_HEADER_BYTES];
+    size_t hl = 2;
+
+    /* Whatever wslay still holds (a pong) goes first. */
+    flush(p);
+    if (p->failed)
+        return CH_ECLOSED;
+    h[0] = (uint8_t)(0x80 | opcode); /* FIN: messages are never fragmented */
+    if (n < 126) {
+        h[1] = (uint8_t)n;
+    } else if (n < 65536) {
+        h[1] = 126;
+        h[2] = (uint8_t)(n >> 8);
+        h[3] = (uint8_t)n;
+        hl = 4;
+    } else {
+        h[1] = 127;
+        for (int i = 0; i < 8; i++)
+            h[2 + i] = (uint8_t)((uint64_t)n >> (56 - 8 * i));
+        hl = 10;
+    }
+    if (p->ops->write(p->data, h, hl) != 0 || (n && p->ops->write(p->data, s, n) != 0)) {
+        p->failed = true;
+        if (p->ctx)
+            wslay_event_shutdown_read(p->ctx);
+        return CH_ECLOSED;
+    }
+    p->bytes_out += hl + n;
+    return 0;
+}
+
+/*
+ * No memory for wslay's context: write the close frame ourselves and
+ * stop.  Nothing is read after it, so the peer's answer is not awaited;
+ * the transport closes once it is written (ch_ws_pump_is_done).
+ */
+static void close_without_ctx(struct ch_ws_pump *p, uint16_t code, const char *reason)
+{
+    char r[2 + CH_WS_MAX_REASON + 1];
+    size_t n = 0;
+
+    if (stopped(p))
+        return;
+    if (code && !code_is_sendable(code))
+        code = CH_WS_CLOSE_INTERNAL;
+    if (code) {
+        r[0] = (char)(code >> 8);
+        r[1] = (char)(code & 0xff);
+        ch_ws_reason_copy(r + 2, CH_WS_MAX_REASON, reason);
+        n = 2 + strlen(r + 2);
+    }
+    record_close(p, code ? code : 1005, r + 2, code ? n - 2 : 0);
+    write_frame(p, WSLAY_CONNECTION_CLOSE, r, n);
+    p->closing = true;
 }
 
 int ch_ws_pump_send_text(struct ch_ws_pump *p, const char *s, size_t n)
 {
-    struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)s, n};
-    int wrc;
+    int rc;
 
     if (stopped(p))
         return CH_ECLOSED;
-    wrc = wslay_event_queue_msg(p->ctx, &m);
-    if (wrc == WSLAY_ERR_NOMEM)
-        return CH_ENOMEM;
-    if (wrc != 0)
-        return CH_ECLOSED;
-    p->messages_out++;
-    /* Now, not at the end of the pump: wslay sends queued control frames
-     * (a close) ahead of queued messages, which would drop a reply sent
-     * just before ch_ws_close. */
-    flush(p);
-    return p->failed ? CH_ECLOSED : 0;
+    rc = write_frame(p, WSLAY_TEXT_FRAME, s, n);
+    if (rc == 0)
+        p->messages_out++;
+    return rc;
 }
 
 int ch_ws_pump_ping(struct ch_ws_pump *p)
 {
-    struct wslay_event_msg m = {WSLAY_PING, NULL, 0};
-    int wrc;
-
     if (stopped(p))
         return CH_ECLOSED;
-    wrc = wslay_event_queue_msg(p->ctx, &m);
-    if (wrc != 0)
-        return wrc == WSLAY_ERR_NOMEM ? CH_ENOMEM : CH_ECLOSED;
-    flush(p);
-    return p->failed ? CH_ECLOSED : 0;
+    return write_frame(p, WSLAY_PING, NULL, 0);
 }
 
 void ch_ws_pump_close(struct ch_ws_pump *p, uint16_t code, const char *reason)
 {
     if (stopped(p))
         return;
+    if (ensure_ctx(p) != 0) {
+        close_without_ctx(p, code, reason);
+        return;
+    }
     queue_close(p, code, reason);
     flush(p);
 }
 
 void ch_ws_pump_set_max(struct ch_ws_pump *p, size_t max_bytes)
 {
+    /* wslay's own limit is "any frame" (ensure_ctx); this is the cap. */
     p->msg.max = max_bytes;
-    /*
-     * Set explicitly, never wslay's 2 GiB default (STYLE.md 8.10 item 7),
-     * but to "any frame": in no-buffering mode wslay checks it per frame,
-     * allocates nothing for a data frame whatever its length, and runs the
-     * check before our frame callback, closing 1009 without a reason.  So
-     * the cap is on_frame_start's, over the whole message and with the
-     * configured reason ("preauth payload too large"); control frames are
-     * held to 125 bytes by wslay's frame parser.
-     */
-    wslay_event_config_set_max_recv_msg_length(p->ctx, CH_WS_WSLAY_MAX_FRAME);
 }
 
 bool ch_ws_pump_want_read(const struct ch_ws_pump *p)
 {
-    return !p->failed && wslay_event_want_read(p->ctx);
+    if (p->failed)
+        return false;
+    return p->ctx ? wslay_event_want_read(p->ctx) : !p->closing;
 }
 
 bool ch_ws_pump_is_done(const struct ch_ws_pump *p)
 {
-    return p->failed || (!wslay_event_want_read(p->ctx) && !wslay_event_want_write(p->ctx));
+    if (p->failed)
+        return true;
+    if (!p->ctx)
+        return p->closing; /* no context: idle, or closed by close_without_ctx */
+    return !wslay_event_want_read(p->ctx) && !wslay_event_want_write(p->ctx);
 }
 
 size_t ch_ws_pump_queued_bytes(const struct ch_ws_pump *p)
 {
-    return wslay_event_get_queued_msg_length(p->ctx);
+    return p->ctx ? wslay_event_get_queued_msg_length(p->ctx) : 0;
 }
 
 size_t ch_ws_pump_memory_bytes(const struct ch_ws_pump *p)
 {
-    return CH_WS_WSLAY_CTX_BYTES + p->msg.cap + ch_ws_pump_queued_bytes(p);
+    return (p->ctx ? CH_WS_WSLAY_CTX_BYTES : 0) + p->msg.cap + ch_ws_pump_queued_bytes(p);
 }
 
 int ch_ws_pump_init(struct ch_ws_pump *p, size_t max_message_bytes, const struct ch_ws_pump_ops *ops, void *data)
 {
-    static const struct wslay_event_callbacks cbs = {
-        on_recv, on_send, on_genmask, on_frame_start, on_frame_chunk, NULL, on_msg,
-    };
-
     memset(p, 0, sizeof(*p));
     p->ops = ops;
     p->data = data;
     ch_buf_init(&p->msg, max_message_bytes);
-    ch_ws_reason_copy(p->too_big_reason, CH_WS_MAX_REASON, "message too large");
-    if (wslay_event_context_server_init(&p->ctx, &cbs, p) != 0)
-        return CH_ENOMEM;
-    /* Data frames come to us as chunks, so a message costs what has
-     * arrived (not what its header claims) and sits in counted memory. */
-    wslay_event_config_set_no_buffering(p->ctx, 1);
-    /* No extension is negotiated, so every RSV bit is a protocol error. */
-    wslay_event_config_set_allowed_rsv_bits(p->ctx, WSLAY_RSV_NONE);
-    ch_ws_pump_set_max(p, max_message_bytes);
+    p->too_big_reason = "message too large";
     return 0;
 }
 

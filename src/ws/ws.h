@@ -105,8 +105,9 @@ void ch_ws_close(struct ch_ws_conn *c, uint16_t code, const char *reason);
 /* Change the message cap (after the protocol handshake).  It applies to
  * the next frame; a message in progress is checked against it too. */
 void ch_ws_set_max_message(struct ch_ws_conn *c, size_t max_bytes);
-/* Reason sent with 1009 when a message passes the cap (copied, cut at
- * 123 bytes), e.g. "preauth payload too large"; default "message too large". */
+/* Reason sent with 1009 when a message passes the cap (cut at 123 bytes
+ * when sent), e.g. "preauth payload too large"; default "message too
+ * large".  Not copied: pass a string that outlives c (a literal). */
 void ch_ws_set_too_big_reason(struct ch_ws_conn *c, const char *reason);
 size_t ch_ws_queued_bytes(const struct ch_ws_conn *c);
 bool ch_ws_is_closing(const struct ch_ws_conn *c);
@@ -120,7 +121,9 @@ uint64_t ch_ws_id(const struct ch_ws_conn *c);
 uint64_t ch_ws_last_pong_ms(const struct ch_ws_conn *c);
 /* Memory this connection holds now: its struct, the message being
  * received, what is queued for sending (ws and http) and an estimate of
- * wslay's context (wslay allocates with libc malloc, ~8.5 KiB). */
+ * wslay's context (libc malloc, ~8.5 KiB) while it has one: only in the
+ * middle of a frame or a fragmented message and once closing, so an idle
+ * connection holds none. */
 size_t ch_ws_memory_bytes(const struct ch_ws_conn *c);
 
 /* Per process, loop thread.  open/memory_bytes are current values, the

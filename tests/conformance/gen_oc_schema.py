@@ -47,6 +47,12 @@ METHODS = {
     "channels.status": "ChannelsStatusParams",
     "cron.list": "CronListParams",
     "cron.status": "CronStatusParams",
+    "device.pair.list": "DevicePairListParams",
+    "device.pair.approve": "DevicePairApproveParams",
+    "device.pair.reject": "DevicePairRejectParams",
+    "device.pair.remove": "DevicePairRemoveParams",
+    "device.token.rotate": "DeviceTokenRotateParams",
+    "device.token.revoke": "DeviceTokenRevokeParams",
 }
 
 # Methods whose params have no definition in the published schema: the

@@ -274,6 +274,43 @@ def test_runs_of_different_sessions_run_in_parallel(gateway_factory):
         assert elapsed < delay * 2.5, f"{n} sessions took {elapsed:.2f}s with a {delay}s upstream"
 
 
+def test_more_runs_than_eight_reach_one_plain_http_upstream_at_once(gateway_factory):
+    """A streamed call holds its HTTP/1.1 connection for the whole reply: by
+    default every run allowed at once (maxConcurrent) gets its own connection
+    to a local server, rather than waiting inside the HTTP client with its
+    first-byte clock running."""
+    delay = 1.0
+    n = 12
+    with FakeLLM("openai", default={"text": "wide", "first_byte_delay": delay}) as fake:
+        g = start(gateway_factory, llm_config({"p": fake}, agents={"maxConcurrent": 16}))
+        threads = [in_thread(chat, g, f"w {i}", f"wide-{i}") for i in range(n)]
+        for t, _ in threads:
+            t.join(20)
+        for _, b in threads:
+            assert "r" in b and b["r"].status_code == 200, b
+        arrivals = sorted(r.time for r in fake.wait_requests(n))
+        assert arrivals[-1] - arrivals[0] < delay * 0.5, f"calls queued behind a connection limit: {arrivals}"
+        assert len({tuple(r.peer) for r in fake.requests}) >= n
+
+
+def test_outbound_connections_per_host_are_capped(gateway_factory):
+    delay = 0.5
+    with FakeLLM("openai", default={"text": "cap", "first_byte_delay": delay}) as fake:
+        cfg = llm_config({"p": fake}, agents={"maxConcurrent": 8})
+        cfg["gateway"] = {"outbound": {"maxConnectionsPerHost": 2}}
+        g = start(gateway_factory, cfg)
+        threads = [in_thread(chat, g, f"c {i}", f"cap-{i}") for i in range(4)]
+        for t, _ in threads:
+            t.join(15)
+        for _, b in threads:
+            assert "r" in b and b["r"].status_code == 200, b
+        spans = _spans(fake.wait_requests(4), delay)
+        for s, _ in spans:
+            overlapping = sum(1 for (s2, e2) in spans if s2 <= s + 0.01 and e2 > s + 0.02)
+            assert overlapping <= 2, f"more than 2 connections to one host at once: {spans}"
+        assert spans[-1][0] - spans[0][0] >= delay * 0.9, f"the cap did not hold calls back: {spans}"
+
+
 def test_max_concurrent_limits_runs(gateway_factory):
     delay = 0.5
     with FakeLLM("openai", default={"text": "c", "first_byte_delay": delay}) as fake:

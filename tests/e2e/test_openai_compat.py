@@ -117,6 +117,65 @@ def test_streaming_chunks_done_and_usage(oa, fake):
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 3
 
 
+AWKWARD = 'quote " back \\ slash / nl\n tab\t ctl\x01 é€ 😀 </script> \u2028 end'
+
+
+def sse_events_utf8(resp):
+    """The data of each event, decoded as UTF-8 and split on blank lines
+    only (iter_lines would take U+2028 for a line end, and requests reads
+    text/event-stream as Latin-1)."""
+    return [ev[6:] for ev in resp.content.decode("utf-8").split("\n\n") if ev.startswith("data: ")]
+
+
+def test_pass_through_awkward_text_both_ways(oa, fake):
+    """Text with escapes, controls, non-ASCII and astral characters comes
+    through the stream decoder's fast path and the hand-written reply and
+    chunk rendering unchanged, and every chunk shares one id/created/model."""
+    g, tok = oa
+    fake.push({"text": AWKWARD, "chunks": 4, "usage": {"input": 5, "output": 4}})
+    r = http(g, "POST", "/v1/chat/completions", token=tok, json={
+        "model": "f/fake-model", "messages": [{"role": "user", "content": AWKWARD}]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["object"] == "chat.completion" and body["model"] == "f/fake-model"
+    assert body["choices"][0]["message"] == {"role": "assistant", "content": AWKWARD}
+    assert body["usage"] == {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}
+    # the upstream got the user's text unchanged
+    up = fake.requests[-1].json
+    assert up["messages"][-1] == {"role": "user", "content": AWKWARD}
+    # a non-streaming client's call asks the upstream for one body
+    assert up.get("stream") is not True and "stream_options" not in up
+
+    fake.push({"text": AWKWARD, "chunks": 4})
+    r = http(g, "POST", "/v1/chat/completions", token=tok, stream=True, json={
+        "model": "f/fake-model", "stream": True, "messages": [{"role": "user", "content": "x"}]})
+    chunks = [json.loads(e) for e in sse_events_utf8(r)[:-1]]
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == AWKWARD
+    assert len({(c["id"], c["created"], c["model"]) for c in chunks}) == 1
+    assert chunks[0]["id"].startswith("chatcmpl-") and chunks[0]["model"] == "f/fake-model"
+    assert all("usage" not in c for c in chunks)  # include_usage was not asked
+    up = fake.requests[-1].json
+    assert up["stream"] is True and up["stream_options"] == {"include_usage": True}
+
+
+def test_pass_through_streamed_tool_call(oa, fake):
+    g, tok = oa
+    args = {"q": "x \"y\" é", "n": [1, 2]}
+    fake.push({"tool_calls": [{"name": "lookup", "arguments": args}]})
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    r = http(g, "POST", "/v1/chat/completions", token=tok, stream=True, json={
+        "model": "f/fake-model", "stream": True, "tools": tools,
+        "messages": [{"role": "user", "content": "find"}]})
+    chunks = [json.loads(e) for e in sse_events_utf8(r)[:-1]]
+    calls = [tc for c in chunks for tc in c["choices"][0]["delta"].get("tool_calls", [])]
+    assert calls[0]["type"] == "function" and calls[0]["function"]["name"] == "lookup" and calls[0]["id"]
+    assert all(tc["index"] == 0 for tc in calls)
+    assert json.loads("".join(tc["function"]["arguments"] for tc in calls)) == args
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    up = fake.requests[-1].json
+    assert up["tools"][0]["function"]["name"] == "lookup"
+
+
 def test_agent_mode_runs_the_agent_with_a_session(oa, fake):
     g, tok = oa
     fake.push({"text": "first answer"})

@@ -873,6 +873,56 @@ static void test_connection_reuse(void **state)
     assert_int_equal(r[2].new_conns, 0);
 }
 
+/* Easy handles are pooled and reset between requests: a request on a
+ * reused handle carries nothing of the previous one (method, headers,
+ * body, pins), and the cached URL verdict never lets another scheme by. */
+static void test_reused_handles_start_clean(void **state)
+{
+    struct fx *fx = *state;
+    struct ch_curlm_header hs[] = {{"Content-Type", "application/json"}, {"X-Test", "first"}};
+    struct ch_curlm_request q = {.headers = hs, .header_count = 2, .method = "PUT", .body = "{}", .body_len = 2};
+    struct ch_curlm_request plain = {0};
+    struct ch_error err = {0};
+    struct rec r[4] = {{0}};
+    char url[128], purl[128], pin[64];
+    const char *pins[] = {pin};
+
+    url_for(fx, "/echo", url, sizeof(url));
+    q.url = plain.url = url;
+    submit_ok(fx, &q, &r[0]);
+    run_until(fx, &fx->dones, 1);
+    submit_ok(fx, &plain, &r[1]);
+    run_until(fx, &fx->dones, 2);
+    assert_string_equal(r[0].body, "method=PUT x-test=first ctype=application/json body={}");
+    assert_string_equal(r[1].body, "method=GET x-test= ctype= body=");
+    assert_int_equal(r[1].new_conns, 0); /* and the connection was reused */
+    /* The URL verdict is cached per text, not per scheme. */
+    plain.url = "ftp://127.0.0.1/x";
+    assert_int_equal(ch_curlm_submit(fx->m, &plain, NULL, &err), CH_EINVAL);
+    plain.url = "file:///etc/passwd";
+    assert_int_equal(ch_curlm_submit(fx->m, &plain, NULL, &err), CH_EINVAL);
+    /* A pinned request gets a handle of its own; the next plain request
+     * after it resolves normally and reuses the plain connection. */
+    snprintf(purl, sizeof(purl), "http://pinned.invalid:%d/echo", fx->srv.port);
+    snprintf(pin, sizeof(pin), "pinned.invalid:%d:127.0.0.1", fx->srv.port);
+    plain.url = purl;
+    plain.resolve = pins;
+    plain.resolve_count = 1;
+    submit_ok(fx, &plain, &r[2]);
+    run_until(fx, &fx->dones, 3);
+    plain.url = url;
+    plain.resolve = NULL;
+    plain.resolve_count = 0;
+    submit_ok(fx, &plain, &r[3]);
+    run_until(fx, &fx->dones, 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(r[i].rc, 0);
+    assert_int_equal(r[2].new_conns, 1);
+    assert_int_equal(r[3].new_conns, 0);
+    assert_string_equal(r[3].body, "method=GET x-test= ctype= body=");
+    assert_int_equal(fx->srv.accepts, 2);
+}
+
 static void test_hundred_concurrent(void **state)
 {
     struct fx *fx = *state;
@@ -897,7 +947,7 @@ static void test_hundred_concurrent(void **state)
         assert_int_equal(r[i].rc, 0);
         assert_string_equal(r[i].body, want);
     }
-    /* Per-host cap: at most 8 connections for 100 requests. */
+    /* Per-host cap: at most that many connections for 100 requests. */
     assert_true(fx->srv.accepts >= 1 && fx->srv.accepts <= CH_CURLM_DEF_MAX_HOST_CONNS);
     ch_curlm_stats_get(fx->m, &st);
     assert_int_equal(st.total, 100);
@@ -1198,6 +1248,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused_and_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_reuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reused_handles_start_clean, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hundred_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_errors, setup, teardown),

@@ -146,6 +146,47 @@ static void test_wire_formats(void **state)
     free(gb);
 }
 
+/* whole_body: an OpenAI upstream is asked for one JSON body (and read
+ * through the decoder's JSON path); one that streams anyway is read as a
+ * stream; other APIs still stream. */
+static void test_whole_body(void **state)
+{
+    struct fx *fx = *state;
+    char *jb = fu_data("providers/openai/json-text/input");
+    char *ob = fu_data("providers/openai/text-basic/input");
+    char *ab = fu_data("providers/anthropic/text-basic/input");
+    struct ch_llm_call_opts o = {.model = "b/gpt-4o", .whole_body = true};
+    struct rec r = {0};
+    struct fu_req q;
+
+    fu_push(&fx->fu, http(200, NULL, jb));
+    run_call(fx, &o, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.stop, CH_LLM_STOP_END_TURN);
+    assert_true(r.usage.output_tokens > 0);
+    assert_true(strstr(r.log, "text ") != NULL && strstr(r.log, "stop end_turn") != NULL);
+    q = fu_get(&fx->fu, 0);
+    assert_null(strstr(q.body, "\"stream\""));
+    assert_null(strstr(q.body, "stream_options"));
+    rec_release(&r);
+
+    fu_push(&fx->fu, sse(ob)); /* a server that streams whatever it is asked */
+    run_call(fx, &o, &r);
+    assert_int_equal(r.rc, 0);
+    expect_log(&r, "text Hello\ntext  there! \xc3\xa9\xe2\x82\xac\nusage 19 10\nstop end_turn\n");
+    rec_release(&r);
+
+    o.model = NULL; /* the default chain: Anthropic, which keeps streaming */
+    fu_push(&fx->fu, sse(ab));
+    run_call(fx, &o, &r);
+    assert_int_equal(r.rc, 0);
+    assert_non_null(strstr(fu_get(&fx->fu, 2).body, "\"stream\":true"));
+    rec_release(&r);
+    free(jb);
+    free(ob);
+    free(ab);
+}
+
 /* Seed 000: a 429 on one key must not stall calls while another is free. */
 static void test_429_moves_to_other_key(void **state)
 {
@@ -374,6 +415,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stream_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tool_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wire_formats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_whole_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_429_moves_to_other_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_401_disables_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_5xx_retried, setup, teardown),

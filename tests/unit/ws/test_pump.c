@@ -126,7 +126,7 @@ static char *run_case(const struct ch_buf *in, size_t piece, size_t max, const c
     ch_buf_init(&r.log, 1 << 20);
     assert_int_equal(ch_ws_pump_init(&r.p, max, &run_ops, &r), 0);
     if (reason)
-        ch_ws_reason_copy(r.p.too_big_reason, CH_WS_MAX_REASON, reason);
+        r.p.too_big_reason = reason; /* outlives the pump */
     if (piece == 0) {
         ch_ws_pump_feed(&r.p, in->data, in->len);
     } else {
@@ -422,6 +422,107 @@ static void test_alloc_failure(void **state)
     ch_free(big);
 }
 
+/* wslay's context (8.5 KiB of libc memory) is held only mid-frame,
+ * mid-message and from a close on; text and pings are framed by the pump
+ * with the header sizes RFC 6455 5.2 asks for. */
+static void test_ctx_lifetime(void **state)
+{
+    struct ch_buf in, pl, frag;
+    struct run r;
+    char *big = ch_malloc(70000);
+
+    memset(big, 'y', 70000);
+    ch_buf_init(&in, 1 << 20);
+    ch_buf_init(&pl, 1 << 20);
+    ch_buf_init(&frag, 1 << 20);
+    ch_buf_init(&r.out, 1 << 20);
+    ch_buf_init(&r.log, 1 << 20);
+    assert_int_equal(ch_ws_pump_init(&r.p, 1 << 20, &run_ops, &r), 0);
+    assert_null(r.p.ctx);
+    assert_int_equal(ch_ws_pump_memory_bytes(&r.p), 0);
+    assert_true(ch_ws_pump_want_read(&r.p));
+    assert_false(ch_ws_pump_is_done(&r.p));
+
+    /* A whole message: delivered, echoed, nothing held after. */
+    ch_buf_append_str(&pl, "hello");
+    add_frame(&in, 0x81, true, UINT64_MAX, &pl);
+    assert_int_equal(ch_ws_pump_feed(&r.p, in.data, in.len), 0);
+    assert_int_equal(r.p.messages_in, 1);
+    assert_null(r.p.ctx);
+    assert_int_equal(r.out.len, 7);
+    assert_memory_equal(r.out.data, "\x81\x05hello", 7);
+
+    /* Part of a header, then the rest: held in between. */
+    ch_buf_reset(&r.out);
+    assert_int_equal(ch_ws_pump_feed(&r.p, in.data, 1), 0);
+    assert_non_null(r.p.ctx);
+    assert_int_equal(ch_ws_pump_memory_bytes(&r.p), CH_WS_WSLAY_CTX_BYTES);
+    assert_int_equal(ch_ws_pump_feed(&r.p, in.data + 1, in.len - 1), 0);
+    assert_int_equal(r.p.messages_in, 2);
+    assert_null(r.p.ctx);
+
+    /* A fragmented message: held from the first fragment to the last,
+     * across a ping in the middle (answered). */
+    ch_buf_reset(&r.out);
+    ch_buf_reset(&in);
+    ch_buf_append_str(&frag, "ab");
+    add_frame(&in, 0x01, true, UINT64_MAX, &frag);
+    assert_int_equal(ch_ws_pump_feed(&r.p, in.data, in.len), 0);
+    assert_non_null(r.p.ctx);
+    ch_buf_reset(&in);
+    add_frame(&in, 0x89, true, UINT64_MAX, &frag);
+    assert_int_equal(ch_ws_pump_feed(&r.p, in.data, in.len), 0);
+    assert_non_null(r.p.ctx);
+    assert_int_equal(r.out.len, 4);
+    assert_memory_equal(r.out.data,
+                        "\x8a\x02"
+                        "ab",
+                        4);
+    ch_buf_reset(&in);
+    add_frame(&in, 0x80, true, UINT64_MAX, &frag);
+    assert_int_equal(ch_ws_pump_feed(&r.p, in.data, in.len), 0);
+    assert_int_equal(r.p.messages_in, 3);
+    assert_null(r.p.ctx);
+    assert_memory_equal(r.out.data + 4,
+                        "\x81\x04"
+                        "abab",
+                        6);
+
+    /* Sends without a context: 16-bit and 64-bit lengths, a ping. */
+    ch_buf_reset(&r.out);
+    assert_int_equal(ch_ws_pump_send_text(&r.p, big, 300), 0);
+    assert_memory_equal(r.out.data, "\x81\x7e\x01\x2c", 4);
+    assert_int_equal(r.out.len, 304);
+    ch_buf_reset(&r.out);
+    assert_int_equal(ch_ws_pump_send_text(&r.p, big, 70000), 0);
+    assert_memory_equal(r.out.data, "\x81\x7f\0\0\0\0\0\x01\x11\x70", 10);
+    assert_int_equal(r.out.len, 70010);
+    ch_buf_reset(&r.out);
+    assert_int_equal(ch_ws_pump_ping(&r.p), 0);
+    assert_memory_equal(r.out.data, "\x89\0", 2);
+    assert_null(r.p.ctx);
+    assert_int_equal(r.p.messages_out, 5);
+
+    /* A close made without a context: wslay's is made and kept. */
+    ch_buf_reset(&r.out);
+    ch_ws_pump_close(&r.p, 1000, "bye");
+    assert_non_null(r.p.ctx);
+    assert_memory_equal(r.out.data,
+                        "\x88\x05\x03\xe8"
+                        "bye",
+                        7);
+    assert_int_equal(ch_ws_pump_send_text(&r.p, "x", 1), CH_ECLOSED);
+    assert_true(ch_ws_pump_is_done(&r.p));
+
+    ch_ws_pump_release(&r.p);
+    ch_buf_release(&r.out);
+    ch_buf_release(&r.log);
+    ch_buf_release(&in);
+    ch_buf_release(&pl);
+    ch_buf_release(&frag);
+    ch_free(big);
+}
+
 static void write_seed(const char *name, void *arg)
 {
     struct ch_buf in;
@@ -445,10 +546,8 @@ static void write_seed(const char *name, void *arg)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cases),
-        cmocka_unit_test(test_accept_key),
-        cmocka_unit_test(test_reason_copy),
-        cmocka_unit_test(test_alloc_failure),
+        cmocka_unit_test(test_cases),         cmocka_unit_test(test_accept_key),   cmocka_unit_test(test_reason_copy),
+        cmocka_unit_test(test_alloc_failure), cmocka_unit_test(test_ctx_lifetime),
     };
     char warm[29];
 

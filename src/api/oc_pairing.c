@@ -1,0 +1,585 @@
+/*
+ * oc_pairing.c: OpenClaw device pairing at connect time (spec 1.4
+ * "Pairing", issue #5): the in-memory registry of paired devices and
+ * pending requests (loaded at start, written through to the store), the
+ * device-token credential, the pairing decision after a verified device
+ * proof, and hello-ok's auth.deviceToken.
+ *
+ * Tokens are stored hashed, so an existing token cannot be handed out
+ * again: a connect that presented its device token gets the same token
+ * back, any other (shared secret, API token) gets a fresh one, which
+ * replaces the old.  The operations behind device.pair.* and
+ * /api/v1/devices are in oc_pairing_ops.c.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/oc_internal.h"
+
+/* ---- names ---- */
+
+static const char *const role_names[] = {"operator", "node", "worker"};
+
+static unsigned role_bit(const char *r)
+{
+    for (size_t i = 0; r && i < CH_ARRAY_SIZE(role_names); i++)
+        if (!strcmp(role_names[i], r))
+            return 1u << i;
+    return 0;
+}
+
+/* Call fn for each comma-separated item of csv (at most 64 bytes each). */
+static void csv_each(const char *csv, void (*fn)(const char *item, void *data), void *data)
+{
+    char item[65];
+
+    while (csv && *csv) {
+        const char *e = strchr(csv, ',');
+        size_t n = e ? (size_t)(e - csv) : strlen(csv);
+        if (n > 0 && n < sizeof(item)) {
+            memcpy(item, csv, n);
+            item[n] = '\0';
+            fn(item, data);
+        }
+        csv = e ? e + 1 : NULL;
+    }
+}
+
+static void add_scope(const char *item, void *data)
+{
+    *(unsigned *)data |= ch_oc_scope_bit(item);
+}
+
+static void add_role(const char *item, void *data)
+{
+    *(unsigned *)data |= role_bit(item);
+}
+
+static void add_json(const char *item, void *data)
+{
+    json_array_append_new(data, json_string(item));
+}
+
+unsigned ch_oc_csv_scopes(const char *csv)
+{
+    unsigned bits = 0;
+    csv_each(csv, add_scope, &bits);
+    return bits;
+}
+
+static unsigned csv_roles(const char *csv)
+{
+    unsigned bits = 0;
+    csv_each(csv, add_role, &bits);
+    return bits;
+}
+
+json_t *ch_oc_csv_json(const char *csv)
+{
+    json_t *a = json_array();
+    if (a)
+        csv_each(csv, add_json, a);
+    return a;
+}
+
+bool ch_oc_csv_has(const char *csv, const char *name)
+{
+    return (csv_roles(csv) & role_bit(name)) != 0;
+}
+
+/* Bits over a name table -> "a,b" (owned). */
+static char *names_csv(unsigned bits, const char *(*name_of)(size_t i), size_t n)
+{
+    struct ch_buf b;
+    char *out;
+
+    ch_buf_init(&b, 1024);
+    ch_buf_append_str(&b, "");
+    for (size_t i = 0; i < n; i++)
+        if (bits & (1u << i))
+            ch_buf_appendf(&b, "%s%s", b.len ? "," : "", name_of(i));
+    out = ch_buf_detach(&b, NULL);
+    ch_buf_release(&b);
+    return out;
+}
+
+static const char *scope_name_at(size_t i)
+{
+    static const char *const names[] = {"operator.read", "operator.write", "operator.admin", "operator.approvals",
+                                        "operator.pairing"};
+    return i < CH_ARRAY_SIZE(names) ? names[i] : "";
+}
+
+static const char *role_name_at(size_t i)
+{
+    return role_names[i];
+}
+
+char *ch_oc_scopes_csv(unsigned bits)
+{
+    return names_csv(bits, scope_name_at, 5);
+}
+
+static char *roles_csv(unsigned bits)
+{
+    return names_csv(bits, role_name_at, CH_ARRAY_SIZE(role_names));
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s && *s ? s : NULL;
+}
+
+/* ---- the registry ---- */
+
+static int grow(void **items, size_t *cap, size_t count, size_t size)
+{
+    size_t n;
+    void *q;
+
+    if (count < *cap)
+        return 0;
+    n = *cap ? *cap * 2 : 8;
+    q = ch_realloc(*items, n * size);
+    if (!q)
+        return CH_ENOMEM;
+    *items = q;
+    *cap = n;
+    return 0;
+}
+
+struct ch_device_rec *ch_oc_pairing_find(struct oc_pairing *p, const char *device_id)
+{
+    for (size_t i = 0; p && device_id && i < p->devices.count; i++)
+        if (!strcmp(p->devices.items[i].device_id, device_id))
+            return &p->devices.items[i];
+    return NULL;
+}
+
+struct ch_device_request_rec *ch_oc_pairing_find_request(struct oc_pairing *p, const char *request_id)
+{
+    for (size_t i = 0; p && request_id && i < p->pending.count; i++)
+        if (!strcmp(p->pending.items[i].request_id, request_id))
+            return &p->pending.items[i];
+    return NULL;
+}
+
+const char *ch_oc_pairing_request_of(struct ch_oc *oc, const char *device_id)
+{
+    struct oc_pairing *p = oc->pairing;
+
+    for (size_t i = p ? p->pending.count : 0; i-- > 0;) /* the newest */
+        if (!strcmp(p->pending.items[i].device_id, device_id))
+            return p->pending.items[i].request_id;
+    return NULL;
+}
+
+/* Memory only: the caller deletes the row (ch_oc_pairing_delete). */
+void ch_oc_pairing_drop_request(struct oc_pairing *p, size_t i)
+{
+    ch_device_request_rec_release(&p->pending.items[i]);
+    memmove(&p->pending.items[i], &p->pending.items[i + 1], (p->pending.count - i - 1) * sizeof(*p->pending.items));
+    p->pending.count--;
+}
+
+void ch_oc_pairing_expire(struct oc_pairing *p, int64_t now_ms)
+{
+    /* Oldest first: expired ones are a prefix.  Their rows go too, so the
+     * store's cap never counts requests memory has forgotten. */
+    while (p && p->pending.count && p->pending.items[0].created_ms < now_ms - OC_PAIR_PENDING_TTL_MS) {
+        ch_oc_pairing_delete(p, NULL, p->pending.items[0].request_id);
+        ch_oc_pairing_drop_request(p, 0);
+    }
+}
+
+/* ---- pairing ---- */
+
+static int set_field(char **dst, const char *src)
+{
+    char *n;
+
+    if (!src)
+        return 0; /* keep what is there */
+    n = ch_strdup(src);
+    if (!n)
+        return CH_ENOMEM;
+    ch_free(*dst);
+    *dst = n;
+    return 0;
+}
+
+struct ch_device_rec *ch_oc_pairing_apply(struct oc_pairing *p, const struct ch_device_request_rec *r, const char *via,
+                                          int64_t now_ms)
+{
+    struct ch_device_rec *d = ch_oc_pairing_find(p, r->device_id), fresh = {0};
+    char *roles, *scopes;
+    int rc;
+
+    if (!d) {
+        if (p->devices.count >= CH_STORE_MAX_DEVICES ||
+            grow((void **)&p->devices.items, &p->devices_cap, p->devices.count, sizeof(*p->devices.items)))
+            return NULL;
+        fresh.device_id = ch_strdup(r->device_id);
+        fresh.roles = ch_strdup("");
+        fresh.scopes = ch_strdup("");
+        fresh.approved_via = ch_strdup(via);
+        fresh.created_ms = now_ms;
+        if (!fresh.device_id || !fresh.roles || !fresh.scopes || !fresh.approved_via) {
+            ch_device_rec_release(&fresh);
+            return NULL;
+        }
+        d = &p->devices.items[p->devices.count++];
+        *d = fresh;
+    }
+    roles = roles_csv(csv_roles(d->roles) | csv_roles(r->roles) | role_bit(r->role));
+    scopes = ch_oc_scopes_csv(ch_oc_csv_scopes(d->scopes) | ch_oc_csv_scopes(r->scopes));
+    rc = roles && scopes ? 0 : CH_ENOMEM;
+    if (rc == 0) {
+        ch_free(d->roles);
+        ch_free(d->scopes);
+        d->roles = roles;
+        d->scopes = scopes;
+        roles = scopes = NULL;
+        rc = set_field(&d->public_key, r->public_key);
+    }
+    ch_free(roles);
+    ch_free(scopes);
+    if (rc == 0 && !strcmp(via, "manual"))
+        rc = set_field(&d->approved_via, via);
+    if (rc == 0 &&
+        ((rc = set_field(&d->display_name, r->display_name)) || (rc = set_field(&d->platform, r->platform)) ||
+         (rc = set_field(&d->device_family, r->device_family)) || (rc = set_field(&d->client_id, r->client_id)) ||
+         (rc = set_field(&d->client_mode, r->client_mode)) || (rc = set_field(&d->remote_ip, r->remote_ip))))
+        ch_log_warn("device pairing: out of memory updating device %.12s", d->device_id);
+    /* The approval widens the operator token with the device. */
+    for (size_t i = 0; i < d->token_count; i++)
+        if (!strcmp(d->tokens[i].role, "operator"))
+            set_field(&d->tokens[i].scopes, d->scopes);
+    d->approved_ms = now_ms;
+    return d->public_key && d->roles ? d : NULL;
+}
+
+/* ---- connections ---- */
+
+void ch_oc_pairing_disconnect(struct ch_oc *oc, const char *device_id, const char *role, const char *reason)
+{
+    struct oc_conn *c, *next;
+
+    for (c = oc->authed.next; c != &oc->authed; c = next) {
+        next = c->next;
+        if (c->device_id && !strcmp(c->device_id, device_id) && (!role || (c->role && !strcmp(c->role, role))))
+            ch_oc_conn_close(c, 1008, reason); /* unlinks c only */
+    }
+}
+
+void ch_oc_pairing_broadcast(struct ch_oc *oc, const char *event, json_t *payload)
+{
+    struct oc_conn **snap;
+    size_t n = 0;
+
+    snap = oc->n_authed ? ch_malloc(oc->n_authed * sizeof(*snap)) : NULL;
+    for (struct oc_conn *c = oc->authed.next; snap && c != &oc->authed && n < oc->n_authed; c = c->next)
+        if (c->scopes & (OC_SCOPE_PAIRING | OC_SCOPE_ADMIN)) {
+            ch_oc_conn_ref(c);
+            snap[n++] = c;
+        }
+    /* A send may close a slow consumer (and unlink it): hence the snapshot. */
+    for (size_t i = 0; i < n; i++) {
+        if (ch_oc_conn_is_open(snap[i]))
+            ch_oc_event_to(snap[i], event, json_incref(payload));
+        ch_oc_conn_unref(snap[i]);
+    }
+    ch_free(snap);
+    json_decref(payload);
+}
+
+/* ---- device tokens ---- */
+
+static struct ch_device_token *find_token(struct ch_device_rec *d, const char *role)
+{
+    for (size_t i = 0; d && i < d->token_count; i++)
+        if (!strcmp(d->tokens[i].role, role))
+            return &d->tokens[i];
+    return NULL;
+}
+
+/* The reference's answer while the gateway starts (rejectGatewayStartupConnect). */
+static void starting(struct oc_conn *c, const char *id)
+{
+    json_t *f = json_pack("{s:s, s:s, s:b, s:{s:s, s:s, s:b, s:i, s:{s:s}}}", "type", "res", "id", id, "ok", 0, "error",
+                          "code", "UNAVAILABLE", "message", "gateway starting; retry shortly", "retryable", 1,
+                          "retryAfterMs", 500, "details", "reason", "startup-sidecars");
+
+    ch_log_info("ws %s from %s: device connect while paired devices load; retry", c->conn_id, c->addr);
+    ch_oc_send_json(c, f);
+    ch_oc_conn_close(c, 1013, "gateway starting");
+}
+
+int ch_oc_pairing_token_auth(struct oc_conn *c, const char *id, const json_t *params, int64_t now_ms)
+{
+    struct ch_api *a = c->oc->api;
+    const json_t *auth = json_object_get(params, "auth");
+    const char *explicit = jstr(auth, "deviceToken");
+    const char *tok = explicit ? explicit : jstr(auth, "token");
+    const char *role = jstr(params, "role") ? jstr(params, "role") : "operator";
+    const char *msg = "unauthorized: device token mismatch (rotate/reissue device token)";
+    struct ch_device_rec *d = ch_oc_pairing_find(c->oc->pairing, jstr(json_object_get(params, "device"), "id"));
+    struct ch_device_token *t = find_token(d, role);
+
+    if (!tok)
+        return -1;
+    if (c->oc->pairing && !c->oc->pairing->loaded && json_object_get(params, "device")) {
+        starting(c, id);
+        return -2;
+    }
+    if (t && !t->revoked_ms && ch_device_token_matches(t, tok)) {
+        ch_free(c->auth_name);
+        c->auth_name = ch_sprintf("device:%.12s", d->device_id);
+        return strcmp(role, "operator") ? 0 : (int)ch_oc_csv_scopes(t->scopes);
+    }
+    if (!explicit)
+        return -1; /* auth.token alone: the shared-secret mismatch answers */
+    a->metrics.auth_failures++;
+    ch_auth_fail_record(a, c->addr, now_ms);
+    ch_log_info("ws %s from %s: connect refused: %s", c->conn_id, c->addr, msg);
+    ch_oc_res_err(c, id, "INVALID_REQUEST", msg, json_pack("{s:s}", "code", "AUTH_DEVICE_TOKEN_MISMATCH"));
+    ch_oc_conn_close(c, 1008, msg);
+    return -2;
+}
+
+/* Issue (or hand back) the device's token for role into g. */
+static void issue_token(struct ch_device_rec *d, const char *role, const char *presented, struct oc_pair_grant *g,
+                        int64_t now)
+{
+    struct ch_device_token *t = find_token(d, role);
+    char *tok, *scopes;
+
+    snprintf(g->role, sizeof(g->role), "%s", role);
+    if (t && !t->revoked_ms && presented && ch_device_token_matches(t, presented)) {
+        g->device_token = ch_strdup(presented);
+        t->last_used_ms = now;
+    } else {
+        if (!t && d->token_count >= CH_DEVICE_MAX_TOKENS)
+            return;
+        tok = ch_random_token("", 43); /* 32 random bytes, base64url, as the reference */
+        scopes = ch_strdup(strcmp(role, "operator") ? "" : d->scopes);
+        if (!tok || !scopes) {
+            ch_free_secret(tok);
+            ch_free(scopes);
+            return;
+        }
+        if (!t) {
+            t = &d->tokens[d->token_count++];
+            memset(t, 0, sizeof(*t));
+            snprintf(t->role, sizeof(t->role), "%s", role);
+            t->created_ms = now;
+        } else {
+            t->rotated_ms = now;
+            t->revoked_ms = 0;
+        }
+        ch_free(t->scopes);
+        t->scopes = scopes;
+        ch_device_token_hash(tok, t->hash_hex);
+        t->last_used_ms = now;
+        g->device_token = tok;
+    }
+    g->scopes = ch_oc_csv_scopes(t->scopes);
+    g->issued_ms = t->rotated_ms ? t->rotated_ms : t->created_ms;
+}
+
+void ch_oc_pair_grant_release(struct oc_pair_grant *g)
+{
+    if (!g)
+        return;
+    ch_free_secret(g->device_token);
+    memset(g, 0, sizeof(*g));
+}
+
+int ch_oc_pairing_hello_append(struct ch_buf *b, const struct oc_pair_grant *g)
+{
+    int rc;
+
+    if (!g || !g->device_token)
+        return 0;
+    rc = ch_buf_append_str(b, ",\"deviceToken\":\"");
+    rc = rc ? rc : ch_buf_append_str(b, g->device_token); /* base64url: nothing to escape */
+    return rc ? rc : ch_buf_appendf(b, "\",\"issuedAtMs\":%lld", (long long)g->issued_ms);
+}
+
+/* ---- the decision ---- */
+
+static const char *requirement(const char *reason)
+{
+    if (!strcmp(reason, "role-upgrade"))
+        return "device is asking for a higher role than currently approved";
+    if (!strcmp(reason, "scope-upgrade"))
+        return "device is asking for more scopes than currently approved";
+    return "device is not approved yet";
+}
+
+static const char *remediation(const char *reason)
+{
+    if (!strcmp(reason, "role-upgrade"))
+        return "Review the requested role upgrade, then approve the pending request.";
+    if (!strcmp(reason, "scope-upgrade"))
+        return "Review the requested scopes, then approve the pending upgrade.";
+    return "Approve this device from the pending pairing requests.";
+}
+
+/* The connect as a request (borrowed strings: never released). */
+static void request_view(struct ch_device_request_rec *r, struct oc_conn *c, const json_t *params)
+{
+    const json_t *client = json_object_get(params, "client"), *dev = json_object_get(params, "device");
+
+    memset(r, 0, sizeof(*r));
+    r->device_id = (char *)jstr(dev, "id");
+    r->public_key = (char *)jstr(dev, "publicKey");
+    r->display_name = (char *)jstr(client, "displayName");
+    r->platform = (char *)jstr(client, "platform");
+    r->device_family = (char *)jstr(client, "deviceFamily");
+    r->client_id = (char *)jstr(client, "id");
+    r->client_mode = (char *)jstr(client, "mode");
+    r->remote_ip = c->addr; /* a char array of the connection */
+}
+
+/* A pending request for this connect: the existing one when it already
+ * covers role and scopes, else a new one (merged, replacing it). */
+static struct ch_device_request_rec *request_pairing(struct oc_pairing *p, struct oc_conn *c, const json_t *params,
+                                                     const char *role, unsigned want, bool repair, int64_t now)
+{
+    struct ch_device_request_rec view, *r = NULL, fresh = {0};
+    unsigned roles = role_bit(role), scopes = want;
+    char rid[37];
+    size_t i;
+
+    request_view(&view, c, params);
+    for (i = p->pending.count; i-- > 0;)
+        if (!strcmp(p->pending.items[i].device_id, view.device_id)) {
+            r = &p->pending.items[i];
+            break;
+        }
+    if (r && (csv_roles(r->roles) & roles) == roles && (ch_oc_csv_scopes(r->scopes) & want) == want)
+        return r;
+    if (r) {
+        roles |= csv_roles(r->roles);
+        scopes |= ch_oc_csv_scopes(r->scopes);
+        ch_oc_pairing_delete(p, NULL, r->request_id);
+        ch_oc_pairing_drop_request(p, i);
+    }
+    if (p->pending.count >= CH_STORE_MAX_DEVICE_REQUESTS) { /* bounded: the oldest goes */
+        ch_oc_pairing_delete(p, NULL, p->pending.items[0].request_id);
+        ch_oc_pairing_drop_request(p, 0);
+    }
+    if (grow((void **)&p->pending.items, &p->pending_cap, p->pending.count, sizeof(*p->pending.items)) != 0)
+        return NULL;
+    ch_uuid4(rid);
+    view.request_id = rid;
+    view.role = (char *)role;
+    view.is_repair = repair;
+    view.created_ms = now;
+    view.roles = roles_csv(roles);
+    view.scopes = ch_oc_scopes_csv(scopes);
+    if (view.roles && view.scopes && ch_device_request_rec_copy(&fresh, &view) == 0) {
+        r = &p->pending.items[p->pending.count++];
+        *r = fresh;
+        ch_oc_pairing_save_request(p, r);
+        ch_oc_pairing_broadcast(p->oc, "device.pair.requested", ch_oc_pairing_request_json(r));
+    } else {
+        r = NULL;
+    }
+    ch_free(view.roles);
+    ch_free(view.scopes);
+    return r;
+}
+
+static void refuse(struct oc_conn *c, const char *id, const char *reason, const struct ch_device_request_rec *r,
+                   const char *dev_id, const char *role, unsigned want, const struct ch_device_rec *d)
+{
+    char msg[160], close_reason[240];
+    json_t *det;
+
+    snprintf(msg, sizeof(msg), "pairing required: %s", requirement(reason));
+    /* A close reason holds 123 bytes: when the long wording would cut off
+     * the request id, the reason code stands in for it, so openclaw-node's
+     * `pairing required: <why> (requestId: <id>)` parse still finds it. */
+    if (r && snprintf(close_reason, sizeof(close_reason), "%s (requestId: %s)", msg, r->request_id) > 123)
+        snprintf(close_reason, sizeof(close_reason), "pairing required: %s (requestId: %s)", reason, r->request_id);
+    else if (!r)
+        snprintf(close_reason, sizeof(close_reason), "%s", msg);
+    /* The reference's shape (buildPairingConnectErrorDetails). */
+    det = json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s, s:o}", "code", "PAIRING_REQUIRED", "reason", reason, "requestId",
+                    r ? r->request_id : NULL, "remediationHint", remediation(reason), "deviceId", dev_id,
+                    "requestedRole", role, "requestedScopes", ch_oc_scopes_json(want));
+    if (det) {
+        if (d) {
+            json_object_set_new(det, "approvedRoles", ch_oc_csv_json(d->roles));
+            json_object_set_new(det, "approvedScopes", ch_oc_csv_json(d->scopes));
+        }
+    }
+    ch_log_info("ws %s from %s: connect refused: %s", c->conn_id, c->addr, close_reason);
+    ch_oc_res_err(c, id, "NOT_PAIRED", msg, det);
+    ch_oc_conn_close(c, 1008, close_reason);
+}
+
+int ch_oc_pairing_connect(struct oc_conn *c, const char *id, const json_t *params, const char *role,
+                          struct oc_pair_grant *g)
+{
+    struct oc_pairing *p = c->oc->pairing;
+    const json_t *auth = json_object_get(params, "auth"), *v;
+    const char *dev_id = jstr(json_object_get(params, "device"), "id"), *reason = NULL;
+    const char *presented = jstr(auth, "deviceToken") ? jstr(auth, "deviceToken") : jstr(auth, "token");
+    struct ch_device_request_rec view, *r;
+    struct ch_device_rec *d;
+    int64_t now = ch_now_ms();
+    unsigned want = 0;
+    size_t i;
+
+    memset(g, 0, sizeof(*g));
+    if (!p || !dev_id)
+        return 0;
+    if (!p->loaded) {
+        starting(c, id);
+        return -1;
+    }
+    if (!strcmp(role, "operator"))
+        json_array_foreach(json_object_get(params, "scopes"), i, v) want |= ch_oc_scope_bit(json_string_value(v));
+    ch_oc_pairing_expire(p, now);
+    d = ch_oc_pairing_find(p, dev_id);
+    if (!d)
+        reason = "not-paired";
+    else if (!ch_oc_csv_has(d->roles, role))
+        reason = "role-upgrade";
+    else if (want & ~ch_oc_csv_scopes(d->scopes))
+        reason = "scope-upgrade";
+    if (reason && !(c->loopback && ch_config_bool(c->oc->api->cfg, "gateway.nodes.pairing.autoApproveLocal", true))) {
+        r = request_pairing(p, c, params, role, want, d != NULL, now);
+        refuse(c, id, reason, r, dev_id, role, want, d);
+        return -1;
+    }
+    if (reason) {
+        /* Loopback: silent, as the reference (no `requested` event). */
+        char rid[37], *roles = roles_csv(role_bit(role)), *scopes = ch_oc_scopes_csv(want);
+        request_view(&view, c, params);
+        ch_uuid4(rid);
+        view.request_id = rid;
+        view.role = (char *)role;
+        view.roles = roles;
+        view.scopes = scopes;
+        d = roles && scopes ? ch_oc_pairing_apply(p, &view, "silent", now) : NULL;
+        ch_free(roles);
+        ch_free(scopes);
+        if (!d)
+            return 0; /* out of memory or full: the connect goes on unpaired, as before pairing */
+        ch_log_info("ws %s from %s: device %.12s paired silently (%s, loopback)", c->conn_id, c->addr, dev_id, reason);
+        ch_oc_pairing_broadcast(c->oc, "device.pair.resolved",
+                                json_pack("{s:s, s:s, s:s, s:I}", "requestId", rid, "deviceId", d->device_id,
+                                          "decision", "approved", "ts", (json_int_t)now));
+    }
+    d->last_seen_ms = now;
+    ch_free(d->remote_ip);
+    d->remote_ip = ch_strdup(c->addr);
+    issue_token(d, role, presented, g, now);
+    ch_oc_pairing_save_device(p, d);
+    return 0;
+}

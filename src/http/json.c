@@ -1,0 +1,215 @@
+/*
+ * json.c: compact JSON encoding for responses, byte for byte what
+ * jansson's json_dumps(v, JSON_COMPACT) writes.  jansson 2.14 records
+ * every object and array it enters in a cycle-check table keyed by the
+ * pointer printed with snprintf, which made encoding a 1 KB /health/detail
+ * body cost ~160,000 instructions; here a depth cap stands in for the
+ * cycle check.  Reals (jansson's own %.17g rules) are encoded by jansson
+ * one at a time; what this file will not encode (invalid UTF-8, a depth
+ * past the cap, a bare scalar) is CH_AGAIN and the caller asks jansson,
+ * which encodes it or fails as before.
+ */
+#include <string.h>
+
+#include "http/internal.h"
+
+/* Deeper values go to jansson whole (which also catches cycles). */
+#define MAX_DEPTH 512
+
+/* The first byte of s[0..n) that is not printable ASCII other than '"'
+ * and '\\', eight bytes a word (as ch_buf_append_json_str does). */
+static inline size_t plain_len(const unsigned char *s, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    size_t i = 0;
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; n - i >= 8; i += 8) {
+        uint64_t x, q, b, m;
+        memcpy(&x, s + i, 8);
+        q = x ^ (ones * '"');
+        b = x ^ (ones * '\\');
+        m = (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b) | x) & highs;
+        if (m)
+            return i + (size_t)__builtin_ctzll(m) / 8;
+    }
+#endif
+    while (i < n && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\')
+        i++;
+    return i;
+}
+
+/* A UTF-8 sequence at s (s[0] >= 0x80) as jansson's utf8_check_full
+ * accepts it: its length, or 0. */
+static size_t utf8_len(const unsigned char *s, size_t avail)
+{
+    unsigned c = s[0], v;
+    size_t n;
+
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+        v = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        v = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        v = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (avail < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        v = v << 6 | (s[i] & 0x3f);
+    }
+    if ((n == 3 && v < 0x800) || (n == 4 && v < 0x10000) || (v >= 0xd800 && v <= 0xdfff) || v > 0x10ffff)
+        return 0;
+    return n;
+}
+
+/* jansson's dump_string without flags: '"', '\\' and controls escaped
+ * (\b \f \n \r \t, else \u00XX in capitals), UTF-8 checked, kept as is. */
+int ch_http_json_str(struct ch_buf *b, const char *str, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *s = (const unsigned char *)str;
+    size_t out = n + 2, i = 0, k;
+    char *o;
+    int rc;
+
+    while ((i += plain_len(s + i, n - i)) < n) {
+        unsigned c = s[i];
+        if (c >= 0x80) {
+            if ((k = utf8_len(s + i, n - i)) == 0)
+                return CH_AGAIN; /* jansson refuses it: let it */
+            i += k;
+            continue;
+        }
+        i++;
+        out += (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t') ? 1 : 5;
+    }
+    if ((rc = ch_buf_reserve(b, out)) != 0)
+        return rc;
+    o = b->data + b->len;
+    *o++ = '"';
+    for (i = 0; i < n;) {
+        size_t run = plain_len(s + i, n - i);
+        unsigned c;
+        memcpy(o, s + i, run);
+        o += run;
+        if ((i += run) == n)
+            break;
+        c = s[i];
+        if (c >= 0x80) { /* checked above */
+            k = utf8_len(s + i, n - i);
+            memcpy(o, s + i, k);
+            o += k;
+            i += k;
+            continue;
+        }
+        i++;
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default:
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    *o++ = '"';
+    *o = '\0';
+    b->len += out;
+    return 0;
+}
+
+/* "%lld" without printf's machinery (a /health/detail has twenty). */
+int ch_http_json_int(struct ch_buf *b, json_int_t v)
+{
+    char tmp[24], *p = tmp + sizeof(tmp);
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    return ch_buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+static int put_value(const json_t *v, struct ch_buf *b, int depth)
+{
+    char num[64];
+    size_t n;
+    void *it;
+    bool first = true;
+    int rc = 0;
+
+    if (depth > MAX_DEPTH)
+        return CH_AGAIN;
+    switch (json_typeof(v)) {
+    case JSON_STRING: return ch_http_json_str(b, json_string_value(v), json_string_length(v));
+    case JSON_TRUE: return ch_buf_append(b, "true", 4);
+    case JSON_FALSE: return ch_buf_append(b, "false", 5);
+    case JSON_NULL: return ch_buf_append(b, "null", 4);
+    case JSON_INTEGER: return ch_http_json_int(b, json_integer_value(v));
+    case JSON_REAL:
+        n = json_dumpb(v, num, sizeof(num), JSON_ENCODE_ANY | JSON_COMPACT);
+        return n == 0 || n > sizeof(num) ? CH_AGAIN : ch_buf_append(b, num, n);
+    case JSON_OBJECT:
+        rc = ch_buf_append_char(b, '{');
+        for (it = json_object_iter((json_t *)v); rc == 0 && it; it = json_object_iter_next((json_t *)v, it)) {
+            if (!first)
+                rc = ch_buf_append_char(b, ',');
+            first = false;
+            if (rc == 0)
+                rc = ch_http_json_str(b, json_object_iter_key(it), json_object_iter_key_len(it));
+            if (rc == 0)
+                rc = ch_buf_append_char(b, ':');
+            if (rc == 0)
+                rc = put_value(json_object_iter_value(it), b, depth + 1);
+        }
+        return rc ? rc : ch_buf_append_char(b, '}');
+    case JSON_ARRAY:
+        n = json_array_size(v);
+        rc = ch_buf_append_char(b, '[');
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            if (i)
+                rc = ch_buf_append_char(b, ',');
+            if (rc == 0)
+                rc = put_value(json_array_get(v, i), b, depth + 1);
+        }
+        return rc ? rc : ch_buf_append_char(b, ']');
+    default: return CH_AGAIN;
+    }
+}
+
+int ch_http_json_dump(const json_t *v, struct ch_buf *b)
+{
+    return json_is_object(v) || json_is_array(v) ? ch_http_json_put(v, b) : CH_AGAIN;
+}
+
+int ch_http_json_put(const json_t *v, struct ch_buf *b)
+{
+    size_t start = b->len;
+    int rc = v ? put_value(v, b, 0) : CH_EINVAL;
+
+    if (rc) { /* as it was */
+        b->len = start;
+        if (b->data)
+            b->data[start] = '\0';
+    }
+    return rc;
+}
