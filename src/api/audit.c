@@ -1,9 +1,14 @@
 /*
  * audit.c: one audit row per authenticated request, collected on the loop
- * and handed to the store's writer thread as one job per loop iteration
- * (group commit), so auditing costs a memcpy per request on the loop.
- * When the writer's queue is full the batch is dropped and counted
- * (chela_audit_dropped_total): auditing must not stall serving.
+ * (a memcpy per request) and handed to the store's writer thread in
+ * batches: at most one audit job is in flight, queued lazily (it does not
+ * wake the writer; it commits with the next batch or within
+ * CH_STORE_LAZY_MS), and rows arriving meanwhile wait for the next one.
+ * A full buffer is handed over at once; ch_api_stop flushes the rest and
+ * the store's close commits it.  A crash loses at most the rows of the
+ * last few milliseconds.  When the writer's queue is full the batch is
+ * dropped and counted (chela_audit_dropped_total): auditing must not
+ * stall serving.
  */
 #include <string.h>
 
@@ -23,14 +28,23 @@ static int audit_run(struct ch_db *db, struct ch_store_job *job)
     return ch_audit_insert(db, aj->recs, aj->n);
 }
 
+static void submit(struct ch_api *a);
+
 static void audit_done(struct ch_store_job *job, int rc)
 {
     struct audit_job *aj = (struct audit_job *)job;
+    struct ch_api *a = aj->api;
+
     if (rc == 0)
-        aj->api->metrics.audit_written += aj->n;
+        a->metrics.audit_written += aj->n;
     else
-        aj->api->metrics.audit_dropped += aj->n;
+        a->metrics.audit_dropped += aj->n;
+    if (a->audit->inflight > 0)
+        a->audit->inflight--;
     ch_free(aj);
+    /* Rows that waited for this job go now; an idle loop might not run
+     * another flush hook soon. */
+    ch_audit_flush(a);
 }
 
 static void copy_str(char *dst, size_t cap, const char *p, size_t n)
@@ -45,7 +59,7 @@ void ch_audit_record(struct ch_api *a, const struct ch_http_req *r, uint64_t lat
     struct ch_audit_rec *rec;
 
     if (a->audit->n == CH_AUDIT_BATCH)
-        ch_audit_flush(a);
+        submit(a); /* full: do not wait for the job in flight */
     if (a->audit->n == CH_AUDIT_BATCH) {
         a->metrics.audit_dropped++;
         return;
@@ -61,9 +75,9 @@ void ch_audit_record(struct ch_api *a, const struct ch_http_req *r, uint64_t lat
     rec->latency_us = (int64_t)(latency_ns / 1000);
 }
 
-void ch_audit_flush(void *api)
+/* Hand every pending row to the writer as one lazy job. */
+static void submit(struct ch_api *a)
 {
-    struct ch_api *a = api;
     struct audit_job *aj;
 
     if (!a->audit->n || !a->store || a->stopped)
@@ -81,8 +95,22 @@ void ch_audit_flush(void *api)
     aj->n = a->audit->n;
     memcpy(aj->recs, a->audit->recs, a->audit->n * sizeof(aj->recs[0]));
     a->audit->n = 0;
-    if (ch_store_write(a->store, &aj->job) != 0) {
+    if (ch_store_write_lazy(a->store, &aj->job) != 0) {
         a->metrics.audit_dropped += aj->n;
         ch_free(aj);
+        return;
     }
+    a->audit->inflight++;
+}
+
+/* The net flush hook (every loop iteration) and ch_api_stop.  While a job
+ * is in flight rows accumulate, so a busy gateway writes one job per
+ * commit instead of one per loop iteration; a shutdown hands over all. */
+void ch_audit_flush(void *api)
+{
+    struct ch_api *a = api;
+
+    if (a->audit->inflight > 0 && !a->shutting_down)
+        return;
+    submit(a);
 }

@@ -156,6 +156,13 @@ static void put_agent(struct ch_api *a, struct jw *w)
     jw_int(w, "runsResumed", (json_int_t)st.runs_resumed);
     jw_int(w, "toolCalls", (json_int_t)st.tool_calls);
     jw_int(w, "compactions", (json_int_t)st.compactions);
+    /* The in-memory transcripts (agents.defaults.transcriptCacheBytes):
+     * a low hit rate means turns reload their history from the store. */
+    jw_open(w, "transcriptCache");
+    jw_int(w, "bytes", (json_int_t)st.transcript_cache_bytes);
+    jw_int(w, "hits", (json_int_t)st.transcript_cache_hits);
+    jw_int(w, "misses", (json_int_t)st.transcript_cache_misses);
+    jw_close(w);
     jw_close(w);
     jw_open(w, "usage");
     jw_int(w, "inputTokens", (json_int_t)(b->input_tokens + (int64_t)st.usage.input_tokens));

@@ -174,6 +174,7 @@ json_t *ch_token_rec_json(const struct ch_token_rec *t);
 #define CH_AUDIT_BATCH 256
 struct ch_audit_batch {
     size_t n;
+    size_t inflight; /* audit jobs queued to the store, done not yet run */
     struct ch_audit_rec recs[CH_AUDIT_BATCH];
 };
 void ch_audit_record(struct ch_api *a, const struct ch_http_req *r, uint64_t latency_ns);

@@ -126,6 +126,16 @@ void ch_metrics_handler(struct ch_http_req *r, void *data)
           (double)m->audit_dropped);
     gauge(&b, "chela_uptime_seconds", "Seconds since the gateway started.", "gauge",
           a->net ? (double)ch_net_uptime_ms(a->net) / 1000.0 : 0);
+    if (a->agent) {
+        struct ch_agent_stats st;
+        ch_agent_stats(a->agent, &st);
+        gauge(&b, "chela_transcript_cache_bytes", "Bytes of session transcripts cached in memory.", "gauge",
+              (double)st.transcript_cache_bytes);
+        gauge(&b, "chela_transcript_cache_hits_total", "Turns whose history came from the transcript cache.", "counter",
+              (double)st.transcript_cache_hits);
+        gauge(&b, "chela_transcript_cache_misses_total", "Turns whose history was read from the store.", "counter",
+              (double)st.transcript_cache_misses);
+    }
     /* The outbox's counters (outbox.c): deliveries by outcome, attempts by result. */
     ch_outbox_metrics(a, &b);
     /* Hook requests by outcome and reason, hook deliveries (hooks.c). */

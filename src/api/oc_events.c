@@ -35,19 +35,31 @@ static bool wants(const struct oc_conn *c, unsigned need, bool tool_only)
     return true;
 }
 
-/* proto: 0 every client, 3 only v3 clients, 4 only v4 clients. */
-static void broadcast_ex(struct ch_oc *oc, const char *event, json_t *payload, unsigned need_scopes, bool tool_only,
-                         bool with_state_version, int proto)
+/* Does any connection want a broadcast of this kind?  The bus reports
+ * every run's events; with nobody to receive them nothing is serialised. */
+static bool any_reader(const struct ch_oc *oc, unsigned need, bool tool_only)
+{
+    for (const struct oc_conn *c = oc->authed.next; c != &oc->authed; c = c->next)
+        if (wants(c, need, tool_only))
+            return true;
+    return false;
+}
+
+/* One serialised payload to every connection that wants it (proto: 0 all,
+ * 3 or 4 only that version).  The frame is built once; only the seq suffix
+ * differs (v4 counts per connection, v3 shares one number). */
+static void send_payload(struct ch_oc *oc, const char *event, const char *ptext, size_t plen, unsigned need_scopes,
+                         bool tool_only, bool with_state_version, int proto)
 {
     struct oc_conn **snap = NULL;
-    char *ptext = payload ? json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     struct ch_buf f;
-    size_t n = 0, cap = oc->n_authed;
+    size_t n = 0, cap = oc->n_authed, base;
     bool any_v3 = false;
     uint64_t v3seq = 0;
+    int rc;
 
-    json_decref(payload);
-    if (!ptext || cap == 0)
+    ch_buf_init(&f, MAX_FRAME_TEXT);
+    if (cap == 0)
         goto out;
     snap = ch_malloc(cap * sizeof(*snap));
     if (!snap)
@@ -61,34 +73,48 @@ static void broadcast_ex(struct ch_oc *oc, const char *event, json_t *payload, u
     }
     if (any_v3)
         v3seq = ++oc->seq_v3; /* one number per broadcast, shared by v3 clients */
-    ch_buf_init(&f, MAX_FRAME_TEXT);
+    rc = n ? ch_buf_append_str(&f, "{\"type\":\"event\",\"event\":\"") : 0;
+    rc = rc ? rc : ch_buf_append_str(&f, event);
+    rc = rc ? rc : ch_buf_append_str(&f, "\",\"payload\":");
+    rc = rc ? rc : ch_buf_append(&f, ptext, plen);
+    base = f.len;
     for (size_t i = 0; i < n; i++) {
         struct oc_conn *c = snap[i];
-        ch_buf_reset(&f);
-        if (ch_oc_conn_is_open(c) && c->transport) {
-            int rc = ch_buf_appendf(&f, "{\"type\":\"event\",\"event\":\"%s\",\"payload\":", event);
-            rc = rc ? rc : ch_buf_append_str(&f, ptext);
-            rc = rc ? rc
-                    : ch_buf_appendf(&f, ",\"seq\":%llu", (unsigned long long)(c->protocol >= 4 ? ++c->seq : v3seq));
-            if (!rc && with_state_version)
-                rc = ch_buf_appendf(&f, ",\"stateVersion\":{\"presence\":%llu,\"health\":%llu}",
-                                    (unsigned long long)oc->presence_version, (unsigned long long)oc->health_version);
-            rc = rc ? rc : ch_buf_append_char(&f, '}');
-            if (!rc && c->ops->send(c, f.data, f.len) == CH_E_TOO_LARGE)
+        if (!rc && ch_oc_conn_is_open(c) && c->transport) {
+            int frc;
+            f.len = base;
+            frc = ch_buf_append_str(&f, ",\"seq\":");
+            frc = frc ? frc : ch_http_json_int(&f, (json_int_t)(c->protocol >= 4 ? ++c->seq : v3seq));
+            if (!frc && with_state_version)
+                frc = ch_buf_appendf(&f, ",\"stateVersion\":{\"presence\":%llu,\"health\":%llu}",
+                                     (unsigned long long)oc->presence_version, (unsigned long long)oc->health_version);
+            frc = frc ? frc : ch_buf_append_char(&f, '}');
+            if (!frc && c->ops->send(c, f.data, f.len) == CH_E_TOO_LARGE)
                 ch_log_warn("ws %s: send queue over gateway.ws.maxBufferedBytes; closed (slow consumer)", c->conn_id);
         }
         ch_oc_conn_unref(c);
     }
-    ch_buf_release(&f);
 out:
+    ch_buf_release(&f);
     ch_free(snap);
-    ch_free(ptext);
 }
 
 void ch_oc_broadcast(struct ch_oc *oc, const char *event, json_t *payload, unsigned need_scopes, bool tool_only,
                      bool with_state_version)
 {
-    broadcast_ex(oc, event, payload, need_scopes, tool_only, with_state_version, 0);
+    struct ch_buf p;
+    char *ptext = NULL;
+
+    ch_buf_init(&p, MAX_FRAME_TEXT);
+    /* json_dumps' bytes, faster; CH_AGAIN leaves a rare value to jansson. */
+    if (payload && oc->n_authed && ch_http_json_put(payload, &p) == CH_AGAIN)
+        ptext = json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(payload);
+    if (ptext || p.len)
+        send_payload(oc, event, ptext ? ptext : p.data, ptext ? strlen(ptext) : p.len, need_scopes, tool_only,
+                     with_state_version, 0);
+    ch_free(ptext);
+    ch_buf_release(&p);
 }
 
 /* ---- presence and health ---- */
@@ -223,8 +249,6 @@ struct oc_run *ch_oc_run_get(struct ch_oc *oc, const char *run_id, const char *s
         run_closed((uv_handle_t *)&r->throttle);
         return NULL;
     }
-    if (oc->api->net && uv_timer_init(oc->api->net->loop, &r->throttle) == 0)
-        r->timer_init = true;
     return r;
 }
 
@@ -255,50 +279,61 @@ void ch_oc_run_forget(struct oc_run *r)
 
 /* ---- chat events ---- */
 
-static json_t *assistant_message(const struct oc_run *r, int64_t ts)
+/* Raw text then a JSON string into a payload being written; rc is sticky. */
+static void put_kstr(struct ch_buf *b, int *rc, const char *raw, const char *p, size_t n)
 {
-    return json_pack("{s:s, s:[{s:s, s:s#}], s:I}", "role", "assistant", "content", "type", "text", "text",
-                     r->text.data ? r->text.data : "", (int)r->text.len, "timestamp", (json_int_t)ts);
+    *rc = *rc ? *rc : ch_buf_append_str(b, raw);
+    *rc = *rc ? *rc : ch_http_json_str(b, p ? p : "", p ? n : 0); /* jansson's bytes */
 }
 
-/* A chat event to every reader, in the shape of its protocol: v4 deltas
- * carry deltaText, v3 ones the cumulative message only. */
-static void chat_broadcast(struct oc_run *r, json_t *payload, const char *delta, size_t delta_len)
+/* A chat delta to every reader, in its protocol's shape (v4: deltaText
+ * too), written straight into a buffer in json_dumps' key order: deltas
+ * are a run's most frequent event.  With nobody reading nothing is
+ * written, but seq and deltaText advance as if it were. */
+static void chat_flush(struct oc_run *r)
 {
     struct ch_oc *oc = r->oc;
+    size_t n = r->text.len - r->chat_sent_len, base;
     bool v3 = false, v4 = false;
+    struct ch_buf p;
+    int rc = 0;
 
+    if (n == 0 || oc->stopped)
+        return;
+    r->last_chat_ms = ch_now_ms();
+    r->chat_seq++;
     for (struct oc_conn *c = oc->authed.next; c != &oc->authed; c = c->next) {
         if (!wants(c, OC_SCOPE_READ, false))
             continue;
         v3 = v3 || c->protocol < 4;
         v4 = v4 || c->protocol >= 4;
     }
-    if (!delta || !v4 || !v3) {
-        if (delta && v4)
-            json_object_set_new(payload, "deltaText", json_stringn(delta, delta_len));
-        ch_oc_broadcast(oc, "chat", payload, OC_SCOPE_READ, false, false);
-        return;
+    if (v3 || v4) {
+        ch_buf_init(&p, MAX_FRAME_TEXT);
+        put_kstr(&p, &rc, "{\"runId\":", r->run_id, strlen(r->run_id));
+        put_kstr(&p, &rc, ",\"sessionKey\":", r->session_key, strlen(r->session_key));
+        rc = rc ? rc
+                : ch_buf_appendf(&p,
+                                 ",\"seq\":%lld,\"state\":\"delta\",\"message\":{\"role\":\"assistant\","
+                                 "\"content\":[{\"type\":\"text\",\"text\":",
+                                 (long long)r->chat_seq);
+        put_kstr(&p, &rc, "", r->text.data, r->text.len);
+        rc = rc ? rc : ch_buf_appendf(&p, "}],\"timestamp\":%lld}", (long long)r->last_chat_ms);
+        base = p.len;
+        if (!rc && v3) {
+            rc = ch_buf_append_char(&p, '}');
+            if (!rc)
+                send_payload(oc, "chat", p.data, p.len, OC_SCOPE_READ, false, false, v4 ? 3 : 0);
+            p.len = base;
+        }
+        if (!rc && v4) {
+            put_kstr(&p, &rc, ",\"deltaText\":", r->text.data + r->chat_sent_len, n);
+            rc = rc ? rc : ch_buf_append_char(&p, '}');
+            if (!rc)
+                send_payload(oc, "chat", p.data, p.len, OC_SCOPE_READ, false, false, v3 ? 4 : 0);
+        }
+        ch_buf_release(&p);
     }
-    /* Mixed versions: two serialisations, each to its own clients. */
-    json_incref(payload);
-    broadcast_ex(oc, "chat", payload, OC_SCOPE_READ, false, false, 3);
-    json_object_set_new(payload, "deltaText", json_stringn(delta, delta_len));
-    broadcast_ex(oc, "chat", payload, OC_SCOPE_READ, false, false, 4);
-}
-
-static void chat_flush(struct oc_run *r)
-{
-    size_t n = r->text.len - r->chat_sent_len;
-    json_t *p;
-
-    if (n == 0 || r->oc->stopped)
-        return;
-    r->last_chat_ms = ch_now_ms();
-    p = json_pack("{s:s, s:s, s:I, s:s, s:o}", "runId", r->run_id, "sessionKey", r->session_key, "seq",
-                  (json_int_t)++r->chat_seq, "state", "delta", "message", assistant_message(r, r->last_chat_ms));
-    if (p)
-        chat_broadcast(r, p, r->text.data + r->chat_sent_len, n);
     r->chat_sent_len = r->text.len;
 }
 
@@ -310,13 +345,21 @@ static void on_throttle(uv_timer_t *t)
     chat_flush(r);
 }
 
+/* A throttle timer only for runs with deltas faster than the throttle. */
+static bool init_timer(struct oc_run *r)
+{
+    if (r->oc->api->net && uv_timer_init(r->oc->api->net->loop, &r->throttle) == 0)
+        r->timer_init = true;
+    return r->timer_init;
+}
+
 static void chat_delta(struct oc_run *r)
 {
     int64_t now = ch_now_ms(), since = now - r->last_chat_ms;
 
     if (since >= CHAT_THROTTLE_MS) {
         chat_flush(r);
-    } else if (r->timer_init && !r->timer_armed) {
+    } else if (!r->timer_armed && (r->timer_init || init_timer(r))) {
         r->timer_armed = true;
         uv_timer_start(&r->throttle, on_throttle, (uint64_t)(CHAT_THROTTLE_MS - since), 0);
     }
@@ -341,8 +384,13 @@ static void chat_end(struct oc_run *r, const struct ch_agent_result *res, int64_
         r->timer_armed = false;
     }
     chat_flush(r);
+    ++r->chat_seq;
+    if (!any_reader(r->oc, OC_SCOPE_READ, false))
+        return;
     p = json_pack("{s:s, s:s, s:I, s:s, s:o}", "runId", r->run_id, "sessionKey", r->session_key, "seq",
-                  (json_int_t)++r->chat_seq, "state", state, "message", assistant_message(r, ts));
+                  (json_int_t)r->chat_seq, "state", state, "message",
+                  json_pack("{s:s, s:[{s:s, s:s#}], s:I}", "role", "assistant", "content", "type", "text", "text",
+                            r->text.data ? r->text.data : "", (int)r->text.len, "timestamp", (json_int_t)ts));
     if (!p)
         return;
     if (!strcmp(state, "final")) {
@@ -365,14 +413,44 @@ static void chat_end(struct oc_run *r, const struct ch_agent_result *res, int64_
 static void agent_event(struct oc_run *r, const struct ch_agent_event *ev, const char *stream, json_t *data,
                         bool tool_only)
 {
-    json_t *p = json_pack("{s:s, s:I, s:s, s:I, s:o}", "runId", ev->run_id, "seq", (json_int_t)ev->seq, "stream",
-                          stream, "ts", (json_int_t)ev->ts_ms, "data", data ? data : json_object());
+    json_t *p;
+
+    if (!any_reader(r->oc, OC_SCOPE_READ, tool_only)) {
+        json_decref(data);
+        return;
+    }
+    p = json_pack("{s:s, s:I, s:s, s:I, s:o}", "runId", ev->run_id, "seq", (json_int_t)ev->seq, "stream", stream, "ts",
+                  (json_int_t)ev->ts_ms, "data", data ? data : json_object());
 
     /* sessionKey: spec 2.3 and the reference server send it, although
      * the published AgentEvent schema does not list it. */
     if (p && r->session_key)
         json_object_set_new(p, "sessionKey", json_string(r->session_key));
     ch_oc_broadcast(r->oc, "agent", p, OC_SCOPE_READ, tool_only, false);
+}
+
+/* An assistant text event, written straight into a buffer: the bytes
+ * agent_event would give for {text, delta}, once per delta. */
+static void agent_text_event(struct oc_run *r, const struct ch_agent_event *ev)
+{
+    struct ch_buf p;
+    int rc = 0;
+
+    if (!any_reader(r->oc, OC_SCOPE_READ, false))
+        return;
+    ch_buf_init(&p, MAX_FRAME_TEXT);
+    put_kstr(&p, &rc, "{\"runId\":", ev->run_id, strlen(ev->run_id));
+    rc = rc ? rc
+            : ch_buf_appendf(&p, ",\"seq\":%lld,\"stream\":\"assistant\",\"ts\":%lld,\"data\":{\"text\":",
+                             (long long)ev->seq, (long long)ev->ts_ms);
+    put_kstr(&p, &rc, "", ev->text.p, ev->text.len);
+    put_kstr(&p, &rc, ",\"delta\":", ev->delta.p, ev->delta.len);
+    rc = rc ? rc : ch_buf_append_char(&p, '}');
+    if (r->session_key)
+        put_kstr(&p, &rc, ",\"sessionKey\":", r->session_key, strlen(r->session_key));
+    if (!rc && !(rc = ch_buf_append_char(&p, '}')))
+        send_payload(r->oc, "agent", p.data, p.len, OC_SCOPE_READ, false, false, 0);
+    ch_buf_release(&p);
 }
 
 static void answer_waiters(struct oc_run *r, const struct ch_agent_result *res);
@@ -416,19 +494,20 @@ static void on_agent_event(const struct ch_agent_event *ev, void *data)
     case CH_AGENT_EV_TEXT:
         if (ch_buf_append(&r->text, ev->delta.p, ev->delta.len) != 0)
             break;
-        agent_event(r, ev, "assistant",
-                    json_pack("{s:s#, s:s#}", "text", ev->text.p ? ev->text.p : "", (int)ev->text.len, "delta",
-                              ev->delta.p ? ev->delta.p : "", (int)ev->delta.len),
-                    false);
+        agent_text_event(r, ev);
         chat_delta(r);
         break;
     case CH_AGENT_EV_TOOL_START:
+        if (!any_reader(oc, OC_SCOPE_READ, true))
+            break;
         agent_event(r, ev, "tool",
                     json_pack("{s:s, s:s?, s:s?, s:O?}", "phase", "start", "name", ev->tool_name, "toolCallId",
                               ev->tool_id, "args", ev->tool_args),
                     true);
         break;
     case CH_AGENT_EV_TOOL_RESULT:
+        if (!any_reader(oc, OC_SCOPE_READ, true))
+            break;
         agent_event(r, ev, "tool",
                     json_pack("{s:s, s:s?, s:s?, s:b, s:s?}", "phase", "result", "name", ev->tool_name, "toolCallId",
                               ev->tool_id, "isError", ev->tool_is_error, "result", ev->tool_result),

@@ -4,71 +4,83 @@
  * 2023-06-01).  The neutral model is Anthropic's own block model, so this
  * is mostly a copy that keeps only the fields the API defines.  Empty text
  * blocks are dropped (the API rejects them) and so is a message left
- * without blocks.
+ * without blocks.  The body is written directly (req_body.c), byte for
+ * byte what the jansson tree of earlier versions serialised to.
  */
 #include <string.h>
 
 #include "providers/internal.h"
 
-static json_t *block_of(const json_t *b)
+/* One block, in the shape and key order the API documents. */
+static void put_block(struct llm_wr *w, const struct llm_block *k)
 {
-    const char *type = llm_jstr(b, "type");
-    json_t *input = json_object_get(b, "input");
-    const char *content = llm_jstr(b, "content");
-    json_t *o;
+    const char *content;
 
-    if (strcmp(type, "text") == 0)
-        return json_pack("{s:s, s:O}", "type", "text", "text", json_object_get(b, "text"));
-    if (strcmp(type, "tool_use") == 0)
-        return json_pack("{s:s, s:s, s:s, s:o}", "type", "tool_use", "id", llm_jstr(b, "id"), "name",
-                         llm_jstr(b, "name"), "input", input ? json_incref(input) : json_object());
-    o = json_pack("{s:s, s:s, s:s}", "type", "tool_result", "tool_use_id", llm_jstr(b, "tool_use_id"), "content",
-                  content ? content : "");
-    if (o && json_is_true(json_object_get(b, "is_error")) && json_object_set_new(o, "is_error", json_true())) {
-        json_decref(o);
-        o = NULL;
+    switch (k->type) {
+    case LLM_B_TEXT:
+        llm_wr_raw(w, "{\"type\":\"text\",\"text\":");
+        llm_wr_jstr(w, json_string_value(k->text), json_string_length(k->text));
+        break;
+    case LLM_B_TOOL_USE:
+        llm_wr_raw(w, "{\"type\":\"tool_use\",\"id\":");
+        llm_wr_jstr(w, k->id, strlen(k->id));
+        llm_wr_raw(w, ",\"name\":");
+        llm_wr_jstr(w, k->name, strlen(k->name));
+        llm_wr_raw(w, ",\"input\":");
+        if (k->input)
+            llm_wr_json(w, k->input);
+        else
+            llm_wr_raw(w, "{}");
+        break;
+    default:
+        content = json_string_value(k->content);
+        llm_wr_raw(w, "{\"type\":\"tool_result\",\"tool_use_id\":");
+        llm_wr_jstr(w, k->tool_use_id, strlen(k->tool_use_id));
+        llm_wr_raw(w, ",\"content\":");
+        /* A C string as json_pack("s") took it: up to its first NUL. */
+        llm_wr_jstr(w, content ? content : "", content ? strlen(content) : 0);
+        if (json_is_true(k->is_error))
+            llm_wr_raw(w, ",\"is_error\":true");
+        break;
     }
-    return o;
+    llm_wr_raw(w, "}");
 }
 
-static json_t *messages_of(const json_t *messages)
+/* Written straight into the body: at a hundred messages of history the
+ * jansson tree built and dumped per call was most of a turn's CPU. */
+static void put_messages(struct llm_wr *w, const json_t *messages)
 {
-    json_t *out = json_array(), *blocks, *content, *b, *m, *nb;
-    size_t i, j;
+    struct llm_blocks bl;
+    const json_t *m, *content;
+    const char *role;
+    size_t i, j, kept = 0;
 
-    if (!out)
-        return NULL;
+    llm_wr_raw(w, ",\"messages\":[");
     json_array_foreach(messages, i, m)
     {
-        blocks = llm_blocks(m);
-        content = json_array();
-        if (!blocks || !content)
-            goto fail;
-        json_array_foreach(blocks, j, b)
-        {
-            const char *text = llm_jstr(b, "text");
-            if (strcmp(llm_jstr(b, "type"), "text") == 0 && text && !text[0])
-                continue;
-            nb = block_of(b);
-            if (!nb || json_array_append_new(content, nb))
-                goto fail;
+        size_t nb = 0;
+        llm_message_read(m, &role, &content);
+        if (w->rc || (w->rc = llm_blocks_read(content, &bl)) != 0)
+            break;
+        for (j = 0; j < bl.n; j++) {
+            const struct llm_block *k = &bl.v[j];
+            const char *text = json_string_value(k->text);
+            if (k->type == LLM_B_TEXT && text && !text[0])
+                continue; /* the API rejects empty text blocks */
+            if (nb++ == 0) {
+                llm_wr_raw(w, kept++ ? ",{\"role\":" : "{\"role\":");
+                llm_wr_jstr(w, role, strlen(role));
+                llm_wr_raw(w, ",\"content\":[");
+            } else {
+                llm_wr_raw(w, ",");
+            }
+            put_block(w, k);
         }
-        json_decref(blocks);
-        blocks = NULL;
-        if (json_array_size(content) == 0) {
-            json_decref(content);
-            continue;
-        }
-        if (json_array_append_new(out, json_pack("{s:s, s:o}", "role", llm_jstr(m, "role"), "content", content)))
-            goto fail_out;
+        if (nb)
+            llm_wr_raw(w, "]}");
+        llm_blocks_release(&bl);
     }
-    return out;
-fail:
-    json_decref(blocks);
-    json_decref(content);
-fail_out:
-    json_decref(out);
-    return NULL;
+    llm_wr_raw(w, "]");
 }
 
 static json_t *tools_of(const json_t *tools, bool cache)
@@ -99,9 +111,22 @@ static json_t *tools_of(const json_t *tools, bool cache)
     return out;
 }
 
+static void put_tools(struct llm_wr *w, const struct ch_llm_request *req)
+{
+    json_t *v = tools_of(req->tools, req->want_prompt_cache);
+
+    llm_wr_raw(w, ",\"tools\":");
+    if (v)
+        llm_wr_json(w, v);
+    else if (!w->rc)
+        w->rc = CH_ENOMEM;
+    json_decref(v);
+}
+
 int llm_build_anthropic(const struct ch_llm_request *req, struct ch_llm_http *out, struct ch_error *err)
 {
-    json_t *body, *v;
+    struct llm_wr w = {0};
+    json_t *v = NULL;
     int rc;
 
     rc = llm_set_url(out, CH_LLM_ANTHROPIC, req->base_url, "/v1", "/v1/messages", err);
@@ -115,28 +140,48 @@ int llm_build_anthropic(const struct ch_llm_request *req, struct ch_llm_http *ou
         rc = llm_add_header(out, "accept", "text/event-stream", false, err);
     if (rc)
         return rc;
+    /* The model and the system prompt are the only strings that did not
+     * come through jansson, which checked the UTF-8 of every other. */
+    if (!llm_utf8_valid((const unsigned char *)req->model, strlen(req->model)) ||
+        (req->system && !llm_utf8_valid((const unsigned char *)req->system, strlen(req->system))))
+        return ch_error_set(err, CH_EINVAL, "the model id or system prompt is not valid UTF-8");
 
-    body = json_pack("{s:s, s:I, s:o}", "model", req->model, "max_tokens", (json_int_t)req->max_tokens, "messages",
-                     messages_of(req->messages));
-    if (!body)
-        return CH_ENOMEM;
-    rc = CH_ENOMEM;
+    /* Key order as the tree builder gave it: model, max_tokens, messages,
+     * system, tools, temperature, stream. */
+    ch_buf_init(&w.b, CH_LLM_MAX_BODY_BYTES);
+    w.rc = ch_buf_reserve(&w.b, 1024);
+    llm_wr_raw(&w, "{\"model\":");
+    llm_wr_jstr(&w, req->model, strlen(req->model));
+    if (!w.rc)
+        w.rc = ch_buf_appendf(&w.b, ",\"max_tokens\":%lld", (long long)req->max_tokens);
+    put_messages(&w, req->messages);
     if (req->system && req->system[0]) {
-        v = req->want_prompt_cache ? json_pack("[{s:s, s:s, s:{s:s}}]", "type", "text", "text", req->system,
-                                               "cache_control", "type", "ephemeral")
-                                   : json_string(req->system);
-        if (json_object_set_new(body, "system", v))
-            goto out;
+        llm_wr_raw(&w, req->want_prompt_cache ? ",\"system\":[{\"type\":\"text\",\"text\":" : ",\"system\":");
+        llm_wr_jstr(&w, req->system, strlen(req->system));
+        if (req->want_prompt_cache)
+            llm_wr_raw(&w, ",\"cache_control\":{\"type\":\"ephemeral\"}}]");
     }
-    if (req->tools && json_array_size(req->tools) &&
-        json_object_set_new(body, "tools", tools_of(req->tools, req->want_prompt_cache)))
-        goto out;
-    if (req->has_temperature && json_object_set_new(body, "temperature", json_real(req->temperature)))
-        goto out;
-    if (req->stream && json_object_set_new(body, "stream", json_true()))
-        goto out;
-    return llm_set_body_take(out, body, err);
-out:
-    json_decref(body);
+    if (req->tools && json_array_size(req->tools))
+        llm_wr_tools(&w, req, CH_LLM_ANTHROPIC, put_tools);
+    if (req->has_temperature) {
+        v = json_real(req->temperature);
+        llm_wr_raw(&w, ",\"temperature\":");
+        if (v)
+            llm_wr_json(&w, v);
+        else if (!w.rc)
+            w.rc = CH_ENOMEM;
+        json_decref(v);
+    }
+    if (req->stream)
+        llm_wr_raw(&w, ",\"stream\":true");
+    llm_wr_raw(&w, "}");
+    rc = w.rc;
+    if (rc == CH_E_TOO_LARGE)
+        rc = ch_error_set(err, rc, "request body exceeds the %u cap", CH_LLM_MAX_BODY_BYTES);
+    if (!rc) {
+        out->body_len = w.b.len;
+        out->body = ch_buf_detach(&w.b, NULL);
+    }
+    ch_buf_release(&w.b);
     return rc;
 }

@@ -260,6 +260,7 @@ int llm_call_send(struct ch_llm_call *c, const struct ch_llm_target *t, int key_
     c->whole_body_asked = c->whole_body && p->api == CH_LLM_OPENAI;
     lr.stream = !c->whole_body_asked;
     lr.want_prompt_cache = c->prompt_cache;
+    lr.tools_memo = c->client ? &c->client->tools_memo : NULL;
 
     ch_llm_decoder_free(c->dec);
     c->dec = NULL;

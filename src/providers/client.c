@@ -239,6 +239,7 @@ void ch_llm_client_free(struct ch_llm_client *c)
         ch_free(b);
     }
     ch_map_release(&c->breakers);
+    llm_tools_memo_release(&c->tools_memo);
     llm_gen_unref(c->gen);
     ch_free(c);
 }

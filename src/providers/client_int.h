@@ -12,6 +12,7 @@
 #define CH_PROVIDERS_CLIENT_INT_H
 
 #include "providers/client.h"
+#include "providers/internal.h"
 
 /* ------------------------------------------------------------------ */
 /* Catalog helpers (catalog.c)                                          */
@@ -79,6 +80,7 @@ struct ch_llm_client {
     uint64_t rng;           /* xorshift64* state when rand_fn is NULL */
     const char *const *env; /* borrowed: opts.env, for reloads */
     struct ch_llm_stats stats;
+    struct llm_tools_memo tools_memo; /* rendered tool lists (req_body.c) */
 };
 
 int64_t llm_client_now(const struct ch_llm_client *c);

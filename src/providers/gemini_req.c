@@ -9,7 +9,8 @@
  * Gemini matches a response to its call by name, so the name is found
  * from the nearest earlier tool_use with the result's tool_use_id.  Tool
  * schemas are cut down to the OpenAPI subset Gemini accepts (it rejects
- * $schema, additionalProperties and type arrays with a 400).
+ * $schema, additionalProperties and type arrays with a 400).  Contents are
+ * written directly (req_body.c), the bytes the jansson tree gave.
  */
 #include <string.h>
 
@@ -107,70 +108,78 @@ static const char *call_name(const json_t *messages, size_t upto, const char *id
     return NULL;
 }
 
-static json_t *part_of(const json_t *messages, size_t mi, const json_t *b, struct ch_error *err, int *rc)
+/* One part: {text}, {functionCall} or {functionResponse}. */
+static int put_part(struct llm_wr *w, const json_t *messages, size_t mi, const struct llm_block *k,
+                    struct ch_error *err)
 {
-    const char *type = llm_jstr(b, "type"), *name, *content;
-    json_t *input = json_object_get(b, "input");
+    const char *name, *content;
 
-    *rc = CH_ENOMEM;
-    if (strcmp(type, "text") == 0)
-        return json_pack("{s:O}", "text", json_object_get(b, "text"));
-    if (strcmp(type, "tool_use") == 0)
-        return json_pack("{s:{s:s, s:o}}", "functionCall", "name", llm_jstr(b, "name"), "args",
-                         input ? json_incref(input) : json_object());
-    name = call_name(messages, mi, llm_jstr(b, "tool_use_id"));
-    if (!name) {
-        *rc = ch_error_set(err, CH_EINVAL, "messages[%zu]: tool_result '%.60s' follows no tool_use with that id", mi,
-                           llm_jstr(b, "tool_use_id"));
-        return NULL;
+    switch (k->type) {
+    case LLM_B_TEXT:
+        llm_wr_raw(w, "{\"text\":");
+        llm_wr_jstr(w, json_string_value(k->text), json_string_length(k->text));
+        llm_wr_raw(w, "}");
+        return 0;
+    case LLM_B_TOOL_USE:
+        llm_wr_raw(w, "{\"functionCall\":{\"name\":");
+        llm_wr_jstr(w, k->name, strlen(k->name));
+        llm_wr_raw(w, ",\"args\":");
+        if (k->input)
+            llm_wr_json(w, k->input);
+        else
+            llm_wr_raw(w, "{}");
+        llm_wr_raw(w, "}}");
+        return 0;
+    default: break;
     }
-    content = llm_jstr(b, "content");
-    return json_pack("{s:{s:s, s:{s:s}}}", "functionResponse", "name", name, "response",
-                     json_is_true(json_object_get(b, "is_error")) ? "error" : "content", content ? content : "");
+    name = call_name(messages, mi, k->tool_use_id);
+    if (!name)
+        return ch_error_set(err, CH_EINVAL, "messages[%zu]: tool_result '%.60s' follows no tool_use with that id", mi,
+                            k->tool_use_id);
+    content = json_string_value(k->content);
+    llm_wr_raw(w, "{\"functionResponse\":{\"name\":");
+    llm_wr_jstr(w, name, strlen(name));
+    llm_wr_raw(w, json_is_true(k->is_error) ? ",\"response\":{\"error\":" : ",\"response\":{\"content\":");
+    /* A C string, as json_pack("s") took it: up to its first NUL. */
+    llm_wr_jstr(w, content ? content : "", content ? strlen(content) : 0);
+    llm_wr_raw(w, "}}}");
+    return 0;
 }
 
-static int contents_of(const json_t *messages, json_t **out, struct ch_error *err)
+/* "contents" written straight into the body (no jansson tree per call). */
+static int put_contents(struct llm_wr *w, const json_t *messages, struct ch_error *err)
 {
-    json_t *contents = json_array(), *m, *blocks = NULL, *parts = NULL, *b, *p;
-    size_t i, j;
-    int rc = CH_ENOMEM;
+    struct llm_blocks bl;
+    const json_t *m, *content;
+    const char *role;
+    size_t i, j, kept = 0;
+    int rc = 0;
 
-    if (!contents)
-        goto out;
+    llm_wr_raw(w, "{\"contents\":[");
     json_array_foreach(messages, i, m)
     {
-        blocks = llm_blocks(m);
-        parts = json_array();
-        if (!blocks || !parts)
-            goto out;
-        json_array_foreach(blocks, j, b)
-        {
-            const char *text = llm_jstr(b, "text");
-            if (strcmp(llm_jstr(b, "type"), "text") == 0 && text && !text[0])
+        size_t np = 0;
+        llm_message_read(m, &role, &content);
+        if (rc || (rc = llm_blocks_read(content, &bl)) != 0)
+            break;
+        for (j = 0; j < bl.n && !rc; j++) {
+            const char *text = json_string_value(bl.v[j].text);
+            if (bl.v[j].type == LLM_B_TEXT && text && !text[0])
                 continue; /* an empty part is a 400 */
-            p = part_of(messages, i, b, err, &rc);
-            if (!p || json_array_append_new(parts, p))
-                goto out;
+            if (np++ == 0) {
+                const char *open =
+                    strcmp(role, "assistant") ? ",{\"role\":\"user\",\"parts\":[" : ",{\"role\":\"model\",\"parts\":[";
+                llm_wr_raw(w, kept++ ? open : open + 1); /* no comma before the first */
+            } else {
+                llm_wr_raw(w, ",");
+            }
+            rc = put_part(w, messages, i, &bl.v[j], err);
         }
-        rc = CH_ENOMEM;
-        if (json_array_size(parts) &&
-            json_array_append_new(contents, json_pack("{s:s, s:O}", "role",
-                                                      strcmp(llm_jstr(m, "role"), "assistant") ? "user" : "model",
-                                                      "parts", parts)))
-            goto out;
-        json_decref(blocks);
-        json_decref(parts);
-        blocks = parts = NULL;
+        if (np)
+            llm_wr_raw(w, "]}");
+        llm_blocks_release(&bl);
     }
-    rc = 0;
-out:
-    json_decref(blocks);
-    json_decref(parts);
-    if (rc) {
-        json_decref(contents);
-        contents = NULL;
-    }
-    *out = contents;
+    llm_wr_raw(w, "]");
     return rc;
 }
 
@@ -228,12 +237,26 @@ fail:
     return NULL;
 }
 
+static void put_tools(struct llm_wr *w, const struct ch_llm_request *req)
+{
+    json_t *v = tools_of(req->tools);
+
+    llm_wr_raw(w, ",\"tools\":");
+    if (v)
+        llm_wr_json(w, v);
+    else if (!w->rc)
+        w->rc = CH_ENOMEM;
+    json_decref(v);
+}
+
 int llm_build_gemini(const struct ch_llm_request *req, struct ch_llm_http *out, struct ch_error *err)
 {
-    json_t *body = NULL, *contents = NULL, *gen;
+    struct llm_wr w = {0};
+    json_t *v;
     char *path = model_path(req->model, req->stream);
     int rc = CH_ENOMEM;
 
+    ch_buf_init(&w.b, CH_LLM_MAX_BODY_BYTES);
     if (!path)
         goto out;
     rc = llm_set_url(out, CH_LLM_GEMINI, req->base_url, "/v1beta", path, err);
@@ -243,28 +266,45 @@ int llm_build_gemini(const struct ch_llm_request *req, struct ch_llm_http *out, 
         rc = llm_add_header(out, "content-type", "application/json", false, err);
     if (!rc && req->stream)
         rc = llm_add_header(out, "accept", "text/event-stream", false, err);
-    if (!rc)
-        rc = contents_of(req->messages, &contents, err);
+    if (!rc && req->system && !llm_utf8_valid((const unsigned char *)req->system, strlen(req->system)))
+        rc = ch_error_set(err, CH_EINVAL, "the system prompt is not valid UTF-8");
     if (rc)
         goto out;
-    rc = CH_ENOMEM;
-    gen = json_pack("{s:I}", "maxOutputTokens", (json_int_t)req->max_tokens);
-    if (gen && req->has_temperature && json_object_set_new(gen, "temperature", json_real(req->temperature)))
-        json_decref(gen), gen = NULL;
-    body = json_pack("{s:o, s:o}", "contents", contents, "generationConfig", gen);
-    contents = NULL; /* stolen, even on failure */
-    if (!body)
+    /* Key order as the tree builder gave it: contents, generationConfig,
+     * systemInstruction, tools. */
+    w.rc = ch_buf_reserve(&w.b, 1024);
+    if ((rc = put_contents(&w, req->messages, err)) != 0)
         goto out;
-    if (req->system && req->system[0] &&
-        json_object_set_new(body, "systemInstruction", json_pack("{s:[{s:s}]}", "parts", "text", req->system)))
-        goto out;
-    if (req->tools && json_array_size(req->tools) && json_object_set_new(body, "tools", tools_of(req->tools)))
-        goto out;
-    rc = llm_set_body_take(out, body, err);
-    body = NULL;
+    if (!w.rc)
+        w.rc = ch_buf_appendf(&w.b, ",\"generationConfig\":{\"maxOutputTokens\":%lld", (long long)req->max_tokens);
+    if (req->has_temperature) {
+        v = json_real(req->temperature);
+        llm_wr_raw(&w, ",\"temperature\":");
+        if (v)
+            llm_wr_json(&w, v);
+        else if (!w.rc)
+            w.rc = CH_ENOMEM;
+        json_decref(v);
+    }
+    llm_wr_raw(&w, "}");
+    if (req->system && req->system[0]) {
+        llm_wr_raw(&w, ",\"systemInstruction\":{\"parts\":[{\"text\":");
+        llm_wr_jstr(&w, req->system, strlen(req->system));
+        llm_wr_raw(&w, "}]}");
+    }
+    if (req->tools && json_array_size(req->tools))
+        llm_wr_tools(&w, req, CH_LLM_GEMINI, put_tools);
+    llm_wr_raw(&w, "}");
+    rc = w.rc;
+    if (rc == CH_E_TOO_LARGE)
+        rc = ch_error_set(err, rc, "request body exceeds the %u cap", CH_LLM_MAX_BODY_BYTES);
+    if (!rc) {
+        out->body_len = w.b.len;
+        out->body = ch_buf_detach(&w.b, NULL);
+        rc = out->body ? 0 : CH_ENOMEM;
+    }
 out:
-    json_decref(contents);
-    json_decref(body);
+    ch_buf_release(&w.b);
     ch_free(path);
     return rc;
 }

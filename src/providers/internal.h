@@ -174,9 +174,6 @@ void llm_classify_json(int status, json_t *root, struct ch_llm_failure *out);
 /* A neutral message/content walk shared by the builders.  Validates the
  * conversation once (llm_check_messages) so each builder can trust it. */
 int llm_check_messages(const json_t *messages, struct ch_error *err);
-/* Content of message m as an array of blocks (a string becomes one text
- * block).  Returns a new reference or NULL on ENOMEM. */
-json_t *llm_blocks(const json_t *message);
 /* Set out->url to base (default when NULL, trailing '/' dropped) + path,
  * skipping `dup_prefix` in path when base already ends with it. */
 int llm_set_url(struct ch_llm_http *out, enum ch_llm_api api, const char *base, const char *dup_prefix,
@@ -184,8 +181,70 @@ int llm_set_url(struct ch_llm_http *out, enum ch_llm_api api, const char *base, 
 int llm_add_header(struct ch_llm_http *out, const char *name, const char *value, bool secret, struct ch_error *err);
 /* Extra headers from the config (object of strings), after the built-ins. */
 int llm_add_extra_headers(struct ch_llm_http *out, const json_t *headers, struct ch_error *err);
-/* Serialise body into out (compact, capped); steals body. */
-int llm_set_body_take(struct ch_llm_http *out, json_t *body, struct ch_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Direct body writing (req_body.c)                                     */
+/* ------------------------------------------------------------------ */
+
+/* A neutral content block, its fields read in one walk over the object:
+ * at a hundred messages of history, separate lookups per field were
+ * most of the cost of building a request.  Strings are NULL when absent
+ * or not strings, as llm_jstr gives them. */
+enum llm_block_type { LLM_B_OTHER, LLM_B_TEXT, LLM_B_TOOL_USE, LLM_B_TOOL_RESULT };
+struct llm_block {
+    enum llm_block_type type;
+    const char *type_name;                    /* NULL: no string type */
+    const json_t *text;                       /* "text" as found (any JSON type) */
+    const char *id, *name, *tool_use_id;      /* borrowed */
+    const json_t *input, *content, *is_error; /* as found, or NULL */
+};
+void llm_block_read(const json_t *b, struct llm_block *out);
+/* A message's blocks (a string content is one text block); n = 0 when
+ * content is neither.  Up to CH_ARRAY_SIZE(one) blocks need no allocation. */
+struct llm_blocks {
+    struct llm_block *v; /* one, or owned */
+    size_t n;
+    struct llm_block one[8];
+};
+int llm_blocks_read(const json_t *content, struct llm_blocks *out);
+/* A message's role (NULL unless a string) and content, in one walk. */
+void llm_message_read(const json_t *m, const char **role, const json_t **content);
+void llm_blocks_release(struct llm_blocks *bl);
+
+/* A body written straight into a capped buffer; rc is sticky (the first
+ * failure), so a builder checks it once at the end. */
+struct llm_wr {
+    struct ch_buf b; /* capped at CH_LLM_MAX_BODY_BYTES */
+    int rc;
+};
+void llm_wr_raw(struct llm_wr *w, const char *s);
+/* A JSON string escaped exactly as jansson's json_dumps escapes it (\b,
+ * \f, \uXXXX upper case), so a directly written body is byte for byte
+ * the body the tree builders produced. */
+void llm_wr_jstr(struct llm_wr *w, const char *s, size_t n);
+/* A jansson value, compact (json_dump_callback). */
+void llm_wr_json(struct llm_wr *w, const json_t *v);
+
+/*
+ * The rendered tool list (",\"tools\":[...]") of the last call, per API
+ * and prompt-cache flag.  The agent passes the same tools array to every
+ * call until its tools change; rendering the schemas again was a tenth of
+ * a turn.  A slot holds a reference to its array, so the address cannot
+ * be reused by another array while it is the key; tool arrays are never
+ * modified once handed to a call (ch_llm_call_start takes a reference).
+ */
+struct llm_tools_slot {
+    json_t *tools; /* ref: the key */
+    char *text;    /* owned */
+    size_t len;
+};
+struct llm_tools_memo {
+    struct llm_tools_slot slot[CH_LLM_API__COUNT][2]; /* [api][want_prompt_cache] */
+};
+void llm_tools_memo_release(struct llm_tools_memo *m);
+typedef void (*llm_tools_render_cb)(struct llm_wr *w, const struct ch_llm_request *req);
+/* Write the tool list through the memo (render on a miss, keep a copy). */
+void llm_wr_tools(struct llm_wr *w, const struct ch_llm_request *req, enum ch_llm_api api, llm_tools_render_cb render);
 
 int llm_build_anthropic(const struct ch_llm_request *req, struct ch_llm_http *out, struct ch_error *err);
 int llm_build_openai(const struct ch_llm_request *req, struct ch_llm_http *out, struct ch_error *err);

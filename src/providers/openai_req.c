@@ -22,18 +22,13 @@
  * third of the gateway's CPU per request.  Only a tool call's input and
  * a tool's schema (objects of the caller's) go through json_dump.
  */
-struct wr {
-    struct ch_buf b; /* capped at CH_LLM_MAX_BODY_BYTES */
-    int rc;          /* sticky: the first failure */
-};
-
-static void put(struct wr *w, const char *s)
+static void put(struct llm_wr *w, const char *s)
 {
     if (!w->rc)
         w->rc = ch_buf_append_str(&w->b, s);
 }
 
-static void put_str(struct wr *w, const char *s)
+static void put_str(struct llm_wr *w, const char *s)
 {
     if (!s)
         s = "";
@@ -43,47 +38,54 @@ static void put_str(struct wr *w, const char *s)
 
 static int dump_cb(const char *p, size_t n, void *data)
 {
-    struct wr *w = data;
+    struct llm_wr *w = data;
 
     w->rc = ch_buf_append(&w->b, p, n);
     return w->rc ? -1 : 0;
 }
 
-static void put_json(struct wr *w, const json_t *v, size_t flags)
+static void put_json(struct llm_wr *w, const json_t *v, size_t flags)
 {
     if (!w->rc && json_dump_callback(v, dump_cb, w, JSON_COMPACT | flags) && !w->rc)
         w->rc = CH_ENOMEM;
 }
 
+/* A text block that says something (C-string sense, as before: a text
+ * opening with U+0000 counts as empty). */
+static const char *block_text(const struct llm_block *k)
+{
+    const char *t = k->type == LLM_B_TEXT ? json_string_value(k->text) : NULL;
+
+    return t && t[0] ? t : NULL;
+}
+
 /* The non-empty text blocks joined with "\n", as one string (nothing
  * written, false returned, when there are none). */
-static bool put_joined_text(struct wr *w, const json_t *blocks)
+static bool put_joined_text(struct llm_wr *w, const struct llm_blocks *bl)
 {
-    const json_t *blk, *one = NULL;
+    const char *one = NULL;
     struct ch_buf j;
     size_t i, n = 0;
     int rc = 0;
 
-    json_array_foreach(blocks, i, blk)
-    {
-        if (strcmp(llm_jstr(blk, "type"), "text") == 0 && llm_jstr(blk, "text")[0])
-            n++, one = blk;
-    }
+    for (i = 0; i < bl->n; i++)
+        if (block_text(&bl->v[i]))
+            n++, one = block_text(&bl->v[i]);
     if (n == 0)
         return false;
     if (n == 1) {
-        put_str(w, llm_jstr(one, "text"));
+        put_str(w, one);
         return true;
     }
     ch_buf_init(&j, CH_LLM_MAX_BODY_BYTES);
-    json_array_foreach(blocks, i, blk)
-    {
-        if (rc || strcmp(llm_jstr(blk, "type"), "text") != 0 || !llm_jstr(blk, "text")[0])
+    for (i = 0; i < bl->n && !rc; i++) {
+        const char *t = block_text(&bl->v[i]);
+        if (!t)
             continue;
         if (j.len)
             rc = ch_buf_append_char(&j, '\n');
         if (!rc)
-            rc = ch_buf_append_str(&j, llm_jstr(blk, "text"));
+            rc = ch_buf_append_str(&j, t);
     }
     if (rc && !w->rc)
         w->rc = rc;
@@ -93,49 +95,43 @@ static bool put_joined_text(struct wr *w, const json_t *blocks)
     return true;
 }
 
-static bool has_text(const json_t *blocks)
+static bool has_text(const struct llm_blocks *bl)
 {
-    const json_t *blk;
-    size_t i;
-
-    json_array_foreach(blocks, i, blk)
-    {
-        if (strcmp(llm_jstr(blk, "type"), "text") == 0 && llm_jstr(blk, "text")[0])
+    for (size_t i = 0; i < bl->n; i++)
+        if (block_text(&bl->v[i]))
             return true;
-    }
     return false;
 }
 
 /* Text joins into `content`; tool_use blocks become `tool_calls` with the
  * input serialised as the `arguments` string. */
-static void put_assistant(struct wr *w, const json_t *blocks, bool *first)
+static void put_assistant(struct llm_wr *w, const struct llm_blocks *bl, bool *first)
 {
-    const json_t *b;
     size_t i, ncalls = 0;
 
-    json_array_foreach(blocks, i, b) ncalls += strcmp(llm_jstr(b, "type"), "tool_use") == 0;
+    for (i = 0; i < bl->n; i++)
+        ncalls += bl->v[i].type == LLM_B_TOOL_USE;
     /* An assistant message with neither is a 400: leave it out. */
-    if (!ncalls && !has_text(blocks))
+    if (!ncalls && !has_text(bl))
         return;
     put(w, *first ? "{\"role\":\"assistant\",\"content\":" : ",{\"role\":\"assistant\",\"content\":");
     *first = false;
     /* content is null, not "", next to tool_calls, as OpenAI itself sends. */
-    if (!put_joined_text(w, blocks))
+    if (!put_joined_text(w, bl))
         put(w, "null");
     ncalls = 0;
-    json_array_foreach(blocks, i, b)
-    {
-        const json_t *input = json_object_get(b, "input");
+    for (i = 0; i < bl->n; i++) {
+        const struct llm_block *k = &bl->v[i];
         char *args;
-        if (strcmp(llm_jstr(b, "type"), "tool_use") != 0)
+        if (k->type != LLM_B_TOOL_USE)
             continue;
-        args = input ? json_dumps(input, JSON_COMPACT) : NULL;
-        if (input && !args && !w->rc)
+        args = k->input ? json_dumps(k->input, JSON_COMPACT) : NULL;
+        if (k->input && !args && !w->rc)
             w->rc = CH_ENOMEM;
         put(w, ncalls++ ? ",{\"id\":" : ",\"tool_calls\":[{\"id\":");
-        put_str(w, llm_jstr(b, "id"));
+        put_str(w, k->id);
         put(w, ",\"type\":\"function\",\"function\":{\"name\":");
-        put_str(w, llm_jstr(b, "name"));
+        put_str(w, k->name);
         put(w, ",\"arguments\":");
         put_str(w, args ? args : "{}");
         put(w, "}}");
@@ -149,21 +145,18 @@ static void put_assistant(struct wr *w, const json_t *blocks, bool *first)
 /* tool_result blocks become role "tool" messages, before the user's own
  * text (they must follow the assistant's tool_calls directly); the API
  * has no error flag, so an error result's content is prefixed "Error: ". */
-static void put_user(struct wr *w, const json_t *blocks, bool *first)
+static void put_user(struct llm_wr *w, const struct llm_blocks *bl, bool *first)
 {
-    const json_t *b;
-    size_t i;
-
-    json_array_foreach(blocks, i, b)
-    {
-        const char *content = llm_jstr(b, "content");
-        if (strcmp(llm_jstr(b, "type"), "tool_result") != 0)
+    for (size_t i = 0; i < bl->n; i++) {
+        const struct llm_block *k = &bl->v[i];
+        const char *content = json_string_value(k->content);
+        if (k->type != LLM_B_TOOL_RESULT)
             continue;
         put(w, *first ? "{\"role\":\"tool\",\"tool_call_id\":" : ",{\"role\":\"tool\",\"tool_call_id\":");
         *first = false;
-        put_str(w, llm_jstr(b, "tool_use_id"));
+        put_str(w, k->tool_use_id);
         put(w, ",\"content\":");
-        if (json_is_true(json_object_get(b, "is_error"))) {
+        if (json_is_true(k->is_error)) {
             char *s = ch_sprintf("Error: %s", content ? content : "");
             if (!s && !w->rc)
                 w->rc = CH_ENOMEM;
@@ -174,17 +167,19 @@ static void put_user(struct wr *w, const json_t *blocks, bool *first)
         }
         put(w, "}");
     }
-    if (!has_text(blocks))
+    if (!has_text(bl))
         return;
     put(w, *first ? "{\"role\":\"user\",\"content\":" : ",{\"role\":\"user\",\"content\":");
     *first = false;
-    put_joined_text(w, blocks);
+    put_joined_text(w, bl);
     put(w, "}");
 }
 
-static void put_messages(struct wr *w, const struct ch_llm_request *req)
+static void put_messages(struct llm_wr *w, const struct ch_llm_request *req)
 {
-    const json_t *m;
+    struct llm_blocks bl;
+    const json_t *m, *content;
+    const char *role;
     bool first = true;
     size_t i;
 
@@ -200,24 +195,24 @@ static void put_messages(struct wr *w, const struct ch_llm_request *req)
     }
     json_array_foreach(req->messages, i, m)
     {
-        json_t *blocks = llm_blocks(m);
-        if (!blocks) {
+        llm_message_read(m, &role, &content);
+        if (llm_blocks_read(content, &bl) != 0) {
             if (!w->rc)
                 w->rc = CH_ENOMEM;
             break;
         }
-        if (strcmp(llm_jstr(m, "role"), "assistant") == 0)
-            put_assistant(w, blocks, &first);
+        if (strcmp(role, "assistant") == 0)
+            put_assistant(w, &bl, &first);
         else
-            put_user(w, blocks, &first);
-        json_decref(blocks);
+            put_user(w, &bl, &first);
+        llm_blocks_release(&bl);
     }
     put(w, "]");
 }
 
-static void put_tools(struct wr *w, const json_t *tools)
+static void put_tools(struct llm_wr *w, const struct ch_llm_request *req)
 {
-    const json_t *t;
+    const json_t *t, *tools = req->tools;
     size_t i;
 
     put(w, ",\"tools\":[");
@@ -241,7 +236,7 @@ static void put_tools(struct wr *w, const json_t *tools)
 
 int llm_build_openai(const struct ch_llm_request *req, struct ch_llm_http *out, struct ch_error *err)
 {
-    struct wr w = {0};
+    struct llm_wr w = {0};
     char *auth;
     int rc;
 
@@ -267,7 +262,7 @@ int llm_build_openai(const struct ch_llm_request *req, struct ch_llm_http *out, 
         w.rc = ch_buf_appendf(&w.b, "%lld,", (long long)req->max_tokens);
     put_messages(&w, req);
     if (req->tools && json_array_size(req->tools))
-        put_tools(&w, req->tools);
+        llm_wr_tools(&w, req, CH_LLM_OPENAI, put_tools);
     if (req->has_temperature) {
         json_t *t = json_real(req->temperature);
         put(&w, ",\"temperature\":");

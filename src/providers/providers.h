@@ -162,10 +162,13 @@ struct ch_llm_request {
     double temperature;     /* used when has_temperature */
     bool has_temperature;
     bool stream;
-    bool want_prompt_cache;          /* Anthropic: cache_control on system and tools */
-    bool want_max_completion_tokens; /* OpenAI: send the limit as max_completion_tokens
-                                        (o-series and gpt-5 refuse max_tokens; most
-                                        compatible servers know only max_tokens) */
+    bool want_prompt_cache;            /* Anthropic: cache_control on system and tools */
+    bool want_max_completion_tokens;   /* OpenAI: send the limit as max_completion_tokens
+                                          (o-series and gpt-5 refuse max_tokens; most
+                                          compatible servers know only max_tokens) */
+    struct llm_tools_memo *tools_memo; /* optional (the client's): the tool list
+                                          rendered by an earlier call, reused while
+                                          `tools` is the same, unchanged array */
 };
 
 struct ch_llm_header {

@@ -3,9 +3,10 @@
  *
  * ch_llm_build_request() validates the neutral conversation once, then
  * hands it to the per-API builder (<api>_req.c), which only translates.
- * The helpers here assemble the URL (base URL + path, never the key),
- * the header list (refusing CR/LF, which would split headers) and the
- * capped JSON body.  Pure functions: no I/O, no clock, no randomness.
+ * The helpers here assemble the URL (base URL + path, never the key) and
+ * the header list (refusing CR/LF, which would split headers); the body
+ * writers are in req_body.c.  Pure functions: no I/O, no clock, no
+ * randomness.
  */
 #include <string.h>
 
@@ -49,36 +50,34 @@ int ch_llm_api_parse(const char *name, enum ch_llm_api *out)
 
 static int check_block(const json_t *b, bool assistant, size_t mi, size_t bi, struct ch_error *err)
 {
-    const char *type = llm_jstr(b, "type");
-    const json_t *v;
+    struct llm_block k;
 
-    if (!type)
-        return ch_error_set(err, CH_EINVAL, "messages[%zu].content[%zu]: no type", mi, bi);
-    if (strcmp(type, "text") == 0) {
-        if (!json_is_string(json_object_get(b, "text")))
+    llm_block_read(b, &k);
+    switch (k.type) {
+    case LLM_B_TEXT:
+        if (!json_is_string(k.text))
             return ch_error_set(err, CH_EINVAL, "messages[%zu].content[%zu]: text is not a string", mi, bi);
         return 0;
-    }
-    if (strcmp(type, "tool_use") == 0) {
-        v = json_object_get(b, "input");
-        if (!assistant || !llm_jstr(b, "id") || !llm_jstr(b, "name") || (v && !json_is_object(v)))
+    case LLM_B_TOOL_USE:
+        if (!assistant || !k.id || !k.name || (k.input && !json_is_object(k.input)))
             return ch_error_set(err, CH_EINVAL,
                                 "messages[%zu].content[%zu]: tool_use needs an assistant "
                                 "message, string id and name, and an object input",
                                 mi, bi);
         return 0;
-    }
-    if (strcmp(type, "tool_result") == 0) {
-        v = json_object_get(b, "content");
-        if (assistant || !llm_jstr(b, "tool_use_id") || (v && !json_is_string(v)) ||
-            (json_object_get(b, "is_error") && !json_is_boolean(json_object_get(b, "is_error"))))
+    case LLM_B_TOOL_RESULT:
+        if (assistant || !k.tool_use_id || (k.content && !json_is_string(k.content)) ||
+            (k.is_error && !json_is_boolean(k.is_error)))
             return ch_error_set(err, CH_EINVAL,
                                 "messages[%zu].content[%zu]: tool_result needs a user message, "
                                 "a string tool_use_id and content, a boolean is_error",
                                 mi, bi);
         return 0;
+    default: break;
     }
-    return ch_error_set(err, CH_EINVAL, "messages[%zu].content[%zu]: unknown block type '%.40s'", mi, bi, type);
+    if (!k.type_name)
+        return ch_error_set(err, CH_EINVAL, "messages[%zu].content[%zu]: no type", mi, bi);
+    return ch_error_set(err, CH_EINVAL, "messages[%zu].content[%zu]: unknown block type '%.40s'", mi, bi, k.type_name);
 }
 
 int llm_check_messages(const json_t *messages, struct ch_error *err)
@@ -92,10 +91,9 @@ int llm_check_messages(const json_t *messages, struct ch_error *err)
         return ch_error_set(err, CH_EINVAL, "messages must be a non-empty array");
     json_array_foreach(messages, i, m)
     {
-        role = llm_jstr(m, "role");
+        llm_message_read(m, &role, &content);
         if (!role || (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0))
             return ch_error_set(err, CH_EINVAL, "messages[%zu]: role must be user or assistant", i);
-        content = json_object_get(m, "content");
         if (json_is_string(content))
             continue;
         if (!json_is_array(content))
@@ -130,15 +128,6 @@ static int check_tools(const json_t *tools, struct ch_error *err)
                                 i);
     }
     return 0;
-}
-
-json_t *llm_blocks(const json_t *message)
-{
-    json_t *content = json_object_get(message, "content");
-
-    if (json_is_string(content))
-        return json_pack("[{s:s, s:O}]", "type", "text", "text", content);
-    return json_incref(content);
 }
 
 /* ------------------------------------------------------------------ */
@@ -215,43 +204,6 @@ int llm_add_extra_headers(struct ch_llm_http *out, const json_t *headers, struct
             return rc;
     }
     return 0;
-}
-
-struct dump_ctx {
-    struct ch_buf b;
-    int rc; /* the append that failed */
-};
-
-static int dump_capped(const char *p, size_t n, void *data)
-{
-    struct dump_ctx *d = data;
-
-    d->rc = ch_buf_append(&d->b, p, n);
-    return d->rc ? -1 : 0;
-}
-
-int llm_set_body_take(struct ch_llm_http *out, json_t *body, struct ch_error *err)
-{
-    struct dump_ctx d = {.rc = CH_ENOMEM};
-    int rc = CH_ENOMEM;
-
-    /* One pass into a buffer capped at the body limit: an oversized
-     * conversation stops at the cap rather than being measured first. */
-    ch_buf_init(&d.b, CH_LLM_MAX_BODY_BYTES);
-    if (!body || ch_buf_reserve(&d.b, 1024))
-        goto out;
-    if (json_dump_callback(body, dump_capped, &d, JSON_COMPACT) != 0) {
-        if (d.rc == CH_E_TOO_LARGE)
-            rc = ch_error_set(err, CH_E_TOO_LARGE, "request body exceeds the %u cap", CH_LLM_MAX_BODY_BYTES);
-        goto out;
-    }
-    out->body_len = d.b.len;
-    out->body = ch_buf_detach(&d.b, NULL);
-    rc = out->body ? 0 : CH_ENOMEM;
-out:
-    ch_buf_release(&d.b);
-    json_decref(body);
-    return rc;
 }
 
 void ch_llm_http_release(struct ch_llm_http *h)

@@ -38,6 +38,7 @@ enum ch_db_stmt_id {
     CH_STMT_SP_JOB_ROLLBACK,
     CH_STMT_DATA_VERSION,
     CH_STMT_AUDIT_INSERT,
+    CH_STMT_AUDIT_INSERT16,
     CH_STMT_TOKEN_TOUCH,
     /* Per-turn statements of sessions.c, messages.c, runs.c, usage.c. */
     CH_STMT_SESSION_GET,
@@ -114,6 +115,8 @@ int ch_db_atomic_end(struct ch_db *db, struct ch_db_atomic *a, int rc);
 /* Apply every pending step, one transaction each.  CH_EVERSION when the
  * file is newer than this binary; CH_EIO naming the failing step. */
 int ch_db_migrate(struct ch_db *db, struct ch_error *err);
+/* The same, stopping at version `target` (tests build old files with it). */
+int ch_db_migrate_to(struct ch_db *db, int target, struct ch_error *err);
 /* Fill err with the "schema version N is newer" message; returns CH_EVERSION. */
 int ch_db_version_error(int found, struct ch_error *err);
 
@@ -141,6 +144,9 @@ struct ch_store {
     size_t max_batch;
     struct ch_store_job *done_head, *done_tail; /* finished writes, FIFO */
     size_t reads_pending;                       /* queued or running reads (pool side) */
+    size_t q_urgent;                            /* queued jobs that are not lazy */
+    uint64_t lazy_due_ns;                       /* uv_hrtime() by which queued lazy jobs run; 0: none */
+    bool writer_waiting;                        /* the writer sleeps on `cond`: signal it */
     bool stopping;                              /* writer: drain then exit */
     bool writer_exited;
 
@@ -194,6 +200,10 @@ int ch_store_step_done(sqlite3_stmt *st);
 /* For a step that should have returned a row and did not: CH_ENOTFOUND
  * for SQLITE_DONE, else the mapped error (never 0). */
 int ch_store_row_err(int sqlite_rc);
+/* json_check.c: true when s[0..n) is one RFC 8259 JSON text.  The store
+ * checks runs.request/result and messages.content with it (schema v5 has
+ * no json_valid CHECK on them); no allocation, nesting up to 2000. */
+bool ch_store_json_valid(const char *s, size_t n);
 /* Grow an array of `size`-byte items to hold one more, doubling from 16,
  * refusing past CH_STORE_MAX_LIST items with CH_E_TOO_LARGE. */
 int ch_store_grow(void **items, size_t *cap, size_t count, size_t size);

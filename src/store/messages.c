@@ -118,8 +118,9 @@ int ch_messages_append_ids(struct ch_db *db, const struct ch_message_rec *m, int
         (rc = ch_store_check_text(m->model, CH_STORE_MAX_NAME_BYTES, false, false, "model", NULL, NULL)) ||
         (rc = ch_store_check_text(m->run_id, CH_STORE_MAX_ID_BYTES, false, false, "run id", NULL, NULL)))
         return rc;
-    if (!append_role_ok(m->role) || m->input_tokens < 0 || m->output_tokens < 0 || m->cache_read_tokens < 0 ||
-        m->cache_write_tokens < 0 || m->latency_ms < 0)
+    /* Schema v5 has no json_valid CHECK on content: it is checked here. */
+    if (!append_role_ok(m->role) || !ch_store_json_valid(m->content, content_len) || m->input_tokens < 0 ||
+        m->output_tokens < 0 || m->cache_read_tokens < 0 || m->cache_write_tokens < 0 || m->latency_ms < 0)
         return CH_EINVAL;
     /* Next seq, then a plain INSERT: INSERT ... SELECT FROM the same table
      * and RETURNING each cost SQLite an ephemeral table per call.  Inside

@@ -256,6 +256,106 @@ static const struct migration steps[] = {
         ");"
         "CREATE INDEX device_pairing_requests_device ON device_pairing_requests(device_id);",
     },
+    {
+        "runs, messages, deliveries without costly CHECKs",
+        /* Issue #3/#4 profile: `x IN (...)` in a CHECK makes SQLite build
+         * an ephemeral index on every insert and status change (3-4 per
+         * agent turn), and json_valid parses every run request/result and
+         * message in full.  The lists become plain comparisons (no
+         * ephemeral table: see EXPLAIN), and runs.request, runs.result
+         * and messages.content are checked by the store in C before the
+         * statement runs (json_check.c).  Rebuilt the documented way
+         * (sqlite.org/lang_altertable.html#otheralter): new table, copy,
+         * drop, rename, indexes again; nothing references these tables,
+         * so the foreign keys need no change.  Same columns, same order,
+         * same rowids. */
+        "CREATE TABLE runs_v5 ("
+        "  run_id             TEXT PRIMARY KEY,"
+        "  session_key        TEXT NOT NULL,"
+        "  source             TEXT NOT NULL,"
+        "  status             TEXT NOT NULL DEFAULT 'queued' CHECK (status = 'queued'"
+        "    OR status = 'running' OR status = 'ok' OR status = 'error'"
+        "    OR status = 'aborted' OR status = 'timeout'),"
+        "  request            TEXT NOT NULL,"
+        "  result             TEXT,"
+        "  error              TEXT,"
+        "  error_class        TEXT,"
+        "  created_ms         INTEGER NOT NULL,"
+        "  started_ms         INTEGER NOT NULL DEFAULT 0,"
+        "  finished_ms        INTEGER NOT NULL DEFAULT 0,"
+        "  attempts           INTEGER NOT NULL DEFAULT 0,"
+        "  idempotency_key    TEXT,"
+        "  model              TEXT,"
+        "  input_tokens       INTEGER NOT NULL DEFAULT 0,"
+        "  output_tokens      INTEGER NOT NULL DEFAULT 0,"
+        "  cache_read_tokens  INTEGER NOT NULL DEFAULT 0,"
+        "  cache_write_tokens INTEGER NOT NULL DEFAULT 0,"
+        "  cost_usd           REAL NOT NULL DEFAULT 0,"
+        "  delivery           TEXT CHECK (delivery IS NULL OR json_valid(delivery))"
+        ");"
+        "INSERT INTO runs_v5 SELECT * FROM runs;"
+        "DROP TABLE runs;"
+        "ALTER TABLE runs_v5 RENAME TO runs;"
+        "CREATE INDEX runs_status ON runs(status, created_ms);"
+        "CREATE INDEX runs_session ON runs(session_key, created_ms);"
+        "CREATE INDEX runs_created ON runs(created_ms);"
+        "CREATE UNIQUE INDEX runs_idempotency ON runs(idempotency_key)"
+        "  WHERE idempotency_key IS NOT NULL;"
+        "CREATE TABLE messages_v5 ("
+        "  id                 INTEGER PRIMARY KEY,"
+        "  session_key        TEXT NOT NULL REFERENCES sessions(key) ON DELETE CASCADE,"
+        "  session_id         TEXT NOT NULL,"
+        "  seq                INTEGER NOT NULL CHECK (seq >= 1),"
+        "  role               TEXT NOT NULL CHECK (role = 'user' OR role = 'assistant'"
+        "    OR role = 'tool' OR role = 'system' OR role = 'compaction'),"
+        "  content            TEXT NOT NULL,"
+        "  model              TEXT,"
+        "  input_tokens       INTEGER NOT NULL DEFAULT 0,"
+        "  output_tokens      INTEGER NOT NULL DEFAULT 0,"
+        "  cache_read_tokens  INTEGER NOT NULL DEFAULT 0,"
+        "  cache_write_tokens INTEGER NOT NULL DEFAULT 0,"
+        "  latency_ms         INTEGER NOT NULL DEFAULT 0,"
+        "  created_ms         INTEGER NOT NULL,"
+        "  run_id             TEXT,"
+        "  UNIQUE (session_id, seq)"
+        ");"
+        "INSERT INTO messages_v5 SELECT * FROM messages;"
+        "DROP TABLE messages;"
+        "ALTER TABLE messages_v5 RENAME TO messages;"
+        "CREATE INDEX messages_session_key ON messages(session_key);"
+        "CREATE TABLE deliveries_v5 ("
+        "  id              TEXT PRIMARY KEY,"
+        "  kind            TEXT NOT NULL CHECK (kind = 'callback' OR kind = 'webhook'),"
+        "  run_id          TEXT,"
+        "  event           TEXT,"
+        "  webhook_id      TEXT,"
+        "  url             TEXT NOT NULL,"
+        "  headers         TEXT CHECK (headers IS NULL OR json_valid(headers)),"
+        "  body            BLOB NOT NULL,"
+        "  content_type    TEXT NOT NULL,"
+        "  secret          TEXT,"
+        "  status          TEXT NOT NULL DEFAULT 'pending' CHECK (status = 'pending'"
+        "    OR status = 'sending' OR status = 'done' OR status = 'dead'),"
+        "  attempts        INTEGER NOT NULL DEFAULT 0,"
+        "  max_attempts    INTEGER NOT NULL CHECK (max_attempts >= 1),"
+        "  retry_base      INTEGER NOT NULL DEFAULT 0,"
+        "  backoff_ms      INTEGER NOT NULL,"
+        "  next_attempt_ms INTEGER NOT NULL,"
+        "  last_status     INTEGER NOT NULL DEFAULT 0,"
+        "  last_error      TEXT,"
+        "  created_ms      INTEGER NOT NULL,"
+        "  updated_ms      INTEGER NOT NULL,"
+        "  delivered_ms    INTEGER NOT NULL DEFAULT 0,"
+        "  dedupe_key      TEXT"
+        ");"
+        "INSERT INTO deliveries_v5 SELECT * FROM deliveries;"
+        "DROP TABLE deliveries;"
+        "ALTER TABLE deliveries_v5 RENAME TO deliveries;"
+        "CREATE INDEX deliveries_due ON deliveries(status, next_attempt_ms);"
+        "CREATE INDEX deliveries_created ON deliveries(created_ms);"
+        "CREATE INDEX deliveries_run ON deliveries(run_id) WHERE run_id IS NOT NULL;"
+        "CREATE UNIQUE INDEX deliveries_dedupe ON deliveries(dedupe_key) WHERE dedupe_key IS NOT NULL;",
+    },
 };
 
 int ch_db_latest_version(void)
@@ -288,8 +388,9 @@ static int record_meta(struct ch_db *db, int version, struct ch_error *err)
 }
 
 /* Apply the step that takes the file from `from` to `from + 1`, or nothing
- * if another process got there first.  *now_at gets the version after. */
-static int apply_one(struct ch_db *db, int *now_at, struct ch_error *err)
+ * if another process got there first (or it is at `target`).  *now_at gets
+ * the version after. */
+static int apply_one(struct ch_db *db, int target, int *now_at, struct ch_error *err)
 {
     const struct migration *m;
     char sql[64];
@@ -311,7 +412,7 @@ static int apply_one(struct ch_db *db, int *now_at, struct ch_error *err)
         goto out;
     }
     *now_at = v;
-    if (v == ch_db_latest_version())
+    if (v >= target)
         goto out; /* nothing to do; rollback of an empty transaction is free */
 
     m = &steps[v];
@@ -339,23 +440,30 @@ out:
     return rc;
 }
 
-int ch_db_migrate(struct ch_db *db, struct ch_error *err)
+int ch_db_migrate_to(struct ch_db *db, int target, struct ch_error *err)
 {
     int at = -1, rc;
 
     if (db->readonly)
         return ch_error_set(err, CH_EPERM, "cannot migrate read-only database '%s'", db->path);
+    if (target < 1 || target > ch_db_latest_version())
+        return ch_error_set(err, CH_EINVAL, "no schema version %d", target);
     /* One transaction per step; the loop ends when a step finds the file
-     * already at the latest version.  Bounded: each pass advances `at`. */
+     * already at the target.  Bounded: each pass advances `at`. */
     for (;;) {
         int before = at;
 
-        rc = apply_one(db, &at, err);
+        rc = apply_one(db, target, &at, err);
         if (rc)
             return rc;
-        if (at == ch_db_latest_version())
+        if (at >= target)
             return 0;
         if (at == before) /* cannot happen: apply_one advances or stops */
             return ch_error_set(err, CH_EIO, "migration of '%s' made no progress", db->path);
     }
+}
+
+int ch_db_migrate(struct ch_db *db, struct ch_error *err)
+{
+    return ch_db_migrate_to(db, ch_db_latest_version(), err);
 }

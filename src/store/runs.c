@@ -215,6 +215,9 @@ static int check_insert(const struct ch_run_rec *r, size_t *request_len, struct 
         return rc;
     if (r->idempotency_key && !r->idempotency_key[0])
         return ch_error_set(err, CH_EINVAL, "idempotency key is empty");
+    /* Schema v5 has no json_valid CHECK on request: it is checked here. */
+    if (!ch_store_json_valid(r->request, *request_len))
+        return ch_error_set(err, CH_EINVAL, "insert run: the request is not valid JSON");
     return 0;
 }
 
@@ -279,7 +282,7 @@ int ch_runs_insert(struct ch_db *db, const struct ch_run_rec *r, char **existing
         rc = find_idempotent(db, r->idempotency_key, &existing);
         rc = ch_error_set(err, rc == 0 ? CH_EEXIST : rc, "idempotency key already used");
     } else {
-        rc = ch_db_fail(db, src, err, "insert run"); /* CHECK: request is not JSON */
+        rc = ch_db_fail(db, src, err, "insert run");
     }
 out:
     if (own)
@@ -355,6 +358,8 @@ int ch_runs_finish(struct ch_db *db, const char *run_id, const struct ch_run_out
         (rc = ch_store_check_text(o->model, CH_STORE_MAX_NAME_BYTES, false, false, "model", NULL, NULL)) ||
         (rc = ch_store_check_usage(&o->usage)))
         return rc;
+    if (o->result && !ch_store_json_valid(o->result, result_len))
+        return CH_EINVAL; /* schema v5: checked here, not by a CHECK */
     if (o->status != CH_RUN_OK && o->status != CH_RUN_ERROR && o->status != CH_RUN_ABORTED &&
         o->status != CH_RUN_TIMEOUT)
         return CH_EINVAL;

@@ -154,6 +154,7 @@ struct ch_store_job {
     int rc;
     uv_work_t work;
     struct ch_store *store;
+    bool is_lazy; /* queued by ch_store_write_lazy */
 };
 
 struct ch_store_opts {
@@ -177,6 +178,14 @@ int ch_store_open(uv_loop_t *loop, const struct ch_store_opts *o, struct ch_stor
  * Durable means: `done` with rc 0 runs only after the commit returned.
  */
 int ch_store_write(struct ch_store *s, struct ch_store_job *job);
+/*
+ * As ch_store_write, for a write nobody waits on (audit rows): the writer
+ * is not woken for it.  It commits with the next batch, or at the latest
+ * CH_STORE_LAZY_MS after it was queued, and at close like any write.  A
+ * crash can lose what was queued within that window.
+ */
+#define CH_STORE_LAZY_MS 5
+int ch_store_write_lazy(struct ch_store *s, struct ch_store_job *job);
 /* Run a read on the thread pool.  Never fails to queue while the store is
  * open (CH_ECLOSED after ch_store_close, CH_EINVAL without `run`).  Loop
  * thread only. */

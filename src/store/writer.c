@@ -7,9 +7,12 @@
  * synchronous=FULL, one fsync for the whole batch), each job between a
  * SAVEPOINT and its RELEASE so a failing job is rolled back alone.  The
  * finished batch goes back to the loop through a uv_async_t whose callback
- * calls each job's `done` in submission order.  Close drains the queue,
- * reaps the pool's read connections, joins the thread and closes the async
- * handle.  See docs/internals/store.md.
+ * calls each job's `done` in submission order.  The loop signals the
+ * writer only when it sleeps (writer_waiting) and only for the first job
+ * it will find; lazy jobs (audit rows) do not wake it at all: they ride
+ * with the next batch or wait at most CH_STORE_LAZY_MS (timed wait).
+ * Close drains the queue, reaps the pool's read connections, joins the
+ * thread and closes the async handle.  See docs/internals/store.md.
  */
 #include <string.h>
 
@@ -159,18 +162,56 @@ static void run_batch(struct ch_store *s, struct ch_store_job *head)
 static struct ch_store_job *take_batch(struct ch_store *s)
 {
     struct ch_store_job *head = s->q_head, *last = head;
-    size_t n = 1;
+    size_t n = 1, urgent = !head->is_lazy;
 
     while (n < s->max_batch && last->next) {
         last = last->next;
+        urgent += !last->is_lazy;
         n++;
     }
     s->q_head = last->next;
-    if (!s->q_head)
+    if (!s->q_head) {
         s->q_tail = NULL;
+        s->lazy_due_ns = 0; /* every lazy job is in this batch */
+    }
     last->next = NULL;
     s->q_len -= n;
+    s->q_urgent -= urgent;
     return head;
+}
+
+/* Sleep on `cond`, flagged so the loop signals only a sleeping writer. */
+static void wait_cond(struct ch_store *s, uint64_t timeout_ns)
+{
+    s->writer_waiting = true;
+    if (timeout_ns)
+        (void)uv_cond_timedwait(&s->cond, &s->mu, timeout_ns);
+    else
+        uv_cond_wait(&s->cond, &s->mu);
+    s->writer_waiting = false;
+}
+
+/* With mu held: wait until there is a batch to run (true) or the store is
+ * stopping with an empty queue (false).  Only lazy jobs queued: sleep
+ * until their deadline unless an urgent one arrives first. */
+static bool wait_for_work(struct ch_store *s)
+{
+    uint64_t now;
+
+    for (;;) {
+        if (s->q_urgent > 0 || (s->q_head && s->stopping))
+            return true;
+        if (s->stopping)
+            return false;
+        if (!s->q_head) {
+            wait_cond(s, 0);
+            continue;
+        }
+        now = uv_hrtime();
+        if (now >= s->lazy_due_ns)
+            return true;
+        wait_cond(s, s->lazy_due_ns - now);
+    }
 }
 
 static void writer_main(void *arg)
@@ -179,11 +220,7 @@ static void writer_main(void *arg)
     struct ch_store_job *batch, *tail;
 
     uv_mutex_lock(&s->mu);
-    for (;;) {
-        while (!s->q_head && !s->stopping)
-            uv_cond_wait(&s->cond, &s->mu);
-        if (!s->q_head)
-            break; /* stopping and fully drained */
+    while (wait_for_work(s)) {
         batch = take_batch(s);
         uv_mutex_unlock(&s->mu);
 
@@ -198,7 +235,7 @@ static void writer_main(void *arg)
             s->done_head = batch;
         s->done_tail = tail;
         uv_mutex_unlock(&s->mu);
-        uv_async_send(&s->async);
+        uv_async_send(&s->async); /* coalesces while the loop has not run it */
         uv_mutex_lock(&s->mu);
     }
     /* Closing: wait until no read can be using a pool connection, then
@@ -360,8 +397,10 @@ out:
     return rc;
 }
 
-int ch_store_write(struct ch_store *s, struct ch_store_job *job)
+static int queue_write(struct ch_store *s, struct ch_store_job *job, bool lazy)
 {
+    bool wake;
+
     if (!s || !job || !job->run)
         return CH_EINVAL;
     if (s->closing)
@@ -374,17 +413,40 @@ int ch_store_write(struct ch_store *s, struct ch_store_job *job)
     job->next = NULL;
     job->rc = 0;
     job->store = s;
+    job->is_lazy = lazy;
     if (s->q_tail)
         s->q_tail->next = job;
     else
         s->q_head = job;
     s->q_tail = job;
     s->q_len++;
-    uv_cond_signal(&s->cond);
+    if (lazy) {
+        /* The first lazy job sets the deadline; a sleeping writer must
+         * re-arm its wait for it, later ones change nothing. */
+        wake = s->lazy_due_ns == 0;
+        if (wake)
+            s->lazy_due_ns = uv_hrtime() + (uint64_t)CH_STORE_LAZY_MS * 1000000u;
+    } else {
+        wake = s->q_urgent++ == 0;
+    }
+    /* A busy writer looks at the queue again before it sleeps: only a
+     * sleeping one needs the (futex) wake-up. */
+    if (wake && s->writer_waiting)
+        uv_cond_signal(&s->cond);
     uv_mutex_unlock(&s->mu);
     if (s->writes_outstanding++ == 0)
         uv_ref((uv_handle_t *)&s->async);
     return 0;
+}
+
+int ch_store_write(struct ch_store *s, struct ch_store_job *job)
+{
+    return queue_write(s, job, false);
+}
+
+int ch_store_write_lazy(struct ch_store *s, struct ch_store_job *job)
+{
+    return queue_write(s, job, true);
 }
 
 void ch_store_close(struct ch_store *s, void (*cb)(void *data), void *data)

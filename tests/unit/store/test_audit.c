@@ -56,6 +56,10 @@ static void test_insert_batch(void **state)
     assert_int_equal(ch_audit_insert(f->db, recs, 300), 0);
     assert_int_equal(db_query_int(f->db, "SELECT COUNT(*) FROM audit"), 300);
     assert_int_equal(db_query_int(f->db, "SELECT MAX(latency_us) FROM audit"), 1299);
+    /* 16 rows a step, then one a step: every row in order, each its own. */
+    assert_int_equal(db_query_int(f->db, "SELECT COUNT(*) FROM audit WHERE id = ts_ms - 999"
+                                         " AND latency_us = ts_ms AND path = '/v1/chat/' || (ts_ms - 1000)"),
+                     300);
 
     assert_int_equal(sqlite3_prepare_v2(ch_db_handle(f->db),
                                         "SELECT request_id, token_name, address, method, path,"
@@ -115,6 +119,21 @@ static void test_insert_all_or_nothing(void **state)
     recs[5].status = 200;
     assert_int_equal(ch_audit_insert(f->db, recs, 10), 0);
     assert_int_equal(db_query_int(f->db, "SELECT COUNT(*) FROM audit"), 10);
+    /* The same when the failing row is inside a 16-row step. */
+    {
+        struct ch_audit_rec many[40];
+
+        for (i = 0; i < 40; i++)
+            fill(&many[i], 200 + i, i);
+        many[20].status = 418;
+        assert_int_not_equal(ch_audit_insert(f->db, many, 40), 0);
+        assert_int_equal(db_query_int(f->db, "SELECT COUNT(*) FROM audit"), 10);
+        many[20].status = 200;
+        snprintf(many[17].path, sizeof(many[17].path), "/hooks/x?token=oc_tok_secret");
+        assert_int_equal(ch_audit_insert(f->db, many, 40), 0);
+        assert_int_equal(db_query_int(f->db, "SELECT COUNT(*) FROM audit"), 50);
+        assert_int_equal(db_query_int(f->db, "SELECT COUNT(*) FROM audit WHERE path = '/hooks/x' AND ts_ms = 217"), 1);
+    }
 }
 
 static void test_prune(void **state)

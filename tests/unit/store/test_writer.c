@@ -2,7 +2,8 @@
  * test_writer.c: the writer thread on a real uv loop (store/writer.c):
  * group commit of 10,000 writes, done order, a failing job isolated inside
  * its batch, a transaction lost mid-batch failing exactly the jobs it held,
- * SQLITE_BUSY retries, queue-full, close draining every write, open errors,
+ * SQLITE_BUSY retries, queue-full, close draining every write, lazy writes
+ * (no wake-up; commit within CH_STORE_LAZY_MS or with the next batch), open errors,
  * and uv_loop_close() == 0 after every test.
  */
 #include "async_test.h"
@@ -339,6 +340,51 @@ static void test_idle_store_does_not_hold_loop(void **state)
     close_store(f);
 }
 
+static void test_lazy_writes(void **state)
+{
+    struct fixture *f = *state;
+    struct ch_store_stats st;
+    struct ch_db *db;
+    uint64_t t0, waited_ms;
+    int i;
+
+    open_store(f, 100, 0);
+    /* Alone, a lazy write still commits, after about CH_STORE_LAZY_MS. */
+    t0 = uv_hrtime();
+    assert_int_equal(ch_store_write_lazy(f->store, &job_new(f, run_audit, 0)->base), 0);
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    waited_ms = (uv_hrtime() - t0) / 1000000u;
+    assert_int_equal(f->done_ok, 1);
+    assert_true(waited_ms + 1 >= CH_STORE_LAZY_MS);
+    assert_true(waited_ms < 5000);
+    /* Queued behind a held writer, lazy and urgent jobs share one batch,
+     * in submission order. */
+    submit_blocker(f, 1);
+    for (i = 2; i < 6; i++) {
+        struct tjob *j = job_new(f, run_audit, i);
+
+        assert_int_equal(i == 4 ? ch_store_write(f->store, &j->base) : ch_store_write_lazy(f->store, &j->base), 0);
+    }
+    uv_sem_post(&f->release);
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(f->done_ok, 6);
+    assert_true(f->order_ok);
+    ch_store_stats(f->store, &st);
+    assert_int_equal(st.commits, 3); /* the lone lazy job, the blocker, the rest */
+    /* Close commits lazy jobs at once, without waiting out the delay. */
+    for (i = 6; i < 10; i++)
+        assert_int_equal(ch_store_write_lazy(f->store, &job_new(f, run_audit, i)->base), 0);
+    close_store(f);
+    assert_int_equal(f->done, 10);
+    assert_int_equal(f->done_ok, 10);
+    assert_true(f->order_ok);
+    assert_int_equal(ch_store_write_lazy(NULL, NULL), CH_EINVAL);
+
+    db = db_open_or_fail(f->path, true, false);
+    assert_int_equal(db_query_int(db, "SELECT COUNT(*) FROM audit"), 9); /* all but the blocker */
+    ch_db_close(db);
+}
+
 static void test_open_errors(void **state)
 {
     struct fixture *f = *state;
@@ -398,6 +444,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_busy_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_gives_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_store_does_not_hold_loop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lazy_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
     };
     int rc;

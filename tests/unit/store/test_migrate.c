@@ -1,0 +1,223 @@
+/*
+ * test_migrate.c: schema step 5 (store/migrate.c), which rebuilds runs,
+ * messages and deliveries without `IN (...)` and json_valid CHECKs: a
+ * version-4 file with rows migrates with every row, rowid and index
+ * kept, the remaining constraints still refuse bad rows, no insert or
+ * status change needs an ephemeral table, and the store's own JSON check
+ * (json_check.c) stands in for the dropped json_valid.
+ */
+#include "store_test.h"
+
+#include "store/internal.h"
+
+static int setup(void **state)
+{
+    struct tmpdir *t = malloc(sizeof(*t));
+
+    tmpdir_make(t);
+    *state = t;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct tmpdir *t = *state;
+
+    tmpdir_remove(t);
+    free(t);
+    return 0;
+}
+
+static int64_t query_int(struct ch_db *db, const char *sql)
+{
+    sqlite3_stmt *st;
+    int64_t v;
+
+    assert_int_equal(sqlite3_prepare_v2(ch_db_handle(db), sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static bool exec_ok(struct ch_db *db, const char *sql)
+{
+    return sqlite3_exec(ch_db_handle(db), sql, NULL, NULL, NULL) == SQLITE_OK;
+}
+
+/* Count OpenEphemeral in the program SQLite compiles for `sql`. */
+static int ephemeral_ops(struct ch_db *db, const char *sql)
+{
+    char explain[1024];
+    sqlite3_stmt *st;
+    int n = 0;
+
+    snprintf(explain, sizeof(explain), "EXPLAIN %s", sql);
+    assert_int_equal(sqlite3_prepare_v2(ch_db_handle(db), explain, -1, &st, NULL), SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        if (strcmp((const char *)sqlite3_column_text(st, 1), "OpenEphemeral") == 0)
+            n++;
+    sqlite3_finalize(st);
+    return n;
+}
+
+static const char v4_rows[] =
+    "INSERT INTO sessions(key, session_id, created_ms, updated_ms) VALUES ('s:a', 'sid-a', 1, 2);"
+    "INSERT INTO messages(id, session_key, session_id, seq, role, content, created_ms, run_id)"
+    " VALUES (7, 's:a', 'sid-a', 1, 'user', '[{\"type\":\"text\",\"text\":\"hi\"}]', 10, 'r1'),"
+    "        (9, 's:a', 'sid-a', 2, 'assistant', '\"ok\"', 11, 'r1');"
+    "INSERT INTO runs(run_id, session_key, source, status, request, result, created_ms, idempotency_key,"
+    " input_tokens, cost_usd, delivery)"
+    " VALUES ('r1', 's:a', 'hook', 'ok', '{\"message\":\"hi\"}', '{\"text\":\"ok\"}', 5, 'idem-1', 3, 0.5,"
+    "         '{\"channel\":\"x\"}'),"
+    "        ('r2', 's:a', 'rest', 'queued', '{}', NULL, 6, NULL, 0, 0, NULL);"
+    "INSERT INTO deliveries(id, kind, run_id, url, body, content_type, status, max_attempts, backoff_ms,"
+    " next_attempt_ms, created_ms, updated_ms, dedupe_key)"
+    " VALUES ('d1', 'callback', 'r1', 'http://x/', x'00ff', 'application/json', 'pending', 3, 10, 20, 1, 1,"
+    "         'run:r1');";
+
+static void test_v4_file_migrates(void **state)
+{
+    struct tmpdir *t = *state;
+    struct ch_error e = {0};
+    struct ch_db *db;
+    char path[512];
+
+    tmpdir_file(t, "v4.db", path, sizeof(path));
+    db = db_open_or_fail(path, false, false);
+    assert_int_equal(ch_db_migrate_to(db, 4, &e), 0);
+    assert_int_equal(ch_db_schema_version(db), 4);
+    db_exec_or_fail(db, v4_rows);
+    ch_db_close(db);
+
+    db = db_open_or_fail(path, false, true);
+    assert_true(ch_db_latest_version() >= 5);
+    assert_int_equal(ch_db_schema_version(db), ch_db_latest_version());
+    /* Every row, with its rowid and values. */
+    assert_int_equal(query_int(db, "SELECT COUNT(*) FROM runs"), 2);
+    assert_int_equal(query_int(db, "SELECT COUNT(*) FROM messages"), 2);
+    assert_int_equal(query_int(db, "SELECT COUNT(*) FROM deliveries"), 1);
+    assert_int_equal(query_int(db, "SELECT id FROM messages WHERE seq = 2"), 9);
+    assert_int_equal(query_int(db, "SELECT input_tokens FROM runs WHERE run_id = 'r1' AND status = 'ok'"
+                                   " AND request = '{\"message\":\"hi\"}' AND result = '{\"text\":\"ok\"}'"
+                                   " AND cost_usd = 0.5 AND delivery = '{\"channel\":\"x\"}'"),
+                     3);
+    assert_int_equal(query_int(db, "SELECT length(body) FROM deliveries WHERE id = 'd1' AND dedupe_key = 'run:r1'"), 2);
+    /* Every index again, used by the queries that need them. */
+    assert_int_equal(query_int(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN"
+                                   " ('runs_status', 'runs_session', 'runs_created', 'runs_idempotency',"
+                                   "  'messages_session_key', 'deliveries_due', 'deliveries_created',"
+                                   "  'deliveries_run', 'deliveries_dedupe')"),
+                     9);
+    assert_int_equal(query_int(db, "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '%_v5'"), 0);
+    /* Constraints that remain: status and role lists, NOT NULL, UNIQUE,
+     * foreign keys, json_valid on the small JSON columns. */
+    assert_false(exec_ok(db, "UPDATE runs SET status = 'bogus' WHERE run_id = 'r2'"));
+    assert_true(exec_ok(db, "UPDATE runs SET status = 'running' WHERE run_id = 'r2'"));
+    assert_false(exec_ok(db, "INSERT INTO runs(run_id, session_key, source, request, created_ms, idempotency_key)"
+                             " VALUES ('r3', 's:a', 'hook', '{}', 1, 'idem-1')"));
+    assert_false(exec_ok(db, "UPDATE runs SET delivery = 'not json' WHERE run_id = 'r2'"));
+    assert_false(exec_ok(db, "INSERT INTO messages(session_key, session_id, seq, role, content, created_ms)"
+                             " VALUES ('s:a', 'sid-a', 3, 'robot', '[]', 1)"));
+    assert_false(exec_ok(db, "INSERT INTO messages(session_key, session_id, seq, role, content, created_ms)"
+                             " VALUES ('s:nobody', 'sid-b', 1, 'user', '[]', 1)"));
+    assert_false(exec_ok(db, "INSERT INTO messages(session_key, session_id, seq, role, content, created_ms)"
+                             " VALUES ('s:a', 'sid-a', 2, 'user', '[]', 1)"));
+    assert_false(exec_ok(db, "UPDATE deliveries SET status = 'lost'"));
+    assert_false(exec_ok(db, "UPDATE deliveries SET kind = 'pigeon'"));
+    /* The cascade from sessions still reaches messages. */
+    assert_true(exec_ok(db, "DELETE FROM sessions WHERE key = 's:a'"));
+    assert_int_equal(query_int(db, "SELECT COUNT(*) FROM messages"), 0);
+    /* The point of the step: no ephemeral index on the hot writes. */
+    assert_int_equal(ephemeral_ops(db, "INSERT INTO runs(run_id, session_key, source, status, request, created_ms)"
+                                       " VALUES ('a', 'b', 'c', 'queued', '{}', 1)"),
+                     0);
+    assert_int_equal(ephemeral_ops(db, "UPDATE runs SET status = 'ok', result = '{}' WHERE run_id = 'a'"), 0);
+    assert_int_equal(ephemeral_ops(db, "INSERT INTO messages(session_key, session_id, seq, role, content,"
+                                       " created_ms) VALUES ('a', 'b', 1, 'user', '[]', 1)"),
+                     0);
+    ch_db_close(db);
+}
+
+static void test_json_check(void **state)
+{
+    static const char *good[] = {
+        "{}",
+        "[]",
+        " {\"a\": [1, -2.5e+3, 0, true, false, null, \"x\\u00e9\\n\"]} ",
+        "\"s\"",
+        "0",
+        "-0.1E9",
+        "[[[[]]]]",
+        "{\"a\":{\"b\":{}},\"c\":[{}]}",
+        "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"",
+        /* Long strings: the scan goes eight bytes at a time. */
+        "\"abcdefghijklmnopqrstuvwxyz0123456789\"",
+        "[\"abcdefghijk\\\"lmnop\\\\qrstuvwxyz\\u0041\"]",
+        "\"\xc3\xa9t\xc3\xa9 \xe2\x82\xac\xe2\x82\xac\xe2\x82\xac caf\xc3\xa9 \xf0\x9f\x98\x80\xf0\x9f\x98\x80\"",
+        "{\"aaaaaaaaaaaaaaaa\":\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"}",
+    };
+    static const char *bad[] = {
+        "",
+        " ",
+        "{not json",
+        "not json",
+        "{",
+        "[1,]",
+        "{\"a\":1,}",
+        "{\"a\" 1}",
+        "{1:2}",
+        "[1 2]",
+        "01",
+        "1.",
+        "-",
+        ".5",
+        "1e",
+        "tru",
+        "nul",
+        "\"abc",
+        "\"\\x\"",
+        "\"\\u12g4\"",
+        "\"a\tb\"",
+        "{} {}",
+        "[}",
+        "{]",
+        "'a'",
+        "\"abcdefghijklmnopqrs\ntuvwxyz\"",
+        "\"abcdefghijklmnopqrstuvwxyz\\q0123456789\"",
+        "\"abcdefghijklmnopqrstuvwxyz0123456789",
+        "\"abcdefghijklmnop\x1f\"",
+        "\"abcdefghijklmnopqrstuvw\\\"",
+    };
+    char deep[4100];
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < CH_ARRAY_SIZE(good); i++)
+        if (!ch_store_json_valid(good[i], strlen(good[i])))
+            fail_msg("rejected %s", good[i]);
+    for (i = 0; i < CH_ARRAY_SIZE(bad); i++)
+        if (ch_store_json_valid(bad[i], strlen(bad[i])))
+            fail_msg("accepted %s", bad[i]);
+    /* A NUL inside a counted string is not JSON; nor is a NULL pointer. */
+    assert_false(ch_store_json_valid("\"a\0b\"", 5));
+    assert_false(ch_store_json_valid(NULL, 0));
+    /* Nesting: 2000 levels pass, 2001 do not. */
+    memset(deep, '[', 2000);
+    memset(deep + 2000, ']', 2000);
+    assert_true(ch_store_json_valid(deep, 4000));
+    memset(deep, '[', 2001);
+    memset(deep + 2001, ']', 2001);
+    assert_false(ch_store_json_valid(deep, 4002));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_v4_file_migrates, setup, teardown),
+        cmocka_unit_test(test_json_check),
+    };
+
+    ch_alloc_install();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
