@@ -131,7 +131,8 @@ struct ch_store {
     uint64_t gen;                  /* unique per store in this process (reader.c) */
     int schema_version;
 
-    struct ch_db *wdb; /* owned by the writer thread once it starts */
+    struct ch_db *wdb;    /* owned by the writer thread once it starts */
+    struct ch_ckpt *ckpt; /* owned: the WAL checkpointer, or NULL (SQLite checkpoints) */
     uv_thread_t thread;
     uv_async_t async; /* writer -> loop: finished batches, writer exit */
 
@@ -155,6 +156,7 @@ struct ch_store {
     atomic_uint_fast64_t commits;
     atomic_uint_fast64_t write_errors;
     atomic_uint_fast64_t reads;
+    atomic_uint_fast64_t checkpoints; /* by the checkpointer thread */
 
     /* Loop-thread-only state. */
     size_t writes_outstanding; /* submitted, done not yet called */
@@ -169,6 +171,15 @@ struct ch_store {
 /* reader.c: close every pool connection of store generation `gen`.  Called
  * on the writer thread once no read of that store can be running. */
 void ch_store_readers_reap(uint64_t gen);
+
+/* checkpoint.c: a thread that checkpoints the WAL when the writer's commits
+ * made it long, instead of the commit doing it (the commit's callers would
+ * wait).  Start before the writer thread owns s->wdb; without it (an
+ * error) SQLite's automatic checkpoint stays.  Stop on the writer thread
+ * before s->wdb closes. */
+struct ch_ckpt;
+int ch_ckpt_start(struct ch_store *s, const struct ch_db_opts *writer_opts);
+void ch_ckpt_stop(struct ch_store *s);
 /* reader.c: a fresh generation number for a new store. */
 uint64_t ch_store_next_gen(void);
 /* writer.c: finish closing once the writer is joined and reads are done. */

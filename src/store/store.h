@@ -206,6 +206,7 @@ struct ch_store_stats {
     uint64_t commits; /* transactions; writes/commits = batch size */
     uint64_t write_errors;
     uint64_t reads;
+    uint64_t checkpoints; /* WAL checkpoints run by the checkpointer thread */
     bool open;
     int schema_version;
 };

@@ -246,6 +246,7 @@ static void writer_main(void *arg)
     uv_mutex_unlock(&s->mu);
 
     ch_store_readers_reap(s->gen);
+    ch_ckpt_stop(s);
     ch_db_close(s->wdb);
     s->wdb = NULL;
 
@@ -347,6 +348,7 @@ int ch_store_open(uv_loop_t *loop, const struct ch_store_opts *o, struct ch_stor
     atomic_init(&s->commits, 0);
     atomic_init(&s->write_errors, 0);
     atomic_init(&s->reads, 0);
+    atomic_init(&s->checkpoints, 0);
 
     dbo = (struct ch_db_opts){
         .path = s->path, .sync_full = o->sync_full, .busy_timeout_ms = o->busy_timeout_ms, .migrate = true};
@@ -367,10 +369,13 @@ int ch_store_open(uv_loop_t *loop, const struct ch_store_opts *o, struct ch_stor
     if ((uvrc = uv_async_init(loop, &s->async, on_async)) != 0)
         goto uv_fail;
     uv_unref((uv_handle_t *)&s->async);
+    if (ch_ckpt_start(s, &dbo) != 0)
+        ch_log_warn("store: no checkpointer thread; commits checkpoint the WAL themselves");
     uvrc = uv_thread_create(&s->thread, writer_main, s);
     if (uvrc != 0) {
         /* The async handle is live: it can only be freed in a close cb. */
         ch_error_set(err, rc, "cannot start the store writer thread: %s", uv_strerror(uvrc));
+        ch_ckpt_stop(s);
         ch_db_close(s->wdb);
         uv_cond_destroy(&s->cond);
         uv_mutex_destroy(&s->mu);
@@ -484,6 +489,7 @@ void ch_store_stats(struct ch_store *s, struct ch_store_stats *out)
     out->commits = atomic_load_explicit(&s->commits, memory_order_relaxed);
     out->write_errors = atomic_load_explicit(&s->write_errors, memory_order_relaxed);
     out->reads = atomic_load_explicit(&s->reads, memory_order_relaxed);
+    out->checkpoints = atomic_load_explicit(&s->checkpoints, memory_order_relaxed);
     out->open = !s->closing;
     out->schema_version = s->schema_version;
 }

@@ -47,6 +47,38 @@ static void test_ten_thousand_writes(void **state)
     ch_db_close(db);
 }
 
+/* Commits that grow the WAL past 1000 frames do not checkpoint it
+ * themselves: the checkpointer thread does, and the data stays whole. */
+static void test_wal_checkpointed_off_the_commit_path(void **state)
+{
+    struct fixture *f = *state;
+    struct ch_store_stats st;
+    struct ch_db *db;
+    int i, waited;
+
+    open_store(f, 100, 0);
+    for (i = 0; i < 1500; i++) { /* one commit each: >= 1 WAL frame each */
+        struct tjob *j = job_new(f, run_audit, i);
+
+        assert_int_equal(ch_store_write(f->store, &j->base), 0);
+        assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    }
+    assert_int_equal(f->done_ok, 1500);
+    for (waited = 0; waited < 200; waited++) { /* up to 2 s */
+        ch_store_stats(f->store, &st);
+        if (st.checkpoints > 0)
+            break;
+        uv_sleep(10);
+    }
+    assert_true(st.checkpoints > 0);
+    assert_true(st.commits >= 1500);
+    close_store(f);
+
+    db = db_open_or_fail(f->path, true, false);
+    assert_int_equal(db_query_int(db, "SELECT COUNT(*) FROM audit"), 1500);
+    ch_db_close(db);
+}
+
 static void test_batches_are_full(void **state)
 {
     struct fixture *f = *state;
@@ -435,6 +467,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ten_thousand_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_checkpointed_off_the_commit_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batches_are_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_job_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
