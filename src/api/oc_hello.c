@@ -16,44 +16,15 @@
 
 #define HELLO_MAX_BYTES (4u << 20) /* sessions "recent" is the only unbounded part */
 
-int ch_oc_buf_jstr(struct ch_buf *b, const char *s)
+/* A C string as a JSON string, jansson's escapes (core). */
+static int jstr(struct ch_buf *b, const char *s)
 {
-    static const char hex[] = "0123456789ABCDEF"; /* jansson prints \u%04X */
-    const char *run = s;
-    int rc = ch_buf_append_char(b, '"');
-
-    for (; rc == 0 && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        char esc[7] = {'\\', 0};
-        size_t n = 2;
-
-        if (ch >= 0x20 && ch != '"' && ch != '\\')
-            continue; /* UTF-8 passes as is (no JSON_ENSURE_ASCII) */
-        rc = ch_buf_append(b, run, (size_t)(s - run));
-        run = s + 1;
-        switch (ch) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        default:
-            memcpy(esc + 1, "u00", 3);
-            esc[4] = hex[ch >> 4];
-            esc[5] = hex[ch & 15];
-            n = 6;
-        }
-        rc = rc ? rc : ch_buf_append(b, esc, n);
-    }
-    rc = rc ? rc : ch_buf_append(b, run, (size_t)(s - run));
-    return rc ? rc : ch_buf_append_char(b, '"');
+    return ch_buf_append_json_str(b, s, strlen(s));
 }
 
-/* The pieces (C strings, NULL-terminated list) appended with one
- * reservation: printf costs more than all the rest of a frame. */
-/* The list ends with CAT_END (a typed null pointer: a bare NULL may be an int). */
+/* The pieces (C strings, a list ended by CAT_END: a typed null pointer,
+ * as a bare NULL may be an int) appended with one reservation: printf
+ * costs more than all the rest of a frame. */
 #define CAT_END ((const char *)NULL)
 
 static int cat(struct ch_buf *b, ...)
@@ -166,7 +137,7 @@ int ch_oc_presence_append(struct ch_oc *oc, struct ch_buf *b)
             if (!kv[i][1] || !*kv[i][1])
                 continue;
             rc = cat(b, ",\"", kv[i][0], "\":", CAT_END);
-            rc = rc ? rc : ch_oc_buf_jstr(b, kv[i][1]);
+            rc = rc ? rc : jstr(b, kv[i][1]);
         }
         rc = rc ? rc : cat(b, ",\"onlineSince\":", at, ",\"reason\":\"connect\"}", CAT_END);
         n++;
@@ -192,7 +163,7 @@ int ch_oc_health_append(struct ch_oc *oc, struct ch_buf *b, int64_t now_ms)
     } else if (rc == 0) {
         const char *path = oc->api->store ? ch_store_path(oc->api->store) : "";
         rc = ch_buf_append_str(b, "{\"path\":");
-        rc = rc ? rc : ch_oc_buf_jstr(b, path ? path : "");
+        rc = rc ? rc : jstr(b, path ? path : "");
         rc = rc ? rc : ch_buf_append_str(b, ",\"count\":0,\"recent\":[]}");
     }
     slen = b->len - start;
@@ -237,7 +208,7 @@ static int append_snapshot(struct oc_conn *c, struct ch_buf *b, int64_t now)
             : cat(b, ",\"stateVersion\":{\"presence\":", num(pv, (long long)oc->presence_version),
                   ",\"health\":", num(hv, (long long)oc->health_version),
                   "},\"uptimeMs\":", num(up, now - oc->started_ms), ",\"stateDir\":", CAT_END);
-    rc = rc ? rc : ch_oc_buf_jstr(b, a->state_dir ? a->state_dir : "");
+    rc = rc ? rc : jstr(b, a->state_dir ? a->state_dir : "");
     rc = rc ? rc
             : cat(b,
                   ",\"sessionDefaults\":{\"defaultAgentId\":\"main\",\"mainKey\":\"main\","
@@ -248,7 +219,7 @@ static int append_snapshot(struct oc_conn *c, struct ch_buf *b, int64_t now)
                   "\"", CAT_END);
     if (rc == 0 && a->cfg && a->cfg->path) {
         rc = ch_buf_append_str(b, ",\"configPath\":");
-        rc = rc ? rc : ch_oc_buf_jstr(b, a->cfg->path);
+        rc = rc ? rc : jstr(b, a->cfg->path);
     }
     return rc ? rc : ch_buf_append_char(b, '}');
 }
@@ -264,7 +235,7 @@ int ch_oc_send_hello_ok(struct oc_conn *c, const char *id, const struct oc_pair_
     /* Most of it at once: hello-ok is 1.5-8 KiB (16 presence entries). */
     rc = ch_buf_reserve(&b, 4096);
     rc = rc ? rc : ch_buf_append_str(&b, "{\"type\":\"res\",\"id\":");
-    rc = rc ? rc : ch_oc_buf_jstr(&b, id ? id : "");
+    rc = rc ? rc : jstr(&b, id ? id : "");
     rc = rc ? rc
             : cat(&b, ",\"ok\":true,\"payload\":{\"type\":\"hello-ok\",\"protocol\":", num(proto, c->protocol),
                   ",\"server\":{\"version\":\"" CH_VERSION "\",\"connId\":\"", c->conn_id, "\"", CAT_END);

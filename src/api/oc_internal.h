@@ -205,9 +205,7 @@ void ch_oc_send_challenge(struct oc_conn *c);
 struct oc_pair_grant;
 int ch_oc_send_hello_ok(struct oc_conn *c, const char *id, const struct oc_pair_grant *g);
 /* Text renderers, byte-identical to json_dumps(JSON_COMPACT) of the
- * jansson builders: s as a JSON string (jansson's escapes), the presence
- * list, the health payload. */
-int ch_oc_buf_jstr(struct ch_buf *b, const char *s);
+ * jansson builders: the presence list, the health payload. */
 int ch_oc_presence_append(struct ch_oc *oc, struct ch_buf *b);
 int ch_oc_health_append(struct ch_oc *oc, struct ch_buf *b, int64_t now_ms);
 #define OC_PRESENCE_MAX 16 /* entries in a presence list (newest first) */

@@ -155,7 +155,7 @@ static inline size_t copy_plain(char *d, const unsigned char *s, size_t n)
  */
 int ch_buf_append_json_str(struct ch_buf *b, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
+    static const char hex[] = "0123456789ABCDEF"; /* jansson prints \u%04X */
     const unsigned char *u = (const unsigned char *)s;
     size_t start = b->len, i = 0, used;
     char *o;
@@ -172,7 +172,7 @@ int ch_buf_append_json_str(struct ch_buf *b, const char *s, size_t n)
         if ((i += run) == n)
             break;
         c = u[i++];
-        esc = (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t') ? 2 : 6;
+        esc = (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t') ? 2 : 6;
         /* Room for this escape, the rest unescaped and the closing quote
          * (the cap, not the alloc, has the last word: b->cap - 1 is it). */
         used = (size_t)(o - b->data);
@@ -186,6 +186,8 @@ int ch_buf_append_json_str(struct ch_buf *b, const char *s, size_t n)
         switch (c) {
         case '"': *o++ = '"'; break;
         case '\\': *o++ = '\\'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
         case '\n': *o++ = 'n'; break;
         case '\r': *o++ = 'r'; break;
         case '\t': *o++ = 't'; break;

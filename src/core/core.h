@@ -145,7 +145,11 @@ int ch_buf_append_str(struct ch_buf *b, const char *s);
 int ch_buf_append_char(struct ch_buf *b, char c);
 int ch_buf_appendf(struct ch_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int ch_buf_vappendf(struct ch_buf *b, const char *fmt, va_list ap);
-/* Append s as a JSON string literal, quotes included. */
+/* Append s (n bytes, NULs allowed) as a JSON string literal, quotes
+ * included, escaped exactly as jansson's json_dumps escapes it ('"', '\\',
+ * \b \f \n \r \t, other controls \u00XX in capitals; UTF-8 as is), so a
+ * body written directly is byte for byte the one a jansson tree dumps.
+ * The bytes are not checked for UTF-8.  b is unchanged on failure. */
 int ch_buf_append_json_str(struct ch_buf *b, const char *s, size_t n);
 /* Drop the first n bytes (n > len drops all). */
 void ch_buf_consume(struct ch_buf *b, size_t n);

@@ -16,25 +16,18 @@
 /* Deeper values go to jansson whole (which also catches cycles). */
 #define MAX_DEPTH 512
 
-/* The first byte of s[0..n) that is not printable ASCII other than '"'
- * and '\\', eight bytes a word (as ch_buf_append_json_str does). */
-static inline size_t plain_len(const unsigned char *s, size_t n)
+/* The first byte of s[0..n) at or above 0x80, eight bytes a word. */
+static inline size_t ascii_len(const unsigned char *s, size_t n)
 {
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
     size_t i = 0;
 
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     for (; n - i >= 8; i += 8) {
-        uint64_t x, q, b, m;
+        uint64_t x;
         memcpy(&x, s + i, 8);
-        q = x ^ (ones * '"');
-        b = x ^ (ones * '\\');
-        m = (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b) | x) & highs;
-        if (m)
-            return i + (size_t)__builtin_ctzll(m) / 8;
+        if (x & 0x8080808080808080ULL)
+            break;
     }
-#endif
-    while (i < n && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\')
+    while (i < n && s[i] < 0x80)
         i++;
     return i;
 }
@@ -70,68 +63,20 @@ static size_t utf8_len(const unsigned char *s, size_t avail)
     return n;
 }
 
-/* jansson's dump_string without flags: '"', '\\' and controls escaped
- * (\b \f \n \r \t, else \u00XX in capitals), UTF-8 checked, kept as is. */
+/* jansson's dump_string without flags: the UTF-8 check here (jansson
+ * refuses a string that fails it: CH_AGAIN sends the value to jansson),
+ * the escaping in core (ch_buf_append_json_str, jansson's escapes). */
 int ch_http_json_str(struct ch_buf *b, const char *str, size_t n)
 {
-    static const char hex[] = "0123456789ABCDEF";
     const unsigned char *s = (const unsigned char *)str;
-    size_t out = n + 2, i = 0, k;
-    char *o;
-    int rc;
+    size_t i = 0, k;
 
-    while ((i += plain_len(s + i, n - i)) < n) {
-        unsigned c = s[i];
-        if (c >= 0x80) {
-            if ((k = utf8_len(s + i, n - i)) == 0)
-                return CH_AGAIN; /* jansson refuses it: let it */
-            i += k;
-            continue;
-        }
-        i++;
-        out += (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t') ? 1 : 5;
+    while ((i += ascii_len(s + i, n - i)) < n) {
+        if ((k = utf8_len(s + i, n - i)) == 0)
+            return CH_AGAIN;
+        i += k;
     }
-    if ((rc = ch_buf_reserve(b, out)) != 0)
-        return rc;
-    o = b->data + b->len;
-    *o++ = '"';
-    for (i = 0; i < n;) {
-        size_t run = plain_len(s + i, n - i);
-        unsigned c;
-        memcpy(o, s + i, run);
-        o += run;
-        if ((i += run) == n)
-            break;
-        c = s[i];
-        if (c >= 0x80) { /* checked above */
-            k = utf8_len(s + i, n - i);
-            memcpy(o, s + i, k);
-            o += k;
-            i += k;
-            continue;
-        }
-        i++;
-        *o++ = '\\';
-        switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        default:
-            *o++ = 'u';
-            *o++ = '0';
-            *o++ = '0';
-            *o++ = hex[c >> 4];
-            *o++ = hex[c & 15];
-        }
-    }
-    *o++ = '"';
-    *o = '\0';
-    b->len += out;
-    return 0;
+    return ch_buf_append_json_str(b, str, n);
 }
 
 /* "%lld" without printf's machinery (a /health/detail has twenty). */

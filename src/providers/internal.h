@@ -218,9 +218,9 @@ struct llm_wr {
     int rc;
 };
 void llm_wr_raw(struct llm_wr *w, const char *s);
-/* A JSON string escaped exactly as jansson's json_dumps escapes it (\b,
- * \f, \uXXXX upper case), so a directly written body is byte for byte
- * the body the tree builders produced. */
+/* A JSON string as jansson's json_dumps writes it (ch_buf_append_json_str),
+ * so a directly written body is byte for byte the body the tree builders
+ * produced. */
 void llm_wr_jstr(struct llm_wr *w, const char *s, size_t n);
 /* A jansson value, compact (json_dump_callback). */
 void llm_wr_json(struct llm_wr *w, const json_t *v);

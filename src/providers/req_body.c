@@ -112,40 +112,8 @@ void llm_wr_raw(struct llm_wr *w, const char *s)
 
 void llm_wr_jstr(struct llm_wr *w, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0, run;
-    char esc[6] = {'\\', 'u', '0', '0', 0, 0};
-
     if (!w->rc)
-        w->rc = ch_buf_reserve(&w->b, n + 2);
-    if (!w->rc)
-        w->rc = ch_buf_append_char(&w->b, '"');
-    while (!w->rc && i < n) {
-        for (run = i; run < n && u[run] >= 0x20 && u[run] != '"' && u[run] != '\\'; run++)
-            ;
-        if (run > i && (w->rc = ch_buf_append(&w->b, s + i, run - i)) != 0)
-            break;
-        if ((i = run) == n)
-            break;
-        switch (u[i]) {
-        case '"': w->rc = ch_buf_append(&w->b, "\\\"", 2); break;
-        case '\\': w->rc = ch_buf_append(&w->b, "\\\\", 2); break;
-        case '\b': w->rc = ch_buf_append(&w->b, "\\b", 2); break;
-        case '\f': w->rc = ch_buf_append(&w->b, "\\f", 2); break;
-        case '\n': w->rc = ch_buf_append(&w->b, "\\n", 2); break;
-        case '\r': w->rc = ch_buf_append(&w->b, "\\r", 2); break;
-        case '\t': w->rc = ch_buf_append(&w->b, "\\t", 2); break;
-        default:
-            esc[4] = hex[u[i] >> 4];
-            esc[5] = hex[u[i] & 15];
-            w->rc = ch_buf_append(&w->b, esc, 6);
-            break;
-        }
-        i++;
-    }
-    if (!w->rc)
-        w->rc = ch_buf_append_char(&w->b, '"');
+        w->rc = ch_buf_append_json_str(&w->b, s, n);
 }
 
 static int dump_cb(const char *p, size_t n, void *data)

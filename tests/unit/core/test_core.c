@@ -35,6 +35,11 @@ static void test_buf_json_str(void **state)
     assert_int_equal(ch_buf_append_json_str(&b, "a\"b\\\n\x01", 6), 0);
     assert_string_equal(b.data, "\"a\\\"b\\\\\\n\\u0001\"");
     ch_buf_release(&b);
+    /* jansson's escapes: \b and \f by name, other controls in capitals. */
+    ch_buf_init(&b, 64);
+    assert_int_equal(ch_buf_append_json_str(&b, "\b\f\x1f\0", 4), 0);
+    assert_string_equal(b.data, "\"\\b\\f\\u001F\\u0000\"");
+    ch_buf_release(&b);
     ch_buf_init(&b, 4);
     assert_int_equal(ch_buf_append_json_str(&b, "abcdef", 6), CH_E_TOO_LARGE);
     assert_int_equal(b.len, 0);
