@@ -11,6 +11,8 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "net/curlm_int.h"
 
@@ -54,11 +56,13 @@ static void on_timer_closed(uv_handle_t *h)
 }
 
 /* Stop watching s and close it.  The poll must stop before curl closes the
- * descriptor (curl calls REMOVE first), so epoll never sees a stale fd. */
+ * descriptor (curl calls REMOVE first, or for a parked poll the close
+ * callback), so epoll never sees a stale fd. */
 static void sock_close(struct ch_curlm *m, struct curlm_sock *s)
 {
     uv_poll_stop(&s->poll);
-    if (!m->in_cleanup && m->multi)
+    /* curl forgot a parked fd when it removed it. */
+    if (!m->in_cleanup && m->multi && !s->parked)
         curl_multi_assign(m->multi, s->fd, NULL);
     if (s->prev)
         s->prev->next = s->next;
@@ -67,6 +71,58 @@ static void sock_close(struct ch_curlm *m, struct curlm_sock *s)
     if (s->next)
         s->next->prev = s->prev;
     uv_close((uv_handle_t *)&s->poll, on_sock_closed);
+}
+
+/* A poll for fd, not yet started; NULL with *err CH_ENOMEM, or CH_EIO if
+ * libuv refused. */
+static struct curlm_sock *sock_new(struct ch_curlm *m, curl_socket_t fd, int *err)
+{
+    struct curlm_sock *s = ch_calloc(1, sizeof(*s));
+    int rc;
+
+    *err = CH_ENOMEM;
+    if (!s)
+        return NULL;
+    /* Fails with EEXIST if libuv still watches fd; cannot happen since
+     * a poll is closed before (or as) its descriptor is. */
+    rc = uv_poll_init_socket(m->loop, &s->poll, fd);
+    if (rc) {
+        ch_log_warn("curlm: uv_poll_init_socket(%d): %s", (int)fd, uv_strerror(rc));
+        ch_free(s);
+        *err = CH_EIO;
+        return NULL;
+    }
+    s->fd = fd;
+    s->m = m;
+    s->poll.data = s;
+    s->next = m->socks;
+    if (m->socks)
+        m->socks->prev = s;
+    m->socks = s;
+    m->open_handles++;
+    return s;
+}
+
+/* The open poll for fd, if any (parked, or made by curlm_open_socket).  A
+ * linear walk: there are as many as open connections, and it runs once
+ * per transfer, not per event. */
+static struct curlm_sock *sock_find(struct ch_curlm *m, curl_socket_t fd)
+{
+    for (struct curlm_sock *s = m->socks; s; s = s->next) {
+        if (s->fd == fd)
+            return s;
+    }
+    return NULL;
+}
+
+/* (Re-)arm s for events; libuv's uv_poll_start always deletes the fd from
+ * epoll and adds it back, so an unchanged mask is not passed on. */
+static void sock_watch(struct curlm_sock *s, int events, uv_poll_cb cb)
+{
+    if (events == s->events && uv_is_active((uv_handle_t *)&s->poll))
+        return;
+    uv_poll_start(&s->poll, events, cb);
+    s->events = events;
 }
 
 /* ------------------------------------------------------------------ */
@@ -114,6 +170,14 @@ static void on_poll(uv_poll_t *h, int status, int events)
     struct curlm_sock *s = h->data;
     int flags = 0;
 
+    if (s->parked) {
+        /* An idle connection became readable (the server closed it, most
+         * likely): nobody reads it until curl reuses or closes it, so stop
+         * watching rather than wake up for it on every iteration. */
+        uv_poll_stop(&s->poll);
+        s->events = 0;
+        return;
+    }
     /* s may be closed (REMOVE) inside drive; only its copies are used. */
     if (status < 0)
         flags = CURL_CSELECT_ERR;
@@ -146,49 +210,45 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
-/* CURLMOPT_SOCKETFUNCTION: create, re-arm or drop the poll for fd. */
+/* CURLMOPT_SOCKETFUNCTION: create, re-arm, park or drop the poll for fd. */
 static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     struct ch_curlm *m = userp;
     struct curlm_sock *s = socketp;
     struct ch_curlm_req *req = NULL;
-    int events = 0, rc;
+    int events = 0, rc = 0;
 
     if (what == CURL_POLL_REMOVE) {
-        if (s)
+        if (s && s->conn && s->events == UV_READABLE && uv_is_active((uv_handle_t *)&s->poll)) {
+            /* The connection goes back to curl's cache (or is about to be
+             * closed: curlm_close_socket then closes the poll).  It stays
+             * registered as it is, for the next transfer, unreferenced so
+             * an idle manager does not keep the loop alive.  Only a socket
+             * that was waiting for a response is parked: curl 7.88 closes
+             * one that failed to connect without the close callback, and
+             * the epoll_ctl of a changed mask would then meet a closed fd. */
+            s->parked = true;
+            uv_unref((uv_handle_t *)&s->poll);
+        } else if (s) {
             sock_close(m, s);
+        }
         return 0;
     }
     if (!s) {
-        rc = CH_ENOMEM;
-        s = ch_calloc(1, sizeof(*s));
-        if (!s)
+        s = sock_find(m, fd);
+        if (!s && !(s = sock_new(m, fd, &rc)))
             goto fail;
-        /* Fails with EEXIST if libuv still watches fd; cannot happen since
-         * REMOVE stops the old poll, which drops it from the loop. */
-        rc = uv_poll_init_socket(m->loop, &s->poll, fd);
-        if (rc) {
-            ch_log_warn("curlm: uv_poll_init_socket(%d): %s", (int)fd, uv_strerror(rc));
-            ch_free(s);
-            s = NULL;
-            rc = CH_EIO;
-            goto fail;
+        if (s->parked) {
+            s->parked = false;
+            uv_ref((uv_handle_t *)&s->poll);
         }
-        s->fd = fd;
-        s->m = m;
-        s->poll.data = s;
-        s->next = m->socks;
-        if (m->socks)
-            m->socks->prev = s;
-        m->socks = s;
-        m->open_handles++;
         curl_multi_assign(m->multi, fd, s);
     }
     if (what & CURL_POLL_IN)
         events |= UV_READABLE;
     if (what & CURL_POLL_OUT)
         events |= UV_WRITABLE;
-    uv_poll_start(&s->poll, events, on_poll);
+    sock_watch(s, events, on_poll);
     return 0;
 fail:
     /* Without a poll the transfer would hang until a deadline: end it
@@ -197,6 +257,44 @@ fail:
     if (req)
         ch_curlm_abort_rc(req, rc);
     return 0;
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: the socket curl would make, plus its poll,
+ * marked so that it may be parked (we will hear of its close). */
+curl_socket_t curlm_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    struct ch_curlm *m = clientp;
+    curl_socket_t fd = socket(addr->family, addr->socktype, addr->protocol);
+    struct curlm_sock *s;
+    int rc;
+
+    /* Without a poll here the socket is still fine: it gets an ordinary
+     * one (never parked) when curl first names it. */
+    if (fd == CURL_SOCKET_BAD || purpose != CURLSOCKTYPE_IPCXN)
+        return fd;
+    /* A poll already on this number belongs to a descriptor curl closed
+     * without telling us: it is gone from epoll with it; drop the poll. */
+    if ((s = sock_find(m, fd)) != NULL) {
+        s->parked = true; /* curl no longer knows it */
+        sock_close(m, s);
+    }
+    if ((s = sock_new(m, fd, &rc)) != NULL)
+        s->conn = true;
+    return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: drop fd's poll (curl has already removed
+ * it), then close the descriptor as curl would. */
+int curlm_close_socket(void *clientp, curl_socket_t fd)
+{
+    struct ch_curlm *m = clientp;
+    struct curlm_sock *s = sock_find(m, fd);
+
+    if (s) {
+        s->parked = true; /* curl no longer knows it: no curl_multi_assign */
+        sock_close(m, s);
+    }
+    return close(fd);
 }
 
 /* ------------------------------------------------------------------ */

@@ -18,6 +18,15 @@ struct curlm_sock {
     curl_socket_t fd;               /* borrowed: curl owns and closes the socket */
     struct ch_curlm *m;             /* borrowed */
     struct curlm_sock *prev, *next; /* m->socks, while the poll is open */
+    int events;                     /* UV_READABLE/UV_WRITABLE the poll watches now */
+    /* The fd came from our CURLOPT_OPENSOCKETFUNCTION, so its close will
+     * come through CURLOPT_CLOSESOCKETFUNCTION: only such a poll may
+     * outlive curl's REMOVE (parked), since we hear when the fd goes. */
+    bool conn;
+    /* curl removed the fd (its connection went idle in the cache) but the
+     * poll stays registered, unreferenced, so the next transfer on that
+     * connection costs no epoll_ctl; readiness while parked stops it. */
+    bool parked;
 };
 
 struct ch_curlm {
@@ -123,5 +132,9 @@ CURL *curlm_easy_get(struct ch_curlm *m);
 void curlm_easy_put(struct ch_curlm *m, CURL *easy);
 /* curlm.c: a request was freed; tears the manager down if it is closing. */
 void curlm_req_gone(struct ch_curlm *m);
+/* curlm.c: CURLOPT_OPENSOCKETFUNCTION and CURLOPT_CLOSESOCKETFUNCTION
+ * (clientp: the manager), set on every easy handle by curlm_submit.c. */
+curl_socket_t curlm_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr);
+int curlm_close_socket(void *clientp, curl_socket_t fd);
 
 #endif

@@ -187,6 +187,12 @@ static int setup_easy(struct ch_curlm_req *req, const struct ch_curlm_request *r
     SET(CURLOPT_URL, r->url);
     SET(CURLOPT_ERRORBUFFER, req->errbuf);
     SET(CURLOPT_NOSIGNAL, 1L); /* the resolver is a thread, not SIGALRM */
+    /* Our own socket and close calls let a connection's poll outlive each
+     * transfer (curlm.c, parking): no epoll_ctl per request. */
+    SET(CURLOPT_OPENSOCKETFUNCTION, curlm_open_socket);
+    SET(CURLOPT_OPENSOCKETDATA, m);
+    SET(CURLOPT_CLOSESOCKETFUNCTION, curlm_close_socket);
+    SET(CURLOPT_CLOSESOCKETDATA, m);
     SET(CURLOPT_HEADERFUNCTION, curlm_req_on_header);
     SET(CURLOPT_HEADERDATA, req);
     SET(CURLOPT_WRITEFUNCTION, curlm_req_on_write);

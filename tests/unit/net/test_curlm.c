@@ -330,6 +330,8 @@ static void srv_close(struct srv *srv)
 /* Fixture and recording callbacks                                     */
 /* ------------------------------------------------------------------ */
 
+static void count_active(uv_handle_t *h, void *arg);
+
 struct fx {
     uv_loop_t loop;
     struct srv srv;
@@ -873,6 +875,36 @@ static void test_connection_reuse(void **state)
     assert_int_equal(r[2].new_conns, 0);
 }
 
+/* The server closes the kept-alive connection while it is idle (its poll
+ * parked, curlm.c): the parked poll sees the close and stops, and the next
+ * request finds the cached connection dead and opens a new one. */
+static void test_parked_connection_closed(void **state)
+{
+    struct fx *fx = *state;
+    struct ch_curlm_request q = {0};
+    struct rec r[2] = {{0}};
+    char url[128];
+    int active = 0;
+
+    url_for(fx, "/echo", url, sizeof(url));
+    q.url = url;
+    submit_ok(fx, &q, &r[0]);
+    run_until(fx, &r[0].dones, 1);
+    for (struct sconn *c = fx->srv.conns; c; c = c->next)
+        sconn_close(c);
+    for (int i = 0; i < 20; i++)
+        uv_run(&fx->loop, UV_RUN_NOWAIT);
+    uv_walk(&fx->loop, count_active, &active);
+    assert_int_equal(active, 1); /* the listener only */
+    submit_ok(fx, &q, &r[1]);
+    run_until(fx, &r[1].dones, 1);
+    assert_int_equal(r[0].rc, 0);
+    assert_int_equal(r[1].rc, 0);
+    assert_int_equal(r[1].status, 200);
+    assert_int_equal(r[1].new_conns, 1);
+    assert_int_equal(fx->srv.accepts, 2);
+}
+
 /* Easy handles are pooled and reset between requests: a request on a
  * reused handle carries nothing of the previous one (method, headers,
  * body, pins), and the cached URL verdict never lets another scheme by. */
@@ -1121,9 +1153,11 @@ static void test_submit_inside_data(void **state)
     assert_int_equal(r[1].status, 200);
 }
 
+/* Handles that keep the loop alive: a cached connection's parked poll is
+ * active but unreferenced (curlm.c), so it does not count. */
 static void count_active(uv_handle_t *h, void *arg)
 {
-    if (uv_is_active(h) && !uv_is_closing(h))
+    if (uv_is_active(h) && uv_has_ref(h) && !uv_is_closing(h))
         (*(int *)arg)++;
 }
 
@@ -1249,6 +1283,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reused_handles_start_clean, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parked_connection_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hundred_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_errors, setup, teardown),
