@@ -222,6 +222,10 @@ void ch_run_set_state(struct ch_run *r, enum run_state s);
 void ch_run_call_llm(struct ch_run *r);
 void ch_run_start_tools(struct ch_run *r);
 void ch_run_finish(struct ch_run *r, const char *status, const char *error_class, const char *error);
+/* run.c: the outcome's result JSON (ch_malloc'd; NULL on failure), and the
+ * jansson rendering it matches byte for byte (for the differential test). */
+char *ch_run_result_json(struct ch_run *r, int64_t duration_ms);
+char *ch_run_result_json_jansson(struct ch_run *r, int64_t duration_ms);
 void ch_run_ref(struct ch_run *r);
 void ch_run_unref(struct ch_run *r);
 void ch_run_abort_inflight(struct ch_run *r);

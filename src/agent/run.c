@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "agent/internal.h"
+#include "http/http.h"
 
 static const char *state_name[RUN_NSTATES] = {
     "queued", "starting", "loading", "compacting", "calling_llm", "running_tools", "finishing", "done",
@@ -462,17 +463,79 @@ static void finish_done(struct ch_store_job *job, int rc)
     ch_run_unref(r);
 }
 
-static char *result_json(struct ch_run *r)
+/* The outcome's result column, as jansson's json_pack + json_dumps wrote
+ * it (result_json_jansson), written directly: that pair cost ~27,000
+ * instructions a turn.  A string that is not valid UTF-8 (jansson refuses
+ * it) takes the jansson path, which then fails as before. */
+static char *result_json_jansson(struct ch_run *r, int64_t duration_ms)
 {
     json_t *o =
         json_pack("{s:s, s:s, s:{s:I, s:I, s:I, s:I}, s:f, s:s?, s:s?, s:I, s:i}", "status", r->status, "text",
                   r->text.data ? r->text.data : "", "usage", "input", (json_int_t)r->usage.input_tokens, "output",
                   (json_int_t)r->usage.output_tokens, "cacheRead", (json_int_t)r->usage.cache_read_tokens, "cacheWrite",
                   (json_int_t)r->usage.cache_write_tokens, "costUsd", r->cost_usd, "provider", r->provider, "model",
-                  r->model, "durationMs", (json_int_t)(ch_now_ms() - r->started_ms), "toolCalls", r->tool_calls);
+                  r->model, "durationMs", (json_int_t)duration_ms, "toolCalls", r->tool_calls);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return s;
+}
+
+static int put_str_or_null(struct ch_buf *b, const char *s)
+{
+    return s ? ch_http_json_str(b, s, strlen(s)) : ch_buf_append(b, "null", 4);
+}
+
+static int put_real(struct ch_buf *b, double v)
+{
+    char num[64];
+    json_t *j = json_real(v);
+    size_t n = j ? json_dumpb(j, num, sizeof(num), JSON_ENCODE_ANY | JSON_COMPACT) : 0;
+
+    json_decref(j);
+    return n == 0 || n > sizeof(num) ? CH_AGAIN : ch_buf_append(b, num, n);
+}
+
+char *ch_run_result_json(struct ch_run *r, int64_t duration_ms)
+{
+    struct ch_buf b;
+    const char *text = r->text.data ? r->text.data : "";
+    int rc;
+
+    ch_buf_init(&b, SIZE_MAX / 2); /* the text's own cap applied already */
+    rc = ch_buf_reserve(&b, 256 + r->text.len);
+    rc = rc ? rc : ch_buf_append_str(&b, "{\"status\":");
+    rc = rc ? rc : ch_http_json_str(&b, r->status, strlen(r->status));
+    rc = rc ? rc : ch_buf_append_str(&b, ",\"text\":");
+    rc = rc ? rc : ch_http_json_str(&b, text, strlen(text));
+    rc = rc ? rc : ch_buf_append_str(&b, ",\"usage\":{\"input\":");
+    rc = rc ? rc : ch_http_json_int(&b, (json_int_t)r->usage.input_tokens);
+    rc = rc ? rc : ch_buf_append_str(&b, ",\"output\":");
+    rc = rc ? rc : ch_http_json_int(&b, (json_int_t)r->usage.output_tokens);
+    rc = rc ? rc : ch_buf_append_str(&b, ",\"cacheRead\":");
+    rc = rc ? rc : ch_http_json_int(&b, (json_int_t)r->usage.cache_read_tokens);
+    rc = rc ? rc : ch_buf_append_str(&b, ",\"cacheWrite\":");
+    rc = rc ? rc : ch_http_json_int(&b, (json_int_t)r->usage.cache_write_tokens);
+    rc = rc ? rc : ch_buf_append_str(&b, "},\"costUsd\":");
+    rc = rc ? rc : put_real(&b, r->cost_usd);
+    rc = rc ? rc : ch_buf_append_str(&b, ",\"provider\":");
+    rc = rc ? rc : put_str_or_null(&b, r->provider);
+    rc = rc ? rc : ch_buf_append_str(&b, ",\"model\":");
+    rc = rc ? rc : put_str_or_null(&b, r->model);
+    rc = rc ? rc : ch_buf_append_str(&b, ",\"durationMs\":");
+    rc = rc ? rc : ch_http_json_int(&b, (json_int_t)duration_ms);
+    rc = rc ? rc : ch_buf_append_str(&b, ",\"toolCalls\":");
+    rc = rc ? rc : ch_http_json_int(&b, (json_int_t)r->tool_calls);
+    rc = rc ? rc : ch_buf_append_char(&b, '}');
+    if (rc) {
+        ch_buf_release(&b);
+        return rc == CH_AGAIN ? result_json_jansson(r, duration_ms) : NULL;
+    }
+    return ch_buf_detach(&b, NULL);
+}
+
+char *ch_run_result_json_jansson(struct ch_run *r, int64_t duration_ms)
+{
+    return result_json_jansson(r, duration_ms);
 }
 
 void ch_run_finish(struct ch_run *r, const char *status, const char *error_class, const char *error)
@@ -510,7 +573,7 @@ void ch_run_finish(struct ch_run *r, const char *status, const char *error_class
     if (fj) {
         fj->run = r;
         fj->started = r->started_ms != 0;
-        fj->result = result_json(r);
+        fj->result = ch_run_result_json(r, ch_now_ms() - r->started_ms);
         fj->job.run = finish_run;
         fj->job.done = finish_done;
         fj->reply = r->reply_job;
