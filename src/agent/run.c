@@ -485,16 +485,6 @@ static int put_str_or_null(struct ch_buf *b, const char *s)
     return s ? ch_http_json_str(b, s, strlen(s)) : ch_buf_append(b, "null", 4);
 }
 
-static int put_real(struct ch_buf *b, double v)
-{
-    char num[64];
-    json_t *j = json_real(v);
-    size_t n = j ? json_dumpb(j, num, sizeof(num), JSON_ENCODE_ANY | JSON_COMPACT) : 0;
-
-    json_decref(j);
-    return n == 0 || n > sizeof(num) ? CH_AGAIN : ch_buf_append(b, num, n);
-}
-
 char *ch_run_result_json(struct ch_run *r, int64_t duration_ms)
 {
     struct ch_buf b;
@@ -516,7 +506,7 @@ char *ch_run_result_json(struct ch_run *r, int64_t duration_ms)
     rc = rc ? rc : ch_buf_append_str(&b, ",\"cacheWrite\":");
     rc = rc ? rc : ch_http_json_int(&b, (json_int_t)r->usage.cache_write_tokens);
     rc = rc ? rc : ch_buf_append_str(&b, "},\"costUsd\":");
-    rc = rc ? rc : put_real(&b, r->cost_usd);
+    rc = rc ? rc : ch_http_json_real(&b, r->cost_usd);
     rc = rc ? rc : ch_buf_append_str(&b, ",\"provider\":");
     rc = rc ? rc : put_str_or_null(&b, r->provider);
     rc = rc ? rc : ch_buf_append_str(&b, ",\"model\":");

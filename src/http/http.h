@@ -125,6 +125,8 @@ int ch_http_json_put(const json_t *v, struct ch_buf *b);
  * a string that is not UTF-8 is CH_AGAIN.  b is unchanged on failure. */
 int ch_http_json_str(struct ch_buf *b, const char *s, size_t n);
 int ch_http_json_int(struct ch_buf *b, json_int_t v);
+/* A real as jansson's json_dumps writes it; CH_AGAIN for NaN/infinity. */
+int ch_http_json_real(struct ch_buf *b, double v);
 /*
  * The common error shape {"error":"<code>","message":"<msg>"}; the
  * message (printf-formatted, cut at 511 bytes) must not contain secrets.

@@ -4,11 +4,13 @@
  * every object and array it enters in a cycle-check table keyed by the
  * pointer printed with snprintf, which made encoding a 1 KB /health/detail
  * body cost ~160,000 instructions; here a depth cap stands in for the
- * cycle check.  Reals (jansson's own %.17g rules) are encoded by jansson
- * one at a time; what this file will not encode (invalid UTF-8, a depth
- * past the cap, a bare scalar) is CH_AGAIN and the caller asks jansson,
- * which encodes it or fails as before.
+ * cycle check.  Reals follow jansson's own %.17g rules (ch_http_json_real).
+ * What this file will not encode (invalid UTF-8, a depth past the cap, a
+ * bare scalar) is CH_AGAIN and the caller asks jansson, which encodes it
+ * or fails as before.
  */
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "http/internal.h"
@@ -94,9 +96,42 @@ int ch_http_json_int(struct ch_buf *b, json_int_t v)
     return ch_buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
+/* jansson's jsonp_dtostr at its default precision: "%.17g", ".0" when
+ * neither '.' nor 'e' shows, the exponent without '+' or leading zeros.
+ * The daemon never calls setlocale, so the decimal point is '.'.  json_dumpb
+ * of one real cost ~4,500 instructions (its cycle-check table). */
+int ch_http_json_real(struct ch_buf *b, double v)
+{
+    char num[40], *e, *start, *end;
+    int n;
+
+    if (!isfinite(v))
+        return CH_AGAIN; /* jansson has no such value */
+    n = snprintf(num, sizeof(num), "%.17g", v);
+    if (n < 0 || (size_t)n >= sizeof(num) - 2)
+        return CH_AGAIN;
+    if (!strchr(num, '.') && !strchr(num, 'e')) {
+        memcpy(num + n, ".0", 3);
+        n += 2;
+    }
+    e = strchr(num, 'e');
+    if (e) {
+        start = e + 1;
+        end = start + 1;
+        if (*start == '-')
+            start++;
+        while (*end == '0')
+            end++;
+        if (end != start) {
+            memmove(start, end, (size_t)(num + n + 1 - end));
+            n -= (int)(end - start);
+        }
+    }
+    return ch_buf_append(b, num, (size_t)n);
+}
+
 static int put_value(const json_t *v, struct ch_buf *b, int depth)
 {
-    char num[64];
     size_t n;
     void *it;
     bool first = true;
@@ -110,9 +145,7 @@ static int put_value(const json_t *v, struct ch_buf *b, int depth)
     case JSON_FALSE: return ch_buf_append(b, "false", 5);
     case JSON_NULL: return ch_buf_append(b, "null", 4);
     case JSON_INTEGER: return ch_http_json_int(b, json_integer_value(v));
-    case JSON_REAL:
-        n = json_dumpb(v, num, sizeof(num), JSON_ENCODE_ANY | JSON_COMPACT);
-        return n == 0 || n > sizeof(num) ? CH_AGAIN : ch_buf_append(b, num, n);
+    case JSON_REAL: return ch_http_json_real(b, json_real_value(v));
     case JSON_OBJECT:
         rc = ch_buf_append_char(b, '{');
         for (it = json_object_iter((json_t *)v); rc == 0 && it; it = json_object_iter_next((json_t *)v, it)) {

@@ -168,18 +168,78 @@ static void test_alloc_failures(void **state)
             json_decref(v);
             return;
         }
-        /* a real is encoded by jansson, whose failure is CH_AGAIN */
         assert_true(rc == CH_ENOMEM || rc == CH_AGAIN);
     }
     fail_msg("the dump never succeeded");
 }
 
+/* ch_http_json_real against json_dumpb of the same real: special values,
+ * exponents both ways, integral values, and a seeded sweep of bit patterns. */
+static void test_reals(void **state)
+{
+    static const double fixed[] = {0.0,
+                                   -0.0,
+                                   1.0,
+                                   -1.0,
+                                   0.5,
+                                   0.1,
+                                   1e-9,
+                                   1e-300,
+                                   5e-324,
+                                   1e300,
+                                   1.7976931348623157e308,
+                                   123456789012345678.0,
+                                   1e16,
+                                   1e17,
+                                   1e22,
+                                   3.0000000000000004,
+                                   2.5e-5,
+                                   -7.25e+21};
+    unsigned long long x = 0x9e3779b97f4a7c15ULL;
+
+    (void)state;
+    for (size_t i = 0; i < 20000; i++) {
+        double d;
+        char want[64];
+        json_t *j;
+        size_t n;
+        struct ch_buf b;
+
+        if (i < sizeof(fixed) / sizeof(fixed[0])) {
+            d = fixed[i];
+        } else {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            memcpy(&d, &x, sizeof(d));
+            if (i % 3 == 0)
+                d = (double)(x % 100000) / 1000.0; /* prices and costs */
+        }
+        ch_buf_init(&b, 4096);
+        j = json_real(d);
+        if (!j) { /* NaN or infinity: jansson has none, nor do we */
+            assert_int_equal(ch_http_json_real(&b, d), CH_AGAIN);
+            ch_buf_release(&b);
+            continue;
+        }
+        n = json_dumpb(j, want, sizeof(want) - 1, JSON_ENCODE_ANY | JSON_COMPACT);
+        assert_true(n > 0 && n < sizeof(want));
+        want[n] = '\0';
+        assert_int_equal(ch_http_json_real(&b, d), 0);
+        assert_string_equal(b.data, want);
+        json_decref(j);
+        ch_buf_release(&b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fixed_documents),   cmocka_unit_test(test_nul_in_strings_and_keys),
-        cmocka_unit_test(test_random_documents),  cmocka_unit_test(test_declines),
-        cmocka_unit_test(test_cap_leaves_buffer), cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_fixed_documents),
+        cmocka_unit_test(test_nul_in_strings_and_keys),
+        cmocka_unit_test(test_random_documents),
+        cmocka_unit_test(test_declines),
+        cmocka_unit_test(test_cap_leaves_buffer),
+        cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_reals),
     };
 
     ch_alloc_install();
