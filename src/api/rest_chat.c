@@ -9,6 +9,7 @@
  * event.  A client that leaves (or a stream over the write-queue cap)
  * aborts its run.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "api/internal.h"
@@ -257,12 +258,66 @@ static int failure_status(const struct ch_agent_result *res, const char **code)
     return 500;
 }
 
+static int put_usage(struct ch_buf *b, const struct ch_llm_usage *u)
+{
+    int rc = ch_buf_append_str(b, "{\"inputTokens\":");
+    rc = rc ? rc : ch_http_json_int(b, (json_int_t)u->input_tokens);
+    rc = rc ? rc : ch_buf_append_str(b, ",\"outputTokens\":");
+    rc = rc ? rc : ch_http_json_int(b, (json_int_t)u->output_tokens);
+    rc = rc ? rc : ch_buf_append_str(b, ",\"cacheReadTokens\":");
+    rc = rc ? rc : ch_http_json_int(b, (json_int_t)u->cache_read_tokens);
+    rc = rc ? rc : ch_buf_append_str(b, ",\"cacheWriteTokens\":");
+    rc = rc ? rc : ch_http_json_int(b, (json_int_t)u->cache_write_tokens);
+    return rc ? rc : ch_buf_append_char(b, '}');
+}
+
+/* ,"key":"value" (or null for NULL, as json_pack's s? writes it). */
+static int put_str(struct ch_buf *b, const char *key, const char *s)
+{
+    int rc = ch_buf_append_str(b, key);
+    if (rc)
+        return rc;
+    return s ? ch_http_json_str(b, s, strlen(s)) : ch_buf_append(b, "null", 4);
+}
+
+/* The 200 answer written into c->ev (idle on this route): json_pack's bytes
+ * at a fraction of its ~19,000 instructions.  Not 0 (CH_AGAIN: not UTF-8)
+ * leaves the answer to the json_pack path below, unchanged. */
+static int answer_ok(struct chat *c, const struct ch_agent_result *res)
+{
+    struct ch_buf *b = &c->ev;
+    char id[64];
+    int rc;
+
+    snprintf(id, sizeof(id), "msg_%s", c->run_id);
+    ch_buf_reset(b);
+    rc = put_str(b, "{\"id\":", id);
+    rc = rc ? rc : put_str(b, ",\"conversationId\":", c->conv_id);
+    rc = rc ? rc : ch_buf_append_str(b, ",\"role\":\"assistant\"");
+    rc = rc ? rc : put_str(b, ",\"content\":", res->text ? res->text : "");
+    rc = rc ? rc : put_str(b, ",\"model\":", res->model);
+    rc = rc ? rc : put_str(b, ",\"provider\":", res->provider);
+    rc = rc ? rc : ch_buf_append_str(b, ",\"usage\":");
+    rc = rc ? rc : put_usage(b, &res->usage);
+    rc = rc ? rc : ch_buf_append_str(b, ",\"costUsd\":");
+    rc = rc ? rc : ch_http_json_real(b, res->cost_usd);
+    rc = rc ? rc : ch_buf_append_str(b, ",\"latency\":");
+    rc = rc ? rc : ch_http_json_int(b, (json_int_t)(ch_now_ms() - c->t0_ms));
+    rc = rc ? rc : put_str(b, ",\"runId\":", c->run_id);
+    rc = rc ? rc : ch_buf_append_char(b, '}');
+    if (rc == 0)
+        ch_http_respond(c->req, 200, "application/json", b->data, b->len);
+    return rc;
+}
+
 static void chat_answer(struct chat *c, const struct ch_agent_result *res)
 {
     const char *code, *cls;
     int status;
 
     if (!strcmp(res->status, "ok")) {
+        if (answer_ok(c, res) == 0)
+            return;
         ch_http_respond_json(c->req, 200,
                              json_pack("{s:s+, s:s, s:s, s:s, s:s?, s:s?, s:o, s:f, s:I, s:s}", "id", "msg_", c->run_id,
                                        "conversationId", c->conv_id, "role", "assistant", "content",
