@@ -106,16 +106,17 @@ bool llm_utf8_valid(const unsigned char *p, size_t n)
     return true;
 }
 
-/* Whether any of the 8 bytes in x stops the plain run of a string: '"',
- * '\\', a control (< 0x20) or a byte >= 0x80.  Exact (the classic
- * has-zero-byte and has-less-than tests have no false negatives). */
-static inline bool word_has_stop(uint64_t x)
-{
-    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
-    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
-
-    return (((x - ones * 0x20) | (q - ones) | (b - ones)) & ~x & high) | (x & high);
-}
+/* The bytes that end a plain run inside a string: '"', '\\', controls
+ * (< 0x20) and bytes >= 0x80; one lookup a byte instead of four tests. */
+static const unsigned char str_stop[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
 
 static int scan_string(struct scan *s, int ti)
 {
@@ -125,10 +126,10 @@ static int scan_string(struct scan *s, int ti)
     unsigned cp, lo;
 
     for (;;) {
-        /* Plain ASCII eight bytes at a time; the loop below decides on
-         * every byte that stops it, exactly as it did one at a time. */
-        for (uint64_t w; n - i >= 8 && (memcpy(&w, p + i, 8), !word_has_stop(w));)
-            i += 8;
+        /* The plain run; the tests below decide on the byte that ends it
+         * exactly as they did for every byte. */
+        while (i < n && !str_stop[p[i]])
+            i++;
         if (i >= n)
             return -1;
         unsigned c = p[i];
