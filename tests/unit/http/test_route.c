@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -129,6 +130,70 @@ static void test_params_out_of_range(void **state)
     assert_int_equal(ch_router_match(&empty, CH_M_GET, CH_STR("/"), &r, &allowed), CH_ROUTE_NOT_FOUND);
 }
 
+/* The matching rules segment by segment, plainly (route.c adds a literal
+ * prefix pre-check in front of its own copy of them). */
+static bool ref_match(const char *pat, const char *path)
+{
+    const char *pp = pat + 1, *sp = path + 1;
+
+    if (pat[0] != '/' || path[0] != '/')
+        return false;
+    for (;;) {
+        const char *pe = strchr(pp, '/'), *sq = strchr(sp, '/');
+        size_t plen = pe ? (size_t)(pe - pp) : strlen(pp), slen = sq ? (size_t)(sq - sp) : strlen(sp);
+
+        if (!pe && plen == 1 && pp[0] == '*')
+            return true;
+        if (plen > 0 && pp[0] == ':') {
+            if (slen == 0)
+                return false;
+        } else if (plen != slen || memcmp(pp, sp, slen) != 0) {
+            return false;
+        }
+        if (!pe)
+            return sq == NULL;
+        if (!sq)
+            return false;
+        pp = pe + 1;
+        sp = sq + 1;
+    }
+}
+
+/* Random patterns and paths over a small alphabet (so that prefixes,
+ * parameters, stars and empty segments meet often) agree with ref_match. */
+static void test_random_against_reference(void **state)
+{
+    static const char *segs[] = {"a", "b", "ab", "", ":x", "*", ":", "a:b", "*a"};
+    unsigned x = 12345;
+
+    (void)state;
+    for (int k = 0; k < 200000; k++) {
+        char pat[64] = "", path[64] = "";
+        struct ch_route one = {CH_M_GET, pat, h, 0, 0};
+        struct ch_router rt = {&one, 1};
+        int np, ns;
+
+        x = x * 1103515245u + 12345u;
+        np = 1 + (int)(x >> 16) % 4;
+        for (int i = 0; i < np; i++) {
+            x = x * 1103515245u + 12345u;
+            strcat(pat, "/");
+            strcat(pat, segs[(x >> 16) % 9]);
+        }
+        x = x * 1103515245u + 12345u;
+        ns = (int)(x >> 16) % 6;
+        for (int i = 0; i < ns; i++) {
+            x = x * 1103515245u + 12345u;
+            if ((x >> 16) % 7 || i) /* now and then a path not starting with '/' */
+                strcat(path, "/");
+            strcat(path, segs[(x >> 20) % 9]);
+        }
+        if ((ch_router_match(&rt, CH_M_GET, ch_str_from(path), NULL, NULL) == CH_ROUTE_OK) != ref_match(pat, path))
+            fail_msg("pattern %s path %s: router %d, reference %d", pat, path,
+                     ch_router_match(&rt, CH_M_GET, ch_str_from(path), NULL, NULL), ref_match(pat, path));
+    }
+}
+
 static void test_methods_format(void **state)
 {
     char out[64];
@@ -156,6 +221,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_params_out_of_range),
+        cmocka_unit_test(test_random_against_reference),
         cmocka_unit_test(test_methods_format),
     };
     ch_alloc_install();
