@@ -225,6 +225,9 @@ static void test_reals(void **state)
         want[n] = '\0';
         assert_int_equal(ch_http_json_real(&b, d), 0);
         assert_string_equal(b.data, want);
+        ch_buf_reset(&b); /* again: the repeated value comes from the cache */
+        assert_int_equal(ch_http_json_real(&b, d), 0);
+        assert_string_equal(b.data, want);
         json_decref(j);
         ch_buf_release(&b);
     }
