@@ -83,6 +83,8 @@ struct ch_agent_run_req {
     const char *meta_json; /* optional: meta already encoded as compact JSON (the
                               caller has the text), stored as is instead of
                               encoding meta again; used only with meta */
+    bool meta_shared;      /* the run keeps a reference to meta instead of a deep
+                              copy: neither side may change it afterwards */
 };
 
 /*
@@ -105,6 +107,12 @@ bool ch_agent_run_is_live(struct ch_agent *a, const char *run_id);
 /* Reserved prefixes a caller may not use for its own session keys. */
 bool ch_agent_session_key_reserved(const char *key);
 bool ch_agent_session_key_valid(const char *key);
+/* A new run id: a UUID version 7 (RFC 9562: 48 bits of Unix ms, then 74
+ * random bits), lowercase and hyphenated like ch_uuid4.  Time-ordered, so
+ * the runs table's primary-key index grows at its right edge instead of
+ * dirtying a random leaf page (one WAL frame and one checkpoint copy) per
+ * admitted run. */
+void ch_agent_run_id_new(char out[37]);
 
 /* ------------------------------------------------------------------ */
 /* Events                                                               */

@@ -301,9 +301,10 @@ static void submit(struct hjob *j)
     rr.model = j->in.model;
     rr.timeout_s = j->in.timeout_s;
     rr.meta = meta;
-    j->refs++; /* until on_accepted, which never runs synchronously */
+    rr.meta_shared = true; /* nothing here changes meta or in.hook again */
+    j->refs++;             /* until on_accepted, which never runs synchronously */
     ch_agent_submit(j->api->agent, &rr, on_accepted, j);
-    json_decref(meta); /* the agent keeps its own copy */
+    json_decref(meta); /* the run holds its own reference */
     ch_buf_release(&text);
 }
 
@@ -364,7 +365,7 @@ void ch_hooks_dispatch(struct ch_api *a, struct ch_http_req *r, struct ch_hook_i
     ch_http_req_ref(r);
     j->in = *in;
     memset(in, 0, sizeof(*in));
-    ch_uuid4(j->run_id);
+    ch_agent_run_id_new(j->run_id);
     ch_http_req_on_close(r, on_client_close, j);
     if (!strcmp(j->in.source, "wake"))
         j->wake_mode = "now";
