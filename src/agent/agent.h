@@ -76,15 +76,19 @@ struct ch_agent_run_req {
     int64_t max_tokens;          /* 0: model default */
     double temperature;
     bool has_temperature;
-    int64_t timeout_s;     /* 0: agents.defaults.timeoutSeconds (600) */
-    bool no_tools;         /* plain chat: offer no tools */
-    const json_t *meta;    /* optional object kept in the run's request (hook name,
-                              callback, delivery target...); borrowed */
-    const char *meta_json; /* optional: meta already encoded as compact JSON (the
-                              caller has the text), stored as is instead of
-                              encoding meta again; used only with meta */
-    bool meta_shared;      /* the run keeps a reference to meta instead of a deep
-                              copy: neither side may change it afterwards */
+    int64_t timeout_s;        /* 0: agents.defaults.timeoutSeconds (600) */
+    bool no_tools;            /* plain chat: offer no tools */
+    const json_t *meta;       /* optional object kept in the run's request (hook name,
+                                 callback, delivery target...); borrowed */
+    const char *meta_json;    /* optional: meta already encoded as compact JSON (the
+                                 caller has the text), stored as is instead of
+                                 encoding meta again; used only with meta */
+    const char *message_json; /* optional: message already encoded as a JSON string
+                                 (quotes included), byte for byte what
+                                 ch_buf_append_json_str writes for it; the stored
+                                 request copies it instead of encoding message */
+    bool meta_shared;         /* the run keeps a reference to meta instead of a deep
+                                 copy: neither side may change it afterwards */
 };
 
 /*

@@ -148,14 +148,17 @@ static void put_str(struct ch_buf *b, const char *key, const char *v)
     ch_buf_append_json_str(b, v, strlen(v));
 }
 
-static char *request_json(const struct ch_run *r, const char *meta_json)
+static char *request_json(const struct ch_run *r, const char *meta_json, const char *message_json)
 {
     struct ch_buf b;
     char *meta = r->meta && !meta_json ? json_dumps(r->meta, JSON_COMPACT) : NULL;
 
     ch_buf_init(&b, CH_STORE_MAX_REQUEST_BYTES);
     ch_buf_append_str(&b, "{\"message\":");
-    ch_buf_append_json_str(&b, r->message, strlen(r->message));
+    if (message_json)
+        ch_buf_append_str(&b, message_json);
+    else
+        ch_buf_append_json_str(&b, r->message, strlen(r->message));
     put_str(&b, "model", r->model_ref);
     put_str(&b, "systemPrompt", r->system_prompt);
     put_str(&b, "extraSystem", r->extra_system);
@@ -314,7 +317,7 @@ void ch_agent_submit(struct ch_agent *a, const struct ch_agent_run_req *req, ch_
         return;
     }
     l = lane_get(a, r->session_key);
-    if (!l || !(request = request_json(r, req->meta_json))) {
+    if (!l || !(request = request_json(r, req->meta_json, req->message_json))) {
         if (l)
             lane_maybe_free(a, l);
         ch_run_free(r);

@@ -295,6 +295,7 @@ static void submit(struct hjob *j)
         rr.meta_json = text.data;
     rr.session_key = j->in.session_key;
     rr.message = j->in.message;
+    rr.message_json = j->in.message_json;
     rr.run_id = j->run_id;
     rr.idempotency_key = j->keys[0];
     rr.source = j->in.source;
@@ -417,12 +418,18 @@ void ch_hooks_agent(struct ch_http_req *r, void *data)
 {
     struct ch_api *a = data;
     struct ch_hook_in in;
+    struct ch_str raw;
     json_t *body = NULL;
 
-    if (!agent_ready(a, r) || ch_hooks_body(a, r, &body) != 0)
+    if (!agent_ready(a, r) || ch_hooks_body_raw(a, r, &body, &raw) != 0)
         return;
-    if (ch_hooks_parse_agent(a, r, body, &in) == 0)
+    if (ch_hooks_parse_agent(a, r, body, &in) == 0) {
+        /* in.message is the body's string as decoded: the raw span is its
+         * encoding.  Without a copy the agent simply encodes it again. */
+        if (raw.p)
+            in.message_json = ch_strndup(raw.p, raw.len);
         ch_hooks_dispatch(a, r, &in);
+    }
     json_decref(body);
 }
 
