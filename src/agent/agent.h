@@ -76,13 +76,19 @@ struct ch_agent_run_req {
     int64_t max_tokens;          /* 0: model default */
     double temperature;
     bool has_temperature;
-    int64_t timeout_s;     /* 0: agents.defaults.timeoutSeconds (600) */
-    bool no_tools;         /* plain chat: offer no tools */
-    const json_t *meta;    /* optional object kept in the run's request (hook name,
-                              callback, delivery target...); borrowed */
-    const char *meta_json; /* optional: meta already encoded as compact JSON (the
-                              caller has the text), stored as is instead of
-                              encoding meta again; used only with meta */
+    int64_t timeout_s;        /* 0: agents.defaults.timeoutSeconds (600) */
+    bool no_tools;            /* plain chat: offer no tools */
+    const json_t *meta;       /* optional object kept in the run's request (hook name,
+                                 callback, delivery target...); borrowed */
+    const char *meta_json;    /* optional: meta already encoded as compact JSON (the
+                                 caller has the text), stored as is instead of
+                                 encoding meta again; used only with meta */
+    const char *message_json; /* optional: message already encoded as a JSON string
+                                 (quotes included), byte for byte what
+                                 ch_buf_append_json_str writes for it; the stored
+                                 request copies it instead of encoding message */
+    bool meta_shared;         /* the run keeps a reference to meta instead of a deep
+                                 copy: neither side may change it afterwards */
 };
 
 /*
@@ -105,6 +111,12 @@ bool ch_agent_run_is_live(struct ch_agent *a, const char *run_id);
 /* Reserved prefixes a caller may not use for its own session keys. */
 bool ch_agent_session_key_reserved(const char *key);
 bool ch_agent_session_key_valid(const char *key);
+/* A new run id: a UUID version 7 (RFC 9562: 48 bits of Unix ms, then 74
+ * random bits), lowercase and hyphenated like ch_uuid4.  Time-ordered, so
+ * the runs table's primary-key index grows at its right edge instead of
+ * dirtying a random leaf page (one WAL frame and one checkpoint copy) per
+ * admitted run. */
+void ch_agent_run_id_new(char out[37]);
 
 /* ------------------------------------------------------------------ */
 /* Events                                                               */

@@ -68,6 +68,19 @@ bool ch_agent_session_key_valid(const char *key)
     return true;
 }
 
+void ch_agent_run_id_new(char out[37])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t ms = (uint64_t)ch_now_ms();
+
+    ch_uuid4(out); /* the random bits, the variant and the hyphens */
+    for (int i = 11, d = 0; i >= 0; i--, d++) {
+        int pos = i < 8 ? i : i + 1; /* 8 hex, '-', 4 hex */
+        out[pos] = hex[(ms >> (4 * d)) & 0xf];
+    }
+    out[14] = '7';
+}
+
 struct ch_run *ch_run_new_from_req(struct ch_agent *a, const struct ch_agent_run_req *req, struct ch_error *err)
 {
     struct ch_run *r;
@@ -93,7 +106,8 @@ struct ch_run *ch_run_new_from_req(struct ch_agent *a, const struct ch_agent_run
     r = ch_calloc(1, sizeof(*r));
     if (!r)
         goto nomem;
-    ch_uuid4(uuid);
+    if (!req->run_id)
+        ch_agent_run_id_new(uuid);
     r->agent = a;
     r->refs = 1;
     r->run_id = ch_strdup(req->run_id ? req->run_id : uuid);
@@ -104,7 +118,8 @@ struct ch_run *ch_run_new_from_req(struct ch_agent *a, const struct ch_agent_run
     r->system_prompt = dup_opt(req->system_prompt);
     r->extra_system = dup_opt(req->extra_system);
     r->idem = dup_opt(req->idempotency_key && *req->idempotency_key ? req->idempotency_key : NULL);
-    r->meta = req->meta ? json_deep_copy(req->meta) : NULL;
+    /* The cast drops const for the reference count only (meta_shared). */
+    r->meta = !req->meta ? NULL : req->meta_shared ? json_incref((json_t *)req->meta) : json_deep_copy(req->meta);
     r->max_tokens = req->max_tokens;
     r->timeout_s = req->timeout_s > 0 ? req->timeout_s : a->timeout_s;
     r->temperature = req->temperature;
@@ -133,14 +148,17 @@ static void put_str(struct ch_buf *b, const char *key, const char *v)
     ch_buf_append_json_str(b, v, strlen(v));
 }
 
-static char *request_json(const struct ch_run *r, const char *meta_json)
+static char *request_json(const struct ch_run *r, const char *meta_json, const char *message_json)
 {
     struct ch_buf b;
     char *meta = r->meta && !meta_json ? json_dumps(r->meta, JSON_COMPACT) : NULL;
 
     ch_buf_init(&b, CH_STORE_MAX_REQUEST_BYTES);
     ch_buf_append_str(&b, "{\"message\":");
-    ch_buf_append_json_str(&b, r->message, strlen(r->message));
+    if (message_json)
+        ch_buf_append_str(&b, message_json);
+    else
+        ch_buf_append_json_str(&b, r->message, strlen(r->message));
     put_str(&b, "model", r->model_ref);
     put_str(&b, "systemPrompt", r->system_prompt);
     put_str(&b, "extraSystem", r->extra_system);
@@ -299,7 +317,7 @@ void ch_agent_submit(struct ch_agent *a, const struct ch_agent_run_req *req, ch_
         return;
     }
     l = lane_get(a, r->session_key);
-    if (!l || !(request = request_json(r, req->meta_json))) {
+    if (!l || !(request = request_json(r, req->meta_json, req->message_json))) {
         if (l)
             lane_maybe_free(a, l);
         ch_run_free(r);
@@ -341,6 +359,7 @@ void ch_agent_submit(struct ch_agent *a, const struct ch_agent_run_req *req, ch_
     sj->data = data;
     sj->job.run = submit_run;
     sj->job.done = submit_done;
+    sj->job.no_savepoint = true; /* ch_runs_insert: one INSERT, after reads */
     if (ch_store_write(a->store, &sj->job) != 0) {
         l->submitting--;
         r->lane = NULL;

@@ -133,7 +133,9 @@ struct ch_str ch_hooks_subpath(const struct ch_api *a, const struct ch_http_req 
 
 /* One validated hook request.  Every string is an owned copy. */
 struct ch_hook_in {
-    char *message; /* non-blank; reaches the model byte for byte */
+    char *message;      /* non-blank; reaches the model byte for byte */
+    char *message_json; /* owned or NULL: message as the JSON string the run's
+                           request stores (ch_buf_append_json_str's bytes) */
     char *session_key;
     char *model;        /* as given (an alias is fine: the agent resolves it), or NULL */
     char *idem;         /* the caller's idempotency key, or NULL */
@@ -147,10 +149,18 @@ void ch_hook_in_release(struct ch_hook_in *in);
 /* The JSON object body of r (an empty body is {}), or a 400 answered
  * (counted) and CH_EINVAL. */
 int ch_hooks_body(struct ch_api *a, struct ch_http_req *r, json_t **out);
+/* The same, and message_raw gets the body's "message" string as
+ * ch_hooks_json_object_raw finds it (a span of r's body), or {NULL, 0}. */
+int ch_hooks_body_raw(struct ch_api *a, struct ch_http_req *r, json_t **out, struct ch_str *message_raw);
 /* hooks_json.c: decode data as json_loadb(data, len, 0) would, for the
  * object bodies it can (0, *out owned); CH_AGAIN for anything else, valid
  * or not, which the caller gives to json_loadb. */
 int ch_hooks_json_object(const char *data, size_t len, json_t **out);
+/* The same; raw (when not NULL) gets the span of member raw_key's value in
+ * data, quotes included, if it is a string whose bytes are exactly
+ * ch_buf_append_json_str's encoding of the decoded text (no "\/", no
+ * "\u"); else {NULL, 0}.  The last duplicate key counts. */
+int ch_hooks_json_object_raw(const char *data, size_t len, json_t **out, const char *raw_key, struct ch_str *raw);
 /* The stored form of an idempotency key for a UTC day: "hook:<key>@<day>",
  * or "hook:sha256:<hex>@<day>" for a long or unprintable key (owned). */
 char *ch_hooks_idem_key(const char *key, int64_t day);

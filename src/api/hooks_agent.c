@@ -295,15 +295,17 @@ static void submit(struct hjob *j)
         rr.meta_json = text.data;
     rr.session_key = j->in.session_key;
     rr.message = j->in.message;
+    rr.message_json = j->in.message_json;
     rr.run_id = j->run_id;
     rr.idempotency_key = j->keys[0];
     rr.source = j->in.source;
     rr.model = j->in.model;
     rr.timeout_s = j->in.timeout_s;
     rr.meta = meta;
-    j->refs++; /* until on_accepted, which never runs synchronously */
+    rr.meta_shared = true; /* nothing here changes meta or in.hook again */
+    j->refs++;             /* until on_accepted, which never runs synchronously */
     ch_agent_submit(j->api->agent, &rr, on_accepted, j);
-    json_decref(meta); /* the agent keeps its own copy */
+    json_decref(meta); /* the run holds its own reference */
     ch_buf_release(&text);
 }
 
@@ -364,7 +366,7 @@ void ch_hooks_dispatch(struct ch_api *a, struct ch_http_req *r, struct ch_hook_i
     ch_http_req_ref(r);
     j->in = *in;
     memset(in, 0, sizeof(*in));
-    ch_uuid4(j->run_id);
+    ch_agent_run_id_new(j->run_id);
     ch_http_req_on_close(r, on_client_close, j);
     if (!strcmp(j->in.source, "wake"))
         j->wake_mode = "now";
@@ -416,12 +418,18 @@ void ch_hooks_agent(struct ch_http_req *r, void *data)
 {
     struct ch_api *a = data;
     struct ch_hook_in in;
+    struct ch_str raw;
     json_t *body = NULL;
 
-    if (!agent_ready(a, r) || ch_hooks_body(a, r, &body) != 0)
+    if (!agent_ready(a, r) || ch_hooks_body_raw(a, r, &body, &raw) != 0)
         return;
-    if (ch_hooks_parse_agent(a, r, body, &in) == 0)
+    if (ch_hooks_parse_agent(a, r, body, &in) == 0) {
+        /* in.message is the body's string as decoded: the raw span is its
+         * encoding.  Without a copy the agent simply encodes it again. */
+        if (raw.p)
+            in.message_json = ch_strndup(raw.p, raw.len);
         ch_hooks_dispatch(a, r, &in);
+    }
     json_decref(body);
 }
 

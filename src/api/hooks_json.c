@@ -8,10 +8,17 @@
  * (flags 0: last duplicate wins, no NUL in strings, strict UTF-8, 64-bit
  * integers); anything else, valid or not, is CH_AGAIN and the caller runs
  * json_loadb on the whole body, which answers or words the error as before.
+ * It can also report where one member's string value sits in the body,
+ * when those bytes are exactly what ch_buf_append_json_str would write for
+ * the decoded text: the run's stored request then copies the message
+ * instead of escaping it again (2 KB, ~14,000 instructions a hook).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "api/hooks.h"
 
@@ -21,7 +28,8 @@
 
 struct scan {
     const unsigned char *p, *end;
-    char *tmp; /* owned: decoded strings, at most the body's length */
+    char *tmp;  /* owned: decoded strings, at most the body's length */
+    bool canon; /* the last string's escapes are all ones ch_buf_append_json_str writes */
 };
 
 static void skip_ws(struct scan *s)
@@ -136,6 +144,22 @@ static inline size_t copy_run(char *o, const unsigned char *p, const unsigned ch
     const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
     size_t i = 0, n = (size_t)(end - p);
 
+#ifdef __SSE2__
+    /* Sixteen at a time first (SSE2 is part of x86-64), the same stop
+     * bytes: '"', '\\', controls (v - 0x1f saturates to zero) and bytes
+     * with the high bit (the movemask of v itself). */
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl_max = _mm_set1_epi8(0x1f);
+    for (; n - i >= 16; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                   _mm_cmpeq_epi8(_mm_subs_epu8(v, ctl_max), _mm_setzero_si128()));
+        unsigned m = (unsigned)(_mm_movemask_epi8(hit) | _mm_movemask_epi8(v));
+
+        _mm_storeu_si128((__m128i *)(void *)(o + i), v);
+        if (m)
+            return i + (size_t)__builtin_ctz(m);
+    }
+#endif
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     for (; n - i >= 8; i += 8) {
         uint64_t x, q, b, m;
@@ -161,6 +185,7 @@ static int scan_string(struct scan *s, size_t *len)
     unsigned v;
     size_t n;
 
+    s->canon = true;
     for (;;) {
         size_t run = copy_run(o, p, s->end);
         o += run;
@@ -182,13 +207,17 @@ static int scan_string(struct scan *s, size_t *len)
         switch (*p++) {
         case '"': *o++ = '"'; break;
         case '\\': *o++ = '\\'; break;
-        case '/': *o++ = '/'; break;
+        case '/':
+            *o++ = '/';
+            s->canon = false; /* written back as a plain '/' */
+            break;
         case 'b': *o++ = '\b'; break;
         case 'f': *o++ = '\f'; break;
         case 'n': *o++ = '\n'; break;
         case 'r': *o++ = '\r'; break;
         case 't': *o++ = '\t'; break;
         case 'u':
+            s->canon = false; /* rare; not worth matching \u00XX exactly */
             s->p = p;
             if (unicode_escape(s, &v) != 0)
                 return CH_AGAIN;
@@ -313,7 +342,14 @@ static int scan_member_end(struct scan *s, bool *last)
 
 int ch_hooks_json_object(const char *data, size_t len, json_t **out)
 {
-    struct scan s = {(const unsigned char *)data, (const unsigned char *)data + len, NULL};
+    return ch_hooks_json_object_raw(data, len, out, NULL, NULL);
+}
+
+int ch_hooks_json_object_raw(const char *data, size_t len, json_t **out, const char *raw_key, struct ch_str *raw)
+{
+    struct scan s = {(const unsigned char *)data, (const unsigned char *)data + len, NULL, false};
+    const unsigned char *vstart;
+    bool want;
     json_t *obj = NULL, *v;
     bool last = false;
     char *key;
@@ -321,6 +357,8 @@ int ch_hooks_json_object(const char *data, size_t len, json_t **out)
     int rc = CH_AGAIN;
 
     *out = NULL;
+    if (raw)
+        *raw = (struct ch_str){NULL, 0};
     skip_ws(&s);
     if (s.p >= s.end || *s.p != '{')
         return CH_AGAIN;
@@ -343,6 +381,7 @@ int ch_hooks_json_object(const char *data, size_t len, json_t **out)
             rc = CH_ENOMEM;
             goto out;
         }
+        want = raw && strlen(key) == klen && !strcmp(key, raw_key);
         skip_ws(&s);
         if (s.p >= s.end || *s.p != ':') {
             ch_free(key);
@@ -350,7 +389,11 @@ int ch_hooks_json_object(const char *data, size_t len, json_t **out)
         }
         s.p++;
         skip_ws(&s);
+        vstart = s.p;
         rc = scan_value(&s, &v);
+        if (rc == 0 && want) /* the last duplicate wins, as in the object */
+            *raw = *vstart == '"' && s.canon ? (struct ch_str){(const char *)vstart, (size_t)(s.p - vstart)}
+                                             : (struct ch_str){NULL, 0};
         if (rc == 0 && json_object_set_new_nocheck(obj, key, v) != 0)
             rc = CH_ENOMEM;
         ch_free(key);
@@ -369,6 +412,8 @@ int ch_hooks_json_object(const char *data, size_t len, json_t **out)
 fail:
     rc = CH_AGAIN;
 out:
+    if (rc && raw)
+        *raw = (struct ch_str){NULL, 0};
     json_decref(obj);
     ch_free(s.tmp);
     return rc;

@@ -30,6 +30,7 @@
 void ch_hook_in_release(struct ch_hook_in *in)
 {
     ch_free(in->message);
+    ch_free(in->message_json);
     ch_free(in->session_key);
     ch_free(in->model);
     ch_free(in->idem);
@@ -39,10 +40,17 @@ void ch_hook_in_release(struct ch_hook_in *in)
 
 int ch_hooks_body(struct ch_api *a, struct ch_http_req *r, json_t **out)
 {
+    return ch_hooks_body_raw(a, r, out, NULL);
+}
+
+int ch_hooks_body_raw(struct ch_api *a, struct ch_http_req *r, json_t **out, struct ch_str *message_raw)
+{
     json_error_t jerr;
     json_t *v;
 
     *out = NULL;
+    if (message_raw)
+        *message_raw = (struct ch_str){NULL, 0};
     /* OpenClaw reads an empty body as {} (a bare ping to a mapping). */
     if (r->body.len == 0) {
         *out = json_object();
@@ -50,7 +58,7 @@ int ch_hooks_body(struct ch_api *a, struct ch_http_req *r, json_t **out)
     }
     /* The fast path decodes the common flat body; whatever it does not
      * take (or takes to be wrong) jansson decodes or words the error. */
-    if (ch_hooks_json_object(r->body.data, r->body.len, out) == 0)
+    if (ch_hooks_json_object_raw(r->body.data, r->body.len, out, "message", message_raw) == 0)
         return 0;
     v = json_loadb(r->body.data, r->body.len, 0, &jerr);
     if (!v) {

@@ -135,6 +135,7 @@ struct ch_store {
     struct ch_ckpt *ckpt; /* owned: the WAL checkpointer, or NULL (SQLite checkpoints) */
     uv_thread_t thread;
     uv_async_t async; /* writer -> loop: finished batches, writer exit */
+    uv_idle_t wake;   /* loop: wakes a sleeping writer before the loop polls again */
 
     /* Everything below `mu` up to the counters is guarded by it. */
     uv_mutex_t mu;
@@ -164,6 +165,8 @@ struct ch_store {
     bool closing;              /* ch_store_close was called */
     bool joined;               /* writer thread joined */
     bool async_closing;        /* uv_close issued on `async` */
+    bool wake_due;             /* `wake` is armed: the writer sleeps and jobs wait */
+    int handles_open;          /* async and wake: the store is freed when both closed */
     void (*close_cb)(void *data);
     void *close_data;
 };

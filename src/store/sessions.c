@@ -229,13 +229,29 @@ int ch_sessions_get(struct ch_db *db, const char *key, struct ch_session_rec *ou
     return rc;
 }
 
+/* The row ch_sessions_ensure just inserted, as ch_sessions_get would read
+ * it (every other column has its default: NULL or 0), without the read:
+ * a new session per agent turn is the common case (bench/agent.sh). */
+static int new_session_rec(const char *key, const char *session_id, const char *agent_id, int64_t now_ms,
+                           struct ch_session_rec *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->created_ms = out->updated_ms = now_ms;
+    if (!(out->key = ch_strdup(key)) || !(out->session_id = ch_strdup(session_id)) ||
+        !(out->agent_id = ch_strdup(agent_id))) {
+        ch_session_rec_release(out);
+        return CH_ENOMEM;
+    }
+    return 0;
+}
+
 int ch_sessions_ensure(struct ch_db *db, const char *key, const char *agent_id, int64_t now_ms,
                        struct ch_session_rec *out, bool *created)
 {
     struct ch_db_atomic a;
     sqlite3_stmt *st;
     char uuid[37];
-    bool made = false;
+    bool made = false, own;
     int rc;
 
     if (out)
@@ -248,7 +264,10 @@ int ch_sessions_ensure(struct ch_db *db, const char *key, const char *agent_id, 
     if (agent_id && !agent_id[0])
         return CH_EINVAL;
     ch_uuid4(uuid);
-    rc = ch_db_atomic_begin(db, &a);
+    /* Inside a transaction (the writer's batch) the insert and the read
+     * are atomic already, and a failed INSERT undoes only itself. */
+    own = sqlite3_get_autocommit(db->h) != 0;
+    rc = own ? ch_db_atomic_begin(db, &a) : 0;
     if (rc)
         return rc;
     /* DO NOTHING on an existing key: the row (and its session id) is
@@ -268,10 +287,13 @@ int ch_sessions_ensure(struct ch_db *db, const char *key, const char *agent_id, 
     if (rc)
         goto out;
     made = sqlite3_changes(db->h) > 0;
-    if (out)
+    if (out && made)
+        rc = new_session_rec(key, uuid, agent_id ? agent_id : "main", now_ms, out);
+    else if (out)
         rc = ch_sessions_get(db, key, out);
 out:
-    rc = ch_db_atomic_end(db, &a, rc);
+    if (own)
+        rc = ch_db_atomic_end(db, &a, rc);
     if (rc) {
         ch_session_rec_release(out);
         return rc;

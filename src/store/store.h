@@ -149,6 +149,10 @@ struct ch_store_job {
     ch_store_job_run_cb run;
     ch_store_job_done_cb done; /* may be NULL: then the store frees the job with ch_free */
     void *data;                /* caller's */
+    /* Set when `run` writes nothing if it fails (a single statement, which
+     * SQLite undoes by itself): the writer then runs it without its own
+     * SAVEPOINT ... RELEASE pair (two statements a job). */
+    bool no_savepoint;
     /* private */
     struct ch_store_job *next;
     int rc;
@@ -176,8 +180,14 @@ int ch_store_open(uv_loop_t *loop, const struct ch_store_opts *o, struct ch_stor
  * CH_ECLOSED after ch_store_close and CH_EINVAL without `run` (not taken
  * either).  Loop thread only.
  * Durable means: `done` with rc 0 runs only after the commit returned.
+ * A sleeping writer is woken in the loop's next idle phase (before the
+ * loop can sleep), so the jobs of one loop iteration commit together; a
+ * caller that blocks the loop thread on the writer calls ch_store_kick.
  */
 int ch_store_write(struct ch_store *s, struct ch_store_job *job);
+/* Wake a sleeping writer now for the jobs queued so far (the loop does it
+ * by itself before it polls again).  NULL is fine. */
+void ch_store_kick(struct ch_store *s);
 /*
  * As ch_store_write, for a write nobody waits on (audit rows): the writer
  * is not woken for it.  It commits with the next batch, or at the latest

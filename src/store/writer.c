@@ -8,9 +8,10 @@
  * SAVEPOINT and its RELEASE so a failing job is rolled back alone.  The
  * finished batch goes back to the loop through a uv_async_t whose callback
  * calls each job's `done` in submission order.  The loop signals the
- * writer only when it sleeps (writer_waiting) and only for the first job
- * it will find; lazy jobs (audit rows) do not wake it at all: they ride
- * with the next batch or wait at most CH_STORE_LAZY_MS (timed wait).
+ * writer only when it sleeps (writer_waiting), only for the first job it
+ * will find, and only once per loop iteration (an idle handle), so one
+ * poll's requests make one batch; lazy jobs (audit rows) do not wake it at
+ * all: they ride with the next batch or wait at most CH_STORE_LAZY_MS.
  * Close drains the queue, reaps the pool's read connections, joins the
  * thread and closes the async handle.  See docs/internals/store.md.
  */
@@ -76,12 +77,26 @@ static void fail_range(struct ch_store_job *from, struct ch_store_job *to, int r
             from->rc = rc;
 }
 
-/* Run one job between SAVEPOINT and RELEASE.  Returns 0 while the batch
+/* SQLite rolled the whole transaction back inside a job (disk full, I/O
+ * error, out of memory) or the job ended it through the raw handle. */
+static int txn_lost(struct ch_db *db)
+{
+    ch_log_error("store: writer: batch transaction on '%s' ended inside a job: %s", db->path,
+                 sqlite3_errcode(db->h) != SQLITE_OK ? sqlite3_errmsg(db->h) : "the job ended it");
+    return CH_EIO;
+}
+
+/* Run one job between SAVEPOINT and RELEASE (or bare, if it asked).  Returns 0 while the batch
  * transaction is intact, or the error that ended it. */
 static int run_job(struct ch_db *db, struct ch_store_job *job)
 {
     int rc;
 
+    if (job->no_savepoint) {
+        job->rc = job->run(db, job);
+        ch_db_reset_busy(db);
+        return sqlite3_get_autocommit(db->h) ? txn_lost(db) : 0;
+    }
     rc = ch_db_run_cached(db, CH_STMT_SP_JOB, "SAVEPOINT ch_job");
     if (rc) {
         job->rc = rc;
@@ -89,13 +104,8 @@ static int run_job(struct ch_db *db, struct ch_store_job *job)
     }
     job->rc = job->run(db, job);
     ch_db_reset_busy(db);
-    if (sqlite3_get_autocommit(db->h)) {
-        /* SQLite rolled the whole transaction back (disk full, I/O error,
-         * out of memory) or the job ended it through the raw handle. */
-        ch_log_error("store: writer: batch transaction on '%s' ended inside a job: %s", db->path,
-                     sqlite3_errcode(db->h) != SQLITE_OK ? sqlite3_errmsg(db->h) : "the job ended it");
-        return CH_EIO;
-    }
+    if (sqlite3_get_autocommit(db->h))
+        return txn_lost(db);
     if (job->rc != 0) {
         rc = ch_db_run_cached(db, CH_STMT_SP_JOB_ROLLBACK, "ROLLBACK TO ch_job");
         if (rc)
@@ -260,12 +270,14 @@ static void writer_main(void *arg)
 /* Loop side                                                            */
 /* ------------------------------------------------------------------ */
 
-static void on_async_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
-    struct ch_store *s = ch_container_of(h, struct ch_store, async);
+    struct ch_store *s = h->data;
     void (*cb)(void *) = s->close_cb;
     void *data = s->close_data;
 
+    if (--s->handles_open > 0)
+        return;
     uv_cond_destroy(&s->cond);
     uv_mutex_destroy(&s->mu);
     ch_free(s->path);
@@ -279,7 +291,33 @@ void ch_store_maybe_finish_close(struct ch_store *s)
     if (!s->closing || !s->joined || s->reads_inflight > 0 || s->async_closing)
         return;
     s->async_closing = true;
-    uv_close((uv_handle_t *)&s->async, on_async_closed);
+    uv_close((uv_handle_t *)&s->wake, on_handle_closed);
+    uv_close((uv_handle_t *)&s->async, on_handle_closed);
+}
+
+/* The idle phase of the loop iteration after jobs were queued for a
+ * sleeping writer: one wake-up for all of them (see queue_write).  An
+ * armed idle handle also makes the loop's next poll return at once, so a
+ * job queued in any phase wakes the writer before the loop can sleep. */
+static void wake_writer(struct ch_store *s)
+{
+    s->wake_due = false;
+    uv_idle_stop(&s->wake);
+    uv_mutex_lock(&s->mu);
+    if (s->writer_waiting)
+        uv_cond_signal(&s->cond);
+    uv_mutex_unlock(&s->mu);
+}
+
+static void on_wake(uv_idle_t *h)
+{
+    wake_writer(h->data);
+}
+
+void ch_store_kick(struct ch_store *s)
+{
+    if (s && s->wake_due)
+        wake_writer(s);
 }
 
 static void on_async(uv_async_t *a)
@@ -315,8 +353,10 @@ static void on_async(uv_async_t *a)
 
 static void on_open_failed_closed(uv_handle_t *h)
 {
-    struct ch_store *s = ch_container_of(h, struct ch_store, async);
+    struct ch_store *s = h->data;
 
+    if (--s->handles_open > 0)
+        return;
     ch_free(s->path);
     ch_free(s);
 }
@@ -369,6 +409,11 @@ int ch_store_open(uv_loop_t *loop, const struct ch_store_opts *o, struct ch_stor
     if ((uvrc = uv_async_init(loop, &s->async, on_async)) != 0)
         goto uv_fail;
     uv_unref((uv_handle_t *)&s->async);
+    s->async.data = s;
+    uv_idle_init(loop, &s->wake); /* cannot fail */
+    uv_unref((uv_handle_t *)&s->wake);
+    s->wake.data = s;
+    s->handles_open = 2;
     if (ch_ckpt_start(s, &dbo) != 0)
         ch_log_warn("store: no checkpointer thread; commits checkpoint the WAL themselves");
     uvrc = uv_thread_create(&s->thread, writer_main, s);
@@ -379,6 +424,7 @@ int ch_store_open(uv_loop_t *loop, const struct ch_store_opts *o, struct ch_stor
         ch_db_close(s->wdb);
         uv_cond_destroy(&s->cond);
         uv_mutex_destroy(&s->mu);
+        uv_close((uv_handle_t *)&s->wake, on_open_failed_closed);
         uv_close((uv_handle_t *)&s->async, on_open_failed_closed);
         s = NULL;
         goto out;
@@ -404,7 +450,7 @@ out:
 
 static int queue_write(struct ch_store *s, struct ch_store_job *job, bool lazy)
 {
-    bool wake;
+    bool wake, sleeping;
 
     if (!s || !job || !job->run)
         return CH_EINVAL;
@@ -434,11 +480,17 @@ static int queue_write(struct ch_store *s, struct ch_store_job *job, bool lazy)
     } else {
         wake = s->q_urgent++ == 0;
     }
-    /* A busy writer looks at the queue again before it sleeps: only a
-     * sleeping one needs the (futex) wake-up. */
-    if (wake && s->writer_waiting)
-        uv_cond_signal(&s->cond);
+    sleeping = s->writer_waiting;
     uv_mutex_unlock(&s->mu);
+    /* A busy writer looks at the queue again before it sleeps: only a
+     * sleeping one needs the (futex) wake-up, and not at once: the loop
+     * wakes it in its next idle phase, so the jobs of one loop iteration
+     * (all the requests one poll returned) make one batch, not a batch of
+     * one followed by the rest. */
+    if (wake && sleeping && !s->wake_due) {
+        s->wake_due = true;
+        uv_idle_start(&s->wake, on_wake);
+    }
     if (s->writes_outstanding++ == 0)
         uv_ref((uv_handle_t *)&s->async);
     return 0;

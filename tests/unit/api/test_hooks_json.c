@@ -3,8 +3,8 @@
  * it decodes must equal json_loadb(body, len, 0) value for value and key
  * order for key order, and whatever it declines (CH_AGAIN) goes to
  * jansson.  Fixed cases, byte-level mutations of seed 000's body, and
- * allocation failure.  Also the escaping of ch_buf_append_json_str and the
- * format of ch_uuid4, which the same hook path depends on.
+ * allocation failure; the raw "message" span equals its re-encoding.  Also the escaping of ch_buf_append_json_str and
+ * the format of ch_uuid4, which the same hook path depends on.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +24,33 @@ static const char *seed_body =
     "RESPONSE_JSON_SCHEMA (example):\\n{\\\"request_id\\\": \\\"x\\\", \\\"reasons\\\": [\\\"...\\\"]}\\n\", "
     "\"name\": \"auto-trader:analysis\", \"sessionKey\": \"auto-trader:openclaw:00000001\", \"wakeMode\": \"now\"}";
 
+/* The raw span of "message", when reported, is byte for byte what
+ * ch_buf_append_json_str writes for the decoded value (the run's stored
+ * request copies it instead of encoding the message again). */
+static int raw_seen; /* spans reported, over the whole run */
+
+static void check_raw(const char *text, size_t len, const json_t *fast)
+{
+    json_t *again = NULL;
+    struct ch_str raw;
+    const json_t *msg = json_object_get(fast, "message");
+    struct ch_buf b;
+
+    assert_int_equal(ch_hooks_json_object_raw(text, len, &again, "message", &raw), 0);
+    assert_true(json_equal(again, fast));
+    json_decref(again);
+    if (!raw.p)
+        return;
+    raw_seen++;
+    assert_true(json_is_string(msg));
+    assert_true(raw.p >= text && raw.p + raw.len <= text + len);
+    ch_buf_init(&b, 1 << 24);
+    assert_int_equal(ch_buf_append_json_str(&b, json_string_value(msg), json_string_length(msg)), 0);
+    if (b.len != raw.len || memcmp(b.data, raw.p, raw.len) != 0)
+        fail_msg("raw span differs from the encoding: %.*s", (int)CH_MIN(raw.len, (size_t)200), raw.p);
+    ch_buf_release(&b);
+}
+
 /* The fast path's answer for text: 0 and equal to jansson's, or CH_AGAIN.
  * Returns the fast path's rc. */
 static int check_same(const char *text, size_t len)
@@ -42,6 +69,7 @@ static int check_same(const char *text, size_t len)
         assert_string_equal(a, b); /* key order too */
         ch_free(a);
         ch_free(b);
+        check_raw(text, len, fast);
     } else {
         assert_int_equal(rc, CH_AGAIN);
         assert_null(fast);
@@ -55,6 +83,45 @@ static void expect_fast(const char *text)
 {
     if (check_same(text, strlen(text)) != 0)
         fail_msg("the fast path declined: %s", text);
+}
+
+/* Which message strings come back as a reusable span. */
+static void test_message_raw_span(void **state)
+{
+    static const struct {
+        const char *body;
+        bool reused;
+    } cases[] = {
+        {"{\"message\": \"plain\"}", true},
+        {"{\"message\": \"a\\n\\\"b\\\"\\t\\\\ c\"}", true},
+        {"{\"message\": \"caf\xc3\xa9\"}", true},
+        {"{\"message\": \"a\\/b\"}", false},                   /* written back as '/' */
+        {"{\"message\": \"caf\\u00e9\"}", false},              /* written back as UTF-8 */
+        {"{\"message\": \"x\\u001F\"}", false},                /* \u: never reused */
+        {"{\"message\": 5}", false},                           /* not a string */
+        {"{\"message\": \"a\\/\", \"message\": \"b\"}", true}, /* the last one counts */
+        {"{\"message\": \"b\", \"message\": \"a\\/\"}", false},
+        {"{\"name\": \"x\"}", false},
+    };
+    json_t *v;
+    struct ch_str raw;
+
+    (void)state;
+    for (size_t i = 0; i < CH_ARRAY_SIZE(cases); i++) {
+        check_same(cases[i].body, strlen(cases[i].body));
+        assert_int_equal(ch_hooks_json_object_raw(cases[i].body, strlen(cases[i].body), &v, "message", &raw), 0);
+        json_decref(v);
+        if ((raw.p != NULL) != cases[i].reused)
+            fail_msg("case %zu: span %s", i, raw.p ? "reported" : "not reported");
+    }
+    /* The seed body's message (newlines, quotes, tabs) is reused. */
+    assert_int_equal(ch_hooks_json_object_raw(seed_body, strlen(seed_body), &v, "message", &raw), 0);
+    assert_non_null(raw.p);
+    json_decref(v);
+    /* A body the fast path declines reports nothing. */
+    assert_int_equal(ch_hooks_json_object_raw("[1]", 3, &v, "message", &raw), CH_AGAIN);
+    assert_null(raw.p);
+    assert_true(raw_seen > 0);
 }
 
 static void expect_declined(const char *text)
@@ -270,15 +337,11 @@ static void test_uuid4(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_decodes_like_jansson),
-        cmocka_unit_test(test_declines_the_rest),
-        cmocka_unit_test(test_nul_inside_the_body),
-        cmocka_unit_test(test_deep_nesting_goes_to_jansson),
-        cmocka_unit_test(test_mutations_of_the_seed_body),
-        cmocka_unit_test(test_allocation_failure),
-        cmocka_unit_test(test_json_str_round_trip),
-        cmocka_unit_test(test_json_str_cap_leaves_buffer),
-        cmocka_unit_test(test_uuid4),
+        cmocka_unit_test(test_decodes_like_jansson),       cmocka_unit_test(test_declines_the_rest),
+        cmocka_unit_test(test_nul_inside_the_body),        cmocka_unit_test(test_deep_nesting_goes_to_jansson),
+        cmocka_unit_test(test_mutations_of_the_seed_body), cmocka_unit_test(test_message_raw_span),
+        cmocka_unit_test(test_allocation_failure),         cmocka_unit_test(test_json_str_round_trip),
+        cmocka_unit_test(test_json_str_cap_leaves_buffer), cmocka_unit_test(test_uuid4),
     };
 
     ch_alloc_install();

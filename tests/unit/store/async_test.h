@@ -184,6 +184,7 @@ static inline void submit_blocker(struct fixture *f, int seq)
     struct tjob *j = job_new(f, run_blocker, seq);
 
     assert_int_equal(ch_store_write(f->store, &j->base), 0);
+    ch_store_kick(f->store); /* the loop is not running: wake the writer here */
     uv_sem_wait(&f->started);
 }
 

@@ -211,11 +211,69 @@ static void test_json_check(void **state)
     assert_false(ch_store_json_valid(deep, 4002));
 }
 
+/* Reference for a JSON string literal, a byte at a time. */
+static bool ref_string(const char *s, size_t n)
+{
+    size_t i = 1;
+
+    if (n < 2 || s[0] != '"')
+        return false;
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"')
+            return i == n - 1;
+        if (c < 0x20)
+            return false;
+        if (c != '\\')
+            continue;
+        if (++i >= n)
+            return false;
+        if (s[i] == 'u') {
+            for (int k = 1; k <= 4; k++)
+                if (i + k >= n || !strchr("0123456789abcdefABCDEF", s[i + k]) || !s[i + k])
+                    return false;
+            i += 4;
+        } else if (!s[i] || !strchr("\"\\/bfnrt", s[i])) {
+            return false;
+        }
+    }
+    return false;
+}
+
+/* The string scanner (16 bytes at a time where it can, then 8, then one)
+ * against the reference on random strings of every length up to 80 built
+ * from the bytes that matter: quote, backslash, escape letters, controls,
+ * DEL, high bytes, NUL. */
+static void test_json_check_strings_random(void **state)
+{
+    static const char alphabet[] = "a \"\\nu0F\x01\x1f\x7f\x80\xff/t";
+    char buf[96];
+    unsigned seed = 12345;
+    int valid = 0;
+
+    (void)state;
+    for (int iter = 0; iter < 200000; iter++) {
+        size_t len = (size_t)(iter % 81), n = len + 2;
+        buf[0] = '"';
+        for (size_t i = 1; i <= len; i++) {
+            seed = seed * 1103515245u + 12345u;
+            /* Mostly plain letters, so the wide paths get long runs. */
+            buf[i] = (seed >> 16) % 4 ? 'a' : alphabet[(seed >> 8) % (sizeof(alphabet) - 1)];
+        }
+        buf[len + 1] = '"';
+        if (ch_store_json_valid(buf, n) != ref_string(buf, n))
+            fail_msg("disagree on %zu bytes (iteration %d)", n, iter);
+        valid += ref_string(buf, n);
+    }
+    assert_true(valid > 1000 && valid < 199000); /* both answers were exercised */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_v4_file_migrates, setup, teardown),
         cmocka_unit_test(test_json_check),
+        cmocka_unit_test(test_json_check_strings_random),
     };
 
     ch_alloc_install();

@@ -147,6 +147,62 @@ static void test_migration_from_v1(void **state)
 
 /* ---- sessions -------------------------------------------------------- */
 
+/* Every field two session records hold, compared. */
+static void assert_same_session(const struct ch_session_rec *x, const struct ch_session_rec *y)
+{
+#define SAME_STR(f) assert_true((x->f == NULL) == (y->f == NULL) && (!x->f || !strcmp(x->f, y->f)))
+    SAME_STR(key);
+    SAME_STR(session_id);
+    SAME_STR(agent_id);
+    SAME_STR(label);
+    SAME_STR(display_name);
+    SAME_STR(channel);
+    SAME_STR(model_override);
+    SAME_STR(thinking_level);
+    SAME_STR(last_run_id);
+    SAME_STR(origin);
+    SAME_STR(extra);
+#undef SAME_STR
+    assert_int_equal(x->created_ms, y->created_ms);
+    assert_int_equal(x->updated_ms, y->updated_ms);
+    assert_memory_equal(&x->usage, &y->usage, sizeof(x->usage));
+    assert_int_equal(x->total_tokens, y->total_tokens);
+    assert_int_equal(x->context_tokens, y->context_tokens);
+    assert_int_equal(x->compaction_count, y->compaction_count);
+}
+
+/* Inside a transaction (as in the writer's batch) a new session's record
+ * is built without reading the row back: it must equal the row. */
+static void test_ensure_in_transaction_matches_row(void **state)
+{
+    struct fixture *f = *state;
+    struct ch_session_rec a, b;
+    bool created = false;
+
+    assert_int_equal(ch_db_begin(f->db), 0);
+    assert_int_equal(ch_sessions_ensure(f->db, "conv-1", NULL, 1234, &a, &created), 0);
+    assert_true(created);
+    assert_int_equal(ch_sessions_get(f->db, "conv-1", &b), 0);
+    assert_same_session(&a, &b);
+    ch_session_rec_release(&a);
+    ch_session_rec_release(&b);
+    assert_int_equal(ch_sessions_ensure(f->db, "conv-2", "ops", 99, &a, &created), 0);
+    assert_true(created);
+    assert_int_equal(ch_sessions_get(f->db, "conv-2", &b), 0);
+    assert_same_session(&a, &b);
+    ch_session_rec_release(&b);
+    /* Existing: read back, unchanged. */
+    assert_int_equal(ch_sessions_ensure(f->db, "conv-2", NULL, 5000, &b, &created), 0);
+    assert_false(created);
+    assert_same_session(&a, &b);
+    ch_session_rec_release(&a);
+    ch_session_rec_release(&b);
+    assert_int_equal(ch_db_commit(f->db), 0);
+    assert_int_equal(ch_sessions_get(f->db, "conv-1", &a), 0);
+    assert_int_equal(a.created_ms, 1234);
+    ch_session_rec_release(&a);
+}
+
 static void test_ensure_and_get(void **state)
 {
     struct fixture *f = *state;
@@ -475,6 +531,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migration_fresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ensure_and_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ensure_in_transaction_matches_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_patch, setup, teardown),

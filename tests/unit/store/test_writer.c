@@ -1,7 +1,7 @@
 /*
  * test_writer.c: the writer thread on a real uv loop (store/writer.c):
  * group commit of 10,000 writes, done order, a failing job isolated inside
- * its batch, a transaction lost mid-batch failing exactly the jobs it held,
+ * its batch, a job without its own savepoint, a transaction lost mid-batch failing exactly the jobs it held,
  * SQLITE_BUSY retries, queue-full, close draining every write, lazy writes
  * (no wake-up; commit within CH_STORE_LAZY_MS or with the next batch), open errors,
  * and uv_loop_close() == 0 after every test.
@@ -142,6 +142,47 @@ static void test_failing_job_isolated(void **state)
     assert_int_equal(ch_meta_get(db, "c", &v), 0);
     assert_string_equal(v, "3");
     ch_free(v);
+    ch_db_close(db);
+}
+
+/* A job flagged no_savepoint runs bare; when its one INSERT fails, SQLite
+ * undoes the statement alone and the rest of the batch still commits. */
+static int run_insert_run(struct ch_db *db, struct ch_store_job *job)
+{
+    struct tjob *j = (struct tjob *)job;
+    struct ch_run_rec r = {.run_id = j->key, .session_key = "s", .source = "api", .request = "{}", .created_ms = 1};
+
+    return ch_runs_insert(db, &r, NULL, NULL);
+}
+
+static void test_job_without_savepoint(void **state)
+{
+    struct fixture *f = *state;
+    struct ch_store_stats st;
+    struct ch_db *db;
+    static const char *const ids[] = {"r1", "r1", "r2"};
+
+    open_store(f, 16, 0);
+    submit_blocker(f, 0);
+    for (int i = 0; i < 3; i++) {
+        struct tjob *j = job_new(f, run_insert_run, i + 1);
+
+        snprintf(j->key, sizeof(j->key), "%s", ids[i]);
+        j->base.no_savepoint = true;
+        assert_int_equal(ch_store_write(f->store, &j->base), 0);
+    }
+    uv_sem_post(&f->release);
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(f->done, 4);
+    assert_int_equal(f->done_ok, 3); /* the second r1 failed */
+    assert_true(f->order_ok);
+    ch_store_stats(f->store, &st);
+    assert_int_equal(st.commits, 2);
+    assert_int_equal(st.write_errors, 1);
+    close_store(f);
+
+    db = db_open_or_fail(f->path, true, false);
+    assert_int_equal(db_query_int(db, "SELECT COUNT(*) FROM runs"), 2);
     ch_db_close(db);
 }
 
@@ -470,6 +511,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wal_checkpointed_off_the_commit_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batches_are_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_job_isolated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_job_without_savepoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_drains, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_from_done, setup, teardown),
