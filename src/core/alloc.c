@@ -7,6 +7,7 @@
  * when read.  Fault injection (ch_alloc_fail_after) lets tests fail the
  * N-th allocation.
  */
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <sqlite3.h>
 #include <jansson.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "core/core.h"
@@ -235,16 +237,20 @@ void ch_alloc_fail_after(long n)
  * towards what is in use.
  *
  * When: a burst of load has ended, i.e. the live bytes (sampled once a
- * second) are TRIM_DROP below their highest sample since the last trim
- * and back near their floor (within TRIM_DROP / 2 of the lowest sample
- * of the last TRIM_HISTORY seconds); and every TRIM_EVERY ticks
+ * second) are back near their floor (within TRIM_DROP / 2 of the lowest
+ * sample of the last TRIM_HISTORY seconds) while the anonymous resident
+ * memory not in use (RssAnon minus the live bytes: glibc's free pages,
+ * plus overheads that do not move) has grown by TRIM_DROP since the last
+ * trim, so there is something to give back; and every TRIM_EVERY ticks
  * regardless.  A load that stops reaches its floor at the next tick; one
  * that only fluctuates rarely comes that close to its lowest sample.  The
  * history is short because the level at rest rises too (SQLite's page
  * caches, the transcript cache fill up): a floor from before that would
- * never be reached again.  A trim walks glibc's free lists under the
- * arena lock (0.2-4 ms at 10 MB of heap) and the pages it releases fault
- * back in on reuse, so it is not run on every tick.
+ * never be reached again.  RSS, not a high-water mark of the live bytes,
+ * says what a trim can return: the once-a-second samples miss most of a
+ * burst's peak.  A trim walks glibc's free lists under the arena lock
+ * (0.1-4 ms at 10 MB of heap) and the pages it releases fault back in on
+ * reuse, so it is not run on every tick.
  */
 #define TRIM_DROP ((size_t)256 * 1024)
 #define TRIM_HISTORY 16
@@ -254,15 +260,43 @@ static struct {
     size_t hist[TRIM_HISTORY]; /* the last samples of the live bytes */
     unsigned n_hist;           /* how many (up to TRIM_HISTORY) */
     unsigned next;             /* where the next sample goes */
-    size_t high;               /* highest sample since the last trim */
+    size_t spare;              /* RssAnon - live bytes just after the last trim */
     unsigned ticks;            /* ticks since the last trim */
     unsigned long n;           /* trims run */
     uint64_t ns;               /* time spent in them */
 } trim;
 
+/* RssAnon in bytes from /proc/self/statm (resident minus file-backed and
+ * shared pages); 0 if unreadable. */
+static size_t rss_anon(void)
+{
+    char b[128];
+    unsigned long long size, res, shared;
+    ssize_t n;
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return 0;
+    n = read(fd, b, sizeof(b) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    b[n] = '\0';
+    if (sscanf(b, "%llu %llu %llu", &size, &res, &shared) != 3 || res < shared)
+        return 0;
+    return (size_t)(res - shared) * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static size_t spare_now(size_t live)
+{
+    size_t anon = rss_anon();
+    return anon > live ? anon - live : 0;
+}
+
 bool ch_alloc_tick(void)
 {
     size_t live = ch_alloc_live_bytes(), floor = live;
+    bool due = false;
     uint64_t t0;
 
     for (unsigned i = 0; i < trim.n_hist; i++)
@@ -270,16 +304,16 @@ bool ch_alloc_tick(void)
     trim.hist[trim.next++ % TRIM_HISTORY] = live;
     if (trim.n_hist < TRIM_HISTORY)
         trim.n_hist++;
-    if (live > trim.high)
-        trim.high = live;
-    if (++trim.ticks < TRIM_EVERY && !(trim.high - live >= TRIM_DROP && live <= floor + TRIM_DROP / 2))
+    if (live <= floor + TRIM_DROP / 2)
+        due = spare_now(live) >= trim.spare + TRIM_DROP;
+    if (++trim.ticks < TRIM_EVERY && !due)
         return false;
     t0 = ch_mono_ns();
     malloc_trim(0);
     trim.ns += ch_mono_ns() - t0;
     trim.n++;
     trim.ticks = 0;
-    trim.high = live; /* what was freed before this trim is not to be trimmed again */
+    trim.spare = spare_now(ch_alloc_live_bytes());
     return true;
 }
 

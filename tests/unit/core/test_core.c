@@ -209,11 +209,11 @@ static long rss_anon_kb(void)
 }
 
 /*
- * The housekeeping trim: once the live bytes have fallen well below their
- * recent high, ch_alloc_tick() hands the freed heap back (malloc_trim), well
- * before the periodic one, and the counters are untouched by it.  The freed
- * blocks sit between live ones, so glibc's free() cannot shrink the heap
- * itself and only the trim returns their pages.
+ * The housekeeping trim: once the live bytes are back at their floor with
+ * freed memory still resident, ch_alloc_tick() hands it back (malloc_trim),
+ * well before the periodic one, and the counters are untouched by it.  The
+ * freed blocks sit between live ones, so glibc's free() cannot shrink the
+ * heap itself and only the trim returns their pages.
  */
 #define TRIM_BLOCKS 64
 static void test_alloc_trim(void **state)
