@@ -176,15 +176,18 @@ run_wrk() {
     return 0
 }
 
-# load NAME PATH COUNT SESSIONS PREFIX: an exact number of chats.
+# load NAME PATH COUNT SESSIONS PREFIX [ARGS...]: an exact number of chats
+# (ARGS go to agent_load.py).
 load() {
     local name=$1 path=$2 count=$3 sessions=$4 prefix=$5 out
+    shift 5
     out=$("${PIN_C[@]}" "$PY" "$LOAD" --url "$CHELA_URL$path" --token "$TOKEN" --count "$count" \
-        --concurrency "$LOAD_CONC" --sessions "$sessions" --prefix "$prefix")
+        --concurrency "$LOAD_CONC" --sessions "$sessions" --prefix "$prefix" "$@")
     echo "== $name: $out"
     R[${name}_ok]=$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["ok"])' "$out")
     R[${name}_rps]=$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["rps"])' "$out")
     R[${name}_secs]=$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["seconds"])' "$out")
+    R[${name}_peak]=$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1]).get("heap_peak_kb") or "")' "$out")
 }
 
 rss() { bench_status_kb "$CHELA_PID" VmRSS; }
@@ -196,6 +199,13 @@ heap() {
         "$PY" -c 'import json,sys; print(json.load(sys.stdin)["memory"]["heapBytes"] // 1024)' 2>/dev/null || echo "?"
 }
 anon() { bench_status_kb "$CHELA_PID" RssAnon; }
+# memline: VmRSS, and its parts RssAnon (heap, stacks), RssFile (binaries,
+# libraries, SQLite's mmapped -shm index) and RssShmem, then the heap, in MB.
+memline() {
+    awk -v h="$(heap)" '$1 ~ /^(VmRSS|RssAnon|RssFile|RssShmem):$/ { v[$1] = $2 }
+        END { printf "%.1f %.1f %.1f %.1f %.1f", v["VmRSS:"] / 1024, v["RssAnon:"] / 1024, v["RssFile:"] / 1024,
+              v["RssShmem:"] / 1024, h / 1024 }' "/proc/$CHELA_PID/status"
+}
 
 # ------------------------------------------------------------------ 1. the fake alone
 
@@ -240,6 +250,7 @@ sleep 1
 R[soak0_rss_kb]=$(rss)
 R[soak0_anon_kb]=$(anon)
 R[soak0_heap_kb]=$(heap)
+R[soak_detail]="    before     $(memline)"$'\n'
 # In BENCH_SOAK_STEPS segments, RSS after each: a curve that flattens is a
 # bounded cache filling up (SQLite's page cache grows with the database up
 # to its cache_size), one that keeps rising is a per-turn leak.
@@ -247,10 +258,11 @@ soak_ok=0
 soak_secs=0
 R[soak_curve]=""
 for ((i = 1; i <= SOAK_STEPS; i++)); do
-    load soak_step /api/v1/chat $((SOAK / SOAK_STEPS)) "$SOAK_SESSIONS" soak
+    load soak_step /api/v1/chat $((SOAK / SOAK_STEPS)) "$SOAK_SESSIONS" soak --heap-every 0.05
     soak_ok=$((soak_ok + R[soak_step_ok]))
     soak_secs=$(awk -v a="$soak_secs" -v b="${R[soak_step_secs]}" 'BEGIN { print a + b }')
     R[soak_curve]+="$(awk -v k="$(rss)" 'BEGIN { printf "%.1f", k / 1024 }')/$(awk -v k="$(heap)" 'BEGIN { printf "%.1f", k / 1024 }') "
+    R[soak_detail]+="    segment $i  $(memline) $(awk -v k="${R[soak_step_peak]:-}" 'BEGIN { if (k != "") printf "%.1f", k / 1024; else print "?" }')"$'\n'
 done
 R[soak_ok]=$soak_ok
 R[soak_rps]=$(awk -v n="$soak_ok" -v s="$soak_secs" 'BEGIN { if (s > 0) printf "%.1f", n / s; else print "n/a" }')
@@ -258,6 +270,7 @@ sleep 1
 R[soak1_rss_kb]=$(rss)
 R[soak1_anon_kb]=$(anon)
 R[soak1_heap_kb]=$(heap)
+R[soak_detail]+="    after      $(memline)"
 stop_chela
 
 # ------------------------------------------------------------------ extra: nginx upstream
@@ -381,6 +394,9 @@ row "  RSS before / after" "$(mb "${R[soak0_rss_kb]}") / $(mb "${R[soak1_rss_kb]
 row "  growth VmRSS / RssAnon (kB)" "$(v soak_growth_kb) / $(v soak_growth_anon_kb)" "" "<1024"
 row "  heap (allocator) before / after" "$(mb "${R[soak0_heap_kb]}") / $(mb "${R[soak1_heap_kb]}")" "" ""
 echo "  VmRSS/heap (MB) after each of the $SOAK_STEPS soak segments: ${R[soak_curve]}"
+echo "  per segment (MB): VmRSS RssAnon RssFile RssShmem heap [sampled heap peak during the segment];"
+echo "  'before'/'after' 1 s after the load stops, segments right after it:"
+echo "${R[soak_detail]}"
 row "  soak rate (agent_load.py, c=$LOAD_CONC)" "$(v soak_rps)/s" "" ""
 if ((HAVE_NGINX)); then
     row "nginx upstream (fixed stream): alone c=1" "$(v nginx_c1_rps)" "" ""

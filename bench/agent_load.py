@@ -12,6 +12,10 @@ the gateway).  --direct sends an upstream body to a fake LLM instead (the
 baseline for the added-latency figure).  wrk drives the throughput
 figures; this client is for runs that must have an exact size (10,000
 sessions, the soak), where Python's own speed does not matter.
+--heap-every S also reads /health/detail every S seconds on its own
+connection while the load runs and reports the highest heapBytes seen
+(heap_peak_kb): a sampled peak of chela's live heap, i.e. the working set
+of the turns in flight, which the heap at rest does not show.
 """
 
 import argparse
@@ -96,10 +100,36 @@ class Load:
         if writer is not None:
             writer.close()
 
+    async def sample_heap(self):
+        """Highest memory.heapBytes of /health/detail while the workers run."""
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        req = (f"GET /health/detail HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+               f"Authorization: Bearer {self.a.token}\r\n\r\n").encode()
+        try:
+            while not self.done:
+                writer.write(req)
+                status, _, body = await read_response(reader)
+                if status == 200:
+                    heap = json.loads(body)["memory"]["heapBytes"]
+                    self.heap_peak = max(self.heap_peak or 0, heap)
+                await asyncio.sleep(self.a.heap_every)
+        finally:
+            writer.close()
+
     async def run(self):
         t0 = time.perf_counter()
+        self.done = False
+        self.heap_peak = None
+        sampler = asyncio.ensure_future(self.sample_heap()) if self.a.heap_every > 0 else None
         await asyncio.gather(*(self.worker() for _ in range(self.a.concurrency)))
-        return time.perf_counter() - t0
+        secs = time.perf_counter() - t0
+        self.done = True
+        if sampler:
+            try:
+                await sampler
+            except (OSError, asyncio.IncompleteReadError, ValueError, KeyError):
+                pass
+        return secs
 
 
 def pct(xs, p):
@@ -118,6 +148,8 @@ def main():
     ap.add_argument("--sessions", type=int, default=0, help="pool size; 0: a new session per request")
     ap.add_argument("--prefix", default="bench")
     ap.add_argument("--direct", action="store_true", help="POST an upstream body (fake LLM baseline)")
+    ap.add_argument("--heap-every", type=float, default=0,
+                    help="seconds between /health/detail reads for heap_peak_kb; 0: none")
     a = ap.parse_args()
     load = Load(a)
     secs = asyncio.run(load.run())
@@ -126,6 +158,8 @@ def main():
            "p50_us": round(pct(load.lat, 50) * 1e6) if load.lat else None,
            "p99_us": round(pct(load.lat, 99) * 1e6) if load.lat else None,
            "first_error": load.first_error}
+    if a.heap_every > 0:
+        out["heap_peak_kb"] = load.heap_peak // 1024 if load.heap_peak is not None else None
     print(json.dumps(out))
     return 0
 

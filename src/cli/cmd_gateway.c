@@ -12,7 +12,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -157,19 +156,6 @@ static void gateway_reload(struct gateway *g)
     ch_log_info("reload: configuration reloaded from %s", g->config_path);
 }
 
-/*
- * Every 30 s, hand freed heap pages back to the kernel: under churn
- * (transcripts, JSON) glibc keeps freed memory in its arenas, so RSS
- * creeps while the bytes in use stay flat (bench/agent.sh soak).
- */
-static void on_tick_trim(void *data)
-{
-    static unsigned ticks;
-    (void)data;
-    if (++ticks % 30 == 0)
-        malloc_trim(0);
-}
-
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct gateway *g = h->data;
@@ -305,7 +291,6 @@ int ch_cmd_gateway(int argc, char **argv)
         fprintf(stderr, "chela: cannot listen: %s\n", err.msg);
         goto out_store;
     }
-    ch_net_on_tick(&g.net, on_tick_trim, NULL);
     if (start_signals(&g) != 0) {
         fprintf(stderr, "chela: cannot install signal handlers\n");
         goto out_store;

@@ -12,10 +12,20 @@
 #include "cli/cli.h"
 #include "cli/gateway_boot.h"
 #include "net/curlm.h"
+#include "net/net.h"
 #include "providers/client.h"
 #include "tools/tools.h"
 
 #define MAX_HOSTS 256
+
+/* The allocator's housekeeping (core/alloc.c): freed heap goes back to
+ * the kernel once a burst of turns has ended, so RSS follows the bytes in
+ * use rather than the largest working set seen. */
+static void on_tick_alloc(void *data)
+{
+    (void)data;
+    ch_alloc_tick();
+}
 
 static size_t strings_of(const json_t *arr, const char **out, size_t cap)
 {
@@ -91,6 +101,8 @@ int ch_boot_runtime(struct ch_boot *b, uv_loop_t *loop, struct ch_net *net, stru
         fprintf(stderr, "chela: agent: %s\n", err.msg);
         goto out;
     }
+    if (ch_net_on_tick(net, on_tick_alloc, NULL) != 0)
+        ch_log_warn("cannot register the heap trim on the housekeeping tick");
     rc = 0;
 out:
     ch_free(workspace);

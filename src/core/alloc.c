@@ -7,13 +7,16 @@
  * when read.  Fault injection (ch_alloc_fail_after) lets tests fail the
  * N-th allocation.
  */
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <sqlite3.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "core/core.h"
@@ -221,6 +224,103 @@ size_t ch_alloc_live_blocks(void)
 void ch_alloc_fail_after(long n)
 {
     atomic_store(&fail_countdown, n < 0 ? 0 : n);
+}
+
+/*
+ * Handing freed heap back to the kernel (malloc_trim).  glibc keeps freed
+ * chunks inside its heap, and under a load whose per-request working set
+ * grows (an agent turn holds its whole history, decoded and rendered) the
+ * heap's footprint follows the largest working set seen, not the bytes in
+ * use: over the agent soak RSS rose 1.7-3 MB while the live bytes at rest
+ * stayed flat.  malloc_trim(0) releases the top of each heap and every
+ * whole free page inside it (MADV_DONTNEED), so RSS at rest comes back
+ * towards what is in use.
+ *
+ * When: a burst of load has ended, i.e. the live bytes (sampled once a
+ * second) are back near their floor (within TRIM_DROP / 2 of the lowest
+ * sample of the last TRIM_HISTORY seconds) while the anonymous resident
+ * memory not in use (RssAnon minus the live bytes: glibc's free pages,
+ * plus overheads that do not move) has grown by TRIM_DROP since the last
+ * trim, so there is something to give back; and every TRIM_EVERY ticks
+ * regardless.  A load that stops reaches its floor at the next tick; one
+ * that only fluctuates rarely comes that close to its lowest sample.  The
+ * history is short because the level at rest rises too (SQLite's page
+ * caches, the transcript cache fill up): a floor from before that would
+ * never be reached again.  RSS, not a high-water mark of the live bytes,
+ * says what a trim can return: the once-a-second samples miss most of a
+ * burst's peak.  A trim walks glibc's free lists under the arena lock
+ * (0.1-4 ms at 10 MB of heap) and the pages it releases fault back in on
+ * reuse, so it is not run on every tick.
+ */
+#define TRIM_DROP ((size_t)256 * 1024)
+#define TRIM_HISTORY 16
+#define TRIM_EVERY 30
+
+static struct {
+    size_t hist[TRIM_HISTORY]; /* the last samples of the live bytes */
+    unsigned n_hist;           /* how many (up to TRIM_HISTORY) */
+    unsigned next;             /* where the next sample goes */
+    size_t spare;              /* RssAnon - live bytes just after the last trim */
+    unsigned ticks;            /* ticks since the last trim */
+    unsigned long n;           /* trims run */
+    uint64_t ns;               /* time spent in them */
+} trim;
+
+/* RssAnon in bytes from /proc/self/statm (resident minus file-backed and
+ * shared pages); 0 if unreadable. */
+static size_t rss_anon(void)
+{
+    char b[128];
+    unsigned long long size, res, shared;
+    ssize_t n;
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return 0;
+    n = read(fd, b, sizeof(b) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    b[n] = '\0';
+    if (sscanf(b, "%llu %llu %llu", &size, &res, &shared) != 3 || res < shared)
+        return 0;
+    return (size_t)(res - shared) * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static size_t spare_now(size_t live)
+{
+    size_t anon = rss_anon();
+    return anon > live ? anon - live : 0;
+}
+
+bool ch_alloc_tick(void)
+{
+    size_t live = ch_alloc_live_bytes(), floor = live;
+    bool due = false;
+    uint64_t t0;
+
+    for (unsigned i = 0; i < trim.n_hist; i++)
+        floor = trim.hist[i] < floor ? trim.hist[i] : floor;
+    trim.hist[trim.next++ % TRIM_HISTORY] = live;
+    if (trim.n_hist < TRIM_HISTORY)
+        trim.n_hist++;
+    if (live <= floor + TRIM_DROP / 2)
+        due = spare_now(live) >= trim.spare + TRIM_DROP;
+    if (++trim.ticks < TRIM_EVERY && !due)
+        return false;
+    t0 = ch_mono_ns();
+    malloc_trim(0);
+    trim.ns += ch_mono_ns() - t0;
+    trim.n++;
+    trim.ticks = 0;
+    trim.spare = spare_now(ch_alloc_live_bytes());
+    return true;
+}
+
+void ch_alloc_trim_stats(unsigned long *trims, uint64_t *ns)
+{
+    *trims = trim.n;
+    *ns = trim.ns;
 }
 
 /* Adapters for the libraries' allocator hooks. */

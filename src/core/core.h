@@ -88,6 +88,13 @@ size_t ch_alloc_live_blocks(void);
  * next one); 0 disables.  Returns nothing; see tests/unit/core. */
 void ch_alloc_fail_after(long n);
 int ch_alloc_install(void);
+/* Housekeeping, once a second from one thread (the loop's tick): returns
+ * freed heap memory to the kernel (malloc_trim) when the live bytes have
+ * fallen well below their recent high, and every 30 calls regardless.
+ * Returns whether it trimmed.  ch_alloc_trim_stats: trims run so far and
+ * the time spent in them. */
+bool ch_alloc_tick(void);
+void ch_alloc_trim_stats(unsigned long *trims, uint64_t *ns);
 
 /* ------------------------------------------------------------------ */
 /* Slices and strings (core/str.c)                                      */

@@ -192,6 +192,75 @@ static void test_alloc_counting(void **state)
     assert_int_equal(rc, 0);
 }
 
+/* RssAnon of this process in kB (0 if unreadable). */
+static long rss_anon_kb(void)
+{
+    char line[256];
+    long kb = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "RssAnon: %ld", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
+/*
+ * The housekeeping trim: once the live bytes are back at their floor with
+ * freed memory still resident, ch_alloc_tick() hands it back (malloc_trim),
+ * well before the periodic one, and the counters are untouched by it.  The
+ * freed blocks sit between live ones, so glibc's free() cannot shrink the
+ * heap itself and only the trim returns their pages.
+ */
+#define TRIM_BLOCKS 64
+static void test_alloc_trim(void **state)
+{
+    void *big[TRIM_BLOCKS], *pin[TRIM_BLOCKS];
+    size_t bytes, blocks;
+    unsigned long n0, n1;
+    uint64_t ns;
+    long rss_full, rss_trimmed;
+    int i, ticks;
+    (void)state;
+    /* Start just after a trim: at most 30 ticks (the periodic one). */
+    for (i = 0; i < 30 && !ch_alloc_tick(); i++)
+        ;
+    assert_true(i < 30);
+    ch_alloc_trim_stats(&n0, &ns);
+    bytes = ch_alloc_live_bytes();
+    blocks = ch_alloc_live_blocks();
+    for (i = 0; i < TRIM_BLOCKS; i++) {
+        big[i] = ch_malloc(64 * 1024); /* under glibc's mmap threshold: heap */
+        pin[i] = ch_malloc(32);
+        assert_non_null(big[i]);
+        assert_non_null(pin[i]);
+        memset(big[i], 1, 64 * 1024);
+    }
+    assert_false(ch_alloc_tick()); /* the load is still there */
+    for (i = 0; i < TRIM_BLOCKS; i++)
+        ch_free(big[i]);
+    rss_full = rss_anon_kb();
+    for (ticks = 1; ticks <= 29 && !ch_alloc_tick(); ticks++)
+        ;
+    assert_true(ticks < 29); /* the drop did it, not the periodic trim */
+    rss_trimmed = rss_anon_kb();
+    ch_alloc_trim_stats(&n1, &ns);
+    assert_int_equal(n1, n0 + 1);
+#if !defined(__SANITIZE_ADDRESS__)
+    /* ASan's allocator is not glibc's: there malloc_trim has nothing to do. */
+    assert_true(rss_trimmed <= rss_full - 2048);
+#endif
+    (void)rss_trimmed;
+    (void)rss_full;
+    for (i = 0; i < TRIM_BLOCKS; i++)
+        ch_free(pin[i]);
+    assert_int_equal(ch_alloc_live_bytes(), bytes);
+    assert_int_equal(ch_alloc_live_blocks(), blocks);
+}
+
 static void collect(const char *line, size_t len, void *data)
 {
     char *out = data;
@@ -258,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_buf_cap),        cmocka_unit_test(test_buf_json_str), cmocka_unit_test(test_map),
         cmocka_unit_test(test_mask),           cmocka_unit_test(test_parsers),      cmocka_unit_test(test_crypto),
         cmocka_unit_test(test_alloc_counting), cmocka_unit_test(test_limits),       cmocka_unit_test(test_log_tail),
+        cmocka_unit_test(test_alloc_trim),
     };
     ch_alloc_install();
     return cmocka_run_group_tests(tests, NULL, NULL);
