@@ -11,6 +11,19 @@
  * (WAL lets commits append while earlier frames are copied back).  The
  * writer's close stays the last one, so it still checkpoints and removes
  * the WAL at shutdown.
+ *
+ * Two things keep that cheap and the log bounded under a steady stream of
+ * commits.  The hook asks again only after another CKPT_FRAMES frames:
+ * asking whenever the log is longer than that (SQLite's rule) ran a
+ * checkpoint, two fdatasyncs and all, after nearly every commit once the
+ * log was long, because commits arriving during a checkpoint keep it from
+ * ever being wholly copied back.  And for the same reason the log never
+ * starts over on its own while commits keep coming (SQLite restarts it
+ * only when a write begins with every frame copied back): once it is past
+ * CKPT_LIMIT frames, the checkpointer's pass leaves the writer a note, and
+ * the writer copies back what that pass missed itself, after its next
+ * commit, when nothing can append: a few hundred frames at most, and the
+ * write after it starts the log over.
  */
 #include <string.h>
 
@@ -18,26 +31,64 @@
 
 /* SQLite's own default threshold (SQLITE_DEFAULT_WAL_AUTOCHECKPOINT). */
 #define CKPT_FRAMES 1000
+/* Past this (about 16 MB of log), the writer finishes the checkpointer's
+ * pass so that the log starts over. */
+#define CKPT_LIMIT (4 * CKPT_FRAMES)
+/* Past this (about 64 MB), commits outrun the checkpointer: the writer
+ * waits for its pass and finishes it (what SQLite's own checkpoint in the
+ * commit would cost, only rarer), so the log stays bounded at any rate. */
+#define CKPT_HARD (16 * CKPT_FRAMES)
 
 struct ch_ckpt {
     uv_thread_t thread;
     uv_mutex_t mu;
     uv_cond_t cond;
+    uv_cond_t idle;             /* signalled when a pass ends */
+    bool busy;                  /* guarded by mu: a pass is running */
     bool wanted;                /* guarded by mu: the WAL passed CKPT_FRAMES */
     bool stopping;              /* guarded by mu */
+    atomic_bool finish;         /* set by the checkpointer: the writer copies back the rest */
+    int next_at;                /* writer thread only: the log length that asks again */
+    int last_frames;            /* writer thread only: the log length after the last commit */
     atomic_uint_fast64_t *runs; /* the store's counter (outlives this) */
     struct ch_db_opts opts;     /* path borrowed from the store */
 };
 
-/* Writer thread, after each commit: cheap, no SQLite call. */
+/* Writer thread: let a running pass end. */
+static void wait_for_pass(struct ch_ckpt *k)
+{
+    uv_mutex_lock(&k->mu);
+    while (k->busy)
+        uv_cond_wait(&k->idle, &k->mu);
+    uv_mutex_unlock(&k->mu);
+}
+
+/* Writer thread, after each commit: cheap, no SQLite call unless the
+ * checkpointer asked the writer to finish a pass or the log is too long. */
 static int on_wal(void *arg, sqlite3 *h, const char *name, int frames)
 {
     struct ch_ckpt *k = arg;
+    int log_frames, done_frames, rc;
+    bool finish;
 
-    (void)h;
-    (void)name;
-    if (frames < CKPT_FRAMES)
+    if (frames < k->last_frames) /* the log started over */
+        k->next_at = CKPT_FRAMES;
+    k->last_frames = frames;
+    if (frames >= CKPT_HARD)
+        wait_for_pass(k);
+    finish = atomic_exchange_explicit(&k->finish, false, memory_order_acquire);
+    if (finish || frames >= CKPT_HARD) {
+        /* PASSIVE: a reader's snapshot stops it short rather than waiting;
+         * BUSY if a pass began meanwhile; either way it is asked again. */
+        rc = sqlite3_wal_checkpoint_v2(h, name, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done_frames);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            ch_log_warn("store: WAL checkpoint on the writer: %s", sqlite3_errstr(rc));
+        atomic_fetch_add_explicit(k->runs, 1, memory_order_relaxed);
         return SQLITE_OK;
+    }
+    if (frames < k->next_at)
+        return SQLITE_OK;
+    k->next_at = frames + CKPT_FRAMES;
     uv_mutex_lock(&k->mu);
     if (!k->wanted) {
         k->wanted = true;
@@ -61,6 +112,11 @@ static void ckpt_main(void *arg)
         if (k->stopping)
             break;
         k->wanted = false; /* frames appended meanwhile ask again */
+        /* The writer has yet to finish the last pass: a pass now would only
+         * keep its checkpoint from getting the lock. */
+        if (atomic_load_explicit(&k->finish, memory_order_acquire))
+            continue;
+        k->busy = true;
         uv_mutex_unlock(&k->mu);
         if (!db && ch_db_open(&k->opts, &db, &err) != 0) {
             ch_log_warn("store: checkpointer cannot open %s: %s; the WAL grows until the next start", k->opts.path,
@@ -71,9 +127,13 @@ static void ckpt_main(void *arg)
             src = sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done_frames);
             if (src != SQLITE_OK && src != SQLITE_BUSY)
                 ch_log_warn("store: WAL checkpoint: %s", sqlite3_errstr(src));
+            else if (src == SQLITE_OK && log_frames >= CKPT_LIMIT)
+                atomic_store_explicit(&k->finish, true, memory_order_release);
             atomic_fetch_add_explicit(k->runs, 1, memory_order_relaxed);
         }
         uv_mutex_lock(&k->mu);
+        k->busy = false;
+        uv_cond_broadcast(&k->idle);
     }
     uv_mutex_unlock(&k->mu);
     ch_db_close(db); /* not the last connection: no checkpoint here */
@@ -88,10 +148,14 @@ int ch_ckpt_start(struct ch_store *s, const struct ch_db_opts *writer_opts)
     k->opts = *writer_opts;
     k->opts.migrate = false;
     k->runs = &s->checkpoints;
+    k->next_at = CKPT_FRAMES;
+    atomic_init(&k->finish, false);
     if (uv_mutex_init(&k->mu) != 0)
         goto fail_mu;
     if (uv_cond_init(&k->cond) != 0)
         goto fail_cond;
+    if (uv_cond_init(&k->idle) != 0)
+        goto fail_idle;
     if (uv_thread_create(&k->thread, ckpt_main, k) != 0)
         goto fail_thread;
     /* Replaces the automatic checkpoint (a WAL hook and wal_autocheckpoint
@@ -100,6 +164,8 @@ int ch_ckpt_start(struct ch_store *s, const struct ch_db_opts *writer_opts)
     s->ckpt = k;
     return 0;
 fail_thread:
+    uv_cond_destroy(&k->idle);
+fail_idle:
     uv_cond_destroy(&k->cond);
 fail_cond:
     uv_mutex_destroy(&k->mu);
@@ -122,6 +188,7 @@ void ch_ckpt_stop(struct ch_store *s)
     /* Back to SQLite's own checkpoints for the connection's last commits. */
     if (s->wdb)
         sqlite3_wal_autocheckpoint(s->wdb->h, CKPT_FRAMES);
+    uv_cond_destroy(&k->idle);
     uv_cond_destroy(&k->cond);
     uv_mutex_destroy(&k->mu);
     ch_free(k);

@@ -6,6 +6,8 @@
  * (no wake-up; commit within CH_STORE_LAZY_MS or with the next batch), open errors,
  * and uv_loop_close() == 0 after every test.
  */
+#include <sys/stat.h>
+
 #include "async_test.h"
 
 /* ---- tests ---------------------------------------------------------- */
@@ -77,6 +79,47 @@ static void test_wal_checkpointed_off_the_commit_path(void **state)
     db = db_open_or_fail(f->path, true, false);
     assert_int_equal(db_query_int(db, "SELECT COUNT(*) FROM audit"), 1500);
     ch_db_close(db);
+}
+
+/* ~15 pages a commit (a 60 KB value under a new key): many WAL frames
+ * quickly. */
+static int run_bulk(struct ch_db *db, struct ch_store_job *job)
+{
+    static char big[60001];
+    struct tjob *j = (struct tjob *)job;
+    char key[32];
+
+    if (!big[0])
+        memset(big, 'x', sizeof(big) - 1);
+    snprintf(key, sizeof(key), "bulk-%d", j->seq);
+    return ch_meta_set(db, key, big);
+}
+
+/* A steady stream of commits, faster than any checkpoint here, still lets
+ * the log start over: the writer finishes the checkpointer's passes, and
+ * waits for one past 16,000 frames (~64 MB), so the WAL file stays under
+ * that instead of growing with everything written (~60,000 frames,
+ * ~240 MB: what the test measured before the writer's part existed). */
+static void test_wal_bounded_under_steady_commits(void **state)
+{
+    struct fixture *f = *state;
+    char wal[600];
+    struct stat sb;
+    int i;
+
+    open_store(f, 100, 0);
+    for (i = 0; i < 4000; i++) {
+        struct tjob *j = job_new(f, run_bulk, i);
+
+        assert_int_equal(ch_store_write(f->store, &j->base), 0);
+        assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    }
+    assert_int_equal(f->done_ok, 4000);
+    snprintf(wal, sizeof(wal), "%s-wal", f->path);
+    assert_int_equal(stat(wal, &sb), 0);
+    /* The hard limit plus the commit that crossed it, and slack. */
+    assert_true(sb.st_size < (off_t)72 * 1024 * 1024);
+    close_store(f);
 }
 
 static void test_batches_are_full(void **state)
@@ -509,6 +552,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ten_thousand_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_checkpointed_off_the_commit_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_bounded_under_steady_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batches_are_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_job_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_without_savepoint, setup, teardown),
