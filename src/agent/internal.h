@@ -263,6 +263,10 @@ int64_t ch_context_estimate_bytes(size_t system_bytes, size_t messages_bytes, si
 /* Compact JSON size of one {"role":R,"content":C} message of content size C. */
 size_t ch_context_message_bytes(const char *role, size_t content_bytes);
 /* Compact JSON size of v (0 for NULL). */
+/* The user message's stored content (ch_malloc'd text) and the same
+ * content as a tree (a new reference; NULL when message is not UTF-8). */
+char *ch_context_user_content(const char *message);
+json_t *ch_context_user_content_json(const char *message);
 size_t ch_context_json_size(const json_t *v);
 /* Index of the first message to keep verbatim when compacting, or -1. */
 ssize_t ch_context_compaction_split(struct ch_agent *a, const json_t *messages, int64_t budget);
