@@ -240,6 +240,8 @@ int ch_persist_append(struct ch_run *r, const char *role, json_t *content /* sto
  * then queue it alone (ch_persist_queue; frees it when it cannot), or run
  * it inside another job (the finish job: ch_persist_run_in on the writer
  * thread, then ch_persist_done_in on the loop, which frees it). */
+/* The compact JSON of content (json_dumps' bytes; ch_malloc'd). */
+char *ch_persist_content_text(const json_t *content);
 struct ch_store_job *ch_persist_prepare(struct ch_run *r, const char *role, json_t *content /* stolen */,
                                         const char *model, const struct ch_llm_usage *u, int64_t latency_ms,
                                         size_t *json_bytes);

@@ -230,6 +230,59 @@ static void test_user_content_tree_matches_stored_text(void **state)
     }
 }
 
+/* ch_persist_content_text writes a lone ASCII text block itself: every
+ * tree must come out as json_dumps writes it (NULL where it refuses). */
+static void check_content_text(json_t *content /* stolen */)
+{
+    char *want = json_dumps(content, JSON_COMPACT), *got = ch_persist_content_text(content);
+
+    if (!want)
+        assert_null(got);
+    else
+        assert_string_equal(got, want);
+    ch_free(want);
+    ch_free(got);
+    json_decref(content);
+}
+
+static void test_content_text_matches_json_dumps(void **state)
+{
+    static const char nul_text[] = "before\0after", nul_type[] = "text\0x";
+    char big[3000];
+    unsigned x = 99;
+    json_t *o;
+    (void)state;
+
+    check_content_text(json_pack("[{s:s, s:s}]", "type", "text", "text", "plain"));
+    check_content_text(json_pack("[{s:s, s:s}]", "type", "text", "text", ""));
+    check_content_text(json_pack("[{s:s, s:s}]", "type", "text", "text", "\"q\" \\ / \t\r\n\b\f \x01\x1f\x7f"));
+    check_content_text(json_pack("[{s:s, s:s#}]", "type", "text", "text", nul_text, (int)sizeof(nul_text) - 1));
+    check_content_text(json_pack("[{s:s, s:s}]", "type", "text", "text", "caf\xc3\xa9 \xf0\x9f\x98\x80"));
+    check_content_text(json_pack("[{s:s, s:s}]", "text", "swapped", "type", "text"));
+    check_content_text(json_pack("[{s:s, s:s, s:i}]", "type", "text", "text", "extra", "n", 1));
+    check_content_text(json_pack("[{s:s, s:s}]", "type", "tool_use", "text", "other type"));
+    check_content_text(json_pack("[{s:s#, s:s}]", "type", nul_type, (int)sizeof(nul_type) - 1, "text", "t"));
+    check_content_text(json_pack("[{s:s, s:i}]", "type", "text", "text", 5));
+    check_content_text(json_pack("[{s:s, s:s}, {s:s, s:s}]", "type", "text", "text", "a", "type", "text", "text", "b"));
+    check_content_text(json_pack("[{s:s, s:{s:s}}]", "type", "tool_result", "content", "k", "v"));
+    check_content_text(json_array());
+    check_content_text(json_pack("{s:s}", "type", "text"));
+    o = json_object();
+    json_object_setn_new(o, "type", 4, json_string("text"));
+    json_object_setn_new(o, "text\0z", 6, json_string("key with a NUL"));
+    check_content_text(json_pack("[o]", o));
+    check_content_text(json_pack("[{s:s, s:o}]", "type", "text", "text", json_stringn_nocheck("bad \xc3(", 6)));
+    for (int round = 0; round < 50; round++) {
+        size_t n = 0;
+        while (n < sizeof(big) - 1) {
+            x = x * 1103515245u + 12345u;
+            big[n++] = (x >> 16) % 4 == 0 ? "\"\\\n\t\r\b\f\x01\x7f/"[(x >> 8) % 10] : (char)(0x20 + (x >> 8) % 95);
+        }
+        big[n] = 0;
+        check_content_text(json_pack("[{s:s, s:s}]", "type", "text", "text", big));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -240,6 +293,7 @@ int main(void)
         cmocka_unit_test(test_split_never_between_call_and_result),
         cmocka_unit_test(test_transcript_text_cap),
         cmocka_unit_test(test_user_content_tree_matches_stored_text),
+        cmocka_unit_test(test_content_text_matches_json_dumps),
     };
     ch_alloc_install();
     return cmocka_run_group_tests(tests, NULL, NULL);
