@@ -217,6 +217,40 @@ fail:
     return NULL;
 }
 
+/* The user message as stored: one text block.  ch_buf_append_json_str
+ * writes what jansson's compact encoder writes, so this is the json_dumps
+ * of ch_context_user_content_json(message). */
+char *ch_context_user_content(const char *message)
+{
+    struct ch_buf b;
+
+    ch_buf_init(&b, CH_STORE_MAX_CONTENT_BYTES);
+    ch_buf_append_str(&b, "[{\"type\":\"text\",\"text\":");
+    ch_buf_append_json_str(&b, message, strlen(message));
+    if (ch_buf_append_str(&b, "}]") != 0) {
+        ch_buf_release(&b);
+        return NULL;
+    }
+    return ch_buf_detach(&b, NULL);
+}
+
+json_t *ch_context_user_content_json(const char *message)
+{
+    json_t *block = json_object(), *arr = json_array();
+
+    /* set_new takes its value even when it fails (a NULL one included):
+     * json_string refuses a message that is not UTF-8.  Keys go in the
+     * stored order: jansson keeps insertion order. */
+    if (!block || !arr || json_object_set_new(block, "type", json_string("text")) != 0 ||
+        json_object_set_new(block, "text", json_string(message)) != 0 || json_array_append(arr, block) != 0) {
+        json_decref(block);
+        json_decref(arr);
+        return NULL;
+    }
+    json_decref(block);
+    return arr;
+}
+
 size_t ch_context_json_size(const json_t *v)
 {
     /* json_dumpb with no buffer measures without allocating. */

@@ -240,6 +240,8 @@ int ch_persist_append(struct ch_run *r, const char *role, json_t *content /* sto
  * then queue it alone (ch_persist_queue; frees it when it cannot), or run
  * it inside another job (the finish job: ch_persist_run_in on the writer
  * thread, then ch_persist_done_in on the loop, which frees it). */
+/* The compact JSON of content (json_dumps' bytes; ch_malloc'd). */
+char *ch_persist_content_text(const json_t *content);
 struct ch_store_job *ch_persist_prepare(struct ch_run *r, const char *role, json_t *content /* stolen */,
                                         const char *model, const struct ch_llm_usage *u, int64_t latency_ms,
                                         size_t *json_bytes);
@@ -263,6 +265,10 @@ int64_t ch_context_estimate_bytes(size_t system_bytes, size_t messages_bytes, si
 /* Compact JSON size of one {"role":R,"content":C} message of content size C. */
 size_t ch_context_message_bytes(const char *role, size_t content_bytes);
 /* Compact JSON size of v (0 for NULL). */
+/* The user message's stored content (ch_malloc'd text) and the same
+ * content as a tree (a new reference; NULL when message is not UTF-8). */
+char *ch_context_user_content(const char *message);
+json_t *ch_context_user_content_json(const char *message);
 size_t ch_context_json_size(const json_t *v);
 /* Index of the first message to keep verbatim when compacting, or -1. */
 ssize_t ch_context_compaction_split(struct ch_agent *a, const json_t *messages, int64_t budget);

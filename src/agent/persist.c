@@ -7,6 +7,7 @@
  * table implies the transcript is on disk.  Once stored, a message joins
  * the session's cached transcript (transcript.c) with its seq and id.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "agent/internal.h"
@@ -56,12 +57,65 @@ static void append_free(struct ch_agent *a, struct append_job *aj, bool drop_cac
     ch_free(aj);
 }
 
+/* The value of the member at iterator it if it is named key (keys may
+ * hold NUL bytes: compared with their length). */
+static const json_t *member(void *it, const char *key)
+{
+    size_t n = strlen(key);
+    return it && json_object_iter_key_len(it) == n && !memcmp(json_object_iter_key(it), key, n)
+               ? json_object_iter_value(it)
+               : NULL;
+}
+
+/* Plain ASCII, eight bytes a word: such a string is valid UTF-8 whatever
+ * built it (a tree may hold strings made without jansson's check, which
+ * json_dumps would refuse). */
+static bool ascii(const char *s, size_t n)
+{
+    uint64_t acc = 0, w;
+    size_t i = 0;
+
+    for (; n - i >= 8; i += 8) {
+        memcpy(&w, s + i, 8);
+        acc |= w;
+    }
+    for (; i < n; i++)
+        acc |= (unsigned char)s[i];
+    return !(acc & 0x8080808080808080ull);
+}
+
+char *ch_persist_content_text(const json_t *content)
+{
+    const json_t *b = json_array_size(content) == 1 ? json_array_get(content, 0) : NULL, *type = NULL, *text = NULL;
+    void *it = json_is_object(b) && json_object_size(b) == 2 ? json_object_iter((json_t *)b) : NULL;
+    struct ch_buf out;
+
+    if (it && (type = member(it, "type")) != NULL)
+        text = member(json_object_iter_next((json_t *)b, it), "text");
+    /* The usual reply, one text block, is written here: jansson iterates
+     * members in insertion order as json_dumps does, and
+     * ch_buf_append_json_str escapes as its compact encoder does, without
+     * its per-character encoder and cycle-check table.  Anything else
+     * (non-ASCII text included, or an oversized one) goes to json_dumps. */
+    if (!json_is_string(type) || json_string_length(type) != 4 || memcmp(json_string_value(type), "text", 4) != 0 ||
+        !json_is_string(text) || !ascii(json_string_value(text), json_string_length(text)))
+        return json_dumps(content, JSON_COMPACT);
+    ch_buf_init(&out, CH_STORE_MAX_CONTENT_BYTES);
+    if (ch_buf_append_str(&out, "[{\"type\":\"text\",\"text\":") != 0 ||
+        ch_buf_append_json_str(&out, json_string_value(text), json_string_length(text)) != 0 ||
+        ch_buf_append_str(&out, "}]") != 0) {
+        ch_buf_release(&out);
+        return json_dumps(content, JSON_COMPACT);
+    }
+    return ch_buf_detach(&out, NULL);
+}
+
 struct ch_store_job *ch_persist_prepare(struct ch_run *r, const char *role, json_t *content, const char *model,
                                         const struct ch_llm_usage *u, int64_t latency_ms, size_t *json_bytes)
 {
     struct ch_agent *a = r->agent;
     struct append_job *aj = ch_calloc(1, sizeof(*aj));
-    char *text = content ? json_dumps(content, JSON_COMPACT) : NULL;
+    char *text = content ? ch_persist_content_text(content) : NULL;
     size_t text_len = text ? strlen(text) : 0;
 
     if (json_bytes)

@@ -302,7 +302,9 @@ static void submit_run(struct oc_req *q, bool chat)
         return;
     }
     if (!idem || !*idem) {
-        ch_uuid4(gen);
+        /* Also the run id: time-ordered, it appends to the runs index.
+         * A caller's own key stays the run id as it is. */
+        ch_agent_run_id_new(gen);
         idem = gen;
     }
     why[0] = '\0';

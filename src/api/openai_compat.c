@@ -486,7 +486,7 @@ static void agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char 
         ch_openai_error(o->req, 400, "invalid_request_error", "invalid_session", "reserved session key");
         goto fail;
     }
-    ch_uuid4(o->run_id);
+    ch_agent_run_id_new(o->run_id); /* time-ordered: appends to the runs index */
     o->agent_mode = true;
     o->sub = ch_agent_subscribe(o->api->agent, o->run_id, ag_event, o);
     if (!o->sub) {

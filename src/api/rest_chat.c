@@ -562,7 +562,7 @@ static void chat_start(struct ch_http_req *r, struct ch_api *a, bool stream)
     c->stream = stream;
     c->t0_ms = ch_now_ms();
     ch_buf_init(&c->ev, MAX_EVENT_BYTES);
-    ch_uuid4(c->run_id);
+    ch_agent_run_id_new(c->run_id); /* time-ordered: appends to the runs index */
     /* Subscribe before the run exists: its first event cannot be missed. */
     c->sub = ch_agent_subscribe(a->agent, c->run_id, on_event, c);
     if (!c->sub) {

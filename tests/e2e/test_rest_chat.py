@@ -7,6 +7,7 @@ text of a provider request's turns, a raw SSE reader with arrival times.
 """
 
 import json
+import re
 import socket
 import time
 
@@ -203,6 +204,8 @@ def test_chat_round_trip_each_provider(gateway_factory, any_fake):
     assert j["usage"]["inputTokens"] == 42 and j["usage"]["outputTokens"] == 7
     assert j["conversationId"].startswith("conv_") and len(j["conversationId"]) > 10
     assert j["id"] == "msg_" + j["runId"]
+    # A time-ordered run id (UUID version 7): the runs index grows at its right edge.
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", j["runId"]), j
     assert j["model"] == "fake-model"
     assert isinstance(j["latency"], int) and j["latency"] >= 0
     # The message reached the provider byte for byte, in its own format.

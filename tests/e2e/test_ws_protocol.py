@@ -11,6 +11,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import re
 import time
 import uuid
 
@@ -456,6 +457,20 @@ def test_agent_two_responses_idempotency_and_wait(gwws, fake):
     assert deltas == "Hello!"
     seqs = [e["seq"] for e in c.events]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)  # v4: per connection, increasing
+    c.close()
+
+
+def test_agent_without_idempotency_key_gets_a_time_ordered_run_id(gwws, fake):
+    # The gateway's own run id is a UUID version 7 (the runs index grows at its right edge).
+    fake.push({"text": "ok"})
+    c = connected(gwws)
+    rid = c.req("agent", {"message": "hi"})
+    acc = c.res(rid)
+    run_id = acc["payload"]["runId"]
+    assert acc["payload"]["status"] == "accepted"
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", run_id), run_id
+    fin = c.res(rid)
+    assert fin["payload"]["status"] == "ok" and fin["payload"]["runId"] == run_id
     c.close()
 
 

@@ -159,6 +159,130 @@ static void test_transcript_text_cap(void **state)
     json_decref(msgs);
 }
 
+/* The user message's tree is built from the message, and its stored text
+ * taken as its compact size: both must be what parsing the stored text
+ * back and encoding it again (the former path) gives, byte for byte. */
+static void check_user_content(const char *msg)
+{
+    char *text = ch_context_user_content(msg), *dumped;
+    json_t *built = ch_context_user_content_json(msg), *parsed;
+    json_error_t jerr;
+
+    assert_non_null(text);
+    assert_non_null(built);
+    parsed = json_loads(text, 0, &jerr);
+    assert_non_null(parsed);
+    assert_true(json_equal(parsed, built));
+    assert_int_equal(json_dumpb(parsed, NULL, 0, JSON_COMPACT), strlen(text));
+    assert_int_equal(json_dumpb(built, NULL, 0, JSON_COMPACT), strlen(text));
+    dumped = json_dumps(built, JSON_COMPACT);
+    assert_string_equal(dumped, text);
+    ch_free(dumped); /* jansson allocates with ch_malloc */
+    json_decref(parsed);
+    json_decref(built);
+    ch_free(text);
+}
+
+static void test_user_content_tree_matches_stored_text(void **state)
+{
+    static const char *const fixed[] = {
+        "hi",
+        "\"quoted\" \\ back/slash",
+        "tab\there\r\nnew\bline\fform",
+        "\x01\x02\x1f\x7f end",
+        "caf\xc3\xa9 \xe2\x80\xa8 \xe2\x80\xa9 \xf0\x9f\x98\x80 \xef\xbf\xbf",
+        "</script>",
+        " ",
+    };
+    char big[2300], ctl[40];
+    unsigned x = 12345;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        check_user_content(fixed[i]);
+    for (int c = 1; c < 32; c++) {
+        snprintf(ctl, sizeof(ctl), "a%cb", c);
+        check_user_content(ctl);
+    }
+    /* A hook-sized message of plain text, escapes and multi-byte runs. */
+    for (int round = 0; round < 50; round++) {
+        size_t n = 0;
+        while (n < sizeof(big) - 8) {
+            x = x * 1103515245u + 12345u;
+            switch ((x >> 16) % 8) {
+            case 0: big[n++] = "\"\\\n\t\r\b\f\x01"[(x >> 8) % 8]; break;
+            case 1: memcpy(big + n, "\xc3\xa9", 2), n += 2; break;
+            case 2: memcpy(big + n, "\xe2\x82\xac", 3), n += 3; break;
+            case 3: memcpy(big + n, "\xf0\x9f\x98\x80", 4), n += 4; break;
+            default: big[n++] = (char)(0x20 + (x >> 8) % 95);
+            }
+        }
+        big[n] = 0;
+        check_user_content(big);
+    }
+    /* Not UTF-8: no tree, as the stored text would not parse either. */
+    assert_null(ch_context_user_content_json("bad \xc3("));
+    {
+        char *text = ch_context_user_content("bad \xc3(");
+        json_error_t jerr;
+        assert_null(json_loads(text, 0, &jerr));
+        ch_free(text);
+    }
+}
+
+/* ch_persist_content_text writes a lone ASCII text block itself: every
+ * tree must come out as json_dumps writes it (NULL where it refuses). */
+static void check_content_text(json_t *content /* stolen */)
+{
+    char *want = json_dumps(content, JSON_COMPACT), *got = ch_persist_content_text(content);
+
+    if (!want)
+        assert_null(got);
+    else
+        assert_string_equal(got, want);
+    ch_free(want);
+    ch_free(got);
+    json_decref(content);
+}
+
+static void test_content_text_matches_json_dumps(void **state)
+{
+    static const char nul_text[] = "before\0after", nul_type[] = "text\0x";
+    char big[3000];
+    unsigned x = 99;
+    json_t *o;
+    (void)state;
+
+    check_content_text(json_pack("[{s:s, s:s}]", "type", "text", "text", "plain"));
+    check_content_text(json_pack("[{s:s, s:s}]", "type", "text", "text", ""));
+    check_content_text(json_pack("[{s:s, s:s}]", "type", "text", "text", "\"q\" \\ / \t\r\n\b\f \x01\x1f\x7f"));
+    check_content_text(json_pack("[{s:s, s:s#}]", "type", "text", "text", nul_text, (int)sizeof(nul_text) - 1));
+    check_content_text(json_pack("[{s:s, s:s}]", "type", "text", "text", "caf\xc3\xa9 \xf0\x9f\x98\x80"));
+    check_content_text(json_pack("[{s:s, s:s}]", "text", "swapped", "type", "text"));
+    check_content_text(json_pack("[{s:s, s:s, s:i}]", "type", "text", "text", "extra", "n", 1));
+    check_content_text(json_pack("[{s:s, s:s}]", "type", "tool_use", "text", "other type"));
+    check_content_text(json_pack("[{s:s#, s:s}]", "type", nul_type, (int)sizeof(nul_type) - 1, "text", "t"));
+    check_content_text(json_pack("[{s:s, s:i}]", "type", "text", "text", 5));
+    check_content_text(json_pack("[{s:s, s:s}, {s:s, s:s}]", "type", "text", "text", "a", "type", "text", "text", "b"));
+    check_content_text(json_pack("[{s:s, s:{s:s}}]", "type", "tool_result", "content", "k", "v"));
+    check_content_text(json_array());
+    check_content_text(json_pack("{s:s}", "type", "text"));
+    o = json_object();
+    json_object_setn_new(o, "type", 4, json_string("text"));
+    json_object_setn_new(o, "text\0z", 6, json_string("key with a NUL"));
+    check_content_text(json_pack("[o]", o));
+    check_content_text(json_pack("[{s:s, s:o}]", "type", "text", "text", json_stringn_nocheck("bad \xc3(", 6)));
+    for (int round = 0; round < 50; round++) {
+        size_t n = 0;
+        while (n < sizeof(big) - 1) {
+            x = x * 1103515245u + 12345u;
+            big[n++] = (x >> 16) % 4 == 0 ? "\"\\\n\t\r\b\f\x01\x7f/"[(x >> 8) % 10] : (char)(0x20 + (x >> 8) % 95);
+        }
+        big[n] = 0;
+        check_content_text(json_pack("[{s:s, s:s}]", "type", "text", "text", big));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +292,8 @@ int main(void)
         cmocka_unit_test(test_estimate_and_split),
         cmocka_unit_test(test_split_never_between_call_and_result),
         cmocka_unit_test(test_transcript_text_cap),
+        cmocka_unit_test(test_user_content_tree_matches_stored_text),
+        cmocka_unit_test(test_content_text_matches_json_dumps),
     };
     ch_alloc_install();
     return cmocka_run_group_tests(tests, NULL, NULL);
