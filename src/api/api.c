@@ -429,7 +429,7 @@ void ch_api_free(struct ch_api *a)
 int ch_api_json_body(struct ch_http_req *r, json_t **out)
 {
     json_error_t jerr;
-    json_t *v = json_loadb(r->body.data ? r->body.data : "", r->body.len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *v = ch_llm_json_loadb(r->body.data ? r->body.data : "", r->body.len, JSON_REJECT_DUPLICATES, &jerr);
 
     if (!v || !json_is_object(v)) {
         if (v)

@@ -410,17 +410,13 @@ static void chat_end(struct oc_run *r, const struct ch_agent_result *res, int64_
 
 /* ---- the bus ---- */
 
+/* Only for a reader (every caller asks any_reader first, so that nobody
+ * pays for building data when no connection takes agent events). */
 static void agent_event(struct oc_run *r, const struct ch_agent_event *ev, const char *stream, json_t *data,
                         bool tool_only)
 {
-    json_t *p;
-
-    if (!any_reader(r->oc, OC_SCOPE_READ, tool_only)) {
-        json_decref(data);
-        return;
-    }
-    p = json_pack("{s:s, s:I, s:s, s:I, s:o}", "runId", ev->run_id, "seq", (json_int_t)ev->seq, "stream", stream, "ts",
-                  (json_int_t)ev->ts_ms, "data", data ? data : json_object());
+    json_t *p = json_pack("{s:s, s:I, s:s, s:I, s:o}", "runId", ev->run_id, "seq", (json_int_t)ev->seq, "stream",
+                          stream, "ts", (json_int_t)ev->ts_ms, "data", data ? data : json_object());
 
     /* sessionKey: spec 2.3 and the reference server send it, although
      * the published AgentEvent schema does not list it. */
@@ -488,8 +484,9 @@ static void on_agent_event(const struct ch_agent_event *ev, void *data)
         r->started_ms = ev->ts_ms;
         if (ev->session_id && !r->session_id)
             r->session_id = ch_strdup(ev->session_id);
-        agent_event(r, ev, "lifecycle", json_pack("{s:s, s:I}", "phase", "start", "startedAt", (json_int_t)ev->ts_ms),
-                    false);
+        if (any_reader(oc, OC_SCOPE_READ, false))
+            agent_event(r, ev, "lifecycle",
+                        json_pack("{s:s, s:I}", "phase", "start", "startedAt", (json_int_t)ev->ts_ms), false);
         break;
     case CH_AGENT_EV_TEXT:
         if (ch_buf_append(&r->text, ev->delta.p, ev->delta.len) != 0)
@@ -521,11 +518,14 @@ static void on_agent_event(const struct ch_agent_event *ev, void *data)
         if (ev->session_id && !r->session_id)
             r->session_id = ch_strdup(ev->session_id);
         if (res) {
-            json_t *d = json_pack("{s:s, s:I, s:s}", "phase", ok ? "end" : "error", "endedAt", (json_int_t)ev->ts_ms,
-                                  "status", res->status);
+            bool rd = any_reader(oc, OC_SCOPE_READ, false);
+            json_t *d = rd ? json_pack("{s:s, s:I, s:s}", "phase", ok ? "end" : "error", "endedAt",
+                                       (json_int_t)ev->ts_ms, "status", res->status)
+                           : NULL;
             if (d && !ok)
                 json_object_set_new(d, "error", json_string(res->error ? res->error : res->status));
-            agent_event(r, ev, "lifecycle", d, false);
+            if (rd)
+                agent_event(r, ev, "lifecycle", d, false);
             chat_end(r, res, ev->ts_ms);
             answer_waiters(r, res);
             remember_final(r, res);

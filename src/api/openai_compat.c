@@ -527,7 +527,7 @@ void ch_openai_completions(struct ch_http_req *r, void *data)
                         "the OpenAI-compatible API is disabled; set gateway.http.endpoints.chatCompletions.enabled");
         return;
     }
-    body = ch_llm_json_loadb(r->body.data ? r->body.data : "", r->body.len, &jerr);
+    body = ch_llm_json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &jerr);
     if (!json_is_object(body)) {
         ch_openai_error(r, 400, "invalid_request_error", "invalid_json", "the body must be a JSON object (%s)",
                         body ? "not an object" : jerr.text);

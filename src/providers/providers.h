@@ -187,10 +187,11 @@ struct ch_llm_http {
     size_t body_len;
 };
 
-/* json_loadb(p, n, 0, err), faster for the usual request body: the stream
- * decoder's scanner validates it and the tree is built from its tokens;
- * what the scanner declines is parsed by jansson (json_tree.c). */
-json_t *ch_llm_json_loadb(const char *p, size_t n, json_error_t *err);
+/* json_loadb(p, n, flags, err), faster for the usual request body: the
+ * stream decoder's scanner validates it and the tree is built from its
+ * tokens; what the scanner declines, and flags other than
+ * JSON_REJECT_DUPLICATES, go to jansson (json_tree.c). */
+json_t *ch_llm_json_loadb(const char *p, size_t n, size_t flags, json_error_t *err);
 
 /* Build the HTTP request for `req` in the wire format of `api`.  The
  * inputs are borrowed.  On success *out is filled; on failure it is left

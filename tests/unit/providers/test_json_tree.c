@@ -1,22 +1,32 @@
 /*
  * test_json_tree.c: ch_llm_json_loadb (json_tree.c) gives what
- * json_loadb(p, n, 0, err) gives: the same tree (compared by json_equal
- * and by the bytes json_dumps writes, so key order and duplicate keys
- * count), and for text it declines or that is malformed, the same
- * failure.  Fixed cases, then a seeded mutation loop over a request body.
+ * json_loadb(p, n, flags, err) gives, with flags 0 and
+ * JSON_REJECT_DUPLICATES: the same tree (compared by json_equal and by
+ * the bytes json_dumps writes, so key order and duplicate keys count),
+ * the same error record on success (api.c prints its line and column),
+ * and for text it declines or that is malformed, the same failure.
+ * Fixed cases, then a seeded mutation loop over a request body.
  */
 #include "providers_test.h"
 
 #include "providers/providers.h"
 
-static void same(const char *p, size_t n)
+static void same_flags(const char *p, size_t n, size_t flags)
 {
     json_error_t e1, e2;
-    json_t *a = ch_llm_json_loadb(p, n, &e1), *b = json_loadb(p, n, 0, &e2);
+    json_t *a, *b;
 
+    memset(&e1, 0x5a, sizeof(e1));
+    memset(&e2, 0x5a, sizeof(e2));
+    a = ch_llm_json_loadb(p, n, flags, &e1);
+    b = json_loadb(p, n, flags, &e2);
+    assert_string_equal(e1.text, e2.text);
+    assert_string_equal(e1.source, e2.source);
+    assert_int_equal(e1.line, e2.line);
+    assert_int_equal(e1.column, e2.column);
+    assert_int_equal(e1.position, e2.position);
     if (!b) {
         assert_null(a);
-        assert_string_equal(e1.text, e2.text);
         return;
     }
     assert_non_null(a);
@@ -27,6 +37,12 @@ static void same(const char *p, size_t n)
     ch_free(db);
     json_decref(a);
     json_decref(b);
+}
+
+static void same(const char *p, size_t n)
+{
+    same_flags(p, n, 0);
+    same_flags(p, n, JSON_REJECT_DUPLICATES);
 }
 
 static void same_s(const char *s)
@@ -49,6 +65,8 @@ static void test_fixed(void **state)
         "[1,2,3]",
         "{\"a\":{\"b\":{\"c\":[true,false,null]}}}",
         "{\"a\":1,\"b\":2,\"a\":3}",
+        "{\"a\":{\"b\":1,\"b\":2}}",
+        "[{\"k\\u00e9\":1,\"k\xc3\xa9\":2}]",
         "{\"k\\u00e9y\":\"v\"}",
         "[123456789012345678]",
         "[1234567890123456789]",
