@@ -97,7 +97,7 @@ static int run_bulk(struct ch_db *db, struct ch_store_job *job)
 
 /* A steady stream of commits, faster than any checkpoint here, still lets
  * the log start over: the writer finishes the checkpointer's passes, and
- * waits for one past 16,000 frames (~64 MB), so the WAL file stays under
+ * waits for one past 4,000 frames (~16 MB), so the WAL file stays near
  * that instead of growing with everything written (~60,000 frames,
  * ~240 MB: what the test measured before the writer's part existed). */
 static void test_wal_bounded_under_steady_commits(void **state)
@@ -117,8 +117,9 @@ static void test_wal_bounded_under_steady_commits(void **state)
     assert_int_equal(f->done_ok, 4000);
     snprintf(wal, sizeof(wal), "%s-wal", f->path);
     assert_int_equal(stat(wal, &sb), 0);
-    /* The hard limit plus the commit that crossed it, and slack. */
-    assert_true(sb.st_size < (off_t)72 * 1024 * 1024);
+    /* The hard limit plus the commit that crossed it, and slack (a pass
+     * that began just before the writer's checkpoint makes it retry). */
+    assert_true(sb.st_size < (off_t)40 * 1024 * 1024);
     close_store(f);
 }
 
