@@ -134,8 +134,14 @@ struct ch_store {
     struct ch_db *wdb;    /* owned by the writer thread once it starts */
     struct ch_ckpt *ckpt; /* owned: the WAL checkpointer, or NULL (SQLite checkpoints) */
     uv_thread_t thread;
-    uv_async_t async; /* writer -> loop: finished batches, writer exit */
-    uv_idle_t wake;   /* loop: wakes a sleeping writer before the loop polls again */
+    /* writer -> loop: finished batches, writer exit.  An eventfd of the
+     * store's own under a uv_poll_t, not a uv_async_t: libuv 1.44's async
+     * callback spins (then sched_yield()s) when the loop wakes before the
+     * sender's write(2) has returned, which it often does across cores. */
+    uv_poll_t async;
+    int async_fd;
+    atomic_bool async_signalled; /* a write is in the eventfd the loop has not read */
+    uv_idle_t wake;              /* loop: wakes a sleeping writer before the loop polls again */
 
     /* Everything below `mu` up to the counters is guarded by it. */
     uv_mutex_t mu;

@@ -6,8 +6,8 @@
  * BEGIN IMMEDIATE ... COMMIT (group commit: one WAL append and, with
  * synchronous=FULL, one fsync for the whole batch), each job between a
  * SAVEPOINT and its RELEASE so a failing job is rolled back alone.  The
- * finished batch goes back to the loop through a uv_async_t whose callback
- * calls each job's `done` in submission order.  The loop signals the
+ * finished batch goes back to the loop through an eventfd under a
+ * uv_poll_t whose callback calls each job's `done` in submission order.  The loop signals the
  * writer only when it sleeps (writer_waiting), only for the first job it
  * will find, and only once per loop iteration (an idle handle), so one
  * poll's requests make one batch; lazy jobs (audit rows) do not wake it at
@@ -15,7 +15,10 @@
  * Close drains the queue, reaps the pool's read connections, joins the
  * thread and closes the async handle.  See docs/internals/store.md.
  */
+#include <errno.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "store/internal.h"
 
@@ -224,6 +227,21 @@ static bool wait_for_work(struct ch_store *s)
     }
 }
 
+/* Writer thread: tell the loop that batches finished (or that the thread
+ * is ending).  One write until the loop has read it: coalesced. */
+static void signal_loop(struct ch_store *s)
+{
+    uint64_t one = 1;
+    ssize_t n;
+
+    if (atomic_exchange_explicit(&s->async_signalled, true, memory_order_acq_rel))
+        return;
+    do
+        n = write(s->async_fd, &one, sizeof(one));
+    while (n < 0 && errno == EINTR);
+    /* EAGAIN: the counter is full, so the loop is woken anyway. */
+}
+
 static void writer_main(void *arg)
 {
     struct ch_store *s = arg;
@@ -245,7 +263,7 @@ static void writer_main(void *arg)
             s->done_head = batch;
         s->done_tail = tail;
         uv_mutex_unlock(&s->mu);
-        uv_async_send(&s->async); /* coalesces while the loop has not run it */
+        signal_loop(s);
         uv_mutex_lock(&s->mu);
     }
     /* Closing: wait until no read can be using a pool connection, then
@@ -263,7 +281,7 @@ static void writer_main(void *arg)
     uv_mutex_lock(&s->mu);
     s->writer_exited = true;
     uv_mutex_unlock(&s->mu);
-    uv_async_send(&s->async);
+    signal_loop(s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -276,6 +294,8 @@ static void on_handle_closed(uv_handle_t *h)
     void (*cb)(void *) = s->close_cb;
     void *data = s->close_data;
 
+    if (h == (uv_handle_t *)&s->async)
+        close(s->async_fd); /* the writer has exited: nobody writes it */
     if (--s->handles_open > 0)
         return;
     uv_cond_destroy(&s->cond);
@@ -320,12 +340,19 @@ void ch_store_kick(struct ch_store *s)
         wake_writer(s);
 }
 
-static void on_async(uv_async_t *a)
+static void on_async(uv_poll_t *a, int status, int events)
 {
     struct ch_store *s = ch_container_of(a, struct ch_store, async);
     struct ch_store_job *job, *next;
+    uint64_t v;
     bool exited;
 
+    (void)status; /* an eventfd does not fail; look at the lists anyway */
+    (void)events;
+    if (read(s->async_fd, &v, sizeof(v)) < 0 && errno != EAGAIN && errno != EINTR)
+        ch_log_warn("store: reading the writer's eventfd: %s", strerror(errno));
+    /* Before taking the lists: a batch appended after this writes again. */
+    atomic_store_explicit(&s->async_signalled, false, memory_order_release);
     uv_mutex_lock(&s->mu);
     job = s->done_head;
     s->done_head = s->done_tail = NULL;
@@ -355,6 +382,8 @@ static void on_open_failed_closed(uv_handle_t *h)
 {
     struct ch_store *s = h->data;
 
+    if (h == (uv_handle_t *)&s->async)
+        close(s->async_fd);
     if (--s->handles_open > 0)
         return;
     ch_free(s->path);
@@ -406,19 +435,30 @@ int ch_store_open(uv_loop_t *loop, const struct ch_store_opts *o, struct ch_stor
     if ((uvrc = uv_cond_init(&s->cond)) != 0)
         goto uv_fail;
     have_cond = true;
-    if ((uvrc = uv_async_init(loop, &s->async, on_async)) != 0)
+    s->async_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->async_fd < 0) {
+        uvrc = uv_translate_sys_error(errno);
         goto uv_fail;
+    }
+    atomic_init(&s->async_signalled, false);
+    if ((uvrc = uv_poll_init(loop, &s->async, s->async_fd)) != 0) {
+        close(s->async_fd); /* a failed init leaves no handle to close */
+        goto uv_fail;
+    }
     uv_unref((uv_handle_t *)&s->async);
     s->async.data = s;
     uv_idle_init(loop, &s->wake); /* cannot fail */
     uv_unref((uv_handle_t *)&s->wake);
     s->wake.data = s;
     s->handles_open = 2;
-    if (ch_ckpt_start(s, &dbo) != 0)
-        ch_log_warn("store: no checkpointer thread; commits checkpoint the WAL themselves");
-    uvrc = uv_thread_create(&s->thread, writer_main, s);
+    uvrc = uv_poll_start(&s->async, UV_READABLE, on_async);
+    if (uvrc == 0) {
+        if (ch_ckpt_start(s, &dbo) != 0)
+            ch_log_warn("store: no checkpointer thread; commits checkpoint the WAL themselves");
+        uvrc = uv_thread_create(&s->thread, writer_main, s);
+    }
     if (uvrc != 0) {
-        /* The async handle is live: it can only be freed in a close cb. */
+        /* The handles are live: they can only be freed in close cbs. */
         ch_error_set(err, rc, "cannot start the store writer thread: %s", uv_strerror(uvrc));
         ch_ckpt_stop(s);
         ch_db_close(s->wdb);
