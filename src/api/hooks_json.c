@@ -16,9 +16,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 #include "api/hooks.h"
 
@@ -135,46 +132,13 @@ static int unicode_escape(struct scan *s, unsigned *out)
 
 /* Copy from p to o up to the first byte a string cannot take as it is (a
  * control, '"', '\\' or a non-ASCII byte to check) or end; returns the
- * count.  Eight bytes a word, each stored whole before it is tested (o
- * never runs ahead of p, and tmp is as long as the body); the lowest
- * byte the test flags is exact ("determine if a word has a byte less
- * than n", Bit Twiddling Hacks: borrows only run upwards). */
+ * count. */
 static inline size_t copy_run(char *o, const unsigned char *p, const unsigned char *end)
 {
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    size_t i = 0, n = (size_t)(end - p);
+    size_t n = ch_json_plain_len((const char *)p, (size_t)(end - p), true);
 
-#ifdef __SSE2__
-    /* Sixteen at a time first (SSE2 is part of x86-64), the same stop
-     * bytes: '"', '\\', controls (v - 0x1f saturates to zero) and bytes
-     * with the high bit (the movemask of v itself). */
-    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl_max = _mm_set1_epi8(0x1f);
-    for (; n - i >= 16; i += 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
-        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
-                                   _mm_cmpeq_epi8(_mm_subs_epu8(v, ctl_max), _mm_setzero_si128()));
-        unsigned m = (unsigned)(_mm_movemask_epi8(hit) | _mm_movemask_epi8(v));
-
-        _mm_storeu_si128((__m128i *)(void *)(o + i), v);
-        if (m)
-            return i + (size_t)__builtin_ctz(m);
-    }
-#endif
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    for (; n - i >= 8; i += 8) {
-        uint64_t x, q, b, m;
-        memcpy(&x, p + i, 8);
-        memcpy(o + i, &x, 8);
-        q = x ^ (ones * '"');
-        b = x ^ (ones * '\\');
-        m = (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b) | x) & highs;
-        if (m)
-            return i + (size_t)__builtin_ctzll(m) / 8;
-    }
-#endif
-    for (; i < n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\'; i++)
-        o[i] = (char)p[i];
-    return i;
+    memcpy(o, p, n);
+    return n;
 }
 
 /* A string at s->p (on the opening quote), decoded into s->tmp. */

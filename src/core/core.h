@@ -158,6 +158,9 @@ int ch_buf_vappendf(struct ch_buf *b, const char *fmt, va_list ap);
  * body written directly is byte for byte the one a jansson tree dumps.
  * The bytes are not checked for UTF-8.  b is unchanged on failure. */
 int ch_buf_append_json_str(struct ch_buf *b, const char *s, size_t n);
+/* Bytes at s[0..n) before the first '"', '\\', control or, with
+ * stop_non_ascii, byte >= 0x80: what a JSON string holds unescaped. */
+size_t ch_json_plain_len(const char *s, size_t n, bool stop_non_ascii);
 /* Drop the first n bytes (n > len drops all). */
 void ch_buf_consume(struct ch_buf *b, size_t n);
 /* Hand the data to the caller (caller frees with ch_free); b becomes empty. */

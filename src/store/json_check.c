@@ -10,9 +10,6 @@
  */
 #include <stdint.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 #include "store/internal.h"
 
@@ -31,78 +28,13 @@ static bool is_hex(unsigned char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-/* Bytes a string scan must stop at: '"', '\\' and controls (< 0x20).
- * Eight at a time (SWAR, the has-zero-byte trick): a 2 KB hook request is
- * mostly plain text, and this keeps its check near 1 instruction a byte.
- * The result has the high bit set in each flagged byte; borrows can flag
- * a byte above a real match, never below one, so the lowest flag (first
- * byte, little-endian load) is exact. */
-#define ONES 0x0101010101010101ull
-#define HIGHS 0x8080808080808080ull
-static uint64_t special_mask(uint64_t v)
-{
-    uint64_t q = v ^ (ONES * '"'), b = v ^ (ONES * '\\');
-
-    return (((q - ONES) & ~q) | ((b - ONES) & ~b) | ((v - ONES * 0x20) & ~v)) & HIGHS;
-}
-
-static uint64_t load8(const char *p)
-{
-    uint64_t w;
-
-    memcpy(&w, p, 8);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    w = __builtin_bswap64(w);
-#endif
-    return w;
-}
-
-#ifdef __SSE2__
-/* The same stop bytes sixteen at a time (SSE2 is part of x86-64): about
- * half an instruction a byte where the word loop takes over two, and a run
- * request is checked in full on the writer thread for every admission.
- * Returns the offset of the first stop byte in s[i..n), or the offset
- * from which fewer than 16 bytes remain. */
-static size_t skip_plain16(const char *s, size_t i, size_t n)
-{
-    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl_max = _mm_set1_epi8(0x1f);
-
-    while (n - i >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-        /* A control (v <= 0x1f): the saturating v - 0x1f is zero there. */
-        __m128i ctl = _mm_cmpeq_epi8(_mm_subs_epu8(v, ctl_max), _mm_setzero_si128());
-        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)), ctl);
-        unsigned m = (unsigned)_mm_movemask_epi8(hit);
-
-        if (m)
-            return i + (size_t)__builtin_ctz(m);
-        i += 16;
-    }
-    return i;
-}
-#endif
-
 /* s[i] is the opening quote.  Returns the index after the closing one, or 0. */
 static size_t scan_string(const char *s, size_t i, size_t n)
 {
     for (i++; i < n; i++) {
         unsigned char c;
-        uint64_t m;
 
-#ifdef __SSE2__
-        /* At a stop byte unless fewer than 16 bytes were left: then the
-         * word loop below finishes. */
-        i = skip_plain16(s, i, n);
-        if (n - i < 16)
-#endif
-            while (n - i >= 8) {
-                m = special_mask(load8(s + i));
-                if (m) {
-                    i += (size_t)__builtin_ctzll(m) / 8; /* the first byte to look at */
-                    break;
-                }
-                i += 8;
-            }
+        i += ch_json_plain_len(s + i, n - i, false); /* the run up to a stop byte */
         if (i >= n)
             break;
         c = (unsigned char)s[i];

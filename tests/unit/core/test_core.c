@@ -27,6 +27,44 @@ static void test_buf_cap(void **state)
     ch_buf_release(&b);
 }
 
+/* ch_json_plain_len against a byte loop: every length up to 80 at every
+ * alignment, with one stop byte (or none) at every position, both modes;
+ * the plain bytes include 0x7f and high bytes so both word and SIMD paths
+ * see them. */
+static size_t plain_len_ref(const unsigned char *s, size_t n, bool stop_non_ascii)
+{
+    size_t i = 0;
+
+    while (i < n && s[i] >= 0x20 && s[i] != '"' && s[i] != '\\' && !(stop_non_ascii && s[i] >= 0x80))
+        i++;
+    return i;
+}
+
+static void test_json_plain_len(void **state)
+{
+    static const unsigned char stops[] = {'"', '\\', 0x00, 0x1f, 0x0a, 0x80, 0xff, 0xc3};
+    static const unsigned char plain[] = {'a', ' ', 0x7f, '~', 0xe2, '/', 0x21, 0x5b, 0x5d};
+    unsigned char buf[96 + 16];
+    size_t n, off, pos, k;
+    int mode;
+
+    (void)state;
+    for (n = 0; n <= 80; n++)
+        for (off = 0; off < 16; off += 5)
+            for (pos = 0; pos <= n; pos++)
+                for (k = 0; k < sizeof(stops); k++)
+                    for (mode = 0; mode < 2; mode++) {
+                        unsigned char *s = buf + off;
+                        size_t i;
+
+                        for (i = 0; i < n; i++)
+                            s[i] = plain[(i * 7 + n) % sizeof(plain)];
+                        if (pos < n)
+                            s[pos] = stops[k];
+                        assert_int_equal(ch_json_plain_len((const char *)s, n, mode), plain_len_ref(s, n, mode));
+                    }
+}
+
 static void test_buf_json_str(void **state)
 {
     struct ch_buf b;
@@ -324,10 +362,10 @@ static void test_limits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_cap),        cmocka_unit_test(test_buf_json_str), cmocka_unit_test(test_map),
-        cmocka_unit_test(test_mask),           cmocka_unit_test(test_parsers),      cmocka_unit_test(test_crypto),
-        cmocka_unit_test(test_alloc_counting), cmocka_unit_test(test_limits),       cmocka_unit_test(test_log_tail),
-        cmocka_unit_test(test_alloc_trim),
+        cmocka_unit_test(test_buf_cap),        cmocka_unit_test(test_buf_json_str),   cmocka_unit_test(test_map),
+        cmocka_unit_test(test_mask),           cmocka_unit_test(test_parsers),        cmocka_unit_test(test_crypto),
+        cmocka_unit_test(test_alloc_counting), cmocka_unit_test(test_limits),         cmocka_unit_test(test_log_tail),
+        cmocka_unit_test(test_alloc_trim),     cmocka_unit_test(test_json_plain_len),
     };
     ch_alloc_install();
     return cmocka_run_group_tests(tests, NULL, NULL);
