@@ -70,15 +70,7 @@ bool ch_agent_session_key_valid(const char *key)
 
 void ch_agent_run_id_new(char out[37])
 {
-    static const char hex[] = "0123456789abcdef";
-    uint64_t ms = (uint64_t)ch_now_ms();
-
-    ch_uuid4(out); /* the random bits, the variant and the hyphens */
-    for (int i = 11, d = 0; i >= 0; i--, d++) {
-        int pos = i < 8 ? i : i + 1; /* 8 hex, '-', 4 hex */
-        out[pos] = hex[(ms >> (4 * d)) & 0xf];
-    }
-    out[14] = '7';
+    ch_uuid7(out);
 }
 
 struct ch_run *ch_run_new_from_req(struct ch_agent *a, const struct ch_agent_run_req *req, struct ch_error *err)

@@ -274,6 +274,7 @@ void ch_time_iso8601(int64_t ms, char out[32]);
 /* OpenSSL RAND_bytes; CH_EIO when the CSPRNG fails. */
 int ch_random_bytes(void *out, size_t n);
 void ch_uuid4(char out[37]); /* lowercase, hyphenated */
+void ch_uuid7(char out[37]); /* the same, time-ordered (RFC 9562 version 7) */
 /* prefix + `nchars` url-safe base64 chars of fresh randomness, owned. */
 char *ch_random_token(const char *prefix, size_t nchars);
 void ch_sha256(const void *p, size_t n, uint8_t out[32]);

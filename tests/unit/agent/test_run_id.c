@@ -1,5 +1,5 @@
 /*
- * test_run_id.c: ch_agent_run_id_new (agent/sched.c): UUID version 7 ids,
+ * test_run_id.c: ch_agent_run_id_new (agent/sched.c, ch_uuid7 in core/crypto.c): UUID version 7 ids,
  * 36 characters in the ch_uuid4 layout, the creation time in their first
  * 48 bits, so ids made later sort after earlier ones, and distinct.
  */
