@@ -77,10 +77,13 @@ int main(int argc, char **argv)
     const char *name;
     int rc;
 
-    /* Few arenas: the loop, the store writer and the pool threads would
-     * otherwise each get a 64 MiB glibc arena whose touched pages stay
-     * resident; idle private memory is a target (docs/performance.md). */
-    mallopt(M_ARENA_MAX, 2);
+    /* One glibc arena per thread we run (the loop, the store writer, its
+     * checkpointer, the pool threads), not glibc's 8 per core.  With 2,
+     * the writer shared the loop's arena: under load half of both threads'
+     * malloc/free calls took the arena lock with a futex (14,000 a second
+     * at 6,000 turns/s), serialising the two (docs/performance.md).  An
+     * arena's untouched pages cost nothing; idle RssAnon grows ~0.3 MB. */
+    mallopt(M_ARENA_MAX, 8);
     if (ch_alloc_install() != 0) {
         fprintf(stderr, "chela: cannot install the allocator\n");
         return CH_EXIT_RUNTIME;
