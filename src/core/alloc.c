@@ -404,10 +404,11 @@ int ch_alloc_install(void)
      * sub-journal keeps the first copy of every page the job changes.
      * Past 64 KiB (SQLite's default) it moves to a temporary file: one
      * create, two pwrites per page and an unlink per batch, which were
-     * two thirds of the writer's system calls under load.  A job's pages
-     * are bounded (the largest content is CH_STORE_MAX_CONTENT_BYTES), so
-     * memory up to 8 MiB per connection; bigger ones still spill. */
-    if (sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, 8 * 1024 * 1024) != SQLITE_OK)
+     * two thirds of the writer's system calls under load (a turn's jobs
+     * change 13-20 pages).  In memory it is one chunk of this size (SQLite
+     * allocates the spill threshold at once), so not much more: a bigger
+     * job (a session's cascade delete) still spills to a file. */
+    if (sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, 256 * 1024) != SQLITE_OK)
         rc = CH_ESTATE;
     if (!CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free))
         rc = CH_ESTATE;
