@@ -61,6 +61,7 @@ struct ch_tc_entry {
     struct ch_message_bounds bounds; /* the stored transcript's ends this copy matches */
     struct ch_tc_row *rows;          /* owned, ascending seq */
     json_t *role_user, *role_asst;   /* owned: the role strings the rows' msgs share */
+    json_t *type_text;               /* owned: "text", shared by the text blocks built by hand */
     size_t count, cap;
     size_t text_bytes;
     size_t cost;                     /* bytes charged to the cache */

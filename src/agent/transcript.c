@@ -71,6 +71,7 @@ void ch_tc_entry_unref(struct ch_tc_entry *e)
     }
     json_decref(e->role_user);
     json_decref(e->role_asst);
+    json_decref(e->type_text);
     ch_free(e->rows);
     ch_free(e->key);
     ch_free(e->session_id);
@@ -89,7 +90,8 @@ struct ch_tc_entry *ch_tc_entry_new(const char *key, const char *session_id)
     e->cost = sizeof(*e) + ENTRY_OVERHEAD + 2 * strlen(key);
     e->role_user = json_string("user");
     e->role_asst = json_string("assistant");
-    if (!e->key || !e->session_id || !e->role_user || !e->role_asst) {
+    e->type_text = json_string("text");
+    if (!e->key || !e->session_id || !e->role_user || !e->role_asst || !e->type_text) {
         ch_tc_entry_unref(e);
         return NULL;
     }
@@ -194,15 +196,64 @@ static void trim_window(struct ch_tc_entry *e)
         e->cache->bytes -= freed;
 }
 
+#define TEXT_HEAD "[{\"type\":\"text\",\"text\":\""
+#define TEXT_TAIL "\"}]"
+
+/*
+ * The common stored row, one text block without escapes, as the agent
+ * writes it ([{"type":"text","text":"..."}], compact), built without
+ * jansson's parser: json_loadb costs about 9,000 instructions for a short
+ * row, and a turn that misses the cache parses every row of its history.
+ * The tree is the one json_loadb gives (same keys in the same order, the
+ * same UTF-8 check); anything else, escapes included, returns NULL and
+ * takes the parser.
+ */
+static json_t *plain_text_block(struct ch_tc_entry *e, const char *text, size_t len)
+{
+    const size_t hl = sizeof(TEXT_HEAD) - 1, tl = sizeof(TEXT_TAIL) - 1;
+    const char *p = text + hl;
+    size_t n;
+    json_t *arr, *blk, *str;
+
+    if (len < hl + tl || memcmp(text, TEXT_HEAD, hl) || memcmp(text + len - tl, TEXT_TAIL, tl))
+        return NULL;
+    n = len - hl - tl;
+    if (ch_json_plain_len(p, n, false) != n)
+        return NULL;          /* a quote, backslash or control byte inside */
+    str = json_stringn(p, n); /* NULL when not UTF-8: the parser refuses it too */
+    if (!str)
+        return NULL;
+    blk = json_object();
+    if (!blk || json_object_set_nocheck(blk, "type", e->type_text)) {
+        json_decref(str);
+        json_decref(blk);
+        return NULL;
+    }
+    /* the _new setters take their value even when they fail */
+    if (json_object_set_new_nocheck(blk, "text", str)) {
+        json_decref(blk);
+        return NULL;
+    }
+    arr = json_array();
+    if (json_array_append_new(arr, blk)) {
+        json_decref(arr);
+        return NULL;
+    }
+    return arr;
+}
+
 /* Stored content as a content array: a bare string becomes one text
  * block, a compaction entry the summary turn; NULL when unreadable. */
-static json_t *parse_content(const char *role, const char *text, size_t len)
+static json_t *parse_content(struct ch_tc_entry *e, const char *role, const char *text, size_t len)
 {
     json_error_t jerr;
-    json_t *c = json_loadb(text ? text : "[]", text ? len : 2, 0, &jerr), *out;
+    json_t *c, *out;
     const char *summary;
     char *s;
 
+    if (text && strcmp(role, "compaction") && (c = plain_text_block(e, text, len)) != NULL)
+        return c;
+    c = json_loadb(text ? text : "[]", text ? len : 2, 0, &jerr);
     if (!c)
         return NULL;
     if (json_is_string(c)) {
@@ -304,7 +355,7 @@ int ch_tc_entry_fill(struct ch_tc_entry *e, const struct ch_message_list *l, con
          * A stored array is taken as its own compact encoding (the agent
          * writes them with json_dumps): its size is the text's, without
          * encoding it again; only the token estimate uses it. */
-        rc = push_row(e, m->seq, m->role, parse_content(m->role, m->content, len), len, as_is ? len : 0);
+        rc = push_row(e, m->seq, m->role, parse_content(e, m->role, m->content, len), len, as_is ? len : 0);
         if (rc)
             return rc;
     }

@@ -336,6 +336,75 @@ static void test_random_transcripts(void **state)
     assert_true(cov_merge > 100 && cov_drop > 100 && cov_extend > 100 && cov_insert > 100);
 }
 
+/* Rows of one text block skip jansson's parser: the tree must be the
+ * parser's, and what the parser refuses must stay unreadable. */
+static void test_text_rows_parse(void **state)
+{
+    static const char *const bits[] = {"a",
+                                       " ",
+                                       "\"",
+                                       "\\",
+                                       "\\n",
+                                       "\\u00e9",
+                                       "\\ud83d\\ude00",
+                                       "\xc3\xa9",
+                                       "\xe2\x82\xac",
+                                       "\xf0\x9f\x98\x80",
+                                       "\x7f",
+                                       "\x01",
+                                       "\t",
+                                       "\xc3",
+                                       "\xff",
+                                       "\xed\xa0\x80",
+                                       "}]",
+                                       "\"}]"};
+    static const char *const heads[] = {"[{\"type\":\"text\",\"text\":\"", "[{\"type\": \"text\", \"text\": \"",
+                                        "[{\"text\":\"", "[{\"type\":\"text\",\"text\":\"x\"},{\"text\":\""};
+    static const char *const tails[] = {"\"}]", "\"} ]", "\"}", "\"}]x", "\",\"k\":1}]"};
+    unsigned fast = 0, unreadable = 0;
+    (void)state;
+    for (int round = 0; round < 20000; round++) {
+        struct ch_message_list l = {0};
+        struct ch_message_bounds b = {0};
+        struct ch_tc_entry *e = ch_tc_entry_new("k", "sid");
+        char text[512];
+        size_t len;
+        json_error_t jerr;
+        json_t *want;
+
+        len = (size_t)snprintf(text, sizeof(text), "%s", pick(4) ? heads[0] : heads[pick(4)]);
+        for (unsigned k = pick(12); k; k--)
+            len += (size_t)snprintf(text + len, sizeof(text) - len, "%s", bits[pick(18)]);
+        snprintf(text + len, sizeof(text) - len, "%s", pick(4) ? tails[0] : tails[pick(5)]);
+        l.items = ch_calloc(1, sizeof(*l.items));
+        l.count = 1;
+        snprintf(l.items[0].role, sizeof(l.items[0].role), "%s", roles[pick(3)]);
+        l.items[0].content = ch_strdup(text);
+        l.items[0].seq = 1;
+        assert_int_equal(ch_tc_entry_fill(e, &l, &b), 0);
+        want = json_loads(text, 0, &jerr);
+        if (!json_is_array(want)) {
+            assert_null(e->rows[0].content);
+            unreadable++;
+        } else {
+            char *d_want = json_dumps(want, JSON_COMPACT), *d_got;
+            assert_non_null(e->rows[0].content);
+            d_got = json_dumps(e->rows[0].content, JSON_COMPACT);
+            assert_string_equal(d_got, d_want);
+            assert_true(json_equal(e->rows[0].content, want));
+            assert_int_equal(e->rows[0].json_bytes, strlen(text));
+            fast += !strcmp(d_want, text);
+            ch_free(d_want);
+            ch_free(d_got);
+        }
+        json_decref(want);
+        ch_tc_entry_unref(e);
+        ch_message_list_release(&l);
+    }
+    print_message("rows in their compact form %u, unreadable %u\n", fast, unreadable);
+    assert_true(fast > 1000 && unreadable > 1000);
+}
+
 /* ROW_OVERHEAD counts a row's message object: check what it costs. */
 static void test_message_cost(void **state)
 {
@@ -357,6 +426,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_transcripts),
+        cmocka_unit_test(test_text_rows_parse),
         cmocka_unit_test(test_message_cost),
     };
     ch_alloc_install();
