@@ -211,12 +211,13 @@ static void trim_window(struct ch_tc_entry *e)
 static json_t *plain_text_block(struct ch_tc_entry *e, const char *text, size_t len)
 {
     const size_t hl = sizeof(TEXT_HEAD) - 1, tl = sizeof(TEXT_TAIL) - 1;
-    const char *p = text + hl;
+    const char *p;
     size_t n;
     json_t *arr, *blk, *str;
 
     if (len < hl + tl || memcmp(text, TEXT_HEAD, hl) || memcmp(text + len - tl, TEXT_TAIL, tl))
         return NULL;
+    p = text + hl;
     n = len - hl - tl;
     if (ch_json_plain_len(p, n, false) != n)
         return NULL;          /* a quote, backslash or control byte inside */
