@@ -43,24 +43,39 @@ static bool has_result_for(const json_t *content, const char *id)
     return false;
 }
 
+/* What from_rows knows of each message it built, parallel to msgs. */
+struct hmeta {
+    size_t bytes;   /* compact JSON size of its content */
+    bool assistant; /* role */
+    bool tool_use;  /* an assistant turn with a tool_use block */
+    bool own;       /* made for this history (else a row's shared msg) */
+};
+
 /*
  * A run that stopped between a tool call and its result (loop guard,
  * MAX_TOOL_ROUNDS, timeout, abort, crash) leaves a tool_use without its
  * tool_result; every provider refuses such a history.  Give each one a
- * result saying it was not run, at the head of the next user turn.
+ * result saying it was not run, at the head of the next user turn.  Only
+ * the turns known to call a tool are looked at; a user turn that gets
+ * results is replaced by a new message, never changed (it may be a
+ * row's shared msg).
  */
-static bool close_dangling_tool_calls(json_t *msgs)
+static int close_dangling_tool_calls(json_t *msgs, const struct hmeta *meta, size_t n, bool *changed)
 {
-    bool changed = false;
+    size_t shift = 0; /* user turns inserted so far */
 
-    for (size_t i = 0; i < json_array_size(msgs); i++) {
-        json_t *m = json_array_get(msgs, i), *next, *blk, *missing;
-        size_t j;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = k + shift, j;
+        json_t *m, *next, *blk, *missing, *turn;
 
-        if (strcmp(json_string_value(json_object_get(m, "role")), "assistant"))
+        if (!meta[k].assistant || !meta[k].tool_use)
             continue;
-        next = json_array_get(msgs, i + 1);
+        m = json_array_get(msgs, i);
+        /* merged turns alternate, so the next one is a user turn */
+        next = k + 1 < n && !meta[k + 1].assistant ? json_array_get(msgs, i + 1) : NULL;
         missing = json_array();
+        if (!missing)
+            return CH_ENOMEM;
         json_array_foreach(json_object_get(m, "content"), j, blk)
         {
             const char *t = json_string_value(json_object_get(blk, "type"));
@@ -69,25 +84,31 @@ static bool close_dangling_tool_calls(json_t *msgs)
                 continue;
             if (next && has_result_for(json_object_get(next, "content"), id))
                 continue;
-            json_array_append_new(missing,
-                                  json_pack("{s:s, s:s, s:s, s:b}", "type", "tool_result", "tool_use_id", id, "content",
-                                            "not run: the earlier run stopped before this tool "
-                                            "call completed",
-                                            "is_error", 1));
+            if (json_array_append_new(missing, json_pack("{s:s, s:s, s:s, s:b}", "type", "tool_result", "tool_use_id",
+                                                         id, "content",
+                                                         "not run: the earlier run stopped before this tool "
+                                                         "call completed",
+                                                         "is_error", 1))) {
+                json_decref(missing);
+                return CH_ENOMEM;
+            }
         }
         if (json_array_size(missing) == 0) {
             json_decref(missing);
             continue;
         }
-        changed = true;
-        if (next && !strcmp(json_string_value(json_object_get(next, "role")), "user")) {
-            json_array_extend(missing, json_object_get(next, "content"));
-            json_object_set_new(next, "content", missing);
-        } else {
-            json_array_insert_new(msgs, i + 1, json_pack("{s:s, s:o}", "role", "user", "content", missing));
+        *changed = true;
+        if (next && json_array_extend(missing, json_object_get(next, "content"))) {
+            json_decref(missing);
+            return CH_ENOMEM;
         }
+        turn = json_pack("{s:s, s:o}", "role", "user", "content", missing);
+        if (!turn || (next ? json_array_set_new(msgs, i + 1, turn) : json_array_insert_new(msgs, i + 1, turn)))
+            return CH_ENOMEM; /* both take turn */
+        if (!next)
+            shift++;
     }
-    return changed;
+    return 0;
 }
 
 json_t *ch_context_from_transcript(const struct ch_message_list *l, int64_t **seqs_out, size_t *nseqs)
@@ -124,95 +145,83 @@ size_t ch_context_message_bytes(const char *role, size_t content_bytes)
 /*
  * Rows to neutral messages (tool results travel as user turns, a
  * compaction entry is a user summary turn, consecutive turns of one role
- * merge).  A message's content starts as the row's own array, shared;
- * it is copied (shallow) before a merge appends to it, so the cache's
- * rows are never changed.
+ * merge).  A message starts as the row's own msg, shared: the common case
+ * costs one incref per row and no allocation.  Where the history differs
+ * from the rows (a merge, a tool result added) the message is replaced
+ * by one of its own, so the cache's rows are never changed.
  */
 json_t *ch_context_from_rows(const struct ch_tc_row *rows, size_t n, int64_t **seqs_out, size_t *nseqs,
                              size_t *json_bytes)
 {
-    json_t *msgs = json_array(), *user = json_string("user"), *assistant = json_string("assistant");
-    json_t *last = NULL;
-    bool last_shared = false;
-    int64_t *seqs = ch_calloc(n + 1, sizeof(*seqs));
-    size_t *sizes = ch_calloc(n + 1, sizeof(*sizes));
+    json_t *msgs = json_array();
+    int64_t *seqs = ch_malloc((n + 1) * sizeof(*seqs));
+    struct hmeta *meta = ch_malloc((n + 1) * sizeof(*meta));
     size_t ns = 0, total;
+    bool changed = false;
 
     *seqs_out = NULL;
     *nseqs = 0;
     *json_bytes = 0;
-    if (!seqs || !sizes || !msgs || !user || !assistant)
+    if (!seqs || !meta || !msgs)
         goto fail;
     for (size_t i = 0; i < n; i++) {
         const struct ch_tc_row *m = &rows[i];
-        const char *role;
+        struct hmeta *last = ns ? &meta[ns - 1] : NULL;
 
-        if (!m->content)
-            continue; /* an unreadable row is skipped, never fatal */
-        if (!strcmp(m->role, "assistant"))
-            role = "assistant";
-        else if (!strcmp(m->role, "compaction") || !strcmp(m->role, "user") || !strcmp(m->role, "tool"))
-            role = "user";
-        else
-            continue; /* system rows are not replayed */
-        if (last && !strcmp(json_string_value(json_object_get(last, "role")), role)) {
-            json_t *lc = json_object_get(last, "content");
-            if (last_shared) {
+        if (!m->msg)
+            continue; /* unreadable or system: not replayed */
+        if (last && last->assistant == m->assistant) {
+            json_t *lm = json_array_get(msgs, ns - 1), *lc = json_object_get(lm, "content");
+            if (!last->own) {
+                json_t *own = json_object();
                 lc = json_copy(lc);
-                if (!lc || json_object_set_new(last, "content", lc))
+                /* set_new takes lc even when it fails */
+                if (!own || json_object_set_nocheck(own, "role", json_object_get(lm, "role")) ||
+                    json_object_set_new_nocheck(own, "content", lc) || json_array_set_new(msgs, ns - 1, own))
                     goto fail;
-                last_shared = false;
+                last->own = true;
             }
             if (json_array_extend(lc, m->content))
                 goto fail;
-            sizes[ns - 1] = merged_bytes(sizes[ns - 1], m->json_bytes);
+            last->bytes = merged_bytes(last->bytes, m->json_bytes);
+            last->tool_use |= m->tool_use;
             continue;
         }
-        /* Built by hand: json_pack would parse its format and copy the
-         * role for every message of every turn. */
-        last = json_object();
-        if (!last || json_array_append_new(msgs, last) ||
-            json_object_set_nocheck(last, "role", role[0] == 'a' ? assistant : user) ||
-            json_object_set_nocheck(last, "content", m->content))
+        if (json_array_append(msgs, m->msg))
             goto fail;
-        last_shared = true;
+        meta[ns] = (struct hmeta){.bytes = m->json_bytes, .assistant = m->assistant, .tool_use = m->tool_use};
         seqs[ns] = m->seq;
-        sizes[ns] = m->json_bytes;
         ns++;
     }
     /* A transcript must not open with an assistant turn or a dangling
      * tool result whose call was compacted away. */
-    while (json_array_size(msgs)) {
-        json_t *first = json_array_get(msgs, 0);
-        json_t *c0 = json_array_get(json_object_get(first, "content"), 0);
+    while (ns) {
+        json_t *c0 = json_array_get(json_object_get(json_array_get(msgs, 0), "content"), 0);
         const char *t = json_string_value(json_object_get(c0, "type"));
-        if (strcmp(json_string_value(json_object_get(first, "role")), "assistant") && !(t && !strcmp(t, "tool_result")))
+        if (!meta[0].assistant && !(t && !strcmp(t, "tool_result")))
             break;
         json_array_remove(msgs, 0);
         memmove(seqs, seqs + 1, (ns - 1) * sizeof(*seqs));
-        memmove(sizes, sizes + 1, (ns - 1) * sizeof(*sizes));
+        memmove(meta, meta + 1, (ns - 1) * sizeof(*meta));
         ns--;
     }
-    if (close_dangling_tool_calls(msgs)) {
+    if (close_dangling_tool_calls(msgs, meta, ns, &changed))
+        goto fail;
+    if (changed) {
         total = ch_context_json_size(msgs); /* rare: measure it */
     } else {
         total = 2 + (ns ? ns - 1 : 0);
         for (size_t i = 0; i < ns; i++)
-            total +=
-                ch_context_message_bytes(json_string_value(json_object_get(json_array_get(msgs, i), "role")), sizes[i]);
+            total += ch_context_message_bytes(meta[i].assistant ? "assistant" : "user", meta[i].bytes);
     }
-    ch_free(sizes);
-    json_decref(user);
-    json_decref(assistant);
+    ch_free(meta);
     *seqs_out = seqs;
     *nseqs = ns;
     *json_bytes = total;
     return msgs;
 fail:
     ch_free(seqs);
-    ch_free(sizes);
-    json_decref(user);
-    json_decref(assistant);
+    ch_free(meta);
     json_decref(msgs);
     return NULL;
 }

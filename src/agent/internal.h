@@ -41,10 +41,17 @@ struct lane;
 
 struct ch_tc_row {
     int64_t seq;
-    char role[16];     /* as stored: user assistant tool system compaction */
-    json_t *content;   /* owned ref, shared with histories, never mutated; NULL: unreadable */
+    char role[16];   /* as stored: user assistant tool system compaction */
+    json_t *content; /* owned ref, shared with histories, never mutated; NULL: unreadable */
+    /* owned ref: the neutral message {"role":R,"content":content} a history
+     * holds for this row, built once and shared by every turn's history,
+     * never mutated (a history copies it before it merges into it); NULL
+     * when the row is not replayed (unreadable, system) */
+    json_t *msg;
     size_t json_bytes; /* compact JSON size of content */
     size_t text_bytes; /* stored text size (the window's byte cap) */
+    bool assistant;    /* msg's role is "assistant" (else "user") */
+    bool tool_use;     /* content has a tool_use block with an id */
 };
 
 struct ch_tcache;
@@ -53,6 +60,8 @@ struct ch_tc_entry {
     char *key, *session_id;          /* owned */
     struct ch_message_bounds bounds; /* the stored transcript's ends this copy matches */
     struct ch_tc_row *rows;          /* owned, ascending seq */
+    json_t *role_user, *role_asst;   /* owned: the role strings the rows' msgs share */
+    json_t *type_text;               /* owned: "text", shared by the text blocks built by hand */
     size_t count, cap;
     size_t text_bytes;
     size_t cost;                     /* bytes charged to the cache */
@@ -257,7 +266,9 @@ int ch_persist_compaction(struct ch_run *r, int64_t first_kept_seq, const char *
 char *ch_context_system_prompt(struct ch_agent *a, struct ch_run *r);
 json_t *ch_context_from_transcript(const struct ch_message_list *l, int64_t **seqs, size_t *nseqs);
 /* The same from cached rows; *json_bytes gets the compact JSON size of
- * the result without encoding it.  Shares the rows' content. */
+ * the result without encoding it.  Shares the rows' msg objects (each
+ * history element is either a row's msg or a message of its own, and
+ * neither is mutated afterwards: appends go to the array). */
 json_t *ch_context_from_rows(const struct ch_tc_row *rows, size_t n, int64_t **seqs, size_t *nseqs, size_t *json_bytes);
 int64_t ch_context_estimate_tokens(const char *system, const json_t *messages, const json_t *tools);
 /* The same estimate from sizes already known. */

@@ -8,17 +8,23 @@
  * (ch_messages_bounds: first and last seq and id) with the ends this copy
  * was made from, inside the same transaction that appends the user
  * message, and reloads on any difference (chat.inject, sessions.compact,
- * reset, delete, another process).  Content is shared with the runs'
- * histories by reference and never mutated.
+ * reset, delete, another process).  Each row also keeps the neutral
+ * message a history holds for it ({"role","content"}), built once when
+ * the row enters the entry, so building a turn's history is one incref
+ * per row instead of a new object (four allocations) per row per turn.
+ * Content and messages are shared with the runs' histories by reference
+ * and never mutated.
  */
 #include <string.h>
 
 #include "agent/internal.h"
 
 /* What a row costs beyond its text: jansson's array, block object (its
- * hash table) and strings, measured at about 0.5 KiB for a text block.
- * The stored text itself is not kept, only its parsed content. */
-#define ROW_OVERHEAD 512
+ * hash table) and strings, measured at about 0.5 KiB for a text block,
+ * plus the row's message object (object, hash table, two pairs: 325
+ * bytes from ch_malloc, test_history_diff checks it).  The stored text
+ * itself is not kept, only its parsed content. */
+#define ROW_OVERHEAD (512 + 336)
 #define ENTRY_OVERHEAD 256
 
 static size_t row_cost(const struct ch_tc_row *row)
@@ -59,8 +65,13 @@ void ch_tc_entry_unref(struct ch_tc_entry *e)
 {
     if (!e || --e->refs > 0)
         return;
-    for (size_t i = 0; i < e->count; i++)
+    for (size_t i = 0; i < e->count; i++) {
+        json_decref(e->rows[i].msg);
         json_decref(e->rows[i].content);
+    }
+    json_decref(e->role_user);
+    json_decref(e->role_asst);
+    json_decref(e->type_text);
     ch_free(e->rows);
     ch_free(e->key);
     ch_free(e->session_id);
@@ -77,7 +88,10 @@ struct ch_tc_entry *ch_tc_entry_new(const char *key, const char *session_id)
     e->key = ch_strdup(key);
     e->session_id = ch_strdup(session_id);
     e->cost = sizeof(*e) + ENTRY_OVERHEAD + 2 * strlen(key);
-    if (!e->key || !e->session_id) {
+    e->role_user = json_string("user");
+    e->role_asst = json_string("assistant");
+    e->type_text = json_string("text");
+    if (!e->key || !e->session_id || !e->role_user || !e->role_asst || !e->type_text) {
         ch_tc_entry_unref(e);
         return NULL;
     }
@@ -168,6 +182,7 @@ static void trim_window(struct ch_tc_entry *e)
     while (drop < e->count && (e->count - drop > CH_TRANSCRIPT_MAX_ROWS || text > CH_TRANSCRIPT_MAX_BYTES)) {
         text -= e->rows[drop].text_bytes;
         freed += row_cost(&e->rows[drop]);
+        json_decref(e->rows[drop].msg);
         json_decref(e->rows[drop].content);
         drop++;
     }
@@ -181,15 +196,65 @@ static void trim_window(struct ch_tc_entry *e)
         e->cache->bytes -= freed;
 }
 
+#define TEXT_HEAD "[{\"type\":\"text\",\"text\":\""
+#define TEXT_TAIL "\"}]"
+
+/*
+ * The common stored row, one text block without escapes, as the agent
+ * writes it ([{"type":"text","text":"..."}], compact), built without
+ * jansson's parser: json_loadb costs about 9,000 instructions for a short
+ * row, and a turn that misses the cache parses every row of its history.
+ * The tree is the one json_loadb gives (same keys in the same order, the
+ * same UTF-8 check); anything else, escapes included, returns NULL and
+ * takes the parser.
+ */
+static json_t *plain_text_block(struct ch_tc_entry *e, const char *text, size_t len)
+{
+    const size_t hl = sizeof(TEXT_HEAD) - 1, tl = sizeof(TEXT_TAIL) - 1;
+    const char *p;
+    size_t n;
+    json_t *arr, *blk, *str;
+
+    if (len < hl + tl || memcmp(text, TEXT_HEAD, hl) || memcmp(text + len - tl, TEXT_TAIL, tl))
+        return NULL;
+    p = text + hl;
+    n = len - hl - tl;
+    if (ch_json_plain_len(p, n, false) != n)
+        return NULL;          /* a quote, backslash or control byte inside */
+    str = json_stringn(p, n); /* NULL when not UTF-8: the parser refuses it too */
+    if (!str)
+        return NULL;
+    blk = json_object();
+    if (!blk || json_object_set_nocheck(blk, "type", e->type_text)) {
+        json_decref(str);
+        json_decref(blk);
+        return NULL;
+    }
+    /* the _new setters take their value even when they fail */
+    if (json_object_set_new_nocheck(blk, "text", str)) {
+        json_decref(blk);
+        return NULL;
+    }
+    arr = json_array();
+    if (json_array_append_new(arr, blk)) {
+        json_decref(arr);
+        return NULL;
+    }
+    return arr;
+}
+
 /* Stored content as a content array: a bare string becomes one text
  * block, a compaction entry the summary turn; NULL when unreadable. */
-static json_t *parse_content(const char *role, const char *text, size_t len)
+static json_t *parse_content(struct ch_tc_entry *e, const char *role, const char *text, size_t len)
 {
     json_error_t jerr;
-    json_t *c = json_loadb(text ? text : "[]", text ? len : 2, 0, &jerr), *out;
+    json_t *c, *out;
     const char *summary;
     char *s;
 
+    if (text && strcmp(role, "compaction") && (c = plain_text_block(e, text, len)) != NULL)
+        return c;
+    c = json_loadb(text ? text : "[]", text ? len : 2, 0, &jerr);
     if (!c)
         return NULL;
     if (json_is_string(c)) {
@@ -209,6 +274,43 @@ static json_t *parse_content(const char *role, const char *text, size_t len)
     ch_free(s);
     json_decref(c);
     return out;
+}
+
+static bool has_tool_use(const json_t *content)
+{
+    const json_t *blk;
+    size_t i;
+
+    json_array_foreach(content, i, blk)
+    {
+        const char *t = json_string_value(json_object_get(blk, "type"));
+        if (t && !strcmp(t, "tool_use") && json_is_string(json_object_get(blk, "id")))
+            return true;
+    }
+    return false;
+}
+
+/* The row's neutral message: tool results travel as user turns, a
+ * compaction entry is a user summary turn, system rows are not replayed.
+ * Built by hand: json_pack would parse its format and copy the role. */
+static int row_message(struct ch_tc_entry *e, struct ch_tc_row *row)
+{
+    const char *r = row->role;
+
+    if (!row->content)
+        return 0; /* an unreadable row is skipped, never fatal */
+    row->assistant = !strcmp(r, "assistant");
+    if (!row->assistant && strcmp(r, "user") && strcmp(r, "tool") && strcmp(r, "compaction"))
+        return 0;
+    row->tool_use = row->assistant && has_tool_use(row->content);
+    row->msg = json_object();
+    if (!row->msg || json_object_set_nocheck(row->msg, "role", row->assistant ? e->role_asst : e->role_user) ||
+        json_object_set_nocheck(row->msg, "content", row->content)) {
+        json_decref(row->msg); /* the caller drops the entry; never half a message */
+        row->msg = NULL;
+        return CH_ENOMEM;
+    }
+    return 0;
 }
 
 /* json_bytes 0: measure content (a row whose stored text is not its
@@ -239,7 +341,7 @@ static int push_row(struct ch_tc_entry *e, int64_t seq, const char *role, json_t
     e->cost += row_cost(row);
     if (e->cache)
         e->cache->bytes += row_cost(row);
-    return 0;
+    return row_message(e, row);
 }
 
 int ch_tc_entry_fill(struct ch_tc_entry *e, const struct ch_message_list *l, const struct ch_message_bounds *b)
@@ -254,7 +356,7 @@ int ch_tc_entry_fill(struct ch_tc_entry *e, const struct ch_message_list *l, con
          * A stored array is taken as its own compact encoding (the agent
          * writes them with json_dumps): its size is the text's, without
          * encoding it again; only the token estimate uses it. */
-        rc = push_row(e, m->seq, m->role, parse_content(m->role, m->content, len), len, as_is ? len : 0);
+        rc = push_row(e, m->seq, m->role, parse_content(e, m->role, m->content, len), len, as_is ? len : 0);
         if (rc)
             return rc;
     }
