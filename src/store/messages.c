@@ -42,28 +42,73 @@ void ch_message_list_release(struct ch_message_list *l)
 
     if (!l)
         return;
-    for (i = 0; i < l->count; i++)
-        ch_message_rec_release(&l->items[i]);
+    if (!l->text)
+        for (i = 0; i < l->count; i++)
+            ch_message_rec_release(&l->items[i]);
+    ch_free(l->text);
     ch_free(l->items);
     memset(l, 0, sizeof(*l));
 }
 
-static int row_to_message(sqlite3_stmt *st, struct ch_message_rec *m)
+/*
+ * A loaded transcript's strings go into one block (l->text), not five
+ * allocations per row.  Loads run on the writer (a turn whose session is
+ * not in the agent's cache loads up to 400 rows) and are freed on the
+ * loop: thousands of small chunks of the writer's glibc arena freed from
+ * another thread, whose sizes grow with the transcripts, were what kept
+ * that arena's resident pages growing in the soak (bench/agent.sh step 5)
+ * while the live heap stayed flat.  While the block grows it may move, so
+ * the items hold offsets + 1 (0: NULL) until text_fix turns them into
+ * pointers.
+ */
+static int text_col(sqlite3_stmt *st, int col, struct ch_buf *b, char **out)
+{
+    const unsigned char *v = sqlite3_column_text(st, col);
+    size_t off = b->len;
+    int rc;
+
+    if (!v) {
+        if (sqlite3_errcode(sqlite3_db_handle(st)) == SQLITE_NOMEM)
+            return CH_ENOMEM;
+        *out = NULL;
+        return 0;
+    }
+    if ((rc = ch_buf_append(b, v, (size_t)sqlite3_column_bytes(st, col))) || (rc = ch_buf_append_char(b, '\0')))
+        return rc;
+    *out = (char *)(uintptr_t)(off + 1);
+    return 0;
+}
+
+static char *text_ptr(char *base, char *off)
+{
+    return off ? base + ((uintptr_t)off - 1) : NULL;
+}
+
+static void text_fix(struct ch_message_list *l, char *base)
+{
+    for (size_t i = 0; i < l->count; i++) {
+        struct ch_message_rec *m = &l->items[i];
+        m->session_key = text_ptr(base, m->session_key);
+        m->session_id = text_ptr(base, m->session_id);
+        m->content = text_ptr(base, m->content);
+        m->model = text_ptr(base, m->model);
+        m->run_id = text_ptr(base, m->run_id);
+    }
+    l->text = base;
+}
+
+static int row_to_message(sqlite3_stmt *st, struct ch_message_rec *m, struct ch_buf *text)
 {
     const unsigned char *role;
     int rc;
 
     memset(m, 0, sizeof(*m));
-    if ((rc = ch_store_col_dup(st, 1, &m->session_key)) || (rc = ch_store_col_dup(st, 2, &m->session_id)) ||
-        (rc = ch_store_col_dup(st, COL_CONTENT, &m->content)) || (rc = ch_store_col_dup(st, 6, &m->model)) ||
-        (rc = ch_store_col_dup(st, 13, &m->run_id))) {
-        ch_message_rec_release(m);
+    if ((rc = text_col(st, 1, text, &m->session_key)) || (rc = text_col(st, 2, text, &m->session_id)) ||
+        (rc = text_col(st, COL_CONTENT, text, &m->content)) || (rc = text_col(st, 6, text, &m->model)) ||
+        (rc = text_col(st, 13, text, &m->run_id)))
         return rc;
-    }
-    if (!m->session_key || !m->session_id || !m->content) {
-        ch_message_rec_release(m);
+    if (!m->session_key || !m->session_id || !m->content)
         return CH_EIO; /* NOT NULL columns */
-    }
     role = sqlite3_column_text(st, 4);
     /* The CHECK constraint bounds role; copy at most the field anyway. */
     if (role)
@@ -185,7 +230,8 @@ out:
 
 /* Shared by both loads: collect rows from a prepared statement while they
  * fit under max_count and max_bytes; truncated when a row was left out. */
-static int collect(sqlite3_stmt *st, size_t max_count, size_t max_bytes, struct ch_message_list *l)
+static int collect_rows(sqlite3_stmt *st, size_t max_count, size_t max_bytes, struct ch_message_list *l,
+                        struct ch_buf *text)
 {
     size_t cap = 0, used = 0, bytes;
     int rc, src;
@@ -204,13 +250,32 @@ static int collect(sqlite3_stmt *st, size_t max_count, size_t max_bytes, struct 
         rc = ch_store_grow((void **)&l->items, &cap, l->count, sizeof(*l->items));
         if (rc)
             return rc;
-        rc = row_to_message(st, &l->items[l->count]);
+        rc = row_to_message(st, &l->items[l->count], text);
         if (rc)
             return rc;
         l->count++;
         used += bytes;
     }
     return src == SQLITE_DONE ? 0 : ch_db_err_code(src);
+}
+
+static int collect(sqlite3_stmt *st, size_t max_count, size_t max_bytes, struct ch_message_list *l)
+{
+    struct ch_buf text;
+    int rc;
+
+    /* Every string of the rows: the contents under max_bytes, and per row
+     * the key, id, model and run id, each bounded by the store's caps. */
+    ch_buf_init(&text, max_bytes + max_count * (CH_STORE_MAX_KEY_BYTES + 2 * CH_STORE_MAX_ID_BYTES +
+                                                CH_STORE_MAX_NAME_BYTES + 5));
+    rc = collect_rows(st, max_count, max_bytes, l, &text);
+    if (rc || !l->count) {
+        ch_buf_release(&text);
+        l->count = 0; /* the items hold offsets, nothing to free */
+        return rc;
+    }
+    text_fix(l, ch_buf_detach(&text, NULL));
+    return 0;
 }
 
 static int check_load(struct ch_db *db, const char *session_id, size_t max_count, size_t max_bytes,

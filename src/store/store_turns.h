@@ -157,6 +157,7 @@ struct ch_message_list {
     struct ch_message_rec *items; /* owned, ascending seq */
     size_t count;
     bool truncated; /* more rows matched than were returned */
+    char *text;     /* owned: all the items' strings, when loaded (see messages.c) */
 };
 void ch_message_list_release(struct ch_message_list *l);
 

@@ -229,6 +229,90 @@ static void test_load_last_and_caps(void **state)
     ch_db_close(db);
 }
 
+/* Content i for test_load_fields_one_block: grows with i, so the load's
+ * block moves while it fills. */
+static void field_content(int i, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "[{\"type\":\"text\",\"text\":\"");
+
+    for (int j = 0; j < i * 50; j++)
+        out[n++] = (char)('a' + (i + j) % 26);
+    snprintf(out + n, cap - (size_t)n, "%d\"}]", i);
+}
+
+/* A load hands back every column, NULLs as NULL, and all of the rows'
+ * strings in the list's one block (messages.c: loads run on the writer
+ * and are freed on the loop). */
+static void test_load_fields_one_block(void **state)
+{
+    struct fixture *f = *state;
+    struct ch_db *db = open_db(f);
+    struct ch_message_rec m = {0};
+    struct ch_message_list l;
+    char sid[64], content[4096];
+    size_t block = 0;
+
+    make_session(db, "hook:fields", sid);
+    for (int i = 0; i < 40; i++) {
+        field_content(i, content, sizeof(content));
+        memset(&m, 0, sizeof(m));
+        m.session_key = "hook:fields";
+        m.session_id = sid;
+        snprintf(m.role, sizeof(m.role), "%s", i % 2 ? "assistant" : "user");
+        m.content = content;
+        m.model = i % 3 ? "openai/gpt" : NULL;
+        m.run_id = i % 4 ? "run-x" : NULL;
+        m.input_tokens = i;
+        m.created_ms = 100 + i;
+        assert_int_equal(ch_messages_append(db, &m, NULL), 0);
+    }
+    assert_int_equal(ch_messages_load_last(db, sid, 100, 1 << 20, &l), 0);
+    assert_int_equal(l.count, 40);
+    assert_non_null(l.text);
+    for (size_t i = 0; i < l.count; i++) {
+        const struct ch_message_rec *r = &l.items[i];
+        const char *strs[] = {r->session_key, r->session_id, r->content, r->model, r->run_id};
+
+        field_content((int)i, content, sizeof(content));
+        assert_int_equal(r->seq, (int64_t)i + 1);
+        assert_string_equal(r->session_key, "hook:fields");
+        assert_string_equal(r->session_id, sid);
+        assert_string_equal(r->role, i % 2 ? "assistant" : "user");
+        assert_string_equal(r->content, content);
+        if (i % 3)
+            assert_string_equal(r->model, "openai/gpt");
+        else
+            assert_null(r->model);
+        if (i % 4)
+            assert_string_equal(r->run_id, "run-x");
+        else
+            assert_null(r->run_id);
+        assert_int_equal(r->input_tokens, (int64_t)i);
+        assert_int_equal(r->created_ms, 100 + (int64_t)i);
+        for (size_t k = 0; k < 5; k++)
+            if (strs[k])
+                block += strlen(strs[k]) + 1;
+    }
+    /* Every string lies in the block, and the block is just those strings. */
+    for (size_t i = 0; i < l.count; i++) {
+        const struct ch_message_rec *r = &l.items[i];
+        const char *strs[] = {r->session_key, r->session_id, r->content, r->model, r->run_id};
+        for (size_t k = 0; k < 5; k++)
+            if (strs[k])
+                assert_true(strs[k] >= l.text && strs[k] + strlen(strs[k]) < l.text + block);
+    }
+    ch_message_list_release(&l);
+    assert_null(l.items);
+    assert_null(l.text);
+
+    assert_int_equal(ch_messages_load_since(db, sid, 39, 10, 1 << 20, &l), 0);
+    assert_int_equal(l.count, 2);
+    assert_non_null(l.text);
+    assert_int_equal(l.items[1].seq, 40);
+    ch_message_list_release(&l);
+    ch_db_close(db);
+}
+
 static void test_load_since(void **state)
 {
     struct fixture *f = *state;
@@ -574,6 +658,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_append_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_appends_one_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_last_and_caps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_fields_one_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_since, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_appends_in_group_commit, setup, teardown),
