@@ -112,7 +112,11 @@ bool ch_str_eq(struct ch_str a, struct ch_str b);
 bool ch_str_eq_cstr(struct ch_str a, const char *b);
 bool ch_str_eq_ci(struct ch_str a, const char *b); /* ASCII case-insensitive */
 bool ch_str_has_prefix(struct ch_str a, const char *prefix);
-char *ch_str_dup(struct ch_str s);          /* owned, NUL-terminated */
+char *ch_str_dup(struct ch_str s); /* owned, NUL-terminated */
+/* snprintf(dst, cap, "%s", src) without the printf machinery (~600
+ * instructions a call): copies at most cap - 1 bytes, always terminates
+ * (cap > 0), returns the bytes copied. */
+size_t ch_str_copy(char *dst, size_t cap, const char *src);
 struct ch_str ch_str_trim(struct ch_str s); /* spaces and tabs */
 /* Parse a non-negative decimal; CH_EINVAL on junk or overflow past max. */
 int ch_str_to_u64(struct ch_str s, uint64_t max, uint64_t *out);

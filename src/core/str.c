@@ -50,6 +50,15 @@ char *ch_str_dup(struct ch_str s)
     return d;
 }
 
+size_t ch_str_copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return n;
+}
+
 struct ch_str ch_str_trim(struct ch_str s)
 {
     while (s.len && (s.p[0] == ' ' || s.p[0] == '\t')) {

@@ -28,7 +28,7 @@ static void manager_free(struct ch_curlm *m)
     ch_free(m->user_agent);
     ch_free(m->proxy);
     ch_free(m->ca_file);
-    ch_free(m->last_url);
+    curlm_url_unref(m->last_url);
     ch_free(m);
     if (cb)
         cb(data);

@@ -34,6 +34,20 @@ struct curlm_sock {
     bool parked;
 };
 
+/* A URL check_url parsed, handed to curl as CURLOPT_CURLU: curl then
+ * copies the parts instead of parsing the text again (curl_url_set and a
+ * curl_url_get of the whole URL per transfer, ~6,000 instructions).  Each
+ * request holds a reference while its easy handle may point at uh. */
+struct curlm_url {
+    CURLU *uh;  /* owned */
+    char *text; /* owned: what check_url compared */
+    bool https;
+    int refs;
+};
+
+struct curlm_url *curlm_url_ref(struct curlm_url *u);
+void curlm_url_unref(struct curlm_url *u); /* accepts NULL */
+
 struct ch_curlm {
     uv_loop_t *loop;           /* borrowed */
     CURLM *multi;              /* owned; NULL until the first submit (curlm_start) */
@@ -58,10 +72,9 @@ struct ch_curlm {
      * freeing one per request costs more than the request's own setup. */
     CURL *idle_easy[CURLM_IDLE_EASY_MAX];
     size_t idle_easy_count;
-    /* The last URL check_url accepted (http/https only), and its scheme:
-     * an LLM provider's URL is the same on every call. */
-    char *last_url; /* owned */
-    bool last_url_https;
+    /* The last URL check_url accepted (http/https only), parsed: an LLM
+     * provider's URL is the same on every call. */
+    struct curlm_url *last_url; /* ref */
     struct ch_curlm_stats stats;
     void (*close_cb)(void *data);
     void *close_data;
@@ -82,6 +95,7 @@ struct ch_curlm_req {
     CURL *easy;                 /* owned until finish */
     struct curl_slist *headers; /* owned; wiped on free (may hold API keys) */
     struct curl_slist *resolve; /* owned */
+    struct curlm_url *url;      /* ref, or NULL (CURLOPT_URL) */
     void *body;                 /* owned copy or taken body; NULL when borrowed */
     uv_timer_t timer;           /* deadlines; also defers adds and aborts (0 ms) */
 

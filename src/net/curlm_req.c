@@ -203,6 +203,8 @@ static void req_release(struct ch_curlm_req *req)
     req->easy = NULL;
     wipe_slist(req->headers);
     curl_slist_free_all(req->resolve);
+    curlm_url_unref(req->url); /* after the reset: the handle no longer points at it */
+    req->url = NULL;
     ch_free(req->body);
     ch_buf_release(&req->head);
     req->headers = req->resolve = NULL;

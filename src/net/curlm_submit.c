@@ -45,18 +45,55 @@ static bool valid_text(const char *s)
     return true;
 }
 
-static int check_url(struct ch_curlm *m, const struct ch_curlm_request *r, bool *is_https, struct ch_error *err)
+struct curlm_url *curlm_url_ref(struct curlm_url *u)
+{
+    u->refs++;
+    return u;
+}
+
+void curlm_url_unref(struct curlm_url *u)
+{
+    if (!u || --u->refs > 0)
+        return;
+    curl_url_cleanup(u->uh);
+    ch_free(u->text);
+    ch_free(u);
+}
+
+/* The parsed URL as a reference, or NULL when out of memory (the caller
+ * then hands curl the text). */
+static struct curlm_url *url_keep(CURLU *u, const char *text, bool https)
+{
+    struct curlm_url *k = ch_calloc(1, sizeof(*k));
+
+    if (!k || !(k->text = ch_strdup(text))) {
+        ch_free(k);
+        curl_url_cleanup(u);
+        return NULL;
+    }
+    k->uh = u;
+    k->https = https;
+    k->refs = 1;
+    return k;
+}
+
+/* On success *out is a reference to the parsed URL, or NULL: curl then
+ * parses r->url itself (any protocol allowed, or out of memory). */
+static int check_url(struct ch_curlm *m, const struct ch_curlm_request *r, bool *is_https, struct curlm_url **out,
+                     struct ch_error *err)
 {
     CURLU *u;
     CURLUcode uc;
     char *scheme = NULL;
     int rc = CH_EINVAL;
 
+    *out = NULL;
     if (strlen(r->url) > MAX_URL_BYTES)
         return ch_error_set(err, CH_EINVAL, "URL longer than %d bytes", MAX_URL_BYTES);
     /* The same text gets the same verdict: skip curl's URL parser. */
-    if (!r->allow_any_protocol && m->last_url && !strcmp(m->last_url, r->url)) {
-        *is_https = m->last_url_https;
+    if (!r->allow_any_protocol && m->last_url && !strcmp(m->last_url->text, r->url)) {
+        *is_https = m->last_url->https;
+        *out = curlm_url_ref(m->last_url);
         return 0;
     }
     u = curl_url();
@@ -83,9 +120,14 @@ static int check_url(struct ch_curlm *m, const struct ch_curlm_request *r, bool 
     *is_https = !strcmp(scheme, "https");
     rc = 0;
     if (!r->allow_any_protocol) {
-        ch_free(m->last_url);
-        m->last_url = ch_strdup(r->url); /* NULL on ENOMEM: just no cache */
-        m->last_url_https = *is_https;
+        struct curlm_url *k = url_keep(u, r->url, *is_https);
+
+        u = NULL; /* url_keep took it */
+        if (k) {
+            curlm_url_unref(m->last_url);
+            m->last_url = k;
+            *out = curlm_url_ref(k);
+        }
     }
 out:
     curl_free(scheme);
@@ -184,7 +226,10 @@ static int setup_easy(struct ch_curlm_req *req, const struct ch_curlm_request *r
             cc = curl_easy_setopt(e, opt, val);                                                                        \
     } while (0)
     SET(CURLOPT_PRIVATE, req);
-    SET(CURLOPT_URL, r->url);
+    if (req->url)
+        SET(CURLOPT_CURLU, req->url->uh);
+    else
+        SET(CURLOPT_URL, r->url);
     SET(CURLOPT_ERRORBUFFER, req->errbuf);
     SET(CURLOPT_NOSIGNAL, 1L); /* the resolver is a thread, not SIGALRM */
     /* Our own socket and close calls let a connection's poll outlive each
@@ -259,7 +304,7 @@ static int setup_easy(struct ch_curlm_req *req, const struct ch_curlm_request *r
 }
 
 static int check_request(struct ch_curlm *m, const struct ch_curlm_request *r, const char **method, bool *is_https,
-                         struct ch_error *err)
+                         struct curlm_url **url, struct ch_error *err)
 {
     int rc;
 
@@ -287,7 +332,7 @@ static int check_request(struct ch_curlm *m, const struct ch_curlm_request *r, c
     rc = curlm_start(m, err);
     if (rc)
         return rc;
-    return check_url(m, r, is_https, err);
+    return check_url(m, r, is_https, url, err);
 }
 
 static void fill_limits(struct ch_curlm_req *req, const struct ch_curlm_request *r)
@@ -311,13 +356,14 @@ int ch_curlm_submit(struct ch_curlm *m, const struct ch_curlm_request *r, struct
     const void *body;
     const char *method = NULL;
     bool has_body, is_https = false;
+    struct curlm_url *url = NULL;
     int rc = CH_EINVAL;
 
     if (!r) {
         ch_error_set(err, rc, "no request");
         goto out;
     }
-    rc = check_request(m, r, &method, &is_https, err);
+    rc = check_request(m, r, &method, &is_https, &url, err);
     if (rc)
         goto out;
     rc = CH_ENOMEM;
@@ -325,6 +371,8 @@ int ch_curlm_submit(struct ch_curlm *m, const struct ch_curlm_request *r, struct
     if (!req)
         goto out;
     req->m = m;
+    req->url = url;
+    url = NULL;
     fill_limits(req, r);
     body = r->body;
     if (r->body_mode == CH_CURLM_BODY_TAKE) {
@@ -398,8 +446,10 @@ out:
             }
             ch_buf_release(&req->head);
             ch_free(req->body);
+            curlm_url_unref(req->url); /* after curl_easy_cleanup */
             ch_free(req);
         }
+        curlm_url_unref(url);
         req = NULL;
     }
     if (!rc && out)

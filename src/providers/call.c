@@ -158,7 +158,7 @@ static void finish(struct ch_llm_call *c, const struct llm_failure *f)
     r->err = f ? f->err : CH_LLM_ERR_UNKNOWN;
     r->stop = f ? CH_LLM_STOP_ERROR : CH_LLM_STOP_END_TURN;
     if (f)
-        snprintf(r->message, sizeof(r->message), "%s", f->message);
+        ch_str_copy(r->message, sizeof(r->message), f->message);
     if (c->dec) {
         r->message_json = ch_llm_decoder_message(c->dec);
         r->usage = *ch_llm_decoder_usage(c->dec);

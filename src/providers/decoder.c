@@ -82,7 +82,7 @@ uint64_t llm_jtokens(const json_t *o, const char *key)
 void llm_set_model(struct ch_llm_decoder *d, const char *model)
 {
     if (model && model[0])
-        snprintf(d->model, sizeof(d->model), "%s", model);
+        ch_str_copy(d->model, sizeof(d->model), model);
 }
 
 static int oom(struct ch_llm_decoder *d)
@@ -334,7 +334,7 @@ void llm_set_stop(struct ch_llm_decoder *d, enum ch_llm_stop s, const char *raw)
 {
     d->stop = s;
     d->has_stop = true;
-    snprintf(d->raw_stop, sizeof(d->raw_stop), "%s", raw ? raw : "");
+    ch_str_copy(d->raw_stop, sizeof(d->raw_stop), raw ? raw : "");
 }
 
 int llm_complete(struct ch_llm_decoder *d)
