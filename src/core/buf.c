@@ -80,6 +80,20 @@ int ch_buf_append_char(struct ch_buf *b, char c)
     return ch_buf_append(b, &c, 1);
 }
 
+int ch_buf_append_i64(struct ch_buf *b, int64_t v)
+{
+    char tmp[24], *e = tmp + sizeof(tmp), *q = e;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        *--q = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--q = '-';
+    return ch_buf_append(b, q, (size_t)(e - q));
+}
+
 int ch_buf_vappendf(struct ch_buf *b, const char *fmt, va_list ap)
 {
     va_list ap2;
