@@ -41,6 +41,11 @@ struct curlm_sock {
 struct curlm_url {
     CURLU *uh;  /* owned */
     char *text; /* owned: what check_url compared */
+    /* owned: curl's own rendering of uh (what it would make of text).
+     * Given as CURLOPT_URL next to CURLOPT_CURLU, it spares the transfer
+     * setup a curl_url_get of the whole URL (~8,000 instructions); curl
+     * takes the parts for the request from uh either way. */
+    char *norm;
     bool https;
     int refs;
 };

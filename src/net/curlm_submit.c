@@ -56,6 +56,7 @@ void curlm_url_unref(struct curlm_url *u)
     if (!u || --u->refs > 0)
         return;
     curl_url_cleanup(u->uh);
+    curl_free(u->norm);
     ch_free(u->text);
     ch_free(u);
 }
@@ -66,7 +67,9 @@ static struct curlm_url *url_keep(CURLU *u, const char *text, bool https)
 {
     struct curlm_url *k = ch_calloc(1, sizeof(*k));
 
-    if (!k || !(k->text = ch_strdup(text))) {
+    if (!k || !(k->text = ch_strdup(text)) || curl_url_get(u, CURLUPART_URL, &k->norm, 0) != CURLUE_OK) {
+        if (k)
+            ch_free(k->text);
         ch_free(k);
         curl_url_cleanup(u);
         return NULL;
@@ -226,10 +229,9 @@ static int setup_easy(struct ch_curlm_req *req, const struct ch_curlm_request *r
             cc = curl_easy_setopt(e, opt, val);                                                                        \
     } while (0)
     SET(CURLOPT_PRIVATE, req);
+    SET(CURLOPT_URL, req->url ? req->url->norm : r->url);
     if (req->url)
         SET(CURLOPT_CURLU, req->url->uh);
-    else
-        SET(CURLOPT_URL, r->url);
     SET(CURLOPT_ERRORBUFFER, req->errbuf);
     SET(CURLOPT_NOSIGNAL, 1L); /* the resolver is a thread, not SIGALRM */
     /* Our own socket and close calls let a connection's poll outlive each
