@@ -50,6 +50,19 @@ struct curlm_url {
     int refs;
 };
 
+/* What a request set on its easy handle beyond the per-request options
+ * (curlm_submit.c, setup_easy): a handle put back keeps its options, and
+ * the next request of the same shape sets only its own (URL, headers,
+ * body, callbacks' data, limits) instead of curl_easy_reset and ~25
+ * setopts (~6,500 instructions a transfer). */
+struct curlm_shape {
+    char method[17]; /* checked: at most 16 letters */
+    bool has_body;
+    bool pipewait;     /* https and h2 allowed */
+    bool follow;       /* max_redirects > 0 */
+    bool any_protocol; /* no PROTOCOLS_STR */
+};
+
 struct curlm_url *curlm_url_ref(struct curlm_url *u);
 void curlm_url_unref(struct curlm_url *u); /* accepts NULL */
 
@@ -73,9 +86,11 @@ struct ch_curlm {
     bool torn_down;   /* multi cleaned up, handles closing */
     bool in_cleanup;  /* inside curl_multi_cleanup */
     uint64_t next_id;
-    /* Idle easy handles kept for reuse (curl_easy_reset): creating and
-     * freeing one per request costs more than the request's own setup. */
+    /* Idle easy handles kept for reuse, with the shape each was last set
+     * up for: creating and freeing one per request costs more than the
+     * request's own setup. */
     CURL *idle_easy[CURLM_IDLE_EASY_MAX];
+    struct curlm_shape idle_shape[CURLM_IDLE_EASY_MAX];
     size_t idle_easy_count;
     /* The last URL check_url accepted (http/https only), parsed: an LLM
      * provider's URL is the same on every call. */
@@ -101,6 +116,7 @@ struct ch_curlm_req {
     struct curl_slist *headers; /* owned; wiped on free (may hold API keys) */
     struct curl_slist *resolve; /* owned */
     struct curlm_url *url;      /* ref, or NULL (CURLOPT_URL) */
+    struct curlm_shape shape;   /* what easy is set up for */
     void *body;                 /* owned copy or taken body; NULL when borrowed */
     uv_timer_t timer;           /* deadlines; also defers adds and aborts (0 ms) */
 
@@ -152,8 +168,12 @@ int curlm_start(struct ch_curlm *m, struct ch_error *err);
 /* curlm.c: an easy handle for a new request: a reset idle one, else a new
  * one (NULL when out of memory); and the way back to the idle list (or
  * curl_easy_cleanup when it is full or the manager is closing). */
-CURL *curlm_easy_get(struct ch_curlm *m);
-void curlm_easy_put(struct ch_curlm *m, CURL *easy);
+/* An idle handle set up for shape (*same = true: set only the
+ * per-request options), else a reset or new one (*same = false). */
+CURL *curlm_easy_get(struct ch_curlm *m, const struct curlm_shape *shape, bool *same);
+/* Back to the pool, keeping its options for the next request of shape;
+ * the pointers into the finished request are cleared. */
+void curlm_easy_put(struct ch_curlm *m, CURL *easy, const struct curlm_shape *shape);
 /* curlm.c: a request was freed; tears the manager down if it is closing. */
 void curlm_req_gone(struct ch_curlm *m);
 /* curlm.c: CURLOPT_OPENSOCKETFUNCTION and CURLOPT_CLOSESOCKETFUNCTION

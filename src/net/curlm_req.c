@@ -199,7 +199,7 @@ static void req_release(struct ch_curlm_req *req)
     if (req->resolve)
         curl_easy_cleanup(req->easy);
     else
-        curlm_easy_put(req->m, req->easy);
+        curlm_easy_put(req->m, req->easy, &req->shape);
     req->easy = NULL;
     wipe_slist(req->headers);
     curl_slist_free_all(req->resolve);

@@ -215,10 +215,10 @@ static uint32_t pick(uint32_t v, uint32_t def)
     return v ? v : def;
 }
 
-static int setup_easy(struct ch_curlm_req *req, const struct ch_curlm_request *r, const char *method, bool has_body,
-                      const void *body, bool is_https, struct ch_error *err)
+/* The options every request sets, on a fresh handle or a reused one. */
+static CURLcode setup_request(struct ch_curlm_req *req, const struct ch_curlm_request *r, bool has_body,
+                              const void *body)
 {
-    struct ch_curlm *m = req->m;
     CURL *e = req->easy;
     CURLcode cc = CURLE_OK;
     uint32_t connect_ms = pick(r->connect_timeout_ms, CH_CURLM_DEF_CONNECT_TIMEOUT_MS);
@@ -230,9 +230,39 @@ static int setup_easy(struct ch_curlm_req *req, const struct ch_curlm_request *r
     } while (0)
     SET(CURLOPT_PRIVATE, req);
     SET(CURLOPT_URL, req->url ? req->url->norm : r->url);
-    if (req->url)
-        SET(CURLOPT_CURLU, req->url->uh);
+    /* Not when curl follows redirects: older curls re-read CURLOPT_CURLU
+     * for every hop instead of the Location they were sent to.  NULL
+     * drops a reused handle's last one. */
+    SET(CURLOPT_CURLU, req->url && r->max_redirects <= 0 ? req->url->uh : NULL);
     SET(CURLOPT_ERRORBUFFER, req->errbuf);
+    SET(CURLOPT_HEADERDATA, req);
+    SET(CURLOPT_WRITEDATA, req);
+    SET(CURLOPT_HTTPHEADER, req->headers);
+    /* The one deadline curl enforces: it spans DNS, TCP and TLS, which our
+     * timer cannot see.  NO_TIMEOUT leaves curl's own 300 s. */
+    SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms == CH_CURLM_NO_TIMEOUT ? 0L : (long)connect_ms);
+    /* Refuses a larger Content-Length before any byte of body; our write
+     * callback enforces the same cap on bodies without one.  0: no cap. */
+    SET(CURLOPT_MAXFILESIZE_LARGE,
+        req->max_body_bytes <= (uint64_t)INT64_MAX ? (curl_off_t)req->max_body_bytes : (curl_off_t)0);
+    if (r->max_redirects > 0)
+        SET(CURLOPT_MAXREDIRS, r->max_redirects);
+    if (has_body) {
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+        SET(CURLOPT_POSTFIELDS, body ? body : ""); /* borrowed by curl */
+    }
+    return cc;
+}
+
+/* The options of the request's shape (req->shape) and of the manager:
+ * a reused handle of the same shape has them already. */
+static CURLcode setup_handle(struct ch_curlm_req *req)
+{
+    struct ch_curlm *m = req->m;
+    const struct curlm_shape *sh = &req->shape;
+    CURL *e = req->easy;
+    CURLcode cc = CURLE_OK;
+
     SET(CURLOPT_NOSIGNAL, 1L); /* the resolver is a thread, not SIGALRM */
     /* Our own socket and close calls let a connection's poll outlive each
      * transfer (curlm.c, parking): no epoll_ctl per request. */
@@ -241,10 +271,7 @@ static int setup_easy(struct ch_curlm_req *req, const struct ch_curlm_request *r
     SET(CURLOPT_CLOSESOCKETFUNCTION, curlm_close_socket);
     SET(CURLOPT_CLOSESOCKETDATA, m);
     SET(CURLOPT_HEADERFUNCTION, curlm_req_on_header);
-    SET(CURLOPT_HEADERDATA, req);
     SET(CURLOPT_WRITEFUNCTION, curlm_req_on_write);
-    SET(CURLOPT_WRITEDATA, req);
-    SET(CURLOPT_HTTPHEADER, req->headers);
     SET(CURLOPT_USERAGENT, m->user_agent);
     SET(CURLOPT_PROXY, m->proxy); /* "" also ignores the *_proxy environment */
     if (m->ca_file)
@@ -256,24 +283,15 @@ static int setup_easy(struct ch_curlm_req *req, const struct ch_curlm_request *r
      * but only where h2 can be negotiated: curl counts a cleartext
      * HTTP/1.1 connection as "might multiplex" too, and would park every
      * further transfer to that host until one completes. */
-    if (is_https && !m->no_http2)
+    if (sh->pipewait)
         SET(CURLOPT_PIPEWAIT, 1L);
     SET(CURLOPT_TCP_NODELAY, 1L);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
     SET(CURLOPT_TCP_KEEPIDLE, m->keepalive_s);
     SET(CURLOPT_TCP_KEEPINTVL, m->keepalive_s);
-    /* The one deadline curl enforces: it spans DNS, TCP and TLS, which our
-     * timer cannot see.  NO_TIMEOUT leaves curl's own 300 s. */
-    SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms == CH_CURLM_NO_TIMEOUT ? 0L : (long)connect_ms);
-    /* Refuses a larger Content-Length before any byte of body; our write
-     * callback enforces the same cap on bodies without one. */
-    if (req->max_body_bytes <= (uint64_t)INT64_MAX)
-        SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_body_bytes);
-    if (r->max_redirects > 0) {
+    if (sh->follow)
         SET(CURLOPT_FOLLOWLOCATION, 1L);
-        SET(CURLOPT_MAXREDIRS, r->max_redirects);
-    }
-    if (!r->allow_any_protocol) {
+    if (!sh->any_protocol) {
         SET(CURLOPT_PROTOCOLS_STR, "http,https");
         SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     }
@@ -281,24 +299,33 @@ static int setup_easy(struct ch_curlm_req *req, const struct ch_curlm_request *r
         /* A pinned request must connect to the checked address: never
          * reuse a connection another request made to that host name, never
          * leave this one for others, and keep the pins out of the shared
-         * DNS cache (it resolves in the multi's own cache instead). */
+         * DNS cache (it resolves in the multi's own cache instead).  Its
+         * handle is its own (never pooled). */
         SET(CURLOPT_RESOLVE, req->resolve);
         SET(CURLOPT_FRESH_CONNECT, 1L);
         SET(CURLOPT_FORBID_REUSE, 1L);
     } else {
         SET(CURLOPT_SHARE, m->share);
     }
-    if (has_body) {
-        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
-        SET(CURLOPT_POSTFIELDS, body ? body : ""); /* borrowed by curl */
-        if (strcmp(method, "POST"))
-            SET(CURLOPT_CUSTOMREQUEST, method);
-    } else if (!strcmp(method, "HEAD")) {
+    if (sh->has_body) {
+        if (strcmp(sh->method, "POST"))
+            SET(CURLOPT_CUSTOMREQUEST, sh->method);
+    } else if (!strcmp(sh->method, "HEAD")) {
         SET(CURLOPT_NOBODY, 1L);
-    } else if (strcmp(method, "GET")) {
-        SET(CURLOPT_CUSTOMREQUEST, method);
+    } else if (strcmp(sh->method, "GET")) {
+        SET(CURLOPT_CUSTOMREQUEST, sh->method);
     }
 #undef SET
+    return cc;
+}
+
+static int setup_easy(struct ch_curlm_req *req, const struct ch_curlm_request *r, bool has_body, const void *body,
+                      bool same_shape, struct ch_error *err)
+{
+    CURLcode cc = setup_request(req, r, has_body, body);
+
+    if (cc == CURLE_OK && !same_shape)
+        cc = setup_handle(req);
     if (cc == CURLE_OK)
         return 0;
     return ch_error_set(err, cc == CURLE_OUT_OF_MEMORY ? CH_ENOMEM : CH_EIO, "curl_easy_setopt: %s",
@@ -357,7 +384,7 @@ int ch_curlm_submit(struct ch_curlm *m, const struct ch_curlm_request *r, struct
     void *taken = r && r->body_mode == CH_CURLM_BODY_TAKE ? (void *)r->body : NULL;
     const void *body;
     const char *method = NULL;
-    bool has_body, is_https = false;
+    bool has_body, is_https = false, same_shape = false;
     struct curlm_url *url = NULL;
     int rc = CH_EINVAL;
 
@@ -388,15 +415,20 @@ int ch_curlm_submit(struct ch_curlm *m, const struct ch_curlm_request *r, struct
         body = req->body;
     }
     has_body = r->body_len > 0 || !strcmp(method, "POST") || !strcmp(method, "PUT") || !strcmp(method, "PATCH");
-    /* Pinned requests get a handle of their own (see setup_easy). */
-    req->easy = r->resolve_count ? curl_easy_init() : curlm_easy_get(m);
+    ch_str_copy(req->shape.method, sizeof(req->shape.method), method); /* checked: fits */
+    req->shape.has_body = has_body;
+    req->shape.pipewait = is_https && !m->no_http2;
+    req->shape.follow = r->max_redirects > 0;
+    req->shape.any_protocol = r->allow_any_protocol;
+    /* Pinned requests get a handle of their own (see setup_handle). */
+    req->easy = r->resolve_count ? curl_easy_init() : curlm_easy_get(m, &req->shape, &same_shape);
     if (!req->easy)
         goto out;
     rc = build_headers(req, r, has_body, err);
     if (!rc)
         rc = build_resolve(req, r, err);
     if (!rc)
-        rc = setup_easy(req, r, method, has_body, body, is_https, err);
+        rc = setup_easy(req, r, has_body, body, same_shape, err);
     if (rc)
         goto out;
 
