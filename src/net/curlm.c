@@ -29,6 +29,7 @@ static void manager_free(struct ch_curlm *m)
     ch_free(m->proxy);
     ch_free(m->ca_file);
     curlm_url_unref(m->last_url);
+    curlm_hdrs_unref(m->last_hdrs);
     ch_free(m);
     if (cb)
         cb(data);

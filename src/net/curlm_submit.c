@@ -148,14 +148,49 @@ static int slist_add(struct curl_slist **list, const char *s)
     return 0;
 }
 
-static int build_headers(struct ch_curlm_req *req, const struct ch_curlm_request *r, bool has_body,
-                         struct ch_error *err)
+void curlm_hdrs_unref(struct curlm_hdrs *h)
 {
-    struct ch_buf line;
+    if (!h || --h->refs > 0)
+        return;
+    for (struct curl_slist *s = h->list; s; s = s->next)
+        ch_wipe(s->data, strlen(s->data));
+    curl_slist_free_all(h->list);
+    if (h->key)
+        ch_wipe(h->key, h->key_len);
+    ch_free(h->key);
+    ch_free(h);
+}
+
+/* Whether h was built from exactly these headers. */
+static bool hdrs_same(const struct curlm_hdrs *h, const struct ch_curlm_request *r, bool has_body)
+{
+    const char *k = h->key, *end = h->key + h->key_len;
+
+    if (h->count != r->header_count || h->has_body != has_body)
+        return false;
+    for (size_t i = 0; i < r->header_count; i++) {
+        const struct ch_curlm_header *x = &r->headers[i];
+        size_t nl, vl;
+
+        if (!x->name || !x->value)
+            return false;
+        nl = strlen(x->name);
+        vl = strlen(x->value);
+        if ((size_t)(end - k) < nl + vl + 2 || memcmp(k, x->name, nl + 1) || memcmp(k + nl + 1, x->value, vl + 1))
+            return false;
+        k += nl + vl + 2;
+    }
+    return k == end;
+}
+
+static int build_list(struct curlm_hdrs *hd, const struct ch_curlm_request *r, bool has_body, struct ch_error *err)
+{
+    struct ch_buf line, key;
     bool has_expect = false, has_ctype = false;
     int rc = 0;
 
     ch_buf_init(&line, MAX_FIELD_BYTES);
+    ch_buf_init(&key, SIZE_MAX);
     for (size_t i = 0; i < r->header_count; i++) {
         const struct ch_curlm_header *h = &r->headers[i];
 
@@ -178,23 +213,68 @@ static int build_headers(struct ch_curlm_req *req, const struct ch_curlm_request
             rc = ch_error_set(err, CH_EINVAL, "request header %zu longer than %d bytes", i, MAX_FIELD_BYTES);
             goto out;
         }
-        if (rc || (rc = slist_add(&req->headers, line.data)) != 0)
+        if (rc || (rc = slist_add(&hd->list, line.data)) != 0)
+            goto out;
+        rc = ch_buf_append(&key, h->name, strlen(h->name) + 1);
+        rc = rc ? rc : ch_buf_append(&key, h->value, strlen(h->value) + 1);
+        if (rc)
             goto out;
     }
     /* curl sends "Expect: 100-continue" for large bodies and then waits up
      * to a second for a 100 that many servers never send. */
-    if (!has_expect && (rc = slist_add(&req->headers, "Expect:")) != 0)
+    if (!has_expect && (rc = slist_add(&hd->list, "Expect:")) != 0)
         goto out;
     /* Without this, curl labels every body application/x-www-form-urlencoded. */
     if (has_body && !has_ctype)
-        rc = slist_add(&req->headers, "Content-Type:");
+        rc = slist_add(&hd->list, "Content-Type:");
 out:
     if (line.data)
         ch_wipe(line.data, line.cap); /* may have held an API key */
     ch_buf_release(&line);
+    if (!rc) {
+        hd->key = key.data; /* NULL when there were no headers */
+        hd->key_len = key.len;
+        hd->count = r->header_count;
+        hd->has_body = has_body;
+    } else {
+        if (key.data)
+            ch_wipe(key.data, key.cap);
+        ch_buf_release(&key);
+    }
     if (rc == CH_ENOMEM)
         ch_error_set(err, rc, "out of memory");
     return rc;
+}
+
+/* req->hdrs: the manager's last list when the headers are the same, else
+ * a new one, which becomes the last. */
+static int build_headers(struct ch_curlm_req *req, const struct ch_curlm_request *r, bool has_body,
+                         struct ch_error *err)
+{
+    struct ch_curlm *m = req->m;
+    struct curlm_hdrs *hd;
+    int rc;
+
+    if (m->last_hdrs && hdrs_same(m->last_hdrs, r, has_body)) {
+        hd = m->last_hdrs;
+        hd->refs++;
+    } else {
+        hd = ch_calloc(1, sizeof(*hd));
+        if (!hd)
+            return ch_error_set(err, CH_ENOMEM, "out of memory");
+        hd->refs = 1;
+        rc = build_list(hd, r, has_body, err);
+        if (rc) {
+            curlm_hdrs_unref(hd);
+            return rc;
+        }
+        curlm_hdrs_unref(m->last_hdrs);
+        m->last_hdrs = hd;
+        hd->refs++;
+    }
+    req->hdrs = hd;
+    req->headers = hd->list;
+    return 0;
 }
 
 static int build_resolve(struct ch_curlm_req *req, const struct ch_curlm_request *r, struct ch_error *err)
@@ -473,11 +553,7 @@ out:
             if (req->easy)
                 curl_easy_cleanup(req->easy);
             curl_slist_free_all(req->resolve);
-            if (req->headers) {
-                for (struct curl_slist *s = req->headers; s; s = s->next)
-                    ch_wipe(s->data, strlen(s->data));
-                curl_slist_free_all(req->headers);
-            }
+            curlm_hdrs_unref(req->hdrs);
             ch_buf_release(&req->head);
             ch_free(req->body);
             curlm_url_unref(req->url); /* after curl_easy_cleanup */
