@@ -44,7 +44,10 @@ int ch_buf_reserve(struct ch_buf *b, size_t extra)
     need = b->len + extra + 1; /* room for the NUL */
     if (need <= b->cap)
         return 0;
-    ncap = b->cap ? b->cap : 64;
+    /* 256: most buffers hold a short JSON text or a response head; from 64
+     * they were reallocated twice more on the way (~250 instructions a
+     * realloc, a dozen per chat turn). */
+    ncap = b->cap ? b->cap : 256;
     while (ncap < need)
         ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
     /* Never allocate far past the cap: a 1 MiB cap needs at most 1 MiB+1. */
