@@ -38,6 +38,11 @@ void llm_failure_set(struct llm_failure *f, int rc, enum ch_llm_err err, bool re
     f->err = err;
     f->retryable = retryable;
     f->retry_after_ms = -1;
+    /* A plain text (every transfer starts with "no verdict") needs no printf. */
+    if (!strchr(fmt, '%')) {
+        ch_str_copy(f->message, sizeof(f->message), fmt);
+        return;
+    }
     va_start(ap, fmt);
     vsnprintf(f->message, sizeof(f->message), fmt, ap);
     va_end(ap);
