@@ -290,8 +290,6 @@ static int answer_ok(struct chat *c, const struct ch_agent_result *res)
     int rc;
 
     ch_buf_reset(b);
-    /* Room for the answer at once (only a hint: the appends check the cap). */
-    (void)ch_buf_reserve(b, 384 + (res->text ? strlen(res->text) : 0));
     rc = ch_buf_append_str(b, "{\"id\":\"msg_"); /* run_id: a UUID we made, nothing to escape */
     rc = rc ? rc : ch_buf_append_str(b, c->run_id);
     rc = rc ? rc : put_str(b, "\",\"conversationId\":", c->conv_id);
