@@ -344,6 +344,7 @@ int ch_api_new(const struct ch_api_opts *o, struct ch_api **out, struct ch_error
     a->audit_on = true;
     a->router.routes = routes;
     a->router.count = CH_ARRAY_SIZE(routes);
+    a->router.memo = &a->route_memo;
     a->state_dir = ch_strdup(o->state_dir ? o->state_dir : "");
     a->audit = ch_calloc(1, sizeof(*a->audit));
     if (!a->state_dir || !a->audit)

@@ -243,6 +243,7 @@ struct ch_api {
     char *state_dir;
     char local_hash[65]; /* SHA-256 of the CLI's local token, or "" */
     struct ch_router router;
+    struct ch_route_memo route_memo; /* router.memo */
     struct ch_auth auth;
     struct ch_rate rate;
     struct ch_security sec;

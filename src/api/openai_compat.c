@@ -557,7 +557,7 @@ void ch_openai_completions(struct ch_http_req *r, void *data)
     ch_buf_init(&o->out, (size_t)CH_LLM_MAX_TEXT_BYTES * 6 + (64 << 10)); /* escaped text, worst case */
     ch_uuid4(o->id + 9);
     memcpy(o->id, "chatcmpl-", 9);
-    snprintf(o->model, sizeof(o->model), "%s", json_string_value(model));
+    ch_str_copy(o->model, sizeof(o->model), json_string_value(model));
     o->created = ch_now_ms() / 1000;
     o->stream = json_is_true(json_object_get(body, "stream"));
     so = json_object_get(body, "stream_options");

@@ -173,6 +173,10 @@ static void on_end(struct ch_outbox *ob, const struct ch_agent_event *ev)
     if (!res || !ev->run_id)
         return;
     ok = res->status && !strcmp(res->status, "ok");
+    /* Nothing subscribed (the usual case): no timestamps to format, two
+     * strftime+snprintf pairs a turn. */
+    if (!(want & (BIT_SENT | (ok ? BIT_COMPLETED : BIT_FAILED))))
+        return;
     ch_time_iso8601(res->finished_ms ? res->finished_ms : ev->ts_ms, ts);
     ch_time_iso8601(res->started_ms, started);
     if (ok && res->text && *res->text && (want & BIT_SENT)) {

@@ -44,7 +44,10 @@ int ch_buf_reserve(struct ch_buf *b, size_t extra)
     need = b->len + extra + 1; /* room for the NUL */
     if (need <= b->cap)
         return 0;
-    ncap = b->cap ? b->cap : 64;
+    /* 256: most buffers hold a short JSON text or a response head; from 64
+     * they were reallocated twice more on the way (~250 instructions a
+     * realloc, a dozen per chat turn). */
+    ncap = b->cap ? b->cap : 256;
     while (ncap < need)
         ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
     /* Never allocate far past the cap: a 1 MiB cap needs at most 1 MiB+1. */
@@ -78,6 +81,20 @@ int ch_buf_append_str(struct ch_buf *b, const char *s)
 int ch_buf_append_char(struct ch_buf *b, char c)
 {
     return ch_buf_append(b, &c, 1);
+}
+
+int ch_buf_append_i64(struct ch_buf *b, int64_t v)
+{
+    char tmp[24], *e = tmp + sizeof(tmp), *q = e;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        *--q = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--q = '-';
+    return ch_buf_append(b, q, (size_t)(e - q));
 }
 
 int ch_buf_vappendf(struct ch_buf *b, const char *fmt, va_list ap)

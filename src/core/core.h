@@ -112,7 +112,13 @@ bool ch_str_eq(struct ch_str a, struct ch_str b);
 bool ch_str_eq_cstr(struct ch_str a, const char *b);
 bool ch_str_eq_ci(struct ch_str a, const char *b); /* ASCII case-insensitive */
 bool ch_str_has_prefix(struct ch_str a, const char *prefix);
-char *ch_str_dup(struct ch_str s);          /* owned, NUL-terminated */
+char *ch_str_dup(struct ch_str s); /* owned, NUL-terminated */
+/* snprintf(dst, cap, "%s", src) without the printf machinery (~600
+ * instructions a call): copies at most cap - 1 bytes, always terminates
+ * (cap > 0), returns the bytes copied. */
+size_t ch_str_copy(char *dst, size_t cap, const char *src);
+/* Owned a followed by b, NUL-terminated ("%.*s%s" without printf). */
+char *ch_str_join(struct ch_str a, const char *b);
 struct ch_str ch_str_trim(struct ch_str s); /* spaces and tabs */
 /* Parse a non-negative decimal; CH_EINVAL on junk or overflow past max. */
 int ch_str_to_u64(struct ch_str s, uint64_t max, uint64_t *out);
@@ -150,6 +156,8 @@ int ch_buf_reserve(struct ch_buf *b, size_t extra);
 int ch_buf_append(struct ch_buf *b, const void *p, size_t n);
 int ch_buf_append_str(struct ch_buf *b, const char *s);
 int ch_buf_append_char(struct ch_buf *b, char c);
+/* The decimal text of v, as "%lld" writes it, without printf. */
+int ch_buf_append_i64(struct ch_buf *b, int64_t v);
 int ch_buf_appendf(struct ch_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int ch_buf_vappendf(struct ch_buf *b, const char *fmt, va_list ap);
 /* Append s (n bytes, NULs allowed) as a JSON string literal, quotes

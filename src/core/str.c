@@ -50,6 +50,28 @@ char *ch_str_dup(struct ch_str s)
     return d;
 }
 
+size_t ch_str_copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return n;
+}
+
+char *ch_str_join(struct ch_str a, const char *b)
+{
+    size_t bl = strlen(b);
+    char *d = ch_malloc(a.len + bl + 1);
+
+    if (!d)
+        return NULL;
+    if (a.len)
+        memcpy(d, a.p, a.len);
+    memcpy(d + a.len, b, bl + 1);
+    return d;
+}
+
 struct ch_str ch_str_trim(struct ch_str s)
 {
     while (s.len && (s.p[0] == ' ' || s.p[0] == '\t')) {

@@ -288,9 +288,22 @@ struct ch_route {
     size_t max_body; /* 0 = server default */
 };
 
+/* The last answer of ch_router_match: clients repeat the same path (every
+ * chat turn is POST /api/v1/chat), and the table is fixed, so one
+ * memcmp replaces the scan of every route (~4,800 instructions). */
+struct ch_route_memo {
+    unsigned method;
+    size_t path_len; /* 0: nothing remembered */
+    char path[128];
+    int rc;
+    unsigned allowed;
+    const struct ch_route *route;
+};
+
 struct ch_router {
-    const struct ch_route *routes; /* borrowed array */
+    const struct ch_route *routes; /* borrowed array, never changed once set */
     size_t count;
+    struct ch_route_memo *memo; /* borrowed, or NULL: no memo */
 };
 
 enum { CH_ROUTE_OK = 0, CH_ROUTE_NOT_FOUND = 1, CH_ROUTE_BAD_METHOD = 2 };

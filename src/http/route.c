@@ -89,8 +89,8 @@ static bool cannot_match(const char *pat, struct ch_str path)
     }
 }
 
-int ch_router_match(const struct ch_router *rt, unsigned method, struct ch_str path, struct ch_http_req *r,
-                    unsigned *allowed)
+static int match_all(const struct ch_router *rt, unsigned method, struct ch_str path, struct ch_http_req *r,
+                     unsigned *allowed, const struct ch_route **winner)
 {
     struct ch_str best_params[CH_HTTP_MAX_PARAMS];
     size_t best_np = 0;
@@ -119,6 +119,7 @@ int ch_router_match(const struct ch_router *rt, unsigned method, struct ch_str p
             memcpy(best_params, params, np * sizeof(params[0]));
         }
     }
+    *winner = best;
     if (best) {
         if (r) {
             r->route = best;
@@ -133,6 +134,44 @@ int ch_router_match(const struct ch_router *rt, unsigned method, struct ch_str p
         return CH_ROUTE_BAD_METHOD;
     }
     return CH_ROUTE_NOT_FOUND;
+}
+
+int ch_router_match(const struct ch_router *rt, unsigned method, struct ch_str path, struct ch_http_req *r,
+                    unsigned *allowed)
+{
+    struct ch_route_memo *mo = rt ? rt->memo : NULL;
+    const struct ch_route *best = NULL;
+    unsigned ok_allowed = 0;
+    int rc;
+
+    if (mo && mo->path_len && mo->method == method && mo->path_len == path.len &&
+        memcmp(mo->path, path.p, path.len) == 0) {
+        if (mo->rc == CH_ROUTE_OK && r) {
+            struct ch_str params[CH_HTTP_MAX_PARAMS];
+            size_t np = 0;
+            uint64_t score;
+
+            pattern_match(mo->route->pattern, path, params, &np, &score); /* matched before: fills params */
+            r->route = mo->route;
+            r->param_count = np;
+            memcpy(r->params, params, np * sizeof(params[0]));
+        } else if (mo->rc == CH_ROUTE_BAD_METHOD && allowed) {
+            *allowed = mo->allowed;
+        }
+        return mo->rc;
+    }
+    rc = match_all(rt, method, path, r, &ok_allowed, &best);
+    if (rc == CH_ROUTE_BAD_METHOD && allowed)
+        *allowed = ok_allowed;
+    if (mo && path.len > 0 && path.len <= sizeof(mo->path)) {
+        mo->method = method;
+        mo->path_len = path.len;
+        memcpy(mo->path, path.p, path.len);
+        mo->rc = rc;
+        mo->allowed = ok_allowed;
+        mo->route = best;
+    }
+    return rc;
 }
 
 void ch_http_methods_format(unsigned mask, char *out, size_t outcap)

@@ -28,7 +28,8 @@ static void manager_free(struct ch_curlm *m)
     ch_free(m->user_agent);
     ch_free(m->proxy);
     ch_free(m->ca_file);
-    ch_free(m->last_url);
+    curlm_url_unref(m->last_url);
+    curlm_hdrs_unref(m->last_hdrs);
     ch_free(m);
     if (cb)
         cb(data);
@@ -422,16 +423,39 @@ static void teardown(struct ch_curlm *m)
     uv_close((uv_handle_t *)&m->timer, on_timer_closed);
 }
 
-CURL *curlm_easy_get(struct ch_curlm *m)
+static bool shape_eq(const struct curlm_shape *a, const struct curlm_shape *b)
 {
-    /* Idle handles were reset when put back: no option, no pointer into a
-     * freed request.  Connections stay in the multi handle's cache. */
-    if (m->idle_easy_count)
-        return m->idle_easy[--m->idle_easy_count];
-    return curl_easy_init();
+    return a->has_body == b->has_body && a->pipewait == b->pipewait && a->follow == b->follow &&
+           a->any_protocol == b->any_protocol && !strcmp(a->method, b->method);
 }
 
-void curlm_easy_put(struct ch_curlm *m, CURL *easy)
+CURL *curlm_easy_get(struct ch_curlm *m, const struct curlm_shape *shape, bool *same)
+{
+    size_t n = m->idle_easy_count;
+    CURL *e;
+
+    *same = false;
+    if (n == 0)
+        return curl_easy_init();
+    /* The most recently used first: its connection is likely warm too. */
+    for (size_t i = n; i-- > 0;) {
+        if (shape_eq(&m->idle_shape[i], shape)) {
+            e = m->idle_easy[i];
+            m->idle_easy[i] = m->idle_easy[n - 1];
+            m->idle_shape[i] = m->idle_shape[n - 1];
+            m->idle_easy_count--;
+            *same = true;
+            return e;
+        }
+    }
+    /* Another shape: no option of its last request may carry over.
+     * Connections stay in the multi handle's cache. */
+    e = m->idle_easy[--m->idle_easy_count];
+    curl_easy_reset(e);
+    return e;
+}
+
+void curlm_easy_put(struct ch_curlm *m, CURL *easy, const struct curlm_shape *shape)
 {
     if (!easy)
         return;
@@ -439,7 +463,17 @@ void curlm_easy_put(struct ch_curlm *m, CURL *easy)
         curl_easy_cleanup(easy);
         return;
     }
-    curl_easy_reset(easy);
+    /* Nothing may point into the freed request, the headers or the body
+     * while the handle waits; the next request sets its own. */
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, NULL);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, NULL);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(easy, CURLOPT_CURLU, NULL);
+    if (shape->has_body)
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL); /* the method stays POST, as the shape says */
+    m->idle_shape[m->idle_easy_count] = *shape;
     m->idle_easy[m->idle_easy_count++] = easy;
 }
 

@@ -34,6 +34,53 @@ struct curlm_sock {
     bool parked;
 };
 
+/* A URL check_url parsed, handed to curl as CURLOPT_CURLU: curl then
+ * copies the parts instead of parsing the text again (curl_url_set and a
+ * curl_url_get of the whole URL per transfer, ~6,000 instructions).  Each
+ * request holds a reference while its easy handle may point at uh. */
+struct curlm_url {
+    CURLU *uh;  /* owned */
+    char *text; /* owned: what check_url compared */
+    /* owned: curl's own rendering of uh (what it would make of text).
+     * Given as CURLOPT_URL next to CURLOPT_CURLU, it spares the transfer
+     * setup a curl_url_get of the whole URL (~8,000 instructions); curl
+     * takes the parts for the request from uh either way. */
+    char *norm;
+    bool https;
+    int refs;
+};
+
+/* What a request set on its easy handle beyond the per-request options
+ * (curlm_submit.c, setup_easy): a handle put back keeps its options, and
+ * the next request of the same shape sets only its own (URL, headers,
+ * body, callbacks' data, limits) instead of curl_easy_reset and ~25
+ * setopts (~6,500 instructions a transfer). */
+struct curlm_shape {
+    char method[17]; /* checked: at most 16 letters */
+    bool has_body;
+    bool pipewait;     /* https and h2 allowed */
+    bool follow;       /* max_redirects > 0 */
+    bool any_protocol; /* no PROTOCOLS_STR */
+};
+
+/* A request's header list for curl, shared by the requests that give the
+ * same headers (an LLM provider's are the same on every call: the key,
+ * content type, accept): a hit compares the strings instead of checking
+ * and copying each into a new list (~3,000 instructions a transfer).
+ * Wiped when freed: it holds API keys. */
+struct curlm_hdrs {
+    struct curl_slist *list; /* owned; what CURLOPT_HTTPHEADER gets */
+    char *key;               /* owned: name NUL value NUL ..., as given */
+    size_t key_len, count;
+    bool has_body; /* added "Content-Type:" when the caller gave none */
+    int refs;
+};
+
+void curlm_hdrs_unref(struct curlm_hdrs *h); /* accepts NULL */
+
+struct curlm_url *curlm_url_ref(struct curlm_url *u);
+void curlm_url_unref(struct curlm_url *u); /* accepts NULL */
+
 struct ch_curlm {
     uv_loop_t *loop;           /* borrowed */
     CURLM *multi;              /* owned; NULL until the first submit (curlm_start) */
@@ -54,14 +101,16 @@ struct ch_curlm {
     bool torn_down;   /* multi cleaned up, handles closing */
     bool in_cleanup;  /* inside curl_multi_cleanup */
     uint64_t next_id;
-    /* Idle easy handles kept for reuse (curl_easy_reset): creating and
-     * freeing one per request costs more than the request's own setup. */
+    /* Idle easy handles kept for reuse, with the shape each was last set
+     * up for: creating and freeing one per request costs more than the
+     * request's own setup. */
     CURL *idle_easy[CURLM_IDLE_EASY_MAX];
+    struct curlm_shape idle_shape[CURLM_IDLE_EASY_MAX];
     size_t idle_easy_count;
-    /* The last URL check_url accepted (http/https only), and its scheme:
-     * an LLM provider's URL is the same on every call. */
-    char *last_url; /* owned */
-    bool last_url_https;
+    /* The last URL check_url accepted (http/https only), parsed: an LLM
+     * provider's URL is the same on every call. */
+    struct curlm_url *last_url;   /* ref */
+    struct curlm_hdrs *last_hdrs; /* ref: the last header list built */
     struct ch_curlm_stats stats;
     void (*close_cb)(void *data);
     void *close_data;
@@ -80,8 +129,11 @@ struct ch_curlm_req {
     enum curlm_req_state state;
     bool in_multi;              /* added to m->multi and not yet removed */
     CURL *easy;                 /* owned until finish */
-    struct curl_slist *headers; /* owned; wiped on free (may hold API keys) */
+    struct curlm_hdrs *hdrs;    /* ref */
+    struct curl_slist *headers; /* hdrs->list */
     struct curl_slist *resolve; /* owned */
+    struct curlm_url *url;      /* ref, or NULL (CURLOPT_URL) */
+    struct curlm_shape shape;   /* what easy is set up for */
     void *body;                 /* owned copy or taken body; NULL when borrowed */
     uv_timer_t timer;           /* deadlines; also defers adds and aborts (0 ms) */
 
@@ -133,8 +185,12 @@ int curlm_start(struct ch_curlm *m, struct ch_error *err);
 /* curlm.c: an easy handle for a new request: a reset idle one, else a new
  * one (NULL when out of memory); and the way back to the idle list (or
  * curl_easy_cleanup when it is full or the manager is closing). */
-CURL *curlm_easy_get(struct ch_curlm *m);
-void curlm_easy_put(struct ch_curlm *m, CURL *easy);
+/* An idle handle set up for shape (*same = true: set only the
+ * per-request options), else a reset or new one (*same = false). */
+CURL *curlm_easy_get(struct ch_curlm *m, const struct curlm_shape *shape, bool *same);
+/* Back to the pool, keeping its options for the next request of shape;
+ * the pointers into the finished request are cleared. */
+void curlm_easy_put(struct ch_curlm *m, CURL *easy, const struct curlm_shape *shape);
 /* curlm.c: a request was freed; tears the manager down if it is closing. */
 void curlm_req_gone(struct ch_curlm *m);
 /* curlm.c: CURLOPT_OPENSOCKETFUNCTION and CURLOPT_CLOSESOCKETFUNCTION

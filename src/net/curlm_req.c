@@ -170,13 +170,6 @@ static int err_from_curl(CURLcode cc)
     }
 }
 
-static void wipe_slist(struct curl_slist *l)
-{
-    for (struct curl_slist *s = l; s; s = s->next)
-        ch_wipe(s->data, strlen(s->data));
-    curl_slist_free_all(l);
-}
-
 static void on_req_closed(uv_handle_t *h)
 {
     struct ch_curlm_req *req = h->data;
@@ -199,10 +192,13 @@ static void req_release(struct ch_curlm_req *req)
     if (req->resolve)
         curl_easy_cleanup(req->easy);
     else
-        curlm_easy_put(req->m, req->easy);
+        curlm_easy_put(req->m, req->easy, &req->shape);
     req->easy = NULL;
-    wipe_slist(req->headers);
+    curlm_hdrs_unref(req->hdrs);
+    req->hdrs = NULL;
     curl_slist_free_all(req->resolve);
+    curlm_url_unref(req->url); /* after the reset: the handle no longer points at it */
+    req->url = NULL;
     ch_free(req->body);
     ch_buf_release(&req->head);
     req->headers = req->resolve = NULL;

@@ -45,18 +45,58 @@ static bool valid_text(const char *s)
     return true;
 }
 
-static int check_url(struct ch_curlm *m, const struct ch_curlm_request *r, bool *is_https, struct ch_error *err)
+struct curlm_url *curlm_url_ref(struct curlm_url *u)
+{
+    u->refs++;
+    return u;
+}
+
+void curlm_url_unref(struct curlm_url *u)
+{
+    if (!u || --u->refs > 0)
+        return;
+    curl_url_cleanup(u->uh);
+    curl_free(u->norm);
+    ch_free(u->text);
+    ch_free(u);
+}
+
+/* The parsed URL as a reference, or NULL when out of memory (the caller
+ * then hands curl the text). */
+static struct curlm_url *url_keep(CURLU *u, const char *text, bool https)
+{
+    struct curlm_url *k = ch_calloc(1, sizeof(*k));
+
+    if (!k || !(k->text = ch_strdup(text)) || curl_url_get(u, CURLUPART_URL, &k->norm, 0) != CURLUE_OK) {
+        if (k)
+            ch_free(k->text);
+        ch_free(k);
+        curl_url_cleanup(u);
+        return NULL;
+    }
+    k->uh = u;
+    k->https = https;
+    k->refs = 1;
+    return k;
+}
+
+/* On success *out is a reference to the parsed URL, or NULL: curl then
+ * parses r->url itself (any protocol allowed, or out of memory). */
+static int check_url(struct ch_curlm *m, const struct ch_curlm_request *r, bool *is_https, struct curlm_url **out,
+                     struct ch_error *err)
 {
     CURLU *u;
     CURLUcode uc;
     char *scheme = NULL;
     int rc = CH_EINVAL;
 
+    *out = NULL;
     if (strlen(r->url) > MAX_URL_BYTES)
         return ch_error_set(err, CH_EINVAL, "URL longer than %d bytes", MAX_URL_BYTES);
     /* The same text gets the same verdict: skip curl's URL parser. */
-    if (!r->allow_any_protocol && m->last_url && !strcmp(m->last_url, r->url)) {
-        *is_https = m->last_url_https;
+    if (!r->allow_any_protocol && m->last_url && !strcmp(m->last_url->text, r->url)) {
+        *is_https = m->last_url->https;
+        *out = curlm_url_ref(m->last_url);
         return 0;
     }
     u = curl_url();
@@ -83,9 +123,14 @@ static int check_url(struct ch_curlm *m, const struct ch_curlm_request *r, bool 
     *is_https = !strcmp(scheme, "https");
     rc = 0;
     if (!r->allow_any_protocol) {
-        ch_free(m->last_url);
-        m->last_url = ch_strdup(r->url); /* NULL on ENOMEM: just no cache */
-        m->last_url_https = *is_https;
+        struct curlm_url *k = url_keep(u, r->url, *is_https);
+
+        u = NULL; /* url_keep took it */
+        if (k) {
+            curlm_url_unref(m->last_url);
+            m->last_url = k;
+            *out = curlm_url_ref(k);
+        }
     }
 out:
     curl_free(scheme);
@@ -103,14 +148,49 @@ static int slist_add(struct curl_slist **list, const char *s)
     return 0;
 }
 
-static int build_headers(struct ch_curlm_req *req, const struct ch_curlm_request *r, bool has_body,
-                         struct ch_error *err)
+void curlm_hdrs_unref(struct curlm_hdrs *h)
 {
-    struct ch_buf line;
+    if (!h || --h->refs > 0)
+        return;
+    for (struct curl_slist *s = h->list; s; s = s->next)
+        ch_wipe(s->data, strlen(s->data));
+    curl_slist_free_all(h->list);
+    if (h->key)
+        ch_wipe(h->key, h->key_len);
+    ch_free(h->key);
+    ch_free(h);
+}
+
+/* Whether h was built from exactly these headers. */
+static bool hdrs_same(const struct curlm_hdrs *h, const struct ch_curlm_request *r, bool has_body)
+{
+    const char *k = h->key, *end = h->key + h->key_len;
+
+    if (h->count != r->header_count || h->has_body != has_body)
+        return false;
+    for (size_t i = 0; i < r->header_count; i++) {
+        const struct ch_curlm_header *x = &r->headers[i];
+        size_t nl, vl;
+
+        if (!x->name || !x->value)
+            return false;
+        nl = strlen(x->name);
+        vl = strlen(x->value);
+        if ((size_t)(end - k) < nl + vl + 2 || memcmp(k, x->name, nl + 1) || memcmp(k + nl + 1, x->value, vl + 1))
+            return false;
+        k += nl + vl + 2;
+    }
+    return k == end;
+}
+
+static int build_list(struct curlm_hdrs *hd, const struct ch_curlm_request *r, bool has_body, struct ch_error *err)
+{
+    struct ch_buf line, key;
     bool has_expect = false, has_ctype = false;
     int rc = 0;
 
     ch_buf_init(&line, MAX_FIELD_BYTES);
+    ch_buf_init(&key, SIZE_MAX);
     for (size_t i = 0; i < r->header_count; i++) {
         const struct ch_curlm_header *h = &r->headers[i];
 
@@ -133,23 +213,68 @@ static int build_headers(struct ch_curlm_req *req, const struct ch_curlm_request
             rc = ch_error_set(err, CH_EINVAL, "request header %zu longer than %d bytes", i, MAX_FIELD_BYTES);
             goto out;
         }
-        if (rc || (rc = slist_add(&req->headers, line.data)) != 0)
+        if (rc || (rc = slist_add(&hd->list, line.data)) != 0)
+            goto out;
+        rc = ch_buf_append(&key, h->name, strlen(h->name) + 1);
+        rc = rc ? rc : ch_buf_append(&key, h->value, strlen(h->value) + 1);
+        if (rc)
             goto out;
     }
     /* curl sends "Expect: 100-continue" for large bodies and then waits up
      * to a second for a 100 that many servers never send. */
-    if (!has_expect && (rc = slist_add(&req->headers, "Expect:")) != 0)
+    if (!has_expect && (rc = slist_add(&hd->list, "Expect:")) != 0)
         goto out;
     /* Without this, curl labels every body application/x-www-form-urlencoded. */
     if (has_body && !has_ctype)
-        rc = slist_add(&req->headers, "Content-Type:");
+        rc = slist_add(&hd->list, "Content-Type:");
 out:
     if (line.data)
         ch_wipe(line.data, line.cap); /* may have held an API key */
     ch_buf_release(&line);
+    if (!rc) {
+        hd->key = key.data; /* NULL when there were no headers */
+        hd->key_len = key.len;
+        hd->count = r->header_count;
+        hd->has_body = has_body;
+    } else {
+        if (key.data)
+            ch_wipe(key.data, key.cap);
+        ch_buf_release(&key);
+    }
     if (rc == CH_ENOMEM)
         ch_error_set(err, rc, "out of memory");
     return rc;
+}
+
+/* req->hdrs: the manager's last list when the headers are the same, else
+ * a new one, which becomes the last. */
+static int build_headers(struct ch_curlm_req *req, const struct ch_curlm_request *r, bool has_body,
+                         struct ch_error *err)
+{
+    struct ch_curlm *m = req->m;
+    struct curlm_hdrs *hd;
+    int rc;
+
+    if (m->last_hdrs && hdrs_same(m->last_hdrs, r, has_body)) {
+        hd = m->last_hdrs;
+        hd->refs++;
+    } else {
+        hd = ch_calloc(1, sizeof(*hd));
+        if (!hd)
+            return ch_error_set(err, CH_ENOMEM, "out of memory");
+        hd->refs = 1;
+        rc = build_list(hd, r, has_body, err);
+        if (rc) {
+            curlm_hdrs_unref(hd);
+            return rc;
+        }
+        curlm_hdrs_unref(m->last_hdrs);
+        m->last_hdrs = hd;
+        hd->refs++;
+    }
+    req->hdrs = hd;
+    req->headers = hd->list;
+    return 0;
 }
 
 static int build_resolve(struct ch_curlm_req *req, const struct ch_curlm_request *r, struct ch_error *err)
@@ -170,10 +295,10 @@ static uint32_t pick(uint32_t v, uint32_t def)
     return v ? v : def;
 }
 
-static int setup_easy(struct ch_curlm_req *req, const struct ch_curlm_request *r, const char *method, bool has_body,
-                      const void *body, bool is_https, struct ch_error *err)
+/* The options every request sets, on a fresh handle or a reused one. */
+static CURLcode setup_request(struct ch_curlm_req *req, const struct ch_curlm_request *r, bool has_body,
+                              const void *body)
 {
-    struct ch_curlm *m = req->m;
     CURL *e = req->easy;
     CURLcode cc = CURLE_OK;
     uint32_t connect_ms = pick(r->connect_timeout_ms, CH_CURLM_DEF_CONNECT_TIMEOUT_MS);
@@ -184,8 +309,40 @@ static int setup_easy(struct ch_curlm_req *req, const struct ch_curlm_request *r
             cc = curl_easy_setopt(e, opt, val);                                                                        \
     } while (0)
     SET(CURLOPT_PRIVATE, req);
-    SET(CURLOPT_URL, r->url);
+    SET(CURLOPT_URL, req->url ? req->url->norm : r->url);
+    /* Not when curl follows redirects: older curls re-read CURLOPT_CURLU
+     * for every hop instead of the Location they were sent to.  NULL
+     * drops a reused handle's last one. */
+    SET(CURLOPT_CURLU, req->url && r->max_redirects <= 0 ? req->url->uh : NULL);
     SET(CURLOPT_ERRORBUFFER, req->errbuf);
+    SET(CURLOPT_HEADERDATA, req);
+    SET(CURLOPT_WRITEDATA, req);
+    SET(CURLOPT_HTTPHEADER, req->headers);
+    /* The one deadline curl enforces: it spans DNS, TCP and TLS, which our
+     * timer cannot see.  NO_TIMEOUT leaves curl's own 300 s. */
+    SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms == CH_CURLM_NO_TIMEOUT ? 0L : (long)connect_ms);
+    /* Refuses a larger Content-Length before any byte of body; our write
+     * callback enforces the same cap on bodies without one.  0: no cap. */
+    SET(CURLOPT_MAXFILESIZE_LARGE,
+        req->max_body_bytes <= (uint64_t)INT64_MAX ? (curl_off_t)req->max_body_bytes : (curl_off_t)0);
+    if (r->max_redirects > 0)
+        SET(CURLOPT_MAXREDIRS, r->max_redirects);
+    if (has_body) {
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+        SET(CURLOPT_POSTFIELDS, body ? body : ""); /* borrowed by curl */
+    }
+    return cc;
+}
+
+/* The options of the request's shape (req->shape) and of the manager:
+ * a reused handle of the same shape has them already. */
+static CURLcode setup_handle(struct ch_curlm_req *req)
+{
+    struct ch_curlm *m = req->m;
+    const struct curlm_shape *sh = &req->shape;
+    CURL *e = req->easy;
+    CURLcode cc = CURLE_OK;
+
     SET(CURLOPT_NOSIGNAL, 1L); /* the resolver is a thread, not SIGALRM */
     /* Our own socket and close calls let a connection's poll outlive each
      * transfer (curlm.c, parking): no epoll_ctl per request. */
@@ -194,10 +351,7 @@ static int setup_easy(struct ch_curlm_req *req, const struct ch_curlm_request *r
     SET(CURLOPT_CLOSESOCKETFUNCTION, curlm_close_socket);
     SET(CURLOPT_CLOSESOCKETDATA, m);
     SET(CURLOPT_HEADERFUNCTION, curlm_req_on_header);
-    SET(CURLOPT_HEADERDATA, req);
     SET(CURLOPT_WRITEFUNCTION, curlm_req_on_write);
-    SET(CURLOPT_WRITEDATA, req);
-    SET(CURLOPT_HTTPHEADER, req->headers);
     SET(CURLOPT_USERAGENT, m->user_agent);
     SET(CURLOPT_PROXY, m->proxy); /* "" also ignores the *_proxy environment */
     if (m->ca_file)
@@ -209,24 +363,15 @@ static int setup_easy(struct ch_curlm_req *req, const struct ch_curlm_request *r
      * but only where h2 can be negotiated: curl counts a cleartext
      * HTTP/1.1 connection as "might multiplex" too, and would park every
      * further transfer to that host until one completes. */
-    if (is_https && !m->no_http2)
+    if (sh->pipewait)
         SET(CURLOPT_PIPEWAIT, 1L);
     SET(CURLOPT_TCP_NODELAY, 1L);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
     SET(CURLOPT_TCP_KEEPIDLE, m->keepalive_s);
     SET(CURLOPT_TCP_KEEPINTVL, m->keepalive_s);
-    /* The one deadline curl enforces: it spans DNS, TCP and TLS, which our
-     * timer cannot see.  NO_TIMEOUT leaves curl's own 300 s. */
-    SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms == CH_CURLM_NO_TIMEOUT ? 0L : (long)connect_ms);
-    /* Refuses a larger Content-Length before any byte of body; our write
-     * callback enforces the same cap on bodies without one. */
-    if (req->max_body_bytes <= (uint64_t)INT64_MAX)
-        SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_body_bytes);
-    if (r->max_redirects > 0) {
+    if (sh->follow)
         SET(CURLOPT_FOLLOWLOCATION, 1L);
-        SET(CURLOPT_MAXREDIRS, r->max_redirects);
-    }
-    if (!r->allow_any_protocol) {
+    if (!sh->any_protocol) {
         SET(CURLOPT_PROTOCOLS_STR, "http,https");
         SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     }
@@ -234,24 +379,33 @@ static int setup_easy(struct ch_curlm_req *req, const struct ch_curlm_request *r
         /* A pinned request must connect to the checked address: never
          * reuse a connection another request made to that host name, never
          * leave this one for others, and keep the pins out of the shared
-         * DNS cache (it resolves in the multi's own cache instead). */
+         * DNS cache (it resolves in the multi's own cache instead).  Its
+         * handle is its own (never pooled). */
         SET(CURLOPT_RESOLVE, req->resolve);
         SET(CURLOPT_FRESH_CONNECT, 1L);
         SET(CURLOPT_FORBID_REUSE, 1L);
     } else {
         SET(CURLOPT_SHARE, m->share);
     }
-    if (has_body) {
-        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
-        SET(CURLOPT_POSTFIELDS, body ? body : ""); /* borrowed by curl */
-        if (strcmp(method, "POST"))
-            SET(CURLOPT_CUSTOMREQUEST, method);
-    } else if (!strcmp(method, "HEAD")) {
+    if (sh->has_body) {
+        if (strcmp(sh->method, "POST"))
+            SET(CURLOPT_CUSTOMREQUEST, sh->method);
+    } else if (!strcmp(sh->method, "HEAD")) {
         SET(CURLOPT_NOBODY, 1L);
-    } else if (strcmp(method, "GET")) {
-        SET(CURLOPT_CUSTOMREQUEST, method);
+    } else if (strcmp(sh->method, "GET")) {
+        SET(CURLOPT_CUSTOMREQUEST, sh->method);
     }
 #undef SET
+    return cc;
+}
+
+static int setup_easy(struct ch_curlm_req *req, const struct ch_curlm_request *r, bool has_body, const void *body,
+                      bool same_shape, struct ch_error *err)
+{
+    CURLcode cc = setup_request(req, r, has_body, body);
+
+    if (cc == CURLE_OK && !same_shape)
+        cc = setup_handle(req);
     if (cc == CURLE_OK)
         return 0;
     return ch_error_set(err, cc == CURLE_OUT_OF_MEMORY ? CH_ENOMEM : CH_EIO, "curl_easy_setopt: %s",
@@ -259,7 +413,7 @@ static int setup_easy(struct ch_curlm_req *req, const struct ch_curlm_request *r
 }
 
 static int check_request(struct ch_curlm *m, const struct ch_curlm_request *r, const char **method, bool *is_https,
-                         struct ch_error *err)
+                         struct curlm_url **url, struct ch_error *err)
 {
     int rc;
 
@@ -287,7 +441,7 @@ static int check_request(struct ch_curlm *m, const struct ch_curlm_request *r, c
     rc = curlm_start(m, err);
     if (rc)
         return rc;
-    return check_url(m, r, is_https, err);
+    return check_url(m, r, is_https, url, err);
 }
 
 static void fill_limits(struct ch_curlm_req *req, const struct ch_curlm_request *r)
@@ -310,14 +464,15 @@ int ch_curlm_submit(struct ch_curlm *m, const struct ch_curlm_request *r, struct
     void *taken = r && r->body_mode == CH_CURLM_BODY_TAKE ? (void *)r->body : NULL;
     const void *body;
     const char *method = NULL;
-    bool has_body, is_https = false;
+    bool has_body, is_https = false, same_shape = false;
+    struct curlm_url *url = NULL;
     int rc = CH_EINVAL;
 
     if (!r) {
         ch_error_set(err, rc, "no request");
         goto out;
     }
-    rc = check_request(m, r, &method, &is_https, err);
+    rc = check_request(m, r, &method, &is_https, &url, err);
     if (rc)
         goto out;
     rc = CH_ENOMEM;
@@ -325,6 +480,8 @@ int ch_curlm_submit(struct ch_curlm *m, const struct ch_curlm_request *r, struct
     if (!req)
         goto out;
     req->m = m;
+    req->url = url;
+    url = NULL;
     fill_limits(req, r);
     body = r->body;
     if (r->body_mode == CH_CURLM_BODY_TAKE) {
@@ -338,15 +495,20 @@ int ch_curlm_submit(struct ch_curlm *m, const struct ch_curlm_request *r, struct
         body = req->body;
     }
     has_body = r->body_len > 0 || !strcmp(method, "POST") || !strcmp(method, "PUT") || !strcmp(method, "PATCH");
-    /* Pinned requests get a handle of their own (see setup_easy). */
-    req->easy = r->resolve_count ? curl_easy_init() : curlm_easy_get(m);
+    ch_str_copy(req->shape.method, sizeof(req->shape.method), method); /* checked: fits */
+    req->shape.has_body = has_body;
+    req->shape.pipewait = is_https && !m->no_http2;
+    req->shape.follow = r->max_redirects > 0;
+    req->shape.any_protocol = r->allow_any_protocol;
+    /* Pinned requests get a handle of their own (see setup_handle). */
+    req->easy = r->resolve_count ? curl_easy_init() : curlm_easy_get(m, &req->shape, &same_shape);
     if (!req->easy)
         goto out;
     rc = build_headers(req, r, has_body, err);
     if (!rc)
         rc = build_resolve(req, r, err);
     if (!rc)
-        rc = setup_easy(req, r, method, has_body, body, is_https, err);
+        rc = setup_easy(req, r, has_body, body, same_shape, err);
     if (rc)
         goto out;
 
@@ -391,15 +553,13 @@ out:
             if (req->easy)
                 curl_easy_cleanup(req->easy);
             curl_slist_free_all(req->resolve);
-            if (req->headers) {
-                for (struct curl_slist *s = req->headers; s; s = s->next)
-                    ch_wipe(s->data, strlen(s->data));
-                curl_slist_free_all(req->headers);
-            }
+            curlm_hdrs_unref(req->hdrs);
             ch_buf_release(&req->head);
             ch_free(req->body);
+            curlm_url_unref(req->url); /* after curl_easy_cleanup */
             ch_free(req);
         }
+        curlm_url_unref(url);
         req = NULL;
     }
     if (!rc && out)

@@ -38,6 +38,11 @@ void llm_failure_set(struct llm_failure *f, int rc, enum ch_llm_err err, bool re
     f->err = err;
     f->retryable = retryable;
     f->retry_after_ms = -1;
+    /* A plain text (every transfer starts with "no verdict") needs no printf. */
+    if (!strchr(fmt, '%')) {
+        ch_str_copy(f->message, sizeof(f->message), fmt);
+        return;
+    }
     va_start(ap, fmt);
     vsnprintf(f->message, sizeof(f->message), fmt, ap);
     va_end(ap);
@@ -158,7 +163,7 @@ static void finish(struct ch_llm_call *c, const struct llm_failure *f)
     r->err = f ? f->err : CH_LLM_ERR_UNKNOWN;
     r->stop = f ? CH_LLM_STOP_ERROR : CH_LLM_STOP_END_TURN;
     if (f)
-        snprintf(r->message, sizeof(r->message), "%s", f->message);
+        ch_str_copy(r->message, sizeof(r->message), f->message);
     if (c->dec) {
         r->message_json = ch_llm_decoder_message(c->dec);
         r->usage = *ch_llm_decoder_usage(c->dec);

@@ -166,13 +166,15 @@ static int fill(const struct ch_llm_catalog *cat, const struct ch_llm_provider *
                 struct ch_llm_target *out, struct ch_error *err)
 {
     const struct ch_llm_model *m = model_find(p, model_id);
-    int n;
-    size_t i;
+    size_t i, plen = strlen(p->id), mlen = strlen(model_id);
 
     memset(out, 0, sizeof(*out));
-    n = snprintf(out->ref, sizeof(out->ref), "%s/%s", p->id, model_id);
-    if (n < 0 || (size_t)n >= sizeof(out->ref))
+    /* "%s/%s" without printf: twice a call, every call. */
+    if (plen + 1 + mlen >= sizeof(out->ref))
         return ch_error_set(err, CH_EINVAL, "model reference longer than %d bytes", CH_LLM_MAX_REF_BYTES - 1);
+    memcpy(out->ref, p->id, plen);
+    out->ref[plen] = '/';
+    memcpy(out->ref + plen + 1, model_id, mlen + 1);
     out->provider = p;
     memcpy(out->model_id, model_id, strlen(model_id) + 1); /* shorter than ref */
     if (m) {

@@ -82,7 +82,7 @@ uint64_t llm_jtokens(const json_t *o, const char *key)
 void llm_set_model(struct ch_llm_decoder *d, const char *model)
 {
     if (model && model[0])
-        snprintf(d->model, sizeof(d->model), "%s", model);
+        ch_str_copy(d->model, sizeof(d->model), model);
 }
 
 static int oom(struct ch_llm_decoder *d)
@@ -114,13 +114,28 @@ int llm_text(struct ch_llm_decoder *d, const char *p, size_t n)
     return 0;
 }
 
+/* {"type":"text","text":p[0..n)} built directly: json_pack spends ~40% of
+ * its time parsing the format (3,300 -> 2,000 instructions).  NULL, as
+ * json_pack, on bad UTF-8 or no memory. */
+static json_t *text_block(const char *p, size_t n)
+{
+    json_t *b = json_object();
+
+    if (!b || json_object_set_new_nocheck(b, "type", json_string_nocheck("text")) ||
+        json_object_set_new_nocheck(b, "text", json_stringn(p, n))) {
+        json_decref(b);
+        return NULL;
+    }
+    return b;
+}
+
 int llm_text_close(struct ch_llm_decoder *d)
 {
     json_t *b;
 
     if (!d->text_open)
         return 0;
-    b = json_pack("{s:s, s:s%}", "type", "text", "text", d->text.data, d->text.len);
+    b = text_block(d->text.data, d->text.len);
     if (!b || json_array_append_new(d->content, b))
         return oom(d);
     d->text_open = false;
@@ -334,7 +349,7 @@ void llm_set_stop(struct ch_llm_decoder *d, enum ch_llm_stop s, const char *raw)
 {
     d->stop = s;
     d->has_stop = true;
-    snprintf(d->raw_stop, sizeof(d->raw_stop), "%s", raw ? raw : "");
+    ch_str_copy(d->raw_stop, sizeof(d->raw_stop), raw ? raw : "");
 }
 
 int llm_complete(struct ch_llm_decoder *d)
@@ -487,12 +502,19 @@ int ch_llm_decoder_finish(struct ch_llm_decoder *d)
         llm_fail(d, CH_EIO, CH_LLM_ERR_UNKNOWN, true, "stream ended before the response was complete");
     /* Keep what arrived, even on failure: partial text is still useful. */
     if (d->text_open && d->failed && !d->message) {
-        json_t *b = json_pack("{s:s, s:s%}", "type", "text", "text", d->text.data, d->text.len);
+        json_t *b = text_block(d->text.data, d->text.len);
         if (b)
             json_array_append_new(d->content, b);
         d->text_open = false;
     }
-    d->message = json_pack("{s:s, s:O}", "role", "assistant", "content", d->content);
+    /* {"role":"assistant","content":<content, one more reference>}. */
+    d->message = json_object();
+    if (d->message &&
+        (!d->content || json_object_set_new_nocheck(d->message, "role", json_string_nocheck("assistant")) ||
+         json_object_set_nocheck(d->message, "content", d->content))) {
+        json_decref(d->message);
+        d->message = NULL;
+    }
     return d->rc;
 }
 

@@ -22,23 +22,24 @@ struct scan {
     struct llm_jdoc *doc;
 };
 
-static void skip_ws(struct scan *s)
+static inline void skip_ws(struct scan *s)
 {
-    while (s->i < s->n && (s->p[s->i] == ' ' || s->p[s->i] == '\t' || s->p[s->i] == '\n' || s->p[s->i] == '\r'))
-        s->i++;
+    const unsigned char *p = s->p;
+    size_t i = s->i, n = s->n;
+
+    /* Providers send compact JSON: the usual byte is no space at all. */
+    while (i < n && p[i] <= ' ' && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+        i++;
+    s->i = i;
 }
 
-static int new_tok(struct scan *s, enum llm_jtype type)
+static inline int new_tok(struct scan *s, enum llm_jtype type)
 {
     struct llm_jdoc *d = s->doc;
-    struct llm_jtok *t;
 
     if (d->count >= d->cap)
         return -1;
-    t = &d->toks[d->count];
-    memset(t, 0, sizeof(*t));
-    t->type = (uint8_t)type;
-    t->start = (uint32_t)s->i;
+    d->toks[d->count] = (struct llm_jtok){.type = (uint8_t)type, .start = (uint32_t)s->i};
     return (int)d->count++;
 }
 
@@ -106,18 +107,6 @@ bool llm_utf8_valid(const unsigned char *p, size_t n)
     return true;
 }
 
-/* The bytes that end a plain run inside a string: '"', '\\', controls
- * (< 0x20) and bytes >= 0x80; one lookup a byte instead of four tests. */
-static const unsigned char str_stop[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-};
-
 static int scan_string(struct scan *s, int ti)
 {
     const unsigned char *p = s->p;
@@ -126,10 +115,10 @@ static int scan_string(struct scan *s, int ti)
     unsigned cp, lo;
 
     for (;;) {
-        /* The plain run; the tests below decide on the byte that ends it
-         * exactly as they did for every byte. */
-        while (i < n && !str_stop[p[i]])
-            i++;
+        /* The plain run (16 bytes a step where SSE2 is); the tests below
+         * decide on the byte that ends it exactly as they did for every
+         * byte. */
+        i += ch_json_plain_len((const char *)p + i, n - i, true);
         if (i >= n)
             return -1;
         unsigned c = p[i];
@@ -269,9 +258,8 @@ done:
     return 0;
 }
 
-static int scan_literal(struct scan *s, const char *word, enum llm_jtype type)
+static int scan_literal(struct scan *s, const char *word, size_t len, enum llm_jtype type)
 {
-    size_t len = strlen(word);
     int ti;
 
     if (s->n - s->i < len || memcmp(s->p + s->i, word, len))
@@ -306,9 +294,9 @@ static int scan_value(struct scan *s, int depth)
             return -1;
         rc = scan_string(s, ti);
         break;
-    case 't': return scan_literal(s, "true", LLM_J_TRUE);
-    case 'f': return scan_literal(s, "false", LLM_J_FALSE);
-    case 'n': return scan_literal(s, "null", LLM_J_NULL);
+    case 't': return scan_literal(s, "true", 4, LLM_J_TRUE);
+    case 'f': return scan_literal(s, "false", 5, LLM_J_FALSE);
+    case 'n': return scan_literal(s, "null", 4, LLM_J_NULL);
     default:
         ti = new_tok(s, LLM_J_NUM);
         if (ti < 0)
@@ -350,8 +338,9 @@ int llm_jget(const struct llm_jdoc *d, int obj, const char *key)
     /* Keys with escapes are compared decoded only when they could match. */
     for (i = (uint32_t)obj + 1; i < d->toks[obj].end; i = d->toks[i + 1].end) {
         const struct llm_jtok *k = &d->toks[i];
-        if (!k->escaped ? k->len == klen && !memcmp(d->src + k->start, key, klen)
-                        : k->len >= klen && llm_jstr_eq(d, (int)i, key, klen))
+        if (!k->escaped
+                ? k->len == klen && (klen == 0 || (d->src[k->start] == key[0] && !memcmp(d->src + k->start, key, klen)))
+                : k->len >= klen && llm_jstr_eq(d, (int)i, key, klen))
             found = (int)i + 1; /* jansson keeps the last duplicate */
     }
     return found;

@@ -242,7 +242,7 @@ int llm_build_openai(const struct ch_llm_request *req, struct ch_llm_http *out, 
 
     rc = llm_set_url(out, CH_LLM_OPENAI, req->base_url, "/chat/completions", "/chat/completions", err);
     if (!rc && req->api_key && req->api_key[0]) {
-        auth = ch_sprintf("Bearer %s", req->api_key);
+        auth = ch_str_join(CH_STR("Bearer "), req->api_key);
         rc = auth ? llm_add_header(out, "authorization", auth, true, err) : CH_ENOMEM;
         ch_free_secret(auth);
     }
@@ -259,7 +259,8 @@ int llm_build_openai(const struct ch_llm_request *req, struct ch_llm_http *out, 
     put_str(&w, req->model);
     put(&w, req->want_max_completion_tokens ? ",\"max_completion_tokens\":" : ",\"max_tokens\":");
     if (!w.rc)
-        w.rc = ch_buf_appendf(&w.b, "%lld,", (long long)req->max_tokens);
+        w.rc = ch_buf_append_i64(&w.b, req->max_tokens);
+    put(&w, ",");
     put_messages(&w, req);
     if (req->tools && json_array_size(req->tools))
         llm_wr_tools(&w, req, CH_LLM_OPENAI, put_tools);

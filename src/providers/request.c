@@ -158,7 +158,7 @@ int llm_set_url(struct ch_llm_http *out, enum ch_llm_api api, const char *base, 
     /* "https://api.anthropic.com/v1" + "/v1/messages" must not double /v1. */
     if (plen && blen >= plen && memcmp(base + blen - plen, dup_prefix, plen) == 0)
         path += plen;
-    out->url = ch_sprintf("%.*s%s", (int)blen, base, path);
+    out->url = ch_str_join((struct ch_str){base, blen}, path);
     return out->url ? 0 : CH_ENOMEM;
 }
 

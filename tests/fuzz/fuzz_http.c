@@ -49,7 +49,7 @@ static void check_request(const struct ch_http_parse *p, const struct ch_http_re
         {CH_M_GET | CH_M_DELETE, "/api/v1/conversations/:id", NULL, 0, 0},
         {CH_M_POST, "/hooks/*", NULL, 0, 0},
     };
-    static const struct ch_router router = {routes, 3};
+    static const struct ch_router router = {routes, 3, NULL};
     struct ch_http_req m = *r;
     unsigned allowed;
 

@@ -27,6 +27,40 @@ static void test_buf_cap(void **state)
     ch_buf_release(&b);
 }
 
+/* The printf-free helpers against the printf they replace. */
+static void test_printf_free(void **state)
+{
+    static const int64_t vals[] = {0, 1, -1, 9, 10, -10, 4096, 123456789, INT64_MAX, INT64_MIN, INT64_MIN + 1};
+    char want[64], dst[8];
+    struct ch_buf b;
+    char *j;
+    (void)state;
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        ch_buf_init(&b, 64);
+        assert_int_equal(ch_buf_append_i64(&b, vals[i]), 0);
+        snprintf(want, sizeof(want), "%lld", (long long)vals[i]);
+        assert_string_equal(b.data, want);
+        ch_buf_release(&b);
+    }
+    ch_buf_init(&b, 3);
+    assert_int_equal(ch_buf_append_i64(&b, 1234), CH_E_TOO_LARGE);
+    ch_buf_release(&b);
+    for (size_t cap = 1; cap <= sizeof(dst); cap++) {
+        const char *src = "abcdefghij";
+        size_t keep = cap - 1 < strlen(src) ? cap - 1 : strlen(src); /* what snprintf(dst, cap, "%s") keeps */
+        memcpy(want, src, keep);
+        want[keep] = '\0';
+        assert_int_equal(ch_str_copy(dst, cap, src), strlen(want));
+        assert_string_equal(dst, want);
+    }
+    j = ch_str_join((struct ch_str){"http://h/v1///", 11}, "/chat");
+    assert_string_equal(j, "http://h/v1/chat");
+    ch_free(j);
+    j = ch_str_join(CH_STR(""), "");
+    assert_string_equal(j, "");
+    ch_free(j);
+}
+
 /* ch_json_plain_len against a byte loop: every length up to 80 at every
  * alignment, with one stop byte (or none) at every position, both modes;
  * the plain bytes include 0x7f and high bytes so both word and SIMD paths
@@ -362,10 +396,18 @@ static void test_limits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_cap),        cmocka_unit_test(test_buf_json_str),   cmocka_unit_test(test_map),
-        cmocka_unit_test(test_mask),           cmocka_unit_test(test_parsers),        cmocka_unit_test(test_crypto),
-        cmocka_unit_test(test_alloc_counting), cmocka_unit_test(test_limits),         cmocka_unit_test(test_log_tail),
-        cmocka_unit_test(test_alloc_trim),     cmocka_unit_test(test_json_plain_len),
+        cmocka_unit_test(test_buf_cap),
+        cmocka_unit_test(test_buf_json_str),
+        cmocka_unit_test(test_map),
+        cmocka_unit_test(test_mask),
+        cmocka_unit_test(test_parsers),
+        cmocka_unit_test(test_crypto),
+        cmocka_unit_test(test_alloc_counting),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_log_tail),
+        cmocka_unit_test(test_alloc_trim),
+        cmocka_unit_test(test_json_plain_len),
+        cmocka_unit_test(test_printf_free),
     };
     ch_alloc_install();
     return cmocka_run_group_tests(tests, NULL, NULL);

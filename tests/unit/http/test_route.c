@@ -32,7 +32,7 @@ static const struct ch_route routes[] = {
     /* 12 */ {CH_M_OPTIONS | CH_M_PATCH, "/opt", h, 0, 0},
 };
 
-static const struct ch_router router = {routes, sizeof(routes) / sizeof(routes[0])};
+static const struct ch_router router = {routes, sizeof(routes) / sizeof(routes[0]), NULL};
 
 struct row {
     unsigned method;
@@ -126,8 +126,46 @@ static void test_params_out_of_range(void **state)
     /* r may be NULL for a bare lookup. */
     assert_int_equal(ch_router_match(&router, CH_M_GET, CH_STR("/health"), NULL, NULL), CH_ROUTE_OK);
     /* An empty table finds nothing. */
-    struct ch_router empty = {NULL, 0};
+    struct ch_router empty = {NULL, 0, NULL};
     assert_int_equal(ch_router_match(&empty, CH_M_GET, CH_STR("/"), &r, &allowed), CH_ROUTE_NOT_FOUND);
+}
+
+/* With a memo, a repeated method+path is answered from it: the same
+ * verdict, route, allowed set and parameters (pointing into the new
+ * path's bytes) as the full scan, for every row, repeated and in turn. */
+static void test_memo(void **state)
+{
+    static struct ch_route_memo memo;
+    const struct ch_router mr = {routes, sizeof(routes) / sizeof(routes[0]), &memo};
+
+    (void)state;
+    for (int pass = 0; pass < 3; pass++) {
+        for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+            const struct row *w = &table[pass == 2 ? sizeof(table) / sizeof(table[0]) - 1 - i : i];
+            for (int rep = 0; rep < 2; rep++) {
+                char copy[256];
+                struct ch_http_req want, got;
+                unsigned wa = 0xdead, ga = 0xdead;
+                int wm, gm;
+
+                snprintf(copy, sizeof(copy), "%s", w->path);
+                memset(&want, 0, sizeof(want));
+                memset(&got, 0, sizeof(got));
+                wm = ch_router_match(&router, w->method, ch_str_from(w->path), &want, &wa);
+                gm = ch_router_match(&mr, w->method, ch_str_from(copy), &got, &ga);
+                assert_int_equal(gm, wm);
+                assert_int_equal(ga, wa);
+                assert_ptr_equal(got.route, want.route);
+                assert_int_equal(got.param_count, want.param_count);
+                for (size_t k = 0; k < want.param_count; k++) {
+                    assert_true(ch_str_eq(got.params[k], want.params[k]));
+                    assert_true(got.params[k].p >= copy && got.params[k].p <= copy + strlen(copy));
+                }
+            }
+        }
+    }
+    assert_int_equal(ch_router_match(&mr, CH_M_GET, CH_STR("/health"), NULL, NULL), CH_ROUTE_OK);
+    assert_int_equal(ch_router_match(&mr, CH_M_GET, CH_STR("/health"), NULL, NULL), CH_ROUTE_OK);
 }
 
 /* The matching rules segment by segment, plainly (route.c adds a literal
@@ -170,7 +208,7 @@ static void test_random_against_reference(void **state)
     for (int k = 0; k < 200000; k++) {
         char pat[64] = "", path[64] = "";
         struct ch_route one = {CH_M_GET, pat, h, 0, 0};
-        struct ch_router rt = {&one, 1};
+        struct ch_router rt = {&one, 1, NULL};
         int np, ns;
 
         x = x * 1103515245u + 12345u;
@@ -219,9 +257,8 @@ static void test_methods_format(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table),
-        cmocka_unit_test(test_params_out_of_range),
-        cmocka_unit_test(test_random_against_reference),
+        cmocka_unit_test(test_table),          cmocka_unit_test(test_params_out_of_range),
+        cmocka_unit_test(test_memo),           cmocka_unit_test(test_random_against_reference),
         cmocka_unit_test(test_methods_format),
     };
     ch_alloc_install();

@@ -592,6 +592,66 @@ static void test_post_bodies(void **state)
         assert_int_equal(r[i].rc, 0);
 }
 
+/* Idle handles keep their options for the next request of the same
+ * shape (method, body, redirects) and are reset for another: one request
+ * at a time, so each reuses the last handle, through changes of shape and
+ * back; nothing of a request (method, body, headers, following) may leak
+ * into the next. */
+static void test_handle_reuse(void **state)
+{
+    static const struct {
+        const char *method, *path, *body;
+        int hdr, redirects;
+        const char *want; /* NULL: the 302 itself */
+    } seq[] = {
+        {NULL, "/echo", NULL, 1, 0, "method=GET x-test=r ctype= body="},
+        {NULL, "/echo", "{\"a\":1}", 1, 0, "method=POST x-test=r ctype=application/json body={\"a\":1}"},
+        {NULL, "/echo", "{\"b\":22}", 0, 0, "method=POST x-test= ctype= body={\"b\":22}"},
+        {"PUT", "/echo", "{\"c\":3}", 1, 0, "method=PUT x-test=r ctype=application/json body={\"c\":3}"},
+        {NULL, "/echo", NULL, 0, 0, "method=GET x-test= ctype= body="},
+        {"DELETE", "/echo", NULL, 1, 0, "method=DELETE x-test=r ctype= body="},
+        {"DELETE", "/echo", NULL, 0, 0, "method=DELETE x-test= ctype= body="},
+        {NULL, "/redirect", NULL, 0, 3, "method=GET x-test= ctype= body="},
+        {NULL, "/redirect", NULL, 0, 0, NULL},
+        {NULL, "/redirect", NULL, 0, 3, "method=GET x-test= ctype= body="},
+        {NULL, "/echo", "{\"d\":4}", 1, 0, "method=POST x-test=r ctype=application/json body={\"d\":4}"},
+        {NULL, "/echo", NULL, 1, 0, "method=GET x-test=r ctype= body="},
+    };
+    struct fx *fx = *state;
+    struct ch_curlm_header hs[] = {{"Content-Type", "application/json"}, {"X-Test", "r"}};
+
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+            struct ch_curlm_request q = {0};
+            struct rec r = {0};
+            char url[128];
+
+            url_for(fx, seq[i].path, url, sizeof(url));
+            q.url = url;
+            q.method = seq[i].method;
+            q.max_redirects = seq[i].redirects;
+            if (seq[i].body) {
+                q.body = seq[i].body;
+                q.body_len = strlen(seq[i].body);
+            }
+            if (seq[i].hdr) {
+                q.headers = seq[i].body ? hs : hs + 1;
+                q.header_count = seq[i].body ? 2 : 1;
+            }
+            submit_ok(fx, &q, &r);
+            run_until(fx, &r.dones, 1);
+            assert_int_equal(r.rc, 0);
+            if (seq[i].want) {
+                assert_int_equal(r.status, 200);
+                assert_string_equal(r.body, seq[i].want);
+            } else {
+                assert_int_equal(r.status, 302);
+                assert_string_equal(r.body, "moved");
+            }
+        }
+    }
+}
+
 static void test_streaming_chunks(void **state)
 {
     struct fx *fx = *state;
@@ -1288,6 +1348,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redirects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handle_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interim_and_pins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_inside_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_manager_arms_nothing, setup, teardown),
