@@ -263,7 +263,12 @@ int ch_sessions_ensure(struct ch_db *db, const char *key, const char *agent_id, 
         return rc;
     if (agent_id && !agent_id[0])
         return CH_EINVAL;
-    ch_uuid4(uuid);
+    /* Time-ordered (v7), like run ids: the transcript index
+     * UNIQUE(session_id, seq) then grows at its right edge.  With v4 ids
+     * every new session's first messages landed on a random leaf: one more
+     * page to journal, log and checkpoint per message, and under a steady
+     * stream of new sessions the writer's page cache missed (a pread). */
+    ch_uuid7(uuid);
     /* Inside a transaction (the writer's batch) the insert and the read
      * are atomic already, and a failed INSERT undoes only itself. */
     own = sqlite3_get_autocommit(db->h) != 0;
@@ -478,7 +483,7 @@ int ch_sessions_reset(struct ch_db *db, const char *key, const char *expected_se
     if ((rc = check_key(key)) || (rc = ch_store_check_text(expected_session_id, CH_STORE_MAX_ID_BYTES, false, false,
                                                            "expected session id", NULL, NULL)))
         return rc;
-    ch_uuid4(uuid);
+    ch_uuid7(uuid); /* time-ordered: see ch_sessions_ensure */
     rc = ch_db_atomic_begin(db, &a);
     if (rc)
         return rc;

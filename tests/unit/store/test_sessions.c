@@ -217,7 +217,7 @@ static void test_ensure_and_get(void **state)
     assert_string_equal(a.key, "agent:main:main");
     assert_string_equal(a.agent_id, "main");
     assert_int_equal(strlen(a.session_id), 36);
-    assert_int_equal(a.session_id[14], '4'); /* a v4 uuid */
+    assert_int_equal(a.session_id[14], '7'); /* a v7 (time-ordered) uuid */
     assert_int_equal(a.created_ms, 1000);
     assert_int_equal(a.updated_ms, 1000);
     assert_null(a.label);
@@ -458,6 +458,7 @@ static void test_reset_keeps_old_transcript(void **state)
     assert_int_equal(ch_sessions_reset(f->db, "agent:main:main", old_id, 5, &b), 0);
     assert_string_not_equal(b.session_id, old_id);
     assert_int_equal(strlen(b.session_id), 36);
+    assert_int_equal(b.session_id[14], '7'); /* time-ordered, as ensure's */
     assert_int_equal(b.total_tokens, 0);
     assert_int_equal(b.usage.input_tokens, 0);
     assert_int_equal(b.context_tokens, 0);
