@@ -93,11 +93,14 @@ static int txn_lost(struct ch_db *db)
  * transaction is intact, or the error that ended it. */
 static int run_job(struct ch_db *db, struct ch_store_job *job)
 {
+    size_t notes = ch_usage_notes_mark(db);
     int rc;
 
     if (job->no_savepoint) {
         job->rc = job->run(db, job);
         ch_db_reset_busy(db);
+        if (job->rc != 0)
+            ch_usage_notes_undo(db, notes);
         return sqlite3_get_autocommit(db->h) ? txn_lost(db) : 0;
     }
     rc = ch_db_run_cached(db, CH_STMT_SP_JOB, "SAVEPOINT ch_job");
@@ -110,6 +113,7 @@ static int run_job(struct ch_db *db, struct ch_store_job *job)
     if (sqlite3_get_autocommit(db->h))
         return txn_lost(db);
     if (job->rc != 0) {
+        ch_usage_notes_undo(db, notes); /* with the rest of the job */
         rc = ch_db_run_cached(db, CH_STMT_SP_JOB_ROLLBACK, "ROLLBACK TO ch_job");
         if (rc)
             return rc;
@@ -144,6 +148,7 @@ static void run_batch(struct ch_store *s, struct ch_store_job *head)
         }
         rc = run_job(db, job);
         if (rc) {
+            ch_usage_notes_undo(db, 0); /* the jobs that made them failed */
             if (!sqlite3_get_autocommit(db->h))
                 ch_db_run_cached(db, CH_STMT_ROLLBACK, sql_rollback);
             if (job->rc == 0)
@@ -154,12 +159,22 @@ static void run_batch(struct ch_store *s, struct ch_store_job *head)
     }
     db->in_batch = false;
     if (seg) {
-        rc = commit_batch(db);
+        /* The usage the batch's jobs added, one row write each, in the
+         * transaction; failing it fails the jobs as a failed COMMIT would. */
+        rc = ch_usage_notes_flush(db);
+        if (rc) {
+            ch_log_error("store: writer: usage on '%s' not written: %s", db->path, ch_strerror(rc));
+            if (!sqlite3_get_autocommit(db->h))
+                ch_db_run_cached(db, CH_STMT_ROLLBACK, sql_rollback);
+        } else {
+            rc = commit_batch(db);
+        }
         if (rc)
             fail_range(seg, NULL, rc);
         else
             commits++;
     }
+    ch_usage_notes_undo(db, 0); /* none outlives its batch */
     for (job = head; job; job = job->next) {
         if (job->rc == 0)
             ok++;
