@@ -93,6 +93,7 @@ static int start_run(struct ch_db *db, struct ch_store_job *job)
     struct start_job *sj = (struct start_job *)job;
     struct ch_run *r = sj->run;
     struct ch_message_rec m = {0};
+    bool created = false;
     int rc;
 
     /* Admitted here: inserted as running.  Else queued earlier: start it. */
@@ -100,15 +101,17 @@ static int start_run(struct ch_db *db, struct ch_store_job *job)
                    : ch_runs_start(db, r->run_id, r->started_ms);
     if (rc)
         return rc;
-    rc = ch_sessions_ensure(db, r->session_key, NULL, r->started_ms, &sj->session, NULL);
+    rc = ch_sessions_ensure(db, r->session_key, NULL, r->started_ms, &sj->session, &created);
     if (rc)
         return rc;
-    rc = ch_messages_bounds(db, sj->session.session_id, &sj->bounds);
+    /* A session made just now has a fresh id, so no transcript: no
+     * bounds or rows to read (sj->bounds and sj->rows stay empty). */
+    rc = created ? 0 : ch_messages_bounds(db, sj->session.session_id, &sj->bounds);
     if (rc)
         return rc;
     sj->hit = sj->check && !strcmp(sj->expect_sid, sj->session.session_id) &&
               ch_message_bounds_equal(&sj->expect, &sj->bounds);
-    if (!sj->hit) {
+    if (!sj->hit && !created) {
         rc = ch_messages_load_last(db, sj->session.session_id, CH_TRANSCRIPT_MAX_ROWS, CH_TRANSCRIPT_MAX_BYTES,
                                    &sj->rows);
         if (rc)
