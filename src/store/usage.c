@@ -128,8 +128,8 @@ static int usage_upsert(struct ch_db *db, const char *day, const char *provider,
 }
 
 /* In a batch: note the addition; the writer writes it before COMMIT. */
-static int note_usage(struct ch_db *db, const char *day, const char *provider, const char *model, int64_t requests,
-                      const struct ch_usage *u)
+static int note_usage(struct ch_db *db, const char *day, const char *provider, size_t provider_len, const char *model,
+                      size_t model_len, int64_t requests, const struct ch_usage *u)
 {
     struct ch_usage_note *n;
     size_t cap;
@@ -144,8 +144,9 @@ static int note_usage(struct ch_db *db, const char *day, const char *provider, c
     }
     n = &db->usage_notes[db->usage_count++];
     memcpy(n->day, day, sizeof(n->day));
-    snprintf(n->provider, sizeof(n->provider), "%s", provider);
-    snprintf(n->model, sizeof(n->model), "%s", model);
+    /* Checked lengths: they fit (MAX_PROVIDER_BYTES, CH_STORE_MAX_NAME_BYTES). */
+    memcpy(n->provider, provider, provider_len + 1);
+    memcpy(n->model, model, model_len + 1);
     n->requests = requests;
     n->u = *u;
     n->done = false;
@@ -156,17 +157,18 @@ int ch_usage_add(struct ch_db *db, int64_t at_ms, const char *provider, const ch
                  const struct ch_usage *u)
 {
     char day[11];
+    size_t provider_len, model_len;
     int rc;
 
     if (!db || requests < 0 || requests > MAX_REQUESTS_PER_ADD)
         return CH_EINVAL;
     if ((rc = ch_usage_day(at_ms, day)) ||
-        (rc = ch_store_check_text(provider, MAX_PROVIDER_BYTES, true, false, "provider", NULL, NULL)) ||
-        (rc = ch_store_check_text(model, CH_STORE_MAX_NAME_BYTES, true, false, "model", NULL, NULL)) ||
+        (rc = ch_store_check_text(provider, MAX_PROVIDER_BYTES, true, false, "provider", &provider_len, NULL)) ||
+        (rc = ch_store_check_text(model, CH_STORE_MAX_NAME_BYTES, true, false, "model", &model_len, NULL)) ||
         (rc = ch_store_check_usage(u)))
         return rc;
     if (db->in_batch)
-        return note_usage(db, day, provider, model, requests, u);
+        return note_usage(db, day, provider, provider_len, model, model_len, requests, u);
     return usage_upsert(db, day, provider, model, requests, u, NULL);
 }
 
