@@ -211,7 +211,7 @@ void ch_store_maybe_finish_close(struct ch_store *s);
 
 /* ------------------------------------------------------------------ */
 /* Helpers shared by sessions.c, messages.c, runs.c, usage.c            */
-/* (defined in sessions.c)                                              */
+/* (defined in sessions.c; ch_store_check_text in json_check.c)        */
 /* ------------------------------------------------------------------ */
 
 /*

@@ -55,13 +55,17 @@ static int commit_batch(struct ch_db *db)
 {
     int attempt, rc;
 
-    for (attempt = 0;; attempt++) {
+    /* First the usage the batch's jobs noted, one write per row (usage.c):
+     * failing it fails the jobs as a failed COMMIT does. */
+    rc = ch_usage_notes_flush(db);
+    for (attempt = 0; rc == 0; attempt++) {
         /* A COMMIT that fails with BUSY leaves the transaction open and may
          * simply be retried (sqlite.org/lang_transaction.html). */
         rc = ch_db_run_cached(db, CH_STMT_COMMIT, sql_commit);
         if (rc != CH_EBUSY || attempt == COMMIT_RETRIES)
             break;
         uv_sleep(10u << attempt);
+        rc = 0;
     }
     if (rc) {
         ch_log_error("store: writer: commit on '%s' failed: %s", db->path, sqlite3_errmsg(db->h));
@@ -94,26 +98,21 @@ static int txn_lost(struct ch_db *db)
 static int run_job(struct ch_db *db, struct ch_store_job *job)
 {
     size_t notes = ch_usage_notes_mark(db);
-    int rc;
+    int rc = job->no_savepoint ? 0 : ch_db_run_cached(db, CH_STMT_SP_JOB, "SAVEPOINT ch_job");
 
-    if (job->no_savepoint) {
-        job->rc = job->run(db, job);
-        ch_db_reset_busy(db);
-        if (job->rc != 0)
-            ch_usage_notes_undo(db, notes);
-        return sqlite3_get_autocommit(db->h) ? txn_lost(db) : 0;
-    }
-    rc = ch_db_run_cached(db, CH_STMT_SP_JOB, "SAVEPOINT ch_job");
     if (rc) {
         job->rc = rc;
         return sqlite3_get_autocommit(db->h) ? rc : 0;
     }
     job->rc = job->run(db, job);
     ch_db_reset_busy(db);
+    if (job->rc != 0)
+        ch_usage_notes_undo(db, notes); /* with the rest of the job */
     if (sqlite3_get_autocommit(db->h))
         return txn_lost(db);
+    if (job->no_savepoint)
+        return 0;
     if (job->rc != 0) {
-        ch_usage_notes_undo(db, notes); /* with the rest of the job */
         rc = ch_db_run_cached(db, CH_STMT_SP_JOB_ROLLBACK, "ROLLBACK TO ch_job");
         if (rc)
             return rc;
@@ -159,16 +158,7 @@ static void run_batch(struct ch_store *s, struct ch_store_job *head)
     }
     db->in_batch = false;
     if (seg) {
-        /* The usage the batch's jobs added, one row write each, in the
-         * transaction; failing it fails the jobs as a failed COMMIT would. */
-        rc = ch_usage_notes_flush(db);
-        if (rc) {
-            ch_log_error("store: writer: usage on '%s' not written: %s", db->path, ch_strerror(rc));
-            if (!sqlite3_get_autocommit(db->h))
-                ch_db_run_cached(db, CH_STMT_ROLLBACK, sql_rollback);
-        } else {
-            rc = commit_batch(db);
-        }
+        rc = commit_batch(db);
         if (rc)
             fail_range(seg, NULL, rc);
         else
