@@ -128,7 +128,8 @@ static int start_run(struct ch_db *db, struct ch_store_job *job)
     m.content = sj->user_text;
     m.created_ms = r->started_ms;
     m.run_id = r->run_id;
-    rc = ch_messages_append_ids(db, &m, &sj->user_seq, &sj->user_id);
+    rc = created ? ch_messages_append_first(db, &m, &sj->user_seq, &sj->user_id)
+                 : ch_messages_append_ids(db, &m, &sj->user_seq, &sj->user_id);
     sj->user_stored = rc == 0;
     return rc;
 }

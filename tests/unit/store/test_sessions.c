@@ -526,10 +526,40 @@ static void test_delete_removes_messages(void **state)
     ch_session_rec_release(&other);
 }
 
+/* The first entry of a session ensure just made is seq 1 without a read
+ * (messages.c); an id that already has entries is refused, unwritten. */
+static void test_first_append_of_created_session(void **state)
+{
+    struct fixture *f = *state;
+    struct ch_session_rec s;
+    struct ch_message_rec m = {.content = "[]", .created_ms = 6};
+    bool created = false;
+    int64_t seq = 0, id = 0, n = 0;
+
+    assert_int_equal(ch_sessions_ensure(f->db, "hook:a", NULL, 1, &s, &created), 0);
+    assert_true(created);
+    m.session_key = "hook:a";
+    m.session_id = s.session_id;
+    snprintf(m.role, sizeof(m.role), "user");
+    assert_int_equal(ch_messages_append_first(f->db, &m, &seq, &id), 0);
+    assert_int_equal(seq, 1);
+    assert_true(id > 0);
+    assert_int_equal(ch_messages_append_first(f->db, &m, &seq, &id), CH_EEXIST);
+    assert_int_equal(ch_messages_count(f->db, s.session_id, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ch_messages_append_ids(f->db, &m, &seq, NULL), 0);
+    assert_int_equal(seq, 2);
+    m.session_key = "hook:none"; /* the foreign key still applies */
+    m.session_id = "fresh";
+    assert_int_equal(ch_messages_append_first(f->db, &m, &seq, NULL), CH_ENOTFOUND);
+    ch_session_rec_release(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_migration_fresh, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_append_of_created_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ensure_and_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ensure_in_transaction_matches_row, setup, teardown),
