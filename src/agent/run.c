@@ -93,6 +93,7 @@ static int start_run(struct ch_db *db, struct ch_store_job *job)
     struct start_job *sj = (struct start_job *)job;
     struct ch_run *r = sj->run;
     struct ch_message_rec m = {0};
+    bool created = false;
     int rc;
 
     /* Admitted here: inserted as running.  Else queued earlier: start it. */
@@ -100,15 +101,17 @@ static int start_run(struct ch_db *db, struct ch_store_job *job)
                    : ch_runs_start(db, r->run_id, r->started_ms);
     if (rc)
         return rc;
-    rc = ch_sessions_ensure(db, r->session_key, NULL, r->started_ms, &sj->session, NULL);
+    rc = ch_sessions_ensure(db, r->session_key, NULL, r->started_ms, &sj->session, &created);
     if (rc)
         return rc;
-    rc = ch_messages_bounds(db, sj->session.session_id, &sj->bounds);
+    /* A session made just now has a fresh id, so no transcript: no
+     * bounds or rows to read (sj->bounds and sj->rows stay empty). */
+    rc = created ? 0 : ch_messages_bounds(db, sj->session.session_id, &sj->bounds);
     if (rc)
         return rc;
     sj->hit = sj->check && !strcmp(sj->expect_sid, sj->session.session_id) &&
               ch_message_bounds_equal(&sj->expect, &sj->bounds);
-    if (!sj->hit) {
+    if (!sj->hit && !created) {
         rc = ch_messages_load_last(db, sj->session.session_id, CH_TRANSCRIPT_MAX_ROWS, CH_TRANSCRIPT_MAX_BYTES,
                                    &sj->rows);
         if (rc)
@@ -125,7 +128,8 @@ static int start_run(struct ch_db *db, struct ch_store_job *job)
     m.content = sj->user_text;
     m.created_ms = r->started_ms;
     m.run_id = r->run_id;
-    rc = ch_messages_append_ids(db, &m, &sj->user_seq, &sj->user_id);
+    rc = created ? ch_messages_append_first(db, &m, &sj->user_seq, &sj->user_id)
+                 : ch_messages_append_ids(db, &m, &sj->user_seq, &sj->user_id);
     sj->user_stored = rc == 0;
     return rc;
 }
@@ -247,6 +251,9 @@ static struct start_job *start_job_new(struct ch_run *r)
     sj->run = r;
     sj->job.run = start_run;
     sj->job.done = start_done;
+    /* Bare (store.h): only the run's insert or start may refuse the job,
+     * and it is the first write; later steps fail only as I/O does. */
+    sj->job.no_savepoint = true;
     return sj;
 }
 
@@ -370,12 +377,14 @@ static int finish_run(struct ch_db *db, struct ch_store_job *job)
     struct ch_usage u = {(int64_t)r->usage.input_tokens, (int64_t)r->usage.output_tokens,
                          (int64_t)r->usage.cache_read_tokens, (int64_t)r->usage.cache_write_tokens, r->cost_usd};
     int64_t now = ch_now_ms();
+    bool add = fj->started && (u.input_tokens || u.output_tokens);
     int rc;
 
-    /* The reply first, as its own append would have been: a failure to
-     * store it is reported, not a reason to lose the outcome. */
-    if (fj->reply)
-        fj->reply_rc = ch_persist_run_in(db, fj->reply);
+    /* A bare job (store.h): what may refuse it comes before its first
+     * write.  The day's usage is only noted here (the writer writes it at
+     * commit); the run's update may be refused (CH_ESTATE). */
+    if (add && r->provider && r->model && (rc = ch_usage_add(db, now, r->provider, r->model, r->rounds + 1, &u)))
+        return rc;
     ch_run_status_parse(r->status, &o.status);
     o.result = fj->result;
     o.error = r->error;
@@ -386,14 +395,14 @@ static int finish_run(struct ch_db *db, struct ch_store_job *job)
     rc = ch_runs_finish(db, r->run_id, &o);
     if (rc)
         return rc;
-    if (!fj->started || (!u.input_tokens && !u.output_tokens))
+    /* The reply, as its own append would have been: a failure to store it
+     * is reported, not a reason to lose the outcome. */
+    if (fj->reply)
+        fj->reply_rc = ch_persist_run_in(db, fj->reply);
+    if (!add)
         return 0;
     rc = ch_sessions_add_usage(db, r->session_key, &u, r->context_tokens, r->run_id, now);
-    if (rc == CH_ENOTFOUND)
-        rc = 0; /* the session was deleted mid-run: nothing to add it to */
-    if (rc == 0 && r->provider && r->model)
-        rc = ch_usage_add(db, now, r->provider, r->model, r->rounds + 1, &u);
-    return rc;
+    return rc == CH_ENOTFOUND ? 0 : rc; /* the session was deleted mid-run: nothing to add it to */
 }
 
 static void finish_emit(struct ch_run *r)
@@ -553,6 +562,7 @@ void ch_run_finish(struct ch_run *r, const char *status, const char *error_class
         fj->result = ch_run_result_json(r, ch_now_ms() - r->started_ms);
         fj->job.run = finish_run;
         fj->job.done = finish_done;
+        fj->job.no_savepoint = true; /* refusals come before writes */
         fj->reply = r->reply_job;
         r->reply_job = NULL;
     }

@@ -34,14 +34,17 @@
  * commits they run beside: measured at concurrency 1 and 64 with passes of
  * 100, 250 and 1000 frames (docs/internals/store.md). */
 #define CKPT_FRAMES 250
-/* Past this (SQLite's own default, SQLITE_DEFAULT_WAL_AUTOCHECKPOINT:
- * about 4 MB of log), the writer finishes the checkpointer's pass so that
- * the log starts over. */
-#define CKPT_LIMIT 1000
-/* Past this (about 16 MB), commits outrun the checkpointer: the writer
- * waits for its pass and finishes it (what SQLite's own checkpoint in the
- * commit would cost, only rarer), so the log stays bounded at any rate. */
-#define CKPT_HARD (4 * CKPT_LIMIT)
+/* Past this (~12 MB of log), the writer finishes the checkpointer's pass
+ * so that the log starts over.  Each finish blocks the writer for the
+ * pass's two fdatasyncs (~1.5 ms each here), and at a steady rate they
+ * come once per CKPT_LIMIT frames: with SQLite's own threshold (1,000
+ * frames) that was ~33 a second at 10,000 agent turns/s (~3.5 frames a
+ * turn), a tenth of the writer's time spent waiting on the disk. */
+#define CKPT_LIMIT 3000
+/* Past this (~24 MB), commits outrun the checkpointer: the writer waits
+ * for its pass and finishes it (what SQLite's own checkpoint in the commit
+ * would cost, only rarer), so the log stays bounded at any rate. */
+#define CKPT_HARD (2 * CKPT_LIMIT)
 
 struct ch_ckpt {
     uv_thread_t thread;
@@ -191,7 +194,7 @@ void ch_ckpt_stop(struct ch_store *s)
     uv_thread_join(&k->thread);
     /* Back to SQLite's own checkpoints for the connection's last commits. */
     if (s->wdb)
-        sqlite3_wal_autocheckpoint(s->wdb->h, CKPT_LIMIT);
+        sqlite3_wal_autocheckpoint(s->wdb->h, 1000); /* its default */
     uv_cond_destroy(&k->idle);
     uv_cond_destroy(&k->cond);
     uv_mutex_destroy(&k->mu);

@@ -373,6 +373,7 @@ void ch_db_close(struct ch_db *db)
         if (src != SQLITE_OK)
             ch_log_error("store: closing '%s' failed: %s", db->path ? db->path : "?", sqlite3_errstr(src));
     }
+    ch_free(db->usage_notes);
     ch_free(db->path);
     ch_free(db);
 }

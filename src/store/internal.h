@@ -55,6 +55,7 @@ enum ch_db_stmt_id {
     CH_STMT_RUN_FINISH,
     CH_STMT_RUN_GET,
     CH_STMT_USAGE_ADD,
+    CH_STMT_USAGE_COST,
     CH_STMT__COUNT
 };
 
@@ -67,6 +68,13 @@ struct ch_db {
      * job body cannot end the batch that other jobs share. */
     bool in_batch;
     sqlite3_stmt *cache[CH_STMT__COUNT]; /* owned; NULL until first use */
+    /* In a batch, ch_usage_add only notes its addition here (in call
+     * order); the writer drops a failed job's notes and writes the rest
+     * before COMMIT, one upsert per (day, provider, model): every agent
+     * turn adds to the same row, which each job would otherwise upsert and
+     * journal again (usage.c). */
+    struct ch_usage_note *usage_notes; /* owned */
+    size_t usage_count, usage_cap;
 };
 
 /* The one mapping from SQLite result codes (extended or primary) to CH_E*. */
@@ -107,6 +115,13 @@ struct ch_db_atomic {
 };
 int ch_db_atomic_begin(struct ch_db *db, struct ch_db_atomic *a);
 int ch_db_atomic_end(struct ch_db *db, struct ch_db_atomic *a, int rc);
+
+/* usage.c: the batch's usage notes.  _mark before a job, _undo(mark) when
+ * it failed (or _undo(0) when the transaction is lost), _flush before
+ * COMMIT: 0, or the error that must fail the transaction's jobs. */
+size_t ch_usage_notes_mark(struct ch_db *db);
+void ch_usage_notes_undo(struct ch_db *db, size_t mark);
+int ch_usage_notes_flush(struct ch_db *db);
 
 /* ------------------------------------------------------------------ */
 /* Migrations (migrate.c)                                               */
@@ -196,7 +211,7 @@ void ch_store_maybe_finish_close(struct ch_store *s);
 
 /* ------------------------------------------------------------------ */
 /* Helpers shared by sessions.c, messages.c, runs.c, usage.c            */
-/* (defined in sessions.c)                                              */
+/* (defined in sessions.c; ch_store_check_text in json_check.c)        */
 /* ------------------------------------------------------------------ */
 
 /*

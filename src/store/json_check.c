@@ -1,6 +1,7 @@
 /*
- * store/json_check.c: a strict JSON (RFC 8259) validator for the hot text
- * columns (runs.request, runs.result, messages.content).
+ * store/json_check.c: the store's input checks in C: a strict JSON (RFC
+ * 8259) validator for the hot text columns (runs.request, runs.result,
+ * messages.content), and ch_store_check_text for every text input.
  *
  * Schema v5 dropped their `CHECK (json_valid(...))`: SQLite's json_valid
  * builds a parse tree of every value (~15 instructions a byte, a third of
@@ -178,4 +179,52 @@ bool ch_store_json_valid(const char *s, size_t n)
             break;
         }
     }
+}
+
+/* Whether any byte of w is below 0x20 or is 0x7f.  Exact for "any" (the
+ * classic has-less-than and has-zero-byte tests: a borrow can only mark a
+ * byte above one that really matched).  Eight bytes at a time: a turn
+ * checks some 15 ids and keys, ~4 instructions a byte in a byte loop. */
+static inline bool word_has_control(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t del = w ^ (0x7f * ones);
+
+    return (((w - 0x20 * ones) & ~w) | ((del - ones) & ~del)) & highs;
+}
+
+int ch_store_check_text(const char *s, size_t max_bytes, bool required, bool multiline, const char *what, size_t *len,
+                        struct ch_error *err)
+{
+    size_t n, i;
+
+    if (!s) {
+        if (required)
+            return ch_error_set(err, CH_EINVAL, "%s is missing", what);
+        if (len)
+            *len = 0;
+        return 0;
+    }
+    n = strnlen(s, max_bytes + 1);
+    if (n > max_bytes)
+        return ch_error_set(err, CH_E_TOO_LARGE, "%s is longer than %zu bytes", what, max_bytes);
+    if (n == 0 && required)
+        return ch_error_set(err, CH_EINVAL, "%s is empty", what);
+    /* Identifiers and labels end up in logs and JSON: no control bytes.
+     * JSON and free text (multiline) may hold newlines and tabs. */
+    if (!multiline) {
+        for (i = 0; n - i >= 8; i += 8) {
+            uint64_t w;
+
+            memcpy(&w, s + i, 8);
+            if (word_has_control(w))
+                return ch_error_set(err, CH_EINVAL, "%s contains control characters", what);
+        }
+        for (; i < n; i++)
+            if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+                return ch_error_set(err, CH_EINVAL, "%s contains control characters", what);
+    }
+    if (len)
+        *len = n;
+    return 0;
 }

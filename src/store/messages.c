@@ -145,7 +145,8 @@ int ch_messages_append(struct ch_db *db, const struct ch_message_rec *m, int64_t
     return ch_messages_append_ids(db, m, seq_out, NULL);
 }
 
-int ch_messages_append_ids(struct ch_db *db, const struct ch_message_rec *m, int64_t *seq_out, int64_t *id_out)
+/* first: the caller just made session_id (a fresh one): seq 1, unread. */
+static int append(struct ch_db *db, const struct ch_message_rec *m, bool first, int64_t *seq_out, int64_t *id_out)
 {
     struct ch_db_atomic a;
     sqlite3_stmt *st;
@@ -175,17 +176,20 @@ int ch_messages_append_ids(struct ch_db *db, const struct ch_message_rec *m, int
     own = sqlite3_get_autocommit(db->h) != 0;
     if (own && (rc = ch_db_atomic_begin(db, &a)))
         return rc;
-    rc = ch_db_stmt(db, CH_STMT_MESSAGE_NEXT_SEQ,
-                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE session_id = ?1", &st);
-    if (rc)
-        goto out;
-    sqlite3_bind_text(st, 1, m->session_id, -1, SQLITE_STATIC);
-    src = sqlite3_step(st);
-    seq = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
-    if (src != SQLITE_ROW) {
-        rc = ch_db_err_code(src == SQLITE_DONE ? SQLITE_ERROR : src);
-        goto out;
+    seq = 1; /* first: nothing to read; UNIQUE refuses an id that was not fresh */
+    if (!first) {
+        rc = ch_db_stmt(db, CH_STMT_MESSAGE_NEXT_SEQ,
+                        "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE session_id = ?1", &st);
+        if (rc)
+            goto out;
+        sqlite3_bind_text(st, 1, m->session_id, -1, SQLITE_STATIC);
+        src = sqlite3_step(st);
+        seq = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+        sqlite3_reset(st);
+        if (src != SQLITE_ROW) {
+            rc = ch_db_err_code(src == SQLITE_DONE ? SQLITE_ERROR : src);
+            goto out;
+        }
     }
     rc = ch_db_stmt(db, CH_STMT_MESSAGE_APPEND,
                     "INSERT INTO messages(session_key, session_id, seq, role, content, model,"
@@ -226,6 +230,16 @@ out:
     if (rc == 0 && id_out)
         *id_out = id;
     return rc;
+}
+
+int ch_messages_append_ids(struct ch_db *db, const struct ch_message_rec *m, int64_t *seq_out, int64_t *id_out)
+{
+    return append(db, m, false, seq_out, id_out);
+}
+
+int ch_messages_append_first(struct ch_db *db, const struct ch_message_rec *m, int64_t *seq_out, int64_t *id_out)
+{
+    return append(db, m, true, seq_out, id_out);
 }
 
 /* Shared by both loads: collect rows from a prepared statement while they

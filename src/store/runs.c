@@ -455,25 +455,35 @@ static int collect_runs(sqlite3_stmt *st, struct ch_run_list *l)
 }
 
 /* Fixed texts for each filter combination (no SQL built from input, and
- * each one can use its own index): [by status][by session]. */
+ * each one can use its own index): [by status][by session], status 0 for
+ * none, 1 for one that is not ok, 2 for ok.  runs_status leaves out the
+ * runs that ended ok (schema v6): a filter says `status <> 'ok'` to use
+ * it, ok goes through runs_created (or runs_session), and its count is
+ * all runs (the smallest index) minus the others (runs_status). */
 #define RUNS_WHERE_0 ""
-#define RUNS_WHERE_S " WHERE status = ?1"
+#define RUNS_WHERE_S " WHERE status = ?1 AND status <> 'ok'"
+#define RUNS_WHERE_OK " WHERE status = 'ok'"
 #define RUNS_WHERE_K " WHERE session_key = ?2"
-#define RUNS_WHERE_SK " WHERE status = ?1 AND session_key = ?2"
+#define RUNS_WHERE_SK " WHERE status = ?1 AND status <> 'ok' AND session_key = ?2"
+#define RUNS_WHERE_OKK " WHERE status = 'ok' AND session_key = ?2"
 #define RUNS_ORDER " ORDER BY created_ms DESC, rowid DESC LIMIT ?3 OFFSET ?4"
-static const char *const count_sql[2][2] = {
+static const char *const count_sql[3][2] = {
     {"SELECT COUNT(*) FROM runs" RUNS_WHERE_0, "SELECT COUNT(*) FROM runs" RUNS_WHERE_K},
     {"SELECT COUNT(*) FROM runs" RUNS_WHERE_S, "SELECT COUNT(*) FROM runs" RUNS_WHERE_SK},
+    {"SELECT (SELECT COUNT(*) FROM runs) - (SELECT COUNT(*) FROM runs WHERE status <> 'ok')",
+     "SELECT COUNT(*) FROM runs" RUNS_WHERE_OKK},
 };
-static const char *const list_sql[2][2][2] = {
-    {{"SELECT " RUN_COLS_LIGHT " FROM runs" RUNS_WHERE_0 RUNS_ORDER,
-      "SELECT " RUN_COLS_LIGHT " FROM runs" RUNS_WHERE_K RUNS_ORDER},
-     {"SELECT " RUN_COLS_LIGHT " FROM runs" RUNS_WHERE_S RUNS_ORDER,
-      "SELECT " RUN_COLS_LIGHT " FROM runs" RUNS_WHERE_SK RUNS_ORDER}},
-    {{"SELECT " RUN_COLS " FROM runs" RUNS_WHERE_0 RUNS_ORDER, "SELECT " RUN_COLS " FROM runs" RUNS_WHERE_K RUNS_ORDER},
-     {"SELECT " RUN_COLS " FROM runs" RUNS_WHERE_S RUNS_ORDER,
-      "SELECT " RUN_COLS " FROM runs" RUNS_WHERE_SK RUNS_ORDER}},
-};
+#define RUNS_LIST(cols)                                                                                                \
+    {                                                                                                                  \
+        {"SELECT " cols " FROM runs" RUNS_WHERE_0 RUNS_ORDER, "SELECT " cols " FROM runs" RUNS_WHERE_K RUNS_ORDER},    \
+            {"SELECT " cols " FROM runs" RUNS_WHERE_S RUNS_ORDER,                                                      \
+             "SELECT " cols " FROM runs" RUNS_WHERE_SK RUNS_ORDER},                                                    \
+        {                                                                                                              \
+            "SELECT " cols " FROM runs" RUNS_WHERE_OK RUNS_ORDER,                                                      \
+                "SELECT " cols " FROM runs" RUNS_WHERE_OKK RUNS_ORDER                                                  \
+        }                                                                                                              \
+    }
+static const char *const list_sql[2][3][2] = {RUNS_LIST(RUN_COLS_LIGHT), RUNS_LIST(RUN_COLS)};
 
 static void bind_filter(sqlite3_stmt *st, const struct ch_run_query *q)
 {
@@ -499,7 +509,7 @@ int ch_runs_list_recent(struct ch_db *db, const struct ch_run_query *q, struct c
         return CH_E_TOO_LARGE;
     if ((rc = ch_store_check_text(q->session_key, CH_STORE_MAX_KEY_BYTES, false, false, "session key", NULL, NULL)))
         return rc;
-    by_status = q->status >= 0;
+    by_status = q->status < 0 ? 0 : q->status == CH_RUN_OK ? 2 : 1;
     by_key = q->session_key != NULL;
     rc = ch_db_prepare(db, count_sql[by_status][by_key], &st);
     if (rc)
@@ -545,7 +555,7 @@ int ch_runs_list_unfinished(struct ch_db *db, size_t limit, struct ch_run_list *
      * breaks ties between runs accepted in the same millisecond). */
     rc = ch_db_prepare(db,
                        "SELECT " RUN_COLS " FROM runs WHERE status IN ('queued', 'running')"
-                       " ORDER BY created_ms, rowid LIMIT ?1",
+                       " AND status <> 'ok' ORDER BY created_ms, rowid LIMIT ?1", /* runs_status: v6 */
                        &st);
     if (rc)
         return rc;

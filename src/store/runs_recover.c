@@ -32,7 +32,9 @@ int ch_runs_requeue_running(struct ch_db *db, int64_t *count)
     if (!db)
         return CH_EINVAL;
     /* ?1..?3 unused: exec_count's binds fail harmlessly with SQLITE_RANGE. */
-    return exec_count(db, "UPDATE runs SET status = 'queued' WHERE status = 'running'", NULL, NULL, 0, count);
+    /* `<> 'ok'`: runs_status holds only such runs (schema v6). */
+    return exec_count(db, "UPDATE runs SET status = 'queued' WHERE status = 'running' AND status <> 'ok'", NULL, NULL,
+                      0, count);
 }
 
 int ch_runs_fail_running(struct ch_db *db, const char *reason, const char *error_class, int64_t now_ms, int64_t *count)
@@ -46,7 +48,7 @@ int ch_runs_fail_running(struct ch_db *db, const char *reason, const char *error
         return rc;
     return exec_count(db,
                       "UPDATE runs SET status = 'error', error = ?1, error_class = ?2,"
-                      " finished_ms = ?3 WHERE status = 'running'",
+                      " finished_ms = ?3 WHERE status = 'running' AND status <> 'ok'",
                       reason, error_class, now_ms, count);
 }
 

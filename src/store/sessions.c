@@ -22,34 +22,6 @@
 /* Shared helpers (declared in internal.h)                              */
 /* ------------------------------------------------------------------ */
 
-int ch_store_check_text(const char *s, size_t max_bytes, bool required, bool multiline, const char *what, size_t *len,
-                        struct ch_error *err)
-{
-    size_t n, i;
-
-    if (!s) {
-        if (required)
-            return ch_error_set(err, CH_EINVAL, "%s is missing", what);
-        if (len)
-            *len = 0;
-        return 0;
-    }
-    n = strnlen(s, max_bytes + 1);
-    if (n > max_bytes)
-        return ch_error_set(err, CH_E_TOO_LARGE, "%s is longer than %zu bytes", what, max_bytes);
-    if (n == 0 && required)
-        return ch_error_set(err, CH_EINVAL, "%s is empty", what);
-    /* Identifiers and labels end up in logs and JSON: no control bytes.
-     * JSON and free text (multiline) may hold newlines and tabs. */
-    if (!multiline)
-        for (i = 0; i < n; i++)
-            if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-                return ch_error_set(err, CH_EINVAL, "%s contains control characters", what);
-    if (len)
-        *len = n;
-    return 0;
-}
-
 int ch_store_check_usage(const struct ch_usage *u)
 {
     if (!u)
@@ -263,7 +235,12 @@ int ch_sessions_ensure(struct ch_db *db, const char *key, const char *agent_id, 
         return rc;
     if (agent_id && !agent_id[0])
         return CH_EINVAL;
-    ch_uuid4(uuid);
+    /* Time-ordered (v7), like run ids: the transcript index
+     * UNIQUE(session_id, seq) then grows at its right edge.  With v4 ids
+     * every new session's first messages landed on a random leaf: one more
+     * page to journal, log and checkpoint per message, and under a steady
+     * stream of new sessions the writer's page cache missed (a pread). */
+    ch_uuid7(uuid);
     /* Inside a transaction (the writer's batch) the insert and the read
      * are atomic already, and a failed INSERT undoes only itself. */
     own = sqlite3_get_autocommit(db->h) != 0;
@@ -478,7 +455,7 @@ int ch_sessions_reset(struct ch_db *db, const char *key, const char *expected_se
     if ((rc = check_key(key)) || (rc = ch_store_check_text(expected_session_id, CH_STORE_MAX_ID_BYTES, false, false,
                                                            "expected session id", NULL, NULL)))
         return rc;
-    ch_uuid4(uuid);
+    ch_uuid7(uuid); /* time-ordered: see ch_sessions_ensure */
     rc = ch_db_atomic_begin(db, &a);
     if (rc)
         return rc;

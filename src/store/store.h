@@ -150,8 +150,11 @@ struct ch_store_job {
     ch_store_job_done_cb done; /* may be NULL: then the store frees the job with ch_free */
     void *data;                /* caller's */
     /* Set when `run` writes nothing if it fails (a single statement, which
-     * SQLite undoes by itself): the writer then runs it without its own
-     * SAVEPOINT ... RELEASE pair (two statements a job). */
+     * SQLite undoes by itself, or checks before writes): the writer then
+     * runs it without its own SAVEPOINT ... RELEASE pair (two statements,
+     * and a copy of every page the job touches).  A bare job that fails
+     * after changing rows cannot be undone alone: the batch's transaction
+     * is rolled back and every job run in it fails, as when it is lost. */
     bool no_savepoint;
     /* private */
     struct ch_store_job *next;

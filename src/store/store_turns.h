@@ -172,6 +172,10 @@ void ch_message_list_release(struct ch_message_list *l);
 int ch_messages_append(struct ch_db *db, const struct ch_message_rec *m, int64_t *seq_out);
 /* The same, also giving the new row's id (*id_out, may be NULL). */
 int ch_messages_append_ids(struct ch_db *db, const struct ch_message_rec *m, int64_t *seq_out, int64_t *id_out);
+/* The same for the first entry of a transcript whose session id the caller
+ * has just made (ch_sessions_ensure created the session): seq 1 without
+ * reading MAX(seq); CH_EEXIST (nothing written) if the id had entries. */
+int ch_messages_append_first(struct ch_db *db, const struct ch_message_rec *m, int64_t *seq_out, int64_t *id_out);
 /*
  * The two ends of session_id's transcript: the first and the last row's
  * seq and id, and the last row's role; all zero for an empty transcript.

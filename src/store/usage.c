@@ -79,32 +79,36 @@ void ch_usage_list_release(struct ch_usage_list *l)
     memset(l, 0, sizeof(*l));
 }
 
-int ch_usage_add(struct ch_db *db, int64_t at_ms, const char *provider, const char *model, int64_t requests,
-                 const struct ch_usage *u)
+/* One ch_usage_add made inside a writer batch, not yet written. */
+struct ch_usage_note {
+    char day[11];
+    char provider[MAX_PROVIDER_BYTES + 1];
+    char model[CH_STORE_MAX_NAME_BYTES + 1];
+    int64_t requests;
+    struct ch_usage u;
+    bool done; /* written with an earlier note of the same row */
+};
+
+static const char sql_usage_add[] = "INSERT INTO usage_daily(day, provider, model, requests, input_tokens,"
+                                    " output_tokens, cache_read_tokens, cache_write_tokens, cost_usd)"
+                                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                                    " ON CONFLICT(day, provider, model) DO UPDATE SET"
+                                    " requests = requests + excluded.requests,"
+                                    " input_tokens = input_tokens + excluded.input_tokens,"
+                                    " output_tokens = output_tokens + excluded.output_tokens,"
+                                    " cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,"
+                                    " cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens,"
+                                    " cost_usd = CASE WHEN ?10 IS NULL THEN cost_usd + excluded.cost_usd ELSE ?10 END";
+
+/* Add to one row.  The counts are added (exact in any order).  The cost
+ * is added too, unless `whole` is given: then it is the row's new cost,
+ * computed by the batch flush in the order the additions were made. */
+static int usage_upsert(struct ch_db *db, const char *day, const char *provider, const char *model, int64_t requests,
+                        const struct ch_usage *u, const double *whole)
 {
     sqlite3_stmt *st;
-    char day[11];
-    int rc;
+    int rc = ch_db_stmt(db, CH_STMT_USAGE_ADD, sql_usage_add, &st);
 
-    if (!db || requests < 0 || requests > MAX_REQUESTS_PER_ADD)
-        return CH_EINVAL;
-    if ((rc = ch_usage_day(at_ms, day)) ||
-        (rc = ch_store_check_text(provider, MAX_PROVIDER_BYTES, true, false, "provider", NULL, NULL)) ||
-        (rc = ch_store_check_text(model, CH_STORE_MAX_NAME_BYTES, true, false, "model", NULL, NULL)) ||
-        (rc = ch_store_check_usage(u)))
-        return rc;
-    rc = ch_db_stmt(db, CH_STMT_USAGE_ADD,
-                    "INSERT INTO usage_daily(day, provider, model, requests, input_tokens,"
-                    " output_tokens, cache_read_tokens, cache_write_tokens, cost_usd)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-                    " ON CONFLICT(day, provider, model) DO UPDATE SET"
-                    " requests = requests + excluded.requests,"
-                    " input_tokens = input_tokens + excluded.input_tokens,"
-                    " output_tokens = output_tokens + excluded.output_tokens,"
-                    " cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,"
-                    " cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens,"
-                    " cost_usd = cost_usd + excluded.cost_usd",
-                    &st);
     if (rc)
         return rc;
     sqlite3_bind_text(st, 1, day, 10, SQLITE_STATIC);
@@ -115,9 +119,134 @@ int ch_usage_add(struct ch_db *db, int64_t at_ms, const char *provider, const ch
     sqlite3_bind_int64(st, 6, u->output_tokens);
     sqlite3_bind_int64(st, 7, u->cache_read_tokens);
     sqlite3_bind_int64(st, 8, u->cache_write_tokens);
-    sqlite3_bind_double(st, 9, u->cost_usd);
+    sqlite3_bind_double(st, 9, whole ? *whole : u->cost_usd);
+    if (whole)
+        sqlite3_bind_double(st, 10, *whole);
     rc = ch_store_step_done(st);
     sqlite3_reset(st);
+    return rc;
+}
+
+/* In a batch: note the addition; the writer writes it before COMMIT. */
+static int note_usage(struct ch_db *db, const char *day, const char *provider, size_t provider_len, const char *model,
+                      size_t model_len, int64_t requests, const struct ch_usage *u)
+{
+    struct ch_usage_note *n;
+    size_t cap;
+
+    if (db->usage_count == db->usage_cap) {
+        cap = db->usage_cap ? 2 * db->usage_cap : 16;
+        n = ch_realloc(db->usage_notes, cap * sizeof(*n));
+        if (!n)
+            return CH_ENOMEM;
+        db->usage_notes = n;
+        db->usage_cap = cap;
+    }
+    n = &db->usage_notes[db->usage_count++];
+    memcpy(n->day, day, sizeof(n->day));
+    /* Checked lengths: they fit (MAX_PROVIDER_BYTES, CH_STORE_MAX_NAME_BYTES). */
+    memcpy(n->provider, provider, provider_len + 1);
+    memcpy(n->model, model, model_len + 1);
+    n->requests = requests;
+    n->u = *u;
+    n->done = false;
+    return 0;
+}
+
+int ch_usage_add(struct ch_db *db, int64_t at_ms, const char *provider, const char *model, int64_t requests,
+                 const struct ch_usage *u)
+{
+    char day[11];
+    size_t provider_len, model_len;
+    int rc;
+
+    if (!db || requests < 0 || requests > MAX_REQUESTS_PER_ADD)
+        return CH_EINVAL;
+    if ((rc = ch_usage_day(at_ms, day)) ||
+        (rc = ch_store_check_text(provider, MAX_PROVIDER_BYTES, true, false, "provider", &provider_len, NULL)) ||
+        (rc = ch_store_check_text(model, CH_STORE_MAX_NAME_BYTES, true, false, "model", &model_len, NULL)) ||
+        (rc = ch_store_check_usage(u)))
+        return rc;
+    if (db->in_batch)
+        return note_usage(db, day, provider, provider_len, model, model_len, requests, u);
+    return usage_upsert(db, day, provider, model, requests, u, NULL);
+}
+
+size_t ch_usage_notes_mark(struct ch_db *db)
+{
+    return db->usage_count;
+}
+
+void ch_usage_notes_undo(struct ch_db *db, size_t mark)
+{
+    if (mark < db->usage_count)
+        db->usage_count = mark;
+}
+
+/* The row's stored cost, or false when there is no row yet. */
+static int stored_cost(struct ch_db *db, const struct ch_usage_note *n, bool *found, double *cost)
+{
+    sqlite3_stmt *st;
+    int rc = ch_db_stmt(db, CH_STMT_USAGE_COST,
+                        "SELECT cost_usd FROM usage_daily WHERE day = ?1 AND provider = ?2 AND model = ?3", &st);
+    int src;
+
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, n->day, 10, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, n->provider, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, n->model, -1, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    *found = src == SQLITE_ROW;
+    *cost = *found ? sqlite3_column_double(st, 0) : 0.0;
+    sqlite3_reset(st);
+    return src == SQLITE_ROW || src == SQLITE_DONE ? 0 : ch_db_err_code(src);
+}
+
+static bool same_row(const struct ch_usage_note *a, const struct ch_usage_note *b)
+{
+    return !strcmp(a->day, b->day) && !strcmp(a->provider, b->provider) && !strcmp(a->model, b->model);
+}
+
+/*
+ * One upsert per row for all the batch's notes.  The cost is added one
+ * note at a time onto the stored value, in the order the calls were made:
+ * the same double additions, so the same bits, as one upsert per call.
+ */
+int ch_usage_notes_flush(struct ch_db *db)
+{
+    struct ch_usage_note *n, *m;
+    struct ch_usage sum;
+    int64_t requests;
+    double cost;
+    bool found;
+    int rc = 0;
+
+    for (size_t i = 0; i < db->usage_count && rc == 0; i++) {
+        n = &db->usage_notes[i];
+        if (n->done)
+            continue;
+        rc = stored_cost(db, n, &found, &cost);
+        if (rc)
+            break;
+        sum = n->u;
+        requests = n->requests;
+        cost = found ? cost + n->u.cost_usd : n->u.cost_usd;
+        for (size_t j = i + 1; j < db->usage_count; j++) {
+            m = &db->usage_notes[j];
+            if (m->done || !same_row(n, m))
+                continue;
+            m->done = true;
+            requests += m->requests;
+            sum.input_tokens += m->u.input_tokens;
+            sum.output_tokens += m->u.output_tokens;
+            sum.cache_read_tokens += m->u.cache_read_tokens;
+            sum.cache_write_tokens += m->u.cache_write_tokens;
+            cost += m->u.cost_usd;
+        }
+        rc = usage_upsert(db, n->day, n->provider, n->model, requests, &sum, &cost);
+    }
+    db->usage_count = 0;
     return rc;
 }
 

@@ -6,14 +6,13 @@
  * BEGIN IMMEDIATE ... COMMIT (group commit: one WAL append and, with
  * synchronous=FULL, one fsync for the whole batch), each job between a
  * SAVEPOINT and its RELEASE so a failing job is rolled back alone.  The
- * finished batch goes back to the loop through an eventfd under a
- * uv_poll_t whose callback calls each job's `done` in submission order.  The loop signals the
- * writer only when it sleeps (writer_waiting), only for the first job it
- * will find, and only once per loop iteration (an idle handle), so one
- * poll's requests make one batch; lazy jobs (audit rows) do not wake it at
- * all: they ride with the next batch or wait at most CH_STORE_LAZY_MS.
- * Close drains the queue, reaps the pool's read connections, joins the
- * thread and closes the async handle.  See docs/internals/store.md.
+ * finished batch goes back to the loop through an eventfd under a uv_poll_t
+ * whose callback calls each job's `done` in submission order.  The loop
+ * wakes a sleeping writer once per loop iteration (an idle handle), so one
+ * poll's requests make one batch; lazy jobs (audit rows) ride with the next
+ * batch or wait at most CH_STORE_LAZY_MS.  Close drains the queue, reaps
+ * the pool's read connections, joins the thread and closes the async
+ * handle.  See docs/internals/store.md.
  */
 #include <errno.h>
 #include <string.h>
@@ -33,9 +32,7 @@ static const char sql_begin[] = "BEGIN IMMEDIATE";
 static const char sql_commit[] = "COMMIT";
 static const char sql_rollback[] = "ROLLBACK";
 
-/* ------------------------------------------------------------------ */
-/* Writer thread                                                        */
-/* ------------------------------------------------------------------ */
+/* ---- Writer thread ---- */
 
 static int begin_batch(struct ch_db *db)
 {
@@ -55,13 +52,17 @@ static int commit_batch(struct ch_db *db)
 {
     int attempt, rc;
 
-    for (attempt = 0;; attempt++) {
+    /* First the usage the batch's jobs noted, one write per row (usage.c):
+     * failing it fails the jobs as a failed COMMIT does. */
+    rc = ch_usage_notes_flush(db);
+    for (attempt = 0; rc == 0; attempt++) {
         /* A COMMIT that fails with BUSY leaves the transaction open and may
          * simply be retried (sqlite.org/lang_transaction.html). */
         rc = ch_db_run_cached(db, CH_STMT_COMMIT, sql_commit);
         if (rc != CH_EBUSY || attempt == COMMIT_RETRIES)
             break;
         uv_sleep(10u << attempt);
+        rc = 0;
     }
     if (rc) {
         ch_log_error("store: writer: commit on '%s' failed: %s", db->path, sqlite3_errmsg(db->h));
@@ -82,33 +83,38 @@ static void fail_range(struct ch_store_job *from, struct ch_store_job *to, int r
 
 /* SQLite rolled the whole transaction back inside a job (disk full, I/O
  * error, out of memory) or the job ended it through the raw handle. */
-static int txn_lost(struct ch_db *db)
+static int txn_lost(struct ch_db *db, const char *why)
 {
     ch_log_error("store: writer: batch transaction on '%s' ended inside a job: %s", db->path,
-                 sqlite3_errcode(db->h) != SQLITE_OK ? sqlite3_errmsg(db->h) : "the job ended it");
+                 why                                   ? why
+                 : sqlite3_errcode(db->h) != SQLITE_OK ? sqlite3_errmsg(db->h)
+                                                       : "the job ended it");
     return CH_EIO;
 }
 
 /* Run one job between SAVEPOINT and RELEASE (or bare, if it asked).  Returns 0 while the batch
- * transaction is intact, or the error that ended it. */
+ * transaction is intact, or the error that ended it (the caller rolls it back). */
 static int run_job(struct ch_db *db, struct ch_store_job *job)
 {
-    int rc;
+    size_t notes = ch_usage_notes_mark(db);
+    int64_t changes = sqlite3_total_changes64(db->h);
+    int rc = job->no_savepoint ? 0 : ch_db_run_cached(db, CH_STMT_SP_JOB, "SAVEPOINT ch_job");
 
-    if (job->no_savepoint) {
-        job->rc = job->run(db, job);
-        ch_db_reset_busy(db);
-        return sqlite3_get_autocommit(db->h) ? txn_lost(db) : 0;
-    }
-    rc = ch_db_run_cached(db, CH_STMT_SP_JOB, "SAVEPOINT ch_job");
     if (rc) {
         job->rc = rc;
         return sqlite3_get_autocommit(db->h) ? rc : 0;
     }
     job->rc = job->run(db, job);
     ch_db_reset_busy(db);
+    if (job->rc != 0)
+        ch_usage_notes_undo(db, notes); /* with the rest of the job */
     if (sqlite3_get_autocommit(db->h))
-        return txn_lost(db);
+        return txn_lost(db, NULL);
+    /* A bare job must fail before it writes; one that changed rows first
+     * cannot be undone alone: the whole transaction goes (store.h). */
+    if (job->no_savepoint)
+        return job->rc && sqlite3_total_changes64(db->h) != changes ? txn_lost(db, "a bare job failed after writing")
+                                                                    : 0;
     if (job->rc != 0) {
         rc = ch_db_run_cached(db, CH_STMT_SP_JOB_ROLLBACK, "ROLLBACK TO ch_job");
         if (rc)
@@ -144,6 +150,7 @@ static void run_batch(struct ch_store *s, struct ch_store_job *head)
         }
         rc = run_job(db, job);
         if (rc) {
+            ch_usage_notes_undo(db, 0); /* the jobs that made them failed */
             if (!sqlite3_get_autocommit(db->h))
                 ch_db_run_cached(db, CH_STMT_ROLLBACK, sql_rollback);
             if (job->rc == 0)
@@ -160,6 +167,7 @@ static void run_batch(struct ch_store *s, struct ch_store_job *head)
         else
             commits++;
     }
+    ch_usage_notes_undo(db, 0); /* none outlives its batch */
     for (job = head; job; job = job->next) {
         if (job->rc == 0)
             ok++;
@@ -284,9 +292,7 @@ static void writer_main(void *arg)
     signal_loop(s);
 }
 
-/* ------------------------------------------------------------------ */
-/* Loop side                                                            */
-/* ------------------------------------------------------------------ */
+/* ---- Loop side ---- */
 
 static void on_handle_closed(uv_handle_t *h)
 {

@@ -4,7 +4,9 @@
  * version-4 file with rows migrates with every row, rowid and index
  * kept, the remaining constraints still refuse bad rows, no insert or
  * status change needs an ephemeral table, and the store's own JSON check
- * (json_check.c) stands in for the dropped json_valid.
+ * (json_check.c) stands in for the dropped json_valid.  Step 6 makes
+ * runs_status partial (no ok runs): the rows stay, and the queries that
+ * need the index still use it.
  */
 #include "store_test.h"
 
@@ -136,6 +138,80 @@ static void test_v4_file_migrates(void **state)
     assert_int_equal(ephemeral_ops(db, "INSERT INTO messages(session_key, session_id, seq, role, content,"
                                        " created_ms) VALUES ('a', 'b', 1, 'user', '[]', 1)"),
                      0);
+    ch_db_close(db);
+}
+
+/* The plan SQLite picks for `sql` mentions `index` (EXPLAIN QUERY PLAN). */
+static bool plan_uses(struct ch_db *db, const char *sql, const char *index)
+{
+    char explain[1024];
+    sqlite3_stmt *st;
+    bool found = false;
+
+    snprintf(explain, sizeof(explain), "EXPLAIN QUERY PLAN %s", sql);
+    assert_int_equal(sqlite3_prepare_v2(ch_db_handle(db), explain, -1, &st, NULL), SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        if (strstr((const char *)sqlite3_column_text(st, 3), index))
+            found = true;
+    sqlite3_finalize(st);
+    return found;
+}
+
+static void test_v5_file_migrates_to_partial_runs_status(void **state)
+{
+    struct tmpdir *t = *state;
+    struct ch_error e = {0};
+    struct ch_db *db;
+    struct ch_run_list l = {0};
+    struct ch_run_query q = {.status = CH_RUN_OK};
+    char path[512], sql[256];
+    static const char *const statuses[] = {"ok", "ok", "error", "running", "queued", "ok", "timeout"};
+
+    tmpdir_file(t, "v5.db", path, sizeof(path));
+    db = db_open_or_fail(path, false, false);
+    assert_int_equal(ch_db_migrate_to(db, 5, &e), 0);
+    for (size_t i = 0; i < CH_ARRAY_SIZE(statuses); i++) {
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO runs(run_id, session_key, source, status, request, created_ms)"
+                 " VALUES ('r%zu', 's', 'api', '%s', '{}', %zu)",
+                 i, statuses[i], 100 + i);
+        db_exec_or_fail(db, sql);
+    }
+    ch_db_close(db);
+
+    db = db_open_or_fail(path, false, true);
+    assert_true(ch_db_latest_version() >= 6);
+    assert_int_equal(query_int(db, "SELECT COUNT(*) FROM runs"), 7);
+    assert_int_equal(query_int(db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'runs_status'"
+                                   " AND sql LIKE '%WHERE status <> ''ok''%'"),
+                     1);
+    /* The index holds the four runs that are not ok, and serves these. */
+    assert_int_equal(query_int(db, "SELECT COUNT(*) FROM runs INDEXED BY runs_status WHERE status <> 'ok'"), 4);
+    assert_true(plan_uses(db,
+                          "SELECT run_id FROM runs WHERE status IN ('queued', 'running') AND status <> 'ok'"
+                          " ORDER BY created_ms, rowid",
+                          "runs_status"));
+    assert_true(
+        plan_uses(db, "UPDATE runs SET status = 'queued' WHERE status = 'running' AND status <> 'ok'", "runs_status"));
+    assert_true(plan_uses(db, "SELECT COUNT(*) FROM runs WHERE status = ?1 AND status <> 'ok'", "runs_status"));
+    assert_true(plan_uses(db, "SELECT run_id FROM runs WHERE status = 'ok' ORDER BY created_ms DESC, rowid DESC",
+                          "runs_created"));
+    /* Through the store: ok counted as all minus the rest, unfinished. */
+    assert_int_equal(ch_runs_list_recent(db, &q, &l), 0);
+    assert_int_equal(l.total, 3);
+    assert_int_equal(l.count, 3);
+    assert_string_equal(l.items[0].run_id, "r5");
+    ch_run_list_release(&l);
+    q.status = CH_RUN_ERROR;
+    assert_int_equal(ch_runs_list_recent(db, &q, &l), 0);
+    assert_int_equal(l.total, 1);
+    assert_string_equal(l.items[0].run_id, "r2");
+    ch_run_list_release(&l);
+    assert_int_equal(ch_runs_list_unfinished(db, 10, &l), 0);
+    assert_int_equal(l.count, 2);
+    assert_string_equal(l.items[0].run_id, "r3");
+    assert_string_equal(l.items[1].run_id, "r4");
+    ch_run_list_release(&l);
     ch_db_close(db);
 }
 
@@ -272,6 +348,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_v4_file_migrates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_v5_file_migrates_to_partial_runs_status, setup, teardown),
         cmocka_unit_test(test_json_check),
         cmocka_unit_test(test_json_check_strings_random),
     };

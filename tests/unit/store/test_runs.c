@@ -319,6 +319,14 @@ static void test_lists(void **state)
     assert_string_equal(l.items[0].run_id, "run-3");
     assert_string_equal(l.items[1].run_id, "run-1");
     ch_run_list_release(&l);
+    /* ok, which runs_status leaves out (schema v6): listed through
+     * runs_created, counted as all runs minus the others. */
+    q = (struct ch_run_query){.status = CH_RUN_OK};
+    assert_int_equal(ch_runs_list_recent(db, &q, &l), 0);
+    assert_int_equal(l.total, 1);
+    assert_int_equal(l.count, 1);
+    assert_string_equal(l.items[0].run_id, "run-2");
+    ch_run_list_release(&l);
     q = (struct ch_run_query){.status = -1, .session_key = "hook:b"};
     assert_int_equal(ch_runs_list_recent(db, &q, &l), 0);
     assert_int_equal(l.total, 2);

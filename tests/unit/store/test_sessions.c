@@ -217,7 +217,7 @@ static void test_ensure_and_get(void **state)
     assert_string_equal(a.key, "agent:main:main");
     assert_string_equal(a.agent_id, "main");
     assert_int_equal(strlen(a.session_id), 36);
-    assert_int_equal(a.session_id[14], '4'); /* a v4 uuid */
+    assert_int_equal(a.session_id[14], '7'); /* a v7 (time-ordered) uuid */
     assert_int_equal(a.created_ms, 1000);
     assert_int_equal(a.updated_ms, 1000);
     assert_null(a.label);
@@ -458,6 +458,7 @@ static void test_reset_keeps_old_transcript(void **state)
     assert_int_equal(ch_sessions_reset(f->db, "agent:main:main", old_id, 5, &b), 0);
     assert_string_not_equal(b.session_id, old_id);
     assert_int_equal(strlen(b.session_id), 36);
+    assert_int_equal(b.session_id[14], '7'); /* time-ordered, as ensure's */
     assert_int_equal(b.total_tokens, 0);
     assert_int_equal(b.usage.input_tokens, 0);
     assert_int_equal(b.context_tokens, 0);
@@ -525,10 +526,40 @@ static void test_delete_removes_messages(void **state)
     ch_session_rec_release(&other);
 }
 
+/* The first entry of a session ensure just made is seq 1 without a read
+ * (messages.c); an id that already has entries is refused, unwritten. */
+static void test_first_append_of_created_session(void **state)
+{
+    struct fixture *f = *state;
+    struct ch_session_rec s;
+    struct ch_message_rec m = {.content = "[]", .created_ms = 6};
+    bool created = false;
+    int64_t seq = 0, id = 0, n = 0;
+
+    assert_int_equal(ch_sessions_ensure(f->db, "hook:a", NULL, 1, &s, &created), 0);
+    assert_true(created);
+    m.session_key = "hook:a";
+    m.session_id = s.session_id;
+    snprintf(m.role, sizeof(m.role), "user");
+    assert_int_equal(ch_messages_append_first(f->db, &m, &seq, &id), 0);
+    assert_int_equal(seq, 1);
+    assert_true(id > 0);
+    assert_int_equal(ch_messages_append_first(f->db, &m, &seq, &id), CH_EEXIST);
+    assert_int_equal(ch_messages_count(f->db, s.session_id, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ch_messages_append_ids(f->db, &m, &seq, NULL), 0);
+    assert_int_equal(seq, 2);
+    m.session_key = "hook:none"; /* the foreign key still applies */
+    m.session_id = "fresh";
+    assert_int_equal(ch_messages_append_first(f->db, &m, &seq, NULL), CH_ENOTFOUND);
+    ch_session_rec_release(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_migration_fresh, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_append_of_created_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ensure_and_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ensure_in_transaction_matches_row, setup, teardown),

@@ -97,7 +97,7 @@ static int run_bulk(struct ch_db *db, struct ch_store_job *job)
 
 /* A steady stream of commits, faster than any checkpoint here, still lets
  * the log start over: the writer finishes the checkpointer's passes, and
- * waits for one past 4,000 frames (~16 MB), so the WAL file stays near
+ * waits for one past 6,000 frames (~24 MB), so the WAL file stays near
  * that instead of growing with everything written (~60,000 frames,
  * ~240 MB: what the test measured before the writer's part existed). */
 static void test_wal_bounded_under_steady_commits(void **state)
