@@ -266,6 +266,15 @@ struct ch_api {
 /* JSON response helpers shared by handlers. */
 int ch_api_json_body(struct ch_http_req *r, json_t **out); /* 400 answered on failure */
 
+/* ---- chat_render.c: the chat answer and SSE start/done bodies, json_pack's
+ * bytes; not 0 (CH_AGAIN: not UTF-8, a NULL required field) leaves the
+ * body to json_pack. ---- */
+int ch_chat_render_answer(struct ch_buf *b, const char *run_id, const char *conv_id, const struct ch_agent_result *res,
+                          int64_t latency_ms);
+int ch_chat_render_start(struct ch_buf *b, const char *conv_id, const char *run_id);
+int ch_chat_render_done(struct ch_buf *b, const char *run_id, const char *conv_id, const struct ch_agent_result *res,
+                        int64_t latency_ms);
+
 /* ---- rest_chat.c: POST /api/v1/chat and /api/v1/chat/stream (chat) ---- */
 void ch_rest_chat(struct ch_http_req *r, void *data);
 void ch_rest_chat_stream(struct ch_http_req *r, void *data);

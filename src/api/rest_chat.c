@@ -180,8 +180,11 @@ static void stream_begin(struct chat *c)
         on_client_close(c->req, c);
         return;
     }
-    if (sse_json(c, json_pack("{s:s, s:s, s:s}", "type", "start", "conversationId", c->conv_id, "runId", c->run_id)) !=
-        0)
+    rc = ch_chat_render_start(&c->ev, c->conv_id, c->run_id) == 0
+             ? sse_send(c)
+             : sse_json(
+                   c, json_pack("{s:s, s:s, s:s}", "type", "start", "conversationId", c->conv_id, "runId", c->run_id));
+    if (rc != 0)
         return;
     if (c->ended)
         return; /* the done event follows at once: no keepalive needed */
@@ -261,63 +264,16 @@ static int failure_status(const struct ch_agent_result *res, const char **code)
     return 500;
 }
 
-static int put_usage(struct ch_buf *b, const struct ch_llm_usage *u)
-{
-    static const char *const k[] = {
-        "{\"inputTokens\":", ",\"outputTokens\":", ",\"cacheReadTokens\":", ",\"cacheWriteTokens\":"};
-    const json_int_t v[] = {(json_int_t)u->input_tokens, (json_int_t)u->output_tokens, (json_int_t)u->cache_read_tokens,
-                            (json_int_t)u->cache_write_tokens};
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < 4; i++)
-        rc = ch_buf_append_str(b, k[i]) ? CH_ENOMEM : ch_http_json_int(b, v[i]);
-    return rc ? rc : ch_buf_append_char(b, '}');
-}
-
-/* ,"key":"value" (or null for NULL, as json_pack's s? writes it). */
-static int put_str(struct ch_buf *b, const char *key, const char *s)
-{
-    int rc = ch_buf_append_str(b, key);
-    if (rc)
-        return rc;
-    return s ? ch_http_json_str(b, s, strlen(s)) : ch_buf_append(b, "null", 4);
-}
-
-/* The 200 answer in c->ev (idle here): json_pack's bytes, not its ~19,000
- * instructions.  Not 0 (CH_AGAIN: not UTF-8) leaves it to json_pack below. */
-static int answer_ok(struct chat *c, const struct ch_agent_result *res)
-{
-    struct ch_buf *b = &c->ev;
-    int rc;
-
-    ch_buf_reset(b);
-    rc = ch_buf_append_str(b, "{\"id\":\"msg_"); /* run_id: a UUID we made, nothing to escape */
-    rc = rc ? rc : ch_buf_append_str(b, c->run_id);
-    rc = rc ? rc : put_str(b, "\",\"conversationId\":", c->conv_id);
-    rc = rc ? rc : ch_buf_append_str(b, ",\"role\":\"assistant\"");
-    rc = rc ? rc : put_str(b, ",\"content\":", res->text ? res->text : "");
-    rc = rc ? rc : put_str(b, ",\"model\":", res->model);
-    rc = rc ? rc : put_str(b, ",\"provider\":", res->provider);
-    rc = rc ? rc : ch_buf_append_str(b, ",\"usage\":");
-    rc = rc ? rc : put_usage(b, &res->usage);
-    rc = rc ? rc : ch_buf_append_str(b, ",\"costUsd\":");
-    rc = rc ? rc : ch_http_json_real(b, res->cost_usd);
-    rc = rc ? rc : ch_buf_append_str(b, ",\"latency\":");
-    rc = rc ? rc : ch_http_json_int(b, (json_int_t)(ch_now_ms() - c->t0_ms));
-    rc = rc ? rc : put_str(b, ",\"runId\":", c->run_id);
-    rc = rc ? rc : ch_buf_append_char(b, '}');
-    if (rc == 0)
-        ch_http_respond(c->req, 200, "application/json", b->data, b->len);
-    return rc;
-}
-
 static void chat_answer(struct chat *c, const struct ch_agent_result *res)
 {
     const char *code, *cls;
     int status;
 
     if (!strcmp(res->status, "ok")) {
-        if (answer_ok(c, res) == 0)
+        if (ch_chat_render_answer(&c->ev, c->run_id, c->conv_id, res, ch_now_ms() - c->t0_ms) == 0) {
+            ch_http_respond(c->req, 200, "application/json", c->ev.data, c->ev.len);
             return;
+        }
         ch_http_respond_json(c->req, 200,
                              json_pack("{s:s+, s:s, s:s, s:s, s:s?, s:s?, s:o, s:f, s:I, s:s}", "id", "msg_", c->run_id,
                                        "conversationId", c->conv_id, "role", "assistant", "content",
@@ -347,6 +303,13 @@ static void stream_finish(struct chat *c, const struct ch_agent_result *res)
         if (ch_buf_append_str(&c->ev, "data: {\"type\":\"delta\",\"content\":\"\\ufffd\"}\n\n") == 0 &&
             sse_send(c) != 0)
             return;
+    }
+    if (!strcmp(res->status, "ok") &&
+        ch_chat_render_done(&c->ev, c->run_id, c->conv_id, res, ch_now_ms() - c->t0_ms) == 0) {
+        sse_send(c); /* a failed write has closed the connection */
+        if (!c->closed)
+            ch_http_stream_end(c->req);
+        return;
     }
     if (!strcmp(res->status, "ok"))
         o = json_pack("{s:s, s:o, s:s?, s:s?, s:f, s:s, s:s, s:I}", "type", "done", "usage", usage_json(&res->usage),
