@@ -400,14 +400,16 @@ int ch_alloc_install(void)
      * /health/detail shows, and nothing reads SQLite's. */
     if (sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) != SQLITE_OK)
         rc = CH_ESTATE;
-    /* The store's writer runs each job of a batch inside a SAVEPOINT, whose
-     * sub-journal keeps the first copy of every page the job changes.
-     * Past 64 KiB (SQLite's default) it moves to a temporary file: one
-     * create, two pwrites per page and an unlink per batch, which were
-     * two thirds of the writer's system calls under load (a turn's jobs
-     * change 13-20 pages).  In memory it is one chunk of this size (SQLite
-     * allocates the spill threshold at once), so not much more: a bigger
-     * job (a session's cascade delete) still spills to a file. */
+    /* The store's writer runs a job that can fail after writing inside a
+     * SAVEPOINT, whose sub-journal keeps the first copy of every page the
+     * job changes.  Past 64 KiB (SQLite's default) it moves to a temporary
+     * file: one create, two pwrites per page and an unlink per batch,
+     * which were two thirds of the writer's system calls under load when
+     * the agent's turn jobs (13-20 pages each) still took a savepoint; a
+     * tool round's appends and the outbox's jobs still do.  In memory it
+     * is one chunk of this size (SQLite allocates the spill threshold at
+     * once), so not much more: a bigger job (a session's cascade delete)
+     * still spills to a file. */
     if (sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, 256 * 1024) != SQLITE_OK)
         rc = CH_ESTATE;
     if (!CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free))
