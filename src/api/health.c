@@ -136,6 +136,19 @@ static void jw_json(struct jw *w, const char *k, json_t *v)
 
 /* Runs, LLM calls and usage/cost totals (stored before this start plus
  * what this process added). */
+/* A thread's busy polling before it sleeps (gateway.busyPollMicros). */
+static void busy_poll_json(struct jw *w, const struct ch_spin *sp)
+{
+    jw_open(w, "busyPoll");
+    jw_int(w, "maxMicros", (json_int_t)(sp->max_ns / 1000u));
+    jw_int(w, "budgetMicros", (json_int_t)(sp->budget_ns / 1000u));
+    jw_int(w, "caught", (json_int_t)sp->hits);
+    jw_int(w, "grown", (json_int_t)sp->grows);
+    jw_int(w, "shrunk", (json_int_t)sp->shrinks);
+    jw_int(w, "pollingMs", (json_int_t)(sp->spin_ns / 1000000u));
+    jw_close(w);
+}
+
 static void put_agent(struct ch_api *a, struct jw *w)
 {
     struct ch_agent_stats st;
@@ -234,6 +247,8 @@ void ch_health_detail(struct ch_http_req *r, void *data)
     jw_open(&w, "eventLoop");
     jw_int(&w, "lagMs", (json_int_t)(a->net ? a->net->lag_ms : 0));
     jw_int(&w, "lagMaxMs", (json_int_t)(a->net ? a->net->lag_max_ms : 0));
+    if (a->net)
+        busy_poll_json(&w, &a->net->spin);
     jw_close(&w);
     jw_open(&w, "store");
     jw_lit(&w, "ok", ss.open ? "true" : "false");
@@ -243,6 +258,7 @@ void ch_health_detail(struct ch_http_req *r, void *data)
     jw_int(&w, "writeQueueMax", (json_int_t)ss.write_queue_max);
     jw_int(&w, "commits", (json_int_t)ss.commits);
     jw_int(&w, "writes", (json_int_t)ss.writes_committed);
+    busy_poll_json(&w, &ss.writer_spin);
     jw_close(&w);
     jw_open(&w, "tokens");
     jw_int(&w, "live", (json_int_t)live);

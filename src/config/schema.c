@@ -70,6 +70,11 @@ static const struct cfg_row rows[] = {
            "Outbound connections open at once, all hosts (LLM calls, tools, deliveries); default 64, "
            "or the per-host limit plus 16 when that is larger."),
     BOOL("gateway.http.endpoints.responses.enabled", false, "Serve the OpenResponses `POST /v1/responses`."),
+    INT("gateway.busyPollMicros", 500, 0, 10000, "us",
+        "Before the event loop or the store writer sleeps, poll for work this long at most: waking a "
+        "sleeping thread costs tens of microseconds on many VMs, several times per request. The budget "
+        "is learnt from recent waits (as Linux's haltpoll does), so a thread whose work arrives rarely "
+        "stops polling; `/health/detail` shows what it caught. 0 never polls."),
 
     /* api: the REST API and its own tokens. */
     BOOL("api.enabled", true, "Serve the REST API under `/api`."),

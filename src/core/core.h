@@ -275,6 +275,24 @@ const char *ch_http_date(char out[30]);
 /* RFC 3339 UTC with milliseconds, "2026-11-21T10:30:00.123Z"; 32 bytes. */
 void ch_time_iso8601(int64_t ms, char out[32]);
 
+/* Busy polling before a sleep (core/spin.c): the budget a thread polls for
+ * before it blocks, learnt from its recent waits as cpuidle-haltpoll does. */
+struct ch_spin {
+    uint64_t max_ns;    /* 0: never poll */
+    uint64_t budget_ns; /* poll this long next time, 0..max_ns */
+    uint64_t hits;      /* waits that ended while polling */
+    uint64_t grows;     /* waits that slept and ended within max_ns */
+    uint64_t shrinks;   /* waits that outlasted max_ns */
+    uint64_t spin_ns;   /* time spent polling, in total */
+};
+
+void ch_spin_init(struct ch_spin *sp, uint64_t max_ns);
+/* The budget after a wait that outlasted it but not max_ns, from 0. */
+uint64_t ch_spin_grow_start(const struct ch_spin *sp);
+/* Learn from one wait: `waited_ns` from the start of the poll to the work's
+ * arrival, or more than max_ns (UINT64_MAX) for a wait that outlasted it. */
+void ch_spin_learn(struct ch_spin *sp, uint64_t waited_ns);
+
 /* ------------------------------------------------------------------ */
 /* Ids and crypto (core/crypto.c, core/id.c)                            */
 /* ------------------------------------------------------------------ */

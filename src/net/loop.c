@@ -7,6 +7,8 @@
  * periodic work in the process, so an idle gateway costs ~0 CPU.
  */
 #include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,48 @@ static void run_hooks(const struct ch_net_hook *h, size_t count)
     }
 }
 
+/*
+ * Busy polling (gateway.busyPollMicros): the loop is about to sleep in
+ * epoll_wait.  Poll libuv's backend fd (readable when any watched fd is)
+ * for the learnt budget first, yielding the core to anything runnable
+ * between polls; then, still within the maximum, sleep in ppoll(2) so the
+ * wait's length is known to the policy (core/spin.c).  An fd watched for
+ * the first time in this iteration is added to epoll only by the poll
+ * that follows: its event ends the wait there, just later.
+ */
+static void busy_poll(struct ch_net *n)
+{
+    struct ch_spin *sp = &n->spin;
+    struct pollfd pfd = {.fd = uv_backend_fd(n->loop), .events = POLLIN};
+    int timeout_ms = uv_backend_timeout(n->loop);
+    uint64_t window = sp->max_ns, start, spun = 0;
+    struct timespec ts;
+    int r = 0;
+
+    if (timeout_ms == 0 || pfd.fd < 0)
+        return; /* the poll will not block: work is pending */
+    if (timeout_ms > 0 && (uint64_t)timeout_ms * 1000000u < window)
+        window = (uint64_t)timeout_ms * 1000000u; /* a timer is due first */
+    start = uv_hrtime();
+    if (sp->budget_ns) {
+        while ((r = poll(&pfd, 1, 0)) == 0 && (spun = uv_hrtime() - start) < CH_MIN(sp->budget_ns, window))
+            sched_yield(); /* anything runnable here goes first */
+        sp->spin_ns += uv_hrtime() - start;
+    }
+    if (r == 0 && spun < window) {
+        ts.tv_sec = 0;
+        ts.tv_nsec = (long)(window - spun);
+        r = ppoll(&pfd, 1, &ts, NULL);
+        if (r == 0 && window == sp->max_ns)
+            ch_spin_learn(sp, UINT64_MAX); /* outlasted the maximum */
+    }
+    if (r > 0)
+        ch_spin_learn(sp, uv_hrtime() - start);
+    /* libuv computes its poll timeout from the time it cached at the start
+     * of this iteration: refresh it, or timers fire late by this wait. */
+    uv_update_time(n->loop);
+}
+
 static void on_prepare(uv_prepare_t *p)
 {
     struct ch_net *n = p->data;
@@ -38,6 +82,8 @@ static void on_prepare(uv_prepare_t *p)
     n->in_hooks = false;
     /* Last, so lines logged by the hooks leave in the same write(2). */
     ch_log_flush();
+    if (n->spin.max_ns)
+        busy_poll(n);
 }
 
 static void on_idle(uv_idle_t *h)
@@ -87,6 +133,11 @@ int ch_net_init(struct ch_net *n, uv_loop_t *loop)
     uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
     uv_unref((uv_handle_t *)&n->tick);
     return 0;
+}
+
+void ch_net_busy_poll(struct ch_net *n, uint64_t max_us)
+{
+    ch_spin_init(&n->spin, max_us * 1000u);
 }
 
 static void on_closed(uv_handle_t *h)

@@ -43,9 +43,10 @@ struct ch_net {
     uint64_t lag_max_ms;       /* max since start */
     int64_t start_ms;          /* wall clock at init */
     uint64_t start_mono_ms;
-    uv_idle_t idle;   /* armed only to skip one sleep (ch_net_want_flush) */
-    bool in_hooks;    /* true while the flush hooks run */
-    int open_handles; /* for close */
+    uv_idle_t idle;      /* armed only to skip one sleep (ch_net_want_flush) */
+    struct ch_spin spin; /* busy polling before the loop sleeps (loop.c) */
+    bool in_hooks;       /* true while the flush hooks run */
+    int open_handles;    /* for close */
     void (*close_cb)(void *data);
     void *close_data;
 };
@@ -73,6 +74,9 @@ void ch_net_off_tick(struct ch_net *n, ch_net_hook_cb cb, void *data);
  */
 void ch_net_want_flush(struct ch_net *n);
 uint64_t ch_net_uptime_ms(const struct ch_net *n);
+/* Poll for up to max_us before the loop sleeps, the budget learnt from the
+ * recent waits (gateway.busyPollMicros; 0, the ch_net_init state: never). */
+void ch_net_busy_poll(struct ch_net *n, uint64_t max_us);
 
 /*
  * Resolve a configured bind: "loopback" -> 127.0.0.1, "lan" -> 0.0.0.0,

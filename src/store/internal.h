@@ -167,6 +167,9 @@ struct ch_store {
     size_t max_batch;
     struct ch_store_job *done_head, *done_tail; /* finished writes, FIFO */
     size_t reads_pending;                       /* queued or running reads (pool side) */
+    atomic_size_t q_urgent_hint;                /* q_urgent, for a polling writer to read without mu */
+    atomic_bool stop_hint;                      /* stopping, likewise */
+    struct ch_spin spin;                        /* the writer's busy polling (writer thread only) */
     size_t q_urgent;                            /* queued jobs that are not lazy */
     uint64_t lazy_due_ns;                       /* uv_hrtime() by which queued lazy jobs run; 0: none */
     bool writer_waiting;                        /* the writer sleeps on `cond`: signal it */
@@ -208,6 +211,12 @@ void ch_ckpt_stop(struct ch_store *s);
 uint64_t ch_store_next_gen(void);
 /* writer.c: finish closing once the writer is joined and reads are done. */
 void ch_store_maybe_finish_close(struct ch_store *s);
+/* store/writer_wait.c, writer thread, mu held: wait until there is a batch
+ * to run (true) or the store is stopping with an empty queue (false). */
+bool ch_writer_wait_for_work(struct ch_store *s);
+/* CPUs this thread may run on (1 when unknown): the writer polls only with
+ * two or more. */
+int ch_writer_cpus(void);
 
 /* ------------------------------------------------------------------ */
 /* Helpers shared by sessions.c, messages.c, runs.c, usage.c            */

@@ -170,6 +170,9 @@ struct ch_store_opts {
     int busy_timeout_ms;
     size_t max_write_queue; /* limits.storeWriteQueue */
     size_t max_batch;       /* jobs per group commit; default 512 */
+    unsigned busy_poll_us;  /* gateway.busyPollMicros: the writer polls for
+                             * its next job this long at most before it
+                             * sleeps; only with >= 2 CPUs to run on */
 };
 
 /*
@@ -219,7 +222,8 @@ struct ch_store_stats {
     uint64_t commits; /* transactions; writes/commits = batch size */
     uint64_t write_errors;
     uint64_t reads;
-    uint64_t checkpoints; /* WAL checkpoints run by the checkpointer thread */
+    uint64_t checkpoints;       /* WAL checkpoints run by the checkpointer thread */
+    struct ch_spin writer_spin; /* the writer's busy polling (core/spin.c) */
     bool open;
     int schema_version;
 };

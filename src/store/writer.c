@@ -198,41 +198,8 @@ static struct ch_store_job *take_batch(struct ch_store *s)
     last->next = NULL;
     s->q_len -= n;
     s->q_urgent -= urgent;
+    atomic_store_explicit(&s->q_urgent_hint, s->q_urgent, memory_order_relaxed);
     return head;
-}
-
-/* Sleep on `cond`, flagged so the loop signals only a sleeping writer. */
-static void wait_cond(struct ch_store *s, uint64_t timeout_ns)
-{
-    s->writer_waiting = true;
-    if (timeout_ns)
-        (void)uv_cond_timedwait(&s->cond, &s->mu, timeout_ns);
-    else
-        uv_cond_wait(&s->cond, &s->mu);
-    s->writer_waiting = false;
-}
-
-/* With mu held: wait until there is a batch to run (true) or the store is
- * stopping with an empty queue (false).  Only lazy jobs queued: sleep
- * until their deadline unless an urgent one arrives first. */
-static bool wait_for_work(struct ch_store *s)
-{
-    uint64_t now;
-
-    for (;;) {
-        if (s->q_urgent > 0 || (s->q_head && s->stopping))
-            return true;
-        if (s->stopping)
-            return false;
-        if (!s->q_head) {
-            wait_cond(s, 0);
-            continue;
-        }
-        now = uv_hrtime();
-        if (now >= s->lazy_due_ns)
-            return true;
-        wait_cond(s, s->lazy_due_ns - now);
-    }
 }
 
 /* Writer thread: tell the loop that batches finished (or that the thread
@@ -256,7 +223,7 @@ static void writer_main(void *arg)
     struct ch_store_job *batch, *tail;
 
     uv_mutex_lock(&s->mu);
-    while (wait_for_work(s)) {
+    while (ch_writer_wait_for_work(s)) {
         batch = take_batch(s);
         uv_mutex_unlock(&s->mu);
 
@@ -419,6 +386,7 @@ int ch_store_open(uv_loop_t *loop, const struct ch_store_opts *o, struct ch_stor
     s->loop = loop;
     s->q_max = o->max_write_queue > 0 ? o->max_write_queue : (size_t)ch_limit_def_get(CH_LIMIT_STORE_WRITE_QUEUE)->def;
     s->max_batch = o->max_batch > 0 ? o->max_batch : DEFAULT_MAX_BATCH;
+    ch_spin_init(&s->spin, ch_writer_cpus() >= 2 ? (uint64_t)o->busy_poll_us * 1000u : 0);
     atomic_init(&s->writes_committed, 0);
     atomic_init(&s->commits, 0);
     atomic_init(&s->write_errors, 0);
@@ -525,6 +493,7 @@ static int queue_write(struct ch_store *s, struct ch_store_job *job, bool lazy)
             s->lazy_due_ns = uv_hrtime() + (uint64_t)CH_STORE_LAZY_MS * 1000000u;
     } else {
         wake = s->q_urgent++ == 0;
+        atomic_store_explicit(&s->q_urgent_hint, s->q_urgent, memory_order_release);
     }
     sleeping = s->writer_waiting;
     uv_mutex_unlock(&s->mu);
@@ -570,6 +539,7 @@ void ch_store_close(struct ch_store *s, void (*cb)(void *data), void *data)
     uv_ref((uv_handle_t *)&s->async);
     uv_mutex_lock(&s->mu);
     s->stopping = true;
+    atomic_store_explicit(&s->stop_hint, true, memory_order_relaxed);
     uv_cond_signal(&s->cond);
     uv_mutex_unlock(&s->mu);
 }
@@ -581,6 +551,7 @@ void ch_store_stats(struct ch_store *s, struct ch_store_stats *out)
         return;
     uv_mutex_lock(&s->mu);
     out->write_queue_depth = s->q_len;
+    out->writer_spin = s->spin;
     uv_mutex_unlock(&s->mu);
     out->write_queue_max = s->q_max;
     out->writes_committed = atomic_load_explicit(&s->writes_committed, memory_order_relaxed);

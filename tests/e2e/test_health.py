@@ -107,9 +107,9 @@ DETAIL_SHAPE = {
     "connections": {"open": int, "total": int, "rejected": int},
     "requests": {"total": int},
     "memory": {"rssBytes": int, "rssAnonBytes": int, "heapBytes": int},
-    "eventLoop": {"lagMs": (int, float), "lagMaxMs": (int, float)},
+    "eventLoop": {"lagMs": (int, float), "lagMaxMs": (int, float), "busyPoll": dict},
     "store": {"ok": bool, "path": str, "schemaVersion": int, "writeQueueDepth": int,
-              "writeQueueMax": int, "commits": int, "writes": int},
+              "writeQueueMax": int, "commits": int, "writes": int, "busyPoll": dict},
     "tokens": {"live": int},
 }
 

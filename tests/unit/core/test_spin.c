@@ -1,0 +1,103 @@
+/* Unit tests for core/spin.c, the busy-poll budget policy: it starts at 0,
+ * a wait that ended within the maximum grows it (a quarter of the maximum,
+ * then doubling up to it), a wait caught while polling changes nothing, a
+ * wait that outlasted the maximum halves it down to 0, and a maximum of 0
+ * never polls.  The threads that use it are tested on real loops in
+ * tests/unit/net/test_busy_poll.c and tests/unit/store/test_writer_poll.c. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/core.h"
+
+#define US 1000u
+
+static void test_grows_to_the_maximum(void **state)
+{
+    struct ch_spin sp;
+
+    (void)state;
+    ch_spin_init(&sp, 200 * US);
+    assert_int_equal(sp.budget_ns, 0);
+    assert_int_equal(ch_spin_grow_start(&sp), 50 * US);
+    ch_spin_learn(&sp, 30 * US); /* slept 30 us: worth polling */
+    assert_int_equal(sp.budget_ns, 50 * US);
+    ch_spin_learn(&sp, 30 * US); /* caught while polling */
+    assert_int_equal(sp.budget_ns, 50 * US);
+    assert_int_equal(sp.hits, 1);
+    ch_spin_learn(&sp, 80 * US);
+    assert_int_equal(sp.budget_ns, 100 * US);
+    ch_spin_learn(&sp, 150 * US);
+    assert_int_equal(sp.budget_ns, 200 * US);
+    ch_spin_learn(&sp, 200 * US); /* exactly the budget: caught */
+    assert_int_equal(sp.budget_ns, 200 * US);
+    assert_int_equal(sp.grows, 3);
+    assert_int_equal(sp.hits, 2);
+    assert_int_equal(sp.shrinks, 0);
+}
+
+static void test_long_waits_stop_the_polling(void **state)
+{
+    struct ch_spin sp;
+
+    (void)state;
+    ch_spin_init(&sp, 200 * US);
+    sp.budget_ns = 200 * US;
+    ch_spin_learn(&sp, UINT64_MAX); /* an LLM answering in seconds */
+    assert_int_equal(sp.budget_ns, 100 * US);
+    ch_spin_learn(&sp, 201 * US);
+    assert_int_equal(sp.budget_ns, 50 * US);
+    ch_spin_learn(&sp, UINT64_MAX); /* below the start: off */
+    assert_int_equal(sp.budget_ns, 0);
+    ch_spin_learn(&sp, UINT64_MAX);
+    assert_int_equal(sp.budget_ns, 0);
+    assert_int_equal(sp.shrinks, 4);
+    /* One short wait turns it back on. */
+    ch_spin_learn(&sp, 10 * US);
+    assert_int_equal(sp.budget_ns, 50 * US);
+}
+
+static void test_zero_never_polls(void **state)
+{
+    struct ch_spin sp;
+
+    (void)state;
+    ch_spin_init(&sp, 0);
+    ch_spin_learn(&sp, 1);
+    ch_spin_learn(&sp, UINT64_MAX);
+    assert_int_equal(sp.budget_ns, 0);
+    assert_int_equal(sp.hits + sp.grows + sp.shrinks, 0);
+}
+
+/* The budget stays within [0, max] whatever the waits. */
+static void test_bounded_over_random_waits(void **state)
+{
+    struct ch_spin sp;
+    uint64_t x = 88172645463325252ull;
+
+    (void)state;
+    ch_spin_init(&sp, 500 * US);
+    for (int i = 0; i < 100000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        ch_spin_learn(&sp, x % 4 == 0 ? UINT64_MAX : x % (700 * US));
+        assert_true(sp.budget_ns <= 500 * US);
+        assert_true(sp.budget_ns == 0 || sp.budget_ns >= 125 * US);
+    }
+    assert_int_equal(sp.hits + sp.grows + sp.shrinks, 100000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_grows_to_the_maximum),
+        cmocka_unit_test(test_long_waits_stop_the_polling),
+        cmocka_unit_test(test_zero_never_polls),
+        cmocka_unit_test(test_bounded_over_random_waits),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
