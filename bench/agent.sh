@@ -148,6 +148,7 @@ pct_core() {
 # and R[NAME_ucpu] (the upstream).
 run_wrk() {
     local name=$1 url=$2 mode=$3 conns=$4 upid=${5:-$FAKE_PID} t0 t1 u0 u1 w0 w1 line
+    bench_settle
     local -a env=(BENCH_MODE="$mode" BENCH_TOKEN="${TOKEN:-}")
     if ((WARMUP > 0)); then
         "${PIN_C[@]}" env "${env[@]}" BENCH_PREFIX="w$name" "$WRK" -t1 -c"$conns" -d"${WARMUP}s" -s "$LUA" "$url" \

@@ -109,6 +109,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --noproxy '*' -H "Authorization: B
 # wrk_hooks NAME SECONDS: one wrk run; fills R[NAME_*] from its BENCH line.
 wrk_hooks() {
     local name=$1 secs=$2 t0 t1 w0 w1 out
+    bench_settle
     out=$TMP/wrk-$name.txt
     t0=$(bench_cpu_ticks "$CHELA_PID")
     w0=$(date +%s%N)

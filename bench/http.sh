@@ -101,6 +101,7 @@ EOF
 # the server or the one-core load generator was the bottleneck.
 run_wrk() {
     local name=$1 pid=$2 url=$3 lua=${4:-} args=() t0 t1 w0 w1
+    bench_settle
     [[ -n $lua ]] && args=(-s "$lua")
     if ((WARMUP > 0)); then
         taskset -c "$CCPU" "$WRK" -t1 -c"$CONNS" -d"${WARMUP}s" "${args[@]}" "$url" >/dev/null 2>&1 || true

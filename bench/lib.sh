@@ -58,6 +58,15 @@ bench_cpu_ticks() {
     awk '{ print $12 + $13 }' <<<"$s"
 }
 
+# bench_settle: write back every dirty page before a measured phase, so the
+# disk writes an earlier phase left behind (a soak's 100,000 turns leave
+# hundreds of MB; the kernel writes them back at 60-180 MB/s for a minute)
+# do not share the CPUs and the disk with this one.  The phase's own
+# writes still count: they start from a clean page cache.
+bench_settle() {
+    sync
+}
+
 # bench_ctxsw PID: voluntary + involuntary context switches (wakeups).
 bench_ctxsw() {
     awk '/^(voluntary|nonvoluntary)_ctxt_switches:/ { n += $2 } END { print n + 0 }' "/proc/$1/status"

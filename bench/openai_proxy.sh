@@ -400,6 +400,7 @@ pct_core() {
 # and CPU microseconds per request (R[NAME_cus], R[NAME_uus]).
 run_wrk() {
     local name=$1 url=$2 b=$3 conns=$4 tok=$5 upid=$6 mid=${7:-$CHELA_PID} c0 c1 l0 l1 u0 u1 w0 w1 line
+    bench_settle
     if ((WARMUP > 0)); then
         BENCH_BODY=$b BENCH_TOKEN=$tok taskset -c "$LOADCPU" "$WRK" -t1 -c"$conns" -d"${WARMUP}s" \
             -s "$TMP/post.lua" "$url" >/dev/null 2>&1 || true
