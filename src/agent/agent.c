@@ -102,6 +102,7 @@ int ch_agent_new(const struct ch_agent_opts *o, struct ch_agent **out, struct ch
     a->workspace_dir = o->workspace_dir ? ch_strdup(o->workspace_dir) : NULL;
     ch_map_init(&a->lanes);
     ch_map_init(&a->live);
+    ch_map_init(&a->run_subs);
     ch_tcache_init(&a->tcache, 0);
     apply_config(a, o->cfg);
     if (!a->system_prompt) {

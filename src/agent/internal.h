@@ -163,8 +163,9 @@ struct ch_agent_sub {
     char *run_id; /* owned, NULL = all runs */
     ch_agent_event_cb cb;
     void *data;
-    struct ch_agent_sub *next;
-    bool dead; /* unsubscribed while the bus was iterating */
+    struct ch_agent_sub *next;      /* in its list: the agent's, or its run's */
+    struct ch_agent_sub *next_dead; /* in the agent's dead_subs */
+    bool dead;                      /* unsubscribed while the bus was delivering */
 };
 
 struct ch_agent {
@@ -190,9 +191,10 @@ struct ch_agent {
     struct lane *ready_head, *ready_tail;
     size_t running, waiting, submitting;
     /* bus (bus.c) */
-    struct ch_agent_sub *subs;
+    struct ch_agent_sub *subs, *subs_tail; /* subscribers to every run */
+    struct ch_map run_subs;                /* run id -> its subscribers' list */
+    struct ch_agent_sub *dead_subs;        /* to unlink when delivery is over */
     int bus_depth;
-    bool bus_dirty;
     /* lifecycle */
     bool stopping;
     size_t jobs; /* store jobs in flight */
