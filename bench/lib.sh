@@ -60,7 +60,7 @@ bench_cpu_ticks() {
 
 # bench_settle: write back every dirty page before a measured phase, so the
 # disk writes an earlier phase left behind (a soak's 100,000 turns leave
-# hundreds of MB; the kernel writes them back at 60-180 MB/s for a minute)
+# hundreds of MB, which the kernel wrote back at 60-180 MB/s in vmstat)
 # do not share the CPUs and the disk with this one.  The phase's own
 # writes still count: they start from a clean page cache.
 bench_settle() {
