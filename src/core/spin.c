@@ -2,9 +2,9 @@
  * spin.c: how long a thread busy-polls before it sleeps.
  *
  * Waking a sleeping thread on another core costs 30-40 us on a VM whose
- * idle vCPUs halt (an eventfd round trip between two threads measured 63 us
- * at p50 sleeping, 2 us polling), and one agent turn hands work between the
- * loop and the store writer four times.  A thread that polls for a short
+ * idle vCPUs halt (bench/wakeup.sh: an eventfd round trip between two
+ * threads, 63-67 us at p50 sleeping, 2-3 us polling), and one agent turn
+ * hands work between the loop and the store writer four times.  A thread that polls for a short
  * while before it sleeps catches the answer without that cost, but polling
  * burns a core, so the budget is learnt the way Linux's cpuidle-haltpoll
  * and KVM's halt polling learn theirs: a wait that ended within the
