@@ -56,14 +56,17 @@ static void unlink_sub(struct ch_agent *a, struct ch_agent_sub *s)
         size_t n = strlen(s->run_id);
 
         head = ch_map_get(&a->run_subs, s->run_id, n);
-        for (pp = &head; *pp && *pp != s; pp = &(*pp)->next)
-            ;
-        if (*pp)
-            *pp = s->next;
-        if (!head)
-            ch_map_del(&a->run_subs, s->run_id, n);
-        else
-            (void)ch_map_set(&a->run_subs, s->run_id, n, head, NULL); /* replaces: cannot fail */
+        if (head == s) { /* the map holds the list's head: move it on */
+            if (s->next)
+                (void)ch_map_set(&a->run_subs, s->run_id, n, s->next, NULL); /* replaces: cannot fail */
+            else
+                ch_map_del(&a->run_subs, s->run_id, n);
+        } else {
+            for (pp = &head; *pp && *pp != s; pp = &(*pp)->next)
+                ;
+            if (*pp)
+                *pp = s->next;
+        }
     } else {
         for (pp = &a->subs; *pp && *pp != s; pp = &(*pp)->next)
             prev = *pp;
