@@ -245,19 +245,8 @@ char *ch_context_user_content(const char *message)
 
 json_t *ch_context_user_content_json(const char *message)
 {
-    json_t *block = json_object(), *arr = json_array();
-
-    /* set_new takes its value even when it fails (a NULL one included):
-     * json_string refuses a message that is not UTF-8.  Keys go in the
-     * stored order: jansson keeps insertion order. */
-    if (!block || !arr || json_object_set_new(block, "type", json_string("text")) != 0 ||
-        json_object_set_new(block, "text", json_string(message)) != 0 || json_array_append(arr, block) != 0) {
-        json_decref(block);
-        json_decref(arr);
-        return NULL;
-    }
-    json_decref(block);
-    return arr;
+    /* NULL, as for a stored message, when it is not UTF-8. */
+    return ch_llm_text_content(message, strlen(message));
 }
 
 size_t ch_context_json_size(const json_t *v)

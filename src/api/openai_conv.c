@@ -40,37 +40,6 @@ static int content_text(const json_t *c, struct ch_buf *out, char *err, size_t e
     return 0;
 }
 
-/* Built directly, not with json_pack, whose format parsing is ~40% of its
- * time; each returns NULL where json_pack would (bad UTF-8, no memory). */
-static json_t *text_block(const char *text)
-{
-    json_t *b = json_object();
-
-    if (!b || json_object_set_new_nocheck(b, "type", json_string_nocheck("text")) ||
-        json_object_set_new_nocheck(b, "text", json_string(text))) {
-        json_decref(b);
-        return NULL;
-    }
-    return b;
-}
-
-/* [text_block(text)] */
-static json_t *text_blocks(const char *text)
-{
-    json_t *a = json_array(), *b = text_block(text);
-
-    if (!a || !b) {
-        json_decref(a);
-        json_decref(b);
-        return NULL;
-    }
-    if (json_array_append_new(a, b)) { /* takes b even when it fails */
-        json_decref(a);
-        return NULL;
-    }
-    return a;
-}
-
 /* {"role":role,"content":blocks}; takes blocks, also when it fails. */
 static json_t *role_message(const char *role, json_t *blocks)
 {
@@ -109,7 +78,7 @@ static int assistant_blocks(const json_t *m, json_t *blocks, struct ch_buf *tmp,
     if (rc)
         return rc;
     if (tmp->len)
-        json_array_append_new(blocks, text_block(tmp->data));
+        json_array_append_new(blocks, ch_llm_text_block(tmp->data, tmp->len));
     json_array_foreach(json_object_get(m, "tool_calls"), i, tc)
     {
         const json_t *fn = json_object_get(tc, "function");
@@ -165,7 +134,7 @@ int ch_openai_to_neutral(const json_t *messages, json_t **out_msgs, char **out_s
         } else if (!strcmp(role, "user")) {
             rc = content_text(json_object_get(m, "content"), &tmp, err, errcap);
             if (!rc)
-                push(msgs, "user", text_blocks(tmp.data ? tmp.data : ""));
+                push(msgs, "user", ch_llm_text_content(tmp.data ? tmp.data : "", tmp.len));
         } else if (!strcmp(role, "assistant")) {
             blocks = json_array();
             rc = assistant_blocks(m, blocks, &tmp, err, errcap);

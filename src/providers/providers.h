@@ -193,6 +193,12 @@ struct ch_llm_http {
  * JSON_REJECT_DUPLICATES, go to jansson (json_tree.c). */
 json_t *ch_llm_json_loadb(const char *p, size_t n, size_t flags, json_error_t *err);
 
+/* The neutral text block {"type":"text","text":p[0..n)}, and a content
+ * array holding just that block (decoder.c).  NULL on text that is not
+ * UTF-8 (as json_stringn) or no memory. */
+json_t *ch_llm_text_block(const char *p, size_t n);
+json_t *ch_llm_text_content(const char *p, size_t n);
+
 /* Build the HTTP request for `req` in the wire format of `api`.  The
  * inputs are borrowed.  On success *out is filled; on failure it is left
  * zeroed.  CH_EINVAL (err says which message or block is wrong), CH_ENOMEM,
