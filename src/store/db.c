@@ -312,7 +312,7 @@ int ch_db_open(const struct ch_db_opts *o, struct ch_db **out, struct ch_error *
      * rule 7), so SQLite's per-connection mutex would be pure cost. */
     flags = SQLITE_OPEN_NOMUTEX;
     flags |= o->readonly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-    src = sqlite3_open_v2(o->path, &db->h, flags, NULL);
+    src = sqlite3_open_v2(o->path, &db->h, flags, o->readonly ? NULL : ch_wal_vfs());
     if (src != SQLITE_OK) {
         int sys = db->h ? sqlite3_system_errno(db->h) : 0;
 

@@ -77,6 +77,12 @@ struct ch_db {
     size_t usage_count, usage_cap;
 };
 
+/* wal_vfs.c: the VFS read-write connections open with, which writes a
+ * WAL commit in one system call; NULL if it could not be registered (the
+ * default VFS is then used).  The counts are process-wide. */
+const char *ch_wal_vfs(void);
+void ch_wal_vfs_stats(uint64_t *writes, uint64_t *gathered);
+
 /* The one mapping from SQLite result codes (extended or primary) to CH_E*. */
 int ch_db_err_code(int sqlite_rc);
 /*

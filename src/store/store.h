@@ -224,6 +224,8 @@ struct ch_store_stats {
     uint64_t reads;
     uint64_t checkpoints;       /* WAL checkpoints run by the checkpointer thread */
     struct ch_spin writer_spin; /* the writer's busy polling (core/spin.c) */
+    uint64_t wal_writes;        /* write() calls that wrote gathered WAL pieces */
+    uint64_t wal_pieces;        /* SQLite's WAL writes gathered (wal_vfs.c) */
     bool open;
     int schema_version;
 };

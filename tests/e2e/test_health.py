@@ -109,7 +109,8 @@ DETAIL_SHAPE = {
     "memory": {"rssBytes": int, "rssAnonBytes": int, "heapBytes": int},
     "eventLoop": {"lagMs": (int, float), "lagMaxMs": (int, float), "busyPoll": dict},
     "store": {"ok": bool, "path": str, "schemaVersion": int, "writeQueueDepth": int,
-              "writeQueueMax": int, "commits": int, "writes": int, "busyPoll": dict},
+              "writeQueueMax": int, "commits": int, "writes": int, "walWrites": int,
+              "walPieces": int, "busyPoll": dict},
     "tokens": {"live": int},
 }
 
@@ -145,6 +146,10 @@ def test_health_detail_with_read_token(gw):
     assert j["store"]["ok"] is True
     assert j["store"]["path"] == str(gw.state / "chela.db")
     assert j["store"]["schemaVersion"] >= 1
+    # Creating the token committed: each commit is one write of its WAL
+    # frames, every frame two pieces (header and page).
+    assert j["store"]["walWrites"] >= 1
+    assert j["store"]["walPieces"] >= 2 * j["store"]["walWrites"]
     assert j["tokens"]["live"] >= 1
     assert r.headers.get("x-ratelimit-limit") is not None
 
