@@ -51,7 +51,7 @@ struct wal_file {
     unsigned char *buf; /* gathered writes: bytes [off, off + len) of the file */
     size_t len, cap;
     sqlite3_int64 off;
-    bool commit_next; /* the last write was a commit frame's header */
+    bool commit_next;       /* the last write was a commit frame's header */
     sqlite3_int64 read_off; /* where the last read began, until a write */
     struct wal_stats *stats;
 };
