@@ -11,7 +11,18 @@
  * maximum grows the budget, one that outlasted it shrinks the budget, so a
  * thread whose work arrives rarely (an LLM answering in seconds, an idle
  * gateway) stops polling after a few waits.
+ *
+ * Polling pays only while a core is free.  Under load (an agent benchmark
+ * at concurrency 64 on two cores: the loop busy 85% of the time, the
+ * writer 40%, the upstream and the load generator the rest) a thread that
+ * polls when it runs out of work keeps its core from going idle, so the
+ * scheduler does not move the writer, or the upstream the loop waits for,
+ * onto it: same binary, alternating, 8,476-8,767 turns/s without polling
+ * against 7,585-8,060 with it.  So the loop measures how busy it is over
+ * 10 ms windows, and above 70% no thread of the process polls; the budget
+ * learnt is kept for when the load falls.
  */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "core/core.h"
@@ -49,4 +60,42 @@ void ch_spin_learn(struct ch_spin *sp, uint64_t waited_ns)
     if (sp->budget_ns < start)
         sp->budget_ns = 0;
     sp->shrinks++;
+}
+
+static atomic_bool process_saturated;
+
+void ch_spin_note_busy(struct ch_spin *sp, uint64_t now_ns, uint64_t busy_ns)
+{
+    uint64_t span;
+
+    if (sp->win_start_ns == 0 || now_ns < sp->win_start_ns) {
+        sp->win_start_ns = now_ns;
+        sp->win_busy_ns = 0;
+        return;
+    }
+    sp->win_busy_ns += busy_ns;
+    span = now_ns - sp->win_start_ns;
+    if (span < CH_SPIN_WINDOW_NS)
+        return;
+    sp->saturated = sp->win_busy_ns * 100u > span * CH_SPIN_SATURATED_PCT;
+    if (sp->publish)
+        atomic_store_explicit(&process_saturated, sp->saturated, memory_order_relaxed);
+    sp->win_start_ns = now_ns;
+    sp->win_busy_ns = 0;
+}
+
+bool ch_spin_process_saturated(void)
+{
+    return atomic_load_explicit(&process_saturated, memory_order_relaxed);
+}
+
+uint64_t ch_spin_budget(struct ch_spin *sp)
+{
+    if (!sp->budget_ns)
+        return 0;
+    if (sp->saturated || ch_spin_process_saturated()) {
+        sp->skipped++;
+        return 0;
+    }
+    return sp->budget_ns;
 }

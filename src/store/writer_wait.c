@@ -36,7 +36,7 @@ int ch_writer_cpus(void)
  * core/spin.c).  The loop does not signal a writer that is not asleep. */
 static void poll_queue(struct ch_store *s, uint64_t start)
 {
-    uint64_t budget = s->spin.budget_ns;
+    uint64_t budget = s->spin.budget_ns; /* ch_spin_budget: nonzero */
 
     uv_mutex_unlock(&s->mu);
     while (atomic_load_explicit(&s->q_urgent_hint, memory_order_acquire) == 0 &&
@@ -67,7 +67,7 @@ bool ch_writer_wait_for_work(struct ch_store *s)
         now = uv_hrtime();
         if (timing && !start) {
             start = now;
-            if (s->spin.budget_ns) {
+            if (ch_spin_budget(&s->spin)) {
                 poll_queue(s, start);
                 continue;
             }

@@ -13,6 +13,7 @@
 #include "core/core.h"
 
 #define US 1000u
+#define MS 1000000ull
 
 static void test_grows_to_the_maximum(void **state)
 {
@@ -90,13 +91,59 @@ static void test_bounded_over_random_waits(void **state)
     assert_int_equal(sp.hits + sp.grows + sp.shrinks, 100000);
 }
 
+/* A thread busy more than 70% of a 10 ms window is saturated: it does not
+ * poll, and with publish set no thread of the process does, until a
+ * window under the limit; the learnt budget is kept meanwhile. */
+static void test_saturation_stops_polling(void **state)
+{
+    struct ch_spin loop, writer;
+    uint64_t t = 1000 * MS;
+
+    (void)state;
+    ch_spin_init(&loop, 500 * US);
+    ch_spin_init(&writer, 500 * US);
+    loop.publish = true;
+    loop.budget_ns = writer.budget_ns = 250 * US;
+    ch_spin_note_busy(&loop, t, 0); /* opens the first window */
+    assert_int_equal(ch_spin_budget(&loop), 250 * US);
+    /* 10 ms of waits, each after 80 us of work and 20 us asleep. */
+    for (int i = 0; i < 100; i++)
+        ch_spin_note_busy(&loop, t += 100 * US, 80 * US);
+    assert_true(loop.saturated);
+    assert_true(ch_spin_process_saturated());
+    assert_int_equal(ch_spin_budget(&loop), 0);
+    assert_int_equal(ch_spin_budget(&writer), 0);
+    assert_int_equal(loop.skipped, 1);
+    assert_int_equal(writer.skipped, 1);
+    assert_int_equal(loop.budget_ns, 250 * US);
+    /* 60% busy: polling again. */
+    for (int i = 0; i < 100; i++)
+        ch_spin_note_busy(&loop, t += 100 * US, 60 * US);
+    assert_false(loop.saturated);
+    assert_false(ch_spin_process_saturated());
+    assert_int_equal(ch_spin_budget(&loop), 250 * US);
+    assert_int_equal(ch_spin_budget(&writer), 250 * US);
+    /* A thread that does not publish decides only for itself. */
+    ch_spin_note_busy(&writer, t, 0);
+    for (int i = 0; i < 100; i++)
+        ch_spin_note_busy(&writer, t += 100 * US, 95 * US);
+    assert_true(writer.saturated);
+    assert_false(ch_spin_process_saturated());
+    assert_int_equal(ch_spin_budget(&writer), 0);
+    assert_int_equal(ch_spin_budget(&loop), 250 * US);
+    /* One long idle stretch ends a busy window under the limit. */
+    for (int i = 0; i < 99; i++)
+        ch_spin_note_busy(&loop, t += 100 * US, 99 * US);
+    ch_spin_note_busy(&loop, t += 5000 * MS, 99 * US);
+    assert_false(loop.saturated);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_grows_to_the_maximum),
-        cmocka_unit_test(test_long_waits_stop_the_polling),
-        cmocka_unit_test(test_zero_never_polls),
-        cmocka_unit_test(test_bounded_over_random_waits),
+        cmocka_unit_test(test_grows_to_the_maximum),     cmocka_unit_test(test_long_waits_stop_the_polling),
+        cmocka_unit_test(test_zero_never_polls),         cmocka_unit_test(test_bounded_over_random_waits),
+        cmocka_unit_test(test_saturation_stops_polling),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
