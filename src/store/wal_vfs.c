@@ -103,6 +103,7 @@ static int w_write(sqlite3_file *pf, const void *p, int amt, sqlite3_int64 ofs)
         rc = flush(f);
         return rc != SQLITE_OK ? rc : f->real->pMethods->xWrite(f->real, p, amt, ofs);
     }
+    f->read_off = -1;
     f->commit_next = commit_header(p, amt);
     if (f->len && (ofs != f->off + (sqlite3_int64)f->len || f->len + (size_t)amt > BUF_MAX)) {
         if ((rc = flush(f)) != SQLITE_OK)
