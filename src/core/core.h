@@ -284,10 +284,10 @@ struct ch_spin {
     uint64_t grows;     /* waits that slept and ended within max_ns */
     uint64_t shrinks;   /* waits that outlasted max_ns */
     uint64_t spin_ns;   /* time spent polling, in total */
-    /* Saturation (ch_spin_note_busy): the thread's busy share of the
-     * current window, and whether the last window was over the limit. */
-    uint64_t win_start_ns, win_busy_ns;
-    bool saturated;
+    /* Saturation (ch_spin_note): the current window's start, and the
+     * thread's CPU time and polling time then. */
+    uint64_t win_start_ns, win_cpu_ns, win_spin_ns;
+    bool saturated;   /* the last window was over the limit */
     bool publish;     /* this thread's saturation is the process's */
     uint64_t skipped; /* waits not polled because the gateway was saturated */
 };
@@ -298,13 +298,15 @@ uint64_t ch_spin_grow_start(const struct ch_spin *sp);
 /* Learn from one wait: `waited_ns` from the start of the poll to the work's
  * arrival, or more than max_ns (UINT64_MAX) for a wait that outlasted it. */
 void ch_spin_learn(struct ch_spin *sp, uint64_t waited_ns);
-/* The thread is about to wait at `now_ns` after `busy_ns` of work since it
- * last woke.  Over each window of CH_SPIN_WINDOW_NS the busy share is
- * measured; above CH_SPIN_SATURATED_PCT the thread is saturated, and with
- * `publish` set so is the process (ch_spin_process_saturated). */
+/* The thread is about to wait, at `now_ns`.  At the end of each window of
+ * CH_SPIN_WINDOW_NS its busy share is its CPU time (`cpu_ns`, read once a
+ * window; ch_spin_thread_cpu_ns) less its polling; above
+ * CH_SPIN_SATURATED_PCT the thread is saturated, and with `publish` set so
+ * is the process (ch_spin_process_saturated). */
 #define CH_SPIN_WINDOW_NS (10u * 1000u * 1000u)
 #define CH_SPIN_SATURATED_PCT 70u
-void ch_spin_note_busy(struct ch_spin *sp, uint64_t now_ns, uint64_t busy_ns);
+void ch_spin_note(struct ch_spin *sp, uint64_t now_ns, uint64_t (*cpu_ns)(void));
+uint64_t ch_spin_thread_cpu_ns(void);
 bool ch_spin_process_saturated(void);
 /* The budget to poll for this wait: 0 while the process is saturated
  * (counted in `skipped`), when polling would take a core from the threads

@@ -47,9 +47,7 @@ static void busy_poll(struct ch_net *n)
     struct timespec ts;
     int r = 0;
 
-    /* Busy since the loop last woke (on_check): how saturated it is. */
-    ch_spin_note_busy(sp, start, n->woke_ns && start > n->woke_ns ? start - n->woke_ns : 0);
-    n->woke_ns = 0;
+    ch_spin_note(sp, start, n->cpu_ns); /* how busy the loop is */
     if (timeout_ms == 0 || pfd.fd < 0)
         return; /* the poll will not block: work is pending */
     if (timeout_ms > 0 && (uint64_t)timeout_ms * 1000000u < window)
@@ -88,13 +86,6 @@ static void on_prepare(uv_prepare_t *p)
         busy_poll(n);
 }
 
-/* After every poll phase: the loop is awake (busy_poll measures from here). */
-static void on_check(uv_check_t *c)
-{
-    struct ch_net *n = c->data;
-    n->woke_ns = uv_hrtime();
-}
-
 static void on_idle(uv_idle_t *h)
 {
     /* Only armed to make one poll non-blocking; nothing to do here. */
@@ -129,18 +120,16 @@ int ch_net_init(struct ch_net *n, uv_loop_t *loop)
     uv_prepare_init(loop, &n->prepare);
     uv_timer_init(loop, &n->tick);
     uv_idle_init(loop, &n->idle);
-    uv_check_init(loop, &n->check);
     n->prepare.data = n;
     n->tick.data = n;
     n->idle.data = n;
-    n->check.data = n;
-    n->open_handles = 4;
+    n->cpu_ns = ch_spin_thread_cpu_ns;
+    n->open_handles = 3;
     uv_prepare_start(&n->prepare, on_prepare);
     /* The loop stays alive for listeners and connections, never for the
      * housekeeping handles themselves. */
     uv_unref((uv_handle_t *)&n->prepare);
     uv_unref((uv_handle_t *)&n->idle);
-    uv_unref((uv_handle_t *)&n->check);
     n->tick_expected_ms = uv_now(loop) + TICK_MS;
     uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
     uv_unref((uv_handle_t *)&n->tick);
@@ -152,11 +141,6 @@ void ch_net_busy_poll(struct ch_net *n, uint64_t max_us)
     ch_spin_init(&n->spin, max_us * 1000u);
     /* The loop's load decides for every thread (the store's writer too). */
     n->spin.publish = true;
-    n->woke_ns = 0;
-    if (max_us)
-        uv_check_start(&n->check, on_check);
-    else
-        uv_check_stop(&n->check);
 }
 
 static void on_closed(uv_handle_t *h)
@@ -169,8 +153,7 @@ static void on_closed(uv_handle_t *h)
 
 void ch_net_close(struct ch_net *n, void (*cb)(void *data), void *data)
 {
-    uv_handle_t *hs[4] = {(uv_handle_t *)&n->prepare, (uv_handle_t *)&n->tick, (uv_handle_t *)&n->idle,
-                          (uv_handle_t *)&n->check};
+    uv_handle_t *hs[3] = {(uv_handle_t *)&n->prepare, (uv_handle_t *)&n->tick, (uv_handle_t *)&n->idle};
 
     n->close_cb = cb;
     n->close_data = data;

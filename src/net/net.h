@@ -43,12 +43,11 @@ struct ch_net {
     uint64_t lag_max_ms;       /* max since start */
     int64_t start_ms;          /* wall clock at init */
     uint64_t start_mono_ms;
-    uv_idle_t idle;      /* armed only to skip one sleep (ch_net_want_flush) */
-    struct ch_spin spin; /* busy polling before the loop sleeps (loop.c) */
-    uv_check_t check;    /* with busy polling: notes when the loop woke */
-    uint64_t woke_ns;    /* uv_hrtime() after the last poll phase, or 0 */
-    bool in_hooks;       /* true while the flush hooks run */
-    int open_handles;    /* for close */
+    uv_idle_t idle;           /* armed only to skip one sleep (ch_net_want_flush) */
+    struct ch_spin spin;      /* busy polling before the loop sleeps (loop.c) */
+    uint64_t (*cpu_ns)(void); /* the loop thread's CPU time (tests replace it) */
+    bool in_hooks;            /* true while the flush hooks run */
+    int open_handles;         /* for close */
     void (*close_cb)(void *data);
     void *close_data;
 };

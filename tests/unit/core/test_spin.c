@@ -91,9 +91,16 @@ static void test_bounded_over_random_waits(void **state)
     assert_int_equal(sp.hits + sp.grows + sp.shrinks, 100000);
 }
 
-/* A thread busy more than 70% of a 10 ms window is saturated: it does not
- * poll, and with publish set no thread of the process does, until a
- * window under the limit; the learnt budget is kept meanwhile. */
+/* The thread's CPU time, as the test sets it. */
+static uint64_t fake_cpu;
+static uint64_t cpu_now(void)
+{
+    return fake_cpu;
+}
+
+/* A thread busy more than 70% of a 10 ms window (CPU time less polling) is
+ * saturated: it does not poll, and with publish set no thread of the
+ * process does, until a window under the limit; the budget is kept. */
 static void test_saturation_stops_polling(void **state)
 {
     struct ch_spin loop, writer;
@@ -104,11 +111,14 @@ static void test_saturation_stops_polling(void **state)
     ch_spin_init(&writer, 500 * US);
     loop.publish = true;
     loop.budget_ns = writer.budget_ns = 250 * US;
-    ch_spin_note_busy(&loop, t, 0); /* opens the first window */
+    fake_cpu = 77 * MS;
+    ch_spin_note(&loop, t, cpu_now); /* opens the first window */
     assert_int_equal(ch_spin_budget(&loop), 250 * US);
-    /* 10 ms of waits, each after 80 us of work and 20 us asleep. */
-    for (int i = 0; i < 100; i++)
-        ch_spin_note_busy(&loop, t += 100 * US, 80 * US);
+    /* 10 ms with 8 ms of CPU: saturated. */
+    for (int i = 0; i < 100; i++) {
+        fake_cpu += 80 * US;
+        ch_spin_note(&loop, t += 100 * US, cpu_now);
+    }
     assert_true(loop.saturated);
     assert_true(ch_spin_process_saturated());
     assert_int_equal(ch_spin_budget(&loop), 0);
@@ -116,25 +126,28 @@ static void test_saturation_stops_polling(void **state)
     assert_int_equal(loop.skipped, 1);
     assert_int_equal(writer.skipped, 1);
     assert_int_equal(loop.budget_ns, 250 * US);
-    /* 60% busy: polling again. */
-    for (int i = 0; i < 100; i++)
-        ch_spin_note_busy(&loop, t += 100 * US, 60 * US);
+    /* 9 ms of CPU of which 5 ms polling: 40% busy, polling again. */
+    loop.spin_ns += 5 * MS;
+    fake_cpu += 9 * MS;
+    ch_spin_note(&loop, t += 10 * MS, cpu_now);
     assert_false(loop.saturated);
     assert_false(ch_spin_process_saturated());
     assert_int_equal(ch_spin_budget(&loop), 250 * US);
     assert_int_equal(ch_spin_budget(&writer), 250 * US);
+    /* Within a window nothing is decided (and the clock is not read). */
+    fake_cpu += 9 * MS;
+    ch_spin_note(&loop, t += 5 * MS, cpu_now);
+    assert_false(loop.saturated);
     /* A thread that does not publish decides only for itself. */
-    ch_spin_note_busy(&writer, t, 0);
-    for (int i = 0; i < 100; i++)
-        ch_spin_note_busy(&writer, t += 100 * US, 95 * US);
+    ch_spin_note(&writer, t, cpu_now);
+    fake_cpu += 9500 * US;
+    ch_spin_note(&writer, t += 10 * MS, cpu_now);
     assert_true(writer.saturated);
     assert_false(ch_spin_process_saturated());
     assert_int_equal(ch_spin_budget(&writer), 0);
     assert_int_equal(ch_spin_budget(&loop), 250 * US);
-    /* One long idle stretch ends a busy window under the limit. */
-    for (int i = 0; i < 99; i++)
-        ch_spin_note_busy(&loop, t += 100 * US, 99 * US);
-    ch_spin_note_busy(&loop, t += 5000 * MS, 99 * US);
+    /* A long idle stretch ends a window far under the limit. */
+    ch_spin_note(&loop, t += 5000 * MS, cpu_now);
     assert_false(loop.saturated);
 }
 

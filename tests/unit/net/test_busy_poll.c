@@ -1,8 +1,9 @@
 /* Unit tests for the loop's busy polling (net/loop.c, gateway.busyPollMicros)
  * on a real uv loop with a peer thread: answers that come back soon are
  * caught while the loop polls; answers slower than the maximum turn the
- * polling off; a timer still fires while the loop polls; 0 never polls; and
- * every handle closes (uv_loop_close()==0). */
+ * polling off; a timer still fires while the loop polls; 0 never polls; a
+ * loop kept busy stops polling (saturation); and every handle closes
+ * (uv_loop_close()==0). */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@ struct ctx {
     uv_timer_t timer;
     int to_peer[2], from_peer[2];
     long peer_delay_ns; /* the peer answers this long after each ping */
+    long work_ns;       /* the loop works this long on each answer */
     int rounds;
     int timer_runs;
     bool closed;
@@ -54,6 +56,11 @@ static void on_answer(uv_poll_t *p, int status, int events)
     (void)events;
     assert_int_equal(status, 0);
     assert_int_equal(read(c->from_peer[0], &b, 1), 1);
+    if (c->work_ns) {
+        uint64_t until = uv_hrtime() + (uint64_t)c->work_ns;
+        while (uv_hrtime() < until)
+            ; /* the loop's own work on this answer */
+    }
     if (++c->rounds < ROUNDS)
         ping(c);
     else
@@ -71,18 +78,21 @@ static void on_net_closed(void *data)
 }
 
 /* ROUNDS ping-pongs with the peer under a poll maximum of max_us. */
-static void run_rounds(struct ctx *c, uint64_t max_us, long peer_delay_ns)
+static void run_rounds(struct ctx *c, uint64_t max_us, long peer_delay_ns, long work_ns, uint64_t (*cpu)(void))
 {
     uv_loop_t loop;
     pthread_t peer;
 
     memset(c, 0, sizeof(*c));
     c->peer_delay_ns = peer_delay_ns;
+    c->work_ns = work_ns;
     assert_int_equal(pipe(c->to_peer), 0);
     assert_int_equal(pipe(c->from_peer), 0);
     assert_int_equal(uv_loop_init(&loop), 0);
     assert_int_equal(ch_net_init(&c->net, &loop), 0);
     ch_net_busy_poll(&c->net, max_us);
+    if (cpu)
+        c->net.cpu_ns = cpu;
     assert_int_equal(uv_poll_init(&loop, &c->answers, c->from_peer[0]), 0);
     c->answers.data = c;
     assert_int_equal(uv_poll_start(&c->answers, UV_READABLE, on_answer), 0);
@@ -116,7 +126,7 @@ static void test_quick_answers_are_caught(void **state)
     /* The peer answers after ~50 us; a 20 ms maximum covers any wake-up
      * delay a loaded machine adds, so the budget grows and waits end while
      * the loop polls. */
-    run_rounds(&c, 20000, 50000);
+    run_rounds(&c, 20000, 50000, 0, NULL);
     assert_true(c.net.spin.grows >= 1);
     assert_true(c.net.spin.hits > 0);
     assert_true(c.net.spin.spin_ns > 0);
@@ -129,7 +139,7 @@ static void test_slow_answers_stop_polling(void **state)
 
     (void)state;
     /* Every answer takes 2 ms, longer than the 100 us maximum. */
-    run_rounds(&c, 100, 2000000);
+    run_rounds(&c, 100, 2000000, 0, NULL);
     assert_true(c.net.spin.shrinks > 0);
     assert_int_equal(c.net.spin.budget_ns, 0);
     assert_true(c.timer_runs > 0);
@@ -140,9 +150,34 @@ static void test_zero_never_polls(void **state)
     struct ctx c;
 
     (void)state;
-    run_rounds(&c, 0, 50000);
+    run_rounds(&c, 0, 50000, 0, NULL);
     assert_int_equal(c.net.spin.hits + c.net.spin.grows + c.net.spin.shrinks, 0);
     assert_int_equal(c.net.spin.spin_ns, 0);
+}
+
+/* A CPU clock that runs with the wall clock: a loop on the CPU all the time. */
+static uint64_t always_busy(void)
+{
+    return uv_hrtime();
+}
+
+static void test_busy_loop_stops_polling(void **state)
+{
+    struct ctx c;
+
+    (void)state;
+    /* The loop works 400 us on each 50 us answer, for ROUNDS x 450 us (90
+     * ms, nine windows), on a CPU clock that says it never leaves the CPU
+     * (the real one says less when other work on the machine takes its
+     * core): saturated, so waits after the first window are not polled. */
+    run_rounds(&c, 20000, 50000, 400000, always_busy);
+    assert_true(c.net.spin.skipped > 0);
+    assert_true(c.net.spin.spin_ns < 20 * 1000000u); /* no more than the first window's */
+    /* A quiet loop, on its real clock, polls again and publishes that. */
+    run_rounds(&c, 20000, 50000, 0, NULL);
+    assert_int_equal(c.net.spin.skipped, 0);
+    assert_false(ch_spin_process_saturated());
+    assert_true(c.net.spin.hits > 0);
 }
 
 int main(void)
@@ -151,6 +186,7 @@ int main(void)
         cmocka_unit_test(test_quick_answers_are_caught),
         cmocka_unit_test(test_slow_answers_stop_polling),
         cmocka_unit_test(test_zero_never_polls),
+        cmocka_unit_test(test_busy_loop_stops_polling),
     };
 
     ch_alloc_install();

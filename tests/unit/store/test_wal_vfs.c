@@ -280,6 +280,32 @@ static void test_checkpoint_and_reopen(void **state)
     assert_int_equal(count_rows(path), 330);
 }
 
+/* synchronous=FULL: the commit is written, then synced, as before. */
+static void test_full_sync(void **state)
+{
+    char path[512];
+    struct ch_db_opts o = {.sync_full = true};
+    struct ch_db *db = NULL;
+    struct ch_error e = {0};
+
+    tmpdir_file(*state, "full.db", path, sizeof(path));
+    o.path = path;
+    assert_int_equal(ch_db_open(&o, &db, &e), 0);
+    assert_int_equal(sqlite3_exec(ch_db_handle(db), "CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT)", NULL, NULL, NULL),
+                     SQLITE_OK);
+    for (int c = 0; c < 10; c++) {
+        int before = wal_writes;
+
+        assert_int_equal(insert(ch_db_handle(db), c * 30, 30, 400), SQLITE_OK);
+        assert_true(wal_writes - before >= 1 && wal_writes - before <= 2);
+    }
+    assert_int_equal(count_rows(path), 300);
+    ch_db_close(db);
+    commit_in_child_and_die(path, false);
+    assert_int_equal(count_rows(path), 350);
+    expect_intact(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +315,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_durable_without_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rewritten_checksums_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_and_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_sync, setup, teardown),
     };
 
     ch_alloc_install();
