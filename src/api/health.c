@@ -262,6 +262,7 @@ void ch_health_detail(struct ch_http_req *r, void *data)
     jw_int(&w, "writes", (json_int_t)ss.writes_committed);
     jw_int(&w, "walWrites", (json_int_t)ss.wal_writes);
     jw_int(&w, "walPieces", (json_int_t)ss.wal_pieces);
+    jw_int(&w, "walDropped", (json_int_t)ss.wal_dropped);
     busy_poll_json(&w, &ss.writer_spin);
     jw_close(&w);
     jw_open(&w, "tokens");

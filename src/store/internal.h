@@ -81,7 +81,7 @@ struct ch_db {
  * WAL commit in one system call; NULL if it could not be registered (the
  * default VFS is then used).  The counts are process-wide. */
 const char *ch_wal_vfs(void);
-void ch_wal_vfs_stats(uint64_t *writes, uint64_t *gathered);
+void ch_wal_vfs_stats(uint64_t *writes, uint64_t *gathered, uint64_t *dropped);
 
 /* The one mapping from SQLite result codes (extended or primary) to CH_E*. */
 int ch_db_err_code(int sqlite_rc);

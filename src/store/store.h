@@ -226,6 +226,7 @@ struct ch_store_stats {
     struct ch_spin writer_spin; /* the writer's busy polling (core/spin.c) */
     uint64_t wal_writes;        /* write() calls that wrote gathered WAL pieces */
     uint64_t wal_pieces;        /* SQLite's WAL writes gathered (wal_vfs.c) */
+    uint64_t wal_dropped;       /* gatherings of rolled-back frames dropped */
     bool open;
     int schema_version;
 };

@@ -23,13 +23,22 @@
  * a non-contiguous write and a full buffer.  One write is never gathered:
  * a header SQLite rewrites in place right after reading its frame (the
  * checksums it recomputes after a commit whose spilled frames changed),
- * since no page follows it.  The wal-index that publishes a commit lives
- * in the database file's shared memory, which this layer does not see, so
- * those rules, not a barrier, keep every frame a reader can be shown (or a
- * recovery can find) in the file: tests/unit/store/test_wal_vfs.c kills a
- * process right after its commits, the rewriting one included, and
- * recovers.  Files other than WALs (the database, journals) are opened
- * straight on the default VFS, without this layer.
+ * since no page follows it.
+ *
+ * A transaction too big for the page cache spills frames before it
+ * commits; if it rolls back, those frames are garbage that no commit will
+ * publish, and once the WAL's write lock is free another connection or
+ * process may write its own frames over them.  The database file is
+ * therefore opened through this layer too (forwarded as is), so that the
+ * release of that lock, in the database's shared memory, drops whatever
+ * its WAL still holds (d_shm_lock): a commit has written everything by
+ * then.  A WAL whose database is not layered is written straight through.
+ *
+ * tests/unit/store/test_wal_vfs.c kills a process right after its commits
+ * (the checksum-rewriting one included) and recovers, and writes over a
+ * rolled-back spill from another connection (the database was corrupt
+ * before the drop).  Other files (journals, temporary files) are opened
+ * straight on the default VFS.
  */
 #include <pthread.h>
 #include <string.h>
@@ -45,9 +54,21 @@
 #define BUF_MAX (128 * 1024 - 1)
 #define FRAME_HDR 24 /* WAL_FRAME_HDRSIZE in SQLite's file format */
 
+/* What both kinds of file this layer opens start with. */
+struct layer {
+    sqlite3_file base;  /* pMethods: ctx.io (a WAL) or ctx.db_io (a database) */
+    sqlite3_file *real; /* the default VFS's file, right after this layer's struct */
+};
+
+struct db_file {
+    struct layer l;
+    struct wal_file *wal; /* its WAL, while open through this layer */
+};
+
 struct wal_file {
-    sqlite3_file base;  /* pMethods = &ctx.io */
-    sqlite3_file *real; /* the default VFS's file, right after this struct */
+    sqlite3_file base; /* as struct layer */
+    sqlite3_file *real;
+    struct db_file *db; /* its database, whose shared memory holds the WAL's locks */
     unsigned char *buf; /* gathered writes: bytes [off, off + len) of the file */
     size_t len, cap;
     sqlite3_int64 off;
@@ -59,12 +80,13 @@ struct wal_file {
 struct wal_stats {
     atomic_uint_fast64_t writes;   /* pwrite()s made of gathered bytes */
     atomic_uint_fast64_t gathered; /* xWrite calls gathered */
+    atomic_uint_fast64_t dropped;  /* gatherings of rolled-back frames dropped */
 };
 
 static struct vfs_ctx {
     sqlite3_vfs vfs;
     sqlite3_vfs *base;
-    sqlite3_io_methods io;
+    sqlite3_io_methods io, db_io;
     struct wal_stats stats;
 } ctx;
 
@@ -96,8 +118,9 @@ static int w_write(sqlite3_file *pf, const void *p, int amt, sqlite3_int64 ofs)
 
     /* A write where SQLite just read rewrites a frame's header in place
      * (walRewriteChecksums, after a commit whose spilled frames changed):
-     * no page follows it, so it must not wait in the buffer. */
-    if (ofs == f->read_off) {
+     * no page follows it, so it must not wait in the buffer.  Nor may
+     * anything wait without the database's layer to drop it (d_shm_lock). */
+    if (ofs == f->read_off || !f->db) {
         f->read_off = -1;
         f->commit_next = false;
         rc = flush(f);
@@ -141,6 +164,9 @@ static int w_close(sqlite3_file *pf)
     struct wal_file *f = (struct wal_file *)pf;
     int rc = flush(f), rc2 = f->real->pMethods->xClose(f->real);
 
+    if (f->db)
+        f->db->wal = NULL;
+
     ch_free(f->buf);
     f->buf = NULL;
     f->cap = 0;
@@ -177,21 +203,21 @@ static int w_file_size(sqlite3_file *pf, sqlite3_int64 *size)
     return rc != SQLITE_OK ? rc : f->real->pMethods->xFileSize(f->real, size);
 }
 
-static int w_lock(sqlite3_file *pf, int lock)
+static int l_lock(sqlite3_file *pf, int lock)
 {
-    struct wal_file *f = (struct wal_file *)pf;
+    struct layer *f = (struct layer *)pf;
     return f->real->pMethods->xLock(f->real, lock);
 }
 
-static int w_unlock(sqlite3_file *pf, int lock)
+static int l_unlock(sqlite3_file *pf, int lock)
 {
-    struct wal_file *f = (struct wal_file *)pf;
+    struct layer *f = (struct layer *)pf;
     return f->real->pMethods->xUnlock(f->real, lock);
 }
 
-static int w_check_reserved(sqlite3_file *pf, int *out)
+static int l_check_reserved(sqlite3_file *pf, int *out)
 {
-    struct wal_file *f = (struct wal_file *)pf;
+    struct layer *f = (struct layer *)pf;
     return f->real->pMethods->xCheckReservedLock(f->real, out);
 }
 
@@ -202,39 +228,39 @@ static int w_file_control(sqlite3_file *pf, int op, void *arg)
     return rc != SQLITE_OK ? rc : f->real->pMethods->xFileControl(f->real, op, arg);
 }
 
-static int w_sector_size(sqlite3_file *pf)
+static int l_sector_size(sqlite3_file *pf)
 {
-    struct wal_file *f = (struct wal_file *)pf;
+    struct layer *f = (struct layer *)pf;
     return f->real->pMethods->xSectorSize(f->real);
 }
 
-static int w_device_chars(sqlite3_file *pf)
+static int l_device_chars(sqlite3_file *pf)
 {
-    struct wal_file *f = (struct wal_file *)pf;
+    struct layer *f = (struct layer *)pf;
     return f->real->pMethods->xDeviceCharacteristics(f->real);
 }
 
-static int w_shm_map(sqlite3_file *pf, int pg, int pgsz, int extend, void volatile **pp)
+static int l_shm_map(sqlite3_file *pf, int pg, int pgsz, int extend, void volatile **pp)
 {
-    struct wal_file *f = (struct wal_file *)pf;
+    struct layer *f = (struct layer *)pf;
     return f->real->pMethods->xShmMap(f->real, pg, pgsz, extend, pp);
 }
 
-static int w_shm_lock(sqlite3_file *pf, int ofs, int n, int flags)
+static int l_shm_lock(sqlite3_file *pf, int ofs, int n, int flags)
 {
-    struct wal_file *f = (struct wal_file *)pf;
+    struct layer *f = (struct layer *)pf;
     return f->real->pMethods->xShmLock(f->real, ofs, n, flags);
 }
 
-static void w_shm_barrier(sqlite3_file *pf)
+static void l_shm_barrier(sqlite3_file *pf)
 {
-    struct wal_file *f = (struct wal_file *)pf;
+    struct layer *f = (struct layer *)pf;
     f->real->pMethods->xShmBarrier(f->real);
 }
 
-static int w_shm_unmap(sqlite3_file *pf, int del)
+static int l_shm_unmap(sqlite3_file *pf, int del)
 {
-    struct wal_file *f = (struct wal_file *)pf;
+    struct layer *f = (struct layer *)pf;
     return f->real->pMethods->xShmUnmap(f->real, del);
 }
 
@@ -245,35 +271,138 @@ static int w_fetch(sqlite3_file *pf, sqlite3_int64 ofs, int amt, void **pp)
     return rc != SQLITE_OK ? rc : f->real->pMethods->xFetch(f->real, ofs, amt, pp);
 }
 
-static int w_unfetch(sqlite3_file *pf, sqlite3_int64 ofs, void *p)
+static int l_unfetch(sqlite3_file *pf, sqlite3_int64 ofs, void *p)
 {
-    struct wal_file *f = (struct wal_file *)pf;
+    struct layer *f = (struct layer *)pf;
     return f->real->pMethods->xUnfetch(f->real, ofs, p);
+}
+
+/* ---- the database file: forwarded, but for the WAL's write lock ---- */
+
+static int d_close(sqlite3_file *pf)
+{
+    struct db_file *d = (struct db_file *)pf;
+
+    if (d->wal)
+        d->wal->db = NULL;
+    return d->l.real->pMethods->xClose(d->l.real);
+}
+
+static int d_read(sqlite3_file *pf, void *p, int amt, sqlite3_int64 ofs)
+{
+    struct layer *f = (struct layer *)pf;
+    return f->real->pMethods->xRead(f->real, p, amt, ofs);
+}
+
+static int d_write(sqlite3_file *pf, const void *p, int amt, sqlite3_int64 ofs)
+{
+    struct layer *f = (struct layer *)pf;
+    return f->real->pMethods->xWrite(f->real, p, amt, ofs);
+}
+
+static int d_truncate(sqlite3_file *pf, sqlite3_int64 size)
+{
+    struct layer *f = (struct layer *)pf;
+    return f->real->pMethods->xTruncate(f->real, size);
+}
+
+static int d_sync(sqlite3_file *pf, int flags)
+{
+    struct layer *f = (struct layer *)pf;
+    return f->real->pMethods->xSync(f->real, flags);
+}
+
+static int d_file_size(sqlite3_file *pf, sqlite3_int64 *size)
+{
+    struct layer *f = (struct layer *)pf;
+    return f->real->pMethods->xFileSize(f->real, size);
+}
+
+static int d_file_control(sqlite3_file *pf, int op, void *arg)
+{
+    struct layer *f = (struct layer *)pf;
+    return f->real->pMethods->xFileControl(f->real, op, arg);
+}
+
+static int d_fetch(sqlite3_file *pf, sqlite3_int64 ofs, int amt, void **pp)
+{
+    struct layer *f = (struct layer *)pf;
+    return f->real->pMethods->xFetch(f->real, ofs, amt, pp);
+}
+
+/*
+ * SQLite writes WAL frames only while it holds the WAL's write lock (slot
+ * 0 of the locks in the database's shared memory).  A commit has written
+ * everything out by the time it lets go; what is still gathered then
+ * belongs to a transaction that spilled frames and rolled back, and once
+ * the lock is free another connection or process may write its own frames
+ * at those offsets.  So it is dropped here, before the lock is released.
+ */
+static int d_shm_lock(sqlite3_file *pf, int ofs, int n, int flags)
+{
+    struct db_file *d = (struct db_file *)pf;
+
+    if (d->wal && (flags & SQLITE_SHM_UNLOCK) && (flags & SQLITE_SHM_EXCLUSIVE) && ofs == 0 && n >= 1) {
+        if (d->wal->len)
+            atomic_fetch_add_explicit(&d->wal->stats->dropped, 1, memory_order_relaxed);
+        d->wal->len = 0;
+        d->wal->commit_next = false;
+    }
+    return d->l.real->pMethods->xShmLock(d->l.real, ofs, n, flags);
+}
+
+/* Open `name` on the default VFS inside the layer struct `l` (of `size`
+ * bytes); false when the default VFS's file lacks what is forwarded. */
+static int layer_open(struct vfs_ctx *c, struct layer *l, size_t size, const char *name, int flags, int *out_flags,
+                      bool *wrapped)
+{
+    int rc;
+
+    memset(l, 0, size);
+    l->real = (sqlite3_file *)((char *)l + size);
+    rc = c->base->xOpen(c->base, name, l->real, flags, out_flags);
+    *wrapped = l->real->pMethods && l->real->pMethods->iVersion >= 3;
+    if (l->real->pMethods && !*wrapped) {
+        /* Methods this layer would forward are missing: no layer. */
+        l->real->pMethods->xClose(l->real);
+        return c->base->xOpen(c->base, name, &l->base, flags, out_flags);
+    }
+    return rc;
 }
 
 static int v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *pf, int flags, int *out_flags)
 {
     struct vfs_ctx *c = vfs->pAppData;
-    struct wal_file *f = (struct wal_file *)pf;
+    bool wrapped;
     int rc;
 
-    if (!(flags & SQLITE_OPEN_WAL))
-        return c->base->xOpen(c->base, name, pf, flags, out_flags);
-    memset(f, 0, sizeof(*f));
-    f->real = (sqlite3_file *)(f + 1);
-    f->stats = &c->stats;
-    f->read_off = -1;
-    rc = c->base->xOpen(c->base, name, f->real, flags, out_flags);
-    /* The methods' version follows the real file's, so SQLite calls only
-     * what the default VFS implements. */
-    if (f->real->pMethods && f->real->pMethods->iVersion < 3) {
-        /* Methods this layer would forward are missing: no layer. */
-        f->real->pMethods->xClose(f->real);
-        return c->base->xOpen(c->base, name, pf, flags, out_flags);
+    if (flags & SQLITE_OPEN_MAIN_DB) {
+        struct db_file *d = (struct db_file *)pf;
+
+        rc = layer_open(c, &d->l, sizeof(*d), name, flags, out_flags, &wrapped);
+        if (wrapped)
+            pf->pMethods = &c->db_io;
+        return rc;
     }
-    if (f->real->pMethods)
+    if (flags & SQLITE_OPEN_WAL) {
+        struct wal_file *f = (struct wal_file *)pf;
+        sqlite3_file *dbf = name ? sqlite3_database_file_object(name) : NULL;
+
+        rc = layer_open(c, (struct layer *)f, sizeof(*f), name, flags, out_flags, &wrapped);
+        if (!wrapped)
+            return rc;
+        f->stats = &c->stats;
+        f->read_off = -1;
         pf->pMethods = &c->io;
-    return rc;
+        /* Without its database's layer nothing would drop what a rolled
+         * back transaction gathered (d_shm_lock): write straight through. */
+        if (dbf && dbf->pMethods == &c->db_io) {
+            f->db = (struct db_file *)dbf;
+            f->db->wal = f;
+        }
+        return rc;
+    }
+    return c->base->xOpen(c->base, name, pf, flags, out_flags);
 }
 
 /* The rest is the default VFS's. */
@@ -347,22 +476,43 @@ static void register_vfs(void)
         .xTruncate = w_truncate,
         .xSync = w_sync,
         .xFileSize = w_file_size,
-        .xLock = w_lock,
-        .xUnlock = w_unlock,
-        .xCheckReservedLock = w_check_reserved,
+        .xLock = l_lock,
+        .xUnlock = l_unlock,
+        .xCheckReservedLock = l_check_reserved,
         .xFileControl = w_file_control,
-        .xSectorSize = w_sector_size,
-        .xDeviceCharacteristics = w_device_chars,
-        .xShmMap = w_shm_map,
-        .xShmLock = w_shm_lock,
-        .xShmBarrier = w_shm_barrier,
-        .xShmUnmap = w_shm_unmap,
+        .xSectorSize = l_sector_size,
+        .xDeviceCharacteristics = l_device_chars,
+        .xShmMap = l_shm_map,
+        .xShmLock = l_shm_lock,
+        .xShmBarrier = l_shm_barrier,
+        .xShmUnmap = l_shm_unmap,
         .xFetch = w_fetch,
-        .xUnfetch = w_unfetch,
+        .xUnfetch = l_unfetch,
+    };
+    ctx.db_io = (sqlite3_io_methods){
+        .iVersion = 3,
+        .xClose = d_close,
+        .xRead = d_read,
+        .xWrite = d_write,
+        .xTruncate = d_truncate,
+        .xSync = d_sync,
+        .xFileSize = d_file_size,
+        .xLock = l_lock,
+        .xUnlock = l_unlock,
+        .xCheckReservedLock = l_check_reserved,
+        .xFileControl = d_file_control,
+        .xSectorSize = l_sector_size,
+        .xDeviceCharacteristics = l_device_chars,
+        .xShmMap = l_shm_map,
+        .xShmLock = d_shm_lock,
+        .xShmBarrier = l_shm_barrier,
+        .xShmUnmap = l_shm_unmap,
+        .xFetch = d_fetch,
+        .xUnfetch = l_unfetch,
     };
     ctx.vfs = (sqlite3_vfs){
         .iVersion = 2,
-        .szOsFile = (int)sizeof(struct wal_file) + base->szOsFile,
+        .szOsFile = (int)CH_MAX(sizeof(struct wal_file), sizeof(struct db_file)) + base->szOsFile,
         .mxPathname = base->mxPathname,
         .zName = CH_WAL_VFS_NAME,
         .pAppData = &ctx,
@@ -389,8 +539,9 @@ const char *ch_wal_vfs(void)
     return register_rc == SQLITE_OK ? CH_WAL_VFS_NAME : NULL;
 }
 
-void ch_wal_vfs_stats(uint64_t *writes, uint64_t *gathered)
+void ch_wal_vfs_stats(uint64_t *writes, uint64_t *gathered, uint64_t *dropped)
 {
     *writes = atomic_load_explicit(&ctx.stats.writes, memory_order_relaxed);
     *gathered = atomic_load_explicit(&ctx.stats.gathered, memory_order_relaxed);
+    *dropped = atomic_load_explicit(&ctx.stats.dropped, memory_order_relaxed);
 }

@@ -558,7 +558,7 @@ void ch_store_stats(struct ch_store *s, struct ch_store_stats *out)
     out->commits = atomic_load_explicit(&s->commits, memory_order_relaxed);
     out->write_errors = atomic_load_explicit(&s->write_errors, memory_order_relaxed);
     out->reads = atomic_load_explicit(&s->reads, memory_order_relaxed);
-    ch_wal_vfs_stats(&out->wal_writes, &out->wal_pieces);
+    ch_wal_vfs_stats(&out->wal_writes, &out->wal_pieces, &out->wal_dropped);
     out->checkpoints = atomic_load_explicit(&s->checkpoints, memory_order_relaxed);
     out->open = !s->closing;
     out->schema_version = s->schema_version;
