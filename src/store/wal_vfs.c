@@ -73,6 +73,7 @@ struct wal_file {
     size_t len, cap;
     sqlite3_int64 off;
     bool commit_next;       /* the last write was a commit frame's header */
+    bool has_commit;        /* a commit frame's header is among the gathered bytes */
     sqlite3_int64 read_off; /* where the last read began, until a write */
     struct wal_stats *stats;
 };
@@ -98,6 +99,7 @@ static int flush(struct wal_file *f)
         return SQLITE_OK;
     rc = f->real->pMethods->xWrite(f->real, f->buf, (int)f->len, f->off);
     f->len = 0;
+    f->has_commit = false;
     if (f->stats)
         atomic_fetch_add_explicit(&f->stats->writes, 1, memory_order_relaxed);
     return rc;
@@ -153,6 +155,7 @@ static int w_write(sqlite3_file *pf, const void *p, int amt, sqlite3_int64 ofs)
         f->off = ofs;
     memcpy(f->buf + f->len, p, (size_t)amt);
     f->len += (size_t)amt;
+    f->has_commit |= f->commit_next;
     if (f->stats)
         atomic_fetch_add_explicit(&f->stats->gathered, 1, memory_order_relaxed);
     /* The page after a commit header ends the commit: write it now. */
@@ -341,18 +344,27 @@ static int d_fetch(sqlite3_file *pf, sqlite3_int64 ofs, int amt, void **pp)
 static int d_shm_lock(sqlite3_file *pf, int ofs, int n, int flags)
 {
     struct db_file *d = (struct db_file *)pf;
+    struct wal_file *w = d->wal;
 
-    if (d->wal && (flags & SQLITE_SHM_UNLOCK) && (flags & SQLITE_SHM_EXCLUSIVE) && ofs == 0 && n >= 1) {
-        if (d->wal->len)
-            atomic_fetch_add_explicit(&d->wal->stats->dropped, 1, memory_order_relaxed);
-        d->wal->len = 0;
-        d->wal->commit_next = false;
+    if (w && w->len && (flags & SQLITE_SHM_UNLOCK) && (flags & SQLITE_SHM_EXCLUSIVE) && ofs == 0 && n >= 1) {
+        if (w->has_commit) {
+            /* Never expected (a commit frame ends with its own write), but
+             * committed frames are written, not dropped; an unlock cannot
+             * fail, so an error is only logged. */
+            if (flush(w) != SQLITE_OK)
+                ch_log_error("store: writing a commit to the write-ahead log failed");
+        } else {
+            atomic_fetch_add_explicit(&w->stats->dropped, 1, memory_order_relaxed);
+            w->len = 0;
+        }
+        w->commit_next = false;
     }
     return d->l.real->pMethods->xShmLock(d->l.real, ofs, n, flags);
 }
 
 /* Open `name` on the default VFS inside the layer struct `l` (of `size`
- * bytes); false when the default VFS's file lacks what is forwarded. */
+ * bytes); *wrapped is false when the default VFS's file lacks what is
+ * forwarded (the file is then the default VFS's own, in `l`). */
 static int layer_open(struct vfs_ctx *c, struct layer *l, size_t size, const char *name, int flags, int *out_flags,
                       bool *wrapped)
 {
