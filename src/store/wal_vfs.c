@@ -162,6 +162,49 @@ static int w_write(sqlite3_file *pf, const void *p, int amt, sqlite3_int64 ofs)
     return commit && !f->commit_next ? flush(f) : SQLITE_OK;
 }
 
+/* Plain forwarding to the default VFS's file, for both kinds. */
+static int l_read(sqlite3_file *pf, void *p, int amt, sqlite3_int64 ofs)
+{
+    struct layer *f = (struct layer *)pf;
+    return f->real->pMethods->xRead(f->real, p, amt, ofs);
+}
+
+static int l_write(sqlite3_file *pf, const void *p, int amt, sqlite3_int64 ofs)
+{
+    struct layer *f = (struct layer *)pf;
+    return f->real->pMethods->xWrite(f->real, p, amt, ofs);
+}
+
+static int l_truncate(sqlite3_file *pf, sqlite3_int64 size)
+{
+    struct layer *f = (struct layer *)pf;
+    return f->real->pMethods->xTruncate(f->real, size);
+}
+
+static int l_sync(sqlite3_file *pf, int flags)
+{
+    struct layer *f = (struct layer *)pf;
+    return f->real->pMethods->xSync(f->real, flags);
+}
+
+static int l_file_size(sqlite3_file *pf, sqlite3_int64 *size)
+{
+    struct layer *f = (struct layer *)pf;
+    return f->real->pMethods->xFileSize(f->real, size);
+}
+
+static int l_file_control(sqlite3_file *pf, int op, void *arg)
+{
+    struct layer *f = (struct layer *)pf;
+    return f->real->pMethods->xFileControl(f->real, op, arg);
+}
+
+static int l_fetch(sqlite3_file *pf, sqlite3_int64 ofs, int amt, void **pp)
+{
+    struct layer *f = (struct layer *)pf;
+    return f->real->pMethods->xFetch(f->real, ofs, amt, pp);
+}
+
 static int w_close(sqlite3_file *pf)
 {
     struct wal_file *f = (struct wal_file *)pf;
@@ -182,28 +225,25 @@ static int w_read(sqlite3_file *pf, void *p, int amt, sqlite3_int64 ofs)
     int rc = flush(f);
 
     f->read_off = ofs;
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xRead(f->real, p, amt, ofs);
+    return rc != SQLITE_OK ? rc : l_read(pf, p, amt, ofs);
 }
 
 static int w_truncate(sqlite3_file *pf, sqlite3_int64 size)
 {
-    struct wal_file *f = (struct wal_file *)pf;
-    int rc = flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xTruncate(f->real, size);
+    int rc = flush((struct wal_file *)pf);
+    return rc != SQLITE_OK ? rc : l_truncate(pf, size);
 }
 
 static int w_sync(sqlite3_file *pf, int flags)
 {
-    struct wal_file *f = (struct wal_file *)pf;
-    int rc = flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xSync(f->real, flags);
+    int rc = flush((struct wal_file *)pf);
+    return rc != SQLITE_OK ? rc : l_sync(pf, flags);
 }
 
 static int w_file_size(sqlite3_file *pf, sqlite3_int64 *size)
 {
-    struct wal_file *f = (struct wal_file *)pf;
-    int rc = flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xFileSize(f->real, size);
+    int rc = flush((struct wal_file *)pf);
+    return rc != SQLITE_OK ? rc : l_file_size(pf, size);
 }
 
 static int l_lock(sqlite3_file *pf, int lock)
@@ -226,9 +266,8 @@ static int l_check_reserved(sqlite3_file *pf, int *out)
 
 static int w_file_control(sqlite3_file *pf, int op, void *arg)
 {
-    struct wal_file *f = (struct wal_file *)pf;
-    int rc = flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xFileControl(f->real, op, arg);
+    int rc = flush((struct wal_file *)pf);
+    return rc != SQLITE_OK ? rc : l_file_control(pf, op, arg);
 }
 
 static int l_sector_size(sqlite3_file *pf)
@@ -269,9 +308,8 @@ static int l_shm_unmap(sqlite3_file *pf, int del)
 
 static int w_fetch(sqlite3_file *pf, sqlite3_int64 ofs, int amt, void **pp)
 {
-    struct wal_file *f = (struct wal_file *)pf;
-    int rc = flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xFetch(f->real, ofs, amt, pp);
+    int rc = flush((struct wal_file *)pf);
+    return rc != SQLITE_OK ? rc : l_fetch(pf, ofs, amt, pp);
 }
 
 static int l_unfetch(sqlite3_file *pf, sqlite3_int64 ofs, void *p)
@@ -280,7 +318,7 @@ static int l_unfetch(sqlite3_file *pf, sqlite3_int64 ofs, void *p)
     return f->real->pMethods->xUnfetch(f->real, ofs, p);
 }
 
-/* ---- the database file: forwarded, but for the WAL's write lock ---- */
+/* ---- the database file: forwarded (l_*), but for the WAL's write lock ---- */
 
 static int d_close(sqlite3_file *pf)
 {
@@ -289,48 +327,6 @@ static int d_close(sqlite3_file *pf)
     if (d->wal)
         d->wal->db = NULL;
     return d->l.real->pMethods->xClose(d->l.real);
-}
-
-static int d_read(sqlite3_file *pf, void *p, int amt, sqlite3_int64 ofs)
-{
-    struct layer *f = (struct layer *)pf;
-    return f->real->pMethods->xRead(f->real, p, amt, ofs);
-}
-
-static int d_write(sqlite3_file *pf, const void *p, int amt, sqlite3_int64 ofs)
-{
-    struct layer *f = (struct layer *)pf;
-    return f->real->pMethods->xWrite(f->real, p, amt, ofs);
-}
-
-static int d_truncate(sqlite3_file *pf, sqlite3_int64 size)
-{
-    struct layer *f = (struct layer *)pf;
-    return f->real->pMethods->xTruncate(f->real, size);
-}
-
-static int d_sync(sqlite3_file *pf, int flags)
-{
-    struct layer *f = (struct layer *)pf;
-    return f->real->pMethods->xSync(f->real, flags);
-}
-
-static int d_file_size(sqlite3_file *pf, sqlite3_int64 *size)
-{
-    struct layer *f = (struct layer *)pf;
-    return f->real->pMethods->xFileSize(f->real, size);
-}
-
-static int d_file_control(sqlite3_file *pf, int op, void *arg)
-{
-    struct layer *f = (struct layer *)pf;
-    return f->real->pMethods->xFileControl(f->real, op, arg);
-}
-
-static int d_fetch(sqlite3_file *pf, sqlite3_int64 ofs, int amt, void **pp)
-{
-    struct layer *f = (struct layer *)pf;
-    return f->real->pMethods->xFetch(f->real, ofs, amt, pp);
 }
 
 /*
@@ -504,22 +500,22 @@ static void register_vfs(void)
     ctx.db_io = (sqlite3_io_methods){
         .iVersion = 3,
         .xClose = d_close,
-        .xRead = d_read,
-        .xWrite = d_write,
-        .xTruncate = d_truncate,
-        .xSync = d_sync,
-        .xFileSize = d_file_size,
+        .xRead = l_read,
+        .xWrite = l_write,
+        .xTruncate = l_truncate,
+        .xSync = l_sync,
+        .xFileSize = l_file_size,
         .xLock = l_lock,
         .xUnlock = l_unlock,
         .xCheckReservedLock = l_check_reserved,
-        .xFileControl = d_file_control,
+        .xFileControl = l_file_control,
         .xSectorSize = l_sector_size,
         .xDeviceCharacteristics = l_device_chars,
         .xShmMap = l_shm_map,
         .xShmLock = d_shm_lock,
         .xShmBarrier = l_shm_barrier,
         .xShmUnmap = l_shm_unmap,
-        .xFetch = d_fetch,
+        .xFetch = l_fetch,
         .xUnfetch = l_unfetch,
     };
     ctx.vfs = (sqlite3_vfs){
