@@ -24,7 +24,9 @@
 # figures, a verdict per target, and exits 0 whether targets are met or
 # not.  Everything listens on 127.0.0.1; the EXIT trap stops every process
 # started here.  CPU use of chela and of the fake (% of one core) is
-# printed per phase, so it shows which side was the bottleneck.
+# printed per phase, so it shows which side was the bottleneck; chela's
+# also less its busy polling (bench_polling_ms in bench/lib.sh), which
+# /proc counts as CPU while the gateway only waits.
 #
 # Knobs (environment): CHELA_BIN, BENCH_DURATION (s, 10), BENCH_WARMUP (s, 2),
 # BENCH_HIGH_CONC (64), BENCH_SESSIONS (10000), BENCH_SOAK_TURNS (100000),
@@ -144,16 +146,19 @@ pct_core() {
 }
 
 # run_wrk NAME URL MODE CONNS [UPSTREAM_PID]: warm up, measure; fills
-# R[NAME_rps], R[NAME_p50], R[NAME_p99], R[NAME_err], R[NAME_cpu] (chela)
-# and R[NAME_ucpu] (the upstream).
+# R[NAME_rps], R[NAME_p50], R[NAME_p99], R[NAME_err], R[NAME_cpu] (chela),
+# R[NAME_wcpu] (chela less busy polling: polling fills the time a gateway
+# waits on its upstream, so only this says how busy chela was) and
+# R[NAME_ucpu] (the upstream).
 run_wrk() {
-    local name=$1 url=$2 mode=$3 conns=$4 upid=${5:-$FAKE_PID} t0 t1 u0 u1 w0 w1 line
+    local name=$1 url=$2 mode=$3 conns=$4 upid=${5:-$FAKE_PID} t0 t1 u0 u1 w0 w1 line p0=0 p1=0
     bench_settle
     local -a env=(BENCH_MODE="$mode" BENCH_TOKEN="${TOKEN:-}")
     if ((WARMUP > 0)); then
         "${PIN_C[@]}" env "${env[@]}" BENCH_PREFIX="w$name" "$WRK" -t1 -c"$conns" -d"${WARMUP}s" -s "$LUA" "$url" \
             >/dev/null 2>&1 || true
     fi
+    [[ -n ${CHELA_PID:-} ]] && p0=$(bench_polling_ms "$CHELA_URL" "$TOKEN")
     t0=$(bench_cpu_ticks "${CHELA_PID:-$upid}")
     u0=$(bench_cpu_ticks "$upid")
     w0=$(date +%s%N)
@@ -162,6 +167,7 @@ run_wrk() {
     w1=$(date +%s%N)
     t1=$(bench_cpu_ticks "${CHELA_PID:-$upid}")
     u1=$(bench_cpu_ticks "$upid")
+    [[ -n ${CHELA_PID:-} ]] && p1=$(bench_polling_ms "$CHELA_URL" "$TOKEN")
     line=$(grep -m1 '^BENCH ' "$TMP/wrk-$name.txt" || true)
     R[${name}_rps]=$(sed -n 's/.* rps=\([0-9.]*\).*/\1/p' <<<"$line")
     R[${name}_p50]=$(sed -n 's/.* p50_us=\([0-9]*\).*/\1/p' <<<"$line")
@@ -169,10 +175,14 @@ run_wrk() {
     R[${name}_err]=$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^(errors|non2xx)=/) { split($i, a, "="); n += a[2] } }
                          END { print n + 0 }' <<<"$line")
     R[${name}_cpu]=$(pct_core "$t0" "$t1" $((w1 - w0)))
+    R[${name}_wcpu]=$(awk -v c="${R[${name}_cpu]}" -v p=$((p1 - p0)) -v ns=$((w1 - w0)) \
+        'BEGIN { w = c - 100 * p * 1e6 / ns; printf "%.0f", w < 0 ? 0 : w }')
     [[ -n ${CHELA_PID:-} ]] || R[${name}_cpu]=n/a
+    [[ -n ${CHELA_PID:-} ]] || R[${name}_wcpu]=n/a
     R[${name}_ucpu]=$(pct_core "$u0" "$u1" $((w1 - w0)))
     echo "== $name: ${R[${name}_rps]:-?} req/s, p50 ${R[${name}_p50]:-?} us, p99 ${R[${name}_p99]:-?} us," \
-        "errors ${R[${name}_err]}, CPU chela ${R[${name}_cpu]}% upstream ${R[${name}_ucpu]}%"
+        "errors ${R[${name}_err]}, CPU chela ${R[${name}_cpu]}% (${R[${name}_wcpu]}% not polling)" \
+        "upstream ${R[${name}_ucpu]}%"
     [[ -n $line ]] || { echo "   (!) wrk output:"; cat "$TMP/wrk-$name.txt"; }
     return 0
 }
@@ -379,6 +389,7 @@ row "POST /api/v1/chat/stream runs/s, c=$HIGH" "$(v stream_c64_rps)" "" ">=10000
 row "  ratio chat c=$HIGH / fake alone c=$HIGH" "$(ratio "${R[chat_c64_rps]:-}" "${R[fake_c64_rps]:-}")" "" ""
 row "  CPU % of a core, chela / fake (chat c=$HIGH)" "$(v chat_c64_cpu) / $(v chat_c64_ucpu)" "" ""
 row "  CPU % of a core, chela / fake (stream c=$HIGH)" "$(v stream_c64_cpu) / $(v stream_c64_ucpu)" "" ""
+row "  chela less busy polling, chat c=1 / c=$HIGH" "$(v chat_c1_wcpu) / $(v chat_c64_wcpu)" "" ""
 row "  errors (chat c1, stream c1, chat, stream)" "$(v chat_c1_err),$(v stream_c1_err),$(v chat_c64_err),$(v stream_c64_err)" "" ""
 row "latency c=1 p50 / p99 (us), chat" "$(v chat_c1_p50) / $(v chat_c1_p99)" "$(v fake_c1_p50) / $(v fake_c1_p99)" ""
 row "latency c=1 p50 / p99 (us), stream" "$(v stream_c1_p50) / $(v stream_c1_p99)" "" ""

@@ -58,6 +58,25 @@ bench_cpu_ticks() {
     awk '{ print $12 + $13 }' <<<"$s"
 }
 
+# bench_polling_ms URL TOKEN: milliseconds chela's loop and store writer
+# have spent busy polling since start (/health/detail eventLoop.busyPoll
+# and store.busyPoll pollingMs; 0 if unreadable).  /proc counts that as
+# CPU use, so a phase whose gateway idles half the time still reads ~100%
+# of a core: subtracting it tells the work from the waiting (which side of
+# a proxy is the bottleneck).  The polls are timed in wall-clock time, so
+# where pollers get preempted (more runnable threads than cores: unpinned
+# on 2 cores at c=1) CPU less polling understates the work; pinned alone
+# on its core (bench/openai_proxy.sh) the loop's polling is its CPU.
+bench_polling_ms() {
+    curl -s --noproxy '*' --max-time 5 -H "Authorization: Bearer $2" "$1/health/detail" 2>/dev/null |
+        "$PY" -c 'import json, sys
+try:
+    d = json.load(sys.stdin)
+    print(int(d["eventLoop"]["busyPoll"]["pollingMs"]) + int(d["store"]["busyPoll"]["pollingMs"]))
+except Exception:
+    print(0)'
+}
+
 # bench_settle: write back every dirty page before a measured phase, so the
 # disk writes an earlier phase left behind (a soak's 100,000 turns leave
 # hundreds of MB, which the kernel wrote back at 60-180 MB/s in vmstat)

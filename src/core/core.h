@@ -275,6 +275,11 @@ const char *ch_http_date(char out[30]);
 /* RFC 3339 UTC with milliseconds, "2026-11-21T10:30:00.123Z"; 32 bytes. */
 void ch_time_iso8601(int64_t ms, char out[32]);
 
+/* Name the calling thread (core/thread.c), as ps, top -H and perf show it;
+ * Linux keeps the first 15 bytes.  "chela-writer", "chela-ckpt",
+ * "chela-pool"; the event loop keeps the process's name. */
+void ch_thread_set_name(const char *name);
+
 /* Busy polling before a sleep (core/spin.c): the budget a thread polls for
  * before it blocks, learnt from its recent waits as cpuidle-haltpoll does. */
 struct ch_spin {

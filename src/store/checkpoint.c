@@ -112,6 +112,7 @@ static void ckpt_main(void *arg)
     struct ch_error err = {0};
     int log_frames, done_frames, src;
 
+    ch_thread_set_name("chela-ckpt");
     uv_mutex_lock(&k->mu);
     for (;;) {
         while (!k->wanted && !k->stopping)

@@ -101,6 +101,8 @@ static int reader_get(struct ch_store *s, struct ch_db **out)
         *out = tl_db;
         return 0;
     }
+    /* The first read on this libuv pool thread (which tools' work shares). */
+    ch_thread_set_name("chela-pool");
     rc = ch_db_open(&s->reader_opts, &db, &e);
     if (rc) {
         ch_log_warn("store: pool reader: %s", e.msg);

@@ -222,6 +222,7 @@ static void writer_main(void *arg)
     struct ch_store *s = arg;
     struct ch_store_job *batch, *tail;
 
+    ch_thread_set_name("chela-writer");
     uv_mutex_lock(&s->mu);
     while (ch_writer_wait_for_work(s)) {
         batch = take_batch(s);

@@ -96,3 +96,31 @@ def test_out_of_range_refused(gateway_factory, value):
     rc = g.wait(10)
     assert rc not in (None, 0), "gateway started with busyPollMicros=%r" % (value,)
     assert "busyPollMicros" in g.stderr(), g.stderr()
+
+
+def thread_names(pid):
+    names = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                names.append(f.read().strip())
+        except FileNotFoundError:  # a pool thread ending meanwhile
+            pass
+    return names
+
+
+def test_threads_are_named(gateway_factory, openai_fake):
+    """The store's threads carry their own names (core/thread.c), so top -H
+    and perf tell the writer and the checkpointer from the event loop: a
+    turn commits through the writer, a conversation read runs on a libuv
+    pool thread (named at its first read), and the checkpointer starts with
+    the store.  The event loop (the main thread) keeps the process's name."""
+    g = start_agent_gateway(gateway_factory, openai_fake)
+    chat_turns(g, 2)
+    r = http(g, "GET", "/api/v1/conversations/poll-0", token=g.admin_token)
+    assert r.status_code == 200, r.text
+    with open(f"/proc/{g.pid}/task/{g.pid}/comm") as f:
+        assert f.read().strip() == "chela"
+    names = thread_names(g.pid)
+    assert names.count("chela-writer") == 1 and names.count("chela-ckpt") == 1, names
+    assert "chela-pool" in names, names
