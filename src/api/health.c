@@ -147,6 +147,7 @@ static void busy_poll_json(struct jw *w, const struct ch_spin *sp)
     jw_int(w, "shrunk", (json_int_t)sp->shrinks);
     jw_int(w, "pollingMs", (json_int_t)(sp->spin_ns / 1000000u));
     jw_int(w, "skippedSaturated", (json_int_t)sp->skipped);
+    jw_int(w, "coreTaken", (json_int_t)sp->taken);
     jw_lit(w, "saturated", sp->saturated || ch_spin_process_saturated() ? "true" : "false");
     jw_close(w);
 }

@@ -75,7 +75,8 @@ static const struct cfg_row rows[] = {
         "sleeping thread costs tens of microseconds on many VMs, several times per request. The budget "
         "is learnt from recent waits (as Linux's haltpoll does), so a thread whose work arrives rarely "
         "stops polling, and none polls while the event loop is over 70% busy (a saturated gateway "
-        "needs its cores); `/health/detail` shows what it caught. 0 never polls."),
+        "needs its cores), nor for 10 ms after another thread took its core mid-poll; "
+        "`/health/detail` shows what it caught. 0 never polls."),
 
     /* api: the REST API and its own tokens. */
     BOOL("api.enabled", true, "Serve the REST API under `/api`."),

@@ -53,9 +53,21 @@ static void busy_poll(struct ch_net *n)
     if (timeout_ms > 0 && (uint64_t)timeout_ms * 1000000u < window)
         window = (uint64_t)timeout_ms * 1000000u; /* a timer is due first */
     if ((budget = ch_spin_budget(sp)) > 0) {
-        while ((r = poll(&pfd, 1, 0)) == 0 && (spun = uv_hrtime() - start) < CH_MIN(budget, window))
+        uint64_t prev = start, now = start, lost = 0;
+
+        while ((r = poll(&pfd, 1, 0)) == 0) {
             sched_yield(); /* anything runnable here goes first */
-        sp->spin_ns += uv_hrtime() - start;
+            now = uv_hrtime();
+            if (ch_spin_yielded(sp, now - prev)) {
+                lost = now - prev; /* another thread's time slice: sleep instead */
+                break;
+            }
+            prev = now;
+            if (now - start >= CH_MIN(budget, window))
+                break;
+        }
+        spun = now - start;
+        sp->spin_ns += spun - lost;
     }
     if (r == 0 && spun < window) {
         ts.tv_sec = 0;

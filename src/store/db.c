@@ -286,6 +286,17 @@ static int db_configure(struct ch_db *db, const struct ch_db_opts *o, struct ch_
     rc = ch_db_exec(db, o->sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err, "set synchronous");
     if (rc == 0)
         rc = ch_db_exec(db, "PRAGMA foreign_keys=ON", err, "enable foreign keys");
+    /* Commits on this connection never checkpoint.  SQLite before 3.51.3 (Debian 12
+     * ships 3.40.1) can lose committed frames when one connection starts a
+     * checkpoint right after another's finished while a third connection's
+     * commit starts the log over (sqlite.org/wal.html, "the WAL-reset
+     * bug").  The gateway checkpoints only from its store (a writer's WAL
+     * hook and one checkpointer thread, store/checkpoint.c, which never
+     * overlap that way), so every other writer, such as `chela token` while
+     * the gateway runs, must not add a checkpoint of its own.  The last
+     * connection to close still checkpoints and removes the log. */
+    if (rc == 0 && !o->readonly)
+        sqlite3_wal_autocheckpoint(db->h, 0);
     return rc;
 }
 

@@ -428,8 +428,10 @@ int ch_store_open(uv_loop_t *loop, const struct ch_store_opts *o, struct ch_stor
     s->handles_open = 2;
     uvrc = uv_poll_start(&s->async, UV_READABLE, on_async);
     if (uvrc == 0) {
-        if (ch_ckpt_start(s, &dbo) != 0)
+        if (ch_ckpt_start(s, &dbo) != 0) {
             ch_log_warn("store: no checkpointer thread; commits checkpoint the WAL themselves");
+            sqlite3_wal_autocheckpoint(s->wdb->h, 1000); /* SQLite's default, off in ch_db_open */
+        }
         uvrc = uv_thread_create(&s->thread, writer_main, s);
     }
     if (uvrc != 0) {

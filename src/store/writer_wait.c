@@ -37,14 +37,24 @@ int ch_writer_cpus(void)
 static void poll_queue(struct ch_store *s, uint64_t start)
 {
     uint64_t budget = s->spin.budget_ns; /* ch_spin_budget: nonzero */
+    uint64_t prev = start, now = start, lost = 0;
 
     uv_mutex_unlock(&s->mu);
     while (atomic_load_explicit(&s->q_urgent_hint, memory_order_acquire) == 0 &&
-           !atomic_load_explicit(&s->stop_hint, memory_order_relaxed) && uv_hrtime() - start < budget) {
+           !atomic_load_explicit(&s->stop_hint, memory_order_relaxed) && now - start < budget) {
         sched_yield(); /* anything runnable here goes first */
+        now = uv_hrtime();
+        if (now - prev > CH_SPIN_TAKEN_NS) {
+            lost = now - prev; /* another thread's time slice (ch_spin_yielded) */
+            break;
+        }
+        prev = now;
     }
     uv_mutex_lock(&s->mu);
-    s->spin.spin_ns += uv_hrtime() - start; /* with mu held: ch_store_stats reads it */
+    /* With mu held: ch_store_stats reads these. */
+    if (lost)
+        (void)ch_spin_yielded(&s->spin, lost);
+    s->spin.spin_ns += now - start - lost;
 }
 
 /* With mu held: wait until there is a batch to run (true) or the store is

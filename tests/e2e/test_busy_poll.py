@@ -10,7 +10,7 @@ from e2elib import http
 from fakes.llm import FakeLLM
 from test_rest_chat import start_agent_gateway
 
-POLL_KEYS = {"maxMicros", "budgetMicros", "caught", "grown", "shrunk", "pollingMs", "skippedSaturated",
+POLL_KEYS = {"maxMicros", "budgetMicros", "caught", "grown", "shrunk", "pollingMs", "skippedSaturated", "coreTaken",
              "saturated"}
 
 

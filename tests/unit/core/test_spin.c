@@ -2,12 +2,14 @@
  * a wait that ended within the maximum grows it (a quarter of the maximum,
  * then doubling up to it), a wait caught while polling changes nothing, a
  * wait that outlasted the maximum halves it down to 0, and a maximum of 0
- * never polls.  The threads that use it are tested on real loops in
+ * never polls; a yield that lost the core pauses polling for a window.
+ * The threads that use it are tested on real loops in
  * tests/unit/net/test_busy_poll.c and tests/unit/store/test_writer_poll.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "core/core.h"
@@ -151,12 +153,38 @@ static void test_saturation_stops_polling(void **state)
     assert_false(loop.saturated);
 }
 
+/* A yield that came back after another thread's time slice ends polling
+ * for a window; a short one (a quick runner on the core) changes nothing. */
+static void test_core_taken_pauses_polling(void **state)
+{
+    struct ch_spin sp;
+    struct timespec ts = {0, 11 * 1000 * 1000}; /* past CH_SPIN_WINDOW_NS */
+
+    (void)state;
+    ch_spin_init(&sp, 500 * US);
+    ch_spin_learn(&sp, 100 * US); /* grows to a quarter of the maximum */
+    assert_int_equal(ch_spin_budget(&sp), 125 * US);
+    assert_false(ch_spin_yielded(&sp, 20 * US));
+    assert_false(ch_spin_yielded(&sp, CH_SPIN_TAKEN_NS));
+    assert_int_equal(sp.taken, 0);
+    assert_int_equal(ch_spin_budget(&sp), 125 * US);
+    assert_true(ch_spin_yielded(&sp, 3 * MS));
+    assert_int_equal(sp.taken, 1);
+    assert_int_equal(ch_spin_budget(&sp), 0);
+    assert_int_equal(ch_spin_budget(&sp), 0);
+    assert_int_equal(sp.budget_ns, 125 * US); /* what was learnt is kept */
+    assert_int_equal(sp.skipped, 0);          /* counted in `taken`, not as saturation */
+    nanosleep(&ts, NULL);
+    assert_int_equal(ch_spin_budget(&sp), 125 * US);
+    assert_int_equal(sp.taken_until_ns, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grows_to_the_maximum),     cmocka_unit_test(test_long_waits_stop_the_polling),
         cmocka_unit_test(test_zero_never_polls),         cmocka_unit_test(test_bounded_over_random_waits),
-        cmocka_unit_test(test_saturation_stops_polling),
+        cmocka_unit_test(test_saturation_stops_polling), cmocka_unit_test(test_core_taken_pauses_polling),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -94,6 +94,37 @@ static void test_sync_full_and_timeout(void **state)
     ch_db_close(db);
 }
 
+/* A connection's commits never checkpoint (the WAL-reset bug, store/db.c):
+ * 1,200 pages committed leave the database file at its schema's size and
+ * the log holding them, until the last connection closes. */
+static void test_commits_never_checkpoint(void **state)
+{
+    struct tmpdir *t = *state;
+    struct ch_db *db;
+    struct stat db_st, wal_st;
+    char path[512], wal[520];
+
+    tmpdir_file(t, "nockpt.db", path, sizeof(path));
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    db = db_open_or_fail(path, false, true);
+    assert_int_equal(db_query_int(db, "PRAGMA wal_autocheckpoint"), 0);
+    assert_int_equal(sqlite3_exec(ch_db_handle(db), "CREATE TABLE big(b BLOB)", NULL, NULL, NULL), SQLITE_OK);
+    for (int i = 0; i < 12; i++) /* 12 commits of 100 pages, past SQLite's 1,000-frame default */
+        assert_int_equal(sqlite3_exec(ch_db_handle(db),
+                                      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) "
+                                      "INSERT INTO big SELECT zeroblob(3900) FROM n",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+    assert_int_equal(stat(path, &db_st), 0);
+    assert_int_equal(stat(wal, &wal_st), 0);
+    assert_true(db_st.st_size < 200 * 4096);   /* nothing copied back */
+    assert_true(wal_st.st_size > 1200 * 4096); /* every page still in the log */
+    ch_db_close(db);
+    assert_int_equal(stat(path, &db_st), 0);
+    assert_true(db_st.st_size > 1200 * 4096); /* the last close checkpointed */
+    assert_int_not_equal(stat(wal, &wal_st), 0);
+}
+
 static void test_reopen_is_noop(void **state)
 {
     struct tmpdir *t = *state;
@@ -420,6 +451,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_migrate_fresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_full_and_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commits_never_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_is_noop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_older_schema_migrates, setup, teardown),
