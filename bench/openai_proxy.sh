@@ -571,8 +571,6 @@ verdict() {
 }
 row() { printf '%-38s %11s %11s %10s %11s %10s %7s\n' "$@"; }
 cpu() { echo "$(v "${1}_cpu")/$(v "${1}_lcpu")/$(v "${1}_ucpu")"; }
-# wcpu PHASE: chela's CPU % less busy polling (a proxy that does not poll: -).
-wcpu() { echo "$(v "${1}_wcpu")"; }
 # lat LABEL DIRECT VIA_CHELA VIA_PROXY KEY TARGET: a latency row
 # (R[<phase>_<KEY>]); the added columns are differences.
 lat() {
@@ -626,7 +624,7 @@ table() {
         "$([[ $x == x ]] && cpu x_g1)" "" ""
     row "  c=$HIGH" "-/-/$(v "${p}_dh_ucpu")" "$(cpu "${p}_gh")" "" "$([[ $x == x ]] && cpu x_gh)" "" ""
     row "  stream c=$HIGH" "-/-/$(v "${p}_sdh_ucpu")" "$(cpu "${p}_sgh")" "" "" "" ""
-    row "chela CPU % less busy polling, c=1/c=$HIGH" "" "$(wcpu "${p}_g1")/$(wcpu "${p}_gh")" "" "" "" ""
+    row "chela CPU % less busy polling, c=1/c=$HIGH" "" "$(v "${p}_g1_wcpu")/$(v "${p}_gh_wcpu")" "" "" "" ""
     row "wrk errors (non-2xx + socket)" "$(v "${p}_d1_err"),$(v "${p}_dh_err"),$(v "${p}_sd1_err"),$(v "${p}_sdh_err")" \
         "$(v "${p}_g1_err"),$(v "${p}_gh_err"),$(v "${p}_sg1_err"),$(v "${p}_sgh_err")" "" \
         "$([[ $x == x ]] && echo "$(v x_g1_err),$(v x_gh_err)")" "" ""
