@@ -21,6 +21,13 @@ const char *ch_openai_finish_reason(enum ch_llm_stop s);
 void ch_openai_error(struct ch_http_req *r, int status, const char *type, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* openai_params.c: the request's parameters beyond the conversation
+ * (top_p, stop, seed, response_format, tool_choice, any other key), checked,
+ * as a new object for ch_llm_call_opts.sampling (NULL: none).  0, or -1
+ * once r was answered: 400 invalid_request_error with "param" naming the
+ * parameter, as OpenAI does, or 500 out of memory. */
+int ch_openai_sampling(struct ch_http_req *r, const json_t *body, json_t **out);
+
 /* One in-flight /v1/chat/completions request. */
 struct oa_req {
     struct ch_api *api;

@@ -336,11 +336,17 @@ static void pass_through(struct oa_req *o, const json_t *body, json_t *msgs, cha
     struct ch_llm_call_opts opts = {0};
     char err[256] = "";
     const json_t *mt = json_object_get(body, "max_completion_tokens");
-    json_t *tools = ch_openai_tools_to_neutral(json_object_get(body, "tools"), err, sizeof(err));
+    json_t *tools, *sampling;
     int rc;
 
+    if (ch_openai_sampling(o->req, body, &sampling) != 0) {
+        oa_free(o);
+        return;
+    }
+    tools = ch_openai_tools_to_neutral(json_object_get(body, "tools"), err, sizeof(err));
     if (!tools && err[0]) {
         ch_openai_error(o->req, 400, "invalid_request_error", "invalid_tools", "%s", err);
+        json_decref(sampling);
         oa_free(o);
         return;
     }
@@ -350,6 +356,7 @@ static void pass_through(struct oa_req *o, const json_t *body, json_t *msgs, cha
     opts.system = system;
     opts.messages = msgs;
     opts.tools = tools;
+    opts.sampling = sampling;
     opts.max_tokens = json_integer_value(mt);
     opts.has_temperature = json_is_number(json_object_get(body, "temperature"));
     opts.temperature = json_number_value(json_object_get(body, "temperature"));
@@ -359,6 +366,7 @@ static void pass_through(struct oa_req *o, const json_t *body, json_t *msgs, cha
     opts.data = o;
     rc = ch_llm_call_start(ch_agent_llm(o->api->agent), &opts, &o->call);
     json_decref(tools);
+    json_decref(sampling);
     if (rc) {
         ch_openai_error(o->req, 500, "api_error", "internal", "cannot start the call: %s", ch_strerror(rc));
         oa_free(o);

@@ -172,6 +172,8 @@ int llm_build_anthropic(const struct ch_llm_request *req, struct ch_llm_http *ou
             w.rc = CH_ENOMEM;
         json_decref(v);
     }
+    if (req->sampling)
+        llm_wr_sampling_anthropic(&w, req->sampling, req->tools && json_array_size(req->tools));
     if (req->stream)
         llm_wr_raw(&w, ",\"stream\":true");
     llm_wr_raw(&w, "}");

@@ -61,6 +61,7 @@ void llm_call_unref(struct ch_llm_call *c)
     ch_buf_release(&c->errbody);
     json_decref(c->messages);
     json_decref(c->tools);
+    json_decref(c->sampling);
     ch_free(c->system);
     llm_gen_unref(c->gen);
     ch_free(c);
@@ -483,6 +484,7 @@ int ch_llm_call_start(struct ch_llm_client *client, const struct ch_llm_call_opt
     c->refs = 3; /* the owner and the two timers */
     c->messages = json_incref(opts->messages);
     c->tools = json_incref(opts->tools);
+    c->sampling = json_incref((json_t *)opts->sampling);
     c->max_tokens = opts->max_tokens;
     c->temperature = opts->temperature;
     c->has_temperature = opts->has_temperature;

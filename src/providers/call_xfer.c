@@ -252,6 +252,7 @@ int llm_call_send(struct ch_llm_call *c, const struct ch_llm_target *t, int key_
     lr.system = c->system;
     lr.messages = c->messages;
     lr.tools = c->tools;
+    lr.sampling = c->sampling;
     lr.max_tokens = ch_llm_target_reply_budget(c->gen->cat, t, c->max_tokens);
     lr.has_temperature = c->has_temperature || json_is_number(temp);
     lr.temperature = c->has_temperature ? c->temperature : json_number_value(temp);

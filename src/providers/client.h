@@ -391,6 +391,14 @@ struct ch_llm_call_opts {
     const char *system; /* optional; copied */
     json_t *messages;   /* neutral messages; a reference is taken */
     json_t *tools;      /* neutral tools or NULL; a reference is taken */
+    /* OpenAI Chat Completions parameters beyond the ones here (top_p,
+     * stop, seed, presence_penalty, frequency_penalty, response_format,
+     * tool_choice, parallel_tool_calls, user, logit_bias, top_k, and any
+     * other key), checked by the caller; NULL: none.  Sent as they are to
+     * openai-completions upstreams; mapped where Anthropic or Gemini has an
+     * equivalent (providers/req_sampling.c), else not sent.  A reference is
+     * taken. */
+    const json_t *sampling;
     int64_t max_tokens; /* 0: see ch_llm_target_reply_budget */
     double temperature; /* when has_temperature (else params.temperature) */
     bool has_temperature;

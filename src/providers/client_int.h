@@ -120,6 +120,7 @@ struct ch_llm_call {
     /* The request, from the options. */
     char *system;             /* owned */
     json_t *messages, *tools; /* refs */
+    json_t *sampling;         /* ref, or NULL */
     int64_t max_tokens;
     double temperature;
     bool has_temperature, prompt_cache, whole_body;

@@ -286,6 +286,8 @@ int llm_build_gemini(const struct ch_llm_request *req, struct ch_llm_http *out, 
             w.rc = CH_ENOMEM;
         json_decref(v);
     }
+    if (req->sampling)
+        llm_wr_sampling_gemini_config(&w, req->sampling);
     llm_wr_raw(&w, "}");
     if (req->system && req->system[0]) {
         llm_wr_raw(&w, ",\"systemInstruction\":{\"parts\":[{\"text\":");
@@ -294,6 +296,8 @@ int llm_build_gemini(const struct ch_llm_request *req, struct ch_llm_http *out, 
     }
     if (req->tools && json_array_size(req->tools))
         llm_wr_tools(&w, req, CH_LLM_GEMINI, put_tools);
+    if (req->sampling)
+        llm_wr_sampling_gemini_tools(&w, req->sampling, req->tools && json_array_size(req->tools));
     llm_wr_raw(&w, "}");
     rc = w.rc;
     if (rc == CH_E_TOO_LARGE)

@@ -246,6 +246,13 @@ typedef void (*llm_tools_render_cb)(struct llm_wr *w, const struct ch_llm_reques
 /* Write the tool list through the memo (render on a miss, keep a copy). */
 void llm_wr_tools(struct llm_wr *w, const struct ch_llm_request *req, enum ch_llm_api api, llm_tools_render_cb render);
 
+/* req_sampling.c: ch_llm_request.sampling in each API's terms, each
+ * written as ",key:value" members. */
+void llm_wr_sampling_openai(struct llm_wr *w, const json_t *s);
+void llm_wr_sampling_anthropic(struct llm_wr *w, const json_t *s, bool has_tools);
+void llm_wr_sampling_gemini_config(struct llm_wr *w, const json_t *s);                /* in generationConfig */
+void llm_wr_sampling_gemini_tools(struct llm_wr *w, const json_t *s, bool has_tools); /* toolConfig */
+
 int llm_build_anthropic(const struct ch_llm_request *req, struct ch_llm_http *out, struct ch_error *err);
 int llm_build_openai(const struct ch_llm_request *req, struct ch_llm_http *out, struct ch_error *err);
 int llm_build_gemini(const struct ch_llm_request *req, struct ch_llm_http *out, struct ch_error *err);

@@ -273,6 +273,8 @@ int llm_build_openai(const struct ch_llm_request *req, struct ch_llm_http *out, 
             w.rc = CH_ENOMEM;
         json_decref(t);
     }
+    if (req->sampling)
+        llm_wr_sampling_openai(&w, req->sampling);
     /* include_usage adds the final usage chunk; without it a streamed
      * call reports no tokens at all. */
     if (req->stream)

@@ -158,6 +158,7 @@ struct ch_llm_request {
     const char *system;     /* optional */
     const json_t *messages; /* neutral messages, see the top of the file */
     const json_t *tools;    /* optional neutral tool list */
+    const json_t *sampling; /* optional: see ch_llm_call_opts.sampling */
     int64_t max_tokens;     /* > 0 */
     double temperature;     /* used when has_temperature */
     bool has_temperature;

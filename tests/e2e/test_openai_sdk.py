@@ -48,6 +48,7 @@ def test_openai_sdk_unchanged(gateway_factory, node_and_sdk):
     with FakeLLM("openai") as fake:
         fake.push({"text": "hi from chela", "usage": {"input": 9, "output": 4}})
         fake.push({"text": "streamed words here", "chunks": 3, "usage": {"input": 5, "output": 3}})
+        fake.push({"text": '{"ok": true}'})
         g = gateway_factory({
             "gateway": {"http": {"endpoints": {"chatCompletions": {"enabled": True}}}},
             "models": {"providers": {"f": {"api": "openai-completions", "baseUrl": fake.base_url,
@@ -59,6 +60,8 @@ def test_openai_sdk_unchanged(gateway_factory, node_and_sdk):
                            capture_output=True, text=True, timeout=120, cwd=script.parent)
         assert p.returncode == 0, f"SDK script failed:\n{p.stdout}\n{p.stderr}"
         out = json.loads(p.stdout.strip().splitlines()[-1])
+        ups = fake.wait_requests(3)
+    assert len(ups) == 3  # the refused call never went upstream
     assert out["nonStream"]["content"] == "hi from chela"
     assert out["nonStream"]["finish"] == "stop"
     assert out["nonStream"]["usage"]["completion_tokens"] == 4
@@ -67,3 +70,10 @@ def test_openai_sdk_unchanged(gateway_factory, node_and_sdk):
     assert out["stream"]["usage"]["completion_tokens"] == 3
     assert "openclaw" in out["models"] and "f/fake-model" in out["models"]
     assert out["error"]["status"] == 404 and out["error"]["name"] == "NotFoundError"
+    # JSON mode and sampling parameters pass through as the SDK sent them
+    assert out["json"]["content"] == '{"ok": true}'
+    sent = ups[2].json
+    assert sent["response_format"] == {"type": "json_object"}
+    assert (sent["seed"], sent["top_p"], sent["stop"]) == (7, 0.5, ["\n\n"])
+    assert out["badParam"] == {"status": 400, "name": "BadRequestError", "param": "top_p",
+                               "code": "invalid_parameter"}

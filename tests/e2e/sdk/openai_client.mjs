@@ -27,6 +27,19 @@ for await (const chunk of stream) {
 }
 out.stream = { text, chunks, usage, finish };
 
+// JSON mode with the sampling parameters the SDK types: they reach the upstream
+const json = await client.chat.completions.create({
+  model, response_format: { type: "json_object" }, seed: 7, top_p: 0.5, stop: ["\n\n"],
+  messages: [{ role: "user", content: "answer in JSON" }],
+});
+out.json = { content: json.choices[0].message.content };
+try {
+  await client.chat.completions.create({ model, top_p: 2, messages: [{ role: "user", content: "x" }] });
+  out.badParam = null;
+} catch (e) {
+  out.badParam = { status: e.status, name: e.constructor.name, param: e.param ?? null, code: e.code ?? null };
+}
+
 const models = await client.models.list();
 out.models = models.data.map((m) => m.id);
 

@@ -35,6 +35,7 @@ static void request_from(json_t *j, struct ch_llm_request *r)
     r->temperature = json_number_value(json_object_get(j, "temperature"));
     r->stream = json_is_true(json_object_get(j, "stream"));
     r->want_prompt_cache = json_is_true(json_object_get(j, "want_prompt_cache"));
+    r->sampling = json_object_get(j, "sampling");
 }
 
 /* The built request as JSON, in the expected files' shape. */
@@ -279,7 +280,7 @@ static void test_release(void **state)
 static void test_alloc_failure(void **state)
 {
     char path[512];
-    json_t *req_j;
+    json_t *req_j, *samp_j;
     struct ch_llm_request r;
     struct ch_llm_http h;
     size_t blocks;
@@ -293,6 +294,10 @@ static void test_alloc_failure(void **state)
     request_from(req_j, &r);
     r.want_prompt_cache = true;
     r.stream = true;
+    snprintf(path, sizeof(path), "%s/sampling/request.json", REQ_DIR);
+    samp_j = json_load_file(path, 0, NULL);
+    assert_non_null(samp_j);
+    r.sampling = json_object_get(samp_j, "sampling"); /* every mapping too */
     blocks = ch_alloc_live_blocks();
     for (api = 0; api < CH_LLM_API__COUNT; api++) {
         rc = CH_ENOMEM;
@@ -313,6 +318,7 @@ static void test_alloc_failure(void **state)
         assert_int_equal(rc, 0);
     }
     json_decref(req_j);
+    json_decref(samp_j);
 }
 
 int main(void)
