@@ -45,6 +45,11 @@ struct oa_req {
                            `data: {"id":..,"model":..,"choices":[{"index":0,
                            "delta":` prefix in [0, prefix_len) */
     size_t prefix_len;
+    /* /v1/responses (openai_responses.c, openai_resp_render.c) */
+    bool responses, item_open;
+    json_t *rs_body;     /* the Responses request: echoed in the response */
+    const json_t *reply; /* pass-through stream: the final message, at finish */
+    uint64_t seq;        /* the next event's sequence_number */
 };
 
 /* Rendering without jansson (openai_conv.c), byte-compatible with what
@@ -61,13 +66,38 @@ int ch_oa_render_completion(struct ch_buf *b, const struct oa_req *o, const json
                             const char *finish, const struct ch_llm_usage *u);
 
 /* openai_compat.c: the routes */
+/* `openclaw`, `openclaw/<id>`, `openclaw:<id>`, `agent:<id>`: the agent
+ * (*agent_id: its id), not a provider model. */
+bool ch_openai_is_agent_model(const char *m, const char **agent_id);
+/* Start a request given as a Chat Completions body.  rs: the Responses
+ * request it was translated from (then rendered as a response), or NULL;
+ * session: the session to continue (previous_response_id), else NULL and
+ * the x-openclaw-session-key header decides. */
+void ch_openai_start(struct ch_api *a, struct ch_http_req *r, const json_t *body, json_t *rs, const char *session);
 void ch_openai_models(struct ch_http_req *r, void *data);
 void ch_openai_model(struct ch_http_req *r, void *data);
 void ch_openai_completions(struct ch_http_req *r, void *data);
+/* openai_usage.c: add a pass-through call's usage (loop thread). */
+void ch_openai_record_usage(struct ch_api *a, const struct ch_llm_result *res);
 /* Write the pass-through usage summed since the last flush (tick, stop). */
 void ch_openai_flush_usage(struct ch_api *a);
 /* Free what was never flushed (api free). */
 void ch_openai_release(struct ch_api *a);
+
+/* 400 invalid_request_error with code and "param": param. */
+void ch_openai_param_error(struct ch_http_req *r, const char *code, const char *param, const char *msg);
+
+/* openai_responses.c */
+#define CH_OPENAI_RESPONSES_SOURCE "openai-responses" /* runs.source */
+void ch_openai_responses(struct ch_http_req *r, void *data);
+
+/* openai_resp_render.c: a response object, and its SSE events */
+void ch_rs_respond(struct oa_req *o, const json_t *reply, const char *text, const char *finish,
+                   const struct ch_llm_usage *u);
+int ch_rs_stream_start(struct oa_req *o);
+void ch_rs_stream_delta(struct oa_req *o, const char *text, size_t len);
+void ch_rs_stream_finish(struct oa_req *o, const char *finish, const struct ch_llm_usage *u);
+void ch_rs_stream_error(struct oa_req *o, const char *code, const char *msg);
 
 /* openai_stream.c */
 int ch_oa_stream_start(struct oa_req *o);

@@ -18,7 +18,7 @@ static bool enabled(struct ch_api *a)
            ch_config_bool(a->cfg, "gateway.http.endpoints.responses.enabled", false);
 }
 
-static bool is_agent_model(const char *m, const char **agent_id)
+bool ch_openai_is_agent_model(const char *m, const char **agent_id)
 {
     static const char *prefixes[] = {"openclaw/", "openclaw:", "agent:"};
     *agent_id = "main";
@@ -81,7 +81,7 @@ void ch_openai_model(struct ch_http_req *r, void *data)
         ch_openai_error(r, 400, "invalid_request_error", "invalid_model", "bad model id in the path");
         return;
     }
-    if (is_agent_model(id, &agent)) {
+    if (ch_openai_is_agent_model(id, &agent)) {
         ch_http_respond_json(r, 200, model_obj(id, "chela"));
         return;
     }
@@ -96,6 +96,7 @@ void ch_openai_model(struct ch_http_req *r, void *data)
 
 static void oa_free(struct oa_req *o)
 {
+    json_decref(o->rs_body);
     if (o->sub)
         ch_agent_unsubscribe(o->sub);
     if (o->call)
@@ -149,7 +150,9 @@ static void respond_completion(struct oa_req *o, const json_t *reply, const char
                                const struct ch_llm_usage *u)
 {
     ch_buf_reset(&o->out);
-    if (ch_oa_render_completion(&o->out, o, reply, text, finish, u) == 0)
+    if (o->responses)
+        ch_rs_respond(o, reply, text, finish, u);
+    else if (ch_oa_render_completion(&o->out, o, reply, text, finish, u) == 0)
         ch_http_respond(o->req, 200, "application/json", o->out.data, o->out.len);
     else
         ch_openai_error(o->req, 500, "api_error", "internal", "the response could not be rendered");
@@ -157,141 +160,6 @@ static void respond_completion(struct oa_req *o, const json_t *reply, const char
 }
 
 /* ---- pass-through ---- */
-
-/*
- * Usage of pass-through calls is summed in memory per (provider, model)
- * and written once a second (ch_openai_flush_usage, from the api tick and
- * at stop): one store job per second instead of one per request, which
- * otherwise costs a writer-thread wake-up and a transaction per call.
- */
-struct usage_row {
-    char *provider, *model; /* owned */
-    int64_t requests;
-    struct ch_usage u;
-};
-
-struct usage_job {
-    struct ch_store_job job;
-    size_t n;
-    struct usage_row *rows; /* owned */
-};
-
-static void usage_rows_free(struct usage_row *rows, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        ch_free(rows[i].provider);
-        ch_free(rows[i].model);
-    }
-    ch_free(rows);
-}
-
-static int usage_run(struct ch_db *db, struct ch_store_job *job)
-{
-    struct usage_job *uj = (struct usage_job *)job;
-    int64_t now = ch_now_ms();
-    int rc = 0;
-
-    for (size_t i = 0; i < uj->n && rc == 0; i++)
-        rc = ch_usage_add(db, now, uj->rows[i].provider, uj->rows[i].model, uj->rows[i].requests, &uj->rows[i].u);
-    return rc;
-}
-
-static void usage_done(struct ch_store_job *job, int rc)
-{
-    struct usage_job *uj = (struct usage_job *)job;
-
-    if (rc)
-        ch_log_warn("openai: saving usage failed: %s", ch_strerror(rc));
-    usage_rows_free(uj->rows, uj->n);
-    ch_free(uj);
-}
-
-void ch_openai_flush_usage(struct ch_api *a)
-{
-    struct ch_map_entry *me;
-    struct usage_job *uj;
-    size_t it = 0, n = a->pt_rows.count, i = 0;
-
-    if (!n || !a->store)
-        return;
-    uj = ch_calloc(1, sizeof(*uj));
-    if (uj)
-        uj->rows = ch_calloc(n, sizeof(*uj->rows));
-    while ((me = ch_map_next(&a->pt_rows, &it)) != NULL) {
-        struct usage_row *row = me->value;
-        if (uj && uj->rows && i < n)
-            uj->rows[i++] = *row; /* the job takes the strings */
-        else {
-            ch_free(row->provider);
-            ch_free(row->model);
-        }
-        ch_free(row);
-    }
-    ch_map_release(&a->pt_rows);
-    ch_map_init(&a->pt_rows);
-    if (!uj || !uj->rows) {
-        ch_free(uj);
-        return;
-    }
-    uj->n = i;
-    uj->job.run = usage_run;
-    uj->job.done = usage_done;
-    if (ch_store_write(a->store, &uj->job) != 0) {
-        ch_log_warn("openai: store queue full; %zu usage rows dropped", uj->n);
-        usage_rows_free(uj->rows, uj->n);
-        ch_free(uj);
-    }
-}
-
-void ch_openai_release(struct ch_api *a)
-{
-    struct ch_map_entry *me;
-    size_t it = 0;
-
-    while ((me = ch_map_next(&a->pt_rows, &it)) != NULL) {
-        struct usage_row *row = me->value;
-        ch_free(row->provider);
-        ch_free(row->model);
-        ch_free(row);
-    }
-    ch_map_release(&a->pt_rows);
-}
-
-static void record_usage(struct ch_api *a, const struct ch_llm_result *res)
-{
-    struct usage_row *row;
-    char key[400];
-    int kn;
-
-    ch_llm_usage_add(&a->pt_usage, &res->usage);
-    a->pt_cost_usd += res->cost_usd;
-    if (!res->provider || !*res->provider || !res->model || !*res->model || !a->store)
-        return;
-    kn = snprintf(key, sizeof(key), "%.64s/%.256s", res->provider, res->model);
-    row = ch_map_get(&a->pt_rows, key, (size_t)kn);
-    if (!row) {
-        /* Bounded: the catalog's models; past 1000 keys the tick flushes first. */
-        if (a->pt_rows.count >= 1000)
-            ch_openai_flush_usage(a);
-        row = ch_calloc(1, sizeof(*row));
-        if (!row)
-            return;
-        row->provider = ch_strdup(res->provider);
-        row->model = ch_strdup(res->model);
-        if (!row->provider || !row->model || ch_map_set(&a->pt_rows, key, (size_t)kn, row, NULL) != 0) {
-            ch_free(row->provider);
-            ch_free(row->model);
-            ch_free(row);
-            return;
-        }
-    }
-    row->requests++;
-    row->u.input_tokens += (int64_t)res->usage.input_tokens;
-    row->u.output_tokens += (int64_t)res->usage.output_tokens;
-    row->u.cache_read_tokens += (int64_t)res->usage.cache_read_tokens;
-    row->u.cache_write_tokens += (int64_t)res->usage.cache_write_tokens;
-    row->u.cost_usd += res->cost_usd;
-}
 
 static void pt_event(const struct ch_llm_event *e, void *data)
 {
@@ -313,7 +181,7 @@ static void pt_done(struct ch_llm_call *call, const struct ch_llm_result *res, v
 
     (void)call;
     if (res->rc == 0)
-        record_usage(o->api, res);
+        ch_openai_record_usage(o->api, res);
     if (o->finished || ch_http_req_is_closed(o->req))
         goto out;
     if (res->rc) {
@@ -323,6 +191,7 @@ static void pt_done(struct ch_llm_call *call, const struct ch_llm_result *res, v
     if (o->stream) {
         if (!o->started && ch_oa_stream_start(o) != 0)
             goto out;
+        o->reply = res->message_json; /* the tool calls of a response */
         ch_oa_stream_finish(o, ch_openai_finish_reason(res->stop), &res->usage);
     } else {
         respond_completion(o, res->message_json, NULL, ch_openai_finish_reason(res->stop), &res->usage);
@@ -495,6 +364,8 @@ static void agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char 
         goto fail;
     }
     ch_agent_run_id_new(o->run_id); /* time-ordered: appends to the runs index */
+    if (o->responses)
+        snprintf(o->id, sizeof(o->id), "resp_%s", o->run_id);
     o->agent_mode = true;
     o->sub = ch_agent_subscribe(o->api->agent, o->run_id, ag_event, o);
     if (!o->sub) {
@@ -504,7 +375,7 @@ static void agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char 
     req.session_key = key;
     req.message = msg.data ? msg.data : "";
     req.run_id = o->run_id;
-    req.source = "openai";
+    req.source = o->responses ? CH_OPENAI_RESPONSES_SOURCE : "openai";
     req.extra_system = extra.len ? extra.data : NULL;
     req.max_tokens = json_integer_value(json_object_get(body, "max_tokens"));
     req.has_temperature = json_is_number(json_object_get(body, "temperature"));
@@ -519,40 +390,28 @@ fail:
     oa_free(o);
 }
 
-void ch_openai_completions(struct ch_http_req *r, void *data)
+void ch_openai_start(struct ch_api *a, struct ch_http_req *r, const json_t *body, json_t *rs, const char *session)
 {
-    struct ch_api *a = data;
-    const json_t *so, *model;
+    const json_t *so, *model = json_object_get(body, "model");
     const struct ch_str *hdr;
-    char err[256] = "", session[520] = "", *system = NULL;
-    json_t *body = NULL, *msgs = NULL;
-    json_error_t jerr;
+    char err[256] = "", hsession[520] = "", uuid[37], *system = NULL;
+    json_t *msgs = NULL;
     const char *agent_id;
     struct oa_req *o;
 
-    if (!enabled(a) || !a->agent) {
-        ch_openai_error(r, 404, "invalid_request_error", "not_found",
-                        "the OpenAI-compatible API is disabled; set gateway.http.endpoints.chatCompletions.enabled");
+    if (!json_is_string(model) || !*json_string_value(model) || json_string_length(model) >= 256) {
+        ch_openai_param_error(r, "invalid_model", "model", "model is required");
         return;
     }
-    body = ch_llm_json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &jerr);
-    if (!json_is_object(body)) {
-        ch_openai_error(r, 400, "invalid_request_error", "invalid_json", "the body must be a JSON object (%s)",
-                        body ? "not an object" : jerr.text);
-        goto out;
-    }
-    model = json_object_get(body, "model");
-    if (!json_is_string(model) || !*json_string_value(model) || json_string_length(model) >= 256) {
-        ch_openai_error(r, 400, "invalid_request_error", "invalid_model", "model is required");
-        goto out;
-    }
     if (ch_openai_to_neutral(json_object_get(body, "messages"), &msgs, &system, err, sizeof(err)) != 0) {
-        ch_openai_error(r, 400, "invalid_request_error", "invalid_messages", "%s", err);
-        goto out;
+        ch_openai_param_error(r, "invalid_messages", rs ? "input" : "messages", err);
+        return;
     }
     hdr = ch_http_req_header(r, "x-openclaw-session-key");
-    if (hdr && hdr->len)
-        snprintf(session, sizeof(session), "%.*s", (int)CH_MIN(hdr->len, (size_t)512), hdr->p);
+    if (!session && hdr && hdr->len) {
+        snprintf(hsession, sizeof(hsession), "%.*s", (int)CH_MIN(hdr->len, (size_t)512), hdr->p);
+        session = hsession;
+    }
     o = ch_calloc(1, sizeof(*o));
     if (!o) {
         ch_openai_error(r, 500, "api_error", "internal", "out of memory");
@@ -563,22 +422,25 @@ void ch_openai_completions(struct ch_http_req *r, void *data)
     ch_http_req_ref(r);
     ch_buf_init(&o->text, 16 << 20);
     ch_buf_init(&o->out, (size_t)CH_LLM_MAX_TEXT_BYTES * 6 + (64 << 10)); /* escaped text, worst case */
-    ch_uuid4(o->id + 9);
-    memcpy(o->id, "chatcmpl-", 9);
+    o->responses = rs != NULL;
+    o->rs_body = json_incref(rs);
+    ch_uuid4(uuid);
+    /* A response's id names its run in agent mode (agent_mode sets it). */
+    snprintf(o->id, sizeof(o->id), "%s%s", rs ? "resp_" : "chatcmpl-", uuid);
     ch_str_copy(o->model, sizeof(o->model), json_string_value(model));
     o->created = ch_now_ms() / 1000;
     o->stream = json_is_true(json_object_get(body, "stream"));
     so = json_object_get(body, "stream_options");
     o->include_usage = json_is_true(json_object_get(so, "include_usage"));
     ch_http_req_on_close(r, on_client_gone, o);
-    if (is_agent_model(o->model, &agent_id)) {
+    if (ch_openai_is_agent_model(o->model, &agent_id)) {
         if (strcmp(agent_id, "main") && strcmp(agent_id, "default")) {
             ch_openai_error(r, 404, "invalid_request_error", "model_not_found",
                             "unknown agent '%s'; this gateway runs the agent 'main'", agent_id);
             oa_free(o);
             goto out;
         }
-        agent_mode(o, body, msgs, system, session[0] ? session : NULL);
+        agent_mode(o, body, msgs, system, session);
     } else {
         struct ch_llm_target t;
         struct ch_error e = {0};
@@ -592,5 +454,25 @@ void ch_openai_completions(struct ch_http_req *r, void *data)
 out:
     json_decref(msgs);
     ch_free(system);
+}
+
+void ch_openai_completions(struct ch_http_req *r, void *data)
+{
+    struct ch_api *a = data;
+    json_error_t jerr;
+    json_t *body;
+
+    /* Each endpoint has its own switch; either serves /v1/models. */
+    if (!ch_config_bool(a->cfg, "gateway.http.endpoints.chatCompletions.enabled", false) || !a->agent) {
+        ch_openai_error(r, 404, "invalid_request_error", "not_found",
+                        "the OpenAI-compatible API is disabled; set gateway.http.endpoints.chatCompletions.enabled");
+        return;
+    }
+    body = ch_llm_json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &jerr);
+    if (!json_is_object(body))
+        ch_openai_error(r, 400, "invalid_request_error", "invalid_json", "the body must be a JSON object (%s)",
+                        body ? "not an object" : jerr.text);
+    else
+        ch_openai_start(a, r, body, NULL, NULL);
     json_decref(body);
 }

@@ -189,6 +189,13 @@ static int collect(const json_t *body, json_t **out, const char **param, char *e
     return 0;
 }
 
+void ch_openai_param_error(struct ch_http_req *r, const char *code, const char *param, const char *msg)
+{
+    ch_http_respond_json(r, 400,
+                         json_pack("{s:{s:s, s:s, s:s, s:s?}}", "error", "message", msg, "type",
+                                   "invalid_request_error", "code", code, "param", param));
+}
+
 int ch_openai_sampling(struct ch_http_req *r, const json_t *body, json_t **out)
 {
     const char *param = NULL;
@@ -198,9 +205,7 @@ int ch_openai_sampling(struct ch_http_req *r, const json_t *body, json_t **out)
     *out = NULL;
     rc = collect(body, out, &param, err, sizeof(err));
     if (rc == CH_EINVAL)
-        ch_http_respond_json(r, 400,
-                             json_pack("{s:{s:s, s:s, s:s, s:s?}}", "error", "message", err, "type",
-                                       "invalid_request_error", "code", "invalid_parameter", "param", param));
+        ch_openai_param_error(r, "invalid_parameter", param, err);
     else if (rc)
         ch_openai_error(r, 500, "api_error", "internal", "out of memory");
     return rc ? -1 : 0;

@@ -46,6 +46,8 @@ int ch_oa_stream_start(struct oa_req *o)
 {
     int rc;
 
+    if (o->responses)
+        return ch_rs_stream_start(o);
     ch_http_add_header(o->req, "Cache-Control", "no-cache");
     rc = ch_http_stream_begin(o->req, 200, "text/event-stream");
     if (rc)
@@ -72,6 +74,10 @@ void ch_oa_stream_delta(struct oa_req *o, const char *text, size_t len)
 
     if (!o->started || o->finished || !len)
         return;
+    if (o->responses) {
+        ch_rs_stream_delta(o, text, len);
+        return;
+    }
     rc = ch_buf_append_str(&o->out, "{\"content\":");
     rc = rc ? rc : ch_buf_append_json_str(&o->out, text, len);
     send_out(o, rc ? rc : ch_buf_append_char(&o->out, '}'), NULL);
@@ -82,7 +88,8 @@ void ch_oa_stream_tool(struct oa_req *o, const struct ch_llm_event *e)
     struct ch_buf *b = &o->out;
     int rc;
 
-    if (!o->started || o->finished)
+    /* A response's function calls go out whole at the end. */
+    if (!o->started || o->finished || o->responses)
         return;
     if (e->type != CH_LLM_EV_TOOL_START && e->type != CH_LLM_EV_TOOL_ARGS_DELTA)
         return;
@@ -110,6 +117,10 @@ void ch_oa_stream_finish(struct oa_req *o, const char *finish_reason, const stru
 
     if (!o->started || o->finished)
         return;
+    if (o->responses) {
+        ch_rs_stream_finish(o, finish_reason, u);
+        return;
+    }
     send_out(o, ch_buf_append_str(b, "{}"), finish_reason);
     if (o->include_usage && u) {
         /* {"id",..,"model":..,"choices":[],"usage":{..}}: its own head. */
@@ -131,6 +142,10 @@ void ch_oa_stream_error(struct oa_req *o, const char *type, const char *code, co
 {
     if (!o->started || o->finished)
         return;
+    if (o->responses) {
+        ch_rs_stream_error(o, code, msg);
+        return;
+    }
     send_chunk(o, json_pack("{s:{s:s, s:s, s:s?}}", "error", "message", msg, "type", type, "code", code));
     ch_http_stream_write(o->req, "data: [DONE]\n\n", 14);
     ch_http_stream_end(o->req);

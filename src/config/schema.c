@@ -60,7 +60,7 @@ static const struct cfg_row rows[] = {
             "Browser origins (`scheme://host[:port]`) allowed to open the control UI "
             "WebSocket."),
     BOOL("gateway.http.endpoints.chatCompletions.enabled", false,
-         "Serve the OpenAI-compatible `POST /v1/chat/completions`."),
+         "Serve the OpenAI-compatible `POST /v1/chat/completions` (and `GET /v1/models`)."),
     OPTINT("gateway.outbound.maxConnectionsPerHost", 1, 4096, "count",
            "Outbound connections to one host:port at once (default `agents.defaults.maxConcurrent`, at "
            "least 8). A streamed LLM call holds its HTTP/1.1 connection for the whole reply, so a local "
@@ -69,7 +69,9 @@ static const struct cfg_row rows[] = {
     OPTINT("gateway.outbound.maxConnections", 1, 65536, "count",
            "Outbound connections open at once, all hosts (LLM calls, tools, deliveries); default 64, "
            "or the per-host limit plus 16 when that is larger."),
-    BOOL("gateway.http.endpoints.responses.enabled", false, "Serve the OpenResponses `POST /v1/responses`."),
+    BOOL("gateway.http.endpoints.responses.enabled", false,
+         "Serve the OpenResponses `POST /v1/responses` (and `GET /v1/models`): agent models with sessions "
+         "continued by `previous_response_id`, provider models as pass-through calls."),
     INT("gateway.busyPollMicros", 500, 0, 10000, "us",
         "Before the event loop or the store writer sleeps, poll for work this long at most: waking a "
         "sleeping thread costs tens of microseconds on many VMs, several times per request. The budget "

@@ -49,8 +49,13 @@ def test_openai_sdk_unchanged(gateway_factory, node_and_sdk):
         fake.push({"text": "hi from chela", "usage": {"input": 9, "output": 4}})
         fake.push({"text": "streamed words here", "chunks": 3, "usage": {"input": 5, "output": 3}})
         fake.push({"text": '{"ok": true}'})
+        fake.push({"text": "a response", "usage": {"input": 6, "output": 2}})
+        fake.push({"text": "a streamed response", "chunks": 3})
+        fake.push({"text": "noted"})
+        fake.push({"text": "it was 5"})
         g = gateway_factory({
-            "gateway": {"http": {"endpoints": {"chatCompletions": {"enabled": True}}}},
+            "gateway": {"http": {"endpoints": {"chatCompletions": {"enabled": True},
+                                               "responses": {"enabled": True}}}},
             "models": {"providers": {"f": {"api": "openai-completions", "baseUrl": fake.base_url,
                                            "apiKey": "sk-upstream", "models": [{"id": "fake-model"}]}}},
             "agents": {"defaults": {"model": {"primary": "f/fake-model"}}},
@@ -60,8 +65,8 @@ def test_openai_sdk_unchanged(gateway_factory, node_and_sdk):
                            capture_output=True, text=True, timeout=120, cwd=script.parent)
         assert p.returncode == 0, f"SDK script failed:\n{p.stdout}\n{p.stderr}"
         out = json.loads(p.stdout.strip().splitlines()[-1])
-        ups = fake.wait_requests(3)
-    assert len(ups) == 3  # the refused call never went upstream
+        ups = fake.wait_requests(7)
+    assert len(ups) == 7  # the refused call never went upstream
     assert out["nonStream"]["content"] == "hi from chela"
     assert out["nonStream"]["finish"] == "stop"
     assert out["nonStream"]["usage"]["completion_tokens"] == 4
@@ -75,5 +80,11 @@ def test_openai_sdk_unchanged(gateway_factory, node_and_sdk):
     sent = ups[2].json
     assert sent["response_format"] == {"type": "json_object"}
     assert (sent["seed"], sent["top_p"], sent["stop"]) == (7, 0.5, ["\n\n"])
+    assert out["responses"]["text"] == "a response" and out["responses"]["status"] == "completed"
+    assert out["responses"]["id"].startswith("resp_") and out["responses"]["usage"]["total_tokens"] == 8
+    assert out["responsesStream"] == {"text": "a streamed response", "first": "response.created",
+                                      "last": "response.completed", "finalText": "a streamed response"}
+    assert out["chain"] == {"text": "it was 5", "prev": True}
+    assert "remember 5" in json.dumps(ups[6].json["messages"])
     assert out["badParam"] == {"status": 400, "name": "BadRequestError", "param": "top_p",
                                "code": "invalid_parameter"}

@@ -40,6 +40,25 @@ try {
   out.badParam = { status: e.status, name: e.constructor.name, param: e.param ?? null, code: e.code ?? null };
 }
 
+// The Responses API: a provider model, whole and streamed, then the agent
+// with a session carried by previous_response_id
+const resp = await client.responses.create({ model, input: "responses please", instructions: "be brief" });
+out.responses = { id: resp.id, text: resp.output_text, status: resp.status, usage: resp.usage };
+const rstream = await client.responses.create({ model, input: "stream responses", stream: true });
+let rtext = "", rfinal = null;
+const rtypes = [];
+for await (const ev of rstream) {
+  rtypes.push(ev.type);
+  if (ev.type === "response.output_text.delta") rtext += ev.delta;
+  if (ev.type === "response.completed") rfinal = ev.response;
+}
+out.responsesStream = { text: rtext, first: rtypes[0], last: rtypes[rtypes.length - 1],
+  finalText: rfinal ? rfinal.output.filter((i) => i.type === "message")
+    .map((i) => i.content.map((c) => c.text).join("")).join("") : null };
+const a1 = await client.responses.create({ model: "openclaw", input: "remember 5" });
+const a2 = await client.responses.create({ model: "openclaw", input: "which?", previous_response_id: a1.id });
+out.chain = { text: a2.output_text, prev: a2.previous_response_id === a1.id };
+
 const models = await client.models.list();
 out.models = models.data.map((m) => m.id);
 

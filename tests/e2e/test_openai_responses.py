@@ -1,0 +1,262 @@
+"""POST /v1/responses (OpenClaw's OpenResponses endpoint): agent models run
+the agent, with sessions continued by previous_response_id; provider models
+are pass-through calls with the client's function tools; answers and SSE
+events in the OpenResponses shape; bad input is a 400 naming the field."""
+
+import json
+import time
+
+import pytest
+
+from e2elib import http
+from fakes.llm import FakeLLM
+
+
+def rs_config(fake, responses=True, chat=False):
+    return {
+        "gateway": {"http": {"endpoints": {"responses": {"enabled": responses},
+                                           "chatCompletions": {"enabled": chat}}}},
+        "models": {"providers": {"f": {"api": "openai-completions", "baseUrl": fake.base_url,
+                                       "apiKey": "sk-test-rs", "models": [{"id": "fake-model"}]}}},
+        "agents": {"defaults": {"model": {"primary": "f/fake-model"}}},
+    }
+
+
+@pytest.fixture
+def fake():
+    with FakeLLM("openai") as f:
+        yield f
+
+
+@pytest.fixture
+def rs(gateway_factory, fake):
+    g = gateway_factory(rs_config(fake))
+    return g, g.gateway_json()["localToken"]
+
+
+def post(g, tok, body, **kw):
+    return http(g, "POST", "/v1/responses", token=tok, json=body, timeout=30, **kw)
+
+
+def events(resp):
+    """[(event, data)] of an SSE body; data parsed unless it is [DONE]."""
+    out, name = [], None
+    for raw in resp.iter_lines():
+        line = raw.decode("utf-8")  # SSE is UTF-8 whatever requests guesses
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            d = line[6:]
+            out.append((name, d if d == "[DONE]" else json.loads(d)))
+            name = None
+    return out
+
+
+def output_text(resp):
+    return "".join(p["text"] for it in resp["output"] if it["type"] == "message" for p in it["content"]
+                   if p["type"] == "output_text")
+
+
+def test_agent_model_answers_a_response(rs, fake):
+    g, tok = rs
+    fake.push({"text": "hello from the agent", "usage": {"input": 11, "output": 4}})
+    r = post(g, tok, {"model": "openclaw", "input": "say hello", "instructions": "be kind",
+                      "max_output_tokens": 64, "metadata": {"k": "v"}})
+    assert r.status_code == 200, r.text
+    b = r.json()
+    assert b["object"] == "response" and b["id"].startswith("resp_") and b["status"] == "completed"
+    assert b["model"] == "openclaw" and b["error"] is None and b["incomplete_details"] is None
+    assert output_text(b) == "hello from the agent"
+    msg = b["output"][0]
+    assert msg["type"] == "message" and msg["role"] == "assistant" and msg["status"] == "completed"
+    assert msg["id"].startswith("msg_")
+    assert b["usage"]["input_tokens"] == 11 and b["usage"]["output_tokens"] == 4
+    assert b["usage"]["total_tokens"] == 15
+    # echoed settings
+    assert (b["instructions"], b["max_output_tokens"], b["metadata"]) == ("be kind", 64, {"k": "v"})
+    up = fake.wait_requests(1)[0].json
+    assert up["messages"][-1]["content"] in ("say hello", [{"type": "text", "text": "say hello"}])
+    assert "be kind" in json.dumps(up["messages"][0])  # instructions join the system prompt
+    assert up["max_tokens"] == 64
+    # the run is tracked like any other
+    run = http(g, "GET", "/api/v1/runs/" + b["id"][5:], token=tok).json()
+    assert run["source"] == "openai-responses" and run["status"] == "ok"
+
+
+def test_previous_response_id_continues_the_session(rs, fake):
+    g, tok = rs
+    fake.push({"text": "noted: 7"})
+    fake.push({"text": "it was 7"})
+    first = post(g, tok, {"model": "openclaw", "input": "remember 7"}).json()
+    second = post(g, tok, {"model": "openclaw", "input": [{"role": "user", "content": "which number?"}],
+                           "previous_response_id": first["id"]})
+    assert second.status_code == 200, second.text
+    assert second.json()["previous_response_id"] == first["id"]
+    assert output_text(second.json()) == "it was 7"
+    flat = json.dumps(fake.wait_requests(2)[1].json["messages"])
+    assert "remember 7" in flat and "noted: 7" in flat and "which number?" in flat
+    # unknown ids, other surfaces' runs and provider models are refused clearly
+    for bad in ("resp_nope", "nope", "resp_"):
+        r = post(g, tok, {"model": "openclaw", "input": "x", "previous_response_id": bad})
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["param"] == "previous_response_id"
+        assert r.json()["error"]["code"] == "previous_response_not_found"
+    fake.push({"text": "chat"})
+    run_id = http(g, "POST", "/api/v1/chat", token=tok, json={"message": "hi"}).json()["runId"]
+    r = post(g, tok, {"model": "openclaw", "input": "x", "previous_response_id": "resp_" + run_id})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "previous_response_not_found"
+    r = post(g, tok, {"model": "f/fake-model", "input": "x", "previous_response_id": first["id"]})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "previous_response_id"
+
+
+def test_stateless_items_travel_as_context(rs, fake):
+    g, tok = rs
+    fake.push({"text": "blue"})
+    r = post(g, tok, {"model": "openclaw/main", "input": [
+        {"type": "message", "role": "developer", "content": "answer in one word"},
+        {"role": "user", "content": [{"type": "input_text", "text": "sky colour?"}]},
+        {"role": "assistant", "content": [{"type": "output_text", "text": "which sky?"}]},
+        {"type": "reasoning", "summary": []},
+        {"role": "user", "content": "earth's"}]})
+    assert r.status_code == 200, r.text
+    up = json.dumps(fake.wait_requests(1)[0].json["messages"])
+    for s in ("answer in one word", "sky colour?", "which sky?", "earth's"):
+        assert s in up, s
+
+
+def test_agent_stream_events(rs, fake):
+    g, tok = rs
+    fake.push({"text": "streamed agent words", "chunks": 3, "usage": {"input": 5, "output": 3}})
+    r = post(g, tok, {"model": "openclaw", "input": "go", "stream": True}, stream=True)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+    ev = events(r)
+    assert ev[-1] == (None, "[DONE]")
+    ev = ev[:-1]
+    names = [n for n, _ in ev]
+    assert all(n == d["type"] for n, d in ev)
+    assert [d["sequence_number"] for _, d in ev] == list(range(len(ev)))
+    deltas = [d["delta"] for n, d in ev if n == "response.output_text.delta"]
+    assert len(deltas) >= 2 and "".join(deltas) == "streamed agent words"
+    head = ["response.created", "response.in_progress", "response.output_item.added",
+            "response.content_part.added"]
+    tail = ["response.output_text.done", "response.content_part.done", "response.output_item.done",
+            "response.completed"]
+    assert names[:4] == head and names[-4:] == tail
+    assert ev[0][1]["response"]["status"] == "in_progress"
+    done = ev[-1][1]["response"]
+    assert done["status"] == "completed" and output_text(done) == "streamed agent words"
+    assert done["usage"]["output_tokens"] == 3
+    assert ev[-4][1]["text"] == "streamed agent words"
+
+
+def test_pass_through_function_calls_round_trip(rs, fake):
+    g, tok = rs
+    tools = [{"type": "function", "name": "lookup", "description": "find",
+              "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}]
+    fake.push({"tool_calls": [{"name": "lookup", "arguments": {"q": "x"}}]})
+    r = post(g, tok, {"model": "f/fake-model", "input": "find x", "tools": tools,
+                      "tool_choice": {"type": "function", "name": "lookup"},
+                      "text": {"format": {"type": "json_schema", "name": "r", "schema": {"type": "object"}}}})
+    assert r.status_code == 200, r.text
+    calls = [it for it in r.json()["output"] if it["type"] == "function_call"]
+    assert len(calls) == 1 and calls[0]["name"] == "lookup" and json.loads(calls[0]["arguments"]) == {"q": "x"}
+    up = fake.wait_requests(1)[0].json
+    assert up["tools"][0]["function"]["name"] == "lookup"
+    assert up["tool_choice"] == {"type": "function", "function": {"name": "lookup"}}
+    assert up["response_format"] == {"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "object"}}}
+    # the client runs the tool and sends the result back with the history
+    fake.push({"text": "x is 42"})
+    r = post(g, tok, {"model": "f/fake-model", "tools": tools, "input": [
+        {"role": "user", "content": "find x"}, calls[0],
+        {"type": "function_call_output", "call_id": calls[0]["call_id"], "output": "42"}]})
+    assert r.status_code == 200, r.text
+    assert output_text(r.json()) == "x is 42"
+    msgs = fake.wait_requests(2)[1].json["messages"]
+    assert msgs[1]["tool_calls"][0]["id"] == calls[0]["call_id"]
+    assert msgs[2] == {"role": "tool", "tool_call_id": calls[0]["call_id"], "content": "42"}
+
+
+def test_pass_through_stream_with_a_function_call(rs, fake):
+    g, tok = rs
+    fake.push({"text": "let me look", "tool_calls": [{"name": "lookup", "arguments": {"q": "é"}}]})
+    r = post(g, tok, {"model": "f/fake-model", "input": "find", "stream": True,
+                      "tools": [{"type": "function", "name": "lookup", "parameters": {"type": "object"}}]},
+             stream=True)
+    ev = [(n, d) for n, d in events(r) if d != "[DONE]"]
+    names = [n for n, _ in ev]
+    assert "".join(d["delta"] for n, d in ev if n == "response.output_text.delta") == "let me look"
+    i = names.index("response.function_call_arguments.done")
+    assert json.loads(ev[i][1]["arguments"]) == {"q": "é"}
+    assert ev[i][1]["output_index"] == 1
+    final = ev[-1][1]["response"]
+    assert names[-1] == "response.completed"
+    assert [it["type"] for it in final["output"]] == ["message", "function_call"]
+
+
+def test_token_limit_is_an_incomplete_response(rs, fake):
+    g, tok = rs
+    fake.push({"text": "cut sh", "stop": "max_tokens"})
+    b = post(g, tok, {"model": "f/fake-model", "input": "long story", "max_output_tokens": 2}).json()
+    assert b["status"] == "incomplete" and b["incomplete_details"] == {"reason": "max_output_tokens"}
+    fake.push({"text": "cut sh", "stop": "max_tokens"})
+    ev = events(post(g, tok, {"model": "f/fake-model", "input": "long", "stream": True}, stream=True))
+    assert ev[-2][0] == "response.incomplete" and ev[-2][1]["response"]["status"] == "incomplete"
+
+
+def test_failures(rs, fake):
+    g, tok = rs
+    fake.push({"error_kind": "auth", "times": -1})
+    r = post(g, tok, {"model": "f/fake-model", "input": "x"})
+    assert r.status_code == 502 and r.json()["error"]["code"] == "auth"
+    bad = [
+        ({"input": "x"}, "model"),
+        ({"model": "openclaw"}, "input"),
+        ({"model": "openclaw", "input": 5}, "input"),
+        ({"model": "openclaw", "input": [{"role": "user", "content": [
+            {"type": "input_image", "image_url": "https://x/y.png"}]}]}, "input"),
+        ({"model": "openclaw", "input": [{"type": "web_search_call"}]}, "input"),
+        ({"model": "openclaw", "input": [{"role": "robot", "content": "x"}]}, "input"),
+        ({"model": "f/fake-model", "input": "x", "tools": [{"type": "web_search"}]}, "tools"),
+        ({"model": "f/fake-model", "input": "x", "max_output_tokens": 0}, "max_output_tokens"),
+        ({"model": "f/fake-model", "input": "x", "top_p": 3}, "top_p"),
+        ({"model": "openclaw", "input": "x", "conversation": "conv_1"}, "conversation"),
+    ]
+    for body, param in bad:
+        r = post(g, tok, body)
+        assert r.status_code == 400, (body, r.text)
+        err = r.json()["error"]
+        assert err["type"] == "invalid_request_error" and err["param"] == param, (body, err)
+    r = post(g, tok, {"model": "nope/none", "input": "x"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+
+
+def test_stream_failure_is_response_failed(rs, fake):
+    g, tok = rs
+    fake.push({"text": "partial answer here", "chunks": 4,
+               "stream_error": {"type": "server_error", "message": "upstream broke"}})
+    r = post(g, tok, {"model": "f/fake-model", "input": "x", "stream": True}, stream=True)
+    ev = events(r)
+    names = [n for n, _ in ev]
+    assert "response.output_text.delta" in names  # it had started
+    assert ev[-2][0] == "response.failed" and ev[-1] == (None, "[DONE]")
+    failed = ev[-2][1]["response"]
+    assert failed["status"] == "failed" and "upstream broke" in failed["error"]["message"]
+    assert "response.completed" not in names
+
+
+def test_each_endpoint_has_its_own_switch(gateway_factory, fake):
+    g = gateway_factory(rs_config(fake, responses=False, chat=True))
+    tok = g.gateway_json()["localToken"]
+    assert post(g, tok, {"model": "openclaw", "input": "x"}).status_code == 404
+    g2 = gateway_factory(rs_config(fake, responses=True, chat=False))
+    tok2 = g2.gateway_json()["localToken"]
+    r = http(g2, "POST", "/v1/chat/completions", token=tok2,
+             json={"model": "openclaw", "messages": [{"role": "user", "content": "x"}]})
+    assert r.status_code == 404
+    assert http(g2, "GET", "/v1/models", token=tok2).status_code == 200
+    assert post(g2, None, {"model": "openclaw", "input": "x"}).status_code == 401
+    read = g2.create_token("reader", "read")["token"]
+    time.sleep(1.2)  # the CLI wrote it to the db: the cache picks it up within a second
+    r = post(g2, read, {"model": "openclaw", "input": "x"})
+    assert r.status_code == 403 and r.json()["error"]["message"], r.text  # chat scope needed
+    assert http(g2, "GET", "/v1/models", token=read).status_code == 200
