@@ -51,6 +51,7 @@ void ch_openai_models(struct ch_http_req *r, void *data)
         return;
     }
     json_array_append_new(list, model_obj("openclaw", "chela"));
+    json_array_append_new(list, model_obj("openclaw/default", "chela")); /* what Open WebUI setups pick */
     json_array_append_new(list, model_obj("openclaw/main", "chela"));
     cat = ch_llm_catalog_models_json(ch_llm_client_catalog(ch_agent_llm(a->agent)));
     json_array_foreach(cat, i, m)
@@ -320,8 +321,9 @@ static void agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char 
     struct ch_agent_run_req req = {0};
     const json_t *last = json_array_get(msgs, json_array_size(msgs) - 1), *blk;
     const char *user = json_string_value(json_object_get(body, "user"));
+    const struct ch_str *hdr;
     struct ch_buf msg, extra;
-    char key[600], uuid[37];
+    char key[600], uuid[37], model[256];
     size_t i;
 
     ch_buf_init(&msg, 4 << 20);
@@ -372,6 +374,19 @@ static void agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char 
         ch_openai_error(o->req, 500, "api_error", "internal", "out of memory");
         goto fail;
     }
+    if ((hdr = ch_http_req_header(o->req, "x-openclaw-model")) && hdr->len) {
+        /* OpenClaw: the agent's backend model for this request */
+        struct ch_llm_target t;
+        struct ch_error e = {0};
+        snprintf(model, sizeof(model), "%.*s", (int)CH_MIN(hdr->len, sizeof(model) - 1), hdr->p);
+        if (hdr->len >= sizeof(model) ||
+            ch_llm_catalog_resolve(ch_llm_client_catalog(ch_agent_llm(o->api->agent)), model, &t, &e) != 0) {
+            ch_openai_error(o->req, 400, "invalid_request_error", "invalid_model", "x-openclaw-model: %s",
+                            e.msg[0] ? e.msg : "too long");
+            goto fail;
+        }
+        req.model = model;
+    }
     req.session_key = key;
     req.message = msg.data ? msg.data : "";
     req.run_id = o->run_id;
@@ -394,7 +409,7 @@ void ch_openai_start(struct ch_api *a, struct ch_http_req *r, const json_t *body
 {
     const json_t *so, *model = json_object_get(body, "model");
     const struct ch_str *hdr;
-    char err[256] = "", hsession[520] = "", uuid[37], *system = NULL;
+    char err[256] = "", hsession[520] = "", agent_hdr[130], uuid[37], *system = NULL;
     json_t *msgs = NULL;
     const char *agent_id;
     struct oa_req *o;
@@ -434,6 +449,11 @@ void ch_openai_start(struct ch_api *a, struct ch_http_req *r, const json_t *body
     o->include_usage = json_is_true(json_object_get(so, "include_usage"));
     ch_http_req_on_close(r, on_client_gone, o);
     if (ch_openai_is_agent_model(o->model, &agent_id)) {
+        /* OpenClaw's compatibility override of a bare `openclaw`. */
+        if (!strcmp(o->model, "openclaw") && (hdr = ch_http_req_header(r, "x-openclaw-agent-id")) && hdr->len) {
+            snprintf(agent_hdr, sizeof(agent_hdr), "%.*s", (int)CH_MIN(hdr->len, (size_t)128), hdr->p);
+            agent_id = agent_hdr;
+        }
         if (strcmp(agent_id, "main") && strcmp(agent_id, "default")) {
             ch_openai_error(r, 404, "invalid_request_error", "model_not_found",
                             "unknown agent '%s'; this gateway runs the agent 'main'", agent_id);

@@ -245,3 +245,28 @@ def test_disabled_by_default(gateway_factory, fake):
     oa_error(http(g, "POST", "/v1/chat/completions", token=tok,
                   json={"model": "openclaw", "messages": [{"role": "user", "content": "x"}]}), 404)
     oa_error(http(g, "GET", "/v1/models", token=tok), 404)
+
+
+def test_openclaw_routing_headers(gateway_factory, fake):
+    cfg = oa_config(fake)
+    cfg["models"]["providers"]["f"]["models"].append({"id": "other-model"})
+    g = gateway_factory(cfg)
+    tok = g.gateway_json()["localToken"]
+    ids = [m["id"] for m in http(g, "GET", "/v1/models", token=tok).json()["data"]]
+    assert "openclaw/default" in ids  # what Open WebUI setups pick
+    # x-openclaw-model: the agent's backend model for this request
+    fake.push({"text": "from the other model"})
+    r = http(g, "POST", "/v1/chat/completions", token=tok, headers={"x-openclaw-model": "f/other-model"},
+             json={"model": "openclaw/default", "messages": [{"role": "user", "content": "x"}]}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert fake.wait_requests(1)[0].json["model"] == "other-model"
+    oa_error(http(g, "POST", "/v1/chat/completions", token=tok, headers={"x-openclaw-model": "nope/none"},
+                  json={"model": "openclaw", "messages": [{"role": "user", "content": "x"}]}), 400, "invalid_model")
+    # x-openclaw-agent-id selects the agent of a bare `openclaw`
+    oa_error(http(g, "POST", "/v1/chat/completions", token=tok, headers={"x-openclaw-agent-id": "ops"},
+                  json={"model": "openclaw", "messages": [{"role": "user", "content": "x"}]}), 404, "model_not_found")
+    fake.push({"text": "main here"})
+    r = http(g, "POST", "/v1/chat/completions", token=tok, headers={"x-openclaw-agent-id": "main"},
+             json={"model": "openclaw", "messages": [{"role": "user", "content": "x"}]}, timeout=30)
+    assert r.json()["choices"][0]["message"]["content"] == "main here"
+    assert fake.wait_requests(2)[1].json["model"] == "fake-model"
