@@ -185,6 +185,15 @@ static void pt_done(struct ch_llm_call *call, const struct ch_llm_result *res, v
         ch_openai_record_usage(o->api, res);
     if (o->finished || ch_http_req_is_closed(o->req))
         goto out;
+    if (res->rc && (res->rc == CH_EINVAL || res->rc == CH_E_TOO_LARGE) && !o->started) {
+        /* The request builder refused the conversation (a tool result
+         * with no call before it, over the body cap): the client's error,
+         * not the upstream's. */
+        ch_openai_param_error(o->req, "invalid_messages", o->responses ? "input" : "messages",
+                              res->message[0] ? res->message : ch_strerror(res->rc));
+        o->finished = true;
+        goto out;
+    }
     if (res->rc) {
         error_for(o, ch_llm_err_name(res->err), res->message[0] ? res->message : ch_strerror(res->rc));
         goto out;

@@ -195,11 +195,15 @@ json_t *ch_openai_tools_to_neutral(const json_t *tools, char *err, size_t errcap
             json_decref(out);
             return NULL;
         }
-        json_array_append_new(out, json_pack("{s:s, s:s, s:O}", "name", name, "description",
-                                             json_string_value(json_object_get(fn, "description"))
-                                                 ? json_string_value(json_object_get(fn, "description"))
-                                                 : "",
-                                             "input_schema", params ? params : json_pack("{s:s}", "type", "object")));
+        /* "o" takes the reference: a borrowed schema is increfed first (a
+         * new default one with "O" leaked). */
+        json_array_append_new(out,
+                              json_pack("{s:s, s:s, s:o}", "name", name, "description",
+                                        json_string_value(json_object_get(fn, "description"))
+                                            ? json_string_value(json_object_get(fn, "description"))
+                                            : "",
+                                        "input_schema",
+                                        params ? json_incref((json_t *)params) : json_pack("{s:s}", "type", "object")));
     }
     return out;
 }

@@ -295,7 +295,7 @@ static void continue_previous(struct ch_api *a, struct ch_http_req *r, json_t *c
 void ch_openai_responses(struct ch_http_req *r, void *data)
 {
     struct ch_api *a = data;
-    const char *param = NULL, *prev, *agent;
+    const char *param = NULL, *prev, *model, *agent;
     char err[300] = "";
     json_error_t jerr;
     json_t *body, *chat = NULL;
@@ -322,9 +322,10 @@ void ch_openai_responses(struct ch_http_req *r, void *data)
         goto out;
     }
     prev = json_string_value(json_object_get(body, "previous_response_id"));
-    if (!prev)
+    model = json_string_value(json_object_get(body, "model"));
+    if (!prev || !model) /* no model: ch_openai_start says so */
         ch_openai_start(a, r, chat, body, NULL);
-    else if (!ch_openai_is_agent_model(json_string_value(json_object_get(body, "model")), &agent))
+    else if (!ch_openai_is_agent_model(model, &agent))
         ch_openai_param_error(r, "invalid_parameter", "previous_response_id",
                               "previous_response_id needs an agent model (openclaw): its session keeps the "
                               "conversation; send the earlier items in input for a provider model");

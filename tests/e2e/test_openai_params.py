@@ -6,6 +6,7 @@ fallback across APIs; bad or unsupported values are a 400 naming the
 parameter, and nothing goes upstream."""
 
 import json
+import os
 
 import pytest
 
@@ -152,3 +153,55 @@ def test_bad_or_unsupported_parameters_are_a_400_naming_them(gateway_factory, fa
         assert err["type"] == "invalid_request_error" and err["code"] == "invalid_parameter", (key, err)
         assert err["param"] == key and key in err["message"], (key, err)
     assert o.requests == []
+
+
+def _random_chat_body(rng):
+    """A Chat Completions body from the grammar with wrong shapes mixed in."""
+    def scalar():
+        return rng.choice([None, True, 0, -1, 2.5, "", "x", [], {}, 10 ** 30])
+
+    def message():
+        m = {"role": rng.choice(["user", "assistant", "system", "developer", "tool", "robot", None, 5])}
+        if rng.random() < 0.9:
+            m["content"] = rng.choice(["hi", "", None, [{"type": "text", "text": "a"}],
+                                       [{"type": "image_url", "image_url": {"url": "x"}}], [scalar()], scalar()])
+        if rng.random() < 0.2:
+            m["tool_calls"] = rng.choice([[{"id": "c1", "type": "function",
+                                            "function": {"name": "lookup", "arguments": rng.choice(
+                                                ['{"q":1}', "{bad", "", 5])}}], [{"id": 5}], scalar()])
+        if rng.random() < 0.2:
+            m["tool_call_id"] = rng.choice(["c1", 5, None])
+        return m if rng.random() < 0.95 else scalar()
+
+    body = {"model": rng.choice(["o/gpt-x", "a/claude-x", "g/gemini-x", "openclaw", "nope/x", 5]),
+            "messages": rng.choice([[message() for _ in range(rng.randint(1, 4))], [], scalar()])}
+    if rng.random() < 0.5:
+        body["tools"] = rng.choice([TOOLS, [{"type": "function", "function": {"name": "bare"}}],
+                                    [{"function": {}}], scalar()])
+    for k, v in rng.sample(list(PARAMS.items()), rng.randint(0, 4)):
+        body[k] = v
+    if rng.random() < 0.2:
+        k, v = rng.choice(BAD)
+        body[k] = v
+    if rng.random() < 0.3:  # a clean conversation, so that some reach the upstreams
+        body["messages"] = [{"role": "user", "content": "hi"}]
+    if rng.random() < 0.3:
+        body["stream"] = rng.choice([True, False])
+    return body
+
+
+def test_random_chat_bodies_get_an_answer_never_a_failure(gateway_factory, fakes):
+    import random
+    o, a, g_ = fakes
+    g, tok = gw(gateway_factory, config(o, a, g_))
+    for f in (o, a, g_):
+        f.push({"text": "ok", "times": -1})
+    rng = random.Random(int(os.environ.get("CHELA_E2E_SEED", "20261122")))
+    seen = {}
+    for _ in range(250):
+        body = _random_chat_body(rng)
+        r = http(g, "POST", "/v1/chat/completions", token=tok, json=body, timeout=15)
+        seen[r.status_code] = seen.get(r.status_code, 0) + 1
+        assert r.status_code in (200, 400, 404), (body, r.status_code, r.text[:300])
+    assert seen.get(200) and seen.get(400), seen
+    assert http(g, "GET", "/health", token=tok).status_code == 200

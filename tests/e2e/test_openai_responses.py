@@ -4,6 +4,7 @@ are pass-through calls with the client's function tools; answers and SSE
 events in the OpenResponses shape; bad input is a 400 naming the field."""
 
 import json
+import os
 import time
 
 import pytest
@@ -35,7 +36,8 @@ def rs(gateway_factory, fake):
 
 
 def post(g, tok, body, **kw):
-    return http(g, "POST", "/v1/responses", token=tok, json=body, timeout=30, **kw)
+    kw.setdefault("timeout", 30)
+    return http(g, "POST", "/v1/responses", token=tok, json=body, **kw)
 
 
 def events(resp):
@@ -260,3 +262,69 @@ def test_each_endpoint_has_its_own_switch(gateway_factory, fake):
     r = post(g2, read, {"model": "openclaw", "input": "x"})
     assert r.status_code == 403 and r.json()["error"]["message"], r.text  # chat scope needed
     assert http(g2, "GET", "/v1/models", token=read).status_code == 200
+
+
+def _random_body(rng):
+    """A Responses body from the request grammar with fields of the wrong
+    shape mixed in: the gateway must answer each with 200 or a 4xx."""
+    def scalar():
+        return rng.choice([None, True, 0, -1, 1.5, "", "x", "é\u2028\"", [], {}, 10 ** 30])
+
+    def part():
+        return rng.choice([{"type": t, "text": rng.choice(["hi", 5, None])} for t in
+                           ("input_text", "output_text", "text", "refusal", "input_image", "input_file", None)]
+                          + [scalar()])
+
+    def item():
+        kind = rng.choice(["message", None, "function_call", "function_call_output", "reasoning",
+                           "item_reference", "web_search_call", 7])
+        it = {"type": kind} if kind is not None else {}
+        if rng.random() < 0.8:
+            it["role"] = rng.choice(["user", "assistant", "system", "developer", "tool", "robot", None, 3])
+        if rng.random() < 0.8:
+            it["content"] = rng.choice([rng.choice(["text", "", "multi\nline"]), [part() for _ in range(3)],
+                                        scalar()])
+        for k in ("call_id", "name", "arguments", "output"):
+            if rng.random() < 0.4:
+                it[k] = rng.choice(["c1", "lookup", '{"q":1}', "{bad", 5, None, [part()]])
+        return it if rng.random() < 0.95 else scalar()
+
+    body = {"model": rng.choice(["openclaw", "openclaw/main", "agent:ops", "f/fake-model", "", 5, None])}
+    body["input"] = rng.choice([rng.choice(["hello", ""]), [item() for _ in range(rng.randint(0, 5))], scalar()])
+    extras = {
+        "instructions": lambda: rng.choice(["be brief", 5, None, ""]),
+        "tools": lambda: rng.choice([[{"type": "function", "name": "lookup"}], [{"type": "web_search"}],
+                                     [{"name": 5}], scalar()]),
+        "tool_choice": lambda: rng.choice(["auto", "none", "required", "sometimes", {"type": "function"},
+                                           {"type": "function", "name": "lookup"}, 5]),
+        "max_output_tokens": lambda: rng.choice([1, 64, 0, -5, "10", 1.5]),
+        "temperature": lambda: rng.choice([0, 1.2, 3, "hot"]),
+        "top_p": lambda: rng.choice([0.5, 2, None]),
+        "text": lambda: rng.choice([{"format": {"type": "json_object"}}, {"format": {"type": "json_schema"}},
+                                    {"format": 5}, "json"]),
+        "previous_response_id": lambda: rng.choice(["resp_x", "resp_" + "9" * 300, "", 5]),
+        "user": lambda: rng.choice(["u1", 5]),
+        "stream": lambda: rng.choice([True, False, "yes"]),
+        "metadata": lambda: rng.choice([{"a": "b"}, 5]),
+    }
+    for k, make in extras.items():
+        if rng.random() < 0.3:
+            body[k] = make()
+    return body
+
+
+def test_random_bodies_get_an_answer_never_a_failure(rs, fake):
+    import random
+    g, tok = rs
+    fake.push({"text": "ok", "times": -1})
+    rng = random.Random(int(os.environ.get("CHELA_E2E_SEED", "20261122")))
+    seen = {}
+    for _ in range(250):
+        body = _random_body(rng)
+        r = post(g, tok, body, timeout=15)
+        seen[r.status_code] = seen.get(r.status_code, 0) + 1
+        assert r.status_code in (200, 400, 404), (body, r.status_code, r.text[:300])
+        if r.status_code != 200:
+            assert r.json()["error"]["message"], body
+    assert seen.get(200) and seen.get(400)  # both paths were exercised
+    assert http(g, "GET", "/health", token=tok).status_code == 200
