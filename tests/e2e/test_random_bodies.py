@@ -1,0 +1,91 @@
+"""Seeded random bodies against the JSON surfaces of issue #4 (hooks, REST
+chat and send, outgoing webhooks): each field of the real request grammar,
+with values of every wrong shape mixed in.  Every answer must be a JSON
+answer below 500 (or a 502/504 naming an upstream failure), and the
+gateway must stay up and healthy.  CHELA_E2E_SEED picks another seed."""
+
+import os
+import random
+
+from agentlib import llm_config
+from e2elib import http
+from fakes.llm import FakeLLM
+from hooklib import HOOK_TOKEN, hooks_config
+
+DEAD = "http://127.0.0.1:9/cb"  # discard port: deliveries fail fast, on loopback
+
+
+def _value(rng, depth=0):
+    pool = [None, True, False, 0, -1, 7, 2.5, -1e300, 10 ** 30, "", "x", "hook:abc", "agent:main:main",
+            "é\u2028\"\\\n", "\ud7ff" * 3, "a" * 5000, "now", "next-heartbeat", "raw", "envelope", DEAD,
+            "webhook", "fake/fake-model", "gpt"]
+    if depth < 2 and rng.random() < 0.2:
+        return [_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    if depth < 2 and rng.random() < 0.15:
+        return {rng.choice(["url", "mode", "secret", "headers", "x"]): _value(rng, depth + 1)
+                for _ in range(rng.randint(0, 3))}
+    return rng.choice(pool)
+
+
+GRAMMARS = {
+    "/hooks/agent": {"message": ["do it", "multi\nline {\"json\": 1}", ""], "name": ["Trader"],
+                     "agentId": ["main", "ops"], "sessionKey": ["auto-trader:x:1", "hook:1", "cron:1"],
+                     "wakeMode": ["now", "next-heartbeat"], "deliver": [False, True], "channel": ["webhook", "last"],
+                     "to": ["x"], "model": ["fake/fake-model", "gpt", "nope/x"], "thinking": ["low"],
+                     "timeoutSeconds": [5, 0, -1], "idempotencyKey": ["k1", "k2"],
+                     "callback": [{"url": DEAD, "mode": "raw"}, {"url": DEAD, "mode": "envelope", "secret": "s"},
+                                  {"url": "ftp://x", "mode": "raw"}, {"url": DEAD, "headers": {"a\nb": "c"}}],
+                     "waitForCompletion": [False]},
+    "/hooks/wake": {"text": ["wake up", ""], "mode": ["now", "next-heartbeat", "later"]},
+    "/api/v1/chat": {"message": ["hi", ""], "conversationId": ["conv_1", "agent:main:main", "a" * 600],
+                     "model": ["fake/fake-model", "nope/x"], "systemPrompt": ["be brief"],
+                     "maxTokens": [16, 0, -5], "temperature": [0.5, 3]},
+    "/api/v1/chat/stream": {"message": ["hi"], "conversationId": ["conv_2"], "model": ["fake/fake-model"],
+                            "maxTokens": [16], "temperature": [0.2]},
+    "/api/v1/send": {"channel": ["webhook", "telegram"], "chatId": ["c1"], "message": ["hello"]},
+    "/api/v1/webhooks": {"url": [DEAD, "ftp://x", "http://"], "secret": ["s3cret"],
+                         "events": [["run.completed"], ["nope"], "run.failed"],
+                         "retry": [{"maxAttempts": 1, "backoffMs": 10}, {"maxAttempts": -1}]},
+}
+
+
+def _body(rng, grammar):
+    if rng.random() < 0.05:
+        return _value(rng)  # not even an object
+    body = {}
+    for k, good in grammar.items():
+        r = rng.random()
+        if r < 0.65:
+            body[k] = rng.choice(good)
+        elif r < 0.8:
+            body[k] = _value(rng)
+    if rng.random() < 0.1:
+        body[rng.choice(["extra", "__proto__", ""])] = _value(rng)
+    return body
+
+
+def test_random_bodies_on_hooks_and_rest(gateway_factory):
+    with FakeLLM("openai") as fake:
+        fake.push({"text": "ok", "times": -1})
+        cfg = hooks_config({"fake": fake})
+        cfg["api"] = {"webhooks": {"outgoing": []}}
+        g = gateway_factory(cfg)
+        admin = g.admin_token
+        rng = random.Random(int(os.environ.get("CHELA_E2E_SEED", "20261122")))
+        seen = {}
+        for i in range(400):
+            path = rng.choice(list(GRAMMARS))
+            body = _body(rng, GRAMMARS[path])
+            token = HOOK_TOKEN if path.startswith("/hooks") else admin
+            r = http(g, "POST", path, token=token, json=body, timeout=15)
+            seen[(path, r.status_code)] = seen.get((path, r.status_code), 0) + 1
+            assert r.status_code < 500 or r.status_code in (502, 504), (path, body, r.status_code, r.text[:300])
+            if r.status_code >= 400:
+                ctype = r.headers.get("Content-Type", "")
+                assert ctype.startswith("application/json"), (path, body, r.status_code, ctype)
+                assert r.json(), (path, body)
+        ok = {p for (p, s) in seen if s < 300}
+        assert len(ok) >= 3, seen  # the valid paths were reached too
+        assert any(s == 400 for (_, s) in seen), seen
+        assert http(g, "GET", "/health", token=admin).status_code == 200
+        assert http(g, "GET", "/ready", token=admin).status_code == 200
