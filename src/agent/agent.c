@@ -135,6 +135,11 @@ struct ch_llm_client *ch_agent_llm(struct ch_agent *a)
     return a->llm;
 }
 
+struct ch_tools *ch_agent_tools(struct ch_agent *a)
+{
+    return a->tools;
+}
+
 /* ---- resume ---- */
 
 struct resume_job {

@@ -192,5 +192,6 @@ struct ch_agent_stats {
 };
 void ch_agent_stats(const struct ch_agent *a, struct ch_agent_stats *out);
 struct ch_llm_client *ch_agent_llm(struct ch_agent *a);
+struct ch_tools *ch_agent_tools(struct ch_agent *a); /* NULL: none */
 
 #endif

@@ -304,6 +304,8 @@ json_t *ch_api_time_json(int64_t ms);
 
 /* ---- rest_runs.c: /api/v1/runs ---- */
 void ch_rest_runs_get(struct ch_http_req *r, void *data);
+/* tools_invoke.c: POST /tools/invoke (OpenClaw's direct tool call) */
+void ch_tools_invoke(struct ch_http_req *r, void *data);
 void ch_rest_runs_list(struct ch_http_req *r, void *data);
 void ch_rest_runs_abort(struct ch_http_req *r, void *data);
 

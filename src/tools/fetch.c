@@ -135,6 +135,7 @@ static void refuse(struct fetch *f, const char *addr, const char *why)
         snprintf(what, sizeof(what), "%s is %s %s address", addr, article(why), why);
     else
         snprintf(what, sizeof(what), "host %s resolves to %s, %s %s address", f->url.host, addr, article(why), why);
+    ch_tool_call_mark_refused(f->call);
     fetch_end(f, true, NULL,
               "web_fetch refused %s%s: %s. web_fetch only reaches public "
               "addresses; an operator can allow a host in tools.web.fetch.allowHosts.",
@@ -231,6 +232,7 @@ static void next_hop(struct fetch *f)
         f->hops++;
         ch_free(f->prev_url);
         f->prev_url = ch_strdup(f->url.url);
+        ch_tool_call_mark_refused(f->call);
         fetch_end(f, true, NULL, "web_fetch refused redirect to %.300s%s: %s", f->location,
                   hop_note(f, note, sizeof(note)), msg);
         return;
@@ -503,6 +505,7 @@ static int fetch_start(struct ch_tool_call *call, const json_t *in)
         fetch_free(f);
         if (rc != CH_EINVAL)
             return rc;
+        ch_tool_call_mark_refused(call);
         ch_tool_call_replyf(call, true, "web_fetch: %s", msg);
         return 0;
     }

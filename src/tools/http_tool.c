@@ -201,6 +201,7 @@ static void refuse_host(struct ch_tool_call *call, const struct ch_tools *t, con
     }
     ch_buf_append_str(&b, ". The operator can add the host to tools.http.allowHosts in the "
                           "chela configuration.");
+    ch_tool_call_mark_refused(call);
     ch_tool_call_reply(call, true, b.data ? b.data : "http_request refused", b.len, NULL);
     ch_buf_release(&b);
 }
@@ -253,7 +254,8 @@ static int http_start(struct ch_tool_call *call, const json_t *in)
     rc = tool_url_parse(NULL, json_string_value(json_object_get(in, "url")), &u, msg, sizeof(msg));
     if (rc) {
         if (rc == CH_EINVAL)
-            ch_tool_call_replyf(call, true, "http_request: %s", msg);
+            ch_tool_call_mark_refused(call);
+        ch_tool_call_replyf(call, true, "http_request: %s", msg);
         return rc == CH_EINVAL ? 0 : rc;
     }
     if (!host_list_match(&t->http_allow, u.host, u.port)) {
@@ -261,10 +263,12 @@ static int http_start(struct ch_tool_call *call, const json_t *in)
         goto out;
     }
     if (jbody && (!strcmp(method, "GET") || !strcmp(method, "HEAD"))) {
+        ch_tool_call_mark_refused(call);
         ch_tool_call_replyf(call, true, "http_request: a %s request cannot have a body", method);
         goto out;
     }
     if (collect_headers(json_object_get(in, "headers"), hdrs, &nh, &has_ctype, msg, sizeof(msg))) {
+        ch_tool_call_mark_refused(call);
         ch_tool_call_replyf(call, true, "http_request: %s", msg);
         goto out;
     }
@@ -277,6 +281,7 @@ static int http_start(struct ch_tool_call *call, const json_t *in)
             goto out;
         body_len = json_is_string(jbody) ? json_string_length(jbody) : strlen(body);
         if (body_len > MAX_BODY_BYTES) {
+            ch_tool_call_mark_refused(call);
             ch_tool_call_replyf(call, true, "http_request: the body is larger than %d bytes", MAX_BODY_BYTES);
             rc = 0;
             goto out;

@@ -88,7 +88,7 @@ struct ch_tool_call {
     uint64_t deadline_ms; /* uv_now-based */
     uint64_t timeout_ms;
     size_t max_result_bytes;
-    bool is_error, timed_out, aborted;
+    bool is_error, timed_out, aborted, refused;
     char *text; /* owned, NUL-terminated, valid UTF-8 */
     size_t text_len;
     json_t *json; /* owned, may be NULL */

@@ -281,6 +281,7 @@ static void deliver(struct ch_tool_call *c)
         .json = c->json,
         .timed_out = c->timed_out,
         .aborted = c->aborted,
+        .refused = c->refused && c->is_error,
         .duration_ms = uv_now(c->tools->loop) - c->start_ms,
     };
 
@@ -386,8 +387,14 @@ void ch_tool_call_replyf(struct ch_tool_call *c, bool is_error, const char *fmt,
     ch_buf_release(&b);
 }
 
+void ch_tool_call_mark_refused(struct ch_tool_call *c)
+{
+    c->refused = true;
+}
+
 static void reply_unknown(struct ch_tool_call *c, const char *name)
 {
+    c->refused = true;
     struct ch_buf b;
 
     ch_buf_init(&b, 2048);
@@ -435,6 +442,7 @@ int ch_tool_call_start(struct ch_tools *t, const char *name, const json_t *input
     if (!e) {
         reply_unknown(c, name);
     } else if (ch_tools_schema_validate(e->schema, input, "input", msg, sizeof(msg)) != 0) {
+        c->refused = true;
         ch_tool_call_replyf(c, true,
                             "invalid input for tool %s: %s. Fix the arguments to match "
                             "the tool's input_schema and call it again.",
@@ -452,6 +460,15 @@ int ch_tool_call_start(struct ch_tools *t, const char *name, const json_t *input
     if (out)
         *out = c;
     return 0;
+}
+
+int ch_tools_check_input(const struct ch_tools *t, const char *name, const json_t *input, char *msg, size_t cap)
+{
+    const struct tool_entry *e = t && name ? find_tool(t, name) : NULL;
+
+    if (!e)
+        return CH_ENOTFOUND;
+    return ch_tools_schema_validate(e->schema, input, "input", msg, cap) ? CH_EINVAL : 0;
 }
 
 void ch_tool_call_abort(struct ch_tool_call *c)

@@ -139,16 +139,18 @@ static void time_after_work(uv_work_t *req, int status)
     struct ch_tool_call *call = w->call;
 
     ch_tool_call_set_state(call, NULL);
-    if (status == UV_ECANCELED)
+    if (status == UV_ECANCELED) {
         ch_tool_call_replyf(call, true, "current_time was cancelled");
-    else if (w->rc)
+    } else if (w->rc) {
+        ch_tool_call_mark_refused(call);
         ch_tool_call_replyf(call, true,
                             "unknown time zone \"%s\": not found in the tz database; "
                             "use an IANA name such as \"Asia/Seoul\", \"Europe/Berlin\" or "
                             "\"UTC\"",
                             w->zone);
-    else
+    } else {
         reply_time(call, w->now_ms, w->zone, &w->local);
+    }
     ch_free(w);
 }
 
@@ -164,6 +166,7 @@ static int time_start(struct ch_tool_call *call, const json_t *input)
         return 0;
     }
     if (!tz_name_valid(zone)) {
+        ch_tool_call_mark_refused(call);
         ch_tool_call_replyf(call, true,
                             "timezone \"%.64s\" is not an IANA zone name; use a name "
                             "such as \"Asia/Seoul\" or \"America/New_York\"",

@@ -93,6 +93,10 @@ void ch_tools_close(struct ch_tools *t, void (*cb)(void *data), void *data);
  */
 const json_t *ch_tools_definitions(const struct ch_tools *t);
 bool ch_tools_has(const struct ch_tools *t, const char *name);
+/* Would `input` pass tool `name`'s input_schema?  0; CH_ENOTFOUND (no such
+ * tool); CH_EINVAL with msg saying what is wrong.  For callers that answer
+ * bad input differently from a failing tool (POST /tools/invoke). */
+int ch_tools_check_input(const struct ch_tools *t, const char *name, const json_t *input, char *msg, size_t cap);
 /* The default per-call timeout in ms (opts.timeout_ms after defaults). */
 uint64_t ch_tools_timeout_ms(const struct ch_tools *t);
 
@@ -114,6 +118,9 @@ struct ch_tool_result {
     const json_t *json;   /* NULL when the tool gives none */
     bool timed_out;       /* is_error because the call's deadline passed */
     bool aborted;         /* is_error because of ch_tool_call_abort / close */
+    bool refused;         /* is_error because the input was turned down before any work (a bad
+                             value, an unknown tool, a host or address not allowed): the
+                             caller's error, not a failure (POST /tools/invoke: 400, not 500) */
     uint64_t duration_ms; /* from start to the report */
 };
 
@@ -199,6 +206,8 @@ bool ch_tool_call_is_aborting(const struct ch_tool_call *call);
 void ch_tool_call_reply(struct ch_tool_call *call, bool is_error, const char *text, size_t len, json_t *json);
 void ch_tool_call_replyf(struct ch_tool_call *call, bool is_error, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Before an error reply: the input was refused (ch_tool_result.refused). */
+void ch_tool_call_mark_refused(struct ch_tool_call *call);
 
 /* ------------------------------------------------------------------ */
 /* JSON schema subset (tools/schema.c)                                  */

@@ -1,5 +1,5 @@
 """Seeded random bodies against the JSON surfaces of issue #4 (hooks, REST
-chat and send, outgoing webhooks): each field of the real request grammar,
+chat and send, outgoing webhooks, /tools/invoke): each field of the real request grammar,
 with values of every wrong shape mixed in.  Every answer must be a JSON
 answer below 500 (or a 502/504 naming an upstream failure), and the
 gateway must stay up and healthy.  CHELA_E2E_SEED picks another seed."""
@@ -43,6 +43,10 @@ GRAMMARS = {
     "/api/v1/chat/stream": {"message": ["hi"], "conversationId": ["conv_2"], "model": ["fake/fake-model"],
                             "maxTokens": [16], "temperature": [0.2]},
     "/api/v1/send": {"channel": ["webhook", "telegram"], "chatId": ["c1"], "message": ["hello"]},
+    "/tools/invoke": {"tool": ["current_time", "exec"], "name": ["current_time", "http_request", ""],
+                      "action": ["json"], "args": [{"timezone": "UTC"}, {"timezone": "Mars/Base"}, {}],
+                      "sessionKey": ["main", "agent:main:main"], "agentId": ["main", "ops"], "dryRun": [True],
+                      "idempotencyKey": ["k"]},
     "/api/v1/webhooks": {"url": [DEAD, "ftp://x", "http://"], "secret": ["s3cret"],
                          "events": [["run.completed"], ["nope"], "run.failed"],
                          "retry": [{"maxAttempts": 1, "backoffMs": 10}, {"maxAttempts": -1}]},

@@ -212,6 +212,7 @@ static void test_timeouts_and_abort(void **state)
     call_fmt(&fx, &g, 300, "{\"url\":\"http://127.0.0.1:%d/hang\"}", fx.srv.port);
     assert_true(g.is_error);
     assert_true(g.timed_out);
+    assert_false(g.refused); /* a failure, not the caller's error */
     assert_string_equal(g.content, "tool http_request timed out after 300 ms and was stopped "
                                    "(limit: TOOL_TIMEOUT / tools.timeoutSeconds)");
     ch_curlm_stats_get(fx.m, &st);
@@ -223,6 +224,7 @@ static void test_timeouts_and_abort(void **state)
     call_fmt(&fx, &g, 5000, "{\"url\":\"http://127.0.0.1:%d/hang\",\"timeout_ms\":200}", fx.srv.port);
     assert_true(g.is_error);
     assert_false(g.timed_out);
+    assert_false(g.refused);
     expect_has(&g, "timed out (");
     run_until(&fx, &fx.srv.closed, 2);
 

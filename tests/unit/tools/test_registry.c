@@ -138,6 +138,7 @@ static void test_definitions(void **state)
     /* ...and a model calling it anyway learns which setting to change. */
     call_tool(&fx, "http_request", "{\"url\":\"http://127.0.0.1:8000/api/v1/openclaw/callback\"}", 0, &g);
     assert_true(g.is_error);
+    assert_true(g.refused); /* the caller's error, not a failure */
     expect_has(&g, "tools.http.allowHosts");
     expect_has(&g, "the list is empty");
     got_release(&g);
@@ -166,10 +167,12 @@ static void test_unknown_and_invalid(void **state)
     fx_open(&fx, NULL);
     call_tool(&fx, "shell_exec", "{}", 0, &g);
     assert_true(g.is_error);
+    assert_true(g.refused);
     assert_string_equal(g.content, "unknown tool \"shell_exec\"; available tools: current_time, "
                                    "web_fetch");
     g.calls = 0;
     call_tool(&fx, "current_time", "{\"timezone\":5}", 0, &g);
+    assert_true(g.refused);
     assert_string_equal(g.content, "invalid input for tool current_time: input.timezone: "
                                    "expected string, got integer. Fix the arguments to match "
                                    "the tool's input_schema and call it again.");
@@ -200,6 +203,7 @@ static void test_current_time(void **state)
     fx_open(&fx, NULL);
     call_tool(&fx, "current_time", "{}", 0, &g);
     assert_false(g.is_error);
+    assert_false(g.refused);
     expect_has(&g, "UTC: 20");
     expect_has(&g, "Unix time (ms): ");
     ms = json_integer_value(json_object_get(g.json, "unixMs"));
@@ -230,10 +234,12 @@ static void test_current_time(void **state)
     call_tool(&fx, "current_time", "{\"timezone\":\"Mars/Olympus_Mons\"}", 0, &g);
     assert_true(g.is_error);
     expect_has(&g, "unknown time zone \"Mars/Olympus_Mons\"");
+    assert_true(g.refused); /* found out in the thread pool, still the input's fault */
     g.calls = 0;
     call_tool(&fx, "current_time", "{\"timezone\":\"../../etc/passwd\"}", 0, &g);
     assert_true(g.is_error);
     expect_has(&g, "is not an IANA zone name");
+    assert_true(g.refused);
     g.calls = 0;
     call_tool(&fx, "current_time", "{\"timezone\":\"zone.tab\"}", 0, &g); /* not TZif */
     expect_has(&g, "unknown time zone");

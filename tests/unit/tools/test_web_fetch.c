@@ -41,6 +41,7 @@ static void test_ssrf_refusals(void **state)
     open_fetch(&fx, NULL);
     fetch_fmt(&fx, &g, 0, "{\"url\":\"http://127.0.0.1:%d/page\"}", fx.srv.port);
     assert_true(g.is_error);
+    assert_true(g.refused); /* a policy refusal: the caller's error */
     {
         char want[300];
         snprintf(want, sizeof(want),

@@ -329,7 +329,7 @@ struct fx {
 /* What a callback saw (copied, since the result is borrowed). */
 struct got {
     int calls;
-    bool is_error, timed_out, aborted;
+    bool is_error, timed_out, aborted, refused;
     char content[420000];
     size_t content_len;
     json_t *json;
@@ -347,6 +347,8 @@ static U void on_got(struct ch_tool_call *call, const struct ch_tool_result *res
     g->is_error = res->is_error;
     g->timed_out = res->timed_out;
     g->aborted = res->aborted;
+    g->refused = res->refused;
+    assert_true(!res->refused || res->is_error);
     g->duration_ms = res->duration_ms;
     assert_true(res->content_len < sizeof(g->content));
     assert_int_equal(strlen(res->content), res->content_len);
