@@ -25,6 +25,8 @@ static const struct ch_route routes[] = {
     {CH_M_GET, "/api/health", ch_health_live, R_PUBLIC, 0},
     {CH_M_GET, "/ready", ch_health_ready, R_PUBLIC, 0},
     {CH_M_GET, "/readyz", ch_health_ready, R_PUBLIC, 0},
+    {CH_M_GET, "/startup", ch_health_startup, R_PUBLIC, 0},
+    {CH_M_GET, "/startupz", ch_health_startup, R_PUBLIC, 0},
     {CH_M_GET, "/health/detail", ch_health_detail, CH_SCOPE_READ, 0},
     {CH_M_GET, "/metrics", ch_metrics_handler, CH_SCOPE_READ | R_METRICS, 0},
     {CH_M_GET, "/api/v1/tokens", ch_tokens_rest_list, CH_SCOPE_ADMIN, 0},

@@ -24,6 +24,21 @@ void ch_health_live(struct ch_http_req *r, void *data)
     ch_http_respond(r, 200, "application/json", body, (size_t)n);
 }
 
+/* OpenClaw v4's startup probe: started once serving (chela starts its
+ * sidecars before it listens), "draining" once a stop began. */
+void ch_health_startup(struct ch_http_req *r, void *data)
+{
+    struct ch_api *a = data;
+    bool draining = a->shutting_down || a->stopped;
+    char body[200];
+    int n;
+
+    n = snprintf(body, sizeof(body), "{\"ok\":%s,\"status\":\"%s\",\"version\":\"%s\",\"uptimeMs\":%llu}",
+                 draining ? "false" : "true", draining ? "draining" : "started", CH_VERSION,
+                 (unsigned long long)(a->net ? ch_net_uptime_ms(a->net) : 0));
+    ch_http_respond(r, draining ? 503 : 200, "application/json", body, (size_t)n);
+}
+
 void ch_health_ready(struct ch_http_req *r, void *data)
 {
     struct ch_api *a = data;

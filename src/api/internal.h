@@ -160,6 +160,7 @@ void ch_metrics_handler(struct ch_http_req *r, void *data);
 /* ---- health.c ---- */
 void ch_health_live(struct ch_http_req *r, void *data);
 void ch_health_ready(struct ch_http_req *r, void *data);
+void ch_health_startup(struct ch_http_req *r, void *data);
 void ch_health_detail(struct ch_http_req *r, void *data);
 
 /* ---- tokens_rest.c: /api/v1/tokens ---- */

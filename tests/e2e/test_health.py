@@ -71,6 +71,18 @@ def test_ready(gw, path):
     assert_common_headers(r)
 
 
+@pytest.mark.parametrize("path", ["/startup", "/startupz"])
+def test_startup_probe(gw, path):
+    """OpenClaw v4's startup probe: public, GET and HEAD only."""
+    r = http(gw, "GET", path)
+    assert r.status_code == 200, r.text
+    b = r.json()
+    assert b["ok"] is True and b["status"] == "started" and b["version"] and b["uptimeMs"] >= 0, b
+    assert http(gw, "HEAD", path).status_code == 200
+    r = http(gw, "POST", path, data=b"")
+    assert r.status_code == 405 and r.headers.get("allow") == "GET, HEAD"
+
+
 def test_unknown_path_404(gw):
     r = http(gw, "GET", "/no/such/thing")
     assert_error(r, 404, "not_found")
