@@ -66,6 +66,10 @@ int ch_oa_render_completion(struct ch_buf *b, const struct oa_req *o, const json
                             const char *finish, const struct ch_llm_usage *u);
 
 /* openai_compat.c: the routes */
+/* Either endpoint switch is on (what /v1/models and /v1/embeddings need). */
+bool ch_openai_enabled(struct ch_api *a);
+/* openai_embed.c: POST /v1/embeddings */
+void ch_openai_embeddings(struct ch_http_req *r, void *data);
 /* `openclaw`, `openclaw/<id>`, `openclaw:<id>`, `agent:<id>`: the agent
  * (*agent_id: its id), not a provider model. */
 bool ch_openai_is_agent_model(const char *m, const char **agent_id);

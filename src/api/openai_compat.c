@@ -12,7 +12,7 @@
 
 #include "api/openai.h"
 
-static bool enabled(struct ch_api *a)
+bool ch_openai_enabled(struct ch_api *a)
 {
     return ch_config_bool(a->cfg, "gateway.http.endpoints.chatCompletions.enabled", false) ||
            ch_config_bool(a->cfg, "gateway.http.endpoints.responses.enabled", false);
@@ -44,7 +44,7 @@ void ch_openai_models(struct ch_http_req *r, void *data)
     json_t *list = json_array(), *cat = NULL, *m;
     size_t i;
 
-    if (!enabled(a) || !a->agent) {
+    if (!ch_openai_enabled(a) || !a->agent) {
         ch_openai_error(r, 404, "invalid_request_error", "not_found",
                         "the OpenAI-compatible API is disabled; set gateway.http.endpoints.chatCompletions.enabled");
         json_decref(list);
@@ -73,7 +73,7 @@ void ch_openai_model(struct ch_http_req *r, void *data)
     struct ch_llm_target t;
     size_t n;
 
-    if (!enabled(a) || !a->agent) {
+    if (!ch_openai_enabled(a) || !a->agent) {
         ch_openai_error(r, 404, "invalid_request_error", "not_found",
                         "the OpenAI-compatible API is disabled; set gateway.http.endpoints.chatCompletions.enabled");
         return;

@@ -442,4 +442,39 @@ void ch_llm_call_abort(struct ch_llm_call *call);
  * fires).  Memory goes once its handles and transfer are closed.  NULL-safe. */
 void ch_llm_call_free(struct ch_llm_call *call);
 
+/* ------------------------------------------------------------------ */
+/* Embeddings (embed.c)                                                 */
+/* ------------------------------------------------------------------ */
+
+struct ch_llm_embed;
+
+struct ch_llm_embed_result {
+    int rc;              /* 0; CH_EIO (the provider failed: status, err, message), CH_ECANCELED */
+    long status;         /* the provider's HTTP status, 0 when none */
+    enum ch_llm_err err; /* the failure's class */
+    const char *message;
+    const json_t *vectors; /* rc 0: one per input, in order: arrays of numbers (or the
+                              provider's base64 strings); borrowed during the callback */
+    uint64_t input_tokens; /* as the provider counted them; 0 when it does not say */
+    double cost_usd;       /* input_tokens at the model's input price */
+    const char *provider;  /* who answered */
+    const char *model;     /* its model id */
+};
+typedef void (*ch_llm_embed_cb)(const struct ch_llm_embed_result *res, void *data);
+
+/*
+ * Embed inputs (a non-empty array of strings) with model ref (resolved as
+ * for calls) through an openai-completions or google-generative-ai
+ * provider.  dimensions > 0 asks for shorter vectors; user is optional.
+ * cb fires exactly once, on a later loop turn, and the handle is gone
+ * after it.  Fails at once (no callback) with CH_ENOTFOUND (no such
+ * model), CH_EINVAL (an Anthropic model, bad inputs), CH_AGAIN / CH_EPERM
+ * (every key cooling down or disabled), CH_ENOMEM; err says which.
+ */
+int ch_llm_embed_start(struct ch_llm_client *client, const char *ref, const json_t *inputs, int64_t dimensions,
+                       const char *user, ch_llm_embed_cb cb, void *data, struct ch_llm_embed **out,
+                       struct ch_error *err);
+/* The callback then fires with CH_ECANCELED.  NULL-safe. */
+void ch_llm_embed_abort(struct ch_llm_embed *e);
+
 #endif

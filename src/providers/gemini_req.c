@@ -210,7 +210,7 @@ static json_t *tools_of(const json_t *tools)
 }
 
 /* Path-escape the model id (it sits in the URL path); "models/x" is x. */
-static char *model_path(const char *model, bool stream)
+char *llm_gemini_model_path(const char *model, const char *method)
 {
     struct ch_buf b;
     static const char hex[] = "0123456789ABCDEF";
@@ -229,7 +229,7 @@ static char *model_path(const char *model, bool stream)
             goto fail;
         }
     }
-    if (ch_buf_append_str(&b, stream ? ":streamGenerateContent?alt=sse" : ":generateContent"))
+    if (ch_buf_append_str(&b, method))
         goto fail;
     return ch_buf_detach(&b, NULL);
 fail:
@@ -253,7 +253,7 @@ int llm_build_gemini(const struct ch_llm_request *req, struct ch_llm_http *out, 
 {
     struct llm_wr w = {0};
     json_t *v;
-    char *path = model_path(req->model, req->stream);
+    char *path = llm_gemini_model_path(req->model, req->stream ? ":streamGenerateContent?alt=sse" : ":generateContent");
     int rc = CH_ENOMEM;
 
     ch_buf_init(&w.b, CH_LLM_MAX_BODY_BYTES);

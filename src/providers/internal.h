@@ -253,6 +253,9 @@ void llm_wr_sampling_anthropic(struct llm_wr *w, const json_t *s, bool has_tools
 void llm_wr_sampling_gemini_config(struct llm_wr *w, const json_t *s);                /* in generationConfig */
 void llm_wr_sampling_gemini_tools(struct llm_wr *w, const json_t *s, bool has_tools); /* toolConfig */
 
+/* "/v1beta/models/<id, escaped>" + method (":generateContent", ...); owned. */
+char *llm_gemini_model_path(const char *model, const char *method);
+
 int llm_build_anthropic(const struct ch_llm_request *req, struct ch_llm_http *out, struct ch_error *err);
 int llm_build_openai(const struct ch_llm_request *req, struct ch_llm_http *out, struct ch_error *err);
 int llm_build_gemini(const struct ch_llm_request *req, struct ch_llm_http *out, struct ch_error *err);

@@ -1,5 +1,5 @@
 """Seeded random bodies against the JSON surfaces of issue #4 (hooks, REST
-chat and send, outgoing webhooks, /tools/invoke): each field of the real request grammar,
+chat and send, outgoing webhooks, /tools/invoke, /v1/embeddings): each field of the real request grammar,
 with values of every wrong shape mixed in.  Every answer must be a JSON
 answer below 500 (or a 502/504 naming an upstream failure), and the
 gateway must stay up and healthy.  CHELA_E2E_SEED picks another seed."""
@@ -47,6 +47,8 @@ GRAMMARS = {
                       "action": ["json"], "args": [{"timezone": "UTC"}, {"timezone": "Mars/Base"}, {}],
                       "sessionKey": ["main", "agent:main:main"], "agentId": ["main", "ops"], "dryRun": [True],
                       "idempotencyKey": ["k"]},
+    "/v1/embeddings": {"model": ["fake/fake-model", "openclaw", "nope/x"], "input": ["hi", ["a", "b"], [1, 2], ""],
+                       "encoding_format": ["float", "base64", "hex"], "dimensions": [4, 0], "user": ["u"]},
     "/api/v1/webhooks": {"url": [DEAD, "ftp://x", "http://"], "secret": ["s3cret"],
                          "events": [["run.completed"], ["nope"], "run.failed"],
                          "retry": [{"maxAttempts": 1, "backoffMs": 10}, {"maxAttempts": -1}]},
@@ -73,6 +75,7 @@ def test_random_bodies_on_hooks_and_rest(gateway_factory):
         fake.push({"text": "ok", "times": -1})
         cfg = hooks_config({"fake": fake})
         cfg["api"] = {"webhooks": {"outgoing": []}}
+        cfg["gateway"] = {"http": {"endpoints": {"chatCompletions": {"enabled": True}}}}
         g = gateway_factory(cfg)
         admin = g.admin_token
         rng = random.Random(int(os.environ.get("CHELA_E2E_SEED", "20261122")))

@@ -31,6 +31,7 @@ A reply is a dict; every key is optional (see README.md):
 """
 
 import argparse
+import hashlib
 import json
 import socket
 import sys
@@ -439,6 +440,8 @@ class _Handler(BaseHTTPRequestHandler):
         if req.json is None or not isinstance(req.json, dict):
             status, err = error_body(self.fake.provider, 400, {"message": "fake: the body is not a JSON object"})
             return self._send_json(status, err)
+        if url.path.endswith("embeddings") or url.path.endswith(":batchEmbedContents"):
+            return self._embeddings(url.path, req.json)
         reply, serial = self.fake._take(req)
         if reply is None:
             status, err = error_body(self.fake.provider, 500, {"message": "fake: no scripted response"})
@@ -452,9 +455,35 @@ class _Handler(BaseHTTPRequestHandler):
         if p == "anthropic":
             return path == "/v1/messages"
         if p == "openai":
-            return path in ("/v1/chat/completions", "/chat/completions")
+            return path in ("/v1/chat/completions", "/chat/completions", "/v1/embeddings", "/embeddings")
         return path.startswith("/v1beta/models/") and (
-            path.endswith(":generateContent") or path.endswith(":streamGenerateContent"))
+            path.endswith(":generateContent") or path.endswith(":streamGenerateContent")
+            or path.endswith(":batchEmbedContents"))
+
+    def _embeddings(self, path, body):
+        """OpenAI's /embeddings and Gemini's batchEmbedContents: a vector
+        per input, derived from its text (the same text, the same vector)."""
+        def vec(text, dims):
+            h = hashlib.sha256(text.encode()).digest()
+            return [round((h[i % 32] - 128) / 128, 6) for i in range(dims)]
+        if self.fake.provider == "gemini":
+            reqs = body.get("requests")
+            if not isinstance(reqs, list) or not reqs:
+                status, err = error_body("gemini", 400, {"message": "requests must be a non-empty list"})
+                return self._send_json(status, err)
+            out = [{"values": vec("".join(p.get("text", "") for p in r["content"]["parts"]),
+                                  r.get("outputDimensionality", 8))} for r in reqs]
+            return self._send_json(200, {"embeddings": out})
+        inputs = body.get("input")
+        inputs = [inputs] if isinstance(inputs, str) else inputs
+        if not isinstance(inputs, list) or not inputs:
+            status, err = error_body("openai", 400, {"message": "'input' is required"})
+            return self._send_json(status, err)
+        dims = body.get("dimensions", 8)
+        data = [{"object": "embedding", "index": i, "embedding": vec(str(t), dims)} for i, t in enumerate(inputs)]
+        tokens = sum(len(str(t).split()) for t in inputs)
+        return self._send_json(200, {"object": "list", "data": data, "model": body.get("model"),
+                                     "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     def _models(self):
         ids = self.fake.models
