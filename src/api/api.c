@@ -16,7 +16,7 @@
 static const struct ch_route routes[] = {
     /* OpenAI-compatible (openai_compat.c); off unless enabled in config. */
     {CH_M_POST, "/v1/chat/completions", ch_openai_completions, CH_SCOPE_CHAT | R_JSON | R_OPENAI, 20 * 1024 * 1024},
-    {CH_M_POST, "/tools/invoke", ch_tools_invoke, CH_SCOPE_ADMIN, 2 * 1024 * 1024},
+    {CH_M_POST, "/tools/invoke", ch_tools_invoke, CH_SCOPE_CHAT, 2 * 1024 * 1024},
     {CH_M_POST, "/v1/embeddings", ch_openai_embeddings, CH_SCOPE_CHAT | R_JSON | R_OPENAI, 8 * 1024 * 1024},
     {CH_M_POST, "/v1/responses", ch_openai_responses, CH_SCOPE_CHAT | R_JSON | R_OPENAI, 20 * 1024 * 1024},
     {CH_M_GET, "/v1/models", ch_openai_models, CH_SCOPE_READ | R_OPENAI, 0},

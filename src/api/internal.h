@@ -305,8 +305,19 @@ json_t *ch_api_time_json(int64_t ms);
 
 /* ---- rest_runs.c: /api/v1/runs ---- */
 void ch_rest_runs_get(struct ch_http_req *r, void *data);
-/* tools_invoke.c: POST /tools/invoke (OpenClaw's direct tool call) */
+/* tools_invoke.c: POST /tools/invoke (OpenClaw's direct tool call), and
+ * what the WebSocket tools.invoke shares with it. */
 void ch_tools_invoke(struct ch_http_req *r, void *data);
+enum { CH_INVOKE_INVALID = 1, CH_INVOKE_NOT_FOUND, CH_INVOKE_BAD_INPUT };
+/* Check a call of tool `name` with params {args?, action?, sessionKey?,
+ * agentId?}: 0 with *args (new ref) ready for ch_tool_call_start, else
+ * CH_INVOKE_* with msg (a bad request, a tool not available here (the
+ * deny list, gateway.tools.deny/allow), or arguments failing its schema). */
+int ch_tools_invoke_prepare(struct ch_api *a, const json_t *params, const char *name, json_t **args, char *msg,
+                            size_t cap);
+/* {content: [{type: "text", text}], details} of a tool's result (new ref). */
+struct ch_tool_result;
+json_t *ch_tools_invoke_output(const struct ch_tool_result *res);
 void ch_rest_runs_list(struct ch_http_req *r, void *data);
 void ch_rest_runs_abort(struct ch_http_req *r, void *data);
 

@@ -263,6 +263,7 @@ json_t *ch_oc_presence_json(struct ch_oc *oc);
 void ch_oc_system_event_push(struct ch_oc *oc, const char *text, const char *source);
 
 /* Method handlers, by file. */
+void ch_oc_m_tools_invoke(struct oc_req *q); /* oc_methods_tools.c */
 void ch_oc_m_sessions_list(struct oc_req *q);
 void ch_oc_m_sessions_preview(struct oc_req *q);
 void ch_oc_m_sessions_get(struct oc_req *q);

@@ -63,6 +63,7 @@ static const struct oc_method methods[] = {
     {"chat.history", R, true, ch_oc_m_chat_history},
     {"chat.abort", W, true, ch_oc_m_chat_abort},
     {"chat.inject", A, false, ch_oc_m_chat_inject},
+    {"tools.invoke", W, true, ch_oc_m_tools_invoke},
     {"device.pair.list", P, true, ch_oc_m_device_pair_list},
     {"device.pair.approve", P, true, ch_oc_m_device_pair_approve},
     {"device.pair.reject", P, true, ch_oc_m_device_pair_reject},

@@ -344,18 +344,26 @@ static const struct oc_prop p199[] = {
 };
 static const char *const s200[] = { "text", NULL };
 static const struct oc_node n201 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p199, s200, NULL };
-static const struct oc_prop p202[] = {
+static const char *const s202[] = { "direct-operator", NULL };
+static const struct oc_node n203 = { OC_T_STRING, OC_F_CONST, -1, -1, 0, 0, s202, NULL, NULL, NULL };
+static const struct oc_prop p204[] = {
+    { "name", &n4 }, { "args", &n62 }, { "sessionKey", &n4 }, { "agentId", &n4 }, { "confirm", &n21 },
+    { "idempotencyKey", &n4 }, { "conversationReadOrigin", &n203 }, { NULL, NULL },
+};
+static const char *const s205[] = { "name", NULL };
+static const struct oc_node n206 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p204, s205, NULL };
+static const struct oc_prop p207[] = {
     { "startDate", &n23 }, { "endDate", &n23 }, { "days", &n1 }, { "mode", &n190 }, { "utcOffset", &n23 },
     { "timeZone", &n23 }, { NULL, NULL },
 };
-static const struct oc_node n203 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p202, NULL, NULL };
-static const char *const s204[] = { "now", "next-heartbeat", NULL };
-static const struct oc_node n205 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, s204, NULL, NULL, NULL };
-static const struct oc_prop p206[] = {
-    { "mode", &n205 }, { "text", &n4 }, { "sessionKey", &n4 }, { "agentId", &n4 }, { NULL, NULL },
+static const struct oc_node n208 = { OC_T_OBJ, OC_F_CLOSED, -1, -1, 0, 0, NULL, p207, NULL, NULL };
+static const char *const s209[] = { "now", "next-heartbeat", NULL };
+static const struct oc_node n210 = { OC_T_STRING, OC_F_ENUM_ANYOF, -1, -1, 0, 0, s209, NULL, NULL, NULL };
+static const struct oc_prop p211[] = {
+    { "mode", &n210 }, { "text", &n4 }, { "sessionKey", &n4 }, { "agentId", &n4 }, { NULL, NULL },
 };
-static const char *const s207[] = { "mode", "text", NULL };
-static const struct oc_node n208 = { OC_T_OBJ, 0, -1, -1, 0, 0, NULL, p206, s207, NULL };
+static const char *const s212[] = { "mode", "text", NULL };
+static const struct oc_node n213 = { OC_T_OBJ, 0, -1, -1, 0, 0, NULL, p211, s212, NULL };
 /* clang-format on */
 
 const struct oc_node *const ch_oc_connect_schema = &n32;
@@ -393,8 +401,9 @@ const struct oc_method_schema ch_oc_method_schemas[] = {
     { "status", &n198 },
     { "system-event", &n201 },
     { "system-presence", &n70 },
-    { "usage.cost", &n203 },
+    { "tools.invoke", &n206 },
+    { "usage.cost", &n208 },
     { "usage.status", &n70 },
-    { "wake", &n208 },
+    { "wake", &n213 },
     { NULL, NULL },
 };

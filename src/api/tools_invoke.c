@@ -13,8 +13,8 @@
  * denied here; 500 {type: "tool_error"} when the tool itself fails (a
  * timeout, a connection error).
  *
- * Admin scope: a direct call skips the model, so whoever can make it can
- * reach every host the http tools may.  OpenClaw's HTTP deny list
+ * The chat scope, OpenClaw's operator.write: a token that may run the
+ * agent may already have the model call these tools.  OpenClaw's deny list
  * (exec, spawn, shell, fs_*, apply_patch, sessions_spawn, sessions_send,
  * cron, gateway, nodes) applies even to tools chela may add later, with
  * gateway.tools.deny adding names and gateway.tools.allow taking names off
@@ -93,8 +93,7 @@ static void respond(struct ch_http_req *r, const struct ch_tool_result *res)
         fail(r, res->refused ? 400 : 500, "tool_error", res->content);
         return;
     }
-    result = json_pack("{s:[{s:s, s:s%}], s:O?}", "content", "type", "text", "text", res->content, res->content_len,
-                       "details", res->json);
+    result = ch_tools_invoke_output(res);
     if (result)
         ch_http_respond_json(r, 200, json_pack("{s:b, s:o}", "ok", 1, "result", result));
     else
@@ -129,17 +128,56 @@ static const char *check_target(const json_t *body)
     return NULL;
 }
 
+int ch_tools_invoke_prepare(struct ch_api *a, const json_t *params, const char *name, json_t **args, char *msg,
+                            size_t cap)
+{
+    struct ch_tools *t = a->agent ? ch_agent_tools(a->agent) : NULL;
+    const json_t *action = json_object_get(params, "action");
+    const char *why;
+    int rc;
+
+    *args = NULL;
+    if (!name || !*name) {
+        snprintf(msg, cap, "tools.invoke requires name");
+        return CH_INVOKE_INVALID;
+    }
+    if ((why = check_target(params)) != NULL) {
+        snprintf(msg, cap, "%s", why);
+        return CH_INVOKE_INVALID;
+    }
+    if (!t || denied(a, name) || !ch_tools_has(t, name)) {
+        snprintf(msg, cap, "Tool not available: %.200s", name);
+        return CH_INVOKE_NOT_FOUND;
+    }
+    *args = json_is_object(json_object_get(params, "args")) ? json_deep_copy(json_object_get(params, "args"))
+                                                            : json_object();
+    if (json_is_string(action) && !json_object_get(*args, "action") && takes_action(t, name))
+        json_object_set(*args, "action", (json_t *)action);
+    if ((rc = ch_tools_check_input(t, name, *args, msg, cap)) != 0) {
+        if (rc != CH_EINVAL)
+            snprintf(msg, cap, "%s", ch_strerror(rc));
+        json_decref(*args);
+        *args = NULL;
+        return CH_INVOKE_BAD_INPUT;
+    }
+    return 0;
+}
+
+json_t *ch_tools_invoke_output(const struct ch_tool_result *res)
+{
+    return json_pack("{s:[{s:s, s:s%}], s:O?}", "content", "type", "text", "text", res->content, res->content_len,
+                     "details", res->json);
+}
+
 void ch_tools_invoke(struct ch_http_req *r, void *data)
 {
     struct ch_api *a = data;
-    struct ch_tools *t = a->agent ? ch_agent_tools(a->agent) : NULL;
     json_t *body, *args = NULL;
-    const json_t *nm, *action;
-    const char *name, *why;
+    const json_t *nm;
     json_error_t jerr;
     char msg[512];
     struct inv *v;
-    int rc;
+    int kind;
 
     body = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &jerr);
     if (!json_is_object(body)) {
@@ -149,27 +187,13 @@ void ch_tools_invoke(struct ch_http_req *r, void *data)
     nm = json_object_get(body, "name");
     if (!json_is_string(nm))
         nm = json_object_get(body, "tool");
-    name = json_string_value(nm);
-    if (!name || !*name) {
-        fail(r, 400, "invalid_request", "tools.invoke requires name");
-        goto out;
-    }
-    if ((why = check_target(body)) != NULL) {
-        fail(r, 400, "invalid_request", why);
-        goto out;
-    }
-    if (!t || denied(a, name) || !ch_tools_has(t, name)) {
-        snprintf(msg, sizeof(msg), "Tool not available: %.200s", name);
-        fail(r, 404, "not_found", msg);
-        goto out;
-    }
-    args =
-        json_is_object(json_object_get(body, "args")) ? json_deep_copy(json_object_get(body, "args")) : json_object();
-    action = json_object_get(body, "action");
-    if (json_is_string(action) && !json_object_get(args, "action") && takes_action(t, name))
-        json_object_set(args, "action", (json_t *)action);
-    if ((rc = ch_tools_check_input(t, name, args, msg, sizeof(msg))) != 0) {
-        fail(r, 400, "tool_error", rc == CH_EINVAL ? msg : ch_strerror(rc));
+    kind = ch_tools_invoke_prepare(a, body, json_string_value(nm), &args, msg, sizeof(msg));
+    if (kind) {
+        fail(r, kind == CH_INVOKE_NOT_FOUND ? 404 : 400,
+             kind == CH_INVOKE_INVALID     ? "invalid_request"
+             : kind == CH_INVOKE_NOT_FOUND ? "not_found"
+                                           : "tool_error",
+             msg);
         goto out;
     }
     if (!(v = ch_calloc(1, sizeof(*v)))) {
@@ -179,7 +203,7 @@ void ch_tools_invoke(struct ch_http_req *r, void *data)
     v->req = r;
     ch_http_req_ref(r);
     ch_http_req_on_close(r, on_gone, v);
-    if (ch_tool_call_start(t, name, args, 0, on_done, v, &v->call) != 0) {
+    if (ch_tool_call_start(ch_agent_tools(a->agent), json_string_value(nm), args, 0, on_done, v, &v->call) != 0) {
         ch_http_req_on_close(r, NULL, NULL);
         fail(r, 503, "unavailable", "the tools are shutting down");
         ch_http_req_unref(r);

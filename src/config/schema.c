@@ -70,11 +70,12 @@ static const struct cfg_row rows[] = {
            "Outbound connections open at once, all hosts (LLM calls, tools, deliveries); default 64, "
            "or the per-host limit plus 16 when that is larger."),
     STRINGS("gateway.tools.deny", "[]", NULL, NULL,
-            "Tools `POST /tools/invoke` refuses (404) besides OpenClaw's default list: `exec`, `spawn`, "
+            "Tools `POST /tools/invoke` and `tools.invoke` refuse (not found) besides OpenClaw's default list: `exec`, "
+            "`spawn`, "
             "`shell`, `fs_write`, `fs_delete`, `fs_move`, `apply_patch`, `sessions_spawn`, `sessions_send`, "
             "`cron`, `gateway`, `nodes`."),
     STRINGS("gateway.tools.allow", "[]", NULL, NULL,
-            "Names taken off that default deny list for `POST /tools/invoke` (admin tokens only reach it)."),
+            "Names taken off that default deny list for `POST /tools/invoke` and the WebSocket `tools.invoke`."),
     BOOL("gateway.http.endpoints.responses.enabled", false,
          "Serve the OpenResponses `POST /v1/responses` (and `GET /v1/models`): agent models with sessions "
          "continued by `previous_response_id`, provider models as pass-through calls."),

@@ -40,6 +40,7 @@ METHODS = {
     "chat.send": "ChatSendParams",
     "chat.abort": "ChatAbortParams",
     "chat.inject": "ChatInjectParams",
+    "tools.invoke": "ToolsInvokeParams",
     "config.get": "ConfigGetParams",
     "logs.tail": "LogsTailParams",
     "models.list": "ModelsListParams",

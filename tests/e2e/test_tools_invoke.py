@@ -1,7 +1,8 @@
 """POST /tools/invoke: OpenClaw's direct tool call, outside any agent turn
-(OpenClaw spec section 3).  Answers {ok, result} or {ok: false, error:
-{type, message}}; the HTTP deny list and gateway.tools.deny/allow; admin
-scope; the tools' own limits (allowHosts, SSRF) still apply."""
+(OpenClaw spec section 3), and its WebSocket face `tools.invoke`.  Answers
+{ok, result} or {ok: false, error: {type, message}}; the deny list and
+gateway.tools.deny/allow; the chat scope (operator.write); the tools' own
+limits (allowHosts, SSRF) still apply."""
 
 import json
 import time
@@ -66,11 +67,13 @@ def test_refusals(gateway_factory):
         msg = err(invoke(g, {"name": "web_fetch", "args": {"url": f"http://127.0.0.1:{g.port}/health"}}), 400,
                   "tool_error")
         assert "127.0.0.1" in msg or "loopback" in msg or "not allowed" in msg, msg
-        # scopes: admin only; methods
+        # scopes: chat (OpenClaw's operator.write), not read; methods
         assert invoke(g, {"name": "web_fetch"}, token="oc_tok_" + "x" * 43).status_code == 401
         chat_tok = g.create_token("chatter", "chat")["token"]
-        time.sleep(1.2)  # the CLI wrote it to the db: the cache picks it up within a second
-        assert invoke(g, {"tool": "web_fetch"}, token=chat_tok).status_code == 403
+        read_tok = g.create_token("reader", "read")["token"]
+        time.sleep(1.2)  # the CLI wrote them to the db: the cache picks them up within a second
+        assert invoke(g, {"tool": "web_fetch"}, token=read_tok).status_code == 403
+        err(invoke(g, {"tool": "web_fetch", "args": {}}, token=chat_tok), 400, "tool_error")  # allowed, bad args
         r = http(g, "GET", "/tools/invoke", token=g.admin_token)
         assert r.status_code == 405 and r.headers["Allow"] == "POST"
 
@@ -84,3 +87,42 @@ def test_allow_takes_a_name_off_the_default_deny_list(gateway_factory):
         # input the tool turns down (after a lookup in the thread pool) is the caller's error
         assert "Mars/Base" in err(invoke(g, {"name": "current_time", "args": {"timezone": "Mars/Base"}}), 400,
                                   "tool_error")
+
+
+def test_websocket_tools_invoke(gateway_factory):
+    """The RPC face (operator.write): the same tools and checks, OpenClaw's
+    protocol-shaped payloads in a successful res frame."""
+    from test_ws_protocol import TOKEN, connect_params, connected, ws_config
+    with FakeLLM("anthropic") as fake:
+        g = gateway_factory(ws_config(fake, {"gateway": {"auth": {"token": TOKEN}, "tools": {"deny": ["web_fetch"]}}}))
+        c = connected(g)
+        try:
+            r = c.call("tools.invoke", {"name": "current_time", "args": {"timezone": "UTC"},
+                                        "idempotencyKey": "k1", "sessionKey": "agent:main:main"})
+            assert r["ok"] is True, r
+            p = r["payload"]
+            assert p["ok"] is True and p["toolName"] == "current_time" and p["source"] == "core", p
+            assert "UTC" in p["output"]["content"][0]["text"] and p["output"]["details"]["utc"].endswith("Z")
+            fails = {
+                "web_fetch": ({"name": "web_fetch", "args": {"url": "https://example.com/"}}, "not_found"),
+                "exec": ({"name": "exec"}, "not_found"),
+                "current_time": ({"name": "current_time", "args": {"timezone": 5}}, "internal_error"),
+            }
+            for name, (params, code) in fails.items():
+                r = c.call("tools.invoke", params)
+                assert r["ok"] is True and r["payload"]["ok"] is False, r
+                assert r["payload"]["toolName"] == name and r["payload"]["error"]["code"] == code, r
+            r = c.call("tools.invoke", {"name": "current_time", "agentId": "ops"})
+            assert r["payload"]["error"]["code"] == "validation_error", r
+            # the closed params schema of the protocol
+            r = c.call("tools.invoke", {"name": "current_time", "bogus": 1})
+            assert r["ok"] is False and "unexpected property 'bogus'" in r["error"]["message"], r
+        finally:
+            c.close()
+        # operator.read is not enough
+        c = connected(g, connect_params(scopes=("operator.read",)))
+        try:
+            r = c.call("tools.invoke", {"name": "current_time"})
+            assert r["ok"] is False and "operator.write" in json.dumps(r["error"]), r
+        finally:
+            c.close()
