@@ -435,6 +435,13 @@ void ch_openai_start(struct ch_api *a, struct ch_http_req *r, const json_t *body
     if (!session && hdr && hdr->len) {
         snprintf(hsession, sizeof(hsession), "%.*s", (int)CH_MIN(hdr->len, (size_t)512), hdr->p);
         session = hsession;
+        /* OpenClaw keeps these namespaces to itself (the main session,
+         * agent:..., stays reachable). */
+        if (!strncmp(session, "subagent:", 9) || !strncmp(session, "cron:", 5) || !strncmp(session, "acp:", 4)) {
+            ch_openai_error(r, 400, "invalid_request_error", "invalid_session",
+                            "x-openclaw-session-key: the subagent:, cron: and acp: namespaces are reserved");
+            goto out;
+        }
     }
     o = ch_calloc(1, sizeof(*o));
     if (!o) {

@@ -270,3 +270,18 @@ def test_openclaw_routing_headers(gateway_factory, fake):
              json={"model": "openclaw", "messages": [{"role": "user", "content": "x"}]}, timeout=30)
     assert r.json()["choices"][0]["message"]["content"] == "main here"
     assert fake.wait_requests(2)[1].json["model"] == "fake-model"
+
+
+def test_reserved_session_namespaces_are_refused(oa, fake):
+    g, tok = oa
+    for key in ("cron:nightly", "subagent:x", "acp:y"):
+        err = oa_error(http(g, "POST", "/v1/chat/completions", token=tok, headers={"x-openclaw-session-key": key},
+                            json={"model": "openclaw", "messages": [{"role": "user", "content": "x"}]}), 400,
+                       "invalid_session")
+        assert "reserved" in err["message"]
+    assert fake.requests == []
+    # the main session stays reachable
+    fake.push({"text": "main"})
+    r = http(g, "POST", "/v1/chat/completions", token=tok, headers={"x-openclaw-session-key": "agent:main:main"},
+             json={"model": "openclaw", "messages": [{"role": "user", "content": "x"}]}, timeout=30)
+    assert r.status_code == 200, r.text
