@@ -4,6 +4,7 @@ Node comes from tests/conformance/setup.sh (pinned, cached in build/); the
 SDK is installed next to it, pinned.  Skipped only when the npm registry
 cannot be reached."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -65,8 +66,9 @@ def test_openai_sdk_unchanged(gateway_factory, node_and_sdk):
                            capture_output=True, text=True, timeout=120, cwd=script.parent)
         assert p.returncode == 0, f"SDK script failed:\n{p.stdout}\n{p.stderr}"
         out = json.loads(p.stdout.strip().splitlines()[-1])
-        ups = fake.wait_requests(7)
-    assert len(ups) == 7  # the refused call never went upstream
+        ups = fake.wait_requests(8)
+    assert len(ups) == 8  # 7 chat calls and the embeddings; the refused call never went upstream
+    assert ups[7].path == "/v1/embeddings" and ups[7].json["input"] == ["alpha", "beta"]
     assert out["nonStream"]["content"] == "hi from chela"
     assert out["nonStream"]["finish"] == "stop"
     assert out["nonStream"]["usage"]["completion_tokens"] == 4
@@ -85,6 +87,13 @@ def test_openai_sdk_unchanged(gateway_factory, node_and_sdk):
     assert out["responsesStream"] == {"text": "a streamed response", "first": "response.created",
                                       "last": "response.completed", "finalText": "a streamed response"}
     assert out["chain"] == {"text": "it was 5", "prev": True}
+    # the fake's vectors (sha256 of the text), through chela's base64 and the SDK's decoder
+    def fake_vec(text):
+        h = hashlib.sha256(text.encode()).digest()
+        return [round((h[i % 32] - 128) / 128, 6) for i in range(8)]
+    assert out["embeddings"]["n"] == 2 and out["embeddings"]["usage"]["prompt_tokens"] == 2
+    for got, text in zip(out["embeddings"]["vectors"], ("alpha", "beta")):
+        assert len(got) == 8 and all(abs(a - b) < 1e-6 for a, b in zip(got, fake_vec(text))), (got, text)
     assert "remember 5" in json.dumps(ups[6].json["messages"])
     assert out["badParam"] == {"status": 400, "name": "BadRequestError", "param": "top_p",
                                "code": "invalid_parameter"}

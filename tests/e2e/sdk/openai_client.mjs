@@ -59,6 +59,10 @@ const a1 = await client.responses.create({ model: "openclaw", input: "remember 5
 const a2 = await client.responses.create({ model: "openclaw", input: "which?", previous_response_id: a1.id });
 out.chain = { text: a2.output_text, prev: a2.previous_response_id === a1.id };
 
+// embeddings: the SDK asks for base64 by default and decodes it itself
+const emb = await client.embeddings.create({ model, input: ["alpha", "beta"] });
+out.embeddings = { n: emb.data.length, vectors: emb.data.map((d) => Array.from(d.embedding)), usage: emb.usage };
+
 const models = await client.models.list();
 out.models = models.data.map((m) => m.id);
 
