@@ -330,6 +330,7 @@ static void agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char 
     struct ch_agent_run_req req = {0};
     const json_t *last = json_array_get(msgs, json_array_size(msgs) - 1), *blk;
     const char *user = json_string_value(json_object_get(body, "user"));
+    const char *tc = json_string_value(json_object_get(body, "tool_choice"));
     const struct ch_str *hdr;
     struct ch_buf msg, extra;
     char key[600], uuid[37], model[256];
@@ -337,6 +338,14 @@ static void agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char 
 
     ch_buf_init(&msg, 4 << 20);
     ch_buf_init(&extra, 4 << 20);
+    /* Client tools would need the run to stop at their call and resume
+     * from the client's result; saying so beats ignoring them. */
+    if (json_array_size(json_object_get(body, "tools")) && !(tc && !strcmp(tc, "none"))) {
+        ch_openai_param_error(o->req, "unsupported_parameter", "tools",
+                              "client tools are not supported with the agent models here (the agent runs its "
+                              "own tools); call a provider model (provider/model) to pass tools through");
+        goto fail;
+    }
     if (strcmp(json_string_value(json_object_get(last, "role")), "user")) {
         ch_openai_error(o->req, 400, "invalid_request_error", "invalid_messages",
                         "the last message must come from the user for the agent models");
