@@ -83,7 +83,10 @@ void ch_openai_model(struct ch_http_req *r, void *data)
         return;
     }
     if (ch_openai_is_agent_model(id, &agent)) {
-        ch_http_respond_json(r, 200, model_obj(id, "chela"));
+        if (strcmp(agent, "main") && strcmp(agent, "default")) /* one agent here */
+            ch_openai_error(r, 404, "invalid_request_error", "model_not_found", "unknown agent '%s'", agent);
+        else
+            ch_http_respond_json(r, 200, model_obj(id, "chela"));
         return;
     }
     if (ch_llm_catalog_resolve(ch_llm_client_catalog(ch_agent_llm(a->agent)), id, &t, NULL) != 0) {

@@ -216,6 +216,8 @@ def test_models_list_and_get(oa):
     assert "openclaw" in ids and "f/fake-model" in ids
     assert all(m["object"] == "model" for m in r.json()["data"])
     assert http(g, "GET", "/v1/models/f/fake-model", token=tok).json()["owned_by"] == "f"
+    assert http(g, "GET", "/v1/models/openclaw/default", token=tok).json()["id"] == "openclaw/default"
+    oa_error(http(g, "GET", "/v1/models/openclaw/ops", token=tok), 404, "model_not_found")  # one agent: main
     oa_error(http(g, "GET", "/v1/models/nope/nothing", token=tok), 404, "model_not_found")
 
 
