@@ -68,6 +68,9 @@ int ch_oa_render_completion(struct ch_buf *b, const struct oa_req *o, const json
 /* openai_compat.c: the routes */
 /* Either endpoint switch is on (what /v1/models and /v1/embeddings need). */
 bool ch_openai_enabled(struct ch_api *a);
+/* The request's JSON object, or NULL once r was answered: 404 naming the
+ * switch `key` when `on` is false (or there is no agent), 400 invalid_json. */
+json_t *ch_openai_body(struct ch_api *a, struct ch_http_req *r, bool on, const char *what, const char *key);
 /* openai_embed.c: POST /v1/embeddings */
 void ch_openai_embeddings(struct ch_http_req *r, void *data);
 /* `openclaw`, `openclaw/<id>`, `openclaw:<id>`, `agent:<id>`: the agent

@@ -504,23 +504,33 @@ out:
     ch_free(system);
 }
 
-void ch_openai_completions(struct ch_http_req *r, void *data)
+json_t *ch_openai_body(struct ch_api *a, struct ch_http_req *r, bool on, const char *what, const char *key)
 {
-    struct ch_api *a = data;
     json_error_t jerr;
     json_t *body;
 
-    /* Each endpoint has its own switch; either serves /v1/models. */
-    if (!ch_config_bool(a->cfg, "gateway.http.endpoints.chatCompletions.enabled", false) || !a->agent) {
-        ch_openai_error(r, 404, "invalid_request_error", "not_found",
-                        "the OpenAI-compatible API is disabled; set gateway.http.endpoints.chatCompletions.enabled");
-        return;
+    if (!on || !a->agent) {
+        ch_openai_error(r, 404, "invalid_request_error", "not_found", "the %s is disabled; set %s", what, key);
+        return NULL;
     }
     body = ch_llm_json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &jerr);
-    if (!json_is_object(body))
+    if (!json_is_object(body)) {
         ch_openai_error(r, 400, "invalid_request_error", "invalid_json", "the body must be a JSON object (%s)",
                         body ? "not an object" : jerr.text);
-    else
+        json_decref(body);
+        return NULL;
+    }
+    return body;
+}
+
+void ch_openai_completions(struct ch_http_req *r, void *data)
+{
+    struct ch_api *a = data;
+    /* Each endpoint has its own switch; either serves /v1/models. */
+    json_t *body = ch_openai_body(a, r, ch_config_bool(a->cfg, "gateway.http.endpoints.chatCompletions.enabled", false),
+                                  "OpenAI-compatible API", "gateway.http.endpoints.chatCompletions.enabled");
+
+    if (body)
         ch_openai_start(a, r, body, NULL, NULL);
     json_decref(body);
 }

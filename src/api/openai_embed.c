@@ -132,22 +132,14 @@ void ch_openai_embeddings(struct ch_http_req *r, void *data)
     const char *agent, *ref;
     char over[256];
     json_t *body, *inputs = NULL;
-    json_error_t jerr;
     struct ch_error err = {0};
     struct emb *e;
     int rc;
 
-    if (!ch_openai_enabled(a) || !a->agent) {
-        ch_openai_error(r, 404, "invalid_request_error", "not_found",
-                        "the OpenAI-compatible API is disabled; set gateway.http.endpoints.chatCompletions.enabled");
+    body = ch_openai_body(a, r, ch_openai_enabled(a), "OpenAI-compatible API",
+                          "gateway.http.endpoints.chatCompletions.enabled");
+    if (!body)
         return;
-    }
-    body = ch_llm_json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &jerr);
-    if (!json_is_object(body)) {
-        ch_openai_error(r, 400, "invalid_request_error", "invalid_json", "the body must be a JSON object (%s)",
-                        body ? "not an object" : jerr.text);
-        goto out;
-    }
     model = json_object_get(body, "model");
     fmt = json_object_get(body, "encoding_format");
     dims = json_object_get(body, "dimensions");

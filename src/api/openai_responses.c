@@ -297,20 +297,11 @@ void ch_openai_responses(struct ch_http_req *r, void *data)
     struct ch_api *a = data;
     const char *param = NULL, *prev, *model, *agent;
     char err[300] = "";
-    json_error_t jerr;
     json_t *body, *chat = NULL;
 
-    if (!enabled(a) || !a->agent) {
-        ch_openai_error(r, 404, "invalid_request_error", "not_found",
-                        "the OpenResponses API is disabled; set gateway.http.endpoints.responses.enabled");
+    body = ch_openai_body(a, r, enabled(a), "OpenResponses API", "gateway.http.endpoints.responses.enabled");
+    if (!body)
         return;
-    }
-    body = ch_llm_json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &jerr);
-    if (!json_is_object(body)) {
-        ch_openai_error(r, 400, "invalid_request_error", "invalid_json", "the body must be a JSON object (%s)",
-                        body ? "not an object" : jerr.text);
-        goto out;
-    }
     if (json_object_get(body, "conversation") || json_is_true(json_object_get(body, "background"))) {
         param = json_object_get(body, "conversation") ? "conversation" : "background";
         snprintf(err, sizeof(err), "%s is not supported by this gateway; use previous_response_id", param);
