@@ -232,7 +232,8 @@ static int list_run(struct ch_db *db, struct ch_store_job *job)
     q.agent_id = pstr(j, "agentId");
     if (q.agent_id && !strcmp(q.agent_id, "main"))
         q.agent_id = NULL; /* every chela session belongs to the one agent */
-    if (active) /* minutes past ~8,000 years mean "all": clamped before the multiplication overflows */
+    /* Minutes past ~8,000 years mean "all": clamped before the multiplication overflows. */
+    if (active)
         q.updated_since_ms = j->now_ms - CH_MIN(json_integer_value(active), (json_int_t)1 << 32) * 60000;
     if ((rc = ch_sessions_list(db, &q, &l)) != 0)
         return rc;

@@ -74,7 +74,11 @@ static void test_next_write_caught_while_polling(void **state)
          * last commit: far inside 20 ms, so the budget grows and most
          * waits end while the writer polls. */
         assert_true(st.writer_spin.hits > 0);
-        assert_true(st.writer_spin.spin_ns > 0);
+        /* A machine busy with other work can take the writer's core
+         * mid-poll: that time is not counted as polling, by design
+         * (ch_spin_yielded), and can leave nothing counted. */
+        if (st.writer_spin.taken == 0)
+            assert_true(st.writer_spin.spin_ns > 0);
     } else {
         assert_int_equal(st.writer_spin.max_ns, 0);
         assert_int_equal(st.writer_spin.hits, 0);
