@@ -285,6 +285,7 @@ void ch_rest_sessions_list(struct ch_http_req *r, void *data);
 void ch_rest_sessions_show(struct ch_http_req *r, void *data);
 void ch_rest_sessions_reset(struct ch_http_req *r, void *data);
 void ch_rest_sessions_delete(struct ch_http_req *r, void *data);
+void ch_rest_sessions_kill(struct ch_http_req *r, void *data); /* POST /sessions/:key/kill */
 void ch_rest_conversations_list(struct ch_http_req *r, void *data);
 void ch_rest_conversations_show(struct ch_http_req *r, void *data);
 void ch_rest_conversations_delete(struct ch_http_req *r, void *data);

@@ -1,0 +1,89 @@
+/*
+ * rest_session_kill.c: POST /sessions/:key/kill, OpenClaw v4's HTTP stop
+ * for a session (admin scope): every queued or running run of the session
+ * is aborted.  200 {ok: true, killed: <whether a run was stopped>}; 404
+ * {ok: false, error: {type: "not_found", message: "Session not found:
+ * <key>"}} for a session the store does not know and that has no live run
+ * (a run just admitted may not have its row yet); 400 for an agentId other
+ * than main; 503 when the store cannot answer.
+ */
+#include <string.h>
+
+#include "api/internal.h"
+
+struct kill_job {
+    struct ch_store_job job;
+    struct ch_api *api;      /* borrowed */
+    struct ch_http_req *req; /* ref held */
+    char key[CH_STORE_MAX_KEY_BYTES + 1];
+    bool existed;
+};
+
+static void answer_error(struct ch_http_req *r, int status, const char *type, const char *msg)
+{
+    ch_http_respond_json(r, status, json_pack("{s:b, s:{s:s, s:s}}", "ok", 0, "error", "type", type, "message", msg));
+}
+
+static int lookup(struct ch_db *db, struct ch_store_job *job)
+{
+    struct kill_job *j = (struct kill_job *)job;
+    struct ch_session_rec s = {0};
+    int rc = ch_sessions_get(db, j->key, &s);
+
+    j->existed = rc == 0;
+    ch_session_rec_release(&s);
+    return rc == CH_ENOTFOUND ? 0 : rc;
+}
+
+static void done(struct ch_store_job *job, int rc)
+{
+    struct kill_job *j = (struct kill_job *)job;
+    char msg[CH_STORE_MAX_KEY_BYTES + 40];
+    size_t n;
+
+    if (ch_http_req_is_closed(j->req)) {
+    } else if (rc) {
+        answer_error(j->req, 503, "unavailable", "reading the session failed; retry shortly");
+    } else {
+        n = j->api->agent ? ch_agent_abort_session(j->api->agent, j->key, NULL) : 0;
+        if (!j->existed && n == 0) {
+            snprintf(msg, sizeof(msg), "Session not found: %s", j->key);
+            answer_error(j->req, 404, "not_found", msg);
+        } else {
+            ch_http_respond_json(j->req, 200, json_pack("{s:b, s:b}", "ok", 1, "killed", n > 0));
+        }
+    }
+    ch_http_req_unref(j->req);
+    ch_free(j);
+}
+
+void ch_rest_sessions_kill(struct ch_http_req *r, void *data)
+{
+    struct ch_api *a = data;
+    char agent[130];
+    struct kill_job *j;
+
+    if (ch_http_req_query(r, "agentId", agent, sizeof(agent)) == 0 && strcmp(agent, "main") &&
+        strcmp(agent, "default")) {
+        answer_error(r, 400, "invalid_request", "unknown agentId; this gateway runs the agent \"main\"");
+        return;
+    }
+    if (!(j = ch_calloc(1, sizeof(*j)))) {
+        answer_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    if (ch_api_path_param(r, 0, j->key, sizeof(j->key)) != 0) { /* answered 400 */
+        ch_free(j);
+        return;
+    }
+    j->api = a;
+    j->req = r;
+    ch_http_req_ref(r);
+    j->job.run = lookup;
+    j->job.done = done;
+    if (ch_store_read(a->store, &j->job) != 0) {
+        answer_error(r, 503, "unavailable", "the store cannot take the request now; retry shortly");
+        ch_http_req_unref(r);
+        ch_free(j);
+    }
+}
