@@ -180,6 +180,7 @@ static struct ch_run *run_from_rec(struct ch_agent *a, const struct ch_run_rec *
     req.has_temperature = json_is_number(json_object_get(o, "temperature"));
     req.temperature = json_number_value(json_object_get(o, "temperature"));
     req.meta = json_object_get(o, "meta");
+    req.sampling = json_object_get(o, "sampling");
     r = ch_run_new_from_req(a, &req, &err);
     if (!r)
         ch_log_error("agent: cannot resume run %s: %s", rec->run_id, err.msg);

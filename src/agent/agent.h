@@ -77,6 +77,8 @@ struct ch_agent_run_req {
     double temperature;
     bool has_temperature;
     int64_t timeout_s;        /* 0: agents.defaults.timeoutSeconds (600) */
+    const json_t *sampling;   /* optional: OpenAI-named request parameters for every LLM call
+                                 of the run (ch_llm_call_opts.sampling); copied and stored */
     bool no_tools;            /* plain chat: offer no tools */
     const json_t *meta;       /* optional object kept in the run's request (hook name,
                                  callback, delivery target...); borrowed */

@@ -102,7 +102,8 @@ int ch_tc_entry_append(struct ch_tc_entry *e, int64_t seq, int64_t id, const cha
 struct ch_run {
     /* request (owned copies) */
     char *run_id, *session_key, *source, *message, *model_ref, *system_prompt, *extra_system, *idem;
-    json_t *meta; /* owned ref or NULL */
+    json_t *meta;     /* owned ref or NULL */
+    json_t *sampling; /* owned: ch_llm_call_opts.sampling for every call, or NULL */
     int64_t max_tokens, timeout_s;
     double temperature;
     bool has_temperature, no_tools;

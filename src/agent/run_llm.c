@@ -189,6 +189,7 @@ static void start_call(struct ch_run *r, const char *system, json_t *tools)
     o.max_tokens = r->max_tokens;
     o.temperature = r->temperature;
     o.has_temperature = r->has_temperature;
+    o.sampling = r->sampling;
     o.on_event = on_llm_event;
     o.on_done = on_llm_done;
     o.data = r;

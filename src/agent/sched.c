@@ -31,6 +31,7 @@ void ch_run_free(struct ch_run *r)
     ch_free(r->extra_system);
     ch_free(r->idem);
     json_decref(r->meta);
+    json_decref(r->sampling);
     ch_free(r->session_id);
     ch_free(r->model_override);
     json_decref(r->history);
@@ -112,6 +113,7 @@ struct ch_run *ch_run_new_from_req(struct ch_agent *a, const struct ch_agent_run
     r->idem = dup_opt(req->idempotency_key && *req->idempotency_key ? req->idempotency_key : NULL);
     /* The cast drops const for the reference count only (meta_shared). */
     r->meta = !req->meta ? NULL : req->meta_shared ? json_incref((json_t *)req->meta) : json_deep_copy(req->meta);
+    r->sampling = json_object_size(req->sampling) ? json_deep_copy(req->sampling) : NULL;
     r->max_tokens = req->max_tokens;
     r->timeout_s = req->timeout_s > 0 ? req->timeout_s : a->timeout_s;
     r->temperature = req->temperature;
@@ -120,7 +122,7 @@ struct ch_run *ch_run_new_from_req(struct ch_agent *a, const struct ch_agent_run
     r->created_ms = ch_now_ms();
     ch_buf_init(&r->text, CH_LLM_MAX_TEXT_BYTES);
     ch_buf_init(&r->round_text, CH_LLM_MAX_TEXT_BYTES);
-    if (!r->run_id || !r->session_key || !r->source || !r->message)
+    if (!r->run_id || !r->session_key || !r->source || !r->message || (json_object_size(req->sampling) && !r->sampling))
         goto nomem;
     return r;
 nomem:
@@ -144,6 +146,8 @@ static char *request_json(const struct ch_run *r, const char *meta_json, const c
 {
     struct ch_buf b;
     char *meta = r->meta && !meta_json ? json_dumps(r->meta, JSON_COMPACT) : NULL;
+    char *sampling = r->sampling ? json_dumps(r->sampling, JSON_COMPACT) : NULL;
+    bool lost = r->sampling && !sampling; /* out of memory encoding it: refused */
 
     ch_buf_init(&b, CH_STORE_MAX_REQUEST_BYTES);
     ch_buf_append_str(&b, "{\"message\":");
@@ -162,8 +166,13 @@ static char *request_json(const struct ch_run *r, const char *meta_json, const c
         ch_buf_append_str(&b, ",\"meta\":");
         ch_buf_append_str(&b, meta ? meta : meta_json);
     }
+    if (sampling) {
+        ch_buf_append_str(&b, ",\"sampling\":");
+        ch_buf_append_str(&b, sampling);
+    }
     ch_free(meta);
-    if (ch_buf_append_char(&b, '}') != 0) {
+    ch_free(sampling);
+    if (lost || ch_buf_append_char(&b, '}') != 0) {
         ch_buf_release(&b); /* over the cap or out of memory: refused */
         return NULL;
     }

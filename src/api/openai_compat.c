@@ -334,6 +334,7 @@ static void agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char 
     const json_t *last = json_array_get(msgs, json_array_size(msgs) - 1), *blk;
     const char *user = json_string_value(json_object_get(body, "user"));
     const char *tc = json_string_value(json_object_get(body, "tool_choice"));
+    json_t *sampling = NULL;
     const struct ch_str *hdr;
     struct ch_buf msg, extra;
     char key[600], uuid[37], model[256];
@@ -349,6 +350,8 @@ static void agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char 
                               "own tools); call a provider model (provider/model) to pass tools through");
         goto fail;
     }
+    if (ch_openai_sampling(o->req, body, &sampling) != 0)
+        goto fail; /* answered */
     if (strcmp(json_string_value(json_object_get(last, "role")), "user")) {
         ch_openai_error(o->req, 400, "invalid_request_error", "invalid_messages",
                         "the last message must come from the user for the agent models");
@@ -416,11 +419,18 @@ static void agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char 
     req.max_tokens = json_integer_value(json_object_get(body, "max_tokens"));
     req.has_temperature = json_is_number(json_object_get(body, "temperature"));
     req.temperature = json_number_value(json_object_get(body, "temperature"));
+    /* The rest of the parameters go with every call of the run; the tool
+     * ones spoke of client tools, which agent runs do not take. */
+    json_object_del(sampling, "tool_choice");
+    json_object_del(sampling, "parallel_tool_calls");
+    req.sampling = sampling;
     ch_agent_submit(o->api->agent, &req, ag_accepted, o);
+    json_decref(sampling);
     ch_buf_release(&msg);
     ch_buf_release(&extra);
     return;
 fail:
+    json_decref(sampling);
     ch_buf_release(&msg);
     ch_buf_release(&extra);
     oa_free(o);
