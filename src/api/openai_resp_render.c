@@ -89,13 +89,13 @@ static json_t *call_item(const json_t *blk, const char *status, bool with_args)
 {
     const char *id = json_string_value(json_object_get(blk, "id"));
     char *args = with_args ? json_dumps(json_object_get(blk, "input"), JSON_COMPACT) : NULL;
+    const char *name = json_string_value(json_object_get(blk, "name"));
     char fid[300];
     json_t *it;
 
     snprintf(fid, sizeof(fid), "fc_%s", id ? id : "");
     it = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", "function_call", "id", fid, "call_id", id ? id : "",
-                   "name", json_string_value(json_object_get(blk, "name")) ?: "", "arguments",
-                   args ? args : (with_args ? "{}" : ""), "status", status);
+                   "name", name ? name : "", "arguments", args ? args : (with_args ? "{}" : ""), "status", status);
     ch_free(args);
     return it;
 }

@@ -70,7 +70,8 @@ static bool takes_action(struct ch_tools *t, const char *name)
 
     json_array_foreach(ch_tools_definitions(t), i, d)
     {
-        if (!strcmp(json_string_value(json_object_get(d, "name")) ?: "", name))
+        const char *dn = json_string_value(json_object_get(d, "name"));
+        if (dn && !strcmp(dn, name))
             return json_object_get(json_object_get(json_object_get(d, "input_schema"), "properties"), "action");
     }
     return false;

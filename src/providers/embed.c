@@ -240,7 +240,7 @@ static int send_attempt(struct ch_llm_embed *e)
 {
     struct ch_llm_keyring *ring = llm_gen_ring(e->gen, e->t.provider);
     struct ch_curlm_request r = {0};
-    struct ch_curlm_header hdrs[40];
+    struct ch_curlm_header *hdrs;
     struct ch_error err = {0};
     int64_t wait;
     size_t i;
@@ -256,7 +256,11 @@ static int send_attempt(struct ch_llm_embed *e)
     rc = build(e, e->has_key ? e->t.provider->keys[e->key] : NULL, &err);
     if (rc)
         return rc;
-    for (i = 0; i < e->http.header_count && i < CH_ARRAY_SIZE(hdrs); i++)
+    /* Every configured header goes (a fixed array silently dropped the
+     * ones past its size); curlm copies them at submit. */
+    if (!(hdrs = ch_calloc(e->http.header_count + 1, sizeof(*hdrs))))
+        return CH_ENOMEM;
+    for (i = 0; i < e->http.header_count; i++)
         hdrs[i] = (struct ch_curlm_header){e->http.headers[i].name, e->http.headers[i].value};
     ch_buf_reset(&e->body);
     r.method = "POST";
@@ -275,7 +279,9 @@ static int send_attempt(struct ch_llm_embed *e)
     r.on_done = on_done;
     r.data = e;
     e->attempts++;
-    return ch_curlm_submit(e->client->curlm, &r, &e->req, &err);
+    rc = ch_curlm_submit(e->client->curlm, &r, &e->req, &err);
+    ch_free(hdrs);
+    return rc;
 }
 
 int ch_llm_embed_start(struct ch_llm_client *client, const char *ref, const json_t *inputs, int64_t dimensions,
