@@ -76,21 +76,28 @@ struct ch_agent_run_req {
     int64_t max_tokens;          /* 0: model default */
     double temperature;
     bool has_temperature;
-    int64_t timeout_s;        /* 0: agents.defaults.timeoutSeconds (600) */
-    const json_t *sampling;   /* optional: OpenAI-named request parameters for every LLM call
-                                 of the run (ch_llm_call_opts.sampling); copied and stored */
-    bool no_tools;            /* plain chat: offer no tools */
-    const json_t *meta;       /* optional object kept in the run's request (hook name,
-                                 callback, delivery target...); borrowed */
-    const char *meta_json;    /* optional: meta already encoded as compact JSON (the
-                                 caller has the text), stored as is instead of
-                                 encoding meta again; used only with meta */
-    const char *message_json; /* optional: message already encoded as a JSON string
-                                 (quotes included), byte for byte what
-                                 ch_buf_append_json_str writes for it; the stored
-                                 request copies it instead of encoding message */
-    bool meta_shared;         /* the run keeps a reference to meta instead of a deep
-                                 copy: neither side may change it afterwards */
+    int64_t timeout_s;          /* 0: agents.defaults.timeoutSeconds (600) */
+    const json_t *sampling;     /* optional: OpenAI-named request parameters for every LLM call
+                                   of the run (ch_llm_call_opts.sampling); copied and stored */
+    bool no_tools;              /* plain chat: offer no tools */
+    const json_t *client_tools; /* optional: neutral definitions ([{name, description,
+                                   input_schema}]) of tools the caller runs itself
+                                   (OpenClaw's clientTools, /v1).  Offered with the
+                                   agent's own; a call to one ends the run ("ok") with
+                                   the call in ch_agent_result.client_calls.  Names
+                                   must not repeat or shadow a registered tool
+                                   (ch_agent_client_tools_check).  Copied and stored. */
+    const json_t *meta;         /* optional object kept in the run's request (hook name,
+                                   callback, delivery target...); borrowed */
+    const char *meta_json;      /* optional: meta already encoded as compact JSON (the
+                                   caller has the text), stored as is instead of
+                                   encoding meta again; used only with meta */
+    const char *message_json;   /* optional: message already encoded as a JSON string
+                                   (quotes included), byte for byte what
+                                   ch_buf_append_json_str writes for it; the stored
+                                   request copies it instead of encoding message */
+    bool meta_shared;           /* the run keeps a reference to meta instead of a deep
+                                   copy: neither side may change it afterwards */
 };
 
 /*
@@ -113,6 +120,10 @@ bool ch_agent_run_is_live(struct ch_agent *a, const char *run_id);
 /* Reserved prefixes a caller may not use for its own session keys. */
 bool ch_agent_session_key_reserved(const char *key);
 bool ch_agent_session_key_valid(const char *key);
+/* 0 when tools (neutral definitions) can be a run's client_tools; else
+ * CH_EINVAL with msg naming the name that repeats or shadows one of the
+ * agent's tools, or that is missing. */
+int ch_agent_client_tools_check(struct ch_agent *a, const json_t *tools, char *msg, size_t cap);
 /* A new run id: a UUID version 7 (RFC 9562: 48 bits of Unix ms, then 74
  * random bits), lowercase and hyphenated like ch_uuid4.  Time-ordered, so
  * the runs table's primary-key index grows at its right edge instead of
@@ -147,6 +158,9 @@ struct ch_agent_result {
     int64_t first_token_ms; /* 0: no text */
     int tool_calls;
     int64_t context_tokens; /* prompt size of the last call */
+    /* the client tool calls the run stopped at (tool_use blocks {type, id,
+     * name, input}), or NULL: they are the caller's to run */
+    const json_t *client_calls;
 };
 
 struct ch_agent_event {

@@ -102,8 +102,10 @@ int ch_tc_entry_append(struct ch_tc_entry *e, int64_t seq, int64_t id, const cha
 struct ch_run {
     /* request (owned copies) */
     char *run_id, *session_key, *source, *message, *model_ref, *system_prompt, *extra_system, *idem;
-    json_t *meta;     /* owned ref or NULL */
-    json_t *sampling; /* owned: ch_llm_call_opts.sampling for every call, or NULL */
+    json_t *meta;         /* owned ref or NULL */
+    json_t *sampling;     /* owned: ch_llm_call_opts.sampling for every call, or NULL */
+    json_t *client_tools; /* owned: the caller's tool definitions, or NULL (run_client.c) */
+    json_t *client_calls; /* owned: client tool calls of the last reply, or NULL */
     int64_t max_tokens, timeout_s;
     double temperature;
     bool has_temperature, no_tools;
@@ -287,6 +289,19 @@ size_t ch_context_json_size(const json_t *v);
 /* Index of the first message to keep verbatim when compacting, or -1. */
 ssize_t ch_context_compaction_split(struct ch_agent *a, const json_t *messages, int64_t budget);
 char *ch_context_transcript_text(const json_t *messages, size_t upto, size_t max_bytes);
+
+/* run_client.c: tools the caller runs itself (ch_agent_run_req.client_tools) */
+/* Is name one of the run's client tools? */
+bool ch_run_is_client_tool(const struct ch_run *r, const char *name);
+/* What the model is offered: the agent's definitions (defs, may be NULL)
+ * and the client's.  A new reference, or NULL for none. */
+json_t *ch_run_offered_tools(struct ch_run *r, const json_t *defs);
+/* The call is the client's: note it; returns the tool result telling the
+ * model it is pending, in OpenClaw's words (ch_malloc'd JSON; NULL when out
+ * of memory).  The run ends once the round's tools are done. */
+char *ch_run_client_call(struct ch_run *r, const json_t *tool_use);
+/* `,"clientToolCalls":[...]` for the stored result (nothing when none). */
+int ch_run_put_client_calls(const struct ch_run *r, struct ch_buf *b);
 
 /* bus.c */
 void ch_bus_emit(struct ch_agent *a, struct ch_agent_event *ev);

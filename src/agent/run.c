@@ -424,6 +424,7 @@ static void finish_emit(struct ch_run *r)
     res.first_token_ms = r->first_token_ms;
     res.tool_calls = r->tool_calls;
     res.context_tokens = r->context_tokens;
+    res.client_calls = json_array_size(r->client_calls) ? r->client_calls : NULL;
     ev.result = &res;
     ev.usage = r->usage;
     if (!strcmp(r->status, "ok"))
@@ -471,6 +472,8 @@ static char *result_json_jansson(struct ch_run *r, int64_t duration_ms)
                   (json_int_t)r->usage.output_tokens, "cacheRead", (json_int_t)r->usage.cache_read_tokens, "cacheWrite",
                   (json_int_t)r->usage.cache_write_tokens, "costUsd", r->cost_usd, "provider", r->provider, "model",
                   r->model, "durationMs", (json_int_t)duration_ms, "toolCalls", r->tool_calls);
+    if (o && json_array_size(r->client_calls))
+        json_object_set(o, "clientToolCalls", r->client_calls);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return s;
@@ -511,6 +514,7 @@ char *ch_run_result_json(struct ch_run *r, int64_t duration_ms)
     rc = rc ? rc : ch_http_json_int(&b, (json_int_t)duration_ms);
     rc = rc ? rc : ch_buf_append_str(&b, ",\"toolCalls\":");
     rc = rc ? rc : ch_http_json_int(&b, (json_int_t)r->tool_calls);
+    rc = rc ? rc : ch_run_put_client_calls(r, &b);
     rc = rc ? rc : ch_buf_append_char(&b, '}');
     if (rc) {
         ch_buf_release(&b);

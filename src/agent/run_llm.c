@@ -334,7 +334,7 @@ void ch_run_call_llm(struct ch_run *r)
 {
     struct ch_agent *a = r->agent;
     const json_t *defs = (!r->no_tools && a->tools) ? ch_tools_definitions(a->tools) : NULL;
-    json_t *tools = defs && json_array_size(defs) ? json_incref((json_t *)defs) : NULL;
+    json_t *tools = ch_run_offered_tools(r, defs);
     char *system;
     int64_t budget, est, reply;
     ssize_t cut;

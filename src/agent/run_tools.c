@@ -4,7 +4,9 @@
  * side effects, like posting a callback, must not race), each bounded by
  * TOOL_TIMEOUT.  Results go back to the model as one user turn of
  * tool_result blocks.  The same tool with the same arguments three times
- * in a row stops the run: the model is looping.
+ * in a row stops the run: the model is looping.  A call to one of the
+ * caller's own tools is not run: it is answered as pending and ends the
+ * run after the round (run_client.c).
  */
 #include <string.h>
 
@@ -89,7 +91,10 @@ static void tools_finished(struct ch_run *r)
     json_decref(r->pending_tools);
     r->pending_tools = NULL;
     r->rounds++;
-    ch_run_call_llm(r);
+    if (json_array_size(r->client_calls))
+        ch_run_finish(r, "ok", NULL, NULL); /* the client runs its calls (run_client.c) */
+    else
+        ch_run_call_llm(r);
 }
 
 static void next_tool(struct ch_run *r)
@@ -127,6 +132,14 @@ static void next_tool(struct ch_run *r)
     emit_tool(r, &ev);
     r->tool_calls++;
     a->stats.tool_calls++;
+    if (!input_error && ch_run_is_client_tool(r, name)) {
+        char *pending = ch_run_client_call(r, blk);
+        add_result(r, id, name, pending ? pending : "pending: delegated to the client", false);
+        ch_free(pending);
+        r->tool_index++;
+        next_tool(r);
+        return;
+    }
     if (input_error || !a->tools) {
         char msg[300];
         snprintf(msg, sizeof(msg), "%s", input_error ? input_error : "no tools are available in this gateway");

@@ -32,6 +32,8 @@ void ch_run_free(struct ch_run *r)
     ch_free(r->idem);
     json_decref(r->meta);
     json_decref(r->sampling);
+    json_decref(r->client_tools);
+    json_decref(r->client_calls);
     ch_free(r->session_id);
     ch_free(r->model_override);
     json_decref(r->history);
@@ -114,6 +116,7 @@ struct ch_run *ch_run_new_from_req(struct ch_agent *a, const struct ch_agent_run
     /* The cast drops const for the reference count only (meta_shared). */
     r->meta = !req->meta ? NULL : req->meta_shared ? json_incref((json_t *)req->meta) : json_deep_copy(req->meta);
     r->sampling = json_object_size(req->sampling) ? json_deep_copy(req->sampling) : NULL;
+    r->client_tools = json_array_size(req->client_tools) ? json_deep_copy(req->client_tools) : NULL;
     r->max_tokens = req->max_tokens;
     r->timeout_s = req->timeout_s > 0 ? req->timeout_s : a->timeout_s;
     r->temperature = req->temperature;
@@ -122,7 +125,8 @@ struct ch_run *ch_run_new_from_req(struct ch_agent *a, const struct ch_agent_run
     r->created_ms = ch_now_ms();
     ch_buf_init(&r->text, CH_LLM_MAX_TEXT_BYTES);
     ch_buf_init(&r->round_text, CH_LLM_MAX_TEXT_BYTES);
-    if (!r->run_id || !r->session_key || !r->source || !r->message || (json_object_size(req->sampling) && !r->sampling))
+    if (!r->run_id || !r->session_key || !r->source || !r->message ||
+        (json_object_size(req->sampling) && !r->sampling) || (json_array_size(req->client_tools) && !r->client_tools))
         goto nomem;
     return r;
 nomem:
@@ -147,7 +151,9 @@ static char *request_json(const struct ch_run *r, const char *meta_json, const c
     struct ch_buf b;
     char *meta = r->meta && !meta_json ? json_dumps(r->meta, JSON_COMPACT) : NULL;
     char *sampling = r->sampling ? json_dumps(r->sampling, JSON_COMPACT) : NULL;
-    bool lost = r->sampling && !sampling; /* out of memory encoding it: refused */
+    char *ctools = r->client_tools ? json_dumps(r->client_tools, JSON_COMPACT) : NULL;
+    /* out of memory encoding one: refused */
+    bool lost = (r->sampling && !sampling) || (r->client_tools && !ctools);
 
     ch_buf_init(&b, CH_STORE_MAX_REQUEST_BYTES);
     ch_buf_append_str(&b, "{\"message\":");
@@ -170,8 +176,13 @@ static char *request_json(const struct ch_run *r, const char *meta_json, const c
         ch_buf_append_str(&b, ",\"sampling\":");
         ch_buf_append_str(&b, sampling);
     }
+    if (ctools) {
+        ch_buf_append_str(&b, ",\"clientTools\":");
+        ch_buf_append_str(&b, ctools);
+    }
     ch_free(meta);
     ch_free(sampling);
+    ch_free(ctools);
     if (lost || ch_buf_append_char(&b, '}') != 0) {
         ch_buf_release(&b); /* over the cap or out of memory: refused */
         return NULL;

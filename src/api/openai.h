@@ -37,6 +37,7 @@ struct oa_req {
     char id[48];              /* chatcmpl-... */
     char model[256];          /* as the client named it */
     char run_id[40];
+    char tool_required[130]; /* agent mode: "" none, "*" any client tool, or its name */
     int64_t created;
     bool stream, include_usage, started, finished, agent_mode;
     size_t tool_index_base;
@@ -90,6 +91,18 @@ void ch_openai_record_usage(struct ch_api *a, const struct ch_llm_result *res);
 void ch_openai_flush_usage(struct ch_api *a);
 /* Free what was never flushed (api free). */
 void ch_openai_release(struct ch_api *a);
+
+/* openai_compat.c: a request's end */
+void ch_oa_free(struct oa_req *o);
+/* An upstream or run failure, by error class: 429, 504, 400 or 502 (or
+ * the stream's error object once it began). */
+void ch_oa_error_for(struct oa_req *o, const char *cls, const char *msg);
+/* A whole chat.completion or response (reply: a neutral message, or NULL
+ * and text). */
+void ch_oa_respond(struct oa_req *o, const json_t *reply, const char *text, const char *finish,
+                   const struct ch_llm_usage *u);
+/* openai_agent.c: run the agent for the request (answers and frees o). */
+void ch_oa_agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char *system, const char *session_hdr);
 
 /* 400 invalid_request_error with code and "param": param. */
 void ch_openai_param_error(struct ch_http_req *r, const char *code, const char *param, const char *msg);

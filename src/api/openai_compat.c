@@ -98,7 +98,7 @@ void ch_openai_model(struct ch_http_req *r, void *data)
 
 /* ---- shared request lifecycle ---- */
 
-static void oa_free(struct oa_req *o)
+void ch_oa_free(struct oa_req *o)
 {
     json_decref(o->rs_body);
     if (o->sub)
@@ -124,7 +124,7 @@ static void on_client_gone(struct ch_http_req *r, void *data)
         ch_agent_abort(o->api->agent, o->run_id);
 }
 
-static void error_for(struct oa_req *o, const char *cls, const char *msg)
+void ch_oa_error_for(struct oa_req *o, const char *cls, const char *msg)
 {
     int status = 502;
     const char *type = "api_error";
@@ -150,8 +150,8 @@ static void error_for(struct oa_req *o, const char *cls, const char *msg)
 
 /* Reply with a whole chat.completion (reply: a neutral message, or NULL
  * and text).  Rendered straight into o->out, without a jansson tree. */
-static void respond_completion(struct oa_req *o, const json_t *reply, const char *text, const char *finish,
-                               const struct ch_llm_usage *u)
+void ch_oa_respond(struct oa_req *o, const json_t *reply, const char *text, const char *finish,
+                   const struct ch_llm_usage *u)
 {
     ch_buf_reset(&o->out);
     if (o->responses)
@@ -198,7 +198,7 @@ static void pt_done(struct ch_llm_call *call, const struct ch_llm_result *res, v
         goto out;
     }
     if (res->rc) {
-        error_for(o, ch_llm_err_name(res->err), res->message[0] ? res->message : ch_strerror(res->rc));
+        ch_oa_error_for(o, ch_llm_err_name(res->err), res->message[0] ? res->message : ch_strerror(res->rc));
         goto out;
     }
     if (o->stream) {
@@ -207,10 +207,10 @@ static void pt_done(struct ch_llm_call *call, const struct ch_llm_result *res, v
         o->reply = res->message_json; /* the tool calls of a response */
         ch_oa_stream_finish(o, ch_openai_finish_reason(res->stop), &res->usage);
     } else {
-        respond_completion(o, res->message_json, NULL, ch_openai_finish_reason(res->stop), &res->usage);
+        ch_oa_respond(o, res->message_json, NULL, ch_openai_finish_reason(res->stop), &res->usage);
     }
 out:
-    oa_free(o);
+    ch_oa_free(o);
 }
 
 static void pass_through(struct oa_req *o, const json_t *body, json_t *msgs, char *system)
@@ -222,14 +222,14 @@ static void pass_through(struct oa_req *o, const json_t *body, json_t *msgs, cha
     int rc;
 
     if (ch_openai_sampling(o->req, body, &sampling) != 0) {
-        oa_free(o);
+        ch_oa_free(o);
         return;
     }
     tools = ch_openai_tools_to_neutral(json_object_get(body, "tools"), err, sizeof(err));
     if (!tools && err[0]) {
         ch_openai_error(o->req, 400, "invalid_request_error", "invalid_tools", "%s", err);
         json_decref(sampling);
-        oa_free(o);
+        ch_oa_free(o);
         return;
     }
     if (!mt)
@@ -251,189 +251,8 @@ static void pass_through(struct oa_req *o, const json_t *body, json_t *msgs, cha
     json_decref(sampling);
     if (rc) {
         ch_openai_error(o->req, 500, "api_error", "internal", "cannot start the call: %s", ch_strerror(rc));
-        oa_free(o);
+        ch_oa_free(o);
     }
-}
-
-/* ---- agent mode ---- */
-
-static void ag_event(const struct ch_agent_event *ev, void *data)
-{
-    struct oa_req *o = data;
-    struct ch_agent_sub *sub;
-
-    if (ev->type == CH_AGENT_EV_TEXT && !o->finished && o->stream) {
-        if (o->started || ch_oa_stream_start(o) == 0)
-            ch_oa_stream_delta(o, ev->delta.p, ev->delta.len);
-        return;
-    }
-    if (ev->type != CH_AGENT_EV_END)
-        return;
-    if (o->finished || ch_http_req_is_closed(o->req)) {
-        /* the client left; the run was aborted for it */
-    } else if (strcmp(ev->result->status, "ok")) {
-        error_for(o, ev->result->error_class ? ev->result->error_class : ev->result->status,
-                  ev->result->error ? ev->result->error : ev->result->status);
-    } else if (o->stream) {
-        if (o->started || ch_oa_stream_start(o) == 0)
-            ch_oa_stream_finish(o, "stop", &ev->result->usage);
-    } else {
-        respond_completion(o, NULL, ev->result->text, "stop", &ev->result->usage);
-    }
-    o->finished = true;
-    /* Unsubscribing from inside the bus's callback is allowed. */
-    sub = o->sub;
-    o->sub = NULL;
-    ch_agent_unsubscribe(sub);
-    oa_free(o);
-}
-
-static void ag_accepted(int rc, const char *run_id, bool duplicate, const char *msg, void *data)
-{
-    struct oa_req *o = data;
-
-    (void)run_id, (void)duplicate;
-    if (rc == 0)
-        return; /* events follow on the subscription */
-    if (!ch_http_req_is_closed(o->req))
-        ch_openai_error(o->req, rc == CH_EBUSY ? 503 : 400, rc == CH_EBUSY ? "api_error" : "invalid_request_error",
-                        rc == CH_EBUSY ? "queue_full" : "invalid_request", "%s", msg ? msg : ch_strerror(rc));
-    o->finished = true;
-    oa_free(o);
-}
-
-/* Earlier turns as plain text for a stateless request. */
-static char *history_text(const json_t *msgs, size_t upto)
-{
-    struct ch_buf b;
-    const json_t *m, *blk;
-    size_t i, j;
-
-    ch_buf_init(&b, 1 << 20);
-    json_array_foreach(msgs, i, m)
-    {
-        if (i >= upto)
-            break;
-        ch_buf_appendf(&b, "%s: ", json_string_value(json_object_get(m, "role")));
-        json_array_foreach(json_object_get(m, "content"), j, blk)
-        {
-            const char *t = json_string_value(json_object_get(blk, "text"));
-            if (t)
-                ch_buf_append_str(&b, t);
-        }
-        ch_buf_append_char(&b, '\n');
-    }
-    return ch_buf_detach(&b, NULL);
-}
-
-/* The user's newest message is the run's message; a stateless request's
- * earlier turns and system messages travel as extra system text. */
-static void agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char *system, const char *session_hdr)
-{
-    struct ch_agent_run_req req = {0};
-    const json_t *last = json_array_get(msgs, json_array_size(msgs) - 1), *blk;
-    const char *user = json_string_value(json_object_get(body, "user"));
-    const char *tc = json_string_value(json_object_get(body, "tool_choice"));
-    json_t *sampling = NULL;
-    const struct ch_str *hdr;
-    struct ch_buf msg, extra;
-    char key[600], uuid[37], model[256];
-    size_t i;
-
-    ch_buf_init(&msg, 4 << 20);
-    ch_buf_init(&extra, 4 << 20);
-    /* Client tools would need the run to stop at their call and resume
-     * from the client's result; saying so beats ignoring them. */
-    if (json_array_size(json_object_get(body, "tools")) && !(tc && !strcmp(tc, "none"))) {
-        ch_openai_param_error(o->req, "unsupported_parameter", "tools",
-                              "client tools are not supported with the agent models here (the agent runs its "
-                              "own tools); call a provider model (provider/model) to pass tools through");
-        goto fail;
-    }
-    if (ch_openai_sampling(o->req, body, &sampling) != 0)
-        goto fail; /* answered */
-    if (strcmp(json_string_value(json_object_get(last, "role")), "user")) {
-        ch_openai_error(o->req, 400, "invalid_request_error", "invalid_messages",
-                        "the last message must come from the user for the agent models");
-        goto fail;
-    }
-    json_array_foreach(json_object_get(last, "content"), i, blk)
-    {
-        const char *t = json_string_value(json_object_get(blk, "text"));
-        if (t) {
-            if (msg.len)
-                ch_buf_append_char(&msg, '\n');
-            ch_buf_append_str(&msg, t);
-        }
-    }
-    ch_uuid4(uuid);
-    if (session_hdr)
-        snprintf(key, sizeof(key), "%s", session_hdr);
-    else if (user && *user)
-        snprintf(key, sizeof(key), "openai-user:%.500s", user);
-    else
-        snprintf(key, sizeof(key), "openai:%s", uuid);
-    if (system)
-        ch_buf_append_str(&extra, system);
-    if (!session_hdr && !(user && *user) && json_array_size(msgs) > 1) {
-        char *hist = history_text(msgs, json_array_size(msgs) - 1);
-        if (hist) {
-            if (extra.len)
-                ch_buf_append_str(&extra, "\n\n");
-            ch_buf_append_str(&extra, "The conversation so far:\n");
-            ch_buf_append_str(&extra, hist);
-            ch_free(hist);
-        }
-    }
-    if (ch_agent_session_key_reserved(key) && !session_hdr) {
-        ch_openai_error(o->req, 400, "invalid_request_error", "invalid_session", "reserved session key");
-        goto fail;
-    }
-    ch_agent_run_id_new(o->run_id); /* time-ordered: appends to the runs index */
-    if (o->responses)
-        snprintf(o->id, sizeof(o->id), "resp_%s", o->run_id);
-    o->agent_mode = true;
-    o->sub = ch_agent_subscribe(o->api->agent, o->run_id, ag_event, o);
-    if (!o->sub) {
-        ch_openai_error(o->req, 500, "api_error", "internal", "out of memory");
-        goto fail;
-    }
-    if ((hdr = ch_http_req_header(o->req, "x-openclaw-model")) && hdr->len) {
-        /* OpenClaw: the agent's backend model for this request */
-        struct ch_llm_target t;
-        struct ch_error e = {0};
-        snprintf(model, sizeof(model), "%.*s", (int)CH_MIN(hdr->len, sizeof(model) - 1), hdr->p);
-        if (hdr->len >= sizeof(model) ||
-            ch_llm_catalog_resolve(ch_llm_client_catalog(ch_agent_llm(o->api->agent)), model, &t, &e) != 0) {
-            ch_openai_error(o->req, 400, "invalid_request_error", "invalid_model", "x-openclaw-model: %s",
-                            e.msg[0] ? e.msg : "too long");
-            goto fail;
-        }
-        req.model = model;
-    }
-    req.session_key = key;
-    req.message = msg.data ? msg.data : "";
-    req.run_id = o->run_id;
-    req.source = o->responses ? CH_OPENAI_RESPONSES_SOURCE : "openai";
-    req.extra_system = extra.len ? extra.data : NULL;
-    req.max_tokens = json_integer_value(json_object_get(body, "max_tokens"));
-    req.has_temperature = json_is_number(json_object_get(body, "temperature"));
-    req.temperature = json_number_value(json_object_get(body, "temperature"));
-    /* The rest of the parameters go with every call of the run; the tool
-     * ones spoke of client tools, which agent runs do not take. */
-    json_object_del(sampling, "tool_choice");
-    json_object_del(sampling, "parallel_tool_calls");
-    req.sampling = sampling;
-    ch_agent_submit(o->api->agent, &req, ag_accepted, o);
-    json_decref(sampling);
-    ch_buf_release(&msg);
-    ch_buf_release(&extra);
-    return;
-fail:
-    json_decref(sampling);
-    ch_buf_release(&msg);
-    ch_buf_release(&extra);
-    oa_free(o);
 }
 
 void ch_openai_start(struct ch_api *a, struct ch_http_req *r, const json_t *body, json_t *rs, const char *session)
@@ -495,16 +314,16 @@ void ch_openai_start(struct ch_api *a, struct ch_http_req *r, const json_t *body
         if (strcmp(agent_id, "main") && strcmp(agent_id, "default")) {
             ch_openai_error(r, 404, "invalid_request_error", "model_not_found",
                             "unknown agent '%s'; this gateway runs the agent 'main'", agent_id);
-            oa_free(o);
+            ch_oa_free(o);
             goto out;
         }
-        agent_mode(o, body, msgs, system, session);
+        ch_oa_agent_mode(o, body, msgs, system, session);
     } else {
         struct ch_llm_target t;
         struct ch_error e = {0};
         if (ch_llm_catalog_resolve(ch_llm_client_catalog(ch_agent_llm(a->agent)), o->model, &t, &e) != 0) {
             ch_openai_error(r, 404, "invalid_request_error", "model_not_found", "%s", e.msg);
-            oa_free(o);
+            ch_oa_free(o);
             goto out;
         }
         pass_through(o, body, msgs, system);

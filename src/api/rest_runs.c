@@ -102,9 +102,12 @@ static json_t *run_json(const struct ch_run_rec *run, bool with_result)
     res = run->result ? json_loads(run->result, 0, NULL) : NULL;
     if (json_is_object(res)) {
         json_t *text = json_object_get(res, "text"), *prov = json_object_get(res, "provider");
+        json_t *calls = json_object_get(res, "clientToolCalls");
         json_object_set_new(o, "provider", json_is_string(prov) ? json_incref(prov) : json_null());
+        /* the client tool calls a /v1 run stopped at (its answer) */
         json_object_set_new(o, "result",
-                            json_pack("{s:s}", "text", json_is_string(text) ? json_string_value(text) : ""));
+                            json_pack("{s:s, s:O*}", "text", json_is_string(text) ? json_string_value(text) : "",
+                                      "clientToolCalls", json_is_array(calls) ? calls : NULL));
     } else {
         json_object_set_new(o, "provider", json_null());
         json_object_set_new(o, "result", json_null());

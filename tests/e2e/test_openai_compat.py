@@ -287,18 +287,3 @@ def test_reserved_session_namespaces_are_refused(oa, fake):
     r = http(g, "POST", "/v1/chat/completions", token=tok, headers={"x-openclaw-session-key": "agent:main:main"},
              json={"model": "openclaw", "messages": [{"role": "user", "content": "x"}]}, timeout=30)
     assert r.status_code == 200, r.text
-
-
-def test_agent_models_refuse_client_tools(oa, fake):
-    """Client tools would need the run to stop at their call: a clear 400,
-    not tools silently ignored.  tool_choice "none" means no tools anyway."""
-    g, tok = oa
-    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
-    err = oa_error(http(g, "POST", "/v1/chat/completions", token=tok, json={
-        "model": "openclaw", "tools": tools, "messages": [{"role": "user", "content": "x"}]}), 400,
-        "unsupported_parameter")
-    assert err["param"] == "tools" and "provider model" in err["message"]
-    fake.push({"text": "fine"})
-    r = http(g, "POST", "/v1/chat/completions", token=tok, timeout=30, json={
-        "model": "openclaw", "tools": tools, "tool_choice": "none", "messages": [{"role": "user", "content": "x"}]})
-    assert r.status_code == 200, r.text

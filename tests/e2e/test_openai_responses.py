@@ -222,7 +222,7 @@ def test_failures(rs, fake):
         ({"model": "f/fake-model", "input": "x", "max_output_tokens": 0}, "max_output_tokens"),
         ({"model": "f/fake-model", "input": "x", "top_p": 3}, "top_p"),
         ({"model": "openclaw", "input": "x", "conversation": "conv_1"}, "conversation"),
-        ({"model": "openclaw", "input": "x", "tools": [{"type": "function", "name": "f"}]}, "tools"),
+        ({"model": "openclaw", "input": "x", "tools": [{"type": "function", "name": "current_time"}]}, "tools"),
     ]
     for body, param in bad:
         r = post(g, tok, body)

@@ -54,6 +54,8 @@ def test_openai_sdk_unchanged(gateway_factory, node_and_sdk):
         fake.push({"text": "a streamed response", "chunks": 3})
         fake.push({"text": "noted"})
         fake.push({"text": "it was 5"})
+        fake.push({"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]})
+        fake.push({"text": "Oslo: sunny, 12C"})
         g = gateway_factory({
             "gateway": {"http": {"endpoints": {"chatCompletions": {"enabled": True},
                                                "responses": {"enabled": True}}}},
@@ -66,8 +68,8 @@ def test_openai_sdk_unchanged(gateway_factory, node_and_sdk):
                            capture_output=True, text=True, timeout=120, cwd=script.parent)
         assert p.returncode == 0, f"SDK script failed:\n{p.stdout}\n{p.stderr}"
         out = json.loads(p.stdout.strip().splitlines()[-1])
-        ups = fake.wait_requests(8)
-    assert len(ups) == 8  # 7 chat calls and the embeddings; the refused call never went upstream
+        ups = fake.wait_requests(10)
+    assert len(ups) == 10  # 9 chat calls and the embeddings; the refused call never went upstream
     assert ups[7].path == "/v1/embeddings" and ups[7].json["input"] == ["alpha", "beta"]
     assert out["nonStream"]["content"] == "hi from chela"
     assert out["nonStream"]["finish"] == "stop"
@@ -95,5 +97,8 @@ def test_openai_sdk_unchanged(gateway_factory, node_and_sdk):
     for got, text in zip(out["embeddings"]["vectors"], ("alpha", "beta")):
         assert len(got) == 8 and all(abs(a - b) < 1e-6 for a, b in zip(got, fake_vec(text))), (got, text)
     assert "remember 5" in json.dumps(ups[6].json["messages"])
+    assert out["clientTools"] == {"finish": "tool_calls", "name": "get_weather", "args": {"city": "Oslo"},
+                                  "text": "Oslo: sunny, 12C"}
+    assert "sunny, 12C" in ups[9].json["messages"][-1]["content"]
     assert out["badParam"] == {"status": 400, "name": "BadRequestError", "param": "top_p",
                                "code": "invalid_parameter"}

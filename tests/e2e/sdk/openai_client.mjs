@@ -72,4 +72,15 @@ try {
 } catch (e) {
   out.error = { status: e.status, name: e.constructor.name, code: e.code ?? null };
 }
+// Client tools with the agent: the call comes back as tool_calls, the
+// result goes back as a tool message, as with any OpenAI model
+const tools = [{ type: "function", function: { name: "get_weather",
+  parameters: { type: "object", properties: { city: { type: "string" } } } } }];
+const ask = { role: "user", content: "weather in Oslo?" };
+const t1 = await client.chat.completions.create({ model: "openclaw", tools, messages: [ask] });
+const call = t1.choices[0].message.tool_calls[0];
+const t2 = await client.chat.completions.create({ model: "openclaw", tools, messages: [
+  ask, t1.choices[0].message, { role: "tool", tool_call_id: call.id, content: "sunny, 12C" }] });
+out.clientTools = { finish: t1.choices[0].finish_reason, name: call.function.name,
+  args: JSON.parse(call.function.arguments), text: t2.choices[0].message.content };
 console.log(JSON.stringify(out));

@@ -73,10 +73,43 @@ static void test_matches_jansson(void **state)
     ch_buf_release(&r.text);
 }
 
+/* A run that stopped at client tool calls keeps them in its result. */
+static void test_client_calls(void **state)
+{
+    struct ch_run r;
+    json_t *res;
+    char *a;
+
+    (void)state;
+    memset(&r, 0, sizeof(r));
+    ch_buf_init(&r.text, 1 << 20);
+    r.status = "ok";
+    r.client_calls = json_loads("[{\"type\":\"tool_use\",\"id\":\"c1\",\"name\":\"get_w\u00e9ather\","
+                                "\"input\":{\"city\":\"Paris \\\"x\\\"\"}}]",
+                                0, NULL);
+    assert_non_null(r.client_calls);
+    check_same(&r, 5);
+    a = ch_run_result_json(&r, 5);
+    res = json_loads(a, 0, NULL);
+    assert_non_null(res);
+    assert_true(json_equal(json_object_get(res, "clientToolCalls"), r.client_calls));
+    json_decref(res);
+    ch_free(a);
+    json_decref(r.client_calls);
+    r.client_calls = json_array(); /* empty: not written */
+    a = ch_run_result_json(&r, 5);
+    assert_null(strstr(a, "clientToolCalls"));
+    ch_free(a);
+    check_same(&r, 5);
+    json_decref(r.client_calls);
+    ch_buf_release(&r.text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_jansson),
+        cmocka_unit_test(test_client_calls),
     };
 
     ch_alloc_install();

@@ -1,0 +1,348 @@
+/*
+ * openai_agent.c: /v1/chat/completions and /v1/responses with an agent
+ * model (`openclaw`, `openclaw/<id>`, ...): a run of the agent loop.
+ *
+ * The session is x-openclaw-session-key's, else `user`'s, else a fresh one
+ * whose earlier turns travel as context text (OpenClaw flattens them the
+ * same way).  The run's message is the newest user turn: its text, and the
+ * results of client tool calls rendered as text.  Client `tools` are
+ * offered to the model with the agent's own (OpenClaw's clientTools): a
+ * call to one ends the run, and the answer carries it as `tool_calls`
+ * (finish_reason "tool_calls") for the client to run and answer in its
+ * next request.  tool_choice "required" or a named function narrows the
+ * list and asks the model for a call; an answer without one is 502, as in
+ * OpenClaw.
+ */
+#include <string.h>
+
+#include "api/openai.h"
+
+/* tool_choice "required" or a named function: the run must end at a
+ * client call (of that name). */
+static bool choice_met(const struct oa_req *o, const json_t *calls)
+{
+    const json_t *c;
+    size_t i;
+
+    if (!o->tool_required[0])
+        return true;
+    json_array_foreach(calls, i, c)
+    {
+        const char *name = json_string_value(json_object_get(c, "name"));
+        if (!strcmp(o->tool_required, "*") || (name && !strcmp(name, o->tool_required)))
+            return true;
+    }
+    return false;
+}
+
+/* The run stopped at client tool calls: the answer is the run's text and
+ * the calls, as one assistant message with tool_calls. */
+static void answer_calls(struct oa_req *o, const struct ch_agent_result *res)
+{
+    json_t *reply = json_pack("{s:s, s:[]}", "role", "assistant", "content"), *content, *c;
+    size_t i;
+    size_t tl = res->text ? strlen(res->text) : 0;
+
+    while (tl && res->text[tl - 1] == '\n') /* the loop's separator before the calls */
+        tl--;
+    content = json_object_get(reply, "content");
+    if (content && tl)
+        json_array_append_new(content, ch_llm_text_block(res->text, tl));
+    json_array_foreach(res->client_calls, i, c) json_array_append(content, c);
+    if (!content) {
+        ch_oa_error_for(o, "unknown", "out of memory");
+    } else if (!o->stream) {
+        ch_oa_respond(o, reply, NULL, "tool_calls", &res->usage);
+    } else if (o->started || ch_oa_stream_start(o) == 0) {
+        /* Chat chunks: each call's start, then its arguments whole (a
+         * response's function calls go out from o->reply at the finish). */
+        json_array_foreach(res->client_calls, i, c)
+        {
+            struct ch_llm_event e = {.type = CH_LLM_EV_TOOL_START, .index = (int)i};
+            char *args = json_dumps(json_object_get(c, "input"), JSON_COMPACT | JSON_ENCODE_ANY);
+            e.tool_id = json_string_value(json_object_get(c, "id"));
+            e.tool_name = json_string_value(json_object_get(c, "name"));
+            ch_oa_stream_tool(o, &e);
+            e.type = CH_LLM_EV_TOOL_ARGS_DELTA;
+            e.text = (struct ch_str){args ? args : "{}", args ? strlen(args) : 2};
+            ch_oa_stream_tool(o, &e);
+            ch_free(args);
+        }
+        o->reply = reply;
+        ch_oa_stream_finish(o, "tool_calls", &res->usage);
+        o->reply = NULL;
+    }
+    json_decref(reply);
+}
+
+static void ag_event(const struct ch_agent_event *ev, void *data)
+{
+    struct oa_req *o = data;
+    struct ch_agent_sub *sub;
+
+    if (ev->type == CH_AGENT_EV_TEXT && !o->finished && o->stream) {
+        if (o->started || ch_oa_stream_start(o) == 0)
+            ch_oa_stream_delta(o, ev->delta.p, ev->delta.len);
+        return;
+    }
+    if (ev->type != CH_AGENT_EV_END)
+        return;
+    if (o->finished || ch_http_req_is_closed(o->req)) {
+        /* the client left; the run was aborted for it */
+    } else if (strcmp(ev->result->status, "ok")) {
+        ch_oa_error_for(o, ev->result->error_class ? ev->result->error_class : ev->result->status,
+                        ev->result->error ? ev->result->error : ev->result->status);
+    } else if (!choice_met(o, ev->result->client_calls)) {
+        char msg[300];
+        if (strcmp(o->tool_required, "*"))
+            snprintf(msg, sizeof(msg), "tool_choice required a %s tool call, but the agent did not produce one",
+                     o->tool_required);
+        else
+            snprintf(msg, sizeof(msg), "tool_choice=required was not satisfied by the agent response");
+        ch_oa_error_for(o, "tool_choice_unsatisfied", msg); /* 502 api_error, as OpenClaw */
+    } else if (ev->result->client_calls) {
+        answer_calls(o, ev->result);
+    } else if (o->stream) {
+        if (o->started || ch_oa_stream_start(o) == 0)
+            ch_oa_stream_finish(o, "stop", &ev->result->usage);
+    } else {
+        ch_oa_respond(o, NULL, ev->result->text, "stop", &ev->result->usage);
+    }
+    o->finished = true;
+    /* Unsubscribing from inside the bus's callback is allowed. */
+    sub = o->sub;
+    o->sub = NULL;
+    ch_agent_unsubscribe(sub);
+    ch_oa_free(o);
+}
+
+static void ag_accepted(int rc, const char *run_id, bool duplicate, const char *msg, void *data)
+{
+    struct oa_req *o = data;
+
+    (void)run_id, (void)duplicate;
+    if (rc == 0)
+        return; /* events follow on the subscription */
+    if (!ch_http_req_is_closed(o->req))
+        ch_openai_error(o->req, rc == CH_EBUSY ? 503 : 400, rc == CH_EBUSY ? "api_error" : "invalid_request_error",
+                        rc == CH_EBUSY ? "queue_full" : "invalid_request", "%s", msg ? msg : ch_strerror(rc));
+    o->finished = true;
+    ch_oa_free(o);
+}
+
+/* The name of the call `id` among the tool_use blocks of msg, or NULL. */
+static const char *call_name(const json_t *msg, const char *id)
+{
+    const json_t *blk;
+    size_t i;
+
+    json_array_foreach(json_object_get(msg, "content"), i, blk)
+    {
+        const char *bid = json_string_value(json_object_get(blk, "id"));
+        if (bid && id && !strcmp(bid, id))
+            return json_string_value(json_object_get(blk, "name"));
+    }
+    return NULL;
+}
+
+/* One turn's blocks as text: text as it is, tool calls and results named
+ * (`before`: the turn before, where a result's call is). */
+static void turn_text(struct ch_buf *b, const json_t *m, const json_t *before)
+{
+    const json_t *blk;
+    size_t j;
+
+    json_array_foreach(json_object_get(m, "content"), j, blk)
+    {
+        const char *type = json_string_value(json_object_get(blk, "type"));
+        const char *id = json_string_value(json_object_get(blk, "id"));
+        if (b->len && b->data[b->len - 1] != ' ' && b->data[b->len - 1] != '\n')
+            ch_buf_append_char(b, '\n');
+        if (type && !strcmp(type, "tool_use")) {
+            char *args = json_dumps(json_object_get(blk, "input"), JSON_COMPACT | JSON_ENCODE_ANY);
+            ch_buf_appendf(b, "[tool call %s id=%s arguments=%s]", json_string_value(json_object_get(blk, "name")),
+                           id ? id : "", args ? args : "{}");
+            ch_free(args);
+        } else if (type && !strcmp(type, "tool_result")) {
+            const char *cid = json_string_value(json_object_get(blk, "tool_use_id"));
+            const char *name = call_name(before, cid);
+            ch_buf_appendf(b, "Result of the tool call%s%s (id %s):\n", name ? " to " : "", name ? name : "",
+                           cid ? cid : "");
+            ch_buf_append_str(b, json_string_value(json_object_get(blk, "content")));
+        } else if (json_is_string(json_object_get(blk, "text"))) {
+            ch_buf_append_str(b, json_string_value(json_object_get(blk, "text")));
+        }
+    }
+}
+
+/* Earlier turns as plain text for a stateless request. */
+static char *history_text(const json_t *msgs, size_t upto)
+{
+    struct ch_buf b;
+    const json_t *m;
+    size_t i;
+
+    ch_buf_init(&b, 1 << 20);
+    json_array_foreach(msgs, i, m)
+    {
+        if (i >= upto)
+            break;
+        ch_buf_appendf(&b, "%s: ", json_string_value(json_object_get(m, "role")));
+        turn_text(&b, m, i ? json_array_get(msgs, i - 1) : NULL);
+        ch_buf_append_char(&b, '\n');
+    }
+    return ch_buf_detach(&b, NULL);
+}
+
+/* Client tools for the run (neutral definitions, a new reference; NULL:
+ * none), narrowed by tool_choice; o->tool_required set for "required" or
+ * a named function.  -1 once o->req was answered (a 400). */
+static int client_tools(struct oa_req *o, const json_t *body, json_t **out)
+{
+    const json_t *tc = json_object_get(body, "tool_choice");
+    const char *s = json_string_value(tc), *type = json_string_value(json_object_get(tc, "type"));
+    const char *want = json_string_value(json_object_get(json_object_get(tc, "function"), "name"));
+    char err[300] = "";
+    json_t *tools;
+    size_t i;
+
+    *out = NULL;
+    if ((s && !strcmp(s, "none")) || !json_array_size(json_object_get(body, "tools")))
+        return 0;
+    if (type && strcmp(type, "function")) {
+        ch_openai_param_error(o->req, "unsupported_parameter", "tool_choice",
+                              "tool_choice of this type is not supported with the agent models");
+        return -1;
+    }
+    tools = ch_openai_tools_to_neutral(json_object_get(body, "tools"), err, sizeof(err));
+    if (tools && !err[0])
+        ch_agent_client_tools_check(o->api->agent, tools, err, sizeof(err));
+    if (!tools || err[0]) {
+        ch_openai_param_error(o->req, "invalid_tools", "tools", err[0] ? err : "out of memory");
+        json_decref(tools);
+        return -1;
+    }
+    if (want) {
+        for (i = json_array_size(tools); i-- > 0;)
+            if (strcmp(json_string_value(json_object_get(json_array_get(tools, i), "name")), want))
+                json_array_remove(tools, i);
+        if (!json_array_size(tools)) {
+            snprintf(err, sizeof(err), "tool_choice requested unknown tool: %.200s", want);
+            ch_openai_param_error(o->req, "invalid_tools", "tool_choice", err);
+            json_decref(tools);
+            return -1;
+        }
+        snprintf(o->tool_required, sizeof(o->tool_required), "%s", want);
+    } else if (s && !strcmp(s, "required")) {
+        snprintf(o->tool_required, sizeof(o->tool_required), "*");
+    }
+    *out = tools;
+    return 0;
+}
+
+/* The user's newest turn is the run's message (its text, and the results
+ * of client tool calls); a stateless request's earlier turns and system
+ * messages travel as extra system text. */
+void ch_oa_agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char *system, const char *session_hdr)
+{
+    struct ch_agent_run_req req = {0};
+    size_t n = json_array_size(msgs);
+    const json_t *last = json_array_get(msgs, n - 1);
+    const json_t *mt = json_object_get(body, "max_completion_tokens");
+    const char *user = json_string_value(json_object_get(body, "user"));
+    json_t *sampling = NULL, *tools = NULL;
+    const struct ch_str *hdr;
+    struct ch_buf msg, extra;
+    char key[600], uuid[37], model[256];
+
+    ch_buf_init(&msg, 4 << 20);
+    ch_buf_init(&extra, 4 << 20);
+    if (ch_openai_sampling(o->req, body, &sampling) != 0 || client_tools(o, body, &tools) != 0)
+        goto fail; /* answered */
+    if (strcmp(json_string_value(json_object_get(last, "role")), "user")) {
+        ch_openai_error(o->req, 400, "invalid_request_error", "invalid_messages",
+                        "the last message must come from the user for the agent models");
+        goto fail;
+    }
+    turn_text(&msg, last, n > 1 ? json_array_get(msgs, n - 2) : NULL);
+    ch_uuid4(uuid);
+    if (session_hdr)
+        snprintf(key, sizeof(key), "%s", session_hdr);
+    else if (user && *user)
+        snprintf(key, sizeof(key), "openai-user:%.500s", user);
+    else
+        snprintf(key, sizeof(key), "openai:%s", uuid);
+    if (system)
+        ch_buf_append_str(&extra, system);
+    if (o->tool_required[0]) { /* OpenClaw's words */
+        if (extra.len)
+            ch_buf_append_str(&extra, "\n\n");
+        if (strcmp(o->tool_required, "*"))
+            ch_buf_appendf(&extra, "You must call the %s tool before responding.", o->tool_required);
+        else
+            ch_buf_append_str(&extra, "You must call one of the available tools before responding.");
+    }
+    if (!session_hdr && !(user && *user) && n > 1) {
+        char *hist = history_text(msgs, n - 1);
+        if (hist) {
+            if (extra.len)
+                ch_buf_append_str(&extra, "\n\n");
+            ch_buf_append_str(&extra, "The conversation so far:\n");
+            ch_buf_append_str(&extra, hist);
+            ch_free(hist);
+        }
+    }
+    if (ch_agent_session_key_reserved(key) && !session_hdr) {
+        ch_openai_error(o->req, 400, "invalid_request_error", "invalid_session", "reserved session key");
+        goto fail;
+    }
+    ch_agent_run_id_new(o->run_id); /* time-ordered: appends to the runs index */
+    if (o->responses)
+        snprintf(o->id, sizeof(o->id), "resp_%s", o->run_id);
+    o->agent_mode = true;
+    o->sub = ch_agent_subscribe(o->api->agent, o->run_id, ag_event, o);
+    if (!o->sub) {
+        ch_openai_error(o->req, 500, "api_error", "internal", "out of memory");
+        goto fail;
+    }
+    if ((hdr = ch_http_req_header(o->req, "x-openclaw-model")) && hdr->len) {
+        /* OpenClaw: the agent's backend model for this request */
+        struct ch_llm_target t;
+        struct ch_error e = {0};
+        snprintf(model, sizeof(model), "%.*s", (int)CH_MIN(hdr->len, sizeof(model) - 1), hdr->p);
+        if (hdr->len >= sizeof(model) ||
+            ch_llm_catalog_resolve(ch_llm_client_catalog(ch_agent_llm(o->api->agent)), model, &t, &e) != 0) {
+            ch_openai_error(o->req, 400, "invalid_request_error", "invalid_model", "x-openclaw-model: %s",
+                            e.msg[0] ? e.msg : "too long");
+            goto fail;
+        }
+        req.model = model;
+    }
+    req.session_key = key;
+    req.message = msg.data ? msg.data : "";
+    req.run_id = o->run_id;
+    req.source = o->responses ? CH_OPENAI_RESPONSES_SOURCE : "openai";
+    req.extra_system = extra.len ? extra.data : NULL;
+    req.max_tokens = json_integer_value(mt ? mt : json_object_get(body, "max_tokens"));
+    req.has_temperature = json_is_number(json_object_get(body, "temperature"));
+    req.temperature = json_number_value(json_object_get(body, "temperature"));
+    req.client_tools = tools;
+    /* The rest of the parameters go with every call of the run; the tool
+     * ones are applied above (a provider's tool_choice would bind the
+     * agent's own tools too). */
+    json_object_del(sampling, "tool_choice");
+    json_object_del(sampling, "parallel_tool_calls");
+    req.sampling = sampling;
+    ch_agent_submit(o->api->agent, &req, ag_accepted, o);
+    json_decref(sampling);
+    json_decref(tools);
+    ch_buf_release(&msg);
+    ch_buf_release(&extra);
+    return;
+fail:
+    json_decref(sampling);
+    json_decref(tools);
+    ch_buf_release(&msg);
+    ch_buf_release(&extra);
+    ch_oa_free(o);
+}
