@@ -177,6 +177,7 @@ static struct ch_run *run_from_rec(struct ch_agent *a, const struct ch_run_rec *
     req.max_tokens = json_integer_value(json_object_get(o, "maxTokens"));
     req.timeout_s = json_integer_value(json_object_get(o, "timeoutSeconds"));
     req.no_tools = json_is_true(json_object_get(o, "noTools"));
+    req.isolated = json_is_true(json_object_get(o, "isolated"));
     req.has_temperature = json_is_number(json_object_get(o, "temperature"));
     req.temperature = json_number_value(json_object_get(o, "temperature"));
     req.meta = json_object_get(o, "meta");

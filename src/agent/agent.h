@@ -80,6 +80,10 @@ struct ch_agent_run_req {
     const json_t *sampling;     /* optional: OpenAI-named request parameters for every LLM call
                                    of the run (ch_llm_call_opts.sampling); copied and stored */
     bool no_tools;              /* plain chat: offer no tools */
+    bool isolated;              /* start the session afresh (a new session id, the old
+                                   transcript kept under the old one), as OpenClaw's
+                                   hook sessionMode "isolated"; a replay keeps the
+                                   session its first attempt started.  Stored. */
     const json_t *client_tools; /* optional: neutral definitions ([{name, description,
                                    input_schema}]) of tools the caller runs itself
                                    (OpenClaw's clientTools, /v1).  Offered with the

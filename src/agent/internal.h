@@ -109,7 +109,8 @@ struct ch_run {
     int64_t max_tokens, timeout_s;
     double temperature;
     bool has_temperature, no_tools;
-    bool resumed; /* replayed after a restart */
+    bool isolated; /* ch_agent_run_req.isolated */
+    bool resumed;  /* replayed after a restart */
     /* scheduling */
     enum run_state state;
     struct lane *lane;      /* borrowed */
@@ -263,6 +264,10 @@ int ch_persist_queue(struct ch_run *r, struct ch_store_job *job);
 int ch_persist_run_in(struct ch_db *db, struct ch_store_job *job);
 void ch_persist_discard(struct ch_run *r, struct ch_store_job *job);
 void ch_persist_done_in(struct ch_run *r, struct ch_store_job *job, int rc);
+/* Writer thread, the start job of an isolated run: when the session (s,
+ * just ensured) already has a transcript that this run did not start,
+ * give it a new session id (*s refreshed, *fresh set: no transcript). */
+int ch_persist_isolate(struct ch_db *db, struct ch_run *r, struct ch_session_rec *s, bool *fresh);
 /* Replace the stored transcript below first_kept_seq by a summary entry. */
 int ch_persist_compaction(struct ch_run *r, int64_t first_kept_seq, const char *summary, int64_t tokens_before,
                           const struct ch_llm_usage *u);

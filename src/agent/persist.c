@@ -234,6 +234,34 @@ static void compact_done(struct ch_store_job *job, int rc)
     ch_agent_maybe_stopped(a);
 }
 
+/* OpenClaw's isolated hook runs start a new session each time (a new
+ * sessionId under the same key), so no earlier turn reaches the model.
+ * A replayed run whose first attempt already started it finds its own
+ * user message there and keeps it. */
+int ch_persist_isolate(struct ch_db *db, struct ch_run *r, struct ch_session_rec *s, bool *fresh)
+{
+    struct ch_message_bounds b;
+    int rc = ch_messages_bounds(db, s->session_id, &b);
+
+    if (rc || !b.first_id)
+        return rc; /* empty: nothing to leave behind */
+    if (r->resumed) {
+        struct ch_message_list l = {0};
+        bool mine = false;
+        rc = ch_messages_load_last(db, s->session_id, CH_TRANSCRIPT_MAX_ROWS, CH_TRANSCRIPT_MAX_BYTES, &l);
+        for (size_t i = 0; !rc && i < l.count; i++)
+            mine = mine || (l.items[i].run_id && !strcmp(l.items[i].run_id, r->run_id));
+        ch_message_list_release(&l);
+        if (rc || mine)
+            return rc;
+    }
+    ch_session_rec_release(s);
+    rc = ch_sessions_reset(db, r->session_key, NULL, r->started_ms, s);
+    if (rc == 0)
+        *fresh = true;
+    return rc;
+}
+
 int ch_persist_compaction(struct ch_run *r, int64_t first_kept_seq, const char *summary, int64_t tokens_before,
                           const struct ch_llm_usage *u)
 {

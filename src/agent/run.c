@@ -102,6 +102,8 @@ static int start_run(struct ch_db *db, struct ch_store_job *job)
     if (rc)
         return rc;
     rc = ch_sessions_ensure(db, r->session_key, NULL, r->started_ms, &sj->session, &created);
+    if (!rc && r->isolated && !created)
+        rc = ch_persist_isolate(db, r, &sj->session, &created);
     if (rc)
         return rc;
     /* A session made just now has a fresh id, so no transcript: no

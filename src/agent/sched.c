@@ -122,6 +122,7 @@ struct ch_run *ch_run_new_from_req(struct ch_agent *a, const struct ch_agent_run
     r->temperature = req->temperature;
     r->has_temperature = req->has_temperature;
     r->no_tools = req->no_tools;
+    r->isolated = req->isolated;
     r->created_ms = ch_now_ms();
     ch_buf_init(&r->text, CH_LLM_MAX_TEXT_BYTES);
     ch_buf_init(&r->round_text, CH_LLM_MAX_TEXT_BYTES);
@@ -168,6 +169,8 @@ static char *request_json(const struct ch_run *r, const char *meta_json, const c
                    (long long)r->timeout_s, r->no_tools ? "true" : "false");
     if (r->has_temperature)
         ch_buf_appendf(&b, ",\"temperature\":%.17g", r->temperature);
+    if (r->isolated)
+        ch_buf_append_str(&b, ",\"isolated\":true");
     if (meta || (r->meta && meta_json)) {
         ch_buf_append_str(&b, ",\"meta\":");
         ch_buf_append_str(&b, meta ? meta : meta_json);

@@ -141,6 +141,7 @@ struct ch_hook_in {
     char *idem;         /* the caller's idempotency key, or NULL */
     int64_t timeout_s;  /* 0: agents.defaults.timeoutSeconds */
     bool wait;          /* waitForCompletion */
+    bool isolated;      /* sessionMode "isolated" (the default): a fresh session */
     json_t *hook;       /* owned: meta.hook of the run (name, delivery, callback...) */
     const char *source; /* static: the run's source, "hook" or "wake" */
     enum ch_hook_reason ok_reason;

@@ -301,6 +301,7 @@ static void submit(struct hjob *j)
     rr.source = j->in.source;
     rr.model = j->in.model;
     rr.timeout_s = j->in.timeout_s;
+    rr.isolated = j->in.isolated;
     rr.meta = meta;
     rr.meta_shared = true; /* nothing here changes meta or in.hook again */
     j->refs++;             /* until on_accepted, which never runs synchronously */

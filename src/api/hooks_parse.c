@@ -320,7 +320,7 @@ static int parse_callback(struct ch_api *a, struct ch_http_req *r, const json_t 
 /* ---- the shared optional fields ---- */
 
 struct opt_fields {
-    char *name, *agent_id, *channel, *to, *thinking, *model;
+    char *name, *agent_id, *channel, *to, *thinking, *model, *account_id;
 };
 
 static void opt_release(struct opt_fields *o)
@@ -331,16 +331,18 @@ static void opt_release(struct opt_fields *o)
     ch_free(o->to);
     ch_free(o->thinking);
     ch_free(o->model);
+    ch_free(o->account_id);
 }
 
-/* name, agentId, channel, to, thinking, model, wakeMode, deliver,
- * timeoutSeconds: the same rules for a body and a rendered mapping. */
+/* name, agentId, channel, to, accountId, thinking, model, wakeMode,
+ * deliver, timeoutSeconds, sessionMode: the same rules for a body and a
+ * rendered mapping. */
 static int parse_common(struct ch_api *a, struct ch_http_req *r, const json_t *src, struct ch_hook_in *in, json_t *hook)
 {
     struct opt_fields o = {0};
     const json_t *v;
     bool long_field = false;
-    const char *wake;
+    const char *wake, *mode;
     int rc = CH_EINVAL;
 
     o.name = opt_trimmed(src, "name", MAX_NAME, &long_field);
@@ -349,11 +351,21 @@ static int parse_common(struct ch_api *a, struct ch_http_req *r, const json_t *s
     o.to = opt_trimmed(src, "to", MAX_TO, &long_field);
     o.thinking = opt_trimmed(src, "thinking", MAX_THINKING, &long_field);
     o.model = opt_trimmed(src, "model", CH_LLM_MAX_REF_BYTES - 1, &long_field);
+    o.account_id = opt_trimmed(src, "accountId", CH_STORE_MAX_ID_BYTES, &long_field);
     if (long_field) {
         ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID,
-                        "name, agentId, channel, to, thinking or model is longer than chela allows");
+                        "name, agentId, channel, to, accountId, thinking or model is longer than chela allows");
         goto out;
     }
+    /* OpenClaw v4: isolated (the default) starts the session afresh for
+     * each run; persistent continues its transcript. */
+    v = json_object_get(src, "sessionMode");
+    mode = json_string_value(v);
+    if (v && !json_is_null(v) && (!mode || (strcmp(mode, "isolated") && strcmp(mode, "persistent")))) {
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "sessionMode must be isolated or persistent");
+        goto out;
+    }
+    in->isolated = !mode || strcmp(mode, "persistent");
     v = json_object_get(src, "model");
     if (v && !json_is_null(v) && !o.model) {
         ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "model required"); /* OpenClaw's words for model: "" */
@@ -376,6 +388,9 @@ static int parse_common(struct ch_api *a, struct ch_http_req *r, const json_t *s
         json_object_set_new(hook, "to", json_string(o.to));
     if (o.thinking)
         json_object_set_new(hook, "thinking", json_string(o.thinking));
+    if (o.account_id) /* the channel account the reply goes out through */
+        json_object_set_new(hook, "accountId", json_string(o.account_id));
+    json_object_set_new(hook, "sessionMode", json_string(in->isolated ? "isolated" : "persistent"));
     in->model = o.model;
     o.model = NULL;
     rc = 0;
@@ -523,6 +538,7 @@ int ch_hooks_parse_mapping(struct ch_api *a, struct ch_http_req *r, const json_t
     json_object_set(rendered, "deliver", json_object_get(m, "deliver"));
     json_object_set(rendered, "wakeMode", json_object_get(m, "wakeMode"));
     json_object_set(rendered, "timeoutSeconds", json_object_get(m, "timeoutSeconds"));
+    json_object_set(rendered, "sessionMode", json_object_get(m, "sessionMode"));
     in->message = ch_buf_detach(&msg, NULL);
     in->hook = json_pack("{s:s, s:s?}", "kind", "mapping", "mapping", id);
     key = opt_trimmed(rendered, "sessionKey", CH_STORE_MAX_KEY_BYTES, &long_key);

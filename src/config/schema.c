@@ -285,6 +285,8 @@ static const struct cfg_row rows[] = {
     OPTSTR("hooks.mappings[].thinking", "Thinking level, kept on the run."),
     OPTINT("hooks.mappings[].timeoutSeconds", 1, 86400, NULL, "Run timeout in seconds."),
     ENUM("hooks.mappings[].wakeMode", "now", "now|next-heartbeat", "When the run or wake happens."),
+    ENUM("hooks.mappings[].sessionMode", "isolated", "isolated|persistent",
+         "`isolated`: each run starts its session afresh; `persistent`: runs continue the session's transcript."),
 
     /* limits: generated from the core limits table by cfg_schema_new(). */
     OBJ("limits", "Resource limits; every key is one row of the core limits table."),
