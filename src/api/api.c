@@ -40,6 +40,7 @@ static const struct ch_route routes[] = {
     {CH_M_DELETE, "/api/v1/sessions/:key", ch_rest_sessions_delete, CH_SCOPE_ADMIN, 0},
     {CH_M_POST, "/api/v1/sessions/:key/reset", ch_rest_sessions_reset, CH_SCOPE_ADMIN, 4096},
     {CH_M_POST, "/sessions/:key/kill", ch_rest_sessions_kill, CH_SCOPE_ADMIN, 4096},
+    {CH_M_GET, "/sessions/:key/history", ch_rest_sessions_history, CH_SCOPE_READ, 0},
     {CH_M_GET, "/api/v1/conversations", ch_rest_conversations_list, CH_SCOPE_READ, 0},
     {CH_M_GET, "/api/v1/conversations/:id", ch_rest_conversations_show, CH_SCOPE_READ, 0},
     {CH_M_DELETE, "/api/v1/conversations/:id", ch_rest_conversations_delete, CH_SCOPE_ADMIN, 0},

@@ -286,6 +286,8 @@ void ch_rest_sessions_show(struct ch_http_req *r, void *data);
 void ch_rest_sessions_reset(struct ch_http_req *r, void *data);
 void ch_rest_sessions_delete(struct ch_http_req *r, void *data);
 void ch_rest_sessions_kill(struct ch_http_req *r, void *data); /* POST /sessions/:key/kill */
+/* GET /sessions/:key/history (rest_session_history.c) */
+void ch_rest_sessions_history(struct ch_http_req *r, void *data);
 void ch_rest_conversations_list(struct ch_http_req *r, void *data);
 void ch_rest_conversations_show(struct ch_http_req *r, void *data);
 void ch_rest_conversations_delete(struct ch_http_req *r, void *data);
