@@ -1,5 +1,6 @@
 """Seeded random bodies against the JSON surfaces of issue #4 (hooks, REST
-chat and send, outgoing webhooks, /tools/invoke, /v1/embeddings): each field of the real request grammar,
+chat and send, outgoing webhooks, /tools/invoke, /v1/embeddings, and the
+queries of /sessions/<key>/history): each field of the real request grammar,
 with values of every wrong shape mixed in.  Every answer must be a JSON
 answer below 500 (or a 502/504 naming an upstream failure), and the
 gateway must stay up and healthy.  CHELA_E2E_SEED picks another seed."""
@@ -35,7 +36,8 @@ GRAMMARS = {
                      "timeoutSeconds": [5, 0, -1], "idempotencyKey": ["k1", "k2"],
                      "callback": [{"url": DEAD, "mode": "raw"}, {"url": DEAD, "mode": "envelope", "secret": "s"},
                                   {"url": "ftp://x", "mode": "raw"}, {"url": DEAD, "headers": {"a\nb": "c"}}],
-                     "waitForCompletion": [False]},
+                     "waitForCompletion": [False], "sessionMode": ["isolated", "persistent", "shared"],
+                     "accountId": ["biz", "a" * 300]},
     "/hooks/wake": {"text": ["wake up", ""], "mode": ["now", "next-heartbeat", "later"]},
     "/api/v1/chat": {"message": ["hi", ""], "conversationId": ["conv_1", "agent:main:main", "a" * 600],
                      "model": ["fake/fake-model", "nope/x"], "systemPrompt": ["be brief"],
@@ -96,3 +98,35 @@ def test_random_bodies_on_hooks_and_rest(gateway_factory):
         assert any(s == 400 for (_, s) in seen), seen
         assert http(g, "GET", "/health", token=admin).status_code == 200
         assert http(g, "GET", "/ready", token=admin).status_code == 200
+
+
+def test_random_history_queries(gateway_factory):
+    """GET /sessions/<key>/history with random keys, limits and cursors:
+    200, 400 or 404 with a JSON body, never a failure."""
+    from urllib.parse import quote
+    with FakeLLM("openai") as fake:
+        fake.push({"text": "ok", "times": -1})
+        g = gateway_factory(llm_config({"fake": fake}))
+        for i in range(3):
+            assert http(g, "POST", "/api/v1/chat", token=g.admin_token, json={"message": f"m{i}", "conversationId": "h"},
+                        timeout=15).status_code == 200
+        rng = random.Random(int(os.environ.get("CHELA_E2E_SEED", "20261122")))
+        keys = ["h", "nope", "agent:main:main", "a" * 600, "%", "é", "h/x", " h", "%00"]
+        nums = ["1", "2", "1000", "1001", "0", "-3", "x", "", "seq:2", "seq:", "99999999999999999999999", "2.5",
+                "1e3", " 2", "seq:-1"]
+        seen = {}
+        for _ in range(250):
+            params = {}
+            for name in ("limit", "cursor", "agentId"):
+                if rng.random() < 0.5:
+                    params[name] = rng.choice(nums if name != "agentId" else ["main", "ops", ""])
+            key = rng.choice(keys)
+            r = http(g, "GET", "/sessions/" + quote(key, safe="%") + "/history", token=g.admin_token, params=params)
+            seen[r.status_code] = seen.get(r.status_code, 0) + 1
+            assert r.status_code in (200, 400, 404), (key, params, r.status_code, r.text[:200])
+            body = r.json()
+            if r.status_code == 200:
+                assert body["items"] == body["messages"] and len(body["messages"]) <= 6, (key, params)
+                assert body["hasMore"] == ("nextCursor" in body), body
+        assert seen.get(200) and seen.get(400) and seen.get(404), seen
+        assert http(g, "GET", "/health", token=g.admin_token).status_code == 200
