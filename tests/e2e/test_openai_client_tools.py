@@ -265,3 +265,27 @@ def test_other_providers_carry_client_tools(gateway_factory, kind, api):
         assert r.status_code == 200, r.text
         assert r.json()["choices"][0]["message"]["content"] == "Bern: snow"
         assert "snow, -3C" in json.dumps(f.wait_requests(2)[1].json)
+
+
+def test_responses_stream_ends_with_the_function_call(gw, fake):
+    g, tok = gw
+    tools = [{"type": "function", "name": "get_weather", "parameters": WEATHER["function"]["parameters"]}]
+    fake.push({"text": "looking", "tool_calls": [{"id": "call_rs", "name": "get_weather", "arguments": {"city": "Rio"}}]})
+    r = http(g, "POST", "/v1/responses", token=tok, timeout=30, stream=True,
+             json={"model": "openclaw", "input": "Rio?", "tools": tools, "stream": True})
+    assert r.status_code == 200
+    evs, name = [], None
+    for raw in r.iter_lines():
+        line = raw.decode("utf-8")
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: ") and line != "data: [DONE]":
+            evs.append((name, json.loads(line[6:])))
+    names = [n for n, _ in evs]
+    assert names[-1] == "response.completed", names
+    assert "".join(d["delta"] for n, d in evs if n == "response.output_text.delta") == "looking"
+    done = [d for n, d in evs if n == "response.function_call_arguments.done"]
+    assert len(done) == 1 and json.loads(done[0]["arguments"]) == {"city": "Rio"}
+    final = evs[-1][1]["response"]
+    calls = [it for it in final["output"] if it["type"] == "function_call"]
+    assert [(c["call_id"], c["name"]) for c in calls] == [("call_rs", "get_weather")]
