@@ -357,6 +357,19 @@ static int parse_common(struct ch_api *a, struct ch_http_req *r, const json_t *s
                         "name, agentId, channel, to, accountId, thinking or model is longer than chela allows");
         goto out;
     }
+    /* OpenClaw v4's rules for the channel account (a v4 field: the v3
+     * rules for channel and to stay as they were). */
+    v = json_object_get(src, "accountId");
+    if (v && !json_is_null(v) && !json_is_false(json_object_get(src, "deliver"))) {
+        const char *why = !o.account_id                ? "accountId must be a non-empty string for hook delivery"
+                          : !o.channel || !o.to        ? "accountId requires channel and to for hook delivery"
+                          : !strcmp(o.channel, "last") ? "channel must name a concrete channel for hook delivery"
+                                                       : NULL;
+        if (why) {
+            ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "%s", why);
+            goto out;
+        }
+    }
     /* OpenClaw v4: isolated (the default) starts the session afresh for
      * each run; persistent continues its transcript. */
     v = json_object_get(src, "sessionMode");

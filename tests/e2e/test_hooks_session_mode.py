@@ -55,6 +55,16 @@ def test_bad_session_mode_and_account_id(gateway_factory):
         assert r.status_code == 202, r.text
         r = hook(g, body={"message": "x", "accountId": "a" * 500})
         assert r.status_code == 400 and "accountId" in r.json()["error"]
+        # OpenClaw v4's delivery rules for an account, in its words
+        for body, err in (({"accountId": ""}, "accountId must be a non-empty string for hook delivery"),
+                          ({"accountId": 5}, "accountId must be a non-empty string for hook delivery"),
+                          ({"accountId": "biz", "channel": "webhook"}, "accountId requires channel and to for hook delivery"),
+                          ({"accountId": "biz", "to": "ops"}, "accountId requires channel and to for hook delivery"),
+                          ({"accountId": "biz", "channel": "last", "to": "ops"},
+                           "channel must name a concrete channel for hook delivery")):
+            r = hook(g, body=dict(body, message="x"))
+            assert r.status_code == 400 and r.json() == {"ok": False, "error": err}, (body, r.text)
+        assert hook(g, body={"message": "x", "accountId": "biz", "deliver": False}).status_code == 202
 
 
 def test_mapping_session_mode(gateway_factory):
