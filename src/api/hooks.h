@@ -175,6 +175,8 @@ int ch_hooks_parse_mapping(struct ch_api *a, struct ch_http_req *r, const json_t
 /* ---- hooks_agent.c: the handlers ---- */
 /* Queue a validated request (steals in's contents) and answer r. */
 void ch_hooks_dispatch(struct ch_api *a, struct ch_http_req *r, struct ch_hook_in *in);
+/* false once r was answered 503: the gateway runs without an agent. */
+bool ch_hooks_agent_ready(struct ch_api *a, struct ch_http_req *r);
 void ch_hooks_agent(struct ch_http_req *r, void *data);
 void ch_hooks_wake(struct ch_http_req *r, void *data);
 void ch_hooks_mapped(struct ch_http_req *r, void *data);

@@ -1,6 +1,6 @@
 /*
- * hooks_agent.c: the hook handlers (OpenClaw spec section 3): POST
- * <base>/agent, <base>/wake and <base>/<name> (mappings).  A hook run is
+ * hooks_agent.c: POST <base>/agent (OpenClaw spec section 3), and the
+ * dispatch of every hook run (hooks_wake.c has <base>/wake and mappings).  A hook run is
  * answered only once the agent reports it durably queued (a committed
  * `queued` row), so a crash right after the 202 never loses it.
  *
@@ -19,7 +19,6 @@
 
 #define DAY_MS 86400000LL
 #define WAIT_GRACE_MS 30000 /* past the run's own timeout, for its queueing */
-#define MAIN_SESSION "agent:main:main"
 
 struct hjob {
     struct ch_store_job job; /* idempotency lookup, then the wait read: never both at once */
@@ -105,8 +104,9 @@ static void refuse(struct hjob *j, int status, enum ch_hook_reason why, const ch
 
 static json_t *ok_body(struct hjob *j, const char *run_id)
 {
-    if (j->wake_mode)
-        return json_pack("{s:b, s:s, s:s}", "ok", 1, "mode", j->wake_mode, "runId", run_id);
+    if (j->wake_mode) /* v4 adds eventOutcome; a wake here is never coalesced */
+        return json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "mode", j->wake_mode, "runId", run_id, "eventOutcome",
+                         "queued");
     return json_pack("{s:b, s:s}", "ok", 1, "runId", run_id);
 }
 
@@ -114,11 +114,11 @@ static json_t *ok_body(struct hjob *j, const char *run_id)
  * encode per accepted hook; an id JSON would escape takes ok_body. */
 static void answer_ok(struct hjob *j, int status, const char *run_id, enum ch_hook_reason why)
 {
-    const char *head = j->wake_mode ? "{\"ok\":true,\"mode\":\"now\",\"runId\":\"" : "{\"ok\":true,\"runId\":\"";
+    const char *head = "{\"ok\":true,\"runId\":\"";
     size_t h = strlen(head), n = strspn(run_id, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_.:");
     char text[128];
 
-    if (run_id[n] || n > 64 || (j->wake_mode && strcmp(j->wake_mode, "now")) || j->answered) {
+    if (run_id[n] || n > 64 || j->wake_mode || j->answered) {
         answer(j, status, ok_body(j, run_id), why);
         return;
     }
@@ -407,7 +407,7 @@ out:
 
 /* ---- handlers ---- */
 
-static bool agent_ready(struct ch_api *a, struct ch_http_req *r)
+bool ch_hooks_agent_ready(struct ch_api *a, struct ch_http_req *r)
 {
     if (a->agent)
         return true;
@@ -422,174 +422,13 @@ void ch_hooks_agent(struct ch_http_req *r, void *data)
     struct ch_str raw;
     json_t *body = NULL;
 
-    if (!agent_ready(a, r) || ch_hooks_body_raw(a, r, &body, &raw) != 0)
+    if (!ch_hooks_agent_ready(a, r) || ch_hooks_body_raw(a, r, &body, &raw) != 0)
         return;
     if (ch_hooks_parse_agent(a, r, body, &in) == 0) {
         /* in.message is the body's string as decoded: the raw span is its
          * encoding.  Without a copy the agent simply encodes it again. */
         if (raw.p)
             in.message_json = ch_strndup(raw.p, raw.len);
-        ch_hooks_dispatch(a, r, &in);
-    }
-    json_decref(body);
-}
-
-/* ---- wake: a system event on the main session ---- */
-
-struct wake_job {
-    struct ch_store_job job;
-    struct ch_api *api;
-    struct ch_http_req *req; /* ref held */
-    char *content;           /* owned JSON: the event as a system message */
-};
-
-/* chela has no heartbeat yet: a next-heartbeat event is kept, durably, as
- * a system entry of the main session's transcript (visible in its
- * history), and the next `now` wake or run of that session follows it. */
-static int wake_store(struct ch_db *db, struct ch_store_job *job)
-{
-    struct wake_job *w = (struct wake_job *)job;
-    struct ch_session_rec s = {0};
-    struct ch_message_rec m = {0};
-    int64_t now = ch_now_ms();
-    int rc = ch_sessions_ensure(db, MAIN_SESSION, NULL, now, &s, NULL);
-
-    if (rc == 0) {
-        m.session_key = s.key;
-        m.session_id = s.session_id;
-        snprintf(m.role, sizeof(m.role), "system");
-        m.content = w->content;
-        m.created_ms = now;
-        rc = ch_messages_append(db, &m, NULL);
-    }
-    ch_session_rec_release(&s);
-    return rc;
-}
-
-static void wake_done(struct ch_store_job *job, int rc)
-{
-    struct wake_job *w = (struct wake_job *)job;
-
-    if (!ch_http_req_is_closed(w->req)) {
-        if (rc == 0) {
-            ch_hooks_count(w->api, w->req, true, CH_HOOK_R_WAKE, NULL);
-            ch_http_respond_json(
-                w->req, 200, json_pack("{s:b, s:s, s:s}", "ok", 1, "mode", "next-heartbeat", "eventOutcome", "queued"));
-        } else {
-            ch_hooks_refuse(w->api, w->req, 500, CH_HOOK_R_INTERNAL, "storing the wake event failed: %s",
-                            ch_strerror(rc));
-        }
-    }
-    ch_http_req_unref(w->req);
-    ch_free(w->content);
-    ch_free(w);
-}
-
-static void wake(struct ch_api *a, struct ch_http_req *r, const char *text, bool now, const char *name)
-{
-    struct ch_hook_in in = {0};
-    struct wake_job *w;
-    json_t *c;
-
-    if (now) {
-        in.source = "wake";
-        in.ok_reason = CH_HOOK_R_WAKE;
-        in.session_key = ch_strdup(MAIN_SESSION);
-        in.message = ch_strdup(text);
-        in.hook = json_pack("{s:s, s:s, s:s}", "kind", "wake", "name", name, "wakeMode", "now");
-        if (!in.session_key || !in.message || !in.hook) {
-            ch_hook_in_release(&in);
-            ch_hooks_refuse(a, r, 500, CH_HOOK_R_INTERNAL, "out of memory");
-            return;
-        }
-        ch_hooks_dispatch(a, r, &in);
-        return;
-    }
-    w = ch_calloc(1, sizeof(*w));
-    c = json_pack("[{s:s, s:s}]", "type", "text", "text", text);
-    if (w && c)
-        w->content = json_dumps(c, JSON_COMPACT);
-    json_decref(c);
-    if (!w || !w->content) {
-        if (w)
-            ch_free(w);
-        ch_hooks_refuse(a, r, 500, CH_HOOK_R_INTERNAL, "out of memory");
-        return;
-    }
-    w->api = a;
-    w->req = r;
-    ch_http_req_ref(r);
-    w->job.run = wake_store;
-    w->job.done = wake_done;
-    if (ch_store_write(a->store, &w->job) != 0) {
-        ch_http_add_header(r, "Retry-After", "1");
-        ch_hooks_refuse(a, r, 503, CH_HOOK_R_QUEUE_FULL, "the store's write queue is full; retry shortly");
-        ch_http_req_unref(r);
-        ch_free(w->content);
-        ch_free(w);
-    }
-}
-
-static bool blank(const char *s)
-{
-    for (; *s; s++)
-        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
-            return false;
-    return true;
-}
-
-void ch_hooks_wake(struct ch_http_req *r, void *data)
-{
-    struct ch_api *a = data;
-    const json_t *t;
-    const char *mode;
-    json_t *body = NULL;
-
-    if (!agent_ready(a, r) || ch_hooks_body(a, r, &body) != 0)
-        return;
-    t = json_object_get(body, "text");
-    mode = json_string_value(json_object_get(body, "mode"));
-    if (!json_is_string(t) || blank(json_string_value(t)))
-        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "text required");
-    else if (json_string_length(t) > CH_STORE_MAX_CONTENT_BYTES / 4)
-        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "text is longer than %d bytes", CH_STORE_MAX_CONTENT_BYTES / 4);
-    else
-        wake(a, r, json_string_value(t), !(mode && !strcmp(mode, "next-heartbeat")), "wake");
-    json_decref(body);
-}
-
-void ch_hooks_mapped(struct ch_http_req *r, void *data)
-{
-    struct ch_api *a = data;
-    struct ch_str sub = ch_hooks_subpath(a, r);
-    const json_t *m;
-    struct ch_hook_in in;
-    json_t *body = NULL;
-    const char *action, *mode;
-
-    if (!agent_ready(a, r) || ch_hooks_body(a, r, &body) != 0)
-        return;
-    m = ch_hooks_map_find(a->hooks->mappings, sub, body);
-    action = json_string_value(json_object_get(m, "action"));
-    if (!m) {
-        ch_hooks_refuse(a, r, 404, CH_HOOK_R_NOT_FOUND, "no hook mapping matches '%.*s'", (int)CH_MIN(sub.len, 100),
-                        sub.p);
-    } else if (action && !strcmp(action, "wake")) {
-        struct ch_hook_tpl_ctx ctx = {body, r, sub, ch_now_ms()};
-        struct ch_buf text;
-
-        ch_buf_init(&text, CH_STORE_MAX_CONTENT_BYTES / 4);
-        mode = json_string_value(json_object_get(m, "wakeMode"));
-        if (ch_hooks_render(json_string_value(json_object_get(m, "textTemplate")), &ctx, &text) != 0 ||
-            ch_buf_append_char(&text, '\0') != 0)
-            ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "the mapping's rendered text is too long");
-        else if (blank(text.data))
-            ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "hook mapping requires text");
-        else
-            wake(a, r, text.data, !(mode && !strcmp(mode, "next-heartbeat")),
-                 json_string_value(json_object_get(m, "id")) ? json_string_value(json_object_get(m, "id")) : "mapping");
-        ch_buf_release(&text);
-    } else if (ch_hooks_parse_mapping(a, r, m, body, &in) == 0) {
         ch_hooks_dispatch(a, r, &in);
     }
     json_decref(body);

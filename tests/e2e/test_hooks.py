@@ -456,6 +456,7 @@ def test_wake(gateway_factory):
         g = start(gateway_factory, hooks_config({"p": fake}))
         r = hook(g, path="/hooks/wake", body={"text": "New email arrived", "mode": "now"})
         assert r.status_code == 200 and r.json()["ok"] is True and r.json()["mode"] == "now"
+        assert r.json()["eventOutcome"] == "queued"
         run = wait_run(g, r.json()["runId"])
         assert run["sessionKey"] == "agent:main:main" and run["source"] == "wake"
         assert _user_texts(fake)[-1] == "New email arrived"
@@ -464,6 +465,17 @@ def test_wake(gateway_factory):
         msgs = session(g, "agent:main:main")["messages"]
         assert any(m["role"] == "system" and "check later" in json.dumps(m) for m in msgs), msgs
         assert hook(g, path="/hooks/wake", body={"mode": "now"}).json() == {"ok": False, "error": "text required"}
+        # OpenClaw v4: a sessionKey picks the session a `now` wake runs on
+        for key, want in (("inbox", "agent:main:inbox"), ("main", "agent:main:main"),
+                          ("agent:main:ops", "agent:main:ops"), (" MAIN ", "agent:main:main")):
+            r = hook(g, path="/hooks/wake", body={"text": "ping " + key, "sessionKey": key})
+            assert r.status_code == 200, r.text
+            assert wait_run(g, r.json()["runId"])["sessionKey"] == want, key
+        for body, err in (({"sessionKey": ""}, "sessionKey must be a non-empty string"),
+                          ({"sessionKey": 5}, "sessionKey must be a non-empty string"),
+                          ({"sessionKey": "x", "mode": "next-heartbeat"}, "sessionKey requires mode=now")):
+            r = hook(g, path="/hooks/wake", body=dict(body, text="t"))
+            assert r.status_code == 400 and r.json() == {"ok": False, "error": err}, (body, r.text)
 
 
 # ---------------------------------------------------------------- auth without hooks.token
