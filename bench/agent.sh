@@ -222,6 +222,19 @@ memline() {
 
 start_fake
 echo "fake: $FAKE_URL (pid $FAKE_PID)"
+# The baseline POSTs the body chela itself sends for a one-turn chat (the
+# agent's tool definitions and max_tokens included: the fake parses it,
+# ~15 us more than a bare body): one chat through a throwaway gateway, and
+# the fake's record of it.
+start_chela "$TMP/state-capture" "$FAKE_URL/v1"
+stop_chela
+curl -s --noproxy '*' "$FAKE_URL/__fake/requests" | "$PY" -c '
+import json, sys
+reqs = [r for r in json.load(sys.stdin) if r.get("json")]
+sys.stdout.write(json.dumps(reqs[-1]["json"], separators=(",", ":"), ensure_ascii=False))' >"$TMP/direct_body.json" ||
+    rm -f "$TMP/direct_body.json"
+[[ -s $TMP/direct_body.json ]] && export BENCH_DIRECT_BODY="$TMP/direct_body.json"
+echo "baseline body: ${BENCH_DIRECT_BODY:-the built-in one} ($(wc -c <"${BENCH_DIRECT_BODY:-/dev/null}") bytes)"
 CHELA_PID=
 TOKEN=
 run_wrk fake_c1 "$FAKE_URL/v1/chat/completions" direct 1

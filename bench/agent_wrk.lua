@@ -5,7 +5,8 @@
 -- "<BENCH_PREFIX>-<thread>-<n>", so every run is a new session and runs
 -- proceed in parallel (the same session would serialise).
 -- BENCH_MODE=direct: POST the upstream body chela itself sends (OpenAI
--- Chat Completions, streamed) straight to the fake LLM: the baseline.
+-- Chat Completions, streamed) straight to the fake LLM: the baseline
+-- (BENCH_DIRECT_BODY below; without it a bare body without tools).
 -- BENCH_TOKEN: the gateway's bearer token.
 --
 -- done() prints one machine-readable line:
@@ -16,6 +17,16 @@ local prefix = os.getenv("BENCH_PREFIX") or "b"
 local token = os.getenv("BENCH_TOKEN") or ""
 local direct_body = '{"model":"fake-model","messages":[{"role":"user","content":"hi"}],' ..
     '"stream":true,"stream_options":{"include_usage":true}}'
+-- BENCH_DIRECT_BODY: a file with the exact body (bench/agent.sh captures
+-- the one chela sends, tool definitions included).
+local body_file = os.getenv("BENCH_DIRECT_BODY")
+if body_file and body_file ~= "" then
+    local f = io.open(body_file, "rb")
+    if f then
+        direct_body = f:read("*a")
+        f:close()
+    end
+end
 
 local threads = {}
 local nthreads = 0
