@@ -130,6 +130,23 @@ static void ag_accepted(int rc, const char *run_id, bool duplicate, const char *
     ch_oa_free(o);
 }
 
+static bool has_images(const json_t *msgs)
+{
+    const json_t *m, *blk;
+    size_t i, j;
+
+    json_array_foreach(msgs, i, m)
+    {
+        json_array_foreach(json_object_get(m, "content"), j, blk)
+        {
+            const char *t = json_string_value(json_object_get(blk, "type"));
+            if (t && !strcmp(t, "image"))
+                return true;
+        }
+    }
+    return false;
+}
+
 /* The name of the call `id` among the tool_use blocks of msg, or NULL. */
 static const char *call_name(const json_t *msg, const char *id)
 {
@@ -259,6 +276,13 @@ void ch_oa_agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char *
     ch_buf_init(&extra, 4 << 20);
     if (ch_openai_sampling(o->req, body, &sampling) != 0 || client_tools(o, body, &tools) != 0)
         goto fail; /* answered */
+    if (has_images(msgs)) {
+        /* A run's message is text; saying so beats dropping the image. */
+        ch_openai_param_error(o->req, "unsupported_parameter", o->responses ? "input" : "messages",
+                              "images are not supported with the agent models yet; call a provider model "
+                              "(provider/model) to send them to a vision model");
+        goto fail;
+    }
     if (strcmp(json_string_value(json_object_get(last, "role")), "user")) {
         ch_openai_error(o->req, 400, "invalid_request_error", "invalid_messages",
                         "the last message must come from the user for the agent models");

@@ -40,6 +40,83 @@ static int content_text(const json_t *c, struct ch_buf *out, char *err, size_t e
     return 0;
 }
 
+/* An image_url part as a neutral image block (Anthropic's shape): a data:
+ * URL becomes base64 data, an http(s) URL stays a URL (the provider
+ * fetches it; Gemini's builder refuses it). */
+static json_t *image_block(const json_t *part, size_t i, char *err, size_t errcap)
+{
+    const json_t *iu = json_object_get(part, "image_url");
+    const char *url = json_string_value(json_is_object(iu) ? json_object_get(iu, "url") : iu), *comma;
+    static const char *const types[] = {"image/jpeg", "image/png", "image/gif", "image/webp"};
+
+    if (url && (!strncmp(url, "https://", 8) || !strncmp(url, "http://", 7)))
+        return json_pack("{s:s, s:{s:s, s:s}}", "type", "image", "source", "type", "url", "url", url);
+    for (size_t t = 0; url && t < CH_ARRAY_SIZE(types); t++) {
+        size_t n = strlen(types[t]);
+        if (!strncmp(url, "data:", 5) && !strncmp(url + 5, types[t], n) && !strncmp(url + 5 + n, ";base64,", 8) &&
+            (comma = url + 5 + n + 7) && comma[1])
+            return json_pack("{s:s, s:{s:s, s:s, s:s}}", "type", "image", "source", "type", "base64", "media_type",
+                             types[t], "data", comma + 1);
+    }
+    snprintf(err, errcap,
+             "content part %zu: image_url.url must be an http(s) URL or a data:image/(jpeg|png|gif|webp);base64, URL",
+             i);
+    return NULL;
+}
+
+/* A user message's content as neutral blocks (*out), in order: adjacent
+ * text parts joined with "\n" into one text block, image_url parts as
+ * image blocks.  0, or CH_EINVAL with err, CH_E_TOO_LARGE, CH_ENOMEM. */
+static int user_blocks(const json_t *c, struct ch_buf *tmp, json_t **out, char *err, size_t errcap)
+{
+    const json_t *part;
+    json_t *img, *one;
+    size_t i;
+    bool images = false;
+    int rc = 0;
+
+    *out = NULL;
+    json_array_foreach(c, i, part)
+    {
+        const char *t = json_string_value(json_object_get(part, "type"));
+        images = images || (t && !strcmp(t, "image_url"));
+    }
+    if (!images) {
+        rc = content_text(c, tmp, err, errcap);
+        if (!rc && !(*out = ch_llm_text_content(tmp->data ? tmp->data : "", tmp->len)))
+            rc = CH_ENOMEM;
+        return rc;
+    }
+    if (!(*out = json_array()))
+        return CH_ENOMEM;
+    json_array_foreach(c, i, part)
+    {
+        const char *t = json_string_value(json_object_get(part, "type"));
+        if (t && !strcmp(t, "image_url")) {
+            if (tmp->len)
+                json_array_append_new(*out, ch_llm_text_block(tmp->data, tmp->len));
+            ch_buf_reset(tmp);
+            if (!(img = image_block(part, i, err, errcap)))
+                rc = err[0] ? CH_EINVAL : CH_ENOMEM;
+            else if (json_array_append_new(*out, img))
+                rc = CH_ENOMEM;
+        } else {
+            one = json_array();
+            rc = !one || json_array_append(one, (json_t *)part) ? CH_ENOMEM : content_text(one, tmp, err, errcap);
+            json_decref(one);
+        }
+        if (rc)
+            break;
+    }
+    if (!rc && tmp->len)
+        json_array_append_new(*out, ch_llm_text_block(tmp->data, tmp->len));
+    if (rc) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 /* {"role":role,"content":blocks}; takes blocks, also when it fails. */
 static json_t *role_message(const char *role, json_t *blocks)
 {
@@ -132,9 +209,10 @@ int ch_openai_to_neutral(const json_t *messages, json_t **out_msgs, char **out_s
                 ch_buf_append_str(&sys, "\n\n");
             rc = content_text(json_object_get(m, "content"), &sys, err, errcap);
         } else if (!strcmp(role, "user")) {
-            rc = content_text(json_object_get(m, "content"), &tmp, err, errcap);
+            json_t *ub;
+            rc = user_blocks(json_object_get(m, "content"), &tmp, &ub, err, errcap);
             if (!rc)
-                push(msgs, "user", ch_llm_text_content(tmp.data ? tmp.data : "", tmp.len));
+                push(msgs, "user", ub);
         } else if (!strcmp(role, "assistant")) {
             blocks = json_array();
             rc = assistant_blocks(m, blocks, &tmp, err, errcap);

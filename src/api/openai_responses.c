@@ -9,10 +9,12 @@
  * answer is rendered differently (openai_resp_render.c).
  *
  * Input items: `message` (system and developer join the system prompt;
- * user and assistant take a string or input_text / output_text parts),
+ * user and assistant take a string or input_text / output_text parts, and
+ * a user input_image with an image_url),
  * `function_call` and `function_call_output` (the client's tool turns),
  * `reasoning` and `item_reference` (accepted, ignored, as OpenClaw does).
- * Images, files and hosted tools are refused with a 400 naming them.
+ * Files, images by file_id and hosted tools are refused with a 400 naming
+ * them.
  *
  * Sessions (agent models): x-openclaw-session-key, else the session of
  * previous_response_id (a response id is `resp_<run id>`, looked up in the
@@ -50,6 +52,10 @@ static json_t *content_of(const json_t *c, size_t i, char *err, size_t cap)
         if (t && (!strcmp(t, "input_text") || !strcmp(t, "output_text") || !strcmp(t, "text")) &&
             json_is_string(text)) {
             json_array_append_new(parts, json_pack("{s:s, s:O}", "type", "text", "text", text));
+        } else if (t && !strcmp(t, "input_image") && json_is_string(json_object_get(p, "image_url"))) {
+            /* Chat's image_url part; a file_id needs OpenAI's Files API. */
+            json_array_append_new(parts, json_pack("{s:s, s:{s:O}}", "type", "image_url", "image_url", "url",
+                                                   json_object_get(p, "image_url")));
         } else if (t && !strcmp(t, "refusal")) {
             continue;
         } else {

@@ -32,6 +32,21 @@ static void put_block(struct llm_wr *w, const struct llm_block *k)
         else
             llm_wr_raw(w, "{}");
         break;
+    case LLM_B_IMAGE: {
+        const char *mt, *data, *url;
+        llm_image_source(k, &mt, &data, &url);
+        if (data) {
+            llm_wr_raw(w, "{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":");
+            llm_wr_jstr(w, mt, strlen(mt));
+            llm_wr_raw(w, ",\"data\":");
+            llm_wr_jstr(w, data, strlen(data));
+        } else {
+            llm_wr_raw(w, "{\"type\":\"image\",\"source\":{\"type\":\"url\",\"url\":");
+            llm_wr_jstr(w, url, strlen(url));
+        }
+        llm_wr_raw(w, "}");
+        break;
+    }
     default:
         content = json_string_value(k->content);
         llm_wr_raw(w, "{\"type\":\"tool_result\",\"tool_use_id\":");

@@ -108,7 +108,7 @@ static const char *call_name(const json_t *messages, size_t upto, const char *id
     return NULL;
 }
 
-/* One part: {text}, {functionCall} or {functionResponse}. */
+/* One part: {text}, {inlineData}, {functionCall} or {functionResponse}. */
 static int put_part(struct llm_wr *w, const json_t *messages, size_t mi, const struct llm_block *k,
                     struct ch_error *err)
 {
@@ -130,6 +130,19 @@ static int put_part(struct llm_wr *w, const json_t *messages, size_t mi, const s
             llm_wr_raw(w, "{}");
         llm_wr_raw(w, "}}");
         return 0;
+    case LLM_B_IMAGE: {
+        const char *mt, *data, *url;
+        llm_image_source(k, &mt, &data, &url);
+        if (!data) /* fileData takes only Files API and Cloud Storage URIs */
+            return ch_error_set(err, CH_EINVAL,
+                                "messages[%zu]: Gemini takes an image as data (a data: URL), not by http(s) URL", mi);
+        llm_wr_raw(w, "{\"inlineData\":{\"mimeType\":");
+        llm_wr_jstr(w, mt, strlen(mt));
+        llm_wr_raw(w, ",\"data\":");
+        llm_wr_jstr(w, data, strlen(data));
+        llm_wr_raw(w, "}}");
+        return 0;
+    }
     default: break;
     }
     name = call_name(messages, mi, k->tool_use_id);

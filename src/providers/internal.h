@@ -190,15 +190,19 @@ int llm_add_extra_headers(struct ch_llm_http *out, const json_t *headers, struct
  * at a hundred messages of history, separate lookups per field were
  * most of the cost of building a request.  Strings are NULL when absent
  * or not strings, as llm_jstr gives them. */
-enum llm_block_type { LLM_B_OTHER, LLM_B_TEXT, LLM_B_TOOL_USE, LLM_B_TOOL_RESULT };
+enum llm_block_type { LLM_B_OTHER, LLM_B_TEXT, LLM_B_TOOL_USE, LLM_B_TOOL_RESULT, LLM_B_IMAGE };
 struct llm_block {
     enum llm_block_type type;
     const char *type_name;                    /* NULL: no string type */
     const json_t *text;                       /* "text" as found (any JSON type) */
     const char *id, *name, *tool_use_id;      /* borrowed */
     const json_t *input, *content, *is_error; /* as found, or NULL */
+    const json_t *source;                     /* image: as found, or NULL */
 };
 void llm_block_read(const json_t *b, struct llm_block *out);
+/* An image block's source (checked by llm_check_messages): base64 data
+ * with its media type, or a URL (then *media_type and *data are NULL). */
+void llm_image_source(const struct llm_block *k, const char **media_type, const char **data, const char **url);
 /* A message's blocks (a string content is one text block); n = 0 when
  * content is neither.  Up to CH_ARRAY_SIZE(one) blocks need no allocation. */
 struct llm_blocks {

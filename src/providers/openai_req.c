@@ -142,12 +142,48 @@ static void put_assistant(struct llm_wr *w, const struct llm_blocks *bl, bool *f
     put(w, "}");
 }
 
+/* A user turn with images: content parts in order, text and image_url
+ * (a data: URL for base64 data). */
+static void put_parts(struct llm_wr *w, const struct llm_blocks *bl)
+{
+    size_t n = 0;
+
+    put(w, "[");
+    for (size_t i = 0; i < bl->n; i++) {
+        const struct llm_block *k = &bl->v[i];
+        const char *t = block_text(k), *mt, *data, *url;
+        if (t) {
+            put(w, n++ ? ",{\"type\":\"text\",\"text\":" : "{\"type\":\"text\",\"text\":");
+            put_str(w, t);
+            put(w, "}");
+        } else if (k->type == LLM_B_IMAGE) {
+            llm_image_source(k, &mt, &data, &url);
+            put(w, n++ ? ",{\"type\":\"image_url\",\"image_url\":{\"url\":"
+                       : "{\"type\":\"image_url\",\"image_url\":{\"url\":");
+            if (data) {
+                put(w, "\"data:");
+                put(w, mt); /* one of four fixed types (request.c) */
+                put(w, ";base64,");
+                put(w, data); /* checked base64 text: nothing to escape */
+                put(w, "\"");
+            } else {
+                put_str(w, url);
+            }
+            put(w, "}}");
+        }
+    }
+    put(w, "]");
+}
+
 /* tool_result blocks become role "tool" messages, before the user's own
  * text (they must follow the assistant's tool_calls directly); the API
  * has no error flag, so an error result's content is prefixed "Error: ". */
 static void put_user(struct llm_wr *w, const struct llm_blocks *bl, bool *first)
 {
-    for (size_t i = 0; i < bl->n; i++) {
+    bool images = false;
+    size_t i;
+
+    for (i = 0; i < bl->n; i++) {
         const struct llm_block *k = &bl->v[i];
         const char *content = json_string_value(k->content);
         if (k->type != LLM_B_TOOL_RESULT)
@@ -167,11 +203,16 @@ static void put_user(struct llm_wr *w, const struct llm_blocks *bl, bool *first)
         }
         put(w, "}");
     }
-    if (!has_text(bl))
+    for (i = 0; i < bl->n && !images; i++)
+        images = bl->v[i].type == LLM_B_IMAGE;
+    if (!has_text(bl) && !images)
         return;
     put(w, *first ? "{\"role\":\"user\",\"content\":" : ",{\"role\":\"user\",\"content\":");
     *first = false;
-    put_joined_text(w, bl);
+    if (images)
+        put_parts(w, bl);
+    else
+        put_joined_text(w, bl);
     put(w, "}");
 }
 

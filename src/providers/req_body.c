@@ -38,6 +38,10 @@ void llm_block_read(const json_t *b, struct llm_block *out)
             if (!strcmp(k, "name"))
                 out->name = json_string_value(v);
             break;
+        case 's':
+            if (!strcmp(k, "source"))
+                out->source = v;
+            break;
         case 'c':
             if (!strcmp(k, "content"))
                 out->content = v;
@@ -53,6 +57,15 @@ void llm_block_read(const json_t *b, struct llm_block *out)
         out->type = LLM_B_TOOL_USE;
     else if (!strcmp(out->type_name, "tool_result"))
         out->type = LLM_B_TOOL_RESULT;
+    else if (!strcmp(out->type_name, "image"))
+        out->type = LLM_B_IMAGE;
+}
+
+void llm_image_source(const struct llm_block *k, const char **media_type, const char **data, const char **url)
+{
+    *media_type = json_string_value(json_object_get(k->source, "media_type"));
+    *data = json_string_value(json_object_get(k->source, "data"));
+    *url = json_string_value(json_object_get(k->source, "url"));
 }
 
 void llm_message_read(const json_t *m, const char **role, const json_t **content)

@@ -73,6 +73,25 @@ static int check_block(const json_t *b, bool assistant, size_t mi, size_t bi, st
                                 "a string tool_use_id and content, a boolean is_error",
                                 mi, bi);
         return 0;
+    case LLM_B_IMAGE: {
+        /* Anthropic's own shape: base64 data of a type every API takes,
+         * or an http(s) URL (Gemini cannot take one: its builder says so). */
+        const char *st = json_string_value(json_object_get(k.source, "type")), *mt, *data, *url;
+        llm_image_source(&k, &mt, &data, &url);
+        static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
+        if (!assistant && st && !strcmp(st, "base64") && data && *data && !data[strspn(data, b64)] && mt &&
+            (!strcmp(mt, "image/jpeg") || !strcmp(mt, "image/png") || !strcmp(mt, "image/gif") ||
+             !strcmp(mt, "image/webp")))
+            return 0;
+        if (!assistant && st && !strcmp(st, "url") && url &&
+            (!strncmp(url, "https://", 8) || !strncmp(url, "http://", 7)))
+            return 0;
+        return ch_error_set(err, CH_EINVAL,
+                            "messages[%zu].content[%zu]: an image needs a user message and a source {type: base64, "
+                            "media_type: image/jpeg|png|gif|webp, data: base64 text} or {type: url, url: "
+                            "http(s)://...}",
+                            mi, bi);
+    }
     default: break;
     }
     if (!k.type_name)

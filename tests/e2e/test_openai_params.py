@@ -164,7 +164,10 @@ def _random_chat_body(rng):
         m = {"role": rng.choice(["user", "assistant", "system", "developer", "tool", "robot", None, 5])}
         if rng.random() < 0.9:
             m["content"] = rng.choice(["hi", "", None, [{"type": "text", "text": "a"}],
-                                       [{"type": "image_url", "image_url": {"url": "x"}}], [scalar()], scalar()])
+                                       [{"type": "image_url", "image_url": {"url": "x"}}], [scalar()], scalar(),
+                                       [{"type": "text", "text": "see"}, {"type": "image_url", "image_url": {
+                                           "url": rng.choice(["data:image/png;base64,iVBORw0KGgo=",
+                                                              "https://example.com/a.png", "data:image/png;base64,@@"])}}]])
         if rng.random() < 0.2:
             m["tool_calls"] = rng.choice([[{"id": "c1", "type": "function",
                                             "function": {"name": "lookup", "arguments": rng.choice(

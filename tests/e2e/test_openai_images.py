@@ -1,0 +1,116 @@
+"""Images in /v1 requests to provider models: `image_url` content parts
+(a data: URL or an http(s) URL) and /v1/responses `input_image` parts reach
+each API in its own format (OpenAI image_url parts, Anthropic image blocks,
+Gemini inlineData).  Gemini cannot take an image by URL and the agent
+models take text only: a 400 that says so, never an image dropped."""
+
+import base64
+
+import pytest
+
+from e2elib import http
+from fakes.llm import FakeLLM
+
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 24).decode()
+DATA_URL = "data:image/png;base64," + PNG
+HTTP_URL = "https://example.com/cat.jpg"
+
+
+@pytest.fixture
+def fakes():
+    with FakeLLM("openai") as o, FakeLLM("anthropic") as a, FakeLLM("gemini") as g:
+        yield o, a, g
+
+
+def config(o, a, g):
+    def prov(api, fake, model):
+        return {"api": api, "baseUrl": fake.base_url, "apiKey": "k", "models": [{"id": model}]}
+    return {
+        "gateway": {"http": {"endpoints": {"chatCompletions": {"enabled": True}, "responses": {"enabled": True}}}},
+        "models": {"providers": {"o": prov("openai-completions", o, "gpt-x"), "a": prov("anthropic-messages", a, "claude-x"),
+                                 "g": prov("google-generative-ai", g, "gemini-x")}},
+        "agents": {"defaults": {"model": {"primary": "o/gpt-x"}}},
+    }
+
+
+def ask(g, tok, model, content, path="/v1/chat/completions", **extra):
+    body = {"model": model, "messages": [{"role": "user", "content": content}], **extra}
+    return http(g, "POST", path, token=tok, json=body, timeout=30)
+
+
+def parts(text, url):
+    return [{"type": "text", "text": text}, {"type": "image_url", "image_url": {"url": url, "detail": "low"}},
+            {"type": "text", "text": "thanks"}]
+
+
+def test_each_api_gets_the_image_in_its_format(gateway_factory, fakes):
+    o, a, g_ = fakes
+    g = gateway_factory(config(o, a, g_))
+    tok = g.gateway_json()["localToken"]
+    for f in (o, a, g_):
+        f.push({"text": "a cat", "times": -1})
+    # OpenAI: the parts in order, a data: URL as sent, an http URL as sent
+    r = ask(g, tok, "o/gpt-x", parts("what is this?", DATA_URL))
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["content"] == "a cat"
+    assert o.wait_requests(1)[0].json["messages"][-1]["content"] == [
+        {"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": DATA_URL}},
+        {"type": "text", "text": "thanks"}]
+    assert ask(g, tok, "o/gpt-x", parts("and this?", HTTP_URL)).status_code == 200
+    assert o.wait_requests(2)[1].json["messages"][-1]["content"][1] == {"type": "image_url",
+                                                                        "image_url": {"url": HTTP_URL}}
+    # Anthropic: image blocks, base64 or url sources
+    assert ask(g, tok, "a/claude-x", parts("what is this?", DATA_URL)).status_code == 200
+    blocks = a.wait_requests(1)[0].json["messages"][-1]["content"]
+    assert blocks[1] == {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
+    assert blocks[0]["text"] == "what is this?" and blocks[2]["text"] == "thanks"
+    assert ask(g, tok, "a/claude-x", parts("url", HTTP_URL)).status_code == 200
+    assert a.wait_requests(2)[1].json["messages"][-1]["content"][1] == {
+        "type": "image", "source": {"type": "url", "url": HTTP_URL}}
+    # Gemini: inlineData; by URL it cannot
+    assert ask(g, tok, "g/gemini-x", parts("what is this?", DATA_URL)).status_code == 200
+    gparts = g_.wait_requests(1)[0].json["contents"][-1]["parts"]
+    assert gparts[1] == {"inlineData": {"mimeType": "image/png", "data": PNG}}
+    r = ask(g, tok, "g/gemini-x", parts("url", HTTP_URL))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_messages", r.text
+    assert "not by http(s) URL" in r.json()["error"]["message"]
+    assert len(g_.requests) == 1
+
+
+def test_responses_input_image(gateway_factory, fakes):
+    o, a, g_ = fakes
+    g = gateway_factory(config(o, a, g_))
+    tok = g.gateway_json()["localToken"]
+    a.push({"text": "a dog"})
+    r = http(g, "POST", "/v1/responses", token=tok, timeout=30, json={"model": "a/claude-x", "input": [
+        {"role": "user", "content": [{"type": "input_text", "text": "what?"},
+                                     {"type": "input_image", "image_url": DATA_URL}]}]})
+    assert r.status_code == 200, r.text
+    assert a.wait_requests(1)[0].json["messages"][-1]["content"][1]["source"]["data"] == PNG
+    r = http(g, "POST", "/v1/responses", token=tok, timeout=30, json={"model": "a/claude-x", "input": [
+        {"role": "user", "content": [{"type": "input_image", "file_id": "file-1"}]}]})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "input", r.text
+
+
+def test_bad_images_are_refused(gateway_factory, fakes):
+    o, a, g_ = fakes
+    g = gateway_factory(config(o, a, g_))
+    tok = g.gateway_json()["localToken"]
+    bad = ["ftp://x/y.png", "data:image/svg+xml;base64,PHN2Zz4=", "data:image/png,notbase64", "data:image/png;base64,",
+           "data:image/png;base64,****", "file:///etc/passwd", ""]
+    for url in bad:
+        r = ask(g, tok, "o/gpt-x", [{"type": "image_url", "image_url": {"url": url}}])
+        assert r.status_code == 400, (url, r.text)
+        assert r.json()["error"]["message"], url
+    r = ask(g, tok, "o/gpt-x", [{"type": "image_url", "image_url": {}}])
+    assert r.status_code == 400
+    # an image in an assistant or system message is not something to send
+    r = http(g, "POST", "/v1/chat/completions", token=tok, json={"model": "o/gpt-x", "messages": [
+        {"role": "system", "content": [{"type": "image_url", "image_url": {"url": DATA_URL}}]},
+        {"role": "user", "content": "x"}]})
+    assert r.status_code == 400
+    # the agent models take text: said, not dropped
+    r = ask(g, tok, "openclaw", parts("look", DATA_URL))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "unsupported_parameter", r.text
+    assert "provider model" in r.json()["error"]["message"]
+    assert o.requests == [] and a.requests == [] and g_.requests == []
