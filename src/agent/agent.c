@@ -183,6 +183,7 @@ static struct ch_run *run_from_rec(struct ch_agent *a, const struct ch_run_rec *
     req.meta = json_object_get(o, "meta");
     req.sampling = json_object_get(o, "sampling");
     req.client_tools = json_object_get(o, "clientTools");
+    req.images = json_object_get(o, "images");
     r = ch_run_new_from_req(a, &req, &err);
     if (!r)
         ch_log_error("agent: cannot resume run %s: %s", rec->run_id, err.msg);

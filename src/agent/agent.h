@@ -80,6 +80,9 @@ struct ch_agent_run_req {
     const json_t *sampling;     /* optional: OpenAI-named request parameters for every LLM call
                                    of the run (ch_llm_call_opts.sampling); copied and stored */
     bool no_tools;              /* plain chat: offer no tools */
+    const json_t *images;       /* optional: neutral image blocks (base64 sources) sent
+                                   with the message; its user turn is then the text
+                                   and these blocks.  Copied and stored. */
     bool isolated;              /* start the session afresh (a new session id, the old
                                    transcript kept under the old one), as OpenClaw's
                                    hook sessionMode "isolated"; a replay keeps the

@@ -249,6 +249,23 @@ json_t *ch_context_user_content_json(const char *message)
     return ch_llm_text_content(message, strlen(message));
 }
 
+size_t ch_context_image_bytes(const json_t *content, size_t *count)
+{
+    const json_t *blk;
+    size_t i, bytes = 0;
+
+    json_array_foreach(content, i, blk)
+    {
+        const json_t *data = json_object_get(json_object_get(blk, "source"), "data");
+        const char *t = json_string_value(json_object_get(blk, "type"));
+        if (t && !strcmp(t, "image") && json_is_string(data)) {
+            bytes += json_string_length(data);
+            (*count)++;
+        }
+    }
+    return bytes;
+}
+
 size_t ch_context_json_size(const json_t *v)
 {
     /* json_dumpb with no buffer measures without allocating. */

@@ -35,6 +35,10 @@ struct lane;
 
 /* ---- transcript cache (transcript.c); loop thread only ---- */
 
+/* What an image counts for in the context estimate: ~1,600 tokens, about
+ * what the providers bill for one (a base64 megabyte is not 260k tokens). */
+#define CH_IMAGE_EST_BYTES 6400
+
 /* The window of stored rows a run sees: what ch_messages_load_last gives. */
 #define CH_TRANSCRIPT_MAX_ROWS 400
 #define CH_TRANSCRIPT_MAX_BYTES (16 << 20)
@@ -52,6 +56,10 @@ struct ch_tc_row {
     size_t text_bytes; /* stored text size (the window's byte cap) */
     bool assistant;    /* msg's role is "assistant" (else "user") */
     bool tool_use;     /* content has a tool_use block with an id */
+    /* its image blocks and their base64 bytes (the token estimate counts an
+     * image as CH_IMAGE_EST_BYTES, not as its data) */
+    uint32_t images;
+    size_t image_bytes;
 };
 
 struct ch_tcache;
@@ -106,6 +114,8 @@ struct ch_run {
     json_t *sampling;     /* owned: ch_llm_call_opts.sampling for every call, or NULL */
     json_t *client_tools; /* owned: the caller's tool definitions, or NULL (run_client.c) */
     json_t *client_calls; /* owned: client tool calls of the last reply, or NULL */
+    json_t *images;       /* owned: ch_agent_run_req.images, or NULL */
+    json_t *user_content; /* owned: the user turn's blocks when there are images, else NULL */
     int64_t max_tokens, timeout_s;
     double temperature;
     bool has_temperature, no_tools;
@@ -124,6 +134,8 @@ struct ch_run {
     int64_t *hist_seqs;         /* owned: seq of the first stored row behind history[i] */
     size_t hist_seq_count;      /* entries loaded from the store (later ones are new) */
     size_t hist_bytes;          /* compact JSON size of history (token estimate) */
+    size_t hist_image_bytes;    /* of which base64 image data */
+    size_t hist_images;         /* image blocks in history */
     struct ch_tc_entry *tentry; /* ref: the session's transcript, or NULL */
     json_t *pending_tools;      /* owned: tool_use blocks of the last reply */
     json_t *tool_results;       /* owned: tool_result blocks collected */
@@ -283,6 +295,8 @@ json_t *ch_context_from_rows(const struct ch_tc_row *rows, size_t n, int64_t **s
 int64_t ch_context_estimate_tokens(const char *system, const json_t *messages, const json_t *tools);
 /* The same estimate from sizes already known. */
 int64_t ch_context_estimate_bytes(size_t system_bytes, size_t messages_bytes, size_t tools_bytes);
+/* Image blocks in content (*count, added to) and their base64 bytes. */
+size_t ch_context_image_bytes(const json_t *content, size_t *count);
 /* Compact JSON size of one {"role":R,"content":C} message of content size C. */
 size_t ch_context_message_bytes(const char *role, size_t content_bytes);
 /* Compact JSON size of v (0 for NULL). */

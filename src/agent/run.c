@@ -165,7 +165,7 @@ static int start_transcript(struct ch_run *r, struct start_job *sj)
          * text, which is its compact encoding: no parse, no re-encoding to
          * measure it (~440,000 instructions for a 2 KB message). */
         size_t len = strlen(sj->user_text);
-        content = ch_context_user_content_json(r->message);
+        content = r->user_content ? json_incref(r->user_content) : ch_context_user_content_json(r->message);
         rc = content ? ch_tc_entry_append(e, sj->user_seq, sj->user_id, "user", content, len, len) : CH_ENOMEM;
         json_decref(content);
         if (rc) {
@@ -174,6 +174,8 @@ static int start_transcript(struct ch_run *r, struct start_job *sj)
         }
     }
     r->history = ch_context_from_rows(e->rows, e->count, &r->hist_seqs, &r->hist_seq_count, &r->hist_bytes);
+    for (size_t i = 0; i < e->count; i++) /* what the estimate counts differently */
+        r->hist_image_bytes += e->rows[i].image_bytes, r->hist_images += e->rows[i].images;
     return r->history ? 0 : CH_ENOMEM;
 }
 
@@ -238,7 +240,10 @@ static struct start_job *start_job_new(struct ch_run *r)
     struct start_job *sj = ch_calloc(1, sizeof(*sj));
     struct ch_tc_entry *e;
 
-    if (!sj || !(sj->user_text = ch_context_user_content(r->message))) {
+    /* With images the turn is their blocks after the text (json_dumps:
+     * the same compact bytes the cached copy is measured as). */
+    if (!sj || !(sj->user_text = r->user_content ? json_dumps(r->user_content, JSON_COMPACT)
+                                                 : ch_context_user_content(r->message))) {
         ch_free(sj);
         return NULL;
     }

@@ -286,6 +286,10 @@ static void on_summary_done(struct ch_llm_call *call, const struct ch_llm_result
         json_decref(r->history);
         r->history = kept;
         r->hist_bytes = ch_context_json_size(kept);
+        r->hist_images = r->hist_image_bytes = 0;
+        for (i = 0; i < json_array_size(kept); i++)
+            r->hist_image_bytes +=
+                ch_context_image_bytes(json_object_get(json_array_get(kept, i), "content"), &r->hist_images);
         /* Persist only when the cut falls inside what was loaded (it
          * always does unless this run already grew the history past it). */
         if ((size_t)cc->cut < r->hist_seq_count)
@@ -353,7 +357,11 @@ void ch_run_call_llm(struct ch_run *r)
     r->context_window = context_window(r);
     reply = r->max_tokens > 0 ? r->max_tokens : CH_MAX(a->reserve_tokens, (int64_t)CH_LLM_DEF_MAX_TOKENS);
     budget = r->context_window - reply;
-    est = ch_context_estimate_bytes(strlen(system), r->hist_bytes, tools_bytes(a, tools));
+    /* An image counts as CH_IMAGE_EST_BYTES, not its base64 size. */
+    est = ch_context_estimate_bytes(strlen(system),
+                                    r->hist_bytes - CH_MIN(r->hist_bytes, r->hist_image_bytes) +
+                                        r->hist_images * CH_IMAGE_EST_BYTES,
+                                    tools_bytes(a, tools));
     r->context_tokens = est;
     if (!r->rounds_compacted && budget > 0 && (double)est > a->compaction_ratio * (double)budget &&
         (cut = ch_context_compaction_split(a, r->history, budget)) > 0) {

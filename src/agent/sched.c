@@ -34,6 +34,8 @@ void ch_run_free(struct ch_run *r)
     json_decref(r->sampling);
     json_decref(r->client_tools);
     json_decref(r->client_calls);
+    json_decref(r->images);
+    json_decref(r->user_content);
     ch_free(r->session_id);
     ch_free(r->model_override);
     json_decref(r->history);
@@ -117,6 +119,9 @@ struct ch_run *ch_run_new_from_req(struct ch_agent *a, const struct ch_agent_run
     r->meta = !req->meta ? NULL : req->meta_shared ? json_incref((json_t *)req->meta) : json_deep_copy(req->meta);
     r->sampling = json_object_size(req->sampling) ? json_deep_copy(req->sampling) : NULL;
     r->client_tools = json_array_size(req->client_tools) ? json_deep_copy(req->client_tools) : NULL;
+    if (json_array_size(req->images) && (r->images = json_deep_copy(req->images)) != NULL &&
+        (r->user_content = ch_context_user_content_json(req->message)) != NULL)
+        json_array_extend(r->user_content, r->images); /* the text, then the images */
     r->max_tokens = req->max_tokens;
     r->timeout_s = req->timeout_s > 0 ? req->timeout_s : a->timeout_s;
     r->temperature = req->temperature;
@@ -127,7 +132,8 @@ struct ch_run *ch_run_new_from_req(struct ch_agent *a, const struct ch_agent_run
     ch_buf_init(&r->text, CH_LLM_MAX_TEXT_BYTES);
     ch_buf_init(&r->round_text, CH_LLM_MAX_TEXT_BYTES);
     if (!r->run_id || !r->session_key || !r->source || !r->message ||
-        (json_object_size(req->sampling) && !r->sampling) || (json_array_size(req->client_tools) && !r->client_tools))
+        (json_object_size(req->sampling) && !r->sampling) || (json_array_size(req->client_tools) && !r->client_tools) ||
+        (json_array_size(req->images) && !r->user_content))
         goto nomem;
     return r;
 nomem:
@@ -153,8 +159,9 @@ static char *request_json(const struct ch_run *r, const char *meta_json, const c
     char *meta = r->meta && !meta_json ? json_dumps(r->meta, JSON_COMPACT) : NULL;
     char *sampling = r->sampling ? json_dumps(r->sampling, JSON_COMPACT) : NULL;
     char *ctools = r->client_tools ? json_dumps(r->client_tools, JSON_COMPACT) : NULL;
+    char *images = r->images ? json_dumps(r->images, JSON_COMPACT) : NULL;
     /* out of memory encoding one: refused */
-    bool lost = (r->sampling && !sampling) || (r->client_tools && !ctools);
+    bool lost = (r->sampling && !sampling) || (r->client_tools && !ctools) || (r->images && !images);
 
     ch_buf_init(&b, CH_STORE_MAX_REQUEST_BYTES);
     ch_buf_append_str(&b, "{\"message\":");
@@ -183,9 +190,14 @@ static char *request_json(const struct ch_run *r, const char *meta_json, const c
         ch_buf_append_str(&b, ",\"clientTools\":");
         ch_buf_append_str(&b, ctools);
     }
+    if (images) {
+        ch_buf_append_str(&b, ",\"images\":");
+        ch_buf_append_str(&b, images);
+    }
     ch_free(meta);
     ch_free(sampling);
     ch_free(ctools);
+    ch_free(images);
     if (lost || ch_buf_append_char(&b, '}') != 0) {
         ch_buf_release(&b); /* over the cap or out of memory: refused */
         return NULL;

@@ -337,6 +337,11 @@ static int push_row(struct ch_tc_entry *e, int64_t seq, const char *role, json_t
     row->content = content;
     row->json_bytes = !content ? 0 : json_bytes ? json_bytes : json_dumpb(content, NULL, 0, JSON_COMPACT);
     row->text_bytes = text_bytes;
+    if (content && row->json_bytes > CH_IMAGE_EST_BYTES) { /* a small row holds no image worth counting */
+        size_t n = 0;
+        row->image_bytes = ch_context_image_bytes(content, &n);
+        row->images = (uint32_t)n;
+    }
     e->text_bytes += text_bytes;
     e->cost += row_cost(row);
     if (e->cache)

@@ -260,7 +260,14 @@ static int api_on_head(struct ch_http_req *r, size_t *max_body, void *data)
             return CH_ECANCELED;
         }
     }
-    *max_body = rt->max_body ? CH_MIN(rt->max_body, a->max_body) : a->max_body;
+    /* A route's own cap wins (OpenClaw's 20 MB for /v1, which carries
+     * images; 2 MB for /tools/invoke), unless the operator set the global
+     * one below its default: then that caps every route.  Only
+     * authenticated callers get this far. */
+    if (rt->max_body && a->max_body >= (size_t)ch_limit_def_get(CH_LIMIT_MAX_BODY_BYTES)->def)
+        *max_body = rt->max_body;
+    else
+        *max_body = rt->max_body ? CH_MIN(rt->max_body, a->max_body) : a->max_body;
     return 0;
 }
 

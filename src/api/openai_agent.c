@@ -17,6 +17,11 @@
 
 #include "api/openai.h"
 
+#define MAX_IMAGES 8
+#define MAX_IMAGE_BYTES (3u << 20) /* base64: a stored message holds 4 MB */
+/* OpenClaw's words for a turn that is only images. */
+#define IMAGE_ONLY "User sent image(s) with no text."
+
 /* tool_choice "required" or a named function: the run must end at a
  * client call (of that name). */
 static bool choice_met(const struct oa_req *o, const json_t *calls)
@@ -130,21 +135,37 @@ static void ag_accepted(int rc, const char *run_id, bool duplicate, const char *
     ch_oa_free(o);
 }
 
-static bool has_images(const json_t *msgs)
+/* The images of the run's turn (*out: a new array, NULL for none), sent
+ * with its message and stored with the run: data only (a fallback may
+ * reach Gemini, which cannot fetch a URL), OpenClaw's limits (8 images,
+ * 20 MB) cut to what a stored message holds.  -1 once answered (400). */
+static int turn_images(struct oa_req *o, const json_t *turn, json_t **out)
 {
-    const json_t *m, *blk;
-    size_t i, j;
+    const char *param = o->responses ? "input" : "messages", *why = NULL;
+    const json_t *blk;
+    size_t i, bytes = 0;
 
-    json_array_foreach(msgs, i, m)
+    *out = NULL;
+    json_array_foreach(json_object_get(turn, "content"), i, blk)
     {
-        json_array_foreach(json_object_get(m, "content"), j, blk)
-        {
-            const char *t = json_string_value(json_object_get(blk, "type"));
-            if (t && !strcmp(t, "image"))
-                return true;
+        const char *t = json_string_value(json_object_get(blk, "type"));
+        const json_t *src = json_object_get(blk, "source");
+        if (!t || strcmp(t, "image"))
+            continue;
+        if (!json_is_string(json_object_get(src, "data")))
+            why = "the agent models take images as data (a data:image/...;base64, URL), not by URL";
+        else if ((bytes += json_string_length(json_object_get(src, "data"))) > MAX_IMAGE_BYTES)
+            why = "the images of one turn are limited to 3 MB of base64 data for the agent models";
+        else if (json_array_size(*out) >= MAX_IMAGES)
+            why = "at most 8 images per turn for the agent models";
+        if (why || (!*out && !(*out = json_array())) || json_array_append(*out, (json_t *)blk)) {
+            ch_openai_param_error(o->req, why ? "invalid_image" : "internal", param, why ? why : "out of memory");
+            json_decref(*out);
+            *out = NULL;
+            return -1;
         }
     }
-    return false;
+    return 0;
 }
 
 /* The name of the call `id` among the tool_use blocks of msg, or NULL. */
@@ -186,6 +207,8 @@ static void turn_text(struct ch_buf *b, const json_t *m, const json_t *before)
             ch_buf_appendf(b, "Result of the tool call%s%s (id %s):\n", name ? " to " : "", name ? name : "",
                            cid ? cid : "");
             ch_buf_append_str(b, json_string_value(json_object_get(blk, "content")));
+        } else if (type && !strcmp(type, "image")) {
+            ch_buf_append_str(b, "[image]");
         } else if (json_is_string(json_object_get(blk, "text"))) {
             ch_buf_append_str(b, json_string_value(json_object_get(blk, "text")));
         }
@@ -267,7 +290,7 @@ void ch_oa_agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char *
     const json_t *last = json_array_get(msgs, n - 1);
     const json_t *mt = json_object_get(body, "max_completion_tokens");
     const char *user = json_string_value(json_object_get(body, "user"));
-    json_t *sampling = NULL, *tools = NULL;
+    json_t *sampling = NULL, *tools = NULL, *images = NULL;
     const struct ch_str *hdr;
     struct ch_buf msg, extra;
     char key[600], uuid[37], model[256];
@@ -276,19 +299,30 @@ void ch_oa_agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char *
     ch_buf_init(&extra, 4 << 20);
     if (ch_openai_sampling(o->req, body, &sampling) != 0 || client_tools(o, body, &tools) != 0)
         goto fail; /* answered */
-    if (has_images(msgs)) {
-        /* A run's message is text; saying so beats dropping the image. */
-        ch_openai_param_error(o->req, "unsupported_parameter", o->responses ? "input" : "messages",
-                              "images are not supported with the agent models yet; call a provider model "
-                              "(provider/model) to send them to a vision model");
-        goto fail;
-    }
+    if (turn_images(o, last, &images) != 0)
+        goto fail; /* answered */
     if (strcmp(json_string_value(json_object_get(last, "role")), "user")) {
         ch_openai_error(o->req, 400, "invalid_request_error", "invalid_messages",
                         "the last message must come from the user for the agent models");
         goto fail;
     }
-    turn_text(&msg, last, n > 1 ? json_array_get(msgs, n - 2) : NULL);
+    if (images) { /* the images go as blocks, the text as the message */
+        json_t *texts = json_pack("{s:[]}", "content");
+        const json_t *blk;
+        size_t i;
+        json_array_foreach(json_object_get(last, "content"), i, blk)
+        {
+            const char *t = json_string_value(json_object_get(blk, "type"));
+            if (!t || strcmp(t, "image"))
+                json_array_append(json_object_get(texts, "content"), (json_t *)blk);
+        }
+        turn_text(&msg, texts, n > 1 ? json_array_get(msgs, n - 2) : NULL);
+        json_decref(texts);
+        if (!msg.len)
+            ch_buf_append_str(&msg, IMAGE_ONLY);
+    } else {
+        turn_text(&msg, last, n > 1 ? json_array_get(msgs, n - 2) : NULL);
+    }
     ch_uuid4(uuid);
     if (session_hdr)
         snprintf(key, sizeof(key), "%s", session_hdr);
@@ -351,6 +385,7 @@ void ch_oa_agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char *
     req.has_temperature = json_is_number(json_object_get(body, "temperature"));
     req.temperature = json_number_value(json_object_get(body, "temperature"));
     req.client_tools = tools;
+    req.images = images;
     /* The rest of the parameters go with every call of the run; the tool
      * ones are applied above (a provider's tool_choice would bind the
      * agent's own tools too). */
@@ -360,12 +395,14 @@ void ch_oa_agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char *
     ch_agent_submit(o->api->agent, &req, ag_accepted, o);
     json_decref(sampling);
     json_decref(tools);
+    json_decref(images);
     ch_buf_release(&msg);
     ch_buf_release(&extra);
     return;
 fail:
     json_decref(sampling);
     json_decref(tools);
+    json_decref(images);
     ch_buf_release(&msg);
     ch_buf_release(&extra);
     ch_oa_free(o);

@@ -24,9 +24,9 @@ static const struct ch_limit_def defs[CH_LIMIT__COUNT] = {
                                   "Total time to receive a request head (slowloris guard). Over it: 408 and close."},
     [CH_LIMIT_BODY_TIMEOUT_MS] = {"bodyTimeoutMs", 10000, 100, 600000, "ms",
                                   "Longest pause between body bytes. Over it: 408 and close."},
-    [CH_LIMIT_MAX_BODY_BYTES] =
-        {"maxBodyBytes", 1 * MiB, 0, 1024 * MiB, "bytes",
-         "Request body, unless a route sets its own; api.security.maxBodySize sets it too. Over it: 413."},
+    [CH_LIMIT_MAX_BODY_BYTES] = {"maxBodyBytes", 1 * MiB, 0, 1024 * MiB, "bytes",
+                                 "Request body, unless a route sets its own (set lower than 1 MiB, it caps those too); "
+                                 "api.security.maxBodySize sets it too. Over it: 413."},
     [CH_LIMIT_KEEPALIVE_TIMEOUT_MS] = {"keepaliveTimeoutMs", 60000, 100, 3600000, "ms",
                                        "Idle time between requests on a kept-alive connection before it is closed."},
     [CH_LIMIT_KEEPALIVE_REQUESTS] = {"keepaliveRequests", 1000, 1, 1000000, "count",

@@ -30,7 +30,7 @@
 #define CH_STORE_MAX_NAME_BYTES 256                  /* labels, models, idempotency keys */
 #define CH_STORE_MAX_META_JSON_BYTES (64 * 1024)     /* origin, extra, delivery */
 #define CH_STORE_MAX_CONTENT_BYTES (4 * 1024 * 1024) /* one message's content JSON */
-#define CH_STORE_MAX_REQUEST_BYTES (1024 * 1024)     /* a run's request JSON */
+#define CH_STORE_MAX_REQUEST_BYTES (8 * 1024 * 1024) /* a run's request JSON (images included) */
 #define CH_STORE_MAX_RESULT_BYTES (4 * 1024 * 1024)  /* a run's result JSON */
 #define CH_STORE_MAX_ERROR_BYTES (16 * 1024)         /* longer error text is cut, not refused */
 #define CH_STORE_MAX_LIST 10000                      /* rows per list call */

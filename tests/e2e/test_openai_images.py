@@ -1,8 +1,10 @@
 """Images in /v1 requests to provider models: `image_url` content parts
 (a data: URL or an http(s) URL) and /v1/responses `input_image` parts reach
 each API in its own format (OpenAI image_url parts, Anthropic image blocks,
-Gemini inlineData).  Gemini cannot take an image by URL and the agent
-models take text only: a 400 that says so, never an image dropped."""
+Gemini inlineData).  The agent models take images as data: they go with
+the run's message, into the session's transcript and the durable run.
+Gemini cannot take an image by URL: a 400 that says so, never an image
+dropped."""
 
 import base64
 
@@ -109,8 +111,87 @@ def test_bad_images_are_refused(gateway_factory, fakes):
         {"role": "system", "content": [{"type": "image_url", "image_url": {"url": DATA_URL}}]},
         {"role": "user", "content": "x"}]})
     assert r.status_code == 400
-    # the agent models take text: said, not dropped
-    r = ask(g, tok, "openclaw", parts("look", DATA_URL))
-    assert r.status_code == 400 and r.json()["error"]["code"] == "unsupported_parameter", r.text
-    assert "provider model" in r.json()["error"]["message"]
+    # the agent models take images as data, at most 8 a turn
+    r = ask(g, tok, "openclaw", parts("look", HTTP_URL))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_image", r.text
+    assert "not by URL" in r.json()["error"]["message"]
+    r = ask(g, tok, "openclaw", [{"type": "image_url", "image_url": {"url": DATA_URL}}] * 9)
+    assert r.status_code == 400 and "at most 8" in r.json()["error"]["message"], r.text
     assert o.requests == [] and a.requests == [] and g_.requests == []
+
+
+def test_agent_models_see_the_image_and_keep_it(gateway_factory, fakes):
+    o, a, g_ = fakes
+    g = gateway_factory(config(o, a, g_))
+    tok = g.gateway_json()["localToken"]
+    o.push({"text": "a cat"}, {"text": "still a cat"}, {"text": "only pixels"})
+    r = ask(g, tok, "openclaw", parts("what is this?", DATA_URL), user="img-u")
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "a cat", r.text
+    first = o.wait_requests(1)[0].json["messages"][-1]["content"]
+    assert first[0] == {"type": "text", "text": "what is this?\nthanks"}
+    assert first[1] == {"type": "image_url", "image_url": {"url": DATA_URL}}
+    # the next turn of the session sends the image again, from the transcript
+    r = ask(g, tok, "openclaw", "and now?", user="img-u")
+    assert r.status_code == 200, r.text
+    msgs = o.wait_requests(2)[1].json["messages"]
+    users = [m for m in msgs if m["role"] == "user"]
+    assert users[0]["content"][1] == {"type": "image_url", "image_url": {"url": DATA_URL}}
+    assert users[-1]["content"] == "and now?"
+    # a turn that is only an image gets OpenClaw's words as its text
+    r = ask(g, tok, "openclaw", [{"type": "image_url", "image_url": {"url": DATA_URL}}])
+    assert r.status_code == 200, r.text
+    only = o.wait_requests(3)[2].json["messages"][-1]["content"]
+    assert only[0] == {"type": "text", "text": "User sent image(s) with no text."}
+
+
+def test_agent_image_survives_a_restart(gateway_factory, fakes):
+    import signal
+    import threading
+    from agentlib import get_run, wait_run
+    o, a, g_ = fakes
+    cfg = config(o, a, g_)
+    cfg["limits"] = {"shutdownGraceMs": 300}
+    g = gateway_factory(cfg)
+    tok = g.gateway_json()["localToken"]
+    o.push({"text": "late", "first_byte_delay": 8}, {"text": "a cat, again"})
+
+    def call():
+        try:
+            ask(g, tok, "openclaw", parts("what?", DATA_URL))
+        except Exception:  # noqa: BLE001 - the gateway is killed under it
+            pass
+    t = threading.Thread(target=call, daemon=True)
+    t.start()
+    assert o.wait_requests(1, timeout=10)[0].json["messages"][-1]["content"][1]["image_url"]["url"] == DATA_URL
+    run_id = http(g, "GET", "/api/v1/runs", token=g.admin_token, params={"status": "running"}).json()["runs"][0]["runId"]
+    g.signal(signal.SIGKILL)
+    assert g.wait(15) is not None
+    t.join(10)
+    g2 = gateway_factory.new(cfg, state=g.state).start()
+    g2.admin_token = g.admin_token
+    assert wait_run(g2, run_id, timeout=15)["status"] == "ok", get_run(g2, run_id)
+    replay = o.wait_requests(2, timeout=10)[1].json["messages"][-1]["content"]
+    assert replay[1] == {"type": "image_url", "image_url": {"url": DATA_URL}}
+
+
+def test_a_big_image_counts_as_an_image_not_as_its_bytes(gateway_factory, fakes):
+    """2 MB of base64 is ~500k tokens by bytes, but the providers bill an
+    image at ~1.6k: the context estimate counts it so, and a 32k-token
+    window does not trigger a compaction for it."""
+    o, a, g_ = fakes
+    cfg = config(o, a, g_)
+    cfg["models"]["providers"]["o"]["models"] = [{"id": "gpt-x", "contextWindow": 32000, "maxTokens": 1024}]
+    cfg["agents"]["defaults"]["compaction"] = {"keepMessages": 1}  # anything older could be compacted
+    g = gateway_factory(cfg)
+    tok = g.gateway_json()["localToken"]
+    o.push({"text": "big cat", "times": -1})
+    big = "data:image/jpeg;base64," + base64.b64encode(b"\xff\xd8" + b"\x00" * 1_500_000).decode()
+    r = ask(g, tok, "openclaw", parts("what?", big), user="img-big")
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "big cat", r.text
+    r = ask(g, tok, "openclaw", "and?", user="img-big")
+    assert r.status_code == 200, r.text
+    reqs = o.wait_requests(2)
+    assert len(reqs) == 2  # no summarising call in between
+    first_user = [m for m in reqs[1].json["messages"] if m["role"] == "user"][0]
+    assert first_user["content"][1]["image_url"]["url"] == big
+    assert http(g, "GET", "/health/detail", token=g.admin_token).json()["agent"]["compactions"] == 0
