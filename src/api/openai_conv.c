@@ -54,7 +54,8 @@ static json_t *image_block(const json_t *part, size_t i, char *err, size_t errca
     for (size_t t = 0; url && t < CH_ARRAY_SIZE(types); t++) {
         size_t n = strlen(types[t]);
         if (!strncmp(url, "data:", 5) && !strncmp(url + 5, types[t], n) && !strncmp(url + 5 + n, ";base64,", 8) &&
-            (comma = url + 5 + n + 7) && comma[1])
+            (comma = url + 5 + n + 7) && comma[1] &&
+            !comma[1 + strspn(comma + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")])
             return json_pack("{s:s, s:{s:s, s:s, s:s}}", "type", "image", "source", "type", "base64", "media_type",
                              types[t], "data", comma + 1);
     }

@@ -115,6 +115,9 @@ def test_bad_images_are_refused(gateway_factory, fakes):
     r = ask(g, tok, "openclaw", parts("look", HTTP_URL))
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_image", r.text
     assert "not by URL" in r.json()["error"]["message"]
+    # bad base64 is the client's mistake for agent runs too (a random seed found it a 502)
+    r = ask(g, tok, "openclaw", parts("look", "data:image/png;base64,@@"))
+    assert r.status_code == 400, r.text
     r = ask(g, tok, "openclaw", [{"type": "image_url", "image_url": {"url": DATA_URL}}] * 9)
     assert r.status_code == 400 and "at most 8" in r.json()["error"]["message"], r.text
     assert o.requests == [] and a.requests == [] and g_.requests == []

@@ -324,7 +324,9 @@ def test_random_bodies_get_an_answer_never_a_failure(rs, fake):
         body = _random_body(rng)
         r = post(g, tok, body, timeout=15)
         seen[r.status_code] = seen.get(r.status_code, 0) + 1
-        assert r.status_code in (200, 400, 404), (body, r.status_code, r.text[:300])
+        # 502 only for OpenClaw's unmet tool_choice: the fake answers text
+        unmet = r.status_code == 502 and r.json()["error"]["code"] == "tool_choice_unsatisfied"
+        assert r.status_code in (200, 400, 404) or unmet, (body, r.status_code, r.text[:300])
         if r.status_code != 200:
             assert r.json()["error"]["message"], body
     assert seen.get(200) and seen.get(400)  # both paths were exercised
