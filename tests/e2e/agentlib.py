@@ -450,3 +450,17 @@ def wire_problems(provider, body):
                 if len(got) != len(calls):
                     probs.append(f"contents[{i}]: {len(calls)} functionCall parts, {len(got)} functionResponse next")
     return probs
+
+
+def sigkill_and_restart(gateway_factory, g, cfg, thread=None):
+    """SIGKILL g with a run in flight, then start a gateway on its state
+    dir (the same config); returns it, carrying g's admin token.  thread:
+    the caller blocked on g (from in_thread), joined once g is gone."""
+    import signal
+    g.signal(signal.SIGKILL)
+    assert g.wait(15) is not None
+    if thread is not None:
+        thread.join(10)
+    g2 = gateway_factory.new(cfg, state=g.state).start()
+    g2.admin_token = g.admin_token
+    return g2

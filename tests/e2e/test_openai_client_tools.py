@@ -203,32 +203,20 @@ def test_responses_function_call_and_output(gw, fake):
 def test_client_tools_survive_a_restart(gateway_factory, fake):
     """The client's tools are stored with the durable run: a run replayed
     after SIGKILL still offers them and stops at their call."""
-    import signal
-    import threading
-    from agentlib import get_run, wait_run
+    from agentlib import get_run, in_thread, sigkill_and_restart, wait_run
     cfg = config(fake)
     cfg["limits"] = {"shutdownGraceMs": 300}
     g = gateway_factory(cfg)
     tok = g.gateway_json()["localToken"]
     fake.push({"text": "late", "first_byte_delay": 8},
               {"tool_calls": [{"id": "call_k", "name": "get_weather", "arguments": {"city": "Kyiv"}}]})
-
-    def call():
-        try:
-            http(g, "POST", "/v1/chat/completions", token=tok, timeout=20, headers={"x-openclaw-session-key": "ct-kill"},
-                 json={"model": "openclaw", "tools": [WEATHER], "messages": [{"role": "user", "content": "Kyiv?"}]})
-        except Exception:  # noqa: BLE001 - the gateway is killed under it
-            pass
-    t = threading.Thread(target=call, daemon=True)
-    t.start()
+    t, _ = in_thread(http, g, "POST", "/v1/chat/completions", token=tok, timeout=20,
+                     headers={"x-openclaw-session-key": "ct-kill"},
+                     json={"model": "openclaw", "tools": [WEATHER], "messages": [{"role": "user", "content": "Kyiv?"}]})
     assert "get_weather" in offered(fake.wait_requests(1, timeout=10)[0])
     runs = http(g, "GET", "/api/v1/runs", token=g.admin_token, params={"sessionKey": "ct-kill"}).json()["runs"]
     run_id = runs[0]["runId"]
-    g.signal(signal.SIGKILL)
-    assert g.wait(15) is not None
-    t.join(10)
-    g2 = gateway_factory.new(cfg, state=g.state).start()
-    g2.admin_token = g.admin_token
+    g2 = sigkill_and_restart(gateway_factory, g, cfg, t)
     assert wait_run(g2, run_id, timeout=15)["status"] == "ok", get_run(g2, run_id)
     assert "get_weather" in offered(fake.wait_requests(2, timeout=10)[1])
     run = http(g2, "GET", "/api/v1/runs/" + run_id, token=g2.admin_token).json()

@@ -148,30 +148,17 @@ def test_agent_models_see_the_image_and_keep_it(gateway_factory, fakes):
 
 
 def test_agent_image_survives_a_restart(gateway_factory, fakes):
-    import signal
-    import threading
-    from agentlib import get_run, wait_run
+    from agentlib import get_run, in_thread, sigkill_and_restart, wait_run
     o, a, g_ = fakes
     cfg = config(o, a, g_)
     cfg["limits"] = {"shutdownGraceMs": 300}
     g = gateway_factory(cfg)
     tok = g.gateway_json()["localToken"]
     o.push({"text": "late", "first_byte_delay": 8}, {"text": "a cat, again"})
-
-    def call():
-        try:
-            ask(g, tok, "openclaw", parts("what?", DATA_URL))
-        except Exception:  # noqa: BLE001 - the gateway is killed under it
-            pass
-    t = threading.Thread(target=call, daemon=True)
-    t.start()
+    t, _ = in_thread(ask, g, tok, "openclaw", parts("what?", DATA_URL))
     assert o.wait_requests(1, timeout=10)[0].json["messages"][-1]["content"][1]["image_url"]["url"] == DATA_URL
     run_id = http(g, "GET", "/api/v1/runs", token=g.admin_token, params={"status": "running"}).json()["runs"][0]["runId"]
-    g.signal(signal.SIGKILL)
-    assert g.wait(15) is not None
-    t.join(10)
-    g2 = gateway_factory.new(cfg, state=g.state).start()
-    g2.admin_token = g.admin_token
+    g2 = sigkill_and_restart(gateway_factory, g, cfg, t)
     assert wait_run(g2, run_id, timeout=15)["status"] == "ok", get_run(g2, run_id)
     replay = o.wait_requests(2, timeout=10)[1].json["messages"][-1]["content"]
     assert replay[1] == {"type": "image_url", "image_url": {"url": DATA_URL}}

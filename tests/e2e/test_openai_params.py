@@ -218,10 +218,10 @@ def test_random_chat_bodies_get_an_answer_never_a_failure(gateway_factory, fakes
 
 def test_agent_runs_carry_the_parameters_even_across_a_restart(gateway_factory, fakes):
     """/v1 agent models: the parameters go with every call of the run (not
-    the client-tool ones), are checked the same way, and are stored with the
-    durable run, so a run replayed after SIGKILL still sends them."""
-    import signal
-    from agentlib import get_run, wait_run
+    tool_choice: it is applied to the client's tools), are checked the same
+    way, and are stored with the durable run, so a run replayed after
+    SIGKILL still sends them."""
+    from agentlib import get_run, in_thread, sigkill_and_restart, wait_run
     o, a, g_ = fakes
     cfg = config(o, a, g_)
     cfg["limits"] = {"shutdownGraceMs": 300}
@@ -229,29 +229,16 @@ def test_agent_runs_carry_the_parameters_even_across_a_restart(gateway_factory, 
     o.push({"text": "{}", "first_byte_delay": 8}, {"text": '{"ok": true}'})
     extra = {"response_format": {"type": "json_object"}, "seed": 7, "stop": ["END"], "top_p": 0.5,
              "tool_choice": "none", "tools": TOOLS}
-    box = {}
-
-    def call():
-        try:
-            box["r"] = http(g, "POST", "/v1/chat/completions", token=tok, timeout=20, json={
-                "model": "openclaw", "messages": [{"role": "user", "content": "json please"}],
-                **extra}, headers={"x-openclaw-session-key": "param-run"})
-        except Exception as e:  # noqa: BLE001 - the gateway is killed under it
-            box["exc"] = e
-    import threading
-    t = threading.Thread(target=call, daemon=True)
-    t.start()
+    t, _ = in_thread(http, g, "POST", "/v1/chat/completions", token=tok, timeout=20, json={
+        "model": "openclaw", "messages": [{"role": "user", "content": "json please"}], **extra},
+        headers={"x-openclaw-session-key": "param-run"})
     first = o.wait_requests(1, timeout=10)[0].json
     for k in ("response_format", "seed", "stop", "top_p"):
         assert first[k] == extra[k], k
-    assert "tool_choice" not in first  # it spoke of the client's tools
+    assert "tool_choice" not in first  # "none": no client tools, and never sent (it would bind the agent's own)
     runs = http(g, "GET", "/api/v1/runs", token=g.admin_token, params={"sessionKey": "param-run"}).json()["runs"]
     run_id = runs[0]["runId"]
-    g.signal(signal.SIGKILL)
-    assert g.wait(15) is not None
-    t.join(10)
-    g2 = gateway_factory.new(cfg, state=g.state).start()
-    g2.admin_token = g.admin_token
+    g2 = sigkill_and_restart(gateway_factory, g, cfg, t)
     assert wait_run(g2, run_id, timeout=15)["status"] == "ok", get_run(g2, run_id)
     replay = o.wait_requests(2, timeout=10)[1].json
     for k in ("response_format", "seed", "stop", "top_p"):
