@@ -286,6 +286,10 @@ void ch_rest_sessions_show(struct ch_http_req *r, void *data);
 void ch_rest_sessions_reset(struct ch_http_req *r, void *data);
 void ch_rest_sessions_delete(struct ch_http_req *r, void *data);
 void ch_rest_sessions_kill(struct ch_http_req *r, void *data); /* POST /sessions/:key/kill */
+/* OpenClaw v4's HTTP error shape {ok: false, error: {type, message}}, and
+ * its ?agentId= check (false once r was answered 400). */
+void ch_api_oc_error(struct ch_http_req *r, int status, const char *type, const char *msg);
+bool ch_api_oc_agent_ok(struct ch_http_req *r);
 /* GET /sessions/:key/history (rest_session_history.c) */
 void ch_rest_sessions_history(struct ch_http_req *r, void *data);
 void ch_rest_conversations_list(struct ch_http_req *r, void *data);

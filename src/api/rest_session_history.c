@@ -39,7 +39,9 @@ struct hist {
 struct hist_job {
     struct ch_store_job job;
     struct hist *h;
-    json_t *answer; /* NULL: no such session */
+    char *text; /* the answer, rendered on the reader thread (a stream's
+                   SSE event, framing included); NULL: no such session */
+    size_t len;
 };
 
 static void hist_unref(struct hist *h)
@@ -48,11 +50,6 @@ static void hist_unref(struct hist *h)
         return;
     ch_http_req_unref(h->req);
     ch_free(h);
-}
-
-static void answer_error(struct ch_http_req *r, int status, const char *type, const char *msg)
-{
-    ch_http_respond_json(r, status, json_pack("{s:b, s:{s:s, s:s}}", "ok", 0, "error", "type", type, "message", msg));
 }
 
 static void timer_closed(uv_handle_t *t)
@@ -108,7 +105,8 @@ static int load(struct ch_db *db, struct ch_store_job *job)
     struct ch_session_rec s = {0};
     struct ch_message_bounds b = {0};
     struct ch_message_list ml = {0};
-    json_t *msgs = NULL;
+    json_t *msgs = NULL, *answer = NULL;
+    char *dump = NULL;
     int64_t first = 0;
     int rc = ch_sessions_get(db, h->key, &s);
 
@@ -141,12 +139,20 @@ static int load(struct ch_db *db, struct ch_store_job *job)
     }
     if (!rc) {
         bool more = first > b.first_seq && b.first_seq;
-        j->answer =
+        answer =
             json_pack("{s:s, s:O, s:O, s:b}", "sessionKey", h->key, "items", msgs, "messages", msgs, "hasMore", more);
-        if (j->answer && more)
-            json_object_set_new(j->answer, "nextCursor", json_sprintf("%lld", (long long)first));
-        rc = j->answer ? 0 : CH_ENOMEM;
+        if (answer && more)
+            json_object_set_new(answer, "nextCursor", json_sprintf("%lld", (long long)first));
+        /* Encoded here, off the loop: a page can be megabytes. */
+        dump = answer ? json_dumps(answer, JSON_COMPACT) : NULL;
+        j->text = dump && h->stream ? ch_sprintf("event: history\ndata: %s\n\n", dump) : dump;
+        if (j->text == dump)
+            dump = NULL;
+        rc = j->text ? 0 : CH_ENOMEM;
+        j->len = j->text ? strlen(j->text) : 0;
     }
+    ch_free(dump);
+    json_decref(answer);
     json_decref(msgs);
     ch_message_list_release(&ml);
     ch_session_rec_release(&s);
@@ -154,18 +160,6 @@ static int load(struct ch_db *db, struct ch_store_job *job)
 }
 
 static void reload(struct hist *h);
-
-static void stream_event(struct hist *h, json_t *answer)
-{
-    char *s = json_dumps(answer, JSON_COMPACT);
-    struct ch_buf b;
-
-    ch_buf_init(&b, HISTORY_BYTES * 2);
-    if (s && ch_buf_appendf(&b, "event: history\ndata: %s\n\n", s) == 0)
-        send_text(h, b.data, b.len);
-    ch_buf_release(&b);
-    ch_free(s);
-}
 
 static void begin_stream(struct hist *h)
 {
@@ -195,23 +189,23 @@ static void loaded(struct ch_store_job *job, int rc)
     h->loading = false;
     if (h->closed || ch_http_req_is_closed(h->req)) {
     } else if (rc && !h->began) {
-        answer_error(h->req, 503, "unavailable", "reading the session failed; retry shortly");
-    } else if (!rc && !j->answer && !h->began) {
+        ch_api_oc_error(h->req, 503, "unavailable", "reading the session failed; retry shortly");
+    } else if (!rc && !j->text && !h->began) {
         snprintf(msg, sizeof(msg), "Session not found: %s", h->key);
-        answer_error(h->req, 404, "not_found", msg);
-    } else if (!rc && !j->answer) {
+        ch_api_oc_error(h->req, 404, "not_found", msg);
+    } else if (!rc && !j->text) {
         detach(h); /* deleted while streamed: the stream ends */
         ch_http_stream_end(h->req);
     } else if (!h->stream) {
-        ch_http_respond_json(h->req, 200, json_incref(j->answer));
+        ch_http_respond(h->req, 200, "application/json", j->text, j->len);
     } else if (!rc) {
         if (!h->began)
             begin_stream(h);
-        stream_event(h, j->answer);
+        send_text(h, j->text, j->len);
     }
-    if (!h->began && h->stream && h->sub && (rc || !j->answer))
+    if (!h->began && h->stream && h->sub && (rc || !j->text))
         detach(h); /* answered with an error: no stream to feed */
-    json_decref(j->answer);
+    ch_free(j->text);
     ch_free(j);
     if (h->dirty && !h->closed && h->began) {
         h->dirty = false;
@@ -227,7 +221,7 @@ static void reload(struct hist *h)
     if (!j || (j->h = h, j->job.run = load, j->job.done = loaded, ch_store_read(h->api->store, &j->job) != 0)) {
         ch_free(j);
         if (!h->began)
-            answer_error(h->req, 503, "unavailable", "the store cannot take the request now; retry shortly");
+            ch_api_oc_error(h->req, 503, "unavailable", "the store cannot take the request now; retry shortly");
         return;
     }
     h->loading = true;
@@ -264,17 +258,14 @@ void ch_rest_sessions_history(struct ch_http_req *r, void *data)
 {
     struct ch_api *a = data;
     const struct ch_str *accept = ch_http_req_header(r, "accept");
-    char v[40], agent[130];
+    char v[40];
     struct hist *h;
     int rc;
 
-    if (ch_http_req_query(r, "agentId", agent, sizeof(agent)) == 0 && strcmp(agent, "main") &&
-        strcmp(agent, "default")) {
-        answer_error(r, 400, "invalid_request", "unknown agentId; this gateway runs the agent \"main\"");
+    if (!ch_api_oc_agent_ok(r))
         return;
-    }
     if (!(h = ch_calloc(1, sizeof(*h)))) {
-        answer_error(r, 500, "internal", "out of memory");
+        ch_api_oc_error(r, 500, "internal", "out of memory");
         return;
     }
     h->refs = 1;
@@ -285,12 +276,12 @@ void ch_rest_sessions_history(struct ch_http_req *r, void *data)
         goto out;
     rc = ch_http_req_query(r, "limit", v, sizeof(v));
     if (rc != CH_ENOTFOUND && (rc || !(h->limit = (size_t)positive(v, HISTORY_MAX)))) {
-        answer_error(r, 400, "invalid_request", "limit must be a positive integer");
+        ch_api_oc_error(r, 400, "invalid_request", "limit must be a positive integer");
         goto out;
     }
     rc = ch_http_req_query(r, "cursor", v, sizeof(v));
     if (rc != CH_ENOTFOUND && (rc || !(h->cursor = positive(v, INT64_MAX)))) {
-        answer_error(r, 400, "invalid_request", "cursor must be a positive integer");
+        ch_api_oc_error(r, 400, "invalid_request", "cursor must be a positive integer");
         goto out;
     }
     h->stream = accept && memmem(accept->p, accept->len, "text/event-stream", 17);
@@ -298,7 +289,7 @@ void ch_rest_sessions_history(struct ch_http_req *r, void *data)
         /* Subscribed before the first read: a run ending in between is
          * not missed (it marks the stream dirty). */
         if (!a->agent || !(h->sub = ch_agent_subscribe(a->agent, NULL, on_run, h))) {
-            answer_error(r, 503, "unavailable", "the agent is not running");
+            ch_api_oc_error(r, 503, "unavailable", "the agent is not running");
             goto out;
         }
         h->refs++;

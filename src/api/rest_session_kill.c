@@ -19,9 +19,21 @@ struct kill_job {
     bool existed;
 };
 
-static void answer_error(struct ch_http_req *r, int status, const char *type, const char *msg)
+void ch_api_oc_error(struct ch_http_req *r, int status, const char *type, const char *msg)
 {
     ch_http_respond_json(r, status, json_pack("{s:b, s:{s:s, s:s}}", "ok", 0, "error", "type", type, "message", msg));
+}
+
+bool ch_api_oc_agent_ok(struct ch_http_req *r)
+{
+    char agent[130];
+
+    if (ch_http_req_query(r, "agentId", agent, sizeof(agent)) == 0 && strcmp(agent, "main") &&
+        strcmp(agent, "default")) {
+        ch_api_oc_error(r, 400, "invalid_request", "unknown agentId; this gateway runs the agent \"main\"");
+        return false;
+    }
+    return true;
 }
 
 static int lookup(struct ch_db *db, struct ch_store_job *job)
@@ -43,12 +55,12 @@ static void done(struct ch_store_job *job, int rc)
 
     if (ch_http_req_is_closed(j->req)) {
     } else if (rc) {
-        answer_error(j->req, 503, "unavailable", "reading the session failed; retry shortly");
+        ch_api_oc_error(j->req, 503, "unavailable", "reading the session failed; retry shortly");
     } else {
         n = j->api->agent ? ch_agent_abort_session(j->api->agent, j->key, NULL) : 0;
         if (!j->existed && n == 0) {
             snprintf(msg, sizeof(msg), "Session not found: %s", j->key);
-            answer_error(j->req, 404, "not_found", msg);
+            ch_api_oc_error(j->req, 404, "not_found", msg);
         } else {
             ch_http_respond_json(j->req, 200, json_pack("{s:b, s:b}", "ok", 1, "killed", n > 0));
         }
@@ -60,16 +72,12 @@ static void done(struct ch_store_job *job, int rc)
 void ch_rest_sessions_kill(struct ch_http_req *r, void *data)
 {
     struct ch_api *a = data;
-    char agent[130];
     struct kill_job *j;
 
-    if (ch_http_req_query(r, "agentId", agent, sizeof(agent)) == 0 && strcmp(agent, "main") &&
-        strcmp(agent, "default")) {
-        answer_error(r, 400, "invalid_request", "unknown agentId; this gateway runs the agent \"main\"");
+    if (!ch_api_oc_agent_ok(r))
         return;
-    }
     if (!(j = ch_calloc(1, sizeof(*j)))) {
-        answer_error(r, 500, "internal", "out of memory");
+        ch_api_oc_error(r, 500, "internal", "out of memory");
         return;
     }
     if (ch_api_path_param(r, 0, j->key, sizeof(j->key)) != 0) { /* answered 400 */
@@ -82,7 +90,7 @@ void ch_rest_sessions_kill(struct ch_http_req *r, void *data)
     j->job.run = lookup;
     j->job.done = done;
     if (ch_store_read(a->store, &j->job) != 0) {
-        answer_error(r, 503, "unavailable", "the store cannot take the request now; retry shortly");
+        ch_api_oc_error(r, 503, "unavailable", "the store cannot take the request now; retry shortly");
         ch_http_req_unref(r);
         ch_free(j);
     }
