@@ -11,7 +11,8 @@
 #     script giving every request its own conversationId (new sessions,
 #     so runs proceed in parallel);
 #  3. latency added per LLM call: wrk p50/p99 at concurrency 1 through
-#     the gateway minus the same against the fake directly;
+#     the gateway minus the same against the fake directly (the mean of a
+#     direct run before and one right after the gateway's c=1 phases);
 #  4. RSS after 10,000 sessions of one turn each, on a fresh gateway
 #     (bench/agent_load.py, exact counts), per session;
 #  5. a soak: RSS growth over BENCH_SOAK_TURNS turns (default 100,000) on a
@@ -248,6 +249,14 @@ R[idle_rss_kb]=$(rss)
 R[idle_anon_kb]=$(anon)
 run_wrk chat_c1 "$CHELA_URL/api/v1/chat" chat 1
 run_wrk stream_c1 "$CHELA_URL/api/v1/chat/stream" chat 1
+# The fake alone again, right after: a Python server's speed drifts (its
+# c=1 p50 moved between 150 and 250 us from run to run), so the baseline
+# for the added latency is the mean of the two direct runs that bracket
+# the gateway's c=1 phases.
+SAVED_PID=$CHELA_PID
+CHELA_PID=
+run_wrk fake_c1b "$FAKE_URL/v1/chat/completions" direct 1
+CHELA_PID=$SAVED_PID
 run_wrk chat_c64 "$CHELA_URL/api/v1/chat" chat "$HIGH"
 run_wrk stream_c64 "$CHELA_URL/api/v1/chat/stream" chat "$HIGH"
 R[after_rps_rss_kb]=$(rss)
@@ -375,10 +384,15 @@ verdict() {
 }
 row() { printf '%-44s %14s %14s %12s\n' "$@"; }
 
-R[added_p50]=$(sub "${R[chat_c1_p50]:-}" "${R[fake_c1_p50]:-}")
-R[added_p99]=$(sub "${R[chat_c1_p99]:-}" "${R[fake_c1_p99]:-}")
-R[sadded_p50]=$(sub "${R[stream_c1_p50]:-}" "${R[fake_c1_p50]:-}")
-R[sadded_p99]=$(sub "${R[stream_c1_p99]:-}" "${R[fake_c1_p99]:-}")
+# mean2 A B: the mean of two figures (one of them when the other is missing).
+mean2() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" && b == "") exit; if (a == "") a = b; if (b == "") b = a
+    printf "%.0f", (a + b) / 2 }'; }
+R[base_p50]=$(mean2 "${R[fake_c1_p50]:-}" "${R[fake_c1b_p50]:-}")
+R[base_p99]=$(mean2 "${R[fake_c1_p99]:-}" "${R[fake_c1b_p99]:-}")
+R[added_p50]=$(sub "${R[chat_c1_p50]:-}" "${R[base_p50]:-}")
+R[added_p99]=$(sub "${R[chat_c1_p99]:-}" "${R[base_p99]:-}")
+R[sadded_p50]=$(sub "${R[stream_c1_p50]:-}" "${R[base_p50]:-}")
+R[sadded_p99]=$(sub "${R[stream_c1_p99]:-}" "${R[base_p99]:-}")
 R[per_session_b]=$(per "${R[mem1_rss_kb]:-0}" "${R[mem0_rss_kb]:-0}" "$SESSIONS")
 R[per_session_anon_b]=$(per "${R[mem1_anon_kb]:-0}" "${R[mem0_anon_kb]:-0}" "$SESSIONS")
 R[soak_growth_kb]=$(sub "${R[soak1_rss_kb]:-}" "${R[soak0_rss_kb]:-}")
@@ -406,6 +420,7 @@ row "  chela less busy polling, chat c=1 / c=$HIGH" "$(v chat_c1_wcpu) / $(v cha
 row "  errors (chat c1, stream c1, chat, stream)" "$(v chat_c1_err),$(v stream_c1_err),$(v chat_c64_err),$(v stream_c64_err)" "" ""
 row "latency c=1 p50 / p99 (us), chat" "$(v chat_c1_p50) / $(v chat_c1_p99)" "$(v fake_c1_p50) / $(v fake_c1_p99)" ""
 row "latency c=1 p50 / p99 (us), stream" "$(v stream_c1_p50) / $(v stream_c1_p99)" "" ""
+row "  fake alone c=1 p50 / p99, before / after" "$(v fake_c1_p50)/$(v fake_c1_p99)" "$(v fake_c1b_p50)/$(v fake_c1b_p99)" ""
 row "added per call p50 (us), chat / stream" "$(v added_p50) / $(v sadded_p50)" "" "<=200"
 row "added per call p99 (us), chat / stream" "$(v added_p99) / $(v sadded_p99)" "" "<=2000"
 row "RSS idle after start" "$(mb "${R[idle_rss_kb]}")" "" ""
@@ -434,12 +449,19 @@ echo
 echo "targets:"
 echo "  added p50 <= 200 us (chat):              $(verdict "${R[added_p50]}" "<=" 200)"
 echo "  added p99 <= 2 ms (chat):                $(verdict "${R[added_p99]}" "<=" 2000)"
-echo "  >= 10,000 runs/s at c=$HIGH (chat):        $(verdict "${R[chat_c64_rps]:-}" ">=" 10000)"
-echo "  >= 10,000 runs/s at c=$HIGH (stream):      $(verdict "${R[stream_c64_rps]:-}" ">=" 10000)"
+# Through the Python fake the rate cannot pass what the fake alone serves:
+# below 10,000/s the target is judged against the nginx upstream only.
+fake_bound() {
+    if [[ $(verdict "${R[fake_c64_rps]:-}" ">=" 10000) == met ]]; then verdict "$1" ">=" 10000
+    else echo "not measurable here (the fake alone: $(v fake_c64_rps)/s)"; fi
+}
+echo "  >= 10,000 runs/s at c=$HIGH (chat):        $(fake_bound "${R[chat_c64_rps]:-}")"
+echo "  >= 10,000 runs/s at c=$HIGH (stream):      $(fake_bound "${R[stream_c64_rps]:-}")"
 echo "  <= 2 KB RSS per idle session:            $(verdict "${R[per_session_b]}" "<=" 2048)"
 echo "  RSS growth < 1 MB over the soak:         $(verdict "${R[soak_growth_kb]}" "<" 1024)"
 if ((HAVE_NGINX)); then
-    echo "  >= 10,000 runs/s at c=$HIGH, nginx upstream: $(verdict "${R[nchat_c64_rps]:-}" ">=" 10000)"
+    echo "  >= 10,000 runs/s at c=$HIGH, nginx upstream, chat:   $(verdict "${R[nchat_c64_rps]:-}" ">=" 10000)"
+    echo "  >= 10,000 runs/s at c=$HIGH, nginx upstream, stream: $(verdict "${R[nstream_c64_rps]:-}" ">=" 10000)"
 fi
 echo "note: the fake alone serves $(v fake_c64_rps) req/s at c=$HIGH; throughput through the gateway cannot exceed it."
 exit 0

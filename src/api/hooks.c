@@ -50,6 +50,28 @@ static void config_release(struct ch_hooks *h)
     h->token_len = 0;
 }
 
+/* hooks.presets: ["gmail"] adds OpenClaw's Gmail mapping after the
+ * configured ones, and <base>/gmail takes a batch of hooks.gmail.maxBytes
+ * messages: OpenClaw's min(32 MiB, 100 x (3 x maxBytes + 8 KiB)). */
+static int load_presets(const struct ch_config *c, struct ch_hooks *h)
+{
+    const json_t *presets = ch_config_get(c, "hooks.presets"), *p;
+    size_t i;
+
+    json_array_foreach(presets, i, p)
+    {
+        if (strcmp(json_string_value(p) ? json_string_value(p) : "", "gmail") || h->gmail_max_body)
+            continue; /* the schema admits gmail alone; a repeat adds nothing */
+        int64_t per = ch_config_int(c, "hooks.gmail.maxBytes", 20000);
+        json_t *m = ch_hooks_gmail_preset(ch_config_str(c, "hooks.gmail.model", NULL),
+                                          ch_config_str(c, "hooks.gmail.thinking", NULL));
+        if (!m || json_array_append_new(h->mappings, m) != 0)
+            return CH_ENOMEM;
+        h->gmail_max_body = (size_t)CH_MIN(32LL * 1024 * 1024, 100 * (per * 3 + 8192));
+    }
+    return 0;
+}
+
 /* hooks.path: "/x[/y]" without a trailing slash; "/" alone is refused as
  * OpenClaw does (every path would be a hook). */
 static int load_base(struct ch_hooks *h, const char *p, struct ch_error *err)
@@ -116,6 +138,8 @@ static int load_config(struct ch_api *a, struct ch_hooks *h, struct ch_error *er
     h->prefixes = json_is_array(v) ? json_deep_copy(v) : json_array();
     v = ch_config_get(c, "hooks.mappings");
     h->mappings = json_is_array(v) ? json_deep_copy(v) : json_array();
+    if (h->mappings && (rc = load_presets(c, h)) != 0)
+        return rc;
     v = ch_config_get(c, "hooks.callback");
     h->callback = json_is_object(v) && json_object_size(v) ? json_deep_copy(v) : NULL;
     if (!h->prefixes || !h->mappings || (v && json_object_size(v) && !h->callback))
@@ -168,6 +192,7 @@ int ch_hooks_reload(struct ch_api *a, struct ch_error *err)
     h->token_len = fresh.token_len;
     ch_wipe(fresh.token_pad, sizeof(fresh.token_pad));
     h->max_body = fresh.max_body;
+    h->gmail_max_body = fresh.gmail_max_body;
     h->allow_request_key = fresh.allow_request_key;
     h->default_key = fresh.default_key;
     h->prefixes = fresh.prefixes;
@@ -454,6 +479,7 @@ int ch_hooks_on_head(struct ch_api *a, struct ch_http_req *r, size_t *max_body)
     const struct ch_str *cl;
     struct ch_str sub;
     uint64_t len;
+    size_t cap;
 
     if (!h || !h->enabled || !under_base(h, r->path))
         return CH_ENOTFOUND;
@@ -485,11 +511,12 @@ int ch_hooks_on_head(struct ch_api *a, struct ch_http_req *r, size_t *max_body)
         return refuse_text(a, r, 404, CH_HOOK_R_NOT_FOUND, "Not Found");
     /* A declared oversize body is refused before a byte of it is read; a
      * chunked one that grows past the cap gets the http layer's 413. */
+    cap = h->gmail_max_body && ch_str_eq_cstr(sub, "gmail") ? h->gmail_max_body : h->max_body;
     cl = ch_http_req_header(r, "content-length");
-    if (cl && ch_str_to_u64(ch_str_trim(*cl), UINT64_MAX, &len) == 0 && len > h->max_body)
-        return ch_hooks_refuse(a, r, 413, CH_HOOK_R_TOO_LARGE, "payload too large (hooks.maxBodyBytes is %zu)",
-                               h->max_body);
-    *max_body = h->max_body;
+    if (cl && ch_str_to_u64(ch_str_trim(*cl), UINT64_MAX, &len) == 0 && len > cap)
+        return ch_hooks_refuse(a, r, 413, CH_HOOK_R_TOO_LARGE, "payload too large (%s is %zu)",
+                               cap == h->max_body ? "hooks.maxBodyBytes" : "the limit from hooks.gmail.maxBytes", cap);
+    *max_body = cap;
     return 0;
 }
 

@@ -85,6 +85,7 @@ struct ch_hooks {
     unsigned char token_pad[CH_HOOK_TOKEN_PAD];
     size_t token_len;                     /* 0: longer than the pad, compare the hashes */
     size_t max_body;                      /* hooks.maxBodyBytes */
+    size_t gmail_max_body;                /* <base>/gmail's cap with hooks.presets ["gmail"]; 0: none */
     bool allow_request_key;               /* hooks.allowRequestSessionKey */
     char *default_key;                    /* owned or NULL: hooks.defaultSessionKey */
     json_t *prefixes;                     /* owned array of strings; empty: any key */
@@ -137,11 +138,16 @@ struct ch_hook_in {
     char *message_json; /* owned or NULL: message as the JSON string the run's
                            request stores (ch_buf_append_json_str's bytes) */
     char *session_key;
-    char *model;        /* as given (an alias is fine: the agent resolves it), or NULL */
-    char *idem;         /* the caller's idempotency key, or NULL */
-    int64_t timeout_s;  /* 0: agents.defaults.timeoutSeconds */
-    bool wait;          /* waitForCompletion */
-    bool isolated;      /* sessionMode "isolated" (the default): a fresh session */
+    char *model;       /* as given (an alias is fine: the agent resolves it), or NULL */
+    char *idem;        /* the caller's idempotency key, or NULL */
+    int64_t timeout_s; /* 0: agents.defaults.timeoutSeconds */
+    bool wait;         /* waitForCompletion */
+    bool isolated;     /* sessionMode "isolated" (the default): a fresh session */
+    /* idem is a fan-out item's derived key without a caller's key: an
+     * earlier run counts while queued or running or for 5 min after it
+     * ended (OpenClaw's replay cache), not for 24 h. */
+    bool idem_recent;
+    char scope[65];     /* mappings: SHA-256 hex of the rendered message and fields */
     json_t *hook;       /* owned: meta.hook of the run (name, delivery, callback...) */
     const char *source; /* static: the run's source, "hook" or "wake" */
     enum ch_hook_reason ok_reason;
@@ -172,9 +178,34 @@ int ch_hooks_parse_agent(struct ch_api *a, struct ch_http_req *r, const json_t *
 int ch_hooks_parse_mapping(struct ch_api *a, struct ch_http_req *r, const json_t *m, const json_t *body,
                            struct ch_hook_in *in);
 
+/* ---- hooks_fanout.c: a mapping with forEach (OpenClaw v4 fan-out) ---- */
+
+/* At most this many items of one request become runs; the rest are
+ * dropped and logged, as OpenClaw does. */
+#define CH_HOOK_FANOUT_MAX 200
+struct ch_hook_fan;
+/* POST <base>/<name> with an agent mapping m whose forEach is set: one run
+ * per item, answered once ({ok, runId, runIds, dispatched}; 204 with no
+ * items). */
+void ch_hooks_fanout(struct ch_api *a, struct ch_http_req *r, const json_t *m, const json_t *body);
+/* A wake mapping with forEach: every item's rendered text, one per line,
+ * into out (a refusal answered and CH_EINVAL; 0 with out empty: no item). */
+int ch_hooks_fan_wake_text(struct ch_api *a, struct ch_http_req *r, const json_t *m, const json_t *body,
+                           struct ch_buf *out);
+/* SHA-256 hex of a mapping's rendered message and fields (keys sorted):
+ * what one fan-out item is, for its derived idempotency key. */
+int ch_hooks_scope_digest(const char *msg, size_t len, const json_t *fields, char hex[65]);
+/* hooks_agent.c: the outcome of item idx (status 200/202 with run_id, or a
+ * refusal's status and msg). */
+void ch_hooks_fan_done(struct ch_hook_fan *f, size_t idx, int status, const char *run_id, enum ch_hook_reason why,
+                       const char *msg);
+
 /* ---- hooks_agent.c: the handlers ---- */
 /* Queue a validated request (steals in's contents) and answer r. */
 void ch_hooks_dispatch(struct ch_api *a, struct ch_http_req *r, struct ch_hook_in *in);
+/* The same for item idx of a fan-out: the outcome goes to
+ * ch_hooks_fan_done, not to a request. */
+void ch_hooks_dispatch_item(struct ch_api *a, struct ch_hook_fan *f, size_t idx, struct ch_hook_in *in);
 /* false once r was answered 503: the gateway runs without an agent. */
 bool ch_hooks_agent_ready(struct ch_api *a, struct ch_http_req *r);
 void ch_hooks_agent(struct ch_http_req *r, void *data);
@@ -213,6 +244,9 @@ int ch_hooks_render(const char *tpl, const struct ch_hook_tpl_ctx *ctx, struct c
 const json_t *ch_hooks_map_find(const json_t *mappings, struct ch_str path, const json_t *payload);
 /* Check hooks.mappings at load: CH_EINVAL with err naming the entry. */
 int ch_hooks_map_check(const json_t *mappings, struct ch_error *err);
+/* OpenClaw's `gmail` preset mapping (hooks.presets), with hooks.gmail's
+ * model and thinking when set (new reference). */
+json_t *ch_hooks_gmail_preset(const char *model, const char *thinking);
 /* A string is usable as a session key of a hook (printable, bounded). */
 bool ch_hooks_key_ok(const char *key);
 

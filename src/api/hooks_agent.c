@@ -19,19 +19,23 @@
 
 #define DAY_MS 86400000LL
 #define WAIT_GRACE_MS 30000 /* past the run's own timeout, for its queueing */
+#define RECENT_MS 300000    /* OpenClaw keeps an ended fan-out item's replay 5 min */
 
 struct hjob {
     struct ch_store_job job; /* idempotency lookup, then the wait read: never both at once */
     int refs;                /* dispatch, store job, accept cb, subscription, timer */
     struct ch_api *api;      /* borrowed */
-    struct ch_http_req *req; /* ref held until freed */
-    struct ch_hook_in in;    /* owned */
-    const char *wake_mode;   /* static: answer in /hooks/wake's shape */
-    char run_id[40];         /* the id our run gets */
-    char *keys[2];           /* owned: stored idempotency keys, today and yesterday */
-    char *found;             /* owned: the run an idempotency key named */
+    struct ch_http_req *req; /* ref held until freed; NULL for a fan-out item */
+    struct ch_hook_fan *fan; /* borrowed: the fan-out this item reports to, or NULL */
+    size_t fan_idx;
+    struct ch_hook_in in;  /* owned */
+    const char *wake_mode; /* static: answer in /hooks/wake's shape */
+    char run_id[40];       /* the id our run gets */
+    char *keys[2];         /* owned: stored idempotency keys, today and yesterday */
+    char *found;           /* owned: the run an idempotency key named */
     int64_t found_created_ms;
-    char *watch; /* owned: the run we wait for */
+    int64_t found_finished_ms; /* 0: queued or running */
+    char *watch;               /* owned: the run we wait for */
     struct ch_agent_sub *sub;
     uv_timer_t timer;
     bool timer_on;
@@ -45,7 +49,8 @@ static void hjob_unref(struct hjob *j)
 {
     if (--j->refs > 0)
         return;
-    ch_http_req_unref(j->req);
+    if (j->req)
+        ch_http_req_unref(j->req);
     ch_hook_in_release(&j->in);
     ch_free(j->keys[0]);
     ch_free(j->keys[1]);
@@ -82,8 +87,13 @@ static void answer(struct hjob *j, int status, json_t *body, enum ch_hook_reason
         return;
     }
     j->answered = true;
-    ch_hooks_count(j->api, j->req, true, why, NULL);
-    ch_http_respond_json(j->req, status, body);
+    if (j->fan) {
+        ch_hooks_fan_done(j->fan, j->fan_idx, status, json_string_value(json_object_get(body, "runId")), why, NULL);
+        json_decref(body);
+    } else {
+        ch_hooks_count(j->api, j->req, true, why, NULL);
+        ch_http_respond_json(j->req, status, body);
+    }
     detach(j); /* last: it may drop the final reference */
 }
 
@@ -96,6 +106,11 @@ static void refuse(struct hjob *j, int status, enum ch_hook_reason why, const ch
     if (j->answered)
         return;
     j->answered = true;
+    if (j->fan) {
+        ch_hooks_fan_done(j->fan, j->fan_idx, status, NULL, why, msg);
+        detach(j);
+        return;
+    }
     if (status == 503)
         ch_http_add_header(j->req, "Retry-After", "1");
     ch_hooks_refuse(j->api, j->req, status, why, "%s", msg);
@@ -118,7 +133,7 @@ static void answer_ok(struct hjob *j, int status, const char *run_id, enum ch_ho
     size_t h = strlen(head), n = strspn(run_id, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_.:");
     char text[128];
 
-    if (run_id[n] || n > 64 || j->wake_mode || j->answered) {
+    if (run_id[n] || n > 64 || j->wake_mode || j->answered || j->fan) {
         answer(j, status, ok_body(j, run_id), why);
         return;
     }
@@ -321,6 +336,7 @@ static int lookup_run(struct ch_db *db, struct ch_store_job *job)
         if (rc == 0) {
             j->found = ch_strdup(rec.run_id);
             j->found_created_ms = rec.created_ms;
+            j->found_finished_ms = rec.status == CH_RUN_QUEUED || rec.status == CH_RUN_RUNNING ? 0 : rec.finished_ms;
             rc = j->found ? 0 : CH_ENOMEM;
         } else if (rc == CH_ENOTFOUND) {
             rc = 0;
@@ -343,7 +359,8 @@ static void lookup_done(struct ch_store_job *job, int rc)
         ;
     } else if (rc) {
         refuse(j, 500, CH_HOOK_R_INTERNAL, "looking up the idempotency key failed");
-    } else if (j->found && ch_now_ms() - j->found_created_ms < DAY_MS) {
+    } else if (j->found && ch_now_ms() - j->found_created_ms < DAY_MS &&
+               (!j->in.idem_recent || !j->found_finished_ms || ch_now_ms() - j->found_finished_ms < RECENT_MS)) {
         replay(j, j->found);
     } else {
         submit(j);
@@ -351,24 +368,32 @@ static void lookup_done(struct ch_store_job *job, int rc)
     hjob_unref(j);
 }
 
-void ch_hooks_dispatch(struct ch_api *a, struct ch_http_req *r, struct ch_hook_in *in)
+static void dispatch(struct ch_api *a, struct ch_http_req *r, struct ch_hook_fan *fan, size_t idx,
+                     struct ch_hook_in *in)
 {
     struct hjob *j = ch_calloc(1, sizeof(*j));
     int64_t day = ch_now_ms() / DAY_MS;
 
     if (!j) {
         ch_hook_in_release(in);
-        ch_hooks_refuse(a, r, 500, CH_HOOK_R_INTERNAL, "out of memory");
+        if (fan)
+            ch_hooks_fan_done(fan, idx, 500, NULL, CH_HOOK_R_INTERNAL, "out of memory");
+        else
+            ch_hooks_refuse(a, r, 500, CH_HOOK_R_INTERNAL, "out of memory");
         return;
     }
     j->refs = 1;
     j->api = a;
-    j->req = r;
-    ch_http_req_ref(r);
+    j->fan = fan;
+    j->fan_idx = idx;
     j->in = *in;
     memset(in, 0, sizeof(*in));
     ch_agent_run_id_new(j->run_id);
-    ch_http_req_on_close(r, on_client_close, j);
+    if (r) { /* a fan-out's request is the fan's to watch */
+        j->req = r;
+        ch_http_req_ref(r);
+        ch_http_req_on_close(r, on_client_close, j);
+    }
     if (!strcmp(j->in.source, "wake"))
         j->wake_mode = "now";
     if (j->in.idem && (!(j->keys[0] = ch_hooks_idem_key(j->in.idem, day)) ||
@@ -403,6 +428,16 @@ void ch_hooks_dispatch(struct ch_api *a, struct ch_http_req *r, struct ch_hook_i
     }
 out:
     hjob_unref(j);
+}
+
+void ch_hooks_dispatch(struct ch_api *a, struct ch_http_req *r, struct ch_hook_in *in)
+{
+    dispatch(a, r, NULL, 0, in);
+}
+
+void ch_hooks_dispatch_item(struct ch_api *a, struct ch_hook_fan *f, size_t idx, struct ch_hook_in *in)
+{
+    dispatch(a, NULL, f, idx, in);
 }
 
 /* ---- handlers ---- */

@@ -91,6 +91,32 @@ static int check_template(const json_t *m, const char *key, bool required, size_
     return 0;
 }
 
+/* forEach names a top-level payload key (OpenClaw: no '.', '[' or ']',
+ * and not a prototype key). */
+static int check_for_each(const json_t *v, size_t idx, struct ch_error *err)
+{
+    const char *k = json_string_value(v);
+
+    if (!v || json_is_null(v))
+        return 0;
+    if (!k || !*k || json_string_length(v) > MAX_EXPR_BYTES || strlen(k) != json_string_length(v) ||
+        strpbrk(k, ".[]") || !strcmp(k, "__proto__") || !strcmp(k, "prototype") || !strcmp(k, "constructor"))
+        return ch_error_set(err, CH_EINVAL, "hooks.mappings[%zu].forEach must be a top-level payload key", idx);
+    return 0;
+}
+
+json_t *ch_hooks_gmail_preset(const char *model, const char *thinking)
+{
+    /* OpenClaw's hookPresetMappings.gmail, word for word: one run per
+     * message of the watcher's batch, a session per message id. */
+    return json_pack("{s:s, s:{s:s}, s:s, s:s, s:s, s:s, s:s, s:s, s:s*, s:s*}", "id", "gmail", "match", "path",
+                     "gmail", "action", "agent", "wakeMode", "now", "name", "Gmail", "forEach", "messages",
+                     "sessionKey", "hook:gmail:{{messages[0].id}}", "messageTemplate",
+                     "New email from {{messages[0].from}}\nSubject: {{messages[0].subject}}\n{{messages[0].snippet}}\n"
+                     "{{messages[0].body}}",
+                     "model", model && *model ? model : NULL, "thinking", thinking && *thinking ? thinking : NULL);
+}
+
 int ch_hooks_map_check(const json_t *mappings, struct ch_error *err)
 {
     static const char *const optional[] = {"name", "sessionKey", "to", "model", "thinking", "channel"};
@@ -116,6 +142,8 @@ int ch_hooks_map_check(const json_t *mappings, struct ch_error *err)
                                 "messageTemplate/textTemplate",
                                 i);
         if ((rc = check_template(m, wake ? "textTemplate" : "messageTemplate", true, i, err)) != 0)
+            return rc;
+        if ((rc = check_for_each(json_object_get(m, "forEach"), i, err)) != 0)
             return rc;
         for (size_t k = 0; k < CH_ARRAY_SIZE(optional); k++)
             if ((rc = check_template(m, optional[k], false, i, err)) != 0)

@@ -552,6 +552,10 @@ int ch_hooks_parse_mapping(struct ch_api *a, struct ch_http_req *r, const json_t
     json_object_set(rendered, "wakeMode", json_object_get(m, "wakeMode"));
     json_object_set(rendered, "timeoutSeconds", json_object_get(m, "timeoutSeconds"));
     json_object_set(rendered, "sessionMode", json_object_get(m, "sessionMode"));
+    /* What a fan-out item is, for its derived idempotency key. */
+    if ((rc = ch_hooks_scope_digest(msg.data, msg.len, rendered, in->scope)) != 0)
+        goto out;
+    rc = CH_EINVAL;
     in->message = ch_buf_detach(&msg, NULL);
     in->hook = json_pack("{s:s, s:s?}", "kind", "mapping", "mapping", id);
     key = opt_trimmed(rendered, "sessionKey", CH_STORE_MAX_KEY_BYTES, &long_key);

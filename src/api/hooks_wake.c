@@ -171,7 +171,7 @@ void ch_hooks_mapped(struct ch_http_req *r, void *data)
 {
     struct ch_api *a = data;
     struct ch_str sub = ch_hooks_subpath(a, r);
-    const json_t *m;
+    const json_t *m, *fan;
     struct ch_hook_in in;
     json_t *body = NULL;
     const char *action, *mode;
@@ -180,6 +180,7 @@ void ch_hooks_mapped(struct ch_http_req *r, void *data)
         return;
     m = ch_hooks_map_find(a->hooks->mappings, sub, body);
     action = json_string_value(json_object_get(m, "action"));
+    fan = json_is_string(json_object_get(m, "forEach")) ? json_object_get(m, "forEach") : NULL;
     if (!m) {
         ch_hooks_refuse(a, r, 404, CH_HOOK_R_NOT_FOUND, "no hook mapping matches '%.*s'", (int)CH_MIN(sub.len, 100),
                         sub.p);
@@ -189,8 +190,13 @@ void ch_hooks_mapped(struct ch_http_req *r, void *data)
 
         ch_buf_init(&text, CH_STORE_MAX_CONTENT_BYTES / 4);
         mode = json_string_value(json_object_get(m, "wakeMode"));
-        if (ch_hooks_render(json_string_value(json_object_get(m, "textTemplate")), &ctx, &text) != 0 ||
-            ch_buf_append_char(&text, '\0') != 0)
+        if (fan && ch_hooks_fan_wake_text(a, r, m, body, &text) != 0)
+            ; /* answered */
+        else if (fan && text.len == 0 && !json_array_size(json_object_get(body, json_string_value(fan)))) {
+            ch_hooks_count(a, r, true, CH_HOOK_R_MAPPING, NULL);
+            ch_http_respond(r, 204, NULL, NULL, 0); /* no items */
+        } else if ((!fan && ch_hooks_render(json_string_value(json_object_get(m, "textTemplate")), &ctx, &text) != 0) ||
+                   ch_buf_append_char(&text, '\0') != 0)
             ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "the mapping's rendered text is too long");
         else if (blank(text.data))
             ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "hook mapping requires text");
@@ -199,6 +205,8 @@ void ch_hooks_mapped(struct ch_http_req *r, void *data)
                  json_string_value(json_object_get(m, "id")) ? json_string_value(json_object_get(m, "id")) : "mapping",
                  NULL);
         ch_buf_release(&text);
+    } else if (fan) {
+        ch_hooks_fanout(a, r, m, body);
     } else if (ch_hooks_parse_mapping(a, r, m, body, &in) == 0) {
         ch_hooks_dispatch(a, r, &in);
     }

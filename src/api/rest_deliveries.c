@@ -394,6 +394,10 @@ static void wh_create_done(struct ch_store_job *job, int rc)
         ch_http_respond_error(j->req, 409, "too_many_webhooks", "%s", j->err.msg);
         goto out;
     }
+    if (rc == CH_EINVAL) { /* the store's own checks: a control byte in the secret or description */
+        ch_http_respond_error(j->req, 400, "invalid_request", "%s", j->err.msg);
+        goto out;
+    }
     if (rc) {
         ch_http_respond_error(j->req, 500, "store_error", "creating the webhook failed: %s", ch_strerror(rc));
         goto out;

@@ -287,6 +287,40 @@ static const struct cfg_row rows[] = {
     ENUM("hooks.mappings[].wakeMode", "now", "now|next-heartbeat", "When the run or wake happens."),
     ENUM("hooks.mappings[].sessionMode", "isolated", "isolated|persistent",
          "`isolated`: each run starts its session afresh; `persistent`: runs continue the session's transcript."),
+    OPTSTR("hooks.mappings[].forEach",
+           "Fan-out: a top-level payload key holding an array; one run per item (at most 200), each rendered as if "
+           "the array held that item alone (`{{messages[0].id}}`); no items: 204."),
+    STRINGS("hooks.presets", "[]", "gmail", NULL,
+            "Built-in mappings after the configured ones: `gmail` serves `<hooks.path>/gmail` as OpenClaw does (one "
+            "run per message of the batch, session `hook:gmail:<message id>`)."),
+    INT("hooks.gmail.maxBytes", 20000, 1, 10000000, "bytes",
+        "Largest message body the Gmail watcher sends; `<hooks.path>/gmail` takes min(32 MiB, 100 x (3 x this + 8 "
+        "KiB)) bytes."),
+    OPTSTR("hooks.gmail.model", "Model or alias of the `gmail` preset's runs."),
+    {"hooks.gmail.thinking", CFG_ENUM, NULL, 0, 0, "off|minimal|low|medium|high", NULL, 0,
+     "Thinking level of the `gmail` preset's runs, kept on the run.", NULL},
+    /* OpenClaw starts its Gmail watcher (gog) from these; chela does not
+     * start it, but an OpenClaw config that sets them must still load. */
+    OPTSTR("hooks.gmail.account", "OpenClaw's Gmail watcher: the account. chela does not start the watcher; run "
+                                  "`gog gmail watch serve` with `--hook-url <gateway>/hooks/gmail`."),
+    OPTSTR("hooks.gmail.label", "OpenClaw's Gmail watcher: label watched (not used by chela)."),
+    OPTSTR("hooks.gmail.topic", "OpenClaw's Gmail watcher: Pub/Sub topic (not used by chela)."),
+    OPTSTR("hooks.gmail.subscription", "OpenClaw's Gmail watcher: Pub/Sub subscription (not used by chela)."),
+    SECRET("hooks.gmail.pushToken", 0, "OpenClaw's Gmail watcher: push token (not used by chela)."),
+    OPTSTR("hooks.gmail.hookUrl", "OpenClaw's Gmail watcher: the hook URL it posts to (not used by chela)."),
+    {"hooks.gmail.includeBody", CFG_BOOL, NULL, 0, 0, NULL, NULL, 0,
+     "OpenClaw's Gmail watcher: send message bodies (not used by chela).", NULL},
+    OPTINT("hooks.gmail.renewEveryMinutes", 1, 1000000, "min",
+           "OpenClaw's Gmail watcher: watch renewal period (not used by chela)."),
+    {"hooks.gmail.allowUnsafeExternalContent", CFG_BOOL, NULL, 0, 0, NULL, NULL, 0,
+     "OpenClaw wraps hook content in a safety envelope unless this is set; chela never wraps it.", NULL},
+    OPTSTR("hooks.gmail.serve.bind", "OpenClaw's Gmail watcher: its bind address (not used by chela)."),
+    OPTINT("hooks.gmail.serve.port", 1, 65535, NULL, "OpenClaw's Gmail watcher: its port (not used by chela)."),
+    OPTSTR("hooks.gmail.serve.path", "OpenClaw's Gmail watcher: its path (not used by chela)."),
+    {"hooks.gmail.tailscale.mode", CFG_ENUM, NULL, 0, 0, "off|serve|funnel", NULL, 0,
+     "OpenClaw's Gmail watcher: Tailscale exposure (not used by chela).", NULL},
+    OPTSTR("hooks.gmail.tailscale.path", "OpenClaw's Gmail watcher: Tailscale path (not used by chela)."),
+    OPTSTR("hooks.gmail.tailscale.target", "OpenClaw's Gmail watcher: Tailscale target (not used by chela)."),
 
     /* limits: generated from the core limits table by cfg_schema_new(). */
     OBJ("limits", "Resource limits; every key is one row of the core limits table."),

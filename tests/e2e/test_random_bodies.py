@@ -40,6 +40,12 @@ GRAMMARS = {
                      "accountId": ["biz", "a" * 300]},
     "/hooks/wake": {"text": ["wake up", ""], "mode": ["now", "next-heartbeat", "later"],
                     "sessionKey": ["inbox", "main", "agent:main:x", "", "a" * 600], "agentId": ["main"]},
+    # fan-out (hooks.presets gmail, and a wake mapping with forEach)
+    "/hooks/gmail": {"messages": [[{"id": "m1", "from": "a@b", "subject": "s", "snippet": "p", "body": "b"}],
+                                  [], [{"id": "m2"}, {"id": "m2"}], [{"id": "agent:main:x"}], [{"id": "a" * 600}],
+                                  [{"id": None}, 3, "x"], "x"],
+                     "source": ["gmail"]},
+    "/hooks/pings": {"items": [["a", "b"], [], [" "], ["x" * 70000], [{"deep": [1, 2]}]]},
     "/api/v1/chat": {"message": ["hi", ""], "conversationId": ["conv_1", "agent:main:main", "a" * 600],
                      "model": ["fake/fake-model", "nope/x"], "systemPrompt": ["be brief"],
                      "maxTokens": [16, 0, -5], "temperature": [0.5, 3]},
@@ -76,7 +82,10 @@ def _body(rng, grammar):
 def test_random_bodies_on_hooks_and_rest(gateway_factory):
     with FakeLLM("openai") as fake:
         fake.push({"text": "ok", "times": -1})
-        cfg = hooks_config({"fake": fake})
+        cfg = hooks_config({"fake": fake}, hooks={
+            "presets": ["gmail"],
+            "mappings": [{"match": {"path": "pings"}, "action": "wake", "forEach": "items",
+                          "textTemplate": "ping {{items[0]}}"}]})
         cfg["api"] = {"webhooks": {"outgoing": []}}
         cfg["gateway"] = {"http": {"endpoints": {"chatCompletions": {"enabled": True}}}}
         g = gateway_factory(cfg)

@@ -238,6 +238,8 @@ def test_rest_webhook_validation(gateway_factory):
             {"url": "http://h/", "events": "run.completed"},
             {"url": "http://h/", "secret": "short"},
             {"url": "http://h/", "secret": 42},
+            {"url": "http://h/", "secret": "long enough but\nwith a newline"},  # was a 500 (random seed 12)
+            {"url": "http://h/", "description": "tab\there"},
             {"url": "http://h/", "headers": {"Bad Header": "x"}},
             {"url": "http://h/", "headers": {"X-A": "a\r\nInjected: 1"}},
             {"url": "http://h/", "headers": {"X-OpenClaw-Signature": "forged"}},

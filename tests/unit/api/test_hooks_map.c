@@ -226,6 +226,13 @@ static void test_map_check(void **state)
     check_maps("[{\"messageTemplate\":\"m\",\"action\":\"run\"}]", CH_EINVAL, "agent or wake");
     check_maps("[{\"messageTemplate\":\"m\",\"sessionKey\":7}]", CH_EINVAL, "sessionKey");
     check_maps("[\"not an object\"]", CH_EINVAL, "must be an object");
+    check_maps("[{\"messageTemplate\":\"m\",\"forEach\":\"messages\"}]", 0, NULL);
+    check_maps("[{\"messageTemplate\":\"m\",\"forEach\":null}]", 0, NULL);
+    check_maps("[{\"messageTemplate\":\"m\",\"forEach\":\"a.b\"}]", CH_EINVAL, "[0].forEach");
+    check_maps("[{\"messageTemplate\":\"m\",\"forEach\":\"a[0]\"}]", CH_EINVAL, "top-level payload key");
+    check_maps("[{\"messageTemplate\":\"m\",\"forEach\":\"constructor\"}]", CH_EINVAL, "forEach");
+    check_maps("[{\"messageTemplate\":\"m\",\"forEach\":7}]", CH_EINVAL, "forEach");
+    check_maps("[{\"messageTemplate\":\"m\",\"forEach\":\"\"}]", CH_EINVAL, "forEach");
     ch_buf_init(&b, 1 << 20);
     ch_buf_append_str(&b, "[{\"messageTemplate\":\"");
     for (int i = 0; i < 70000; i++)
