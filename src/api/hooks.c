@@ -134,6 +134,14 @@ static int load_config(struct ch_api *a, struct ch_hooks *h, struct ch_error *er
         if (!(h->default_key = ch_strdup(dk)))
             return CH_ENOMEM;
     }
+    /* OpenClaw's agent allowlist: chela's one agent is `main`, so the list
+     * either admits every hook or none ([] admits none, "*" all). */
+    v = ch_config_get(c, "hooks.allowedAgentIds");
+    h->main_allowed = !json_is_array(v);
+    for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++) {
+        struct ch_str id = ch_str_trim(ch_str_from(json_string_value(json_array_get(v, i))));
+        h->main_allowed = h->main_allowed || ch_str_eq_cstr(id, "*") || ch_str_eq_ci(id, "main");
+    }
     v = ch_config_get(c, "hooks.allowedSessionKeyPrefixes");
     h->prefixes = json_is_array(v) ? json_deep_copy(v) : json_array();
     v = ch_config_get(c, "hooks.mappings");
@@ -194,6 +202,7 @@ int ch_hooks_reload(struct ch_api *a, struct ch_error *err)
     h->max_body = fresh.max_body;
     h->gmail_max_body = fresh.gmail_max_body;
     h->allow_request_key = fresh.allow_request_key;
+    h->main_allowed = fresh.main_allowed;
     h->default_key = fresh.default_key;
     h->prefixes = fresh.prefixes;
     h->mappings = fresh.mappings;

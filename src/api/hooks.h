@@ -87,6 +87,7 @@ struct ch_hooks {
     size_t max_body;                      /* hooks.maxBodyBytes */
     size_t gmail_max_body;                /* <base>/gmail's cap with hooks.presets ["gmail"]; 0: none */
     bool allow_request_key;               /* hooks.allowRequestSessionKey */
+    bool main_allowed;                    /* hooks.allowedAgentIds unset, or listing "*" or "main" */
     char *default_key;                    /* owned or NULL: hooks.defaultSessionKey */
     json_t *prefixes;                     /* owned array of strings; empty: any key */
     json_t *mappings;                     /* owned deep copy of hooks.mappings (array) */

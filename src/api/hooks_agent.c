@@ -444,10 +444,15 @@ void ch_hooks_dispatch_item(struct ch_api *a, struct ch_hook_fan *f, size_t idx,
 
 bool ch_hooks_agent_ready(struct ch_api *a, struct ch_http_req *r)
 {
-    if (a->agent)
-        return true;
-    ch_hooks_refuse(a, r, 503, CH_HOOK_R_UNAVAILABLE, "this gateway runs without an agent runtime");
-    return false;
+    if (!a->agent) {
+        ch_hooks_refuse(a, r, 503, CH_HOOK_R_UNAVAILABLE, "this gateway runs without an agent runtime");
+        return false;
+    }
+    if (!a->hooks->main_allowed) { /* OpenClaw's words */
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "agentId is not allowed by hooks.allowedAgentIds");
+        return false;
+    }
+    return true;
 }
 
 void ch_hooks_agent(struct ch_http_req *r, void *data)

@@ -552,6 +552,7 @@ int ch_hooks_parse_mapping(struct ch_api *a, struct ch_http_req *r, const json_t
     json_object_set(rendered, "wakeMode", json_object_get(m, "wakeMode"));
     json_object_set(rendered, "timeoutSeconds", json_object_get(m, "timeoutSeconds"));
     json_object_set(rendered, "sessionMode", json_object_get(m, "sessionMode"));
+    json_object_set(rendered, "agentId", json_object_get(m, "agentId"));
     /* What a fan-out item is, for its derived idempotency key. */
     if ((rc = ch_hooks_scope_digest(msg.data, msg.len, rendered, in->scope)) != 0)
         goto out;

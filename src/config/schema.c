@@ -287,6 +287,15 @@ static const struct cfg_row rows[] = {
     ENUM("hooks.mappings[].wakeMode", "now", "now|next-heartbeat", "When the run or wake happens."),
     ENUM("hooks.mappings[].sessionMode", "isolated", "isolated|persistent",
          "`isolated`: each run starts its session afresh; `persistent`: runs continue the session's transcript."),
+    OPTSTR("hooks.mappings[].agentId", "Agent of the mapping's runs, kept on the run (chela has one agent, `main`)."),
+    {"hooks.mappings[].allowUnsafeExternalContent", CFG_BOOL, NULL, 0, 0, NULL, NULL, 0,
+     "OpenClaw wraps hook content in a safety envelope unless this is set; chela never wraps it.", NULL},
+    {"hooks.allowedAgentIds", CFG_STRINGS, NULL, 0, 0, NULL, NULL, 0,
+     "Agents hooks may run (`*`: any). chela has one agent, `main`: a list without `main` or `*` refuses every "
+     "hook with 400 `agentId is not allowed by hooks.allowedAgentIds`. Unset: any.",
+     NULL},
+    OPTSTR("hooks.transformsDir", "OpenClaw's directory of transform modules; chela runs none (a mapping's "
+                                  "`transform` is a config error)."),
     OPTSTR("hooks.mappings[].forEach",
            "Fan-out: a top-level payload key holding an array; one run per item (at most 200), each rendered as if "
            "the array held that item alone (`{{messages[0].id}}`); no items: 204."),

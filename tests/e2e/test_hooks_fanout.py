@@ -179,3 +179,28 @@ def test_client_gone_still_runs_every_item(gateway_factory):
         assert len(reqs) == 50
         r = hook(g, path="/hooks/gmail", body=gmail_batch(*[f"g{i}" for i in range(50)]))
         assert r.status_code in (200, 202) and r.json()["dispatched"] == 50
+
+
+def test_openclaw_hook_agent_keys(gateway_factory):
+    """hooks.allowedAgentIds (OpenClaw): chela's one agent is `main`, so a
+    list without it (or `*`) refuses every hook; a mapping's agentId,
+    allowUnsafeExternalContent and hooks.transformsDir load as in an
+    OpenClaw config."""
+    with FakeLLM("openai") as fake:
+        fake.push({"text": "ok", "times": -1})
+        mapping = {"id": "m", "match": {"path": "m"}, "agentId": "main", "allowUnsafeExternalContent": True,
+                   "messageTemplate": "x {{payload.n}}"}
+        for allowed, ok in ((["ops"], False), ([], False), (["*"], True), ([" Main "], True), (None, True)):
+            hooks = {"mappings": [mapping], "transformsDir": "transforms"}
+            if allowed is not None:
+                hooks["allowedAgentIds"] = allowed
+            g = start(gateway_factory, hooks_config({"p": fake}, hooks=hooks))
+            for path, body in (("/hooks/agent", {"message": "hi"}), ("/hooks/m", {"n": 1}),
+                               ("/hooks/wake", {"text": "wake", "mode": "next-heartbeat"})):
+                r = hook(g, path=path, body=body)
+                if ok:
+                    assert r.status_code in (200, 202), (allowed, path, r.text)
+                else:
+                    assert r.status_code == 400, (allowed, path, r.text)
+                    assert r.json() == {"ok": False, "error": "agentId is not allowed by hooks.allowedAgentIds"}
+            g.stop()
