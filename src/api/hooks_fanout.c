@@ -27,6 +27,10 @@
 #include "api/hooks.h"
 
 #define MAX_ERRORS 5 /* OpenClaw lists the first five failures */
+/* The rendered messages of one request, all items together: 200 items of
+ * a template that renders the whole payload would otherwise hold hundreds
+ * of MB at once (and store them). */
+#define MAX_TOTAL_BYTES (16 * 1024 * 1024)
 
 struct ch_hook_fan {
     struct ch_api *api;      /* borrowed */
@@ -187,7 +191,7 @@ void ch_hooks_fanout(struct ch_api *a, struct ch_http_req *r, const json_t *m, c
 {
     const char *key = json_string_value(json_object_get(m, "forEach"));
     const json_t *arr;
-    size_t n = item_count(m, body, &arr), i;
+    size_t n = item_count(m, body, &arr), i, total;
     struct ch_hook_in *ins;
     struct ch_hook_fan *f;
 
@@ -201,7 +205,7 @@ void ch_hooks_fanout(struct ch_api *a, struct ch_http_req *r, const json_t *m, c
         return;
     }
     /* Render and check every item first: a bad one starts nothing. */
-    for (i = 0; i < n; i++) {
+    for (i = 0, total = 0; i < n; i++) {
         json_t *p = item_payload(body, key, json_array_get(arr, i));
         int rc = p ? ch_hooks_parse_mapping(a, r, m, p, &ins[i]) : CH_ENOMEM;
         char *caller;
@@ -211,6 +215,12 @@ void ch_hooks_fanout(struct ch_api *a, struct ch_http_req *r, const json_t *m, c
             ch_hooks_refuse(a, r, 500, CH_HOOK_R_INTERNAL, "out of memory");
         if (rc)
             break; /* answered */
+        if ((total += strlen(ins[i].message)) > MAX_TOTAL_BYTES) {
+            ch_hooks_refuse(a, r, 413, CH_HOOK_R_TOO_LARGE, "the fan-out's rendered messages exceed %d bytes",
+                            MAX_TOTAL_BYTES);
+            i++; /* release it too */
+            break;
+        }
         caller = ins[i].idem;
         ins[i].idem_recent = caller == NULL;
         {

@@ -204,3 +204,19 @@ def test_openclaw_hook_agent_keys(gateway_factory):
                     assert r.status_code == 400, (allowed, path, r.text)
                     assert r.json() == {"ok": False, "error": "agentId is not allowed by hooks.allowedAgentIds"}
             g.stop()
+
+
+def test_fanout_total_is_bounded(gateway_factory):
+    """Every item rendering the whole payload: the rendered messages of one
+    request are capped (16 MiB), a 413 with nothing queued."""
+    with FakeLLM("openai") as fake:
+        fake.push({"text": "ok", "times": -1})
+        mappings = [{"id": "big", "match": {"path": "big"}, "forEach": "items",
+                     "messageTemplate": "{{payload.blob}} {{items[0]}}"}]
+        g = start(gateway_factory, hooks_config({"p": fake}, hooks={"mappings": mappings, "maxBodyBytes": 1048576}))
+        r = hook(g, path="/hooks/big", body={"blob": "x" * 200_000, "items": list(range(100))})
+        assert r.status_code == 413 and "exceed 16777216 bytes" in r.json()["error"], r.text
+        r = hook(g, path="/hooks/big", body={"blob": "x" * 200_000, "items": list(range(10))})
+        assert r.status_code == 202 and r.json()["dispatched"] == 10, r.text
+        assert len(fake.wait_requests(10)) == 10
+        assert len(fake.requests) == 10
