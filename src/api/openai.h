@@ -103,6 +103,11 @@ void ch_oa_respond(struct oa_req *o, const json_t *reply, const char *text, cons
                    const struct ch_llm_usage *u);
 /* openai_agent.c: run the agent for the request (answers and frees o). */
 void ch_oa_agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char *system, const char *session_hdr);
+/* openai_images.c: the newest turn's image URLs fetched into data blocks
+ * (gateway.http.endpoints.*.images); 0: none, go on; 1: fetching, and
+ * ch_oa_agent_mode runs again once they are data (or o is answered and
+ * freed); -1: answered (400 when URLs are disabled), the caller frees o. */
+int ch_oa_fetch_images(struct oa_req *o, const json_t *body, json_t *msgs, const char *system, const char *session);
 
 /* 400 invalid_request_error with code and "param": param. */
 void ch_openai_param_error(struct ch_http_req *r, const char *code, const char *param, const char *msg);

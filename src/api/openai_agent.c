@@ -153,7 +153,7 @@ static int turn_images(struct oa_req *o, const json_t *turn, json_t **out)
         if (!t || strcmp(t, "image"))
             continue;
         if (!json_is_string(json_object_get(src, "data")))
-            why = "the agent models take images as data (a data:image/...;base64, URL), not by URL";
+            why = "the agent models take images as data or http(s) URLs";
         else if ((bytes += json_string_length(json_object_get(src, "data"))) > MAX_IMAGE_BYTES)
             why = "the images of one turn are limited to 3 MB of base64 data for the agent models";
         else if (json_array_size(*out) >= MAX_IMAGES)
@@ -294,12 +294,20 @@ void ch_oa_agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char *
     const struct ch_str *hdr;
     struct ch_buf msg, extra;
     char key[600], uuid[37], model[256];
+    int frc;
 
     ch_buf_init(&msg, 4 << 20);
     ch_buf_init(&extra, 4 << 20);
     if (ch_openai_sampling(o->req, body, &sampling) != 0 || client_tools(o, body, &tools) != 0)
         goto fail; /* answered */
-    if (turn_images(o, last, &images) != 0)
+    if ((frc = ch_oa_fetch_images(o, body, msgs, system, session_hdr)) > 0) {
+        json_decref(sampling); /* fetching: this runs again once the images are data */
+        json_decref(tools);
+        ch_buf_release(&msg);
+        ch_buf_release(&extra);
+        return;
+    }
+    if (frc < 0 || turn_images(o, last, &images) != 0)
         goto fail; /* answered */
     if (strcmp(json_string_value(json_object_get(last, "role")), "user")) {
         ch_openai_error(o->req, 400, "invalid_request_error", "invalid_messages",

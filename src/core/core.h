@@ -355,6 +355,8 @@ bool ch_ct_streq(const char *a, size_t alen, const char *b, size_t blen);
 void ch_hex_encode(const uint8_t *p, size_t n, char *out); /* out: 2n+1 */
 /* base64url without padding; out must hold 4*ceil(n/3)+1. Returns length. */
 size_t ch_base64url_encode(const uint8_t *p, size_t n, char *out);
+/* Standard base64 with padding (data: URLs); out must hold 4*ceil(n/3)+1. */
+size_t ch_base64_encode(const uint8_t *p, size_t n, char *out);
 /* Accepts base64 and base64url, with or without padding. */
 int ch_base64_decode(const char *in, size_t inlen, uint8_t *out, size_t outcap, size_t *outlen);
 

@@ -191,9 +191,8 @@ void ch_hex_encode(const uint8_t *p, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-size_t ch_base64url_encode(const uint8_t *p, size_t n, char *out)
+static size_t b64_encode(const char *tbl, bool pad, const uint8_t *p, size_t n, char *out)
 {
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     size_t o = 0, i = 0;
 
     for (; i + 2 < n; i += 3) {
@@ -213,8 +212,20 @@ size_t ch_base64url_encode(const uint8_t *p, size_t n, char *out)
         out[o++] = tbl[(v >> 12) & 63];
         out[o++] = tbl[(v >> 6) & 63];
     }
+    while (pad && o % 4)
+        out[o++] = '=';
     out[o] = '\0';
     return o;
+}
+
+size_t ch_base64url_encode(const uint8_t *p, size_t n, char *out)
+{
+    return b64_encode("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", false, p, n, out);
+}
+
+size_t ch_base64_encode(const uint8_t *p, size_t n, char *out)
+{
+    return b64_encode("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", true, p, n, out);
 }
 
 static int b64val(char c)

@@ -21,44 +21,15 @@
 
 #include "tools/internal.h"
 
-#define FETCH_TIMEOUT_MS 10000
-#define FETCH_MAX_BODY_BYTES (5 * 1024 * 1024)
-#define FETCH_MAX_REDIRECTS 5
+#define FETCH_TIMEOUT_MS TOOLS_FETCH_TIMEOUT_MS
+#define FETCH_MAX_BODY_BYTES TOOLS_FETCH_MAX_BODY_BYTES
+#define FETCH_MAX_REDIRECTS TOOLS_FETCH_MAX_REDIRECTS
 #define FETCH_MAX_ADDRS 16
-#define FETCH_MAX_PIN_BYTES 500 /* curlm accepts 512 */
+#define FETCH_MAX_PIN_BYTES TOOLS_FETCH_MAX_PIN_BYTES
 #define FETCH_DEF_CHARS 20000
 #define FETCH_MIN_CHARS 100
-#define FETCH_MAX_CHARS 100000
+#define FETCH_MAX_CHARS TOOLS_FETCH_MAX_CHARS
 #define FETCH_ERROR_CHARS 2000 /* text shown with an HTTP error status */
-
-enum fetch_phase { F_RESOLVING, F_FETCHING, F_CONVERTING };
-
-struct fetch {
-    struct ch_tool_call *call; /* borrowed */
-    struct ch_tools *t;        /* borrowed */
-    struct tool_url url;       /* the current hop */
-    char *first_url;           /* owned: as the model gave it, normalised */
-    char *prev_url;            /* owned: the hop that redirected here, or NULL */
-    int hops;                  /* redirects followed so far */
-    size_t max_chars;
-    uint64_t deadline_ms; /* uv_now-based: FETCH_TIMEOUT_MS for all hops */
-    enum fetch_phase phase;
-    bool aborted;
-    bool allowlisted; /* this hop's host is in tools.web.fetch.allowHosts */
-    uv_getaddrinfo_t gai;
-    struct ch_curlm_req *req; /* borrowed, valid until on_done */
-    uv_work_t work;
-    char pin[FETCH_MAX_PIN_BYTES + 1];
-    /* The response of the current hop. */
-    long status;
-    char mime[96], charset[40];
-    enum body_kind kind;
-    char *location; /* owned: a redirect's Location */
-    bool binary;
-    struct ch_buf body;    /* capped at FETCH_MAX_BODY_BYTES */
-    struct fetch_text out; /* filled on the thread pool */
-    int render_rc;
-};
 
 static void hop_begin(struct fetch *f);
 
@@ -70,13 +41,14 @@ static void fetch_free(struct fetch *f)
     ch_free(f->location);
     ch_buf_release(&f->body);
     fetch_text_release(&f->out);
+    if (f->has_only)
+        host_list_release(&f->only);
+    ch_free(f->b64);
     ch_free(f);
 }
 
 /* Report and free: the single way a fetch ends. */
-static void fetch_end(struct fetch *f, bool is_error, json_t *json, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void fetch_end(struct fetch *f, bool is_error, json_t *json, const char *fmt, ...)
+void tools_fetch_end(struct fetch *f, bool is_error, json_t *json, const char *fmt, ...)
 {
     struct ch_buf b;
     va_list ap;
@@ -86,6 +58,8 @@ static void fetch_end(struct fetch *f, bool is_error, json_t *json, const char *
     va_start(ap, fmt);
     ch_buf_vappendf(&b, fmt, ap);
     va_end(ap);
+    if (f->image && b.len >= 9 && !memcmp(b.data, "web_fetch", 9))
+        memcpy(b.data, "image URL", 9); /* the same checks, told as what they were for */
     ch_tool_call_set_state(f->call, NULL);
     ch_tool_call_reply(f->call, is_error, b.data ? b.data : "web_fetch failed", b.len, json);
     ch_buf_release(&b);
@@ -136,10 +110,10 @@ static void refuse(struct fetch *f, const char *addr, const char *why)
     else
         snprintf(what, sizeof(what), "host %s resolves to %s, %s %s address", f->url.host, addr, article(why), why);
     ch_tool_call_mark_refused(f->call);
-    fetch_end(f, true, NULL,
-              "web_fetch refused %s%s: %s. web_fetch only reaches public "
-              "addresses; an operator can allow a host in tools.web.fetch.allowHosts.",
-              f->url.url, hop_note(f, note, sizeof(note)), what);
+    tools_fetch_end(f, true, NULL,
+                    "web_fetch refused %s%s: %s. web_fetch only reaches public "
+                    "addresses; an operator can allow a host in tools.web.fetch.allowHosts.",
+                    f->url.url, hop_note(f, note, sizeof(note)), what);
 }
 
 /* ------------------------------------------------------------------ */
@@ -163,7 +137,7 @@ static int on_fetch_headers(struct ch_curlm_req *req, const struct ch_curlm_head
     }
     ctype_parse(ch_curlm_head_get(head, "content-type"), f->mime, sizeof(f->mime), f->charset, sizeof(f->charset));
     f->kind = ctype_kind(f->mime);
-    if (f->kind == BODY_BINARY) {
+    if (f->kind == BODY_BINARY && !f->image) {
         f->binary = true;
         return CH_ECANCELED;
     }
@@ -175,7 +149,7 @@ static int on_fetch_data(struct ch_curlm_req *req, const char *p, size_t n, void
     struct fetch *f = data;
 
     (void)req;
-    if (f->kind == BODY_UNKNOWN && f->body.len == 0) {
+    if (f->kind == BODY_UNKNOWN && f->body.len == 0 && !f->image) {
         f->kind = body_sniff(p, n);
         if (f->kind == BODY_BINARY) {
             f->binary = true;
@@ -199,21 +173,21 @@ static void render_after(uv_work_t *w, int status)
     json_t *j;
 
     if (status == UV_ECANCELED || f->aborted) {
-        fetch_end(f, true, NULL, "web_fetch stopped");
+        tools_fetch_end(f, true, NULL, "web_fetch stopped");
         return;
     }
     if (f->render_rc) {
-        fetch_end(f, true, NULL, "web_fetch: could not convert %s: %s", f->url.url, ch_strerror(f->render_rc));
+        tools_fetch_end(f, true, NULL, "web_fetch: could not convert %s: %s", f->url.url, ch_strerror(f->render_rc));
         return;
     }
     j = json_pack("{s:s, s:s, s:I, s:s, s:s?, s:I, s:b, s:i}", "url", f->first_url, "finalUrl", f->url.url, "status",
                   (json_int_t)f->status, "contentType", f->mime, "title", f->out.title, "chars",
                   (json_int_t)f->out.chars, "truncated", f->out.truncated, "redirects", f->hops);
     if (f->status >= 400)
-        fetch_end(f, true, j, "web_fetch: HTTP %ld from %s\n\n%s", f->status, f->url.url, f->out.text);
+        tools_fetch_end(f, true, j, "web_fetch: HTTP %ld from %s\n\n%s", f->status, f->url.url, f->out.text);
     else
-        fetch_end(f, false, j, "URL: %s\n%s%s%s\n%s", f->url.url, f->hops ? "Redirected from: " : "",
-                  f->hops ? f->first_url : "", f->hops ? "\n" : "", f->out.text);
+        tools_fetch_end(f, false, j, "URL: %s\n%s%s%s\n%s", f->url.url, f->hops ? "Redirected from: " : "",
+                        f->hops ? f->first_url : "", f->hops ? "\n" : "", f->out.text);
 }
 
 static void next_hop(struct fetch *f)
@@ -222,9 +196,9 @@ static void next_hop(struct fetch *f)
     char msg[400], note[400];
     int rc;
 
-    if (f->hops >= FETCH_MAX_REDIRECTS) {
-        fetch_end(f, true, NULL, "web_fetch: too many redirects (more than %d) from %s", FETCH_MAX_REDIRECTS,
-                  f->first_url);
+    if (f->hops >= f->max_redirects) {
+        tools_fetch_end(f, true, NULL, "web_fetch: too many redirects (more than %d) from %s", f->max_redirects,
+                        f->first_url);
         return;
     }
     rc = tool_url_parse(f->url.url, f->location, &next, msg, sizeof(msg));
@@ -233,8 +207,8 @@ static void next_hop(struct fetch *f)
         ch_free(f->prev_url);
         f->prev_url = ch_strdup(f->url.url);
         ch_tool_call_mark_refused(f->call);
-        fetch_end(f, true, NULL, "web_fetch refused redirect to %.300s%s: %s", f->location,
-                  hop_note(f, note, sizeof(note)), msg);
+        tools_fetch_end(f, true, NULL, "web_fetch refused redirect to %.300s%s: %s", f->location,
+                        hop_note(f, note, sizeof(note)), msg);
         return;
     }
     f->hops++;
@@ -258,7 +232,7 @@ static void on_fetch_done(struct ch_curlm_req *req, const struct ch_curlm_result
     (void)req;
     f->req = NULL;
     if (f->aborted) {
-        fetch_end(f, true, NULL, "web_fetch stopped");
+        tools_fetch_end(f, true, NULL, "web_fetch stopped");
         return;
     }
     /* Belt and braces: whatever curl connected to must pass the check. */
@@ -279,38 +253,49 @@ static void on_fetch_done(struct ch_curlm_req *req, const struct ch_curlm_result
         return;
     }
     if (f->binary) {
-        fetch_end(f, true, NULL,
-                  "web_fetch: %s%s is %s, not text; web_fetch returns text and "
-                  "HTML pages only",
-                  f->url.url, hop_note(f, note, sizeof(note)), f->mime[0] ? f->mime : "binary data");
+        tools_fetch_end(f, true, NULL,
+                        "web_fetch: %s%s is %s, not text; web_fetch returns text and "
+                        "HTML pages only",
+                        f->url.url, hop_note(f, note, sizeof(note)), f->mime[0] ? f->mime : "binary data");
         return;
     }
     if (res->rc == CH_E_TOO_LARGE) {
-        fetch_end(f, true, NULL, "web_fetch: %s%s is larger than %d MB", f->url.url, hop_note(f, note, sizeof(note)),
-                  FETCH_MAX_BODY_BYTES / (1024 * 1024));
+        if (f->max_bytes % (1024 * 1024) == 0)
+            tools_fetch_end(f, true, NULL, "web_fetch: %s%s is larger than %zu MB", f->url.url,
+                            hop_note(f, note, sizeof(note)), f->max_bytes / (1024 * 1024));
+        else
+            tools_fetch_end(f, true, NULL, "web_fetch: %s%s is larger than %zu bytes", f->url.url,
+                            hop_note(f, note, sizeof(note)), f->max_bytes);
         return;
     }
     if (res->rc == CH_ETIMEDOUT) {
-        fetch_end(f, true, NULL, "web_fetch: %s timed out (%s) within the %d s limit", f->url.url,
-                  ch_curlm_timeout_name(res->timeout), FETCH_TIMEOUT_MS / 1000);
+        tools_fetch_end(f, true, NULL, "web_fetch: %s timed out (%s) within the %.1f s limit", f->url.url,
+                        ch_curlm_timeout_name(res->timeout), (double)f->timeout_ms / 1000);
         return;
     }
     if (res->rc) {
-        fetch_end(f, true, NULL, "web_fetch: %s%s failed: %s%s%s", f->url.url, hop_note(f, note, sizeof(note)),
-                  ch_strerror(res->rc), res->msg[0] ? ": " : "", res->msg);
+        tools_fetch_end(f, true, NULL, "web_fetch: %s%s failed: %s%s%s", f->url.url, hop_note(f, note, sizeof(note)),
+                        ch_strerror(res->rc), res->msg[0] ? ": " : "", res->msg);
+        return;
+    }
+    if (f->image) {
+        tools_fetch_image_done(f);
         return;
     }
     if (f->kind == BODY_UNKNOWN)
         f->kind = BODY_TEXT; /* an empty body without a type */
     f->phase = F_CONVERTING;
     if (uv_queue_work(f->t->loop, &f->work, render_work, render_after))
-        fetch_end(f, true, NULL, "web_fetch: the thread pool refused the conversion");
+        tools_fetch_end(f, true, NULL, "web_fetch: the thread pool refused the conversion");
 }
 
 static void submit(struct fetch *f)
 {
     static const struct ch_curlm_header hdrs[] = {
         {"Accept", "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.5"},
+    };
+    static const struct ch_curlm_header image_hdrs[] = {
+        {"Accept", "image/*;q=1.0,*/*;q=0.5"},
     };
     struct ch_curlm_request r = {0};
     const char *pins[1] = {f->pin};
@@ -328,8 +313,8 @@ static void submit(struct fetch *f)
     ch_buf_release(&f->body);
     r.method = "GET";
     r.url = f->url.url;
-    r.headers = hdrs;
-    r.header_count = CH_ARRAY_SIZE(hdrs);
+    r.headers = f->image ? image_hdrs : hdrs;
+    r.header_count = 1;
     r.resolve = pins;
     r.resolve_count = f->pin[0] ? 1 : 0;
     r.max_redirects = 0; /* followed here, each hop re-checked */
@@ -337,7 +322,7 @@ static void submit(struct fetch *f)
     r.connect_timeout_ms = (uint32_t)left;
     r.first_byte_timeout_ms = (uint32_t)left;
     r.idle_timeout_ms = (uint32_t)left;
-    r.max_body_bytes = FETCH_MAX_BODY_BYTES;
+    r.max_body_bytes = f->max_bytes;
     r.on_headers = on_fetch_headers;
     r.on_data = on_fetch_data;
     r.on_done = on_fetch_done;
@@ -345,7 +330,7 @@ static void submit(struct fetch *f)
     f->phase = F_FETCHING;
     rc = ch_curlm_submit(f->t->curlm, &r, &f->req, &err);
     if (rc)
-        fetch_end(f, true, NULL, "web_fetch: %s: %s", f->url.url, err.msg[0] ? err.msg : ch_strerror(rc));
+        tools_fetch_end(f, true, NULL, "web_fetch: %s: %s", f->url.url, err.msg[0] ? err.msg : ch_strerror(rc));
 }
 
 /* ------------------------------------------------------------------ */
@@ -359,7 +344,7 @@ static void check_and_pin(struct fetch *f, const struct sockaddr *const *sas, si
     size_t len, pinned = 0, k;
 
     if (n == 0) {
-        fetch_end(f, true, NULL, "web_fetch: %s has no address", f->url.host);
+        tools_fetch_end(f, true, NULL, "web_fetch: %s has no address", f->url.host);
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -397,21 +382,22 @@ static void on_gai(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 
     if (f->aborted || status == UV_EAI_CANCELED) {
         uv_freeaddrinfo(res);
-        fetch_end(f, true, NULL, "web_fetch stopped");
+        tools_fetch_end(f, true, NULL, "web_fetch stopped");
         return;
     }
     if (status) {
         char note[400];
         uv_freeaddrinfo(res);
-        fetch_end(f, true, NULL, "web_fetch: cannot resolve host %s%s: %s", f->url.host,
-                  hop_note(f, note, sizeof(note)), uv_strerror(status));
+        tools_fetch_end(f, true, NULL, "web_fetch: cannot resolve host %s%s: %s", f->url.host,
+                        hop_note(f, note, sizeof(note)), uv_strerror(status));
         return;
     }
     /* The lookup itself is bounded only by the call's deadline (which
      * cancels it); past web_fetch's own limit, stop here. */
     if (uv_now(f->t->loop) >= f->deadline_ms) {
         uv_freeaddrinfo(res);
-        fetch_end(f, true, NULL, "web_fetch: resolving %s took longer than %d s", f->url.host, FETCH_TIMEOUT_MS / 1000);
+        tools_fetch_end(f, true, NULL, "web_fetch: resolving %s took longer than %d s", f->url.host,
+                        FETCH_TIMEOUT_MS / 1000);
         return;
     }
     /* All addresses are checked, however many (a bad one hides anywhere). */
@@ -420,7 +406,7 @@ static void on_gai(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
             continue;
         if (n == CH_ARRAY_SIZE(sas)) {
             uv_freeaddrinfo(res);
-            fetch_end(f, true, NULL, "web_fetch: %s has too many addresses", f->url.host);
+            tools_fetch_end(f, true, NULL, "web_fetch: %s has too many addresses", f->url.host);
             return;
         }
         sas[n++] = ai->ai_addr;
@@ -438,6 +424,13 @@ static void hop_begin(struct fetch *f)
     int rc;
 
     f->pin[0] = '\0';
+    if (f->has_only && !host_list_match(&f->only, f->url.host, f->url.port)) {
+        char note[400];
+        ch_tool_call_mark_refused(f->call);
+        tools_fetch_end(f, true, NULL, "web_fetch refused %s%s: the host is not in the URL allowlist", f->url.url,
+                        hop_note(f, note, sizeof(note)));
+        return;
+    }
     f->allowlisted = host_list_match(&f->t->fetch_allow, f->url.host, f->url.port);
     if (f->allowlisted) {
         submit(f); /* operator-trusted: resolved normally, not checked */
@@ -462,7 +455,7 @@ static void hop_begin(struct fetch *f)
     if (f->t->test_resolve) {
         rc = f->t->test_resolve(f->url.host, ss, FETCH_MAX_ADDRS);
         if (rc < 0) {
-            fetch_end(f, true, NULL, "web_fetch: cannot resolve host %s: %s", f->url.host, uv_strerror(rc));
+            tools_fetch_end(f, true, NULL, "web_fetch: cannot resolve host %s: %s", f->url.host, uv_strerror(rc));
             return;
         }
         for (int i = 0; i < rc; i++)
@@ -473,14 +466,14 @@ static void hop_begin(struct fetch *f)
     snprintf(port, sizeof(port), "%d", f->url.port);
     rc = uv_getaddrinfo(f->t->loop, &f->gai, on_gai, f->url.host, port, &hints);
     if (rc)
-        fetch_end(f, true, NULL, "web_fetch: cannot resolve host %s: %s", f->url.host, uv_strerror(rc));
+        tools_fetch_end(f, true, NULL, "web_fetch: cannot resolve host %s: %s", f->url.host, uv_strerror(rc));
 }
 
 /* ------------------------------------------------------------------ */
 /* The tool                                                             */
 /* ------------------------------------------------------------------ */
 
-static int fetch_start(struct ch_tool_call *call, const json_t *in)
+int tools_fetch_start(struct ch_tool_call *call, const json_t *in)
 {
     const json_t *jmax = json_object_get(in, "maxChars");
     struct fetch *f;
@@ -496,8 +489,20 @@ static int fetch_start(struct ch_tool_call *call, const json_t *in)
     want = jmax ? json_number_value(jmax) : FETCH_DEF_CHARS;
     /* Clamped rather than refused: the model meant "more" or "less". */
     f->max_chars = want < FETCH_MIN_CHARS ? FETCH_MIN_CHARS : want > FETCH_MAX_CHARS ? FETCH_MAX_CHARS : (size_t)want;
-    f->deadline_ms = uv_now(f->t->loop) + FETCH_TIMEOUT_MS;
-    ch_buf_init(&f->body, FETCH_MAX_BODY_BYTES);
+    f->image = ch_tool_call_spec_data(call) == &tools_fetch_image_tag;
+    f->max_bytes = FETCH_MAX_BODY_BYTES;
+    f->max_redirects = FETCH_MAX_REDIRECTS;
+    f->timeout_ms = FETCH_TIMEOUT_MS;
+    if (f->image && (rc = tools_fetch_image_limits(f, in, msg, sizeof(msg))) != 0) {
+        fetch_free(f);
+        if (rc != CH_EINVAL)
+            return rc;
+        ch_tool_call_mark_refused(call);
+        ch_tool_call_replyf(call, true, "image URL: %s", msg);
+        return 0;
+    }
+    f->deadline_ms = uv_now(f->t->loop) + f->timeout_ms;
+    ch_buf_init(&f->body, f->max_bytes);
     rc = tool_url_parse(NULL, json_string_value(json_object_get(in, "url")), &f->url, msg, sizeof(msg));
     if (rc == 0 && !(f->first_url = ch_strdup(f->url.url)))
         rc = CH_ENOMEM;
@@ -514,7 +519,7 @@ static int fetch_start(struct ch_tool_call *call, const json_t *in)
     return 0;
 }
 
-static void fetch_abort(struct ch_tool_call *call)
+void tools_fetch_abort(struct ch_tool_call *call)
 {
     struct fetch *f = ch_tool_call_state(call);
 
@@ -529,38 +534,4 @@ static void fetch_abort(struct ch_tool_call *call)
         ch_curlm_abort(f->req);
     else if (f->phase == F_CONVERTING)
         uv_cancel((uv_req_t *)&f->work);
-}
-
-const struct ch_tool_spec tools_web_fetch_spec = {
-    .name = "web_fetch",
-    .description = "Fetch a public web page (HTTP GET) and return its readable text: the title first, then "
-                   "the main text without scripts, navigation, headers and footers. Plain-text and JSON "
-                   "responses are returned as they are; binary files are refused. Follows up to 5 "
-                   "redirects. Internal and private network addresses are refused.",
-    .input_schema = "{\"type\":\"object\",\"properties\":{"
-                    "\"url\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":8192,"
-                    "\"description\":\"absolute http or https URL\"},"
-                    "\"maxChars\":{\"type\":\"integer\",\"description\":\"maximum characters of text to "
-                    "return (default 20000, 100 to 100000)\"}"
-                    "},\"required\":[\"url\"],\"additionalProperties\":false}",
-    .start = fetch_start,
-    .abort = fetch_abort,
-    .max_result_bytes = FETCH_MAX_CHARS * 4 + 8192, /* maxChars counts code points */
-};
-
-int tools_register_builtin(struct ch_tools *t, bool with_http, bool with_fetch, struct ch_error *err)
-{
-    struct ch_tool_spec http = tools_http_request_spec, fetch = tools_web_fetch_spec;
-    int rc;
-
-    /* http_request stays callable when hidden, so a model that calls it
-     * anyway learns which setting to change instead of "unknown tool". */
-    http.hidden = !with_http;
-    fetch.hidden = !with_fetch;
-    rc = ch_tools_register(t, &tools_current_time_spec, err);
-    if (rc == 0)
-        rc = ch_tools_register(t, &http, err);
-    if (rc == 0 && with_fetch)
-        rc = ch_tools_register(t, &fetch, err);
-    return rc;
 }

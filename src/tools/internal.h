@@ -100,6 +100,12 @@ int tools_register_builtin(struct ch_tools *t, bool with_http, bool with_fetch, 
 extern const struct ch_tool_spec tools_current_time_spec;
 extern const struct ch_tool_spec tools_http_request_spec;
 extern const struct ch_tool_spec tools_web_fetch_spec;
+extern const struct ch_tool_spec tools_fetch_image_spec;
+extern const int tools_fetch_image_tag;
+/* fetch.c: web_fetch and fetch_image (told apart by the spec's data). */
+int tools_fetch_start(struct ch_tool_call *call, const json_t *in);
+void tools_fetch_abort(struct ch_tool_call *call);
+#define TOOLS_FETCH_MAX_CHARS 100000
 
 /* ------------------------------------------------------------------ */
 /* Text helpers (text.c)                                                */
@@ -224,5 +230,57 @@ struct tz_local {
 void tz_lookup(const struct tz_info *z, int64_t t, struct tz_local *out);
 /* Is name a safe zoneinfo path ("Asia/Seoul", "UTC", "Etc/GMT+9")? */
 bool tz_name_valid(const char *name);
+
+#define TOOLS_FETCH_MAX_BODY_BYTES (5 * 1024 * 1024)
+#define TOOLS_FETCH_MAX_REDIRECTS 5
+#define TOOLS_FETCH_TIMEOUT_MS 10000
+#define TOOLS_FETCH_MAX_PIN_BYTES 500 /* curlm accepts 512 */
+
+/* One web_fetch or fetch_image call (fetch.c, fetch_image.c). */
+enum fetch_phase { F_RESOLVING, F_FETCHING, F_CONVERTING };
+
+struct fetch {
+    struct ch_tool_call *call; /* borrowed */
+    struct ch_tools *t;        /* borrowed */
+    struct tool_url url;       /* the current hop */
+    char *first_url;           /* owned: as the model gave it, normalised */
+    char *prev_url;            /* owned: the hop that redirected here, or NULL */
+    int hops;                  /* redirects followed so far */
+    size_t max_chars;
+    uint64_t deadline_ms; /* uv_now-based: FETCH_TIMEOUT_MS for all hops */
+    enum fetch_phase phase;
+    bool aborted;
+    bool allowlisted; /* this hop's host is in tools.web.fetch.allowHosts */
+    uv_getaddrinfo_t gai;
+    struct ch_curlm_req *req; /* borrowed, valid until on_done */
+    uv_work_t work;
+    char pin[TOOLS_FETCH_MAX_PIN_BYTES + 1];
+    /* The response of the current hop. */
+    long status;
+    char mime[96], charset[40];
+    enum body_kind kind;
+    char *location; /* owned: a redirect's Location */
+    bool binary;
+    struct ch_buf body;    /* capped at FETCH_MAX_BODY_BYTES */
+    struct fetch_text out; /* filled on the thread pool */
+    int render_rc;
+    /* fetch_image: the bytes, base64, instead of text; its own limits. */
+    bool image;
+    size_t max_bytes;
+    int max_redirects;
+    uint64_t timeout_ms;
+    bool has_only; /* the caller's host allowlist (every hop) */
+    struct host_list only;
+    char *b64; /* owned: the image, base64 (the thread pool's) */
+    size_t b64_len;
+};
+
+/* Report and free: the single way a fetch ends. */
+void tools_fetch_end(struct fetch *f, bool is_error, json_t *json, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* fetch_image.c: its limits from the input (CH_EINVAL with msg), and the
+ * end of a transfer that succeeded (status checked, base64 queued). */
+int tools_fetch_image_limits(struct fetch *f, const json_t *in, char *msg, size_t cap);
+void tools_fetch_image_done(struct fetch *f);
 
 #endif

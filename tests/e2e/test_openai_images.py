@@ -4,13 +4,17 @@ each API in its own format (OpenAI image_url parts, Anthropic image blocks,
 Gemini inlineData).  The agent models take images as data: they go with
 the run's message, into the session's transcript and the durable run.
 Gemini cannot take an image by URL: a 400 that says so, never an image
-dropped."""
+dropped.  An image URL sent to an agent model is fetched by the gateway
+when gateway.http.endpoints.*.images.allowUrl allows (OpenClaw's defaults:
+off for chat completions, on for responses), with web_fetch's SSRF checks,
+and goes on as data."""
 
 import base64
 
 import pytest
 
-from e2elib import http
+from agentlib import LocalServer
+from e2elib import deep_merge, http
 from fakes.llm import FakeLLM
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 24).decode()
@@ -111,10 +115,10 @@ def test_bad_images_are_refused(gateway_factory, fakes):
         {"role": "system", "content": [{"type": "image_url", "image_url": {"url": DATA_URL}}]},
         {"role": "user", "content": "x"}]})
     assert r.status_code == 400
-    # the agent models take images as data, at most 8 a turn
+    # the agent models fetch no URL unless allowed (OpenClaw: off for chat completions), at most 8 a turn
     r = ask(g, tok, "openclaw", parts("look", HTTP_URL))
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_image", r.text
-    assert "not by URL" in r.json()["error"]["message"]
+    assert "image URL sources are disabled by config" in r.json()["error"]["message"]
     # bad base64 is the client's mistake for agent runs too (a random seed found it a 502)
     r = ask(g, tok, "openclaw", parts("look", "data:image/png;base64,@@"))
     assert r.status_code == 400, r.text
@@ -185,3 +189,103 @@ def test_a_big_image_counts_as_an_image_not_as_its_bytes(gateway_factory, fakes)
     first_user = [m for m in reqs[1].json["messages"] if m["role"] == "user"][0]
     assert first_user["content"][1]["image_url"]["url"] == big
     assert http(g, "GET", "/health/detail", token=g.admin_token).json()["agent"]["compactions"] == 0
+
+
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 60
+
+
+def test_agent_models_fetch_image_urls(gateway_factory, fakes):
+    o, a, g_ = fakes
+    with LocalServer({"/cat.png": (200, {"Content-Type": "image/png"}, base64.b64decode(PNG)),
+                      "/raw": (200, {}, JPEG),
+                      "/page": (200, {"Content-Type": "text/html"}, "<p>not an image</p>"),
+                      "/gone": (404, {"Content-Type": "text/plain"}, "no"),
+                      "/hop": (302, {"Location": "/cat.png"}, "")}) as srv:
+        local = f"127.0.0.1:{srv.port}"
+        cfg = deep_merge(config(o, a, g_), {
+            "gateway": {"http": {"endpoints": {"chatCompletions": {"images": {"allowUrl": True}}}}},
+            "tools": {"web": {"fetch": {"allowHosts": [local]}}}})
+        g = gateway_factory(cfg)
+        tok = g.gateway_json()["localToken"]
+        o.push({"text": "a cat", "times": -1})
+        r = ask(g, tok, "openclaw", parts("what is this?", srv.origin + "/cat.png"))
+        assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "a cat", r.text
+        sent = o.wait_requests(1)[0].json["messages"][-1]["content"]
+        assert sent[1] == {"type": "image_url", "image_url": {"url": DATA_URL}}  # fetched, sent as data
+        got = srv.received[-1]
+        assert got["path"] == "/cat.png" and got["headers"].get("accept", "").startswith("image/")
+        # no Content-Type: the bytes say JPEG; a redirect is followed (and checked)
+        r = ask(g, tok, "openclaw", parts("and this?", srv.origin + "/raw"))
+        assert r.status_code == 200, r.text
+        url = o.wait_requests(2)[1].json["messages"][-1]["content"][1]["image_url"]["url"]
+        assert url == "data:image/jpeg;base64," + base64.b64encode(JPEG).decode()
+        assert ask(g, tok, "openclaw", parts("hop", srv.origin + "/hop")).status_code == 200
+        # what cannot be an image: a 400 naming it, and no run
+        before = len(o.requests)
+        for path, words in (("/page", "not an allowed image type"), ("/gone", "HTTP 404")):
+            r = ask(g, tok, "openclaw", parts("x", srv.origin + path))
+            assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_image", r.text
+            assert words in r.json()["error"]["message"], r.text
+        # /v1/responses fetches by default (OpenClaw's default there)
+        r = http(g, "POST", "/v1/responses", token=tok, timeout=30, json={"model": "openclaw", "input": [
+            {"role": "user", "content": [{"type": "input_text", "text": "see"},
+                                         {"type": "input_image", "image_url": srv.origin + "/cat.png"}]}]})
+        assert r.status_code == 200, r.text
+        assert len(o.requests) == before + 1
+        assert o.requests[-1].json["messages"][-1]["content"][1]["image_url"]["url"] == DATA_URL
+
+
+def test_image_url_checks(gateway_factory, fakes):
+    o, a, g_ = fakes
+    with LocalServer({"/cat.png": (200, {"Content-Type": "image/png"}, base64.b64decode(PNG))}) as srv:
+        # no allowHosts for the local server: loopback is refused, as for web_fetch
+        cfg = deep_merge(config(o, a, g_), {"gateway": {"http": {"endpoints": {"chatCompletions": {"images": {
+            "allowUrl": True, "allowedMimes": ["image/gif"]}}}}}})
+        g = gateway_factory(cfg)
+        tok = g.gateway_json()["localToken"]
+        r = ask(g, tok, "openclaw", parts("x", srv.origin + "/cat.png"))
+        assert r.status_code == 400 and "loopback" in r.json()["error"]["message"], r.text
+        assert srv.received == []
+        g.stop()
+        # urlAllowlist is checked first; allowedMimes after the fetch
+        cfg = deep_merge(cfg, {"tools": {"web": {"fetch": {"allowHosts": [f"127.0.0.1:{srv.port}"]}}},
+                               "gateway": {"http": {"endpoints": {"responses": {"images": {
+                                   "urlAllowlist": ["cdn.example.com"]}}}}}})
+        g = gateway_factory(cfg)
+        tok = g.gateway_json()["localToken"]
+        r = ask(g, tok, "openclaw", parts("x", srv.origin + "/cat.png"))
+        assert r.status_code == 400 and "not an allowed image type" in r.json()["error"]["message"], r.text
+        r = http(g, "POST", "/v1/responses", token=tok, timeout=30, json={"model": "openclaw", "input": [
+            {"role": "user", "content": [{"type": "input_image", "image_url": srv.origin + "/cat.png"}]}]})
+        assert r.status_code == 400 and "URL allowlist" in r.json()["error"]["message"], r.text
+        assert len(srv.received) == 1
+        assert o.requests == []
+
+
+def test_image_fetch_client_gone_and_shutdown(gateway_factory, fakes):
+    """A client that leaves while its image is fetched starts no run; a
+    gateway stopped while one is fetched exits cleanly."""
+    import threading
+    o, a, g_ = fakes
+    with LocalServer({"/slow.png": (200, {"Content-Type": "image/png"}, base64.b64decode(PNG), 1.5)}) as srv:
+        cfg = deep_merge(config(o, a, g_), {
+            "gateway": {"http": {"endpoints": {"chatCompletions": {"images": {"allowUrl": True}}}}},
+            "tools": {"web": {"fetch": {"allowHosts": [f"127.0.0.1:{srv.port}"]}}}})
+        g = gateway_factory(cfg)
+        tok = g.gateway_json()["localToken"]
+        o.push({"text": "seen", "times": -1})
+        body = {"model": "openclaw", "messages": [{"role": "user", "content": parts("x", srv.origin + "/slow.png")}]}
+        with pytest.raises(Exception):
+            http(g, "POST", "/v1/chat/completions", token=tok, json=body, timeout=0.3)
+        srv.wait(1)
+        import time
+        time.sleep(2.0)  # the fetch ends; nothing runs for a client that left
+        assert o.requests == []
+        assert http(g, "GET", "/health", token=tok).status_code == 200
+        # stopped mid-fetch: a clean exit, the client answered or cut
+        t = threading.Thread(target=lambda: http(g, "POST", "/v1/chat/completions", token=tok, json=body,
+                                                 timeout=10), daemon=True)
+        t.start()
+        srv.wait(2)
+        assert g.stop() == 0
+        t.join(10)

@@ -223,6 +223,16 @@ static void test_crypto(void **state)
     assert_int_equal(n, 4);
     assert_memory_equal(dec, "\xff\xfe\xfd\x01", 4);
     assert_int_equal(ch_base64_decode("/+/9AQ==", 8, dec, sizeof(dec), &n), 0);
+    /* standard base64, padded (RFC 4648 test vectors and the bytes above) */
+    assert_int_equal(ch_base64_encode((const uint8_t *)"\xff\xfe\xfd\x01", 4, enc), 8);
+    assert_string_equal(enc, "//79AQ==");
+    ch_base64_encode((const uint8_t *)"foob", 4, enc);
+    assert_string_equal(enc, "Zm9vYg==");
+    ch_base64_encode((const uint8_t *)"fooba", 5, enc);
+    assert_string_equal(enc, "Zm9vYmE=");
+    ch_base64_encode((const uint8_t *)"foobar", 6, enc);
+    assert_string_equal(enc, "Zm9vYmFy");
+    assert_int_equal(ch_base64_encode((const uint8_t *)"", 0, enc), 0);
     assert_int_equal(ch_base64_decode("a$", 2, dec, sizeof(dec), &n), CH_EINVAL);
     tok = ch_random_token("oc_tok_", 43);
     assert_non_null(tok);

@@ -169,6 +169,63 @@ static void test_pages(void **state)
     fx_close(&fx);
 }
 
+/* fetch_image: the bytes as base64 with their type (sent or sniffed), the
+ * same SSRF checks, its own caps and host allowlist. */
+static void test_fetch_image(void **state)
+{
+    struct fx fx;
+    struct got g = {0};
+    char in[512];
+
+    (void)state;
+    open_fetch(&fx, "127.0.0.1");
+    snprintf(in, sizeof(in), "{\"url\":\"http://127.0.0.1:%d/png\"}", fx.srv.port);
+    g.calls = 0;
+    call_tool(&fx, "fetch_image", in, 0, &g);
+    assert_false(g.is_error);
+    assert_string_equal(json_string_value(json_object_get(g.json, "mediaType")), "image/png");
+    assert_string_equal(json_string_value(json_object_get(g.json, "data")), "iVBORw0KGgoAAA==");
+    assert_int_equal(json_integer_value(json_object_get(g.json, "bytes")), 10);
+    assert_non_null(strstr(fx.srv.headers, "Accept: image/*"));
+    /* no Content-Type: not an image by its bytes either */
+    snprintf(in, sizeof(in), "{\"url\":\"http://127.0.0.1:%d/nosniff-bin\"}", fx.srv.port);
+    g.calls = 0;
+    call_tool(&fx, "fetch_image", in, 0, &g);
+    assert_false(g.is_error);
+    assert_string_equal(json_string_value(json_object_get(g.json, "mediaType")), "application/octet-stream");
+    snprintf(in, sizeof(in), "{\"url\":\"http://127.0.0.1:%d/404\"}", fx.srv.port);
+    g.calls = 0;
+    call_tool(&fx, "fetch_image", in, 0, &g);
+    assert_true(g.is_error);
+    expect_has(&g, "image URL: HTTP 404 from");
+    snprintf(in, sizeof(in), "{\"url\":\"http://127.0.0.1:%d/big\",\"maxBytes\":1000}", fx.srv.port);
+    g.calls = 0;
+    call_tool(&fx, "fetch_image", in, 0, &g);
+    expect_has(&g, "is larger than 1000 bytes");
+    snprintf(in, sizeof(in), "{\"url\":\"http://127.0.0.1:%d/png\",\"allowHosts\":[\"cdn.example.com\"]}", fx.srv.port);
+    g.calls = 0;
+    call_tool(&fx, "fetch_image", in, 0, &g);
+    assert_true(g.is_error);
+    expect_has(&g, "not in the URL allowlist");
+    snprintf(in, sizeof(in), "{\"url\":\"http://127.0.0.1:%d/redir-private\",\"allowHosts\":[\"127.0.0.1\"]}",
+             fx.srv.port);
+    g.calls = 0;
+    call_tool(&fx, "fetch_image", in, 0, &g);
+    assert_true(g.is_error); /* 10.0.0.1 is neither allowlisted nor public */
+    assert_null(json_object_get(g.json, "data"));
+    got_release(&g);
+    fx_close(&fx);
+    /* without the operator's allowHosts, loopback is refused as for web_fetch */
+    open_fetch(&fx, NULL);
+    snprintf(in, sizeof(in), "{\"url\":\"http://127.0.0.1:%d/png\"}", fx.srv.port);
+    g.calls = 0;
+    call_tool(&fx, "fetch_image", in, 0, &g);
+    assert_true(g.is_error);
+    expect_has(&g, "loopback");
+    got_release(&g);
+    fx_close(&fx);
+}
+
 /* Test resolver: names in *.test resolve to what the test set. */
 static const char *fake_addrs[4];
 
@@ -270,8 +327,12 @@ static void test_timeout_and_abort(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ssrf_refusals), cmocka_unit_test(test_redirects),         cmocka_unit_test(test_pages),
-        cmocka_unit_test(test_pinning),       cmocka_unit_test(test_timeout_and_abort),
+        cmocka_unit_test(test_ssrf_refusals),
+        cmocka_unit_test(test_redirects),
+        cmocka_unit_test(test_pages),
+        cmocka_unit_test(test_pinning),
+        cmocka_unit_test(test_timeout_and_abort),
+        cmocka_unit_test(test_fetch_image),
     };
     int rc;
 
