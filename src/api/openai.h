@@ -107,6 +107,12 @@ void ch_oa_agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char *
  * (gateway.http.endpoints.*.images); 0: none, go on; 1: fetching, and
  * ch_oa_agent_mode runs again once they are data (or o is answered and
  * freed); -1: answered (400 when URLs are disabled), the caller frees o. */
+/* openai_files.c: an OpenResponses input_image (OpenAI's image_url or
+ * OpenClaw's source) as a Chat Completions image_url part, and a text
+ * input_file as a text part holding its <file> block; NULL with err
+ * ("<where>: ...") on a part chela cannot take. */
+json_t *ch_oa_resp_image(const json_t *p, char *err, size_t cap, const char *where);
+json_t *ch_oa_resp_file(const struct ch_config *cfg, const json_t *p, char *err, size_t cap, const char *where);
 int ch_oa_fetch_images(struct oa_req *o, const json_t *body, json_t *msgs, const char *system, const char *session);
 
 /* 400 invalid_request_error with code and "param": param. */

@@ -9,12 +9,12 @@
  * answer is rendered differently (openai_resp_render.c).
  *
  * Input items: `message` (system and developer join the system prompt;
- * user and assistant take a string or input_text / output_text parts, and
- * a user input_image with an image_url),
- * `function_call` and `function_call_output` (the client's tool turns),
- * `reasoning` and `item_reference` (accepted, ignored, as OpenClaw does).
- * Files, images by file_id and hosted tools are refused with a 400 naming
- * them.
+ * user and assistant take a string or input_text / output_text parts,
+ * input_image (an image_url, or OpenClaw's source) and a text input_file
+ * (openai_files.c)), `function_call` and `function_call_output` (the
+ * client's tool turns), `reasoning` and `item_reference` (accepted,
+ * ignored, as OpenClaw does).  Files by URL or file_id, PDFs, images by
+ * file_id and hosted tools are refused with a 400 naming them.
  *
  * Sessions (agent models): x-openclaw-session-key, else the session of
  * previous_response_id (a response id is `resp_<run id>`, looked up in the
@@ -33,10 +33,11 @@ static bool enabled(struct ch_api *a)
 
 /* A message's content as Chat Completions content (a string or text
  * parts).  NULL with err on parts this gateway cannot take. */
-static json_t *content_of(const json_t *c, size_t i, char *err, size_t cap)
+static json_t *content_of(const struct ch_config *cfg, const json_t *c, size_t i, char *err, size_t cap)
 {
-    json_t *parts, *p;
+    json_t *parts, *p, *part;
     size_t j;
+    char where[48];
 
     if (json_is_string(c))
         return json_incref((json_t *)c);
@@ -52,10 +53,16 @@ static json_t *content_of(const json_t *c, size_t i, char *err, size_t cap)
         if (t && (!strcmp(t, "input_text") || !strcmp(t, "output_text") || !strcmp(t, "text")) &&
             json_is_string(text)) {
             json_array_append_new(parts, json_pack("{s:s, s:O}", "type", "text", "text", text));
-        } else if (t && !strcmp(t, "input_image") && json_is_string(json_object_get(p, "image_url"))) {
-            /* Chat's image_url part; a file_id needs OpenAI's Files API. */
-            json_array_append_new(parts, json_pack("{s:s, s:{s:O}}", "type", "image_url", "image_url", "url",
-                                                   json_object_get(p, "image_url")));
+        } else if (t && (!strcmp(t, "input_image") || !strcmp(t, "input_file"))) {
+            /* Chat's image_url part (OpenAI's image_url or OpenClaw's
+             * source); a text file as its block (openai_files.c). */
+            snprintf(where, sizeof(where), "input[%zu].content[%zu]", i, j);
+            part = t[6] == 'i' ? ch_oa_resp_image(p, err, cap, where) : ch_oa_resp_file(cfg, p, err, cap, where);
+            if (!part) {
+                json_decref(parts);
+                return NULL;
+            }
+            json_array_append_new(parts, part);
         } else if (t && !strcmp(t, "refusal")) {
             continue;
         } else {
@@ -68,7 +75,7 @@ static json_t *content_of(const json_t *c, size_t i, char *err, size_t cap)
     return parts;
 }
 
-static int item_to_message(const json_t *it, size_t i, json_t *msgs, char *err, size_t cap)
+static int item_to_message(const struct ch_config *cfg, const json_t *it, size_t i, json_t *msgs, char *err, size_t cap)
 {
     const char *type = json_string_value(json_object_get(it, "type"));
     const char *role = json_string_value(json_object_get(it, "role"));
@@ -84,7 +91,7 @@ static int item_to_message(const json_t *it, size_t i, json_t *msgs, char *err, 
             snprintf(err, cap, "input[%zu].role must be user, assistant, system or developer", i);
             return CH_EINVAL;
         }
-        if (!(c = content_of(json_object_get(it, "content"), i, err, cap)))
+        if (!(c = content_of(cfg, json_object_get(it, "content"), i, err, cap)))
             return CH_EINVAL;
         return json_array_append_new(msgs, json_pack("{s:s, s:o}", "role", role, "content", c)) ? CH_ENOMEM : 0;
     }
@@ -103,7 +110,7 @@ static int item_to_message(const json_t *it, size_t i, json_t *msgs, char *err, 
     }
     if (!strcmp(type, "function_call_output")) {
         const json_t *id = json_object_get(it, "call_id"), *out = json_object_get(it, "output");
-        if (!json_is_string(id) || !(c = out ? content_of(out, i, err, cap) : json_string(""))) {
+        if (!json_is_string(id) || !(c = out ? content_of(cfg, out, i, err, cap) : json_string(""))) {
             if (!err[0])
                 snprintf(err, cap, "input[%zu]: a function_call_output needs call_id and output", i);
             return CH_EINVAL;
@@ -161,7 +168,7 @@ static json_t *format_of(const json_t *f)
 
 /* The Chat Completions body for a Responses request, or NULL with err
  * (and *param) on bad input. */
-static json_t *translate(const json_t *b, char *err, size_t cap, const char **param)
+static json_t *translate(const struct ch_config *cfg, const json_t *b, char *err, size_t cap, const char **param)
 {
     static const char *const same[] = {"model", "stream", "temperature", "top_p", "user", "parallel_tool_calls"};
     const json_t *input = json_object_get(b, "input"), *ins = json_object_get(b, "instructions"), *it, *tc;
@@ -183,7 +190,7 @@ static json_t *translate(const json_t *b, char *err, size_t cap, const char **pa
     } else if (json_is_array(input)) {
         json_array_foreach(input, i, it)
         {
-            if (item_to_message(it, i, msgs, err, cap))
+            if (item_to_message(cfg, it, i, msgs, err, cap))
                 goto fail;
         }
     } else {
@@ -314,7 +321,7 @@ void ch_openai_responses(struct ch_http_req *r, void *data)
         ch_openai_param_error(r, "invalid_parameter", param, err);
         goto out;
     }
-    if (!(chat = translate(body, err, sizeof(err), &param))) {
+    if (!(chat = translate(a->cfg, body, err, sizeof(err), &param))) {
         ch_openai_param_error(r, "invalid_input", param, err);
         goto out;
     }

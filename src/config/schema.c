@@ -112,6 +112,13 @@ static const struct cfg_row rows[] = {
     INT("gateway.http.endpoints.responses.images.maxRedirects", 3, 0, 5, "count", "Redirects followed per image URL."),
     INT("gateway.http.endpoints.responses.images.timeoutMs", 10000, 1, 10000, "ms",
         "Time for one image URL, redirects included."),
+    INT("gateway.http.endpoints.responses.files.maxBytes", 5242880, 1, 20971520, "bytes",
+        "Largest `input_file` (decoded); chela reads files sent as data (not by URL or file_id)."),
+    INT("gateway.http.endpoints.responses.files.maxChars", 60000, 1, 2000000, "chars",
+        "Characters of a file's text the model gets (the rest is cut, with a note)."),
+    STRINGS("gateway.http.endpoints.responses.files.allowedMimes",
+            "[\"text/plain\",\"text/markdown\",\"text/html\",\"text/csv\",\"application/json\"]", NULL, NULL,
+            "Media types an `input_file` may have (UTF-8 text; chela cannot extract PDF text)."),
     INT("gateway.busyPollMicros", 500, 0, 10000, "us",
         "Before the event loop or the store writer sleeps, poll for work this long at most: waking a "
         "sleeping thread costs tens of microseconds on many VMs, several times per request. The budget "

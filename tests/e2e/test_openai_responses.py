@@ -215,7 +215,7 @@ def test_failures(rs, fake):
         ({"model": "openclaw"}, "input"),
         ({"model": "openclaw", "input": 5}, "input"),
         ({"model": "openclaw", "input": [{"role": "user", "content": [
-            {"type": "input_image", "image_url": "https://x/y.png"}]}]}, "input"),
+            {"type": "input_image", "image_url": "ftp://x/y.png"}]}]}, "input"),
         ({"model": "openclaw", "input": [{"type": "web_search_call"}]}, "input"),
         ({"model": "openclaw", "input": [{"role": "robot", "content": "x"}]}, "input"),
         ({"model": "f/fake-model", "input": "x", "tools": [{"type": "web_search"}]}, "tools"),
@@ -274,7 +274,20 @@ def _random_body(rng):
     def part():
         return rng.choice([{"type": t, "text": rng.choice(["hi", 5, None])} for t in
                            ("input_text", "output_text", "text", "refusal", "input_image", "input_file", None)]
-                          + [scalar()])
+                          + [scalar(),
+                             {"type": "input_image", "source": rng.choice([
+                                 {"type": "base64", "media_type": rng.choice(["image/png", "image/bmp", 5, "a;b"]),
+                                  "data": rng.choice(["iVBORw0KGgo=", "@@", "", None])},
+                                 {"type": "url", "url": rng.choice(["ftp://x/y", "", 5])}, scalar()])},
+                             {"type": "input_file", "source": rng.choice([
+                                 {"type": "base64", "media_type": rng.choice(["text/plain", "application/pdf", "",
+                                                                              None, "text/csv;x"]),
+                                  "data": rng.choice(["aGk=", "/w==", "@@", "", 7]), "filename": rng.choice(
+                                      ["a.txt", "", None, "x" * 500, 'q"<'])},
+                                 {"type": "url", "url": "http://127.0.0.1:9/f"}, scalar()])},
+                             {"type": "input_file", "file_data": rng.choice(["data:text/plain;base64,aGk=",
+                                                                             "data:;base64,", "data:text/plain,hi",
+                                                                             "aGk=", 5])}])
 
     def item():
         kind = rng.choice(["message", None, "function_call", "function_call_output", "reasoning",
@@ -331,3 +344,77 @@ def test_random_bodies_get_an_answer_never_a_failure(rs, fake):
             assert r.json()["error"]["message"], body
     assert seen.get(200) and seen.get(400)  # both paths were exercised
     assert http(g, "GET", "/health", token=tok).status_code == 200
+
+
+def b64(data):
+    import base64
+    return base64.b64encode(data).decode()
+
+
+PNG_B64 = b64(b"\x89PNG\r\n\x1a\n" + b"\x00" * 16)
+
+
+def test_openclaw_input_parts(rs, fake):
+    """OpenClaw's OpenResponses parts: input_image with a `source` (url or
+    base64), input_file with a text file's data (OpenClaw's <file> block);
+    OpenAI's forms (image_url, file_data) too; what chela cannot read is a
+    400 naming the part."""
+    g, tok = rs
+    fake.push({"text": "read", "times": -1})
+    notes = "# Notes\nline <b>two</b> and </file> inside\n"
+    body = {"model": "openclaw", "input": [{"role": "user", "content": [
+        {"type": "input_text", "text": "summarize"},
+        {"type": "input_file", "source": {"type": "base64", "media_type": "text/markdown; charset=utf-8",
+                                          "data": b64(notes.encode()), "filename": "notes.md"}},
+        {"type": "input_image", "source": {"type": "base64", "media_type": "image/png", "data": PNG_B64}}]}]}
+    r = post(g, tok, body)
+    assert r.status_code == 200, r.text
+    content = fake.wait_requests(1)[0].json["messages"][-1]["content"]
+    text = content[0]["text"]
+    assert text.startswith("summarize\n<file name=\"notes.md\" mime=\"text/markdown\">\n# Notes\nline <b>two</b>")
+    assert "&lt;/file> inside" in text and text.endswith("\n</file>")
+    assert content[1] == {"type": "image_url", "image_url": {"url": "data:image/png;base64," + PNG_B64}}
+    # OpenAI's file_data form, to a provider model (the block is a text part)
+    r = post(g, tok, {"model": "f/fake-model", "input": [{"role": "user", "content": [
+        {"type": "input_file", "filename": "a.csv", "file_data": "data:text/csv;base64," + b64(b"a,b\n1,2\n")}]}]})
+    assert r.status_code == 200, r.text
+    sent = fake.wait_requests(2)[1].json["messages"][-1]["content"]
+    assert sent == "<file name=\"a.csv\" mime=\"text/csv\">\na,b\n1,2\n\n</file>", sent
+    bad = [({"type": "input_file", "source": {"type": "url", "url": "https://x/a.txt"}}, "not by URL"),
+           ({"type": "input_file", "file_id": "file-1"}, "file_id"),
+           ({"type": "input_file", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERg=="}},
+            "PDF"),
+           ({"type": "input_file", "source": {"type": "base64", "media_type": "image/png", "data": PNG_B64}},
+            "unsupported file MIME type"),
+           ({"type": "input_file", "source": {"type": "base64", "media_type": "text/plain", "data": b64(b"\xff\xfe")}},
+            "not UTF-8"),
+           ({"type": "input_file", "source": {"type": "base64", "media_type": "text/plain", "data": "@@@"}},
+            "not base64"),
+           ({"type": "input_file", "source": {"type": "base64", "media_type": "text/plain",
+                                              "data": b64(b"x" * 6_000_000)}}, "too large"),
+           ({"type": "input_image", "source": {"type": "base64", "media_type": "image/bmp", "data": PNG_B64}}, None),
+           ({"type": "input_image", "source": {"type": "file", "id": "x"}}, "input_image")]
+    for part, words in bad:
+        r = post(g, tok, {"model": "openclaw", "input": [{"role": "user", "content": [part]}]})
+        assert r.status_code == 400, (part, r.text)
+        assert r.json()["error"]["param"] == "input", r.text
+        if words:
+            assert words in r.json()["error"]["message"], (part, r.text)
+    assert len(fake.requests) == 2
+
+
+def test_input_file_limits(gateway_factory, fake):
+    cfg = rs_config(fake)
+    cfg["gateway"]["http"]["endpoints"]["responses"]["files"] = {"maxChars": 10, "allowedMimes": ["text/x-log"]}
+    g = gateway_factory(cfg)
+    tok = g.gateway_json()["localToken"]
+    fake.push({"text": "ok", "times": -1})
+    part = {"type": "input_file", "source": {"type": "base64", "media_type": "text/x-log", "filename": 'a"b<c>.log',
+                                             "data": b64("héllo wörld, longer than ten".encode())}}
+    r = post(g, tok, {"model": "openclaw", "input": [{"role": "user", "content": [part]}]})
+    assert r.status_code == 200, r.text
+    text = fake.wait_requests(1)[0].json["messages"][-1]["content"]
+    text = text if isinstance(text, str) else text[0]["text"]
+    assert text == '<file name="a_b_c_.log" mime="text/x-log">\nhéllo wörl\n[truncated at 10 characters]\n</file>'
+    part["source"]["media_type"] = "text/plain"  # not in this gateway's list
+    assert post(g, tok, {"model": "openclaw", "input": [{"role": "user", "content": [part]}]}).status_code == 400

@@ -1,0 +1,189 @@
+/*
+ * openai_files.c: the OpenResponses input parts chela translates for
+ * /v1/responses beyond text: `input_image` in OpenClaw's form (`source`:
+ * `{type: "url", url}` or `{type: "base64", media_type, data}`) as well as
+ * OpenAI's (`image_url`), and `input_file` with a text file's data.
+ *
+ * A file's text reaches the model as OpenClaw renders it, a block
+ *   <file name="notes.md" mime="text/markdown">
+ *   ...the text...
+ *   </file>
+ * (OpenClaw puts the blocks into that run's system prompt; chela makes
+ * them a part of the user's message, so a session's later turns still
+ * have the file).  Text types only (gateway.http.endpoints.responses.
+ * files.allowedMimes; OpenClaw's default list also has PDF, which chela
+ * cannot extract), valid UTF-8, maxBytes decoded, cut to maxChars code
+ * points.  A file by URL or by file_id is refused: send its data.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/openai.h"
+
+#define KEY "gateway.http.endpoints.responses.files."
+
+/* "data:<mime>;base64,<data>" (a new string part's url). */
+static json_t *data_url(const char *mime, const char *data)
+{
+    char *u = ch_sprintf("data:%s;base64,%s", mime, data);
+    json_t *s = u ? json_string(u) : NULL;
+
+    ch_free(u);
+    return s;
+}
+
+json_t *ch_oa_resp_image(const json_t *p, char *err, size_t cap, const char *where)
+{
+    const json_t *src = json_object_get(p, "source"), *url = json_object_get(p, "image_url");
+    const char *st = json_string_value(json_object_get(src, "type"));
+    const char *mime = json_string_value(json_object_get(src, "media_type"));
+    const char *data = json_string_value(json_object_get(src, "data"));
+    json_t *u = NULL;
+
+    if (json_is_string(url))
+        u = json_incref((json_t *)url);
+    else if (st && !strcmp(st, "url") && json_is_string(json_object_get(src, "url")))
+        u = json_incref(json_object_get(src, "url"));
+    else if (st && !strcmp(st, "base64") && mime && data && !strpbrk(mime, ";,"))
+        u = data_url(mime, data); /* the data: URL checks (type, base64) follow */
+    if (!u) {
+        snprintf(err, cap,
+                 "%s: an input_image needs image_url or a source {type: url, url} or {type: base64, "
+                 "media_type, data}",
+                 where);
+        return NULL;
+    }
+    return json_pack("{s:s, s:{s:o}}", "type", "image_url", "image_url", "url", u);
+}
+
+static bool mime_ok(const struct ch_config *cfg, const char *mime)
+{
+    static const char *const def[] = {"text/plain", "text/markdown", "text/html", "text/csv", "application/json"};
+    const json_t *list = ch_config_get(cfg, KEY "allowedMimes"), *v;
+    size_t i;
+
+    if (!json_array_size(list)) {
+        for (i = 0; i < CH_ARRAY_SIZE(def); i++)
+            if (!strcasecmp(def[i], mime))
+                return true;
+        return false;
+    }
+    json_array_foreach(list, i, v)
+    {
+        if (json_string_value(v) && !strcasecmp(json_string_value(v), mime))
+            return true;
+    }
+    return false;
+}
+
+/* The part's name, media type and base64 data, in either form; false with
+ * err when it has none of them. */
+static bool file_source(const json_t *p, const char **name, char *mime, size_t mcap, const char **data, char *err,
+                        size_t cap, const char *where)
+{
+    const json_t *src = json_object_get(p, "source");
+    const char *st = json_string_value(json_object_get(src, "type"));
+    const char *fd = json_string_value(json_object_get(p, "file_data")), *m = NULL, *comma;
+
+    *name = json_string_value(json_object_get(src ? src : p, "filename"));
+    if (st && !strcmp(st, "base64")) {
+        m = json_string_value(json_object_get(src, "media_type"));
+        *data = json_string_value(json_object_get(src, "data"));
+    } else if (fd && !strncmp(fd, "data:", 5) && (comma = strchr(fd, ',')) && comma - fd > 12 &&
+               !strncmp(comma - 7, ";base64", 7)) {
+        snprintf(mime, mcap, "%.*s", (int)(comma - 7 - (fd + 5)), fd + 5);
+        *data = comma + 1;
+    } else if ((st && !strcmp(st, "url")) || json_object_get(p, "file_url") || json_object_get(p, "file_id")) {
+        snprintf(err, cap,
+                 "%s: chela reads files sent as data only (source {type: base64, media_type, data} or "
+                 "file_data), not by URL or file_id",
+                 where);
+        return false;
+    }
+    if (m)
+        snprintf(mime, mcap, "%s", m);
+    if (!*data || !mime[0]) {
+        snprintf(err, cap, "%s: an input_file needs a source {type: base64, media_type, data} or file_data", where);
+        return false;
+    }
+    mime[strcspn(mime, "; ")] = '\0'; /* "text/plain; charset=utf-8": UTF-8 is all chela reads */
+    return true;
+}
+
+/* The escaped file block of text (at most max_chars code points). */
+static int render(struct ch_buf *b, const char *name, const char *mime, const char *text, size_t len, size_t max_chars)
+{
+    size_t chars = 0, i;
+
+    ch_buf_append_str(b, "<file name=\"");
+    for (const char *c = name; *c && c - name < 200; c++) {
+        if (*c == '"' || *c == '<' || *c == '>' || *c == '&' || (unsigned char)*c < 0x20)
+            ch_buf_append_char(b, '_');
+        else
+            ch_buf_append_char(b, *c);
+    }
+    ch_buf_appendf(b, "\" mime=\"%s\">\n", mime);
+    for (i = 0; i < len; i++) {
+        if (((unsigned char)text[i] & 0xc0) != 0x80 && chars++ == max_chars)
+            break;
+        if (text[i] == '<' && !strncmp(text + i, "</file", 6)) /* the block's own end, escaped */
+            ch_buf_append_str(b, "&lt;");
+        else
+            ch_buf_append_char(b, text[i]);
+    }
+    if (i < len)
+        ch_buf_appendf(b, "\n[truncated at %zu characters]", max_chars);
+    return ch_buf_append_str(b, "\n</file>");
+}
+
+json_t *ch_oa_resp_file(const struct ch_config *cfg, const json_t *p, char *err, size_t cap, const char *where)
+{
+    size_t max_bytes = (size_t)ch_config_int(cfg, KEY "maxBytes", 5242880);
+    size_t max_chars = (size_t)ch_config_int(cfg, KEY "maxChars", 60000);
+    const char *name = NULL, *data = NULL;
+    char mime[128] = "";
+    uint8_t *raw = NULL;
+    size_t n = 0, dlen;
+    json_t *check, *part = NULL;
+    struct ch_buf b;
+
+    if (!file_source(p, &name, mime, sizeof(mime), &data, err, cap, where))
+        return NULL;
+    if (!strcasecmp(mime, "application/pdf")) {
+        snprintf(err, cap, "%s: chela cannot extract PDF text; send the document as text", where);
+        return NULL;
+    }
+    if (!mime_ok(cfg, mime)) {
+        snprintf(err, cap, "%s: unsupported file MIME type: %.100s", where, mime);
+        return NULL;
+    }
+    dlen = strlen(data);
+    if (dlen / 4 * 3 > max_bytes + 3) {
+        snprintf(err, cap, "%s: file too large (limit: %zu bytes)", where, max_bytes);
+        return NULL;
+    }
+    raw = ch_malloc(dlen / 4 * 3 + 4);
+    if (!raw || ch_base64_decode(data, dlen, raw, dlen / 4 * 3 + 4, &n) != 0 || n > max_bytes) {
+        snprintf(err, cap, "%s: %s", where,
+                 !raw            ? "out of memory"
+                 : n > max_bytes ? "file too large"
+                                 : "the file's data is not base64");
+        ch_free(raw);
+        return NULL;
+    }
+    check = json_stringn((const char *)raw, n); /* jansson refuses bytes that are not UTF-8 */
+    if (!check || memchr(raw, '\0', n)) {
+        snprintf(err, cap, "%s: the file is not UTF-8 text", where);
+    } else {
+        ch_buf_init(&b, n + 1024);
+        if (render(&b, name && *name ? name : "file", mime, (const char *)raw, n, max_chars) == 0)
+            part = json_pack("{s:s, s:s%}", "type", "text", "text", b.data, b.len);
+        ch_buf_release(&b);
+        if (!part)
+            snprintf(err, cap, "%s: out of memory", where);
+    }
+    json_decref(check);
+    ch_free(raw);
+    return part;
+}
