@@ -176,7 +176,7 @@ json_t *ch_oa_resp_file(const struct ch_config *cfg, const json_t *p, char *err,
     if (!check || memchr(raw, '\0', n)) {
         snprintf(err, cap, "%s: the file is not UTF-8 text", where);
     } else {
-        ch_buf_init(&b, n + 1024);
+        ch_buf_init(&b, n + n / 2 + 1024); /* "</file" escaped grows by half at most */
         if (render(&b, name && *name ? name : "file", mime, (const char *)raw, n, max_chars) == 0)
             part = json_pack("{s:s, s:s%}", "type", "text", "text", b.data, b.len);
         ch_buf_release(&b);

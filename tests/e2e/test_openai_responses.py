@@ -401,6 +401,11 @@ def test_openclaw_input_parts(rs, fake):
         if words:
             assert words in r.json()["error"]["message"], (part, r.text)
     assert len(fake.requests) == 2
+    # a file that is all block ends: every one escaped, nothing cut
+    r = post(g, tok, {"model": "f/fake-model", "input": [{"role": "user", "content": [
+        {"type": "input_file", "filename": "e.txt", "file_data": "data:text/plain;base64," + b64(b"</file" * 2000)}]}]})
+    assert r.status_code == 200, r.text
+    assert fake.wait_requests(3)[2].json["messages"][-1]["content"].count("&lt;/file") == 2000
 
 
 def test_input_file_limits(gateway_factory, fake):
