@@ -113,6 +113,13 @@ void ch_oa_agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char *
  * ("<where>: ...") on a part chela cannot take. */
 json_t *ch_oa_resp_image(const json_t *p, char *err, size_t cap, const char *where);
 json_t *ch_oa_resp_file(const struct ch_config *cfg, const json_t *p, char *err, size_t cap, const char *where);
+/* openai_responses.c: a /v1/responses body from translation on (body
+ * borrowed). */
+void ch_oa_resp_go(struct ch_api *a, struct ch_http_req *r, json_t *body);
+/* openai_resp_fetch.c: input_file parts by URL fetched into base64 sources
+ * (gateway.http.endpoints.responses.files.allowUrl); 0: none, go on; 1:
+ * fetching, ch_oa_resp_go follows (or r is answered); -1: answered. */
+int ch_oa_resp_prefetch(struct ch_api *a, struct ch_http_req *r, json_t *body);
 int ch_oa_fetch_images(struct oa_req *o, const json_t *body, json_t *msgs, const char *system, const char *session);
 
 /* 400 invalid_request_error with code and "param": param. */

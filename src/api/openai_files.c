@@ -13,7 +13,8 @@
  * have the file).  Text types only (gateway.http.endpoints.responses.
  * files.allowedMimes; OpenClaw's default list also has PDF, which chela
  * cannot extract), valid UTF-8, maxBytes decoded, cut to maxChars code
- * points.  A file by URL or by file_id is refused: send its data.
+ * points.  A file by URL was fetched into data before
+ * (openai_resp_fetch.c); one by file_id is refused.
  */
 #include <stdio.h>
 #include <string.h>
@@ -95,10 +96,8 @@ static bool file_source(const json_t *p, const char **name, char *mime, size_t m
         snprintf(mime, mcap, "%.*s", (int)(comma - 7 - (fd + 5)), fd + 5);
         *data = comma + 1;
     } else if ((st && !strcmp(st, "url")) || json_object_get(p, "file_url") || json_object_get(p, "file_id")) {
-        snprintf(err, cap,
-                 "%s: chela reads files sent as data only (source {type: base64, media_type, data} or "
-                 "file_data), not by URL or file_id",
-                 where);
+        /* a URL is fetched first (openai_resp_fetch.c): one left here is not a string */
+        snprintf(err, cap, "%s: a file_id needs OpenAI's Files API; send the file's data or its URL", where);
         return false;
     }
     if (m)

@@ -308,9 +308,9 @@ static void continue_previous(struct ch_api *a, struct ch_http_req *r, json_t *c
 void ch_openai_responses(struct ch_http_req *r, void *data)
 {
     struct ch_api *a = data;
-    const char *param = NULL, *prev, *model, *agent;
+    const char *param;
     char err[300] = "";
-    json_t *body, *chat = NULL;
+    json_t *body;
 
     body = ch_openai_body(a, r, enabled(a), "OpenResponses API", "gateway.http.endpoints.responses.enabled");
     if (!body)
@@ -319,8 +319,18 @@ void ch_openai_responses(struct ch_http_req *r, void *data)
         param = json_object_get(body, "conversation") ? "conversation" : "background";
         snprintf(err, sizeof(err), "%s is not supported by this gateway; use previous_response_id", param);
         ch_openai_param_error(r, "invalid_parameter", param, err);
-        goto out;
+    } else if (ch_oa_resp_prefetch(a, r, body) == 0) { /* else: fetching files, or answered */
+        ch_oa_resp_go(a, r, body);
     }
+    json_decref(body);
+}
+
+void ch_oa_resp_go(struct ch_api *a, struct ch_http_req *r, json_t *body)
+{
+    const char *param = NULL, *prev, *model, *agent;
+    char err[300] = "";
+    json_t *chat = NULL;
+
     if (!(chat = translate(a->cfg, body, err, sizeof(err), &param))) {
         ch_openai_param_error(r, "invalid_input", param, err);
         goto out;
@@ -339,5 +349,4 @@ void ch_openai_responses(struct ch_http_req *r, void *data)
         continue_previous(a, r, chat, body, prev);
 out:
     json_decref(chat);
-    json_decref(body);
 }

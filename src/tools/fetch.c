@@ -507,11 +507,12 @@ int tools_fetch_start(struct ch_tool_call *call, const json_t *in)
     if (rc == 0 && !(f->first_url = ch_strdup(f->url.url)))
         rc = CH_ENOMEM;
     if (rc) {
+        bool image = f->image;
         fetch_free(f);
         if (rc != CH_EINVAL)
             return rc;
         ch_tool_call_mark_refused(call);
-        ch_tool_call_replyf(call, true, "web_fetch: %s", msg);
+        ch_tool_call_replyf(call, true, "%s: %s", image ? "image URL" : "web_fetch", msg);
         return 0;
     }
     ch_tool_call_set_state(call, f);

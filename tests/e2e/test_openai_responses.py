@@ -380,7 +380,8 @@ def test_openclaw_input_parts(rs, fake):
     assert r.status_code == 200, r.text
     sent = fake.wait_requests(2)[1].json["messages"][-1]["content"]
     assert sent == "<file name=\"a.csv\" mime=\"text/csv\">\na,b\n1,2\n\n</file>", sent
-    bad = [({"type": "input_file", "source": {"type": "url", "url": "https://x/a.txt"}}, "not by URL"),
+    bad = [({"type": "input_file", "source": {"type": "url", "url": "ftp://x/a.txt"}}, "input_file: "),
+           ({"type": "input_file", "file_url": "http://127.0.0.1:9/a.txt"}, "loopback"),
            ({"type": "input_file", "file_id": "file-1"}, "file_id"),
            ({"type": "input_file", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERg=="}},
             "PDF"),
@@ -423,3 +424,39 @@ def test_input_file_limits(gateway_factory, fake):
     assert text == '<file name="a_b_c_.log" mime="text/x-log">\nhéllo wörl\n[truncated at 10 characters]\n</file>'
     part["source"]["media_type"] = "text/plain"  # not in this gateway's list
     assert post(g, tok, {"model": "openclaw", "input": [{"role": "user", "content": [part]}]}).status_code == 400
+
+
+def test_input_file_by_url(gateway_factory, fake):
+    """A file by URL is fetched (OpenClaw: responses.files.allowUrl, on by
+    default) with web_fetch's SSRF checks, for provider and agent models."""
+    from agentlib import LocalServer
+    with LocalServer({"/docs/notes.txt": (200, {"Content-Type": "text/plain; charset=utf-8"}, "fetched notes\n"),
+                      "/bin": (200, {"Content-Type": "application/zip"}, b"PK\x03\x04"),
+                      "/missing": (404, {"Content-Type": "text/plain"}, "no")}) as srv:
+        cfg = rs_config(fake)
+        cfg["tools"] = {"web": {"fetch": {"allowHosts": [f"127.0.0.1:{srv.port}"]}}}
+        g = gateway_factory(cfg)
+        tok = g.gateway_json()["localToken"]
+        fake.push({"text": "ok", "times": -1})
+        for model, part in (("openclaw", {"type": "input_file", "source": {"type": "url",
+                                                                            "url": srv.origin + "/docs/notes.txt?v=1"}}),
+                            ("f/fake-model", {"type": "input_file", "file_url": srv.origin + "/docs/notes.txt"})):
+            r = post(g, tok, {"model": model, "input": [{"role": "user", "content": [
+                {"type": "input_text", "text": "read"}, part]}]})
+            assert r.status_code == 200, r.text
+            sent = fake.requests[-1].json["messages"][-1]["content"]
+            text = sent if isinstance(sent, str) else "\n".join(p["text"] for p in sent if p["type"] == "text")
+            assert '<file name="notes.txt" mime="text/plain">\nfetched notes\n\n</file>' in text, text
+        assert len(srv.received) == 2
+        for path, words in (("/bin", "unsupported file MIME type: application/zip"), ("/missing", "HTTP 404")):
+            r = post(g, tok, {"model": "openclaw", "input": [{"role": "user", "content": [
+                {"type": "input_file", "source": {"type": "url", "url": srv.origin + path}}]}]})
+            assert r.status_code == 400 and words in r.json()["error"]["message"], r.text
+        g.stop()
+        cfg["gateway"]["http"]["endpoints"]["responses"]["files"] = {"allowUrl": False}
+        g = gateway_factory(cfg)
+        tok = g.gateway_json()["localToken"]
+        r = post(g, tok, {"model": "openclaw", "input": [{"role": "user", "content": [
+            {"type": "input_file", "file_url": srv.origin + "/docs/notes.txt"}]}]})
+        assert r.status_code == 400 and "disabled by config" in r.json()["error"]["message"], r.text
+        assert len(srv.received) == 4
