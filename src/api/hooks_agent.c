@@ -20,6 +20,7 @@
 #define DAY_MS 86400000LL
 #define WAIT_GRACE_MS 30000 /* past the run's own timeout, for its queueing */
 #define RECENT_MS 300000    /* OpenClaw keeps an ended fan-out item's replay 5 min */
+#define MAX_PLAIN_IDEM 160  /* longer (or unprintable) keys are stored hashed */
 
 struct hjob {
     struct ch_store_job job; /* idempotency lookup, then the wait read: never both at once */
@@ -44,6 +45,21 @@ struct hjob {
     bool accepted;         /* the run is durably queued */
     bool gone_uncounted;   /* the client left first: count the outcome when it is known */
 };
+
+/* "hook:<key>@<day>"; a long or unprintable key is stored as its digest. */
+char *ch_hooks_idem_key(const char *key, int64_t day)
+{
+    size_t n = strlen(key);
+    bool plain = n <= MAX_PLAIN_IDEM;
+    char hex[65];
+
+    for (size_t i = 0; plain && i < n; i++)
+        plain = (unsigned char)key[i] > 0x20 && (unsigned char)key[i] < 0x7f;
+    if (plain)
+        return ch_sprintf("hook:%s@%lld", key, (long long)day);
+    ch_sha256_hex(key, n, hex);
+    return ch_sprintf("hook:sha256:%s@%lld", hex, (long long)day);
+}
 
 static void hjob_unref(struct hjob *j)
 {

@@ -17,7 +17,6 @@
 #define MAX_TO 512
 #define MAX_THINKING 32
 #define MAX_IDEM 1024
-#define MAX_PLAIN_IDEM 160 /* longer (or unprintable) keys are stored hashed */
 #define MAX_URL 2048
 #define MAX_CB_HEADERS 32
 #define MAX_CB_HEADER_VALUE 8192
@@ -440,19 +439,24 @@ static int parse_idem(struct ch_api *a, struct ch_http_req *r, const json_t *bod
     return in->idem ? 0 : CH_ENOMEM;
 }
 
-/* "hook:<key>@<day>"; a long or unprintable key is stored as its digest. */
-char *ch_hooks_idem_key(const char *key, int64_t day)
+/* OpenClaw v4: a persistent session is one the caller names, and a direct
+ * request may continue one only under hooks.allowedSessionKeyPrefixes. */
+static int persistent_ok(struct ch_api *a, struct ch_http_req *r, const struct ch_hook_in *in, const char *key,
+                         bool mapping)
 {
-    size_t n = strlen(key);
-    bool plain = n <= MAX_PLAIN_IDEM;
-    char hex[65];
+    const char *why = NULL;
 
-    for (size_t i = 0; plain && i < n; i++)
-        plain = (unsigned char)key[i] > 0x20 && (unsigned char)key[i] < 0x7f;
-    if (plain)
-        return ch_sprintf("hook:%s@%lld", key, (long long)day);
-    ch_sha256_hex(key, n, hex);
-    return ch_sprintf("hook:sha256:%s@%lld", hex, (long long)day);
+    if (in->isolated)
+        return 0;
+    if (mapping && !key && !a->hooks->default_key)
+        why = "sessionKey or hooks.defaultSessionKey is required when mapped hook sessionMode is persistent";
+    else if (!mapping && !key)
+        why = "sessionKey is required when sessionMode is persistent";
+    else if (!mapping && !json_array_size(a->hooks->prefixes))
+        why = "hooks.allowedSessionKeyPrefixes is required when direct hook sessionMode is persistent";
+    if (why)
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_SESSION_KEY, "%s", why);
+    return why ? CH_EINVAL : 0;
 }
 
 int ch_hooks_parse_agent(struct ch_api *a, struct ch_http_req *r, const json_t *body, struct ch_hook_in *in)
@@ -483,7 +487,8 @@ int ch_hooks_parse_agent(struct ch_api *a, struct ch_http_req *r, const json_t *
         goto out;
     }
     if ((rc = resolve_key(a, r, key, true, in)) != 0 || (rc = parse_common(a, r, body, in, in->hook)) != 0 ||
-        (rc = parse_callback(a, r, body, in->hook)) != 0 || (rc = parse_idem(a, r, body, in)) != 0)
+        (rc = persistent_ok(a, r, in, key, false)) != 0 || (rc = parse_callback(a, r, body, in->hook)) != 0 ||
+        (rc = parse_idem(a, r, body, in)) != 0)
         goto out;
     in->wait = json_is_true(json_object_get(body, "waitForCompletion"));
     rc = 0;
@@ -569,7 +574,8 @@ int ch_hooks_parse_mapping(struct ch_api *a, struct ch_http_req *r, const json_t
         goto out;
     }
     if ((rc = resolve_key(a, r, key, false, in)) != 0 || (rc = parse_common(a, r, rendered, in, in->hook)) != 0 ||
-        (rc = parse_callback(a, r, body, in->hook)) != 0 || (rc = parse_idem(a, r, body, in)) != 0)
+        (rc = persistent_ok(a, r, in, key, true)) != 0 || (rc = parse_callback(a, r, body, in->hook)) != 0 ||
+        (rc = parse_idem(a, r, body, in)) != 0)
         goto out;
 out:
     ch_free(key);

@@ -25,7 +25,8 @@ def run_hook(g, body):
 def test_isolated_by_default_and_persistent_on_request(gateway_factory):
     with FakeLLM("openai") as fake:
         fake.push({"text": "noted", "times": -1})
-        g = start(gateway_factory, hooks_config({"p": fake}))
+        # OpenClaw v4: a direct request continues a session only under allowed prefixes
+        g = start(gateway_factory, hooks_config({"p": fake}, hooks={"allowedSessionKeyPrefixes": ["trader:"]}))
         run_hook(g, {"message": "first: the code is 1234", "sessionKey": "trader:a"})
         sid1 = session(g, "trader:a")["sessionId"]
         run_hook(g, {"message": "second", "sessionKey": "trader:a"})
@@ -106,3 +107,30 @@ def test_isolated_replay_keeps_the_session_it_started(gateway_factory):
         assert wait_run(g2, run_id, timeout=15)["status"] == "ok"
         assert user_texts(fake.wait_requests(3, timeout=10)[2]) == ["killed"]
         assert session(g2, "trader:k")["sessionId"] == sid
+
+
+def test_persistent_needs_a_named_session(gateway_factory):
+    """OpenClaw v4's rules, in its words: persistent needs a sessionKey, and a
+    direct request needs hooks.allowedSessionKeyPrefixes; a mapping needs
+    a sessionKey or hooks.defaultSessionKey."""
+    with FakeLLM("openai") as fake:
+        fake.push({"text": "ok", "times": -1})
+        mappings = [{"id": "p", "match": {"path": "p"}, "messageTemplate": "m", "sessionMode": "persistent"},
+                    {"id": "k", "match": {"path": "k"}, "messageTemplate": "m", "sessionMode": "persistent",
+                     "sessionKey": "hook:k"}]
+        g = start(gateway_factory, hooks_config({"p": fake}, hooks={"mappings": mappings}))
+        for body, err in (({"sessionMode": "persistent"}, "sessionKey is required when sessionMode is persistent"),
+                          ({"sessionMode": "persistent", "sessionKey": "x:1"},
+                           "hooks.allowedSessionKeyPrefixes is required when direct hook sessionMode is persistent")):
+            r = hook(g, body=dict(body, message="x"))
+            assert r.status_code == 400 and r.json() == {"ok": False, "error": err}, r.text
+        r = hook(g, path="/hooks/p", body={})
+        assert r.status_code == 400 and r.json()["error"] == (
+            "sessionKey or hooks.defaultSessionKey is required when mapped hook sessionMode is persistent"), r.text
+        assert hook(g, path="/hooks/k", body={}).status_code == 202  # the mapping names its session
+        assert hook(g, body={"message": "x", "sessionKey": "x:1"}).status_code == 202  # isolated: fine
+        g.stop()
+        g = start(gateway_factory, hooks_config({"p": fake}, hooks={"mappings": mappings, "defaultSessionKey": "hook:d",
+                                                                    "allowedSessionKeyPrefixes": ["hook:", "x:"]}))
+        assert hook(g, path="/hooks/p", body={}).status_code == 202
+        assert hook(g, body={"message": "x", "sessionKey": "x:1", "sessionMode": "persistent"}).status_code == 202
