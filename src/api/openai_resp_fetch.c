@@ -12,6 +12,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api/openai.h"
 #include "tools/tools.h"
@@ -45,6 +46,23 @@ static const char *file_url(const json_t *p)
     if (st && !strcmp(st, "url"))
         return json_string_value(json_object_get(src, "url"));
     return src ? NULL : json_string_value(json_object_get(p, "file_url"));
+}
+
+/* An input_image or input_file part by http(s) URL (OpenClaw counts them
+ * against responses.maxUrlParts in every item, not only the newest). */
+static bool url_part(const json_t *p)
+{
+    const char *t = json_string_value(json_object_get(p, "type"));
+    const json_t *src = json_object_get(p, "source");
+    const char *u = NULL, *st = json_string_value(json_object_get(src, "type"));
+
+    if (!t || (strcmp(t, "input_image") && strcmp(t, "input_file")))
+        return false;
+    if (st && !strcmp(st, "url"))
+        u = json_string_value(json_object_get(src, "url"));
+    else if (!src)
+        u = json_string_value(json_object_get(p, !strcmp(t, "input_image") ? "image_url" : "file_url"));
+    return u && (!strncasecmp(u, "http://", 7) || !strncasecmp(u, "https://", 8));
 }
 
 /* The last path segment of url (for the file block's name), or "file". */
@@ -120,9 +138,22 @@ int ch_oa_resp_prefetch(struct ch_api *a, struct ch_http_req *r, json_t *body)
     size_t i, j, n = 0;
     struct rf_fetch *st;
 
+    size_t urls = 0;
+    int64_t max_urls = ch_config_int(cfg, "gateway.http.endpoints.responses.maxUrlParts", MAX_URL_PARTS);
+    char msg[120];
+
     json_array_foreach(json_object_get(body, "input"), i, it)
     {
-        json_array_foreach(json_object_get(it, "content"), j, p) n += file_url(p) != NULL;
+        json_array_foreach(json_object_get(it, "content"), j, p)
+        {
+            n += file_url(p) != NULL;
+            urls += url_part(p);
+        }
+    }
+    if ((int64_t)urls > max_urls) { /* OpenClaw's words */
+        snprintf(msg, sizeof(msg), "Too many URL-based input sources: %zu (limit: %lld)", urls, (long long)max_urls);
+        ch_openai_param_error(r, "invalid_input", "input", msg);
+        return -1;
     }
     if (n == 0)
         return 0;

@@ -116,6 +116,8 @@ static const struct cfg_row rows[] = {
         "Largest `input_file` (decoded; one fetched by URL: at most 5 MB); a `file_id` is refused."),
     INT("gateway.http.endpoints.responses.files.maxChars", 60000, 1, 2000000, "chars",
         "Characters of a file's text the model gets (the rest is cut, with a note)."),
+    INT("gateway.http.endpoints.responses.maxUrlParts", 8, 0, 64, "count",
+        "Image and file parts by URL in one request, all items counted (more: 400); at most 8 are fetched."),
     BOOL("gateway.http.endpoints.responses.files.allowUrl", true,
          "Fetch `input_file` parts by URL, with web_fetch's SSRF checks (`tools.web.fetch.allowHosts` admits "
          "internal hosts; at most 5 MB, 8 URLs a request); off: such a part is a 400."),

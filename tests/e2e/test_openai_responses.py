@@ -460,3 +460,21 @@ def test_input_file_by_url(gateway_factory, fake):
             {"type": "input_file", "file_url": srv.origin + "/docs/notes.txt"}]}]})
         assert r.status_code == 400 and "disabled by config" in r.json()["error"]["message"], r.text
         assert len(srv.received) == 4
+
+
+def test_max_url_parts(gateway_factory, fake):
+    """OpenClaw's responses.maxUrlParts (8): URL-based image and file parts
+    of every item count; one more is a 400 in its words."""
+    cfg = rs_config(fake)
+    cfg["gateway"]["http"]["endpoints"]["responses"]["maxUrlParts"] = 2
+    g = gateway_factory(cfg)
+    tok = g.gateway_json()["localToken"]
+    parts = [{"type": "input_image", "image_url": "https://example.invalid/a.png"},
+             {"type": "input_image", "source": {"type": "url", "url": "https://example.invalid/b.png"}},
+             {"type": "input_file", "file_url": "https://example.invalid/c.txt"}]
+    r = post(g, tok, {"model": "openclaw", "input": [
+        {"role": "user", "content": parts[:2]}, {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": parts[2:]}]})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"] == "Too many URL-based input sources: 3 (limit: 2)"
+    assert fake.requests == []
