@@ -112,6 +112,8 @@ void ch_oa_agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char *
  * input_file as a text part holding its <file> block; NULL with err
  * ("<where>: ...") on a part chela cannot take. */
 json_t *ch_oa_resp_image(const json_t *p, char *err, size_t cap, const char *where);
+/* mime is in list (case-insensitive), or list is empty and mime in def. */
+bool ch_oa_mime_listed(const json_t *list, const char *const *def, size_t ndef, const char *mime);
 json_t *ch_oa_resp_file(const struct ch_config *cfg, const json_t *p, char *err, size_t cap, const char *where);
 /* openai_responses.c: a /v1/responses body from translation on (body
  * borrowed). */

@@ -58,24 +58,28 @@ json_t *ch_oa_resp_image(const json_t *p, char *err, size_t cap, const char *whe
     return json_pack("{s:s, s:{s:o}}", "type", "image_url", "image_url", "url", u);
 }
 
-static bool mime_ok(const struct ch_config *cfg, const char *mime)
+bool ch_oa_mime_listed(const json_t *list, const char *const *def, size_t ndef, const char *mime)
 {
-    static const char *const def[] = {"text/plain", "text/markdown", "text/html", "text/csv", "application/json"};
-    const json_t *list = ch_config_get(cfg, KEY "allowedMimes"), *v;
+    const json_t *v;
     size_t i;
 
-    if (!json_array_size(list)) {
-        for (i = 0; i < CH_ARRAY_SIZE(def); i++)
+    if (!json_array_size(list)) /* [] means the defaults, as in OpenClaw */
+        for (i = 0; i < ndef; i++)
             if (!strcasecmp(def[i], mime))
                 return true;
-        return false;
-    }
     json_array_foreach(list, i, v)
     {
         if (json_string_value(v) && !strcasecmp(json_string_value(v), mime))
             return true;
     }
     return false;
+}
+
+static bool mime_ok(const struct ch_config *cfg, const char *mime)
+{
+    static const char *const def[] = {"text/plain", "text/markdown", "text/html", "text/csv", "application/json"};
+
+    return ch_oa_mime_listed(ch_config_get(cfg, KEY "allowedMimes"), def, CH_ARRAY_SIZE(def), mime);
 }
 
 /* The part's name, media type and base64 data, in either form; false with

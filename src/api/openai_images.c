@@ -18,7 +18,6 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "api/openai.h"
 #include "tools/tools.h"
@@ -52,21 +51,8 @@ static bool is_url_image(const json_t *blk)
 static bool mime_allowed(const json_t *mimes, const char *mime)
 {
     static const char *const def[] = {"image/jpeg", "image/png", "image/gif", "image/webp"};
-    const json_t *v;
-    size_t i;
 
-    if (!json_array_size(mimes)) {
-        for (i = 0; i < CH_ARRAY_SIZE(def); i++)
-            if (!strcmp(def[i], mime))
-                return true;
-        return false;
-    }
-    json_array_foreach(mimes, i, v)
-    {
-        if (json_string_value(v) && !strcasecmp(json_string_value(v), mime))
-            return true;
-    }
-    return false;
+    return ch_oa_mime_listed(mimes, def, CH_ARRAY_SIZE(def), mime);
 }
 
 static void st_free(struct img_fetch *st)

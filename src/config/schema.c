@@ -36,6 +36,26 @@
 #define OPTSTR(path, doc) { path, CFG_STRING, NULL, 0, 0, NULL, NULL, 0, doc, NULL }
 #define OPTINT(path, lo, hi, unit, doc) { path, CFG_INT, NULL, lo, hi, NULL, NULL, 0, doc, unit }
 #define OPTNUM(path, lo, hi, doc) { path, CFG_NUMBER, NULL, lo, hi, NULL, NULL, 0, doc, NULL }
+/* The image URL settings of one OpenAI-compatible endpoint (OpenClaw's
+ * shape: the same keys under chatCompletions and responses). */
+#define IMAGE_ROWS(ep, allow) /* allow: the default as JSON text */ \
+    {"gateway.http.endpoints." ep ".images.allowUrl", CFG_BOOL, allow, 0, 0, NULL, NULL, 0, \
+     "Fetch image URLs sent to the agent models (`openclaw...`), with web_fetch's SSRF checks " \
+     "(`tools.web.fetch.allowHosts` admits internal hosts); off: such an image is a 400. Provider models get " \
+     "the URL as it is.", NULL}, \
+    STRINGS("gateway.http.endpoints." ep ".images.urlAllowlist", "[]", NULL, NULL, \
+            "Hosts image URLs may name, checked on every redirect (`host`, `*.domain`, either with `:port`); empty: " \
+            "any public host."), \
+    STRINGS("gateway.http.endpoints." ep ".images.allowedMimes", \
+            "[\"image/jpeg\",\"image/png\",\"image/gif\",\"image/webp\"]", NULL, NULL, \
+            "Media types a fetched image may have (from its Content-Type, else its bytes)."), \
+    INT("gateway.http.endpoints." ep ".images.maxBytes", 10485760, 1, 104857600, "bytes", \
+        "Largest image fetched; the agent models take at most 3 MB of base64 per turn, so at most 2.25 MB is " \
+        "fetched."), \
+    INT("gateway.http.endpoints." ep ".images.maxRedirects", 3, 0, 5, "count", \
+        "Redirects followed per image URL."), \
+    INT("gateway.http.endpoints." ep ".images.timeoutMs", 10000, 1, 10000, "ms", \
+        "Time for one image URL, redirects included.")
 /* clang-format on */
 
 static const struct cfg_row rows[] = {
@@ -61,23 +81,7 @@ static const struct cfg_row rows[] = {
             "WebSocket."),
     BOOL("gateway.http.endpoints.chatCompletions.enabled", false,
          "Serve the OpenAI-compatible `POST /v1/chat/completions` (and `GET /v1/models`)."),
-    BOOL("gateway.http.endpoints.chatCompletions.images.allowUrl", false,
-         "Fetch image URLs sent to the agent models (`openclaw...`), with web_fetch's SSRF checks "
-         "(`tools.web.fetch.allowHosts` admits internal hosts); off: such an image is a 400. Provider models get "
-         "the URL as it is."),
-    STRINGS("gateway.http.endpoints.chatCompletions.images.urlAllowlist", "[]", NULL, NULL,
-            "Hosts image URLs may name, checked on every redirect (`host`, `*.domain`, either with `:port`); empty: "
-            "any public host."),
-    STRINGS("gateway.http.endpoints.chatCompletions.images.allowedMimes",
-            "[\"image/jpeg\",\"image/png\",\"image/gif\",\"image/webp\"]", NULL, NULL,
-            "Media types a fetched image may have (from its Content-Type, else its bytes)."),
-    INT("gateway.http.endpoints.chatCompletions.images.maxBytes", 10485760, 1, 104857600, "bytes",
-        "Largest image fetched; the agent models take at most 3 MB of base64 per turn, so at most 2.25 MB is "
-        "fetched."),
-    INT("gateway.http.endpoints.chatCompletions.images.maxRedirects", 3, 0, 5, "count",
-        "Redirects followed per image URL."),
-    INT("gateway.http.endpoints.chatCompletions.images.timeoutMs", 10000, 1, 10000, "ms",
-        "Time for one image URL, redirects included."),
+    IMAGE_ROWS("chatCompletions", "false"),
     OPTINT("gateway.outbound.maxConnectionsPerHost", 1, 4096, "count",
            "Outbound connections to one host:port at once (default `agents.defaults.maxConcurrent`, at "
            "least 8). A streamed LLM call holds its HTTP/1.1 connection for the whole reply, so a local "
@@ -96,22 +100,7 @@ static const struct cfg_row rows[] = {
     BOOL("gateway.http.endpoints.responses.enabled", false,
          "Serve the OpenResponses `POST /v1/responses` (and `GET /v1/models`): agent models with sessions "
          "continued by `previous_response_id`, provider models as pass-through calls."),
-    BOOL("gateway.http.endpoints.responses.images.allowUrl", true,
-         "Fetch image URLs sent to the agent models (`openclaw...`), with web_fetch's SSRF checks "
-         "(`tools.web.fetch.allowHosts` admits internal hosts); off: such an image is a 400. Provider models get "
-         "the URL as it is."),
-    STRINGS("gateway.http.endpoints.responses.images.urlAllowlist", "[]", NULL, NULL,
-            "Hosts image URLs may name, checked on every redirect (`host`, `*.domain`, either with `:port`); empty: "
-            "any public host."),
-    STRINGS("gateway.http.endpoints.responses.images.allowedMimes",
-            "[\"image/jpeg\",\"image/png\",\"image/gif\",\"image/webp\"]", NULL, NULL,
-            "Media types a fetched image may have (from its Content-Type, else its bytes)."),
-    INT("gateway.http.endpoints.responses.images.maxBytes", 10485760, 1, 104857600, "bytes",
-        "Largest image fetched; the agent models take at most 3 MB of base64 per turn, so at most 2.25 MB is "
-        "fetched."),
-    INT("gateway.http.endpoints.responses.images.maxRedirects", 3, 0, 5, "count", "Redirects followed per image URL."),
-    INT("gateway.http.endpoints.responses.images.timeoutMs", 10000, 1, 10000, "ms",
-        "Time for one image URL, redirects included."),
+    IMAGE_ROWS("responses", "true"),
     INT("gateway.http.endpoints.responses.files.maxBytes", 5242880, 1, 20971520, "bytes",
         "Largest `input_file` (decoded; one fetched by URL: at most 5 MB); a `file_id` is refused."),
     INT("gateway.http.endpoints.responses.files.maxChars", 60000, 1, 2000000, "chars",
