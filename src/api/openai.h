@@ -122,6 +122,24 @@ void ch_oa_resp_go(struct ch_api *a, struct ch_http_req *r, json_t *body);
  * (gateway.http.endpoints.responses.files.allowUrl); 0: none, go on; 1:
  * fetching, ch_oa_resp_go follows (or r is answered); -1: answered. */
 int ch_oa_resp_prefetch(struct ch_api *a, struct ch_http_req *r, json_t *body);
+/* openai_fetch.c: a batch of URL fetches through the hidden fetch_image
+ * tool, with the limits under prefix ("gateway.http.endpoints.responses.
+ * files."): maxBytes (at most max_bytes_cap), maxRedirects, timeoutMs,
+ * urlAllowlist.  take turns each answer into its target (or fills err);
+ * done runs once, after the last, with the first failure ("<label>: ...")
+ * or NULL.  0: started (done follows, never inside this call);
+ * CH_ESTATE (no tool registry), CH_ENOMEM: nothing will call back. */
+#define CH_OA_FETCH_MAX 8 /* OpenClaw's maxImageParts and maxUrlParts */
+struct ch_oa_fetch_item {
+    json_t *target;  /* the caller's: the part the answer goes into */
+    const char *url; /* borrowed until this call returns */
+};
+typedef void (*ch_oa_fetch_take)(json_t *target, const char *mime, const json_t *b64, const char *url, char *err,
+                                 size_t cap, void *data);
+typedef void (*ch_oa_fetch_done)(const char *err, void *data);
+int ch_oa_fetch_start(struct ch_api *a, const char *prefix, int64_t max_bytes_cap, const char *label,
+                      const struct ch_oa_fetch_item *items, size_t n, ch_oa_fetch_take take, ch_oa_fetch_done done,
+                      void *data);
 int ch_oa_fetch_images(struct oa_req *o, const json_t *body, json_t *msgs, const char *system, const char *session);
 
 /* 400 invalid_request_error with code and "param": param. */

@@ -15,23 +15,14 @@
 #include <strings.h>
 
 #include "api/openai.h"
-#include "tools/tools.h"
 
 #define KEY "gateway.http.endpoints.responses.files."
-#define MAX_URL_PARTS 8 /* OpenClaw's maxUrlParts */
 
-struct rf_slot {
-    struct rf_fetch *st;
-    json_t *part; /* borrowed from st->body */
-};
-
+/* What the request needs when the files are data. */
 struct rf_fetch {
     struct ch_api *api;
     struct ch_http_req *req; /* ref held */
     json_t *body;
-    size_t pending;
-    char err[600];
-    struct rf_slot slots[MAX_URL_PARTS];
 };
 
 /* The URL of an input_file part by URL, or NULL. */
@@ -79,48 +70,28 @@ static char *url_name(const char *url)
     return s < end ? ch_strndup(s, (size_t)(end - s)) : ch_strdup("file");
 }
 
-/* The tool's words without its "image URL" subject (this was a file). */
-static const char *tool_words(const char *c)
+/* A fetched file becomes the part's base64 source, named after its URL. */
+static void take(json_t *part, const char *mime, const json_t *b64, const char *url, char *err, size_t cap, void *data)
 {
-    if (!c)
-        return "the file could not be fetched";
-    if (!strncmp(c, "image URL", 9)) {
-        c += 9;
-        c += *c == ':';
-        while (*c == ' ')
-            c++;
-    }
-    return c;
+    char *name = url_name(url ? url : "");
+
+    (void)err, (void)cap, (void)data;
+    json_object_set_new(part, "source",
+                        json_pack("{s:s, s:s, s:O, s:s}", "type", "base64", "media_type", mime, "data", b64, "filename",
+                                  name ? name : "file"));
+    json_object_del(part, "file_url");
+    ch_free(name);
 }
 
-static void on_fetched(struct ch_tool_call *call, const struct ch_tool_result *res, void *data)
+static void finish(const char *err, void *data)
 {
-    struct rf_slot *s = data;
-    struct rf_fetch *st = s->st;
-    const char *mime = json_string_value(json_object_get(res->json, "mediaType"));
-    const char *url = json_string_value(json_object_get(res->json, "url"));
-    const json_t *b64 = json_object_get(res->json, "data");
+    struct rf_fetch *st = data;
 
-    (void)call;
-    if (st->err[0]) {
-        ;
-    } else if (res->is_error || !mime || !json_is_string(b64)) {
-        snprintf(st->err, sizeof(st->err), "input_file: %s", tool_words(res->content));
-    } else {
-        char *name = url_name(url ? url : "");
-        json_object_set_new(s->part, "source",
-                            json_pack("{s:s, s:s, s:O, s:s}", "type", "base64", "media_type", mime, "data", b64,
-                                      "filename", name ? name : "file"));
-        json_object_del(s->part, "file_url");
-        ch_free(name);
-    }
-    if (--st->pending)
-        return;
     if (ch_http_req_is_closed(st->req) || st->api->shutting_down) {
         if (!ch_http_req_is_closed(st->req))
             ch_openai_error(st->req, 503, "api_error", "unavailable", "the gateway is shutting down");
-    } else if (st->err[0]) {
-        ch_openai_param_error(st->req, "invalid_input", "input", st->err);
+    } else if (err) {
+        ch_openai_param_error(st->req, "invalid_input", "input", err);
     } else {
         ch_oa_resp_go(st->api, st->req, st->body);
     }
@@ -131,23 +102,22 @@ static void on_fetched(struct ch_tool_call *call, const struct ch_tool_result *r
 
 int ch_oa_resp_prefetch(struct ch_api *a, struct ch_http_req *r, json_t *body)
 {
-    const struct ch_config *cfg = a->cfg;
-    struct ch_tools *tools = a->agent ? ch_agent_tools(a->agent) : NULL;
-    const json_t *allow = ch_config_get(cfg, KEY "urlAllowlist");
-    json_t *it, *p;
-    size_t i, j, n = 0;
+    int64_t max_urls = ch_config_int(a->cfg, "gateway.http.endpoints.responses.maxUrlParts", CH_OA_FETCH_MAX);
+    struct ch_oa_fetch_item items[CH_OA_FETCH_MAX];
+    size_t i, j, n = 0, urls = 0;
     struct rf_fetch *st;
-
-    size_t urls = 0;
-    int64_t max_urls = ch_config_int(cfg, "gateway.http.endpoints.responses.maxUrlParts", MAX_URL_PARTS);
+    json_t *it, *p;
     char msg[120];
+    int rc;
 
     json_array_foreach(json_object_get(body, "input"), i, it)
     {
         json_array_foreach(json_object_get(it, "content"), j, p)
         {
-            n += file_url(p) != NULL;
             urls += url_part(p);
+            if (file_url(p) && n < CH_OA_FETCH_MAX)
+                items[n] = (struct ch_oa_fetch_item){p, file_url(p)};
+            n += file_url(p) != NULL;
         }
     }
     if ((int64_t)urls > max_urls) { /* OpenClaw's words */
@@ -157,53 +127,28 @@ int ch_oa_resp_prefetch(struct ch_api *a, struct ch_http_req *r, json_t *body)
     }
     if (n == 0)
         return 0;
-    if (!ch_config_bool(cfg, KEY "allowUrl", true)) {
+    if (!ch_config_bool(a->cfg, KEY "allowUrl", true)) {
         ch_openai_param_error(r, "invalid_input", "input",
                               "input_file URL sources are disabled by config (" KEY "allowUrl); send the file's data");
         return -1;
     }
-    if (n > MAX_URL_PARTS) {
+    if (n > CH_OA_FETCH_MAX) {
         ch_openai_param_error(r, "invalid_input", "input", "Too many URL-based input sources (limit: 8)");
         return -1;
     }
-    if (!tools || !(st = ch_calloc(1, sizeof(*st)))) {
-        ch_openai_error(r, tools ? 500 : 503, "api_error", "internal",
-                        tools ? "out of memory" : "this gateway cannot fetch file URLs (no tool registry)");
+    if (!(st = ch_calloc(1, sizeof(*st)))) {
+        ch_openai_error(r, 500, "api_error", "internal", "out of memory");
         return -1;
     }
     st->api = a;
     st->req = r;
     ch_http_req_ref(r);
     st->body = json_incref(body);
-    json_array_foreach(json_object_get(body, "input"), i, it)
-    {
-        json_array_foreach(json_object_get(it, "content"), j, p)
-        {
-            const char *url = file_url(p);
-            struct rf_slot *s = &st->slots[st->pending];
-            json_t *in;
-
-            if (!url || st->err[0])
-                continue;
-            s->st = st;
-            s->part = p;
-            in = json_pack("{s:s, s:I, s:I, s:I}", "url", url, "maxBytes",
-                           (json_int_t)ch_config_int(cfg, KEY "maxBytes", 5242880), "maxRedirects",
-                           (json_int_t)ch_config_int(cfg, KEY "maxRedirects", 3), "timeoutMs",
-                           (json_int_t)ch_config_int(cfg, KEY "timeoutMs", 10000));
-            if (in && json_array_size(allow))
-                json_object_set(in, "allowHosts", (json_t *)allow);
-            if (!in || ch_tool_call_start(tools, "fetch_image", in,
-                                          (uint64_t)ch_config_int(cfg, KEY "timeoutMs", 10000) + 1000, on_fetched, s,
-                                          NULL) != 0)
-                snprintf(st->err, sizeof(st->err), "the file fetch could not start");
-            else
-                st->pending++;
-            json_decref(in);
-        }
-    }
-    if (st->pending == 0) {
-        ch_openai_error(r, 500, "api_error", "internal", "%s", st->err);
+    rc = ch_oa_fetch_start(a, KEY, 5242880, "input_file", items, n, take, finish, st);
+    if (rc) {
+        ch_openai_error(r, rc == CH_ESTATE ? 503 : 500, "api_error", "internal",
+                        rc == CH_ESTATE ? "this gateway cannot fetch file URLs (no tool registry)"
+                                        : "the file fetch could not start");
         ch_http_req_unref(st->req);
         json_decref(st->body);
         ch_free(st);
