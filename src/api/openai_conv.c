@@ -47,17 +47,17 @@ static json_t *image_block(const json_t *part, size_t i, char *err, size_t errca
 {
     const json_t *iu = json_object_get(part, "image_url");
     const char *url = json_string_value(json_is_object(iu) ? json_object_get(iu, "url") : iu), *comma;
-    static const char *const types[] = {"image/jpeg", "image/png", "image/gif", "image/webp"};
 
     if (url && (!strncmp(url, "https://", 8) || !strncmp(url, "http://", 7)))
         return json_pack("{s:s, s:{s:s, s:s}}", "type", "image", "source", "type", "url", "url", url);
-    for (size_t t = 0; url && t < CH_ARRAY_SIZE(types); t++) {
-        size_t n = strlen(types[t]);
-        if (!strncmp(url, "data:", 5) && !strncmp(url + 5, types[t], n) && !strncmp(url + 5 + n, ";base64,", 8) &&
+    for (size_t t = 0; url && t < CH_LLM_IMAGE_TYPE_COUNT; t++) {
+        const char *type = ch_llm_image_types[t];
+        size_t n = strlen(type);
+        if (!strncmp(url, "data:", 5) && !strncmp(url + 5, type, n) && !strncmp(url + 5 + n, ";base64,", 8) &&
             (comma = url + 5 + n + 7) && comma[1] &&
             !comma[1 + strspn(comma + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")])
             return json_pack("{s:s, s:{s:s, s:s, s:s}}", "type", "image", "source", "type", "base64", "media_type",
-                             types[t], "data", comma + 1);
+                             type, "data", comma + 1);
     }
     snprintf(err, errcap,
              "content part %zu: image_url.url must be an http(s) URL or a data:image/(jpeg|png|gif|webp);base64, URL",

@@ -52,10 +52,9 @@ static void st_free(struct img_fetch *st)
 /* A fetched image becomes the block's base64 source, if its type is allowed. */
 static void take(json_t *block, const char *mime, const json_t *b64, const char *url, char *err, size_t cap, void *data)
 {
-    static const char *const def[] = {"image/jpeg", "image/png", "image/gif", "image/webp"};
     struct img_fetch *st = data;
 
-    if (!ch_oa_mime_listed(st->mimes, def, CH_ARRAY_SIZE(def), mime))
+    if (!ch_oa_mime_listed(st->mimes, ch_llm_image_types, CH_LLM_IMAGE_TYPE_COUNT, mime))
         snprintf(err, cap, "image URL: %.300s is %.100s, not an allowed image type", url ? url : "?", mime);
     else
         json_object_set_new(block, "source",

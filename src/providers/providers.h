@@ -200,6 +200,13 @@ json_t *ch_llm_json_loadb(const char *p, size_t n, size_t flags, json_error_t *e
 json_t *ch_llm_text_block(const char *p, size_t n);
 json_t *ch_llm_text_content(const char *p, size_t n);
 
+/* The image media types every provider's API takes as data (Anthropic's
+ * four): what a neutral image block may carry, and the default of the
+ * OpenAI-compatible endpoints' images.allowedMimes (request.c). */
+#define CH_LLM_IMAGE_TYPE_COUNT 4
+extern const char *const ch_llm_image_types[CH_LLM_IMAGE_TYPE_COUNT];
+bool ch_llm_image_type_ok(const char *mime);
+
 /* Build the HTTP request for `req` in the wire format of `api`.  The
  * inputs are borrowed.  On success *out is filled; on failure it is left
  * zeroed.  CH_EINVAL (err says which message or block is wrong), CH_ENOMEM,

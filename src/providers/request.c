@@ -48,6 +48,17 @@ int ch_llm_api_parse(const char *name, enum ch_llm_api *out)
 /* Neutral conversation checks                                          */
 /* ------------------------------------------------------------------ */
 
+const char *const ch_llm_image_types[CH_LLM_IMAGE_TYPE_COUNT] = {"image/jpeg", "image/png", "image/gif",
+                                                                   "image/webp"};
+
+bool ch_llm_image_type_ok(const char *mime)
+{
+    for (size_t i = 0; mime && i < CH_LLM_IMAGE_TYPE_COUNT; i++)
+        if (!strcmp(mime, ch_llm_image_types[i]))
+            return true;
+    return false;
+}
+
 static int check_block(const json_t *b, bool assistant, size_t mi, size_t bi, struct ch_error *err)
 {
     struct llm_block k;
@@ -80,8 +91,7 @@ static int check_block(const json_t *b, bool assistant, size_t mi, size_t bi, st
         llm_image_source(&k, &mt, &data, &url);
         static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
         if (!assistant && st && !strcmp(st, "base64") && data && *data && !data[strspn(data, b64)] && mt &&
-            (!strcmp(mt, "image/jpeg") || !strcmp(mt, "image/png") || !strcmp(mt, "image/gif") ||
-             !strcmp(mt, "image/webp")))
+            ch_llm_image_type_ok(mt))
             return 0;
         if (!assistant && st && !strcmp(st, "url") && url &&
             (!strncmp(url, "https://", 8) || !strncmp(url, "http://", 7)))

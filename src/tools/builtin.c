@@ -25,9 +25,12 @@ const struct ch_tool_spec tools_web_fetch_spec = {
 /* fetch_image's spec data: fetch.c tells the two tools apart by it. */
 const int tools_fetch_image_tag = 1;
 
-/* Not offered to models: the gateway calls it for an image URL in a
- * request (gateway.http.endpoints.*.images.allowUrl), with web_fetch's
- * SSRF checks, and gets the bytes back as base64 in the result's JSON. */
+/* The gateway's own: it calls it for an image or file URL in a request
+ * (gateway.http.endpoints.*.images / responses.files allowUrl), with
+ * web_fetch's SSRF checks, and gets the bytes back as base64 in the
+ * result's JSON.  Internal, not just hidden: a model or a tools.invoke
+ * client calling it would get a fetcher that works with web_fetch off,
+ * and with a host allowlist of its choosing. */
 const struct ch_tool_spec tools_fetch_image_spec = {
     .name = "fetch_image",
     .description = "Fetch an image from a public URL (HTTP GET) and return it base64-encoded.",
@@ -41,7 +44,7 @@ const struct ch_tool_spec tools_fetch_image_spec = {
     .start = tools_fetch_start,
     .abort = tools_fetch_abort,
     .data = (void *)&tools_fetch_image_tag,
-    .hidden = true,
+    .internal = true,
 };
 
 int tools_register_builtin(struct ch_tools *t, bool with_http, bool with_fetch, struct ch_error *err)

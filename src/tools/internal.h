@@ -25,6 +25,7 @@ struct tool_entry {
     void *data;              /* borrowed */
     size_t max_result_bytes; /* 0: the registry's cap */
     bool hidden;
+    bool internal;
 };
 
 /* One allowHosts entry, parsed once (hosts.c). */

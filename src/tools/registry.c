@@ -34,11 +34,13 @@ static void entry_free(struct tool_entry *e)
     ch_free(e);
 }
 
-static const struct tool_entry *find_tool(const struct ch_tools *t, const char *name)
+/* internal_ok: whether the gateway's own tools count (ch_tool_call_start_internal
+ * and registration); to models and clients they do not exist. */
+static const struct tool_entry *find_tool(const struct ch_tools *t, const char *name, bool internal_ok)
 {
     for (size_t i = 0; i < t->ntools; i++)
         if (!strcmp(t->tools[i]->name, name))
-            return t->tools[i];
+            return internal_ok || !t->tools[i]->internal ? t->tools[i] : NULL;
     return NULL;
 }
 
@@ -92,7 +94,7 @@ int ch_tools_register(struct ch_tools *t, const struct ch_tool_spec *spec, struc
                      spec && spec->name ? spec->name : "");
         goto out;
     }
-    if (find_tool(t, spec->name)) {
+    if (find_tool(t, spec->name, true)) {
         rc = ch_error_set(err, CH_EEXIST, "tool \"%s\" is already registered", spec->name);
         goto out;
     }
@@ -120,7 +122,8 @@ int ch_tools_register(struct ch_tools *t, const struct ch_tool_spec *spec, struc
     e->start = spec->start;
     e->abort = spec->abort;
     e->data = spec->data;
-    e->hidden = spec->hidden;
+    e->internal = spec->internal;
+    e->hidden = spec->hidden || spec->internal;
     e->max_result_bytes = CH_MIN(spec->max_result_bytes, (size_t)CH_TOOLS_MAX_RESULT_BYTES);
     t->tools[t->ntools++] = e;
     rc = rebuild_defs(t);
@@ -231,7 +234,7 @@ const json_t *ch_tools_definitions(const struct ch_tools *t)
 
 bool ch_tools_has(const struct ch_tools *t, const char *name)
 {
-    return name && find_tool(t, name) != NULL;
+    return name && find_tool(t, name, false) != NULL;
 }
 
 uint64_t ch_tools_timeout_ms(const struct ch_tools *t)
@@ -407,8 +410,8 @@ static void reply_unknown(struct ch_tool_call *c, const char *name)
     ch_buf_release(&b);
 }
 
-int ch_tool_call_start(struct ch_tools *t, const char *name, const json_t *input, uint64_t timeout_ms,
-                       ch_tool_done_cb cb, void *data, struct ch_tool_call **out)
+static int call_start(struct ch_tools *t, const char *name, const json_t *input, uint64_t timeout_ms,
+                      ch_tool_done_cb cb, void *data, struct ch_tool_call **out, bool internal_ok)
 {
     const struct tool_entry *e;
     struct ch_tool_call *c;
@@ -438,7 +441,7 @@ int ch_tool_call_start(struct ch_tools *t, const char *name, const json_t *input
     t->calls = c;
     t->ncalls++;
 
-    e = find_tool(t, name);
+    e = find_tool(t, name, internal_ok);
     if (!e) {
         reply_unknown(c, name);
     } else if (ch_tools_schema_validate(e->schema, input, "input", msg, sizeof(msg)) != 0) {
@@ -462,9 +465,21 @@ int ch_tool_call_start(struct ch_tools *t, const char *name, const json_t *input
     return 0;
 }
 
+int ch_tool_call_start(struct ch_tools *t, const char *name, const json_t *input, uint64_t timeout_ms,
+                       ch_tool_done_cb cb, void *data, struct ch_tool_call **out)
+{
+    return call_start(t, name, input, timeout_ms, cb, data, out, false);
+}
+
+int ch_tool_call_start_internal(struct ch_tools *t, const char *name, const json_t *input, uint64_t timeout_ms,
+                                ch_tool_done_cb cb, void *data, struct ch_tool_call **out)
+{
+    return call_start(t, name, input, timeout_ms, cb, data, out, true);
+}
+
 int ch_tools_check_input(const struct ch_tools *t, const char *name, const json_t *input, char *msg, size_t cap)
 {
-    const struct tool_entry *e = t && name ? find_tool(t, name) : NULL;
+    const struct tool_entry *e = t && name ? find_tool(t, name, false) : NULL;
 
     if (!e)
         return CH_ENOTFOUND;

@@ -148,6 +148,9 @@ typedef void (*ch_tool_done_cb)(struct ch_tool_call *call, const struct ch_tool_
  */
 int ch_tool_call_start(struct ch_tools *t, const char *name, const json_t *input, uint64_t timeout_ms,
                        ch_tool_done_cb cb, void *data, struct ch_tool_call **out);
+/* The same for the gateway's own calls: internal tools (fetch_image) too. */
+int ch_tool_call_start_internal(struct ch_tools *t, const char *name, const json_t *input, uint64_t timeout_ms,
+                                ch_tool_done_cb cb, void *data, struct ch_tool_call **out);
 
 /*
  * Abort a call: its work stops and cb fires with an "aborted" error result
@@ -179,6 +182,9 @@ struct ch_tool_spec {
     void *data;              /* borrowed; ch_tool_call_spec_data() */
     size_t max_result_bytes; /* 0: the registry's cap; at most CH_TOOLS_MAX_RESULT_BYTES */
     bool hidden;             /* registered but not offered (callable) */
+    bool internal;           /* the gateway's own (implies hidden): only
+                                ch_tool_call_start_internal runs it; to a model or
+                                a client (tools.invoke) it is an unknown tool */
 };
 
 /* Add a tool.  CH_EEXIST (name taken), CH_EINVAL (bad name or schema; err

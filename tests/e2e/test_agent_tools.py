@@ -193,19 +193,27 @@ def test_web_fetch_redirect_limit(gateway_factory):
 
 def test_bad_tool_input_and_unknown_tool_go_back_as_tool_errors(gateway_factory):
     with FakeLLM("anthropic", strict=True) as fake:
-        fake.push({"tool_calls": [{"name": "current_time", "arguments": {"timezone": 123}},
-                                  {"name": "no_such_tool", "arguments": {}},
-                                  {"name": "current_time", "arguments": {"timezone": "Mars/Olympus"}}]},
-                  {"text": "Sorry, the tools failed."})
-        g = start(gateway_factory, llm_config({"p": fake}))
-        a = chat_ok(g, "time?", "tool-err")
-        assert a["content"] == "Sorry, the tools failed."
-        res = tool_results("anthropic", fake.wait_requests(2)[1].json)
-        assert len(res) == 3, res
-        assert all(r["is_error"] for r in res), res
-        assert "timezone" in res[0]["content"], res[0]
-        assert "no_such_tool" in res[1]["content"], res[1]
-        assert "Mars/Olympus" in res[2]["content"], res[2]
+        with LocalServer({"/a.png": (200, {"Content-Type": "image/png"}, "\x89PNG\r\n\x1a\n..")}) as img:
+            # fetch_image is the gateway's own: a model naming it (even with a
+            # host allowlist of its own) gets an unknown tool and nothing is fetched
+            fake.push({"tool_calls": [{"name": "current_time", "arguments": {"timezone": 123}},
+                                      {"name": "no_such_tool", "arguments": {}},
+                                      {"name": "current_time", "arguments": {"timezone": "Mars/Olympus"}},
+                                      {"name": "fetch_image", "arguments": {
+                                          "url": f"http://127.0.0.1:{img.port}/a.png", "allowHosts": ["127.0.0.1"]}}]},
+                      {"text": "Sorry, the tools failed."})
+            g = start(gateway_factory, llm_config({"p": fake}, tools={"web": {"fetch": {"allowHosts": ["127.0.0.1"]}}}))
+            a = chat_ok(g, "time?", "tool-err")
+            assert a["content"] == "Sorry, the tools failed."
+            res = tool_results("anthropic", fake.wait_requests(2)[1].json)
+            assert len(res) == 4, res
+            assert all(r["is_error"] for r in res), res
+            assert "timezone" in res[0]["content"], res[0]
+            assert "no_such_tool" in res[1]["content"], res[1]
+            assert "Mars/Olympus" in res[2]["content"], res[2]
+            assert res[3]["content"].startswith('unknown tool "fetch_image"'), res[3]
+            assert "fetch_image" not in offered_tools("anthropic", fake.wait_requests(1)[0].json)
+            assert img.received == []
         assert get_run(g, a["runId"])["status"] == "ok"
 
 

@@ -56,6 +56,9 @@ def test_refusals(gateway_factory):
         assert "Tool not available" in err(invoke(g, {"tool": "current_time"}), 404, "not_found")
         err(invoke(g, {"tool": "exec", "args": {"command": "id"}}), 404, "not_found")  # OpenClaw's deny list
         err(invoke(g, {"tool": "no_such_tool"}), 404, "not_found")
+        # the gateway's own image fetcher is not a tool a client can call
+        err(invoke(g, {"tool": "fetch_image", "args": {"url": "http://example.com/a.png",
+                                                       "allowHosts": ["127.0.0.1"]}}), 404, "not_found")
         err(invoke(g, {"args": {}}), 400, "invalid_request")
         err(invoke(g, {"name": ""}), 400, "invalid_request")
         err(invoke(g, {"name": "web_fetch", "agentId": "ops"}), 400, "invalid_request")

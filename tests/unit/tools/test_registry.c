@@ -467,7 +467,12 @@ static void test_register_errors(void **state)
     bad = ok, bad.name = "one_more";
     expect_register(&fx, &bad, CH_E_TOO_LARGE, "more than 64 tools");
     assert_int_equal(json_array_size(ch_tools_definitions(fx.t)), CH_TOOLS_MAX_TOOLS - 2);
-    assert_true(ch_tools_has(fx.t, "fetch_image"));
+    /* internal: not offered, unknown to callers, but its name is taken */
+    assert_false(ch_tools_has(fx.t, "fetch_image"));
+    fx_close(&fx);
+    fx_open(&fx, NULL);
+    bad = ok, bad.name = "fetch_image";
+    expect_register(&fx, &bad, CH_EEXIST, "fetch_image");
     fx_close(&fx);
 }
 

@@ -181,7 +181,7 @@ static void test_fetch_image(void **state)
     open_fetch(&fx, "127.0.0.1");
     snprintf(in, sizeof(in), "{\"url\":\"http://127.0.0.1:%d/png\"}", fx.srv.port);
     g.calls = 0;
-    call_tool(&fx, "fetch_image", in, 0, &g);
+    call_tool_as(&fx, "fetch_image", in, 0, &g, true);
     assert_false(g.is_error);
     assert_string_equal(json_string_value(json_object_get(g.json, "mediaType")), "image/png");
     assert_string_equal(json_string_value(json_object_get(g.json, "data")), "iVBORw0KGgoAAA==");
@@ -190,36 +190,46 @@ static void test_fetch_image(void **state)
     /* no Content-Type: not an image by its bytes either */
     snprintf(in, sizeof(in), "{\"url\":\"http://127.0.0.1:%d/nosniff-bin\"}", fx.srv.port);
     g.calls = 0;
-    call_tool(&fx, "fetch_image", in, 0, &g);
+    call_tool_as(&fx, "fetch_image", in, 0, &g, true);
     assert_false(g.is_error);
     assert_string_equal(json_string_value(json_object_get(g.json, "mediaType")), "application/octet-stream");
     snprintf(in, sizeof(in), "{\"url\":\"http://127.0.0.1:%d/404\"}", fx.srv.port);
     g.calls = 0;
-    call_tool(&fx, "fetch_image", in, 0, &g);
+    call_tool_as(&fx, "fetch_image", in, 0, &g, true);
     assert_true(g.is_error);
     expect_has(&g, "image URL: HTTP 404 from");
     snprintf(in, sizeof(in), "{\"url\":\"http://127.0.0.1:%d/big\",\"maxBytes\":1000}", fx.srv.port);
     g.calls = 0;
-    call_tool(&fx, "fetch_image", in, 0, &g);
+    call_tool_as(&fx, "fetch_image", in, 0, &g, true);
     expect_has(&g, "is larger than 1000 bytes");
     snprintf(in, sizeof(in), "{\"url\":\"http://127.0.0.1:%d/png\",\"allowHosts\":[\"cdn.example.com\"]}", fx.srv.port);
     g.calls = 0;
-    call_tool(&fx, "fetch_image", in, 0, &g);
+    call_tool_as(&fx, "fetch_image", in, 0, &g, true);
     assert_true(g.is_error);
     expect_has(&g, "not in the URL allowlist");
     snprintf(in, sizeof(in), "{\"url\":\"http://127.0.0.1:%d/redir-private\",\"allowHosts\":[\"127.0.0.1\"]}",
              fx.srv.port);
     g.calls = 0;
-    call_tool(&fx, "fetch_image", in, 0, &g);
+    call_tool_as(&fx, "fetch_image", in, 0, &g, true);
     assert_true(g.is_error); /* 10.0.0.1 is neither allowlisted nor public */
     assert_null(json_object_get(g.json, "data"));
+    /* the gateway's own tool: to a model or a client it does not exist */
+    snprintf(in, sizeof(in), "{\"url\":\"http://127.0.0.1:%d/png\"}", fx.srv.port);
+    got_release(&g);
+    memset(&g, 0, sizeof(g));
+    call_tool(&fx, "fetch_image", in, 0, &g);
+    assert_true(g.is_error);
+    assert_true(g.refused);
+    expect_has(&g, "unknown tool \"fetch_image\"; available tools: current_time, web_fetch");
+    assert_null(strstr(g.content, "fetch_image,"));
+    assert_false(ch_tools_has(fx.t, "fetch_image"));
     got_release(&g);
     fx_close(&fx);
     /* without the operator's allowHosts, loopback is refused as for web_fetch */
     open_fetch(&fx, NULL);
     snprintf(in, sizeof(in), "{\"url\":\"http://127.0.0.1:%d/png\"}", fx.srv.port);
     g.calls = 0;
-    call_tool(&fx, "fetch_image", in, 0, &g);
+    call_tool_as(&fx, "fetch_image", in, 0, &g, true);
     assert_true(g.is_error);
     expect_has(&g, "loopback");
     got_release(&g);
