@@ -115,6 +115,22 @@ json_t *ch_oa_resp_image(const json_t *p, char *err, size_t cap, const char *whe
 /* mime is in list (case-insensitive), or list is empty and mime in def. */
 bool ch_oa_mime_listed(const json_t *list, const char *const *def, size_t ndef, const char *mime);
 json_t *ch_oa_resp_file(const struct ch_config *cfg, const json_t *p, char *err, size_t cap, const char *where);
+/* An input_file part's name, media type and base64 data, in either form
+ * (OpenClaw's source, OpenAI's file_data); false with err when it has
+ * none.  Whether files.allowedMimes takes mime.  The escaped
+ * <file name=.. mime=..> block of text, cut to max_chars code points. */
+bool ch_oa_file_source(const json_t *p, const char **name, char *mime, size_t mcap, const char **data, char *err,
+                       size_t cap, const char *where);
+bool ch_oa_file_mime_ok(const struct ch_config *cfg, const char *mime);
+int ch_oa_file_block(struct ch_buf *b, const char *name, const char *mime, const char *text, size_t len,
+                     size_t max_chars);
+/* openai_pdf.c: the PDF input_file parts of a /v1/responses body made
+ * input_text file blocks by pdftotext children, in parallel: 0 none (go
+ * on), 1 reading (ch_oa_resp_go follows, or r is answered), -1 answered.
+ * ch_oa_pdf_shutdown kills the running children. */
+#define CH_OA_PDF_MAX_RUNNING 8
+int ch_oa_resp_pdfs(struct ch_api *a, struct ch_http_req *r, json_t *body);
+void ch_oa_pdf_shutdown(struct ch_api *a);
 /* openai_responses.c: a /v1/responses body from translation on (body
  * borrowed). */
 void ch_oa_resp_go(struct ch_api *a, struct ch_http_req *r, json_t *body);

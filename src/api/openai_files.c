@@ -10,10 +10,10 @@
  *   </file>
  * (OpenClaw puts the blocks into that run's system prompt; chela makes
  * them a part of the user's message, so a session's later turns still
- * have the file).  Text types only (gateway.http.endpoints.responses.
- * files.allowedMimes; OpenClaw's default list also has PDF, which chela
- * cannot extract), valid UTF-8, maxBytes decoded, cut to maxChars code
- * points.  A file by URL was fetched into data before
+ * have the file).  Types in gateway.http.endpoints.responses.files.
+ * allowedMimes: UTF-8 text, and PDF, whose text openai_pdf.c extracted
+ * before (the part is an input_text by now); maxBytes decoded, cut to
+ * maxChars code points.  A file by URL was fetched into data before
  * (openai_resp_fetch.c); one by file_id is refused.
  */
 #include <stdio.h>
@@ -75,16 +75,15 @@ bool ch_oa_mime_listed(const json_t *list, const char *const *def, size_t ndef, 
     return false;
 }
 
-static bool mime_ok(const struct ch_config *cfg, const char *mime)
+bool ch_oa_file_mime_ok(const struct ch_config *cfg, const char *mime)
 {
-    static const char *const def[] = {"text/plain", "text/markdown", "text/html", "text/csv", "application/json"};
+    static const char *const def[] = {"text/plain", "text/markdown", "text/html",
+                                      "text/csv",   "application/json", "application/pdf"};
 
     return ch_oa_mime_listed(ch_config_get(cfg, KEY "allowedMimes"), def, CH_ARRAY_SIZE(def), mime);
 }
 
-/* The part's name, media type and base64 data, in either form; false with
- * err when it has none of them. */
-static bool file_source(const json_t *p, const char **name, char *mime, size_t mcap, const char **data, char *err,
+bool ch_oa_file_source(const json_t *p, const char **name, char *mime, size_t mcap, const char **data, char *err,
                         size_t cap, const char *where)
 {
     const json_t *src = json_object_get(p, "source");
@@ -114,8 +113,7 @@ static bool file_source(const json_t *p, const char **name, char *mime, size_t m
     return true;
 }
 
-/* The escaped file block of text (at most max_chars code points). */
-static int render(struct ch_buf *b, const char *name, const char *mime, const char *text, size_t len, size_t max_chars)
+int ch_oa_file_block(struct ch_buf *b, const char *name, const char *mime, const char *text, size_t len, size_t max_chars)
 {
     size_t chars = 0, i;
 
@@ -151,14 +149,14 @@ json_t *ch_oa_resp_file(const struct ch_config *cfg, const json_t *p, char *err,
     json_t *check, *part = NULL;
     struct ch_buf b;
 
-    if (!file_source(p, &name, mime, sizeof(mime), &data, err, cap, where))
+    if (!ch_oa_file_source(p, &name, mime, sizeof(mime), &data, err, cap, where))
         return NULL;
-    if (!strcasecmp(mime, "application/pdf")) {
-        snprintf(err, cap, "%s: chela cannot extract PDF text; send the document as text", where);
+    if (!ch_oa_file_mime_ok(cfg, mime)) {
+        snprintf(err, cap, "%s: unsupported file MIME type: %.100s", where, mime);
         return NULL;
     }
-    if (!mime_ok(cfg, mime)) {
-        snprintf(err, cap, "%s: unsupported file MIME type: %.100s", where, mime);
+    if (!strcasecmp(mime, "application/pdf")) { /* openai_pdf.c made every PDF text before */
+        snprintf(err, cap, "%s: this PDF was not read", where);
         return NULL;
     }
     dlen = strlen(data);
@@ -180,7 +178,7 @@ json_t *ch_oa_resp_file(const struct ch_config *cfg, const json_t *p, char *err,
         snprintf(err, cap, "%s: the file is not UTF-8 text", where);
     } else {
         ch_buf_init(&b, n + n / 2 + 1024); /* "</file" escaped grows by half at most */
-        if (render(&b, name && *name ? name : "file", mime, (const char *)raw, n, max_chars) == 0)
+        if (ch_oa_file_block(&b, name && *name ? name : "file", mime, (const char *)raw, n, max_chars) == 0)
             part = json_pack("{s:s, s:s%}", "type", "text", "text", b.data, b.len);
         ch_buf_release(&b);
         if (!part)

@@ -331,6 +331,8 @@ void ch_oa_resp_go(struct ch_api *a, struct ch_http_req *r, json_t *body)
     char err[300] = "";
     json_t *chat = NULL;
 
+    if (ch_oa_resp_pdfs(a, r, body) != 0) /* reading PDFs: back here after, or answered */
+        return;
     if (!(chat = translate(a->cfg, body, err, sizeof(err), &param))) {
         ch_openai_param_error(r, "invalid_input", param, err);
         goto out;

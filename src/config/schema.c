@@ -115,10 +115,21 @@ static const struct cfg_row rows[] = {
             "any public host."),
     INT("gateway.http.endpoints.responses.files.maxRedirects", 3, 0, 5, "count", "Redirects followed per file URL."),
     INT("gateway.http.endpoints.responses.files.timeoutMs", 10000, 1, 10000, "ms",
-        "Time for one file URL, redirects included."),
+        "Time for one file URL, redirects included, and for reading one PDF's text."),
     STRINGS("gateway.http.endpoints.responses.files.allowedMimes",
-            "[\"text/plain\",\"text/markdown\",\"text/html\",\"text/csv\",\"application/json\"]", NULL, NULL,
-            "Media types an `input_file` may have (UTF-8 text; chela cannot extract PDF text)."),
+            "[\"text/plain\",\"text/markdown\",\"text/html\",\"text/csv\",\"application/json\",\"application/pdf\"]",
+            NULL, NULL,
+            "Media types an `input_file` may have: UTF-8 text, and PDF (its text, read by `pdftotext` from "
+            "Debian's poppler-utils in a child process)."),
+    INT("gateway.http.endpoints.responses.files.pdf.maxPages", 4, 1, 1000, "pages",
+        "Pages of a PDF whose text the model gets (from the first); the text is also cut to `files.maxChars`, "
+        "and the reader is stopped after `files.timeoutMs`."),
+    INT("gateway.http.endpoints.responses.files.pdf.maxPixels", 4000000, 1, 100000000, "pixels",
+        "OpenClaw's cap for the page images it renders from a PDF with little text; accepted, unused: chela "
+        "gives the text only."),
+    INT("gateway.http.endpoints.responses.files.pdf.minTextChars", 200, 0, 1000000, "chars",
+        "OpenClaw's threshold for rendering page images; accepted, unused (a PDF without text reaches the "
+        "model as a block that says so)."),
     INT("gateway.busyPollMicros", 500, 0, 10000, "us",
         "Before the event loop or the store writer sleeps, poll for work this long at most: waking a "
         "sleeping thread costs tens of microseconds on many VMs, several times per request. The budget "

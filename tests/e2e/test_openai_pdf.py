@@ -1,0 +1,180 @@
+"""PDF input files on POST /v1/responses.  OpenClaw gives the model the
+text of a PDF's first files.pdf.maxPages pages as the file block of a text
+file; chela reads it with pdftotext (poppler-utils) in a child process per
+file, which is killed after files.timeoutMs, when the client leaves and at
+shutdown.  Bad or unreadable PDFs are a 400 that names the part."""
+
+import base64
+import subprocess
+import threading
+import time
+
+import pytest
+
+from e2elib import http
+from fakes.llm import FakeLLM
+from fakes.pdf import make_pdf
+
+PAGES = ["Hello from page one", "Second page (with parentheses)", "Third", "Fourth", "Fifth is past maxPages"]
+BLOCK = ("<file name=\"report.pdf\" mime=\"application/pdf\">\n"
+         "Hello from page one\n\nSecond page (with parentheses)\n\nThird\n\nFourth\n</file>")
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def rs_config(fake, files=None):
+    cfg = {"gateway": {"http": {"endpoints": {"responses": {"enabled": True}}}},
+           "models": {"providers": {"f": {"api": "openai-completions", "baseUrl": fake.base_url,
+                                          "apiKey": "sk-test-pdf", "models": [{"id": "fake-model"}]}}},
+           "agents": {"defaults": {"model": {"primary": "f/fake-model"}}}}
+    if files is not None:
+        cfg["gateway"]["http"]["endpoints"]["responses"]["files"] = files
+    return cfg
+
+
+def post(g, body, **kw):
+    kw.setdefault("timeout", 30)
+    return http(g, "POST", "/v1/responses", token=g.gateway_json()["localToken"], json=body, **kw)
+
+
+def pdf_part(data, name="report.pdf"):
+    return {"type": "input_file", "source": {"type": "base64", "media_type": "application/pdf", "data": b64(data),
+                                             "filename": name}}
+
+
+def ask(*parts, model="openclaw"):
+    return {"model": model, "input": [{"role": "user", "content": list(parts)}]}
+
+
+def sent_text(req):
+    c = req.json["messages"][-1]["content"]
+    return c if isinstance(c, str) else "\n".join(p["text"] for p in c if p["type"] == "text")
+
+
+@pytest.fixture
+def fake():
+    with FakeLLM("openai") as f:
+        f.push({"text": "read", "times": -1})
+        yield f
+
+
+def children(g):
+    """The gateway's child processes (pdftotext and whatever a fake started)."""
+    out = subprocess.run(["ps", "-o", "pid=,comm=", "--ppid", str(g.proc.pid)], capture_output=True, text=True)
+    return [line.split() for line in out.stdout.splitlines() if line.strip()]
+
+
+def test_pdf_text_reaches_the_model(gateway_factory, fake):
+    g = gateway_factory(rs_config(fake))
+    pdf = make_pdf(PAGES)
+    r = post(g, ask({"type": "input_text", "text": "summarize"}, pdf_part(pdf)))
+    assert r.status_code == 200, r.text
+    assert sent_text(fake.wait_requests(1)[0]) == "summarize\n" + BLOCK
+    first = r.json()["id"]
+    # OpenAI's file_data form, to a provider model; two PDFs read side by side
+    other = make_pdf(["Other document"])
+    r = post(g, ask({"type": "input_file", "filename": "report.pdf",
+                     "file_data": "data:application/pdf;base64," + b64(pdf)},
+                    pdf_part(other, "other.pdf"), model="f/fake-model"))
+    assert r.status_code == 200, r.text
+    assert sent_text(fake.wait_requests(2)[1]) == (
+        BLOCK + "\n<file name=\"other.pdf\" mime=\"application/pdf\">\nOther document\n</file>")
+    # the session's later turn still has the text: it was stored as text
+    r = post(g, ask({"type": "input_text", "text": "and again"}) | {"previous_response_id": first})
+    assert r.status_code == 200, r.text
+    history = [m["content"] for m in fake.wait_requests(3)[2].json["messages"] if m["role"] == "user"]
+    assert any(BLOCK in (c if isinstance(c, str) else c[0]["text"]) for c in history), history
+    assert children(g) == []
+
+
+def test_pdf_limits_and_refusals(gateway_factory, fake):
+    g = gateway_factory(rs_config(fake, {"maxChars": 25, "pdf": {"maxPages": 2}, "maxBytes": 4000}))
+    r = post(g, ask(pdf_part(make_pdf(PAGES))))
+    assert r.status_code == 200, r.text
+    assert sent_text(fake.wait_requests(1)[0]) == (
+        "<file name=\"report.pdf\" mime=\"application/pdf\">\nHello from page one\n\nSeco\n"
+        "[truncated at 25 characters]\n</file>")
+    # pages without text (a scan) say so
+    r = post(g, ask(pdf_part(make_pdf(["", ""]), "scan.pdf")))
+    assert r.status_code == 200, r.text
+    assert sent_text(fake.wait_requests(2)[1]) == (
+        "<file name=\"scan.pdf\" mime=\"application/pdf\">\n[no text on the first 2 pages of this PDF]\n</file>")
+    bad = [(pdf_part(b"%PDF-1.4 not really"), "input[0].content[1]: the file is not a PDF that can be read"),
+           (pdf_part(b"x" * 5000), "file too large (limit: 4000 bytes)"),
+           ({"type": "input_file", "source": {"type": "base64", "media_type": "application/pdf", "data": "@@"}},
+            "not base64"),
+           (pdf_part(b""), "not a PDF that can be read")]
+    for part, words in bad:
+        r = post(g, ask({"type": "input_text", "text": "x"}, part))
+        assert r.status_code == 400, (words, r.text)
+        assert words in r.json()["error"]["message"], (words, r.text)
+    assert len(fake.requests) == 2
+    r = post(g, ask(*[pdf_part(make_pdf(["p"]))] * 9))
+    assert r.status_code == 400 and "Too many PDF input files (limit: 8)" in r.text, r.text
+    g.stop()
+    # a gateway whose allowedMimes leave PDF out refuses it like any other type
+    g = gateway_factory(rs_config(fake, {"allowedMimes": ["text/plain"]}))
+    r = post(g, ask(pdf_part(make_pdf(PAGES))))
+    assert r.status_code == 400 and "unsupported file MIME type: application/pdf" in r.text, r.text
+
+
+def fake_reader(tmp_path, script):
+    """A directory holding a `pdftotext` that runs script (sh), for PATH."""
+    d = tmp_path / "fakebin"
+    d.mkdir(exist_ok=True)
+    p = d / "pdftotext"
+    p.write_text("#!/bin/sh\n" + script + "\n")
+    p.chmod(0o755)
+    return str(d)
+
+
+def test_a_reader_that_hangs_is_killed(gateway_factory, fake, tmp_path):
+    """files.timeoutMs bounds the reader, and what it started (its process
+    group); a client that leaves and a shutdown kill it too."""
+    path = fake_reader(tmp_path, "sleep 30 & sleep 31; wait")
+    g = gateway_factory(rs_config(fake, {"timeoutMs": 400}), env={"PATH": path + ":/usr/bin:/bin"})
+    t0 = time.monotonic()
+    r = post(g, ask(pdf_part(make_pdf(PAGES))))
+    assert r.status_code == 400, r.text
+    assert "input[0].content[0]: PDF extraction timed out after 400 ms" in r.json()["error"]["message"]
+    assert time.monotonic() - t0 < 5
+    time.sleep(0.2)
+    assert children(g) == []
+    # a client that leaves: the reader goes at once, not at the timeout
+    g.stop()
+    g = gateway_factory(rs_config(fake, {"timeoutMs": 10000}), env={"PATH": path + ":/usr/bin:/bin"})
+    with pytest.raises(Exception):
+        post(g, ask(pdf_part(make_pdf(PAGES))), timeout=0.5)
+    deadline = time.monotonic() + 5
+    while children(g) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert children(g) == []
+    # shutdown while reading: the client hears 503 and the gateway exits promptly
+    got = {}
+    th = threading.Thread(target=lambda: got.update(r=post(g, ask(pdf_part(make_pdf(PAGES))))))
+    th.start()
+    deadline = time.monotonic() + 5
+    while not children(g) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert children(g), "the reader did not start"
+    t0 = time.monotonic()
+    assert g.stop() == 0
+    th.join(10)
+    assert time.monotonic() - t0 < 5
+    assert got["r"].status_code == 503, got["r"].text
+    assert fake.requests == []
+
+
+def test_without_pdftotext(gateway_factory, fake, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    g = gateway_factory(rs_config(fake), env={"PATH": str(empty)})
+    r = post(g, ask(pdf_part(make_pdf(PAGES))))
+    assert r.status_code == 400, r.text
+    assert "pdftotext (Debian's poppler-utils) is not installed" in r.json()["error"]["message"], r.text
+    # text files need no reader
+    r = post(g, ask({"type": "input_file", "filename": "a.txt", "file_data": "data:text/plain;base64," + b64(b"hi")}))
+    assert r.status_code == 200, r.text
+    assert sent_text(fake.wait_requests(1)[0]) == "<file name=\"a.txt\" mime=\"text/plain\">\nhi\n</file>"
