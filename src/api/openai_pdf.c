@@ -68,31 +68,57 @@ static void kill_job(struct ch_oa_pdf_job *j)
     }
 }
 
+/* The length of the valid UTF-8 sequence at p (n bytes left), or 0. */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+    size_t len = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : 2;
+    uint32_t cp;
+
+    if (p[0] < 0xc2 || p[0] > 0xf4 || n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    cp = len == 2   ? (uint32_t)(p[0] & 0x1f) << 6 | (p[1] & 0x3f)
+         : len == 3 ? (uint32_t)(p[0] & 0x0f) << 12 | (uint32_t)(p[1] & 0x3f) << 6 | (p[2] & 0x3f)
+                    : (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3f) << 12 | (uint32_t)(p[2] & 0x3f) << 6 |
+                          (p[3] & 0x3f);
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return len;
+}
+
 /* pdftotext's text for the file block: pages apart by blank lines instead
- * of form feeds, no NULs, and no character cut in two by the byte cap. */
+ * of form feeds, no NULs, a byte that is not UTF-8 as '?', and a character
+ * cut in two by the byte cap dropped. */
 static void tidy(struct ch_buf *t)
 {
-    size_t o = 0, back = 0;
+    const unsigned char *in = (const unsigned char *)t->data;
+    size_t o = 0, i = 0, len;
 
-    for (size_t i = 0; i < t->len; i++) {
-        char c = t->data[i];
-        if (c == '\f' && o > 0 && t->data[o - 1] == '\n')
+    while (i < t->len) {
+        char c = (char)in[i];
+        if (in[i] >= 0x80) {
+            if ((len = utf8_seq(in + i, t->len - i)) > 0) {
+                memmove(t->data + o, in + i, len);
+                o += len, i += len;
+                continue;
+            }
+            if (t->len - i < 4 && in[i] >= 0xc2) /* the tail the cap cut */
+                break;
+            c = '?';
+        } else if (c == '\f' && o > 0 && t->data[o - 1] == '\n') {
+            i++;
             continue; /* pages end "\n\n\f": one blank line between them */
-        if (c == '\f')
+        } else if (c == '\f') {
             c = '\n';
+        }
         if (c != '\0')
             t->data[o++] = c;
+        i++;
     }
     while (o > 0 && (t->data[o - 1] == '\n' || t->data[o - 1] == ' '))
         o--;
-    while (back < 3 && back < o && ((unsigned char)t->data[o - 1 - back] & 0xc0) == 0x80)
-        back++;
-    if (back < o && (unsigned char)t->data[o - 1 - back] >= 0xc0) {
-        unsigned char lead = (unsigned char)t->data[o - 1 - back];
-        size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
-        if (need > back + 1)
-            o -= back + 1;
-    }
     t->len = o;
 }
 
@@ -356,6 +382,10 @@ int ch_oa_resp_pdfs(struct ch_api *a, struct ch_http_req *r, json_t *body)
     }
     if (n == 0)
         return 0;
+    if (a->shutting_down) { /* a child now would outlive the drain's kill */
+        ch_openai_error(r, 503, "api_error", "unavailable", "the gateway is shutting down");
+        return -1;
+    }
     if (n > CH_OA_FETCH_MAX) {
         ch_openai_param_error(r, "invalid_input", "input", "Too many PDF input files (limit: 8)");
         return -1;

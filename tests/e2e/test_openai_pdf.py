@@ -167,6 +167,29 @@ def test_a_reader_that_hangs_is_killed(gateway_factory, fake, tmp_path):
     assert fake.requests == []
 
 
+def test_reader_output_is_bounded_and_cleaned(gateway_factory, fake, tmp_path):
+    """What comes back is cut once maxChars has enough (the reader is then
+    stopped) and made UTF-8: a stray byte becomes '?', NULs go."""
+    path = fake_reader(tmp_path, 'if [ "$3" = 1 ]; then printf "ok \\377 d\\000one\\n\\n\\fnext\\n\\n\\f"; '
+                                 'else yes "é, long line" | head -c 50000000; fi')
+    g = gateway_factory(rs_config(fake, {"maxChars": 40, "pdf": {"maxPages": 1}}),
+                        env={"PATH": path + ":/usr/bin:/bin"})
+    r = post(g, ask(pdf_part(b"%PDF-")))
+    assert r.status_code == 200, r.text
+    assert sent_text(fake.wait_requests(1)[0]) == (
+        "<file name=\"report.pdf\" mime=\"application/pdf\">\nok ? done\n\nnext\n</file>")
+    g.stop()
+    g = gateway_factory(rs_config(fake, {"maxChars": 12, "pdf": {"maxPages": 3}}),
+                        env={"PATH": path + ":/usr/bin:/bin"})
+    t0 = time.monotonic()
+    r = post(g, ask(pdf_part(b"%PDF-")))
+    assert r.status_code == 200, r.text
+    assert time.monotonic() - t0 < 5  # not the 50 MB
+    assert sent_text(fake.wait_requests(2)[1]) == (
+        "<file name=\"report.pdf\" mime=\"application/pdf\">\né, long line\n[truncated at 12 characters]\n</file>")
+    assert children(g) == []
+
+
 def test_without_pdftotext(gateway_factory, fake, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
