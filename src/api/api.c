@@ -413,7 +413,7 @@ void ch_api_tokens_take(struct ch_api *a, struct ch_token_list *list)
 void ch_api_begin_shutdown(struct ch_api *a)
 {
     a->shutting_down = true;
-    ch_oa_pdf_shutdown(a);
+    ch_oa_proc_shutdown(a); /* the PDF readers */
     ch_oc_shutdown(a); /* WS clients: `shutdown`, then close 1012, before the HTTP drain */
 }
 

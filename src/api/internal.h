@@ -262,8 +262,8 @@ struct ch_api {
     struct ch_curlm *curlm;   /* borrowed: outbound HTTP; set by ch_api_outbox_start */
     struct ch_outbox *outbox; /* owned: outbox.c; NULL before ch_api_outbox_start and
                                * once the stopped outbox has freed itself */
-    struct ch_oa_pdf_job *pdf_jobs; /* the running pdftotext children (openai_pdf.c) */
-    size_t pdf_running;
+    struct ch_oa_proc *procs; /* the running child processes (openai_proc.c) */
+    size_t pdf_busy;          /* PDF files being read (openai_pdf.c) */
 };
 
 /* JSON response helpers shared by handlers. */

@@ -125,12 +125,30 @@ bool ch_oa_file_mime_ok(const struct ch_config *cfg, const char *mime);
 int ch_oa_file_block(struct ch_buf *b, const char *name, const char *mime, const char *text, size_t len,
                      size_t max_chars);
 /* openai_pdf.c: the PDF input_file parts of a /v1/responses body made
- * input_text file blocks by pdftotext children, in parallel: 0 none (go
- * on), 1 reading (ch_oa_resp_go follows, or r is answered), -1 answered.
- * ch_oa_pdf_shutdown kills the running children. */
+ * input_text file blocks (and page images) by poppler's readers, files
+ * side by side: 0 none (go on), 1 reading (ch_oa_resp_go follows, or r is
+ * answered), -1 answered.  At most CH_OA_PDF_MAX_RUNNING files at once. */
 #define CH_OA_PDF_MAX_RUNNING 8
 int ch_oa_resp_pdfs(struct ch_api *a, struct ch_http_req *r, json_t *body);
-void ch_oa_pdf_shutdown(struct ch_api *a);
+
+/* openai_proc.c: one child process, the input on its stdin, its stdout
+ * read up to out_cap bytes; killed (with its process group) after
+ * timeout_ms, once stdout passes out_cap, by ch_oa_proc_kill, and by
+ * ch_oa_proc_shutdown.  done fires once, on a later loop iteration, after
+ * every handle closed; in is borrowed until then, *out until then too.
+ * CH_ENOMEM, else 0 (a failed spawn is reported by done). */
+struct ch_oa_proc;
+struct ch_oa_proc_result {
+    int spawn_err;                /* a libuv error: the program did not start */
+    bool timed_out, killed, full; /* full: stdout passed out_cap (cut there) */
+    int64_t status;               /* exit status, or -signal */
+    struct ch_buf *out;           /* stdout; the callee's, valid during done */
+};
+typedef void (*ch_oa_proc_done)(const struct ch_oa_proc_result *res, void *data);
+int ch_oa_proc_start(struct ch_api *a, char *const argv[], const void *in, size_t in_len, size_t out_cap,
+                     uint64_t timeout_ms, ch_oa_proc_done done, void *data, struct ch_oa_proc **out);
+void ch_oa_proc_kill(struct ch_oa_proc *p); /* NULL-safe */
+void ch_oa_proc_shutdown(struct ch_api *a);
 /* openai_responses.c: a /v1/responses body from translation on (body
  * borrowed). */
 void ch_oa_resp_go(struct ch_api *a, struct ch_http_req *r, json_t *body);

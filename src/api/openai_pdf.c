@@ -1,23 +1,23 @@
 /*
- * openai_pdf.c: PDF `input_file` parts of /v1/responses.  OpenClaw gives
- * the model a PDF's text (its first files.pdf.maxPages pages) as the file
- * block of a text file; so does chela, with poppler's `pdftotext` (Debian's
- * poppler-utils, found on PATH) in a child process per file: the PDF on
- * its stdin, the text read from its stdout.  A parser of untrusted files
- * thus runs outside the gateway's process: a crafted PDF can crash or hang
- * only the child, which is killed after files.timeoutMs, once its text
- * passes what files.maxChars can use, when the client leaves, and at
- * shutdown.  At most CH_OA_PDF_MAX_RUNNING children run at once (more: a
- * 503 to retry).
+ * openai_pdf.c: PDF `input_file` parts of /v1/responses, read as OpenClaw
+ * reads them: the text of the first files.pdf.maxPages pages as the file
+ * block of a text file, and each of those pages with less than
+ * files.pdf.minTextChars characters of text (a scan, a chart) rendered as
+ * a PNG image, within files.pdf.maxPixels pixels in all, for the model to
+ * look at.  The readers are poppler's `pdftotext` and `pdftoppm` (Debian's
+ * poppler-utils), each a child process (openai_proc.c), one at a time per
+ * file, files side by side: a parser of untrusted files runs outside the
+ * gateway, and files.timeoutMs bounds the whole of one file.
  *
- * Each part becomes an input_text part holding its
+ * Once every file is read, each part becomes an input_text part holding
  *   <file name="report.pdf" mime="application/pdf"> ... </file>
- * block (openai_files.c renders it), so the request stored with the run
- * replays without extracting again; then ch_oa_resp_go goes on.  The
- * page images OpenClaw adds for a PDF with little text are not made: such
- * a block says the pages had no text.
+ * (openai_files.c renders it) followed by its page images as input_image
+ * parts, so the request stored with the run replays without reading the
+ * PDF again; then ch_oa_resp_go goes on.  A failed page image is left out
+ * (a warning), unless the PDF has no text at all: then the part is a 400,
+ * as in OpenClaw.
  */
-#include <signal.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -25,27 +25,26 @@
 #include "api/openai.h"
 
 #define KEY "gateway.http.endpoints.responses.files."
+#define MAX_PAGES 64 /* images rendered per file, whatever pdf.maxPages says */
 
 struct pdf_batch;
 
-struct ch_oa_pdf_job {
+struct pdf_file {
     struct pdf_batch *b;
-    struct ch_oa_pdf_job *next, *prev; /* a->pdf_jobs: the running ones */
-    json_t *part;                      /* borrowed from b->body */
+    json_t *part;    /* borrowed from b->body */
+    json_t *content; /* the array holding it */
     char where[64];
     char *name;
     uint8_t *pdf;
     size_t pdf_len;
-    uv_process_t proc;
-    uv_pipe_t in, out;
-    uv_timer_t timer;
-    uv_write_t w;
-    struct ch_buf text;
-    size_t cap; /* stdout bytes kept */
-    int open;   /* handles not yet closed */
-    bool exited, killed, timed_out, full, spawned;
-    int64_t status;
-    int spawn_err;
+    struct ch_oa_proc *proc; /* the child reading it now, or NULL */
+    uint64_t deadline_ms;
+    json_t *block;  /* the file block (a string), once the text is read */
+    json_t *images; /* data URLs of the page images */
+    int pages[MAX_PAGES];
+    size_t npages, next_page;
+    int64_t pixels_left;
+    bool has_text;
 };
 
 struct pdf_batch {
@@ -53,20 +52,10 @@ struct pdf_batch {
     struct ch_http_req *req; /* ref held */
     json_t *body;            /* ref held */
     size_t n, pending;
-    int64_t timeout_ms, max_chars, pages;
+    int64_t max_chars, pages, min_text, image_max_bytes, timeout_ms;
     char err[400]; /* the first failure */
-    struct ch_oa_pdf_job jobs[CH_OA_FETCH_MAX];
+    struct pdf_file files[CH_OA_FETCH_MAX];
 };
-
-/* The child leads its own process group (UV_PROCESS_DETACHED: setsid),
- * so whatever it started dies with it and frees the stdout pipe. */
-static void kill_job(struct ch_oa_pdf_job *j)
-{
-    if (j->spawned && !j->exited && !j->killed) {
-        j->killed = true;
-        uv_kill(-j->proc.pid, SIGKILL);
-    }
-}
 
 /* The length of the valid UTF-8 sequence at p (n bytes left), or 0. */
 static size_t utf8_seq(const unsigned char *p, size_t n)
@@ -122,12 +111,64 @@ static void tidy(struct ch_buf *t)
     t->len = o;
 }
 
+/* The pages (form-feed ended, as pdftotext writes them) whose text,
+ * trimmed, is under min_text characters (OpenClaw's test): those get an
+ * image. */
+static void pick_pages(struct pdf_file *f, const char *p, size_t n, int64_t min_text)
+{
+    int page = 1;
+    int64_t at = 0, first = -1, last = -1; /* code points into the page */
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == '\f') {
+            if ((first < 0 ? 0 : last - first + 1) < min_text && f->npages < MAX_PAGES)
+                f->pages[f->npages++] = page;
+            page++, at = 0, first = last = -1;
+        } else if ((c & 0xc0) != 0x80) {
+            if (c > ' ') {
+                first = first < 0 ? at : first;
+                last = at;
+            }
+            at++;
+        }
+    }
+}
+
+/* A PNG's width times height (its IHDR), or 0. */
+static int64_t png_pixels(const struct ch_buf *b)
+{
+    const unsigned char *p = (const unsigned char *)b->data;
+
+    if (b->len < 24 || memcmp(p, "\x89PNG\r\n\x1a\n", 8) || memcmp(p + 12, "IHDR", 4))
+        return 0;
+    return (int64_t)((uint32_t)p[16] << 24 | (uint32_t)p[17] << 16 | (uint32_t)p[18] << 8 | p[19]) *
+           (int64_t)((uint32_t)p[20] << 24 | (uint32_t)p[21] << 16 | (uint32_t)p[22] << 8 | p[23]);
+}
+
+/* Every file read: the parts rewritten (the last first, so the images
+ * inserted after a part move none of the others), then on. */
 static void batch_finish(struct pdf_batch *b)
 {
     struct ch_api *a = b->api;
     struct ch_http_req *r = b->req;
 
     ch_http_req_on_close(r, NULL, NULL); /* b is going */
+    for (size_t i = b->n; i-- > 0 && !b->err[0];) {
+        struct pdf_file *f = &b->files[i];
+        size_t at = 0, k;
+        json_t *v;
+
+        json_array_foreach(f->content, k, v) if (v == f->part) at = k;
+        json_object_clear(f->part);
+        json_object_set_new(f->part, "type", json_string("input_text"));
+        json_object_set(f->part, "text", f->block);
+        json_array_foreach(f->images, k, v)
+        {
+            json_array_insert_new(f->content, at + 1 + k,
+                                  json_pack("{s:s, s:O}", "type", "input_image", "image_url", v));
+        }
+    }
     if (ch_http_req_is_closed(r) || a->shutting_down) {
         if (!ch_http_req_is_closed(r))
             ch_openai_error(r, 503, "api_error", "unavailable", "the gateway is shutting down");
@@ -136,212 +177,146 @@ static void batch_finish(struct pdf_batch *b)
     } else {
         ch_oa_resp_go(a, r, b->body);
     }
+    for (size_t i = 0; i < b->n; i++) {
+        json_decref(b->files[i].block);
+        json_decref(b->files[i].images);
+        ch_free(b->files[i].pdf);
+        ch_free(b->files[i].name);
+    }
+    a->pdf_busy -= b->n;
     ch_http_req_unref(r);
     json_decref(b->body);
     ch_free(b);
 }
 
-/* The outcome of one child, once all its handles are closed. */
-static void job_done(struct ch_oa_pdf_job *j)
+static void file_fail(struct pdf_file *f, const char *why)
 {
-    struct pdf_batch *b = j->b;
-    struct ch_buf block;
-    json_t *text = NULL;
-    char e[300] = "";
-
-    if (j->spawned) {
-        if (j->prev)
-            j->prev->next = j->next;
-        else
-            b->api->pdf_jobs = j->next;
-        if (j->next)
-            j->next->prev = j->prev;
-        b->api->pdf_running--;
-    }
-    if (j->spawn_err == UV_ENOENT)
-        snprintf(e, sizeof(e),
-                 "%s: this gateway cannot read PDFs: pdftotext (Debian's poppler-utils) is not installed", j->where);
-    else if (j->spawn_err)
-        snprintf(e, sizeof(e), "%s: the PDF reader could not start (%s)", j->where, uv_strerror(j->spawn_err));
-    else if (j->timed_out)
-        snprintf(e, sizeof(e), "%s: PDF extraction timed out after %lld ms", j->where, (long long)b->timeout_ms);
-    else if (j->killed && !j->full)
-        snprintf(e, sizeof(e), "%s: PDF extraction stopped", j->where);
-    else if (!j->full && j->status != 0)
-        snprintf(e, sizeof(e), "%s: the file is not a PDF that can be read (pdftotext exit status %lld)", j->where,
-                 (long long)j->status);
-    if (!e[0]) {
-        tidy(&j->text);
-        size_t max_chars = (size_t)b->max_chars;
-        ch_buf_init(&block, j->text.len + j->text.len / 2 + 1024);
-        if (j->text.len == 0) { /* a note of ours, not cut by maxChars */
-            ch_buf_appendf(&j->text, "[no text on the first %lld pages of this PDF]", (long long)b->pages);
-            max_chars = SIZE_MAX;
-        }
-        if (ch_oa_file_block(&block, j->name && *j->name ? j->name : "file.pdf", "application/pdf", j->text.data,
-                             j->text.len, max_chars) == 0)
-            text = json_stringn(block.data, block.len);
-        ch_buf_release(&block);
-        if (!text)
-            snprintf(e, sizeof(e), "%s: the PDF's text is not UTF-8", j->where);
-    }
-    if (text && !b->err[0]) {
-        json_object_clear(j->part);
-        json_object_set_new(j->part, "type", json_string("input_text"));
-        json_object_set_new(j->part, "text", text);
-    } else {
-        json_decref(text);
-        if (!b->err[0])
-            snprintf(b->err, sizeof(b->err), "%s", e);
-    }
-    ch_buf_release(&j->text);
-    ch_free(j->pdf);
-    ch_free(j->name);
-    j->pdf = NULL;
-    j->name = NULL;
-    if (--b->pending == 0)
-        batch_finish(b);
+    if (!f->b->err[0])
+        snprintf(f->b->err, sizeof(f->b->err), "%s: %s", f->where, why);
 }
 
-static void on_closed(uv_handle_t *h)
+static void file_done(struct pdf_file *f)
 {
-    struct ch_oa_pdf_job *j = h->data;
-
-    if (--j->open == 0)
-        job_done(j);
+    ch_free(f->pdf);
+    f->pdf = NULL;
+    if (--f->b->pending == 0)
+        batch_finish(f->b);
 }
 
-static void close_one(uv_handle_t *h)
+/* Why a child's outcome is no text: NULL when it is one. */
+static const char *proc_error(const struct ch_oa_proc_result *res, const char *prog, int64_t timeout_ms, char *msg,
+                              size_t cap)
 {
-    if (!uv_is_closing(h))
-        uv_close(h, on_closed);
+    if (res->spawn_err == UV_ENOENT)
+        snprintf(msg, cap, "this gateway cannot read PDFs: %s (Debian's poppler-utils) is not installed", prog);
+    else if (res->spawn_err)
+        snprintf(msg, cap, "the PDF reader could not start (%s)", uv_strerror(res->spawn_err));
+    else if (res->timed_out)
+        snprintf(msg, cap, "PDF extraction timed out after %lld ms", (long long)timeout_ms);
+    else if (res->killed && !res->full)
+        snprintf(msg, cap, "PDF extraction stopped");
+    else if (!res->full && res->status != 0)
+        snprintf(msg, cap, "the file is not a PDF that can be read (%s exit status %lld)", prog,
+                 (long long)res->status);
+    else
+        return NULL;
+    return msg;
 }
 
-/* The timer goes last: once the child has exited and its stdout is read. */
-static void close_out(struct ch_oa_pdf_job *j)
+static void render_next(struct pdf_file *f);
+
+static void on_image(const struct ch_oa_proc_result *res, void *data)
 {
-    uv_read_stop((uv_stream_t *)&j->out);
-    close_one((uv_handle_t *)&j->out);
-    if (j->exited)
-        close_one((uv_handle_t *)&j->timer);
-}
+    struct pdf_file *f = data;
+    int64_t px = png_pixels(res->out);
+    char msg[200], *b64;
+    const char *why = proc_error(res, "pdftoppm", f->b->timeout_ms, msg, sizeof(msg));
 
-static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
-{
-    struct ch_oa_pdf_job *j = p->data;
-
-    j->exited = true;
-    j->status = sig ? -sig : status;
-    close_one((uv_handle_t *)p);
-    /* Killed: its text is not wanted.  Else read what is left (the timer
-     * still bounds it).  A child gone before reading all of its stdin:
-     * the write fails and closes it. */
-    if (j->killed || uv_is_closing((uv_handle_t *)&j->out))
-        close_out(j);
-}
-
-static void on_timeout(uv_timer_t *t)
-{
-    struct ch_oa_pdf_job *j = t->data;
-
-    j->timed_out = true;
-    kill_job(j);
-    if (j->exited) /* exited, but its stdout is held open */
-        close_out(j);
-}
-
-static void on_written(uv_write_t *w, int status)
-{
-    struct ch_oa_pdf_job *j = w->data;
-
-    (void)status; /* EPIPE: the child stopped reading; its exit says why */
-    close_one((uv_handle_t *)&j->in);
-}
-
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-    struct ch_oa_pdf_job *j = h->data;
-
-    (void)hint;
-    if (ch_buf_reserve(&j->text, 65536) != 0) {
-        *buf = uv_buf_init(NULL, 0); /* UV_ENOBUFS follows */
-        return;
-    }
-    *buf = uv_buf_init(j->text.data + j->text.len, (unsigned)(j->text.cap - j->text.len - 1));
-}
-
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-    struct ch_oa_pdf_job *j = s->data;
-
-    (void)buf;
-    if (n > 0) {
-        j->text.len += (size_t)n;
-        if (j->text.len > j->cap) { /* enough for maxChars: the rest is cut anyway */
-            j->text.len = j->cap;
-            j->full = true;
-            kill_job(j);
-        } else {
+    f->proc = NULL;
+    if (!why && (res->full || px <= 0))
+        why = res->full ? "the page image is too large" : "the page image is not a PNG";
+    if (why) {
+        ch_log_warn("responses: %s: page %d of the PDF left out: %s", f->where, f->pages[f->next_page - 1], why);
+        if (res->killed && !res->full) { /* stopped: the client left, a timeout, shutdown */
+            if (!f->has_text)
+                file_fail(f, why);
+            file_done(f);
             return;
         }
-    } else if (n == 0) {
-        return;
+    } else if ((b64 = ch_malloc(res->out->len / 3 * 4 + 5 + 32)) != NULL) {
+        memcpy(b64, "data:image/png;base64,", 22);
+        ch_base64_encode((const uint8_t *)res->out->data, res->out->len, b64 + 22);
+        json_array_append_new(f->images, json_string(b64));
+        ch_free(b64);
+        f->pixels_left -= px;
     }
-    close_out(j);
+    render_next(f);
 }
 
-/* Start pdftotext for j; on failure j->spawn_err, and every handle closes. */
-static void job_start(struct ch_oa_pdf_job *j, uv_loop_t *loop)
+/* The next page image, within the pixel budget left (shared among the
+ * pages still to render), or the file is done. */
+static void render_next(struct pdf_file *f)
 {
-    struct pdf_batch *b = j->b;
-    char pages[24];
-    char *args[] = {"pdftotext", "-q", "-l", pages, "-enc", "UTF-8", "-eol", "unix", "-", "-", NULL};
-    uv_stdio_container_t io[3];
-    uv_process_options_t opt = {0};
-    uv_buf_t wb = uv_buf_init((char *)j->pdf, (unsigned)j->pdf_len);
-    int rc;
+    struct pdf_batch *b = f->b;
+    uint64_t now = uv_now(b->api->net->loop);
+    char first[24], side[24];
+    char *argv[] = {"pdftoppm", "-png", "-f", first, "-l", first, "-scale-to", side, "-singlefile", "-", NULL};
+    size_t left = f->npages - f->next_page;
+    int64_t budget = left ? f->pixels_left / (int64_t)left : 0;
 
-    snprintf(pages, sizeof(pages), "%lld", (long long)b->pages);
-    uv_pipe_init(loop, &j->in, 0);
-    uv_pipe_init(loop, &j->out, 0);
-    uv_timer_init(loop, &j->timer);
-    j->in.data = j->out.data = j->timer.data = j->proc.data = j->w.data = j;
-    j->open = 3;
-    io[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
-    io[0].data.stream = (uv_stream_t *)&j->in;
-    io[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    io[1].data.stream = (uv_stream_t *)&j->out;
-    io[2].flags = UV_IGNORE;
-    opt.file = args[0];
-    opt.args = args;
-    opt.stdio = io;
-    opt.stdio_count = 3;
-    opt.exit_cb = on_exit_cb;
-    opt.flags = UV_PROCESS_DETACHED; /* its own process group: kill_job */
-    rc = uv_spawn(loop, &j->proc, &opt);
-    if (rc) {
-        j->spawn_err = rc;
-        j->open = 4;
-        close_one((uv_handle_t *)&j->proc); /* initialized even when the spawn failed */
-        close_one((uv_handle_t *)&j->in);
-        close_one((uv_handle_t *)&j->out);
-        close_one((uv_handle_t *)&j->timer);
+    if (left == 0 || budget < 64 * 64 || b->err[0] || now >= f->deadline_ms) {
+        if (left && now >= f->deadline_ms && !f->has_text)
+            file_fail(f, "PDF extraction timed out before a page image was made");
+        else if (json_array_size(f->images) == 0 && !f->has_text && f->npages)
+            file_fail(f, "PDF image extraction failed with no extractable text");
+        file_done(f);
         return;
     }
-    j->spawned = true;
-    j->open = 4;
-    j->next = b->api->pdf_jobs;
-    if (j->next)
-        j->next->prev = j;
-    b->api->pdf_jobs = j;
-    b->api->pdf_running++;
-    uv_timer_start(&j->timer, on_timeout, (uint64_t)b->timeout_ms, 0);
-    if (uv_write(&j->w, (uv_stream_t *)&j->in, &wb, 1, on_written) != 0)
-        close_one((uv_handle_t *)&j->in);
-    if (uv_read_start((uv_stream_t *)&j->out, on_alloc, on_read) != 0) {
-        kill_job(j);
-        close_out(j);
+    /* The long side so that even a square page stays within the budget,
+     * at most 96 dpi of an A4 page's long side, as OpenClaw renders. */
+    snprintf(first, sizeof(first), "%d", f->pages[f->next_page++]);
+    snprintf(side, sizeof(side), "%d", (int)CH_MIN(sqrt((double)budget), 1123.0));
+    if (ch_oa_proc_start(b->api, argv, f->pdf, f->pdf_len, (size_t)b->image_max_bytes, f->deadline_ms - now, on_image,
+                         f, &f->proc) != 0) {
+        file_fail(f, "out of memory");
+        file_done(f);
     }
+}
+
+static void on_text(const struct ch_oa_proc_result *res, void *data)
+{
+    struct pdf_file *f = data;
+    struct pdf_batch *b = f->b;
+    size_t max_chars = (size_t)b->max_chars;
+    struct ch_buf block;
+    char msg[200];
+    const char *why = proc_error(res, "pdftotext", b->timeout_ms, msg, sizeof(msg));
+
+    f->proc = NULL;
+    if (why) {
+        file_fail(f, why);
+        file_done(f);
+        return;
+    }
+    if (f->pixels_left > 0) /* pdf.maxPixels 0: no images */
+        pick_pages(f, res->out->data, res->out->len, b->min_text);
+    tidy(res->out);
+    f->has_text = res->out->len > 0;
+    if (!f->has_text) { /* a note of ours, not cut by maxChars */
+        ch_buf_appendf(res->out, "[no text on the first %lld pages of this PDF%s]", (long long)b->pages,
+                       f->npages ? "; their images follow" : "");
+        max_chars = SIZE_MAX;
+    }
+    ch_buf_init(&block, res->out->len + res->out->len / 2 + 1024);
+    if (ch_oa_file_block(&block, f->name, "application/pdf", res->out->data, res->out->len, max_chars) == 0)
+        f->block = json_stringn(block.data, block.len);
+    ch_buf_release(&block);
+    if (!f->block || !(f->images = json_array())) {
+        file_fail(f, "out of memory");
+        file_done(f);
+        return;
+    }
+    render_next(f);
 }
 
 static void on_client_close(struct ch_http_req *r, void *data)
@@ -350,16 +325,10 @@ static void on_client_close(struct ch_http_req *r, void *data)
 
     (void)r;
     for (size_t i = 0; i < b->n; i++)
-        kill_job(&b->jobs[i]);
+        ch_oa_proc_kill(b->files[i].proc);
 }
 
-void ch_oa_pdf_shutdown(struct ch_api *a)
-{
-    for (struct ch_oa_pdf_job *j = a->pdf_jobs; j; j = j->next)
-        kill_job(j);
-}
-
-/* A part holding a PDF as data, with the name, mime and data found. */
+/* A part holding a PDF as data, with its name and data found. */
 static bool pdf_part(const struct ch_config *cfg, const json_t *p, const char **name, const char **data)
 {
     const char *t = json_string_value(json_object_get(p, "type"));
@@ -369,16 +338,34 @@ static bool pdf_part(const struct ch_config *cfg, const json_t *p, const char **
            !strcasecmp(mime, "application/pdf") && ch_oa_file_mime_ok(cfg, mime);
 }
 
+/* The file's bytes from its base64 data; false with b->err set. */
+static bool file_load(struct pdf_file *f, const char *name, const char *data, size_t max_bytes)
+{
+    size_t dlen = strlen(data), cap = dlen / 4 * 3 + 4;
+
+    if (dlen / 4 * 3 > max_bytes + 3)
+        snprintf(f->b->err, sizeof(f->b->err), "%s: file too large (limit: %zu bytes)", f->where, max_bytes);
+    else if (!(f->pdf = ch_malloc(cap)) || !(f->name = ch_strdup(name && *name ? name : "file.pdf")))
+        snprintf(f->b->err, sizeof(f->b->err), "%s: out of memory", f->where);
+    else if (ch_base64_decode(data, dlen, f->pdf, cap, &f->pdf_len) != 0)
+        snprintf(f->b->err, sizeof(f->b->err), "%s: the file's data is not base64", f->where);
+    else if (f->pdf_len > max_bytes)
+        snprintf(f->b->err, sizeof(f->b->err), "%s: file too large (limit: %zu bytes)", f->where, max_bytes);
+    return !f->b->err[0];
+}
+
 int ch_oa_resp_pdfs(struct ch_api *a, struct ch_http_req *r, json_t *body)
 {
-    size_t max_bytes = (size_t)ch_config_int(a->cfg, KEY "maxBytes", 5242880), i, k, n = 0;
+    const struct ch_config *cfg = a->cfg;
+    size_t max_bytes = (size_t)ch_config_int(cfg, KEY "maxBytes", 5242880), i, k, n = 0;
+    int64_t pixels = ch_config_int(cfg, KEY "pdf.maxPixels", 4000000);
     const char *name, *data;
     struct pdf_batch *b;
     json_t *it, *p;
 
     json_array_foreach(json_object_get(body, "input"), i, it)
     {
-        json_array_foreach(json_object_get(it, "content"), k, p) n += pdf_part(a->cfg, p, &name, &data);
+        json_array_foreach(json_object_get(it, "content"), k, p) n += pdf_part(cfg, p, &name, &data);
     }
     if (n == 0)
         return 0;
@@ -390,7 +377,7 @@ int ch_oa_resp_pdfs(struct ch_api *a, struct ch_http_req *r, json_t *body)
         ch_openai_param_error(r, "invalid_input", "input", "Too many PDF input files (limit: 8)");
         return -1;
     }
-    if (a->pdf_running + n > CH_OA_PDF_MAX_RUNNING) {
+    if (a->pdf_busy + n > CH_OA_PDF_MAX_RUNNING) {
         ch_http_add_header(r, "Retry-After", "1");
         ch_openai_error(r, 503, "api_error", "busy", "too many PDF files are being read; retry shortly");
         return -1;
@@ -400,44 +387,35 @@ int ch_oa_resp_pdfs(struct ch_api *a, struct ch_http_req *r, json_t *body)
         return -1;
     }
     b->api = a;
-    b->timeout_ms = ch_config_int(a->cfg, KEY "timeoutMs", 10000);
-    b->max_chars = ch_config_int(a->cfg, KEY "maxChars", 60000);
-    b->pages = ch_config_int(a->cfg, KEY "pdf.maxPages", 4);
+    b->timeout_ms = ch_config_int(cfg, KEY "timeoutMs", 10000);
+    b->max_chars = ch_config_int(cfg, KEY "maxChars", 60000);
+    b->pages = ch_config_int(cfg, KEY "pdf.maxPages", 4);
+    b->min_text = ch_config_int(cfg, KEY "pdf.minTextChars", 200);
+    b->image_max_bytes = ch_config_int(cfg, "gateway.http.endpoints.responses.images.maxBytes", 10485760);
     json_array_foreach(json_object_get(body, "input"), i, it)
     {
+        if (b->err[0])
+            break;
         json_array_foreach(json_object_get(it, "content"), k, p)
         {
-            struct ch_oa_pdf_job *j = &b->jobs[b->n];
-            size_t dlen, cap;
-
-            if (!pdf_part(a->cfg, p, &name, &data))
+            struct pdf_file *f = &b->files[b->n];
+            if (!pdf_part(cfg, p, &name, &data))
                 continue;
-            j->b = b;
-            j->part = p;
-            snprintf(j->where, sizeof(j->where), "input[%zu].content[%zu]", i, k);
-            dlen = strlen(data);
-            cap = dlen / 4 * 3 + 4;
-            if (dlen / 4 * 3 > max_bytes + 3) {
-                snprintf(b->err, sizeof(b->err), "%s: file too large (limit: %zu bytes)", j->where, max_bytes);
-            } else if (!(j->pdf = ch_malloc(cap)) || !(j->name = ch_strdup(name ? name : "file.pdf"))) {
-                snprintf(b->err, sizeof(b->err), "%s: out of memory", j->where);
-            } else if (ch_base64_decode(data, dlen, j->pdf, cap, &j->pdf_len) != 0) {
-                snprintf(b->err, sizeof(b->err), "%s: the file's data is not base64", j->where);
-            } else if (j->pdf_len > max_bytes) {
-                snprintf(b->err, sizeof(b->err), "%s: file too large (limit: %zu bytes)", j->where, max_bytes);
-            }
-            /* 4 bytes a character of maxChars, and the truncation note's worth */
-            j->cap = (size_t)b->max_chars * 4 + 64;
-            ch_buf_init(&j->text, j->cap + 65536 + 1);
+            f->b = b;
+            f->part = p;
+            f->content = json_object_get(it, "content");
+            f->pixels_left = pixels;
+            snprintf(f->where, sizeof(f->where), "input[%zu].content[%zu]", i, k);
             b->n++;
+            if (!file_load(f, name, data, max_bytes))
+                break;
         }
     }
     if (b->err[0]) {
         ch_openai_param_error(r, "invalid_input", "input", b->err);
         for (i = 0; i < b->n; i++) {
-            ch_free(b->jobs[i].pdf);
-            ch_free(b->jobs[i].name);
-            ch_buf_release(&b->jobs[i].text);
+            ch_free(b->files[i].pdf);
+            ch_free(b->files[i].name);
         }
         ch_free(b);
         return -1;
@@ -446,8 +424,21 @@ int ch_oa_resp_pdfs(struct ch_api *a, struct ch_http_req *r, json_t *body)
     ch_http_req_ref(r);
     b->body = json_incref(body);
     b->pending = b->n;
+    a->pdf_busy += b->n;
     ch_http_req_on_close(r, on_client_close, b);
-    for (i = 0; i < b->n; i++)
-        job_start(&b->jobs[i], a->net->loop);
+    for (i = 0, n = b->n; i < n; i++) { /* n: b may be gone after the last file_done */
+        struct pdf_file *f = &b->files[i];
+        char pages[24];
+        char *argv[] = {"pdftotext", "-q", "-l", pages, "-enc", "UTF-8", "-eol", "unix", "-", "-", NULL};
+
+        snprintf(pages, sizeof(pages), "%lld", (long long)b->pages);
+        f->deadline_ms = uv_now(a->net->loop) + (uint64_t)b->timeout_ms;
+        /* 4 bytes a character of maxChars is all the block can use */
+        if (ch_oa_proc_start(a, argv, f->pdf, f->pdf_len, (size_t)b->max_chars * 4 + 64, (uint64_t)b->timeout_ms, on_text, f,
+                             &f->proc) != 0) {
+            file_fail(f, "out of memory");
+            file_done(f);
+        }
+    }
     return 1;
 }

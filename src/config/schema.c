@@ -119,17 +119,17 @@ static const struct cfg_row rows[] = {
     STRINGS("gateway.http.endpoints.responses.files.allowedMimes",
             "[\"text/plain\",\"text/markdown\",\"text/html\",\"text/csv\",\"application/json\",\"application/pdf\"]",
             NULL, NULL,
-            "Media types an `input_file` may have: UTF-8 text, and PDF (its text, read by `pdftotext` from "
-            "Debian's poppler-utils in a child process)."),
+            "Media types an `input_file` may have: UTF-8 text, and PDF (read by `pdftotext` and `pdftoppm` from "
+            "Debian's poppler-utils, in child processes)."),
     INT("gateway.http.endpoints.responses.files.pdf.maxPages", 4, 1, 1000, "pages",
-        "Pages of a PDF whose text the model gets (from the first); the text is also cut to `files.maxChars`, "
-        "and the reader is stopped after `files.timeoutMs`."),
-    INT("gateway.http.endpoints.responses.files.pdf.maxPixels", 4000000, 1, 100000000, "pixels",
-        "OpenClaw's cap for the page images it renders from a PDF with little text; accepted, unused: chela "
-        "gives the text only."),
+        "Pages of a PDF the model gets (from the first), as text cut to `files.maxChars`; the file is read in "
+        "`files.timeoutMs` in all."),
+    INT("gateway.http.endpoints.responses.files.pdf.maxPixels", 4000000, 0, 100000000, "pixels",
+        "Pixels of the page images made from one PDF, shared by its pages (at most 96 dpi of an A4 page "
+        "each); 0: no images."),
     INT("gateway.http.endpoints.responses.files.pdf.minTextChars", 200, 0, 1000000, "chars",
-        "OpenClaw's threshold for rendering page images; accepted, unused (a PDF without text reaches the "
-        "model as a block that says so)."),
+        "A page (of the first `maxPages`) with less text than this, trimmed, also reaches the model as a PNG "
+        "image (by `pdftoppm`), as in OpenClaw: a scan, a chart; 0: never."),
     INT("gateway.busyPollMicros", 500, 0, 10000, "us",
         "Before the event loop or the store writer sleeps, poll for work this long at most: waking a "
         "sleeping thread costs tens of microseconds on many VMs, several times per request. The budget "

@@ -67,7 +67,7 @@ def children(g):
 
 
 def test_pdf_text_reaches_the_model(gateway_factory, fake):
-    g = gateway_factory(rs_config(fake))
+    g = gateway_factory(rs_config(fake, {"pdf": {"minTextChars": 0}}))  # text only: no page images
     pdf = make_pdf(PAGES)
     r = post(g, ask({"type": "input_text", "text": "summarize"}, pdf_part(pdf)))
     assert r.status_code == 200, r.text
@@ -90,7 +90,7 @@ def test_pdf_text_reaches_the_model(gateway_factory, fake):
 
 
 def test_pdf_limits_and_refusals(gateway_factory, fake):
-    g = gateway_factory(rs_config(fake, {"maxChars": 25, "pdf": {"maxPages": 2}, "maxBytes": 4000}))
+    g = gateway_factory(rs_config(fake, {"maxChars": 25, "pdf": {"maxPages": 2, "minTextChars": 0}, "maxBytes": 4000}))
     r = post(g, ask(pdf_part(make_pdf(PAGES))))
     assert r.status_code == 200, r.text
     assert sent_text(fake.wait_requests(1)[0]) == (
@@ -118,6 +118,47 @@ def test_pdf_limits_and_refusals(gateway_factory, fake):
     g = gateway_factory(rs_config(fake, {"allowedMimes": ["text/plain"]}))
     r = post(g, ask(pdf_part(make_pdf(PAGES))))
     assert r.status_code == 400 and "unsupported file MIME type: application/pdf" in r.text, r.text
+
+
+def png_size(url):
+    assert url.startswith("data:image/png;base64,"), url[:40]
+    png = base64.b64decode(url[22:])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def test_pages_without_enough_text_become_images(gateway_factory, fake):
+    """OpenClaw renders each page with less than pdf.minTextChars (200)
+    characters of text as an image, within pdf.maxPixels (4 M) in all."""
+    g = gateway_factory(rs_config(fake))
+    long_text = "\n".join(["A full page of text, long enough to stand alone."] * 5)
+    r = post(g, ask({"type": "input_text", "text": "look"}, pdf_part(make_pdf([long_text, "Chart: sales", ""]))))
+    assert r.status_code == 200, r.text
+    content = fake.wait_requests(1)[0].json["messages"][-1]["content"]
+    assert content[0]["type"] == "text" and content[0]["text"].startswith("look\n<file name=\"report.pdf\"")
+    assert long_text in content[0]["text"] and "Chart: sales" in content[0]["text"]
+    images = [p["image_url"]["url"] for p in content[1:]]
+    assert len(images) == 2 and all(p["type"] == "image_url" for p in content[1:]), content
+    sizes = [png_size(u) for u in images]
+    assert all(w * h <= 2_000_000 and max(w, h) <= 1123 and w < h for w, h in sizes), sizes  # letter, portrait
+    # a tighter budget, shared by the pages; a PDF with no text at all
+    g.stop()
+    g = gateway_factory(rs_config(fake, {"pdf": {"maxPixels": 200_000}}))
+    r = post(g, ask(pdf_part(make_pdf(["", ""]), "scan.pdf")))
+    assert r.status_code == 200, r.text
+    content = fake.wait_requests(2)[1].json["messages"][-1]["content"]
+    assert content[0]["text"] == ("<file name=\"scan.pdf\" mime=\"application/pdf\">\n"
+                                  "[no text on the first 4 pages of this PDF; their images follow]\n</file>")
+    sizes = [png_size(p["image_url"]["url"]) for p in content[1:]]
+    assert len(sizes) == 2 and sum(w * h for w, h in sizes) <= 200_000, sizes
+    assert children(g) == []
+    # maxPixels 0: no images, the note alone
+    g.stop()
+    g = gateway_factory(rs_config(fake, {"pdf": {"maxPixels": 0}}))
+    r = post(g, ask(pdf_part(make_pdf(["", ""]), "scan.pdf")))
+    assert r.status_code == 200, r.text
+    assert fake.wait_requests(3)[2].json["messages"][-1]["content"] == (
+        "<file name=\"scan.pdf\" mime=\"application/pdf\">\n[no text on the first 4 pages of this PDF]\n</file>")
 
 
 def fake_reader(tmp_path, script):

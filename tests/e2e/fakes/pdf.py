@@ -1,6 +1,7 @@
 """Minimal PDF files for the tests: one page per string, in Helvetica
-(Latin-1 text), with a valid cross-reference table, as pdftotext reads
-them.  An empty string makes a page without text (a scanned page, say)."""
+(Latin-1 text, a line per "\n"), with a valid cross-reference table, as
+pdftotext reads them.  An empty string makes a page without text (a
+scanned page, say)."""
 
 
 def make_pdf(pages):
@@ -13,8 +14,9 @@ def make_pdf(pages):
     font = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
     page_ids = []
     for text in pages:
-        esc = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)").encode("latin-1")
-        stream = b"BT /F1 12 Tf 72 720 Td (" + esc + b") Tj ET"
+        lines = [ln.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)").encode("latin-1")
+                 for ln in text.split("\n")]
+        stream = b"BT /F1 12 Tf 14 TL 72 720 Td (" + b") Tj T* (".join(lines) + b") Tj ET"
         contents = add(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
         page_ids.append((add(None), contents))
     parent = add(None)
