@@ -114,22 +114,34 @@ void ch_oa_agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char *
 json_t *ch_oa_resp_image(const json_t *p, char *err, size_t cap, const char *where);
 /* mime is in list (case-insensitive), or list is empty and mime in def. */
 bool ch_oa_mime_listed(const json_t *list, const char *const *def, size_t ndef, const char *mime);
-json_t *ch_oa_resp_file(const struct ch_config *cfg, const json_t *p, char *err, size_t cap, const char *where);
+/* The settings of the files each endpoint takes (their keys under it). */
+#define CH_OA_RESP_FILES "gateway.http.endpoints.responses.files."
+#define CH_OA_CHAT_FILES "gateway.http.endpoints.chatCompletions.files."
+/* A text file part as its {"type":"text","text":<file block>} part, with
+ * the limits under prefix; NULL with err naming `where`. */
+json_t *ch_oa_resp_file(const struct ch_config *cfg, const char *prefix, const json_t *p, char *err, size_t cap,
+                        const char *where);
 /* An input_file part's name, media type and base64 data, in either form
  * (OpenClaw's source, OpenAI's file_data); false with err when it has
  * none.  Whether files.allowedMimes takes mime.  The escaped
  * <file name=.. mime=..> block of text, cut to max_chars code points. */
 bool ch_oa_file_source(const json_t *p, const char **name, char *mime, size_t mcap, const char **data, char *err,
                        size_t cap, const char *where);
-bool ch_oa_file_mime_ok(const struct ch_config *cfg, const char *mime);
+bool ch_oa_file_mime_ok(const struct ch_config *cfg, const char *prefix, const char *mime);
 int ch_oa_file_block(struct ch_buf *b, const char *name, const char *mime, const char *text, size_t len,
                      size_t max_chars);
-/* openai_pdf.c: the PDF input_file parts of a /v1/responses body made
- * input_text file blocks (and page images) by poppler's readers, files
- * side by side: 0 none (go on), 1 reading (ch_oa_resp_go follows, or r is
- * answered), -1 answered.  At most CH_OA_PDF_MAX_RUNNING files at once. */
+/* openai_pdf.c: the PDF file parts of a /v1/responses body (input_file)
+ * or a /v1/chat/completions one (file, chat) made text parts holding the
+ * file block, and page images, by poppler's readers, files side by side:
+ * 0 none (go on), 1 reading (the request goes on after: ch_oa_resp_go or
+ * ch_openai_start, or r is answered), -1 answered.  At most
+ * CH_OA_PDF_MAX_RUNNING files at once. */
 #define CH_OA_PDF_MAX_RUNNING 8
-int ch_oa_resp_pdfs(struct ch_api *a, struct ch_http_req *r, json_t *body);
+int ch_oa_pdfs(struct ch_api *a, struct ch_http_req *r, json_t *body, bool chat);
+/* /v1/chat/completions: OpenAI's file parts ({type: "file", file:
+ * {file_data, filename}}), text files made file blocks here and PDFs by
+ * ch_oa_pdfs; answers as it does. */
+int ch_oa_chat_files(struct ch_api *a, struct ch_http_req *r, json_t *body);
 
 /* openai_proc.c: one child process, the input on its stdin, its stdout
  * read up to out_cap bytes; killed (with its process group) after

@@ -359,7 +359,7 @@ void ch_openai_completions(struct ch_http_req *r, void *data)
     json_t *body = ch_openai_body(a, r, ch_config_bool(a->cfg, "gateway.http.endpoints.chatCompletions.enabled", false),
                                   "OpenAI-compatible API", "gateway.http.endpoints.chatCompletions.enabled");
 
-    if (body)
+    if (body && ch_oa_chat_files(a, r, body) == 0) /* else: reading PDFs, or answered */
         ch_openai_start(a, r, body, NULL, NULL);
     json_decref(body);
 }

@@ -22,7 +22,6 @@
 
 #include "api/openai.h"
 
-#define KEY "gateway.http.endpoints.responses.files."
 
 /* "data:<mime>;base64,<data>" (a new string part's url). */
 static json_t *data_url(const char *mime, const char *data)
@@ -75,12 +74,15 @@ bool ch_oa_mime_listed(const json_t *list, const char *const *def, size_t ndef, 
     return false;
 }
 
-bool ch_oa_file_mime_ok(const struct ch_config *cfg, const char *mime)
+bool ch_oa_file_mime_ok(const struct ch_config *cfg, const char *prefix, const char *mime)
 {
+    char key[96];
+
     static const char *const def[] = {"text/plain", "text/markdown", "text/html",
                                       "text/csv",   "application/json", "application/pdf"};
 
-    return ch_oa_mime_listed(ch_config_get(cfg, KEY "allowedMimes"), def, CH_ARRAY_SIZE(def), mime);
+    snprintf(key, sizeof(key), "%sallowedMimes", prefix);
+    return ch_oa_mime_listed(ch_config_get(cfg, key), def, CH_ARRAY_SIZE(def), mime);
 }
 
 bool ch_oa_file_source(const json_t *p, const char **name, char *mime, size_t mcap, const char **data, char *err,
@@ -138,10 +140,12 @@ int ch_oa_file_block(struct ch_buf *b, const char *name, const char *mime, const
     return ch_buf_append_str(b, "\n</file>");
 }
 
-json_t *ch_oa_resp_file(const struct ch_config *cfg, const json_t *p, char *err, size_t cap, const char *where)
+json_t *ch_oa_resp_file(const struct ch_config *cfg, const char *prefix, const json_t *p, char *err, size_t cap,
+                        const char *where)
 {
-    size_t max_bytes = (size_t)ch_config_int(cfg, KEY "maxBytes", 5242880);
-    size_t max_chars = (size_t)ch_config_int(cfg, KEY "maxChars", 60000);
+    char kb[96], kc[96];
+    size_t max_bytes = (size_t)ch_config_int(cfg, (snprintf(kb, sizeof(kb), "%smaxBytes", prefix), kb), 5242880);
+    size_t max_chars = (size_t)ch_config_int(cfg, (snprintf(kc, sizeof(kc), "%smaxChars", prefix), kc), 60000);
     const char *name = NULL, *data = NULL;
     char mime[128] = "";
     uint8_t *raw = NULL;
@@ -151,7 +155,7 @@ json_t *ch_oa_resp_file(const struct ch_config *cfg, const json_t *p, char *err,
 
     if (!ch_oa_file_source(p, &name, mime, sizeof(mime), &data, err, cap, where))
         return NULL;
-    if (!ch_oa_file_mime_ok(cfg, mime)) {
+    if (!ch_oa_file_mime_ok(cfg, prefix, mime)) {
         snprintf(err, cap, "%s: unsupported file MIME type: %.100s", where, mime);
         return NULL;
     }

@@ -24,7 +24,6 @@
 
 #include "api/openai.h"
 
-#define KEY "gateway.http.endpoints.responses.files."
 #define MAX_PAGES 64 /* images rendered per file, whatever pdf.maxPages says */
 
 struct pdf_batch;
@@ -49,6 +48,7 @@ struct pdf_file {
 
 struct pdf_batch {
     struct ch_api *api;
+    bool chat;               /* /v1/chat/completions: file parts; else /v1/responses */
     struct ch_http_req *req; /* ref held */
     json_t *body;            /* ref held */
     size_t n, pending;
@@ -161,19 +161,22 @@ static void batch_finish(struct pdf_batch *b)
 
         json_array_foreach(f->content, k, v) if (v == f->part) at = k;
         json_object_clear(f->part);
-        json_object_set_new(f->part, "type", json_string("input_text"));
+        json_object_set_new(f->part, "type", json_string(b->chat ? "text" : "input_text"));
         json_object_set(f->part, "text", f->block);
         json_array_foreach(f->images, k, v)
         {
             json_array_insert_new(f->content, at + 1 + k,
-                                  json_pack("{s:s, s:O}", "type", "input_image", "image_url", v));
+                                  b->chat ? json_pack("{s:s, s:{s:O}}", "type", "image_url", "image_url", "url", v)
+                                          : json_pack("{s:s, s:O}", "type", "input_image", "image_url", v));
         }
     }
     if (ch_http_req_is_closed(r) || a->shutting_down) {
         if (!ch_http_req_is_closed(r))
             ch_openai_error(r, 503, "api_error", "unavailable", "the gateway is shutting down");
     } else if (b->err[0]) {
-        ch_openai_param_error(r, "invalid_input", "input", b->err);
+        ch_openai_param_error(r, "invalid_input", b->chat ? "messages" : "input", b->err);
+    } else if (b->chat) {
+        ch_openai_start(a, r, b->body, NULL, NULL);
     } else {
         ch_oa_resp_go(a, r, b->body);
     }
@@ -328,14 +331,26 @@ static void on_client_close(struct ch_http_req *r, void *data)
         ch_oa_proc_kill(b->files[i].proc);
 }
 
-/* A part holding a PDF as data, with its name and data found. */
-static bool pdf_part(const struct ch_config *cfg, const json_t *p, const char **name, const char **data)
+/* The file of a part: OpenResponses' input_file part itself, or the
+ * `file` object of Chat Completions' file part; NULL for other parts. */
+static const json_t *file_of(const json_t *p, bool chat)
 {
     const char *t = json_string_value(json_object_get(p, "type"));
+
+    if (!t || strcmp(t, chat ? "file" : "input_file"))
+        return NULL;
+    return chat ? json_object_get(p, "file") : p;
+}
+
+/* A part holding a PDF as data, with its name and data found. */
+static bool pdf_part(const struct ch_config *cfg, const char *prefix, const json_t *p, bool chat, const char **name,
+                     const char **data)
+{
+    const json_t *file = file_of(p, chat);
     char mime[128] = "", err[8];
 
-    return t && !strcmp(t, "input_file") && ch_oa_file_source(p, name, mime, sizeof(mime), data, err, 0, "") &&
-           !strcasecmp(mime, "application/pdf") && ch_oa_file_mime_ok(cfg, mime);
+    return json_is_object(file) && ch_oa_file_source(file, name, mime, sizeof(mime), data, err, 0, "") &&
+           !strcasecmp(mime, "application/pdf") && ch_oa_file_mime_ok(cfg, prefix, mime);
 }
 
 /* The file's bytes from its base64 data; false with b->err set. */
@@ -354,18 +369,29 @@ static bool file_load(struct pdf_file *f, const char *name, const char *data, si
     return !f->b->err[0];
 }
 
-int ch_oa_resp_pdfs(struct ch_api *a, struct ch_http_req *r, json_t *body)
+/* The setting `name` under prefix. */
+static int64_t file_setting(const struct ch_config *cfg, const char *prefix, const char *name, int64_t def)
+{
+    char key[128];
+
+    snprintf(key, sizeof(key), "%s%s", prefix, name);
+    return ch_config_int(cfg, key, def);
+}
+
+int ch_oa_pdfs(struct ch_api *a, struct ch_http_req *r, json_t *body, bool chat)
 {
     const struct ch_config *cfg = a->cfg;
-    size_t max_bytes = (size_t)ch_config_int(cfg, KEY "maxBytes", 5242880), i, k, n = 0;
-    int64_t pixels = ch_config_int(cfg, KEY "pdf.maxPixels", 4000000);
+    const char *prefix = chat ? CH_OA_CHAT_FILES : CH_OA_RESP_FILES, *items = chat ? "messages" : "input";
+    const char *param = chat ? "messages" : "input";
+    size_t max_bytes = (size_t)file_setting(cfg, prefix, "maxBytes", 5242880), i, k, n = 0;
+    int64_t pixels = file_setting(cfg, prefix, "pdf.maxPixels", 4000000);
     const char *name, *data;
     struct pdf_batch *b;
     json_t *it, *p;
 
-    json_array_foreach(json_object_get(body, "input"), i, it)
+    json_array_foreach(json_object_get(body, items), i, it)
     {
-        json_array_foreach(json_object_get(it, "content"), k, p) n += pdf_part(cfg, p, &name, &data);
+        json_array_foreach(json_object_get(it, "content"), k, p) n += pdf_part(cfg, prefix, p, chat, &name, &data);
     }
     if (n == 0)
         return 0;
@@ -374,7 +400,7 @@ int ch_oa_resp_pdfs(struct ch_api *a, struct ch_http_req *r, json_t *body)
         return -1;
     }
     if (n > CH_OA_FETCH_MAX) {
-        ch_openai_param_error(r, "invalid_input", "input", "Too many PDF input files (limit: 8)");
+        ch_openai_param_error(r, "invalid_input", param, "Too many PDF input files (limit: 8)");
         return -1;
     }
     if (a->pdf_busy + n > CH_OA_PDF_MAX_RUNNING) {
@@ -387,32 +413,35 @@ int ch_oa_resp_pdfs(struct ch_api *a, struct ch_http_req *r, json_t *body)
         return -1;
     }
     b->api = a;
-    b->timeout_ms = ch_config_int(cfg, KEY "timeoutMs", 10000);
-    b->max_chars = ch_config_int(cfg, KEY "maxChars", 60000);
-    b->pages = ch_config_int(cfg, KEY "pdf.maxPages", 4);
-    b->min_text = ch_config_int(cfg, KEY "pdf.minTextChars", 200);
-    b->image_max_bytes = ch_config_int(cfg, "gateway.http.endpoints.responses.images.maxBytes", 10485760);
-    json_array_foreach(json_object_get(body, "input"), i, it)
+    b->chat = chat;
+    b->timeout_ms = file_setting(cfg, prefix, "timeoutMs", 10000);
+    b->max_chars = file_setting(cfg, prefix, "maxChars", 60000);
+    b->pages = file_setting(cfg, prefix, "pdf.maxPages", 4);
+    b->min_text = file_setting(cfg, prefix, "pdf.minTextChars", 200);
+    b->image_max_bytes = ch_config_int(
+        cfg, chat ? "gateway.http.endpoints.chatCompletions.images.maxBytes" : "gateway.http.endpoints.responses.images.maxBytes",
+        10485760);
+    json_array_foreach(json_object_get(body, items), i, it)
     {
         if (b->err[0])
             break;
         json_array_foreach(json_object_get(it, "content"), k, p)
         {
             struct pdf_file *f = &b->files[b->n];
-            if (!pdf_part(cfg, p, &name, &data))
+            if (!pdf_part(cfg, prefix, p, chat, &name, &data))
                 continue;
             f->b = b;
             f->part = p;
             f->content = json_object_get(it, "content");
             f->pixels_left = pixels;
-            snprintf(f->where, sizeof(f->where), "input[%zu].content[%zu]", i, k);
+            snprintf(f->where, sizeof(f->where), "%s[%zu].content[%zu]", items, i, k);
             b->n++;
             if (!file_load(f, name, data, max_bytes))
                 break;
         }
     }
     if (b->err[0]) {
-        ch_openai_param_error(r, "invalid_input", "input", b->err);
+        ch_openai_param_error(r, "invalid_input", param, b->err);
         for (i = 0; i < b->n; i++) {
             ch_free(b->files[i].pdf);
             ch_free(b->files[i].name);
@@ -441,4 +470,35 @@ int ch_oa_resp_pdfs(struct ch_api *a, struct ch_http_req *r, json_t *body)
         }
     }
     return 1;
+}
+
+int ch_oa_chat_files(struct ch_api *a, struct ch_http_req *r, json_t *body)
+{
+    char err[400] = "", where[64];
+    const char *name, *data;
+    json_t *it, *p, *part;
+    size_t i, k;
+
+    json_array_foreach(json_object_get(body, "messages"), i, it)
+    {
+        json_array_foreach(json_object_get(it, "content"), k, p)
+        {
+            const json_t *file = file_of(p, true);
+            if (!file || pdf_part(a->cfg, CH_OA_CHAT_FILES, p, true, &name, &data))
+                continue; /* not a file, or a PDF: ch_oa_pdfs reads it */
+            snprintf(where, sizeof(where), "messages[%zu].content[%zu]", i, k);
+            if (!json_is_object(file)) {
+                snprintf(err, sizeof(err), "%s: a file part needs a file object {file_data, filename}", where);
+                part = NULL;
+            } else {
+                part = ch_oa_resp_file(a->cfg, CH_OA_CHAT_FILES, file, err, sizeof(err), where);
+            }
+            if (!part) {
+                ch_openai_param_error(r, "invalid_input", "messages", err);
+                return -1;
+            }
+            json_array_set_new(json_object_get(it, "content"), k, part);
+        }
+    }
+    return ch_oa_pdfs(a, r, body, true);
 }

@@ -57,7 +57,7 @@ static json_t *content_of(const struct ch_config *cfg, const json_t *c, size_t i
             /* Chat's image_url part (OpenAI's image_url or OpenClaw's
              * source); a text file as its block (openai_files.c). */
             snprintf(where, sizeof(where), "input[%zu].content[%zu]", i, j);
-            part = t[6] == 'i' ? ch_oa_resp_image(p, err, cap, where) : ch_oa_resp_file(cfg, p, err, cap, where);
+            part = t[6] == 'i' ? ch_oa_resp_image(p, err, cap, where) : ch_oa_resp_file(cfg, CH_OA_RESP_FILES, p, err, cap, where);
             if (!part) {
                 json_decref(parts);
                 return NULL;
@@ -331,7 +331,7 @@ void ch_oa_resp_go(struct ch_api *a, struct ch_http_req *r, json_t *body)
     char err[300] = "";
     json_t *chat = NULL;
 
-    if (ch_oa_resp_pdfs(a, r, body) != 0) /* reading PDFs: back here after, or answered */
+    if (ch_oa_pdfs(a, r, body, false) != 0) /* reading PDFs: back here after, or answered */
         return;
     if (!(chat = translate(a->cfg, body, err, sizeof(err), &param))) {
         ch_openai_param_error(r, "invalid_input", param, err);

@@ -56,6 +56,28 @@
         "Redirects followed per image URL."), \
     INT("gateway.http.endpoints." ep ".images.timeoutMs", 10000, 1, 10000, "ms", \
         "Time for one image URL, redirects included.")
+/* The file settings of one OpenAI-compatible endpoint (OpenClaw's
+ * responses.files keys; chat completions takes OpenAI's file parts). */
+#define FILE_ROWS(ep, what, more) \
+    INT("gateway.http.endpoints." ep ".files.maxBytes", 5242880, 1, 20971520, "bytes", \
+        "Largest file in " what ", decoded; a `file_id` is refused" more "."), \
+    INT("gateway.http.endpoints." ep ".files.maxChars", 60000, 1, 2000000, "chars", \
+        "Characters of a file's text the model gets (the rest is cut, with a note)."), \
+    INT("gateway.http.endpoints." ep ".files.timeoutMs", 10000, 1, 10000, "ms", \
+        "Time to read one PDF (its text and page images) and to fetch one file URL."), \
+    STRINGS("gateway.http.endpoints." ep ".files.allowedMimes", \
+            "[\"text/plain\",\"text/markdown\",\"text/html\",\"text/csv\",\"application/json\",\"application/pdf\"]", \
+            NULL, NULL, \
+            "Media types of " what ": UTF-8 text, and PDF (read by `pdftotext` and `pdftoppm` from Debian's " \
+            "poppler-utils, in child processes)."), \
+    INT("gateway.http.endpoints." ep ".files.pdf.maxPages", 4, 1, 1000, "pages", \
+        "Pages of a PDF the model gets (from the first), as text cut to `files.maxChars`."), \
+    INT("gateway.http.endpoints." ep ".files.pdf.maxPixels", 4000000, 0, 100000000, "pixels", \
+        "Pixels of the page images made from one PDF, shared by its pages (at most 96 dpi of an A4 page " \
+        "each); 0: no images."), \
+    INT("gateway.http.endpoints." ep ".files.pdf.minTextChars", 200, 0, 1000000, "chars", \
+        "A page (of the first `maxPages`) with less text than this, trimmed, also reaches the model as a PNG " \
+        "image (by `pdftoppm`), as in OpenClaw: a scan, a chart; 0: never.")
 /* clang-format on */
 
 static const struct cfg_row rows[] = {
@@ -82,6 +104,7 @@ static const struct cfg_row rows[] = {
     BOOL("gateway.http.endpoints.chatCompletions.enabled", false,
          "Serve the OpenAI-compatible `POST /v1/chat/completions` (and `GET /v1/models`)."),
     IMAGE_ROWS("chatCompletions", "false"),
+    FILE_ROWS("chatCompletions", "a `file` part's `file` (OpenAI's `{file_data, filename}`)", ""),
     OPTINT("gateway.outbound.maxConnectionsPerHost", 1, 4096, "count",
            "Outbound connections to one host:port at once (default `agents.defaults.maxConcurrent`, at "
            "least 8). A streamed LLM call holds its HTTP/1.1 connection for the whole reply, so a local "
@@ -101,10 +124,6 @@ static const struct cfg_row rows[] = {
          "Serve the OpenResponses `POST /v1/responses` (and `GET /v1/models`): agent models with sessions "
          "continued by `previous_response_id`, provider models as pass-through calls."),
     IMAGE_ROWS("responses", "true"),
-    INT("gateway.http.endpoints.responses.files.maxBytes", 5242880, 1, 20971520, "bytes",
-        "Largest `input_file` (decoded; one fetched by URL: at most 5 MB); a `file_id` is refused."),
-    INT("gateway.http.endpoints.responses.files.maxChars", 60000, 1, 2000000, "chars",
-        "Characters of a file's text the model gets (the rest is cut, with a note)."),
     INT("gateway.http.endpoints.responses.maxUrlParts", 8, 0, 64, "count",
         "Image and file parts by URL in one request, all items counted (more: 400); at most 8 are fetched."),
     BOOL("gateway.http.endpoints.responses.files.allowUrl", true,
@@ -114,22 +133,7 @@ static const struct cfg_row rows[] = {
             "Hosts file URLs may name, checked on every redirect (`host`, `*.domain`, either with `:port`); empty: "
             "any public host."),
     INT("gateway.http.endpoints.responses.files.maxRedirects", 3, 0, 5, "count", "Redirects followed per file URL."),
-    INT("gateway.http.endpoints.responses.files.timeoutMs", 10000, 1, 10000, "ms",
-        "Time for one file URL, redirects included, and for reading one PDF's text."),
-    STRINGS("gateway.http.endpoints.responses.files.allowedMimes",
-            "[\"text/plain\",\"text/markdown\",\"text/html\",\"text/csv\",\"application/json\",\"application/pdf\"]",
-            NULL, NULL,
-            "Media types an `input_file` may have: UTF-8 text, and PDF (read by `pdftotext` and `pdftoppm` from "
-            "Debian's poppler-utils, in child processes)."),
-    INT("gateway.http.endpoints.responses.files.pdf.maxPages", 4, 1, 1000, "pages",
-        "Pages of a PDF the model gets (from the first), as text cut to `files.maxChars`; the file is read in "
-        "`files.timeoutMs` in all."),
-    INT("gateway.http.endpoints.responses.files.pdf.maxPixels", 4000000, 0, 100000000, "pixels",
-        "Pixels of the page images made from one PDF, shared by its pages (at most 96 dpi of an A4 page "
-        "each); 0: no images."),
-    INT("gateway.http.endpoints.responses.files.pdf.minTextChars", 200, 0, 1000000, "chars",
-        "A page (of the first `maxPages`) with less text than this, trimmed, also reaches the model as a PNG "
-        "image (by `pdftoppm`), as in OpenClaw: a scan, a chart; 0: never."),
+    FILE_ROWS("responses", "an `input_file`", " (a file URL is fetched within `files.timeoutMs` too, at most 5 MB)"),
     INT("gateway.busyPollMicros", 500, 0, 10000, "us",
         "Before the event loop or the store writer sleeps, poll for work this long at most: waking a "
         "sleeping thread costs tens of microseconds on many VMs, several times per request. The budget "

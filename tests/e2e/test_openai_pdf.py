@@ -120,6 +120,41 @@ def test_pdf_limits_and_refusals(gateway_factory, fake):
     assert r.status_code == 400 and "unsupported file MIME type: application/pdf" in r.text, r.text
 
 
+def test_chat_completions_file_parts(gateway_factory, fake):
+    """OpenAI's Chat Completions file parts ({type: "file", file: {file_data,
+    filename}}): a text file as its block, a PDF read as on /v1/responses;
+    for provider and agent models; file_id and bad data are a 400."""
+    cfg = rs_config(fake, None)
+    cfg["gateway"]["http"]["endpoints"]["chatCompletions"] = {"enabled": True, "files": {"pdf": {"minTextChars": 0}}}
+    g = gateway_factory(cfg)
+    tok = g.gateway_json()["localToken"]
+
+    def chat(model, *parts):
+        return http(g, "POST", "/v1/chat/completions", token=tok, timeout=30,
+                    json={"model": model, "messages": [{"role": "user", "content": list(parts)}]})
+
+    pdf = {"type": "file", "file": {"filename": "report.pdf", "file_data": "data:application/pdf;base64," +
+                                    b64(make_pdf(PAGES))}}
+    txt = {"type": "file", "file": {"filename": "n.md", "file_data": "data:text/markdown;base64," + b64(b"# N\n")}}
+    for i, model in enumerate(("f/fake-model", "openclaw")):
+        r = chat(model, {"type": "text", "text": "read"}, pdf, txt)
+        assert r.status_code == 200, r.text
+        assert r.json()["choices"][0]["message"]["content"] == "read"
+        assert sent_text(fake.wait_requests(i + 1)[i]) == (
+            "read\n" + BLOCK + "\n<file name=\"n.md\" mime=\"text/markdown\">\n# N\n\n</file>")
+    bad = [({"type": "file", "file": {"file_id": "file-1"}}, "file_id"),
+           ({"type": "file", "file": "x"}, "needs a file object"),
+           ({"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERg=="}}, "not a PDF that can be"),
+           ({"type": "file", "file": {"file_data": "data:image/png;base64,AAAA"}}, "unsupported file MIME type")]
+    for part, words in bad:
+        r = chat("f/fake-model", part)
+        assert r.status_code == 400, (part, r.text)
+        err = r.json()["error"]
+        assert err["param"] == "messages" and words in err["message"], (part, r.text)
+        assert err["message"].startswith("messages[0].content[0]: "), err
+    assert len(fake.requests) == 2
+
+
 def png_size(url):
     assert url.startswith("data:image/png;base64,"), url[:40]
     png = base64.b64decode(url[22:])
