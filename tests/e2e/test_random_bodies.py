@@ -5,12 +5,14 @@ with values of every wrong shape mixed in.  Every answer must be a JSON
 answer below 500 (or a 502/504 naming an upstream failure), and the
 gateway must stay up and healthy.  CHELA_E2E_SEED picks another seed."""
 
+import base64
 import os
 import random
 
 from agentlib import llm_config
 from e2elib import http
 from fakes.llm import FakeLLM
+from fakes.pdf import make_pdf
 from hooklib import HOOK_TOKEN, hooks_config
 
 DEAD = "http://127.0.0.1:9/cb"  # discard port: deliveries fail fast, on loopback
@@ -58,6 +60,13 @@ GRAMMARS = {
                       "idempotencyKey": ["k"]},
     "/v1/embeddings": {"model": ["fake/fake-model", "openclaw", "nope/x"], "input": ["hi", ["a", "b"], [1, 2], ""],
                        "encoding_format": ["float", "base64", "hex"], "dimensions": [4, 0], "user": ["u"]},
+    # file parts: text files, PDFs good and bad (pdftotext runs), file_id, junk
+    "/v1/chat/completions": {"model": ["fake/fake-model", "openclaw", "nope/x"], "messages": [
+        [{"role": "user", "content": [{"type": "file", "file": f}]}] for f in (
+            {"file_data": "data:text/plain;base64,aGk=", "filename": "a.txt"},
+            {"file_data": "data:application/pdf;base64," + base64.b64encode(make_pdf(["p1", ""])).decode()},
+            {"file_data": "data:application/pdf;base64,JVBERi0xLjQK"}, {"file_data": "data:application/pdf,x"},
+            {"file_id": "file-1"}, {"file_data": 5}, "x", None, {"filename": "a.pdf"})]},
     "/api/v1/webhooks": {"url": [DEAD, "ftp://x", "http://"], "secret": ["s3cret"],
                          "events": [["run.completed"], ["nope"], "run.failed"],
                          "retry": [{"maxAttempts": 1, "backoffMs": 10}, {"maxAttempts": -1}]},
