@@ -4,6 +4,7 @@ Node comes from tests/conformance/setup.sh (pinned, cached in build/); the
 SDK is installed next to it, pinned.  Skipped only when the npm registry
 cannot be reached."""
 
+import base64
 import hashlib
 import json
 import os
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from fakes.llm import FakeLLM
+from fakes.pdf import make_pdf
 
 ROOT = Path(__file__).resolve().parents[2]
 SDK_VERSION = "5.23.2"
@@ -56,6 +58,7 @@ def test_openai_sdk_unchanged(gateway_factory, node_and_sdk):
         fake.push({"text": "it was 5"})
         fake.push({"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]})
         fake.push({"text": "Oslo: sunny, 12C"})
+        fake.push({"text": "a two-page report", "times": 2})
         g = gateway_factory({
             "gateway": {"http": {"endpoints": {"chatCompletions": {"enabled": True},
                                                "responses": {"enabled": True}}}},
@@ -64,12 +67,14 @@ def test_openai_sdk_unchanged(gateway_factory, node_and_sdk):
             "agents": {"defaults": {"model": {"primary": "f/fake-model"}}},
         })
         tok = g.gateway_json()["localToken"]
+        pdf = base64.b64encode(make_pdf(["Quarterly report", ""])).decode()
         p = subprocess.run([node, str(script), f"http://127.0.0.1:{g.port}/v1", tok, "f/fake-model"],
-                           capture_output=True, text=True, timeout=120, cwd=script.parent)
+                           capture_output=True, text=True, timeout=120, cwd=script.parent,
+                           env=dict(os.environ, CHELA_TEST_PDF_B64=pdf))
         assert p.returncode == 0, f"SDK script failed:\n{p.stdout}\n{p.stderr}"
         out = json.loads(p.stdout.strip().splitlines()[-1])
-        ups = fake.wait_requests(10)
-    assert len(ups) == 10  # 9 chat calls and the embeddings; the refused call never went upstream
+        ups = fake.wait_requests(12)
+    assert len(ups) == 12  # 11 chat calls and the embeddings; the refused call never went upstream
     assert ups[7].path == "/v1/embeddings" and ups[7].json["input"] == ["alpha", "beta"]
     assert out["nonStream"]["content"] == "hi from chela"
     assert out["nonStream"]["finish"] == "stop"
@@ -102,3 +107,10 @@ def test_openai_sdk_unchanged(gateway_factory, node_and_sdk):
     assert "sunny, 12C" in ups[9].json["messages"][-1]["content"]
     assert out["badParam"] == {"status": 400, "name": "BadRequestError", "param": "top_p",
                                "code": "invalid_parameter"}
+    # a PDF as file parts: its text as the file block, its empty page as an image
+    assert out["files"] == {"chat": "a two-page report", "responses": "a two-page report"}
+    for up in ups[10:12]:
+        parts = up.json["messages"][-1]["content"]
+        assert parts[0]["text"].startswith("summarize\n<file name=\"report.pdf\" mime=\"application/pdf\">\n"
+                                           "Quarterly report\n</file>"), parts[0]
+        assert [p["type"] for p in parts[1:]] == ["image_url", "image_url"], parts

@@ -83,4 +83,12 @@ const t2 = await client.chat.completions.create({ model: "openclaw", tools, mess
   ask, t1.choices[0].message, { role: "tool", tool_call_id: call.id, content: "sunny, 12C" }] });
 out.clientTools = { finish: t1.choices[0].finish_reason, name: call.function.name,
   args: JSON.parse(call.function.arguments), text: t2.choices[0].message.content };
+// Files: a PDF as OpenAI's file parts, through both APIs (chela reads it)
+const pdf = process.env.CHELA_TEST_PDF_B64;
+const dataUrl = `data:application/pdf;base64,${pdf}`;
+const f1 = await client.chat.completions.create({ model, messages: [{ role: "user", content: [
+  { type: "text", text: "summarize" }, { type: "file", file: { filename: "report.pdf", file_data: dataUrl } }] }] });
+const f2 = await client.responses.create({ model, input: [{ role: "user", content: [
+  { type: "input_text", text: "summarize" }, { type: "input_file", filename: "report.pdf", file_data: dataUrl }] }] });
+out.files = { chat: f1.choices[0].message.content, responses: f2.output_text };
 console.log(JSON.stringify(out));
