@@ -483,8 +483,9 @@ int ch_oa_chat_files(struct ch_api *a, struct ch_http_req *r, json_t *body)
     {
         json_array_foreach(json_object_get(it, "content"), k, p)
         {
-            const json_t *file = file_of(p, true);
-            if (!file || pdf_part(a->cfg, CH_OA_CHAT_FILES, p, true, &name, &data))
+            const char *t = json_string_value(json_object_get(p, "type"));
+            const json_t *file = json_object_get(p, "file");
+            if (!t || strcmp(t, "file") || pdf_part(a->cfg, CH_OA_CHAT_FILES, p, true, &name, &data))
                 continue; /* not a file, or a PDF: ch_oa_pdfs reads it */
             snprintf(where, sizeof(where), "messages[%zu].content[%zu]", i, k);
             if (!json_is_object(file)) {

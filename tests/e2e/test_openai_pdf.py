@@ -144,6 +144,7 @@ def test_chat_completions_file_parts(gateway_factory, fake):
             "read\n" + BLOCK + "\n<file name=\"n.md\" mime=\"text/markdown\">\n# N\n\n</file>")
     bad = [({"type": "file", "file": {"file_id": "file-1"}}, "file_id"),
            ({"type": "file", "file": "x"}, "needs a file object"),
+           ({"type": "file"}, "needs a file object"),
            ({"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERg=="}}, "not a PDF that can be"),
            ({"type": "file", "file": {"file_data": "data:image/png;base64,AAAA"}}, "unsupported file MIME type")]
     for part, words in bad:
