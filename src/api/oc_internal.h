@@ -320,7 +320,8 @@ json_t *ch_oc_session_row(struct ch_db *db, const struct ch_session_rec *s, cons
 json_t *ch_oc_session_defaults(const struct ch_llm_catalog *cat);
 /* {path, count, recent[]} of the health snapshot from a list (first page). */
 json_t *ch_oc_health_sessions(const struct ch_session_list *l, const char *path, int64_t now_ms);
-/* A stored message in the Pi transcript shape (chat.history, sessions.get). */
+/* A stored message in the Pi transcript shape (chat.history, sessions.get,
+ * GET /sessions/:key/history), with OpenClaw's `__openclaw: {id, seq}`. */
 json_t *ch_oc_message_json(const struct ch_message_rec *m);
 
 /* ---- runs, idempotency and events (oc_events.c, oc_methods_agent.c) ---- */

@@ -335,9 +335,10 @@ json_t *ch_oc_message_json(const struct ch_message_rec *m)
                                                      "arguments", json_object_get(b, "input")));
     }
     json_decref(doc);
-    return json_pack("{s:s, s:o, s:I, s:I, s:s?, s:s?}", "role", !strcmp(role, "compaction") ? "system" : role,
-                     "content", content ? content : json_array(), "timestamp", (json_int_t)m->created_ms, "seq",
-                     (json_int_t)m->seq, "model", m->model, "runId", m->run_id);
+    return json_pack("{s:s, s:o, s:I, s:I, s:s?, s:s?, s:{s:I, s:I}}", "role",
+                     !strcmp(role, "compaction") ? "system" : role, "content", content ? content : json_array(),
+                     "timestamp", (json_int_t)m->created_ms, "seq", (json_int_t)m->seq, "model", m->model, "runId",
+                     m->run_id, "__openclaw", "id", (json_int_t)m->id, "seq", (json_int_t)m->seq);
 }
 
 static int history_run(struct ch_db *db, struct ch_store_job *job)

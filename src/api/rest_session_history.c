@@ -133,8 +133,6 @@ static int load(struct ch_db *db, struct ch_store_job *job)
             first = m->seq;
         if (!strcmp(m->role, "system") || !(o = ch_oc_message_json(m)))
             continue;
-        json_object_set_new(o, "__openclaw",
-                            json_pack("{s:I, s:I}", "id", (json_int_t)m->id, "seq", (json_int_t)m->seq));
         json_array_append_new(msgs, o);
     }
     if (!rc) {

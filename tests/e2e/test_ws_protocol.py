@@ -417,6 +417,9 @@ def test_sessions_lifecycle_and_tokens(gwws, fake):
     hist = c.call("chat.history", {"sessionKey": "s1"})["payload"]
     assert [m["role"] for m in hist["messages"]] == ["user", "assistant"]
     assert hist["messages"][1]["content"][0]["text"] == "answer one"
+    meta = [m["__openclaw"] for m in hist["messages"]]  # OpenClaw's message metadata: entry id and seq
+    assert [x["seq"] for x in meta] == [m["seq"] for m in hist["messages"]] and meta[0]["seq"] < meta[1]["seq"]
+    assert all(isinstance(x["id"], int) and x["id"] > 0 for x in meta) and meta[0]["id"] != meta[1]["id"]
     assert len(c.call("sessions.get", {"key": "s1"})["payload"]["messages"]) == 2
     assert c.call("chat.inject", {"sessionKey": "s1", "message": "note"})["payload"]["ok"] is True
     assert c.call("sessions.compact", {"key": "s1", "maxLines": 1})["payload"]["compacted"] is True
