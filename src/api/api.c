@@ -414,7 +414,7 @@ void ch_api_begin_shutdown(struct ch_api *a)
 {
     a->shutting_down = true;
     ch_oa_proc_shutdown(a); /* the PDF readers */
-    ch_oc_shutdown(a); /* WS clients: `shutdown`, then close 1012, before the HTTP drain */
+    ch_oc_shutdown(a);      /* WS clients: `shutdown`, then close 1012, before the HTTP drain */
 }
 
 void ch_api_stop(struct ch_api *a)

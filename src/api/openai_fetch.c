@@ -98,8 +98,8 @@ int ch_oa_fetch_start(struct ch_api *a, const char *prefix, int64_t max_bytes_ca
         if (in && json_array_size(allow))
             json_object_set(in, "allowHosts", (json_t *)allow);
         /* The tool's own deadline stops the fetch; the call's is a backstop. */
-        if (!in || ch_tool_call_start_internal(tools, "fetch_image", in, (uint64_t)timeout + 1000, on_fetched, &b->slots[i],
-                                      NULL) != 0) {
+        if (!in || ch_tool_call_start_internal(tools, "fetch_image", in, (uint64_t)timeout + 1000, on_fetched,
+                                               &b->slots[i], NULL) != 0) {
             if (!b->err[0])
                 snprintf(b->err, sizeof(b->err), "%s: the fetch could not start", label);
             b->pending--;

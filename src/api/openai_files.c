@@ -22,7 +22,6 @@
 
 #include "api/openai.h"
 
-
 /* "data:<mime>;base64,<data>" (a new string part's url). */
 static json_t *data_url(const char *mime, const char *data)
 {
@@ -78,7 +77,7 @@ bool ch_oa_file_mime_ok(const struct ch_config *cfg, const char *prefix, const c
 {
     char key[96];
 
-    static const char *const def[] = {"text/plain", "text/markdown", "text/html",
+    static const char *const def[] = {"text/plain", "text/markdown",    "text/html",
                                       "text/csv",   "application/json", "application/pdf"};
 
     snprintf(key, sizeof(key), "%sallowedMimes", prefix);
@@ -86,7 +85,7 @@ bool ch_oa_file_mime_ok(const struct ch_config *cfg, const char *prefix, const c
 }
 
 bool ch_oa_file_source(const json_t *p, const char **name, char *mime, size_t mcap, const char **data, char *err,
-                        size_t cap, const char *where)
+                       size_t cap, const char *where)
 {
     const json_t *src = json_object_get(p, "source");
     const char *st = json_string_value(json_object_get(src, "type"));
@@ -115,7 +114,8 @@ bool ch_oa_file_source(const json_t *p, const char **name, char *mime, size_t mc
     return true;
 }
 
-int ch_oa_file_block(struct ch_buf *b, const char *name, const char *mime, const char *text, size_t len, size_t max_chars)
+int ch_oa_file_block(struct ch_buf *b, const char *name, const char *mime, const char *text, size_t len,
+                     size_t max_chars)
 {
     size_t chars = 0, i;
 

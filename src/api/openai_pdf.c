@@ -418,9 +418,10 @@ int ch_oa_pdfs(struct ch_api *a, struct ch_http_req *r, json_t *body, bool chat)
     b->max_chars = file_setting(cfg, prefix, "maxChars", 60000);
     b->pages = file_setting(cfg, prefix, "pdf.maxPages", 4);
     b->min_text = file_setting(cfg, prefix, "pdf.minTextChars", 200);
-    b->image_max_bytes = ch_config_int(
-        cfg, chat ? "gateway.http.endpoints.chatCompletions.images.maxBytes" : "gateway.http.endpoints.responses.images.maxBytes",
-        10485760);
+    b->image_max_bytes = ch_config_int(cfg,
+                                       chat ? "gateway.http.endpoints.chatCompletions.images.maxBytes"
+                                            : "gateway.http.endpoints.responses.images.maxBytes",
+                                       10485760);
     json_array_foreach(json_object_get(body, items), i, it)
     {
         if (b->err[0])
@@ -463,8 +464,8 @@ int ch_oa_pdfs(struct ch_api *a, struct ch_http_req *r, json_t *body, bool chat)
         snprintf(pages, sizeof(pages), "%lld", (long long)b->pages);
         f->deadline_ms = uv_now(a->net->loop) + (uint64_t)b->timeout_ms;
         /* 4 bytes a character of maxChars is all the block can use */
-        if (ch_oa_proc_start(a, argv, f->pdf, f->pdf_len, (size_t)b->max_chars * 4 + 64, (uint64_t)b->timeout_ms, on_text, f,
-                             &f->proc) != 0) {
+        if (ch_oa_proc_start(a, argv, f->pdf, f->pdf_len, (size_t)b->max_chars * 4 + 64, (uint64_t)b->timeout_ms,
+                             on_text, f, &f->proc) != 0) {
             file_fail(f, "out of memory");
             file_done(f);
         }

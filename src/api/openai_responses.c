@@ -57,7 +57,8 @@ static json_t *content_of(const struct ch_config *cfg, const json_t *c, size_t i
             /* Chat's image_url part (OpenAI's image_url or OpenClaw's
              * source); a text file as its block (openai_files.c). */
             snprintf(where, sizeof(where), "input[%zu].content[%zu]", i, j);
-            part = t[6] == 'i' ? ch_oa_resp_image(p, err, cap, where) : ch_oa_resp_file(cfg, CH_OA_RESP_FILES, p, err, cap, where);
+            part = t[6] == 'i' ? ch_oa_resp_image(p, err, cap, where)
+                               : ch_oa_resp_file(cfg, CH_OA_RESP_FILES, p, err, cap, where);
             if (!part) {
                 json_decref(parts);
                 return NULL;

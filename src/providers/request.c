@@ -48,8 +48,7 @@ int ch_llm_api_parse(const char *name, enum ch_llm_api *out)
 /* Neutral conversation checks                                          */
 /* ------------------------------------------------------------------ */
 
-const char *const ch_llm_image_types[CH_LLM_IMAGE_TYPE_COUNT] = {"image/jpeg", "image/png", "image/gif",
-                                                                   "image/webp"};
+const char *const ch_llm_image_types[CH_LLM_IMAGE_TYPE_COUNT] = {"image/jpeg", "image/png", "image/gif", "image/webp"};
 
 bool ch_llm_image_type_ok(const char *mime)
 {

@@ -385,17 +385,16 @@ static U void on_fx_closed(void *data)
 }
 
 /* Start a call (as the gateway's own when internal) and wait for its single result. */
-static U void call_tool_as(struct fx *fx, const char *name, const char *input_json, uint64_t timeout_ms,
-                           struct got *g, bool internal)
+static U void call_tool_as(struct fx *fx, const char *name, const char *input_json, uint64_t timeout_ms, struct got *g,
+                           bool internal)
 {
     json_t *in = input_json ? json_loads(input_json, 0, NULL) : NULL;
 
     if (input_json && !in)
         fail_msg("bad test input %s", input_json);
     g->in_start = true;
-    assert_int_equal((internal ? ch_tool_call_start_internal : ch_tool_call_start)(fx->t, name, in, timeout_ms, on_got,
-                                                                                 g, NULL),
-                     0);
+    assert_int_equal(
+        (internal ? ch_tool_call_start_internal : ch_tool_call_start)(fx->t, name, in, timeout_ms, on_got, g, NULL), 0);
     g->in_start = false;
     json_decref(in);
     assert_int_equal(g->calls, 0);
