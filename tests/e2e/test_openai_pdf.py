@@ -244,6 +244,29 @@ def test_a_reader_that_hangs_is_killed(gateway_factory, fake, tmp_path):
     assert fake.requests == []
 
 
+def test_at_most_eight_files_read_at_once(gateway_factory, fake, tmp_path):
+    """CH_OA_PDF_MAX_RUNNING: a ninth file while eight are being read is a
+    503 with Retry-After, never a queue without bound; once they are done
+    the next request is read."""
+    path = fake_reader(tmp_path, "sleep 2; echo read")
+    g = gateway_factory(rs_config(fake, {"pdf": {"minTextChars": 0}}), env={"PATH": path + ":/usr/bin:/bin"})
+    got = {}
+    th = threading.Thread(target=lambda: got.update(r=post(g, ask(*[pdf_part(make_pdf(["x"]))] * 8))))
+    th.start()
+    deadline = time.monotonic() + 5
+    while len(children(g)) < 8 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(children(g)) == 8
+    r = post(g, ask(pdf_part(make_pdf(["y"]))))
+    assert r.status_code == 503 and r.headers["Retry-After"] == "1", r.text
+    assert r.json()["error"]["message"] == "too many PDF files are being read; retry shortly"
+    th.join(10)
+    assert got["r"].status_code == 200, got["r"].text
+    assert sent_text(fake.wait_requests(1)[0]).count("\nread\n</file>") == 8
+    r = post(g, ask(pdf_part(make_pdf(["y"]))))
+    assert r.status_code == 200, r.text
+
+
 def test_reader_output_is_bounded_and_cleaned(gateway_factory, fake, tmp_path):
     """What comes back is cut once maxChars has enough (the reader is then
     stopped) and made UTF-8: a stray byte becomes '?', NULs go."""
