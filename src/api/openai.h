@@ -150,11 +150,13 @@ int ch_oa_chat_files(struct ch_api *a, struct ch_http_req *r, json_t *body);
  * every handle closed; in is borrowed until then, *out until then too.
  * CH_ENOMEM, else 0 (a failed spawn is reported by done). */
 struct ch_oa_proc;
+#define CH_OA_PROC_ERR_BYTES 1024
 struct ch_oa_proc_result {
     int spawn_err;                /* a libuv error: the program did not start */
     bool timed_out, killed, full; /* full: stdout passed out_cap (cut there) */
     int64_t status;               /* exit status, or -signal */
     struct ch_buf *out;           /* stdout; the callee's, valid during done */
+    const char *err;              /* the start of stderr, NUL-terminated; the callee's */
 };
 typedef void (*ch_oa_proc_done)(const struct ch_oa_proc_result *res, void *data);
 int ch_oa_proc_start(struct ch_api *a, char *const argv[], const void *in, size_t in_len, size_t out_cap,

@@ -206,10 +206,39 @@ static void file_done(struct pdf_file *f)
         batch_finish(f->b);
 }
 
+/* The reader's own reason from its stderr: OpenClaw's words for a
+ * password, else its last error line (printable ASCII, at most 200
+ * bytes), or "" when it said nothing. */
+static void reader_says(const char *err, char *out, size_t cap)
+{
+    const char *line = NULL, *p, *end;
+    size_t n = 0;
+
+    out[0] = '\0';
+    if (strcasestr(err, "password")) {
+        snprintf(out, cap, ": PDF requires a password or password is incorrect.");
+        return;
+    }
+    for (p = err; *p; p = *end ? end + 1 : end) {
+        const char *e = strstr(p, "Error");
+        end = p + strcspn(p, "\n");
+        if (end > p && (!line || (e && e < end)))
+            line = p;
+    }
+    if (!line)
+        return;
+    out[n++] = ':', out[n++] = ' ';
+    for (p = line; *p && *p != '\n' && n + 1 < cap && p - line < 200; p++)
+        out[n++] = *p >= ' ' && *p < 127 ? *p : '?';
+    out[n] = '\0';
+}
+
 /* Why a child's outcome is no text: NULL when it is one. */
 static const char *proc_error(const struct ch_oa_proc_result *res, const char *prog, int64_t timeout_ms, char *msg,
                               size_t cap)
 {
+    char says[240];
+
     if (res->spawn_err == UV_ENOENT)
         snprintf(msg, cap, "this gateway cannot read PDFs: %s (Debian's poppler-utils) is not installed", prog);
     else if (res->spawn_err)
@@ -218,10 +247,11 @@ static const char *proc_error(const struct ch_oa_proc_result *res, const char *p
         snprintf(msg, cap, "PDF extraction timed out after %lld ms", (long long)timeout_ms);
     else if (res->killed && !res->full)
         snprintf(msg, cap, "PDF extraction stopped");
-    else if (!res->full && res->status != 0)
-        snprintf(msg, cap, "the file is not a PDF that can be read (%s exit status %lld)", prog,
-                 (long long)res->status);
-    else
+    else if (!res->full && res->status != 0) {
+        reader_says(res->err ? res->err : "", says, sizeof(says));
+        snprintf(msg, cap, "the file is not a PDF that can be read (%s exit status %lld)%s", prog,
+                 (long long)res->status, says);
+    } else
         return NULL;
     return msg;
 }
@@ -459,7 +489,7 @@ int ch_oa_pdfs(struct ch_api *a, struct ch_http_req *r, json_t *body, bool chat)
     for (i = 0, n = b->n; i < n; i++) { /* n: b may be gone after the last file_done */
         struct pdf_file *f = &b->files[i];
         char pages[24];
-        char *argv[] = {"pdftotext", "-q", "-l", pages, "-enc", "UTF-8", "-eol", "unix", "-", "-", NULL};
+        char *argv[] = {"pdftotext", "-l", pages, "-enc", "UTF-8", "-eol", "unix", "-", "-", NULL};
 
         snprintf(pages, sizeof(pages), "%lld", (long long)b->pages);
         f->deadline_ms = uv_now(a->net->loop) + (uint64_t)b->timeout_ms;

@@ -101,7 +101,8 @@ def test_pdf_limits_and_refusals(gateway_factory, fake):
     assert r.status_code == 200, r.text
     assert sent_text(fake.wait_requests(2)[1]) == (
         "<file name=\"scan.pdf\" mime=\"application/pdf\">\n[no text on the first 2 pages of this PDF]\n</file>")
-    bad = [(pdf_part(b"%PDF-1.4 not really"), "input[0].content[1]: the file is not a PDF that can be read"),
+    bad = [(pdf_part(b"%PDF-1.4 not really"), "input[0].content[1]: the file is not a PDF that can be read "
+                                              "(pdftotext exit status 1): Syntax Error: Couldn't read xref table"),
            (pdf_part(b"x" * 5000), "file too large (limit: 4000 bytes)"),
            ({"type": "input_file", "source": {"type": "base64", "media_type": "application/pdf", "data": "@@"}},
             "not base64"),
@@ -270,7 +271,7 @@ def test_at_most_eight_files_read_at_once(gateway_factory, fake, tmp_path):
 def test_reader_output_is_bounded_and_cleaned(gateway_factory, fake, tmp_path):
     """What comes back is cut once maxChars has enough (the reader is then
     stopped) and made UTF-8: a stray byte becomes '?', NULs go."""
-    path = fake_reader(tmp_path, 'if [ "$3" = 1 ]; then printf "ok \\377 d\\000one\\n\\n\\fnext\\n\\n\\f"; '
+    path = fake_reader(tmp_path, 'if [ "$2" = 1 ]; then printf "ok \\377 d\\000one\\n\\n\\fnext\\n\\n\\f"; '
                                  'else yes "é, long line" | head -c 50000000; fi')
     g = gateway_factory(rs_config(fake, {"maxChars": 40, "pdf": {"maxPages": 1}}),
                         env={"PATH": path + ":/usr/bin:/bin"})
@@ -288,6 +289,23 @@ def test_reader_output_is_bounded_and_cleaned(gateway_factory, fake, tmp_path):
     assert sent_text(fake.wait_requests(2)[1]) == (
         "<file name=\"report.pdf\" mime=\"application/pdf\">\né, long line\n[truncated at 12 characters]\n</file>")
     assert children(g) == []
+
+
+def test_the_readers_reason_is_given(gateway_factory, fake, tmp_path):
+    """A reader that fails says why on stderr: its last error line reaches
+    the client (printable, bounded); a password problem in OpenClaw's words."""
+    path = fake_reader(tmp_path, 'if [ "$(head -c 3)" = "pw!" ]; then echo "Command Line Error: Incorrect password" >&2; '
+                                 'else printf "Syntax Warning: odd\\nSyntax Error: bad \\033 xref\\nnote\\n" >&2; '
+                                 'head -c 100000 /dev/zero | tr "\\0" "e" >&2; fi; exit 1')
+    g = gateway_factory(rs_config(fake), env={"PATH": path + ":/usr/bin:/bin"})
+    r = post(g, ask(pdf_part(b"pw!")))
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"] == ("input[0].content[0]: the file is not a PDF that can be read (pdftotext "
+                                            "exit status 1): PDF requires a password or password is incorrect.")
+    r = post(g, ask(pdf_part(b"%PDF-")))
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"] == ("input[0].content[0]: the file is not a PDF that can be read (pdftotext "
+                                            "exit status 1): Syntax Error: bad ? xref")
 
 
 def test_without_pdftotext(gateway_factory, fake, tmp_path):
