@@ -141,6 +141,8 @@ struct ch_metrics_route {
     size_t n;
 };
 
+/* How a PDF input file's reading ended (openai_pdf.c), for /metrics. */
+enum ch_pdf_result { CH_PDF_OK, CH_PDF_ERROR, CH_PDF_TIMEOUT, CH_PDF_STOPPED, CH_PDF__COUNT };
 struct ch_metrics {
     struct ch_metrics_route *routes; /* owned: one per route, plus "unmatched" last */
     size_t route_count;
@@ -151,6 +153,8 @@ struct ch_metrics {
     uint64_t rate_limited;
     uint64_t audit_dropped;
     uint64_t audit_written;
+    uint64_t pdf_files[CH_PDF__COUNT]; /* PDF input files read, by result */
+    uint64_t pdf_page_images;          /* page images made from them */
 };
 int ch_metrics_init(struct ch_api *a);
 void ch_metrics_release(struct ch_metrics *m);

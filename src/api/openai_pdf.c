@@ -44,6 +44,7 @@ struct pdf_file {
     size_t npages, next_page;
     int64_t pixels_left;
     bool has_text;
+    enum ch_pdf_result result; /* for /metrics: CH_PDF_OK until a failure says otherwise */
 };
 
 struct pdf_batch {
@@ -196,10 +197,23 @@ static void file_fail(struct pdf_file *f, const char *why)
 {
     if (!f->b->err[0])
         snprintf(f->b->err, sizeof(f->b->err), "%s: %s", f->where, why);
+    if (f->result == CH_PDF_OK)
+        f->result = CH_PDF_ERROR;
+}
+
+/* A reader's failure: why, counted as a timeout or a stop where it was one. */
+static void proc_fail(struct pdf_file *f, const struct ch_oa_proc_result *res, const char *why)
+{
+    f->result = res->timed_out ? CH_PDF_TIMEOUT : res->killed && !res->full ? CH_PDF_STOPPED : CH_PDF_ERROR;
+    file_fail(f, why);
 }
 
 static void file_done(struct pdf_file *f)
 {
+    struct ch_metrics *m = &f->b->api->metrics;
+
+    m->pdf_files[f->result]++;
+    m->pdf_page_images += json_array_size(f->images);
     ch_free(f->pdf);
     f->pdf = NULL;
     if (--f->b->pending == 0)
@@ -272,7 +286,7 @@ static void on_image(const struct ch_oa_proc_result *res, void *data)
         ch_log_warn("responses: %s: page %d of the PDF left out: %s", f->where, f->pages[f->next_page - 1], why);
         if (res->killed && !res->full) { /* stopped: the client left, a timeout, shutdown */
             if (!f->has_text)
-                file_fail(f, why);
+                proc_fail(f, res, why);
             file_done(f);
             return;
         }
@@ -298,9 +312,10 @@ static void render_next(struct pdf_file *f)
     int64_t budget = left ? f->pixels_left / (int64_t)left : 0;
 
     if (left == 0 || budget < 64 * 64 || b->err[0] || now >= f->deadline_ms) {
-        if (left && now >= f->deadline_ms && !f->has_text)
+        if (left && now >= f->deadline_ms && !f->has_text) {
+            f->result = CH_PDF_TIMEOUT;
             file_fail(f, "PDF extraction timed out before a page image was made");
-        else if (json_array_size(f->images) == 0 && !f->has_text && f->npages)
+        } else if (json_array_size(f->images) == 0 && !f->has_text && f->npages)
             file_fail(f, "PDF image extraction failed with no extractable text");
         file_done(f);
         return;
@@ -327,7 +342,7 @@ static void on_text(const struct ch_oa_proc_result *res, void *data)
 
     f->proc = NULL;
     if (why) {
-        file_fail(f, why);
+        proc_fail(f, res, why);
         file_done(f);
         return;
     }

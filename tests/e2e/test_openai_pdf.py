@@ -60,6 +60,18 @@ def fake():
         yield f
 
 
+def pdf_metrics(g):
+    """{result: count} of chela_pdf_files_total, and the page images."""
+    text = http(g, "GET", "/metrics", token=g.gateway_json()["localToken"]).text
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("chela_pdf_files_total{result="):
+            out[line.split('"')[1]] = int(line.split()[-1])
+        elif line.startswith("chela_pdf_page_images_total "):
+            out["images"] = int(float(line.split()[-1]))
+    return out
+
+
 def children(g):
     """The gateway's child processes (pdftotext and whatever a fake started)."""
     out = subprocess.run(["ps", "-o", "pid=,comm=", "--ppid", str(g.proc.pid)], capture_output=True, text=True)
@@ -112,6 +124,8 @@ def test_pdf_limits_and_refusals(gateway_factory, fake):
         assert r.status_code == 400, (words, r.text)
         assert words in r.json()["error"]["message"], (words, r.text)
     assert len(fake.requests) == 2
+    # read and failed: the bad PDF and the empty one (the others never reached a reader)
+    assert pdf_metrics(g) == {"ok": 2, "error": 2, "timeout": 0, "stopped": 0, "images": 0}
     r = post(g, ask(*[pdf_part(make_pdf(["p"]))] * 9))
     assert r.status_code == 400 and "Too many PDF input files (limit: 8)" in r.text, r.text
     g.stop()
@@ -176,6 +190,7 @@ def test_pages_without_enough_text_become_images(gateway_factory, fake):
     assert long_text in content[0]["text"] and "Chart: sales" in content[0]["text"]
     images = [p["image_url"]["url"] for p in content[1:]]
     assert len(images) == 2 and all(p["type"] == "image_url" for p in content[1:]), content
+    assert pdf_metrics(g) == {"ok": 1, "error": 0, "timeout": 0, "stopped": 0, "images": 2}
     sizes = [png_size(u) for u in images]
     assert all(w * h <= 2_000_000 and max(w, h) <= 1123 and w < h for w, h in sizes), sizes  # letter, portrait
     # a tighter budget, shared by the pages; a PDF with no text at all
@@ -220,6 +235,7 @@ def test_a_reader_that_hangs_is_killed(gateway_factory, fake, tmp_path):
     assert time.monotonic() - t0 < 5
     time.sleep(0.2)
     assert children(g) == []
+    assert pdf_metrics(g) == {"ok": 0, "error": 0, "timeout": 1, "stopped": 0, "images": 0}
     # a client that leaves: the reader goes at once, not at the timeout
     g.stop()
     g = gateway_factory(rs_config(fake, {"timeoutMs": 10000}), env={"PATH": path + ":/usr/bin:/bin"})
@@ -229,6 +245,7 @@ def test_a_reader_that_hangs_is_killed(gateway_factory, fake, tmp_path):
     while children(g) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert children(g) == []
+    assert pdf_metrics(g)["stopped"] == 1
     # shutdown while reading: the client hears 503 and the gateway exits promptly
     got = {}
     th = threading.Thread(target=lambda: got.update(r=post(g, ask(pdf_part(make_pdf(PAGES))))))
