@@ -53,37 +53,6 @@ static int hex4(const unsigned char *p, unsigned *out)
     return 0;
 }
 
-/* One UTF-8 sequence starting at p (p[0] >= 0x80), checked as jansson's
- * utf8_check_full does; returns its length, or 0 when it is not valid. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end)
-{
-    unsigned c = p[0], v;
-    size_t n;
-
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-        v = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        v = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        v = c & 0x07;
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - p) < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        v = v << 6 | (p[i] & 0x3f);
-    }
-    if ((n == 3 && v < 0x800) || (n == 4 && v < 0x10000) || (v >= 0xd800 && v <= 0xdfff) || v > 0x10ffff)
-        return 0;
-    return n;
-}
-
 static size_t put_utf8(unsigned v, char *o)
 {
     if (v < 0x80) {
@@ -159,7 +128,7 @@ static int scan_string(struct scan *s, size_t *len)
         if (*p == '"')
             break;
         if (*p >= 0x80) {
-            if ((n = utf8_len(p, s->end)) == 0)
+            if ((n = ch_utf8_len(p, (size_t)(s->end - p))) == 0)
                 return CH_AGAIN;
             memcpy(o, p, n);
             o += n;

@@ -138,8 +138,10 @@ int ch_oa_file_block(struct ch_buf *b, const char *name, const char *mime, const
  * CH_OA_PDF_MAX_RUNNING files at once. */
 #define CH_OA_PDF_MAX_RUNNING 8
 int ch_oa_pdfs(struct ch_api *a, struct ch_http_req *r, json_t *body, bool chat);
-/* /v1/chat/completions: OpenAI's file parts ({type: "file", file:
- * {file_data, filename}}), text files made file blocks here and PDFs by
+/* Whether part p is a PDF file part with data the endpoint takes. */
+bool ch_oa_pdf_part(const struct ch_config *cfg, const char *prefix, const json_t *p, bool chat);
+/* openai_files.c: /v1/chat/completions' file parts ({type: "file", file:
+ * {file_data, filename}}), text files made file blocks there and PDFs by
  * ch_oa_pdfs; answers as it does. */
 int ch_oa_chat_files(struct ch_api *a, struct ch_http_req *r, json_t *body);
 

@@ -14,7 +14,9 @@
  * allowedMimes: UTF-8 text, and PDF, whose text openai_pdf.c extracted
  * before (the part is an input_text by now); maxBytes decoded, cut to
  * maxChars code points.  A file by URL was fetched into data before
- * (openai_resp_fetch.c); one by file_id is refused.
+ * (openai_resp_fetch.c); one by file_id is refused.  Chat Completions'
+ * file parts (OpenAI's {type: "file", file: {file_data, filename}}) get the
+ * same treatment under chatCompletions.files (ch_oa_chat_files).
  */
 #include <stdio.h>
 #include <string.h>
@@ -191,4 +193,35 @@ json_t *ch_oa_resp_file(const struct ch_config *cfg, const char *prefix, const j
     json_decref(check);
     ch_free(raw);
     return part;
+}
+
+int ch_oa_chat_files(struct ch_api *a, struct ch_http_req *r, json_t *body)
+{
+    char err[400] = "", where[64];
+    json_t *it, *p, *part;
+    size_t i, k;
+
+    json_array_foreach(json_object_get(body, "messages"), i, it)
+    {
+        json_array_foreach(json_object_get(it, "content"), k, p)
+        {
+            const char *t = json_string_value(json_object_get(p, "type"));
+            const json_t *file = json_object_get(p, "file");
+            if (!t || strcmp(t, "file") || ch_oa_pdf_part(a->cfg, CH_OA_CHAT_FILES, p, true))
+                continue; /* not a file, or a PDF: ch_oa_pdfs reads it */
+            snprintf(where, sizeof(where), "messages[%zu].content[%zu]", i, k);
+            if (!json_is_object(file)) {
+                snprintf(err, sizeof(err), "%s: a file part needs a file object {file_data, filename}", where);
+                part = NULL;
+            } else {
+                part = ch_oa_resp_file(a->cfg, CH_OA_CHAT_FILES, file, err, sizeof(err), where);
+            }
+            if (!part) {
+                ch_openai_param_error(r, "invalid_input", "messages", err);
+                return -1;
+            }
+            json_array_set_new(json_object_get(it, "content"), k, part);
+        }
+    }
+    return ch_oa_pdfs(a, r, body, true);
 }

@@ -58,26 +58,6 @@ struct pdf_batch {
     struct pdf_file files[CH_OA_FETCH_MAX];
 };
 
-/* The length of the valid UTF-8 sequence at p (n bytes left), or 0. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-    size_t len = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : 2;
-    uint32_t cp;
-
-    if (p[0] < 0xc2 || p[0] > 0xf4 || n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-    cp = len == 2   ? (uint32_t)(p[0] & 0x1f) << 6 | (p[1] & 0x3f)
-         : len == 3 ? (uint32_t)(p[0] & 0x0f) << 12 | (uint32_t)(p[1] & 0x3f) << 6 | (p[2] & 0x3f)
-                    : (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3f) << 12 | (uint32_t)(p[2] & 0x3f) << 6 |
-                          (p[3] & 0x3f);
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return len;
-}
-
 /* pdftotext's text for the file block: pages apart by blank lines instead
  * of form feeds, no NULs, a byte that is not UTF-8 as '?', and a character
  * cut in two by the byte cap dropped. */
@@ -89,7 +69,7 @@ static void tidy(struct ch_buf *t)
     while (i < t->len) {
         char c = (char)in[i];
         if (in[i] >= 0x80) {
-            if ((len = utf8_seq(in + i, t->len - i)) > 0) {
+            if ((len = ch_utf8_len(in + i, t->len - i)) > 0) {
                 memmove(t->data + o, in + i, len);
                 o += len, i += len;
                 continue;
@@ -398,6 +378,13 @@ static bool pdf_part(const struct ch_config *cfg, const char *prefix, const json
            !strcasecmp(mime, "application/pdf") && ch_oa_file_mime_ok(cfg, prefix, mime);
 }
 
+bool ch_oa_pdf_part(const struct ch_config *cfg, const char *prefix, const json_t *p, bool chat)
+{
+    const char *name, *data;
+
+    return pdf_part(cfg, prefix, p, chat, &name, &data);
+}
+
 /* The file's bytes from its base64 data; false with b->err set. */
 static bool file_load(struct pdf_file *f, const char *name, const char *data, size_t max_bytes)
 {
@@ -516,36 +503,4 @@ int ch_oa_pdfs(struct ch_api *a, struct ch_http_req *r, json_t *body, bool chat)
         }
     }
     return 1;
-}
-
-int ch_oa_chat_files(struct ch_api *a, struct ch_http_req *r, json_t *body)
-{
-    char err[400] = "", where[64];
-    const char *name, *data;
-    json_t *it, *p, *part;
-    size_t i, k;
-
-    json_array_foreach(json_object_get(body, "messages"), i, it)
-    {
-        json_array_foreach(json_object_get(it, "content"), k, p)
-        {
-            const char *t = json_string_value(json_object_get(p, "type"));
-            const json_t *file = json_object_get(p, "file");
-            if (!t || strcmp(t, "file") || pdf_part(a->cfg, CH_OA_CHAT_FILES, p, true, &name, &data))
-                continue; /* not a file, or a PDF: ch_oa_pdfs reads it */
-            snprintf(where, sizeof(where), "messages[%zu].content[%zu]", i, k);
-            if (!json_is_object(file)) {
-                snprintf(err, sizeof(err), "%s: a file part needs a file object {file_data, filename}", where);
-                part = NULL;
-            } else {
-                part = ch_oa_resp_file(a->cfg, CH_OA_CHAT_FILES, file, err, sizeof(err), where);
-            }
-            if (!part) {
-                ch_openai_param_error(r, "invalid_input", "messages", err);
-                return -1;
-            }
-            json_array_set_new(json_object_get(it, "content"), k, part);
-        }
-    }
-    return ch_oa_pdfs(a, r, body, true);
 }

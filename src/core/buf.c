@@ -149,6 +149,35 @@ int ch_buf_appendf(struct ch_buf *b, const char *fmt, ...)
  * flags is exact ("determine if a word has a byte less than n", Bit
  * Twiddling Hacks: borrows only run upwards).
  */
+size_t ch_utf8_len(const unsigned char *s, size_t avail)
+{
+    unsigned c = s[0], v;
+    size_t n;
+
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+        v = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        v = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        v = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (avail < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        v = v << 6 | (s[i] & 0x3f);
+    }
+    if ((n == 3 && v < 0x800) || (n == 4 && v < 0x10000) || (v >= 0xd800 && v <= 0xdfff) || v > 0x10ffff)
+        return 0;
+    return n;
+}
+
 size_t ch_json_plain_len(const char *s, size_t n, bool stop_non_ascii)
 {
     const unsigned char *p = (const unsigned char *)s;

@@ -169,6 +169,10 @@ int ch_buf_append_json_str(struct ch_buf *b, const char *s, size_t n);
 /* Bytes at s[0..n) before the first '"', '\\', control or, with
  * stop_non_ascii, byte >= 0x80: what a JSON string holds unescaped. */
 size_t ch_json_plain_len(const char *s, size_t n, bool stop_non_ascii);
+/* The length of the UTF-8 sequence at s (avail bytes there, s[0] >= 0x80)
+ * if it is valid as jansson's utf8_check_full and RFC 3629 have it (no
+ * overlong form, surrogate or code point past U+10FFFF), else 0. */
+size_t ch_utf8_len(const unsigned char *s, size_t avail);
 /* Drop the first n bytes (n > len drops all). */
 void ch_buf_consume(struct ch_buf *b, size_t n);
 /* Hand the data to the caller (caller frees with ch_free); b becomes empty. */

@@ -34,37 +34,6 @@ static inline size_t ascii_len(const unsigned char *s, size_t n)
     return i;
 }
 
-/* A UTF-8 sequence at s (s[0] >= 0x80) as jansson's utf8_check_full
- * accepts it: its length, or 0. */
-static size_t utf8_len(const unsigned char *s, size_t avail)
-{
-    unsigned c = s[0], v;
-    size_t n;
-
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-        v = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        v = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        v = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (avail < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        v = v << 6 | (s[i] & 0x3f);
-    }
-    if ((n == 3 && v < 0x800) || (n == 4 && v < 0x10000) || (v >= 0xd800 && v <= 0xdfff) || v > 0x10ffff)
-        return 0;
-    return n;
-}
-
 /* jansson's dump_string without flags: the UTF-8 check here (jansson
  * refuses a string that fails it: CH_AGAIN sends the value to jansson),
  * the escaping in core (ch_buf_append_json_str, jansson's escapes). */
@@ -74,7 +43,7 @@ int ch_http_json_str(struct ch_buf *b, const char *str, size_t n)
     size_t i = 0, k;
 
     while ((i += ascii_len(s + i, n - i)) < n) {
-        if ((k = utf8_len(s + i, n - i)) == 0)
+        if ((k = ch_utf8_len(s + i, n - i)) == 0)
             return CH_AGAIN;
         i += k;
     }

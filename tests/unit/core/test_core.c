@@ -61,6 +61,41 @@ static void test_printf_free(void **state)
     ch_free(j);
 }
 
+/* ch_utf8_len: each sequence length, its bounds, and what jansson refuses
+ * (overlong forms, surrogates, past U+10FFFF, a stray or cut sequence). */
+static void test_utf8_len(void **state)
+{
+    static const struct {
+        const char *s;
+        size_t avail, want;
+    } cases[] = {
+        {"\xc3\xa9", 2, 2},
+        {"\xdf\xbf", 2, 2},
+        {"\xe2\x82\xac", 3, 3},
+        {"\xef\xbf\xbf", 3, 3},
+        {"\xf0\x9f\x98\x80", 4, 4},
+        {"\xf4\x8f\xbf\xbf", 4, 4},
+        {"\xc0\x80", 2, 0},
+        {"\xc1\xbf", 2, 0},
+        {"\xe0\x9f\xbf", 3, 0},
+        {"\xed\xa0\x80", 3, 0},
+        {"\xed\xbf\xbf", 3, 0},
+        {"\xf0\x8f\xbf\xbf", 4, 0},
+        {"\xf4\x90\x80\x80", 4, 0},
+        {"\xf5\x80\x80\x80", 4, 0},
+        {"\x80", 1, 0},
+        {"\xbf", 1, 0},
+        {"\xe2\x82\xac", 2, 0},
+        {"\xc3(", 2, 0},
+        {"\xf0\x9f\x98\x80", 3, 0},
+        {"\xff", 1, 0},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        assert_int_equal(ch_utf8_len((const unsigned char *)cases[i].s, cases[i].avail), cases[i].want);
+}
+
 /* ch_json_plain_len against a byte loop: every length up to 80 at every
  * alignment, with one stop byte (or none) at every position, both modes;
  * the plain bytes include 0x7f and high bytes so both word and SIMD paths
@@ -406,17 +441,10 @@ static void test_limits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_cap),
-        cmocka_unit_test(test_buf_json_str),
-        cmocka_unit_test(test_map),
-        cmocka_unit_test(test_mask),
-        cmocka_unit_test(test_parsers),
-        cmocka_unit_test(test_crypto),
-        cmocka_unit_test(test_alloc_counting),
-        cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_log_tail),
-        cmocka_unit_test(test_alloc_trim),
-        cmocka_unit_test(test_json_plain_len),
+        cmocka_unit_test(test_buf_cap),        cmocka_unit_test(test_buf_json_str),   cmocka_unit_test(test_map),
+        cmocka_unit_test(test_mask),           cmocka_unit_test(test_parsers),        cmocka_unit_test(test_crypto),
+        cmocka_unit_test(test_alloc_counting), cmocka_unit_test(test_limits),         cmocka_unit_test(test_log_tail),
+        cmocka_unit_test(test_alloc_trim),     cmocka_unit_test(test_json_plain_len), cmocka_unit_test(test_utf8_len),
         cmocka_unit_test(test_printf_free),
     };
     ch_alloc_install();
