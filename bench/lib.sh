@@ -116,3 +116,18 @@ bench_stop() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 }
+
+# bench_idle_note: how this machine's idle cores wake, for the report.  A
+# message to a core that sleeps waits for it to wake; a VM guest's
+# haltpoll cpuidle driver first polls for up to guest_halt_poll_ns (Linux's
+# default 200000) before it halts, and a halted vCPU is woken through the
+# hypervisor, tens of microseconds.  Every hop between processes on
+# different cores pays that, so cross-core latency figures depend on it.
+# Read only: the benchmarks never change it.
+bench_idle_note() {
+    local d=/sys/devices/system/cpu/cpuidle p=/sys/module/haltpoll/parameters/guest_halt_poll_ns
+    printf 'cpuidle: %s/%s' "$(cat $d/current_driver 2>/dev/null || echo none)" \
+        "$(cat $d/current_governor_ro 2>/dev/null || cat $d/current_governor 2>/dev/null || echo none)"
+    [[ -r $p ]] && printf ', guest_halt_poll_ns %s' "$(cat $p)"
+    echo
+}

@@ -635,7 +635,7 @@ echo
 echo "chela OpenAI-compatible proxy benchmark  $(date -u +%Y-%m-%dT%H:%MZ)  $(nproc) cores  $(uname -m)"
 echo "wrk -t1 -d${DURATION}s (warm-up ${WARMUP}s) on core $CCPU; chela on core $SCPU; upstream on core $UCPU;" \
     "TTFB: $TTFB_N streamed requests on one connection"
-echo "load average before: ${R[load_before]}; after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average before: ${R[load_before]}; after: $(cut -d' ' -f1-3 /proc/loadavg); $(bench_idle_note)"
 echo "added = via the proxy - direct, per percentile (not a percentile of per-request differences);" \
     "nginx proxy = nginx proxy_pass in chela's place (core $SCPU), the floor for one more HTTP hop"
 echo

@@ -275,6 +275,7 @@ void ch_health_detail(struct ch_http_req *r, void *data)
     jw_int(&w, "writeQueueDepth", (json_int_t)ss.write_queue_depth);
     jw_int(&w, "writeQueueMax", (json_int_t)ss.write_queue_max);
     jw_int(&w, "commits", (json_int_t)ss.commits);
+    jw_int(&w, "writerYields", (json_int_t)ss.yields);
     jw_int(&w, "writes", (json_int_t)ss.writes_committed);
     jw_int(&w, "walWrites", (json_int_t)ss.wal_writes);
     jw_int(&w, "walPieces", (json_int_t)ss.wal_pieces);

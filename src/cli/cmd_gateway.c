@@ -261,6 +261,7 @@ int ch_cmd_gateway(int argc, char **argv)
     sopts.busy_timeout_ms = (int)ch_config_int(g.cfg, "store.busyTimeoutMs", 5000);
     sopts.max_write_queue = (size_t)g.limits.v[CH_LIMIT_STORE_WRITE_QUEUE];
     sopts.busy_poll_us = (unsigned)ch_config_int(g.cfg, "gateway.busyPollMicros", 500);
+    sopts.slice_us = (unsigned)ch_config_int(g.cfg, "store.writerSliceMicros", 20);
     ch_net_busy_poll(&g.net, sopts.busy_poll_us);
     if (ch_store_open(&g.loop, &sopts, &g.store, &err) != 0) {
         fprintf(stderr, "chela: cannot open database %s: %s\n", boot.db_path, err.msg);

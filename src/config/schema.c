@@ -204,6 +204,10 @@ static const struct cfg_row rows[] = {
          "SQLite `synchronous` pragma: `full` survives power loss, `normal` is faster."),
     INT("store.busyTimeoutMs", 5000, 0, 600000, "ms", "How long a database call waits for a lock before failing."),
     INT("store.auditRetentionDays", 30, 0, 36500, NULL, "Days audit rows are kept; 0 keeps them forever."),
+    INT("store.writerSliceMicros", 20, 0, 10000, "us",
+        "The store writer gives up its core (`sched_yield`) between the steps of a batch once it has run this "
+        "long, so a request on a core it shares waits for one slice and not the whole batch (a busy gateway's "
+        "audit rows: ~100 us a batch). Alone on a core the yield returns at once. 0 never yields."),
 
     /* metrics */
     BOOL("metrics.public", false, "Serve `/metrics` without authentication."),

@@ -9,6 +9,7 @@
  * connection keeps a small cache of prepared statements for hot paths.
  */
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 
 #include "store/internal.h"
@@ -18,6 +19,15 @@ static const char *const sql_begin_immediate = "BEGIN IMMEDIATE";
 static const char *const sql_begin_deferred = "BEGIN";
 static const char *const sql_commit = "COMMIT";
 static const char *const sql_rollback = "ROLLBACK";
+
+void ch_db_yield_point(struct ch_db *db)
+{
+    if (!db->slice_ns || !db->in_batch || ch_mono_ns() - db->slice_start_ns < db->slice_ns)
+        return;
+    (void)sched_yield(); /* cannot fail on Linux */
+    db->yields++;
+    db->slice_start_ns = ch_mono_ns();
+}
 
 int ch_db_err_code(int sqlite_rc)
 {

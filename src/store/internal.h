@@ -67,6 +67,9 @@ struct ch_db {
      * connection: ch_db_begin/commit/rollback then refuse (CH_ESTATE) so a
      * job body cannot end the batch that other jobs share. */
     bool in_batch;
+    /* The writer's time slice (ch_db_yield_point): 0 never yields.  The
+     * start of the current slice and the yields so far (writer thread). */
+    uint64_t slice_ns, slice_start_ns, yields;
     sqlite3_stmt *cache[CH_STMT__COUNT]; /* owned; NULL until first use */
     /* In a batch, ch_usage_add only notes its addition here (in call
      * order); the writer drops a failed job's notes and writes the rest
@@ -97,6 +100,17 @@ int ch_db_fail(struct ch_db *db, int sqlite_rc, struct ch_error *err, const char
  * sqlite3_reset() it when done so no read transaction stays open.
  */
 int ch_db_stmt(struct ch_db *db, enum ch_db_stmt_id id, const char *sql, sqlite3_stmt **out);
+/*
+ * Between the steps of a writer batch (jobs, or a job's own long loop):
+ * once the batch has run db->slice_ns since it began or last yielded, give
+ * the core to any thread waiting for it (sched_yield).  A busy gateway's
+ * batch of audit rows runs ~100 us; on a core it shares with the event
+ * loop, Linux lets such a short burst finish before it runs the woken loop,
+ * so every request arriving meanwhile waited for all of it (the p99 of the
+ * OpenAI pass-through at concurrency 1, docs/performance.md).  Alone on a
+ * core the yield returns at once.  No-op outside a batch.
+ */
+void ch_db_yield_point(struct ch_db *db);
 /* Step a cached statement that returns no rows, then reset it. */
 int ch_db_run_cached(struct ch_db *db, enum ch_db_stmt_id id, const char *sql);
 /* Prepare an uncached statement; the caller finalizes it. */
@@ -185,6 +199,7 @@ struct ch_store {
     /* Counters shared with the writer and pool threads. */
     atomic_uint_fast64_t writes_committed;
     atomic_uint_fast64_t commits;
+    atomic_uint_fast64_t yields; /* ch_db_yield_point's, from wdb */
     atomic_uint_fast64_t write_errors;
     atomic_uint_fast64_t reads;
     atomic_uint_fast64_t checkpoints; /* by the checkpointer thread */

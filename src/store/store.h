@@ -173,6 +173,8 @@ struct ch_store_opts {
     unsigned busy_poll_us;  /* gateway.busyPollMicros: the writer polls for
                              * its next job this long at most before it
                              * sleeps; only with >= 2 CPUs to run on */
+    unsigned slice_us;      /* store.writerSliceMicros: a batch yields its
+                             * core after running this long; 0 never */
 };
 
 /*
@@ -220,6 +222,7 @@ struct ch_store_stats {
     size_t write_queue_max;
     uint64_t writes_committed;
     uint64_t commits; /* transactions; writes/commits = batch size */
+    uint64_t yields;  /* times the writer gave up its core mid-batch (slice_us) */
     uint64_t write_errors;
     uint64_t reads;
     uint64_t checkpoints;       /* WAL checkpoints run by the checkpointer thread */

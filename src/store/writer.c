@@ -138,7 +138,10 @@ static void run_batch(struct ch_store *s, struct ch_store_job *head)
     int rc;
 
     db->in_batch = true;
+    db->slice_start_ns = ch_mono_ns();
     for (job = head; job; job = job->next) {
+        if (job != head)
+            ch_db_yield_point(db);
         if (!seg) {
             rc = begin_batch(db);
             if (rc) {
@@ -159,6 +162,7 @@ static void run_batch(struct ch_store *s, struct ch_store_job *head)
             seg = NULL;
         }
     }
+    ch_db_yield_point(db); /* the commit is a burst of its own */
     db->in_batch = false;
     if (seg) {
         rc = commit_batch(db);
@@ -177,6 +181,7 @@ static void run_batch(struct ch_store *s, struct ch_store_job *head)
     atomic_fetch_add_explicit(&s->writes_committed, ok, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->write_errors, failed, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->commits, commits, memory_order_relaxed);
+    atomic_store_explicit(&s->yields, db->yields, memory_order_relaxed);
 }
 
 /* Unlink up to max_batch jobs from the queue head.  Called with mu held. */
@@ -390,6 +395,7 @@ int ch_store_open(uv_loop_t *loop, const struct ch_store_opts *o, struct ch_stor
     ch_spin_init(&s->spin, ch_writer_cpus() >= 2 ? (uint64_t)o->busy_poll_us * 1000u : 0);
     atomic_init(&s->writes_committed, 0);
     atomic_init(&s->commits, 0);
+    atomic_init(&s->yields, 0);
     atomic_init(&s->write_errors, 0);
     atomic_init(&s->reads, 0);
     atomic_init(&s->checkpoints, 0);
@@ -400,6 +406,7 @@ int ch_store_open(uv_loop_t *loop, const struct ch_store_opts *o, struct ch_stor
     if (rc)
         goto out;
     s->schema_version = ch_db_schema_version(s->wdb);
+    s->wdb->slice_ns = (uint64_t)o->slice_us * 1000u;
     s->reader_opts = (struct ch_db_opts){.path = s->path, .busy_timeout_ms = o->busy_timeout_ms, .readonly = true};
     s->gen = ch_store_next_gen();
 
@@ -559,6 +566,7 @@ void ch_store_stats(struct ch_store *s, struct ch_store_stats *out)
     out->write_queue_max = s->q_max;
     out->writes_committed = atomic_load_explicit(&s->writes_committed, memory_order_relaxed);
     out->commits = atomic_load_explicit(&s->commits, memory_order_relaxed);
+    out->yields = atomic_load_explicit(&s->yields, memory_order_relaxed);
     out->write_errors = atomic_load_explicit(&s->write_errors, memory_order_relaxed);
     out->reads = atomic_load_explicit(&s->reads, memory_order_relaxed);
     ch_wal_vfs_stats(&out->wal_writes, &out->wal_pieces, &out->wal_dropped);

@@ -122,7 +122,7 @@ DETAIL_SHAPE = {
     "eventLoop": {"lagMs": (int, float), "lagMaxMs": (int, float), "busyPoll": dict},
     "store": {"ok": bool, "path": str, "schemaVersion": int, "writeQueueDepth": int,
               "writeQueueMax": int, "commits": int, "writes": int, "walWrites": int,
-              "walPieces": int, "walDropped": int, "busyPoll": dict},
+              "walPieces": int, "walDropped": int, "writerYields": int, "busyPoll": dict},
     "tokens": {"live": int},
 }
 
