@@ -117,6 +117,8 @@ bool ch_oa_mime_listed(const json_t *list, const char *const *def, size_t ndef, 
 /* The settings of the files each endpoint takes (their keys under it). */
 #define CH_OA_RESP_FILES "gateway.http.endpoints.responses.files."
 #define CH_OA_CHAT_FILES "gateway.http.endpoints.chatCompletions.files."
+/* The integer setting `name` under such a prefix ("maxBytes", "pdf.maxPages"). */
+int64_t ch_oa_setting(const struct ch_config *cfg, const char *prefix, const char *name, int64_t def);
 /* A text file part as its {"type":"text","text":<file block>} part, with
  * the limits under prefix; NULL with err naming `where`. */
 json_t *ch_oa_resp_file(const struct ch_config *cfg, const char *prefix, const json_t *p, char *err, size_t cap,

@@ -80,12 +80,9 @@ int ch_oa_fetch_start(struct ch_api *a, const char *prefix, int64_t max_bytes_ca
     b->take = take;
     b->done = done;
     b->data = data;
-    snprintf(key, sizeof(key), "%smaxBytes", prefix);
-    max_bytes = CH_MIN(ch_config_int(a->cfg, key, max_bytes_cap), max_bytes_cap);
-    snprintf(key, sizeof(key), "%smaxRedirects", prefix);
-    redirects = ch_config_int(a->cfg, key, 3);
-    snprintf(key, sizeof(key), "%stimeoutMs", prefix);
-    timeout = ch_config_int(a->cfg, key, 10000);
+    max_bytes = CH_MIN(ch_oa_setting(a->cfg, prefix, "maxBytes", max_bytes_cap), max_bytes_cap);
+    redirects = ch_oa_setting(a->cfg, prefix, "maxRedirects", 3);
+    timeout = ch_oa_setting(a->cfg, prefix, "timeoutMs", 10000);
     snprintf(key, sizeof(key), "%surlAllowlist", prefix);
     allow = ch_config_get(a->cfg, key);
     /* Counted before any start: a callback never runs inside this call. */

@@ -75,6 +75,14 @@ bool ch_oa_mime_listed(const json_t *list, const char *const *def, size_t ndef, 
     return false;
 }
 
+int64_t ch_oa_setting(const struct ch_config *cfg, const char *prefix, const char *name, int64_t def)
+{
+    char key[128];
+
+    snprintf(key, sizeof(key), "%s%s", prefix, name);
+    return ch_config_int(cfg, key, def);
+}
+
 bool ch_oa_file_mime_ok(const struct ch_config *cfg, const char *prefix, const char *mime)
 {
     char key[96];
@@ -145,9 +153,8 @@ int ch_oa_file_block(struct ch_buf *b, const char *name, const char *mime, const
 json_t *ch_oa_resp_file(const struct ch_config *cfg, const char *prefix, const json_t *p, char *err, size_t cap,
                         const char *where)
 {
-    char kb[96], kc[96];
-    size_t max_bytes = (size_t)ch_config_int(cfg, (snprintf(kb, sizeof(kb), "%smaxBytes", prefix), kb), 5242880);
-    size_t max_chars = (size_t)ch_config_int(cfg, (snprintf(kc, sizeof(kc), "%smaxChars", prefix), kc), 60000);
+    size_t max_bytes = (size_t)ch_oa_setting(cfg, prefix, "maxBytes", 5242880);
+    size_t max_chars = (size_t)ch_oa_setting(cfg, prefix, "maxChars", 60000);
     const char *name = NULL, *data = NULL;
     char mime[128] = "";
     uint8_t *raw = NULL;

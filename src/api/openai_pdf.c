@@ -401,22 +401,12 @@ static bool file_load(struct pdf_file *f, const char *name, const char *data, si
     return !f->b->err[0];
 }
 
-/* The setting `name` under prefix. */
-static int64_t file_setting(const struct ch_config *cfg, const char *prefix, const char *name, int64_t def)
-{
-    char key[128];
-
-    snprintf(key, sizeof(key), "%s%s", prefix, name);
-    return ch_config_int(cfg, key, def);
-}
-
 int ch_oa_pdfs(struct ch_api *a, struct ch_http_req *r, json_t *body, bool chat)
 {
     const struct ch_config *cfg = a->cfg;
     const char *prefix = chat ? CH_OA_CHAT_FILES : CH_OA_RESP_FILES, *items = chat ? "messages" : "input";
-    const char *param = chat ? "messages" : "input";
-    size_t max_bytes = (size_t)file_setting(cfg, prefix, "maxBytes", 5242880), i, k, n = 0;
-    int64_t pixels = file_setting(cfg, prefix, "pdf.maxPixels", 4000000);
+    size_t max_bytes = (size_t)ch_oa_setting(cfg, prefix, "maxBytes", 5242880), i, k, n = 0;
+    int64_t pixels = ch_oa_setting(cfg, prefix, "pdf.maxPixels", 4000000);
     const char *name, *data;
     struct pdf_batch *b;
     json_t *it, *p;
@@ -432,7 +422,7 @@ int ch_oa_pdfs(struct ch_api *a, struct ch_http_req *r, json_t *body, bool chat)
         return -1;
     }
     if (n > CH_OA_FETCH_MAX) {
-        ch_openai_param_error(r, "invalid_input", param, "Too many PDF input files (limit: 8)");
+        ch_openai_param_error(r, "invalid_input", items, "Too many PDF input files (limit: 8)");
         return -1;
     }
     if (a->pdf_busy + n > CH_OA_PDF_MAX_RUNNING) {
@@ -446,10 +436,10 @@ int ch_oa_pdfs(struct ch_api *a, struct ch_http_req *r, json_t *body, bool chat)
     }
     b->api = a;
     b->chat = chat;
-    b->timeout_ms = file_setting(cfg, prefix, "timeoutMs", 10000);
-    b->max_chars = file_setting(cfg, prefix, "maxChars", 60000);
-    b->pages = file_setting(cfg, prefix, "pdf.maxPages", 4);
-    b->min_text = file_setting(cfg, prefix, "pdf.minTextChars", 200);
+    b->timeout_ms = ch_oa_setting(cfg, prefix, "timeoutMs", 10000);
+    b->max_chars = ch_oa_setting(cfg, prefix, "maxChars", 60000);
+    b->pages = ch_oa_setting(cfg, prefix, "pdf.maxPages", 4);
+    b->min_text = ch_oa_setting(cfg, prefix, "pdf.minTextChars", 200);
     b->image_max_bytes = ch_config_int(cfg,
                                        chat ? "gateway.http.endpoints.chatCompletions.images.maxBytes"
                                             : "gateway.http.endpoints.responses.images.maxBytes",
@@ -474,7 +464,7 @@ int ch_oa_pdfs(struct ch_api *a, struct ch_http_req *r, json_t *body, bool chat)
         }
     }
     if (b->err[0]) {
-        ch_openai_param_error(r, "invalid_input", param, b->err);
+        ch_openai_param_error(r, "invalid_input", items, b->err);
         for (i = 0; i < b->n; i++) {
             ch_free(b->files[i].pdf);
             ch_free(b->files[i].name);

@@ -154,11 +154,12 @@ static void on_err_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct ch_oa_proc *p = s->data;
 
-    if (n > 0 && buf->base != p->err_scratch)
-        memset(buf->base + n, 0, 1); /* err_buf stays a string (its NUL byte is extra) */
-    for (ssize_t i = 0; n > 0 && buf->base != p->err_scratch && i < n; i++)
-        if (buf->base[i] == '\0')
-            buf->base[i] = ' ';
+    if (n > 0 && buf->base != p->err_scratch) { /* err_buf stays one string (its NUL byte is extra) */
+        for (ssize_t i = 0; i < n; i++)
+            if (buf->base[i] == '\0')
+                buf->base[i] = ' ';
+        buf->base[n] = '\0';
+    }
     if (n < 0) {
         close_stream(&p->err);
         maybe_finish(p);

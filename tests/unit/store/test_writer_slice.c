@@ -69,7 +69,8 @@ static int run_big_audit(struct ch_db *db, struct ch_store_job *job)
     int rc;
 
     (void)job;
-    assert_non_null(recs);
+    if (!recs) /* no cmocka assert on the writer thread: the done count fails the test */
+        return CH_ENOMEM;
     for (int i = 0; i < BIG_ROWS; i++) {
         recs[i].ts_ms = i;
         recs[i].status = 200;
