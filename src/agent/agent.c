@@ -169,6 +169,7 @@ static struct ch_run *run_from_rec(struct ch_agent *a, const struct ch_run_rec *
     req.session_key = rec->session_key;
     req.run_id = rec->run_id;
     req.source = rec->source;
+    req.channel = json_string_value(json_object_get(o, "channel"));
     req.idempotency_key = rec->idempotency_key;
     req.message = json_string_value(json_object_get(o, "message"));
     req.model = json_string_value(json_object_get(o, "model"));

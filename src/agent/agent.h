@@ -70,6 +70,10 @@ struct ch_agent_run_req {
     const char *run_id;          /* optional: caller-chosen (WS: the idempotencyKey) */
     const char *idempotency_key; /* optional: a repeat returns the first run's id */
     const char *source;          /* "hook" "api" "ws" "cli" "openai" ... */
+    const char *channel;         /* optional: the message channel the request came in on
+                                    (OpenClaw's x-openclaw-message-channel), 1-64 bytes.
+                                    Stored with the run, reported in its events, and
+                                    given to its session when the session has none. */
     const char *model;           /* optional override: "provider/model" or an alias */
     const char *system_prompt;   /* optional: replaces the configured prompt for this run */
     const char *extra_system;    /* optional: appended to the system prompt */
@@ -176,7 +180,8 @@ struct ch_agent_event {
     const char *session_key;
     const char *session_id;
     const char *source;
-    uint64_t seq; /* per run, from 1 */
+    const char *channel; /* the run's message channel, or NULL */
+    uint64_t seq;        /* per run, from 1 */
     int64_t ts_ms;
     struct ch_str delta; /* TEXT */
     struct ch_str text;  /* TEXT: cumulative text of this run */

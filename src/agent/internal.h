@@ -110,6 +110,7 @@ int ch_tc_entry_append(struct ch_tc_entry *e, int64_t seq, int64_t id, const cha
 struct ch_run {
     /* request (owned copies) */
     char *run_id, *session_key, *source, *message, *model_ref, *system_prompt, *extra_system, *idem;
+    char *channel;        /* ch_agent_run_req.channel, or NULL */
     json_t *meta;         /* owned ref or NULL */
     json_t *sampling;     /* owned: ch_llm_call_opts.sampling for every call, or NULL */
     json_t *client_tools; /* owned: the caller's tool definitions, or NULL (run_client.c) */
@@ -279,7 +280,7 @@ void ch_persist_done_in(struct ch_run *r, struct ch_store_job *job, int rc);
 /* Writer thread, the start job of an isolated run: when the session (s,
  * just ensured) already has a transcript that this run did not start,
  * give it a new session id (*s refreshed, *fresh set: no transcript). */
-int ch_persist_isolate(struct ch_db *db, struct ch_run *r, struct ch_session_rec *s, bool *fresh);
+int ch_persist_session_start(struct ch_db *db, struct ch_run *r, struct ch_session_rec *s, bool *fresh);
 /* Replace the stored transcript below first_kept_seq by a summary entry. */
 int ch_persist_compaction(struct ch_run *r, int64_t first_kept_seq, const char *summary, int64_t tokens_before,
                           const struct ch_llm_usage *u);

@@ -238,7 +238,7 @@ static void compact_done(struct ch_store_job *job, int rc)
  * sessionId under the same key), so no earlier turn reaches the model.
  * A replayed run whose first attempt already started it finds its own
  * user message there and keeps it. */
-int ch_persist_isolate(struct ch_db *db, struct ch_run *r, struct ch_session_rec *s, bool *fresh)
+static int persist_isolate(struct ch_db *db, struct ch_run *r, struct ch_session_rec *s, bool *fresh)
 {
     struct ch_message_bounds b;
     int rc = ch_messages_bounds(db, s->session_id, &b);
@@ -259,6 +259,29 @@ int ch_persist_isolate(struct ch_db *db, struct ch_run *r, struct ch_session_rec
     rc = ch_sessions_reset(db, r->session_key, NULL, r->started_ms, s);
     if (rc == 0)
         *fresh = true;
+    return rc;
+}
+
+/* The session row as a run starts (writer thread; s is the row
+ * ch_sessions_ensure returned, fresh whether it made it): an isolated run
+ * starts it afresh; a run that names its message channel gives it to a
+ * session that has none (OpenClaw's session `channel`; sessions.patch can
+ * change it later, and a later run's channel does not). */
+int ch_persist_session_start(struct ch_db *db, struct ch_run *r, struct ch_session_rec *s, bool *fresh)
+{
+    struct ch_session_patch p = {0};
+    struct ch_session_rec after;
+    int rc = r->isolated && !*fresh ? persist_isolate(db, r, s, fresh) : 0;
+
+    if (rc || !r->channel || s->channel)
+        return rc;
+    p.set_channel = true;
+    p.channel = r->channel;
+    rc = ch_sessions_patch(db, r->session_key, &p, r->started_ms, &after);
+    if (rc == 0) {
+        ch_session_rec_release(s);
+        *s = after;
+    }
     return rc;
 }
 

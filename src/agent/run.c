@@ -38,6 +38,7 @@ static void emit(struct ch_run *r, struct ch_agent_event *ev)
     ev->session_key = r->session_key;
     ev->session_id = r->session_id;
     ev->source = r->source;
+    ev->channel = r->channel;
     ev->seq = ++r->seq;
     ev->ts_ms = ch_now_ms();
     ev->meta = r->meta;
@@ -102,8 +103,8 @@ static int start_run(struct ch_db *db, struct ch_store_job *job)
     if (rc)
         return rc;
     rc = ch_sessions_ensure(db, r->session_key, NULL, r->started_ms, &sj->session, &created);
-    if (!rc && r->isolated && !created)
-        rc = ch_persist_isolate(db, r, &sj->session, &created);
+    if (!rc)
+        rc = ch_persist_session_start(db, r, &sj->session, &created);
     if (rc)
         return rc;
     /* A session made just now has a fresh id, so no transcript: no

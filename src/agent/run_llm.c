@@ -16,6 +16,7 @@ static void emit_ev(struct ch_run *r, struct ch_agent_event *ev)
     ev->session_key = r->session_key;
     ev->session_id = r->session_id;
     ev->source = r->source;
+    ev->channel = r->channel;
     ev->seq = ++r->seq;
     ev->ts_ms = ch_now_ms();
     ev->meta = r->meta;

@@ -30,6 +30,7 @@ void ch_run_free(struct ch_run *r)
     ch_free(r->system_prompt);
     ch_free(r->extra_system);
     ch_free(r->idem);
+    ch_free(r->channel);
     json_decref(r->meta);
     json_decref(r->sampling);
     json_decref(r->client_tools);
@@ -78,6 +79,18 @@ void ch_agent_run_id_new(char out[37])
     ch_uuid7(out);
 }
 
+/* A message channel is a name ("telegram", "webchat", a client's own): it
+ * goes into events, the run's stored request and the session row. */
+static bool channel_valid(const char *c)
+{
+    size_t n = strlen(c);
+
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)c[i] <= 0x20 || (unsigned char)c[i] >= 0x7f)
+            return false;
+    return n <= 64;
+}
+
 struct ch_run *ch_run_new_from_req(struct ch_agent *a, const struct ch_agent_run_req *req, struct ch_error *err)
 {
     struct ch_run *r;
@@ -100,6 +113,10 @@ struct ch_run *ch_run_new_from_req(struct ch_agent *a, const struct ch_agent_run
         ch_error_set(err, CH_EINVAL, "run id must be 1-%d characters", CH_STORE_MAX_ID_BYTES);
         return NULL;
     }
+    if (req->channel && *req->channel && !channel_valid(req->channel)) {
+        ch_error_set(err, CH_EINVAL, "channel must be 1-64 printable characters without spaces");
+        return NULL;
+    }
     r = ch_calloc(1, sizeof(*r));
     if (!r)
         goto nomem;
@@ -115,6 +132,7 @@ struct ch_run *ch_run_new_from_req(struct ch_agent *a, const struct ch_agent_run
     r->system_prompt = dup_opt(req->system_prompt);
     r->extra_system = dup_opt(req->extra_system);
     r->idem = dup_opt(req->idempotency_key && *req->idempotency_key ? req->idempotency_key : NULL);
+    r->channel = dup_opt(req->channel && *req->channel ? req->channel : NULL);
     /* The cast drops const for the reference count only (meta_shared). */
     r->meta = !req->meta ? NULL : req->meta_shared ? json_incref((json_t *)req->meta) : json_deep_copy(req->meta);
     r->sampling = json_object_size(req->sampling) ? json_deep_copy(req->sampling) : NULL;
@@ -131,7 +149,7 @@ struct ch_run *ch_run_new_from_req(struct ch_agent *a, const struct ch_agent_run
     r->created_ms = ch_now_ms();
     ch_buf_init(&r->text, CH_LLM_MAX_TEXT_BYTES);
     ch_buf_init(&r->round_text, CH_LLM_MAX_TEXT_BYTES);
-    if (!r->run_id || !r->session_key || !r->source || !r->message ||
+    if (!r->run_id || !r->session_key || !r->source || !r->message || (req->channel && *req->channel && !r->channel) ||
         (json_object_size(req->sampling) && !r->sampling) || (json_array_size(req->client_tools) && !r->client_tools) ||
         (json_array_size(req->images) && !r->user_content))
         goto nomem;
@@ -172,6 +190,7 @@ static char *request_json(const struct ch_run *r, const char *meta_json, const c
     put_str(&b, "model", r->model_ref);
     put_str(&b, "systemPrompt", r->system_prompt);
     put_str(&b, "extraSystem", r->extra_system);
+    put_str(&b, "channel", r->channel);
     ch_buf_appendf(&b, ",\"maxTokens\":%lld,\"timeoutSeconds\":%lld,\"noTools\":%s", (long long)r->max_tokens,
                    (long long)r->timeout_s, r->no_tools ? "true" : "false");
     if (r->has_temperature)

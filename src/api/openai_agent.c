@@ -22,6 +22,57 @@
 /* OpenClaw's words for a turn that is only images. */
 #define IMAGE_ONLY "User sent image(s) with no text."
 
+/* OpenClaw's built-in channel aliases (its channel catalog). */
+static const char *const channel_alias[][2] = {
+    {"lark", "feishu"},
+    {"gchat", "googlechat"},
+    {"google-chat", "googlechat"},
+    {"imsg", "imessage"},
+    {"internet-relay-chat", "irc"},
+    {"teams", "msteams"},
+    {"nc", "nextcloud-talk"},
+    {"nc-talk", "nextcloud-talk"},
+    {"twitch-chat", "twitch"},
+    {"zl", "zalo"},
+    {"zlu", "zalouser"},
+};
+
+/* x-openclaw-message-channel, normalized as OpenClaw does: trimmed,
+ * lowercased, an alias replaced by its channel; absent or blank leaves
+ * out "" (the run has no channel).  A name longer than 64 bytes or with
+ * spaces or control bytes inside is a 400 (answered, -1). */
+static int message_channel(struct ch_http_req *r, char *out, size_t cap)
+{
+    const struct ch_str *h = ch_http_req_header(r, "x-openclaw-message-channel");
+    const char *p = h ? h->p : "", *e = p + (h ? h->len : 0);
+    size_t n = 0;
+
+    out[0] = '\0';
+    while (p < e && (*p == ' ' || *p == '\t'))
+        p++;
+    while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    if (p == e)
+        return 0;
+    for (; p < e; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c <= 0x20 || c >= 0x7f || n + 1 >= cap || n >= 64) {
+            ch_openai_error(r, 400, "invalid_request_error", "invalid_channel",
+                            "x-openclaw-message-channel: a channel name is 1-64 printable characters "
+                            "without spaces");
+            return -1;
+        }
+        out[n++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    out[n] = '\0';
+    for (size_t i = 0; i < sizeof(channel_alias) / sizeof(channel_alias[0]); i++)
+        if (!strcmp(out, channel_alias[i][0])) {
+            ch_str_copy(out, cap, channel_alias[i][1]);
+            break;
+        }
+    return 0;
+}
+
 /* tool_choice "required" or a named function: the run must end at a
  * client call (of that name). */
 static bool choice_met(const struct oa_req *o, const json_t *calls)
@@ -293,7 +344,7 @@ void ch_oa_agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char *
     json_t *sampling = NULL, *tools = NULL, *images = NULL;
     const struct ch_str *hdr;
     struct ch_buf msg, extra;
-    char key[600], uuid[37], model[256];
+    char key[600], uuid[37], model[256], channel[65];
     int frc;
 
     ch_buf_init(&msg, 4 << 20);
@@ -384,6 +435,9 @@ void ch_oa_agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char *
         }
         req.model = model;
     }
+    if (message_channel(o->req, channel, sizeof(channel)) != 0)
+        goto fail; /* answered */
+    req.channel = channel[0] ? channel : NULL;
     req.session_key = key;
     req.message = msg.data ? msg.data : "";
     req.run_id = o->run_id;

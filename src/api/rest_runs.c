@@ -99,6 +99,12 @@ static json_t *run_json(const struct ch_run_rec *run, bool with_result)
     json_object_set_new(o, "errorClass", run->error_class ? json_string(run->error_class) : json_null());
     if (!with_result)
         return o;
+    /* the message channel the request named (x-openclaw-message-channel) */
+    res = run->request ? json_loads(run->request, 0, NULL) : NULL;
+    json_object_set_new(o, "channel",
+                        json_is_string(json_object_get(res, "channel")) ? json_incref(json_object_get(res, "channel"))
+                                                                        : json_null());
+    json_decref(res);
     res = run->result ? json_loads(run->result, 0, NULL) : NULL;
     if (json_is_object(res)) {
         json_t *text = json_object_get(res, "text"), *prov = json_object_get(res, "provider");

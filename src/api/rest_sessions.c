@@ -175,6 +175,7 @@ static json_t *session_json(const struct ch_session_rec *s, const char *model, b
     json_object_set_new(o, "model", model ? json_string(model) : json_null());
     json_object_set_new(o, "modelOverride", s->model_override ? json_string(s->model_override) : json_null());
     json_object_set_new(o, "label", s->label ? json_string(s->label) : json_null());
+    json_object_set_new(o, "channel", s->channel ? json_string(s->channel) : json_null());
     json_object_set_new(o, "inputTokens", json_integer(s->usage.input_tokens));
     json_object_set_new(o, "outputTokens", json_integer(s->usage.output_tokens));
     json_object_set_new(o, "cacheReadTokens", json_integer(s->usage.cache_read_tokens));

@@ -28,8 +28,8 @@
 
 struct start_job {
     struct ch_store_job job;
-    struct ch_outbox *ob;                /* ref held */
-    char *run_id, *session_key, *source; /* owned */
+    struct ch_outbox *ob;                 /* ref held */
+    char *run_id, *session_key, *channel; /* owned; channel: the run's, else its source */
     int64_t ts_ms;
     char *message;    /* owned: from the run's request */
     char *session_id; /* owned or NULL: the current transcript */
@@ -51,7 +51,7 @@ static void start_job_free(struct start_job *sj)
 {
     ch_free(sj->run_id);
     ch_free(sj->session_key);
-    ch_free(sj->source);
+    ch_free(sj->channel);
     ch_free(sj->message);
     ch_free(sj->session_id);
     ch_free(sj);
@@ -115,13 +115,13 @@ static void start_done(struct ch_store_job *job, int rc)
     if (sj->created && (want & BIT_CREATED))
         emit(a, "conversation.created", sj->run_id,
              json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s}", "conversationId", sj->session_key, "sessionKey",
-                       sj->session_key, "sessionId", sj->session_id, "runId", sj->run_id, "channel", sj->source,
+                       sj->session_key, "sessionId", sj->session_id, "runId", sj->run_id, "channel", sj->channel,
                        "createdAt", ts));
     if (sj->message && (want & BIT_RECEIVED)) {
         snprintf(mid, sizeof(mid), "%s:user", sj->run_id);
         emit(a, "message.received", sj->run_id,
              json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "messageId", mid, "conversationId", sj->session_key,
-                       "sessionKey", sj->session_key, "runId", sj->run_id, "channel", sj->source, "role", "user",
+                       "sessionKey", sj->session_key, "runId", sj->run_id, "channel", sj->channel, "role", "user",
                        "content", sj->message, "timestamp", ts));
     }
 out:
@@ -137,7 +137,9 @@ static void on_start(struct ch_outbox *ob, const struct ch_agent_event *ev)
         return;
     sj = ch_calloc(1, sizeof(*sj));
     if (!sj || !(sj->run_id = ch_strdup(ev->run_id)) || !(sj->session_key = ch_strdup(ev->session_key)) ||
-        !(sj->source = ch_strdup(ev->source ? ev->source : "unknown"))) {
+        !(sj->channel = ch_strdup(ev->channel  ? ev->channel
+                                  : ev->source ? ev->source
+                                               : "unknown"))) {
         ch_log_error("webhooks: run %s: out of memory; message.received not sent", ev->run_id);
         if (sj)
             start_job_free(sj);
@@ -184,17 +186,19 @@ static void on_end(struct ch_outbox *ob, const struct ch_agent_event *ev)
         emit(a, "message.sent", ev->run_id,
              json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s}", "messageId", mid, "conversationId",
                        ev->session_key, "sessionKey", ev->session_key, "runId", ev->run_id, "channel",
-                       ev->source ? ev->source : "unknown", "role", "assistant", "content", res->text, "model",
-                       res->model, "timestamp", ts));
+                       ev->channel  ? ev->channel
+                       : ev->source ? ev->source
+                                    : "unknown",
+                       "role", "assistant", "content", res->text, "model", res->model, "timestamp", ts));
     }
     if (!(want & (ok ? BIT_COMPLETED : BIT_FAILED)))
         return;
-    d = json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s, s:o, s:s?, s:s?, s:s?, s:s?, s:s, s:s, s:I, s:i}", "runId",
+    d = json_pack("{s:s, s:s, s:s?, s:s, s:s?, s:s, s:s, s:o, s:s?, s:s?, s:s?, s:s?, s:s, s:s, s:I, s:i}", "runId",
                   ev->run_id, "sessionKey", ev->session_key, "sessionId", ev->session_id, "source",
-                  ev->source ? ev->source : "unknown", "status", res->status ? res->status : "error", "text",
-                  res->text ? res->text : "", "usage", usage_json(&res->usage, res->cost_usd), "model", res->model,
-                  "provider", res->provider, "error", res->error, "errorClass", res->error_class, "startedAt", started,
-                  "finishedAt", ts, "durationMs",
+                  ev->source ? ev->source : "unknown", "channel", ev->channel, "status",
+                  res->status ? res->status : "error", "text", res->text ? res->text : "", "usage",
+                  usage_json(&res->usage, res->cost_usd), "model", res->model, "provider", res->provider, "error",
+                  res->error, "errorClass", res->error_class, "startedAt", started, "finishedAt", ts, "durationMs",
                   (json_int_t)(res->finished_ms && res->started_ms ? res->finished_ms - res->started_ms : 0),
                   "toolCalls", res->tool_calls);
     emit(a, ok ? "run.completed" : "run.failed", ev->run_id, d);

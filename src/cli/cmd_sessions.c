@@ -364,6 +364,8 @@ static void print_run(json_t *r)
            json_is_true(json_object_get(r, "live")) ? " (live)" : "");
     printf("Session:     %s\n", ch_rest_str(r, "sessionKey", "-"));
     printf("Source:      %s\n", ch_rest_str(r, "source", "-"));
+    if (json_is_string(json_object_get(r, "channel")))
+        printf("Channel:     %s\n", ch_rest_str(r, "channel", ""));
     printf("Model:       %s%s%s\n", ch_rest_str(r, "provider", ""),
            json_is_string(json_object_get(r, "provider")) ? "/" : "", ch_rest_str(r, "model", "-"));
     printf("Created:     %s\nStarted:     %s\nFinished:    %s\n", t1, t2, t3);

@@ -287,3 +287,86 @@ def test_reserved_session_namespaces_are_refused(oa, fake):
     r = http(g, "POST", "/v1/chat/completions", token=tok, headers={"x-openclaw-session-key": "agent:main:main"},
              json={"model": "openclaw", "messages": [{"role": "user", "content": "x"}]}, timeout=30)
     assert r.status_code == 200, r.text
+
+
+def test_message_channel_header(gateway_factory, fake):
+    """x-openclaw-message-channel, OpenClaw's routing header: normalized as
+    OpenClaw does (trimmed, lowercased, an alias to its channel), kept with
+    the run, given to the session it starts, and reported as `channel` in
+    the run's webhook events.  A later run does not move an existing
+    session's channel; a name with spaces inside is a 400; without the
+    header the events keep the source, `openai`."""
+    from receivers import Receiver
+
+    with Receiver() as rx:
+        cfg = oa_config(fake)
+        cfg["api"] = {"webhooks": {"outgoing": [{"url": rx.url("/ev"), "events": [
+            "message.received", "message.sent", "run.completed"]}]}}
+        g = gateway_factory(cfg)
+        tok = g.gateway_json()["localToken"]
+        body = {"model": "openclaw", "messages": [{"role": "user", "content": "hi"}]}
+        fake.push({"text": "one"})
+        r = http(g, "POST", "/v1/chat/completions", token=tok, json=body, timeout=30, headers={
+            "x-openclaw-session-key": "chan-a", "x-openclaw-message-channel": "Teams "})
+        assert r.status_code == 200, r.text
+        s = http(g, "GET", "/api/v1/sessions/chan-a", token=tok).json()
+        assert s["channel"] == "msteams", s
+        runs = http(g, "GET", "/api/v1/runs", token=tok, params={"sessionKey": "chan-a"}).json()["runs"]
+        run = http(g, "GET", f"/api/v1/runs/{runs[0]['runId']}", token=tok).json()
+        assert run["channel"] == "msteams" and run["source"] == "openai", run
+        assert "Channel:     msteams" in g.cli("runs", "show", run["runId"]).stdout
+        got = {e: json.loads(rx.wait_event(e)[0]["body"])["data"] for e in
+               ("message.received", "message.sent", "run.completed")}
+        assert got["message.received"]["channel"] == "msteams"
+        assert got["message.sent"]["channel"] == "msteams"
+        assert got["run.completed"]["channel"] == "msteams" and got["run.completed"]["source"] == "openai"
+        # a later run on another channel: the session keeps its first one
+        fake.push({"text": "two"})
+        r = http(g, "POST", "/v1/chat/completions", token=tok, json=body, timeout=30, headers={
+            "x-openclaw-session-key": "chan-a", "x-openclaw-message-channel": "kakao"})
+        assert r.status_code == 200, r.text
+        assert http(g, "GET", "/api/v1/sessions/chan-a", token=tok).json()["channel"] == "msteams"
+        assert json.loads(rx.wait_event("message.sent", n=2)[1]["body"])["data"]["channel"] == "kakao"
+        # no header: no channel; the events name the source
+        fake.push({"text": "three"})
+        r = http(g, "POST", "/v1/chat/completions", token=tok, json=body, timeout=30,
+                 headers={"x-openclaw-session-key": "chan-b"})
+        assert r.status_code == 200, r.text
+        assert http(g, "GET", "/api/v1/sessions/chan-b", token=tok).json()["channel"] is None
+        sent = json.loads(rx.wait_event("message.sent", n=3)[2]["body"])["data"]
+        assert sent["sessionKey"] == "chan-b" and sent["channel"] == "openai"
+        # bad names are refused before anything runs
+        n = len(fake.requests)
+        for bad in ("two words", "x" * 65, "tab\there"):
+            oa_error(http(g, "POST", "/v1/chat/completions", token=tok, json=body,
+                          headers={"x-openclaw-message-channel": bad}), 400, "invalid_channel")
+        assert len(fake.requests) == n
+
+
+@pytest.mark.signals
+def test_message_channel_survives_a_restart(gateway_factory, fake):
+    """The channel is part of the run's durable request: a run replayed
+    after SIGKILL still reports it."""
+    import signal
+
+    from agentlib import in_thread
+    from receivers import Receiver
+
+    with Receiver() as rx:
+        cfg = oa_config(fake)
+        cfg["api"] = {"webhooks": {"outgoing": [{"url": rx.url("/ev"), "events": ["message.sent"]}]}}
+        g = gateway_factory(cfg)
+        tok = g.gateway_json()["localToken"]
+        fake.push({"text": "never delivered", "first_byte_delay": 8}, {"text": "after the restart"})
+        t, _ = in_thread(http, g, "POST", "/v1/chat/completions", token=tok, timeout=20, headers={
+            "x-openclaw-session-key": "chan-crash", "x-openclaw-message-channel": "gchat"},
+            json={"model": "openclaw", "messages": [{"role": "user", "content": "survive"}]})
+        fake.wait_requests(1, timeout=5)
+        g.signal(signal.SIGKILL)
+        assert g.wait(15) is not None
+        t.join(10)
+        g2 = gateway_factory.new(cfg, state=g.state).start()
+        d = json.loads(rx.wait_event("message.sent")[0]["body"])["data"]
+        assert d["content"] == "after the restart" and d["channel"] == "googlechat", d
+        s = http(g2, "GET", "/api/v1/sessions/chan-crash", token=g2.gateway_json()["localToken"]).json()
+        assert s["channel"] == "googlechat", s

@@ -15,7 +15,7 @@ from test_rest_chat import SSE, chat, run_status, start_agent_gateway, turns, wa
 ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 CLI_ROW_KEYS = {"key", "model", "inputTokens", "outputTokens", "totalTokens", "contextTokens",
                 "estimatedCostUsd", "updatedAt"}
-REST_ROW_KEYS = CLI_ROW_KEYS | {"sessionId", "createdAt", "label"}
+REST_ROW_KEYS = CLI_ROW_KEYS | {"sessionId", "createdAt", "label", "channel"}
 RUN_KEYS = {"runId", "sessionKey", "source", "status", "createdAt", "startedAt", "finishedAt", "durationMs",
             "model", "usage", "costUsd", "error", "errorClass", "result"}
 
