@@ -138,17 +138,6 @@ int ch_buf_appendf(struct ch_buf *b, const char *fmt, ...)
     return rc;
 }
 
-/*
- * The length of the run at s[0..n) that a JSON string holds as it is: up
- * to the first '"', '\\' or control (< 0x20) and, with stop_non_ascii,
- * the first byte >= 0x80 (for callers that check UTF-8 themselves).  The
- * one scanner behind the escaper, the hook body decoder and the store's
- * JSON check: a 2 KB hook message is mostly such a run.  Sixteen bytes a
- * step with SSE2 (part of x86-64; a control is where the saturating
- * v - 0x1f is zero), then eight a word: the lowest byte the word test
- * flags is exact ("determine if a word has a byte less than n", Bit
- * Twiddling Hacks: borrows only run upwards).
- */
 size_t ch_utf8_len(const unsigned char *s, size_t avail)
 {
     unsigned c = s[0], v;
@@ -178,6 +167,71 @@ size_t ch_utf8_len(const unsigned char *s, size_t avail)
     return n;
 }
 
+/*
+ * Text from the network (a header, a query value, a peer's error body)
+ * made fit for a JSON string: jansson refuses invalid UTF-8, and a field
+ * that silently vanishes is worse than a visible U+FFFD.  Valid runs are
+ * copied in one append; each byte that starts no valid sequence, and each
+ * NUL (it would cut C strings downstream), becomes U+FFFD.
+ */
+int ch_buf_append_utf8_clean(struct ch_buf *b, const char *s, size_t n)
+{
+    static const char fffd[3] = {(char)0xef, (char)0xbf, (char)0xbd};
+    const unsigned char *u = (const unsigned char *)s;
+    size_t old = b->len, i = 0, run = 0, k;
+    int rc = 0;
+
+    while (i < n && rc == 0) {
+        k = u[i] >= 0x80 ? ch_utf8_len(u + i, n - i) : u[i] != 0;
+        if (k) {
+            i += k;
+            run += k;
+            continue;
+        }
+        if (run)
+            rc = ch_buf_append(b, s + i - run, run);
+        run = 0;
+        if (rc == 0)
+            rc = ch_buf_append(b, fffd, sizeof(fffd));
+        i++;
+    }
+    if (rc == 0 && run)
+        rc = ch_buf_append(b, s + i - run, run);
+    if (rc && b->data) { /* unchanged on failure */
+        b->len = old;
+        b->data[old] = '\0';
+    }
+    return rc;
+}
+
+/* Where to cut UTF-8 text to at most n bytes without splitting a
+ * character: n, or the start of the sequence the cut would split.  Only
+ * the bytes before n are read; invalid text is cut at n. */
+size_t ch_utf8_cut(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t lead = n, want;
+
+    while (lead > 0 && n - lead < 4 && (u[lead - 1] & 0xc0) == 0x80)
+        lead--;
+    if (lead == 0 || u[lead - 1] < 0xc0)
+        return n; /* ASCII or no lead byte in reach: nothing to split */
+    lead--;
+    want = u[lead] >= 0xf0 ? 4 : u[lead] >= 0xe0 ? 3 : 2;
+    return lead + want > n ? lead : n;
+}
+
+/*
+ * The length of the run at s[0..n) that a JSON string holds as it is: up
+ * to the first '"', '\\' or control (< 0x20) and, with stop_non_ascii,
+ * the first byte >= 0x80 (for callers that check UTF-8 themselves).  The
+ * one scanner behind the escaper, the hook body decoder and the store's
+ * JSON check: a 2 KB hook message is mostly such a run.  Sixteen bytes a
+ * step with SSE2 (part of x86-64; a control is where the saturating
+ * v - 0x1f is zero), then eight a word: the lowest byte the word test
+ * flags is exact ("determine if a word has a byte less than n", Bit
+ * Twiddling Hacks: borrows only run upwards).
+ */
 size_t ch_json_plain_len(const char *s, size_t n, bool stop_non_ascii)
 {
     const unsigned char *p = (const unsigned char *)s;

@@ -15,60 +15,9 @@
 
 static const char replacement[3] = {(char)0xEF, (char)0xBF, (char)0xBD}; /* U+FFFD */
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 if invalid. */
-static size_t utf8_seq_len(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0];
-
-    if (c < 0x80)
-        return c ? 1 : 0; /* NUL would cut C strings downstream */
-    if (c >= 0xC2 && c <= 0xDF)
-        return n >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
-    if (c >= 0xE0 && c <= 0xEF) {
-        if (n < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
-            return 0;
-        if (c == 0xE0 && p[1] < 0xA0)
-            return 0; /* overlong */
-        if (c == 0xED && p[1] >= 0xA0)
-            return 0; /* surrogate */
-        return 3;
-    }
-    if (c >= 0xF0 && c <= 0xF4) {
-        if (n < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
-            return 0;
-        if (c == 0xF0 && p[1] < 0x90)
-            return 0; /* overlong */
-        if (c == 0xF4 && p[1] >= 0x90)
-            return 0; /* above U+10FFFF */
-        return 4;
-    }
-    return 0;
-}
-
 int text_append_utf8(struct ch_buf *b, const char *p, size_t n)
 {
-    const unsigned char *u = (const unsigned char *)p;
-    size_t i = 0, run = 0;
-    int rc = 0;
-
-    /* Copy valid runs in one append; only bad bytes go one by one. */
-    while (i < n && rc == 0) {
-        size_t k = utf8_seq_len(u + i, n - i);
-        if (k) {
-            i += k;
-            run += k;
-            continue;
-        }
-        if (run)
-            rc = ch_buf_append(b, p + i - run, run);
-        run = 0;
-        if (rc == 0)
-            rc = ch_buf_append(b, replacement, sizeof(replacement));
-        i++;
-    }
-    if (rc == 0 && run)
-        rc = ch_buf_append(b, p + i - run, run);
-    return rc;
+    return ch_buf_append_utf8_clean(b, p, n);
 }
 
 size_t text_count_chars(const char *p, size_t n)

@@ -96,6 +96,58 @@ static void test_utf8_len(void **state)
         assert_int_equal(ch_utf8_len((const unsigned char *)cases[i].s, cases[i].avail), cases[i].want);
 }
 
+/* ch_buf_append_utf8_clean: valid text as is; each bad byte and each NUL
+ * one U+FFFD; the result is always valid UTF-8; a failed append
+ * (the cap) leaves the buffer as it was.  ch_utf8_cut never splits. */
+static void test_utf8_clean_and_cut(void **state)
+{
+    static const struct {
+        const char *in;
+        size_t n;
+        const char *want;
+    } cases[] = {
+        {"plain", 5, "plain"},
+        {"caf\xc3\xa9", 5, "caf\xc3\xa9"},
+        {"a\xff\xfe"
+         "b",
+         4,
+         "a\xef\xbf\xbd\xef\xbf\xbd"
+         "b"},
+        {"x\0y", 3, "x\xef\xbf\xbdy"},
+        {"\xe2\x82", 2, "\xef\xbf\xbd\xef\xbf\xbd"},
+        {"\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+    };
+    struct ch_buf b;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ch_buf_init(&b, 1024);
+        assert_int_equal(ch_buf_append_utf8_clean(&b, cases[i].in, cases[i].n), 0);
+        assert_int_equal(b.len, strlen(cases[i].want));
+        assert_memory_equal(b.data, cases[i].want, b.len);
+        for (size_t k = 0, step; k < b.len; k += step) { /* valid throughout, no NUL */
+            const unsigned char *u = (const unsigned char *)b.data + k;
+            step = *u >= 0x80 ? ch_utf8_len(u, b.len - k) : *u != 0;
+            assert_true(step > 0);
+        }
+        ch_buf_release(&b);
+    }
+    ch_buf_init(&b, 4);
+    assert_int_equal(ch_buf_append(&b, "ab", 2), 0);
+    assert_int_not_equal(ch_buf_append_utf8_clean(&b, "c\xff", 2), 0); /* 2 + 1 + 3 > 4 */
+    assert_int_equal(b.len, 2);
+    assert_string_equal(b.data, "ab");
+    ch_buf_release(&b);
+
+    /* "a" + e-acute (2) + euro (3) + grinning face (4): cut at each n */
+    {
+        static const char t[] = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+        static const size_t want[] = {0, 1, 1, 3, 3, 3, 6, 6, 6, 6, 10};
+        for (size_t n = 0; n < sizeof(want) / sizeof(want[0]); n++)
+            assert_int_equal(ch_utf8_cut(t, n), want[n]);
+    }
+}
+
 /* ch_json_plain_len against a byte loop: every length up to 80 at every
  * alignment, with one stop byte (or none) at every position, both modes;
  * the plain bytes include 0x7f and high bytes so both word and SIMD paths
@@ -441,10 +493,19 @@ static void test_limits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_cap),        cmocka_unit_test(test_buf_json_str),   cmocka_unit_test(test_map),
-        cmocka_unit_test(test_mask),           cmocka_unit_test(test_parsers),        cmocka_unit_test(test_crypto),
-        cmocka_unit_test(test_alloc_counting), cmocka_unit_test(test_limits),         cmocka_unit_test(test_log_tail),
-        cmocka_unit_test(test_alloc_trim),     cmocka_unit_test(test_json_plain_len), cmocka_unit_test(test_utf8_len),
+        cmocka_unit_test(test_buf_cap),
+        cmocka_unit_test(test_buf_json_str),
+        cmocka_unit_test(test_map),
+        cmocka_unit_test(test_mask),
+        cmocka_unit_test(test_parsers),
+        cmocka_unit_test(test_crypto),
+        cmocka_unit_test(test_alloc_counting),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_log_tail),
+        cmocka_unit_test(test_alloc_trim),
+        cmocka_unit_test(test_json_plain_len),
+        cmocka_unit_test(test_utf8_len),
+        cmocka_unit_test(test_utf8_clean_and_cut),
         cmocka_unit_test(test_printf_free),
     };
     ch_alloc_install();
