@@ -12,6 +12,7 @@
 #include "api/internal.h"
 #include "api/hooks.h"
 #include "api/openai.h"
+#include "api/outbox_int.h"
 
 static const struct ch_route routes[] = {
     /* OpenAI-compatible (openai_compat.c); off unless enabled in config. */
@@ -368,7 +369,7 @@ int ch_api_new(const struct ch_api_opts *o, struct ch_api **out, struct ch_error
     apply_config(a);
     if ((rc = ch_security_init(a, err)) != 0 || (rc = ch_auth_init(a)) != 0 || (rc = ch_rate_init(a)) != 0 ||
         (rc = ch_metrics_init(a)) != 0 || (rc = ch_auth_load_config(a)) != 0 || (rc = ch_hooks_new(a, err)) != 0 ||
-        (rc = ch_oc_new(a)) != 0)
+        (rc = ch_webhooks_check_config(a->cfg, err)) != 0 || (rc = ch_oc_new(a)) != 0)
         goto out;
     if (a->net) {
         ch_net_on_tick(a->net, on_tick, a);
@@ -389,6 +390,11 @@ int ch_api_reload(struct ch_api *a, const struct ch_config *cfg, struct ch_error
     struct ch_security fresh = {0}, old = a->sec;
     int rc;
 
+    /* A configured webhook that could never be queued (its headers over
+     * what the store keeps) is refused here as at start, not dropped at
+     * every event. */
+    if ((rc = ch_webhooks_check_config(cfg, err)) != 0)
+        return rc;
     a->cfg = cfg;
     a->sec = fresh;
     rc = ch_security_init(a, err);

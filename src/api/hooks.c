@@ -481,6 +481,19 @@ static bool query_has_token(const struct ch_http_req *r)
     return rc == 0 || rc == CH_E_TOO_LARGE;
 }
 
+/* A chunked body that outgrew its cap while being read (the http layer
+ * closes the connection after this answer). */
+static void too_large(struct ch_http_req *r, void *data)
+{
+    struct ch_api *a = data;
+    struct ch_hooks *h = a->hooks;
+    bool gmail = h->gmail_max_body && ch_str_eq_cstr(ch_hooks_subpath(a, r), "gmail");
+
+    ch_hooks_refuse(a, r, 413, CH_HOOK_R_TOO_LARGE, "payload too large (%s is %zu)",
+                    gmail ? "the limit from hooks.gmail.maxBytes" : "hooks.maxBodyBytes",
+                    gmail ? h->gmail_max_body : h->max_body);
+}
+
 int ch_hooks_on_head(struct ch_api *a, struct ch_http_req *r, size_t *max_body)
 {
     struct ch_hooks *h = a->hooks;
@@ -490,7 +503,12 @@ int ch_hooks_on_head(struct ch_api *a, struct ch_http_req *r, size_t *max_body)
     uint64_t len;
     size_t cap;
 
-    if (!h || !h->enabled || !under_base(h, r->path))
+    if (!h || !under_base(h, r->path))
+        return CH_ENOTFOUND;
+    /* Disabled: 404 for every method, as the route table would answer,
+     * but counted, so a sender still posting to a disabled gateway shows.
+     * An upgrade stays the WebSocket protocol's, as on any other path. */
+    if (!h->enabled && ch_http_req_wants_upgrade(r))
         return CH_ENOTFOUND;
     sub = ch_hooks_subpath(a, r);
     if (ch_str_eq_cstr(sub, "agent"))
@@ -506,6 +524,12 @@ int ch_hooks_on_head(struct ch_api *a, struct ch_http_req *r, size_t *max_body)
     r->route = rt;
     r->route_label = rt->pattern;
     r->param_count = 0;
+    if (!h->enabled) {
+        ch_hooks_count(a, r, false, CH_HOOK_R_DISABLED, NULL);
+        ch_http_respond_error(r, 404, "not_found", "no route for %.*s; hooks are disabled (hooks.enabled)",
+                              (int)CH_MIN(r->path.len, (size_t)100), r->path.p);
+        return CH_ECANCELED;
+    }
     if (query_has_token(r))
         return refuse_text(a, r, 400, CH_HOOK_R_TOKEN_IN_QUERY,
                            "Hook token must be provided via Authorization: Bearer <token> or X-OpenClaw-Token header "
@@ -519,13 +543,15 @@ int ch_hooks_on_head(struct ch_api *a, struct ch_http_req *r, size_t *max_body)
     if (sub.len == 0)
         return refuse_text(a, r, 404, CH_HOOK_R_NOT_FOUND, "Not Found");
     /* A declared oversize body is refused before a byte of it is read; a
-     * chunked one that grows past the cap gets the http layer's 413. */
+     * chunked one that grows past the cap is refused when it does
+     * (too_large), in the same shape and counted the same way. */
     cap = h->gmail_max_body && ch_str_eq_cstr(sub, "gmail") ? h->gmail_max_body : h->max_body;
     cl = ch_http_req_header(r, "content-length");
     if (cl && ch_str_to_u64(ch_str_trim(*cl), UINT64_MAX, &len) == 0 && len > cap)
         return ch_hooks_refuse(a, r, 413, CH_HOOK_R_TOO_LARGE, "payload too large (%s is %zu)",
                                cap == h->max_body ? "hooks.maxBodyBytes" : "the limit from hooks.gmail.maxBytes", cap);
     *max_body = cap;
+    ch_http_req_on_too_large(r, too_large, a);
     return 0;
 }
 

@@ -113,10 +113,11 @@ int ch_hooks_reload(struct ch_api *a, struct ch_error *err);
 void ch_hooks_free(struct ch_api *a);
 /*
  * Called by api_on_head before the router.  CH_ENOTFOUND: not a hook
- * request (hooks disabled or the path is outside hooks.path), the caller
- * goes on.  0: a hook request that passed the checks that need no body
- * (query token, auth, method, known name, declared size); r->route is set
- * and *max_body is hooks.maxBodyBytes.  CH_ECANCELED: answered here.
+ * request (the path is outside hooks.path, or an upgrade there while
+ * hooks are disabled), the caller goes on.  0: a hook request that passed
+ * the checks that need no body (query token, auth, method, known name,
+ * declared size); r->route is set and *max_body is hooks.maxBodyBytes.
+ * CH_ECANCELED: answered here (hooks disabled: a 404, counted).
  */
 int ch_hooks_on_head(struct ch_api *a, struct ch_http_req *r, size_t *max_body);
 /* Count a request's outcome and, for a refusal, log it with its reason
@@ -148,14 +149,17 @@ struct ch_hook_in {
      * earlier run counts while queued or running or for 5 min after it
      * ended (OpenClaw's replay cache), not for 24 h. */
     bool idem_recent;
+    /* callback.url is not hooks.callback.url's origin while configured
+     * callback headers or a secret exist: delivery withholds them. */
+    bool cb_withheld;
     char scope[65];     /* mappings: SHA-256 hex of the rendered message and fields */
     json_t *hook;       /* owned: meta.hook of the run (name, delivery, callback...) */
     const char *source; /* static: the run's source, "hook" or "wake" */
     enum ch_hook_reason ok_reason;
 };
 void ch_hook_in_release(struct ch_hook_in *in);
-/* The JSON object body of r (an empty body is {}), or a 400 answered
- * (counted) and CH_EINVAL. */
+/* hooks_agent.c: the JSON object body of r (an empty body is {}), or a
+ * refusal answered (counted) and an error. */
 int ch_hooks_body(struct ch_api *a, struct ch_http_req *r, json_t **out);
 /* The same, and message_raw gets the body's "message" string as
  * ch_hooks_json_object_raw finds it (a span of r's body), or {NULL, 0}. */
@@ -219,6 +223,14 @@ void ch_hooks_mapped(struct ch_http_req *r, void *data);
  * ended without their callback being queued (a crash in between). */
 int ch_hooks_deliver_start(struct ch_api *a);
 void ch_hooks_deliver_stop(struct ch_api *a);
+/* Whether url has the origin (scheme, host, port) of cfg_url (NULL: none
+ * configured, false).  Configured callback headers and secret go only to
+ * that origin; a URL whose authority is not plainly host[:port] never
+ * matches. */
+bool ch_hooks_same_origin(const char *url, const char *cfg_url);
+/* Log once per request that configured callback credentials are withheld
+ * (the origin only: never a header or secret). */
+void ch_hooks_log_withheld(const struct ch_http_req *r, const char *url);
 /* The completion object of waitForCompletion from a result (new ref). */
 json_t *ch_hooks_completion_json(const char *run_id, const struct ch_agent_result *res);
 
@@ -235,9 +247,10 @@ struct ch_hook_tpl_ctx {
  * Render `{{ expr }}` placeholders: payload.a.b[0].c (or a bare path into
  * the payload), headers.<name> (case-insensitive), query.<name>, path,
  * now (ISO 8601).  Missing values render empty; strings verbatim, numbers
- * and booleans as JSON text, objects and arrays as compact JSON.  An
- * unterminated "{{" is copied literally.  Output capped by out's max
- * (CH_E_TOO_LARGE).
+ * and booleans as JSON text, objects and arrays as compact JSON; headers,
+ * query values and the path with each ill-formed UTF-8 sequence replaced
+ * by U+FFFD.  An unterminated "{{" is copied literally.  Output capped by
+ * out's max (CH_E_TOO_LARGE).
  */
 int ch_hooks_render(const char *tpl, const struct ch_hook_tpl_ctx *ctx, struct ch_buf *out);
 /* The first mapping whose match.path equals path (slashes trimmed) and

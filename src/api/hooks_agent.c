@@ -42,7 +42,8 @@ struct hjob {
     bool timer_on;
     struct ch_run_rec rec; /* the wait read */
     bool answered;         /* response out, or the client gone */
-    bool accepted;         /* the run is durably queued */
+    bool accepted;         /* the run is durably queued, or a replay names an earlier one */
+    bool replayed;         /* accepted as a replay: counted so if the client leaves */
     bool gone_uncounted;   /* the client left first: count the outcome when it is known */
 };
 
@@ -173,7 +174,7 @@ static void on_client_close(struct ch_http_req *r, void *data)
     /* The run goes on (a hook is fire-and-forget at heart): whether it is
      * counted accepted or refused is known once the agent has answered. */
     if (j->accepted)
-        ch_hooks_count(j->api, j->req, true, j->in.ok_reason, NULL);
+        ch_hooks_count(j->api, j->req, true, j->replayed ? CH_HOOK_R_REPLAY : j->in.ok_reason, NULL);
     else
         j->gone_uncounted = true;
     j->refs++;
@@ -259,6 +260,12 @@ static void read_run_done(struct ch_store_job *job, int rc)
 
 static void replay(struct hjob *j, const char *id)
 {
+    /* Accepted from here on: a client that leaves while its replay waits
+     * for the run is counted by on_client_close. */
+    j->accepted = true;
+    j->replayed = true;
+    if (j->answered)
+        return; /* the client left (counted): nothing to wait for */
     if (!j->in.wait) {
         json_t *b = ok_body(j, id);
         json_object_set_new(b, "replayed", json_true());
@@ -406,6 +413,9 @@ static void dispatch(struct ch_api *a, struct ch_http_req *r, struct ch_hook_fan
     memset(in, 0, sizeof(*in));
     ch_agent_run_id_new(j->run_id);
     if (r) { /* a fan-out's request is the fan's to watch */
+        if (j->in.cb_withheld)
+            ch_hooks_log_withheld(r,
+                                  json_string_value(json_object_get(json_object_get(j->in.hook, "callback"), "url")));
         j->req = r;
         ch_http_req_ref(r);
         ch_http_req_on_close(r, on_client_close, j);
@@ -457,6 +467,46 @@ void ch_hooks_dispatch_item(struct ch_api *a, struct ch_hook_fan *f, size_t idx,
 }
 
 /* ---- handlers ---- */
+
+int ch_hooks_body(struct ch_api *a, struct ch_http_req *r, json_t **out)
+{
+    return ch_hooks_body_raw(a, r, out, NULL);
+}
+
+int ch_hooks_body_raw(struct ch_api *a, struct ch_http_req *r, json_t **out, struct ch_str *message_raw)
+{
+    json_error_t jerr;
+    json_t *v;
+
+    *out = NULL;
+    if (message_raw)
+        *message_raw = (struct ch_str){NULL, 0};
+    /* OpenClaw reads an empty body as {} (a bare ping to a mapping). */
+    if (r->body.len == 0) {
+        if ((*out = json_object()) != NULL)
+            return 0;
+        /* Callers return on any failure: the client must not be left waiting. */
+        ch_hooks_refuse(a, r, 500, CH_HOOK_R_INTERNAL, "out of memory");
+        return CH_ENOMEM;
+    }
+    /* The fast path decodes the common flat body; whatever it does not
+     * take (or takes to be wrong) jansson decodes or words the error. */
+    if (ch_hooks_json_object_raw(r->body.data, r->body.len, out, "message", message_raw) == 0)
+        return 0;
+    v = json_loadb(r->body.data, r->body.len, 0, &jerr);
+    if (!v) {
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID_JSON, "invalid JSON: %s (line %d, column %d)", jerr.text,
+                        jerr.line, jerr.column);
+        return CH_EINVAL;
+    }
+    if (!json_is_object(v)) {
+        json_decref(v);
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID_JSON, "the body must be a JSON object");
+        return CH_EINVAL;
+    }
+    *out = v;
+    return 0;
+}
 
 bool ch_hooks_agent_ready(struct ch_api *a, struct ch_http_req *r)
 {

@@ -163,6 +163,79 @@ static json_t *envelope(const char *run_id, const char *session_key, const json_
     return o;
 }
 
+/* ---- whose credentials a callback gets ---- */
+
+struct origin {
+    struct ch_str scheme, host;
+    unsigned port;
+};
+
+/* scheme://host[:port] of an http(s) URL.  false for anything else in the
+ * authority (userinfo, a backslash, '%'...): such a URL is never taken for the
+ * configured origin, whatever a URL parser downstream would make of it. */
+static bool parse_origin(const char *u, struct origin *o)
+{
+    const char *p, *e, *he;
+    unsigned long port = 0;
+
+    if (!strncmp(u, "http://", 7)) {
+        o->scheme = (struct ch_str){u, 4};
+        o->port = 80;
+    } else if (!strncmp(u, "https://", 8)) {
+        o->scheme = (struct ch_str){u, 5};
+        o->port = 443;
+    } else {
+        return false;
+    }
+    p = u + o->scheme.len + 3;
+    e = p + strcspn(p, "/?#");
+    if (*p == '[') { /* an IPv6 literal */
+        he = p + 1 + strspn(p + 1, "0123456789abcdefABCDEF:.");
+        if (he >= e || *he != ']')
+            return false;
+        he++;
+    } else {
+        he = p + strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._");
+    }
+    if (he == p || (he < e && (*he != ':' || (size_t)(e - he - 1) != strspn(he + 1, "0123456789"))))
+        return false;
+    o->host = (struct ch_str){p, (size_t)(he - p)};
+    if (he < e && e - he > 1) {
+        for (const char *d = he + 1; d < e && port <= 65535; d++)
+            port = port * 10 + (unsigned)(*d - '0');
+        if (port == 0 || port > 65535)
+            return false;
+        o->port = (unsigned)port;
+    }
+    return true;
+}
+
+bool ch_hooks_same_origin(const char *url, const char *cfg_url)
+{
+    struct origin a, b;
+
+    if (!url || !cfg_url)
+        return false;
+    if (!strcmp(url, cfg_url))
+        return true;
+    return parse_origin(url, &a) && parse_origin(cfg_url, &b) && ch_str_eq(a.scheme, b.scheme) &&
+           a.host.len == b.host.len && !strncasecmp(a.host.p, b.host.p, a.host.len) && a.port == b.port;
+}
+
+void ch_hooks_log_withheld(const struct ch_http_req *r, const char *url)
+{
+    struct origin o;
+
+    if (parse_origin(url, &o))
+        ch_log_info("hooks: request %s: callback to %.*s://%.*s:%u, not the origin of hooks.callback.url: the "
+                    "configured callback headers and secret are withheld",
+                    r->request_id, (int)o.scheme.len, o.scheme.p, (int)o.host.len, o.host.p, o.port);
+    else
+        ch_log_info("hooks: request %s: callback.url is not the origin of hooks.callback.url: the configured "
+                    "callback headers and secret are withheld",
+                    r->request_id);
+}
+
 /* Configured headers, then the run's own (same name: the run's wins). */
 static json_t *merge_headers(const json_t *cfg, const json_t *run)
 {
@@ -232,6 +305,7 @@ static bool callback(struct ch_api *a, const char *run_id, const char *session_k
     const char *js;
     size_t jn;
     struct dlv_ctx *c;
+    bool trusted;
 
     if (!json_is_object(cb) || !url)
         return false;
@@ -269,7 +343,10 @@ static bool callback(struct ch_api *a, const char *run_id, const char *session_k
         d.body = body;
         d.body_len = strlen(body);
     }
-    headers = merge_headers(json_object_get(def, "headers"), json_object_get(cb, "headers"));
+    /* The configured credentials are for the configured receiver only:
+     * anyone holding the hook token can name a callback URL. */
+    trusted = ch_hooks_same_origin(url, json_string_value(json_object_get(def, "url")));
+    headers = merge_headers(trusted ? json_object_get(def, "headers") : NULL, json_object_get(cb, "headers"));
     c = ch_calloc(1, sizeof(*c));
     if (c && !(c->run_id = ch_strdup(run_id))) {
         ch_free(c);
@@ -291,7 +368,7 @@ static bool callback(struct ch_api *a, const char *run_id, const char *session_k
     d.run_id = run_id;
     d.url = url;
     d.headers = headers;
-    d.secret = secret ? secret : json_string_value(json_object_get(def, "secret"));
+    d.secret = secret || !trusted ? secret : json_string_value(json_object_get(def, "secret"));
     d.max_attempts = h->retry_max;
     d.backoff_ms = h->retry_backoff_ms;
     ch_outbox_enqueue(a, &d, on_enqueued, c);

@@ -246,6 +246,8 @@ void ch_hooks_fanout(struct ch_api *a, struct ch_http_req *r, const json_t *m, c
         ch_free(ins);
         return;
     }
+    if (ins[0].cb_withheld) /* every item has the request's callback: said once */
+        ch_hooks_log_withheld(r, json_string_value(json_object_get(json_object_get(ins[0].hook, "callback"), "url")));
     f->api = a;
     f->req = r;
     ch_http_req_ref(r);

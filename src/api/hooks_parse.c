@@ -22,6 +22,10 @@
 #define MAX_CB_HEADER_VALUE 8192
 #define MAX_SECRET 1024
 #define MAX_TIMEOUT_S 86400
+/* A rendered mapping field, before the field's own bound applies. */
+#define MAX_FIELD (MAX_TO + MAX_NAME + CH_STORE_MAX_KEY_BYTES)
+/* A rendered text that is not UTF-8 (positive: no CH_E* code means it). */
+#define NOT_UTF8 1
 /* A rendered mapping message: the store's bound on one message, halved
  * as the agent does for run messages. */
 #define MAX_MESSAGE (CH_STORE_MAX_CONTENT_BYTES / 2)
@@ -35,43 +39,6 @@ void ch_hook_in_release(struct ch_hook_in *in)
     ch_free(in->idem);
     json_decref(in->hook);
     memset(in, 0, sizeof(*in));
-}
-
-int ch_hooks_body(struct ch_api *a, struct ch_http_req *r, json_t **out)
-{
-    return ch_hooks_body_raw(a, r, out, NULL);
-}
-
-int ch_hooks_body_raw(struct ch_api *a, struct ch_http_req *r, json_t **out, struct ch_str *message_raw)
-{
-    json_error_t jerr;
-    json_t *v;
-
-    *out = NULL;
-    if (message_raw)
-        *message_raw = (struct ch_str){NULL, 0};
-    /* OpenClaw reads an empty body as {} (a bare ping to a mapping). */
-    if (r->body.len == 0) {
-        *out = json_object();
-        return *out ? 0 : CH_ENOMEM;
-    }
-    /* The fast path decodes the common flat body; whatever it does not
-     * take (or takes to be wrong) jansson decodes or words the error. */
-    if (ch_hooks_json_object_raw(r->body.data, r->body.len, out, "message", message_raw) == 0)
-        return 0;
-    v = json_loadb(r->body.data, r->body.len, 0, &jerr);
-    if (!v) {
-        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID_JSON, "invalid JSON: %s (line %d, column %d)", jerr.text,
-                        jerr.line, jerr.column);
-        return CH_EINVAL;
-    }
-    if (!json_is_object(v)) {
-        json_decref(v);
-        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID_JSON, "the body must be a JSON object");
-        return CH_EINVAL;
-    }
-    *out = v;
-    return 0;
 }
 
 /* A string member trimmed of white space, or NULL when absent, not a
@@ -259,10 +226,14 @@ static int check_headers(struct ch_api *a, struct ch_http_req *r, const json_t *
  * meta.hook.callback: the body's callback merged over hooks.callback for
  * url and mode.  Headers and a secret from the body are stored with the
  * run (they must survive a restart); the configured ones are merged in
- * at delivery time and never written to the store.  `callback: false`
- * opts out of a configured default.
+ * at delivery time and never written to the store, and only for a URL of
+ * hooks.callback.url's origin (ch_hooks_same_origin): anyone holding the
+ * hook token may name a callback URL, and must not receive the
+ * credentials meant for the configured receiver.  in->cb_withheld: this
+ * request's URL is another origin and configured credentials exist.
+ * `callback: false` opts out of a configured default.
  */
-static int parse_callback(struct ch_api *a, struct ch_http_req *r, const json_t *body, json_t *hook)
+static int parse_callback(struct ch_api *a, struct ch_http_req *r, const json_t *body, struct ch_hook_in *in)
 {
     const json_t *cb = json_object_get(body, "callback"), *def = a->hooks->callback, *v;
     const char *url, *mode;
@@ -275,6 +246,8 @@ static int parse_callback(struct ch_api *a, struct ch_http_req *r, const json_t 
         return CH_EINVAL;
     }
     url = json_string_value(json_object_get(cb, "url"));
+    if (url && (json_object_size(json_object_get(def, "headers")) || json_string_value(json_object_get(def, "secret"))))
+        in->cb_withheld = !ch_hooks_same_origin(url, json_string_value(json_object_get(def, "url")));
     if (!url)
         url = json_string_value(json_object_get(def, "url"));
     if (!url || !url_ok(url)) {
@@ -312,7 +285,7 @@ static int parse_callback(struct ch_api *a, struct ch_http_req *r, const json_t 
         }
         json_object_set(out, "secret", (json_t *)v);
     }
-    json_object_set_new(hook, "callback", out);
+    json_object_set_new(in->hook, "callback", out);
     return 0;
 }
 
@@ -487,7 +460,7 @@ int ch_hooks_parse_agent(struct ch_api *a, struct ch_http_req *r, const json_t *
         goto out;
     }
     if ((rc = resolve_key(a, r, key, true, in)) != 0 || (rc = parse_common(a, r, body, in, in->hook)) != 0 ||
-        (rc = persistent_ok(a, r, in, key, false)) != 0 || (rc = parse_callback(a, r, body, in->hook)) != 0 ||
+        (rc = persistent_ok(a, r, in, key, false)) != 0 || (rc = parse_callback(a, r, body, in)) != 0 ||
         (rc = parse_idem(a, r, body, in)) != 0)
         goto out;
     in->wait = json_is_true(json_object_get(body, "waitForCompletion"));
@@ -503,7 +476,12 @@ out:
     return rc ? CH_EINVAL : 0;
 }
 
-/* Render one optional template field of mapping m into an object. */
+/*
+ * Render one optional template field of mapping m into dst.  A field that
+ * renders blank is absent, so its default applies (OpenClaw's
+ * renderOptional).  CH_E_TOO_LARGE past MAX_FIELD, NOT_UTF8 when the text
+ * is no JSON string (it would vanish from dst), CH_ENOMEM.
+ */
 static int render_field(const json_t *m, const char *key, const struct ch_hook_tpl_ctx *ctx, json_t *dst)
 {
     const char *tpl = json_string_value(json_object_get(m, key));
@@ -512,12 +490,31 @@ static int render_field(const json_t *m, const char *key, const struct ch_hook_t
 
     if (!tpl)
         return 0;
-    ch_buf_init(&b, MAX_TO + MAX_NAME + CH_STORE_MAX_KEY_BYTES);
+    ch_buf_init(&b, MAX_FIELD);
+    /* A ch_buf is NUL-terminated after any append: a text of exactly the
+     * cap fits, no terminator needs appending. */
     rc = ch_hooks_render(tpl, ctx, &b);
-    if (rc == 0 && ch_buf_append_char(&b, '\0') == 0)
-        json_object_set_new(dst, key, json_string(b.data));
+    if (rc == 0 && b.data && !is_blank(b.data)) {
+        if (!ch_utf8_valid(b.data, strlen(b.data)))
+            rc = NOT_UTF8;
+        else if (json_object_set_new(dst, key, json_string(b.data)) != 0)
+            rc = CH_ENOMEM;
+    }
     ch_buf_release(&b);
     return rc;
+}
+
+/* A rendering failure as the mapping's 400 naming what failed. */
+static int render_refuse(struct ch_api *a, struct ch_http_req *r, const char *what, int rc)
+{
+    if (rc == CH_E_TOO_LARGE)
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "the mapping's rendered %s is longer than %d bytes", what,
+                        strcmp(what, "message") ? MAX_FIELD : MAX_MESSAGE);
+    else if (rc == NOT_UTF8)
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "the mapping's rendered %s is not valid UTF-8", what);
+    else
+        return rc; /* not answered */
+    return CH_EINVAL;
 }
 
 int ch_hooks_parse_mapping(struct ch_api *a, struct ch_http_req *r, const json_t *m, const json_t *body,
@@ -535,19 +532,23 @@ int ch_hooks_parse_mapping(struct ch_api *a, struct ch_http_req *r, const json_t
     memset(in, 0, sizeof(*in));
     in->source = "hook";
     in->ok_reason = CH_HOOK_R_MAPPING;
+    /* Up to MAX_MESSAGE bytes, as a direct message: the buffer holds its
+     * NUL beyond the cap. */
     ch_buf_init(&msg, MAX_MESSAGE);
     rc = rendered ? ch_hooks_render(json_string_value(json_object_get(m, "messageTemplate")), &ctx, &msg) : CH_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < CH_ARRAY_SIZE(fields); i++)
-        rc = render_field(m, fields[i], &ctx, rendered);
-    if (rc == CH_E_TOO_LARGE) {
-        ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "the mapping's rendered message or field is too long");
-        rc = CH_EINVAL;
+    if (rc == 0 && msg.data && !ch_utf8_valid(msg.data, msg.len))
+        rc = NOT_UTF8;
+    if (rc) {
+        rc = render_refuse(a, r, "message", rc);
         goto out;
     }
-    if (rc || (rc = ch_buf_append_char(&msg, '\0')) != 0)
-        goto out;
+    for (size_t i = 0; i < CH_ARRAY_SIZE(fields); i++)
+        if ((rc = render_field(m, fields[i], &ctx, rendered)) != 0) {
+            rc = render_refuse(a, r, fields[i], rc);
+            goto out;
+        }
     rc = CH_EINVAL;
-    if (is_blank(msg.data)) {
+    if (!msg.data || is_blank(msg.data)) {
         ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "hook mapping requires message");
         goto out;
     }
@@ -558,8 +559,10 @@ int ch_hooks_parse_mapping(struct ch_api *a, struct ch_http_req *r, const json_t
     json_object_set(rendered, "timeoutSeconds", json_object_get(m, "timeoutSeconds"));
     json_object_set(rendered, "sessionMode", json_object_get(m, "sessionMode"));
     json_object_set(rendered, "agentId", json_object_get(m, "agentId"));
-    /* What a fan-out item is, for its derived idempotency key. */
-    if ((rc = ch_hooks_scope_digest(msg.data, msg.len, rendered, in->scope)) != 0)
+    /* What a fan-out item is, for its derived idempotency key: the
+     * message's NUL included, as the digest always had it (keys stored
+     * with earlier runs still match). */
+    if ((rc = ch_hooks_scope_digest(msg.data, msg.len + 1, rendered, in->scope)) != 0)
         goto out;
     rc = CH_EINVAL;
     in->message = ch_buf_detach(&msg, NULL);
@@ -574,7 +577,7 @@ int ch_hooks_parse_mapping(struct ch_api *a, struct ch_http_req *r, const json_t
         goto out;
     }
     if ((rc = resolve_key(a, r, key, false, in)) != 0 || (rc = parse_common(a, r, rendered, in, in->hook)) != 0 ||
-        (rc = persistent_ok(a, r, in, key, true)) != 0 || (rc = parse_callback(a, r, body, in->hook)) != 0 ||
+        (rc = persistent_ok(a, r, in, key, true)) != 0 || (rc = parse_callback(a, r, body, in)) != 0 ||
         (rc = parse_idem(a, r, body, in)) != 0)
         goto out;
 out:

@@ -49,15 +49,22 @@ static void wake_done(struct ch_store_job *job, int rc)
 {
     struct wake_job *w = (struct wake_job *)job;
 
-    if (!ch_http_req_is_closed(w->req)) {
+    if (ch_http_req_is_closed(w->req)) {
+        /* The client left first: the event is kept (or not) all the same,
+         * and every hook request is counted by its outcome. */
         if (rc == 0) {
-            ch_hooks_count(w->api, w->req, true, CH_HOOK_R_WAKE, NULL);
-            ch_http_respond_json(
-                w->req, 200, json_pack("{s:b, s:s, s:s}", "ok", 1, "mode", "next-heartbeat", "eventOutcome", "queued"));
+            ch_hooks_count(w->api, NULL, true, CH_HOOK_R_WAKE, NULL);
+            ch_log_info("hooks: wake event stored (next-heartbeat); its client (request %s) left before the answer",
+                        w->req->request_id);
         } else {
-            ch_hooks_refuse(w->api, w->req, 500, CH_HOOK_R_INTERNAL, "storing the wake event failed: %s",
-                            ch_strerror(rc));
+            ch_hooks_count(w->api, NULL, false, CH_HOOK_R_INTERNAL, "storing the wake event failed");
         }
+    } else if (rc == 0) {
+        ch_hooks_count(w->api, w->req, true, CH_HOOK_R_WAKE, NULL);
+        ch_http_respond_json(w->req, 200,
+                             json_pack("{s:b, s:s, s:s}", "ok", 1, "mode", "next-heartbeat", "eventOutcome", "queued"));
+    } else {
+        ch_hooks_refuse(w->api, w->req, 500, CH_HOOK_R_INTERNAL, "storing the wake event failed: %s", ch_strerror(rc));
     }
     ch_http_req_unref(w->req);
     ch_free(w->content);
@@ -195,10 +202,9 @@ void ch_hooks_mapped(struct ch_http_req *r, void *data)
         else if (fan && text.len == 0 && !json_array_size(json_object_get(body, json_string_value(fan)))) {
             ch_hooks_count(a, r, true, CH_HOOK_R_MAPPING, NULL);
             ch_http_respond(r, 204, NULL, NULL, 0); /* no items */
-        } else if ((!fan && ch_hooks_render(json_string_value(json_object_get(m, "textTemplate")), &ctx, &text) != 0) ||
-                   ch_buf_append_char(&text, '\0') != 0)
+        } else if (!fan && ch_hooks_render(json_string_value(json_object_get(m, "textTemplate")), &ctx, &text) != 0)
             ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "the mapping's rendered text is too long");
-        else if (blank(text.data))
+        else if (!text.data || blank(text.data)) /* a ch_buf is NUL-terminated once appended to */
             ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "hook mapping requires text");
         else
             wake(a, r, text.data, !(mode && !strcmp(mode, "next-heartbeat")),

@@ -12,7 +12,6 @@
  * see docs/internals/outbox.md.
  */
 #include <string.h>
-#include <strings.h>
 
 #include "api/outbox_int.h"
 
@@ -254,42 +253,6 @@ static void enq_done(struct ch_store_job *job, int rc)
     ch_outbox_unref(ob);
 }
 
-/* Copy caller headers into a JSON object text, validating each; a
- * Content-Type among them replaces *ctype. */
-static int copy_headers(const json_t *h, char **out, const char **ctype, struct ch_error *err)
-{
-    json_t *copy, *v;
-    const char *k;
-    int rc = 0;
-
-    *out = NULL;
-    if (!h || json_is_null(h))
-        return 0;
-    if (!json_is_object(h))
-        return ch_error_set(err, CH_EINVAL, "headers must be an object of strings");
-    if (json_object_size(h) > CH_OUTBOX_MAX_HEADERS)
-        return ch_error_set(err, CH_EINVAL, "at most %d headers", CH_OUTBOX_MAX_HEADERS);
-    if (!(copy = json_object()))
-        return CH_ENOMEM;
-    json_object_foreach((json_t *)h, k, v)
-    {
-        if (!strcasecmp(k, "content-type") && json_is_string(v)) {
-            *ctype = json_string_value(v);
-            continue;
-        }
-        if ((rc = ch_outbox_check_header(k, json_string_value(v), err)) != 0)
-            break;
-        if (json_object_set(copy, k, v) != 0) {
-            rc = CH_ENOMEM;
-            break;
-        }
-    }
-    if (rc == 0 && json_object_size(copy) && !(*out = json_dumps(copy, JSON_COMPACT)))
-        rc = CH_ENOMEM;
-    json_decref(copy);
-    return rc;
-}
-
 /* Fill rec from d (validated); CH_EINVAL with err for bad input. */
 static int build_rec(const struct ch_delivery_req *d, struct ch_delivery_rec *rec, struct ch_error *err)
 {
@@ -313,7 +276,7 @@ static int build_rec(const struct ch_delivery_req *d, struct ch_delivery_rec *re
     if (d->max_attempts < 0 || d->max_attempts > CH_STORE_MAX_DELIVERY_ATTEMPTS || d->backoff_ms < 0 ||
         d->backoff_ms > CH_OUTBOX_MAX_DELAY_MS)
         return ch_error_set(err, CH_EINVAL, "retry settings out of range");
-    if ((rc = copy_headers(d->headers, &rec->headers, &ctype, err)))
+    if ((rc = ch_outbox_split_headers(d->headers, &rec->headers, &ctype, err)))
         return rc;
     rec->id = ch_malloc(37);
     rec->kind = ch_strdup(d->kind);

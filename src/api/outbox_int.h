@@ -83,6 +83,26 @@ int ch_outbox_check_url(const char *url, struct ch_error *err);
  * X-OpenClaw-*).  Content-Type is allowed (it replaces content_type).
  */
 int ch_outbox_check_header(const char *name, const char *value, struct ch_error *err);
+/*
+ * A caller's headers object (NULL or null: none): an object of at most
+ * CH_OUTBOX_MAX_HEADERS strings, each passing ch_outbox_check_header, whose
+ * compact JSON fits the store's CH_STORE_MAX_HEADERS_JSON_BYTES.  CH_EINVAL
+ * with err naming the limit.
+ */
+int ch_outbox_check_headers(const json_t *h, struct ch_error *err);
+/*
+ * Check h as above and split it for a delivery row: *out the headers to
+ * store (compact JSON, NULL when none is left), and a Content-Type among
+ * them replaces *ctype (borrowed from h), so it is sent once.
+ */
+int ch_outbox_split_headers(const json_t *h, char **out, const char **ctype, struct ch_error *err);
+/*
+ * The first bytes of a receiver's answer as text for last_error: control
+ * bytes become spaces, bytes that are not UTF-8 become U+FFFD, and a
+ * sequence cut by the snippet's end is dropped, so the result is always
+ * valid UTF-8 (json_string() accepts it).  Owned; NULL on no memory.
+ */
+char *ch_outbox_snippet_text(const char *p, size_t len);
 /* application/json or any +json type (case-insensitive). */
 bool ch_outbox_is_json_type(const char *content_type);
 /* "scheme://host[:port]/path" of url without query or userinfo, for logs. */
@@ -123,6 +143,8 @@ struct ch_outbox {
     struct ch_outbox_finish *stalled;   /* results the store could not take yet */
     struct ch_agent_sub *sub;           /* webhooks.c: every run's events */
     unsigned rest_mask;                 /* events some REST webhook wants; ~0u until loaded */
+    uint64_t rest_gen;                  /* REST creates/deletes queued so far (webhooks.c) */
+    unsigned rest_writes;               /* of those, not done yet */
     int64_t prune_next_ms;
     struct ch_outbox_stats stats;
 };
@@ -157,8 +179,27 @@ unsigned ch_webhooks_event_bit(const char *event);
 unsigned ch_webhooks_events_mask(const json_t *events);
 /* Events the configured (api.webhooks.outgoing[]) or REST webhooks want. */
 unsigned ch_webhooks_wanted(struct ch_api *a);
-/* Recompute the REST mask from a webhook list (loop thread). */
-void ch_webhooks_set_rest(struct ch_outbox *ob, const struct ch_webhook_list *l);
+/*
+ * The REST mask is fed by table snapshots of two kinds (docs/internals/
+ * outbox.md, "Event webhooks").  Writer snapshots (create, delete, fan-out)
+ * complete in commit order and are exact.  A read on the pool may have
+ * been taken before a create committed and finish after it, so it may
+ * only add bits unless no create or delete was queued during its life:
+ * take a token before queueing the read, hand it back with the result.
+ */
+uint64_t ch_webhooks_read_token(const struct ch_outbox *ob);
+void ch_webhooks_read_apply(struct ch_outbox *ob, uint64_t token, const struct ch_webhook_list *l);
+/* A REST create or delete was queued on the writer / is done (l: the
+ * table right after it, NULL when it failed). */
+void ch_webhooks_write_begin(struct ch_outbox *ob);
+void ch_webhooks_write_end(struct ch_outbox *ob, const struct ch_webhook_list *l);
+/*
+ * The first entry of api.webhooks.outgoing[] that could never be queued
+ * (bad URL, or headers over the limits of ch_outbox_check_headers):
+ * CH_EINVAL with err naming it.  Logged as an error at start; the entry is
+ * skipped (with a warning) at every emit.
+ */
+int ch_webhooks_check_config(const struct ch_config *cfg, struct ch_error *err);
 /* All ten event names, for validation messages ("message.received, ..."). */
 const char *ch_webhooks_event_names(void);
 #define CH_WEBHOOKS_ALL_EVENTS 0x3ffu

@@ -157,6 +157,85 @@ int ch_outbox_check_header(const char *name, const char *value, struct ch_error 
     return 0;
 }
 
+int ch_outbox_check_headers(const json_t *h, struct ch_error *err)
+{
+    const json_t *v;
+    const char *k;
+    size_t n;
+    char *text;
+    int rc;
+
+    if (!h || json_is_null(h))
+        return 0;
+    if (!json_is_object(h) || json_object_size(h) > CH_OUTBOX_MAX_HEADERS)
+        return ch_error_set(err, CH_EINVAL, "headers must be an object of at most %d strings", CH_OUTBOX_MAX_HEADERS);
+    json_object_foreach((json_t *)h, k, v)
+    {
+        if ((rc = ch_outbox_check_header(k, json_string_value(v), err)) != 0)
+            return rc;
+    }
+    /* Measured as stored: 32 headers of 8 KiB each would pass the checks
+     * above, yet the store keeps at most this much per webhook and per
+     * delivery, and a set over it could never be queued. */
+    if (!(text = json_dumps(h, JSON_COMPACT)))
+        return CH_ENOMEM;
+    n = strlen(text);
+    ch_free_secret(text);
+    if (n > CH_STORE_MAX_HEADERS_JSON_BYTES)
+        return ch_error_set(err, CH_EINVAL,
+                            "headers are %zu bytes as JSON; at most %d bytes of header names and values are kept", n,
+                            CH_STORE_MAX_HEADERS_JSON_BYTES);
+    return 0;
+}
+
+int ch_outbox_split_headers(const json_t *h, char **out, const char **ctype, struct ch_error *err)
+{
+    json_t *copy, *v;
+    const char *k;
+    int rc;
+
+    *out = NULL;
+    if ((rc = ch_outbox_check_headers(h, err)) != 0 || !h || json_is_null(h))
+        return rc;
+    if (!(copy = json_object()))
+        return CH_ENOMEM;
+    json_object_foreach((json_t *)h, k, v)
+    {
+        if (!strcasecmp(k, "content-type")) {
+            *ctype = json_string_value(v);
+            continue;
+        }
+        if (json_object_set(copy, k, v) != 0) {
+            rc = CH_ENOMEM;
+            break;
+        }
+    }
+    if (rc == 0 && json_object_size(copy) && !(*out = json_dumps(copy, JSON_COMPACT)))
+        rc = CH_ENOMEM;
+    json_decref(copy);
+    return rc;
+}
+
+char *ch_outbox_snippet_text(const char *p, size_t len)
+{
+    struct ch_buf b;
+
+    /* The snippet's end may cut a character the receiver sent whole: that
+     * tail is dropped rather than shown as invalid.  Anything else
+     * ill-formed becomes U+FFFD, and controls spaces (one line). */
+    ch_buf_init(&b, len * 3 + 1);
+    if (ch_buf_append_utf8_clean(&b, p, ch_utf8_cut(p, len)) != 0) {
+        ch_buf_release(&b);
+        return NULL;
+    }
+    if (!b.data)
+        return ch_strdup("");
+    for (size_t i = 0; i < b.len; i++)
+        if ((unsigned char)b.data[i] < 0x20 || b.data[i] == 0x7f)
+            b.data[i] = ' ';
+    return ch_buf_detach(&b, NULL);
+}
+
 bool ch_outbox_is_json_type(const char *ct)
 {
     size_t n;

@@ -13,6 +13,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api/outbox_int.h"
 
@@ -184,14 +185,6 @@ static int on_data(struct ch_curlm_req *req, const char *p, size_t len, void *da
     return 0; /* the rest is read and dropped, up to the response cap */
 }
 
-/* The snippet as printable text: control bytes become spaces. */
-static void snippet_text(struct ch_outbox_attempt *at)
-{
-    for (size_t i = 0; i < at->snippet.len; i++)
-        if ((unsigned char)at->snippet.data[i] < 0x20 || at->snippet.data[i] == 0x7f)
-            at->snippet.data[i] = ' ';
-}
-
 static void on_done(struct ch_curlm_req *req, const struct ch_curlm_result *res, void *data)
 {
     struct ch_outbox_attempt *at = data;
@@ -202,7 +195,7 @@ static void on_done(struct ch_curlm_req *req, const struct ch_curlm_result *res,
     enum ch_outbox_verdict v;
     int64_t used, wait;
     uint32_t jitter = 0;
-    char where[160], *error = NULL;
+    char where[160], *error = NULL, *snippet = NULL;
     int cls;
 
     (void)req;
@@ -224,14 +217,17 @@ static void on_done(struct ch_curlm_req *req, const struct ch_curlm_result *res,
     ob->stats.attempt_class[cls < 0 ? 4 : cls]++;
     o.attempted = true;
     o.last_status = status;
-    snippet_text(at);
+    /* The cap cuts bytes, not characters, and receivers send any bytes:
+     * last_error must stay a valid JSON string or REST would drop it. */
+    if (status > 0 && v != CH_OUTBOX_DONE && at->snippet.len)
+        snippet = ch_outbox_snippet_text(at->snippet.data, at->snippet.len);
     if (status > 0 && v != CH_OUTBOX_DONE)
-        error =
-            ch_sprintf("HTTP %ld%s%s", status, at->snippet.len ? ": " : "", at->snippet.len ? at->snippet.data : "");
+        error = ch_sprintf("HTTP %ld%s%s", status, snippet && *snippet ? ": " : "", snippet ? snippet : "");
     else if (status <= 0)
         error = ch_sprintf("%s%s%s", res->rc == CH_ETIMEDOUT ? ch_curlm_timeout_name(res->timeout) : "",
                            res->rc == CH_ETIMEDOUT ? " timeout: " : "",
                            res->msg && *res->msg ? res->msg : ch_strerror(res->rc));
+    ch_free(snippet);
     used = d->attempts + 1 - d->retry_base; /* attempts of this budget, this one included */
     if (v == CH_OUTBOX_DONE) {
         o.status = CH_DELIVERY_DONE;
@@ -322,7 +318,13 @@ void ch_outbox_attempt_start(struct ch_outbox *ob, struct ch_delivery_rec *rec)
     {
         if (n >= CH_OUTBOX_MAX_HEADERS + 1 || !json_is_string(v))
             break;
-        hs[n++] = (struct ch_curlm_header){k, json_string_value(v)};
+        /* Rows queued before enqueue and fan-out moved a Content-Type
+         * header into content_type still carry it here: it replaces the
+         * type, as it does for new rows, so it is sent once. */
+        if (!strcasecmp(k, "content-type"))
+            hs[0].value = json_string_value(v);
+        else
+            hs[n++] = (struct ch_curlm_header){k, json_string_value(v)};
     }
     hs[n++] = (struct ch_curlm_header){"X-OpenClaw-Delivery", at->rec.id};
     if (at->rec.event)

@@ -104,24 +104,44 @@ static int refuse(struct ch_api *a, struct ch_http_req *req, int64_t wait_ms, co
     return CH_EBUSY;
 }
 
+/*
+ * Follow a changed limit: a bucket outlives its token's settings (it is
+ * kept by name, so a token revoked and created again with another
+ * rateLimit, or one changed in the database, lands in the same bucket).
+ * What was used in the current window carries over at the new size.
+ */
+static void resize(struct ch_bucket *b, double capacity, int64_t window_ms, int64_t now_ms)
+{
+    double used;
+
+    refill(b, now_ms);
+    used = b->capacity - b->tokens;
+    ch_bucket_init(b, capacity, window_ms, now_ms);
+    b->tokens = fmax(0.0, capacity - used);
+}
+
 int ch_rate_check(struct ch_api *a, struct ch_http_req *req, const struct ch_auth_entry *e)
 {
     struct ch_rate *r = &a->rate;
-    int64_t now = ch_now_ms(), wait, max, window;
-    struct ch_bucket *b;
+    int64_t now = ch_now_ms(), wait;
+    int64_t max = e->rate_limit_rpm > 0 ? e->rate_limit_rpm : r->per_max;
+    int64_t window = e->rate_limit_rpm > 0 ? 60000 : r->per_window_ms;
+    struct ch_bucket *b = ch_map_get(&r->buckets, e->name, strlen(e->name));
 
-    b = ch_map_get(&r->buckets, e->name, strlen(e->name));
+    if (max <= 0) { /* unlimited */
+        if (b)
+            ch_free(ch_map_del(&r->buckets, e->name, strlen(e->name)));
+        goto global;
+    }
     if (!b) {
-        max = e->rate_limit_rpm > 0 ? e->rate_limit_rpm : r->per_max;
-        window = e->rate_limit_rpm > 0 ? 60000 : r->per_window_ms;
-        if (max <= 0) /* unlimited */
-            goto global;
         b = ch_calloc(1, sizeof(*b));
         if (!b || ch_map_set(&r->buckets, e->name, strlen(e->name), b, NULL) != 0) {
             ch_free(b);
             goto global;
         }
         ch_bucket_init(b, (double)max, window, now);
+    } else if (b->capacity != (double)max || b->refill_per_ms != (window > 0 ? (double)max / (double)window : max)) {
+        resize(b, (double)max, window, now); /* as ch_bucket_init computes it, so equal when unchanged */
     }
     wait = ch_bucket_take(b, now);
     set_headers(req, b);

@@ -32,6 +32,7 @@ struct dl_job {
     int64_t counts[4];
     struct ch_webhook_rec wh;   /* create */
     struct ch_webhook_list whs; /* list; the table after create/delete */
+    uint64_t token;             /* list: ch_webhooks_read_token */
     struct ch_error err;
 };
 
@@ -64,7 +65,8 @@ static struct dl_job *job_new(struct ch_http_req *r, void *api, ch_store_job_run
     return j;
 }
 
-static void submit(struct dl_job *j, bool write)
+/* Queue j; on failure 503 answered, j freed and nonzero returned. */
+static int submit(struct dl_job *j, bool write)
 {
     int rc = write ? ch_store_write(j->api->store, &j->job) : ch_store_read(j->api->store, &j->job);
 
@@ -72,6 +74,7 @@ static void submit(struct dl_job *j, bool write)
         ch_http_respond_error(j->req, 503, "store_busy", "the store cannot take the request now; retry shortly");
         job_free(j);
     }
+    return rc;
 }
 
 /* The id path parameter into j->id (400 answered on failure). */
@@ -159,6 +162,10 @@ static void list_done(struct ch_store_job *job, int rc)
 
     if (ch_http_req_is_closed(j->req))
         goto out;
+    if (rc == CH_EINVAL) { /* a filter the store refuses is the caller's */
+        ch_http_respond_error(j->req, 400, "invalid_request", "invalid filter: %s", ch_strerror(rc));
+        goto out;
+    }
     if (rc) {
         ch_http_respond_error(j->req, 500, "store_error", "listing deliveries failed: %s", ch_strerror(rc));
         goto out;
@@ -178,13 +185,23 @@ out:
     job_free(j);
 }
 
+/* A run id as the store keeps them: printable, at most
+ * CH_STORE_MAX_ID_BYTES (the store refuses anything else with CH_EINVAL). */
+static bool run_id_ok(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
 void ch_rest_deliveries_list(struct ch_http_req *r, void *data)
 {
     char status[16], run_id[CH_STORE_MAX_ID_BYTES + 1];
     enum ch_delivery_status st;
     size_t limit, offset;
     struct dl_job *j;
-    int rc;
+    int rc, rrc;
 
     if (ch_api_page_query(r, 50, &limit, &offset) != 0)
         return;
@@ -193,19 +210,22 @@ void ch_rest_deliveries_list(struct ch_http_req *r, void *data)
         ch_http_respond_error(r, 400, "invalid_request", "status must be pending, sending, done or dead");
         return;
     }
+    rrc = ch_http_req_query(r, "runId", run_id, sizeof(run_id));
+    if (rrc != 0 && rrc != CH_ENOTFOUND) {
+        ch_http_respond_error(r, 400, "invalid_request", "runId must be at most %d bytes", CH_STORE_MAX_ID_BYTES);
+        return;
+    }
+    if (rrc == 0 && !run_id_ok(run_id)) {
+        ch_http_respond_error(r, 400, "invalid_request", "runId contains control characters");
+        return;
+    }
     if (!(j = job_new(r, data, list_run, list_done)))
         return;
     j->status = rc == 0 ? (int)st : -1;
     j->limit = limit;
     j->offset = offset;
-    rc = ch_http_req_query(r, "runId", run_id, sizeof(run_id));
-    if (rc == 0 && run_id[0] && !(j->run_id = ch_strdup(run_id))) {
+    if (rrc == 0 && run_id[0] && !(j->run_id = ch_strdup(run_id))) {
         ch_http_respond_error(r, 500, "internal", "out of memory");
-        job_free(j);
-        return;
-    }
-    if (rc != 0 && rc != CH_ENOTFOUND) {
-        ch_http_respond_error(r, 400, "invalid_request", "runId is too long");
         job_free(j);
         return;
     }
@@ -344,7 +364,7 @@ static void wh_list_done(struct ch_store_job *job, int rc)
     json_t *arr;
 
     if (rc == 0 && j->api->outbox)
-        ch_webhooks_set_rest(j->api->outbox, &j->whs);
+        ch_webhooks_read_apply(j->api->outbox, j->token, &j->whs);
     if (ch_http_req_is_closed(j->req))
         goto out;
     if (rc) {
@@ -364,8 +384,10 @@ void ch_rest_webhooks_list(struct ch_http_req *r, void *data)
 {
     struct dl_job *j = job_new(r, data, wh_list_run, wh_list_done);
 
-    if (j)
-        submit(j, false);
+    if (!j)
+        return;
+    j->token = j->api->outbox ? ch_webhooks_read_token(j->api->outbox) : 0;
+    submit(j, false);
 }
 
 /* ---- POST /api/v1/webhooks ---- */
@@ -382,15 +404,18 @@ static int wh_create_run(struct ch_db *db, struct ch_store_job *job)
 static void wh_create_done(struct ch_store_job *job, int rc)
 {
     struct dl_job *j = (struct dl_job *)job;
+    char where[160];
     json_t *o;
 
-    if (rc == 0 && j->api->outbox)
-        ch_webhooks_set_rest(j->api->outbox, &j->whs);
-    if (rc == 0)
-        ch_log_info("webhooks: created %s for %s", j->wh.id, j->wh.url);
+    if (j->api->outbox)
+        ch_webhooks_write_end(j->api->outbox, rc == 0 ? &j->whs : NULL);
+    if (rc == 0) { /* the URL may carry credentials: never logged whole */
+        ch_outbox_url_for_log(j->wh.url, where, sizeof(where));
+        ch_log_info("webhooks: created %s for %s", j->wh.id, where);
+    }
     if (ch_http_req_is_closed(j->req))
         goto out;
-    if (rc == CH_E_TOO_LARGE) {
+    if (rc == CH_E_TOO_LARGE) { /* store/webhooks.c: only the count cap */
         ch_http_respond_error(j->req, 409, "too_many_webhooks", "%s", j->err.msg);
         goto out;
     }
@@ -418,7 +443,7 @@ static int parse_webhook(struct ch_http_req *r, const json_t *body, struct ch_we
     const json_t *ma = json_object_get(retry, "maxAttempts"), *bo = json_object_get(retry, "backoffMs");
     const char *url = json_string_value(json_object_get(body, "url"));
     const char *secret = json_string_value(json_object_get(body, "secret"));
-    const char *desc = json_string_value(json_object_get(body, "description")), *k;
+    const char *desc = json_string_value(json_object_get(body, "description"));
     struct ch_error err = {0};
     size_t i;
 
@@ -435,15 +460,12 @@ static int parse_webhook(struct ch_http_req *r, const json_t *body, struct ch_we
             goto bad;
         }
     }
-    if (h && (!json_is_object(h) || json_object_size(h) > CH_OUTBOX_MAX_HEADERS)) {
+    if (h && !json_is_object(h)) {
         ch_error_set(&err, CH_EINVAL, "headers must be an object of at most %d strings", CH_OUTBOX_MAX_HEADERS);
         goto bad;
     }
-    json_object_foreach((json_t *)h, k, v)
-    {
-        if (ch_outbox_check_header(k, json_string_value(v), &err) != 0)
-            goto bad;
-    }
+    if (ch_outbox_check_headers(h, &err) != 0) /* count, each header, and their stored size */
+        goto bad;
     if ((retry && !json_is_object(retry)) ||
         (ma && (!json_is_integer(ma) || json_integer_value(ma) < 1 || json_integer_value(ma) > MAX_RETRY_ATTEMPTS)) ||
         (bo && (!json_is_integer(bo) || json_integer_value(bo) < MIN_BACKOFF_MS ||
@@ -486,6 +508,7 @@ bad:
 
 void ch_rest_webhooks_create(struct ch_http_req *r, void *data)
 {
+    struct ch_api *a = data;
     struct dl_job *j;
     json_t *body;
 
@@ -494,8 +517,8 @@ void ch_rest_webhooks_create(struct ch_http_req *r, void *data)
     if ((j = job_new(r, data, wh_create_run, wh_create_done)) != NULL) {
         if (parse_webhook(r, body, &j->wh) != 0)
             job_free(j);
-        else
-            submit(j, true);
+        else if (submit(j, true) == 0 && a->outbox)
+            ch_webhooks_write_begin(a->outbox);
     }
     json_decref(body);
 }
@@ -514,8 +537,8 @@ static void wh_delete_done(struct ch_store_job *job, int rc)
 {
     struct dl_job *j = (struct dl_job *)job;
 
-    if (rc == 0 && j->api->outbox)
-        ch_webhooks_set_rest(j->api->outbox, &j->whs);
+    if (j->api->outbox)
+        ch_webhooks_write_end(j->api->outbox, rc == 0 ? &j->whs : NULL);
     if (rc == 0)
         ch_log_info("webhooks: deleted %s", j->id);
     if (ch_http_req_is_closed(j->req))
@@ -532,6 +555,7 @@ out:
 
 void ch_rest_webhooks_delete(struct ch_http_req *r, void *data)
 {
+    struct ch_api *a = data;
     struct dl_job *j = job_with_id(r, data, wh_delete_run, wh_delete_done);
 
     if (!j)
@@ -544,5 +568,6 @@ void ch_rest_webhooks_delete(struct ch_http_req *r, void *data)
         job_free(j);
         return;
     }
-    submit(j, true);
+    if (submit(j, true) == 0 && a->outbox)
+        ch_webhooks_write_begin(a->outbox);
 }

@@ -19,8 +19,9 @@ struct run_job {
     char *session_key;       /* owned or NULL: list filter */
     int status;              /* list filter: enum ch_run_status or -1 */
     size_t limit, offset;
-    bool live;      /* the agent still has it (loop-side answer) */
-    json_t *answer; /* owned */
+    struct ch_list_pos after; /* list: the cursor's position */
+    bool live;                /* the agent still has it (loop-side answer) */
+    json_t *answer;           /* owned */
 };
 
 static void job_free(struct run_job *j)
@@ -178,8 +179,9 @@ static int list_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct run_job *j = (struct run_job *)job;
     struct ch_run_query q = {
-        .limit = j->limit, .offset = j->offset, .status = j->status, .session_key = j->session_key};
+        .limit = j->limit, .offset = j->offset, .after = j->after, .status = j->status, .session_key = j->session_key};
     struct ch_run_list l = {0};
+    char next[CH_LIST_CURSOR_LEN + 1];
     json_t *arr;
     int rc = ch_runs_list_recent(db, &q, &l);
 
@@ -188,10 +190,11 @@ static int list_run(struct ch_db *db, struct ch_store_job *job)
     arr = json_array();
     for (size_t i = 0; arr && i < l.count; i++)
         json_array_append_new(arr, run_json(&l.items[i], false));
-    j->answer =
-        json_pack("{s:o, s:o, s:I}", "runs", arr, "nextCursor",
-                  j->offset + l.count < (size_t)l.total ? json_sprintf("%zu", j->offset + l.count) : json_null(),
-                  "total", (json_int_t)l.total);
+    /* The next page starts after this page's last run, not at an offset:
+     * runs created in between would shift an offset and repeat rows. */
+    ch_list_pos_encode(&l.next, next);
+    j->answer = json_pack("{s:o, s:o, s:I}", "runs", arr, "nextCursor", l.more ? json_string(next) : json_null(),
+                          "total", (json_int_t)l.total);
     ch_run_list_release(&l);
     return j->answer ? 0 : CH_ENOMEM;
 }
@@ -211,15 +214,49 @@ static void list_done(struct ch_store_job *job, int rc)
     job_free(j);
 }
 
+/*
+ * ?limit= (1..1000, 50) and ?cursor=: a nextCursor (a keyset position) or,
+ * from clients paging from before those, a decimal offset.  0, or a 400
+ * answered.  (ch_api_page_query knows offsets only.)
+ */
+static int page_query(struct ch_http_req *r, size_t *limit, size_t *offset, struct ch_list_pos *after)
+{
+    char v[40];
+    uint64_t n = 0;
+    int rc = ch_http_req_query(r, "limit", v, sizeof(v));
+
+    *limit = 50;
+    *offset = 0;
+    if (rc == 0 && (ch_str_to_u64(ch_str_from(v), 1000, &n) != 0 || n < 1))
+        rc = CH_EINVAL;
+    if (rc != 0 && rc != CH_ENOTFOUND) {
+        ch_http_respond_error(r, 400, "invalid_request", "limit must be an integer from 1 to 1000");
+        return CH_EINVAL;
+    }
+    if (rc == 0)
+        *limit = (size_t)n;
+    rc = ch_http_req_query(r, "cursor", v, sizeof(v));
+    if (rc == 0 && v[0] && ch_list_pos_decode(v, after) != 0) {
+        rc = ch_str_to_u64(ch_str_from(v), 1000000000, &n);
+        *offset = (size_t)n;
+    }
+    if (rc != 0 && rc != CH_ENOTFOUND) {
+        ch_http_respond_error(r, 400, "invalid_request", "cursor is not one this gateway returned");
+        return CH_EINVAL;
+    }
+    return 0;
+}
+
 void ch_rest_runs_list(struct ch_http_req *r, void *data)
 {
     char status[16], key[CH_STORE_MAX_KEY_BYTES + 1];
     enum ch_run_status st;
     struct run_job *j;
+    struct ch_list_pos after = {0};
     size_t limit, offset;
     int rc;
 
-    if (ch_api_page_query(r, 50, &limit, &offset) != 0)
+    if (page_query(r, &limit, &offset, &after) != 0)
         return;
     rc = ch_http_req_query(r, "status", status, sizeof(status));
     if (rc == 0 && status[0] && ch_run_status_parse(status, &st) != 0)
@@ -246,6 +283,7 @@ void ch_rest_runs_list(struct ch_http_req *r, void *data)
     }
     j->limit = limit;
     j->offset = offset;
+    j->after = after;
     j->job.run = list_run;
     j->job.done = list_done;
     submit_read(j);

@@ -18,6 +18,8 @@
 #define MAX_CHAT_ID 512
 #define MAX_TEXT (1024 * 1024)
 #define MAX_RECIPIENTS 1000
+/* api.broadcast.maxTotalBytes's default: recipients x text bytes. */
+#define DEFAULT_MAX_BROADCAST_BYTES (16 * 1024 * 1024)
 #define MAX_ATTACHMENTS 32
 
 /* The channels a send can use today. */
@@ -128,6 +130,7 @@ void ch_rest_messages_broadcast(struct ch_http_req *r, void *data)
     json_t *body = NULL, *results = NULL;
     const json_t *rcpt, *v;
     const char *platform, *text;
+    uint64_t cap, total;
     char id[37];
     size_t i;
 
@@ -161,6 +164,18 @@ void ch_rest_messages_broadcast(struct ch_http_req *r, void *data)
     if (!text_ok(json_object_get(body, "text"))) {
         ch_http_respond_error(r, 400, "invalid_request", "text is required: a non-empty string of at most %d bytes",
                               MAX_TEXT);
+        goto out;
+    }
+    /* Each recipient is its own event, queued now on the loop thread and
+     * stored once per subscribed webhook: the product is what it costs. */
+    cap = ch_config_size(a->cfg, "api.broadcast.maxTotalBytes", DEFAULT_MAX_BROADCAST_BYTES);
+    total = (uint64_t)json_array_size(rcpt) * (uint64_t)json_string_length(json_object_get(body, "text"));
+    if (total > cap) {
+        ch_http_respond_error(r, 413, "payload_too_large",
+                              "%zu recipients x %zu bytes of text is %llu bytes; api.broadcast.maxTotalBytes "
+                              "allows %llu: send fewer recipients or a shorter text",
+                              json_array_size(rcpt), json_string_length(json_object_get(body, "text")),
+                              (unsigned long long)total, (unsigned long long)cap);
         goto out;
     }
     /* Validated first, then sent: a bad recipient sends nothing. */

@@ -2,13 +2,18 @@
  * rest_session_history.c: GET /sessions/:key/history, OpenClaw v4's HTTP
  * read of a session's transcript (read scope, its `chat.history`).
  *
- * JSON: {sessionKey, items, messages, hasMore, nextCursor?}; items and
- * messages are the same list, oldest first, each message as chat.history
- * gives it plus `__openclaw: {id, seq}`.  `limit` (a positive integer; more
- * than 1000 is 1000) keeps the newest; `cursor` (`N` or `seq:N`, from
- * nextCursor) pages back to the messages before seq N.  An unknown session
- * is 404 {ok: false, error: {type: "not_found", message}}; a bad limit or
- * cursor 400.
+ * JSON: {sessionKey, items, messages, hasMore, truncated, nextCursor?};
+ * items and messages are the same list, oldest first, each message as
+ * chat.history gives it plus `__openclaw: {id, seq}`.  `limit` (a positive
+ * integer; more than 1000 is 1000) keeps the newest; `cursor` (`N` or
+ * `seq:N`, from nextCursor) pages back to the messages before seq N.  The
+ * answer is sized to leave half of limits.writeQueueHardBytes free (over
+ * the cap the connection would be dropped unanswered): a page keeps the
+ * newest messages that fit (truncated, hasMore and nextCursor say so), and
+ * a message too large for any page comes as OpenClaw's placeholder (its
+ * __openclaw.truncated set), so paging with nextCursor reaches every one.
+ * An unknown session is 404 {ok: false, error: {type: "not_found",
+ * message}}; a bad key, limit or cursor 400 in that shape.
  *
  * With `Accept: text/event-stream` the answer is a stream, as in OpenClaw:
  * `retry: 1000`, an `event: history` with the same object, another one
@@ -21,8 +26,12 @@
 #include "api/oc_internal.h"
 
 #define HISTORY_MAX 1000
-#define HISTORY_BYTES (6u << 20) /* as chat.history */
+#define HISTORY_BYTES (6u << 20) /* content per list at most, as chat.history */
+/* Room for all but the lists: the key (escaped, at most 6 bytes a byte),
+ * the flags, nextCursor and the SSE framing. */
+#define ENVELOPE_BYTES (8u << 10)
 #define KEEPALIVE_MS 15000
+#define OMITTED "[chat.history omitted: message too large]"
 
 struct hist {
     int refs;                 /* handler, load job, subscription, timer */
@@ -33,6 +42,7 @@ struct hist {
     bool timer_on, stream, began, closed, loading, dirty;
     size_t limit;   /* 0: HISTORY_MAX */
     int64_t cursor; /* 0: none */
+    size_t room;    /* bytes of message JSON per list (set on the loop) */
     char key[CH_STORE_MAX_KEY_BYTES + 1];
 };
 
@@ -97,50 +107,107 @@ static void on_keepalive(uv_timer_t *t)
 
 /* ---- the read (store reader thread) ---- */
 
+/* m as chat.history gives it, or OpenClaw's placeholder for a message too
+ * large to send (the store leaves out its content past a page's room). */
+static json_t *message_json(const struct ch_message_rec *m, bool omit)
+{
+    struct ch_message_rec stub;
+    json_t *o;
+
+    if (!omit && m->content)
+        return ch_oc_message_json(m);
+    stub = *m;
+    stub.content = "[{\"type\":\"text\",\"text\":\"" OMITTED "\"}]";
+    o = ch_oc_message_json(&stub);
+    json_object_set_new(json_object_get(o, "__openclaw"), "truncated", json_true());
+    return o;
+}
+
+struct page_info {
+    int64_t first; /* the oldest seq the page covers; 0: none */
+    bool cut;      /* older loaded messages are left for the next page */
+    bool omitted;  /* a placeholder stands for a message */
+};
+
+/*
+ * The page: the newest of ml's messages whose compact JSON, once in each
+ * list, fits in h->room per list.  Measured with json_dumpb, so JSON
+ * escaping is counted as it is written.
+ */
+static json_t *page(const struct hist *h, const struct ch_message_list *ml, struct page_info *pi)
+{
+    json_t **objs = ml->count ? ch_calloc(ml->count, sizeof(*objs)) : NULL, *msgs = json_array();
+    size_t used = 0, from = ml->count, n;
+
+    memset(pi, 0, sizeof(*pi));
+    if ((ml->count && !objs) || !msgs)
+        goto fail;
+    for (size_t i = ml->count; i-- > 0;) {
+        const struct ch_message_rec *m = &ml->items[i];
+        if (strcmp(m->role, "system") != 0) { /* chat.history leaves system prompts out */
+            if (!(objs[i] = message_json(m, false)))
+                goto fail;
+            n = json_dumpb(objs[i], NULL, 0, JSON_COMPACT) + 1; /* and a comma */
+            if (n > h->room || !m->content) {
+                pi->omitted = true;
+                json_decref(objs[i]);
+                if (!(objs[i] = message_json(m, true)))
+                    goto fail;
+                n = json_dumpb(objs[i], NULL, 0, JSON_COMPACT) + 1;
+            }
+            if (n > h->room - used) {
+                json_decref(objs[i]);
+                objs[i] = NULL;
+                pi->cut = true;
+                break;
+            }
+            used += n;
+        }
+        from = i;
+        pi->first = m->seq;
+    }
+    for (size_t i = from; i < ml->count; i++)
+        if (objs[i])
+            json_array_append_new(msgs, objs[i]);
+    ch_free(objs);
+    return msgs;
+fail:
+    for (size_t i = 0; objs && i < ml->count; i++)
+        json_decref(objs[i]);
+    ch_free(objs);
+    json_decref(msgs);
+    return NULL;
+}
+
 static int load(struct ch_db *db, struct ch_store_job *job)
 {
     struct hist_job *j = (struct hist_job *)job;
     struct hist *h = j->h;
-    size_t limit = h->limit ? h->limit : HISTORY_MAX;
+    size_t limit = h->limit ? h->limit : HISTORY_MAX, content = CH_MIN(h->room, (size_t)HISTORY_BYTES);
     struct ch_session_rec s = {0};
-    struct ch_message_bounds b = {0};
     struct ch_message_list ml = {0};
     json_t *msgs = NULL, *answer = NULL;
     char *dump = NULL;
-    int64_t first = 0;
+    struct page_info pi;
+    bool more;
     int rc = ch_sessions_get(db, h->key, &s);
 
     if (rc == CH_ENOTFOUND)
         return 0;
+    /* The newest rows below the cursor that fit: every row is in some
+     * page, whatever the sizes (seqs may have gaps below a compaction). */
     if (!rc)
-        rc = ch_messages_bounds(db, s.session_id, &b);
-    /* Seqs run without gaps from the transcript's first row (a compaction
-     * deletes only below its entry), so the page before a cursor starts at
-     * cursor - limit. */
-    if (!rc && h->cursor)
-        rc = ch_messages_load_since(db, s.session_id, CH_MAX(b.first_seq, h->cursor - (int64_t)limit), limit,
-                                    HISTORY_BYTES, &ml);
-    else if (!rc)
-        rc = ch_messages_load_last(db, s.session_id, limit, HISTORY_BYTES, &ml);
-    if (!rc && !(msgs = json_array()))
+        rc = ch_messages_load_before(db, s.session_id, h->cursor ? h->cursor : INT64_MAX, limit, content, content, &ml);
+    if (!rc && !(msgs = page(h, &ml, &pi)))
         rc = CH_ENOMEM;
-    for (size_t i = 0; !rc && i < ml.count; i++) {
-        const struct ch_message_rec *m = &ml.items[i];
-        json_t *o;
-        if (h->cursor && m->seq >= h->cursor)
-            break;
-        if (!first)
-            first = m->seq;
-        if (!strcmp(m->role, "system") || !(o = ch_oc_message_json(m)))
-            continue;
-        json_array_append_new(msgs, o);
-    }
     if (!rc) {
-        bool more = first > b.first_seq && b.first_seq;
-        answer =
-            json_pack("{s:s, s:O, s:O, s:b}", "sessionKey", h->key, "items", msgs, "messages", msgs, "hasMore", more);
+        /* More below what was sent, and truncated when the byte room (not
+         * `limit`) cut the page short or a placeholder stands in. */
+        more = pi.first && (ml.truncated || pi.cut);
+        answer = json_pack("{s:s, s:O, s:O, s:b, s:b}", "sessionKey", h->key, "items", msgs, "messages", msgs,
+                           "hasMore", more, "truncated", pi.cut || pi.omitted || (ml.truncated && ml.count < limit));
         if (answer && more)
-            json_object_set_new(answer, "nextCursor", json_sprintf("%lld", (long long)first));
+            json_object_set_new(answer, "nextCursor", json_sprintf("%lld", (long long)pi.first));
         /* Encoded here, off the loop: a page can be megabytes. */
         dump = answer ? json_dumps(answer, JSON_COMPACT) : NULL;
         j->text = dump && h->stream ? ch_sprintf("event: history\ndata: %s\n\n", dump) : dump;
@@ -192,7 +259,12 @@ static void loaded(struct ch_store_job *job, int rc)
         snprintf(msg, sizeof(msg), "Session not found: %s", h->key);
         ch_api_oc_error(h->req, 404, "not_found", msg);
     } else if (!rc && !j->text) {
-        detach(h); /* deleted while streamed: the stream ends */
+        /* Deleted while streamed: the stream ends, and the request with it.
+         * Marked closed so that no reload (a run event may have set dirty)
+         * writes after the end: on a kept-alive connection r is then the
+         * next request's. */
+        detach(h);
+        h->closed = true;
         ch_http_stream_end(h->req);
     } else if (!h->stream) {
         ch_http_respond(h->req, 200, "application/json", j->text, j->len);
@@ -239,17 +311,55 @@ static void on_run(const struct ch_agent_event *ev, void *data)
         reload(h);
 }
 
-/* "12", or a digit string past 1000 (clamped, as OpenClaw); 0 if bad. */
+/* A limit: "12", or a digit string past 1000 (clamped, as OpenClaw); 0
+ * if bad. */
 static int64_t positive(const char *v, int64_t cap)
 {
     int64_t n = 0;
     size_t i = 0;
 
-    if (!strncmp(v, "seq:", 4) && cap == INT64_MAX)
-        v += 4;
     for (; v[i] >= '0' && v[i] <= '9'; i++)
-        n = n > cap / 10 ? cap : CH_MIN(cap, n * 10 + (v[i] - '0'));
+        n = n > (cap - (v[i] - '0')) / 10 ? cap : n * 10 + (v[i] - '0');
     return v[i] || !i ? 0 : n;
+}
+
+/* A cursor: "N" or "seq:N", a seq (1..INT64_MAX, never clamped: a cursor
+ * past every seq is a cursor this gateway did not give); 0 if bad. */
+static int64_t seq_cursor(const char *v)
+{
+    uint64_t n;
+
+    if (!strncmp(v, "seq:", 4))
+        v += 4;
+    if (ch_str_to_u64(ch_str_from(v), INT64_MAX, &n) != 0)
+        return 0;
+    return (int64_t)n;
+}
+
+/* The :key parameter, else a 400 in this route's error shape. */
+static bool key_param(struct ch_http_req *r, char *out, size_t cap)
+{
+    char msg[96];
+    size_t n = 0;
+
+    /* In a path '+' is a plus (session keys may hold one). */
+    if (ch_url_decode_path(ch_http_req_param(r, 0), out, cap, &n) == 0 && n > 0)
+        return true;
+    snprintf(msg, sizeof(msg), "bad session key: percent-encode it, 1-%zu bytes", cap - 1);
+    ch_api_oc_error(r, 400, "invalid_request", msg);
+    return false;
+}
+
+/* Bytes of message JSON per list: the answer (both lists, the envelope,
+ * SSE framing) stays within half of the write queue's hard cap, which
+ * leaves room for what is still queued before it (a stream's last event)
+ * instead of closing the connection unanswered. */
+static size_t list_room(const struct ch_api *a)
+{
+    int64_t hard = a->limits ? a->limits->v[CH_LIMIT_WRITE_QUEUE_HARD_BYTES] : 4 << 20;
+    size_t half = (size_t)CH_MAX(hard, 0) / 2;
+
+    return half > 2 * ENVELOPE_BYTES ? (half - ENVELOPE_BYTES) / 2 : half / 4;
 }
 
 void ch_rest_sessions_history(struct ch_http_req *r, void *data)
@@ -270,15 +380,16 @@ void ch_rest_sessions_history(struct ch_http_req *r, void *data)
     h->api = a;
     h->req = r;
     ch_http_req_ref(r);
-    if (ch_api_path_param(r, 0, h->key, sizeof(h->key)) != 0) /* answered 400 */
+    if (!key_param(r, h->key, sizeof(h->key)))
         goto out;
+    h->room = list_room(a);
     rc = ch_http_req_query(r, "limit", v, sizeof(v));
     if (rc != CH_ENOTFOUND && (rc || !(h->limit = (size_t)positive(v, HISTORY_MAX)))) {
         ch_api_oc_error(r, 400, "invalid_request", "limit must be a positive integer");
         goto out;
     }
     rc = ch_http_req_query(r, "cursor", v, sizeof(v));
-    if (rc != CH_ENOTFOUND && (rc || !(h->cursor = positive(v, INT64_MAX)))) {
+    if (rc != CH_ENOTFOUND && (rc || !(h->cursor = seq_cursor(v)))) {
         ch_api_oc_error(r, 400, "invalid_request", "cursor must be a positive integer");
         goto out;
     }

@@ -4,8 +4,9 @@
  * is aborted.  200 {ok: true, killed: <whether a run was stopped>}; 404
  * {ok: false, error: {type: "not_found", message: "Session not found:
  * <key>"}} for a session the store does not know and that has no live run
- * (a run just admitted may not have its row yet); 400 for an agentId other
- * than main; 503 when the store cannot answer.
+ * (a run just admitted may not have its row yet); 400 (in that shape too)
+ * for an agentId other than main or a bad key; 503 when the store cannot
+ * answer.
  */
 #include <string.h>
 
@@ -34,6 +35,21 @@ bool ch_api_oc_agent_ok(struct ch_http_req *r)
         return false;
     }
     return true;
+}
+
+/* The :key parameter, else a 400 in this route's error shape (not
+ * ch_api_path_param's {error, message}). */
+static bool key_param(struct ch_http_req *r, char *out, size_t cap)
+{
+    char msg[96];
+    size_t n = 0;
+
+    /* In a path '+' is a plus (session keys may hold one). */
+    if (ch_url_decode_path(ch_http_req_param(r, 0), out, cap, &n) == 0 && n > 0)
+        return true;
+    snprintf(msg, sizeof(msg), "bad session key: percent-encode it, 1-%zu bytes", cap - 1);
+    ch_api_oc_error(r, 400, "invalid_request", msg);
+    return false;
 }
 
 static int lookup(struct ch_db *db, struct ch_store_job *job)
@@ -80,7 +96,7 @@ void ch_rest_sessions_kill(struct ch_http_req *r, void *data)
         ch_api_oc_error(r, 500, "internal", "out of memory");
         return;
     }
-    if (ch_api_path_param(r, 0, j->key, sizeof(j->key)) != 0) { /* answered 400 */
+    if (!key_param(r, j->key, sizeof(j->key))) {
         ch_free(j);
         return;
     }

@@ -31,10 +31,12 @@ int ch_api_path_param(struct ch_http_req *r, size_t i, char *out, size_t outcap)
     return CH_EINVAL;
 }
 
-int ch_api_page_query(struct ch_http_req *r, size_t def, size_t *limit, size_t *offset)
+/* ch_api_page_query, and with after non-NULL also a nextCursor of the
+ * keyset-paged lists (sessions here, runs in rest_runs.c). */
+static int page_query(struct ch_http_req *r, size_t def, size_t *limit, size_t *offset, struct ch_list_pos *after)
 {
-    char v[24];
-    uint64_t n;
+    char v[40];
+    uint64_t n = 0;
     int rc;
 
     *limit = def;
@@ -51,8 +53,8 @@ int ch_api_page_query(struct ch_http_req *r, size_t def, size_t *limit, size_t *
         return CH_EINVAL;
     }
     rc = ch_http_req_query(r, "cursor", v, sizeof(v));
-    if (rc == 0 && v[0]) {
-        /* The cursor is an offset; clients must treat it as opaque. */
+    if (rc == 0 && v[0] && (!after || ch_list_pos_decode(v, after) != 0)) {
+        /* An offset: what every list gave before keyset cursors. */
         if (ch_str_to_u64(ch_str_from(v), 1000000000, &n) != 0) {
             ch_http_respond_error(r, 400, "invalid_request", "cursor is not one this gateway returned");
             return CH_EINVAL;
@@ -63,6 +65,11 @@ int ch_api_page_query(struct ch_http_req *r, size_t def, size_t *limit, size_t *
         return CH_EINVAL;
     }
     return 0;
+}
+
+int ch_api_page_query(struct ch_http_req *r, size_t def, size_t *limit, size_t *offset)
+{
+    return page_query(r, def, limit, offset, NULL);
 }
 
 json_t *ch_api_time_json(int64_t ms)
@@ -79,13 +86,14 @@ json_t *ch_api_time_json(int64_t ms)
 
 struct sess_job {
     struct ch_store_job job;
-    struct ch_api *api;      /* borrowed */
-    struct ch_http_req *req; /* ref held */
-    bool conv;               /* conversations naming: "id" instead of "key" */
-    char *key;               /* owned; show, reset, delete */
-    size_t limit, offset;    /* list */
-    json_t *answer;          /* built by the job body; owned */
-    bool existed;            /* delete */
+    struct ch_api *api;       /* borrowed */
+    struct ch_http_req *req;  /* ref held */
+    bool conv;                /* conversations naming: "id" instead of "key" */
+    char *key;                /* owned; show, reset, delete */
+    size_t limit, offset;     /* list */
+    struct ch_list_pos after; /* list: the cursor's position */
+    json_t *answer;           /* built by the job body; owned */
+    bool existed;             /* delete */
 };
 
 static void job_free(struct sess_job *j)
@@ -268,8 +276,9 @@ static json_t *message_json(const struct ch_message_rec *m)
 static int list_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct sess_job *j = (struct sess_job *)job;
-    struct ch_session_query q = {.limit = j->limit, .offset = j->offset};
+    struct ch_session_query q = {.limit = j->limit, .offset = j->offset, .after = j->after};
     struct ch_session_list l = {0};
+    char next[CH_LIST_CURSOR_LEN + 1];
     json_t *arr;
     int rc = ch_sessions_list(db, &q, &l);
 
@@ -281,10 +290,12 @@ static int list_run(struct ch_db *db, struct ch_store_job *job)
         json_array_append_new(arr, session_json(&l.items[i], model, j->conv));
         ch_free(model);
     }
-    j->answer =
-        json_pack("{s:o, s:o, s:I}", j->conv ? "conversations" : "sessions", arr, "nextCursor",
-                  j->offset + l.count < (size_t)l.total ? json_sprintf("%zu", j->offset + l.count) : json_null(),
-                  "total", (json_int_t)l.total);
+    /* The next page starts after this page's last row, not at an offset:
+     * sessions created or updated in between (they come first) would
+     * shift an offset and repeat rows. */
+    ch_list_pos_encode(&l.next, next);
+    j->answer = json_pack("{s:o, s:o, s:I}", j->conv ? "conversations" : "sessions", arr, "nextCursor",
+                          l.more ? json_string(next) : json_null(), "total", (json_int_t)l.total);
     ch_session_list_release(&l);
     return j->answer ? 0 : CH_ENOMEM;
 }
@@ -312,14 +323,16 @@ out:
 static void list_routes(struct ch_http_req *r, void *api, bool conv)
 {
     struct sess_job *j;
+    struct ch_list_pos after = {0};
     size_t limit, offset;
 
-    if (ch_api_page_query(r, 50, &limit, &offset) != 0)
+    if (page_query(r, 50, &limit, &offset, &after) != 0)
         return;
     if (!(j = job_new(r, api, conv)))
         return;
     j->limit = limit;
     j->offset = offset;
+    j->after = after;
     j->job.run = list_run;
     j->job.done = answer_done;
     submit(j, false);

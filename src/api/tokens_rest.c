@@ -126,6 +126,10 @@ static void create_done(struct ch_store_job *job, int rc)
                               j->rec.name);
         goto out;
     }
+    if (rc == CH_EINVAL) { /* the store's own checks, which name the field */
+        ch_http_respond_error(j->req, 400, "invalid_request", "%s", j->err.msg[0] ? j->err.msg : "invalid token");
+        goto out;
+    }
     if (rc) {
         ch_http_respond_error(j->req, 500, "store_error", "creating the token failed: %s", ch_strerror(rc));
         goto out;
@@ -160,10 +164,12 @@ static int parse_scopes(const json_t *v, unsigned *mask, struct ch_error *err)
     return 0;
 }
 
+/* The store refuses names shaped like a secret (revoke takes either); the
+ * same rule here answers 400 before a write. */
 static bool valid_name(const char *n)
 {
     size_t len = strlen(n);
-    if (len == 0 || len > 64)
+    if (len == 0 || len > 64 || !strncmp(n, "oc_tok_", 7))
         return false;
     for (size_t i = 0; i < len; i++)
         if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-", n[i]))
@@ -174,7 +180,7 @@ static bool valid_name(const char *n)
 void ch_tokens_rest_create(struct ch_http_req *r, void *data)
 {
     struct ch_error err = {0};
-    json_t *body, *rl, *sc;
+    json_t *body, *rl, *sc, *ex;
     const char *name, *expires;
     struct tok_job *j;
     unsigned mask;
@@ -187,9 +193,11 @@ void ch_tokens_rest_create(struct ch_http_req *r, void *data)
     if (!sc)
         sc = json_object_get(body, "scopes");
     rl = json_object_get(body, "rateLimit");
-    expires = json_string_value(json_object_get(body, "expires"));
+    ex = json_object_get(body, "expires");
+    expires = json_string_value(ex);
     if (!name || !valid_name(name)) {
-        ch_http_respond_error(r, 400, "invalid_request", "name is required: 1-64 characters of A-Z a-z 0-9 . _ : -");
+        ch_http_respond_error(r, 400, "invalid_request",
+                              "name is required: 1-64 characters of A-Z a-z 0-9 . _ : -, not starting oc_tok_");
         goto out;
     }
     if (parse_scopes(sc, &mask, &err) != 0) {
@@ -200,7 +208,10 @@ void ch_tokens_rest_create(struct ch_http_req *r, void *data)
         ch_http_respond_error(r, 400, "invalid_request", "rateLimit must be an integer from 0 to 1000000 (per minute)");
         goto out;
     }
-    if (expires && (ch_parse_duration_ms(expires, &exp_ms) != 0 || exp_ms <= 0)) {
+    /* Anything but a duration string (or null: none) is a mistake, not
+     * "never expires". */
+    if ((ex && !json_is_null(ex) && !expires) ||
+        (expires && (ch_parse_duration_ms(expires, &exp_ms) != 0 || exp_ms <= 0))) {
         ch_http_respond_error(r, 400, "invalid_request", "expires must be a duration such as 90d, 12h or 30m");
         goto out;
     }

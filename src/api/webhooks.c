@@ -68,13 +68,55 @@ static unsigned mask_of_text(const char *events_json)
     return m;
 }
 
-void ch_webhooks_set_rest(struct ch_outbox *ob, const struct ch_webhook_list *l)
+static unsigned mask_of_list(const struct ch_webhook_list *l)
 {
     unsigned m = 0;
 
     for (size_t i = 0; i < l->count; i++)
         m |= mask_of_text(l->items[i].events);
-    ob->rest_mask = m;
+    return m;
+}
+
+/*
+ * Why a generation: a listing runs on a pool thread while creates commit
+ * on the writer, so its snapshot may predate a create whose done callback
+ * ran first; set as it is, it would hide the new webhook's events until
+ * the next refresh, and an event nobody is known to want is dropped
+ * before any store job.  rest_gen counts the creates and deletes queued;
+ * a read that saw none queued from before it started until it finished
+ * (token == rest_gen + 1) is current and may also clear bits.  Any other
+ * read only adds bits: a stale extra bit costs one fan-out job, which
+ * recomputes the mask on the writer.
+ */
+uint64_t ch_webhooks_read_token(const struct ch_outbox *ob)
+{
+    return ob->rest_writes ? 0 : ob->rest_gen + 1;
+}
+
+void ch_webhooks_read_apply(struct ch_outbox *ob, uint64_t token, const struct ch_webhook_list *l)
+{
+    unsigned m = mask_of_list(l);
+
+    if (token && token == ob->rest_gen + 1 && !ob->rest_writes)
+        ob->rest_mask = m;
+    else
+        ob->rest_mask |= m;
+}
+
+void ch_webhooks_write_begin(struct ch_outbox *ob)
+{
+    ob->rest_gen++;
+    ob->rest_writes++;
+}
+
+/* Writer snapshots finish in commit order (store/writer.c calls `done` in
+ * submission order), so the latest one is exact. */
+void ch_webhooks_write_end(struct ch_outbox *ob, const struct ch_webhook_list *l)
+{
+    if (ob->rest_writes)
+        ob->rest_writes--;
+    if (l)
+        ob->rest_mask = mask_of_list(l);
 }
 
 static const json_t *configured(struct ch_api *a)
@@ -86,7 +128,8 @@ static const json_t *configured(struct ch_api *a)
 unsigned ch_webhooks_wanted(struct ch_api *a)
 {
     const json_t *arr = configured(a), *w;
-    unsigned m = a->outbox ? a->outbox->rest_mask : 0;
+    /* A queued create may already be committed: assume it wants all. */
+    unsigned m = !a->outbox ? 0 : a->outbox->rest_writes ? CH_WEBHOOKS_ALL_EVENTS : a->outbox->rest_mask;
     size_t i;
 
     json_array_foreach(arr, i, w)
@@ -100,6 +143,7 @@ unsigned ch_webhooks_wanted(struct ch_api *a)
 
 struct target {
     char *url, *secret, *headers, *webhook_id; /* owned */
+    char *content_type;                        /* owned; NULL: application/json */
     int64_t max_attempts, backoff_ms;
 };
 
@@ -124,6 +168,7 @@ static void fanout_free(struct fanout_job *fj)
         ch_free_secret(fj->targets[i].secret);
         ch_free_secret(fj->targets[i].headers);
         ch_free(fj->targets[i].webhook_id);
+        ch_free(fj->targets[i].content_type);
     }
     ch_free(fj->targets);
     ch_free(fj->event);
@@ -151,7 +196,7 @@ static void insert_one(struct ch_db *db, struct fanout_job *fj, const struct tar
     d.headers = t->headers;
     d.body = fj->body;
     d.body_len = fj->body_len;
-    d.content_type = "application/json";
+    d.content_type = t->content_type ? t->content_type : "application/json";
     d.secret = t->secret;
     d.status = CH_DELIVERY_PENDING;
     d.max_attempts = t->max_attempts;
@@ -163,6 +208,24 @@ static void insert_one(struct ch_db *db, struct fanout_job *fj, const struct tar
     else if (rc != CH_EEXIST) /* EEXIST: this run's event already went to it */
         ch_log_error("webhooks: cannot queue %s for webhook %s: %s", fj->event, t->webhook_id,
                      err.msg[0] ? err.msg : ch_strerror(rc));
+}
+
+/* A REST webhook as a target: its stored headers split as enqueue splits
+ * a callback's, so a Content-Type among them replaces the type. */
+static int rest_target(const struct ch_webhook_rec *w, struct target *t, struct ch_error *err)
+{
+    json_t *h = w->headers ? json_loads(w->headers, 0, NULL) : NULL;
+    const char *ctype = NULL;
+    int rc;
+
+    *t = (struct target){w->url, w->secret, NULL, w->id, NULL, w->max_attempts, w->backoff_ms};
+    if (w->headers && !h)
+        return ch_error_set(err, CH_EINVAL, "its stored headers are not JSON");
+    rc = ch_outbox_split_headers(h, &t->headers, &ctype, err);
+    if (rc == 0 && ctype && !(t->content_type = ch_strdup(ctype)))
+        rc = CH_ENOMEM;
+    json_decref(h);
+    return rc;
 }
 
 static int fanout_run(struct ch_db *db, struct ch_store_job *job)
@@ -177,15 +240,21 @@ static int fanout_run(struct ch_db *db, struct ch_store_job *job)
         return 0;
     if ((rc = ch_webhooks_list(db, true, &l)) != 0)
         return rc;
-    fj->rest_mask = 0;
+    fj->rest_mask = mask_of_list(&l);
     for (size_t i = 0; i < l.count; i++) {
         const struct ch_webhook_rec *w = &l.items[i];
-        unsigned m = mask_of_text(w->events);
-        struct target t = {w->url, w->secret, w->headers, w->id, w->max_attempts, w->backoff_ms};
+        struct ch_error err = {0};
+        struct target t;
 
-        fj->rest_mask |= m;
-        if (m & fj->bit)
+        if (!(mask_of_text(w->events) & fj->bit))
+            continue;
+        if (rest_target(w, &t, &err) == 0)
             insert_one(db, fj, &t);
+        else
+            ch_log_error("webhooks: cannot queue %s for webhook %s: %s", fj->event, w->id,
+                         err.msg[0] ? err.msg : "out of memory");
+        ch_free_secret(t.headers);
+        ch_free(t.content_type);
     }
     ch_webhook_list_release(&l);
     return 0;
@@ -198,7 +267,7 @@ static void fanout_done(struct ch_store_job *job, int rc)
 
     if (rc)
         ch_log_error("webhooks: event %s was not queued: %s", fj->event, ch_strerror(rc));
-    else if (fj->rest)
+    else if (fj->rest) /* a writer snapshot: exact (ch_webhooks_write_end) */
         ob->rest_mask = fj->rest_mask;
     if (fj->inserted) {
         ob->stats.events_emitted++;
@@ -209,31 +278,52 @@ static void fanout_done(struct ch_store_job *job, int rc)
     ch_outbox_unref(ob);
 }
 
+/* A configured webhook that can never be queued: CH_EINVAL with err. */
+static int check_configured(const json_t *w, struct ch_error *err)
+{
+    int rc = ch_outbox_check_url(json_string_value(json_object_get(w, "url")), err);
+
+    return rc ? rc : ch_outbox_check_headers(json_object_get(w, "headers"), err);
+}
+
+int ch_webhooks_check_config(const struct ch_config *cfg, struct ch_error *err)
+{
+    const json_t *arr = ch_config_get(cfg, "api.webhooks.outgoing"), *w;
+    struct ch_error why = {0};
+    size_t i;
+
+    json_array_foreach(arr, i, w)
+    {
+        if (check_configured(w, &why) != 0)
+            return ch_error_set(err, CH_EINVAL, "api.webhooks.outgoing[%zu]: %s", i, why.msg);
+    }
+    return 0;
+}
+
 /* Copy configured webhook w (index i) into t if it wants bit and is valid. */
 static int add_target(struct fanout_job *fj, const json_t *w, size_t i)
 {
     struct target *t = &fj->targets[fj->ntargets];
-    const json_t *h = json_object_get(w, "headers"), *v;
+    const json_t *h = json_object_get(w, "headers");
     const char *url = json_string_value(json_object_get(w, "url"));
-    const char *secret = json_string_value(json_object_get(w, "secret")), *k;
+    const char *secret = json_string_value(json_object_get(w, "secret"));
+    const char *ctype = NULL;
     struct ch_error err = {0};
-    int rc = ch_outbox_check_url(url, &err);
+    int rc;
 
-    if (rc == 0 && json_object_size(h) > CH_OUTBOX_MAX_HEADERS)
-        rc = ch_error_set(&err, CH_EINVAL, "more than %d headers", CH_OUTBOX_MAX_HEADERS);
-    json_object_foreach((json_t *)h, k, v)
-    {
-        if (rc == 0)
-            rc = ch_outbox_check_header(k, json_string_value(v), &err);
-    }
+    memset(t, 0, sizeof(*t));
+    rc = check_configured(w, &err);
+    if (rc == 0)
+        rc = ch_outbox_split_headers(h, &t->headers, &ctype, &err);
+    if (rc == CH_ENOMEM)
+        return rc;
     if (rc) {
         ch_log_warn("webhooks: api.webhooks.outgoing[%zu] skipped: %s", i, err.msg);
         return 0;
     }
-    memset(t, 0, sizeof(*t));
     t->url = ch_strdup(url);
     t->secret = secret && *secret ? ch_strdup(secret) : NULL;
-    t->headers = json_object_size(h) ? json_dumps(h, JSON_COMPACT) : NULL;
+    t->content_type = ctype ? ch_strdup(ctype) : NULL;
     t->webhook_id = ch_sprintf("cfg:%zu", i);
     t->max_attempts = json_integer_value(json_object_get(json_object_get(w, "retry"), "maxAttempts"));
     t->backoff_ms = json_integer_value(json_object_get(json_object_get(w, "retry"), "backoffMs"));
@@ -242,7 +332,7 @@ static int add_target(struct fanout_job *fj, const json_t *w, size_t i)
     if (t->backoff_ms <= 0)
         t->backoff_ms = CH_OUTBOX_DEFAULT_BACKOFF_MS;
     fj->ntargets++;
-    if (!t->url || !t->webhook_id || (secret && *secret && !t->secret) || (json_object_size(h) && !t->headers))
+    if (!t->url || !t->webhook_id || (secret && *secret && !t->secret) || (ctype && !t->content_type))
         return CH_ENOMEM;
     return 0;
 }
@@ -271,7 +361,10 @@ void ch_webhooks_emit(struct ch_api *a, const char *event, json_t *data)
         if (add_target(fj, w, i) != 0)
             goto oom;
     }
-    fj->rest = (ob->rest_mask & bit) != 0;
+    /* While a create is queued its row may be committed before its done
+     * callback updates the mask: ask the table (the fan-out job runs
+     * after the create on the writer). */
+    fj->rest = (ob->rest_mask & bit) != 0 || ob->rest_writes > 0;
     if (!fj->ntargets && !fj->rest)
         goto out; /* nobody listens: no row, no job */
     rid = json_object_get(data, "runId");
@@ -308,6 +401,7 @@ out:
 struct mask_job {
     struct ch_store_job job;
     struct ch_outbox *ob;
+    uint64_t token; /* ch_webhooks_read_token */
     struct ch_webhook_list list;
 };
 
@@ -321,7 +415,7 @@ static void mask_done(struct ch_store_job *job, int rc)
     struct mask_job *mj = (struct mask_job *)job;
 
     if (rc == 0)
-        ch_webhooks_set_rest(mj->ob, &mj->list);
+        ch_webhooks_read_apply(mj->ob, mj->token, &mj->list);
     ch_webhook_list_release(&mj->list);
     ch_outbox_unref(mj->ob);
     ch_free(mj);
@@ -334,6 +428,7 @@ int ch_webhooks_load_rest(struct ch_outbox *ob)
     if (!mj)
         return CH_ENOMEM;
     mj->ob = ob;
+    mj->token = ch_webhooks_read_token(ob);
     mj->job.run = mask_run;
     mj->job.done = mask_done;
     if (ch_store_read(ob->api->store, &mj->job) != 0) {

@@ -220,10 +220,15 @@ static void on_event(const struct ch_agent_event *ev, void *data)
 
 int ch_webhooks_start(struct ch_outbox *ob)
 {
+    struct ch_error err = {0};
     int rc = ch_webhooks_load_rest(ob);
 
     if (rc)
         return rc;
+    /* The config layer checks each header; the total only fails here, and
+     * such an entry would otherwise lose every event to a log line each. */
+    if (ch_webhooks_check_config(ob->api->cfg, &err) != 0)
+        ch_log_error("webhooks: %s; this webhook receives no events until the configuration is fixed", err.msg);
     if (ob->api->agent && !(ob->sub = ch_agent_subscribe(ob->api->agent, NULL, on_event, ob)))
         return CH_ENOMEM;
     return 0;

@@ -173,6 +173,9 @@ static const struct cfg_row rows[] = {
     SIZE("api.security.maxBodySize", "1MB", 1024, 1024 * MiB,
          "Largest request body (`512KB`, `1MB`, or bytes); sets `limits.maxBodyBytes` "
          "unless that is given."),
+    SIZE("api.broadcast.maxTotalBytes", "16MB", 1024, 1024 * MiB,
+         "Largest recipients x text bytes of one `POST /api/messages/broadcast` (each recipient is one "
+         "`message.sent` event, stored once per subscribed webhook); over it the request gets 413."),
     /* api.webhooks: outgoing event webhooks through the durable outbox
      * (src/api/webhooks.c, docs/internals/outbox.md; seed 002 section 4). */
     OBJECTS("api.webhooks.outgoing", "[]",
@@ -318,12 +321,16 @@ static const struct cfg_row rows[] = {
          "prefixes (`agent:`, `cron:`, `subagent:`, `acp:`) are always refused."),
     OPTSTR("hooks.callback.url", "Default callback URL for every `/hooks/agent` run (a body's `callback` wins; "
                                  "`callback: false` opts out)."),
-    MAP("hooks.callback.headers", "Headers added to every callback (e.g. `Authorization: Bearer ${TOKEN}`); a "
-                                  "body's own headers win per name."),
+    MAP("hooks.callback.headers",
+        "Headers added to callbacks to the origin (scheme, host, port) of `hooks.callback.url` (e.g. "
+        "`Authorization: Bearer ${TOKEN}`); a body's own headers win per name. A body's callback to another "
+        "origin gets only its own: anyone with the hook token may name a URL."),
     {"hooks.callback.headers.*", CFG_STRING, NULL, 0, 0, NULL, NULL, CFG_SECRET, "A header value.", NULL},
     ENUM("hooks.callback.mode", "envelope", "raw|envelope",
          "`raw` posts the agent's final text (must be JSON), `envelope` posts {runId, status, text, json?, ...}."),
-    SECRET("hooks.callback.secret", 0, "HMAC-SHA256 key for the callback signature headers (a body's wins)."),
+    SECRET("hooks.callback.secret", 0,
+           "HMAC-SHA256 key for the callback signature headers (a body's wins); like the headers, only for "
+           "`hooks.callback.url`'s origin."),
     INT("hooks.retry.maxAttempts", 3, 1, 100, "count", "Attempts per callback before it is dead-lettered."),
     INT("hooks.retry.backoffMs", 5000, 1, 3600000, "ms", "First retry delay of a callback (doubling after)."),
     OBJECTS("hooks.mappings", "[]",

@@ -168,10 +168,42 @@ size_t ch_utf8_len(const unsigned char *s, size_t avail)
 }
 
 /*
+ * The bytes one U+FFFD stands for at s (avail bytes there), where s starts
+ * no valid sequence: the maximal subpart of the ill-formed sequence (a
+ * lead byte and the continuation bytes that could still follow it), as
+ * the WHATWG decoder (TextDecoder, browsers, Node) counts them, so text
+ * reads as a JavaScript gateway or a browser would show it.
+ */
+static size_t utf8_bad_len(const unsigned char *s, size_t avail)
+{
+    unsigned lo = 0x80, hi = 0xbf, c = s[0];
+    size_t need, i;
+
+    if (c >= 0xc2 && c <= 0xdf) {
+        need = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        need = 2;
+        lo = c == 0xe0 ? 0xa0 : lo; /* no overlong form */
+        hi = c == 0xed ? 0x9f : hi; /* no surrogate */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        need = 3;
+        lo = c == 0xf0 ? 0x90 : lo; /* no overlong form */
+        hi = c == 0xf4 ? 0x8f : hi; /* nothing past U+10FFFF */
+    } else {
+        return 1; /* NUL, a continuation byte, C0, C1 or F5..FF alone */
+    }
+    for (i = 1; i <= need && i < avail && s[i] >= lo && s[i] <= hi; i++) {
+        lo = 0x80; /* only the second byte has narrower bounds */
+        hi = 0xbf;
+    }
+    return i;
+}
+
+/*
  * Text from the network (a header, a query value, a peer's error body)
  * made fit for a JSON string: jansson refuses invalid UTF-8, and a field
  * that silently vanishes is worse than a visible U+FFFD.  Valid runs are
- * copied in one append; each byte that starts no valid sequence, and each
+ * copied in one append; each ill-formed subpart (utf8_bad_len), and each
  * NUL (it would cut C strings downstream), becomes U+FFFD.
  */
 int ch_buf_append_utf8_clean(struct ch_buf *b, const char *s, size_t n)
@@ -193,7 +225,7 @@ int ch_buf_append_utf8_clean(struct ch_buf *b, const char *s, size_t n)
         run = 0;
         if (rc == 0)
             rc = ch_buf_append(b, fffd, sizeof(fffd));
-        i++;
+        i += utf8_bad_len(u + i, n - i);
     }
     if (rc == 0 && run)
         rc = ch_buf_append(b, s + i - run, run);
@@ -202,6 +234,17 @@ int ch_buf_append_utf8_clean(struct ch_buf *b, const char *s, size_t n)
         b->data[old] = '\0';
     }
     return rc;
+}
+
+bool ch_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t k;
+
+    for (size_t i = 0; i < n; i += k)
+        if ((k = u[i] < 0x80 ? 1 : ch_utf8_len(u + i, n - i)) == 0)
+            return false;
+    return true;
 }
 
 /* Where to cut UTF-8 text to at most n bytes without splitting a

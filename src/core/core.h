@@ -173,13 +173,15 @@ size_t ch_json_plain_len(const char *s, size_t n, bool stop_non_ascii);
  * if it is valid as jansson's utf8_check_full and RFC 3629 have it (no
  * overlong form, surrogate or code point past U+10FFFF), else 0. */
 size_t ch_utf8_len(const unsigned char *s, size_t avail);
-/* Append s[0..n) with each byte that starts no valid UTF-8 sequence, and
- * each NUL, replaced by U+FFFD: text from the network made fit for JSON.
- * b is unchanged on failure. */
+/* Append s[0..n) with each ill-formed UTF-8 subpart (counted as the
+ * WHATWG decoder counts them) and each NUL replaced by U+FFFD: text from
+ * the network made fit for JSON.  b is unchanged on failure. */
 int ch_buf_append_utf8_clean(struct ch_buf *b, const char *s, size_t n);
 /* The longest prefix of s[0..n) that does not end inside a UTF-8
  * sequence: where to cut valid text to at most n bytes. */
 size_t ch_utf8_cut(const char *s, size_t n);
+/* s[0..n) is UTF-8 as jansson accepts it (NUL included). */
+bool ch_utf8_valid(const char *s, size_t n);
 /* Drop the first n bytes (n > len drops all). */
 void ch_buf_consume(struct ch_buf *b, size_t n);
 /* Hand the data to the caller (caller frees with ch_free); b becomes empty. */

@@ -179,6 +179,8 @@ void ch_http_conn_req_clear(struct ch_http_conn *c)
     c->is_upgrade = c->dispatched = false;
     c->on_close = NULL;
     c->on_close_data = NULL;
+    c->on_too_large = NULL;
+    c->on_too_large_data = NULL;
 }
 
 bool ch_http_conn_is_idle(const struct ch_http_conn *c)
@@ -255,6 +257,15 @@ void ch_http_conn_fail(struct ch_http_conn *c, int status, const char *code, con
         ch_http_req_request_id(c);
     }
     c->want_close = true;
+    if (status == 413 && c->on_too_large) {
+        /* The route answers in its own shape (and counts it); the body
+         * read so far is dropped all the same and the connection closes. */
+        void (*cb)(struct ch_http_req *, void *) = c->on_too_large;
+        c->on_too_large = NULL;
+        cb(r, c->on_too_large_data);
+        if (c->responded || c->state == CH_HTTP_CLOSING)
+            return;
+    }
     if (ch_http_respond_error(r, status, code, "%s", text) != 0)
         ch_http_conn_drop(c, "error response failed");
 }

@@ -153,6 +153,12 @@ int ch_http_stream_begin(struct ch_http_req *r, int status, const char *content_
 int ch_http_stream_write(struct ch_http_req *r, const void *p, size_t n);
 int ch_http_stream_end(struct ch_http_req *r);
 void ch_http_req_on_close(struct ch_http_req *r, void (*cb)(struct ch_http_req *r, void *data), void *data);
+/* Set from on_head: cb answers (it must respond) when the body outgrows
+ * the max_body on_head gave while it is read (a chunked body; a declared
+ * Content-Length over it is on_head's to refuse), so a route keeps its own
+ * 413 shape.  The connection closes after the answer.  Without it, or if
+ * cb does not respond, the generic 413 goes out. */
+void ch_http_req_on_too_large(struct ch_http_req *r, void (*cb)(struct ch_http_req *r, void *data), void *data);
 /* Output queued on the request's connection and not yet taken by the
  * kernel: a producer can pause above limits.writeQueueSoftBytes. */
 size_t ch_http_req_queued_bytes(const struct ch_http_req *r);

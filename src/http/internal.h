@@ -172,6 +172,10 @@ struct ch_http_conn {
     bool up_reading;  /* UPGRADED: the owner wants bytes */
     void (*on_close)(struct ch_http_req *r, void *data);
     void *on_close_data;
+    /* ch_http_req_on_too_large: the route's own 413 for a body that grows
+     * past its cap while being read (chunked), instead of the generic one */
+    void (*on_too_large)(struct ch_http_req *r, void *data);
+    void *on_too_large_data;
     const struct ch_http_upgrade_ops *up; /* borrowed; set in UPGRADED */
     void *up_data;
 };

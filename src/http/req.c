@@ -91,6 +91,12 @@ bool ch_http_req_is_closed(const struct ch_http_req *r)
     return !c || c->state == CH_HTTP_CLOSING || c->state == CH_HTTP_LINGER;
 }
 
+void ch_http_req_on_too_large(struct ch_http_req *r, void (*cb)(struct ch_http_req *r, void *data), void *data)
+{
+    r->conn->on_too_large = cb;
+    r->conn->on_too_large_data = data;
+}
+
 void ch_http_req_on_close(struct ch_http_req *r, void (*cb)(struct ch_http_req *r, void *data), void *data)
 {
     r->conn->on_close = cb;

@@ -429,8 +429,10 @@ int ch_runs_bump_attempts(struct ch_db *db, const char *run_id, int64_t *attempt
 /* Lists and recovery                                                   */
 /* ------------------------------------------------------------------ */
 
-/* Collect rows up to the list cap and CH_STORE_MAX_LOAD_BYTES of payload. */
-static int collect_runs(sqlite3_stmt *st, struct ch_run_list *l)
+/* Collect rows up to the list cap and CH_STORE_MAX_LOAD_BYTES of payload;
+ * with max, at most max rows (the query asks for one more, which sets
+ * `more`), each with its position (the rowid as column 20). */
+static int collect_runs(sqlite3_stmt *st, size_t max, struct ch_run_list *l)
 {
     size_t cap = 0, used = 0, bytes;
     int rc, src;
@@ -438,8 +440,12 @@ static int collect_runs(sqlite3_stmt *st, struct ch_run_list *l)
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         bytes = (size_t)sqlite3_column_bytes(st, 4) + (size_t)sqlite3_column_bytes(st, 5) +
                 (size_t)sqlite3_column_bytes(st, 19);
+        if (max && l->count == max) {
+            l->more = true;
+            return 0;
+        }
         if (l->count > 0 && bytes > CH_STORE_MAX_LOAD_BYTES - used) {
-            l->truncated = true;
+            l->truncated = l->more = true;
             return 0;
         }
         rc = ch_store_grow((void **)&l->items, &cap, l->count, sizeof(*l->items));
@@ -448,6 +454,8 @@ static int collect_runs(sqlite3_stmt *st, struct ch_run_list *l)
         rc = row_to_run(st, &l->items[l->count]);
         if (rc)
             return rc;
+        if (max)
+            l->next = (struct ch_list_pos){l->items[l->count].created_ms, sqlite3_column_int64(st, 20)};
         l->count++;
         used += bytes;
     }
@@ -459,14 +467,19 @@ static int collect_runs(sqlite3_stmt *st, struct ch_run_list *l)
  * none, 1 for one that is not ok, 2 for ok.  runs_status leaves out the
  * runs that ended ok (schema v6): a filter says `status <> 'ok'` to use
  * it, ok goes through runs_created (or runs_session), and its count is
- * all runs (the smallest index) minus the others (runs_status). */
+ * all runs (the smallest index) minus the others (runs_status).  Every
+ * index ends in the rowid, so (created_ms, rowid) is index order; the
+ * position test is written as a range on created_ms for the planner
+ * (?5 INT64_MAX: from the newest run). */
 #define RUNS_WHERE_0 ""
 #define RUNS_WHERE_S " WHERE status = ?1 AND status <> 'ok'"
 #define RUNS_WHERE_OK " WHERE status = 'ok'"
 #define RUNS_WHERE_K " WHERE session_key = ?2"
 #define RUNS_WHERE_SK " WHERE status = ?1 AND status <> 'ok' AND session_key = ?2"
 #define RUNS_WHERE_OKK " WHERE status = 'ok' AND session_key = ?2"
+#define RUNS_AFTER " created_ms <= ?5 AND (created_ms < ?5 OR rowid < ?6)"
 #define RUNS_ORDER " ORDER BY created_ms DESC, rowid DESC LIMIT ?3 OFFSET ?4"
+#define RUNS_SELECT(cols, where) "SELECT " cols ", rowid FROM runs" where RUNS_AFTER RUNS_ORDER
 static const char *const count_sql[3][2] = {
     {"SELECT COUNT(*) FROM runs" RUNS_WHERE_0, "SELECT COUNT(*) FROM runs" RUNS_WHERE_K},
     {"SELECT COUNT(*) FROM runs" RUNS_WHERE_S, "SELECT COUNT(*) FROM runs" RUNS_WHERE_SK},
@@ -475,12 +488,10 @@ static const char *const count_sql[3][2] = {
 };
 #define RUNS_LIST(cols)                                                                                                \
     {                                                                                                                  \
-        {"SELECT " cols " FROM runs" RUNS_WHERE_0 RUNS_ORDER, "SELECT " cols " FROM runs" RUNS_WHERE_K RUNS_ORDER},    \
-            {"SELECT " cols " FROM runs" RUNS_WHERE_S RUNS_ORDER,                                                      \
-             "SELECT " cols " FROM runs" RUNS_WHERE_SK RUNS_ORDER},                                                    \
+        {RUNS_SELECT(cols, " WHERE"), RUNS_SELECT(cols, RUNS_WHERE_K " AND")},                                         \
+            {RUNS_SELECT(cols, RUNS_WHERE_S " AND"), RUNS_SELECT(cols, RUNS_WHERE_SK " AND")},                         \
         {                                                                                                              \
-            "SELECT " cols " FROM runs" RUNS_WHERE_OK RUNS_ORDER,                                                      \
-                "SELECT " cols " FROM runs" RUNS_WHERE_OKK RUNS_ORDER                                                  \
+            RUNS_SELECT(cols, RUNS_WHERE_OK " AND"), RUNS_SELECT(cols, RUNS_WHERE_OKK " AND")                          \
         }                                                                                                              \
     }
 static const char *const list_sql[2][3][2] = {RUNS_LIST(RUN_COLS_LIGHT), RUNS_LIST(RUN_COLS)};
@@ -527,9 +538,11 @@ int ch_runs_list_recent(struct ch_db *db, const struct ch_run_query *q, struct c
     if (rc)
         goto out;
     bind_filter(st, q);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)CH_MIN(q->offset, (size_t)INT64_MAX));
-    rc = collect_runs(st, &l);
+    sqlite3_bind_int64(st, 5, q->after.rowid ? q->after.ms : INT64_MAX);
+    sqlite3_bind_int64(st, 6, q->after.rowid);
+    rc = collect_runs(st, limit, &l);
 out:
     sqlite3_finalize(st);
     if (rc)
@@ -560,7 +573,7 @@ int ch_runs_list_unfinished(struct ch_db *db, size_t limit, struct ch_run_list *
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)limit);
-    rc = collect_runs(st, &l);
+    rc = collect_runs(st, 0, &l);
     sqlite3_finalize(st);
     if (rc)
         ch_run_list_release(&l);

@@ -280,6 +280,9 @@ out:
     return 0;
 }
 
+#define SESSIONS_AFTER " AND updated_ms <= ?5 AND (updated_ms < ?5 OR rowid < ?6)"
+#define SESSIONS_ORDER " ORDER BY updated_ms DESC, rowid DESC LIMIT ?3 OFFSET ?4"
+
 int ch_sessions_list(struct ch_db *db, const struct ch_session_query *q, struct ch_session_list *out)
 {
     struct ch_session_list l = {0};
@@ -319,30 +322,37 @@ int ch_sessions_list(struct ch_db *db, const struct ch_session_query *q, struct 
     sqlite3_finalize(st);
     st = NULL;
 
+    /* Keyset order (struct ch_list_pos): sessions_updated ends in the
+     * rowid, and the position test is a range on updated_ms for the
+     * planner (?5 INT64_MAX: from the newest row).  One row more than the
+     * page tells whether more follow. */
     rc = ch_db_prepare(db,
-                       by_agent ? "SELECT " SESSION_COLS " FROM sessions"
-                                  " WHERE updated_ms >= ?1 AND agent_id = ?2"
-                                  " ORDER BY updated_ms DESC, key LIMIT ?3 OFFSET ?4"
-                                : "SELECT " SESSION_COLS " FROM sessions"
-                                  " WHERE updated_ms >= ?1"
-                                  " ORDER BY updated_ms DESC, key LIMIT ?3 OFFSET ?4",
+                       by_agent ? "SELECT " SESSION_COLS ", rowid FROM sessions"
+                                  " WHERE updated_ms >= ?1 AND agent_id = ?2" SESSIONS_AFTER SESSIONS_ORDER
+                                : "SELECT " SESSION_COLS ", rowid FROM sessions"
+                                  " WHERE updated_ms >= ?1" SESSIONS_AFTER SESSIONS_ORDER,
                        &st);
     if (rc)
         goto out;
     sqlite3_bind_int64(st, 1, q->updated_since_ms);
     if (by_agent)
         sqlite3_bind_text(st, 2, q->agent_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)CH_MIN(q->offset, (size_t)INT64_MAX));
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+    sqlite3_bind_int64(st, 5, q->after.rowid ? q->after.ms : INT64_MAX);
+    sqlite3_bind_int64(st, 6, q->after.rowid);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW && !(l.more = l.count == limit)) {
         rc = ch_store_grow((void **)&l.items, &cap, l.count, sizeof(*l.items));
         if (rc)
             goto out;
         rc = row_to_session(st, &l.items[l.count]);
         if (rc)
             goto out;
+        l.next = (struct ch_list_pos){l.items[l.count].updated_ms, sqlite3_column_int64(st, 21)};
         l.count++;
     }
+    if (l.more)
+        src = SQLITE_DONE;
     rc = src == SQLITE_DONE ? 0 : ch_db_err_code(src);
 out:
     sqlite3_finalize(st);

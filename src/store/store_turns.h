@@ -50,6 +50,25 @@ struct ch_usage {
     double cost_usd;
 };
 
+/*
+ * A place in a newest-first list (runs by created_ms, sessions by
+ * updated_ms), for keyset paging: the lists order rows by (ms, rowid)
+ * descending, rowid breaking ties in the order the rows were inserted, and
+ * a query given a position returns only rows after it, so rows added or
+ * moved to the front in between shift no later page (an offset would
+ * repeat rows).  {0, 0}: from the newest row.
+ */
+struct ch_list_pos {
+    int64_t ms, rowid;
+};
+/* The position as an opaque cursor (list_pos.c): CH_LIST_CURSOR_LEN
+ * base64url characters and a NUL.  Short enough for clients that kept an
+ * offset's room for a cursor (the CLI keeps 31 characters). */
+#define CH_LIST_CURSOR_LEN 22
+void ch_list_pos_encode(const struct ch_list_pos *p, char out[CH_LIST_CURSOR_LEN + 1]);
+/* 0, or CH_EINVAL for text that is not such a cursor. */
+int ch_list_pos_decode(const char *text, struct ch_list_pos *out);
+
 /* ---- sessions (sessions.c) ---------------------------------------- */
 
 /* One row of `sessions`: the OpenClaw SessionEntry for a session key. */
@@ -77,7 +96,9 @@ void ch_session_rec_release(struct ch_session_rec *s);
 struct ch_session_list {
     struct ch_session_rec *items; /* owned */
     size_t count;
-    int64_t total; /* rows matching the filter, ignoring limit/offset */
+    int64_t total;           /* rows matching the filter, ignoring limit/offset */
+    struct ch_list_pos next; /* the last row's: where the next page starts */
+    bool more;               /* rows past the last one match too */
 };
 void ch_session_list_release(struct ch_session_list *l);
 
@@ -92,12 +113,14 @@ int ch_sessions_ensure(struct ch_db *db, const char *key, const char *agent_id, 
                        struct ch_session_rec *out, bool *created);
 
 struct ch_session_query {
-    size_t limit; /* 1..CH_STORE_MAX_LIST; 0 means 100 */
-    size_t offset;
+    size_t limit;             /* 1..CH_STORE_MAX_LIST; 0 means 100 */
+    size_t offset;            /* rows skipped (after `after`) */
+    struct ch_list_pos after; /* a page's `next`: rows after it only */
     const char *agent_id;     /* NULL: any agent */
     int64_t updated_since_ms; /* 0: any; else rows with updated_ms >= this */
 };
-/* Sessions ordered by updated_ms descending (ties by key). */
+/* Sessions ordered by updated_ms descending (ties: the later-inserted row
+ * first), as struct ch_list_pos says. */
 int ch_sessions_list(struct ch_db *db, const struct ch_session_query *q, struct ch_session_list *out);
 
 /*
@@ -205,6 +228,18 @@ int ch_messages_load_last(struct ch_db *db, const char *session_id, size_t max_c
  * before the first that would pass max_bytes (truncated: newer ones left). */
 int ch_messages_load_since(struct ch_db *db, const char *session_id, int64_t from_seq, size_t max_count,
                            size_t max_bytes, struct ch_message_list *out);
+/*
+ * A page back from the newest end (messages_page.c): the newest messages
+ * with seq < before_seq, returned oldest first, at most max_count
+ * (1..CH_STORE_MAX_LIST) whose content adds up to at most max_bytes
+ * (<= CH_STORE_MAX_LOAD_BYTES); truncated says older ones are left.  A
+ * message whose content alone is over max_one could be in no page: it
+ * comes with content NULL (its other fields kept) and counts 0 bytes, so
+ * paging goes on past it.  Pages from each returned oldest seq cover the
+ * whole transcript.
+ */
+int ch_messages_load_before(struct ch_db *db, const char *session_id, int64_t before_seq, size_t max_count,
+                            size_t max_bytes, size_t max_one, struct ch_message_list *out);
 int ch_messages_count(struct ch_db *db, const char *session_id, int64_t *out);
 
 /*
@@ -282,8 +317,10 @@ void ch_run_rec_release(struct ch_run_rec *r);
 struct ch_run_list {
     struct ch_run_rec *items; /* owned */
     size_t count;
-    int64_t total;  /* rows matching the filter (list_recent only) */
-    bool truncated; /* stopped at CH_STORE_MAX_LOAD_BYTES of payloads */
+    int64_t total;           /* rows matching the filter (list_recent only) */
+    bool truncated;          /* stopped at CH_STORE_MAX_LOAD_BYTES of payloads */
+    struct ch_list_pos next; /* list_recent: the last row's position */
+    bool more;               /* list_recent: rows past the last one match too */
 };
 void ch_run_list_release(struct ch_run_list *l);
 
@@ -320,13 +357,15 @@ int ch_runs_finish(struct ch_db *db, const char *run_id, const struct ch_run_out
 int ch_runs_bump_attempts(struct ch_db *db, const char *run_id, int64_t *attempts);
 
 struct ch_run_query {
-    size_t limit; /* 1..CH_STORE_MAX_LIST; 0 means 50 */
-    size_t offset;
-    int status;              /* an enum ch_run_status, or -1 for any */
-    const char *session_key; /* NULL: any */
-    bool with_payloads;      /* else request, result and delivery stay NULL */
+    size_t limit;             /* 1..CH_STORE_MAX_LIST; 0 means 50 */
+    size_t offset;            /* rows skipped (after `after`) */
+    struct ch_list_pos after; /* a page's `next`: rows after it only */
+    int status;               /* an enum ch_run_status, or -1 for any */
+    const char *session_key;  /* NULL: any */
+    bool with_payloads;       /* else request, result and delivery stay NULL */
 };
-/* Newest first (created_ms descending). */
+/* Newest first (created_ms descending, ties: the later-inserted run
+ * first), as struct ch_list_pos says. */
 int ch_runs_list_recent(struct ch_db *db, const struct ch_run_query *q, struct ch_run_list *out);
 /* queued and running runs, oldest first, with payloads: what to resume at
  * start.  limit 1..CH_STORE_MAX_LIST. */

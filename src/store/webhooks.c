@@ -45,7 +45,9 @@ static int check_insert(const struct ch_webhook_rec *w, struct ch_error *err)
         (rc = ch_store_check_text(w->events, MAX_EVENTS_JSON_BYTES, true, true, "events", NULL, err)) ||
         (rc = ch_store_check_text(w->headers, CH_STORE_MAX_HEADERS_JSON_BYTES, false, true, "headers", NULL, err)) ||
         (rc = ch_store_check_text(w->description, MAX_DESCRIPTION_BYTES, false, false, "description", NULL, err)))
-        return rc;
+        /* A field over its cap is bad input (400 over REST); CH_E_TOO_LARGE
+         * is kept for the table's row cap, which is a conflict (409). */
+        return rc == CH_E_TOO_LARGE ? CH_EINVAL : rc;
     if (w->max_attempts < 1 || w->max_attempts > CH_STORE_MAX_DELIVERY_ATTEMPTS || w->backoff_ms < 0)
         return ch_error_set(err, CH_EINVAL, "retry settings out of range");
     return 0;

@@ -133,7 +133,11 @@ class Receiver:
 
     def _handle(self, h, body):
         headers = {k.lower(): v for k, v in h.headers.items()}
-        rec = {"method": h.command, "path": h.path, "headers": headers, "body": body, "time": time.time()}
+        # Every header line in arrival order, repeats kept: the dict above
+        # keeps one value per name, so a header sent twice needs these.
+        lines = [f"{k}: {v}" for k, v in h.headers.items()]
+        rec = {"method": h.command, "path": h.path, "headers": headers, "header_lines": lines, "body": body,
+               "time": time.time()}
         answer = None
         if self.secret is not None:
             rec["sig_002"] = verify_webhook(body.decode("utf-8"), headers.get("x-signature-256", ""), self.secret)

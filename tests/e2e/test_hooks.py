@@ -150,7 +150,9 @@ def test_native_raw_callback_with_bearer_from_env(gateway_factory):
         rid, payload = auto_trader_payload(rx.url, callback_token=None)
         # the model answers with the JSON in a fence; raw mode posts the JSON itself
         fake.push({"text": "```json\n" + json.dumps(analysis_result(rid), ensure_ascii=False) + "\n```"})
-        cfg = hooks_config({"p": fake}, hooks={"callback": {"headers": {"Authorization": "Bearer ${CB_TOKEN}"}}})
+        # configured credentials go to hooks.callback.url's origin only
+        cfg = hooks_config({"p": fake}, hooks={"callback": {"url": rx.url,
+                                                             "headers": {"Authorization": "Bearer ${CB_TOKEN}"}}})
         g = start(gateway_factory, cfg, env={"CB_TOKEN": CALLBACK_TOKEN})
         payload["callback"] = {"url": rx.url, "mode": "raw"}
         r = hook(g, body=payload)
@@ -196,7 +198,7 @@ def test_envelope_callback(gateway_factory):
         rx.kind = "django"
         rx.secret = "s3cret"
         fake.push({"text": '{"answer": 42}', "usage": {"input": 7, "output": 3}})
-        g = start(gateway_factory, hooks_config({"p": fake}, hooks={"callback": {"secret": "s3cret"}}))
+        g = start(gateway_factory, hooks_config({"p": fake}, hooks={"callback": {"url": rx.url, "secret": "s3cret"}}))
         r = hook(g, body={"message": "compute", "name": "Calc", "sessionKey": "calc:1",
                           "callback": {"url": rx.url}})
         assert r.status_code == 202, r.text

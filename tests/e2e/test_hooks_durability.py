@@ -98,7 +98,7 @@ def test_callback_recovered_after_crash_between_end_and_enqueue(gateway_factory)
         rx.kind = "django"
         rx.secret = "k"
         fake.push({"text": '{"x": 1}', "times": -1})
-        cfg = hooks_config({"p": fake}, hooks={"callback": {"secret": "k"}})
+        cfg = hooks_config({"p": fake}, hooks={"callback": {"url": rx.url, "secret": "k"}})
         g = gateway_factory(cfg)
         r = hook(g, body={"message": "m", "callback": {"url": rx.url, "mode": "raw"}})
         assert r.status_code == 202, r.text

@@ -238,3 +238,38 @@ def test_hook_callback_goes_through_the_outbox(gateway_factory):
         assert row["kind"] == "callback" and row["attempts"] == 2 and row["event"] is None
         assert row["headers"] == ["Authorization"] and row["signed"] is True
         assert reqs[0]["headers"]["x-openclaw-delivery"] == row["id"]
+
+
+def test_listing_refuses_bad_query_values(gateway_factory):
+    """A control byte or an over-long runId is the caller's mistake (400),
+    not a store error (it was 500 store_error)."""
+    gw = gateway_factory()
+    for q in ("runId=%01", "runId=a%0Ab", "runId=" + "r" * 129, "status=done&runId=%7F"):
+        j = assert_error(http(gw, "GET", f"/api/v1/deliveries?{q}", token=gw.admin_token), 400, "invalid_request")
+        assert "runId" in j["message"], (q, j)
+    assert http(gw, "GET", "/api/v1/deliveries?runId=" + "r" * 128, token=gw.admin_token).status_code == 200
+
+
+@pytest.mark.parametrize("answer, kept", [
+    # 199 ASCII bytes then a 2-byte character: the 200-byte cut splits it.
+    ("x" * 199 + "\u00e9" + "tail", "x" * 199),
+    # Bytes that are not UTF-8 at all.
+    (b"bad \xff\xfe bytes \xc3(", "bad \ufffd\ufffd bytes \ufffd("),
+], ids=["cut-character", "invalid-bytes"])
+def test_last_error_is_always_valid_text(gateway_factory, answer, kept):
+    """The receiver's answer kept in lastError is cut on a character
+    boundary and made valid UTF-8, so lastError is never dropped."""
+    body = answer.encode() if isinstance(answer, str) else answer
+    with Receiver(script=[{"status": 422, "body": body}]) as rx:
+        gw = gateway_factory({"api": {"webhooks": {"outgoing": [
+            {"url": rx.url(), "events": ["message.sent"], "retry": {"maxAttempts": 1, "backoffMs": 50}}]}}})
+        r = http(gw, "POST", "/api/v1/send", token=gw.admin_token,
+                 json={"channel": "webhook", "chatId": "1", "message": "x"})
+        assert r.status_code == 200, r.text
+        rx.wait(1)
+        assert wait_for(lambda: deliveries(gw)["counts"]["dead"] == 1, 10)
+        row = deliveries(gw, status="dead")["deliveries"][0]
+        assert row["lastStatus"] == 422
+        assert row["lastError"] == f"permanent: HTTP 422: {kept}", row["lastError"]
+        one = http(gw, "GET", f"/api/v1/deliveries/{row['id']}", token=gw.admin_token).json()
+        assert one["lastError"] == row["lastError"]

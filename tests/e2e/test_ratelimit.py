@@ -123,3 +123,40 @@ def test_unauthenticated_health_not_limited_per_token(gateway_factory):
     g = gateway_factory(rl_config(), base=False)
     codes = {http(g, "GET", "/health").status_code for _ in range(10)}
     assert codes == {200}
+
+
+def test_bucket_follows_a_changed_limit(gw):
+    """Buckets are kept by token name and were sized once: a token revoked
+    and made again with another rateLimit, or a limit changed in the
+    database (the CLI's process), kept the first size until SIGHUP.  What
+    was used in the window carries over at the new size."""
+    import json
+    import sqlite3
+
+    def make(rpm):
+        r = http(gw, "POST", "/api/v1/tokens", token=gw.admin_token, headers={"Content-Type": "application/json"},
+                 data=json.dumps({"name": "rl-change", "scope": ["read"], "rateLimit": rpm}))
+        assert r.status_code == 201, r.text
+        return r.json()["token"]
+
+    tok = make(2)
+    codes = [http(gw, "GET", "/health/detail", token=tok).status_code for _ in range(3)]
+    assert codes == [200, 200, 429], codes
+    assert http(gw, "DELETE", "/api/v1/tokens/rl-change", token=gw.admin_token).status_code == 200
+    tok = make(5)
+    r = http(gw, "GET", "/health/detail", token=tok)
+    assert r.status_code == 200, r.text
+    assert limit_headers(r)[:2] == ("5", "2"), r.headers  # 2 used before, this one: 5 - 3
+    # A limit changed in the database reaches the bucket with the next refresh (1 s).
+    db = sqlite3.connect(str(gw.state / "chela.db"), timeout=5)
+    with db:
+        db.execute("UPDATE tokens SET rate_limit = 8 WHERE name = 'rl-change' AND revoked_ms = 0")
+    db.close()
+    for _ in range(2):  # two requests left at 5: wait out the refresh before each
+        time.sleep(1.5)
+        r = http(gw, "GET", "/health/detail", token=tok)
+        assert r.status_code == 200, r.text
+        if limit_headers(r)[0] == "8":
+            break
+    assert limit_headers(r)[0] == "8", r.headers
+    assert int(limit_headers(r)[1]) >= 3  # 8 - the 4 or 5 used

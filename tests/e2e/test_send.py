@@ -98,3 +98,37 @@ def test_skills(gateway_factory):
     (skills / "big" / "SKILL.md").write_text("---\nname: big\ndescription: d\n---\n" + "x" * 300000)
     r = http(g, "GET", "/api/v1/skills", token=g.admin_token)
     assert {s["folder"] for s in r.json()["skills"]} == {"weather", "notes", "bare", "big"}
+
+
+def test_broadcast_total_size_cap(gateway_factory):
+    """recipients x text bytes is capped (api.broadcast.maxTotalBytes,
+    16 MiB by default): each recipient is one full-size event stored once
+    per subscribed webhook, all queued by the one request."""
+    with CallbackReceiver(path="/events", kind="django", secret="whsec") as rx:
+        g = gateway_factory(_cfg(rx))
+        text = "y" * (100 * 1024)
+        r = http(g, "POST", "/api/messages/broadcast", token=g.admin_token, timeout=30,
+                 json={"platform": "webhook", "recipients": [str(i) for i in range(200)], "text": text})
+        j = assert_error(r, 413, "payload_too_large")
+        assert "api.broadcast.maxTotalBytes" in j["message"] and "16777216" in j["message"], j
+        # Nothing was queued for the refused broadcast.
+        d = http(g, "GET", "/api/v1/deliveries", token=g.admin_token).json()
+        assert d["total"] == 0, d
+        # Within the cap it still sends one event per recipient.
+        r = http(g, "POST", "/api/messages/broadcast", token=g.admin_token,
+                 json={"platform": "webhook", "recipients": ["a", "b", 3], "text": text})
+        assert r.status_code == 200, r.text
+        assert r.json()["sent"] == 3
+        got = rx.wait(3, timeout=15)
+        assert sorted(x["json"]["data"]["chatId"] for x in got) == ["3", "a", "b"]
+
+
+def test_broadcast_total_size_cap_is_configurable(gateway_factory):
+    g = gateway_factory({"api": {"broadcast": {"maxTotalBytes": "64KB"}}})
+    body = {"platform": "webhook", "recipients": [str(i) for i in range(7)], "text": "z" * 10000}
+    j = assert_error(http(g, "POST", "/api/messages/broadcast", token=g.admin_token, json=body), 413,
+                     "payload_too_large")
+    assert "70000" in j["message"] and "65536" in j["message"], j
+    body["recipients"] = body["recipients"][:6]
+    r = http(g, "POST", "/api/messages/broadcast", token=g.admin_token, json=body)
+    assert r.status_code == 200 and r.json()["sent"] == 6, r.text

@@ -257,3 +257,25 @@ def test_rest_wrong_method_405(gw):
     r = http(gw, "GET", "/api/v1/tokens/some-name", token=gw.admin_token)
     assert_error(r, 405, "method_not_allowed")
     assert "DELETE" in r.headers.get("allow", "")
+
+
+def test_rest_expires_must_be_a_duration_string(gw):
+    """A non-string expires is a mistake, not "never expires" (it was a 201
+    with expiresAt null); null still means never."""
+    for expires in (1, 0, True, ["90d"], {"d": 90}):
+        j = assert_error(post_token(gw, {"name": "exp-typed", "scope": ["read"], "expires": expires}), 400,
+                         "invalid_request")
+        assert "expires" in j["message"], (expires, j)
+    names = [t["name"] for t in http(gw, "GET", "/api/v1/tokens", token=gw.admin_token).json()["tokens"]]
+    assert "exp-typed" not in names
+    r = post_token(gw, {"name": "exp-null", "scope": ["read"], "expires": None})
+    assert r.status_code == 201, r.text
+    assert r.json()["expiresAt"] is None
+
+
+def test_rest_name_shaped_like_a_secret_400(gw):
+    """The store refuses names starting oc_tok_ (revoke takes a name or a
+    secret); REST said 500 store_error."""
+    j = assert_error(post_token(gw, {"name": "oc_tok_lookalike", "scope": ["read"]}), 400, "invalid_request")
+    assert "oc_tok_" in j["message"], j
+    assert post_token(gw, {"name": "my_oc_tok_name", "scope": ["read"]}).status_code == 201

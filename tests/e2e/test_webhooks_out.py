@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from e2elib import assert_error, deep_merge, http
+from conftest import BASE_CONFIG
+from e2elib import assert_error, deep_merge, http, wait_for, write_config
 from fakes.llm import FakeLLM
 from receivers import Receiver
 from test_rest_chat import agent_config
@@ -271,3 +272,99 @@ def test_config_validation(gateway_factory, hook, needle):
     assert g.wait(10) == 2
     err = g.stderr()
     assert "api.webhooks.outgoing" in err and needle in err, err
+
+
+# ---------------------------------------------------------------- headers, logs
+
+
+def send(gw, chat_id="1", text="hello"):
+    r = http(gw, "POST", "/api/v1/send", token=gw.admin_token,
+             json={"channel": "webhook", "chatId": chat_id, "message": text})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_configured_content_type_is_sent_once(gateway_factory):
+    """A Content-Type among a webhook's headers replaces application/json,
+    once, for configured and REST webhooks alike (it was sent twice: the
+    default, then the configured one)."""
+    with Receiver() as rx:
+        gw = gateway_factory({"api": {"webhooks": {"outgoing": [{
+            "url": rx.url("/cfg"), "events": ["message.sent"],
+            "headers": {"Content-Type": "application/vnd.acme+json", "X-Env": "ci"}}]}}})
+        r = http(gw, "POST", "/api/v1/webhooks", token=gw.admin_token,
+                 json={"url": rx.url("/rest"), "events": ["message.sent"],
+                       "headers": {"content-type": "text/plain; charset=utf-8"}})
+        assert r.status_code == 201, r.text
+        assert r.json()["headers"] == ["content-type"]
+        send(gw)
+        got = {q["path"]: q for q in rx.wait(2)}
+        for path, want in (("/cfg", "application/vnd.acme+json"), ("/rest", "text/plain; charset=utf-8")):
+            values = [ln.split(":", 1)[1].strip() for ln in got[path]["header_lines"]
+                      if ln.lower().startswith("content-type:")]
+            assert values == [want], (path, got[path]["header_lines"])
+        assert got["/cfg"]["headers"]["x-env"] == "ci"
+        rows = {d["url"]: d for d in deliveries(gw)["deliveries"]}
+        assert rows[rx.url("/cfg")]["contentType"] == "application/vnd.acme+json"
+        assert rows[rx.url("/cfg")]["headers"] == ["X-Env"]
+        assert rows[rx.url("/rest")]["contentType"] == "text/plain; charset=utf-8"
+
+
+def test_webhook_url_credentials_never_logged(gateway_factory):
+    """Userinfo and query string of a webhook URL stay out of the log (the
+    create line printed them whole)."""
+    with Receiver() as rx:
+        gw = gateway_factory()
+        url = f"http://hookuser:hunter2@127.0.0.1:{rx.port}/x?token=SEKRIT"
+        r = http(gw, "POST", "/api/v1/webhooks", token=gw.admin_token, json={"url": url, "events": ["message.sent"]})
+        assert r.status_code == 201, r.text
+        send(gw)
+        assert rx.wait(1)[0]["path"] == "/x?token=SEKRIT"
+        assert wait_for(lambda: deliveries(gw)["counts"]["done"] == 1, 10)
+        assert http(gw, "DELETE", f"/api/v1/webhooks/{r.json()['id']}", token=gw.admin_token).status_code == 200
+        err = gw.wait_stderr(lambda t: "webhooks: created" in t and "webhooks: deleted" in t and t)
+        assert err and f"127.0.0.1:{rx.port}/x" in err, err
+        for secret in ("hunter2", "SEKRIT", "hookuser"):
+            assert secret not in err, f"{secret} in the log:\n{err}"
+
+
+def test_oversized_webhook_headers_are_a_400(gateway_factory):
+    """32 headers of 8 KiB pass the per-header checks but not the store's
+    16 KiB for all of them: a 400 naming that limit, not 409
+    too_many_webhooks."""
+    gw = gateway_factory()
+    big = {f"X-Big-{i}": "v" * 8000 for i in range(3)}
+    r = http(gw, "POST", "/api/v1/webhooks", token=gw.admin_token,
+             json={"url": "http://127.0.0.1:9/x", "headers": big})
+    j = assert_error(r, 400, "invalid_request")
+    assert "16384" in j["message"] and "headers" in j["message"], j
+    assert http(gw, "GET", "/api/v1/webhooks", token=gw.admin_token).json()["webhooks"] == []
+    # Just under the limit is fine.
+    ok = {f"X-Big-{i}": "v" * 5000 for i in range(3)}
+    assert http(gw, "POST", "/api/v1/webhooks", token=gw.admin_token,
+                json={"url": "http://127.0.0.1:9/x", "headers": ok}).status_code == 201
+
+
+def test_configured_webhook_with_oversized_headers_is_refused(gateway_factory):
+    """A configured webhook whose headers can never be stored stops the
+    gateway at start with the limit named (instead of every event failing
+    to queue), and a SIGHUP that brings one in is refused, keeping the
+    running configuration."""
+    import signal
+
+    with Receiver() as rx:
+        big = {f"X-Big-{i}": "v" * 8000 for i in range(3)}
+        bad = {"api": {"webhooks": {"outgoing": [
+            {"url": rx.url("/big"), "events": ["message.sent"], "headers": big},
+            {"url": rx.url("/ok"), "events": ["message.sent"]}]}}}
+        g = gateway_factory.new(bad)
+        g.spawn()
+        assert g.wait(10) not in (None, 0)
+        assert "api.webhooks.outgoing[0]" in g.stderr() and "16384" in g.stderr(), g.stderr()
+        gw = gateway_factory({"api": {"webhooks": {"outgoing": [
+            {"url": rx.url("/ok"), "events": ["message.sent"]}]}}})
+        write_config(gw.config_path, deep_merge(BASE_CONFIG, bad))
+        gw.signal(signal.SIGHUP)
+        assert gw.wait_stderr(lambda t: "keeping the running configuration" in t)
+        send(gw)
+        assert [q["path"] for q in rx.wait(1)] == ["/ok"]

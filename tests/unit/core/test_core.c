@@ -97,7 +97,8 @@ static void test_utf8_len(void **state)
 }
 
 /* ch_buf_append_utf8_clean: valid text as is; each bad byte and each NUL
- * one U+FFFD; the result is always valid UTF-8; a failed append
+ * ill-formed subpart one U+FFFD; the result is always valid UTF-8 (and
+ * ch_utf8_valid says so); a failed append
  * (the cap) leaves the buffer as it was.  ch_utf8_cut never splits. */
 static void test_utf8_clean_and_cut(void **state)
 {
@@ -114,7 +115,12 @@ static void test_utf8_clean_and_cut(void **state)
          "a\xef\xbf\xbd\xef\xbf\xbd"
          "b"},
         {"x\0y", 3, "x\xef\xbf\xbdy"},
-        {"\xe2\x82", 2, "\xef\xbf\xbd\xef\xbf\xbd"},
+        {"\xe2\x82", 2, "\xef\xbf\xbd"}, /* one cut sequence: one U+FFFD (WHATWG) */
+        {"\xe2\x82"
+         "a\xf0\x9f\x98",
+         6,
+         "\xef\xbf\xbd"
+         "a\xef\xbf\xbd"},
         {"\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
     };
     struct ch_buf b;
@@ -130,8 +136,12 @@ static void test_utf8_clean_and_cut(void **state)
             step = *u >= 0x80 ? ch_utf8_len(u, b.len - k) : *u != 0;
             assert_true(step > 0);
         }
+        assert_true(ch_utf8_valid(b.data, b.len));
         ch_buf_release(&b);
     }
+    assert_false(ch_utf8_valid("a\xc3", 2));
+    assert_false(ch_utf8_valid("\xed\xa0\x80", 3));
+    assert_true(ch_utf8_valid("a\0\xc3\xa9", 4));
     ch_buf_init(&b, 4);
     assert_int_equal(ch_buf_append(&b, "ab", 2), 0);
     assert_int_not_equal(ch_buf_append_utf8_clean(&b, "c\xff", 2), 0); /* 2 + 1 + 3 > 4 */
