@@ -313,6 +313,11 @@ int ch_api_path_param(struct ch_http_req *r, size_t i, char *out, size_t outcap)
  * returned as nextCursor): 0, or a 400 answered and CH_EINVAL.
  */
 int ch_api_page_query(struct ch_http_req *r, size_t def, size_t *limit, size_t *offset);
+/* The same for the keyset-paged lists (sessions, runs): a cursor is a
+ * nextCursor they returned (into *after) or, from clients paging from
+ * before those, a decimal offset.  after NULL: offsets only. */
+int ch_api_page_query_keyset(struct ch_http_req *r, size_t def, size_t *limit, size_t *offset,
+                             struct ch_list_pos *after);
 /* ISO 8601 string of ms, or JSON null for 0 ("not yet").  New reference. */
 json_t *ch_api_time_json(int64_t ms);
 

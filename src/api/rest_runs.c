@@ -214,39 +214,6 @@ static void list_done(struct ch_store_job *job, int rc)
     job_free(j);
 }
 
-/*
- * ?limit= (1..1000, 50) and ?cursor=: a nextCursor (a keyset position) or,
- * from clients paging from before those, a decimal offset.  0, or a 400
- * answered.  (ch_api_page_query knows offsets only.)
- */
-static int page_query(struct ch_http_req *r, size_t *limit, size_t *offset, struct ch_list_pos *after)
-{
-    char v[40];
-    uint64_t n = 0;
-    int rc = ch_http_req_query(r, "limit", v, sizeof(v));
-
-    *limit = 50;
-    *offset = 0;
-    if (rc == 0 && (ch_str_to_u64(ch_str_from(v), 1000, &n) != 0 || n < 1))
-        rc = CH_EINVAL;
-    if (rc != 0 && rc != CH_ENOTFOUND) {
-        ch_http_respond_error(r, 400, "invalid_request", "limit must be an integer from 1 to 1000");
-        return CH_EINVAL;
-    }
-    if (rc == 0)
-        *limit = (size_t)n;
-    rc = ch_http_req_query(r, "cursor", v, sizeof(v));
-    if (rc == 0 && v[0] && ch_list_pos_decode(v, after) != 0) {
-        rc = ch_str_to_u64(ch_str_from(v), 1000000000, &n);
-        *offset = (size_t)n;
-    }
-    if (rc != 0 && rc != CH_ENOTFOUND) {
-        ch_http_respond_error(r, 400, "invalid_request", "cursor is not one this gateway returned");
-        return CH_EINVAL;
-    }
-    return 0;
-}
-
 void ch_rest_runs_list(struct ch_http_req *r, void *data)
 {
     char status[16], key[CH_STORE_MAX_KEY_BYTES + 1];
@@ -256,7 +223,7 @@ void ch_rest_runs_list(struct ch_http_req *r, void *data)
     size_t limit, offset;
     int rc;
 
-    if (page_query(r, &limit, &offset, &after) != 0)
+    if (ch_api_page_query_keyset(r, 50, &limit, &offset, &after) != 0)
         return;
     rc = ch_http_req_query(r, "status", status, sizeof(status));
     if (rc == 0 && status[0] && ch_run_status_parse(status, &st) != 0)

@@ -31,9 +31,8 @@ int ch_api_path_param(struct ch_http_req *r, size_t i, char *out, size_t outcap)
     return CH_EINVAL;
 }
 
-/* ch_api_page_query, and with after non-NULL also a nextCursor of the
- * keyset-paged lists (sessions here, runs in rest_runs.c). */
-static int page_query(struct ch_http_req *r, size_t def, size_t *limit, size_t *offset, struct ch_list_pos *after)
+int ch_api_page_query_keyset(struct ch_http_req *r, size_t def, size_t *limit, size_t *offset,
+                             struct ch_list_pos *after)
 {
     char v[40];
     uint64_t n = 0;
@@ -69,7 +68,7 @@ static int page_query(struct ch_http_req *r, size_t def, size_t *limit, size_t *
 
 int ch_api_page_query(struct ch_http_req *r, size_t def, size_t *limit, size_t *offset)
 {
-    return page_query(r, def, limit, offset, NULL);
+    return ch_api_page_query_keyset(r, def, limit, offset, NULL);
 }
 
 json_t *ch_api_time_json(int64_t ms)
@@ -326,7 +325,7 @@ static void list_routes(struct ch_http_req *r, void *api, bool conv)
     struct ch_list_pos after = {0};
     size_t limit, offset;
 
-    if (page_query(r, 50, &limit, &offset, &after) != 0)
+    if (ch_api_page_query_keyset(r, 50, &limit, &offset, &after) != 0)
         return;
     if (!(j = job_new(r, api, conv)))
         return;
