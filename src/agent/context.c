@@ -17,13 +17,23 @@ char *ch_context_system_prompt(struct ch_agent *a, struct ch_run *r)
     const char *base = r->system_prompt ? r->system_prompt : a->system_prompt;
     struct ch_buf b;
 
-    ch_buf_init(&b, 1 << 20);
+    int rc = 0;
+
+    /* Submission refuses a run whose prompt would not fit
+     * (CH_AGENT_MAX_SYSTEM_BYTES); a failed append still fails the call
+     * rather than send a prompt with its extra instructions left out. */
+    ch_buf_init(&b, CH_AGENT_MAX_SYSTEM_BYTES);
     if (base && *base)
-        ch_buf_append_str(&b, base);
-    if (r->extra_system && *r->extra_system) {
+        rc = ch_buf_append_str(&b, base);
+    if (rc == 0 && r->extra_system && *r->extra_system) {
         if (b.len)
-            ch_buf_append_str(&b, "\n\n");
-        ch_buf_append_str(&b, r->extra_system);
+            rc = ch_buf_append_str(&b, "\n\n");
+        if (rc == 0)
+            rc = ch_buf_append_str(&b, r->extra_system);
+    }
+    if (rc) {
+        ch_buf_release(&b);
+        return NULL;
     }
     return ch_buf_detach(&b, NULL);
 }

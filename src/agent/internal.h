@@ -281,11 +281,19 @@ void ch_persist_done_in(struct ch_run *r, struct ch_store_job *job, int rc);
  * just ensured) already has a transcript that this run did not start,
  * give it a new session id (*s refreshed, *fresh set: no transcript). */
 int ch_persist_session_start(struct ch_db *db, struct ch_run *r, struct ch_session_rec *s, bool *fresh);
+/* The run's request as stored (JSON text, caller frees), or NULL with *rc
+ * CH_E_TOO_LARGE (over CH_STORE_MAX_REQUEST_BYTES) or CH_ENOMEM.
+ * meta_json and message_json: already encoded, used as they are. */
+char *ch_run_request_json(const struct ch_run *r, const char *meta_json, const char *message_json, int *rc);
 /* Replace the stored transcript below first_kept_seq by a summary entry. */
 int ch_persist_compaction(struct ch_run *r, int64_t first_kept_seq, const char *summary, int64_t tokens_before,
                           const struct ch_llm_usage *u);
 
 /* context.c */
+/* The system prompt of one call: the configured (or the run's own) prompt
+ * and the run's extra instructions, joined by a blank line, at most this
+ * long (ch_run_new_from_req refuses a run past it). */
+#define CH_AGENT_MAX_SYSTEM_BYTES (1u << 20)
 char *ch_context_system_prompt(struct ch_agent *a, struct ch_run *r);
 json_t *ch_context_from_transcript(const struct ch_message_list *l, int64_t **seqs, size_t *nseqs);
 /* The same from cached rows; *json_bytes gets the compact JSON size of

@@ -262,6 +262,74 @@ static int persist_isolate(struct ch_db *db, struct ch_run *r, struct ch_session
     return rc;
 }
 
+/* The run's request as stored: enough to replay it after a restart.
+ * Written with ch_buf rather than json_pack+json_dumps: the message can be
+ * large and this runs for every admitted run (bench/hooks.sh).  The first
+ * failed append sticks: a value left out would store a request that reads
+ * differently (or is not JSON). */
+static void put_raw(struct ch_buf *b, int *rc, const char *key, const char *json)
+{
+    if (*rc == 0 && json)
+        *rc = ch_buf_appendf(b, ",\"%s\":", key);
+    if (*rc == 0 && json)
+        *rc = ch_buf_append_str(b, json);
+}
+
+static void put_str(struct ch_buf *b, int *rc, const char *key, const char *v)
+{
+    if (*rc == 0 && v)
+        *rc = ch_buf_appendf(b, ",\"%s\":", key);
+    if (*rc == 0 && v)
+        *rc = ch_buf_append_json_str(b, v, strlen(v));
+}
+
+char *ch_run_request_json(const struct ch_run *r, const char *meta_json, const char *message_json, int *rc)
+{
+    struct ch_buf b;
+    char *meta = r->meta && !meta_json ? json_dumps(r->meta, JSON_COMPACT) : NULL;
+    char *sampling = r->sampling ? json_dumps(r->sampling, JSON_COMPACT) : NULL;
+    char *ctools = r->client_tools ? json_dumps(r->client_tools, JSON_COMPACT) : NULL;
+    char *images = r->images ? json_dumps(r->images, JSON_COMPACT) : NULL;
+
+    /* out of memory encoding one: refused */
+    *rc = (r->meta && !meta_json && !meta) || (r->sampling && !sampling) || (r->client_tools && !ctools) ||
+                  (r->images && !images)
+              ? CH_ENOMEM
+              : 0;
+    ch_buf_init(&b, CH_STORE_MAX_REQUEST_BYTES);
+    if (*rc == 0)
+        *rc = ch_buf_append_str(&b, "{\"message\":");
+    if (*rc == 0)
+        *rc = message_json ? ch_buf_append_str(&b, message_json)
+                           : ch_buf_append_json_str(&b, r->message, strlen(r->message));
+    put_str(&b, rc, "model", r->model_ref);
+    put_str(&b, rc, "systemPrompt", r->system_prompt);
+    put_str(&b, rc, "extraSystem", r->extra_system);
+    put_str(&b, rc, "channel", r->channel);
+    if (*rc == 0)
+        *rc = ch_buf_appendf(&b, ",\"maxTokens\":%lld,\"timeoutSeconds\":%lld,\"noTools\":%s", (long long)r->max_tokens,
+                             (long long)r->timeout_s, r->no_tools ? "true" : "false");
+    if (*rc == 0 && r->has_temperature)
+        *rc = ch_buf_appendf(&b, ",\"temperature\":%.17g", r->temperature);
+    if (*rc == 0 && r->isolated)
+        *rc = ch_buf_append_str(&b, ",\"isolated\":true");
+    put_raw(&b, rc, "meta", r->meta ? (meta ? meta : meta_json) : NULL);
+    put_raw(&b, rc, "sampling", sampling);
+    put_raw(&b, rc, "clientTools", ctools);
+    put_raw(&b, rc, "images", images);
+    ch_free(meta);
+    ch_free(sampling);
+    ch_free(ctools);
+    ch_free(images);
+    if (*rc == 0)
+        *rc = ch_buf_append_char(&b, '}');
+    if (*rc) {
+        ch_buf_release(&b); /* over the cap or out of memory: refused */
+        return NULL;
+    }
+    return ch_buf_detach(&b, NULL);
+}
+
 /* The session row as a run starts (writer thread; s is the row
  * ch_sessions_ensure returned, fresh whether it made it): an isolated run
  * starts it afresh; a run that names its message channel gives it to a

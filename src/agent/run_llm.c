@@ -352,7 +352,9 @@ void ch_run_call_llm(struct ch_run *r)
     system = ch_context_system_prompt(a, r);
     if (!system) {
         json_decref(tools);
-        ch_run_finish(r, "error", "unknown", "out of memory");
+        ch_run_finish(r, "error", "unknown",
+                      "the system prompt does not fit (1 MiB with the run's instructions) or "
+                      "memory ran out");
         return;
     }
     r->context_window = context_window(r);

@@ -91,6 +91,16 @@ static bool channel_valid(const char *c)
     return n <= 64;
 }
 
+/* The length of the system prompt the run's calls will send
+ * (ch_context_system_prompt). */
+static size_t system_len(const struct ch_agent *a, const struct ch_agent_run_req *req)
+{
+    const char *base = req->system_prompt ? req->system_prompt : a->system_prompt;
+    size_t n = base ? strlen(base) : 0, x = req->extra_system ? strlen(req->extra_system) : 0;
+
+    return n + x + (n && x ? 2 : 0);
+}
+
 struct ch_run *ch_run_new_from_req(struct ch_agent *a, const struct ch_agent_run_req *req, struct ch_error *err)
 {
     struct ch_run *r;
@@ -111,6 +121,11 @@ struct ch_run *ch_run_new_from_req(struct ch_agent *a, const struct ch_agent_run
     }
     if (req->run_id && (!*req->run_id || strlen(req->run_id) > CH_STORE_MAX_ID_BYTES)) {
         ch_error_set(err, CH_EINVAL, "run id must be 1-%d characters", CH_STORE_MAX_ID_BYTES);
+        return NULL;
+    }
+    if (system_len(a, req) > CH_AGENT_MAX_SYSTEM_BYTES) {
+        ch_error_set(err, CH_EINVAL, "the system prompt and the run's extra instructions are longer than %u bytes",
+                     CH_AGENT_MAX_SYSTEM_BYTES);
         return NULL;
     }
     if (req->channel && *req->channel && !channel_valid(req->channel)) {
@@ -158,70 +173,6 @@ nomem:
     ch_run_free(r);
     ch_error_set(err, CH_ENOMEM, "out of memory");
     return NULL;
-}
-
-/* The run's request as stored: enough to replay it after a restart.
- * Written with ch_buf rather than json_pack+json_dumps: the message can be
- * large and this runs for every admitted run (bench/hooks.sh). */
-static void put_str(struct ch_buf *b, const char *key, const char *v)
-{
-    if (!v)
-        return;
-    ch_buf_appendf(b, ",\"%s\":", key);
-    ch_buf_append_json_str(b, v, strlen(v));
-}
-
-static char *request_json(const struct ch_run *r, const char *meta_json, const char *message_json)
-{
-    struct ch_buf b;
-    char *meta = r->meta && !meta_json ? json_dumps(r->meta, JSON_COMPACT) : NULL;
-    char *sampling = r->sampling ? json_dumps(r->sampling, JSON_COMPACT) : NULL;
-    char *ctools = r->client_tools ? json_dumps(r->client_tools, JSON_COMPACT) : NULL;
-    char *images = r->images ? json_dumps(r->images, JSON_COMPACT) : NULL;
-    /* out of memory encoding one: refused */
-    bool lost = (r->sampling && !sampling) || (r->client_tools && !ctools) || (r->images && !images);
-
-    ch_buf_init(&b, CH_STORE_MAX_REQUEST_BYTES);
-    ch_buf_append_str(&b, "{\"message\":");
-    if (message_json)
-        ch_buf_append_str(&b, message_json);
-    else
-        ch_buf_append_json_str(&b, r->message, strlen(r->message));
-    put_str(&b, "model", r->model_ref);
-    put_str(&b, "systemPrompt", r->system_prompt);
-    put_str(&b, "extraSystem", r->extra_system);
-    put_str(&b, "channel", r->channel);
-    ch_buf_appendf(&b, ",\"maxTokens\":%lld,\"timeoutSeconds\":%lld,\"noTools\":%s", (long long)r->max_tokens,
-                   (long long)r->timeout_s, r->no_tools ? "true" : "false");
-    if (r->has_temperature)
-        ch_buf_appendf(&b, ",\"temperature\":%.17g", r->temperature);
-    if (r->isolated)
-        ch_buf_append_str(&b, ",\"isolated\":true");
-    if (meta || (r->meta && meta_json)) {
-        ch_buf_append_str(&b, ",\"meta\":");
-        ch_buf_append_str(&b, meta ? meta : meta_json);
-    }
-    if (sampling) {
-        ch_buf_append_str(&b, ",\"sampling\":");
-        ch_buf_append_str(&b, sampling);
-    }
-    if (ctools) {
-        ch_buf_append_str(&b, ",\"clientTools\":");
-        ch_buf_append_str(&b, ctools);
-    }
-    if (images) {
-        ch_buf_append_str(&b, ",\"images\":");
-        ch_buf_append_str(&b, images);
-    }
-    ch_free(meta);
-    ch_free(sampling);
-    ch_free(ctools);
-    ch_free(images);
-    if (lost || ch_buf_append_char(&b, '}') != 0) {
-        ch_buf_release(&b); /* over the cap or out of memory: refused */
-        return NULL;
-    }
-    return ch_buf_detach(&b, NULL);
 }
 
 /* ---- submit: durable insert, then accepted ---- */
@@ -346,6 +297,7 @@ void ch_agent_submit(struct ch_agent *a, const struct ch_agent_run_req *req, ch_
     struct ch_run *r;
     char *request;
     char msg[160];
+    int rc = 0;
 
     if (a->stopping) {
         refuse_later(a, CH_ESTATE, "the gateway is shutting down; retry against the restarted gateway", cb, data);
@@ -363,11 +315,16 @@ void ch_agent_submit(struct ch_agent *a, const struct ch_agent_run_req *req, ch_
         return;
     }
     l = lane_get(a, r->session_key);
-    if (!l || !(request = request_json(r, req->meta_json, req->message_json))) {
+    if (!l || !(request = ch_run_request_json(r, req->meta_json, req->message_json, &rc))) {
         if (l)
             lane_maybe_free(a, l);
         ch_run_free(r);
-        refuse_later(a, CH_ENOMEM, "out of memory", cb, data);
+        /* Over the store's cap (a message of control characters grows six
+         * times escaped) is the request's fault; memory is not. */
+        refuse_later(a, l && rc == CH_E_TOO_LARGE ? CH_EINVAL : CH_ENOMEM,
+                     l && rc == CH_E_TOO_LARGE ? "the run's request is too large to store (escaped as JSON)"
+                                               : "out of memory",
+                     cb, data);
         return;
     }
     /* Fast path: an idle session and a free slot (nobody waiting for
@@ -377,7 +334,7 @@ void ch_agent_submit(struct ch_agent *a, const struct ch_agent_run_req *req, ch_
         r->lane = l;
         l->active = r;
         a->running++;
-        int rc = ch_run_admit(r, request, cb, data);
+        rc = ch_run_admit(r, request, cb, data);
         if (rc == 0)
             return;
         l->active = NULL;

@@ -298,6 +298,30 @@ void ch_api_oc_error(struct ch_http_req *r, int status, const char *type, const 
 bool ch_api_oc_agent_ok(struct ch_http_req *r);
 /* GET /sessions/:key/history (rest_session_history.c) */
 void ch_rest_sessions_history(struct ch_http_req *r, void *data);
+
+/* ---- oc_history.c: sizing a transcript answer to its connection's cap ---- */
+/* OpenClaw's stand-in for a message too large for any answer. */
+#define CH_HISTORY_OMITTED "[chat.history omitted: message too large]"
+struct ch_api_fit {
+    int64_t first; /* the oldest seq kept; 0: none */
+    bool cut;      /* an older message was left out for want of room */
+    bool omitted;  /* a placeholder stands for a message */
+};
+/* m as an answer lists it, or with omit the placeholder for it; NULL: out
+ * of memory. */
+typedef json_t *(*ch_api_fit_render_cb)(const struct ch_message_rec *m, bool omit);
+/*
+ * An answer over a connection's output cap is never sent (the connection
+ * is closed), so: the newest of ml's messages (system ones left out when
+ * skip_system) whose compact JSON, a comma each, adds up to at most room
+ * bytes, as rendered, oldest first.  Measured with json_dumpb, so escaping
+ * counts as written.  A message whose JSON alone passes room, or loaded
+ * without its content, is render(m, true).  NULL: out of memory.
+ */
+json_t *ch_api_fit_messages(const struct ch_message_list *ml, size_t room, bool skip_system,
+                            ch_api_fit_render_cb render, struct ch_api_fit *fit);
+/* budget less envelope's compact JSON and extra bytes; 0 if none is left. */
+size_t ch_api_room_left(size_t budget, const json_t *envelope, size_t extra);
 void ch_rest_conversations_list(struct ch_http_req *r, void *data);
 void ch_rest_conversations_show(struct ch_http_req *r, void *data);
 void ch_rest_conversations_delete(struct ch_http_req *r, void *data);

@@ -266,7 +266,7 @@ void ch_oc_system_event_push(struct ch_oc *oc, const char *text, const char *sou
 void ch_oc_m_tools_invoke(struct oc_req *q); /* oc_methods_tools.c */
 void ch_oc_m_sessions_list(struct oc_req *q);
 void ch_oc_m_sessions_preview(struct oc_req *q);
-void ch_oc_m_sessions_get(struct oc_req *q);
+void ch_oc_m_sessions_get(struct oc_req *q); /* oc_history.c */
 void ch_oc_m_sessions_patch(struct oc_req *q);
 void ch_oc_m_sessions_reset(struct oc_req *q);
 void ch_oc_m_sessions_delete(struct oc_req *q);
@@ -274,7 +274,7 @@ void ch_oc_m_sessions_compact(struct oc_req *q);
 void ch_oc_m_sessions_usage(struct oc_req *q);
 void ch_oc_m_usage_status(struct oc_req *q);
 void ch_oc_m_usage_cost(struct oc_req *q);
-void ch_oc_m_chat_history(struct oc_req *q);
+void ch_oc_m_chat_history(struct oc_req *q); /* oc_history.c */
 void ch_oc_m_chat_inject(struct oc_req *q);
 void ch_oc_m_status(struct oc_req *q);
 void ch_oc_m_agent(struct oc_req *q);
@@ -320,9 +320,16 @@ json_t *ch_oc_session_row(struct ch_db *db, const struct ch_session_rec *s, cons
 json_t *ch_oc_session_defaults(const struct ch_llm_catalog *cat);
 /* {path, count, recent[]} of the health snapshot from a list (first page). */
 json_t *ch_oc_health_sessions(const struct ch_session_list *l, const char *path, int64_t now_ms);
+/* ---- transcripts (oc_history.c) ---- */
+/* spec 2.2: chat.history is bounded to about 6 MiB (of message JSON). */
+#define CH_OC_HISTORY_BYTES (6u << 20)
 /* A stored message in the Pi transcript shape (chat.history, sessions.get,
  * GET /sessions/:key/history), with OpenClaw's `__openclaw: {id, seq}`. */
 json_t *ch_oc_message_json(const struct ch_message_rec *m);
+/* The same, or with omit (or no content loaded) OpenClaw's placeholder for
+ * a message too large to send, `__openclaw.truncated` set: the
+ * ch_api_fit_render_cb of these answers. */
+json_t *ch_oc_history_message(const struct ch_message_rec *m, bool omit);
 
 /* ---- runs, idempotency and events (oc_events.c, oc_methods_agent.c) ---- */
 #define OC_DEDUPE_MAX 1000

@@ -1,7 +1,8 @@
 /*
- * oc_methods_sessions.c: sessions.list, .preview, .get, .patch, .reset,
- * .delete and .compact (spec 2.2), each one store job (reads on the pool,
- * writes on the writer thread) that builds its answer off the loop.
+ * oc_methods_sessions.c: sessions.list, .preview, .patch, .reset, .delete
+ * and .compact (spec 2.2), each one store job (reads on the pool, writes on
+ * the writer thread) that builds its answer off the loop.  The transcript
+ * reads, sessions.get and chat.history, are in oc_history.c.
  *
  * Token fields follow docs/internals/store.md: OpenClaw's `totalTokens` is
  * the context in use (the store's context_tokens), `contextTokens` the
@@ -16,7 +17,6 @@
 
 #define LIST_DEFAULT 100
 #define LIST_MAX 1000
-#define HISTORY_BYTES (6u << 20) /* spec 2.2: chat.history is bounded to about 6 MiB */
 #define COMPACT_DEFAULT_LINES 400
 
 /* ---- the job frame ---- */
@@ -299,96 +299,6 @@ static int preview_run(struct ch_db *db, struct ch_store_job *job)
 void ch_oc_m_sessions_preview(struct oc_req *q)
 {
     struct oc_sjob *j = ch_oc_sjob_new(q, preview_run);
-
-    if (j)
-        ch_oc_sjob_submit(j, false);
-}
-
-/* ---- transcripts: sessions.get, chat.history ---- */
-
-json_t *ch_oc_message_json(const struct ch_message_rec *m)
-{
-    json_t *doc = json_loads(m->content, JSON_DECODE_ANY, NULL), *content = json_array(), *b;
-    const char *role = !strcmp(m->role, "tool") ? "toolResult" : m->role;
-    size_t i;
-
-    if (json_is_string(doc))
-        json_array_append_new(content, json_pack("{s:s, s:O}", "type", "text", "text", doc));
-    json_array_foreach(doc, i, b)
-    {
-        const char *type = json_string_value(json_object_get(b, "type"));
-        if (!type)
-            continue;
-        if (!strcmp(type, "text"))
-            json_array_append_new(content,
-                                  json_pack("{s:s, s:O?}", "type", "text", "text", json_object_get(b, "text")));
-        else if (!strcmp(type, "compaction"))
-            json_array_append_new(content,
-                                  json_pack("{s:s, s:O?}", "type", "text", "text", json_object_get(b, "summary")));
-        else if (!strcmp(type, "tool_result"))
-            json_array_append_new(content, json_pack("{s:s, s:O?, s:O?}", "type", "toolResult", "toolCallId",
-                                                     json_object_get(b, "tool_use_id"), "content",
-                                                     json_object_get(b, "content")));
-        else if (json_object_get(b, "name"))
-            json_array_append_new(content, json_pack("{s:s, s:O?, s:O, s:O?}", "type", "toolCall", "id",
-                                                     json_object_get(b, "id"), "name", json_object_get(b, "name"),
-                                                     "arguments", json_object_get(b, "input")));
-    }
-    json_decref(doc);
-    return json_pack("{s:s, s:o, s:I, s:I, s:s?, s:s?, s:{s:I, s:I}}", "role",
-                     !strcmp(role, "compaction") ? "system" : role, "content", content ? content : json_array(),
-                     "timestamp", (json_int_t)m->created_ms, "seq", (json_int_t)m->seq, "model", m->model, "runId",
-                     m->run_id, "__openclaw", "id", (json_int_t)m->id, "seq", (json_int_t)m->seq);
-}
-
-static int history_run(struct ch_db *db, struct ch_store_job *job)
-{
-    struct oc_sjob *j = (struct oc_sjob *)job;
-    bool chat = !strcmp(j->method, "chat.history");
-    const char *key = pstr(j, chat ? "sessionKey" : "key");
-    const json_t *lim = json_object_get(j->params, "limit");
-    struct ch_session_rec s = {0};
-    struct ch_message_list ml = {0};
-    json_t *msgs;
-    int rc = ch_sessions_get(db, key, &s);
-
-    if (rc == CH_ENOTFOUND) {
-        /* An unknown key has an empty history, as in the reference. */
-        j->answer = chat ? json_pack("{s:s, s:s, s:[], s:s, s:s}", "sessionKey", key, "sessionId", "", "messages",
-                                     "thinkingLevel", "off", "verboseLevel", "off")
-                         : json_pack("{s:[]}", "messages");
-        return j->answer ? 0 : CH_ENOMEM;
-    }
-    if (rc == 0)
-        rc = ch_messages_load_last(db, s.session_id, lim ? (size_t)CH_MIN(json_integer_value(lim), 1000) : 200,
-                                   HISTORY_BYTES, &ml);
-    if (rc == 0) {
-        msgs = json_array();
-        for (size_t i = 0; msgs && i < ml.count; i++)
-            if (strcmp(ml.items[i].role, "system") != 0)
-                json_array_append_new(msgs, ch_oc_message_json(&ml.items[i]));
-        j->answer = chat ? json_pack("{s:s, s:s, s:o, s:s, s:s}", "sessionKey", key, "sessionId", s.session_id,
-                                     "messages", msgs ? msgs : json_array(), "thinkingLevel",
-                                     s.thinking_level ? s.thinking_level : "off", "verboseLevel", "off")
-                         : json_pack("{s:o}", "messages", msgs ? msgs : json_array());
-        rc = j->answer ? 0 : CH_ENOMEM;
-    }
-    ch_message_list_release(&ml);
-    ch_session_rec_release(&s);
-    return rc;
-}
-
-void ch_oc_m_sessions_get(struct oc_req *q)
-{
-    struct oc_sjob *j = ch_oc_sjob_new(q, history_run);
-
-    if (j)
-        ch_oc_sjob_submit(j, false);
-}
-
-void ch_oc_m_chat_history(struct oc_req *q)
-{
-    struct oc_sjob *j = ch_oc_sjob_new(q, history_run);
 
     if (j)
         ch_oc_sjob_submit(j, false);

@@ -17,9 +17,38 @@ int ch_openai_to_neutral(const json_t *messages, json_t **out_msgs, char **out_s
  * (then err is set). */
 json_t *ch_openai_tools_to_neutral(const json_t *tools, char *err, size_t errcap);
 const char *ch_openai_finish_reason(enum ch_llm_stop s);
-/* {"error":{"message","type","code","param":null}} */
+/* openai_errors.c: {"error":{"message","type","code","param":null}}, the
+ * message cleaned and cut as ch_oa_err_msg does. */
 void ch_openai_error(struct ch_http_req *r, int status, const char *type, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* The longest error message, in bytes (what the messages were cut to). */
+#define CH_OA_ERR_MSG_MAX 511
+/* Append s[0..n) as at most max bytes of UTF-8 fit for JSON: each byte
+ * that starts no valid sequence, and each NUL, as U+FFFD; cut at a
+ * character boundary; a character split at the end (s cut by bytes
+ * before) dropped, not replaced.  b is unchanged on failure. */
+int ch_oa_clean_text(struct ch_buf *b, const char *s, size_t n, size_t max);
+/* Whether s[0..n) is valid UTF-8 without NULs (a header's value). */
+bool ch_oa_utf8_ok(const char *s, size_t n);
+/* An error message as every OpenAI error carries it: cleaned, at most
+ * CH_OA_ERR_MSG_MAX bytes (a new string; NULL when out of memory). */
+json_t *ch_oa_err_msg(const char *msg);
+/* Token counts as the answers carry them: an upstream's absurd count
+ * saturates at INT64_MAX instead of wrapping (or overflowing a sum). */
+static inline int64_t ch_oa_tokens(uint64_t v)
+{
+    return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
+}
+static inline int64_t ch_oa_tokens_add(int64_t a, int64_t b)
+{
+    return b > 0 && a > INT64_MAX - b ? INT64_MAX : a + b;
+}
+/* input + cache_read + cache_write: the prompt's tokens. */
+static inline int64_t ch_oa_prompt_tokens(const struct ch_llm_usage *u)
+{
+    return ch_oa_tokens_add(ch_oa_tokens_add(ch_oa_tokens(u->input_tokens), ch_oa_tokens(u->cache_read_tokens)),
+                            ch_oa_tokens(u->cache_write_tokens));
+}
 
 /* openai_params.c: the request's parameters beyond the conversation
  * (top_p, stop, seed, response_format, tool_choice, any other key), checked,
@@ -194,7 +223,8 @@ int ch_oa_fetch_start(struct ch_api *a, const char *prefix, int64_t max_bytes_ca
                       void *data);
 int ch_oa_fetch_images(struct oa_req *o, const json_t *body, json_t *msgs, const char *system, const char *session);
 
-/* 400 invalid_request_error with code and "param": param. */
+/* openai_errors.c: 400 invalid_request_error with code and "param": param
+ * (the message cleaned as ch_openai_error's). */
 void ch_openai_param_error(struct ch_http_req *r, const char *code, const char *param, const char *msg);
 
 /* openai_responses.c */

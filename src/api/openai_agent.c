@@ -11,7 +11,8 @@
  * (finish_reason "tool_calls") for the client to run and answer in its
  * next request.  tool_choice "required" or a named function narrows the
  * list and asks the model for a call; an answer without one is 502, as in
- * OpenClaw.
+ * OpenClaw.  A turn or context longer than a run takes is refused (400
+ * context_length_exceeded), never cut or left out without a word.
  */
 #include <string.h>
 
@@ -19,6 +20,11 @@
 
 #define MAX_IMAGES 8
 #define MAX_IMAGE_BYTES (3u << 20) /* base64: a stored message holds 4 MB */
+/* The run's message as text: what ch_agent_submit takes (sched.c). */
+#define MAX_TURN_BYTES (CH_STORE_MAX_CONTENT_BYTES / 2)
+/* System messages, instructions and a stateless request's earlier turns:
+ * the agent's system prompt holds 1 MiB (agent/context.c). */
+#define MAX_CONTEXT_BYTES (1 << 20)
 /* OpenClaw's words for a turn that is only images. */
 #define IMAGE_ONLY "User sent image(s) with no text."
 
@@ -179,9 +185,21 @@ static void ag_accepted(int rc, const char *run_id, bool duplicate, const char *
     (void)run_id, (void)duplicate;
     if (rc == 0)
         return; /* events follow on the subscription */
-    if (!ch_http_req_is_closed(o->req))
-        ch_openai_error(o->req, rc == CH_EBUSY ? 503 : 400, rc == CH_EBUSY ? "api_error" : "invalid_request_error",
-                        rc == CH_EBUSY ? "queue_full" : "invalid_request", "%s", msg ? msg : ch_strerror(rc));
+    if (ch_http_req_is_closed(o->req)) {
+        /* the client left: nobody to tell */
+    } else if (rc == CH_EINVAL) { /* only the request's own fault is the client's */
+        ch_openai_error(o->req, 400, "invalid_request_error", "invalid_request", "%s", msg ? msg : ch_strerror(rc));
+    } else {
+        /* A full queue, a gateway shutting down, or the store or memory
+         * failing: the request may succeed later (or on the restarted
+         * gateway), so 503 and Retry-After, as REST chat answers. */
+        ch_http_add_header(o->req, "Retry-After", "1");
+        ch_openai_error(o->req, 503, "api_error",
+                        rc == CH_EBUSY    ? "queue_full"
+                        : rc == CH_ESTATE ? "shutting_down"
+                                          : "unavailable",
+                        "%s", msg ? msg : ch_strerror(rc));
+    }
     o->finished = true;
     ch_oa_free(o);
 }
@@ -235,54 +253,126 @@ static const char *call_name(const json_t *msg, const char *id)
 }
 
 /* One turn's blocks as text: text as it is, tool calls and results named
- * (`before`: the turn before, where a result's call is). */
-static void turn_text(struct ch_buf *b, const json_t *m, const json_t *before)
+ * (`before`: the turn before, where a result's call is).  0, or
+ * CH_E_TOO_LARGE past b's cap and CH_ENOMEM: the caller refuses the
+ * request, since a block left out would change what the model reads
+ * without anyone knowing. */
+static int turn_text(struct ch_buf *b, const json_t *m, const json_t *before)
 {
     const json_t *blk;
     size_t j;
+    int rc = 0;
 
     json_array_foreach(json_object_get(m, "content"), j, blk)
     {
         const char *type = json_string_value(json_object_get(blk, "type"));
         const char *id = json_string_value(json_object_get(blk, "id"));
         if (b->len && b->data[b->len - 1] != ' ' && b->data[b->len - 1] != '\n')
-            ch_buf_append_char(b, '\n');
+            rc = ch_buf_append_char(b, '\n');
+        if (rc)
+            break;
         if (type && !strcmp(type, "tool_use")) {
             char *args = json_dumps(json_object_get(blk, "input"), JSON_COMPACT | JSON_ENCODE_ANY);
-            ch_buf_appendf(b, "[tool call %s id=%s arguments=%s]", json_string_value(json_object_get(blk, "name")),
-                           id ? id : "", args ? args : "{}");
+            rc = ch_buf_appendf(b, "[tool call %s id=%s arguments=%s]", json_string_value(json_object_get(blk, "name")),
+                                id ? id : "", args ? args : "{}");
             ch_free(args);
         } else if (type && !strcmp(type, "tool_result")) {
             const char *cid = json_string_value(json_object_get(blk, "tool_use_id"));
             const char *name = call_name(before, cid);
-            ch_buf_appendf(b, "Result of the tool call%s%s (id %s):\n", name ? " to " : "", name ? name : "",
-                           cid ? cid : "");
-            ch_buf_append_str(b, json_string_value(json_object_get(blk, "content")));
+            const char *c = json_string_value(json_object_get(blk, "content"));
+            rc = ch_buf_appendf(b, "Result of the tool call%s%s (id %s):\n", name ? " to " : "", name ? name : "",
+                                cid ? cid : "");
+            rc = rc ? rc : ch_buf_append_str(b, c ? c : "");
         } else if (type && !strcmp(type, "image")) {
-            ch_buf_append_str(b, "[image]");
+            rc = ch_buf_append_str(b, "[image]");
         } else if (json_is_string(json_object_get(blk, "text"))) {
-            ch_buf_append_str(b, json_string_value(json_object_get(blk, "text")));
+            rc = ch_buf_append_str(b, json_string_value(json_object_get(blk, "text")));
         }
     }
+    return rc;
 }
 
-/* Earlier turns as plain text for a stateless request. */
-static char *history_text(const json_t *msgs, size_t upto)
+/* Earlier turns as plain text for a stateless request, appended to b;
+ * errors as turn_text's. */
+static int history_text(struct ch_buf *b, const json_t *msgs, size_t upto)
 {
-    struct ch_buf b;
     const json_t *m;
     size_t i;
+    int rc = ch_buf_append_str(b, "The conversation so far:\n");
 
-    ch_buf_init(&b, 1 << 20);
     json_array_foreach(msgs, i, m)
     {
-        if (i >= upto)
+        if (rc || i >= upto)
             break;
-        ch_buf_appendf(&b, "%s: ", json_string_value(json_object_get(m, "role")));
-        turn_text(&b, m, i ? json_array_get(msgs, i - 1) : NULL);
-        ch_buf_append_char(&b, '\n');
+        rc = ch_buf_appendf(b, "%s: ", json_string_value(json_object_get(m, "role")));
+        rc = rc ? rc : turn_text(b, m, i ? json_array_get(msgs, i - 1) : NULL);
+        rc = rc ? rc : ch_buf_append_char(b, '\n');
     }
-    return ch_buf_detach(&b, NULL);
+    return rc;
+}
+
+/* A turn or context that did not fit (rc from turn_text): refused in
+ * OpenAI's shape, as OpenAI refuses input past a model's context window
+ * (400 context_length_exceeded: clients know to send less); -1. */
+static int too_large(struct oa_req *o, int rc, const char *what, size_t limit)
+{
+    char msg[300];
+
+    if (rc != CH_E_TOO_LARGE) {
+        ch_openai_error(o->req, 500, "api_error", "internal", "out of memory");
+        return -1;
+    }
+    snprintf(msg, sizeof(msg),
+             "%s exceed the maximum context length of the agent models: at most %zu bytes of text; send less "
+             "(a long tool result in parts)",
+             what, limit);
+    ch_openai_param_error(o->req, "context_length_exceeded", o->responses ? "input" : "messages", msg);
+    return -1;
+}
+
+/* The run's message (msg) and its context (extra) as text: -1 once
+ * answered. */
+static int run_texts(struct oa_req *o, const json_t *msgs, const char *system, bool stateless, const json_t *images,
+                     struct ch_buf *msg, struct ch_buf *extra)
+{
+    size_t n = json_array_size(msgs);
+    const json_t *last = json_array_get(msgs, n - 1), *before = n > 1 ? json_array_get(msgs, n - 2) : NULL;
+    int rc = 0;
+
+    if (images) { /* the images go as blocks, the text as the message */
+        json_t *texts = json_pack("{s:[]}", "content");
+        const json_t *blk;
+        size_t i;
+        json_array_foreach(json_object_get(last, "content"), i, blk)
+        {
+            const char *t = json_string_value(json_object_get(blk, "type"));
+            if (!texts ||
+                ((!t || strcmp(t, "image")) && json_array_append(json_object_get(texts, "content"), (json_t *)blk)))
+                rc = CH_ENOMEM;
+        }
+        rc = rc ? rc : turn_text(msg, texts, before);
+        json_decref(texts);
+        if (!rc && !msg->len)
+            rc = ch_buf_append_str(msg, IMAGE_ONLY);
+    } else {
+        rc = turn_text(msg, last, before);
+    }
+    if (rc)
+        return too_large(o, rc, "the newest turn's text and tool results", MAX_TURN_BYTES);
+    if (system)
+        rc = ch_buf_append_str(extra, system);
+    if (!rc && o->tool_required[0]) { /* OpenClaw's words */
+        rc = extra->len ? ch_buf_append_str(extra, "\n\n") : 0;
+        if (!rc && strcmp(o->tool_required, "*"))
+            rc = ch_buf_appendf(extra, "You must call the %s tool before responding.", o->tool_required);
+        else if (!rc)
+            rc = ch_buf_append_str(extra, "You must call one of the available tools before responding.");
+    }
+    if (!rc && stateless && n > 1) {
+        rc = extra->len ? ch_buf_append_str(extra, "\n\n") : 0;
+        rc = rc ? rc : history_text(extra, msgs, n - 1);
+    }
+    return rc ? too_large(o, rc, "the system messages and earlier turns", MAX_CONTEXT_BYTES) : 0;
 }
 
 /* Client tools for the run (neutral definitions, a new reference; NULL:
@@ -347,8 +437,8 @@ void ch_oa_agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char *
     char key[600], uuid[37], model[256], channel[65];
     int frc;
 
-    ch_buf_init(&msg, 4 << 20);
-    ch_buf_init(&extra, 4 << 20);
+    ch_buf_init(&msg, MAX_TURN_BYTES);
+    ch_buf_init(&extra, MAX_CONTEXT_BYTES);
     if (ch_openai_sampling(o->req, body, &sampling) != 0 || client_tools(o, body, &tools) != 0)
         goto fail; /* answered */
     if ((frc = ch_oa_fetch_images(o, body, msgs, system, session_hdr)) > 0) {
@@ -365,50 +455,15 @@ void ch_oa_agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char *
                         "the last message must come from the user for the agent models");
         goto fail;
     }
-    if (images) { /* the images go as blocks, the text as the message */
-        json_t *texts = json_pack("{s:[]}", "content");
-        const json_t *blk;
-        size_t i;
-        json_array_foreach(json_object_get(last, "content"), i, blk)
-        {
-            const char *t = json_string_value(json_object_get(blk, "type"));
-            if (!t || strcmp(t, "image"))
-                json_array_append(json_object_get(texts, "content"), (json_t *)blk);
-        }
-        turn_text(&msg, texts, n > 1 ? json_array_get(msgs, n - 2) : NULL);
-        json_decref(texts);
-        if (!msg.len)
-            ch_buf_append_str(&msg, IMAGE_ONLY);
-    } else {
-        turn_text(&msg, last, n > 1 ? json_array_get(msgs, n - 2) : NULL);
-    }
+    if (run_texts(o, msgs, system, !session_hdr && !(user && *user), images, &msg, &extra) != 0)
+        goto fail; /* answered */
     ch_uuid4(uuid);
     if (session_hdr)
         snprintf(key, sizeof(key), "%s", session_hdr);
-    else if (user && *user)
-        snprintf(key, sizeof(key), "openai-user:%.500s", user);
+    else if (user && *user) /* 500 bytes of it, cut between characters: a key is UTF-8 */
+        snprintf(key, sizeof(key), "openai-user:%.*s", (int)ch_utf8_cut(user, CH_MIN(strlen(user), (size_t)500)), user);
     else
         snprintf(key, sizeof(key), "openai:%s", uuid);
-    if (system)
-        ch_buf_append_str(&extra, system);
-    if (o->tool_required[0]) { /* OpenClaw's words */
-        if (extra.len)
-            ch_buf_append_str(&extra, "\n\n");
-        if (strcmp(o->tool_required, "*"))
-            ch_buf_appendf(&extra, "You must call the %s tool before responding.", o->tool_required);
-        else
-            ch_buf_append_str(&extra, "You must call one of the available tools before responding.");
-    }
-    if (!session_hdr && !(user && *user) && n > 1) {
-        char *hist = history_text(msgs, n - 1);
-        if (hist) {
-            if (extra.len)
-                ch_buf_append_str(&extra, "\n\n");
-            ch_buf_append_str(&extra, "The conversation so far:\n");
-            ch_buf_append_str(&extra, hist);
-            ch_free(hist);
-        }
-    }
     if (ch_agent_session_key_reserved(key) && !session_hdr) {
         ch_openai_error(o->req, 400, "invalid_request_error", "invalid_session", "reserved session key");
         goto fail;
@@ -427,10 +482,14 @@ void ch_oa_agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char *
         struct ch_llm_target t;
         struct ch_error e = {0};
         snprintf(model, sizeof(model), "%.*s", (int)CH_MIN(hdr->len, sizeof(model) - 1), hdr->p);
-        if (hdr->len >= sizeof(model) ||
+        /* Not UTF-8: no model has such a name, and the upstream would get
+         * the bytes in its request's "model". */
+        if (hdr->len >= sizeof(model) || !ch_oa_utf8_ok(hdr->p, hdr->len) ||
             ch_llm_catalog_resolve(ch_llm_client_catalog(ch_agent_llm(o->api->agent)), model, &t, &e) != 0) {
             ch_openai_error(o->req, 400, "invalid_request_error", "invalid_model", "x-openclaw-model: %s",
-                            e.msg[0] ? e.msg : "too long");
+                            e.msg[0]                    ? e.msg
+                            : hdr->len >= sizeof(model) ? "too long"
+                                                        : "not UTF-8 text");
             goto fail;
         }
         req.model = model;

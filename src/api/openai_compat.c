@@ -82,6 +82,11 @@ void ch_openai_model(struct ch_http_req *r, void *data)
         ch_openai_error(r, 400, "invalid_request_error", "invalid_model", "bad model id in the path");
         return;
     }
+    /* Not UTF-8: no model's name (`provider/<anything>` would resolve). */
+    if (!ch_oa_utf8_ok(id, n)) {
+        ch_openai_error(r, 404, "invalid_request_error", "model_not_found", "The model '%s' does not exist", id);
+        return;
+    }
     if (ch_openai_is_agent_model(id, &agent)) {
         if (strcmp(agent, "main") && strcmp(agent, "default")) /* one agent here */
             ch_openai_error(r, 404, "invalid_request_error", "model_not_found", "unknown agent '%s'", agent);
@@ -259,7 +264,7 @@ void ch_openai_start(struct ch_api *a, struct ch_http_req *r, const json_t *body
 {
     const json_t *so, *model = json_object_get(body, "model");
     const struct ch_str *hdr;
-    char err[256] = "", hsession[520] = "", agent_hdr[130], uuid[37], *system = NULL;
+    char err[256] = "", hsession[CH_STORE_MAX_KEY_BYTES + 1] = "", agent_hdr[130], uuid[37], *system = NULL;
     json_t *msgs = NULL;
     const char *agent_id;
     struct oa_req *o;
@@ -274,7 +279,16 @@ void ch_openai_start(struct ch_api *a, struct ch_http_req *r, const json_t *body
     }
     hdr = ch_http_req_header(r, "x-openclaw-session-key");
     if (!session && hdr && hdr->len) {
-        snprintf(hsession, sizeof(hsession), "%.*s", (int)CH_MIN(hdr->len, (size_t)512), hdr->p);
+        /* The key is stored and shown as the client sent it, so one that
+         * is too long or not UTF-8 is refused, never cut or rewritten (the
+         * session rows and runs could not show it). */
+        if (hdr->len > CH_STORE_MAX_KEY_BYTES || !ch_oa_utf8_ok(hdr->p, hdr->len)) {
+            ch_openai_error(r, 400, "invalid_request_error", "invalid_session",
+                            "x-openclaw-session-key: a session key is 1-%d bytes of UTF-8 text",
+                            CH_STORE_MAX_KEY_BYTES);
+            goto out;
+        }
+        snprintf(hsession, sizeof(hsession), "%.*s", (int)hdr->len, hdr->p);
         session = hsession;
         /* OpenClaw keeps these namespaces to itself (the main session,
          * agent:..., stays reachable). */

@@ -315,14 +315,14 @@ int ch_oa_put_int(struct ch_buf *b, int64_t v)
 
 int ch_oa_put_usage(struct ch_buf *b, const struct ch_llm_usage *u)
 {
-    int64_t in = (int64_t)(u->input_tokens + u->cache_read_tokens + u->cache_write_tokens);
+    int64_t in = ch_oa_prompt_tokens(u), out = ch_oa_tokens(u->output_tokens);
     int rc = ch_buf_append_str(b, "\"usage\":{\"prompt_tokens\":");
 
     rc = rc ? rc : ch_oa_put_int(b, in);
     rc = rc ? rc : ch_buf_append_str(b, ",\"completion_tokens\":");
-    rc = rc ? rc : ch_oa_put_int(b, (int64_t)u->output_tokens);
+    rc = rc ? rc : ch_oa_put_int(b, out);
     rc = rc ? rc : ch_buf_append_str(b, ",\"total_tokens\":");
-    rc = rc ? rc : ch_oa_put_int(b, in + (int64_t)u->output_tokens);
+    rc = rc ? rc : ch_oa_put_int(b, ch_oa_tokens_add(in, out));
     return rc ? rc : ch_buf_append_char(b, '}');
 }
 
@@ -419,17 +419,4 @@ int ch_oa_render_completion(struct ch_buf *b, const struct oa_req *o, const json
     rc = rc ? rc : ch_buf_append_str(b, "\",\"logprobs\":null}],");
     rc = rc ? rc : ch_oa_put_usage(b, u);
     return rc ? rc : ch_buf_append_char(b, '}');
-}
-
-void ch_openai_error(struct ch_http_req *r, int status, const char *type, const char *code, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    ch_http_respond_json(
-        r, status,
-        json_pack("{s:{s:s, s:s, s:s?, s:n}}", "error", "message", msg, "type", type, "code", code, "param"));
 }

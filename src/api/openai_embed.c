@@ -93,8 +93,8 @@ static void on_result(const struct ch_llm_embed_result *res, void *data)
     }
     ch_http_respond_json(e->req, 200,
                          json_pack("{s:s, s:o, s:s, s:{s:I, s:I}}", "object", "list", "data", list, "model", e->model,
-                                   "usage", "prompt_tokens", (json_int_t)res->input_tokens, "total_tokens",
-                                   (json_int_t)res->input_tokens));
+                                   "usage", "prompt_tokens", (json_int_t)ch_oa_tokens(res->input_tokens),
+                                   "total_tokens", (json_int_t)ch_oa_tokens(res->input_tokens)));
     {
         struct ch_llm_result acc = {.rc = 0, .provider = res->provider, .model = res->model};
         acc.usage.input_tokens = res->input_tokens;
@@ -169,7 +169,14 @@ void ch_openai_embeddings(struct ch_http_req *r, void *data)
     }
     ref = json_string_value(model);
     if ((hdr = ch_http_req_header(r, "x-openclaw-model")) && hdr->len) {
-        snprintf(over, sizeof(over), "%.*s", (int)CH_MIN(hdr->len, sizeof(over) - 1), hdr->p);
+        /* Whole and UTF-8, or no model: a cut or raw name would reach the
+         * upstream's request as it is. */
+        if (hdr->len >= sizeof(over) || !ch_oa_utf8_ok(hdr->p, hdr->len)) {
+            ch_openai_error(r, 400, "invalid_request_error", "invalid_model", "x-openclaw-model: %s",
+                            hdr->len >= sizeof(over) ? "too long" : "not UTF-8 text");
+            goto out;
+        }
+        snprintf(over, sizeof(over), "%.*s", (int)hdr->len, hdr->p);
         ref = over;
     } else if (ch_openai_is_agent_model(ref, &agent)) {
         ch_openai_param_error(r, "invalid_model", "model",

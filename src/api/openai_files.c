@@ -127,15 +127,16 @@ bool ch_oa_file_source(const json_t *p, const char **name, char *mime, size_t mc
 int ch_oa_file_block(struct ch_buf *b, const char *name, const char *mime, const char *text, size_t len,
                      size_t max_chars)
 {
-    size_t chars = 0, i;
+    size_t chars = 0, i, at;
 
     ch_buf_append_str(b, "<file name=\"");
-    for (const char *c = name; *c && c - name < 200; c++) {
+    /* 200 bytes of the name, cut between characters and cleaned: the block
+     * goes into a JSON string, which jansson refuses unless UTF-8. */
+    at = b->len;
+    ch_oa_clean_text(b, name, strlen(name), 200);
+    for (char *c = b->data ? b->data + at : NULL; c && *c; c++)
         if (*c == '"' || *c == '<' || *c == '>' || *c == '&' || (unsigned char)*c < 0x20)
-            ch_buf_append_char(b, '_');
-        else
-            ch_buf_append_char(b, *c);
-    }
+            *c = '_';
     ch_buf_appendf(b, "\" mime=\"%s\">\n", mime);
     for (i = 0; i < len; i++) {
         if (((unsigned char)text[i] & 0xc0) != 0x80 && chars++ == max_chars)

@@ -189,13 +189,6 @@ static int collect(const json_t *body, json_t **out, const char **param, char *e
     return 0;
 }
 
-void ch_openai_param_error(struct ch_http_req *r, const char *code, const char *param, const char *msg)
-{
-    ch_http_respond_json(r, 400,
-                         json_pack("{s:{s:s, s:s, s:s, s:s?}}", "error", "message", msg, "type",
-                                   "invalid_request_error", "code", code, "param", param));
-}
-
 int ch_openai_sampling(struct ch_http_req *r, const json_t *body, json_t **out)
 {
     const char *param = NULL;

@@ -23,12 +23,12 @@
 
 static json_t *usage_obj(const struct ch_llm_usage *u)
 {
-    json_int_t in = (json_int_t)(u->input_tokens + u->cache_read_tokens + u->cache_write_tokens);
-    json_int_t out = (json_int_t)u->output_tokens;
+    int64_t in = ch_oa_prompt_tokens(u), out = ch_oa_tokens(u->output_tokens);
 
-    return json_pack("{s:I, s:{s:I}, s:I, s:{s:I}, s:I}", "input_tokens", in, "input_tokens_details", "cached_tokens",
-                     (json_int_t)u->cache_read_tokens, "output_tokens", out, "output_tokens_details",
-                     "reasoning_tokens", (json_int_t)0, "total_tokens", in + out);
+    return json_pack("{s:I, s:{s:I}, s:I, s:{s:I}, s:I}", "input_tokens", (json_int_t)in, "input_tokens_details",
+                     "cached_tokens", (json_int_t)ch_oa_tokens(u->cache_read_tokens), "output_tokens", (json_int_t)out,
+                     "output_tokens_details", "reasoning_tokens", (json_int_t)0, "total_tokens",
+                     (json_int_t)ch_oa_tokens_add(in, out));
 }
 
 /* The request's value for key, or dflt (taken) when absent or null. */
@@ -262,7 +262,8 @@ void ch_rs_stream_finish(struct oa_req *o, const char *finish, const struct ch_l
 
 void ch_rs_stream_error(struct oa_req *o, const char *code, const char *msg)
 {
-    json_t *err = json_pack("{s:s, s:s}", "code", code ? code : "server_error", "message", msg ? msg : "");
+    json_t *m = ch_oa_err_msg(msg),
+           *err = m ? json_pack("{s:s, s:o}", "code", code ? code : "server_error", "message", m) : NULL;
 
     event(o, "response.failed", json_pack("{s:o}", "response", response_obj(o, "failed", NULL, NULL, err, false)));
     ch_http_stream_write(o->req, "data: [DONE]\n\n", 14);

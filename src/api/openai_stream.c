@@ -140,13 +140,16 @@ void ch_oa_stream_finish(struct oa_req *o, const char *finish_reason, const stru
 
 void ch_oa_stream_error(struct oa_req *o, const char *type, const char *code, const char *msg)
 {
+    json_t *m;
+
     if (!o->started || o->finished)
         return;
     if (o->responses) {
         ch_rs_stream_error(o, code, msg);
         return;
     }
-    send_chunk(o, json_pack("{s:{s:s, s:s, s:s?}}", "error", "message", msg, "type", type, "code", code));
+    m = ch_oa_err_msg(msg); /* cleaned: an upstream's cut message still goes out */
+    send_chunk(o, m ? json_pack("{s:{s:o, s:s, s:s?}}", "error", "message", m, "type", type, "code", code) : NULL);
     ch_http_stream_write(o->req, "data: [DONE]\n\n", 14);
     ch_http_stream_end(o->req);
     o->finished = true;

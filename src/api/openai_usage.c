@@ -134,9 +134,11 @@ void ch_openai_record_usage(struct ch_api *a, const struct ch_llm_result *res)
         }
     }
     row->requests++;
-    row->u.input_tokens += (int64_t)res->usage.input_tokens;
-    row->u.output_tokens += (int64_t)res->usage.output_tokens;
-    row->u.cache_read_tokens += (int64_t)res->usage.cache_read_tokens;
-    row->u.cache_write_tokens += (int64_t)res->usage.cache_write_tokens;
+    /* Saturated: an upstream's absurd counts must not overflow the sums. */
+    row->u.input_tokens = ch_oa_tokens_add(row->u.input_tokens, ch_oa_tokens(res->usage.input_tokens));
+    row->u.output_tokens = ch_oa_tokens_add(row->u.output_tokens, ch_oa_tokens(res->usage.output_tokens));
+    row->u.cache_read_tokens = ch_oa_tokens_add(row->u.cache_read_tokens, ch_oa_tokens(res->usage.cache_read_tokens));
+    row->u.cache_write_tokens =
+        ch_oa_tokens_add(row->u.cache_write_tokens, ch_oa_tokens(res->usage.cache_write_tokens));
     row->u.cost_usd += res->cost_usd;
 }

@@ -26,12 +26,10 @@
 #include "api/oc_internal.h"
 
 #define HISTORY_MAX 1000
-#define HISTORY_BYTES (6u << 20) /* content per list at most, as chat.history */
 /* Room for all but the lists: the key (escaped, at most 6 bytes a byte),
  * the flags, nextCursor and the SSE framing. */
 #define ENVELOPE_BYTES (8u << 10)
 #define KEEPALIVE_MS 15000
-#define OMITTED "[chat.history omitted: message too large]"
 
 struct hist {
     int refs;                 /* handler, load job, subscription, timer */
@@ -107,88 +105,16 @@ static void on_keepalive(uv_timer_t *t)
 
 /* ---- the read (store reader thread) ---- */
 
-/* m as chat.history gives it, or OpenClaw's placeholder for a message too
- * large to send (the store leaves out its content past a page's room). */
-static json_t *message_json(const struct ch_message_rec *m, bool omit)
-{
-    struct ch_message_rec stub;
-    json_t *o;
-
-    if (!omit && m->content)
-        return ch_oc_message_json(m);
-    stub = *m;
-    stub.content = "[{\"type\":\"text\",\"text\":\"" OMITTED "\"}]";
-    o = ch_oc_message_json(&stub);
-    json_object_set_new(json_object_get(o, "__openclaw"), "truncated", json_true());
-    return o;
-}
-
-struct page_info {
-    int64_t first; /* the oldest seq the page covers; 0: none */
-    bool cut;      /* older loaded messages are left for the next page */
-    bool omitted;  /* a placeholder stands for a message */
-};
-
-/*
- * The page: the newest of ml's messages whose compact JSON, once in each
- * list, fits in h->room per list.  Measured with json_dumpb, so JSON
- * escaping is counted as it is written.
- */
-static json_t *page(const struct hist *h, const struct ch_message_list *ml, struct page_info *pi)
-{
-    json_t **objs = ml->count ? ch_calloc(ml->count, sizeof(*objs)) : NULL, *msgs = json_array();
-    size_t used = 0, from = ml->count, n;
-
-    memset(pi, 0, sizeof(*pi));
-    if ((ml->count && !objs) || !msgs)
-        goto fail;
-    for (size_t i = ml->count; i-- > 0;) {
-        const struct ch_message_rec *m = &ml->items[i];
-        if (strcmp(m->role, "system") != 0) { /* chat.history leaves system prompts out */
-            if (!(objs[i] = message_json(m, false)))
-                goto fail;
-            n = json_dumpb(objs[i], NULL, 0, JSON_COMPACT) + 1; /* and a comma */
-            if (n > h->room || !m->content) {
-                pi->omitted = true;
-                json_decref(objs[i]);
-                if (!(objs[i] = message_json(m, true)))
-                    goto fail;
-                n = json_dumpb(objs[i], NULL, 0, JSON_COMPACT) + 1;
-            }
-            if (n > h->room - used) {
-                json_decref(objs[i]);
-                objs[i] = NULL;
-                pi->cut = true;
-                break;
-            }
-            used += n;
-        }
-        from = i;
-        pi->first = m->seq;
-    }
-    for (size_t i = from; i < ml->count; i++)
-        if (objs[i])
-            json_array_append_new(msgs, objs[i]);
-    ch_free(objs);
-    return msgs;
-fail:
-    for (size_t i = 0; objs && i < ml->count; i++)
-        json_decref(objs[i]);
-    ch_free(objs);
-    json_decref(msgs);
-    return NULL;
-}
-
 static int load(struct ch_db *db, struct ch_store_job *job)
 {
     struct hist_job *j = (struct hist_job *)job;
     struct hist *h = j->h;
-    size_t limit = h->limit ? h->limit : HISTORY_MAX, content = CH_MIN(h->room, (size_t)HISTORY_BYTES);
+    size_t limit = h->limit ? h->limit : HISTORY_MAX, content = CH_MIN(h->room, (size_t)CH_OC_HISTORY_BYTES);
     struct ch_session_rec s = {0};
     struct ch_message_list ml = {0};
     json_t *msgs = NULL, *answer = NULL;
     char *dump = NULL;
-    struct page_info pi;
+    struct ch_api_fit pi;
     bool more;
     int rc = ch_sessions_get(db, h->key, &s);
 
@@ -198,7 +124,8 @@ static int load(struct ch_db *db, struct ch_store_job *job)
      * page, whatever the sizes (seqs may have gaps below a compaction). */
     if (!rc)
         rc = ch_messages_load_before(db, s.session_id, h->cursor ? h->cursor : INT64_MAX, limit, content, content, &ml);
-    if (!rc && !(msgs = page(h, &ml, &pi)))
+    /* Each list within h->room, so both fit (ch_api_fit_messages). */
+    if (!rc && !(msgs = ch_api_fit_messages(&ml, h->room, true, ch_oc_history_message, &pi)))
         rc = CH_ENOMEM;
     if (!rc) {
         /* More below what was sent, and truncated when the byte room (not

@@ -14,9 +14,11 @@
 #include "providers/client.h"
 
 #define SHOW_MAX_MESSAGES 200
-/* The newest messages are cut to this many content bytes in all; the
- * answer must stay far below the connection's hard write-queue cap. */
+/* The newest messages are read up to this many stored content bytes in
+ * all; the answer is then sized to the write queue's cap (show_run). */
 #define SHOW_MAX_BYTES (2u << 20)
+/* Room for the answer's `"messages":[]` and `"truncated"` members. */
+#define SHOW_ENVELOPE_BYTES 64u
 
 /* ---- shared helpers (declared in internal.h) ---- */
 
@@ -93,6 +95,7 @@ struct sess_job {
     struct ch_list_pos after; /* list: the cursor's position */
     json_t *answer;           /* built by the job body; owned */
     bool existed;             /* delete */
+    size_t budget;            /* show: the answer's bytes at most */
 };
 
 static void job_free(struct sess_job *j)
@@ -261,12 +264,16 @@ static json_t *content_text(const char *content)
     return s ? s : json_string("");
 }
 
-static json_t *message_json(const struct ch_message_rec *m)
+/* A ch_api_fit_render_cb: with omit (or no content loaded) the content is
+ * OpenClaw's placeholder, as chat.history sends for a message too large. */
+static json_t *message_json(const struct ch_message_rec *m, bool omit)
 {
+    json_t *content = omit || !m->content ? json_string(CH_HISTORY_OMITTED) : content_text(m->content);
+
     return json_pack("{s:I, s:s, s:o, s:o, s:s?, s:s?, s:{s:I, s:I, s:I, s:I}, s:I}", "seq", (json_int_t)m->seq, "role",
-                     m->role, "content", content_text(m->content), "createdAt", ch_api_time_json(m->created_ms),
-                     "model", m->model, "runId", m->run_id, "usage", "inputTokens", (json_int_t)m->input_tokens,
-                     "outputTokens", (json_int_t)m->output_tokens, "cacheReadTokens", (json_int_t)m->cache_read_tokens,
+                     m->role, "content", content, "createdAt", ch_api_time_json(m->created_ms), "model", m->model,
+                     "runId", m->run_id, "usage", "inputTokens", (json_int_t)m->input_tokens, "outputTokens",
+                     (json_int_t)m->output_tokens, "cacheReadTokens", (json_int_t)m->cache_read_tokens,
                      "cacheWriteTokens", (json_int_t)m->cache_write_tokens, "latencyMs", (json_int_t)m->latency_ms);
 }
 
@@ -356,25 +363,30 @@ static int show_run(struct ch_db *db, struct ch_store_job *job)
     struct ch_message_list ml = {0};
     json_t *o = NULL, *arr;
     char *model = NULL;
+    struct ch_api_fit fit;
+    size_t room, content;
     int rc = ch_sessions_get(db, j->key, &s);
 
     if (rc)
         goto out;
-    rc = ch_messages_load_last(db, s.session_id, SHOW_MAX_MESSAGES, SHOW_MAX_BYTES, &ml);
+    model = session_model(db, &s);
+    rc = CH_ENOMEM;
+    if (!(o = session_json(&s, model, j->conv)))
+        goto out;
+    /* Over the write queue's cap the connection would be closed with no
+     * answer: the messages get what the row leaves of the budget, measured
+     * as written (escaping counts), newest first. */
+    room = ch_api_room_left(j->budget, o, SHOW_ENVELOPE_BYTES);
+    content = CH_MIN(room, (size_t)SHOW_MAX_BYTES);
+    /* A row over that comes without its content (the placeholder). */
+    rc = ch_messages_load_before(db, s.session_id, INT64_MAX, SHOW_MAX_MESSAGES, content, content, &ml);
     if (rc)
         goto out;
-    model = session_model(db, &s);
-    o = session_json(&s, model, j->conv);
-    arr = json_array();
-    for (size_t i = 0; arr && i < ml.count; i++)
-        json_array_append_new(arr, message_json(&ml.items[i]));
     rc = CH_ENOMEM;
-    if (!o || !arr) {
-        json_decref(arr);
+    if (!(arr = ch_api_fit_messages(&ml, room, false, message_json, &fit)))
         goto out;
-    }
     json_object_set_new(o, "messages", arr);
-    json_object_set_new(o, "truncated", json_boolean(ml.truncated));
+    json_object_set_new(o, "truncated", json_boolean(ml.truncated || fit.cut || fit.omitted));
     j->answer = o;
     o = NULL;
     rc = 0;
@@ -392,6 +404,10 @@ static void show_route(struct ch_http_req *r, void *api, bool conv)
 
     if (!j)
         return;
+    /* Half of the cap, as GET /sessions/:key/history: what is still queued
+     * before the answer on a kept-alive connection needs room too.  Read
+     * here, on the loop, where the limits are reloaded. */
+    j->budget = (size_t)CH_MAX(j->api->limits ? j->api->limits->v[CH_LIMIT_WRITE_QUEUE_HARD_BYTES] : 4 << 20, 0) / 2;
     j->job.run = show_run;
     j->job.done = answer_done;
     submit(j, false);

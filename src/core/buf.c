@@ -247,6 +247,22 @@ bool ch_utf8_valid(const char *s, size_t n)
     return true;
 }
 
+/* For fixed buffers filled by snprintf from text that may be cut at any
+ * byte or not be UTF-8 at all (an upstream's error message): fixed in
+ * place, never longer, so a JSON answer quoting it cannot fail. */
+void ch_str_utf8_fix(char *s)
+{
+    unsigned char *u = (unsigned char *)s;
+    size_t n = ch_utf8_cut(s, strlen(s)), k;
+
+    s[n] = '\0';
+    for (size_t i = 0; i < n; i += k)
+        if ((k = u[i] < 0x80 ? 1 : ch_utf8_len(u + i, n - i)) == 0) {
+            u[i] = '?';
+            k = 1;
+        }
+}
+
 /* Where to cut UTF-8 text to at most n bytes without splitting a
  * character: n, or the start of the sequence the cut would split.  Only
  * the bytes before n are read; invalid text is cut at n. */

@@ -182,6 +182,9 @@ int ch_buf_append_utf8_clean(struct ch_buf *b, const char *s, size_t n);
 size_t ch_utf8_cut(const char *s, size_t n);
 /* s[0..n) is UTF-8 as jansson accepts it (NUL included). */
 bool ch_utf8_valid(const char *s, size_t n);
+/* The NUL-terminated s made valid UTF-8 in place: a sequence cut at its
+ * end is dropped, any other ill-formed byte becomes '?'. */
+void ch_str_utf8_fix(char *s);
 /* Drop the first n bytes (n > len drops all). */
 void ch_buf_consume(struct ch_buf *b, size_t n);
 /* Hand the data to the caller (caller frees with ch_free); b becomes empty. */

@@ -46,6 +46,9 @@ void llm_failure_set(struct llm_failure *f, int rc, enum ch_llm_err err, bool re
     va_start(ap, fmt);
     vsnprintf(f->message, sizeof(f->message), fmt, ap);
     va_end(ap);
+    /* It may quote an upstream's words, cut at a byte: every surface puts
+     * it in a JSON answer. */
+    ch_str_utf8_fix(f->message);
 }
 
 /* ------------------------------------------------------------------ */

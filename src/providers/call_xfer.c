@@ -43,6 +43,7 @@ static void on_dec_event(const struct ch_llm_event *ev, void *data)
         c->ev_err = ev->err;
         c->ev_retryable = ev->retryable;
         snprintf(c->ev_message, sizeof(c->ev_message), "%s", ev->message ? ev->message : "");
+        ch_str_utf8_fix(c->ev_message);
         return;
     }
     if (c->aborted || c->freed || c->timed_out || !c->on_event)

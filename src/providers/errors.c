@@ -97,6 +97,7 @@ void llm_classify_fields(int status, const char *type, const char *code, const c
         snprintf(out->message, sizeof(out->message), "HTTP %d%s%s", status, type ? ": " : "", type ? type : "");
     else
         snprintf(out->message, sizeof(out->message), "%s", type ? type : "provider error");
+    ch_str_utf8_fix(out->message); /* the provider's words, cut at a byte */
 
     if (status == 429 || (status == 0 && any_ci(rate, CH_ARRAY_SIZE(rate), type, code, NULL))) {
         out->err = CH_LLM_ERR_RATE_LIMIT;

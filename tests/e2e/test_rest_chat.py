@@ -342,6 +342,19 @@ def test_chat_provider_errors_keep_their_class(gateway_factory, openai_fake, kin
     assert j["runId"] and j["conversationId"]
 
 
+def test_provider_error_message_cut_between_characters(gateway_factory, openai_fake):
+    """An upstream's error message longer than the 255 bytes kept, in a
+    script of two-byte characters, is cut between characters: the answer
+    still quotes it (it used to fail to render, or the field vanished)."""
+    gw = start_agent_gateway(gateway_factory, openai_fake)
+    openai_fake.push({"status": 400, "error": {"message": "\u00e9" * 300, "type": "invalid_request_error"},
+                      "times": -1})
+    j = assert_error(chat(gw, {"message": "x"}), 502)
+    assert "\u00e9" * 100 in j["message"] and "\ufffd" not in j["message"], j
+    run = run_status(gw, j["runId"], "error")
+    assert run["error"].endswith("\u00e9") or run["error"].endswith("\u00e9)"), run
+
+
 def test_chat_timeout_is_504(gateway_factory, openai_fake):
     gw = start_agent_gateway(gateway_factory, openai_fake,
                              {"agents": {"defaults": {"timeoutSeconds": 1}}})

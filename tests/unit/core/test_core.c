@@ -149,6 +149,14 @@ static void test_utf8_clean_and_cut(void **state)
     assert_string_equal(b.data, "ab");
     ch_buf_release(&b);
 
+    {
+        char fix1[] = "ok \xc3\xa9 \xff x \xe2\x82";
+        char fix2[] = "\xc3";
+        ch_str_utf8_fix(fix1);
+        assert_string_equal(fix1, "ok \xc3\xa9 ? x ");
+        ch_str_utf8_fix(fix2);
+        assert_string_equal(fix2, "");
+    }
     /* "a" + e-acute (2) + euro (3) + grinning face (4): cut at each n */
     {
         static const char t[] = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
