@@ -295,6 +295,9 @@ void ch_rest_sessions_kill(struct ch_http_req *r, void *data); /* POST /sessions
 /* OpenClaw v4's HTTP error shape {ok: false, error: {type, message}}, and
  * its ?agentId= check (false once r was answered 400). */
 void ch_api_oc_error(struct ch_http_req *r, int status, const char *type, const char *msg);
+/* The :key path parameter of those routes (percent-decoded, '+' kept),
+ * else a 400 in their shape (not ch_api_path_param's {error, message}). */
+bool ch_api_oc_key_param(struct ch_http_req *r, char *out, size_t cap);
 bool ch_api_oc_agent_ok(struct ch_http_req *r);
 /* GET /sessions/:key/history (rest_session_history.c) */
 void ch_rest_sessions_history(struct ch_http_req *r, void *data);

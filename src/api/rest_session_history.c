@@ -263,20 +263,6 @@ static int64_t seq_cursor(const char *v)
     return (int64_t)n;
 }
 
-/* The :key parameter, else a 400 in this route's error shape. */
-static bool key_param(struct ch_http_req *r, char *out, size_t cap)
-{
-    char msg[96];
-    size_t n = 0;
-
-    /* In a path '+' is a plus (session keys may hold one). */
-    if (ch_url_decode_path(ch_http_req_param(r, 0), out, cap, &n) == 0 && n > 0)
-        return true;
-    snprintf(msg, sizeof(msg), "bad session key: percent-encode it, 1-%zu bytes", cap - 1);
-    ch_api_oc_error(r, 400, "invalid_request", msg);
-    return false;
-}
-
 /* Bytes of message JSON per list: the answer (both lists, the envelope,
  * SSE framing) stays within half of the write queue's hard cap, which
  * leaves room for what is still queued before it (a stream's last event)
@@ -307,7 +293,7 @@ void ch_rest_sessions_history(struct ch_http_req *r, void *data)
     h->api = a;
     h->req = r;
     ch_http_req_ref(r);
-    if (!key_param(r, h->key, sizeof(h->key)))
+    if (!ch_api_oc_key_param(r, h->key, sizeof(h->key)))
         goto out;
     h->room = list_room(a);
     rc = ch_http_req_query(r, "limit", v, sizeof(v));

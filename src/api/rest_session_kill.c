@@ -37,9 +37,7 @@ bool ch_api_oc_agent_ok(struct ch_http_req *r)
     return true;
 }
 
-/* The :key parameter, else a 400 in this route's error shape (not
- * ch_api_path_param's {error, message}). */
-static bool key_param(struct ch_http_req *r, char *out, size_t cap)
+bool ch_api_oc_key_param(struct ch_http_req *r, char *out, size_t cap)
 {
     char msg[96];
     size_t n = 0;
@@ -96,7 +94,7 @@ void ch_rest_sessions_kill(struct ch_http_req *r, void *data)
         ch_api_oc_error(r, 500, "internal", "out of memory");
         return;
     }
-    if (!key_param(r, j->key, sizeof(j->key))) {
+    if (!ch_api_oc_key_param(r, j->key, sizeof(j->key))) {
         ch_free(j);
         return;
     }

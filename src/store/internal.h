@@ -257,6 +257,14 @@ int ch_store_check_usage(const struct ch_usage *u);
 /* Bind a C string (NULL binds SQL NULL).  SQLITE_STATIC: the caller keeps
  * s alive until the statement is reset. */
 void ch_store_bind_text(sqlite3_stmt *st, int idx, const char *s);
+/* The messages columns every transcript reader selects, in this order;
+ * ch_messages_row_fixed (messages_page.c) copies a row's role and
+ * numbers, the readers their text columns as they keep them. */
+#define CH_MESSAGE_COLS                                                                                                \
+    "id, session_key, session_id, seq, role, content, model, input_tokens, output_tokens,"                             \
+    " cache_read_tokens, cache_write_tokens, latency_ms, created_ms, run_id"
+#define CH_MESSAGE_COL_CONTENT 5
+void ch_messages_row_fixed(sqlite3_stmt *st, struct ch_message_rec *m);
 /* Owned copy of a text column; SQL NULL gives NULL.  CH_ENOMEM. */
 int ch_store_col_dup(sqlite3_stmt *st, int col, char **out);
 /* Step a statement expected to finish without rows (it is left for the

@@ -13,10 +13,6 @@
 
 #include "store/internal.h"
 
-#define MESSAGE_COLS                                                                                                   \
-    "id, session_key, session_id, seq, role, content, model, input_tokens, output_tokens,"                             \
-    " cache_read_tokens, cache_write_tokens, latency_ms, created_ms, run_id"
-#define COL_CONTENT 5
 /* A summary is a few thousand tokens; this cap keeps the escaped JSON of
  * the compaction entry (at most 6 bytes per input byte) under the content
  * cap. */
@@ -99,28 +95,16 @@ static void text_fix(struct ch_message_list *l, char *base)
 
 static int row_to_message(sqlite3_stmt *st, struct ch_message_rec *m, struct ch_buf *text)
 {
-    const unsigned char *role;
     int rc;
 
     memset(m, 0, sizeof(*m));
     if ((rc = text_col(st, 1, text, &m->session_key)) || (rc = text_col(st, 2, text, &m->session_id)) ||
-        (rc = text_col(st, COL_CONTENT, text, &m->content)) || (rc = text_col(st, 6, text, &m->model)) ||
+        (rc = text_col(st, CH_MESSAGE_COL_CONTENT, text, &m->content)) || (rc = text_col(st, 6, text, &m->model)) ||
         (rc = text_col(st, 13, text, &m->run_id)))
         return rc;
     if (!m->session_key || !m->session_id || !m->content)
         return CH_EIO; /* NOT NULL columns */
-    role = sqlite3_column_text(st, 4);
-    /* The CHECK constraint bounds role; copy at most the field anyway. */
-    if (role)
-        memcpy(m->role, role, strnlen((const char *)role, sizeof(m->role) - 1));
-    m->id = sqlite3_column_int64(st, 0);
-    m->seq = sqlite3_column_int64(st, 3);
-    m->input_tokens = sqlite3_column_int64(st, 7);
-    m->output_tokens = sqlite3_column_int64(st, 8);
-    m->cache_read_tokens = sqlite3_column_int64(st, 9);
-    m->cache_write_tokens = sqlite3_column_int64(st, 10);
-    m->latency_ms = sqlite3_column_int64(st, 11);
-    m->created_ms = sqlite3_column_int64(st, 12);
+    ch_messages_row_fixed(st, m);
     return 0;
 }
 
@@ -256,7 +240,7 @@ static int collect_rows(sqlite3_stmt *st, size_t max_count, size_t max_bytes, st
             l->truncated = true;
             return 0;
         }
-        bytes = (size_t)sqlite3_column_bytes(st, COL_CONTENT);
+        bytes = (size_t)sqlite3_column_bytes(st, CH_MESSAGE_COL_CONTENT);
         if (bytes > max_bytes - used) {
             l->truncated = true;
             return 0;
@@ -317,7 +301,7 @@ int ch_messages_load_last(struct ch_db *db, const char *session_id, size_t max_c
         return rc;
     /* Cached: the agent loads a transcript whenever its cache misses. */
     rc = ch_db_stmt(db, CH_STMT_MESSAGE_LOAD_LAST,
-                    "SELECT " MESSAGE_COLS " FROM messages WHERE session_id = ?1"
+                    "SELECT " CH_MESSAGE_COLS " FROM messages WHERE session_id = ?1"
                     " ORDER BY seq DESC LIMIT ?2",
                     &st);
     if (rc)
@@ -405,7 +389,7 @@ int ch_messages_load_since(struct ch_db *db, const char *session_id, int64_t fro
     if ((rc = check_load(db, session_id, max_count, max_bytes, out)))
         return rc;
     rc = ch_db_prepare(db,
-                       "SELECT " MESSAGE_COLS " FROM messages"
+                       "SELECT " CH_MESSAGE_COLS " FROM messages"
                        " WHERE session_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
                        &st);
     if (rc)

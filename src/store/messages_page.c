@@ -11,24 +11,10 @@
 
 #include "store/internal.h"
 
-#define PAGE_COLS                                                                                                      \
-    "id, session_key, session_id, seq, role, content, model, input_tokens, output_tokens,"                             \
-    " cache_read_tokens, cache_write_tokens, latency_ms, created_ms, run_id"
-#define COL_CONTENT 5
-
-static int page_row(sqlite3_stmt *st, bool with_content, struct ch_message_rec *m)
+void ch_messages_row_fixed(sqlite3_stmt *st, struct ch_message_rec *m)
 {
-    const unsigned char *role;
-    int rc;
+    const unsigned char *role = sqlite3_column_text(st, 4);
 
-    memset(m, 0, sizeof(*m));
-    if ((rc = ch_store_col_dup(st, 1, &m->session_key)) || (rc = ch_store_col_dup(st, 2, &m->session_id)) ||
-        (with_content && (rc = ch_store_col_dup(st, COL_CONTENT, &m->content))) ||
-        (rc = ch_store_col_dup(st, 6, &m->model)) || (rc = ch_store_col_dup(st, 13, &m->run_id))) {
-        ch_message_rec_release(m);
-        return rc;
-    }
-    role = sqlite3_column_text(st, 4);
     /* The CHECK constraint bounds role; copy at most the field anyway. */
     if (role)
         memcpy(m->role, role, strnlen((const char *)role, sizeof(m->role) - 1));
@@ -40,6 +26,20 @@ static int page_row(sqlite3_stmt *st, bool with_content, struct ch_message_rec *
     m->cache_write_tokens = sqlite3_column_int64(st, 10);
     m->latency_ms = sqlite3_column_int64(st, 11);
     m->created_ms = sqlite3_column_int64(st, 12);
+}
+
+static int page_row(sqlite3_stmt *st, bool with_content, struct ch_message_rec *m)
+{
+    int rc;
+
+    memset(m, 0, sizeof(*m));
+    if ((rc = ch_store_col_dup(st, 1, &m->session_key)) || (rc = ch_store_col_dup(st, 2, &m->session_id)) ||
+        (with_content && (rc = ch_store_col_dup(st, CH_MESSAGE_COL_CONTENT, &m->content))) ||
+        (rc = ch_store_col_dup(st, 6, &m->model)) || (rc = ch_store_col_dup(st, 13, &m->run_id))) {
+        ch_message_rec_release(m);
+        return rc;
+    }
+    ch_messages_row_fixed(st, m);
     return 0;
 }
 
@@ -56,7 +56,7 @@ static int page_collect(sqlite3_stmt *st, size_t max_count, size_t max_bytes, si
             l->truncated = true;
             return 0;
         }
-        bytes = (size_t)sqlite3_column_bytes(st, COL_CONTENT);
+        bytes = (size_t)sqlite3_column_bytes(st, CH_MESSAGE_COL_CONTENT);
         big = bytes > max_one;
         if (!big && bytes > max_bytes - used) {
             l->truncated = true;
@@ -88,7 +88,7 @@ int ch_messages_load_before(struct ch_db *db, const char *session_id, int64_t be
     if ((rc = ch_store_check_text(session_id, CH_STORE_MAX_ID_BYTES, true, false, "session id", NULL, NULL)))
         return rc;
     rc = ch_db_prepare(db,
-                       "SELECT " PAGE_COLS " FROM messages WHERE session_id = ?1 AND seq < ?2"
+                       "SELECT " CH_MESSAGE_COLS " FROM messages WHERE session_id = ?1 AND seq < ?2"
                        " ORDER BY seq DESC LIMIT ?3",
                        &st);
     if (rc)

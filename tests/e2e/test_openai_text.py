@@ -9,37 +9,10 @@ import base64
 import json
 from urllib.parse import quote
 
-import pytest
 
 from e2elib import http
-from fakes.llm import FakeLLM
 from fakes.pdf import make_pdf
-
-
-def config(fake):
-    return {
-        "gateway": {"http": {"endpoints": {"chatCompletions": {"enabled": True}, "responses": {"enabled": True}}}},
-        "models": {"providers": {"f": {"api": "openai-completions", "baseUrl": fake.base_url,
-                                       "apiKey": "sk-test-text", "models": [{"id": "fake-model"}]}}},
-        "agents": {"defaults": {"model": {"primary": "f/fake-model"}}},
-    }
-
-
-@pytest.fixture
-def fake():
-    with FakeLLM("openai") as f:
-        yield f
-
-
-@pytest.fixture
-def oa(gateway_factory, fake):
-    g = gateway_factory(config(fake))
-    return g, g.gateway_json()["localToken"]
-
-
-def chat(g, tok, body, **kw):
-    kw.setdefault("timeout", 30)
-    return http(g, "POST", "/v1/chat/completions", token=tok, json=body, **kw)
+from test_openai_limits import chat, fake, oa  # noqa: F401 (the same gateway and fixtures)
 
 
 def responses(g, tok, body, **kw):
