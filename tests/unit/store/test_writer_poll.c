@@ -73,10 +73,11 @@ static void test_next_write_caught_while_polling(void **state)
         /* One write at a time, each submitted a loop round trip after the
          * last commit: far inside 20 ms, so the budget grows and most
          * waits end while the writer polls. */
-        assert_true(st.writer_spin.hits > 0);
         /* A machine busy with other work can take the writer's core
          * mid-poll: that time is not counted as polling, by design
-         * (ch_spin_yielded), and can leave nothing counted. */
+         * (ch_spin_yielded), and can leave nothing counted, or no catch
+         * (a poll that lost its core ends as taken, not as a hit). */
+        assert_true(st.writer_spin.hits > 0 || st.writer_spin.taken > 0);
         if (st.writer_spin.taken == 0)
             assert_true(st.writer_spin.spin_ns > 0);
     } else {
