@@ -142,10 +142,18 @@ static bool query_has_token(const struct ch_http_req *r)
     return rc == 0 || rc == CH_E_TOO_LARGE;
 }
 
-static int refuse_auth(struct ch_api *a, struct ch_http_req *r, int64_t now)
+/*
+ * A presented secret that matches nothing counts toward the address's
+ * lockout; a request without one does not (OpenClaw: AUTH_TOKEN_MISSING is
+ * not a failed attempt).  It guesses nothing, and counting it would let any
+ * web page the user opens lock the user's own token out with a few
+ * credential-less GETs to 127.0.0.1.
+ */
+static int refuse_auth(struct ch_api *a, struct ch_http_req *r, int64_t now, bool presented)
 {
     a->metrics.auth_failures++;
-    ch_auth_fail_record(a, r->remote_addr, now);
+    if (presented)
+        ch_auth_fail_record(a, r->remote_addr, now);
     ch_http_add_header(r, "WWW-Authenticate", "Bearer");
     refuse(r, 401, "unauthorized",
            "missing, invalid, expired or revoked token; send it as Authorization: Bearer <token>");
@@ -176,10 +184,10 @@ static int authorize(struct ch_api *a, struct ch_http_req *r, unsigned flags)
         return CH_ECANCELED;
     }
     if (!find_secret(r, &secret))
-        return refuse_auth(a, r, now);
+        return refuse_auth(a, r, now, false);
     e = ch_auth_find(a, secret.p, secret.len);
     if (!e)
-        return refuse_auth(a, r, now);
+        return refuse_auth(a, r, now, true);
     e->refs++;
     r->owner_data = e;
     r->token_name = e->name;

@@ -71,6 +71,9 @@ void ch_audit_record(struct ch_api *a, const struct ch_http_req *r, uint64_t lat
     copy_str(rec->address, sizeof(rec->address), r->remote_addr, strlen(r->remote_addr));
     copy_str(rec->method, sizeof(rec->method), r->method_name, strlen(r->method_name));
     copy_str(rec->path, sizeof(rec->path), r->path.p, r->path.len);
+    /* The same masking as the access log: a path may hold a secret
+     * (DELETE /api/v1/tokens/oc_tok_...), and audit rows are readable. */
+    ch_log_mask(rec->path, strlen(rec->path));
     rec->status = r->status;
     rec->latency_us = (int64_t)(latency_ns / 1000);
 }

@@ -7,6 +7,8 @@
  * takes effect within a second; last-used times go back in one batched
  * write.  A failed-attempt limiter per address slows brute force.
  */
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "api/internal.h"
@@ -144,6 +146,7 @@ int ch_auth_load_config(struct ch_api *a)
         if (rc)
             return rc;
     }
+    ch_oc_auth_recheck(a); /* a token SIGHUP removed or narrowed */
     return 0;
 }
 
@@ -175,6 +178,7 @@ void ch_auth_drop_name(struct ch_api *a, const char *name)
         if (e->from_db && !strcmp(e->name, name))
             drop(a, e);
     }
+    ch_oc_auth_recheck(a); /* its WS connections end with it */
 }
 
 /* Replace the db-sourced set with list, keeping pending last-used times. */
@@ -213,6 +217,9 @@ void ch_auth_replace_db(struct ch_api *a, struct ch_token_list *list)
     }
     ch_map_release(&keep);
     ch_token_list_release(list);
+    /* Revoked by the CLI, expired, or scopes changed in the table: the
+     * WS connections it authenticated must not outlive that. */
+    ch_oc_auth_recheck(a);
 }
 
 struct ch_auth_entry *ch_auth_find(struct ch_api *a, const char *secret, size_t len)
@@ -235,27 +242,99 @@ struct ch_auth_entry *ch_auth_find(struct ch_api *a, const char *secret, size_t 
 
 /* ---- failed attempts per address ---- */
 
+/* Addresses tracked at once (bounded memory under a spray of addresses). */
+#define FAIL_TRACK_MAX 10000
+
+/*
+ * The key failures are counted under: the address, or for IPv6 its /64.
+ * One host commonly holds a whole /64, so per-address counting would give
+ * it 2^64 fresh budgets.  An IPv4-mapped address counts as its IPv4 one.
+ */
+void ch_auth_fail_key(const char *addr, char *out, size_t cap)
+{
+    unsigned char b[16];
+    char txt[INET6_ADDRSTRLEN];
+
+    if (!strchr(addr, ':') || inet_pton(AF_INET6, addr, b) != 1) {
+        snprintf(out, cap, "%s", addr);
+        return;
+    }
+    if (!memcmp(b, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12)) {
+        snprintf(out, cap, "%u.%u.%u.%u", b[12], b[13], b[14], b[15]);
+        return;
+    }
+    memset(b + 8, 0, 8);
+    if (!inet_ntop(AF_INET6, b, txt, sizeof(txt)))
+        snprintf(txt, sizeof(txt), "%s", "?");
+    snprintf(out, cap, "%s/64", txt);
+}
+
 int64_t ch_auth_fail_check(struct ch_api *a, const char *addr, int64_t now_ms)
 {
-    struct ch_auth_fail *f = ch_map_get(&a->auth.fails, addr, strlen(addr));
-    if (!f || a->auth.max_attempts <= 0)
+    char key[CH_AUTH_FAIL_KEY_MAX];
+    struct ch_auth_fail *f;
+
+    if (a->auth.max_attempts <= 0)
+        return 0;
+    ch_auth_fail_key(addr, key, sizeof(key));
+    f = ch_map_get(&a->auth.fails, key, strlen(key));
+    /* Untracked while the table was full of locked-out addresses: those
+     * share the overflow bucket's lockout. */
+    if (!f)
+        f = ch_map_get(&a->auth.fails, CH_AUTH_FAIL_OVERFLOW, 1);
+    if (!f)
         return 0;
     return f->locked_until_ms > now_ms ? f->locked_until_ms - now_ms : 0;
 }
 
+/*
+ * Make room for one more address when the table is full: forget the entry
+ * whose window ends soonest among those not locked out.  A locked-out
+ * address is never forgotten early (that would hand it a fresh budget).
+ * Returns false when every entry is locked out.
+ */
+static bool fail_evict(struct ch_api *a, int64_t now_ms)
+{
+    struct ch_map_entry *me;
+    char victim[CH_AUTH_FAIL_KEY_MAX];
+    int64_t oldest = INT64_MAX;
+    size_t it = 0, n = 0;
+
+    while ((me = ch_map_next(&a->auth.fails, &it)) != NULL) {
+        struct ch_auth_fail *f = me->value;
+        if (f->locked_until_ms > now_ms || f->window_start_ms >= oldest || me->keylen >= sizeof(victim))
+            continue;
+        oldest = f->window_start_ms;
+        n = me->keylen;
+        memcpy(victim, me->key, n);
+    }
+    if (oldest == INT64_MAX)
+        return false;
+    ch_free(ch_map_del(&a->auth.fails, victim, n));
+    return true;
+}
+
 void ch_auth_fail_record(struct ch_api *a, const char *addr, int64_t now_ms)
 {
-    struct ch_auth_fail *f = ch_map_get(&a->auth.fails, addr, strlen(addr));
+    char key[CH_AUTH_FAIL_KEY_MAX];
+    struct ch_auth_fail *f;
 
     if (a->auth.max_attempts <= 0)
         return;
+    ch_auth_fail_key(addr, key, sizeof(key));
+    f = ch_map_get(&a->auth.fails, key, strlen(key));
     if (!f) {
-        /* Bounded: past 10,000 tracked addresses, stop tracking new ones
-         * until the tick sweeps expired windows. */
-        if (a->auth.fails.count >= 10000)
-            return;
+        if (a->auth.fails.count >= FAIL_TRACK_MAX && !fail_evict(a, now_ms)) {
+            /* Every slot holds a locked-out address: count this one in the
+             * shared overflow bucket (one entry past the bound) rather than
+             * not at all, so new addresses cannot guess without limit. */
+            snprintf(key, sizeof(key), "%s", CH_AUTH_FAIL_OVERFLOW);
+            f = ch_map_get(&a->auth.fails, key, strlen(key));
+        }
+    }
+    if (!f) {
         f = ch_calloc(1, sizeof(*f));
-        if (!f || ch_map_set(&a->auth.fails, addr, strlen(addr), f, NULL) != 0) {
+        if (!f || ch_map_set(&a->auth.fails, key, strlen(key), f, NULL) != 0) {
             ch_free(f);
             return;
         }
@@ -268,7 +347,7 @@ void ch_auth_fail_record(struct ch_api *a, const char *addr, int64_t now_ms)
     if (++f->count >= a->auth.max_attempts) {
         f->locked_until_ms = now_ms + a->auth.lockout_ms;
         f->count = 0;
-        ch_log_warn("auth: %s locked out for %lld ms after %d failed attempts", addr, (long long)a->auth.lockout_ms,
+        ch_log_warn("auth: %s locked out for %lld ms after %d failed attempts", key, (long long)a->auth.lockout_ms,
                     a->auth.max_attempts);
     }
 }

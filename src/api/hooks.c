@@ -13,12 +13,8 @@
 
 #include "api/hooks.h"
 
-/* OpenClaw's HOOK_AUTH_FAILURE_LIMIT and _WINDOW_MS (server-http.ts). */
-#define FAIL_LIMIT 20
-#define FAIL_WINDOW_MS 60000
-/* Addresses tracked at once; past it expired windows are swept, then the
- * table is cleared (bounded memory under a spray of addresses). */
-#define FAIL_TRACK_MAX 4096
+#define FAIL_LIMIT CH_HOOK_FAIL_LIMIT
+#define FAIL_WINDOW_MS CH_HOOK_FAIL_WINDOW_MS
 #define MAX_BASE_PATH 128
 
 static const char *const reason_names[CH_HOOK_R__COUNT] = {
@@ -269,59 +265,6 @@ static int refuse_text(struct ch_api *a, struct ch_http_req *r, int status, enum
     return CH_ECANCELED;
 }
 
-/* ---- the failed-authentication window (per address) ---- */
-
-static struct ch_hook_fail *fail_get(struct ch_hooks *h, const char *addr, int64_t now)
-{
-    struct ch_hook_fail *f = ch_map_get(&h->fails, addr, strlen(addr));
-
-    if (f && now - f->window_start_ms >= FAIL_WINDOW_MS) {
-        f->window_start_ms = now;
-        f->count = 0;
-    }
-    return f;
-}
-
-static void fail_sweep(struct ch_hooks *h, int64_t now)
-{
-    struct ch_map_entry *e;
-    size_t it = 0;
-
-    while ((e = ch_map_next(&h->fails, &it)) != NULL) {
-        struct ch_hook_fail *f = e->value;
-        /* Deleting leaves a tombstone in place: iterating on is safe. */
-        if (now - f->window_start_ms >= FAIL_WINDOW_MS)
-            ch_free(ch_map_del(&h->fails, e->key, e->keylen));
-    }
-}
-
-/* Record one failure; returns the failures in the current window. */
-static int fail_record(struct ch_hooks *h, const char *addr, int64_t now)
-{
-    struct ch_hook_fail *f = fail_get(h, addr, now);
-
-    if (!f) {
-        if (h->fails.count >= FAIL_TRACK_MAX)
-            fail_sweep(h, now);
-        if (h->fails.count >= FAIL_TRACK_MAX) {
-            struct ch_map_entry *e;
-            size_t it = 0;
-            ch_log_warn("hooks: more than %d addresses failing authentication; forgetting them all", FAIL_TRACK_MAX);
-            while ((e = ch_map_next(&h->fails, &it)) != NULL)
-                ch_free(e->value);
-            ch_map_release(&h->fails);
-            ch_map_init(&h->fails);
-        }
-        f = ch_calloc(1, sizeof(*f));
-        if (!f || ch_map_set(&h->fails, addr, strlen(addr), f, NULL) != 0) {
-            ch_free(f);
-            return 1;
-        }
-        f->window_start_ms = now;
-    }
-    return ++f->count;
-}
-
 /* The presented secret: Authorization: Bearer <t>, else x-openclaw-token
  * (OpenClaw's extractHookToken order). */
 static bool find_secret(const struct ch_http_req *r, struct ch_str *out)
@@ -373,30 +316,34 @@ static bool token_matches(const struct ch_hooks *h, struct ch_str s)
  * else the gateway's credentials: the gateway token or password, or an
  * API token with the chat scope (admin implies it).
  */
-static bool authenticate(struct ch_api *a, struct ch_http_req *r)
+/* A missing secret is told apart from a wrong one: only a wrong one is a
+ * guess and counts toward a lockout (check_auth). */
+enum hook_auth { HOOK_AUTH_OK, HOOK_AUTH_MISSING, HOOK_AUTH_BAD };
+
+static enum hook_auth authenticate(struct ch_api *a, struct ch_http_req *r)
 {
     struct ch_hooks *h = a->hooks;
     struct ch_auth_entry *e;
     struct ch_str s;
 
     if (!find_secret(r, &s))
-        return false;
+        return HOOK_AUTH_MISSING;
     if (h->has_token) {
         if (!token_matches(h, s))
-            return false;
+            return HOOK_AUTH_BAD;
         r->token_name = "hooks.token";
-        return true;
+        return HOOK_AUTH_OK;
     }
     e = ch_auth_find(a, s.p, s.len);
     if (!e || !(e->scopes & (CH_SCOPE_CHAT | CH_SCOPE_ADMIN)))
-        return false;
+        return HOOK_AUTH_BAD;
     e->refs++; /* dropped by api_on_done, as for every API credential */
     r->owner_data = e;
     r->token_name = e->name;
     e->last_used_ms = ch_now_ms();
     if (e->from_db)
         e->dirty = true;
-    return true;
+    return HOOK_AUTH_OK;
 }
 
 static int check_auth(struct ch_api *a, struct ch_http_req *r)
@@ -404,37 +351,45 @@ static int check_auth(struct ch_api *a, struct ch_http_req *r)
     struct ch_hooks *h = a->hooks;
     struct ch_hook_fail *f;
     int64_t now = ch_now_ms(), wait = 0;
-    char ra[24];
-    int n;
+    char ra[24], key[CH_AUTH_FAIL_KEY_MAX];
+    enum hook_auth got = HOOK_AUTH_BAD;
+    bool own;
 
     /* Checked before the token, like the API's lockout: while an address
      * is throttled even a right guess is refused, so guessing stays capped
-     * at 20 a minute (OpenClaw checks only after a failure). */
-    f = fail_get(h, r->remote_addr, now);
+     * at 20 a minute (OpenClaw checks only after a failure).  IPv6 counts
+     * by /64; an address not tracked shares the overflow bucket. */
+    ch_auth_fail_key(r->remote_addr, key, sizeof(key));
+    f = ch_hook_fail_get(h, key, now);
+    own = f != NULL;
+    if (!f)
+        f = ch_hook_fail_get(h, CH_AUTH_FAIL_OVERFLOW, now);
     if (f && f->count >= FAIL_LIMIT)
         wait = f->window_start_ms + FAIL_WINDOW_MS - now;
     /* With API credentials accepted here, the gateway-wide limiter applies
      * as well: hooks must not be a side door for guessing API tokens. */
     if (!h->has_token)
         wait = CH_MAX(wait, ch_auth_fail_check(a, r->remote_addr, now));
-    if (wait <= 0 && authenticate(a, r)) {
-        if (f)
-            ch_free(ch_map_del(&h->fails, r->remote_addr, strlen(r->remote_addr)));
+    if (wait <= 0)
+        got = authenticate(a, r);
+    if (got == HOOK_AUTH_OK) {
+        if (own)
+            ch_free(ch_map_del(&h->fails, key, strlen(key)));
         return 0;
     }
     if (wait <= 0) {
-        n = fail_record(h, r->remote_addr, now);
         a->metrics.auth_failures++;
-        if (!h->has_token)
+        /* No secret guesses nothing: a plain 401, not counted, so a web
+         * page cannot lock the hooks' caller out with empty POSTs
+         * (OpenClaw: AUTH_TOKEN_MISSING is not a failed attempt). */
+        f = got == HOOK_AUTH_MISSING ? NULL : ch_hook_fail_record(h, key, now);
+        if (got == HOOK_AUTH_BAD && !h->has_token)
             ch_auth_fail_record(a, r->remote_addr, now);
-        if (n <= FAIL_LIMIT) {
+        if (!f || f->count <= FAIL_LIMIT) {
             ch_http_add_header(r, "WWW-Authenticate", "Bearer");
             return refuse_text(a, r, 401, CH_HOOK_R_UNAUTHORIZED, "Unauthorized");
         }
-        wait = FAIL_WINDOW_MS;
-        f = fail_get(h, r->remote_addr, now);
-        if (f)
-            wait = f->window_start_ms + FAIL_WINDOW_MS - now;
+        wait = f->window_start_ms + FAIL_WINDOW_MS - now;
     }
     snprintf(ra, sizeof(ra), "%lld", (long long)CH_MAX(1, (wait + 999) / 1000));
     ch_http_add_header(r, "Retry-After", ra);

@@ -69,6 +69,16 @@ struct ch_hook_fail {
     int count;
 };
 
+/* OpenClaw's HOOK_AUTH_FAILURE_LIMIT and _WINDOW_MS (server-http.ts). */
+#define CH_HOOK_FAIL_LIMIT 20
+#define CH_HOOK_FAIL_WINDOW_MS 60000
+struct ch_hooks;
+/* The window under key (ch_auth_fail_key), restarted when it has ended. */
+struct ch_hook_fail *ch_hook_fail_get(struct ch_hooks *h, const char *key, int64_t now);
+/* Count one failure; returns the bucket it counted in (the shared overflow
+ * one when the table is full of throttled addresses), NULL without memory. */
+struct ch_hook_fail *ch_hook_fail_record(struct ch_hooks *h, const char *key, int64_t now);
+
 /*
  * The hooks state of an api (a->hooks).  Configuration fields are rebuilt
  * by ch_hooks_reload; counters, the failure table and the subscription

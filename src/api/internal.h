@@ -73,6 +73,12 @@ void ch_auth_drop_name(struct ch_api *a, const char *name);
 /* Failed-attempt limiter per address: returns ms to wait (0 = allowed). */
 int64_t ch_auth_fail_check(struct ch_api *a, const char *addr, int64_t now_ms);
 void ch_auth_fail_record(struct ch_api *a, const char *addr, int64_t now_ms);
+/* The key an address's failures count under: itself, or for IPv6 its /64
+ * ("2001:db8:1:2::/64"); shared by the hooks' own limiter. */
+#define CH_AUTH_FAIL_KEY_MAX 64
+void ch_auth_fail_key(const char *addr, char *out, size_t cap);
+/* The bucket of addresses that found the table full of locked-out ones. */
+#define CH_AUTH_FAIL_OVERFLOW "*"
 /* Forget expired failure windows (bounded memory). */
 void ch_auth_sweep(struct ch_api *a, int64_t now_ms);
 /* Once a second: reload tokens if the table changed, write last-used. */
@@ -107,6 +113,12 @@ void ch_rate_release(struct ch_rate *r);
  * headers, or answers 429 itself and returns CH_EBUSY.
  */
 int ch_rate_check(struct ch_api *a, struct ch_http_req *r, const struct ch_auth_entry *e);
+/*
+ * The charge behind it, also used by the WebSocket methods: e's bucket
+ * (e NULL: only the global one).  0, or ms until allowed with *which
+ * "token" or "global"; *bucket is e's bucket (NULL when unlimited).
+ */
+int64_t ch_rate_charge(struct ch_api *a, const struct ch_auth_entry *e, struct ch_bucket **bucket, const char **which);
 
 /* ---- security.c: IP allowlist and CORS ---- */
 
@@ -379,5 +391,9 @@ void ch_oc_shutdown(struct ch_api *a);
 void ch_oc_ws_upgrade(struct ch_http_req *r, struct ch_api *a);
 /* Open WS connections (both states), for /health/detail. */
 size_t ch_oc_conn_count(const struct ch_api *a);
+/* The token cache changed (revoked, deleted, reloaded) or time passed:
+ * close every WS connection whose API token is gone, expired or no
+ * longer holds the connection's scopes (oc_guard.c). */
+void ch_oc_auth_recheck(struct ch_api *a);
 
 #endif

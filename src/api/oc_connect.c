@@ -285,6 +285,11 @@ static int authenticate(struct oc_conn *c, const char *id, const json_t *params)
             e->dirty = true;
         ch_free(c->auth_name);
         c->auth_name = ch_strdup(e->name);
+        /* Held for the connection's life: a revocation, expiry or scope
+         * change of this token closes it (oc_guard.c). */
+        ch_auth_entry_unref(c->auth);
+        e->refs++;
+        c->auth = e;
         return (int)ch_oc_scopes_allowed(e->scopes);
     }
     if (any && (rc = ch_oc_pairing_token_auth(c, id, params, now)) != -1)
@@ -440,7 +445,7 @@ void ch_oc_connect_frame(struct oc_conn *c, json_t *frame)
         }
         /* Pairing (spec 1.4): unpaired or upgrading devices wait for approval
          * unless local; a paired one gets its device token in hello-ok. */
-        if (ch_oc_pairing_connect(c, id, params, role, &grant) != 0)
+        if (ch_oc_pairing_connect(c, id, params, role, allowed, &grant) != 0)
             return;
     }
     /* The connection gets the requested scopes its credential allows

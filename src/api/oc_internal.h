@@ -130,8 +130,11 @@ struct oc_conn {
     /* Borrowed: point into strs (one allocation per connection, set once
      * by the handshake's remember()); NULL when absent.  Never free one. */
     char *client_id, *client_mode, *client_version, *platform, *instance_id, *device_id, *display_name;
-    char *strs;       /* owned: the block the strings above live in */
-    char *auth_name;  /* owned: credential name, for logs */
+    char *strs;      /* owned: the block the strings above live in */
+    char *auth_name; /* owned: credential name, for logs */
+    /* A ref held: the API/config token it authenticated with, or NULL
+     * (device token, auth mode none); re-checked by oc_guard.c. */
+    struct ch_auth_entry *auth;
     const char *role; /* static: "operator", "node", "worker" */
 };
 
@@ -253,6 +256,15 @@ json_t *ch_oc_methods_json(void);
 json_t *ch_oc_events_json(void);
 /* Serve one parsed request frame of an AUTHED connection. */
 void ch_oc_dispatch(struct oc_conn *c, const json_t *frame);
+/*
+ * Before a request of an AUTHED connection is served (oc_guard.c): its
+ * API token must still be live, unexpired and hold the connection's
+ * scopes (else the connection is closed 1008), and the request is
+ * charged to the token's and the global rate limit like a REST request
+ * (else it is answered UNAVAILABLE, retryable, with retryAfterMs).
+ * True when the request may go on.
+ */
+bool ch_oc_guard_request(struct oc_conn *c, const char *id);
 
 /* Shared answers. */
 void ch_oc_unavailable(struct oc_req *q, const char *what);
@@ -462,7 +474,7 @@ int ch_oc_pairing_token_auth(struct oc_conn *c, const char *id, const json_t *pa
  * gateway.nodes.pairing.autoApproveLocal, else becomes a pending request
  * and the connect is answered NOT_PAIRED and closed 1008 (-1).
  */
-int ch_oc_pairing_connect(struct oc_conn *c, const char *id, const json_t *params, const char *role,
+int ch_oc_pairing_connect(struct oc_conn *c, const char *id, const json_t *params, const char *role, unsigned allowed,
                           struct oc_pair_grant *g);
 /* Wipe and free the token. */
 void ch_oc_pair_grant_release(struct oc_pair_grant *g);

@@ -5,9 +5,10 @@
  * channels.status, cron.list/status, send, wake, system-event.
  *
  * Order of the checks: a valid request frame (else `invalid request
- * frame: ...`), the method's scope (a method missing from the table needs
- * operator.admin, as in the reference), then `unknown method: <m>`, then
- * the closed params schema (`invalid <method> params: ...`).
+ * frame: ...`), the credential and the rate limit (oc_guard.c), the
+ * method's scope (a method missing from the table needs operator.admin,
+ * as in the reference), then `unknown method: <m>`, then the closed
+ * params schema (`invalid <method> params: ...`).
  */
 #include <stdio.h>
 #include <string.h>
@@ -146,6 +147,10 @@ void ch_oc_dispatch(struct oc_conn *c, const json_t *frame)
     method = json_string_value(json_object_get(frame, "method"));
     m = ch_oc_method_find(method);
     need = m ? (enum oc_need)m->need : OC_NEED_ADMIN;
+    /* A token revoked, expired or narrowed since connect ends the
+     * connection; then each request counts against its rate limit. */
+    if (!ch_oc_guard_request(c, id))
+        goto out;
     if (!has_scope(c->scopes, need)) {
         snprintf(msg, sizeof(msg), "missing scope: %s", need_name[need]);
         if (c->protocol >= 4)

@@ -252,8 +252,9 @@ struct ch_device_rec *ch_oc_pairing_apply(struct oc_pairing *p, const struct ch_
          (rc = set_field(&d->device_family, r->device_family)) || (rc = set_field(&d->client_id, r->client_id)) ||
          (rc = set_field(&d->client_mode, r->client_mode)) || (rc = set_field(&d->remote_ip, r->remote_ip))))
         ch_log_warn("device pairing: out of memory updating device %.12s", d->device_id);
-    /* The approval widens the operator token with the device. */
-    for (size_t i = 0; i < d->token_count; i++)
+    /* An operator's approval widens the operator token with the device;
+     * a silent one does not: the token keeps what its credential allowed. */
+    for (size_t i = 0; !strcmp(via, "manual") && i < d->token_count; i++)
         if (!strcmp(d->tokens[i].role, "operator"))
             set_field(&d->tokens[i].scopes, d->scopes);
     d->approved_ms = now_ms;
@@ -348,9 +349,12 @@ int ch_oc_pairing_token_auth(struct oc_conn *c, const char *id, const json_t *pa
     return -2;
 }
 
-/* Issue (or hand back) the device's token for role into g. */
-static void issue_token(struct ch_device_rec *d, const char *role, const char *presented, struct oc_pair_grant *g,
-                        int64_t now)
+/* Issue (or hand back) the device's token for role into g.  A new token
+ * holds the device's scopes only as far as allowed, the scopes of the
+ * credential this connect authenticated with: a read token must not mint
+ * an admin device token for a device an admin once approved. */
+static void issue_token(struct ch_device_rec *d, const char *role, const char *presented, unsigned allowed,
+                        struct oc_pair_grant *g, int64_t now)
 {
     struct ch_device_token *t = find_token(d, role);
     char *tok, *scopes;
@@ -363,7 +367,7 @@ static void issue_token(struct ch_device_rec *d, const char *role, const char *p
         if (!t && d->token_count >= CH_DEVICE_MAX_TOKENS)
             return;
         tok = ch_random_token("", 43); /* 32 random bytes, base64url, as the reference */
-        scopes = ch_strdup(strcmp(role, "operator") ? "" : d->scopes);
+        scopes = strcmp(role, "operator") ? ch_strdup("") : ch_oc_scopes_csv(ch_oc_csv_scopes(d->scopes) & allowed);
         if (!tok || !scopes) {
             ch_free_secret(tok);
             ch_free(scopes);
@@ -522,7 +526,7 @@ static void refuse(struct oc_conn *c, const char *id, const char *reason, const 
     ch_oc_conn_close(c, 1008, close_reason);
 }
 
-int ch_oc_pairing_connect(struct oc_conn *c, const char *id, const json_t *params, const char *role,
+int ch_oc_pairing_connect(struct oc_conn *c, const char *id, const json_t *params, const char *role, unsigned allowed,
                           struct oc_pair_grant *g)
 {
     struct oc_pairing *p = c->oc->pairing;
@@ -553,10 +557,18 @@ int ch_oc_pairing_connect(struct oc_conn *c, const char *id, const json_t *param
     else if (want & ~ch_oc_csv_scopes(d->scopes))
         reason = "scope-upgrade";
     if (reason && !(c->loopback && ch_config_bool(c->oc->api->cfg, "gateway.nodes.pairing.autoApproveLocal", true))) {
+        /* An operator reviews the request as asked, and grants what it
+         * approves (device.pair.approve caps that by the approver). */
         r = request_pairing(p, c, params, role, want, d != NULL, now);
         refuse(c, id, reason, r, dev_id, role, want, d);
         return -1;
     }
+    /* Nobody reviews a silent approval, so it grants no scope beyond the
+     * credential that authenticated this connect (else a read token pairs
+     * itself an admin device token); the connection is capped the same. */
+    want &= allowed;
+    if (reason && d && ch_oc_csv_has(d->roles, role) && !(want & ~ch_oc_csv_scopes(d->scopes)))
+        reason = NULL; /* what is left is approved already */
     if (reason) {
         /* Loopback: silent, as the reference (no `requested` event). */
         char rid[37], *roles = roles_csv(role_bit(role)), *scopes = ch_oc_scopes_csv(want);
@@ -579,7 +591,7 @@ int ch_oc_pairing_connect(struct oc_conn *c, const char *id, const json_t *param
     d->last_seen_ms = now;
     ch_free(d->remote_ip);
     d->remote_ip = ch_strdup(c->addr);
-    issue_token(d, role, presented, g, now);
+    issue_token(d, role, presented, allowed, g, now);
     ch_oc_pairing_save_device(p, d);
     return 0;
 }

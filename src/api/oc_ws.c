@@ -83,6 +83,7 @@ void ch_oc_conn_unref(struct oc_conn *c)
         return;
     ch_free(c->strs);
     ch_free(c->auth_name);
+    ch_auth_entry_unref(c->auth);
     ch_free(c);
 }
 
@@ -391,6 +392,7 @@ static void on_sweep(void *data)
                     (long long)oc->handshake_timeout_ms);
         ch_oc_conn_close(c, 1008, "handshake timeout"); /* unlinks it */
     }
+    ch_oc_auth_recheck(oc->api); /* API tokens that expired meanwhile */
 }
 
 static void on_tick(uv_timer_t *t)

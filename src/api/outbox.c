@@ -332,7 +332,7 @@ void ch_outbox_enqueue(struct ch_api *a, const struct ch_delivery_req *d, ch_out
     }
     rc = build_rec(d, &ej->rec, &err);
     if (rc) {
-        ch_outbox_url_for_log(d->url, where, sizeof(where));
+        ch_url_for_log(d->url, where, sizeof(where));
         ch_log_warn("outbox: %s delivery to %s%s%s refused: %s", d->kind ? d->kind : "?", where,
                     d->run_id ? " for run " : "", d->run_id ? d->run_id : "", err.msg[0] ? err.msg : ch_strerror(rc));
         ch_delivery_rec_release(&ej->rec);

@@ -105,8 +105,6 @@ int ch_outbox_split_headers(const json_t *h, char **out, const char **ctype, str
 char *ch_outbox_snippet_text(const char *p, size_t len);
 /* application/json or any +json type (case-insensitive). */
 bool ch_outbox_is_json_type(const char *content_type);
-/* "scheme://host[:port]/path" of url without query or userinfo, for logs. */
-void ch_outbox_url_for_log(const char *url, char *out, size_t cap);
 
 /* ------------------------------------------------------------------ */
 /* The engine (outbox.c, outbox_send.c)                                 */

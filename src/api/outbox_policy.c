@@ -253,22 +253,3 @@ bool ch_outbox_is_json_type(const char *ct)
         return true;
     return n > 5 && !strncasecmp(ct + n - 5, "+json", 5);
 }
-
-void ch_outbox_url_for_log(const char *url, char *out, size_t cap)
-{
-    const char *p = url ? strstr(url, "://") : NULL, *host, *at, *end;
-
-    if (!cap)
-        return;
-    if (!p) {
-        snprintf(out, cap, "?");
-        return;
-    }
-    host = p + 3;
-    end = host + strcspn(host, "/?#");
-    at = memchr(host, '@', (size_t)(end - host));
-    if (at) /* userinfo would print a password */
-        host = at + 1;
-    end += strcspn(end, "?#");
-    snprintf(out, cap, "%.*s://%.*s", (int)(p - url), url, (int)(end - host), host);
-}

@@ -210,7 +210,7 @@ static void on_done(struct ch_curlm_req *req, const struct ch_curlm_result *res,
         attempt_free(at);
         return;
     }
-    ch_outbox_url_for_log(d->url, where, sizeof(where));
+    ch_url_for_log(d->url, where, sizeof(where));
     v = ch_outbox_classify(res->rc, status);
     cls = status >= 200 && status < 600 ? (int)(status / 100) - 2 : 4;
     ob->stats.attempts++;
@@ -264,7 +264,7 @@ static void fail_now(struct ch_outbox_attempt *at, char *error)
     struct ch_delivery_outcome o = {.status = CH_DELIVERY_DEAD, .now_ms = ch_now_ms()};
     char where[160];
 
-    ch_outbox_url_for_log(at->rec.url, where, sizeof(where));
+    ch_url_for_log(at->rec.url, where, sizeof(where));
     ch_log_warn("outbox: delivery %s to %s is dead: %s", at->rec.id, where, error ? error : "?");
     at->ob->stats.dead++;
     record(at->ob, at->rec.id, &o, error, true);

@@ -120,14 +120,22 @@ static void resize(struct ch_bucket *b, double capacity, int64_t window_ms, int6
     b->tokens = fmax(0.0, capacity - used);
 }
 
-int ch_rate_check(struct ch_api *a, struct ch_http_req *req, const struct ch_auth_entry *e)
+/*
+ * The charge itself, shared by REST (ch_rate_check) and the WebSocket
+ * methods (oc_guard.c), so a token's budget is one budget whichever
+ * door its requests come through.
+ */
+int64_t ch_rate_charge(struct ch_api *a, const struct ch_auth_entry *e, struct ch_bucket **bucket, const char **which)
 {
     struct ch_rate *r = &a->rate;
     int64_t now = ch_now_ms(), wait;
-    int64_t max = e->rate_limit_rpm > 0 ? e->rate_limit_rpm : r->per_max;
-    int64_t window = e->rate_limit_rpm > 0 ? 60000 : r->per_window_ms;
-    struct ch_bucket *b = ch_map_get(&r->buckets, e->name, strlen(e->name));
+    int64_t max = e && e->rate_limit_rpm > 0 ? e->rate_limit_rpm : r->per_max;
+    int64_t window = e && e->rate_limit_rpm > 0 ? 60000 : r->per_window_ms;
+    struct ch_bucket *b = e ? ch_map_get(&r->buckets, e->name, strlen(e->name)) : NULL;
 
+    *bucket = NULL;
+    if (!e)
+        goto global;
     if (max <= 0) { /* unlimited */
         if (b)
             ch_free(ch_map_del(&r->buckets, e->name, strlen(e->name)));
@@ -143,12 +151,27 @@ int ch_rate_check(struct ch_api *a, struct ch_http_req *req, const struct ch_aut
     } else if (b->capacity != (double)max || b->refill_per_ms != (window > 0 ? (double)max / (double)window : max)) {
         resize(b, (double)max, window, now); /* as ch_bucket_init computes it, so equal when unchanged */
     }
+    *bucket = b;
     wait = ch_bucket_take(b, now);
-    set_headers(req, b);
-    if (wait)
-        return refuse(a, req, wait, "token");
+    if (wait) {
+        *which = "token";
+        return wait;
+    }
 global:
-    if (r->global_on && (wait = ch_bucket_take(&r->global, now)) != 0)
-        return refuse(a, req, wait, "global");
+    if (r->global_on && (wait = ch_bucket_take(&r->global, now)) != 0) {
+        *which = "global";
+        return wait;
+    }
     return 0;
+}
+
+int ch_rate_check(struct ch_api *a, struct ch_http_req *req, const struct ch_auth_entry *e)
+{
+    struct ch_bucket *b = NULL;
+    const char *which = "token";
+    int64_t wait = ch_rate_charge(a, e, &b, &which);
+
+    if (b)
+        set_headers(req, b);
+    return wait ? refuse(a, req, wait, which) : 0;
 }

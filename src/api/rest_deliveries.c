@@ -410,7 +410,7 @@ static void wh_create_done(struct ch_store_job *job, int rc)
     if (j->api->outbox)
         ch_webhooks_write_end(j->api->outbox, rc == 0 ? &j->whs : NULL);
     if (rc == 0) { /* the URL may carry credentials: never logged whole */
-        ch_outbox_url_for_log(j->wh.url, where, sizeof(where));
+        ch_url_for_log(j->wh.url, where, sizeof(where));
         ch_log_info("webhooks: created %s for %s", j->wh.id, where);
     }
     if (ch_http_req_is_closed(j->req))

@@ -259,7 +259,11 @@ static void delete_done(struct ch_store_job *job, int rc)
         goto out;
     if (rc == 0)
         ch_http_respond_json(j->req, 200, json_pack("{s:b, s:s}", "ok", 1, "name", j->name));
-    else if (rc == CH_ENOTFOUND || rc == CH_EINVAL)
+    else if (rc == CH_EINVAL) /* a secret, not a name: never echoed back */
+        ch_http_respond_error(
+            j->req, 404, "not_found",
+            "no live token by that name; a token secret is not a name (revoke by secret with the CLI)");
+    else if (rc == CH_ENOTFOUND)
         ch_http_respond_error(j->req, 404, "not_found", "no live token named '%s'", j->name);
     else
         ch_http_respond_error(j->req, 500, "store_error", "revoking failed: %s", ch_strerror(rc));

@@ -116,6 +116,9 @@ char *ch_str_dup(struct ch_str s); /* owned, NUL-terminated */
 /* snprintf(dst, cap, "%s", src) without the printf machinery (~600
  * instructions a call): copies at most cap - 1 bytes, always terminates
  * (cap > 0), returns the bytes copied. */
+/* url as logs and read-scope answers may show it: scheme://host[:port]/path,
+ * without userinfo, query or fragment ("?" when it is no URL). */
+void ch_url_for_log(const char *url, char *out, size_t cap);
 size_t ch_str_copy(char *dst, size_t cap, const char *src);
 /* Owned a followed by b, NUL-terminated ("%.*s%s" without printf). */
 char *ch_str_join(struct ch_str a, const char *b);
@@ -274,8 +277,10 @@ void ch_log_now(enum ch_log_level level, const char *fmt, ...) __attribute__((fo
 /*
  * Mask secrets in place: chela tokens (oc_tok_...), `Bearer <x>`,
  * `x-api-key: <x>`, provider keys (sk-..., sk-ant-..., AIza...), and
- * `"token":"..."`/`"password":"..."`/`"apiKey":"..."` JSON values keep at
- * most 4 leading characters followed by "****".  Returns the new length.
+ * `"token":"..."`/`"password":"..."`/`"apiKey":"..."` JSON values become
+ * "****" (a known prefix such as oc_tok_ stays).  Prefixes are caught
+ * wherever no word goes on before them: after '/', '=', ':', '.', ...
+ * Returns the new length.
  */
 size_t ch_log_mask(char *s, size_t len);
 

@@ -87,23 +87,27 @@ static bool is_tok_char(char c)
            c == '.' || c == '~' || c == '+' || c == '/' || c == '=';
 }
 
-/* Mask the secret at s[start, end): keep 4 chars and write "****" when it
- * is long enough, else star it out.  Returns the shift (bytes removed). */
+/* A secret prefix starts a secret unless it continues a word: after
+ * '/', '=', ':', '.', '"' or '-' (a URL path, key=value, JSON) it does. */
+static bool is_word_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* Mask the secret at s[start, end) wholly: "****" (or as many stars as it
+ * has characters, when shorter).  Even a few leading characters are a part
+ * of the secret a log reader should not get.  Returns the bytes removed. */
 static size_t mask_span(char *s, size_t len, size_t start, size_t end)
 {
-    size_t n = end - start, keep, removed;
+    size_t n = end - start;
 
-    if (n == 0)
-        return 0;
-    if (n < 8) {
+    if (n <= 4) {
         memset(s + start, '*', n);
         return 0;
     }
-    keep = 4;
-    memcpy(s + start + keep, "****", 4);
-    removed = n - keep - 4;
-    memmove(s + start + keep + 4, s + end, len - end);
-    return removed;
+    memcpy(s + start, "****", 4);
+    memmove(s + start + 4, s + end, len - end);
+    return n - 4;
 }
 
 static bool match_ci(const char *s, size_t len, size_t i, const char *lit)
@@ -123,7 +127,8 @@ static bool match_ci(const char *s, size_t len, size_t i, const char *lit)
 
 /*
  * Patterns, checked at each position: prefixes that start a secret
- * (oc_tok_, sk-ant-, sk-, AIza) and keywords after which a secret follows
+ * (oc_tok_, sk-ant-, sk-, AIza) wherever a word does not go on before
+ * them (so also in a path or after '='), and keywords after which a secret follows
  * (bearer, x-api-key:, and JSON "token"/"password"/"apiKey"/"secret" keys).
  */
 size_t ch_log_mask(char *s, size_t len)
@@ -138,13 +143,13 @@ size_t ch_log_mask(char *s, size_t len)
         bool hit = false;
         for (size_t k = 0; k < CH_ARRAY_SIZE(prefixes) && !hit; k++) {
             size_t pl = strlen(prefixes[k]);
-            if (i + pl <= len && memcmp(s + i, prefixes[k], pl) == 0 && (i == 0 || !is_tok_char(s[i - 1]))) {
+            if (i + pl <= len && memcmp(s + i, prefixes[k], pl) == 0 && (i == 0 || !is_word_char(s[i - 1]))) {
                 size_t end = i + pl;
                 while (end < len && is_tok_char(s[end]))
                     end++;
-                if (end - i >= pl + 6) {
+                if (end - i >= pl + 6) { /* the prefix stays: it names the kind, not the secret */
                     len -= mask_span(s, len, i + pl, end);
-                    i += pl + 8;
+                    i += pl + 4;
                     hit = true;
                 }
             }
@@ -155,7 +160,7 @@ size_t ch_log_mask(char *s, size_t len)
                 while (end < len && is_tok_char(s[end]))
                     end++;
                 len -= mask_span(s, len, start, end);
-                i = start + CH_MIN(end - start, (size_t)8);
+                i = start + CH_MIN(end - start, (size_t)4);
                 hit = true;
             }
         }

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -218,4 +219,25 @@ int ch_url_decode(struct ch_str in, char *out, size_t outcap, size_t *outlen)
 int ch_url_decode_path(struct ch_str in, char *out, size_t outcap, size_t *outlen)
 {
     return url_decode(in, out, outcap, outlen, false);
+}
+
+/* The userinfo of a URL prints a password and its query often a key:
+ * logs, errors and read-scope answers show scheme://host[:port]/path. */
+void ch_url_for_log(const char *url, char *out, size_t cap)
+{
+    const char *p = url ? strstr(url, "://") : NULL, *host, *at, *end;
+
+    if (!cap)
+        return;
+    if (!p) {
+        snprintf(out, cap, "?");
+        return;
+    }
+    host = p + 3;
+    end = host + strcspn(host, "/?#");
+    for (at = host; at < end; at++)
+        if (*at == '@') /* the last one ends the userinfo */
+            host = at + 1;
+    end += strcspn(end, "?#");
+    snprintf(out, cap, "%.*s://%.*s", (int)(p - url), url, (int)(end - host), host);
 }

@@ -99,6 +99,16 @@ uint64_t llm_client_rand(struct ch_llm_client *c)
     return c->rng * 0x2545F4914F6CDD1DULL;
 }
 
+/* The endpoint as shown in /health/detail and the breaker's log lines:
+ * a baseUrl may carry userinfo or a key in its query. */
+static char *endpoint_for_show(const char *url)
+{
+    char buf[512];
+
+    ch_url_for_log(url, buf, sizeof(buf));
+    return ch_strdup(buf);
+}
+
 struct ch_llm_breaker *llm_client_breaker(struct ch_llm_client *c, const char *endpoint)
 {
     const struct ch_llm_settings *s = &c->gen->cat->settings;
@@ -110,7 +120,7 @@ struct ch_llm_breaker *llm_client_breaker(struct ch_llm_client *c, const char *e
     if (!b)
         return NULL;
     ch_llm_breaker_init(b, s->breaker_threshold, s->breaker_cooldown_ms);
-    b->endpoint = ch_strdup(endpoint);
+    b->endpoint = endpoint_for_show(endpoint); /* display only: the map keys on the URL */
     if (!b->endpoint || ch_map_set(&c->breakers, endpoint, strlen(endpoint), b, NULL)) {
         ch_free(b->endpoint);
         ch_free(b);

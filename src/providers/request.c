@@ -178,8 +178,11 @@ int llm_set_url(struct ch_llm_http *out, enum ch_llm_api api, const char *base, 
     if (!base || !base[0])
         base = apis[api].base_url;
     if ((strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0) || has_ctl(base) || strchr(base, ' ') ||
-        strchr(base, '?') || strchr(base, '#'))
-        return ch_error_set(err, CH_EINVAL, "baseUrl must be an http:// or https:// URL without query: '%.80s'", base);
+        strchr(base, '?') || strchr(base, '#')) {
+        char shown[128]; /* never the query or userinfo: they may hold a key */
+        ch_url_for_log(base, shown, sizeof(shown));
+        return ch_error_set(err, CH_EINVAL, "baseUrl must be an http:// or https:// URL without query: '%s'", shown);
+    }
     blen = strlen(base);
     while (blen && base[blen - 1] == '/')
         blen--;

@@ -193,13 +193,13 @@ static void test_json_type_and_log_url(void **state)
     assert_false(ch_outbox_is_json_type("application/jsonx"));
     assert_false(ch_outbox_is_json_type(NULL));
     /* logs never show the query or a password */
-    ch_outbox_url_for_log("https://user:pw@example.com:8443/cb?token=secret#x", out, sizeof(out));
+    ch_url_for_log("https://user:pw@example.com:8443/cb?token=secret#x", out, sizeof(out));
     assert_string_equal(out, "https://example.com:8443/cb");
-    ch_outbox_url_for_log("http://h", out, sizeof(out));
+    ch_url_for_log("http://h", out, sizeof(out));
     assert_string_equal(out, "http://h");
-    ch_outbox_url_for_log("nonsense", out, sizeof(out));
+    ch_url_for_log("nonsense", out, sizeof(out));
     assert_string_equal(out, "?");
-    ch_outbox_url_for_log("http://very-long-host/path", out, 10);
+    ch_url_for_log("http://very-long-host/path", out, 10);
     assert_int_equal(strlen(out), 9);
 }
 

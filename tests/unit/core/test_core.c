@@ -275,6 +275,21 @@ static void test_mask(void **state)
     strcpy(s, "plain text with no secrets, sk and tokens words");
     n = ch_log_mask(s, strlen(s));
     assert_string_equal(s, "plain text with no secrets, sk and tokens words");
+    /* After '/', '=', '.', ':' a prefix still starts a secret, and nothing
+     * of the secret part is kept. */
+    strcpy(s, "access path=/api/v1/tokens/oc_tok_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG status=404");
+    ch_log_mask(s, strlen(s));
+    assert_string_equal(s, "access path=/api/v1/tokens/oc_tok_**** status=404");
+    strcpy(s, "provider key=sk-abcdefghijklmnop x.sk-ant-qrstuvwxyz012345 u:AIzaSyA-SECRETSECRET1234");
+    ch_log_mask(s, strlen(s));
+    assert_string_equal(s, "provider key=sk-**** x.sk-ant-**** u:AIza****");
+    strcpy(s, "Authorization: Bearer abcdefghijklmnop");
+    ch_log_mask(s, strlen(s));
+    assert_string_equal(s, "Authorization: Bearer ****");
+    /* inside a word a prefix is just letters */
+    strcpy(s, "task-abcdefghijkl my_oc_tok_name");
+    ch_log_mask(s, strlen(s));
+    assert_string_equal(s, "task-abcdefghijkl my_oc_tok_name");
 }
 
 static void test_parsers(void **state)
