@@ -131,6 +131,8 @@ static bool match_ci(const char *s, size_t len, size_t i, const char *lit)
  * them (so also in a path or after '='), and keywords after which a secret follows
  * (bearer, x-api-key:, and JSON "token"/"password"/"apiKey"/"secret" keys).
  */
+#define ENCODED_TOK "oc%5ftok%5f" /* oc_tok_ percent-encoded, any case */
+
 size_t ch_log_mask(char *s, size_t len)
 {
     static const char *prefixes[] = {"oc_tok_", "sk-ant-", "sk-", "AIza", "xoxb-", "ghp_"};
@@ -152,6 +154,18 @@ size_t ch_log_mask(char *s, size_t len)
                     i += pl + 4;
                     hit = true;
                 }
+            }
+        }
+        /* A secret sent percent-encoded (oc%5Ftok%5F...) is refused once
+         * decoded, but the raw path is what the access log and audit see. */
+        if (!hit && match_ci(s, len, i, ENCODED_TOK) && (i == 0 || !is_word_char(s[i - 1]))) {
+            size_t pl = strlen(ENCODED_TOK), end = i + pl;
+            while (end < len && (is_tok_char(s[end]) || s[end] == '%'))
+                end++;
+            if (end - i >= pl + 6) {
+                len -= mask_span(s, len, i + pl, end);
+                i += pl + 4;
+                hit = true;
             }
         }
         for (size_t k = 0; k < CH_ARRAY_SIZE(keywords) && !hit; k++) {

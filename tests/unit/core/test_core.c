@@ -286,6 +286,10 @@ static void test_mask(void **state)
     strcpy(s, "Authorization: Bearer abcdefghijklmnop");
     ch_log_mask(s, strlen(s));
     assert_string_equal(s, "Authorization: Bearer ****");
+    /* percent-encoded, as a path may carry it (escapes inside the secret too) */
+    strcpy(s, "path=/api/v1/tokens/oc%5Ftok%5Fabcdef%5Fghijklmnop status=404");
+    ch_log_mask(s, strlen(s));
+    assert_string_equal(s, "path=/api/v1/tokens/oc%5Ftok%5F**** status=404");
     /* inside a word a prefix is just letters */
     strcpy(s, "task-abcdefghijkl my_oc_tok_name");
     ch_log_mask(s, strlen(s));
