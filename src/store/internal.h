@@ -265,6 +265,14 @@ void ch_store_bind_text(sqlite3_stmt *st, int idx, const char *s);
     " cache_read_tokens, cache_write_tokens, latency_ms, created_ms, run_id"
 #define CH_MESSAGE_COL_CONTENT 5
 void ch_messages_row_fixed(sqlite3_stmt *st, struct ch_message_rec *m);
+/* messages.c: the transcript loads' argument check (out zeroed), and their
+ * row collector: rows of a prepared CH_MESSAGE_COLS statement (asked for
+ * max_count + 1) while they fit max_count and max_bytes, a row over
+ * max_one without its content; strings in one block (l->text). */
+int ch_messages_check_load(struct ch_db *db, const char *session_id, size_t max_count, size_t max_bytes,
+                           struct ch_message_list *out);
+int ch_messages_collect(sqlite3_stmt *st, size_t max_count, size_t max_bytes, size_t max_one,
+                        struct ch_message_list *l);
 /* Owned copy of a text column; SQL NULL gives NULL.  CH_ENOMEM. */
 int ch_store_col_dup(sqlite3_stmt *st, int col, char **out);
 /* Step a statement expected to finish without rows (it is left for the

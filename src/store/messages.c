@@ -93,16 +93,16 @@ static void text_fix(struct ch_message_list *l, char *base)
     l->text = base;
 }
 
-static int row_to_message(sqlite3_stmt *st, struct ch_message_rec *m, struct ch_buf *text)
+static int row_to_message(sqlite3_stmt *st, struct ch_message_rec *m, struct ch_buf *text, bool with_content)
 {
     int rc;
 
     memset(m, 0, sizeof(*m));
     if ((rc = text_col(st, 1, text, &m->session_key)) || (rc = text_col(st, 2, text, &m->session_id)) ||
-        (rc = text_col(st, CH_MESSAGE_COL_CONTENT, text, &m->content)) || (rc = text_col(st, 6, text, &m->model)) ||
-        (rc = text_col(st, 13, text, &m->run_id)))
+        (with_content && (rc = text_col(st, CH_MESSAGE_COL_CONTENT, text, &m->content))) ||
+        (rc = text_col(st, 6, text, &m->model)) || (rc = text_col(st, 13, text, &m->run_id)))
         return rc;
-    if (!m->session_key || !m->session_id || !m->content)
+    if (!m->session_key || !m->session_id || (with_content && !m->content))
         return CH_EIO; /* NOT NULL columns */
     ch_messages_row_fixed(st, m);
     return 0;
@@ -226,12 +226,15 @@ int ch_messages_append_first(struct ch_db *db, const struct ch_message_rec *m, i
     return append(db, m, true, seq_out, id_out);
 }
 
-/* Shared by both loads: collect rows from a prepared statement while they
- * fit under max_count and max_bytes; truncated when a row was left out. */
-static int collect_rows(sqlite3_stmt *st, size_t max_count, size_t max_bytes, struct ch_message_list *l,
+/* Shared by the loads and the history pages: collect rows from a prepared
+ * statement while they fit under max_count and max_bytes; truncated when a
+ * row was left out.  A row over max_one comes without its content and
+ * costs none of max_bytes (a page must move on past it). */
+static int collect_rows(sqlite3_stmt *st, size_t max_count, size_t max_bytes, size_t max_one, struct ch_message_list *l,
                         struct ch_buf *text)
 {
     size_t cap = 0, used = 0, bytes;
+    bool big;
     int rc, src;
 
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
@@ -241,23 +244,24 @@ static int collect_rows(sqlite3_stmt *st, size_t max_count, size_t max_bytes, st
             return 0;
         }
         bytes = (size_t)sqlite3_column_bytes(st, CH_MESSAGE_COL_CONTENT);
-        if (bytes > max_bytes - used) {
+        big = bytes > max_one;
+        if (!big && bytes > max_bytes - used) {
             l->truncated = true;
             return 0;
         }
         rc = ch_store_grow((void **)&l->items, &cap, l->count, sizeof(*l->items));
         if (rc)
             return rc;
-        rc = row_to_message(st, &l->items[l->count], text);
+        rc = row_to_message(st, &l->items[l->count], text, !big);
         if (rc)
             return rc;
         l->count++;
-        used += bytes;
+        used += big ? 0 : bytes;
     }
     return src == SQLITE_DONE ? 0 : ch_db_err_code(src);
 }
 
-static int collect(sqlite3_stmt *st, size_t max_count, size_t max_bytes, struct ch_message_list *l)
+int ch_messages_collect(sqlite3_stmt *st, size_t max_count, size_t max_bytes, size_t max_one, struct ch_message_list *l)
 {
     struct ch_buf text;
     int rc;
@@ -266,7 +270,7 @@ static int collect(sqlite3_stmt *st, size_t max_count, size_t max_bytes, struct 
      * the key, id, model and run id, each bounded by the store's caps. */
     ch_buf_init(&text, max_bytes + max_count * (CH_STORE_MAX_KEY_BYTES + 2 * CH_STORE_MAX_ID_BYTES +
                                                 CH_STORE_MAX_NAME_BYTES + 5));
-    rc = collect_rows(st, max_count, max_bytes, l, &text);
+    rc = collect_rows(st, max_count, max_bytes, max_one, l, &text);
     if (rc || !l->count) {
         ch_buf_release(&text);
         l->count = 0; /* the items hold offsets, nothing to free */
@@ -276,8 +280,8 @@ static int collect(sqlite3_stmt *st, size_t max_count, size_t max_bytes, struct 
     return 0;
 }
 
-static int check_load(struct ch_db *db, const char *session_id, size_t max_count, size_t max_bytes,
-                      struct ch_message_list *out)
+int ch_messages_check_load(struct ch_db *db, const char *session_id, size_t max_count, size_t max_bytes,
+                           struct ch_message_list *out)
 {
     if (out)
         memset(out, 0, sizeof(*out));
@@ -297,7 +301,7 @@ int ch_messages_load_last(struct ch_db *db, const char *session_id, size_t max_c
     size_t i;
     int rc;
 
-    if ((rc = check_load(db, session_id, max_count, max_bytes, out)))
+    if ((rc = ch_messages_check_load(db, session_id, max_count, max_bytes, out)))
         return rc;
     /* Cached: the agent loads a transcript whenever its cache misses. */
     rc = ch_db_stmt(db, CH_STMT_MESSAGE_LOAD_LAST,
@@ -308,7 +312,7 @@ int ch_messages_load_last(struct ch_db *db, const char *session_id, size_t max_c
         return rc;
     sqlite3_bind_text(st, 1, session_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)max_count + 1);
-    rc = collect(st, max_count, max_bytes, &l);
+    rc = ch_messages_collect(st, max_count, max_bytes, SIZE_MAX, &l);
     sqlite3_reset(st);
     if (rc) {
         ch_message_list_release(&l);
@@ -386,7 +390,7 @@ int ch_messages_load_since(struct ch_db *db, const char *session_id, int64_t fro
     sqlite3_stmt *st = NULL;
     int rc;
 
-    if ((rc = check_load(db, session_id, max_count, max_bytes, out)))
+    if ((rc = ch_messages_check_load(db, session_id, max_count, max_bytes, out)))
         return rc;
     rc = ch_db_prepare(db,
                        "SELECT " CH_MESSAGE_COLS " FROM messages"
@@ -397,7 +401,7 @@ int ch_messages_load_since(struct ch_db *db, const char *session_id, int64_t fro
     sqlite3_bind_text(st, 1, session_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, from_seq);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)max_count + 1);
-    rc = collect(st, max_count, max_bytes, &l);
+    rc = ch_messages_collect(st, max_count, max_bytes, SIZE_MAX, &l);
     sqlite3_finalize(st);
     if (rc) {
         ch_message_list_release(&l);

@@ -28,49 +28,6 @@ void ch_messages_row_fixed(sqlite3_stmt *st, struct ch_message_rec *m)
     m->created_ms = sqlite3_column_int64(st, 12);
 }
 
-static int page_row(sqlite3_stmt *st, bool with_content, struct ch_message_rec *m)
-{
-    int rc;
-
-    memset(m, 0, sizeof(*m));
-    if ((rc = ch_store_col_dup(st, 1, &m->session_key)) || (rc = ch_store_col_dup(st, 2, &m->session_id)) ||
-        (with_content && (rc = ch_store_col_dup(st, CH_MESSAGE_COL_CONTENT, &m->content))) ||
-        (rc = ch_store_col_dup(st, 6, &m->model)) || (rc = ch_store_col_dup(st, 13, &m->run_id))) {
-        ch_message_rec_release(m);
-        return rc;
-    }
-    ch_messages_row_fixed(st, m);
-    return 0;
-}
-
-/* Newest first, so the byte cap leaves out the oldest rows of the page. */
-static int page_collect(sqlite3_stmt *st, size_t max_count, size_t max_bytes, size_t max_one, struct ch_message_list *l)
-{
-    size_t cap = 0, used = 0, bytes;
-    bool big;
-    int rc, src;
-
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        /* The query asks for max_count + 1 rows to see whether more exist. */
-        if (l->count == max_count) {
-            l->truncated = true;
-            return 0;
-        }
-        bytes = (size_t)sqlite3_column_bytes(st, CH_MESSAGE_COL_CONTENT);
-        big = bytes > max_one;
-        if (!big && bytes > max_bytes - used) {
-            l->truncated = true;
-            return 0;
-        }
-        if ((rc = ch_store_grow((void **)&l->items, &cap, l->count, sizeof(*l->items))) ||
-            (rc = page_row(st, !big, &l->items[l->count])))
-            return rc;
-        l->count++;
-        used += big ? 0 : bytes;
-    }
-    return src == SQLITE_DONE ? 0 : ch_db_err_code(src);
-}
-
 int ch_messages_load_before(struct ch_db *db, const char *session_id, int64_t before_seq, size_t max_count,
                             size_t max_bytes, size_t max_one, struct ch_message_list *out)
 {
@@ -79,13 +36,7 @@ int ch_messages_load_before(struct ch_db *db, const char *session_id, int64_t be
     sqlite3_stmt *st = NULL;
     int rc;
 
-    if (out)
-        memset(out, 0, sizeof(*out));
-    if (!db || !out || max_count == 0)
-        return CH_EINVAL;
-    if (max_count > CH_STORE_MAX_LIST || max_bytes > CH_STORE_MAX_LOAD_BYTES)
-        return CH_E_TOO_LARGE;
-    if ((rc = ch_store_check_text(session_id, CH_STORE_MAX_ID_BYTES, true, false, "session id", NULL, NULL)))
+    if ((rc = ch_messages_check_load(db, session_id, max_count, max_bytes, out)))
         return rc;
     rc = ch_db_prepare(db,
                        "SELECT " CH_MESSAGE_COLS " FROM messages WHERE session_id = ?1 AND seq < ?2"
@@ -96,7 +47,8 @@ int ch_messages_load_before(struct ch_db *db, const char *session_id, int64_t be
     sqlite3_bind_text(st, 1, session_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, before_seq);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)max_count + 1);
-    rc = page_collect(st, max_count, max_bytes, max_one, &l);
+    /* Newest first, so the byte cap leaves out the oldest rows of the page. */
+    rc = ch_messages_collect(st, max_count, max_bytes, max_one, &l);
     sqlite3_finalize(st);
     if (rc) {
         ch_message_list_release(&l);
