@@ -287,31 +287,30 @@ int64_t ch_auth_fail_check(struct ch_api *a, const char *addr, int64_t now_ms)
     return f->locked_until_ms > now_ms ? f->locked_until_ms - now_ms : 0;
 }
 
-/*
- * Make room for one more address when the table is full: forget the entry
- * whose window ends soonest among those not locked out.  A locked-out
- * address is never forgotten early (that would hand it a fresh budget).
- * Returns false when every entry is locked out.
- */
-static bool fail_evict(struct ch_api *a, int64_t now_ms)
+bool ch_auth_fail_evict(struct ch_map *m, bool (*held)(const void *entry, int64_t now_ms), int64_t now_ms)
 {
     struct ch_map_entry *me;
     char victim[CH_AUTH_FAIL_KEY_MAX];
     int64_t oldest = INT64_MAX;
     size_t it = 0, n = 0;
 
-    while ((me = ch_map_next(&a->auth.fails, &it)) != NULL) {
-        struct ch_auth_fail *f = me->value;
-        if (f->locked_until_ms > now_ms || f->window_start_ms >= oldest || me->keylen >= sizeof(victim))
+    while ((me = ch_map_next(m, &it)) != NULL) {
+        int64_t start = *(const int64_t *)me->value; /* each entry begins with its window start */
+        if (held(me->value, now_ms) || start >= oldest || me->keylen >= sizeof(victim))
             continue;
-        oldest = f->window_start_ms;
+        oldest = start;
         n = me->keylen;
         memcpy(victim, me->key, n);
     }
     if (oldest == INT64_MAX)
         return false;
-    ch_free(ch_map_del(&a->auth.fails, victim, n));
+    ch_free(ch_map_del(m, victim, n));
     return true;
+}
+
+static bool locked_out(const void *entry, int64_t now_ms)
+{
+    return ((const struct ch_auth_fail *)entry)->locked_until_ms > now_ms;
 }
 
 void ch_auth_fail_record(struct ch_api *a, const char *addr, int64_t now_ms)
@@ -324,7 +323,7 @@ void ch_auth_fail_record(struct ch_api *a, const char *addr, int64_t now_ms)
     ch_auth_fail_key(addr, key, sizeof(key));
     f = ch_map_get(&a->auth.fails, key, strlen(key));
     if (!f) {
-        if (a->auth.fails.count >= FAIL_TRACK_MAX && !fail_evict(a, now_ms)) {
+        if (a->auth.fails.count >= FAIL_TRACK_MAX && !ch_auth_fail_evict(&a->auth.fails, locked_out, now_ms)) {
             /* Every slot holds a locked-out address: count this one in the
              * shared overflow bucket (one entry past the bound) rather than
              * not at all, so new addresses cannot guess without limit. */

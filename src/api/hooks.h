@@ -64,7 +64,7 @@ struct ch_hooks_recover;
 #define CH_HOOK_TOKEN_PAD 256
 
 /* Failed authentications of one address (OpenClaw: 20 in 60 s). */
-struct ch_hook_fail {
+struct ch_hook_fail { /* window_start_ms first: ch_auth_fail_evict */
     int64_t window_start_ms;
     int count;
 };

@@ -39,34 +39,18 @@ static void fail_sweep(struct ch_hooks *h, int64_t now)
     }
 }
 
-/*
- * Make room for one more address: expired windows first, then the entry
- * whose window ends soonest among those not throttled.  A throttled
- * address is never forgotten early (forgetting it would hand it a fresh
- * budget).  Returns false when every entry is throttled.
- */
+static bool throttled(const void *entry, int64_t now_ms)
+{
+    (void)now_ms; /* expired windows are swept before */
+    return ((const struct ch_hook_fail *)entry)->count >= FAIL_LIMIT;
+}
+
+/* Make room for one more address: expired windows first, then
+ * ch_auth_fail_evict.  false when every entry is throttled. */
 static bool fail_make_room(struct ch_hooks *h, int64_t now)
 {
-    struct ch_map_entry *e;
-    char victim[CH_AUTH_FAIL_KEY_MAX];
-    int64_t oldest = INT64_MAX;
-    size_t it = 0, n = 0;
-
     fail_sweep(h, now);
-    if (h->fails.count < FAIL_TRACK_MAX)
-        return true;
-    while ((e = ch_map_next(&h->fails, &it)) != NULL) {
-        struct ch_hook_fail *f = e->value;
-        if (f->count >= FAIL_LIMIT || f->window_start_ms >= oldest || e->keylen >= sizeof(victim))
-            continue;
-        oldest = f->window_start_ms;
-        n = e->keylen;
-        memcpy(victim, e->key, n);
-    }
-    if (oldest == INT64_MAX)
-        return false;
-    ch_free(ch_map_del(&h->fails, victim, n));
-    return true;
+    return h->fails.count < FAIL_TRACK_MAX || ch_auth_fail_evict(&h->fails, throttled, now);
 }
 
 /* Record one failure under key; returns the bucket it counted in (NULL

@@ -38,7 +38,7 @@ struct ch_auth_entry {
     bool dead;    /* dropped from the cache */
 };
 
-struct ch_auth_fail {
+struct ch_auth_fail { /* window_start_ms first: ch_auth_fail_evict */
     int64_t window_start_ms;
     int count;
     int64_t locked_until_ms;
@@ -77,6 +77,14 @@ void ch_auth_fail_record(struct ch_api *a, const char *addr, int64_t now_ms);
  * ("2001:db8:1:2::/64"); shared by the hooks' own limiter. */
 #define CH_AUTH_FAIL_KEY_MAX 64
 void ch_auth_fail_key(const char *addr, char *out, size_t cap);
+/*
+ * Make room in a full failed-attempt table (the gateway's, the hooks'):
+ * forget the entry whose window started first among those held() does
+ * not protect (locked out, throttled), since forgetting a held address
+ * early would hand it a fresh budget.  Each entry's struct begins with its
+ * window start (int64_t ms).  false when every entry is held.
+ */
+bool ch_auth_fail_evict(struct ch_map *m, bool (*held)(const void *entry, int64_t now_ms), int64_t now_ms);
 /* The bucket of addresses that found the table full of locked-out ones. */
 #define CH_AUTH_FAIL_OVERFLOW "*"
 /* Forget expired failure windows (bounded memory). */
