@@ -84,7 +84,7 @@ static void apply_config(struct ch_agent *a, const struct ch_config *c)
     }
     ch_free(md);
     ch_free(a->system_prompt);
-    a->system_prompt = ch_buf_detach(&b, NULL);
+    a->system_prompt = ch_buf_detach(&b, &a->system_prompt_len);
 }
 
 int ch_agent_new(const struct ch_agent_opts *o, struct ch_agent **out, struct ch_error *err)

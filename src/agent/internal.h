@@ -194,7 +194,8 @@ struct ch_agent {
     const struct ch_config *cfg;
     char *workspace_dir;
     /* settings (agent.c) */
-    char *system_prompt; /* owned: configured prompt + AGENTS.md */
+    char *system_prompt;      /* owned: configured prompt + AGENTS.md */
+    size_t system_prompt_len; /* checked against every run at submission */
     size_t max_concurrent, queue_size;
     int64_t timeout_s;
     int max_tool_rounds;

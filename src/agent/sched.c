@@ -95,8 +95,8 @@ static bool channel_valid(const char *c)
  * (ch_context_system_prompt). */
 static size_t system_len(const struct ch_agent *a, const struct ch_agent_run_req *req)
 {
-    const char *base = req->system_prompt ? req->system_prompt : a->system_prompt;
-    size_t n = base ? strlen(base) : 0, x = req->extra_system ? strlen(req->extra_system) : 0;
+    size_t n = req->system_prompt ? strlen(req->system_prompt) : a->system_prompt_len;
+    size_t x = req->extra_system ? strlen(req->extra_system) : 0;
 
     return n + x + (n && x ? 2 : 0);
 }

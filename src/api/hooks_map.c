@@ -226,19 +226,15 @@ static int append_value(struct ch_buf *out, const json_t *v)
     return rc;
 }
 
-/* Text from the request (a header, a decoded query value, the path): any
- * bytes a client sent, while the rendered text must be UTF-8 (JSON holds
- * it, and a field that jansson refuses would vanish).  Each ill-formed
- * sequence becomes U+FFFD, as a JavaScript gateway would decode it. */
-static int append_request_text(struct ch_buf *out, const char *p, size_t n)
-{
-    return ch_buf_append_utf8_clean(out, p, n);
-}
-
+/* Text from the request (a header, a decoded query value, the path) is
+ * any bytes a client sent, while the rendered text must be UTF-8 (JSON
+ * holds it, and a field that jansson refuses would vanish): it goes
+ * through ch_buf_append_utf8_clean, which writes U+FFFD for ill-formed
+ * sequences as a JavaScript gateway would decode them. */
 static int render_expr(struct ch_str e, const struct ch_hook_tpl_ctx *ctx, struct ch_buf *out)
 {
     if (ch_str_eq_cstr(e, "path"))
-        return append_request_text(out, ctx->path.p, ctx->path.len);
+        return ch_buf_append_utf8_clean(out, ctx->path.p, ctx->path.len);
     if (ch_str_eq_cstr(e, "now")) {
         char t[32];
         ch_time_iso8601(ctx->now_ms, t);
@@ -254,7 +250,7 @@ static int render_expr(struct ch_str e, const struct ch_hook_tpl_ctx *ctx, struc
         memcpy(name, e.p + 8, n);
         name[n] = '\0';
         h = ch_http_req_header(ctx->req, name);
-        return h ? append_request_text(out, h->p, h->len) : 0;
+        return h ? ch_buf_append_utf8_clean(out, h->p, h->len) : 0;
     }
     if (ch_str_has_prefix(e, "query.")) {
         char name[MAX_EXPR_BYTES], *val;
@@ -269,7 +265,7 @@ static int render_expr(struct ch_str e, const struct ch_hook_tpl_ctx *ctx, struc
         if (!val)
             return CH_ENOMEM;
         rc = ch_http_req_query(ctx->req, name, val, MAX_QUERY_VALUE);
-        rc = rc == 0 ? append_request_text(out, val, strlen(val)) : 0; /* absent or over the cap: empty */
+        rc = rc == 0 ? ch_buf_append_utf8_clean(out, val, strlen(val)) : 0; /* absent or over the cap: empty */
         ch_free(val);
         return rc;
     }

@@ -60,14 +60,16 @@ json_t *ch_oc_message_json(const struct ch_message_rec *m)
 
 json_t *ch_oc_history_message(const struct ch_message_rec *m, bool omit)
 {
-    struct ch_message_rec stub;
+    struct ch_message_rec placeholder;
     json_t *o;
 
     if (!omit && m->content)
         return ch_oc_message_json(m);
-    stub = *m;
-    stub.content = "[{\"type\":\"text\",\"text\":\"" CH_HISTORY_OMITTED "\"}]";
-    o = ch_oc_message_json(&stub);
+    /* The same row with OpenClaw's one text block in place of its content
+     * (too large for any answer, or read without it). */
+    placeholder = *m;
+    placeholder.content = "[{\"type\":\"text\",\"text\":\"" CH_HISTORY_OMITTED "\"}]";
+    o = ch_oc_message_json(&placeholder);
     json_object_set_new(json_object_get(o, "__openclaw"), "truncated", json_true());
     return o;
 }
