@@ -295,38 +295,7 @@ int ch_messages_check_load(struct ch_db *db, const char *session_id, size_t max_
 int ch_messages_load_last(struct ch_db *db, const char *session_id, size_t max_count, size_t max_bytes,
                           struct ch_message_list *out)
 {
-    struct ch_message_list l = {0};
-    struct ch_message_rec tmp;
-    sqlite3_stmt *st = NULL;
-    size_t i;
-    int rc;
-
-    if ((rc = ch_messages_check_load(db, session_id, max_count, max_bytes, out)))
-        return rc;
-    /* Cached: the agent loads a transcript whenever its cache misses. */
-    rc = ch_db_stmt(db, CH_STMT_MESSAGE_LOAD_LAST,
-                    "SELECT " CH_MESSAGE_COLS " FROM messages WHERE session_id = ?1"
-                    " ORDER BY seq DESC LIMIT ?2",
-                    &st);
-    if (rc)
-        return rc;
-    sqlite3_bind_text(st, 1, session_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)max_count + 1);
-    rc = ch_messages_collect(st, max_count, max_bytes, SIZE_MAX, &l);
-    sqlite3_reset(st);
-    if (rc) {
-        ch_message_list_release(&l);
-        return rc;
-    }
-    /* Read newest first so the byte cap keeps the newest; hand back in
-     * transcript order. */
-    for (i = 0; i < l.count / 2; i++) {
-        tmp = l.items[i];
-        l.items[i] = l.items[l.count - 1 - i];
-        l.items[l.count - 1 - i] = tmp;
-    }
-    *out = l;
-    return 0;
+    return ch_messages_load_before(db, session_id, INT64_MAX, max_count, max_bytes, SIZE_MAX, out);
 }
 
 int ch_messages_bounds(struct ch_db *db, const char *session_id, struct ch_message_bounds *out)

@@ -1,11 +1,10 @@
 /*
- * store/messages_page.c: paging back through a transcript from its newest
- * end, for readers that show it a page at a time (GET
- * /sessions/:key/history and its cursor).  Apart from messages.c, which
- * loads for the agent: a page must always move on, so a message too large
- * for any page comes without its content instead of stopping the paging,
- * and a page is the newest rows below the cursor that fit, never rows cut
- * from its newer end.
+ * store/messages_page.c: reading a transcript from its newest end: the
+ * agent's load of the last rows (ch_messages_load_last) and the history
+ * pages below a cursor (GET /sessions/:key/history, chat.history).  The
+ * newest rows are read first so the byte cap leaves out the oldest; a
+ * page must always move on, so a row over max_one comes without its
+ * content instead of stopping the paging.
  */
 #include <string.h>
 
@@ -33,23 +32,23 @@ int ch_messages_load_before(struct ch_db *db, const char *session_id, int64_t be
 {
     struct ch_message_list l = {0};
     struct ch_message_rec tmp;
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st;
     int rc;
 
     if ((rc = ch_messages_check_load(db, session_id, max_count, max_bytes, out)))
         return rc;
-    rc = ch_db_prepare(db,
-                       "SELECT " CH_MESSAGE_COLS " FROM messages WHERE session_id = ?1 AND seq < ?2"
-                       " ORDER BY seq DESC LIMIT ?3",
-                       &st);
+    /* Cached: the agent loads a transcript whenever its cache misses. */
+    rc = ch_db_stmt(db, CH_STMT_MESSAGE_LOAD_LAST,
+                    "SELECT " CH_MESSAGE_COLS " FROM messages WHERE session_id = ?1 AND seq < ?2"
+                    " ORDER BY seq DESC LIMIT ?3",
+                    &st);
     if (rc)
         return rc;
     sqlite3_bind_text(st, 1, session_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, before_seq);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)max_count + 1);
-    /* Newest first, so the byte cap leaves out the oldest rows of the page. */
     rc = ch_messages_collect(st, max_count, max_bytes, max_one, &l);
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     if (rc) {
         ch_message_list_release(&l);
         return rc;
