@@ -14,28 +14,48 @@
 
 #define AGENTS_MD_MAX (64 * 1024)
 
+/*
+ * The workspace's AGENTS.md, its first AGENTS_MD_MAX bytes cut between
+ * characters and made valid UTF-8 (U+FFFD for a stray byte or a NUL):
+ * every provider's request is JSON, which would refuse the prompt and
+ * fail each run.  A longer file is cut with a warning, not refused, so one
+ * edit cannot stop the gateway.
+ */
 static char *read_agents_md(const char *dir)
 {
-    char *path, *buf = NULL;
-    ssize_t n;
+    char *path, *raw = NULL, *out = NULL;
+    size_t len = 0, out_len;
+    ssize_t n = 1;
+    struct ch_buf b;
     int fd;
 
     if (!dir || !*dir)
         return NULL;
     path = ch_sprintf("%s/AGENTS.md", dir);
     fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-    ch_free(path);
-    if (fd < 0)
-        return NULL;
-    buf = ch_malloc(AGENTS_MD_MAX + 1);
-    n = buf ? read(fd, buf, AGENTS_MD_MAX) : -1;
-    close(fd);
-    if (n <= 0) {
-        ch_free(buf);
-        return NULL;
+    raw = fd >= 0 ? ch_malloc(AGENTS_MD_MAX + 1) : NULL;
+    while (raw && len <= AGENTS_MD_MAX && n > 0) { /* one byte past the cap tells a longer file */
+        n = read(fd, raw + len, AGENTS_MD_MAX + 1 - len);
+        if (n < 0 && errno == EINTR)
+            n = 1;
+        else if (n > 0)
+            len += (size_t)n;
     }
-    buf[n] = '\0';
-    return buf;
+    if (fd >= 0)
+        close(fd);
+    if (raw && n < 0)
+        ch_log_warn("agent: %s: %s; not used", path, strerror(errno));
+    if (raw && n >= 0 && len > AGENTS_MD_MAX) {
+        ch_log_warn("agent: %s is over %d bytes; only its first %d are used", path, AGENTS_MD_MAX, AGENTS_MD_MAX);
+        len = ch_utf8_cut(raw, AGENTS_MD_MAX);
+    }
+    ch_buf_init(&b, 4 * AGENTS_MD_MAX); /* U+FFFD is 3 bytes for each stray one */
+    if (raw && n >= 0 && len && ch_buf_append_utf8_clean(&b, raw, len) == 0)
+        out = ch_buf_detach(&b, &out_len);
+    ch_buf_release(&b);
+    ch_free(raw);
+    ch_free(path);
+    return out;
 }
 
 static int64_t env_int(const char *name, int64_t fallback, int64_t min, int64_t max)
@@ -74,17 +94,21 @@ static void apply_config(struct ch_agent *a, const struct ch_config *c)
     a->reserve_tokens = ch_config_int(c, "agents.defaults.compaction.reserveTokensFloor", 4096);
     a->compaction_keep = (int)ch_config_int(c, "agents.defaults.compaction.keepMessages", 6);
     ch_tcache_set_max(&a->tcache, (size_t)ch_config_int(c, "agents.defaults.transcriptCacheBytes", 2 << 20));
-    ch_buf_init(&b, 1 << 20);
-    if (*sp)
-        ch_buf_append_str(&b, sp);
-    if (md) {
-        if (b.len)
-            ch_buf_append_str(&b, "\n\n");
-        ch_buf_append_str(&b, md);
+    /* Fits: the configuration caps sp well under the 1 MiB a call's system
+     * prompt holds, leaving room for md (cleaned, 3 x 64 KiB at most) and a
+     * request's own instructions. */
+    ch_buf_init(&b, CH_AGENT_MAX_SYSTEM_BYTES);
+    if ((*sp && ch_buf_append_str(&b, sp)) || (md && b.len && ch_buf_append_str(&b, "\n\n")) ||
+        (md && ch_buf_append_str(&b, md))) {
+        /* Out of memory: a reload keeps the prompt in force; at start
+         * ch_agent_new reports it. */
+        ch_log_error("agent: out of memory building the system prompt%s", a->system_prompt ? "; kept the last" : "");
+        ch_buf_release(&b);
+    } else {
+        ch_free(a->system_prompt);
+        a->system_prompt = ch_buf_detach(&b, &a->system_prompt_len);
     }
     ch_free(md);
-    ch_free(a->system_prompt);
-    a->system_prompt = ch_buf_detach(&b, &a->system_prompt_len);
 }
 
 int ch_agent_new(const struct ch_agent_opts *o, struct ch_agent **out, struct ch_error *err)

@@ -68,6 +68,22 @@ bad:
 }
 
 /* RFC 9110 tchar. */
+/*
+ * The configured system prompt shares a call's 1 MiB system prompt with the
+ * workspace's AGENTS.md (64 KiB at most) and each request's own
+ * instructions, so it gets most of it but not all: past that every run's
+ * prompt would be cut or refused, which the operator should hear at load.
+ */
+int cfg_check_system_prompt(const char *s, char *why, size_t whylen)
+{
+    size_t n = strlen(s);
+
+    if (n <= CFG_MAX_SYSTEM_PROMPT_BYTES)
+        return 0;
+    snprintf(why, whylen, "is %zu bytes; at most %d", n, CFG_MAX_SYSTEM_PROMPT_BYTES);
+    return CH_EINVAL;
+}
+
 static bool is_tchar(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||

@@ -96,6 +96,8 @@ int cfg_check_cidr(const char *s, char *why, size_t whylen);
 int cfg_check_origin(const char *s, char *why, size_t whylen);      /* scheme://host[:port] */
 int cfg_check_cors_origin(const char *s, char *why, size_t whylen); /* same, or "*" */
 int cfg_check_header_name(const char *s, char *why, size_t whylen); /* RFC 9110 token */
+#define CFG_MAX_SYSTEM_PROMPT_BYTES (900 * 1024)
+int cfg_check_system_prompt(const char *s, char *why, size_t whylen); /* at most the above */
 /* True if `s` is one of the '|'-separated `values`. */
 bool cfg_enum_has(const char *values, const char *s);
 

@@ -267,8 +267,9 @@ static const struct cfg_row rows[] = {
                                   "resolves) and `params`."),
     OPTSTR("agents.defaults.models.*.alias", "Short name for the model."),
     MAP("agents.defaults.models.*.params", "Default request parameters (`maxTokens`, `temperature`)."),
-    STR("agents.defaults.systemPrompt", "\"\"", NULL,
-        "System prompt of every run; the workspace's AGENTS.md is appended."),
+    STR("agents.defaults.systemPrompt", "\"\"", cfg_check_system_prompt,
+        "System prompt of every run, at most 900 KiB; the workspace's AGENTS.md (its first 64 KiB) is "
+        "appended."),
     OPTSTR("agents.defaults.workspace", "Workspace directory (AGENTS.md, skills); default `<state>/workspace`."),
     INT("agents.defaults.maxConcurrent", 32, 1, 100000, "count", "Runs executing at once (all sessions)."),
     INT("agents.defaults.queueSize", 1024, 1, 10000000, "count",

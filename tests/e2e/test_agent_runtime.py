@@ -104,6 +104,37 @@ def test_streaming_chat_events(gateway_factory):
         assert run["status"] == "ok" and run["result"]["text"] == "one two three four"
 
 
+def test_workspace_agents_md_is_cut_and_made_text(gateway_factory):
+    """The workspace's AGENTS.md follows the configured prompt: its first
+    64 KiB, cut between characters, with a stray byte and a NUL as U+FFFD.
+    Raw, every provider's JSON refused it and each run failed."""
+    head = b"Rules:\xff\x00" + "ü".encode()
+    raw = head + "ö".encode() * 40_000  # 80,010 bytes: over the cap, cut inside a character
+    with FakeLLM("openai") as fake:
+        fake.push({"text": "ok"})
+        g = gateway_factory.new(llm_config({"o": fake}, agents={"systemPrompt": SYSTEM}))
+        (g.state / "workspace").mkdir(parents=True, exist_ok=True)
+        (g.state / "workspace" / "AGENTS.md").write_bytes(raw)
+        g.start()
+        assert g.admin_token
+        assert chat_ok(g, "hi", "md-1")["content"] == "ok"
+        system = fake.wait_requests(1)[0].json["messages"][0]
+    assert system["role"] == "system"
+    text = system["content"]
+    assert text.startswith(SYSTEM + "\n\nRules:\ufffd\ufffdü"), text[:80]
+    body = text[len(SYSTEM) + 2 + len("Rules:") + 3:]
+    assert body == "ö" * ((65536 - 10) // 2), (len(body), body[-4:])  # whole characters only
+    assert "only its first 65536 are used" in g.stderr()
+
+
+def test_oversized_system_prompt_is_refused_at_start(gateway_factory):
+    g = gateway_factory.new({"agents": {"defaults": {"systemPrompt": "p" * (900 * 1024 + 1)}}})
+    g.spawn()
+    assert g.wait(10) == 2
+    err = g.stderr()
+    assert "agents.defaults.systemPrompt" in err and "at most 921600" in err, err[-2000:]
+
+
 # ---------------------------------------------------------------- tools
 
 
