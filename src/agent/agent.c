@@ -293,7 +293,9 @@ void ch_agent_stop(struct ch_agent *a, void (*cb)(void *data), void *data)
     it = 0;
     while ((me = ch_map_next(&a->live, &it)) != NULL) {
         struct ch_run *r = me->value;
-        if (r->state != RUN_QUEUED)
+        if (r->state == RUN_FINISHING)
+            ch_run_finish_retry_now(r); /* a last try at a write that failed */
+        else if (r->state != RUN_QUEUED)
             ch_run_finish(r, "aborted", NULL, "gateway stopping");
     }
     ch_agent_maybe_stopped(a);

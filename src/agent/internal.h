@@ -164,6 +164,7 @@ struct ch_run {
     const char *status;             /* static "ok" "error" "aborted" "timeout" */
     char *error, *error_class;      /* owned */
     struct ch_store_job *reply_job; /* owned: the last reply's append, run by the finish job */
+    uv_timer_t *finish_retry;       /* the finish job's retry timer while it waits (finish.c) */
 };
 
 struct lane {
@@ -251,7 +252,13 @@ void ch_run_set_state(struct ch_run *r, enum run_state s);
 void ch_run_call_llm(struct ch_run *r);
 void ch_run_start_tools(struct ch_run *r);
 void ch_run_finish(struct ch_run *r, const char *status, const char *error_class, const char *error);
-/* run.c: the outcome's result JSON (ch_malloc'd; NULL on failure), and the
+/* finish.c: a finishing run waiting to retry its outcome's write tries now
+ * (the gateway is stopping: that attempt is its last). */
+void ch_run_finish_retry_now(struct ch_run *r);
+/* run.c: the END and other events of a run; the run timer's close callback. */
+void ch_run_emit(struct ch_run *r, struct ch_agent_event *ev);
+void ch_run_timer_closed(uv_handle_t *h);
+/* finish.c: the outcome's result JSON (ch_malloc'd; NULL on failure), and the
  * jansson rendering it matches byte for byte (for the differential test). */
 char *ch_run_result_json(struct ch_run *r, int64_t duration_ms);
 char *ch_run_result_json_jansson(struct ch_run *r, int64_t duration_ms);

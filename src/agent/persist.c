@@ -34,7 +34,7 @@ static void append_done(struct ch_store_job *job, int rc)
     size_t len = strlen(aj->rec.content); /* the json_dumps of aj->content */
 
     if (rc)
-        ch_log_error("agent: run %s: saving a %s message failed: %s", aj->rec.run_id ? aj->rec.run_id : "-",
+        ch_log_error("agent: run %s: saving its %s message failed: %s", aj->rec.run_id ? aj->rec.run_id : "-",
                      aj->rec.role, ch_strerror(rc));
     if (aj->tentry && (rc || ch_tc_entry_append(aj->tentry, aj->seq, aj->id, aj->rec.role, aj->content, len, len) != 0))
         ch_tcache_drop(&a->tcache, aj->tentry); /* the next run reloads */

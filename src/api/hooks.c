@@ -18,9 +18,9 @@
 #define MAX_BASE_PATH 128
 
 static const char *const reason_names[CH_HOOK_R__COUNT] = {
-    "agent",       "wake",           "mapping",      "replay",      "completed", "disabled",     "not_found",
-    "method",      "token_in_query", "unauthorized", "throttled",   "too_large", "invalid_json", "invalid",
-    "session_key", "model",          "queue_full",   "unavailable", "internal",  "client_gone",
+    "agent",       "wake",           "mapping",      "replay",      "completed",    "disabled",     "not_found",
+    "method",      "token_in_query", "unauthorized", "throttled",   "too_large",    "invalid_json", "invalid",
+    "session_key", "model",          "queue_full",   "unavailable", "storage_full", "internal",     "client_gone",
 };
 
 static const char *const dlv_names[CH_HOOK_D__COUNT] = {"queued", "invalid_json", "skipped", "failed", "webhook"};

@@ -42,6 +42,7 @@ enum ch_hook_reason {
     CH_HOOK_R_MODEL,          /* the model does not resolve */
     CH_HOOK_R_QUEUE_FULL,     /* agents.defaults.queueSize or the store queue */
     CH_HOOK_R_UNAVAILABLE,    /* no agent, or the gateway is stopping */
+    CH_HOOK_R_STORAGE_FULL,   /* the store's disk is full (503: retry later) */
     CH_HOOK_R_INTERNAL,       /* out of memory, store error */
     CH_HOOK_R_CLIENT_GONE,    /* the client left before the answer */
     CH_HOOK_R__COUNT

@@ -309,6 +309,8 @@ static void on_accepted(int rc, const char *run_id, bool duplicate, const char *
         refuse(j, 400, CH_HOOK_R_INVALID, msg ? msg : "invalid request");
     } else if (rc == CH_ESTATE) {
         refuse(j, 503, CH_HOOK_R_UNAVAILABLE, msg ? msg : "the gateway is shutting down");
+    } else if (rc == CH_ENOSPC) {
+        refuse(j, 503, CH_HOOK_R_STORAGE_FULL, CH_STORAGE_FULL_MSG);
     } else {
         refuse(j, 500, CH_HOOK_R_INTERNAL, msg ? msg : "the run could not be queued");
     }

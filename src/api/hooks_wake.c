@@ -57,12 +57,16 @@ static void wake_done(struct ch_store_job *job, int rc)
             ch_log_info("hooks: wake event stored (next-heartbeat); its client (request %s) left before the answer",
                         w->req->request_id);
         } else {
-            ch_hooks_count(w->api, NULL, false, CH_HOOK_R_INTERNAL, "storing the wake event failed");
+            ch_hooks_count(w->api, NULL, false, rc == CH_ENOSPC ? CH_HOOK_R_STORAGE_FULL : CH_HOOK_R_INTERNAL,
+                           "storing the wake event failed");
         }
     } else if (rc == 0) {
         ch_hooks_count(w->api, w->req, true, CH_HOOK_R_WAKE, NULL);
         ch_http_respond_json(w->req, 200,
                              json_pack("{s:b, s:s, s:s}", "ok", 1, "mode", "next-heartbeat", "eventOutcome", "queued"));
+    } else if (rc == CH_ENOSPC) {
+        ch_http_add_header(w->req, "Retry-After", "1");
+        ch_hooks_refuse(w->api, w->req, 503, CH_HOOK_R_STORAGE_FULL, "%s", CH_STORAGE_FULL_MSG);
     } else {
         ch_hooks_refuse(w->api, w->req, 500, CH_HOOK_R_INTERNAL, "storing the wake event failed: %s", ch_strerror(rc));
     }

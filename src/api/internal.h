@@ -325,6 +325,11 @@ void ch_rest_sessions_history(struct ch_http_req *r, void *data);
 /* ---- oc_history.c: sizing a transcript answer to its connection's cap ---- */
 /* OpenClaw's stand-in for a message too large for any answer. */
 #define CH_HISTORY_OMITTED "[chat.history omitted: message too large]"
+
+/* A store write refused for a full disk (CH_ENOSPC): every surface says
+ * the same, with 503 and Retry-After, so a client retries instead of
+ * treating it as its own fault or a permanent error. */
+#define CH_STORAGE_FULL_MSG "the gateway's storage is full; retry later"
 struct ch_api_fit {
     int64_t first; /* the oldest seq kept; 0: none */
     bool cut;      /* an older message was left out for want of room */

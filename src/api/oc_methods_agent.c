@@ -239,13 +239,18 @@ static void on_accepted(int rc, const char *run_id, bool duplicate, const char *
         undo(oc, x);
         snprintf(text, sizeof(text), "%s%s",
                  rc == CH_EINVAL ? (x->chat ? "invalid chat.send params: " : "invalid agent params: ") : "",
-                 msg ? msg : ch_strerror(rc));
+                 rc == CH_ENOSPC ? CH_STORAGE_FULL_MSG
+                 : msg           ? msg
+                                 : ch_strerror(rc));
         if (rc == CH_EINVAL)
             ch_oc_res_err(c, x->req_id, "INVALID_REQUEST", text, NULL);
         else
             ch_oc_res_err(c, x->req_id, "UNAVAILABLE", text,
-                          json_pack("{s:s, s:b}", "reason", rc == CH_EBUSY ? "queue-full" : "unavailable", "retryable",
-                                    rc == CH_EBUSY));
+                          json_pack("{s:s, s:b}", "reason",
+                                    rc == CH_EBUSY    ? "queue-full"
+                                    : rc == CH_ENOSPC ? "storage-full"
+                                                      : "unavailable",
+                                    "retryable", rc == CH_EBUSY || rc == CH_ENOSPC));
     }
     ctx_free(x);
 }

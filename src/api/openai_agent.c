@@ -197,8 +197,12 @@ static void ag_accepted(int rc, const char *run_id, bool duplicate, const char *
         ch_openai_error(o->req, 503, "api_error",
                         rc == CH_EBUSY    ? "queue_full"
                         : rc == CH_ESTATE ? "shutting_down"
+                        : rc == CH_ENOSPC ? "storage_full"
                                           : "unavailable",
-                        "%s", msg ? msg : ch_strerror(rc));
+                        "%s",
+                        rc == CH_ENOSPC ? CH_STORAGE_FULL_MSG
+                        : msg           ? msg
+                                        : ch_strerror(rc));
     }
     o->finished = true;
     ch_oa_free(o);

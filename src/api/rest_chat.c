@@ -380,6 +380,9 @@ static void on_accepted(int rc, const char *run_id, bool duplicate, const char *
             ch_http_respond_error(c->req, 400, "invalid_request", "%s", msg ? msg : "invalid request");
         } else if (rc == CH_ESTATE) {
             ch_http_respond_error(c->req, 503, "shutting_down", "%s", msg ? msg : "the gateway is shutting down");
+        } else if (rc == CH_ENOSPC) {
+            ch_http_add_header(c->req, "Retry-After", "1");
+            ch_http_respond_error(c->req, 503, "storage_full", "%s", CH_STORAGE_FULL_MSG);
         } else {
             ch_http_respond_error(c->req, 500, "internal", "the run could not be queued: %s",
                                   msg ? msg : ch_strerror(rc));

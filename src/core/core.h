@@ -39,6 +39,7 @@ enum {
     CH_EVERSION = -13, /* e.g. a database newer than this binary */
     CH_EADDRINUSE = -14,
     CH_ESTATE = -15, /* called in the wrong state */
+    CH_ENOSPC = -16, /* the store's disk is full: worth a retry later, unlike CH_EIO */
 };
 
 /* Static text for a CH_E* code ("out of memory", ...). */

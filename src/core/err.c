@@ -25,6 +25,7 @@ const char *ch_strerror(int rc)
     case CH_EVERSION: return "version mismatch";
     case CH_EADDRINUSE: return "address already in use";
     case CH_ESTATE: return "wrong state";
+    case CH_ENOSPC: return "storage full";
     default: return "unknown error";
     }
 }

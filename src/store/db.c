@@ -52,8 +52,9 @@ int ch_db_err_code(int sqlite_rc)
     case SQLITE_ABORT: return CH_ECANCELED;
     case SQLITE_RANGE:
     case SQLITE_MISMATCH: return CH_EINVAL;
+    case SQLITE_FULL: return CH_ENOSPC; /* the disk (ENOSPC): callers answer 503, retry later */
     default:
-        /* CANTOPEN, IOERR, CORRUPT, NOTADB, FULL, PROTOCOL, generic ERROR... */
+        /* CANTOPEN, IOERR, CORRUPT, NOTADB, PROTOCOL, generic ERROR... */
         return CH_EIO;
     }
 }

@@ -89,7 +89,7 @@ static int txn_lost(struct ch_db *db, const char *why)
                  why                                   ? why
                  : sqlite3_errcode(db->h) != SQLITE_OK ? sqlite3_errmsg(db->h)
                                                        : "the job ended it");
-    return CH_EIO;
+    return sqlite3_errcode(db->h) == SQLITE_FULL ? CH_ENOSPC : CH_EIO;
 }
 
 /* Run one job between SAVEPOINT and RELEASE (or bare, if it asked).  Returns 0 while the batch
