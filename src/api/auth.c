@@ -156,6 +156,7 @@ static struct ch_auth_entry *entry_from_rec(const struct ch_token_rec *t)
     if (!e)
         return NULL;
     e->from_db = true;
+    e->id = t->id;
     e->rate_limit_rpm = t->rate_limit_rpm;
     e->expires_ms = t->expires_ms;
     e->last_used_ms = t->last_used_ms;
@@ -207,6 +208,7 @@ void ch_auth_replace_db(struct ch_api *a, struct ch_token_list *list)
         e->scopes = t->scopes;
         e->rate_limit_rpm = t->rate_limit_rpm;
         e->expires_ms = t->expires_ms;
+        e->id = t->id;                      /* an entry added before its id was known */
         ch_map_del(&keep, e->hash_hex, 64); /* already cached */
     }
     it = 0;
@@ -238,6 +240,19 @@ struct ch_auth_entry *ch_auth_find(struct ch_api *a, const char *secret, size_t 
     if (e->expires_ms && e->expires_ms <= ch_now_ms())
         return NULL;
     return e;
+}
+
+struct ch_auth_entry *ch_auth_find_id(struct ch_api *a, int64_t id, int64_t now_ms)
+{
+    struct ch_map_entry *me;
+    size_t it = 0;
+
+    while (id > 0 && (me = ch_map_next(&a->auth.by_hash, &it)) != NULL) {
+        struct ch_auth_entry *e = me->value;
+        if (e->from_db && e->id == id)
+            return e->expires_ms && e->expires_ms <= now_ms ? NULL : e;
+    }
+    return NULL;
 }
 
 /* ---- failed attempts per address ---- */

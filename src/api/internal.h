@@ -36,6 +36,7 @@ struct ch_auth_entry {
     bool dirty;   /* last_used_ms not yet written back */
     bool from_db; /* else from config or the local CLI token */
     bool dead;    /* dropped from the cache */
+    int64_t id;   /* tokens.id of a from_db entry (what device tokens tie to); 0: none */
 };
 
 struct ch_auth_fail { /* window_start_ms first: ch_auth_fail_evict */
@@ -67,6 +68,12 @@ void ch_auth_replace_db(struct ch_api *a, struct ch_token_list *list);
  * Expired tokens are NULL.  Constant-time on the hash.
  */
 struct ch_auth_entry *ch_auth_find(struct ch_api *a, const char *secret, size_t len);
+/*
+ * The live, unexpired db token with that tokens.id, borrowed, or NULL
+ * (revoked, expired, unknown, or id 0).  A scan: called per device-token
+ * connect and per listed device, not per request.
+ */
+struct ch_auth_entry *ch_auth_find_id(struct ch_api *a, int64_t id, int64_t now_ms);
 /* Add/drop one db token right away (REST create/revoke). */
 int ch_auth_add_db(struct ch_api *a, const struct ch_token_rec *t);
 void ch_auth_drop_name(struct ch_api *a, const char *name);

@@ -12,9 +12,13 @@
  * - ch_oc_guard_request repeats the check for the connection about to be
  *   served (an expiry between sweeps) and charges the request.
  *
- * Connections without an API token (device tokens, auth mode none) are
- * checked by their own paths: device-token revocation disconnects in
- * oc_pairing_ops.c.  They share only the global rate limit.
+ * A connection authenticated by the device token of a silently paired
+ * device holds the API token that paired it as its c->auth
+ * (oc_pairing_token.c), so it ends with that token and is charged to its
+ * rate limit exactly like the token's own connections.  Other connections
+ * without an API token (device tokens of devices an operator approved,
+ * auth mode none) are checked by their own paths: device-token revocation
+ * disconnects in oc_pairing_ops.c.  They share only the global rate limit.
  */
 #include <stdio.h>
 #include <string.h>

@@ -134,6 +134,7 @@ struct oc_conn {
     char *auth_name; /* owned: credential name, for logs */
     /* A ref held: the API/config token it authenticated with, or NULL
      * (device token, auth mode none); re-checked by oc_guard.c. */
+    /* A device token tied to an API token holds that one (oc_pairing_token.c). */
     struct ch_auth_entry *auth;
     const char *role; /* static: "operator", "node", "worker" */
 };
@@ -417,6 +418,11 @@ void ch_oc_events_sweep(struct ch_oc *oc);
  * spec 1.4 "Pairing", 2.2 "Node and device methods") ---- */
 #define OC_PAIR_PENDING_TTL_MS (5 * 60 * 1000) /* the reference's DEVICE_PAIRING_PENDING_TTL_MS */
 #define OC_PAIR_PARKED_MAX 64                  /* device connects held while the registry loads */
+/* Pending requests one source (API token, else address or IPv6 /64) may
+ * hold; past it its own oldest makes room (oc_pairing_quota.c).  Enough
+ * for one client's devices awaiting review at once, a small share of the
+ * queue (CH_STORE_MAX_DEVICE_REQUESTS, 256) for a flood. */
+#define OC_PAIR_PENDING_PER_SOURCE 8
 
 /*
  * The gateway's pairing state, in memory: loaded from the store at start
@@ -478,6 +484,24 @@ int ch_oc_pairing_connect(struct oc_conn *c, const char *id, const json_t *param
                           struct oc_pair_grant *g);
 /* Wipe and free the token. */
 void ch_oc_pair_grant_release(struct oc_pair_grant *g);
+/* Answer a device connect that came while the registry loads (the
+ * reference's retryable "gateway starting") and close 1013. */
+void ch_oc_pairing_starting(struct oc_conn *c, const char *id);
+/* The API token id a token issued now to c for d must answer to: c's db
+ * token while d is silently paired or this connect (widened) just widened
+ * it silently, else 0 (oc_pairing_token.c). */
+int64_t ch_oc_pairing_tie(const struct oc_conn *c, const struct ch_device_rec *d, bool widened);
+/* d's token for role into g: the presented one back when it is d's (its
+ * tie kept), else a fresh one holding d's scopes within allowed, tied to
+ * tie (replacing the old).  Nothing issued when out of memory. */
+void ch_oc_pairing_issue(struct ch_device_rec *d, const char *role, const char *presented, unsigned allowed,
+                         int64_t tie, struct oc_pair_grant *g, int64_t now);
+/* The source a pending request of c counts against: "token:<id>" for a
+ * db token, else "addr:<address or IPv6 /64>" (oc_pairing_quota.c). */
+void ch_oc_pairing_source(const struct oc_conn *c, char *out, size_t cap);
+/* Before queueing a request of source: its own oldest goes when it holds
+ * OC_PAIR_PENDING_PER_SOURCE, else the oldest of all when the queue is full. */
+void ch_oc_pairing_make_room(struct oc_pairing *p, const char *source);
 /* hello-ok's auth members for g (oc_hello.c): appends
  * `,"deviceToken":"...","issuedAtMs":N` inside auth{}, or nothing. */
 int ch_oc_pairing_hello_append(struct ch_buf *b, const struct oc_pair_grant *g);

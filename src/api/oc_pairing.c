@@ -8,8 +8,10 @@
  * Tokens are stored hashed, so an existing token cannot be handed out
  * again: a connect that presented its device token gets the same token
  * back, any other (shared secret, API token) gets a fresh one, which
- * replaces the old.  The operations behind device.pair.* and
- * /api/v1/devices are in oc_pairing_ops.c.
+ * replaces the old (oc_pairing_token.c, with the tie of a silently paired
+ * device's token to its API token).  The operations behind device.pair.*
+ * and /api/v1/devices are in oc_pairing_ops.c; the pending queue's share
+ * per source in oc_pairing_quota.c.
  */
 #include <stdio.h>
 #include <string.h>
@@ -252,11 +254,15 @@ struct ch_device_rec *ch_oc_pairing_apply(struct oc_pairing *p, const struct ch_
          (rc = set_field(&d->device_family, r->device_family)) || (rc = set_field(&d->client_id, r->client_id)) ||
          (rc = set_field(&d->client_mode, r->client_mode)) || (rc = set_field(&d->remote_ip, r->remote_ip))))
         ch_log_warn("device pairing: out of memory updating device %.12s", d->device_id);
-    /* An operator's approval widens the operator token with the device;
-     * a silent one does not: the token keeps what its credential allowed. */
-    for (size_t i = 0; !strcmp(via, "manual") && i < d->token_count; i++)
+    /* An operator's approval widens the operator token with the device
+     * and unties its tokens from the API token of a silent pairing (the
+     * operator vouches for the device now); a silent one does neither:
+     * the token keeps what its credential allowed, and answers to it. */
+    for (size_t i = 0; !strcmp(via, "manual") && i < d->token_count; i++) {
+        d->tokens[i].api_token_id = 0;
         if (!strcmp(d->tokens[i].role, "operator"))
             set_field(&d->tokens[i].scopes, d->scopes);
+    }
     d->approved_ms = now_ms;
     return d->public_key && d->roles ? d : NULL;
 }
@@ -293,122 +299,6 @@ void ch_oc_pairing_broadcast(struct ch_oc *oc, const char *event, json_t *payloa
     }
     ch_free(snap);
     json_decref(payload);
-}
-
-/* ---- device tokens ---- */
-
-static struct ch_device_token *find_token(struct ch_device_rec *d, const char *role)
-{
-    for (size_t i = 0; d && i < d->token_count; i++)
-        if (!strcmp(d->tokens[i].role, role))
-            return &d->tokens[i];
-    return NULL;
-}
-
-/* The reference's answer while the gateway starts (rejectGatewayStartupConnect). */
-static void starting(struct oc_conn *c, const char *id)
-{
-    json_t *f = json_pack("{s:s, s:s, s:b, s:{s:s, s:s, s:b, s:i, s:{s:s}}}", "type", "res", "id", id, "ok", 0, "error",
-                          "code", "UNAVAILABLE", "message", "gateway starting; retry shortly", "retryable", 1,
-                          "retryAfterMs", 500, "details", "reason", "startup-sidecars");
-
-    ch_log_info("ws %s from %s: device connect while paired devices load; retry", c->conn_id, c->addr);
-    ch_oc_send_json(c, f);
-    ch_oc_conn_close(c, 1013, "gateway starting");
-}
-
-int ch_oc_pairing_token_auth(struct oc_conn *c, const char *id, const json_t *params, int64_t now_ms)
-{
-    struct ch_api *a = c->oc->api;
-    const json_t *auth = json_object_get(params, "auth");
-    const char *explicit = jstr(auth, "deviceToken");
-    const char *tok = explicit ? explicit : jstr(auth, "token");
-    const char *role = jstr(params, "role") ? jstr(params, "role") : "operator";
-    const char *msg = "unauthorized: device token mismatch (rotate/reissue device token)";
-    struct ch_device_rec *d = ch_oc_pairing_find(c->oc->pairing, jstr(json_object_get(params, "device"), "id"));
-    struct ch_device_token *t = find_token(d, role);
-
-    if (!tok)
-        return -1;
-    if (c->oc->pairing && !c->oc->pairing->loaded && json_object_get(params, "device")) {
-        starting(c, id);
-        return -2;
-    }
-    if (t && !t->revoked_ms && ch_device_token_matches(t, tok)) {
-        ch_free(c->auth_name);
-        c->auth_name = ch_sprintf("device:%.12s", d->device_id);
-        return strcmp(role, "operator") ? 0 : (int)ch_oc_csv_scopes(t->scopes);
-    }
-    if (!explicit)
-        return -1; /* auth.token alone: the shared-secret mismatch answers */
-    a->metrics.auth_failures++;
-    ch_auth_fail_record(a, c->addr, now_ms);
-    ch_log_info("ws %s from %s: connect refused: %s", c->conn_id, c->addr, msg);
-    ch_oc_res_err(c, id, "INVALID_REQUEST", msg, json_pack("{s:s}", "code", "AUTH_DEVICE_TOKEN_MISMATCH"));
-    ch_oc_conn_close(c, 1008, msg);
-    return -2;
-}
-
-/* Issue (or hand back) the device's token for role into g.  A new token
- * holds the device's scopes only as far as allowed, the scopes of the
- * credential this connect authenticated with: a read token must not mint
- * an admin device token for a device an admin once approved. */
-static void issue_token(struct ch_device_rec *d, const char *role, const char *presented, unsigned allowed,
-                        struct oc_pair_grant *g, int64_t now)
-{
-    struct ch_device_token *t = find_token(d, role);
-    char *tok, *scopes;
-
-    snprintf(g->role, sizeof(g->role), "%s", role);
-    if (t && !t->revoked_ms && presented && ch_device_token_matches(t, presented)) {
-        g->device_token = ch_strdup(presented);
-        t->last_used_ms = now;
-    } else {
-        if (!t && d->token_count >= CH_DEVICE_MAX_TOKENS)
-            return;
-        tok = ch_random_token("", 43); /* 32 random bytes, base64url, as the reference */
-        scopes = strcmp(role, "operator") ? ch_strdup("") : ch_oc_scopes_csv(ch_oc_csv_scopes(d->scopes) & allowed);
-        if (!tok || !scopes) {
-            ch_free_secret(tok);
-            ch_free(scopes);
-            return;
-        }
-        if (!t) {
-            t = &d->tokens[d->token_count++];
-            memset(t, 0, sizeof(*t));
-            snprintf(t->role, sizeof(t->role), "%s", role);
-            t->created_ms = now;
-        } else {
-            t->rotated_ms = now;
-            t->revoked_ms = 0;
-        }
-        ch_free(t->scopes);
-        t->scopes = scopes;
-        ch_device_token_hash(tok, t->hash_hex);
-        t->last_used_ms = now;
-        g->device_token = tok;
-    }
-    g->scopes = ch_oc_csv_scopes(t->scopes);
-    g->issued_ms = t->rotated_ms ? t->rotated_ms : t->created_ms;
-}
-
-void ch_oc_pair_grant_release(struct oc_pair_grant *g)
-{
-    if (!g)
-        return;
-    ch_free_secret(g->device_token);
-    memset(g, 0, sizeof(*g));
-}
-
-int ch_oc_pairing_hello_append(struct ch_buf *b, const struct oc_pair_grant *g)
-{
-    int rc;
-
-    if (!g || !g->device_token)
-        return 0;
-    rc = ch_buf_append_str(b, ",\"deviceToken\":\"");
-    rc = rc ? rc : ch_buf_append_str(b, g->device_token); /* base64url: nothing to escape */
-    return rc ? rc : ch_buf_appendf(b, "\",\"issuedAtMs\":%lld", (long long)g->issued_ms);
 }
 
 /* ---- the decision ---- */
@@ -454,10 +344,11 @@ static struct ch_device_request_rec *request_pairing(struct oc_pairing *p, struc
 {
     struct ch_device_request_rec view, *r = NULL, fresh = {0};
     unsigned roles = role_bit(role), scopes = want;
-    char rid[37];
+    char rid[37], source[CH_AUTH_FAIL_KEY_MAX + 32];
     size_t i;
 
     request_view(&view, c, params);
+    ch_oc_pairing_source(c, source, sizeof(source));
     for (i = p->pending.count; i-- > 0;)
         if (!strcmp(p->pending.items[i].device_id, view.device_id)) {
             r = &p->pending.items[i];
@@ -471,10 +362,7 @@ static struct ch_device_request_rec *request_pairing(struct oc_pairing *p, struc
         ch_oc_pairing_delete(p, NULL, r->request_id);
         ch_oc_pairing_drop_request(p, i);
     }
-    if (p->pending.count >= CH_STORE_MAX_DEVICE_REQUESTS) { /* bounded: the oldest goes */
-        ch_oc_pairing_delete(p, NULL, p->pending.items[0].request_id);
-        ch_oc_pairing_drop_request(p, 0);
-    }
+    ch_oc_pairing_make_room(p, source); /* bounded, and a share per source */
     if (grow((void **)&p->pending.items, &p->pending_cap, p->pending.count, sizeof(*p->pending.items)) != 0)
         return NULL;
     ch_uuid4(rid);
@@ -482,6 +370,7 @@ static struct ch_device_request_rec *request_pairing(struct oc_pairing *p, struc
     view.role = (char *)role;
     view.is_repair = repair;
     view.created_ms = now;
+    view.source = source;
     view.roles = roles_csv(roles);
     view.scopes = ch_oc_scopes_csv(scopes);
     if (view.roles && view.scopes && ch_device_request_rec_copy(&fresh, &view) == 0) {
@@ -543,7 +432,7 @@ int ch_oc_pairing_connect(struct oc_conn *c, const char *id, const json_t *param
     if (!p || !dev_id)
         return 0;
     if (!p->loaded) {
-        starting(c, id);
+        ch_oc_pairing_starting(c, id);
         return -1;
     }
     if (!strcmp(role, "operator"))
@@ -591,7 +480,8 @@ int ch_oc_pairing_connect(struct oc_conn *c, const char *id, const json_t *param
     d->last_seen_ms = now;
     ch_free(d->remote_ip);
     d->remote_ip = ch_strdup(c->addr);
-    issue_token(d, role, presented, allowed, g, now);
+    /* reason is left set only when this connect paired or widened d silently. */
+    ch_oc_pairing_issue(d, role, presented, allowed, ch_oc_pairing_tie(c, d, reason != NULL), g, now);
     ch_oc_pairing_save_device(p, d);
     return 0;
 }

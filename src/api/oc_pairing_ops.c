@@ -56,6 +56,20 @@ static bool connected(struct ch_oc *oc, const char *device_id)
     return false;
 }
 
+/* A chela addition, so an operator sees what a silently paired device's
+ * token answers to: the API token's id, and its name while it is live
+ * (once it is revoked or expired, the device token is refused). */
+static void tie_json(struct ch_oc *oc, json_t *t, int64_t api_token_id)
+{
+    const struct ch_auth_entry *e;
+
+    if (!t || api_token_id <= 0)
+        return;
+    json_object_set_new(t, "apiTokenId", json_integer((json_int_t)api_token_id));
+    e = ch_auth_find_id(oc->api, api_token_id, ch_now_ms());
+    set_str(t, "apiTokenName", e ? e->name : NULL);
+}
+
 json_t *ch_oc_pairing_device_json(struct ch_oc *oc, const struct ch_device_rec *d)
 {
     json_t *o = json_pack("{s:s, s:s}", "deviceId", d->device_id, "publicKey", d->public_key), *roles, *toks;
@@ -100,6 +114,7 @@ json_t *ch_oc_pairing_device_json(struct ch_oc *oc, const struct ch_device_rec *
         set_ms(t, "rotatedAtMs", order[i]->rotated_ms);
         set_ms(t, "revokedAtMs", order[i]->revoked_ms);
         set_ms(t, "lastUsedAtMs", order[i]->last_used_ms);
+        tie_json(oc, t, order[i]->api_token_id);
         json_array_append_new(toks, t);
     }
     if (o && toks)
@@ -342,6 +357,11 @@ void ch_oc_m_device_token_rotate(struct oc_req *q)
         memset(t, 0, sizeof(*t));
         snprintf(t->role, sizeof(t->role), "%s", role);
         t->created_ms = now;
+        /* A rotation keeps a token's tie to the API token of a silent
+         * pairing (else the device could rotate itself free of it); a new
+         * role's token takes the device's. */
+        for (size_t j = 0; j + 1 < d->token_count && !t->api_token_id; j++)
+            t->api_token_id = d->tokens[j].api_token_id;
     }
     t->rotated_ms = now;
     t->revoked_ms = 0;

@@ -109,7 +109,16 @@ void ch_tokens_rest_list(struct ch_http_req *r, void *data)
 static int create_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct tok_job *j = (struct tok_job *)job;
-    return ch_tokens_insert(db, &j->rec, &j->err);
+    int rc = ch_tokens_insert(db, &j->rec, &j->err);
+
+    /* The new row's id, which the cache entry needs at once: a device
+     * paired silently with this token ties its device token to it.  A
+     * failed read leaves 0 (no tie until the 1 Hz refresh sets the id). */
+    if (rc == 0 && ch_tokens_list(db, false, &j->list) == 0)
+        for (size_t i = 0; i < j->list.count; i++)
+            if (!strcmp(j->list.items[i].hash_hex, j->rec.hash_hex))
+                j->rec.id = j->list.items[i].id;
+    return rc;
 }
 
 static void create_done(struct ch_store_job *job, int rc)

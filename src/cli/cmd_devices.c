@@ -47,6 +47,32 @@ static void join(const json_t *arr, char *out, size_t cap)
         snprintf(out, cap, "-");
 }
 
+/*
+ * How a device was paired: "manual", or "silent" and, when its tokens
+ * answer to the API token that paired it, that token ("silent, token ci"),
+ * "#<id> (revoked/expired)" once the gateway no longer holds it live.
+ */
+static void paired_via(const json_t *row, char *out, size_t cap)
+{
+    const json_t *toks = json_object_get(row, "tokens"), *t;
+    size_t i;
+
+    snprintf(out, cap, "%s", ch_rest_str(row, "approvedVia", "-"));
+    json_array_foreach(toks, i, t)
+    {
+        int64_t id = ch_rest_int(t, "apiTokenId");
+        const char *name = ch_rest_str(t, "apiTokenName", NULL);
+        size_t used = strlen(out);
+        if (id <= 0 || used + 1 >= cap)
+            continue;
+        if (name)
+            snprintf(out + used, cap - used, ", token %s", name);
+        else
+            snprintf(out + used, cap - used, ", token #%" PRId64 " (revoked/expired)", id);
+        break; /* one line: the first; --json lists each token's */
+    }
+}
+
 static void print_list(json_t *doc)
 {
     json_t *pending = json_object_get(doc, "pending"), *paired = json_object_get(doc, "paired"), *row;
@@ -67,18 +93,20 @@ static void print_list(json_t *doc)
     if (!json_array_size(pending))
         printf("(none)\n");
     printf("\nPaired devices\n");
-    printf("%-16s  %-18s  %-19s  %-19s  %-9s  %s\n", "DEVICE", "CLIENT", "APPROVED", "LAST SEEN", "ROLES", "SCOPES");
+    printf("%-16s  %-18s  %-19s  %-19s  %-24s  %-9s  %s\n", "DEVICE", "CLIENT", "APPROVED", "LAST SEEN", "PAIRED VIA",
+           "ROLES", "SCOPES");
     json_array_foreach(paired, i, row)
     {
-        char seen[32], client[64];
+        char seen[32], client[64], via[96];
         ms_time(ch_rest_int(row, "approvedAtMs"), when, sizeof(when));
         ms_time(ch_rest_int(row, "lastSeenAtMs"), seen, sizeof(seen));
         join(json_object_get(row, "roles"), roles, sizeof(roles));
         join(json_object_get(row, "scopes"), scopes, sizeof(scopes));
         snprintf(client, sizeof(client), "%s/%s", ch_rest_str(row, "clientId", "-"),
                  ch_rest_str(row, "clientMode", "-"));
-        printf("%-16.16s  %-18.18s  %-19s  %-19s  %-9s  %s%s\n", ch_rest_str(row, "deviceId", "?"), client, when, seen,
-               roles, scopes, json_is_true(json_object_get(row, "connected")) ? " (connected)" : "");
+        paired_via(row, via, sizeof(via));
+        printf("%-16.16s  %-18.18s  %-19s  %-19s  %-24s  %-9s  %s%s\n", ch_rest_str(row, "deviceId", "?"), client, when,
+               seen, via, roles, scopes, json_is_true(json_object_get(row, "connected")) ? " (connected)" : "");
     }
     if (!json_array_size(paired))
         printf("(none)\n");

@@ -6,6 +6,8 @@
  * each write replaces a whole row (a device and its tokens together)
  * rather than patching columns.  The tables are small by design: the caps
  * below bound what a corrupt or hostile file can make the loader allocate.
+ * Since schema version 7 a token row carries the API token it depends on
+ * and a request its source (store.h says why).
  */
 #include <stdio.h>
 #include <string.h>
@@ -48,8 +50,9 @@ void ch_device_request_rec_release(struct ch_device_request_rec *r)
 {
     if (!r)
         return;
-    char **f[] = {&r->request_id, &r->device_id,   &r->public_key, &r->display_name, &r->platform, &r->device_family,
-                  &r->client_id,  &r->client_mode, &r->remote_ip,  &r->role,         &r->roles,    &r->scopes};
+    char **f[] = {&r->request_id,    &r->device_id, &r->public_key,  &r->display_name, &r->platform,
+                  &r->device_family, &r->client_id, &r->client_mode, &r->remote_ip,    &r->role,
+                  &r->roles,         &r->scopes,    &r->source};
     free_fields(f, CH_ARRAY_SIZE(f));
     memset(r, 0, sizeof(*r));
 }
@@ -110,7 +113,7 @@ int ch_device_request_rec_copy(struct ch_device_request_rec *out, const struct c
          dup_field(&out->platform, r->platform) && dup_field(&out->device_family, r->device_family) &&
          dup_field(&out->client_id, r->client_id) && dup_field(&out->client_mode, r->client_mode) &&
          dup_field(&out->remote_ip, r->remote_ip) && dup_field(&out->role, r->role) &&
-         dup_field(&out->roles, r->roles) && dup_field(&out->scopes, r->scopes);
+         dup_field(&out->roles, r->roles) && dup_field(&out->scopes, r->scopes) && dup_field(&out->source, r->source);
     if (!ok) {
         ch_device_request_rec_release(out);
         return CH_ENOMEM;
@@ -192,7 +195,8 @@ static int check_request(const struct ch_device_request_rec *r, struct ch_error 
         (rc = FIELD(r->display_name, "display name", false)) || (rc = FIELD(r->platform, "platform", false)) ||
         (rc = FIELD(r->device_family, "device family", false)) || (rc = FIELD(r->client_id, "client id", false)) ||
         (rc = FIELD(r->client_mode, "client mode", false)) || (rc = FIELD(r->remote_ip, "remote address", false)) ||
-        (rc = FIELD(r->roles, "roles", false)) || (rc = FIELD(r->scopes, "scopes", false)))
+        (rc = FIELD(r->roles, "roles", false)) || (rc = FIELD(r->scopes, "scopes", false)) ||
+        (rc = FIELD(r->source, "source", false)))
         return rc;
     if (!is_role(r->role))
         return ch_error_set(err, CH_EINVAL, "request role must be operator, node or worker");
@@ -228,8 +232,8 @@ static int load_tokens(struct ch_db *db, struct ch_device_list *l)
     int rc, src;
 
     rc = ch_db_prepare(db,
-                       "SELECT device_id, role, hash, scopes, created_ms, rotated_ms, revoked_ms, last_used_ms"
-                       " FROM device_tokens ORDER BY device_id, role",
+                       "SELECT device_id, role, hash, scopes, created_ms, rotated_ms, revoked_ms, last_used_ms,"
+                       " api_token_id FROM device_tokens ORDER BY device_id, role",
                        &st);
     if (rc)
         return rc;
@@ -255,6 +259,7 @@ static int load_tokens(struct ch_db *db, struct ch_device_list *l)
         t->rotated_ms = sqlite3_column_int64(st, 5);
         t->revoked_ms = sqlite3_column_int64(st, 6);
         t->last_used_ms = sqlite3_column_int64(st, 7);
+        t->api_token_id = sqlite3_column_int64(st, 8);
         d->token_count++;
     }
     rc = src == SQLITE_DONE ? 0 : ch_db_err_code(src);
@@ -332,7 +337,7 @@ static int put_tokens(struct ch_db *db, const struct ch_device_rec *d)
         return rc;
     rc = ch_db_prepare(db,
                        "INSERT INTO device_tokens(device_id, role, hash, scopes, created_ms, rotated_ms, revoked_ms,"
-                       " last_used_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                       " last_used_ms, api_token_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                        &st);
     for (size_t i = 0; rc == 0 && i < d->token_count; i++) {
         const struct ch_device_token *t = &d->tokens[i];
@@ -345,6 +350,7 @@ static int put_tokens(struct ch_db *db, const struct ch_device_rec *d)
         sqlite3_bind_int64(st, 6, t->rotated_ms);
         sqlite3_bind_int64(st, 7, t->revoked_ms);
         sqlite3_bind_int64(st, 8, t->last_used_ms);
+        sqlite3_bind_int64(st, 9, t->api_token_id);
         rc = ch_store_step_done(st);
     }
     sqlite3_finalize(st);
@@ -459,7 +465,7 @@ int ch_device_requests_list(struct ch_db *db, int64_t not_before_ms, struct ch_d
         return CH_EINVAL;
     rc = ch_db_prepare(db,
                        "SELECT request_id, device_id, public_key, display_name, platform, device_family, client_id,"
-                       " client_mode, remote_ip, role, roles, scopes, is_repair, created_ms"
+                       " client_mode, remote_ip, role, roles, scopes, is_repair, created_ms, source"
                        " FROM device_pairing_requests WHERE created_ms >= ?1 ORDER BY created_ms, request_id",
                        &st);
     if (rc)
@@ -486,6 +492,8 @@ int ch_device_requests_list(struct ch_db *db, int64_t not_before_ms, struct ch_d
         }
         r->is_repair = sqlite3_column_int64(st, 12) != 0;
         r->created_ms = sqlite3_column_int64(st, 13);
+        if ((rc = ch_store_col_dup(st, 14, &r->source)))
+            goto out;
     }
     rc = src == SQLITE_ROW || src == SQLITE_DONE ? 0 : ch_db_err_code(src);
 out:
@@ -522,8 +530,8 @@ int ch_device_requests_put(struct ch_db *db, const struct ch_device_request_rec 
     rc = ch_db_prepare(db,
                        "INSERT OR REPLACE INTO device_pairing_requests(request_id, device_id, public_key,"
                        " display_name, platform, device_family, client_id, client_mode, remote_ip, role, roles,"
-                       " scopes, is_repair, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
-                       " ?13, ?14)",
+                       " scopes, is_repair, created_ms, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+                       " ?12, ?13, ?14, ?15)",
                        &st);
     if (rc)
         goto out;
@@ -541,6 +549,7 @@ int ch_device_requests_put(struct ch_db *db, const struct ch_device_request_rec 
     sqlite3_bind_text(st, 12, r->scopes ? r->scopes : "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 13, r->is_repair);
     sqlite3_bind_int64(st, 14, r->created_ms);
+    sqlite3_bind_text(st, 15, r->source ? r->source : "", -1, SQLITE_STATIC);
     rc = ch_store_step_done(st);
 out:
     sqlite3_finalize(st);

@@ -370,6 +370,16 @@ static const struct migration steps[] = {
         "DROP INDEX runs_status;"
         "CREATE INDEX runs_status ON runs(status, created_ms) WHERE status <> 'ok';",
     },
+    {
+        "device tokens tied to API tokens, pairing request sources",
+        /* A device token minted by a silent (loopback) pairing answers to
+         * the API token that paired it (tokens.id; 0: none, as every
+         * existing row: those keep working as before).  A pending request
+         * remembers who asked, so one source's flood of requests replaces
+         * its own, not another's ('': unknown, as every existing row). */
+        "ALTER TABLE device_tokens ADD COLUMN api_token_id INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE device_pairing_requests ADD COLUMN source TEXT NOT NULL DEFAULT '';",
+    },
 };
 
 int ch_db_latest_version(void)

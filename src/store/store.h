@@ -391,7 +391,7 @@ int ch_webhooks_delete(struct ch_db *db, const char *id);
 
 /* ------------------------------------------------------------------ */
 /* OpenClaw devices: paired devices, their tokens, pairing requests      */
-/* (store/devices.c; schema version 4; issue #5)                         */
+/* (store/devices.c; schema version 4, ties and sources since 7; #5)     */
 /* ------------------------------------------------------------------ */
 
 /*
@@ -412,6 +412,10 @@ struct ch_device_token {
     char hash_hex[65];                                        /* SHA-256 of the token, lowercase hex */
     char *scopes;                                             /* owned: comma-separated, may be "" */
     int64_t created_ms, rotated_ms, revoked_ms, last_used_ms; /* 0: never */
+    /* The API token (tokens.id) a silent pairing minted this token with:
+     * it works only while that one is live, within its scopes.  0: none
+     * (an operator's approval, a shared secret, rows before version 7). */
+    int64_t api_token_id;
 };
 
 struct ch_device_rec {
@@ -444,6 +448,9 @@ struct ch_device_request_rec {
     char *scopes;   /* owned: every scope asked for (merged) */
     bool is_repair; /* the device is already paired (role or scope upgrade) */
     int64_t created_ms;
+    /* Owned or NULL: who asked ("token:<id>", "addr:<address or /64>"),
+     * so one source's requests cannot push out another's. */
+    char *source;
 };
 void ch_device_request_rec_release(struct ch_device_request_rec *r);
 int ch_device_request_rec_copy(struct ch_device_request_rec *out, const struct ch_device_request_rec *r);

@@ -7,6 +7,8 @@ loopback client takes the path a remote device takes: an unknown device is
 refused NOT_PAIRED (close 1008, a reason openclaw-node's regex parses) and
 waits for an operator's approval over WS or `chela devices`.  Device proofs
 are signed with `cryptography`'s Ed25519, as test_ws_protocol.py does.
+Pending requests are capped per source (API token, else address) so one
+client cannot flood another's request out of the queue.
 """
 
 import base64
@@ -392,4 +394,56 @@ def test_loopback_auto_approval_is_silent(gateway_factory, fake):
     c, r = dev_connect(gw, dev, scopes=("operator.admin",), auth={"deviceToken": tok}, proto=3)
     assert r["ok"] and r["payload"]["auth"]["deviceToken"] == tok
     c.close()
+    op.close()
+
+
+def api_token(gw, name, scope, **extra):
+    r = http(gw, "POST", "/api/v1/tokens", token=TOKEN, data=json.dumps({"name": name, "scope": scope, **extra}),
+             headers={"Content-Type": "application/json"})
+    assert r.status_code == 201, r.text
+    return r.json()["token"]
+
+
+def test_operator_approved_device_is_not_tied_to_an_api_token(gwp):
+    """A device an operator approved keeps its device token when the API
+    token it connected with is deleted (rotating a token must not unpair
+    devices), and its methods pay only the global limit."""
+    api = api_token(gwp, "laptop", ["read"], rateLimit=1)
+    op = operator(gwp)
+    dev = Device()
+    c, r = dev_connect(gwp, dev, auth={"token": api})
+    assert op.call("device.pair.approve", {"requestId": refused(c, r)})["ok"]
+    c, r = dev_connect(gwp, dev, auth={"token": api})
+    assert r["ok"], r
+    tok = r["payload"]["auth"]["deviceToken"]
+    c.close()
+    entry = [d for d in op.call("device.pair.list", {})["payload"]["paired"] if d["deviceId"] == dev.id][0]
+    assert entry["approvedVia"] == "manual" and "apiTokenId" not in entry["tokens"][0], entry
+    assert http(gwp, "DELETE", "/api/v1/tokens/laptop", token=TOKEN).status_code == 200
+    c, r = dev_connect(gwp, dev, auth={"deviceToken": tok})
+    assert r["ok"], r
+    assert all(c.call("sessions.list", {})["ok"] for _ in range(3))
+    c.close()
+    op.close()
+
+
+def test_pending_requests_capped_per_source(gwp):
+    """One API token minting fresh device identities from off loopback
+    holds at most 8 pending requests (its own oldest make room), so it
+    cannot push another client's request out of the 256-request queue."""
+    victim = Device()
+    c, r = dev_connect(gwp, victim)  # the shared token: its address is its source
+    victim_rid = refused(c, r)
+    c.close()
+    api = api_token(gwp, "flooder", ["read"])
+    rids = []
+    for _ in range(256 + 4):
+        c, r = dev_connect(gwp, Device(), auth={"token": api})
+        rids.append(refused(c, r))
+        c.close()
+    op = operator(gwp)
+    pending = {p["requestId"] for p in op.call("device.pair.list", {})["payload"]["pending"]}
+    assert victim_rid in pending
+    assert pending == {victim_rid, *rids[-8:]}, len(pending)
+    assert op.call("device.pair.approve", {"requestId": victim_rid})["ok"]
     op.close()

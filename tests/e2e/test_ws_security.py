@@ -1,9 +1,12 @@
 """WebSocket security findings: the API token behind a WS connection bounds
 what it can pair itself (silent loopback pairing, device tokens), ends the
-connection when revoked, and shares its rate limit with REST.
+connection when revoked, and shares its rate limit with REST.  The device
+token a silent pairing mints keeps answering to that API token: revoked,
+expired or narrowed with it, and charged to its rate limit.
 """
 
 import json
+import sqlite3
 
 import pytest
 
@@ -162,4 +165,107 @@ def test_rest_default_per_token_limit_leaves_ws_alone(gateway_factory, fake):
     answers = [c.call("sessions.list", {}) for _ in range(8)]
     limited = [a for a in answers if not a["ok"]]
     assert limited and limited[0]["error"]["details"]["limit"] == "global", answers
+    c.close()
+
+
+# ---- a silently paired device's token answers to the API token that paired it
+
+
+def device_token(gw, dev, api_token, scopes=("operator.read",)):
+    """Pair dev silently (loopback) with api_token; its device token."""
+    c, r = dev_connect(gw, dev, scopes=scopes, auth={"token": api_token})
+    assert r["ok"], r
+    tok = r["payload"]["auth"]["deviceToken"]
+    c.close()
+    return tok
+
+
+def paired_entry(gw, dev_id):
+    op = WS(gw.port)
+    assert op.handshake(connect_params())["ok"]
+    entry = [d for d in op.call("device.pair.list", {})["payload"]["paired"] if d["deviceId"] == dev_id][0]
+    op.close()
+    return entry
+
+
+def test_silent_device_token_dies_with_its_api_token(gwsec):
+    """Deleting the API token that paired a device silently closes the
+    device token's connections 1008 and refuses the device token after, as
+    a revoked device token is refused; the listing shows the tie."""
+    api = rest_token(gwsec, "pairer", ["read"])
+    dev = Device()
+    tok = device_token(gwsec, dev, api)
+    entry = paired_entry(gwsec, dev.id)
+    assert entry["approvedVia"] == "silent", entry
+    assert entry["tokens"][0]["apiTokenId"] > 0 and entry["tokens"][0]["apiTokenName"] == "pairer", entry
+    p = gwsec.cli("devices", "list")
+    assert p.returncode == 0 and "silent, token pairer" in p.stdout, p.stdout
+
+    c, r = dev_connect(gwsec, dev, auth={"deviceToken": tok})
+    assert r["ok"], r
+    assert c.call("sessions.list", {})["ok"]
+    r = http(gwsec, "DELETE", "/api/v1/tokens/pairer", token=TOKEN)
+    assert r.status_code == 200, r.text
+    code, reason = c.closed(timeout=5)
+    assert code == 1008 and "revoked" in reason, (code, reason)
+
+    c, r = dev_connect(gwsec, dev, auth={"deviceToken": tok})
+    assert r["ok"] is False, r
+    assert r["error"]["details"] == {"code": "AUTH_DEVICE_TOKEN_MISMATCH"}, r
+    assert r["error"]["message"] == "unauthorized: device token mismatch (rotate/reissue device token)"
+    assert c.closed()[0] == 1008
+    entry = paired_entry(gwsec, dev.id)
+    assert entry["tokens"][0]["apiTokenId"] > 0 and "apiTokenName" not in entry["tokens"][0], entry
+    assert "(revoked/expired)" in gwsec.cli("devices", "list").stdout
+
+
+def test_silent_device_token_expires_with_its_api_token(gwsec):
+    api = rest_token(gwsec, "pairer-brief", ["read"], expires="3s")
+    dev = Device()
+    tok = device_token(gwsec, dev, api)
+    c, r = dev_connect(gwsec, dev, auth={"deviceToken": tok})
+    assert r["ok"], r
+    code, reason = c.closed(timeout=8)
+    assert code == 1008 and "expired" in reason, (code, reason)
+    c, r = dev_connect(gwsec, dev, auth={"deviceToken": tok})
+    assert r["error"]["details"] == {"code": "AUTH_DEVICE_TOKEN_MISMATCH"}, r
+
+
+def test_silent_device_token_narrows_with_its_api_token(gwsec):
+    """The API token loses chat (operator.write) in the table: the device
+    token's connection holding write closes within the 1 Hz refresh, and
+    the device token then gives read only."""
+    both = ("operator.read", "operator.write")
+    api = rest_token(gwsec, "pairer-wide", ["read", "chat"])
+    dev = Device()
+    tok = device_token(gwsec, dev, api, scopes=both)
+    c, r = dev_connect(gwsec, dev, scopes=both, auth={"deviceToken": tok})
+    assert r["ok"] and r["payload"]["auth"]["scopes"] == list(both), r
+    db = sqlite3.connect(str(gwsec.state / "chela.db"), timeout=5)
+    with db:
+        db.execute("UPDATE tokens SET scopes = 4 WHERE name = 'pairer-wide' AND revoked_ms = 0")  # read alone
+    db.close()
+    code, reason = c.closed(timeout=6)
+    assert code == 1008 and "scopes changed" in reason, (code, reason)
+    c, r = dev_connect(gwsec, dev, scopes=both, auth={"deviceToken": tok})
+    assert r["ok"] and r["payload"]["auth"]["scopes"] == ["operator.read"], r
+    assert c.call("chat.send", {"sessionKey": "main", "message": "x", "idempotencyKey": "k"})["ok"] is False
+    c.close()
+
+
+def test_silent_device_token_pays_its_api_token_rate_limit(gwsec):
+    """The device token's WS methods are charged to the API token's own
+    rateLimit (and REST shares the spent bucket), not only the global one."""
+    api = rest_token(gwsec, "pairer-slow", ["read"], rateLimit=2)
+    dev = Device()
+    tok = device_token(gwsec, dev, api)
+    c, r = dev_connect(gwsec, dev, auth={"deviceToken": tok})
+    assert r["ok"], r
+    answers = [c.call("sessions.list", {}) for _ in range(5)]
+    assert [a["ok"] for a in answers[:2]] == [True, True], answers[:2]
+    limited = [a for a in answers[2:] if not a["ok"]]
+    assert len(limited) >= 2, answers
+    assert limited[0]["error"]["details"] == {"code": "RATE_LIMITED", "limit": "token"}, limited[0]
+    assert c.closed(timeout=0.3) is None
+    assert http(gwsec, "GET", "/api/v1/sessions", token=api).status_code == 429
     c.close()

@@ -5,7 +5,10 @@
  * refused NOT_PAIRED with a pending request (reused, then approved), its
  * device token comes back in hello-ok and authenticates alone, a revoked
  * token is refused, a loopback device is paired silently, and the
- * registry answers list/reject/remove.
+ * registry answers list/reject/remove.  A silently paired device's token
+ * answers to the API token that paired it (revoked, expired or narrowed
+ * with it, charged to its rate limit) until an operator approves the
+ * device; the pending queue gives each source a bounded share.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -122,10 +125,12 @@ static void dev_init(struct dev *d)
     EVP_PKEY_CTX_free(kc);
 }
 
-/* Connect d (over loopback or not) with an auth object and one scope. */
-static json_t *dev_connect(struct ch_api *a, struct tr *t, struct dev *d, bool loopback, const char *auth_key,
-                           const char *auth_val, const char *scope)
+/* Connect d from addr (loopback when it is 127.0.0.1) with an auth
+ * object and one scope. */
+static json_t *dev_connect_at(struct ch_api *a, struct tr *t, struct dev *d, const char *addr, const char *auth_key,
+                              const char *auth_val, const char *scope)
 {
+    bool loopback = !strcmp(addr, "127.0.0.1");
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     json_t *scopes = json_pack("[s]", scope), *ch, *params, *frame;
     const char *nonce;
@@ -136,7 +141,7 @@ static json_t *dev_connect(struct ch_api *a, struct tr *t, struct dev *d, bool l
 
     memset(t, 0, sizeof(*t));
     t->frames = json_array();
-    t->c = ch_oc_conn_open(a->oc, &tr_ops, t, loopback, loopback ? "127.0.0.1" : "192.0.2.7");
+    t->c = ch_oc_conn_open(a->oc, &tr_ops, t, loopback, addr);
     ch_oc_send_challenge(t->c);
     ch = json_array_get(t->frames, 0);
     nonce = json_string_value(json_object_get(json_object_get(ch, "payload"), "nonce"));
@@ -157,6 +162,12 @@ static json_t *dev_connect(struct ch_api *a, struct tr *t, struct dev *d, bool l
     ch_free(payload);
     EVP_MD_CTX_free(md);
     return json_array_get(t->frames, json_array_size(t->frames) - 1);
+}
+
+static json_t *dev_connect(struct ch_api *a, struct tr *t, struct dev *d, bool loopback, const char *auth_key,
+                           const char *auth_val, const char *scope)
+{
+    return dev_connect_at(a, t, d, loopback ? "127.0.0.1" : "192.0.2.7", auth_key, auth_val, scope);
 }
 
 static void tr_done(struct tr *t)
@@ -220,7 +231,7 @@ static void test_pairing_flow(void **state)
     tr_done(&t);
     /* Revoked: refused. */
     p->devices.items[0].tokens[0].revoked_ms = ch_now_ms();
-    r = dev_connect(a, &t, &d, false, "deviceToken", tok, "operator.read");
+    r = dev_connect(a, &t, &d, false, "deviceToken", tok, "operator.write");
     assert_string_equal(path_str(r, "error", "details", "code"), "AUTH_DEVICE_TOKEN_MISMATCH");
     assert_int_equal(t.close_code, 1008);
     tr_done(&t);
@@ -292,11 +303,273 @@ static void test_pairing_flow(void **state)
     api_free(a);
 }
 
+/* ---- ties to API tokens ---- */
+
+/* A token of the tokens table, as the cache holds it after a load. */
+static struct ch_auth_entry *db_token(struct ch_api *a, int64_t id, const char *name, const char *secret,
+                                      unsigned scopes)
+{
+    struct ch_token_rec rec = {0};
+
+    rec.id = id;
+    rec.name = (char *)name;
+    ch_sha256_hex(secret, strlen(secret), rec.hash_hex);
+    rec.scopes = scopes;
+    assert_int_equal(ch_auth_add_db(a, &rec), 0);
+    return ch_auth_find_id(a, id, ch_now_ms());
+}
+
+/* One request frame on an AUTHED connection; its answer. */
+static json_t *call(struct tr *t, const char *method)
+{
+    char text[160];
+
+    snprintf(text, sizeof(text), "{\"type\":\"req\",\"id\":\"q\",\"method\":\"%s\",\"params\":{}}", method);
+    ch_oc_conn_on_text(t->c, text, strlen(text));
+    return json_array_get(t->frames, json_array_size(t->frames) - 1);
+}
+
+static bool is_ok(json_t *r)
+{
+    return json_is_true(json_object_get(r, "ok"));
+}
+
+static const json_t *token_summary(struct ch_api *a, const char *device_id, json_t **doc)
+{
+    *doc = ch_oc_pairing_device_json(a->oc, ch_oc_pairing_find(a->oc->pairing, device_id));
+    return json_array_get(json_object_get(*doc, "tokens"), 0);
+}
+
+static void test_silent_token_answers_to_its_api_token(void **state)
+{
+    struct ch_api *a = api_new();
+    struct oc_pairing *p = a->oc->pairing;
+    struct ch_auth_entry *ci = db_token(a, 7, "ci", "ci-secret", CH_SCOPE_READ | CH_SCOPE_CHAT);
+    struct ch_auth_entry *brief = db_token(a, 8, "brief", "brief-secret", CH_SCOPE_READ);
+    struct tr t, held;
+    struct dev d, d2;
+    char tok[128], tok2[128];
+    const json_t *sum;
+    json_t *r, *doc;
+    (void)state;
+
+    dev_init(&d);
+    dev_init(&d2);
+    /* Paired silently with API token #7: its device token records #7. */
+    r = dev_connect(a, &t, &d, true, "token", "ci-secret", "operator.write");
+    assert_true(is_ok(r));
+    snprintf(tok, sizeof(tok), "%s", path_str(r, "payload", "auth", "deviceToken"));
+    tr_done(&t);
+    assert_string_equal(ch_oc_pairing_find(p, d.id)->approved_via, "silent");
+    assert_int_equal(ch_oc_pairing_find(p, d.id)->tokens[0].api_token_id, 7);
+    sum = token_summary(a, d.id, &doc);
+    assert_int_equal(json_integer_value(json_object_get(sum, "apiTokenId")), 7);
+    assert_string_equal(json_string_value(json_object_get(sum, "apiTokenName")), "ci");
+    json_decref(doc);
+
+    /* The device token alone: the connection holds #7, and pays into its
+     * rate limit as #7's own connections do. */
+    r = dev_connect(a, &held, &d, false, "deviceToken", tok, "operator.write");
+    assert_true(is_ok(r));
+    assert_ptr_equal(held.c->auth, ci);
+    ci->rate_limit_rpm = 1;
+    assert_true(is_ok(call(&held, "system-presence")));
+    r = call(&held, "system-presence");
+    assert_string_equal(path_str(r, "error", "details", "code"), "RATE_LIMITED");
+    assert_string_equal(path_str(r, "error", "details", "limit"), "token");
+    ci->rate_limit_rpm = 0;
+
+    /* #7 narrowed to read: the connection holding write ends, and the
+     * device token (approved for write alone) now gives nothing. */
+    ci->scopes = CH_SCOPE_READ;
+    ch_oc_auth_recheck(a);
+    assert_int_equal(held.close_code, 1008);
+    assert_string_equal(held.reason, "unauthorized: token scopes changed");
+    tr_done(&held);
+    r = dev_connect(a, &t, &d, false, "deviceToken", tok, "operator.write");
+    assert_true(is_ok(r));
+    assert_int_equal(json_array_size(json_object_get(json_object_get(json_object_get(r, "payload"), "auth"), "scopes")),
+                     0);
+    assert_int_equal(t.c->scopes, 0);
+    tr_done(&t);
+
+    /* #7 revoked: its device's open connection ends, the token is refused
+     * as a revoked one is, and the listing keeps the id without a name. */
+    ci->scopes = CH_SCOPE_READ | CH_SCOPE_CHAT; /* widened again: back to what the token holds */
+    r = dev_connect(a, &held, &d, false, "deviceToken", tok, "operator.write");
+    assert_true(is_ok(r));
+    assert_int_equal(held.c->scopes, OC_SCOPE_WRITE);
+    ch_auth_drop_name(a, "ci");
+    assert_int_equal(held.close_code, 1008);
+    assert_string_equal(held.reason, "unauthorized: token revoked");
+    tr_done(&held);
+    r = dev_connect(a, &t, &d, false, "deviceToken", tok, "operator.write");
+    assert_string_equal(path_str(r, "error", "details", "code"), "AUTH_DEVICE_TOKEN_MISMATCH");
+    assert_int_equal(t.close_code, 1008);
+    tr_done(&t);
+    sum = token_summary(a, d.id, &doc);
+    assert_int_equal(json_integer_value(json_object_get(sum, "apiTokenId")), 7);
+    assert_null(json_object_get(sum, "apiTokenName"));
+    json_decref(doc);
+
+    /* #8 expires: the same, for another device. */
+    r = dev_connect(a, &t, &d2, true, "token", "brief-secret", "operator.read");
+    snprintf(tok2, sizeof(tok2), "%s", path_str(r, "payload", "auth", "deviceToken"));
+    tr_done(&t);
+    r = dev_connect(a, &held, &d2, false, "deviceToken", tok2, "operator.read");
+    assert_true(is_ok(r));
+    brief->expires_ms = ch_now_ms() - 1;
+    ch_oc_auth_recheck(a);
+    assert_int_equal(held.close_code, 1008);
+    assert_string_equal(held.reason, "unauthorized: token expired");
+    tr_done(&held);
+    r = dev_connect(a, &t, &d2, false, "deviceToken", tok2, "operator.read");
+    assert_string_equal(path_str(r, "error", "details", "code"), "AUTH_DEVICE_TOKEN_MISMATCH");
+    tr_done(&t);
+
+    EVP_PKEY_free(d.k);
+    EVP_PKEY_free(d2.k);
+    api_free(a);
+}
+
+static void test_operator_approval_unties(void **state)
+{
+    struct ch_api *a = api_new();
+    struct oc_pairing *p = a->oc->pairing;
+    struct tr t;
+    struct dev d, m;
+    char tok[128], rid[64];
+    json_t *r, *out = NULL;
+    (void)state;
+
+    db_token(a, 9, "ops", "ops-secret", CH_SCOPE_READ);
+    dev_init(&d);
+    dev_init(&m);
+    r = dev_connect(a, &t, &d, true, "token", "ops-secret", "operator.read");
+    snprintf(tok, sizeof(tok), "%s", path_str(r, "payload", "auth", "deviceToken"));
+    tr_done(&t);
+    assert_int_equal(ch_oc_pairing_find(p, d.id)->tokens[0].api_token_id, 9);
+    /* An upgrade an operator approves: the device is vouched for now. */
+    r = dev_connect(a, &t, &d, false, "token", "unit-token", "operator.admin");
+    snprintf(rid, sizeof(rid), "%s", path_str(r, "error", "details", "requestId"));
+    tr_done(&t);
+    assert_int_equal(ch_oc_pairing_approve(a->oc, rid, &out), 0);
+    json_decref(out);
+    assert_string_equal(ch_oc_pairing_find(p, d.id)->approved_via, "manual");
+    assert_int_equal(ch_oc_pairing_find(p, d.id)->tokens[0].api_token_id, 0);
+    /* A device an operator approved gets untied tokens from #9 too. */
+    r = dev_connect(a, &t, &m, false, "token", "ops-secret", "operator.read");
+    snprintf(rid, sizeof(rid), "%s", path_str(r, "error", "details", "requestId"));
+    tr_done(&t);
+    assert_int_equal(ch_oc_pairing_approve(a->oc, rid, &out), 0);
+    json_decref(out);
+    r = dev_connect(a, &t, &m, false, "token", "ops-secret", "operator.read");
+    assert_true(is_ok(r));
+    tr_done(&t);
+    assert_int_equal(ch_oc_pairing_find(p, m.id)->tokens[0].api_token_id, 0);
+    /* ...until a silent upgrade widens it past what the operator approved:
+     * that token answers to the API token again. */
+    db_token(a, 10, "wide", "wide-secret", CH_SCOPE_READ | CH_SCOPE_CHAT);
+    r = dev_connect(a, &t, &m, true, "token", "wide-secret", "operator.write");
+    assert_true(is_ok(r));
+    tr_done(&t);
+    assert_string_equal(ch_oc_pairing_find(p, m.id)->approved_via, "manual");
+    assert_string_equal(ch_oc_pairing_find(p, m.id)->tokens[0].scopes, "operator.read,operator.write");
+    assert_int_equal(ch_oc_pairing_find(p, m.id)->tokens[0].api_token_id, 10);
+    /* #9 revoked: both keep working. */
+    ch_auth_drop_name(a, "ops");
+    r = dev_connect(a, &t, &d, false, "deviceToken", tok, "operator.read");
+    assert_true(is_ok(r));
+    assert_null(t.c->auth);
+    tr_done(&t);
+
+    EVP_PKEY_free(d.k);
+    EVP_PKEY_free(m.k);
+    api_free(a);
+}
+
+/* ---- the pending queue's share per source ---- */
+
+static size_t pending_of(struct oc_pairing *p, const char *source)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < p->pending.count; i++)
+        n += p->pending.items[i].source && !strcmp(p->pending.items[i].source, source);
+    return n;
+}
+
+/* A fresh device asks from addr with auth; the request id (owned). */
+static char *ask(struct ch_api *a, const char *addr, const char *secret)
+{
+    struct tr t;
+    struct dev d;
+    json_t *r;
+    char *rid;
+
+    dev_init(&d);
+    r = dev_connect_at(a, &t, &d, addr, "token", secret, "operator.read");
+    assert_string_equal(path_str(r, "error", "code", NULL), "NOT_PAIRED");
+    rid = ch_strdup(path_str(r, "error", "details", "requestId"));
+    tr_done(&t);
+    EVP_PKEY_free(d.k);
+    return rid;
+}
+
+static void test_pending_share_per_source(void **state)
+{
+    struct ch_api *a = api_new();
+    struct oc_pairing *p = a->oc->pairing;
+    char *victim, *flood[OC_PAIR_PENDING_PER_SOURCE + 4], addr[64];
+    (void)state;
+
+    db_token(a, 5, "flood", "flood-secret", CH_SCOPE_READ);
+    victim = ask(a, "198.51.100.9", "unit-token");
+    assert_string_equal(p->pending.items[0].source, "addr:198.51.100.9");
+    /* One API token is one source, from any address: past its share its
+     * own oldest request goes, never another source's. */
+    for (size_t i = 0; i < CH_ARRAY_SIZE(flood); i++) {
+        snprintf(addr, sizeof(addr), "203.0.113.%zu", i + 1);
+        flood[i] = ask(a, addr, "flood-secret");
+    }
+    assert_int_equal(pending_of(p, "token:5"), OC_PAIR_PENDING_PER_SOURCE);
+    assert_non_null(ch_oc_pairing_find_request(p, victim));
+    for (size_t i = 0; i < CH_ARRAY_SIZE(flood); i++) {
+        if (i < 4)
+            assert_null(ch_oc_pairing_find_request(p, flood[i]));
+        else
+            assert_non_null(ch_oc_pairing_find_request(p, flood[i]));
+        ch_free(flood[i]);
+    }
+    /* Without a token of the table: the address, an IPv6 one by its /64. */
+    for (unsigned i = 0; i < OC_PAIR_PENDING_PER_SOURCE + 2; i++) {
+        snprintf(addr, sizeof(addr), "2001:db8:1:2::%x", i + 1);
+        ch_free(ask(a, addr, "unit-token"));
+    }
+    assert_int_equal(pending_of(p, "addr:2001:db8:1:2::/64"), OC_PAIR_PENDING_PER_SOURCE);
+    assert_int_equal(p->pending.count, 1 + 2 * OC_PAIR_PENDING_PER_SOURCE);
+
+    /* Full, with every source under its share: the oldest of all goes. */
+    for (size_t i = 0; p->pending.count < CH_STORE_MAX_DEVICE_REQUESTS; i++) {
+        snprintf(addr, sizeof(addr), "10.0.%zu.%zu", i / 200, i % 200 + 1);
+        ch_free(ask(a, addr, "unit-token"));
+    }
+    assert_non_null(ch_oc_pairing_find_request(p, victim));
+    ch_free(ask(a, "10.9.9.9", "unit-token"));
+    assert_int_equal(p->pending.count, CH_STORE_MAX_DEVICE_REQUESTS);
+    assert_null(ch_oc_pairing_find_request(p, victim));
+    ch_free(victim);
+    api_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_pairing_flow),
+        cmocka_unit_test(test_silent_token_answers_to_its_api_token),
+        cmocka_unit_test(test_operator_approval_unties),
+        cmocka_unit_test(test_pending_share_per_source),
     };
     ch_alloc_install();
     return cmocka_run_group_tests(tests, NULL, NULL);

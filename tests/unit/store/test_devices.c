@@ -4,9 +4,13 @@
  * replaces the tokens, the token compare (constant time on the hash),
  * input checks and caps, delete taking tokens and requests along, pending
  * requests (upsert, list from a cutoff, delete, prune), deep copies, and
- * the v3 -> v4 migration of an existing file.
+ * the v3 -> v4 migration of an existing file.  Version 7: a token's tie to
+ * an API token and a request's source round-trip, and a version-6 file's
+ * rows come through untied and without a source.
  */
 #include "store_test.h"
+
+#include "store/internal.h"
 
 struct fx {
     struct tmpdir dir;
@@ -58,6 +62,7 @@ static struct ch_device_rec device(const char *id)
     ch_device_token_hash("secret-token", d.tokens[0].hash_hex);
     d.tokens[0].scopes = "operator.read";
     d.tokens[0].created_ms = 2000;
+    d.tokens[0].api_token_id = 42;
     return d;
 }
 
@@ -77,6 +82,7 @@ static void test_device_round_trip(void **state)
     assert_string_equal(l.items[0].remote_ip, "10.1.2.3");
     assert_int_equal(l.items[0].last_seen_ms, 3000);
     assert_int_equal(l.items[0].token_count, 1);
+    assert_int_equal(l.items[0].tokens[0].api_token_id, 42);
     /* Only the hash is stored; the token matches it, others do not. */
     assert_true(ch_device_token_matches(&l.items[0].tokens[0], "secret-token"));
     assert_false(ch_device_token_matches(&l.items[0].tokens[0], "secret-tokeN"));
@@ -87,6 +93,7 @@ static void test_device_round_trip(void **state)
      * first one; the token rows are replaced, not added. */
     assert_int_equal(ch_device_rec_copy(&copy, &l.items[0]), 0);
     ch_device_list_release(&l);
+    assert_int_equal(copy.tokens[0].api_token_id, 42);
     copy.tokens[0].revoked_ms = 5000;
     copy.token_count = 2;
     memset(&copy.tokens[1], 0, sizeof(copy.tokens[1]));
@@ -103,10 +110,13 @@ static void test_device_round_trip(void **state)
     assert_string_equal(l.items[0].roles, "operator,node");
     assert_int_equal(l.items[0].token_count, 2);
     for (size_t i = 0; i < 2; i++) {
-        if (!strcmp(l.items[0].tokens[i].role, "operator"))
+        if (!strcmp(l.items[0].tokens[i].role, "operator")) {
             assert_int_equal(l.items[0].tokens[i].revoked_ms, 5000);
-        else
+            assert_int_equal(l.items[0].tokens[i].api_token_id, 42);
+        } else {
             assert_true(ch_device_token_matches(&l.items[0].tokens[i], "node-token"));
+            assert_int_equal(l.items[0].tokens[i].api_token_id, 0);
+        }
     }
     ch_device_list_release(&l);
 
@@ -198,6 +208,7 @@ static void test_requests(void **state)
     struct ch_error e = {0};
     int64_t removed = -1;
 
+    r1.source = "token:5";
     assert_int_equal(ch_device_requests_put(f->db, &r1, &e), 0);
     assert_int_equal(ch_device_requests_put(f->db, &r2, &e), 0);
     r1.scopes = "operator.read,operator.admin"; /* upsert */
@@ -208,10 +219,15 @@ static void test_requests(void **state)
     assert_string_equal(l.items[0].scopes, "operator.read,operator.admin");
     assert_true(l.items[0].is_repair);
     assert_null(l.items[0].platform);
+    assert_string_equal(l.items[0].source, "token:5");
     assert_int_equal(ch_device_request_rec_copy(&copy, &l.items[1]), 0);
     ch_device_request_list_release(&l);
     assert_string_equal(copy.device_id, "other");
+    assert_string_equal(copy.source, ""); /* none given */
     ch_device_request_rec_release(&copy);
+    r2.source = "lin\x01ux";
+    assert_int_equal(ch_device_requests_put(f->db, &r2, &e), CH_EINVAL);
+    r2.source = NULL;
 
     assert_int_equal(ch_device_requests_list(f->db, 150, &l), 0); /* the cutoff */
     assert_int_equal(l.count, 1);
@@ -279,6 +295,58 @@ static void test_migration_from_v3(void **state)
     assert_int_equal(ch_devices_put(f->db, &d, &e), 0);
 }
 
+/* A version-6 file's devices and requests: untied and without a source,
+ * so they behave as before; new rows take both. */
+static void test_migration_from_v6(void **state)
+{
+    struct fx *f = *state;
+    struct ch_device_rec d = device(ID_A);
+    struct ch_device_request_rec r = request("r7", ID_A, 700);
+    struct ch_device_list l;
+    struct ch_device_request_list rl;
+    struct ch_error e = {0};
+    char path[512], hash[65], sql[512];
+    struct ch_db *db;
+
+    tmpdir_file(&f->dir, "v6.db", path, sizeof(path));
+    db = db_open_or_fail(path, false, false);
+    assert_int_equal(ch_db_migrate_to(db, 6, &e), 0);
+    ch_device_token_hash("old-token", hash);
+    db_exec_or_fail(db, "INSERT INTO devices(device_id, public_key, roles, scopes, approved_via, created_ms,"
+                        " approved_ms) VALUES ('dev6', 'k', 'operator', 'operator.read', 'silent', 1, 2);"
+                        "INSERT INTO device_pairing_requests(request_id, device_id, public_key, role, created_ms)"
+                        " VALUES ('req6', 'dev7', 'k', 'operator', 5);");
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO device_tokens(device_id, role, hash, scopes, created_ms)"
+             " VALUES ('dev6', 'operator', '%s', 'operator.read', 3)",
+             hash);
+    db_exec_or_fail(db, sql);
+    ch_db_close(db);
+
+    db = db_open_or_fail(path, false, true);
+    assert_true(ch_db_latest_version() >= 7);
+    assert_int_equal(ch_db_schema_version(db), ch_db_latest_version());
+    assert_int_equal(ch_devices_list(db, &l), 0);
+    assert_int_equal(l.count, 1);
+    assert_int_equal(l.items[0].token_count, 1);
+    assert_int_equal(l.items[0].tokens[0].api_token_id, 0);
+    assert_true(ch_device_token_matches(&l.items[0].tokens[0], "old-token"));
+    ch_device_list_release(&l);
+    assert_int_equal(ch_device_requests_list(db, 0, &rl), 0);
+    assert_int_equal(rl.count, 1);
+    assert_string_equal(rl.items[0].source, "");
+    ch_device_request_list_release(&rl);
+    r.source = "addr:10.0.0.9";
+    assert_int_equal(ch_devices_put(db, &d, &e), 0);
+    assert_int_equal(ch_device_requests_put(db, &r, &e), 0);
+    assert_int_equal(db_query_int(db, "SELECT api_token_id FROM device_tokens WHERE device_id = 'a3f1c0ffee"
+                                      "00000000000000000000000000000000000000000000000000000a'"),
+                     42);
+    assert_int_equal(db_query_int(db, "SELECT count(*) FROM device_pairing_requests WHERE source = 'addr:10.0.0.9'"),
+                     1);
+    ch_db_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +356,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v3, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_from_v6, setup, teardown),
     };
     int rc;
 
