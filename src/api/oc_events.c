@@ -195,88 +195,6 @@ void ch_oc_events_sweep(struct ch_oc *oc)
     }
 }
 
-/* ---- runs ---- */
-
-static void run_closed(uv_handle_t *h)
-{
-    struct oc_run *r = h->data;
-
-    ch_buf_release(&r->text);
-    ch_free(r->run_id);
-    ch_free(r->session_key);
-    ch_free(r->session_id);
-    ch_free(r);
-}
-
-/* Forget a run: out of the map now, freed once its timer has closed. */
-static void run_drop(struct oc_run *r)
-{
-    struct ch_oc *oc = r->oc;
-
-    if (r->closing)
-        return;
-    r->closing = true;
-    ch_map_del(&oc->runs, r->run_id, strlen(r->run_id));
-    while (r->waiters) {
-        struct oc_waiter *w = r->waiters;
-        r->waiters = w->next;
-        w->run = NULL;
-        ch_oc_waiter_free(w);
-    }
-    if (r->timer_init) {
-        uv_timer_stop(&r->throttle);
-        uv_close((uv_handle_t *)&r->throttle, run_closed);
-    } else {
-        run_closed((uv_handle_t *)&r->throttle);
-    }
-}
-
-struct oc_run *ch_oc_run_get(struct ch_oc *oc, const char *run_id, const char *session_key)
-{
-    struct oc_run *r = ch_map_get(&oc->runs, run_id, strlen(run_id));
-
-    if (r || !session_key || oc->stopped)
-        return r;
-    r = ch_calloc(1, sizeof(*r));
-    if (!r)
-        return NULL;
-    r->oc = oc;
-    r->run_id = ch_strdup(run_id);
-    r->session_key = ch_strdup(session_key);
-    r->throttle.data = r;
-    ch_buf_init(&r->text, CH_LLM_MAX_TEXT_BYTES);
-    if (!r->run_id || !r->session_key || ch_map_set(&oc->runs, r->run_id, strlen(r->run_id), r, NULL) != 0) {
-        run_closed((uv_handle_t *)&r->throttle);
-        return NULL;
-    }
-    return r;
-}
-
-void ch_oc_run_add_waiter(struct oc_run *r, struct oc_waiter *w)
-{
-    w->run = r;
-    w->next = r->waiters;
-    r->waiters = w;
-}
-
-void ch_oc_run_remove_waiter(struct oc_run *r, struct oc_waiter *w)
-{
-    for (struct oc_waiter **pp = &r->waiters; *pp; pp = &(*pp)->next) {
-        if (*pp == w) {
-            *pp = w->next;
-            w->next = NULL;
-            w->run = NULL;
-            return;
-        }
-    }
-}
-
-void ch_oc_run_forget(struct oc_run *r)
-{
-    if (r && !r->started_ms && !r->ended)
-        run_drop(r);
-}
-
 /* ---- chat events ---- */
 
 /* Raw text then a JSON string into a payload being written; rc is sticky. */
@@ -460,7 +378,13 @@ static void remember_final(struct oc_run *r, const struct ch_agent_result *res)
     bool ok = false;
     json_t *fin;
 
-    if (!d || d->final_text)
+    if (!d)
+        return;
+    /* agent.wait answers from here once the run is gone: the same times
+     * as a live wait gets. */
+    d->started_ms = r->started_ms ? r->started_ms : res->started_ms;
+    d->ended_ms = res->finished_ms ? res->finished_ms : r->ended_ms;
+    if (d->final_text)
         return;
     fin = ch_oc_agent_final(r->run_id, res, r->session_id, 4, &ok, &err);
     d->final_text = fin ? json_dumps(fin, JSON_COMPACT) : NULL;
@@ -530,7 +454,7 @@ static void on_agent_event(const struct ch_agent_event *ev, void *data)
             answer_waiters(r, res);
             remember_final(r, res);
         }
-        run_drop(r);
+        ch_oc_run_drop(r);
         break;
     }
     default: break;
@@ -594,7 +518,7 @@ void ch_oc_events_stop(struct ch_oc *oc)
     }
     /* run_drop deletes from the map: restart the walk after each. */
     while ((me = ch_map_next(&oc->runs, &it)) != NULL) {
-        run_drop(me->value);
+        ch_oc_run_drop(me->value);
         it = 0;
     }
 }

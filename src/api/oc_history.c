@@ -162,6 +162,8 @@ static int history_run(struct ch_db *db, struct ch_store_job *job)
     json_t *msgs;
     int rc = ch_sessions_get(db, key, &s);
 
+    if (rc == CH_E_TOO_LARGE || rc == CH_EINVAL)
+        rc = CH_ENOTFOUND; /* a key the store cannot hold names no session */
     if (rc && rc != CH_ENOTFOUND)
         return rc;
     /* An unknown key has an empty history, as in the reference. */

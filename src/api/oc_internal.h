@@ -364,6 +364,10 @@ struct oc_run {
     size_t chat_sent_len; /* bytes of text already covered by chat deltas */
     int64_t started_ms, ended_ms;
     struct ch_oc *oc;
+    /* Made by agent.wait before the run was seen (OpenClaw waits for an
+     * unknown runId): session_key is a placeholder that the run's first
+     * event or submit replaces. */
+    bool key_pending;
 };
 
 struct oc_dedupe_entry {
@@ -373,6 +377,7 @@ struct oc_dedupe_entry {
     char *final_error; /* owned: the error message of a failed final, or NULL */
     bool final_ok;     /* the final res was ok:true */
     int64_t at_ms;
+    int64_t started_ms, ended_ms; /* of the finished run, for agent.wait from the cache */
     struct oc_dedupe_entry *prev, *next;
 };
 struct oc_dedupe_entry *ch_oc_dedupe_find(struct ch_oc *oc, const char *key, int64_t now_ms);
@@ -402,6 +407,10 @@ void ch_oc_run_add_waiter(struct oc_run *r, struct oc_waiter *w);
 void ch_oc_run_remove_waiter(struct oc_run *r, struct oc_waiter *w);
 /* Forget a run record that never started (a refused submit). */
 void ch_oc_run_forget(struct oc_run *r);
+/* A record for agent.wait on a run not seen yet (key_pending), or NULL. */
+struct oc_run *ch_oc_run_await(struct ch_oc *oc, const char *run_id);
+/* Out of the table now, its waiters freed unanswered (oc_runs.c). */
+void ch_oc_run_drop(struct oc_run *r);
 void ch_oc_waiter_free(struct oc_waiter *w);
 /* Build the final `agent` payload and whether it is ok, from a result. */
 json_t *ch_oc_agent_final(const char *run_id, const struct ch_agent_result *res, const char *session_id, int protocol,

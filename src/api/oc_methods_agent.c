@@ -342,8 +342,13 @@ static void submit_run(struct oc_req *q, bool chat)
     if (d) {
         if (!d->final_text)
             ch_oc_res_ok(q->conn, q->id, json_pack("{s:s, s:s}", "runId", d->run_id, "status", "in_flight"));
-        else if (chat)
+        else if (chat && d->final_ok)
             ch_oc_res_ok(q->conn, q->id, json_pack("{s:s, s:s}", "runId", d->run_id, "status", "ok"));
+        else if (chat) /* OpenClaw caches a failed chat.send run's error for its repeats */
+            ch_oc_res_err_payload(q->conn, q->id,
+                                  json_pack("{s:s, s:s, s:s}", "runId", d->run_id, "status", "error", "summary",
+                                            d->final_error ? d->final_error : "agent run failed"),
+                                  "UNAVAILABLE", d->final_error ? d->final_error : "agent run failed", NULL);
         else if (d->final_ok)
             ch_oc_res_ok(q->conn, q->id, json_loads(d->final_text, 0, NULL));
         else
@@ -401,10 +406,12 @@ void ch_oc_m_chat_send(struct oc_req *q)
 static void on_wait_timeout(uv_timer_t *t)
 {
     struct oc_waiter *w = t->data;
+    struct oc_run *r = w->run;
 
-    ch_oc_res_ok(w->conn, w->req_id,
-                 json_pack("{s:s, s:s}", "runId", w->run ? w->run->run_id : "", "status", "timeout"));
+    ch_oc_res_ok(w->conn, w->req_id, json_pack("{s:s, s:s}", "runId", r ? r->run_id : "", "status", "timeout"));
     ch_oc_waiter_free(w);
+    if (r && r->key_pending && !r->waiters)
+        ch_oc_run_drop(r); /* no run came under that id */
 }
 
 void ch_oc_m_agent_wait(struct oc_req *q)
@@ -418,27 +425,26 @@ void ch_oc_m_agent_wait(struct oc_req *q)
     struct oc_waiter *w;
 
     if ((!r || r->ended) && d && d->final_text) {
-        json_t *p = json_pack("{s:s, s:s}", "runId", run_id, "status", d->final_ok ? "ok" : "error");
+        json_t *p = json_pack("{s:s, s:s, s:I, s:I}", "runId", run_id, "status", d->final_ok ? "ok" : "error",
+                              "startedAt", (json_int_t)d->started_ms, "endedAt", (json_int_t)d->ended_ms);
         if (p && !d->final_ok)
             json_object_set_new(p, "error", json_string(d->final_error ? d->final_error : "failed"));
         ch_oc_res_ok(q->conn, q->id, p);
         return;
     }
-    if (!r && oc->api->agent && ch_agent_run_is_live(oc->api->agent, run_id))
-        r = ch_oc_run_get(oc, run_id, "agent:main:main"); /* queued, not started: its events will find it */
-    if (!r || r->ended) {
-        char msg[200];
-        snprintf(msg, sizeof(msg), "unknown runId: %.128s (not running and not finished in the last 5 minutes)",
-                 run_id);
-        ch_oc_res_err(q->conn, q->id, "INVALID_REQUEST", msg, NULL);
-        return;
-    }
-    if (timeout == 0) {
+    /* A run not seen yet (queued elsewhere, not started, or unknown) is
+     * waited for like a live one: OpenClaw cannot tell these apart either
+     * and answers "timeout" when no run ends under the id in time. */
+    if (!r && timeout != 0)
+        r = ch_oc_run_await(oc, run_id);
+    if (!r || r->ended || timeout == 0) {
         ch_oc_res_ok(q->conn, q->id, json_pack("{s:s, s:s}", "runId", run_id, "status", "timeout"));
         return;
     }
     w = waiter_new(q, OC_WAIT_WAIT, NULL);
     if (!w) {
+        if (r->key_pending && !r->waiters)
+            ch_oc_run_drop(r);
         ch_oc_unavailable(q, "out of memory");
         return;
     }
@@ -468,7 +474,7 @@ void ch_oc_m_chat_abort(struct oc_req *q)
     }
     if (run_id) {
         struct oc_run *r = ch_oc_run_get(oc, run_id, NULL);
-        if (r && strcmp(r->session_key, key) != 0) {
+        if (r && !r->key_pending && strcmp(r->session_key, key) != 0) {
             json_decref(ids);
             ch_oc_res_err(q->conn, q->id, "INVALID_REQUEST", "runId does not match sessionKey", NULL);
             return;

@@ -248,10 +248,73 @@ int ch_oc_event_to(struct oc_conn *c, const char *event, json_t *payload)
 
 /* ---- frames in ---- */
 
+static int hex4(const char *p)
+{
+    int v = 0;
+
+    for (int i = 0; i < 4; i++) {
+        int ch = (unsigned char)p[i];
+        int d = ch >= '0' && ch <= '9'                     ? ch - '0'
+                : (ch | 0x20) >= 'a' && (ch | 0x20) <= 'f' ? (ch | 0x20) - 'a' + 10
+                                                           : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/*
+ * JSON.parse, which the reference reads frames with, takes two escapes
+ * jansson refuses: a lone UTF-16 surrogate ("\ud83d", which a JS client
+ * sends after cutting a string between the halves of a pair) and
+ * "\u0000".  Returns a copy with each of them turned into "\ufffd" (the
+ * same length), *nul set when a "\u0000" was among them; NULL when there
+ * is nothing to change (or no memory).
+ */
+static char *fix_escapes(const char *p, size_t n, bool *nul)
+{
+    char *out = NULL;
+    bool in_str = false;
+
+    *nul = false;
+    for (size_t i = 0; i < n; i++) {
+        int cp, lo;
+        if (p[i] == '"') {
+            in_str = !in_str;
+            continue;
+        }
+        if (!in_str || p[i] != '\\' || i + 1 >= n)
+            continue;
+        i++; /* the escaped character */
+        if (p[i] != 'u' || i + 4 >= n || (cp = hex4(p + i + 1)) < 0)
+            continue;
+        lo = cp >= 0xD800 && cp <= 0xDBFF && i + 10 < n && p[i + 5] == '\\' && p[i + 6] == 'u' ? hex4(p + i + 7) : -1;
+        if (lo >= 0xDC00 && lo <= 0xDFFF) {
+            i += 10; /* a whole pair */
+            continue;
+        }
+        if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF)) {
+            if (!out && (out = ch_malloc(n + 1)) != NULL) {
+                memcpy(out, p, n);
+                out[n] = '\0';
+            }
+            if (!out)
+                return NULL;
+            memcpy(out + i + 1, "fffd", 4);
+            *nul = *nul || cp == 0;
+        }
+        i += 4;
+    }
+    return out;
+}
+
 void ch_oc_conn_on_text(struct oc_conn *c, const char *p, size_t n)
 {
-    json_error_t jerr;
+    json_error_t jerr, jerr2;
     json_t *frame;
+    char *fixed;
+    bool nul = false;
 
     if (!ch_oc_conn_is_open(c))
         return;
@@ -262,6 +325,14 @@ void ch_oc_conn_on_text(struct oc_conn *c, const char *p, size_t n)
         return;
     }
     frame = json_loadb(p, n, JSON_DECODE_ANY, &jerr);
+    if (!frame && (fixed = fix_escapes(p, n, &nul)) != NULL) {
+        frame = json_loadb(fixed, n, JSON_DECODE_ANY, &jerr2);
+        ch_free(fixed);
+    }
+    if (frame && nul && c->state == OC_CHALLENGED) {
+        json_decref(frame); /* a connect is never served with a string changed */
+        frame = NULL;
+    }
     ch_oc_conn_ref(c);
     if (c->parked) {
         /* Its connect is still waiting for the pairing registry: the
@@ -275,6 +346,12 @@ void ch_oc_conn_on_text(struct oc_conn *c, const char *p, size_t n)
          * answer tells the client why nothing else came back. */
         snprintf(msg, sizeof(msg), "invalid request frame: not JSON (%s at offset %d)", jerr.text, (int)jerr.position);
         ch_oc_res_err(c, "invalid", "INVALID_REQUEST", msg, NULL);
+    } else if (nul) {
+        /* Answered under the request's own id, so the client is not left
+         * waiting; the reference refuses NUL in a chat message too. */
+        const json_t *idv = json_object_get(frame, "id");
+        ch_oc_res_err(c, json_is_string(idv) && json_string_length(idv) ? json_string_value(idv) : "invalid",
+                      "INVALID_REQUEST", "invalid request frame: strings must not contain \\u0000", NULL);
     } else {
         ch_oc_dispatch(c, frame);
     }

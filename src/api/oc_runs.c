@@ -1,0 +1,110 @@
+/*
+ * oc_runs.c: the gateway's run table (oc->runs): one record per run a
+ * WebSocket client started or the agent bus reported, holding the waiters
+ * of `agent` and `agent.wait` (oc_methods_agent.c) and the chat state of
+ * oc_events.c, until the run's END.
+ */
+#include <string.h>
+
+#include "api/oc_internal.h"
+
+static void run_closed(uv_handle_t *h)
+{
+    struct oc_run *r = h->data;
+
+    ch_buf_release(&r->text);
+    ch_free(r->run_id);
+    ch_free(r->session_key);
+    ch_free(r->session_id);
+    ch_free(r);
+}
+
+/* Forget a run: out of the map now, freed once its timer has closed. */
+void ch_oc_run_drop(struct oc_run *r)
+{
+    struct ch_oc *oc = r->oc;
+
+    if (r->closing)
+        return;
+    r->closing = true;
+    ch_map_del(&oc->runs, r->run_id, strlen(r->run_id));
+    while (r->waiters) {
+        struct oc_waiter *w = r->waiters;
+        r->waiters = w->next;
+        w->run = NULL;
+        ch_oc_waiter_free(w);
+    }
+    if (r->timer_init) {
+        uv_timer_stop(&r->throttle);
+        uv_close((uv_handle_t *)&r->throttle, run_closed);
+    } else {
+        run_closed((uv_handle_t *)&r->throttle);
+    }
+}
+
+struct oc_run *ch_oc_run_get(struct ch_oc *oc, const char *run_id, const char *session_key)
+{
+    struct oc_run *r = ch_map_get(&oc->runs, run_id, strlen(run_id));
+
+    if (r && r->key_pending && session_key) {
+        char *k = ch_strdup(session_key);
+        if (k) { /* the run showed up: its events name its own session */
+            ch_free(r->session_key);
+            r->session_key = k;
+            r->key_pending = false;
+        }
+    }
+    if (r || !session_key || oc->stopped)
+        return r;
+    r = ch_calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->oc = oc;
+    r->run_id = ch_strdup(run_id);
+    r->session_key = ch_strdup(session_key);
+    r->throttle.data = r;
+    ch_buf_init(&r->text, CH_LLM_MAX_TEXT_BYTES);
+    if (!r->run_id || !r->session_key || ch_map_set(&oc->runs, r->run_id, strlen(r->run_id), r, NULL) != 0) {
+        run_closed((uv_handle_t *)&r->throttle);
+        return NULL;
+    }
+    return r;
+}
+
+void ch_oc_run_add_waiter(struct oc_run *r, struct oc_waiter *w)
+{
+    w->run = r;
+    w->next = r->waiters;
+    r->waiters = w;
+}
+
+void ch_oc_run_remove_waiter(struct oc_run *r, struct oc_waiter *w)
+{
+    for (struct oc_waiter **pp = &r->waiters; *pp; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            w->next = NULL;
+            w->run = NULL;
+            return;
+        }
+    }
+}
+
+void ch_oc_run_forget(struct oc_run *r)
+{
+    if (!r || r->started_ms || r->ended)
+        return;
+    if (r->waiters)
+        r->key_pending = true; /* agent.wait calls wait on, as for a run not seen yet */
+    else
+        ch_oc_run_drop(r);
+}
+
+struct oc_run *ch_oc_run_await(struct ch_oc *oc, const char *run_id)
+{
+    struct oc_run *r = ch_oc_run_get(oc, run_id, NULL);
+
+    if (!r && (r = ch_oc_run_get(oc, run_id, "agent:main:main")) != NULL)
+        r->key_pending = true;
+    return r;
+}
