@@ -103,6 +103,7 @@ static int load_config(struct ch_api *a, struct ch_hooks *h, struct ch_error *er
 {
     const struct ch_config *c = a->cfg;
     const char *tok = ch_config_str(c, "hooks.token", NULL), *dk;
+    char canon[CH_SESSION_KEY_MAX + 1];
     const json_t *v;
     int rc;
 
@@ -127,6 +128,13 @@ static int load_config(struct ch_api *a, struct ch_hooks *h, struct ch_error *er
                                 "hooks.defaultSessionKey must be 1-%d printable characters without "
                                 "spaces",
                                 CH_STORE_MAX_KEY_BYTES);
+        /* Kept as written (the prefix check reads it so); runs go to its
+         * canonical key, which must exist. */
+        if (ch_api_session_key(dk, canon) != 0)
+            return ch_error_set(err, CH_EINVAL,
+                                "hooks.defaultSessionKey is not a session key: agent:<id>:<key>, or a key of at "
+                                "most %d bytes as agent:main:<key>",
+                                CH_SESSION_KEY_MAX);
         if (!(h->default_key = ch_strdup(dk)))
             return CH_ENOMEM;
     }

@@ -143,6 +143,14 @@ void ch_hooks_metrics(struct ch_api *a, struct ch_buf *b);
 /* The sub-path after hooks.path ("agent", "github/push"), borrowed from r. */
 struct ch_str ch_hooks_subpath(const struct ch_api *a, const struct ch_http_req *r);
 
+/* ---- hooks_key.c: the session of a hook run ---- */
+struct ch_hook_in;
+/* requested: the caller's (or a mapping's rendered) key, trimmed, or NULL.
+ * Sets in->session_key to the canonical key of it, hooks.defaultSessionKey
+ * or a fresh hook:<uuid>; a refusal is answered 400 and CH_EINVAL. */
+int ch_hooks_resolve_key(struct ch_api *a, struct ch_http_req *r, const char *requested, bool from_request,
+                         struct ch_hook_in *in);
+
 /* ---- hooks_parse.c: a hook body -> a run request ---- */
 
 /* One validated hook request.  Every string is an owned copy. */

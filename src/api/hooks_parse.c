@@ -74,82 +74,6 @@ static bool is_blank(const char *s)
     return true;
 }
 
-/* ---- session keys ---- */
-
-static bool has_allowed_prefix(const json_t *prefixes, const char *key)
-{
-    size_t i;
-    const json_t *p;
-
-    if (json_array_size(prefixes) == 0)
-        return true;
-    json_array_foreach(prefixes, i, p)
-    {
-        const char *s = json_string_value(p);
-        if (s && !strncmp(key, s, strlen(s)))
-            return true;
-    }
-    return false;
-}
-
-static void prefixes_text(const json_t *prefixes, char *out, size_t cap)
-{
-    size_t i, n = 0;
-    const json_t *p;
-
-    out[0] = '\0';
-    json_array_foreach(prefixes, i, p)
-    {
-        int w = snprintf(out + n, cap - n, "%s%s", i ? ", " : "", json_string_value(p));
-        if (w < 0 || (size_t)w >= cap - n)
-            break;
-        n += (size_t)w;
-    }
-}
-
-/* requested: the caller's (or a mapping's rendered) key, or NULL. */
-static int resolve_key(struct ch_api *a, struct ch_http_req *r, const char *requested, bool from_request,
-                       struct ch_hook_in *in)
-{
-    struct ch_hooks *h = a->hooks;
-    char list[512], uuid[37];
-
-    if (requested) {
-        if (from_request && !h->allow_request_key) {
-            ch_hooks_refuse(a, r, 400, CH_HOOK_R_SESSION_KEY,
-                            "sessionKey is disabled for external /hooks/agent payloads; set "
-                            "hooks.allowRequestSessionKey=true to enable");
-            return CH_EINVAL;
-        }
-        if (!ch_hooks_key_ok(requested)) {
-            ch_hooks_refuse(a, r, 400, CH_HOOK_R_SESSION_KEY,
-                            "sessionKey must be 1-%d printable characters without spaces", CH_STORE_MAX_KEY_BYTES);
-            return CH_EINVAL;
-        }
-        /* OpenClaw's own sessions (agent:, cron:, subagent:, acp:) are not
-         * a webhook sender's to write into. */
-        if (ch_agent_session_key_reserved(requested)) {
-            ch_hooks_refuse(a, r, 400, CH_HOOK_R_SESSION_KEY,
-                            "sessionKey uses a reserved prefix (agent:, cron:, subagent:, acp:)");
-            return CH_EINVAL;
-        }
-        in->session_key = ch_strdup(requested);
-    } else if (h->default_key) {
-        in->session_key = ch_strdup(h->default_key);
-    } else {
-        ch_uuid4(uuid);
-        in->session_key = ch_sprintf("hook:%s", uuid);
-    }
-    if (!in->session_key)
-        return CH_ENOMEM;
-    if (!has_allowed_prefix(h->prefixes, in->session_key)) {
-        prefixes_text(h->prefixes, list, sizeof(list));
-        ch_hooks_refuse(a, r, 400, CH_HOOK_R_SESSION_KEY, "sessionKey must start with one of: %s", list);
-        return CH_EINVAL;
-    }
-    return 0;
-}
-
 /* ---- model ---- */
 
 /* The model must resolve now (aliases included: `model: "gpt"`), so a
@@ -459,7 +383,7 @@ int ch_hooks_parse_agent(struct ch_api *a, struct ch_http_req *r, const json_t *
         ch_hooks_refuse(a, r, 400, CH_HOOK_R_SESSION_KEY, "sessionKey is longer than %d bytes", CH_STORE_MAX_KEY_BYTES);
         goto out;
     }
-    if ((rc = resolve_key(a, r, key, true, in)) != 0 || (rc = parse_common(a, r, body, in, in->hook)) != 0 ||
+    if ((rc = ch_hooks_resolve_key(a, r, key, true, in)) != 0 || (rc = parse_common(a, r, body, in, in->hook)) != 0 ||
         (rc = persistent_ok(a, r, in, key, false)) != 0 || (rc = parse_callback(a, r, body, in)) != 0 ||
         (rc = parse_idem(a, r, body, in)) != 0)
         goto out;
@@ -576,9 +500,9 @@ int ch_hooks_parse_mapping(struct ch_api *a, struct ch_http_req *r, const json_t
         ch_hooks_refuse(a, r, 400, CH_HOOK_R_SESSION_KEY, "the mapping's sessionKey renders too long");
         goto out;
     }
-    if ((rc = resolve_key(a, r, key, false, in)) != 0 || (rc = parse_common(a, r, rendered, in, in->hook)) != 0 ||
-        (rc = persistent_ok(a, r, in, key, true)) != 0 || (rc = parse_callback(a, r, body, in)) != 0 ||
-        (rc = parse_idem(a, r, body, in)) != 0)
+    if ((rc = ch_hooks_resolve_key(a, r, key, false, in)) != 0 ||
+        (rc = parse_common(a, r, rendered, in, in->hook)) != 0 || (rc = persistent_ok(a, r, in, key, true)) != 0 ||
+        (rc = parse_callback(a, r, body, in)) != 0 || (rc = parse_idem(a, r, body, in)) != 0)
         goto out;
 out:
     ch_free(key);

@@ -3,11 +3,10 @@
  *
  * A wake is a system event for a session: `now` runs it at once as a
  * run (source `wake`) on the main session, or, with OpenClaw v4's
- * `sessionKey`, on that session (`agent:main:<key>` unless it is already an
- * agent key); `next-heartbeat` stores it in the main session's transcript.
+ * `sessionKey`, on that session (its canonical key: `agent:main:<key>`
+ * unless it is already an agent key, lowercased); `next-heartbeat` stores it in the main session's transcript.
  */
 #include <string.h>
-#include <strings.h>
 
 #include "api/hooks.h"
 
@@ -129,30 +128,12 @@ static bool blank(const char *s)
     return true;
 }
 
-/* OpenClaw v4's wake sessionKey as an agent key: "main" is the main
- * session, an agent key stays, anything else is agent:main:<key>. */
-static int wake_key(const char *in, char *out, size_t cap)
-{
-    struct ch_str k = ch_str_trim(ch_str_from(in));
-    int n;
-
-    if (ch_str_eq_ci(k, "main"))
-        n = snprintf(out, cap, "%s", MAIN_SESSION);
-    else if (k.len >= 6 && !strncasecmp(k.p, "agent:", 6))
-        n = snprintf(out, cap, "%.*s", (int)k.len, k.p);
-    else
-        n = snprintf(out, cap, "agent:main:%.*s", (int)k.len, k.p);
-    if (n < 0 || (size_t)n >= cap || !ch_agent_session_key_valid(out))
-        return CH_EINVAL;
-    return 0;
-}
-
 void ch_hooks_wake(struct ch_http_req *r, void *data)
 {
     struct ch_api *a = data;
     const json_t *t, *sk;
     const char *mode;
-    char key[CH_STORE_MAX_KEY_BYTES + 1];
+    char key[CH_SESSION_KEY_MAX + 1];
     bool now;
     json_t *body = NULL;
 
@@ -170,9 +151,10 @@ void ch_hooks_wake(struct ch_http_req *r, void *data)
         ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "sessionKey must be a non-empty string");
     else if (sk && !now)
         ch_hooks_refuse(a, r, 400, CH_HOOK_R_INVALID, "sessionKey requires mode=now");
-    else if (sk && wake_key(json_string_value(sk), key, sizeof(key)) != 0)
-        ch_hooks_refuse(a, r, 400, CH_HOOK_R_SESSION_KEY, "sessionKey must be at most %d printable bytes",
-                        CH_STORE_MAX_KEY_BYTES - 11);
+    else if (sk && (ch_api_session_key(json_string_value(sk), key) != 0 || !ch_hooks_key_ok(key)))
+        ch_hooks_refuse(a, r, 400, CH_HOOK_R_SESSION_KEY,
+                        "sessionKey must be agent:<id>:<key>, or at most %d printable bytes without spaces",
+                        CH_SESSION_KEY_MAX - 11);
     else
         wake(a, r, json_string_value(t), now, "wake", sk ? key : NULL);
     json_decref(body);

@@ -325,6 +325,10 @@ void ch_api_oc_error(struct ch_http_req *r, int status, const char *type, const 
 /* The :key path parameter of those routes (percent-decoded, '+' kept),
  * else a 400 in their shape (not ch_api_path_param's {error, message}). */
 bool ch_api_oc_key_param(struct ch_http_req *r, char *out, size_t cap);
+/* The same trimmed in raw (the key the 404 names, as the reference's) and
+ * in OpenClaw's canonical form in canon (the key looked up and answered);
+ * a malformed key is a 400 `malformed session key "<key>"`. */
+bool ch_api_oc_session_key(struct ch_http_req *r, char *raw, size_t raw_cap, char *canon, size_t canon_cap);
 bool ch_api_oc_agent_ok(struct ch_http_req *r);
 /* GET /sessions/:key/history (rest_session_history.c) */
 void ch_rest_sessions_history(struct ch_http_req *r, void *data);
@@ -415,5 +419,21 @@ size_t ch_oc_conn_count(const struct ch_api *a);
  * close every WS connection whose API token is gone, expired or no
  * longer holds the connection's scopes (oc_guard.c). */
 void ch_oc_auth_recheck(struct ch_api *a);
+
+/* ---- session_keys.c: the session keys clients send (OpenClaw's canonical
+ * form, core/session_key.c) ---- */
+/* ch_session_key_canon of a NUL-terminated key: CH_EINVAL malformed,
+ * CH_E_TOO_LARGE past CH_SESSION_KEY_MAX. */
+int ch_api_session_key(const char *raw, char out[CH_SESSION_KEY_MAX + 1]);
+/* A stored key as chela's REST conversation id: without its leading
+ * `agent:main:` where the rest names the key again (borrowed: points into
+ * key). */
+const char *ch_api_conversation_id(const char *key);
+/* raw, trimmed and ASCII-lowercased, starts agent:, cron:, subagent: or
+ * acp: (the namespaces OpenClaw keeps to itself). */
+bool ch_api_session_key_reserved(const char *raw);
+/* A canonical key in cron:, subagent: or acp:, at its start or after
+ * agent:<id>: (OpenClaw's /v1 refuses those as overrides). */
+bool ch_api_session_key_internal(const char *canon);
 
 #endif

@@ -153,6 +153,8 @@ static int history_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct oc_sjob *j = (struct oc_sjob *)job;
     bool chat = !strcmp(j->method, "chat.history");
+    /* Echoed as the client sent it (the reference's chat.history does),
+     * looked up by its canonical form. */
     const char *key = json_string_value(json_object_get(j->params, chat ? "sessionKey" : "key"));
     const json_t *lim = json_object_get(j->params, "limit");
     struct ch_session_rec s = {0};
@@ -160,7 +162,7 @@ static int history_run(struct ch_db *db, struct ch_store_job *job)
     struct ch_api_fit fit;
     size_t room, content;
     json_t *msgs;
-    int rc = ch_sessions_get(db, key, &s);
+    int rc = j->key[0] ? ch_sessions_get(db, j->key, &s) : CH_ENOTFOUND;
 
     if (rc == CH_E_TOO_LARGE || rc == CH_EINVAL)
         rc = CH_ENOTFOUND; /* a key the store cannot hold names no session */
@@ -190,18 +192,31 @@ static int history_run(struct ch_db *db, struct ch_store_job *job)
     return rc;
 }
 
+/* A malformed key is refused as the reference does; one too long for
+ * chela's store names no session (an empty history, j->key ""). */
+static void history_submit(struct oc_req *q, const char *param)
+{
+    char key[CH_SESSION_KEY_MAX + 1], why[CH_SESSION_KEY_MAX + 64];
+    int rc = ch_oc_key_canon(json_string_value(json_object_get(q->params, param)), key, sizeof(key), why, sizeof(why));
+    struct oc_sjob *j;
+
+    if (rc == CH_EINVAL) {
+        ch_oc_res_err(q->conn, q->id, "INVALID_REQUEST", why, NULL);
+        return;
+    }
+    if ((j = ch_oc_sjob_new(q, history_run)) != NULL) {
+        if (rc == 0)
+            memcpy(j->key, key, sizeof(key));
+        ch_oc_sjob_submit(j, false);
+    }
+}
+
 void ch_oc_m_sessions_get(struct oc_req *q)
 {
-    struct oc_sjob *j = ch_oc_sjob_new(q, history_run);
-
-    if (j)
-        ch_oc_sjob_submit(j, false);
+    history_submit(q, "key");
 }
 
 void ch_oc_m_chat_history(struct oc_req *q)
 {
-    struct oc_sjob *j = ch_oc_sjob_new(q, history_run);
-
-    if (j)
-        ch_oc_sjob_submit(j, false);
+    history_submit(q, "sessionKey");
 }

@@ -319,11 +319,21 @@ struct oc_sjob {
     json_t *health;       /* owned: a fresh health sessions block, or NULL */
     const char *err_code; /* static, or NULL */
     char err_msg[256];
+    char key[CH_SESSION_KEY_MAX + 1]; /* the canonical session key (ch_oc_sjob_new_key), else "" */
 };
 /* NULL after answering (no store, out of memory). */
 struct oc_sjob *ch_oc_sjob_new(struct oc_req *q, ch_store_job_run_cb run);
 /* The default completion: answer (if the connection is open) and free. */
 void ch_oc_sjob_finish(struct ch_store_job *job, int rc);
+/* The same for a method naming a session in params[param]: its canonical
+ * key in j->key; NULL after answering a malformed key (oc_session_key.c). */
+struct oc_sjob *ch_oc_sjob_new_key(struct oc_req *q, ch_store_job_run_cb run, const char *param);
+/* A session key as sent (NULL: none) -> its canonical form in out; 0, or
+ * CH_EINVAL (malformed) / CH_E_TOO_LARGE with OpenClaw's refusal in why
+ * (why may be NULL). */
+int ch_oc_key_canon(const char *raw, char *out, size_t cap, char *why, size_t why_cap);
+/* The same answering q INVALID_REQUEST with that refusal (false). */
+bool ch_oc_req_key(struct oc_req *q, const char *raw, char *out, size_t cap);
 /* Queue as a read or a write; answers UNAVAILABLE itself on failure. */
 void ch_oc_sjob_submit(struct oc_sjob *j, bool write);
 /* One session row (SessionRow, spec 2.2), on a job thread. */

@@ -255,20 +255,24 @@ static void on_accepted(int rc, const char *run_id, bool duplicate, const char *
     ctx_free(x);
 }
 
-/* The session key of agent/chat params: sessionKey, else sessionId (seed
- * 001 sends both, the same), else the agent's main session. */
-static const char *session_key_of(const json_t *p, char *buf, size_t cap)
+/*
+ * The session key of agent/chat params in canonical form (the run's key:
+ * the ack, the events and the stored run carry it): sessionKey, else
+ * sessionId (seed 001 sends both, the same), else the main session.
+ * `global` runs in the main session, as the reference loads it for these
+ * two methods.  0, or ch_oc_key_canon's error and refusal.
+ */
+static int session_key_of(const json_t *p, char *out, size_t cap, char *why, size_t why_cap)
 {
     const char *k = json_string_value(json_object_get(p, "sessionKey"));
-    const char *agent = json_string_value(json_object_get(p, "agentId"));
+    int rc;
 
-    if (k && *k)
-        return k;
-    k = json_string_value(json_object_get(p, "sessionId"));
-    if (k && *k)
-        return k;
-    snprintf(buf, cap, "agent:%s:main", agent ? agent : "main");
-    return buf;
+    if (!k || !*k)
+        k = json_string_value(json_object_get(p, "sessionId"));
+    rc = ch_oc_key_canon(k && *k ? k : "main", out, cap, why, why_cap);
+    if (rc == 0 && !strcmp(out, "global"))
+        ch_str_copy(out, cap, "agent:main:main");
+    return rc;
 }
 
 static bool model_ok(struct ch_oc *oc, const char *ref, char *why, size_t cap)
@@ -294,12 +298,13 @@ static void submit_run(struct oc_req *q, bool chat)
     const char *prov = json_string_value(json_object_get(p, "provider"));
     const char *model = json_string_value(json_object_get(p, "model"));
     const char *prefix = chat ? "invalid chat.send params: " : "invalid agent params: ";
-    char gen[37], keybuf[160], modelbuf[300], why[300];
+    char gen[37], key[CH_SESSION_KEY_MAX + 1], modelbuf[300], why[CH_SESSION_KEY_MAX + 64];
     struct oc_dedupe_entry *d;
     struct submit_ctx *x;
     struct oc_waiter *w = NULL;
     struct oc_run *r;
-    const char *key;
+    bool bare = false; /* why is the whole message (no "invalid ... params: ") */
+    int krc;
     int64_t now = ch_now_ms();
 
     if (!oc->api->agent) {
@@ -313,13 +318,14 @@ static void submit_run(struct oc_req *q, bool chat)
         idem = gen;
     }
     why[0] = '\0';
-    key = session_key_of(p, keybuf, sizeof(keybuf));
     if (strlen(idem) > CH_STORE_MAX_ID_BYTES)
         snprintf(why, sizeof(why), "idempotencyKey must be at most %d characters", CH_STORE_MAX_ID_BYTES);
     else if (agent_id && strcmp(agent_id, "main") != 0)
         snprintf(why, sizeof(why), "unknown agent id \"%.100s\"", agent_id);
+    else if ((krc = session_key_of(p, key, sizeof(key), why, sizeof(why))) != 0)
+        bare = krc == CH_EINVAL; /* the reference's own text, unprefixed */
     else if (!ch_agent_session_key_valid(key))
-        snprintf(why, sizeof(why), "malformed session key \"%.100s\"", key);
+        snprintf(why, sizeof(why), "session key must be printable, without spaces");
     else if (!*json_string_value(json_object_get(p, "message")))
         snprintf(why, sizeof(why), "message must not be empty");
     if (!why[0] && (model && *model)) {
@@ -333,8 +339,8 @@ static void submit_run(struct oc_req *q, bool chat)
         model_ok(oc, model, why, sizeof(why));
     }
     if (why[0]) {
-        char msg[400];
-        snprintf(msg, sizeof(msg), "%s%s", prefix, why);
+        char msg[sizeof(why) + 40];
+        snprintf(msg, sizeof(msg), "%s%s", bare ? "" : prefix, why);
         ch_oc_res_err(q->conn, q->id, "INVALID_REQUEST", msg, NULL);
         return;
     }
@@ -461,20 +467,25 @@ void ch_oc_m_agent_wait(struct oc_req *q)
 void ch_oc_m_chat_abort(struct oc_req *q)
 {
     struct ch_oc *oc = q->conn->oc;
-    const char *key = json_string_value(json_object_get(q->params, "sessionKey"));
+    const char *raw = json_string_value(json_object_get(q->params, "sessionKey"));
     const char *run_id = json_string_value(json_object_get(q->params, "runId"));
-    json_t *ids = json_array();
+    char key[CH_SESSION_KEY_MAX + 1];
+    json_t *ids;
     char **list = NULL;
     size_t n;
 
     if (!oc->api->agent) {
-        json_decref(ids);
         ch_oc_unavailable(q, "this gateway runs without an agent runtime");
         return;
     }
+    if (!ch_oc_req_key(q, raw, key, sizeof(key)))
+        return;
+    ids = json_array();
     if (run_id) {
         struct oc_run *r = ch_oc_run_get(oc, run_id, NULL);
-        if (r && !r->key_pending && strcmp(r->session_key, key) != 0) {
+        /* Runs carry canonical keys; the reference also takes the key as
+         * sent (a run stored under it before keys were canonical). */
+        if (r && !r->key_pending && strcmp(r->session_key, key) != 0 && strcmp(r->session_key, raw) != 0) {
             json_decref(ids);
             ch_oc_res_err(q->conn, q->id, "INVALID_REQUEST", "runId does not match sessionKey", NULL);
             return;

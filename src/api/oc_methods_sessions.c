@@ -268,6 +268,22 @@ void ch_oc_m_sessions_list(struct oc_req *q)
 
 /* ---- sessions.preview ---- */
 
+#define PREVIEW_KEYS_MAX 64 /* keys answered, the reference's slice */
+
+/* A key of `keys` without its outer blanks in *out; its length (0: blank
+ * or not a string, skipped). */
+static size_t preview_key(const char *s, const char **out)
+{
+    size_t n = s ? strlen(s) : 0;
+
+    while (n && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r'))
+        s++, n--;
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+        n--;
+    *out = s;
+    return n;
+}
+
 static int preview_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct oc_sjob *j = (struct oc_sjob *)job;
@@ -281,16 +297,26 @@ static int preview_run(struct ch_db *db, struct ch_store_job *job)
     json_array_foreach(keys, i, k)
     {
         struct ch_preview_list pl = {0};
-        int rc = ch_messages_preview(db, json_string_value(k), limit, max_chars, &pl);
+        const char *sent = json_string_value(k);
+        char key[CH_SESSION_KEY_MAX + 1];
+        size_t n = preview_key(sent, &sent);
+        int rc = n ? ch_oc_key_canon(sent, key, sizeof(key), NULL, 0) : CH_ENOTFOUND;
         json_t *items = json_array();
-        const char *status = rc == CH_ENOTFOUND ? "missing" : rc ? "error" : pl.count ? "ok" : "empty";
-        for (size_t n = 0; items && n < pl.count; n++)
-            json_array_append_new(items, json_pack("{s:s, s:s}", "role", pl.items[n].role, "text", pl.items[n].text));
-        json_array_append_new(out, json_pack("{s:s, s:s, s:o}", "key", json_string_value(k), "status", status, "items",
+        const char *status;
+
+        if (!n)
+            continue; /* the reference drops blank keys */
+        if (rc == 0)
+            rc = ch_messages_preview(db, key, limit, max_chars, &pl);
+        status = rc == CH_ENOTFOUND || rc == CH_E_TOO_LARGE ? "missing" : rc ? "error" : pl.count ? "ok" : "empty";
+        for (size_t m = 0; items && m < pl.count; m++)
+            json_array_append_new(items, json_pack("{s:s, s:s}", "role", pl.items[m].role, "text", pl.items[m].text));
+        /* Echoed as sent (trimmed), as the reference does; looked up canonical. */
+        json_array_append_new(out, json_pack("{s:s%, s:s, s:o}", "key", sent, n, "status", status, "items",
                                              items ? items : json_array()));
         ch_preview_list_release(&pl);
-        if (i >= 100)
-            break; /* bounded answer */
+        if (json_array_size(out) >= PREVIEW_KEYS_MAX)
+            break; /* the reference's bound */
     }
     j->answer = json_pack("{s:I, s:o}", "ts", (json_int_t)j->now_ms, "previews", out ? out : json_array());
     return j->answer ? 0 : CH_ENOMEM;
@@ -298,9 +324,27 @@ static int preview_run(struct ch_db *db, struct ch_store_job *job)
 
 void ch_oc_m_sessions_preview(struct oc_req *q)
 {
-    struct oc_sjob *j = ch_oc_sjob_new(q, preview_run);
+    const json_t *keys = json_object_get(q->params, "keys"), *k;
+    char key[CH_SESSION_KEY_MAX + 1];
+    struct oc_sjob *j;
+    size_t i, seen = 0;
 
-    if (j)
+    /* One malformed key refuses the whole request, as in the reference
+     * (a key too long for chela is only "missing"). */
+    json_array_foreach(keys, i, k)
+    {
+        const char *sent = json_string_value(k);
+        char why[CH_SESSION_KEY_MAX + 64];
+        if (!preview_key(sent, &sent))
+            continue;
+        if (ch_oc_key_canon(sent, key, sizeof(key), why, sizeof(why)) == CH_EINVAL) {
+            ch_oc_res_err(q->conn, q->id, "INVALID_REQUEST", why, NULL);
+            return;
+        }
+        if (++seen >= PREVIEW_KEYS_MAX)
+            break;
+    }
+    if ((j = ch_oc_sjob_new(q, preview_run)) != NULL)
         ch_oc_sjob_submit(j, false);
 }
 
@@ -309,7 +353,7 @@ void ch_oc_m_sessions_preview(struct oc_req *q)
 static int patch_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct oc_sjob *j = (struct oc_sjob *)job;
-    const char *key = pstr(j, "key");
+    const char *key = j->key;
     struct ch_session_patch p = {0};
     struct ch_session_rec s = {0};
     const json_t *v;
@@ -350,15 +394,17 @@ void ch_oc_m_sessions_patch(struct oc_req *q)
 {
     struct ch_oc *oc = q->conn->oc;
     const json_t *model = json_object_get(q->params, "model");
-    const char *key = json_string_value(json_object_get(q->params, "key"));
     struct ch_llm_target t;
     struct ch_error err = {0};
     struct oc_sjob *j;
-    char msg[400];
+    char msg[400], key[CH_SESSION_KEY_MAX + 1];
 
+    if (!ch_oc_req_key(q, json_string_value(json_object_get(q->params, "key")), key, sizeof(key)))
+        return;
+    /* Canonical, but holding what chela's store refuses (blanks, controls). */
     if (!ch_agent_session_key_valid(key)) {
-        snprintf(msg, sizeof(msg), "invalid sessions.patch params: malformed session key \"%.100s\"", key);
-        ch_oc_res_err(q->conn, q->id, "INVALID_REQUEST", msg, NULL);
+        ch_oc_res_err(q->conn, q->id, "INVALID_REQUEST",
+                      "invalid sessions.patch params: a session key is printable, without spaces", NULL);
         return;
     }
     /* The override is stored as "provider/model": resolve aliases and
@@ -375,6 +421,7 @@ void ch_oc_m_sessions_patch(struct oc_req *q)
     j = ch_oc_sjob_new(q, patch_run);
     if (!j)
         return;
+    memcpy(j->key, key, sizeof(key));
     if (json_is_string(model) && json_string_length(model))
         j->model_ref = ch_strdup(t.ref);
     ch_oc_sjob_submit(j, true);
@@ -385,7 +432,7 @@ void ch_oc_m_sessions_patch(struct oc_req *q)
 static int reset_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct oc_sjob *j = (struct oc_sjob *)job;
-    const char *key = pstr(j, "key");
+    const char *key = j->key;
     struct ch_session_rec s = {0};
     int rc = ch_sessions_ensure(db, key, NULL, j->now_ms, NULL, NULL);
 
@@ -402,17 +449,22 @@ static int reset_run(struct ch_db *db, struct ch_store_job *job)
 
 void ch_oc_m_sessions_reset(struct oc_req *q)
 {
-    const char *key = json_string_value(json_object_get(q->params, "key"));
+    char key[CH_SESSION_KEY_MAX + 1];
     struct oc_sjob *j;
 
+    if (!ch_oc_req_key(q, json_string_value(json_object_get(q->params, "key")), key, sizeof(key)))
+        return;
     if (!ch_agent_session_key_valid(key)) {
-        ch_oc_res_err(q->conn, q->id, "INVALID_REQUEST", "invalid sessions.reset params: malformed session key", NULL);
+        ch_oc_res_err(q->conn, q->id, "INVALID_REQUEST",
+                      "invalid sessions.reset params: a session key is printable, without spaces", NULL);
         return;
     }
     if (q->conn->oc->api->agent)
         ch_agent_abort_session(q->conn->oc->api->agent, key, NULL); /* a live run would write into the old id */
-    if ((j = ch_oc_sjob_new(q, reset_run)) != NULL)
+    if ((j = ch_oc_sjob_new(q, reset_run)) != NULL) {
+        memcpy(j->key, key, sizeof(key));
         ch_oc_sjob_submit(j, true);
+    }
 }
 
 /* ---- sessions.delete ---- */
@@ -421,27 +473,34 @@ static int delete_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct oc_sjob *j = (struct oc_sjob *)job;
     bool existed = false;
-    int rc = ch_sessions_delete(db, pstr(j, "key"), &existed);
+    int rc = ch_sessions_delete(db, j->key, &existed);
 
-    if (rc == 0 && !(j->answer = json_pack("{s:b, s:s, s:b, s:[]}", "ok", 1, "key", pstr(j, "key"), "deleted", existed,
-                                           "archived")))
+    if (rc == 0 &&
+        !(j->answer = json_pack("{s:b, s:s, s:b, s:[]}", "ok", 1, "key", j->key, "deleted", existed, "archived")))
         rc = CH_ENOMEM;
     return rc;
 }
 
 void ch_oc_m_sessions_delete(struct oc_req *q)
 {
-    const char *key = json_string_value(json_object_get(q->params, "key"));
+    char key[CH_SESSION_KEY_MAX + 1], msg[CH_SESSION_KEY_MAX + 40];
     struct oc_sjob *j;
 
-    if (!strcmp(key, "agent:main:main") || !strcmp(key, "main")) {
-        ch_oc_res_err(q->conn, q->id, "INVALID_REQUEST", "Cannot delete the main session (main).", NULL);
+    if (!ch_oc_req_key(q, json_string_value(json_object_get(q->params, "key")), key, sizeof(key)))
+        return;
+    /* `main`, `Main`, `agent:main:main` and `global` are all the main
+     * session; the reference names it by its canonical key. */
+    if (!strcmp(key, "agent:main:main") || !strcmp(key, "global")) {
+        snprintf(msg, sizeof(msg), "Cannot delete the main session (%s).", key);
+        ch_oc_res_err(q->conn, q->id, "INVALID_REQUEST", msg, NULL);
         return;
     }
     if (q->conn->oc->api->agent)
         ch_agent_abort_session(q->conn->oc->api->agent, key, NULL);
-    if ((j = ch_oc_sjob_new(q, delete_run)) != NULL)
+    if ((j = ch_oc_sjob_new(q, delete_run)) != NULL) {
+        memcpy(j->key, key, sizeof(key));
         ch_oc_sjob_submit(j, true);
+    }
 }
 
 /* ---- sessions.compact ---- */
@@ -452,7 +511,7 @@ void ch_oc_m_sessions_delete(struct oc_req *q)
 static int compact_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct oc_sjob *j = (struct oc_sjob *)job;
-    const char *key = pstr(j, "key");
+    const char *key = j->key;
     const json_t *ml = json_object_get(j->params, "maxLines");
     int64_t keep = ml ? json_integer_value(ml) : COMPACT_DEFAULT_LINES, count = 0, replaced = 0;
     struct ch_session_rec s = {0};
@@ -503,7 +562,7 @@ out:
 
 void ch_oc_m_sessions_compact(struct oc_req *q)
 {
-    struct oc_sjob *j = ch_oc_sjob_new(q, compact_run);
+    struct oc_sjob *j = ch_oc_sjob_new_key(q, compact_run, "key");
 
     if (j)
         ch_oc_sjob_submit(j, true);

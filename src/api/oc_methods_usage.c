@@ -99,7 +99,7 @@ void ch_oc_m_status(struct oc_req *q)
 static int susage_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct oc_sjob *j = (struct oc_sjob *)job;
-    const char *key = json_string_value(json_object_get(j->params, "key"));
+    const char *key = j->key[0] ? j->key : NULL; /* canonical */
     const json_t *lim = json_object_get(j->params, "limit");
     struct ch_session_query q = {.limit = lim ? (size_t)CH_MIN(json_integer_value(lim), USAGE_SESSIONS_MAX) : 100};
     struct ch_session_list l = {0};
@@ -144,7 +144,9 @@ static int susage_run(struct ch_db *db, struct ch_store_job *job)
 
 void ch_oc_m_sessions_usage(struct oc_req *q)
 {
-    struct oc_sjob *j = ch_oc_sjob_new(q, susage_run);
+    /* With `key`, the one session that key names in canonical form. */
+    struct oc_sjob *j =
+        json_object_get(q->params, "key") ? ch_oc_sjob_new_key(q, susage_run, "key") : ch_oc_sjob_new(q, susage_run);
 
     if (j)
         ch_oc_sjob_submit(j, false);
@@ -219,7 +221,7 @@ void ch_oc_m_usage_cost(struct oc_req *q)
 static int inject_run(struct ch_db *db, struct ch_store_job *job)
 {
     struct oc_sjob *j = (struct oc_sjob *)job;
-    const char *key = json_string_value(json_object_get(j->params, "sessionKey"));
+    const char *key = j->key;
     const char *text = json_string_value(json_object_get(j->params, "message"));
     struct ch_session_rec s = {0};
     struct ch_message_rec m = {0};
@@ -250,13 +252,18 @@ static int inject_run(struct ch_db *db, struct ch_store_job *job)
 
 void ch_oc_m_chat_inject(struct oc_req *q)
 {
-    const char *key = json_string_value(json_object_get(q->params, "sessionKey"));
+    char key[CH_SESSION_KEY_MAX + 1];
     struct oc_sjob *j;
 
+    if (!ch_oc_req_key(q, json_string_value(json_object_get(q->params, "sessionKey")), key, sizeof(key)))
+        return;
     if (!ch_agent_session_key_valid(key)) {
-        ch_oc_res_err(q->conn, q->id, "INVALID_REQUEST", "invalid chat.inject params: malformed session key", NULL);
+        ch_oc_res_err(q->conn, q->id, "INVALID_REQUEST",
+                      "invalid chat.inject params: a session key is printable, without spaces", NULL);
         return;
     }
-    if ((j = ch_oc_sjob_new(q, inject_run)) != NULL)
+    if ((j = ch_oc_sjob_new(q, inject_run)) != NULL) {
+        memcpy(j->key, key, sizeof(key));
         ch_oc_sjob_submit(j, true);
+    }
 }

@@ -425,6 +425,39 @@ static int client_tools(struct oa_req *o, const json_t *body, json_t **out)
     return 0;
 }
 
+/*
+ * The run's session, canonical (OpenClaw's resolveSessionKey): the
+ * header's (canonical already, ch_openai_start), else the `user`'s,
+ * agent:main:openai-user:<user> (openresponses-user on /v1/responses),
+ * else a fresh agent:main:openai:<uuid> (openresponses:).  user is
+ * trimmed and lowercased, so `Alice` and `alice` continue one session,
+ * and cut between characters where the key would pass 512 bytes (500 of
+ * it at most, as before).
+ */
+static int session_key(struct oa_req *o, const char *hdr, const char *user, char out[CH_SESSION_KEY_MAX + 1])
+{
+    const char *ns = o->responses ? "openresponses" : "openai";
+    struct ch_str u = ch_str_trim(ch_str_from(user ? user : ""));
+    char raw[CH_SESSION_KEY_MAX + 1], uuid[37];
+    size_t room = CH_SESSION_KEY_MAX - (sizeof("agent:main:") - 1) - strlen(ns) - sizeof("-user:") + 1;
+
+    if (hdr) {
+        snprintf(out, CH_SESSION_KEY_MAX + 1, "%s", hdr);
+        return 0;
+    }
+    ch_uuid4(uuid);
+    if (u.len)
+        snprintf(raw, sizeof(raw), "%s-user:%.*s", ns, (int)ch_utf8_cut(u.p, CH_MIN(u.len, CH_MIN(room, (size_t)500))),
+                 u.p);
+    else
+        snprintf(raw, sizeof(raw), "%s:%s", ns, uuid);
+    if (ch_api_session_key(raw, out) != 0) { /* not agent:, and cut to fit: cannot fail */
+        ch_openai_error(o->req, 400, "invalid_request_error", "invalid_session", "user does not make a session key");
+        return CH_EINVAL;
+    }
+    return 0;
+}
+
 /* The user's newest turn is the run's message (its text, and the results
  * of client tool calls); a stateless request's earlier turns and system
  * messages travel as extra system text. */
@@ -438,7 +471,7 @@ void ch_oa_agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char *
     json_t *sampling = NULL, *tools = NULL, *images = NULL;
     const struct ch_str *hdr;
     struct ch_buf msg, extra;
-    char key[600], uuid[37], model[256], channel[65];
+    char key[CH_SESSION_KEY_MAX + 1], model[256], channel[65];
     int frc;
 
     ch_buf_init(&msg, MAX_TURN_BYTES);
@@ -459,19 +492,11 @@ void ch_oa_agent_mode(struct oa_req *o, const json_t *body, json_t *msgs, char *
                         "the last message must come from the user for the agent models");
         goto fail;
     }
-    if (run_texts(o, msgs, system, !session_hdr && !(user && *user), images, &msg, &extra) != 0)
+    if (run_texts(o, msgs, system, !session_hdr && !ch_str_trim(ch_str_from(user ? user : "")).len, images, &msg,
+                  &extra) != 0)
         goto fail; /* answered */
-    ch_uuid4(uuid);
-    if (session_hdr)
-        snprintf(key, sizeof(key), "%s", session_hdr);
-    else if (user && *user) /* 500 bytes of it, cut between characters: a key is UTF-8 */
-        snprintf(key, sizeof(key), "openai-user:%.*s", (int)ch_utf8_cut(user, CH_MIN(strlen(user), (size_t)500)), user);
-    else
-        snprintf(key, sizeof(key), "openai:%s", uuid);
-    if (ch_agent_session_key_reserved(key) && !session_hdr) {
-        ch_openai_error(o->req, 400, "invalid_request_error", "invalid_session", "reserved session key");
-        goto fail;
-    }
+    if (session_key(o, session_hdr, user, key) != 0)
+        goto fail;                  /* answered */
     ch_agent_run_id_new(o->run_id); /* time-ordered: appends to the runs index */
     if (o->responses)
         snprintf(o->id, sizeof(o->id), "resp_%s", o->run_id);

@@ -264,7 +264,9 @@ void ch_openai_start(struct ch_api *a, struct ch_http_req *r, const json_t *body
 {
     const json_t *so, *model = json_object_get(body, "model");
     const struct ch_str *hdr;
-    char err[256] = "", hsession[CH_STORE_MAX_KEY_BYTES + 1] = "", agent_hdr[130], uuid[37], *system = NULL;
+    char err[256] = "", hsession[CH_SESSION_KEY_MAX + 1] = "", raw[CH_STORE_MAX_KEY_BYTES + 1], agent_hdr[130],
+         uuid[37], *system = NULL;
+    int rc;
     json_t *msgs = NULL;
     const char *agent_id;
     struct oa_req *o;
@@ -279,8 +281,7 @@ void ch_openai_start(struct ch_api *a, struct ch_http_req *r, const json_t *body
     }
     hdr = ch_http_req_header(r, "x-openclaw-session-key");
     if (!session && hdr && hdr->len) {
-        /* The key is stored and shown as the client sent it, so one that
-         * is too long or not UTF-8 is refused, never cut or rewritten (the
+        /* One that is too long or not UTF-8 is refused, never cut (the
          * session rows and runs could not show it). */
         if (hdr->len > CH_STORE_MAX_KEY_BYTES || !ch_oa_utf8_ok(hdr->p, hdr->len)) {
             ch_openai_error(r, 400, "invalid_request_error", "invalid_session",
@@ -288,11 +289,27 @@ void ch_openai_start(struct ch_api *a, struct ch_http_req *r, const json_t *body
                             CH_STORE_MAX_KEY_BYTES);
             goto out;
         }
-        snprintf(hsession, sizeof(hsession), "%.*s", (int)hdr->len, hdr->p);
+        snprintf(raw, sizeof(raw), "%.*s", (int)hdr->len, hdr->p);
+        /* The run goes to the canonical key (`s1` is agent:main:s1, as in
+         * OpenClaw); a malformed agent key is OpenClaw's error. */
+        if ((rc = ch_api_session_key(raw, hsession)) == CH_EINVAL) {
+            ch_openai_error(r, 400, "invalid_request_error", "invalid_session",
+                            "Invalid --session-key \"%s\". Agent-prefixed session keys must use "
+                            "agent:<agent-id>:<session-key>.",
+                            raw);
+            goto out;
+        }
+        if (rc) {
+            ch_openai_error(r, 400, "invalid_request_error", "invalid_session",
+                            "x-openclaw-session-key: a session key is at most %d bytes as agent:main:<key>",
+                            CH_SESSION_KEY_MAX);
+            goto out;
+        }
         session = hsession;
-        /* OpenClaw keeps these namespaces to itself (the main session,
-         * agent:..., stays reachable). */
-        if (!strncmp(session, "subagent:", 9) || !strncmp(session, "cron:", 5) || !strncmp(session, "acp:", 4)) {
+        /* OpenClaw keeps these namespaces to itself, also inside an agent
+         * (agent:main:subagent:x); the main session and agent:... stay
+         * reachable. */
+        if (ch_api_session_key_internal(session)) {
             ch_openai_error(r, 400, "invalid_request_error", "invalid_session",
                             "x-openclaw-session-key: the subagent:, cron: and acp: namespaces are reserved");
             goto out;

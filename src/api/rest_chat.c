@@ -33,7 +33,8 @@ struct chat {
     bool closed;   /* the client left: never touch req again */
     bool abort_sent;
     char run_id[40];
-    char *conv_id;    /* owned: the session key */
+    char *conv_id;    /* owned: the conversation id as the client sent it */
+    char *key;        /* owned: its session key (canonical) */
     int64_t t0_ms;    /* when the request was dispatched */
     struct ch_buf ev; /* scratch for one SSE event, reused */
     char carry[4];    /* incomplete UTF-8 tail of the last delta */
@@ -46,6 +47,7 @@ static void chat_unref(struct chat *c)
         return;
     ch_http_req_unref(c->req);
     ch_free(c->conv_id);
+    ch_free(c->key);
     ch_buf_release(&c->ev);
     ch_free(c);
 }
@@ -397,6 +399,7 @@ static void on_accepted(int rc, const char *run_id, bool duplicate, const char *
 
 struct chat_input {
     const char *message, *conv, *model, *system;
+    char key[CH_SESSION_KEY_MAX + 1]; /* conv's session key */
     int64_t max_tokens;
     double temperature;
     bool has_temperature;
@@ -428,11 +431,21 @@ static int parse_input(struct ch_http_req *r, json_t *body, struct chat_input *i
             return CH_EINVAL;
         }
         in->conv = json_string_value(v);
-        /* OpenClaw's own sessions (agent:, cron:...) are for admin credentials. */
-        if (ch_agent_session_key_reserved(in->conv) && !(who && (who->scopes & CH_SCOPE_ADMIN))) {
+        /* OpenClaw's own sessions (agent:, cron:...) are for admin
+         * credentials, in any case (`AGENT:...` is agent:...). */
+        if (ch_api_session_key_reserved(in->conv) && !(who && (who->scopes & CH_SCOPE_ADMIN))) {
             ch_http_respond_error(r, 400, "invalid_request",
                                   "conversationId uses a reserved prefix (agent:, cron:, subagent:, acp:); "
                                   "only admin tokens may address those sessions");
+            return CH_EINVAL;
+        }
+        /* The session is the id's canonical key (`c-1` is agent:main:c-1,
+         * `main` the agent's main session); the answers echo the id. */
+        if (ch_api_session_key(in->conv, in->key) != 0) {
+            ch_http_respond_error(r, 400, "invalid_request",
+                                  "conversationId is not a session key: agent:<id>:<key>, or at most %d bytes as "
+                                  "agent:main:<id>",
+                                  CH_SESSION_KEY_MAX);
             return CH_EINVAL;
         }
     }
@@ -514,11 +527,15 @@ static void chat_start(struct ch_http_req *r, struct ch_api *a, bool stream)
     if (c) {
         ch_uuid4(uuid);
         c->conv_id = in.conv ? ch_strdup(in.conv) : ch_sprintf("conv_%s", uuid);
+        c->key = in.conv ? ch_strdup(in.key) : ch_sprintf("agent:main:conv_%s", uuid);
     }
-    if (!c || !c->conv_id) {
+    if (!c || !c->conv_id || !c->key) {
         ch_http_respond_error(r, 500, "internal", "out of memory");
-        if (c)
+        if (c) {
+            ch_free(c->conv_id);
+            ch_free(c->key);
             ch_free(c);
+        }
         goto out;
     }
     c->refs = 1;
@@ -538,7 +555,7 @@ static void chat_start(struct ch_http_req *r, struct ch_api *a, bool stream)
     }
     c->refs++;
     ch_http_req_on_close(r, on_client_close, c);
-    rr.session_key = c->conv_id;
+    rr.session_key = c->key;
     rr.message = in.message;
     rr.run_id = c->run_id;
     rr.source = "api";

@@ -216,7 +216,7 @@ static void list_done(struct ch_store_job *job, int rc)
 
 void ch_rest_runs_list(struct ch_http_req *r, void *data)
 {
-    char status[16], key[CH_STORE_MAX_KEY_BYTES + 1];
+    char status[16], key[CH_STORE_MAX_KEY_BYTES + 1], canon[CH_SESSION_KEY_MAX + 1];
     enum ch_run_status st;
     struct run_job *j;
     struct ch_list_pos after = {0};
@@ -238,7 +238,13 @@ void ch_rest_runs_list(struct ch_http_req *r, void *data)
     if (rc == 0 && status[0])
         j->status = (int)st;
     rc = ch_http_req_query(r, "sessionKey", key, sizeof(key));
-    if (rc == 0 && key[0] && !(j->session_key = ch_strdup(key))) {
+    /* Runs carry canonical keys: `s1` finds agent:main:s1's. */
+    if (rc == 0 && key[0] && ch_api_session_key(key, canon) != 0) {
+        ch_http_respond_error(r, 400, "invalid_request", "malformed session key \"%s\"", key);
+        job_free(j);
+        return;
+    }
+    if (rc == 0 && key[0] && !(j->session_key = ch_strdup(canon))) {
         ch_http_respond_error(r, 500, "internal", "out of memory");
         job_free(j);
         return;

@@ -204,7 +204,8 @@ struct send_job {
     struct ch_store_job job;
     struct ch_api *api;      /* borrowed */
     struct ch_http_req *req; /* ref held */
-    char *key;               /* owned: the session key (seed 004's sessionId) */
+    char *key;               /* owned: the session key (canonical) */
+    char *id;                /* owned: seed 004's sessionId as sent, echoed */
     char *text;              /* owned: send */
     char *content;           /* owned JSON: the transcript entry */
     json_t *attachments;     /* owned or NULL */
@@ -217,6 +218,7 @@ static void send_job_free(struct send_job *j)
 {
     ch_http_req_unref(j->req);
     ch_free(j->key);
+    ch_free(j->id);
     ch_free(j->text);
     ch_free(j->content);
     json_decref(j->attachments);
@@ -264,25 +266,25 @@ static void send_done(struct ch_store_job *job, int rc)
 
     if (rc == 0 && j->reset)
         ch_webhooks_emit(j->api, "status",
-                         json_pack("{s:s, s:s, s:s?, s:s?}", "sessionId", j->key, "status", "reset",
+                         json_pack("{s:s, s:s, s:s?, s:s?}", "sessionId", j->id, "status", "reset",
                                    "previousTranscriptId", j->old_id, "transcriptId", j->new_id));
     else if (rc == 0)
-        emit_sent(j->api, ch, NULL, j->text, j->attachments, j->key, id);
+        emit_sent(j->api, ch, NULL, j->text, j->attachments, j->id, id);
     if (ch_http_req_is_closed(j->req))
         goto out;
     if (rc == CH_ENOTFOUND)
-        ch_http_respond_error(j->req, 404, "not_found", "no session '%s'", j->key);
+        ch_http_respond_error(j->req, 404, "not_found", "no session '%s'", j->id);
     else if (rc)
         ch_http_respond_error(j->req, 500, "store_error", "the session could not be updated: %s", ch_strerror(rc));
     else if (j->reset)
         ch_http_respond_json(j->req, 200,
                              json_pack("{s:b, s:s, s:s, s:s, s:s?, s:s?}", "ok", 1, "status", "reset", "key", j->key,
-                                       "sessionId", j->key, "transcriptId", j->new_id, "previousTranscriptId",
+                                       "sessionId", j->id, "transcriptId", j->new_id, "previousTranscriptId",
                                        j->old_id));
     else
         ch_http_respond_json(j->req, 200,
                              json_pack("{s:b, s:s, s:s, s:s, s:s}", "ok", 1, "status", "sent", "messageId", id,
-                                       "sessionId", j->key, "channel", ch));
+                                       "sessionId", j->id, "channel", ch));
 out:
     send_job_free(j);
 }
@@ -298,11 +300,21 @@ static void submit_send(struct send_job *j)
     }
 }
 
-static struct send_job *send_job_new(struct ch_http_req *r, struct ch_api *a, const char *key)
+/* A session id is looked up by its canonical key (OpenClaw's store key:
+ * `S1` is agent:main:s1) and echoed as sent. */
+static struct send_job *send_job_new(struct ch_http_req *r, struct ch_api *a, const char *id)
 {
-    struct send_job *j = ch_calloc(1, sizeof(*j));
+    struct send_job *j;
+    char key[CH_SESSION_KEY_MAX + 1];
 
-    if (!j || !(j->key = ch_strdup(key))) {
+    if (ch_api_session_key(id, key) != 0) {
+        ch_http_respond_error(r, 400, "invalid_request", "malformed session key \"%s\"", id);
+        return NULL;
+    }
+    j = ch_calloc(1, sizeof(*j));
+    if (!j || !(j->key = ch_strdup(key)) || !(j->id = ch_strdup(id))) {
+        if (j)
+            ch_free(j->key);
         ch_free(j);
         ch_http_respond_error(r, 500, "internal", "out of memory");
         return NULL;

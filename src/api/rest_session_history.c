@@ -2,6 +2,10 @@
  * rest_session_history.c: GET /sessions/:key/history, OpenClaw v4's HTTP
  * read of a session's transcript (read scope, its `chat.history`).
  *
+ * The key names a session in OpenClaw's canonical form (`s1` reads
+ * `agent:main:s1`), and sessionKey is that form, the reference's
+ * target.canonicalKey; a 404 names the key as sent.
+ *
  * JSON: {sessionKey, items, messages, hasMore, truncated, nextCursor?};
  * items and messages are the same list, oldest first, each message as
  * chat.history gives it plus `__openclaw: {id, seq}`.  `limit` (a positive
@@ -38,10 +42,11 @@ struct hist {
     struct ch_agent_sub *sub; /* stream only */
     uv_timer_t keepalive;
     bool timer_on, stream, began, closed, loading, dirty;
-    size_t limit;   /* 0: HISTORY_MAX */
-    int64_t cursor; /* 0: none */
-    size_t room;    /* bytes of message JSON per list (set on the loop) */
-    char key[CH_STORE_MAX_KEY_BYTES + 1];
+    size_t limit;                         /* 0: HISTORY_MAX */
+    int64_t cursor;                       /* 0: none */
+    size_t room;                          /* bytes of message JSON per list (set on the loop) */
+    char key[CH_STORE_MAX_KEY_BYTES + 1]; /* canonical: looked up and answered */
+    char raw[CH_STORE_MAX_KEY_BYTES + 1]; /* as sent, trimmed: named by the 404 */
 };
 
 struct hist_job {
@@ -183,7 +188,7 @@ static void loaded(struct ch_store_job *job, int rc)
     } else if (rc && !h->began) {
         ch_api_oc_error(h->req, 503, "unavailable", "reading the session failed; retry shortly");
     } else if (!rc && !j->text && !h->began) {
-        snprintf(msg, sizeof(msg), "Session not found: %s", h->key);
+        snprintf(msg, sizeof(msg), "Session not found: %s", h->raw);
         ch_api_oc_error(h->req, 404, "not_found", msg);
     } else if (!rc && !j->text) {
         /* Deleted while streamed: the stream ends, and the request with it.
@@ -293,7 +298,7 @@ void ch_rest_sessions_history(struct ch_http_req *r, void *data)
     h->api = a;
     h->req = r;
     ch_http_req_ref(r);
-    if (!ch_api_oc_key_param(r, h->key, sizeof(h->key)))
+    if (!ch_api_oc_session_key(r, h->raw, sizeof(h->raw), h->key, sizeof(h->key)))
         goto out;
     h->room = list_room(a);
     rc = ch_http_req_query(r, "limit", v, sizeof(v));

@@ -2,7 +2,8 @@
  * rest_sessions.c: the session routes of REST v1 (issue #3 item 8, issue
  * #4 item 4), under two names: /api/v1/sessions/:key (OpenClaw's session
  * keys; what `chela sessions` calls) and /api/v1/conversations/:id (seed
- * 002's word for the same rows, keyed "id").  Reads run as store read jobs
+ * 002's word for the same rows, keyed "id": the key without agent:main:).
+ * Keys given are canonicalized (session_keys.c).  Reads run as store read jobs
  * on the thread pool, which also build the JSON answer, so the loop thread
  * only sends it; reset and delete are writer jobs.  Every job holds a
  * reference on its request and checks that the client is still there.
@@ -90,7 +91,8 @@ struct sess_job {
     struct ch_api *api;       /* borrowed */
     struct ch_http_req *req;  /* ref held */
     bool conv;                /* conversations naming: "id" instead of "key" */
-    char *key;                /* owned; show, reset, delete */
+    char *key;                /* owned; show, reset, delete: canonical */
+    char *shown;              /* owned or NULL: the id as sent, echoed by seed routes */
     size_t limit, offset;     /* list */
     struct ch_list_pos after; /* list: the cursor's position */
     json_t *answer;           /* built by the job body; owned */
@@ -102,6 +104,7 @@ static void job_free(struct sess_job *j)
 {
     ch_http_req_unref(j->req);
     ch_free(j->key);
+    ch_free(j->shown);
     json_decref(j->answer);
     ch_free(j);
 }
@@ -121,15 +124,23 @@ static struct sess_job *job_new(struct ch_http_req *r, void *api, bool conv)
     return j;
 }
 
+/* The key path parameter, canonical (OpenClaw's store key: `S1` and
+ * agent:main:s1 are one session).  Conversations and seed 004's
+ * /api/sessions/:id answer with the id as the client sent it. */
 static struct sess_job *job_new_key(struct ch_http_req *r, void *api, bool conv)
 {
-    char key[CH_STORE_MAX_KEY_BYTES + 1];
+    char key[CH_STORE_MAX_KEY_BYTES + 1], canon[CH_SESSION_KEY_MAX + 1];
+    bool seed = r->route && !strncmp(r->route->pattern, "/api/sessions/", 14);
     struct sess_job *j;
 
     if (ch_api_path_param(r, 0, key, sizeof(key)) != 0)
         return NULL;
+    if (ch_api_session_key(key, canon) != 0) {
+        ch_http_respond_error(r, 400, "invalid_request", "malformed session key \"%s\"", key);
+        return NULL;
+    }
     j = job_new(r, api, conv);
-    if (j && !(j->key = ch_strdup(key))) {
+    if (j && (!(j->key = ch_strdup(canon)) || ((conv || seed) && !(j->shown = ch_strdup(key))))) {
         ch_http_respond_error(r, 500, "internal", "out of memory");
         job_free(j);
         return NULL;
@@ -174,13 +185,18 @@ static char *session_model(struct ch_db *db, const struct ch_session_rec *s)
     return out;
 }
 
-static json_t *session_json(const struct ch_session_rec *s, const char *model, bool conv)
+/* shown: the id to answer with, else the stored key (a conversation's
+ * without agent:main:). */
+static json_t *session_json(const struct ch_session_rec *s, const char *model, bool conv, const char *shown)
 {
     json_t *o = json_object();
 
     if (!o)
         return NULL;
-    json_object_set_new(o, conv ? "id" : "key", json_string(s->key));
+    json_object_set_new(o, conv ? "id" : "key",
+                        json_string(shown  ? shown
+                                    : conv ? ch_api_conversation_id(s->key)
+                                           : s->key));
     json_object_set_new(o, "sessionId", json_string(s->session_id));
     json_object_set_new(o, "model", model ? json_string(model) : json_null());
     json_object_set_new(o, "modelOverride", s->model_override ? json_string(s->model_override) : json_null());
@@ -293,7 +309,7 @@ static int list_run(struct ch_db *db, struct ch_store_job *job)
     arr = json_array();
     for (size_t i = 0; arr && i < l.count; i++) {
         char *model = session_model(db, &l.items[i]);
-        json_array_append_new(arr, session_json(&l.items[i], model, j->conv));
+        json_array_append_new(arr, session_json(&l.items[i], model, j->conv, NULL));
         ch_free(model);
     }
     /* The next page starts after this page's last row, not at an offset:
@@ -315,7 +331,9 @@ static void answer_done(struct ch_store_job *job, int rc)
         goto out;
     if (rc == CH_ENOTFOUND) {
         ch_http_respond_error(j->req, 404, "not_found", "no %s '%s'", j->conv ? "conversation" : "session",
-                              j->key ? j->key : "");
+                              j->shown ? j->shown
+                              : j->key ? j->key
+                                       : "");
     } else if (rc || !j->answer) {
         ch_http_respond_error(j->req, 500, "store_error", "reading sessions failed: %s", ch_strerror(rc));
     } else {
@@ -371,7 +389,7 @@ static int show_run(struct ch_db *db, struct ch_store_job *job)
         goto out;
     model = session_model(db, &s);
     rc = CH_ENOMEM;
-    if (!(o = session_json(&s, model, j->conv)))
+    if (!(o = session_json(&s, model, j->conv, j->shown)))
         goto out;
     /* Over the write queue's cap the connection would be closed with no
      * answer: the messages get what the row leaves of the budget, measured

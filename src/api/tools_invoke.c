@@ -134,7 +134,8 @@ int ch_tools_invoke_prepare(struct ch_api *a, const json_t *params, const char *
 {
     struct ch_tools *t = a->agent ? ch_agent_tools(a->agent) : NULL;
     const json_t *action = json_object_get(params, "action");
-    const char *why;
+    const char *why, *sk;
+    char canon[CH_SESSION_KEY_MAX + 1];
     int rc;
 
     *args = NULL;
@@ -144,6 +145,13 @@ int ch_tools_invoke_prepare(struct ch_api *a, const json_t *params, const char *
     }
     if ((why = check_target(params)) != NULL) {
         snprintf(msg, cap, "%s", why);
+        return CH_INVOKE_INVALID;
+    }
+    /* OpenClaw resolves the session (its canonical key) before the tool:
+     * a malformed agent key is refused even though no tool here uses it. */
+    sk = json_string_value(json_object_get(params, "sessionKey"));
+    if (sk && ch_api_session_key(sk, canon) == CH_EINVAL) {
+        snprintf(msg, cap, "malformed session key \"%.200s\"", sk);
         return CH_INVOKE_INVALID;
     }
     if (!t || denied(a, name) || !ch_tools_has(t, name)) {

@@ -15,6 +15,8 @@
  * run's stored request (one store read, only when some webhook wants
  * either START event).  Events are queued in this order per run, but
  * deliveries are independent: receivers should order by `timestamp`.
+ * `conversationId` is the REST API's id of the session (its key without
+ * agent:main:), `sessionKey` the canonical key.
  */
 #include <string.h>
 
@@ -114,15 +116,15 @@ static void start_done(struct ch_store_job *job, int rc)
     ch_time_iso8601(sj->ts_ms, ts);
     if (sj->created && (want & BIT_CREATED))
         emit(a, "conversation.created", sj->run_id,
-             json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s}", "conversationId", sj->session_key, "sessionKey",
-                       sj->session_key, "sessionId", sj->session_id, "runId", sj->run_id, "channel", sj->channel,
-                       "createdAt", ts));
+             json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s}", "conversationId", ch_api_conversation_id(sj->session_key),
+                       "sessionKey", sj->session_key, "sessionId", sj->session_id, "runId", sj->run_id, "channel",
+                       sj->channel, "createdAt", ts));
     if (sj->message && (want & BIT_RECEIVED)) {
         snprintf(mid, sizeof(mid), "%s:user", sj->run_id);
         emit(a, "message.received", sj->run_id,
-             json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "messageId", mid, "conversationId", sj->session_key,
-                       "sessionKey", sj->session_key, "runId", sj->run_id, "channel", sj->channel, "role", "user",
-                       "content", sj->message, "timestamp", ts));
+             json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "messageId", mid, "conversationId",
+                       ch_api_conversation_id(sj->session_key), "sessionKey", sj->session_key, "runId", sj->run_id,
+                       "channel", sj->channel, "role", "user", "content", sj->message, "timestamp", ts));
     }
 out:
     start_job_free(sj);
@@ -185,7 +187,8 @@ static void on_end(struct ch_outbox *ob, const struct ch_agent_event *ev)
         snprintf(mid, sizeof(mid), "%s:assistant", ev->run_id);
         emit(a, "message.sent", ev->run_id,
              json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s}", "messageId", mid, "conversationId",
-                       ev->session_key, "sessionKey", ev->session_key, "runId", ev->run_id, "channel",
+                       ch_api_conversation_id(ev->session_key), "sessionKey", ev->session_key, "runId", ev->run_id,
+                       "channel",
                        ev->channel  ? ev->channel
                        : ev->source ? ev->source
                                     : "unknown",

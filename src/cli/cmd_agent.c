@@ -121,11 +121,18 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 static void print_json_result(struct stream *s, const char *status)
 {
     json_t *fin = s->done ? s->done : s->error;
-    json_t *o =
-        json_pack("{s:s#, s:O?, s:O?, s:s, s:O?, s:O?, s:O?}", "text", s->text.data ? s->text.data : "",
-                  (int)s->text.len, "runId", json_object_get(s->start, "runId"), "sessionKey",
-                  json_object_get(s->start, "conversationId"), "status", status, "usage", json_object_get(fin, "usage"),
-                  "model", json_object_get(fin, "model"), "costUsd", json_object_get(fin, "costUsd"));
+    const char *conv = json_string_value(json_object_get(s->start, "conversationId"));
+    char key[CH_SESSION_KEY_MAX + 1];
+    json_t *o;
+
+    /* The answer echoes the conversation id; the session key is the
+     * gateway's canonical form of it (`s1` -> agent:main:s1). */
+    if (!conv || ch_session_key_canon(conv, strlen(conv), key, sizeof(key)) != 0)
+        key[0] = '\0';
+    o = json_pack("{s:s#, s:O?, s:s?, s:s, s:O?, s:O?, s:O?}", "text", s->text.data ? s->text.data : "",
+                  (int)s->text.len, "runId", json_object_get(s->start, "runId"), "sessionKey", key[0] ? key : NULL,
+                  "status", status, "usage", json_object_get(fin, "usage"), "model", json_object_get(fin, "model"),
+                  "costUsd", json_object_get(fin, "costUsd"));
 
     if (o && s->error) {
         json_object_set(o, "errorClass", json_object_get(s->error, "error"));
@@ -223,7 +230,8 @@ int ch_cmd_agent(int argc, char **argv)
     char errbuf[CURL_ERROR_SIZE] = "";
     struct ch_error cerr = {0};
     char **args = rewrite_short(argc, argv);
-    const char *message;
+    const char *message, *session;
+    char key[CH_SESSION_KEY_MAX + 1];
     void *hdrs = NULL;
     json_t *body = NULL;
     char *text = NULL;
@@ -250,8 +258,17 @@ int ch_cmd_agent(int argc, char **argv)
     }
     if ((rc = ch_rest_target_resolve(prog, opts, n, &t)) != 0)
         goto out;
+    session = ch_opt_get(opts, n, "session");
+    /* Checked here as the gateway will (a malformed agent key is a usage
+     * error); sent as given, since the gateway keeps agent: ids for admin
+     * tokens and canonicalizes the rest itself. */
+    if (session && ch_session_key_canon(session, strlen(session), key, sizeof(key)) != 0) {
+        fprintf(stderr, "%s: malformed session key \"%s\"\n", prog, session);
+        rc = CH_EXIT_USAGE;
+        goto out;
+    }
     rc = CH_EXIT_RUNTIME;
-    body = json_pack("{s:s, s:s?, s:s?}", "message", message, "conversationId", ch_opt_get(opts, n, "session"), "model",
+    body = json_pack("{s:s, s:s?, s:s?}", "message", message, "conversationId", session, "model",
                      ch_opt_get(opts, n, "model"));
     text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     if (!text) {

@@ -175,7 +175,7 @@ static void print_session(json_t *s)
 /* show, reset and delete: one request on /api/v1/sessions/<KEY>... */
 static int sessions_one(int argc, char **argv, const char *verb)
 {
-    char prog[64], usage[160], *key = NULL, *path = NULL;
+    char prog[64], usage[160], *key = NULL, *path = NULL, canon[CH_SESSION_KEY_MAX + 1];
     struct ch_opt opts[] = {COMMON_OPTS};
     const size_t n = CH_ARRAY_SIZE(opts);
     struct ch_rest_target t = {0};
@@ -191,7 +191,14 @@ static int sessions_one(int argc, char **argv, const char *verb)
         return rc;
     rc = CH_EXIT_RUNTIME;
     json = ch_opt_get(opts, n, "json") != NULL;
-    if (!(key = ch_rest_escape(pos[0])) ||
+    /* The gateway's key for it (`S1` is agent:main:s1), as OpenClaw's CLI
+     * resolves one; a malformed agent key is a usage error. */
+    if (ch_session_key_canon(pos[0], strlen(pos[0]), canon, sizeof(canon)) != 0) {
+        fprintf(stderr, "%s: malformed session key \"%s\"\n", prog, pos[0]);
+        rc = CH_EXIT_USAGE;
+        goto out;
+    }
+    if (!(key = ch_rest_escape(canon)) ||
         !(path = ch_sprintf("/api/v1/sessions/%s%s", key, !strcmp(verb, "reset") ? "/reset" : ""))) {
         fprintf(stderr, "%s: out of memory\n", prog);
         goto out;
@@ -395,7 +402,7 @@ static int runs_list(int argc, char **argv)
     struct ch_rest_target t = {0};
     struct ch_buf path;
     const char *st = NULL, *sk = NULL;
-    char *esc = NULL;
+    char *esc = NULL, canon[CH_SESSION_KEY_MAX + 1];
     json_t *doc = NULL;
     size_t limit;
     int rc = ch_rest_begin(argc, argv, opts, n, prog, usage, NULL, 0, 0, &t);
@@ -419,7 +426,12 @@ static int runs_list(int argc, char **argv)
         esc = NULL;
     }
     if ((sk = ch_opt_get(opts, n, "session")) != NULL) {
-        if (!(esc = ch_rest_escape(sk)) || ch_buf_appendf(&path, "&sessionKey=%s", esc) != 0)
+        if (ch_session_key_canon(sk, strlen(sk), canon, sizeof(canon)) != 0) {
+            fprintf(stderr, "%s: malformed session key \"%s\"\n", prog, sk);
+            rc = CH_EXIT_USAGE;
+            goto out;
+        }
+        if (!(esc = ch_rest_escape(canon)) || ch_buf_appendf(&path, "&sessionKey=%s", esc) != 0)
             goto oom;
     }
     if ((rc = ch_rest_json(prog, &t, "GET", path.data, NULL, &doc)) != 0)

@@ -316,7 +316,8 @@ static const struct cfg_row rows[] = {
     SIZE("hooks.maxBodyBytes", "256KB", 1024, 64 * MiB, "Largest hook body; a larger one gets 413."),
     STRINGS("hooks.allowedSessionKeyPrefixes", "[]", NULL, NULL,
             "When set, every hook session key (given, default or generated) must start with one of these."),
-    OPTSTR("hooks.defaultSessionKey", "Session key of hook runs that name none (default `hook:<uuid>` per run)."),
+    OPTSTR("hooks.defaultSessionKey", "Session key of hook runs that name none (default `hook:<uuid>` per run); "
+                                      "stored, like every key, in its canonical form (`agent:main:hook:<uuid>`)."),
     BOOL("hooks.allowRequestSessionKey", true,
          "Accept a caller's `sessionKey` (seed 000 relies on it; OpenClaw's default is false). Reserved "
          "prefixes (`agent:`, `cron:`, `subagent:`, `acp:`) are always refused."),

@@ -189,6 +189,17 @@ bool ch_utf8_valid(const char *s, size_t n);
 /* The NUL-terminated s made valid UTF-8 in place: a sequence cut at its
  * end is dropped, any other ill-formed byte becomes '?'. */
 void ch_str_utf8_fix(char *s);
+/*
+ * OpenClaw's canonical form of a session key a client sent (s[0..n)), in
+ * out (cap bytes, NUL-terminated), core/session_key.c: trimmed, `agent:main:`
+ * put before a key outside an agent's namespace, ASCII letters lowercased
+ * (but a Signal group id's or a Matrix room's own case), `main` or nothing
+ * as `agent:main:main`, `global` and `unknown` as they are.  CH_EINVAL for
+ * an `agent:` key without an id or a rest ("malformed session key"),
+ * CH_E_TOO_LARGE past CH_SESSION_KEY_MAX bytes or cap.
+ */
+#define CH_SESSION_KEY_MAX 512
+int ch_session_key_canon(const char *s, size_t n, char *out, size_t cap);
 /* Drop the first n bytes (n > len drops all). */
 void ch_buf_consume(struct ch_buf *b, size_t n);
 /* Hand the data to the caller (caller frees with ch_free); b becomes empty. */

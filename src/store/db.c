@@ -256,6 +256,21 @@ int ch_db_atomic_end(struct ch_db *db, struct ch_db_atomic *a, int rc)
     return rc ? rc : rc2;
 }
 
+/* chela_session_key(key): ch_session_key_canon in SQL, for the migration
+ * that moves stored keys to their canonical form (migrate.c); NULL for a
+ * key it cannot canonicalize, which then stays as it is. */
+static void sql_session_key(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    const char *in = (const char *)sqlite3_value_text(argv[0]);
+    char out[CH_SESSION_KEY_MAX + 1];
+
+    (void)argc;
+    if (in && ch_session_key_canon(in, (size_t)sqlite3_value_bytes(argv[0]), out, sizeof(out)) == 0)
+        sqlite3_result_text(ctx, out, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_result_null(ctx);
+}
+
 /* Set the pragmas every connection needs.  The first statement is also
  * where SQLite first reads the file, so "not a database" surfaces here. */
 static int db_configure(struct ch_db *db, const struct ch_db_opts *o, struct ch_error *err)
@@ -297,6 +312,9 @@ static int db_configure(struct ch_db *db, const struct ch_db_opts *o, struct ch_
     rc = ch_db_exec(db, o->sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err, "set synchronous");
     if (rc == 0)
         rc = ch_db_exec(db, "PRAGMA foreign_keys=ON", err, "enable foreign keys");
+    if (rc == 0 && sqlite3_create_function(db->h, "chela_session_key", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                           sql_session_key, NULL, NULL) != SQLITE_OK)
+        rc = ch_error_set(err, CH_ENOMEM, "cannot register chela_session_key: %s", sqlite3_errmsg(db->h));
     /* Commits on this connection never checkpoint.  SQLite before 3.51.3 (Debian 12
      * ships 3.40.1) can lose committed frames when one connection starts a
      * checkpoint right after another's finished while a third connection's

@@ -380,6 +380,43 @@ static const struct migration steps[] = {
         "ALTER TABLE device_tokens ADD COLUMN api_token_id INTEGER NOT NULL DEFAULT 0;"
         "ALTER TABLE device_pairing_requests ADD COLUMN source TEXT NOT NULL DEFAULT '';",
     },
+    {
+        "canonical session keys",
+        /* OpenClaw names every session by its canonical key (`main` is
+         * `agent:main:main`, `s1` is `agent:main:s1`, lowercased), and so
+         * does chela from this version (core/session_key.c); keys stored
+         * as clients sent them move to that form, with their transcripts
+         * and runs, so a session carries on under the key clients now
+         * reach it by.  A key whose canonical form another session holds
+         * already (both `main` and `agent:main:main`), or that has none
+         * (`agent:main`), moves to the canonical form of `legacy:<key>`
+         * instead (`agent:main:legacy:main`): nothing is merged or lost,
+         * and every surface still reaches it.  Foreign keys are checked
+         * at COMMIT: messages move before their session row does. */
+        "PRAGMA defer_foreign_keys=ON;"
+        "CREATE TEMP TABLE key_move(old TEXT PRIMARY KEY, new TEXT);"
+        "INSERT INTO key_move SELECT key, chela_session_key(key) FROM sessions"
+        "  WHERE chela_session_key(key) IS NOT NULL AND chela_session_key(key) <> key;"
+        "DELETE FROM key_move WHERE new IN (SELECT key FROM sessions)"
+        "  OR rowid NOT IN (SELECT min(rowid) FROM key_move GROUP BY new);"
+        "INSERT INTO key_move SELECT key, chela_session_key('legacy:' || key) FROM sessions"
+        "  WHERE (chela_session_key(key) IS NULL OR chela_session_key(key) <> key)"
+        "  AND key NOT IN (SELECT old FROM key_move);"
+        "DELETE FROM key_move WHERE new IS NULL OR new IN (SELECT key FROM sessions)"
+        "  OR rowid NOT IN (SELECT min(rowid) FROM key_move GROUP BY new);"
+        "UPDATE messages SET session_key = (SELECT new FROM key_move WHERE old = session_key)"
+        "  WHERE session_key IN (SELECT old FROM key_move);"
+        "UPDATE runs SET session_key = (SELECT new FROM key_move WHERE old = session_key)"
+        "  WHERE session_key IN (SELECT old FROM key_move);"
+        "UPDATE sessions SET key = (SELECT new FROM key_move WHERE old = key)"
+        "  WHERE key IN (SELECT old FROM key_move);"
+        /* A run whose key has no session row (queued before its first
+         * start) takes the canonical key. */
+        "UPDATE runs SET session_key = chela_session_key(session_key)"
+        "  WHERE chela_session_key(session_key) IS NOT NULL AND chela_session_key(session_key) <> session_key"
+        "  AND session_key NOT IN (SELECT key FROM sessions);"
+        "DROP TABLE key_move;",
+    },
 };
 
 int ch_db_latest_version(void)

@@ -63,7 +63,7 @@ def test_agent_json_and_exact_message(gw, fake):
     j = json.loads(p.stdout)
     assert j["status"] == "ok" and j["text"] == "All good."
     assert j["usage"]["inputTokens"] == 21 and j["usage"]["outputTokens"] == 3
-    assert j["model"] == "fake-model" and j["runId"] and j["sessionKey"].startswith("conv_")
+    assert j["model"] == "fake-model" and j["runId"] and j["sessionKey"].startswith("agent:main:conv_")
     assert turns(fake.wait_requests(1)[-1]) == [("user", TRICKY)]
     assert run_status(gw, j["runId"], "ok")["source"] == "api"
 
@@ -77,8 +77,14 @@ def test_agent_session_and_model(gw, fake):
     req = fake.wait_requests(2)[-1]
     assert turns(req) == [("user", "Q1"), ("assistant", "A1"), ("user", "Q2")]
     assert req.json["model"] == "fake-model"
-    j = json.loads(gw.cli("sessions", "show", "cli-conv", "--json").stdout)
+    j = json.loads(gw.cli("sessions", "show", "CLI-Conv", "--json").stdout)
+    assert j["key"] == "agent:main:cli-conv"
     assert [m["content"] for m in j["messages"]] == ["Q1", "A1", "Q2", "A2"]
+    # the canonical key, any case, one session; a malformed key is a usage error
+    p = gw.cli("agent", "-m", "Q3", "--session", "agent:main", "--json")
+    assert p.returncode == 2 and "malformed session key" in p.stderr, (p.returncode, p.stderr)
+    p = gw.cli("runs", "list", "--session", "CLI-CONV", "--json")
+    assert p.returncode == 0 and len(json.loads(p.stdout)["runs"]) == 2, p.stdout
 
 
 def test_agent_exits_1_when_retries_are_exhausted(gateway_factory):

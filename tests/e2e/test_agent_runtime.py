@@ -249,7 +249,7 @@ def test_session_list_and_cli_show_cost(gateway_factory):
         assert p.returncode == 0, p.stderr
         doc = json.loads(p.stdout)
         rows = doc if isinstance(doc, list) else doc.get("sessions", [])
-        row = [r for r in rows if r["key"] == "cost-list"]
+        row = [r for r in rows if r["key"] == "agent:main:cost-list"]
         assert row, doc
         assert row[0]["inputTokens"] == 1_000_000 and row[0]["outputTokens"] == 100_000
         assert row[0]["estimatedCostUsd"] == pytest.approx(3.0 + 1.5)

@@ -80,7 +80,7 @@ def test_auto_trader_request_is_fast_and_byte_identical(gateway_factory):
         for rid, payload, run_id in sent:
             assert payload["message"] in upstream, "the message did not reach the model byte for byte"
             run = get_run(g, run_id)
-            assert run["sessionKey"] == f"auto-trader:openclaw:{rid}" and run["source"] == "hook"
+            assert run["sessionKey"] == f"agent:main:auto-trader:openclaw:{rid}" and run["source"] == "hook"
         # byte for byte: the trailing newline, the quotes, the JSON and the Korean text included
         assert upstream.count(sent[0][1]["message"]) == 1
         assert sent[0][1]["message"].endswith("}\n")
@@ -102,7 +102,7 @@ def test_auto_trader_retry_resends_same_body(gateway_factory):
         assert len(set(ids)) == 3
         for run_id in ids:
             assert wait_run(g, run_id)["status"] == "ok"
-        assert session(g, f"auto-trader:openclaw:{rid}")["key"] == f"auto-trader:openclaw:{rid}"
+        assert session(g, f"auto-trader:openclaw:{rid}")["key"] == f"agent:main:auto-trader:openclaw:{rid}"
 
 
 def test_agent_driven_callback(gateway_factory):
@@ -205,7 +205,7 @@ def test_envelope_callback(gateway_factory):
         got = rx.wait(1, timeout=15)[0]
         assert got["status"] == 200, got     # the signature verified as seed 004 computes it
         env = got["json"]
-        assert env["runId"] == r.json()["runId"] and env["sessionKey"] == "calc:1" and env["name"] == "Calc"
+        assert env["runId"] == r.json()["runId"] and env["sessionKey"] == "agent:main:calc:1" and env["name"] == "Calc"
         assert env["status"] == "ok" and env["text"] == '{"answer": 42}' and env["json"] == {"answer": 42}
         assert env["usage"]["inputTokens"] == 7 and env["model"] == MODEL and env["finishedAt"]
 
@@ -293,14 +293,14 @@ def test_session_key_policy(gateway_factory):
         assert r.status_code == 400 and r.json()["error"] == "sessionKey must start with one of: hook:, trader:"
         r = hook(g, body={"message": "x"})
         assert r.status_code == 202
-        assert re.fullmatch(r"hook:[0-9a-f-]{36}", get_run(g, r.json()["runId"])["sessionKey"])
+        assert re.fullmatch(r"agent:main:hook:[0-9a-f-]{36}", get_run(g, r.json()["runId"])["sessionKey"])
         g.stop()
         g = start(gateway_factory, hooks_config({"p": fake}, hooks={"allowRequestSessionKey": False,
                                                                      "defaultSessionKey": "hook:inbox"}))
         r = hook(g, body={"message": "x", "sessionKey": "mine"})
         assert r.status_code == 400 and "allowRequestSessionKey" in r.json()["error"]
         r = hook(g, body={"message": "x"})
-        assert get_run(g, r.json()["runId"])["sessionKey"] == "hook:inbox"
+        assert get_run(g, r.json()["runId"])["sessionKey"] == "agent:main:hook:inbox"
 
 
 def test_model_alias_resolves(gateway_factory):
@@ -417,7 +417,7 @@ def test_mapping_templates(gateway_factory):
         r = hook(g, path="/hooks/github?ref=main", body=body, headers={"X-GitHub-Event": "push"})
         assert r.status_code == 202, r.text
         run = wait_run(g, r.json()["runId"])
-        assert run["sessionKey"] == "hook:github:77"
+        assert run["sessionKey"] == "agent:main:hook:github:77"
         msg = _user_texts(fake)[-1]
         assert re.fullmatch(r'Event push on o/r by octo ref=main path=github first=abc n=3 ok=true '
                             r'obj=\{"login":"octo"\} missing=\[\] at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z', msg), msg
@@ -469,7 +469,8 @@ def test_wake(gateway_factory):
         assert hook(g, path="/hooks/wake", body={"mode": "now"}).json() == {"ok": False, "error": "text required"}
         # OpenClaw v4: a sessionKey picks the session a `now` wake runs on
         for key, want in (("inbox", "agent:main:inbox"), ("main", "agent:main:main"),
-                          ("agent:main:ops", "agent:main:ops"), (" MAIN ", "agent:main:main")):
+                          ("agent:main:ops", "agent:main:ops"), (" MAIN ", "agent:main:main"),
+                          ("Inbox", "agent:main:inbox"), ("AGENT:MAIN:Ops", "agent:main:ops")):
             r = hook(g, path="/hooks/wake", body={"text": "ping " + key, "sessionKey": key})
             assert r.status_code == 200, r.text
             assert wait_run(g, r.json()["runId"])["sessionKey"] == want, key

@@ -34,7 +34,7 @@ def test_gmail_preset_one_run_per_message(gateway_factory):
         assert b["runId"] == b["runIds"][0]
         runs = [wait_run(g, rid) for rid in b["runIds"]]
         assert [x["status"] for x in runs] == ["ok"] * 3
-        assert [x["sessionKey"] for x in runs] == ["hook:gmail:m1", "hook:gmail:m2", "hook:gmail:m3"]
+        assert [x["sessionKey"] for x in runs] == ["agent:main:hook:gmail:m1", "agent:main:hook:gmail:m2", "agent:main:hook:gmail:m3"]
         # hooks.gmail.model: the preset's runs go to provider q, not the primary
         reqs = mail.wait_requests(3)
         assert not main.requests
@@ -50,7 +50,7 @@ def test_gmail_preset_one_run_per_message(gateway_factory):
         assert more.status_code == 202, more.text
         ids = more.json()["runIds"]
         assert ids[0] == b["runIds"][2] and ids[1] not in b["runIds"]
-        assert wait_run(g, ids[1])["sessionKey"] == "hook:gmail:m4"
+        assert wait_run(g, ids[1])["sessionKey"] == "agent:main:hook:gmail:m4"
         assert len(mail.wait_requests(4)) == 4
         # no messages: 204, nothing queued; a missing or non-array key too
         for body in ({"messages": []}, {}, {"messages": {"id": "x"}}):
@@ -95,7 +95,7 @@ def test_custom_fanout_mapping(gateway_factory):
         ids = r.json()["runIds"]
         assert r.json()["dispatched"] == 200 and len(set(ids)) == 200  # the cap: 5 dropped
         last = wait_run(g, ids[-1], timeout=60)
-        assert last["sessionKey"] == "shop:o199" and last["status"] == "ok"
+        assert last["sessionKey"] == "agent:main:shop:o199" and last["status"] == "ok"
         assert "dropped 5 items beyond the 200-item cap" in g.stdout() + g.stderr()
         texts = {user_texts(q)[-1] for q in fake.wait_requests(200, timeout=60)}
         assert "order o7 from s1 for 70" in texts and len(texts) == 200
@@ -157,7 +157,7 @@ def test_fanout_survives_sigkill(gateway_factory):
         g2 = sigkill_and_restart(gateway_factory, g, cfg)
         runs = [wait_run(g2, rid, timeout=60) for rid in ids]
         assert all(x["status"] == "ok" for x in runs), [x["status"] for x in runs]
-        assert {x["sessionKey"] for x in runs} == {f"hook:gmail:k{i}" for i in range(40)}
+        assert {x["sessionKey"] for x in runs} == {f"agent:main:hook:gmail:k{i}" for i in range(40)}
 
 
 def test_client_gone_still_runs_every_item(gateway_factory):

@@ -63,7 +63,7 @@ def test_request_bytes_render_as_utf8(gateway_factory):
         assert r.status_code == 202, r.text
         run = wait_run(g, r.json()["runId"])
         assert run["status"] == "ok", run
-        assert run["sessionKey"] == "hook:\ufffd\ufffd"
+        assert run["sessionKey"] == "agent:main:hook:\ufffd\ufffd"
         assert _last_user_text(fake) == "from \ufffd\ufffd \ufffd\ufffd [\ufffdA\ufffd] \u00e9\U0001F600"
 
 

@@ -334,7 +334,7 @@ def test_message_channel_header(gateway_factory, fake):
         assert r.status_code == 200, r.text
         assert http(g, "GET", "/api/v1/sessions/chan-b", token=tok).json()["channel"] is None
         sent = json.loads(rx.wait_event("message.sent", n=3)[2]["body"])["data"]
-        assert sent["sessionKey"] == "chan-b" and sent["channel"] == "openai"
+        assert sent["sessionKey"] == "agent:main:chan-b" and sent["channel"] == "openai"
         # bad names are refused before anything runs
         n = len(fake.requests)
         for bad in ("two words", "x" * 65, "tab\there"):

@@ -44,29 +44,34 @@ USER_MSG = [{"role": "user", "content": "hi"}]
 def test_user_session_key_is_cut_between_characters(oa, fake):
     g, tok = oa
     fake.push({"text": "hello"})
-    # "openai-user:" and 500 bytes of `user` would end inside an "é"
+    # "agent:main:openai-user:" and `user` up to the key's 512 bytes would
+    # end inside an "é"
     r = chat(g, tok, {"model": "openclaw", "user": "a" + "é" * 300, "messages": USER_MSG})
     assert r.status_code == 200, r.text
-    want = "openai-user:a" + "é" * 249
+    want = "agent:main:openai-user:a" + "é" * 244
+    assert len(want.encode()) == 512
     assert [s.get("key") for s in http(g, "GET", "/api/v1/sessions", token=tok).json()["sessions"]] == [want]
     assert newest_run(g, tok)["sessionKey"] == want
 
 
 def test_session_key_header_must_be_utf8_and_whole(oa, fake):
     g, tok = oa
-    for bad in (b"k\xff\xfe", b"ok-\xc3", ("k" * 513).encode()):
+    # 513 bytes, or 502 that pass 512 as the canonical agent:main:<key>
+    for bad in (b"k\xff\xfe", b"ok-\xc3", ("k" * 513).encode(), ("k" * 502).encode()):
         err = oa_error(chat(g, tok, {"model": "openclaw", "messages": USER_MSG},
                             headers={"x-openclaw-session-key": bad}), 400, "invalid_session")
         assert "x-openclaw-session-key" in err["message"] and "512" in err["message"], err
     assert fake.requests == []
-    # 512 bytes of UTF-8 is a key, kept exactly as sent
-    key = "k" + "é" * 255 + "x"
-    assert len(key.encode()) == 512
+    # 512 bytes of UTF-8 as agent:main:<key> is a key, stored canonical
+    # (é is no ASCII letter: kept)
+    key = "K" + "é" * 250
+    assert len(("agent:main:" + key).encode()) == 512
     fake.push({"text": "kept"})
     r = chat(g, tok, {"model": "openclaw", "messages": USER_MSG}, headers={"x-openclaw-session-key": key.encode()})
     assert r.status_code == 200, r.text
-    assert http(g, "GET", "/api/v1/sessions/" + quote(key, safe=""), token=tok).json()["key"] == key
-    assert newest_run(g, tok)["sessionKey"] == key
+    want = "agent:main:k" + "é" * 250
+    assert http(g, "GET", "/api/v1/sessions/" + quote(key, safe=""), token=tok).json()["key"] == want
+    assert newest_run(g, tok)["sessionKey"] == want
 
 
 def test_errors_quoting_broken_utf8_keep_status_and_shape(oa, fake):

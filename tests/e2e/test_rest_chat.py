@@ -215,7 +215,7 @@ def test_chat_round_trip_each_provider(gateway_factory, any_fake):
     # The run is on record.
     run = run_status(gw, j["runId"], "ok")
     assert run["status"] == "ok" and run["source"] == "api"
-    assert run["sessionKey"] == j["conversationId"]
+    assert run["sessionKey"] == "agent:main:" + j["conversationId"]
     assert run["result"]["text"] == j["content"]
 
 

@@ -75,24 +75,27 @@ def test_runs_cursor_survives_new_runs(gw):
 
 @pytest.mark.cli
 def test_sessions_cursor_survives_new_and_updated_sessions(gw):
-    keys = [f"paging-s{i}" for i in range(5)]
-    for k in keys:
+    ids = [f"paging-s{i}" for i in range(5)]
+    for k in ids:
         say(gw, k)
+    # sessions list the stored (canonical) keys, conversations the ids
+    keys = ["agent:main:" + k for k in ids]
+    new = "agent:main:paging-new"
 
     def between(n):
         if n == 1:
             say(gw, "paging-new")  # a new session: first, before the position
-            say(gw, keys[4])  # shown already: moves to the front, not shown again
+            say(gw, ids[4])  # shown already: moves to the front, not shown again
 
     seen, pages, cursors = walk(gw, "/api/v1/sessions", "sessions", "key", between)
     assert seen == keys[::-1], seen
     assert pages == 3 and opaque(cursors), cursors
-    assert [s["key"] for s in get(gw, "/api/v1/sessions?limit=2")["sessions"]] == [keys[4], "paging-new"]
-    assert walk(gw, "/api/v1/conversations", "conversations", "id")[0] == [keys[4], "paging-new"] + keys[3::-1]
+    assert [s["key"] for s in get(gw, "/api/v1/sessions?limit=2")["sessions"]] == [keys[4], new]
+    assert walk(gw, "/api/v1/conversations", "conversations", "id")[0] == [ids[4], "paging-new"] + ids[3::-1]
     j = get(gw, "/api/v1/sessions?limit=2&cursor=3")
     assert [s["key"] for s in j["sessions"]] == keys[2:0:-1] and j["total"] == 6
     assert [s["key"] for s in get(gw, f"/api/v1/sessions?cursor={j['nextCursor']}")["sessions"]] == keys[:1]
     # `chela sessions list` (an HTTP client of this route) still lists them.
     p = gw.cli("sessions", "list", "--json")
     assert p.returncode == 0, p.stderr
-    assert [s["key"] for s in json.loads(p.stdout)["sessions"]] == [keys[4], "paging-new"] + keys[3::-1]
+    assert [s["key"] for s in json.loads(p.stdout)["sessions"]] == [keys[4], new] + keys[3::-1]

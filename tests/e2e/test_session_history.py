@@ -30,7 +30,7 @@ def test_history_pages(gateway_factory):
         r = history(g, "hist-a")
         assert r.status_code == 200, r.text
         body = r.json()
-        assert body["sessionKey"] == "hist-a" and body["hasMore"] is False and "nextCursor" not in body
+        assert body["sessionKey"] == "agent:main:hist-a" and body["hasMore"] is False and "nextCursor" not in body
         assert body["items"] == body["messages"]
         assert texts(body["messages"]) == [("user", "one"), ("assistant", "one back"), ("user", "two"),
                                            ("assistant", "two back"), ("user", "three"), ("assistant", "three back")]

@@ -44,6 +44,11 @@ def get(gw, path):
     return http(gw, "GET", path, token=gw.admin_token)
 
 
+def canon(key):
+    """The key OpenClaw stores and answers with for a bare key a client sent."""
+    return "agent:main:" + key.lower()
+
+
 # ---------------------------------------------------------------- REST
 
 
@@ -56,9 +61,9 @@ def test_list_and_show_sessions(gw, fake):
     j = r.json()
     assert j["nextCursor"] is None
     rows = {s["key"]: s for s in j["sessions"]}
-    assert set(rows) == {"s-one", "s-two"}
-    assert [s["key"] for s in j["sessions"]] == ["s-two", "s-one"]  # most recent first
-    one = rows["s-one"]
+    assert set(rows) == {canon("s-one"), canon("s-two")}
+    assert [s["key"] for s in j["sessions"]] == [canon("s-two"), canon("s-one")]  # most recent first
+    one = rows[canon("s-one")]
     assert REST_ROW_KEYS <= set(one), one
     assert one["inputTokens"] == 20 and one["outputTokens"] == 8 and one["totalTokens"] == 28
     assert one["contextTokens"] > 0
@@ -68,7 +73,7 @@ def test_list_and_show_sessions(gw, fake):
     r = get(gw, "/api/v1/sessions/s-one")
     assert r.status_code == 200, r.text
     s = r.json()
-    assert s["key"] == "s-one" and s["sessionId"] == one["sessionId"]
+    assert s["key"] == canon("s-one") and s["sessionId"] == one["sessionId"]
     msgs = s["messages"]
     assert [(m["seq"], m["role"], m["content"]) for m in msgs] == [
         (1, "user", "first"), (2, "assistant", "default reply"), (3, "user", "second"),
@@ -104,7 +109,7 @@ def test_pagination(gw, fake):
         if cursor is None:
             break
         assert isinstance(cursor, str) and pages < 10
-    assert pages == 3 and sorted(seen) == sorted(keys) and len(seen) == 5
+    assert pages == 3 and sorted(seen) == sorted(canon(k) for k in keys) and len(seen) == 5
     for bad in ("limit=0", "limit=1001", "limit=x", "cursor=abc", "cursor=-1"):
         assert_error(get(gw, f"/api/v1/sessions?{bad}"), 400, "invalid_request")
 
@@ -114,9 +119,9 @@ def test_path_parameters_are_url_decoded(gw, fake):
     say(gw, key, "encoded")
     r = get(gw, "/api/v1/sessions/team:a%2Fb%2Bc")
     assert r.status_code == 200, r.text
-    assert r.json()["key"] == key
+    assert r.json()["key"] == canon(key)
     # '+' in a path is a plus, not a space.
-    assert get(gw, "/api/v1/sessions/team%3Aa%2Fb+c").json()["key"] == key
+    assert get(gw, "/api/v1/sessions/team%3Aa%2Fb+c").json()["key"] == canon(key)
     # requests would re-quote a bad escape: send these raw.
     for path in ("/api/v1/sessions/bad%zz", "/api/v1/sessions/nul%00x", "/api/v1/sessions/cut%4"):
         with gw.raw() as c:
@@ -149,7 +154,7 @@ def test_delete_session(gw, fake):
     r = http(gw, "DELETE", "/api/v1/sessions/s-del", token=gw.admin_token)
     assert r.status_code == 200 and r.json() == {"ok": True, "deleted": True}
     assert_error(get(gw, "/api/v1/sessions/s-del"), 404)
-    assert "s-del" not in [s["key"] for s in get(gw, "/api/v1/sessions").json()["sessions"]]
+    assert canon("s-del") not in [s["key"] for s in get(gw, "/api/v1/sessions").json()["sessions"]]
     # Runs are history and stay.
     assert get(gw, "/api/v1/runs?sessionKey=s-del").json()["runs"]
 
@@ -190,7 +195,7 @@ def test_runs_routes(gw, fake):
     done = say(gw, "s-runs", "track me")
     run = run_status(gw, done["runId"], "ok")
     assert RUN_KEYS <= set(run), run
-    assert run["status"] == "ok" and run["source"] == "api" and run["sessionKey"] == "s-runs"
+    assert run["status"] == "ok" and run["source"] == "api" and run["sessionKey"] == canon("s-runs")
     assert run["result"] == {"text": "default reply"}
     assert run["usage"]["inputTokens"] == 10 and run["usage"]["outputTokens"] == 4
     assert run["durationMs"] >= 0 and ISO_RE.match(run["finishedAt"])
@@ -221,13 +226,13 @@ def test_cli_sessions_list(gw, fake):
     assert j["count"] == 2
     for row in j["sessions"]:
         assert set(row) == CLI_ROW_KEYS, row
-    assert {r["key"] for r in j["sessions"]} == {"cli-a", "cli-b"}
+    assert {r["key"] for r in j["sessions"]} == {canon("cli-a"), canon("cli-b")}
     assert j["sessions"][0]["inputTokens"] == 10
     p = gw.cli("sessions", "list")
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert lines[0].split() == ["KEY", "MODEL", "IN", "OUT", "TOTAL", "CONTEXT", "COST-USD", "UPDATED"]
-    assert any(l.startswith("cli-a") and "fake/fake-model" in l for l in lines)
+    assert any(l.startswith(canon("cli-a")) and "fake/fake-model" in l for l in lines)
 
 
 @pytest.mark.cli
@@ -237,7 +242,7 @@ def test_cli_sessions_show_reset_delete(gw, fake):
     assert p.returncode == 0, p.stderr
     assert "what is two plus two" in p.stdout and "default reply" in p.stdout
     j = json.loads(gw.cli("sessions", "show", "cli-s", "--json").stdout)
-    assert j["key"] == "cli-s" and len(j["messages"]) == 2
+    assert j["key"] == canon("cli-s") and len(j["messages"]) == 2
     p = gw.cli("sessions", "reset", "cli-s")
     assert p.returncode == 0 and p.stdout.startswith("Reset cli-s"), (p.stdout, p.stderr)
     assert json.loads(gw.cli("sessions", "show", "cli-s", "--json").stdout)["messages"] == []
@@ -257,7 +262,7 @@ def test_cli_sessions_key_with_reserved_characters(gw, fake):
     say(gw, key, "special")
     p = gw.cli("sessions", "show", key, "--json")
     assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout)["key"] == key
+    assert json.loads(p.stdout)["key"] == canon(key)
 
 
 @pytest.mark.cli

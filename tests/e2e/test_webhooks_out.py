@@ -81,7 +81,7 @@ def test_configured_webhook_run_completed_signed(gateway_factory):
         assert RFC3339.match(doc["timestamp"]), doc["timestamp"]
         d = doc["data"]
         assert d["runId"] == res["runId"]
-        assert d["sessionKey"] == res["conversationId"]
+        assert d["sessionKey"] == "agent:main:" + res["conversationId"]
         assert d["status"] == "ok" and d["text"] == "Hi there"
         assert d["usage"]["inputTokens"] == 12 and d["usage"]["outputTokens"] == 3
         assert d["model"] == "fake-model" and d["error"] is None
@@ -121,6 +121,7 @@ def test_unsigned_webhook_and_every_event(gateway_factory):
             assert "x-openclaw-timestamp" not in r["headers"]
         created = body_of(rx.events("conversation.created")[0])["data"]
         assert created["conversationId"] == conv and created["runId"] == res["runId"]
+        assert created["sessionKey"] == "agent:main:" + conv
         got = body_of(rx.events("message.received")[0])["data"]
         assert got["content"] == "first message" and got["role"] == "user"
         assert got["conversationId"] == conv and got["channel"] == "api" and got["runId"] == res["runId"]

@@ -359,7 +359,7 @@ def test_unknown_method_and_closed_params(gwws):
     r = c.call("sessions.list", {"limit": "10"})
     assert r["error"]["message"] == "invalid sessions.list params: at /limit: must be integer"
     r = c.call("sessions.delete", {"key": "agent:main:main"})
-    assert r["error"] == {"code": "INVALID_REQUEST", "message": "Cannot delete the main session (main)."}
+    assert r["error"] == {"code": "INVALID_REQUEST", "message": "Cannot delete the main session (agent:main:main)."}
     c.close()
 
 
@@ -408,12 +408,13 @@ def test_sessions_lifecycle_and_tokens(gwws, fake):
     fin = c.call("agent", {"message": "q", "sessionKey": "s1", "idempotencyKey": "k-s1"}, skip_accepted=True)
     assert fin["payload"]["status"] == "ok"
     rows = c.call("sessions.list", {"limit": 10})["payload"]["sessions"]
-    row = [x for x in rows if x["key"] == "s1"][0]
+    row = [x for x in rows if x["key"] == "agent:main:s1"][0]  # stored canonical
     assert row["inputTokens"] == 120 and row["outputTokens"] == 30 and row["model"] == "claude-sonnet-4-5"
     assert row["contextTokens"] > row["totalTokens"] > 0 and "estimatedCostUsd" in row
     assert c.call("sessions.patch", {"key": "s1", "model": None})["payload"]["entry"].get("modelOverride") is None
     pv = c.call("sessions.preview", {"keys": ["s1", "nope"]})["payload"]["previews"]
     assert pv[0]["status"] == "ok" and pv[1]["status"] == "missing"
+    assert [p["key"] for p in pv] == ["s1", "nope"]  # echoed as sent
     hist = c.call("chat.history", {"sessionKey": "s1"})["payload"]
     assert [m["role"] for m in hist["messages"]] == ["user", "assistant"]
     assert hist["messages"][1]["content"][0]["text"] == "answer one"
@@ -428,7 +429,7 @@ def test_sessions_lifecycle_and_tokens(gwws, fake):
     old = c.call("sessions.reset", {"key": "s1"})["payload"]
     assert old["ok"] and old["entry"]["inputTokens"] == 0
     d = c.call("sessions.delete", {"key": "s1"})["payload"]
-    assert d == {"ok": True, "key": "s1", "deleted": True, "archived": []}
+    assert d == {"ok": True, "key": "agent:main:s1", "deleted": True, "archived": []}
     c.close()
 
 
@@ -512,7 +513,8 @@ def test_chat_send_events_v3_and_v4(gwws, fake):
     assert d3[-1]["message"]["content"][0]["text"] == "abcdefghij"  # cumulative
     assert e4[-1]["payload"]["message"]["content"][0]["text"] == "abcdefghij"
     hist = v4.call("chat.history", {"sessionKey": "chat-1"})["payload"]
-    assert hist["sessionKey"] == "chat-1" and len(hist["messages"]) == 2
+    assert hist["sessionKey"] == "chat-1" and len(hist["messages"]) == 2  # echoed as sent
+    assert {e["payload"]["sessionKey"] for e in e4} == {"agent:main:chat-1"}  # events: canonical
     ab = v4.call("chat.abort", {"sessionKey": "chat-1"})["payload"]
     assert ab == {"ok": True, "aborted": False, "runIds": []}
     v3.close()

@@ -46,7 +46,7 @@ def test_agent_wait_before_the_run_is_submitted(gwws, fake):
     done = c.res(w)
     assert done["payload"]["runId"] == "late-1" and done["payload"]["status"] == "ok", done
     ev = chat_events(c, "late-1")
-    assert ev[-1]["state"] == "final" and {e["sessionKey"] for e in ev} == {"late"}
+    assert ev[-1]["state"] == "final" and {e["sessionKey"] for e in ev} == {"agent:main:late"}
     c.close()
 
 
@@ -69,9 +69,9 @@ def test_agent_wait_on_a_queued_run_keeps_its_session_key(gateway_factory, fake)
     assert r["payload"]["status"] == "ok", r
     ev = chat_events(c, run_id)
     assert ev and ev[-1]["state"] == "final"
-    assert {e["sessionKey"] for e in ev} == {"hook:q"}, ev
+    assert {e["sessionKey"] for e in ev} == {"agent:main:hook:q"}, ev
     agent = [e["payload"] for e in c.events if e.get("event") == "agent" and e["payload"]["runId"] == run_id]
-    assert agent and {a["sessionKey"] for a in agent} == {"hook:q"}
+    assert agent and {a["sessionKey"] for a in agent} == {"agent:main:hook:q"}
     c.close()
 
 

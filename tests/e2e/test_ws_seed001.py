@@ -136,7 +136,7 @@ def test_seed001_pharmacy_flow(gateway_factory):
         assert fake.requests[-1].model == "claude-sonnet-4-5"  # the session's model override was used
 
         status = asyncio.run(asyncio.wait_for(_get_gateway_status(gw.port), 20))
-        row = [s for s in status["sessions"] if s["key"] == "upsell-customer1"][0]
+        row = [s for s in status["sessions"] if s["key"] == "agent:main:upsell-customer1"][0]  # canonical
         # What the seed's dashboard reads: used/max context and the model.
         assert row["model"] == "claude-sonnet-4-5"
         assert row["contextTokens"] == 200000 and 0 < row["totalTokens"] <= row["contextTokens"]

@@ -6,7 +6,8 @@
  * status change needs an ephemeral table, and the store's own JSON check
  * (json_check.c) stands in for the dropped json_valid.  Step 6 makes
  * runs_status partial (no ok runs): the rows stay, and the queries that
- * need the index still use it.
+ * need the index still use it.  Step 8 moves stored session keys to
+ * their canonical form.
  */
 #include "store_test.h"
 
@@ -64,15 +65,15 @@ static int ephemeral_ops(struct ch_db *db, const char *sql)
 }
 
 static const char v4_rows[] =
-    "INSERT INTO sessions(key, session_id, created_ms, updated_ms) VALUES ('s:a', 'sid-a', 1, 2);"
+    "INSERT INTO sessions(key, session_id, created_ms, updated_ms) VALUES ('agent:main:s:a', 'sid-a', 1, 2);"
     "INSERT INTO messages(id, session_key, session_id, seq, role, content, created_ms, run_id)"
-    " VALUES (7, 's:a', 'sid-a', 1, 'user', '[{\"type\":\"text\",\"text\":\"hi\"}]', 10, 'r1'),"
-    "        (9, 's:a', 'sid-a', 2, 'assistant', '\"ok\"', 11, 'r1');"
+    " VALUES (7, 'agent:main:s:a', 'sid-a', 1, 'user', '[{\"type\":\"text\",\"text\":\"hi\"}]', 10, 'r1'),"
+    "        (9, 'agent:main:s:a', 'sid-a', 2, 'assistant', '\"ok\"', 11, 'r1');"
     "INSERT INTO runs(run_id, session_key, source, status, request, result, created_ms, idempotency_key,"
     " input_tokens, cost_usd, delivery)"
-    " VALUES ('r1', 's:a', 'hook', 'ok', '{\"message\":\"hi\"}', '{\"text\":\"ok\"}', 5, 'idem-1', 3, 0.5,"
+    " VALUES ('r1', 'agent:main:s:a', 'hook', 'ok', '{\"message\":\"hi\"}', '{\"text\":\"ok\"}', 5, 'idem-1', 3, 0.5,"
     "         '{\"channel\":\"x\"}'),"
-    "        ('r2', 's:a', 'rest', 'queued', '{}', NULL, 6, NULL, 0, 0, NULL);"
+    "        ('r2', 'agent:main:s:a', 'rest', 'queued', '{}', NULL, 6, NULL, 0, 0, NULL);"
     "INSERT INTO deliveries(id, kind, run_id, url, body, content_type, status, max_attempts, backoff_ms,"
     " next_attempt_ms, created_ms, updated_ms, dedupe_key)"
     " VALUES ('d1', 'callback', 'r1', 'http://x/', x'00ff', 'application/json', 'pending', 3, 10, 20, 1, 1,"
@@ -117,18 +118,18 @@ static void test_v4_file_migrates(void **state)
     assert_false(exec_ok(db, "UPDATE runs SET status = 'bogus' WHERE run_id = 'r2'"));
     assert_true(exec_ok(db, "UPDATE runs SET status = 'running' WHERE run_id = 'r2'"));
     assert_false(exec_ok(db, "INSERT INTO runs(run_id, session_key, source, request, created_ms, idempotency_key)"
-                             " VALUES ('r3', 's:a', 'hook', '{}', 1, 'idem-1')"));
+                             " VALUES ('r3', 'agent:main:s:a', 'hook', '{}', 1, 'idem-1')"));
     assert_false(exec_ok(db, "UPDATE runs SET delivery = 'not json' WHERE run_id = 'r2'"));
     assert_false(exec_ok(db, "INSERT INTO messages(session_key, session_id, seq, role, content, created_ms)"
-                             " VALUES ('s:a', 'sid-a', 3, 'robot', '[]', 1)"));
+                             " VALUES ('agent:main:s:a', 'sid-a', 3, 'robot', '[]', 1)"));
     assert_false(exec_ok(db, "INSERT INTO messages(session_key, session_id, seq, role, content, created_ms)"
-                             " VALUES ('s:nobody', 'sid-b', 1, 'user', '[]', 1)"));
+                             " VALUES ('agent:main:s:nobody', 'sid-b', 1, 'user', '[]', 1)"));
     assert_false(exec_ok(db, "INSERT INTO messages(session_key, session_id, seq, role, content, created_ms)"
-                             " VALUES ('s:a', 'sid-a', 2, 'user', '[]', 1)"));
+                             " VALUES ('agent:main:s:a', 'sid-a', 2, 'user', '[]', 1)"));
     assert_false(exec_ok(db, "UPDATE deliveries SET status = 'lost'"));
     assert_false(exec_ok(db, "UPDATE deliveries SET kind = 'pigeon'"));
     /* The cascade from sessions still reaches messages. */
-    assert_true(exec_ok(db, "DELETE FROM sessions WHERE key = 's:a'"));
+    assert_true(exec_ok(db, "DELETE FROM sessions WHERE key = 'agent:main:s:a'"));
     assert_int_equal(query_int(db, "SELECT COUNT(*) FROM messages"), 0);
     /* The point of the step: no ephemeral index on the hot writes. */
     assert_int_equal(ephemeral_ops(db, "INSERT INTO runs(run_id, session_key, source, status, request, created_ms)"
@@ -212,6 +213,81 @@ static void test_v5_file_migrates_to_partial_runs_status(void **state)
     assert_string_equal(l.items[0].run_id, "r3");
     assert_string_equal(l.items[1].run_id, "r4");
     ch_run_list_release(&l);
+    ch_db_close(db);
+}
+
+static const char *query_text(struct ch_db *db, const char *sql, char *buf, size_t cap)
+{
+    sqlite3_stmt *st;
+
+    assert_int_equal(sqlite3_prepare_v2(ch_db_handle(db), sql, -1, &st, NULL), SQLITE_OK);
+    buf[0] = '\0';
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+        snprintf(buf, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return buf;
+}
+
+/* Step 8: stored keys move to OpenClaw's canonical form with their
+ * transcripts and runs; a key whose canonical form is taken, or that has
+ * none, moves under legacy:; a queued run without a session row moves too. */
+static void test_v7_keys_become_canonical(void **state)
+{
+    struct tmpdir *t = *state;
+    struct ch_error e = {0};
+    struct ch_db *db;
+    char path[512], buf[600];
+    static const char *const keys[] = {"main", "agent:main:main", "S1", "hook:Abc", "agent:main", "SIGNAL:GROUP:AbC"};
+
+    tmpdir_file(t, "v7.db", path, sizeof(path));
+    db = db_open_or_fail(path, false, false);
+    assert_int_equal(ch_db_migrate_to(db, 7, &e), 0);
+    for (size_t i = 0; i < CH_ARRAY_SIZE(keys); i++) {
+        char sql[512];
+
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO sessions(key, session_id, created_ms, updated_ms) VALUES ('%s', 'sid%zu', 1, 1);"
+                 "INSERT INTO messages(session_key, session_id, seq, role, content, created_ms)"
+                 " VALUES ('%s', 'sid%zu', 1, 'user', '\"m%zu\"', 1);"
+                 "INSERT INTO runs(run_id, session_key, source, status, request, created_ms)"
+                 " VALUES ('run%zu', '%s', 'rest', 'ok', '{}', 1);",
+                 keys[i], i, keys[i], i, i, i, keys[i]);
+        assert_true(exec_ok(db, sql));
+    }
+    assert_true(exec_ok(db, "INSERT INTO runs(run_id, session_key, source, status, request, created_ms)"
+                            " VALUES ('queued', 'Later', 'hook', 'queued', '{}', 2)"));
+    ch_db_close(db);
+
+    db = db_open_or_fail(path, false, true);
+    assert_int_equal(ch_db_schema_version(db), ch_db_latest_version());
+    /* moved, with the transcript and the run */
+    assert_int_equal(query_int(db, "SELECT count(*) FROM sessions WHERE key = 'agent:main:s1' AND session_id = 'sid2'"),
+                     1);
+    assert_string_equal(
+        query_text(db, "SELECT content FROM messages WHERE session_key = 'agent:main:s1'", buf, sizeof(buf)), "\"m2\"");
+    assert_string_equal(query_text(db, "SELECT session_key FROM runs WHERE run_id = 'run2'", buf, sizeof(buf)),
+                        "agent:main:s1");
+    assert_int_equal(query_int(db, "SELECT count(*) FROM sessions WHERE key = 'agent:main:hook:abc'"), 1);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM sessions WHERE key = 'agent:main:signal:group:AbC'"), 1);
+    /* taken: `main` moves beside agent:main:main as legacy:main, each
+     * session with its own transcript and runs */
+    assert_int_equal(
+        query_int(db, "SELECT count(*) FROM sessions WHERE key = 'agent:main:main' AND session_id = 'sid1'"), 1);
+    assert_int_equal(
+        query_int(db, "SELECT count(*) FROM sessions WHERE key = 'agent:main:legacy:main' AND session_id = 'sid0'"), 1);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM messages WHERE session_key = 'agent:main:legacy:main'"), 1);
+    assert_string_equal(query_text(db, "SELECT session_key FROM runs WHERE run_id = 'run0'", buf, sizeof(buf)),
+                        "agent:main:legacy:main");
+    assert_string_equal(query_text(db, "SELECT session_key FROM runs WHERE run_id = 'run1'", buf, sizeof(buf)),
+                        "agent:main:main");
+    /* malformed: under legacy: too */
+    assert_int_equal(query_int(db, "SELECT count(*) FROM sessions WHERE key = 'agent:main:legacy:agent:main'"), 1);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM sessions WHERE key NOT LIKE 'agent:main:%'"), 0);
+    /* a run with no session row */
+    assert_string_equal(query_text(db, "SELECT session_key FROM runs WHERE run_id = 'queued'", buf, sizeof(buf)),
+                        "agent:main:later");
+    assert_int_equal(query_int(db, "SELECT count(*) FROM messages"), (int64_t)CH_ARRAY_SIZE(keys));
+    assert_int_equal(query_int(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
     ch_db_close(db);
 }
 
@@ -349,6 +425,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_v4_file_migrates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v5_file_migrates_to_partial_runs_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_v7_keys_become_canonical, setup, teardown),
         cmocka_unit_test(test_json_check),
         cmocka_unit_test(test_json_check_strings_random),
     };
