@@ -1,10 +1,11 @@
 /*
  * oc_events.c: events to WebSocket clients (spec 2.3, 1.6, 1.7): agent
- * (lifecycle, assistant text and deltas, tool events for the tool-events
- * cap), chat (deltas at most every 150 ms: v3 cumulative, v4 with
- * deltaText; then final, error or aborted), presence (coalesced to one
- * event a second, at most 16 entries), health (every 60 s), tick and
- * shutdown, with seq per connection (v4) or one global counter (v3).
+ * (lifecycle, assistant text and deltas, usage after each model call, tool
+ * events for the tool-events cap), chat (deltas at most every 150 ms: v3
+ * cumulative, v4 with deltaText; then final, error or aborted), presence
+ * (coalesced to one event a second, at most 16 entries), health (every
+ * 60 s), tick and shutdown, with seq per connection (v4) or one global
+ * counter (v3).
  *
  * The agent bus calls on_agent_event synchronously on the loop thread;
  * everything here only serialises once per event and queues into each
@@ -292,6 +293,22 @@ static const char *error_kind(const struct ch_agent_result *res)
     return !strcmp(res->status, "timeout") ? "timeout" : "unknown";
 }
 
+/* The run's text as the assistant message of a final or aborted event. */
+static json_t *chat_message(const struct oc_run *r, int64_t ts)
+{
+    return json_pack("{s:s, s:[{s:s, s:s#}], s:I}", "role", "assistant", "content", "type", "text", "text",
+                     r->text.data ? r->text.data : "", (int)r->text.len, "timestamp", (json_int_t)ts);
+}
+
+/* Anything but white space (OpenClaw keeps an abort's text if trim() leaves any). */
+static bool has_visible_text(const struct ch_buf *b)
+{
+    for (size_t i = 0; i < b->len; i++)
+        if (!memchr(" \t\r\n\f\v", b->data[i], 6))
+            return true;
+    return false;
+}
+
 static void chat_end(struct oc_run *r, const struct ch_agent_result *res, int64_t ts)
 {
     const char *state = !strcmp(res->status, "ok") ? "final" : !strcmp(res->status, "aborted") ? "aborted" : "error";
@@ -305,23 +322,29 @@ static void chat_end(struct oc_run *r, const struct ch_agent_result *res, int64_
     ++r->chat_seq;
     if (!any_reader(r->oc, OC_SCOPE_READ, false))
         return;
-    p = json_pack("{s:s, s:s, s:I, s:s, s:o}", "runId", r->run_id, "sessionKey", r->session_key, "seq",
-                  (json_int_t)r->chat_seq, "state", state, "message",
-                  json_pack("{s:s, s:[{s:s, s:s#}], s:I}", "role", "assistant", "content", "type", "text", "text",
-                            r->text.data ? r->text.data : "", (int)r->text.len, "timestamp", (json_int_t)ts));
+    p = json_pack("{s:s, s:s, s:I, s:s}", "runId", r->run_id, "sessionKey", r->session_key, "seq",
+                  (json_int_t)r->chat_seq, "state", state);
     if (!p)
         return;
+    /* OpenClaw's shapes per state (the same in v3 and v4): final
+     * {message, usage, stopReason}; aborted {stopReason, message only with
+     * non-blank partial text (chat-abort.ts broadcastChatAborted)};
+     * error {errorMessage, errorKind}, no message (broadcastChatFrame). */
     if (!strcmp(state, "final")) {
+        json_object_set_new(p, "message", chat_message(r, ts));
         json_object_set_new(p, "usage",
                             json_pack("{s:I, s:I, s:I, s:I}", "input", (json_int_t)res->usage.input_tokens, "output",
                                       (json_int_t)res->usage.output_tokens, "cacheRead",
                                       (json_int_t)res->usage.cache_read_tokens, "cacheWrite",
                                       (json_int_t)res->usage.cache_write_tokens));
         json_object_set_new(p, "stopReason", json_string("stop"));
+    } else if (!strcmp(state, "aborted")) {
+        json_object_set_new(p, "stopReason", json_string(OC_ABORT_STOP_REASON));
+        if (has_visible_text(&r->text))
+            json_object_set_new(p, "message", chat_message(r, ts));
     } else {
         json_object_set_new(p, "errorMessage", json_string(res->error ? res->error : res->status));
-        if (!strcmp(state, "error"))
-            json_object_set_new(p, "errorKind", json_string(error_kind(res)));
+        json_object_set_new(p, "errorKind", json_string(error_kind(res)));
     }
     ch_oc_broadcast(r->oc, "chat", p, OC_SCOPE_READ, false, false);
 }
@@ -389,8 +412,32 @@ static void remember_final(struct oc_run *r, const struct ch_agent_result *res)
     fin = ch_oc_agent_final(r->run_id, res, r->session_id, 4, &ok, &err);
     d->final_text = fin ? json_dumps(fin, JSON_COMPACT) : NULL;
     d->final_ok = ok;
+    d->final_aborted = !strcmp(res->status, "aborted");
     d->final_error = err;
     json_decref(fin);
+}
+
+/*
+ * The lifecycle end of a run.  An aborted run ends with a phase "end" as
+ * OpenClaw's abortChatRunById emits it (v4: {status: "cancelled",
+ * aborted, stopReason, startedAt, endedAt}; 2026.3's runner sent a plain
+ * "end"), not an "error" a client would count as a failed run.
+ */
+static json_t *lifecycle_end(const struct oc_run *r, const struct ch_agent_result *res, int64_t ts, bool ok,
+                             bool aborted)
+{
+    json_t *d = json_pack("{s:s, s:I, s:s}", "phase", ok || aborted ? "end" : "error", "endedAt", (json_int_t)ts,
+                          "status", aborted ? "cancelled" : res->status);
+
+    if (d && aborted) {
+        json_object_set_new(d, "aborted", json_true());
+        json_object_set_new(d, "stopReason", json_string(OC_ABORT_STOP_REASON));
+        if (r->started_ms)
+            json_object_set_new(d, "startedAt", json_integer((json_int_t)r->started_ms));
+    } else if (d && !ok) {
+        json_object_set_new(d, "error", json_string(res->error ? res->error : res->status));
+    }
+    return d;
 }
 
 static void on_agent_event(const struct ch_agent_event *ev, void *data)
@@ -434,6 +481,14 @@ static void on_agent_event(const struct ch_agent_event *ev, void *data)
                               ev->tool_id, "isError", ev->tool_is_error, "result", ev->tool_result),
                     true);
         break;
+    case CH_AGENT_EV_USAGE:
+        /* OpenClaw's `usage` stream: the run's output tokens so far after
+         * each model call (agent-run-registry recordAgentRunOutputTokens).
+         * It also keeps seq contiguous: the bus numbered this event. */
+        r->output_tokens += ev->usage.output_tokens;
+        if (any_reader(oc, OC_SCOPE_READ, false))
+            agent_event(r, ev, "usage", json_pack("{s:I}", "outputTokens", (json_int_t)r->output_tokens), false);
+        break;
     case CH_AGENT_EV_END: {
         const struct ch_agent_result *res = ev->result;
         bool ok = res && !strcmp(res->status, "ok");
@@ -442,12 +497,8 @@ static void on_agent_event(const struct ch_agent_event *ev, void *data)
         if (ev->session_id && !r->session_id)
             r->session_id = ch_strdup(ev->session_id);
         if (res) {
-            bool rd = any_reader(oc, OC_SCOPE_READ, false);
-            json_t *d = rd ? json_pack("{s:s, s:I, s:s}", "phase", ok ? "end" : "error", "endedAt",
-                                       (json_int_t)ev->ts_ms, "status", res->status)
-                           : NULL;
-            if (d && !ok)
-                json_object_set_new(d, "error", json_string(res->error ? res->error : res->status));
+            bool rd = any_reader(oc, OC_SCOPE_READ, false), aborted = !strcmp(res->status, "aborted");
+            json_t *d = rd ? lifecycle_end(r, res, ev->ts_ms, ok, aborted) : NULL;
             if (rd)
                 agent_event(r, ev, "lifecycle", d, false);
             chat_end(r, res, ev->ts_ms);
@@ -479,6 +530,7 @@ static void answer_waiters(struct oc_run *r, const struct ch_agent_result *res)
             if (d && fin && !d->final_text) {
                 d->final_text = json_dumps(fin, JSON_COMPACT);
                 d->final_ok = ok;
+                d->final_aborted = !strcmp(res->status, "aborted");
                 d->final_error = err ? ch_strdup(err) : NULL;
             }
             if (ok)
@@ -487,13 +539,10 @@ static void answer_waiters(struct oc_run *r, const struct ch_agent_result *res)
                 ch_oc_res_err_payload(w->conn, w->req_id, fin, "UNAVAILABLE", err ? err : "agent run failed", NULL);
             ch_free(err);
         } else {
-            const char *st = !strcmp(res->status, "ok") || !strcmp(res->status, "aborted") ? "ok" : "error";
-            json_t *p = json_pack("{s:s, s:s, s:I, s:I}", "runId", r->run_id, "status", st, "startedAt",
-                                  (json_int_t)(r->started_ms ? r->started_ms : res->started_ms), "endedAt",
-                                  (json_int_t)(res->finished_ms ? res->finished_ms : r->ended_ms));
-            if (p && strcmp(st, "ok"))
-                json_object_set_new(p, "error", json_string(res->error ? res->error : res->status));
-            ch_oc_res_ok(w->conn, w->req_id, p);
+            ch_oc_res_ok(w->conn, w->req_id,
+                         ch_oc_wait_result(r->run_id, res->status, res->error,
+                                           r->started_ms ? r->started_ms : res->started_ms,
+                                           res->finished_ms ? res->finished_ms : r->ended_ms, w->conn->protocol));
         }
         ch_oc_waiter_free(w);
     }

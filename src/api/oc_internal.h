@@ -378,6 +378,7 @@ struct oc_run {
      * unknown runId): session_key is a placeholder that the run's first
      * event or submit replaces. */
     bool key_pending;
+    uint64_t output_tokens; /* the run's output tokens so far: the `usage` stream's total */
 };
 
 struct oc_dedupe_entry {
@@ -386,6 +387,8 @@ struct oc_dedupe_entry {
     char *final_text;  /* owned: serialized final payload, or NULL while in flight */
     char *final_error; /* owned: the error message of a failed final, or NULL */
     bool final_ok;     /* the final res was ok:true */
+    /* The run was aborted (its final is ok:true too). */
+    bool final_aborted;
     int64_t at_ms;
     int64_t started_ms, ended_ms; /* of the finished run, for agent.wait from the cache */
     struct oc_dedupe_entry *prev, *next;
@@ -425,6 +428,15 @@ void ch_oc_waiter_free(struct oc_waiter *w);
 /* Build the final `agent` payload and whether it is ok, from a result. */
 json_t *ch_oc_agent_final(const char *run_id, const struct ch_agent_result *res, const char *session_id, int protocol,
                           bool *ok, char **err_msg);
+/* The stopReason OpenClaw gives a run stopped by an RPC (chat.abort; a
+ * session reset or delete says "reset"/"delete" there, which chela's
+ * agent does not tell apart). */
+#define OC_ABORT_STOP_REASON "rpc"
+/* The agent.wait result (new reference) of a run that ended with agent
+ * status `status` ("ok", "error", "aborted", "timeout") and error text
+ * `error` (NULL: the status), for a client of `protocol` (oc_runs.c). */
+json_t *ch_oc_wait_result(const char *run_id, const char *status, const char *error, int64_t started_ms,
+                          int64_t ended_ms, int protocol);
 /* Broadcast to AUTHED connections holding need_scopes (0: everyone). */
 void ch_oc_broadcast(struct ch_oc *oc, const char *event, json_t *payload, unsigned need_scopes, bool tool_only,
                      bool with_state_version);

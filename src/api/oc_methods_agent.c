@@ -140,9 +140,9 @@ json_t *ch_oc_agent_final(const char *run_id, const struct ch_agent_result *res,
                           bool *ok, char **err_msg)
 {
     const struct ch_llm_usage *u = &res->usage;
-    bool aborted = !strcmp(res->status, "aborted");
+    bool aborted = !strcmp(res->status, "aborted"), v4_abort;
     int64_t total = (int64_t)(u->input_tokens + u->output_tokens + u->cache_read_tokens + u->cache_write_tokens);
-    json_t *meta, *payloads;
+    json_t *meta, *payloads, *fin;
 
     *err_msg = NULL;
     *ok = !strcmp(res->status, "ok") || aborted;
@@ -162,9 +162,21 @@ json_t *ch_oc_agent_final(const char *run_id, const struct ch_agent_result *res,
                      (json_int_t)u->input_tokens, "output", (json_int_t)u->output_tokens, "cacheRead",
                      (json_int_t)u->cache_read_tokens, "cacheWrite", (json_int_t)u->cache_write_tokens, "total",
                      (json_int_t)total, "aborted", aborted);
-    return json_pack("{s:s, s:s, s:s, s:{s:o, s:o}}", "runId", run_id, "status", "ok", "summary",
-                     aborted ? "aborted" : "completed", "result", "payloads", payloads ? payloads : json_array(),
-                     "meta", meta ? meta : json_object());
+    /* An aborted run resolves (ok:true) with meta.aborted.  v4 answers it
+     * {status: "timeout", summary: "aborted", stopReason} (2026.9.6's
+     * agent-turn-service), the stopReason the runner recorded: "aborted"
+     * for an abort without a reason (chat.abort's); 2026.3's handler (v3)
+     * answered every resolved run {status: "ok", summary: "completed"}. */
+    v4_abort = aborted && protocol >= 4;
+    fin = json_pack("{s:s, s:s, s:s}", "runId", run_id, "status", v4_abort ? "timeout" : "ok", "summary",
+                    v4_abort ? "aborted" : "completed");
+    if (fin && v4_abort)
+        json_object_set_new(fin, "stopReason", json_string("aborted"));
+    /* set_new steals the result even when fin is NULL and it fails */
+    json_object_set_new(
+        fin, "result",
+        json_pack("{s:o, s:o}", "payloads", payloads ? payloads : json_array(), "meta", meta ? meta : json_object()));
+    return fin;
 }
 
 /* ---- submission ---- */
@@ -431,11 +443,10 @@ void ch_oc_m_agent_wait(struct oc_req *q)
     struct oc_waiter *w;
 
     if ((!r || r->ended) && d && d->final_text) {
-        json_t *p = json_pack("{s:s, s:s, s:I, s:I}", "runId", run_id, "status", d->final_ok ? "ok" : "error",
-                              "startedAt", (json_int_t)d->started_ms, "endedAt", (json_int_t)d->ended_ms);
-        if (p && !d->final_ok)
-            json_object_set_new(p, "error", json_string(d->final_error ? d->final_error : "failed"));
-        ch_oc_res_ok(q->conn, q->id, p);
+        const char *st = d->final_aborted ? "aborted" : d->final_ok ? "ok" : "error";
+        ch_oc_res_ok(q->conn, q->id,
+                     ch_oc_wait_result(run_id, st, d->final_error ? d->final_error : "failed", d->started_ms,
+                                       d->ended_ms, q->conn->protocol));
         return;
     }
     /* A run not seen yet (queued elsewhere, not started, or unknown) is

@@ -108,3 +108,25 @@ struct oc_run *ch_oc_run_await(struct ch_oc *oc, const char *run_id)
         r->key_pending = true;
     return r;
 }
+
+/*
+ * An aborted run differs by protocol.  OpenClaw 2026.9.6 (v4) ends a
+ * cancelled run with the lifecycle {phase: "end", status: "cancelled",
+ * aborted: true, stopReason: "rpc"}, which its agent-job reads as
+ * {status: "error", stopReason: "rpc"} with no error text.  2026.3 (v3)
+ * took the embedded runner's plain lifecycle end, which it read as "ok".
+ */
+json_t *ch_oc_wait_result(const char *run_id, const char *status, const char *error, int64_t started_ms,
+                          int64_t ended_ms, int protocol)
+{
+    bool aborted = !strcmp(status, "aborted");
+    bool ok = !strcmp(status, "ok") || (aborted && protocol < 4);
+    json_t *p = json_pack("{s:s, s:s, s:I, s:I}", "runId", run_id, "status", ok ? "ok" : "error", "startedAt",
+                          (json_int_t)started_ms, "endedAt", (json_int_t)ended_ms);
+
+    if (p && aborted && !ok)
+        json_object_set_new(p, "stopReason", json_string(OC_ABORT_STOP_REASON));
+    else if (p && !ok)
+        json_object_set_new(p, "error", json_string(error ? error : status));
+    return p;
+}
