@@ -123,7 +123,9 @@ typedef void (*ch_agent_accepted_cb)(int rc, const char *run_id, bool duplicate,
 void ch_agent_submit(struct ch_agent *a, const struct ch_agent_run_req *req, ch_agent_accepted_cb cb, void *data);
 /* Abort a queued or running run; CH_ENOTFOUND when it is not live. */
 int ch_agent_abort(struct ch_agent *a, const char *run_id);
-/* Abort every live run of a session; returns how many. */
+/* Abort every live run of a session; returns how many.  *run_ids_out (if
+ * given): their ids, a NULL-terminated array the caller frees with each
+ * string (shorter than the count if memory ran out), or NULL. */
 size_t ch_agent_abort_session(struct ch_agent *a, const char *session_key, char ***run_ids_out);
 /* Is this run queued or running in this process? */
 bool ch_agent_run_is_live(struct ch_agent *a, const char *run_id);

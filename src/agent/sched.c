@@ -528,7 +528,8 @@ size_t ch_agent_abort_session(struct ch_agent *a, const char *session_key, char 
 {
     struct lane *l = ch_map_get(&a->lanes, session_key, strlen(session_key));
     char **ids = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0, got = 0, cap = 0;
+    bool collect = run_ids_out != NULL;
 
     if (run_ids_out)
         *run_ids_out = NULL;
@@ -536,13 +537,21 @@ size_t ch_agent_abort_session(struct ch_agent *a, const char *session_key, char 
         return 0;
     while (l && (l->head || (l->active && !l->active->abort_requested))) {
         struct ch_run *r = l->active && !l->active->abort_requested ? l->active : l->head;
-        if (run_ids_out && n == cap) {
-            char **nids = ch_realloc(ids, (cap = cap ? cap * 2 : 4) * sizeof(*ids));
-            if (nids)
+        /* NULL-terminated; out of memory ends the list early, never the aborts. */
+        if (collect && got + 2 > cap) {
+            size_t ncap = cap ? cap * 2 : 4;
+            char **nids = ch_realloc(ids, ncap * sizeof(*ids));
+            if (nids) {
                 ids = nids;
+                cap = ncap;
+            } else {
+                collect = false;
+            }
         }
-        if (run_ids_out && n < cap)
-            ids[n] = ch_strdup(r->run_id);
+        if (collect && (ids[got] = ch_strdup(r->run_id)) != NULL)
+            ids[++got] = NULL;
+        else
+            collect = false;
         n++;
         /* A run still being admitted is not live yet: the flag makes its
          * admission end it as aborted (run.c admit_done). */

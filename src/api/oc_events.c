@@ -339,7 +339,7 @@ static void chat_end(struct oc_run *r, const struct ch_agent_result *res, int64_
                                       (json_int_t)res->usage.cache_write_tokens));
         json_object_set_new(p, "stopReason", json_string("stop"));
     } else if (!strcmp(state, "aborted")) {
-        json_object_set_new(p, "stopReason", json_string(OC_ABORT_STOP_REASON));
+        json_object_set_new(p, "stopReason", json_string(r->stop_reason ? r->stop_reason : OC_ABORT_STOP_REASON));
         if (has_visible_text(&r->text))
             json_object_set_new(p, "message", chat_message(r, ts));
     } else {
@@ -413,6 +413,7 @@ static void remember_final(struct oc_run *r, const struct ch_agent_result *res)
     d->final_text = fin ? json_dumps(fin, JSON_COMPACT) : NULL;
     d->final_ok = ok;
     d->final_aborted = !strcmp(res->status, "aborted");
+    d->final_stop_reason = r->stop_reason;
     d->final_error = err;
     json_decref(fin);
 }
@@ -431,7 +432,7 @@ static json_t *lifecycle_end(const struct oc_run *r, const struct ch_agent_resul
 
     if (d && aborted) {
         json_object_set_new(d, "aborted", json_true());
-        json_object_set_new(d, "stopReason", json_string(OC_ABORT_STOP_REASON));
+        json_object_set_new(d, "stopReason", json_string(r->stop_reason ? r->stop_reason : OC_ABORT_STOP_REASON));
         if (r->started_ms)
             json_object_set_new(d, "startedAt", json_integer((json_int_t)r->started_ms));
     } else if (d && !ok) {
@@ -531,6 +532,7 @@ static void answer_waiters(struct oc_run *r, const struct ch_agent_result *res)
                 d->final_text = json_dumps(fin, JSON_COMPACT);
                 d->final_ok = ok;
                 d->final_aborted = !strcmp(res->status, "aborted");
+                d->final_stop_reason = r->stop_reason;
                 d->final_error = err ? ch_strdup(err) : NULL;
             }
             if (ok)
@@ -540,9 +542,9 @@ static void answer_waiters(struct oc_run *r, const struct ch_agent_result *res)
             ch_free(err);
         } else {
             ch_oc_res_ok(w->conn, w->req_id,
-                         ch_oc_wait_result(r->run_id, res->status, res->error,
-                                           r->started_ms ? r->started_ms : res->started_ms,
-                                           res->finished_ms ? res->finished_ms : r->ended_ms, w->conn->protocol));
+                         ch_oc_wait_result(
+                             r->run_id, res->status, res->error, r->started_ms ? r->started_ms : res->started_ms,
+                             res->finished_ms ? res->finished_ms : r->ended_ms, w->conn->protocol, r->stop_reason));
         }
         ch_oc_waiter_free(w);
     }

@@ -379,6 +379,9 @@ struct oc_run {
      * event or submit replaces. */
     bool key_pending;
     uint64_t output_tokens; /* the run's output tokens so far: the `usage` stream's total */
+    /* Static: why an abort stopped it, OpenClaw's stopReason: "reset" or
+     * "delete" for those methods' aborts; NULL is OC_ABORT_STOP_REASON. */
+    const char *stop_reason;
 };
 
 struct oc_dedupe_entry {
@@ -389,6 +392,7 @@ struct oc_dedupe_entry {
     bool final_ok;     /* the final res was ok:true */
     /* The run was aborted (its final is ok:true too). */
     bool final_aborted;
+    const char *final_stop_reason; /* static: the run's stop_reason, for agent.wait from the cache */
     int64_t at_ms;
     int64_t started_ms, ended_ms; /* of the finished run, for agent.wait from the cache */
     struct oc_dedupe_entry *prev, *next;
@@ -436,7 +440,11 @@ json_t *ch_oc_agent_final(const char *run_id, const struct ch_agent_result *res,
  * status `status` ("ok", "error", "aborted", "timeout") and error text
  * `error` (NULL: the status), for a client of `protocol` (oc_runs.c). */
 json_t *ch_oc_wait_result(const char *run_id, const char *status, const char *error, int64_t started_ms,
-                          int64_t ended_ms, int protocol);
+                          int64_t ended_ms, int protocol, const char *stop_reason);
+/* The live runs sessions.reset or .delete just aborted (ids: NULL-
+ * terminated, freed here with their strings) end with stopReason `reason`
+ * ("reset", "delete") as OpenClaw's drain gives them, not "rpc" (oc_runs.c). */
+void ch_oc_runs_stopped_by(struct ch_oc *oc, const char *session_key, char **ids, const char *reason);
 /* Broadcast to AUTHED connections holding need_scopes (0: everyone). */
 void ch_oc_broadcast(struct ch_oc *oc, const char *event, json_t *payload, unsigned need_scopes, bool tool_only,
                      bool with_state_version);

@@ -446,7 +446,7 @@ void ch_oc_m_agent_wait(struct oc_req *q)
         const char *st = d->final_aborted ? "aborted" : d->final_ok ? "ok" : "error";
         ch_oc_res_ok(q->conn, q->id,
                      ch_oc_wait_result(run_id, st, d->final_error ? d->final_error : "failed", d->started_ms,
-                                       d->ended_ms, q->conn->protocol));
+                                       d->ended_ms, q->conn->protocol, d->final_stop_reason));
         return;
     }
     /* A run not seen yet (queued elsewhere, not started, or unknown) is
@@ -483,7 +483,6 @@ void ch_oc_m_chat_abort(struct oc_req *q)
     char key[CH_SESSION_KEY_MAX + 1];
     json_t *ids;
     char **list = NULL;
-    size_t n;
 
     if (!oc->api->agent) {
         ch_oc_unavailable(q, "this gateway runs without an agent runtime");
@@ -504,8 +503,8 @@ void ch_oc_m_chat_abort(struct oc_req *q)
         if (ch_agent_abort(oc->api->agent, run_id) == 0)
             json_array_append_new(ids, json_string(run_id));
     } else {
-        n = ch_agent_abort_session(oc->api->agent, key, &list);
-        for (size_t i = 0; list && i < n; i++) {
+        ch_agent_abort_session(oc->api->agent, key, &list);
+        for (size_t i = 0; list && list[i]; i++) {
             json_array_append_new(ids, json_string(list[i]));
             ch_free(list[i]);
         }

@@ -459,8 +459,12 @@ void ch_oc_m_sessions_reset(struct oc_req *q)
                       "invalid sessions.reset params: a session key is printable, without spaces", NULL);
         return;
     }
-    if (q->conn->oc->api->agent)
-        ch_agent_abort_session(q->conn->oc->api->agent, key, NULL); /* a live run would write into the old id */
+    if (q->conn->oc->api->agent) { /* a live run would write into the old id */
+        char **ids = NULL;
+
+        ch_agent_abort_session(q->conn->oc->api->agent, key, &ids);
+        ch_oc_runs_stopped_by(q->conn->oc, key, ids, "reset");
+    }
     if ((j = ch_oc_sjob_new(q, reset_run)) != NULL) {
         memcpy(j->key, key, sizeof(key));
         ch_oc_sjob_submit(j, true);
@@ -495,8 +499,12 @@ void ch_oc_m_sessions_delete(struct oc_req *q)
         ch_oc_res_err(q->conn, q->id, "INVALID_REQUEST", msg, NULL);
         return;
     }
-    if (q->conn->oc->api->agent)
-        ch_agent_abort_session(q->conn->oc->api->agent, key, NULL);
+    if (q->conn->oc->api->agent) {
+        char **ids = NULL;
+
+        ch_agent_abort_session(q->conn->oc->api->agent, key, &ids);
+        ch_oc_runs_stopped_by(q->conn->oc, key, ids, "delete");
+    }
     if ((j = ch_oc_sjob_new(q, delete_run)) != NULL) {
         memcpy(j->key, key, sizeof(key));
         ch_oc_sjob_submit(j, true);

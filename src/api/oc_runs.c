@@ -117,7 +117,7 @@ struct oc_run *ch_oc_run_await(struct ch_oc *oc, const char *run_id)
  * took the embedded runner's plain lifecycle end, which it read as "ok".
  */
 json_t *ch_oc_wait_result(const char *run_id, const char *status, const char *error, int64_t started_ms,
-                          int64_t ended_ms, int protocol)
+                          int64_t ended_ms, int protocol, const char *stop_reason)
 {
     bool aborted = !strcmp(status, "aborted");
     bool ok = !strcmp(status, "ok") || (aborted && protocol < 4);
@@ -125,8 +125,22 @@ json_t *ch_oc_wait_result(const char *run_id, const char *status, const char *er
                           (json_int_t)started_ms, "endedAt", (json_int_t)ended_ms);
 
     if (p && aborted && !ok)
-        json_object_set_new(p, "stopReason", json_string(OC_ABORT_STOP_REASON));
+        json_object_set_new(p, "stopReason", json_string(stop_reason ? stop_reason : OC_ABORT_STOP_REASON));
     else if (p && !ok)
         json_object_set_new(p, "error", json_string(error ? error : status));
     return p;
+}
+
+void ch_oc_runs_stopped_by(struct ch_oc *oc, const char *session_key, char **ids, const char *reason)
+{
+    for (size_t i = 0; ids && ids[i]; i++) {
+        /* A run the gateway has no record of yet (queued by a hook, say)
+         * gets one now, so its END finds the reason. */
+        struct oc_run *r = ch_oc_run_get(oc, ids[i], session_key);
+
+        if (r)
+            r->stop_reason = reason;
+        ch_free(ids[i]);
+    }
+    ch_free(ids);
 }

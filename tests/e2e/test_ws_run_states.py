@@ -1,10 +1,11 @@
 """OpenClaw gateway WebSocket: how a run's end reads to clients, per protocol
 (spec 2.2, 2.3), as OpenClaw 2026.9.6 (v4) and 2026.3 (v3) send it.
 
-- An aborted run (chat.abort, sessions.reset): the `agent` final is ok:true,
-  v4 {status: "timeout", summary: "aborted", stopReason: "aborted"}, v3
-  {status: "ok", summary: "completed"}, both with result.meta.aborted;
-  agent.wait says v4 {status: "error", stopReason: "rpc"} (no error text),
+- An aborted run (chat.abort, sessions.reset, sessions.delete): the `agent`
+  final is ok:true, v4 {status: "timeout", summary: "aborted", stopReason:
+  "aborted"}, v3 {status: "ok", summary: "completed"}, both with
+  result.meta.aborted; agent.wait says v4 {status: "error", stopReason} with
+  the abort's reason ("rpc", "reset", "delete"; no error text),
   v3 "ok"; the lifecycle ends with phase "end" (cancelled), not "error".
 - chat events: `aborted` carries stopReason and a message only when text
   had streamed, never errorMessage; `error` carries errorMessage and
@@ -52,11 +53,12 @@ def abort(c, how, key, run_id):
         r = c.call("chat.abort", {"sessionKey": key, "runId": run_id})
         assert r["payload"] == {"ok": True, "aborted": True, "runIds": [run_id]}, r
     else:
-        assert c.call("sessions.reset", {"key": key})["ok"]
+        assert c.call(how, {"key": key})["ok"]
 
 
-@pytest.mark.parametrize("how", ["chat.abort", "sessions.reset"])
-def test_aborted_run_v4(gwws, fake, how):
+@pytest.mark.parametrize("how,reason", [("chat.abort", "rpc"), ("sessions.reset", "reset"),
+                                        ("sessions.delete", "delete")])
+def test_aborted_run_v4(gwws, fake, how, reason):
     fake.push({"text": "slow", "first_byte_delay": 5})
     c = connected(gwws)
     rid = c.req("agent", {"message": "hi", "sessionKey": "ab4", "idempotencyKey": "ab4-1"})
@@ -70,16 +72,16 @@ def test_aborted_run_v4(gwws, fake, how):
     assert (p["runId"], p["status"], p["summary"], p["stopReason"]) == ("ab4-1", "timeout", "aborted", "aborted"), p
     assert p["result"]["meta"]["aborted"] is True and p["result"]["payloads"] == []
     live = c.res(w, timeout=15)["payload"]
-    assert (live["status"], live["stopReason"]) == ("error", "rpc") and "error" not in live, live
+    assert (live["status"], live["stopReason"]) == ("error", reason) and "error" not in live, live
     assert live["endedAt"] >= live["startedAt"] > 0
     cached = c.call("agent.wait", {"runId": "ab4-1", "timeoutMs": 1000})["payload"]
     assert cached == live  # from the 5-minute cache: the same answer
     ev = run_events(c, "ab4-1")
     chat = [x for e, x in ev if e == "chat"]
     assert chat[-1] == {"runId": "ab4-1", "sessionKey": "agent:main:ab4", "seq": chat[-1]["seq"],
-                        "state": "aborted", "stopReason": "rpc"}, chat  # no text streamed: no message
+                        "state": "aborted", "stopReason": reason}, chat  # no text streamed: no message
     end = [x["data"] for e, x in ev if e == "agent" and x["stream"] == "lifecycle"][-1]
-    assert (end["phase"], end["status"], end["aborted"], end["stopReason"]) == ("end", "cancelled", True, "rpc"), end
+    assert (end["phase"], end["status"], end["aborted"], end["stopReason"]) == ("end", "cancelled", True, reason), end
     assert "error" not in end
     c.close()
 
