@@ -533,6 +533,9 @@ int64_t ch_oc_pairing_tie(const struct oc_conn *c, const struct ch_device_rec *d
 /* d's token for role into g: the presented one back when it is d's (its
  * tie kept), else a fresh one holding d's scopes within allowed, tied to
  * tie (replacing the old).  Nothing issued when out of memory. */
+/* d's new token slot for role (the caller checked there is room:
+ * CH_DEVICE_MAX_TOKENS), zeroed but for its role and creation time. */
+struct ch_device_token *ch_oc_pairing_token_add(struct ch_device_rec *d, const char *role, int64_t now);
 void ch_oc_pairing_issue(struct ch_device_rec *d, const char *role, const char *presented, unsigned allowed,
                          int64_t tie, struct oc_pair_grant *g, int64_t now);
 /* The source a pending request of c counts against: "token:<id>" for a

@@ -353,10 +353,7 @@ void ch_oc_m_device_token_rotate(struct oc_req *q)
         return;
     }
     if (!t) {
-        t = &d->tokens[d->token_count++];
-        memset(t, 0, sizeof(*t));
-        snprintf(t->role, sizeof(t->role), "%s", role);
-        t->created_ms = now;
+        t = ch_oc_pairing_token_add(d, role, now);
         /* A rotation keeps a token's tie to the API token of a silent
          * pairing (else the device could rotate itself free of it); a new
          * role's token takes the device's. */

@@ -113,6 +113,16 @@ int64_t ch_oc_pairing_tie(const struct oc_conn *c, const struct ch_device_rec *d
     return unreviewed && c->auth && c->auth->from_db ? c->auth->id : 0;
 }
 
+struct ch_device_token *ch_oc_pairing_token_add(struct ch_device_rec *d, const char *role, int64_t now)
+{
+    struct ch_device_token *t = &d->tokens[d->token_count++];
+
+    memset(t, 0, sizeof(*t));
+    snprintf(t->role, sizeof(t->role), "%s", role);
+    t->created_ms = now;
+    return t;
+}
+
 /* A new token holds the device's scopes only as far as allowed, the
  * scopes of the credential this connect authenticated with: a read token
  * must not mint an admin device token for a device an admin once approved. */
@@ -137,10 +147,7 @@ void ch_oc_pairing_issue(struct ch_device_rec *d, const char *role, const char *
             return;
         }
         if (!t) {
-            t = &d->tokens[d->token_count++];
-            memset(t, 0, sizeof(*t));
-            snprintf(t->role, sizeof(t->role), "%s", role);
-            t->created_ms = now;
+            t = ch_oc_pairing_token_add(d, role, now);
         } else {
             t->rotated_ms = now;
             t->revoked_ms = 0;
