@@ -7,40 +7,16 @@
  * INVALID_REQUEST `malformed session key "<key>"` with no method prefix
  * (resolveRequestedSessionAgentInput), the key as sent, trimmed.
  */
-#include <stdio.h>
 #include <string.h>
 
 #include "api/oc_internal.h"
 
-/* The key as the client sent it, without the blanks the canonical form
- * trims: what the reference prints in its refusals. */
-static size_t trimmed(const char **s)
-{
-    size_t n = strlen(*s);
-
-    while (n && (**s == ' ' || **s == '\t' || **s == '\n' || **s == '\r'))
-        (*s)++, n--;
-    while (n && ((*s)[n - 1] == ' ' || (*s)[n - 1] == '\t' || (*s)[n - 1] == '\n' || (*s)[n - 1] == '\r'))
-        n--;
-    return n;
-}
-
 int ch_oc_key_canon(const char *raw, char *out, size_t cap, char *why, size_t why_cap)
 {
-    const char *s = raw ? raw : "";
-    size_t n = trimmed(&s);
-    int rc = ch_session_key_canon(s, n, out, cap);
+    int rc = ch_session_key_canon(raw ? raw : "", raw ? strlen(raw) : 0, out, cap);
 
-    if (!why)
-        return rc;
-    if (rc == CH_EINVAL)
-        /* A key that reached here is at most CH_SESSION_KEY_MAX bytes
-         * trimmed (longer ones are CH_E_TOO_LARGE), so it is printed
-         * whole: cutting it could split a UTF-8 sequence. */
-        snprintf(why, why_cap, "malformed session key \"%.*s\"", (int)n, s);
-    else if (rc)
-        snprintf(why, why_cap, "session key must be at most %d bytes in its canonical form (agent:main:<key>)",
-                 CH_SESSION_KEY_MAX);
+    if (rc && why)
+        ch_session_key_why(rc, raw, why, why_cap);
     return rc;
 }
 

@@ -221,7 +221,7 @@ void ch_rest_runs_list(struct ch_http_req *r, void *data)
     struct run_job *j;
     struct ch_list_pos after = {0};
     size_t limit, offset;
-    int rc;
+    int rc, krc;
 
     if (ch_api_page_query_keyset(r, 50, &limit, &offset, &after) != 0)
         return;
@@ -239,8 +239,11 @@ void ch_rest_runs_list(struct ch_http_req *r, void *data)
         j->status = (int)st;
     rc = ch_http_req_query(r, "sessionKey", key, sizeof(key));
     /* Runs carry canonical keys: `s1` finds agent:main:s1's. */
-    if (rc == 0 && key[0] && ch_api_session_key(key, canon) != 0) {
-        ch_http_respond_error(r, 400, "invalid_request", "malformed session key \"%s\"", key);
+    if (rc == 0 && key[0] && (krc = ch_api_session_key(key, canon)) != 0) {
+        char why[CH_SESSION_KEY_MAX + 64];
+
+        ch_session_key_why(krc, key, why, sizeof(why));
+        ch_http_respond_error(r, 400, "invalid_request", "%s", why);
         job_free(j);
         return;
     }

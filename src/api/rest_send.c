@@ -306,9 +306,13 @@ static struct send_job *send_job_new(struct ch_http_req *r, struct ch_api *a, co
 {
     struct send_job *j;
     char key[CH_SESSION_KEY_MAX + 1];
+    int krc;
 
-    if (ch_api_session_key(id, key) != 0) {
-        ch_http_respond_error(r, 400, "invalid_request", "malformed session key \"%s\"", id);
+    if ((krc = ch_api_session_key(id, key)) != 0) {
+        char why[CH_SESSION_KEY_MAX + 64];
+
+        ch_session_key_why(krc, id, why, sizeof(why));
+        ch_http_respond_error(r, 400, "invalid_request", "%s", why);
         return NULL;
     }
     j = ch_calloc(1, sizeof(*j));

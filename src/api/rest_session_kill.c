@@ -75,11 +75,8 @@ bool ch_api_oc_session_key(struct ch_http_req *r, char *raw, size_t raw_cap, cha
         return true;
     if (!n)
         snprintf(msg, sizeof(msg), "invalid session key");
-    else if (rc == CH_EINVAL) /* raw is at most CH_STORE_MAX_KEY_BYTES: printed whole */
-        snprintf(msg, sizeof(msg), "malformed session key \"%s\"", raw);
     else
-        snprintf(msg, sizeof(msg), "session key must be at most %d bytes in its canonical form (agent:main:<key>)",
-                 CH_SESSION_KEY_MAX);
+        ch_session_key_why(rc, raw, msg, sizeof(msg));
     ch_api_oc_error(r, 400, "invalid_request", msg);
     return false;
 }

@@ -132,11 +132,15 @@ static struct sess_job *job_new_key(struct ch_http_req *r, void *api, bool conv)
     char key[CH_STORE_MAX_KEY_BYTES + 1], canon[CH_SESSION_KEY_MAX + 1];
     bool seed = r->route && !strncmp(r->route->pattern, "/api/sessions/", 14);
     struct sess_job *j;
+    int krc;
 
     if (ch_api_path_param(r, 0, key, sizeof(key)) != 0)
         return NULL;
-    if (ch_api_session_key(key, canon) != 0) {
-        ch_http_respond_error(r, 400, "invalid_request", "malformed session key \"%s\"", key);
+    if ((krc = ch_api_session_key(key, canon)) != 0) {
+        char why[CH_SESSION_KEY_MAX + 64];
+
+        ch_session_key_why(krc, key, why, sizeof(why));
+        ch_http_respond_error(r, 400, "invalid_request", "%s", why);
         return NULL;
     }
     j = job_new(r, api, conv);

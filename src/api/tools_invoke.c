@@ -151,7 +151,7 @@ int ch_tools_invoke_prepare(struct ch_api *a, const json_t *params, const char *
      * a malformed agent key is refused even though no tool here uses it. */
     sk = json_string_value(json_object_get(params, "sessionKey"));
     if (sk && ch_api_session_key(sk, canon) == CH_EINVAL) {
-        snprintf(msg, cap, "malformed session key \"%.200s\"", sk);
+        ch_session_key_why(CH_EINVAL, sk, msg, cap);
         return CH_INVOKE_INVALID;
     }
     if (!t || denied(a, name) || !ch_tools_has(t, name)) {

@@ -200,6 +200,10 @@ void ch_str_utf8_fix(char *s);
  */
 #define CH_SESSION_KEY_MAX 512
 int ch_session_key_canon(const char *s, size_t n, char *out, size_t cap);
+/* Why ch_session_key_canon refused the key raw with rc, in OpenClaw's
+ * words where it has them (`malformed session key "<raw, trimmed>"`), into
+ * why: every surface refuses a key alike. */
+void ch_session_key_why(int rc, const char *raw, char *why, size_t cap);
 /* Drop the first n bytes (n > len drops all). */
 void ch_buf_consume(struct ch_buf *b, size_t n);
 /* Hand the data to the caller (caller frees with ch_free); b becomes empty. */

@@ -15,6 +15,7 @@
  * keys are printable ASCII in every client seen).
  */
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -118,4 +119,26 @@ int ch_session_key_canon(const char *in, size_t n, char *out, size_t cap)
         out[i + j] = keep[j] ? in[j] : lower(in[j]);
     out[len] = '\0';
     return 0;
+}
+
+static bool blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+void ch_session_key_why(int rc, const char *raw, char *why, size_t cap)
+{
+    size_t n = raw ? strlen(raw) : 0;
+
+    while (n && blank(*raw))
+        raw++, n--;
+    while (n && blank(raw[n - 1]))
+        n--;
+    if (rc == CH_EINVAL && n <= CH_SESSION_KEY_MAX)
+        /* Printed whole (at most CH_SESSION_KEY_MAX bytes): cutting it
+         * could split a UTF-8 sequence. */
+        snprintf(why, cap, "malformed session key \"%.*s\"", (int)n, raw);
+    else
+        snprintf(why, cap, "session key must be at most %d bytes in its canonical form (agent:main:<key>)",
+                 CH_SESSION_KEY_MAX);
 }

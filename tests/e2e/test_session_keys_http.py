@@ -137,7 +137,13 @@ def test_rest_conversation_ids(gateway_factory):
         main = http(g, "GET", "/api/v1/sessions/agent:main:main", token=g.admin_token).json()
         assert [m["content"] for m in main["messages"]] == ["four", "ok"]
         assert http(g, "GET", "/api/v1/sessions/S1", token=g.admin_token).status_code == 404
-        assert http(g, "GET", "/api/v1/sessions/agent:main", token=g.admin_token).status_code == 400
+        r = http(g, "GET", "/api/v1/sessions/agent:main", token=g.admin_token)
+        assert r.status_code == 400 and r.json()["message"] == 'malformed session key "agent:main"', r.text
+        # a key too long once in its namespace is refused as that, not as malformed
+        long_key = "k" * 505
+        for path in (f"/api/v1/sessions/{long_key}", f"/api/v1/runs?sessionKey={long_key}"):
+            r = http(g, "GET", path, token=g.admin_token)
+            assert r.status_code == 400 and "at most 512 bytes" in r.json()["message"], (path, r.text)
         # seed 004: looked up canonically, echoed as sent
         info = http(g, "GET", "/api/sessions/C-1", token=g.admin_token)
         assert info.status_code == 200 and info.json()["key"] == "C-1", info.text
