@@ -245,6 +245,8 @@ int ch_cmd_gateway(int argc, char **argv)
     if ((rc = ch_boot_config(&boot, g.config_path, &g.cfg)) != 0)
         goto out;
     ch_config_limits(g.cfg, &g.limits);
+    if ((rc = ch_boot_fd_budget(g.cfg, &g.limits)) != 0)
+        goto out;
     if ((rc = ch_boot_listen_addr(&boot, g.cfg)) != 0)
         goto out;
     /* 3. database: migrations and the first-start admin token */

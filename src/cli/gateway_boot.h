@@ -32,6 +32,12 @@ int ch_boot_listen_addr(struct ch_boot *b, const struct ch_config *c);
 /* Open and migrate the database; on first start create and print the
  * admin token; return the live tokens for the cache. */
 int ch_boot_database(struct ch_boot *b, const char *state_dir, const struct ch_config *c, struct ch_token_list *tokens);
+/* Outbound connection limits (gateway.outbound.*) with their defaults. */
+void ch_boot_outbound_limits(const struct ch_config *cfg, uint32_t *per_host, uint32_t *total);
+/* Raise the open-file soft limit to what the connection limits need; if
+ * the hard limit is lower, lower limits.maxConnections to fit (warned).
+ * Exit code when not even a few connections fit (gateway_fds.c). */
+int ch_boot_fd_budget(const struct ch_config *cfg, struct ch_limits *limits);
 struct ch_net;
 struct ch_curlm;
 struct ch_llm_client;

@@ -58,18 +58,7 @@ int ch_boot_runtime(struct ch_boot *b, uv_loop_t *loop, struct ch_net *net, stru
         goto out;
     if (mkdir(workspace, 0700) != 0 && errno != EEXIST)
         ch_log_warn("cannot create the workspace %s: %s", workspace, strerror(errno));
-    /* Outbound connection limits: a run past the per-host limit would wait
-     * inside curl with its first-byte clock running, so by default every
-     * run allowed to execute at once can hold its own connection. */
-    copts.max_host_connections = (uint32_t)ch_config_int(cfg, "gateway.outbound.maxConnectionsPerHost",
-                                                         ch_config_int(cfg, "agents.defaults.maxConcurrent", 32) > 8
-                                                             ? ch_config_int(cfg, "agents.defaults.maxConcurrent", 32)
-                                                             : 8);
-    copts.max_total_connections =
-        (uint32_t)ch_config_int(cfg, "gateway.outbound.maxConnections",
-                                copts.max_host_connections + 16 > 64 ? (int64_t)copts.max_host_connections + 16 : 64);
-    if (copts.max_host_connections > copts.max_total_connections)
-        copts.max_host_connections = copts.max_total_connections;
+    ch_boot_outbound_limits(cfg, &copts.max_host_connections, &copts.max_total_connections);
     if (ch_curlm_new(loop, &copts, curlm) != 0) {
         fprintf(stderr, "chela: cannot set up outbound HTTP\n");
         goto out;

@@ -13,7 +13,9 @@
 
 static const struct ch_limit_def defs[CH_LIMIT__COUNT] = {
     [CH_LIMIT_MAX_CONNECTIONS] = {"maxConnections", 1024, 1, 1000000, "count",
-                                  "Open client connections (HTTP and WebSocket). Over it: accept, answer 503, close."},
+                                  "Open client connections (HTTP and WebSocket). Over it: accept, answer 503, close. "
+                                  "At start the open-file soft limit is raised to fit it; a hard limit too low "
+                                  "lowers it instead (warned)."},
     [CH_LIMIT_MAX_HEAD_BYTES] = {"maxHeadBytes", 32 * KiB, 1 * KiB, 1 * MiB, "bytes",
                                  "Request line plus headers. Over it: 431 and close."},
     [CH_LIMIT_MAX_HEADERS] = {"maxHeaders", 100, 8, 1000, "count",

@@ -189,8 +189,10 @@ struct ch_http_server {
     int handles;      /* open: grace, and listener once listening */
     bool listening;
     bool stopping;
-    bool in_flush;       /* the flush hook is walking flushq */
-    bool accept_pending; /* a connection waits for memory to accept */
+    bool in_flush;          /* the flush hook is walking flushq */
+    bool accept_pending;    /* a connection waits for memory to accept */
+    uint64_t accept_err_ms; /* last accept failure logged (loop time) */
+    uint64_t accept_errs;   /* failures since, not logged yet */
     int port;
     char *rbuf;                 /* owned: shared read buffer, CH_HTTP_READ_BYTES */
     struct ch_http_link conns;  /* every allocated conn */

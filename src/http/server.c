@@ -177,7 +177,17 @@ static void on_connection(uv_stream_t *l, int status)
     struct ch_http_server *s = l->data;
 
     if (status < 0) {
-        ch_log_warn("http accept: %s", uv_strerror(status));
+        /* EMFILE comes in bursts (libuv drops the waiting connections to
+         * get out of it), so one line per 10 s says how many were lost. */
+        uint64_t now = uv_now(s->net->loop);
+        s->accept_errs++;
+        if (!s->accept_err_ms || now - s->accept_err_ms >= 10000) {
+            ch_log_warn("http accept: %s (%llu failed accepts%s)", uv_strerror(status),
+                        (unsigned long long)s->accept_errs,
+                        status == UV_EMFILE || status == UV_ENFILE ? "; raise the open-file limit" : "");
+            s->accept_err_ms = now ? now : 1;
+            s->accept_errs = 0;
+        }
         return;
     }
     if (s->nconns >= (size_t)s->limits->v[CH_LIMIT_MAX_CONNECTIONS] || s->stopping) {
