@@ -337,6 +337,7 @@ static void on_tick(void *data)
     if (!a->stopped) {
         ch_auth_tick(a);
         ch_openai_flush_usage(a);
+        ch_retention_tick(a);
     }
 }
 

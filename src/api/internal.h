@@ -259,6 +259,15 @@ void ch_rest_webhooks_list(struct ch_http_req *r, void *data);
 void ch_rest_webhooks_create(struct ch_http_req *r, void *data);
 void ch_rest_webhooks_delete(struct ch_http_req *r, void *data);
 
+/* Retention passes (retention.c): audit rows, finished runs, disposable
+ * sessions, at start and hourly. */
+struct ch_retention {
+    int64_t next_ms; /* next pass; 0: at the first tick */
+    int step;        /* the step a pass is at; 3 (done) between passes */
+    int64_t removed[3];
+};
+void ch_retention_tick(struct ch_api *a);
+
 /* ---- the api object ---- */
 struct ch_api {
     struct ch_net *net;
@@ -295,6 +304,7 @@ struct ch_api {
                                * once the stopped outbox has freed itself */
     struct ch_oa_proc *procs; /* the running child processes (openai_proc.c) */
     size_t pdf_busy;          /* PDF files being read (openai_pdf.c) */
+    struct ch_retention retention;
 };
 
 /* JSON response helpers shared by handlers. */

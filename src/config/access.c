@@ -3,6 +3,7 @@
  * the limits table, the redacted copy for `config show` and the status
  * endpoint, and the markdown reference.  All read-only on ch_config.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "config/internal.h"
@@ -80,6 +81,32 @@ uint64_t ch_config_size(const struct ch_config *c, const char *dotted, uint64_t 
     if (json_is_string(v) && ch_parse_size(json_string_value(v), &n) == 0)
         return n;
     return fallback;
+}
+
+int ch_config_duration_value(const json_t *v, int64_t *ms)
+{
+    const char *s = json_string_value(v);
+    double days = json_is_number(v) ? json_number_value(v) : -1;
+    char *end;
+
+    /* OpenClaw's parseDurationMs with defaultUnit "d": a bare number is
+     * days, whether written as a number or as a string. */
+    if (s) {
+        days = strtod(s, &end);
+        if (end == s || *end)
+            return ch_parse_duration_ms(s, ms);
+    }
+    if (!(days >= 0 && days <= 1e8)) /* also NaN */
+        return CH_EINVAL;
+    *ms = (int64_t)(days * 86400000.0);
+    return 0;
+}
+
+int64_t ch_config_duration_ms(const struct ch_config *c, const char *dotted, int64_t fallback)
+{
+    int64_t ms;
+
+    return ch_config_duration_value(ch_config_get(c, dotted), &ms) == 0 ? ms : fallback;
 }
 
 /* A validated limits.* value as an integer (byte limits may be "64KB"). */

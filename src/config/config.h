@@ -150,6 +150,11 @@ bool ch_config_bool(const struct ch_config *c, const char *dotted, bool fallback
 const char *ch_config_str(const struct ch_config *c, const char *dotted, const char *fallback);
 /* A "1MB"-style size or a plain integer, in bytes. */
 uint64_t ch_config_size(const struct ch_config *c, const char *dotted, uint64_t fallback);
+/* A duration as OpenClaw writes one ("30d", "12h", "90m", or a number of
+ * days, also as a string), in ms; ch_config_duration_value: CH_EINVAL if
+ * v is none. */
+int64_t ch_config_duration_ms(const struct ch_config *c, const char *dotted, int64_t fallback);
+int ch_config_duration_value(const json_t *v, int64_t *ms);
 
 /* Fill out with the core defaults, then the `limits.*` keys (byte limits
  * may be "64KB" strings).  api.security.maxBodySize sets maxBodyBytes

@@ -26,7 +26,7 @@ enum cfg_type {
     CFG_OBJECTS,  /* array of objects described by "<path>[].<key>" rows */
     CFG_MAP,      /* object with free keys, values described by "<path>.*" rows */
     CFG_SIZE,     /* "1MB"-style string or a non-negative integer, bytes in [min, max] */
-    CFG_DURATION, /* "30s"-style string, milliseconds in [min, max] */
+    CFG_DURATION, /* "30s"-style string, ms in [min, max]; unit "d": a number is days (OpenClaw's) */
 };
 
 #define CFG_SECRET 0x1u   /* redacted by ch_config_redacted, never echoed in errors */

@@ -32,6 +32,8 @@
 #define SIZE(path, def, lo, hi, doc) \
     { path, CFG_SIZE, "\"" def "\"", lo, hi, NULL, NULL, 0, doc, "bytes" }
 #define MAP(path, doc) { path, CFG_MAP, NULL, 0, 0, NULL, NULL, 0, doc, NULL }
+#define DURATION(path, def, lo, hi, doc) \
+    { path, CFG_DURATION, "\"" def "\"", lo, hi, NULL, NULL, 0, doc, "d" } /* a number is days */
 #define NUM(path, def, lo, hi, doc) { path, CFG_NUMBER, #def, lo, hi, NULL, NULL, 0, doc, NULL }
 #define OPTSTR(path, doc) { path, CFG_STRING, NULL, 0, 0, NULL, NULL, 0, doc, NULL }
 #define OPTINT(path, lo, hi, unit, doc) { path, CFG_INT, NULL, lo, hi, NULL, NULL, 0, doc, unit }
@@ -206,7 +208,21 @@ static const struct cfg_row rows[] = {
     ENUM("store.sync", "normal", "normal|full",
          "SQLite `synchronous` pragma: `full` survives power loss, `normal` is faster."),
     INT("store.busyTimeoutMs", 5000, 0, 600000, "ms", "How long a database call waits for a lock before failing."),
-    INT("store.auditRetentionDays", 30, 0, 36500, NULL, "Days audit rows are kept; 0 keeps them forever."),
+    INT("store.auditRetentionDays", 30, 0, 36500, NULL,
+        "Days audit rows are kept; 0 keeps them forever. Pruned at start and hourly, in batches."),
+    INT("store.runRetentionDays", 30, 0, 36500, NULL,
+        "Days a finished run (hooks, REST, `/v1`, WebSocket) stays in `GET /api/v1/runs` and `chela runs`, with "
+        "its idempotency key; 0 keeps them forever. Runs still queued or running are never pruned."),
+
+    /* session: OpenClaw's session maintenance, for the sessions runs make
+     * for themselves (ch_session_key_disposable). */
+    ENUM("session.maintenance.mode", "enforce", "enforce|warn",
+         "`enforce` deletes stale disposable sessions (below); `warn` only logs how many it would."),
+    DURATION("session.maintenance.pruneAfter", "30d", 0, 36500 * DAY_MS,
+             "A session made for one run (a hook's `hook:<uuid>`, `cron:`, `subagent:`, `acp:`, `node:`, heartbeat, "
+             "a stateless `/v1` call's `openai:<uuid>`) untouched this long is deleted with its transcript, as "
+             "OpenClaw's maintenance does; never the main session, a conversation, or one with a run queued or "
+             "running. 0 keeps them."),
     INT("store.writerSliceMicros", 20, 0, 10000, "us",
         "The store writer gives up its core (`sched_yield`) between the steps of a batch once it has run this "
         "long, so a request on a core it shares waits for one slice and not the whole batch (a busy gateway's "

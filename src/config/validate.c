@@ -352,15 +352,24 @@ static void check_value(struct walk *w, const struct cfg_row *row, const json_t 
             problem(w, "%s: expected size (\"1MB\" or an integer), got %s%s", name, json_kind(v), at);
         }
         return;
-    case CFG_DURATION:
-        if (!json_is_string(v))
+    case CFG_DURATION: {
+        /* A bare number is days where the row says so (unit "d", OpenClaw's
+         * defaultUnit); elsewhere it is refused as ambiguous. */
+        bool days = row->unit && !strcmp(row->unit, "d");
+
+        if (!json_is_string(v) && !(days && json_is_number(v)))
             break;
-        if (ch_parse_duration_ms(json_string_value(v), &ms))
-            problem(w, "%s: '%.64s' is not a duration (write e.g. 500ms, 30s, 5m, 12h, 7d)%s", name,
-                    json_string_value(v), at);
+        if (days ? ch_config_duration_value(v, &ms) : ch_parse_duration_ms(json_string_value(v), &ms))
+            problem(w, "%s: %s%.64s%s is not a duration (write e.g. 500ms, 30s, 5m, 12h, 7d%s)%s", name,
+                    json_is_string(v) ? "'" : "", json_is_string(v) ? json_string_value(v) : "a negative number",
+                    json_is_string(v) ? "'" : "", days ? ", or a number of days" : "", at);
+        else if (days && (ms < row->min || ms > row->max))
+            problem(w, "%s: %.1f days is out of range [%lld, %lld] days%s", name, (double)ms / 86400000.0,
+                    (long long)(row->min / 86400000), (long long)(row->max / 86400000), at);
         else
             check_range_int(w, row, ms, at);
         return;
+    }
     }
     if (t == CFG_ENUM) {
         char allowed[160];

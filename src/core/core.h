@@ -204,6 +204,10 @@ int ch_session_key_canon(const char *s, size_t n, char *out, size_t cap);
  * words where it has them (`malformed session key "<raw, trimmed>"`), into
  * why: every surface refuses a key alike. */
 void ch_session_key_why(int rc, const char *raw, char *why, size_t cap);
+/* A canonical key of a session made for one run (a hook's, a cron job's,
+ * a stateless /v1 call's...), which retention may delete once stale
+ * (session.maintenance); never the main session or a conversation. */
+bool ch_session_key_disposable(const char *key);
 /* Drop the first n bytes (n > len drops all). */
 void ch_buf_consume(struct ch_buf *b, size_t n);
 /* Hand the data to the caller (caller frees with ch_free); b becomes empty. */

@@ -142,3 +142,35 @@ void ch_session_key_why(int rc, const char *raw, char *why, size_t cap)
         snprintf(why, cap, "session key must be at most %d bytes in its canonical form (agent:main:<key>)",
                  CH_SESSION_KEY_MAX);
 }
+
+/*
+ * Sessions a run makes for itself and no one returns to: OpenClaw's
+ * "synthetic" keys, which its session maintenance deletes once stale
+ * (isSyntheticSessionMaintenanceKey: hook:, cron:, subagent:, acp:,
+ * acp-bridge:, node:, heartbeat, explicit:model-run-), plus the fresh
+ * session of each stateless /v1 call (openai:<uuid>, openresponses:<uuid>;
+ * OpenClaw archives those instead, which chela has no form for).  A
+ * conversation, a channel chat, a named or user session is never one.
+ */
+bool ch_session_key_disposable(const char *key)
+{
+    static const char *const prefixes[] = {
+        "hook:",   "cron:",         "subagent:", "acp:", "acp-bridge:", "node:", "explicit:model-run-",
+        "openai:", "openresponses:"};
+    const char *rest = key, *c;
+    size_t n;
+
+    if (!key)
+        return false;
+    if (!strncmp(key, "agent:", 6)) {
+        if (!(c = strchr(key + 6, ':')) || c == key + 6)
+            return false;
+        rest = c + 1;
+    }
+    for (size_t i = 0; i < CH_ARRAY_SIZE(prefixes); i++)
+        if (!strncmp(rest, prefixes[i], strlen(prefixes[i])) && rest[strlen(prefixes[i])])
+            return true;
+    n = strlen(rest);
+    return !strcmp(rest, "heartbeat") || (n > 10 && !strcmp(rest + n - 10, ":heartbeat")) ||
+           strstr(rest, ":heartbeat:") != NULL;
+}

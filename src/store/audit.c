@@ -83,29 +83,3 @@ int ch_audit_insert(struct ch_db *db, const struct ch_audit_rec *recs, size_t n)
         rc = insert_rows(db, recs + i, 1);
     return ch_db_atomic_end(db, &a, rc);
 }
-
-int ch_audit_prune(struct ch_db *db, int64_t cutoff_ms, int64_t *removed)
-{
-    sqlite3_stmt *st = NULL;
-    int rc, src;
-
-    if (!db)
-        return CH_EINVAL;
-    /* One statement: run from the writer it is part of a group commit, so
-     * chunking it would not shorten how long the write lock is held.  The
-     * audit_ts index keeps the scan proportional to what is removed. */
-    rc = ch_db_prepare(db, "DELETE FROM audit WHERE ts_ms < ?1", &st);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, cutoff_ms);
-    src = sqlite3_step(st);
-    if (src == SQLITE_DONE) {
-        rc = 0;
-        if (removed)
-            *removed = (int64_t)sqlite3_changes64(db->h);
-    } else {
-        rc = ch_db_err_code(src);
-    }
-    sqlite3_finalize(st);
-    return rc;
-}

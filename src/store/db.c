@@ -271,6 +271,14 @@ static void sql_session_key(sqlite3_context *ctx, int argc, sqlite3_value **argv
         sqlite3_result_null(ctx);
 }
 
+/* chela_session_disposable(key): ch_session_key_disposable in SQL, for
+ * session retention (retention.c). */
+static void sql_session_disposable(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    sqlite3_result_int(ctx, ch_session_key_disposable((const char *)sqlite3_value_text(argv[0])));
+}
+
 /* Set the pragmas every connection needs.  The first statement is also
  * where SQLite first reads the file, so "not a database" surfaces here. */
 static int db_configure(struct ch_db *db, const struct ch_db_opts *o, struct ch_error *err)
@@ -315,6 +323,9 @@ static int db_configure(struct ch_db *db, const struct ch_db_opts *o, struct ch_
     if (rc == 0 && sqlite3_create_function(db->h, "chela_session_key", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
                                            sql_session_key, NULL, NULL) != SQLITE_OK)
         rc = ch_error_set(err, CH_ENOMEM, "cannot register chela_session_key: %s", sqlite3_errmsg(db->h));
+    if (rc == 0 && sqlite3_create_function(db->h, "chela_session_disposable", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                           NULL, sql_session_disposable, NULL, NULL) != SQLITE_OK)
+        rc = ch_error_set(err, CH_ENOMEM, "cannot register chela_session_disposable: %s", sqlite3_errmsg(db->h));
     /* Commits on this connection never checkpoint.  SQLite before 3.51.3 (Debian 12
      * ships 3.40.1) can lose committed frames when one connection starts a
      * checkpoint right after another's finished while a third connection's

@@ -2,7 +2,7 @@
  * store/runs_recover.c: the bulk transitions of the `runs` table that
  * happen at start and in housekeeping (split from runs.c to keep files
  * small): running runs go back to queued for replay, or fail with a
- * reason; finished runs older than a cut-off are pruned.
+ * reason (pruning is in retention.c).
  */
 #include "store/internal.h"
 
@@ -50,14 +50,4 @@ int ch_runs_fail_running(struct ch_db *db, const char *reason, const char *error
                       "UPDATE runs SET status = 'error', error = ?1, error_class = ?2,"
                       " finished_ms = ?3 WHERE status = 'running' AND status <> 'ok'",
                       reason, error_class, now_ms, count);
-}
-
-int ch_runs_prune(struct ch_db *db, int64_t before_ms, int64_t *removed)
-{
-    if (!db)
-        return CH_EINVAL;
-    return exec_count(db,
-                      "DELETE FROM runs WHERE status IN ('ok', 'error', 'aborted', 'timeout')"
-                      " AND finished_ms < ?3",
-                      NULL, NULL, before_ms, removed);
 }

@@ -119,8 +119,23 @@ struct ch_audit_rec {
 };
 
 int ch_audit_insert(struct ch_db *db, const struct ch_audit_rec *recs, size_t n);
-/* Delete rows older than cutoff; returns rows removed in *removed. */
-int ch_audit_prune(struct ch_db *db, int64_t cutoff_ms, int64_t *removed);
+
+/*
+ * Retention (store/retention.c).  Each removes at most `limit` rows (0: no
+ * limit) older than the cut-off and says how many in *removed (may be
+ * NULL), so the gateway prunes in batches that leave the writer to other
+ * jobs in between.
+ */
+/* Audit rows with ts_ms < cutoff_ms. */
+int ch_audit_prune(struct ch_db *db, int64_t cutoff_ms, int64_t limit, int64_t *removed);
+/* Finished runs (ok, error, aborted, timeout) created and finished before
+ * before_ms; their idempotency keys go with them. */
+int ch_runs_prune(struct ch_db *db, int64_t before_ms, int64_t limit, int64_t *removed);
+/* Disposable sessions (ch_session_key_disposable: one per hook run, cron
+ * job, stateless /v1 call...) not updated since before_ms and with no run
+ * queued or running, with their transcripts.  count_only: count them (up
+ * to limit), remove nothing. */
+int ch_sessions_prune(struct ch_db *db, int64_t before_ms, int64_t limit, bool count_only, int64_t *removed);
 
 /* ------------------------------------------------------------------ */
 /* Asynchronous store for the gateway (store/writer.c, store/reader.c)  */

@@ -376,9 +376,6 @@ int ch_runs_list_unfinished(struct ch_db *db, size_t limit, struct ch_run_list *
  * NULL) gets the number of runs changed. */
 int ch_runs_requeue_running(struct ch_db *db, int64_t *count);
 int ch_runs_fail_running(struct ch_db *db, const char *reason, const char *error_class, int64_t now_ms, int64_t *count);
-/* Delete finished runs with finished_ms < before_ms (frees their
- * idempotency keys); *removed (may be NULL) gets the count. */
-int ch_runs_prune(struct ch_db *db, int64_t before_ms, int64_t *removed);
 
 /* ---- delivery state of a run (run_delivery.c) ------------------------ */
 

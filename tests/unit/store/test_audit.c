@@ -146,14 +146,21 @@ static void test_prune(void **state)
     for (i = 0; i < 100; i++)
         fill(&recs[i], 1000 + i * 10, i); /* 1000 .. 1990 */
     assert_int_equal(ch_audit_insert(f->db, recs, 100), 0);
-    assert_int_equal(ch_audit_prune(f->db, 1500, &removed), 0);
-    assert_int_equal(removed, 50);
+    /* In batches, oldest first: 20, then 20, then the last 10 below 1500. */
+    assert_int_equal(ch_audit_prune(f->db, 1500, 20, &removed), 0);
+    assert_int_equal(removed, 20);
+    assert_int_equal(db_query_int(f->db, "SELECT MIN(ts_ms) FROM audit"), 1200);
+    assert_int_equal(ch_audit_prune(f->db, 1500, 20, &removed), 0);
+    assert_int_equal(removed, 20);
+    assert_int_equal(ch_audit_prune(f->db, 1500, 20, &removed), 0);
+    assert_int_equal(removed, 10);
     assert_int_equal(db_query_int(f->db, "SELECT MIN(ts_ms) FROM audit"), 1500);
-    assert_int_equal(ch_audit_prune(f->db, 1500, &removed), 0);
+    assert_int_equal(ch_audit_prune(f->db, 1500, 0, &removed), 0);
     assert_int_equal(removed, 0);
-    assert_int_equal(ch_audit_prune(f->db, INT64_MAX, NULL), 0);
+    assert_int_equal(ch_audit_prune(f->db, INT64_MAX, 0, NULL), 0); /* 0: no limit */
     assert_int_equal(db_query_int(f->db, "SELECT COUNT(*) FROM audit"), 0);
-    assert_int_equal(ch_audit_prune(NULL, 0, &removed), CH_EINVAL);
+    assert_int_equal(ch_audit_prune(NULL, 0, 0, &removed), CH_EINVAL);
+    assert_int_equal(ch_audit_prune(f->db, 0, -1, &removed), CH_EINVAL);
 }
 
 static void test_insert_while_caller_iterates(void **state)

@@ -414,10 +414,13 @@ static void test_recovery(void **state)
     insert_ok(db, "k", "idem", 4);
     assert_int_equal(ch_runs_start(db, "k", 5), 0);
     assert_int_equal(ch_runs_finish(db, "k", &(struct ch_run_outcome){.status = CH_RUN_OK, .finished_ms = 40}), 0);
-    assert_int_equal(ch_runs_prune(db, 35, &n), 0);
+    assert_int_equal(ch_runs_prune(db, 35, 0, &n), 0);
     assert_int_equal(n, 1); /* r1 (30); not k (40), not the queued q or r2 */
-    assert_int_equal(ch_runs_prune(db, 41, &n), 0);
+    assert_int_equal(ch_runs_prune(db, 41, 1, &n), 0); /* a batch of one */
     assert_int_equal(n, 1);
+    assert_int_equal(ch_runs_prune(db, 41, 1, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(ch_runs_prune(db, 41, -1, &n), CH_EINVAL);
     assert_int_equal(db_query_int(db, "SELECT COUNT(*) FROM runs"), 2);
     insert_ok(db, "k2", "idem", 50);
     ch_db_close(db);
