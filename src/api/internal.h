@@ -262,9 +262,10 @@ void ch_rest_webhooks_delete(struct ch_http_req *r, void *data);
 /* Retention passes (retention.c): audit rows, finished runs, disposable
  * sessions, at start and hourly. */
 struct ch_retention {
-    int64_t next_ms; /* next pass; 0: at the first tick */
-    int step;        /* the step a pass is at; 3 (done) between passes */
-    int64_t removed[3];
+    int64_t next_ms;    /* next pass; 0: at the first tick */
+    int step;           /* the step a pass is at; 3 (done) between passes */
+    int64_t removed[3]; /* this pass */
+    int64_t total[3];   /* since start: chela_retention_deleted_total */
 };
 void ch_retention_tick(struct ch_api *a);
 

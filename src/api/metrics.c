@@ -9,6 +9,7 @@
 
 #include "api/internal.h"
 #include "api/hooks.h"
+#include "providers/client.h"
 
 static const double bounds[CH_METRICS_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                                   0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
@@ -66,6 +67,63 @@ void ch_metrics_observe(struct ch_api *a, const struct ch_http_req *r, uint64_t 
 static void gauge(struct ch_buf *b, const char *name, const char *help, const char *type, double v)
 {
     ch_buf_appendf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
+}
+
+/* A counter family with one label, each value on its line. */
+static void family(struct ch_buf *b, const char *name, const char *help, const char *label, const char *const *names,
+                   const double *v, size_t n)
+{
+    ch_buf_appendf(b, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    for (size_t i = 0; i < n; i++)
+        ch_buf_appendf(b, "%s{%s=\"%s\"} %.17g\n", name, label, names[i], v[i]);
+}
+
+/* Runs, the model calls behind them, and what retention deleted: the
+ * figures /health/detail has, as Prometheus series. */
+static void metrics_agent(struct ch_api *a, struct ch_buf *b)
+{
+    static const char *const statuses[] = {"ok", "error", "aborted", "timeout"};
+    static const char *const results[] = {"ok", "failed", "aborted"};
+    static const char *const kinds[] = {"input", "output", "cache_read", "cache_write"};
+    static const char *const tables[] = {"audit", "runs", "sessions"};
+    const char *classes[CH_LLM_ERR_UNKNOWN + 1];
+    double v[CH_LLM_ERR_UNKNOWN + 1];
+    struct ch_agent_stats st;
+    struct ch_llm_stats ls;
+
+    ch_agent_stats(a->agent, &st);
+    gauge(b, "chela_runs_running", "Agent runs executing now.", "gauge", (double)st.running);
+    gauge(b, "chela_runs_queued", "Agent runs waiting for a slot or their session's lane.", "gauge", (double)st.queued);
+    family(b, "chela_runs_total", "Agent runs ended since start, by status.", "status", statuses,
+           (double[]){(double)st.runs_ok, (double)st.runs_failed, (double)st.runs_aborted, (double)st.runs_timeout}, 4);
+    gauge(b, "chela_runs_resumed_total", "Runs replayed after a restart.", "counter", (double)st.runs_resumed);
+    gauge(b, "chela_tool_calls_total", "Tool calls made by runs.", "counter", (double)st.tool_calls);
+    ch_llm_client_stats(ch_agent_llm(a->agent), &ls);
+    gauge(b, "chela_llm_calls_in_flight", "Model calls in flight (runs and /v1 pass-through).", "gauge",
+          (double)ls.in_flight);
+    family(b, "chela_llm_calls_total", "Model calls ended, by result.", "result", results,
+           (double[]){(double)ls.calls_ok, (double)ls.calls_failed, (double)ls.calls_aborted}, 3);
+    for (int i = 0; i <= CH_LLM_ERR_UNKNOWN; i++) {
+        classes[i] = ch_llm_err_name((enum ch_llm_err)i);
+        v[i] = (double)ls.failures[i];
+    }
+    family(b, "chela_llm_call_failures_total", "Failed model calls, by the class of their last error.", "class",
+           classes, v, CH_ARRAY_SIZE(v));
+    gauge(b, "chela_llm_attempts_total", "Requests sent to providers.", "counter", (double)ls.attempts);
+    gauge(b, "chela_llm_retries_total", "Attempts after the first on one model.", "counter", (double)ls.retries);
+    gauge(b, "chela_llm_fallbacks_total", "Moves to the next model of a fallback chain.", "counter",
+          (double)ls.fallbacks);
+    gauge(b, "chela_llm_key_rotations_total", "Retries on another API key.", "counter", (double)ls.key_rotations);
+    gauge(b, "chela_llm_breaker_rejections_total", "Calls failed fast on an open circuit breaker.", "counter",
+          (double)ls.breaker_rejections);
+    family(b, "chela_llm_tokens_total", "Tokens of model calls that reported usage, by kind.", "kind", kinds,
+           (double[]){(double)ls.tokens.input_tokens, (double)ls.tokens.output_tokens,
+                      (double)ls.tokens.cache_read_tokens, (double)ls.tokens.cache_write_tokens},
+           4);
+    gauge(b, "chela_llm_cost_usd_total", "Cost of model calls at the configured prices, in US dollars.", "counter",
+          ls.cost_usd);
+    family(b, "chela_retention_deleted_total", "Rows deleted by retention since start.", "table", tables,
+           (double[]){(double)a->retention.total[0], (double)a->retention.total[1], (double)a->retention.total[2]}, 3);
 }
 
 void ch_metrics_handler(struct ch_http_req *r, void *data)
@@ -137,6 +195,7 @@ void ch_metrics_handler(struct ch_http_req *r, void *data)
           a->net ? (double)ch_net_uptime_ms(a->net) / 1000.0 : 0);
     if (a->agent) {
         struct ch_agent_stats st;
+        metrics_agent(a, &b);
         ch_agent_stats(a->agent, &st);
         gauge(&b, "chela_transcript_cache_bytes", "Bytes of session transcripts cached in memory.", "gauge",
               (double)st.transcript_cache_bytes);

@@ -58,8 +58,10 @@ static void prune_done(struct ch_store_job *job, int rc)
     else if (j->count_only && j->n > 0)
         ch_log_info("retention: %lld stale disposable session(s) would be deleted (session.maintenance.mode warn)",
                     (long long)j->n);
-    else
+    else {
         rt->removed[step] += j->n;
+        rt->total[step] += j->n;
+    }
     ch_free(j);
     if (a->stopped) {
         rt->step = STEP_DONE;

@@ -93,3 +93,39 @@ def test_metrics_public(gateway_factory):
     r = http(g, "GET", "/metrics")
     assert r.status_code == 200, r.text
     check_metrics_text(r.text)
+
+
+def test_metrics_runs_and_model_calls(gateway_factory):
+    """Runs by status, model calls by result and failure class, tokens
+    and retries: the agent's figures as Prometheus series, moved by real
+    runs against the fake provider."""
+    from agentlib import chat, chat_ok, llm_config, start
+    from fakes.llm import FakeLLM
+
+    with FakeLLM("anthropic") as fake:
+        cfg = llm_config({"p": fake})
+        g = start(gateway_factory, cfg)
+        fake.push({"text": "one", "usage": {"input": 11, "output": 4}})
+        chat_ok(g, "hello")
+        fake.push({"status": 401, "error_kind": "auth"})
+        r = chat(g, "fails")
+        assert r.status_code >= 400, r.text
+        samples = parse_prometheus(http(g, "GET", "/metrics", token=g.admin_token).text)
+
+        def one(name, **labels):
+            got = series(samples, name, **labels)
+            assert len(got) == 1, (name, labels, got)
+            return got[0][1]
+
+        assert one("chela_runs_total", status="ok") == 1
+        assert one("chela_runs_total", status="error") == 1
+        assert one("chela_runs_total", status="aborted") == 0
+        assert one("chela_runs_running") == 0 and one("chela_runs_queued") == 0
+        assert one("chela_llm_calls_total", result="ok") == 1
+        assert one("chela_llm_calls_total", result="failed") == 1
+        assert one("chela_llm_call_failures_total", **{"class": "auth"}) == 1
+        assert one("chela_llm_tokens_total", kind="input") == 11
+        assert one("chela_llm_tokens_total", kind="output") == 4
+        assert one("chela_llm_attempts_total") >= 2
+        assert one("chela_llm_calls_in_flight") == 0
+        assert one("chela_retention_deleted_total", table="runs") == 0
