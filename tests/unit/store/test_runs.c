@@ -415,7 +415,7 @@ static void test_recovery(void **state)
     assert_int_equal(ch_runs_start(db, "k", 5), 0);
     assert_int_equal(ch_runs_finish(db, "k", &(struct ch_run_outcome){.status = CH_RUN_OK, .finished_ms = 40}), 0);
     assert_int_equal(ch_runs_prune(db, 35, 0, &n), 0);
-    assert_int_equal(n, 1); /* r1 (30); not k (40), not the queued q or r2 */
+    assert_int_equal(n, 1);                            /* r1 (30); not k (40), not the queued q or r2 */
     assert_int_equal(ch_runs_prune(db, 41, 1, &n), 0); /* a batch of one */
     assert_int_equal(n, 1);
     assert_int_equal(ch_runs_prune(db, 41, 1, &n), 0);
