@@ -7,6 +7,7 @@
  * thread that uses libcurl; nothing here locks.
  */
 #include <dlfcn.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +21,55 @@ static void *lib;          /* the dlopen handle; never closed */
 static bool global_done;   /* curl_global_init_mem succeeded, no cleanup since */
 static bool global_wanted; /* ch_curlm_global_init was called */
 static const char *soname; /* tests' override of CH_CURL_SONAME; borrowed */
+/* Allocations libcurl asked for and did not get.  Atomic: curl's resolver
+ * threads allocate too. */
+static atomic_ulong alloc_failures;
+
+/* chela's allocator as libcurl's, counting failures: curl 7.88 reports a
+ * response that breaks one of its own caps (a header line over 100 KiB, a
+ * chunk trailer over 4 KiB) as CURLE_OUT_OF_MEMORY too, and only this
+ * count tells the two apart (ch_curl_alloc_failures). */
+static void *curl_malloc(size_t n)
+{
+    void *p = ch_malloc(n);
+
+    if (!p)
+        atomic_fetch_add_explicit(&alloc_failures, 1, memory_order_relaxed);
+    return p;
+}
+
+static void *curl_calloc(size_t count, size_t n)
+{
+    void *p = ch_calloc(count, n);
+
+    if (!p)
+        atomic_fetch_add_explicit(&alloc_failures, 1, memory_order_relaxed);
+    return p;
+}
+
+static void *curl_realloc(void *old, size_t n)
+{
+    void *p = ch_realloc(old, n);
+
+    /* realloc(p, 0) frees and returns NULL: not a failure. */
+    if (!p && n)
+        atomic_fetch_add_explicit(&alloc_failures, 1, memory_order_relaxed);
+    return p;
+}
+
+static char *curl_strdup(const char *s)
+{
+    char *p = ch_strdup(s);
+
+    if (!p && s)
+        atomic_fetch_add_explicit(&alloc_failures, 1, memory_order_relaxed);
+    return p;
+}
+
+unsigned long ch_curl_alloc_failures(void)
+{
+    return atomic_load_explicit(&alloc_failures, memory_order_relaxed);
+}
 
 #define SYM(field, name)                                                                                               \
     {                                                                                                                  \
@@ -122,11 +172,12 @@ int ch_curl_load(struct ch_error *err)
     rc = resolve(&api, err);
     if (rc)
         return rc;
-    /* Before any other curl call.  Our functions match curl's callback
-     * types exactly; ch_realloc(p, 0) frees and returns NULL, as curl
-     * expects of realloc.  ch_alloc_install() has already given OpenSSL
-     * our allocator, so curl initialising OpenSSL changes nothing there. */
-    cc = api.global_init_mem(CURL_GLOBAL_ALL, ch_malloc, ch_free, ch_realloc, ch_strdup, ch_calloc);
+    /* Before any other curl call.  The wrappers above are chela's
+     * allocator plus a failure count; ch_realloc(p, 0) frees and returns
+     * NULL, as curl expects of realloc.  ch_alloc_install() has already
+     * given OpenSSL our allocator, so curl initialising OpenSSL changes
+     * nothing there. */
+    cc = api.global_init_mem(CURL_GLOBAL_ALL, curl_malloc, ch_free, curl_realloc, curl_strdup, curl_calloc);
     if (cc != CURLE_OK)
         return ch_error_set(err, CH_EIO, "libcurl could not be loaded: curl_global_init_mem: %s",
                             api.easy_strerror(cc));

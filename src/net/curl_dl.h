@@ -83,7 +83,8 @@ extern struct ch_curl_api ch_curl;
  * Make libcurl usable: on the first call dlopen CH_CURL_SONAME (RTLD_NOW |
  * RTLD_LOCAL), resolve every function of struct ch_curl_api, check the
  * version, then curl_global_init_mem with chela's allocator (ch_malloc,
- * ch_free, ch_realloc, ch_strdup, ch_calloc), which must precede any other
+ * ch_free, ch_realloc, ch_strdup, ch_calloc, the four that allocate
+ * wrapped to count failures), which must precede any other
  * curl call.  Later calls return 0 at once; after a failure the next call
  * tries again.  libcurl is never unloaded (OpenSSL keeps exit handlers in
  * it).  Call only from the one thread that uses libcurl (see above).
@@ -93,6 +94,10 @@ extern struct ch_curl_api ch_curl;
 int ch_curl_load(struct ch_error *err);
 /* True once ch_curl_load has succeeded (and no cleanup since). */
 bool ch_curl_loaded(void);
+/* How many allocations libcurl asked chela's allocator for and did not
+ * get, since the process started.  A CURLE_OUT_OF_MEMORY while this stood
+ * still was one of curl's own size caps, met by what a server sent. */
+unsigned long ch_curl_alloc_failures(void);
 /* Tests: dlopen soname (a name or a path) instead of CH_CURL_SONAME from
  * the next load attempt on; NULL restores the default.  Borrowed: must
  * outlive the loading.  No effect once libcurl is open. */

@@ -179,16 +179,31 @@ static void on_poll(uv_poll_t *h, int status, int events)
         s->events = 0;
         return;
     }
-    /* s may be closed (REMOVE) inside drive; only its copies are used. */
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
-    else {
-        if (events & UV_READABLE)
-            flags |= CURL_CSELECT_IN;
-        if (events & UV_WRITABLE)
-            flags |= CURL_CSELECT_OUT;
+    if (status < 0) {
+        /* libuv reports POLLERR (a reset, a refused connect) as an error,
+         * and has stopped the poll.  Not CURL_CSELECT_ERR: curl then fails
+         * the transfer without reading ("select/poll returned error"), and
+         * a whole answer that arrived before the reset is lost (a receiver
+         * that says 401 and closes without reading the request body resets
+         * the connection; the 401 was in our socket).  curl's own poll
+         * loop treats POLLERR as readable (Curl_socket_check): wake it for
+         * what it waits for, so its recv() returns the buffered bytes and
+         * then the socket's own error ("Connection reset by peer"). */
+        events = s->events;
     }
+    if (events & UV_READABLE)
+        flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE)
+        flags |= CURL_CSELECT_OUT;
+    /* s may be closed (REMOVE) inside drive, but is freed only in its
+     * close callback, on a later phase of this loop iteration. */
     drive(s->m, s->fd, flags);
+    /* After an error curl usually ends the transfer (REMOVE closes s).  If
+     * it still wants the socket with the same mask it does not tell us
+     * again, and the poll libuv stopped would leave it waiting for a
+     * deadline: watch it again. */
+    if (status < 0 && !uv_is_closing((uv_handle_t *)h) && !uv_is_active((uv_handle_t *)h) && s->events && !s->parked)
+        uv_poll_start(h, s->events, on_poll);
 }
 
 static void on_timeout(uv_timer_t *t)

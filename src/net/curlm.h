@@ -166,9 +166,12 @@ struct ch_curlm_result {
      * 0: a complete response arrived (any HTTP status: a 500 is rc 0 with
      * status 500).  CH_ETIMEDOUT (see timeout), CH_ECANCELED (ch_curlm_abort,
      * close, or on_headers/on_data returned CH_ECANCELED), CH_E_TOO_LARGE (a
-     * response cap), CH_EIO (connection refused, reset, TLS, truncated body,
-     * too many redirects: msg has curl's text), CH_EINVAL (rejected by curl
-     * at transfer time), CH_ENOMEM, or the code on_headers/on_data returned.
+     * response cap: ours, or one of curl's such as its 100 KiB header line;
+     * a body over max_body_bytes by its Content-Length comes with the head
+     * and status), CH_EIO (connection refused, reset, TLS, truncated body,
+     * too many redirects, an answer that is not HTTP: msg has curl's text),
+     * CH_EINVAL (an option curl refused), CH_ENOMEM, or the code
+     * on_headers/on_data returned.
      */
     int rc;
     enum ch_curlm_timeout timeout;    /* set when rc == CH_ETIMEDOUT */
@@ -250,7 +253,7 @@ struct ch_curlm_request {
     uint32_t idle_timeout_ms;       /* no byte received for this long */
     uint32_t total_timeout_ms;      /* from submit until the end */
     size_t max_header_bytes;        /* all response heads together */
-    size_t max_body_bytes;          /* body bytes; also rejects a larger Content-Length */
+    size_t max_body_bytes;          /* body bytes; a larger Content-Length is refused after on_headers */
 
     /*
      * CURLOPT_RESOLVE pins, "host:port:addr" (SSRF-safe fetches: the caller

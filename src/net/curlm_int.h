@@ -155,6 +155,9 @@ struct ch_curlm_req {
     uint64_t max_header_bytes;
     uint64_t max_body_bytes;
     long max_redirects; /* 0: curl does not follow */
+    /* ch_curl_alloc_failures() at submit: unchanged at the end, a curl
+     * CURLE_OUT_OF_MEMORY was a curl cap the response hit, not memory. */
+    unsigned long alloc_failures;
 
     /* Deadlines, loop clock (uv_now) in ms. */
     uint64_t start_ms;

@@ -163,9 +163,13 @@ static int err_from_curl(CURLcode cc)
     case CURLE_OPERATION_TIMEDOUT: return CH_ETIMEDOUT;
     case CURLE_FILESIZE_EXCEEDED: return CH_E_TOO_LARGE;
     case CURLE_OUT_OF_MEMORY: return CH_ENOMEM;
+    case CURLE_BAD_FUNCTION_ARGUMENT: return CH_EINVAL;
+    /* Not the caller's input: submit checked the URL and its scheme, so at
+     * transfer time these come from the peer, an answer that is not HTTP
+     * ("Received HTTP/0.9 when not allowed": a banner, TLS bytes on an
+     * http:// URL) or a Location curl cannot parse or may not follow. */
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_BAD_FUNCTION_ARGUMENT: return CH_EINVAL;
     default: return CH_EIO; /* connect, reset, TLS, truncated, redirects */
     }
 }
@@ -269,6 +273,12 @@ static void finish(struct ch_curlm_req *req, CURLcode cc)
         res.rc = req->stop_rc;
         res.timeout = req->stop_timeout;
         res.msg = req->msg;
+    } else if (cc == CURLE_OUT_OF_MEMORY && ch_curl_alloc_failures() == req->alloc_failures) {
+        /* No allocation failed: what curl 7.88 calls out of memory was one
+         * of its own caps, met by the response (a header line over 100 KiB,
+         * a chunk trailer over its limit).  The server's doing, not ours. */
+        res.rc = CH_E_TOO_LARGE;
+        res.msg = "a response line is longer than libcurl accepts (a header or trailer line over its limit)";
     } else if (cc != CURLE_OK) {
         res.rc = err_from_curl(cc);
         /* The only curl timeout we set is the connect one. */
@@ -314,6 +324,35 @@ void curlm_req_finish_curl(struct ch_curlm_req *req, CURLcode cc)
 static bool is_redirect(long status)
 {
     return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+/*
+ * Whether the final head announces more body than the cap.  Checked here,
+ * once the head is complete and reported, rather than by curl's
+ * CURLOPT_MAXFILESIZE: curl refuses the Content-Length line while parsing
+ * the head, before the head reaches us, so the caller never learnt the
+ * status, and a receiver's "200 OK" with a long body became "no answer"
+ * (the outbox retried a delivery that had arrived).  The body is still
+ * refused before its first byte.  A malformed length is left to curl;
+ * chunked framing overrides a length (RFC 9112 6.3), and HEAD, 204 and 304
+ * have no body whatever the length says.
+ */
+static bool declares_too_much(const struct ch_curlm_req *req, long status)
+{
+    struct ch_str v = ch_curlm_head_get(&req->view, "content-length");
+    uint64_t n = 0;
+
+    if (!v.p || !v.len || status == 204 || status == 304 || !strcmp(req->shape.method, "HEAD") ||
+        ch_curlm_head_get(&req->view, "transfer-encoding").p)
+        return false;
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.p[i] < '0' || v.p[i] > '9')
+            return false;
+        if (n > (UINT64_MAX - 9) / 10)
+            return true; /* past 2^64: past any cap */
+        n = n * 10 + (uint64_t)(v.p[i] - '0');
+    }
+    return n > req->max_body_bytes;
 }
 
 /* CURLOPT_HEADERFUNCTION: one header line per call, CRLF included; the
@@ -370,7 +409,14 @@ size_t curlm_req_on_header(char *p, size_t size, size_t nitems, void *userdata)
         req->head_pending = true;
         return len;
     }
-    return fire_headers(req) || req->stop_rc ? 0 : len;
+    if (fire_headers(req) || req->stop_rc)
+        return 0;
+    if (declares_too_much(req, status)) {
+        stop(req, CH_E_TOO_LARGE, CH_CURLM_TIMEOUT_NONE, "response body larger than %llu bytes (Content-Length)",
+             (unsigned long long)req->max_body_bytes);
+        return 0;
+    }
+    return len;
 }
 
 /* CURLOPT_WRITEFUNCTION: one body chunk, straight to on_data. */

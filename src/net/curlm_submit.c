@@ -321,10 +321,11 @@ static CURLcode setup_request(struct ch_curlm_req *req, const struct ch_curlm_re
     /* The one deadline curl enforces: it spans DNS, TCP and TLS, which our
      * timer cannot see.  NO_TIMEOUT leaves curl's own 300 s. */
     SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms == CH_CURLM_NO_TIMEOUT ? 0L : (long)connect_ms);
-    /* Refuses a larger Content-Length before any byte of body; our write
-     * callback enforces the same cap on bodies without one.  0: no cap. */
-    SET(CURLOPT_MAXFILESIZE_LARGE,
-        req->max_body_bytes <= (uint64_t)INT64_MAX ? (curl_off_t)req->max_body_bytes : (curl_off_t)0);
+    /* No CURLOPT_MAXFILESIZE: it refuses a larger Content-Length before
+     * the head reaches us, and the caller would never learn the status.
+     * The header callback refuses it once the head is reported, still
+     * before any body byte, and the write callback caps bodies of no
+     * declared length (curlm_req.c). */
     if (r->max_redirects > 0)
         SET(CURLOPT_MAXREDIRS, r->max_redirects);
     if (has_body) {
@@ -452,6 +453,7 @@ static void fill_limits(struct ch_curlm_req *req, const struct ch_curlm_request 
     req->max_header_bytes = r->max_header_bytes ? r->max_header_bytes : CH_CURLM_DEF_MAX_HEADER_BYTES;
     req->max_body_bytes = r->max_body_bytes ? r->max_body_bytes : CH_CURLM_DEF_MAX_BODY_BYTES;
     req->max_redirects = r->max_redirects;
+    req->alloc_failures = ch_curl_alloc_failures();
     req->armed_ms = UINT64_MAX;
     /* The head buffer's own cap only backs up the head_bytes check. */
     ch_buf_init(&req->head, req->max_header_bytes);

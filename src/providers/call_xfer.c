@@ -124,10 +124,15 @@ static int on_data(struct ch_curlm_req *req, const char *p, size_t len, void *da
     if (c->freed || c->aborted || c->timed_out)
         return CH_ECANCELED;
     if (!is_2xx(c->status)) {
-        /* Only the start of an error body matters for classification. */
-        if (ch_buf_append(&c->errbody, p, CH_MIN(len, c->errbody.max - c->errbody.len)))
+        size_t room = c->errbody.max - c->errbody.len;
+
+        /* Only the start of an error body matters for classification:
+         * once it is kept, stop reading, rather than take in up to the
+         * body cap (16 MiB) from a server that never ends its error page.
+         * assess() classifies by the status all the same. */
+        if (ch_buf_append(&c->errbody, p, CH_MIN(len, room)))
             return CH_ENOMEM;
-        return 0;
+        return len >= room ? CH_E_TOO_LARGE : 0;
     }
     rc = ch_llm_decoder_feed(c->dec, p, len);
     /* The decoder reported its failure as an ERROR event (ev_*): stop
@@ -141,6 +146,7 @@ static bool assess(struct ch_llm_call *c, const struct ch_llm_target *t, const s
 {
     struct ch_llm_failure cf;
     enum ch_llm_err err;
+    char prefix[32];
     int64_t ra;
 
     llm_failure_set(f, CH_EIO, CH_LLM_ERR_UNKNOWN, false, "no verdict");
@@ -158,9 +164,18 @@ static bool assess(struct ch_llm_call *c, const struct ch_llm_target *t, const s
          * that ended early (the decoder says whether a retry may help). */
         llm_failure_set(f, CH_EIO, c->ev_err, c->ev_retryable, "%s", c->ev_message);
         f->endpoint_fault = c->ev_retryable && c->ev_err != CH_LLM_ERR_RATE_LIMIT;
-    } else if (res->rc == 0) {
+    } else if (res->rc == 0 || (res->head && !is_2xx(res->status))) {
+        /* An error answer: its status decides, even when its body broke
+         * off afterwards (a stall, a reset, a cap, or on_data stopped
+         * reading it): a 429 whose body never ends is still a rate limit
+         * (the key cools down, Retry-After counts), a 401 cut short still
+         * a bad key, not a transport error retried with the same key. */
         ch_llm_classify_http(t->provider->api, (int)res->status, c->errbody.data, c->errbody.len, &cf);
-        llm_failure_set(f, CH_EIO, cf.err, cf.retryable, "HTTP %ld: %s", res->status, cf.message);
+        snprintf(prefix, sizeof(prefix), "HTTP %ld: ", res->status);
+        /* Without a body to quote, the message is already "HTTP 502". */
+        if (!strncmp(cf.message, prefix, strlen(prefix) - 2))
+            prefix[0] = '\0';
+        llm_failure_set(f, CH_EIO, cf.err, cf.retryable, "%s%s", prefix, cf.message);
         f->retry_after_ms = cf.retry_after_ms;
         if (ch_llm_retry_after(c->retry_after[0] ? c->retry_after : NULL,
                                c->retry_after_ms[0] ? c->retry_after_ms : NULL, ch_now_ms(), &ra) == 0)

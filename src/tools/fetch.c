@@ -123,7 +123,7 @@ static void refuse(struct fetch *f, const char *addr, const char *why)
 static int on_fetch_headers(struct ch_curlm_req *req, const struct ch_curlm_head *head, void *data)
 {
     struct fetch *f = data;
-    struct ch_str loc;
+    struct ch_str loc, enc;
 
     (void)req;
     f->status = head->status;
@@ -137,6 +137,14 @@ static int on_fetch_headers(struct ch_curlm_req *req, const struct ch_curlm_head
     }
     ctype_parse(ch_curlm_head_get(head, "content-type"), f->mime, sizeof(f->mime), f->charset, sizeof(f->charset));
     f->kind = ctype_kind(f->mime);
+    /* chela sends no Accept-Encoding and curl decodes nothing: a body sent
+     * compressed anyway is not the text (or image) its type names. */
+    enc = ch_curlm_head_get(head, "content-encoding");
+    if (enc.p && enc.len && !ch_str_eq_ci(enc, "identity")) {
+        snprintf(f->mime, sizeof(f->mime), "%s-encoded data", ch_str_eq_ci(enc, "gzip") ? "gzip" : "compressed");
+        f->binary = true;
+        return CH_ECANCELED;
+    }
     if (f->kind == BODY_BINARY && !f->image) {
         f->binary = true;
         return CH_ECANCELED;
@@ -252,11 +260,24 @@ static void on_fetch_done(struct ch_curlm_req *req, const struct ch_curlm_result
         next_hop(f);
         return;
     }
+    if (f->binary && f->image) {
+        /* Only an encoded body stops an image fetch here. */
+        tools_fetch_end(f, true, NULL, "web_fetch: %s%s is %s, which chela does not decode", f->url.url,
+                        hop_note(f, note, sizeof(note)), f->mime);
+        return;
+    }
     if (f->binary) {
         tools_fetch_end(f, true, NULL,
                         "web_fetch: %s%s is %s, not text; web_fetch returns text and "
                         "HTML pages only",
                         f->url.url, hop_note(f, note, sizeof(note)), f->mime[0] ? f->mime : "binary data");
+        return;
+    }
+    if (res->rc == CH_E_TOO_LARGE && !res->head) {
+        /* No head: the head itself broke a cap (its size, a line curl
+         * refuses), not the body: say which. */
+        tools_fetch_end(f, true, NULL, "web_fetch: %s%s failed: %s", f->url.url, hop_note(f, note, sizeof(note)),
+                        res->msg);
         return;
     }
     if (res->rc == CH_E_TOO_LARGE) {

@@ -42,6 +42,7 @@ struct http_call {
     bool truncated;            /* we stopped reading at the cap */
     long status;
     char mime[96], charset[40];
+    char encoding[32];       /* a Content-Encoding other than identity, else "" */
     json_t *headers;         /* owned: the shown response headers */
     struct ch_buf head_text; /* "name: value\n" lines */
 };
@@ -87,6 +88,16 @@ static int on_http_headers(struct ch_curlm_req *req, const struct ch_curlm_head 
     ch_buf_init(&clean, 3 * MAX_HEADER_VALUE_SHOWN);
     h->status = head->status;
     ctype_parse(ch_curlm_head_get(head, "content-type"), h->mime, sizeof(h->mime), h->charset, sizeof(h->charset));
+    /* chela sends no Accept-Encoding and curl decodes nothing, so such a
+     * body is compressed bytes whatever its type says: not shown as text. */
+    value = ch_curlm_head_get(head, "content-encoding");
+    if (value.p && value.len && !ch_str_eq_ci(value, "identity")) {
+        ch_buf_reset(&clean);
+        if (text_append_utf8(&clean, value.p, CH_MIN(value.len, sizeof(h->encoding) - 1)) == 0 && clean.data)
+            snprintf(h->encoding, sizeof(h->encoding), "%s", clean.data);
+        else
+            snprintf(h->encoding, sizeof(h->encoding), "?");
+    }
     while (ch_curlm_head_next(head, &it, &name, &value) && shown < MAX_SHOWN_HEADERS) {
         if (!header_shown(name) || name.len >= sizeof(lname))
             continue;
@@ -130,10 +141,15 @@ static void reply_response(struct http_call *h, const struct ch_curlm_result *re
 
     if (kind == BODY_UNKNOWN)
         kind = body_sniff(h->body.data ? h->body.data : "", h->body.len);
+    if (h->encoding[0])
+        kind = BODY_BINARY;
     ch_buf_init(&out, h->body.max * 3 + 2 * HEAD_ROOM);
     ch_buf_init(&text, h->body.max * 3 + 16);
     rc = ch_buf_appendf(&out, "HTTP %ld\n%s\n", h->status, h->head_text.data ? h->head_text.data : "");
-    if (rc == 0 && kind == BODY_BINARY && h->body.len)
+    if (rc == 0 && h->encoding[0] && h->body.len)
+        rc = ch_buf_appendf(&out, "[body encoded with %s, which chela does not decode, not shown: %llu bytes%s]\n",
+                            h->encoding, (unsigned long long)h->body_total, h->truncated ? " or more" : "");
+    else if (rc == 0 && kind == BODY_BINARY && h->body.len)
         rc =
             ch_buf_appendf(&out, "[binary body of type %s not shown: %llu bytes%s]\n", h->mime[0] ? h->mime : "unknown",
                            (unsigned long long)h->body_total, h->truncated ? " or more" : "");
