@@ -225,6 +225,7 @@ static void resume_done(struct ch_store_job *job, int rc)
     size_t n = 0;
 
     a->jobs--;
+    a->resuming = false;
     if (rc == 0 && !a->stopping) {
         for (size_t i = 0; i < rj->list.count; i++) {
             struct ch_run *r = run_from_rec(a, &rj->list.items[i]);
@@ -261,6 +262,7 @@ void ch_agent_resume(struct ch_agent *a, void (*cb)(int rc, size_t resumed, void
         return;
     }
     a->jobs++;
+    a->resuming = true;
 }
 
 /* ---- stop ---- */

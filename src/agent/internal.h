@@ -216,6 +216,10 @@ struct ch_agent {
     int bus_depth;
     /* lifecycle */
     bool stopping;
+    /* The resume job is out (ch_agent_resume to resume_done): runs the
+     * last process left queued or running are not in their lanes yet, so
+     * a run submitted now must not take the fast path (sched.c). */
+    bool resuming;
     size_t jobs; /* store jobs in flight */
     void (*stop_cb)(void *data);
     void *stop_data;

@@ -329,8 +329,14 @@ void ch_agent_submit(struct ch_agent *a, const struct ch_agent_run_req *req, ch_
     }
     /* Fast path: an idle session and a free slot (nobody waiting for
      * one).  The insert and the start of the run are one store job, so
-     * the run is running as soon as it is accepted. */
-    if (!l->active && !l->head && !l->submitting && !a->ready_head && a->running < a->max_concurrent) {
+     * the run is running as soon as it is accepted.  Not while the runs a
+     * crash or stop left behind are being read back: the lane looks idle
+     * but is not, and a run taking it now would start ahead of the
+     * session's earlier turns, interleaving the transcript (user, user,
+     * assistant, assistant).  The slow path's insert is a writer job
+     * queued after the resume job, so its done (in submission order)
+     * enqueues the run behind them. */
+    if (!a->resuming && !l->active && !l->head && !l->submitting && !a->ready_head && a->running < a->max_concurrent) {
         r->lane = l;
         l->active = r;
         a->running++;
