@@ -15,8 +15,8 @@
 
 /* Engine limits (docs/internals/outbox.md, "Limits"). */
 #define CH_OUTBOX_MAX_IN_FLIGHT 16               /* attempts from claim to their result's commit */
-#define CH_OUTBOX_CONNECT_TIMEOUT_MS 10000       /* DNS + TCP + TLS of one attempt */
-#define CH_OUTBOX_TOTAL_TIMEOUT_MS 30000         /* one attempt, start to end */
+#define CH_OUTBOX_CONNECT_TIMEOUT_MS 10000       /* api.outbox.connectTimeoutMs's default */
+#define CH_OUTBOX_TOTAL_TIMEOUT_MS 30000         /* api.outbox.timeoutMs's default */
 #define CH_OUTBOX_MAX_RESPONSE_BYTES (64 * 1024) /* a receiver's answer is read up to this */
 #define CH_OUTBOX_MAX_DELAY_MS 3600000LL         /* cap on one backoff wait and on Retry-After */
 #define CH_OUTBOX_DEFAULT_MAX_ATTEMPTS 3         /* retry.maxAttempts */

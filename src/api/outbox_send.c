@@ -350,10 +350,11 @@ void ch_outbox_attempt_start(struct ch_outbox *ob, struct ch_delivery_rec *rec)
     r.body = at->rec.body;
     r.body_len = at->rec.body_len;
     r.body_mode = CH_CURLM_BODY_BORROW; /* at->rec outlives on_done */
-    r.connect_timeout_ms = CH_OUTBOX_CONNECT_TIMEOUT_MS;
-    r.first_byte_timeout_ms = CH_OUTBOX_TOTAL_TIMEOUT_MS;
-    r.idle_timeout_ms = CH_OUTBOX_TOTAL_TIMEOUT_MS;
-    r.total_timeout_ms = CH_OUTBOX_TOTAL_TIMEOUT_MS;
+    /* Read per attempt: a reload applies to the next one. */
+    r.connect_timeout_ms =
+        (uint64_t)ch_config_int(at->ob->api->cfg, "api.outbox.connectTimeoutMs", CH_OUTBOX_CONNECT_TIMEOUT_MS);
+    r.total_timeout_ms = (uint64_t)ch_config_int(at->ob->api->cfg, "api.outbox.timeoutMs", CH_OUTBOX_TOTAL_TIMEOUT_MS);
+    r.first_byte_timeout_ms = r.idle_timeout_ms = r.total_timeout_ms;
     r.max_body_bytes = CH_OUTBOX_MAX_RESPONSE_BYTES;
     r.max_header_bytes = CH_OUTBOX_MAX_RESPONSE_BYTES;
     r.max_redirects = 0; /* a redirect is answered, not followed: see classify */

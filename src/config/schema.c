@@ -178,6 +178,12 @@ static const struct cfg_row rows[] = {
     SIZE("api.broadcast.maxTotalBytes", "16MB", 1024, 1024 * MiB,
          "Largest recipients x text bytes of one `POST /api/messages/broadcast` (each recipient is one "
          "`message.sent` event, stored once per subscribed webhook); over it the request gets 413."),
+    /* api.outbox: every delivery attempt (hook callbacks, event webhooks). */
+    INT("api.outbox.connectTimeoutMs", 10000, 100, 120000, "ms",
+        "DNS, TCP and TLS of one delivery attempt (callbacks and webhooks); past it the attempt is retried."),
+    INT("api.outbox.timeoutMs", 30000, 500, 600000, "ms",
+        "One delivery attempt from start to its last byte; a receiver slower than that is retried "
+        "(at-least-once: use X-OpenClaw-Delivery to drop a repeat)."),
     /* api.webhooks: outgoing event webhooks through the durable outbox
      * (src/api/webhooks.c, docs/internals/outbox.md; seed 002 section 4). */
     OBJECTS("api.webhooks.outgoing", "[]",

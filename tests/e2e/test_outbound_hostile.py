@@ -18,9 +18,9 @@ memory or the caller's input), the gateway's RSS stays bounded,
 no redirect reaches a place the allowlist or the SSRF rules forbid (a
 canary listener must never see a connection), and /health answers after.
 
-The outbox's deadlines are constants (30 s an attempt), so its stalling
-modes all run at once, in one test of about 35 s; everything else uses
-small configured timeouts.
+The outbox's attempts are cut at api.outbox.timeoutMs, set short here,
+so its stalling modes all run at once in one test of a few seconds;
+everything else uses small configured timeouts too.
 """
 
 import json
@@ -41,7 +41,8 @@ RSS_SLACK_KB = 64 * 1024
 # out, a bare poll failure instead of what the peer sent, or the caller's
 # invalid input.
 MISLEADING = ("out of memory", "select/poll", "invalid input")
-OUTBOX_ATTEMPT_S = 30  # CH_OUTBOX_TOTAL_TIMEOUT_MS
+OUTBOX_ATTEMPT_S = 4  # api.outbox.timeoutMs below
+OUTBOX_CFG = {"connectTimeoutMs": 1000, "timeoutMs": OUTBOX_ATTEMPT_S * 1000}
 # Provider timeouts: each attempt is cut by these; the whole call, retries
 # included, by CALL_MS.
 # idleMs well under the peer's one byte a second, so a trickle is cut by it.
@@ -232,10 +233,12 @@ def test_outbox_webhooks_and_callbacks_against_hostile_peers(gateway_factory, pe
     srv, canary = peers
     webhooks = [{"url": srv.url(mode_of(k), "/hook/" + k), "events": ["message.sent"],
                  "retry": {"maxAttempts": 1, "backoffMs": 10}} for k in OUTBOX]
-    gw = gateway_factory({"api": {"webhooks": {"outgoing": webhooks}}, "gateway": {"outbound": OUTBOUND}})
+    gw = gateway_factory({"api": {"webhooks": {"outgoing": webhooks}, "outbox": OUTBOX_CFG},
+                          "gateway": {"outbound": OUTBOUND}})
     with FakeLLM("anthropic", default={"text": '{"answer": 42}'}) as fake:
         cfg = hooks_config({"p": fake}, hooks={"retry": {"maxAttempts": 1, "backoffMs": 10}})
         cfg["gateway"] = {"outbound": OUTBOUND}
+        cfg["api"] = {"outbox": OUTBOX_CFG}
         gh = gateway_factory(cfg)
         rss = {g.pid: rss_kb(g.pid) for g in (gw, gh)}
         t0 = time.monotonic()
