@@ -182,12 +182,14 @@ void ch_metrics_handler(struct ch_http_req *r, void *data)
     gauge(&b, "chela_rate_limited_total", "Requests refused by a rate limit.", "counter", (double)m->rate_limited);
     gauge(&b, "chela_audit_dropped_total", "Audit rows dropped because the store queue was full.", "counter",
           (double)m->audit_dropped);
-    ch_buf_append_str(&b, "# HELP chela_pdf_files_total PDF input files read (/v1/responses, /v1/chat/completions), "
-                          "by result.\n# TYPE chela_pdf_files_total counter\n");
-    for (int i = 0; i < CH_PDF__COUNT; i++) {
+    {
         static const char *const names[CH_PDF__COUNT] = {"ok", "error", "timeout", "stopped"};
-        ch_buf_appendf(&b, "chela_pdf_files_total{result=\"%s\"} %llu\n", names[i],
-                       (unsigned long long)m->pdf_files[i]);
+        double v[CH_PDF__COUNT];
+
+        for (int i = 0; i < CH_PDF__COUNT; i++)
+            v[i] = (double)m->pdf_files[i];
+        family(&b, "chela_pdf_files_total", "PDF input files read (/v1/responses, /v1/chat/completions), by result.",
+               "result", names, v, CH_PDF__COUNT);
     }
     gauge(&b, "chela_pdf_page_images_total", "Page images made from PDF input files with little text.", "counter",
           (double)m->pdf_page_images);

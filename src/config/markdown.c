@@ -103,8 +103,10 @@ static int type_cell(struct ch_buf *out, const struct cfg_row *r)
         rc = rc ? rc : ch_buf_append_str(out, "..");
         return rc ? rc : size_text(out, r->max);
     case CFG_DURATION:
-        return ch_buf_appendf(out, "duration (`30d`, `12h`, `90m`; a number is days), 0..%lldd",
-                              (long long)(r->max / 86400000));
+        if (unit && !strcmp(unit, "d")) /* OpenClaw's: a number is days */
+            return ch_buf_appendf(out, "duration (`30d`, `12h`, `90m`; a number is days), 0..%lldd",
+                                  (long long)(r->max / 86400000));
+        /* fall through */
     case CFG_INT:
     case CFG_NUMBER:
         rc = ch_buf_appendf(out, "%s%s%s%s, %lld..%lld", cfg_type_name(r->type), unit ? " (" : "", unit ? unit : "",
